@@ -1,0 +1,439 @@
+/**
+ * Typed failures of the net layer. Every failed call rejects with a subclass of
+ * {@linkcode RpcError}, so callers can branch on `instanceof` or on `code`.
+ *
+ * @module
+ */
+
+/**
+ * The machine-readable kind of an {@linkcode RpcError}.
+ *
+ * - `unreachable`: the request could not be delivered, or its reply was lost.
+ * - `timeout`: the call's deadline passed before a reply arrived.
+ * - `aborted`: the caller's `AbortSignal` fired.
+ * - `closed`: the local transport end was closed.
+ * - `remote`: the remote handler threw.
+ * - `unknown_service` / `unknown_method`: nothing is registered under that name.
+ * - `bad_arguments`: the handler rejected the shape of its arguments.
+ * - `codec`: bytes could not be decoded, or a value could not be encoded.
+ * - `frame_too_large`: a frame exceeded the configured size limit.
+ * - `protocol`: the peer broke the wire protocol.
+ */
+export type RpcErrorCode =
+  | "unreachable"
+  | "timeout"
+  | "aborted"
+  | "closed"
+  | "remote"
+  | "unknown_service"
+  | "unknown_method"
+  | "bad_arguments"
+  | "codec"
+  | "frame_too_large"
+  | "protocol";
+
+/**
+ * Base class of every failure the net layer reports.
+ *
+ * @example Branch on the kind of failure
+ * ```ts
+ * import { RpcError, TimeoutError } from "@distkit/distkit/net";
+ *
+ * function describe(err: unknown): string {
+ *   if (err instanceof TimeoutError) return "slow peer";
+ *   if (err instanceof RpcError) return err.code;
+ *   return "not an RPC failure";
+ * }
+ * describe(new TimeoutError("Raft.AppendEntries", 100)); // "slow peer"
+ * ```
+ */
+export class RpcError extends Error {
+  /** The machine-readable kind of failure. */
+  readonly code: RpcErrorCode;
+
+  /**
+   * Creates an RPC failure.
+   *
+   * @param code The machine-readable kind of failure.
+   * @param message What went wrong and what to do about it.
+   * @param options Standard error options (`cause`).
+   */
+  constructor(code: RpcErrorCode, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "RpcError";
+    this.code = code;
+  }
+}
+
+/**
+ * The request could not be delivered (no route, peer down, end disabled,
+ * partitioned, dropped) or its reply was lost. The handler may or may not have
+ * run: a retry must be safe to repeat.
+ *
+ * @example
+ * ```ts
+ * import { UnreachableError } from "@distkit/distkit/net";
+ *
+ * const err = new UnreachableError("kv-2", "connection refused");
+ * err.message; // "kv-2 is unreachable: connection refused"
+ * ```
+ */
+export class UnreachableError extends RpcError {
+  /** The peer that could not be reached. */
+  readonly peer: string;
+
+  /**
+   * @param peer The peer that could not be reached.
+   * @param reason Why, in a few words.
+   * @param options Standard error options (`cause`).
+   */
+  constructor(peer: string, reason: string, options?: ErrorOptions) {
+    super("unreachable", `${peer} is unreachable: ${reason}`, options);
+    this.name = "UnreachableError";
+    this.peer = peer;
+  }
+}
+
+/**
+ * The call's deadline passed before a reply arrived. The handler may still run.
+ *
+ * @example
+ * ```ts
+ * import { TimeoutError } from "@distkit/distkit/net";
+ *
+ * new TimeoutError("KV.Get", 250).message;
+ * // "KV.Get timed out after 250 ms; raise timeoutMs or check that the peer is up"
+ * ```
+ */
+export class TimeoutError extends RpcError {
+  /** The deadline that passed, in milliseconds. */
+  readonly timeoutMs: number;
+
+  /**
+   * @param method The method that timed out.
+   * @param timeoutMs The deadline that passed, in milliseconds.
+   */
+  constructor(method: string, timeoutMs: number) {
+    super(
+      "timeout",
+      `${method} timed out after ${timeoutMs} ms; raise timeoutMs or check that the peer is up`,
+    );
+    this.name = "TimeoutError";
+    this.timeoutMs = timeoutMs;
+  }
+}
+
+/**
+ * The caller's `AbortSignal` fired before a reply arrived.
+ *
+ * @example
+ * ```ts
+ * import { AbortedError } from "@distkit/distkit/net";
+ *
+ * new AbortedError("KV.Put").code; // "aborted"
+ * ```
+ */
+export class AbortedError extends RpcError {
+  /**
+   * @param method The method whose call was aborted.
+   * @param options Standard error options; `cause` holds the signal's reason.
+   */
+  constructor(method: string, options?: ErrorOptions) {
+    super("aborted", `${method} was aborted by the caller`, options);
+    this.name = "AbortedError";
+  }
+}
+
+/**
+ * The local end or transport was closed; make a new one to call again.
+ *
+ * @example
+ * ```ts
+ * import { ClosedError } from "@distkit/distkit/net";
+ *
+ * new ClosedError("tcp client for 127.0.0.1:7000").code; // "closed"
+ * ```
+ */
+export class ClosedError extends RpcError {
+  /** @param what The thing that was closed. */
+  constructor(what: string) {
+    super("closed", `${what} is closed; create a new one to make further calls`);
+    this.name = "ClosedError";
+  }
+}
+
+/**
+ * The remote handler failed. `remoteName` is the name of the error the handler
+ * threw (for example `TypeError`), and the message is the handler's message.
+ *
+ * @example
+ * ```ts
+ * import { RemoteError } from "@distkit/distkit/net";
+ *
+ * const err = new RemoteError("KV.Get", { remoteName: "TypeError", message: "key must be a string" });
+ * err.message; // "KV.Get failed on the server: TypeError: key must be a string"
+ * ```
+ */
+export class RemoteError extends RpcError {
+  /** The name of the error the handler threw. */
+  readonly remoteName: string;
+  /** The handler's own message. */
+  readonly remoteMessage: string;
+
+  /**
+   * @param method The method whose handler failed.
+   * @param failure What the server reported.
+   * @param code The failure kind; subclasses narrow it.
+   */
+  constructor(method: string, failure: RemoteFailure, code: RpcErrorCode = "remote") {
+    super(code, `${method} failed on the server: ${failure.remoteName}: ${failure.message}`);
+    this.name = "RemoteError";
+    this.remoteName = failure.remoteName;
+    this.remoteMessage = failure.message;
+  }
+}
+
+/**
+ * What a server reports about a failed call.
+ *
+ * @example
+ * ```ts
+ * import type { RemoteFailure } from "@distkit/distkit/net";
+ *
+ * const failure: RemoteFailure = { remoteName: "Error", message: "disk full" };
+ * ```
+ */
+export interface RemoteFailure {
+  /** The name of the error the handler threw. */
+  remoteName: string;
+  /** The handler's message. */
+  message: string;
+}
+
+/**
+ * No service of that name is registered on the server.
+ *
+ * @example
+ * ```ts
+ * import { UnknownServiceError } from "@distkit/distkit/net";
+ *
+ * new UnknownServiceError("Nope.Get", "Nope").code; // "unknown_service"
+ * ```
+ */
+export class UnknownServiceError extends RemoteError {
+  /**
+   * @param method The full method name that was called.
+   * @param service The service part of it.
+   */
+  constructor(method: string, service: string) {
+    super(method, {
+      remoteName: "UnknownServiceError",
+      message: `no service named "${service}" is registered; check the method name ("Service.Method")`,
+    }, "unknown_service");
+    this.name = "UnknownServiceError";
+  }
+}
+
+/**
+ * The service exists but has no method of that name.
+ *
+ * @example
+ * ```ts
+ * import { UnknownMethodError } from "@distkit/distkit/net";
+ *
+ * new UnknownMethodError("KV.Gett").code; // "unknown_method"
+ * ```
+ */
+export class UnknownMethodError extends RemoteError {
+  /** @param method The full method name that was called. */
+  constructor(method: string) {
+    super(method, {
+      remoteName: "UnknownMethodError",
+      message: `the service has no method "${method}"; check the spelling and the server's version`,
+    }, "unknown_method");
+    this.name = "UnknownMethodError";
+  }
+}
+
+/**
+ * The handler rejected the shape of its arguments (see `expectShape`).
+ *
+ * @example
+ * ```ts
+ * import { BadArgumentsError } from "@distkit/distkit/net";
+ *
+ * new BadArgumentsError("KV.Get", "key must be a string").code; // "bad_arguments"
+ * ```
+ */
+export class BadArgumentsError extends RemoteError {
+  /**
+   * @param method The method whose arguments were wrong.
+   * @param problem What was wrong with them.
+   */
+  constructor(method: string, problem: string) {
+    super(method, { remoteName: "BadArgumentsError", message: problem }, "bad_arguments");
+    this.name = "BadArgumentsError";
+  }
+}
+
+/**
+ * A handler threw this to say its arguments have the wrong shape; the caller
+ * receives a `BadArgumentsError`.
+ *
+ * @example
+ * ```ts
+ * import { ArgumentsError } from "@distkit/distkit/net";
+ *
+ * function handler(args: { key?: unknown }) {
+ *   if (typeof args.key !== "string") throw new ArgumentsError("key must be a string");
+ *   return args.key.length;
+ * }
+ * ```
+ */
+export class ArgumentsError extends Error {
+  /** @param problem What is wrong with the arguments. */
+  constructor(problem: string) {
+    super(problem);
+    this.name = "ArgumentsError";
+  }
+}
+
+/**
+ * Bytes could not be decoded (malformed, truncated, trailing bytes, forbidden
+ * keys such as `__proto__`), or a value could not be encoded.
+ *
+ * @example
+ * ```ts
+ * import { CodecError } from "@distkit/distkit/net";
+ *
+ * new CodecError("truncated input").code; // "codec"
+ * ```
+ */
+export class CodecError extends RpcError {
+  /**
+   * @param problem What was wrong.
+   * @param options Standard error options (`cause`).
+   */
+  constructor(problem: string, options?: ErrorOptions) {
+    super("codec", `malformed message: ${problem}`, options);
+    this.name = "CodecError";
+  }
+}
+
+/**
+ * A frame was larger than the configured limit.
+ *
+ * @example
+ * ```ts
+ * import { FrameTooLargeError } from "@distkit/distkit/net";
+ *
+ * new FrameTooLargeError(100_000_000, 64 * 1024 * 1024).code; // "frame_too_large"
+ * ```
+ */
+export class FrameTooLargeError extends RpcError {
+  /** The size of the offending frame in bytes. */
+  readonly size: number;
+  /** The limit in bytes. */
+  readonly limit: number;
+
+  /**
+   * @param size The size of the offending frame in bytes.
+   * @param limit The limit in bytes.
+   */
+  constructor(size: number, limit: number) {
+    super(
+      "frame_too_large",
+      `frame of ${size} bytes exceeds the limit of ${limit} bytes; ` +
+        `send smaller values or raise maxFrameBytes on both ends`,
+    );
+    this.name = "FrameTooLargeError";
+    this.size = size;
+    this.limit = limit;
+  }
+}
+
+/**
+ * The peer broke the wire protocol (a reply for an unknown call, a frame of
+ * the wrong shape).
+ *
+ * @example
+ * ```ts
+ * import { ProtocolError } from "@distkit/distkit/net";
+ *
+ * new ProtocolError("envelope is not an array").code; // "protocol"
+ * ```
+ */
+export class ProtocolError extends RpcError {
+  /** @param problem What the peer did wrong. */
+  constructor(problem: string) {
+    super("protocol", `protocol violation: ${problem}`);
+    this.name = "ProtocolError";
+  }
+}
+
+/**
+ * Builds the typed error for a failure code that arrived from a server.
+ *
+ * @example
+ * ```ts
+ * import { errorFromWire, UnknownMethodError } from "@distkit/distkit/net";
+ *
+ * const err = errorFromWire("KV.Nope", { code: "unknown_method", remoteName: "UnknownMethodError", message: "x" });
+ * err instanceof UnknownMethodError; // true
+ * ```
+ */
+export function errorFromWire(method: string, failure: WireFailure): RpcError {
+  switch (failure.code) {
+    case "unknown_service":
+      return new UnknownServiceError(method, method.split(".")[0]);
+    case "unknown_method":
+      return new UnknownMethodError(method);
+    case "bad_arguments":
+      return new BadArgumentsError(method, failure.message);
+    case "codec":
+      return new CodecError(`the server could not decode the request for ${method}: ${failure.message}`);
+    case "frame_too_large":
+      return new RpcError("frame_too_large", `${method}: ${failure.message}`);
+    default:
+      return new RemoteError(method, failure);
+  }
+}
+
+/**
+ * A failure as it travels on the wire: its code plus what the server said.
+ *
+ * @example
+ * ```ts
+ * import type { WireFailure } from "@distkit/distkit/net";
+ *
+ * const f: WireFailure = { code: "remote", remoteName: "Error", message: "boom" };
+ * ```
+ */
+export interface WireFailure extends RemoteFailure {
+  /** The failure kind. */
+  code: RpcErrorCode;
+}
+
+/**
+ * Turns anything a handler threw into a {@linkcode WireFailure}. Only the
+ * server-side kinds (unknown service or method, bad arguments) keep their code;
+ * anything else, including a failure of a call the handler itself made, is
+ * reported as `remote` so the caller never mistakes it for its own timeout.
+ *
+ * @example
+ * ```ts
+ * import { failureOf } from "@distkit/distkit/net";
+ *
+ * failureOf(new TypeError("bad")); // { code: "remote", remoteName: "TypeError", message: "bad" }
+ * ```
+ */
+export function failureOf(err: unknown): WireFailure {
+  if (err instanceof RemoteError) {
+    return { code: err.code, remoteName: err.remoteName, message: err.remoteMessage };
+  }
+  if (err instanceof ArgumentsError) {
+    return { code: "bad_arguments", remoteName: "BadArgumentsError", message: err.message };
+  }
+  if (err instanceof Error) return { code: "remote", remoteName: err.name, message: err.message };
+  return { code: "remote", remoteName: "Error", message: String(err) };
+}

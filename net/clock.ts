@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { setImmediate } from "node:timers";
 
 /**
  * A cancellable timer returned by {@linkcode Clock.setTimer}.
@@ -201,7 +202,6 @@ export class VirtualClock implements Clock {
     if (this.#running) throw new Error("VirtualClock.run is already driving this clock");
     this.#running = true;
     const limit = options.limitMs === undefined ? Infinity : this.#now + options.limitMs;
-    const idle = new IdleWaiter();
     let settled = false;
     let value: T | undefined;
     let failure: { error: unknown } | undefined;
@@ -217,7 +217,7 @@ export class VirtualClock implements Clock {
     );
     try {
       while (true) {
-        await idle.wait();
+        await idle();
         if (settled) break;
         const timer = this.#popLive();
         if (timer === undefined) throw new SimulationStalledError(this.#now);
@@ -229,7 +229,6 @@ export class VirtualClock implements Clock {
         timer.callback();
       }
     } finally {
-      idle.close();
       this.#running = false;
     }
     if (failure) throw failure.error;
@@ -254,33 +253,13 @@ export class VirtualClock implements Clock {
 }
 
 /**
- * Resolves once every queued microtask has run: a message posted to a channel
- * is a macrotask, delivered only after the microtask queue is empty. It costs
- * a few microseconds, unlike `setTimeout(0)`, which browsers and Deno clamp.
+ * Resolves once every queued microtask has run. `setImmediate` is a true
+ * macrotask that costs about a microsecond; `setTimeout(0)` is clamped to
+ * milliseconds, and a `MessageChannel` stops being a macrotask boundary once
+ * its receive loop runs.
  */
-class IdleWaiter {
-  #channel = new MessageChannel();
-  #resolve: (() => void) | undefined;
-
-  constructor() {
-    this.#channel.port1.onmessage = () => {
-      const resolve = this.#resolve;
-      this.#resolve = undefined;
-      resolve?.();
-    };
-  }
-
-  wait(): Promise<void> {
-    return new Promise((resolve) => {
-      this.#resolve = resolve;
-      this.#channel.port2.postMessage(0);
-    });
-  }
-
-  close(): void {
-    this.#channel.port1.close();
-    this.#channel.port2.close();
-  }
+function idle(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 function before(a: VirtualTimer, b: VirtualTimer): boolean {

@@ -228,7 +228,8 @@ export class UnknownServiceError extends RemoteError {
   constructor(method: string, service: string) {
     super(method, {
       remoteName: "UnknownServiceError",
-      message: `no service named "${service}" is registered; check the method name ("Service.Method")`,
+      message:
+        `no service named "${service}" is registered; check the method name ("Service.Method")`,
     }, "unknown_service");
     this.name = "UnknownServiceError";
   }
@@ -391,7 +392,9 @@ export function errorFromWire(method: string, failure: WireFailure): RpcError {
     case "bad_arguments":
       return new BadArgumentsError(method, failure.message);
     case "codec":
-      return new CodecError(`the server could not decode the request for ${method}: ${failure.message}`);
+      return new CodecError(
+        `the server could not decode the request for ${method}: ${failure.message}`,
+      );
     case "frame_too_large":
       return new RpcError("frame_too_large", `${method}: ${failure.message}`);
     default:

@@ -165,7 +165,11 @@ export class RpcServer {
       throw new Error(`a service named "${name}" is already registered; remove it first`);
     }
     const table = new Map<string, Handler>();
-    for (let o: object | null = methods; o && o !== Object.prototype; o = Object.getPrototypeOf(o)) {
+    for (
+      let o: object | null = methods;
+      o && o !== Object.prototype;
+      o = Object.getPrototypeOf(o)
+    ) {
       for (const key of Object.getOwnPropertyNames(o)) {
         const fn = (methods as Record<string, unknown>)[key];
         if (key === "constructor" || table.has(key) || typeof fn !== "function") continue;
@@ -192,7 +196,11 @@ export class RpcServer {
    * @throws {UnknownServiceError} / {UnknownMethodError} when nothing is registered under that name.
    * @throws whatever the handler throws.
    */
-  async dispatch(method: string, args: unknown, context: Partial<CallContext> = {}): Promise<unknown> {
+  async dispatch(
+    method: string,
+    args: unknown,
+    context: Partial<CallContext> = {},
+  ): Promise<unknown> {
     const dot = method.indexOf(".");
     const service = dot < 0 ? method : method.slice(0, dot);
     const table = this.#services.get(service);

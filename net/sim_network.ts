@@ -1,0 +1,460 @@
+/**
+ * A simulated, fault-injecting network with the semantics of the course's
+ * labrpc, plus named partitions and per-link rules. Deterministic: all time
+ * comes from a {@linkcode Clock} and every random choice from a
+ * {@linkcode Random}, so a seed replays a run exactly.
+ *
+ * @module
+ */
+import { deadline, delay } from "./async.ts";
+import type { Clock } from "./clock.ts";
+import { Codec, defaultCodec } from "./codec.ts";
+import { AbortedError, ClosedError, TimeoutError, UnreachableError } from "./errors.ts";
+import { answer, decodeEnvelope, encodeAnswer, encodeEnvelope, settle } from "./envelope.ts";
+import type { Random } from "./random.ts";
+import type { RpcServer } from "./rpc_server.ts";
+import type { CallOptions, ClientEnd, Transport } from "./transport.ts";
+
+/**
+ * Options for {@linkcode SimNetwork}.
+ *
+ * @example
+ * ```ts
+ * import { Random, type SimNetworkOptions, VirtualClock } from "@distkit/distkit/net";
+ *
+ * const options: SimNetworkOptions = { clock: new VirtualClock(), random: new Random(1), trace: true };
+ * ```
+ */
+export interface SimNetworkOptions {
+  /** Where delays and timeouts are timed; use a `VirtualClock` for simulation. */
+  clock: Clock;
+  /** Every random fault decision is drawn from it. */
+  random: Random;
+  /** Encodes arguments and replies (they are always serialized). Default: 64 MiB limit. */
+  codec?: Codec;
+  /** Record every event in {@linkcode SimNetwork.trace}. Default false. */
+  trace?: boolean;
+}
+
+/**
+ * Faults for calls from one node to another (see {@linkcode SimNetwork.setLinkRule}).
+ *
+ * @example
+ * ```ts
+ * import type { LinkRule } from "@distkit/distkit/net";
+ *
+ * const flaky: LinkRule = { dropRequests: 0.2, delayMs: [5, 50], duplicate: 0.05 };
+ * ```
+ */
+export interface LinkRule {
+  /** Probability that a request is lost before it reaches the handler. */
+  dropRequests?: number;
+  /** Probability that a reply is lost after the handler ran. */
+  dropReplies?: number;
+  /** Extra request delay, drawn uniformly from [min, max] milliseconds. */
+  delayMs?: readonly [number, number];
+  /** Probability that the request is delivered twice (the second reply is discarded). */
+  duplicate?: number;
+}
+
+/**
+ * One recorded network event, for traces and debugging.
+ *
+ * @example
+ * ```ts
+ * import type { SimEvent } from "@distkit/distkit/net";
+ *
+ * function show(e: SimEvent) {
+ *   return `${e.at} ${e.kind} ${e.end} -> ${e.server ?? "-"} ${e.method}`;
+ * }
+ * ```
+ */
+export interface SimEvent {
+  /** Virtual (or real) time of the event. */
+  at: number;
+  /** What happened. */
+  kind: "send" | "deliver" | "reply" | "fail" | "drop-request" | "drop-reply" | "duplicate";
+  /** The end that made the call. */
+  end: string;
+  /** The server it was routed to, when it had one. */
+  server?: string;
+  /** The method called. */
+  method: string;
+}
+
+/**
+ * Options for {@linkcode SimNetwork.makeEnd}.
+ *
+ * @example
+ * ```ts
+ * import type { EndOptions } from "@distkit/distkit/net";
+ *
+ * const options: EndOptions = { owner: "raft-0" };
+ * ```
+ */
+export interface EndOptions {
+  /**
+   * The node that makes calls through this end. Partitions and link rules
+   * apply to ends with an owner; an end without one is an outside client.
+   */
+  owner?: string;
+}
+
+interface ServerEntry {
+  name: string;
+  server: RpcServer;
+  delivered: number;
+  /** Fires when the server is deleted or replaced. */
+  killed: AbortController;
+}
+
+interface EndState {
+  name: string;
+  owner?: string;
+  server?: string;
+  enabled: boolean;
+  /** Fires when the end is disabled or reconnected. */
+  cut: AbortController;
+}
+
+/**
+ * The simulated network. Servers host an {@linkcode RpcServer} under a name;
+ * clients make ends with {@linkcode SimNetwork.makeEnd}, connect them to a
+ * server and enable them. An end starts disabled; calls through a disabled or
+ * unconnected end, to a removed server, or across a partition are never
+ * delivered and fail after a delay.
+ *
+ * Fault model (labrpc): in unreliable mode each request waits 0–26 ms, then
+ * 10 % are dropped; after the handler ran, 10 % of replies are dropped. With
+ * long reordering, 2/3 of replies are delayed 200–2,200 ms (skewed low).
+ * Undeliverable calls fail after 0–7,000 ms with long delays on, else 0–100 ms.
+ * A deleted or replaced server never delivers a positive reply, even when its
+ * handler finishes later; calls in flight to it fail at once.
+ *
+ * @example A round trip in virtual time
+ * ```ts
+ * import { Random, RpcServer, SimNetwork, VirtualClock } from "@distkit/distkit/net";
+ * import assert from "node:assert/strict";
+ *
+ * const clock = new VirtualClock();
+ * const net = new SimNetwork({ clock, random: new Random(7) });
+ * const server = new RpcServer();
+ * server.addService("Echo", { Say: (s: string) => s.toUpperCase() });
+ * net.addServer("s1", server);
+ * const end = net.makeEnd("c1");
+ * net.connect("c1", "s1");
+ * net.enable("c1", true);
+ * const reply = await clock.run(() => end.call("Echo.Say", "hi"));
+ * assert.equal(reply, "HI");
+ * assert.equal(net.count("s1"), 1);
+ * ```
+ */
+export class SimNetwork {
+  readonly #clock: Clock;
+  readonly #random: Random;
+  readonly #codec: Codec;
+  readonly #tracing: boolean;
+  #reliable = true;
+  #longReordering = false;
+  #longDelays = false;
+  #servers = new Map<string, ServerEntry>();
+  #ends = new Map<string, EndState>();
+  #groups: Map<string, number> | undefined;
+  #rules = new Map<string, LinkRule>();
+  #closed = false;
+  #totalCalls = 0;
+  #totalBytes = 0;
+  /** Every event so far, when created with `trace: true`. */
+  readonly trace: SimEvent[] = [];
+
+  /** @param options Clock, randomness, codec and tracing. */
+  constructor(options: SimNetworkOptions) {
+    this.#clock = options.clock;
+    this.#random = options.random;
+    this.#codec = options.codec ?? defaultCodec;
+    this.#tracing = options.trace ?? false;
+  }
+
+  /** Creates a disabled, unconnected end; end names are unique. */
+  makeEnd(name: string, options: EndOptions = {}): SimEnd {
+    if (this.#ends.has(name)) throw new Error(`an end named "${name}" already exists`);
+    this.#ends.set(name, {
+      name,
+      owner: options.owner,
+      enabled: false,
+      cut: new AbortController(),
+    });
+    return new SimEnd(this, name);
+  }
+
+  /** Hosts `server` under `name`, replacing (and killing) any server of that name. */
+  addServer(name: string, server: RpcServer): void {
+    this.#servers.get(name)?.killed.abort();
+    this.#servers.set(name, { name, server, delivered: 0, killed: new AbortController() });
+  }
+
+  /** Removes a server: its in-flight calls fail now and it never replies again. */
+  deleteServer(name: string): void {
+    this.#servers.get(name)?.killed.abort();
+    this.#servers.delete(name);
+  }
+
+  /** Routes an end to a server (by name; the server may be added later). */
+  connect(endName: string, serverName: string): void {
+    const end = this.#end(endName);
+    if (end.server !== serverName) this.#cut(end);
+    end.server = serverName;
+  }
+
+  /** Enables or disables an end; disabling fails its calls in flight. */
+  enable(endName: string, enabled: boolean): void {
+    const end = this.#end(endName);
+    if (end.enabled && !enabled) this.#cut(end);
+    end.enabled = enabled;
+  }
+
+  /** Reliable (default) or labrpc's unreliable mode. */
+  setReliable(reliable: boolean): void {
+    this.#reliable = reliable;
+  }
+
+  /** Delays 2/3 of replies by 200–2,200 ms when on. */
+  setLongReordering(on: boolean): void {
+    this.#longReordering = on;
+  }
+
+  /** Undeliverable calls fail after 0–7,000 ms instead of 0–100 ms when on. */
+  setLongDelays(on: boolean): void {
+    this.#longDelays = on;
+  }
+
+  /**
+   * Splits the nodes into groups that cannot reach each other. A call is
+   * blocked when both the end's owner and the server are named in some group
+   * and the groups differ; ends without owners and unnamed nodes are not
+   * restricted. A new partition replaces the previous one.
+   */
+  partition(...groups: readonly (readonly string[])[]): void {
+    const map = new Map<string, number>();
+    groups.forEach((group, i) => {
+      for (const node of group) {
+        if (map.has(node)) throw new Error(`node "${node}" appears in two partition groups`);
+        map.set(node, i);
+      }
+    });
+    this.#groups = map;
+    for (const end of this.#ends.values()) {
+      if (end.server !== undefined && !this.#sameSide(end.owner, end.server)) this.#cut(end);
+    }
+  }
+
+  /** Removes the partition. */
+  heal(): void {
+    this.#groups = undefined;
+  }
+
+  /**
+   * Sets the faults for calls from node `from` to server `to`; `"*"` matches
+   * any node. The most specific rule wins (exact, then from-any, then to-any).
+   * Pass `undefined` to remove a rule.
+   */
+  setLinkRule(from: string, to: string, rule: LinkRule | undefined): void {
+    const key = `${from}\u0000${to}`;
+    if (rule === undefined) this.#rules.delete(key);
+    else this.#rules.set(key, rule);
+  }
+
+  /** Calls delivered to the server's handlers since it was added. */
+  count(serverName: string): number {
+    return this.#servers.get(serverName)?.delivered ?? 0;
+  }
+
+  /** Calls made through all ends, delivered or not. */
+  get totalCalls(): number {
+    return this.#totalCalls;
+  }
+
+  /** Request bytes at send plus reply bytes at delivery, over all calls. */
+  get totalBytes(): number {
+    return this.#totalBytes;
+  }
+
+  /** Fails every later call with `ClosedError`. */
+  close(): void {
+    this.#closed = true;
+    for (const entry of this.#servers.values()) entry.killed.abort();
+    for (const end of this.#ends.values()) this.#cut(end);
+  }
+
+  /** A {@linkcode Transport} for `node`: its ends to peers are named `node->peer`, enabled. */
+  transportFor(node: string): Transport {
+    return {
+      connect: (peer: string) => {
+        const name = `${node}->${peer}`;
+        const end = this.makeEnd(name, { owner: node });
+        this.connect(name, peer);
+        this.enable(name, true);
+        return end;
+      },
+    };
+  }
+
+  #end(name: string): EndState {
+    const end = this.#ends.get(name);
+    if (end === undefined) throw new Error(`no end named "${name}"; create it with makeEnd`);
+    return end;
+  }
+
+  #cut(end: EndState): void {
+    end.cut.abort();
+    end.cut = new AbortController();
+  }
+
+  #sameSide(owner: string | undefined, server: string): boolean {
+    if (this.#groups === undefined || owner === undefined) return true;
+    const a = this.#groups.get(owner);
+    const b = this.#groups.get(server);
+    return a === undefined || b === undefined || a === b;
+  }
+
+  #rule(owner: string | undefined, server: string): LinkRule | undefined {
+    if (owner === undefined || this.#rules.size === 0) return undefined;
+    return this.#rules.get(`${owner}\u0000${server}`) ??
+      this.#rules.get(`*\u0000${server}`) ??
+      this.#rules.get(`${owner}\u0000*`) ??
+      this.#rules.get(`*\u0000*`);
+  }
+
+  #record(kind: SimEvent["kind"], end: EndState, method: string, server?: string): void {
+    if (this.#tracing) {
+      this.trace.push({ at: this.#clock.now(), kind, end: end.name, server, method });
+    }
+  }
+
+  /** @internal Used by {@linkcode SimEnd.call}. */
+  async deliver(endName: string, method: string, args: unknown): Promise<unknown> {
+    if (this.#closed) throw new ClosedError("the simulated network");
+    const end = this.#end(endName);
+    const request = encodeEnvelope(this.#codec, { kind: "request", id: 0, method, args });
+    this.#totalCalls++;
+    this.#totalBytes += request.length;
+    this.#record("send", end, method, end.server);
+
+    // Like labrpc, the route is read once, when the call is made.
+    const entry = end.server === undefined ? undefined : this.#servers.get(end.server);
+    const cut = end.cut.signal;
+    if (!end.enabled || entry === undefined || !this.#sameSide(end.owner, entry.name)) {
+      return await this.#fail(end, method, "no route (end disabled, server gone, or partitioned)");
+    }
+    const rule = this.#rule(end.owner, entry.name);
+    if (!this.#reliable) await delay(this.#random.int(27), { clock: this.#clock });
+    if (rule?.delayMs) {
+      await delay(this.#random.between(rule.delayMs[0], rule.delayMs[1]), { clock: this.#clock });
+    }
+    const dropRequest = (!this.#reliable && this.#random.int(1000) < 100) ||
+      (rule?.dropRequests !== undefined && this.#random.chance(rule.dropRequests));
+    if (dropRequest) {
+      this.#record("drop-request", end, method, entry.name);
+      throw new UnreachableError(entry.name, "request dropped by the simulated network");
+    }
+    if (rule?.duplicate !== undefined && this.#random.chance(rule.duplicate)) {
+      this.#record("duplicate", end, method, entry.name);
+      this.#execute(entry, request).catch(() => {});
+    }
+
+    this.#record("deliver", end, method, entry.name);
+    let reply: Uint8Array;
+    try {
+      reply = await deadline(this.#execute(entry, request), {
+        signal: AbortSignal.any([cut, entry.killed.signal]),
+        onAbort: () => new UnreachableError(entry.name, "server killed or end cut during the call"),
+      });
+    } catch (err) {
+      this.#record("fail", end, method, entry.name);
+      throw err;
+    }
+    const dropReply = (!this.#reliable && this.#random.int(1000) < 100) ||
+      (rule?.dropReplies !== undefined && this.#random.chance(rule.dropReplies));
+    if (dropReply) {
+      this.#record("drop-reply", end, method, entry.name);
+      throw new UnreachableError(entry.name, "reply dropped by the simulated network");
+    }
+    if (this.#longReordering && this.#random.int(900) < 600) {
+      await delay(200 + this.#random.int(1 + this.#random.int(2000)), { clock: this.#clock });
+    }
+    this.#totalBytes += reply.length;
+    this.#record("reply", end, method, entry.name);
+    const answerEnvelope = decodeEnvelope(this.#codec, reply);
+    if (answerEnvelope.kind === "request") throw new Error("unreachable: a reply was a request");
+    return settle(method, answerEnvelope);
+  }
+
+  /** Runs the request on the server; only bytes cross, never shared objects. */
+  async #execute(entry: ServerEntry, request: Uint8Array): Promise<Uint8Array> {
+    const envelope = decodeEnvelope(this.#codec, request);
+    if (envelope.kind !== "request") throw new Error("unreachable: a request was an answer");
+    entry.delivered++;
+    return encodeAnswer(this.#codec, await answer(entry.server, envelope));
+  }
+
+  async #fail(end: EndState, method: string, reason: string): Promise<never> {
+    const ms = this.#random.int(this.#longDelays ? 7000 : 100);
+    await delay(ms, { clock: this.#clock });
+    this.#record("fail", end, method, end.server);
+    throw new UnreachableError(end.server ?? end.name, reason);
+  }
+
+  /** @internal The clock calls are timed on. */
+  get clock(): Clock {
+    return this.#clock;
+  }
+
+  /** @internal The server an end is connected to, or the end's own name. */
+  targetOf(endName: string): string {
+    return this.#end(endName).server ?? endName;
+  }
+}
+
+/**
+ * A client end of the {@linkcode SimNetwork}, made by
+ * {@linkcode SimNetwork.makeEnd}.
+ *
+ * @example
+ * ```ts
+ * import { Random, SimNetwork, UnreachableError, VirtualClock } from "@distkit/distkit/net";
+ *
+ * const clock = new VirtualClock();
+ * const net = new SimNetwork({ clock, random: new Random(1) });
+ * const end = net.makeEnd("lonely"); // disabled and unconnected
+ * const err = await clock.run(() => end.call("Any.Thing").catch((e) => e));
+ * err instanceof UnreachableError; // true
+ * ```
+ */
+export class SimEnd implements ClientEnd {
+  readonly #net: SimNetwork;
+  /** The end's name. */
+  readonly name: string;
+
+  /** Use {@linkcode SimNetwork.makeEnd}. */
+  constructor(net: SimNetwork, name: string) {
+    this.#net = net;
+    this.name = name;
+  }
+
+  /** The server this end is connected to (its own name while unconnected). */
+  get peer(): string {
+    return this.#net.targetOf(this.name);
+  }
+
+  /** Calls `method` on the server this end is connected to. */
+  call<T = unknown>(method: string, args?: unknown, options: CallOptions = {}): Promise<T> {
+    const work = this.#net.deliver(this.name, method, args) as Promise<T>;
+    return deadline(work, {
+      clock: this.#net.clock,
+      timeoutMs: options.timeoutMs,
+      signal: options.signal,
+      onTimeout: () => new TimeoutError(method, options.timeoutMs!),
+      onAbort: (reason) => new AbortedError(method, { cause: reason }),
+    });
+  }
+}

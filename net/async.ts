@@ -61,7 +61,11 @@ export function delay(ms: number, options: DelayOptions = {}): Promise<void> {
  * ```
  */
 export class DeadlineExceededError extends Error {
-  /** @param timeoutMs The deadline that passed. */
+  /**
+   * Creates the error.
+   *
+   * @param timeoutMs The deadline that passed.
+   */
   constructor(timeoutMs: number) {
     super(`deadline of ${timeoutMs} ms exceeded`);
     this.name = "DeadlineExceededError";

@@ -84,7 +84,11 @@ export const realClock: Clock = new RealClock();
  * ```
  */
 export class SimulationStalledError extends Error {
-  /** @param atMs Virtual time at which the simulation stalled. */
+  /**
+   * Creates the error.
+   *
+   * @param atMs Virtual time at which the simulation stalled.
+   */
   constructor(atMs: number) {
     super(
       `simulation stalled at virtual time ${atMs} ms: no timer is pending and the task has not ` +
@@ -107,7 +111,11 @@ export class SimulationStalledError extends Error {
  * ```
  */
 export class SimulationLimitError extends Error {
-  /** @param limitMs The virtual-time limit that was reached. */
+  /**
+   * Creates the error.
+   *
+   * @param limitMs The virtual-time limit that was reached.
+   */
   constructor(limitMs: number) {
     super(
       `simulation passed its limit of ${limitMs} ms of virtual time before the task finished; ` +

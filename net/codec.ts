@@ -50,7 +50,11 @@ export class Codec {
   #encoder = new Encoder({ ignoreUndefined: true });
   #decoder: Decoder;
 
-  /** @param options Size limit. */
+  /**
+   * Creates a codec.
+   *
+   * @param options Size limit.
+   */
   constructor(options: CodecOptions = {}) {
     const max = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
     if (!Number.isInteger(max) || max <= 0) {

@@ -83,6 +83,8 @@ export class UnreachableError extends RpcError {
   readonly peer: string;
 
   /**
+   * Creates the error.
+   *
    * @param peer The peer that could not be reached.
    * @param reason Why, in a few words.
    * @param options Standard error options (`cause`).
@@ -110,6 +112,8 @@ export class TimeoutError extends RpcError {
   readonly timeoutMs: number;
 
   /**
+   * Creates the error.
+   *
    * @param method The method that timed out.
    * @param timeoutMs The deadline that passed, in milliseconds.
    */
@@ -135,6 +139,8 @@ export class TimeoutError extends RpcError {
  */
 export class AbortedError extends RpcError {
   /**
+   * Creates the error.
+   *
    * @param method The method whose call was aborted.
    * @param options Standard error options; `cause` holds the signal's reason.
    */
@@ -155,7 +161,11 @@ export class AbortedError extends RpcError {
  * ```
  */
 export class ClosedError extends RpcError {
-  /** @param what The thing that was closed. */
+  /**
+   * Creates the error.
+   *
+   * @param what The thing that was closed.
+   */
   constructor(what: string) {
     super("closed", `${what} is closed; create a new one to make further calls`);
     this.name = "ClosedError";
@@ -181,6 +191,8 @@ export class RemoteError extends RpcError {
   readonly remoteMessage: string;
 
   /**
+   * Creates the error.
+   *
    * @param method The method whose handler failed.
    * @param failure What the server reported.
    * @param code The failure kind; subclasses narrow it.
@@ -222,6 +234,8 @@ export interface RemoteFailure {
  */
 export class UnknownServiceError extends RemoteError {
   /**
+   * Creates the error.
+   *
    * @param method The full method name that was called.
    * @param service The service part of it.
    */
@@ -246,7 +260,11 @@ export class UnknownServiceError extends RemoteError {
  * ```
  */
 export class UnknownMethodError extends RemoteError {
-  /** @param method The full method name that was called. */
+  /**
+   * Creates the error.
+   *
+   * @param method The full method name that was called.
+   */
   constructor(method: string) {
     super(method, {
       remoteName: "UnknownMethodError",
@@ -268,6 +286,8 @@ export class UnknownMethodError extends RemoteError {
  */
 export class BadArgumentsError extends RemoteError {
   /**
+   * Creates the error.
+   *
    * @param method The method whose arguments were wrong.
    * @param problem What was wrong with them.
    */
@@ -292,7 +312,11 @@ export class BadArgumentsError extends RemoteError {
  * ```
  */
 export class ArgumentsError extends Error {
-  /** @param problem What is wrong with the arguments. */
+  /**
+   * Creates the error.
+   *
+   * @param problem What is wrong with the arguments.
+   */
   constructor(problem: string) {
     super(problem);
     this.name = "ArgumentsError";
@@ -312,6 +336,8 @@ export class ArgumentsError extends Error {
  */
 export class CodecError extends RpcError {
   /**
+   * Creates the error.
+   *
    * @param problem What was wrong.
    * @param options Standard error options (`cause`).
    */
@@ -338,6 +364,8 @@ export class FrameTooLargeError extends RpcError {
   readonly limit: number;
 
   /**
+   * Creates the error.
+   *
    * @param size The size of the offending frame in bytes.
    * @param limit The limit in bytes.
    */
@@ -365,7 +393,11 @@ export class FrameTooLargeError extends RpcError {
  * ```
  */
 export class ProtocolError extends RpcError {
-  /** @param problem What the peer did wrong. */
+  /**
+   * Creates the error.
+   *
+   * @param problem What the peer did wrong.
+   */
   constructor(problem: string) {
     super("protocol", `protocol violation: ${problem}`);
     this.name = "ProtocolError";

@@ -27,7 +27,11 @@ export class Random {
   #c: number;
   #d: number;
 
-  /** @param seed Any integer; only its low 32 bits are used. */
+  /**
+   * Creates a generator.
+   *
+   * @param seed Any integer; only its low 32 bits are used.
+   */
   constructor(seed: number) {
     if (!Number.isFinite(seed)) throw new RangeError(`seed must be a finite number, got ${seed}`);
     this.seed = seed >>> 0;

@@ -110,9 +110,11 @@ export function expectShape<T>(args: unknown, shape: Record<string, FieldType>):
 function fits(value: unknown, type: string): boolean {
   switch (type) {
     case "string":
+      return typeof value === "string";
     case "number":
+      return typeof value === "number";
     case "boolean":
-      return typeof value === type;
+      return typeof value === "boolean";
     case "integer":
       return Number.isSafeInteger(value);
     case "array":

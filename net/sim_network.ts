@@ -8,7 +8,7 @@
  */
 import { deadline, delay } from "./async.ts";
 import type { Clock } from "./clock.ts";
-import { Codec, defaultCodec } from "./codec.ts";
+import { type Codec, defaultCodec } from "./codec.ts";
 import { AbortedError, ClosedError, TimeoutError, UnreachableError } from "./errors.ts";
 import { answer, decodeEnvelope, encodeAnswer, encodeEnvelope, settle } from "./envelope.ts";
 import type { Random } from "./random.ts";
@@ -167,7 +167,11 @@ export class SimNetwork {
   /** Every event so far, when created with `trace: true`. */
   readonly trace: SimEvent[] = [];
 
-  /** @param options Clock, randomness, codec and tracing. */
+  /**
+   * Creates a network with no servers and no ends.
+   *
+   * @param options Clock, randomness, codec and tracing.
+   */
   constructor(options: SimNetworkOptions) {
     this.#clock = options.clock;
     this.#random = options.random;

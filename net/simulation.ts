@@ -67,6 +67,8 @@ export class SimulationFailure extends Error {
   readonly seed: number;
 
   /**
+   * Creates the error.
+   *
    * @param seed The seed that reproduces the failure.
    * @param cause The original error.
    */

@@ -1,0 +1,10 @@
+/**
+ * A linearizable replicated key/value service on Raft.
+ *
+ * Not implemented yet: this entry point is reserved so that its import path is
+ * stable, and it exports nothing until issue #5 lands. Everything available
+ * today is in `@distkit/distkit/net`.
+ *
+ * @module
+ */
+export {};

@@ -1,0 +1,10 @@
+/**
+ * MapReduce: a coordinator and workers over TCP.
+ *
+ * Not implemented yet: this entry point is reserved so that its import path is
+ * stable, and it exports nothing until issue #8 lands. Everything available
+ * today is in `@distkit/distkit/net`.
+ *
+ * @module
+ */
+export {};

@@ -1,0 +1,67 @@
+import assert from "node:assert/strict";
+import {
+  ArgumentsError,
+  expectShape,
+  RpcServer,
+  UnknownMethodError,
+  UnknownServiceError,
+} from "./mod.ts";
+
+class Counter {
+  #n = 0;
+  Add(by: number): number {
+    this.#n += by;
+    return this.#n;
+  }
+}
+
+Deno.test("rpc server: plain objects and class instances are services", async () => {
+  const server = new RpcServer();
+  server.addService("Obj", {
+    Echo: (x: unknown) => x,
+    Ctx: (_: unknown, c: { method: string }) => c.method,
+  });
+  server.addService("Counter", new Counter());
+  assert.equal(await server.dispatch("Obj.Echo", 5), 5);
+  assert.equal(await server.dispatch("Obj.Ctx", null), "Obj.Ctx");
+  assert.equal(await server.dispatch("Counter.Add", 2), 2);
+  assert.equal(await server.dispatch("Counter.Add", 3), 5, "methods are bound to the instance");
+  assert.deepEqual(server.serviceNames, ["Obj", "Counter"]);
+});
+
+Deno.test("rpc server: unknown names, prototype names and bad registrations", async () => {
+  const server = new RpcServer();
+  server.addService("S", { M: () => 1 });
+  await assert.rejects(server.dispatch("T.M", null), UnknownServiceError);
+  await assert.rejects(server.dispatch("S.N", null), UnknownMethodError);
+  await assert.rejects(server.dispatch("S", null), UnknownMethodError);
+  await assert.rejects(server.dispatch("S.constructor", null), UnknownMethodError);
+  await assert.rejects(server.dispatch("S.toString", null), UnknownMethodError);
+  await assert.rejects(server.dispatch("S.__proto__", null), UnknownMethodError);
+  assert.throws(() => server.addService("S", { M: () => 1 }), /already registered/);
+  assert.throws(() => server.addService("A.B", { M: () => 1 }), /no dot/);
+  assert.throws(() => server.addService("Empty", {}), /no methods/);
+  server.removeService("S");
+  await assert.rejects(server.dispatch("S.M", null), UnknownServiceError);
+});
+
+Deno.test("expectShape: names the first wrong field", () => {
+  const shape = {
+    key: "string",
+    n: "integer?",
+    list: "array",
+    data: "bytes?",
+    o: "object?",
+  } as const;
+  assert.deepEqual(expectShape({ key: "k", list: [] }, shape), { key: "k", list: [] });
+  assert.throws(() => expectShape(null, shape), /must be an object, got null/);
+  assert.throws(() => expectShape([], shape), /got an array/);
+  assert.throws(() => expectShape({ list: [] }, shape), /missing field "key"/);
+  assert.throws(
+    () => expectShape({ key: 1, list: [] }, shape),
+    /field "key" must be string, got number/,
+  );
+  assert.throws(() => expectShape({ key: "k", n: 1.5, list: [] }, shape), ArgumentsError);
+  assert.throws(() => expectShape({ key: "k", list: [], data: "x" }, shape), /bytes/);
+  assert.throws(() => expectShape({ key: "k", list: [], o: [] }, shape), /must be object/);
+});

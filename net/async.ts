@@ -104,7 +104,7 @@ export interface DeadlineOptions {
  * import { deadline, delay } from "@distkit/distkit/net";
  *
  * await deadline(delay(5), { timeoutMs: 1000 }); // resolves
- * await deadline(delay(1000), { timeoutMs: 5 }).catch((e) => e.name); // "DeadlineExceededError"
+ * await deadline(new Promise(() => {}), { timeoutMs: 5 }).catch((e) => e.name); // "DeadlineExceededError"
  * ```
  */
 export function deadline<T>(promise: Promise<T>, options: DeadlineOptions): Promise<T> {

@@ -36,3 +36,5 @@ export * from "./rpc_server.ts";
 export * from "./transport.ts";
 export * from "./sim_network.ts";
 export * from "./simulation.ts";
+export * from "./frame.ts";
+export * from "./tcp.ts";

@@ -1,0 +1,156 @@
+/**
+ * The `distkit` command line: `distkit <module> <command> [options]`, with
+ * `--help` at every level.
+ *
+ * ```sh
+ * deno run --allow-net=127.0.0.1 jsr:@distkit/distkit/cli --help
+ * deno run --allow-net=127.0.0.1 jsr:@distkit/distkit/cli demo
+ * deno run --allow-net=127.0.0.1 jsr:@distkit/distkit/cli net serve --port 7000
+ * ```
+ *
+ * @example Run the command line from code
+ * ```ts ignore
+ * import { main } from "@distkit/distkit/cli";
+ *
+ * const exitCode = await main(["net", "call", "127.0.0.1:7000", "Health.Ping"]);
+ * ```
+ *
+ * @module
+ */
+import { netCommands } from "./net/commands.ts";
+import { runTour } from "./net/tour.ts";
+
+/**
+ * One command: what it does, how to call it, and how to run it.
+ *
+ * @example
+ * ```ts
+ * import type { Command } from "@distkit/distkit/cli";
+ *
+ * const hello: Command = {
+ *   summary: "print a greeting",
+ *   usage: "distkit hello",
+ *   run: () => {
+ *     console.log("hello");
+ *     return Promise.resolve(0);
+ *   },
+ * };
+ * ```
+ */
+export interface Command {
+  /** One line: what the command does. */
+  summary: string;
+  /** The full help text, starting with the usage line. */
+  usage: string;
+  /** Runs the command with the arguments after its name; resolves with the exit code. */
+  run(args: string[]): Promise<number>;
+}
+
+/**
+ * A module's commands, by name.
+ *
+ * @example
+ * ```ts
+ * import type { CommandGroup } from "@distkit/distkit/cli";
+ *
+ * const group: CommandGroup = { summary: "nothing yet", commands: {} };
+ * ```
+ */
+export interface CommandGroup {
+  /** One line: what the module's commands are for. */
+  summary: string;
+  /** The commands. */
+  commands: Record<string, Command>;
+}
+
+const demo: Command = {
+  summary: "a tour of a local cluster: real TCP calls, typed failures, deterministic simulation",
+  usage: "usage: distkit demo\n\nRuns the tour on 127.0.0.1 (needs --allow-net=127.0.0.1).",
+  run: runTour,
+};
+
+const groups: Record<string, CommandGroup> = { net: netCommands };
+
+function topHelp(): string {
+  const lines = [
+    "usage: distkit <module> <command> [options]",
+    "",
+    "Build, run and test fault-tolerant distributed systems.",
+    "",
+    "commands:",
+    `  demo     ${demo.summary}`,
+    "",
+    "modules:",
+    ...Object.entries(groups).map(([name, g]) => `  ${name.padEnd(8)} ${g.summary}`),
+    "",
+    "Run `distkit <module> --help` for a module's commands.",
+  ];
+  return lines.join("\n");
+}
+
+function groupHelp(name: string, group: CommandGroup): string {
+  return [
+    `usage: distkit ${name} <command> [options]`,
+    "",
+    group.summary,
+    "",
+    "commands:",
+    ...Object.entries(group.commands).map(([cmd, c]) => `  ${cmd.padEnd(10)} ${c.summary}`),
+    "",
+    `Run \`distkit ${name} <command> --help\` for a command's options.`,
+  ].join("\n");
+}
+
+function isHelp(arg: string | undefined): boolean {
+  return arg === "--help" || arg === "-h" || arg === "help";
+}
+
+/**
+ * Runs the command line with `args` (without the program name) and resolves
+ * with the exit code: 0 on success, 1 when the command failed, 2 for a usage
+ * error.
+ *
+ * @example
+ * ```ts
+ * import { main } from "@distkit/distkit/cli";
+ *
+ * await main(["--help"]); // prints the help, resolves with 0
+ * ```
+ */
+export async function main(args: string[]): Promise<number> {
+  const [first, second, ...rest] = args;
+  if (first === undefined || isHelp(first)) {
+    console.log(topHelp());
+    return first === undefined ? 2 : 0;
+  }
+  if (first === "demo") {
+    if (isHelp(second)) {
+      console.log(demo.usage);
+      return 0;
+    }
+    return await demo.run(args.slice(1));
+  }
+  const group = groups[first];
+  if (group === undefined) {
+    console.error(`distkit: unknown module or command "${first}"\n\n${topHelp()}`);
+    return 2;
+  }
+  if (second === undefined || isHelp(second)) {
+    console.log(groupHelp(first, group));
+    return second === undefined ? 2 : 0;
+  }
+  const command = Object.hasOwn(group.commands, second) ? group.commands[second] : undefined;
+  if (command === undefined) {
+    console.error(`distkit ${first}: unknown command "${second}"\n\n${groupHelp(first, group)}`);
+    return 2;
+  }
+  if (rest.some((a) => a === "--help" || a === "-h")) {
+    console.log(command.usage);
+    return 0;
+  }
+  return await command.run(rest);
+}
+
+if (import.meta.main) {
+  Deno.exit(await main(Deno.args));
+}

@@ -1,0 +1,898 @@
+/**
+ * The real network transport: RPC over TCP with length-prefixed MessagePack
+ * frames.
+ *
+ * - {@linkcode serveTcp} serves an {@linkcode RpcServer} on a TCP port. Each
+ *   connection carries any number of concurrent calls; bad input gets a
+ *   failure answer or a closed connection, never a crash.
+ * - {@linkcode TcpClient} calls one server over one lazily opened connection,
+ *   multiplexing concurrent calls by id, with deadlines, abort signals and
+ *   reconnection with exponential backoff.
+ * - {@linkcode TcpTransport} hands out one cached {@linkcode TcpClient} per
+ *   named peer.
+ *
+ * @module
+ */
+import { type Clock, realClock } from "./clock.ts";
+import { Codec, DEFAULT_MAX_MESSAGE_BYTES } from "./codec.ts";
+import { deadline, delay } from "./async.ts";
+import {
+  answer,
+  type AnswerEnvelope,
+  decodeEnvelope,
+  encodeAnswer,
+  encodeEnvelope,
+  type Envelope,
+  settle,
+  unreadable,
+} from "./envelope.ts";
+import {
+  AbortedError,
+  ClosedError,
+  CodecError,
+  ProtocolError,
+  RpcError,
+  TimeoutError,
+  UnreachableError,
+} from "./errors.ts";
+import { formatAddr, FramedConnection } from "./frame.ts";
+import type { Random } from "./random.ts";
+import type { RpcServer } from "./rpc_server.ts";
+import type { CallOptions, ClientEnd, Transport } from "./transport.ts";
+
+/**
+ * The default deadline of a TCP call, in milliseconds (see
+ * {@linkcode TcpClientOptions.timeoutMs}).
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_TCP_TIMEOUT_MS } from "@distkit/distkit/net";
+ *
+ * DEFAULT_TCP_TIMEOUT_MS; // 10000
+ * ```
+ */
+export const DEFAULT_TCP_TIMEOUT_MS: number = 10_000;
+
+/** Answers queued for one connection before the server stops reading its requests. */
+const SERVER_BACKLOG_BYTES = 1024 * 1024;
+
+/** Largest request id; ids wrap around to 1 after it (0 is reserved). */
+const MAX_ID = 0xffff_ffff;
+
+/**
+ * A host and port.
+ *
+ * @example
+ * ```ts
+ * import type { TcpAddr } from "@distkit/distkit/net";
+ *
+ * const addr: TcpAddr = { hostname: "127.0.0.1", port: 7000 };
+ * ```
+ */
+export interface TcpAddr {
+  /** The host name or IP address. */
+  hostname: string;
+  /** The TCP port. */
+  port: number;
+}
+
+/**
+ * Options for {@linkcode serveTcp}.
+ *
+ * @example
+ * ```ts
+ * import type { ServeTcpOptions } from "@distkit/distkit/net";
+ *
+ * const options: ServeTcpOptions = { hostname: "127.0.0.1", port: 0, maxFrameBytes: 1 << 20 };
+ * ```
+ */
+export interface ServeTcpOptions {
+  /** The address to listen on. Default `"127.0.0.1"`. */
+  hostname?: string;
+  /** The port to listen on; 0 picks a free one. Default 0. */
+  port?: number;
+  /** The largest frame accepted or sent, in bytes. Default 64 MiB. */
+  maxFrameBytes?: number;
+}
+
+/**
+ * A running TCP server, as returned by {@linkcode serveTcp}.
+ *
+ * @example
+ * ```ts
+ * import { RpcServer, serveTcp, type TcpServer } from "@distkit/distkit/net";
+ *
+ * const rpc = new RpcServer();
+ * rpc.addService("Echo", { Say: (args: unknown) => args });
+ * const server: TcpServer = serveTcp(rpc);
+ * console.log(`listening on ${server.address}`);
+ * await server.close();
+ * ```
+ */
+export interface TcpServer {
+  /** The address the server listens on (the real port when 0 was asked for). */
+  readonly addr: TcpAddr;
+  /** The same address as `"host:port"`, ready for {@linkcode TcpClient}. */
+  readonly address: string;
+  /** How many client connections are open. */
+  readonly connections: number;
+  /**
+   * Stops listening, closes every connection, and resolves once all sockets
+   * are closed. Handlers still running finish on their own; their answers
+   * are dropped. Safe to call more than once.
+   */
+  close(): Promise<void>;
+}
+
+/**
+ * Serves `server` over TCP.
+ *
+ * Every connection is independent: requests on it are dispatched
+ * concurrently, and their answers go back as they complete, in any order.
+ * Bad input never brings the server down:
+ *
+ * - a frame header announcing more than `maxFrameBytes`: a failure with id 0
+ *   and code `frame_too_large` is sent, then that connection is closed;
+ * - a frame that is not MessagePack or not a request envelope: a failure
+ *   (carrying the request id when it can be read, otherwise id 0) is sent
+ *   and the connection stays open;
+ * - an unknown service or method, or arguments of the wrong shape: the
+ *   call's failure answer (see {@linkcode RpcServer.dispatch});
+ * - a handler that throws or never returns affects only its own call.
+ *
+ * @example Serve, call, shut down
+ * ```ts
+ * import { RpcServer, serveTcp, TcpClient } from "@distkit/distkit/net";
+ * import assert from "node:assert/strict";
+ *
+ * const rpc = new RpcServer();
+ * rpc.addService("Math", { Add: ({ a, b }: { a: number; b: number }) => a + b });
+ * const server = serveTcp(rpc, { port: 0 });
+ * const client = new TcpClient(server.address);
+ * assert.equal(await client.call("Math.Add", { a: 2, b: 3 }), 5);
+ * await client.close();
+ * await server.close();
+ * ```
+ *
+ * @param server The services to serve.
+ * @param options Where to listen, and the frame size limit.
+ * @throws {Error} when the address cannot be listened on (in use, not local).
+ */
+export function serveTcp(server: RpcServer, options: ServeTcpOptions = {}): TcpServer {
+  return new TcpServerImpl(server, options);
+}
+
+class TcpServerImpl implements TcpServer {
+  readonly addr: TcpAddr;
+  readonly address: string;
+  #server: RpcServer;
+  #codec: Codec;
+  #maxFrameBytes: number;
+  #listener: Deno.TcpListener;
+  #conns = new Set<FramedConnection>();
+  #accepting: Promise<void>;
+  #stop = new AbortController();
+  #closing: Promise<void> | undefined;
+
+  constructor(server: RpcServer, options: ServeTcpOptions) {
+    const hostname = options.hostname ?? "127.0.0.1";
+    const port = options.port ?? 0;
+    this.#maxFrameBytes = checkMaxFrameBytes(options.maxFrameBytes);
+    this.#codec = new Codec({ maxMessageBytes: this.#maxFrameBytes });
+    this.#server = server;
+    try {
+      this.#listener = Deno.listen({ hostname, port, transport: "tcp" });
+    } catch (err) {
+      throw new Error(
+        `cannot listen on ${formatAddr({ hostname, port })}: ${messageOf(err)}; ` +
+          `pick another port (0 picks a free one) or stop whatever holds it`,
+        { cause: err },
+      );
+    }
+    const addr = this.#listener.addr;
+    this.addr = { hostname: addr.hostname, port: addr.port };
+    this.address = formatAddr(this.addr);
+    this.#accepting = this.#acceptLoop();
+  }
+
+  get connections(): number {
+    return this.#conns.size;
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= this.#shutdown();
+    return this.#closing;
+  }
+
+  async #shutdown(): Promise<void> {
+    this.#stop.abort();
+    try {
+      this.#listener.close();
+    } catch {
+      // Already closed.
+    }
+    await this.#accepting;
+    await Promise.all([...this.#conns].map((conn) => conn.close()));
+  }
+
+  async #acceptLoop(): Promise<void> {
+    while (!this.#stop.signal.aborted) {
+      let conn: Deno.TcpConn;
+      try {
+        conn = await this.#listener.accept();
+      } catch (err) {
+        if (this.#stop.signal.aborted || err instanceof Deno.errors.BadResource) return;
+        // A transient failure (a connection reset before it was accepted, out
+        // of file descriptors): pause briefly rather than spin.
+        try {
+          await delay(10, { signal: this.#stop.signal });
+        } catch {
+          return;
+        }
+        continue;
+      }
+      if (this.#stop.signal.aborted) {
+        conn.close();
+        return;
+      }
+      this.#adopt(conn);
+    }
+  }
+
+  #adopt(conn: Deno.TcpConn): void {
+    const peer = formatAddr(conn.remoteAddr);
+    const framed: FramedConnection = new FramedConnection(conn, {
+      maxFrameBytes: this.#maxFrameBytes,
+      // A client that sends requests but never reads the answers stops being
+      // read once 1 MiB of answers waits for it, instead of growing memory.
+      pauseReadingAboveBytes: SERVER_BACKLOG_BYTES,
+      onFrame: (payload) => this.#onFrame(framed, peer, payload),
+      onFrameTooLarge: (err) => this.#send(framed, unreadable(err, 0)),
+      onClose: () => this.#conns.delete(framed),
+    });
+    this.#conns.add(framed);
+  }
+
+  #onFrame(framed: FramedConnection, peer: string, payload: Uint8Array): void {
+    let envelope: Envelope;
+    try {
+      envelope = decodeEnvelope(this.#codec, payload);
+    } catch (err) {
+      this.#send(framed, unreadable(err, requestIdOf(payload)));
+      return;
+    }
+    if (envelope.kind !== "request") {
+      const problem = new ProtocolError(
+        `a server accepts only requests, but got a ${envelope.kind} envelope (id ${envelope.id})`,
+      );
+      this.#send(framed, unreadable(problem, 0));
+      return;
+    }
+    answer(this.#server, envelope, { peer }).then(
+      (result) => this.#send(framed, result),
+      (err) => this.#send(framed, unreadable(err, envelope.id)),
+    );
+  }
+
+  #send(framed: FramedConnection, envelope: AnswerEnvelope): void {
+    if (framed.isClosed) return; // The answer has nowhere to go.
+    let bytes: Uint8Array;
+    try {
+      bytes = encodeAnswer(this.#codec, envelope);
+    } catch {
+      // Even the failure could not be encoded (say, a giant error message).
+      bytes = encodeEnvelope(this.#codec, {
+        kind: "failure",
+        id: envelope.id,
+        failure: {
+          code: "remote",
+          remoteName: "Error",
+          message: "the answer could not be encoded",
+        },
+      });
+    }
+    framed.send(bytes);
+  }
+}
+
+/**
+ * Reads the id of a request straight from its first bytes (`[0, id, ...]`
+ * as a MessagePack array of 4), so a request whose arguments cannot be
+ * decoded still gets an answer its caller can match. Returns 0 when the
+ * bytes do not start like a request.
+ */
+function requestIdOf(bytes: Uint8Array): number {
+  if (bytes.length < 3 || bytes[0] !== 0x94 || bytes[1] !== 0x00) return 0;
+  const tag = bytes[2];
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (tag <= 0x7f) return tag;
+  if (tag === 0xcc && bytes.length >= 4) return view.getUint8(3);
+  if (tag === 0xcd && bytes.length >= 5) return view.getUint16(3);
+  if (tag === 0xce && bytes.length >= 7) return view.getUint32(3);
+  return 0;
+}
+
+/**
+ * How long a {@linkcode TcpClient} waits before reconnecting after a failed
+ * connection attempt: `baseMs` after the first failure, doubling with each
+ * further failure up to `maxMs`. With a `random`, each wait is drawn from
+ * [wait/2, wait].
+ *
+ * @example
+ * ```ts
+ * import type { BackoffOptions } from "@distkit/distkit/net";
+ *
+ * const backoff: BackoffOptions = { baseMs: 20, maxMs: 1000 };
+ * ```
+ */
+export interface BackoffOptions {
+  /** The wait after the first failure, in milliseconds. Default 50. */
+  baseMs?: number;
+  /** The longest wait, in milliseconds. Default 2,000. */
+  maxMs?: number;
+}
+
+/**
+ * Options for {@linkcode TcpClient}.
+ *
+ * @example
+ * ```ts
+ * import { Random, type TcpClientOptions } from "@distkit/distkit/net";
+ *
+ * const options: TcpClientOptions = {
+ *   timeoutMs: 2_000,
+ *   backoff: { baseMs: 20, maxMs: 500 },
+ *   random: new Random(7),
+ * };
+ * ```
+ */
+export interface TcpClientOptions {
+  /** The peer's name in errors and in `ClientEnd.peer`. Default: the address. */
+  peer?: string;
+  /**
+   * The deadline of a call without its own `timeoutMs`, in milliseconds;
+   * `Infinity` waits for ever. Default 10,000.
+   */
+  timeoutMs?: number;
+  /** The largest frame sent or accepted, in bytes. Default 64 MiB. */
+  maxFrameBytes?: number;
+  /** The clock deadlines and backoff are timed on. Default: the real clock. */
+  clock?: Clock;
+  /** Jitter for the reconnect backoff. Default: none. */
+  random?: Random;
+  /** How long to wait before reconnecting after a failed attempt. */
+  backoff?: BackoffOptions;
+}
+
+interface Link {
+  framed: FramedConnection;
+  /** Calls sent on this connection and not yet answered, by id. */
+  pending: Map<number, CallState>;
+}
+
+interface CallState {
+  id: number;
+  method: string;
+  done: boolean;
+  link: Link | undefined;
+  /** Created only when the call has to wait (backoff); aborted when it ends. */
+  controller: AbortController | undefined;
+  resolve: (value: unknown) => void;
+  reject: (error: unknown) => void;
+}
+
+/**
+ * Calls one TCP server (see {@linkcode serveTcp}) over one connection.
+ *
+ * The connection opens on the first call and carries any number of
+ * concurrent calls, matched to their answers by id. Calls reject with:
+ *
+ * - {@linkcode UnreachableError} when the server cannot be reached (the OS
+ *   error is the `cause`), or the connection is lost before the answer
+ *   arrives (the handler may or may not have run); the next call reconnects;
+ * - {@linkcode TimeoutError} when the deadline passes (a late answer is
+ *   ignored), {@linkcode AbortedError} when the call's signal fires;
+ * - {@linkcode ClosedError} once {@linkcode TcpClient.close} was called;
+ * - the typed failure the server reported (`RemoteError`,
+ *   `UnknownServiceError`, `BadArgumentsError`, ...);
+ * - {@linkcode CodecError} or {@linkcode ProtocolError} when the server sends
+ *   something that is not a valid answer; the connection is then closed.
+ *
+ * After a failed connection attempt, the client waits `backoff.baseMs`
+ * before the next one, doubling up to `backoff.maxMs`; a call made in that
+ * window waits for it to end and then tries once, or fails at once with
+ * {@linkcode UnreachableError} when its deadline would pass first. A
+ * successful connection resets the backoff.
+ *
+ * @example
+ * ```ts
+ * import { RpcServer, serveTcp, TcpClient, TimeoutError } from "@distkit/distkit/net";
+ * import assert from "node:assert/strict";
+ *
+ * const rpc = new RpcServer();
+ * rpc.addService("KV", { Get: ({ key }: { key: string }) => `value of ${key}` });
+ * const server = serveTcp(rpc);
+ * const client = new TcpClient(server.address, { timeoutMs: 1_000 });
+ * const values = await Promise.all(["a", "b", "c"].map((key) => client.call("KV.Get", { key })));
+ * assert.deepEqual(values, ["value of a", "value of b", "value of c"]);
+ * await client.close();
+ * await server.close();
+ * ```
+ */
+export class TcpClient implements ClientEnd {
+  /** The peer's name (the address unless the `peer` option was given). */
+  readonly peer: string;
+  /** The server's address, `"host:port"`. */
+  readonly address: string;
+  #hostname: string;
+  #port: number;
+  #codec: Codec;
+  #maxFrameBytes: number;
+  #timeoutMs: number;
+  #clock: Clock;
+  #random: Random | undefined;
+  #baseMs: number;
+  #maxMs: number;
+  #link: Link | undefined;
+  #connecting: Promise<Link> | undefined;
+  #failures = 0;
+  #retryAt = 0;
+  #lastConnectError: unknown;
+  #nextId = 1;
+  #calls = new Set<CallState>();
+  #closed = false;
+  #closing: Promise<void> | undefined;
+
+  /**
+   * Creates a client; nothing is opened until the first call.
+   *
+   * @param address The server's `"host:port"` (`"[::1]:7000"` for IPv6).
+   * @param options Deadlines, limits, backoff, clock and jitter.
+   * @throws {TypeError} when the address is not `host:port`.
+   * @throws {RangeError} when an option is out of range.
+   */
+  constructor(address: string, options: TcpClientOptions = {}) {
+    const { hostname, port } = parseAddress(address);
+    this.#hostname = hostname;
+    this.#port = port;
+    this.address = formatAddr({ hostname, port });
+    this.peer = options.peer ?? this.address;
+    this.#timeoutMs = options.timeoutMs ?? DEFAULT_TCP_TIMEOUT_MS;
+    checkTimeout(this.#timeoutMs, "timeoutMs");
+    this.#maxFrameBytes = checkMaxFrameBytes(options.maxFrameBytes);
+    this.#codec = new Codec({ maxMessageBytes: this.#maxFrameBytes });
+    this.#clock = options.clock ?? realClock;
+    this.#random = options.random;
+    this.#baseMs = options.backoff?.baseMs ?? 50;
+    this.#maxMs = options.backoff?.maxMs ?? 2000;
+    if (!(this.#baseMs >= 0) || !(this.#maxMs >= this.#baseMs) || !Number.isFinite(this.#maxMs)) {
+      throw new RangeError(
+        `backoff needs 0 <= baseMs <= maxMs < Infinity, got baseMs ${this.#baseMs} and maxMs ${this.#maxMs}`,
+      );
+    }
+  }
+
+  /** Whether a connection is open right now. */
+  get connected(): boolean {
+    return this.#link !== undefined;
+  }
+
+  /** How many calls are waiting for an answer (or for a connection). */
+  get pendingCalls(): number {
+    return this.#calls.size;
+  }
+
+  /**
+   * Calls `method` (`"Service.Method"`) on the server with `args` and
+   * resolves with the answer; see {@linkcode TcpClient} for the errors.
+   *
+   * @param method The full method name, `"Service.Method"`.
+   * @param args The arguments; anything MessagePack can carry.
+   * @param options A deadline overriding the client's, and an abort signal.
+   */
+  call<T = unknown>(method: string, args?: unknown, options: CallOptions = {}): Promise<T> {
+    if (this.#closed) return Promise.reject(new ClosedError(this.#what()));
+    if (typeof method !== "string") {
+      return Promise.reject(
+        new TypeError(`method must be a "Service.Method" string, got ${typeof method}`),
+      );
+    }
+    const timeoutMs = options.timeoutMs ?? this.#timeoutMs;
+    try {
+      checkTimeout(timeoutMs, "CallOptions.timeoutMs");
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const { signal } = options;
+    if (signal?.aborted) return Promise.reject(new AbortedError(method, { cause: signal.reason }));
+    const id = this.#allocateId();
+    let payload: Uint8Array;
+    try {
+      payload = encodeEnvelope(this.#codec, { kind: "request", id, method, args });
+    } catch (err) {
+      return Promise.reject(err); // CodecError or FrameTooLargeError
+    }
+    const state: CallState = {
+      id,
+      method,
+      done: false,
+      link: undefined,
+      controller: undefined,
+      resolve: () => {},
+      reject: () => {},
+    };
+    const work = new Promise<unknown>((resolve, reject) => {
+      state.resolve = resolve;
+      state.reject = reject;
+    });
+    this.#calls.add(state);
+    const deadlineAt = this.#clock.now() + timeoutMs;
+    this.#start(state, payload, deadlineAt);
+    return deadline(work, {
+      timeoutMs: Number.isFinite(timeoutMs) ? timeoutMs : undefined,
+      signal,
+      clock: this.#clock,
+      onTimeout: () => {
+        const err = new TimeoutError(method, timeoutMs);
+        this.#reject(state, err);
+        return err;
+      },
+      onAbort: (reason) => {
+        const err = new AbortedError(method, { cause: reason });
+        this.#reject(state, err);
+        return err;
+      },
+    }) as Promise<T>;
+  }
+
+  /**
+   * Closes the client: calls in progress reject with {@linkcode ClosedError},
+   * and so does every later call. Resolves once the connection (and any
+   * connection attempt in progress) is closed. Safe to call more than once.
+   */
+  close(): Promise<void> {
+    if (this.#closing) return this.#closing;
+    this.#closed = true;
+    const err = new ClosedError(this.#what());
+    for (const state of [...this.#calls]) this.#reject(state, err);
+    const connecting = this.#connecting;
+    this.#closing = (async () => {
+      await connecting?.catch(() => {});
+      await this.#link?.framed.close(err);
+    })();
+    return this.#closing;
+  }
+
+  #what(): string {
+    return `TCP client for ${this.peer}`;
+  }
+
+  #allocateId(): number {
+    const pending = this.#link?.pending;
+    let id = this.#nextId;
+    while (pending?.has(id)) id = id >= MAX_ID ? 1 : id + 1;
+    this.#nextId = id >= MAX_ID ? 1 : id + 1;
+    return id;
+  }
+
+  async #start(state: CallState, payload: Uint8Array, deadlineAt: number): Promise<void> {
+    try {
+      const link = this.#link ?? await this.#linkFor(state, deadlineAt);
+      if (state.done) return;
+      if (link.framed.isClosed) {
+        throw new UnreachableError(
+          this.peer,
+          `the connection to ${this.address} was lost before the request was sent; try again`,
+        );
+      }
+      state.link = link;
+      link.pending.set(state.id, state);
+      link.framed.send(payload);
+    } catch (err) {
+      this.#reject(state, err);
+    }
+  }
+
+  async #linkFor(state: CallState, deadlineAt: number): Promise<Link> {
+    let waited = false;
+    while (true) {
+      if (this.#closed) throw new ClosedError(this.#what());
+      if (this.#link) return this.#link;
+      if (this.#connecting) return await this.#connecting;
+      const wait = this.#retryAt - this.#clock.now();
+      if (wait > 0) {
+        const why = `the last connection attempt to ${this.address} failed ` +
+          `(${messageOf(this.#lastConnectError)})`;
+        if (waited) {
+          throw new UnreachableError(
+            this.peer,
+            `${why}; the client is backing off, try again later`,
+            {
+              cause: this.#lastConnectError,
+            },
+          );
+        }
+        if (deadlineAt - this.#clock.now() < wait) {
+          throw new UnreachableError(
+            this.peer,
+            `${why}; the next attempt is in ${Math.ceil(wait)} ms, after this call's deadline`,
+            { cause: this.#lastConnectError },
+          );
+        }
+        state.controller ??= new AbortController();
+        await delay(wait, { clock: this.#clock, signal: state.controller.signal });
+        waited = true;
+        continue;
+      }
+      return await this.#connect();
+    }
+  }
+
+  #connect(): Promise<Link> {
+    const attempt = (async (): Promise<Link> => {
+      try {
+        let conn: Deno.TcpConn;
+        try {
+          conn = await Deno.connect({
+            hostname: this.#hostname,
+            port: this.#port,
+            transport: "tcp",
+          });
+        } catch (err) {
+          this.#failures++;
+          const window = Math.min(this.#maxMs, this.#baseMs * 2 ** (this.#failures - 1));
+          const wait = this.#random ? window / 2 + this.#random.next() * (window / 2) : window;
+          this.#retryAt = this.#clock.now() + wait;
+          this.#lastConnectError = err;
+          throw new UnreachableError(
+            this.peer,
+            `cannot connect to ${this.address} (${messageOf(err)}); check that the server is ` +
+              `running there; the next attempt waits ${Math.ceil(wait)} ms`,
+            { cause: err },
+          );
+        }
+        if (this.#closed) {
+          conn.close();
+          throw new ClosedError(this.#what());
+        }
+        this.#failures = 0;
+        this.#retryAt = 0;
+        this.#lastConnectError = undefined;
+        return this.#adopt(conn);
+      } finally {
+        this.#connecting = undefined;
+      }
+    })();
+    this.#connecting = attempt;
+    return attempt;
+  }
+
+  #adopt(conn: Deno.TcpConn): Link {
+    const link: Link = { framed: undefined as unknown as FramedConnection, pending: new Map() };
+    link.framed = new FramedConnection(conn, {
+      maxFrameBytes: this.#maxFrameBytes,
+      onFrame: (payload) => this.#onFrame(link, payload),
+      // Nothing to tell the server: fail the pending calls at once.
+      onFrameTooLarge: (err) => link.framed.close(err),
+      onClose: (reason) => this.#onClose(link, reason),
+    });
+    this.#link = link;
+    return link;
+  }
+
+  #onFrame(link: Link, payload: Uint8Array): void {
+    let envelope: Envelope;
+    try {
+      envelope = decodeEnvelope(this.#codec, payload);
+    } catch (err) {
+      const end = "the connection was closed; the next call reconnects";
+      link.framed.close(
+        err instanceof CodecError
+          ? new CodecError(
+            `the answer from ${this.address} cannot be decoded (${err.message}); ${end}`,
+            {
+              cause: err,
+            },
+          )
+          : err instanceof ProtocolError
+          ? new ProtocolError(
+            `${this.address} sent a frame that is not an answer (${err.message}); ${end}`,
+          )
+          : err,
+      );
+      return;
+    }
+    if (envelope.kind === "request") {
+      link.framed.close(
+        new ProtocolError(
+          `${this.address} sent a request to a client, which only accepts answers; the connection was closed`,
+        ),
+      );
+      return;
+    }
+    if (envelope.kind === "failure" && envelope.id === 0) {
+      const { code, message } = envelope.failure;
+      link.framed.close(
+        new UnreachableError(
+          this.peer,
+          `the server could not read a frame from this client (${code}: ${message}); ` +
+            `the connection was closed`,
+        ),
+      );
+      return;
+    }
+    const state = link.pending.get(envelope.id);
+    if (state === undefined) return; // The call already timed out or was aborted.
+    let value: unknown;
+    try {
+      value = settle(state.method, envelope);
+    } catch (err) {
+      this.#reject(state, err);
+      return;
+    }
+    this.#resolve(state, value);
+  }
+
+  #onClose(link: Link, reason: unknown): void {
+    if (this.#link === link) this.#link = undefined;
+    if (link.pending.size === 0) return;
+    const err = reason instanceof RpcError ? reason : new UnreachableError(
+      this.peer,
+      `connection lost (${messageOf(reason)}); the call may or may not have run, ` +
+        `and the next call reconnects`,
+      { cause: reason },
+    );
+    for (const state of [...link.pending.values()]) this.#reject(state, err);
+  }
+
+  #end(state: CallState): boolean {
+    if (state.done) return false;
+    state.done = true;
+    this.#calls.delete(state);
+    state.link?.pending.delete(state.id);
+    state.controller?.abort();
+    return true;
+  }
+
+  #resolve(state: CallState, value: unknown): void {
+    if (this.#end(state)) state.resolve(value);
+  }
+
+  #reject(state: CallState, err: unknown): void {
+    if (this.#end(state)) state.reject(err);
+  }
+}
+
+/**
+ * Options for {@linkcode TcpTransport}: the peers, plus the options every
+ * {@linkcode TcpClient} it makes shares.
+ *
+ * @example
+ * ```ts
+ * import type { TcpTransportOptions } from "@distkit/distkit/net";
+ *
+ * const options: TcpTransportOptions = {
+ *   peers: { "kv-1": "127.0.0.1:7001", "kv-2": "127.0.0.1:7002" },
+ *   timeoutMs: 1_000,
+ * };
+ * ```
+ */
+export interface TcpTransportOptions extends Omit<TcpClientOptions, "peer"> {
+  /** Peer name to `"host:port"`. */
+  peers: Record<string, string>;
+}
+
+/**
+ * A {@linkcode Transport} over TCP: `connect(name)` returns the one
+ * {@linkcode TcpClient} for that peer, made on first use.
+ *
+ * @example
+ * ```ts
+ * import { RpcServer, serveTcp, TcpTransport } from "@distkit/distkit/net";
+ * import assert from "node:assert/strict";
+ *
+ * const rpc = new RpcServer();
+ * rpc.addService("Health", { Ping: () => "pong" });
+ * const server = serveTcp(rpc);
+ * const transport = new TcpTransport({ peers: { a: server.address } });
+ * assert.equal(await transport.connect("a").call("Health.Ping"), "pong");
+ * assert.equal(transport.connect("a"), transport.connect("a"));
+ * await transport.close();
+ * await server.close();
+ * ```
+ */
+export class TcpTransport implements Transport {
+  #peers = new Map<string, string>();
+  #clients = new Map<string, TcpClient>();
+  #options: Omit<TcpClientOptions, "peer">;
+  #closed = false;
+
+  /**
+   * Creates a transport; no connection opens until a client makes a call.
+   *
+   * @param options The peers and the client options.
+   * @throws {TypeError} when a peer's address is not `host:port`.
+   */
+  constructor(options: TcpTransportOptions) {
+    const { peers, ...clientOptions } = options;
+    for (const [name, address] of Object.entries(peers)) {
+      parseAddress(address, name);
+      this.#peers.set(name, address);
+    }
+    this.#options = clientOptions;
+  }
+
+  /** The names of the known peers. */
+  get peers(): string[] {
+    return [...this.#peers.keys()];
+  }
+
+  /**
+   * The client for `peer`, created on first use and cached.
+   *
+   * @throws {Error} when `peer` is not in the `peers` option.
+   * @throws {ClosedError} after {@linkcode TcpTransport.close}.
+   */
+  connect(peer: string): TcpClient {
+    if (this.#closed) throw new ClosedError("TCP transport");
+    let client = this.#clients.get(peer);
+    if (client) return client;
+    const address = this.#peers.get(peer);
+    if (address === undefined) {
+      const known = this.#peers.size === 0 ? "none" : [...this.#peers.keys()].join(", ");
+      throw new Error(
+        `unknown peer "${peer}" (known peers: ${known}); add it to the peers option of TcpTransport`,
+      );
+    }
+    client = new TcpClient(address, { ...this.#options, peer });
+    this.#clients.set(peer, client);
+    return client;
+  }
+
+  /** Closes every client; later `connect` calls throw {@linkcode ClosedError}. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    await Promise.all([...this.#clients.values()].map((client) => client.close()));
+  }
+}
+
+function parseAddress(address: string, name?: string): TcpAddr {
+  const where = name === undefined ? "" : ` for peer "${name}"`;
+  const bad = (why: string) =>
+    new TypeError(
+      `bad address "${address}"${where}: ${why}; expected "host:port", e.g. "127.0.0.1:7000" or "[::1]:7000"`,
+    );
+  if (typeof address !== "string") throw bad("not a string");
+  const colon = address.lastIndexOf(":");
+  if (colon <= 0) throw bad("no port");
+  let hostname = address.slice(0, colon);
+  const portText = address.slice(colon + 1);
+  if (hostname.startsWith("[") && hostname.endsWith("]")) hostname = hostname.slice(1, -1);
+  else if (hostname.includes(":")) throw bad("an IPv6 host must be in brackets");
+  if (hostname === "") throw bad("no host");
+  const port = Number(portText);
+  if (!/^\d+$/.test(portText) || !Number.isInteger(port) || port < 1 || port > 65535) {
+    throw bad(`port must be an integer from 1 to 65535`);
+  }
+  return { hostname, port };
+}
+
+function checkMaxFrameBytes(value: number | undefined): number {
+  const max = value ?? DEFAULT_MAX_MESSAGE_BYTES;
+  if (!Number.isInteger(max) || max < 1 || max > 0xffff_ffff) {
+    throw new RangeError(
+      `maxFrameBytes must be an integer from 1 to 4294967295 (a 4-byte length prefix), got ${max}`,
+    );
+  }
+  return max;
+}
+
+function checkTimeout(timeoutMs: number, name: string): void {
+  if (typeof timeoutMs !== "number" || Number.isNaN(timeoutMs) || timeoutMs < 0) {
+    throw new RangeError(`${name} must be a non-negative number of milliseconds, got ${timeoutMs}`);
+  }
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,10 +1,41 @@
 /**
- * Raft consensus: a pure core, a driver, memory and Deno KV storage.
+ * Raft consensus: a replicated log a service puts its commands on.
  *
- * Not implemented yet: this entry point is reserved so that its import path is
- * stable, and it exports nothing until issue #3 lands. Everything available
- * today is in `@distkit/distkit/net`.
+ * - {@linkcode RaftCore} is the algorithm as a pure state machine (messages
+ *   and ticks in; entries to persist, messages to send and committed entries
+ *   out), in the style of etcd's raft. It implements elections with PreVote
+ *   and CheckQuorum, log replication with fast back-off and pipelining,
+ *   snapshots sent in chunks, ReadIndex reads, leadership transfer and
+ *   one-server membership changes with learners.
+ * - {@linkcode RaftNode} drives a core over any `Transport` with any
+ *   {@linkcode RaftStorage}, persisting before it speaks.
+ * - {@linkcode MemoryStorage} keeps state in memory with crash semantics for
+ *   tests.
+ *
+ * @example
+ * ```ts
+ * import { MemoryStorage, RaftNode } from "@distkit/distkit/raft";
+ * import { delay, RpcServer, simulate } from "@distkit/distkit/net";
+ *
+ * await simulate(async ({ net, clock, random }) => {
+ *   const server = new RpcServer();
+ *   net.addServer("solo", server);
+ *   const node = await RaftNode.start({
+ *     id: "solo", peers: ["solo"], server, transport: net.transportFor("solo"),
+ *     storage: new MemoryStorage(), clock, random,
+ *   });
+ *   while (node.status().role !== "leader") await delay(50, { clock });
+ *   const { index } = await node.propose({ op: "put", key: "x", value: 1 });
+ *   await node.waitApplied(index);
+ *   await node.stop();
+ * }, { seed: 1 });
+ * ```
  *
  * @module
  */
-export {};
+export * from "./types.ts";
+export * from "./core.ts";
+export * from "./node.ts";
+export * from "./storage.ts";
+export * from "./errors.ts";
+export { RaftInvariantError } from "./invariant.ts";

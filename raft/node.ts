@@ -1,0 +1,626 @@
+/**
+ * `RaftNode`: the driver that wires the pure {@linkcode RaftCore} to a
+ * transport, a storage and a clock.
+ *
+ * Each turn it takes everything the core has ready, persists it in one
+ * storage write, then sends one message per peer and hands committed entries
+ * to the service, in that order: nothing is said to anyone before it is
+ * durable.
+ *
+ * @module
+ */
+import { type Clock, realClock } from "../net/clock.ts";
+import { delay } from "../net/async.ts";
+import { Random, seedFromEnv } from "../net/random.ts";
+import type { RpcServer } from "../net/rpc_server.ts";
+import type { ClientEnd, Transport } from "../net/transport.ts";
+import {
+  type CoreOptions,
+  type MembershipChange,
+  RaftCore,
+  type Ready,
+  type Refusal,
+} from "./core.ts";
+import { NotLeaderError, RaftRequestError, RaftStoppedError } from "./errors.ts";
+import { parseMessage } from "./messages.ts";
+import type { RaftStorage } from "./storage.ts";
+import { type Membership, type Message, type NodeId, RESPONSE_TYPES, type Role } from "./types.ts";
+
+/**
+ * Options for {@linkcode RaftNode.start}.
+ *
+ * @example
+ * ```ts
+ * import { MemoryStorage, type RaftNodeOptions } from "@distkit/distkit/raft";
+ * import { RpcServer, type Transport } from "@distkit/distkit/net";
+ *
+ * function optionsFor(transport: Transport): RaftNodeOptions {
+ *   return {
+ *     id: "a",
+ *     peers: ["a", "b", "c"],
+ *     transport,
+ *     server: new RpcServer(),
+ *     storage: new MemoryStorage(),
+ *   };
+ * }
+ * ```
+ */
+export interface RaftNodeOptions extends CoreOptions {
+  /** This node's id; must be stable across restarts. */
+  id: NodeId;
+  /** The initial voters (including this node), used only when the storage is empty. Pass `[]` to join an existing cluster as a learner. */
+  peers: NodeId[];
+  /** How to reach the other nodes by id. */
+  transport: Transport;
+  /** The RPC server peers call; the node registers a `Raft` service on it. */
+  server: RpcServer;
+  /** Where the node persists its state. */
+  storage: RaftStorage;
+  /** Time source. Default: the real clock. */
+  clock?: Clock;
+  /** Randomness for election timeouts. Default: seeded from `SEED` or at random. */
+  random?: Random;
+  /** Milliseconds per tick. Default 50 (heartbeats every 2 ticks, elections after 10–20). */
+  tickMs?: number;
+  /** Deadline of one RPC to a peer. Default: one election timeout. */
+  rpcTimeoutMs?: number;
+}
+
+/**
+ * What the node hands the service, in log order, each exactly once: a
+ * committed command, or a snapshot to restore from (at start-up, or sent by
+ * the leader because this node fell too far behind).
+ *
+ * @example
+ * ```ts
+ * import type { Applied } from "@distkit/distkit/raft";
+ *
+ * function describe(a: Applied): string {
+ *   return a.type === "command" ? `apply ${a.index}` : `restore snapshot at ${a.index}`;
+ * }
+ * ```
+ */
+export type Applied =
+  | { type: "command"; index: number; term: number; command: unknown }
+  | { type: "snapshot"; index: number; term: number; data: Uint8Array };
+
+/**
+ * A snapshot of a node's state, for monitoring.
+ *
+ * @example
+ * ```ts
+ * import type { RaftStatus } from "@distkit/distkit/raft";
+ *
+ * function line(s: RaftStatus): string {
+ *   return `${s.id} ${s.role} term ${s.term} commit ${s.commitIndex}`;
+ * }
+ * ```
+ */
+export interface RaftStatus {
+  /** The node's id. */
+  id: NodeId;
+  /** Its current term. */
+  term: number;
+  /** Its role. */
+  role: Role;
+  /** The leader it knows of. */
+  leader: NodeId | null;
+  /** Highest committed index. */
+  commitIndex: number;
+  /** Highest index handed to the service. */
+  appliedIndex: number;
+  /** Last index in the log. */
+  lastIndex: number;
+  /** Index the log starts after. */
+  snapshotIndex: number;
+  /** Latest membership. */
+  membership: Membership;
+  /** Whether the node is stopped. */
+  stopped: boolean;
+}
+
+interface Waiter {
+  from: NodeId;
+  replies: Message[];
+  resolve: (replies: Message[]) => void;
+}
+
+interface IndexWaiter {
+  term: number;
+  resolve: () => void;
+  reject: (err: Error) => void;
+}
+
+/**
+ * A Raft node: a replicated log a service puts its commands on.
+ *
+ * @example Three nodes on the simulated network
+ * ```ts
+ * import { MemoryStorage, RaftNode } from "@distkit/distkit/raft";
+ * import { delay, RpcServer, simulate } from "@distkit/distkit/net";
+ *
+ * await simulate(async ({ net, clock, random }) => {
+ *   const ids = ["a", "b", "c"];
+ *   const nodes = await Promise.all(ids.map(async (id) => {
+ *     const server = new RpcServer();
+ *     net.addServer(id, server);
+ *     return await RaftNode.start({
+ *       id, peers: ids, server, transport: net.transportFor(id),
+ *       storage: new MemoryStorage(), clock, random: random.fork(),
+ *     });
+ *   }));
+ *   while (!nodes.some((n) => n.status().role === "leader")) await delay(50, { clock });
+ *   const leader = nodes.find((n) => n.status().role === "leader")!;
+ *   const { index } = await leader.propose("hello");
+ *   await leader.waitApplied(index);
+ *   await Promise.all(nodes.map((n) => n.stop()));
+ * }, { seed: 1 });
+ * ```
+ */
+export class RaftNode {
+  readonly #id: NodeId;
+  readonly #core: RaftCore;
+  readonly #transport: Transport;
+  readonly #server: RpcServer;
+  readonly #storage: RaftStorage;
+  readonly #clock: Clock;
+  readonly #tickMs: number;
+  readonly #rpcTimeoutMs: number;
+  readonly #electionMs: number;
+  #ends = new Map<NodeId, ClientEnd>();
+  #waiters: Waiter[] = [];
+  #flushScheduled = false;
+  #flushing: Promise<void> | undefined;
+  #stopped = false;
+  #failure: Error | undefined;
+  #tickTimer: { cancel(): void } | undefined;
+  #applied: Applied[] = [];
+  #appliedWake: (() => void) | undefined;
+  #appliedIndex: number;
+  #indexWaiters = new Map<number, IndexWaiter[]>();
+  #readSeq = 0;
+  #reads = new Map<number, { resolve: (index: number) => void; reject: (err: Error) => void }>();
+  #lastRole: Role = "follower";
+
+  private constructor(options: RaftNodeOptions, core: RaftCore, appliedIndex: number) {
+    this.#id = options.id;
+    this.#core = core;
+    this.#transport = options.transport;
+    this.#server = options.server;
+    this.#storage = options.storage;
+    this.#clock = options.clock ?? realClock;
+    this.#tickMs = options.tickMs ?? 50;
+    this.#electionMs = (options.electionTicks ?? 10) * this.#tickMs;
+    this.#rpcTimeoutMs = options.rpcTimeoutMs ?? this.#electionMs;
+    this.#appliedIndex = appliedIndex;
+  }
+
+  /**
+   * Loads the node's state from storage, registers the `Raft` service on the
+   * server and starts ticking. A node with a stored snapshot first hands it
+   * to the service through {@linkcode RaftNode.applied}.
+   */
+  static async start(options: RaftNodeOptions): Promise<RaftNode> {
+    const stored = await options.storage.load();
+    let snapshot = stored.snapshot;
+    if (snapshot === undefined) {
+      // A new node: its initial membership is stored as an empty snapshot at
+      // index 0, so that it survives a restart before any entry arrives.
+      snapshot = {
+        meta: { index: 0, term: 0, membership: { voters: [...options.peers], learners: [] } },
+        data: new Uint8Array(),
+      };
+      await options.storage.save({ snapshot, entries: [], resetLog: false });
+    }
+    const core = new RaftCore(options.id, {
+      hardState: stored.hardState,
+      snapshot,
+      entries: stored.entries,
+    }, {
+      ...options,
+      heartbeatTicks: options.heartbeatTicks ?? 2,
+      random: options.random ?? new Random(seedFromEnv()),
+    });
+    const node = new RaftNode(options, core, snapshot.meta.index);
+    if (snapshot.meta.index > 0) {
+      node.#applied.push({
+        type: "snapshot",
+        index: snapshot.meta.index,
+        term: snapshot.meta.term,
+        data: snapshot.data,
+      });
+    }
+    options.server.addService("Raft", { Step: (args: unknown) => node.#receive(args) });
+    node.#scheduleTick();
+    node.#kick();
+    return node;
+  }
+
+  /** The node's id. */
+  get id(): NodeId {
+    return this.#id;
+  }
+
+  /** The node's current state. */
+  status(): RaftStatus {
+    return {
+      id: this.#id,
+      term: this.#core.term,
+      role: this.#core.role,
+      leader: this.#core.leader,
+      commitIndex: this.#core.commitIndex,
+      appliedIndex: this.#appliedIndex,
+      lastIndex: this.#core.lastIndex,
+      snapshotIndex: this.#core.snapshotIndex,
+      membership: this.#core.membership,
+      stopped: this.#stopped,
+    };
+  }
+
+  /**
+   * Appends `command` to the log if this node is the leader. Resolves with
+   * the entry's index and term at once; the command is committed when it
+   * comes out of {@linkcode RaftNode.applied} at that index (see
+   * {@linkcode RaftNode.waitApplied}).
+   *
+   * @throws {NotLeaderError} when this node is not the leader.
+   */
+  propose(command: unknown): Promise<{ index: number; term: number }> {
+    this.#checkRunning();
+    const result = this.#core.propose(command);
+    if ("reason" in result) return Promise.reject(this.#refusalError(result));
+    this.#kick();
+    return Promise.resolve(result);
+  }
+
+  /**
+   * Resolves once the entry at `index` has been handed to the service, or
+   * rejects if another entry took its place (a new leader overwrote it).
+   * Pass the `term` from {@linkcode RaftNode.propose} to detect that.
+   */
+  waitApplied(index: number, term?: number): Promise<void> {
+    if (index <= this.#appliedIndex && term === undefined) return Promise.resolve();
+    this.#checkRunning();
+    return new Promise((resolve, reject) => {
+      const list = this.#indexWaiters.get(index) ?? [];
+      list.push({ term: term ?? -1, resolve, reject });
+      this.#indexWaiters.set(index, list);
+      if (index <= this.#appliedIndex) this.#settleIndexWaiters(index, undefined);
+    });
+  }
+
+  /**
+   * A linearizable read point (ReadIndex, without writing to the log):
+   * resolves with an index once a quorum has confirmed this node is still
+   * the leader. The service may answer the read once it has applied that
+   * index.
+   *
+   * @throws {NotLeaderError} when this node is not (or stops being) the leader.
+   */
+  readIndex(): Promise<number> {
+    this.#checkRunning();
+    const context = ++this.#readSeq;
+    const refusal = this.#core.readIndex(context);
+    if (refusal) return Promise.reject(this.#refusalError(refusal));
+    this.#kick();
+    return new Promise((resolve, reject) => this.#reads.set(context, { resolve, reject }));
+  }
+
+  /**
+   * The committed commands and installed snapshots, in order, each exactly
+   * once. Consume it from one place only; items wait in memory until taken.
+   */
+  async *applied(): AsyncGenerator<Applied, void, undefined> {
+    while (true) {
+      if (this.#applied.length > 0) {
+        yield this.#applied.shift()!;
+        continue;
+      }
+      if (this.#stopped) return;
+      await new Promise<void>((resolve) => (this.#appliedWake = resolve));
+    }
+  }
+
+  /**
+   * The service has a snapshot of its state through `index` (which it has
+   * applied): the log up to there is replaced by it. Resolves once durable.
+   */
+  async snapshot(index: number, data: Uint8Array): Promise<void> {
+    this.#checkRunning();
+    this.#core.compact(index, data);
+    this.#kick();
+    await this.#idle();
+  }
+
+  /**
+   * Hands leadership to `to` and resolves once it is the leader this node
+   * knows of.
+   *
+   * @throws {NotLeaderError} when this node is not the leader.
+   * @throws {RaftRequestError} when the transfer did not complete within two election timeouts.
+   */
+  async transferLeadership(to: NodeId): Promise<void> {
+    this.#checkRunning();
+    const refusal = this.#core.transferLeadership(to);
+    if (refusal) throw this.#refusalError(refusal);
+    this.#kick();
+    const deadline = this.#clock.now() + 2 * this.#electionMs;
+    while (this.#core.leader !== to) {
+      if (this.#clock.now() > deadline || this.#stopped) {
+        throw new RaftRequestError(
+          `leadership transfer to ${to} did not complete; check that ${to} is up`,
+        );
+      }
+      await delay(this.#tickMs, { clock: this.#clock });
+    }
+  }
+
+  /**
+   * Changes the membership by one server and resolves once the change is
+   * committed. To add a voter safely, add it as a learner, wait until it has
+   * caught up, then add it as a voter: {@linkcode RaftNode.addVoter} does that.
+   *
+   * @throws {NotLeaderError} when this node is not the leader.
+   * @throws {RaftRequestError} when another change is pending or the change is invalid.
+   */
+  async changeMembership(change: MembershipChange): Promise<void> {
+    this.#checkRunning();
+    const result = this.#core.proposeMembership(change);
+    if ("reason" in result) throw this.#refusalError(result);
+    this.#kick();
+    await this.waitApplied(result.index, result.term);
+  }
+
+  /**
+   * Adds `node` as a voter: first as a learner, then, once its log has
+   * caught up with the commit index, as a voter. Resolves once it votes.
+   */
+  async addVoter(node: NodeId, options: { timeoutMs?: number } = {}): Promise<void> {
+    const deadline = this.#clock.now() + (options.timeoutMs ?? 20 * this.#electionMs);
+    if (!this.#core.membership.learners.includes(node)) {
+      await this.changeMembership({ type: "addLearner", node });
+    }
+    while ((this.#core.matchIndexes().get(node) ?? 0) < this.#core.commitIndex) {
+      if (this.#clock.now() > deadline) {
+        throw new RaftRequestError(
+          `learner ${node} did not catch up in time; check that it is running`,
+        );
+      }
+      this.#checkRunning();
+      await delay(this.#tickMs, { clock: this.#clock });
+    }
+    await this.changeMembership({ type: "addVoter", node });
+  }
+
+  /**
+   * Stops the node: no more ticks, RPCs or applied items. Waits for the
+   * storage write in progress, if any. Pending requests reject with
+   * {@linkcode RaftStoppedError}.
+   */
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    this.#tickTimer?.cancel();
+    this.#server.removeService("Raft");
+    await this.#flushing?.catch(() => {});
+    const err = new RaftStoppedError(this.#id, { cause: this.#failure });
+    for (const w of this.#waiters.splice(0)) w.resolve([]);
+    for (const r of this.#reads.values()) r.reject(err);
+    this.#reads.clear();
+    for (const list of this.#indexWaiters.values()) for (const w of list) w.reject(err);
+    this.#indexWaiters.clear();
+    this.#appliedWake?.();
+  }
+
+  // ---- internals ----
+
+  #checkRunning(): void {
+    if (this.#stopped) throw new RaftStoppedError(this.#id, { cause: this.#failure });
+  }
+
+  #refusalError(refusal: Refusal): Error {
+    switch (refusal.reason) {
+      case "not-leader":
+        return new NotLeaderError(this.#id, refusal.leader);
+      case "transferring":
+        return new NotLeaderError(this.#id, refusal.leader, "is handing leadership over");
+      case "membership-pending":
+        return new RaftRequestError(
+          "a membership change is already in progress; wait for it to commit",
+        );
+      case "invalid":
+        return new RaftRequestError(`request refused: ${refusal.detail}`);
+    }
+  }
+
+  #scheduleTick(): void {
+    this.#tickTimer = this.#clock.setTimer(this.#tickMs, () => {
+      if (this.#stopped) return;
+      try {
+        this.#core.tick();
+      } catch (err) {
+        this.#fail(err as Error);
+        return;
+      }
+      this.#noticeRoleChange();
+      this.#kick();
+      this.#scheduleTick();
+    });
+  }
+
+  /** The RPC handler: step the message, and answer with the responses it produced once durable. */
+  #receive(args: unknown): Promise<Message[]> {
+    if (this.#stopped) return Promise.resolve([]);
+    const message = parseMessage(args);
+    if (message.to !== this.#id) return Promise.resolve([]);
+    this.#step(message);
+    return new Promise((resolve) => {
+      this.#waiters.push({ from: message.from, replies: [], resolve });
+      this.#kick();
+    });
+  }
+
+  #step(message: Message): void {
+    try {
+      this.#core.step(message);
+    } catch (err) {
+      this.#fail(err as Error);
+    }
+  }
+
+  #kick(): void {
+    if (this.#flushScheduled || this.#stopped) return;
+    this.#flushScheduled = true;
+    queueMicrotask(() => {
+      this.#flushScheduled = false;
+      if (this.#flushing === undefined) {
+        this.#flushing = this.#flush().finally(() => {
+          this.#flushing = undefined;
+          if (!this.#stopped && (this.#core.hasReady() || this.#waiters.length > 0)) this.#kick();
+        });
+      }
+    });
+  }
+
+  async #idle(): Promise<void> {
+    while (this.#flushing || this.#flushScheduled) {
+      await (this.#flushing ?? Promise.resolve());
+      await Promise.resolve();
+    }
+  }
+
+  async #flush(): Promise<void> {
+    try {
+      while (!this.#stopped && this.#core.hasReady()) {
+        const waiters = this.#waiters.splice(0);
+        const rd = this.#core.ready();
+        await this.#persist(rd);
+        if (this.#stopped) return; // a stopped (crashed) node says nothing more
+        this.#dispatch(rd.messages, waiters);
+        this.#apply(rd);
+        this.#noticeRoleChange();
+      }
+      for (const w of this.#waiters.splice(0)) w.resolve([]);
+    } catch (err) {
+      this.#fail(err as Error);
+    }
+  }
+
+  async #persist(rd: Ready): Promise<void> {
+    if (rd.hardState === undefined && rd.entries.length === 0 && rd.snapshot === undefined) return;
+    await this.#storage.save({
+      hardState: rd.hardState,
+      entries: rd.entries,
+      snapshot: rd.snapshot,
+      resetLog: rd.resetLog,
+    });
+  }
+
+  /** Responses ride back on the RPC that asked for them; everything else is a new RPC. */
+  #dispatch(messages: Message[], waiters: Waiter[]): void {
+    for (const m of messages) {
+      const waiter = RESPONSE_TYPES.has(m.type) ? waiters.find((w) => w.from === m.to) : undefined;
+      if (waiter) waiter.replies.push(m);
+      else this.#send(m);
+    }
+    for (const w of waiters) w.resolve(w.replies);
+  }
+
+  #send(m: Message): void {
+    let end = this.#ends.get(m.to);
+    if (end === undefined) {
+      end = this.#transport.connect(m.to);
+      this.#ends.set(m.to, end);
+    }
+    end.call<unknown>("Raft.Step", m, { timeoutMs: this.#rpcTimeoutMs }).then(
+      (replies) => {
+        if (this.#stopped || !Array.isArray(replies)) return;
+        for (const reply of replies) {
+          let parsed: Message;
+          try {
+            parsed = parseMessage(reply);
+          } catch {
+            continue; // a malformed answer is as good as a lost one
+          }
+          this.#step(parsed);
+        }
+        this.#kick();
+      },
+      () => {
+        if (this.#stopped) return;
+        this.#core.reportUnreachable(m.to, m.type);
+        this.#kick();
+      },
+    );
+  }
+
+  #apply(rd: Ready): void {
+    if (rd.snapshot && rd.installSnapshot) {
+      const meta = rd.snapshot.meta;
+      this.#push({ type: "snapshot", index: meta.index, term: meta.term, data: rd.snapshot.data });
+      this.#appliedIndex = Math.max(this.#appliedIndex, meta.index);
+      for (const index of [...this.#indexWaiters.keys()]) {
+        if (index <= meta.index) this.#settleIndexWaiters(index, undefined);
+      }
+    }
+    for (const e of rd.committed) {
+      if (e.kind === "command") {
+        this.#push({ type: "command", index: e.index, term: e.term, command: e.command });
+      }
+      this.#appliedIndex = e.index;
+      if (this.#indexWaiters.has(e.index)) this.#settleIndexWaiters(e.index, e.term);
+    }
+    for (const read of rd.reads) {
+      this.#reads.get(read.context)?.resolve(read.index);
+      this.#reads.delete(read.context);
+    }
+  }
+
+  #push(item: Applied): void {
+    this.#applied.push(item);
+    const wake = this.#appliedWake;
+    this.#appliedWake = undefined;
+    wake?.();
+  }
+
+  /** Settles the waiters for `index`; `term` undefined means the outcome is covered by a snapshot. */
+  #settleIndexWaiters(index: number, term: number | undefined): void {
+    const list = this.#indexWaiters.get(index);
+    if (list === undefined) return;
+    this.#indexWaiters.delete(index);
+    for (const w of list) {
+      if (w.term === -1 || w.term === term) w.resolve();
+      else if (term === undefined) {
+        w.reject(
+          new RaftRequestError(
+            `entry ${index} was compacted into a snapshot before this node saw it; its outcome is unknown here`,
+          ),
+        );
+      } else {
+        w.reject(
+          new RaftRequestError(
+            `entry ${index} was overwritten by a new leader (term ${term}); propose it again`,
+          ),
+        );
+      }
+    }
+  }
+
+  /** A leader that steps down fails its pending reads: they can no longer be confirmed. */
+  #noticeRoleChange(): void {
+    const role = this.#core.role;
+    if (this.#lastRole === "leader" && role !== "leader") {
+      const err = new NotLeaderError(this.#id, this.#core.leader);
+      for (const r of this.#reads.values()) r.reject(err);
+      this.#reads.clear();
+    }
+    this.#lastRole = role;
+  }
+
+  #fail(err: Error): void {
+    if (this.#stopped) return;
+    this.#failure = err;
+    console.error(`Raft node ${this.#id} stopped: ${err.message}`);
+    this.stop();
+  }
+}

@@ -1,0 +1,206 @@
+/**
+ * Where a Raft node keeps what must survive a crash, and an in-memory
+ * implementation with the course's crash semantics.
+ *
+ * @module
+ */
+import { type Codec, defaultCodec } from "../net/codec.ts";
+import type { Entry, HardState, Snapshot } from "./types.ts";
+
+/**
+ * Everything a node persisted, as read back at start-up.
+ *
+ * @example
+ * ```ts
+ * import type { StoredState } from "@distkit/distkit/raft";
+ *
+ * const empty: StoredState = { hardState: { term: 0, vote: null, commit: 0 }, entries: [] };
+ * ```
+ */
+export interface StoredState {
+  /** Term, vote and commit index. */
+  hardState: HardState;
+  /** The latest snapshot, if one was saved. */
+  snapshot?: Snapshot;
+  /** The entries after the snapshot, in order. */
+  entries: Entry[];
+}
+
+/**
+ * One atomic write: all of it is durable when `save` resolves, or none of it
+ * is after a crash.
+ *
+ * @example
+ * ```ts
+ * import type { StorageBatch } from "@distkit/distkit/raft";
+ *
+ * const batch: StorageBatch = { hardState: { term: 2, vote: "a", commit: 0 }, entries: [], resetLog: false };
+ * ```
+ */
+export interface StorageBatch {
+  /** A new hard state to store. */
+  hardState?: HardState;
+  /**
+   * Entries to store. Stored entries from `entries[0].index` on are replaced,
+   * including any beyond the last new one.
+   */
+  entries: Entry[];
+  /** A new snapshot; stored entries up to its index are dropped. */
+  snapshot?: Snapshot;
+  /** Drop every stored entry first (an installed snapshot replaced the whole log). */
+  resetLog: boolean;
+}
+
+/**
+ * Stable storage for one Raft node. `save` must be atomic and durable; a
+ * node never answers a peer about state that `save` has not made durable.
+ *
+ * @example
+ * ```ts
+ * import { MemoryStorage, type RaftStorage } from "@distkit/distkit/raft";
+ *
+ * const storage: RaftStorage = new MemoryStorage();
+ * await storage.save({ hardState: { term: 1, vote: null, commit: 0 }, entries: [], resetLog: false });
+ * (await storage.load()).hardState.term; // 1
+ * ```
+ */
+export interface RaftStorage {
+  /** Reads back everything saved. */
+  load(): Promise<StoredState>;
+  /** Makes `batch` durable, atomically. */
+  save(batch: StorageBatch): Promise<void>;
+  /** Bytes of persisted Raft state (hard state and log, not the snapshot). */
+  raftStateSize(): number;
+  /** Bytes of the stored snapshot's data. */
+  snapshotSize(): number;
+  /** Releases the storage; later calls fail. */
+  close(): Promise<void>;
+}
+
+/**
+ * Storage in memory, for tests and simulations. Everything is kept encoded,
+ * so what `load` returns shares nothing with what was saved, and
+ * {@linkcode MemoryStorage.copy} gives a restarted node its own copy: a
+ * crashed ("zombie") instance that keeps writing to the old storage can
+ * never reach its successor's state.
+ *
+ * @example Crash and restart
+ * ```ts
+ * import { MemoryStorage } from "@distkit/distkit/raft";
+ * import assert from "node:assert/strict";
+ *
+ * const before = new MemoryStorage();
+ * await before.save({ hardState: { term: 3, vote: "b", commit: 0 }, entries: [], resetLog: false });
+ * const after = before.copy(); // what a restarted node gets
+ * await before.save({ hardState: { term: 9, vote: null, commit: 0 }, entries: [], resetLog: false }); // the zombie
+ * assert.equal((await after.load()).hardState.term, 3);
+ * ```
+ */
+export class MemoryStorage implements RaftStorage {
+  #codec: Codec;
+  #hardState: Uint8Array;
+  #entries: Uint8Array[] = [];
+  /** Index of the first stored entry (`#entries[0]`). */
+  #first = 1;
+  #snapshot: Uint8Array | undefined;
+  #snapshotDataBytes = 0;
+  #entryBytes = 0;
+  #closed = false;
+
+  /**
+   * Creates an empty storage.
+   *
+   * @param options The codec entries are encoded with (default: the shared one).
+   */
+  constructor(options: { codec?: Codec } = {}) {
+    this.#codec = options.codec ?? defaultCodec;
+    this.#hardState = this.#codec.encode({ term: 0, vote: null, commit: 0 });
+  }
+
+  /** A copy of everything saved so far, independent of this one. */
+  copy(): MemoryStorage {
+    const c = new MemoryStorage({ codec: this.#codec });
+    c.#hardState = this.#hardState;
+    c.#entries = this.#entries.slice();
+    c.#first = this.#first;
+    c.#snapshot = this.#snapshot;
+    c.#snapshotDataBytes = this.#snapshotDataBytes;
+    c.#entryBytes = this.#entryBytes;
+    return c;
+  }
+
+  load(): Promise<StoredState> {
+    this.#check();
+    const state: StoredState = {
+      hardState: this.#codec.decode(this.#hardState) as HardState,
+      entries: this.#entries.map((b) => this.#codec.decode(b) as Entry),
+    };
+    if (this.#snapshot) state.snapshot = this.#codec.decode(this.#snapshot) as Snapshot;
+    return Promise.resolve(state);
+  }
+
+  save(batch: StorageBatch): Promise<void> {
+    this.#check();
+    if (batch.resetLog) this.#dropAll(batch.snapshot ? batch.snapshot.meta.index + 1 : 1);
+    if (batch.snapshot) {
+      this.#snapshot = this.#codec.encode(batch.snapshot);
+      this.#snapshotDataBytes = batch.snapshot.data.length;
+      this.#dropThrough(batch.snapshot.meta.index);
+    }
+    if (batch.entries.length > 0) {
+      const from = batch.entries[0].index;
+      if (this.#entries.length === 0) this.#first = from;
+      this.#truncateFrom(from);
+      if (from !== this.#first + this.#entries.length) {
+        throw new Error(
+          `MemoryStorage: entry ${from} does not follow the stored log ` +
+            `(${this.#first}..${this.#first + this.#entries.length - 1})`,
+        );
+      }
+      for (const e of batch.entries) {
+        const bytes = this.#codec.encode(e);
+        this.#entries.push(bytes);
+        this.#entryBytes += bytes.length;
+      }
+    }
+    if (batch.hardState) this.#hardState = this.#codec.encode(batch.hardState);
+    return Promise.resolve();
+  }
+
+  raftStateSize(): number {
+    return this.#hardState.length + this.#entryBytes;
+  }
+
+  snapshotSize(): number {
+    return this.#snapshotDataBytes;
+  }
+
+  close(): Promise<void> {
+    this.#closed = true;
+    return Promise.resolve();
+  }
+
+  #check(): void {
+    if (this.#closed) throw new Error("MemoryStorage is closed; open a copy to read it again");
+  }
+
+  #dropAll(nextFirst: number): void {
+    this.#entries = [];
+    this.#entryBytes = 0;
+    this.#first = nextFirst;
+  }
+
+  #dropThrough(index: number): void {
+    const n = Math.min(this.#entries.length, Math.max(0, index - this.#first + 1));
+    for (let i = 0; i < n; i++) this.#entryBytes -= this.#entries[i].length;
+    this.#entries = this.#entries.slice(n);
+    this.#first = Math.max(this.#first, index + 1);
+    if (this.#entries.length === 0) this.#first = index + 1;
+  }
+
+  #truncateFrom(index: number): void {
+    const keep = Math.max(0, index - this.#first);
+    for (let i = keep; i < this.#entries.length; i++) this.#entryBytes -= this.#entries[i].length;
+    this.#entries.length = Math.min(this.#entries.length, keep);
+  }
+}

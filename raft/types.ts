@@ -1,0 +1,268 @@
+/**
+ * The data Raft works with: log entries, hard state, snapshots, membership
+ * and the messages peers exchange.
+ *
+ * @module
+ */
+
+/**
+ * A node's name: unique in the cluster, stable across restarts.
+ *
+ * @example
+ * ```ts
+ * import type { NodeId } from "@distkit/distkit/raft";
+ *
+ * const id: NodeId = "raft-0";
+ * ```
+ */
+export type NodeId = string;
+
+/**
+ * Who is in the cluster: voters decide elections and commits; learners
+ * receive the log but do not vote.
+ *
+ * @example
+ * ```ts
+ * import type { Membership } from "@distkit/distkit/raft";
+ *
+ * const membership: Membership = { voters: ["a", "b", "c"], learners: ["d"] };
+ * ```
+ */
+export interface Membership {
+  /** The voting members. */
+  voters: NodeId[];
+  /** The non-voting members. */
+  learners: NodeId[];
+}
+
+/**
+ * What a log entry carries: a command of the service, a no-op the leader
+ * appends when elected (so it can commit in its own term), or a new
+ * membership.
+ *
+ * @example
+ * ```ts
+ * import type { EntryKind } from "@distkit/distkit/raft";
+ *
+ * const kind: EntryKind = "command";
+ * ```
+ */
+export type EntryKind = "command" | "noop" | "membership";
+
+/**
+ * One log entry.
+ *
+ * @example
+ * ```ts
+ * import type { Entry } from "@distkit/distkit/raft";
+ *
+ * const entry: Entry = { index: 1, term: 1, kind: "command", command: { op: "put", key: "a" } };
+ * ```
+ */
+export interface Entry {
+  /** Position in the log, from 1. */
+  index: number;
+  /** The leader's term when the entry was created. */
+  term: number;
+  /** What the entry carries. */
+  kind: EntryKind;
+  /** The service's command (kind `command`); any value the codec can encode. */
+  command?: unknown;
+  /** The new membership (kind `membership`). */
+  membership?: Membership;
+}
+
+/**
+ * What must be on stable storage before a node answers anyone: its term, the
+ * vote it cast in that term, and the commit index it knows.
+ *
+ * @example
+ * ```ts
+ * import type { HardState } from "@distkit/distkit/raft";
+ *
+ * const hs: HardState = { term: 3, vote: "b", commit: 17 };
+ * ```
+ */
+export interface HardState {
+  /** The latest term this node has seen. */
+  term: number;
+  /** The candidate voted for in `term`, or null. */
+  vote: NodeId | null;
+  /** The highest index known to be committed. */
+  commit: number;
+}
+
+/**
+ * Describes a snapshot: the last entry it covers and the membership then.
+ *
+ * @example
+ * ```ts
+ * import type { SnapshotMeta } from "@distkit/distkit/raft";
+ *
+ * const meta: SnapshotMeta = { index: 100, term: 4, membership: { voters: ["a"], learners: [] } };
+ * ```
+ */
+export interface SnapshotMeta {
+  /** The index of the last entry the snapshot replaces. */
+  index: number;
+  /** The term of that entry. */
+  term: number;
+  /** The membership as of that entry. */
+  membership: Membership;
+}
+
+/**
+ * A snapshot of the service's state, replacing the log up to `meta.index`.
+ *
+ * @example
+ * ```ts
+ * import type { Snapshot } from "@distkit/distkit/raft";
+ *
+ * const snap: Snapshot = {
+ *   meta: { index: 10, term: 2, membership: { voters: ["a"], learners: [] } },
+ *   data: new Uint8Array([1, 2, 3]),
+ * };
+ * ```
+ */
+export interface Snapshot {
+  /** What the snapshot covers. */
+  meta: SnapshotMeta;
+  /** The service's state, opaque to Raft. */
+  data: Uint8Array;
+}
+
+interface Envelope {
+  from: NodeId;
+  to: NodeId;
+  term: number;
+}
+
+/**
+ * A request for a vote. With `pre` it is a PreVote: it asks whether the voter
+ * would vote, without anyone changing term. `transfer` marks an election
+ * started by a leadership transfer, which voters honour even while they still
+ * hear from a leader.
+ */
+export interface VoteMessage extends Envelope {
+  type: "vote";
+  pre: boolean;
+  transfer: boolean;
+  lastIndex: number;
+  lastTerm: number;
+}
+
+/** The answer to a {@linkcode VoteMessage}. */
+export interface VoteResponse extends Envelope {
+  type: "voteResp";
+  pre: boolean;
+  granted: boolean;
+}
+
+/** Entries to append after `prevIndex`, and the leader's commit index. */
+export interface AppendMessage extends Envelope {
+  type: "append";
+  prevIndex: number;
+  prevTerm: number;
+  entries: Entry[];
+  commit: number;
+}
+
+/**
+ * The answer to an {@linkcode AppendMessage}. On success `index` is the last
+ * index now known to match the leader; on rejection it is the rejected
+ * `prevIndex`, and `conflictTerm`/`conflictIndex` tell the leader where to
+ * back up to (the term of the follower's entry at `prevIndex`, 0 when it has
+ * none, and the first index of that term, or its last index + 1).
+ */
+export interface AppendResponse extends Envelope {
+  type: "appendResp";
+  success: boolean;
+  index: number;
+  conflictTerm: number;
+  conflictIndex: number;
+}
+
+/** Keeps followers from starting elections and carries a safe commit index. */
+export interface HeartbeatMessage extends Envelope {
+  type: "heartbeat";
+  commit: number;
+  /** ReadIndex round being confirmed (0: none). */
+  context: number;
+}
+
+/** The answer to a {@linkcode HeartbeatMessage}. */
+export interface HeartbeatResponse extends Envelope {
+  type: "heartbeatResp";
+  context: number;
+}
+
+/** One chunk of a snapshot being installed on a follower. */
+export interface SnapshotMessage extends Envelope {
+  type: "snapshot";
+  meta: SnapshotMeta;
+  /** Byte offset of this chunk in the snapshot's data. */
+  offset: number;
+  /** Total size of the snapshot's data in bytes. */
+  size: number;
+  chunk: Uint8Array;
+}
+
+/**
+ * The answer to a {@linkcode SnapshotMessage}: `done` when the follower has
+ * the whole snapshot (or already had its entries), else the offset it wants
+ * next.
+ */
+export interface SnapshotResponse extends Envelope {
+  type: "snapshotResp";
+  index: number;
+  offset: number;
+  done: boolean;
+}
+
+/** Tells the transferee of a leadership transfer to start an election now. */
+export interface TimeoutNowMessage extends Envelope {
+  type: "timeoutNow";
+}
+
+/**
+ * Any message between Raft peers.
+ *
+ * @example
+ * ```ts
+ * import type { Message } from "@distkit/distkit/raft";
+ *
+ * function describe(m: Message): string {
+ *   return `${m.type} ${m.from}->${m.to} in term ${m.term}`;
+ * }
+ * ```
+ */
+export type Message =
+  | VoteMessage
+  | VoteResponse
+  | AppendMessage
+  | AppendResponse
+  | HeartbeatMessage
+  | HeartbeatResponse
+  | SnapshotMessage
+  | SnapshotResponse
+  | TimeoutNowMessage;
+
+/** The kinds of message that answer another one. */
+export const RESPONSE_TYPES: ReadonlySet<Message["type"]> = new Set([
+  "voteResp",
+  "appendResp",
+  "heartbeatResp",
+  "snapshotResp",
+]);
+
+/**
+ * A node's role.
+ *
+ * @example
+ * ```ts
+ * import type { Role } from "@distkit/distkit/raft";
+ *
+ * const role: Role = "leader";
+ * ```
+ */
+export type Role = "follower" | "precandidate" | "candidate" | "leader";

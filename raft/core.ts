@@ -333,6 +333,22 @@ export class RaftCore {
   get transferee(): NodeId | null {
     return this.#transferee;
   }
+  /** The entries in [lo, hi] still in the log (for inspection and tests). */
+  entries(lo: number, hi: number): Entry[] {
+    return this.#log.slice(lo, hi);
+  }
+  /** The term of the entry at `index`, or undefined when compacted or beyond the end. */
+  termAt(index: number): number | undefined {
+    return this.#log.term(index);
+  }
+  /**
+   * How many messages are waiting for the next {@linkcode RaftCore.ready}.
+   * Messages a `step` produces are appended in order, so a driver can tell
+   * which of `ready().messages` answer which request.
+   */
+  get pendingMessages(): number {
+    return this.#messages.length;
+  }
   /** The match index of each peer (leader only). */
   matchIndexes(): Map<NodeId, number> {
     return new Map([...this.#progress].map(([id, pr]) => [id, pr.match]));

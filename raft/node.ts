@@ -24,7 +24,14 @@ import {
 import { NotLeaderError, RaftRequestError, RaftStoppedError } from "./errors.ts";
 import { parseMessage } from "./messages.ts";
 import type { RaftStorage } from "./storage.ts";
-import { type Membership, type Message, type NodeId, RESPONSE_TYPES, type Role } from "./types.ts";
+import {
+  type Entry,
+  type Membership,
+  type Message,
+  type NodeId,
+  RESPONSE_TYPES,
+  type Role,
+} from "./types.ts";
 
 /**
  * Options for {@linkcode RaftNode.start}.
@@ -119,11 +126,21 @@ export interface RaftStatus {
   stopped: boolean;
 }
 
+/** An RPC from a peer, waiting for the answers its message produced. */
 interface Waiter {
-  from: NodeId;
-  replies: Message[];
+  /** Positions in the next ready's messages that this request produced. */
+  start: number;
+  end: number;
   resolve: (replies: Message[]) => void;
 }
+
+/** The answer each kind of request expects. */
+const ANSWER: Partial<Record<Message["type"], Message["type"]>> = {
+  vote: "voteResp",
+  append: "appendResp",
+  heartbeat: "heartbeatResp",
+  snapshot: "snapshotResp",
+};
 
 interface IndexWaiter {
   term: number;
@@ -255,6 +272,14 @@ export class RaftNode {
       membership: this.#core.membership,
       stopped: this.#stopped,
     };
+  }
+
+  /**
+   * The entries with indexes in [from, to] still in this node's log
+   * (compacted ones are gone), for inspection and tests.
+   */
+  logEntries(from: number, to: number): Entry[] {
+    return this.#core.entries(from, to);
   }
 
   /**
@@ -453,9 +478,11 @@ export class RaftNode {
     if (this.#stopped) return Promise.resolve([]);
     const message = parseMessage(args);
     if (message.to !== this.#id) return Promise.resolve([]);
+    const start = this.#core.pendingMessages;
     this.#step(message);
+    const end = this.#core.pendingMessages;
     return new Promise((resolve) => {
-      this.#waiters.push({ from: message.from, replies: [], resolve });
+      this.#waiters.push({ start, end, resolve });
       this.#kick();
     });
   }
@@ -516,14 +543,25 @@ export class RaftNode {
     });
   }
 
-  /** Responses ride back on the RPC that asked for them; everything else is a new RPC. */
+  /**
+   * Answers ride back on the RPC whose request produced them (so a lost reply
+   * loses exactly that request's answer); everything else is a new RPC.
+   */
   #dispatch(messages: Message[], waiters: Waiter[]): void {
-    for (const m of messages) {
-      const waiter = RESPONSE_TYPES.has(m.type) ? waiters.find((w) => w.from === m.to) : undefined;
-      if (waiter) waiter.replies.push(m);
-      else this.#send(m);
+    const carried = new Set<number>();
+    for (const w of waiters) {
+      const replies: Message[] = [];
+      for (let k = w.start; k < w.end; k++) {
+        if (RESPONSE_TYPES.has(messages[k].type)) {
+          replies.push(messages[k]);
+          carried.add(k);
+        }
+      }
+      w.resolve(replies);
     }
-    for (const w of waiters) w.resolve(w.replies);
+    messages.forEach((m, k) => {
+      if (!carried.has(k)) this.#send(m);
+    });
   }
 
   #send(m: Message): void {
@@ -534,16 +572,20 @@ export class RaftNode {
     }
     end.call<unknown>("Raft.Step", m, { timeoutMs: this.#rpcTimeoutMs }).then(
       (replies) => {
-        if (this.#stopped || !Array.isArray(replies)) return;
-        for (const reply of replies) {
+        if (this.#stopped) return;
+        let answered = false;
+        for (const reply of Array.isArray(replies) ? replies : []) {
           let parsed: Message;
           try {
             parsed = parseMessage(reply);
           } catch {
             continue; // a malformed answer is as good as a lost one
           }
+          if (parsed.type === ANSWER[m.type] || parsed.type === "appendResp") answered = true;
           this.#step(parsed);
         }
+        // A request that got no answer is as good as lost: let the core resend.
+        if (!answered) this.#core.reportUnreachable(m.to, m.type);
         this.#kick();
       },
       () => {

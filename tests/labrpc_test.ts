@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import {
+  AbortedError,
   delay,
   Random,
   RemoteError,
@@ -437,4 +438,103 @@ Deno.test("labrpc: 100,000 sequential calls (benchmark figure)", async () => {
     } s (Go labrpc, same machine: 1.58 s median; see BENCHMARKS.md)`,
   );
   assert.equal(net.count("s"), 100_000);
+});
+
+Deno.test("labrpc: no reply is delivered once the server is killed or the end cut", async () => {
+  // labrpc checks isServerDead once more after the handler returned. Kill the
+  // server (or disable the end) n microtasks after the handler returns, for
+  // every n up to well past the time the reply takes to come back; the trace
+  // must never show a reply handed over after the kill.
+  await simulate(async ({ net, clock }) => {
+    for (const how of ["delete", "replace", "disable"] as const) {
+      for (let n = 0; n < 40; n++) {
+        const name = `s-${how}-${n}`;
+        const endName = `c-${name}`;
+        let killedAt = -1;
+        const server = new RpcServer();
+        server.addService("S", {
+          Put: () => {
+            let chain = Promise.resolve();
+            for (let i = 0; i < n; i++) chain = chain.then(() => {});
+            chain.then(() => {
+              killedAt = net.trace.length;
+              if (how === "delete") net.deleteServer(name);
+              else if (how === "replace") net.addServer(name, junkServer());
+              else net.enable(endName, false);
+            });
+            return "positive";
+          },
+        });
+        net.addServer(name, server);
+        const end = net.makeEnd(endName);
+        net.connect(endName, name);
+        net.enable(endName, true);
+        const outcome = await end.call("S.Put").then((v) => v, (e) => e);
+        await delay(0, { clock }); // every microtask has run
+        assert.ok(killedAt >= 0, "the kill ran");
+        const replyAt = net.trace.findIndex((e) => e.kind === "reply" && e.end === endName);
+        if (replyAt >= 0) {
+          assert.ok(replyAt < killedAt, `${how} after ${n} microtasks: a reply after the kill`);
+          assert.equal(outcome, "positive");
+        } else {
+          assert.ok(outcome instanceof UnreachableError, `${how} after ${n}: ${outcome}`);
+        }
+      }
+    }
+  }, { trace: true });
+});
+
+Deno.test("sim network: a signal that already fired aborts the call before it is sent", async () => {
+  // It used to send the call anyway and leave its failure unhandled, which
+  // crashed the process.
+  await simulate(async ({ net, clock }) => {
+    net.addServer("s", junkServer());
+    const disabled = net.makeEnd("disabled");
+    net.connect("disabled", "s");
+    const live = net.makeEnd("live");
+    net.connect("live", "s");
+    net.enable("live", true);
+    const signal = AbortSignal.abort(new Error("not wanted"));
+    for (const end of [disabled, live]) {
+      await assert.rejects(
+        end.call("JunkServer.Handler2", 1, { signal }),
+        (e) => e instanceof AbortedError && (e.cause as Error).message === "not wanted",
+      );
+    }
+    await delay(10_000, { clock });
+    assert.equal(net.totalCalls, 0, "nothing was sent");
+    assert.equal(net.count("s"), 0);
+  });
+});
+
+Deno.test("sim network: timeoutMs Infinity never times out", async () => {
+  await simulate(async ({ net, clock }) => {
+    const s = new RpcServer();
+    s.addService("S", { Slow: () => delay(3_600_000, { clock }).then(() => "done") });
+    net.addServer("s", s);
+    const end = net.makeEnd("c");
+    net.connect("c", "s");
+    net.enable("c", true);
+    assert.equal(await end.call("S.Slow", {}, { timeoutMs: Infinity }), "done");
+    assert.equal(clock.now(), 3_600_000);
+  });
+});
+
+Deno.test("sim network: an undeliverable call says why and what to do", async () => {
+  await simulate(async ({ net }) => {
+    net.addServer("s", junkServer());
+    const reason = (end: { call(m: string): Promise<unknown> }) =>
+      end.call("JunkServer.Handler2").then(() => "delivered", (e: Error) => e.message);
+    const loose = net.makeEnd("loose");
+    assert.match(await reason(loose), /"loose" is not connected .*connect\("loose", server\)/);
+    net.connect("loose", "s");
+    assert.match(await reason(loose), /"loose" is disabled; call enable\("loose", true\)/);
+    net.connect("loose", "gone");
+    net.enable("loose", true);
+    assert.match(await reason(loose), /no server named "gone" .*addServer/);
+    const ab = net.transportFor("a").connect("s");
+    net.partition(["a"], ["s"]);
+    assert.match(await reason(ab), /"a" and "s" are in different partition groups; heal\(\)/);
+    assert.throws(() => net.makeEnd("loose"), /already exists; end names must be unique/);
+  });
 });

@@ -1,0 +1,398 @@
+/**
+ * The Raft test harness, after the course's config.go: a cluster of
+ * RaftNodes on the simulated network, with crash/restart, connect/
+ * disconnect, log checking on every apply, and the tester's helpers
+ * (checkOneLeader, one, nCommitted, wait...).
+ */
+import assert from "node:assert/strict";
+import { delay, type Random, RpcServer, type SimEnd, type Simulation } from "../net/mod.ts";
+import { type Applied, MemoryStorage, RaftNode, type RaftNodeOptions } from "../raft/mod.ts";
+
+/** Options of a test cluster. */
+export interface ClusterOptions {
+  unreliable?: boolean;
+  /** Snapshot every this many applied entries (the course's SnapShotInterval). */
+  snapshotEvery?: number;
+  /** Extra node options. */
+  node?: Partial<RaftNodeOptions>;
+}
+
+interface Server {
+  node?: RaftNode;
+  storage: MemoryStorage;
+  ends: SimEnd[];
+  generation: number;
+}
+
+/** A command the tester proposes: a number or a string. */
+export type Command = number | string;
+
+/** A cluster of `n` Raft nodes named "0".."n-1". */
+export class Cluster {
+  readonly n: number;
+  readonly sim: Simulation;
+  readonly #options: ClusterOptions;
+  readonly #servers: Server[];
+  readonly connected: boolean[];
+  /** Per server: index → command applied there. */
+  readonly logs: Map<number, Command>[];
+  readonly #lastApplied: number[];
+  #failure: Error | undefined;
+  #startTime: number;
+  #startRpcs = 0;
+  #startBytes = 0;
+  #maxIndex = 0;
+  #maxIndex0 = 0;
+  #appliers: Promise<void>[] = [];
+  /** The term of every entry applied anywhere, by index. */
+  readonly appliedTerms = new Map<number, number>();
+  /**
+   * For every applied index, the highest term any node had when it was first
+   * applied: it was committed in that term or earlier, so every leader of a
+   * later term must hold it (leader completeness).
+   */
+  readonly committedBy = new Map<number, number>();
+  /** How many snapshots servers installed from the leader (or at restart). */
+  snapshotsInstalled = 0;
+  /** Every (index, command) a client saw committed through `one`. */
+  readonly committed = new Map<number, Command>();
+  readonly random: Random;
+
+  constructor(sim: Simulation, n: number, options: ClusterOptions = {}) {
+    this.sim = sim;
+    this.n = n;
+    this.#options = options;
+    this.random = sim.random.fork();
+    sim.net.setReliable(!options.unreliable);
+    sim.net.setLongDelays(true);
+    this.#servers = Array.from(
+      { length: n },
+      () => ({ storage: new MemoryStorage(), ends: [], generation: 0 }),
+    );
+    this.connected = new Array(n).fill(false);
+    this.logs = Array.from({ length: n }, () => new Map());
+    this.#lastApplied = new Array(n).fill(0);
+    this.#startTime = sim.clock.now();
+  }
+
+  /** Creates and starts all nodes, connected. */
+  static async start(sim: Simulation, n: number, options: ClusterOptions = {}): Promise<Cluster> {
+    const cluster = new Cluster(sim, n, options);
+    for (let i = 0; i < n; i++) await cluster.startServer(i);
+    for (let i = 0; i < n; i++) cluster.connect(i);
+    return cluster;
+  }
+
+  get ids(): string[] {
+    return Array.from({ length: this.n }, (_, i) => String(i));
+  }
+
+  node(i: number): RaftNode {
+    const node = this.#servers[i].node;
+    assert.ok(node, `server ${i} is not running`);
+    return node;
+  }
+
+  isRunning(i: number): boolean {
+    return this.#servers[i].node !== undefined;
+  }
+
+  storage(i: number): MemoryStorage {
+    return this.#servers[i].storage;
+  }
+
+  /** Starts (or restarts) server i from a copy of its storage, with fresh ends. */
+  async startServer(i: number): Promise<void> {
+    await this.crash(i);
+    const s = this.#servers[i];
+    s.generation++;
+    const id = String(i);
+    const { net, clock } = this.sim;
+    // Fresh outgoing end names per incarnation, so a crashed instance's
+    // in-flight calls can never be delivered on its successor's behalf.
+    s.ends = [];
+    const transport = {
+      connect: (peer: string): SimEnd => {
+        const name = `${id}.${s.generation}->${peer}`;
+        const end = net.makeEnd(name, { owner: id });
+        net.connect(name, peer);
+        net.enable(name, this.connected[i] && this.connected[Number(peer)]);
+        s.ends.push(end);
+        return end;
+      },
+    };
+    const server = new RpcServer();
+    this.logs[i] = new Map();
+    this.#lastApplied[i] = 0;
+    const node = await RaftNode.start({
+      id,
+      peers: this.ids,
+      transport,
+      server,
+      storage: s.storage,
+      clock,
+      random: this.random.fork(),
+      ...this.#options.node,
+    });
+    s.node = node;
+    net.addServer(id, server);
+    this.#appliers.push(this.#applier(i, node));
+  }
+
+  /** Crashes server i: it stops, and a restart sees only what it had persisted. */
+  async crash(i: number): Promise<void> {
+    const s = this.#servers[i];
+    this.disconnect(i);
+    this.sim.net.deleteServer(String(i));
+    const node = s.node;
+    s.node = undefined;
+    if (node) {
+      // The copy is taken before the old instance stops, like config.go's
+      // persister.Copy(): whatever the zombie writes later is lost.
+      s.storage = s.storage.copy();
+      await node.stop();
+    }
+    if (this.connected[i]) this.connected[i] = false;
+  }
+
+  /** Cuts server i off from the others (both directions). */
+  disconnect(i: number): void {
+    this.connected[i] = false;
+    this.#updateEnds();
+  }
+
+  /** Reconnects server i to the connected ones. */
+  connect(i: number): void {
+    this.connected[i] = true;
+    this.#updateEnds();
+  }
+
+  #updateEnds(): void {
+    for (let i = 0; i < this.n; i++) {
+      for (const end of this.#servers[i].ends) {
+        const peer = Number(end.peer);
+        this.sim.net.enable(end.name, this.connected[i] && this.connected[peer]);
+      }
+    }
+  }
+
+  async #applier(i: number, node: RaftNode): Promise<void> {
+    const snapshotEvery = this.#options.snapshotEvery;
+    for await (const item of node.applied()) {
+      try {
+        this.#check(i, item);
+      } catch (err) {
+        this.#failure ??= err as Error;
+        return;
+      }
+      if (snapshotEvery && item.type === "command" && item.index % snapshotEvery === 0) {
+        const data = new TextEncoder().encode(
+          JSON.stringify({ index: item.index, log: [...this.logs[i]] }),
+        );
+        await node.snapshot(item.index, data).catch(() => {});
+      }
+    }
+  }
+
+  #check(i: number, item: Applied): void {
+    if (item.type === "snapshot") {
+      const { log } = JSON.parse(new TextDecoder().decode(item.data)) as {
+        log: [number, Command][];
+      };
+      this.logs[i] = new Map(log);
+      this.#lastApplied[i] = item.index;
+      return;
+    }
+    const command = item.command as Command;
+    for (let j = 0; j < this.n; j++) {
+      const other = this.logs[j].get(item.index);
+      if (other !== undefined && other !== command) {
+        throw new Error(
+          `commit index=${item.index} server=${i} ${command} != server=${j} ${other}`,
+        );
+      }
+    }
+    if (item.index <= this.#lastApplied[i]) {
+      throw new Error(
+        `server ${i} applied index ${item.index} again (last applied ${this.#lastApplied[i]})`,
+      );
+    }
+    const term = this.appliedTerms.get(item.index);
+    if (term !== undefined && term !== item.term) {
+      throw new Error(
+        `index ${item.index} applied with term ${item.term} on ${i} but ${term} elsewhere`,
+      );
+    }
+    if (term === undefined) {
+      this.appliedTerms.set(item.index, item.term);
+      let maxTerm = 0;
+      for (const server of this.#servers) {
+        if (server.node) maxTerm = Math.max(maxTerm, server.node.status().term);
+      }
+      this.committedBy.set(item.index, maxTerm);
+    }
+    this.logs[i].set(item.index, command);
+    this.#lastApplied[i] = item.index;
+    if (item.index > this.#maxIndex) this.#maxIndex = item.index;
+  }
+
+  /** Throws the first apply-time failure (log mismatch, out of order...). */
+  checkFailure(): void {
+    if (this.#failure) throw this.#failure;
+  }
+
+  async sleep(ms: number): Promise<void> {
+    await delay(ms, { clock: this.sim.clock });
+    this.checkFailure();
+  }
+
+  /** The course's checkOneLeader: a single leader among connected servers, checked up to 10 times. */
+  async checkOneLeader(): Promise<number> {
+    for (let iter = 0; iter < 10; iter++) {
+      await this.sleep(450 + this.random.int(100));
+      const leaders = new Map<number, number[]>();
+      for (let i = 0; i < this.n; i++) {
+        if (!this.connected[i] || !this.isRunning(i)) continue;
+        const s = this.node(i).status();
+        if (s.role === "leader") leaders.set(s.term, [...(leaders.get(s.term) ?? []), i]);
+      }
+      let lastTerm = -1;
+      for (const [term, ids] of leaders) {
+        assert.ok(ids.length <= 1, `term ${term} has ${ids.length} (>1) leaders`);
+        if (term > lastTerm) lastTerm = term;
+      }
+      if (leaders.size > 0) return leaders.get(lastTerm)![0];
+    }
+    throw new Error("expected one leader, got none");
+  }
+
+  /** All connected servers agree on the term. */
+  checkTerms(): number {
+    let term = -1;
+    for (let i = 0; i < this.n; i++) {
+      if (!this.connected[i] || !this.isRunning(i)) continue;
+      const t = this.node(i).status().term;
+      if (term === -1) term = t;
+      else assert.equal(t, term, "servers disagree on term");
+    }
+    return term;
+  }
+
+  /** No connected server thinks it is the leader. */
+  checkNoLeader(): void {
+    for (let i = 0; i < this.n; i++) {
+      if (!this.connected[i] || !this.isRunning(i)) continue;
+      assert.notEqual(
+        this.node(i).status().role,
+        "leader",
+        `expected no leader, but ${i} claims to be leader`,
+      );
+    }
+  }
+
+  /** How many servers think the entry at `index` is committed, and its command. */
+  nCommitted(index: number): [number, Command | undefined] {
+    this.checkFailure();
+    let count = 0;
+    let command: Command | undefined;
+    for (let i = 0; i < this.n; i++) {
+      const c = this.logs[i].get(index);
+      if (c === undefined) continue;
+      if (count > 0) assert.equal(c, command, `committed values do not match: index ${index}`);
+      count++;
+      command = c;
+    }
+    return [count, command];
+  }
+
+  /** Waits for at least n servers to commit `index` (gives up if the term moved past startTerm). */
+  async wait(index: number, n: number, startTerm: number): Promise<Command | undefined> {
+    let to = 10;
+    for (let iters = 0; iters < 30; iters++) {
+      const [nd] = this.nCommitted(index);
+      if (nd >= n) break;
+      await this.sleep(to);
+      if (to < 1000) to *= 2;
+      if (startTerm > -1) {
+        for (let i = 0; i < this.n; i++) {
+          if (this.isRunning(i) && this.node(i).status().term > startTerm) return -1;
+        }
+      }
+    }
+    const [nd, cmd] = this.nCommitted(index);
+    assert.ok(nd >= n, `only ${nd} decided for index ${index}; wanted ${n}`);
+    return cmd;
+  }
+
+  /**
+   * The course's one(): propose `cmd` on whichever server is leader until
+   * `expectedServers` have committed it; with retry, re-propose after a
+   * failed agreement. 10 s budget.
+   */
+  async one(cmd: Command, expectedServers: number, retry: boolean): Promise<number> {
+    const t0 = this.sim.clock.now();
+    let starts = 0;
+    while (this.sim.clock.now() - t0 < 10_000) {
+      let index = -1;
+      for (let si = 0; si < this.n; si++) {
+        starts = (starts + 1) % this.n;
+        if (!this.connected[starts] || !this.isRunning(starts)) continue;
+        try {
+          const r = await this.node(starts).propose(cmd);
+          index = r.index;
+          break;
+        } catch {
+          continue;
+        }
+      }
+      if (index !== -1) {
+        const t1 = this.sim.clock.now();
+        while (this.sim.clock.now() - t1 < 2000) {
+          const [nd, cmd1] = this.nCommitted(index);
+          if (nd > 0 && nd >= expectedServers && cmd1 === cmd) {
+            this.committed.set(index, cmd);
+            return index;
+          }
+          await this.sleep(20);
+        }
+        if (!retry) throw new Error(`one(${cmd}) failed to reach agreement`);
+      } else {
+        await this.sleep(50);
+      }
+    }
+    throw new Error(`one(${cmd}) failed to reach agreement`);
+  }
+
+  /** Starts a test's statistics (like cfg.begin). */
+  begin(): void {
+    this.#startTime = this.sim.clock.now();
+    this.#startRpcs = this.sim.net.totalCalls;
+    this.#startBytes = this.sim.net.totalBytes;
+    this.#maxIndex0 = this.#maxIndex;
+  }
+
+  get rpcTotal(): number {
+    return this.sim.net.totalCalls;
+  }
+
+  /** Prints the course tester's summary line and checks for apply failures. */
+  end(name: string): void {
+    this.checkFailure();
+    const secs = (this.sim.clock.now() - this.#startTime) / 1000;
+    const rpcs = this.sim.net.totalCalls - this.#startRpcs;
+    const bytes = this.sim.net.totalBytes - this.#startBytes;
+    const commits = this.#maxIndex - this.#maxIndex0;
+    console.log(
+      `  ${name}: ${
+        secs.toFixed(1)
+      } s virtual, ${this.n} peers, ${rpcs} RPCs, ${bytes} bytes, ${commits} commits`,
+    );
+  }
+
+  /** Stops everything. */
+  async cleanup(): Promise<void> {
+    for (let i = 0; i < this.n; i++) await this.crash(i);
+    await Promise.all(this.#appliers);
+    this.checkFailure();
+  }
+}

@@ -825,6 +825,12 @@ export class RaftCore {
     } else if (m.index !== pr.next - 1) {
       return;
     }
+    if (m.index <= pr.match) {
+      // The follower rejects an index it acknowledged: it lost durable state
+      // (or this is a very late answer). Forget the match, or the same probe
+      // would be sent, and rejected, for ever.
+      pr.match = Math.max(0, Math.min(m.index, m.conflictIndex) - 1);
+    }
     let next = m.conflictIndex;
     if (m.conflictTerm > 0) {
       const last = this.#log.lastIndexOfTerm(m.conflictTerm);

@@ -44,6 +44,8 @@ export class Cluster {
   #maxIndex = 0;
   #maxIndex0 = 0;
   #appliers: Promise<void>[] = [];
+  /** Every command ever applied, by index, across restarts. */
+  readonly #history = new Map<number, Command>();
   /** The term of every entry applied anywhere, by index. */
   readonly appliedTerms = new Map<number, number>();
   /**
@@ -200,10 +202,20 @@ export class Cluster {
         log: [number, Command][];
       };
       this.logs[i] = new Map(log);
+      this.snapshotsInstalled++;
       this.#lastApplied[i] = item.index;
       return;
     }
     const command = item.command as Command;
+    // Stricter than the course: compare with everything ever applied, not
+    // only with the logs of servers that have not restarted.
+    const before = this.#history.get(item.index);
+    if (before !== undefined && before !== command) {
+      throw new Error(
+        `commit index=${item.index} server=${i} ${command} != ${before} applied there earlier`,
+      );
+    }
+    this.#history.set(item.index, command);
     for (let j = 0; j < this.n; j++) {
       const other = this.logs[j].get(item.index);
       if (other !== undefined && other !== command) {

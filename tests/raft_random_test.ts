@@ -175,7 +175,9 @@ async function runSeed(seed: number): Promise<{ commits: number; faults: number 
       try {
         await cfg.one(random.int(1e9), n, true);
       } catch (err) {
-        for (let i = 0; i < n; i++) if (cfg.isRunning(i)) console.error(JSON.stringify(cfg.node(i).status()));
+        for (let i = 0; i < n; i++) {
+          if (cfg.isRunning(i)) console.error(JSON.stringify(cfg.node(i).status()));
+        }
         throw err;
       }
       checkSafety(cfg, leaders);

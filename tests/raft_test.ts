@@ -529,6 +529,9 @@ async function snapshotScenario(
       leader1 = await cfg.checkOneLeader();
     }
   }
+  if (options.disconnect || options.crash) {
+    assert.ok(cfg.snapshotsInstalled > 0, "no lagging server ever restored from a snapshot");
+  }
 }
 
 const snap = { snapshotEvery: SNAPSHOT_INTERVAL };

@@ -174,6 +174,8 @@ interface Progress {
   inflight: number[];
   /** An append was sent in probe state and is unanswered. */
   probeSent: boolean;
+  /** Sequence number of the latest append to this peer; a probe's answer must echo it. */
+  seq: number;
   /** Heard from since the last quorum check. */
   active: boolean;
   /** Snapshot being sent: its index, the next offset, and whether a chunk is in flight. */
@@ -502,6 +504,7 @@ export class RaftCore {
           index: 0,
           conflictTerm: 0,
           conflictIndex: 0,
+          seq: 0,
         });
       } else if (m.type === "vote") {
         this.#send({ type: "voteResp", to: m.from, pre: m.pre, granted: false });
@@ -742,6 +745,7 @@ export class RaftCore {
       state: "probe",
       inflight: [],
       probeSent: false,
+      seq: 0,
       active: true,
       snapshotIndex: 0,
       snapshotOffset: 0,
@@ -822,13 +826,13 @@ export class RaftCore {
     if (pr.state === "replicate") {
       if (m.index <= pr.match) return;
       this.#becomeProbe(pr);
-    } else if (m.index !== pr.next - 1) {
-      return;
+    } else if (pr.state !== "probe" || m.seq !== pr.seq) {
+      return; // not the answer to the latest probe
     }
     if (m.index <= pr.match) {
-      // The follower rejects an index it acknowledged: it lost durable state
-      // (or this is a very late answer). Forget the match, or the same probe
-      // would be sent, and rejected, for ever.
+      // The answer to the latest probe rejects an index the follower had
+      // acknowledged: it lost durable state. Forget the match, or the same
+      // probe would be sent, and rejected, for ever.
       pr.match = Math.max(0, Math.min(m.index, m.conflictIndex) - 1);
     }
     let next = m.conflictIndex;
@@ -846,7 +850,7 @@ export class RaftCore {
       // A lost append may have filled the window: free one slot so replication resumes.
       pr.inflight.shift();
     }
-    if (m.context === 0) return;
+    if (m.context === 0 || !this.#log.membership().voters.includes(m.from)) return;
     for (const read of this.#reads) if (read.round <= m.context) read.acks.add(m.from);
     // Release, in order, every read a quorum has confirmed.
     let n = 0;
@@ -926,9 +930,9 @@ export class RaftCore {
       context,
       index: this.#commit,
       round: ++this.#readRound,
-      acks: new Set([this.id]),
+      acks: new Set(this.#promotable() ? [this.id] : []),
     };
-    if (this.#quorum() <= 1) {
+    if (read.acks.size >= this.#quorum()) {
       this.#readyReads.push({ context, index: read.index });
       return;
     }
@@ -1002,6 +1006,7 @@ export class RaftCore {
       prevTerm,
       entries,
       commit: this.#commit,
+      seq: ++pr.seq,
     };
     this.#send(message);
     if (pr.state === "probe") {
@@ -1070,6 +1075,7 @@ export class RaftCore {
         index: this.#commit,
         conflictTerm: 0,
         conflictIndex: 0,
+        seq: m.seq,
       });
       return;
     }
@@ -1084,6 +1090,7 @@ export class RaftCore {
         index: lastNew,
         conflictTerm: 0,
         conflictIndex: 0,
+        seq: m.seq,
       });
       return;
     }
@@ -1100,6 +1107,7 @@ export class RaftCore {
       index: m.prevIndex,
       conflictTerm,
       conflictIndex,
+      seq: m.seq,
     });
   }
 

@@ -111,6 +111,7 @@ export function parseMessage(value: unknown): Message {
         prevTerm: index(m.prevTerm, "prevTerm"),
         entries,
         commit: index(m.commit, "commit"),
+        seq: index(m.seq, "seq"),
       };
     }
     case "appendResp":
@@ -121,6 +122,7 @@ export function parseMessage(value: unknown): Message {
         index: index(m.index, "index"),
         conflictTerm: index(m.conflictTerm, "conflictTerm"),
         conflictIndex: index(m.conflictIndex, "conflictIndex"),
+        seq: index(m.seq, "seq"),
       };
     case "heartbeat":
       return {

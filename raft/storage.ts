@@ -129,18 +129,21 @@ export class MemoryStorage implements RaftStorage {
     return c;
   }
 
-  load(): Promise<StoredState> {
+  // deno-lint-ignore require-await
+  async load(): Promise<StoredState> {
     this.#check();
     const state: StoredState = {
       hardState: this.#codec.decode(this.#hardState) as HardState,
       entries: this.#entries.map((b) => this.#codec.decode(b) as Entry),
     };
     if (this.#snapshot) state.snapshot = this.#codec.decode(this.#snapshot) as Snapshot;
-    return Promise.resolve(state);
+    return state;
   }
 
-  save(batch: StorageBatch): Promise<void> {
+  // deno-lint-ignore require-await
+  async save(batch: StorageBatch): Promise<void> {
     this.#check();
+    this.#validate(batch);
     if (batch.resetLog) this.#dropAll(batch.snapshot ? batch.snapshot.meta.index + 1 : 1);
     if (batch.snapshot) {
       this.#snapshot = this.#codec.encode(batch.snapshot);
@@ -164,7 +167,28 @@ export class MemoryStorage implements RaftStorage {
       }
     }
     if (batch.hardState) this.#hardState = this.#codec.encode(batch.hardState);
-    return Promise.resolve();
+  }
+
+  /** Refuses a batch whose entries would leave a gap, before anything changes. */
+  #validate(batch: StorageBatch): void {
+    if (batch.entries.length === 0) return;
+    let first = this.#first;
+    let last = this.#first + this.#entries.length - 1;
+    const snapIndex = batch.snapshot?.meta.index;
+    if (batch.resetLog) {
+      first = (snapIndex ?? 0) + 1;
+      last = first - 1;
+    } else if (snapIndex !== undefined && snapIndex >= first) {
+      first = snapIndex + 1;
+      last = Math.max(last, snapIndex);
+    }
+    const from = batch.entries[0].index;
+    const empty = last < first;
+    if (!empty && (from < first || from > last + 1)) {
+      throw new Error(
+        `MemoryStorage: entry ${from} does not follow the stored log (${first}..${last})`,
+      );
+    }
   }
 
   raftStateSize(): number {

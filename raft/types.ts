@@ -165,6 +165,8 @@ export interface AppendMessage extends Envelope {
   prevTerm: number;
   entries: Entry[];
   commit: number;
+  /** The leader's sequence number for this follower, echoed in the answer. */
+  seq: number;
 }
 
 /**
@@ -180,6 +182,8 @@ export interface AppendResponse extends Envelope {
   index: number;
   conflictTerm: number;
   conflictIndex: number;
+  /** The `seq` of the append answered (0 for a term-bump answer). */
+  seq: number;
 }
 
 /** Keeps followers from starting elections and carries a safe commit index. */

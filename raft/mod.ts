@@ -39,3 +39,4 @@ export * from "./node.ts";
 export * from "./storage.ts";
 export * from "./errors.ts";
 export { RaftInvariantError } from "./invariant.ts";
+export * from "./kv_storage.ts";

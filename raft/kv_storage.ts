@@ -1,0 +1,561 @@
+/**
+ * Raft storage on Deno KV: the embedded default for real nodes.
+ *
+ * Layout under a key prefix (default `["raft"]`):
+ * - `[..., "hs"]`: the hard state;
+ * - `[..., "meta"]`: the log bounds and the current snapshot's pointer;
+ * - `[..., "log", index, part]`: one entry per index, split in parts of at
+ *   most 60 KiB (Deno KV values are limited to 64 KiB), with a CRC-32;
+ * - `[..., "snap", id, chunk]`: snapshot data in chunks of at most 60 KiB,
+ *   switched in by the final write of the pointer in `meta`.
+ *
+ * Deno KV makes one fsync per atomic commit, so a save is packed into as few
+ * commits as its limits allow (1,000 mutations, 800 KiB). A save larger than
+ * one commit is split so that every commit leaves a valid log: the hard state
+ * and the first entries go first, and the log's last index only ever covers
+ * entries already written. Corruption (a checksum mismatch, a gap, an entry at
+ * the wrong index) is reported at start-up with {@linkcode StorageCorruptionError}.
+ *
+ * @module
+ */
+import { type Codec, defaultCodec } from "../net/codec.ts";
+import type { RaftStorage, StorageBatch, StoredState } from "./storage.ts";
+import type { Entry, HardState, Snapshot, SnapshotMeta } from "./types.ts";
+
+/** Largest value we write: under Deno KV's 64 KiB limit, leaving room for headers. */
+const PART_BYTES = 60 * 1024;
+/** Per-commit budgets, under Deno KV's limits of 1,000 mutations and 800 KiB. */
+const COMMIT_MUTATIONS = 900;
+const COMMIT_BYTES = 700 * 1024;
+/** Entry part 0 header: CRC-32 of the whole encoded entry (4 bytes), then the part count (2 bytes). */
+const HEADER_BYTES = 6;
+
+/**
+ * What Deno KV holds is not what was written: a checksum mismatch, a missing
+ * entry, an entry at the wrong index, or an undecodable value.
+ *
+ * @example
+ * ```ts
+ * import { StorageCorruptionError } from "@distkit/distkit/raft";
+ *
+ * const err = new StorageCorruptionError("node.kv", "entry 7 fails its checksum");
+ * err.message.includes("node.kv"); // true
+ * ```
+ */
+export class StorageCorruptionError extends Error {
+  /**
+   * Creates the error.
+   *
+   * @param where The store (its path).
+   * @param problem What is wrong.
+   */
+  constructor(where: string, problem: string) {
+    super(
+      `Raft storage ${where} is corrupt: ${problem}. Do not start this node from it: ` +
+        `move the file aside and re-add the node to the cluster as a new member, so it copies its state from the others`,
+    );
+    this.name = "StorageCorruptionError";
+  }
+}
+
+/**
+ * Options for {@linkcode DenoKvStorage.open}.
+ *
+ * @example
+ * ```ts
+ * import type { DenoKvStorageOptions } from "@distkit/distkit/raft";
+ *
+ * const options: DenoKvStorageOptions = { prefix: ["cluster-a", "node-1"] };
+ * ```
+ */
+export interface DenoKvStorageOptions {
+  /** Key prefix, so several stores can share one database. Default `["raft"]`. */
+  prefix?: Deno.KvKeyPart[];
+  /** Codec for entries and state. Default: the shared 64 MiB codec. */
+  codec?: Codec;
+}
+
+interface Meta {
+  /** Entries in [first, last] are valid. */
+  first: number;
+  last: number;
+  snapshot: SnapshotPointer | null;
+}
+
+interface SnapshotPointer {
+  id: number;
+  meta: SnapshotMeta;
+  size: number;
+  crc: number;
+  chunks: number;
+}
+
+type Mutation =
+  | { type: "set"; key: Deno.KvKey; value: Uint8Array }
+  | { type: "delete"; key: Deno.KvKey };
+
+/**
+ * Raft storage in a Deno KV database (needs `"unstable": ["kv"]` or
+ * `--unstable-kv`). One process may open a file at a time.
+ *
+ * @example
+ * ```ts
+ * import { DenoKvStorage } from "@distkit/distkit/raft";
+ *
+ * const path = await Deno.makeTempFile({ suffix: ".kv" });
+ * const storage = await DenoKvStorage.open(path);
+ * await storage.save({
+ *   hardState: { term: 1, vote: "a", commit: 0 },
+ *   entries: [{ index: 1, term: 1, kind: "command", command: "x" }],
+ *   resetLog: false,
+ * });
+ * (await storage.load()).entries.length; // 1
+ * await storage.close();
+ * await Deno.remove(path);
+ * ```
+ */
+export class DenoKvStorage implements RaftStorage {
+  readonly #kv: Deno.Kv;
+  readonly #where: string;
+  readonly #prefix: Deno.KvKeyPart[];
+  readonly #codec: Codec;
+  #meta: Meta = { first: 1, last: 0, snapshot: null };
+  #hardStateBytes = 0;
+  /** Encoded size of each stored entry, by index (for raftStateSize). */
+  #entrySizes = new Map<number, number>();
+  #entryBytes = 0;
+  #closed = false;
+
+  private constructor(kv: Deno.Kv, where: string, options: DenoKvStorageOptions) {
+    this.#kv = kv;
+    this.#where = where;
+    this.#prefix = options.prefix ?? ["raft"];
+    this.#codec = options.codec ?? defaultCodec;
+  }
+
+  /**
+   * Opens (or creates) the database at `path`.
+   *
+   * @throws {Error} when the file cannot be opened, for example because another process has it open.
+   */
+  static async open(path: string, options: DenoKvStorageOptions = {}): Promise<DenoKvStorage> {
+    let kv: Deno.Kv;
+    try {
+      kv = await Deno.openKv(path);
+    } catch (err) {
+      throw new Error(
+        `cannot open Raft storage ${path}: ${(err as Error).message}; ` +
+          `check the path and that no other process has it open (one process per file)`,
+        { cause: err },
+      );
+    }
+    return new DenoKvStorage(kv, path, options);
+  }
+
+  async load(): Promise<StoredState> {
+    this.#check();
+    const [hsEntry, metaEntry] = await this.#kv.getMany<[Uint8Array, Uint8Array]>([
+      this.#key("hs"),
+      this.#key("meta"),
+    ]);
+    let hardState: HardState = { term: 0, vote: null, commit: 0 };
+    if (hsEntry.value !== null) {
+      hardState = this.#decodeChecked(hsEntry.value, "the hard state") as HardState;
+      this.#hardStateBytes = hsEntry.value.length;
+    }
+    this.#meta = metaEntry.value === null
+      ? { first: 1, last: 0, snapshot: null }
+      : this.#decodeChecked(metaEntry.value, "the log bounds") as Meta;
+    const state: StoredState = { hardState, entries: [] };
+    const pointer = this.#meta.snapshot;
+    if (pointer !== null) {
+      state.snapshot = { meta: pointer.meta, data: await this.#readSnapshot(pointer) };
+    }
+    state.entries = await this.#readEntries();
+    // The commit index may have been saved ahead of entries a crash kept from being written.
+    const floor = pointer?.meta.index ?? 0;
+    hardState.commit = Math.max(floor, Math.min(hardState.commit, this.#meta.last));
+    return state;
+  }
+
+  async save(batch: StorageBatch): Promise<void> {
+    this.#check();
+    const old = { ...this.#meta };
+    const meta: Meta = { ...this.#meta };
+    const commits: Mutation[][] = [];
+    // 1. Snapshot chunks, under a fresh id: invisible until the pointer switches.
+    let pointer: SnapshotPointer | undefined;
+    if (batch.snapshot) {
+      pointer = this.#snapshotPointer(batch.snapshot);
+      commits.push(...pack(this.#snapshotMutations(pointer, batch.snapshot.data)));
+    }
+    // 2. Hard state, the pointer switch and the entries, each commit leaving a valid log.
+    const head: Mutation[] = [];
+    if (batch.hardState) {
+      head.push({ type: "set", key: this.#key("hs"), value: this.#encodeChecked(batch.hardState) });
+    }
+    if (batch.resetLog) {
+      meta.first = (pointer?.meta.index ?? meta.last) + 1;
+      meta.last = meta.first - 1;
+    }
+    if (pointer) {
+      meta.snapshot = pointer;
+      meta.first = Math.max(meta.first, pointer.meta.index + 1);
+      if (meta.last < pointer.meta.index) meta.last = pointer.meta.index;
+    }
+    const entryGroups = this.#entryGroups(batch.entries);
+    if (batch.entries.length > 0) {
+      const from = batch.entries[0].index;
+      if (meta.last < meta.first - 1 || from > meta.last + 1 || from < meta.first) {
+        throw new Error(
+          `DenoKvStorage: entry ${from} does not follow the stored log (${meta.first}..${meta.last})`,
+        );
+      }
+      meta.last = from - 1;
+    }
+    let first = true;
+    const groups = entryGroups.length > 0 ? entryGroups : [[]];
+    for (const group of groups) {
+      const mutations: Mutation[] = first ? [...head] : [];
+      for (const { index, parts } of group) {
+        parts.forEach((value, part) =>
+          mutations.push({ type: "set", key: this.#key("log", index, part), value })
+        );
+        meta.last = index;
+      }
+      mutations.push({
+        type: "set",
+        key: this.#key("meta"),
+        value: this.#encodeChecked({ ...meta }),
+      });
+      commits.push(mutations);
+      first = false;
+    }
+    for (const mutations of commits) await this.#commit(mutations);
+    // 3. Clean-up, after the switch: entries no longer in [first, last] and the old snapshot.
+    const garbage: Mutation[] = [];
+    for (let i = old.first; i < meta.first && i <= old.last; i++) {
+      garbage.push(...this.#entryDeletes(i));
+    }
+    for (let i = Math.max(meta.last + 1, old.first); i <= old.last; i++) {
+      garbage.push(...this.#entryDeletes(i));
+    }
+    if (pointer && old.snapshot) {
+      for (let c = 0; c < old.snapshot.chunks; c++) {
+        garbage.push({ type: "delete", key: this.#key("snap", old.snapshot.id, c) });
+      }
+    }
+    for (const mutations of pack(garbage)) await this.#commit(mutations);
+    // Bookkeeping for raftStateSize.
+    if (batch.hardState) this.#hardStateBytes = head[0].type === "set" ? head[0].value.length : 0;
+    for (const [index, size] of this.#entrySizes) {
+      if (index < meta.first || index > meta.last) {
+        this.#entryBytes -= size;
+        this.#entrySizes.delete(index);
+      }
+    }
+    for (const group of entryGroups) {
+      for (const { index, size } of group) {
+        this.#entryBytes += size - (this.#entrySizes.get(index) ?? 0);
+        this.#entrySizes.set(index, size);
+      }
+    }
+    this.#meta = meta;
+  }
+
+  raftStateSize(): number {
+    return this.#hardStateBytes + this.#entryBytes;
+  }
+
+  snapshotSize(): number {
+    return this.#meta.snapshot?.size ?? 0;
+  }
+
+  close(): Promise<void> {
+    if (!this.#closed) {
+      this.#closed = true;
+      this.#kv.close();
+    }
+    return Promise.resolve();
+  }
+
+  // ---- internals ----
+
+  #check(): void {
+    if (this.#closed) {
+      throw new Error(`Raft storage ${this.#where} is closed; open it again to use it`);
+    }
+  }
+
+  #key(...parts: Deno.KvKeyPart[]): Deno.KvKey {
+    return [...this.#prefix, ...parts];
+  }
+
+  async #commit(mutations: Mutation[]): Promise<void> {
+    if (mutations.length === 0) return;
+    const op = this.#kv.atomic();
+    for (const m of mutations) {
+      if (m.type === "set") op.set(m.key, m.value);
+      else op.delete(m.key);
+    }
+    const result = await op.commit();
+    if (!result.ok) {
+      throw new Error(`Raft storage ${this.#where}: an atomic write failed; retry the operation`);
+    }
+  }
+
+  #encodeChecked(value: unknown): Uint8Array {
+    const body = this.#codec.encode(value);
+    const out = new Uint8Array(body.length + 4);
+    new DataView(out.buffer).setUint32(0, crc32(body));
+    out.set(body, 4);
+    return out;
+  }
+
+  #decodeChecked(bytes: Uint8Array, what: string): unknown {
+    if (!(bytes instanceof Uint8Array) || bytes.length < 4) {
+      throw new StorageCorruptionError(this.#where, `${what} is not a checksummed value`);
+    }
+    const body = bytes.subarray(4);
+    if (new DataView(bytes.buffer, bytes.byteOffset).getUint32(0) !== crc32(body)) {
+      throw new StorageCorruptionError(this.#where, `${what} fails its checksum`);
+    }
+    try {
+      return this.#codec.decode(body);
+    } catch (err) {
+      throw new StorageCorruptionError(
+        this.#where,
+        `${what} cannot be decoded: ${(err as Error).message}`,
+      );
+    }
+  }
+
+  /** Encodes entries and groups them so each group fits one commit (with the head and meta). */
+  #entryGroups(entries: Entry[]): { index: number; parts: Uint8Array[]; size: number }[][] {
+    const groups: { index: number; parts: Uint8Array[]; size: number }[][] = [];
+    let group: { index: number; parts: Uint8Array[]; size: number }[] = [];
+    let mutations = 4; // head and meta
+    let bytes = 1024;
+    for (const entry of entries) {
+      const body = this.#codec.encode(entry);
+      const parts: Uint8Array[] = [];
+      const count = Math.max(1, Math.ceil((body.length + HEADER_BYTES) / PART_BYTES));
+      if (count > 0xffff) {
+        throw new Error(`entry ${entry.index} is too large to store (${body.length} bytes)`);
+      }
+      const header = new Uint8Array(HEADER_BYTES);
+      const view = new DataView(header.buffer);
+      view.setUint32(0, crc32(body));
+      view.setUint16(4, count);
+      const first = Math.min(body.length, PART_BYTES - HEADER_BYTES);
+      const part0 = new Uint8Array(HEADER_BYTES + first);
+      part0.set(header);
+      part0.set(body.subarray(0, first), HEADER_BYTES);
+      parts.push(part0);
+      for (let at = first; at < body.length; at += PART_BYTES) {
+        parts.push(body.subarray(at, at + PART_BYTES));
+      }
+      const size = body.length + HEADER_BYTES;
+      if (
+        group.length > 0 &&
+        (mutations + parts.length > COMMIT_MUTATIONS || bytes + size > COMMIT_BYTES)
+      ) {
+        groups.push(group);
+        group = [];
+        mutations = 4;
+        bytes = 1024;
+      }
+      group.push({ index: entry.index, parts, size });
+      mutations += parts.length;
+      bytes += size + 64;
+    }
+    if (group.length > 0) groups.push(group);
+    return groups;
+  }
+
+  #entryDeletes(index: number): Mutation[] {
+    const size = this.#entrySizes.get(index);
+    const parts = size === undefined ? 1 : Math.max(1, Math.ceil(size / PART_BYTES));
+    return Array.from(
+      { length: parts },
+      (_, part) => ({ type: "delete" as const, key: this.#key("log", index, part) }),
+    );
+  }
+
+  async #readEntries(): Promise<Entry[]> {
+    const { first, last } = this.#meta;
+    this.#entrySizes.clear();
+    this.#entryBytes = 0;
+    if (last < first) return [];
+    const entries: Entry[] = [];
+    let parts: Uint8Array[] = [];
+    let current = first;
+    const finish = () => {
+      const entry = this.#assembleEntry(current, parts);
+      entries.push(entry.entry);
+      this.#entrySizes.set(current, entry.size);
+      this.#entryBytes += entry.size;
+      parts = [];
+      current++;
+    };
+    const iter = this.#kv.list<Uint8Array>({
+      start: this.#key("log", first),
+      end: this.#key("log", last + 1),
+    });
+    for await (const { key, value } of iter) {
+      const index = key[this.#prefix.length + 1] as number;
+      const part = key[this.#prefix.length + 2] as number;
+      if (index !== current) {
+        if (parts.length > 0) finish(); // every part of `current` is in: assemble it
+        if (index !== current) {
+          throw new StorageCorruptionError(
+            this.#where,
+            `entry ${current} is missing (found ${index} next)`,
+          );
+        }
+      }
+      if (part !== parts.length) {
+        throw new StorageCorruptionError(
+          this.#where,
+          `entry ${index} is missing part ${parts.length}`,
+        );
+      }
+      parts.push(value);
+    }
+    if (parts.length > 0) finish();
+    if (current !== last + 1) {
+      throw new StorageCorruptionError(this.#where, `entries ${current}..${last} are missing`);
+    }
+    return entries;
+  }
+
+  #assembleEntry(index: number, parts: Uint8Array[]): { entry: Entry; size: number } {
+    const head = parts[0];
+    if (!(head instanceof Uint8Array) || head.length < HEADER_BYTES) {
+      throw new StorageCorruptionError(this.#where, `entry ${index} has no valid header`);
+    }
+    const view = new DataView(head.buffer, head.byteOffset);
+    const crc = view.getUint32(0);
+    const count = view.getUint16(4);
+    if (count !== parts.length) {
+      throw new StorageCorruptionError(
+        this.#where,
+        `entry ${index} has ${parts.length} of ${count} parts`,
+      );
+    }
+    const total = parts.reduce((n, p) => n + p.length, 0) - HEADER_BYTES;
+    const body = new Uint8Array(total);
+    body.set(head.subarray(HEADER_BYTES));
+    let at = head.length - HEADER_BYTES;
+    for (const p of parts.slice(1)) {
+      body.set(p, at);
+      at += p.length;
+    }
+    if (crc32(body) !== crc) {
+      throw new StorageCorruptionError(this.#where, `entry ${index} fails its checksum`);
+    }
+    let entry: Entry;
+    try {
+      entry = this.#codec.decode(body) as Entry;
+    } catch (err) {
+      throw new StorageCorruptionError(
+        this.#where,
+        `entry ${index} cannot be decoded: ${(err as Error).message}`,
+      );
+    }
+    if (entry?.index !== index) {
+      throw new StorageCorruptionError(
+        this.#where,
+        `the entry stored at ${index} says it is ${entry?.index}`,
+      );
+    }
+    return { entry, size: body.length + HEADER_BYTES };
+  }
+
+  #snapshotPointer(snapshot: Snapshot): SnapshotPointer {
+    const id = (this.#meta.snapshot?.id ?? 0) + 1;
+    return {
+      id,
+      meta: snapshot.meta,
+      size: snapshot.data.length,
+      crc: crc32(snapshot.data),
+      chunks: Math.max(1, Math.ceil(snapshot.data.length / PART_BYTES)),
+    };
+  }
+
+  #snapshotMutations(pointer: SnapshotPointer, data: Uint8Array): Mutation[] {
+    return Array.from({ length: pointer.chunks }, (_, c) => ({
+      type: "set" as const,
+      key: this.#key("snap", pointer.id, c),
+      value: data.subarray(c * PART_BYTES, (c + 1) * PART_BYTES),
+    }));
+  }
+
+  async #readSnapshot(pointer: SnapshotPointer): Promise<Uint8Array> {
+    const data = new Uint8Array(pointer.size);
+    let at = 0;
+    let expected = 0;
+    for await (
+      const { key, value } of this.#kv.list<Uint8Array>({ prefix: this.#key("snap", pointer.id) })
+    ) {
+      if (key[key.length - 1] !== expected) {
+        throw new StorageCorruptionError(this.#where, `snapshot chunk ${expected} is missing`);
+      }
+      if (!(value instanceof Uint8Array) || at + value.length > pointer.size) {
+        throw new StorageCorruptionError(
+          this.#where,
+          `snapshot chunk ${expected} has the wrong size`,
+        );
+      }
+      data.set(value, at);
+      at += value.length;
+      expected++;
+    }
+    if (expected !== pointer.chunks || at !== pointer.size) {
+      throw new StorageCorruptionError(
+        this.#where,
+        `snapshot has ${expected} of ${pointer.chunks} chunks`,
+      );
+    }
+    if (crc32(data) !== pointer.crc) {
+      throw new StorageCorruptionError(this.#where, "the snapshot fails its checksum");
+    }
+    return data;
+  }
+}
+
+/** Splits mutations into commits within Deno KV's limits. */
+function pack(mutations: Mutation[]): Mutation[][] {
+  const commits: Mutation[][] = [];
+  let current: Mutation[] = [];
+  let bytes = 0;
+  for (const m of mutations) {
+    const size = (m.type === "set" ? m.value.length : 0) + 128;
+    if (current.length > 0 && (current.length >= COMMIT_MUTATIONS || bytes + size > COMMIT_BYTES)) {
+      commits.push(current);
+      current = [];
+      bytes = 0;
+    }
+    current.push(m);
+    bytes += size;
+  }
+  if (current.length > 0) commits.push(current);
+  return commits;
+}
+
+const CRC_TABLE = (() => {
+  const table = new Uint32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    table[n] = c >>> 0;
+  }
+  return table;
+})();
+
+/** CRC-32 (IEEE), the checksum of every stored value. */
+function crc32(bytes: Uint8Array): number {
+  let c = 0xffffffff;
+  for (let i = 0; i < bytes.length; i++) c = CRC_TABLE[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}

@@ -1,0 +1,198 @@
+import assert from "node:assert/strict";
+import { DenoKvStorage, StorageCorruptionError } from "./kv_storage.ts";
+import type { Entry, Snapshot } from "./types.ts";
+
+async function withStore(fn: (path: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "distkit-kv-" });
+  try {
+    await fn(`${dir}/raft.kv`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+function entries(from: number, to: number, term: number, size = 10): Entry[] {
+  return Array.from({ length: to - from + 1 }, (_, k) => ({
+    index: from + k,
+    term,
+    kind: "command" as const,
+    command: `${from + k}:`.padEnd(size, "x"),
+  }));
+}
+
+function snapshotAt(index: number, term: number, bytes: number): Snapshot {
+  const data = new Uint8Array(bytes);
+  for (let i = 0; i < bytes; i++) data[i] = (i * 31 + index) & 0xff;
+  return { meta: { index, term, membership: { voters: ["a", "b"], learners: [] } }, data };
+}
+
+Deno.test("kv storage: save, close, reopen, load", async () => {
+  await withStore(async (path) => {
+    const s1 = await DenoKvStorage.open(path);
+    assert.deepEqual(await s1.load(), {
+      hardState: { term: 0, vote: null, commit: 0 },
+      entries: [],
+    });
+    await s1.save({
+      hardState: { term: 2, vote: "a", commit: 3 },
+      entries: entries(1, 5, 2),
+      resetLog: false,
+    });
+    await s1.close();
+    const s2 = await DenoKvStorage.open(path);
+    const state = await s2.load();
+    assert.deepEqual(state.hardState, { term: 2, vote: "a", commit: 3 });
+    assert.deepEqual(state.entries, entries(1, 5, 2));
+    assert.ok(s2.raftStateSize() > 0);
+    await s2.close();
+  });
+});
+
+Deno.test("kv storage: a conflicting suffix is replaced, stale entries beyond it vanish", async () => {
+  await withStore(async (path) => {
+    const s = await DenoKvStorage.open(path);
+    await s.save({ entries: entries(1, 10, 1), resetLog: false });
+    await s.save({ entries: entries(4, 6, 2), resetLog: false });
+    assert.deepEqual((await s.load()).entries, [...entries(1, 3, 1), ...entries(4, 6, 2)]);
+    await assert.rejects(s.save({ entries: entries(9, 9, 2), resetLog: false }), /does not follow/);
+    await s.close();
+  });
+});
+
+Deno.test("kv storage: batches over Deno KV's per-commit limits are split", async () => {
+  await withStore(async (path) => {
+    const s = await DenoKvStorage.open(path);
+    // 2,500 entries (over 1,000 mutations) of 1 KiB (over 800 KiB).
+    const many = entries(1, 2500, 1, 1024);
+    await s.save({
+      hardState: { term: 1, vote: null, commit: 2500 },
+      entries: many,
+      resetLog: false,
+    });
+    await s.close();
+    const again = await DenoKvStorage.open(path);
+    const state = await again.load();
+    assert.equal(state.entries.length, 2500);
+    assert.deepEqual(state.entries[2499], many[2499]);
+    assert.equal(state.hardState.commit, 2500);
+    await again.close();
+  });
+});
+
+Deno.test("kv storage: entries and snapshots over 64 KiB are stored in parts", async () => {
+  await withStore(async (path) => {
+    const s = await DenoKvStorage.open(path);
+    const big: Entry = { index: 1, term: 1, kind: "command", command: "y".repeat(200_000) };
+    await s.save({ entries: [big, ...entries(2, 3, 1)], resetLog: false });
+    const snap = snapshotAt(2, 1, 300_000);
+    await s.save({ snapshot: snap, entries: [], resetLog: false });
+    await s.close();
+    const again = await DenoKvStorage.open(path);
+    const state = await again.load();
+    assert.deepEqual(state.snapshot, snap);
+    assert.deepEqual(state.entries, entries(3, 3, 1), "entries up to the snapshot are dropped");
+    assert.equal(again.snapshotSize(), 300_000);
+    await again.close();
+  });
+});
+
+Deno.test("kv storage: resetLog replaces the whole log with the snapshot", async () => {
+  await withStore(async (path) => {
+    const s = await DenoKvStorage.open(path);
+    await s.save({ snapshot: snapshotAt(5, 1, 100), entries: entries(6, 9, 1), resetLog: false });
+    await s.save({ snapshot: snapshotAt(20, 3, 50), entries: [], resetLog: true });
+    await s.save({ entries: entries(21, 22, 3), resetLog: false });
+    const state = await s.load();
+    assert.equal(state.snapshot?.meta.index, 20);
+    assert.deepEqual(state.entries, entries(21, 22, 3));
+    await s.close();
+  });
+});
+
+Deno.test("kv storage: the commit index is clamped to the entries actually stored", async () => {
+  await withStore(async (path) => {
+    const s = await DenoKvStorage.open(path, { prefix: ["x"] });
+    await s.save({
+      hardState: { term: 1, vote: null, commit: 2 },
+      entries: entries(1, 2, 1),
+      resetLog: false,
+    });
+    await s.close();
+    // Simulate a crash between two commits of one save: the hard state says
+    // commit 9, but only the first entries made it.
+    const kv = await Deno.openKv(path);
+    const hs = await kv.get<Uint8Array>(["x", "hs"]);
+    const other = await DenoKvStorage.open(`${path}.2`, { prefix: ["x"] });
+    await other.save({
+      hardState: { term: 1, vote: null, commit: 9 },
+      entries: [],
+      resetLog: false,
+    });
+    await other.close();
+    const kv2 = await Deno.openKv(`${path}.2`);
+    const hs9 = await kv2.get<Uint8Array>(["x", "hs"]);
+    kv2.close();
+    assert.ok(hs.value && hs9.value);
+    await kv.set(["x", "hs"], hs9.value);
+    kv.close();
+    const again = await DenoKvStorage.open(path, { prefix: ["x"] });
+    assert.equal((await again.load()).hardState.commit, 2);
+    await again.close();
+  });
+});
+
+Deno.test("kv storage: corruption is reported at start-up, not replayed", async () => {
+  await withStore(async (path) => {
+    const s = await DenoKvStorage.open(path);
+    await s.save({
+      hardState: { term: 1, vote: null, commit: 0 },
+      entries: entries(1, 5, 1),
+      resetLog: false,
+    });
+    await s.close();
+    const kv = await Deno.openKv(path);
+    const e3 = await kv.get<Uint8Array>(["raft", "log", 3, 0]);
+    const flipped = e3.value!.slice();
+    flipped[flipped.length - 1] ^= 0xff;
+    await kv.set(["raft", "log", 3, 0], flipped);
+    kv.close();
+    const again = await DenoKvStorage.open(path);
+    await assert.rejects(
+      again.load(),
+      (e) => e instanceof StorageCorruptionError && /entry 3 fails its checksum/.test(e.message),
+    );
+    await again.close();
+
+    const kv2 = await Deno.openKv(path);
+    await kv2.delete(["raft", "log", 3, 0]);
+    kv2.close();
+    const third = await DenoKvStorage.open(path);
+    await assert.rejects(
+      third.load(),
+      (e) => e instanceof StorageCorruptionError && /entry 3 is missing/.test(e.message),
+    );
+    await third.close();
+
+    const kv3 = await Deno.openKv(path);
+    await kv3.set(["raft", "hs"], new Uint8Array([1, 2, 3, 4, 5]));
+    kv3.close();
+    const fourth = await DenoKvStorage.open(path);
+    await assert.rejects(
+      fourth.load(),
+      (e) => e instanceof StorageCorruptionError && /hard state/.test(e.message),
+    );
+    await fourth.close();
+  });
+});
+
+Deno.test("kv storage: a closed store refuses work; a bad path is a clear error", async () => {
+  await withStore(async (path) => {
+    const s = await DenoKvStorage.open(path);
+    await s.close();
+    await assert.rejects(s.load(), /closed/);
+    await assert.rejects(
+      DenoKvStorage.open(`${path}/no/such/dir/x.kv`),
+      /cannot open Raft storage/,
+    );
+  });
+});

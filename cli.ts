@@ -18,6 +18,7 @@
  * @module
  */
 import { netCommands } from "./net/commands.ts";
+import { raftCommands } from "./raft/commands.ts";
 import { runTour } from "./net/tour.ts";
 
 /**
@@ -69,7 +70,7 @@ const demo: Command = {
   run: runTour,
 };
 
-const groups: Record<string, CommandGroup> = { net: netCommands };
+const groups: Record<string, CommandGroup> = { net: netCommands, raft: raftCommands };
 
 function topHelp(): string {
   const lines = [

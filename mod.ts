@@ -22,3 +22,4 @@
  * @module
  */
 export * from "./net/mod.ts";
+export * from "./raft/mod.ts";

@@ -39,4 +39,17 @@ export * from "./node.ts";
 export * from "./storage.ts";
 export * from "./errors.ts";
 export { RaftInvariantError } from "./invariant.ts";
+// Types from the net layer that appear in this module's signatures.
+export type {
+  CallContext,
+  CallOptions,
+  ClientEnd,
+  Clock,
+  Codec,
+  Random,
+  RpcServer,
+  ServiceMethods,
+  Timer,
+  Transport,
+} from "../net/mod.ts";
 export * from "./kv_storage.ts";

@@ -131,9 +131,22 @@ export interface Snapshot {
   data: Uint8Array;
 }
 
-interface Envelope {
+/**
+ * The fields every Raft message carries.
+ *
+ * @example
+ * ```ts
+ * import type { MessageBase } from "@distkit/distkit/raft";
+ *
+ * const base: MessageBase = { from: "a", to: "b", term: 3 };
+ * ```
+ */
+export interface MessageBase {
+  /** The sender. */
   from: NodeId;
+  /** The receiver. */
   to: NodeId;
+  /** The sender's term (for a PreVote: the term it would campaign in). */
   term: number;
 }
 
@@ -143,27 +156,40 @@ interface Envelope {
  * started by a leadership transfer, which voters honour even while they still
  * hear from a leader.
  */
-export interface VoteMessage extends Envelope {
+export interface VoteMessage extends MessageBase {
+  /** The message kind. */
   type: "vote";
+  /** A PreVote: no term changes hands. */
   pre: boolean;
+  /** Started by a leadership transfer: voters grant it even in a leader lease. */
   transfer: boolean;
+  /** The candidate's last log index. */
   lastIndex: number;
+  /** The term of the candidate's last entry. */
   lastTerm: number;
 }
 
 /** The answer to a {@linkcode VoteMessage}. */
-export interface VoteResponse extends Envelope {
+export interface VoteResponse extends MessageBase {
+  /** The message kind. */
   type: "voteResp";
+  /** Whether it answers a PreVote. */
   pre: boolean;
+  /** Whether the vote is granted. */
   granted: boolean;
 }
 
 /** Entries to append after `prevIndex`, and the leader's commit index. */
-export interface AppendMessage extends Envelope {
+export interface AppendMessage extends MessageBase {
+  /** The message kind. */
   type: "append";
+  /** The index of the entry just before `entries`. */
   prevIndex: number;
+  /** The term of that entry. */
   prevTerm: number;
+  /** Entries to append (empty for a probe). */
   entries: Entry[];
+  /** The leader's commit index. */
   commit: number;
   /** The leader's sequence number for this follower, echoed in the answer. */
   seq: number;
@@ -176,38 +202,50 @@ export interface AppendMessage extends Envelope {
  * back up to (the term of the follower's entry at `prevIndex`, 0 when it has
  * none, and the first index of that term, or its last index + 1).
  */
-export interface AppendResponse extends Envelope {
+export interface AppendResponse extends MessageBase {
+  /** The message kind. */
   type: "appendResp";
+  /** Whether the entries were appended. */
   success: boolean;
+  /** On success the last matching index; on rejection the rejected `prevIndex`. */
   index: number;
+  /** The term of the follower's entry at the rejected index (0: none). */
   conflictTerm: number;
+  /** The first index of that term, or the follower's last index + 1. */
   conflictIndex: number;
   /** The `seq` of the append answered (0 for a term-bump answer). */
   seq: number;
 }
 
 /** Keeps followers from starting elections and carries a safe commit index. */
-export interface HeartbeatMessage extends Envelope {
+export interface HeartbeatMessage extends MessageBase {
+  /** The message kind. */
   type: "heartbeat";
+  /** The commit index, capped at the follower's match. */
   commit: number;
   /** ReadIndex round being confirmed (0: none). */
   context: number;
 }
 
 /** The answer to a {@linkcode HeartbeatMessage}. */
-export interface HeartbeatResponse extends Envelope {
+export interface HeartbeatResponse extends MessageBase {
+  /** The message kind. */
   type: "heartbeatResp";
+  /** The `context` of the heartbeat answered. */
   context: number;
 }
 
 /** One chunk of a snapshot being installed on a follower. */
-export interface SnapshotMessage extends Envelope {
+export interface SnapshotMessage extends MessageBase {
+  /** The message kind. */
   type: "snapshot";
+  /** What the snapshot covers. */
   meta: SnapshotMeta;
   /** Byte offset of this chunk in the snapshot's data. */
   offset: number;
   /** Total size of the snapshot's data in bytes. */
   size: number;
+  /** The bytes of this chunk. */
   chunk: Uint8Array;
 }
 
@@ -216,15 +254,20 @@ export interface SnapshotMessage extends Envelope {
  * the whole snapshot (or already had its entries), else the offset it wants
  * next.
  */
-export interface SnapshotResponse extends Envelope {
+export interface SnapshotResponse extends MessageBase {
+  /** The message kind. */
   type: "snapshotResp";
+  /** The snapshot index answered (or the follower commit index when it had it). */
   index: number;
+  /** The offset the follower wants next. */
   offset: number;
+  /** Whether the follower now has the whole snapshot. */
   done: boolean;
 }
 
 /** Tells the transferee of a leadership transfer to start an election now. */
-export interface TimeoutNowMessage extends Envelope {
+export interface TimeoutNowMessage extends MessageBase {
+  /** The message kind. */
   type: "timeoutNow";
 }
 

@@ -15,6 +15,8 @@ export interface ClusterOptions {
   snapshotEvery?: number;
   /** Extra node options. */
   node?: Partial<RaftNodeOptions>;
+  /** Only servers 0..initialVoters-1 form the initial cluster; the others start empty and must be added. */
+  initialVoters?: number;
 }
 
 interface Server {
@@ -128,7 +130,9 @@ export class Cluster {
     this.#lastApplied[i] = 0;
     const node = await RaftNode.start({
       id,
-      peers: this.ids,
+      peers: i < (this.#options.initialVoters ?? this.n)
+        ? this.ids.slice(0, this.#options.initialVoters ?? this.n)
+        : [],
       transport,
       server,
       storage: s.storage,

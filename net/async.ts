@@ -83,7 +83,7 @@ export class DeadlineExceededError extends Error {
  * ```
  */
 export interface DeadlineOptions {
-  /** Milliseconds to wait; undefined waits for ever (or until `signal`). */
+  /** Milliseconds to wait; undefined or `Infinity` waits for ever (or until `signal`). */
   timeoutMs?: number;
   /** Rejects early with the signal's reason, or with `onAbort()`. */
   signal?: AbortSignal;
@@ -108,7 +108,9 @@ export interface DeadlineOptions {
  * ```
  */
 export function deadline<T>(promise: Promise<T>, options: DeadlineOptions): Promise<T> {
-  const { timeoutMs, signal, clock = realClock } = options;
+  const { signal, clock = realClock } = options;
+  // Infinity means no deadline, so no timer at all.
+  const timeoutMs = options.timeoutMs === Infinity ? undefined : options.timeoutMs;
   if (timeoutMs === undefined && signal === undefined) return promise;
   return new Promise<T>((resolve, reject) => {
     let done = false;
@@ -127,11 +129,10 @@ export function deadline<T>(promise: Promise<T>, options: DeadlineOptions): Prom
       finish();
       reject(options.onTimeout ? options.onTimeout() : new DeadlineExceededError(timeoutMs));
     });
-    if (signal?.aborted) {
-      onAbort();
-      return;
-    }
-    signal?.addEventListener("abort", onAbort, { once: true });
+    // Observe `promise` even when the signal has already fired, so its later
+    // rejection is never an unhandled one.
+    if (signal?.aborted) onAbort();
+    else signal?.addEventListener("abort", onAbort, { once: true });
     promise.then(
       (value) => {
         if (done) return;

@@ -57,3 +57,31 @@ Deno.test("retry: backs off exponentially, stops at attempts, honours retryIf", 
     assert.equal(jittered, 3);
   });
 });
+
+Deno.test("deadline: a signal that already fired still observes the promise", async () => {
+  // Without a handler on `work`, its later rejection would be unhandled and
+  // crash the process.
+  const clock = new VirtualClock();
+  await clock.run(async () => {
+    const work = delay(10, { clock }).then(() => Promise.reject(new Error("late failure")));
+    await assert.rejects(
+      deadline(work, { clock, signal: AbortSignal.abort(new Error("gave up")) }),
+      /gave up/,
+    );
+    await delay(20, { clock });
+  });
+});
+
+Deno.test("deadline: timeoutMs Infinity waits for ever, until the signal fires", async () => {
+  const clock = new VirtualClock();
+  await clock.run(async () => {
+    const controller = new AbortController();
+    clock.setTimer(60_000, () => controller.abort(new Error("stopped")));
+    await assert.rejects(
+      deadline(new Promise(() => {}), { clock, timeoutMs: Infinity, signal: controller.signal }),
+      /stopped/,
+    );
+    assert.equal(clock.now(), 60_000);
+    assert.equal(await deadline(delay(5, { clock }).then(() => 1), { timeoutMs: Infinity }), 1);
+  });
+});

@@ -40,16 +40,33 @@ export interface Timer {
 export interface Clock {
   /** Milliseconds since an arbitrary, fixed origin; never decreases. */
   now(): number;
-  /** Runs `callback` once, `delayMs` milliseconds from now (0 when negative). */
+  /**
+   * Runs `callback` once, `delayMs` milliseconds from now (0 when negative or
+   * NaN; never when `Infinity`).
+   */
   setTimer(delayMs: number, callback: () => void): Timer;
 }
+
+/** The longest delay `setTimeout` takes; a longer one would fire at once. */
+const MAX_TIMEOUT_MS = 2 ** 31 - 1;
+
+/** A timer that never fires. */
+const NEVER: Timer = { cancel: () => {} };
 
 class RealClock implements Clock {
   now(): number {
     return performance.now();
   }
   setTimer(delayMs: number, callback: () => void): Timer {
-    const id = setTimeout(callback, Math.max(0, delayMs));
+    if (delayMs === Infinity) return NEVER;
+    let id: ReturnType<typeof setTimeout>;
+    // setTimeout takes at most 2^31-1 ms; wait longer in steps.
+    const arm = (remaining: number) => {
+      id = remaining > MAX_TIMEOUT_MS
+        ? setTimeout(() => arm(remaining - MAX_TIMEOUT_MS), MAX_TIMEOUT_MS)
+        : setTimeout(callback, Math.max(0, remaining));
+    };
+    arm(delayMs);
     return { cancel: () => clearTimeout(id) };
   }
 }
@@ -143,9 +160,12 @@ export interface RunOptions {
 interface VirtualTimer {
   at: number;
   seq: number;
-  callback: () => void;
-  cancelled: boolean;
+  /** Dropped on cancel, so a cancelled timer holds on to nothing. */
+  callback: (() => void) | undefined;
 }
+
+/** Below this many queued timers, cancelled ones are not worth sweeping out. */
+const COMPACT_MIN = 1024;
 
 /**
  * A clock whose time moves only when {@linkcode VirtualClock.run} (or
@@ -171,6 +191,8 @@ export class VirtualClock implements Clock {
   #now = 0;
   #seq = 0;
   #heap: VirtualTimer[] = [];
+  /** Timers in the heap that were cancelled and not yet discarded. */
+  #cancelled = 0;
   #running = false;
 
   /** The current virtual time in milliseconds (starts at 0). */
@@ -178,25 +200,41 @@ export class VirtualClock implements Clock {
     return this.#now;
   }
 
-  /** Schedules `callback` at virtual time `now() + delayMs`. */
+  /**
+   * Schedules `callback` at virtual time `now() + delayMs` (now when
+   * `delayMs` is negative or NaN; never when it is `Infinity`).
+   */
   setTimer(delayMs: number, callback: () => void): Timer {
+    if (delayMs === Infinity) return NEVER;
     const timer: VirtualTimer = {
-      at: this.#now + Math.max(0, Number.isFinite(delayMs) ? delayMs : 0),
+      at: this.#now + (delayMs > 0 ? delayMs : 0),
       seq: this.#seq++,
       callback,
-      cancelled: false,
     };
     heapPush(this.#heap, timer);
     return {
       cancel: () => {
-        timer.cancelled = true;
+        if (timer.callback === undefined) return; // fired or cancelled already
+        timer.callback = undefined;
+        this.#cancelled++;
+        this.#compact();
       },
     };
   }
 
   /** The number of timers that have not fired or been cancelled. */
   get pendingTimers(): number {
-    return this.#heap.filter((t) => !t.cancelled).length;
+    return this.#heap.length - this.#cancelled;
+  }
+
+  /**
+   * The number of timers the clock holds, including cancelled ones it has not
+   * discarded yet. Cancelled timers are discarded lazily, but never make up
+   * more than half of a queue of 1,024 or more, so a busy simulation that
+   * sets and cancels deadlines holds memory for the live timers only.
+   */
+  get queuedTimers(): number {
+    return this.#heap.length;
   }
 
   /**
@@ -207,23 +245,29 @@ export class VirtualClock implements Clock {
    * @throws {SimulationLimitError} when `limitMs` of virtual time pass first.
    */
   async run<T>(task: () => Promise<T>, options: RunOptions = {}): Promise<T> {
-    if (this.#running) throw new Error("VirtualClock.run is already driving this clock");
+    if (this.#running) {
+      throw new Error(
+        "VirtualClock.run is already driving this clock; await the running run() (or " +
+          "advance()) before starting another, and do not call either from inside the task",
+      );
+    }
     this.#running = true;
     const limit = options.limitMs === undefined ? Infinity : this.#now + options.limitMs;
     let settled = false;
     let value: T | undefined;
     let failure: { error: unknown } | undefined;
-    task().then(
-      (v) => {
-        settled = true;
-        value = v;
-      },
-      (error) => {
-        settled = true;
-        failure = { error };
-      },
-    );
     try {
+      // A task that throws before returning its promise fails the run like one that rejects.
+      new Promise<T>((resolve) => resolve(task())).then(
+        (v) => {
+          settled = true;
+          value = v;
+        },
+        (error) => {
+          settled = true;
+          failure = { error };
+        },
+      );
       while (true) {
         await idle();
         if (settled) break;
@@ -234,7 +278,9 @@ export class VirtualClock implements Clock {
           throw new SimulationLimitError(options.limitMs!);
         }
         this.#now = timer.at;
-        timer.callback();
+        const callback = timer.callback!;
+        timer.callback = undefined; // fired: a later cancel() does nothing
+        callback();
       }
     } finally {
       this.#running = false;
@@ -254,9 +300,21 @@ export class VirtualClock implements Clock {
   #popLive(): VirtualTimer | undefined {
     while (this.#heap.length > 0) {
       const timer = heapPop(this.#heap)!;
-      if (!timer.cancelled) return timer;
+      if (timer.callback !== undefined) return timer;
+      this.#cancelled--;
     }
     return undefined;
+  }
+
+  /**
+   * Drops the cancelled timers once they are most of a large heap. The firing
+   * order is fixed by (at, seq) alone, and a sorted array is a valid heap.
+   */
+  #compact(): void {
+    if (this.#heap.length < COMPACT_MIN || this.#cancelled * 2 <= this.#heap.length) return;
+    this.#heap = this.#heap.filter((t) => t.callback !== undefined)
+      .sort((a, b) => a.at - b.at || a.seq - b.seq);
+    this.#cancelled = 0;
   }
 }
 

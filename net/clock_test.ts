@@ -89,3 +89,57 @@ Deno.test("real clock: delay waits and can be aborted", async () => {
   controller.abort(new Error("stop"));
   await assert.rejects(waiting, /stop/);
 });
+
+Deno.test("virtual clock: cancelled timers are discarded, and the order is kept", async () => {
+  const clock = new VirtualClock();
+  const fired: number[] = [];
+  // Deadlines that are set and cancelled, as every call with a timeout does.
+  for (let i = 0; i < 100_000; i++) {
+    clock.setTimer(3_600_000 + i, () => fired.push(-1)).cancel();
+    if (i % 1000 === 0) clock.setTimer(3_600_000 - i, () => fired.push(i));
+  }
+  assert.equal(clock.pendingTimers, 100);
+  assert.ok(clock.queuedTimers <= 2048, `${clock.queuedTimers} timers held for 100 live ones`);
+  await clock.advance(3_700_000);
+  const expected = Array.from({ length: 100 }, (_, k) => (99 - k) * 1000);
+  assert.deepEqual(fired, expected, "live timers fire in time order, cancelled ones never");
+  assert.equal(clock.pendingTimers, 0);
+  assert.equal(clock.queuedTimers, 0);
+});
+
+Deno.test("virtual clock: cancelling a fired timer changes nothing", async () => {
+  const clock = new VirtualClock();
+  const timer = clock.setTimer(10, () => {});
+  await clock.advance(20);
+  timer.cancel();
+  timer.cancel();
+  clock.setTimer(10, () => {});
+  assert.equal(clock.pendingTimers, 1);
+});
+
+Deno.test("clocks: an Infinity timer never fires, a huge one does not fire early", async () => {
+  const clock = new VirtualClock();
+  let fired = 0;
+  clock.setTimer(Infinity, () => fired++);
+  await clock.run(() => delay(10 * 365 * 86_400_000, { clock }));
+  assert.equal(fired, 0);
+  assert.equal(clock.pendingTimers, 0, "an Infinity timer is not even queued");
+  // setTimeout takes at most 2^31-1 ms; a longer delay used to fire at once.
+  const huge = realClock.setTimer(2 ** 31 + 5, () => fired++);
+  const never = realClock.setTimer(Infinity, () => fired++);
+  await delay(30);
+  huge.cancel();
+  never.cancel();
+  assert.equal(fired, 0);
+});
+
+Deno.test("virtual clock: a task that throws before returning fails the run, not the clock", async () => {
+  const clock = new VirtualClock();
+  await assert.rejects(
+    clock.run(() => {
+      throw new Error("sync failure");
+    }),
+    /sync failure/,
+  );
+  assert.equal(await clock.run(() => Promise.resolve(7)), 7, "the clock can run again");
+});

@@ -7,7 +7,16 @@
 import { DecodeError, Decoder, Encoder } from "@msgpack/msgpack";
 import { CodecError, FrameTooLargeError } from "./errors.ts";
 
-/** The default largest message, in bytes, a codec accepts: 64 MiB. */
+/**
+ * The default largest message, in bytes, a codec accepts: 64 MiB.
+ *
+ * @example
+ * ```ts
+ * import { Codec, DEFAULT_MAX_MESSAGE_BYTES } from "@distkit/distkit/net";
+ *
+ * new Codec().maxMessageBytes === DEFAULT_MAX_MESSAGE_BYTES; // true
+ * ```
+ */
 export const DEFAULT_MAX_MESSAGE_BYTES: number = 64 * 1024 * 1024;
 
 /**
@@ -83,7 +92,11 @@ export class Codec {
     try {
       bytes = this.#encoder.encode(value);
     } catch (err) {
-      throw new CodecError(`cannot encode value: ${(err as Error).message}`, { cause: err });
+      throw new CodecError(
+        `cannot encode value: ${(err as Error).message}; send only plain objects, arrays, ` +
+          `strings, numbers, booleans, null, Uint8Array and Date, nested at most 100 deep`,
+        { cause: err },
+      );
     }
     if (bytes.length > this.maxMessageBytes) {
       throw new FrameTooLargeError(bytes.length, this.maxMessageBytes);

@@ -18,6 +18,16 @@
  * - `codec`: bytes could not be decoded, or a value could not be encoded.
  * - `frame_too_large`: a frame exceeded the configured size limit.
  * - `protocol`: the peer broke the wire protocol.
+ *
+ * @example Retry only what may succeed on a second try
+ * ```ts
+ * import type { RpcErrorCode } from "@distkit/distkit/net";
+ *
+ * function worthRetrying(code: RpcErrorCode): boolean {
+ *   return code === "unreachable" || code === "timeout";
+ * }
+ * worthRetrying("unknown_method"); // false
+ * ```
  */
 export type RpcErrorCode =
   | "unreachable"
@@ -195,14 +205,35 @@ export class RemoteError extends RpcError {
    *
    * @param method The method whose handler failed.
    * @param failure What the server reported.
-   * @param code The failure kind; subclasses narrow it.
+   * @param options The failure kind (default `"remote"`; subclasses narrow it) and `cause`.
    */
-  constructor(method: string, failure: RemoteFailure, code: RpcErrorCode = "remote") {
-    super(code, `${method} failed on the server: ${failure.remoteName}: ${failure.message}`);
+  constructor(method: string, failure: RemoteFailure, options: RemoteErrorOptions = {}) {
+    const { code = "remote", ...errorOptions } = options;
+    super(
+      code,
+      `${method} failed on the server: ${failure.remoteName}: ${failure.message}`,
+      errorOptions,
+    );
     this.name = "RemoteError";
     this.remoteName = failure.remoteName;
     this.remoteMessage = failure.message;
   }
+}
+
+/**
+ * Options for {@linkcode RemoteError}.
+ *
+ * @example
+ * ```ts
+ * import { RemoteError, type RemoteErrorOptions } from "@distkit/distkit/net";
+ *
+ * const options: RemoteErrorOptions = { code: "bad_arguments" };
+ * new RemoteError("KV.Get", { remoteName: "BadArgumentsError", message: "no key" }, options).code; // "bad_arguments"
+ * ```
+ */
+export interface RemoteErrorOptions extends ErrorOptions {
+  /** The failure kind. Default `"remote"`. */
+  code?: RpcErrorCode;
 }
 
 /**
@@ -244,7 +275,7 @@ export class UnknownServiceError extends RemoteError {
       remoteName: "UnknownServiceError",
       message:
         `no service named "${service}" is registered; check the method name ("Service.Method")`,
-    }, "unknown_service");
+    }, { code: "unknown_service" });
     this.name = "UnknownServiceError";
   }
 }
@@ -269,7 +300,7 @@ export class UnknownMethodError extends RemoteError {
     super(method, {
       remoteName: "UnknownMethodError",
       message: `the service has no method "${method}"; check the spelling and the server's version`,
-    }, "unknown_method");
+    }, { code: "unknown_method" });
     this.name = "UnknownMethodError";
   }
 }
@@ -292,7 +323,7 @@ export class BadArgumentsError extends RemoteError {
    * @param problem What was wrong with them.
    */
   constructor(method: string, problem: string) {
-    super(method, { remoteName: "BadArgumentsError", message: problem }, "bad_arguments");
+    super(method, { remoteName: "BadArgumentsError", message: problem }, { code: "bad_arguments" });
     this.name = "BadArgumentsError";
   }
 }
@@ -424,9 +455,9 @@ export function errorFromWire(method: string, failure: WireFailure): RpcError {
     case "bad_arguments":
       return new BadArgumentsError(method, failure.message);
     case "codec":
-      return new CodecError(
-        `the server could not decode the request for ${method}: ${failure.message}`,
-      );
+      // The request could not be decoded, or the reply could not be encoded:
+      // the server's message says which.
+      return new CodecError(`the server reported for ${method}: ${failure.message}`);
     case "frame_too_large":
       return new RpcError("frame_too_large", `${method}: ${failure.message}`);
     default:

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import {
   ArgumentsError,
   expectShape,
+  RemoteError,
   RpcServer,
   UnknownMethodError,
   UnknownServiceError,
@@ -64,4 +65,16 @@ Deno.test("expectShape: names the first wrong field", () => {
   assert.throws(() => expectShape({ key: "k", n: 1.5, list: [] }, shape), ArgumentsError);
   assert.throws(() => expectShape({ key: "k", list: [], data: "x" }, shape), /bytes/);
   assert.throws(() => expectShape({ key: "k", list: [], o: [] }, shape), /must be object/);
+});
+
+Deno.test("RemoteError takes its code and cause as options", () => {
+  const cause = new Error("root");
+  const err = new RemoteError("KV.Get", { remoteName: "E", message: "m" }, {
+    code: "bad_arguments",
+    cause,
+  });
+  assert.equal(err.code, "bad_arguments");
+  assert.equal(err.cause, cause);
+  assert.equal(new RemoteError("KV.Get", { remoteName: "E", message: "m" }).code, "remote");
+  assert.equal(new UnknownMethodError("KV.Nope").code, "unknown_method");
 });

@@ -351,7 +351,8 @@ export interface TcpClientOptions {
   peer?: string;
   /**
    * The deadline of a call without its own `timeoutMs`, in milliseconds;
-   * `Infinity` waits for ever. Default 10,000.
+   * `Infinity` waits for ever. A connection attempt that takes longer is
+   * abandoned and counts as a failed one. Default 10,000.
    */
   timeoutMs?: number;
   /** The largest frame sent or accepted, in bytes. Default 64 MiB. */
@@ -402,7 +403,9 @@ interface CallState {
  * before the next one, doubling up to `backoff.maxMs`; a call made in that
  * window waits for it to end and then tries once, or fails at once with
  * {@linkcode UnreachableError} when its deadline would pass first. A
- * successful connection resets the backoff.
+ * successful connection resets the backoff. A connection attempt lasts at
+ * most the client's `timeoutMs`, and {@linkcode TcpClient.close} ends one in
+ * progress at once.
  *
  * @example
  * ```ts
@@ -435,6 +438,8 @@ export class TcpClient implements ClientEnd {
   #maxMs: number;
   #link: Link | undefined;
   #connecting: Promise<Link> | undefined;
+  /** Aborts the connection attempt in progress (on close, or when it takes too long). */
+  #connectAbort: AbortController | undefined;
   #failures = 0;
   #retryAt = 0;
   #lastConnectError: unknown;
@@ -556,6 +561,8 @@ export class TcpClient implements ClientEnd {
     const err = new ClosedError(this.#what());
     for (const state of [...this.#calls]) this.#reject(state, err);
     const connecting = this.#connecting;
+    // A connection attempt to a host that does not answer can hang for minutes.
+    this.#connectAbort?.abort(err);
     this.#closing = (async () => {
       await connecting?.catch(() => {});
       await this.#link?.framed.close(err);
@@ -629,6 +636,15 @@ export class TcpClient implements ClientEnd {
   }
 
   #connect(): Promise<Link> {
+    const abort = new AbortController();
+    this.#connectAbort = abort;
+    // An attempt that outlasts a call's deadline is abandoned, so that a host
+    // that stopped answering cannot stall the client until the OS gives up.
+    const limit = Number.isFinite(this.#timeoutMs)
+      ? this.#clock.setTimer(this.#timeoutMs, () => {
+        abort.abort(new Error(`no answer within ${this.#timeoutMs} ms (timeoutMs)`));
+      })
+      : undefined;
     const attempt = (async (): Promise<Link> => {
       try {
         let conn: Deno.TcpConn;
@@ -637,8 +653,11 @@ export class TcpClient implements ClientEnd {
             hostname: this.#hostname,
             port: this.#port,
             transport: "tcp",
+            signal: abort.signal,
           });
-        } catch (err) {
+        } catch (caught) {
+          if (this.#closed) throw new ClosedError(this.#what());
+          const err = abort.signal.aborted ? abort.signal.reason : caught;
           this.#failures++;
           const window = Math.min(this.#maxMs, this.#baseMs * 2 ** (this.#failures - 1));
           const wait = this.#random ? window / 2 + this.#random.next() * (window / 2) : window;
@@ -660,7 +679,9 @@ export class TcpClient implements ClientEnd {
         this.#lastConnectError = undefined;
         return this.#adopt(conn);
       } finally {
+        limit?.cancel();
         this.#connecting = undefined;
+        this.#connectAbort = undefined;
       }
     })();
     this.#connecting = attempt;

@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import {
   AbortedError,
+  CodecError,
   delay,
   Random,
   RemoteError,
@@ -368,6 +369,17 @@ Deno.test("sim network: link rules drop, delay and duplicate per direction", asy
   });
 });
 
+Deno.test("sim network: a link rule that cannot work is refused when it is set", () => {
+  const net = new SimNetwork({ clock: new VirtualClock(), random: new Random(1) });
+  // It used to be accepted, and then every call on the link failed with a RangeError.
+  assert.throws(() => net.setLinkRule("a", "b", { delayMs: [50, 10] }), /0 <= min <= max/);
+  assert.throws(() => net.setLinkRule("a", "b", { delayMs: [0.5, 10] }), /whole milliseconds/);
+  assert.throws(() => net.setLinkRule("a", "b", { dropRequests: 10 }), /probability from 0 to 1/);
+  assert.throws(() => net.setLinkRule("a", "b", { duplicate: NaN }), /duplicate/);
+  assert.throws(() => net.partition(["a"], ["a", "b"]), /"a" appears in two .* at most one/);
+  net.setLinkRule("a", "b", { dropReplies: 0, delayMs: [0, 0] });
+});
+
 Deno.test("sim network: deadlines, handler errors, unknown methods", async () => {
   await simulate(async ({ net, clock }) => {
     const s = new RpcServer();
@@ -536,5 +548,56 @@ Deno.test("sim network: an undeliverable call says why and what to do", async ()
     net.partition(["a"], ["s"]);
     assert.match(await reason(ab), /"a" and "s" are in different partition groups; heal\(\)/);
     assert.throws(() => net.makeEnd("loose"), /already exists; end names must be unique/);
+  });
+});
+
+Deno.test("simulation: a long unreliable run holds only its live timers", async () => {
+  // 5 servers, 20 clients calling every 10-100 ms with 30 s deadlines: each
+  // call sets and cancels a deadline timer, and those must not pile up.
+  const t0 = performance.now();
+  let maxQueued = 0;
+  let maxPending = 0;
+  let calls = 0;
+  await simulate(async ({ net, clock, random }) => {
+    net.setReliable(false);
+    const servers = ["s0", "s1", "s2", "s3", "s4"];
+    for (const name of servers) net.addServer(name, junkServer());
+    const until = 5 * 60_000;
+    await Promise.all(Array.from({ length: 20 }, async (_, i) => {
+      const transport = net.transportFor(`c${i}`);
+      const ends = servers.map((s) => transport.connect(s));
+      const r = random.fork();
+      while (clock.now() < until) {
+        await delay(r.between(10, 100), { clock });
+        calls++;
+        await r.pick(ends).call("JunkServer.Handler2", i, { timeoutMs: 30_000 }).catch(() => {});
+        maxQueued = Math.max(maxQueued, clock.queuedTimers);
+        maxPending = Math.max(maxPending, clock.pendingTimers);
+      }
+    }));
+  }, { seed: 7 });
+  const secs = (performance.now() - t0) / 1000;
+  console.log(
+    `  ${calls} calls in 5 virtual minutes, ${secs.toFixed(2)} s wall; ` +
+      `at most ${maxPending} live timers, ${maxQueued} held`,
+  );
+  assert.ok(calls > 70_000, `${calls} calls`);
+  // About 4,300 deadlines are cancelled per 30 s of virtual time.
+  assert.ok(maxQueued <= Math.max(1024, 2 * maxPending) + 1, `${maxQueued} timers held`);
+});
+
+Deno.test("sim network: a reply that cannot be encoded is reported as such", async () => {
+  await simulate(async ({ net }) => {
+    const s = new RpcServer();
+    s.addService("S", { Fn: () => ({ f: () => 1 }) });
+    net.addServer("s", s);
+    const end = net.makeEnd("c");
+    net.connect("c", "s");
+    net.enable("c", true);
+    const err = await end.call("S.Fn").then(() => undefined, (e) => e);
+    assert.ok(err instanceof CodecError, `got ${err}`);
+    // It used to say the server could not decode the request.
+    assert.doesNotMatch(err.message, /decode the request/);
+    assert.match(err.message, /S\.Fn: the reply could not be encoded: .*send only plain objects/);
   });
 });

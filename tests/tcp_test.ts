@@ -501,6 +501,72 @@ Deno.test("tcp: connection refused gives UnreachableError, then backoff", async 
   }
 });
 
+/**
+ * A listener whose accept queue is full, so a further connection attempt
+ * hangs (its SYN is dropped) instead of being refused. Undefined where the
+ * OS refuses instead, or the queue does not fill within 4,000 connections.
+ */
+async function unansweredListener(): Promise<
+  { port: number; close: () => void } | undefined
+> {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const conns: Deno.TcpConn[] = [];
+  const close = () => {
+    for (const conn of conns) conn.close();
+    listener.close();
+  };
+  for (let i = 0; i < 4000; i++) {
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(), 200);
+    try {
+      conns.push(
+        await Deno.connect({
+          hostname: "127.0.0.1",
+          port: listener.addr.port,
+          signal: abort.signal,
+        }),
+      );
+    } catch {
+      if (abort.signal.aborted) return { port: listener.addr.port, close };
+      break; // refused: this OS does not leave the attempt hanging
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+  close();
+  return undefined;
+}
+
+Deno.test("tcp: a connection attempt that gets no answer is abandoned, and close is prompt", async () => {
+  const silent = await unansweredListener();
+  if (silent === undefined) {
+    console.log("  skipped: this OS refuses connections to a full accept queue");
+    return;
+  }
+  const address = `127.0.0.1:${silent.port}`;
+  const client = new TcpClient(address, { timeoutMs: 300, backoff: { baseMs: 10, maxMs: 10 } });
+  const patient = new TcpClient(address, { timeoutMs: 60_000 });
+  try {
+    await rejectsWith(client.call("Echo.Say", 1), TimeoutError);
+    // The attempt outlived the client's deadline: it was abandoned as a failed
+    // attempt, so the next call makes a new one instead of waiting on it.
+    await rejectsWith(client.call("Echo.Say", 1, { timeoutMs: 5000 }), UnreachableError, (err) => {
+      assert.match(err.message, /cannot connect .*no answer within 300 ms/);
+    });
+    // Closing a client ends its connection attempt at once, instead of
+    // waiting for the OS to give up on it (minutes).
+    const pending = rejectsWith(patient.call("Echo.Say", 1), ClosedError);
+    const closing = performance.now();
+    await patient.close();
+    assert.ok(performance.now() - closing < 1000, "close waited for the connection attempt");
+    await pending;
+  } finally {
+    await client.close();
+    await patient.close();
+    silent.close();
+  }
+});
+
 Deno.test("tcp: a bad address is refused up front", () => {
   assert.throws(() => new TcpClient("localhost"), TypeError);
   assert.throws(() => new TcpClient("127.0.0.1:99999"), TypeError);

@@ -368,14 +368,24 @@ export class SimNetwork {
     for (const end of this.#ends.values()) this.#cut(end);
   }
 
-  /** A {@linkcode Transport} for `node`: its ends to peers are named `node->peer`, enabled. */
+  /**
+   * A {@linkcode Transport} for `node`: one enabled end per peer, named
+   * `node->peer` (`node->peer#2`, ... for later transports of the same node,
+   * such as a restarted instance, so the old instance's ends stay distinct).
+   */
   transportFor(node: string): Transport {
+    const ends = new Map<string, SimEnd>();
     return {
       connect: (peer: string) => {
-        const name = `${node}->${peer}`;
-        const end = this.makeEnd(name, { owner: node });
+        let end = ends.get(peer);
+        if (end !== undefined) return end;
+        // A later transport for the same node (a restart) gets fresh end names.
+        let name = `${node}->${peer}`;
+        for (let k = 2; this.#ends.has(name); k++) name = `${node}->${peer}#${k}`;
+        end = this.makeEnd(name, { owner: node });
         this.connect(name, peer);
         this.enable(name, true);
+        ends.set(peer, end);
         return end;
       },
     };

@@ -10,6 +10,7 @@ import {
   Random,
   RemoteError,
   RpcServer,
+  type SimEnd,
   SimNetwork,
   simulate,
   TimeoutError,
@@ -599,5 +600,22 @@ Deno.test("sim network: a reply that cannot be encoded is reported as such", asy
     // It used to say the server could not decode the request.
     assert.doesNotMatch(err.message, /decode the request/);
     assert.match(err.message, /S\.Fn: the reply could not be encoded: .*send only plain objects/);
+  });
+});
+
+Deno.test("sim network: transportFor caches an end per peer; a second transport gets fresh names", async () => {
+  await simulate(async ({ net }) => {
+    const server = new RpcServer();
+    server.addService("S", { Who: () => "b" });
+    net.addServer("b", server);
+    const first = net.transportFor("a");
+    const end = first.connect("b");
+    assert.equal(first.connect("b"), end, "the same end is handed out again");
+    const restarted = net.transportFor("a").connect("b");
+    assert.notEqual(restarted, end);
+    assert.equal((restarted as SimEnd).name, "a->b#2");
+    assert.equal(await restarted.call("S.Who"), "b");
+    net.enable((end as SimEnd).name, false); // cutting the old instance leaves the new one working
+    assert.equal(await restarted.call("S.Who"), "b");
   });
 });

@@ -193,15 +193,22 @@ async function runSeed(seed: number): Promise<{ commits: number; faults: number 
 
 Deno.test("raft: randomized fault schedules keep every safety property", async () => {
   let replay: string | undefined;
+  let base: number;
   let count = 500;
   try {
     replay = Deno.env.get("SEED");
     count = Number(Deno.env.get("RAFT_SEEDS") ?? 500);
+    base = Number(Deno.env.get("RAFT_SEED_BASE") ?? seedFromEnv()) >>> 0;
   } catch {
-    // no --allow-env: defaults
+    base = seedFromEnv(); // no --allow-env: defaults
   }
-  const base = seedFromEnv();
-  const seeds = replay ? [base] : Array.from({ length: count }, (_, k) => (base + k) >>> 0);
+  const seeds = replay
+    ? [Number(replay) >>> 0]
+    : Array.from({ length: count }, (_, k) => (base + k) >>> 0);
+  // Printed up front, so that even a run that hangs can be replayed.
+  console.log(
+    `  seeds ${seeds[0]}..${seeds.at(-1)} (replay all: RAFT_SEED_BASE=${seeds[0]}; one: SEED=<n>)`,
+  );
   const t0 = performance.now();
   let commits = 0;
   let faults = 0;

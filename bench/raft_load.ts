@@ -9,9 +9,9 @@
  * deno run -A bench/raft_load.ts [--seconds 5] [--runs 3] [--only memory|tcp|failover]
  */
 import { parseArgs } from "node:util";
-import { delay, Random, realClock, RpcServer, SimNetwork, TcpClient } from "../net/mod.ts";
+import { delay, Random, realClock, RpcServer, SimNetwork } from "../net/mod.ts";
 import { MemoryStorage, RaftNode } from "../raft/mod.ts";
-import { append, freePorts, kill, leaderOf, type Member, spawn } from "../tests/raft_processes.ts";
+import { append, kill, leaderOf, spawn, startCluster } from "../tests/raft_processes.ts";
 
 interface Result {
   perSecond: number;
@@ -78,32 +78,6 @@ async function memoryCluster() {
   };
 }
 
-async function tcpCluster() {
-  const dir = await Deno.makeTempDir({ prefix: "distkit-bench-" });
-  const ports = await freePorts(3);
-  const members: Member[] = ["a", "b", "c"].map((id, i) => ({
-    id,
-    address: `127.0.0.1:${ports[i]}`,
-    data: `${dir}/${id}.kv`,
-    client: new TcpClient(`127.0.0.1:${ports[i]}`, { timeoutMs: 5000 }),
-  }));
-  for (const m of members) m.child = spawn(m, members, { snapshotEvery: 0 });
-  return {
-    members,
-    stop: async () => {
-      for (const m of members) {
-        if (m.child) {
-          m.child.kill("SIGKILL");
-          await m.child.status;
-          await m.child.stderr.cancel();
-        }
-        await m.client.close();
-      }
-      await Deno.remove(dir, { recursive: true });
-    },
-  };
-}
-
 function line(name: string, results: Result[]): string {
   const median = (xs: number[]) => xs.slice().sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   const per = median(results.map((r) => r.perSecond));
@@ -140,7 +114,7 @@ if (!only || only === "tcp") {
   for (const concurrency of [1, 64]) {
     const results: Result[] = [];
     for (let r = 0; r < runs; r++) {
-      const cluster = await tcpCluster();
+      const cluster = await startCluster(["a", "b", "c"], { snapshotEvery: 0 });
       const leader = await leaderOf(cluster.members);
       const client = leader.client;
       const propose = async (k: number) => {
@@ -156,7 +130,7 @@ if (!only || only === "tcp") {
 }
 
 if (!only || only === "failover") {
-  const cluster = await tcpCluster();
+  const cluster = await startCluster(["a", "b", "c"], { snapshotEvery: 0 });
   const times: number[] = [];
   try {
     for (let r = 0; r < runs; r++) {

@@ -10,6 +10,7 @@
  *
  * @module
  */
+import { concatBytes } from "./bytes.ts";
 import { DEFAULT_MAX_MESSAGE_BYTES } from "./codec.ts";
 import { ClosedError, FrameTooLargeError } from "./errors.ts";
 
@@ -152,7 +153,7 @@ export class FrameDecoder {
       this.#have += n;
       offset += n;
       if (this.#have === this.#want) {
-        const payload = concat(this.#pieces, this.#want);
+        const payload = concatBytes(this.#pieces, this.#want);
         this.#pieces = [];
         this.#have = 0;
         this.#want = -1;
@@ -173,17 +174,6 @@ export class FrameDecoder {
 function readU32(bytes: Uint8Array, offset: number): number {
   return ((bytes[offset] << 24) | (bytes[offset + 1] << 16) | (bytes[offset + 2] << 8) |
     bytes[offset + 3]) >>> 0;
-}
-
-function concat(pieces: Uint8Array[], length: number): Uint8Array {
-  if (pieces.length === 1) return pieces[0];
-  const out = new Uint8Array(length);
-  let offset = 0;
-  for (const piece of pieces) {
-    out.set(piece, offset);
-    offset += piece.length;
-  }
-  return out;
 }
 
 /**

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { concatBytes } from "../net/bytes.ts";
 import type { Random } from "../net/random.ts";
 import { invariant } from "./invariant.ts";
 import { RaftLog } from "./log.ts";
@@ -1141,7 +1142,7 @@ export class RaftCore {
       return;
     }
     this.#incoming = undefined;
-    const data = concat(inc.chunks, inc.size);
+    const data = concatBytes(inc.chunks, inc.size);
     const snapshot: Snapshot = { meta: inc.meta, data };
     const resetLog = !this.#log.restore(inc.meta);
     this.#snapshot = snapshot;
@@ -1175,15 +1176,4 @@ function approximateSize(e: Entry): number {
   if (c instanceof Uint8Array) return c.length + 16;
   if (c === undefined || c === null || typeof c !== "object") return 24;
   return JSON.stringify(c)?.length ?? 64;
-}
-
-function concat(chunks: Uint8Array[], size: number): Uint8Array {
-  if (chunks.length === 1) return chunks[0];
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
 }

@@ -24,14 +24,7 @@ import {
 import { NotLeaderError, RaftRequestError, RaftStoppedError } from "./errors.ts";
 import { parseMessage } from "./messages.ts";
 import type { RaftStorage } from "./storage.ts";
-import {
-  type Entry,
-  type Membership,
-  type Message,
-  type NodeId,
-  RESPONSE_TYPES,
-  type Role,
-} from "./types.ts";
+import type { Entry, HardState, Membership, Message, NodeId, Role } from "./types.ts";
 
 /**
  * Options for {@linkcode RaftNode.start}.
@@ -134,6 +127,14 @@ interface Waiter {
   resolve: (replies: Message[]) => void;
 }
 
+/** The kinds of message that answer another one: they ride back on the request's RPC. */
+const RESPONSE_TYPES: ReadonlySet<Message["type"]> = new Set([
+  "voteResp",
+  "appendResp",
+  "heartbeatResp",
+  "snapshotResp",
+]);
+
 /** The answer each kind of request expects. */
 const ANSWER: Partial<Record<Message["type"], Message["type"]>> = {
   vote: "voteResp",
@@ -198,6 +199,9 @@ export class RaftNode {
   #readSeq = 0;
   #reads = new Map<number, { resolve: (index: number) => void; reject: (err: Error) => void }>();
   #lastRole: Role = "follower";
+  /** The latest hard state the core handed out, and the last one written. */
+  #hardState: HardState = { term: 0, vote: null, commit: 0 };
+  #savedHardState: HardState | undefined;
 
   private constructor(options: RaftNodeOptions, core: RaftCore, appliedIndex: number) {
     this.#id = options.id;
@@ -239,6 +243,8 @@ export class RaftNode {
       random: options.random ?? new Random(seedFromEnv()),
     });
     const node = new RaftNode(options, core, snapshot.meta.index);
+    node.#hardState = stored.hardState;
+    node.#savedHardState = stored.hardState;
     if (snapshot.meta.index > 0) {
       node.#applied.push({
         type: "snapshot",
@@ -533,14 +539,26 @@ export class RaftNode {
     }
   }
 
+  /**
+   * Writes the ready's state. A change of the commit index alone is not
+   * written on its own: the commit index need not be durable (a restarted
+   * node learns it again, and storage clamps it to the stored log), so it
+   * rides along with the next write that must happen. That keeps an fsync
+   * off the commit path.
+   */
   async #persist(rd: Ready): Promise<void> {
-    if (rd.hardState === undefined && rd.entries.length === 0 && rd.snapshot === undefined) return;
+    if (rd.hardState) this.#hardState = rd.hardState;
+    const saved = this.#savedHardState;
+    const hs = this.#hardState;
+    const termOrVote = saved === undefined || hs.term !== saved.term || hs.vote !== saved.vote;
+    if (!termOrVote && rd.entries.length === 0 && rd.snapshot === undefined) return;
     await this.#storage.save({
-      hardState: rd.hardState,
+      hardState: sameHardState(hs, saved) ? undefined : hs,
       entries: rd.entries,
       snapshot: rd.snapshot,
       resetLog: rd.resetLog,
     });
+    this.#savedHardState = hs;
   }
 
   /**
@@ -665,4 +683,8 @@ export class RaftNode {
     console.error(`Raft node ${this.#id} stopped: ${err.message}`);
     this.stop();
   }
+}
+
+function sameHardState(a: HardState, b: HardState | undefined): boolean {
+  return b !== undefined && a.term === b.term && a.vote === b.vote && a.commit === b.commit;
 }

@@ -155,6 +155,13 @@ export interface MessageBase {
  * would vote, without anyone changing term. `transfer` marks an election
  * started by a leadership transfer, which voters honour even while they still
  * hear from a leader.
+ *
+ * @example
+ * ```ts
+ * import type { VoteMessage } from "@distkit/distkit/raft";
+ *
+ * const m: VoteMessage = { type: "vote", from: "a", to: "b", term: 4, pre: true, transfer: false, lastIndex: 10, lastTerm: 3 };
+ * ```
  */
 export interface VoteMessage extends MessageBase {
   /** The message kind. */
@@ -169,7 +176,16 @@ export interface VoteMessage extends MessageBase {
   lastTerm: number;
 }
 
-/** The answer to a {@linkcode VoteMessage}. */
+/**
+ * The answer to a {@linkcode VoteMessage}.
+ *
+ * @example
+ * ```ts
+ * import type { VoteResponse } from "@distkit/distkit/raft";
+ *
+ * const m: VoteResponse = { type: "voteResp", from: "b", to: "a", term: 4, pre: true, granted: true };
+ * ```
+ */
 export interface VoteResponse extends MessageBase {
   /** The message kind. */
   type: "voteResp";
@@ -179,7 +195,16 @@ export interface VoteResponse extends MessageBase {
   granted: boolean;
 }
 
-/** Entries to append after `prevIndex`, and the leader's commit index. */
+/**
+ * Entries to append after `prevIndex`, and the leader's commit index.
+ *
+ * @example
+ * ```ts
+ * import type { AppendMessage } from "@distkit/distkit/raft";
+ *
+ * const m: AppendMessage = { type: "append", from: "a", to: "b", term: 4, prevIndex: 9, prevTerm: 3, entries: [], commit: 9, seq: 1 };
+ * ```
+ */
 export interface AppendMessage extends MessageBase {
   /** The message kind. */
   type: "append";
@@ -201,6 +226,13 @@ export interface AppendMessage extends MessageBase {
  * `prevIndex`, and `conflictTerm`/`conflictIndex` tell the leader where to
  * back up to (the term of the follower's entry at `prevIndex`, 0 when it has
  * none, and the first index of that term, or its last index + 1).
+ *
+ * @example
+ * ```ts
+ * import type { AppendResponse } from "@distkit/distkit/raft";
+ *
+ * const m: AppendResponse = { type: "appendResp", from: "b", to: "a", term: 4, success: true, index: 9, conflictTerm: 0, conflictIndex: 0, seq: 1 };
+ * ```
  */
 export interface AppendResponse extends MessageBase {
   /** The message kind. */
@@ -217,7 +249,16 @@ export interface AppendResponse extends MessageBase {
   seq: number;
 }
 
-/** Keeps followers from starting elections and carries a safe commit index. */
+/**
+ * Keeps followers from starting elections and carries a safe commit index.
+ *
+ * @example
+ * ```ts
+ * import type { HeartbeatMessage } from "@distkit/distkit/raft";
+ *
+ * const m: HeartbeatMessage = { type: "heartbeat", from: "a", to: "b", term: 4, commit: 9, context: 0 };
+ * ```
+ */
 export interface HeartbeatMessage extends MessageBase {
   /** The message kind. */
   type: "heartbeat";
@@ -227,7 +268,16 @@ export interface HeartbeatMessage extends MessageBase {
   context: number;
 }
 
-/** The answer to a {@linkcode HeartbeatMessage}. */
+/**
+ * The answer to a {@linkcode HeartbeatMessage}.
+ *
+ * @example
+ * ```ts
+ * import type { HeartbeatResponse } from "@distkit/distkit/raft";
+ *
+ * const m: HeartbeatResponse = { type: "heartbeatResp", from: "b", to: "a", term: 4, context: 0 };
+ * ```
+ */
 export interface HeartbeatResponse extends MessageBase {
   /** The message kind. */
   type: "heartbeatResp";
@@ -235,7 +285,19 @@ export interface HeartbeatResponse extends MessageBase {
   context: number;
 }
 
-/** One chunk of a snapshot being installed on a follower. */
+/**
+ * One chunk of a snapshot being installed on a follower.
+ *
+ * @example
+ * ```ts
+ * import type { SnapshotMessage } from "@distkit/distkit/raft";
+ *
+ * const m: SnapshotMessage = {
+ *   type: "snapshot", from: "a", to: "b", term: 4, offset: 0, size: 3, chunk: new Uint8Array([1, 2, 3]),
+ *   meta: { index: 9, term: 3, membership: { voters: ["a", "b", "c"], learners: [] } },
+ * };
+ * ```
+ */
 export interface SnapshotMessage extends MessageBase {
   /** The message kind. */
   type: "snapshot";
@@ -253,6 +315,13 @@ export interface SnapshotMessage extends MessageBase {
  * The answer to a {@linkcode SnapshotMessage}: `done` when the follower has
  * the whole snapshot (or already had its entries), else the offset it wants
  * next.
+ *
+ * @example
+ * ```ts
+ * import type { SnapshotResponse } from "@distkit/distkit/raft";
+ *
+ * const m: SnapshotResponse = { type: "snapshotResp", from: "b", to: "a", term: 4, index: 9, offset: 3, done: true };
+ * ```
  */
 export interface SnapshotResponse extends MessageBase {
   /** The message kind. */
@@ -265,7 +334,16 @@ export interface SnapshotResponse extends MessageBase {
   done: boolean;
 }
 
-/** Tells the transferee of a leadership transfer to start an election now. */
+/**
+ * Tells the transferee of a leadership transfer to start an election now.
+ *
+ * @example
+ * ```ts
+ * import type { TimeoutNowMessage } from "@distkit/distkit/raft";
+ *
+ * const m: TimeoutNowMessage = { type: "timeoutNow", from: "a", to: "b", term: 4 };
+ * ```
+ */
 export interface TimeoutNowMessage extends MessageBase {
   /** The message kind. */
   type: "timeoutNow";
@@ -293,14 +371,6 @@ export type Message =
   | SnapshotMessage
   | SnapshotResponse
   | TimeoutNowMessage;
-
-/** The kinds of message that answer another one. */
-export const RESPONSE_TYPES: ReadonlySet<Message["type"]> = new Set([
-  "voteResp",
-  "appendResp",
-  "heartbeatResp",
-  "snapshotResp",
-]);
 
 /**
  * A node's role.

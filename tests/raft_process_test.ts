@@ -5,25 +5,18 @@
  * committed entry is on every member, applied once, in the same order.
  */
 import assert from "node:assert/strict";
-import { delay, TcpClient } from "../net/mod.ts";
-import { append, freePorts, kill, leaderOf, type Member, spawn } from "./raft_processes.ts";
+import { delay } from "../net/mod.ts";
+import { append, kill, leaderOf, spawn, startCluster } from "./raft_processes.ts";
 
 Deno.test({
   name: "raft over TCP + Deno KV: kill -9 the leader, then a follower; nothing committed is lost",
   sanitizeResources: true,
   sanitizeOps: true,
   async fn() {
-    const dir = await Deno.makeTempDir({ prefix: "distkit-raft-" });
-    const ports = await freePorts(3);
-    const members: Member[] = ["a", "b", "c"].map((id, i) => ({
-      id,
-      address: `127.0.0.1:${ports[i]}`,
-      data: `${dir}/${id}.kv`,
-      client: new TcpClient(`127.0.0.1:${ports[i]}`, { timeoutMs: 3000 }),
-    }));
+    const cluster = await startCluster(["a", "b", "c"], { snapshotEvery: 25 });
+    const { members } = cluster;
     const committed = new Map<number, string>();
     try {
-      for (const m of members) m.child = spawn(m, members);
       await leaderOf(members);
       const round = async (tag: string, n: number) => {
         for (let i = 0; i < n; i++) {
@@ -85,15 +78,7 @@ Deno.test({
         `  ${expected.length} entries committed and applied once on all 3 members after 2 kill -9s`,
       );
     } finally {
-      for (const m of members) {
-        if (m.child) {
-          m.child.kill("SIGKILL");
-          await m.child.status;
-          await m.child.stderr.cancel();
-        }
-        await m.client.close();
-      }
-      await Deno.remove(dir, { recursive: true });
+      await cluster.stop();
     }
   },
 });

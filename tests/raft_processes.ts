@@ -112,3 +112,40 @@ export async function kill(member: Member): Promise<void> {
   await member.client.close();
   member.client = new TcpClient(member.address, { timeoutMs: 3000 });
 }
+
+/** A running cluster of `distkit raft serve` processes, with their data in a temporary folder. */
+export interface ProcessCluster {
+  members: Member[];
+  /** Kills every process, closes the clients and removes the data. */
+  stop(): Promise<void>;
+}
+
+/** Starts members `ids` on free ports, each with its own Deno KV file. */
+export async function startCluster(
+  ids: string[],
+  options: { snapshotEvery?: number } = {},
+): Promise<ProcessCluster> {
+  const dir = await Deno.makeTempDir({ prefix: "distkit-raft-" });
+  const ports = await freePorts(ids.length);
+  const members: Member[] = ids.map((id, i) => ({
+    id,
+    address: `127.0.0.1:${ports[i]}`,
+    data: `${dir}/${id}.kv`,
+    client: new TcpClient(`127.0.0.1:${ports[i]}`, { timeoutMs: 3000 }),
+  }));
+  for (const m of members) m.child = spawn(m, members, options);
+  return {
+    members,
+    stop: async () => {
+      for (const m of members) {
+        if (m.child) {
+          m.child.kill("SIGKILL");
+          await m.child.status;
+          await m.child.stderr.cancel();
+        }
+        await m.client.close();
+      }
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
+}

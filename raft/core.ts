@@ -77,8 +77,12 @@ export interface ReadState {
 /**
  * What the driver must do next, in this order: persist `hardState`,
  * `entries` (replacing any stored entries from `entries[0].index` on) and
- * `snapshot`; then send `messages`; then apply `committed` (and
- * `installSnapshot` first when set) to the service; then release `reads`.
+ * `snapshot`, then report it with {@linkcode RaftCore.persisted}; send
+ * `messages`; then apply `committed` (and `installSnapshot` first when set)
+ * to the service; then release `reads`. Messages must wait for the write,
+ * except a leader's when the ready changes neither term nor vote: a leader
+ * may replicate while it writes its own log (Raft thesis §10.2.1), because
+ * it counts its own entries toward a commit only once they are persisted.
  *
  * @example
  * ```ts
@@ -109,6 +113,13 @@ export interface Ready {
   committed: Entry[];
   /** Confirmed linearizable reads. */
   reads: ReadState[];
+  /**
+   * The log's last index and its term when this ready was taken: once the
+   * ready is written, call {@linkcode RaftCore.persisted} with them.
+   */
+  lastIndex: number;
+  /** The term of the entry at `lastIndex`. */
+  lastTerm: number;
 }
 
 /**
@@ -215,6 +226,8 @@ const EMPTY_MEMBERSHIP: Membership = { voters: [], learners: [] };
  * }, { random: new Random(1) });
  * while (core.role !== "leader") core.tick();
  * core.propose("hello");
+ * const written = core.ready(); // persist written.entries, then:
+ * core.persisted(written.lastIndex, written.lastTerm);
  * const rd = core.ready();
  * assert.deepEqual(rd.committed.filter((e) => e.kind === "command").map((e) => e.command), ["hello"]);
  * ```
@@ -558,6 +571,8 @@ export class RaftCore {
       reads: this.#readyReads,
       installSnapshot: false,
       resetLog: false,
+      lastIndex: this.#log.lastIndex(),
+      lastTerm: this.#log.lastTerm(),
     };
     if (!sameHardState(hs, this.#persisted)) {
       rd.hardState = hs;
@@ -579,6 +594,22 @@ export class RaftCore {
     this.#messages = [];
     this.#readyReads = [];
     return rd;
+  }
+
+  /**
+   * The driver wrote a ready whose log ended at (`index`, `term`). A leader
+   * counts its own log toward commits only up to there. If the log changed
+   * at `index` meanwhile (a follower's log was overwritten), nothing is
+   * assumed.
+   */
+  persisted(index: number, term: number): void {
+    if (this.#log.term(index) !== term) return;
+    this.#log.markDurable(index);
+    const self = this.#progress.get(this.id);
+    if (this.#role === "leader" && self !== undefined && this.#log.durableIndex > self.match) {
+      self.match = this.#log.durableIndex;
+      this.#maybeCommit();
+    }
   }
 
   // ---- elections ----
@@ -741,7 +772,7 @@ export class RaftCore {
   #addProgress(peer: NodeId): void {
     const last = this.#log.lastIndex();
     this.#progress.set(peer, {
-      match: peer === this.id ? last : 0,
+      match: peer === this.id ? Math.min(this.#log.durableIndex, last) : 0,
       next: last + 1,
       state: "probe",
       inflight: [],
@@ -759,11 +790,8 @@ export class RaftCore {
     this.#log.append([entry]);
     if (entry.kind === "membership") this.#membershipChanged();
     const self = this.#progress.get(this.id);
-    if (self) {
-      self.match = entry.index;
-      self.next = entry.index + 1;
-    }
-    this.#maybeCommit();
+    // Our own entry counts toward a commit once persisted (see `persisted`).
+    if (self) self.next = entry.index + 1;
     return { index: entry.index, term: entry.term };
   }
 

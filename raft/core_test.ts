@@ -86,6 +86,7 @@ class Net {
   /** Takes the ready of one node (recording it) and returns its messages. */
   readyOf(id: NodeId): Ready {
     const rd = this.get(id).ready();
+    this.get(id).persisted(rd.lastIndex, rd.lastTerm); // as a driver does once it wrote the ready
     this.readies.get(id)!.push(rd);
     this.applied.get(id)!.push(...rd.committed);
     return rd;
@@ -195,15 +196,28 @@ Deno.test("core: a single voter elects itself and commits a proposal", () => {
   assert.equal(a.leader, "a");
   const r = a.propose("hello");
   assert.deepEqual(r, { index: 2, term: 1 }, "index 1 is the leader's no-op");
+  assert.equal(a.commitIndex, 0, "nothing commits before the leader's own write");
+  const written = a.ready();
+  assert.deepEqual(written.entries.map((e) => [e.index, e.kind]), [[1, "noop"], [2, "command"]]);
+  assert.deepEqual(written.committed, []);
+  assert.deepEqual([written.lastIndex, written.lastTerm], [2, 1]);
+  a.persisted(written.lastIndex, written.lastTerm);
   assert.equal(a.commitIndex, 2);
   const rd = a.ready();
   assert.deepEqual(rd.hardState, { term: 1, vote: "a", commit: 2 });
-  assert.deepEqual(rd.entries.map((e) => [e.index, e.kind]), [[1, "noop"], [2, "command"]]);
+  assert.deepEqual(rd.entries, []);
   assert.deepEqual(rd.committed.map((e) => e.index), [1, 2]);
   assert.deepEqual(commands(rd.committed), ["hello"]);
   assert.deepEqual(rd.messages, []);
   assert.equal(a.appliedIndex, 2);
   assert.equal(a.hasReady(), false);
+  // A write that no longer matches the log (index 2 is not of term 9) counts for nothing.
+  a.propose("again");
+  const more = a.ready();
+  a.persisted(more.lastIndex, 9);
+  assert.equal(a.commitIndex, 2);
+  a.persisted(more.lastIndex, more.lastTerm);
+  assert.equal(a.commitIndex, 3);
 });
 
 Deno.test("core: three nodes elect one leader through PreVote; everyone learns it", () => {
@@ -438,6 +452,9 @@ Deno.test("core: Figure 8: an old-term entry is not committed by counting replic
   assert.equal(a.matchIndexes().get("c"), 2);
   assert.equal(a.commitIndex, 1, "index 2 is on all three nodes but from term 2: not committed");
   a.step(ack("b", 3));
+  assert.equal(a.commitIndex, 1, "a's own no-op is not written yet: only b has index 3");
+  const written = a.ready();
+  a.persisted(written.lastIndex, written.lastTerm);
   assert.equal(a.commitIndex, 3, "index 3 (term 4) on a majority commits it and everything before");
   const rd = a.ready();
   assert.deepEqual(rd.committed.map((e) => [e.index, e.term]), [[2, 2], [3, 4]]);
@@ -1183,8 +1200,9 @@ Deno.test("core: membership: removing a follower; removing the last voter is ref
     leader: "a",
     detail: "cannot remove the last voter",
   });
-  // A single voter commits alone.
+  // A single voter commits alone, once its write is done.
   assert.deepEqual(a.propose("solo"), { index: 4, term: 1 });
+  net.collect();
   assert.equal(a.commitIndex, 4);
 });
 

@@ -23,6 +23,8 @@ export class RaftLog {
   snapshotTerm: number;
   entries: Entry[];
   stableIndex: number;
+  /** Entries up to here are known to be on stable storage (written, not only handed out). */
+  durableIndex: number;
   /** Every membership in the log, oldest first; the first is the snapshot's. */
   #memberships: MembershipAt[];
 
@@ -37,6 +39,7 @@ export class RaftLog {
     const usable = entries.filter((e) => e.index > snapshot.index);
     this.#append(usable);
     this.stableIndex = this.lastIndex();
+    this.durableIndex = this.lastIndex();
   }
 
   firstIndex(): number {
@@ -125,6 +128,7 @@ export class RaftLog {
     if (index > this.lastIndex()) return;
     this.entries.length = index - this.snapshotIndex - 1;
     this.stableIndex = Math.min(this.stableIndex, index - 1);
+    this.durableIndex = Math.min(this.durableIndex, index - 1);
     while (this.#memberships.length > 1 && this.#memberships.at(-1)!.index >= index) {
       this.#memberships.pop();
     }
@@ -160,6 +164,7 @@ export class RaftLog {
     this.snapshotIndex = meta.index;
     this.snapshotTerm = meta.term;
     this.stableIndex = meta.index;
+    this.durableIndex = Math.min(this.durableIndex, meta.index);
     this.#memberships = [{ index: meta.index, membership: meta.membership }];
     return false;
   }
@@ -167,6 +172,11 @@ export class RaftLog {
   /** Entries not yet on stable storage. */
   unstable(): Entry[] {
     return this.slice(this.stableIndex + 1, this.lastIndex());
+  }
+
+  /** Entries up to `index` are written (see `RaftCore.persisted`). */
+  markDurable(index: number): void {
+    this.durableIndex = Math.max(this.durableIndex, Math.min(index, this.lastIndex()));
   }
 
   markStable(index: number): void {

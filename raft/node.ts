@@ -527,9 +527,16 @@ export class RaftNode {
       while (!this.#stopped && this.#core.hasReady()) {
         const waiters = this.#waiters.splice(0);
         const rd = this.#core.ready();
+        // A leader whose term and vote are already durable replicates while
+        // it writes its own log (Raft thesis §10.2.1): its own entries count
+        // toward a commit only once `persisted` says they are written.
+        const early = this.#core.role === "leader" && rd.snapshot === undefined &&
+          !this.#changesTermOrVote(rd);
+        if (early) this.#dispatch(rd.messages, waiters);
         await this.#persist(rd);
         if (this.#stopped) return; // a stopped (crashed) node says nothing more
-        this.#dispatch(rd.messages, waiters);
+        this.#core.persisted(rd.lastIndex, rd.lastTerm);
+        if (!early) this.#dispatch(rd.messages, waiters);
         this.#apply(rd);
         this.#noticeRoleChange();
       }
@@ -537,6 +544,13 @@ export class RaftNode {
     } catch (err) {
       this.#fail(err as Error);
     }
+  }
+
+  #changesTermOrVote(rd: Ready): boolean {
+    const saved = this.#savedHardState;
+    const hs = rd.hardState;
+    return hs !== undefined &&
+      (saved === undefined || hs.term !== saved.term || hs.vote !== saved.vote);
   }
 
   /**

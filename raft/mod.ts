@@ -8,7 +8,8 @@
  *   snapshots sent in chunks, ReadIndex reads, leadership transfer and
  *   one-server membership changes with learners.
  * - {@linkcode RaftNode} drives a core over any `Transport` with any
- *   {@linkcode RaftStorage}, persisting before it speaks.
+ *   {@linkcode RaftStorage}: nothing it says depends on state that is not
+ *   yet durable.
  * - {@linkcode MemoryStorage} keeps state in memory with crash semantics for
  *   tests.
  *

@@ -3,9 +3,10 @@
  * transport, a storage and a clock.
  *
  * Each turn it takes everything the core has ready, persists it in one
- * storage write, then sends one message per peer and hands committed entries
- * to the service, in that order: nothing is said to anyone before it is
- * durable.
+ * storage write, sends one message per peer and hands committed entries to
+ * the service. No vote or answer leaves before what it depends on is
+ * durable; a leader sends its new entries while it writes them, and counts
+ * them toward a commit only once written.
  *
  * @module
  */

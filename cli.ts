@@ -6,6 +6,7 @@
  * deno run --allow-net=127.0.0.1 jsr:@distkit/distkit/cli --help
  * deno run --allow-net=127.0.0.1 jsr:@distkit/distkit/cli demo
  * deno run --allow-net=127.0.0.1 jsr:@distkit/distkit/cli net serve --port 7000
+ * deno run --allow-read jsr:@distkit/distkit/cli check history.jsonl
  * ```
  *
  * @example Run the command line from code
@@ -20,6 +21,7 @@
 import { netCommands } from "./net/commands.ts";
 import { raftCommands } from "./raft/commands.ts";
 import { runTour } from "./net/tour.ts";
+import { checkCommand } from "./checker/commands.ts";
 
 /**
  * One command: what it does, how to call it, and how to run it.
@@ -70,21 +72,25 @@ const demo: Command = {
   run: runTour,
 };
 
+/** Commands with no module: `distkit <command> [options]`. */
+const topCommands: Record<string, Command> = { demo, check: checkCommand };
+
 const groups: Record<string, CommandGroup> = { net: netCommands, raft: raftCommands };
 
 function topHelp(): string {
   const lines = [
-    "usage: distkit <module> <command> [options]",
+    "usage: distkit <command> [options] | distkit <module> <command> [options]",
     "",
     "Build, run and test fault-tolerant distributed systems.",
     "",
     "commands:",
-    `  demo     ${demo.summary}`,
+    ...Object.entries(topCommands).map(([name, c]) => `  ${name.padEnd(8)} ${c.summary}`),
     "",
     "modules:",
     ...Object.entries(groups).map(([name, g]) => `  ${name.padEnd(8)} ${g.summary}`),
     "",
-    "Run `distkit <module> --help` for a module's commands.",
+    "Run `distkit <command> --help` for a command's options, `distkit <module> --help` for a",
+    "module's commands.",
   ];
   return lines.join("\n");
 }
@@ -109,7 +115,8 @@ function isHelp(arg: string | undefined): boolean {
 /**
  * Runs the command line with `args` (without the program name) and resolves
  * with the exit code: 0 on success, 1 when the command failed, 2 for a usage
- * error.
+ * error; except `distkit check`, whose codes are verdicts: 0 linearizable, 1
+ * not linearizable, 2 unknown, 3 the history could not be checked.
  *
  * @example
  * ```ts
@@ -124,12 +131,13 @@ export async function main(args: string[]): Promise<number> {
     console.log(topHelp());
     return first === undefined ? 2 : 0;
   }
-  if (first === "demo") {
-    if (isHelp(second)) {
-      console.log(demo.usage);
+  const top = Object.hasOwn(topCommands, first) ? topCommands[first] : undefined;
+  if (top !== undefined) {
+    if (isHelp(second) || rest.some((a) => a === "--help" || a === "-h")) {
+      console.log(top.usage);
       return 0;
     }
-    return await demo.run(args.slice(1));
+    return await top.run(args.slice(1));
   }
   const group = groups[first];
   if (group === undefined) {

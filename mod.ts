@@ -23,3 +23,4 @@
  */
 export * from "./net/mod.ts";
 export * from "./raft/mod.ts";
+export * from "./checker/mod.ts";

@@ -1,10 +1,26 @@
 /**
- * A linearizability checker for histories of operations.
+ * A linearizability checker for histories of concurrent operations, in the
+ * manner of porcupine: models with `init`/`step`/`equal` (and optional
+ * `hash`, `partition`, describe-functions), the Wing & Gong / Lowe search with
+ * memoization, partitions interleaved so the first illegal one ends the
+ * search, a time budget that answers `unknown`, and partial linearizations
+ * for histories that are not linearizable.
  *
- * Not implemented yet: this entry point is reserved so that its import path is
- * stable, and it exports nothing until issue #4 lands. Everything available
- * today is in `@distkit/distkit/net`.
+ * @example
+ * ```ts
+ * import { checkOperations, kvModel } from "@distkit/distkit/checker";
+ *
+ * const result = checkOperations(kvModel, [
+ *   { client: 0, input: { op: "put", key: "a", value: "1" }, call: 0, output: "", return: 5 },
+ *   { client: 1, input: { op: "get", key: "a" }, call: 1, output: "", return: 2 },
+ * ], { timeoutMs: 1000 });
+ * console.log(result.verdict); // "linearizable": the get ran before the put took effect
+ * ```
  *
  * @module
  */
-export {};
+export * from "./types.ts";
+export * from "./check.ts";
+export * from "./models.ts";
+export * from "./html.ts";
+export * from "./formats.ts";

@@ -1,0 +1,467 @@
+import assert from "node:assert/strict";
+import { checkEvents, checkOperations, eventsToOperations } from "./check.ts";
+import { casRegisterModel, kvModel, registerModel, setModel } from "./models.ts";
+import { runCheck } from "./commands.ts";
+import { main } from "../cli.ts";
+import type { HistoryEvent, Model, NondeterministicModel, Operation } from "./types.ts";
+
+type RegOp = Operation<{ op: "read" } | { op: "write"; value: unknown }, unknown>;
+
+const w = (client: number, value: number, call: number, ret: number): RegOp => ({
+  client,
+  input: { op: "write", value },
+  call,
+  output: undefined,
+  return: ret,
+});
+const r = (client: number, output: unknown, call: number, ret: number): RegOp => ({
+  client,
+  input: { op: "read" },
+  call,
+  output,
+  return: ret,
+});
+
+// --- registers -------------------------------------------------------------------
+
+Deno.test("register: a read concurrent with a write may see either value", () => {
+  //  c0: |--- write 1 ---|
+  //  c1:    |- read 0 -|      |- read 1 -|
+  //  c2:       |- read 1 -|
+  const history = [w(0, 1, 0, 10), r(1, 0, 2, 5), r(2, 1, 4, 8), r(1, 1, 12, 14)];
+  const result = checkOperations(registerModel, history);
+  assert.equal(result.verdict, "linearizable");
+  assert.equal(result.partitions.length, 1);
+  const order = result.partitions[0].linearization!;
+  assert.deepEqual([...order].sort(), [0, 1, 2, 3]);
+  // The linearization respects the reads: read 0 before the write, read 1 after.
+  assert.ok(order.indexOf(1) < order.indexOf(0) && order.indexOf(0) < order.indexOf(2));
+});
+
+Deno.test("register: a stale read after a newer value was read is not linearizable", () => {
+  //  c0: |--------- write 1 ---------|
+  //  c1:   |- read 1 -|
+  //  c2:                |- read 0 -|     (starts after c1's read of 1 ended)
+  const history = [w(0, 1, 0, 20), r(1, 1, 2, 5), r(2, 0, 7, 9)];
+  const result = checkOperations(registerModel, history);
+  assert.equal(result.verdict, "not linearizable");
+  const part = result.partitions[0];
+  assert.equal(part.verdict, "not linearizable");
+  assert.equal(part.linearization, undefined);
+  assert.ok(part.firstIllegal !== undefined && part.firstIllegal >= 0);
+  assert.equal(part.partial?.length, 3);
+  // Without details there is still an operation that could not be placed, and no partials.
+  const quick = checkOperations(registerModel, history, { details: false });
+  assert.equal(quick.verdict, "not linearizable");
+  assert.equal(quick.partitions[0].partial, undefined);
+  assert.ok(quick.partitions[0].firstIllegal !== undefined);
+});
+
+Deno.test("register: operations that only touch (return == call) count as concurrent", () => {
+  // The read ends exactly when the write starts: it may be ordered after it.
+  assert.equal(
+    checkOperations(registerModel, [r(1, 1, 0, 5), w(0, 1, 5, 9)]).verdict,
+    "linearizable",
+  );
+  assert.equal(
+    checkOperations(registerModel, [r(1, 1, 0, 4), w(0, 1, 5, 9)]).verdict,
+    "not linearizable",
+  );
+});
+
+Deno.test("register: an unknown write may take effect at any time after its call, or never", () => {
+  const lost: RegOp = { ...w(0, 1, 0, 0), unknown: true, return: Infinity };
+  assert.equal(checkOperations(registerModel, [lost, r(1, 0, 5, 6)]).verdict, "linearizable");
+  assert.equal(checkOperations(registerModel, [lost, r(1, 1, 5, 6)]).verdict, "linearizable");
+  assert.equal(
+    checkOperations(registerModel, [lost, r(1, 1, 5, 6), r(1, 0, 7, 8)]).verdict,
+    "not linearizable",
+  );
+  // But not before its call.
+  assert.equal(
+    checkOperations(registerModel, [r(1, 1, 0, 1), { ...lost, call: 3 }]).verdict,
+    "not linearizable",
+  );
+});
+
+Deno.test("cas register: a cas that failed although the value matched is not linearizable", () => {
+  const cas = (output: unknown, call: number, ret: number) => ({
+    client: 1,
+    input: { op: "cas" as const, from: 1, to: 2 },
+    call,
+    output,
+    return: ret,
+  });
+  const write = {
+    client: 0,
+    input: { op: "write" as const, value: 1 },
+    call: 0,
+    output: undefined,
+    return: 1,
+  };
+  assert.equal(checkOperations(casRegisterModel, [write, cas(true, 2, 3)]).verdict, "linearizable");
+  assert.equal(
+    checkOperations(casRegisterModel, [write, cas(false, 2, 3)]).verdict,
+    "not linearizable",
+  );
+  // Concurrent with the write, the failed cas may come first (the value is still null).
+  assert.equal(
+    checkOperations(casRegisterModel, [write, cas(false, 0, 3)]).verdict,
+    "linearizable",
+  );
+});
+
+Deno.test("nondeterministic register: a write that may be lost explains an old read", () => {
+  type In = { op: "read" } | { op: "write"; value: number };
+  const lossy: NondeterministicModel<number, In, unknown> = {
+    nondeterministic: true,
+    init: () => [0],
+    step: (s, input, output) =>
+      input.op === "write" ? [s, input.value] : output === undefined || output === s ? [s] : [],
+  };
+  const history: Operation<In, unknown>[] = [
+    { client: 0, input: { op: "write", value: 1 }, call: 0, output: undefined, return: 1 },
+    { client: 1, input: { op: "read" }, call: 2, output: 0, return: 3 },
+  ];
+  assert.equal(checkOperations(lossy, history).verdict, "linearizable");
+  assert.equal(checkOperations(registerModel, history as RegOp[]).verdict, "not linearizable");
+  // Once a read has seen 1, the write has happened: a later read of 0 is impossible.
+  const seen: Operation<In, unknown>[] = [
+    ...history.slice(0, 1),
+    { client: 1, input: { op: "read" }, call: 2, output: 1, return: 3 },
+    { client: 1, input: { op: "read" }, call: 4, output: 0, return: 5 },
+  ];
+  assert.equal(checkOperations(lossy, seen).verdict, "not linearizable");
+  // A value never written cannot be read.
+  const never: Operation<In, unknown>[] = [
+    { client: 1, input: { op: "read" }, call: 0, output: 7, return: 1 },
+  ];
+  assert.equal(checkOperations(lossy, never).verdict, "not linearizable");
+});
+
+Deno.test("set: reads see the elements in any order; a lost element is not linearizable", () => {
+  type In = { op: "add"; value: string } | { op: "remove"; value: string } | { op: "read" };
+  const op = (client: number, input: In, output: unknown, call: number, ret: number) => ({
+    client,
+    input,
+    output,
+    call,
+    return: ret,
+  });
+  const adds = [
+    op(0, { op: "add", value: "a" }, undefined, 0, 10),
+    op(1, { op: "add", value: "b" }, undefined, 0, 10),
+  ];
+  const ok = [...adds, op(2, { op: "read" }, ["b", "a"], 11, 12)];
+  assert.equal(checkOperations(setModel, ok).verdict, "linearizable");
+  const concurrent = [...adds, op(2, { op: "read" }, ["b"], 5, 12)];
+  assert.equal(checkOperations(setModel, concurrent).verdict, "linearizable");
+  const lost = [...adds, op(2, { op: "read" }, ["a"], 11, 12)];
+  assert.equal(checkOperations(setModel, lost).verdict, "not linearizable");
+  const removed = [
+    ...adds,
+    op(0, { op: "remove", value: "a" }, undefined, 11, 12),
+    op(2, { op: "read" }, ["b"], 13, 14),
+  ];
+  assert.equal(checkOperations(setModel, removed).verdict, "linearizable");
+});
+
+// --- budgets and degenerate histories ----------------------------------------------
+
+/**
+ * 40 writes that never return, then a read of a value nobody wrote: not
+ * linearizable, but the search has to try every subset of the writes before
+ * the read to find out — far more than any test's time budget.
+ */
+function hardHistory(): RegOp[] {
+  const writes = Array.from({ length: 40 }, (_, i) => ({
+    ...w(i, i + 1, i, i),
+    unknown: true,
+    return: Infinity,
+  }));
+  return [...writes, r(99, 999, 40, 41)];
+}
+
+Deno.test("a time budget that runs out gives the verdict unknown, promptly", () => {
+  const t0 = performance.now();
+  const result = checkOperations(registerModel, hardHistory(), { timeoutMs: 50 });
+  const took = performance.now() - t0;
+  assert.equal(result.verdict, "unknown");
+  assert.equal(result.partitions[0].verdict, "unknown");
+  assert.ok(result.elapsedMs >= 50, `elapsedMs ${result.elapsedMs}`);
+  assert.ok(took < 2000, `a 50 ms budget took ${took} ms`);
+  // The same with a step budget.
+  assert.equal(
+    checkOperations(registerModel, hardHistory(), { maxSteps: 10_000 }).verdict,
+    "unknown",
+  );
+});
+
+Deno.test("the empty history is linearizable, with one empty partition or none", () => {
+  const plain = checkOperations(registerModel, []);
+  assert.equal(plain.verdict, "linearizable");
+  assert.equal(plain.partitions.length, 1);
+  assert.deepEqual(plain.partitions[0].linearization, []);
+  assert.ok(plain.elapsedMs >= 0);
+  // kvModel partitions by key: no operations, no partitions.
+  const kv = checkOperations(kvModel, []);
+  assert.equal(kv.verdict, "linearizable");
+  assert.deepEqual(kv.partitions, []);
+  assert.equal(checkEvents(registerModel, []).verdict, "linearizable");
+});
+
+Deno.test("a model that splits a history into zero partitions: linearizable, nothing to check", () => {
+  const nothing: Model<number, unknown, unknown> = {
+    init: () => 0,
+    step: () => undefined, // would reject everything, but is never asked
+    partition: () => [],
+  };
+  const result = checkOperations(nothing, [r(0, 5, 0, 1)]);
+  assert.equal(result.verdict, "linearizable");
+  assert.deepEqual(result.partitions, []);
+});
+
+Deno.test("partitions: the first illegal one decides while a hard one is still undecided", () => {
+  type KvOp = Operation<{ op: "get" | "put"; key: string; value?: string }, unknown>;
+  // Key "hard": the hard history of the budget test, as puts and a get; it comes first.
+  const hard: KvOp[] = hardHistory().map((op) => ({
+    ...op,
+    input: op.input.op === "write"
+      ? { op: "put", key: "hard", value: String(op.input.value) }
+      : { op: "get", key: "hard" },
+    output: op.input.op === "write" ? undefined : "999",
+  }));
+  const easy: KvOp[] = [
+    { client: 100, input: { op: "put", key: "a", value: "1" }, call: 0, output: "", return: 1 },
+    { client: 101, input: { op: "get", key: "a" }, call: 2, output: "2", return: 3 }, // never written
+  ];
+  const t0 = performance.now();
+  const result = checkOperations(kvModel, [...hard, ...easy], { timeoutMs: 20_000 });
+  const took = performance.now() - t0;
+  assert.equal(result.verdict, "not linearizable");
+  assert.deepEqual(result.partitions.map((p) => p.verdict), ["unknown", "not linearizable"]);
+  assert.ok(took < 5000, `took ${took} ms: the partitions were not interleaved`);
+  assert.equal(result.partitions[1].firstIllegal, 1);
+});
+
+// --- events -------------------------------------------------------------------------------
+
+Deno.test("eventsToOperations: times are positions; an open call has an unknown outcome", () => {
+  const events: HistoryEvent<string, string>[] = [
+    { kind: "call", id: 7, client: "a", value: "x" },
+    { kind: "call", id: 3, client: "b", value: "y" },
+    { kind: "return", id: 7, client: "a", value: "X" },
+  ];
+  assert.deepEqual(eventsToOperations(events), [
+    { client: "a", input: "x", call: 0, output: "X", return: 2 },
+    { client: "b", input: "y", call: 1, output: undefined, return: Infinity, unknown: true },
+  ]);
+  assert.deepEqual(eventsToOperations([]), []);
+});
+
+Deno.test("eventsToOperations: an id may be reused once returned, not while open", () => {
+  const ops = eventsToOperations([
+    { kind: "call", id: 0, client: 0, value: 1 },
+    { kind: "return", id: 0, client: 0, value: 2 },
+    { kind: "call", id: 0, client: 0, value: 3 },
+    { kind: "return", id: 0, client: 0, value: 4 },
+  ]);
+  assert.deepEqual(ops.map((o) => [o.input, o.output, o.call, o.return]), [[1, 2, 0, 1], [
+    3,
+    4,
+    2,
+    3,
+  ]]);
+  assert.throws(
+    () =>
+      eventsToOperations([
+        { kind: "call", id: 0, client: 0, value: 1 },
+        { kind: "call", id: 0, client: 1, value: 1 },
+      ]),
+    /event 1: call id 0 is already open/,
+  );
+  assert.throws(
+    () => eventsToOperations([{ kind: "return", id: 5, client: 0, value: 1 }]),
+    /event 0: return id 5 has no open call/,
+  );
+  assert.throws(
+    () =>
+      eventsToOperations([
+        { kind: "call", id: 0, client: 0, value: 1 },
+        { kind: "return", id: 0, client: 0, value: 2 },
+        { kind: "return", id: 0, client: 0, value: 2 },
+      ]),
+    /event 2: return id 0 has no open call/,
+  );
+});
+
+Deno.test("checkEvents: an open write explains a later read", () => {
+  const result = checkEvents(registerModel, [
+    { kind: "call", id: 0, client: 0, value: { op: "write", value: 1 } },
+    { kind: "call", id: 1, client: 1, value: { op: "read" } },
+    { kind: "return", id: 1, client: 1, value: 1 },
+  ]);
+  assert.equal(result.verdict, "linearizable");
+});
+
+// --- the command line ------------------------------------------------------------------------
+
+interface Run {
+  code: number;
+  out: string;
+  err: string;
+}
+
+/** Runs `distkit check` (through `run`) with console output captured. */
+async function capture(run: () => Promise<number>): Promise<Run> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const { log, error } = console;
+  console.log = (...a: unknown[]) => out.push(a.join(" "));
+  console.error = (...a: unknown[]) => err.push(a.join(" "));
+  try {
+    const code = await run();
+    return { code, out: out.join("\n"), err: err.join("\n") };
+  } finally {
+    console.log = log;
+    console.error = error;
+  }
+}
+
+const toJsonl = (ops: Operation[], header?: object) =>
+  [...(header ? [header] : []), ...ops].map((o) => JSON.stringify(o)).join("\n") + "\n";
+
+async function withFiles(body: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "distkit-check-" });
+  try {
+    await body(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("distkit check: exit 0 for a linearizable history, with the verdict, time and partitions", async () => {
+  await withFiles(async (dir) => {
+    const file = `${dir}/ok.jsonl`;
+    await Deno.writeTextFile(file, toJsonl([w(0, 1, 0, 10), r(1, 0, 2, 5)], { model: "register" }));
+    const run = await capture(() => runCheck([file]));
+    assert.equal(run.code, 0, run.err);
+    assert.match(run.out, /ok\.jsonl: linearizable/);
+    assert.match(run.out, /model: +register \(suggested by the jsonl file\)/);
+    assert.match(run.out, /operations: 2/);
+    assert.match(run.out, /partitions: 1/);
+    assert.match(run.out, /time: +[\d.]+ (ms|s)/);
+    assert.equal(run.err, "");
+  });
+});
+
+Deno.test("distkit check: exit 1 for a history that is not, naming the failed operation", async () => {
+  await withFiles(async (dir) => {
+    const file = `${dir}/bad.txt`;
+    await Deno.writeTextFile(
+      file,
+      [
+        '{:process 0, :type :invoke, :f :put, :key "k", :value "1"}',
+        '{:process 0, :type :ok, :f :put, :key "k", :value "1"}',
+        '{:process 1, :type :invoke, :f :get, :key "k", :value nil}',
+        '{:process 1, :type :ok, :f :get, :key "k", :value "2"}',
+        '{:process 1, :type :invoke, :f :get, :key "j", :value nil}',
+        '{:process 1, :type :ok, :f :get, :key "j", :value nil}',
+      ].join("\n"),
+    );
+    const run = await capture(() => main(["check", file]));
+    assert.equal(run.code, 1, run.err);
+    assert.match(run.out, /bad\.txt: not linearizable/);
+    assert.match(run.out, /model: +kv/);
+    assert.match(run.out, /partitions: 2/);
+    assert.match(run.out, /failed: +partition 1 of 2 \(2 operations\)/);
+    assert.match(run.out, /operation 2: client 1, get\("k"\) → "2" \(lines 3–4\)/);
+  });
+});
+
+Deno.test("distkit check: exit 2 when the time budget runs out", async () => {
+  await withFiles(async (dir) => {
+    const file = `${dir}/hard.jsonl`;
+    await Deno.writeTextFile(file, toJsonl(hardHistory()));
+    const run = await capture(() => runCheck(["--timeout", "50", "--model", "register", file]));
+    assert.equal(run.code, 2, run.err);
+    assert.match(run.out, /hard\.jsonl: unknown/);
+    assert.match(run.out, /model: +register \(--model\)/);
+    assert.match(run.out, /gave up: +after the 50 ms time budget/);
+  });
+});
+
+Deno.test("distkit check: exit 3 for a malformed file, with the line and what was expected", async () => {
+  await withFiles(async (dir) => {
+    const file = `${dir}/broken.log`;
+    await Deno.writeTextFile(
+      file,
+      "INFO  jepsen.util - 0\t:invoke\t:read\tnil\nINFO  jepsen.util - 0\t:ok\t:read\tmaybe\n",
+    );
+    const run = await capture(() => runCheck([file]));
+    assert.equal(run.code, 3);
+    assert.equal(run.out, "");
+    assert.match(
+      run.err,
+      /broken\.log:2: malformed history: expected nil or an integer .*found "maybe"/,
+    );
+    const forced = await capture(() => runCheck(["--format", "edn", file]));
+    assert.equal(forced.code, 3);
+    assert.match(forced.err, /broken\.log:1: malformed edn history: expected an EDN map/);
+  });
+});
+
+Deno.test("distkit check: exit 3 for a missing file, bad options or a model that does not fit", async () => {
+  await withFiles(async (dir) => {
+    const missing = await capture(() => runCheck([`${dir}/nope.jsonl`]));
+    assert.equal(missing.code, 3);
+    assert.match(missing.err, /cannot read .*nope\.jsonl/);
+    const noFile = await capture(() => runCheck([]));
+    assert.equal(noFile.code, 3);
+    assert.match(noFile.err, /expected a history FILE/);
+    const badModel = await capture(() => runCheck(["--model", "queue", "x"]));
+    assert.equal(badModel.code, 3);
+    assert.match(badModel.err, /--model must be one of kv, kv-map, register, cas-register, set/);
+    const badTimeout = await capture(() => runCheck(["--timeout", "soon", "x"]));
+    assert.equal(badTimeout.code, 3);
+    const badFlag = await capture(() => runCheck(["--colour", "x"]));
+    assert.equal(badFlag.code, 3);
+    assert.match(badFlag.err, /usage: distkit check/);
+
+    const file = `${dir}/reg.jsonl`;
+    await Deno.writeTextFile(file, toJsonl([r(0, 0, 0, 1)]));
+    const misfit = await capture(() => runCheck(["--model", "kv", file]));
+    assert.equal(misfit.code, 3);
+    assert.match(misfit.err, /operation 1 .* is not an operation of the kv model/);
+    const unguessable = `${dir}/odd.jsonl`;
+    await Deno.writeTextFile(unguessable, toJsonl([{ ...r(0, 0, 0, 1), input: "read" }]));
+    const noModel = await capture(() => runCheck([unguessable]));
+    assert.equal(noModel.code, 3);
+    assert.match(noModel.err, /pass --model/);
+  });
+});
+
+Deno.test("distkit check: --help at every level", async () => {
+  for (const args of [["check", "--help"], ["check", "-h"], ["check", "file.jsonl", "--help"]]) {
+    const run = await capture(() => main(args));
+    assert.equal(run.code, 0);
+    assert.match(run.out, /^usage: distkit check /);
+    assert.match(run.out, /exit codes: 0 linearizable, 1 not linearizable, 2 unknown/);
+  }
+  const top = await capture(() => main(["--help"]));
+  assert.match(top.out, /\n {2}check +check a history file/);
+});
+
+Deno.test("distkit check: --html writes the report", async () => {
+  await withFiles(async (dir) => {
+    const file = `${dir}/bad.jsonl`;
+    await Deno.writeTextFile(file, toJsonl([w(0, 1, 0, 20), r(1, 1, 2, 5), r(2, 0, 7, 9)]));
+    const html = `${dir}/report.html`;
+    const run = await capture(() => runCheck(["--html", html, file]));
+    assert.equal(run.code, 1, run.err);
+    assert.match(run.out, /report: +.*report\.html/);
+    const page = await Deno.readTextFile(html);
+    assert.match(page, /^<!DOCTYPE html>/i);
+    assert.match(page, /not linearizable/);
+  });
+});

@@ -1,0 +1,259 @@
+/**
+ * Ready-made models: key/value (get/put/append), a register, a
+ * compare-and-set register, and a set.
+ *
+ * @module
+ */
+import type { Model, Operation } from "./types.ts";
+
+/**
+ * An operation on the key/value store: `get` reads a key (absent reads as
+ * ""), `put` replaces its value, `append` adds to it.
+ *
+ * @example
+ * ```ts
+ * import type { KvInput } from "@distkit/distkit/checker";
+ *
+ * const input: KvInput = { op: "append", key: "7", value: "x 3 12 y" };
+ * ```
+ */
+export interface KvInput {
+  /** The operation. */
+  op: "get" | "put" | "append";
+  /** The key. */
+  key: string;
+  /** The value written (put, append). */
+  value?: string;
+}
+
+function kvStep(state: string, input: KvInput, output: string | undefined): string | undefined {
+  switch (input.op) {
+    case "get":
+      return output === undefined || output === state ? state : undefined;
+    case "put":
+      return input.value ?? "";
+    case "append":
+      return state + (input.value ?? "");
+  }
+}
+
+function describeKv(input: KvInput, output: string | undefined): string {
+  if (input.op === "get") {
+    return `get(${JSON.stringify(input.key)}) → ${
+      output === undefined ? "?" : JSON.stringify(output)
+    }`;
+  }
+  return `${input.op}(${JSON.stringify(input.key)}, ${JSON.stringify(input.value)})`;
+}
+
+/**
+ * The key/value model of the course's KV service, partitioned by key (each
+ * key is checked alone, so histories stay tractable).
+ *
+ * @example
+ * ```ts
+ * import { checkOperations, kvModel } from "@distkit/distkit/checker";
+ *
+ * const r = checkOperations(kvModel, [
+ *   { client: 0, input: { op: "append", key: "k", value: "a" }, call: 0, output: "", return: 1 },
+ *   { client: 0, input: { op: "get", key: "k" }, call: 2, output: "b", return: 3 },
+ * ]);
+ * r.verdict; // "not linearizable"
+ * ```
+ */
+export const kvModel: Model<string, KvInput, string | undefined> = {
+  init: () => "",
+  step: kvStep,
+  partition: (history: Operation<KvInput, string | undefined>[]) => {
+    const byKey = new Map<string, Operation<KvInput, string | undefined>[]>();
+    for (const op of history) {
+      const list = byKey.get(op.input.key);
+      if (list) list.push(op);
+      else byKey.set(op.input.key, [op]);
+    }
+    return [...byKey.values()];
+  },
+  describeOperation: describeKv,
+  describeState: (s) => JSON.stringify(s),
+};
+
+/**
+ * The same key/value model without partitioning: one state for all keys.
+ * Much slower on large histories; useful to compare, and for operations
+ * that touch several keys.
+ *
+ * @example
+ * ```ts
+ * import { checkOperations, kvMapModel } from "@distkit/distkit/checker";
+ *
+ * checkOperations(kvMapModel, []).verdict; // "linearizable"
+ * ```
+ */
+export const kvMapModel: Model<ReadonlyMap<string, string>, KvInput, string | undefined> = {
+  init: () => new Map(),
+  step: (state, input, output) => {
+    const current = state.get(input.key) ?? "";
+    const next = kvStep(current, input, output);
+    if (next === undefined) return undefined;
+    if (next === current && (input.op === "get" || state.has(input.key))) return state;
+    const copy = new Map(state);
+    copy.set(input.key, next);
+    return copy;
+  },
+  equal: (a, b) => {
+    if (a === b) return true;
+    if (a.size !== b.size) return false;
+    for (const [k, v] of a) if (b.get(k) !== v) return false;
+    return true;
+  },
+  describeOperation: describeKv,
+  describeState: (s) => JSON.stringify(Object.fromEntries(s)),
+};
+
+/**
+ * A register operation: read its value, or write one.
+ *
+ * @example
+ * ```ts
+ * import type { RegisterInput } from "@distkit/distkit/checker";
+ *
+ * const write: RegisterInput = { op: "write", value: 3 };
+ * ```
+ */
+export type RegisterInput = { op: "read" } | { op: "write"; value: unknown };
+
+/**
+ * A read/write register starting at 0; reads return the value (`undefined`
+ * output: unknown).
+ *
+ * @example
+ * ```ts
+ * import { checkOperations, registerModel } from "@distkit/distkit/checker";
+ *
+ * checkOperations(registerModel, [
+ *   { client: 0, input: { op: "read" }, call: 0, output: 5, return: 1 },
+ * ]).verdict; // "not linearizable"
+ * ```
+ */
+export const registerModel: Model<unknown, RegisterInput, unknown> = {
+  init: () => 0,
+  step: (state, input, output) => {
+    if (input.op === "write") return input.value;
+    return output === undefined || output === state ? state : undefined;
+  },
+  describeOperation: (input, output) =>
+    input.op === "write"
+      ? `write(${JSON.stringify(input.value)})`
+      : `read() → ${output === undefined ? "?" : JSON.stringify(output)}`,
+  describeState: (s) => JSON.stringify(s),
+};
+
+/**
+ * A compare-and-set register operation (the Jepsen etcd tests'): read,
+ * write, or cas from → to.
+ *
+ * @example
+ * ```ts
+ * import type { CasInput } from "@distkit/distkit/checker";
+ *
+ * const cas: CasInput = { op: "cas", from: 1, to: 4 };
+ * ```
+ */
+export type CasInput =
+  | { op: "read" }
+  | { op: "write"; value: number }
+  | { op: "cas"; from: number; to: number };
+
+/**
+ * A compare-and-set register starting at null (Jepsen's etcd model).
+ * Outputs: a read returns the value (null when unset); a cas returns whether
+ * it swapped; `undefined` means unknown (timed out): a cas that may have run
+ * is taken to have run when it could, since an open operation can also be
+ * placed at the very end.
+ *
+ * @example
+ * ```ts
+ * import { casRegisterModel, checkOperations } from "@distkit/distkit/checker";
+ *
+ * checkOperations(casRegisterModel, [
+ *   { client: 0, input: { op: "write", value: 1 }, call: 0, output: undefined, return: 1 },
+ *   { client: 0, input: { op: "cas", from: 1, to: 2 }, call: 2, output: true, return: 3 },
+ *   { client: 0, input: { op: "read" }, call: 4, output: 2, return: 5 },
+ * ]).verdict; // "linearizable"
+ * ```
+ */
+export const casRegisterModel: Model<number | null, CasInput, unknown> = {
+  init: () => null,
+  step: (state, input, output) => {
+    switch (input.op) {
+      case "read":
+        return output === undefined || output === state ? state : undefined;
+      case "write":
+        return input.value;
+      case "cas": {
+        const matches = state === input.from;
+        if (output === undefined) return matches ? input.to : state;
+        if (output === true) return matches ? input.to : undefined;
+        return matches ? undefined : state;
+      }
+    }
+  },
+  describeOperation: (input, output) => {
+    const out = output === undefined ? "?" : JSON.stringify(output);
+    if (input.op === "read") return `read() → ${out}`;
+    if (input.op === "write") return `write(${input.value})`;
+    return `cas(${input.from} → ${input.to}) → ${out}`;
+  },
+  describeState: (s) => JSON.stringify(s),
+};
+
+/**
+ * A set operation: add or remove an element, or read the whole set.
+ *
+ * @example
+ * ```ts
+ * import type { SetInput } from "@distkit/distkit/checker";
+ *
+ * const add: SetInput = { op: "add", value: "x" };
+ * ```
+ */
+export type SetInput = { op: "add"; value: string } | { op: "remove"; value: string } | {
+  op: "read";
+};
+
+/**
+ * A set of strings, initially empty; a read returns its elements (in any
+ * order). States are kept as sorted, joined strings so they compare fast.
+ *
+ * @example
+ * ```ts
+ * import { checkOperations, setModel } from "@distkit/distkit/checker";
+ *
+ * checkOperations(setModel, [
+ *   { client: 0, input: { op: "add", value: "a" }, call: 0, output: undefined, return: 1 },
+ *   { client: 1, input: { op: "read" }, call: 2, output: ["a"], return: 3 },
+ * ]).verdict; // "linearizable"
+ * ```
+ */
+export const setModel: Model<string, SetInput, unknown> = {
+  init: () => "[]",
+  step: (state, input, output) => {
+    const items: string[] = JSON.parse(state);
+    switch (input.op) {
+      case "read": {
+        if (output === undefined) return state;
+        if (!Array.isArray(output)) return undefined;
+        return JSON.stringify([...output].map(String).sort()) === state ? state : undefined;
+      }
+      case "add":
+        return items.includes(input.value) ? state : JSON.stringify([...items, input.value].sort());
+      case "remove":
+        return JSON.stringify(items.filter((v) => v !== input.value));
+    }
+  },
+  describeOperation: (input, output) =>
+    input.op === "read"
+      ? `read() → ${JSON.stringify(output)}`
+      : `${input.op}(${JSON.stringify(input.value)})`,
+  describeState: (s) => s,
+};

@@ -43,6 +43,8 @@ export interface CheckOptions {
  * have done much work, large enough that switching costs nothing.
  */
 const SLICE = 1024;
+/** A slice that takes longer than this is shrunk, so the clock is read more often. */
+const SLOW_SLICE_MS = 4;
 
 function deterministic<S, I, O>(
   model: Model<S, I, O> | NondeterministicModel<S, I, O>,
@@ -116,13 +118,20 @@ export function checkOperations<S, I, O>(
   let illegal = -1;
   let outOfBudget = false;
   let running = status.filter((s) => s === "running").length;
+  // The clock is read after every slice. A slice shrinks (down to one step)
+  // while slices take long, so a model with slow steps overshoots the
+  // deadline by at most a few steps; it is back to full size once steps are fast.
+  let slice = 16; // back to SLICE as soon as a slice is fast
   // Round-robin over the undecided partitions; the first illegal one decides.
   while (running > 0 && illegal < 0 && !outOfBudget) {
     for (let p = 0; p < searches.length; p++) {
       if (status[p] !== "running") continue;
-      // Small slices keep the clock checks frequent, so a slow model overshoots little.
-      const budget = Math.min(SLICE, maxSteps - steps);
+      const budget = Math.min(slice, maxSteps - steps);
+      const started = performance.now();
       status[p] = searches[p].run(budget);
+      const took = performance.now() - started;
+      if (took > SLOW_SLICE_MS) slice = Math.max(1, slice >> 2);
+      else if (took < SLOW_SLICE_MS / 4) slice = SLICE;
       steps += budget;
       if (status[p] === "illegal") {
         illegal = p;

@@ -465,3 +465,30 @@ Deno.test("distkit check: --html writes the report", async () => {
     assert.match(page, /not linearizable/);
   });
 });
+
+Deno.test("check: the time budget holds even when every step is slow", () => {
+  // Every step busy-waits 3 ms, and the search needs many steps (only an
+  // increasing order of 40 concurrent writes fits, and the calls come in
+  // decreasing order). A 1,024-step slice would take 3 s; the 60 ms budget
+  // must still be met within a few steps.
+  const slow: Model<number, number, number> = {
+    init: () => 0,
+    step: (state, input) => {
+      const until = performance.now() + 3;
+      while (performance.now() < until) { /* a slow model */ }
+      return input > state ? input : undefined;
+    },
+  };
+  const history: Operation<number, number>[] = Array.from({ length: 40 }, (_, i) => ({
+    client: i,
+    input: 40 - i,
+    call: i,
+    output: 0,
+    return: 100,
+  }));
+  const t0 = performance.now();
+  const result = checkOperations(slow, history, { timeoutMs: 60, details: false });
+  const took = performance.now() - t0;
+  assert.equal(result.verdict, "unknown");
+  assert.ok(took < 200, `the 60 ms budget overshot to ${took.toFixed(0)} ms`);
+});

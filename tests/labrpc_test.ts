@@ -448,7 +448,7 @@ Deno.test("labrpc: 100,000 sequential calls (benchmark figure)", async () => {
   console.log(
     `  100,000 sequential simulated calls in ${
       secs.toFixed(2)
-    } s (Go labrpc, same machine: 1.58 s median; see BENCHMARKS.md)`,
+    } s (Go labrpc on this machine: about 1.55 s; see BENCHMARKS.md)`,
   );
   assert.equal(net.count("s"), 100_000);
 });

@@ -6,7 +6,7 @@
  * 2-core machine, then the process's peak memory.
  *
  * ```sh
- * deno run --allow-read --allow-env bench/checker_bench.ts [folder]
+ * deno run --allow-read --allow-env bench/checker_load.ts [folder]
  * ```
  *
  * The folder defaults to `$DISTKIT_HISTORIES`, then `../shared/data/histories`

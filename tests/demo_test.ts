@@ -1,0 +1,19 @@
+/** The tour behind `deno task demo` does what it says. */
+import assert from "node:assert/strict";
+import { checkOperations, registerModel } from "../checker/mod.ts";
+import { runTour } from "../net/tour.ts";
+import { raftTour } from "../raft/tour.ts";
+
+Deno.test("demo: the net tour passes its own checks", async () => {
+  assert.equal(await runTour(), 0);
+});
+
+Deno.test("demo: Raft survives a leader partition and its history is linearizable", async () => {
+  const report = await raftTour(2026);
+  assert.ok(report.logsAgree, "members applied different logs");
+  assert.notEqual(report.leaders[0], report.leaders[1], "no new leader after the partition");
+  assert.ok(report.committed > 100, `only ${report.committed} commands committed`);
+  assert.equal(checkOperations(registerModel, report.history).verdict, "linearizable");
+  const again = await raftTour(2026);
+  assert.deepEqual(again.history, report.history, "the same seed gives the same run");
+});

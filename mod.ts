@@ -24,3 +24,4 @@
 export * from "./net/mod.ts";
 export * from "./raft/mod.ts";
 export * from "./checker/mod.ts";
+export * from "./kv/mod.ts";

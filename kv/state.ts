@@ -1,0 +1,200 @@
+/**
+ * The key/value state machine the replicated service applies, with the
+ * deduplication table that makes retried writes take effect exactly once.
+ * Both are part of every snapshot.
+ *
+ * @module
+ */
+import { type Codec, defaultCodec } from "../net/codec.ts";
+
+/**
+ * A value: a string or bytes.
+ *
+ * @example
+ * ```ts
+ * import type { KvValue } from "@distkit/distkit/kv";
+ *
+ * const v: KvValue = new Uint8Array([1, 2]);
+ * ```
+ */
+export type KvValue = string | Uint8Array;
+
+/**
+ * A write to the store.
+ *
+ * - `put` replaces the value; `append` adds to it (strings to strings,
+ *   bytes to bytes, a mix gives bytes; appending to a missing key starts
+ *   from empty);
+ * - `delete` removes the key;
+ * - `cas` sets `value` only when the current value equals `expected`
+ *   (`null`: the key must be absent).
+ *
+ * @example
+ * ```ts
+ * import type { KvWrite } from "@distkit/distkit/kv";
+ *
+ * const w: KvWrite = { type: "cas", key: "leader", expected: null, value: "node-1" };
+ * ```
+ */
+export type KvWrite =
+  | { type: "put"; key: string; value: KvValue }
+  | { type: "append"; key: string; value: KvValue }
+  | { type: "delete"; key: string }
+  | { type: "cas"; key: string; expected: KvValue | null; value: KvValue };
+
+/**
+ * A write as it goes through the log: who sent it, and its sequence number
+ * for that client (1, 2, 3, ...; a retry reuses the number).
+ *
+ * @example
+ * ```ts
+ * import type { KvCommand } from "@distkit/distkit/kv";
+ *
+ * const cmd: KvCommand = { client: "c7", seq: 3, write: { type: "put", key: "x", value: "1" } };
+ * ```
+ */
+export interface KvCommand {
+  /** The client's id, unique among clients. */
+  client: string;
+  /** The client's sequence number for this write. */
+  seq: number;
+  /** The write. */
+  write: KvWrite;
+}
+
+/**
+ * The outcome of a write: `ok` false only for a `cas` whose expectation did
+ * not hold (`current` says what was there), or for a stale retry
+ * (`stale`: the client has since sent newer writes, so nobody waits for it).
+ *
+ * @example
+ * ```ts
+ * import type { KvResult } from "@distkit/distkit/kv";
+ *
+ * const r: KvResult = { ok: false, current: "node-2" };
+ * ```
+ */
+export interface KvResult {
+  /** Whether the write took effect. */
+  ok: boolean;
+  /** For a failed `cas`: the value that was there (null: none). */
+  current?: KvValue | null;
+  /** The command was an old retry, superseded by a later write of the same client. */
+  stale?: boolean;
+}
+
+interface Dedup {
+  seq: number;
+  result: KvResult;
+}
+
+/**
+ * The replicated state: the data and, per client, the last write applied
+ * with its result. Applying the same command twice (a retry after a lost
+ * reply or a leader change) changes nothing the second time and returns the
+ * first result.
+ *
+ * @example
+ * ```ts
+ * import { KvStateMachine } from "@distkit/distkit/kv";
+ * import assert from "node:assert/strict";
+ *
+ * const kv = new KvStateMachine();
+ * const put = { client: "c1", seq: 1, write: { type: "append" as const, key: "x", value: "a" } };
+ * kv.apply(put);
+ * kv.apply(put); // a retry: applied once
+ * assert.equal(kv.get("x"), "a");
+ * ```
+ */
+export class KvStateMachine {
+  #data = new Map<string, KvValue>();
+  #dedup = new Map<string, Dedup>();
+
+  /** The value of `key`, or null when it is absent. */
+  get(key: string): KvValue | null {
+    return this.#data.get(key) ?? null;
+  }
+
+  /** How many keys there are. */
+  get size(): number {
+    return this.#data.size;
+  }
+
+  /** Applies a command once; a repeated one returns the result it had. */
+  apply(command: KvCommand): KvResult {
+    const seen = this.#dedup.get(command.client);
+    if (seen !== undefined) {
+      if (command.seq === seen.seq) return seen.result;
+      if (command.seq < seen.seq) return { ok: false, stale: true };
+    }
+    const result = this.#write(command.write);
+    this.#dedup.set(command.client, { seq: command.seq, result });
+    return result;
+  }
+
+  /** Whether `command` was already applied (the service answers a retry without proposing it). */
+  applied(command: { client: string; seq: number }): KvResult | undefined {
+    const seen = this.#dedup.get(command.client);
+    return seen !== undefined && seen.seq >= command.seq
+      ? (seen.seq === command.seq ? seen.result : { ok: false, stale: true })
+      : undefined;
+  }
+
+  #write(w: KvWrite): KvResult {
+    const current = this.#data.get(w.key);
+    switch (w.type) {
+      case "put":
+        this.#data.set(w.key, w.value);
+        return { ok: true };
+      case "append":
+        this.#data.set(w.key, join(current, w.value));
+        return { ok: true };
+      case "delete":
+        this.#data.delete(w.key);
+        return { ok: true };
+      case "cas": {
+        if (!sameValue(current ?? null, w.expected)) return { ok: false, current: current ?? null };
+        this.#data.set(w.key, w.value);
+        return { ok: true };
+      }
+    }
+  }
+
+  /** The whole state, encoded, for a Raft snapshot. */
+  snapshot(codec: Codec = defaultCodec): Uint8Array {
+    return codec.encode({ data: [...this.#data], dedup: [...this.#dedup] });
+  }
+
+  /**
+   * A state machine restored from {@linkcode KvStateMachine.snapshot}.
+   *
+   * @throws {Error} when the bytes are not a snapshot of this state machine.
+   */
+  static restore(bytes: Uint8Array, codec: Codec = defaultCodec): KvStateMachine {
+    const decoded = codec.decode(bytes) as { data?: unknown; dedup?: unknown };
+    if (!Array.isArray(decoded?.data) || !Array.isArray(decoded?.dedup)) {
+      throw new Error("not a KV snapshot: expected { data, dedup } arrays");
+    }
+    const kv = new KvStateMachine();
+    kv.#data = new Map(decoded.data as [string, KvValue][]);
+    kv.#dedup = new Map(decoded.dedup as [string, Dedup][]);
+    return kv;
+  }
+}
+
+function join(current: KvValue | undefined, more: KvValue): KvValue {
+  if (current === undefined) return more;
+  if (typeof current === "string" && typeof more === "string") return current + more;
+  const a = typeof current === "string" ? new TextEncoder().encode(current) : current;
+  const b = typeof more === "string" ? new TextEncoder().encode(more) : more;
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}
+
+function sameValue(a: KvValue | null, b: KvValue | null): boolean {
+  if (a === null || b === null) return a === b;
+  if (typeof a === "string" || typeof b === "string") return a === b;
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}

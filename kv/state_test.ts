@@ -1,0 +1,70 @@
+import assert from "node:assert/strict";
+import { type KvCommand, KvStateMachine } from "./state.ts";
+
+const cmd = (client: string, seq: number, write: KvCommand["write"]): KvCommand => ({
+  client,
+  seq,
+  write,
+});
+
+Deno.test("kv state: put, append, delete, get", () => {
+  const kv = new KvStateMachine();
+  assert.equal(kv.get("x"), null);
+  assert.deepEqual(kv.apply(cmd("a", 1, { type: "append", key: "x", value: "1" })), { ok: true });
+  kv.apply(cmd("a", 2, { type: "append", key: "x", value: "2" }));
+  assert.equal(kv.get("x"), "12");
+  kv.apply(cmd("a", 3, { type: "put", key: "x", value: "z" }));
+  assert.equal(kv.get("x"), "z");
+  kv.apply(cmd("a", 4, { type: "delete", key: "x" }));
+  assert.equal(kv.get("x"), null);
+  assert.equal(kv.size, 0);
+});
+
+Deno.test("kv state: a retried write is applied once and returns its first result", () => {
+  const kv = new KvStateMachine();
+  const append = cmd("a", 1, { type: "append", key: "x", value: "v" });
+  kv.apply(append);
+  kv.apply(cmd("b", 1, { type: "append", key: "x", value: "w" }));
+  assert.deepEqual(kv.apply(append), { ok: true });
+  assert.equal(kv.get("x"), "vw", "the retry did not append again");
+  assert.deepEqual(kv.applied({ client: "a", seq: 1 }), { ok: true });
+  assert.equal(kv.applied({ client: "a", seq: 2 }), undefined);
+  kv.apply(cmd("a", 2, { type: "append", key: "x", value: "!" }));
+  assert.deepEqual(kv.apply(append), { ok: false, stale: true }, "an older retry is stale");
+  assert.equal(kv.get("x"), "vw!");
+});
+
+Deno.test("kv state: compare-and-set, with absent keys and bytes", () => {
+  const kv = new KvStateMachine();
+  assert.deepEqual(kv.apply(cmd("a", 1, { type: "cas", key: "l", expected: null, value: "n1" })), {
+    ok: true,
+  });
+  assert.deepEqual(kv.apply(cmd("b", 1, { type: "cas", key: "l", expected: null, value: "n2" })), {
+    ok: false,
+    current: "n1",
+  });
+  assert.deepEqual(kv.apply(cmd("b", 2, { type: "cas", key: "l", expected: "n1", value: "n2" })), {
+    ok: true,
+  });
+  kv.apply(cmd("c", 1, { type: "put", key: "b", value: new Uint8Array([1, 2]) }));
+  assert.deepEqual(
+    kv.apply(cmd("c", 2, { type: "cas", key: "b", expected: new Uint8Array([1, 2]), value: "s" })),
+    { ok: true },
+  );
+  kv.apply(cmd("c", 3, { type: "put", key: "b2", value: new Uint8Array([1]) }));
+  kv.apply(cmd("c", 4, { type: "append", key: "b2", value: "A" }));
+  assert.deepEqual(kv.get("b2"), new Uint8Array([1, 65]), "string appended to bytes gives bytes");
+});
+
+Deno.test("kv state: a snapshot restores data and the deduplication table", () => {
+  const kv = new KvStateMachine();
+  const w = cmd("a", 7, { type: "append", key: "k", value: "x" });
+  kv.apply(w);
+  kv.apply(cmd("b", 1, { type: "put", key: "bytes", value: new Uint8Array([9]) }));
+  const copy = KvStateMachine.restore(kv.snapshot());
+  assert.equal(copy.get("k"), "x");
+  assert.deepEqual(copy.get("bytes"), new Uint8Array([9]));
+  copy.apply(w);
+  assert.equal(copy.get("k"), "x", "the restored dedup table still knows the write");
+  assert.throws(() => KvStateMachine.restore(new Uint8Array([0x90])), /not a KV snapshot/);
+});

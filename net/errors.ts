@@ -483,8 +483,9 @@ export interface WireFailure extends RemoteFailure {
 /**
  * Turns anything a handler threw into a {@linkcode WireFailure}. Only the
  * server-side kinds (unknown service or method, bad arguments) keep their code;
- * anything else, including a failure of a call the handler itself made, is
- * reported as `remote` so the caller never mistakes it for its own timeout.
+ * anything else is reported as `remote`. (`RpcServer.dispatch` turns the
+ * failure of a call the handler itself made into a plain `RemoteError`
+ * first, so it never passes for a failure of the caller's own call.)
  *
  * @example
  * ```ts

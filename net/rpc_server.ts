@@ -4,7 +4,13 @@
  *
  * @module
  */
-import { ArgumentsError, UnknownMethodError, UnknownServiceError } from "./errors.ts";
+import {
+  ArgumentsError,
+  RemoteError,
+  RpcError,
+  UnknownMethodError,
+  UnknownServiceError,
+} from "./errors.ts";
 
 /**
  * Who is calling, as far as the transport knows.
@@ -196,7 +202,10 @@ export class RpcServer {
    * Calls the handler for `method` (`Service.Method`) with `args`.
    *
    * @throws {UnknownServiceError} / {UnknownMethodError} when nothing is registered under that name.
-   * @throws whatever the handler throws.
+   * @throws whatever the handler throws; except that a failure of a call the
+   * handler made itself (any `RpcError`) becomes a plain `RemoteError`, so the
+   * caller never mistakes it for a failure of its own call (an unknown method
+   * of the server it called, a timeout of its own deadline).
    */
   async dispatch(
     method: string,
@@ -209,6 +218,11 @@ export class RpcServer {
     if (table === undefined) throw new UnknownServiceError(method, service);
     const handler = table.get(method.slice(dot + 1));
     if (dot < 0 || handler === undefined) throw new UnknownMethodError(method);
-    return await handler(args, { ...context, method });
+    try {
+      return await handler(args, { ...context, method });
+    } catch (err) {
+      if (!(err instanceof RpcError)) throw err;
+      throw new RemoteError(method, { remoteName: err.name, message: err.message }, { cause: err });
+    }
   }
 }

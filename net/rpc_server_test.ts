@@ -2,8 +2,10 @@ import assert from "node:assert/strict";
 import {
   ArgumentsError,
   expectShape,
+  failureOf,
   RemoteError,
   RpcServer,
+  TimeoutError,
   UnknownMethodError,
   UnknownServiceError,
 } from "./mod.ts";
@@ -77,4 +79,29 @@ Deno.test("RemoteError takes its code and cause as options", () => {
   assert.equal(err.cause, cause);
   assert.equal(new RemoteError("KV.Get", { remoteName: "E", message: "m" }).code, "remote");
   assert.equal(new UnknownMethodError("KV.Nope").code, "unknown_method");
+});
+
+Deno.test("rpc server: a failure of a call the handler made is not passed off as the caller's own", async () => {
+  const inner = new RpcServer();
+  inner.addService("Inner", { Ok: () => 1 });
+  const outer = new RpcServer();
+  outer.addService("Outer", {
+    // As if the handler called another server and that call failed.
+    Nested: () => inner.dispatch("Inner.Missing", null),
+    Slow: () => {
+      throw new TimeoutError("Inner.Ok", 10);
+    },
+  });
+  const nested = await outer.dispatch("Outer.Nested", null).catch((e) => e);
+  assert.ok(nested instanceof RemoteError && !(nested instanceof UnknownMethodError));
+  assert.equal(nested.code, "remote");
+  assert.equal(nested.remoteName, "UnknownMethodError");
+  assert.deepEqual(failureOf(nested).code, "remote");
+  const slow = await outer.dispatch("Outer.Slow", null).catch((e) => e);
+  assert.ok(
+    slow instanceof RemoteError && slow.code === "remote",
+    "a nested timeout is not the caller's timeout",
+  );
+  // The server's own refusals keep their kinds.
+  await assert.rejects(outer.dispatch("Outer.Missing", null), UnknownMethodError);
 });

@@ -9,8 +9,8 @@
  * deno run -A bench/raft_load.ts [--seconds 5] [--runs 3] [--only memory|tcp|failover]
  */
 import { parseArgs } from "node:util";
-import { delay, Random, realClock, RpcServer, SimNetwork } from "../net/mod.ts";
-import { MemoryStorage, RaftNode } from "../raft/mod.ts";
+import { delay, Random, realClock, SimNetwork } from "../net/mod.ts";
+import { startSimCluster } from "../raft/sim_node.ts";
 import { append, kill, leaderOf, spawn, startCluster } from "../tests/raft_processes.ts";
 
 interface Result {
@@ -47,23 +47,14 @@ async function load(
 
 async function memoryCluster() {
   const net = new SimNetwork({ clock: realClock, random: new Random(1) });
-  const ids = ["a", "b", "c"];
-  const nodes = await Promise.all(ids.map(async (id, i) => {
-    const server = new RpcServer();
-    net.addServer(id, server);
-    const node = await RaftNode.start({
-      id,
-      peers: ids,
-      server,
-      transport: net.transportFor(id),
-      storage: new MemoryStorage(),
-      random: new Random(10 + i),
-    });
+  const nodes = [
+    ...(await startSimCluster(net, ["a", "b", "c"], { random: new Random(10) })).values(),
+  ];
+  for (const node of nodes) {
     (async () => {
       for await (const _ of node.applied()) { /* a state machine that does nothing */ }
     })();
-    return node;
-  }));
+  }
   while (!nodes.some((n) => n.status().role === "leader")) await delay(20);
   const leader = nodes.find((n) => n.status().role === "leader")!;
   return {

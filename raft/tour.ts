@@ -6,11 +6,9 @@
  * @module
  */
 import { delay } from "../net/async.ts";
-import { RpcServer } from "../net/rpc_server.ts";
 import { simulate } from "../net/simulation.ts";
 import type { Operation } from "../checker/types.ts";
-import { MemoryStorage } from "./storage.ts";
-import { RaftNode } from "./node.ts";
+import { startSimCluster } from "./sim_node.ts";
 
 /** What the Raft tour reports. */
 export interface RaftTourReport {
@@ -35,29 +33,14 @@ export async function raftTour(seed: number): Promise<RaftTourReport> {
     const ids = ["a", "b", "c", "d", "e"];
     const applied = new Map<string, unknown[]>(ids.map((id) => [id, []]));
     const register = new Map<string, unknown>(ids.map((id) => [id, 0]));
-    const nodes = new Map<string, RaftNode>();
-    const appliers: Promise<void>[] = [];
-    for (const id of ids) {
-      const server = new RpcServer();
-      net.addServer(id, server);
-      const node = await RaftNode.start({
-        id,
-        peers: ids,
-        server,
-        transport: net.transportFor(id),
-        storage: new MemoryStorage(),
-        clock,
-        random: random.fork(),
-      });
-      nodes.set(id, node);
-      appliers.push((async () => {
-        for await (const item of node.applied()) {
-          if (item.type !== "command") continue;
-          applied.get(id)!.push(item.command);
-          register.set(id, item.command);
-        }
-      })());
-    }
+    const nodes = await startSimCluster(net, ids, { clock, random });
+    const appliers = [...nodes].map(async ([id, node]) => {
+      for await (const item of node.applied()) {
+        if (item.type !== "command") continue;
+        applied.get(id)!.push(item.command);
+        register.set(id, item.command);
+      }
+    });
     const leaderId = async (): Promise<string> => {
       while (true) {
         for (const [id, node] of nodes) if (node.status().role === "leader") return id;

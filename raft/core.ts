@@ -1069,21 +1069,20 @@ export class RaftCore {
   // ---- follower ----
 
   #stepFollower(m: Message): void {
+    if (m.type === "append" || m.type === "heartbeat" || m.type === "snapshot") {
+      // Only the leader of this term sends these: it is alive.
+      this.#electionElapsed = 0;
+      this.#leader = m.from;
+    }
     switch (m.type) {
       case "append":
-        this.#electionElapsed = 0;
-        this.#leader = m.from;
         this.#handleAppend(m);
         return;
       case "heartbeat":
-        this.#electionElapsed = 0;
-        this.#leader = m.from;
         this.#commitTo(Math.min(m.commit, this.#log.lastIndex()));
         this.#send({ type: "heartbeatResp", to: m.from, context: m.context });
         return;
       case "snapshot":
-        this.#electionElapsed = 0;
-        this.#leader = m.from;
         this.#handleSnapshot(m);
         return;
       case "timeoutNow":

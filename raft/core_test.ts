@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { append, cmd, run } from "./test_util.ts";
 import { Random } from "../net/random.ts";
 import { type CoreOptions, RaftCore, type Ready } from "./core.ts";
 import { RaftInvariantError } from "./invariant.ts";
@@ -11,16 +12,6 @@ const isVoteTraffic = (m: Message) => m.type === "vote" || m.type === "voteResp"
 interface NodeSpec {
   hardState?: HardState;
   entries?: Entry[];
-}
-
-function cmd(index: number, term: number, command: unknown = `c${index}`): Entry {
-  return { index, term, kind: "command", command };
-}
-
-function run(from: number, to: number, term: number): Entry[] {
-  const out: Entry[] = [];
-  for (let i = from; i <= to; i++) out.push(cmd(i, term));
-  return out;
 }
 
 function makeCore(
@@ -184,6 +175,21 @@ function commands(entries: Entry[]): unknown[] {
 
 function isRefusal(r: unknown): r is { reason: string; leader: NodeId | null } {
   return typeof r === "object" && r !== null && "reason" in r;
+}
+
+/**
+ * a and c hold 1..3 of term 1 and 4..40 of term 4 (a commit index of 3);
+ * b shares 1..3 and then has `bTail` of older terms: the leader must back up.
+ */
+function divergedAfter3(bTail: Entry[]): Net {
+  const leaderLog = [...run(1, 3, 1), ...run(4, 40, 4)];
+  return new Net(["a", "b", "c"], {
+    specs: {
+      a: { hardState: { term: 4, vote: null, commit: 3 }, entries: leaderLog },
+      b: { hardState: { term: 3, vote: null, commit: 3 }, entries: [...run(1, 3, 1), ...bTail] },
+      c: { hardState: { term: 4, vote: null, commit: 3 }, entries: leaderLog },
+    },
+  });
 }
 
 // ---- elections ----
@@ -508,17 +514,7 @@ Deno.test("core: fast back-off skips a conflicting suffix a term at a time", () 
 });
 
 Deno.test("core: fast back-off: a delayed duplicate rejection does not make the leader back up again", () => {
-  const leaderLog = [...run(1, 3, 1), ...run(4, 40, 4)];
-  const net = new Net(["a", "b", "c"], {
-    specs: {
-      a: { hardState: { term: 4, vote: null, commit: 3 }, entries: leaderLog },
-      b: {
-        hardState: { term: 3, vote: null, commit: 3 },
-        entries: [...run(1, 3, 1), ...run(4, 20, 2)],
-      },
-      c: { hardState: { term: 4, vote: null, commit: 3 }, entries: leaderLog },
-    },
-  });
+  const net = divergedAfter3(run(4, 20, 2));
   const a = net.get("a");
   net.electVotesOnly("a");
   const probe1 = appendsTo(net.collect(), "b");
@@ -582,9 +578,7 @@ Deno.test("core: a follower never truncates committed entries", () => {
     entries: run(1, 5, 1),
   });
   // An append that conflicts below b's commit index (from a confused leader of term 2).
-  b.step({
-    type: "append",
-    seq: 0,
+  b.step(append({
     from: "a",
     to: "b",
     term: 2,
@@ -592,7 +586,7 @@ Deno.test("core: a follower never truncates committed entries", () => {
     prevTerm: 1,
     entries: [cmd(3, 2), cmd(4, 2)],
     commit: 0,
-  });
+  }));
   const rd = b.ready();
   assert.deepEqual(rd.entries, [], "nothing rewritten");
   assert.deepEqual(
@@ -603,9 +597,7 @@ Deno.test("core: a follower never truncates committed entries", () => {
   assert.equal(b.lastIndex, 5);
   assert.equal(b.commitIndex, 5);
   // Uncommitted entries after the commit index are replaced when they conflict.
-  b.step({
-    type: "append",
-    seq: 0,
+  b.step(append({
     from: "a",
     to: "b",
     term: 2,
@@ -613,10 +605,8 @@ Deno.test("core: a follower never truncates committed entries", () => {
     prevTerm: 1,
     entries: [cmd(6, 1)],
     commit: 5,
-  });
-  b.step({
-    type: "append",
-    seq: 0,
+  }));
+  b.step(append({
     from: "a",
     to: "b",
     term: 2,
@@ -624,15 +614,13 @@ Deno.test("core: a follower never truncates committed entries", () => {
     prevTerm: 1,
     entries: [cmd(6, 2), cmd(7, 2)],
     commit: 6,
-  });
+  }));
   const rd2 = b.ready();
   assert.deepEqual(rd2.entries.map((e) => [e.index, e.term]), [[6, 2], [7, 2]]);
   assert.equal(b.commitIndex, 6);
   assert.deepEqual(rd2.committed.map((e) => [e.index, e.term]), [[6, 2]]);
   // A stale append (an older prefix) does not truncate 7.
-  b.step({
-    type: "append",
-    seq: 0,
+  b.step(append({
     from: "a",
     to: "b",
     term: 2,
@@ -640,7 +628,7 @@ Deno.test("core: a follower never truncates committed entries", () => {
     prevTerm: 2,
     entries: [],
     commit: 6,
-  });
+  }));
   assert.equal(b.lastIndex, 7);
   const last = b.ready().messages.at(-1)!;
   assert.deepEqual(last.type === "appendResp" && [last.success, last.index], [true, 6]);
@@ -652,9 +640,7 @@ Deno.test("core: a follower commits no further than what the leader showed it ma
     hardState: { term: 2, vote: null, commit: 0 },
     entries: run(1, 5, 1),
   });
-  b.step({
-    type: "append",
-    seq: 0,
+  b.step(append({
     from: "a",
     to: "b",
     term: 2,
@@ -662,7 +648,7 @@ Deno.test("core: a follower commits no further than what the leader showed it ma
     prevTerm: 1,
     entries: [],
     commit: 5,
-  });
+  }));
   assert.equal(b.commitIndex, 2, "3..5 may differ from the leader's 3..5");
   b.step({ type: "heartbeat", from: "a", to: "b", term: 2, commit: 2, context: 0 });
   assert.equal(b.commitIndex, 2);
@@ -671,17 +657,7 @@ Deno.test("core: a follower commits no further than what the leader showed it ma
 
 Deno.test("core: a heartbeat carries no commit index beyond the follower's match", () => {
   // b's log diverges from a's after 3; a commits 41 with c while b is still unmatched.
-  const leaderLog = [...run(1, 3, 1), ...run(4, 40, 4)];
-  const net = new Net(["a", "b", "c"], {
-    specs: {
-      a: { hardState: { term: 4, vote: null, commit: 3 }, entries: leaderLog },
-      b: {
-        hardState: { term: 3, vote: null, commit: 3 },
-        entries: [...run(1, 3, 1), ...run(4, 50, 2)],
-      },
-      c: { hardState: { term: 4, vote: null, commit: 3 }, entries: leaderLog },
-    },
-  });
+  const net = divergedAfter3(run(4, 50, 2));
   const a = net.get("a");
   const b = net.get("b");
   net.electVotesOnly("a");
@@ -1310,19 +1286,10 @@ Deno.test("core: invariants: an append of the leader's own term from another nod
   const net = new Net(["a", "b", "c"]);
   net.elect("a");
   const a = net.get("a");
-  const append = (from: NodeId): Message => ({
-    type: "append",
-    seq: 0,
-    from,
-    to: "a",
-    term: a.term,
-    prevIndex: 0,
-    prevTerm: 0,
-    entries: [],
-    commit: 0,
-  });
-  assert.throws(() => a.step(append("b")), RaftInvariantError);
-  assert.throws(() => a.step(append("zz")), RaftInvariantError, "also from a stranger");
+  const from = (sender: NodeId) =>
+    append({ from: sender, to: "a", term: a.term, prevIndex: 0, prevTerm: 0 });
+  assert.throws(() => a.step(from("b")), RaftInvariantError);
+  assert.throws(() => a.step(from("zz")), RaftInvariantError, "also from a stranger");
   assert.throws(
     () => a.step({ type: "heartbeat", from: "c", to: "a", term: a.term, commit: 0, context: 0 }),
     RaftInvariantError,

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { cmd, run } from "./test_util.ts";
 import { Random } from "../net/random.ts";
 import { RaftInvariantError } from "./invariant.ts";
 import { RaftLog } from "./log.ts";
@@ -10,19 +11,8 @@ function meta(index: number, term: number, membership: Membership = M0): Snapsho
   return { index, term, membership };
 }
 
-function cmd(index: number, term: number, command: unknown = `c${index}`): Entry {
-  return { index, term, kind: "command", command };
-}
-
 function mem(index: number, term: number, membership: Membership): Entry {
   return { index, term, kind: "membership", membership };
-}
-
-/** Entries `from..to` (inclusive) of one term. */
-function run(from: number, to: number, term: number): Entry[] {
-  const out: Entry[] = [];
-  for (let i = from; i <= to; i++) out.push(cmd(i, term));
-  return out;
 }
 
 function terms(log: RaftLog): number[] {

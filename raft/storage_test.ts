@@ -1,16 +1,7 @@
 import assert from "node:assert/strict";
+import { cmd, run } from "./test_util.ts";
 import { MemoryStorage } from "./storage.ts";
 import type { Entry, HardState, Snapshot } from "./types.ts";
-
-function cmd(index: number, term: number, command: unknown = `c${index}`): Entry {
-  return { index, term, kind: "command", command };
-}
-
-function run(from: number, to: number, term: number): Entry[] {
-  const out: Entry[] = [];
-  for (let i = from; i <= to; i++) out.push(cmd(i, term));
-  return out;
-}
 
 function snapshot(index: number, term: number, data: number[]): Snapshot {
   return {

@@ -1,22 +1,52 @@
 /**
  * A linearizable replicated key/value service on Raft.
  *
- * In progress (issue #5): today this module has the replicated state
- * machine, {@linkcode KvStateMachine}, with exactly-once writes through a
- * deduplication table that is part of every snapshot. The server and the
- * clerk (client) come next.
+ * - {@linkcode KvServer}: one replica; a {@linkcode KvStateMachine} kept in
+ *   step by a Raft node, snapshotting when the log reaches `maxRaftState`.
+ * - {@linkcode Clerk}: the client; finds the leader, retries, and applies
+ *   every write exactly once.
+ *
+ * Values are strings or bytes; keys are strings up to 1 KiB and values up to
+ * 1 MiB by default ({@linkcode KvLimits}).
  *
  * @example
  * ```ts
- * import { KvStateMachine } from "@distkit/distkit/kv";
+ * import { Clerk, KvServer } from "@distkit/distkit/kv";
+ * import { MemoryStorage } from "@distkit/distkit/raft";
+ * import { RpcServer, simulate } from "@distkit/distkit/net";
+ * import assert from "node:assert/strict";
  *
- * const kv = new KvStateMachine();
- * kv.apply({ client: "c1", seq: 1, write: { type: "put", key: "x", value: "1" } });
- * kv.get("x"); // "1"
+ * await simulate(async ({ clock, net, random }) => {
+ *   const ids = ["a", "b", "c"];
+ *   const servers = await Promise.all(ids.map((id) => {
+ *     const server = new RpcServer();
+ *     net.addServer(id, server);
+ *     return KvServer.start({
+ *       id,
+ *       peers: ids,
+ *       transport: net.transportFor(id),
+ *       server,
+ *       storage: new MemoryStorage(),
+ *       clock,
+ *       random: random.fork(),
+ *     });
+ *   }));
+ *   const clerk = new Clerk(net.transportFor("client"), ids, { clock, random: random.fork() });
+ *   await clerk.put("x", "1");
+ *   await clerk.append("x", "2");
+ *   assert.equal(await clerk.get("x"), "12");
+ *   for (const s of servers) await s.stop();
+ * }, { seed: 1 });
  * ```
  *
  * @module
  */
+export * from "./clerk.ts";
+export * from "./errors.ts";
+export * from "./protocol.ts";
+export * from "./server.ts";
 export * from "./state.ts";
-// Types from the net layer that appear in this module's signatures.
-export type { Codec, CodecOptions } from "../net/mod.ts";
+export * from "./value.ts";
+// Types from the net and raft layers that appear in this module's signatures.
+export type { Clock, Codec, CodecOptions, Random, Transport } from "../net/mod.ts";
+export type { RaftNode, RaftNodeOptions } from "../raft/mod.ts";

@@ -6,18 +6,9 @@
  * @module
  */
 import { type Codec, defaultCodec } from "../net/codec.ts";
+import { join, type KvValue, sameValue, valueBytes } from "./value.ts";
 
-/**
- * A value: a string or bytes.
- *
- * @example
- * ```ts
- * import type { KvValue } from "@distkit/distkit/kv";
- *
- * const v: KvValue = new Uint8Array([1, 2]);
- * ```
- */
-export type KvValue = string | Uint8Array;
+export type { KvValue } from "./value.ts";
 
 /**
  * A write to the store.
@@ -64,7 +55,8 @@ export interface KvCommand {
 
 /**
  * The outcome of a write: `ok` false only for a `cas` whose expectation did
- * not hold (`current` says what was there), or for a stale retry
+ * not hold (`current` says what was there), an append refused because the
+ * value would outgrow the limit (`refused` says why), or a stale retry
  * (`stale`: the client has since sent newer writes, so nobody waits for it).
  *
  * @example
@@ -81,6 +73,26 @@ export interface KvResult {
   current?: KvValue | null;
   /** The command was an old retry, superseded by a later write of the same client. */
   stale?: boolean;
+  /** Why the write was refused (an append past the value limit). */
+  refused?: string;
+}
+
+/**
+ * Options of {@linkcode KvStateMachine}.
+ *
+ * @example
+ * ```ts
+ * import { KvStateMachine, type KvStateOptions } from "@distkit/distkit/kv";
+ *
+ * const options: KvStateOptions = { maxValueBytes: 4096 };
+ * new KvStateMachine(options).size; // 0
+ * ```
+ */
+export interface KvStateOptions {
+  /** Largest value an append may produce, in bytes (UTF-8 for strings). Default: no limit. */
+  maxValueBytes?: number;
+  /** The codec of snapshots. Default: msgpack. */
+  codec?: Codec;
 }
 
 interface Dedup {
@@ -109,6 +121,18 @@ interface Dedup {
 export class KvStateMachine {
   #data = new Map<string, KvValue>();
   #dedup = new Map<string, Dedup>();
+  readonly #maxValueBytes: number;
+  readonly #codec: Codec;
+
+  /**
+   * Creates an empty store.
+   *
+   * @param options The value limit and the snapshot codec. Every replica must use the same.
+   */
+  constructor(options: KvStateOptions = {}) {
+    this.#maxValueBytes = options.maxValueBytes ?? Infinity;
+    this.#codec = options.codec ?? defaultCodec;
+  }
 
   /** The value of `key`, or null when it is absent. */
   get(key: string): KvValue | null {
@@ -146,9 +170,18 @@ export class KvStateMachine {
       case "put":
         this.#data.set(w.key, w.value);
         return { ok: true };
-      case "append":
+      case "append": {
+        const size = (current === undefined ? 0 : valueBytes(current)) + valueBytes(w.value);
+        if (size > this.#maxValueBytes) {
+          return {
+            ok: false,
+            refused:
+              `append would make the value of ${w.key} ${size} bytes; the limit is ${this.#maxValueBytes}`,
+          };
+        }
         this.#data.set(w.key, join(current, w.value));
         return { ok: true };
+      }
       case "delete":
         this.#data.delete(w.key);
         return { ok: true };
@@ -161,40 +194,47 @@ export class KvStateMachine {
   }
 
   /** The whole state, encoded, for a Raft snapshot. */
-  snapshot(codec: Codec = defaultCodec): Uint8Array {
-    return codec.encode({ data: [...this.#data], dedup: [...this.#dedup] });
+  snapshot(): Uint8Array {
+    return this.#codec.encode({ data: [...this.#data], dedup: [...this.#dedup] });
   }
 
   /**
-   * A state machine restored from {@linkcode KvStateMachine.snapshot}.
+   * Replaces the whole state with a snapshot from {@linkcode KvStateMachine.snapshot}.
    *
-   * @throws {Error} when the bytes are not a snapshot of this state machine.
+   * @throws {Error} when the bytes are not a snapshot of this state machine;
+   * the state is then unchanged.
    */
-  static restore(bytes: Uint8Array, codec: Codec = defaultCodec): KvStateMachine {
-    const decoded = codec.decode(bytes) as { data?: unknown; dedup?: unknown };
-    if (!Array.isArray(decoded?.data) || !Array.isArray(decoded?.dedup)) {
+  restore(bytes: Uint8Array): void {
+    let decoded: { data?: unknown; dedup?: unknown };
+    try {
+      decoded = this.#codec.decode(bytes) as typeof decoded;
+    } catch (err) {
+      throw new Error(`not a KV snapshot: ${(err as Error).message}`, { cause: err });
+    }
+    const { data, dedup } = decoded ?? {};
+    if (!Array.isArray(data) || !Array.isArray(dedup)) {
       throw new Error("not a KV snapshot: expected { data, dedup } arrays");
     }
-    const kv = new KvStateMachine();
-    kv.#data = new Map(decoded.data as [string, KvValue][]);
-    kv.#dedup = new Map(decoded.dedup as [string, Dedup][]);
-    return kv;
+    for (const pair of data) {
+      if (!isPair(pair) || !isValue(pair[1])) {
+        throw new Error("not a KV snapshot: a data entry is not [key, string or bytes]");
+      }
+    }
+    for (const pair of dedup) {
+      const d = isPair(pair) ? pair[1] as Partial<Dedup> : undefined;
+      if (!Number.isSafeInteger(d?.seq) || typeof d?.result?.ok !== "boolean") {
+        throw new Error("not a KV snapshot: a dedup entry is not [client, { seq, result }]");
+      }
+    }
+    this.#data = new Map(data);
+    this.#dedup = new Map(dedup);
   }
 }
 
-function join(current: KvValue | undefined, more: KvValue): KvValue {
-  if (current === undefined) return more;
-  if (typeof current === "string" && typeof more === "string") return current + more;
-  const a = typeof current === "string" ? new TextEncoder().encode(current) : current;
-  const b = typeof more === "string" ? new TextEncoder().encode(more) : more;
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
+function isPair(x: unknown): x is [string, unknown] {
+  return Array.isArray(x) && x.length === 2 && typeof x[0] === "string";
 }
 
-function sameValue(a: KvValue | null, b: KvValue | null): boolean {
-  if (a === null || b === null) return a === b;
-  if (typeof a === "string" || typeof b === "string") return a === b;
-  return a.length === b.length && a.every((x, i) => x === b[i]);
+function isValue(x: unknown): x is KvValue {
+  return typeof x === "string" || x instanceof Uint8Array;
 }

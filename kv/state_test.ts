@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { defaultCodec } from "../net/codec.ts";
 import { type KvCommand, KvStateMachine } from "./state.ts";
 
 const cmd = (client: string, seq: number, write: KvCommand["write"]): KvCommand => ({
@@ -61,10 +62,36 @@ Deno.test("kv state: a snapshot restores data and the deduplication table", () =
   const w = cmd("a", 7, { type: "append", key: "k", value: "x" });
   kv.apply(w);
   kv.apply(cmd("b", 1, { type: "put", key: "bytes", value: new Uint8Array([9]) }));
-  const copy = KvStateMachine.restore(kv.snapshot());
+  const copy = new KvStateMachine();
+  copy.restore(kv.snapshot());
   assert.equal(copy.get("k"), "x");
   assert.deepEqual(copy.get("bytes"), new Uint8Array([9]));
   copy.apply(w);
   assert.equal(copy.get("k"), "x", "the restored dedup table still knows the write");
-  assert.throws(() => KvStateMachine.restore(new Uint8Array([0x90])), /not a KV snapshot/);
+});
+
+Deno.test("kv state: a garbage snapshot is refused with a clear error and changes nothing", () => {
+  const kv = new KvStateMachine();
+  kv.apply(cmd("a", 1, { type: "put", key: "k", value: "v" }));
+  const garbage = [
+    new Uint8Array([0x90]),
+    new Uint8Array([0xc1, 0xff]),
+    defaultCodec.encode({ data: [["k", 5]], dedup: [] }),
+    defaultCodec.encode({ data: [], dedup: [["a", { seq: "x" }]] }),
+    defaultCodec.encode(null),
+  ];
+  for (const bytes of garbage) {
+    assert.throws(() => kv.restore(bytes), /not a KV snapshot/);
+    assert.equal(kv.get("k"), "v");
+  }
+});
+
+Deno.test("kv state: an append past the value limit is refused on apply, deterministically", () => {
+  const kv = new KvStateMachine({ maxValueBytes: 4 });
+  assert.deepEqual(kv.apply(cmd("a", 1, { type: "append", key: "k", value: "abc" })), { ok: true });
+  const r = kv.apply(cmd("a", 2, { type: "append", key: "k", value: "dé" }));
+  assert.equal(r.ok, false);
+  assert.match(r.refused ?? "", /6 bytes; the limit is 4/);
+  assert.equal(kv.get("k"), "abc");
+  assert.deepEqual(kv.apply(cmd("a", 2, { type: "append", key: "k", value: "dé" })), r, "retry");
 });

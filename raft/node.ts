@@ -150,6 +150,13 @@ interface IndexWaiter {
   reject: (err: Error) => void;
 }
 
+/** Waits until a snapshot through `index` is durable. */
+interface SnapshotWaiter {
+  index: number;
+  resolve: () => void;
+  reject: (err: Error) => void;
+}
+
 /**
  * A Raft node: a replicated log a service puts its commands on.
  *
@@ -199,6 +206,9 @@ export class RaftNode {
   #indexWaiters = new Map<number, IndexWaiter[]>();
   #readSeq = 0;
   #reads = new Map<number, { resolve: (index: number) => void; reject: (err: Error) => void }>();
+  /** The highest snapshot index written to storage, and who waits for a higher one. */
+  #durableSnapshotIndex = 0;
+  #snapshotWaiters: SnapshotWaiter[] = [];
   #lastRole: Role = "follower";
   /** The latest hard state the core handed out, and the last one written. */
   #hardState: HardState = { term: 0, vote: null, commit: 0 };
@@ -246,6 +256,7 @@ export class RaftNode {
     const node = new RaftNode(options, core, snapshot.meta.index);
     node.#hardState = stored.hardState;
     node.#savedHardState = stored.hardState;
+    node.#durableSnapshotIndex = snapshot.meta.index;
     if (snapshot.meta.index > 0) {
       node.#applied.push({
         type: "snapshot",
@@ -355,13 +366,18 @@ export class RaftNode {
 
   /**
    * The service has a snapshot of its state through `index` (which it has
-   * applied): the log up to there is replaced by it. Resolves once durable.
+   * applied): the log up to there is replaced by it. Resolves once a
+   * snapshot through `index` or later is durable (the node keeps serving
+   * meanwhile, so a busy node is not held up).
    */
-  async snapshot(index: number, data: Uint8Array): Promise<void> {
+  snapshot(index: number, data: Uint8Array): Promise<void> {
     this.#checkRunning();
     this.#core.compact(index, data);
     this.#kick();
-    await this.#idle();
+    if (index <= this.#durableSnapshotIndex) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      this.#snapshotWaiters.push({ index, resolve, reject });
+    });
   }
 
   /**
@@ -441,6 +457,7 @@ export class RaftNode {
     this.#reads.clear();
     for (const list of this.#indexWaiters.values()) for (const w of list) w.reject(err);
     this.#indexWaiters.clear();
+    for (const w of this.#snapshotWaiters.splice(0)) w.reject(err);
     this.#appliedWake?.();
   }
 
@@ -516,13 +533,6 @@ export class RaftNode {
     });
   }
 
-  async #idle(): Promise<void> {
-    while (this.#flushing || this.#flushScheduled) {
-      await (this.#flushing ?? Promise.resolve());
-      await Promise.resolve();
-    }
-  }
-
   async #flush(): Promise<void> {
     try {
       while (!this.#stopped && this.#core.hasReady()) {
@@ -574,6 +584,7 @@ export class RaftNode {
       resetLog: rd.resetLog,
     });
     this.#savedHardState = hs;
+    if (rd.snapshot) this.#snapshotSaved(rd.snapshot.meta.index);
   }
 
   /**
@@ -649,6 +660,16 @@ export class RaftNode {
       this.#reads.get(read.context)?.resolve(read.index);
       this.#reads.delete(read.context);
     }
+  }
+
+  #snapshotSaved(index: number): void {
+    this.#durableSnapshotIndex = Math.max(this.#durableSnapshotIndex, index);
+    const still: SnapshotWaiter[] = [];
+    for (const w of this.#snapshotWaiters) {
+      if (w.index <= this.#durableSnapshotIndex) w.resolve();
+      else still.push(w);
+    }
+    this.#snapshotWaiters = still;
   }
 
   #push(item: Applied): void {

@@ -1,0 +1,64 @@
+/**
+ * The errors the KV clerk throws.
+ *
+ * @module
+ */
+
+/**
+ * The request itself is wrong (a key or value over the limits, a value of the
+ * wrong type, an append that would grow a value past the limit): it was not
+ * applied, and retrying it will not help.
+ *
+ * @example
+ * ```ts
+ * import { KvRequestError } from "@distkit/distkit/kv";
+ *
+ * const err = new KvRequestError("key is 3000 bytes; the limit is 1024");
+ * err.message; // "KV request refused: key is 3000 bytes; the limit is 1024"
+ * ```
+ */
+export class KvRequestError extends Error {
+  /**
+   * Creates the error.
+   *
+   * @param problem What is wrong with the request.
+   */
+  constructor(problem: string, options?: ErrorOptions) {
+    super(`KV request refused: ${problem}`, options);
+    this.name = "KvRequestError";
+  }
+}
+
+/**
+ * The caller's `AbortSignal` fired before the clerk knew the outcome. A read
+ * simply did not happen; a write may or may not have taken effect (it may
+ * still be in the log), so read back before assuming either.
+ *
+ * @example
+ * ```ts
+ * import { KvAbortedError } from "@distkit/distkit/kv";
+ *
+ * const err = new KvAbortedError("put", true);
+ * err.mayHaveApplied; // true
+ * ```
+ */
+export class KvAbortedError extends Error {
+  /** Whether the operation was a write that a server may have applied. */
+  readonly mayHaveApplied: boolean;
+
+  /**
+   * Creates the error.
+   *
+   * @param operation The operation abandoned (`get`, `put`, ...).
+   * @param mayHaveApplied Whether it was a write that a server may have applied.
+   */
+  constructor(operation: string, mayHaveApplied: boolean, options?: ErrorOptions) {
+    super(
+      `KV ${operation} abandoned: the caller's signal fired` +
+        (mayHaveApplied ? "; the write may or may not have taken effect, read to find out" : ""),
+      options,
+    );
+    this.name = "KvAbortedError";
+    this.mayHaveApplied = mayHaveApplied;
+  }
+}

@@ -1,0 +1,77 @@
+/**
+ * Values of the store, and what the store needs to know about them.
+ *
+ * @module
+ */
+
+/**
+ * A value: a string or bytes.
+ *
+ * @example
+ * ```ts
+ * import type { KvValue } from "@distkit/distkit/kv";
+ *
+ * const v: KvValue = new Uint8Array([1, 2]);
+ * ```
+ */
+export type KvValue = string | Uint8Array;
+
+/**
+ * The UTF-8 length of a string, without encoding it.
+ *
+ * @example
+ * ```ts
+ * import { utf8Length } from "@distkit/distkit/kv";
+ *
+ * utf8Length("héllo"); // 6
+ * ```
+ */
+export function utf8Length(s: string): number {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c < 0xdc00 && i + 1 < s.length) {
+      const d = s.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d < 0xe000) {
+        n += 4;
+        i++;
+      } else n += 3;
+    } else n += 3;
+  }
+  return n;
+}
+
+/**
+ * The size of a value in bytes (UTF-8 for strings).
+ *
+ * @example
+ * ```ts
+ * import { valueBytes } from "@distkit/distkit/kv";
+ *
+ * valueBytes(new Uint8Array(3)); // 3
+ * ```
+ */
+export function valueBytes(value: KvValue): number {
+  return typeof value === "string" ? utf8Length(value) : value.length;
+}
+
+/** `current` followed by `more`: a string if both are strings, else bytes. */
+export function join(current: KvValue | undefined, more: KvValue): KvValue {
+  if (current === undefined) return more;
+  if (typeof current === "string" && typeof more === "string") return current + more;
+  const a = typeof current === "string" ? new TextEncoder().encode(current) : current;
+  const b = typeof more === "string" ? new TextEncoder().encode(more) : more;
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}
+
+/** Whether two values (or nulls) are equal, bytes by content. */
+export function sameValue(a: KvValue | null, b: KvValue | null): boolean {
+  if (a === null || b === null) return a === b;
+  if (typeof a === "string" || typeof b === "string") return a === b;
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}

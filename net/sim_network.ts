@@ -228,6 +228,7 @@ export class SimNetwork {
   #reliable = true;
   #longReordering = false;
   #longDelays = false;
+  #latency: readonly [number, number] | undefined;
   #servers = new Map<string, ServerEntry>();
   #ends = new Map<string, EndState>();
   #groups: Map<string, number> | undefined;
@@ -303,6 +304,22 @@ export class SimNetwork {
   /** Undeliverable calls fail after 0–7,000 ms instead of 0–100 ms when on. */
   setLongDelays(on: boolean): void {
     this.#longDelays = on;
+  }
+
+  /**
+   * Gives every delivered call a latency drawn uniformly from [min, max]
+   * milliseconds (fractions allowed), on top of any other delay; `undefined`
+   * (the default) means none, as in labrpc's reliable mode. A service whose
+   * clients loop until a deadline needs some latency in virtual time, or
+   * they would run without end at one instant.
+   */
+  setLatency(range: readonly [number, number] | undefined): void {
+    if (range !== undefined && !(range[0] >= 0 && range[0] <= range[1])) {
+      throw new RangeError(
+        `latency must be [min, max] milliseconds with 0 <= min <= max, got [${range}]`,
+      );
+    }
+    this.#latency = range;
   }
 
   /**
@@ -439,6 +456,10 @@ export class SimNetwork {
       return await this.#fail(end, method, this.#noRoute(end, entry));
     }
     const rule = this.#rule(end.owner, entry.name);
+    if (this.#latency) {
+      const [min, max] = this.#latency;
+      await delay(min + this.#random.next() * (max - min), { clock: this.#clock });
+    }
     if (!this.#reliable) await delay(this.#random.int(27), { clock: this.#clock });
     if (rule?.delayMs) {
       await delay(this.#random.between(rule.delayMs[0], rule.delayMs[1]), { clock: this.#clock });

@@ -48,6 +48,7 @@ export class ReplicatedLog {
         this.entries.push(...restored);
         continue;
       }
+      if (item.type === "internal") continue;
       const last = this.entries.at(-1)?.[0] ?? 0;
       if (item.index <= last) throw new Error(`index ${item.index} applied twice`);
       this.entries.push([item.index, item.command]);

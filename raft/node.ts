@@ -69,20 +69,31 @@ export interface RaftNodeOptions extends CoreOptions {
 
 /**
  * What the node hands the service, in log order, each exactly once: a
- * committed command, or a snapshot to restore from (at start-up, or sent by
- * the leader because this node fell too far behind).
+ * committed command; a committed entry of Raft's own (`internal`: a new
+ * leader's no-op or a membership change), which has nothing to apply but
+ * moves the service's applied index (a ReadIndex may point at it); or a
+ * snapshot to restore from (at start-up, or sent by the leader because this
+ * node fell too far behind).
  *
  * @example
  * ```ts
  * import type { Applied } from "@distkit/distkit/raft";
  *
  * function describe(a: Applied): string {
- *   return a.type === "command" ? `apply ${a.index}` : `restore snapshot at ${a.index}`;
+ *   switch (a.type) {
+ *     case "command":
+ *       return `apply ${a.index}`;
+ *     case "internal":
+ *       return `nothing to apply at ${a.index}`;
+ *     case "snapshot":
+ *       return `restore snapshot at ${a.index}`;
+ *   }
  * }
  * ```
  */
 export type Applied =
   | { type: "command"; index: number; term: number; command: unknown }
+  | { type: "internal"; index: number; term: number }
   | { type: "snapshot"; index: number; term: number; data: Uint8Array };
 
 /**
@@ -317,8 +328,11 @@ export class RaftNode {
   }
 
   /**
-   * Resolves once the entry at `index` has been handed to the service, or
-   * rejects if another entry took its place (a new leader overwrote it).
+   * Resolves once the entry at `index` has been handed to the service
+   * (queued for {@linkcode RaftNode.applied}), or rejects if another entry
+   * took its place (a new leader overwrote it). The service may not have
+   * taken it from `applied()` yet: to answer a read from the service's
+   * state, track what the service has applied instead.
    * Pass the `term` from {@linkcode RaftNode.propose} to detect that.
    */
   waitApplied(index: number, term?: number): Promise<void> {
@@ -650,9 +664,11 @@ export class RaftNode {
       }
     }
     for (const e of rd.committed) {
-      if (e.kind === "command") {
-        this.#push({ type: "command", index: e.index, term: e.term, command: e.command });
-      }
+      this.#push(
+        e.kind === "command"
+          ? { type: "command", index: e.index, term: e.term, command: e.command }
+          : { type: "internal", index: e.index, term: e.term },
+      );
       this.#appliedIndex = e.index;
       if (this.#indexWaiters.has(e.index)) this.#settleIndexWaiters(e.index, e.term);
     }

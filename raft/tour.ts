@@ -34,11 +34,26 @@ export async function raftTour(seed: number): Promise<RaftTourReport> {
     const applied = new Map<string, unknown[]>(ids.map((id) => [id, []]));
     const register = new Map<string, unknown>(ids.map((id) => [id, 0]));
     const nodes = await startSimCluster(net, ids, { clock, random });
+    // What each member's register reflects, and who waits for it to get further:
+    // `waitApplied` only says an entry was handed out, not that the loop below took it.
+    const progress = new Map<string, number>(ids.map((id) => [id, 0]));
+    const waiting = new Map<string, { index: number; resolve: () => void }[]>(
+      ids.map((id) => [id, []]),
+    );
+    const reached = (id: string, index: number) =>
+      index <= progress.get(id)!
+        ? Promise.resolve()
+        : new Promise<void>((resolve) => waiting.get(id)!.push({ index, resolve }));
     const appliers = [...nodes].map(async ([id, node]) => {
       for await (const item of node.applied()) {
-        if (item.type !== "command") continue;
-        applied.get(id)!.push(item.command);
-        register.set(id, item.command);
+        if (item.type === "command") {
+          applied.get(id)!.push(item.command);
+          register.set(id, item.command);
+        }
+        progress.set(id, item.index);
+        const still = waiting.get(id)!.filter((w) => w.index > item.index);
+        for (const w of waiting.get(id)!) if (w.index <= item.index) w.resolve();
+        waiting.set(id, still);
       }
     });
     const leaderId = async (): Promise<string> => {
@@ -68,7 +83,7 @@ export async function raftTour(seed: number): Promise<RaftTourReport> {
             });
           } else {
             const index = await leader.readIndex();
-            await leader.waitApplied(index);
+            await reached(leader.id, index);
             const id = leader.id;
             history.push({
               client: c,

@@ -236,6 +236,8 @@ export class KvServer {
         this.#writes.delete(index);
         for (const w of list) w.resolve(this.#state.applied(w.command) ?? null);
       }
+    } else if (item.type === "internal") {
+      this.#appliedIndex = item.index;
     } else {
       const result = this.#applyCommand(item.command);
       this.#appliedIndex = item.index;

@@ -5,8 +5,9 @@
  * (checkOneLeader, one, nCommitted, wait...).
  */
 import assert from "node:assert/strict";
-import { delay, type Random, RpcServer, type SimEnd, type Simulation } from "../net/mod.ts";
+import { delay, type Random, RpcServer, type Simulation } from "../net/mod.ts";
 import { type Applied, MemoryStorage, RaftNode, type RaftNodeOptions } from "../raft/mod.ts";
+import { SimWiring } from "./sim_wiring.ts";
 
 /** Options of a test cluster. */
 export interface ClusterOptions {
@@ -22,8 +23,6 @@ export interface ClusterOptions {
 interface Server {
   node?: RaftNode;
   storage: MemoryStorage;
-  ends: SimEnd[];
-  generation: number;
 }
 
 /** A command the tester proposes: a number or a string. */
@@ -35,7 +34,7 @@ export class Cluster {
   readonly sim: Simulation;
   readonly #options: ClusterOptions;
   readonly #servers: Server[];
-  readonly connected: boolean[];
+  readonly wiring: SimWiring;
   /** Per server: index → command applied there. */
   readonly logs: Map<number, Command>[];
   readonly #lastApplied: number[];
@@ -69,11 +68,8 @@ export class Cluster {
     this.random = sim.random.fork();
     sim.net.setReliable(!options.unreliable);
     sim.net.setLongDelays(true);
-    this.#servers = Array.from(
-      { length: n },
-      () => ({ storage: new MemoryStorage(), ends: [], generation: 0 }),
-    );
-    this.connected = new Array(n).fill(false);
+    this.#servers = Array.from({ length: n }, () => ({ storage: new MemoryStorage() }));
+    this.wiring = new SimWiring(sim.net, n);
     this.logs = Array.from({ length: n }, () => new Map());
     this.#lastApplied = new Array(n).fill(0);
     this.#startTime = sim.clock.now();
@@ -85,6 +81,11 @@ export class Cluster {
     for (let i = 0; i < n; i++) await cluster.startServer(i);
     for (let i = 0; i < n; i++) cluster.connect(i);
     return cluster;
+  }
+
+  /** Which servers are connected to the main group. */
+  get connected(): boolean[] {
+    return this.wiring.connected;
   }
 
   get ids(): string[] {
@@ -109,22 +110,8 @@ export class Cluster {
   async startServer(i: number): Promise<void> {
     await this.crash(i);
     const s = this.#servers[i];
-    s.generation++;
     const id = String(i);
-    const { net, clock } = this.sim;
-    // Fresh outgoing end names per incarnation, so a crashed instance's
-    // in-flight calls can never be delivered on its successor's behalf.
-    s.ends = [];
-    const transport = {
-      connect: (peer: string): SimEnd => {
-        const name = `${id}.${s.generation}->${peer}`;
-        const end = net.makeEnd(name, { owner: id });
-        net.connect(name, peer);
-        net.enable(name, this.connected[i] && this.connected[Number(peer)]);
-        s.ends.push(end);
-        return end;
-      },
-    };
+    const transport = this.wiring.serverTransport(i);
     const server = new RpcServer();
     this.logs[i] = new Map();
     this.#lastApplied[i] = 0;
@@ -136,12 +123,12 @@ export class Cluster {
       transport,
       server,
       storage: s.storage,
-      clock,
+      clock: this.sim.clock,
       random: this.random.fork(),
       ...this.#options.node,
     });
     s.node = node;
-    net.addServer(id, server);
+    this.sim.net.addServer(id, server);
     this.#appliers.push(this.#applier(i, node));
   }
 
@@ -158,28 +145,16 @@ export class Cluster {
       s.storage = s.storage.copy();
       await node.stop();
     }
-    if (this.connected[i]) this.connected[i] = false;
   }
 
   /** Cuts server i off from the others (both directions). */
   disconnect(i: number): void {
-    this.connected[i] = false;
-    this.#updateEnds();
+    this.wiring.disconnect(i);
   }
 
   /** Reconnects server i to the connected ones. */
   connect(i: number): void {
-    this.connected[i] = true;
-    this.#updateEnds();
-  }
-
-  #updateEnds(): void {
-    for (let i = 0; i < this.n; i++) {
-      for (const end of this.#servers[i].ends) {
-        const peer = Number(end.peer);
-        this.sim.net.enable(end.name, this.connected[i] && this.connected[peer]);
-      }
-    }
+    this.wiring.connect(i);
   }
 
   async #applier(i: number, node: RaftNode): Promise<void> {
@@ -207,6 +182,15 @@ export class Cluster {
       };
       this.logs[i] = new Map(log);
       this.snapshotsInstalled++;
+      this.#lastApplied[i] = item.index;
+      return;
+    }
+    if (item.index <= this.#lastApplied[i]) {
+      throw new Error(
+        `server ${i} applied index ${item.index} again (last applied ${this.#lastApplied[i]})`,
+      );
+    }
+    if (item.type === "internal") {
       this.#lastApplied[i] = item.index;
       return;
     }

@@ -1,0 +1,173 @@
+/**
+ * The KV service's API beyond the course's scenarios: delete and
+ * compare-and-set, byte values, limits and malformed requests, aborts,
+ * concurrent operations on one clerk, and exactly-once under lost replies.
+ */
+import assert from "node:assert/strict";
+import { Clerk, KvAbortedError, KvRequestError } from "../kv/mod.ts";
+import { BadArgumentsError, type CallOptions, simulate, type Simulation } from "../net/mod.ts";
+import { KvCluster } from "./kv_cluster.ts";
+
+function kvApiTest(name: string, body: (cfg: KvCluster, sim: Simulation) => Promise<void>) {
+  Deno.test(`kv api: ${name}`, async () => {
+    await simulate(async (sim) => {
+      const cfg = await KvCluster.start(sim, 3);
+      try {
+        await body(cfg, sim);
+      } finally {
+        await cfg.cleanup();
+      }
+    }, { limitMs: 10 * 60_000 });
+  });
+}
+
+kvApiTest("delete and compare-and-set", async (cfg) => {
+  const { clerk } = cfg.makeClient();
+  assert.deepEqual(await clerk.cas("lock", { expected: null, value: "a" }), { ok: true });
+  assert.deepEqual(
+    await clerk.cas("lock", { expected: null, value: "b" }),
+    { ok: false, current: "a" },
+  );
+  assert.deepEqual(await clerk.cas("lock", { expected: "a", value: "b" }), { ok: true });
+  assert.equal(await clerk.get("lock"), "b");
+  await clerk.delete("lock");
+  assert.equal(await clerk.get("lock"), null);
+  await clerk.delete("lock"); // deleting an absent key is fine
+  assert.equal(await clerk.get("never"), null);
+});
+
+kvApiTest("byte values round-trip, and appends join bytes", async (cfg) => {
+  const { clerk } = cfg.makeClient();
+  await clerk.put("b", new Uint8Array([0, 1, 255]));
+  assert.deepEqual(await clerk.get("b"), new Uint8Array([0, 1, 255]));
+  await clerk.append("b", new Uint8Array([7]));
+  assert.deepEqual(await clerk.get("b"), new Uint8Array([0, 1, 255, 7]));
+  assert.deepEqual(
+    await clerk.cas("b", { expected: new Uint8Array([0, 1, 255, 7]), value: "s" }),
+    { ok: true },
+  );
+  assert.equal(await clerk.get("b"), "s");
+});
+
+kvApiTest("oversized keys and values are refused before and at the server", async (cfg) => {
+  const { clerk } = cfg.makeClient();
+  await assert.rejects(clerk.put("k".repeat(1025), "v"), KvRequestError);
+  await assert.rejects(clerk.get("é".repeat(513)), /key is 1026 bytes; the limit is 1024/);
+  await assert.rejects(clerk.put("k", new Uint8Array(1024 * 1024 + 1)), KvRequestError);
+  // A clerk configured with looser limits than the servers': the server refuses.
+  const loose = cfg.makeClient();
+  const lax = new Clerk(cfg.wiring.clientTransport("lax", cfg.wiring.all), cfg.ids, {
+    clock: cfg.sim.clock,
+    random: cfg.random.fork(),
+    limits: { maxKeyBytes: 10_000 },
+  });
+  await assert.rejects(lax.put("k".repeat(2000), "v"), /key is 2000 bytes; the limit is 1024/);
+  // Nothing was applied, and the service still serves.
+  await loose.clerk.put("k", "fine");
+  assert.equal(await clerk.get("k"), "fine");
+});
+
+kvApiTest(
+  "an append that would outgrow the value limit is refused and changes nothing",
+  async (cfg) => {
+    const { clerk } = cfg.makeClient();
+    const big = "x".repeat(700 * 1024);
+    await clerk.put("big", big);
+    await assert.rejects(clerk.append("big", big), /would make the value of big 1433600 bytes/);
+    assert.equal((await clerk.get("big"))?.length, big.length);
+  },
+);
+
+kvApiTest("malformed requests get BadArgumentsError and the servers keep serving", async (cfg) => {
+  const transport = cfg.wiring.clientTransport("raw", cfg.wiring.all);
+  const { clerk } = cfg.makeClient();
+  await clerk.put("x", "1"); // a leader exists
+  const bad: [string, unknown][] = [
+    ["KV.Get", null],
+    ["KV.Get", { key: 5 }],
+    ["KV.Get", { key: ["a"] }],
+    ["KV.Write", { client: "c", seq: 1 }],
+    ["KV.Write", { client: "c", seq: 0, write: { type: "put", key: "x", value: "v" } }],
+    ["KV.Write", { client: "c", seq: 1.5, write: { type: "put", key: "x", value: "v" } }],
+    ["KV.Write", { client: "", seq: 1, write: { type: "put", key: "x", value: "v" } }],
+    ["KV.Write", { client: "c", seq: 1, write: { type: "drop", key: "x" } }],
+    ["KV.Write", { client: "c", seq: 1, write: { type: "put", key: "x", value: 3 } }],
+    ["KV.Write", { client: "c", seq: 1, write: { type: "cas", key: "x", value: "v" } }],
+    ["KV.Write", { client: "c", seq: 1, write: "put x" }],
+  ];
+  for (let i = 0; i < 3; i++) {
+    const end = transport.connect(String(i));
+    for (const [method, args] of bad) {
+      await assert.rejects(
+        end.call(method, args),
+        (err) => err instanceof BadArgumentsError,
+        `${method} ${JSON.stringify(args)}`,
+      );
+    }
+  }
+  assert.equal(await clerk.get("x"), "1");
+  await clerk.append("x", "2");
+  assert.equal(await clerk.get("x"), "12");
+});
+
+kvApiTest("an aborted operation says whether a write may have applied", async (cfg) => {
+  const { clerk, name } = cfg.makeClient();
+  await clerk.put("x", "1");
+  cfg.connectClient(name, []); // nothing reachable: every attempt fails
+  const ac = new AbortController();
+  const write = clerk.put("x", "2", { signal: ac.signal });
+  const read = clerk.get("x", { signal: ac.signal });
+  await cfg.sleep(500);
+  ac.abort(new Error("caller gave up"));
+  await assert.rejects(write, (err) => err instanceof KvAbortedError && err.mayHaveApplied);
+  await assert.rejects(read, (err) => err instanceof KvAbortedError && !err.mayHaveApplied);
+  await assert.rejects(
+    clerk.get("x", { signal: AbortSignal.abort() }),
+    (err) => err instanceof KvAbortedError,
+  );
+  cfg.connectClient(name, cfg.wiring.all);
+  // The clerk is still sound after an abandoned write.
+  await clerk.append("x", "3");
+  const v = await clerk.get("x");
+  assert.ok(v === "13" || v === "23", `unexpected ${v}`);
+});
+
+kvApiTest("concurrent operations on one clerk each apply exactly once", async (cfg) => {
+  const { clerk } = cfg.makeClient();
+  cfg.sim.net.setReliable(false); // lost requests and replies force retries
+  await Promise.all(
+    Array.from({ length: 20 }, (_, i) => clerk.append("log", `<${i}>`)),
+  );
+  cfg.sim.net.setReliable(true);
+  const v = String(await clerk.get("log"));
+  for (let i = 0; i < 20; i++) {
+    assert.equal(v.split(`<${i}>`).length, 2, `<${i}> should appear once in ${v}`);
+  }
+});
+
+kvApiTest("the clerk finds the leader once and then goes straight to it", async (cfg) => {
+  const calls: string[] = [];
+  const inner = cfg.wiring.clientTransport("counted", cfg.wiring.all);
+  const transport = {
+    connect: (peer: string) => {
+      const end = inner.connect(peer);
+      return {
+        peer,
+        call: <T>(method: string, args?: unknown, options?: CallOptions) => {
+          calls.push(peer);
+          return end.call<T>(method, args, options);
+        },
+      };
+    },
+  };
+  const clerk = new Clerk(transport, cfg.ids, { clock: cfg.sim.clock, random: cfg.random.fork() });
+  await clerk.put("x", "1");
+  const leader = String(cfg.leader());
+  assert.equal(clerk.leader, leader);
+  calls.length = 0;
+  for (let i = 0; i < 10; i++) {
+    await clerk.get("x");
+    await clerk.append("x", String(i));
+  }
+  assert.deepEqual(calls, new Array(20).fill(leader));
+});

@@ -1,0 +1,413 @@
+/**
+ * The KV test harness, after the course's kvraft config.go and test_test.go:
+ * a cluster of KvServers on the simulated network with crash/restart and
+ * partitions, clerks wired to chosen servers, an operation log for the
+ * linearizability checker, and the tester's helpers (GenericTest's client
+ * loop, checkClntAppends, the partitioner...).
+ */
+import assert from "node:assert/strict";
+import {
+  checkOperations,
+  kvModel,
+  type Model,
+  type Operation,
+  renderHtml,
+} from "../checker/mod.ts";
+import type { KvInput } from "../checker/mod.ts";
+import { Clerk, KvServer, type KvValue } from "../kv/mod.ts";
+import { delay, type Random, RpcServer, type Simulation } from "../net/mod.ts";
+import { MemoryStorage } from "../raft/mod.ts";
+import { SimWiring } from "./sim_wiring.ts";
+
+/** The course's electionTimeout in the tester. */
+export const ELECTION_TIMEOUT_MS = 1000;
+
+/**
+ * The latency of every call, in virtual milliseconds. labrpc's reliable
+ * network takes no time of its own, but the course's Go servers do (an
+ * operation takes a few milliseconds there); without some latency, clients
+ * that loop for 5 s of virtual time would never see that time pass.
+ */
+export const LATENCY_MS: readonly [number, number] = [1, 3];
+
+/** Options of a test KV cluster. */
+export interface KvClusterOptions {
+  unreliable?: boolean;
+  /** Snapshot at this many bytes of Raft state; -1: never (the course's maxraftstate). */
+  maxRaftState?: number;
+}
+
+/** The operations clients made, for the checker, in the order events happened. */
+export class OpLog<I = KvInput, O = string | undefined> {
+  readonly operations: Operation<I, O>[] = [];
+  /** A logical clock: the simulation is single-threaded, so event order is exact. */
+  #events = 0;
+
+  /** Runs `fn` as an operation of `client` and records it with the output `fn` gives. */
+  async record<T extends O | void>(client: number, input: I, fn: () => Promise<T>): Promise<T> {
+    const call = ++this.#events;
+    const output = await fn();
+    this.operations.push({ client, input, call, output: output as O, return: ++this.#events });
+    return output;
+  }
+
+  /**
+   * Checks the history against `model`; on failure writes the checker's
+   * HTML report and throws naming it. A timeout is a failure, not a pass.
+   */
+  async check<S>(name: string, model: Model<S, I, O>, timeoutMs = 30_000): Promise<void> {
+    const result = checkOperations(model, this.operations, { timeoutMs });
+    if (result.verdict === "linearizable") return;
+    const file = await Deno.makeTempFile({ prefix: "distkit-kv-", suffix: ".html" });
+    await Deno.writeTextFile(file, renderHtml(result, { model, title: name }));
+    throw new Error(
+      `history of ${this.operations.length} operations is ${result.verdict}; report: ${file}`,
+    );
+  }
+}
+
+/** A value as the course's tests see it: a string, "" when absent. */
+export function text(v: KvValue | null): string {
+  if (v === null) return "";
+  return typeof v === "string" ? v : new TextDecoder().decode(v);
+}
+
+interface Server {
+  kv?: KvServer;
+  storage: MemoryStorage;
+}
+
+/** A cluster of `n` KV servers named "0".."n-1". */
+export class KvCluster {
+  readonly n: number;
+  readonly sim: Simulation;
+  readonly wiring: SimWiring;
+  readonly random: Random;
+  readonly maxRaftState: number;
+  readonly #servers: Server[];
+  #clients = 0;
+  #startTime = 0;
+  #startRpcs = 0;
+  #ops = 0;
+
+  constructor(sim: Simulation, n: number, options: KvClusterOptions = {}) {
+    this.sim = sim;
+    this.n = n;
+    this.maxRaftState = options.maxRaftState ?? -1;
+    this.random = sim.random.fork();
+    this.wiring = new SimWiring(sim.net, n);
+    this.#servers = Array.from({ length: n }, () => ({ storage: new MemoryStorage() }));
+    sim.net.setReliable(!options.unreliable);
+    sim.net.setLongDelays(true);
+    sim.net.setLatency(LATENCY_MS);
+  }
+
+  /** Starts every server, connected. */
+  static async start(
+    sim: Simulation,
+    n: number,
+    options: KvClusterOptions = {},
+  ): Promise<KvCluster> {
+    const cfg = new KvCluster(sim, n, options);
+    for (let i = 0; i < n; i++) await cfg.startServer(i);
+    cfg.connectAll();
+    return cfg;
+  }
+
+  get ids(): string[] {
+    return this.wiring.all.map(String);
+  }
+
+  server(i: number): KvServer {
+    const kv = this.#servers[i].kv;
+    assert.ok(kv, `server ${i} is not running`);
+    return kv;
+  }
+
+  /** Starts (or restarts) server i from a copy of what it persisted. */
+  async startServer(i: number): Promise<void> {
+    await this.shutdownServer(i);
+    const s = this.#servers[i];
+    const server = new RpcServer();
+    s.kv = await KvServer.start({
+      id: String(i),
+      peers: this.ids,
+      transport: this.wiring.serverTransport(i),
+      server,
+      storage: s.storage,
+      clock: this.sim.clock,
+      random: this.random.fork(),
+      maxRaftState: this.maxRaftState,
+    });
+    this.sim.net.addServer(String(i), server);
+  }
+
+  /**
+   * Stops server i like a crash: its calls in flight fail, and a restart
+   * sees only what it had persisted (the copy is taken first, so whatever
+   * the stopping instance writes later is lost).
+   */
+  async shutdownServer(i: number): Promise<void> {
+    const s = this.#servers[i];
+    this.wiring.disconnect(i);
+    this.sim.net.deleteServer(String(i));
+    const kv = s.kv;
+    s.kv = undefined;
+    if (kv) {
+      s.storage = s.storage.copy();
+      await kv.stop();
+    }
+  }
+
+  connectAll(): void {
+    this.wiring.partition(this.wiring.all);
+  }
+
+  partition(p1: number[], p2: number[]): void {
+    this.wiring.partition(p1, p2);
+  }
+
+  /** A clerk (client) whose ends reach the servers in `to`; its name for `connectClient`. */
+  makeClient(to: number[] = this.wiring.all): { clerk: Clerk; name: string } {
+    const name = `ck${this.#clients++}`;
+    const transport = this.wiring.clientTransport(name, to);
+    const clerk = new Clerk(transport, this.ids, {
+      clock: this.sim.clock,
+      random: this.random.fork(),
+      id: name,
+    });
+    return { clerk, name };
+  }
+
+  connectClient(name: string, to: number[]): void {
+    this.wiring.connectClient(name, to);
+  }
+
+  /** The index of a server that thinks it is the leader (the course's Leader()). */
+  leader(): number | undefined {
+    for (let i = 0; i < this.n; i++) {
+      if (this.#servers[i].kv?.raft.status().role === "leader") return i;
+    }
+    return undefined;
+  }
+
+  /** The largest persisted Raft state of any server. */
+  logSize(): number {
+    return Math.max(...this.#servers.map((s) => s.storage.raftStateSize()));
+  }
+
+  /** The largest persisted snapshot of any server. */
+  snapshotSize(): number {
+    return Math.max(...this.#servers.map((s) => s.storage.snapshotSize()));
+  }
+
+  sleep(ms: number): Promise<void> {
+    return delay(ms, { clock: this.sim.clock });
+  }
+
+  now(): number {
+    return this.sim.clock.now();
+  }
+
+  /** Counts an operation for the summary line. */
+  countOp(): void {
+    this.#ops++;
+  }
+
+  begin(): void {
+    this.#startTime = this.now();
+    this.#startRpcs = this.sim.net.totalCalls;
+    this.#ops = 0;
+  }
+
+  /** Prints the course tester's summary line: time, peers, RPCs, client operations. */
+  end(name: string): void {
+    const secs = (this.now() - this.#startTime) / 1000;
+    const rpcs = this.sim.net.totalCalls - this.#startRpcs;
+    console.log(
+      `  ${name}: ${secs.toFixed(1)} s virtual, ${this.n} peers, ${rpcs} RPCs, ${this.#ops} ops`,
+    );
+  }
+
+  async cleanup(): Promise<void> {
+    for (let i = 0; i < this.n; i++) await this.shutdownServer(i);
+  }
+}
+
+/** The tester's Get/Put/Append: run through the clerk, counted, and logged when `log` is given. */
+export async function get(
+  cfg: KvCluster,
+  ck: Clerk,
+  key: string,
+  log?: OpLog,
+  client = -1,
+): Promise<string> {
+  const run = async () => text(await ck.get(key));
+  const v = log ? await log.record(client, { op: "get", key }, run) : await run();
+  cfg.countOp();
+  return v;
+}
+
+export async function put(
+  cfg: KvCluster,
+  ck: Clerk,
+  kv: { key: string; value: string },
+  log?: OpLog,
+  client = -1,
+): Promise<void> {
+  const run = () => ck.put(kv.key, kv.value);
+  if (log) await log.record(client, { op: "put", key: kv.key, value: kv.value }, run);
+  else await run();
+  cfg.countOp();
+}
+
+export async function append(
+  cfg: KvCluster,
+  ck: Clerk,
+  kv: { key: string; value: string },
+  log?: OpLog,
+  client = -1,
+): Promise<void> {
+  const run = () => ck.append(kv.key, kv.value);
+  if (log) await log.record(client, { op: "append", key: kv.key, value: kv.value }, run);
+  else await run();
+  cfg.countOp();
+}
+
+/** The tester's check(): a Get must return `value`. */
+export async function checkValue(
+  cfg: KvCluster,
+  ck: Clerk,
+  kv: { key: string; value: string },
+): Promise<void> {
+  const v = await get(cfg, ck, kv.key);
+  assert.equal(v, kv.value, `Get(${kv.key}): expected ${kv.value}, got ${v}`);
+}
+
+/** checkClntAppends: client `clnt`'s `count` appends are in `v` once each, in order. */
+export function checkClntAppends(clnt: number, v: string, count: number): void {
+  let lastoff = -1;
+  for (let j = 0; j < count; j++) {
+    const wanted = `x ${clnt} ${j} y`;
+    const off = v.indexOf(wanted);
+    assert.ok(off >= 0, `${clnt} missing element ${wanted} in Append result ${v}`);
+    assert.equal(v.lastIndexOf(wanted), off, `duplicate element ${wanted} in Append result`);
+    assert.ok(off > lastoff, `wrong order for element ${wanted} in Append result`);
+    lastoff = off;
+  }
+}
+
+/** checkConcurrentAppends: every client's appends present once each, in its order. */
+export function checkConcurrentAppends(v: string, counts: number[]): void {
+  counts.forEach((count, i) => checkClntAppends(i, v, count));
+}
+
+/** The parameters of the course's GenericTest. */
+export interface GenericParams {
+  clients: number;
+  servers: number;
+  unreliable?: boolean;
+  crash?: boolean;
+  partitions?: boolean;
+  maxRaftState?: number;
+  randomKeys?: boolean;
+}
+
+/**
+ * The course's GenericTest: 3 iterations of clients appending to and reading
+ * their keys for 5 s under the given faults; afterwards every client's
+ * appends must be present once and in order, the log bounded, and the whole
+ * history linearizable. Returns the operations each client completed.
+ */
+export async function genericTest(
+  sim: Simulation,
+  name: string,
+  p: GenericParams,
+): Promise<void> {
+  const maxRaftState = p.maxRaftState ?? -1;
+  const cfg = await KvCluster.start(sim, p.servers, { unreliable: p.unreliable, maxRaftState });
+  cfg.begin();
+  const log = new OpLog();
+  const { clerk: ck } = cfg.makeClient();
+  const clerks = Array.from({ length: p.clients }, () => cfg.makeClient().clerk);
+  const completed = new Array(p.clients).fill(0);
+  for (let iteration = 0; iteration < 3; iteration++) {
+    let doneClients = false;
+    let donePartitioner = false;
+    const clients = clerks.map(async (myck, cli) => {
+      let j = 0;
+      let last = "";
+      if (!p.randomKeys) await put(cfg, myck, { key: String(cli), value: last }, log, cli);
+      while (!doneClients) {
+        const key = p.randomKeys ? String(cfg.random.int(p.clients)) : String(cli);
+        const nv = `x ${cli} ${j} y`;
+        if (cfg.random.int(1000) < 500) {
+          await append(cfg, myck, { key, value: nv }, log, cli);
+          if (!p.randomKeys) last += nv;
+          j++;
+        } else if (p.randomKeys && cfg.random.int(1000) < 100) {
+          await put(cfg, myck, { key, value: nv }, log, cli);
+          j++;
+        } else {
+          const v = await get(cfg, myck, key, log, cli);
+          if (!p.randomKeys) {
+            assert.equal(v, last, `get wrong value, key ${key}, wanted:\n${last}\n, got\n${v}`);
+          }
+        }
+        completed[cli]++;
+      }
+      return j;
+    });
+    // A failing client fails the test when awaited below, not as an unhandled rejection now.
+    for (const c of clients) c.catch(() => {});
+    let partitioner: Promise<void> | undefined;
+    if (p.partitions) {
+      await cfg.sleep(1000);
+      partitioner = (async () => {
+        while (!donePartitioner) {
+          const side = cfg.wiring.all.map(() => cfg.random.int(2));
+          cfg.partition(
+            cfg.wiring.all.filter((i) => side[i] === 0),
+            cfg.wiring.all.filter((i) => side[i] === 1),
+          );
+          await cfg.sleep(ELECTION_TIMEOUT_MS + cfg.random.int(200));
+        }
+      })();
+    }
+    await cfg.sleep(5000);
+    doneClients = true;
+    donePartitioner = true;
+    if (partitioner) {
+      await partitioner;
+      // A client may have a request in a minority: it returns once that
+      // server learns of a new term.
+      cfg.connectAll();
+      await cfg.sleep(ELECTION_TIMEOUT_MS);
+    }
+    if (p.crash) {
+      for (let i = 0; i < p.servers; i++) await cfg.shutdownServer(i);
+      await cfg.sleep(ELECTION_TIMEOUT_MS);
+      for (let i = 0; i < p.servers; i++) await cfg.startServer(i);
+      cfg.connectAll();
+    }
+    const counts = await Promise.all(clients);
+    for (let cli = 0; cli < p.clients; cli++) {
+      const v = await get(cfg, ck, String(cli), log, 0);
+      if (!p.randomKeys) checkClntAppends(cli, v, counts[cli]);
+    }
+    if (maxRaftState > 0) {
+      const size = cfg.logSize();
+      assert.ok(size <= 8 * maxRaftState, `logs were not trimmed (${size} > 8*${maxRaftState})`);
+    }
+    if (maxRaftState < 0) {
+      const size = cfg.snapshotSize();
+      assert.equal(size, 0, `snapshot used (${size} bytes) although maxraftstate is -1`);
+    }
+  }
+  for (let cli = 0; cli < p.clients; cli++) {
+    assert.ok(completed[cli] > 0, `client ${cli} completed no operation`);
+  }
+  await log.check(name, kvModel);
+  cfg.end(name);
+  await cfg.cleanup();
+}

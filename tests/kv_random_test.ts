@@ -1,0 +1,211 @@
+/**
+ * Randomized simulation of the KV service: per seed, a cluster of 3 or 5
+ * servers (snapshotting or not) and several clients doing get, put, append,
+ * delete and compare-and-set on a few shared keys, under a random schedule of
+ * partitions, crashes and restarts, an unreliable network and lossy links.
+ * Afterwards everything is healed, every operation must complete, the log
+ * must be bounded, and the whole history must be linearizable.
+ *
+ * Runs KV_SEEDS seeds (default 200) from a random base; `SEED=<n>` replays
+ * one. A failure prints the seed and the fault schedule, and a history that
+ * is not linearizable gets the checker's HTML report.
+ */
+import assert from "node:assert/strict";
+import type { Model } from "../checker/mod.ts";
+import type { Clerk, KvValue } from "../kv/mod.ts";
+import { seedFromEnv, simulate } from "../net/mod.ts";
+import { KvCluster, OpLog, text } from "./kv_cluster.ts";
+
+const FAULT_MS = 5_000;
+
+/** An operation on one key; absent keys read as null. */
+type Input =
+  | { op: "get"; key: string }
+  | { op: "put" | "append"; key: string; value: string }
+  | { op: "delete"; key: string }
+  | { op: "cas"; key: string; expected: string | null; value: string };
+/** A get's value, a cas's verdict; nothing for the rest. */
+type Output = string | null | boolean | undefined;
+
+/** Key/value with delete and compare-and-set, checked key by key. */
+const model: Model<string | null, Input, Output> = {
+  init: () => null,
+  step: (state, input, output) => {
+    switch (input.op) {
+      case "get":
+        return output === state ? state : undefined;
+      case "put":
+        return input.value;
+      case "append":
+        return (state ?? "") + input.value;
+      case "delete":
+        return null;
+      case "cas": {
+        const swapped = state === input.expected;
+        if (output !== swapped) return undefined;
+        return swapped ? input.value : state;
+      }
+    }
+  },
+  partition: (ops) => {
+    const byKey = new Map<string, typeof ops>();
+    for (const op of ops) byKey.set(op.input.key, [...(byKey.get(op.input.key) ?? []), op]);
+    return [...byKey.values()];
+  },
+  describeOperation: (input, output) => `${JSON.stringify(input)} → ${JSON.stringify(output)}`,
+  describeState: (s) => JSON.stringify(s),
+};
+
+function valueOf(v: KvValue | null): string | null {
+  return v === null ? null : text(v);
+}
+
+async function clientLoop(
+  cfg: KvCluster,
+  ck: Clerk,
+  me: { id: number; keys: number; log: OpLog<Input, Output>; done: () => boolean },
+): Promise<number> {
+  let n = 0;
+  const { random } = cfg;
+  while (!me.done()) {
+    await cfg.sleep(random.int(10));
+    const key = `k${random.int(me.keys)}`;
+    const value = `${me.id}.${n} `;
+    const roll = random.int(100);
+    if (roll < 40) {
+      await me.log.record(me.id, { op: "get", key }, async () => valueOf(await ck.get(key)));
+    } else if (roll < 65) {
+      await me.log.record(me.id, { op: "append", key, value }, () => ck.append(key, value));
+    } else if (roll < 80) {
+      await me.log.record(me.id, { op: "put", key, value }, () => ck.put(key, value));
+    } else if (roll < 88) {
+      await me.log.record(me.id, { op: "delete", key }, () => ck.delete(key));
+    } else {
+      // Expect the value another client may just have written, or absence.
+      const expected = random.chance(0.3) ? null : `${random.int(4)}.${random.int(n + 1)} `;
+      await me.log.record(
+        me.id,
+        { op: "cas", key, expected, value },
+        async () => (await ck.cas(key, { expected, value })).ok,
+      );
+    }
+    n++;
+  }
+  return n;
+}
+
+async function runSeed(seed: number): Promise<{ ops: number; faults: number }> {
+  const schedule: string[] = [];
+  try {
+    return await simulate(async (sim) => {
+      const { random } = sim;
+      const servers = random.chance(0.5) ? 3 : 5;
+      const maxRaftState = random.chance(0.5) ? -1 : 300 + random.int(1700);
+      const unreliable = random.chance(0.3);
+      const cfg = await KvCluster.start(sim, servers, { unreliable, maxRaftState });
+      schedule.push(`${servers} servers, maxRaftState ${maxRaftState}, unreliable ${unreliable}`);
+      const log = new OpLog<Input, Output>();
+      const keys = 1 + random.int(3);
+      const clients = 2 + random.int(4);
+      let done = false;
+      const loops = Array.from(
+        { length: clients },
+        (_, id) => clientLoop(cfg, cfg.makeClient().clerk, { id, keys, log, done: () => done }),
+      );
+      for (const loop of loops) loop.catch(() => {}); // awaited below
+
+      const down = new Set<number>();
+      const end = cfg.now() + FAULT_MS;
+      let faults = 0;
+      while (cfg.now() < end) {
+        await cfg.sleep(100 + random.int(500));
+        faults++;
+        const at = `${cfg.now().toFixed(0)} ms`;
+        const roll = random.int(100);
+        if (roll < 30) {
+          const side = cfg.wiring.all.map(() => random.int(2));
+          const a = cfg.wiring.all.filter((i) => side[i] === 0);
+          const b = cfg.wiring.all.filter((i) => side[i] === 1);
+          cfg.partition(a, b);
+          schedule.push(`${at}: partition [${a}] [${b}]`);
+        } else if (roll < 45) {
+          cfg.connectAll();
+          schedule.push(`${at}: heal`);
+        } else if (roll < 65) {
+          const i = random.int(servers);
+          if (down.has(i)) {
+            await cfg.startServer(i);
+            cfg.connectAll();
+            down.delete(i);
+            schedule.push(`${at}: restart ${i} (and heal)`);
+          } else {
+            await cfg.shutdownServer(i);
+            down.add(i);
+            schedule.push(`${at}: crash ${i}`);
+          }
+        } else if (roll < 72) {
+          for (let i = 0; i < servers; i++) await cfg.shutdownServer(i);
+          for (let i = 0; i < servers; i++) await cfg.startServer(i);
+          cfg.connectAll();
+          down.clear();
+          schedule.push(`${at}: crash and restart all`);
+        } else if (roll < 85) {
+          const on = random.chance(0.5);
+          sim.net.setReliable(!on);
+          schedule.push(`${at}: unreliable ${on}`);
+        } else {
+          const from = String(random.int(servers));
+          const to = String(random.int(servers));
+          const rule = { dropRequests: random.next() / 2, delayMs: [0, random.int(50)] as const };
+          sim.net.setLinkRule(from, to, rule);
+          schedule.push(`${at}: link ${from}->${to} ${JSON.stringify(rule)}`);
+        }
+      }
+
+      // Heal everything; every operation must then complete.
+      schedule.push(`${cfg.now().toFixed(0)} ms: heal all`);
+      sim.net.setReliable(true);
+      for (let from = 0; from < servers; from++) {
+        for (let to = 0; to < servers; to++) {
+          sim.net.setLinkRule(String(from), String(to), undefined);
+        }
+      }
+      for (const i of down) await cfg.startServer(i);
+      cfg.connectAll();
+      done = true;
+      const counts = await Promise.all(loops);
+      counts.forEach((n, id) => assert.ok(n > 0, `client ${id} completed no operation`));
+      const final = cfg.makeClient().clerk;
+      for (let k = 0; k < keys; k++) {
+        const key = `k${k}`;
+        await log.record(clients, { op: "get", key }, async () => valueOf(await final.get(key)));
+      }
+      if (maxRaftState > 0) {
+        await cfg.sleep(1000);
+        const size = cfg.logSize();
+        assert.ok(size <= 8 * maxRaftState, `log not trimmed: ${size} > 8 × ${maxRaftState}`);
+      }
+      await log.check(`kv random seed ${seed}`, model);
+      await cfg.cleanup();
+      return { ops: log.operations.length, faults };
+    }, { seed, limitMs: 10 * 60_000 });
+  } catch (err) {
+    console.error(`fault schedule of seed ${seed}:\n  ${schedule.join("\n  ")}`);
+    throw err;
+  }
+}
+
+Deno.test("kv: randomized faults, every history linearizable", async () => {
+  const replay = Deno.env.get("SEED");
+  const count = replay ? 1 : Number(Deno.env.get("KV_SEEDS") ?? 200);
+  const base = replay ? Number(replay) : seedFromEnv();
+  console.log(`  seeds ${base}..${base + count - 1} (replay one with SEED=<seed>)`);
+  let ops = 0;
+  let faults = 0;
+  for (let k = 0; k < count; k++) {
+    const r = await runSeed(base + k);
+    ops += r.ops;
+    faults += r.faults;
+  }
+  console.log(`  ${count} seeds, ${ops} operations, ${faults} faults, all linearizable`);
+});

@@ -1,6 +1,7 @@
 /** The tour behind `deno task demo` does what it says. */
 import assert from "node:assert/strict";
-import { checkOperations, registerModel } from "../checker/mod.ts";
+import { checkOperations, kvModel, registerModel } from "../checker/mod.ts";
+import { kvTour } from "../kv/tour.ts";
 import { runTour } from "../net/tour.ts";
 import { raftTour } from "../raft/tour.ts";
 
@@ -16,4 +17,12 @@ Deno.test("demo: Raft survives a leader partition and its history is linearizabl
   assert.equal(checkOperations(registerModel, report.history).verdict, "linearizable");
   const again = await raftTour(2026);
   assert.deepEqual(again.history, report.history, "the same seed gives the same run");
+});
+
+Deno.test("demo: the KV service keeps every acknowledged append through a leader stop", async () => {
+  const report = await kvTour({ clients: 3, ms: 2000 });
+  assert.ok(report.appendsIntact, "an acknowledged append is missing or doubled");
+  assert.notEqual(report.leaders[0], report.leaders[1], "no new leader after the stop");
+  assert.ok(report.operations > 50, `only ${report.operations} operations`);
+  assert.equal(checkOperations(kvModel, report.history).verdict, "linearizable");
 });

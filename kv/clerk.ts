@@ -33,11 +33,15 @@ import type { KvValue } from "./value.ts";
  * ```
  */
 export interface ClerkOptions {
-  /** The client's id, unique among all clients of the service. Default: random. */
+  /**
+   * The client's id, unique among all clients of the service (two clerks
+   * sharing one would have each other's writes refused), without `#`.
+   * Default: a random UUID.
+   */
   id?: string;
   /** Time source for timeouts and backoff. Default: the real clock. */
   clock?: Clock;
-  /** Randomness for the id and the backoff jitter. Default: seeded from `SEED` or at random. */
+  /** Randomness for the backoff jitter and the first server tried. Default: seeded from `SEED` or at random. */
   random?: Random;
   /**
    * Deadline of one attempt on one server. Keep it above the servers'
@@ -137,7 +141,13 @@ export class Clerk {
     this.#ends = servers.map((s) => transport.connect(s));
     this.#clock = options.clock ?? realClock;
     this.#random = options.random ?? new Random(seedFromEnv());
-    this.#id = options.id ?? randomId(this.#random);
+    if (options.id !== undefined && (options.id === "" || options.id.includes("#"))) {
+      throw new RangeError(
+        `a Clerk id must be non-empty and without "#" (the clerk adds #2, #3... for its sessions), got "${options.id}"`,
+      );
+    }
+    // Not drawn from `random`: two processes with the same seed must not share an id.
+    this.#id = options.id ?? crypto.randomUUID();
     this.#attemptTimeoutMs = options.attemptTimeoutMs ?? 2500;
     this.#baseMs = options.backoff?.baseMs ?? 20;
     this.#maxMs = options.backoff?.maxMs ?? 1000;
@@ -229,16 +239,24 @@ export class Clerk {
         { client: session.id, seq: session.seq, write: clean },
         { ...options, operation: write.type },
       );
-    } finally {
-      // Even after an abandoned write the session is sound: its next write
-      // has a higher number, so the abandoned one can no longer apply.
+    } catch (err) {
+      // An abandoned write may still apply, until the session's next write
+      // (a higher number) has: so that session goes first in line.
       this.#idle.push(session);
+      throw err;
     }
+    this.#idle.unshift(session);
     const result = reply.result;
     if (result === undefined || typeof result.ok !== "boolean") {
       throw new KvRequestError("the server's reply to a write carried no result");
     }
     if (result.refused) throw new KvRequestError(result.refused);
+    if (result.stale) {
+      throw new KvRequestError(
+        `the servers have applied a later write of session ${session.id}: another clerk uses ` +
+          `the id ${this.#id}, or a restarted one reuses it; give every clerk instance its own id`,
+      );
+    }
     return result;
   }
 
@@ -330,10 +348,4 @@ function check<T>(parse: () => T): T {
   } catch (err) {
     throw new KvRequestError((err as Error).message);
   }
-}
-
-function randomId(random: Random): string {
-  let id = "";
-  for (let i = 0; i < 4; i++) id += random.int(0x10000).toString(16).padStart(4, "0");
-  return id;
 }

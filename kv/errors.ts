@@ -31,8 +31,10 @@ export class KvRequestError extends Error {
 
 /**
  * The caller's `AbortSignal` fired before the clerk knew the outcome. A read
- * simply did not happen; a write may or may not have taken effect (it may
- * still be in the log), so read back before assuming either.
+ * simply did not happen. A write may or may not have taken effect, and may
+ * still take effect later (it may be in the log) until the clerk's next
+ * write completes: that write reuses the abandoned write's session, and once
+ * it is applied the abandoned one never will be. Read back after that.
  *
  * @example
  * ```ts

@@ -69,8 +69,20 @@ export type KvReply =
   | { status: "not-leader"; leader: string | null }
   | { status: "retry"; reason: string };
 
+/**
+ * Strings must be well-formed UTF-16: a lone surrogate cannot be encoded as
+ * UTF-8, and would come back changed from a snapshot, so replicas would
+ * disagree.
+ */
+function checkText(s: string, field: string): void {
+  if (!s.isWellFormed()) {
+    throw new ArgumentsError(`${field} contains a lone surrogate; strings must be valid Unicode`);
+  }
+}
+
 function checkKey(key: unknown, limits: KvLimits): string {
   if (typeof key !== "string") throw new ArgumentsError(`key must be a string, got ${typeOf(key)}`);
+  checkText(key, "key");
   const size = utf8Length(key);
   if (size > limits.maxKeyBytes) {
     throw new ArgumentsError(`key is ${size} bytes; the limit is ${limits.maxKeyBytes}`);
@@ -82,6 +94,7 @@ function checkValue(value: unknown, limits: KvLimits, field = "value"): KvValue 
   if (typeof value !== "string" && !(value instanceof Uint8Array)) {
     throw new ArgumentsError(`${field} must be a string or bytes, got ${typeOf(value)}`);
   }
+  if (typeof value === "string") checkText(value, field);
   const size = valueBytes(value);
   if (size > limits.maxValueBytes) {
     throw new ArgumentsError(`${field} is ${size} bytes; the limit is ${limits.maxValueBytes}`);
@@ -176,6 +189,7 @@ export function parseWrite(args: unknown, limits: KvLimits): KvCommand {
   if (r.client === "" || utf8Length(r.client) > MAX_CLIENT_BYTES) {
     throw new ArgumentsError(`client id must be 1 to ${MAX_CLIENT_BYTES} bytes`);
   }
+  checkText(r.client, "client id");
   if (r.seq < 1) throw new ArgumentsError(`seq must be a positive integer, got ${r.seq}`);
   return { client: r.client, seq: r.seq, write: parseWriteOp(r.write, limits) };
 }

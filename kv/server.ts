@@ -135,6 +135,13 @@ export class KvServer {
     return this.#raft;
   }
 
+  /** Requests waiting for the log: writes to be applied, reads to be confirmed. */
+  get pendingRequests(): number {
+    let n = this.#reads.length;
+    for (const list of this.#writes.values()) n += list.length;
+    return n;
+  }
+
   /** The highest log index this replica's state reflects. */
   get appliedIndex(): number {
     return this.#appliedIndex;
@@ -188,7 +195,7 @@ export class KvServer {
         this.#writes.set(index, list);
       });
       if (result === null) {
-        return { status: "retry", reason: `entry ${index} went to another write` };
+        return { status: "retry", reason: `entry ${index} went to another command` };
       }
       return { status: "ok", result };
     });
@@ -219,10 +226,14 @@ export class KvServer {
     } catch (err) {
       // A replica that cannot apply what Raft committed must not serve.
       console.error(`KV server ${this.#raft.id} stopped: ${(err as Error).message}`);
+      await this.#raft.stop();
+    }
+    // The stream ends when the Raft node stops: by stop(), or on its own
+    // after a failure (storage, an invariant), which it has reported.
+    if (!this.#stopped) {
       this.#stopped = true;
       this.#options.server.removeService("KV");
       this.#failPending();
-      await this.#raft.stop();
     }
   }
 
@@ -238,17 +249,23 @@ export class KvServer {
       }
     } else if (item.type === "internal") {
       this.#appliedIndex = item.index;
+      // A write proposed at this index lost it to a new leader's own entry.
+      this.#settleWrites(item.index, null);
     } else {
       const result = this.#applyCommand(item.command);
       this.#appliedIndex = item.index;
-      const list = this.#writes.get(item.index);
-      if (list) {
-        this.#writes.delete(item.index);
-        for (const w of list) w.resolve(w.term === item.term ? result : null);
-      }
+      this.#settleWrites(item.index, { term: item.term, result });
     }
     this.#wakeReads();
     this.#maybeSnapshot();
+  }
+
+  /** Answers the writes proposed at `index`: with `applied`'s result if it is their entry, else "retry". */
+  #settleWrites(index: number, applied: { term: number; result: KvResult } | null): void {
+    const list = this.#writes.get(index);
+    if (list === undefined) return;
+    this.#writes.delete(index);
+    for (const w of list) w.resolve(applied?.term === w.term ? applied.result : null);
   }
 
   /**
@@ -282,8 +299,12 @@ export class KvServer {
     if (max === undefined || max < 0 || this.#snapshotting) return;
     if (this.#options.storage.raftStateSize() < max) return;
     this.#snapshotting = true;
-    this.#raft.snapshot(this.#appliedIndex, this.#state.snapshot())
-      .catch(() => {}) // stopped meanwhile: the next start snapshots again if needed
+    const index = this.#appliedIndex;
+    const data = this.#state.snapshot();
+    // Stopped meanwhile (even before the call): the next start snapshots again if needed.
+    Promise.resolve()
+      .then(() => this.#raft.snapshot(index, data))
+      .catch(() => {})
       .finally(() => (this.#snapshotting = false));
   }
 }

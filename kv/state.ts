@@ -97,6 +97,8 @@ export interface KvStateOptions {
 
 interface Dedup {
   seq: number;
+  /** Digest of the write, to tell a retry from another client reusing the id. */
+  digest: number;
   result: KvResult;
 }
 
@@ -146,29 +148,36 @@ export class KvStateMachine {
 
   /** Applies a command once; a repeated one returns the result it had. */
   apply(command: KvCommand): KvResult {
-    const seen = this.#dedup.get(command.client);
-    if (seen !== undefined) {
-      if (command.seq === seen.seq) return seen.result;
-      if (command.seq < seen.seq) return { ok: false, stale: true };
-    }
+    const digest = digestOf(command.write);
+    const done = this.#lookup(command, digest);
+    if (done) return done;
     const result = this.#write(command.write);
-    this.#dedup.set(command.client, { seq: command.seq, result });
+    this.#dedup.set(command.client, { seq: command.seq, digest, result });
     return result;
   }
 
   /** Whether `command` was already applied (the service answers a retry without proposing it). */
-  applied(command: { client: string; seq: number }): KvResult | undefined {
+  applied(command: KvCommand): KvResult | undefined {
+    return this.#lookup(command, digestOf(command.write));
+  }
+
+  #lookup(command: KvCommand, digest: number): KvResult | undefined {
     const seen = this.#dedup.get(command.client);
-    return seen !== undefined && seen.seq >= command.seq
-      ? (seen.seq === command.seq ? seen.result : { ok: false, stale: true })
-      : undefined;
+    if (seen === undefined || command.seq > seen.seq) return undefined;
+    if (command.seq < seen.seq) return { ok: false, stale: true };
+    if (digest === seen.digest) return seen.result;
+    return {
+      ok: false,
+      refused: `write ${command.seq} of session ${command.client} was already a different ` +
+        `write: two clients use one id; give every clerk instance its own id`,
+    };
   }
 
   #write(w: KvWrite): KvResult {
     const current = this.#data.get(w.key);
     switch (w.type) {
       case "put":
-        this.#data.set(w.key, w.value);
+        this.#data.set(w.key, own(w.value));
         return { ok: true };
       case "append": {
         const size = (current === undefined ? 0 : valueBytes(current)) + valueBytes(w.value);
@@ -179,7 +188,7 @@ export class KvStateMachine {
               `append would make the value of ${w.key} ${size} bytes; the limit is ${this.#maxValueBytes}`,
           };
         }
-        this.#data.set(w.key, join(current, w.value));
+        this.#data.set(w.key, current === undefined ? own(w.value) : join(current, w.value));
         return { ok: true };
       }
       case "delete":
@@ -187,7 +196,7 @@ export class KvStateMachine {
         return { ok: true };
       case "cas": {
         if (!sameValue(current ?? null, w.expected)) return { ok: false, current: current ?? null };
-        this.#data.set(w.key, w.value);
+        this.#data.set(w.key, own(w.value));
         return { ok: true };
       }
     }
@@ -222,13 +231,49 @@ export class KvStateMachine {
     }
     for (const pair of dedup) {
       const d = isPair(pair) ? pair[1] as Partial<Dedup> : undefined;
-      if (!Number.isSafeInteger(d?.seq) || typeof d?.result?.ok !== "boolean") {
-        throw new Error("not a KV snapshot: a dedup entry is not [client, { seq, result }]");
+      if (
+        !Number.isSafeInteger(d?.seq) || !Number.isSafeInteger(d?.digest) ||
+        typeof d?.result?.ok !== "boolean"
+      ) {
+        throw new Error(
+          "not a KV snapshot: a dedup entry is not [client, { seq, digest, result }]",
+        );
       }
     }
-    this.#data = new Map(data);
+    this.#data = new Map(data.map(([k, v]: [string, KvValue]) => [k, own(v)]));
     this.#dedup = new Map(dedup);
   }
+}
+
+/** A 32-bit FNV-1a digest of a write: the same for a retry, almost surely not for another write. */
+function digestOf(w: KvWrite): number {
+  let h = 0x811c9dc5;
+  const mix = (x: number) => {
+    h = Math.imul(h ^ x, 0x01000193) >>> 0;
+  };
+  const feed = (v: KvValue | null | undefined) => {
+    if (v === null || v === undefined) mix(0x10000);
+    else if (typeof v === "string") {
+      mix(0x10001);
+      for (let i = 0; i < v.length; i++) mix(v.charCodeAt(i));
+    } else {
+      mix(0x10002);
+      for (let i = 0; i < v.length; i++) mix(v[i]);
+    }
+  };
+  feed(w.type);
+  feed(w.key);
+  if (w.type !== "delete") feed(w.value);
+  if (w.type === "cas") feed(w.expected);
+  return h;
+}
+
+/**
+ * A value the store may keep: bytes are copied, since decoded bytes are
+ * views into a whole message or snapshot that would otherwise stay alive.
+ */
+function own(value: KvValue): KvValue {
+  return typeof value === "string" ? value : value.slice();
 }
 
 function isPair(x: unknown): x is [string, unknown] {

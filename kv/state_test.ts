@@ -28,8 +28,8 @@ Deno.test("kv state: a retried write is applied once and returns its first resul
   kv.apply(cmd("b", 1, { type: "append", key: "x", value: "w" }));
   assert.deepEqual(kv.apply(append), { ok: true });
   assert.equal(kv.get("x"), "vw", "the retry did not append again");
-  assert.deepEqual(kv.applied({ client: "a", seq: 1 }), { ok: true });
-  assert.equal(kv.applied({ client: "a", seq: 2 }), undefined);
+  assert.deepEqual(kv.applied(append), { ok: true });
+  assert.equal(kv.applied({ ...append, seq: 2 }), undefined);
   kv.apply(cmd("a", 2, { type: "append", key: "x", value: "!" }));
   assert.deepEqual(kv.apply(append), { ok: false, stale: true }, "an older retry is stale");
   assert.equal(kv.get("x"), "vw!");
@@ -94,4 +94,35 @@ Deno.test("kv state: an append past the value limit is refused on apply, determi
   assert.match(r.refused ?? "", /6 bytes; the limit is 4/);
   assert.equal(kv.get("k"), "abc");
   assert.deepEqual(kv.apply(cmd("a", 2, { type: "append", key: "k", value: "dé" })), r, "retry");
+});
+
+Deno.test("kv state: another write under a used session number is refused, not taken for a retry", () => {
+  const kv = new KvStateMachine();
+  kv.apply(cmd("same", 1, { type: "put", key: "x", value: "from A" }));
+  const other = cmd("same", 1, { type: "put", key: "y", value: "from B" });
+  assert.match(kv.applied(other)?.refused ?? "", /two clients use one id/);
+  assert.match(kv.apply(other).refused ?? "", /two clients use one id/);
+  assert.equal(kv.get("y"), null);
+  for (
+    const w of [
+      { type: "put", key: "x", value: new TextEncoder().encode("from A") },
+      { type: "append", key: "x", value: "from A" },
+      { type: "cas", key: "x", expected: null, value: "from A" },
+      { type: "delete", key: "x" },
+    ] as const
+  ) {
+    assert.ok(kv.apply(cmd("same", 1, w)).refused, `${w.type} taken for the put`);
+  }
+});
+
+Deno.test("kv state: stored bytes do not keep the buffer they were decoded from alive", () => {
+  const kv = new KvStateMachine();
+  const big = new Uint8Array(1000);
+  kv.apply(cmd("a", 1, { type: "put", key: "p", value: big.subarray(0, 1) }));
+  kv.apply(cmd("a", 2, { type: "append", key: "q", value: big.subarray(1, 3) }));
+  assert.equal((kv.get("p") as Uint8Array).buffer.byteLength, 1);
+  assert.equal((kv.get("q") as Uint8Array).buffer.byteLength, 2);
+  const copy = new KvStateMachine();
+  copy.restore(kv.snapshot());
+  assert.equal((copy.get("p") as Uint8Array).buffer.byteLength, 1);
 });

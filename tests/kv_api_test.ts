@@ -6,12 +6,16 @@
 import assert from "node:assert/strict";
 import { Clerk, KvAbortedError, KvRequestError } from "../kv/mod.ts";
 import { BadArgumentsError, type CallOptions, simulate, type Simulation } from "../net/mod.ts";
-import { KvCluster } from "./kv_cluster.ts";
+import { KvCluster, type KvClusterOptions } from "./kv_cluster.ts";
 
-function kvApiTest(name: string, body: (cfg: KvCluster, sim: Simulation) => Promise<void>) {
+function kvApiTest(
+  name: string,
+  body: (cfg: KvCluster, sim: Simulation) => Promise<void>,
+  options: KvClusterOptions = {},
+) {
   Deno.test(`kv api: ${name}`, async () => {
     await simulate(async (sim) => {
-      const cfg = await KvCluster.start(sim, 3);
+      const cfg = await KvCluster.start(sim, 3, options);
       try {
         await body(cfg, sim);
       } finally {
@@ -171,3 +175,91 @@ kvApiTest("the clerk finds the leader once and then goes straight to it", async 
   }
   assert.deepEqual(calls, new Array(20).fill(leader));
 });
+
+kvApiTest("two clerks sharing an id get an error, never a silently dropped write", async (cfg) => {
+  const transport = cfg.wiring.clientTransport("twins", cfg.wiring.all);
+  const options = { clock: cfg.sim.clock, random: cfg.random.fork(), id: "twin" };
+  const a = new Clerk(transport, cfg.ids, options);
+  const b = new Clerk(transport, cfg.ids, options);
+  await a.put("x", "from a");
+  await assert.rejects(b.put("y", "from b"), /two clients use one id/);
+  assert.equal(await a.get("y"), null);
+  // b's session is at 1; once a's is past it, b's next write is an old one.
+  for (const v of ["2", "3", "4"]) await a.put("x", v);
+  await assert.rejects(b.put("y", "late"), /later write of session twin/);
+  assert.equal(await a.get("y"), null);
+  assert.throws(() => new Clerk(transport, cfg.ids, { id: "a#2" }), /without "#"/);
+  assert.notEqual(new Clerk(transport, cfg.ids).id, new Clerk(transport, cfg.ids).id);
+});
+
+kvApiTest("strings that are not valid Unicode are refused", async (cfg) => {
+  const { clerk } = cfg.makeClient();
+  await assert.rejects(clerk.put("k", "\ud800"), /value contains a lone surrogate/);
+  await assert.rejects(clerk.get("\udc00"), /key contains a lone surrogate/);
+});
+
+kvApiTest(
+  "a write whose index goes to a new leader's own entry is answered at once",
+  async (cfg) => {
+    const { clerk } = cfg.makeClient();
+    await clerk.put("a", "1");
+    const old = cfg.leader()!;
+    const majority = cfg.wiring.all.filter((i) => i !== old);
+    cfg.partition([old], majority);
+    const raw = cfg.wiring.clientTransport("raw", [old]).connect(String(old));
+    const reply = raw.call("KV.Write", {
+      client: "raw",
+      seq: 1,
+      write: { type: "put", key: "a", value: "lost" },
+    });
+    await cfg.sleep(10); // proposed at the old leader, never to be committed there
+    assert.equal(cfg.server(old).pendingRequests, 1);
+    // The majority elects a leader, which puts its no-op at that index.
+    await cfg.makeClient(majority).clerk.put("b", "2");
+    const healedAt = cfg.now();
+    cfg.connectAll();
+    const answer = await reply as { status: string; reason: string };
+    assert.equal(answer.status, "retry");
+    assert.match(answer.reason, /went to another command/);
+    assert.ok(cfg.now() - healedAt < 500, `answered ${cfg.now() - healedAt} ms after the heal`);
+    assert.equal(cfg.server(old).pendingRequests, 0);
+    assert.equal(await clerk.get("a"), "1");
+  },
+  { server: { requestTimeoutMs: 60_000 } },
+);
+
+kvApiTest(
+  "a server whose Raft node fails stops serving KV and answers its pending writes",
+  async (cfg) => {
+    const { clerk } = cfg.makeClient();
+    await clerk.put("a", "1");
+    const leader = cfg.leader()!;
+    const server = cfg.server(leader);
+    const raw = cfg.wiring.clientTransport("raw", [leader]).connect(String(leader));
+    const errors: string[] = [];
+    const original = console.error;
+    console.error = (...parts: unknown[]) => errors.push(parts.join(" "));
+    try {
+      cfg.storage(leader).save = () => Promise.reject(new Error("disk on fire"));
+      const reply = await raw.call("KV.Write", {
+        client: "raw",
+        seq: 1,
+        write: { type: "put", key: "b", value: "x" },
+      });
+      assert.equal((reply as { status: string }).status, "retry");
+    } finally {
+      console.error = original;
+    }
+    assert.match(errors.join("\n"), /disk on fire/);
+    assert.equal(server.raft.status().stopped, true);
+    assert.equal(server.pendingRequests, 0);
+    await assert.rejects(
+      raw.call("KV.Get", { key: "a" }),
+      /no service named "KV"|unknown service/i,
+    );
+    // The others carry on.
+    await clerk.put("b", "2");
+    assert.equal(await clerk.get("b"), "2");
+  },
+  { server: { requestTimeoutMs: 60_000 } },
+);

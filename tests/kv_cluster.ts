@@ -14,7 +14,7 @@ import {
   renderHtml,
 } from "../checker/mod.ts";
 import type { KvInput } from "../checker/mod.ts";
-import { Clerk, KvServer, type KvValue } from "../kv/mod.ts";
+import { Clerk, KvServer, type KvServerOptions, type KvValue } from "../kv/mod.ts";
 import { delay, type Random, RpcServer, type Simulation } from "../net/mod.ts";
 import { MemoryStorage } from "../raft/mod.ts";
 import { SimWiring } from "./sim_wiring.ts";
@@ -35,6 +35,8 @@ export interface KvClusterOptions {
   unreliable?: boolean;
   /** Snapshot at this many bytes of Raft state; -1: never (the course's maxraftstate). */
   maxRaftState?: number;
+  /** More server options (request timeout, limits...). */
+  server?: Partial<KvServerOptions>;
 }
 
 /** The operations clients made, for the checker, in the order events happened. */
@@ -84,6 +86,7 @@ export class KvCluster {
   readonly wiring: SimWiring;
   readonly random: Random;
   readonly maxRaftState: number;
+  readonly #serverOptions: Partial<KvServerOptions>;
   readonly #servers: Server[];
   #clients = 0;
   #startTime = 0;
@@ -94,6 +97,7 @@ export class KvCluster {
     this.sim = sim;
     this.n = n;
     this.maxRaftState = options.maxRaftState ?? -1;
+    this.#serverOptions = options.server ?? {};
     this.random = sim.random.fork();
     this.wiring = new SimWiring(sim.net, n);
     this.#servers = Array.from({ length: n }, () => ({ storage: new MemoryStorage() }));
@@ -124,6 +128,11 @@ export class KvCluster {
     return kv;
   }
 
+  /** What server i has persisted (replaced by a copy at each restart). */
+  storage(i: number): MemoryStorage {
+    return this.#servers[i].storage;
+  }
+
   /** Starts (or restarts) server i from a copy of what it persisted. */
   async startServer(i: number): Promise<void> {
     await this.shutdownServer(i);
@@ -138,6 +147,7 @@ export class KvCluster {
       clock: this.sim.clock,
       random: this.random.fork(),
       maxRaftState: this.maxRaftState,
+      ...this.#serverOptions,
     });
     this.sim.net.addServer(String(i), server);
   }

@@ -20,6 +20,7 @@
  */
 import { netCommands } from "./net/commands.ts";
 import { raftCommands } from "./raft/commands.ts";
+import { kvCommands } from "./kv/commands.ts";
 import { runTour } from "./net/tour.ts";
 import { checkCommand } from "./checker/commands.ts";
 import { checkOperations } from "./checker/check.ts";
@@ -145,7 +146,11 @@ const demo: Command = {
 /** Commands with no module: `distkit <command> [options]`. */
 const topCommands: Record<string, Command> = { demo, check: checkCommand };
 
-const groups: Record<string, CommandGroup> = { net: netCommands, raft: raftCommands };
+const groups: Record<string, CommandGroup> = {
+  net: netCommands,
+  raft: raftCommands,
+  kv: kvCommands,
+};
 
 function topHelp(): string {
   const lines = [

@@ -43,6 +43,9 @@
  */
 export * from "./clerk.ts";
 export * from "./errors.ts";
+export * from "./http.ts";
+export * from "./local_cluster.ts";
+export * from "./node.ts";
 export * from "./protocol.ts";
 export * from "./server.ts";
 export * from "./state.ts";

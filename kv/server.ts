@@ -50,6 +50,39 @@ export interface KvServerOptions extends RaftNodeOptions {
   requestTimeoutMs?: number;
 }
 
+/**
+ * Counters and gauges of a {@linkcode KvServer}, for monitoring.
+ *
+ * @example
+ * ```ts
+ * import type { KvServerStats } from "@distkit/distkit/kv";
+ *
+ * function line(s: KvServerStats): string {
+ *   return `${s.reads} reads, ${s.writes} writes, ${s.pendingRequests} pending`;
+ * }
+ * ```
+ */
+export interface KvServerStats {
+  /** Reads answered. */
+  reads: number;
+  /** Writes answered (applied now, or found already applied). */
+  writes: number;
+  /** Requests sent elsewhere because this server does not lead. */
+  notLeader: number;
+  /** Requests this server could not finish in time (lost leadership or quorum). */
+  retries: number;
+  /** Malformed or oversized requests refused. */
+  badRequests: number;
+  /** Snapshots this server took. */
+  snapshots: number;
+  /** Requests waiting now. */
+  pendingRequests: number;
+  /** Keys in the store. */
+  keys: number;
+  /** Highest log index the state reflects. */
+  appliedIndex: number;
+}
+
 /** A write waiting to come out of the log at `index`. */
 interface PendingWrite {
   term: number;
@@ -101,6 +134,7 @@ export class KvServer {
   #writes = new Map<number, PendingWrite[]>();
   #reads: PendingRead[] = [];
   #snapshotting = false;
+  #counts = { reads: 0, writes: 0, notLeader: 0, retries: 0, badRequests: 0, snapshots: 0 };
   #applier: Promise<void>;
   #stopped = false;
 
@@ -124,8 +158,8 @@ export class KvServer {
     const raft = await RaftNode.start(options);
     const kv = new KvServer(raft, options, limits);
     options.server.addService("KV", {
-      Get: (args: unknown) => kv.#get(args),
-      Write: (args: unknown) => kv.#write(args),
+      Get: (args: unknown) => kv.#count(() => kv.#get(args), "reads"),
+      Write: (args: unknown) => kv.#count(() => kv.#write(args), "writes"),
     });
     return kv;
   }
@@ -133,6 +167,16 @@ export class KvServer {
   /** The Raft node underneath (status, leadership transfer, membership). */
   get raft(): RaftNode {
     return this.#raft;
+  }
+
+  /** Counters and gauges for monitoring. */
+  stats(): KvServerStats {
+    return {
+      ...this.#counts,
+      pendingRequests: this.pendingRequests,
+      keys: this.#state.size,
+      appliedIndex: this.#appliedIndex,
+    };
   }
 
   /** Requests waiting for the log: writes to be applied, reads to be confirmed. */
@@ -171,6 +215,20 @@ export class KvServer {
     this.#writes.clear();
     const stopped = new Error("server stopped");
     for (const r of this.#reads.splice(0)) r.reject(stopped);
+  }
+
+  async #count(handle: () => Promise<KvReply>, kind: "reads" | "writes"): Promise<KvReply> {
+    let reply: KvReply;
+    try {
+      reply = await handle();
+    } catch (err) {
+      this.#counts.badRequests++;
+      throw err;
+    }
+    if (reply.status === "ok") this.#counts[kind]++;
+    else if (reply.status === "not-leader") this.#counts.notLeader++;
+    else this.#counts.retries++;
+    return reply;
   }
 
   async #get(args: unknown): Promise<KvReply> {
@@ -299,6 +357,7 @@ export class KvServer {
     if (max === undefined || max < 0 || this.#snapshotting) return;
     if (this.#options.storage.raftStateSize() < max) return;
     this.#snapshotting = true;
+    this.#counts.snapshots++;
     const index = this.#appliedIndex;
     const data = this.#state.snapshot();
     // Stopped meanwhile (even before the call): the next start snapshots again if needed.

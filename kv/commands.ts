@@ -1,0 +1,291 @@
+/**
+ * `distkit kv` commands: run a node (`serve`), a local cluster of node
+ * processes (`cluster`), and the client operations (`get`, `put`, `append`,
+ * `del`, `cas`).
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { KvAbortedError, KvRequestError } from "./errors.ts";
+import { LocalCluster } from "./local_cluster.ts";
+import { connectKv, startKvNode } from "./node.ts";
+import type { Clerk } from "./clerk.ts";
+
+interface KvCommand {
+  summary: string;
+  usage: string;
+  run(args: string[]): Promise<number>;
+}
+
+/** Parses `args`, printing the problem and the usage on a mistake (then returns undefined). */
+function parse<T extends Record<string, { type: "string" | "boolean"; multiple?: boolean }>>(
+  name: string,
+  command: KvCommand,
+  args: string[],
+  options: T,
+): { values: Record<string, string | boolean | undefined>; positionals: string[] } | undefined {
+  try {
+    const { values, positionals } = parseArgs({
+      args,
+      options,
+      strict: true,
+      allowPositionals: true,
+    });
+    return { values: values as Record<string, string | boolean | undefined>, positionals };
+  } catch (err) {
+    console.error(`distkit kv ${name}: ${(err as Error).message}\n\n${command.usage}`);
+    return undefined;
+  }
+}
+
+function usageError(name: string, command: KvCommand, problem: string): number {
+  console.error(`distkit kv ${name}: ${problem}\n\n${command.usage}`);
+  return 2;
+}
+
+function waitForSignal(): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      Deno.removeSignalListener("SIGINT", done);
+      Deno.removeSignalListener("SIGTERM", done);
+      resolve();
+    };
+    Deno.addSignalListener("SIGINT", done);
+    Deno.addSignalListener("SIGTERM", done);
+  });
+}
+
+function count(text: string | boolean | undefined, what: string): number | undefined {
+  if (text === undefined || typeof text === "boolean") return undefined;
+  const n = Number(text);
+  if (!Number.isFinite(n) || n < 0) {
+    throw new RangeError(`${what} must be a number >= 0, got ${text}`);
+  }
+  return n;
+}
+
+const serve: KvCommand = {
+  summary: "run one node: Raft over TCP, Deno KV storage in a folder, the HTTP API",
+  usage: `usage: distkit kv serve --id <n> --peers <host:port,...> --data <dir>
+                       [--http-offset 1000 | --no-http] [--max-raft-state <bytes>] [--tick-ms 50]
+
+Runs node <n> (its position in --peers, counting from 0) until SIGINT or SIGTERM,
+then shuts down gracefully. Every node and client lists the same --peers in the
+same order. Clerks and peers use the TCP address; the HTTP API (GET/PUT/DELETE
+/kv/<key>, GET /status, GET /metrics) listens on the TCP port + --http-offset.
+
+options:
+  --id <n>                 this node's position in --peers
+  --peers <list>           every node's TCP address, comma-separated
+  --data <dir>             this node's data folder (created if missing; one process per folder)
+  --http-offset <n>        HTTP port = TCP port + n (default 1000)
+  --no-http                no HTTP API
+  --max-raft-state <bytes> snapshot when the Raft log reaches this size (default 4194304)
+  --tick-ms <ms>           Raft tick (default 50: heartbeats every 100 ms, elections after 0.5-1 s)`,
+  async run(args) {
+    const parsed = parse("serve", this, args, {
+      id: { type: "string" },
+      peers: { type: "string" },
+      data: { type: "string" },
+      "http-offset": { type: "string" },
+      "no-http": { type: "boolean" },
+      "max-raft-state": { type: "string" },
+      "tick-ms": { type: "string" },
+    });
+    if (!parsed) return 2;
+    const v = parsed.values;
+    if (typeof v.id !== "string" || typeof v.peers !== "string" || typeof v.data !== "string") {
+      return usageError("serve", this, "--id, --peers and --data are required");
+    }
+    let node;
+    try {
+      node = await startKvNode({
+        id: count(v.id, "--id")!,
+        peers: v.peers.split(",").filter((p) => p !== ""),
+        dataDir: v.data,
+        httpOffset: v["no-http"] ? null : count(v["http-offset"], "--http-offset"),
+        maxRaftState: count(v["max-raft-state"], "--max-raft-state"),
+        tickMs: count(v["tick-ms"], "--tick-ms"),
+        log: (line) => console.log(line),
+      });
+    } catch (err) {
+      console.error(`distkit kv serve: ${(err as Error).message}`);
+      return 1;
+    }
+    await waitForSignal();
+    await node.close();
+    return 0;
+  },
+};
+
+const cluster: KvCommand = {
+  summary: "start a local cluster of node processes on 127.0.0.1 (for trying things out)",
+  usage: `usage: distkit kv cluster [--nodes 3] [--data <dir>]
+
+Starts <nodes> \`distkit kv serve\` processes on free ports of 127.0.0.1, with
+their data under --data (default: a new temporary folder), prints where each
+listens and how to talk to them, and stops them all on SIGINT or SIGTERM.`,
+  async run(args) {
+    const parsed = parse("cluster", this, args, {
+      nodes: { type: "string" },
+      data: { type: "string" },
+    });
+    if (!parsed) return 2;
+    let nodes: number;
+    try {
+      nodes = count(parsed.values.nodes, "--nodes") ?? 3;
+      if (!Number.isInteger(nodes) || nodes < 1) throw new RangeError("--nodes must be 1 or more");
+    } catch (err) {
+      return usageError("cluster", this, (err as Error).message);
+    }
+    const dataDir = typeof parsed.values.data === "string"
+      ? parsed.values.data
+      : await Deno.makeTempDir({ prefix: "distkit-kv-" });
+    let local: LocalCluster;
+    try {
+      local = await LocalCluster.start({ nodes, dataDir });
+    } catch (err) {
+      console.error(`distkit kv cluster: ${(err as Error).message}`);
+      return 1;
+    }
+    for (let i = 0; i < nodes; i++) {
+      console.log(
+        `node ${i}: tcp ${local.peers[i]}, http http://${local.httpAddress(i)}, data ${
+          local.dataDir(i)
+        }`,
+      );
+    }
+    const list = local.peers.join(",");
+    console.log(`\ntry:\n  distkit kv put --cluster ${list} greeting hello`);
+    console.log(`  distkit kv get --cluster ${list} greeting`);
+    console.log(`  curl -L http://${local.httpAddress(0)}/kv/greeting`);
+    console.log("\nCtrl-C stops the cluster.");
+    await waitForSignal();
+    await local.stop();
+    return 0;
+  },
+};
+
+/** A client command: parses --cluster and --timeout, runs `op` with a clerk, maps errors to exit codes. */
+function clientCommand(
+  name: string,
+  summary: string,
+  operands: string,
+  op: (clerk: Clerk, positionals: string[], signal: AbortSignal) => Promise<number>,
+  arity: number,
+): KvCommand {
+  return {
+    summary,
+    usage: `usage: distkit kv ${name} --cluster <host:port,...> [--timeout <ms>] ${operands}
+
+options:
+  --cluster <list>   the nodes' TCP addresses, comma-separated, in the nodes' order
+  --timeout <ms>     give up after this long (default 10000)`,
+    async run(args) {
+      const parsed = parse(name, this, args, {
+        cluster: { type: "string" },
+        timeout: { type: "string" },
+        absent: { type: "boolean" },
+      });
+      if (!parsed) return 2;
+      const list = parsed.values.cluster;
+      if (typeof list !== "string") return usageError(name, this, "--cluster is required");
+      if (parsed.positionals.length !== arity - (parsed.values.absent ? 1 : 0)) {
+        return usageError(name, this, `expected ${operands}`);
+      }
+      let timeoutMs: number;
+      let connection;
+      try {
+        timeoutMs = count(parsed.values.timeout, "--timeout") ?? 10_000;
+        connection = connectKv(list.split(",").filter((p) => p !== ""));
+      } catch (err) {
+        return usageError(name, this, (err as Error).message);
+      }
+      const positionals = parsed.values.absent
+        ? [parsed.positionals[0], "\u0000absent", ...parsed.positionals.slice(1)]
+        : parsed.positionals;
+      try {
+        return await op(connection.clerk, positionals, AbortSignal.timeout(timeoutMs));
+      } catch (err) {
+        if (err instanceof KvAbortedError) {
+          console.error(`distkit kv ${name}: no answer within ${timeoutMs} ms. ${err.message}`);
+        } else if (err instanceof KvRequestError) {
+          console.error(`distkit kv ${name}: ${err.message}`);
+        } else {
+          console.error(`distkit kv ${name}: ${(err as Error).message}`);
+        }
+        return 1;
+      } finally {
+        await connection.close();
+      }
+    },
+  };
+}
+
+function print(value: string | Uint8Array): void {
+  if (typeof value === "string") console.log(value);
+  else Deno.stdout.writeSync(value);
+}
+
+const get = clientCommand("get", "print a key's value (exit 1 when absent)", "<key>", async (
+  clerk,
+  [key],
+  signal,
+) => {
+  const value = await clerk.get(key, { signal });
+  if (value === null) {
+    console.error(`no key ${JSON.stringify(key)}`);
+    return 1;
+  }
+  print(value);
+  return 0;
+}, 1);
+
+const put = clientCommand("put", "set a key's value", "<key> <value>", async (
+  clerk,
+  [key, value],
+  signal,
+) => {
+  await clerk.put(key, value, { signal });
+  return 0;
+}, 2);
+
+const append = clientCommand("append", "append to a key's value", "<key> <value>", async (
+  clerk,
+  [key, value],
+  signal,
+) => {
+  await clerk.append(key, value, { signal });
+  return 0;
+}, 2);
+
+const del = clientCommand("del", "delete a key", "<key>", async (clerk, [key], signal) => {
+  await clerk.delete(key, { signal });
+  return 0;
+}, 1);
+
+const cas = clientCommand(
+  "cas",
+  "set a key only if it holds an expected value (--absent: only if it is absent); exit 1 if not",
+  "<key> <expected> <new> | --absent <key> <new>",
+  async (clerk, [key, expected, value], signal) => {
+    const outcome = await clerk.cas(key, {
+      expected: expected === "\u0000absent" ? null : expected,
+      value,
+    }, { signal });
+    if (outcome.ok) return 0;
+    console.error(
+      `not set: the value is ${
+        outcome.current === null ? "absent" : JSON.stringify(String(outcome.current))
+      }`,
+    );
+    return 1;
+  },
+  3,
+);
+
+/** The `distkit kv` command group. */
+export const kvCommands: { summary: string; commands: Record<string, KvCommand> } = {
+  summary: "the replicated key/value service: run nodes, a local cluster, and client operations",
+  commands: { serve, cluster, get, put, append, del, cas },
+};

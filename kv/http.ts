@@ -1,0 +1,348 @@
+/**
+ * The HTTP/JSON API of a KV node, for `curl` and load tools:
+ *
+ * - `GET /kv/<key>`: the value (`text/plain` for strings,
+ *   `application/octet-stream` for bytes), 404 when absent;
+ * - `PUT /kv/<key>` with the value as the body (bytes when the content type
+ *   is `application/octet-stream`, else UTF-8 text): 204;
+ * - `POST /kv/<key>?op=append` with the value: 204;
+ * - `POST /kv/<key>?op=cas` with `{"expected": string | null, "value": string}`:
+ *   `{"ok": true}` or `{"ok": false, "current": ...}`;
+ * - `DELETE /kv/<key>`: 204;
+ * - `GET /status`: the node's Raft status and KV counters as JSON;
+ * - `GET /metrics`: the same in Prometheus' text format.
+ *
+ * Keys and values go through the node's own clerk, so writes are applied
+ * exactly once and reads are linearizable. A node that does not lead answers
+ * `/kv/` requests with `307 Temporary Redirect` to the leader's HTTP address
+ * (`curl -L` follows it), or 503 with `Retry-After` while there is no leader.
+ * Errors are JSON `{"error": "..."}`.
+ *
+ * @module
+ */
+import { deadline } from "../net/async.ts";
+import type { RpcServer } from "../net/rpc_server.ts";
+import type { Transport } from "../net/transport.ts";
+import { Clerk } from "./clerk.ts";
+import { KvAbortedError, KvRequestError } from "./errors.ts";
+import type { KvServer } from "./server.ts";
+import type { KvValue } from "./value.ts";
+import { ArgumentsError } from "../net/errors.ts";
+
+/**
+ * Options of {@linkcode serveKvHttp}.
+ *
+ * @example
+ * ```ts
+ * import type { KvHttpOptions } from "@distkit/distkit/kv";
+ *
+ * const options: KvHttpOptions = { port: 8001, addresses: { "0": "127.0.0.1:8001" } };
+ * ```
+ */
+export interface KvHttpOptions {
+  /** The address to listen on. Default `"127.0.0.1"`. */
+  hostname?: string;
+  /** The port; 0 picks a free one. Default 0. */
+  port?: number;
+  /** Every node's HTTP address (`host:port`) by Raft id, to send clients to the leader. */
+  addresses?: Record<string, string>;
+  /** When set, requests must carry `Authorization: Bearer <secret>`. */
+  secret?: string;
+  /** The cluster id; a request naming another one in `X-Distkit-Cluster` is refused. */
+  cluster?: string;
+  /** Largest request body, in bytes. Default 1 MiB + 1 KiB. */
+  maxBodyBytes?: number;
+  /** How long one request may take before 503. Default 5,000 ms. */
+  timeoutMs?: number;
+}
+
+/**
+ * A running HTTP API, as returned by {@linkcode serveKvHttp}.
+ *
+ * @example
+ * ```ts
+ * import type { KvHttpServer } from "@distkit/distkit/kv";
+ *
+ * function where(http: KvHttpServer): string {
+ *   return `http://${http.address}/status`;
+ * }
+ * ```
+ */
+export interface KvHttpServer {
+  /** Where it listens, `host:port`. */
+  readonly address: string;
+  /** Stops listening and waits for requests in progress. */
+  close(): Promise<void>;
+}
+
+/** A transport that calls this node's own RPC server, in process. */
+function localTransport(rpc: RpcServer): Transport {
+  return {
+    connect: (peer: string) => ({
+      peer,
+      call: <T>(method: string, args?: unknown, options: { timeoutMs?: number } = {}) =>
+        deadline(rpc.dispatch(method, args) as Promise<T>, { timeoutMs: options.timeoutMs }),
+    }),
+  };
+}
+
+function json(status: number, body: unknown, headers: Record<string, string> = {}): Response {
+  return new Response(JSON.stringify(body), {
+    status,
+    headers: { "content-type": "application/json", ...headers },
+  });
+}
+
+function failure(
+  status: number,
+  error: string,
+  extra: Record<string, unknown> = {},
+  headers: Record<string, string> = {},
+): Response {
+  return json(status, { error, ...extra }, headers);
+}
+
+/** Constant-time comparison, so the secret cannot be guessed byte by byte from timings. */
+function sameSecret(given: string, secret: string): boolean {
+  const a = new TextEncoder().encode(given);
+  const b = new TextEncoder().encode(secret);
+  let diff = a.length ^ b.length;
+  for (let i = 0; i < b.length; i++) diff |= (a[i] ?? 0) ^ b[i];
+  return diff === 0;
+}
+
+async function readBody(req: Request, limit: number): Promise<Uint8Array> {
+  const declared = Number(req.headers.get("content-length") ?? "0");
+  if (declared > limit) throw new BodyTooLarge(limit);
+  if (req.body === null) return new Uint8Array();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of req.body) {
+    size += chunk.length;
+    if (size > limit) throw new BodyTooLarge(limit);
+    chunks.push(chunk);
+  }
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
+  }
+  return out;
+}
+
+class BodyTooLarge extends Error {
+  constructor(limit: number) {
+    super(`the request body is over the limit of ${limit} bytes`);
+  }
+}
+
+function valueFrom(req: Request, body: Uint8Array): KvValue {
+  if (req.headers.get("content-type")?.startsWith("application/octet-stream")) return body;
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(body);
+  } catch {
+    throw new KvRequestError(
+      "the body is not valid UTF-8 text; send bytes with content-type application/octet-stream",
+    );
+  }
+}
+
+function valueResponse(value: KvValue): Response {
+  return typeof value === "string"
+    ? new Response(value, { headers: { "content-type": "text/plain; charset=utf-8" } })
+    : new Response(value.slice(), { headers: { "content-type": "application/octet-stream" } });
+}
+
+function shown(value: KvValue | null | undefined): unknown {
+  if (!(value instanceof Uint8Array)) return value ?? null;
+  let binary = "";
+  for (let i = 0; i < value.length; i += 8192) {
+    binary += String.fromCharCode(...value.subarray(i, i + 8192));
+  }
+  return { base64: btoa(binary) };
+}
+
+/** The node's status and counters as Prometheus metrics. */
+function metrics(kv: KvServer, requests: Map<string, number>): string {
+  const raft = kv.raft.status();
+  const stats = kv.stats();
+  const lines: string[] = [];
+  const metric = (name: string, type: string, help: string, value: number, labels = "") => {
+    lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, `${name}${labels} ${value}`);
+  };
+  metric("distkit_raft_term", "gauge", "Current Raft term.", raft.term);
+  metric("distkit_raft_is_leader", "gauge", "1 when this node leads.", +(raft.role === "leader"));
+  metric("distkit_raft_commit_index", "gauge", "Highest committed log index.", raft.commitIndex);
+  metric("distkit_raft_last_index", "gauge", "Last log index.", raft.lastIndex);
+  metric("distkit_raft_snapshot_index", "gauge", "Index of the last snapshot.", raft.snapshotIndex);
+  metric("distkit_kv_applied_index", "gauge", "Highest index applied.", stats.appliedIndex);
+  metric("distkit_kv_keys", "gauge", "Keys in the store.", stats.keys);
+  metric("distkit_kv_pending_requests", "gauge", "Requests waiting.", stats.pendingRequests);
+  metric("distkit_kv_reads_total", "counter", "Reads answered.", stats.reads);
+  metric("distkit_kv_writes_total", "counter", "Writes answered.", stats.writes);
+  metric("distkit_kv_not_leader_total", "counter", "Requests sent elsewhere.", stats.notLeader);
+  metric("distkit_kv_retries_total", "counter", "Requests not finished in time.", stats.retries);
+  metric("distkit_kv_bad_requests_total", "counter", "Requests refused.", stats.badRequests);
+  metric("distkit_kv_snapshots_total", "counter", "Snapshots taken.", stats.snapshots);
+  lines.push(
+    "# HELP distkit_http_requests_total HTTP requests by status code.",
+    "# TYPE distkit_http_requests_total counter",
+  );
+  for (const [code, n] of requests) lines.push(`distkit_http_requests_total{code="${code}"} ${n}`);
+  return lines.join("\n") + "\n";
+}
+
+/**
+ * Serves the HTTP API of the node whose KV server is `kv` and whose RPC
+ * server (the one `kv` registered on) is `rpc`.
+ *
+ * @example
+ * ```ts ignore
+ * import { serveKvHttp } from "@distkit/distkit/kv";
+ *
+ * const http = serveKvHttp(kv, rpc, { port: 8001 });
+ * // curl -L -X PUT --data hello http://127.0.0.1:8001/kv/greeting
+ * await http.close();
+ * ```
+ */
+export function serveKvHttp(
+  kv: KvServer,
+  rpc: RpcServer,
+  options: KvHttpOptions = {},
+): KvHttpServer {
+  const id = kv.raft.id;
+  const timeoutMs = options.timeoutMs ?? 5000;
+  const maxBody = options.maxBodyBytes ?? 1024 * 1024 + 1024;
+  const clerk = new Clerk(localTransport(rpc), [id], { attemptTimeoutMs: timeoutMs });
+  const requests = new Map<string, number>();
+
+  async function serveKey(req: Request, url: URL, key: string): Promise<Response> {
+    const status = kv.raft.status();
+    if (status.role !== "leader") {
+      const leader = status.leader === null ? undefined : options.addresses?.[status.leader];
+      if (leader === undefined) {
+        return failure(503, "no leader is known yet; retry shortly", { leader: status.leader }, {
+          "retry-after": "1",
+        });
+      }
+      const location = `http://${leader}${url.pathname}${url.search}`;
+      return json(307, { error: "this node does not lead", leader: status.leader, location }, {
+        location,
+      });
+    }
+    const signal = AbortSignal.timeout(timeoutMs);
+    const op = url.searchParams.get("op");
+    switch (req.method) {
+      case "GET": {
+        const value = await clerk.get(key, { signal });
+        return value === null
+          ? failure(404, `no key ${JSON.stringify(key)}`)
+          : valueResponse(value);
+      }
+      case "PUT":
+        await clerk.put(key, valueFrom(req, await readBody(req, maxBody)), { signal });
+        return new Response(null, { status: 204 });
+      case "DELETE":
+        await clerk.delete(key, { signal });
+        return new Response(null, { status: 204 });
+      case "POST":
+        if (op === "append") {
+          await clerk.append(key, valueFrom(req, await readBody(req, maxBody)), { signal });
+          return new Response(null, { status: 204 });
+        }
+        if (op === "cas") {
+          const change = parseCas(await readBody(req, maxBody));
+          const outcome = await clerk.cas(key, change, { signal });
+          return json(200, { ok: outcome.ok, current: shown(outcome.current) });
+        }
+        return failure(400, `POST needs ?op=append or ?op=cas, got ${JSON.stringify(op)}`);
+      default:
+        return failure(405, `${req.method} is not supported on /kv/`, {}, {
+          allow: "GET, PUT, POST, DELETE",
+        });
+    }
+  }
+
+  async function handle(req: Request): Promise<Response> {
+    if (options.secret !== undefined) {
+      const auth = req.headers.get("authorization") ?? "";
+      if (!auth.startsWith("Bearer ") || !sameSecret(auth.slice(7), options.secret)) {
+        return failure(401, "missing or wrong secret; send Authorization: Bearer <secret>", {}, {
+          "www-authenticate": "Bearer",
+        });
+      }
+    }
+    const theirs = req.headers.get("x-distkit-cluster");
+    if (theirs !== null && theirs !== (options.cluster ?? "")) {
+      return failure(
+        421,
+        `this node serves cluster ${JSON.stringify(options.cluster ?? "")}, not ${
+          JSON.stringify(theirs)
+        }`,
+      );
+    }
+    const url = new URL(req.url);
+    if (url.pathname === "/status" && req.method === "GET") {
+      return json(200, { ...kv.raft.status(), cluster: options.cluster ?? "", kv: kv.stats() });
+    }
+    if (url.pathname === "/metrics" && req.method === "GET") {
+      return new Response(metrics(kv, requests), {
+        headers: { "content-type": "text/plain; version=0.0.4" },
+      });
+    }
+    if (!url.pathname.startsWith("/kv/") || url.pathname.length === 4) {
+      return failure(404, "not found; use /kv/<key>, /status or /metrics");
+    }
+    let key: string;
+    try {
+      key = decodeURIComponent(url.pathname.slice(4));
+    } catch {
+      return failure(400, "the key is not valid percent-encoded UTF-8");
+    }
+    try {
+      return await serveKey(req, url, key);
+    } catch (err) {
+      if (err instanceof BodyTooLarge) return failure(413, err.message);
+      if (err instanceof KvRequestError || err instanceof ArgumentsError) {
+        return failure(400, err.message);
+      }
+      if (err instanceof KvAbortedError) {
+        return failure(503, `not finished within ${timeoutMs} ms; retry`, {
+          mayHaveApplied: err.mayHaveApplied,
+        }, { "retry-after": "1" });
+      }
+      throw err;
+    }
+  }
+
+  const server = Deno.serve({
+    hostname: options.hostname ?? "127.0.0.1",
+    port: options.port ?? 0,
+    onListen: () => {},
+    onError: (err) => failure(500, `internal error: ${(err as Error).message}`),
+  }, async (req) => {
+    const response = await handle(req);
+    const code = String(response.status);
+    requests.set(code, (requests.get(code) ?? 0) + 1);
+    return response;
+  });
+  return {
+    address: `${server.addr.hostname}:${server.addr.port}`,
+    close: () => server.shutdown(),
+  };
+}
+
+function parseCas(body: Uint8Array): { expected: string | null; value: string } {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(new TextDecoder().decode(body));
+  } catch {
+    throw new KvRequestError('cas takes a JSON body {"expected": string | null, "value": string}');
+  }
+  const { expected, value } = (parsed ?? {}) as { expected?: unknown; value?: unknown };
+  if ((typeof expected !== "string" && expected !== null) || typeof value !== "string") {
+    throw new KvRequestError('cas takes a JSON body {"expected": string | null, "value": string}');
+  }
+  return { expected, value };
+}

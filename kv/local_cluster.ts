@@ -1,0 +1,226 @@
+/**
+ * `LocalCluster`: a KV cluster of separate `deno` processes on this machine
+ * (`distkit kv serve`), for trying things out (`distkit kv cluster`), the
+ * demo, crash tests and benchmarks. Nodes can be killed with any signal and
+ * restarted from their data folders.
+ *
+ * @module
+ */
+import { delay } from "../net/async.ts";
+
+/**
+ * Options of {@linkcode LocalCluster.start}.
+ *
+ * @example
+ * ```ts
+ * import type { LocalClusterOptions } from "@distkit/distkit/kv";
+ *
+ * const options: LocalClusterOptions = { nodes: 3, dataDir: "/tmp/kv-try" };
+ * ```
+ */
+export interface LocalClusterOptions {
+  /** How many nodes. Default 3. */
+  nodes?: number;
+  /** Folder under which each node keeps its data (`node0`, `node1`, ...). */
+  dataDir: string;
+  /** The nodes' TCP ports. Default: free ports (each with a free port 1000 above, for HTTP). */
+  ports?: number[];
+  /** Snapshot threshold of each node, in bytes. Default: the node's default. */
+  maxRaftState?: number;
+  /** How long to wait for a node to listen after a start. Default 15,000 ms. */
+  startTimeoutMs?: number;
+}
+
+interface Member {
+  child?: Deno.ChildProcess;
+  stderr: string[];
+  exited?: Promise<Deno.CommandStatus>;
+}
+
+const HTTP_OFFSET = 1000;
+const HOST = "127.0.0.1";
+
+/**
+ * A cluster of node processes on 127.0.0.1. Node i serves Raft and clerks
+ * on `peers[i]` and HTTP on the port 1000 above.
+ *
+ * @example
+ * ```ts ignore
+ * import { connectKv, LocalCluster } from "@distkit/distkit/kv";
+ *
+ * const cluster = await LocalCluster.start({ dataDir: await Deno.makeTempDir() });
+ * const { clerk, close } = connectKv(cluster.peers);
+ * await clerk.put("x", "1");
+ * await cluster.kill(await cluster.leader()); // SIGKILL
+ * console.log(await clerk.get("x")); // "1", from the new leader
+ * await close();
+ * await cluster.stop();
+ * ```
+ */
+export class LocalCluster {
+  /** The nodes' TCP addresses, in id order. */
+  readonly peers: string[];
+  readonly #options: LocalClusterOptions;
+  readonly #members: Member[];
+
+  private constructor(peers: string[], options: LocalClusterOptions) {
+    this.peers = peers;
+    this.#options = options;
+    this.#members = peers.map(() => ({ stderr: [] }));
+  }
+
+  /** Starts every node and waits until each one listens. */
+  static async start(options: LocalClusterOptions): Promise<LocalCluster> {
+    const n = options.nodes ?? 3;
+    const ports = options.ports ?? await freePorts(n);
+    if (ports.length !== n) throw new RangeError(`${n} nodes need ${n} ports, got ${ports.length}`);
+    const cluster = new LocalCluster(ports.map((p) => `${HOST}:${p}`), options);
+    try {
+      await Promise.all(ports.map((_, i) => cluster.restart(i)));
+    } catch (err) {
+      await cluster.stop();
+      throw err;
+    }
+    return cluster;
+  }
+
+  /** Node i's HTTP address. */
+  httpAddress(i: number): string {
+    const port = Number(this.peers[i].split(":")[1]);
+    return `${HOST}:${port + HTTP_OFFSET}`;
+  }
+
+  /** Node i's data folder. */
+  dataDir(i: number): string {
+    return `${this.#options.dataDir}/node${i}`;
+  }
+
+  /** Whether node i's process is running. */
+  isRunning(i: number): boolean {
+    return this.#members[i].child !== undefined;
+  }
+
+  /** What node i wrote to stderr lately (for diagnostics). */
+  stderr(i: number): string {
+    return this.#members[i].stderr.join("");
+  }
+
+  /** Starts node i (again) from its data folder and waits until it serves HTTP. */
+  async restart(i: number): Promise<void> {
+    const m = this.#members[i];
+    if (m.child) throw new Error(`node ${i} is running; kill it first`);
+    const cli = new URL("../cli.ts", import.meta.url).href;
+    const args = [
+      "run",
+      `--allow-net=${HOST}`,
+      "--allow-read",
+      "--allow-write",
+      "--unstable-kv",
+      cli,
+      "kv",
+      "serve",
+      "--id",
+      String(i),
+      "--peers",
+      this.peers.join(","),
+      "--data",
+      this.dataDir(i),
+      ...(this.#options.maxRaftState === undefined
+        ? []
+        : ["--max-raft-state", String(this.#options.maxRaftState)]),
+    ];
+    const child = new Deno.Command(Deno.execPath(), { args, stdout: "null", stderr: "piped" })
+      .spawn();
+    m.child = child;
+    m.stderr = [];
+    const decoder = new TextDecoder();
+    const draining = (async () => {
+      for await (const chunk of child.stderr) {
+        m.stderr.push(decoder.decode(chunk));
+        if (m.stderr.length > 50) m.stderr.shift();
+      }
+    })();
+    let gone = false;
+    m.exited = Promise.all([child.status, draining]).then(([status]) => {
+      gone = true;
+      return status;
+    });
+    const deadline = Date.now() + (this.#options.startTimeoutMs ?? 15_000);
+    while (!(await this.#answers(i))) {
+      if (gone || Date.now() > deadline) {
+        if (!gone) await this.kill(i);
+        m.child = undefined;
+        throw new Error(`node ${i} did not start; its stderr:\n${this.stderr(i)}`);
+      }
+      await delay(50);
+    }
+  }
+
+  async #answers(i: number): Promise<boolean> {
+    return (await this.status(i)) !== undefined;
+  }
+
+  /** Node i's `/status`, or undefined when it does not answer within 500 ms. */
+  async status(
+    i: number,
+  ): Promise<{ role: string; term: number; leader: string | null } | undefined> {
+    try {
+      const res = await fetch(`http://${this.httpAddress(i)}/status`, {
+        signal: AbortSignal.timeout(500),
+      });
+      return res.ok ? await res.json() : (await res.body?.cancel(), undefined);
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** The id of the node that leads, once one does (and the others agree). */
+  async leader(options: { timeoutMs?: number } = {}): Promise<number> {
+    const deadline = Date.now() + (options.timeoutMs ?? 20_000);
+    while (Date.now() < deadline) {
+      for (let i = 0; i < this.peers.length; i++) {
+        if (!this.isRunning(i)) continue;
+        const s = await this.status(i);
+        if (s?.role === "leader") return i;
+      }
+      await delay(50);
+    }
+    throw new Error("no node became leader in time");
+  }
+
+  /** Sends `signal` (default SIGKILL: a crash) to node i and waits for it to exit. */
+  async kill(i: number, signal: Deno.Signal = "SIGKILL"): Promise<void> {
+    const m = this.#members[i];
+    if (!m.child) return;
+    try {
+      m.child.kill(signal);
+    } catch { /* already gone */ }
+    await m.exited;
+    m.child = undefined;
+  }
+
+  /** Stops every node gracefully (SIGTERM). */
+  async stop(): Promise<void> {
+    await Promise.all(this.peers.map((_, i) => this.kill(i, "SIGTERM")));
+  }
+}
+
+/** `n` free TCP ports on 127.0.0.1, each with the port 1000 above also free. */
+async function freePorts(n: number): Promise<number[]> {
+  const ports: number[] = [];
+  while (ports.length < n) {
+    const a = Deno.listen({ hostname: HOST, port: 0 });
+    const port = (a.addr as Deno.NetAddr).port;
+    let b: Deno.Listener | undefined;
+    try {
+      if (port + HTTP_OFFSET <= 65535) {
+        b = Deno.listen({ hostname: HOST, port: port + HTTP_OFFSET });
+      }
+    } catch { /* taken: try another */ }
+    a.close();
+    b?.close();
+    if (b && !ports.includes(port)) ports.push(port);
+  }
+  await delay(10);
+  return ports;
+}

@@ -1,0 +1,198 @@
+/**
+ * A whole KV node, as `distkit kv serve` runs it: Raft state in a Deno KV
+ * file under a data folder, TCP for peers and clerks, and the HTTP API.
+ * And the client side: a clerk connected to such a cluster over TCP.
+ *
+ * @module
+ */
+import { RpcServer } from "../net/rpc_server.ts";
+import { serveTcp, type TcpServer, TcpTransport } from "../net/tcp.ts";
+import { DenoKvStorage } from "../raft/kv_storage.ts";
+import { Clerk, type ClerkOptions } from "./clerk.ts";
+import { type KvHttpServer, serveKvHttp } from "./http.ts";
+import type { KvLimits } from "./protocol.ts";
+import { KvServer } from "./server.ts";
+
+/**
+ * Options of {@linkcode startKvNode}.
+ *
+ * @example
+ * ```ts
+ * import type { KvNodeOptions } from "@distkit/distkit/kv";
+ *
+ * const options: KvNodeOptions = {
+ *   id: 0,
+ *   peers: ["127.0.0.1:7001", "127.0.0.1:7002", "127.0.0.1:7003"],
+ *   dataDir: "data/node0",
+ * };
+ * ```
+ */
+export interface KvNodeOptions {
+  /** This node's position in `peers` (its Raft id is that number as a string). */
+  id: number;
+  /** Every node's TCP address, `host:port`, in the same order on every node and client. */
+  peers: string[];
+  /** Folder for this node's data; created if missing. One process per folder. */
+  dataDir: string;
+  /** HTTP port = TCP port + this. Default 1000; `null`: no HTTP API. */
+  httpOffset?: number | null;
+  /** Snapshot when the Raft state reaches this many bytes. Default 4 MiB. */
+  maxRaftState?: number;
+  /** Raft tick in milliseconds. Default 50. */
+  tickMs?: number;
+  /** Key and value limits (the same on every node). */
+  limits?: Partial<KvLimits>;
+  /** Where to report (startup, shutdown). Default: nowhere. */
+  log?: (line: string) => void;
+}
+
+/**
+ * A running node, as returned by {@linkcode startKvNode}.
+ *
+ * @example
+ * ```ts
+ * import type { KvNode } from "@distkit/distkit/kv";
+ *
+ * function describe(node: KvNode): string {
+ *   return `${node.id} on ${node.address}, HTTP ${node.httpAddress ?? "off"}`;
+ * }
+ * ```
+ */
+export interface KvNode {
+  /** The Raft id. */
+  readonly id: string;
+  /** The TCP address peers and clerks use. */
+  readonly address: string;
+  /** The HTTP API's address, when on. */
+  readonly httpAddress?: string;
+  /** The KV server. */
+  readonly server: KvServer;
+  /** Stops serving and closes the storage; what was acknowledged is on disk. */
+  close(): Promise<void>;
+}
+
+/** `host:port` split, with a clear error. */
+function parseAddress(address: string): { hostname: string; port: number } {
+  const colon = address.lastIndexOf(":");
+  const port = Number(address.slice(colon + 1));
+  if (colon <= 0 || !Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new RangeError(`"${address}" is not host:port`);
+  }
+  return { hostname: address.slice(0, colon), port };
+}
+
+/** Raft ids by position: "0", "1", ... */
+function peerMap(peers: string[]): Record<string, string> {
+  for (const p of peers) parseAddress(p);
+  return Object.fromEntries(peers.map((address, i) => [String(i), address]));
+}
+
+/**
+ * Starts a node: opens its storage, starts Raft and the KV service, and
+ * listens on its TCP address (and HTTP, at the port offset).
+ *
+ * @throws {RangeError} for an id out of range or an address that is not host:port.
+ * @throws {Error} when the data folder cannot be opened (for example another process has it).
+ *
+ * @example
+ * ```ts ignore
+ * import { startKvNode } from "@distkit/distkit/kv";
+ *
+ * const node = await startKvNode({ id: 0, peers: ["127.0.0.1:7001"], dataDir: "data0" });
+ * await node.close();
+ * ```
+ */
+export async function startKvNode(options: KvNodeOptions): Promise<KvNode> {
+  const peers = peerMap(options.peers);
+  const id = String(options.id);
+  const address = peers[id];
+  if (address === undefined) {
+    throw new RangeError(
+      `id ${options.id} is not a position in peers (0..${options.peers.length - 1})`,
+    );
+  }
+  const log = options.log ?? (() => {});
+  await Deno.mkdir(options.dataDir, { recursive: true });
+  const storage = await DenoKvStorage.open(`${options.dataDir}/raft.kv`);
+  const rpc = new RpcServer();
+  const transport = new TcpTransport({ peers, timeoutMs: 1000 });
+  let listener: TcpServer | undefined;
+  let server: KvServer | undefined;
+  let http: KvHttpServer | undefined;
+  try {
+    server = await KvServer.start({
+      id,
+      peers: Object.keys(peers),
+      transport,
+      server: rpc,
+      storage,
+      tickMs: options.tickMs,
+      maxRaftState: options.maxRaftState ?? 4 * 1024 * 1024,
+      limits: options.limits,
+    });
+    listener = serveTcp(rpc, parseAddress(address));
+    const offset = options.httpOffset === undefined ? 1000 : options.httpOffset;
+    if (offset !== null) {
+      const httpAddresses = Object.fromEntries(
+        Object.entries(peers).map(([peer, a]) => {
+          const { hostname, port } = parseAddress(a);
+          return [peer, `${hostname}:${port + offset}`];
+        }),
+      );
+      http = serveKvHttp(server, rpc, {
+        ...parseAddress(httpAddresses[id]),
+        addresses: httpAddresses,
+      });
+    }
+  } catch (err) {
+    await server?.stop();
+    await listener?.close();
+    await transport.close();
+    await storage.close();
+    throw err;
+  }
+  log(`kv node ${id} serving on ${listener.address}${http ? `, HTTP on ${http.address}` : ""}`);
+  const kv = server;
+  const tcp = listener;
+  let closing: Promise<void> | undefined;
+  return {
+    id,
+    address: tcp.address,
+    httpAddress: http?.address,
+    server: kv,
+    close() {
+      closing ??= (async () => {
+        await http?.close();
+        await kv.stop();
+        await tcp.close();
+        await transport.close();
+        await storage.close();
+        log(`kv node ${id} stopped`);
+      })();
+      return closing;
+    },
+  };
+}
+
+/**
+ * A clerk connected over TCP to the cluster whose nodes are at `peers`
+ * (in the nodes' order), and the way to close its connections.
+ *
+ * @example
+ * ```ts ignore
+ * import { connectKv } from "@distkit/distkit/kv";
+ *
+ * const { clerk, close } = connectKv(["127.0.0.1:7001", "127.0.0.1:7002", "127.0.0.1:7003"]);
+ * await clerk.put("x", "1");
+ * await close();
+ * ```
+ */
+export function connectKv(
+  peers: string[],
+  options: ClerkOptions = {},
+): { clerk: Clerk; close: () => Promise<void> } {
+  const map = peerMap(peers);
+  const transport = new TcpTransport({ peers: map, timeoutMs: options.attemptTimeoutMs ?? 2500 });
+  const clerk = new Clerk(transport, Object.keys(map), options);
+  return { clerk, close: () => transport.close() };
+}

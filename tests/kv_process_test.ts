@@ -1,0 +1,175 @@
+/**
+ * The KV service as separate `deno` processes on 127.0.0.1 (`distkit kv
+ * serve` with Deno KV storage): leaders and followers killed with SIGKILL
+ * and restarted from their data folders in a loop under concurrent client
+ * load; afterwards every acknowledged write must be there exactly once and
+ * the whole history must be linearizable. And bad input over HTTP and TCP.
+ */
+import assert from "node:assert/strict";
+import { checkOperations, type KvInput, kvModel, type Operation } from "../checker/mod.ts";
+import { connectKv, LocalCluster } from "../kv/mod.ts";
+import { BadArgumentsError, delay, TcpClient } from "../net/mod.ts";
+
+const ROUNDS = Number(Deno.env.get("KV_CRASH_ROUNDS") ?? 10);
+
+async function withCluster(body: (cluster: LocalCluster) => Promise<void>): Promise<void> {
+  const dataDir = await Deno.makeTempDir({ prefix: "distkit-kv-test-" });
+  const cluster = await LocalCluster.start({ dataDir, maxRaftState: 64 * 1024 });
+  try {
+    await body(cluster);
+  } finally {
+    await cluster.stop();
+    await Deno.remove(dataDir, { recursive: true });
+  }
+}
+
+Deno.test("kv processes: kill -9 of leaders and followers under load loses nothing", async () => {
+  await withCluster(async (cluster) => {
+    const history: Operation<KvInput, string | undefined>[] = [];
+    let events = 0;
+    let stop = false;
+    const clients = 6;
+    const acknowledged = new Array(clients).fill(0);
+    const connections = Array.from({ length: clients }, () => connectKv(cluster.peers));
+    const loops = connections.map(async ({ clerk }, c) => {
+      for (let j = 0; !stop; j++) {
+        const key = `k${c % 3}`;
+        const call = ++events;
+        if (j % 3 !== 2) {
+          const value = `(${c}.${acknowledged[c]})`;
+          await clerk.append(key, value);
+          acknowledged[c]++;
+          history.push({
+            client: c,
+            input: { op: "append", key, value },
+            call,
+            output: undefined,
+            return: ++events,
+          });
+        } else {
+          const v = await clerk.get(key);
+          history.push({
+            client: c,
+            input: { op: "get", key },
+            call,
+            output: String(v ?? ""),
+            return: ++events,
+          });
+        }
+      }
+    });
+    for (const loop of loops) loop.catch(() => {}); // awaited below
+
+    const log: string[] = [];
+    for (let round = 0; round < ROUNDS; round++) {
+      const leader = await cluster.leader();
+      const victim = round % 2 === 0 ? leader : (leader + 1 + (round % 3 === 1 ? 0 : 1)) % 3;
+      await delay(200);
+      await cluster.kill(victim);
+      log.push(`round ${round}: killed ${victim === leader ? "leader" : "follower"} ${victim}`);
+      await delay(300 + 100 * (round % 4));
+      await cluster.restart(victim);
+    }
+    await delay(500);
+    stop = true;
+    await Promise.all(loops);
+
+    // Every acknowledged append, once, in each client's order.
+    const { clerk } = connections[0];
+    for (let k = 0; k < 3; k++) {
+      const v = String(await clerk.get(`k${k}`) ?? "");
+      for (let c = k; c < clients; c += 3) {
+        let at = -1;
+        for (let n = 0; n < acknowledged[c]; n++) {
+          const wanted = `(${c}.${n})`;
+          const found = v.indexOf(wanted);
+          assert.ok(found >= 0, `acknowledged append ${wanted} is missing (${log.join("; ")})`);
+          assert.equal(v.lastIndexOf(wanted), found, `append ${wanted} applied twice`);
+          assert.ok(found > at, `append ${wanted} out of order`);
+          at = found;
+        }
+      }
+    }
+    for (const c of connections) await c.close();
+    const result = checkOperations(kvModel, history, { timeoutMs: 60_000 });
+    assert.equal(result.verdict, "linearizable");
+    const total = acknowledged.reduce((a, b) => a + b, 0);
+    assert.ok(total > 100, `only ${total} appends acknowledged`);
+
+    // The restarted nodes caught up from their files and the leader.
+    await delay(1000);
+    const statuses = await Promise.all([0, 1, 2].map((i) => cluster.status(i)));
+    const applied = statuses.map((s) =>
+      (s as unknown as { kv: { appliedIndex: number } }).kv.appliedIndex
+    );
+    assert.ok(applied.every((a) => a === applied[0]), `nodes applied ${applied}`);
+    console.log(
+      `  ${ROUNDS} kill -9 rounds, ${total} appends acknowledged and present, ` +
+        `${history.length} operations linearizable; applied index ${applied[0]} on all nodes`,
+    );
+  });
+});
+
+Deno.test("kv processes: malformed HTTP and TCP requests get clear errors; nodes keep serving", async () => {
+  await withCluster(async (cluster) => {
+    const leader = await cluster.leader();
+    const http = `http://${cluster.httpAddress(leader)}`;
+    const expect = async (req: Request, status: number, message: RegExp) => {
+      const res = await fetch(req);
+      const body = await res.text();
+      assert.equal(res.status, status, `${req.method} ${req.url}: ${body}`);
+      assert.match(JSON.parse(body).error, message);
+    };
+    await expect(new Request(`${http}/kv/`), 404, /use \/kv\/<key>/);
+    await expect(new Request(`${http}/kv/%E0%A4%A`), 400, /percent-encoded/);
+    await expect(new Request(`${http}/kv/x`, { method: "PATCH" }), 405, /not supported/);
+    await expect(new Request(`${http}/kv/x?op=nope`, { method: "POST" }), 400, /op=append/);
+    await expect(
+      new Request(`${http}/kv/x?op=cas`, { method: "POST", body: "{" }),
+      400,
+      /JSON body/,
+    );
+    await expect(
+      new Request(`${http}/kv/x`, { method: "PUT", body: new Uint8Array([0xff, 0xfe]) }),
+      400,
+      /not valid UTF-8/,
+    );
+    await expect(
+      new Request(`${http}/kv/x`, { method: "PUT", body: "v".repeat(2 * 1024 * 1024) }),
+      413,
+      /over the limit/,
+    );
+    await expect(new Request(`${http}/kv/${"k".repeat(2000)}`), 400, /key is 2000 bytes/);
+    await expect(
+      new Request(`${http}/kv/x`, { headers: { "x-distkit-cluster": "other" } }),
+      421,
+      /serves cluster "", not "other"/,
+    );
+
+    const tcp = new TcpClient(cluster.peers[leader], { timeoutMs: 2000 });
+    await assert.rejects(tcp.call("KV.Get", { key: 7 }), BadArgumentsError);
+    await assert.rejects(
+      tcp.call("KV.Write", { client: "c", seq: -1, write: {} }),
+      BadArgumentsError,
+    );
+    await assert.rejects(tcp.call("KV.Nope", {}), /UnknownMethod|unknown method|no method/i);
+    tcp.close();
+    // Raw garbage on a TCP connection: the node drops that connection only.
+    const conn = await Deno.connect({
+      hostname: "127.0.0.1",
+      port: Number(cluster.peers[leader].split(":")[1]),
+    });
+    await conn.write(new Uint8Array([0, 0, 0, 5, 1, 2, 3, 4, 5, 0xff, 0xff, 0xff, 0xff]));
+    const buffer = new Uint8Array(1024);
+    while ((await conn.read(buffer).catch(() => null)) !== null) { /* until the node closes it */ }
+    conn.close();
+
+    // Still serving, over both.
+    const { clerk, close } = connectKv(cluster.peers);
+    await clerk.put("x", "fine");
+    assert.equal(await clerk.get("x"), "fine");
+    await close();
+    const res = await fetch(`${http}/kv/x`);
+    assert.equal(await res.text(), "fine");
+  });
+});

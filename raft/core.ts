@@ -186,6 +186,7 @@ interface Progress {
   inflight: number[];
   /** An append was sent in probe state and is unanswered. */
   probeSent: boolean;
+
   /** Sequence number of the latest append to this peer; a probe's answer must echo it. */
   seq: number;
   /** Heard from since the last quorum check. */
@@ -488,9 +489,11 @@ export class RaftCore {
     if (this.#role !== "leader" || pr === undefined) return;
     if (type === "snapshot") {
       pr.snapshotInflight = false;
-    } else if (type === "append") {
-      if (pr.state === "replicate") this.#becomeProbe(pr);
-      else if (pr.state === "probe") pr.probeSent = false;
+    } else if (type === "append" && pr.state === "replicate") {
+      // One probe now; if that is lost too, the next waits for the peer to
+      // answer a heartbeat (as in etcd): a dead peer must not cost an
+      // encoded batch of entries per turn.
+      this.#becomeProbe(pr);
     }
   }
 
@@ -1196,11 +1199,19 @@ function sameHardState(a: HardState, b: HardState): boolean {
   return a.term === b.term && a.vote === b.vote && a.commit === b.commit;
 }
 
+/** Estimates already made: entries are immutable, and batched again for every follower. */
+const SIZES = new WeakMap<Entry, number>();
+
 /** A cheap estimate of an entry's encoded size, for batching. */
 function approximateSize(e: Entry): number {
+  const known = SIZES.get(e);
+  if (known !== undefined) return known;
   const c = e.command;
-  if (typeof c === "string") return c.length + 16;
-  if (c instanceof Uint8Array) return c.length + 16;
-  if (c === undefined || c === null || typeof c !== "object") return 24;
-  return JSON.stringify(c)?.length ?? 64;
+  let size: number;
+  if (typeof c === "string") size = c.length + 16;
+  else if (c instanceof Uint8Array) size = c.length + 16;
+  else if (c === undefined || c === null || typeof c !== "object") size = 24;
+  else size = JSON.stringify(c)?.length ?? 64;
+  SIZES.set(e, size);
+  return size;
 }

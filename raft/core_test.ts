@@ -836,15 +836,23 @@ Deno.test("core: reportUnreachable sends a replicating follower back to probing"
   assert.deepEqual(probe.map((m) => [m.prevIndex, m.entries.map((e) => e.index)]), [[1, [2, 3]]]);
   a.propose("p3");
   assert.deepEqual(appendsTo(net.collect(), "b"), [], "paused while the probe is unanswered");
-  // The probe is lost too: reported, it is sent again.
+  // The probe is lost too: reported, nothing more goes out (a dead peer
+  // must not cost a batch per turn) until b answers a heartbeat.
   a.reportUnreachable("b", "append");
+  assert.deepEqual(appendsTo(net.collect(), "b"), [], "no new probe for an unreachable peer");
+  net.cut.delete("b");
+  a.tick();
+  a.tick();
+  const heartbeats = net.collect();
+  assert.ok(heartbeats.some((m) => m.type === "heartbeat" && m.to === "b"));
+  net.deliver(heartbeats);
+  net.deliver(net.collect()); // b's answer releases the probe
   const again = appendsTo(net.collect(), "b");
   assert.deepEqual(again.map((m) => [m.prevIndex, m.entries.map((e) => e.index)]), [[1, [
     2,
     3,
     4,
   ]]]);
-  net.cut.delete("b");
   net.deliver(again);
   net.settle();
   assert.equal(b.lastIndex, 4);

@@ -36,7 +36,9 @@ export interface RenderHtmlOptions<S = unknown, I = unknown, O = unknown> {
 /** At most this many partial linearizations are offered per failing partition. */
 const MAX_SEQUENCES = 8;
 /** State descriptions are cut to this many characters. */
-const MAX_STATE = 2000;
+const MAX_STATE = 500;
+/** Operation descriptions are cut to this many characters (values can be long). */
+const MAX_OPERATION = 300;
 
 const HTML_ESCAPES: Record<string, string> = {
   "&": "&amp;",
@@ -78,8 +80,8 @@ function show(value: unknown): string {
   }
 }
 
-function cut(text: string): string {
-  return text.length > MAX_STATE ? text.slice(0, MAX_STATE) + "…" : text;
+function cut(text: string, max = MAX_STATE): string {
+  return text.length > max ? text.slice(0, max) + "…" : text;
 }
 
 interface Sequence {
@@ -192,7 +194,7 @@ export function renderHtml<S, I, O>(
       if (k === 0) illegalFits = r.extraFits;
       return { order, states: r.states };
     });
-    const descriptions = ops.map(describeOp);
+    const descriptions = ops.map((o) => cut(describeOp(o), MAX_OPERATION));
     data.push({
       d: descriptions,
       c: ops.map((o) => String(o.client)),

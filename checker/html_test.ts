@@ -127,3 +127,35 @@ Deno.test("renderHtml replays nondeterministic models and copes without one", ()
   const nd = renderHtml(result, { model: ndModel });
   assert.ok(nd.includes("{0 | 5}"));
 });
+
+Deno.test("renderHtml stays bounded for long histories of long values", () => {
+  // Operations on one key whose value grows to 20 KB: the page shows cut
+  // descriptions and states (uncut, a long history made a page over V8's
+  // string limit: "Invalid string length").
+  const history: KvOp[] = [];
+  let value = "";
+  for (let i = 0; i < 2_000; i++) {
+    const piece = `${"v".repeat(9)}${i % 10}`;
+    history.push({
+      client: 0,
+      input: { op: "append", key: "k", value: piece },
+      call: 4 * i,
+      output: undefined,
+      return: 4 * i + 1,
+    });
+    value += piece;
+    history.push({
+      client: 0,
+      input: { op: "get", key: "k" },
+      call: 4 * i + 2,
+      output: value,
+      return: 4 * i + 3,
+    });
+  }
+  const result = checkOperations(kvModel, history);
+  assert.equal(result.verdict, "linearizable");
+  const html = renderHtml(result, { model: kvModel });
+  const perOperation = html.length / history.length;
+  assert.ok(perOperation < 2_000, `${perOperation} characters per operation`);
+  assert.ok(html.includes("…"));
+});

@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { checkOperations, kvModel, registerModel } from "../checker/mod.ts";
 import { kvTour } from "../kv/tour.ts";
+import { clusterDemo } from "../kv/cluster_demo.ts";
 import { runTour } from "../net/tour.ts";
 import { raftTour } from "../raft/tour.ts";
 
@@ -25,4 +26,18 @@ Deno.test("demo: the KV service keeps every acknowledged append through a leader
   assert.notEqual(report.leaders[0], report.leaders[1], "no new leader after the stop");
   assert.ok(report.operations > 50, `only ${report.operations} operations`);
   assert.equal(checkOperations(kvModel, report.history).verdict, "linearizable");
+});
+
+Deno.test("demo: the cluster demo kills the leader process and loses nothing", async () => {
+  const report = await clusterDemo({ seconds: 4, clients: 4 });
+  try {
+    assert.equal(report.appendsLost, 0);
+    assert.equal(report.verdict, "linearizable");
+    assert.notEqual(report.newLeader, report.killed, "the killed node cannot lead afterwards");
+    assert.ok(report.operations > 100, `only ${report.operations} operations`);
+    assert.ok(report.failoverGapMs < 5000, `failover took ${report.failoverGapMs} ms`);
+    assert.ok((await Deno.stat(report.reportPath)).size > 0);
+  } finally {
+    await Deno.remove(report.dataDir, { recursive: true });
+  }
 });

@@ -173,3 +173,40 @@ Deno.test("kv processes: malformed HTTP and TCP requests get clear errors; nodes
     assert.equal(await res.text(), "fine");
   });
 });
+
+Deno.test("kv processes: the command-line client", async () => {
+  await withCluster(async (cluster) => {
+    const cli = new URL("../cli.ts", import.meta.url).pathname;
+    const run = async (...args: string[]) => {
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "--allow-net=127.0.0.1", cli, "kv", ...args],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const text = (b: Uint8Array) => new TextDecoder().decode(b).trim();
+      return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
+    };
+    const list = cluster.peers.join(",");
+    assert.equal((await run("put", "--cluster", list, "k", "hello")).code, 0);
+    assert.equal((await run("append", "--cluster", list, "k", ", world")).code, 0);
+    assert.deepEqual(await run("get", "--cluster", list, "k"), {
+      code: 0,
+      stdout: "hello, world",
+      stderr: "",
+    });
+    const cas = await run("cas", "--cluster", list, "k", "nope", "x");
+    assert.equal(cas.code, 1);
+    assert.match(cas.stderr, /not set: the value is "hello, world"/);
+    assert.equal((await run("cas", "--cluster", list, "--absent", "lock", "me")).code, 0);
+    assert.equal((await run("del", "--cluster", list, "k")).code, 0);
+    const missing = await run("get", "--cluster", list, "k");
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /no key "k"/);
+    const usage = await run("get", "k");
+    assert.equal(usage.code, 2);
+    assert.match(usage.stderr, /--cluster is required/);
+    const tooBig = await run("put", "--cluster", list, "x".repeat(2000), "v");
+    assert.equal(tooBig.code, 1);
+    assert.match(tooBig.stderr, /key is 2000 bytes/);
+  });
+});

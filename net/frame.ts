@@ -67,8 +67,7 @@ export interface FrameDecoderOptions {
  * ```
  */
 export class FrameDecoder {
-  /** The largest payload accepted, in bytes. */
-  readonly maxFrameBytes: number;
+  #maxFrameBytes: number;
   #header = new Uint8Array(FRAME_HEADER_BYTES);
   #headerFilled = 0;
   /** Length of the payload being read, or -1 while reading a header. */
@@ -84,11 +83,21 @@ export class FrameDecoder {
    * @throws {RangeError} when `maxFrameBytes` is not an integer from 0 to 2^32-1.
    */
   constructor(options: FrameDecoderOptions = {}) {
-    const max = options.maxFrameBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
-    if (!Number.isInteger(max) || max < 0 || max > MAX_U32) {
-      throw new RangeError(`maxFrameBytes must be an integer from 0 to 2^32-1, got ${max}`);
-    }
-    this.maxFrameBytes = max;
+    this.#maxFrameBytes = checkLimit(options.maxFrameBytes ?? DEFAULT_MAX_MESSAGE_BYTES);
+  }
+
+  /**
+   * The largest payload accepted, in bytes. Setting it applies from the next
+   * frame header on (a frame already announced keeps the limit it passed).
+   *
+   * @throws {RangeError} when set to anything but an integer from 0 to 2^32-1.
+   */
+  get maxFrameBytes(): number {
+    return this.#maxFrameBytes;
+  }
+
+  set maxFrameBytes(max: number) {
+    this.#maxFrameBytes = checkLimit(max);
   }
 
   /** Bytes received that do not yet form a whole frame. */
@@ -163,12 +172,19 @@ export class FrameDecoder {
   }
 
   #begin(length: number): void {
-    if (length > this.maxFrameBytes) {
-      this.#failure = new FrameTooLargeError(length, this.maxFrameBytes);
+    if (length > this.#maxFrameBytes) {
+      this.#failure = new FrameTooLargeError(length, this.#maxFrameBytes);
       throw this.#failure;
     }
     this.#want = length;
   }
+}
+
+function checkLimit(max: number): number {
+  if (!Number.isInteger(max) || max < 0 || max > MAX_U32) {
+    throw new RangeError(`maxFrameBytes must be an integer from 0 to 2^32-1, got ${max}`);
+  }
+  return max;
 }
 
 function readU32(bytes: Uint8Array, offset: number): number {
@@ -376,6 +392,21 @@ export class FramedConnection {
     return this.#whenClosed;
   }
 
+  /**
+   * The largest payload accepted from the peer, in bytes. Setting it applies
+   * from the next frame header on, so a protocol can hold a peer to small
+   * frames until it has said who it is.
+   *
+   * @throws {RangeError} when set to anything but an integer from 0 to 2^32-1.
+   */
+  get maxFrameBytes(): number {
+    return this.#decoder.maxFrameBytes;
+  }
+
+  set maxFrameBytes(max: number) {
+    this.#decoder.maxFrameBytes = max;
+  }
+
   /** Payloads queued and not yet handed to the socket. */
   get queuedFrames(): number {
     return this.#queue.length;
@@ -409,6 +440,18 @@ export class FramedConnection {
     this.#begin(reason);
     this.#closed = this.#teardown();
     return this.#closed;
+  }
+
+  /**
+   * Closes the connection gracefully: reading stops and `send` throws at
+   * once, but the payloads already queued are written first (for at most
+   * `lingerMs`), then the socket closes and `onClose(reason)` runs. Resolves
+   * when everything is torn down. A later {@linkcode FramedConnection.close}
+   * cuts the wait short.
+   */
+  finish(reason?: unknown): Promise<void> {
+    this.#closeAfterFlush(reason);
+    return this.#whenClosed;
   }
 
   #begin(reason: unknown): void {

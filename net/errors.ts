@@ -18,6 +18,8 @@
  * - `codec`: bytes could not be decoded, or a value could not be encoded.
  * - `frame_too_large`: a frame exceeded the configured size limit.
  * - `protocol`: the peer broke the wire protocol.
+ * - `refused`: the connection's handshake failed (another cluster, a shared
+ *   secret that does not match); retrying will not help until a side changes.
  *
  * @example Retry only what may succeed on a second try
  * ```ts
@@ -40,7 +42,8 @@ export type RpcErrorCode =
   | "bad_arguments"
   | "codec"
   | "frame_too_large"
-  | "protocol";
+  | "protocol"
+  | "refused";
 
 /**
  * Base class of every failure the net layer reports.
@@ -103,6 +106,80 @@ export class UnreachableError extends RpcError {
     super("unreachable", `${peer} is unreachable: ${reason}`, options);
     this.name = "UnreachableError";
     this.peer = peer;
+  }
+}
+
+/**
+ * Which end of a connection refused the other in the handshake (see
+ * {@linkcode RefusedError}).
+ *
+ * @example
+ * ```ts
+ * import type { RefusingSide } from "@distkit/distkit/net";
+ *
+ * const side: RefusingSide = "server";
+ * ```
+ */
+export type RefusingSide = "server" | "client";
+
+/**
+ * A TCP connection was refused in its handshake: the server serves another
+ * cluster, the shared secrets do not match, one end has a secret and the
+ * other has none, or the other end does not speak the handshake. No call
+ * ran on it. It is not worth retrying at once: fix the `cluster` or
+ * `secret` option on one end (a `TcpClient` waits before it tries again).
+ *
+ * @example
+ * ```ts
+ * import { RefusedError } from "@distkit/distkit/net";
+ *
+ * const err = new RefusedError("127.0.0.1:7001", "127.0.0.1:7001", 'it serves cluster "blue", not "green"');
+ * err.code; // "refused"
+ * err.message; // '127.0.0.1:7001 refused the connection: it serves cluster "blue", not "green"'
+ * ```
+ */
+export class RefusedError extends RpcError {
+  /** The peer's name (its address unless it was given a name). */
+  readonly peer: string;
+  /** The server's address, `"host:port"`. */
+  readonly address: string;
+  /** Why the connection was refused. */
+  readonly reason: string;
+  /**
+   * Which end refused: the server (it did not accept this client), or this
+   * client (the server did not prove what it had to).
+   */
+  readonly refusedBy: RefusingSide;
+
+  /**
+   * Creates the error.
+   *
+   * @param peer The peer's name.
+   * @param address The server's address.
+   * @param reason Why the connection was refused, and what to do about it.
+   * @param refusedBy Which end refused. Default `"server"`.
+   * @param options Standard error options (`cause`).
+   */
+  constructor(
+    peer: string,
+    address: string,
+    reason: string,
+    refusedBy: RefusingSide = "server",
+    options?: ErrorOptions,
+  ) {
+    const who = peer === address ? address : `${peer} (${address})`;
+    super(
+      "refused",
+      refusedBy === "server"
+        ? `${who} refused the connection: ${reason}`
+        : `this client refused the connection to ${who}: ${reason}`,
+      options,
+    );
+    this.name = "RefusedError";
+    this.peer = peer;
+    this.address = address;
+    this.reason = reason;
+    this.refusedBy = refusedBy;
   }
 }
 

@@ -2,6 +2,13 @@
  * The real network transport: RPC over TCP with length-prefixed MessagePack
  * frames.
  *
+ * Every connection opens with a handshake before any call: the client names
+ * the cluster it belongs to (`cluster`), and when the server has a shared
+ * secret (`secret`), each end proves to the other that it knows it
+ * (HMAC-SHA256 over both ends' fresh nonces; the secret never travels). A
+ * connection that fails the handshake is refused with a reason and closed;
+ * calls on it reject with {@linkcode RefusedError}.
+ *
  * - {@linkcode serveTcp} serves an {@linkcode RpcServer} on a TCP port. Each
  *   connection carries any number of concurrent calls; bad input gets a
  *   failure answer or a closed connection, never a crash.
@@ -31,11 +38,29 @@ import {
   ClosedError,
   CodecError,
   ProtocolError,
+  RefusedError,
   RpcError,
   TimeoutError,
   UnreachableError,
 } from "./errors.ts";
 import { formatAddr, FramedConnection } from "./frame.ts";
+import {
+  checkCluster,
+  checkSecret,
+  decodeHello,
+  decodeProof,
+  decodeServerMessage,
+  describeCluster,
+  encodeHello,
+  encodeProof,
+  encodeServerMessage,
+  HANDSHAKE_MAX_FRAME_BYTES,
+  type Hello,
+  importSecret,
+  proofOf,
+  randomNonce,
+  timingSafeEqual,
+} from "./handshake.ts";
 import type { Random } from "./random.ts";
 import type { RpcServer } from "./rpc_server.ts";
 import type { CallOptions, ClientEnd, Transport } from "./transport.ts";
@@ -52,6 +77,20 @@ import type { CallOptions, ClientEnd, Transport } from "./transport.ts";
  * ```
  */
 export const DEFAULT_TCP_TIMEOUT_MS: number = 10_000;
+
+/**
+ * How long, by default, a TCP server waits for a new connection to finish
+ * its handshake before it hangs up (see
+ * {@linkcode ServeTcpOptions.handshakeTimeoutMs}), in milliseconds.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_HANDSHAKE_TIMEOUT_MS } from "@distkit/distkit/net";
+ *
+ * DEFAULT_HANDSHAKE_TIMEOUT_MS; // 5000
+ * ```
+ */
+export const DEFAULT_HANDSHAKE_TIMEOUT_MS: number = 5_000;
 
 /** Answers queued for one connection before the server stops reading its requests. */
 const SERVER_BACKLOG_BYTES = 1024 * 1024;
@@ -77,22 +116,80 @@ export interface TcpAddr {
 }
 
 /**
+ * Who may connect: the cluster id and the optional shared secret, the same
+ * on {@linkcode serveTcp}, {@linkcode TcpClient} and {@linkcode TcpTransport}.
+ *
+ * A client is let in only when it names the server's cluster, and, when the
+ * server has a secret, proves that it knows it; a client with a secret lets
+ * a server in only when the server proves the same. Both ends must have the
+ * same secret, or none.
+ *
+ * The secret authenticates the connection when it opens; it does not
+ * encrypt or sign the calls that follow, so anyone who can read or change
+ * the traffic on the network can still read or change calls. Run over a
+ * network you trust (or a VPN or TLS tunnel). Anyone who records a handshake
+ * can test guesses of the secret offline, so use a long random one (say 32
+ * random bytes), not a password.
+ *
+ * @example
+ * ```ts
+ * import type { ClusterOptions } from "@distkit/distkit/net";
+ *
+ * const options: ClusterOptions = {
+ *   cluster: "orders-prod",
+ *   secret: Deno.env.get("DISTKIT_SECRET") ?? crypto.getRandomValues(new Uint8Array(32)),
+ * };
+ * ```
+ */
+export interface ClusterOptions {
+  /**
+   * The cluster id: a server serves only clients that give the same one. It
+   * is not secret (a refusal names it). At most 256 characters. Default
+   * `""` (the unnamed cluster).
+   */
+  cluster?: string;
+  /**
+   * The shared secret (a UTF-8 string or bytes; not empty). Default: none,
+   * so connections are not authenticated.
+   */
+  secret?: string | Uint8Array;
+}
+
+/**
  * Options for {@linkcode serveTcp}.
  *
  * @example
  * ```ts
  * import type { ServeTcpOptions } from "@distkit/distkit/net";
  *
- * const options: ServeTcpOptions = { hostname: "127.0.0.1", port: 0, maxFrameBytes: 1 << 20 };
+ * const options: ServeTcpOptions = {
+ *   hostname: "127.0.0.1",
+ *   port: 0,
+ *   maxFrameBytes: 1 << 20,
+ *   cluster: "blue",
+ *   secret: "a long random string shared by the cluster",
+ *   onRefused: (peer, reason) => console.warn(`refused ${peer}: ${reason}`),
+ * };
  * ```
  */
-export interface ServeTcpOptions {
+export interface ServeTcpOptions extends ClusterOptions {
   /** The address to listen on. Default `"127.0.0.1"`. */
   hostname?: string;
   /** The port to listen on; 0 picks a free one. Default 0. */
   port?: number;
   /** The largest frame accepted or sent, in bytes. Default 64 MiB. */
   maxFrameBytes?: number;
+  /**
+   * How long a new connection may take to finish its handshake, in
+   * milliseconds; a connection that is silent or slow for longer is refused
+   * and closed. Default 5,000.
+   */
+  handshakeTimeoutMs?: number;
+  /**
+   * Called for each connection refused in the handshake, with the client's
+   * address and the reason sent to it (in which "it" is this server).
+   */
+  onRefused?: (peer: string, reason: string) => void;
 }
 
 /**
@@ -110,11 +207,13 @@ export interface ServeTcpOptions {
  * ```
  */
 export interface TcpServer {
+  /** The cluster it serves (`""`: the unnamed cluster). */
+  readonly cluster: string;
   /** The address the server listens on (the real port when 0 was asked for). */
   readonly addr: TcpAddr;
   /** The same address as `"host:port"`, ready for {@linkcode TcpClient}. */
   readonly address: string;
-  /** How many client connections are open. */
+  /** How many client connections are open, handshakes in progress included. */
   readonly connections: number;
   /**
    * Stops listening, closes every connection, and resolves once all sockets
@@ -127,9 +226,15 @@ export interface TcpServer {
 /**
  * Serves `server` over TCP.
  *
- * Every connection is independent: requests on it are dispatched
- * concurrently, and their answers go back as they complete, in any order.
- * Bad input never brings the server down:
+ * Every connection starts with the handshake (see {@linkcode ClusterOptions}):
+ * a client of another cluster, without the shared secret or with another
+ * one, or that says anything but a hello, is sent the reason and
+ * disconnected, as is one that has not finished the handshake within
+ * `handshakeTimeoutMs`. Until then its frames are limited to 4 KiB.
+ *
+ * After the handshake, every connection is independent: requests on it are
+ * dispatched concurrently, and their answers go back as they complete, in
+ * any order. Bad input never brings the server down:
  *
  * - a frame header announcing more than `maxFrameBytes`: a failure with id 0
  *   and code `frame_too_large` is sent, then that connection is closed;
@@ -154,22 +259,58 @@ export interface TcpServer {
  * await server.close();
  * ```
  *
+ * @example A cluster with a shared secret
+ * ```ts
+ * import { RefusedError, RpcServer, serveTcp, TcpClient } from "@distkit/distkit/net";
+ * import assert from "node:assert/strict";
+ *
+ * const rpc = new RpcServer();
+ * rpc.addService("Health", { Ping: () => "pong" });
+ * const secret = crypto.getRandomValues(new Uint8Array(32));
+ * const server = serveTcp(rpc, { cluster: "blue", secret });
+ * const member = new TcpClient(server.address, { cluster: "blue", secret });
+ * assert.equal(await member.call("Health.Ping"), "pong");
+ * const stranger = new TcpClient(server.address, { cluster: "green", secret });
+ * await assert.rejects(stranger.call("Health.Ping"), RefusedError);
+ * await Promise.all([member.close(), stranger.close()]);
+ * await server.close();
+ * ```
+ *
  * @param server The services to serve.
- * @param options Where to listen, and the frame size limit.
+ * @param options Where to listen, who may connect, and the limits.
  * @throws {Error} when the address cannot be listened on (in use, not local).
+ * @throws {TypeError | RangeError} when an option is malformed.
  */
 export function serveTcp(server: RpcServer, options: ServeTcpOptions = {}): TcpServer {
   return new TcpServerImpl(server, options);
 }
 
+/** A server's view of one connection. */
+interface Session {
+  framed: FramedConnection;
+  peer: string;
+  /** `hello`: waiting for it; `proof`: challenged; `checking`: busy; `open`: serving. */
+  phase: "hello" | "proof" | "checking" | "open";
+  hello: Hello | undefined;
+  serverNonce: Uint8Array | undefined;
+  timer: ReturnType<typeof setTimeout> | undefined;
+}
+
 class TcpServerImpl implements TcpServer {
   readonly addr: TcpAddr;
   readonly address: string;
+  readonly cluster: string;
   #server: RpcServer;
   #codec: Codec;
   #maxFrameBytes: number;
+  #secret: Uint8Array | undefined;
+  #key: Promise<CryptoKey> | undefined;
+  #handshakeTimeoutMs: number;
+  #onRefused: ((peer: string, reason: string) => void) | undefined;
   #listener: Deno.TcpListener;
   #conns = new Set<FramedConnection>();
+  /** Handshake steps waiting on Web Crypto. */
+  #checks = new Set<Promise<void>>();
   #accepting: Promise<void>;
   #stop = new AbortController();
   #closing: Promise<void> | undefined;
@@ -180,6 +321,18 @@ class TcpServerImpl implements TcpServer {
     this.#maxFrameBytes = checkMaxFrameBytes(options.maxFrameBytes);
     this.#codec = new Codec({ maxMessageBytes: this.#maxFrameBytes });
     this.#server = server;
+    this.cluster = checkCluster(options.cluster);
+    this.#secret = checkSecret(options.secret);
+    this.#handshakeTimeoutMs = options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
+    if (
+      !(this.#handshakeTimeoutMs > 0) || !Number.isFinite(this.#handshakeTimeoutMs) ||
+      this.#handshakeTimeoutMs > 0x7fff_ffff
+    ) {
+      throw new RangeError(
+        `handshakeTimeoutMs must be a positive finite number of milliseconds, got ${this.#handshakeTimeoutMs}`,
+      );
+    }
+    this.#onRefused = options.onRefused;
     try {
       this.#listener = Deno.listen({ hostname, port, transport: "tcp" });
     } catch (err) {
@@ -213,6 +366,8 @@ class TcpServerImpl implements TcpServer {
     }
     await this.#accepting;
     await Promise.all([...this.#conns].map((conn) => conn.close()));
+    while (this.#checks.size > 0) await Promise.all(this.#checks);
+    await this.#key?.catch(() => {});
   }
 
   async #acceptLoop(): Promise<void> {
@@ -241,16 +396,156 @@ class TcpServerImpl implements TcpServer {
 
   #adopt(conn: Deno.TcpConn): void {
     const peer = formatAddr(conn.remoteAddr);
+    const session: Session = {
+      framed: undefined as unknown as FramedConnection,
+      peer,
+      phase: "hello",
+      hello: undefined,
+      serverNonce: undefined,
+      timer: undefined,
+    };
     const framed: FramedConnection = new FramedConnection(conn, {
-      maxFrameBytes: this.#maxFrameBytes,
+      // Small frames until the client has said who it is.
+      maxFrameBytes: HANDSHAKE_MAX_FRAME_BYTES,
       // A client that sends requests but never reads the answers stops being
       // read once 1 MiB of answers waits for it, instead of growing memory.
       pauseReadingAboveBytes: SERVER_BACKLOG_BYTES,
-      onFrame: (payload) => this.#onFrame(framed, peer, payload),
-      onFrameTooLarge: (err) => this.#send(framed, unreadable(err, 0)),
-      onClose: () => this.#conns.delete(framed),
+      onFrame: (payload) =>
+        session.phase === "open"
+          ? this.#onFrame(framed, peer, payload)
+          : this.#onHandshakeFrame(session, payload),
+      onFrameTooLarge: (err) =>
+        session.phase === "open" ? this.#send(framed, unreadable(err, 0)) : this.#refuse(
+          session,
+          `the client announced a frame of ${err.size} bytes during the handshake, where ` +
+            `frames are at most ${HANDSHAKE_MAX_FRAME_BYTES} bytes; only a distkit client ` +
+            `of the same version can call this server`,
+        ),
+      onClose: () => {
+        clearTimeout(session.timer);
+        this.#conns.delete(framed);
+      },
     });
+    session.framed = framed;
     this.#conns.add(framed);
+    if (framed.isClosed) return;
+    session.timer = setTimeout(() => {
+      const what = session.phase === "hello" ? "no hello" : "no proof of the shared secret";
+      this.#refuse(
+        session,
+        `it got ${what} within ${this.#handshakeTimeoutMs} ms (handshakeTimeoutMs); ` +
+          `only a distkit client of the same version can call this server`,
+      );
+    }, this.#handshakeTimeoutMs);
+  }
+
+  #onHandshakeFrame(session: Session, payload: Uint8Array): void {
+    if (session.phase === "hello") {
+      let hello: Hello;
+      try {
+        hello = decodeHello(payload);
+      } catch (err) {
+        this.#refuse(session, messageOf(err));
+        return;
+      }
+      const problem = this.#checkHello(hello);
+      if (problem !== undefined) {
+        this.#refuse(session, problem);
+        return;
+      }
+      session.hello = hello;
+      if (this.#secret === undefined) {
+        this.#open(session, null);
+        return;
+      }
+      session.serverNonce = randomNonce();
+      session.phase = "proof";
+      session.framed.send(encodeServerMessage({ kind: "challenge", nonce: session.serverNonce }));
+      return;
+    }
+    if (session.phase === "proof") {
+      let mac: Uint8Array;
+      try {
+        mac = decodeProof(payload);
+      } catch (err) {
+        this.#refuse(session, messageOf(err));
+        return;
+      }
+      session.phase = "checking";
+      const check = this.#checkProof(session, mac);
+      this.#checks.add(check);
+      check.finally(() => this.#checks.delete(check));
+      return;
+    }
+    this.#refuse(
+      session,
+      "the client sent a frame before the handshake finished; a client must wait for the welcome",
+    );
+  }
+
+  /** Why a hello is refused, or undefined when it may go on. */
+  #checkHello(hello: Hello): string | undefined {
+    if (hello.cluster !== this.cluster) {
+      const theirs = hello.cluster === ""
+        ? `the unnamed cluster ("")`
+        : JSON.stringify(hello.cluster);
+      return `it serves ${describeCluster(this.cluster)}, not ${theirs}; ` +
+        `give the client and the server the same cluster option`;
+    }
+    if (this.#secret !== undefined && !hello.hasSecret) {
+      return "it requires the cluster's shared secret, and this client has none; " +
+        "give the client the same secret option as the server";
+    }
+    if (this.#secret === undefined && hello.hasSecret) {
+      return "it has no shared secret, and this client has one; " +
+        "give the server the same secret option as the client (or neither one)";
+    }
+    return undefined;
+  }
+
+  async #checkProof(session: Session, mac: Uint8Array): Promise<void> {
+    const hello = session.hello!;
+    const serverNonce = session.serverNonce!;
+    try {
+      this.#key ??= importSecret(this.#secret!);
+      const key = await this.#key;
+      const expected = await proofOf(key, "client", this.cluster, hello.nonce, serverNonce);
+      if (session.framed.isClosed) return;
+      if (!timingSafeEqual(expected, mac)) {
+        this.#refuse(
+          session,
+          "the shared secret does not match; give the client and the server the same secret option",
+        );
+        return;
+      }
+      const proof = await proofOf(key, "server", this.cluster, hello.nonce, serverNonce);
+      if (session.framed.isClosed) return;
+      this.#open(session, proof);
+    } catch (err) {
+      this.#refuse(session, `it could not check the proof (${messageOf(err)})`);
+    }
+  }
+
+  /** Ends the handshake: from now on the connection carries calls. */
+  #open(session: Session, mac: Uint8Array | null): void {
+    clearTimeout(session.timer);
+    session.phase = "open";
+    session.framed.maxFrameBytes = this.#maxFrameBytes;
+    session.framed.send(encodeServerMessage({ kind: "welcome", mac }));
+  }
+
+  /** Tells the client why it is refused, then hangs up once that is written. */
+  #refuse(session: Session, reason: string): void {
+    const { framed } = session;
+    if (framed.isClosed) return;
+    clearTimeout(session.timer);
+    framed.send(encodeServerMessage({ kind: "refuse", reason }));
+    framed.finish(new Error(`refused in the handshake: ${reason}`));
+    try {
+      this.#onRefused?.(session.peer, reason);
+    } catch {
+      // The callback's failure is not the connection's.
+    }
   }
 
   #onFrame(framed: FramedConnection, peer: string, payload: Uint8Array): void {
@@ -343,16 +638,19 @@ export interface BackoffOptions {
  *   timeoutMs: 2_000,
  *   backoff: { baseMs: 20, maxMs: 500 },
  *   random: new Random(7),
+ *   cluster: "blue",
+ *   secret: "a long random string shared by the cluster",
  * };
  * ```
  */
-export interface TcpClientOptions {
+export interface TcpClientOptions extends ClusterOptions {
   /** The peer's name in errors and in `ClientEnd.peer`. Default: the address. */
   peer?: string;
   /**
    * The deadline of a call without its own `timeoutMs`, in milliseconds;
-   * `Infinity` waits for ever. A connection attempt that takes longer is
-   * abandoned and counts as a failed one. Default 10,000.
+   * `Infinity` waits for ever. A connection attempt (connecting and the
+   * handshake) that takes longer is abandoned and counts as a failed one.
+   * Default 10,000.
    */
   timeoutMs?: number;
   /** The largest frame sent or accepted, in bytes. Default 64 MiB. */
@@ -361,7 +659,10 @@ export interface TcpClientOptions {
   clock?: Clock;
   /** Jitter for the reconnect backoff. Default: none. */
   random?: Random;
-  /** How long to wait before reconnecting after a failed attempt. */
+  /**
+   * How long to wait before reconnecting after a failed attempt; after a
+   * refused one, the client waits `backoff.maxMs`.
+   */
   backoff?: BackoffOptions;
 }
 
@@ -389,8 +690,12 @@ interface CallState {
  * concurrent calls, matched to their answers by id. Calls reject with:
  *
  * - {@linkcode UnreachableError} when the server cannot be reached (the OS
- *   error is the `cause`), or the connection is lost before the answer
- *   arrives (the handler may or may not have run); the next call reconnects;
+ *   error is the `cause`), does not finish the handshake in time, or the
+ *   connection is lost before the answer arrives (the handler may or may not
+ *   have run); the next call reconnects;
+ * - {@linkcode RefusedError} when the handshake fails: the server serves
+ *   another cluster, or the shared secrets do not match (see
+ *   {@linkcode ClusterOptions}); no call ran;
  * - {@linkcode TimeoutError} when the deadline passes (a late answer is
  *   ignored), {@linkcode AbortedError} when the call's signal fires;
  * - {@linkcode ClosedError} once {@linkcode TcpClient.close} was called;
@@ -406,6 +711,13 @@ interface CallState {
  * successful connection resets the backoff. A connection attempt lasts at
  * most the client's `timeoutMs`, and {@linkcode TcpClient.close} ends one in
  * progress at once.
+ *
+ * Every connection starts with the handshake, and calls go out only once it
+ * has succeeded. A refusal is not retried in a loop: for `backoff.maxMs`
+ * after it (2 s by default) the client makes no new attempt, and calls fail
+ * at once with the same {@linkcode RefusedError}; then the next call tries
+ * again, so a server whose options were fixed is reached without a new
+ * client.
  *
  * @example
  * ```ts
@@ -443,6 +755,11 @@ export class TcpClient implements ClientEnd {
   #failures = 0;
   #retryAt = 0;
   #lastConnectError: unknown;
+  /** The refusal that ended the last attempt, while the client waits after it. */
+  #refusal: RefusedError | undefined;
+  #cluster: string;
+  #secret: Uint8Array | undefined;
+  #key: Promise<CryptoKey> | undefined;
   #nextId = 1;
   #calls = new Set<CallState>();
   #closed = false;
@@ -452,8 +769,8 @@ export class TcpClient implements ClientEnd {
    * Creates a client; nothing is opened until the first call.
    *
    * @param address The server's `"host:port"` (`"[::1]:7000"` for IPv6).
-   * @param options Deadlines, limits, backoff, clock and jitter.
-   * @throws {TypeError} when the address is not `host:port`.
+   * @param options Deadlines, limits, backoff, clock, jitter, cluster and secret.
+   * @throws {TypeError} when the address is not `host:port`, or an option has the wrong type.
    * @throws {RangeError} when an option is out of range.
    */
   constructor(address: string, options: TcpClientOptions = {}) {
@@ -475,6 +792,13 @@ export class TcpClient implements ClientEnd {
         `backoff needs 0 <= baseMs <= maxMs < Infinity, got baseMs ${this.#baseMs} and maxMs ${this.#maxMs}`,
       );
     }
+    this.#cluster = checkCluster(options.cluster);
+    this.#secret = checkSecret(options.secret);
+  }
+
+  /** The cluster this client belongs to (`""`: the unnamed cluster). */
+  get cluster(): string {
+    return this.#cluster;
   }
 
   /** Whether a connection is open right now. */
@@ -607,6 +931,12 @@ export class TcpClient implements ClientEnd {
       if (this.#link) return this.#link;
       if (this.#connecting) return await this.#connecting;
       const wait = this.#retryAt - this.#clock.now();
+      if (wait > 0 && this.#refusal) {
+        const { reason, refusedBy } = this.#refusal;
+        throw new RefusedError(this.peer, this.address, reason, refusedBy, {
+          cause: this.#refusal,
+        });
+      }
       if (wait > 0) {
         const why = `the last connection attempt to ${this.address} failed ` +
           `(${messageOf(this.#lastConnectError)})`;
@@ -658,11 +988,7 @@ export class TcpClient implements ClientEnd {
         } catch (caught) {
           if (this.#closed) throw new ClosedError(this.#what());
           const err = abort.signal.aborted ? abort.signal.reason : caught;
-          this.#failures++;
-          const window = Math.min(this.#maxMs, this.#baseMs * 2 ** (this.#failures - 1));
-          const wait = this.#random ? window / 2 + this.#random.next() * (window / 2) : window;
-          this.#retryAt = this.#clock.now() + wait;
-          this.#lastConnectError = err;
+          const wait = this.#failed(err);
           throw new UnreachableError(
             this.peer,
             `cannot connect to ${this.address} (${messageOf(err)}); check that the server is ` +
@@ -674,10 +1000,35 @@ export class TcpClient implements ClientEnd {
           conn.close();
           throw new ClosedError(this.#what());
         }
+        let link: Link;
+        try {
+          link = await this.#handshake(conn, abort.signal);
+        } catch (caught) {
+          if (this.#closed) throw new ClosedError(this.#what());
+          if (caught instanceof RefusedError) {
+            // Retrying at once would be refused again: wait as long as the
+            // backoff ever does.
+            const window = this.#maxMs;
+            const wait = this.#random ? window / 2 + this.#random.next() * (window / 2) : window;
+            this.#retryAt = this.#clock.now() + wait;
+            this.#lastConnectError = caught;
+            this.#refusal = caught;
+            throw caught;
+          }
+          const err = abort.signal.aborted ? abort.signal.reason : caught;
+          const wait = this.#failed(err);
+          throw new UnreachableError(
+            this.peer,
+            `the handshake with ${this.address} failed (${messageOf(err)}); check that a ` +
+              `distkit server is running there; the next attempt waits ${Math.ceil(wait)} ms`,
+            { cause: err },
+          );
+        }
         this.#failures = 0;
         this.#retryAt = 0;
         this.#lastConnectError = undefined;
-        return this.#adopt(conn);
+        this.#refusal = undefined;
+        return link;
       } finally {
         limit?.cancel();
         this.#connecting = undefined;
@@ -688,17 +1039,154 @@ export class TcpClient implements ClientEnd {
     return attempt;
   }
 
-  #adopt(conn: Deno.TcpConn): Link {
+  /** Counts a failed attempt and returns how long to wait before the next one. */
+  #failed(err: unknown): number {
+    this.#failures++;
+    const window = Math.min(this.#maxMs, this.#baseMs * 2 ** (this.#failures - 1));
+    const wait = this.#random ? window / 2 + this.#random.next() * (window / 2) : window;
+    this.#retryAt = this.#clock.now() + wait;
+    this.#lastConnectError = err;
+    this.#refusal = undefined;
+    return wait;
+  }
+
+  /**
+   * Runs the client's side of the handshake on a new connection and resolves
+   * with the link (adopted as `#link`) once the server has let this client
+   * in. Rejects with a {@linkcode RefusedError} when either end refuses the
+   * other, or with why the connection was lost (or `signal` fired) before
+   * the handshake ended; the connection is closed by then.
+   */
+  async #handshake(conn: Deno.TcpConn, signal: AbortSignal): Promise<Link> {
     const link: Link = { framed: undefined as unknown as FramedConnection, pending: new Map() };
+    const done = Promise.withResolvers<void>();
+    let phase: "hello" | "proof" | "checking" | "open" = "hello";
+    let busy: Promise<void> = Promise.resolve();
+    let serverProof: Uint8Array | undefined;
+    const nonce = randomNonce();
+    const secret = this.#secret;
+    const fail = (err: unknown) => {
+      done.reject(err);
+      link.framed.close(err);
+    };
+    const refuse = (reason: string) =>
+      fail(new RefusedError(this.peer, this.address, reason, "client"));
+    const open = () => {
+      phase = "open";
+      link.framed.maxFrameBytes = this.#maxFrameBytes;
+      // Adopted at once, so that a close from now on finds it (onClose).
+      this.#link = link;
+      done.resolve();
+    };
+    /** Runs a step that awaits Web Crypto; closing waits for it. */
+    const later = (step: () => Promise<void>) => {
+      phase = "checking";
+      busy = step().catch((err) => refuse(`the handshake failed here (${messageOf(err)})`));
+    };
+    const onHandshakeFrame = (payload: Uint8Array) => {
+      if (phase === "checking") {
+        refuse("it sent a frame before this client finished the handshake");
+        return;
+      }
+      let message;
+      try {
+        message = decodeServerMessage(payload);
+      } catch (err) {
+        refuse(
+          `it did not answer the hello with a distkit handshake (${messageOf(err)}); ` +
+            `check that a distkit server of the same version runs there`,
+        );
+        return;
+      }
+      if (message.kind === "refuse") {
+        fail(new RefusedError(this.peer, this.address, message.reason, "server"));
+        return;
+      }
+      if (phase === "hello" && message.kind === "challenge") {
+        if (secret === undefined) {
+          refuse(
+            "it asks for the cluster's shared secret, and this client has none; " +
+              "give the client the same secret option as the server",
+          );
+          return;
+        }
+        const serverNonce = message.nonce;
+        later(async () => {
+          this.#key ??= importSecret(secret);
+          const key = await this.#key;
+          const mac = await proofOf(key, "client", this.#cluster, nonce, serverNonce);
+          // What the server's welcome must carry.
+          serverProof = await proofOf(key, "server", this.#cluster, nonce, serverNonce);
+          if (link.framed.isClosed) return;
+          phase = "proof";
+          link.framed.send(encodeProof(mac));
+        });
+        return;
+      }
+      if (phase === "hello" && message.kind === "welcome") {
+        if (secret !== undefined) {
+          refuse(
+            "it let this client in without checking the shared secret, so it does not have " +
+              "it; give the server the same secret option as the client (or neither one)",
+          );
+          return;
+        }
+        open();
+        return;
+      }
+      if (phase === "proof" && message.kind === "welcome") {
+        const mac = message.mac;
+        if (mac === null) {
+          refuse(
+            "it did not prove that it knows the shared secret; give the server the same " +
+              "secret option as the client",
+          );
+          return;
+        }
+        if (!timingSafeEqual(serverProof!, mac)) {
+          refuse(
+            "its proof of the shared secret is wrong, so it has another secret; " +
+              "give the client and the server the same secret option",
+          );
+          return;
+        }
+        open();
+        return;
+      }
+      refuse(`it sent a ${message.kind} message out of turn in the handshake`);
+    };
     link.framed = new FramedConnection(conn, {
-      maxFrameBytes: this.#maxFrameBytes,
-      onFrame: (payload) => this.#onFrame(link, payload),
+      maxFrameBytes: HANDSHAKE_MAX_FRAME_BYTES,
+      onFrame: (payload) =>
+        phase === "open" ? this.#onFrame(link, payload) : onHandshakeFrame(payload),
       // Nothing to tell the server: fail the pending calls at once.
-      onFrameTooLarge: (err) => link.framed.close(err),
-      onClose: (reason) => this.#onClose(link, reason),
+      onFrameTooLarge: (err) =>
+        phase === "open" ? link.framed.close(err) : refuse(
+          `it announced a frame of ${err.size} bytes during the handshake, where frames are ` +
+            `at most ${HANDSHAKE_MAX_FRAME_BYTES} bytes; check that a distkit server of the ` +
+            `same version runs there`,
+        ),
+      onClose: (reason) =>
+        phase === "open"
+          ? this.#onClose(link, reason)
+          : done.reject(reason ?? new Error("the connection closed during the handshake")),
     });
-    this.#link = link;
-    return link;
+    const onAbort = () => fail(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    try {
+      if (signal.aborted) throw signal.reason;
+      link.framed.send(
+        encodeHello({ cluster: this.#cluster, nonce, hasSecret: secret !== undefined }),
+      );
+      await done.promise;
+      return link;
+    } catch (err) {
+      await link.framed.close(err);
+      await busy;
+      throw err;
+    } finally {
+      signal.removeEventListener("abort", onAbort);
+    }
   }
 
   #onFrame(link: Link, payload: Uint8Array): void {
@@ -795,6 +1283,8 @@ export class TcpClient implements ClientEnd {
  * const options: TcpTransportOptions = {
  *   peers: { "kv-1": "127.0.0.1:7001", "kv-2": "127.0.0.1:7002" },
  *   timeoutMs: 1_000,
+ *   cluster: "kv-prod",
+ *   secret: Deno.env.get("DISTKIT_SECRET"),
  * };
  * ```
  */

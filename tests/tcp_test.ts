@@ -1,6 +1,8 @@
 /**
  * The TCP transport against real listeners on 127.0.0.1: calls, concurrency,
- * deadlines, reconnection, and every kind of bad input on the wire.
+ * deadlines, reconnection, and every kind of bad input on the wire, both
+ * after a valid handshake and in place of one. (Cluster ids and shared
+ * secrets: tcp_auth_test.ts.)
  */
 import assert from "node:assert/strict";
 import { Encoder } from "@msgpack/msgpack";
@@ -22,6 +24,20 @@ import {
   UnreachableError,
 } from "../net/errors.ts";
 import { encodeFrames, FrameDecoder } from "../net/frame.ts";
+import {
+  decodeHello,
+  decodeServerMessage,
+  encodeHello,
+  encodeProof,
+  encodeServerMessage,
+  HANDSHAKE_MAX_FRAME_BYTES,
+  importSecret,
+  MAC_BYTES,
+  NONCE_BYTES,
+  proofOf,
+  randomNonce,
+  type ServerMessage,
+} from "../net/handshake.ts";
 import { Random, seedFromEnv } from "../net/random.ts";
 import { expectShape, RpcServer } from "../net/rpc_server.ts";
 import { serveTcp, TcpClient, type TcpServer, TcpTransport } from "../net/tcp.ts";
@@ -112,17 +128,38 @@ function portOf(server: TcpServer): number {
   return server.addr.port;
 }
 
-/** A raw socket speaking frames by hand, for sending bad input. */
+/** A valid hello frame, for a server with no secret. */
+function helloFrame(cluster = ""): Uint8Array {
+  return frame(encodeHello({ cluster, nonce: randomNonce(), hasSecret: false }));
+}
+
+/**
+ * A raw socket speaking frames by hand, for sending bad input. By default it
+ * says a valid hello and waits for the welcome first, so what follows
+ * reaches the frame parser of an open connection.
+ */
 class RawPeer {
   readonly conn: Deno.TcpConn;
+  /**
+   * The server's handshake messages: any challenge, then the welcome or the
+   * refusal (or what could not be decoded).
+   */
+  readonly handshake: (ServerMessage | Error)[] = [];
+  /** The envelopes after the handshake (or what could not be decoded). */
   readonly frames: (Envelope | Error)[] = [];
   eof = false;
   #read = 0;
+  #shaken = 0;
   #reader: Promise<void>;
   #waiters: (() => void)[] = [];
 
-  static async open(port: number): Promise<RawPeer> {
-    return new RawPeer(await Deno.connect({ hostname: "127.0.0.1", port }));
+  static async open(port: number, options: { hello?: boolean } = {}): Promise<RawPeer> {
+    const peer = new RawPeer(await Deno.connect({ hostname: "127.0.0.1", port }));
+    if (options.hello ?? true) {
+      await peer.write(helloFrame());
+      assert.deepEqual(await peer.nextHandshake(), { kind: "welcome", mac: null });
+    }
+    return peer;
   }
 
   constructor(conn: Deno.TcpConn) {
@@ -134,11 +171,23 @@ class RawPeer {
   async #readLoop(): Promise<void> {
     const decoder = new FrameDecoder();
     const buffer = new Uint8Array(64 * 1024);
+    let shaking = true;
     try {
       while (true) {
         const n = await this.conn.read(buffer);
         if (n === null) break;
         for (const frame of decoder.push(buffer.subarray(0, n))) {
+          if (shaking) {
+            let message: ServerMessage | Error;
+            try {
+              message = decodeServerMessage(frame);
+            } catch (err) {
+              message = err as Error;
+            }
+            this.handshake.push(message);
+            shaking = !(message instanceof Error) && message.kind === "challenge";
+            continue;
+          }
           try {
             this.frames.push(decodeEnvelope(defaultCodec, frame));
           } catch (err) {
@@ -165,6 +214,24 @@ class RawPeer {
   async write(bytes: Uint8Array): Promise<void> {
     let offset = 0;
     while (offset < bytes.length) offset += await this.conn.write(bytes.subarray(offset));
+  }
+
+  /** The server's next handshake message, or "eof" once it closed the connection. */
+  async nextHandshake(timeoutMs = 3000): Promise<ServerMessage | "eof"> {
+    const start = performance.now();
+    while (true) {
+      if (this.#shaken < this.handshake.length) {
+        const message = this.handshake[this.#shaken++];
+        if (message instanceof Error) throw message;
+        return message;
+      }
+      if (this.eof) return "eof";
+      const left = timeoutMs - (performance.now() - start);
+      await deadline(new Promise<void>((resolve) => this.#waiters.push(resolve)), {
+        timeoutMs: Math.max(0, left),
+        onTimeout: () => new Error(`no handshake message from the server within ${timeoutMs} ms`),
+      });
+    }
   }
 
   /** The next envelope from the server, or "eof" once it closed the connection. */
@@ -815,8 +882,8 @@ Deno.test("tcp: a __proto__ key is refused and Object.prototype stays clean", as
 // Bad input from servers
 
 /**
- * A fake server: for each request it reads, it writes whatever `respond`
- * returns (garbage, usually).
+ * A fake server: it welcomes the client's hello, then for each request it
+ * reads, it writes whatever `respond` returns (garbage, usually).
  */
 class EvilServer {
   readonly listener: Deno.TcpListener;
@@ -848,13 +915,20 @@ class EvilServer {
   async #serve(conn: Deno.TcpConn, respond: (id: number) => Uint8Array): Promise<void> {
     const decoder = new FrameDecoder();
     const buffer = new Uint8Array(65536);
+    let welcomed = false;
     try {
       while (true) {
         const n = await conn.read(buffer);
         if (n === null) break;
         for (const payload of decoder.push(buffer.subarray(0, n))) {
-          const envelope = decodeEnvelope(defaultCodec, payload);
-          const bytes = respond(envelope.id);
+          let bytes: Uint8Array;
+          if (!welcomed) {
+            decodeHello(payload);
+            welcomed = true;
+            bytes = frame(encodeServerMessage({ kind: "welcome", mac: null }));
+          } else {
+            bytes = respond(decodeEnvelope(defaultCodec, payload).id);
+          }
           let offset = 0;
           while (offset < bytes.length) offset += await conn.write(bytes.subarray(offset));
         }
@@ -1140,6 +1214,270 @@ Deno.test("tcp: fuzz — 10,000 random and mutated frames, then a good call", as
   );
 });
 
+/** Flips 1 to 4 random bits of a copy of `bytes`. */
+function bitflip(random: Random, bytes: Uint8Array): Uint8Array {
+  const out = bytes.slice();
+  for (let i = random.between(1, 4); i > 0; i--) out[random.int(out.length)] ^= 1 << random.int(8);
+  return out;
+}
+
+/**
+ * Whether the server must let a hello through to the next step, by the
+ * rules: it decodes, names the cluster, and has the secret flag right.
+ */
+function helloPasses(payload: Uint8Array, cluster: string, guarded: boolean): boolean {
+  try {
+    const hello = decodeHello(payload);
+    return hello.cluster === cluster && hello.hasSecret === guarded;
+  } catch {
+    return false;
+  }
+}
+
+Deno.test("tcp: fuzz — 4,000 random and mutated handshakes; nothing gets in without the secret", async () => {
+  const seed = seedFromEnv();
+  const random = new Random(seed);
+  const cluster = "fuzz";
+  const secret = "the fuzz cluster's secret";
+  const key = await importSecret(new TextEncoder().encode(secret));
+  const wrongKey = await importSecret(new TextEncoder().encode("another secret"));
+  const refused: string[] = [];
+  const onRefused = (_peer: string, reason: string) => refused.push(reason);
+  // `guarded` requires the secret; `open` only checks the cluster id.
+  const guarded = serveTcp(makeServer(), { cluster, secret, onRefused, maxFrameBytes: 64 * 1024 });
+  const open = serveTcp(makeServer(), { cluster, onRefused, maxFrameBytes: 64 * 1024 });
+  const counts: Record<string, number> = {};
+  const outcomes: Record<string, number> = {};
+  let replay: { hello: Uint8Array; proof: Uint8Array } | undefined;
+  let inputs = 0;
+  let connections = 0;
+  let peer: RawPeer | undefined;
+  let kind = "";
+
+  /** Reads the server's verdict: let in (with the challenge answered, if any) or refused. */
+  async function verdict(
+    p: RawPeer,
+    isGuarded: boolean,
+    answer?: (nonce: Uint8Array) => Promise<Uint8Array | undefined>,
+  ): Promise<"in" | "refused" | "closed"> {
+    let message = await p.nextHandshake();
+    if (message !== "eof" && message.kind === "challenge") {
+      assert.ok(isGuarded, "a server without a secret sent a challenge");
+      const proof = await answer?.(message.nonce);
+      if (proof === undefined) {
+        await p.conn.closeWrite(); // nothing to answer with: hang up
+      } else {
+        await p.write(frame(proof));
+        inputs++;
+      }
+      message = await p.nextHandshake();
+    }
+    if (message === "eof") return "closed";
+    if (message.kind === "refuse") {
+      assert.ok(message.reason.length > 0);
+      assert.equal(await p.nextHandshake(), "eof", "the server hangs up after a refusal");
+      return "refused";
+    }
+    assert.equal(message.kind, "welcome", `unexpected ${JSON.stringify(message)}`);
+    if (message.kind !== "welcome") throw new Error("unreachable");
+    assert.equal(message.mac === null, !isGuarded, "a welcome carries a proof iff secret");
+    // Let in: the connection serves calls.
+    await p.write(frame(request(1, "Echo.Say", "in")));
+    assert.deepEqual(await p.next(), { kind: "reply", id: 1, value: "in" });
+    return "in";
+  }
+
+  /** A correct proof for a hello whose nonce is `clientNonce`. */
+  const prove = (clientNonce: Uint8Array, k = key) => async (serverNonce: Uint8Array) =>
+    encodeProof(await proofOf(k, "client", cluster, clientNonce, serverNonce));
+
+  try {
+    while (inputs < 4000) {
+      const isGuarded = random.chance(0.6);
+      const server = isGuarded ? guarded : open;
+      peer = await RawPeer.open(portOf(server), { hello: false });
+      connections++;
+      const nonce = randomNonce();
+      const hello = encodeHello({ cluster, nonce, hasSecret: isGuarded });
+      const kinds = [
+        "valid",
+        "hello-bitflip",
+        "hello-bitflip",
+        "hello-truncate",
+        "hello-shape",
+        "hello-random",
+        "unframed",
+        "oversize",
+        "pipelined",
+        "silent",
+      ];
+      if (isGuarded) {
+        kinds.push("proof-bitflip", "proof-bitflip", "proof-wrong-secret", "proof-shape");
+        if (replay) kinds.push("replay");
+      }
+      kind = random.pick(kinds);
+      counts[kind] = (counts[kind] ?? 0) + 1;
+      inputs++;
+      let outcome: "in" | "refused" | "closed";
+      let expected: "in" | "refused" | "closed" | "refused-or-closed";
+      switch (kind) {
+        case "valid": {
+          await peer.write(frame(hello));
+          let proof: Uint8Array | undefined;
+          outcome = await verdict(peer, isGuarded, async (serverNonce) => {
+            proof = await prove(nonce)(serverNonce);
+            return proof;
+          });
+          if (proof) replay = { hello: frame(hello), proof: frame(proof) };
+          expected = "in";
+          break;
+        }
+        case "hello-bitflip":
+        case "hello-truncate":
+        case "hello-shape": {
+          const payload = kind === "hello-bitflip"
+            ? bitflip(random, hello)
+            : kind === "hello-truncate"
+            ? hello.subarray(0, random.int(hello.length))
+            : defaultCodec.encode(
+              random.chance(0.5)
+                ? [
+                  "distkit-hello",
+                  random.pick([1, 1, 2, 0, "1"]),
+                  ...Array.from(
+                    { length: random.int(5) },
+                    () =>
+                      random.pick<unknown>([
+                        cluster,
+                        nonce,
+                        true,
+                        false,
+                        randomValue(random),
+                        new Uint8Array(NONCE_BYTES),
+                      ]),
+                  ),
+                ]
+                : randomValue(random, 3),
+            );
+          await peer.write(frame(payload));
+          const passes = helloPasses(payload, cluster, isGuarded);
+          const clientNonce = passes ? decodeHello(payload).nonce : nonce;
+          outcome = await verdict(peer, isGuarded, prove(clientNonce));
+          expected = passes ? "in" : "refused";
+          break;
+        }
+        case "hello-random":
+          // Random bytes in a whole frame.
+          await peer.write(frame(new Uint8Array(random.int(80)).map(() => random.int(256))));
+          outcome = await verdict(peer, isGuarded);
+          expected = "refused";
+          break;
+        case "unframed": {
+          // Random bytes where frames belong: a refusal (a too-large or a
+          // garbled frame), or a partial frame the server waits on until we
+          // hang up.
+          await peer.write(new Uint8Array(random.between(1, 64)).map(() => random.int(256)));
+          await peer.conn.closeWrite();
+          outcome = await verdict(peer, isGuarded);
+          expected = "refused-or-closed";
+          break;
+        }
+        case "oversize": {
+          const size = HANDSHAKE_MAX_FRAME_BYTES + 1 + random.int(1 << 24);
+          await peer.write(
+            new Uint8Array([size >>> 24, (size >>> 16) & 255, (size >>> 8) & 255, size & 255, 1]),
+          );
+          outcome = await verdict(peer, isGuarded);
+          expected = "refused";
+          break;
+        }
+        case "pipelined":
+          // A call right behind the hello: without a secret the hello opens
+          // the connection at once, so the call is served; with one, the
+          // call arrives where the proof belongs.
+          await peer.write(encodeFrames([hello, request(1, "Echo.Say", "in")]));
+          if (isGuarded) {
+            outcome = await verdict(peer, isGuarded);
+          } else {
+            assert.deepEqual(await peer.nextHandshake(), { kind: "welcome", mac: null });
+            assert.deepEqual(await peer.next(), { kind: "reply", id: 1, value: "in" });
+            outcome = "in";
+          }
+          expected = isGuarded ? "refused" : "in";
+          break;
+        case "silent":
+          await peer.conn.closeWrite();
+          outcome = await verdict(peer, isGuarded);
+          expected = "closed";
+          break;
+        case "proof-bitflip":
+        case "proof-wrong-secret":
+        case "proof-shape":
+          await peer.write(frame(hello));
+          outcome = await verdict(peer, isGuarded, async (serverNonce) => {
+            if (kind === "proof-shape") {
+              return defaultCodec.encode(
+                random.chance(0.5)
+                  ? ["distkit-proof", random.pick<unknown>([new Uint8Array(MAC_BYTES), nonce, 1])]
+                  : randomValue(random, 3),
+              );
+            }
+            const good = await prove(nonce, kind === "proof-wrong-secret" ? wrongKey : key)(
+              serverNonce,
+            );
+            return kind === "proof-bitflip" ? bitflip(random, good) : good;
+          });
+          expected = "refused";
+          break;
+        default: {
+          // A recorded hello and proof, replayed: the server's nonce is new.
+          await peer.write(replay!.hello);
+          outcome = await verdict(peer, isGuarded, () => Promise.resolve(replay!.proof.slice(4)));
+          expected = "refused";
+        }
+      }
+      outcomes[outcome] = (outcomes[outcome] ?? 0) + 1;
+      if (expected === "refused-or-closed") {
+        assert.notEqual(outcome, "in", `${kind}: got in`);
+      } else {
+        assert.equal(outcome, expected, `${kind}: expected ${expected}, got ${outcome}`);
+      }
+      await peer.close();
+      peer = undefined;
+    }
+    // Both servers still serve well-behaved clients.
+    const member = new TcpClient(guarded.address, { cluster, secret });
+    const plain = new TcpClient(open.address, { cluster });
+    try {
+      assert.equal(await member.call("Echo.Say", "still alive"), "still alive");
+      assert.equal(await plain.call("Echo.Say", "still alive"), "still alive");
+    } finally {
+      await member.close();
+      await plain.close();
+    }
+    await waitFor(
+      () => guarded.connections === 0 && open.connections === 0,
+      "every fuzz connection to close",
+      10_000,
+    );
+    assert.equal(refused.length, outcomes.refused, "onRefused ran once per refusal");
+  } catch (err) {
+    console.error(
+      `handshake fuzz failed with SEED=${seed} on connection ${connections} (${kind}); ` +
+        `replay with SEED=${seed} deno task test tests/tcp_test.ts`,
+    );
+    throw err;
+  } finally {
+    await peer?.close();
+    await guarded.close();
+    await open.close();
+  }
+  console.log(
+    `handshake fuzz: seed ${seed}, ${inputs} inputs on ${connections} connections ` +
+      `${JSON.stringify(counts)} -> ${JSON.stringify(outcomes)}`,
+  );
+});
+
 function concatBytes(inputs: { bytes: Uint8Array }[]): Uint8Array {
   const out = new Uint8Array(inputs.reduce((n, input) => n + input.bytes.length, 0));
   let offset = 0;
@@ -1166,9 +1504,10 @@ Deno.test("tcp: a client that never reads its answers is not read either", async
   const total = 50_000; // 400 MiB of answers if the server read every request
   let writing: Promise<unknown> | undefined;
   try {
-    const flood = encodeFrames(
-      Array.from({ length: total }, (_, i) => request(i + 1, "Flood.Get", null)),
-    );
+    const flood = encodeFrames([
+      encodeHello({ cluster: "", nonce: randomNonce(), hasSecret: false }),
+      ...Array.from({ length: total }, (_, i) => request(i + 1, "Flood.Get", null)),
+    ]);
     // Never read from `conn`; the write may block once the server stops reading.
     writing = (async () => {
       let offset = 0;

@@ -8,7 +8,13 @@
  */
 import { delay } from "../net/async.ts";
 import { type Clock, realClock } from "../net/clock.ts";
-import { AbortedError, BadArgumentsError, RpcError, type RpcErrorCode } from "../net/errors.ts";
+import {
+  AbortedError,
+  BadArgumentsError,
+  RefusedError,
+  RpcError,
+  type RpcErrorCode,
+} from "../net/errors.ts";
 import { Random, seedFromEnv } from "../net/random.ts";
 import type { ClientEnd, Transport } from "../net/transport.ts";
 import { KvAbortedError, KvRequestError } from "./errors.ts";
@@ -279,6 +285,7 @@ export class Clerk {
     const isWrite = method === "Write";
     let sent = false;
     let attempts = 0;
+    const refusedBy = new Set<number>();
     let wait = this.#baseMs;
     let server = this.#leader;
     while (true) {
@@ -297,7 +304,12 @@ export class Clerk {
           throw new KvAbortedError(operation, isWrite, { cause: signal?.reason });
         }
         if (err instanceof BadArgumentsError) throw new KvRequestError(err.remoteMessage);
-        if (!retryable(err)) throw err;
+        // A server that refuses us (another cluster, a secret we lack) may be one
+        // misconfigured node: try the others; when every one refuses, say why.
+        if (err instanceof RefusedError) {
+          refusedBy.add(server);
+          if (refusedBy.size === this.#servers.length) throw err;
+        } else if (!retryable(err)) throw err;
       }
       const r = reply as KvReply | undefined;
       if (r?.status === "ok") {

@@ -6,6 +6,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { RefusedError } from "../net/errors.ts";
 import { KvAbortedError, KvRequestError } from "./errors.ts";
 import { LocalCluster } from "./local_cluster.ts";
 import { connectKv, startKvNode } from "./node.ts";
@@ -55,6 +56,25 @@ function waitForSignal(): Promise<void> {
   });
 }
 
+/**
+ * The shared secret: from --secret-file, else from DISTKIT_SECRET when the
+ * environment may be read (--allow-env). Never from the command line, where
+ * other users could see it.
+ */
+function secretFrom(file: string | boolean | undefined): string | undefined {
+  if (typeof file === "string") {
+    const secret = Deno.readTextFileSync(file).trim();
+    if (secret === "") throw new Error(`the secret file ${file} is empty`);
+    return secret;
+  }
+  const env = Deno.permissions.querySync({ name: "env", variable: "DISTKIT_SECRET" });
+  return env.state === "granted" ? Deno.env.get("DISTKIT_SECRET") || undefined : undefined;
+}
+
+const ACCESS_HELP =
+  `  --cluster-id <id>        the cluster's id; nodes refuse peers and clients of another (default "")
+  --secret-file <file>     a shared secret to prove (default: DISTKIT_SECRET, if --allow-env lets us read it)`;
+
 function count(text: string | boolean | undefined, what: string): number | undefined {
   if (text === undefined || typeof text === "boolean") return undefined;
   const n = Number(text);
@@ -81,7 +101,8 @@ options:
   --http-offset <n>        HTTP port = TCP port + n (default 1000)
   --no-http                no HTTP API
   --max-raft-state <bytes> snapshot when the Raft log reaches this size (default 4194304)
-  --tick-ms <ms>           Raft tick (default 50: heartbeats every 100 ms, elections after 0.5-1 s)`,
+  --tick-ms <ms>           Raft tick (default 50: heartbeats every 100 ms, elections after 0.5-1 s)
+${ACCESS_HELP}`,
   async run(args) {
     const parsed = parse("serve", this, args, {
       id: { type: "string" },
@@ -91,6 +112,8 @@ options:
       "no-http": { type: "boolean" },
       "max-raft-state": { type: "string" },
       "tick-ms": { type: "string" },
+      "cluster-id": { type: "string" },
+      "secret-file": { type: "string" },
     });
     if (!parsed) return 2;
     const v = parsed.values;
@@ -99,7 +122,17 @@ options:
     }
     let node;
     try {
+      const secret = secretFrom(v["secret-file"]);
+      const cluster = typeof v["cluster-id"] === "string" ? v["cluster-id"] : "";
+      console.log(
+        `cluster id ${JSON.stringify(cluster)}; ` +
+          (secret
+            ? "peers and clients must prove the shared secret"
+            : "no secret: connections are not authenticated"),
+      );
       node = await startKvNode({
+        cluster,
+        secret,
         id: count(v.id, "--id")!,
         peers: v.peers.split(",").filter((p) => p !== ""),
         dataDir: v.data,
@@ -120,7 +153,8 @@ options:
 
 const cluster: KvCommand = {
   summary: "start a local cluster of node processes on 127.0.0.1 (for trying things out)",
-  usage: `usage: distkit kv cluster [--nodes 3] [--data <dir>]
+  usage:
+    `usage: distkit kv cluster [--nodes 3] [--data <dir>] [--cluster-id <id>] [--secret-file <f>]
 
 Starts <nodes> \`distkit kv serve\` processes on free ports of 127.0.0.1, with
 their data under --data (default: a new temporary folder), prints where each
@@ -129,6 +163,8 @@ listens and how to talk to them, and stops them all on SIGINT or SIGTERM.`,
     const parsed = parse("cluster", this, args, {
       nodes: { type: "string" },
       data: { type: "string" },
+      "cluster-id": { type: "string" },
+      "secret-file": { type: "string" },
     });
     if (!parsed) return 2;
     let nodes: number;
@@ -143,7 +179,13 @@ listens and how to talk to them, and stops them all on SIGINT or SIGTERM.`,
       : await Deno.makeTempDir({ prefix: "distkit-kv-" });
     let local: LocalCluster;
     try {
-      local = await LocalCluster.start({ nodes, dataDir });
+      const id = parsed.values["cluster-id"];
+      local = await LocalCluster.start({
+        nodes,
+        dataDir,
+        cluster: typeof id === "string" ? id : undefined,
+        secret: secretFrom(parsed.values["secret-file"]),
+      });
     } catch (err) {
       console.error(`distkit kv cluster: ${(err as Error).message}`);
       return 1;
@@ -179,13 +221,16 @@ function clientCommand(
     usage: `usage: distkit kv ${name} --cluster <host:port,...> [--timeout <ms>] ${operands}
 
 options:
-  --cluster <list>   the nodes' TCP addresses, comma-separated, in the nodes' order
-  --timeout <ms>     give up after this long (default 10000)`,
+  --cluster <list>         the nodes' TCP addresses, comma-separated, in the nodes' order
+  --timeout <ms>           give up after this long (default 10000)
+${ACCESS_HELP}`,
     async run(args) {
       const parsed = parse(name, this, args, {
         cluster: { type: "string" },
         timeout: { type: "string" },
         absent: { type: "boolean" },
+        "cluster-id": { type: "string" },
+        "secret-file": { type: "string" },
       });
       if (!parsed) return 2;
       const list = parsed.values.cluster;
@@ -197,7 +242,11 @@ options:
       let connection;
       try {
         timeoutMs = count(parsed.values.timeout, "--timeout") ?? 10_000;
-        connection = connectKv(list.split(",").filter((p) => p !== ""));
+        const id = parsed.values["cluster-id"];
+        connection = connectKv(list.split(",").filter((p) => p !== ""), {
+          cluster: typeof id === "string" ? id : "",
+          secret: secretFrom(parsed.values["secret-file"]),
+        });
       } catch (err) {
         return usageError(name, this, (err as Error).message);
       }
@@ -209,7 +258,7 @@ options:
       } catch (err) {
         if (err instanceof KvAbortedError) {
           console.error(`distkit kv ${name}: no answer within ${timeoutMs} ms. ${err.message}`);
-        } else if (err instanceof KvRequestError) {
+        } else if (err instanceof KvRequestError || err instanceof RefusedError) {
           console.error(`distkit kv ${name}: ${err.message}`);
         } else {
           console.error(`distkit kv ${name}: ${(err as Error).message}`);

@@ -29,6 +29,10 @@ export interface LocalClusterOptions {
   maxRaftState?: number;
   /** How long to wait for a node to listen after a start. Default 15,000 ms. */
   startTimeoutMs?: number;
+  /** The cluster id the nodes serve. Default `""`. */
+  cluster?: string;
+  /** A shared secret for the nodes (handed to them in `DISTKIT_SECRET`). Default: none. */
+  secret?: string;
 }
 
 interface Member {
@@ -115,6 +119,7 @@ export class LocalCluster {
       `--allow-net=${HOST}`,
       "--allow-read",
       "--allow-write",
+      "--allow-env=DISTKIT_SECRET",
       "--unstable-kv",
       cli,
       "kv",
@@ -128,9 +133,16 @@ export class LocalCluster {
       ...(this.#options.maxRaftState === undefined
         ? []
         : ["--max-raft-state", String(this.#options.maxRaftState)]),
+      ...(this.#options.cluster === undefined ? [] : ["--cluster-id", this.#options.cluster]),
     ];
-    const child = new Deno.Command(Deno.execPath(), { args, stdout: "null", stderr: "piped" })
-      .spawn();
+    // Always set, so a DISTKIT_SECRET of our own environment is not inherited by surprise.
+    const env = { DISTKIT_SECRET: this.#options.secret ?? "" };
+    const child = new Deno.Command(Deno.execPath(), {
+      args,
+      env,
+      stdout: "null",
+      stderr: "piped",
+    }).spawn();
     m.child = child;
     m.stderr = [];
     const decoder = new TextDecoder();
@@ -165,8 +177,10 @@ export class LocalCluster {
     i: number,
   ): Promise<{ role: string; term: number; leader: string | null } | undefined> {
     try {
+      const secret = this.#options.secret;
       const res = await fetch(`http://${this.httpAddress(i)}/status`, {
         signal: AbortSignal.timeout(500),
+        headers: secret === undefined ? {} : { authorization: `Bearer ${secret}` },
       });
       return res.ok ? await res.json() : (await res.body?.cancel(), undefined);
     } catch {

@@ -42,6 +42,13 @@ export interface KvNodeOptions {
   tickMs?: number;
   /** Key and value limits (the same on every node). */
   limits?: Partial<KvLimits>;
+  /** The cluster id: peers and clients of another cluster are refused. Default `""`. */
+  cluster?: string;
+  /**
+   * A shared secret every peer and client must prove it knows (HMAC
+   * handshake on TCP; `Authorization: Bearer` on HTTP). Default: none.
+   */
+  secret?: string;
   /** Where to report (startup, shutdown). Default: nowhere. */
   log?: (line: string) => void;
 }
@@ -115,7 +122,8 @@ export async function startKvNode(options: KvNodeOptions): Promise<KvNode> {
   await Deno.mkdir(options.dataDir, { recursive: true });
   const storage = await DenoKvStorage.open(`${options.dataDir}/raft.kv`);
   const rpc = new RpcServer();
-  const transport = new TcpTransport({ peers, timeoutMs: 1000 });
+  const access = { cluster: options.cluster, secret: options.secret };
+  const transport = new TcpTransport({ peers, timeoutMs: 1000, ...access });
   let listener: TcpServer | undefined;
   let server: KvServer | undefined;
   let http: KvHttpServer | undefined;
@@ -130,7 +138,7 @@ export async function startKvNode(options: KvNodeOptions): Promise<KvNode> {
       maxRaftState: options.maxRaftState ?? 4 * 1024 * 1024,
       limits: options.limits,
     });
-    listener = serveTcp(rpc, parseAddress(address));
+    listener = serveTcp(rpc, { ...parseAddress(address), ...access });
     const offset = options.httpOffset === undefined ? 1000 : options.httpOffset;
     if (offset !== null) {
       const httpAddresses = Object.fromEntries(
@@ -142,6 +150,7 @@ export async function startKvNode(options: KvNodeOptions): Promise<KvNode> {
       http = serveKvHttp(server, rpc, {
         ...parseAddress(httpAddresses[id]),
         addresses: httpAddresses,
+        ...access,
       });
     }
   } catch (err) {
@@ -175,6 +184,23 @@ export async function startKvNode(options: KvNodeOptions): Promise<KvNode> {
 }
 
 /**
+ * Options of {@linkcode connectKv}: the clerk's, plus the cluster's id and secret.
+ *
+ * @example
+ * ```ts
+ * import type { ConnectKvOptions } from "@distkit/distkit/kv";
+ *
+ * const options: ConnectKvOptions = { cluster: "prod", secret: Deno.env.get("DISTKIT_SECRET") };
+ * ```
+ */
+export interface ConnectKvOptions extends ClerkOptions {
+  /** The cluster id the nodes serve. Default `""`. */
+  cluster?: string;
+  /** The nodes' shared secret, if they have one. */
+  secret?: string;
+}
+
+/**
  * A clerk connected over TCP to the cluster whose nodes are at `peers`
  * (in the nodes' order), and the way to close its connections.
  *
@@ -189,10 +215,15 @@ export async function startKvNode(options: KvNodeOptions): Promise<KvNode> {
  */
 export function connectKv(
   peers: string[],
-  options: ClerkOptions = {},
+  options: ConnectKvOptions = {},
 ): { clerk: Clerk; close: () => Promise<void> } {
   const map = peerMap(peers);
-  const transport = new TcpTransport({ peers: map, timeoutMs: options.attemptTimeoutMs ?? 2500 });
+  const transport = new TcpTransport({
+    peers: map,
+    timeoutMs: options.attemptTimeoutMs ?? 2500,
+    cluster: options.cluster,
+    secret: options.secret,
+  });
   const clerk = new Clerk(transport, Object.keys(map), options);
   return { clerk, close: () => transport.close() };
 }

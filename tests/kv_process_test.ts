@@ -7,14 +7,17 @@
  */
 import assert from "node:assert/strict";
 import { checkOperations, type KvInput, kvModel, type Operation } from "../checker/mod.ts";
-import { connectKv, LocalCluster } from "../kv/mod.ts";
-import { BadArgumentsError, delay, TcpClient } from "../net/mod.ts";
+import { connectKv, LocalCluster, startKvNode } from "../kv/mod.ts";
+import { BadArgumentsError, delay, RefusedError, TcpClient } from "../net/mod.ts";
 
 const ROUNDS = Number(Deno.env.get("KV_CRASH_ROUNDS") ?? 10);
 
-async function withCluster(body: (cluster: LocalCluster) => Promise<void>): Promise<void> {
+async function withCluster(
+  body: (cluster: LocalCluster) => Promise<void>,
+  options: { cluster?: string; secret?: string } = {},
+): Promise<void> {
   const dataDir = await Deno.makeTempDir({ prefix: "distkit-kv-test-" });
-  const cluster = await LocalCluster.start({ dataDir, maxRaftState: 64 * 1024 });
+  const cluster = await LocalCluster.start({ dataDir, maxRaftState: 64 * 1024, ...options });
   try {
     await body(cluster);
   } finally {
@@ -210,3 +213,73 @@ Deno.test("kv processes: the command-line client", async () => {
     assert.match(tooBig.stderr, /key is 2000 bytes/);
   });
 });
+
+Deno.test("kv processes: a node of another cluster and clients without the secret are refused", async () => {
+  const secret = "s3cret-for-the-test";
+  await withCluster(async (cluster) => {
+    const { clerk, close } = connectKv(cluster.peers, { cluster: "blue", secret });
+    await clerk.put("x", "1");
+    const leader = await cluster.leader();
+    const term = (await cluster.status(leader))!.term;
+
+    // Clients lacking the secret, or naming another cluster, are refused with a typed error.
+    for (
+      const options of [{ cluster: "blue" }, { cluster: "green", secret }, {
+        cluster: "blue",
+        secret: "wrong",
+      }]
+    ) {
+      const outsider = connectKv(cluster.peers, options);
+      await assert.rejects(outsider.clerk.get("x"), (err) => err instanceof RefusedError);
+      await outsider.close();
+    }
+    // Over HTTP too.
+    const http = `http://${cluster.httpAddress(leader)}/kv/x`;
+    const anonymous = await fetch(http);
+    assert.equal(anonymous.status, 401);
+    await anonymous.body?.cancel();
+    const ok = await fetch(http, { headers: { authorization: `Bearer ${secret}` } });
+    assert.equal(await ok.text(), "1");
+
+    // A node of another cluster, listing the real nodes as its peers, gets
+    // nowhere: its votes are refused, and the real cluster's term does not move.
+    const foreignDir = await Deno.makeTempDir({ prefix: "distkit-kv-foreign-" });
+    const [port] = await freePorts();
+    // It takes the leader's id, so its messages are addressed as the real nodes expect.
+    const foreign = await startKvNode({
+      id: leader,
+      peers: cluster.peers.map((p, i) => i === leader ? `127.0.0.1:${port}` : p),
+      dataDir: foreignDir,
+      cluster: "green",
+      secret,
+      httpOffset: null,
+    });
+    await delay(3000);
+    assert.notEqual(foreign.server.raft.status().role, "leader");
+    assert.equal((await cluster.status(leader))!.term, term, "the foreign node disturbed the term");
+    await foreign.close();
+    await Deno.remove(foreignDir, { recursive: true });
+
+    // What stops it: its connections are refused before any message is read.
+    const follower = (leader + 1) % 3;
+    const step = { type: "heartbeat", from: String(leader), to: String(follower), term: 99 };
+    const impostor = new TcpClient(cluster.peers[follower], { cluster: "green", secret });
+    await assert.rejects(
+      impostor.call("Raft.Step", step),
+      (err) =>
+        err instanceof RefusedError && /serves cluster "blue", not "green"/.test(err.message),
+    );
+    impostor.close();
+
+    await clerk.put("x", "2");
+    assert.equal(await clerk.get("x"), "2");
+    await close();
+  }, { cluster: "blue", secret });
+});
+
+async function freePorts(): Promise<number[]> {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return [port];
+}

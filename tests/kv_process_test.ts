@@ -244,7 +244,7 @@ Deno.test("kv processes: a node of another cluster and clients without the secre
     // A node of another cluster, listing the real nodes as its peers, gets
     // nowhere: its votes are refused, and the real cluster's term does not move.
     const foreignDir = await Deno.makeTempDir({ prefix: "distkit-kv-foreign-" });
-    const [port] = await freePorts();
+    const port = freePort();
     // It takes the leader's id, so its messages are addressed as the real nodes expect.
     const foreign = await startKvNode({
       id: leader,
@@ -277,9 +277,9 @@ Deno.test("kv processes: a node of another cluster and clients without the secre
   }, { cluster: "blue", secret });
 });
 
-async function freePorts(): Promise<number[]> {
+function freePort(): number {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (l.addr as Deno.NetAddr).port;
   l.close();
-  return [port];
+  return port;
 }

@@ -113,15 +113,18 @@ export class LocalCluster {
   async restart(i: number): Promise<void> {
     const m = this.#members[i];
     if (m.child) throw new Error(`node ${i} is running; kill it first`);
-    const cli = new URL("../cli.ts", import.meta.url).href;
-    const args = [
+    // A compiled `distkit` runs itself; otherwise `deno run` the CLI module.
+    const runner = Deno.build.standalone ? [] : [
       "run",
       `--allow-net=${HOST}`,
       "--allow-read",
       "--allow-write",
       "--allow-env=DISTKIT_SECRET",
       "--unstable-kv",
-      cli,
+      new URL("../cli.ts", import.meta.url).href,
+    ];
+    const args = [
+      ...runner,
       "kv",
       "serve",
       "--id",

@@ -27,6 +27,8 @@ const PART_BYTES = 60 * 1024;
 /** Per-commit budgets, under Deno KV's limits of 1,000 mutations and 800 KiB. */
 const COMMIT_MUTATIONS = 900;
 const COMMIT_BYTES = 700 * 1024;
+/** Parts of one large entry that go in one commit (10 × 60 KiB, under COMMIT_BYTES). */
+const PARTS_PER_COMMIT = 10;
 /** Entry part 0 header: CRC-32 of the whole encoded entry (4 bytes), then the part count (2 bytes). */
 const HEADER_BYTES = 6;
 
@@ -216,11 +218,27 @@ export class DenoKvStorage implements RaftStorage {
     let first = true;
     const groups = entryGroups.length > 0 ? entryGroups : [[]];
     for (const group of groups) {
-      const mutations: Mutation[] = first ? [...head] : [];
+      let mutations: Mutation[] = first ? [...head] : [];
       for (const { index, parts } of group) {
-        parts.forEach((value, part) =>
-          mutations.push({ type: "set", key: this.#key("log", index, part), value })
-        );
+        const writes: Mutation[] = parts.map((value, part) => ({
+          type: "set" as const,
+          key: this.#key("log", index, part),
+          value,
+        }));
+        // An entry too big for one commit sends its first parts ahead, each
+        // commit with the meta still ending before it (so a crash leaves them
+        // invisible, and an entry being overwritten is dropped, not mixed).
+        while (writes.length > PARTS_PER_COMMIT) {
+          mutations.push(...writes.splice(0, PARTS_PER_COMMIT));
+          mutations.push({
+            type: "set",
+            key: this.#key("meta"),
+            value: this.#encodeChecked({ ...meta }),
+          });
+          commits.push(mutations);
+          mutations = [];
+        }
+        mutations.push(...writes);
         meta.last = index;
       }
       mutations.push({

@@ -96,6 +96,35 @@ Deno.test("kv storage: entries and snapshots over 64 KiB are stored in parts", a
   });
 });
 
+Deno.test("kv storage: an entry over Deno KV's 800 KiB commit limit is stored across commits", async () => {
+  await withStore(async (path) => {
+    const s = await DenoKvStorage.open(path);
+    await s.save({
+      hardState: { term: 1, vote: "a", commit: 0 },
+      entries: entries(1, 3, 1),
+      resetLog: false,
+    });
+    // Entry 2 is overwritten by a new leader's 2 MiB entry (and 3 dropped).
+    const huge: Entry = {
+      index: 2,
+      term: 2,
+      kind: "command",
+      command: "z".repeat(2 * 1024 * 1024),
+    };
+    await s.save({
+      hardState: { term: 2, vote: "b", commit: 1 },
+      entries: [huge, ...entries(3, 4, 2)],
+      resetLog: false,
+    });
+    await s.close();
+    const again = await DenoKvStorage.open(path);
+    const state = await again.load();
+    assert.deepEqual(state.entries, [...entries(1, 1, 1), huge, ...entries(3, 4, 2)]);
+    assert.deepEqual(state.hardState, { term: 2, vote: "b", commit: 1 });
+    await again.close();
+  });
+});
+
 Deno.test("kv storage: resetLog replaces the whole log with the snapshot", async () => {
   await withStore(async (path) => {
     const s = await DenoKvStorage.open(path);

@@ -264,7 +264,7 @@ export async function main(args: string[]): Promise<number> {
     }
     return await top.run(args.slice(1));
   }
-  const group = groups[first];
+  const group = Object.hasOwn(groups, first) ? groups[first] : undefined;
   if (group === undefined) {
     console.error(`distkit: unknown module or command "${first}"\n\n${topHelp()}`);
     return 2;

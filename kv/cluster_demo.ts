@@ -59,6 +59,18 @@ export async function clusterDemo(options: ClusterDemoOptions = {}): Promise<Clu
   const dataDir = await Deno.makeTempDir({ prefix: "distkit-demo-" });
   say(`starting 3 nodes (distkit kv serve) with their data under ${dataDir}`);
   const cluster = await LocalCluster.start({ dataDir });
+  try {
+    return await drive(cluster, { dataDir, seconds, clients, say });
+  } finally {
+    await cluster.stop(); // also when something failed: no node process is left behind
+  }
+}
+
+async function drive(
+  cluster: LocalCluster,
+  options: { dataDir: string; seconds: number; clients: number; say: (line: string) => void },
+): Promise<ClusterDemoReport> {
+  const { dataDir, seconds, clients, say } = options;
   for (let i = 0; i < 3; i++) {
     say(`  node ${i}: tcp ${cluster.peers[i]}, http http://${cluster.httpAddress(i)}`);
   }
@@ -155,7 +167,8 @@ export async function clusterDemo(options: ClusterDemoOptions = {}): Promise<Clu
   );
   const sorted = latencies.toSorted((a, b) => a - b);
   // Operations called after the process was gone had to find the new leader.
-  const after = Math.min(...history.filter((o) => o.call >= killedAt).map((o) => o.return));
+  let after = Infinity;
+  for (const o of history) if (o.call >= killedAt && o.return < after) after = o.return;
   return {
     dataDir,
     reportPath,

@@ -61,14 +61,21 @@ function waitForSignal(): Promise<void> {
  * environment may be read (--allow-env). Never from the command line, where
  * other users could see it.
  */
-function secretFrom(file: string | boolean | undefined): string | undefined {
+function secretFrom(file: string | boolean | undefined, warn = false): string | undefined {
   if (typeof file === "string") {
     const secret = Deno.readTextFileSync(file).trim();
     if (secret === "") throw new Error(`the secret file ${file} is empty`);
     return secret;
   }
   const env = Deno.permissions.querySync({ name: "env", variable: "DISTKIT_SECRET" });
-  return env.state === "granted" ? Deno.env.get("DISTKIT_SECRET") || undefined : undefined;
+  if (env.state !== "granted") {
+    if (!warn) return undefined;
+    console.error(
+      "note: DISTKIT_SECRET cannot be read without --allow-env=DISTKIT_SECRET; going on without a secret",
+    );
+    return undefined;
+  }
+  return Deno.env.get("DISTKIT_SECRET")?.trim() || undefined;
 }
 
 const ACCESS_HELP =
@@ -122,7 +129,7 @@ ${ACCESS_HELP}`,
     }
     let node;
     try {
-      const secret = secretFrom(v["secret-file"]);
+      const secret = secretFrom(v["secret-file"], true);
       const cluster = typeof v["cluster-id"] === "string" ? v["cluster-id"] : "";
       console.log(
         `cluster id ${JSON.stringify(cluster)}; ` +
@@ -145,9 +152,13 @@ ${ACCESS_HELP}`,
       console.error(`distkit kv serve: ${(err as Error).message}`);
       return 1;
     }
-    await waitForSignal();
+    // Until a signal, or until the node stops on its own (a storage failure,
+    // already reported): then exit non-zero so a supervisor restarts it.
+    const failed = node.server.finished.then(() => true);
+    const outcome = await Promise.race([waitForSignal().then(() => false), failed]);
     await node.close();
-    return 0;
+    if (outcome) console.error("distkit kv serve: the node stopped after a failure (see above)");
+    return outcome ? 1 : 0;
   },
 };
 
@@ -184,7 +195,7 @@ listens and how to talk to them, and stops them all on SIGINT or SIGTERM.`,
         nodes,
         dataDir,
         cluster: typeof id === "string" ? id : undefined,
-        secret: secretFrom(parsed.values["secret-file"]),
+        secret: secretFrom(parsed.values["secret-file"], true),
       });
     } catch (err) {
       console.error(`distkit kv cluster: ${(err as Error).message}`);
@@ -213,7 +224,12 @@ function clientCommand(
   name: string,
   summary: string,
   operands: string,
-  op: (clerk: Clerk, positionals: string[], signal: AbortSignal) => Promise<number>,
+  op: (
+    clerk: Clerk,
+    positionals: string[],
+    signal: AbortSignal,
+    absent: boolean,
+  ) => Promise<number>,
   arity: number,
 ): KvCommand {
   return {
@@ -223,12 +239,14 @@ function clientCommand(
 options:
   --cluster <list>         the nodes' TCP addresses, comma-separated, in the nodes' order
   --timeout <ms>           give up after this long (default 10000)
-${ACCESS_HELP}`,
+${ACCESS_HELP}
+
+exit status: 0 done, 1 not found or not set, 2 usage error, 3 failed (refused, timed out...)`,
     async run(args) {
       const parsed = parse(name, this, args, {
         cluster: { type: "string" },
         timeout: { type: "string" },
-        absent: { type: "boolean" },
+        ...(name === "cas" ? { absent: { type: "boolean" as const } } : {}),
         "cluster-id": { type: "string" },
         "secret-file": { type: "string" },
       });
@@ -250,11 +268,13 @@ ${ACCESS_HELP}`,
       } catch (err) {
         return usageError(name, this, (err as Error).message);
       }
-      const positionals = parsed.values.absent
-        ? [parsed.positionals[0], "\u0000absent", ...parsed.positionals.slice(1)]
-        : parsed.positionals;
       try {
-        return await op(connection.clerk, positionals, AbortSignal.timeout(timeoutMs));
+        return await op(
+          connection.clerk,
+          parsed.positionals,
+          AbortSignal.timeout(timeoutMs),
+          parsed.values.absent === true,
+        );
       } catch (err) {
         if (err instanceof KvAbortedError) {
           console.error(`distkit kv ${name}: no answer within ${timeoutMs} ms. ${err.message}`);
@@ -263,7 +283,7 @@ ${ACCESS_HELP}`,
         } else {
           console.error(`distkit kv ${name}: ${(err as Error).message}`);
         }
-        return 1;
+        return 3;
       } finally {
         await connection.close();
       }
@@ -317,11 +337,9 @@ const cas = clientCommand(
   "cas",
   "set a key only if it holds an expected value (--absent: only if it is absent); exit 1 if not",
   "<key> <expected> <new> | --absent <key> <new>",
-  async (clerk, [key, expected, value], signal) => {
-    const outcome = await clerk.cas(key, {
-      expected: expected === "\u0000absent" ? null : expected,
-      value,
-    }, { signal });
+  async (clerk, operands, signal, absent) => {
+    const [key, expected, value] = absent ? [operands[0], null, operands[1]] : operands;
+    const outcome = await clerk.cas(key, { expected, value }, { signal });
     if (outcome.ok) return 0;
     console.error(
       `not set: the value is ${

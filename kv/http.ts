@@ -27,7 +27,9 @@ import { Clerk } from "./clerk.ts";
 import { KvAbortedError, KvRequestError } from "./errors.ts";
 import type { KvServer } from "./server.ts";
 import type { KvValue } from "./value.ts";
-import { ArgumentsError } from "../net/errors.ts";
+import { AbortedError, ArgumentsError, TimeoutError } from "../net/errors.ts";
+import type { CallOptions } from "../net/transport.ts";
+import { DEFAULT_KV_LIMITS, type KvLimits, type KvReply } from "./protocol.ts";
 
 /**
  * Options of {@linkcode serveKvHttp}.
@@ -50,8 +52,12 @@ export interface KvHttpOptions {
   secret?: string;
   /** The cluster id; a request naming another one in `X-Distkit-Cluster` is refused. */
   cluster?: string;
-  /** Largest request body, in bytes. Default 1 MiB + 1 KiB. */
+  /** Key and value limits (the node's). Default: the defaults. */
+  limits?: Partial<KvLimits>;
+  /** Largest request body, in bytes. Default: the value limit + 1 KiB. */
   maxBodyBytes?: number;
+  /** Writes in progress at once; more wait their turn (each needs a client session). Default 64. */
+  maxConcurrentWrites?: number;
   /** How long one request may take before 503. Default 5,000 ms. */
   timeoutMs?: number;
 }
@@ -75,15 +81,54 @@ export interface KvHttpServer {
   close(): Promise<void>;
 }
 
-/** A transport that calls this node's own RPC server, in process. */
+/** This node does not lead: the request was not proposed (nothing to retry here). */
+class NotLeaderHere extends Error {
+  constructor(readonly leader: string | null) {
+    super("this node does not lead");
+  }
+}
+
+/**
+ * A transport that calls this node's own RPC server, in process. A
+ * "not the leader" answer ends the request (the client is sent to the
+ * leader); "retry" answers are retried by the clerk in its session.
+ */
 function localTransport(rpc: RpcServer): Transport {
   return {
     connect: (peer: string) => ({
       peer,
-      call: <T>(method: string, args?: unknown, options: { timeoutMs?: number } = {}) =>
-        deadline(rpc.dispatch(method, args) as Promise<T>, { timeoutMs: options.timeoutMs }),
+      call: async <T>(method: string, args?: unknown, options: CallOptions = {}) => {
+        const reply = await deadline(rpc.dispatch(method, args), {
+          timeoutMs: options.timeoutMs,
+          signal: options.signal,
+          onTimeout: () => new TimeoutError(method, options.timeoutMs!),
+          onAbort: (reason) => new AbortedError(method, { cause: reason }),
+        }) as KvReply;
+        if (reply?.status === "not-leader") throw new NotLeaderHere(reply.leader);
+        return reply as T;
+      },
     }),
   };
+}
+
+/** At most `n` holders at once; the others wait in line. */
+class Semaphore {
+  #free: number;
+  #waiting: (() => void)[] = [];
+  constructor(n: number) {
+    this.#free = n;
+  }
+  async run<T>(work: () => Promise<T>): Promise<T> {
+    if (this.#free > 0) this.#free--;
+    else await new Promise<void>((resolve) => this.#waiting.push(resolve));
+    try {
+      return await work();
+    } finally {
+      const next = this.#waiting.shift();
+      if (next) next();
+      else this.#free++;
+    }
+  }
 }
 
 function json(status: number, body: unknown, headers: Record<string, string> = {}): Response {
@@ -111,16 +156,27 @@ function sameSecret(given: string, secret: string): boolean {
   return diff === 0;
 }
 
-async function readBody(req: Request, limit: number): Promise<Uint8Array> {
+/** Reads the body, up to `limit` bytes and until `signal` fires (a client that stops sending). */
+async function readBody(req: Request, limit: number, signal: AbortSignal): Promise<Uint8Array> {
   const declared = Number(req.headers.get("content-length") ?? "0");
   if (declared > limit) throw new BodyTooLarge(limit);
   if (req.body === null) return new Uint8Array();
   const chunks: Uint8Array[] = [];
   let size = 0;
-  for await (const chunk of req.body) {
-    size += chunk.length;
-    if (size > limit) throw new BodyTooLarge(limit);
-    chunks.push(chunk);
+  const reader = req.body.getReader();
+  const cancel = () => reader.cancel().catch(() => {});
+  signal.addEventListener("abort", cancel, { once: true });
+  try {
+    while (true) {
+      const { done, value } = await reader.read();
+      if (signal.aborted) throw new KvAbortedError("body read", false);
+      if (done) break;
+      size += value.length;
+      if (size > limit) throw new BodyTooLarge(limit);
+      chunks.push(value);
+    }
+  } finally {
+    signal.removeEventListener("abort", cancel);
   }
   const out = new Uint8Array(size);
   let at = 0;
@@ -213,25 +269,47 @@ export function serveKvHttp(
 ): KvHttpServer {
   const id = kv.raft.id;
   const timeoutMs = options.timeoutMs ?? 5000;
-  const maxBody = options.maxBodyBytes ?? 1024 * 1024 + 1024;
-  const clerk = new Clerk(localTransport(rpc), [id], { attemptTimeoutMs: timeoutMs });
+  const limits = { ...DEFAULT_KV_LIMITS, ...options.limits };
+  const maxBody = options.maxBodyBytes ?? limits.maxValueBytes + 1024;
+  const clerk = new Clerk(localTransport(rpc), [id], { attemptTimeoutMs: timeoutMs, limits });
+  const writes = new Semaphore(options.maxConcurrentWrites ?? 64);
   const requests = new Map<string, number>();
 
-  async function serveKey(req: Request, url: URL, key: string): Promise<Response> {
-    const status = kv.raft.status();
-    if (status.role !== "leader") {
-      const leader = status.leader === null ? undefined : options.addresses?.[status.leader];
-      if (leader === undefined) {
-        return failure(503, "no leader is known yet; retry shortly", { leader: status.leader }, {
-          "retry-after": "1",
-        });
-      }
-      const location = `http://${leader}${url.pathname}${url.search}`;
-      return json(307, { error: "this node does not lead", leader: status.leader, location }, {
-        location,
+  function redirect(url: URL, leaderId: string | null): Response {
+    const leader = leaderId === null || leaderId === id ? undefined : options.addresses?.[leaderId];
+    if (leader === undefined) {
+      return failure(503, "no leader is known yet; retry shortly", { leader: leaderId }, {
+        "retry-after": "1",
       });
     }
+    const location = `http://${leader}${url.pathname}${url.search}`;
+    return json(307, { error: "this node does not lead", leader: leaderId, location }, {
+      location,
+    });
+  }
+
+  async function serveKey(req: Request, url: URL, key: string): Promise<Response> {
+    if (kv.stopped) {
+      return failure(503, "this node has stopped; use another", {}, { "retry-after": "1" });
+    }
+    const status = kv.raft.status();
+    if (status.role !== "leader") return redirect(url, status.leader);
     const signal = AbortSignal.timeout(timeoutMs);
+    try {
+      return await serveLeader(req, url, key, signal);
+    } catch (err) {
+      if (err instanceof NotLeaderHere) return redirect(url, err.leader);
+      throw err;
+    }
+  }
+
+  async function serveLeader(
+    req: Request,
+    url: URL,
+    key: string,
+    signal: AbortSignal,
+  ): Promise<Response> {
+    const body = () => readBody(req, maxBody, signal);
     const op = url.searchParams.get("op");
     switch (req.method) {
       case "GET": {
@@ -240,21 +318,27 @@ export function serveKvHttp(
           ? failure(404, `no key ${JSON.stringify(key)}`)
           : valueResponse(value);
       }
-      case "PUT":
-        await clerk.put(key, valueFrom(req, await readBody(req, maxBody)), { signal });
+      case "PUT": {
+        const value = valueFrom(req, await body());
+        await writes.run(() => clerk.put(key, value, { signal }));
         return new Response(null, { status: 204 });
+      }
       case "DELETE":
-        await clerk.delete(key, { signal });
+        await writes.run(() => clerk.delete(key, { signal }));
         return new Response(null, { status: 204 });
       case "POST":
         if (op === "append") {
-          await clerk.append(key, valueFrom(req, await readBody(req, maxBody)), { signal });
+          const value = valueFrom(req, await body());
+          await writes.run(() => clerk.append(key, value, { signal }));
           return new Response(null, { status: 204 });
         }
         if (op === "cas") {
-          const change = parseCas(await readBody(req, maxBody));
-          const outcome = await clerk.cas(key, change, { signal });
-          return json(200, { ok: outcome.ok, current: shown(outcome.current) });
+          const change = parseCas(await body());
+          const outcome = await writes.run(() => clerk.cas(key, change, { signal }));
+          return json(
+            200,
+            outcome.ok ? { ok: true } : { ok: false, current: shown(outcome.current) },
+          );
         }
         return failure(400, `POST needs ?op=append or ?op=cas, got ${JSON.stringify(op)}`);
       default:
@@ -283,20 +367,30 @@ export function serveKvHttp(
       );
     }
     const url = new URL(req.url);
-    if (url.pathname === "/status" && req.method === "GET") {
-      return json(200, { ...kv.raft.status(), cluster: options.cluster ?? "", kv: kv.stats() });
-    }
-    if (url.pathname === "/metrics" && req.method === "GET") {
+    // The path as sent: URL parsing would resolve "." and ".." segments inside keys.
+    const raw = rawPath(req.url);
+    if (raw === "/status" || raw === "/metrics") {
+      if (req.method !== "GET") {
+        return failure(405, `${raw} answers GET only`, {}, { allow: "GET" });
+      }
+      if (raw === "/status") {
+        return json(200, {
+          ...kv.raft.status(),
+          stopped: kv.stopped,
+          cluster: options.cluster ?? "",
+          kv: kv.stats(),
+        });
+      }
       return new Response(metrics(kv, requests), {
         headers: { "content-type": "text/plain; version=0.0.4" },
       });
     }
-    if (!url.pathname.startsWith("/kv/") || url.pathname.length === 4) {
+    if (!raw.startsWith("/kv/") || raw.length === 4) {
       return failure(404, "not found; use /kv/<key>, /status or /metrics");
     }
     let key: string;
     try {
-      key = decodeURIComponent(url.pathname.slice(4));
+      key = decodeURIComponent(raw.slice(4));
     } catch {
       return failure(400, "the key is not valid percent-encoded UTF-8");
     }
@@ -329,8 +423,17 @@ export function serveKvHttp(
   });
   return {
     address: `${server.addr.hostname}:${server.addr.port}`,
-    close: () => server.shutdown(),
+    // Requests in progress get a few seconds to finish, not for ever.
+    close: () => deadline(server.shutdown(), { timeoutMs: timeoutMs + 1000 }).catch(() => {}),
   };
+}
+
+/** The path of a request URL as sent (without the query), not normalized. */
+function rawPath(url: string): string {
+  const start = url.indexOf("/", url.indexOf("//") + 2);
+  if (start < 0) return "/";
+  const end = url.search(/[?#]/);
+  return url.slice(start, end < 0 ? undefined : end);
 }
 
 function parseCas(body: Uint8Array): { expected: string | null; value: string } {

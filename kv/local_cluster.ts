@@ -39,6 +39,8 @@ interface Member {
   child?: Deno.ChildProcess;
   stderr: string[];
   exited?: Promise<Deno.CommandStatus>;
+  /** The process has exited (killed, or on its own). */
+  gone: boolean;
 }
 
 const HTTP_OFFSET = 1000;
@@ -70,7 +72,7 @@ export class LocalCluster {
   private constructor(peers: string[], options: LocalClusterOptions) {
     this.peers = peers;
     this.#options = options;
-    this.#members = peers.map(() => ({ stderr: [] }));
+    this.#members = peers.map(() => ({ stderr: [], gone: true }));
   }
 
   /** Starts every node and waits until each one listens. */
@@ -101,7 +103,7 @@ export class LocalCluster {
 
   /** Whether node i's process is running. */
   isRunning(i: number): boolean {
-    return this.#members[i].child !== undefined;
+    return !this.#members[i].gone;
   }
 
   /** What node i wrote to stderr lately (for diagnostics). */
@@ -112,7 +114,7 @@ export class LocalCluster {
   /** Starts node i (again) from its data folder and waits until it serves HTTP. */
   async restart(i: number): Promise<void> {
     const m = this.#members[i];
-    if (m.child) throw new Error(`node ${i} is running; kill it first`);
+    if (!m.gone) throw new Error(`node ${i} is running; kill it first`);
     // A compiled `distkit` runs itself; otherwise `deno run` the CLI module.
     const runner = Deno.build.standalone ? [] : [
       "run",
@@ -147,6 +149,7 @@ export class LocalCluster {
       stderr: "piped",
     }).spawn();
     m.child = child;
+    m.gone = false;
     m.stderr = [];
     const decoder = new TextDecoder();
     const draining = (async () => {
@@ -155,16 +158,14 @@ export class LocalCluster {
         if (m.stderr.length > 50) m.stderr.shift();
       }
     })();
-    let gone = false;
     m.exited = Promise.all([child.status, draining]).then(([status]) => {
-      gone = true;
+      if (m.child === child) m.gone = true;
       return status;
     });
     const deadline = Date.now() + (this.#options.startTimeoutMs ?? 15_000);
     while (!(await this.#answers(i))) {
-      if (gone || Date.now() > deadline) {
-        if (!gone) await this.kill(i);
-        m.child = undefined;
+      if (m.gone || Date.now() > deadline) {
+        await this.kill(i);
         throw new Error(`node ${i} did not start; its stderr:\n${this.stderr(i)}`);
       }
       await delay(50);
@@ -178,7 +179,7 @@ export class LocalCluster {
   /** Node i's `/status`, or undefined when it does not answer within 500 ms. */
   async status(
     i: number,
-  ): Promise<{ role: string; term: number; leader: string | null } | undefined> {
+  ): Promise<{ role: string; term: number; leader: string | null; stopped: boolean } | undefined> {
     try {
       const secret = this.#options.secret;
       const res = await fetch(`http://${this.httpAddress(i)}/status`, {
@@ -198,45 +199,64 @@ export class LocalCluster {
       for (let i = 0; i < this.peers.length; i++) {
         if (!this.isRunning(i)) continue;
         const s = await this.status(i);
-        if (s?.role === "leader") return i;
+        if (s?.role === "leader" && !s.stopped) return i;
       }
       await delay(50);
     }
     throw new Error("no node became leader in time");
   }
 
-  /** Sends `signal` (default SIGKILL: a crash) to node i and waits for it to exit. */
-  async kill(i: number, signal: Deno.Signal = "SIGKILL"): Promise<void> {
+  /**
+   * Sends `signal` (default SIGKILL: a crash) to node i and waits for it to
+   * exit; a node that outlives another signal by `graceMs` is killed.
+   */
+  async kill(i: number, signal: Deno.Signal = "SIGKILL", graceMs = 5000): Promise<void> {
     const m = this.#members[i];
     if (!m.child) return;
     try {
       m.child.kill(signal);
     } catch { /* already gone */ }
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    if (signal !== "SIGKILL") {
+      timer = setTimeout(() => {
+        try {
+          m.child?.kill("SIGKILL");
+        } catch { /* gone meanwhile */ }
+      }, graceMs);
+    }
     await m.exited;
+    clearTimeout(timer);
     m.child = undefined;
+    m.gone = true;
   }
 
-  /** Stops every node gracefully (SIGTERM). */
+  /** Stops every node gracefully (SIGTERM; SIGKILL for one still up after 5 s). */
   async stop(): Promise<void> {
     await Promise.all(this.peers.map((_, i) => this.kill(i, "SIGTERM")));
   }
 }
 
-/** `n` free TCP ports on 127.0.0.1, each with the port 1000 above also free. */
+/**
+ * `n` free TCP ports on 127.0.0.1, each with the port 1000 above also free,
+ * none of them another's HTTP port. All are held until the set is complete.
+ */
 async function freePorts(n: number): Promise<number[]> {
   const ports: number[] = [];
-  while (ports.length < n) {
-    const a = Deno.listen({ hostname: HOST, port: 0 });
-    const port = (a.addr as Deno.NetAddr).port;
-    let b: Deno.Listener | undefined;
-    try {
-      if (port + HTTP_OFFSET <= 65535) {
-        b = Deno.listen({ hostname: HOST, port: port + HTTP_OFFSET });
-      }
-    } catch { /* taken: try another */ }
-    a.close();
-    b?.close();
-    if (b && !ports.includes(port)) ports.push(port);
+  const held: Deno.Listener[] = [];
+  try {
+    while (ports.length < n) {
+      const a = Deno.listen({ hostname: HOST, port: 0 });
+      held.push(a);
+      const port = (a.addr as Deno.NetAddr).port;
+      const clash = ports.some((p) => Math.abs(p - port) === HTTP_OFFSET);
+      if (clash || port + HTTP_OFFSET > 65535) continue;
+      try {
+        held.push(Deno.listen({ hostname: HOST, port: port + HTTP_OFFSET }));
+        ports.push(port);
+      } catch { /* taken: try another */ }
+    }
+  } finally {
+    for (const l of held) l.close();
   }
   await delay(10);
   return ports;

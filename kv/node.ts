@@ -88,6 +88,31 @@ function parseAddress(address: string): { hostname: string; port: number } {
   return { hostname: address.slice(0, colon), port };
 }
 
+/**
+ * Marks the data folder as node `id`'s, or checks that it is: a folder
+ * holds one node's state, and another node's process must not open it.
+ */
+async function claimDataDir(dir: string, id: string): Promise<void> {
+  await Deno.mkdir(dir, { recursive: true });
+  const file = `${dir}/node.json`;
+  let owner: unknown;
+  try {
+    owner = JSON.parse(await Deno.readTextFile(file)).id;
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) {
+      throw new Error(`cannot read ${file}: ${(err as Error).message}`, { cause: err });
+    }
+    await Deno.writeTextFile(file, JSON.stringify({ id }) + "\n");
+    return;
+  }
+  if (owner !== id) {
+    throw new Error(
+      `the data folder ${dir} belongs to node ${JSON.stringify(owner)}, not ${id}; ` +
+        `give every node its own folder`,
+    );
+  }
+}
+
 /** Raft ids by position: "0", "1", ... */
 function peerMap(peers: string[]): Record<string, string> {
   for (const p of peers) parseAddress(p);
@@ -119,12 +144,28 @@ export async function startKvNode(options: KvNodeOptions): Promise<KvNode> {
     );
   }
   const log = options.log ?? (() => {});
-  await Deno.mkdir(options.dataDir, { recursive: true });
-  const storage = await DenoKvStorage.open(`${options.dataDir}/raft.kv`);
   const rpc = new RpcServer();
   const access = { cluster: options.cluster, secret: options.secret };
+  // The node's port first: a second process started as the same node fails
+  // here, before it can touch the data folder.
+  let listener: TcpServer;
+  try {
+    listener = serveTcp(rpc, { ...parseAddress(address), ...access });
+  } catch (err) {
+    throw new Error(
+      `cannot listen on ${address}: ${(err as Error).message}; is node ${id} already running?`,
+      { cause: err },
+    );
+  }
+  let storage: DenoKvStorage | undefined;
+  try {
+    await claimDataDir(options.dataDir, id);
+    storage = await DenoKvStorage.open(`${options.dataDir}/raft.kv`);
+  } catch (err) {
+    await listener.close();
+    throw err;
+  }
   const transport = new TcpTransport({ peers, timeoutMs: 1000, ...access });
-  let listener: TcpServer | undefined;
   let server: KvServer | undefined;
   let http: KvHttpServer | undefined;
   try {
@@ -138,7 +179,6 @@ export async function startKvNode(options: KvNodeOptions): Promise<KvNode> {
       maxRaftState: options.maxRaftState ?? 4 * 1024 * 1024,
       limits: options.limits,
     });
-    listener = serveTcp(rpc, { ...parseAddress(address), ...access });
     const offset = options.httpOffset === undefined ? 1000 : options.httpOffset;
     if (offset !== null) {
       const httpAddresses = Object.fromEntries(
@@ -150,12 +190,13 @@ export async function startKvNode(options: KvNodeOptions): Promise<KvNode> {
       http = serveKvHttp(server, rpc, {
         ...parseAddress(httpAddresses[id]),
         addresses: httpAddresses,
+        limits: options.limits,
         ...access,
       });
     }
   } catch (err) {
     await server?.stop();
-    await listener?.close();
+    await listener.close();
     await transport.close();
     await storage.close();
     throw err;
@@ -163,6 +204,7 @@ export async function startKvNode(options: KvNodeOptions): Promise<KvNode> {
   log(`kv node ${id} serving on ${listener.address}${http ? `, HTTP on ${http.address}` : ""}`);
   const kv = server;
   const tcp = listener;
+  const store = storage;
   let closing: Promise<void> | undefined;
   return {
     id,
@@ -175,7 +217,7 @@ export async function startKvNode(options: KvNodeOptions): Promise<KvNode> {
         await kv.stop();
         await tcp.close();
         await transport.close();
-        await storage.close();
+        await store.close();
         log(`kv node ${id} stopped`);
       })();
       return closing;

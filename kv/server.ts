@@ -164,6 +164,20 @@ export class KvServer {
     return kv;
   }
 
+  /**
+   * Resolves once the server has stopped: by {@linkcode KvServer.stop}, or
+   * on its own when its Raft node failed (storage, an invariant; already
+   * reported on stderr), after which {@linkcode KvServer.stopped} is true.
+   */
+  get finished(): Promise<void> {
+    return this.#applier;
+  }
+
+  /** Whether the server has stopped serving. */
+  get stopped(): boolean {
+    return this.#stopped;
+  }
+
   /** The Raft node underneath (status, leadership transfer, membership). */
   get raft(): RaftNode {
     return this.#raft;

@@ -167,6 +167,18 @@ Deno.test("kv processes: malformed HTTP and TCP requests get clear errors; nodes
     while ((await conn.read(buffer).catch(() => null)) !== null) { /* until the node closes it */ }
     conn.close();
 
+    // Values near the limit (over Deno KV's 800 KiB per commit) are stored.
+    const big = "b".repeat(1000 * 1000);
+    const put = await fetch(`${http}/kv/big`, { method: "PUT", body: big });
+    assert.equal(put.status, 204, await put.text());
+    assert.equal((await (await fetch(`${http}/kv/big`)).text()).length, big.length);
+    await expect(new Request(`${http}/status`, { method: "POST" }), 405, /answers GET only/);
+    const cas = await fetch(`${http}/kv/c?op=cas`, {
+      method: "POST",
+      body: JSON.stringify({ expected: null, value: "v" }),
+    });
+    assert.deepEqual(await cas.json(), { ok: true });
+
     // Still serving, over both.
     const { clerk, close } = connectKv(cluster.peers);
     await clerk.put("x", "fine");
@@ -209,7 +221,7 @@ Deno.test("kv processes: the command-line client", async () => {
     assert.equal(usage.code, 2);
     assert.match(usage.stderr, /--cluster is required/);
     const tooBig = await run("put", "--cluster", list, "x".repeat(2000), "v");
-    assert.equal(tooBig.code, 1);
+    assert.equal(tooBig.code, 3);
     assert.match(tooBig.stderr, /key is 2000 bytes/);
   });
 });
@@ -283,3 +295,22 @@ function freePort(): number {
   l.close();
   return port;
 }
+
+Deno.test("kv node: a data folder serves one node, and a node runs once", async () => {
+  const dataDir = await Deno.makeTempDir({ prefix: "distkit-kv-claim-" });
+  const peers = [`127.0.0.1:${freePort()}`, `127.0.0.1:${freePort()}`];
+  const node = await startKvNode({ id: 0, peers, dataDir, httpOffset: null });
+  try {
+    await assert.rejects(
+      startKvNode({ id: 0, peers, dataDir, httpOffset: null }),
+      /cannot listen on .*: .*is node 0 already running\?/,
+    );
+    await assert.rejects(
+      startKvNode({ id: 1, peers, dataDir, httpOffset: null }),
+      /belongs to node "0", not 1; give every node its own folder/,
+    );
+  } finally {
+    await node.close();
+    await Deno.remove(dataDir, { recursive: true });
+  }
+});

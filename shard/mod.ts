@@ -1,10 +1,21 @@
 /**
  * The shard controller and the sharded key/value service with live migration.
  *
- * Not implemented yet: this entry point is reserved so that its import path is
- * stable, and it exports nothing until issue #7 lands. Everything available
- * today is in `@distkit/distkit/net`.
+ * In progress (issue #7): today this module has shard configurations and
+ * their deterministic, balanced, minimal rebalancing ({@linkcode join},
+ * {@linkcode leave}, {@linkcode move}, {@linkcode rebalance}). The
+ * replicated controller and the sharded service come next.
+ *
+ * @example
+ * ```ts
+ * import { initialConfig, join, leave } from "@distkit/distkit/shard";
+ *
+ * const c1 = join(initialConfig(), { 100: ["a", "b", "c"], 101: ["d", "e", "f"] });
+ * c1.shards; // [100, 100, 100, 100, 100, 101, 101, 101, 101, 101]
+ * const c2 = leave(c1, [100]);
+ * c2.shards.every((gid) => gid === 101); // true
+ * ```
  *
  * @module
  */
-export {};
+export * from "./config.ts";

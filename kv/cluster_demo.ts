@@ -9,11 +9,12 @@
  */
 import { checkOperations } from "../checker/check.ts";
 import { renderHtml } from "../checker/html.ts";
-import { type KvInput, kvModel } from "../checker/models.ts";
-import type { Operation, Verdict } from "../checker/types.ts";
+import { kvModel } from "../checker/models.ts";
+import type { Verdict } from "../checker/types.ts";
 import { delay } from "../net/async.ts";
 import { LocalCluster } from "./local_cluster.ts";
 import { connectKv } from "./node.ts";
+import { AppendWorkload } from "./workload.ts";
 
 /** Options of {@linkcode clusterDemo}. */
 export interface ClusterDemoOptions {
@@ -78,38 +79,15 @@ async function drive(
   say(`node ${first} leads; ${clients} clients start appending and reading`);
 
   const t0 = performance.now();
-  const history: Operation<KvInput, string | undefined>[] = [];
-  const latencies: number[] = [];
-  const completions: number[] = [];
-  const acknowledged = new Array(clients).fill(0);
+  const workload = new AppendWorkload({ now: () => performance.now() - t0 });
   const notes: { at: number; text: string }[] = [];
-  let stop = false;
   const connections = Array.from({ length: clients }, () => connectKv(cluster.peers));
-  const loops = connections.map(async ({ clerk }, c) => {
-    const key = `k${c % 4}`;
-    for (let j = 0; !stop; j++) {
-      const call = performance.now() - t0;
-      let input: KvInput;
-      let output: string | undefined;
-      if (j % 2 === 0) {
-        input = { op: "append", key, value: `(${c}.${acknowledged[c]})` };
-        await clerk.append(key, input.value!);
-        acknowledged[c]++;
-      } else {
-        input = { op: "get", key };
-        output = String(await clerk.get(key) ?? "");
-      }
-      const ret = performance.now() - t0;
-      history.push({ client: c, input, call, output, return: ret });
-      latencies.push(ret - call);
-      completions.push(ret);
-    }
-  });
-  for (const loop of loops) loop.catch(() => {}); // awaited below
+  const running = workload.start(connections.map((c) => c.clerk));
+  const history = workload.history;
 
   let last = 0;
   const tick = (down: string) => {
-    const now = completions.length;
+    const now = workload.completed;
     say(
       `  t=${((performance.now() - t0) / 1000).toFixed(0)} s  ${now} ops  ` +
         `(${now - last}/s)${down}`,
@@ -134,24 +112,11 @@ async function drive(
       tick(cluster.isRunning(first) ? "" : `  (node ${first} down)`);
     }
   }
-  stop = true;
-  await Promise.all(loops);
+  await running.stop();
   const elapsed = (performance.now() - t0) / 1000;
   const newLeader = await cluster.leader();
 
-  // Every acknowledged append, once.
-  let appendsLost = 0;
-  const { clerk } = connections[0];
-  for (let k = 0; k < 4; k++) {
-    const v = String(await clerk.get(`k${k}`) ?? "");
-    for (let c = k; c < clients; c += 4) {
-      for (let n = 0; n < acknowledged[c]; n++) {
-        const wanted = `(${c}.${n})`;
-        const at = v.indexOf(wanted);
-        if (at < 0 || v.lastIndexOf(wanted) !== at) appendsLost++;
-      }
-    }
-  }
+  const appendsLost = await workload.lostAppends(connections[0].clerk);
   for (const c of connections) await c.close();
   await cluster.stop();
 
@@ -165,7 +130,7 @@ async function drive(
     reportPath,
     renderHtml(result, { model: kvModel, title: "distkit demo: 3 nodes, leader killed" }),
   );
-  const sorted = latencies.toSorted((a, b) => a - b);
+  const sorted = history.map((o) => o.return - o.call).sort((a, b) => a - b);
   // Operations called after the process was gone had to find the new leader.
   let after = Infinity;
   for (const o of history) if (o.call >= killedAt && o.return < after) after = o.return;

@@ -21,6 +21,7 @@
  * @module
  */
 import { deadline } from "../net/async.ts";
+import { concatBytes } from "../net/bytes.ts";
 import type { RpcServer } from "../net/rpc_server.ts";
 import type { Transport } from "../net/transport.ts";
 import { Clerk } from "./clerk.ts";
@@ -178,13 +179,7 @@ async function readBody(req: Request, limit: number, signal: AbortSignal): Promi
   } finally {
     signal.removeEventListener("abort", cancel);
   }
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
+  return concatBytes(chunks, size);
 }
 
 class BodyTooLarge extends Error {

@@ -50,6 +50,7 @@ export * from "./protocol.ts";
 export * from "./server.ts";
 export * from "./state.ts";
 export * from "./value.ts";
+export * from "./workload.ts";
 // Types from the net and raft layers that appear in this module's signatures.
 export type { Clock, Codec, CodecOptions, Random, Transport } from "../net/mod.ts";
 export type { RaftNode, RaftNodeOptions } from "../raft/mod.ts";

@@ -14,6 +14,7 @@ import { serveTcp, type TcpServer, TcpTransport } from "../net/tcp.ts";
 import { MemoryStorage } from "../raft/storage.ts";
 import { Clerk } from "./clerk.ts";
 import { KvServer } from "./server.ts";
+import { AppendWorkload } from "./workload.ts";
 
 /** What the KV tour reports. */
 export interface KvTourReport {
@@ -66,39 +67,14 @@ export async function kvTour(options: { clients?: number; ms?: number } = {}): P
   }
   const clientTransport = new TcpTransport({ peers });
   transports.push(clientTransport);
-  const history: KvTourReport["history"] = [];
-  let events = 0;
   const start = performance.now();
-  let stop = false;
-  const acknowledged: number[] = new Array(clients).fill(0);
-  const loops = Array.from({ length: clients }, async (_, c) => {
-    const clerk = new Clerk(clientTransport, ids, { attemptTimeoutMs: 1000 });
-    const key = `k${c}`;
-    for (let j = 0; !stop; j++) {
-      const call = ++events;
-      if (j % 2 === 0) {
-        const value = `x ${c} ${j / 2} y`;
-        await clerk.append(key, value);
-        acknowledged[c]++;
-        history.push({
-          client: c,
-          input: { op: "append", key, value },
-          call,
-          output: undefined,
-          return: ++events,
-        });
-      } else {
-        const v = await clerk.get(key);
-        history.push({
-          client: c,
-          input: { op: "get", key },
-          call,
-          output: String(v ?? ""),
-          return: ++events,
-        });
-      }
-    }
-  });
+  const workload = new AppendWorkload();
+  const running = workload.start(
+    Array.from(
+      { length: clients },
+      () => new Clerk(clientTransport, ids, { attemptTimeoutMs: 1000 }),
+    ),
+  );
   await delay(ms / 2);
   const first = await leaderOf(servers);
   await servers.get(first)!.stop();
@@ -106,30 +82,18 @@ export async function kvTour(options: { clients?: number; ms?: number } = {}): P
   servers.delete(first);
   await delay(ms / 2);
   const second = await leaderOf(servers);
-  stop = true;
-  await Promise.all(loops);
+  await running.stop();
   const wallMs = performance.now() - start;
 
-  const reader = new Clerk(clientTransport, ids);
-  let appendsIntact = true;
-  for (let c = 0; c < clients; c++) {
-    const v = String(await reader.get(`k${c}`) ?? "");
-    let at = -1;
-    for (let j = 0; j < acknowledged[c]; j++) {
-      const wanted = `x ${c} ${j} y`;
-      const found = v.indexOf(wanted);
-      if (found <= at || v.lastIndexOf(wanted) !== found) appendsIntact = false;
-      at = found;
-    }
-  }
+  const lost = await workload.lostAppends(new Clerk(clientTransport, ids));
   for (const s of servers.values()) await s.stop();
   for (const [id, l] of listeners) if (id !== first) await l.close();
   for (const t of transports) await t.close();
   return {
-    operations: history.length,
+    operations: workload.completed,
     wallMs,
     leaders: [first, second],
-    appendsIntact,
-    history,
+    appendsIntact: lost === 0,
+    history: workload.history,
   };
 }

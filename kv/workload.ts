@@ -1,0 +1,120 @@
+/**
+ * `AppendWorkload`: clients that alternate appends of unique values and
+ * reads on a few shared keys, recording the history for the checker; and the
+ * check afterwards that every acknowledged append is present exactly once,
+ * in its client's order. Used by the demo, the tour and the crash tests.
+ *
+ * @module
+ */
+import type { KvInput } from "../checker/models.ts";
+import type { Operation } from "../checker/types.ts";
+import type { Clerk } from "./clerk.ts";
+
+/**
+ * Options of {@linkcode AppendWorkload}.
+ *
+ * @example
+ * ```ts
+ * import type { AppendWorkloadOptions } from "@distkit/distkit/kv";
+ *
+ * const options: AppendWorkloadOptions = { keys: 4, now: () => performance.now() };
+ * ```
+ */
+export interface AppendWorkloadOptions {
+  /** Keys shared by the clients (client c writes `k<c % keys>`). Default 4. */
+  keys?: number;
+  /** Time of events in the history. Default: a counter (the order of events, exact in one process). */
+  now?: () => number;
+}
+
+/**
+ * Runs clients against a KV service and checks what they did.
+ *
+ * @example
+ * ```ts ignore
+ * import { AppendWorkload, connectKv } from "@distkit/distkit/kv";
+ *
+ * const workload = new AppendWorkload();
+ * const clerks = [connectKv(peers).clerk, connectKv(peers).clerk];
+ * const running = workload.start(clerks);
+ * // ... faults ...
+ * await running.stop();
+ * console.log(await workload.lostAppends(clerks[0])); // 0
+ * ```
+ */
+export class AppendWorkload {
+  /** Every completed operation, for the checker's kv model. */
+  readonly history: Operation<KvInput, string | undefined>[] = [];
+  /** Appends acknowledged, per client. */
+  readonly acknowledged: number[] = [];
+  readonly #keys: number;
+  readonly #now: () => number;
+
+  /** Creates a workload; nothing runs until {@linkcode AppendWorkload.start}. */
+  constructor(options: AppendWorkloadOptions = {}) {
+    this.#keys = options.keys ?? 4;
+    let events = 0;
+    this.#now = options.now ?? (() => ++events);
+  }
+
+  /** Operations completed so far. */
+  get completed(): number {
+    return this.history.length;
+  }
+
+  /**
+   * Starts one client per clerk; `stop()` lets each finish its operation in
+   * progress and resolves when all have (it rejects if a client failed).
+   */
+  start(clerks: Clerk[]): { stop(): Promise<void> } {
+    let stopping = false;
+    const first = this.acknowledged.length;
+    const loops = clerks.map(async (clerk, k) => {
+      const c = first + k;
+      this.acknowledged[c] = 0;
+      const key = `k${c % this.#keys}`;
+      for (let j = 0; !stopping; j++) {
+        const call = this.#now();
+        if (j % 2 === 0) {
+          const value = `(${c}.${this.acknowledged[c]})`;
+          await clerk.append(key, value);
+          this.acknowledged[c]++;
+          const input = { op: "append" as const, key, value };
+          this.history.push({ client: c, input, call, output: undefined, return: this.#now() });
+        } else {
+          const output = String(await clerk.get(key) ?? "");
+          const input = { op: "get" as const, key };
+          this.history.push({ client: c, input, call, output, return: this.#now() });
+        }
+      }
+    });
+    for (const loop of loops) loop.catch(() => {}); // observed by stop()
+    return {
+      stop: async () => {
+        stopping = true;
+        await Promise.all(loops);
+      },
+    };
+  }
+
+  /**
+   * Reads every key through `clerk` and counts the acknowledged appends that
+   * are missing, doubled or out of their client's order (0 when all is well).
+   */
+  async lostAppends(clerk: Clerk): Promise<number> {
+    let lost = 0;
+    for (let k = 0; k < this.#keys; k++) {
+      const value = String(await clerk.get(`k${k}`) ?? "");
+      for (let c = k; c < this.acknowledged.length; c += this.#keys) {
+        let at = -1;
+        for (let n = 0; n < this.acknowledged[c]; n++) {
+          const wanted = `(${c}.${n})`;
+          const found = value.indexOf(wanted);
+          if (found <= at || value.lastIndexOf(wanted) !== found) lost++;
+          else at = found;
+        }
+      }
+    }
+    return lost;
+  }
+}

@@ -1,0 +1,52 @@
+import assert from "node:assert/strict";
+import type { Clerk } from "./clerk.ts";
+import { AppendWorkload } from "./workload.ts";
+
+/** A macrotask turn, as a network round trip would take. */
+const tick = () => new Promise((resolve) => setTimeout(resolve, 0));
+
+/** A clerk over a plain map, with a switch that makes one append apply twice. */
+function fakeClerk(store: Map<string, string>, doubled?: string): Clerk {
+  return {
+    append: async (key: string, value: string) => {
+      await tick();
+      const times = value === doubled ? 2 : 1;
+      store.set(key, (store.get(key) ?? "") + value.repeat(times));
+    },
+    get: async (key: string) => {
+      await tick();
+      return store.get(key) ?? null;
+    },
+  } as unknown as Clerk;
+}
+
+async function run(doubled?: string, tamper?: (store: Map<string, string>) => void) {
+  const store = new Map<string, string>();
+  const workload = new AppendWorkload({ keys: 2 });
+  const running = workload.start([1, 2, 3].map(() => fakeClerk(store, doubled)));
+  await new Promise((resolve) => setTimeout(resolve, 5));
+  await running.stop();
+  tamper?.(store);
+  return { workload, lost: await workload.lostAppends(fakeClerk(store)) };
+}
+
+Deno.test("append workload: a clean run loses nothing and records every operation", async () => {
+  const { workload, lost } = await run();
+  assert.equal(lost, 0);
+  assert.ok(workload.completed > 6);
+  assert.equal(
+    workload.history.filter((o) => o.input.op === "append").length,
+    workload.acknowledged.reduce((a, b) => a + b, 0),
+  );
+});
+
+Deno.test("append workload: missing, doubled and reordered appends are counted", async () => {
+  assert.equal((await run("(1.0)")).lost, 1, "a doubled append");
+  const missing = await run(undefined, (s) => s.set("k0", s.get("k0")!.replace("(0.1)", "")));
+  assert.equal(missing.lost, 1, "a missing append");
+  const swapped = await run(undefined, (s) => {
+    const v = s.get("k0")!;
+    s.set("k0", v.replace("(0.0)", "#").replace("(0.1)", "(0.0)").replace("#", "(0.1)"));
+  });
+  assert.equal(swapped.lost, 1, "two appends out of order");
+});

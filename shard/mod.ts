@@ -19,3 +19,4 @@
  * @module
  */
 export * from "./config.ts";
+export * from "./ctrler_state.ts";

@@ -37,6 +37,8 @@ export interface RenderHtmlOptions<S = unknown, I = unknown, O = unknown> {
 const MAX_SEQUENCES = 8;
 /** State descriptions are cut to this many characters. */
 const MAX_STATE = 500;
+/** Roughly how many characters of descriptions and states a page holds before they are cut shorter. */
+const PAGE_TEXT_BUDGET = 4_000_000;
 /** Operation descriptions are cut to this many characters (values can be long). */
 const MAX_OPERATION = 300;
 
@@ -80,7 +82,7 @@ function show(value: unknown): string {
   }
 }
 
-function cut(text: string, max = MAX_STATE): string {
+function cutTo(text: string, max: number): string {
   return text.length > max ? text.slice(0, max) + "…" : text;
 }
 
@@ -96,10 +98,12 @@ function replay<S, I, O>(
   model: Model<S, I, O> | NondeterministicModel<S, I, O> | undefined,
   ops: Operation<I, O>[],
   order: number[],
-  extra?: number,
+  extra: number | undefined,
+  stateMax: number,
 ): { states: string[]; extraFits?: boolean } {
   if (model === undefined) return { states: [] };
   const describe = (s: S) => model.describeState ? model.describeState(s) : show(s);
+  const cut = (text: string) => cutTo(text, stateMax);
   try {
     if ("nondeterministic" in model && model.nondeterministic) {
       let set = model.init();
@@ -168,6 +172,13 @@ export function renderHtml<S, I, O>(
     } catch { /* fall back to JSON */ }
     return `${show(op.input)} → ${show(output)}`;
   };
+  // Long histories get shorter texts, so the page stays one a browser can open.
+  const total = result.partitions.reduce((n, p) => n + p.operations.length, 0);
+  const share = Math.floor(PAGE_TEXT_BUDGET / Math.max(1, total) / 2);
+  const limits = {
+    state: Math.max(60, Math.min(MAX_STATE, share)),
+    operation: Math.max(60, Math.min(MAX_OPERATION, share)),
+  };
   const failing = result.partitions.findIndex((p) => p.verdict === "not linearizable");
   const data: unknown[] = [];
   const sections: string[] = [];
@@ -190,11 +201,11 @@ export function renderHtml<S, I, O>(
     const illegal = p.verdict === "not linearizable" ? p.firstIllegal : undefined;
     let illegalFits: boolean | undefined;
     const seqData: Sequence[] = sequences.map((order, k) => {
-      const r = replay(model, ops, order, k === 0 ? illegal : undefined);
+      const r = replay(model, ops, order, k === 0 ? illegal : undefined, limits.state);
       if (k === 0) illegalFits = r.extraFits;
       return { order, states: r.states };
     });
-    const descriptions = ops.map((o) => cut(describeOp(o), MAX_OPERATION));
+    const descriptions = ops.map((o) => cutTo(describeOp(o), limits.operation));
     data.push({
       d: descriptions,
       c: ops.map((o) => String(o.client)),

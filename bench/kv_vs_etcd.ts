@@ -1,0 +1,658 @@
+/**
+ * distkit's KV service against etcd, the same workload in one session: puts
+ * of 64-byte values under distinct 16-byte keys from 1, 16 and 64 concurrent
+ * clients, 3 nodes on 127.0.0.1 with durable writes, and the failover gap
+ * (the leader killed with SIGKILL under load → the first put acknowledged
+ * through a survivor).
+ *
+ * - etcd: the `etcd` on PATH, 3 members with default settings (fsync of
+ *   every WAL write), data in a fresh temporary folder, driven over its
+ *   gRPC-JSON gateway (`POST /v3/kv/put`).
+ * - distkit: `LocalCluster` (3 `distkit kv serve` processes, Deno KV storage
+ *   in a fresh temporary folder), driven over its HTTP API (`PUT /kv/<key>`
+ *   on the leader) with the same driver, and through the TCP `Clerk`.
+ *
+ * Every measurement gets a fresh cluster; runs are interleaved (etcd,
+ * distkit, ... for each client count, then the next round) and the table
+ * shows the median of the rounds. When `go` is on PATH the HTTP rows are
+ * measured again with a Go driver (`bench/kv_http_load.go`, standard library
+ * only), to show whether the Deno driver limits them.
+ *
+ * deno run -A bench/kv_vs_etcd.ts [--seconds 5] [--runs 3] [--clients 1,16,64]
+ *   [--warmup 1] [--failover-clients 16] [--failover-runs 5] [--no-go] [--no-failover]
+ *   [--write-benchmarks]
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { delay } from "../net/async.ts";
+import { LocalCluster } from "../kv/local_cluster.ts";
+import { connectKv } from "../kv/node.ts";
+import { EtcdCluster, which } from "./etcd_cluster.ts";
+import {
+  clerkPut,
+  cpuMs,
+  distkitHttpPuts,
+  etcdPuts,
+  type FailoverResult,
+  Keys,
+  type LoadResult,
+  machineCpuMs,
+  measureFailover,
+  type Put,
+  runLoad,
+} from "./kv_load.ts";
+
+const ROOT = new URL("..", import.meta.url).pathname;
+const START = "<!-- kv-vs-etcd:start -->";
+const END = "<!-- kv-vs-etcd:end -->";
+
+/** One way of driving one system. */
+interface Variant {
+  label: string;
+  system: "etcd" | "distkit";
+  api: "HTTP" | "TCP";
+  driver: "Deno" | "Go";
+}
+
+const ETCD_HTTP: Variant = { label: "etcd, HTTP", system: "etcd", api: "HTTP", driver: "Deno" };
+const DISTKIT_HTTP: Variant = {
+  label: "distkit, HTTP",
+  system: "distkit",
+  api: "HTTP",
+  driver: "Deno",
+};
+const DISTKIT_TCP: Variant = {
+  label: "distkit, TCP Clerk",
+  system: "distkit",
+  api: "TCP",
+  driver: "Deno",
+};
+const ETCD_GO: Variant = {
+  label: "etcd, HTTP, Go driver",
+  system: "etcd",
+  api: "HTTP",
+  driver: "Go",
+};
+const DISTKIT_GO: Variant = {
+  label: "distkit, HTTP, Go driver",
+  system: "distkit",
+  api: "HTTP",
+  driver: "Go",
+};
+
+/** A running cluster of either kind, seen the same way. */
+interface Cluster {
+  /** HTTP base URLs (`http://host:port`) by member. */
+  httpUrls: string[];
+  /** TCP addresses for the clerk (distkit only). */
+  peers: string[];
+  leader(): Promise<number>;
+  kill(i: number): Promise<void>;
+  /** Process ids of the running members. */
+  pids(): number[];
+  stop(): Promise<void>;
+}
+
+/** Process ids whose command line mentions `text`. */
+function pidsMentioning(text: string): number[] {
+  const pids: number[] = [];
+  for (const entry of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    try {
+      if (Deno.readTextFileSync(`/proc/${entry.name}/cmdline`).includes(text)) {
+        pids.push(Number(entry.name));
+      }
+    } catch { /* gone */ }
+  }
+  return pids;
+}
+
+/** Clusters running now, stopped on SIGINT or SIGTERM, and the data folders to remove then. */
+const running = new Set<Cluster>();
+const dataDirs = new Set<string>();
+
+/** Starts a cluster of `system` and tracks it until stopped. */
+async function startCluster(system: "etcd" | "distkit", etcd: string): Promise<Cluster> {
+  const cluster = await startUntracked(system, etcd);
+  running.add(cluster);
+  return {
+    ...cluster,
+    stop: async () => {
+      running.delete(cluster);
+      await cluster.stop();
+    },
+  };
+}
+
+async function startUntracked(system: "etcd" | "distkit", etcd: string): Promise<Cluster> {
+  const dataDir = await Deno.makeTempDir({ prefix: `kv-vs-etcd-${system}-` });
+  dataDirs.add(dataDir);
+  const cleanup = async () => {
+    await Deno.remove(dataDir, { recursive: true }).catch(() => {});
+    dataDirs.delete(dataDir);
+  };
+  try {
+    if (system === "etcd") {
+      const c = await EtcdCluster.start({ etcd, dataDir });
+      return {
+        httpUrls: c.clientUrls,
+        peers: [],
+        leader: () => c.leader(),
+        kill: (i) => c.kill(i),
+        pids: () => c.pids(),
+        stop: async () => {
+          await c.stop();
+          await cleanup();
+        },
+      };
+    }
+    const c = await LocalCluster.start({ dataDir });
+    return {
+      httpUrls: c.peers.map((_, i) => `http://${c.httpAddress(i)}`),
+      peers: c.peers,
+      leader: () => c.leader(),
+      kill: (i) => c.kill(i),
+      pids: () => pidsMentioning(dataDir),
+      stop: async () => {
+        await c.stop();
+        await cleanup();
+      },
+    };
+  } catch (err) {
+    await cleanup();
+    throw err;
+  }
+}
+
+/**
+ * CPU used while a load ran, in percent of one core: the driver's, the
+ * servers' (summed), and everything else on the machine (other processes,
+ * interrupts): a busy neighbour shows up there.
+ */
+interface Cpu {
+  driver: number;
+  servers: number;
+  other: number;
+}
+
+type Measurement = LoadResult & { cpu: Cpu };
+
+/**
+ * CPU meter over a window: `start()` then `stop(seconds)`. The driver's CPU
+ * time is read from /proc when `driverPid` is given, else passed to `stop`.
+ */
+function cpuMeter(serverPids: number[], driverPid?: number | "self") {
+  let d0 = 0;
+  let s0 = 0;
+  let m0 = 0;
+  const servers = () => serverPids.reduce((sum, pid) => sum + cpuMs(pid), 0);
+  return {
+    start() {
+      if (driverPid !== undefined) d0 = cpuMs(driverPid);
+      s0 = servers();
+      m0 = machineCpuMs();
+    },
+    stop(seconds: number, driverMs?: number): Cpu {
+      const used = driverMs ?? (driverPid === undefined ? NaN : cpuMs(driverPid) - d0);
+      const percent = (ms: number) => ms / seconds / 10;
+      const driver = percent(used);
+      const server = percent(servers() - s0);
+      const other = Math.max(0, percent(machineCpuMs() - m0) - driver - server);
+      return { driver, servers: server, other };
+    },
+  };
+}
+
+/** A measurement during which other processes used more than this (percent of a core) is repeated. */
+const OTHER_LIMIT = 25;
+/** How many times a disturbed measurement is tried; the last try stands (marked † in the table). */
+const TRIES = 4;
+
+/**
+ * Waits until the machine is quiet (under {@linkcode OTHER_LIMIT} percent of
+ * a core busy over a second), at most 3 minutes; says so when it waits.
+ */
+async function waitQuiet(): Promise<void> {
+  const start = Date.now();
+  let said = false;
+  while (Date.now() - start < 180_000) {
+    const m0 = machineCpuMs();
+    await delay(1000);
+    const busy = (machineCpuMs() - m0) / 10;
+    if (!(busy > OTHER_LIMIT)) return;
+    if (!said) console.log(`  (waiting for the machine to be quiet: ${busy.toFixed(0)}% busy)`);
+    said = true;
+  }
+}
+
+/** The Deno driver's puts for a variant, and how to close its connections. */
+function openDrivers(v: Variant, cluster: Cluster): { put: Put; close(): Promise<void> } {
+  if (v.api === "TCP") {
+    const { clerk, close } = connectKv(cluster.peers);
+    return { put: clerkPut(clerk), close };
+  }
+  const http = v.system === "etcd" ? etcdPuts(cluster.httpUrls) : distkitHttpPuts(cluster.httpUrls);
+  return { put: http.put, close: () => Promise.resolve(http.close()) };
+}
+
+async function measureDeno(
+  variant: Variant,
+  cluster: Cluster,
+  leader: number,
+  clients: number,
+  seconds: number,
+  warmup: number,
+  prefix: string,
+): Promise<Measurement> {
+  const drivers = openDrivers(variant, cluster);
+  try {
+    const put = drivers.put;
+    const pids = cluster.pids();
+    const meter = cpuMeter(pids, "self");
+    const result = await runLoad({
+      put,
+      member: leader,
+      clients,
+      seconds,
+      warmupSeconds: warmup,
+      keys: new Keys(prefix),
+      onTimed: () => meter.start(),
+    });
+    return { ...result, cpu: meter.stop(seconds) };
+  } finally {
+    await drivers.close();
+  }
+}
+
+async function measureGo(
+  binary: string,
+  variant: Variant,
+  cluster: Cluster,
+  leader: number,
+  clients: number,
+  seconds: number,
+  warmup: number,
+  prefix: string,
+): Promise<Measurement> {
+  const args = [
+    "-system",
+    variant.system === "etcd" ? "etcd" : "distkit-http",
+    "-url",
+    cluster.httpUrls[leader],
+    "-clients",
+    String(clients),
+    "-seconds",
+    String(seconds),
+    "-warmup",
+    String(warmup),
+    "-prefix",
+    prefix,
+  ];
+  const child = new Deno.Command(binary, { args, stdout: "piped", stderr: "piped" }).spawn();
+  const pids = cluster.pids();
+  const meter = cpuMeter(pids);
+  let cpu: Cpu | undefined;
+  let result: LoadResult | undefined;
+  let buffer = "";
+  const decoder = new TextDecoder();
+  for await (const chunk of child.stdout) {
+    buffer += decoder.decode(chunk, { stream: true });
+    let newline;
+    while ((newline = buffer.indexOf("\n")) >= 0) {
+      const line = buffer.slice(0, newline).trim();
+      buffer = buffer.slice(newline + 1);
+      if (line === "timed") meter.start();
+      else if (line.startsWith("{")) {
+        const parsed = JSON.parse(line);
+        cpu = meter.stop(seconds, parsed.cpuMs);
+        result = parsed;
+      }
+    }
+  }
+  const stderr = new TextDecoder().decode(await new Response(child.stderr).arrayBuffer());
+  const status = await child.status;
+  if (!status.success || result === undefined || cpu === undefined) {
+    throw new Error(`the Go driver failed (exit ${status.code}): ${stderr.slice(0, 500)}`);
+  }
+  return { ...result, cpu };
+}
+
+/** Builds the Go driver into a temporary folder; undefined when there is no `go`. */
+async function buildGo(): Promise<{ binary: string; dir: string } | undefined> {
+  const go = which("go");
+  if (go === undefined) return undefined;
+  const dir = await Deno.makeTempDir({ prefix: "kv-vs-etcd-go-" });
+  const binary = `${dir}/kv_http_load`;
+  const out = await new Deno.Command(go, {
+    args: ["build", "-o", binary, `${ROOT}bench/kv_http_load.go`],
+    env: { GO111MODULE: "off" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!out.success) {
+    console.log(
+      `(the Go driver did not build, skipping it: ${new TextDecoder().decode(out.stderr)})`,
+    );
+    await Deno.remove(dir, { recursive: true });
+    return undefined;
+  }
+  return { binary, dir };
+}
+
+function median(xs: number[]): number {
+  const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+const int = (x: number) => Number.isFinite(x) ? Math.round(x).toLocaleString("en-US") : "–";
+const ms = (x: number) =>
+  !Number.isFinite(x) ? "–" : x < 10 ? x.toFixed(2) : x < 100 ? x.toFixed(1) : x.toFixed(0);
+const ratio = (x: number) => Number.isFinite(x) ? `${x.toFixed(2)}×` : "–";
+
+/** Rows of a markdown table, columns padded. */
+function table(header: string[], rows: string[][], right: boolean[]): string {
+  const widths = header.map((h, i) => Math.max(h.length, 3, ...rows.map((r) => r[i].length)));
+  const cell = (s: string, i: number) => right[i] ? s.padStart(widths[i]) : s.padEnd(widths[i]);
+  const line = (r: string[]) => `| ${r.map(cell).join(" | ")} |`;
+  const rule = `| ${
+    widths.map((w, i) => right[i] ? "-".repeat(w - 1) + ":" : "-".repeat(w)).join(" | ")
+  } |`;
+  return [line(header), rule, ...rows.map(line)].join("\n");
+}
+
+async function git(...args: string[]): Promise<string> {
+  try {
+    const out = await new Deno.Command("git", { args, cwd: ROOT, stdout: "piped", stderr: "null" })
+      .output();
+    return new TextDecoder().decode(out.stdout).trim();
+  } catch {
+    return "";
+  }
+}
+
+function machine(): string {
+  const cores = navigator.hardwareConcurrency;
+  let model = "";
+  try {
+    model = /model name\s*:\s*(.*)/.exec(Deno.readTextFileSync("/proc/cpuinfo"))?.[1] ?? "";
+  } catch { /* not Linux */ }
+  const memory = Math.round(Deno.systemMemoryInfo().total / 2 ** 30);
+  return `${cores} cores${model ? ` (${model})` : ""}, ${memory} GiB`;
+}
+
+const USAGE = "usage: deno run -A bench/kv_vs_etcd.ts [--seconds 5] [--runs 3] " +
+  "[--clients 1,16,64] [--warmup 1] [--failover-clients 16] [--failover-runs 5] [--no-go] " +
+  "[--no-failover] [--write-benchmarks]";
+
+function parseOptions() {
+  return parseArgs({
+    args: Deno.args,
+    options: {
+      seconds: { type: "string", default: "5" },
+      runs: { type: "string", default: "3" },
+      warmup: { type: "string", default: "1" },
+      clients: { type: "string", default: "1,16,64" },
+      "failover-clients": { type: "string", default: "16" },
+      "failover-runs": { type: "string", default: "5" },
+      "no-go": { type: "boolean", default: false },
+      "no-failover": { type: "boolean", default: false },
+      "write-benchmarks": { type: "boolean", default: false },
+    },
+  });
+}
+
+async function main(): Promise<number> {
+  let values: ReturnType<typeof parseOptions>["values"];
+  try {
+    ({ values } = parseOptions());
+  } catch (err) {
+    console.error(`kv_vs_etcd: ${(err as Error).message}\n${USAGE}`);
+    return 2;
+  }
+  const seconds = Number(values.seconds);
+  const runs = Number(values.runs);
+  const warmup = Number(values.warmup);
+  const clientCounts = values.clients.split(",").map(Number);
+  const failoverClients = Number(values["failover-clients"]);
+  const failoverRuns = values["no-failover"] ? 0 : Number(values["failover-runs"]);
+  if (
+    !(seconds > 0 && Number.isInteger(runs) && runs >= 1 && warmup >= 0 &&
+      clientCounts.every((c) => Number.isInteger(c) && c >= 1) && failoverClients >= 1 &&
+      Number.isInteger(failoverRuns) && failoverRuns >= 0)
+  ) {
+    console.error(
+      `kv_vs_etcd: bad --seconds, --runs, --warmup, --clients or --failover-*\n${USAGE}`,
+    );
+    return 2;
+  }
+  const etcd = which("etcd");
+  if (etcd === undefined) {
+    console.log(
+      "etcd is not on PATH: measuring distkit alone. To compare, install etcd " +
+        "(Debian/Ubuntu: `apt install etcd-server`) and run this again.",
+    );
+  }
+  const go = values["no-go"] || etcd === undefined ? undefined : await buildGo();
+  if (go === undefined && !values["no-go"] && etcd !== undefined) {
+    console.log("(no `go` on PATH: the Go driver check is skipped)");
+  }
+  const variants = [
+    ...(etcd ? [ETCD_HTTP] : []),
+    DISTKIT_HTTP,
+    DISTKIT_TCP,
+    ...(go && etcd ? [ETCD_GO] : []),
+    ...(go ? [DISTKIT_GO] : []),
+  ];
+  const failoverVariants = [...(etcd ? [ETCD_HTTP] : []), DISTKIT_HTTP, DISTKIT_TCP];
+  const interrupted = async () => {
+    console.log("interrupted: stopping the clusters");
+    await Promise.all([...running].map((c) => c.stop()));
+    for (const dir of dataDirs) await Deno.remove(dir, { recursive: true }).catch(() => {});
+    if (go) await Deno.remove(go.dir, { recursive: true }).catch(() => {});
+    Deno.exit(130);
+  };
+  Deno.addSignalListener("SIGINT", interrupted);
+  Deno.addSignalListener("SIGTERM", interrupted);
+  const startedAt = new Date();
+  const loadAtStart = Deno.loadavg()[0];
+  const loads = new Map<string, Measurement[]>();
+  const failovers = new Map<string, FailoverResult[]>();
+  const key = (v: Variant, c: number) => `${v.label}/${c}`;
+  let repeated = 0;
+
+  try {
+    for (let run = 1; run <= runs; run++) {
+      for (const clients of clientCounts) {
+        for (const v of variants) {
+          let m: Measurement | undefined;
+          for (let attempt = 1; attempt <= TRIES; attempt++) {
+            await waitQuiet();
+            const cluster = await startCluster(v.system, etcd ?? "");
+            try {
+              const leader = await cluster.leader();
+              const prefix = `${run}${v.driver[0]}${clients}`.slice(0, 5);
+              m = v.driver === "Go"
+                ? await measureGo(go!.binary, v, cluster, leader, clients, seconds, warmup, prefix)
+                : await measureDeno(v, cluster, leader, clients, seconds, warmup, prefix);
+            } finally {
+              await cluster.stop();
+            }
+            if (m.cpu.other <= OTHER_LIMIT || attempt === TRIES) break;
+            repeated++;
+            console.log(
+              `  (again: other processes used ${m.cpu.other.toFixed(0)}% of a core meanwhile)`,
+            );
+          }
+          loads.set(key(v, clients), [...(loads.get(key(v, clients)) ?? []), m!]);
+          console.log(
+            `run ${run}  ${v.label.padEnd(25)} ${String(clients).padStart(3)} clients  ` +
+              `${int(m!.perSecond).padStart(6)}/s  p50 ${ms(m!.p50)} ms  p99 ${ms(m!.p99)} ms  ` +
+              `cpu: driver ${m!.cpu.driver.toFixed(0)}%, servers ${m!.cpu.servers.toFixed(0)}%, ` +
+              `other ${m!.cpu.other.toFixed(0)}%` +
+              (m!.errors ? `  ${m!.errors} errors (${m!.firstError})` : ""),
+          );
+        }
+      }
+    }
+    for (let run = 1; run <= failoverRuns; run++) {
+      for (const v of failoverVariants) {
+        await waitQuiet();
+        const cluster = await startCluster(v.system, etcd ?? "");
+        let f: FailoverResult;
+        const drivers = openDrivers(v, cluster);
+        try {
+          const leader = await cluster.leader();
+          f = await measureFailover({
+            put: drivers.put,
+            members: cluster.httpUrls.length,
+            leader,
+            clients: failoverClients,
+            kill: () => cluster.kill(leader),
+            keys: new Keys(`${run}f`),
+          });
+        } finally {
+          await drivers.close();
+          await cluster.stop();
+        }
+        failovers.set(v.label, [...(failovers.get(v.label) ?? []), f]);
+        console.log(
+          `failover ${run}  ${v.label.padEnd(25)} gap ${
+            f.gapMs === null ? "none within 20 s" : `${f.gapMs.toFixed(0)} ms`
+          } (${f.failures} failed attempts after the kill)`,
+        );
+      }
+    }
+  } finally {
+    if (go) await Deno.remove(go.dir, { recursive: true });
+  }
+
+  // The table: one row per variant and client count; ratios to etcd with the same driver.
+  const rows: string[][] = [];
+  for (const clients of clientCounts) {
+    for (const v of variants) {
+      const ms_ = loads.get(key(v, clients)) ?? [];
+      const reference = loads.get(key(v.driver === "Go" ? ETCD_GO : ETCD_HTTP, clients));
+      const per = median(ms_.map((m) => m.perSecond));
+      const p50 = median(ms_.map((m) => m.p50));
+      const p99 = median(ms_.map((m) => m.p99));
+      const refPer = reference ? median(reference.map((m) => m.perSecond)) : NaN;
+      const refP99 = reference ? median(reference.map((m) => m.p99)) : NaN;
+      const errors = ms_.reduce((n, m) => n + m.errors, 0);
+      rows.push([
+        v.label,
+        String(clients),
+        ms_.map((m) => int(m.perSecond) + (m.cpu.other > OTHER_LIMIT ? "†" : "")).join(", "),
+        `**${int(per)}**`,
+        ms(p50),
+        ms(p99),
+        v.system === "etcd" ? "" : ratio(per / refPer),
+        v.system === "etcd" ? "" : ratio(p99 / refP99),
+        ["driver", "servers", "other"].map((k) =>
+          `${median(ms_.map((m) => m.cpu[k as keyof Cpu])).toFixed(0)}%`
+        ).join(" / "),
+        errors ? String(errors) : "0",
+      ]);
+    }
+  }
+  const loadTable = table(
+    [
+      "system, API",
+      "clients",
+      "runs (puts/s)",
+      "median puts/s",
+      "p50 ms",
+      "p99 ms",
+      "puts/s vs etcd",
+      "p99 vs etcd",
+      "CPU driver / servers / other",
+      "errors",
+    ],
+    rows,
+    [false, true, false, true, true, true, true, true, true, true],
+  );
+  const failoverRows = failoverVariants.flatMap((v) => {
+    const fs = failovers.get(v.label);
+    if (!fs) return [];
+    const gaps = fs.map((f) => f.gapMs ?? NaN);
+    return [[
+      v.label,
+      fs.map((f) => f.gapMs === null ? "none in 20 s" : int(f.gapMs)).join(", "),
+      `**${int(median(gaps))} ms**`,
+    ]];
+  });
+  const failoverTable = failoverRows.length
+    ? table(["system, API", "runs (ms)", "median gap"], failoverRows, [false, false, true])
+    : "";
+
+  const commit = await git("rev-parse", "--short", "HEAD");
+  const dirty = (await git("status", "--porcelain", "--", "kv", "raft", "net", "cli.ts")) !== "";
+  const etcdVersion = etcd
+    ? /etcd Version: (\S+)/.exec(
+      new TextDecoder().decode(
+        (await new Deno.Command(etcd, { args: ["--version"], stdout: "piped" }).output()).stdout,
+      ),
+    )?.[1] ?? "?"
+    : "";
+  const command = ["deno run -A bench/kv_vs_etcd.ts", ...Deno.args].join(" ");
+  const summary = [
+    `Run ${startedAt.toISOString().slice(0, 16).replace("T", " ")} UTC, \`${command}\`, on ` +
+    `${machine()}, Deno ${Deno.version.deno}${etcd ? `, etcd ${etcdVersion}` : ""}; distkit ` +
+    `at commit ${commit || "?"}${
+      dirty ? " (with uncommitted changes in kv/, raft/, net/ or cli.ts)" : ""
+    }. Load average ${loadAtStart.toFixed(2)} at the start, ${
+      Deno.loadavg()[0].toFixed(2)
+    } at the end.`,
+    "",
+    `Each measurement: a fresh cluster (data in a new temporary folder), ${warmup} s of ` +
+    `warm-up, then ${seconds} s timed; the median of ${runs} rounds, each round interleaving ` +
+    `the rows below. A put counts when acknowledged within the window; its latency runs from ` +
+    `the call to the end of the response. HTTP rows: the same Deno driver for both (its own ` +
+    `minimal HTTP/1.1 client, one keep-alive connection per client, to the leader); ` +
+    `${
+      go
+        ? "Go driver rows: `bench/kv_http_load.go`, the same loops in Go's standard library"
+        : "no Go driver rows"
+    }. ` +
+    `CPU: percent of one core over the timed window (the machine has ` +
+    `${navigator.hardwareConcurrency * 100}%): the driver's, the three servers' together, and ` +
+    `everything else's; the driver and the servers share the cores. A measurement during which ` +
+    `other processes used over ${OTHER_LIMIT}% was repeated (${repeated} were), up to ` +
+    `${TRIES} times; † marks a run still disturbed at the last try (it counts in the median).`,
+    "",
+    loadTable,
+    ...(failoverTable
+      ? [
+        "",
+        `Failover gap (${failoverRuns} runs, median): ${failoverClients} clients putting through ` +
+        `the leader; after 2 s the leader is killed with SIGKILL; from then on the clients send ` +
+        `to the survivors (HTTP: a follower's 307 is followed; the Clerk finds the leader ` +
+        `itself) and one more put starts every 10 ms through a survivor; the gap runs from the ` +
+        `kill to the first acknowledged put sent after it.`,
+        "",
+        failoverTable,
+      ]
+      : []),
+  ].join("\n");
+  console.log(`\n${summary}\n`);
+
+  if (values["write-benchmarks"]) {
+    const path = `${ROOT}BENCHMARKS.md`;
+    const text = await Deno.readTextFile(path);
+    const start = text.indexOf(START);
+    const end = text.indexOf(END);
+    const block = `${START}\n\n${summary}\n\n${END}`;
+    const updated = start >= 0 && end > start
+      ? text.slice(0, start) + block + text.slice(end + END.length)
+      : `${text.trimEnd()}\n\n## kv: distkit vs etcd (issue #6)\n\n${block}\n`;
+    await Deno.writeTextFile(path, updated);
+    // Wrapped and aligned the way `deno fmt --check` wants it.
+    await new Deno.Command(Deno.execPath(), { args: ["fmt", "-q", path], cwd: ROOT }).output();
+    console.log(`wrote the results into ${path}`);
+  }
+  return 0;
+}
+
+if (import.meta.main) Deno.exit(await main());

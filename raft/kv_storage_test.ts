@@ -225,3 +225,38 @@ Deno.test("kv storage: a closed store refuses work; a bad path is a clear error"
     );
   });
 });
+
+Deno.test("kv storage: raftStateSize stays what a reopened store counts, over random saves", async () => {
+  await withStore(async (path) => {
+    let s = await DenoKvStorage.open(path);
+    let first = 1;
+    let last = 0;
+    let seed = 7;
+    const rand = (n: number) => (seed = (seed * 1103515245 + 12345) % 2 ** 31) % n;
+    for (let step = 0; step < 60; step++) {
+      const roll = rand(10);
+      if (roll < 6 || last < first) {
+        // Append, or overwrite a suffix (a new leader's entries).
+        const from = last >= first && rand(3) === 0 ? first + rand(last - first + 1) : last + 1;
+        const to = from + rand(5);
+        await s.save({ entries: entries(from, to, step + 1, 10 + rand(200)), resetLog: false });
+        last = to;
+      } else if (roll < 9) {
+        const at = first + rand(last - first + 1);
+        await s.save({ snapshot: snapshotAt(at, step + 1, 100), entries: [], resetLog: false });
+        first = at + 1;
+      } else {
+        const at = last + 5;
+        await s.save({ snapshot: snapshotAt(at, step + 1, 50), entries: [], resetLog: true });
+        first = at + 1;
+        last = at;
+      }
+      const size = s.raftStateSize();
+      await s.close();
+      s = await DenoKvStorage.open(path);
+      await s.load();
+      assert.equal(size, s.raftStateSize(), `step ${step}: bookkeeping drifted`);
+    }
+    await s.close();
+  });
+});

@@ -24,6 +24,7 @@ import {
 } from "../net/handshake.ts";
 import { RpcServer } from "../net/rpc_server.ts";
 import { serveTcp, TcpClient, type TcpServer, TcpTransport } from "../net/tcp.ts";
+import { rejectsWith, waitFor } from "./tcp_helpers.ts";
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -45,37 +46,6 @@ function makeServer(): RpcServer & { calls: number } {
 function refusals(): { reasons: string[]; onRefused: (peer: string, reason: string) => void } {
   const reasons: string[] = [];
   return { reasons, onRefused: (_peer, reason) => reasons.push(reason) };
-}
-
-async function waitFor(condition: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const start = performance.now();
-  while (!condition()) {
-    if (performance.now() - start > timeoutMs) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    }
-    await delay(5);
-  }
-}
-
-async function rejectsWith<E extends Error>(
-  promise: Promise<unknown>,
-  type: abstract new (...args: never[]) => E,
-  check?: (err: E) => void,
-): Promise<E> {
-  try {
-    const value = await promise;
-    assert.fail(`expected ${type.name}, but the call resolved with ${JSON.stringify(value)}`);
-  } catch (err) {
-    if (!(err instanceof type)) {
-      throw new assert.AssertionError({
-        message: `expected ${type.name}, got ${(err as Error)?.name}: ${(err as Error)?.message}`,
-        actual: err,
-        expected: type,
-      });
-    }
-    check?.(err);
-    return err;
-  }
 }
 
 function frame(payload: Uint8Array): Uint8Array {

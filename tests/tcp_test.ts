@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { Encoder } from "@msgpack/msgpack";
-import { deadline, delay } from "../net/async.ts";
+import { deadline } from "../net/async.ts";
 import { Codec, defaultCodec } from "../net/codec.ts";
 import { decodeEnvelope, encodeEnvelope, type Envelope } from "../net/envelope.ts";
 import {
@@ -38,6 +38,7 @@ import {
   randomNonce,
   type ServerMessage,
 } from "../net/handshake.ts";
+import { rejectsWith, waitFor } from "./tcp_helpers.ts";
 import { Random, seedFromEnv } from "../net/random.ts";
 import { expectShape, RpcServer } from "../net/rpc_server.ts";
 import { serveTcp, TcpClient, type TcpServer, TcpTransport } from "../net/tcp.ts";
@@ -86,42 +87,6 @@ function makeServer(gates = new Gates()): RpcServer {
     Peer: (_args: unknown, context: { peer?: string }) => context.peer,
   });
   return rpc;
-}
-
-/** Polls `condition` every 5 ms until it holds, failing after `timeoutMs`. */
-async function waitFor(
-  condition: () => boolean,
-  what: string,
-  timeoutMs = 5000,
-): Promise<void> {
-  const start = performance.now();
-  while (!condition()) {
-    if (performance.now() - start > timeoutMs) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    }
-    await delay(5);
-  }
-}
-
-async function rejectsWith<E extends Error>(
-  promise: Promise<unknown>,
-  type: abstract new (...args: never[]) => E,
-  check?: (err: E) => void,
-): Promise<E> {
-  try {
-    const value = await promise;
-    assert.fail(`expected ${type.name}, but the call resolved with ${JSON.stringify(value)}`);
-  } catch (err) {
-    if (!(err instanceof type)) {
-      throw new assert.AssertionError({
-        message: `expected ${type.name}, got ${(err as Error)?.name}: ${(err as Error)?.message}`,
-        actual: err,
-        expected: type,
-      });
-    }
-    check?.(err);
-    return err;
-  }
 }
 
 function portOf(server: TcpServer): number {
@@ -1215,9 +1180,14 @@ Deno.test("tcp: fuzz — 10,000 random and mutated frames, then a good call", as
 });
 
 /** Flips 1 to 4 random bits of a copy of `bytes`. */
+/** Flips 1 to 4 distinct bits (two flips of one bit would cancel out and change nothing). */
 function bitflip(random: Random, bytes: Uint8Array): Uint8Array {
   const out = bytes.slice();
-  for (let i = random.between(1, 4); i > 0; i--) out[random.int(out.length)] ^= 1 << random.int(8);
+  const bits = new Set<number>();
+  for (let n = Math.min(random.between(1, 4), out.length * 8); bits.size < n;) {
+    bits.add(random.int(out.length * 8));
+  }
+  for (const bit of bits) out[bit >> 3] ^= 1 << (bit & 7);
   return out;
 }
 

@@ -1184,9 +1184,8 @@ Deno.test("tcp: fuzz — 10,000 random and mutated frames, then a good call", as
 function bitflip(random: Random, bytes: Uint8Array): Uint8Array {
   const out = bytes.slice();
   const bits = new Set<number>();
-  for (let n = Math.min(random.between(1, 4), out.length * 8); bits.size < n;) {
-    bits.add(random.int(out.length * 8));
-  }
+  const n = Math.min(random.between(1, 4), out.length * 8);
+  while (bits.size < n) bits.add(random.int(out.length * 8));
   for (const bit of bits) out[bit >> 3] ^= 1 << (bit & 7);
   return out;
 }

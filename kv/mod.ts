@@ -5,6 +5,9 @@
  *   step by a Raft node, snapshotting when the log reaches `maxRaftState`.
  * - {@linkcode Clerk}: the client; finds the leader, retries, and applies
  *   every write exactly once.
+ * - {@linkcode Replica} and {@linkcode ReplicaClient}: the same machinery for
+ *   any deterministic state machine (the shard controller and the shard
+ *   groups are built on them).
  *
  * Values are strings or bytes; keys are strings up to 1 KiB and values up to
  * 1 MiB by default ({@linkcode KvLimits}).
@@ -47,6 +50,8 @@ export * from "./http.ts";
 export * from "./local_cluster.ts";
 export * from "./node.ts";
 export * from "./protocol.ts";
+export * from "./replica.ts";
+export * from "./replica_client.ts";
 export * from "./server.ts";
 export * from "./state.ts";
 export * from "./value.ts";

@@ -8,6 +8,7 @@
  */
 import { ArgumentsError } from "../net/errors.ts";
 import { expectShape } from "../net/rpc_server.ts";
+import type { ReplicaReply } from "./replica.ts";
 import type { KvCommand, KvResult, KvWrite } from "./state.ts";
 import { type KvValue, utf8Length, valueBytes } from "./value.ts";
 
@@ -57,6 +58,8 @@ const MAX_CLIENT_BYTES = 256;
  * - `retry`: this server could not finish it in time (it may have lost
  *   leadership or a quorum); try again, here or elsewhere.
  *
+ * (The KV service never answers `wrong-group`; the sharded service does.)
+ *
  * @example
  * ```ts
  * import type { KvReply } from "@distkit/distkit/kv";
@@ -64,10 +67,7 @@ const MAX_CLIENT_BYTES = 256;
  * const reply: KvReply = { status: "not-leader", leader: "2" };
  * ```
  */
-export type KvReply =
-  | { status: "ok"; value?: KvValue | null; result?: KvResult }
-  | { status: "not-leader"; leader: string | null }
-  | { status: "retry"; reason: string };
+export type KvReply = ReplicaReply<{ value?: KvValue | null; result?: KvResult }>;
 
 /**
  * Strings must be well-formed UTF-16: a lone surrogate cannot be encoded as

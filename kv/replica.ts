@@ -1,0 +1,487 @@
+/**
+ * `Replica`: one replica of any service whose state is a deterministic state
+ * machine kept in step by a {@linkcode RaftNode}. The KV service, the shard
+ * controller and the shard groups are all replicas with different machines.
+ *
+ * Writes go through the log and are answered once applied, with the result
+ * the machine gave. Reads do not touch the log: the leader confirms with a
+ * quorum that it still leads (ReadIndex) and waits until it has applied that
+ * far, so a deposed leader never answers with stale state. The replica
+ * snapshots the machine when the persisted Raft state reaches a limit, and
+ * restores it at start and when the leader sends a snapshot.
+ *
+ * @module
+ */
+import { deadline } from "../net/async.ts";
+import { type Clock, realClock } from "../net/clock.ts";
+import { ArgumentsError } from "../net/errors.ts";
+import type { ServiceMethods } from "../net/rpc_server.ts";
+import { type Applied, NotLeaderError, RaftNode, type RaftNodeOptions } from "../raft/mod.ts";
+
+/**
+ * A deterministic state machine a {@linkcode Replica} applies committed
+ * entries to. Every replica must give the same results for the same entries.
+ *
+ * @example
+ * ```ts
+ * import type { ReplicaMachine } from "@distkit/distkit/kv";
+ *
+ * class Counter implements ReplicaMachine<number> {
+ *   n = 0;
+ *   apply(entry: unknown): number {
+ *     return this.n += typeof entry === "number" ? entry : 0;
+ *   }
+ *   snapshot(): Uint8Array {
+ *     return new TextEncoder().encode(String(this.n));
+ *   }
+ *   restore(bytes: Uint8Array): void {
+ *     this.n = Number(new TextDecoder().decode(bytes));
+ *   }
+ * }
+ * ```
+ */
+export interface ReplicaMachine<R> {
+  /**
+   * Applies a committed entry and returns the result for whoever proposed
+   * it. The entry comes from the log as it was proposed, but check it
+   * anyway (another version, a damaged log): the same verdict on every
+   * replica.
+   */
+  apply(entry: unknown): R;
+  /** The whole state, encoded. */
+  snapshot(): Uint8Array;
+  /** Replaces the whole state with one from {@linkcode ReplicaMachine.snapshot}. */
+  restore(bytes: Uint8Array): void;
+  /**
+   * For an entry proposed here whose index a snapshot from the leader
+   * covered: its result if the machine knows it applied (a deduplication
+   * table), else undefined (the proposer is told to retry).
+   */
+  recall?(entry: unknown): R | undefined;
+}
+
+/**
+ * Options of {@linkcode Replica.start}: those of the Raft node underneath,
+ * plus the replica's own.
+ *
+ * @example
+ * ```ts
+ * import type { ReplicaOptions } from "@distkit/distkit/kv";
+ *
+ * const extra: Partial<ReplicaOptions> = { maxRaftState: 1 << 20, requestTimeoutMs: 1000 };
+ * ```
+ */
+export interface ReplicaOptions extends RaftNodeOptions {
+  /**
+   * Snapshot once the persisted Raft state reaches this many bytes, so the
+   * log stays small. Default: never (the log grows without bound).
+   */
+  maxRaftState?: number;
+  /**
+   * How long a request waits to be committed (or, for a read, confirmed)
+   * before the replica tells the client to retry. Default: two election
+   * timeouts.
+   */
+  requestTimeoutMs?: number;
+}
+
+/**
+ * How a replica answers a client: `ok` with the payload, or where to go
+ * instead.
+ *
+ * - `not-leader`: this server cannot serve it; `leader` is a hint (may be null);
+ * - `retry`: this server could not finish it in time (it may have lost
+ *   leadership or a quorum); try again, here or elsewhere;
+ * - `wrong-group`: this replica group does not serve that data (sharded
+ *   services); ask the directory which group does.
+ *
+ * @example
+ * ```ts
+ * import type { ReplicaReply } from "@distkit/distkit/kv";
+ *
+ * const reply: ReplicaReply<{ value: string }> = { status: "ok", value: "1" };
+ * ```
+ */
+export type ReplicaReply<T extends object = Record<never, never>> =
+  | ({ status: "ok" } & T)
+  | { status: "not-leader"; leader: string | null }
+  | { status: "retry"; reason: string }
+  | { status: "wrong-group" };
+
+/**
+ * Counters and gauges of a {@linkcode Replica}, for monitoring.
+ *
+ * @example
+ * ```ts
+ * import type { ReplicaStats } from "@distkit/distkit/kv";
+ *
+ * function line(s: ReplicaStats): string {
+ *   return `${s.reads} reads, ${s.writes} writes, ${s.pendingRequests} pending`;
+ * }
+ * ```
+ */
+export interface ReplicaStats {
+  /** Reads answered. */
+  reads: number;
+  /** Writes answered (applied now, or found already applied). */
+  writes: number;
+  /** Requests sent elsewhere because this server does not lead. */
+  notLeader: number;
+  /** Requests this server could not finish in time (lost leadership or quorum). */
+  retries: number;
+  /** Malformed or oversized requests refused. */
+  badRequests: number;
+  /** Snapshots this server took. */
+  snapshots: number;
+  /** Requests waiting now. */
+  pendingRequests: number;
+  /** Highest log index the state reflects. */
+  appliedIndex: number;
+}
+
+/**
+ * The RPC service a replica serves: its name and, given the replica, its
+ * methods. It is registered once the replica has started and removed when
+ * it stops.
+ *
+ * @example
+ * ```ts
+ * import type { ReplicaService } from "@distkit/distkit/kv";
+ *
+ * const service: ReplicaService<number> = {
+ *   name: "Counter",
+ *   methods: (replica) => ({
+ *     Add: (n: unknown) =>
+ *       replica.serve("writes", async () => {
+ *         const result = await replica.submit(n);
+ *         return result === null ? { status: "retry", reason: "lost" } : { status: "ok", result };
+ *       }),
+ *   }),
+ * };
+ * ```
+ */
+export interface ReplicaService<R> {
+  /** The service's name on the RPC server. */
+  name: string;
+  /** The methods, built once the replica exists. */
+  methods(replica: Replica<R>): ServiceMethods;
+}
+
+/** A proposal waiting to come out of the log at its index. */
+interface PendingWrite<R> {
+  term: number;
+  entry: unknown;
+  /** Null when another entry took the index: the client must retry. */
+  resolve: (result: R | null) => void;
+}
+
+/** A read waiting for the state machine to reach `index`. */
+interface PendingRead {
+  index: number;
+  resolve: () => void;
+  reject: (err: Error) => void;
+}
+
+/**
+ * A replica: a {@linkcode ReplicaMachine} kept in step by a Raft node, with
+ * the means to serve it ({@linkcode Replica.submit}, {@linkcode Replica.read},
+ * {@linkcode Replica.serve}).
+ *
+ * @example
+ * ```ts
+ * import { Replica, type ReplicaMachine } from "@distkit/distkit/kv";
+ * import { MemoryStorage } from "@distkit/distkit/raft";
+ * import { RpcServer, simulate } from "@distkit/distkit/net";
+ * import assert from "node:assert/strict";
+ *
+ * class Counter implements ReplicaMachine<number> {
+ *   n = 0;
+ *   apply(entry: unknown): number {
+ *     return this.n += entry as number;
+ *   }
+ *   snapshot(): Uint8Array {
+ *     return Uint8Array.of(this.n);
+ *   }
+ *   restore(bytes: Uint8Array): void {
+ *     this.n = bytes[0];
+ *   }
+ * }
+ *
+ * await simulate(async ({ clock, net }) => {
+ *   const server = new RpcServer();
+ *   net.addServer("a", server);
+ *   const replica = await Replica.start(new Counter(), {
+ *     id: "a",
+ *     peers: ["a"],
+ *     transport: net.transportFor("a"),
+ *     server,
+ *     storage: new MemoryStorage(),
+ *     clock,
+ *   });
+ *   let result: number | null = null;
+ *   while (result === null) {
+ *     try {
+ *       result = await replica.submit(2);
+ *     } catch {
+ *       await clock.sleep(10); // not the leader yet
+ *     }
+ *   }
+ *   assert.equal(result, 2);
+ *   await replica.stop();
+ * }, { seed: 1 });
+ * ```
+ */
+export class Replica<R> {
+  readonly #raft: RaftNode;
+  readonly #machine: ReplicaMachine<R>;
+  readonly #options: ReplicaOptions;
+  readonly #service: string | undefined;
+  readonly #clock: Clock;
+  readonly #timeoutMs: number;
+  #appliedIndex = 0;
+  #writes = new Map<number, PendingWrite<R>[]>();
+  #reads: PendingRead[] = [];
+  #snapshotting = false;
+  #counts = { reads: 0, writes: 0, notLeader: 0, retries: 0, badRequests: 0, snapshots: 0 };
+  readonly #listeners = new Set<() => void>();
+  #applier: Promise<void>;
+  #stopped = false;
+
+  private constructor(
+    raft: RaftNode,
+    machine: ReplicaMachine<R>,
+    options: ReplicaOptions & { service?: ReplicaService<R> },
+  ) {
+    this.#raft = raft;
+    this.#machine = machine;
+    this.#options = options;
+    this.#service = options.service?.name;
+    this.#clock = options.clock ?? realClock;
+    this.#timeoutMs = options.requestTimeoutMs ??
+      2 * (options.electionTicks ?? 10) * (options.tickMs ?? 50);
+    this.#applier = this.#apply();
+  }
+
+  /**
+   * Starts the Raft node (restoring the machine from its latest snapshot and
+   * log) and registers `options.service` on the RPC server.
+   */
+  static async start<R>(
+    machine: ReplicaMachine<R>,
+    options: ReplicaOptions & { service?: ReplicaService<R> },
+  ): Promise<Replica<R>> {
+    const raft = await RaftNode.start(options);
+    const replica = new Replica(raft, machine, options);
+    if (options.service) {
+      options.server.addService(options.service.name, options.service.methods(replica));
+    }
+    return replica;
+  }
+
+  /**
+   * Resolves once the replica has stopped: by {@linkcode Replica.stop}, or
+   * on its own when its Raft node failed (storage, an invariant; already
+   * reported on stderr), after which {@linkcode Replica.stopped} is true.
+   */
+  get finished(): Promise<void> {
+    return this.#applier;
+  }
+
+  /** Whether the replica has stopped serving. */
+  get stopped(): boolean {
+    return this.#stopped;
+  }
+
+  /** The Raft node underneath (status, leadership transfer, membership). */
+  get raft(): RaftNode {
+    return this.#raft;
+  }
+
+  /** The clock the replica times requests with. */
+  get clock(): Clock {
+    return this.#clock;
+  }
+
+  /** The highest log index the machine reflects. */
+  get appliedIndex(): number {
+    return this.#appliedIndex;
+  }
+
+  /** Requests waiting for the log: writes to be applied, reads to be confirmed. */
+  get pendingRequests(): number {
+    let n = this.#reads.length;
+    for (const list of this.#writes.values()) n += list.length;
+    return n;
+  }
+
+  /** Counters and gauges for monitoring. */
+  stats(): ReplicaStats {
+    return {
+      ...this.#counts,
+      pendingRequests: this.pendingRequests,
+      appliedIndex: this.#appliedIndex,
+    };
+  }
+
+  /**
+   * Calls `listener` after every batch of entries applied (and after a
+   * snapshot is restored); returns a function that stops the calls. For
+   * code that reacts to the machine's state (the shard groups' migrations).
+   */
+  onApplied(listener: () => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** Stops serving and stops the Raft node. Pending requests are told to retry elsewhere. */
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    if (this.#service) this.#options.server.removeService(this.#service);
+    await this.#raft.stop();
+    await this.#applier;
+    this.#failPending();
+  }
+
+  /**
+   * Proposes `entry` and resolves with the machine's result once it is
+   * applied, or null when a new leader's entry took its index (nothing was
+   * applied for it; retry).
+   *
+   * @throws {NotLeaderError} when this replica does not lead.
+   */
+  async submit(entry: unknown): Promise<R | null> {
+    const { index, term } = await this.#raft.propose(entry);
+    return await new Promise<R | null>((resolve) => {
+      const list = this.#writes.get(index) ?? [];
+      list.push({ term, entry, resolve });
+      this.#writes.set(index, list);
+    });
+  }
+
+  /**
+   * Resolves once this replica has confirmed it leads (ReadIndex) and has
+   * applied everything committed before the call: its machine may then be
+   * read as of a moment within the call.
+   *
+   * @throws {NotLeaderError} when this replica does not lead.
+   */
+  async read(): Promise<void> {
+    const index = await this.#raft.readIndex();
+    if (index <= this.#appliedIndex) return;
+    await new Promise<void>((resolve, reject) => this.#reads.push({ index, resolve, reject }));
+  }
+
+  /**
+   * Runs a request against the deadline, turning "not the leader", "stopped"
+   * and "too slow" into answers that send the client elsewhere, and counts
+   * the outcome as a read or a write. A request that throws `ArgumentsError` (malformed) is counted and rethrown, for the
+   * RPC layer to report to the caller.
+   */
+  async serve<T extends object>(
+    kind: "reads" | "writes",
+    work: () => Promise<ReplicaReply<T>>,
+  ): Promise<ReplicaReply<T>> {
+    let reply: ReplicaReply<T>;
+    try {
+      reply = await deadline(work(), { clock: this.#clock, timeoutMs: this.#timeoutMs });
+    } catch (err) {
+      if (err instanceof ArgumentsError) {
+        this.#counts.badRequests++;
+        throw err;
+      }
+      // Not leading, stopped (RaftStoppedError) or too slow: elsewhere, or later.
+      reply = err instanceof NotLeaderError
+        ? { status: "not-leader", leader: err.leader }
+        : { status: "retry", reason: (err as Error).message };
+    }
+    if (reply.status === "ok") this.#counts[kind]++;
+    else if (reply.status === "not-leader") this.#counts.notLeader++;
+    else if (reply.status === "retry") this.#counts.retries++;
+    return reply;
+  }
+
+  #failPending(): void {
+    for (const list of this.#writes.values()) for (const w of list) w.resolve(null);
+    this.#writes.clear();
+    const stopped = new Error("server stopped");
+    for (const r of this.#reads.splice(0)) r.reject(stopped);
+  }
+
+  async #apply(): Promise<void> {
+    try {
+      for await (const item of this.#raft.applied()) {
+        this.#applyOne(item);
+        for (const listener of this.#listeners) listener();
+      }
+    } catch (err) {
+      // A replica that cannot apply what Raft committed must not serve.
+      console.error(`replica ${this.#raft.id} stopped: ${(err as Error).message}`);
+      await this.#raft.stop();
+    }
+    // The stream ends when the Raft node stops: by stop(), or on its own
+    // after a failure (storage, an invariant), which it has reported.
+    if (!this.#stopped) {
+      this.#stopped = true;
+      if (this.#service) this.#options.server.removeService(this.#service);
+      this.#failPending();
+    }
+  }
+
+  #applyOne(item: Applied): void {
+    if (item.type === "snapshot") {
+      this.#machine.restore(item.data);
+      this.#appliedIndex = item.index;
+      // Proposals whose entries the snapshot covers: the machine may know.
+      for (const [index, list] of this.#writes) {
+        if (index > item.index) continue;
+        this.#writes.delete(index);
+        for (const w of list) w.resolve(this.#machine.recall?.(w.entry) ?? null);
+      }
+    } else if (item.type === "internal") {
+      this.#appliedIndex = item.index;
+      // A proposal at this index lost it to a new leader's own entry.
+      this.#settleWrites(item.index, null);
+    } else {
+      const result = this.#machine.apply(item.command);
+      this.#appliedIndex = item.index;
+      this.#settleWrites(item.index, { term: item.term, result });
+    }
+    this.#wakeReads();
+    this.#maybeSnapshot();
+  }
+
+  /** Answers the proposals at `index`: with `applied`'s result if it is their entry, else null. */
+  #settleWrites(index: number, applied: { term: number; result: R } | null): void {
+    const list = this.#writes.get(index);
+    if (list === undefined) return;
+    this.#writes.delete(index);
+    for (const w of list) w.resolve(applied?.term === w.term ? applied.result : null);
+  }
+
+  #wakeReads(): void {
+    if (this.#reads.length === 0) return;
+    const still: PendingRead[] = [];
+    for (const r of this.#reads) {
+      if (r.index <= this.#appliedIndex) r.resolve();
+      else still.push(r);
+    }
+    this.#reads = still;
+  }
+
+  /** Snapshots once the persisted Raft state has reached the limit. */
+  #maybeSnapshot(): void {
+    const max = this.#options.maxRaftState;
+    if (max === undefined || max < 0 || this.#snapshotting) return;
+    if (this.#options.storage.raftStateSize() < max) return;
+    this.#snapshotting = true;
+    this.#counts.snapshots++;
+    const index = this.#appliedIndex;
+    const data = this.#machine.snapshot();
+    // Stopped meanwhile (even before the call): the next start snapshots again if needed.
+    Promise.resolve()
+      .then(() => this.#raft.snapshot(index, data))
+      .catch(() => {})
+      .finally(() => (this.#snapshotting = false));
+  }
+}

@@ -45,6 +45,7 @@
  * @module
  */
 export * from "./clerk.ts";
+export * from "./dedup.ts";
 export * from "./errors.ts";
 export * from "./http.ts";
 export * from "./local_cluster.ts";

@@ -6,6 +6,7 @@
  * @module
  */
 import { type Codec, defaultCodec } from "../net/codec.ts";
+import { DedupTable } from "./dedup.ts";
 import { join, type KvValue, sameValue, valueBytes } from "./value.ts";
 
 export type { KvValue } from "./value.ts";
@@ -95,13 +96,6 @@ export interface KvStateOptions {
   codec?: Codec;
 }
 
-interface Dedup {
-  seq: number;
-  /** Digest of the write, to tell a retry from another client reusing the id. */
-  digest: number;
-  result: KvResult;
-}
-
 /**
  * The replicated state: the data and, per client, the last write applied
  * with its result. Applying the same command twice (a retry after a lost
@@ -122,7 +116,7 @@ interface Dedup {
  */
 export class KvStateMachine {
   #data = new Map<string, KvValue>();
-  #dedup = new Map<string, Dedup>();
+  #dedup = new DedupTable<KvResult>();
   readonly #maxValueBytes: number;
   readonly #codec: Codec;
 
@@ -152,7 +146,7 @@ export class KvStateMachine {
     const done = this.#lookup(command, digest);
     if (done) return done;
     const result = this.#write(command.write);
-    this.#dedup.set(command.client, { seq: command.seq, digest, result });
+    this.#dedup.record(command.client, command.seq, digest, result);
     return result;
   }
 
@@ -162,15 +156,21 @@ export class KvStateMachine {
   }
 
   #lookup(command: KvCommand, digest: number): KvResult | undefined {
-    const seen = this.#dedup.get(command.client);
-    if (seen === undefined || command.seq > seen.seq) return undefined;
-    if (command.seq < seen.seq) return { ok: false, stale: true };
-    if (digest === seen.digest) return seen.result;
-    return {
-      ok: false,
-      refused: `write ${command.seq} of session ${command.client} was already a different ` +
-        `write: two clients use one id; give every clerk instance its own id`,
-    };
+    const verdict = this.#dedup.check(command.client, command.seq, digest);
+    switch (verdict.kind) {
+      case "new":
+        return undefined;
+      case "done":
+        return verdict.result;
+      case "stale":
+        return { ok: false, stale: true };
+      case "conflict":
+        return {
+          ok: false,
+          refused: `write ${command.seq} of session ${command.client} was already a different ` +
+            `write: two clients use one id; give every clerk instance its own id`,
+        };
+    }
   }
 
   #write(w: KvWrite): KvResult {
@@ -204,7 +204,7 @@ export class KvStateMachine {
 
   /** The whole state, encoded, for a Raft snapshot. */
   snapshot(): Uint8Array {
-    return this.#codec.encode({ data: [...this.#data], dedup: [...this.#dedup] });
+    return this.#codec.encode({ data: [...this.#data], dedup: this.#dedup.toJSON() });
   }
 
   /**
@@ -229,19 +229,14 @@ export class KvStateMachine {
         throw new Error("not a KV snapshot: a data entry is not [key, string or bytes]");
       }
     }
-    for (const pair of dedup) {
-      const d = isPair(pair) ? pair[1] as Partial<Dedup> : undefined;
-      if (
-        !Number.isSafeInteger(d?.seq) || !Number.isSafeInteger(d?.digest) ||
-        typeof d?.result?.ok !== "boolean"
-      ) {
-        throw new Error(
-          "not a KV snapshot: a dedup entry is not [client, { seq, digest, result }]",
-        );
-      }
+    let table: DedupTable<KvResult>;
+    try {
+      table = DedupTable.from(dedup, isResult);
+    } catch (err) {
+      throw new Error(`not a KV snapshot: ${(err as Error).message}`);
     }
     this.#data = new Map(data.map(([k, v]: [string, KvValue]) => [k, own(v)]));
-    this.#dedup = new Map(dedup);
+    this.#dedup = table;
   }
 }
 
@@ -282,4 +277,8 @@ function isPair(x: unknown): x is [string, unknown] {
 
 function isValue(x: unknown): x is KvValue {
   return typeof x === "string" || x instanceof Uint8Array;
+}
+
+function isResult(r: unknown): r is KvResult {
+  return typeof (r as KvResult | undefined)?.ok === "boolean";
 }

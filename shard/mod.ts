@@ -19,4 +19,5 @@
  * @module
  */
 export * from "./config.ts";
+export * from "./ctrler.ts";
 export * from "./ctrler_state.ts";

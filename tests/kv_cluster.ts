@@ -15,9 +15,10 @@ import {
 } from "../checker/mod.ts";
 import type { KvInput } from "../checker/mod.ts";
 import { Clerk, KvServer, type KvServerOptions, type KvValue } from "../kv/mod.ts";
-import { delay, type Random, RpcServer, type Simulation } from "../net/mod.ts";
+import { delay, type Random, type Simulation } from "../net/mod.ts";
 import { MemoryStorage } from "../raft/mod.ts";
-import { SimWiring } from "./sim_wiring.ts";
+import { ReplicaCluster } from "./replica_cluster.ts";
+import type { SimWiring } from "./sim_wiring.ts";
 
 /** The course's electionTimeout in the tester. */
 export const ELECTION_TIMEOUT_MS = 1000;
@@ -74,20 +75,13 @@ export function text(v: KvValue | null): string {
   return typeof v === "string" ? v : new TextDecoder().decode(v);
 }
 
-interface Server {
-  kv?: KvServer;
-  storage: MemoryStorage;
-}
-
-/** A cluster of `n` KV servers named "0".."n-1". */
 export class KvCluster {
   readonly n: number;
   readonly sim: Simulation;
+  readonly group: ReplicaCluster<KvServer>;
   readonly wiring: SimWiring;
   readonly random: Random;
   readonly maxRaftState: number;
-  readonly #serverOptions: Partial<KvServerOptions>;
-  readonly #servers: Server[];
   #clients = 0;
   #startTime = 0;
   #startRpcs = 0;
@@ -97,10 +91,13 @@ export class KvCluster {
     this.sim = sim;
     this.n = n;
     this.maxRaftState = options.maxRaftState ?? -1;
-    this.#serverOptions = options.server ?? {};
-    this.random = sim.random.fork();
-    this.wiring = new SimWiring(sim.net, n);
-    this.#servers = Array.from({ length: n }, () => ({ storage: new MemoryStorage() }));
+    const serverOptions = options.server ?? {};
+    this.group = new ReplicaCluster(sim, n, {
+      start: (context) =>
+        KvServer.start({ ...context, maxRaftState: this.maxRaftState, ...serverOptions }),
+    });
+    this.wiring = this.group.wiring;
+    this.random = this.group.random;
     sim.net.setReliable(!options.unreliable);
     sim.net.setLongDelays(true);
     sim.net.setLatency(LATENCY_MS);
@@ -113,60 +110,31 @@ export class KvCluster {
     options: KvClusterOptions = {},
   ): Promise<KvCluster> {
     const cfg = new KvCluster(sim, n, options);
-    for (let i = 0; i < n; i++) await cfg.startServer(i);
-    cfg.connectAll();
+    await cfg.group.startAll();
     return cfg;
   }
 
   get ids(): string[] {
-    return this.wiring.all.map(String);
+    return this.group.ids;
   }
 
   server(i: number): KvServer {
-    const kv = this.#servers[i].kv;
-    assert.ok(kv, `server ${i} is not running`);
-    return kv;
+    return this.group.server(i);
   }
 
   /** What server i has persisted (replaced by a copy at each restart). */
   storage(i: number): MemoryStorage {
-    return this.#servers[i].storage;
+    return this.group.storage(i);
   }
 
   /** Starts (or restarts) server i from a copy of what it persisted. */
-  async startServer(i: number): Promise<void> {
-    await this.shutdownServer(i);
-    const s = this.#servers[i];
-    const server = new RpcServer();
-    s.kv = await KvServer.start({
-      id: String(i),
-      peers: this.ids,
-      transport: this.wiring.serverTransport(i),
-      server,
-      storage: s.storage,
-      clock: this.sim.clock,
-      random: this.random.fork(),
-      maxRaftState: this.maxRaftState,
-      ...this.#serverOptions,
-    });
-    this.sim.net.addServer(String(i), server);
+  startServer(i: number): Promise<void> {
+    return this.group.startServer(i);
   }
 
-  /**
-   * Stops server i like a crash: its calls in flight fail, and a restart
-   * sees only what it had persisted (the copy is taken first, so whatever
-   * the stopping instance writes later is lost).
-   */
-  async shutdownServer(i: number): Promise<void> {
-    const s = this.#servers[i];
-    this.wiring.disconnect(i);
-    this.sim.net.deleteServer(String(i));
-    const kv = s.kv;
-    s.kv = undefined;
-    if (kv) {
-      s.storage = s.storage.copy();
-      await kv.stop();
-    }
+  /** Stops server i like a crash (see {@linkcode ReplicaCluster.shutdownServer}). */
+  shutdownServer(i: number): Promise<void> {
+    return this.group.shutdownServer(i);
   }
 
   connectAll(): void {
@@ -195,20 +163,17 @@ export class KvCluster {
 
   /** The index of a server that thinks it is the leader (the course's Leader()). */
   leader(): number | undefined {
-    for (let i = 0; i < this.n; i++) {
-      if (this.#servers[i].kv?.raft.status().role === "leader") return i;
-    }
-    return undefined;
+    return this.group.leader();
   }
 
   /** The largest persisted Raft state of any server. */
   logSize(): number {
-    return Math.max(...this.#servers.map((s) => s.storage.raftStateSize()));
+    return this.group.logSize();
   }
 
   /** The largest persisted snapshot of any server. */
   snapshotSize(): number {
-    return Math.max(...this.#servers.map((s) => s.storage.snapshotSize()));
+    return this.group.snapshotSize();
   }
 
   sleep(ms: number): Promise<void> {
@@ -239,8 +204,8 @@ export class KvCluster {
     );
   }
 
-  async cleanup(): Promise<void> {
-    for (let i = 0; i < this.n; i++) await this.shutdownServer(i);
+  cleanup(): Promise<void> {
+    return this.group.shutdownAll();
   }
 }
 

@@ -4,17 +4,24 @@
  * the same group, fresh end names for every incarnation of a server (so a
  * crashed instance's calls in flight can never be delivered on its
  * successor's behalf), and clients whose ends reach a chosen set of servers.
+ *
+ * Servers are named `prefix + index` ("0", "1"... by default; "g100-0"...
+ * when several replica groups share the network). A server's ends to names
+ * outside its own group (another group, the shard controller) are enabled
+ * while it is not cut off.
  */
 import type { SimEnd, SimNetwork, Transport } from "../net/mod.ts";
 
 interface WiredEnd {
   end: SimEnd;
+  /** The peer's index, or -1 for a server outside this wiring. */
   to: number;
 }
 
 /** Connectivity of `n` servers and any number of clients. */
 export class SimWiring {
   readonly n: number;
+  readonly prefix: string;
   readonly #net: SimNetwork;
   /** Each server's group; null: cut off from everyone. */
   readonly #group: (number | null)[];
@@ -22,12 +29,31 @@ export class SimWiring {
   readonly #generation: number[];
   readonly #clients = new Map<string, { ends: WiredEnd[]; allowed: Set<number> }>();
 
-  constructor(net: SimNetwork, n: number) {
+  constructor(net: SimNetwork, n: number, prefix = "") {
     this.#net = net;
     this.n = n;
+    this.prefix = prefix;
     this.#group = new Array(n).fill(null);
     this.#serverEnds = Array.from({ length: n }, () => []);
     this.#generation = new Array(n).fill(0);
+  }
+
+  /** Server i's name. */
+  name(i: number): string {
+    return `${this.prefix}${i}`;
+  }
+
+  /** Every server's name. */
+  get names(): string[] {
+    return this.all.map((i) => this.name(i));
+  }
+
+  /** The index of the server named `peer`, or -1 when it is not one of ours. */
+  #indexOf(peer: string): number {
+    if (!peer.startsWith(this.prefix)) return -1;
+    const rest = peer.slice(this.prefix.length);
+    const i = Number(rest);
+    return /^\d+$/.test(rest) && i < this.n ? i : -1;
   }
 
   /** Every server's index. */
@@ -49,10 +75,10 @@ export class SimWiring {
     this.#serverEnds[i] = [];
     return {
       connect: (peer: string): SimEnd => {
-        const name = `${i}.${generation}->${peer}`;
-        const end = this.#net.makeEnd(name, { owner: String(i) });
+        const name = `${this.name(i)}.${generation}->${peer}`;
+        const end = this.#net.makeEnd(name, { owner: this.name(i) });
         this.#net.connect(name, peer);
-        const wired = { end, to: Number(peer) };
+        const wired = { end, to: this.#indexOf(peer) };
         this.#serverEnds[i].push(wired);
         this.#net.enable(name, this.#linked(i, wired.to));
         return end;
@@ -70,7 +96,7 @@ export class SimWiring {
         const endName = `${name}->${peer}#${client.ends.length}`;
         const end = this.#net.makeEnd(endName);
         this.#net.connect(endName, peer);
-        const wired = { end, to: Number(peer) };
+        const wired = { end, to: this.#indexOf(peer) };
         client.ends.push(wired);
         this.#net.enable(endName, client.allowed.has(wired.to));
         return end;
@@ -108,7 +134,8 @@ export class SimWiring {
   }
 
   #linked(a: number, b: number): boolean {
-    return this.#group[a] !== null && this.#group[a] === this.#group[b];
+    if (this.#group[a] === null) return false;
+    return b === -1 || this.#group[a] === this.#group[b];
   }
 
   #update(): void {

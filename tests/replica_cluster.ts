@@ -1,0 +1,145 @@
+/**
+ * One replica group on the simulated network, after the course's config.go:
+ * servers started from what they persisted, crashed (a copy of the storage
+ * kept, so whatever the stopping instance writes later is lost), connected
+ * and partitioned. The KV, shard controller and shard group harnesses each
+ * run their servers through one of these.
+ */
+import assert from "node:assert/strict";
+import { type Clock, type Random, RpcServer, type Simulation, type Transport } from "../net/mod.ts";
+import { MemoryStorage, type RaftNode } from "../raft/mod.ts";
+import { SimWiring } from "./sim_wiring.ts";
+
+/** What a started server must offer the harness. */
+export interface GroupServer {
+  readonly raft: RaftNode;
+  stop(): Promise<void>;
+}
+
+/** What a server's start function gets. */
+export interface ServerContext {
+  id: string;
+  peers: string[];
+  transport: Transport;
+  server: RpcServer;
+  storage: MemoryStorage;
+  clock: Clock;
+  random: Random;
+}
+
+/** Servers `prefix0`... `prefix{n-1}` started by `start`. */
+export class ReplicaCluster<S extends GroupServer> {
+  readonly n: number;
+  readonly sim: Simulation;
+  readonly wiring: SimWiring;
+  readonly random: Random;
+  readonly #start: (context: ServerContext) => Promise<S>;
+  readonly #servers: { running?: S; storage: MemoryStorage }[];
+
+  constructor(
+    sim: Simulation,
+    n: number,
+    options: { prefix?: string; start: (context: ServerContext) => Promise<S> },
+  ) {
+    this.sim = sim;
+    this.n = n;
+    this.random = sim.random.fork();
+    this.wiring = new SimWiring(sim.net, n, options.prefix);
+    this.#start = options.start;
+    this.#servers = Array.from({ length: n }, () => ({ storage: new MemoryStorage() }));
+  }
+
+  /** The servers' names (their Raft ids). */
+  get ids(): string[] {
+    return this.wiring.names;
+  }
+
+  /** Server i, which must be running. */
+  server(i: number): S {
+    const s = this.#servers[i].running;
+    assert.ok(s, `server ${this.wiring.name(i)} is not running`);
+    return s;
+  }
+
+  /** Server i, if it is running. */
+  running(i: number): S | undefined {
+    return this.#servers[i].running;
+  }
+
+  /** What server i has persisted (replaced by a copy at each restart). */
+  storage(i: number): MemoryStorage {
+    return this.#servers[i].storage;
+  }
+
+  /** Starts (or restarts) server i from a copy of what it persisted. */
+  async startServer(i: number): Promise<void> {
+    await this.shutdownServer(i);
+    const s = this.#servers[i];
+    const server = new RpcServer();
+    s.running = await this.#start({
+      id: this.wiring.name(i),
+      peers: this.ids,
+      transport: this.wiring.serverTransport(i),
+      server,
+      storage: s.storage,
+      clock: this.sim.clock,
+      random: this.random.fork(),
+    });
+    this.sim.net.addServer(this.wiring.name(i), server);
+  }
+
+  /**
+   * Stops server i like a crash: its calls in flight fail, and a restart
+   * sees only what it had persisted.
+   */
+  async shutdownServer(i: number): Promise<void> {
+    const s = this.#servers[i];
+    this.wiring.disconnect(i);
+    this.sim.net.deleteServer(this.wiring.name(i));
+    const running = s.running;
+    s.running = undefined;
+    if (running) {
+      s.storage = s.storage.copy();
+      await running.stop();
+    }
+  }
+
+  /** Starts every server and connects them. */
+  async startAll(): Promise<void> {
+    for (let i = 0; i < this.n; i++) await this.startServer(i);
+    this.connectAll();
+  }
+
+  async shutdownAll(): Promise<void> {
+    for (let i = 0; i < this.n; i++) await this.shutdownServer(i);
+  }
+
+  connectAll(): void {
+    this.wiring.partition(this.wiring.all);
+  }
+
+  /** The index of a server that thinks it is the leader (the course's Leader()). */
+  leader(): number | undefined {
+    for (let i = 0; i < this.n; i++) {
+      if (this.#servers[i].running?.raft.status().role === "leader") return i;
+    }
+    return undefined;
+  }
+
+  /** The largest persisted Raft state of any server. */
+  logSize(): number {
+    return Math.max(...this.#servers.map((s) => s.storage.raftStateSize()));
+  }
+
+  /** The largest persisted snapshot of any server. */
+  snapshotSize(): number {
+    return Math.max(...this.#servers.map((s) => s.storage.snapshotSize()));
+  }
+
+  /** Raft state and snapshot bytes persisted by all servers together. */
+  persistedBytes(): number {
+    let total = 0;
+    for (const s of this.#servers) total += s.storage.raftStateSize() + s.storage.snapshotSize();
+    return total;
+  }
+}

@@ -191,7 +191,7 @@ interface PendingRead {
  * ```ts
  * import { Replica, type ReplicaMachine } from "@distkit/distkit/kv";
  * import { MemoryStorage } from "@distkit/distkit/raft";
- * import { RpcServer, simulate } from "@distkit/distkit/net";
+ * import { delay, RpcServer, simulate } from "@distkit/distkit/net";
  * import assert from "node:assert/strict";
  *
  * class Counter implements ReplicaMachine<number> {
@@ -223,7 +223,7 @@ interface PendingRead {
  *     try {
  *       result = await replica.submit(2);
  *     } catch {
- *       await clock.sleep(10); // not the leader yet
+ *       await delay(10, { clock }); // not the leader yet
  *     }
  *   }
  *   assert.equal(result, 2);

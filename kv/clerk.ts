@@ -7,8 +7,9 @@
  * @module
  */
 import type { Transport } from "../net/transport.ts";
-import { KvRequestError } from "./errors.ts";
+import { KvRequestError, refuseBadRequest } from "./errors.ts";
 import {
+  checkWriteResult,
   DEFAULT_KV_LIMITS,
   type KvLimits,
   type KvReply,
@@ -130,7 +131,7 @@ export class Clerk {
    * @throws {KvAbortedError} when the signal fires first.
    */
   async get(key: string, options: KvCallOptions = {}): Promise<KvValue | null> {
-    check(() => parseGet({ key }, this.#limits));
+    refuseBadRequest(() => parseGet({ key }, this.#limits));
     const reply = await this.#call("Get", { key }, { ...options, operation: "get" });
     return reply.value ?? null;
   }
@@ -186,7 +187,7 @@ export class Clerk {
   }
 
   async #write(write: KvWrite, options: KvCallOptions): Promise<KvResult> {
-    const clean = check(() => parseWriteOp(write, this.#limits));
+    const clean = refuseBadRequest(() => parseWriteOp(write, this.#limits));
     const session = this.#sessions.take();
     let reply: KvReply & { status: "ok" };
     try {
@@ -200,17 +201,7 @@ export class Clerk {
       throw err;
     }
     this.#sessions.release(session, "done");
-    const result = reply.result;
-    if (result === undefined || typeof result.ok !== "boolean") {
-      throw new KvRequestError("the server's reply to a write carried no result");
-    }
-    if (result.refused) throw new KvRequestError(result.refused);
-    if (result.stale) {
-      throw new KvRequestError(
-        `the servers have applied a later write of session ${session.id}: another clerk uses ` +
-          `the id ${this.id}, or a restarted one reuses it; give every clerk instance its own id`,
-      );
-    }
+    const result = checkWriteResult(reply.result, session.id);
     return result;
   }
 
@@ -233,14 +224,5 @@ export class Clerk {
       );
     }
     return reply;
-  }
-}
-
-/** Runs a parser, turning its complaint into a {@linkcode KvRequestError}. */
-function check<T>(parse: () => T): T {
-  try {
-    return parse();
-  } catch (err) {
-    throw new KvRequestError((err as Error).message);
   }
 }

@@ -64,3 +64,23 @@ export class KvAbortedError extends Error {
     this.mayHaveApplied = mayHaveApplied;
   }
 }
+
+/**
+ * Runs a request parser, turning its complaint into a
+ * {@linkcode KvRequestError}: how clerks refuse a bad request before
+ * sending it.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_KV_LIMITS, parseGet, refuseBadRequest } from "@distkit/distkit/kv";
+ *
+ * refuseBadRequest(() => parseGet({ key: "x" }, DEFAULT_KV_LIMITS)); // "x"
+ * ```
+ */
+export function refuseBadRequest<T>(parse: () => T): T {
+  try {
+    return parse();
+  } catch (err) {
+    throw new KvRequestError((err as Error).message);
+  }
+}

@@ -7,6 +7,7 @@
  * @module
  */
 import { ArgumentsError } from "../net/errors.ts";
+import { KvRequestError } from "./errors.ts";
 import { expectShape } from "../net/rpc_server.ts";
 import type { ReplicaReply } from "./replica.ts";
 import type { KvCommand, KvResult, KvWrite } from "./state.ts";
@@ -192,4 +193,33 @@ export function parseWrite(args: unknown, limits: KvLimits): KvCommand {
   checkText(r.client, "client id");
   if (r.seq < 1) throw new ArgumentsError(`seq must be a positive integer, got ${r.seq}`);
   return { client: r.client, seq: r.seq, write: parseWriteOp(r.write, limits) };
+}
+
+/**
+ * Checks the result a server gave for a write of session `session`: returns
+ * it when the write happened or a `cas` did not match; throws when the
+ * reply is malformed, the write was refused, or the session's numbering
+ * shows another client uses the same id.
+ *
+ * @throws {KvRequestError} saying which.
+ *
+ * @example
+ * ```ts
+ * import { checkWriteResult } from "@distkit/distkit/kv";
+ *
+ * checkWriteResult({ ok: true }, "c1"); // { ok: true }
+ * ```
+ */
+export function checkWriteResult(result: KvResult | undefined, session: string): KvResult {
+  if (result === undefined || typeof result.ok !== "boolean") {
+    throw new KvRequestError("the server's reply to a write carried no result");
+  }
+  if (result.refused) throw new KvRequestError(result.refused);
+  if (result.stale) {
+    throw new KvRequestError(
+      `the servers have applied a later write of session ${session}: another clerk uses ` +
+        `its id, or a restarted one reuses it; give every clerk instance its own id`,
+    );
+  }
+  return result;
 }

@@ -6,7 +6,7 @@
  * @module
  */
 import { DedupTable, digestBytes } from "../kv/dedup.ts";
-import { KvRequestError } from "../kv/errors.ts";
+import { KvRequestError, refuseBadRequest } from "../kv/errors.ts";
 import {
   Replica,
   type ReplicaMachine,
@@ -295,12 +295,7 @@ export class CtrlerClerk {
   }
 
   async #change(op: CtrlerOp, signal: AbortSignal | undefined): Promise<number> {
-    let clean: CtrlerOp;
-    try {
-      clean = parseCtrlerOp(op);
-    } catch (err) {
-      throw new KvRequestError((err as Error).message);
-    }
+    const clean = refuseBadRequest(() => parseCtrlerOp(op));
     const session = this.#sessions.take();
     let reply;
     try {

@@ -21,3 +21,6 @@
 export * from "./config.ts";
 export * from "./ctrler.ts";
 export * from "./ctrler_state.ts";
+export * from "./group.ts";
+export * from "./group_state.ts";
+export * from "./clerk.ts";

@@ -4,8 +4,17 @@
  * sharded service, replica groups ("g100-0"...) on one simulated network.
  */
 import assert from "node:assert/strict";
-import type { Simulation } from "../net/mod.ts";
-import { CtrlerClerk, gidsOf, N_SHARDS, type ShardConfig, ShardCtrler } from "../shard/mod.ts";
+import { delay, type Simulation } from "../net/mod.ts";
+import {
+  CtrlerClerk,
+  gidsOf,
+  N_SHARDS,
+  ShardClerk,
+  type ShardConfig,
+  ShardCtrler,
+  ShardGroupServer,
+} from "../shard/mod.ts";
+import { LATENCY_MS } from "./kv_cluster.ts";
 import { ReplicaCluster } from "./replica_cluster.ts";
 
 /** The controller's replicas, and clerks for them. */
@@ -115,4 +124,147 @@ export function checkMinimalAfterLeave(before: ShardConfig, after: ShardConfig):
 /** The course's check_same_config. */
 export function checkSameConfig(a: ShardConfig, b: ShardConfig): void {
   assert.deepEqual(b, a, `configurations ${a.num} and ${b.num} differ`);
+}
+
+/** Options of a {@linkcode ShardKvCluster}. */
+export interface ShardKvOptions {
+  unreliable?: boolean;
+  /** Snapshot at this many bytes of Raft state; -1: never. */
+  maxRaftState?: number;
+  /** Groups (gids 100, 101, ...). Default 3. */
+  groups?: number;
+  /** Servers per group. Default 3. */
+  n?: number;
+}
+
+/**
+ * The course's shardkv config: 3 controller replicas and groups of servers
+ * (gid 100 + i) on one simulated network.
+ */
+export class ShardKvCluster {
+  readonly sim: Simulation;
+  readonly ctrlers: CtrlerCluster;
+  readonly groups: ReplicaCluster<ShardGroupServer>[];
+  readonly gids: number[];
+  readonly maxRaftState: number;
+  readonly #admin: CtrlerClerk;
+  #clients = 0;
+  /** Which group served each shard in each configuration ("num/shard" → gid). */
+  readonly #servedBy = new Map<string, number>();
+  readonly #doubleServed: string[] = [];
+
+  constructor(sim: Simulation, options: ShardKvOptions = {}) {
+    this.sim = sim;
+    this.maxRaftState = options.maxRaftState ?? -1;
+    sim.net.setReliable(!options.unreliable);
+    sim.net.setLongDelays(true);
+    sim.net.setLatency(LATENCY_MS);
+    this.ctrlers = new CtrlerCluster(sim, 3);
+    this.gids = Array.from({ length: options.groups ?? 3 }, (_, i) => 100 + i);
+    this.groups = this.gids.map((gid) =>
+      new ReplicaCluster(sim, options.n ?? 3, {
+        prefix: `g${gid}-`,
+        start: (context) =>
+          ShardGroupServer.start({
+            ...context,
+            gid,
+            ctrlers: this.ctrlers.ids,
+            maxRaftState: this.maxRaftState,
+            onServe: (e) => this.#served(e),
+          }),
+      })
+    );
+    this.#admin = this.ctrlers.makeClerk();
+  }
+
+  #served({ shard, num, gid }: { shard: number; num: number; gid: number }): void {
+    const key = `${num}/${shard}`;
+    const other = this.#servedBy.get(key);
+    if (other === undefined) this.#servedBy.set(key, gid);
+    else if (other !== gid) {
+      this.#doubleServed.push(`shard ${shard} served by ${other} and ${gid} in configuration ${num}`);
+    }
+  }
+
+  /** No shard was served by two groups in one configuration. */
+  checkSingleOwner(): void {
+    assert.deepEqual(this.#doubleServed, [], "a shard was served by two groups at once");
+    assert.ok(this.#servedBy.size > 0, "no request was served: the check saw nothing");
+  }
+
+  static async start(sim: Simulation, options: ShardKvOptions = {}): Promise<ShardKvCluster> {
+    const cfg = new ShardKvCluster(sim, options);
+    await cfg.ctrlers.group.startAll();
+    for (const g of cfg.groups) await g.startAll();
+    return cfg;
+  }
+
+  /** A clerk that reaches the controller and every group. */
+  makeClient(): ShardClerk {
+    const name = `client-${this.#clients++}`;
+    return new ShardClerk(this.sim.net.transportFor(name), this.ctrlers.ids, {
+      clock: this.sim.clock,
+      random: this.ctrlers.group.random.fork(),
+      id: name,
+    });
+  }
+
+  /** The controller clerk the tests use to join and leave groups. */
+  get admin(): CtrlerClerk {
+    return this.#admin;
+  }
+
+  join(...groups: number[]): Promise<number> {
+    return this.#admin.join(
+      Object.fromEntries(groups.map((g) => [this.gids[g], this.groups[g].ids])),
+    );
+  }
+
+  leave(...groups: number[]): Promise<number> {
+    return this.#admin.leave(groups.map((g) => this.gids[g]));
+  }
+
+  async shutdownGroup(g: number): Promise<void> {
+    await this.groups[g].shutdownAll();
+  }
+
+  async startGroup(g: number): Promise<void> {
+    await this.groups[g].startAll();
+  }
+
+  sleep(ms: number): Promise<void> {
+    return delay(ms, { clock: this.sim.clock });
+  }
+
+  /** The course's checklogs: every server's log within 8 × maxRaftState; no snapshot without one. */
+  checkLogs(): void {
+    for (const g of this.groups) {
+      for (let i = 0; i < g.n; i++) {
+        const raft = g.storage(i).raftStateSize();
+        const snap = g.storage(i).snapshotSize();
+        if (this.maxRaftState >= 0) {
+          assert.ok(
+            raft <= 8 * this.maxRaftState,
+            `${
+              g.wiring.name(i)
+            }: Raft state ${raft} bytes, but maxRaftState is ${this.maxRaftState}`,
+          );
+        } else {
+          assert.equal(snap, 0, `${g.wiring.name(i)}: maxRaftState is -1, but it has a snapshot`);
+        }
+      }
+    }
+  }
+
+  /** Raft state and snapshot bytes persisted by every group server. */
+  persistedBytes(): number {
+    return this.groups.reduce((sum, g) => sum + g.persistedBytes(), 0);
+  }
+
+  /** Stops everything, then checks that no shard had two groups serving it at once. */
+  async cleanup(): Promise<void> {
+    for (const g of this.groups) await g.shutdownAll();
+    await this.ctrlers.group.shutdownAll();
+    this.checkSingleOwner();
+  }
 }

@@ -1,0 +1,188 @@
+/**
+ * `ShardClerk`: the client of the sharded key/value service. It routes each
+ * key to its shard's group by the controller's configuration, refreshes the
+ * configuration when a group answers `wrong-group` or cannot be reached,
+ * and keeps a write's session number across groups, so a write that a
+ * migration carried to another group is recognised there as a retry.
+ *
+ * @module
+ */
+import { delay } from "../net/async.ts";
+import { type Clock, realClock } from "../net/clock.ts";
+import type { Transport } from "../net/transport.ts";
+import { KvAbortedError, refuseBadRequest } from "../kv/errors.ts";
+import {
+  checkWriteResult,
+  DEFAULT_KV_LIMITS,
+  type KvLimits,
+  parseGet,
+  parseWriteOp,
+} from "../kv/protocol.ts";
+import { ReplicaClient, type ReplicaClientOptions, Sessions } from "../kv/replica_client.ts";
+import type { KvResult, KvWrite } from "../kv/state.ts";
+import type { KvValue } from "../kv/value.ts";
+import { keyToShard, type ShardConfig } from "./config.ts";
+import { CtrlerClerk } from "./ctrler.ts";
+import { SHARD_SERVICE } from "./group.ts";
+
+/**
+ * Options of a {@linkcode ShardClerk}.
+ *
+ * @example
+ * ```ts
+ * import type { ShardClerkOptions } from "@distkit/distkit/shard";
+ *
+ * const options: ShardClerkOptions = { id: "web-1", retryMs: 100 };
+ * ```
+ */
+export interface ShardClerkOptions extends ReplicaClientOptions {
+  /** The client's id, unique among all clients, without `#`. Default: a random UUID. */
+  id?: string;
+  /** Pause before asking the controller again after a group could not serve. Default 100 ms. */
+  retryMs?: number;
+  /** The limits to check requests against before sending. Default: the servers' defaults. */
+  limits?: Partial<KvLimits>;
+}
+
+/**
+ * A client of the sharded KV service. Operations may run concurrently.
+ *
+ * A write abandoned through its signal may still take effect later (it may
+ * be in a group's log); unlike the single-group {@linkcode Clerk}, a later
+ * write does not settle it, since it may go to another group.
+ *
+ * @example
+ * ```ts
+ * import { ShardClerk } from "@distkit/distkit/shard";
+ * import type { Transport } from "@distkit/distkit/net";
+ *
+ * async function greet(transport: Transport) {
+ *   const clerk = new ShardClerk(transport, ["ctrler-0", "ctrler-1", "ctrler-2"]);
+ *   await clerk.put("greeting", "hello");
+ *   return await clerk.get("greeting"); // "hello"
+ * }
+ * ```
+ */
+export class ShardClerk {
+  readonly #transport: Transport;
+  readonly #ctrler: CtrlerClerk;
+  readonly #sessions: Sessions;
+  readonly #options: ShardClerkOptions;
+  readonly #clock: Clock;
+  readonly #limits: KvLimits;
+  readonly #groups = new Map<string, ReplicaClient>();
+  #config: ShardConfig | undefined;
+
+  /**
+   * Creates a clerk of the sharded service whose controller is run by `ctrlers`.
+   *
+   * @param transport How to reach the controller and the groups.
+   * @param ctrlers The controller replicas' names.
+   */
+  constructor(transport: Transport, ctrlers: readonly string[], options: ShardClerkOptions = {}) {
+    this.#transport = transport;
+    this.#options = options;
+    this.#clock = options.clock ?? realClock;
+    this.#limits = { ...DEFAULT_KV_LIMITS, ...options.limits };
+    this.#sessions = new Sessions(options.id ?? crypto.randomUUID());
+    this.#ctrler = new CtrlerClerk(transport, ctrlers, {
+      ...options,
+      id: `${this.#sessions.id}-ctrler`,
+      random: options.random?.fork(),
+    });
+  }
+
+  /** The client's id. */
+  get id(): string {
+    return this.#sessions.id;
+  }
+
+  /** The value of `key` (null when absent). */
+  async get(key: string, options: { signal?: AbortSignal } = {}): Promise<KvValue | null> {
+    refuseBadRequest(() => parseGet({ key }, this.#limits));
+    const reply = await this.#route<{ value?: KvValue | null }>(key, "Get", { key }, {
+      operation: "get",
+      write: false,
+      signal: options.signal,
+    });
+    return reply.value ?? null;
+  }
+
+  /** Sets `key` to `value`. */
+  async put(key: string, value: KvValue, options: { signal?: AbortSignal } = {}): Promise<void> {
+    await this.#write({ type: "put", key, value }, options.signal);
+  }
+
+  /** Appends `value` to the value of `key` (a missing key starts empty). */
+  async append(key: string, value: KvValue, options: { signal?: AbortSignal } = {}): Promise<void> {
+    await this.#write({ type: "append", key, value }, options.signal);
+  }
+
+  /** Removes `key`. */
+  async delete(key: string, options: { signal?: AbortSignal } = {}): Promise<void> {
+    await this.#write({ type: "delete", key }, options.signal);
+  }
+
+  async #write(write: KvWrite, signal: AbortSignal | undefined): Promise<KvResult> {
+    const clean = refuseBadRequest(() => parseWriteOp(write, this.#limits));
+    const session = this.#sessions.take();
+    let reply;
+    try {
+      reply = await this.#route<{ result?: KvResult }>(
+        write.key,
+        "Write",
+        { client: session.id, seq: session.seq, write: clean },
+        { operation: write.type, write: true, signal },
+      );
+    } catch (err) {
+      // It may still apply in some group, after a later write of this session elsewhere.
+      this.#sessions.release(session, "retired");
+      throw err;
+    }
+    this.#sessions.release(session, "done");
+    return checkWriteResult(reply.result, session.id);
+  }
+
+  /** Sends the request to the group of `key`'s shard until one serves it. */
+  async #route<T extends object>(
+    key: string,
+    method: "Get" | "Write",
+    args: unknown,
+    options: { operation: string; write: boolean; signal?: AbortSignal },
+  ): Promise<T> {
+    const shard = keyToShard(key);
+    while (true) {
+      const config = this.#config ??= await this.#ctrler.query(-1, options);
+      const gid = config.shards[shard];
+      if (gid !== 0) {
+        const reply = await this.#group(config.groups[gid]).call<T>(
+          `${SHARD_SERVICE}.${method}`,
+          args,
+          { ...options, rounds: 1 },
+        );
+        if (reply?.status === "ok") return reply;
+      }
+      try {
+        await delay(this.#options.retryMs ?? 100, { clock: this.#clock, signal: options.signal });
+      } catch {
+        throw new KvAbortedError(options.operation, options.write, {
+          cause: options.signal?.reason,
+        });
+      }
+      this.#config = await this.#ctrler.query(-1, options);
+    }
+  }
+
+  #group(servers: string[]): ReplicaClient {
+    const key = servers.join(",");
+    let client = this.#groups.get(key);
+    if (!client) {
+      client = new ReplicaClient(this.#transport, servers, {
+        ...this.#options,
+        random: this.#options.random?.fork(),
+      });
+      this.#groups.set(key, client);
+    }
+    return client;
+  }
+}

@@ -1,0 +1,342 @@
+/**
+ * `ShardGroupServer`: one replica of a shard group. It serves the keys of
+ * the shards its group owns (`ShardKV.Get`, `ShardKV.Write`, answering
+ * `wrong-group` for the others), and, while it leads, follows the
+ * controller one configuration at a time: it pulls each shard that becomes
+ * its group's from the group that held it (`ShardKV.Pull`), installs it
+ * through the log, then tells that group to delete its copy
+ * (`ShardKV.Delete`).
+ *
+ * @module
+ */
+import { delay } from "../net/async.ts";
+import { KvRequestError } from "../kv/errors.ts";
+import {
+  DEFAULT_KV_LIMITS,
+  type KvLimits,
+  type KvReply,
+  parseGet,
+  parseWrite,
+} from "../kv/protocol.ts";
+import { Replica, type ReplicaOptions, type ReplicaStats } from "../kv/replica.ts";
+import { ReplicaClient } from "../kv/replica_client.ts";
+import { expectShape } from "../net/rpc_server.ts";
+import type { RaftNode } from "../raft/mod.ts";
+import { keyToShard, type ShardConfig } from "./config.ts";
+import { CtrlerClerk } from "./ctrler.ts";
+import {
+  type GroupEntry,
+  type GroupResult,
+  ShardGroupState,
+  type ShardSource,
+  type ShardStatus,
+} from "./group_state.ts";
+
+/** The name of the groups' RPC service. */
+export const SHARD_SERVICE = "ShardKV";
+
+/**
+ * Options of {@linkcode ShardGroupServer.start}: a replica's, plus the
+ * group's id and how to reach the controller.
+ *
+ * @example
+ * ```ts
+ * import type { ShardGroupOptions } from "@distkit/distkit/shard";
+ *
+ * const extra: Partial<ShardGroupOptions> = { gid: 100, ctrlers: ["c0", "c1", "c2"] };
+ * ```
+ */
+export interface ShardGroupOptions extends ReplicaOptions {
+  /** This group's id (as the controller knows it). */
+  gid: number;
+  /** The controller replicas' names (reached through `transport`). */
+  ctrlers: string[];
+  /** Key and value limits; every server of every group must use the same. */
+  limits?: Partial<KvLimits>;
+  /** How often the leader polls the controller and retries migrations. Default 100 ms. */
+  pollMs?: number;
+  /**
+   * Called whenever this replica answers a request for a key (for tests
+   * that check no shard is served by two groups in one configuration).
+   */
+  onServe?: (event: { shard: number; num: number; gid: number }) => void;
+}
+
+/**
+ * Counters and gauges of a {@linkcode ShardGroupServer}.
+ *
+ * @example
+ * ```ts
+ * import type { ShardGroupStats } from "@distkit/distkit/shard";
+ *
+ * const line = (s: ShardGroupStats) => `config ${s.configNum}, ${s.writes} writes`;
+ * ```
+ */
+export interface ShardGroupStats extends ReplicaStats {
+  /** The configuration the group has reached. */
+  configNum: number;
+  /** The status of each shard the group holds. */
+  shards: Record<number, ShardStatus>;
+}
+
+/**
+ * One replica of a shard group.
+ *
+ * @example
+ * ```ts
+ * import { ShardGroupServer } from "@distkit/distkit/shard";
+ * import { MemoryStorage } from "@distkit/distkit/raft";
+ * import { RpcServer, simulate } from "@distkit/distkit/net";
+ *
+ * await simulate(async ({ clock, net }) => {
+ *   const server = new RpcServer();
+ *   net.addServer("g100-0", server);
+ *   const group = await ShardGroupServer.start({
+ *     gid: 100,
+ *     ctrlers: ["c0"],
+ *     id: "g100-0",
+ *     peers: ["g100-0"],
+ *     transport: net.transportFor("g100-0"),
+ *     server,
+ *     storage: new MemoryStorage(),
+ *     clock,
+ *   });
+ *   await group.stop();
+ * }, { seed: 1 });
+ * ```
+ */
+export class ShardGroupServer {
+  readonly #replica: Replica<GroupResult>;
+  readonly #state: ShardGroupState;
+  readonly #options: ShardGroupOptions;
+  readonly #ctrler: CtrlerClerk;
+  readonly #groups = new Map<string, ReplicaClient>();
+  readonly #configs = new Map<number, ShardConfig>();
+  readonly #stopLoop = new AbortController();
+  #loop: Promise<void> = Promise.resolve();
+
+  private constructor(
+    replica: Replica<GroupResult>,
+    state: ShardGroupState,
+    options: ShardGroupOptions,
+  ) {
+    this.#replica = replica;
+    this.#state = state;
+    this.#options = options;
+    this.#ctrler = new CtrlerClerk(options.transport, options.ctrlers, {
+      clock: options.clock,
+      random: options.random?.fork(),
+      id: `group-${options.gid}-${options.id}`,
+      attemptTimeoutMs: 1000,
+    });
+  }
+
+  /** Starts the replica (restoring its state) and its migration loop, and begins serving. */
+  static async start(options: ShardGroupOptions): Promise<ShardGroupServer> {
+    const limits = { ...DEFAULT_KV_LIMITS, ...options.limits };
+    const state = new ShardGroupState({ gid: options.gid, limits });
+    // The service methods need the server, which needs the replica: tied up after.
+    const ref: { self?: ShardGroupServer } = {};
+    const replica = await Replica.start({
+      apply: (entry: unknown) => state.apply(entry),
+      recall: (entry: unknown) => state.recall(entry),
+      snapshot: () => state.snapshot(),
+      restore: (bytes: Uint8Array) => state.restore(bytes),
+    }, {
+      ...options,
+      service: {
+        name: SHARD_SERVICE,
+        methods: (replica) => ({
+          Get: (args: unknown) => replica.serve("reads", () => ref.self!.#get(args, limits)),
+          Write: (args: unknown) => replica.serve("writes", () => ref.self!.#write(args, limits)),
+          Pull: (args: unknown) => replica.serve("reads", () => ref.self!.#pull(args)),
+          Delete: (args: unknown) => replica.serve("writes", () => ref.self!.#delete(args)),
+        }),
+      },
+    });
+    const self = new ShardGroupServer(replica, state, options);
+    ref.self = self;
+    self.#loop = self.#run();
+    return self;
+  }
+
+  /** The Raft node underneath. */
+  get raft(): RaftNode {
+    return this.#replica.raft;
+  }
+
+  /** The group's state on this replica (for inspection and tests). */
+  get state(): ShardGroupState {
+    return this.#state;
+  }
+
+  /** Counters and gauges for monitoring. */
+  stats(): ShardGroupStats {
+    return {
+      ...this.#replica.stats(),
+      configNum: this.#state.config.num,
+      shards: Object.fromEntries(this.#state.statuses()),
+    };
+  }
+
+  /** Stops the migration loop, serving, and the Raft node. */
+  async stop(): Promise<void> {
+    this.#stopLoop.abort();
+    await this.#replica.stop();
+    await this.#loop;
+  }
+
+  #served(shard: number): void {
+    this.#options.onServe?.({ shard, num: this.#state.config.num, gid: this.#state.gid });
+  }
+
+  async #get(args: unknown, limits: KvLimits): Promise<KvReply> {
+    const key = parseGet(args, limits);
+    await this.#replica.read();
+    const shard = keyToShard(key);
+    const store = this.#state.store(shard);
+    if (store === undefined) return { status: "wrong-group" };
+    this.#served(shard);
+    return { status: "ok", value: store.get(key) };
+  }
+
+  async #write(args: unknown, limits: KvLimits): Promise<KvReply> {
+    const command = parseWrite(args, limits);
+    const entry: GroupEntry = { kind: "op", command };
+    const outcome = this.#state.recall(entry) ?? await this.#replica.submit(entry);
+    if (outcome === null) {
+      return { status: "retry", reason: "its log entry went to another command (a new leader's)" };
+    }
+    if (outcome.kind === "wrong-group") return { status: "wrong-group" };
+    if (outcome.kind !== "write") throw new KvRequestError("a write was applied as another entry");
+    this.#served(keyToShard(command.write.key));
+    return { status: "ok", result: outcome.result };
+  }
+
+  /** Hands over the data of a shard that left this group, once it has. */
+  async #pull(args: unknown): Promise<{ status: "ok"; data: Uint8Array } | KvRetry> {
+    const { shard, leftAt } = expectShape<{ shard: number; leftAt: number }>(
+      args,
+      { shard: "integer", leftAt: "integer" },
+    );
+    await this.#replica.read();
+    const data = this.#state.leavingData(shard, leftAt);
+    if (data === undefined) {
+      return {
+        status: "retry",
+        reason: `shard ${shard} has not left this group at configuration ${leftAt} yet ` +
+          `(this group is at ${this.#state.config.num})`,
+      };
+    }
+    return { status: "ok", data };
+  }
+
+  /** Drops this group's copy of a shard its new owner has installed. */
+  async #delete(args: unknown): Promise<{ status: "ok" } | KvRetry> {
+    const { shard, leftAt } = expectShape<{ shard: number; leftAt: number }>(
+      args,
+      { shard: "integer", leftAt: "integer" },
+    );
+    if (this.#state.config.num < leftAt) {
+      return { status: "retry", reason: `this group has not reached configuration ${leftAt}` };
+    }
+    const outcome = await this.#replica.submit({ kind: "delete", shard, leftAt });
+    if (outcome === null) return { status: "retry", reason: "entry lost to a new leader" };
+    return { status: "ok" };
+  }
+
+  /** While this replica leads: follow the controller, pull shards, release sources. */
+  async #run(): Promise<void> {
+    const signal = this.#stopLoop.signal;
+    const pollMs = this.#options.pollMs ?? 100;
+    while (!signal.aborted) {
+      try {
+        if (this.#replica.raft.status().role === "leader") await this.#step(signal);
+      } catch {
+        // A failed round (unreachable controller or group, lost leadership) is retried.
+      }
+      try {
+        await delay(pollMs, { clock: this.#replica.clock, signal });
+      } catch {
+        return;
+      }
+    }
+  }
+
+  async #step(signal: AbortSignal): Promise<void> {
+    const state = this.#state;
+    const num = state.config.num;
+    await Promise.all([
+      ...state.pulling().map(async ({ shard, source }) => {
+        const reply = await this.#group(source).call<{ data: Uint8Array }>(
+          `${SHARD_SERVICE}.Pull`,
+          { shard, leftAt: source.leftAt },
+          { operation: "pull", write: false, rounds: 1, signal },
+        );
+        if (reply?.status === "ok" && reply.data instanceof Uint8Array) {
+          await this.#replica.submit({ kind: "install", num, shard, data: reply.data });
+        }
+      }),
+      ...state.received().map(async ({ shard, source }) => {
+        const reply = await this.#group(source).call(
+          `${SHARD_SERVICE}.Delete`,
+          { shard, leftAt: source.leftAt },
+          { operation: "delete", write: true, rounds: 1, signal },
+        );
+        if (reply?.status === "ok") await this.#replica.submit({ kind: "released", num, shard });
+      }),
+    ]);
+    if (!state.settled || state.config.num !== num) return;
+    const next = await this.#config(num + 1, signal);
+    if (next.num !== num + 1) return;
+    const sources: Record<number, ShardSource> = {};
+    for (let shard = 0; shard < next.shards.length; shard++) {
+      if (next.shards[shard] !== state.gid || state.config.shards[shard] === state.gid) continue;
+      const source = await this.#sourceOf(shard, num, signal);
+      if (source) sources[shard] = source;
+    }
+    await this.#replica.submit({ kind: "config", config: next, sources });
+  }
+
+  /**
+   * The group that last held `shard` before configuration `num + 1`, and
+   * the configuration that took it away; undefined when no group ever did.
+   */
+  async #sourceOf(
+    shard: number,
+    num: number,
+    signal: AbortSignal,
+  ): Promise<ShardSource | undefined> {
+    for (let k = num; k > 0; k--) {
+      const c = await this.#config(k, signal);
+      const gid = c.shards[shard];
+      if (gid !== 0) return { gid, servers: c.groups[gid], leftAt: k + 1 };
+    }
+    return undefined;
+  }
+
+  /** Configuration `num` from the controller (cached: past configurations never change). */
+  async #config(num: number, signal: AbortSignal): Promise<ShardConfig> {
+    const cached = this.#configs.get(num);
+    if (cached) return cached;
+    const config = await this.#ctrler.query(num, { signal });
+    if (config.num === num) this.#configs.set(num, config);
+    return config;
+  }
+
+  #group(source: ShardSource): ReplicaClient {
+    const key = source.servers.join(",");
+    let client = this.#groups.get(key);
+    if (!client) {
+      client = new ReplicaClient(this.#options.transport, source.servers, {
+        clock: this.#options.clock,
+        random: this.#options.random?.fork(),
+        attemptTimeoutMs: 1000,
+      });
+      this.#groups.set(key, client);
+    }
+    return client;
+  }
+}
+
+type KvRetry = { status: "retry"; reason: string };

@@ -1,0 +1,409 @@
+/**
+ * The replicated state of one shard group: the configuration it has reached
+ * and, per shard it holds, the shard's store (data and deduplication table,
+ * a {@linkcode KvStateMachine}) and where the shard is in a migration.
+ *
+ * A shard the group holds is in one of four states:
+ *
+ * - `serving`: ours, served;
+ * - `pulling`: ours in the current configuration, its data still with its
+ *   previous group (`source`); not served yet;
+ * - `received`: ours and served, but the previous group has not yet been
+ *   told it may delete its copy;
+ * - `leaving`: no longer ours (since configuration `leftAt`); frozen, kept
+ *   until the new owner has pulled it and asked us to delete it.
+ *
+ * The group moves to the next configuration only when no shard is pulling,
+ * received, or leaving to another group, so migrations happen one
+ * configuration at a time. Everything here is deterministic: every replica
+ * applies the same entries to the same effect.
+ *
+ * @module
+ */
+import { type Codec, defaultCodec } from "../net/codec.ts";
+import { ArgumentsError } from "../net/errors.ts";
+import { parseWrite } from "../kv/protocol.ts";
+import type { KvLimits } from "../kv/protocol.ts";
+import { type KvCommand, type KvResult, KvStateMachine } from "../kv/state.ts";
+import { initialConfig, keyToShard, N_SHARDS, type ShardConfig } from "./config.ts";
+
+/**
+ * Where a shard's data comes from when it arrives at a group: the group that
+ * held it last and the configuration in which it left that group.
+ *
+ * @example
+ * ```ts
+ * import type { ShardSource } from "@distkit/distkit/shard";
+ *
+ * const from: ShardSource = { gid: 101, servers: ["g101-0", "g101-1"], leftAt: 4 };
+ * ```
+ */
+export interface ShardSource {
+  /** The group that held the shard. */
+  gid: number;
+  /** Its servers. */
+  servers: string[];
+  /** The configuration that took the shard from it. */
+  leftAt: number;
+}
+
+/**
+ * Where a shard held by a group is in its life: see the module's notes.
+ *
+ * @example
+ * ```ts
+ * import type { ShardStatus } from "@distkit/distkit/shard";
+ *
+ * const s: ShardStatus = "received";
+ * ```
+ */
+export type ShardStatus = "serving" | "pulling" | "received" | "leaving";
+
+/** A shard this group holds. */
+interface HeldShard {
+  status: ShardStatus;
+  store: KvStateMachine;
+  /** For `pulling` and `received`: where the data came from. */
+  source?: ShardSource;
+  /** For `leaving`: the configuration that took it away, and the group it went to (0: none). */
+  leftAt?: number;
+  to?: number;
+}
+
+/**
+ * An entry of a shard group's log.
+ *
+ * - `op`: a client's write;
+ * - `config`: move to configuration `config` (the next one), with the
+ *   source of every shard that becomes ours and had a previous owner;
+ * - `install`: a pulled shard's data (a store snapshot), for configuration `num`;
+ * - `delete`: the new owner has the shard that left us at `leftAt`: drop our copy;
+ * - `released`: the previous owner has dropped its copy of a shard we received.
+ *
+ * @example
+ * ```ts
+ * import type { GroupEntry } from "@distkit/distkit/shard";
+ *
+ * const e: GroupEntry = { kind: "delete", shard: 3, leftAt: 5 };
+ * ```
+ */
+export type GroupEntry =
+  | { kind: "op"; command: KvCommand }
+  | { kind: "config"; config: ShardConfig; sources: Record<number, ShardSource> }
+  | { kind: "install"; num: number; shard: number; data: Uint8Array }
+  | { kind: "delete"; shard: number; leftAt: number }
+  | { kind: "released"; num: number; shard: number };
+
+/**
+ * The result of applying a {@linkcode GroupEntry}: a write's result, or
+ * `wrong-group` when this group does not serve its key now; for the other
+ * kinds, whether the entry changed anything.
+ *
+ * @example
+ * ```ts
+ * import type { GroupResult } from "@distkit/distkit/shard";
+ *
+ * const r: GroupResult = { kind: "wrong-group" };
+ * ```
+ */
+export type GroupResult =
+  | { kind: "write"; result: KvResult }
+  | { kind: "wrong-group" }
+  | { kind: "done"; changed: boolean };
+
+/**
+ * Options of a {@linkcode ShardGroupState}.
+ *
+ * @example
+ * ```ts
+ * import type { ShardGroupStateOptions } from "@distkit/distkit/shard";
+ *
+ * const options: ShardGroupStateOptions = { gid: 100, limits: { maxKeyBytes: 1024, maxValueBytes: 1 << 20 } };
+ * ```
+ */
+export interface ShardGroupStateOptions {
+  /** This group's id. */
+  gid: number;
+  /** Key and value limits, as for the KV service. */
+  limits: KvLimits;
+  /** The codec of snapshots and shard transfers. Default: msgpack. */
+  codec?: Codec;
+}
+
+/**
+ * One shard group's replicated state.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_KV_LIMITS } from "@distkit/distkit/kv";
+ * import { initialConfig, join, ShardGroupState } from "@distkit/distkit/shard";
+ *
+ * const state = new ShardGroupState({ gid: 100, limits: DEFAULT_KV_LIMITS });
+ * state.apply({ kind: "config", config: join(initialConfig(), { 100: ["a"] }), sources: {} });
+ * state.serves(0); // true: the shards came from no one, so they start empty
+ * ```
+ */
+export class ShardGroupState {
+  readonly gid: number;
+  #config: ShardConfig = initialConfig();
+  #shards = new Map<number, HeldShard>();
+  readonly #limits: KvLimits;
+  readonly #codec: Codec;
+
+  /** Creates the state of group `options.gid` at configuration 0, holding nothing. */
+  constructor(options: ShardGroupStateOptions) {
+    this.gid = options.gid;
+    this.#limits = options.limits;
+    this.#codec = options.codec ?? defaultCodec;
+  }
+
+  /** The configuration the group has reached. */
+  get config(): ShardConfig {
+    return this.#config;
+  }
+
+  /** Whether the group serves `shard` now (ours, with its data). */
+  serves(shard: number): boolean {
+    const held = this.#shards.get(shard);
+    return held?.status === "serving" || held?.status === "received";
+  }
+
+  /** The status of every shard the group holds. */
+  statuses(): Map<number, ShardStatus> {
+    return new Map([...this.#shards].map(([s, h]) => [s, h.status]));
+  }
+
+  /** Shards waiting for their data, with where it is. */
+  pulling(): { shard: number; source: ShardSource }[] {
+    return this.#with("pulling");
+  }
+
+  /** Shards received whose previous group has yet to drop its copy. */
+  received(): { shard: number; source: ShardSource }[] {
+    return this.#with("received");
+  }
+
+  #with(status: "pulling" | "received"): { shard: number; source: ShardSource }[] {
+    const out: { shard: number; source: ShardSource }[] = [];
+    for (const [shard, held] of this.#shards) {
+      if (held.status === status) out.push({ shard, source: held.source! });
+    }
+    return out;
+  }
+
+  /**
+   * Whether the group may move to the next configuration: no migration of
+   * the current one is unfinished (a shard that went to no group does not
+   * hold it up; it waits for a later owner).
+   */
+  get settled(): boolean {
+    for (const held of this.#shards.values()) {
+      if (held.status === "pulling" || held.status === "received") return false;
+      if (held.status === "leaving" && held.to !== 0) return false;
+    }
+    return true;
+  }
+
+  /**
+   * The data of the shard that left this group at configuration `leftAt`,
+   * for its new owner; undefined when the group does not (or no longer)
+   * hold it.
+   */
+  leavingData(shard: number, leftAt: number): Uint8Array | undefined {
+    const held = this.#shards.get(shard);
+    if (held?.status !== "leaving" || held.leftAt !== leftAt) return undefined;
+    return held.store.snapshot();
+  }
+
+  /** The store of a shard the group serves (for reads), else undefined. */
+  store(shard: number): KvStateMachine | undefined {
+    return this.serves(shard) ? this.#shards.get(shard)!.store : undefined;
+  }
+
+  /** Applies an entry (checked first: log entries may come from elsewhere). */
+  apply(raw: unknown): GroupResult {
+    let entry: GroupEntry;
+    try {
+      entry = parseGroupEntry(raw, this.#limits);
+    } catch (err) {
+      return {
+        kind: "write",
+        result: { ok: false, refused: `malformed log entry: ${(err as Error).message}` },
+      };
+    }
+    switch (entry.kind) {
+      case "op": {
+        const store = this.store(keyToShard(entry.command.write.key));
+        if (store === undefined) return { kind: "wrong-group" };
+        return { kind: "write", result: store.apply(entry.command) };
+      }
+      case "config":
+        return { kind: "done", changed: this.#next(entry.config, entry.sources) };
+      case "install":
+        return { kind: "done", changed: this.#install(entry) };
+      case "delete": {
+        const held = this.#shards.get(entry.shard);
+        if (held?.status !== "leaving" || held.leftAt !== entry.leftAt) {
+          return { kind: "done", changed: false };
+        }
+        this.#shards.delete(entry.shard);
+        return { kind: "done", changed: true };
+      }
+      case "released": {
+        const held = this.#shards.get(entry.shard);
+        if (entry.num !== this.#config.num || held?.status !== "received") {
+          return { kind: "done", changed: false };
+        }
+        held.status = "serving";
+        held.source = undefined;
+        return { kind: "done", changed: true };
+      }
+    }
+  }
+
+  /**
+   * The result of a write if its shard's table says it was applied (a
+   * retry answered without the log); undefined otherwise.
+   */
+  recall(raw: unknown): GroupResult | undefined {
+    const entry = raw as GroupEntry;
+    if (entry?.kind !== "op") return undefined;
+    const result = this.store(keyToShard(entry.command.write.key))?.applied(entry.command);
+    return result === undefined ? undefined : { kind: "write", result };
+  }
+
+  #next(config: ShardConfig, sources: Record<number, ShardSource>): boolean {
+    if (config.num !== this.#config.num + 1 || !this.settled) return false;
+    const me = this.gid;
+    for (let shard = 0; shard < N_SHARDS; shard++) {
+      const mine = config.shards[shard] === me;
+      const held = this.#shards.get(shard);
+      if (mine) {
+        if (held?.status === "serving") continue;
+        if (held?.status === "leaving") {
+          // It comes back to us from no group (it went to none): ours again as it was.
+          held.status = "serving";
+          held.leftAt = held.to = undefined;
+          continue;
+        }
+        const source = sources[shard];
+        this.#shards.set(
+          shard,
+          source === undefined
+            ? { status: "serving", store: this.#newStore() }
+            : { status: "pulling", store: this.#newStore(), source },
+        );
+      } else if (held?.status === "serving") {
+        held.status = "leaving";
+        held.leftAt = config.num;
+        held.to = config.shards[shard];
+      }
+    }
+    this.#config = config;
+    return true;
+  }
+
+  #install(entry: { num: number; shard: number; data: Uint8Array }): boolean {
+    const held = this.#shards.get(entry.shard);
+    if (entry.num !== this.#config.num || held?.status !== "pulling") return false;
+    held.store.restore(entry.data);
+    held.status = "received";
+    return true;
+  }
+
+  #newStore(): KvStateMachine {
+    return new KvStateMachine({ maxValueBytes: this.#limits.maxValueBytes, codec: this.#codec });
+  }
+
+  /** The whole state, encoded, for a Raft snapshot. */
+  snapshot(): Uint8Array {
+    return this.#codec.encode({
+      config: this.#config,
+      shards: [...this.#shards].map(([shard, h]) => ({
+        shard,
+        status: h.status,
+        source: h.source ?? null,
+        leftAt: h.leftAt ?? null,
+        to: h.to ?? null,
+        data: h.store.snapshot(),
+      })),
+    });
+  }
+
+  /**
+   * Replaces the whole state with a snapshot from {@linkcode ShardGroupState.snapshot}.
+   *
+   * @throws {Error} when the bytes are not such a snapshot; the state is then unchanged.
+   */
+  restore(bytes: Uint8Array): void {
+    const decoded = this.#codec.decode(bytes) as { config?: ShardConfig; shards?: unknown } | null;
+    const config = decoded?.config;
+    if (!config || !Number.isSafeInteger(config.num) || !Array.isArray(decoded?.shards)) {
+      throw new Error("not a shard group snapshot: expected { config, shards }");
+    }
+    const shards = new Map<number, HeldShard>();
+    for (const s of decoded.shards as Record<string, unknown>[]) {
+      const store = this.#newStore();
+      if (!(s?.data instanceof Uint8Array) || !STATUSES.has(s.status as ShardStatus)) {
+        throw new Error("not a shard group snapshot: a shard lacks its status or data");
+      }
+      store.restore(s.data);
+      shards.set(s.shard as number, {
+        status: s.status as ShardStatus,
+        store,
+        source: (s.source as ShardSource | null) ?? undefined,
+        leftAt: (s.leftAt as number | null) ?? undefined,
+        to: (s.to as number | null) ?? undefined,
+      });
+    }
+    this.#config = config;
+    this.#shards = shards;
+  }
+}
+
+const STATUSES: ReadonlySet<ShardStatus> = new Set(["serving", "pulling", "received", "leaving"]);
+
+/**
+ * Checks a log entry of a shard group.
+ *
+ * @throws {ArgumentsError} naming what is wrong.
+ */
+function parseGroupEntry(raw: unknown, limits: KvLimits): GroupEntry {
+  const e = raw as Record<string, unknown> | null;
+  const int = (x: unknown, what: string) => {
+    if (!Number.isSafeInteger(x) || (x as number) < 0) {
+      throw new ArgumentsError(`${what} must be a non-negative integer`);
+    }
+    return x as number;
+  };
+  switch (e?.kind) {
+    case "op":
+      return { kind: "op", command: parseWrite(e.command, limits) };
+    case "config": {
+      const c = e.config as ShardConfig | undefined;
+      if (!c || !Array.isArray(c.shards) || c.shards.length !== N_SHARDS) {
+        throw new ArgumentsError("a config entry needs a configuration");
+      }
+      int(c.num, "config num");
+      return {
+        kind: "config",
+        config: c,
+        sources: (e.sources ?? {}) as Record<number, ShardSource>,
+      };
+    }
+    case "install":
+      if (!(e.data instanceof Uint8Array)) throw new ArgumentsError("install needs data bytes");
+      return {
+        kind: "install",
+        num: int(e.num, "num"),
+        shard: int(e.shard, "shard"),
+        data: e.data,
+      };
+    case "delete":
+      return { kind: "delete", shard: int(e.shard, "shard"), leftAt: int(e.leftAt, "leftAt") };
+    case "released":
+      return { kind: "released", num: int(e.num, "num"), shard: int(e.shard, "shard") };
+    default:
+      throw new ArgumentsError(`unknown shard group entry ${JSON.stringify(e?.kind)}`);
+  }
+}

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { deadline, type Random, simulate } from "../net/mod.ts";
-import { type KvInput, kvModel } from "../checker/mod.ts";
+import { kvModel } from "../checker/mod.ts";
 import { keyToShard, N_SHARDS, type ShardClerk } from "../shard/mod.ts";
 import { OpLog, text } from "./kv_cluster.ts";
 import { ShardKvCluster, type ShardKvOptions } from "./shard_cluster.ts";

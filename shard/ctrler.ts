@@ -115,6 +115,11 @@ export class ShardCtrler {
     return this.#replica.raft;
   }
 
+  /** Resolves once the replica has stopped: by `stop`, or on its own after a failure (reported). */
+  get finished(): Promise<void> {
+    return this.#replica.finished;
+  }
+
   /** The replica underneath (stats, pending requests). */
   get replica(): Replica<CtrlerResult> {
     return this.#replica;

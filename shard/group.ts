@@ -165,6 +165,11 @@ export class ShardGroupServer {
     return this.#replica.raft;
   }
 
+  /** Resolves once the replica has stopped: by `stop`, or on its own after a failure (reported). */
+  get finished(): Promise<void> {
+    return this.#replica.finished;
+  }
+
   /** The group's state on this replica (for inspection and tests). */
   get state(): ShardGroupState {
     return this.#state;

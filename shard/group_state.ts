@@ -144,6 +144,7 @@ export interface ShardGroupStateOptions {
  * ```
  */
 export class ShardGroupState {
+  /** This group's id. */
   readonly gid: number;
   #config: ShardConfig = initialConfig();
   #shards = new Map<number, HeldShard>();

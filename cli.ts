@@ -21,6 +21,7 @@
 import { netCommands } from "./net/commands.ts";
 import { raftCommands } from "./raft/commands.ts";
 import { kvCommands } from "./kv/commands.ts";
+import { shardCommands } from "./shard/commands.ts";
 import { runTour } from "./net/tour.ts";
 import { parseArgs } from "node:util";
 import { checkCommand } from "./checker/commands.ts";
@@ -200,6 +201,7 @@ const groups: Record<string, CommandGroup> = {
   net: netCommands,
   raft: raftCommands,
   kv: kvCommands,
+  shard: shardCommands,
 };
 
 function topHelp(): string {

@@ -5,10 +5,9 @@
  *
  * @module
  */
-import { RpcServer } from "../net/rpc_server.ts";
-import { serveTcp, type TcpServer, TcpTransport } from "../net/tcp.ts";
-import { DenoKvStorage } from "../raft/kv_storage.ts";
+import { TcpTransport } from "../net/tcp.ts";
 import { Clerk, type ClerkOptions } from "./clerk.ts";
+import { hostNode, parseAddress } from "./hosting.ts";
 import { type KvHttpServer, serveKvHttp } from "./http.ts";
 import type { KvLimits } from "./protocol.ts";
 import { KvServer } from "./server.ts";
@@ -78,41 +77,6 @@ export interface KvNode {
   close(): Promise<void>;
 }
 
-/** `host:port` split, with a clear error. */
-function parseAddress(address: string): { hostname: string; port: number } {
-  const colon = address.lastIndexOf(":");
-  const port = Number(address.slice(colon + 1));
-  if (colon <= 0 || !Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new RangeError(`"${address}" is not host:port`);
-  }
-  return { hostname: address.slice(0, colon), port };
-}
-
-/**
- * Marks the data folder as node `id`'s, or checks that it is: a folder
- * holds one node's state, and another node's process must not open it.
- */
-async function claimDataDir(dir: string, id: string): Promise<void> {
-  await Deno.mkdir(dir, { recursive: true });
-  const file = `${dir}/node.json`;
-  let owner: unknown;
-  try {
-    owner = JSON.parse(await Deno.readTextFile(file)).id;
-  } catch (err) {
-    if (!(err instanceof Deno.errors.NotFound)) {
-      throw new Error(`cannot read ${file}: ${(err as Error).message}`, { cause: err });
-    }
-    await Deno.writeTextFile(file, JSON.stringify({ id }) + "\n");
-    return;
-  }
-  if (owner !== id) {
-    throw new Error(
-      `the data folder ${dir} belongs to node ${JSON.stringify(owner)}, not ${id}; ` +
-        `give every node its own folder`,
-    );
-  }
-}
-
 /** Raft ids by position: "0", "1", ... */
 function peerMap(peers: string[]): Record<string, string> {
   for (const p of peers) parseAddress(p);
@@ -144,27 +108,13 @@ export async function startKvNode(options: KvNodeOptions): Promise<KvNode> {
     );
   }
   const log = options.log ?? (() => {});
-  const rpc = new RpcServer();
   const access = { cluster: options.cluster, secret: options.secret };
-  // The node's port first: a second process started as the same node fails
-  // here, before it can touch the data folder.
-  let listener: TcpServer;
-  try {
-    listener = serveTcp(rpc, { ...parseAddress(address), ...access });
-  } catch (err) {
-    throw new Error(
-      `cannot listen on ${address}: ${(err as Error).message}; is node ${id} already running?`,
-      { cause: err },
-    );
-  }
-  let storage: DenoKvStorage | undefined;
-  try {
-    await claimDataDir(options.dataDir, id);
-    storage = await DenoKvStorage.open(`${options.dataDir}/raft.kv`);
-  } catch (err) {
-    await listener.close();
-    throw err;
-  }
+  const { rpc, listener, storage } = await hostNode({
+    address,
+    id,
+    dataDir: options.dataDir,
+    ...access,
+  });
   const transport = new TcpTransport({ peers, timeoutMs: 1000, ...access });
   let server: KvServer | undefined;
   let http: KvHttpServer | undefined;

@@ -21,11 +21,30 @@ import type { Clerk } from "./clerk.ts";
  * ```
  */
 export interface AppendWorkloadOptions {
-  /** Keys shared by the clients (client c writes `k<c % keys>`). Default 4. */
+  /** Keys shared by the clients (client c writes `<keyPrefix><c % keys>`). Default 4. */
   keys?: number;
+  /** The keys' prefix. Default `k`. (The sharded service spreads keys "0".."9" over 10 shards.) */
+  keyPrefix?: string;
   /** Time of events in the history. Default: a counter (the order of events, exact in one process). */
   now?: () => number;
 }
+
+/**
+ * What the workload needs of a client: the KV {@linkcode Clerk}, the
+ * sharded service's clerk, or anything else with `append` and `get`.
+ *
+ * @example
+ * ```ts
+ * import type { AppendTarget } from "@distkit/distkit/kv";
+ *
+ * const store = new Map<string, string>();
+ * const target: AppendTarget = {
+ *   append: async (key, value) => void store.set(key, (store.get(key) ?? "") + value),
+ *   get: async (key) => store.get(key) ?? null,
+ * };
+ * ```
+ */
+export type AppendTarget = Pick<Clerk, "append" | "get">;
 
 /**
  * Runs clients against a KV service and checks what they did.
@@ -48,11 +67,13 @@ export class AppendWorkload {
   /** Appends acknowledged, per client. */
   readonly acknowledged: number[] = [];
   readonly #keys: number;
+  readonly #prefix: string;
   readonly #now: () => number;
 
   /** Creates a workload; nothing runs until {@linkcode AppendWorkload.start}. */
   constructor(options: AppendWorkloadOptions = {}) {
     this.#keys = options.keys ?? 4;
+    this.#prefix = options.keyPrefix ?? "k";
     let events = 0;
     this.#now = options.now ?? (() => ++events);
   }
@@ -66,13 +87,13 @@ export class AppendWorkload {
    * Starts one client per clerk; `stop()` lets each finish its operation in
    * progress and resolves when all have (it rejects if a client failed).
    */
-  start(clerks: Clerk[]): { stop(): Promise<void> } {
+  start(clerks: AppendTarget[]): { stop(): Promise<void> } {
     let stopping = false;
     const first = this.acknowledged.length;
     const loops = clerks.map(async (clerk, k) => {
       const c = first + k;
       this.acknowledged[c] = 0;
-      const key = `k${c % this.#keys}`;
+      const key = `${this.#prefix}${c % this.#keys}`;
       for (let j = 0; !stopping; j++) {
         const call = this.#now();
         if (j % 2 === 0) {
@@ -101,10 +122,10 @@ export class AppendWorkload {
    * Reads every key through `clerk` and counts the acknowledged appends that
    * are missing, doubled or out of their client's order (0 when all is well).
    */
-  async lostAppends(clerk: Clerk): Promise<number> {
+  async lostAppends(clerk: AppendTarget): Promise<number> {
     let lost = 0;
     for (let k = 0; k < this.#keys; k++) {
-      const value = String(await clerk.get(`k${k}`) ?? "");
+      const value = String(await clerk.get(`${this.#prefix}${k}`) ?? "");
       for (let c = k; c < this.acknowledged.length; c += this.#keys) {
         let at = -1;
         for (let n = 0; n < this.acknowledged[c]; n++) {

@@ -24,3 +24,19 @@ export * from "./ctrler_state.ts";
 export * from "./group.ts";
 export * from "./group_state.ts";
 export * from "./clerk.ts";
+export * from "./node.ts";
+// Types from the kv, net and raft layers that appear in this module's signatures.
+export type {
+  KvLimits,
+  KvResult,
+  KvStateMachine,
+  KvValue,
+  KvWrite,
+  Replica,
+  ReplicaClientOptions,
+  ReplicaOptions,
+  ReplicaReply,
+  ReplicaStats,
+} from "../kv/mod.ts";
+export type { Clock, Codec, Random, TcpClient, TcpClientOptions, Transport } from "../net/mod.ts";
+export type { RaftNode } from "../raft/mod.ts";

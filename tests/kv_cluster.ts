@@ -16,7 +16,7 @@ import {
 import type { KvInput } from "../checker/mod.ts";
 import { Clerk, KvServer, type KvServerOptions, type KvValue } from "../kv/mod.ts";
 import { delay, type Random, type Simulation } from "../net/mod.ts";
-import { MemoryStorage } from "../raft/mod.ts";
+import type { MemoryStorage } from "../raft/mod.ts";
 import { ReplicaCluster } from "./replica_cluster.ts";
 import type { SimWiring } from "./sim_wiring.ts";
 

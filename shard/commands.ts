@@ -1,0 +1,295 @@
+/**
+ * `distkit shard` commands: run controller replicas and group servers as
+ * processes (`ctrler serve`, `group serve`), change the configuration
+ * (`join`, `leave`, `move`), read it (`query`), and the client operations
+ * (`get`, `put`, `append`, `del`).
+ *
+ * @module
+ */
+import {
+  ACCESS_HELP,
+  type CliCommand,
+  count,
+  parseCommandArgs,
+  secretFrom,
+  usageError,
+  waitForSignal,
+} from "../net/cli_util.ts";
+import { KvAbortedError } from "../kv/errors.ts";
+import type { ShardClerk } from "./clerk.ts";
+import type { CtrlerClerk } from "./ctrler.ts";
+import { connectShard, startShardNode } from "./node.ts";
+
+const list = (text: string) => text.split(",").filter((p) => p !== "");
+
+const SERVE_OPTIONS = {
+  listen: { type: "string" },
+  peers: { type: "string" },
+  data: { type: "string" },
+  "max-raft-state": { type: "string" },
+  "tick-ms": { type: "string" },
+  "cluster-id": { type: "string" },
+  "secret-file": { type: "string" },
+} as const;
+
+const SERVE_HELP =
+  `  --listen <host:port>     this node's TCP address; also its name in configurations
+  --peers <list>           the addresses of every replica of this controller or group (this one too)
+  --data <dir>             this node's data folder (created if missing; one process per folder)
+  --max-raft-state <bytes> snapshot when the Raft log reaches this size (default 4194304)
+  --tick-ms <ms>           Raft tick (default 50)
+${ACCESS_HELP}`;
+
+/** `ctrler serve` and `group serve`: run one node until SIGINT or SIGTERM. */
+function serveCommand(role: "ctrler" | "group"): CliCommand {
+  const name = `shard ${role}`;
+  const groupOptions: Record<string, { type: "string" }> = role === "group"
+    ? { gid: { type: "string" }, ctrlers: { type: "string" } }
+    : {};
+  return {
+    summary: role === "ctrler"
+      ? "serve: run one shard controller replica"
+      : "serve: run one server of a shard group",
+    usage: `usage: distkit ${name} serve ${
+      role === "group" ? "--gid <gid> --ctrlers <host:port,...> " : ""
+    }--listen <host:port> --peers <host:port,...> --data <dir>
+
+Runs ${
+      role === "ctrler" ? "a replica of the shard controller" : "a server of shard group <gid>"
+    } until SIGINT or SIGTERM, then shuts down
+gracefully; exits 1 if the node stops on its own after a failure.
+
+options:
+${
+      role === "group"
+        ? "  --gid <gid>              the group's id\n  --ctrlers <list>         the controller replicas' addresses\n"
+        : ""
+    }${SERVE_HELP}`,
+    async run(args) {
+      if (args[0] !== "serve") return usageError(name, this, "expected `serve`");
+      const parsed = parseCommandArgs(`${name} serve`, this, args.slice(1), {
+        ...SERVE_OPTIONS,
+        ...groupOptions,
+      });
+      if (!parsed) return 2;
+      const v = parsed.values;
+      if (
+        typeof v.listen !== "string" || typeof v.peers !== "string" ||
+        typeof v.data !== "string" ||
+        (role === "group" && (typeof v.gid !== "string" || typeof v.ctrlers !== "string"))
+      ) {
+        return usageError(
+          `${name} serve`,
+          this,
+          `--listen, --peers, --data${
+            role === "group" ? ", --gid and --ctrlers" : ""
+          } are required`,
+        );
+      }
+      let node;
+      try {
+        node = await startShardNode({
+          role,
+          address: v.listen,
+          peers: list(v.peers),
+          gid: role === "group" ? count(v.gid, "--gid") : undefined,
+          ctrlers: typeof v.ctrlers === "string" ? list(v.ctrlers) : undefined,
+          dataDir: v.data,
+          maxRaftState: count(v["max-raft-state"], "--max-raft-state"),
+          tickMs: count(v["tick-ms"], "--tick-ms"),
+          cluster: typeof v["cluster-id"] === "string" ? v["cluster-id"] : "",
+          secret: secretFrom(v["secret-file"], true),
+          log: (line) => console.log(line),
+        });
+      } catch (err) {
+        console.error(`distkit ${name} serve: ${(err as Error).message}`);
+        return 1;
+      }
+      const failed = node.finished.then(() => true);
+      const outcome = await Promise.race([waitForSignal().then(() => false), failed]);
+      await node.close();
+      if (outcome) console.error(`distkit ${name} serve: the node stopped after a failure`);
+      return outcome ? 1 : 0;
+    },
+  };
+}
+
+/** A client command: connects to --ctrlers, runs `op`, maps errors to exit codes. */
+function clientCommand(
+  name: string,
+  summary: string,
+  operands: string,
+  extra: Record<string, { type: "string" }>,
+  op: (
+    clients: { clerk: ShardClerk; admin: CtrlerClerk },
+    parsed: { values: Record<string, string | boolean | undefined>; positionals: string[] },
+    signal: AbortSignal,
+  ) => Promise<number>,
+): CliCommand {
+  return {
+    summary,
+    usage: `usage: distkit shard ${name} --ctrlers <host:port,...> [--timeout <ms>] ${operands}
+
+options:
+  --ctrlers <list>         the controller replicas' TCP addresses, comma-separated
+  --timeout <ms>           give up after this long (default 10000)
+${ACCESS_HELP}
+
+exit status: 0 done, 1 not found, 2 usage error, 3 failed (refused, timed out...)`,
+    async run(args) {
+      const parsed = parseCommandArgs(`shard ${name}`, this, args, {
+        ctrlers: { type: "string" },
+        timeout: { type: "string" },
+        "cluster-id": { type: "string" },
+        "secret-file": { type: "string" },
+        ...extra,
+      });
+      if (!parsed) return 2;
+      if (typeof parsed.values.ctrlers !== "string") {
+        return usageError(`shard ${name}`, this, "--ctrlers is required");
+      }
+      let timeoutMs: number;
+      let connection;
+      try {
+        timeoutMs = count(parsed.values.timeout, "--timeout") ?? 10_000;
+        const id = parsed.values["cluster-id"];
+        connection = connectShard(list(parsed.values.ctrlers), {
+          cluster: typeof id === "string" ? id : "",
+          secret: secretFrom(parsed.values["secret-file"]),
+        });
+      } catch (err) {
+        return usageError(`shard ${name}`, this, (err as Error).message);
+      }
+      try {
+        return await op(connection, parsed, AbortSignal.timeout(timeoutMs));
+      } catch (err) {
+        if (err instanceof UsageProblem) return usageError(`shard ${name}`, this, err.message);
+        const problem = err instanceof KvAbortedError
+          ? `no answer within ${timeoutMs} ms. ${err.message}`
+          : (err as Error).message;
+        console.error(`distkit shard ${name}: ${problem}`);
+        return 3;
+      } finally {
+        await connection.close();
+      }
+    },
+  };
+}
+
+class UsageProblem extends Error {}
+
+function operands(positionals: string[], n: number, what: string): string[] {
+  if (positionals.length !== n) throw new UsageProblem(`expected ${what}`);
+  return positionals;
+}
+
+function gids(text: string | boolean | undefined): number[] {
+  if (typeof text !== "string") throw new UsageProblem("--gid is required");
+  const out = list(text).map(Number);
+  if (out.length === 0 || out.some((g) => !Number.isSafeInteger(g) || g <= 0)) {
+    throw new UsageProblem(`--gid takes positive integers, got ${text}`);
+  }
+  return out;
+}
+
+const join = clientCommand(
+  "join",
+  "add a group (its servers' addresses) to the configuration",
+  "--gid <gid> --servers <host:port,...>",
+  { gid: { type: "string" }, servers: { type: "string" } },
+  async ({ admin }, { values }, signal) => {
+    const [gid] = gids(values.gid);
+    if (typeof values.servers !== "string") throw new UsageProblem("--servers is required");
+    const num = await admin.join({ [gid]: list(values.servers) }, { signal });
+    console.log(`configuration ${num}`);
+    return 0;
+  },
+);
+
+const leave = clientCommand(
+  "leave",
+  "remove groups from the configuration; their shards move to the others",
+  "--gid <gid,...>",
+  { gid: { type: "string" } },
+  async ({ admin }, { values }, signal) => {
+    const num = await admin.leave(gids(values.gid), { signal });
+    console.log(`configuration ${num}`);
+    return 0;
+  },
+);
+
+const move = clientCommand(
+  "move",
+  "assign one shard to a group",
+  "--shard <n> --gid <gid>",
+  { shard: { type: "string" }, gid: { type: "string" } },
+  async ({ admin }, { values }, signal) => {
+    const shard = Number(values.shard);
+    if (!Number.isSafeInteger(shard)) throw new UsageProblem("--shard takes a shard number");
+    const num = await admin.move(shard, gids(values.gid)[0], { signal });
+    console.log(`configuration ${num}`);
+    return 0;
+  },
+);
+
+const query = clientCommand(
+  "query",
+  "print a configuration as JSON (default: the latest)",
+  "[--num <n>]",
+  { num: { type: "string" } },
+  async ({ admin }, { values }, signal) => {
+    const num = values.num === undefined ? -1 : Number(values.num);
+    if (!Number.isSafeInteger(num)) throw new UsageProblem("--num takes an integer");
+    console.log(JSON.stringify(await admin.query(num, { signal })));
+    return 0;
+  },
+);
+
+const get = clientCommand(
+  "get",
+  "print a key's value (exit 1 when absent)",
+  "<key>",
+  {},
+  async ({ clerk }, { positionals }, signal) => {
+    const [key] = operands(positionals, 1, "<key>");
+    const value = await clerk.get(key, { signal });
+    if (value === null) {
+      console.error(`no key ${JSON.stringify(key)}`);
+      return 1;
+    }
+    if (typeof value === "string") console.log(value);
+    else Deno.stdout.writeSync(value);
+    return 0;
+  },
+);
+
+function writeCommand(name: "put" | "append", summary: string): CliCommand {
+  return clientCommand(name, summary, "<key> <value>", {}, async ({ clerk }, p, signal) => {
+    const [key, value] = operands(p.positionals, 2, "<key> <value>");
+    await clerk[name](key, value, { signal });
+    return 0;
+  });
+}
+
+const del = clientCommand("del", "delete a key", "<key>", {}, async ({ clerk }, p, signal) => {
+  const [key] = operands(p.positionals, 1, "<key>");
+  await clerk.delete(key, { signal });
+  return 0;
+});
+
+/** The `distkit shard` command group. */
+export const shardCommands: { summary: string; commands: Record<string, CliCommand> } = {
+  summary: "the shard controller and the sharded key/value service",
+  commands: {
+    ctrler: serveCommand("ctrler"),
+    group: serveCommand("group"),
+    join,
+    leave,
+    move,
+    query,
+    get,
+    put: writeCommand("put", "set a key's value"),
+    append: writeCommand("append", "append to a key's value"),
+    del,
+  },
+};

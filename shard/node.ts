@@ -1,0 +1,258 @@
+/**
+ * Shard nodes as processes run them (`distkit shard ctrler serve`,
+ * `distkit shard group serve`): a controller replica or a group server over
+ * TCP, with its Raft state in a Deno KV file under its data folder. Nodes
+ * are named by their TCP address (`host:port`), which is also how the
+ * controller's configurations list a group's servers, so any node or client
+ * can reach any other from a configuration alone.
+ *
+ * @module
+ */
+import { hostNode, parseAddress } from "../kv/hosting.ts";
+import { ClosedError } from "../net/errors.ts";
+import { type TcpClient, type TcpClientOptions, TcpTransport } from "../net/tcp.ts";
+import type { Transport } from "../net/transport.ts";
+import { ShardClerk, type ShardClerkOptions } from "./clerk.ts";
+import { CtrlerClerk, ShardCtrler } from "./ctrler.ts";
+import { ShardGroupServer } from "./group.ts";
+
+/**
+ * A transport whose peer names are their TCP addresses (`host:port`).
+ *
+ * @example
+ * ```ts
+ * import { AddressTransport } from "@distkit/distkit/shard";
+ *
+ * const transport = new AddressTransport({ timeoutMs: 1000 });
+ * transport.connect("127.0.0.1:7001"); // connects lazily, on the first call
+ * await transport.close();
+ * ```
+ */
+export class AddressTransport implements Transport {
+  readonly #options: Omit<TcpClientOptions, "peer">;
+  readonly #transports = new Map<string, TcpTransport>();
+  #closed = false;
+
+  /** Creates the transport; every connection uses `options` (timeout, cluster id, secret...). */
+  constructor(options: Omit<TcpClientOptions, "peer"> = {}) {
+    this.#options = options;
+  }
+
+  /**
+   * The connection to the node at `address`.
+   *
+   * @throws {RangeError} when `address` is not host:port.
+   * @throws {ClosedError} after {@linkcode AddressTransport.close}.
+   */
+  connect(address: string): TcpClient {
+    if (this.#closed) throw new ClosedError("TCP transport");
+    let transport = this.#transports.get(address);
+    if (!transport) {
+      parseAddress(address);
+      transport = new TcpTransport({ ...this.#options, peers: { [address]: address } });
+      this.#transports.set(address, transport);
+    }
+    return transport.connect(address);
+  }
+
+  /** Closes every connection. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    await Promise.all([...this.#transports.values()].map((t) => t.close()));
+  }
+}
+
+/**
+ * Options of {@linkcode startShardNode}.
+ *
+ * @example
+ * ```ts
+ * import type { ShardNodeOptions } from "@distkit/distkit/shard";
+ *
+ * const options: ShardNodeOptions = {
+ *   role: "group",
+ *   gid: 100,
+ *   address: "127.0.0.1:7101",
+ *   peers: ["127.0.0.1:7101", "127.0.0.1:7102", "127.0.0.1:7103"],
+ *   ctrlers: ["127.0.0.1:7001", "127.0.0.1:7002", "127.0.0.1:7003"],
+ *   dataDir: "data/g100-0",
+ * };
+ * ```
+ */
+export interface ShardNodeOptions {
+  /** A controller replica, or a server of a shard group. */
+  role: "ctrler" | "group";
+  /** This node's TCP address, host:port: also its name. */
+  address: string;
+  /** The addresses of every replica of this controller or group, this one included. */
+  peers: string[];
+  /** For a group server: its group's id. */
+  gid?: number;
+  /** For a group server: the controller replicas' addresses. */
+  ctrlers?: string[];
+  /** Folder for this node's data; created if missing. One process per folder. */
+  dataDir: string;
+  /** Snapshot when the Raft state reaches this many bytes. Default 4 MiB. */
+  maxRaftState?: number;
+  /** Raft tick in milliseconds. Default 50. */
+  tickMs?: number;
+  /** The cluster id: peers and clients of another cluster are refused. Default `""`. */
+  cluster?: string;
+  /** A shared secret every peer and client must prove it knows. Default: none. */
+  secret?: string;
+  /** Where to report (startup, shutdown). Default: nowhere. */
+  log?: (line: string) => void;
+}
+
+/**
+ * A running shard node, from {@linkcode startShardNode}.
+ *
+ * @example
+ * ```ts
+ * import type { ShardNode } from "@distkit/distkit/shard";
+ *
+ * const describe = (node: ShardNode) => `${node.role} on ${node.address}`;
+ * ```
+ */
+export interface ShardNode {
+  /** What the node runs. */
+  readonly role: "ctrler" | "group";
+  /** Its TCP address (and name). */
+  readonly address: string;
+  /** Resolves when the node stops: by `close`, or on its own after a failure (reported). */
+  readonly finished: Promise<void>;
+  /** Stops serving and closes the storage; what was acknowledged is on disk. */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts a controller replica or a group server.
+ *
+ * @throws {RangeError} when the address is not host:port or not in `peers`,
+ * or a group server lacks its gid or the controllers.
+ * @throws {Error} when the port is taken or the data folder cannot be opened.
+ *
+ * @example
+ * ```ts ignore
+ * import { startShardNode } from "@distkit/distkit/shard";
+ *
+ * const node = await startShardNode({
+ *   role: "ctrler",
+ *   address: "127.0.0.1:7001",
+ *   peers: ["127.0.0.1:7001"],
+ *   dataDir: "data/ctrler-0",
+ * });
+ * await node.close();
+ * ```
+ */
+export async function startShardNode(options: ShardNodeOptions): Promise<ShardNode> {
+  const { role, address } = options;
+  for (const a of [address, ...options.peers, ...(options.ctrlers ?? [])]) parseAddress(a);
+  if (!options.peers.includes(address)) {
+    throw new RangeError(`${address} is not one of --peers (${options.peers.join(", ")})`);
+  }
+  if (role === "group" && (!Number.isSafeInteger(options.gid) || options.gid! <= 0)) {
+    throw new RangeError("a group server needs its gid, a positive integer");
+  }
+  if (role === "group" && (options.ctrlers ?? []).length === 0) {
+    throw new RangeError("a group server needs the controllers' addresses");
+  }
+  const log = options.log ?? (() => {});
+  const access = { cluster: options.cluster, secret: options.secret };
+  const { rpc, listener, storage } = await hostNode({
+    address,
+    id: role === "group" ? `group ${options.gid} ${address}` : `ctrler ${address}`,
+    dataDir: options.dataDir,
+    ...access,
+  });
+  const transport = new AddressTransport({ timeoutMs: 1000, ...access });
+  const raft = {
+    id: address,
+    peers: options.peers,
+    transport,
+    server: rpc,
+    storage,
+    tickMs: options.tickMs,
+    maxRaftState: options.maxRaftState ?? 4 * 1024 * 1024,
+  };
+  let server: ShardCtrler | ShardGroupServer;
+  try {
+    server = role === "ctrler"
+      ? await ShardCtrler.start(raft)
+      : await ShardGroupServer.start({ ...raft, gid: options.gid!, ctrlers: options.ctrlers! });
+  } catch (err) {
+    await listener.close();
+    await transport.close();
+    await storage.close();
+    throw err;
+  }
+  const what = role === "ctrler" ? "controller" : `group ${options.gid} server`;
+  log(`shard ${what} serving on ${listener.address}`);
+  let closing: Promise<void> | undefined;
+  const running = server;
+  return {
+    role,
+    address,
+    finished: running.finished,
+    close() {
+      closing ??= (async () => {
+        await running.stop();
+        await listener.close();
+        await transport.close();
+        await storage.close();
+        log(`shard ${what} stopped`);
+      })();
+      return closing;
+    },
+  };
+}
+
+/**
+ * Options of {@linkcode connectShard}: the clerk's, plus the cluster's id and secret.
+ *
+ * @example
+ * ```ts
+ * import type { ConnectShardOptions } from "@distkit/distkit/shard";
+ *
+ * const options: ConnectShardOptions = { cluster: "prod" };
+ * ```
+ */
+export interface ConnectShardOptions extends ShardClerkOptions {
+  /** The cluster id the nodes serve. Default `""`. */
+  cluster?: string;
+  /** The nodes' shared secret, if they have one. */
+  secret?: string;
+}
+
+/**
+ * A sharded-KV clerk and a controller clerk connected over TCP to the
+ * cluster whose controller replicas are at `ctrlers`, and the way to close
+ * their connections.
+ *
+ * @example
+ * ```ts ignore
+ * import { connectShard } from "@distkit/distkit/shard";
+ *
+ * const { clerk, admin, close } = connectShard(["127.0.0.1:7001"]);
+ * await admin.join({ 100: ["127.0.0.1:7101"] });
+ * await clerk.put("x", "1");
+ * await close();
+ * ```
+ */
+export function connectShard(
+  ctrlers: string[],
+  options: ConnectShardOptions = {},
+): { clerk: ShardClerk; admin: CtrlerClerk; close: () => Promise<void> } {
+  for (const a of ctrlers) parseAddress(a);
+  const transport = new AddressTransport({
+    timeoutMs: options.attemptTimeoutMs ?? 2500,
+    cluster: options.cluster,
+    secret: options.secret,
+  });
+  const clerk = new ShardClerk(transport, ctrlers, options);
+  const admin = new CtrlerClerk(transport, ctrlers, {
+    ...options,
+    id: options.id === undefined ? undefined : `${options.id}-admin`,
+  });
+  return { clerk, admin, close: () => transport.close() };
+}

@@ -7,7 +7,7 @@
  */
 import { type Codec, defaultCodec } from "../net/codec.ts";
 import { DedupTable } from "./dedup.ts";
-import { join, type KvValue, sameValue, valueBytes } from "./value.ts";
+import { concatValues, type KvValue, sameValue, valueBytes } from "./value.ts";
 
 export type { KvValue } from "./value.ts";
 
@@ -188,7 +188,10 @@ export class KvStateMachine {
               `append would make the value of ${w.key} ${size} bytes; the limit is ${this.#maxValueBytes}`,
           };
         }
-        this.#data.set(w.key, current === undefined ? own(w.value) : join(current, w.value));
+        this.#data.set(
+          w.key,
+          current === undefined ? own(w.value) : concatValues(current, w.value),
+        );
         return { ok: true };
       }
       case "delete":

@@ -57,8 +57,18 @@ export function valueBytes(value: KvValue): number {
   return typeof value === "string" ? utf8Length(value) : value.length;
 }
 
-/** `current` followed by `more`: a string if both are strings, else bytes. */
-export function join(current: KvValue | undefined, more: KvValue): KvValue {
+/**
+ * `current` followed by `more`: a string if both are strings, else bytes
+ * (what an append makes).
+ *
+ * @example
+ * ```ts
+ * import { concatValues } from "@distkit/distkit/kv";
+ *
+ * concatValues("ab", "c"); // "abc"
+ * ```
+ */
+export function concatValues(current: KvValue | undefined, more: KvValue): KvValue {
   if (current === undefined) return more;
   if (typeof current === "string" && typeof more === "string") return current + more;
   const a = typeof current === "string" ? new TextEncoder().encode(current) : current;

@@ -1,10 +1,14 @@
 /**
  * The shard controller and the sharded key/value service with live migration.
  *
- * In progress (issue #7): today this module has shard configurations and
- * their deterministic, balanced, minimal rebalancing ({@linkcode join},
- * {@linkcode leave}, {@linkcode move}, {@linkcode rebalance}). The
- * replicated controller and the sharded service come next.
+ * - {@linkcode ShardCtrler} / {@linkcode CtrlerClerk}: the replicated
+ *   configuration service (join, leave, move, query), with deterministic,
+ *   balanced and minimal rebalancing ({@linkcode rebalance}).
+ * - {@linkcode ShardGroupServer}: a server of one replica group; serves the
+ *   shards its group owns and migrates shards, one configuration at a time.
+ * - {@linkcode ShardClerk}: the client; routes keys to groups by shard.
+ * - {@linkcode startShardNode} / {@linkcode connectShard}: node processes
+ *   over TCP with Deno KV storage.
  *
  * @example
  * ```ts

@@ -15,7 +15,9 @@
  *
  * The group moves to the next configuration only when no shard is pulling,
  * received, or leaving to another group, so migrations happen one
- * configuration at a time. Everything here is deterministic: every replica
+ * configuration at a time. A shard that left to no group (every group left)
+ * does not hold the group up; when a later configuration gives it to
+ * another group, it is leaving to that group from then on. Everything here is deterministic: every replica
  * applies the same entries to the same effect.
  *
  * @module
@@ -282,7 +284,8 @@ export class ShardGroupState {
       if (mine) {
         if (held?.status === "serving") continue;
         if (held?.status === "leaving") {
-          // It comes back to us from no group (it went to none): ours again as it was.
+          // It comes back to us from no group (it went to none, and no group
+          // has taken it since: see below): ours again as it was.
           held.status = "serving";
           held.leftAt = held.to = undefined;
           continue;
@@ -297,6 +300,12 @@ export class ShardGroupState {
       } else if (held?.status === "serving") {
         held.status = "leaving";
         held.leftAt = config.num;
+        held.to = config.shards[shard];
+      } else if (held?.status === "leaving" && held.to === 0 && config.shards[shard] !== 0) {
+        // It went to no group and another group takes it now: that group
+        // pulls it from us (from the configuration that took it from us).
+        // Until it has, we hold still: moving on, we could take our copy
+        // back as it was after that group had written to it.
         held.to = config.shards[shard];
       }
     }

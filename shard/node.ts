@@ -10,7 +10,7 @@
  */
 import { hostNode, parseAddress } from "../kv/hosting.ts";
 import { ClosedError } from "../net/errors.ts";
-import { type TcpClient, type TcpClientOptions, TcpTransport } from "../net/tcp.ts";
+import { TcpClient, type TcpClientOptions } from "../net/tcp.ts";
 import type { Transport } from "../net/transport.ts";
 import { ShardClerk, type ShardClerkOptions } from "./clerk.ts";
 import { CtrlerClerk, ShardCtrler } from "./ctrler.ts";
@@ -30,7 +30,7 @@ import { ShardGroupServer } from "./group.ts";
  */
 export class AddressTransport implements Transport {
   readonly #options: Omit<TcpClientOptions, "peer">;
-  readonly #transports = new Map<string, TcpTransport>();
+  readonly #clients = new Map<string, TcpClient>();
   #closed = false;
 
   /** Creates the transport; every connection uses `options` (timeout, cluster id, secret...). */
@@ -46,19 +46,19 @@ export class AddressTransport implements Transport {
    */
   connect(address: string): TcpClient {
     if (this.#closed) throw new ClosedError("TCP transport");
-    let transport = this.#transports.get(address);
-    if (!transport) {
+    let client = this.#clients.get(address);
+    if (!client) {
       parseAddress(address);
-      transport = new TcpTransport({ ...this.#options, peers: { [address]: address } });
-      this.#transports.set(address, transport);
+      client = new TcpClient(address, this.#options);
+      this.#clients.set(address, client);
     }
-    return transport.connect(address);
+    return client;
   }
 
   /** Closes every connection. */
   async close(): Promise<void> {
     this.#closed = true;
-    await Promise.all([...this.#transports.values()].map((t) => t.close()));
+    await Promise.all([...this.#clients.values()].map((c) => c.close()));
   }
 }
 

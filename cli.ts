@@ -22,6 +22,7 @@ import { netCommands } from "./net/commands.ts";
 import { raftCommands } from "./raft/commands.ts";
 import { kvCommands } from "./kv/commands.ts";
 import { shardCommands } from "./shard/commands.ts";
+import { mrCommands } from "./mapreduce/commands.ts";
 import { runTour } from "./net/tour.ts";
 import { parseArgs } from "node:util";
 import { checkCommand } from "./checker/commands.ts";
@@ -202,6 +203,7 @@ const groups: Record<string, CommandGroup> = {
   raft: raftCommands,
   kv: kvCommands,
   shard: shardCommands,
+  mr: mrCommands,
 };
 
 function topHelp(): string {

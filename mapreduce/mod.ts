@@ -1,10 +1,28 @@
 /**
- * MapReduce: a coordinator and workers over TCP.
+ * MapReduce: a coordinator and any number of worker processes over TCP.
  *
- * Not implemented yet: this entry point is reserved so that its import path is
- * stable, and it exports nothing until issue #8 lands. Everything available
- * today is in `@distkit/distkit/net`.
+ * - {@linkcode Coordinator}: splits the inputs into map tasks, hands out map
+ *   then reduce tasks, re-issues a task whose worker failed or went silent.
+ * - {@linkcode runWorker}: a worker's loop; {@linkcode loadApp} loads an
+ *   application (a built-in such as `wc`, or any module exporting `map` and
+ *   `reduce`).
+ * - {@linkcode runSequential}: the reference runner, in one process.
+ *
+ * @example
+ * ```ts
+ * import { loadApp } from "@distkit/distkit/mapreduce";
+ *
+ * const wc = await loadApp("wc");
+ * const pairs = [...await wc.map("doc", "the cat and the hat")];
+ * pairs.find(([word]) => word === "the"); // ["the", "2"]
+ * ```
  *
  * @module
  */
-export {};
+export * from "./app.ts";
+export * from "./coordinator.ts";
+export * from "./engine.ts";
+export * from "./worker.ts";
+export { countWords, words } from "./apps/wc.ts";
+// Types from the net layer that appear in this module's signatures.
+export type { ClientEnd, Clock } from "../net/mod.ts";

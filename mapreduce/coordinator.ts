@@ -1,0 +1,278 @@
+/**
+ * The MapReduce coordinator: hands map tasks, then reduce tasks, to the
+ * workers that ask (`MR.Task`), hears of their completion (`MR.Done`) or
+ * failure (`MR.Failed`), and re-issues a task whose worker failed or has
+ * not reported within the task timeout. A task is never given out again
+ * otherwise, so each runs once unless something failed. The job is done
+ * when every reduce task's output is final.
+ *
+ * @module
+ */
+import { type Clock, realClock } from "../net/clock.ts";
+import { ArgumentsError } from "../net/errors.ts";
+import { expectShape } from "../net/rpc_server.ts";
+import { DEFAULT_CHUNK_BYTES, type MapTask, splitInputs } from "./engine.ts";
+
+/**
+ * What a worker is told to do next.
+ *
+ * - `map`: run map task `task`, partitioning into `nReduce` files in `dir`;
+ * - `reduce`: run reduce task `r` over the files of `nMap` map tasks in `dir`;
+ * - `wait`: nothing to do yet; ask again after `ms`;
+ * - `exit`: the job is over (`failed` says why, if it failed).
+ *
+ * @example
+ * ```ts
+ * import type { Assignment } from "@distkit/distkit/mapreduce";
+ *
+ * const a: Assignment = { kind: "wait", ms: 200 };
+ * ```
+ */
+export type Assignment =
+  | { kind: "map"; attempt: number; task: MapTask; nReduce: number; dir: string }
+  | { kind: "reduce"; attempt: number; r: number; nMap: number; dir: string }
+  | { kind: "wait"; ms: number }
+  | { kind: "exit"; failed?: string };
+
+/**
+ * Options of {@linkcode Coordinator.create}.
+ *
+ * @example
+ * ```ts
+ * import type { CoordinatorOptions } from "@distkit/distkit/mapreduce";
+ *
+ * const options: CoordinatorOptions = { files: ["a.txt"], nReduce: 10, dir: "out" };
+ * ```
+ */
+export interface CoordinatorOptions {
+  /** The input files. */
+  files: string[];
+  /** Reduce tasks (and output files). Default 10. */
+  nReduce?: number;
+  /** Where intermediate and output files go (workers must see it too). Default: the working directory. */
+  dir?: string;
+  /** A task whose worker has not reported by then is given to another. Default 10,000 ms. */
+  taskTimeoutMs?: number;
+  /** A larger input file is split into map tasks of about this many bytes. Default 64 MiB. */
+  chunkBytes?: number;
+  /** A task that fails this many times fails the job. Default 3. */
+  maxFailures?: number;
+  /** Time source. Default: the real clock. */
+  clock?: Clock;
+}
+
+/**
+ * Where a job stands.
+ *
+ * @example
+ * ```ts
+ * import type { JobProgress } from "@distkit/distkit/mapreduce";
+ *
+ * const line = (p: JobProgress) => `${p.phase}: ${p.done}/${p.total}`;
+ * ```
+ */
+export interface JobProgress {
+  /** The phase now. */
+  phase: "map" | "reduce" | "done" | "failed";
+  /** Tasks of this phase done. */
+  done: number;
+  /** Tasks of this phase running. */
+  running: number;
+  /** Tasks of this phase. */
+  total: number;
+  /** Attempts that failed or timed out, over the whole job. */
+  failed: number;
+  /** Input bytes of the map tasks done. */
+  bytesMapped: number;
+  /** Why the job failed. */
+  reason?: string;
+}
+
+interface TaskState {
+  state: "idle" | "running" | "done";
+  attempt: number;
+  startedAt: number;
+  failures: number;
+  lastError?: string;
+}
+
+/**
+ * A MapReduce job's coordinator. Serve {@linkcode Coordinator.methods} as
+ * the `MR` service of an RPC server (`distkit mr coordinator` does, over
+ * TCP) and start workers.
+ *
+ * @example
+ * ```ts ignore
+ * import { Coordinator } from "@distkit/distkit/mapreduce";
+ * import { RpcServer, serveTcp } from "@distkit/distkit/net";
+ *
+ * const coordinator = await Coordinator.create({ files: ["a.txt", "b.txt"] });
+ * const server = new RpcServer();
+ * server.addService("MR", coordinator.methods());
+ * const listener = serveTcp(server, { hostname: "127.0.0.1", port: 0 });
+ * await coordinator.finished;
+ * await listener.close();
+ * ```
+ */
+export class Coordinator {
+  readonly #maps: MapTask[];
+  readonly #mapStates: TaskState[];
+  readonly #reduceStates: TaskState[];
+  readonly #nReduce: number;
+  readonly #dir: string;
+  readonly #timeoutMs: number;
+  readonly #maxFailures: number;
+  readonly #clock: Clock;
+  #failedAttempts = 0;
+  #bytesMapped = 0;
+  #failure: string | undefined;
+  readonly #finished = Promise.withResolvers<void>();
+
+  private constructor(maps: MapTask[], options: CoordinatorOptions) {
+    this.#maps = maps;
+    this.#nReduce = options.nReduce ?? 10;
+    this.#dir = options.dir ?? Deno.cwd();
+    this.#timeoutMs = options.taskTimeoutMs ?? 10_000;
+    this.#maxFailures = options.maxFailures ?? 3;
+    this.#clock = options.clock ?? realClock;
+    const fresh = (): TaskState => ({ state: "idle", attempt: 0, startedAt: 0, failures: 0 });
+    this.#mapStates = maps.map(fresh);
+    this.#reduceStates = Array.from({ length: this.#nReduce }, fresh);
+    this.#finished.promise.catch(() => {}); // observed through `finished`
+  }
+
+  /**
+   * Checks the inputs and splits them into map tasks.
+   *
+   * @throws {RangeError} for no input files or nReduce below 1.
+   * @throws {Error} naming an input file that cannot be read.
+   */
+  static async create(options: CoordinatorOptions): Promise<Coordinator> {
+    if (options.files.length === 0) throw new RangeError("a MapReduce job needs input files");
+    const nReduce = options.nReduce ?? 10;
+    if (!Number.isSafeInteger(nReduce) || nReduce < 1) {
+      throw new RangeError(`nReduce must be a positive integer, got ${nReduce}`);
+    }
+    const dir = options.dir ?? Deno.cwd();
+    await Deno.mkdir(dir, { recursive: true });
+    const maps = await splitInputs(options.files, {
+      chunkBytes: options.chunkBytes ?? DEFAULT_CHUNK_BYTES,
+    });
+    return new Coordinator(maps, { ...options, dir: await Deno.realPath(dir) });
+  }
+
+  /** The map tasks. */
+  get mapTasks(): readonly MapTask[] {
+    return this.#maps;
+  }
+
+  /** Resolves when every output is final; rejects with the reason when the job fails. */
+  get finished(): Promise<void> {
+    return this.#finished.promise;
+  }
+
+  /** Whether the job is over (done or failed). */
+  get over(): boolean {
+    return this.#phase() === "done" || this.#failure !== undefined;
+  }
+
+  /** Where the job stands. */
+  progress(): JobProgress {
+    const phase = this.#failure !== undefined ? "failed" : this.#phase();
+    const states = phase === "map" ? this.#mapStates : this.#reduceStates;
+    return {
+      phase,
+      done: states.filter((s) => s.state === "done").length,
+      running: states.filter((s) => s.state === "running").length,
+      total: states.length,
+      failed: this.#failedAttempts,
+      bytesMapped: this.#bytesMapped,
+      reason: this.#failure,
+    };
+  }
+
+  /** The `MR` service's methods, for an RPC server. */
+  methods(): {
+    Task(args: unknown): Assignment;
+    Done(args: unknown): void;
+    Failed(args: unknown): void;
+  } {
+    return {
+      Task: (args: unknown) => {
+        expectShape<{ worker: string }>(args, { worker: "string" });
+        return this.#assign();
+      },
+      Done: (args: unknown) => this.#report(args, undefined),
+      Failed: (args: unknown) => {
+        const { error } = expectShape<{ error: string }>(args, { error: "string" });
+        this.#report(args, error.slice(0, 2000));
+      },
+    };
+  }
+
+  #phase(): "map" | "reduce" | "done" {
+    if (this.#mapStates.some((s) => s.state !== "done")) return "map";
+    if (this.#reduceStates.some((s) => s.state !== "done")) return "reduce";
+    return "done";
+  }
+
+  #assign(): Assignment {
+    if (this.#failure !== undefined) return { kind: "exit", failed: this.#failure };
+    const phase = this.#phase();
+    if (phase === "done") return { kind: "exit" };
+    const states = phase === "map" ? this.#mapStates : this.#reduceStates;
+    const now = this.#clock.now();
+    let pick = states.findIndex((s) => s.state === "idle");
+    if (pick < 0) {
+      // Nothing idle: a running task whose worker has been silent too long goes to this one.
+      pick = states.findIndex((s) => s.state === "running" && now - s.startedAt >= this.#timeoutMs);
+      if (pick >= 0) this.#failedAttempts++;
+    }
+    if (pick < 0) return { kind: "wait", ms: 200 };
+    const s = states[pick];
+    s.state = "running";
+    s.attempt++;
+    s.startedAt = now;
+    if (phase === "map") {
+      return {
+        kind: "map",
+        attempt: s.attempt,
+        task: this.#maps[pick],
+        nReduce: this.#nReduce,
+        dir: this.#dir,
+      };
+    }
+    return { kind: "reduce", attempt: s.attempt, r: pick, nMap: this.#maps.length, dir: this.#dir };
+  }
+
+  /** A worker's report of a task: done (`error` undefined) or failed. */
+  #report(args: unknown, error: string | undefined): void {
+    const { kind, id, attempt } = expectShape<{ kind: string; id: number; attempt: number }>(
+      args,
+      { kind: "string", id: "integer", attempt: "integer" },
+    );
+    const states = kind === "map" ? this.#mapStates : kind === "reduce" ? this.#reduceStates : null;
+    if (states === null) throw new ArgumentsError(`kind must be "map" or "reduce", got ${kind}`);
+    const s = states[id];
+    if (s === undefined) throw new ArgumentsError(`there is no ${kind} task ${id}`);
+    // The outputs of every attempt are the same files, renamed into place
+    // whole: the first completion counts; later reports change nothing.
+    if (s.state === "done" || this.over) return;
+    if (error === undefined) {
+      s.state = "done";
+      if (kind === "map") this.#bytesMapped += this.#maps[id].end - this.#maps[id].start;
+      if (this.#phase() === "done") this.#finished.resolve();
+      return;
+    }
+    // A failure of an attempt since given to another worker changes nothing.
+    if (attempt !== s.attempt) return;
+    this.#failedAttempts++;
+    s.failures++;
+    s.lastError = error;
+    s.state = "idle";
+    if (s.failures >= this.#maxFailures) {
+      this.#failure = `${kind} task ${id} failed ${s.failures} times; last: ${error}`;
+      this.#finished.reject(new Error(this.#failure));
+    }
+  }
+}

@@ -1,0 +1,143 @@
+/**
+ * A MapReduce worker: asks the coordinator for tasks, runs them with the
+ * application's `map` and `reduce`, reports each, and returns when the
+ * coordinator says the job is over (or can no longer be reached after the
+ * job started, which is how a finished coordinator that has exited looks).
+ *
+ * @module
+ */
+import { delay } from "../net/async.ts";
+import { type Clock, realClock } from "../net/clock.ts";
+import { RpcError } from "../net/errors.ts";
+import type { ClientEnd } from "../net/transport.ts";
+import type { MapReduceApp } from "./app.ts";
+import type { Assignment } from "./coordinator.ts";
+import { runMap, runReduce } from "./engine.ts";
+
+/**
+ * Options of {@linkcode runWorker}.
+ *
+ * @example
+ * ```ts
+ * import type { WorkerOptions } from "@distkit/distkit/mapreduce";
+ *
+ * const options: WorkerOptions = { id: "w1", giveUpMs: 5000 };
+ * ```
+ */
+export interface WorkerOptions {
+  /** The worker's name, in the coordinator's view. Default: host and process id. */
+  id?: string;
+  /**
+   * How long the coordinator may be unreachable before the worker stops
+   * (it has finished and exited, or died). Default 3,000 ms.
+   */
+  giveUpMs?: number;
+  /** Reports each task as it starts and ends. Default: nothing. */
+  log?: (line: string) => void;
+  /** Time source. Default: the real clock. */
+  clock?: Clock;
+}
+
+/**
+ * What a worker did, from {@linkcode runWorker}.
+ *
+ * @example
+ * ```ts
+ * import type { WorkerReport } from "@distkit/distkit/mapreduce";
+ *
+ * const line = (r: WorkerReport) => `${r.maps} maps, ${r.reduces} reduces (${r.ended})`;
+ * ```
+ */
+export interface WorkerReport {
+  /** Map tasks it completed. */
+  maps: number;
+  /** Reduce tasks it completed. */
+  reduces: number;
+  /** Tasks whose app call failed (each reported to the coordinator). */
+  failures: number;
+  /** Why it stopped: the job is done, it failed, or the coordinator went away. */
+  ended: "done" | "job failed" | "coordinator gone";
+  /** For a failed job: the coordinator's reason. */
+  reason?: string;
+}
+
+/**
+ * Runs tasks from the coordinator at the other end of `coordinator` until
+ * the job is over.
+ *
+ * @example
+ * ```ts ignore
+ * import { loadApp, runWorker } from "@distkit/distkit/mapreduce";
+ * import { TcpClient } from "@distkit/distkit/net";
+ *
+ * const end = new TcpClient("127.0.0.1:7700");
+ * const report = await runWorker(end, await loadApp("wc"));
+ * await end.close();
+ * ```
+ */
+export async function runWorker(
+  coordinator: ClientEnd,
+  app: MapReduceApp,
+  options: WorkerOptions = {},
+): Promise<WorkerReport> {
+  const clock = options.clock ?? realClock;
+  const worker = options.id ?? `${Deno.hostname()}:${Deno.pid}`;
+  const log = options.log ?? (() => {});
+  const giveUpMs = options.giveUpMs ?? 3000;
+  const report: WorkerReport = { maps: 0, reduces: 0, failures: 0, ended: "done" };
+  let unreachableSince: number | undefined;
+  /** One call, retried while the coordinator is unreachable; undefined once it has been gone too long. */
+  const call = async (method: string, args: unknown): Promise<{ reply: unknown } | undefined> => {
+    while (true) {
+      try {
+        const reply = await coordinator.call(`MR.${method}`, args, { timeoutMs: 5000 });
+        unreachableSince = undefined;
+        return { reply };
+      } catch (err) {
+        if (!(err instanceof RpcError) || !["unreachable", "timeout"].includes(err.code)) throw err;
+        unreachableSince ??= clock.now();
+        if (clock.now() - unreachableSince >= giveUpMs) return undefined;
+        await delay(100, { clock });
+      }
+    }
+  };
+  while (true) {
+    const answer = await call("Task", { worker });
+    if (answer === undefined) return { ...report, ended: "coordinator gone" };
+    const assignment = answer.reply as Assignment;
+    switch (assignment.kind) {
+      case "exit":
+        return assignment.failed === undefined
+          ? report
+          : { ...report, ended: "job failed", reason: assignment.failed };
+      case "wait":
+        await delay(assignment.ms, { clock });
+        continue;
+      case "map":
+      case "reduce": {
+        const id = assignment.kind === "map" ? assignment.task.id : assignment.r;
+        const name = `${assignment.kind} ${id}`;
+        log(`${name}: started`);
+        let error: string | undefined;
+        try {
+          if (assignment.kind === "map") {
+            await runMap(app, assignment.task, assignment);
+            report.maps++;
+          } else {
+            await runReduce(app, assignment);
+            report.reduces++;
+          }
+        } catch (err) {
+          error = (err as Error).message ?? String(err);
+          report.failures++;
+        }
+        log(`${name}: ${error === undefined ? "done" : `failed: ${error}`}`);
+        const done = { worker, kind: assignment.kind, id, attempt: assignment.attempt };
+        const reported = error === undefined
+          ? await call("Done", done)
+          : await call("Failed", { ...done, error });
+        if (reported === undefined) return { ...report, ended: "coordinator gone" };
+      }
+    }
+  }
+}

@@ -26,7 +26,7 @@ import { ShardGroupState, type ShardSource } from "../shard/group_state.ts";
 import { OpLog, text } from "./kv_cluster.ts";
 import { ShardKvCluster } from "./shard_cluster.ts";
 
-const FAULT_MS = 5_000;
+const FAULT_MS = 6_000;
 /** After healing: virtual time for the clients to finish and the groups to settle. */
 const SETTLE_MS = 30_000;
 
@@ -186,7 +186,7 @@ async function runSeed(seed: number): Promise<{ ops: number; faults: number }> {
       let faults = 0;
       state = "faults";
       while (sim.clock.now() < end) {
-        await cfg.sleep(100 + random.int(400));
+        await cfg.sleep(50 + random.int(350));
         faults++;
         const at = now();
         const g = random.int(groups);

@@ -182,7 +182,9 @@ export class ShardKvCluster {
     const other = this.#servedBy.get(key);
     if (other === undefined) this.#servedBy.set(key, gid);
     else if (other !== gid) {
-      this.#doubleServed.push(`shard ${shard} served by ${other} and ${gid} in configuration ${num}`);
+      this.#doubleServed.push(
+        `shard ${shard} served by ${other} and ${gid} in configuration ${num}`,
+      );
     }
   }
 

@@ -474,6 +474,7 @@ export class Replica<R> {
     const max = this.#options.maxRaftState;
     if (max === undefined || max < 0 || this.#snapshotting) return;
     if (this.#options.storage.raftStateSize() < max) return;
+    if (this.#appliedIndex <= this.#raft.status().snapshotIndex) return;
     this.#snapshotting = true;
     this.#counts.snapshots++;
     const index = this.#appliedIndex;
@@ -482,6 +483,10 @@ export class Replica<R> {
     Promise.resolve()
       .then(() => this.#raft.snapshot(index, data))
       .catch(() => {})
-      .finally(() => (this.#snapshotting = false));
+      .finally(() => {
+        this.#snapshotting = false;
+        // Entries applied meanwhile found a snapshot in progress: an idle log applies no more.
+        if (!this.#stopped) this.#maybeSnapshot();
+      });
   }
 }

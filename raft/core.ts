@@ -882,6 +882,21 @@ export class RaftCore {
       // A lost append may have filled the window: free one slot so replication resumes.
       pr.inflight.shift();
     }
+    const last = this.#log.lastIndex();
+    if (pr.state === "replicate" && pr.match < last && pr.next > last) {
+      // Everything was sent but not all acknowledged: an append may have been
+      // lost just before the log went idle. An empty append at the end shows
+      // it (the follower refuses it if it lacks `last`, and the peer is probed).
+      this.#send({
+        type: "append",
+        to: m.from,
+        prevIndex: last,
+        prevTerm: this.#log.term(last)!,
+        entries: [],
+        commit: this.#commit,
+        seq: ++pr.seq,
+      });
+    }
     if (m.context === 0 || !this.#log.membership().voters.includes(m.from)) return;
     for (const read of this.#reads) if (read.round <= m.context) read.acks.add(m.from);
     // Release, in order, every read a quorum has confirmed.

@@ -25,7 +25,7 @@ import { runMap, runReduce } from "./engine.ts";
  * ```
  */
 export interface WorkerOptions {
-  /** The worker's name, in the coordinator's view. Default: host and process id. */
+  /** The worker's name, in the coordinator's view. Default: its process id and a random tag. */
   id?: string;
   /**
    * How long the coordinator may be unreachable before the worker stops
@@ -81,7 +81,7 @@ export async function runWorker(
   options: WorkerOptions = {},
 ): Promise<WorkerReport> {
   const clock = options.clock ?? realClock;
-  const worker = options.id ?? `${Deno.hostname()}:${Deno.pid}`;
+  const worker = options.id ?? `worker-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
   const log = options.log ?? (() => {});
   const giveUpMs = options.giveUpMs ?? 3000;
   const report: WorkerReport = { maps: 0, reduces: 0, failures: 0, ended: "done" };

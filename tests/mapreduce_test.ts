@@ -1,0 +1,238 @@
+/**
+ * The 7 MapReduce scenarios of LABS.md §6, with a real coordinator and real
+ * worker processes on 127.0.0.1 (`distkit mr ...`), on the 8 Gutenberg texts
+ * of ../shared/data/gutenberg when present and on generated text otherwise.
+ * Outputs are compared, sorted, with the sequential runner's.
+ */
+import assert from "node:assert/strict";
+import { loadApp, runSequential } from "../mapreduce/mod.ts";
+import { Random } from "../net/mod.ts";
+
+const CLI = new URL("../cli.ts", import.meta.url).pathname;
+const GUTENBERG = new URL("../../shared/data/gutenberg/", import.meta.url).pathname;
+
+/** The inputs: the 8 texts when present, else 8 generated ones (named so early_exit's slow keys occur). */
+async function inputs(): Promise<{ files: string[]; expectedWc?: string }> {
+  try {
+    const files: string[] = [];
+    for await (const e of Deno.readDir(GUTENBERG)) {
+      if (e.name.startsWith("pg-") && e.name.endsWith(".txt")) files.push(GUTENBERG + e.name);
+    }
+    if (files.length === 8) {
+      return {
+        files: files.sort(),
+        expectedWc: await Deno.readTextFile(GUTENBERG + "expected-wc.txt"),
+      };
+    }
+  } catch { /* not there */ }
+  console.log("  mapreduce: ../shared/data/gutenberg not found; generating 8 texts instead");
+  return { files: await generateTexts() };
+}
+
+let generated: string[] | undefined;
+
+async function generateTexts(): Promise<string[]> {
+  if (generated) return generated;
+  const dir = await Deno.makeTempDir({ prefix: "distkit-mr-input-" });
+  const random = new Random(42);
+  const vocabulary = Array.from({ length: 3000 }, (_, i) => {
+    let w = "";
+    for (let k = 0; k < 2 + (i % 9); k++) w += String.fromCharCode(97 + random.int(26));
+    return random.chance(0.1) ? w[0].toUpperCase() + w.slice(1) : w;
+  });
+  const names = ["sherlock", "tom", "alice", "dorian", "grimm", "finn", "ernest", "kafka"];
+  generated = [];
+  for (const name of names) {
+    const lines: string[] = [];
+    for (let l = 0; l < 4000; l++) {
+      const n = 5 + random.int(10);
+      lines.push(
+        Array.from({ length: n }, () => vocabulary[random.int(vocabulary.length)]).join(
+          random.chance(0.2) ? ", " : " ",
+        ) + ".",
+      );
+    }
+    const file = `${dir}/pg-gen-${name}.txt`;
+    await Deno.writeTextFile(file, lines.join("\n") + "\n");
+    generated.push(file);
+  }
+  return generated;
+}
+
+/** A `distkit mr` process with its working directory in the job's folder. */
+function spawn(dir: string, ...args: string[]): Deno.ChildProcess {
+  return new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--no-prompt",
+      "--allow-net=127.0.0.1",
+      "--allow-read",
+      "--allow-write",
+      CLI,
+      "mr",
+      ...args,
+    ],
+    cwd: dir,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+}
+
+/** Starts a coordinator and returns it with the address it printed. */
+async function startCoordinator(dir: string, files: string[], ...options: string[]) {
+  const child = spawn(dir, "coordinator", "--dir", dir, ...options, ...files);
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  let address: string | undefined;
+  while (address === undefined) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`the coordinator exited: ${text}`);
+    text += value;
+    address = /listening on (\S+)/.exec(text)?.[1];
+  }
+  const rest = (async () => {
+    while (!(await reader.read()).done) { /* drain */ }
+  })();
+  const stderr = new Response(child.stderr).text();
+  const status = Promise.all([child.status, rest, stderr]).then(([s, , err]) => ({
+    code: s.code,
+    stderr: err,
+  }));
+  return { address, status };
+}
+
+async function runWorkerProcess(dir: string, address: string, app: string) {
+  const child = spawn(dir, "worker", "--coordinator", address, "--app", app);
+  const [status, out, err] = await Promise.all([
+    child.status,
+    new Response(child.stdout).text(),
+    new Response(child.stderr).text(),
+  ]);
+  return { code: status.code, out, err };
+}
+
+/** The sorted lines of every mr-out-* file in `dir`. */
+async function outputLines(dir: string): Promise<string[]> {
+  const lines: string[] = [];
+  for await (const e of Deno.readDir(dir)) {
+    if (!e.name.startsWith("mr-out-")) continue;
+    for (const line of (await Deno.readTextFile(`${dir}/${e.name}`)).split("\n")) {
+      if (line !== "") lines.push(line);
+    }
+  }
+  return lines.sort();
+}
+
+async function sequentialLines(app: string, files: string[]): Promise<string[]> {
+  const dir = await Deno.makeTempDir({ prefix: "distkit-mr-seq-" });
+  try {
+    await runSequential(await loadApp(app), files, { dir });
+    return await outputLines(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** Runs a whole job: a coordinator and `workers` workers; returns the output. */
+async function runJob(app: string, workers: number, files: string[], dir: string) {
+  const coordinator = await startCoordinator(dir, files);
+  const results = await Promise.all(
+    Array.from({ length: workers }, () => runWorkerProcess(dir, coordinator.address, app)),
+  );
+  const status = await coordinator.status;
+  assert.equal(status.code, 0, `the coordinator failed: ${status.stderr}`);
+  for (const r of results) assert.equal(r.code, 0, `a worker failed: ${r.err}`);
+  return { lines: await outputLines(dir), workers: results };
+}
+
+function mrTest(name: string, body: (dir: string, files: string[], wc?: string) => Promise<void>) {
+  Deno.test(`mapreduce: ${name}`, async () => {
+    const { files, expectedWc } = await inputs();
+    const dir = await Deno.makeTempDir({ prefix: "distkit-mr-" });
+    const started = performance.now();
+    try {
+      await body(dir, files, expectedWc);
+      console.log(`  ${name}: ${((performance.now() - started) / 1000).toFixed(1)} s`);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+}
+
+mrTest("wc", async (dir, files, expectedWc) => {
+  const { lines } = await runJob("wc", 3, files, dir);
+  assert.ok(lines.length > 1000, `only ${lines.length} words`);
+  assert.deepEqual(lines, await sequentialLines("wc", files), "output differs from sequential wc");
+  if (expectedWc !== undefined) {
+    assert.deepEqual(lines, expectedWc.split("\n").filter((l) => l !== "").sort());
+  }
+});
+
+mrTest("indexer", async (dir, files) => {
+  const { lines } = await runJob("indexer", 2, files, dir);
+  assert.ok(lines.length > 1000);
+  assert.deepEqual(lines, await sequentialLines("indexer", files));
+});
+
+mrTest("map parallelism", async (dir, files) => {
+  const { lines } = await runJob("mtiming", 2, files, dir);
+  const times = lines.filter((l) => l.startsWith("times-"));
+  assert.equal(times.length, 2, `expected 2 workers to run maps, saw ${times.length}`);
+  assert.ok(
+    lines.some((l) => /^parallel-\d+ .*\b[2-9]\b/.test(l)),
+    `the maps did not run in parallel: ${lines.join("; ")}`,
+  );
+});
+
+mrTest("reduce parallelism", async (dir, files) => {
+  const { lines } = await runJob("rtiming", 2, files, dir);
+  assert.ok(
+    lines.some((l) => /^[a-j] [2-9]$/.test(l)),
+    `the reduces did not run in parallel: ${lines.join("; ")}`,
+  );
+});
+
+mrTest("job count", async (dir, files) => {
+  const { lines } = await runJob("jobcount", 4, files, dir);
+  assert.deepEqual(lines, [`a ${files.length}`], "every map task must run exactly once");
+});
+
+mrTest("early exit", async (dir, files) => {
+  const coordinator = await startCoordinator(dir, files);
+  const workers = Array.from(
+    { length: 3 },
+    () => runWorkerProcess(dir, coordinator.address, "early_exit"),
+  );
+  // The moment any process exits, the output must already be final.
+  await Promise.race([coordinator.status, ...workers]);
+  const atFirstExit = await outputLines(dir);
+  const [status, ...results] = await Promise.all([coordinator.status, ...workers]);
+  assert.equal(status.code, 0, status.stderr);
+  for (const r of results) assert.equal(r.code, 0, r.err);
+  assert.ok(atFirstExit.length > 0, "the output was empty when the first process exited");
+  assert.deepEqual(await outputLines(dir), atFirstExit, "output changed after a process exited");
+  assert.equal(atFirstExit.length, files.length);
+});
+
+mrTest("crash", async (dir, files) => {
+  const coordinator = await startCoordinator(dir, files, "--task-timeout", "10s");
+  let over = false;
+  const coordinatorDone = coordinator.status.then((s) => {
+    over = true;
+    return s;
+  });
+  let crashes = 0;
+  // Three worker slots; a worker that dies is replaced while the job goes on.
+  const slots = Array.from({ length: 3 }, async () => {
+    while (!over) {
+      const r = await runWorkerProcess(dir, coordinator.address, "crash");
+      if (r.code !== 0) crashes++;
+    }
+  });
+  const status = await coordinatorDone;
+  await Promise.all(slots);
+  assert.equal(status.code, 0, status.stderr);
+  console.log(`  crash: ${crashes} workers crashed`);
+  assert.deepEqual(await outputLines(dir), await sequentialLines("nocrash", files));
+});

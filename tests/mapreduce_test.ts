@@ -9,6 +9,8 @@ import { loadApp, runSequential } from "../mapreduce/mod.ts";
 import { Random } from "../net/mod.ts";
 
 const CLI = new URL("../cli.ts", import.meta.url).pathname;
+/** The standalone worker's entry point (what `deno task compile:worker` compiles). */
+const WORKER_MAIN = new URL("../mapreduce/worker_main.ts", import.meta.url).pathname;
 const GUTENBERG = new URL("../../shared/data/gutenberg/", import.meta.url).pathname;
 
 /** The inputs: the 8 texts when present, else 8 generated ones (named so early_exit's slow keys occur). */
@@ -59,8 +61,12 @@ async function generateTexts(): Promise<string[]> {
   return generated;
 }
 
-/** A `distkit mr` process with its working directory in the job's folder. */
+/** A `distkit mr` process (or, with `main`, another entry point) working in the job's folder. */
 function spawn(dir: string, ...args: string[]): Deno.ChildProcess {
+  return spawnEntry(dir, [CLI, "mr", ...args]);
+}
+
+function spawnEntry(dir: string, entry: string[]): Deno.ChildProcess {
   return new Deno.Command(Deno.execPath(), {
     args: [
       "run",
@@ -68,9 +74,7 @@ function spawn(dir: string, ...args: string[]): Deno.ChildProcess {
       "--allow-net=127.0.0.1",
       "--allow-read",
       "--allow-write",
-      CLI,
-      "mr",
-      ...args,
+      ...entry,
     ],
     cwd: dir,
     stdin: "null",
@@ -102,8 +106,11 @@ async function startCoordinator(dir: string, files: string[], ...options: string
   return { address, status };
 }
 
-async function runWorkerProcess(dir: string, address: string, app: string) {
-  const child = spawn(dir, "worker", "--coordinator", address, "--app", app);
+async function runWorkerProcess(dir: string, address: string, app: string, standalone = false) {
+  const args = ["--coordinator", address, "--app", app];
+  const child = standalone
+    ? spawnEntry(dir, [WORKER_MAIN, ...args])
+    : spawn(dir, "worker", ...args);
   const [status, out, err] = await Promise.all([
     child.status,
     new Response(child.stdout).text(),
@@ -134,11 +141,17 @@ async function sequentialLines(app: string, files: string[]): Promise<string[]> 
   }
 }
 
-/** Runs a whole job: a coordinator and `workers` workers; returns the output. */
+/**
+ * Runs a whole job: a coordinator and `workers` workers (the last through
+ * the standalone worker's entry point); returns the output.
+ */
 async function runJob(app: string, workers: number, files: string[], dir: string) {
   const coordinator = await startCoordinator(dir, files);
   const results = await Promise.all(
-    Array.from({ length: workers }, () => runWorkerProcess(dir, coordinator.address, app)),
+    Array.from(
+      { length: workers },
+      (_, i) => runWorkerProcess(dir, coordinator.address, app, i === workers - 1),
+    ),
   );
   const status = await coordinator.status;
   assert.equal(status.code, 0, `the coordinator failed: ${status.stderr}`);
@@ -235,4 +248,43 @@ mrTest("crash", async (dir, files) => {
   assert.equal(status.code, 0, status.stderr);
   console.log(`  crash: ${crashes} workers crashed`);
   assert.deepEqual(await outputLines(dir), await sequentialLines("nocrash", files));
+});
+
+mrTest("bad input: clear errors, never a hang", async (dir, files) => {
+  // An input that cannot be read: the coordinator says which, before it listens.
+  const missing = spawn(dir, "coordinator", `${dir}/no-such-file.txt`);
+  const [status, err] = await Promise.all([
+    missing.status,
+    new Response(missing.stderr).text(),
+    new Response(missing.stdout).text(),
+  ]);
+  assert.equal(status.code, 1);
+  assert.match(err, /no-such-file\.txt/);
+  // An app module without map: the worker says so and exits 1.
+  await Deno.writeTextFile(`${dir}/nomap.ts`, "export const reduce = () => '';");
+  const coordinator = await startCoordinator(dir, files.slice(0, 2));
+  const noMap = await runWorkerProcess(dir, coordinator.address, `${dir}/nomap.ts`);
+  assert.equal(noMap.code, 1);
+  assert.match(noMap.err, /does not export a map function/);
+  // A client that speaks garbage gets nowhere, and the job goes on.
+  const conn = await Deno.connect({
+    hostname: "127.0.0.1",
+    port: Number(coordinator.address.split(":")[1]),
+  });
+  await conn.write(new TextEncoder().encode("GET / HTTP/1.1\r\n\r\n\x00\xff garbage"));
+  conn.close();
+  // An app that throws in map: each attempt is reported; the third failure ends the job with the reason.
+  await Deno.writeTextFile(
+    `${dir}/throws.ts`,
+    "export const map = () => { throw new Error('map exploded'); }; export const reduce = () => '';",
+  );
+  const thrower = await runWorkerProcess(dir, coordinator.address, `${dir}/throws.ts`);
+  assert.equal(thrower.code, 1, thrower.err);
+  assert.match(thrower.out, /job failed: map task \d failed 3 times; last: map exploded/);
+  const coordinatorStatus = await coordinator.status;
+  assert.equal(coordinatorStatus.code, 1);
+  assert.match(
+    coordinatorStatus.stderr,
+    /the job failed: map task \d failed 3 times; last: map exploded/,
+  );
 });

@@ -1,0 +1,120 @@
+import assert from "node:assert/strict";
+import { BadArgumentsError } from "../net/errors.ts";
+import { RpcServer } from "../net/rpc_server.ts";
+import { VirtualClock } from "../net/clock.ts";
+import { type Assignment, Coordinator } from "./coordinator.ts";
+
+async function job(files = 3, options: { timeoutMs?: number; nReduce?: number } = {}) {
+  const dir = await Deno.makeTempDir({ prefix: "distkit-coord-" });
+  const inputs: string[] = [];
+  for (let i = 0; i < files; i++) {
+    inputs.push(`${dir}/in-${i}.txt`);
+    await Deno.writeTextFile(inputs[i], `file ${i}\n`);
+  }
+  const clock = new VirtualClock();
+  const coordinator = await Coordinator.create({
+    files: inputs,
+    nReduce: options.nReduce ?? 2,
+    dir,
+    taskTimeoutMs: options.timeoutMs ?? 10_000,
+    clock,
+  });
+  const server = new RpcServer();
+  server.addService("MR", coordinator.methods());
+  const call = (method: string, args: unknown) => server.dispatch(`MR.${method}`, args);
+  const task = async (worker = "w") => await call("Task", { worker }) as Assignment;
+  const done = (a: Assignment) => {
+    if (a.kind !== "map" && a.kind !== "reduce") throw new Error(`not a task: ${a.kind}`);
+    const id = a.kind === "map" ? a.task.id : a.r;
+    return call("Done", { worker: "w", kind: a.kind, id, attempt: a.attempt });
+  };
+  return { dir, clock, coordinator, call, task, done };
+}
+
+Deno.test("mr coordinator: maps first, then reduces, then exit; each task once", async () => {
+  const j = await job(3, { nReduce: 2 });
+  const maps = [await j.task(), await j.task(), await j.task()];
+  assert.deepEqual(maps.map((a) => a.kind === "map" && a.task.id), [0, 1, 2]);
+  assert.deepEqual(await j.task(), { kind: "wait", ms: 200 }, "no reduce before the maps are done");
+  for (const a of maps) await j.done(a);
+  const reduces = [await j.task(), await j.task()];
+  assert.deepEqual(reduces.map((a) => a.kind === "reduce" && a.r), [0, 1]);
+  assert.equal((await j.task()).kind, "wait");
+  assert.equal(j.coordinator.progress().phase, "reduce");
+  for (const a of reduces) await j.done(a);
+  await j.coordinator.finished;
+  assert.deepEqual(await j.task(), { kind: "exit" });
+  assert.equal(j.coordinator.progress().failed, 0);
+  await Deno.remove(j.dir, { recursive: true });
+});
+
+Deno.test("mr coordinator: a silent task is re-issued after the timeout, not before", async () => {
+  const j = await job(1, { timeoutMs: 10_000 });
+  const first = await j.task("slow");
+  await j.clock.advance(9_999);
+  assert.equal((await j.task("other")).kind, "wait", "not re-issued before the timeout");
+  await j.clock.advance(1);
+  const again = await j.task("other");
+  assert.ok(again.kind === "map" && first.kind === "map");
+  assert.equal(again.task.id, first.task.id);
+  assert.equal(again.attempt, 2);
+  // The slow worker's late failure report does not undo the new attempt.
+  await j.call("Failed", { worker: "slow", kind: "map", id: 0, attempt: 1, error: "late" });
+  assert.equal(j.coordinator.progress().running, 1);
+  // Either completion counts once.
+  await j.done(first);
+  await j.done(again);
+  assert.equal(j.coordinator.progress().phase, "reduce");
+  assert.equal(j.coordinator.progress().failed, 1, "one attempt timed out");
+  await Deno.remove(j.dir, { recursive: true });
+});
+
+Deno.test("mr coordinator: a reported failure re-issues at once; 3 fail the job with the reason", async () => {
+  const j = await job(1);
+  for (let attempt = 1; attempt <= 3; attempt++) {
+    const a = await j.task();
+    assert.ok(a.kind === "map");
+    assert.equal(a.attempt, attempt);
+    await j.call("Failed", { worker: "w", kind: "map", id: 0, attempt, error: `boom ${attempt}` });
+  }
+  await assert.rejects(j.coordinator.finished, /map task 0 failed 3 times; last: boom 3/);
+  assert.deepEqual(await j.task(), {
+    kind: "exit",
+    failed: "map task 0 failed 3 times; last: boom 3",
+  });
+  assert.equal(j.coordinator.progress().phase, "failed");
+  await Deno.remove(j.dir, { recursive: true });
+});
+
+Deno.test("mr coordinator: malformed requests get BadArgumentsError and change nothing", async () => {
+  const j = await job(1);
+  const server = new RpcServer();
+  server.addService("MR", j.coordinator.methods());
+  for (
+    const [method, args] of [
+      ["Task", {}],
+      ["Task", "garbage"],
+      ["Done", { kind: "map" }],
+      ["Done", { kind: "shuffle", id: 0, attempt: 1 }],
+      ["Done", { kind: "map", id: 99, attempt: 1 }],
+      ["Failed", { kind: "map", id: 0, attempt: 1 }],
+    ] as const
+  ) {
+    await assert.rejects(
+      Promise.resolve().then(() => server.dispatch(`MR.${method}`, args)),
+      (err: Error) => err.name === "ArgumentsError" || err instanceof BadArgumentsError,
+      `${method} ${JSON.stringify(args)}`,
+    );
+  }
+  assert.equal((await j.task()).kind, "map", "the job goes on");
+  await Deno.remove(j.dir, { recursive: true });
+});
+
+Deno.test("mr coordinator: no inputs, a bad nReduce or a missing file are refused up front", async () => {
+  await assert.rejects(Coordinator.create({ files: [] }), RangeError);
+  await assert.rejects(Coordinator.create({ files: ["x"], nReduce: 0 }), RangeError);
+  await assert.rejects(
+    Coordinator.create({ files: ["/nonexistent/input.txt"] }),
+    /input \/nonexistent\/input.txt/,
+  );
+});

@@ -1,0 +1,154 @@
+import assert from "node:assert/strict";
+import { AppLoadError, compareKeys, loadApp, type MapReduceApp, partitionOf } from "./app.ts";
+import { countWords, words } from "./apps/wc.ts";
+import {
+  Grouper,
+  intermediateName,
+  outputName,
+  readInput,
+  runMap,
+  runReduce,
+  runSequential,
+  splitInputs,
+} from "./engine.ts";
+
+Deno.test("mr partitionOf: the course's ihash (FNV-1a, 31 bits) modulo nReduce", () => {
+  assert.equal(partitionOf("hello", 10), 1335831723 % 10);
+  assert.equal(partitionOf("hello", 1_000_000_000), 1335831723 % 1_000_000_000);
+  // Non-ASCII keys hash their UTF-8 bytes.
+  const bytes = new TextEncoder().encode("héllo");
+  let h = 0x811c9dc5;
+  for (const b of bytes) h = Math.imul(h ^ b, 0x01000193);
+  assert.equal(partitionOf("héllo", 97), ((h >>> 0) & 0x7fffffff) % 97);
+});
+
+Deno.test("mr compareKeys: UTF-8 byte order (code points), not UTF-16 units", () => {
+  const keys = ["b", "a", "B", "\u{1F600}", "\uFFFD", "ab", ""];
+  const sorted = [...keys].sort(compareKeys);
+  const byBytes = [...keys].sort((x, y) => {
+    const a = new TextEncoder().encode(x);
+    const b = new TextEncoder().encode(y);
+    for (let i = 0; i < Math.min(a.length, b.length); i++) if (a[i] !== b[i]) return a[i] - b[i];
+    return a.length - b.length;
+  });
+  assert.deepEqual(sorted, byBytes);
+  assert.ok(compareKeys("\uFFFD", "\u{1F600}") < 0, "U+FFFD sorts before U+1F600 in UTF-8");
+});
+
+Deno.test("mr words and countWords: maximal runs of Unicode letters", () => {
+  const text = "It's 2 o'clock — déjà vu!\nΣοφία and 𝒜lpha x";
+  const out: string[] = [];
+  words(text, (w) => out.push(w));
+  assert.deepEqual(out, ["It", "s", "o", "clock", "déjà", "vu", "Σοφία", "and", "𝒜lpha", "x"]);
+  const counts = countWords("the cat the hat THE the");
+  assert.deepEqual([...counts].sort(), [["THE", 1], ["cat", 1], ["hat", 1], ["the", 3]]);
+  // Many distinct words make the table grow; counts stay right.
+  const many = Array.from({ length: 20_000 }, (_, i) => `w${"abcdefghij"[i % 10]}${i.toString(26)}`)
+    .map((w) => w.replace(/[0-9]/g, (d) => "klmnopqrst"[Number(d)]));
+  const big = countWords([...many, ...many].join(" "));
+  assert.equal(big.size, new Set(many).size);
+  for (const n of big.values()) assert.ok(n % 2 === 0);
+});
+
+Deno.test("mr splitInputs: large files cut after line ends; the chunks make the file", async () => {
+  const dir = await Deno.makeTempDir();
+  const lines = Array.from({ length: 500 }, (_, i) => `line ${i} ${"x".repeat(i % 37)}`);
+  const file = `${dir}/big.txt`;
+  await Deno.writeTextFile(file, lines.join("\n") + "\n");
+  await Deno.writeTextFile(`${dir}/small.txt`, "tiny\n");
+  await Deno.writeTextFile(`${dir}/empty.txt`, "");
+  const tasks = await splitInputs([file, `${dir}/small.txt`, `${dir}/empty.txt`], {
+    chunkBytes: 1000,
+  });
+  const bigTasks = tasks.filter((t) => t.file === file);
+  assert.ok(bigTasks.length > 5, `${bigTasks.length} chunks`);
+  assert.deepEqual(tasks.map((t) => t.id), tasks.map((_, i) => i));
+  let joined = "";
+  for (const t of bigTasks) {
+    const text = await readInput(t);
+    assert.ok(text.endsWith("\n"), "a chunk ends at a line end");
+    joined += text;
+  }
+  assert.equal(joined, await Deno.readTextFile(file));
+  assert.equal(tasks.filter((t) => t.file.endsWith("empty.txt")).length, 1);
+  await assert.rejects(splitInputs([`${dir}/missing.txt`]), /input .*missing.txt/);
+  await assert.rejects(splitInputs([dir]), /not a regular file/);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("mr Grouper: folds with combine as values come, keys in byte order", () => {
+  const sum = (_k: string, vs: string[]) => String(vs.reduce((n, v) => n + Number(v), 0));
+  const g = new Grouper(sum);
+  for (let i = 0; i < 1000; i++) g.add("b", "1");
+  g.add("a", "2");
+  const sorted = [...g.sorted()];
+  assert.deepEqual(sorted.map(([k]) => k), ["a", "b"]);
+  assert.ok(sorted[1][1].length < 64, "frequent key folded");
+  assert.equal(sum("b", sorted[1][1]), "1000");
+});
+
+Deno.test("mr runMap/runReduce: partitioned files, no temporaries left, same as sequential", async () => {
+  const dir = await Deno.makeTempDir();
+  const files = [`${dir}/a.txt`, `${dir}/b.txt`];
+  await Deno.writeTextFile(files[0], "one two two\nthree\n");
+  await Deno.writeTextFile(files[1], "two three three\n");
+  const wc = await loadApp("wc");
+  const tasks = await splitInputs(files);
+  for (const t of tasks) await runMap(wc, t, { dir, nReduce: 3 });
+  for (let r = 0; r < 3; r++) await runReduce(wc, { r, nMap: tasks.length, dir });
+  const names = [];
+  for await (const e of Deno.readDir(dir)) names.push(e.name);
+  assert.ok(!names.some((n) => n.startsWith(".mr-tmp-")), "no temporary file left");
+  for (let m = 0; m < 2; m++) {
+    for (let r = 0; r < 3; r++) await Deno.stat(intermediateName(dir, m, r));
+  }
+  let out = "";
+  for (let r = 0; r < 3; r++) out += await Deno.readTextFile(outputName(dir, r));
+  const seqDir = await Deno.makeTempDir();
+  await runSequential(wc, files, { dir: seqDir });
+  const sorted = (s: string) => s.split("\n").filter((l) => l).sort();
+  assert.deepEqual(sorted(out), sorted(await Deno.readTextFile(outputName(seqDir, 0))));
+  assert.deepEqual(sorted(out), ["one 1", "three 3", "two 3"]);
+  // A damaged intermediate file is named in the error.
+  await Deno.writeTextFile(intermediateName(dir, 0, 0), "not json\n");
+  await assert.rejects(runReduce(wc, { r: 0, nMap: 2, dir }), /mr-0-0 is damaged/);
+  await Deno.remove(dir, { recursive: true });
+  await Deno.remove(seqDir, { recursive: true });
+});
+
+Deno.test("mr apps: bad results from map or reduce are clear errors", async () => {
+  const dir = await Deno.makeTempDir();
+  await Deno.writeTextFile(`${dir}/in.txt`, "x\n");
+  const [task] = await splitInputs([`${dir}/in.txt`]);
+  const bad = (app: Partial<MapReduceApp>) => ({ map: () => [], reduce: () => "", ...app });
+  await assert.rejects(
+    runMap(bad({ map: () => 42 as never }), task, { dir, nReduce: 1 }),
+    /returned number, not a list/,
+  );
+  await assert.rejects(
+    runMap(bad({ map: () => [["k", 1]] as never }), task, { dir, nReduce: 1 }),
+    /emitted \["k",1\], not \[key, value\] strings/,
+  );
+  await runMap(bad({ map: () => [["k", "v"]] }), task, { dir, nReduce: 1 });
+  await assert.rejects(
+    runReduce(bad({ reduce: () => 7 as never }), { r: 0, nMap: 1, dir }),
+    /reduce\("k"\) returned number/,
+  );
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("mr loadApp: built-ins, modules by path, and clear errors", async () => {
+  const dir = await Deno.makeTempDir();
+  await Deno.writeTextFile(
+    `${dir}/good.ts`,
+    "export const map = () => []; export const reduce = () => '';",
+  );
+  await Deno.writeTextFile(`${dir}/nomap.ts`, "export const reduce = () => '';");
+  await Deno.writeTextFile(`${dir}/broken.ts`, "export const map = (;");
+  assert.equal(typeof (await loadApp(`${dir}/good.ts`)).map, "function");
+  await assert.rejects(loadApp("nosuchapp"), AppLoadError);
+  await assert.rejects(loadApp(`${dir}/nomap.ts`), /does not export a map function/);
+  await assert.rejects(loadApp(`${dir}/broken.ts`), AppLoadError);
+  await assert.rejects(loadApp(`${dir}/missing.ts`), AppLoadError);
+  await Deno.remove(dir, { recursive: true });
+});

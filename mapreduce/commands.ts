@@ -104,12 +104,12 @@ options:
       show();
       if (terminal) Deno.stderr.writeSync(encoder.encode("\n"));
     }
-    // Workers polling now hear "exit"; then the coordinator goes.
-    await delay(500);
-    await listener.close();
     if (code === 0) {
       console.log(`job done in ${((performance.now() - started) / 1000).toFixed(2)} s`);
     }
+    // Workers polling now hear "exit"; then the coordinator goes.
+    await delay(500);
+    await listener.close();
     return code;
   },
 };

@@ -88,6 +88,9 @@ export interface JobProgress {
   reason?: string;
 }
 
+/** How long a worker with nothing to do waits before asking again. */
+const WAIT_MS = 50;
+
 interface TaskState {
   state: "idle" | "running" | "done";
   attempt: number;
@@ -228,7 +231,7 @@ export class Coordinator {
       pick = states.findIndex((s) => s.state === "running" && now - s.startedAt >= this.#timeoutMs);
       if (pick >= 0) this.#failedAttempts++;
     }
-    if (pick < 0) return { kind: "wait", ms: 200 };
+    if (pick < 0) return { kind: "wait", ms: WAIT_MS };
     const s = states[pick];
     s.state = "running";
     s.attempt++;

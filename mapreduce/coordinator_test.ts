@@ -35,7 +35,7 @@ Deno.test("mr coordinator: maps first, then reduces, then exit; each task once",
   const j = await job(3, { nReduce: 2 });
   const maps = [await j.task(), await j.task(), await j.task()];
   assert.deepEqual(maps.map((a) => a.kind === "map" && a.task.id), [0, 1, 2]);
-  assert.deepEqual(await j.task(), { kind: "wait", ms: 200 }, "no reduce before the maps are done");
+  assert.equal((await j.task()).kind, "wait", "no reduce before the maps are done");
   for (const a of maps) await j.done(a);
   const reduces = [await j.task(), await j.task()];
   assert.deepEqual(reduces.map((a) => a.kind === "reduce" && a.r), [0, 1]);

@@ -26,3 +26,4 @@ export * from "./raft/mod.ts";
 export * from "./checker/mod.ts";
 export * from "./kv/mod.ts";
 export * from "./shard/mod.ts";
+export * from "./mapreduce/mod.ts";

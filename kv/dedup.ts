@@ -83,17 +83,6 @@ export class DedupTable<R> {
     this.#sessions.set(client, { seq, digest, result });
   }
 
-  /**
-   * Takes in another table's sessions (a shard arriving with its own
-   * table), keeping for each session the later write.
-   */
-  merge(other: DedupTable<R>): void {
-    for (const [client, entry] of other.#sessions) {
-      const mine = this.#sessions.get(client);
-      if (mine === undefined || entry.seq > mine.seq) this.#sessions.set(client, entry);
-    }
-  }
-
   /** The entries, for a snapshot. */
   toJSON(): [string, DedupEntry<R>][] {
     return [...this.#sessions];

@@ -302,6 +302,11 @@ export class Replica<R> {
     return this.#clock;
   }
 
+  /** How long a request may wait to be committed or confirmed before the client is told to retry. */
+  get requestTimeoutMs(): number {
+    return this.#timeoutMs;
+  }
+
   /** The highest log index the machine reflects. */
   get appliedIndex(): number {
     return this.#appliedIndex;

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { pathToFileURL } from "node:url";
 
 /**
  * A key/value pair a map function emits.
@@ -122,8 +123,8 @@ export async function loadApp(app: string): Promise<MapReduceApp> {
   if (Object.hasOwn(BUILT_IN, app)) load = BUILT_IN[app];
   else if (/^[a-z][a-z0-9+.-]+:/i.test(app)) load = () => import(app);
   else if (app.includes("/") || app.includes("\\") || /\.[mc]?[jt]sx?$/.test(app)) {
-    const path = app.startsWith("/") ? app : `${Deno.cwd()}/${app}`;
-    const url = new URL(`file://${path}`).href;
+    // Relative to the working directory; `#`, `?` and `%` in names escaped.
+    const url = pathToFileURL(app).href;
     load = () => import(url);
   } else {
     throw new AppLoadError(

@@ -14,6 +14,8 @@ import { Coordinator, type JobProgress } from "./coordinator.ts";
 import { runSequential } from "./engine.ts";
 import { runWorker } from "./worker.ts";
 
+const MIB = 1024 * 1024;
+
 /** `10s`, `500ms`, `2m` or plain milliseconds. */
 function duration(text: string | boolean | undefined, what: string): number | undefined {
   if (typeof text !== "string") return undefined;
@@ -35,7 +37,7 @@ const coordinator: CliCommand = {
   usage: `usage: distkit mr coordinator [--listen 127.0.0.1:0] [--reduce 10] [--task-timeout 10s]
                              [--chunk-mb 64] [--dir .] FILES...
 
-Splits FILES into map tasks (one per file, or per --chunk-mb of a larger file, cut
+Splits FILES into map tasks (one per file, or per --chunk-mb MiB of a larger file, cut
 at a line end), prints the address it listens on, and hands tasks to workers
 (\`distkit mr worker --coordinator <address> --app ...\`). A task whose worker has
 not reported within --task-timeout goes to another. Writes mr-out-0..N-1 (lines
@@ -46,7 +48,7 @@ options:
   --listen <host:port>     where to listen (default 127.0.0.1:0, a free port)
   --reduce <n>             reduce tasks and output files (default 10)
   --task-timeout <time>    re-issue a task after this long without a report (default 10s)
-  --chunk-mb <n>           largest map task input, in MB (default 64)
+  --chunk-mb <n>           largest map task input, in MiB (default 64)
   --dir <dir>              where intermediate and output files go (default: here);
                            workers must see the same folder`,
   async run(args) {
@@ -69,7 +71,7 @@ options:
         files: parsed.positionals,
         nReduce: count(v.reduce, "--reduce"),
         taskTimeoutMs: duration(v["task-timeout"], "--task-timeout"),
-        chunkBytes: chunkMb === undefined ? undefined : Math.max(1, Math.round(chunkMb * 1e6)),
+        chunkBytes: chunkMb === undefined ? undefined : Math.max(1, Math.round(chunkMb * MIB)),
         dir: typeof v.dir === "string" ? v.dir : undefined,
       });
     } catch (err) {
@@ -107,8 +109,9 @@ options:
     if (code === 0) {
       console.log(`job done in ${((performance.now() - started) / 1000).toFixed(2)} s`);
     }
-    // Workers polling now hear "exit"; then the coordinator goes.
-    await delay(500);
+    // Workers hear "exit" (and why) when they next ask; wait for them a little.
+    const lingerUntil = performance.now() + 2000;
+    while (job.untoldWorkers > 0 && performance.now() < lingerUntil) await delay(20);
     await listener.close();
     return code;
   },
@@ -120,8 +123,9 @@ const worker: CliCommand = {
 
 Loads the app (a built-in by name, or a module exporting map and reduce by path or
 URL), then runs tasks from the coordinator until it says the job is over or has
-been unreachable for 3 s. Exits 0 then, 1 if the app cannot be loaded or the job
-failed.
+been unreachable for 3 s (after answering; 30 s while it has not answered yet).
+Exits 0 then; 1 if the app cannot be loaded, the job failed, or the coordinator
+never answered.
 
 built-in apps: wc, indexer, mtiming, rtiming, jobcount, early_exit, crash, nocrash`,
   async run(args) {
@@ -156,7 +160,7 @@ built-in apps: wc, indexer, mtiming, rtiming, jobcount, early_exit, crash, nocra
         `worker ${Deno.pid}: ${report.maps} maps, ${report.reduces} reduces, ` +
           `${report.failures} failed; ${report.ended}${report.reason ? `: ${report.reason}` : ""}`,
       );
-      return report.ended === "job failed" ? 1 : 0;
+      return report.ended === "job failed" || report.ended === "coordinator unreachable" ? 1 : 0;
     } catch (err) {
       console.error(`distkit mr worker: ${(err as Error).message}`);
       return 1;
@@ -188,7 +192,7 @@ Runs every map and one reduce here and writes <dir>/mr-out-0.`,
       const started = performance.now();
       const r = await runSequential(await loadApp(v.app), parsed.positionals, {
         dir: typeof v.dir === "string" ? v.dir : ".",
-        chunkBytes: chunkMb === undefined ? undefined : Math.max(1, Math.round(chunkMb * 1e6)),
+        chunkBytes: chunkMb === undefined ? undefined : Math.max(1, Math.round(chunkMb * MIB)),
       });
       const secs = (performance.now() - started) / 1000;
       console.log(

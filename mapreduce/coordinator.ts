@@ -55,8 +55,14 @@ export interface CoordinatorOptions {
   taskTimeoutMs?: number;
   /** A larger input file is split into map tasks of about this many bytes. Default 64 MiB. */
   chunkBytes?: number;
-  /** A task that fails this many times fails the job. Default 3. */
+  /** A task whose app fails (throws) this many times fails the job. Default 3. */
   maxFailures?: number;
+  /**
+   * A task whose worker goes silent (crashes, stalls past the timeout) this
+   * many times fails the job: an input that kills every worker that takes
+   * it must not hold the job forever. Default 10.
+   */
+  maxTimeouts?: number;
   /** Time source. Default: the real clock. */
   clock?: Clock;
 }
@@ -96,6 +102,7 @@ interface TaskState {
   attempt: number;
   startedAt: number;
   failures: number;
+  timeouts: number;
   lastError?: string;
 }
 
@@ -125,7 +132,10 @@ export class Coordinator {
   readonly #dir: string;
   readonly #timeoutMs: number;
   readonly #maxFailures: number;
+  readonly #maxTimeouts: number;
   readonly #clock: Clock;
+  /** Workers that have asked for tasks, and whether they have been told to exit. */
+  readonly #workers = new Map<string, { told: boolean }>();
   #failedAttempts = 0;
   #bytesMapped = 0;
   #failure: string | undefined;
@@ -137,8 +147,15 @@ export class Coordinator {
     this.#dir = options.dir ?? Deno.cwd();
     this.#timeoutMs = options.taskTimeoutMs ?? 10_000;
     this.#maxFailures = options.maxFailures ?? 3;
+    this.#maxTimeouts = options.maxTimeouts ?? 10;
     this.#clock = options.clock ?? realClock;
-    const fresh = (): TaskState => ({ state: "idle", attempt: 0, startedAt: 0, failures: 0 });
+    const fresh = (): TaskState => ({
+      state: "idle",
+      attempt: 0,
+      startedAt: 0,
+      failures: 0,
+      timeouts: 0,
+    });
     this.#mapStates = maps.map(fresh);
     this.#reduceStates = Array.from({ length: this.#nReduce }, fresh);
     this.#finished.promise.catch(() => {}); // observed through `finished`
@@ -152,9 +169,19 @@ export class Coordinator {
    */
   static async create(options: CoordinatorOptions): Promise<Coordinator> {
     if (options.files.length === 0) throw new RangeError("a MapReduce job needs input files");
-    const nReduce = options.nReduce ?? 10;
-    if (!Number.isSafeInteger(nReduce) || nReduce < 1) {
-      throw new RangeError(`nReduce must be a positive integer, got ${nReduce}`);
+    for (
+      const [name, value] of [
+        ["nReduce", options.nReduce],
+        ["maxFailures", options.maxFailures],
+        ["maxTimeouts", options.maxTimeouts],
+      ] as const
+    ) {
+      if (value !== undefined && (!Number.isSafeInteger(value) || value < 1)) {
+        throw new RangeError(`${name} must be a positive integer, got ${value}`);
+      }
+    }
+    if (options.taskTimeoutMs !== undefined && !(options.taskTimeoutMs > 0)) {
+      throw new RangeError(`taskTimeoutMs must be above 0, got ${options.taskTimeoutMs}`);
     }
     const dir = options.dir ?? Deno.cwd();
     await Deno.mkdir(dir, { recursive: true });
@@ -194,6 +221,16 @@ export class Coordinator {
     };
   }
 
+  /**
+   * Workers that have asked for tasks and not yet been told the job is over
+   * (a coordinator lingers for them before it exits).
+   */
+  get untoldWorkers(): number {
+    let n = 0;
+    for (const w of this.#workers.values()) if (!w.told) n++;
+    return n;
+  }
+
   /** The `MR` service's methods, for an RPC server. */
   methods(): {
     Task(args: unknown): Assignment;
@@ -202,8 +239,10 @@ export class Coordinator {
   } {
     return {
       Task: (args: unknown) => {
-        expectShape<{ worker: string }>(args, { worker: "string" });
-        return this.#assign();
+        const { worker } = expectShape<{ worker: string }>(args, { worker: "string" });
+        const assignment = this.#assign();
+        this.#workers.set(worker.slice(0, 200), { told: assignment.kind === "exit" });
+        return assignment;
       },
       Done: (args: unknown) => this.#report(args, undefined),
       Failed: (args: unknown) => {
@@ -229,7 +268,16 @@ export class Coordinator {
     if (pick < 0) {
       // Nothing idle: a running task whose worker has been silent too long goes to this one.
       pick = states.findIndex((s) => s.state === "running" && now - s.startedAt >= this.#timeoutMs);
-      if (pick >= 0) this.#failedAttempts++;
+      if (pick >= 0) {
+        this.#failedAttempts++;
+        if (++states[pick].timeouts >= this.#maxTimeouts) {
+          this.#fail(
+            `${phase} task ${pick} timed out ${states[pick].timeouts} times (its workers ` +
+              `crashed or stalled past ${this.#timeoutMs} ms)`,
+          );
+          return { kind: "exit", failed: this.#failure };
+        }
+      }
     }
     if (pick < 0) return { kind: "wait", ms: WAIT_MS };
     const s = states[pick];
@@ -267,15 +315,20 @@ export class Coordinator {
       if (this.#phase() === "done") this.#finished.resolve();
       return;
     }
-    // A failure of an attempt since given to another worker changes nothing.
-    if (attempt !== s.attempt) return;
+    // A failure of an attempt since given to another worker, or reported twice
+    // (a retried call whose reply was lost), changes nothing.
+    if (attempt !== s.attempt || s.state !== "running") return;
     this.#failedAttempts++;
     s.failures++;
     s.lastError = error;
     s.state = "idle";
     if (s.failures >= this.#maxFailures) {
-      this.#failure = `${kind} task ${id} failed ${s.failures} times; last: ${error}`;
-      this.#finished.reject(new Error(this.#failure));
+      this.#fail(`${kind} task ${id} failed ${s.failures} times; last: ${error}`);
     }
+  }
+
+  #fail(reason: string): void {
+    this.#failure = reason;
+    this.#finished.reject(new Error(reason));
   }
 }

@@ -118,3 +118,55 @@ Deno.test("mr coordinator: no inputs, a bad nReduce or a missing file are refuse
     /input \/nonexistent\/input.txt/,
   );
 });
+
+Deno.test("mr coordinator: a task that times out maxTimeouts times ends the job, naming it", async () => {
+  const dir = await Deno.makeTempDir();
+  await Deno.writeTextFile(`${dir}/in.txt`, "x\n");
+  const clock = new VirtualClock();
+  const c = await Coordinator.create({
+    files: [`${dir}/in.txt`],
+    dir,
+    taskTimeoutMs: 1000,
+    maxTimeouts: 3,
+    clock,
+  });
+  const server = new RpcServer();
+  server.addService("MR", c.methods());
+  const task = async () => await server.dispatch("MR.Task", { worker: "w" }) as Assignment;
+  assert.equal((await task()).kind, "map");
+  for (let k = 1; k < 3; k++) {
+    await clock.advance(1000);
+    const again = await task();
+    assert.ok(again.kind === "map" && again.attempt === k + 1);
+  }
+  await clock.advance(1000);
+  const last = await task();
+  assert.deepEqual(last, {
+    kind: "exit",
+    failed: "map task 0 timed out 3 times (its workers crashed or stalled past 1000 ms)",
+  });
+  await assert.rejects(c.finished, /timed out 3 times/);
+  assert.equal(c.untoldWorkers, 0, "the asking worker was told");
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("mr coordinator: a failure reported twice counts once", async () => {
+  const j = await job(1);
+  const a = await j.task();
+  assert.ok(a.kind === "map");
+  const failed = { worker: "w", kind: "map", id: 0, attempt: a.attempt, error: "once" };
+  await j.call("Failed", failed);
+  await j.call("Failed", failed); // the retry of a call whose reply was lost
+  assert.equal(j.coordinator.progress().failed, 1);
+  await Deno.remove(j.dir, { recursive: true });
+});
+
+Deno.test("mr coordinator: bad limits are refused", async () => {
+  const dir = await Deno.makeTempDir();
+  await Deno.writeTextFile(`${dir}/in.txt`, "x\n");
+  const files = [`${dir}/in.txt`];
+  await assert.rejects(Coordinator.create({ files, taskTimeoutMs: 0 }), /taskTimeoutMs/);
+  await assert.rejects(Coordinator.create({ files, maxFailures: 0 }), /maxFailures/);
+  await assert.rejects(Coordinator.create({ files, maxTimeouts: 1.5 }), /maxTimeouts/);
+  await Deno.remove(dir, { recursive: true });
+});

@@ -18,21 +18,29 @@ import { compareKeys, type KeyValue, type MapReduceApp, partitionOf } from "./ap
  * ```ts
  * import type { MapTask } from "@distkit/distkit/mapreduce";
  *
- * const task: MapTask = { id: 0, file: "pg-grimm.txt", start: 0, end: 540174 };
+ * const task: MapTask = {
+ *   id: 0,
+ *   file: "pg-grimm.txt",
+ *   path: "/data/pg-grimm.txt",
+ *   start: 0,
+ *   end: 540174,
+ * };
  * ```
  */
 export interface MapTask {
   /** The task's number, from 0. */
   id: number;
-  /** The input file's path. */
+  /** The input file as given (what `map` gets as its filename). */
   file: string;
+  /** Its absolute path, which workers read (they may run in another folder). */
+  path: string;
   /** First byte. */
   start: number;
   /** One past the last byte. */
   end: number;
 }
 
-/** Default largest map task input: 64 MiB. */
+/** Default largest map task input: 64 MiB. A larger file is split at line ends. */
 export const DEFAULT_CHUNK_BYTES = 64 * 1024 * 1024;
 
 /**
@@ -57,12 +65,14 @@ export async function splitInputs(
   const tasks: MapTask[] = [];
   for (const file of files) {
     let size: number;
+    let path: string;
     let handle: Deno.FsFile | undefined;
     try {
-      const info = await Deno.stat(file);
+      path = await Deno.realPath(file);
+      const info = await Deno.stat(path);
       if (!info.isFile) throw new Error("not a regular file");
       size = info.size;
-      if (size > chunkBytes) handle = await Deno.open(file);
+      if (size > chunkBytes) handle = await Deno.open(path);
     } catch (err) {
       throw new Error(`input ${file}: ${(err as Error).message}`, { cause: err });
     }
@@ -70,7 +80,7 @@ export async function splitInputs(
       let start = 0;
       while (start < size || (start === 0 && size === 0)) {
         const end = handle ? await lineEndAfter(handle, start + chunkBytes, size) : size;
-        tasks.push({ id: tasks.length, file, start, end });
+        tasks.push({ id: tasks.length, file, path, start, end });
         start = end;
         if (size === 0) break;
       }
@@ -98,7 +108,7 @@ async function lineEndAfter(file: Deno.FsFile, from: number, size: number): Prom
 
 /** Reads a map task's input as text. */
 export async function readInput(task: MapTask): Promise<string> {
-  const file = await Deno.open(task.file);
+  const file = await Deno.open(task.path);
   try {
     const bytes = new Uint8Array(task.end - task.start);
     await file.seek(task.start, Deno.SeekMode.Start);
@@ -166,6 +176,8 @@ export async function writeAtomically(path: string, text: string): Promise<void>
   const temp = await Deno.makeTempFile({ dir, prefix: ".mr-tmp-" });
   try {
     await Deno.writeTextFile(temp, text);
+    // A temporary file is private (0600); the result is for everyone who may read the folder.
+    await Deno.chmod(temp, 0o644);
     await Deno.rename(temp, path);
   } catch (err) {
     await Deno.remove(temp).catch(() => {});

@@ -28,10 +28,16 @@ export interface WorkerOptions {
   /** The worker's name, in the coordinator's view. Default: its process id and a random tag. */
   id?: string;
   /**
-   * How long the coordinator may be unreachable before the worker stops
-   * (it has finished and exited, or died). Default 3,000 ms.
+   * How long the coordinator may be unreachable, once it has answered,
+   * before the worker stops (it has finished and exited, or died).
+   * Default 3,000 ms.
    */
   giveUpMs?: number;
+  /**
+   * How long to keep trying to reach a coordinator that has not answered
+   * yet (it may still be starting). Default 30,000 ms.
+   */
+  connectMs?: number;
   /** Reports each task as it starts and ends. Default: nothing. */
   log?: (line: string) => void;
   /** Time source. Default: the real clock. */
@@ -55,8 +61,11 @@ export interface WorkerReport {
   reduces: number;
   /** Tasks whose app call failed (each reported to the coordinator). */
   failures: number;
-  /** Why it stopped: the job is done, it failed, or the coordinator went away. */
-  ended: "done" | "job failed" | "coordinator gone";
+  /**
+   * Why it stopped: the job is done, it failed, the coordinator went away
+   * (after answering), or it never answered.
+   */
+  ended: "done" | "job failed" | "coordinator gone" | "coordinator unreachable";
   /** For a failed job: the coordinator's reason. */
   reason?: string;
 }
@@ -84,6 +93,8 @@ export async function runWorker(
   const worker = options.id ?? `worker-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
   const log = options.log ?? (() => {});
   const giveUpMs = options.giveUpMs ?? 3000;
+  const connectMs = options.connectMs ?? 30_000;
+  let answered = false;
   const report: WorkerReport = { maps: 0, reduces: 0, failures: 0, ended: "done" };
   let unreachableSince: number | undefined;
   /** One call, retried while the coordinator is unreachable; undefined once it has been gone too long. */
@@ -92,18 +103,21 @@ export async function runWorker(
       try {
         const reply = await coordinator.call(`MR.${method}`, args, { timeoutMs: 5000 });
         unreachableSince = undefined;
+        answered = true;
         return { reply };
       } catch (err) {
         if (!(err instanceof RpcError) || !["unreachable", "timeout"].includes(err.code)) throw err;
         unreachableSince ??= clock.now();
-        if (clock.now() - unreachableSince >= giveUpMs) return undefined;
+        if (clock.now() - unreachableSince >= (answered ? giveUpMs : connectMs)) return undefined;
         await delay(100, { clock });
       }
     }
   };
   while (true) {
     const answer = await call("Task", { worker });
-    if (answer === undefined) return { ...report, ended: "coordinator gone" };
+    if (answer === undefined) {
+      return { ...report, ended: answered ? "coordinator gone" : "coordinator unreachable" };
+    }
     const assignment = answer.reply as Assignment;
     switch (assignment.kind) {
       case "exit":
@@ -137,7 +151,13 @@ export async function runWorker(
           ? await call("Done", done)
           : await call("Failed", { ...done, error });
         if (reported === undefined) return { ...report, ended: "coordinator gone" };
+        break;
       }
+      default:
+        throw new Error(
+          `the coordinator sent ${JSON.stringify(assignment)}, which this worker does not ` +
+            `understand (another version of distkit?)`,
+        );
     }
   }
 }

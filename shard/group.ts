@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { delay } from "../net/async.ts";
+import { deadline, delay } from "../net/async.ts";
 import { KvRequestError } from "../kv/errors.ts";
 import {
   DEFAULT_KV_LIMITS,
@@ -127,7 +127,6 @@ export class ShardGroupServer {
       clock: options.clock,
       random: options.random?.fork(),
       id: `group-${options.gid}-${options.id}`,
-      attemptTimeoutMs: 1000,
     });
   }
 
@@ -279,7 +278,7 @@ export class ShardGroupServer {
           { operation: "pull", write: false, rounds: 1, signal },
         );
         if (reply?.status === "ok" && reply.data instanceof Uint8Array) {
-          await this.#replica.submit({ kind: "install", num, shard, data: reply.data });
+          await this.#propose({ kind: "install", num, shard, data: reply.data });
         }
       }),
       ...state.received().map(async ({ shard, source }) => {
@@ -288,7 +287,7 @@ export class ShardGroupServer {
           { shard, leftAt: source.leftAt },
           { operation: "delete", write: true, rounds: 1, signal },
         );
-        if (reply?.status === "ok") await this.#replica.submit({ kind: "released", num, shard });
+        if (reply?.status === "ok") await this.#propose({ kind: "released", num, shard });
       }),
     ]);
     if (!state.settled || state.config.num !== num) return;
@@ -300,7 +299,19 @@ export class ShardGroupServer {
       const source = await this.#sourceOf(shard, num, signal);
       if (source) sources[shard] = source;
     }
-    await this.#replica.submit({ kind: "config", config: next, sources });
+    await this.#propose({ kind: "config", config: next, sources });
+  }
+
+  /**
+   * Proposes an entry of the migration loop, giving up after the request
+   * timeout: an entry of a deposed leader may never come out of the log
+   * (nothing else written at its index), and the loop must go on.
+   */
+  async #propose(entry: GroupEntry): Promise<void> {
+    await deadline(this.#replica.submit(entry), {
+      clock: this.#replica.clock,
+      timeoutMs: this.#replica.requestTimeoutMs,
+    });
   }
 
   /**
@@ -336,7 +347,6 @@ export class ShardGroupServer {
       client = new ReplicaClient(this.#options.transport, source.servers, {
         clock: this.#options.clock,
         random: this.#options.random?.fork(),
-        attemptTimeoutMs: 1000,
       });
       this.#groups.set(key, client);
     }

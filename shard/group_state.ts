@@ -316,7 +316,13 @@ export class ShardGroupState {
   #install(entry: { num: number; shard: number; data: Uint8Array }): boolean {
     const held = this.#shards.get(entry.shard);
     if (entry.num !== this.#config.num || held?.status !== "pulling") return false;
-    held.store.restore(entry.data);
+    try {
+      held.store.restore(entry.data);
+    } catch {
+      // Not a shard's data (another version, a damaged entry): the same
+      // verdict on every replica; the shard stays pulling and is pulled again.
+      return false;
+    }
     held.status = "received";
     return true;
   }

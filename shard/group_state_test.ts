@@ -1,0 +1,71 @@
+import assert from "node:assert/strict";
+import { DEFAULT_KV_LIMITS } from "../kv/mod.ts";
+import { initialConfig, join, keyToShard, leave } from "./config.ts";
+import { ShardGroupState } from "./group_state.ts";
+
+const put = (client: string, seq: number, key: string, value: string) => ({
+  kind: "op",
+  command: { client, seq, write: { type: "put", key, value } },
+});
+
+Deno.test("shard group state: a shard moves: leaving, pulled, received, released, deleted", () => {
+  const a = new ShardGroupState({ gid: 100, limits: DEFAULT_KV_LIMITS });
+  const b = new ShardGroupState({ gid: 101, limits: DEFAULT_KV_LIMITS });
+  const c1 = join(initialConfig(), { 100: ["a"] });
+  const c2 = join(c1, { 101: ["b"] });
+  a.apply({ kind: "config", config: c1, sources: {} });
+  b.apply({ kind: "config", config: c1, sources: {} });
+  assert.deepEqual(a.apply(put("c", 1, "7", "1")), { kind: "write", result: { ok: true } });
+  const shard = keyToShard("7");
+  assert.equal(c2.shards[shard], 101, "the shard of key 7 moves to 101 in c2");
+  a.apply({ kind: "config", config: c2, sources: {} });
+  const source = { gid: 100, servers: ["a"], leftAt: 2 };
+  b.apply({ kind: "config", config: c2, sources: { [shard]: source } });
+  assert.equal(a.statuses().get(shard), "leaving");
+  assert.equal(b.statuses().get(shard), "pulling");
+  assert.equal(b.serves(shard), false, "not served before its data arrives");
+  assert.deepEqual(a.apply(put("c", 2, "7", "2")), { kind: "wrong-group" });
+  // A damaged install changes nothing and does not stop the replica.
+  assert.deepEqual(b.apply({ kind: "install", num: 2, shard, data: new Uint8Array([1, 2]) }), {
+    kind: "done",
+    changed: false,
+  });
+  assert.equal(b.statuses().get(shard), "pulling");
+  const data = a.leavingData(shard, 2)!;
+  assert.ok(data);
+  b.apply({ kind: "install", num: 2, shard, data });
+  assert.equal(b.statuses().get(shard), "received");
+  assert.equal(b.store(shard)?.get("7"), "1");
+  // The dedup table came along: a retry of write 1 is not applied again.
+  assert.deepEqual(b.recall(put("c", 1, "7", "1")), { kind: "write", result: { ok: true } });
+  assert.equal(b.settled, false, "the source has not been released yet");
+  a.apply({ kind: "delete", shard, leftAt: 2 });
+  assert.equal(a.statuses().has(shard), false, "the old owner dropped its copy");
+  b.apply({ kind: "released", num: 2, shard });
+  assert.equal(b.statuses().get(shard), "serving");
+  assert.equal(a.settled, false, "its other shards are still leaving");
+  // Snapshots carry everything.
+  const copy = new ShardGroupState({ gid: 101, limits: DEFAULT_KV_LIMITS });
+  copy.restore(b.snapshot());
+  assert.deepEqual(copy.statuses(), b.statuses());
+  assert.equal(copy.store(shard)?.get("7"), "1");
+  // A configuration out of order is ignored.
+  assert.deepEqual(a.apply({ kind: "config", config: leave(c2, [101]), sources: {} }), {
+    kind: "done",
+    changed: true,
+  });
+  assert.deepEqual(a.apply({ kind: "config", config: c1, sources: {} }), {
+    kind: "done",
+    changed: false,
+  });
+});
+
+Deno.test("shard group state: malformed entries are refused the same way everywhere", () => {
+  const s = new ShardGroupState({ gid: 100, limits: DEFAULT_KV_LIMITS });
+  for (const bad of [null, 7, { kind: "nope" }, { kind: "install", num: -1, shard: 0, data: 1 }]) {
+    const result = s.apply(bad);
+    assert.equal(result.kind, "write");
+    assert.match(JSON.stringify(result), /malformed log entry/);
+  }
+  assert.throws(() => s.restore(new Uint8Array([0xc1])), /.+/);
+});

@@ -13,8 +13,9 @@
 import assert from "node:assert/strict";
 import type { Model } from "../checker/mod.ts";
 import type { Clerk, KvValue } from "../kv/mod.ts";
-import { seedFromEnv, simulate } from "../net/mod.ts";
+import { simulate } from "../net/mod.ts";
 import { KvCluster, OpLog, text } from "./kv_cluster.ts";
+import { runSeeds } from "./seeds.ts";
 
 const FAULT_MS = 5_000;
 
@@ -195,17 +196,5 @@ async function runSeed(seed: number): Promise<{ ops: number; faults: number }> {
   }
 }
 
-Deno.test("kv: randomized faults, every history linearizable", async () => {
-  const replay = Deno.env.get("SEED");
-  const count = replay ? 1 : Number(Deno.env.get("KV_SEEDS") ?? 200);
-  const base = replay ? Number(replay) : seedFromEnv();
-  console.log(`  seeds ${base}..${base + count - 1} (replay one with SEED=<seed>)`);
-  let ops = 0;
-  let faults = 0;
-  for (let k = 0; k < count; k++) {
-    const r = await runSeed(base + k);
-    ops += r.ops;
-    faults += r.faults;
-  }
-  console.log(`  ${count} seeds, ${ops} operations, ${faults} faults, all linearizable`);
-});
+Deno.test("kv: randomized faults, every history linearizable", () =>
+  runSeeds("KV_SEEDS", 200, runSeed));

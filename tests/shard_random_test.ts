@@ -18,13 +18,14 @@
  */
 import assert from "node:assert/strict";
 import { kvModel } from "../checker/mod.ts";
-import { deadline, type Random, seedFromEnv, simulate } from "../net/mod.ts";
+import { deadline, type Random, simulate } from "../net/mod.ts";
 import { DEFAULT_KV_LIMITS } from "../kv/protocol.ts";
 import type { ShardClerk } from "../shard/clerk.ts";
 import { initialConfig, join, leave, N_SHARDS, type ShardConfig } from "../shard/config.ts";
 import { ShardGroupState, type ShardSource } from "../shard/group_state.ts";
 import { OpLog, text } from "./kv_cluster.ts";
 import { ShardKvCluster } from "./shard_cluster.ts";
+import { runSeeds } from "./seeds.ts";
 
 const FAULT_MS = 6_000;
 /** After healing: virtual time for the clients to finish and the groups to settle. */
@@ -316,25 +317,8 @@ async function runSeed(seed: number): Promise<{ ops: number; faults: number }> {
   }
 }
 
-Deno.test("shard kv: randomized reconfigurations and faults, every history linearizable", async () => {
-  const replay = Deno.env.get("SEED");
-  const count = replay ? 1 : Number(Deno.env.get("SHARD_SEEDS") ?? 100);
-  const base = replay ? Number(replay) : seedFromEnv();
-  console.log(`  seeds ${base}..${base + count - 1} (replay one with SEED=<seed>)`);
-  const start = performance.now();
-  let ops = 0;
-  let faults = 0;
-  for (let k = 0; k < count; k++) {
-    const r = await runSeed(base + k);
-    ops += r.ops;
-    faults += r.faults;
-  }
-  const secs = (performance.now() - start) / 1000;
-  console.log(
-    `  ${count} seeds in ${secs.toFixed(1)} s, ${ops} operations, ${faults} faults, ` +
-      `all linearizable`,
-  );
-});
+Deno.test("shard kv: randomized reconfigurations and faults, every history linearizable", () =>
+  runSeeds("SHARD_SEEDS", 100, runSeed));
 
 // Regressions the simulation found, replayed on one group's state.
 

@@ -92,6 +92,15 @@ interface SnapshotPointer {
   chunks: number;
 }
 
+/** An entry encoded for storage, and the part count of the entry it overwrites (0 if none). */
+interface EncodedEntry {
+  index: number;
+  parts: Uint8Array[];
+  /** Stored bytes (header and body), for raftStateSize. */
+  size: number;
+  staleParts: number;
+}
+
 type Mutation =
   | { type: "set"; key: Deno.KvKey; value: Uint8Array }
   | { type: "delete"; key: Deno.KvKey };
@@ -219,12 +228,15 @@ export class DenoKvStorage implements RaftStorage {
     const groups = entryGroups.length > 0 ? entryGroups : [[]];
     for (const group of groups) {
       let mutations: Mutation[] = first ? [...head] : [];
-      for (const { index, parts } of group) {
-        const writes: Mutation[] = parts.map((value, part) => ({
+      for (const { index, parts, staleParts } of group) {
+        // An overwritten entry that had more parts loses the extra ones
+        // first: left behind, they would read as part of the new entry.
+        const writes: Mutation[] = this.#partDeletes(index, parts.length, staleParts);
+        writes.push(...parts.map((value, part) => ({
           type: "set" as const,
           key: this.#key("log", index, part),
           value,
-        }));
+        })));
         // An entry too big for one commit sends its first parts ahead, each
         // commit with the meta still ending before it (so a crash leaves them
         // invisible, and an entry being overwritten is dropped, not mixed).
@@ -352,16 +364,20 @@ export class DenoKvStorage implements RaftStorage {
     }
   }
 
-  /** Encodes entries and groups them so each group fits one commit (with the head and meta). */
-  #entryGroups(entries: Entry[]): { index: number; parts: Uint8Array[]; size: number }[][] {
-    const groups: { index: number; parts: Uint8Array[]; size: number }[][] = [];
-    let group: { index: number; parts: Uint8Array[]; size: number }[] = [];
+  /**
+   * Encodes entries and groups them so each group fits one commit (with the
+   * head and meta). `staleParts`: how many parts the stored entry at the same
+   * index has (0 if none), so an overwrite can delete the ones beyond its own.
+   */
+  #entryGroups(entries: Entry[]): EncodedEntry[][] {
+    const groups: EncodedEntry[][] = [];
+    let group: EncodedEntry[] = [];
     let mutations = 4; // head and meta
     let bytes = 1024;
     for (const entry of entries) {
       const body = this.#codec.encode(entry);
       const parts: Uint8Array[] = [];
-      const count = Math.max(1, Math.ceil((body.length + HEADER_BYTES) / PART_BYTES));
+      const count = partCount(body.length + HEADER_BYTES);
       if (count > 0xffff) {
         throw new Error(`entry ${entry.index} is too large to store (${body.length} bytes)`);
       }
@@ -378,17 +394,20 @@ export class DenoKvStorage implements RaftStorage {
         parts.push(body.subarray(at, at + PART_BYTES));
       }
       const size = body.length + HEADER_BYTES;
+      const stored = this.#entrySizes.get(entry.index);
+      const staleParts = stored === undefined ? 0 : partCount(stored);
+      const writes = parts.length + Math.max(0, staleParts - parts.length);
       if (
         group.length > 0 &&
-        (mutations + parts.length > COMMIT_MUTATIONS || bytes + size > COMMIT_BYTES)
+        (mutations + writes > COMMIT_MUTATIONS || bytes + size > COMMIT_BYTES)
       ) {
         groups.push(group);
         group = [];
         mutations = 4;
         bytes = 1024;
       }
-      group.push({ index: entry.index, parts, size });
-      mutations += parts.length;
+      group.push({ index: entry.index, parts, size, staleParts });
+      mutations += writes;
       bytes += size + 64;
     }
     if (group.length > 0) groups.push(group);
@@ -397,10 +416,14 @@ export class DenoKvStorage implements RaftStorage {
 
   #entryDeletes(index: number): Mutation[] {
     const size = this.#entrySizes.get(index);
-    const parts = size === undefined ? 1 : Math.max(1, Math.ceil(size / PART_BYTES));
+    return this.#partDeletes(index, 0, size === undefined ? 1 : partCount(size));
+  }
+
+  /** Deletes of parts `from` to `to - 1` of the entry at `index`. */
+  #partDeletes(index: number, from: number, to: number): Mutation[] {
     return Array.from(
-      { length: parts },
-      (_, part) => ({ type: "delete" as const, key: this.#key("log", index, part) }),
+      { length: Math.max(0, to - from) },
+      (_, k) => ({ type: "delete" as const, key: this.#key("log", index, from + k) }),
     );
   }
 
@@ -544,6 +567,11 @@ export class DenoKvStorage implements RaftStorage {
     }
     return data;
   }
+}
+
+/** How many parts an entry of `size` stored bytes (header included) takes. */
+function partCount(size: number): number {
+  return Math.max(1, Math.ceil(size / PART_BYTES));
 }
 
 /** Splits mutations into commits within Deno KV's limits. */

@@ -11,6 +11,18 @@ async function withStore(fn: (path: string) => Promise<void>): Promise<void> {
   }
 }
 
+/** How many keys the store at `path` holds under `prefix`. */
+async function countKeys(path: string, prefix: Deno.KvKey): Promise<number> {
+  const kv = await Deno.openKv(path);
+  try {
+    let n = 0;
+    for await (const _ of kv.list({ prefix })) n++;
+    return n;
+  } finally {
+    kv.close();
+  }
+}
+
 function entries(from: number, to: number, term: number, size = 10): Entry[] {
   return Array.from({ length: to - from + 1 }, (_, k) => ({
     index: from + k,
@@ -122,6 +134,32 @@ Deno.test("kv storage: an entry over Deno KV's 800 KiB commit limit is stored ac
     assert.deepEqual(state.entries, [...entries(1, 1, 1), huge, ...entries(3, 4, 2)]);
     assert.deepEqual(state.hardState, { term: 2, vote: "b", commit: 1 });
     await again.close();
+  });
+});
+
+Deno.test("kv storage: an entry overwritten by a smaller one leaves none of its parts behind", async () => {
+  await withStore(async (path) => {
+    const s = await DenoKvStorage.open(path);
+    const sized = (index: number, term: number, bytes: number): Entry => ({
+      index,
+      term,
+      kind: "command",
+      command: "p".repeat(bytes),
+    });
+    // Entry 2: 4 parts, then 2, then 1; entry 3: 17 parts (over one commit), then 1.
+    await s.save({
+      entries: [sized(1, 1, 10), sized(2, 1, 200_000), sized(3, 1, 1_000_000)],
+      resetLog: false,
+    });
+    await s.save({ entries: [sized(2, 2, 100_000)], resetLog: false });
+    await s.save({ entries: [sized(2, 3, 10), sized(3, 3, 10)], resetLog: false });
+    const expected = [sized(1, 1, 10), sized(2, 3, 10), sized(3, 3, 10)];
+    assert.deepEqual((await s.load()).entries, expected);
+    await s.close();
+    const again = await DenoKvStorage.open(path);
+    assert.deepEqual((await again.load()).entries, expected);
+    await again.close();
+    assert.equal(await countKeys(path, ["raft", "log"]), 3, "one part per entry is left");
   });
 });
 

@@ -13,8 +13,10 @@
  * commits as its limits allow (1,000 mutations, 800 KiB). A save larger than
  * one commit is split so that every commit leaves a valid log: the hard state
  * and the first entries go first, and the log's last index only ever covers
- * entries already written. Corruption (a checksum mismatch, a gap, an entry at
- * the wrong index) is reported at start-up with {@linkcode StorageCorruptionError}.
+ * entries already written. Keys a crash left outside the meta (entries outside
+ * [first, last], other snapshots' chunks) are deleted by `load`. Corruption (a
+ * checksum mismatch, a gap, an entry at the wrong index) is reported at
+ * start-up with {@linkcode StorageCorruptionError}.
  *
  * @module
  */
@@ -183,6 +185,7 @@ export class DenoKvStorage implements RaftStorage {
       state.snapshot = { meta: pointer.meta, data: await this.#readSnapshot(pointer) };
     }
     state.entries = await this.#readEntries();
+    await this.#removeLeftovers();
     // The commit index may have been saved ahead of entries a crash kept from being written.
     const floor = pointer?.meta.index ?? 0;
     hardState.commit = Math.max(floor, Math.min(hardState.commit, this.#meta.last));
@@ -472,6 +475,31 @@ export class DenoKvStorage implements RaftStorage {
       throw new StorageCorruptionError(this.#where, `entries ${current}..${last} are missing`);
     }
     return entries;
+  }
+
+  /**
+   * Deletes what a crash can leave outside the meta: entries below `first`
+   * (compacted) or above `last` (a dropped suffix), and chunks of snapshots
+   * other than the current one (the one it replaced, or one whose pointer
+   * switch never happened, under the id the next snapshot takes). None of it
+   * is read, but a later write at the same key would be mixed with it.
+   */
+  async #removeLeftovers(): Promise<void> {
+    const { first, last, snapshot } = this.#meta;
+    const id = snapshot?.id ?? 0;
+    const log = this.#key("log");
+    const snap = this.#key("snap");
+    const outside: Deno.KvListSelector[] = [
+      { prefix: log, end: this.#key("log", first) },
+      { prefix: log, start: this.#key("log", last + 1) },
+      { prefix: snap, end: this.#key("snap", id) },
+      { prefix: snap, start: this.#key("snap", id + 1) },
+    ];
+    const deletes: Mutation[] = [];
+    for (const selector of outside) {
+      for await (const { key } of this.#kv.list(selector)) deletes.push({ type: "delete", key });
+    }
+    for (const mutations of pack(deletes)) await this.#commit(mutations);
   }
 
   #assembleEntry(index: number, parts: Uint8Array[]): { entry: Entry; size: number } {

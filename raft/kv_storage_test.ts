@@ -176,6 +176,81 @@ Deno.test("kv storage: resetLog replaces the whole log with the snapshot", async
   });
 });
 
+/** The raw keys and values under `prefix` in the store at `path`. */
+async function rawKeys(path: string, prefix: Deno.KvKey): Promise<Deno.KvEntry<unknown>[]> {
+  const kv = await Deno.openKv(path);
+  try {
+    return await Array.fromAsync(kv.list({ prefix }));
+  } finally {
+    kv.close();
+  }
+}
+
+/** Writes `rows` back into the store at `path`, as a crash would have left them. */
+async function putRaw(path: string, rows: Deno.KvEntry<unknown>[]): Promise<void> {
+  const kv = await Deno.openKv(path);
+  try {
+    for (const { key, value } of rows) await kv.set(key, value);
+  } finally {
+    kv.close();
+  }
+}
+
+Deno.test("kv storage: chunks of a snapshot whose switch a crash cut off are not mixed into the next one", async () => {
+  await withStore(async (path) => {
+    const s = await DenoKvStorage.open(path);
+    await s.save({ snapshot: snapshotAt(2, 1, 100), entries: entries(3, 4, 1), resetLog: false });
+    await s.close();
+    // A snapshot of 5 chunks, written under the next id, then a crash
+    // before the pointer switched to it: its chunks are all that is left.
+    const other = await DenoKvStorage.open(`${path}.2`);
+    await other.save({ snapshot: snapshotAt(2, 1, 100), entries: [], resetLog: false });
+    await other.save({ snapshot: snapshotAt(4, 1, 300_000), entries: [], resetLog: false });
+    await other.close();
+    await putRaw(path, await rawKeys(`${path}.2`, ["raft", "snap", 2]));
+
+    const again = await DenoKvStorage.open(path);
+    assert.deepEqual((await again.load()).snapshot, snapshotAt(2, 1, 100));
+    const smaller = snapshotAt(4, 1, 1000); // one chunk, under the same id
+    await again.save({ snapshot: smaller, entries: [], resetLog: false });
+    await again.close();
+    const third = await DenoKvStorage.open(path);
+    const state = await third.load();
+    assert.deepEqual(state.snapshot, smaller);
+    assert.deepEqual(state.entries, []);
+    await third.close();
+    assert.equal(await countKeys(path, ["raft", "snap"]), 1, "only the current snapshot's chunk");
+  });
+});
+
+Deno.test("kv storage: entries a crash left outside the log are removed when it is loaded", async () => {
+  await withStore(async (path) => {
+    const s = await DenoKvStorage.open(path);
+    const big: Entry = { index: 7, term: 1, kind: "command", command: "q".repeat(150_000) };
+    await s.save({ entries: [...entries(1, 6, 1), big], resetLog: false });
+    const compacted = await rawKeys(path, ["raft", "log", 1]);
+    const dropped = await rawKeys(path, ["raft", "log", 7]);
+    assert.equal(dropped.length, 3);
+    // A new leader's entries replace 5..7, and a snapshot compacts 1..2;
+    // then the keys a crash could have kept from being deleted come back.
+    await s.save({ entries: entries(5, 6, 2), resetLog: false });
+    await s.save({ snapshot: snapshotAt(2, 1, 100), entries: [], resetLog: false });
+    await s.close();
+    await putRaw(path, [...compacted, ...dropped]);
+
+    const again = await DenoKvStorage.open(path);
+    const expected = [...entries(3, 4, 1), ...entries(5, 6, 2)];
+    assert.deepEqual((await again.load()).entries, expected);
+    assert.equal(await countKeys(path, ["raft", "log"]), 4, "the leftovers are gone");
+    // Entry 7 written again, smaller: nothing of the old one is mixed in.
+    await again.save({ entries: entries(7, 7, 2), resetLog: false });
+    await again.close();
+    const third = await DenoKvStorage.open(path);
+    assert.deepEqual((await third.load()).entries, [...expected, ...entries(7, 7, 2)]);
+    await third.close();
+  });
+});
+
 Deno.test("kv storage: the commit index is clamped to the entries actually stored", async () => {
   await withStore(async (path) => {
     const s = await DenoKvStorage.open(path, { prefix: ["x"] });

@@ -33,6 +33,12 @@ const COMMIT_BYTES = 700 * 1024;
 const PARTS_PER_COMMIT = 10;
 /** Entry part 0 header: CRC-32 of the whole encoded entry (4 bytes), then the part count (2 bytes). */
 const HEADER_BYTES = 6;
+/**
+ * Garbage keys a save deletes, besides one per key it writes (so garbage
+ * cannot outgrow the writes that make it). Deleting the ≈20,000 entries a
+ * snapshot compacts at once stalled every node for 130–220 ms.
+ */
+const GARBAGE_PER_SAVE = 16;
 
 /**
  * What Deno KV holds is not what was written: a checksum mismatch, a missing
@@ -103,6 +109,15 @@ interface EncodedEntry {
   staleParts: number;
 }
 
+/**
+ * Stored keys the meta no longer reaches, not deleted yet: entries `from` to
+ * `to` (from part `part` of entry `from` on), or chunks `from` to `to` of
+ * snapshot `id`.
+ */
+type Garbage =
+  | { kind: "log"; from: number; to: number; part: number }
+  | { kind: "snap"; id: number; from: number; to: number };
+
 type Mutation =
   | { type: "set"; key: Deno.KvKey; value: Uint8Array }
   | { type: "delete"; key: Deno.KvKey };
@@ -137,6 +152,14 @@ export class DenoKvStorage implements RaftStorage {
   /** Encoded size of each stored entry, by index (for raftStateSize). */
   #entrySizes = new Map<number, number>();
   #entryBytes = 0;
+  /**
+   * Compacted entries and replaced snapshots, oldest first, that later saves
+   * delete a slice at a time; all of it lies below the log's first index.
+   * A crash forgets it: `load` deletes what is left.
+   */
+  #garbage: Garbage[] = [];
+  /** Part counts of the garbage entries with more than one part. */
+  #garbageParts = new Map<number, number>();
   #closed = false;
 
   private constructor(kv: Deno.Kv, where: string, options: DenoKvStorageOptions) {
@@ -186,6 +209,8 @@ export class DenoKvStorage implements RaftStorage {
     }
     state.entries = await this.#readEntries();
     await this.#removeLeftovers();
+    this.#garbage = [];
+    this.#garbageParts.clear();
     // The commit index may have been saved ahead of entries a crash kept from being written.
     const floor = pointer?.meta.index ?? 0;
     hardState.commit = Math.max(floor, Math.min(hardState.commit, this.#meta.last));
@@ -264,33 +289,31 @@ export class DenoKvStorage implements RaftStorage {
       commits.push(mutations);
       first = false;
     }
+    // 3. Garbage this save may write over (after a reset to an older
+    // snapshot) goes first, or deleting it later would hit the new keys.
+    // Then a slice of the rest rides on the last commit: the meta hides it,
+    // before and after this save.
+    const overwritten = pack(this.#takeGarbageFrom(meta.first));
+    const last = commits[commits.length - 1];
+    const writes = commits.reduce((n, c) => n + c.length, 0);
+    const room = COMMIT_MUTATIONS - last.length;
+    last.push(...this.#takeGarbage(Math.min(GARBAGE_PER_SAVE + writes, room)));
+    commits.unshift(...overwritten);
     for (const mutations of commits) await this.#commit(mutations);
-    // 3. Clean-up, after the switch: entries no longer in [first, last] and the old snapshot.
-    const garbage: Mutation[] = [];
-    for (let i = old.first; i < meta.first && i <= old.last; i++) {
-      garbage.push(...this.#entryDeletes(i));
-    }
+    // 4. Clean-up, after the switch. A dropped suffix goes at once: a later
+    // save may write there again. Compacted entries and the replaced
+    // snapshot become garbage, for later saves to delete.
+    const dropped: Mutation[] = [];
     for (let i = Math.max(meta.last + 1, old.first); i <= old.last; i++) {
-      garbage.push(...this.#entryDeletes(i));
+      dropped.push(...this.#entryDeletes(i));
     }
-    if (pointer && old.snapshot) {
-      for (let c = 0; c < old.snapshot.chunks; c++) {
-        garbage.push({ type: "delete", key: this.#key("snap", old.snapshot.id, c) });
-      }
-    }
-    for (const mutations of pack(garbage)) await this.#commit(mutations);
-    // Bookkeeping for raftStateSize.
+    for (const mutations of pack(dropped)) await this.#commit(mutations);
+    this.#addGarbage(old, meta, pointer !== undefined);
+    // Bookkeeping for raftStateSize. Only the ranges this save dropped can
+    // leave (walking every stored entry cost a measurable share of a put).
     if (batch.hardState) this.#hardStateBytes = head[0].type === "set" ? head[0].value.length : 0;
-    // Only the ranges this save dropped can leave (walking every stored
-    // entry here cost a measurable share of a put under load).
-    const forget = (index: number) => {
-      const size = this.#entrySizes.get(index);
-      if (size === undefined) return;
-      this.#entryBytes -= size;
-      this.#entrySizes.delete(index);
-    };
-    for (let i = old.first; i < meta.first && i <= old.last; i++) forget(i);
-    for (let i = Math.max(meta.last + 1, old.first); i <= old.last; i++) forget(i);
+    for (let i = old.first; i < meta.first && i <= old.last; i++) this.#forget(i);
+    for (let i = Math.max(meta.last + 1, old.first); i <= old.last; i++) this.#forget(i);
     for (const group of entryGroups) {
       for (const { index, size } of group) {
         this.#entryBytes += size - (this.#entrySizes.get(index) ?? 0);
@@ -317,6 +340,68 @@ export class DenoKvStorage implements RaftStorage {
   }
 
   // ---- internals ----
+
+  #forget(index: number): void {
+    const size = this.#entrySizes.get(index);
+    if (size === undefined) return;
+    this.#entryBytes -= size;
+    this.#entrySizes.delete(index);
+  }
+
+  /** Records as garbage the entries compacted by a save from `old` to `meta`, and the replaced snapshot. */
+  #addGarbage(old: Meta, meta: Meta, switched: boolean): void {
+    const to = Math.min(meta.first - 1, old.last);
+    if (to >= old.first) {
+      this.#garbage.push({ kind: "log", from: old.first, to, part: 0 });
+      for (let i = old.first; i <= to; i++) {
+        const parts = partCount(this.#entrySizes.get(i) ?? 0);
+        if (parts > 1) this.#garbageParts.set(i, parts);
+      }
+    }
+    if (switched && old.snapshot) {
+      this.#garbage.push({
+        kind: "snap",
+        id: old.snapshot.id,
+        from: 0,
+        to: old.snapshot.chunks - 1,
+      });
+    }
+  }
+
+  /** Deletes of up to `limit` garbage keys, oldest first, taken off the garbage. */
+  #takeGarbage(limit: number): Mutation[] {
+    const deletes: Mutation[] = [];
+    while (deletes.length < limit && this.#garbage.length > 0) {
+      const g = this.#garbage[0];
+      if (g.kind === "snap") {
+        deletes.push({ type: "delete", key: this.#key("snap", g.id, g.from++) });
+      } else {
+        deletes.push({ type: "delete", key: this.#key("log", g.from, g.part++) });
+        if (g.part >= (this.#garbageParts.get(g.from) ?? 1)) {
+          this.#garbageParts.delete(g.from);
+          g.from++;
+          g.part = 0;
+        }
+      }
+      if (g.from > g.to) this.#garbage.shift();
+    }
+    return deletes;
+  }
+
+  /** Deletes of every garbage entry at `index` or above, taken off the garbage. */
+  #takeGarbageFrom(index: number): Mutation[] {
+    const deletes: Mutation[] = [];
+    for (const g of this.#garbage) {
+      if (g.kind === "snap" || g.to < index) continue;
+      for (let i = Math.max(g.from, index); i <= g.to; i++) {
+        deletes.push(...this.#partDeletes(i, 0, this.#garbageParts.get(i) ?? 1));
+        this.#garbageParts.delete(i);
+      }
+      g.to = index - 1;
+    }
+    this.#garbage = this.#garbage.filter((g) => g.from <= g.to);
+    return deletes;
+  }
 
   #check(): void {
     if (this.#closed) {

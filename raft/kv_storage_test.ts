@@ -251,6 +251,126 @@ Deno.test("kv storage: entries a crash left outside the log are removed when it 
   });
 });
 
+Deno.test("kv storage: compacted entries and replaced snapshots are deleted by later saves, a slice each", async () => {
+  await withStore(async (path) => {
+    const s = await DenoKvStorage.open(path);
+    const big: Entry = { index: 1000, term: 1, kind: "command", command: "g".repeat(150_000) };
+    await s.save({
+      entries: [...entries(1, 999, 1), big, ...entries(1001, 2000, 1)],
+      resetLog: false,
+    });
+    await s.save({ snapshot: snapshotAt(1990, 1, 100_000), entries: [], resetLog: false });
+    // The snapshot's save does not delete 1,990 entries (it stalled the node).
+    assert.ok(await countKeys(path, ["raft", "log"]) > 1900);
+    await s.save({ snapshot: snapshotAt(2000, 1, 100), entries: [], resetLog: false });
+    let saves = 0;
+    let last = 2000;
+    const stored = async () =>
+      await countKeys(path, ["raft", "log"]) + await countKeys(path, ["raft", "snap"]);
+    while (await stored() > 1 + (last - 2000)) {
+      assert.ok(saves < 120, `garbage left after ${saves} saves of one entry`);
+      await s.save({ entries: entries(last + 1, last + 1, 1), resetLog: false });
+      last++;
+      saves++;
+    }
+    assert.ok(saves > 50, `${saves} saves: the slices are not small`);
+    await s.close();
+    const again = await DenoKvStorage.open(path);
+    const state = await again.load();
+    assert.deepEqual(state.entries, entries(2001, last, 1));
+    assert.deepEqual(state.snapshot, snapshotAt(2000, 1, 100));
+    await again.close();
+  });
+});
+
+Deno.test("kv storage: reopened with garbage not yet deleted, the log is right and the garbage goes", async () => {
+  await withStore(async (path) => {
+    const s = await DenoKvStorage.open(path);
+    await s.save({
+      snapshot: snapshotAt(3, 1, 200_000),
+      entries: entries(4, 500, 1),
+      resetLog: false,
+    });
+    await s.save({ snapshot: snapshotAt(400, 1, 100), entries: [], resetLog: false });
+    await s.close(); // as a crash would: nothing more is deleted
+    assert.ok(await countKeys(path, ["raft", "log"]) > 400);
+    const again = await DenoKvStorage.open(path);
+    const state = await again.load();
+    assert.deepEqual(state.entries, entries(401, 500, 1));
+    assert.deepEqual(state.snapshot, snapshotAt(400, 1, 100));
+    await again.close();
+    assert.equal(await countKeys(path, ["raft", "log"]), 100);
+    assert.equal(await countKeys(path, ["raft", "snap"]), 1);
+  });
+});
+
+Deno.test("kv storage: garbage a reset to an older snapshot writes over is not deleted later", async () => {
+  await withStore(async (path) => {
+    const s = await DenoKvStorage.open(path);
+    const big: Entry = { index: 3, term: 1, kind: "command", command: "g".repeat(150_000) };
+    await s.save({ entries: [...entries(1, 2, 1), big, ...entries(4, 6, 1)], resetLog: false });
+    await s.save({ snapshot: snapshotAt(6, 1, 100), entries: [], resetLog: false });
+    // Entries 1..6 are garbage; a reset to a snapshot at 2 writes 3..4 again.
+    await s.save({ snapshot: snapshotAt(2, 2, 100), entries: entries(3, 4, 2), resetLog: true });
+    for (let i = 5; i < 50; i++) await s.save({ entries: entries(i, i, 2), resetLog: false });
+    await s.close();
+    const again = await DenoKvStorage.open(path);
+    assert.deepEqual((await again.load()).entries, entries(3, 49, 2));
+    await again.close();
+  });
+});
+
+Deno.test("kv storage: random saves, reopened now and then, read back what was saved", async () => {
+  await withStore(async (path) => {
+    let s = await DenoKvStorage.open(path);
+    let seed = 11;
+    const rand = (n: number) => (seed = (seed * 1103515245 + 12345) % 2 ** 31) % n;
+    // The model: the snapshot and the entries after it.
+    let snapshot: Snapshot | undefined;
+    let log: Entry[] = [];
+    let first = 1;
+    const sized = (index: number, term: number): Entry => ({
+      index,
+      term,
+      kind: "command",
+      command: `${index}:`.padEnd(rand(8) === 0 ? 70_000 + rand(130_000) : 10 + rand(100), "r"),
+    });
+    for (let step = 1; step <= 120; step++) {
+      const last = first + log.length - 1;
+      const roll = rand(10);
+      if (roll < 6) {
+        // Append, or overwrite a suffix (a new leader's entries).
+        const from = log.length > 0 && rand(3) === 0 ? first + rand(log.length) : last + 1;
+        const batch = Array.from({ length: 1 + rand(40) }, (_, k) => sized(from + k, step));
+        await s.save({ entries: batch, resetLog: false });
+        log = [...log.slice(0, from - first), ...batch];
+      } else if (roll < 9) {
+        const at = first - 1 + rand(log.length + 1);
+        snapshot = snapshotAt(at, step, 10 + rand(130_000));
+        await s.save({ snapshot, entries: [], resetLog: false });
+        log = log.slice(at + 1 - first);
+        first = at + 1;
+      } else {
+        // A leader's snapshot replaces the log, at times older than ours.
+        const at = Math.max(1, last - 30 + rand(60));
+        snapshot = snapshotAt(at, step, 100);
+        const batch = Array.from({ length: rand(5) }, (_, k) => sized(at + 1 + k, step));
+        await s.save({ snapshot, entries: batch, resetLog: true });
+        log = batch;
+        first = at + 1;
+      }
+      if (rand(5) === 0 || step === 120) {
+        await s.close();
+        s = await DenoKvStorage.open(path);
+        const state = await s.load();
+        assert.deepEqual(state.entries, log, `step ${step}`);
+        assert.deepEqual(state.snapshot, snapshot, `step ${step}`);
+      }
+    }
+    await s.close();
+  });
+});
+
 Deno.test("kv storage: the commit index is clamped to the entries actually stored", async () => {
   await withStore(async (path) => {
     const s = await DenoKvStorage.open(path, { prefix: ["x"] });

@@ -22,7 +22,7 @@
  */
 import { type Codec, defaultCodec } from "../net/codec.ts";
 import type { RaftStorage, StorageBatch, StoredState } from "./storage.ts";
-import type { Entry, HardState, Snapshot, SnapshotMeta } from "./types.ts";
+import type { Entry, HardState, SnapshotMeta } from "./types.ts";
 
 /** Largest value we write: under Deno KV's 64 KiB limit, leaving room for headers. */
 const PART_BYTES = 60 * 1024;
@@ -39,6 +39,8 @@ const HEADER_BYTES = 6;
  * snapshot compacts at once stalled every node for 130–220 ms.
  */
 const GARBAGE_PER_SAVE = 16;
+/** Snapshot chunks `prepareSnapshot` writes per commit: few, as the log's saves wait behind each. */
+const PREPARE_CHUNKS_PER_COMMIT = 4;
 
 /**
  * What Deno KV holds is not what was written: a checksum mismatch, a missing
@@ -109,6 +111,16 @@ interface EncodedEntry {
   staleParts: number;
 }
 
+/** Snapshot data written ahead by `prepareSnapshot`, for the save that switches to it. */
+interface Prepared {
+  data: Uint8Array;
+  pointer: Omit<SnapshotPointer, "meta">;
+  /** Every chunk is committed. */
+  written: boolean;
+  /** No save will switch to it: its chunks are garbage once no longer being written. */
+  dropped: boolean;
+}
+
 /**
  * Stored keys the meta no longer reaches, not deleted yet: entries `from` to
  * `to` (from part `part` of entry `from` on), or chunks `from` to `to` of
@@ -160,6 +172,11 @@ export class DenoKvStorage implements RaftStorage {
   #garbage: Garbage[] = [];
   /** Part counts of the garbage entries with more than one part. */
   #garbageParts = new Map<number, number>();
+  /** The id the next snapshot's chunks are written under (never one in use or in the garbage). */
+  #nextSnapshotId = 1;
+  #prepared: Prepared | undefined;
+  /** Preparations writing, which `close` waits for. */
+  #preparing = new Set<Promise<void>>();
   #closed = false;
 
   private constructor(kv: Deno.Kv, where: string, options: DenoKvStorageOptions) {
@@ -211,6 +228,8 @@ export class DenoKvStorage implements RaftStorage {
     await this.#removeLeftovers();
     this.#garbage = [];
     this.#garbageParts.clear();
+    this.#nextSnapshotId = (pointer?.id ?? 0) + 1;
+    this.#prepared = undefined;
     // The commit index may have been saved ahead of entries a crash kept from being written.
     const floor = pointer?.meta.index ?? 0;
     hardState.commit = Math.max(floor, Math.min(hardState.commit, this.#meta.last));
@@ -224,8 +243,12 @@ export class DenoKvStorage implements RaftStorage {
     const commits: Mutation[][] = [];
     // 1. Snapshot chunks, under a fresh id: invisible until the pointer switches.
     let pointer: SnapshotPointer | undefined;
-    if (batch.snapshot) {
-      pointer = this.#snapshotPointer(batch.snapshot);
+    const prepared = this.#prepared;
+    if (batch.snapshot && prepared?.written && prepared.data === batch.snapshot.data) {
+      pointer = { ...prepared.pointer, meta: batch.snapshot.meta };
+      this.#prepared = undefined;
+    } else if (batch.snapshot) {
+      pointer = { ...this.#chunking(batch.snapshot.data), meta: batch.snapshot.meta };
       commits.push(...pack(this.#snapshotMutations(pointer, batch.snapshot.data)));
     }
     // 2. Hard state, the pointer switch and the entries, each commit leaving a valid log.
@@ -323,6 +346,42 @@ export class DenoKvStorage implements RaftStorage {
     this.#meta = meta;
   }
 
+  /**
+   * Writes the chunks of a snapshot's data under a fresh id, in small
+   * commits beside the log's saves; the save whose snapshot has this `data`
+   * then only switches to them. Replaces an earlier preparation.
+   */
+  async prepareSnapshot(data: Uint8Array): Promise<void> {
+    this.#check();
+    this.#dropPrepared();
+    const prepared: Prepared = {
+      data,
+      pointer: this.#chunking(data),
+      written: false,
+      dropped: false,
+    };
+    this.#prepared = prepared;
+    const writes = this.#snapshotMutations(prepared.pointer, data);
+    const writing = (async () => {
+      for (const mutations of pack(writes, PREPARE_CHUNKS_PER_COMMIT)) {
+        await this.#commit(mutations);
+      }
+    })();
+    this.#preparing.add(writing);
+    try {
+      await writing;
+      prepared.written = true;
+    } finally {
+      this.#preparing.delete(writing);
+      if (!prepared.written) {
+        prepared.dropped = true;
+        if (this.#prepared === prepared) this.#prepared = undefined;
+      }
+      // Dropped while being written: only now can its chunks be deleted.
+      if (prepared.dropped) this.#addSnapshotGarbage(prepared.pointer);
+    }
+  }
+
   raftStateSize(): number {
     return this.#hardStateBytes + this.#entryBytes;
   }
@@ -331,12 +390,11 @@ export class DenoKvStorage implements RaftStorage {
     return this.#meta.snapshot?.size ?? 0;
   }
 
-  close(): Promise<void> {
-    if (!this.#closed) {
-      this.#closed = true;
-      this.#kv.close();
-    }
-    return Promise.resolve();
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await Promise.allSettled(this.#preparing);
+    this.#kv.close();
   }
 
   // ---- internals ----
@@ -358,14 +416,24 @@ export class DenoKvStorage implements RaftStorage {
         if (parts > 1) this.#garbageParts.set(i, parts);
       }
     }
-    if (switched && old.snapshot) {
-      this.#garbage.push({
-        kind: "snap",
-        id: old.snapshot.id,
-        from: 0,
-        to: old.snapshot.chunks - 1,
-      });
-    }
+    if (switched && old.snapshot) this.#addSnapshotGarbage(old.snapshot);
+  }
+
+  #addSnapshotGarbage(pointer: { id: number; chunks: number }): void {
+    this.#garbage.push({ kind: "snap", id: pointer.id, from: 0, to: pointer.chunks - 1 });
+  }
+
+  /**
+   * Gives up the prepared snapshot: its chunks become garbage, at once if
+   * written, else when its writing ends (deleted earlier, they could be
+   * written again after).
+   */
+  #dropPrepared(): void {
+    const prepared = this.#prepared;
+    if (prepared === undefined) return;
+    this.#prepared = undefined;
+    prepared.dropped = true;
+    if (prepared.written) this.#addSnapshotGarbage(prepared.pointer);
   }
 
   /** Deletes of up to `limit` garbage keys, oldest first, taken off the garbage. */
@@ -630,18 +698,17 @@ export class DenoKvStorage implements RaftStorage {
     return { entry, size: body.length + HEADER_BYTES };
   }
 
-  #snapshotPointer(snapshot: Snapshot): SnapshotPointer {
-    const id = (this.#meta.snapshot?.id ?? 0) + 1;
+  /** A fresh id for `data`, and what its pointer records of it. */
+  #chunking(data: Uint8Array): Omit<SnapshotPointer, "meta"> {
     return {
-      id,
-      meta: snapshot.meta,
-      size: snapshot.data.length,
-      crc: crc32(snapshot.data),
-      chunks: Math.max(1, Math.ceil(snapshot.data.length / PART_BYTES)),
+      id: this.#nextSnapshotId++,
+      size: data.length,
+      crc: crc32(data),
+      chunks: Math.max(1, Math.ceil(data.length / PART_BYTES)),
     };
   }
 
-  #snapshotMutations(pointer: SnapshotPointer, data: Uint8Array): Mutation[] {
+  #snapshotMutations(pointer: Omit<SnapshotPointer, "meta">, data: Uint8Array): Mutation[] {
     return Array.from({ length: pointer.chunks }, (_, c) => ({
       type: "set" as const,
       key: this.#key("snap", pointer.id, c),
@@ -687,14 +754,14 @@ function partCount(size: number): number {
   return Math.max(1, Math.ceil(size / PART_BYTES));
 }
 
-/** Splits mutations into commits within Deno KV's limits. */
-function pack(mutations: Mutation[]): Mutation[][] {
+/** Splits mutations into commits within Deno KV's limits, at most `most` mutations each. */
+function pack(mutations: Mutation[], most = COMMIT_MUTATIONS): Mutation[][] {
   const commits: Mutation[][] = [];
   let current: Mutation[] = [];
   let bytes = 0;
   for (const m of mutations) {
     const size = (m.type === "set" ? m.value.length : 0) + 128;
-    if (current.length > 0 && (current.length >= COMMIT_MUTATIONS || bytes + size > COMMIT_BYTES)) {
+    if (current.length > 0 && (current.length >= most || bytes + size > COMMIT_BYTES)) {
       commits.push(current);
       current = [];
       bytes = 0;

@@ -371,6 +371,57 @@ Deno.test("kv storage: random saves, reopened now and then, read back what was s
   });
 });
 
+Deno.test("kv storage: a prepared snapshot is written ahead, beside saves; its save only switches to it", async () => {
+  await withStore(async (path) => {
+    const s = await DenoKvStorage.open(path);
+    await s.save({ entries: entries(1, 10, 1), resetLog: false });
+    const snap = snapshotAt(8, 1, 1_000_000); // 17 chunks
+    const preparing = s.prepareSnapshot(snap.data);
+    for (let i = 11; i <= 30; i++) await s.save({ entries: entries(i, i, 1), resetLog: false });
+    await preparing;
+    assert.equal(await countKeys(path, ["raft", "snap"]), 17);
+    await s.save({ snapshot: snap, entries: [], resetLog: false });
+    assert.equal(await countKeys(path, ["raft", "snap"]), 17, "the save wrote no copy of its own");
+    await s.close();
+    const again = await DenoKvStorage.open(path);
+    const state = await again.load();
+    assert.deepEqual(state.snapshot, snap);
+    assert.deepEqual(state.entries, entries(9, 30, 1));
+    await again.close();
+  });
+});
+
+Deno.test("kv storage: prepared snapshots no save switches to are deleted", async () => {
+  await withStore(async (path) => {
+    const s = await DenoKvStorage.open(path);
+    await s.save({ entries: entries(1, 10, 1), resetLog: false });
+    const [a, b, c] = [snapshotAt(5, 1, 200_000), snapshotAt(6, 1, 300_000), snapshotAt(7, 1, 100)];
+    // a is dropped while still being written, b once written; the save
+    // switches to c, whose data is not the prepared array.
+    const preparingA = s.prepareSnapshot(a.data);
+    await Promise.all([preparingA, s.prepareSnapshot(b.data)]);
+    await s.prepareSnapshot(c.data.slice());
+    await s.save({ snapshot: c, entries: [], resetLog: false });
+    for (let i = 11; i <= 20; i++) await s.save({ entries: entries(i, i, 1), resetLog: false });
+    assert.equal(
+      await countKeys(path, ["raft", "snap"]),
+      2,
+      "c's chunk and the prepared copy of c",
+    );
+    // A preparation under way when the store closes is waited for, then
+    // deleted when the store is loaded again.
+    const preparing = s.prepareSnapshot(snapshotAt(9, 1, 500_000).data);
+    await s.close();
+    await preparing;
+    const again = await DenoKvStorage.open(path);
+    const state = await again.load();
+    assert.deepEqual(state.snapshot, c);
+    assert.deepEqual(state.entries, entries(8, 20, 1));
+    await again.close();
+    assert.equal(await countKeys(path, ["raft", "snap"]), 1);
+  });
+});
+
 Deno.test("kv storage: the commit index is clamped to the entries actually stored", async () => {
   await withStore(async (path) => {
     const s = await DenoKvStorage.open(path, { prefix: ["x"] });

@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { deadline } from "../net/async.ts";
+import { deadline, delay } from "../net/async.ts";
 import { type Clock, realClock } from "../net/clock.ts";
 import { type Applied, NotLeaderError, RaftNode, type RaftNodeOptions } from "../raft/mod.ts";
 import {
@@ -373,10 +373,12 @@ export class KvServer {
     this.#snapshotting = true;
     this.#counts.snapshots++;
     const index = this.#appliedIndex;
-    const data = this.#state.snapshot();
-    // Stopped meanwhile (even before the call): the next start snapshots again if needed.
-    Promise.resolve()
-      .then(() => this.#raft.snapshot(index, data))
+    // Encoded a slice per turn of the event loop: encoded at once, a large
+    // state held up this node (every replica snapshots at about one index,
+    // so all of them at once) for tens of milliseconds.
+    this.#state.snapshotInSlices(() => delay(0, { clock: this.#clock }))
+      .then((data) => this.#raft.snapshot(index, data))
+      // Stopped meanwhile (even before the call): the next start snapshots again if needed.
       .catch(() => {})
       .finally(() => (this.#snapshotting = false));
   }

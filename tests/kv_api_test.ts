@@ -263,3 +263,30 @@ kvApiTest(
   },
   { server: { requestTimeoutMs: 60_000 } },
 );
+
+kvApiTest(
+  "a state of thousands of keys is snapshotted in slices, and restarts come back to it",
+  async (cfg) => {
+    // 4,800 keys: more than one slice of the sliced snapshot encoding (2,000).
+    const clients = Array.from({ length: 12 }, () => cfg.makeClient().clerk);
+    await Promise.all(clients.map(async (clerk, c) => {
+      for (let i = 0; i < 400; i++) await clerk.put(`k${c}-${i}`, `v${c}-${i}`);
+    }));
+    // Every entry puts a new key: a snapshot past index 2,000 holds over 2,000 keys.
+    const snapshotIndexes = [0, 1, 2].map((i) => cfg.server(i).raft.status().snapshotIndex);
+    assert.ok(snapshotIndexes.every((index) => index > 2000), `snapshots at ${snapshotIndexes}`);
+    for (let i = 0; i < 3; i++) await cfg.shutdownServer(i);
+    for (let i = 0; i < 3; i++) await cfg.startServer(i);
+    cfg.connectAll();
+    const { clerk } = cfg.makeClient();
+    for (let c = 0; c < 12; c++) {
+      for (const i of [0, 1, 199, 398, 399]) {
+        assert.equal(
+          await clerk.get(`k${c}-${i}`),
+          `v${c}-${i}`,
+        );
+      }
+    }
+  },
+  { maxRaftState: 20_000 },
+);

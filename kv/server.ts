@@ -134,6 +134,8 @@ export class KvServer {
   #writes = new Map<number, PendingWrite[]>();
   #reads: PendingRead[] = [];
   #snapshotting = false;
+  /** The Raft state size that triggers the next snapshot (see firstSnapshotAt). */
+  #snapshotAt: number;
   #counts = { reads: 0, writes: 0, notLeader: 0, retries: 0, badRequests: 0, snapshots: 0 };
   #applier: Promise<void>;
   #stopped = false;
@@ -146,6 +148,7 @@ export class KvServer {
     this.#timeoutMs = options.requestTimeoutMs ??
       2 * (options.electionTicks ?? 10) * (options.tickMs ?? 50);
     this.#state = new KvStateMachine({ maxValueBytes: limits.maxValueBytes });
+    this.#snapshotAt = firstSnapshotAt(options);
     this.#applier = this.#apply();
   }
 
@@ -369,7 +372,8 @@ export class KvServer {
   #maybeSnapshot(): void {
     const max = this.#options.maxRaftState;
     if (max === undefined || max < 0 || this.#snapshotting) return;
-    if (this.#options.storage.raftStateSize() < max) return;
+    if (this.#options.storage.raftStateSize() < this.#snapshotAt) return;
+    this.#snapshotAt = max;
     this.#snapshotting = true;
     this.#counts.snapshots++;
     const index = this.#appliedIndex;
@@ -382,4 +386,20 @@ export class KvServer {
       .catch(() => {})
       .finally(() => (this.#snapshotting = false));
   }
+}
+
+/**
+ * The Raft state size of a server's first snapshot: the threshold, but
+ * (n - k) / n of it on the k-th of n initial voters (by id). Replicas have
+ * alike logs, so with one threshold they all snapshot at about the same
+ * index, each encoding and writing the whole state at the same moment (a
+ * burst of CPU and disk the cluster's writes wait behind); staggered once,
+ * they stay staggered, as their logs then grow alike.
+ */
+function firstSnapshotAt(options: KvServerOptions): number {
+  const max = options.maxRaftState ?? -1;
+  const voters = [...options.peers].sort();
+  const k = voters.indexOf(options.id);
+  if (max < 0 || k < 0) return max;
+  return max * (voters.length - k) / voters.length;
 }

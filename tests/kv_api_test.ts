@@ -290,3 +290,25 @@ kvApiTest(
   },
   { maxRaftState: 20_000 },
 );
+
+kvApiTest("replicas take their snapshots at indexes apart, not all at once", async (cfg) => {
+  const { clerk } = cfg.makeClient();
+  // Every replica snapshots every ≈100 entries (a put is ≈60 bytes of log).
+  const snapshots: number[][] = [[], [], []];
+  for (let i = 0; i < 500; i++) {
+    await clerk.put(`k${i}`, "v");
+    for (let s = 0; s < 3; s++) {
+      const index = cfg.server(s).raft.status().snapshotIndex;
+      if (index !== snapshots[s].at(-1)) snapshots[s].push(index);
+    }
+  }
+  // Past the first few, each replica's snapshots fall between the others'.
+  const all = snapshots.flatMap((indexes, s) => indexes.slice(2).map((index) => ({ index, s })));
+  all.sort((a, b) => a.index - b.index);
+  const gaps = all.slice(1).map((x, k) => x.index - all[k].index);
+  assert.ok(all.length >= 9, `snapshots: ${JSON.stringify(snapshots)}`);
+  assert.ok(
+    gaps.every((gap) => gap >= 10),
+    `snapshots less than 10 entries apart: ${JSON.stringify(snapshots)}`,
+  );
+}, { maxRaftState: 6000 });

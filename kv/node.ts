@@ -213,6 +213,9 @@ export function connectKv(
   const transport = new TcpTransport({
     peers: map,
     timeoutMs: options.attemptTimeoutMs ?? 2500,
+    // A call to a node that is down fails at once, not at that node's next
+    // reconnection attempt (up to 2 s later), so the clerk tries another.
+    backoff: { failFast: true },
     cluster: options.cluster,
     secret: options.secret,
   });

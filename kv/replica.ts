@@ -12,7 +12,7 @@
  *
  * @module
  */
-import { deadline } from "../net/async.ts";
+import { deadline, delay } from "../net/async.ts";
 import { type Clock, realClock } from "../net/clock.ts";
 import { ArgumentsError } from "../net/errors.ts";
 import type { ServiceMethods } from "../net/rpc_server.ts";
@@ -50,6 +50,12 @@ export interface ReplicaMachine<R> {
   apply(entry: unknown): R;
   /** The whole state, encoded. */
   snapshot(): Uint8Array;
+  /**
+   * Optional: the same bytes as `snapshot()` would give now, encoded a slice
+   * at a time with `pause()` awaited in between, so a large state does not
+   * hold up the replica's event loop. Used instead of `snapshot()` when given.
+   */
+  snapshotInSlices?(pause: () => Promise<void>): Promise<Uint8Array>;
   /** Replaces the whole state with one from {@linkcode ReplicaMachine.snapshot}. */
   restore(bytes: Uint8Array): void;
   /**
@@ -242,6 +248,8 @@ export class Replica<R> {
   #writes = new Map<number, PendingWrite<R>[]>();
   #reads: PendingRead[] = [];
   #snapshotting = false;
+  /** The Raft state size that triggers the next snapshot (see firstSnapshotAt). */
+  #snapshotAt: number;
   #counts = { reads: 0, writes: 0, notLeader: 0, retries: 0, badRequests: 0, snapshots: 0 };
   readonly #listeners = new Set<() => void>();
   #applier: Promise<void>;
@@ -259,6 +267,7 @@ export class Replica<R> {
     this.#clock = options.clock ?? realClock;
     this.#timeoutMs = options.requestTimeoutMs ??
       2 * (options.electionTicks ?? 10) * (options.tickMs ?? 50);
+    this.#snapshotAt = firstSnapshotAt(options);
     this.#applier = this.#apply();
   }
 
@@ -478,15 +487,20 @@ export class Replica<R> {
   #maybeSnapshot(): void {
     const max = this.#options.maxRaftState;
     if (max === undefined || max < 0 || this.#snapshotting) return;
-    if (this.#options.storage.raftStateSize() < max) return;
+    if (this.#options.storage.raftStateSize() < this.#snapshotAt) return;
     if (this.#appliedIndex <= this.#raft.status().snapshotIndex) return;
+    this.#snapshotAt = max;
     this.#snapshotting = true;
     this.#counts.snapshots++;
     const index = this.#appliedIndex;
-    const data = this.#machine.snapshot();
-    // Stopped meanwhile (even before the call): the next start snapshots again if needed.
-    Promise.resolve()
-      .then(() => this.#raft.snapshot(index, data))
+    // Encoded a slice per turn of the event loop when the machine can: encoded
+    // at once, a large state held up this replica for tens of milliseconds.
+    const data = this.#machine.snapshotInSlices
+      ? this.#machine.snapshotInSlices(() => delay(0, { clock: this.#clock }))
+      : Promise.resolve().then(() => this.#machine.snapshot());
+    data
+      .then((bytes) => this.#raft.snapshot(index, bytes))
+      // Stopped meanwhile (even before the call): the next start snapshots again if needed.
       .catch(() => {})
       .finally(() => {
         this.#snapshotting = false;
@@ -494,4 +508,20 @@ export class Replica<R> {
         if (!this.#stopped) this.#maybeSnapshot();
       });
   }
+}
+
+/**
+ * The Raft state size of a replica's first snapshot: the threshold, but
+ * (n - k) / n of it on the k-th of n initial voters (by id). Replicas have
+ * alike logs, so with one threshold they all snapshot at about the same
+ * index, each encoding and writing the whole state at the same moment (a
+ * burst of CPU and disk the cluster's writes wait behind); staggered once,
+ * they stay staggered, as their logs then grow alike.
+ */
+function firstSnapshotAt(options: ReplicaOptions): number {
+  const max = options.maxRaftState ?? -1;
+  const voters = [...options.peers].sort();
+  const k = voters.indexOf(options.id);
+  if (max < 0 || k < 0) return max;
+  return max * (voters.length - k) / voters.length;
 }

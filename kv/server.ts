@@ -218,6 +218,10 @@ class KvMachine implements ReplicaMachine<KvResult> {
     return this.#state.snapshot();
   }
 
+  snapshotInSlices(pause: () => Promise<void>): Promise<Uint8Array> {
+    return this.#state.snapshotInSlices(pause);
+  }
+
   restore(bytes: Uint8Array): void {
     this.#state.restore(bytes);
   }

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { defaultCodec } from "../net/codec.ts";
+import { Codec, defaultCodec } from "../net/codec.ts";
+import { FrameTooLargeError } from "../net/errors.ts";
 import { type KvCommand, KvStateMachine } from "./state.ts";
 
 const cmd = (client: string, seq: number, write: KvCommand["write"]): KvCommand => ({
@@ -125,4 +126,56 @@ Deno.test("kv state: stored bytes do not keep the buffer they were decoded from 
   const copy = new KvStateMachine();
   copy.restore(kv.snapshot());
   assert.equal((copy.get("p") as Uint8Array).buffer.byteLength, 1);
+});
+
+/** A store with `keys` keys (every 7th value bytes) written by `clients` clients. */
+function filled(keys: number, clients = 3): KvStateMachine {
+  const kv = new KvStateMachine();
+  for (let i = 0; i < keys; i++) {
+    const value = i % 7 === 0 ? new Uint8Array([i & 0xff, 1, 2]) : `v${i}`;
+    kv.apply(
+      cmd(`c${i % clients}`, Math.floor(i / clients) + 1, { type: "put", key: `k${i}`, value }),
+    );
+  }
+  return kv;
+}
+
+Deno.test("kv state: a snapshot encoded in slices is the snapshot's bytes", async () => {
+  // Around the msgpack array header sizes (16, 65,536) and the slice size (2,000).
+  for (const keys of [0, 1, 15, 16, 1999, 2000, 2001, 4500, 65_535, 65_536, 70_001]) {
+    const kv = filled(keys, keys > 20 ? 17 : 3);
+    let pauses = 0;
+    const sliced = await kv.snapshotInSlices(() => (pauses++, Promise.resolve()));
+    assert.deepEqual(sliced, kv.snapshot(), `${keys} keys`);
+    assert.equal(pauses, Math.max(0, Math.ceil(keys / 2000) - 1), `${keys} keys`);
+  }
+});
+
+Deno.test("kv state: writes during a sliced snapshot are not in it", async () => {
+  const kv = filled(9000);
+  const before = kv.snapshot();
+  let seq = 1;
+  const sliced = await kv.snapshotInSlices(() => {
+    kv.apply(cmd("w", seq++, { type: "put", key: "k1", value: "changed" }));
+    kv.apply(cmd("w", seq++, { type: "append", key: "k7", value: new Uint8Array([9]) }));
+    kv.apply(cmd("w", seq++, { type: "delete", key: "k8000" }));
+    kv.apply(cmd("w", seq++, { type: "put", key: `new${seq}`, value: "x" }));
+    return Promise.resolve();
+  });
+  assert.deepEqual(sliced, before);
+  const restored = new KvStateMachine();
+  restored.restore(sliced);
+  assert.equal(restored.get("k1"), "v1");
+  assert.deepEqual(restored.get("k7"), new Uint8Array([7, 1, 2]));
+  assert.equal(restored.get("k8000"), "v8000");
+  assert.equal(restored.size, 9000);
+});
+
+Deno.test("kv state: a sliced snapshot over the codec's limit is refused", async () => {
+  const kv = new KvStateMachine({ codec: new Codec({ maxMessageBytes: 20_000 }) });
+  for (let i = 0; i < 3000; i++) {
+    kv.apply(cmd("a", i + 1, { type: "put", key: `k${i}`, value: "v" }));
+  }
+  assert.throws(() => kv.snapshot(), FrameTooLargeError);
+  await assert.rejects(kv.snapshotInSlices(() => Promise.resolve()), FrameTooLargeError);
 });

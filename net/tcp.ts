@@ -625,6 +625,13 @@ export interface BackoffOptions {
   baseMs?: number;
   /** The longest wait, in milliseconds. Default 2,000. */
   maxMs?: number;
+  /**
+   * Calls made while the client waits fail at once with
+   * {@linkcode UnreachableError} instead of waiting for the next attempt:
+   * for a caller with other servers to try (a KV clerk), which should not be
+   * held up by one that is down. Default false.
+   */
+  failFast?: boolean;
 }
 
 /**
@@ -707,7 +714,8 @@ interface CallState {
  * After a failed connection attempt, the client waits `backoff.baseMs`
  * before the next one, doubling up to `backoff.maxMs`; a call made in that
  * window waits for it to end and then tries once, or fails at once with
- * {@linkcode UnreachableError} when its deadline would pass first. A
+ * {@linkcode UnreachableError} when its deadline would pass first (or
+ * always, with `backoff.failFast`). A
  * successful connection resets the backoff. A connection attempt lasts at
  * most the client's `timeoutMs`, and {@linkcode TcpClient.close} ends one in
  * progress at once.
@@ -750,6 +758,7 @@ export class TcpClient implements ClientEnd {
   #maxMs: number;
   #link: Link | undefined;
   #connecting: Promise<Link> | undefined;
+  readonly #failFast: boolean;
   /** Aborts the connection attempt in progress (on close, or when it takes too long). */
   #connectAbort: AbortController | undefined;
   #failures = 0;
@@ -787,6 +796,7 @@ export class TcpClient implements ClientEnd {
     this.#random = options.random;
     this.#baseMs = options.backoff?.baseMs ?? 50;
     this.#maxMs = options.backoff?.maxMs ?? 2000;
+    this.#failFast = options.backoff?.failFast ?? false;
     if (!(this.#baseMs >= 0) || !(this.#maxMs >= this.#baseMs) || !Number.isFinite(this.#maxMs)) {
       throw new RangeError(
         `backoff needs 0 <= baseMs <= maxMs < Infinity, got baseMs ${this.#baseMs} and maxMs ${this.#maxMs}`,
@@ -940,7 +950,7 @@ export class TcpClient implements ClientEnd {
       if (wait > 0) {
         const why = `the last connection attempt to ${this.address} failed ` +
           `(${messageOf(this.#lastConnectError)})`;
-        if (waited) {
+        if (waited || this.#failFast) {
           throw new UnreachableError(
             this.peer,
             `${why}; the client is backing off, try again later`,

@@ -13,14 +13,16 @@
  * commits as its limits allow (1,000 mutations, 800 KiB). A save larger than
  * one commit is split so that every commit leaves a valid log: the hard state
  * and the first entries go first, and the log's last index only ever covers
- * entries already written. Corruption (a checksum mismatch, a gap, an entry at
- * the wrong index) is reported at start-up with {@linkcode StorageCorruptionError}.
+ * entries already written. Keys a crash left outside the meta (entries outside
+ * [first, last], other snapshots' chunks) are deleted by `load`. Corruption (a
+ * checksum mismatch, a gap, an entry at the wrong index) is reported at
+ * start-up with {@linkcode StorageCorruptionError}.
  *
  * @module
  */
 import { type Codec, defaultCodec } from "../net/codec.ts";
 import type { RaftStorage, StorageBatch, StoredState } from "./storage.ts";
-import type { Entry, HardState, Snapshot, SnapshotMeta } from "./types.ts";
+import type { Entry, HardState, SnapshotMeta } from "./types.ts";
 
 /** Largest value we write: under Deno KV's 64 KiB limit, leaving room for headers. */
 const PART_BYTES = 60 * 1024;
@@ -31,6 +33,14 @@ const COMMIT_BYTES = 700 * 1024;
 const PARTS_PER_COMMIT = 10;
 /** Entry part 0 header: CRC-32 of the whole encoded entry (4 bytes), then the part count (2 bytes). */
 const HEADER_BYTES = 6;
+/**
+ * Garbage keys a save deletes, besides one per key it writes (so garbage
+ * cannot outgrow the writes that make it). Deleting the ≈20,000 entries a
+ * snapshot compacts at once stalled every node for 130–220 ms.
+ */
+const GARBAGE_PER_SAVE = 16;
+/** Snapshot chunks `prepareSnapshot` writes per commit: few, as the log's saves wait behind each. */
+const PREPARE_CHUNKS_PER_COMMIT = 4;
 
 /**
  * What Deno KV holds is not what was written: a checksum mismatch, a missing
@@ -92,6 +102,34 @@ interface SnapshotPointer {
   chunks: number;
 }
 
+/** An entry encoded for storage, and the part count of the entry it overwrites (0 if none). */
+interface EncodedEntry {
+  index: number;
+  parts: Uint8Array[];
+  /** Stored bytes (header and body), for raftStateSize. */
+  size: number;
+  staleParts: number;
+}
+
+/** Snapshot data written ahead by `prepareSnapshot`, for the save that switches to it. */
+interface Prepared {
+  data: Uint8Array;
+  pointer: Omit<SnapshotPointer, "meta">;
+  /** Every chunk is committed. */
+  written: boolean;
+  /** No save will switch to it: its chunks are garbage once no longer being written. */
+  dropped: boolean;
+}
+
+/**
+ * Stored keys the meta no longer reaches, not deleted yet: entries `from` to
+ * `to` (from part `part` of entry `from` on), or chunks `from` to `to` of
+ * snapshot `id`.
+ */
+type Garbage =
+  | { kind: "log"; from: number; to: number; part: number }
+  | { kind: "snap"; id: number; from: number; to: number };
+
 type Mutation =
   | { type: "set"; key: Deno.KvKey; value: Uint8Array }
   | { type: "delete"; key: Deno.KvKey };
@@ -126,6 +164,19 @@ export class DenoKvStorage implements RaftStorage {
   /** Encoded size of each stored entry, by index (for raftStateSize). */
   #entrySizes = new Map<number, number>();
   #entryBytes = 0;
+  /**
+   * Compacted entries and replaced snapshots, oldest first, that later saves
+   * delete a slice at a time; all of it lies below the log's first index.
+   * A crash forgets it: `load` deletes what is left.
+   */
+  #garbage: Garbage[] = [];
+  /** Part counts of the garbage entries with more than one part. */
+  #garbageParts = new Map<number, number>();
+  /** The id the next snapshot's chunks are written under (never one in use or in the garbage). */
+  #nextSnapshotId = 1;
+  #prepared: Prepared | undefined;
+  /** Preparations writing, which `close` waits for. */
+  #preparing = new Set<Promise<void>>();
   #closed = false;
 
   private constructor(kv: Deno.Kv, where: string, options: DenoKvStorageOptions) {
@@ -174,6 +225,11 @@ export class DenoKvStorage implements RaftStorage {
       state.snapshot = { meta: pointer.meta, data: await this.#readSnapshot(pointer) };
     }
     state.entries = await this.#readEntries();
+    await this.#removeLeftovers();
+    this.#garbage = [];
+    this.#garbageParts.clear();
+    this.#nextSnapshotId = (pointer?.id ?? 0) + 1;
+    this.#prepared = undefined;
     // The commit index may have been saved ahead of entries a crash kept from being written.
     const floor = pointer?.meta.index ?? 0;
     hardState.commit = Math.max(floor, Math.min(hardState.commit, this.#meta.last));
@@ -187,8 +243,12 @@ export class DenoKvStorage implements RaftStorage {
     const commits: Mutation[][] = [];
     // 1. Snapshot chunks, under a fresh id: invisible until the pointer switches.
     let pointer: SnapshotPointer | undefined;
-    if (batch.snapshot) {
-      pointer = this.#snapshotPointer(batch.snapshot);
+    const prepared = this.#prepared;
+    if (batch.snapshot && prepared?.written && prepared.data === batch.snapshot.data) {
+      pointer = { ...prepared.pointer, meta: batch.snapshot.meta };
+      this.#prepared = undefined;
+    } else if (batch.snapshot) {
+      pointer = { ...this.#chunking(batch.snapshot.data), meta: batch.snapshot.meta };
       commits.push(...pack(this.#snapshotMutations(pointer, batch.snapshot.data)));
     }
     // 2. Hard state, the pointer switch and the entries, each commit leaving a valid log.
@@ -219,12 +279,15 @@ export class DenoKvStorage implements RaftStorage {
     const groups = entryGroups.length > 0 ? entryGroups : [[]];
     for (const group of groups) {
       let mutations: Mutation[] = first ? [...head] : [];
-      for (const { index, parts } of group) {
-        const writes: Mutation[] = parts.map((value, part) => ({
+      for (const { index, parts, staleParts } of group) {
+        // An overwritten entry that had more parts loses the extra ones
+        // first: left behind, they would read as part of the new entry.
+        const writes: Mutation[] = this.#partDeletes(index, parts.length, staleParts);
+        writes.push(...parts.map((value, part) => ({
           type: "set" as const,
           key: this.#key("log", index, part),
           value,
-        }));
+        })));
         // An entry too big for one commit sends its first parts ahead, each
         // commit with the meta still ending before it (so a crash leaves them
         // invisible, and an entry being overwritten is dropped, not mixed).
@@ -249,33 +312,31 @@ export class DenoKvStorage implements RaftStorage {
       commits.push(mutations);
       first = false;
     }
+    // 3. Garbage this save may write over (after a reset to an older
+    // snapshot) goes first, or deleting it later would hit the new keys.
+    // Then a slice of the rest rides on the last commit: the meta hides it,
+    // before and after this save.
+    const overwritten = pack(this.#takeGarbageFrom(meta.first));
+    const last = commits[commits.length - 1];
+    const writes = commits.reduce((n, c) => n + c.length, 0);
+    const room = COMMIT_MUTATIONS - last.length;
+    last.push(...this.#takeGarbage(Math.min(GARBAGE_PER_SAVE + writes, room)));
+    commits.unshift(...overwritten);
     for (const mutations of commits) await this.#commit(mutations);
-    // 3. Clean-up, after the switch: entries no longer in [first, last] and the old snapshot.
-    const garbage: Mutation[] = [];
-    for (let i = old.first; i < meta.first && i <= old.last; i++) {
-      garbage.push(...this.#entryDeletes(i));
-    }
+    // 4. Clean-up, after the switch. A dropped suffix goes at once: a later
+    // save may write there again. Compacted entries and the replaced
+    // snapshot become garbage, for later saves to delete.
+    const dropped: Mutation[] = [];
     for (let i = Math.max(meta.last + 1, old.first); i <= old.last; i++) {
-      garbage.push(...this.#entryDeletes(i));
+      dropped.push(...this.#entryDeletes(i));
     }
-    if (pointer && old.snapshot) {
-      for (let c = 0; c < old.snapshot.chunks; c++) {
-        garbage.push({ type: "delete", key: this.#key("snap", old.snapshot.id, c) });
-      }
-    }
-    for (const mutations of pack(garbage)) await this.#commit(mutations);
-    // Bookkeeping for raftStateSize.
+    for (const mutations of pack(dropped)) await this.#commit(mutations);
+    this.#addGarbage(old, meta, pointer !== undefined);
+    // Bookkeeping for raftStateSize. Only the ranges this save dropped can
+    // leave (walking every stored entry cost a measurable share of a put).
     if (batch.hardState) this.#hardStateBytes = head[0].type === "set" ? head[0].value.length : 0;
-    // Only the ranges this save dropped can leave (walking every stored
-    // entry here cost a measurable share of a put under load).
-    const forget = (index: number) => {
-      const size = this.#entrySizes.get(index);
-      if (size === undefined) return;
-      this.#entryBytes -= size;
-      this.#entrySizes.delete(index);
-    };
-    for (let i = old.first; i < meta.first && i <= old.last; i++) forget(i);
-    for (let i = Math.max(meta.last + 1, old.first); i <= old.last; i++) forget(i);
+    for (let i = old.first; i < meta.first && i <= old.last; i++) this.#forget(i);
+    for (let i = Math.max(meta.last + 1, old.first); i <= old.last; i++) this.#forget(i);
     for (const group of entryGroups) {
       for (const { index, size } of group) {
         this.#entryBytes += size - (this.#entrySizes.get(index) ?? 0);
@@ -283,6 +344,42 @@ export class DenoKvStorage implements RaftStorage {
       }
     }
     this.#meta = meta;
+  }
+
+  /**
+   * Writes the chunks of a snapshot's data under a fresh id, in small
+   * commits beside the log's saves; the save whose snapshot has this `data`
+   * then only switches to them. Replaces an earlier preparation.
+   */
+  async prepareSnapshot(data: Uint8Array): Promise<void> {
+    this.#check();
+    this.#dropPrepared();
+    const prepared: Prepared = {
+      data,
+      pointer: this.#chunking(data),
+      written: false,
+      dropped: false,
+    };
+    this.#prepared = prepared;
+    const writes = this.#snapshotMutations(prepared.pointer, data);
+    const writing = (async () => {
+      for (const mutations of pack(writes, PREPARE_CHUNKS_PER_COMMIT)) {
+        await this.#commit(mutations);
+      }
+    })();
+    this.#preparing.add(writing);
+    try {
+      await writing;
+      prepared.written = true;
+    } finally {
+      this.#preparing.delete(writing);
+      if (!prepared.written) {
+        prepared.dropped = true;
+        if (this.#prepared === prepared) this.#prepared = undefined;
+      }
+      // Dropped while being written: only now can its chunks be deleted.
+      if (prepared.dropped) this.#addSnapshotGarbage(prepared.pointer);
+    }
   }
 
   raftStateSize(): number {
@@ -293,15 +390,86 @@ export class DenoKvStorage implements RaftStorage {
     return this.#meta.snapshot?.size ?? 0;
   }
 
-  close(): Promise<void> {
-    if (!this.#closed) {
-      this.#closed = true;
-      this.#kv.close();
-    }
-    return Promise.resolve();
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await Promise.allSettled(this.#preparing);
+    this.#kv.close();
   }
 
   // ---- internals ----
+
+  #forget(index: number): void {
+    const size = this.#entrySizes.get(index);
+    if (size === undefined) return;
+    this.#entryBytes -= size;
+    this.#entrySizes.delete(index);
+  }
+
+  /** Records as garbage the entries compacted by a save from `old` to `meta`, and the replaced snapshot. */
+  #addGarbage(old: Meta, meta: Meta, switched: boolean): void {
+    const to = Math.min(meta.first - 1, old.last);
+    if (to >= old.first) {
+      this.#garbage.push({ kind: "log", from: old.first, to, part: 0 });
+      for (let i = old.first; i <= to; i++) {
+        const parts = partCount(this.#entrySizes.get(i) ?? 0);
+        if (parts > 1) this.#garbageParts.set(i, parts);
+      }
+    }
+    if (switched && old.snapshot) this.#addSnapshotGarbage(old.snapshot);
+  }
+
+  #addSnapshotGarbage(pointer: { id: number; chunks: number }): void {
+    this.#garbage.push({ kind: "snap", id: pointer.id, from: 0, to: pointer.chunks - 1 });
+  }
+
+  /**
+   * Gives up the prepared snapshot: its chunks become garbage, at once if
+   * written, else when its writing ends (deleted earlier, they could be
+   * written again after).
+   */
+  #dropPrepared(): void {
+    const prepared = this.#prepared;
+    if (prepared === undefined) return;
+    this.#prepared = undefined;
+    prepared.dropped = true;
+    if (prepared.written) this.#addSnapshotGarbage(prepared.pointer);
+  }
+
+  /** Deletes of up to `limit` garbage keys, oldest first, taken off the garbage. */
+  #takeGarbage(limit: number): Mutation[] {
+    const deletes: Mutation[] = [];
+    while (deletes.length < limit && this.#garbage.length > 0) {
+      const g = this.#garbage[0];
+      if (g.kind === "snap") {
+        deletes.push({ type: "delete", key: this.#key("snap", g.id, g.from++) });
+      } else {
+        deletes.push({ type: "delete", key: this.#key("log", g.from, g.part++) });
+        if (g.part >= (this.#garbageParts.get(g.from) ?? 1)) {
+          this.#garbageParts.delete(g.from);
+          g.from++;
+          g.part = 0;
+        }
+      }
+      if (g.from > g.to) this.#garbage.shift();
+    }
+    return deletes;
+  }
+
+  /** Deletes of every garbage entry at `index` or above, taken off the garbage. */
+  #takeGarbageFrom(index: number): Mutation[] {
+    const deletes: Mutation[] = [];
+    for (const g of this.#garbage) {
+      if (g.kind === "snap" || g.to < index) continue;
+      for (let i = Math.max(g.from, index); i <= g.to; i++) {
+        deletes.push(...this.#partDeletes(i, 0, this.#garbageParts.get(i) ?? 1));
+        this.#garbageParts.delete(i);
+      }
+      g.to = index - 1;
+    }
+    this.#garbage = this.#garbage.filter((g) => g.from <= g.to);
+    return deletes;
+  }
 
   #check(): void {
     if (this.#closed) {
@@ -352,16 +520,20 @@ export class DenoKvStorage implements RaftStorage {
     }
   }
 
-  /** Encodes entries and groups them so each group fits one commit (with the head and meta). */
-  #entryGroups(entries: Entry[]): { index: number; parts: Uint8Array[]; size: number }[][] {
-    const groups: { index: number; parts: Uint8Array[]; size: number }[][] = [];
-    let group: { index: number; parts: Uint8Array[]; size: number }[] = [];
+  /**
+   * Encodes entries and groups them so each group fits one commit (with the
+   * head and meta). `staleParts`: how many parts the stored entry at the same
+   * index has (0 if none), so an overwrite can delete the ones beyond its own.
+   */
+  #entryGroups(entries: Entry[]): EncodedEntry[][] {
+    const groups: EncodedEntry[][] = [];
+    let group: EncodedEntry[] = [];
     let mutations = 4; // head and meta
     let bytes = 1024;
     for (const entry of entries) {
       const body = this.#codec.encode(entry);
       const parts: Uint8Array[] = [];
-      const count = Math.max(1, Math.ceil((body.length + HEADER_BYTES) / PART_BYTES));
+      const count = partCount(body.length + HEADER_BYTES);
       if (count > 0xffff) {
         throw new Error(`entry ${entry.index} is too large to store (${body.length} bytes)`);
       }
@@ -378,17 +550,20 @@ export class DenoKvStorage implements RaftStorage {
         parts.push(body.subarray(at, at + PART_BYTES));
       }
       const size = body.length + HEADER_BYTES;
+      const stored = this.#entrySizes.get(entry.index);
+      const staleParts = stored === undefined ? 0 : partCount(stored);
+      const writes = parts.length + Math.max(0, staleParts - parts.length);
       if (
         group.length > 0 &&
-        (mutations + parts.length > COMMIT_MUTATIONS || bytes + size > COMMIT_BYTES)
+        (mutations + writes > COMMIT_MUTATIONS || bytes + size > COMMIT_BYTES)
       ) {
         groups.push(group);
         group = [];
         mutations = 4;
         bytes = 1024;
       }
-      group.push({ index: entry.index, parts, size });
-      mutations += parts.length;
+      group.push({ index: entry.index, parts, size, staleParts });
+      mutations += writes;
       bytes += size + 64;
     }
     if (group.length > 0) groups.push(group);
@@ -397,10 +572,14 @@ export class DenoKvStorage implements RaftStorage {
 
   #entryDeletes(index: number): Mutation[] {
     const size = this.#entrySizes.get(index);
-    const parts = size === undefined ? 1 : Math.max(1, Math.ceil(size / PART_BYTES));
+    return this.#partDeletes(index, 0, size === undefined ? 1 : partCount(size));
+  }
+
+  /** Deletes of parts `from` to `to - 1` of the entry at `index`. */
+  #partDeletes(index: number, from: number, to: number): Mutation[] {
     return Array.from(
-      { length: parts },
-      (_, part) => ({ type: "delete" as const, key: this.#key("log", index, part) }),
+      { length: Math.max(0, to - from) },
+      (_, k) => ({ type: "delete" as const, key: this.#key("log", index, from + k) }),
     );
   }
 
@@ -451,6 +630,31 @@ export class DenoKvStorage implements RaftStorage {
     return entries;
   }
 
+  /**
+   * Deletes what a crash can leave outside the meta: entries below `first`
+   * (compacted) or above `last` (a dropped suffix), and chunks of snapshots
+   * other than the current one (the one it replaced, or one whose pointer
+   * switch never happened, under the id the next snapshot takes). None of it
+   * is read, but a later write at the same key would be mixed with it.
+   */
+  async #removeLeftovers(): Promise<void> {
+    const { first, last, snapshot } = this.#meta;
+    const id = snapshot?.id ?? 0;
+    const log = this.#key("log");
+    const snap = this.#key("snap");
+    const outside: Deno.KvListSelector[] = [
+      { prefix: log, end: this.#key("log", first) },
+      { prefix: log, start: this.#key("log", last + 1) },
+      { prefix: snap, end: this.#key("snap", id) },
+      { prefix: snap, start: this.#key("snap", id + 1) },
+    ];
+    const deletes: Mutation[] = [];
+    for (const selector of outside) {
+      for await (const { key } of this.#kv.list(selector)) deletes.push({ type: "delete", key });
+    }
+    for (const mutations of pack(deletes)) await this.#commit(mutations);
+  }
+
   #assembleEntry(index: number, parts: Uint8Array[]): { entry: Entry; size: number } {
     const head = parts[0];
     if (!(head instanceof Uint8Array) || head.length < HEADER_BYTES) {
@@ -494,18 +698,17 @@ export class DenoKvStorage implements RaftStorage {
     return { entry, size: body.length + HEADER_BYTES };
   }
 
-  #snapshotPointer(snapshot: Snapshot): SnapshotPointer {
-    const id = (this.#meta.snapshot?.id ?? 0) + 1;
+  /** A fresh id for `data`, and what its pointer records of it. */
+  #chunking(data: Uint8Array): Omit<SnapshotPointer, "meta"> {
     return {
-      id,
-      meta: snapshot.meta,
-      size: snapshot.data.length,
-      crc: crc32(snapshot.data),
-      chunks: Math.max(1, Math.ceil(snapshot.data.length / PART_BYTES)),
+      id: this.#nextSnapshotId++,
+      size: data.length,
+      crc: crc32(data),
+      chunks: Math.max(1, Math.ceil(data.length / PART_BYTES)),
     };
   }
 
-  #snapshotMutations(pointer: SnapshotPointer, data: Uint8Array): Mutation[] {
+  #snapshotMutations(pointer: Omit<SnapshotPointer, "meta">, data: Uint8Array): Mutation[] {
     return Array.from({ length: pointer.chunks }, (_, c) => ({
       type: "set" as const,
       key: this.#key("snap", pointer.id, c),
@@ -546,14 +749,19 @@ export class DenoKvStorage implements RaftStorage {
   }
 }
 
-/** Splits mutations into commits within Deno KV's limits. */
-function pack(mutations: Mutation[]): Mutation[][] {
+/** How many parts an entry of `size` stored bytes (header included) takes. */
+function partCount(size: number): number {
+  return Math.max(1, Math.ceil(size / PART_BYTES));
+}
+
+/** Splits mutations into commits within Deno KV's limits, at most `most` mutations each. */
+function pack(mutations: Mutation[], most = COMMIT_MUTATIONS): Mutation[][] {
   const commits: Mutation[][] = [];
   let current: Mutation[] = [];
   let bytes = 0;
   for (const m of mutations) {
     const size = (m.type === "set" ? m.value.length : 0) + 128;
-    if (current.length > 0 && (current.length >= COMMIT_MUTATIONS || bytes + size > COMMIT_BYTES)) {
+    if (current.length > 0 && (current.length >= most || bytes + size > COMMIT_BYTES)) {
       commits.push(current);
       current = [];
       bytes = 0;

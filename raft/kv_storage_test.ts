@@ -11,6 +11,18 @@ async function withStore(fn: (path: string) => Promise<void>): Promise<void> {
   }
 }
 
+/** How many keys the store at `path` holds under `prefix`. */
+async function countKeys(path: string, prefix: Deno.KvKey): Promise<number> {
+  const kv = await Deno.openKv(path);
+  try {
+    let n = 0;
+    for await (const _ of kv.list({ prefix })) n++;
+    return n;
+  } finally {
+    kv.close();
+  }
+}
+
 function entries(from: number, to: number, term: number, size = 10): Entry[] {
   return Array.from({ length: to - from + 1 }, (_, k) => ({
     index: from + k,
@@ -125,6 +137,32 @@ Deno.test("kv storage: an entry over Deno KV's 800 KiB commit limit is stored ac
   });
 });
 
+Deno.test("kv storage: an entry overwritten by a smaller one leaves none of its parts behind", async () => {
+  await withStore(async (path) => {
+    const s = await DenoKvStorage.open(path);
+    const sized = (index: number, term: number, bytes: number): Entry => ({
+      index,
+      term,
+      kind: "command",
+      command: "p".repeat(bytes),
+    });
+    // Entry 2: 4 parts, then 2, then 1; entry 3: 17 parts (over one commit), then 1.
+    await s.save({
+      entries: [sized(1, 1, 10), sized(2, 1, 200_000), sized(3, 1, 1_000_000)],
+      resetLog: false,
+    });
+    await s.save({ entries: [sized(2, 2, 100_000)], resetLog: false });
+    await s.save({ entries: [sized(2, 3, 10), sized(3, 3, 10)], resetLog: false });
+    const expected = [sized(1, 1, 10), sized(2, 3, 10), sized(3, 3, 10)];
+    assert.deepEqual((await s.load()).entries, expected);
+    await s.close();
+    const again = await DenoKvStorage.open(path);
+    assert.deepEqual((await again.load()).entries, expected);
+    await again.close();
+    assert.equal(await countKeys(path, ["raft", "log"]), 3, "one part per entry is left");
+  });
+});
+
 Deno.test("kv storage: resetLog replaces the whole log with the snapshot", async () => {
   await withStore(async (path) => {
     const s = await DenoKvStorage.open(path);
@@ -135,6 +173,252 @@ Deno.test("kv storage: resetLog replaces the whole log with the snapshot", async
     assert.equal(state.snapshot?.meta.index, 20);
     assert.deepEqual(state.entries, entries(21, 22, 3));
     await s.close();
+  });
+});
+
+/** The raw keys and values under `prefix` in the store at `path`. */
+async function rawKeys(path: string, prefix: Deno.KvKey): Promise<Deno.KvEntry<unknown>[]> {
+  const kv = await Deno.openKv(path);
+  try {
+    return await Array.fromAsync(kv.list({ prefix }));
+  } finally {
+    kv.close();
+  }
+}
+
+/** Writes `rows` back into the store at `path`, as a crash would have left them. */
+async function putRaw(path: string, rows: Deno.KvEntry<unknown>[]): Promise<void> {
+  const kv = await Deno.openKv(path);
+  try {
+    for (const { key, value } of rows) await kv.set(key, value);
+  } finally {
+    kv.close();
+  }
+}
+
+Deno.test("kv storage: chunks of a snapshot whose switch a crash cut off are not mixed into the next one", async () => {
+  await withStore(async (path) => {
+    const s = await DenoKvStorage.open(path);
+    await s.save({ snapshot: snapshotAt(2, 1, 100), entries: entries(3, 4, 1), resetLog: false });
+    await s.close();
+    // A snapshot of 5 chunks, written under the next id, then a crash
+    // before the pointer switched to it: its chunks are all that is left.
+    const other = await DenoKvStorage.open(`${path}.2`);
+    await other.save({ snapshot: snapshotAt(2, 1, 100), entries: [], resetLog: false });
+    await other.save({ snapshot: snapshotAt(4, 1, 300_000), entries: [], resetLog: false });
+    await other.close();
+    await putRaw(path, await rawKeys(`${path}.2`, ["raft", "snap", 2]));
+
+    const again = await DenoKvStorage.open(path);
+    assert.deepEqual((await again.load()).snapshot, snapshotAt(2, 1, 100));
+    const smaller = snapshotAt(4, 1, 1000); // one chunk, under the same id
+    await again.save({ snapshot: smaller, entries: [], resetLog: false });
+    await again.close();
+    const third = await DenoKvStorage.open(path);
+    const state = await third.load();
+    assert.deepEqual(state.snapshot, smaller);
+    assert.deepEqual(state.entries, []);
+    await third.close();
+    assert.equal(await countKeys(path, ["raft", "snap"]), 1, "only the current snapshot's chunk");
+  });
+});
+
+Deno.test("kv storage: entries a crash left outside the log are removed when it is loaded", async () => {
+  await withStore(async (path) => {
+    const s = await DenoKvStorage.open(path);
+    const big: Entry = { index: 7, term: 1, kind: "command", command: "q".repeat(150_000) };
+    await s.save({ entries: [...entries(1, 6, 1), big], resetLog: false });
+    const compacted = await rawKeys(path, ["raft", "log", 1]);
+    const dropped = await rawKeys(path, ["raft", "log", 7]);
+    assert.equal(dropped.length, 3);
+    // A new leader's entries replace 5..7, and a snapshot compacts 1..2;
+    // then the keys a crash could have kept from being deleted come back.
+    await s.save({ entries: entries(5, 6, 2), resetLog: false });
+    await s.save({ snapshot: snapshotAt(2, 1, 100), entries: [], resetLog: false });
+    await s.close();
+    await putRaw(path, [...compacted, ...dropped]);
+
+    const again = await DenoKvStorage.open(path);
+    const expected = [...entries(3, 4, 1), ...entries(5, 6, 2)];
+    assert.deepEqual((await again.load()).entries, expected);
+    assert.equal(await countKeys(path, ["raft", "log"]), 4, "the leftovers are gone");
+    // Entry 7 written again, smaller: nothing of the old one is mixed in.
+    await again.save({ entries: entries(7, 7, 2), resetLog: false });
+    await again.close();
+    const third = await DenoKvStorage.open(path);
+    assert.deepEqual((await third.load()).entries, [...expected, ...entries(7, 7, 2)]);
+    await third.close();
+  });
+});
+
+Deno.test("kv storage: compacted entries and replaced snapshots are deleted by later saves, a slice each", async () => {
+  await withStore(async (path) => {
+    const s = await DenoKvStorage.open(path);
+    const big: Entry = { index: 1000, term: 1, kind: "command", command: "g".repeat(150_000) };
+    await s.save({
+      entries: [...entries(1, 999, 1), big, ...entries(1001, 2000, 1)],
+      resetLog: false,
+    });
+    await s.save({ snapshot: snapshotAt(1990, 1, 100_000), entries: [], resetLog: false });
+    // The snapshot's save does not delete 1,990 entries (it stalled the node).
+    assert.ok(await countKeys(path, ["raft", "log"]) > 1900);
+    await s.save({ snapshot: snapshotAt(2000, 1, 100), entries: [], resetLog: false });
+    let saves = 0;
+    let last = 2000;
+    const stored = async () =>
+      await countKeys(path, ["raft", "log"]) + await countKeys(path, ["raft", "snap"]);
+    while (await stored() > 1 + (last - 2000)) {
+      assert.ok(saves < 120, `garbage left after ${saves} saves of one entry`);
+      await s.save({ entries: entries(last + 1, last + 1, 1), resetLog: false });
+      last++;
+      saves++;
+    }
+    assert.ok(saves > 50, `${saves} saves: the slices are not small`);
+    await s.close();
+    const again = await DenoKvStorage.open(path);
+    const state = await again.load();
+    assert.deepEqual(state.entries, entries(2001, last, 1));
+    assert.deepEqual(state.snapshot, snapshotAt(2000, 1, 100));
+    await again.close();
+  });
+});
+
+Deno.test("kv storage: reopened with garbage not yet deleted, the log is right and the garbage goes", async () => {
+  await withStore(async (path) => {
+    const s = await DenoKvStorage.open(path);
+    await s.save({
+      snapshot: snapshotAt(3, 1, 200_000),
+      entries: entries(4, 500, 1),
+      resetLog: false,
+    });
+    await s.save({ snapshot: snapshotAt(400, 1, 100), entries: [], resetLog: false });
+    await s.close(); // as a crash would: nothing more is deleted
+    assert.ok(await countKeys(path, ["raft", "log"]) > 400);
+    const again = await DenoKvStorage.open(path);
+    const state = await again.load();
+    assert.deepEqual(state.entries, entries(401, 500, 1));
+    assert.deepEqual(state.snapshot, snapshotAt(400, 1, 100));
+    await again.close();
+    assert.equal(await countKeys(path, ["raft", "log"]), 100);
+    assert.equal(await countKeys(path, ["raft", "snap"]), 1);
+  });
+});
+
+Deno.test("kv storage: garbage a reset to an older snapshot writes over is not deleted later", async () => {
+  await withStore(async (path) => {
+    const s = await DenoKvStorage.open(path);
+    const big: Entry = { index: 3, term: 1, kind: "command", command: "g".repeat(150_000) };
+    await s.save({ entries: [...entries(1, 2, 1), big, ...entries(4, 6, 1)], resetLog: false });
+    await s.save({ snapshot: snapshotAt(6, 1, 100), entries: [], resetLog: false });
+    // Entries 1..6 are garbage; a reset to a snapshot at 2 writes 3..4 again.
+    await s.save({ snapshot: snapshotAt(2, 2, 100), entries: entries(3, 4, 2), resetLog: true });
+    for (let i = 5; i < 50; i++) await s.save({ entries: entries(i, i, 2), resetLog: false });
+    await s.close();
+    const again = await DenoKvStorage.open(path);
+    assert.deepEqual((await again.load()).entries, entries(3, 49, 2));
+    await again.close();
+  });
+});
+
+Deno.test("kv storage: random saves, reopened now and then, read back what was saved", async () => {
+  await withStore(async (path) => {
+    let s = await DenoKvStorage.open(path);
+    let seed = 11;
+    const rand = (n: number) => (seed = (seed * 1103515245 + 12345) % 2 ** 31) % n;
+    // The model: the snapshot and the entries after it.
+    let snapshot: Snapshot | undefined;
+    let log: Entry[] = [];
+    let first = 1;
+    const sized = (index: number, term: number): Entry => ({
+      index,
+      term,
+      kind: "command",
+      command: `${index}:`.padEnd(rand(8) === 0 ? 70_000 + rand(130_000) : 10 + rand(100), "r"),
+    });
+    for (let step = 1; step <= 120; step++) {
+      const last = first + log.length - 1;
+      const roll = rand(10);
+      if (roll < 6) {
+        // Append, or overwrite a suffix (a new leader's entries).
+        const from = log.length > 0 && rand(3) === 0 ? first + rand(log.length) : last + 1;
+        const batch = Array.from({ length: 1 + rand(40) }, (_, k) => sized(from + k, step));
+        await s.save({ entries: batch, resetLog: false });
+        log = [...log.slice(0, from - first), ...batch];
+      } else if (roll < 9) {
+        const at = first - 1 + rand(log.length + 1);
+        snapshot = snapshotAt(at, step, 10 + rand(130_000));
+        await s.save({ snapshot, entries: [], resetLog: false });
+        log = log.slice(at + 1 - first);
+        first = at + 1;
+      } else {
+        // A leader's snapshot replaces the log, at times older than ours.
+        const at = Math.max(1, last - 30 + rand(60));
+        snapshot = snapshotAt(at, step, 100);
+        const batch = Array.from({ length: rand(5) }, (_, k) => sized(at + 1 + k, step));
+        await s.save({ snapshot, entries: batch, resetLog: true });
+        log = batch;
+        first = at + 1;
+      }
+      if (rand(5) === 0 || step === 120) {
+        await s.close();
+        s = await DenoKvStorage.open(path);
+        const state = await s.load();
+        assert.deepEqual(state.entries, log, `step ${step}`);
+        assert.deepEqual(state.snapshot, snapshot, `step ${step}`);
+      }
+    }
+    await s.close();
+  });
+});
+
+Deno.test("kv storage: a prepared snapshot is written ahead, beside saves; its save only switches to it", async () => {
+  await withStore(async (path) => {
+    const s = await DenoKvStorage.open(path);
+    await s.save({ entries: entries(1, 10, 1), resetLog: false });
+    const snap = snapshotAt(8, 1, 1_000_000); // 17 chunks
+    const preparing = s.prepareSnapshot(snap.data);
+    for (let i = 11; i <= 30; i++) await s.save({ entries: entries(i, i, 1), resetLog: false });
+    await preparing;
+    assert.equal(await countKeys(path, ["raft", "snap"]), 17);
+    await s.save({ snapshot: snap, entries: [], resetLog: false });
+    assert.equal(await countKeys(path, ["raft", "snap"]), 17, "the save wrote no copy of its own");
+    await s.close();
+    const again = await DenoKvStorage.open(path);
+    const state = await again.load();
+    assert.deepEqual(state.snapshot, snap);
+    assert.deepEqual(state.entries, entries(9, 30, 1));
+    await again.close();
+  });
+});
+
+Deno.test("kv storage: prepared snapshots no save switches to are deleted", async () => {
+  await withStore(async (path) => {
+    const s = await DenoKvStorage.open(path);
+    await s.save({ entries: entries(1, 10, 1), resetLog: false });
+    const [a, b, c] = [snapshotAt(5, 1, 200_000), snapshotAt(6, 1, 300_000), snapshotAt(7, 1, 100)];
+    // a is dropped while still being written, b once written; the save
+    // switches to c, whose data is not the prepared array.
+    const preparingA = s.prepareSnapshot(a.data);
+    await Promise.all([preparingA, s.prepareSnapshot(b.data)]);
+    await s.prepareSnapshot(c.data.slice());
+    await s.save({ snapshot: c, entries: [], resetLog: false });
+    for (let i = 11; i <= 20; i++) await s.save({ entries: entries(i, i, 1), resetLog: false });
+    assert.equal(
+      await countKeys(path, ["raft", "snap"]),
+      2,
+      "c's chunk and the prepared copy of c",
+    );
+    // A preparation under way when the store closes is waited for, then
+    // deleted when the store is loaded again.
+    const preparing = s.prepareSnapshot(snapshotAt(9, 1, 500_000).data);
+    await s.close();
+    await preparing;
+    const again = await DenoKvStorage.open(path);
+    const state = await again.load();
+    assert.deepEqual(state.snapshot, c);
+    assert.deepEqual(state.entries, entries(8, 20, 1));
+    await again.close();
+    assert.equal(await countKeys(path, ["raft", "snap"]), 1);
   });
 });
 

@@ -382,15 +382,19 @@ export class RaftNode {
    * The service has a snapshot of its state through `index` (which it has
    * applied): the log up to there is replaced by it. Resolves once a
    * snapshot through `index` or later is durable (the node keeps serving
-   * meanwhile, so a busy node is not held up).
+   * meanwhile, so a busy node is not held up). With a storage that prepares
+   * snapshots, the data is written before the log is compacted.
    */
   snapshot(index: number, data: Uint8Array): Promise<void> {
     this.#checkRunning();
-    this.#core.compact(index, data);
-    this.#kick();
-    if (index <= this.#durableSnapshotIndex) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      this.#snapshotWaiters.push({ index, resolve, reject });
+    const storage = this.#storage;
+    if (storage.prepareSnapshot === undefined) return this.#compact(index, data);
+    // The data is written first, beside the log's saves: written by the
+    // save that switches to it, it held up every other write of the node.
+    // A failed preparation leaves the writing to that save.
+    return storage.prepareSnapshot(data).catch(() => {}).then(() => {
+      this.#checkRunning();
+      return this.#compact(index, data);
     });
   }
 
@@ -476,6 +480,15 @@ export class RaftNode {
   }
 
   // ---- internals ----
+
+  #compact(index: number, data: Uint8Array): Promise<void> {
+    this.#core.compact(index, data);
+    this.#kick();
+    if (index <= this.#durableSnapshotIndex) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      this.#snapshotWaiters.push({ index, resolve, reject });
+    });
+  }
 
   #checkRunning(): void {
     if (this.#stopped) throw new RaftStoppedError(this.#id, { cause: this.#failure });

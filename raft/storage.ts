@@ -69,6 +69,13 @@ export interface RaftStorage {
   load(): Promise<StoredState>;
   /** Makes `batch` durable, atomically. */
   save(batch: StorageBatch): Promise<void>;
+  /**
+   * Optional: writes a snapshot's data ahead of the `save` that switches to
+   * it (the one whose `snapshot.data` is this very array), so that save has
+   * less to write; it may run while other saves do. Nothing read changes
+   * until that save; data no save switches to is discarded.
+   */
+  prepareSnapshot?(data: Uint8Array): Promise<void>;
   /** Bytes of persisted Raft state (hard state and log, not the snapshot). */
   raftStateSize(): number;
   /** Bytes of the stored snapshot's data. */

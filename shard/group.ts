@@ -114,6 +114,8 @@ export class ShardGroupServer {
   readonly #configs = new Map<number, ShardConfig>();
   readonly #stopLoop = new AbortController();
   #loop: Promise<void> = Promise.resolve();
+  /** The migration tasks running (pulls and releases), by name. */
+  readonly #tasks = new Map<string, Promise<void>>();
 
   private constructor(
     replica: Replica<GroupResult>,
@@ -188,6 +190,7 @@ export class ShardGroupServer {
     this.#stopLoop.abort();
     await this.#replica.stop();
     await this.#loop;
+    await Promise.all(this.#tasks.values());
   }
 
   #served(shard: number): void {
@@ -270,8 +273,10 @@ export class ShardGroupServer {
   async #step(signal: AbortSignal): Promise<void> {
     const state = this.#state;
     const num = state.config.num;
-    await Promise.all([
-      ...state.pulling().map(async ({ shard, source }) => {
+    // Each shard's pull or release goes on its own: a slow or dead group (its
+    // calls time out) must not hold up the shards that can move now.
+    for (const { shard, source } of state.pulling()) {
+      this.#once(`pull ${num} ${shard}`, async () => {
         const reply = await this.#group(source).call<{ data: Uint8Array }>(
           `${SHARD_SERVICE}.Pull`,
           { shard, leftAt: source.leftAt },
@@ -280,16 +285,18 @@ export class ShardGroupServer {
         if (reply?.status === "ok" && reply.data instanceof Uint8Array) {
           await this.#propose({ kind: "install", num, shard, data: reply.data });
         }
-      }),
-      ...state.received().map(async ({ shard, source }) => {
+      });
+    }
+    for (const { shard, source } of state.received()) {
+      this.#once(`release ${num} ${shard}`, async () => {
         const reply = await this.#group(source).call(
           `${SHARD_SERVICE}.Delete`,
           { shard, leftAt: source.leftAt },
           { operation: "delete", write: true, rounds: 1, signal },
         );
         if (reply?.status === "ok") await this.#propose({ kind: "released", num, shard });
-      }),
-    ]);
+      });
+    }
     if (!state.settled || state.config.num !== num) return;
     const next = await this.#config(num + 1, signal);
     if (next.num !== num + 1) return;
@@ -300,6 +307,13 @@ export class ShardGroupServer {
       if (source) sources[shard] = source;
     }
     await this.#propose({ kind: "config", config: next, sources });
+  }
+
+  /** Runs `task` unless one of that name is still running; a failure is retried on a later turn. */
+  #once(name: string, task: () => Promise<void>): void {
+    if (this.#tasks.has(name)) return;
+    const running = task().catch(() => {}).finally(() => this.#tasks.delete(name));
+    this.#tasks.set(name, running);
   }
 
   /**

@@ -263,3 +263,52 @@ kvApiTest(
   },
   { server: { requestTimeoutMs: 60_000 } },
 );
+
+kvApiTest(
+  "a state of thousands of keys is snapshotted in slices, and restarts come back to it",
+  async (cfg) => {
+    // 4,800 keys: more than one slice of the sliced snapshot encoding (2,000).
+    const clients = Array.from({ length: 12 }, () => cfg.makeClient().clerk);
+    await Promise.all(clients.map(async (clerk, c) => {
+      for (let i = 0; i < 400; i++) await clerk.put(`k${c}-${i}`, `v${c}-${i}`);
+    }));
+    // Every entry puts a new key: a snapshot past index 2,000 holds over 2,000 keys.
+    const snapshotIndexes = [0, 1, 2].map((i) => cfg.server(i).raft.status().snapshotIndex);
+    assert.ok(snapshotIndexes.every((index) => index > 2000), `snapshots at ${snapshotIndexes}`);
+    for (let i = 0; i < 3; i++) await cfg.shutdownServer(i);
+    for (let i = 0; i < 3; i++) await cfg.startServer(i);
+    cfg.connectAll();
+    const { clerk } = cfg.makeClient();
+    for (let c = 0; c < 12; c++) {
+      for (const i of [0, 1, 199, 398, 399]) {
+        assert.equal(
+          await clerk.get(`k${c}-${i}`),
+          `v${c}-${i}`,
+        );
+      }
+    }
+  },
+  { maxRaftState: 20_000 },
+);
+
+kvApiTest("replicas take their snapshots at indexes apart, not all at once", async (cfg) => {
+  const { clerk } = cfg.makeClient();
+  // Every replica snapshots every ≈100 entries (a put is ≈60 bytes of log).
+  const snapshots: number[][] = [[], [], []];
+  for (let i = 0; i < 500; i++) {
+    await clerk.put(`k${i}`, "v");
+    for (let s = 0; s < 3; s++) {
+      const index = cfg.server(s).raft.status().snapshotIndex;
+      if (index !== snapshots[s].at(-1)) snapshots[s].push(index);
+    }
+  }
+  // Past the first few, each replica's snapshots fall between the others'.
+  const all = snapshots.flatMap((indexes, s) => indexes.slice(2).map((index) => ({ index, s })));
+  all.sort((a, b) => a.index - b.index);
+  const gaps = all.slice(1).map((x, k) => x.index - all[k].index);
+  assert.ok(all.length >= 9, `snapshots: ${JSON.stringify(snapshots)}`);
+  assert.ok(
+    gaps.every((gap) => gap >= 10),
+    `snapshots less than 10 entries apart: ${JSON.stringify(snapshots)}`,
+  );
+}, { maxRaftState: 6000 });

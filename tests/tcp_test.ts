@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { Encoder } from "@msgpack/msgpack";
-import { deadline } from "../net/async.ts";
+import { deadline, delay } from "../net/async.ts";
 import { Codec, defaultCodec } from "../net/codec.ts";
 import { decodeEnvelope, encodeEnvelope, type Envelope } from "../net/envelope.ts";
 import {
@@ -530,6 +530,32 @@ Deno.test("tcp: connection refused gives UnreachableError, then backoff", async 
     assert.ok(elapsed >= 100 && elapsed < 3000, `retried after ${elapsed.toFixed(0)} ms`);
   } finally {
     await client.close();
+  }
+});
+
+Deno.test("tcp: with backoff.failFast, a call in the backoff window fails at once", async () => {
+  const port = freePort();
+  const client = new TcpClient(`127.0.0.1:${port}`, {
+    backoff: { baseMs: 300, maxMs: 300, failFast: true },
+  });
+  let server: TcpServer | undefined;
+  try {
+    await rejectsWith(client.call("Echo.Say", 1), UnreachableError, (err) => {
+      assert.ok(err.cause instanceof Deno.errors.ConnectionRefused, `cause: ${err.cause}`);
+    });
+    // Time to spare does not make it wait for the next attempt.
+    const start = performance.now();
+    await rejectsWith(client.call("Echo.Say", 1, { timeoutMs: 5000 }), UnreachableError, (err) => {
+      assert.match(err.message, /backing off/);
+    });
+    assert.ok(performance.now() - start < 100, "failed fast");
+    // Once the window is over, a call tries again.
+    server = serveTcp(makeServer(new Gates()), { port });
+    await delay(350);
+    assert.equal(await client.call("Echo.Say", "up"), "up");
+  } finally {
+    await client.close();
+    await server?.close();
   }
 });
 

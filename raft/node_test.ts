@@ -1,0 +1,86 @@
+import assert from "node:assert/strict";
+import { delay } from "../net/async.ts";
+import { RpcServer } from "../net/rpc_server.ts";
+import { RaftNode } from "./node.ts";
+import { MemoryStorage, type StorageBatch } from "./storage.ts";
+
+/** Storage whose preparations wait until released, recording what happens. */
+class PreparingStorage extends MemoryStorage {
+  events: string[] = [];
+  #prepared: Uint8Array | undefined;
+  #release: (() => void) | undefined;
+
+  async prepareSnapshot(data: Uint8Array): Promise<void> {
+    this.events.push("prepare");
+    await new Promise<void>((resolve) => (this.#release = resolve));
+    this.#prepared = data;
+    this.events.push("prepared");
+  }
+
+  release(): void {
+    this.#release?.();
+  }
+
+  override save(batch: StorageBatch): Promise<void> {
+    if (batch.snapshot) {
+      this.events.push(batch.snapshot.data === this.#prepared ? "save prepared" : "save other");
+    }
+    return super.save(batch);
+  }
+}
+
+async function startAlone(storage: PreparingStorage): Promise<RaftNode> {
+  const node = await RaftNode.start({
+    id: "a",
+    peers: ["a"],
+    transport: {
+      connect: () => {
+        throw new Error("a node alone calls no one");
+      },
+    },
+    server: new RpcServer(),
+    storage,
+    tickMs: 5,
+  });
+  while (node.status().role !== "leader") await delay(5);
+  storage.events = []; // the new node's first snapshot (its membership) is not ours
+  return node;
+}
+
+async function commit(node: RaftNode, command: string): Promise<number> {
+  const { index, term } = await node.propose(command);
+  await node.waitApplied(index, term);
+  return index;
+}
+
+Deno.test("raft node: a snapshot's data is prepared in storage first, while the log keeps committing", async () => {
+  const storage = new PreparingStorage();
+  const node = await startAlone(storage);
+  try {
+    const index = await commit(node, "x");
+    const data = new Uint8Array([1, 2, 3]);
+    const snapshotted = node.snapshot(index, data);
+    await delay(10);
+    assert.deepEqual(storage.events, ["prepare"]);
+    assert.ok(await commit(node, "y") > index, "commits go on during the preparation");
+    assert.equal(node.status().snapshotIndex, 0, "nothing compacted before the data is written");
+    storage.release();
+    await snapshotted;
+    assert.deepEqual(storage.events, ["prepare", "prepared", "save prepared"]);
+    assert.equal(node.status().snapshotIndex, index);
+  } finally {
+    await node.stop();
+  }
+});
+
+Deno.test("raft node: a snapshot whose preparation outlives the node is not taken", async () => {
+  const storage = new PreparingStorage();
+  const node = await startAlone(storage);
+  const index = await commit(node, "x");
+  const snapshotted = node.snapshot(index, new Uint8Array([1]));
+  await delay(10);
+  await node.stop();
+  storage.release();
+  await assert.rejects(snapshotted, /stopped/);
+  assert.deepEqual(storage.events, ["prepare", "prepared"]);
+});

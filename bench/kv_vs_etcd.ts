@@ -28,6 +28,7 @@ import { parseArgs } from "node:util";
 import { delay } from "../net/async.ts";
 import { LocalCluster } from "../kv/local_cluster.ts";
 import { connectKv } from "../kv/node.ts";
+import { writeSection } from "./benchmarks_md.ts";
 import { EtcdCluster, which } from "./etcd_cluster.ts";
 import {
   clerkPut,
@@ -44,8 +45,6 @@ import {
 } from "./kv_load.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
-const START = "<!-- kv-vs-etcd:start -->";
-const END = "<!-- kv-vs-etcd:end -->";
 
 /** One way of driving one system. */
 interface Variant {
@@ -639,18 +638,7 @@ async function main(): Promise<number> {
   console.log(`\n${summary}\n`);
 
   if (values["write-benchmarks"]) {
-    const path = `${ROOT}BENCHMARKS.md`;
-    const text = await Deno.readTextFile(path);
-    const start = text.indexOf(START);
-    const end = text.indexOf(END);
-    const block = `${START}\n\n${summary}\n\n${END}`;
-    const updated = start >= 0 && end > start
-      ? text.slice(0, start) + block + text.slice(end + END.length)
-      : `${text.trimEnd()}\n\n## kv: distkit vs etcd (issue #6)\n\n${block}\n`;
-    await Deno.writeTextFile(path, updated);
-    // Wrapped and aligned the way `deno fmt --check` wants it.
-    await new Deno.Command(Deno.execPath(), { args: ["fmt", "-q", path], cwd: ROOT }).output();
-    console.log(`wrote the results into ${path}`);
+    await writeSection("kv-vs-etcd", "kv: distkit vs etcd (issue #6)", summary);
   }
   return 0;
 }

@@ -158,9 +158,10 @@ export interface ReplicaStats {
  *   name: "Counter",
  *   methods: (replica) => ({
  *     Add: (n: unknown) =>
- *       replica.serve("writes", async () => {
+ *       replica.serve<{ result: number }>("writes", async () => {
  *         const result = await replica.submit(n);
- *         return result === null ? { status: "retry", reason: "lost" } : { status: "ok", result };
+ *         if (result === null) return { status: "retry", reason: "lost to a new leader" };
+ *         return { status: "ok", result };
  *       }),
  *   }),
  * };

@@ -6,7 +6,8 @@
  * 200 MB. Every measurement is a fresh set of processes; the variants are
  * interleaved round by round and the table gives the median.
  *
- * Wall time of a job: from starting the coordinator to the moment every
+ * Wall time of a job: from starting the coordinator and the workers (all at
+ * once: workers retry until the coordinator listens) to the moment every
  * output file is final (the coordinator's "job done"), so it includes
  * starting the processes. The sequential runner and the pipeline are timed
  * as processes too.
@@ -78,31 +79,40 @@ async function totalBytes(files: string[]): Promise<number> {
 async function job(files: string[], workers: number, expected: string): Promise<number> {
   const dir = await Deno.makeTempDir({ prefix: "distkit-mr-job-" });
   try {
+    // Workers start with the coordinator (they retry until it listens), as a
+    // deployment that starts them all at once would.
+    const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const address = `127.0.0.1:${(probe.addr as Deno.NetAddr).port}`;
+    probe.close();
     const started = performance.now();
     const coordinator = new Deno.Command(Deno.execPath(), {
-      args: ["run", ...PERMS, CLI, "mr", "coordinator", "--dir", dir, ...files],
+      args: [
+        "run",
+        ...PERMS,
+        CLI,
+        "mr",
+        "coordinator",
+        "--listen",
+        address,
+        "--dir",
+        dir,
+        ...files,
+      ],
       cwd: dir,
       stdin: "null",
       stdout: "piped",
       stderr: "null",
     }).spawn();
-    const reader = coordinator.stdout.pipeThrough(new TextDecoderStream()).getReader();
-    let out = "";
-    let address: string | undefined;
-    while (address === undefined) {
-      const { value, done } = await reader.read();
-      if (done) throw new Error(`the coordinator exited: ${out}`);
-      out += value;
-      address = /listening on (\S+)/.exec(out)?.[1];
-    }
     const children = Array.from({ length: workers }, () =>
       new Deno.Command(Deno.execPath(), {
-        args: ["run", ...PERMS, CLI, "mr", "worker", "--coordinator", address!, "--app", "wc"],
+        args: ["run", ...PERMS, CLI, "mr", "worker", "--coordinator", address, "--app", "wc"],
         cwd: dir,
         stdin: "null",
         stdout: "null",
         stderr: "null",
       }).spawn());
+    const reader = coordinator.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let out = "";
     let finished: number | undefined;
     while (finished === undefined) {
       const { value, done } = await reader.read();
@@ -231,7 +241,8 @@ async function main(): Promise<number> {
     `Run: \`deno run -A bench/mr_wc.ts --runs ${runs} --corpus-mb ${values["corpus-mb"]}\` on ` +
     `${Deno.build.os}/${Deno.build.arch}, ${cpu} cores, Deno ${Deno.version.deno}; median of ` +
     `${runs} interleaved rounds, each a fresh set of processes. A job's time runs from starting ` +
-    `the coordinator to every output being final (process start-up included); its output is ` +
+    `the coordinator and the workers (at once) to every output being final (process start-up ` +
+    `included); its output is ` +
     `checked against the sequential runner's every time. The pipeline is ` +
     `\`cat FILES | tr -cs A-Za-z '\\n' | LC_ALL=C sort | uniq -c\` (ASCII letters only, so it ` +
     `does a little less than wc). The corpus is the Gutenberg texts repeated into 8 files ` +

@@ -154,7 +154,7 @@ built-in apps: wc, indexer, mtiming, rtiming, jobcount, early_exit, crash, nocra
     const end = new TcpClient(v.coordinator, { timeoutMs: 5000 });
     try {
       const report = await runWorker(end, app, {
-        log: v.verbose ? (line) => console.error(line) : undefined,
+        log: v.verbose ? (line) => console.error(`${new Date().toISOString()} ${line}`) : undefined,
       });
       console.log(
         `worker ${Deno.pid}: ${report.maps} maps, ${report.reduces} reduces, ` +

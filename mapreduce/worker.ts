@@ -109,7 +109,8 @@ export async function runWorker(
         if (!(err instanceof RpcError) || !["unreachable", "timeout"].includes(err.code)) throw err;
         unreachableSince ??= clock.now();
         if (clock.now() - unreachableSince >= (answered ? giveUpMs : connectMs)) return undefined;
-        await delay(100, { clock });
+        // Quick retries while it may be starting, slower once it has answered and gone.
+        await delay(answered ? 100 : 20, { clock });
       }
     }
   };

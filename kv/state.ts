@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { concatBytes } from "../net/bytes.ts";
 import { type Codec, defaultCodec } from "../net/codec.ts";
 import { FrameTooLargeError } from "../net/errors.ts";
 import { DedupTable } from "./dedup.ts";
@@ -237,13 +238,7 @@ export class KvStateMachine {
     if (size > this.#codec.maxMessageBytes) {
       throw new FrameTooLargeError(size, this.#codec.maxMessageBytes);
     }
-    const out = new Uint8Array(size);
-    let at = 0;
-    for (const p of parts) {
-      out.set(p, at);
-      at += p.length;
-    }
-    return out;
+    return concatBytes(parts, size);
   }
 
   async #encodeArray(items: unknown[], parts: Uint8Array[], pause: () => Promise<void>) {

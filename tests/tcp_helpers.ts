@@ -1,5 +1,6 @@
 /** Helpers shared by the TCP test files. */
 import assert from "node:assert/strict";
+import { encodeFrames, FrameDecoder } from "../net/frame.ts";
 import { delay } from "../net/mod.ts";
 
 /** Polls `condition` every 5 ms until it holds, failing after `timeoutMs`. */
@@ -36,5 +37,101 @@ export async function rejectsWith<E extends Error>(
     }
     check?.(err);
     return err;
+  }
+}
+
+/**
+ * What a {@linkcode FakeServer} sends back for one frame: payloads to frame,
+ * raw bytes (`{ raw }`, framed or not), or "hang up".
+ */
+export type Script =
+  | Uint8Array[]
+  | { raw: Uint8Array }
+  | "hang up"
+  | Promise<Uint8Array[] | { raw: Uint8Array } | "hang up">;
+
+/**
+ * A fake server for testing the client's end: `script` gets each frame the
+ * client sends on a connection (its index on that connection, the payload)
+ * and returns what to send back (see {@linkcode Script}).
+ */
+export class FakeServer {
+  readonly listener: Deno.TcpListener;
+  /** Everything every client sent, as received. */
+  readonly received: Uint8Array[] = [];
+  accepted = 0;
+  #conns = new Set<Deno.TcpConn>();
+  #loops: Promise<void>[] = [];
+  #accepting: Promise<void>;
+  #stopped = Promise.withResolvers<"hang up">();
+
+  constructor(
+    script: (index: number, payload: Uint8Array) => Script,
+  ) {
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    this.listener = listener;
+    this.#accepting = (async () => {
+      while (true) {
+        let conn: Deno.TcpConn;
+        try {
+          conn = await listener.accept();
+        } catch {
+          return;
+        }
+        this.accepted++;
+        this.#conns.add(conn);
+        this.#loops.push(this.#serve(conn, script));
+      }
+    })();
+  }
+
+  get address(): string {
+    return `127.0.0.1:${this.listener.addr.port}`;
+  }
+
+  async #serve(
+    conn: Deno.TcpConn,
+    script: (index: number, payload: Uint8Array) => Script,
+  ): Promise<void> {
+    const decoder = new FrameDecoder();
+    const buffer = new Uint8Array(65536);
+    let index = 0;
+    try {
+      while (true) {
+        const n = await conn.read(buffer);
+        if (n === null) break;
+        this.received.push(buffer.slice(0, n));
+        for (const payload of decoder.push(buffer.subarray(0, n))) {
+          const answer = await Promise.race([script(index++, payload), this.#stopped.promise]);
+          if (answer === "hang up") return;
+          const bytes = "raw" in answer ? answer.raw : encodeFrames(answer);
+          let offset = 0;
+          while (offset < bytes.length) offset += await conn.write(bytes.subarray(offset));
+        }
+      }
+    } catch {
+      // The client hung up.
+    } finally {
+      this.#conns.delete(conn);
+      try {
+        conn.close();
+      } catch {
+        // Already closed.
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    this.#stopped.resolve("hang up");
+    this.listener.close();
+    await this.#accepting;
+    for (const conn of this.#conns) {
+      try {
+        conn.close();
+      } catch {
+        // Already closed.
+      }
+    }
+    await Promise.all(this.#loops);
   }
 }

@@ -38,7 +38,7 @@ import {
   randomNonce,
   type ServerMessage,
 } from "../net/handshake.ts";
-import { rejectsWith, waitFor } from "./tcp_helpers.ts";
+import { FakeServer, rejectsWith, waitFor } from "./tcp_helpers.ts";
 import { Random, seedFromEnv } from "../net/random.ts";
 import { expectShape, RpcServer } from "../net/rpc_server.ts";
 import { serveTcp, TcpClient, type TcpServer, TcpTransport } from "../net/tcp.ts";
@@ -876,78 +876,12 @@ Deno.test("tcp: a __proto__ key is refused and Object.prototype stays clean", as
  * A fake server: it welcomes the client's hello, then for each request it
  * reads, it writes whatever `respond` returns (garbage, usually).
  */
-class EvilServer {
-  readonly listener: Deno.TcpListener;
-  #conns = new Set<Deno.TcpConn>();
-  #loops: Promise<void>[] = [];
-  #accepting: Promise<void>;
-
-  constructor(respond: (id: number) => Uint8Array) {
-    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    this.listener = listener;
-    this.#accepting = (async () => {
-      while (true) {
-        let conn: Deno.TcpConn;
-        try {
-          conn = await listener.accept();
-        } catch {
-          return;
-        }
-        this.#conns.add(conn);
-        this.#loops.push(this.#serve(conn, respond));
-      }
-    })();
-  }
-
-  get address(): string {
-    return `127.0.0.1:${this.listener.addr.port}`;
-  }
-
-  async #serve(conn: Deno.TcpConn, respond: (id: number) => Uint8Array): Promise<void> {
-    const decoder = new FrameDecoder();
-    const buffer = new Uint8Array(65536);
-    let welcomed = false;
-    try {
-      while (true) {
-        const n = await conn.read(buffer);
-        if (n === null) break;
-        for (const payload of decoder.push(buffer.subarray(0, n))) {
-          let bytes: Uint8Array;
-          if (!welcomed) {
-            decodeHello(payload);
-            welcomed = true;
-            bytes = frame(encodeServerMessage({ kind: "welcome", mac: null }));
-          } else {
-            bytes = respond(decodeEnvelope(defaultCodec, payload).id);
-          }
-          let offset = 0;
-          while (offset < bytes.length) offset += await conn.write(bytes.subarray(offset));
-        }
-      }
-    } catch {
-      // The client hung up on us.
-    } finally {
-      this.#conns.delete(conn);
-      try {
-        conn.close();
-      } catch {
-        // Already closed.
-      }
-    }
-  }
-
-  async close(): Promise<void> {
-    this.listener.close();
-    await this.#accepting;
-    for (const conn of this.#conns) {
-      try {
-        conn.close();
-      } catch {
-        // Already closed.
-      }
-    }
-    await Promise.all(this.#loops);
-  }
+function evilServer(respond: (id: number) => Uint8Array): FakeServer {
+  return new FakeServer((index, payload) => {
+    if (index > 0) return { raw: respond(decodeEnvelope(defaultCodec, payload).id) };
+    decodeHello(payload);
+    return [encodeServerMessage({ kind: "welcome", mac: null })];
+  });
 }
 
 Deno.test("tcp: a server sending garbage gets typed errors and a closed connection", async () => {
@@ -978,7 +912,7 @@ Deno.test("tcp: a server sending garbage gets typed errors and a closed connecti
     ],
   ];
   for (const [name, respond, type] of cases) {
-    const evil = new EvilServer(respond);
+    const evil = evilServer(respond);
     const client = new TcpClient(evil.address, { maxFrameBytes: 1024 * 1024, timeoutMs: 3000 });
     try {
       const err = await rejectsWith(client.call("Echo.Say", 1), type);
@@ -998,7 +932,7 @@ Deno.test("tcp: a server sending garbage gets typed errors and a closed connecti
 Deno.test("tcp: answers for unknown ids are ignored", async () => {
   const codec = new Codec();
   // Answers id + 1000 first (nobody asked), then the real one.
-  const evil = new EvilServer((id) =>
+  const evil = evilServer((id) =>
     encodeFrames([codec.encode([1, id + 1000, "stray"]), codec.encode([1, id, "real"])])
   );
   const client = new TcpClient(evil.address);

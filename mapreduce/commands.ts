@@ -35,7 +35,7 @@ function progressLine(p: JobProgress, startedMs: number): string {
 const coordinator: CliCommand = {
   summary: "run a job's coordinator: hands out tasks until every output is final",
   usage: `usage: distkit mr coordinator [--listen 127.0.0.1:0] [--reduce 10] [--task-timeout 10s]
-                             [--chunk-mb 64] [--dir .] FILES...
+                             [--chunk-mb 64] [--dir .] [--keep-intermediate] FILES...
 
 Splits FILES into map tasks (one per file, or per --chunk-mb MiB of a larger file, cut
 at a line end), prints the address it listens on, and hands tasks to workers
@@ -50,7 +50,8 @@ options:
   --task-timeout <time>    re-issue a task after this long without a report (default 10s)
   --chunk-mb <n>           largest map task input, in MiB (default 64)
   --dir <dir>              where intermediate and output files go (default: here);
-                           workers must see the same folder`,
+                           workers must see the same folder
+  --keep-intermediate      keep the intermediate files mr-<m>-<r> (default: deleted when done)`,
   async run(args) {
     const parsed = parseCommandArgs("mr coordinator", this, args, {
       listen: { type: "string" },
@@ -58,6 +59,7 @@ options:
       "task-timeout": { type: "string" },
       "chunk-mb": { type: "string" },
       dir: { type: "string" },
+      "keep-intermediate": { type: "boolean" },
     });
     if (!parsed) return 2;
     const v = parsed.values;
@@ -108,6 +110,7 @@ options:
     }
     if (code === 0) {
       console.log(`job done in ${((performance.now() - started) / 1000).toFixed(2)} s`);
+      if (!v["keep-intermediate"]) await job.cleanUp();
     }
     // Workers hear "exit" (and why) when they next ask; wait for them a little.
     const lingerUntil = performance.now() + 2000;

@@ -175,6 +175,9 @@ function mrTest(name: string, body: (dir: string, files: string[], wc?: string) 
 
 mrTest("wc", async (dir, files, expectedWc) => {
   const { lines } = await runJob("wc", 3, files, dir);
+  const left = [];
+  for await (const e of Deno.readDir(dir)) if (!e.name.startsWith("mr-out-")) left.push(e.name);
+  assert.deepEqual(left, [], "only the outputs remain once the job is done");
   assert.ok(lines.length > 1000, `only ${lines.length} words`);
   assert.deepEqual(lines, await sequentialLines("wc", files), "output differs from sequential wc");
   if (expectedWc !== undefined) {

@@ -81,6 +81,25 @@ export interface KvResult {
 }
 
 /**
+ * A page of a {@linkcode KvStateMachine}'s state (see `page`).
+ *
+ * @example
+ * ```ts
+ * import type { KvPage } from "@distkit/distkit/kv";
+ *
+ * const page: KvPage = { data: [["a", "1"]], next: null };
+ * ```
+ */
+export interface KvPage {
+  /** Entries, in key order. */
+  data: [string, KvValue][];
+  /** On the first page: the deduplication table's entries. */
+  dedup?: unknown;
+  /** The page's last key when more pages follow; null when this is the last. */
+  next: string | null;
+}
+
+/**
  * Options of {@linkcode KvStateMachine}.
  *
  * @example
@@ -208,6 +227,43 @@ export class KvStateMachine {
         return { ok: true };
       }
     }
+  }
+
+  /**
+   * A page of the state, for moving it in parts: the entries whose keys
+   * come after `after` (all, when null) in code-unit order, up to about
+   * `maxBytes` of keys and values (at least one entry), and the page's last
+   * key when more remain (null when this page ends the state). The first
+   * page (`after` null) also carries the deduplication table. Pages of an
+   * unchanged state are the same on every replica.
+   */
+  page(after: string | null, maxBytes: number): KvPage {
+    const keys = [...this.#data.keys()].filter((k) => after === null || k > after).sort();
+    const data: [string, KvValue][] = [];
+    let bytes = 0;
+    for (const key of keys) {
+      if (data.length > 0 && bytes >= maxBytes) break;
+      const value = this.#data.get(key)!;
+      data.push([key, value]);
+      bytes += key.length + valueBytes(value);
+    }
+    const next = data.length < keys.length ? data[data.length - 1][0] : null;
+    return after === null ? { data, dedup: this.#dedup.toJSON(), next } : { data, next };
+  }
+
+  /**
+   * Adds a page from {@linkcode KvStateMachine.page} (and its
+   * deduplication table, on the first page).
+   *
+   * @throws {Error} when the page is malformed; the state is then unchanged.
+   */
+  addPage(page: { data: unknown; dedup?: unknown }): void {
+    if (!Array.isArray(page?.data) || page.data.some((p) => !isPair(p) || !isValue(p[1]))) {
+      throw new Error("not a KV page: expected data: [key, string or bytes][]");
+    }
+    const dedup = page.dedup === undefined ? undefined : DedupTable.from(page.dedup, isResult);
+    for (const [key, value] of page.data as [string, KvValue][]) this.#data.set(key, own(value));
+    if (dedup) this.#dedup = dedup;
   }
 
   /** The whole state, encoded, for a Raft snapshot. */

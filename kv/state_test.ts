@@ -179,3 +179,33 @@ Deno.test("kv state: a sliced snapshot over the codec's limit is refused", async
   assert.throws(() => kv.snapshot(), FrameTooLargeError);
   await assert.rejects(kv.snapshotInSlices(() => Promise.resolve()), FrameTooLargeError);
 });
+
+Deno.test("kv state: pages of the state, in key order, rebuild it with its table", () => {
+  const kv = new KvStateMachine();
+  for (let i = 0; i < 50; i++) {
+    kv.apply(cmd("a", i + 1, { type: "put", key: `k${String(i).padStart(2, "0")}`, value: "x" }));
+  }
+  kv.apply(cmd("b", 1, { type: "put", key: "", value: new Uint8Array([1, 2]) }));
+  const copy = new KvStateMachine();
+  let after: string | null = null;
+  let pages = 0;
+  do {
+    const page = kv.page(after, 20);
+    assert.equal(page.dedup !== undefined, after === null, "the table comes with the first page");
+    assert.ok(page.data.length > 0);
+    copy.addPage(page);
+    after = page.next;
+    pages++;
+  } while (after !== null);
+  assert.ok(pages > 5);
+  assert.equal(copy.size, kv.size);
+  assert.deepEqual(copy.get(""), new Uint8Array([1, 2]));
+  for (let i = 0; i < 50; i++) assert.equal(copy.get(`k${String(i).padStart(2, "0")}`), "x");
+  assert.deepEqual(
+    copy.applied(cmd("a", 50, { type: "put", key: "k49", value: "x" })),
+    { ok: true },
+    "the table came along",
+  );
+  assert.throws(() => copy.addPage({ data: [["k", 5]] }), /not a KV page/);
+  assert.throws(() => copy.addPage({ data: [], dedup: [["a", { seq: "x" }]] }), /dedup entry/);
+});

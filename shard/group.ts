@@ -20,6 +20,7 @@ import {
 } from "../kv/protocol.ts";
 import { Replica, type ReplicaOptions, type ReplicaStats } from "../kv/replica.ts";
 import { ReplicaClient } from "../kv/replica_client.ts";
+import { ArgumentsError } from "../net/errors.ts";
 import { expectShape } from "../net/rpc_server.ts";
 import type { RaftNode } from "../raft/mod.ts";
 import { keyToShard, type ShardConfig } from "./config.ts";
@@ -55,6 +56,11 @@ export interface ShardGroupOptions extends ReplicaOptions {
   limits?: Partial<KvLimits>;
   /** How often the leader polls the controller and retries migrations. Default 100 ms. */
   pollMs?: number;
+  /**
+   * A migrating shard moves in pages of about this many bytes of keys and
+   * values (each a message and a log entry). Default 1 MiB.
+   */
+  migrationPageBytes?: number;
   /**
    * Called whenever this replica answers a request for a key (for tests
    * that check no shard is served by two groups in one configuration).
@@ -113,6 +119,7 @@ export class ShardGroupServer {
   readonly #groups = new Map<string, ReplicaClient>();
   readonly #configs = new Map<number, ShardConfig>();
   readonly #stopLoop = new AbortController();
+  readonly #pageBytes: number;
   #loop: Promise<void> = Promise.resolve();
   /** The migration tasks running (pulls and releases), by name. */
   readonly #tasks = new Map<string, Promise<void>>();
@@ -125,6 +132,7 @@ export class ShardGroupServer {
     this.#replica = replica;
     this.#state = state;
     this.#options = options;
+    this.#pageBytes = options.migrationPageBytes ?? 1024 * 1024;
     this.#ctrler = new CtrlerClerk(options.transport, options.ctrlers, {
       clock: options.clock,
       random: options.random?.fork(),
@@ -220,22 +228,26 @@ export class ShardGroupServer {
     return { status: "ok", result: outcome.result };
   }
 
-  /** Hands over the data of a shard that left this group, once it has. */
-  async #pull(args: unknown): Promise<{ status: "ok"; data: Uint8Array } | KvRetry> {
-    const { shard, leftAt } = expectShape<{ shard: number; leftAt: number }>(
-      args,
-      { shard: "integer", leftAt: "integer" },
-    );
+  /** Hands over a page of the data of a shard that left this group, once it has. */
+  async #pull(
+    args: unknown,
+  ): Promise<{ status: "ok"; data: Uint8Array; next: string | null } | KvRetry> {
+    const { shard, leftAt, after } = expectShape<
+      { shard: number; leftAt: number; after: string | null }
+    >(args, { shard: "integer", leftAt: "integer", after: "any" });
+    if (after !== null && typeof after !== "string") {
+      throw new ArgumentsError("after must be a key or null");
+    }
     await this.#replica.read();
-    const data = this.#state.leavingData(shard, leftAt);
-    if (data === undefined) {
+    const page = this.#state.leavingPage(shard, leftAt, { after, maxBytes: this.#pageBytes });
+    if (page === undefined) {
       return {
         status: "retry",
         reason: `shard ${shard} has not left this group at configuration ${leftAt} yet ` +
           `(this group is at ${this.#state.config.num})`,
       };
     }
-    return { status: "ok", data };
+    return { status: "ok", ...page };
   }
 
   /** Drops this group's copy of a shard its new owner has installed. */
@@ -277,13 +289,23 @@ export class ShardGroupServer {
     // calls time out) must not hold up the shards that can move now.
     for (const { shard, source } of state.pulling()) {
       this.#once(`pull ${num} ${shard}`, async () => {
-        const reply = await this.#group(source).call<{ data: Uint8Array }>(
-          `${SHARD_SERVICE}.Pull`,
-          { shard, leftAt: source.leftAt },
-          { operation: "pull", write: false, rounds: 1, signal },
-        );
-        if (reply?.status === "ok" && reply.data instanceof Uint8Array) {
-          await this.#propose({ kind: "install", num, shard, data: reply.data });
+        // Page after page, each installed through the log before the next is asked for.
+        while (!signal.aborted && state.config.num === num) {
+          const progress = state.pulling().find((p) => p.shard === shard);
+          if (progress === undefined) return;
+          const reply = await this.#group(source).call<{ data: Uint8Array }>(
+            `${SHARD_SERVICE}.Pull`,
+            { shard, leftAt: source.leftAt, after: progress.after },
+            { operation: "pull", write: false, rounds: 1, signal },
+          );
+          if (reply?.status !== "ok" || !(reply.data instanceof Uint8Array)) return;
+          await this.#propose({
+            kind: "install",
+            num,
+            shard,
+            page: progress.pages,
+            data: reply.data,
+          });
         }
       });
     }

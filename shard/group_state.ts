@@ -50,6 +50,33 @@ export interface ShardSource {
 }
 
 /**
+ * How far the pull of a shard has come: its source, the pages installed,
+ * and the key after which the next page starts (null: from the start).
+ *
+ * @example
+ * ```ts
+ * import type { PullProgress } from "@distkit/distkit/shard";
+ *
+ * const p: PullProgress = {
+ *   shard: 3,
+ *   source: { gid: 101, servers: ["g101-0"], leftAt: 4 },
+ *   pages: 2,
+ *   after: "k0412",
+ * };
+ * ```
+ */
+export interface PullProgress {
+  /** The shard. */
+  shard: number;
+  /** Where its data is. */
+  source: ShardSource;
+  /** Pages installed so far. */
+  pages: number;
+  /** The next page starts after this key (null: from the start). */
+  after: string | null;
+}
+
+/**
  * Where a shard held by a group is in its life: see the module's notes.
  *
  * @example
@@ -67,6 +94,9 @@ interface HeldShard {
   store: KvStateMachine;
   /** For `pulling` and `received`: where the data came from. */
   source?: ShardSource;
+  /** For `pulling`: pages installed so far, and the last key of the last one. */
+  pages?: number;
+  cursor?: string | null;
   /** For `leaving`: the configuration that took it away, and the group it went to (0: none). */
   leftAt?: number;
   to?: number;
@@ -78,7 +108,7 @@ interface HeldShard {
  * - `op`: a client's write;
  * - `config`: move to configuration `config` (the next one), with the
  *   source of every shard that becomes ours and had a previous owner;
- * - `install`: a pulled shard's data (a store snapshot), for configuration `num`;
+ * - `install`: page `page` (from 0) of a pulled shard's data, for configuration `num`;
  * - `delete`: the new owner has the shard that left us at `leftAt`: drop our copy;
  * - `released`: the previous owner has dropped its copy of a shard we received.
  *
@@ -92,7 +122,7 @@ interface HeldShard {
 export type GroupEntry =
   | { kind: "op"; command: KvCommand }
   | { kind: "config"; config: ShardConfig; sources: Record<number, ShardSource> }
-  | { kind: "install"; num: number; shard: number; data: Uint8Array }
+  | { kind: "install"; num: number; shard: number; page: number; data: Uint8Array }
   | { kind: "delete"; shard: number; leftAt: number }
   | { kind: "released"; num: number; shard: number };
 
@@ -176,9 +206,15 @@ export class ShardGroupState {
     return new Map([...this.#shards].map(([s, h]) => [s, h.status]));
   }
 
-  /** Shards waiting for their data, with where it is. */
-  pulling(): { shard: number; source: ShardSource }[] {
-    return this.#with("pulling");
+  /**
+   * Shards waiting for their data, with where it is and how far it has come
+   * (pages installed, and the key after which the next page starts).
+   */
+  pulling(): PullProgress[] {
+    return this.#with("pulling").map(({ shard, source }) => {
+      const held = this.#shards.get(shard)!;
+      return { shard, source, pages: held.pages ?? 0, after: held.cursor ?? null };
+    });
   }
 
   /** Shards received whose previous group has yet to drop its copy. */
@@ -208,14 +244,21 @@ export class ShardGroupState {
   }
 
   /**
-   * The data of the shard that left this group at configuration `leftAt`,
-   * for its new owner; undefined when the group does not (or no longer)
-   * hold it.
+   * A page of the data of the shard that left this group at configuration
+   * `leftAt`, for its new owner: the entries after key `after` (from the
+   * start when null), about `maxBytes` of them, encoded, and the key the
+   * next page starts after (null when this page is the last); undefined
+   * when the group does not (or no longer) hold the shard.
    */
-  leavingData(shard: number, leftAt: number): Uint8Array | undefined {
+  leavingPage(
+    shard: number,
+    leftAt: number,
+    options: { after: string | null; maxBytes: number },
+  ): { data: Uint8Array; next: string | null } | undefined {
     const held = this.#shards.get(shard);
     if (held?.status !== "leaving" || held.leftAt !== leftAt) return undefined;
-    return held.store.snapshot();
+    const page = held.store.page(options.after, options.maxBytes);
+    return { data: this.#codec.encode(page), next: page.next };
   }
 
   /** The store of a shard the group serves (for reads), else undefined. */
@@ -313,17 +356,29 @@ export class ShardGroupState {
     return true;
   }
 
-  #install(entry: { num: number; shard: number; data: Uint8Array }): boolean {
+  /** Adds a page of a pulled shard; the last one makes it `received` (served). */
+  #install(entry: { num: number; shard: number; page: number; data: Uint8Array }): boolean {
     const held = this.#shards.get(entry.shard);
     if (entry.num !== this.#config.num || held?.status !== "pulling") return false;
+    // A page installed already (a retry), or out of turn, changes nothing.
+    if (entry.page !== (held.pages ?? 0)) return false;
+    let page: { data?: unknown; dedup?: unknown; next?: unknown };
     try {
-      held.store.restore(entry.data);
+      page = this.#codec.decode(entry.data) as typeof page;
+      if (page?.next !== null && typeof page?.next !== "string") throw new Error("no next");
+      held.store.addPage(page as { data: unknown; dedup?: unknown });
     } catch {
-      // Not a shard's data (another version, a damaged entry): the same
-      // verdict on every replica; the shard stays pulling and is pulled again.
+      // Not a shard's page (another version, a damaged entry): the same
+      // verdict on every replica; the page is pulled again.
       return false;
     }
-    held.status = "received";
+    held.pages = entry.page + 1;
+    held.cursor = page.next as string | null;
+    if (page.next === null) {
+      held.status = "received";
+      held.pages = undefined;
+      held.cursor = undefined;
+    }
     return true;
   }
 
@@ -339,6 +394,8 @@ export class ShardGroupState {
         shard,
         status: h.status,
         source: h.source ?? null,
+        pages: h.pages ?? null,
+        cursor: h.cursor ?? null,
         leftAt: h.leftAt ?? null,
         to: h.to ?? null,
         data: h.store.snapshot(),
@@ -368,6 +425,8 @@ export class ShardGroupState {
         status: s.status as ShardStatus,
         store,
         source: (s.source as ShardSource | null) ?? undefined,
+        pages: (s.pages as number | null) ?? undefined,
+        cursor: s.status === "pulling" ? (s.cursor as string | null) : undefined,
         leftAt: (s.leftAt as number | null) ?? undefined,
         to: (s.to as number | null) ?? undefined,
       });
@@ -413,6 +472,7 @@ function parseGroupEntry(raw: unknown, limits: KvLimits): GroupEntry {
         kind: "install",
         num: int(e.num, "num"),
         shard: int(e.shard, "shard"),
+        page: int(e.page, "page"),
         data: e.data,
       };
     case "delete":

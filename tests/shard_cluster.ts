@@ -170,6 +170,8 @@ export class ShardKvCluster {
             gid,
             ctrlers: this.ctrlers.ids,
             maxRaftState: this.maxRaftState,
+            // Small pages, so every migration of more than a few keys takes several.
+            migrationPageBytes: 2048,
             onServe: (e) => this.#served(e),
           }),
       })

@@ -345,7 +345,10 @@ Deno.test("shard group state: a shard that went to no group is kept for the grou
   assert.ok(!state.settled, "102 has not taken its shards yet");
   assert.deepEqual(next(c4), { kind: "done", changed: false });
   assert.equal(state.config.num, 3);
-  assert.ok(state.leavingData(3, 2), "102 can still pull what left 100 at configuration 2");
+  assert.ok(
+    state.leavingPage(3, 2, { after: null, maxBytes: 1024 }),
+    "102 can still pull what left 100 at configuration 2",
+  );
   for (let shard = 0; shard < N_SHARDS; shard++) {
     state.apply({ kind: "delete", shard, leftAt: 2 });
   }

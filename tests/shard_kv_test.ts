@@ -51,6 +51,13 @@ async function putKeys(cfg: ShardKvCluster, ck: ShardClerk, n: number, size = 20
   return { ka, va };
 }
 
+/** The course's usual start: a clerk, group 0 joined, and `n` keys put and checked. */
+async function startWithKeys(cfg: ShardKvCluster, n: number, size = 20) {
+  const ck = cfg.makeClient();
+  await cfg.join(0);
+  return { ck, ...(await putKeys(cfg, ck, n, size)) };
+}
+
 async function checkAll(ck: ShardClerk, ka: string[], va: string[]): Promise<void> {
   for (let i = 0; i < ka.length; i++) await check(ck, ka[i], va[i]);
 }
@@ -110,9 +117,7 @@ shardTest("static shards", {}, async (cfg) => {
 });
 
 shardTest("join then leave", {}, async (cfg) => {
-  const ck = cfg.makeClient();
-  await cfg.join(0);
-  const { ka, va } = await putKeys(cfg, ck, 10, 5);
+  const { ck, ka, va } = await startWithKeys(cfg, 10, 5);
   await cfg.join(1);
   await checkAndAppend(cfg, ck, ka, va);
   await cfg.leave(0);
@@ -124,9 +129,7 @@ shardTest("join then leave", {}, async (cfg) => {
 });
 
 shardTest("snapshots, join, and leave", { maxRaftState: 1000 }, async (cfg) => {
-  const ck = cfg.makeClient();
-  await cfg.join(0);
-  const { ka, va } = await putKeys(cfg, ck, 30);
+  const { ck, ka, va } = await startWithKeys(cfg, 30);
   await cfg.join(1);
   await cfg.join(2);
   await cfg.leave(0);
@@ -144,9 +147,7 @@ shardTest("snapshots, join, and leave", { maxRaftState: 1000 }, async (cfg) => {
 });
 
 shardTest("servers miss configuration changes", { maxRaftState: 1000 }, async (cfg) => {
-  const ck = cfg.makeClient();
-  await cfg.join(0);
-  const { ka, va } = await putKeys(cfg, ck, 10);
+  const { ck, ka, va } = await startWithKeys(cfg, 10);
   await cfg.join(1);
   for (let g = 0; g < 3; g++) await cfg.groups[g].shutdownServer(0);
   await cfg.join(2);
@@ -172,9 +173,7 @@ async function restartServer(cfg: ShardKvCluster, g: number, i: number): Promise
 }
 
 shardTest("concurrent puts and configuration changes", { maxRaftState: 100 }, async (cfg) => {
-  const ck = cfg.makeClient();
-  await cfg.join(0);
-  const { ka, va } = await putKeys(cfg, ck, 10, 5);
+  const { ck, ka, va } = await startWithKeys(cfg, 10, 5);
   const load = appenders(cfg, ka, va, () => 10);
   await cfg.sleep(150);
   await cfg.join(1);
@@ -230,9 +229,7 @@ shardTest("more concurrent puts and configuration changes", {}, async (cfg) => {
 });
 
 shardTest("concurrent configuration change and restart", { maxRaftState: 300 }, async (cfg) => {
-  const ck = cfg.makeClient();
-  await cfg.join(0);
-  const { ka, va } = await putKeys(cfg, ck, 10, 1);
+  const { ck, ka, va } = await startWithKeys(cfg, 10, 1);
   const random = cfg.ctrlers.group.random;
   const load = appenders(cfg, ka, va, () => random.int(10));
   const t0 = cfg.sim.clock.now();
@@ -253,9 +250,7 @@ shardTest("concurrent configuration change and restart", { maxRaftState: 300 }, 
 });
 
 shardTest("unreliable 1", { unreliable: true, maxRaftState: 100 }, async (cfg) => {
-  const ck = cfg.makeClient();
-  await cfg.join(0);
-  const { ka, va } = await putKeys(cfg, ck, 10, 5);
+  const { ck, ka, va } = await startWithKeys(cfg, 10, 5);
   await cfg.join(1);
   await cfg.join(2);
   await cfg.leave(0);
@@ -266,9 +261,7 @@ shardTest("unreliable 1", { unreliable: true, maxRaftState: 100 }, async (cfg) =
 });
 
 shardTest("unreliable 2", { unreliable: true, maxRaftState: 100 }, async (cfg) => {
-  const ck = cfg.makeClient();
-  await cfg.join(0);
-  const { ka, va } = await putKeys(cfg, ck, 10, 5);
+  const { ck, ka, va } = await startWithKeys(cfg, 10, 5);
   const random = cfg.ctrlers.group.random;
   const load = appenders(cfg, ka, va, () => random.int(10));
   await reconfigureUnderLoad(cfg);
@@ -337,9 +330,7 @@ shardTest("unreliable 3", { unreliable: true, maxRaftState: 100 }, async (cfg) =
 });
 
 shardTest("shard deletion (challenge 1)", { maxRaftState: 1 }, async (cfg) => {
-  const ck = cfg.makeClient();
-  await cfg.join(0);
-  const { ka, va } = await putKeys(cfg, ck, 30, 1000);
+  const { ck, ka, va } = await startWithKeys(cfg, 30, 1000);
   for (let k = 0; k < 2; k++) await checkAll(ck, ka, va);
   for (let iter = 0; iter < 2; iter++) {
     await cfg.join(1);

@@ -214,6 +214,48 @@ export class ReplicaClient {
 }
 
 /**
+ * One {@linkcode ReplicaClient} per set of servers, made on first use and
+ * kept (so each remembers its leader): how a sharded client or a shard
+ * group reaches the groups a configuration names.
+ *
+ * @example
+ * ```ts
+ * import { ReplicaClients } from "@distkit/distkit/kv";
+ * import type { Transport } from "@distkit/distkit/net";
+ *
+ * function groupOf(transport: Transport, servers: string[]) {
+ *   const clients = new ReplicaClients(transport);
+ *   return clients.for(servers) === clients.for([...servers]); // true: the same client
+ * }
+ * ```
+ */
+export class ReplicaClients {
+  readonly #transport: Transport;
+  readonly #options: ReplicaClientOptions;
+  readonly #clients = new Map<string, ReplicaClient>();
+
+  /** Creates an empty cache; every client gets `options` (each its own fork of `random`). */
+  constructor(transport: Transport, options: ReplicaClientOptions = {}) {
+    this.#transport = transport;
+    this.#options = options;
+  }
+
+  /** The client of the service run by `servers` (in this order). */
+  for(servers: readonly string[]): ReplicaClient {
+    const key = JSON.stringify(servers);
+    let client = this.#clients.get(key);
+    if (!client) {
+      client = new ReplicaClient(this.#transport, servers, {
+        ...this.#options,
+        random: this.#options.random?.fork(),
+      });
+      this.#clients.set(key, client);
+    }
+    return client;
+  }
+}
+
+/**
  * Whether a failed attempt is worth another, elsewhere: the network lost it,
  * the server is not serving (yet), or its answer was garbled. A closed
  * transport, a refused request or a failing handler are not.

@@ -18,7 +18,7 @@ import {
   parseGet,
   parseWriteOp,
 } from "../kv/protocol.ts";
-import { ReplicaClient, type ReplicaClientOptions, Sessions } from "../kv/replica_client.ts";
+import { type ReplicaClientOptions, ReplicaClients, Sessions } from "../kv/replica_client.ts";
 import type { KvResult, KvWrite } from "../kv/state.ts";
 import type { KvValue } from "../kv/value.ts";
 import { keyToShard, type ShardConfig } from "./config.ts";
@@ -64,13 +64,12 @@ export interface ShardClerkOptions extends ReplicaClientOptions {
  * ```
  */
 export class ShardClerk {
-  readonly #transport: Transport;
   readonly #ctrler: CtrlerClerk;
   readonly #sessions: Sessions;
   readonly #options: ShardClerkOptions;
   readonly #clock: Clock;
   readonly #limits: KvLimits;
-  readonly #groups = new Map<string, ReplicaClient>();
+  readonly #groups: ReplicaClients;
   #config: ShardConfig | undefined;
 
   /**
@@ -80,8 +79,8 @@ export class ShardClerk {
    * @param ctrlers The controller replicas' names.
    */
   constructor(transport: Transport, ctrlers: readonly string[], options: ShardClerkOptions = {}) {
-    this.#transport = transport;
     this.#options = options;
+    this.#groups = new ReplicaClients(transport, { ...options, random: options.random?.fork() });
     this.#clock = options.clock ?? realClock;
     this.#limits = { ...DEFAULT_KV_LIMITS, ...options.limits };
     this.#sessions = new Sessions(options.id ?? crypto.randomUUID());
@@ -155,7 +154,7 @@ export class ShardClerk {
       const config = this.#config ??= await this.#ctrler.query(-1, options);
       const gid = config.shards[shard];
       if (gid !== 0) {
-        const reply = await this.#group(config.groups[gid]).call<T>(
+        const reply = await this.#groups.for(config.groups[gid]).call<T>(
           `${SHARD_SERVICE}.${method}`,
           args,
           { ...options, rounds: 1 },
@@ -171,18 +170,5 @@ export class ShardClerk {
       }
       this.#config = await this.#ctrler.query(-1, options);
     }
-  }
-
-  #group(servers: string[]): ReplicaClient {
-    const key = servers.join(",");
-    let client = this.#groups.get(key);
-    if (!client) {
-      client = new ReplicaClient(this.#transport, servers, {
-        ...this.#options,
-        random: this.#options.random?.fork(),
-      });
-      this.#groups.set(key, client);
-    }
-    return client;
   }
 }

@@ -323,7 +323,10 @@ export class CtrlerClerk {
 /** The payload of an `ok` reply; the controller never answers anything else finally. */
 function expectOk<T extends object>(reply: ReplicaReply<T> | undefined): T {
   if (reply?.status !== "ok") {
-    throw new KvRequestError(`the controller answered ${reply?.status ?? "nothing"}`);
+    throw new KvRequestError(
+      `the controller answered ${reply?.status ?? "nothing"}, which only a shard group ` +
+        `answers: check that the addresses given as controllers are the controller's`,
+    );
   }
   return reply;
 }

@@ -19,7 +19,7 @@ import {
   parseWrite,
 } from "../kv/protocol.ts";
 import { Replica, type ReplicaOptions, type ReplicaStats } from "../kv/replica.ts";
-import { ReplicaClient } from "../kv/replica_client.ts";
+import { ReplicaClients } from "../kv/replica_client.ts";
 import { ArgumentsError } from "../net/errors.ts";
 import { expectShape } from "../net/rpc_server.ts";
 import type { RaftNode } from "../raft/mod.ts";
@@ -116,7 +116,7 @@ export class ShardGroupServer {
   readonly #state: ShardGroupState;
   readonly #options: ShardGroupOptions;
   readonly #ctrler: CtrlerClerk;
-  readonly #groups = new Map<string, ReplicaClient>();
+  readonly #groups: ReplicaClients;
   readonly #configs = new Map<number, ShardConfig>();
   readonly #stopLoop = new AbortController();
   readonly #pageBytes: number;
@@ -132,6 +132,10 @@ export class ShardGroupServer {
     this.#replica = replica;
     this.#state = state;
     this.#options = options;
+    this.#groups = new ReplicaClients(options.transport, {
+      clock: options.clock,
+      random: options.random?.fork(),
+    });
     this.#pageBytes = options.migrationPageBytes ?? 1024 * 1024;
     this.#ctrler = new CtrlerClerk(options.transport, options.ctrlers, {
       clock: options.clock,
@@ -293,7 +297,7 @@ export class ShardGroupServer {
         while (!signal.aborted && state.config.num === num) {
           const progress = state.pulling().find((p) => p.shard === shard);
           if (progress === undefined) return;
-          const reply = await this.#group(source).call<{ data: Uint8Array }>(
+          const reply = await this.#groups.for(source.servers).call<{ data: Uint8Array }>(
             `${SHARD_SERVICE}.Pull`,
             { shard, leftAt: source.leftAt, after: progress.after },
             { operation: "pull", write: false, rounds: 1, signal },
@@ -311,7 +315,7 @@ export class ShardGroupServer {
     }
     for (const { shard, source } of state.received()) {
       this.#once(`release ${num} ${shard}`, async () => {
-        const reply = await this.#group(source).call(
+        const reply = await this.#groups.for(source.servers).call(
           `${SHARD_SERVICE}.Delete`,
           { shard, leftAt: source.leftAt },
           { operation: "delete", write: true, rounds: 1, signal },
@@ -374,19 +378,6 @@ export class ShardGroupServer {
     const config = await this.#ctrler.query(num, { signal });
     if (config.num === num) this.#configs.set(num, config);
     return config;
-  }
-
-  #group(source: ShardSource): ReplicaClient {
-    const key = source.servers.join(",");
-    let client = this.#groups.get(key);
-    if (!client) {
-      client = new ReplicaClient(this.#options.transport, source.servers, {
-        clock: this.#options.clock,
-        random: this.#options.random?.fork(),
-      });
-      this.#groups.set(key, client);
-    }
-    return client;
   }
 }
 

@@ -21,10 +21,15 @@ export type KeyValue = [key: string, value: string];
 
 /**
  * A MapReduce application: a module exporting `map` and `reduce` (and,
- * optionally, `combine`).
+ * optionally, `combine` and `mapStream`).
  *
  * - `map(filename, contents)`: the pairs for one input (a whole file, or a
  *   chunk of a large one, cut at a line end);
+ * - `mapStream(filename, pieces)`: optional; the same pairs as `map`, given
+ *   the input as a stream of pieces of about 1 MiB, each a run of whole
+ *   lines, in order. When an app has it, workers and the sequential runner
+ *   call it instead of `map`: the input is never held whole (it is read
+ *   into one small buffer), which is faster and bounds memory;
  * - `reduce(key, values)`: the output value for a key, given every value
  *   emitted for it (in no particular order);
  * - `combine(key, values)`: optional; folds some of a key's values into one
@@ -51,6 +56,11 @@ export interface MapReduceApp {
   reduce(key: string, values: string[]): string | Promise<string>;
   /** Optional map-side folding of a key's values (see the interface's notes). */
   combine?(key: string, values: string[]): string;
+  /** Optional: `map` over the input given a piece at a time (see the interface's notes). */
+  mapStream?(
+    filename: string,
+    pieces: AsyncIterable<string>,
+  ): Iterable<KeyValue> | Promise<Iterable<KeyValue>>;
 }
 
 /**
@@ -143,8 +153,10 @@ export async function loadApp(app: string): Promise<MapReduceApp> {
       throw new AppLoadError(app, `it does not export a ${name} function`);
     }
   }
-  if (module.combine !== undefined && typeof module.combine !== "function") {
-    throw new AppLoadError(app, "its combine export is not a function");
+  for (const name of ["combine", "mapStream"]) {
+    if (module[name] !== undefined && typeof module[name] !== "function") {
+      throw new AppLoadError(app, `its ${name} export is not a function`);
+    }
   }
   return module as unknown as MapReduceApp;
 }

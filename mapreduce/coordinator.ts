@@ -53,6 +53,14 @@ export interface CoordinatorOptions {
   dir?: string;
   /** A task whose worker has not reported by then is given to another. Default 10,000 ms. */
   taskTimeoutMs?: number;
+  /**
+   * How long a worker's request for a task is held open when there is none
+   * to give yet; it is answered the moment one is free (a task done, failed
+   * or timed out, the next phase, the job's end), so no worker sits idle
+   * between polls. Default 1,000 ms; 0 answers "wait" at once; at most
+   * 4,000 (a worker gives up on a request after 5 s).
+   */
+  holdMs?: number;
   /** A larger input file is split into map tasks of about this many bytes. Default 64 MiB. */
   chunkBytes?: number;
   /** A task whose app fails (throws) this many times fails the job. Default 3. */
@@ -131,6 +139,7 @@ export class Coordinator {
   readonly #nReduce: number;
   readonly #dir: string;
   readonly #timeoutMs: number;
+  readonly #holdMs: number;
   readonly #maxFailures: number;
   readonly #maxTimeouts: number;
   readonly #clock: Clock;
@@ -139,6 +148,8 @@ export class Coordinator {
   #failedAttempts = 0;
   #bytesMapped = 0;
   #failure: string | undefined;
+  /** Resolved (and replaced) whenever a held request may now get something. */
+  #changed = Promise.withResolvers<void>();
   readonly #finished = Promise.withResolvers<void>();
 
   private constructor(maps: MapTask[], options: CoordinatorOptions) {
@@ -146,6 +157,7 @@ export class Coordinator {
     this.#nReduce = options.nReduce ?? 10;
     this.#dir = options.dir ?? Deno.cwd();
     this.#timeoutMs = options.taskTimeoutMs ?? 10_000;
+    this.#holdMs = options.holdMs ?? 1000;
     this.#maxFailures = options.maxFailures ?? 3;
     this.#maxTimeouts = options.maxTimeouts ?? 10;
     this.#clock = options.clock ?? realClock;
@@ -182,6 +194,9 @@ export class Coordinator {
     }
     if (options.taskTimeoutMs !== undefined && !(options.taskTimeoutMs > 0)) {
       throw new RangeError(`taskTimeoutMs must be above 0, got ${options.taskTimeoutMs}`);
+    }
+    if (options.holdMs !== undefined && !(options.holdMs >= 0 && options.holdMs <= 4000)) {
+      throw new RangeError(`holdMs must be from 0 to 4,000, got ${options.holdMs}`);
     }
     const dir = options.dir ?? Deno.cwd();
     await Deno.mkdir(dir, { recursive: true });
@@ -252,15 +267,17 @@ export class Coordinator {
 
   /** The `MR` service's methods, for an RPC server. */
   methods(): {
-    Task(args: unknown): Assignment;
+    Task(args: unknown): Promise<Assignment>;
     Done(args: unknown): void;
     Failed(args: unknown): void;
   } {
     return {
-      Task: (args: unknown) => {
+      Task: async (args: unknown) => {
         const { worker } = expectShape<{ worker: string }>(args, { worker: "string" });
-        const assignment = this.#assign();
-        this.#workers.set(worker.slice(0, 200), { told: assignment.kind === "exit" });
+        const name = worker.slice(0, 200);
+        this.#workers.set(name, { told: false });
+        const assignment = await this.#assignOrHold();
+        this.#workers.set(name, { told: assignment.kind === "exit" });
         return assignment;
       },
       Done: (args: unknown) => this.#report(args, undefined),
@@ -275,6 +292,38 @@ export class Coordinator {
     if (this.#mapStates.some((s) => s.state !== "done")) return "map";
     if (this.#reduceStates.some((s) => s.state !== "done")) return "reduce";
     return "done";
+  }
+
+  /** An assignment, holding the request up to holdMs while the answer would be "wait". */
+  async #assignOrHold(): Promise<Assignment> {
+    const until = this.#clock.now() + this.#holdMs;
+    while (true) {
+      const assignment = this.#assign();
+      const left = until - this.#clock.now();
+      if (assignment.kind !== "wait" || left <= 0) return assignment;
+      // Wake for a change, or when the oldest running task times out.
+      const woken = Promise.withResolvers<void>();
+      const timer = this.#clock.setTimer(Math.min(left, this.#untilTimeout()), woken.resolve);
+      await Promise.race([this.#changed.promise, woken.promise]);
+      timer.cancel();
+      if (this.#clock.now() >= until) return { kind: "wait", ms: 0 };
+    }
+  }
+
+  /** Milliseconds until a running task of this phase may be given to another worker. */
+  #untilTimeout(): number {
+    const states = this.#phase() === "map" ? this.#mapStates : this.#reduceStates;
+    let soonest = Infinity;
+    for (const s of states) {
+      if (s.state === "running") soonest = Math.min(soonest, s.startedAt + this.#timeoutMs);
+    }
+    return Math.max(0, soonest - this.#clock.now());
+  }
+
+  /** Wakes the held requests: something may be there to give. */
+  #notify(): void {
+    this.#changed.resolve();
+    this.#changed = Promise.withResolvers<void>();
   }
 
   #assign(): Assignment {
@@ -332,6 +381,7 @@ export class Coordinator {
       s.state = "done";
       if (kind === "map") this.#bytesMapped += this.#maps[id].end - this.#maps[id].start;
       if (this.#phase() === "done") this.#finished.resolve();
+      this.#notify();
       return;
     }
     // A failure of an attempt since given to another worker, or reported twice
@@ -344,10 +394,12 @@ export class Coordinator {
     if (s.failures >= this.#maxFailures) {
       this.#fail(`${kind} task ${id} failed ${s.failures} times; last: ${error}`);
     }
+    this.#notify();
   }
 
   #fail(reason: string): void {
     this.#failure = reason;
     this.#finished.reject(new Error(reason));
+    this.#notify();
   }
 }

@@ -4,7 +4,10 @@ import { RpcServer } from "../net/rpc_server.ts";
 import { VirtualClock } from "../net/clock.ts";
 import { type Assignment, Coordinator } from "./coordinator.ts";
 
-async function job(files = 3, options: { timeoutMs?: number; nReduce?: number } = {}) {
+async function job(
+  files = 3,
+  options: { timeoutMs?: number; nReduce?: number; holdMs?: number } = {},
+) {
   const dir = await Deno.makeTempDir({ prefix: "distkit-coord-" });
   const inputs: string[] = [];
   for (let i = 0; i < files; i++) {
@@ -17,6 +20,8 @@ async function job(files = 3, options: { timeoutMs?: number; nReduce?: number } 
     nReduce: options.nReduce ?? 2,
     dir,
     taskTimeoutMs: options.timeoutMs ?? 10_000,
+    // Answered at once unless a test is about holding.
+    holdMs: options.holdMs ?? 0,
     clock,
   });
   const server = new RpcServer();
@@ -128,6 +133,7 @@ Deno.test("mr coordinator: a task that times out maxTimeouts times ends the job,
     dir,
     taskTimeoutMs: 1000,
     maxTimeouts: 3,
+    holdMs: 0,
     clock,
   });
   const server = new RpcServer();
@@ -150,6 +156,41 @@ Deno.test("mr coordinator: a task that times out maxTimeouts times ends the job,
   await Deno.remove(dir, { recursive: true });
 });
 
+Deno.test("mr coordinator: a request with nothing to give is held until something is", async () => {
+  const j = await job(2, { nReduce: 1, holdMs: 1000, timeoutMs: 5000 });
+  const [m0, m1] = [await j.task(), await j.task()];
+  let answered: Assignment | undefined;
+  const held = j.task("idle").then((a) => (answered = a));
+  await j.clock.advance(100);
+  assert.equal(answered, undefined, "held while nothing is free");
+  await j.done(m0);
+  await j.clock.advance(0);
+  assert.equal(answered, undefined, "still nothing: the reduce waits for map 1");
+  await j.done(m1);
+  await held;
+  assert.equal(answered!.kind, "reduce", "answered as the map phase ended");
+  assert.equal(j.clock.now(), 100, "at once, not at the next poll");
+  // Nothing comes within the hold: "wait", with no pause, after exactly holdMs.
+  const start = j.clock.now();
+  const waited = j.task("idle");
+  await j.clock.advance(1000);
+  assert.deepEqual(await waited, { kind: "wait", ms: 0 });
+  assert.equal(j.clock.now() - start, 1000);
+  // A task that times out (the reduce, given at 100) goes to a held request when it does.
+  await j.clock.advance(4500 - j.clock.now());
+  const slow = j.task("again");
+  await j.clock.advance(600);
+  const re = await slow;
+  assert.equal(j.clock.now(), 5100);
+  assert.ok(re.kind === "reduce" && re.attempt === 2, `re-issued: ${JSON.stringify(re)}`);
+  // The job's end answers held requests with exit.
+  const last = j.task("idle");
+  await j.done(re);
+  assert.deepEqual(await last, { kind: "exit" });
+  assert.equal(j.coordinator.untoldWorkers, 2, "told: idle; not yet: w and again");
+  await Deno.remove(j.dir, { recursive: true });
+});
+
 Deno.test("mr coordinator: a failure reported twice counts once", async () => {
   const j = await job(1);
   const a = await j.task();
@@ -168,5 +209,6 @@ Deno.test("mr coordinator: bad limits are refused", async () => {
   await assert.rejects(Coordinator.create({ files, taskTimeoutMs: 0 }), /taskTimeoutMs/);
   await assert.rejects(Coordinator.create({ files, maxFailures: 0 }), /maxFailures/);
   await assert.rejects(Coordinator.create({ files, maxTimeouts: 1.5 }), /maxTimeouts/);
+  await assert.rejects(Coordinator.create({ files, holdMs: 5000 }), /holdMs must be from 0/);
   await Deno.remove(dir, { recursive: true });
 });

@@ -114,13 +114,86 @@ export async function readInput(task: MapTask): Promise<string> {
     await file.seek(task.start, Deno.SeekMode.Start);
     for (let got = 0; got < bytes.length;) {
       const n = await file.read(bytes.subarray(got));
-      if (n === null) throw new Error(`${task.file} ended early (was it changed during the job?)`);
+      if (n === null) throw endedEarly(task);
       got += n;
     }
-    return new TextDecoder().decode(bytes);
+    return decoderFor(task).decode(bytes);
   } finally {
     file.close();
   }
+}
+
+/** Default size of the pieces {@linkcode readPieces} gives: 1 MiB. */
+export const PIECE_BYTES = 1 << 20;
+
+/**
+ * A map task's input as text, a piece at a time: about `pieceBytes` (1 MiB
+ * by default) of whole lines each, in order; a longer line is a piece of
+ * its own. The pieces joined are what {@linkcode readInput} returns, and
+ * the file is read through one buffer of that size, so an input of any
+ * size takes little memory. The file is opened at the first piece and
+ * closed when the pieces end or the iteration stops.
+ *
+ * @example
+ * ```ts ignore
+ * import { readPieces, splitInputs } from "@distkit/distkit/mapreduce";
+ *
+ * const [task] = await splitInputs(["big.txt"]);
+ * let lines = 0;
+ * for await (const piece of readPieces(task)) lines += piece.split("\n").length - 1;
+ * ```
+ */
+export async function* readPieces(
+  task: MapTask,
+  options: { pieceBytes?: number } = {},
+): AsyncGenerator<string, void, undefined> {
+  const size = task.end - task.start;
+  if (size === 0) return;
+  const file = await Deno.open(task.path);
+  try {
+    await file.seek(task.start, Deno.SeekMode.Start);
+    const decoder = decoderFor(task);
+    let buffer = new Uint8Array(Math.min(options.pieceBytes ?? PIECE_BYTES, size));
+    let held = 0; // bytes at the front of the buffer not given out yet
+    let unread = size;
+    while (held > 0 || unread > 0) {
+      while (held < buffer.length && unread > 0) {
+        const n = await file.read(
+          buffer.subarray(held, held + Math.min(buffer.length - held, unread)),
+        );
+        if (n === null) throw endedEarly(task);
+        held += n;
+        unread -= n;
+      }
+      // Cut after the last line end (a task's end is one, or the file's end).
+      const cut = unread === 0 ? held : buffer.lastIndexOf(0x0a, held - 1) + 1;
+      if (cut === 0) {
+        // A line longer than the buffer: make room for the rest of it.
+        const bigger = new Uint8Array(buffer.length * 2);
+        bigger.set(buffer);
+        buffer = bigger;
+        continue;
+      }
+      // Cut at an ASCII byte, so no character is split; stream mode keeps a
+      // byte-order mark at the start of the file only.
+      yield decoder.decode(buffer.subarray(0, cut), { stream: true });
+      buffer.copyWithin(0, cut, held);
+      held -= cut;
+    }
+    const rest = decoder.decode();
+    if (rest !== "") yield rest;
+  } finally {
+    file.close();
+  }
+}
+
+/** A decoder that drops a byte-order mark only at the very start of a file. */
+function decoderFor(task: MapTask): TextDecoder {
+  return new TextDecoder("utf-8", { ignoreBOM: task.start !== 0 });
+}
+
+function endedEarly(task: MapTask): Error {
+  return new Error(`${task.file} ended early (was it changed during the job?)`);
 }
 
 /**
@@ -195,12 +268,27 @@ export function outputName(dir: string, r: number): string {
   return `${dir}/mr-out-${r}`;
 }
 
-/** Calls the app's map, turning a bad result into a clear error. */
-async function mapPairs(app: MapReduceApp, filename: string, contents: string) {
-  const pairs = await app.map(filename, contents);
+/**
+ * The pairs of a map task: the app's `mapStream` over the input's pieces
+ * when it has one, else its `map` over the whole input; a bad result is a
+ * clear error.
+ */
+async function mapPairs(app: MapReduceApp, task: MapTask): Promise<Iterable<unknown>> {
+  let pairs;
+  if (app.mapStream) {
+    const pieces = readPieces(task);
+    try {
+      pairs = await app.mapStream(task.file, pieces);
+    } finally {
+      await pieces.return(); // closes the file if the app stopped early
+    }
+  } else {
+    pairs = await app.map(task.file, await readInput(task));
+  }
   if (pairs === null || typeof (pairs as Iterable<KeyValue>)[Symbol.iterator] !== "function") {
+    const call = app.mapStream ? "mapStream" : "map";
     throw new TypeError(
-      `map(${JSON.stringify(filename)}) returned ${typeof pairs}, not a list of [key, value]`,
+      `${call}(${JSON.stringify(task.file)}) returned ${typeof pairs}, not a list of [key, value]`,
     );
   }
   return pairs;
@@ -223,9 +311,8 @@ export async function runMap(
   task: MapTask,
   options: { dir: string; nReduce: number },
 ): Promise<void> {
-  const contents = await readInput(task);
   const parts = Array.from({ length: options.nReduce }, () => new Grouper(app.combine));
-  for (const pair of await mapPairs(app, task.file, contents)) {
+  for (const pair of await mapPairs(app, task)) {
     checkPair(pair, task.file);
     parts[partitionOf(pair[0], options.nReduce)].add(pair[0], pair[1]);
   }
@@ -308,9 +395,8 @@ export async function runSequential(
   const groups = new Grouper(app.combine);
   let bytes = 0;
   for (const task of tasks) {
-    const contents = await readInput(task);
     bytes += task.end - task.start;
-    for (const pair of await mapPairs(app, task.file, contents)) {
+    for (const pair of await mapPairs(app, task)) {
       checkPair(pair, task.file);
       groups.add(pair[0], pair[1]);
     }

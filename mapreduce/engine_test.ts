@@ -1,11 +1,12 @@
 import assert from "node:assert/strict";
 import { AppLoadError, compareKeys, loadApp, type MapReduceApp, partitionOf } from "./app.ts";
-import { countWords, words } from "./apps/wc.ts";
+import { countWords, mapStream as wcMapStream, WordCounter, words } from "./apps/wc.ts";
 import {
   Grouper,
   intermediateName,
   outputName,
   readInput,
+  readPieces,
   runMap,
   runReduce,
   runSequential,
@@ -74,6 +75,78 @@ Deno.test("mr splitInputs: large files cut after line ends; the chunks make the 
   await assert.rejects(splitInputs([`${dir}/missing.txt`]), /input .*missing.txt/);
   await assert.rejects(splitInputs([dir]), /not a regular file/);
   await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("mr readPieces: whole lines in order, the same text as readInput, file closed early", async () => {
+  const dir = await Deno.makeTempDir();
+  const file = `${dir}/in.txt`;
+  // A byte-order mark, multi-byte characters, a line longer than a piece, no final newline.
+  const text = "\uFEFFdéjà vu\n" + "Σοφία 𝒜lpha\n".repeat(40) + "x".repeat(300) + "\nlast";
+  await Deno.writeTextFile(file, text);
+  const tasks = await splitInputs([file], { chunkBytes: 200 });
+  assert.ok(tasks.length > 2);
+  let whole = "";
+  for (const task of tasks) {
+    const pieces: string[] = [];
+    for await (const piece of readPieces(task, { pieceBytes: 64 })) pieces.push(piece);
+    assert.equal(pieces.join(""), await readInput(task), `task ${task.id}`);
+    for (const piece of pieces.slice(0, -1)) assert.ok(piece.endsWith("\n"), "cut at line ends");
+    assert.ok(
+      pieces.every((p) =>
+        new TextEncoder().encode(p).length <= 64 || !p.slice(0, -1).includes("\n")
+      ),
+      "a piece over the size is one long line",
+    );
+    whole += pieces.join("");
+  }
+  assert.equal(whole, text.slice(1), "the byte-order mark dropped at the file's start only");
+  // Stopping early closes the file (the op and resource sanitizers would fail the test otherwise).
+  for await (const _ of readPieces(tasks[0], { pieceBytes: 16 })) break;
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("mr mapStream: used instead of map when an app has it; same counts as map", async () => {
+  const dir = await Deno.makeTempDir();
+  const lines = Array.from({ length: 3000 }, (_, i) => `w${i % 97} común ${"ab".repeat(i % 20)}`);
+  await Deno.writeTextFile(`${dir}/in.txt`, lines.join("\n") + "\n");
+  const [task] = await splitInputs([`${dir}/in.txt`]);
+  const text = await readInput(task);
+  async function* chunks() {
+    for (let i = 0; i < lines.length; i += 100) yield lines.slice(i, i + 100).join("\n") + "\n";
+  }
+  const byStream = new Map(await wcMapStream(task.file, chunks()));
+  assert.deepEqual(byStream, new Map([...countWords(text)].map(([w, n]) => [w, String(n)])));
+  // The engine calls mapStream, not map.
+  let streamed = 0;
+  const app: MapReduceApp = {
+    map: () => {
+      throw new Error("map called");
+    },
+    mapStream: async (_file, pieces) => {
+      for await (const _ of pieces) streamed++;
+      return [["k", "v"]];
+    },
+    reduce: (_k, vs) => vs.join(","),
+  };
+  await runMap(app, task, { dir, nReduce: 1 });
+  assert.equal(streamed, 1, "one piece for a small input");
+  assert.equal(await Deno.readTextFile(intermediateName(dir, task.id, 0)), '["k","v"]\n');
+  // An app that stops reading early leaves no file open.
+  await runMap({ ...app, mapStream: () => [["k", "v"]] }, task, { dir, nReduce: 1 });
+  await assert.rejects(
+    runMap({ ...app, mapStream: () => 5 as never }, task, { dir, nReduce: 1 }),
+    /mapStream\(".*in.txt"\) returned number/,
+  );
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("mr WordCounter: counts across texts; a long new word is kept whole", () => {
+  const counter = new WordCounter().add("alpha beta\n").add("beta gamma\n");
+  assert.deepEqual([...counter.counts()].sort(), [["alpha", 1], ["beta", 2], ["gamma", 1]]);
+  assert.equal(counter.size, 3);
+  const long = "x".repeat(40);
+  const key = new WordCounter().add(`a ${long} b`).pairs().find(([w]) => w.length === 40)!;
+  assert.equal(key[0], long);
 });
 
 Deno.test("mr Grouper: folds with combine as values come, keys in byte order", () => {

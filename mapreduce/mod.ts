@@ -23,6 +23,6 @@ export * from "./app.ts";
 export * from "./coordinator.ts";
 export * from "./engine.ts";
 export * from "./worker.ts";
-export { countWords, words } from "./apps/wc.ts";
+export { countWords, WordCounter, words } from "./apps/wc.ts";
 // Types from the net layer that appear in this module's signatures.
 export type { ClientEnd, Clock } from "../net/mod.ts";

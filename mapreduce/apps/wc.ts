@@ -56,15 +56,25 @@ export function words(text: string, emit: (word: string) => void): void {
  * pairs between the phases.)
  */
 export function map(_filename: string, contents: string): KeyValue[] {
-  const out: KeyValue[] = [];
-  for (const [w, n] of countWords(contents)) out.push([w, String(n)]);
-  return out;
+  return new WordCounter().add(contents).pairs();
 }
 
 /**
- * The words of `text` with their counts. A hash table of its own, hashing
- * each word as it is scanned and comparing it in place, so a word seen
- * before costs no new string (the cost of word count is almost all there).
+ * The same pairs as {@linkcode map}, counting the input a piece at a time
+ * (pieces end at line ends, so no word is cut): memory stays at the size
+ * of a piece and of the vocabulary, whatever the input's size.
+ */
+export async function mapStream(
+  _filename: string,
+  pieces: AsyncIterable<string>,
+): Promise<KeyValue[]> {
+  const counter = new WordCounter();
+  for await (const piece of pieces) counter.add(piece);
+  return counter.pairs();
+}
+
+/**
+ * The words of `text` with their counts.
  *
  * @example
  * ```ts
@@ -74,67 +84,128 @@ export function map(_filename: string, contents: string): KeyValue[] {
  * ```
  */
 export function countWords(text: string): Map<string, number> {
-  let mask = 4095;
-  let hashes = new Int32Array(mask + 1);
-  let counts = new Int32Array(mask + 1);
-  let keys: (string | undefined)[] = new Array(mask + 1);
-  let size = 0;
-  const n = text.length;
-  let i = 0;
-  while (i < n) {
-    // Skip to a letter.
-    let c = text.charCodeAt(i);
-    let width = codeWidth(text, i, c);
-    if (!isLetterCode(width === 2 ? codePointAt(text, i) : c)) {
-      i += width;
-      continue;
-    }
-    const start = i;
-    let h = 0x811c9dc5;
-    while (i < n) {
-      c = text.charCodeAt(i);
-      width = codeWidth(text, i, c);
-      if (!isLetterCode(width === 2 ? codePointAt(text, i) : c)) break;
-      h = Math.imul(h ^ c, 0x01000193);
-      if (width === 2) h = Math.imul(h ^ text.charCodeAt(i + 1), 0x01000193);
-      i += width;
-    }
-    const len = i - start;
-    let slot = h & mask;
-    while (true) {
-      const key = keys[slot];
-      if (key === undefined) {
-        keys[slot] = text.slice(start, i);
-        hashes[slot] = h;
-        counts[slot] = 1;
-        if (++size * 2 > mask) {
-          // Grow: rehash into a table twice the size.
-          const old = { keys, hashes, counts };
-          mask = mask * 2 + 1;
-          keys = new Array(mask + 1);
-          hashes = new Int32Array(mask + 1);
-          counts = new Int32Array(mask + 1);
-          for (let s = 0; s < old.keys.length; s++) {
-            if (old.keys[s] === undefined) continue;
-            let t = old.hashes[s] & mask;
-            while (keys[t] !== undefined) t = (t + 1) & mask;
-            keys[t] = old.keys[s];
-            hashes[t] = old.hashes[s];
-            counts[t] = old.counts[s];
-          }
-        }
-        break;
-      }
-      if (hashes[slot] === h && key.length === len && sameRegion(key, text, start)) {
-        counts[slot]++;
-        break;
-      }
-      slot = (slot + 1) & mask;
-    }
+  return new WordCounter().add(text).counts();
+}
+
+/**
+ * Counts words (maximal runs of letters) over any number of texts. A hash
+ * table of its own, hashing each word as it is scanned and comparing it in
+ * place, so a word seen before costs no new string (the cost of word count
+ * is almost all there).
+ *
+ * @example
+ * ```ts
+ * import { WordCounter } from "@distkit/distkit/mapreduce";
+ *
+ * const counter = new WordCounter().add("a b a\n").add("b c\n");
+ * counter.counts().get("b"); // 2
+ * ```
+ */
+export class WordCounter {
+  #mask = 4095;
+  #hashes = new Int32Array(4096);
+  #counts = new Int32Array(4096);
+  #keys: (string | undefined)[] = new Array(4096);
+  #size = 0;
+
+  /** Distinct words so far. */
+  get size(): number {
+    return this.#size;
   }
-  const result = new Map<string, number>();
-  for (let s = 0; s <= mask; s++) if (keys[s] !== undefined) result.set(keys[s]!, counts[s]);
-  return result;
+
+  /** Counts the words of `text` (a word is never continued from the last text). */
+  add(text: string): this {
+    let mask = this.#mask;
+    let hashes = this.#hashes;
+    let counts = this.#counts;
+    let keys = this.#keys;
+    const n = text.length;
+    let i = 0;
+    while (i < n) {
+      // Skip to a letter.
+      let c = text.charCodeAt(i);
+      let width = codeWidth(text, i, c);
+      if (!isLetterCode(width === 2 ? codePointAt(text, i) : c)) {
+        i += width;
+        continue;
+      }
+      const start = i;
+      let h = 0x811c9dc5;
+      while (i < n) {
+        c = text.charCodeAt(i);
+        width = codeWidth(text, i, c);
+        if (!isLetterCode(width === 2 ? codePointAt(text, i) : c)) break;
+        h = Math.imul(h ^ c, 0x01000193);
+        if (width === 2) h = Math.imul(h ^ text.charCodeAt(i + 1), 0x01000193);
+        i += width;
+      }
+      const len = i - start;
+      let slot = h & mask;
+      while (true) {
+        const key = keys[slot];
+        if (key === undefined) {
+          keys[slot] = ownCopy(text.slice(start, i));
+          hashes[slot] = h;
+          counts[slot] = 1;
+          if (++this.#size * 2 > mask) {
+            this.#grow();
+            mask = this.#mask;
+            hashes = this.#hashes;
+            counts = this.#counts;
+            keys = this.#keys;
+          }
+          break;
+        }
+        if (hashes[slot] === h && key.length === len && sameRegion(key, text, start)) {
+          counts[slot]++;
+          break;
+        }
+        slot = (slot + 1) & mask;
+      }
+    }
+    return this;
+  }
+
+  /** Each word with its count. */
+  counts(): Map<string, number> {
+    const result = new Map<string, number>();
+    const keys = this.#keys;
+    for (let s = 0; s < keys.length; s++) {
+      if (keys[s] !== undefined) result.set(keys[s]!, this.#counts[s]);
+    }
+    return result;
+  }
+
+  /** Each word with its count, as map output pairs. */
+  pairs(): KeyValue[] {
+    const out: KeyValue[] = [];
+    const keys = this.#keys;
+    for (let s = 0; s < keys.length; s++) {
+      if (keys[s] !== undefined) out.push([keys[s]!, String(this.#counts[s])]);
+    }
+    return out;
+  }
+
+  /** Rehashes into a table twice the size. */
+  #grow(): void {
+    const old = { keys: this.#keys, hashes: this.#hashes, counts: this.#counts };
+    const mask = this.#mask * 2 + 1;
+    const keys: (string | undefined)[] = new Array(mask + 1);
+    const hashes = new Int32Array(mask + 1);
+    const counts = new Int32Array(mask + 1);
+    for (let s = 0; s < old.keys.length; s++) {
+      if (old.keys[s] === undefined) continue;
+      let t = old.hashes[s] & mask;
+      while (keys[t] !== undefined) t = (t + 1) & mask;
+      keys[t] = old.keys[s];
+      hashes[t] = old.hashes[s];
+      counts[t] = old.counts[s];
+    }
+    this.#mask = mask;
+    this.#keys = keys;
+    this.#hashes = hashes;
+    this.#counts = counts;
+  }
 }
 
 /** 2 when a surrogate pair starts at i, else 1. */
@@ -146,6 +217,15 @@ function codeWidth(text: string, i: number, c: number): number {
 
 function codePointAt(text: string, i: number): number {
   return text.codePointAt(i)!;
+}
+
+/**
+ * The string in a copy of its own: V8 makes a longer slice a view of the
+ * text it came from, which would keep every piece of input that brought a
+ * new long word alive as long as the counts.
+ */
+function ownCopy(s: string): string {
+  return s.length < 13 ? s : (" " + s).slice(1);
 }
 
 function sameRegion(key: string, text: string, start: number): boolean {

@@ -27,3 +27,4 @@ export * from "./checker/mod.ts";
 export * from "./kv/mod.ts";
 export * from "./shard/mod.ts";
 export * from "./mapreduce/mod.ts";
+export * from "./pb/mod.ts";

@@ -1,0 +1,19 @@
+/**
+ * Primary/backup replication, the systems of 6.824's earlier labs: a view
+ * service that picks a primary and a backup from pinging servers, a
+ * primary/backup key/value service on it, and a primary/backup lock
+ * service.
+ *
+ * @example
+ * ```ts
+ * import { ViewService } from "@distkit/distkit/pb";
+ *
+ * const vs = new ViewService();
+ * vs.ping("s1", 0, 0).primary; // "s1"
+ * ```
+ *
+ * @module
+ */
+export * from "./view.ts";
+// Types from the net layer that appear in this module's signatures.
+export type { CallOptions, ClientEnd, Clock, Timer, Transport } from "../net/mod.ts";

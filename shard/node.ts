@@ -9,58 +9,10 @@
  * @module
  */
 import { hostNode, parseAddress } from "../kv/hosting.ts";
-import { ClosedError } from "../net/errors.ts";
-import { TcpClient, type TcpClientOptions } from "../net/tcp.ts";
-import type { Transport } from "../net/transport.ts";
+import { AddressTransport } from "../net/tcp.ts";
 import { ShardClerk, type ShardClerkOptions } from "./clerk.ts";
 import { CtrlerClerk, ShardCtrler } from "./ctrler.ts";
 import { ShardGroupServer } from "./group.ts";
-
-/**
- * A transport whose peer names are their TCP addresses (`host:port`).
- *
- * @example
- * ```ts
- * import { AddressTransport } from "@distkit/distkit/shard";
- *
- * const transport = new AddressTransport({ timeoutMs: 1000 });
- * transport.connect("127.0.0.1:7001"); // connects lazily, on the first call
- * await transport.close();
- * ```
- */
-export class AddressTransport implements Transport {
-  readonly #options: Omit<TcpClientOptions, "peer">;
-  readonly #clients = new Map<string, TcpClient>();
-  #closed = false;
-
-  /** Creates the transport; every connection uses `options` (timeout, cluster id, secret...). */
-  constructor(options: Omit<TcpClientOptions, "peer"> = {}) {
-    this.#options = options;
-  }
-
-  /**
-   * The connection to the node at `address`.
-   *
-   * @throws {RangeError} when `address` is not host:port.
-   * @throws {ClosedError} after {@linkcode AddressTransport.close}.
-   */
-  connect(address: string): TcpClient {
-    if (this.#closed) throw new ClosedError("TCP transport");
-    let client = this.#clients.get(address);
-    if (!client) {
-      parseAddress(address);
-      client = new TcpClient(address, this.#options);
-      this.#clients.set(address, client);
-    }
-    return client;
-  }
-
-  /** Closes every connection. */
-  async close(): Promise<void> {
-    this.#closed = true;
-    await Promise.all([...this.#clients.values()].map((c) => c.close()));
-  }
-}
 
 /**
  * Options of {@linkcode startShardNode}.

@@ -23,6 +23,7 @@ import { raftCommands } from "./raft/commands.ts";
 import { kvCommands } from "./kv/commands.ts";
 import { shardCommands } from "./shard/commands.ts";
 import { mrCommands } from "./mapreduce/commands.ts";
+import { pbCommands } from "./pb/commands.ts";
 import { runTour } from "./net/tour.ts";
 import { parseArgs } from "node:util";
 import { checkCommand } from "./checker/commands.ts";
@@ -204,6 +205,7 @@ const groups: Record<string, CommandGroup> = {
   kv: kvCommands,
   shard: shardCommands,
   mr: mrCommands,
+  pb: pbCommands,
 };
 
 function topHelp(): string {

@@ -11,90 +11,9 @@ import { checkOperations, kvModel } from "../checker/mod.ts";
 import { AppendWorkload } from "../kv/mod.ts";
 import { delay } from "../net/mod.ts";
 import { connectShard } from "../shard/mod.ts";
+import { freePorts, HOST, NodeProcess, runCli } from "./node_process.ts";
 
-const HOST = "127.0.0.1";
-const CLI = new URL("../cli.ts", import.meta.url).href;
-
-/** One node process, restartable with the same arguments (and data folder). */
-class NodeProcess {
-  readonly args: string[];
-  readonly address: string;
-  #child?: Deno.ChildProcess;
-  #exited?: Promise<unknown>;
-  stderr = "";
-
-  constructor(address: string, args: string[]) {
-    this.address = address;
-    this.args = args;
-  }
-
-  /** Starts the process and waits until it says it serves. */
-  async start(): Promise<void> {
-    const child = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        `--allow-net=${HOST}`,
-        "--allow-read",
-        "--allow-write",
-        "--unstable-kv",
-        CLI,
-        ...this.args,
-      ],
-      env: { DISTKIT_SECRET: "" },
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    this.#child = child;
-    const decoder = new TextDecoder();
-    const serving = Promise.withResolvers<void>();
-    const out = (async () => {
-      let text = "";
-      for await (const chunk of child.stdout) {
-        text += decoder.decode(chunk);
-        if (text.includes("serving on")) serving.resolve();
-      }
-    })();
-    const err = (async () => {
-      for await (const chunk of child.stderr) this.stderr += decoder.decode(chunk);
-    })();
-    this.#exited = Promise.all([child.status, out, err]);
-    const gone = this.#exited.then(() => {
-      throw new Error(`${this.address} exited at start: ${this.stderr}`);
-    });
-    await Promise.race([serving.promise, gone]);
-  }
-
-  /** Sends `signal` and waits for the exit. */
-  async kill(signal: Deno.Signal = "SIGKILL"): Promise<void> {
-    if (!this.#child) return;
-    try {
-      this.#child.kill(signal);
-    } catch { /* gone already */ }
-    await this.#exited;
-    this.#child = undefined;
-  }
-}
-
-/** `n` free ports on 127.0.0.1 (all held until the set is complete). */
-function freePorts(n: number): number[] {
-  const held = Array.from({ length: n }, () => Deno.listen({ hostname: HOST, port: 0 }));
-  const ports = held.map((l) => (l.addr as Deno.NetAddr).port);
-  for (const l of held) l.close();
-  return ports;
-}
-
-async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", `--allow-net=${HOST}`, "--allow-read", CLI, "shard", ...args],
-    env: { DISTKIT_SECRET: "" },
-  }).output();
-  const decoder = new TextDecoder();
-  return {
-    code: out.code,
-    stdout: decoder.decode(out.stdout),
-    stderr: decoder.decode(out.stderr),
-  };
-}
+const cli = (...args: string[]) => runCli("shard", ...args);
 
 Deno.test("shard process: join, kill -9, group crash and restart, leave: no acknowledged write lost", async () => {
   const dir = await Deno.makeTempDir({ prefix: "distkit-shard-" });

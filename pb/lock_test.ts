@@ -192,6 +192,22 @@ Deno.test("lock server: the primary answers only once the backup has the operati
   }, { seed: 1 });
 });
 
+Deno.test("lock server: a forward carries at most maxBatchOps operations", async () => {
+  await simulate(async (sim) => {
+    const { b } = startPair(sim, { maxBatchOps: 2 });
+    sim.net.setLinkRule("p", "b", { dropRequests: 1 });
+    const end = sim.net.transportFor("c1").connect("p");
+    const calls = ["a", "b", "c", "d", "e"].map((name, i) =>
+      lockCall(end, { client: `c${i}`, seq: 1, name })
+    );
+    await delay(10, { clock: sim.clock });
+    sim.net.setLinkRule("p", "b", undefined);
+    for (const reply of await Promise.all(calls)) assert.deepEqual(reply, OK_TRUE);
+    assert.equal(b.status().installed, 5);
+    assert.ok(sim.net.count("b") >= 3, `5 operations in ${sim.net.count("b")} forwards`);
+  }, { seed: 14 });
+});
+
 Deno.test("lock server: forwards carry the sessions, so the backup answers a retry with the first answer", async () => {
   await simulate(async (sim) => {
     const { p, b } = startPair(sim);

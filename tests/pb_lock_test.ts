@@ -256,6 +256,10 @@ lockTest("concurrent clients on the same and different locks", async (sim) => {
   const cfg = new LockCluster(sim);
   await concurrent(cfg, { clients: 8, ops: 40 });
   assert.deepEqual(cfg.backup.held(), cfg.primary.held());
+  // Operations that arrive while a forward is in flight go together in the next.
+  const forwarded = cfg.primary.status().forwarded;
+  assert.equal(forwarded, 8 * 40);
+  assert.ok(sim.net.count(BACKUP) < forwarded, `${sim.net.count(BACKUP)} forwards, none batched`);
   assert.equal(cfg.primary.role, "primary");
   await cfg.check("concurrent clients");
 });

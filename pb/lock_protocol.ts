@@ -92,12 +92,12 @@ export interface LockOp extends LockRequest {
  *
  * @example
  * ```ts
- * import type { ForwardedOp } from "@distkit/distkit/pb";
+ * import type { LockForwardedOp } from "@distkit/distkit/pb";
  *
- * const op: ForwardedOp = { op: "lock", client: "c1", seq: 1, name: "printer", result: true };
+ * const op: LockForwardedOp = { op: "lock", client: "c1", seq: 1, name: "printer", result: true };
  * ```
  */
-export interface ForwardedOp extends LockOp {
+export interface LockForwardedOp extends LockOp {
   /** What the primary answered (or will answer) the client. */
   result: boolean;
 }
@@ -110,22 +110,22 @@ export interface ForwardedOp extends LockOp {
  *
  * @example
  * ```ts
- * import type { ForwardRequest } from "@distkit/distkit/pb";
+ * import type { LockForwardRequest } from "@distkit/distkit/pb";
  *
- * const forward: ForwardRequest = {
+ * const forward: LockForwardRequest = {
  *   from: "p",
  *   batch: 1,
  *   ops: [{ op: "lock", client: "c1", seq: 1, name: "printer", result: true }],
  * };
  * ```
  */
-export interface ForwardRequest {
+export interface LockForwardRequest {
   /** The sender, which must be the primary. */
   from: string;
   /** The batch's number. */
   batch: number;
   /** The operations, in the primary's order. */
-  ops: ForwardedOp[];
+  ops: LockForwardedOp[];
 }
 
 /**
@@ -158,12 +158,12 @@ export type LockReply =
  *
  * @example
  * ```ts
- * import type { ForwardReply } from "@distkit/distkit/pb";
+ * import type { LockForwardReply } from "@distkit/distkit/pb";
  *
- * const reply: ForwardReply = { status: "refused", reason: "b serves clients itself" };
+ * const reply: LockForwardReply = { status: "refused", reason: "b serves clients itself" };
  * ```
  */
-export type ForwardReply = { status: "ok" } | { status: "refused"; reason: string };
+export type LockForwardReply = { status: "ok" } | { status: "refused"; reason: string };
 
 /**
  * Checks a lock name: a string of 1 to {@linkcode MAX_LOCK_NAME_BYTES}
@@ -209,18 +209,22 @@ export function parseLockRequest(args: unknown): LockRequest {
  *
  * @example
  * ```ts
- * import { parseForward } from "@distkit/distkit/pb";
+ * import { parseLockForward } from "@distkit/distkit/pb";
  *
- * parseForward({ from: "p", batch: 1, ops: [] }).batch; // 1
+ * parseLockForward({ from: "p", batch: 1, ops: [] }).batch; // 1
  * ```
  */
-export function parseForward(args: unknown): ForwardRequest {
-  const f = expectShape<ForwardRequest>(args, { from: "string", batch: "integer", ops: "array" });
+export function parseLockForward(args: unknown): LockForwardRequest {
+  const f = expectShape<LockForwardRequest>(args, {
+    from: "string",
+    batch: "integer",
+    ops: "array",
+  });
   if (f.batch < 1) throw new ArgumentsError(`batch must be at least 1, got ${f.batch}`);
   const ops = f.ops.map((raw, i) => {
-    let op: ForwardedOp;
+    let op: LockForwardedOp;
     try {
-      op = expectShape<ForwardedOp>(raw, { op: "string", result: "boolean" });
+      op = expectShape<LockForwardedOp>(raw, { op: "string", result: "boolean" });
       if (op.op !== "lock" && op.op !== "unlock") {
         throw new ArgumentsError(`op must be "lock" or "unlock", got ${JSON.stringify(op.op)}`);
       }

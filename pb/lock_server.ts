@@ -26,13 +26,13 @@ import { Random, seedFromEnv } from "../net/random.ts";
 import type { RpcServer } from "../net/rpc_server.ts";
 import type { ClientEnd, Transport } from "../net/transport.ts";
 import {
-  type ForwardedOp,
-  type ForwardReply,
-  type ForwardRequest,
   LOCK_SERVICE,
+  type LockForwardedOp,
+  type LockForwardReply,
+  type LockForwardRequest,
   type LockOpKind,
   type LockReply,
-  parseForward,
+  parseLockForward,
   parseLockRequest,
 } from "./lock_protocol.ts";
 import { LockTable } from "./lock_table.ts";
@@ -174,7 +174,7 @@ export class LockServer {
   /** The number of the last operation the backup has (or that may be answered alone). */
   #safe = 0;
   /** Operations run but not yet sent to the backup, in order. */
-  #outbox: ForwardedOp[] = [];
+  #outbox: LockForwardedOp[] = [];
   /** Answers waiting for their operation to be safe, in operation order. */
   #waiters: { index: number; settle: (safe: boolean) => void }[] = [];
   #batch = 0;
@@ -313,8 +313,8 @@ export class LockServer {
     return safe ? { status: "ok", result: outcome.result } : this.#notPrimary();
   }
 
-  #receive(args: unknown): ForwardReply {
-    const forward = parseForward(args);
+  #receive(args: unknown): LockForwardReply {
+    const forward = parseLockForward(args);
     if (forward.from !== this.#primary) {
       throw new ArgumentsError(
         `forwards come from the primary "${this.#primary}", not "${forward.from}"; check ` +
@@ -398,12 +398,12 @@ export class LockServer {
     }
   }
 
-  async #forward(batch: number, ops: ForwardedOp[]): Promise<ForwardOutcome> {
-    const args: ForwardRequest = { from: this.#id, batch, ops };
+  async #forward(batch: number, ops: LockForwardedOp[]): Promise<ForwardOutcome> {
+    const args: LockForwardRequest = { from: this.#id, batch, ops };
     try {
       const reply = await retry(
         () =>
-          this.#toBackup!.call<ForwardReply>(`${LOCK_SERVICE}.Forward`, args, {
+          this.#toBackup!.call<LockForwardReply>(`${LOCK_SERVICE}.Forward`, args, {
             timeoutMs: this.#forwardTimeoutMs,
             signal: this.#stopping.signal,
           }),

@@ -6,7 +6,7 @@
  * @module
  */
 import { DedupTable, digestBytes } from "../kv/dedup.ts";
-import type { ForwardedOp, LockOp } from "./lock_protocol.ts";
+import type { LockForwardedOp, LockOp } from "./lock_protocol.ts";
 
 /**
  * What {@linkcode LockTable.apply} did with an operation:
@@ -71,7 +71,7 @@ export class LockTable {
    * how the backup follows. The result decides, so the backup holds what
    * the primary holds even were their states ever to differ.
    */
-  install(op: ForwardedOp): void {
+  install(op: LockForwardedOp): void {
     if (op.result) {
       if (op.op === "lock") this.#held.add(op.name);
       else this.#held.delete(op.name);

@@ -14,10 +14,10 @@ import {
 import { LockAbortedError, LockRequestError } from "./lock_errors.ts";
 import { LockClerk } from "./lock_clerk.ts";
 import {
-  type ForwardedOp,
+  type LockForwardedOp,
   type LockReply,
   MAX_LOCK_NAME_BYTES,
-  parseForward,
+  parseLockForward,
   parseLockRequest,
 } from "./lock_protocol.ts";
 import { LockServer, type LockServerOptions, type LockServerStatus } from "./lock_server.ts";
@@ -43,19 +43,22 @@ Deno.test("lock protocol: requests and forwards are checked field by field", () 
     assert.throws(() => parseLockRequest(args), (e) => e instanceof ArgumentsError, String(args));
     assert.throws(() => parseLockRequest(args), message);
   }
-  const op: ForwardedOp = { op: "lock", ...good, result: true };
-  assert.deepEqual(parseForward({ from: "p", batch: 2, ops: [op] }), {
+  const op: LockForwardedOp = { op: "lock", ...good, result: true };
+  assert.deepEqual(parseLockForward({ from: "p", batch: 2, ops: [op] }), {
     from: "p",
     batch: 2,
     ops: [op],
   });
-  assert.throws(() => parseForward({ from: "p", batch: 0, ops: [] }), /batch must be at least 1/);
   assert.throws(
-    () => parseForward({ from: "p", batch: 1, ops: [op, { ...op, op: "steal" }] }),
+    () => parseLockForward({ from: "p", batch: 0, ops: [] }),
+    /batch must be at least 1/,
+  );
+  assert.throws(
+    () => parseLockForward({ from: "p", batch: 1, ops: [op, { ...op, op: "steal" }] }),
     /ops\[1\]: op must be "lock" or "unlock", got "steal"/,
   );
   assert.throws(
-    () => parseForward({ from: "p", batch: 1, ops: [{ ...op, result: "yes" }] }),
+    () => parseLockForward({ from: "p", batch: 1, ops: [{ ...op, result: "yes" }] }),
     /ops\[0\]: field "result" must be boolean/,
   );
 });

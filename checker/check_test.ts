@@ -1,6 +1,13 @@
 import assert from "node:assert/strict";
 import { checkEvents, checkOperations, eventsToOperations } from "./check.ts";
-import { casRegisterModel, kvModel, registerModel, setModel } from "./models.ts";
+import {
+  casRegisterModel,
+  kvModel,
+  type LockInput,
+  lockModel,
+  registerModel,
+  setModel,
+} from "./models.ts";
 import { runCheck } from "./commands.ts";
 import { main } from "../cli.ts";
 import type { HistoryEvent, Model, NondeterministicModel, Operation } from "./types.ts";
@@ -164,6 +171,90 @@ Deno.test("set: reads see the elements in any order; a lost element is not linea
     op(2, { op: "read" }, ["b"], 13, 14),
   ];
   assert.equal(checkOperations(setModel, removed).verdict, "linearizable");
+});
+
+// --- locks ---------------------------------------------------------------------
+
+type LockOp = Operation<LockInput, boolean | undefined>;
+const lk = (
+  client: number,
+  input: LockInput,
+  output: boolean | undefined,
+  call: number,
+  ret: number,
+): LockOp => ({ client, input, output, call, return: ret });
+const lock = (name: string): LockInput => ({ op: "lock", name });
+const unlock = (name: string): LockInput => ({ op: "unlock", name });
+
+Deno.test("lock: two successful locks of one name need an unlock between them", () => {
+  const twice = [lk(0, lock("a"), true, 0, 1), lk(1, lock("a"), true, 2, 3)];
+  const result = checkOperations(lockModel, twice);
+  assert.equal(result.verdict, "not linearizable");
+  assert.equal(result.partitions[0].operations.length, 2);
+  const between = [twice[0], lk(0, unlock("a"), true, 1.5, 1.8), twice[1]];
+  assert.equal(checkOperations(lockModel, between).verdict, "linearizable");
+  // An unlock concurrent with both explains them too; one that failed does not.
+  const concurrent = [twice[0], lk(2, unlock("a"), true, 0.5, 2.5), twice[1]];
+  assert.equal(checkOperations(lockModel, concurrent).verdict, "linearizable");
+  const failed = [twice[0], lk(2, unlock("a"), false, 0.5, 2.5), twice[1]];
+  assert.equal(checkOperations(lockModel, failed).verdict, "not linearizable");
+});
+
+Deno.test("lock: answers must match the state: no false lock of a free lock, no true unlock of one", () => {
+  assert.equal(
+    checkOperations(lockModel, [lk(0, lock("a"), false, 0, 1)]).verdict,
+    "not linearizable",
+  );
+  assert.equal(
+    checkOperations(lockModel, [lk(0, unlock("a"), true, 0, 1)]).verdict,
+    "not linearizable",
+  );
+  const ok = [
+    lk(0, unlock("a"), false, 0, 1),
+    lk(0, lock("a"), true, 2, 3),
+    lk(1, lock("a"), false, 4, 5),
+    lk(1, unlock("a"), true, 6, 7),
+    lk(0, unlock("a"), false, 8, 9),
+  ];
+  assert.equal(checkOperations(lockModel, ok).verdict, "linearizable");
+});
+
+Deno.test("lock: concurrent locks of one name, exactly one may win", () => {
+  const oneWins = [lk(0, lock("a"), true, 0, 10), lk(1, lock("a"), false, 0, 10)];
+  assert.equal(checkOperations(lockModel, oneWins).verdict, "linearizable");
+  const bothWin = [lk(0, lock("a"), true, 0, 10), lk(1, lock("a"), true, 0, 10)];
+  assert.equal(checkOperations(lockModel, bothWin).verdict, "not linearizable");
+});
+
+Deno.test("lock: an unknown lock may have taken the lock; names are checked apart", () => {
+  const lost: LockOp = { ...lk(0, lock("a"), undefined, 0, 0), unknown: true };
+  // The lost lock took effect: a later lock fails, an unlock succeeds.
+  assert.equal(
+    checkOperations(lockModel, [lost, lk(1, lock("a"), false, 5, 6)]).verdict,
+    "linearizable",
+  );
+  assert.equal(
+    checkOperations(lockModel, [lost, lk(1, unlock("a"), true, 5, 6)]).verdict,
+    "linearizable",
+  );
+  // Or it never did (or not yet).
+  assert.equal(
+    checkOperations(lockModel, [lost, lk(1, lock("a"), true, 5, 6)]).verdict,
+    "linearizable",
+  );
+  // Other names are another partition, untouched by "a".
+  const names = [
+    lk(0, lock("a"), true, 0, 1),
+    lk(1, lock("b"), true, 2, 3),
+    lk(2, lock("b"), true, 4, 5),
+  ];
+  const result = checkOperations(lockModel, names);
+  assert.equal(result.verdict, "not linearizable");
+  assert.equal(result.partitions.length, 2);
+  assert.deepEqual(
+    result.partitions.map((p) => p.verdict).sort(),
+    ["linearizable", "not linearizable"].sort(),
+  );
 });
 
 // --- budgets and degenerate histories ----------------------------------------------

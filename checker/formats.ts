@@ -39,7 +39,8 @@
  * "append", "key", "value"}` for `kv` and `kv-map`, `{"op": "read"}` /
  * `{"op": "write", "value"}` for `register` (and `{"op": "cas", "from", "to"}`
  * for `cas-register`), `{"op": "add" | "remove", "value"}` / `{"op": "read"}`
- * for `set`. Without a header line the model is guessed from the inputs.
+ * for `set`, `{"op": "lock" | "unlock", "name"}` for `lock` (outputs true or
+ * false). Without a header line the model is guessed from the inputs.
  *
  * ## EDN (`edn`)
  *
@@ -79,7 +80,14 @@
  * @module
  */
 import { eventsToOperations } from "./check.ts";
-import { casRegisterModel, kvMapModel, kvModel, registerModel, setModel } from "./models.ts";
+import {
+  casRegisterModel,
+  kvMapModel,
+  kvModel,
+  lockModel,
+  registerModel,
+  setModel,
+} from "./models.ts";
 import type { HistoryEvent, Model, NondeterministicModel, Operation } from "./types.ts";
 
 /**
@@ -105,13 +113,13 @@ export type HistoryFormat = "jsonl" | "edn" | "jepsen";
  * const name: ModelName = "cas-register";
  * ```
  */
-export type ModelName = "kv" | "kv-map" | "register" | "cas-register" | "set";
+export type ModelName = "kv" | "kv-map" | "register" | "cas-register" | "set" | "lock";
 
 /**
  * The ready-made models by name: `kv` ({@linkcode kvModel}), `kv-map`
  * ({@linkcode kvMapModel}), `register` ({@linkcode registerModel}),
- * `cas-register` ({@linkcode casRegisterModel}) and `set`
- * ({@linkcode setModel}).
+ * `cas-register` ({@linkcode casRegisterModel}), `set`
+ * ({@linkcode setModel}) and `lock` ({@linkcode lockModel}).
  *
  * @example
  * ```ts
@@ -131,6 +139,7 @@ export const modelsByName: Readonly<
   "register": registerModel,
   "cas-register": casRegisterModel,
   "set": setModel,
+  "lock": lockModel,
 };
 
 /** The `op` values each model accepts. */
@@ -140,6 +149,7 @@ const MODEL_OPS: Record<ModelName, readonly string[]> = {
   "register": ["read", "write"],
   "cas-register": ["read", "write", "cas"],
   "set": ["add", "remove", "read"],
+  "lock": ["lock", "unlock"],
 };
 
 /**
@@ -171,6 +181,8 @@ export function acceptsInput(model: ModelName, input: unknown): boolean {
         (i.op === "cas" && isCasValue(i.from) && isCasValue(i.to));
     case "set":
       return i.op === "read" || typeof i.value === "string";
+    case "lock":
+      return typeof i.name === "string";
   }
 }
 
@@ -483,7 +495,7 @@ function readEvent(o: Record<string, unknown>, line: number, open: Set<number>):
 /** The model the inputs fit, when they all fit one. */
 function guessModel(operations: Operation[]): ModelName | undefined {
   if (operations.length === 0) return undefined;
-  const candidates: ModelName[] = ["kv", "register", "cas-register", "set"];
+  const candidates: ModelName[] = ["kv", "register", "cas-register", "set", "lock"];
   return candidates.find((m) => operations.every((op) => acceptsInput(m, op.input)));
 }
 

@@ -83,6 +83,20 @@ Deno.test("jsonl: operations with a model header, unknown outcomes and annotatio
   assert.equal(checkOperations(modelsByName.kv, parsed.operations).verdict, "linearizable");
 });
 
+Deno.test("jsonl: a lock history with its header is checked with the lock model", () => {
+  const text = [
+    '{"model": "lock"}',
+    '{"client": 0, "input": {"op": "lock", "name": "a"}, "call": 0, "output": true, "return": 1}',
+    '{"client": 1, "input": {"op": "lock", "name": "a"}, "call": 2, "output": true, "return": 3}',
+  ].join("\n");
+  const parsed = parseHistory(text);
+  assert.equal(parsed.model, "lock");
+  assert.equal(
+    checkOperations(modelsByName.lock, parsed.operations).verdict,
+    "not linearizable",
+  );
+});
+
 Deno.test("jsonl: events become operations; an unreturned call stays open", () => {
   const text = [
     '{"kind": "call", "id": 0, "client": 0, "value": {"op": "write", "value": 1}}',
@@ -111,6 +125,7 @@ Deno.test("jsonl: the model is guessed from the inputs when there is no header",
   assert.equal(guess({ op: "read" }, { op: "write", value: "x" }), "register");
   assert.equal(guess({ op: "read" }, { op: "cas", from: 1, to: 2 }), "cas-register");
   assert.equal(guess({ op: "add", value: "a" }, { op: "read" }), "set");
+  assert.equal(guess({ op: "lock", name: "a" }, { op: "unlock", name: "a" }), "lock");
   assert.equal(guess({ op: "frobnicate" }), undefined);
   assert.equal(guess("just a string"), undefined);
 });
@@ -394,4 +409,7 @@ Deno.test("acceptsInput: inputs of each model, and inputs it cannot take", () =>
   assert.ok(!acceptsInput("set", { op: "add", value: 1 }));
   assert.ok(!acceptsInput("set", null));
   assert.ok(!acceptsInput("set", "read"));
+  assert.ok(acceptsInput("lock", { op: "unlock", name: "printer" }));
+  assert.ok(!acceptsInput("lock", { op: "lock" }));
+  assert.ok(!acceptsInput("lock", { op: "read", name: "printer" }));
 });

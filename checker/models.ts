@@ -1,6 +1,6 @@
 /**
  * Ready-made models: key/value (get/put/append), a register, a
- * compare-and-set register, and a set.
+ * compare-and-set register, a set, and a lock service.
  *
  * @module
  */
@@ -46,6 +46,21 @@ function describeKv(input: KvInput, output: string | undefined): string {
   return `${input.op}(${JSON.stringify(input.key)}, ${JSON.stringify(input.value)})`;
 }
 
+/** Splits a history by a string the input names (a key, a lock), in order of first appearance. */
+function partitionBy<I, O>(
+  history: Operation<I, O>[],
+  keyOf: (input: I) => string,
+): Operation<I, O>[][] {
+  const groups = new Map<string, Operation<I, O>[]>();
+  for (const op of history) {
+    const key = keyOf(op.input);
+    const list = groups.get(key);
+    if (list) list.push(op);
+    else groups.set(key, [op]);
+  }
+  return [...groups.values()];
+}
+
 /**
  * The key/value model of the course's KV service, partitioned by key (each
  * key is checked alone, so histories stay tractable).
@@ -64,15 +79,7 @@ function describeKv(input: KvInput, output: string | undefined): string {
 export const kvModel: Model<string, KvInput, string | undefined> = {
   init: () => "",
   step: kvStep,
-  partition: (history: Operation<KvInput, string | undefined>[]) => {
-    const byKey = new Map<string, Operation<KvInput, string | undefined>[]>();
-    for (const op of history) {
-      const list = byKey.get(op.input.key);
-      if (list) list.push(op);
-      else byKey.set(op.input.key, [op]);
-    }
-    return [...byKey.values()];
-  },
+  partition: (history) => partitionBy(history, (input) => input.key),
   describeOperation: describeKv,
   describeState: (s) => JSON.stringify(s),
 };
@@ -255,5 +262,62 @@ export const setModel: Model<string, SetInput, unknown> = {
     input.op === "read"
       ? `read() → ${JSON.stringify(output)}`
       : `${input.op}(${JSON.stringify(input.value)})`,
+  describeState: (s) => s,
+};
+
+/**
+ * A lock service operation: take the lock `name`, or release it.
+ *
+ * @example
+ * ```ts
+ * import type { LockInput } from "@distkit/distkit/checker";
+ *
+ * const input: LockInput = { op: "lock", name: "printer" };
+ * ```
+ */
+export interface LockInput {
+  /** The operation. */
+  op: "lock" | "unlock";
+  /** The lock. */
+  name: string;
+}
+
+/**
+ * A lock service: the state is the set of held locks, initially none.
+ * `lock` returns true if the lock was free (it is now held), false if it was
+ * held; `unlock` returns true if it was held (it is now free), false if not.
+ * An `undefined` output (unknown) leaves the lock held after a `lock` and
+ * free after an `unlock`, whatever it was. Histories are partitioned by
+ * lock name; a state is the held names, sorted, as a JSON array.
+ *
+ * @example Two locks of one name with no unlock between cannot both succeed
+ * ```ts
+ * import { checkOperations, lockModel } from "@distkit/distkit/checker";
+ *
+ * checkOperations(lockModel, [
+ *   { client: 0, input: { op: "lock", name: "a" }, call: 0, output: true, return: 1 },
+ *   { client: 1, input: { op: "lock", name: "a" }, call: 2, output: true, return: 3 },
+ * ]).verdict; // "not linearizable"
+ * ```
+ */
+export const lockModel: Model<string, LockInput, boolean | undefined> = {
+  init: () => "[]",
+  step: (state, input, output) => {
+    const held: string[] = JSON.parse(state);
+    const was = held.includes(input.name);
+    // What a correct lock service answers in this state.
+    const expected = input.op === "lock" ? !was : was;
+    if (output !== undefined && output !== expected) return undefined;
+    const now = input.op === "lock";
+    if (now === was) return state;
+    return JSON.stringify(
+      now ? [...held, input.name].sort() : held.filter((n) => n !== input.name),
+    );
+  },
+  partition: (history) => partitionBy(history, (input) => input.name),
+  describeOperation: (input, output) =>
+    `${input.op}(${JSON.stringify(input.name)}) → ${
+      output === undefined ? "?" : JSON.stringify(output)
+    }`,
   describeState: (s) => s,
 };

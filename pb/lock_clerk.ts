@@ -1,0 +1,284 @@
+/**
+ * `LockClerk`: the client of the primary/backup lock service. It calls the
+ * primary and, when that does not answer, the backup, retrying with backoff
+ * until one answers; every request carries a session id and number, so a
+ * retry gets the first answer back and an operation takes effect at most
+ * once.
+ *
+ * @module
+ */
+import { delay } from "../net/async.ts";
+import { type Clock, realClock } from "../net/clock.ts";
+import {
+  AbortedError,
+  BadArgumentsError,
+  ProtocolError,
+  RefusedError,
+  RpcError,
+  type RpcErrorCode,
+} from "../net/errors.ts";
+import { Random, seedFromEnv } from "../net/random.ts";
+import type { ClientEnd, Transport } from "../net/transport.ts";
+import { Sessions } from "../kv/replica_client.ts";
+import { LockAbortedError, LockRequestError } from "./lock_errors.ts";
+import {
+  checkLockName,
+  LOCK_SERVICE,
+  type LockOpKind,
+  type LockReply,
+  type LockRequest,
+} from "./lock_protocol.ts";
+
+/**
+ * The two servers of a lock service.
+ *
+ * @example
+ * ```ts
+ * import type { LockReplicas } from "@distkit/distkit/pb";
+ *
+ * const servers: LockReplicas = { primary: "lock-1", backup: "lock-2" };
+ * ```
+ */
+export interface LockReplicas {
+  /** The server clients call first. */
+  primary: string;
+  /** The server that takes over when the primary stops. */
+  backup: string;
+}
+
+/**
+ * Options of a {@linkcode LockClerk}.
+ *
+ * @example
+ * ```ts
+ * import type { LockClerkOptions } from "@distkit/distkit/pb";
+ *
+ * const options: LockClerkOptions = { id: "printer-daemon", attemptTimeoutMs: 2000 };
+ * ```
+ */
+export interface LockClerkOptions {
+  /**
+   * The client's id, unique among all clients of the service (two clerks
+   * sharing one would have requests refused), without `#`. Default: a
+   * random UUID.
+   */
+  id?: string;
+  /** Time source for timeouts and backoff. Default: the real clock. */
+  clock?: Clock;
+  /** Randomness for the backoff jitter. Default: seeded from `SEED` or at random. */
+  random?: Random;
+  /**
+   * Deadline of one attempt on one server. Keep it above the time the
+   * primary may spend forwarding (its `forwardAttempts` ×
+   * `forwardTimeoutMs`, 3 s by default), or a slow forward sends the clerk
+   * to the backup, which then takes over. Default 5,000 ms.
+   */
+  attemptTimeoutMs?: number;
+  /** Pause after both servers were tried without an answer; doubles up to `maxMs`. Default 20 ms to 1,000 ms. */
+  backoff?: { baseMs?: number; maxMs?: number };
+}
+
+/**
+ * Per-operation options.
+ *
+ * @example
+ * ```ts
+ * import type { LockCallOptions } from "@distkit/distkit/pb";
+ *
+ * const options: LockCallOptions = { signal: AbortSignal.timeout(5000) };
+ * ```
+ */
+export interface LockCallOptions {
+  /** Gives up with a {@linkcode LockAbortedError} when it fires. */
+  signal?: AbortSignal;
+}
+
+/**
+ * A client of the lock service. Operations may run concurrently: each one
+ * in flight has its own session (`id`, `id#2`, ...).
+ *
+ * @example
+ * ```ts
+ * import { LockClerk } from "@distkit/distkit/pb";
+ * import type { Transport } from "@distkit/distkit/net";
+ *
+ * async function print(transport: Transport, job: () => Promise<void>) {
+ *   const clerk = new LockClerk(transport, { primary: "p", backup: "b" });
+ *   if (!(await clerk.lock("printer"))) return false; // someone else holds it
+ *   try {
+ *     await job();
+ *   } finally {
+ *     await clerk.unlock("printer");
+ *   }
+ *   return true;
+ * }
+ * ```
+ */
+export class LockClerk {
+  readonly #servers: readonly [string, string];
+  readonly #ends: readonly [ClientEnd, ClientEnd];
+  readonly #sessions: Sessions;
+  readonly #clock: Clock;
+  readonly #random: Random;
+  readonly #attemptTimeoutMs: number;
+  readonly #baseMs: number;
+  readonly #maxMs: number;
+  /** The server that answered last: 0 the primary, 1 the backup. */
+  #current = 0;
+
+  /**
+   * Creates a clerk of the service run by `servers`.
+   *
+   * @param transport How to reach the servers.
+   * @param servers The primary's and the backup's names.
+   * @throws {RangeError} when the two names are equal, or the id is empty or contains `#`.
+   */
+  constructor(transport: Transport, servers: LockReplicas, options: LockClerkOptions = {}) {
+    if (servers.primary === servers.backup) {
+      throw new RangeError(
+        `the primary and the backup must differ; both are "${servers.primary}"`,
+      );
+    }
+    this.#servers = [servers.primary, servers.backup];
+    this.#ends = [transport.connect(servers.primary), transport.connect(servers.backup)];
+    // Not drawn from `random`: two processes with the same seed must not share an id.
+    this.#sessions = new Sessions(options.id ?? crypto.randomUUID());
+    this.#clock = options.clock ?? realClock;
+    this.#random = options.random ?? new Random(seedFromEnv());
+    this.#attemptTimeoutMs = options.attemptTimeoutMs ?? 5000;
+    this.#baseMs = options.backoff?.baseMs ?? 20;
+    this.#maxMs = options.backoff?.maxMs ?? 1000;
+  }
+
+  /** The client's id. */
+  get id(): string {
+    return this.#sessions.id;
+  }
+
+  /** The server the next request goes to first (the one that answered last). */
+  get server(): string {
+    return this.#servers[this.#current];
+  }
+
+  /**
+   * Takes the lock `name`: true if it was free (and is now held), false if
+   * it was held.
+   *
+   * @throws {LockRequestError} when the name is empty, too long or not
+   * valid Unicode, or a server refuses the request for good.
+   * @throws {LockAbortedError} when the signal fires first.
+   * @throws {RefusedError} when both servers refuse the connection.
+   */
+  lock(name: string, options: LockCallOptions = {}): Promise<boolean> {
+    return this.#operate("lock", name, options);
+  }
+
+  /**
+   * Releases the lock `name`: true if it was held (and is now free), false
+   * if it was not held.
+   *
+   * @throws {LockRequestError} when the name is empty, too long or not
+   * valid Unicode, or a server refuses the request for good.
+   * @throws {LockAbortedError} when the signal fires first.
+   * @throws {RefusedError} when both servers refuse the connection.
+   */
+  unlock(name: string, options: LockCallOptions = {}): Promise<boolean> {
+    return this.#operate("unlock", name, options);
+  }
+
+  async #operate(op: LockOpKind, name: string, options: LockCallOptions): Promise<boolean> {
+    try {
+      checkLockName(name);
+    } catch (err) {
+      throw new LockRequestError((err as Error).message);
+    }
+    const session = this.#sessions.take();
+    try {
+      const result = await this.#call(op, { client: session.id, seq: session.seq, name }, options);
+      this.#sessions.release(session, "done");
+      return result;
+    } catch (err) {
+      this.#sessions.release(session, "abandoned");
+      throw err;
+    }
+  }
+
+  async #call(op: LockOpKind, request: LockRequest, options: LockCallOptions): Promise<boolean> {
+    const { signal } = options;
+    const method = `${LOCK_SERVICE}.${op === "lock" ? "Lock" : "Unlock"}`;
+    const refusedBy = new Set<number>();
+    let sent = false;
+    let wait = this.#baseMs;
+    let server = this.#current;
+    for (let attempt = 1;; attempt++) {
+      if (signal?.aborted) {
+        throw new LockAbortedError({ op, name: request.name }, sent, { cause: signal.reason });
+      }
+      let reply: LockReply | undefined;
+      try {
+        sent = true;
+        reply = await this.#ends[server].call<LockReply>(method, request, {
+          timeoutMs: this.#attemptTimeoutMs,
+          signal,
+        });
+      } catch (err) {
+        if (err instanceof AbortedError) {
+          throw new LockAbortedError({ op, name: request.name }, true, { cause: signal?.reason });
+        }
+        if (err instanceof BadArgumentsError) throw new LockRequestError(err.remoteMessage);
+        // One server refusing us (another cluster, a secret we lack) may be
+        // misconfigured: try the other; when both refuse, say why.
+        if (err instanceof RefusedError) {
+          refusedBy.add(server);
+          if (refusedBy.size === 2) throw err;
+        } else if (!retryable(err)) throw err;
+      }
+      if (reply?.status === "ok") {
+        if (typeof reply.result !== "boolean") {
+          throw new ProtocolError(
+            `${this.#servers[server]} answered ${method} without a boolean result; ` +
+              `check that both servers run this version`,
+          );
+        }
+        this.#current = server;
+        return reply.result;
+      }
+      if (reply?.status === "refused") throw new LockRequestError(reply.reason);
+      // No answer, or "not-primary": the other server.
+      server = 1 - server;
+      if (attempt % 2 === 0) {
+        await this.#pause(wait, signal, { op, name: request.name });
+        wait = Math.min(this.#maxMs, wait * 2);
+      }
+    }
+  }
+
+  async #pause(
+    ms: number,
+    signal: AbortSignal | undefined,
+    request: { op: LockOpKind; name: string },
+  ): Promise<void> {
+    try {
+      await delay(ms / 2 + this.#random.next() * (ms / 2), { clock: this.#clock, signal });
+    } catch {
+      throw new LockAbortedError(request, true, { cause: signal?.reason });
+    }
+  }
+}
+
+/**
+ * Whether a failed attempt is worth another, on the other server: the
+ * network lost it or garbled the answer, or the server is not serving
+ * (stopped, or not started yet). A closed transport or a failing handler
+ * are not.
+ */
+function retryable(err: unknown): boolean {
+  return err instanceof RpcError && RETRYABLE.has(err.code);
+}
+
+const RETRYABLE: ReadonlySet<RpcErrorCode> = new Set([
+  "unreachable",
+  "timeout",
+  "unknown_service",
+  "protocol",
+]);

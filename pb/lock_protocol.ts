@@ -1,0 +1,260 @@
+/**
+ * The primary/backup lock service's wire protocol: what a clerk asks
+ * (`Lock.Lock`, `Lock.Unlock`), what the primary forwards to the backup
+ * (`Lock.Forward`), the replies, and the checks every server applies to
+ * what it receives. One parser serves the server (refusing bad input from
+ * anyone) and the clerk (refusing it before it is sent).
+ *
+ * @module
+ */
+import { ArgumentsError } from "../net/errors.ts";
+import { expectShape } from "../net/rpc_server.ts";
+import { utf8Length } from "../kv/value.ts";
+
+/**
+ * The name the lock service registers on an `RpcServer`: its methods are
+ * `Lock.Lock`, `Lock.Unlock`, `Lock.Forward` and `Lock.Status`.
+ *
+ * @example
+ * ```ts
+ * import { LOCK_SERVICE } from "@distkit/distkit/pb";
+ *
+ * `${LOCK_SERVICE}.Lock`; // "Lock.Lock"
+ * ```
+ */
+export const LOCK_SERVICE = "Lock";
+
+/**
+ * Longest lock name, in UTF-8 bytes.
+ *
+ * @example
+ * ```ts
+ * import { MAX_LOCK_NAME_BYTES } from "@distkit/distkit/pb";
+ *
+ * "printer".length <= MAX_LOCK_NAME_BYTES; // true
+ * ```
+ */
+export const MAX_LOCK_NAME_BYTES = 1024;
+
+/** Longest client (session) id, in UTF-8 bytes. */
+const MAX_CLIENT_BYTES = 256;
+
+/**
+ * The two operations of the lock service.
+ *
+ * @example
+ * ```ts
+ * import type { LockOpKind } from "@distkit/distkit/pb";
+ *
+ * const kind: LockOpKind = "unlock";
+ * ```
+ */
+export type LockOpKind = "lock" | "unlock";
+
+/**
+ * What a clerk sends with `Lock.Lock` and `Lock.Unlock`: the lock's name and
+ * the session numbering that makes a retry recognisable.
+ *
+ * @example
+ * ```ts
+ * import type { LockRequest } from "@distkit/distkit/pb";
+ *
+ * const request: LockRequest = { client: "c1", seq: 4, name: "printer" };
+ * ```
+ */
+export interface LockRequest {
+  /** The client session's id (see `Sessions` in the KV module). */
+  client: string;
+  /** The number of the session's request: 1, 2, 3... one at a time. */
+  seq: number;
+  /** The lock. */
+  name: string;
+}
+
+/**
+ * One operation of a session: a request and which method carried it.
+ *
+ * @example
+ * ```ts
+ * import type { LockOp } from "@distkit/distkit/pb";
+ *
+ * const op: LockOp = { op: "lock", client: "c1", seq: 1, name: "printer" };
+ * ```
+ */
+export interface LockOp extends LockRequest {
+  /** Lock or unlock. */
+  op: LockOpKind;
+}
+
+/**
+ * An operation the primary applied, as it forwards it: with the result it
+ * got, which the backup records so it can answer a retry the same way.
+ *
+ * @example
+ * ```ts
+ * import type { LockForwardedOp } from "@distkit/distkit/pb";
+ *
+ * const op: LockForwardedOp = { op: "lock", client: "c1", seq: 1, name: "printer", result: true };
+ * ```
+ */
+export interface LockForwardedOp extends LockOp {
+  /** What the primary answered (or will answer) the client. */
+  result: boolean;
+}
+
+/**
+ * What the primary sends with `Lock.Forward`: the operations it applied
+ * since its previous forward, in the order it applied them. Batches are
+ * numbered 1, 2, 3... and sent one at a time, so a retried batch is
+ * recognised by its number.
+ *
+ * @example
+ * ```ts
+ * import type { LockForwardRequest } from "@distkit/distkit/pb";
+ *
+ * const forward: LockForwardRequest = {
+ *   from: "p",
+ *   batch: 1,
+ *   ops: [{ op: "lock", client: "c1", seq: 1, name: "printer", result: true }],
+ * };
+ * ```
+ */
+export interface LockForwardRequest {
+  /** The sender, which must be the primary. */
+  from: string;
+  /** The batch's number. */
+  batch: number;
+  /** The operations, in the primary's order. */
+  ops: LockForwardedOp[];
+}
+
+/**
+ * A server's answer to `Lock.Lock` or `Lock.Unlock`. A malformed request
+ * fails the call with a `BadArgumentsError` instead.
+ *
+ * - `ok`: done; `result` is the operation's outcome (lock: the lock was
+ *   free and is now held; unlock: it was held and is now free);
+ * - `not-primary`: this server does not serve clients (any more); ask the
+ *   other one;
+ * - `refused`: the request can never succeed (its session numbering shows
+ *   that two clerks share an id); `reason` says why.
+ *
+ * @example
+ * ```ts
+ * import type { LockReply } from "@distkit/distkit/pb";
+ *
+ * const reply: LockReply = { status: "ok", result: true };
+ * ```
+ */
+export type LockReply =
+  | { status: "ok"; result: boolean }
+  | { status: "not-primary"; reason: string }
+  | { status: "refused"; reason: string };
+
+/**
+ * The backup's answer to `Lock.Forward`: `ok` once it has applied the batch
+ * (or had already), `refused` once it serves clients itself, after which
+ * the primary must never answer a client again.
+ *
+ * @example
+ * ```ts
+ * import type { LockForwardReply } from "@distkit/distkit/pb";
+ *
+ * const reply: LockForwardReply = { status: "refused", reason: "b serves clients itself" };
+ * ```
+ */
+export type LockForwardReply = { status: "ok" } | { status: "refused"; reason: string };
+
+/**
+ * Checks a lock name: a string of 1 to {@linkcode MAX_LOCK_NAME_BYTES}
+ * UTF-8 bytes, valid Unicode.
+ *
+ * @throws {ArgumentsError} naming what is wrong.
+ *
+ * @example
+ * ```ts
+ * import { checkLockName } from "@distkit/distkit/pb";
+ *
+ * checkLockName("printer"); // "printer"
+ * ```
+ */
+export function checkLockName(name: unknown): string {
+  return checkText(name, "name", MAX_LOCK_NAME_BYTES);
+}
+
+/**
+ * Checks a `Lock.Lock` or `Lock.Unlock` request.
+ *
+ * @throws {ArgumentsError} naming the first thing wrong.
+ *
+ * @example
+ * ```ts
+ * import { parseLockRequest } from "@distkit/distkit/pb";
+ *
+ * parseLockRequest({ client: "c1", seq: 1, name: "printer" }).name; // "printer"
+ * ```
+ */
+export function parseLockRequest(args: unknown): LockRequest {
+  const r = expectShape<LockRequest>(args, { client: "string", seq: "integer", name: "string" });
+  checkText(r.client, "client", MAX_CLIENT_BYTES);
+  if (r.seq < 1) throw new ArgumentsError(`seq must be at least 1, got ${r.seq}`);
+  checkLockName(r.name);
+  return { client: r.client, seq: r.seq, name: r.name };
+}
+
+/**
+ * Checks a `Lock.Forward` request, and every operation in it.
+ *
+ * @throws {ArgumentsError} naming the first thing wrong.
+ *
+ * @example
+ * ```ts
+ * import { parseLockForward } from "@distkit/distkit/pb";
+ *
+ * parseLockForward({ from: "p", batch: 1, ops: [] }).batch; // 1
+ * ```
+ */
+export function parseLockForward(args: unknown): LockForwardRequest {
+  const f = expectShape<LockForwardRequest>(args, {
+    from: "string",
+    batch: "integer",
+    ops: "array",
+  });
+  if (f.batch < 1) throw new ArgumentsError(`batch must be at least 1, got ${f.batch}`);
+  const ops = f.ops.map((raw, i) => {
+    let op: LockForwardedOp;
+    try {
+      op = expectShape<LockForwardedOp>(raw, { op: "string", result: "boolean" });
+      if (op.op !== "lock" && op.op !== "unlock") {
+        throw new ArgumentsError(`op must be "lock" or "unlock", got ${JSON.stringify(op.op)}`);
+      }
+      return { op: op.op, ...parseLockRequest(raw), result: op.result };
+    } catch (err) {
+      throw new ArgumentsError(`ops[${i}]: ${(err as Error).message}`);
+    }
+  });
+  return { from: f.from, batch: f.batch, ops };
+}
+
+function checkText(value: unknown, field: string, maxBytes: number): string {
+  if (typeof value !== "string") {
+    throw new ArgumentsError(`${field} must be a string, got ${typeOf(value)}`);
+  }
+  if (value === "") throw new ArgumentsError(`${field} must not be empty`);
+  // A lone surrogate cannot be encoded as UTF-8: the name would come back
+  // changed, and a retry would no longer match its first attempt.
+  if (!value.isWellFormed()) {
+    throw new ArgumentsError(`${field} contains a lone surrogate; it must be valid Unicode`);
+  }
+  const size = utf8Length(value);
+  if (size > maxBytes) {
+    throw new ArgumentsError(`${field} is ${size} bytes; the limit is ${maxBytes}`);
+  }
+  return value;
+}
+
+function typeOf(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "an array";
+  return typeof value;
+}

@@ -1,0 +1,388 @@
+/**
+ * The primary/backup lock service's scenarios (after the course's 2013 lab
+ * 1 tests), on the simulated network in virtual time: basic semantics, the
+ * primary or the backup failing, many concurrent clients, and at-most-once
+ * under lost replies. Every history is checked against the lock model.
+ * Seeds are random; a failure names its seed, and `SEED=<n>` replays it.
+ */
+import assert from "node:assert/strict";
+import { checkOperations, type LockInput, lockModel } from "../checker/mod.ts";
+import { delay, RpcServer, simulate, type Simulation } from "../net/mod.ts";
+import { LockClerk } from "../pb/lock_clerk.ts";
+import { LockServer, type LockServerOptions } from "../pb/lock_server.ts";
+import { LATENCY_MS, OpLog } from "./kv_cluster.ts";
+
+const SIM_LIMIT_MS = 10 * 60_000;
+const PRIMARY = "p";
+const BACKUP = "b";
+
+/** A client of the cluster: its clerk, its number in the history, its node name. */
+interface Client {
+  clerk: LockClerk;
+  index: number;
+  name: string;
+}
+
+/** A primary and a backup on the simulated network, clerks, and the history they make. */
+class LockCluster {
+  readonly sim: Simulation;
+  readonly log = new OpLog<LockInput, boolean | undefined>();
+  readonly #servers = new Map<string, LockServer>();
+  readonly #thresholds: { ops: number; reached: () => void }[] = [];
+  #clients = 0;
+
+  constructor(sim: Simulation, options: Partial<LockServerOptions> = {}) {
+    this.sim = sim;
+    sim.net.setLatency(LATENCY_MS);
+    for (const id of [PRIMARY, BACKUP]) {
+      const server = new RpcServer();
+      sim.net.addServer(id, server);
+      this.#servers.set(
+        id,
+        new LockServer({
+          id,
+          primary: PRIMARY,
+          backup: BACKUP,
+          transport: sim.net.transportFor(id),
+          server,
+          clock: sim.clock,
+          random: sim.random.fork(),
+          ...options,
+        }),
+      );
+    }
+  }
+
+  get primary(): LockServer {
+    return this.#servers.get(PRIMARY)!;
+  }
+
+  get backup(): LockServer {
+    return this.#servers.get(BACKUP)!;
+  }
+
+  /** A new clerk; its node is `c<index>`, so link rules can single it out. */
+  client(): Client {
+    const index = this.#clients++;
+    const name = `c${index}`;
+    const clerk = new LockClerk(this.sim.net.transportFor(name), {
+      primary: PRIMARY,
+      backup: BACKUP,
+    }, { id: name, clock: this.sim.clock, random: this.sim.random.fork() });
+    return { clerk, index, name };
+  }
+
+  lock(client: Client, name: string): Promise<boolean> {
+    return this.#record(client, { op: "lock", name }, () => client.clerk.lock(name));
+  }
+
+  unlock(client: Client, name: string): Promise<boolean> {
+    return this.#record(client, { op: "unlock", name }, () => client.clerk.unlock(name));
+  }
+
+  /** Resolves once `ops` operations have completed. */
+  afterOps(ops: number): Promise<void> {
+    if (this.log.operations.length >= ops) return Promise.resolve();
+    return new Promise((reached) => this.#thresholds.push({ ops, reached }));
+  }
+
+  /** Stops a server like a crash: nothing reaches it any more, and it sends nothing more. */
+  kill(server: LockServer): Promise<void> {
+    this.sim.net.deleteServer(server.id);
+    return server.stop();
+  }
+
+  sleep(ms: number): Promise<void> {
+    return delay(ms, { clock: this.sim.clock });
+  }
+
+  /** Waits until `condition` holds, checking every virtual millisecond; fails after `timeoutMs`. */
+  async until(condition: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+    const deadline = this.sim.clock.now() + timeoutMs;
+    while (!condition()) {
+      assert.ok(this.sim.clock.now() < deadline, `timed out waiting for ${what}`);
+      await this.sleep(1);
+    }
+  }
+
+  /** Checks the history with the lock model (a failure writes the HTML report). */
+  check(name: string): Promise<void> {
+    assert.ok(this.log.operations.length > 0, "no operation was recorded");
+    return this.log.check(name, lockModel);
+  }
+
+  async #record(client: Client, input: LockInput, fn: () => Promise<boolean>): Promise<boolean> {
+    const result = await this.log.record(client.index, input, fn);
+    const done = this.log.operations.length;
+    for (let i = this.#thresholds.length - 1; i >= 0; i--) {
+      if (this.#thresholds[i].ops <= done) this.#thresholds.splice(i, 1)[0].reached();
+    }
+    return result;
+  }
+}
+
+function lockTest(name: string, body: (sim: Simulation) => Promise<void>): void {
+  Deno.test(`pb lock: ${name}`, async () => {
+    await simulate(body, { limitMs: SIM_LIMIT_MS });
+  });
+}
+
+/** Expected answers, in order, from one client: [operation, name, answer]. */
+type Script = ["lock" | "unlock", string, boolean][];
+
+async function play(cfg: LockCluster, client: Client, script: Script): Promise<void> {
+  for (const [op, name, expected] of script) {
+    const got = op === "lock" ? await cfg.lock(client, name) : await cfg.unlock(client, name);
+    assert.equal(got, expected, `${client.name}: ${op}(${name}) answered ${got}`);
+  }
+}
+
+lockTest("basic", async (sim) => {
+  const cfg = new LockCluster(sim);
+  const ck = cfg.client();
+  await play(cfg, ck, [
+    ["lock", "a", true],
+    ["lock", "a", false],
+    ["unlock", "a", true],
+    ["unlock", "a", false],
+    ["unlock", "b", false],
+    ["lock", "b", true],
+    ["lock", "c", true],
+    ["lock", "b", false],
+    ["unlock", "b", true],
+    ["lock", "a", true],
+    ["lock", "b", true],
+  ]);
+  // Another client sees the same locks.
+  await play(cfg, cfg.client(), [
+    ["lock", "a", false],
+    ["unlock", "c", true],
+    ["lock", "c", true],
+    ["lock", "d", true],
+  ]);
+  assert.deepEqual(cfg.primary.held(), ["a", "b", "c", "d"]);
+  assert.equal(cfg.backup.status().held, 4);
+  assert.deepEqual(cfg.backup.held(), cfg.primary.held(), "the backup is not a copy");
+  assert.equal(cfg.primary.role, "primary");
+  assert.equal(cfg.backup.role, "backup");
+  await cfg.check("basic");
+});
+
+lockTest("primary fail: clients fail over to the backup, which has every lock", async (sim) => {
+  const cfg = new LockCluster(sim);
+  const ck = cfg.client();
+  await play(cfg, ck, [
+    ["lock", "a", true],
+    ["lock", "b", true],
+    ["unlock", "b", true],
+    ["lock", "c", true],
+    ["lock", "c", false],
+  ]);
+  await cfg.kill(cfg.primary);
+  await play(cfg, ck, [
+    ["lock", "a", false],
+    ["lock", "b", true],
+    ["lock", "c", false],
+    ["unlock", "c", true],
+    ["unlock", "c", false],
+  ]);
+  // A clerk that never talked to the primary tries it first, then the backup.
+  await play(cfg, cfg.client(), [
+    ["lock", "a", false],
+    ["unlock", "a", true],
+    ["lock", "a", true],
+  ]);
+  assert.equal(cfg.backup.role, "alone");
+  assert.deepEqual(cfg.backup.held(), ["a", "b"]);
+  await cfg.check("primary fail");
+});
+
+lockTest("backup fail: the primary goes on alone", async (sim) => {
+  const cfg = new LockCluster(sim);
+  const ck = cfg.client();
+  await play(cfg, ck, [
+    ["lock", "a", true],
+    ["lock", "b", true],
+    ["unlock", "b", true],
+  ]);
+  await cfg.kill(cfg.backup);
+  await play(cfg, ck, [
+    ["lock", "a", false],
+    ["lock", "b", true],
+    ["unlock", "a", true],
+    ["lock", "c", true],
+  ]);
+  await play(cfg, cfg.client(), [["lock", "b", false], ["lock", "a", true]]);
+  assert.equal(cfg.primary.role, "alone");
+  assert.deepEqual(cfg.primary.held(), ["a", "b", "c"]);
+  await cfg.check("backup fail");
+});
+
+const NAMES = ["a", "b", "c"];
+
+/**
+ * `clients` clerks, each making `ops` random lock and unlock calls at once,
+ * mostly on the shared names and sometimes on its own; then `during` runs
+ * beside them (a crash, say).
+ */
+async function concurrent(
+  cfg: LockCluster,
+  options: { clients: number; ops: number; during?: () => Promise<void> },
+): Promise<void> {
+  const random = cfg.sim.random.fork();
+  const clients = Array.from({ length: options.clients }, () => cfg.client());
+  await Promise.all([
+    ...clients.map(async (client) => {
+      for (let i = 0; i < options.ops; i++) {
+        const name = random.chance(0.8) ? random.pick(NAMES) : client.name;
+        if (random.chance(0.5)) await cfg.lock(client, name);
+        else await cfg.unlock(client, name);
+      }
+    }),
+    options.during?.(),
+  ]);
+  const ops = cfg.log.operations;
+  assert.equal(ops.length, options.clients * options.ops);
+  // Calls on one lock must really have overlapped, or the test checks little.
+  const overlapping = ops.some((x) =>
+    ops.some((y) =>
+      x !== y && x.input.name === y.input.name && x.call < y.call && y.call < x.return
+    )
+  );
+  assert.ok(overlapping, "no two operations on one lock overlapped");
+}
+
+lockTest("concurrent clients on the same and different locks", async (sim) => {
+  const cfg = new LockCluster(sim);
+  await concurrent(cfg, { clients: 8, ops: 40 });
+  assert.deepEqual(cfg.backup.held(), cfg.primary.held());
+  // Operations that arrive while a forward is in flight go together in the next.
+  const forwarded = cfg.primary.status().forwarded;
+  assert.equal(forwarded, 8 * 40);
+  assert.ok(sim.net.count(BACKUP) < forwarded, `${sim.net.count(BACKUP)} forwards, none batched`);
+  assert.equal(cfg.primary.role, "primary");
+  await cfg.check("concurrent clients");
+});
+
+lockTest("concurrent clients, the primary killed mid-run", async (sim) => {
+  const cfg = new LockCluster(sim);
+  const clients = 8;
+  const ops = 40;
+  let doneAtKill = 0;
+  await concurrent(cfg, {
+    clients,
+    ops,
+    during: async () => {
+      await cfg.afterOps(sim.random.between(10, (clients * ops) / 2));
+      doneAtKill = cfg.log.operations.length;
+      await cfg.kill(cfg.primary);
+    },
+  });
+  assert.ok(doneAtKill > 0 && doneAtKill < clients * ops, `killed after ${doneAtKill} ops`);
+  assert.equal(cfg.backup.role, "alone");
+  await cfg.check("concurrent clients, primary killed");
+});
+
+lockTest("concurrent clients, the backup killed mid-run", async (sim) => {
+  const cfg = new LockCluster(sim);
+  const clients = 8;
+  const ops = 40;
+  let doneAtKill = 0;
+  await concurrent(cfg, {
+    clients,
+    ops,
+    during: async () => {
+      await cfg.afterOps(sim.random.between(10, (clients * ops) / 2));
+      doneAtKill = cfg.log.operations.length;
+      await cfg.kill(cfg.backup);
+    },
+  });
+  assert.ok(doneAtKill > 0 && doneAtKill < clients * ops, `killed after ${doneAtKill} ops`);
+  assert.equal(cfg.primary.role, "alone");
+  await cfg.check("concurrent clients, backup killed");
+});
+
+lockTest("at-most-once: replies dropped for a while, retries get the first answer", async (sim) => {
+  const cfg = new LockCluster(sim);
+  const ck = cfg.client();
+  // This client cannot reach the backup, so every retry goes to the primary.
+  sim.net.setLinkRule(ck.name, BACKUP, { dropRequests: 1 });
+  const dropReplies = async (ms: number, op: () => Promise<boolean>) => {
+    sim.net.setLinkRule(ck.name, PRIMARY, { dropReplies: 1 });
+    sim.clock.setTimer(ms, () => sim.net.setLinkRule(ck.name, PRIMARY, undefined));
+    const before = cfg.primary.status().retries;
+    const result = await op();
+    assert.ok(cfg.primary.status().retries > before, "no retry reached the primary");
+    return result;
+  };
+  // Run twice, either would answer false.
+  assert.equal(await dropReplies(300, () => cfg.lock(ck, "a")), true);
+  assert.equal(await dropReplies(300, () => cfg.unlock(ck, "a")), true);
+  assert.equal(await dropReplies(50, () => cfg.lock(ck, "b")), true);
+  const other = cfg.client();
+  await play(cfg, other, [["lock", "a", true], ["lock", "b", false]]);
+  assert.equal(cfg.backup.role, "backup");
+  assert.deepEqual(cfg.backup.held(), ["a", "b"]);
+  await cfg.check("at-most-once, dropped replies");
+});
+
+lockTest("at-most-once: the primary dies after forwarding, before replying", async (sim) => {
+  const cfg = new LockCluster(sim);
+  const ck = cfg.client();
+  await play(cfg, ck, [["lock", "x", true]]);
+  // The backup's acknowledgement is lost, so the primary waits to retry
+  // the forward (25 ms or more): it dies in that window.
+  sim.net.setLinkRule(PRIMARY, BACKUP, { dropReplies: 1 });
+  const locking = cfg.lock(ck, "a");
+  await cfg.until(() => cfg.backup.isHeld("a"), "the forward to reach the backup");
+  await cfg.kill(cfg.primary);
+  assert.equal(await locking, true, "a retry at the backup was applied again");
+  assert.equal(cfg.backup.status().retries, 1);
+  assert.equal(cfg.backup.role, "alone");
+  await play(cfg, cfg.client(), [["lock", "a", false], ["lock", "x", false]]);
+  await cfg.check("at-most-once, primary dies before replying");
+});
+
+lockTest(
+  "at-most-once: many clients, requests and replies lost on every client link",
+  async (sim) => {
+    const cfg = new LockCluster(sim);
+    const clients = 6;
+    const lossy = { dropRequests: 0.1, dropReplies: 0.2 };
+    for (let i = 0; i < clients; i++) sim.net.setLinkRule(`c${i}`, "*", lossy);
+    await concurrent(cfg, { clients, ops: 30 });
+    const retries = cfg.primary.status().retries + cfg.backup.status().retries;
+    assert.ok(retries > 0, "no request was retried");
+    await cfg.check("at-most-once, lossy client links");
+  },
+);
+
+// --- the checker catches what goes wrong ---------------------------------------------
+
+Deno.test("pb lock: the model refuses two successful locks of one name with no unlock between", () => {
+  const history = [
+    { client: 0, input: { op: "lock", name: "a" } as const, call: 1, output: true, return: 2 },
+    { client: 1, input: { op: "lock", name: "a" } as const, call: 3, output: true, return: 4 },
+  ];
+  assert.equal(checkOperations(lockModel, history).verdict, "not linearizable");
+  const unlock = { client: 0, input: { op: "unlock", name: "a" } as const, output: true };
+  assert.equal(
+    checkOperations(lockModel, [history[0], { ...unlock, call: 2.5, return: 2.7 }, history[1]])
+      .verdict,
+    "linearizable",
+  );
+});
+
+lockTest("the checker catches the split brain of a lost primary/backup link", async (sim) => {
+  // Outside the fault model: the link between the servers is cut, so the
+  // primary takes the backup for dead and serves alone; when it dies, the
+  // backup, which never saw its forwards, hands the lock out again.
+  const cfg = new LockCluster(sim, { forwardTimeoutMs: 100 });
+  sim.net.setLinkRule(PRIMARY, BACKUP, { dropRequests: 1 });
+  assert.equal(await cfg.lock(cfg.client(), "a"), true);
+  assert.equal(cfg.primary.role, "alone");
+  await cfg.kill(cfg.primary);
+  assert.equal(await cfg.lock(cfg.client(), "a"), true);
+  const result = checkOperations(lockModel, cfg.log.operations);
+  assert.equal(result.verdict, "not linearizable");
+});

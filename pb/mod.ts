@@ -15,5 +15,18 @@
  * @module
  */
 export * from "./view.ts";
+export * from "./lock_protocol.ts";
+export * from "./lock_table.ts";
+export * from "./lock_server.ts";
+export * from "./lock_clerk.ts";
+export * from "./lock_errors.ts";
 // Types from the net layer that appear in this module's signatures.
-export type { CallOptions, ClientEnd, Clock, Timer, Transport } from "../net/mod.ts";
+export type {
+  CallOptions,
+  ClientEnd,
+  Clock,
+  Random,
+  RpcServer,
+  Timer,
+  Transport,
+} from "../net/mod.ts";

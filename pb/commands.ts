@@ -16,6 +16,8 @@ import {
 import { RpcServer } from "../net/rpc_server.ts";
 import { AddressTransport, serveTcp } from "../net/tcp.ts";
 import { parseAddress } from "../kv/hosting.ts";
+import { LockClerk } from "./lock_clerk.ts";
+import { LockServer } from "./lock_server.ts";
 import { ViewClerk, ViewServer } from "./view.ts";
 
 type Parsed = { values: Record<string, string | boolean | undefined>; positionals: string[] };
@@ -92,15 +94,25 @@ function actionCommand(
 async function serveUntilSignal(
   listen: string,
   values: Parsed["values"],
-  setUp: (rpc: RpcServer) => { close(): void | Promise<void>; what: string },
+  setUp: (rpc: RpcServer, transport: AddressTransport) => {
+    close(): void | Promise<void>;
+    what: string;
+  },
 ): Promise<number> {
   const rpc = new RpcServer();
-  const node = setUp(rpc);
+  // Peers are named by their address; a dead one is reported at once, not retried.
+  const transport = new AddressTransport({
+    timeoutMs: 1000,
+    backoff: { failFast: true },
+    ...access(values),
+  });
+  const node = setUp(rpc, transport);
   let listener;
   try {
     listener = serveTcp(rpc, { ...parseAddress(listen), ...access(values, true) });
   } catch (err) {
     await node.close();
+    await transport.close();
     console.error(`cannot listen on ${listen}: ${(err as Error).message}`);
     return 1;
   }
@@ -108,6 +120,7 @@ async function serveUntilSignal(
   await waitForSignal();
   await node.close();
   await listener.close();
+  await transport.close();
   return 0;
 }
 
@@ -116,7 +129,11 @@ async function withTransport<T>(
   values: Parsed["values"],
   op: (transport: AddressTransport) => Promise<T>,
 ): Promise<T> {
-  const transport = new AddressTransport({ timeoutMs: 1000, ...access(values) });
+  const transport = new AddressTransport({
+    timeoutMs: 1000,
+    backoff: { failFast: true },
+    ...access(values),
+  });
   try {
     return await op(transport);
   } finally {
@@ -164,8 +181,99 @@ ${ACCESS_HELP}`,
   },
 );
 
+/** `--timeout` in milliseconds (default 10 s). */
+function timeoutOf(values: Parsed["values"]): number {
+  const ms = values.timeout === undefined ? 10_000 : Number(values.timeout);
+  if (!Number.isSafeInteger(ms) || ms <= 0) {
+    throw new UsageProblem(`--timeout takes milliseconds, got ${values.timeout}`);
+  }
+  return ms;
+}
+
+/** The one positional operand, `what`. */
+function operand(positionals: string[], what: string): string {
+  if (positionals.length !== 1) throw new UsageProblem(`expected ${what}`);
+  return positionals[0];
+}
+
+const LOCK_CLIENT_OPTIONS = {
+  primary: { type: "string" },
+  backup: { type: "string" },
+  timeout: { type: "string" },
+} as const;
+
+/** `lock` or `unlock` NAME: prints true or false; exit 0 for true, 1 for false. */
+function lockAction(kind: "lock" | "unlock") {
+  return {
+    options: LOCK_CLIENT_OPTIONS,
+    run: ({ values, positionals }: Parsed) => {
+      const name = operand(positionals, "one lock NAME");
+      const servers = { primary: required(values, "primary"), backup: required(values, "backup") };
+      const signal = AbortSignal.timeout(timeoutOf(values));
+      return withTransport(values, async (transport) => {
+        const clerk = new LockClerk(transport, servers);
+        const changed = kind === "lock"
+          ? await clerk.lock(name, { signal })
+          : await clerk.unlock(name, { signal });
+        console.log(String(changed));
+        return changed ? 0 : 1;
+      });
+    },
+  };
+}
+
+const lock = actionCommand(
+  "pb lock",
+  "the lock service: serve a primary or backup, lock or unlock a name",
+  `usage: distkit pb lock serve --listen <host:port> --primary <host:port> --backup <host:port>
+       distkit pb lock lock NAME --primary <host:port> --backup <host:port> [--timeout <ms>]
+       distkit pb lock unlock NAME --primary <host:port> --backup <host:port> [--timeout <ms>]
+
+serve:  runs the primary or the backup (whichever --listen is) until SIGINT or SIGTERM.
+        The primary hands every operation to the backup before it answers; when the
+        primary stops, clients go to the backup, which goes on alone. Start the backup
+        first. Nothing is written to disk: this survives the stop of one server.
+lock:   takes the lock NAME; prints true (exit 0), or false if it is held (exit 1).
+unlock: releases NAME; prints true (exit 0), or false if it was not held (exit 1).
+A retried request is answered once (at-most-once).
+
+options:
+  --listen <host:port>     this server's address: the primary's or the backup's
+  --primary <host:port>    the primary's address
+  --backup <host:port>     the backup's address
+  --timeout <ms>           a client gives up after this long (default 10000; exit 3)
+${ACCESS_HELP}`,
+  {
+    serve: {
+      options: {
+        listen: { type: "string" },
+        primary: { type: "string" },
+        backup: { type: "string" },
+      },
+      run: ({ values }) => {
+        const listen = required(values, "listen");
+        const primary = required(values, "primary");
+        const backup = required(values, "backup");
+        for (const a of [listen, primary, backup]) parseAddress(a);
+        if (listen !== primary && listen !== backup) {
+          throw new UsageProblem("--listen must be the --primary or the --backup address");
+        }
+        return serveUntilSignal(listen, values, (rpc, transport) => {
+          const server = new LockServer({ id: listen, primary, backup, transport, server: rpc });
+          return {
+            close: () => server.stop(),
+            what: `lock service ${listen === primary ? "primary" : "backup"}`,
+          };
+        });
+      },
+    },
+    lock: lockAction("lock"),
+    unlock: lockAction("unlock"),
+  },
+);
+
 /** The `distkit pb` command group. */
 export const pbCommands: { summary: string; commands: Record<string, CliCommand> } = {
   summary: "primary/backup replication: the view service, a key/value service, a lock service",
-  commands: { view },
+  commands: { view, lock },
 };

@@ -32,3 +32,58 @@ Deno.test("pb process: the view service over TCP, and `distkit pb view get`", as
     await vs.kill("SIGTERM");
   }
 });
+
+Deno.test("pb process: the lock service's primary killed with SIGKILL; the backup has every lock", async () => {
+  const [p, b] = freePorts(2).map((port) => `${HOST}:${port}`);
+  const serve = (listen: string) =>
+    new NodeProcess(listen, [
+      "pb",
+      "lock",
+      "serve",
+      "--listen",
+      listen,
+      "--primary",
+      p,
+      "--backup",
+      b,
+    ], {
+      ready: "listening on",
+    });
+  const backup = serve(b);
+  const primary = serve(p);
+  await backup.start();
+  await primary.start();
+  const lockCli = (op: string, name: string) =>
+    runCli("pb", "lock", op, name, "--primary", p, "--backup", b, "--timeout", "5000");
+  try {
+    const expect = async (op: string, name: string, answer: boolean) => {
+      const r = await lockCli(op, name);
+      assert.equal(r.stdout.trim(), String(answer), `${op} ${name}: ${r.stderr}`);
+      assert.equal(r.code, answer ? 0 : 1);
+    };
+    await expect("lock", "printer", true);
+    await expect("lock", "printer", false);
+    await expect("lock", "scanner", true);
+    await expect("unlock", "scanner", true);
+    await primary.kill("SIGKILL");
+    await expect("lock", "printer", false); // still held: the backup had it
+    await expect("lock", "scanner", true); // and knew it was released
+    await expect("unlock", "printer", true);
+    const usage = await runCli(
+      "pb",
+      "lock",
+      "serve",
+      "--listen",
+      `${HOST}:1`,
+      "--primary",
+      p,
+      "--backup",
+      b,
+    );
+    assert.equal(usage.code, 2);
+    assert.match(usage.stderr, /--listen must be the --primary or the --backup address/);
+  } finally {
+    await primary.kill();
+    await backup.kill("SIGTERM");
+  }
+});

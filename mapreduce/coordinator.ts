@@ -299,14 +299,16 @@ export class Coordinator {
     const until = this.#clock.now() + this.#holdMs;
     while (true) {
       const assignment = this.#assign();
+      if (assignment.kind !== "wait" || this.#holdMs === 0) return assignment;
       const left = until - this.#clock.now();
-      if (assignment.kind !== "wait" || left <= 0) return assignment;
+      // Held long enough: the worker asks again at once (a held request
+      // must end well before the worker's call times out).
+      if (left <= 0) return { kind: "wait", ms: 0 };
       // Wake for a change, or when the oldest running task times out.
       const woken = Promise.withResolvers<void>();
       const timer = this.#clock.setTimer(Math.min(left, this.#untilTimeout()), woken.resolve);
       await Promise.race([this.#changed.promise, woken.promise]);
       timer.cancel();
-      if (this.#clock.now() >= until) return { kind: "wait", ms: 0 };
     }
   }
 

@@ -117,7 +117,7 @@ export async function readInput(task: MapTask): Promise<string> {
       if (n === null) throw endedEarly(task);
       got += n;
     }
-    return decoderFor(task).decode(bytes);
+    return new TextDecoder("utf-8", { ignoreBOM: true }).decode(withoutBom(bytes, task));
   } finally {
     file.close();
   }
@@ -134,6 +134,8 @@ export const PIECE_BYTES = 1 << 20;
  * size takes little memory. The file is opened at the first piece and
  * closed when the pieces end or the iteration stops.
  *
+ * @throws {RangeError} when `pieceBytes` is not a positive integer.
+ *
  * @example
  * ```ts ignore
  * import { readPieces, splitInputs } from "@distkit/distkit/mapreduce";
@@ -147,13 +149,20 @@ export async function* readPieces(
   task: MapTask,
   options: { pieceBytes?: number } = {},
 ): AsyncGenerator<string, void, undefined> {
+  const pieceBytes = options.pieceBytes ?? PIECE_BYTES;
+  if (!Number.isSafeInteger(pieceBytes) || pieceBytes < 1) {
+    throw new RangeError(`pieceBytes must be a positive integer, got ${pieceBytes}`);
+  }
   const size = task.end - task.start;
   if (size === 0) return;
   const file = await Deno.open(task.path);
   try {
     await file.seek(task.start, Deno.SeekMode.Start);
-    const decoder = decoderFor(task);
-    let buffer = new Uint8Array(Math.min(options.pieceBytes ?? PIECE_BYTES, size));
+    // The byte-order mark is dropped by hand (at the file's start only):
+    // a streaming TextDecoder would drop one at the start of any piece.
+    const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
+    let first = true;
+    let buffer = new Uint8Array(Math.min(pieceBytes, size));
     let held = 0; // bytes at the front of the buffer not given out yet
     let unread = size;
     while (held > 0 || unread > 0) {
@@ -168,15 +177,16 @@ export async function* readPieces(
       // Cut after the last line end (a task's end is one, or the file's end).
       const cut = unread === 0 ? held : buffer.lastIndexOf(0x0a, held - 1) + 1;
       if (cut === 0) {
-        // A line longer than the buffer: make room for the rest of it.
-        const bigger = new Uint8Array(buffer.length * 2);
+        // A line longer than the buffer: make room for (at most) the rest of the input.
+        const bigger = new Uint8Array(Math.min(buffer.length * 2, held + unread));
         bigger.set(buffer);
         buffer = bigger;
         continue;
       }
-      // Cut at an ASCII byte, so no character is split; stream mode keeps a
-      // byte-order mark at the start of the file only.
-      yield decoder.decode(buffer.subarray(0, cut), { stream: true });
+      // Cut at an ASCII byte, so no character is split.
+      const piece = first ? withoutBom(buffer.subarray(0, cut), task) : buffer.subarray(0, cut);
+      first = false;
+      yield decoder.decode(piece, { stream: true });
       buffer.copyWithin(0, cut, held);
       held -= cut;
     }
@@ -187,9 +197,11 @@ export async function* readPieces(
   }
 }
 
-/** A decoder that drops a byte-order mark only at the very start of a file. */
-function decoderFor(task: MapTask): TextDecoder {
-  return new TextDecoder("utf-8", { ignoreBOM: task.start !== 0 });
+/** The bytes without a UTF-8 byte-order mark, if they start the file with one. */
+function withoutBom(bytes: Uint8Array, task: MapTask): Uint8Array {
+  const bom = task.start === 0 && bytes.length >= 3 && bytes[0] === 0xef && bytes[1] === 0xbb &&
+    bytes[2] === 0xbf;
+  return bom ? bytes.subarray(3) : bytes;
 }
 
 function endedEarly(task: MapTask): Error {

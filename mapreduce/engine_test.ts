@@ -102,6 +102,14 @@ Deno.test("mr readPieces: whole lines in order, the same text as readInput, file
   assert.equal(whole, text.slice(1), "the byte-order mark dropped at the file's start only");
   // Stopping early closes the file (the op and resource sanitizers would fail the test otherwise).
   for await (const _ of readPieces(tasks[0], { pieceBytes: 16 })) break;
+  // A U+FEFF that starts a later piece is text, kept (only the file's first is a byte-order mark).
+  await Deno.writeTextFile(file, "a\n\uFEFFb\n");
+  const [small] = await splitInputs([file]);
+  const pieces: string[] = [];
+  for await (const piece of readPieces(small, { pieceBytes: 2 })) pieces.push(piece);
+  assert.deepEqual(pieces, ["a\n", "\uFEFFb\n"]);
+  assert.equal(await readInput(small), "a\n\uFEFFb\n");
+  await assert.rejects(readPieces(small, { pieceBytes: 0 }).next(), RangeError);
   await Deno.remove(dir, { recursive: true });
 });
 

@@ -4,9 +4,9 @@
  *
  * The rules, after 6.824's viewservice:
  * - the first server to ping is the primary of view 1;
- * - a server is dead once it has missed `deadPings` pings, and the primary
- *   or backup of an acknowledged view that pings with view 0 has restarted
- *   (lost its state): a dead or
+ * - a server is dead once it has missed `deadPings` pings; a member of the
+ *   view that pings with view 0 after its view was acknowledged, or after
+ *   it had pinged a view number, has restarted (lost its state): a dead or
  *   restarted primary is replaced by its backup, a dead or restarted backup
  *   by an idle server, and an idle server becomes the backup when there is
  *   none;
@@ -14,8 +14,9 @@
  *   acknowledged it (pinged with its number), since that primary may still
  *   be bringing the backup up to date;
  * - only the backup (which holds the state) can be promoted: a server that
- *   was never a backup cannot become primary, and the service waits rather
- *   than lose the data.
+ *   was never a backup cannot become primary, nor can a primary that
+ *   restarted before acknowledging its view; the service waits rather than
+ *   lose the data.
  *
  * {@linkcode ViewService} is the decision logic alone (pings and ticks in,
  * views out; no I/O, no timers); {@linkcode ViewServer} serves it over RPC
@@ -24,6 +25,7 @@
  * @module
  */
 import { type Clock, realClock, type Timer } from "../net/clock.ts";
+import { ArgumentsError } from "../net/errors.ts";
 import { expectShape } from "../net/rpc_server.ts";
 import type { ClientEnd } from "../net/transport.ts";
 
@@ -69,6 +71,9 @@ export interface ViewServiceOptions {
   deadPings?: number;
 }
 
+/** The longest server name a view server takes. */
+const MAX_SERVER_NAME = 256;
+
 /** The view before any server has pinged. */
 const NO_VIEW: View = Object.freeze({ num: 0, primary: "", backup: "" });
 
@@ -96,6 +101,8 @@ export class ViewService {
   readonly #lastPing = new Map<string, number>();
   /** Servers of the current view that pinged with 0: they lost their state. */
   readonly #restarted = new Set<string>();
+  /** The view number each server last pinged with. */
+  readonly #lastNum = new Map<string, number>();
 
   /**
    * Creates a view service at view 0.
@@ -127,21 +134,34 @@ export class ViewService {
   /**
    * Server `server` pinged at `nowMs`, saying it is in view `num` (0 when it
    * has just started). Returns the view it should now be in.
+   *
+   * @throws {RangeError} for an empty name or a view number below 0.
    */
   ping(server: string, num: number, nowMs: number): View {
+    if (server === "") throw new RangeError("a server's name must not be empty");
+    if (!Number.isSafeInteger(num) || num < 0) {
+      throw new RangeError(`a view number is an integer from 0, got ${num}`);
+    }
+    const before = this.#lastNum.get(server) ?? 0;
+    this.#lastNum.set(server, num);
     this.#lastPing.set(server, nowMs);
     const view = this.#view;
     if (view.num === 0) {
       this.#change({ primary: server, backup: "" });
       return this.#view;
     }
-    if (num === 0 && this.#acked && (server === view.primary || server === view.backup)) {
-      // It knew this view (its primary acknowledged it, having brought the
-      // backup up to date) and has forgotten it: it restarted, state lost.
-      // Before the acknowledgement a 0 is a server yet to learn its new role.
-      this.#restarted.add(server);
+    if (num === 0 && (server === view.primary || server === view.backup)) {
+      // A member that had pinged a view number, or whose view was acknowledged
+      // (so the backup was brought up to date), forgot it: it restarted and
+      // lost its state. A 0 from a member that never pinged one is a server
+      // yet to learn its new role.
+      if (this.#acked || before > 0) this.#restarted.add(server);
     }
-    if (server === view.primary && num === view.num) this.#acked = true;
+    // A restarted primary holds no data: its acknowledgement does not count,
+    // and the service waits rather than go on without the data.
+    if (server === view.primary && num === view.num && !this.#restarted.has(server)) {
+      this.#acked = true;
+    }
     this.#advance(nowMs);
     return this.#view;
   }
@@ -151,7 +171,10 @@ export class ViewService {
     this.#advance(nowMs);
     // Forget servers long gone, so the table does not grow with every name ever seen.
     for (const [server, last] of this.#lastPing) {
-      if (nowMs - last > 10 * this.#deadAfterMs) this.#lastPing.delete(server);
+      if (nowMs - last > 10 * this.#deadAfterMs) {
+        this.#lastPing.delete(server);
+        this.#lastNum.delete(server);
+      }
     }
   }
 
@@ -187,11 +210,12 @@ export class ViewService {
   }
 
   #change(next: { primary: string; backup: string }): void {
-    this.#view = Object.freeze({ num: this.#view.num + 1, ...next });
+    const view = Object.freeze({ num: this.#view.num + 1, ...next });
+    assertView(view);
+    this.#view = view;
     this.#acked = false;
     // A restarted server in the new view has been given its new role.
     this.#restarted.clear();
-    assertView(this.#view);
   }
 }
 
@@ -284,7 +308,13 @@ export class ViewServer {
           server: "string",
           num: "integer",
         });
-        return this.#service.ping(server.slice(0, 256), num, this.#clock.now());
+        if (server === "" || server.length > MAX_SERVER_NAME) {
+          throw new ArgumentsError(
+            `a server's name must be 1 to ${MAX_SERVER_NAME} characters, got ${server.length}`,
+          );
+        }
+        if (num < 0) throw new ArgumentsError(`a view number is an integer from 0, got ${num}`);
+        return this.#service.ping(server, num, this.#clock.now());
       },
       Get: () => this.#service.view,
     };

@@ -53,6 +53,35 @@ Deno.test("pb ViewService: a 0 from the backup before the ack is a server learni
   assert.deepEqual(vs.view, { num: 3, primary: "a", backup: "b" });
 });
 
+Deno.test("pb ViewService: a promoted backup that restarts before its ack is not taken at its word", () => {
+  const vs = new ViewService(); // dead after 500 ms
+  vs.ping("a", 0, 0);
+  vs.ping("a", 1, 0);
+  vs.ping("b", 0, 0); // view 2 {a, b}
+  vs.ping("a", 2, 0); // acknowledged: b has the data
+  let now = 0;
+  for (; vs.view.num === 2; now += 100) vs.ping("b", 2, now); // a dies
+  assert.deepEqual(vs.view, { num: 3, primary: "b", backup: "" });
+  vs.ping("b", 0, now); // b restarts: its data is gone
+  vs.ping("b", 3, now + 100); // it learns view 3 from the reply and pings it
+  vs.ping("c", 0, now + 100);
+  assert.equal(vs.acked, false, "a restarted primary's acknowledgement does not count");
+  assert.deepEqual(vs.view, { num: 3, primary: "b", backup: "" }, "waits; no view on lost data");
+});
+
+Deno.test("pb ViewService: a backup that restarts after learning its role, before the ack, is noticed", () => {
+  const vs = new ViewService();
+  vs.ping("a", 0, 0);
+  vs.ping("a", 1, 0);
+  vs.ping("b", 0, 0); // view 2 {a, b}
+  vs.ping("b", 2, 50); // b knows view 2
+  vs.ping("b", 0, 80); // b restarted
+  vs.ping("a", 2, 100); // acknowledged: b is then replaced (by itself, in a new view a brings up to date)
+  assert.deepEqual(vs.view, { num: 3, primary: "a", backup: "b" });
+  assert.throws(() => vs.ping("", 0, 100), RangeError);
+  assert.throws(() => vs.ping("a", -1, 100), RangeError);
+});
+
 Deno.test("pb ViewServer: serves the view, ticks on its clock, refuses bad pings", async () => {
   const clock = new VirtualClock();
   const vs = new ViewServer({ clock });
@@ -71,6 +100,13 @@ Deno.test("pb ViewServer: serves the view, ticks on its clock, refuses bad pings
   assert.deepEqual(vs.view, { num: 3, primary: "a", backup: "" });
   await assert.rejects(server.dispatch("View.Ping", { server: 7, num: 0 }), ArgumentsError);
   await assert.rejects(server.dispatch("View.Ping", { server: "x", num: 0.5 }), ArgumentsError);
+  await assert.rejects(server.dispatch("View.Ping", { server: "", num: 0 }), /1 to 256 characters/);
+  await assert.rejects(
+    server.dispatch("View.Ping", { server: "x".repeat(257), num: 0 }),
+    ArgumentsError,
+  );
+  await assert.rejects(server.dispatch("View.Ping", { server: "x", num: -5 }), /from 0/);
+  assert.equal(vs.view.primary, "a", "refused pings change nothing");
   vs.close();
   assert.equal(clock.pendingTimers, 0, "the ticker is stopped");
   assert.throws(() => parseView({ num: -1, primary: "", backup: "" }), TypeError);

@@ -13,9 +13,9 @@ Deno.test("pb process: the view service over TCP, and `distkit pb view get`", as
   const vs = new NodeProcess(address, ["pb", "view", "serve", "--listen", address], {
     ready: "listening on",
   });
-  await vs.start();
   const transport = new AddressTransport({ timeoutMs: 2000 });
   try {
+    await vs.start();
     const clerk = new ViewClerk(transport.connect(address));
     assert.deepEqual(await clerk.ping("s1", 0), { num: 1, primary: "s1", backup: "" });
     const got = await runCli("pb", "view", "get", "--view", address);
@@ -51,11 +51,11 @@ Deno.test("pb process: the lock service's primary killed with SIGKILL; the backu
     });
   const backup = serve(b);
   const primary = serve(p);
-  await backup.start();
-  await primary.start();
   const lockCli = (op: string, name: string) =>
     runCli("pb", "lock", op, name, "--primary", p, "--backup", b, "--timeout", "5000");
   try {
+    await backup.start();
+    await primary.start();
     const expect = async (op: string, name: string, answer: boolean) => {
       const r = await lockCli(op, name);
       assert.equal(r.stdout.trim(), String(answer), `${op} ${name}: ${r.stderr}`);

@@ -275,14 +275,17 @@ export class PbCluster {
 
 /**
  * A client that runs random operations on `keys` until `stop()` holds:
- * gets, puts and appends of values unique to it. Returns how many it made.
+ * gets, puts and appends of values unique to it. With `timeoutMs`, an
+ * operation is abandoned (recorded with an unknown outcome) after that
+ * long. Returns how many operations it made.
  */
 export async function runClient(
   cluster: PbCluster,
   keys: string[],
-  stop: () => boolean,
+  options: { stop: () => boolean; timeoutMs?: number },
 ): Promise<number> {
-  const { clerk, client } = cluster.clerk();
+  const { stop, timeoutMs } = options;
+  const { clerk, client } = cluster.clerk({ timeoutMs });
   const random = cluster.random.fork();
   let n = 0;
   while (!stop()) {

@@ -163,7 +163,8 @@ pbTest("put right after the primary fails", async (sim) => {
  * Clients run while, round after round, the primary or the backup is
  * killed and a fresh server joins (under the dead one's name, a restart,
  * or a new one), each round once the service has a primary and an
- * up-to-date backup again.
+ * up-to-date backup again. On the unreliable network clients give up on
+ * an operation after a second (its outcome is then unknown).
  */
 async function failoverUnderLoad(sim: Simulation, name: string, options: PbClusterOptions) {
   const c = await PbCluster.start(sim, ["s1", "s2", "s3"], {
@@ -177,7 +178,11 @@ async function failoverUnderLoad(sim: Simulation, name: string, options: PbClust
   const random = c.random.fork();
   let stop = false;
   const keys = ["a", "b", "c", "d", "e"];
-  const clients = Array.from({ length: 4 }, () => runClient(c, keys, () => stop));
+  const timeoutMs = options.unreliable ? 1000 : undefined;
+  const clients = Array.from(
+    { length: 4 },
+    () => runClient(c, keys, { stop: () => stop, timeoutMs }),
+  );
   let nextName = 4;
   const rounds = 8;
   for (let round = 0; round < rounds; round++) {
@@ -208,6 +213,39 @@ pbTest("failover under load: primaries and backups killed, fresh servers join", 
 
 pbTest("failover under load with an unreliable network", async (sim) => {
   await failoverUnderLoad(sim, "failover under load, unreliable", { unreliable: true });
+});
+
+pbTest("partitions that heal, with clients running: no split brain", async (sim) => {
+  const c = await PbCluster.start(sim, ["s1", "s2", "s3"]);
+  const random = c.random.fork();
+  let stop = false;
+  const keys = ["a", "b", "c"];
+  // Operations the service cannot complete during a partition are abandoned after 1 s.
+  const clients = Array.from(
+    { length: 4 },
+    () => runClient(c, keys, { stop: () => stop, timeoutMs: 1000 }),
+  );
+  for (let round = 0; round < 8; round++) {
+    await c.sleep(300 + random.int(500));
+    const { primary, backup } = c.view;
+    const idle = c.running.filter((s) => s !== primary && s !== backup);
+    const cut = random.int(4);
+    if (cut === 0) sim.net.partition([primary], [VS, backup, ...idle]);
+    else if (cut === 1) sim.net.partition([backup], [VS, primary, ...idle]);
+    else if (cut === 2) sim.net.partition([primary, backup], [VS, ...idle]);
+    else sim.net.setLinkRule(primary, backup, { dropRequests: 1 });
+    await c.sleep(1000 + random.int(2000));
+    sim.net.heal();
+    sim.net.setLinkRule(primary, backup, undefined);
+    await c.stable(30_000);
+  }
+  stop = true;
+  const counts = await Promise.all(clients);
+  for (const [i, n] of counts.entries()) assert.ok(n > 10, `client ${i} made only ${n} operations`);
+  await c.stable();
+  assertReplicasAgree(c);
+  await c.history.check("partitions that heal");
+  c.close();
 });
 
 pbTest("concurrent puts to the same key: primary and backup agree", async (sim) => {
@@ -260,7 +298,7 @@ pbTest("unreliable network: concurrent clients on the same keys", async (sim) =>
   for (let i = 0; i < 5; i++) sim.net.setLinkRule(`ck${i}`, "*", { delayMs: [0, 100] });
   const h = c.history;
   let stop = false;
-  const clients = Array.from({ length: 5 }, () => runClient(c, ["k", "l"], () => stop));
+  const clients = Array.from({ length: 5 }, () => runClient(c, ["k", "l"], { stop: () => stop }));
   await c.sleep(10_000);
   stop = true;
   const counts = await Promise.all(clients);

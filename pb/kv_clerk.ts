@@ -54,7 +54,11 @@ export interface PbClerkOptions {
   id?: string;
   /** Time source for timeouts and pauses. Default: the real clock. */
   clock?: Clock;
-  /** Deadline of one call to the view service or a server. Default 1,000 ms. */
+  /**
+   * Deadline of one call to the view service or a server. Keep it above the
+   * servers' `backupRetryMs` (1 s by default), so a primary that cannot
+   * reach its backup can say so. Default 2,000 ms.
+   */
   attemptTimeoutMs?: number;
   /** Longest pause between attempts (from 10 ms, doubling). Default {@linkcode PING_INTERVAL_MS}. */
   retryDelayMs?: number;
@@ -135,7 +139,7 @@ export class PbClerk {
     this.#transport = transport;
     this.#viewService = transport.connect(options.viewService);
     this.#clock = options.clock ?? realClock;
-    this.#attemptTimeoutMs = options.attemptTimeoutMs ?? 1000;
+    this.#attemptTimeoutMs = options.attemptTimeoutMs ?? 2000;
     this.#retryDelayMs = options.retryDelayMs ?? PING_INTERVAL_MS;
     this.#timeoutMs = options.timeoutMs ?? Infinity;
     this.#limits = { ...PB_KV_LIMITS, ...options.limits };

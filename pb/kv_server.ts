@@ -76,7 +76,7 @@ export interface PbKvServerOptions {
   clock?: Clock;
   /** How often to ping the view service; the view service's. Default {@linkcode PING_INTERVAL_MS}. */
   pingIntervalMs?: number;
-  /** Deadline of one call to the backup. Default 1,000 ms. */
+  /** Deadline of one call to the view service or the backup. Default 1,000 ms. */
   callTimeoutMs?: number;
   /**
    * How long the primary keeps trying to reach its backup for one request
@@ -247,9 +247,8 @@ export class PbKvServer {
     for (const [name, value] of Object.entries(positive)) {
       if (!(value > 0)) throw new RangeError(`${name} must be above 0, got ${value}`);
     }
-    // A ping slower than the interval is a missed one: send the next.
     this.#vs = new ViewClerk(this.#transport.connect(options.viewService), {
-      timeoutMs: this.#intervalMs,
+      timeoutMs: this.#callTimeoutMs,
     });
     this.#schedule(0);
   }
@@ -310,30 +309,34 @@ export class PbKvServer {
   #schedule(ms: number): void {
     if (this.#closed) return;
     this.#timer = this.#clock.setTimer(ms, () => {
-      this.#timer = undefined;
+      // Pings go out every interval, whatever became of the last one: a
+      // slow reply must not make the view service think this server died.
+      this.#schedule(this.#intervalMs);
       // An invariant broken here is a bug: let it surface, unhandled.
-      void this.#tick();
+      void this.#ping();
     });
   }
 
-  async #tick(): Promise<void> {
+  async #ping(): Promise<void> {
     try {
-      if (this.#first === undefined) this.#first = (await this.#vs.get()).num === 0;
+      if (this.#first === undefined) {
+        const first = (await this.#vs.get()).num === 0;
+        this.#first ??= first;
+      }
       const num = this.#pingNumber();
       const acking = this.#serving();
       this.#pinged = num;
       const view = await this.#vs.ping(this.#me, num);
       if (this.#closed) return;
       if (acking) this.#acknowledged = Math.max(this.#acknowledged, num);
+      // A reply that a later one overtook carries an older view: ignored.
       this.#adopt(view);
     } catch (err) {
       // The view service is unreachable (or answered nonsense): keep
       // serving in the view we know, and ping again next interval.
       if (!(err instanceof RpcError || err instanceof TypeError)) throw err;
     }
-    if (this.#closed) return;
-    this.#startSync();
-    this.#schedule(this.#intervalMs);
+    if (!this.#closed) this.#startSync();
   }
 
   /**
@@ -350,7 +353,7 @@ export class PbKvServer {
 
   #adopt(view: View): void {
     const current = this.#view;
-    // Only a restarted view service goes back: see the module's doc.
+    // An overtaken reply, or a restarted view service (see the module's doc).
     if (view.num < current.num) return;
     if (view.num === current.num) {
       invariant(

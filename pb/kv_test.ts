@@ -24,13 +24,25 @@ class Setup {
   readonly vs: ViewServer;
   readonly servers = new Map<string, PbKvServer>();
 
-  constructor(net: SimNetwork, clock: VirtualClock) {
+  /** `onPing` sees every ping the view service receives, before it does. */
+  constructor(
+    net: SimNetwork,
+    clock: VirtualClock,
+    onPing: (server: string, num: number) => void = () => {},
+  ) {
     this.net = net;
     this.clock = clock;
     net.setLatency([1, 3]);
     this.vs = new ViewServer({ clock });
+    const methods = this.vs.methods();
     const rpc = new RpcServer();
-    rpc.addService("View", this.vs.methods());
+    rpc.addService("View", {
+      Get: methods.Get,
+      Ping: (args: { server: string; num: number }) => {
+        onPing(args.server, args.num);
+        return methods.Ping(args);
+      },
+    });
     net.addServer("vs", rpc);
   }
 
@@ -293,6 +305,36 @@ Deno.test("PbKvServer: a fresh server never acknowledges a view it is primary of
   }
 });
 
+Deno.test("PbKvServer: the primary acknowledges a view only once its backup holds the state", async () => {
+  await simulate(async ({ net, clock }) => {
+    let backup: PbKvServer | undefined;
+    const acks: boolean[] = []; // per ping of s1 with view 2: whether s2 was ready then
+    const s = new Setup(net, clock, (server, num) => {
+      if (server === "s1" && num === 2) acks.push(backup?.status().ready === true);
+    });
+    s.start("s1", { pageBytes: 100 });
+    await s.ready("s1", "primary");
+    const end = s.end("c", "s1");
+    for (let i = 0; i < 30; i++) {
+      await call(end, "Write", {
+        client: "c",
+        seq: i + 1,
+        op: "put",
+        key: `k${i}`,
+        value: "v".repeat(90),
+      });
+    }
+    // About 30 pages, 50 ms each: the transfer takes many ping intervals.
+    net.setLinkRule("s1", "s2", { delayMs: [50, 50] });
+    backup = s.start("s2", { pageBytes: 100 });
+    await s.ready("s2", "backup");
+    await s.ready("s1", "primary");
+    assert.ok(acks.length > 0, "s1 never acknowledged view 2");
+    assert.ok(acks.every((ready) => ready), "s1 acknowledged view 2 before s2 held the state");
+    s.close();
+  }, { seed: 11 });
+});
+
 Deno.test("PbKvServer: the state moves to a new backup in pages, with the dedup table", async () => {
   await simulate(async ({ net, clock }) => {
     const s = new Setup(net, clock);
@@ -364,6 +406,34 @@ Deno.test("PbKvServer: a backup that restarted unnoticed is brought up to date a
     assert.equal(s.vs.view.primary, "s2");
     s.close();
   }, { seed: 9, trace: true });
+});
+
+Deno.test("PbKvServer: a write that may have reached the backup leaves no difference behind", async () => {
+  await simulate(async ({ net, clock }) => {
+    const s = new Setup(net, clock);
+    s.start("s1");
+    await s.ready("s1", "primary");
+    s.start("s2");
+    await s.ready("s2", "backup");
+    await s.ready("s1", "primary");
+    const a = new PbClerk(net.transportFor("a"), { viewService: "vs", clock, id: "a" });
+    const b = new PbClerk(net.transportFor("b"), { viewService: "vs", clock, id: "b" });
+    // s2 applies the append, but s1 never hears back: s1 gives up on it
+    // (not applied there) and the clerk gives up too.
+    net.setLinkRule("s1", "s2", { dropReplies: 1 });
+    const err = await a.append("k", "a", { timeoutMs: 1500 }).catch((e) => e);
+    assert.ok(err instanceof PbDeadlineError && err.mayHaveApplied, `got ${err}`);
+    assert.equal(s.servers.get("s1")!.data().get("k"), undefined);
+    net.setLinkRule("s1", "s2", undefined);
+    // s1 copies its state to s2 again before it serves the next write.
+    await b.append("k", "b");
+    assert.equal(await b.get("k"), "b");
+    await s.ready("s1", "primary");
+    assert.deepEqual(s.servers.get("s2")!.data(), s.servers.get("s1")!.data());
+    s.kill("s1");
+    assert.equal(await b.get("k"), "b");
+    s.close();
+  }, { seed: 10 });
 });
 
 function countDeliveries(net: SimNetwork, method: string): number {

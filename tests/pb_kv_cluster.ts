@@ -274,21 +274,21 @@ export class PbCluster {
 }
 
 /**
- * A client that runs random operations on `keys` until `stop()` holds:
- * gets, puts and appends of values unique to it. With `timeoutMs`, an
- * operation is abandoned (recorded with an unknown outcome) after that
- * long. Returns how many operations it made.
+ * A client that runs random operations on `keys` until `stop()` holds or
+ * it made `ops` of them: gets, puts and appends of values unique to it.
+ * With `timeoutMs`, an operation is abandoned (recorded with an unknown
+ * outcome) after that long. Returns how many operations it made.
  */
 export async function runClient(
   cluster: PbCluster,
   keys: string[],
-  options: { stop: () => boolean; timeoutMs?: number },
+  options: { stop?: () => boolean; ops?: number; timeoutMs?: number },
 ): Promise<number> {
-  const { stop, timeoutMs } = options;
+  const { stop = () => false, ops = Infinity, timeoutMs } = options;
   const { clerk, client } = cluster.clerk({ timeoutMs });
   const random = cluster.random.fork();
   let n = 0;
-  while (!stop()) {
+  while (!stop() && n < ops) {
     const key = random.pick(keys);
     const roll = random.next();
     if (roll < 0.4) await cluster.history.get(client, clerk, key);

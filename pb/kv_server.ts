@@ -9,12 +9,11 @@
  * - A primary whose view has a backup copies its whole state (data and
  *   deduplication table) to it in pages, and only then acknowledges the
  *   view (the view service waits for that before any further change).
- * - A server acknowledges a view in which it is primary only when it holds
- *   that view's state: it was this view's backup's source (the primary of
- *   the previous view) or received the state as the previous view's backup,
- *   or the view is the very first (view 1, made for it by its own first
- *   ping). A restarted server holds nothing, and would lose acknowledged
- *   writes by serving; it waits instead.
+ * - A server serves and acknowledges a view in which it is primary only
+ *   when it holds the state: it was the primary of the previous view, or
+ *   that view's backup brought up to date, or the view is the very first
+ *   (view 1, made by its own first ping). A restarted server holds nothing
+ *   and would lose acknowledged writes by serving: it waits instead.
  * - The primary serves Get, Put and Append one at a time, forwarding each
  *   (Gets too) to the backup, which applies it before the primary does and
  *   replies. The backup accepts a forward only from the primary of the view

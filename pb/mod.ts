@@ -34,3 +34,5 @@ export type {
   Timer,
   Transport,
 } from "../net/mod.ts";
+// RpcServer's signatures use these (RpcServer is re-exported above for the lock service).
+export type { CallContext, ServiceMethods } from "../net/mod.ts";

@@ -1,11 +1,13 @@
 import assert from "node:assert/strict";
 import { KvAbortedError, KvRequestError } from "../kv/mod.ts";
 import {
+  AddressTransport,
   ArgumentsError,
   BadArgumentsError,
   type ClientEnd,
   delay,
   RpcServer,
+  serveTcp,
   type SimNetwork,
   simulate,
   type VirtualClock,
@@ -434,6 +436,65 @@ Deno.test("PbKvServer: a write that may have reached the backup leaves no differ
     assert.equal(await b.get("k"), "b");
     s.close();
   }, { seed: 10 });
+});
+
+Deno.test("PbKvServer and PbClerk over TCP, every peer named by its address", async () => {
+  const ping = { pingIntervalMs: 50 };
+  const nodes: { close(): void | Promise<void> }[] = [];
+  const listen = (rpc: RpcServer) => {
+    const listener = serveTcp(rpc, { hostname: "127.0.0.1", port: 0 });
+    nodes.push(listener);
+    return listener.address;
+  };
+  const transport = () => {
+    const t = new AddressTransport({ timeoutMs: 1000, backoff: { failFast: true } });
+    nodes.push(t);
+    return t;
+  };
+  const vs = new ViewServer(ping);
+  const vsRpc = new RpcServer();
+  vsRpc.addService("View", vs.methods());
+  const vsAddress = listen(vsRpc);
+  const servers = new Map<string, { kv: PbKvServer; listener: { close(): Promise<void> } }>();
+  const start = () => {
+    const rpc = new RpcServer();
+    const listener = serveTcp(rpc, { hostname: "127.0.0.1", port: 0 });
+    const kv = new PbKvServer(listener.address, {
+      transport: transport(),
+      viewService: vsAddress,
+      ...ping,
+    });
+    rpc.addService(PB_KV_SERVICE, kv.methods());
+    servers.set(listener.address, { kv, listener });
+    return listener.address;
+  };
+  try {
+    const first = start();
+    const clerk = new PbClerk(transport(), { viewService: vsAddress, timeoutMs: 10_000 });
+    await clerk.put("x", "1");
+    const second = start();
+    await clerk.append("x", "2");
+    // Until the primary acknowledged the view, the view service cannot promote its backup.
+    const acked = () => servers.get(first)!.kv.status().acknowledged === vs.view.num;
+    for (let i = 0; vs.view.backup !== second || !acked(); i++) {
+      assert.ok(i < 1000, `no acknowledged view with backup ${second}: ${JSON.stringify(vs.view)}`);
+      await delay(10);
+    }
+    assert.deepEqual(servers.get(second)!.kv.data(), new Map([["x", "12"]]));
+    // The primary dies: the backup, at its address, takes over.
+    servers.get(first)!.kv.close();
+    await servers.get(first)!.listener.close();
+    servers.delete(first);
+    assert.equal(await clerk.get("x"), "12");
+    assert.equal(vs.view.primary, second);
+  } finally {
+    vs.close();
+    for (const { kv, listener } of servers.values()) {
+      kv.close();
+      await listener.close();
+    }
+    for (const node of nodes) await node.close();
+  }
 });
 
 function countDeliveries(net: SimNetwork, method: string): number {

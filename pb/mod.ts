@@ -20,6 +20,10 @@ export * from "./lock_table.ts";
 export * from "./lock_server.ts";
 export * from "./lock_clerk.ts";
 export * from "./lock_errors.ts";
+export * from "./kv_protocol.ts";
+export * from "./kv_server.ts";
+export * from "./kv_clerk.ts";
+export * from "./kv_errors.ts";
 // Types from the net layer that appear in this module's signatures.
 export type {
   CallOptions,
@@ -30,3 +34,5 @@ export type {
   Timer,
   Transport,
 } from "../net/mod.ts";
+// RpcServer's signatures use these (RpcServer is re-exported above for the lock service).
+export type { CallContext, ServiceMethods } from "../net/mod.ts";

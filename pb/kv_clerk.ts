@@ -1,0 +1,317 @@
+/**
+ * `PbClerk`: the client of the primary/backup key/value service. It asks
+ * the view service which server is the primary, calls it, and when that
+ * server is not the primary (any more), cannot be reached or does not
+ * answer in time, asks for the view again and retries, with the same
+ * session number for a write, so each operation takes effect once.
+ *
+ * @module
+ */
+import { delay } from "../net/async.ts";
+import { type Clock, realClock } from "../net/clock.ts";
+import {
+  AbortedError,
+  BadArgumentsError,
+  ProtocolError,
+  RpcError,
+  type RpcErrorCode,
+  TimeoutError,
+} from "../net/errors.ts";
+import type { ClientEnd, Transport } from "../net/transport.ts";
+import { KvAbortedError, KvRequestError, refuseBadRequest } from "../kv/errors.ts";
+import { Sessions } from "../kv/replica_client.ts";
+import { utf8Length } from "../kv/value.ts";
+import { PbDeadlineError } from "./kv_errors.ts";
+import {
+  parsePbGet,
+  parsePbWrite,
+  PB_KV_LIMITS,
+  PB_KV_SERVICE,
+  type PbKvLimits,
+  type PbKvReply,
+  type PbWriteOp,
+} from "./kv_protocol.ts";
+import { parseView, PING_INTERVAL_MS, type View } from "./view.ts";
+
+/**
+ * Options of a {@linkcode PbClerk}.
+ *
+ * @example
+ * ```ts
+ * import type { PbClerkOptions } from "@distkit/distkit/pb";
+ *
+ * const options: PbClerkOptions = { viewService: "127.0.0.1:7100", id: "web-1", timeoutMs: 10_000 };
+ * ```
+ */
+export interface PbClerkOptions {
+  /** The view service's name for the transport. */
+  viewService: string;
+  /**
+   * The client's id, unique among all clients of the service (two clerks
+   * sharing one would have each other's writes refused), without `#`, at
+   * most 240 bytes. Default: a random UUID.
+   */
+  id?: string;
+  /** Time source for timeouts and pauses. Default: the real clock. */
+  clock?: Clock;
+  /**
+   * Deadline of one call to the view service or a server. Keep it above the
+   * servers' `backupRetryMs` (1 s by default), so a primary that cannot
+   * reach its backup can say so. Default 2,000 ms.
+   */
+  attemptTimeoutMs?: number;
+  /** Longest pause between attempts (from 10 ms, doubling). Default {@linkcode PING_INTERVAL_MS}. */
+  retryDelayMs?: number;
+  /** Deadline of a whole operation, unless the call gives its own. Default: none. */
+  timeoutMs?: number;
+  /** The limits to check requests against before sending. Default: the servers' defaults. */
+  limits?: Partial<PbKvLimits>;
+}
+
+/**
+ * Options of one operation of a {@linkcode PbClerk}.
+ *
+ * @example
+ * ```ts
+ * import type { PbCallOptions } from "@distkit/distkit/pb";
+ *
+ * const options: PbCallOptions = { timeoutMs: 2000, signal: AbortSignal.timeout(5000) };
+ * ```
+ */
+export interface PbCallOptions {
+  /** Gives up with a `KvAbortedError` when it fires. */
+  signal?: AbortSignal;
+  /** Gives up with a {@linkcode PbDeadlineError} after this many milliseconds. */
+  timeoutMs?: number;
+}
+
+/** The first pause after a failed attempt. */
+const FIRST_PAUSE_MS = 10;
+
+/** Longest client id: sessions add `#2`, `#3`... within the servers' 256 bytes. */
+const MAX_ID_BYTES = 240;
+
+/**
+ * A client of the primary/backup key/value service. Operations may run
+ * concurrently: each concurrent write gets its own session (`id`, `id#2`,
+ * ...), within which writes go one at a time, as the servers'
+ * exactly-once table needs.
+ *
+ * @example
+ * ```ts
+ * import { PbClerk } from "@distkit/distkit/pb";
+ * import type { Transport } from "@distkit/distkit/net";
+ *
+ * async function greet(transport: Transport) {
+ *   const clerk = new PbClerk(transport, { viewService: "vs" });
+ *   await clerk.put("greeting", "hello");
+ *   await clerk.append("greeting", ", world");
+ *   return await clerk.get("greeting"); // "hello, world"
+ * }
+ * ```
+ */
+export class PbClerk {
+  readonly #transport: Transport;
+  readonly #viewService: ClientEnd;
+  readonly #sessions: Sessions;
+  readonly #clock: Clock;
+  readonly #attemptTimeoutMs: number;
+  readonly #retryDelayMs: number;
+  readonly #timeoutMs: number;
+  readonly #limits: PbKvLimits;
+  /** The view last read, while calls to its primary go well. */
+  #view: View | undefined;
+
+  /**
+   * Creates a clerk; it calls nothing until the first operation.
+   *
+   * @param transport How to reach the view service and the servers, by name.
+   * @throws {RangeError} for an id that is empty, has `#`, is too long or is
+   * not valid Unicode, or a timeout that is not positive.
+   */
+  constructor(transport: Transport, options: PbClerkOptions) {
+    // Not drawn from a seeded random: two processes must not share an id.
+    const id = options.id ?? crypto.randomUUID();
+    if (!id.isWellFormed() || utf8Length(id) > MAX_ID_BYTES) {
+      throw new RangeError(`a client id must be valid Unicode of at most ${MAX_ID_BYTES} bytes`);
+    }
+    this.#sessions = new Sessions(id);
+    this.#transport = transport;
+    this.#viewService = transport.connect(options.viewService);
+    this.#clock = options.clock ?? realClock;
+    this.#attemptTimeoutMs = options.attemptTimeoutMs ?? 2000;
+    this.#retryDelayMs = options.retryDelayMs ?? PING_INTERVAL_MS;
+    this.#timeoutMs = options.timeoutMs ?? Infinity;
+    this.#limits = { ...PB_KV_LIMITS, ...options.limits };
+    const timeouts = {
+      attemptTimeoutMs: this.#attemptTimeoutMs,
+      retryDelayMs: this.#retryDelayMs,
+      timeoutMs: this.#timeoutMs,
+    };
+    for (const [name, value] of Object.entries(timeouts)) {
+      if (!(value > 0)) throw new RangeError(`${name} must be above 0, got ${value}`);
+    }
+  }
+
+  /** The client's id. */
+  get id(): string {
+    return this.#sessions.id;
+  }
+
+  /** The view the clerk last read (undefined before the first call or after a failed one). */
+  get view(): View | undefined {
+    return this.#view;
+  }
+
+  /**
+   * The value of `key` ("" when it is absent), as of some moment between
+   * the call and its return.
+   *
+   * @throws {KvRequestError} when the key is over the limit or not a string.
+   * @throws {KvAbortedError} when the signal fires first.
+   * @throws {PbDeadlineError} when the deadline passes first.
+   */
+  async get(key: string, options: PbCallOptions = {}): Promise<string> {
+    refuseBadRequest(() => parsePbGet({ key }, this.#limits));
+    const reply = await this.#call<{ value?: unknown }>("Get", { key }, "get", options);
+    if (reply.value !== null && typeof reply.value !== "string") {
+      throw new ProtocolError(`a Get reply's value must be a string or null, got ${reply.value}`);
+    }
+    return reply.value ?? "";
+  }
+
+  /**
+   * Sets `key` to `value`.
+   *
+   * @throws {KvRequestError} when the key or value is over the limits.
+   * @throws {KvAbortedError} when the signal fires first.
+   * @throws {PbDeadlineError} when the deadline passes first.
+   */
+  async put(key: string, value: string, options: PbCallOptions = {}): Promise<void> {
+    await this.#write("put", { key, value }, options);
+  }
+
+  /**
+   * Appends `value` to the value of `key` (a missing key starts from "").
+   *
+   * @throws {KvRequestError} when the key or value is over the limits, or the
+   * value would outgrow the value limit.
+   * @throws {KvAbortedError} when the signal fires first.
+   * @throws {PbDeadlineError} when the deadline passes first.
+   */
+  async append(key: string, value: string, options: PbCallOptions = {}): Promise<void> {
+    await this.#write("append", { key, value }, options);
+  }
+
+  async #write(
+    op: PbWriteOp,
+    change: { key: string; value: string },
+    options: PbCallOptions,
+  ): Promise<void> {
+    const { key, value } = change;
+    refuseBadRequest(() => parsePbWrite({ client: this.id, seq: 1, op, key, value }, this.#limits));
+    const session = this.#sessions.take();
+    try {
+      await this.#call("Write", { client: session.id, seq: session.seq, op, key, value }, op, {
+        ...options,
+        write: true,
+      });
+    } catch (err) {
+      // A refused write left nothing pending, but the servers may know the
+      // session's numbers differently: start a fresh one.
+      this.#sessions.release(session, err instanceof KvRequestError ? "retired" : "abandoned");
+      throw err;
+    }
+    this.#sessions.release(session, "done");
+  }
+
+  /** Calls the primary until it answers `ok`. */
+  async #call<T extends object>(
+    method: "Get" | "Write",
+    args: unknown,
+    operation: string,
+    options: PbCallOptions & { write?: boolean },
+  ): Promise<{ status: "ok" } & T> {
+    const { signal, write = false } = options;
+    const timeoutMs = options.timeoutMs ?? this.#timeoutMs;
+    const deadlineAt = this.#clock.now() + timeoutMs;
+    let sent = false;
+    let pause = FIRST_PAUSE_MS;
+    let problem: string | undefined;
+    while (true) {
+      if (signal?.aborted) {
+        throw new KvAbortedError(operation, write && sent, { cause: signal.reason });
+      }
+      const left = deadlineAt - this.#clock.now();
+      if (left <= 0) {
+        throw new PbDeadlineError(operation, {
+          timeoutMs,
+          mayHaveApplied: write && sent,
+          lastProblem: problem,
+        });
+      }
+      const callOptions = { timeoutMs: Math.min(this.#attemptTimeoutMs, left), signal };
+      try {
+        const view = this.#view ??= parseView(
+          await this.#viewService.call("View.Get", {}, callOptions),
+        );
+        if (view.primary === "") problem = "the view service names no primary yet";
+        else {
+          sent = true;
+          const reply = parseReply<T>(
+            await this.#transport.connect(view.primary).call(
+              `${PB_KV_SERVICE}.${method}`,
+              args,
+              callOptions,
+            ),
+          );
+          if (reply.status === "ok") return reply;
+          problem = `${view.primary} answered wrong-server: ${reply.reason}`;
+        }
+      } catch (err) {
+        if (err instanceof AbortedError) {
+          throw new KvAbortedError(operation, write && sent, { cause: signal?.reason });
+        }
+        if (err instanceof BadArgumentsError) throw new KvRequestError(err.remoteMessage);
+        if (!(err instanceof RpcError && RETRYABLE.has(err.code))) throw err;
+        // An attempt cut short by the deadline says less than the one before.
+        const cutShort = err instanceof TimeoutError && left < this.#attemptTimeoutMs;
+        if (!cutShort || problem === undefined) problem = err.message;
+      }
+      // Whoever it names may be gone: read the view again.
+      this.#view = undefined;
+      const wait = Math.min(pause, deadlineAt - this.#clock.now());
+      pause = Math.min(2 * pause, this.#retryDelayMs);
+      try {
+        await delay(wait, { clock: this.#clock, signal });
+      } catch {
+        throw new KvAbortedError(operation, write && sent, { cause: signal?.reason });
+      }
+    }
+  }
+}
+
+/**
+ * Failures worth another attempt: the call was lost or unanswered, the
+ * server is not serving this service (yet), or its answer was garbled.
+ */
+const RETRYABLE: ReadonlySet<RpcErrorCode> = new Set([
+  "unreachable",
+  "timeout",
+  "unknown_service",
+  "protocol",
+]);
+
+/**
+ * Checks a server's reply.
+ *
+ * @throws {ProtocolError} when it is not one.
+ */
+function parseReply<T extends object>(value: unknown): PbKvReply<T> {
+  const r = value as { status?: unknown; reason?: unknown } | null;
+  if (r?.status === "ok") return r as PbKvReply<T>;
+  if (r?.status === "wrong-server" && typeof r.reason === "string") {
+    return { status: "wrong-server", reason: r.reason };
+  }
+  throw new ProtocolError(`not a key/value reply: ${JSON.stringify(value)?.slice(0, 200)}`);
+}

@@ -1,0 +1,210 @@
+/**
+ * The wire protocol between a clerk and the primary of the primary/backup
+ * key/value service: the requests, the replies, and the limits both sides
+ * check. One parser serves the server (refusing bad input from anyone) and
+ * the clerk (refusing it before it is sent).
+ *
+ * @module
+ */
+import { DEFAULT_KV_LIMITS } from "../kv/protocol.ts";
+import { utf8Length } from "../kv/value.ts";
+import { ArgumentsError } from "../net/errors.ts";
+import { expectShape } from "../net/rpc_server.ts";
+
+/**
+ * The name the key/value service is registered under on an `RpcServer`.
+ *
+ * @example
+ * ```ts
+ * import { PB_KV_SERVICE } from "@distkit/distkit/pb";
+ *
+ * `${PB_KV_SERVICE}.Get`; // "PbKV.Get"
+ * ```
+ */
+export const PB_KV_SERVICE = "PbKV";
+
+/**
+ * Size limits on keys and values. Every server and clerk of one service
+ * should use the same.
+ *
+ * @example
+ * ```ts
+ * import type { PbKvLimits } from "@distkit/distkit/pb";
+ *
+ * const limits: PbKvLimits = { maxKeyBytes: 256, maxValueBytes: 64 * 1024 };
+ * ```
+ */
+export interface PbKvLimits {
+  /** Longest key, in UTF-8 bytes. Default 1,024. */
+  maxKeyBytes: number;
+  /** Longest value, in UTF-8 bytes, also after an append. Default 1 MiB. */
+  maxValueBytes: number;
+}
+
+/**
+ * The default {@linkcode PbKvLimits}: keys up to 1 KiB, values up to 1 MiB
+ * (those of the Raft key/value service).
+ *
+ * @example
+ * ```ts
+ * import { PB_KV_LIMITS } from "@distkit/distkit/pb";
+ *
+ * PB_KV_LIMITS.maxValueBytes; // 1048576
+ * ```
+ */
+export const PB_KV_LIMITS: Readonly<PbKvLimits> = DEFAULT_KV_LIMITS;
+
+/** Longest client (session) id, in UTF-8 bytes. */
+const MAX_CLIENT_BYTES = 256;
+
+/**
+ * A write: `put` replaces the value, `append` adds to it (a missing key
+ * starts from "").
+ *
+ * @example
+ * ```ts
+ * import type { PbWriteOp } from "@distkit/distkit/pb";
+ *
+ * const op: PbWriteOp = "append";
+ * ```
+ */
+export type PbWriteOp = "put" | "append";
+
+/**
+ * A `PbKV.Write` request: the write, and who sends it (client session id
+ * and the session's sequence number; a retry reuses both).
+ *
+ * @example
+ * ```ts
+ * import type { PbWriteRequest } from "@distkit/distkit/pb";
+ *
+ * const w: PbWriteRequest = { client: "c1", seq: 1, op: "put", key: "x", value: "1" };
+ * ```
+ */
+export interface PbWriteRequest {
+  /** The client session's id, unique among clients. */
+  client: string;
+  /** The session's sequence number for this write (1, 2, 3, ...). */
+  seq: number;
+  /** What to do. */
+  op: PbWriteOp;
+  /** The key. */
+  key: string;
+  /** The value to put or append. */
+  value: string;
+}
+
+/**
+ * A reply of the key/value service: done (`ok`, with the operation's
+ * result), or `wrong-server`: this server is not the primary of the
+ * current view or cannot serve right now (it is bringing its backup up to
+ * date, or its backup did not confirm it is still the primary). Ask the
+ * view service for the view and try again. A malformed request fails the
+ * call with a `BadArgumentsError` instead.
+ *
+ * @example
+ * ```ts
+ * import type { PbKvReply } from "@distkit/distkit/pb";
+ *
+ * const reply: PbKvReply<{ value: string | null }> = { status: "ok", value: null };
+ * ```
+ */
+export type PbKvReply<T extends object = Record<never, never>> =
+  | ({ status: "ok" } & T)
+  | { status: "wrong-server"; reason: string };
+
+/**
+ * The reply to `PbKV.Get`: the value, null when the key is absent.
+ *
+ * @example
+ * ```ts
+ * import type { PbGetReply } from "@distkit/distkit/pb";
+ *
+ * const reply: PbGetReply = { status: "wrong-server", reason: "not the primary of view 3" };
+ * ```
+ */
+export type PbGetReply = PbKvReply<{ value: string | null }>;
+
+/**
+ * Checks a key against the limits.
+ *
+ * @throws {ArgumentsError} naming what is wrong.
+ *
+ * @example
+ * ```ts
+ * import { checkPbKey, PB_KV_LIMITS } from "@distkit/distkit/pb";
+ *
+ * checkPbKey("x", PB_KV_LIMITS); // "x"
+ * ```
+ */
+export function checkPbKey(key: unknown, limits: PbKvLimits): string {
+  return checkText(key, "key", limits.maxKeyBytes);
+}
+
+/**
+ * Checks a `PbKV.Get` request (`{ key }`); returns its key.
+ *
+ * @throws {ArgumentsError} naming what is wrong.
+ *
+ * @example
+ * ```ts
+ * import { parsePbGet, PB_KV_LIMITS } from "@distkit/distkit/pb";
+ *
+ * parsePbGet({ key: "x" }, PB_KV_LIMITS); // "x"
+ * ```
+ */
+export function parsePbGet(args: unknown, limits: PbKvLimits): string {
+  const { key } = expectShape<{ key: unknown }>(args, { key: "any" });
+  return checkPbKey(key, limits);
+}
+
+/**
+ * Checks a `PbKV.Write` request and returns a clean copy holding only the
+ * known fields.
+ *
+ * @throws {ArgumentsError} naming what is wrong.
+ *
+ * @example
+ * ```ts
+ * import { parsePbWrite, PB_KV_LIMITS } from "@distkit/distkit/pb";
+ *
+ * parsePbWrite({ client: "c1", seq: 1, op: "append", key: "x", value: "a" }, PB_KV_LIMITS).op; // "append"
+ * ```
+ */
+export function parsePbWrite(args: unknown, limits: PbKvLimits): PbWriteRequest {
+  const w = expectShape<
+    { client: unknown; seq: number; op: unknown; key: unknown; value: unknown }
+  >(
+    args,
+    { client: "any", seq: "integer", op: "any", key: "any", value: "any" },
+  );
+  const client = checkText(w.client, "client id", MAX_CLIENT_BYTES);
+  if (client === "") throw new ArgumentsError("client id must not be empty");
+  if (w.seq < 1) throw new ArgumentsError(`seq must be a positive integer, got ${w.seq}`);
+  if (w.op !== "put" && w.op !== "append") {
+    throw new ArgumentsError(`op must be "put" or "append", got ${JSON.stringify(w.op)}`);
+  }
+  const key = checkPbKey(w.key, limits);
+  const value = checkText(w.value, "value", limits.maxValueBytes);
+  return { client, seq: w.seq, op: w.op, key, value };
+}
+
+/**
+ * A string of at most `maxBytes` UTF-8 bytes. Lone surrogates are refused:
+ * they cannot be encoded as UTF-8 and would reach the backup changed, so
+ * primary and backup would disagree.
+ */
+function checkText(value: unknown, field: string, maxBytes: number): string {
+  if (typeof value !== "string") {
+    const got = value === null ? "null" : Array.isArray(value) ? "an array" : typeof value;
+    throw new ArgumentsError(`${field} must be a string, got ${got}`);
+  }
+  if (!value.isWellFormed()) {
+    throw new ArgumentsError(`${field} contains a lone surrogate; strings must be valid Unicode`);
+  }
+  const size = utf8Length(value);
+  if (size > maxBytes) {
+    throw new ArgumentsError(`${field} is ${size} bytes; the limit is ${maxBytes}`);
+  }
+  return value;
+}

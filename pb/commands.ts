@@ -16,6 +16,9 @@ import {
 import { RpcServer } from "../net/rpc_server.ts";
 import { AddressTransport, serveTcp } from "../net/tcp.ts";
 import { parseAddress } from "../kv/hosting.ts";
+import { PbClerk } from "./kv_clerk.ts";
+import { PB_KV_SERVICE } from "./kv_protocol.ts";
+import { PbKvServer } from "./kv_server.ts";
 import { LockClerk } from "./lock_clerk.ts";
 import { LockServer } from "./lock_server.ts";
 import { ViewClerk, ViewServer } from "./view.ts";
@@ -88,8 +91,8 @@ function actionCommand(
 }
 
 /**
- * Serves `services` on `listen` until SIGINT or SIGTERM; `close` stops the
- * node's own work first.
+ * Serves the node `setUp` makes on `listen` until SIGINT or SIGTERM; the
+ * node's `close` stops its own work first.
  */
 async function serveUntilSignal(
   listen: string,
@@ -100,27 +103,31 @@ async function serveUntilSignal(
   },
 ): Promise<number> {
   const rpc = new RpcServer();
+  // Bound before the node starts: a node that pings the view service (and
+  // may be made primary) must be reachable, and one that cannot listen must
+  // never have pinged.
+  let listener;
+  try {
+    listener = serveTcp(rpc, { ...parseAddress(listen), ...access(values, true) });
+  } catch (err) {
+    console.error(`cannot listen on ${listen}: ${(err as Error).message}`);
+    return 1;
+  }
   // Peers are named by their address; a dead one is reported at once, not retried.
   const transport = new AddressTransport({
     timeoutMs: 1000,
     backoff: { failFast: true },
     ...access(values),
   });
-  const node = setUp(rpc, transport);
-  let listener;
   try {
-    listener = serveTcp(rpc, { ...parseAddress(listen), ...access(values, true) });
-  } catch (err) {
+    const node = setUp(rpc, transport);
+    console.log(`${node.what} listening on ${listener.address}`);
+    await waitForSignal();
     await node.close();
+  } finally {
+    await listener.close();
     await transport.close();
-    console.error(`cannot listen on ${listen}: ${(err as Error).message}`);
-    return 1;
   }
-  console.log(`${node.what} listening on ${listener.address}`);
-  await waitForSignal();
-  await node.close();
-  await listener.close();
-  await transport.close();
   return 0;
 }
 
@@ -272,8 +279,77 @@ ${ACCESS_HELP}`,
   },
 );
 
+/** `get KEY`, `put KEY VALUE` or `append KEY VALUE` through a clerk. */
+function kvAction(kind: "get" | "put" | "append") {
+  return {
+    options: { view: { type: "string" }, timeout: { type: "string" } } as const,
+    run: ({ values, positionals }: Parsed) => {
+      const [key, value] = kind === "get"
+        ? [operand(positionals, "one KEY")]
+        : positionals.length === 2
+        ? positionals
+        : (() => {
+          throw new UsageProblem("expected KEY VALUE");
+        })();
+      const viewService = required(values, "view");
+      parseAddress(viewService);
+      const timeoutMs = timeoutOf(values);
+      return withTransport(values, async (transport) => {
+        const clerk = new PbClerk(transport, { viewService, timeoutMs });
+        if (kind === "get") console.log(await clerk.get(key));
+        else if (kind === "put") await clerk.put(key, value);
+        else await clerk.append(key, value);
+        return 0;
+      });
+    },
+  };
+}
+
+const kv = actionCommand(
+  "pb kv",
+  "the primary/backup key/value service: serve one server, or get, put, append",
+  `usage: distkit pb kv serve --listen <host:port> --view <host:port>
+       distkit pb kv get KEY --view <host:port> [--timeout <ms>]
+       distkit pb kv put KEY VALUE --view <host:port> [--timeout <ms>]
+       distkit pb kv append KEY VALUE --view <host:port> [--timeout <ms>]
+
+serve:  runs one server until SIGINT or SIGTERM. It pings the view service, which
+        makes the first server the primary and the next the backup; the primary
+        copies its state to each new backup and hands it every request before it
+        answers. Start as many as you like: the others wait, idle, to become the
+        backup. Nothing is written to disk: the data lives while a primary or its
+        up-to-date backup does.
+get:    prints the value of KEY ("" when it has none).
+put:    sets KEY to VALUE.  append: appends VALUE to KEY's value.
+A retried write takes effect once.
+
+options:
+  --listen <host:port>     this server's address (its name in views)
+  --view <host:port>       the view service's address
+  --timeout <ms>           a client gives up after this long (default 10000; exit 3)
+${ACCESS_HELP}`,
+  {
+    serve: {
+      options: { listen: { type: "string" }, view: { type: "string" } },
+      run: ({ values }) => {
+        const listen = required(values, "listen");
+        const viewService = required(values, "view");
+        parseAddress(viewService);
+        return serveUntilSignal(listen, values, (rpc, transport) => {
+          const server = new PbKvServer(listen, { transport, viewService });
+          rpc.addService(PB_KV_SERVICE, server.methods());
+          return { close: () => server.close(), what: "key/value server" };
+        });
+      },
+    },
+    get: kvAction("get"),
+    put: kvAction("put"),
+    append: kvAction("append"),
+  },
+);
+
 /** The `distkit pb` command group. */
 export const pbCommands: { summary: string; commands: Record<string, CliCommand> } = {
   summary: "primary/backup replication: the view service, a key/value service, a lock service",
-  commands: { view, lock },
+  commands: { view, kv, lock },
 };

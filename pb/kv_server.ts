@@ -9,6 +9,10 @@
  * - A primary whose view has a backup copies its whole state (data and
  *   deduplication table) to it in pages, and only then acknowledges the
  *   view (the view service waits for that before any further change).
+ * - It answers clients only once the view service has recorded that
+ *   acknowledgement (the ping that carried it came back): had it answered
+ *   in a view it then died in unacknowledged, the view service could never
+ *   leave that view, and the up-to-date backup would never be promoted.
  * - A server serves and acknowledges a view in which it is primary only
  *   when it holds the state: it was the primary of the previous view, or
  *   that view's backup brought up to date, or the view is the very first
@@ -211,6 +215,8 @@ export class PbKvServer {
   /** Client requests and transfers, as primary, one at a time. */
   #lock: Promise<unknown> = Promise.resolve();
   #syncing = false;
+  /** An acknowledging ping is under way outside the interval. */
+  #acking = false;
   /** Transfers started as primary: each has its number, so a backup ignores stragglers. */
   #transfers = 0;
   /** As backup: the transfer being received. */
@@ -323,13 +329,14 @@ export class PbKvServer {
         this.#first ??= first;
       }
       const num = this.#pingNumber();
-      const acking = this.#serving();
+      const acking = this.#ready();
       this.#pinged = num;
       const view = await this.#vs.ping(this.#me, num);
       if (this.#closed) return;
       if (acking) this.#acknowledged = Math.max(this.#acknowledged, num);
       // A reply that a later one overtook carries an older view: ignored.
       this.#adopt(view);
+      this.#ackSoon();
     } catch (err) {
       // The view service is unreachable (or answered nonsense): keep
       // serving in the view we know, and ping again next interval.
@@ -347,7 +354,7 @@ export class PbKvServer {
   #pingNumber(): number {
     const view = this.#view;
     if (view.primary !== this.#me) return view.num;
-    return this.#serving() ? view.num : this.#pinged;
+    return this.#ready() ? view.num : this.#pinged;
   }
 
   #adopt(view: View): void {
@@ -372,11 +379,28 @@ export class PbKvServer {
 
   // ---- as primary ----
 
-  /** Whether it serves clients: primary, holding the view's state, its backup up to date. */
-  #serving(): boolean {
+  /** Whether it may acknowledge its view: primary, holding the view's state, its backup up to date. */
+  #ready(): boolean {
     const view = this.#view;
     return !this.#closed && view.primary === this.#me && this.#stateNum === view.num &&
       (view.backup === "" || this.#backupSynced === view.num);
+  }
+
+  /**
+   * Whether it serves clients: ready, and the view service has recorded its
+   * acknowledgement. A primary that answered clients in a view it had not
+   * acknowledged, and then died, would leave the view service stuck in that
+   * view for good, its up-to-date backup never promoted.
+   */
+  #serving(): boolean {
+    return this.#ready() && this.#acknowledged === this.#view.num;
+  }
+
+  /** Pings at once when ready to acknowledge, rather than at the next interval. */
+  #ackSoon(): void {
+    if (this.#acking || !this.#ready() || this.#acknowledged >= this.#view.num) return;
+    this.#acking = true;
+    void this.#ping().finally(() => this.#acking = false);
   }
 
   /** Why it does not serve clients now, or undefined when it does. */
@@ -390,7 +414,8 @@ export class PbKvServer {
     } else if (this.#stateNum !== view.num) {
       reason = `${this.#me} is the primary of view ${view.num} but lost its state in a restart; ` +
         `it waits rather than serve an empty store`;
-    } else reason = `${this.#me} is bringing backup ${view.backup} up to date`;
+    } else if (!this.#ready()) reason = `${this.#me} is bringing backup ${view.backup} up to date`;
+    else reason = `${this.#me} waits for the view service to record that it leads view ${view.num}`;
     return { status: "wrong-server", reason };
   }
 
@@ -500,6 +525,7 @@ export class PbKvServer {
     }
     this.#backupSynced = view.num;
     this.#checkInvariants();
+    this.#ackSoon();
   }
 
   /**

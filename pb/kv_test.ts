@@ -602,3 +602,43 @@ Deno.test("PbStore: pages of bounded size that rebuild the same store", () => {
   bad.add([], [["c", { seq: "x" }]]);
   assert.throws(() => bad.finish(), ArgumentsError);
 });
+
+Deno.test("PbKvServer: a primary answers clients only once the view service has its acknowledgement", async () => {
+  await simulate(async ({ net, clock }) => {
+    const s = new Setup(net, clock);
+    s.start("s1");
+    await s.ready("s1", "primary");
+    const end = s.end("c", "s1");
+    assert.equal(
+      (await call(end, "Write", { client: "c", seq: 1, op: "put", key: "k", value: "1" })).status,
+      "ok",
+    );
+    // s2 joins; s1 learns view 2 and brings s2 up to date (slowly), but its
+    // pings no longer reach the view service.
+    net.setLinkRule("s1", "s2", { delayMs: [200, 200] });
+    const s2 = s.start("s2");
+    const s1 = s.servers.get("s1")!;
+    for (let i = 0; i < 100 && s1.status().view.num !== 2; i++) await delay(5, { clock });
+    net.setLinkRule("s1", "vs", { dropRequests: 1 });
+    net.setLinkRule("s1", "s2", undefined);
+    for (let i = 0; i < 200 && !s2.status().ready; i++) await delay(10, { clock });
+    await delay(500, { clock }); // s1 would have acknowledged by now
+    assert.deepEqual(s2.data(), new Map([["k", "1"]]), "the backup has the state");
+    const refused = await call(end, "Get", { key: "k" });
+    assert.equal(refused.status, "wrong-server");
+    assert.match(String(refused.reason), /waits for the view service to record/);
+    // Had it answered and then died, view 2 could never be left; now it can:
+    s.kill("s1");
+    net.setLinkRule("s1", "vs", undefined);
+    assert.equal(s.vs.view.num, 2);
+    assert.equal(s.vs.view.primary, "s1");
+    const clerk = new PbClerk(net.transportFor("c2"), {
+      viewService: "vs",
+      clock,
+      timeoutMs: 3000,
+    });
+    const err = await clerk.get("k").catch((e) => e);
+    assert.ok(err instanceof PbDeadlineError, "view 2 was never acknowledged: nobody may serve");
+    s.close();
+  }, { seed: 4 });
+});

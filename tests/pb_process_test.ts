@@ -1,10 +1,11 @@
 /**
  * Primary/backup replication as real processes on 127.0.0.1, through the
- * `distkit pb` commands: the view service, and its view as servers come.
+ * `distkit pb` commands: the view service, the lock service and the
+ * key/value service, their servers killed with SIGKILL.
  */
 import assert from "node:assert/strict";
-import { AddressTransport } from "../net/mod.ts";
-import { ViewClerk } from "../pb/mod.ts";
+import { AddressTransport, delay } from "../net/mod.ts";
+import { PbClerk, ViewClerk } from "../pb/mod.ts";
 import { freePorts, HOST, NodeProcess, runCli } from "./node_process.ts";
 
 Deno.test("pb process: the view service over TCP, and `distkit pb view get`", async () => {
@@ -85,5 +86,77 @@ Deno.test("pb process: the lock service's primary killed with SIGKILL; the backu
   } finally {
     await primary.kill();
     await backup.kill("SIGTERM");
+  }
+});
+
+Deno.test("pb process: key/value servers killed with SIGKILL under load; no acknowledged append lost", async () => {
+  const [vsAddress, ...addresses] = freePorts(4).map((port) => `${HOST}:${port}`);
+  const vs = new NodeProcess(vsAddress, ["pb", "view", "serve", "--listen", vsAddress], {
+    ready: "listening on",
+  });
+  const servers = addresses.map((a) =>
+    new NodeProcess(a, ["pb", "kv", "serve", "--listen", a, "--view", vsAddress], {
+      ready: "listening on",
+    })
+  );
+  const transport = new AddressTransport({ timeoutMs: 1000, backoff: { failFast: true } });
+  const view = new ViewClerk(transport.connect(vsAddress));
+  const waitForView = async (ok: (v: { primary: string; backup: string }) => boolean) => {
+    for (let i = 0; i < 100; i++) {
+      const v = await view.get();
+      if (ok(v)) return v;
+      await delay(100);
+    }
+    throw new Error(`the view never settled: ${JSON.stringify(await view.get())}`);
+  };
+  const kvCli = (...args: string[]) => runCli("pb", "kv", ...args, "--view", vsAddress);
+  let stop = false;
+  try {
+    await vs.start();
+    await servers[0].start();
+    await waitForView((v) => v.primary === addresses[0]);
+    await servers[1].start();
+    await servers[2].start();
+    await waitForView((v) => v.backup === addresses[1]);
+    const put = await kvCli("put", "k", "v1");
+    assert.equal(put.code, 0, put.stderr);
+    // A client appends all along; each acknowledged append must be there once.
+    const clerk = new PbClerk(transport, { viewService: vsAddress, timeoutMs: 20_000 });
+    const acked: string[] = [];
+    const load = (async () => {
+      for (let i = 0; !stop; i++) {
+        await clerk.append("log", `x${i};`);
+        acked.push(`x${i};`);
+      }
+    })();
+    // A primary answers only once its backup has the state: appends acknowledged
+    // in a view show that its backup is up to date.
+    const moreAcked = async (n: number) => {
+      const target = acked.length + n;
+      while (acked.length < target) await delay(20);
+    };
+    await moreAcked(3);
+    await servers[0].kill("SIGKILL"); // the primary
+    await waitForView((v) => v.primary === addresses[1] && v.backup === addresses[2]);
+    await moreAcked(3);
+    await servers[1].kill("SIGKILL"); // the next primary
+    await waitForView((v) => v.primary === addresses[2]);
+    await moreAcked(3);
+    stop = true;
+    await load;
+    const got = await kvCli("get", "k");
+    assert.equal(got.stdout, "v1\n", got.stderr);
+    const log = await clerk.get("log");
+    const entries = log.split(";").filter((e) => e !== "").map((e) => `${e};`);
+    assert.deepEqual(entries, acked, "every acknowledged append, once, in order");
+    assert.ok(acked.length >= 9, `only ${acked.length} appends`);
+    const usage = await kvCli("put", "k");
+    assert.equal(usage.code, 2);
+    assert.match(usage.stderr, /expected KEY VALUE/);
+  } finally {
+    stop = true;
+    await transport.close();
+    for (const s of servers) await s.kill();
+    await vs.kill("SIGTERM");
   }
 });

@@ -309,10 +309,10 @@ Deno.test("PbKvServer: a fresh server never acknowledges a view it is primary of
 
 Deno.test("PbKvServer: the primary acknowledges a view only once its backup holds the state", async () => {
   await simulate(async ({ net, clock }) => {
-    let backup: PbKvServer | undefined;
+    const started: { backup?: PbKvServer } = {};
     const acks: boolean[] = []; // per ping of s1 with view 2: whether s2 was ready then
     const s = new Setup(net, clock, (server, num) => {
-      if (server === "s1" && num === 2) acks.push(backup?.status().ready === true);
+      if (server === "s1" && num === 2) acks.push(started.backup?.status().ready === true);
     });
     s.start("s1", { pageBytes: 100 });
     await s.ready("s1", "primary");
@@ -328,7 +328,7 @@ Deno.test("PbKvServer: the primary acknowledges a view only once its backup hold
     }
     // About 30 pages, 50 ms each: the transfer takes many ping intervals.
     net.setLinkRule("s1", "s2", { delayMs: [50, 50] });
-    backup = s.start("s2", { pageBytes: 100 });
+    started.backup = s.start("s2", { pageBytes: 100 });
     await s.ready("s2", "backup");
     await s.ready("s1", "primary");
     assert.ok(acks.length > 0, "s1 never acknowledged view 2");

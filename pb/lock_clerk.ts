@@ -71,7 +71,9 @@ export interface LockClerkOptions {
    * Deadline of one attempt on one server. Keep it above the time the
    * primary may spend forwarding (its `forwardAttempts` ×
    * `forwardTimeoutMs`, 3 s by default), or a slow forward sends the clerk
-   * to the backup, which then takes over. Default 5,000 ms.
+   * to the backup, which then takes over. (A wait for the primary to send
+   * a restarted backup its whole state is safe to give up on: the backup,
+   * lacking the state meanwhile, sends the clerk back.) Default 5,000 ms.
    */
   attemptTimeoutMs?: number;
   /** Pause after both servers were tried without an answer; doubles up to `maxMs`. Default 20 ms to 1,000 ms. */

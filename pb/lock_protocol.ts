@@ -1,7 +1,8 @@
 /**
  * The primary/backup lock service's wire protocol: what a clerk asks
  * (`Lock.Lock`, `Lock.Unlock`), what the primary forwards to the backup
- * (`Lock.Forward`), the replies, and the checks every server applies to
+ * (`Lock.Forward`) and how it hands the backup its whole state
+ * (`Lock.Transfer`), the replies, and the checks every server applies to
  * what it receives. One parser serves the server (refusing bad input from
  * anyone) and the clerk (refusing it before it is sent).
  *
@@ -13,7 +14,8 @@ import { utf8Length } from "../kv/value.ts";
 
 /**
  * The name the lock service registers on an `RpcServer`: its methods are
- * `Lock.Lock`, `Lock.Unlock`, `Lock.Forward` and `Lock.Status`.
+ * `Lock.Lock`, `Lock.Unlock`, `Lock.Forward`, `Lock.Transfer` and
+ * `Lock.Status`.
  *
  * @example
  * ```ts
@@ -38,6 +40,9 @@ export const MAX_LOCK_NAME_BYTES = 1024;
 
 /** Longest client (session) id, in UTF-8 bytes. */
 const MAX_CLIENT_BYTES = 256;
+
+/** Longest server incarnation id, in UTF-8 bytes (a UUID is 36). */
+const MAX_INCARNATION_BYTES = 64;
 
 /**
  * The two operations of the lock service.
@@ -105,8 +110,10 @@ export interface LockForwardedOp extends LockOp {
 /**
  * What the primary sends with `Lock.Forward`: the operations it applied
  * since its previous forward, in the order it applied them. Batches are
- * numbered 1, 2, 3... and sent one at a time, so a retried batch is
- * recognised by its number.
+ * numbered in one sequence with the state transfers
+ * ({@linkcode LockTransferRequest}) and sent one at a time, so a retried
+ * batch is recognised by its number, and a number the backup cannot
+ * follow tells it that it lacks the state before.
  *
  * @example
  * ```ts
@@ -114,7 +121,8 @@ export interface LockForwardedOp extends LockOp {
  *
  * const forward: LockForwardRequest = {
  *   from: "p",
- *   batch: 1,
+ *   incarnation: "4f1c0a9e-0d52-4c57-9a36-64b2f1d7e0c3",
+ *   batch: 2,
  *   ops: [{ op: "lock", client: "c1", seq: 1, name: "printer", result: true }],
  * };
  * ```
@@ -122,10 +130,80 @@ export interface LockForwardedOp extends LockOp {
 export interface LockForwardRequest {
   /** The sender, which must be the primary. */
   from: string;
+  /**
+   * The sending server's incarnation: a random id it drew when it started.
+   * A primary that restarted has a new one, so the backup can tell it from
+   * the one whose state it holds.
+   */
+  incarnation: string;
   /** The batch's number. */
   batch: number;
   /** The operations, in the primary's order. */
   ops: LockForwardedOp[];
+}
+
+/**
+ * One client session as a state transfer carries it: the session's last
+ * operation, a digest of it (to tell a retry from another clerk reusing the
+ * number) and its result.
+ *
+ * @example
+ * ```ts
+ * import type { LockSessionRecord } from "@distkit/distkit/pb";
+ *
+ * const record: LockSessionRecord = { client: "c1", seq: 3, digest: 0x1234, result: true };
+ * ```
+ */
+export interface LockSessionRecord {
+  /** The session's id. */
+  client: string;
+  /** The number of its last operation. */
+  seq: number;
+  /** A 32-bit digest of that operation. */
+  digest: number;
+  /** What that operation answered. */
+  result: boolean;
+}
+
+/**
+ * One page of what the primary sends with `Lock.Transfer`: its whole state
+ * (the held locks and the client sessions), taken at one instant, to a
+ * backup that lacks it (one that restarted, or missed operations while
+ * the primary served alone). Pages are numbered from 0 and sent one at a
+ * time; the backup takes the state as its own at the `last` page, and the
+ * transfer's `batch` number takes a place in the sequence of forwards, so
+ * the next forward is `batch + 1`.
+ *
+ * @example
+ * ```ts
+ * import type { LockTransferRequest } from "@distkit/distkit/pb";
+ *
+ * const page: LockTransferRequest = {
+ *   from: "p",
+ *   incarnation: "4f1c0a9e-0d52-4c57-9a36-64b2f1d7e0c3",
+ *   batch: 1,
+ *   page: 0,
+ *   last: true,
+ *   locks: ["printer"],
+ *   sessions: [{ client: "c1", seq: 1, digest: 0x1234, result: true }],
+ * };
+ * ```
+ */
+export interface LockTransferRequest {
+  /** The sender, which must be the primary. */
+  from: string;
+  /** The sending server's incarnation (see {@linkcode LockForwardRequest.incarnation}). */
+  incarnation: string;
+  /** The transfer's place in the sequence of batches. */
+  batch: number;
+  /** The page's number, from 0. */
+  page: number;
+  /** Whether this page ends the transfer. */
+  last: boolean;
+  /** Held locks. */
+  locks: string[];
+  /** Client sessions, the least recently used first. */
+  sessions: LockSessionRecord[];
 }
 
 /**
@@ -152,9 +230,16 @@ export type LockReply =
   | { status: "refused"; reason: string };
 
 /**
- * The backup's answer to `Lock.Forward`: `ok` once it has applied the batch
- * (or had already), `refused` once it serves clients itself, after which
- * the primary must never answer a client again.
+ * The backup's answer to `Lock.Forward` and `Lock.Transfer`:
+ *
+ * - `ok`: it has applied the batch or page (or had already);
+ * - `refused`: it serves clients itself, or it holds the state of another
+ *   incarnation of the primary (the primary restarted, and lost its state):
+ *   the primary must never answer a client again;
+ * - `behind`: it lacks the state the batch follows on (it restarted, or a
+ *   transfer was cut short): the primary sends it a whole
+ *   {@linkcode LockTransferRequest}, and meanwhile the backup serves no
+ *   client.
  *
  * @example
  * ```ts
@@ -163,7 +248,10 @@ export type LockReply =
  * const reply: LockForwardReply = { status: "refused", reason: "b serves clients itself" };
  * ```
  */
-export type LockForwardReply = { status: "ok" } | { status: "refused"; reason: string };
+export type LockForwardReply =
+  | { status: "ok" }
+  | { status: "refused"; reason: string }
+  | { status: "behind"; reason: string };
 
 /**
  * Checks a lock name: a string of 1 to {@linkcode MAX_LOCK_NAME_BYTES}
@@ -211,15 +299,17 @@ export function parseLockRequest(args: unknown): LockRequest {
  * ```ts
  * import { parseLockForward } from "@distkit/distkit/pb";
  *
- * parseLockForward({ from: "p", batch: 1, ops: [] }).batch; // 1
+ * parseLockForward({ from: "p", incarnation: "i1", batch: 1, ops: [] }).batch; // 1
  * ```
  */
 export function parseLockForward(args: unknown): LockForwardRequest {
   const f = expectShape<LockForwardRequest>(args, {
     from: "string",
+    incarnation: "string",
     batch: "integer",
     ops: "array",
   });
+  checkText(f.incarnation, "incarnation", MAX_INCARNATION_BYTES);
   if (f.batch < 1) throw new ArgumentsError(`batch must be at least 1, got ${f.batch}`);
   const ops = f.ops.map((raw, i) => {
     let op: LockForwardedOp;
@@ -233,7 +323,69 @@ export function parseLockForward(args: unknown): LockForwardRequest {
       throw new ArgumentsError(`ops[${i}]: ${(err as Error).message}`);
     }
   });
-  return { from: f.from, batch: f.batch, ops };
+  return { from: f.from, incarnation: f.incarnation, batch: f.batch, ops };
+}
+
+/**
+ * Checks a `Lock.Transfer` page, and every lock and session in it.
+ *
+ * @throws {ArgumentsError} naming the first thing wrong.
+ *
+ * @example
+ * ```ts
+ * import { parseLockTransfer } from "@distkit/distkit/pb";
+ *
+ * const page = { from: "p", incarnation: "i1", batch: 1, page: 0, last: true, locks: ["a"], sessions: [] };
+ * parseLockTransfer(page).locks; // ["a"]
+ * ```
+ */
+export function parseLockTransfer(args: unknown): LockTransferRequest {
+  const t = expectShape<LockTransferRequest>(args, {
+    from: "string",
+    incarnation: "string",
+    batch: "integer",
+    page: "integer",
+    last: "boolean",
+    locks: "array",
+    sessions: "array",
+  });
+  checkText(t.incarnation, "incarnation", MAX_INCARNATION_BYTES);
+  if (t.batch < 1) throw new ArgumentsError(`batch must be at least 1, got ${t.batch}`);
+  if (t.page < 0) throw new ArgumentsError(`page must be at least 0, got ${t.page}`);
+  const locks = t.locks.map((name, i) => {
+    try {
+      return checkLockName(name);
+    } catch (err) {
+      throw new ArgumentsError(`locks[${i}]: ${(err as Error).message}`);
+    }
+  });
+  const sessions = t.sessions.map((raw, i) => {
+    try {
+      const r = expectShape<LockSessionRecord>(raw, {
+        client: "string",
+        seq: "integer",
+        digest: "integer",
+        result: "boolean",
+      });
+      checkText(r.client, "client", MAX_CLIENT_BYTES);
+      if (r.seq < 1) throw new ArgumentsError(`seq must be at least 1, got ${r.seq}`);
+      if (r.digest < 0 || r.digest > 0xffffffff) {
+        throw new ArgumentsError(`digest must be a 32-bit unsigned integer, got ${r.digest}`);
+      }
+      return { client: r.client, seq: r.seq, digest: r.digest, result: r.result };
+    } catch (err) {
+      throw new ArgumentsError(`sessions[${i}]: ${(err as Error).message}`);
+    }
+  });
+  return {
+    from: t.from,
+    incarnation: t.incarnation,
+    batch: t.batch,
+    page: t.page,
+    last: t.last,
+    locks,
+    sessions,
+  };
 }
 
 function checkText(value: unknown, field: string, maxBytes: number): string {

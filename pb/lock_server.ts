@@ -7,19 +7,63 @@
  * servers. Clients call the primary and, when it does not answer, the
  * backup; the first request the backup gets from a client makes it serve
  * alone, and from then on it refuses the old primary's forwards, which
- * tells that primary to stop answering: the two never diverge. When the
- * backup does not answer the primary's forwards, the primary serves alone.
+ * tells that primary to stop answering: the two never diverge.
  *
- * The fault model is the lab's: servers fail by stopping, and stay
- * stopped; the link between primary and backup loses nothing for long (a
- * forward that fails {@linkcode LockServerOptions.forwardAttempts} times
- * means the backup has stopped). Clients' requests and replies may be lost.
- * A partition between the two servers, or a restarted server, could let
- * them diverge; the view service (a later part of the lab) is the cure.
+ * Each server draws a random incarnation id each time it starts, and the
+ * primary's forwards carry it. A backup follows one incarnation of the
+ * primary, the one whose state it has, and refuses anything from another:
+ * a primary that restarted (and so lost every lock) is deposed by its
+ * first message, without answering anyone, and clients go on at the
+ * backup, which has the locks.
+ *
+ * A backup serves only state it has. One that starts (or restarts) has
+ * none: it is `joining`, answers clients `not-primary`, never takes over,
+ * and answers the primary's forwards `behind`. The primary, which is never
+ * deposed for that, then sends it its whole state: the locks and the
+ * client sessions, taken at one instant, in pages of at most
+ * {@linkcode LockServerOptions.maxBatchOps} entries; the requests that come
+ * meanwhile wait, and follow as forwards. With the last page the backup is
+ * a `backup` again, able to take over. The primary begins with such a
+ * transfer, and when idle sends an empty forward every
+ * {@linkcode LockServerOptions.probeIntervalMs}, so a backup that restarts
+ * is brought up to date within about that time even with no client about.
+ *
+ * When the backup does not answer (a forward or transfer page failed
+ * {@linkcode LockServerOptions.forwardAttempts} times), the primary serves
+ * `alone`, and every {@linkcode LockServerOptions.probeIntervalMs} asks
+ * whether the backup is back; once it answers, the primary sends it the
+ * whole state as above (answers waiting meanwhile), and the pair is whole
+ * again, able to survive the primary's failure.
+ *
+ * The fault model: servers fail by stopping, and may be restarted, empty
+ * (nothing is written to disk); clients' requests and replies may be lost;
+ * the link between the two servers loses nothing for long. The pair
+ * survives the failure of either server, one at a time, and the restart
+ * of either; once one has failed, the other serves alone until, for a
+ * backup, it is back and brought up to date. Not survived:
+ *
+ * - a cut between primary and backup while both are alive: the primary
+ *   serves alone while the backup keeps its old state, and should the
+ *   primary then fail, or restart, the backup serves that old state and
+ *   grants again locks the primary granted meanwhile (the primary brings
+ *   the backup up to date once it answers again, which ends the danger);
+ * - both servers failing before the backup was brought up to date: the
+ *   backup waits, `joining`, and serves no one (a primary that restarts
+ *   then starts the service afresh, empty);
+ * - a primary that starts while its backup is unreachable serves alone,
+ *   with what it has: nothing, if it restarted;
+ * - after a takeover the pair is not made whole again: a restarted primary
+ *   is deposed, and the backup serves alone until both are restarted
+ *   (losing the locks).
+ *
+ * The view service (a later part of the lab) is the cure for these.
+ *
+ * Client sessions idle for {@linkcode LockServerOptions.sessionIdleMs} are
+ * forgotten (see {@linkcode LockTable} for what that gives up).
  *
  * @module
  */
-import { retry } from "../net/async.ts";
+import { delay, retry } from "../net/async.ts";
 import { type Clock, realClock } from "../net/clock.ts";
 import { ArgumentsError, RpcError, type RpcErrorCode } from "../net/errors.ts";
 import { Random, seedFromEnv } from "../net/random.ts";
@@ -32,20 +76,27 @@ import {
   type LockForwardRequest,
   type LockOpKind,
   type LockReply,
+  type LockTransferRequest,
   parseLockForward,
   parseLockRequest,
+  parseLockTransfer,
 } from "./lock_protocol.ts";
 import { LockTable } from "./lock_table.ts";
 
 /**
  * What a {@linkcode LockServer} is doing:
  *
- * - `primary`: serving clients, forwarding to the backup;
+ * - `primary`: serving clients, forwarding to the backup (or sending it
+ *   its whole state; the answers wait meanwhile);
  * - `backup`: following the primary's forwards, serving no client yet;
+ * - `joining`: a backup without the primary's state (it has just started,
+ *   or a transfer of the state is under way): it serves no client, and
+ *   does not take over;
  * - `alone`: serving clients without a backup (the primary whose backup
- *   stopped, or the backup once a client came to it);
- * - `deposed`: the primary whose backup serves alone; it answers no client
- *   again;
+ *   does not answer, checking now and then whether it is back; or the
+ *   backup once a client came to it);
+ * - `deposed`: the primary whose backup serves alone, or holds another
+ *   incarnation's state; it answers no client again;
  * - `stopped`: stopped by {@linkcode LockServer.stop}.
  *
  * @example
@@ -55,7 +106,7 @@ import { LockTable } from "./lock_table.ts";
  * const role: LockRole = "alone";
  * ```
  */
-export type LockRole = "primary" | "backup" | "alone" | "deposed" | "stopped";
+export type LockRole = "primary" | "backup" | "joining" | "alone" | "deposed" | "stopped";
 
 /**
  * Options of a {@linkcode LockServer}.
@@ -81,7 +132,7 @@ export interface LockServerOptions {
   transport: Transport;
   /** Where the `Lock` service is registered (see {@linkcode LOCK_SERVICE}). */
   server: RpcServer;
-  /** Time source for forward timeouts and backoff. Default: the real clock. */
+  /** Time source for timeouts, backoff and session idleness. Default: the real clock. */
   clock?: Clock;
   /** Randomness for the backoff jitter. Default: seeded from `SEED` or at random. */
   random?: Random;
@@ -92,8 +143,19 @@ export interface LockServerOptions {
    * stopped and serves alone. Default 3.
    */
   forwardAttempts?: number;
-  /** Most operations in one forward. Default 1,024. */
+  /** Most operations in one forward, and most entries in one page of a state transfer. Default 1,024. */
   maxBatchOps?: number;
+  /**
+   * How often the primary, while it serves alone, asks whether the backup
+   * answers again; and how long it stays idle before an empty forward,
+   * which finds a backup that restarted. Default 1,000 ms.
+   */
+  probeIntervalMs?: number;
+  /**
+   * A client session idle for this long is forgotten (see
+   * {@linkcode LockTableOptions.sessionIdleMs}). Default 600,000 ms.
+   */
+  sessionIdleMs?: number;
 }
 
 /**
@@ -112,8 +174,16 @@ export interface LockServerOptions {
 export interface LockServerStatus {
   /** The server's name. */
   id: string;
+  /** This run of the server's random id. */
+  incarnation: string;
   /** What it is doing. */
   role: LockRole;
+  /**
+   * On the primary: whether the backup has its state (no transfer due or
+   * under way), so that the pair survives the primary's failure. False on
+   * any other server.
+   */
+  backupReady: boolean;
   /** Locks held. */
   held: number;
   /** Client sessions remembered. */
@@ -124,17 +194,31 @@ export interface LockServerStatus {
   forwarded: number;
   /** Operations installed from the primary's forwards (on the backup). */
   installed: number;
+  /** Whole-state transfers completed: sent (on the primary) or taken (on the backup). */
+  transfers: number;
   /** Retried requests answered from the session table. */
   retries: number;
 }
 
-/** How a forward ended: applied, refused (or failed for good), or never answered. */
-type ForwardOutcome = "ok" | "refused" | "dead";
+/**
+ * How a forward or a transfer page ended: applied; refused (or failed for
+ * good); the backup lacks the state it follows on; or never answered.
+ */
+type ForwardOutcome = "ok" | "refused" | "behind" | "dead";
+
+/** A transfer under way on a backup: its pages so far, in a table of their own. */
+interface Staging {
+  incarnation: string;
+  batch: number;
+  nextPage: number;
+  table: LockTable;
+}
 
 /**
  * One server of the lock service. It registers the `Lock` service on the
  * RPC server it is given: `Lock.Lock` and `Lock.Unlock` for clerks,
- * `Lock.Forward` for the primary, `Lock.Status` for monitoring.
+ * `Lock.Forward` and `Lock.Transfer` for the primary, `Lock.Status` for
+ * monitoring.
  *
  * @example The primary forwards before it answers
  * ```ts
@@ -159,13 +243,17 @@ type ForwardOutcome = "ok" | "refused" | "dead";
 export class LockServer {
   readonly #id: string;
   readonly #primary: string;
+  /** Drawn afresh at each start: not from `random`, which two runs with one seed share. */
+  readonly #incarnation: string = crypto.randomUUID();
   readonly #server: RpcServer;
   readonly #clock: Clock;
   readonly #random: Random;
   readonly #forwardTimeoutMs: number;
   readonly #forwardAttempts: number;
   readonly #maxBatchOps: number;
-  readonly #table = new LockTable();
+  readonly #probeIntervalMs: number;
+  readonly #sessionIdleMs: number;
+  #table: LockTable;
   /** The primary's end to the backup; undefined on the backup. */
   readonly #toBackup: ClientEnd | undefined;
   #role: LockRole;
@@ -177,18 +265,34 @@ export class LockServer {
   #outbox: LockForwardedOp[] = [];
   /** Answers waiting for their operation to be safe, in operation order. */
   #waiters: { index: number; settle: (safe: boolean) => void }[] = [];
+  /** The primary: the number of the last batch (forward or transfer) sent. */
   #batch = 0;
+  /** The primary: whether the backup must be sent the whole state before any forward. */
+  #needTransfer: boolean;
+  /** The backup: the primary incarnation whose state it has, once it has one. */
+  #following: string | undefined;
+  /** The backup: the number of the last batch (forward or transfer) it applied. */
   #lastBatch = 0;
+  /** The backup: the transfer it is receiving. */
+  #staging: Staging | undefined;
   #forwarded = 0;
   #installed = 0;
+  #transfers = 0;
   #retries = 0;
-  /** The forwarding loop while it runs. */
-  #pumping: Promise<void> | undefined;
-  /** Fires at stop, ending the forward in flight and its retries. */
+  /**
+   * Ends the replication loop's idle wait: set by the loop in the same
+   * step as it finds the outbox empty, so an operation queued at any
+   * moment is either seen by the loop or wakes it, and is never stranded.
+   */
+  #wake: (() => void) | undefined;
+  /** The primary's replication loop, for {@linkcode LockServer.stop} to wait on. */
+  readonly #replicating: Promise<void> = Promise.resolve();
+  /** Fires at stop, ending the call in flight, its retries and the probe's wait. */
   readonly #stopping = new AbortController();
 
   /**
    * Creates the server and registers the `Lock` service on `options.server`.
+   * The primary starts at once to send the backup its (empty) state.
    *
    * @throws {RangeError} when the primary and backup share a name, `id` is
    * neither, or a number option is out of range.
@@ -206,24 +310,35 @@ export class LockServer {
     this.#forwardTimeoutMs = positive(options.forwardTimeoutMs ?? 1000, "forwardTimeoutMs");
     this.#forwardAttempts = positiveInteger(options.forwardAttempts ?? 3, "forwardAttempts");
     this.#maxBatchOps = positiveInteger(options.maxBatchOps ?? 1024, "maxBatchOps");
+    this.#probeIntervalMs = positive(options.probeIntervalMs ?? 1000, "probeIntervalMs");
+    this.#sessionIdleMs = options.sessionIdleMs ?? 600_000;
     this.#id = id;
     this.#primary = primary;
     this.#server = options.server;
     this.#clock = options.clock ?? realClock;
     this.#random = options.random ?? new Random(seedFromEnv());
-    this.#role = id === primary ? "primary" : "backup";
+    this.#table = this.#newTable();
+    this.#role = id === primary ? "primary" : "joining";
+    this.#needTransfer = id === primary;
     this.#toBackup = id === primary ? options.transport.connect(backup) : undefined;
     options.server.addService(LOCK_SERVICE, {
       Lock: (args: unknown) => this.#serve("lock", args),
       Unlock: (args: unknown) => this.#serve("unlock", args),
-      Forward: (args: unknown) => this.#receive(args),
+      Forward: (args: unknown) => this.#receiveForward(args),
+      Transfer: (args: unknown) => this.#receiveTransfer(args),
       Status: () => this.status(),
     });
+    if (id === primary) this.#replicating = this.#replicate();
   }
 
   /** The server's name. */
   get id(): string {
     return this.#id;
+  }
+
+  /** This run of the server's random id, carried in the primary's forwards. */
+  get incarnation(): string {
+    return this.#incarnation;
   }
 
   /** What the server is doing now. */
@@ -248,12 +363,15 @@ export class LockServer {
   status(): LockServerStatus {
     return {
       id: this.#id,
+      incarnation: this.#incarnation,
       role: this.#role,
+      backupReady: this.#role === "primary" && !this.#needTransfer,
       held: this.#table.size,
       sessions: this.#table.sessions,
       applied: this.#applied,
       forwarded: this.#forwarded,
       installed: this.#installed,
+      transfers: this.#transfers,
       retries: this.#retries,
     };
   }
@@ -261,26 +379,29 @@ export class LockServer {
   /**
    * Stops for good, like a crash: the `Lock` service is removed (callers
    * get `UnknownServiceError`), answers not yet given say `not-primary`,
-   * and nothing more is forwarded (a forward already sent may still
-   * arrive). Resolves once the forwarding has ended.
+   * and nothing more is sent (a forward already sent may still arrive).
+   * Resolves once the replication loop has ended.
    */
   async stop(): Promise<void> {
     if (this.#role !== "stopped") {
       this.#role = "stopped";
       this.#server.removeService(LOCK_SERVICE);
       this.#outbox = [];
+      this.#staging = undefined;
       this.#settleAll(false);
       this.#stopping.abort(new Error(`lock server ${this.#id} stopped`));
+      this.#wake?.();
     }
-    await this.#pumping;
+    await this.#replicating;
   }
 
   async #serve(kind: LockOpKind, args: unknown): Promise<LockReply> {
     const op = { op: kind, ...parseLockRequest(args) };
     // A client only comes to the backup when it could not reach the
-    // primary, which (the lab's fault model) has therefore stopped.
+    // primary, which (the fault model) has therefore stopped. A joining
+    // backup lacks the state, so it must not take over.
     if (this.#role === "backup") this.#role = "alone";
-    if (this.#role === "deposed" || this.#role === "stopped") return this.#notPrimary();
+    if (this.#role !== "primary" && this.#role !== "alone") return this.#notPrimary();
     const outcome = this.#table.apply(op);
     switch (outcome.kind) {
       case "stale":
@@ -302,7 +423,7 @@ export class LockServer {
         this.#applied++;
         if (this.#role === "primary") {
           this.#outbox.push({ ...op, result: outcome.result });
-          this.#pump();
+          this.#wake?.();
         } else this.#safe = this.#applied;
     }
     // Every answer waits until all this server has run so far is on the
@@ -313,15 +434,15 @@ export class LockServer {
     return safe ? { status: "ok", result: outcome.result } : this.#notPrimary();
   }
 
-  #receive(args: unknown): LockForwardReply {
-    const forward = parseLockForward(args);
-    if (forward.from !== this.#primary) {
+  /** Why this server takes no forward, or undefined when it may take one from `incarnation`. */
+  #refusal(from: string, incarnation: string): LockForwardReply | undefined {
+    if (from !== this.#primary) {
       throw new ArgumentsError(
-        `forwards come from the primary "${this.#primary}", not "${forward.from}"; check ` +
+        `forwards come from the primary "${this.#primary}", not "${from}"; check ` +
           `both servers' primary and backup names`,
       );
     }
-    if (this.#role !== "backup") {
+    if (this.#role !== "backup" && this.#role !== "joining") {
       return {
         status: "refused",
         reason: `${this.#id} is ${this.#role}, not a backup: it ${
@@ -329,13 +450,32 @@ export class LockServer {
         }`,
       };
     }
+    if (this.#following !== undefined && incarnation !== this.#following) {
+      // Names are addresses: a new incarnation means the one followed is
+      // gone, and with it nothing but what this backup holds.
+      return {
+        status: "refused",
+        reason: `${this.#id} holds the state of another run of the primary (${this.#following}, ` +
+          `not ${incarnation}): the primary restarted and lost its state; the backup serves`,
+      };
+    }
+    return undefined;
+  }
+
+  #receiveForward(args: unknown): LockForwardReply {
+    const forward = parseLockForward(args);
+    const refusal = this.#refusal(forward.from, forward.incarnation);
+    if (refusal) return refusal;
+    if (this.#role === "joining") {
+      return { status: "behind", reason: `${this.#id} does not have the primary's state yet` };
+    }
     // Batches come one at a time: an old number is a retry of one applied already.
     if (forward.batch <= this.#lastBatch) return { status: "ok" };
     if (forward.batch !== this.#lastBatch + 1) {
-      throw new ArgumentsError(
-        `batch ${forward.batch} follows batch ${this.#lastBatch}: one is missing, so the ` +
-          `primary was restarted; a stopped server must stay stopped`,
-      );
+      return {
+        status: "behind",
+        reason: `batch ${forward.batch} follows batch ${this.#lastBatch}: one is missing`,
+      };
     }
     for (const op of forward.ops) this.#table.install(op);
     this.#lastBatch = forward.batch;
@@ -343,10 +483,60 @@ export class LockServer {
     return { status: "ok" };
   }
 
+  #receiveTransfer(args: unknown): LockForwardReply {
+    const page = parseLockTransfer(args);
+    const refusal = this.#refusal(page.from, page.incarnation);
+    if (refusal) return refusal;
+    const { incarnation, batch } = page;
+    // A retry of the last page of a transfer taken already, or older.
+    if (incarnation === this.#following && batch <= this.#lastBatch) return { status: "ok" };
+    let staging = this.#staging;
+    const same = staging?.incarnation === incarnation && staging.batch === batch;
+    if (page.page === 0 && !same) {
+      if (staging?.incarnation === incarnation && batch < staging.batch) {
+        return { status: "behind", reason: `transfer ${batch} was overtaken by ${staging.batch}` };
+      }
+      // From the first page on, this server's own state is old (the
+      // primary sends it only to a backup behind): it must not take over.
+      staging = { incarnation, batch, nextPage: 0, table: this.#newTable() };
+      this.#staging = staging;
+      this.#role = "joining";
+    }
+    if (staging === undefined || staging.incarnation !== incarnation || staging.batch !== batch) {
+      return {
+        status: "behind",
+        reason: `${this.#id} has no transfer ${batch} under way (it restarted?); start again`,
+      };
+    }
+    if (page.page < staging.nextPage) return { status: "ok" }; // a retry
+    if (page.page > staging.nextPage) {
+      return {
+        status: "behind",
+        reason: `page ${page.page} of transfer ${batch} follows page ${staging.nextPage - 1}`,
+      };
+    }
+    staging.table.load(page);
+    staging.nextPage++;
+    if (page.last) {
+      this.#table = staging.table;
+      this.#staging = undefined;
+      this.#following = incarnation;
+      this.#lastBatch = batch;
+      this.#transfers++;
+      this.#role = "backup";
+    }
+    return { status: "ok" };
+  }
+
   #notPrimary(): LockReply {
-    const why = this.#role === "stopped"
-      ? "has stopped"
-      : "was deposed: the backup serves clients alone";
+    const why = {
+      stopped: "has stopped",
+      deposed: "was deposed: the other server serves clients",
+      joining: "is a backup that does not have the primary's state yet",
+      backup: "is the backup",
+      primary: "is the primary",
+      alone: "serves alone",
+    }[this.#role];
     return { status: "not-primary", reason: `${this.#id} ${why}; ask the other server` };
   }
 
@@ -357,6 +547,11 @@ export class LockServer {
   }
 
   #advance(safe: number): void {
+    if (safe < this.#safe || safe > this.#applied) {
+      throw new Error(
+        `invariant: the safe point moves from ${this.#safe} to ${safe}, ${this.#applied} applied`,
+      );
+    }
     this.#safe = safe;
     let n = 0;
     while (n < this.#waiters.length && this.#waiters[n].index <= safe) {
@@ -371,39 +566,172 @@ export class LockServer {
     for (const w of waiters) w.settle(safe);
   }
 
-  /** Starts the forwarding loop unless it runs. */
-  #pump(): void {
-    this.#pumping ??= this.#forwardAll().finally(() => (this.#pumping = undefined));
+  #newTable(): LockTable {
+    return new LockTable({ clock: this.#clock, sessionIdleMs: this.#sessionIdleMs });
   }
 
-  /** Sends the outbox in batches, one at a time, until it is empty or the role changes. */
-  async #forwardAll(): Promise<void> {
-    while (this.#outbox.length > 0 && this.#role === "primary") {
+  /**
+   * The primary's one loop, for its whole life: brings the backup up to
+   * date when it must, sends the outbox in batches one at a time (an empty
+   * one when idle for a probe interval, so a backup that restarted is found
+   * and brought up to date without waiting for a client), and while alone
+   * checks now and then for the backup. Ends once the server is deposed
+   * or stopped.
+   */
+  async #replicate(): Promise<void> {
+    // "behind" answers since the last forward taken: a backup that restarted
+    // again during a transfer is sent it again, a few times; past that (a
+    // backup that never keeps up) it counts as out of reach, checked now
+    // and then, rather than held in a loop with every client waiting.
+    let restarts = 0;
+    while (true) {
+      if (this.#role === "alone") {
+        if (!(await this.#backupAnswers())) continue;
+        if (this.#role !== "alone") return;
+        // From here every answer waits again, for the transfer of all
+        // answered so far and the forwards after it.
+        this.#role = "primary";
+        this.#needTransfer = true;
+        restarts = 0;
+      }
+      if (this.#role !== "primary") return;
+      if (this.#needTransfer) {
+        const { outcome, index } = await this.#transfer();
+        if (this.#role !== "primary") return; // stopped meanwhile
+        if (outcome === "ok") {
+          this.#needTransfer = false;
+          this.#transfers++;
+          this.#advance(index);
+        } else if (outcome === "behind" && ++restarts <= this.#forwardAttempts) {
+          // The backup lost the pages so far (it restarted again): start over.
+        } else this.#without(outcome === "refused" ? "refused" : "dead");
+        continue;
+      }
+      if (this.#outbox.length === 0 && !(await this.#idle())) continue;
+      if (this.#role !== "primary") return;
       const ops = this.#outbox.splice(0, this.#maxBatchOps);
-      const last = this.#safe + ops.length;
-      const outcome = await this.#forward(++this.#batch, ops);
+      const last = this.#applied - this.#outbox.length;
+      if (last !== this.#safe + ops.length) {
+        throw new Error(
+          `invariant: a batch ends at operation ${last}, the safe point is ${this.#safe}`,
+        );
+      }
+      const outcome = await this.#send(
+        "Forward",
+        {
+          from: this.#id,
+          incarnation: this.#incarnation,
+          batch: ++this.#batch,
+          ops,
+        } satisfies LockForwardRequest,
+      );
       if (this.#role !== "primary") return; // stopped meanwhile
       if (outcome === "ok") {
         this.#forwarded += ops.length;
         this.#advance(last);
-      } else if (outcome === "refused") {
-        this.#role = "deposed";
-        this.#outbox = [];
-        this.#settleAll(false);
-      } else {
-        this.#role = "alone";
-        this.#outbox = [];
-        this.#advance(this.#applied);
-      }
+        restarts = 0;
+      } else if (outcome === "behind" && ++restarts <= this.#forwardAttempts) {
+        // The backup restarted: it gets everything, these operations too.
+        this.#needTransfer = true;
+      } else this.#without(outcome === "refused" ? "refused" : "dead");
     }
   }
 
-  async #forward(batch: number, ops: LockForwardedOp[]): Promise<ForwardOutcome> {
-    const args: LockForwardRequest = { from: this.#id, batch, ops };
+  /**
+   * Waits for an operation to forward or a probe interval, whichever comes
+   * first: true for the interval (time for an empty forward), false when
+   * woken. The wake-up is in place before this returns its promise, in the
+   * step that found the outbox empty.
+   */
+  #idle(): Promise<boolean> {
+    return new Promise((settle) => {
+      const timer = this.#clock.setTimer(this.#probeIntervalMs, () => {
+        this.#wake = undefined;
+        settle(this.#outbox.length === 0);
+      });
+      this.#wake = () => {
+        timer.cancel();
+        this.#wake = undefined;
+        settle(false);
+      };
+    });
+  }
+
+  /** The backup refused (deposed: answer no one), or does not answer (alone: answer all). */
+  #without(outcome: "refused" | "dead"): void {
+    this.#outbox = [];
+    this.#needTransfer = true;
+    if (outcome === "refused") {
+      this.#role = "deposed";
+      this.#settleAll(false);
+    } else {
+      this.#role = "alone";
+      this.#advance(this.#applied);
+    }
+  }
+
+  /**
+   * Sends the backup the whole state, in pages. The state is taken at
+   * once, with every operation run so far (the outbox's too, which is
+   * emptied); returns the number of the last operation it holds.
+   */
+  async #transfer(): Promise<{ outcome: ForwardOutcome; index: number }> {
+    const { locks, sessions } = this.#table.snapshot();
+    const index = this.#applied;
+    this.#outbox = [];
+    const batch = ++this.#batch;
+    const size = this.#maxBatchOps;
+    const pages = Math.max(1, Math.ceil((locks.length + sessions.length) / size));
+    for (let page = 0; page < pages; page++) {
+      // Locks fill the first pages, sessions the rest.
+      const from = page * size;
+      const to = from + size;
+      const outcome = await this.#send(
+        "Transfer",
+        {
+          from: this.#id,
+          incarnation: this.#incarnation,
+          batch,
+          page,
+          last: page === pages - 1,
+          locks: locks.slice(from, to),
+          sessions: sessions.slice(
+            Math.max(0, from - locks.length),
+            Math.max(0, to - locks.length),
+          ),
+        } satisfies LockTransferRequest,
+      );
+      if (outcome !== "ok" || this.#role !== "primary") return { outcome, index };
+    }
+    return { outcome: "ok", index };
+  }
+
+  /**
+   * Waits a probe interval, then asks the backup for its status once:
+   * whether it answered. Cheap, so the primary keeps answering alone while
+   * the backup stays away.
+   */
+  async #backupAnswers(): Promise<boolean> {
+    try {
+      await delay(this.#probeIntervalMs, { clock: this.#clock, signal: this.#stopping.signal });
+      await this.#toBackup!.call(`${LOCK_SERVICE}.Status`, undefined, {
+        timeoutMs: this.#forwardTimeoutMs,
+        signal: this.#stopping.signal,
+      });
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  async #send(
+    method: "Forward" | "Transfer",
+    args: LockForwardRequest | LockTransferRequest,
+  ): Promise<ForwardOutcome> {
     try {
       const reply = await retry(
         () =>
-          this.#toBackup!.call<LockForwardReply>(`${LOCK_SERVICE}.Forward`, args, {
+          this.#toBackup!.call<LockForwardReply>(`${LOCK_SERVICE}.${method}`, args, {
             timeoutMs: this.#forwardTimeoutMs,
             signal: this.#stopping.signal,
           }),
@@ -417,9 +745,10 @@ export class LockServer {
           retryIf: (err) => this.#role === "primary" && unanswered(err),
         },
       );
-      // Anything but a plain ok (a refusal, a reply of another version)
-      // means the backup did not take the batch, while it may serve
-      // clients: answering them alone could diverge from it.
+      if (reply?.status === "behind") return "behind";
+      // Anything else but a plain ok (a refusal, a reply of another
+      // version) means the backup did not take the batch, while it may
+      // serve clients: answering them alone could diverge from it.
       return reply?.status === "ok" ? "ok" : "refused";
     } catch (err) {
       return unanswered(err) ? "dead" : "refused";

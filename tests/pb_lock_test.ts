@@ -1,8 +1,10 @@
 /**
  * The primary/backup lock service's scenarios (after the course's 2013 lab
  * 1 tests), on the simulated network in virtual time: basic semantics, the
- * primary or the backup failing, many concurrent clients, and at-most-once
- * under lost replies. Every history is checked against the lock model.
+ * primary or the backup failing or restarting empty, the backup out of
+ * reach for a while, many concurrent clients, and at-most-once under lost
+ * replies and forgotten sessions. Every history is checked against the
+ * lock model.
  * Seeds are random; a failure names its seed, and `SEED=<n>` replays it.
  */
 import assert from "node:assert/strict";
@@ -29,28 +31,20 @@ class LockCluster {
   readonly log = new OpLog<LockInput, boolean | undefined>();
   readonly #servers = new Map<string, LockServer>();
   readonly #thresholds: { ops: number; reached: () => void }[] = [];
+  readonly #options: Partial<LockServerOptions>;
   #clients = 0;
 
   constructor(sim: Simulation, options: Partial<LockServerOptions> = {}) {
     this.sim = sim;
+    this.#options = options;
     sim.net.setLatency(LATENCY_MS);
-    for (const id of [PRIMARY, BACKUP]) {
-      const server = new RpcServer();
-      sim.net.addServer(id, server);
-      this.#servers.set(
-        id,
-        new LockServer({
-          id,
-          primary: PRIMARY,
-          backup: BACKUP,
-          transport: sim.net.transportFor(id),
-          server,
-          clock: sim.clock,
-          random: sim.random.fork(),
-          ...options,
-        }),
-      );
-    }
+    // Both reachable before either starts, so the primary's first transfer finds the backup.
+    const rpcs = [BACKUP, PRIMARY].map((id) => {
+      const rpc = new RpcServer();
+      sim.net.addServer(id, rpc);
+      return [id, rpc] as const;
+    });
+    for (const [id, rpc] of rpcs) this.#start(id, rpc);
   }
 
   get primary(): LockServer {
@@ -92,6 +86,27 @@ class LockCluster {
     return server.stop();
   }
 
+  /** Kills `server` and starts it again under its name, with nothing: a process restart. */
+  async restart(server: LockServer): Promise<LockServer> {
+    await this.kill(server);
+    const rpc = new RpcServer();
+    this.sim.net.addServer(server.id, rpc);
+    return this.#start(server.id, rpc);
+  }
+
+  /**
+   * Resolves once the backup has the primary's state, so it could take over:
+   * both must say so (a primary learns that its backup restarted only from
+   * its next forward, and a backup that its state is old only from the
+   * primary's next transfer).
+   */
+  whole(): Promise<void> {
+    return this.until(
+      () => this.primary.status().backupReady && this.backup.role === "backup",
+      "the pair to be whole",
+    );
+  }
+
   sleep(ms: number): Promise<void> {
     return delay(ms, { clock: this.sim.clock });
   }
@@ -109,6 +124,21 @@ class LockCluster {
   check(name: string): Promise<void> {
     assert.ok(this.log.operations.length > 0, "no operation was recorded");
     return this.log.check(name, lockModel);
+  }
+
+  #start(id: string, rpc: RpcServer): LockServer {
+    const server = new LockServer({
+      id,
+      primary: PRIMARY,
+      backup: BACKUP,
+      transport: this.sim.net.transportFor(id),
+      server: rpc,
+      clock: this.sim.clock,
+      random: this.sim.random.fork(),
+      ...this.#options,
+    });
+    this.#servers.set(id, server);
+    return server;
   }
 
   async #record(client: Client, input: LockInput, fn: () => Promise<boolean>): Promise<boolean> {
@@ -252,6 +282,15 @@ async function concurrent(
   assert.ok(overlapping, "no two operations on one lock overlapped");
 }
 
+/**
+ * A new client locks every shared name, after the run: with the primary
+ * killed, the backup answers, and the checker sees whether it had every lock.
+ */
+async function lockAll(cfg: LockCluster): Promise<void> {
+  const client = cfg.client();
+  for (const name of NAMES) await cfg.lock(client, name);
+}
+
 lockTest("concurrent clients on the same and different locks", async (sim) => {
   const cfg = new LockCluster(sim);
   await concurrent(cfg, { clients: 8, ops: 40 });
@@ -357,6 +396,236 @@ lockTest(
   },
 );
 
+// --- restarts, and a backup out of reach for a while -----------------------------------
+
+lockTest(
+  "a restarted primary is deposed by the backup, where clients find every lock",
+  async (sim) => {
+    const cfg = new LockCluster(sim);
+    const ck = cfg.client();
+    await play(cfg, ck, [["lock", "a", true], ["lock", "b", true], ["unlock", "b", true]]);
+    const old = cfg.primary.incarnation;
+    // A crash and a supervisor's restart: the new primary has nothing, and numbers
+    // its batches from the start again; the backup refuses it, by its incarnation.
+    const primary = await cfg.restart(cfg.primary);
+    await play(cfg, cfg.client(), [["lock", "a", false], ["lock", "b", true], ["lock", "c", true]]);
+    await play(cfg, ck, [["lock", "a", false], ["unlock", "a", true]]);
+    assert.notEqual(primary.incarnation, old);
+    assert.equal(primary.role, "deposed");
+    assert.equal(cfg.backup.role, "alone");
+    assert.deepEqual(cfg.backup.held(), ["b", "c"]);
+    await cfg.check("restarted primary");
+  },
+);
+
+lockTest(
+  "a restarted backup gets the state, the primary goes on; then the backup takes over with it",
+  async (sim) => {
+    const cfg = new LockCluster(sim);
+    const ck = cfg.client();
+    await play(cfg, ck, [["lock", "printer", true], ["lock", "x", true], ["unlock", "x", true]]);
+    const backup = await cfg.restart(cfg.backup);
+    // The next forward finds the backup behind: the primary sends it everything first.
+    await play(cfg, cfg.client(), [["lock", "scanner", true], ["lock", "printer", false]]);
+    assert.equal(cfg.primary.role, "primary", "the primary deposed itself for a restarted backup");
+    assert.equal(backup.role, "backup");
+    assert.deepEqual(backup.held(), ["printer", "scanner"]);
+    await cfg.kill(cfg.primary);
+    await play(cfg, ck, [["lock", "printer", false], ["unlock", "printer", true]]);
+    await play(cfg, cfg.client(), [["lock", "scanner", false], ["lock", "x", true]]);
+    await cfg.check("restarted backup");
+  },
+);
+
+lockTest(
+  "concurrent clients, the backup restarted mid-run, then the primary killed",
+  async (sim) => {
+    // Small pages, so the state goes over in many.
+    const cfg = new LockCluster(sim, { maxBatchOps: 4 });
+    const clients = 8;
+    const ops = 40;
+    let restartedAt = 0;
+    let killedAt = 0;
+    await concurrent(cfg, {
+      clients,
+      ops,
+      during: async () => {
+        await cfg.afterOps(sim.random.between(5, 100));
+        restartedAt = cfg.log.operations.length;
+        await cfg.restart(cfg.backup);
+        await cfg.whole();
+        await cfg.afterOps(Math.min(clients * ops - 20, restartedAt + sim.random.between(1, 60)));
+        killedAt = cfg.log.operations.length;
+        await cfg.kill(cfg.primary);
+      },
+    });
+    assert.ok(restartedAt < killedAt && killedAt < clients * ops, `${restartedAt}, ${killedAt}`);
+    assert.ok(cfg.backup.status().transfers >= 1);
+    await lockAll(cfg);
+    assert.equal(cfg.backup.role, "alone");
+    await cfg.check("concurrent clients, backup restarted, primary killed");
+  },
+);
+
+lockTest("concurrent clients, the primary restarted mid-run", async (sim) => {
+  const cfg = new LockCluster(sim);
+  const clients = 8;
+  const ops = 40;
+  await concurrent(cfg, {
+    clients,
+    ops,
+    during: async () => {
+      await cfg.afterOps(sim.random.between(10, (clients * ops) / 2));
+      await cfg.restart(cfg.primary);
+    },
+  });
+  assert.equal(cfg.primary.role, "deposed");
+  assert.equal(cfg.backup.role, "alone");
+  await cfg.check("concurrent clients, primary restarted");
+});
+
+lockTest(
+  "concurrent clients, the backup out of reach for a while: the pair is made whole again, then the primary killed",
+  async (sim) => {
+    const cfg = new LockCluster(sim, { forwardTimeoutMs: 100, probeIntervalMs: 200 });
+    const clients = 8;
+    const ops = 40;
+    let aloneSeen = false;
+    await concurrent(cfg, {
+      clients,
+      ops,
+      during: async () => {
+        await cfg.afterOps(sim.random.between(10, 80));
+        sim.net.setLinkRule(PRIMARY, BACKUP, { dropRequests: 1 });
+        await cfg.until(() => cfg.primary.role === "alone", "the primary to serve alone");
+        aloneSeen = true;
+        const atAlone = cfg.log.operations.length;
+        await cfg.sleep(sim.random.between(100, 1500));
+        assert.ok(cfg.log.operations.length > atAlone, "no operation was answered alone");
+        sim.net.setLinkRule(PRIMARY, BACKUP, undefined);
+        await cfg.whole();
+        const done = cfg.log.operations.length;
+        await cfg.afterOps(Math.min(clients * ops - 10, done + sim.random.between(0, 40)));
+        await cfg.kill(cfg.primary);
+      },
+    });
+    assert.ok(aloneSeen);
+    await lockAll(cfg);
+    assert.equal(cfg.backup.role, "alone");
+    await cfg.check("concurrent clients, backup away for a while");
+  },
+);
+
+lockTest("a backup restarted while the primary serves alone is brought up to date", async (sim) => {
+  const cfg = new LockCluster(sim, { forwardTimeoutMs: 100, probeIntervalMs: 300 });
+  const ck = cfg.client();
+  await play(cfg, ck, [["lock", "a", true]]);
+  await cfg.kill(cfg.backup);
+  await play(cfg, ck, [["lock", "b", true], ["unlock", "a", true]]);
+  assert.equal(cfg.primary.role, "alone");
+  await cfg.sleep(1000);
+  await cfg.restart(cfg.backup);
+  await cfg.whole();
+  assert.deepEqual(cfg.backup.held(), ["b"]);
+  await cfg.kill(cfg.primary);
+  await play(cfg, cfg.client(), [["lock", "a", true], ["lock", "b", false]]);
+  await cfg.check("backup restarted while the primary is alone");
+});
+
+lockTest(
+  "idle sessions are forgotten on both servers; live clients keep at-most-once",
+  async (sim) => {
+    const sessionIdleMs = 3000;
+    const cfg = new LockCluster(sim, { sessionIdleMs });
+    const clients = 6;
+    // Lossy links to the primary; the backup out of the clients' reach, so every retry
+    // goes to the primary and the pair stays as it is.
+    for (let i = 0; i < clients; i++) {
+      sim.net.setLinkRule(`c${i}`, PRIMARY, { dropRequests: 0.1, dropReplies: 0.2 });
+      sim.net.setLinkRule(`c${i}`, BACKUP, { dropRequests: 1 });
+    }
+    await concurrent(cfg, { clients, ops: 30 });
+    const retries = cfg.primary.status().retries;
+    assert.ok(retries > 0, "no request was retried");
+    assert.equal(cfg.primary.status().sessions, clients);
+    assert.equal(cfg.backup.status().sessions, clients);
+    await cfg.sleep(sessionIdleMs + 1);
+    // Forgotten, each server by its own clock.
+    assert.equal(cfg.primary.status().sessions, 0);
+    assert.equal(cfg.backup.status().sessions, 0);
+    // Forgotten for good: request 1 of "c0" is new again (remembered, it would be stale).
+    const raw = await sim.net.transportFor("raw").connect(PRIMARY).call("Lock.Lock", {
+      client: "c0",
+      seq: 1,
+      name: "unrecorded",
+    });
+    assert.deepEqual(raw, { status: "ok", result: true });
+    // The locks are all still there, on both servers.
+    const held = cfg.primary.held().filter((name) => name !== "unrecorded");
+    const ck = cfg.client();
+    for (const name of NAMES) assert.equal(await cfg.lock(ck, name), !held.includes(name));
+    await cfg.kill(cfg.primary);
+    for (const name of NAMES) assert.equal(await cfg.lock(cfg.client(), name), false);
+    await cfg.check("idle sessions forgotten");
+  },
+);
+
+lockTest(
+  "concurrent clients through backup restarts, outages and a lossy, duplicating link; then the primary killed",
+  async (sim) => {
+    const cfg = new LockCluster(sim, {
+      forwardTimeoutMs: 100,
+      probeIntervalMs: 150,
+      maxBatchOps: 3,
+    });
+    const clients = 8;
+    const ops = 50;
+    const total = clients * ops;
+    const events: string[] = [];
+    await concurrent(cfg, {
+      clients,
+      ops,
+      during: async () => {
+        // Forwards and transfer pages are lost, answered twice, or their answers lost:
+        // every one must be applied once, in order.
+        sim.net.setLinkRule(PRIMARY, BACKUP, {
+          dropRequests: 0.05,
+          dropReplies: 0.05,
+          duplicate: 0.1,
+        });
+        for (let round = 0; round < 4; round++) {
+          await cfg.afterOps(
+            Math.min(total - 40, cfg.log.operations.length + sim.random.between(5, 40)),
+          );
+          if (sim.random.chance(0.5)) {
+            events.push("restart");
+            await cfg.restart(cfg.backup);
+          } else {
+            events.push("outage");
+            const rule = { dropRequests: 1 };
+            sim.net.setLinkRule(PRIMARY, BACKUP, rule);
+            await cfg.sleep(sim.random.between(50, 600));
+            sim.net.setLinkRule(PRIMARY, BACKUP, {
+              dropRequests: 0.05,
+              dropReplies: 0.05,
+              duplicate: 0.1,
+            });
+          }
+        }
+        await cfg.whole();
+        sim.net.setLinkRule(PRIMARY, BACKUP, undefined);
+        await cfg.afterOps(
+          Math.min(total - 5, cfg.log.operations.length + sim.random.between(0, 20)),
+        );
+        await cfg.kill(cfg.primary);
+      },
+    });
+    await lockAll(cfg);
+    assert.equal(cfg.backup.role, "alone", `events: ${events.join(", ")}`);
+    await cfg.check("restarts, outages, lossy link, primary killed");
+  },
+);
+
 // --- the checker catches what goes wrong ---------------------------------------------
 
 Deno.test("pb lock: the model refuses two successful locks of one name with no unlock between", () => {
@@ -378,6 +647,7 @@ lockTest("the checker catches the split brain of a lost primary/backup link", as
   // primary takes the backup for dead and serves alone; when it dies, the
   // backup, which never saw its forwards, hands the lock out again.
   const cfg = new LockCluster(sim, { forwardTimeoutMs: 100 });
+  await cfg.whole();
   sim.net.setLinkRule(PRIMARY, BACKUP, { dropRequests: 1 });
   assert.equal(await cfg.lock(cfg.client(), "a"), true);
   assert.equal(cfg.primary.role, "alone");

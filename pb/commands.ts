@@ -238,8 +238,15 @@ const lock = actionCommand(
 
 serve:  runs the primary or the backup (whichever --listen is) until SIGINT or SIGTERM.
         The primary hands every operation to the backup before it answers; when the
-        primary stops, clients go to the backup, which goes on alone. Start the backup
-        first. Nothing is written to disk: this survives the stop of one server.
+        primary stops, clients go to the backup, which goes on alone. Nothing is
+        written to disk. A restarted backup is sent the primary's whole state (within
+        about a second) and serves no one until then; a restarted primary is refused
+        by the backup, which keeps every lock and serves. If the backup cannot be
+        reached, the primary serves alone and checks every second for the backup,
+        bringing it up to date when it answers. Not survived: the primary failing while
+        it serves alone with the backup alive but cut off (the backup then serves an
+        old state), or both servers failing. Once the backup has taken over, it serves
+        alone until both are restarted (which loses the locks).
 lock:   takes the lock NAME; prints true (exit 0), or false if it is held (exit 1).
 unlock: releases NAME; prints true (exit 0), or false if it was not held (exit 1).
 A retried request is answered once (at-most-once).

@@ -49,6 +49,21 @@ function required(values: Parsed["values"], name: string): string {
 class UsageProblem extends Error {}
 
 /**
+ * An address that names a server to others (in views, to clients): it must
+ * be reachable as written, so not a wildcard host and not port 0.
+ */
+function nameAddress(address: string, option: string): string {
+  const { hostname, port } = parseAddress(address);
+  if (port === 0 || ["0.0.0.0", "::", "[::]", ""].includes(hostname)) {
+    throw new UsageProblem(
+      `${option} ${address} is this server's name to the others, so it must be reachable as ` +
+        `written: give a host others can reach and a fixed port (not 0.0.0.0, :: or port 0)`,
+    );
+  }
+  return address;
+}
+
+/**
  * A command whose first operand picks what it does (`serve`, `get`...):
  * each action parses its own options; a usage problem prints the usage.
  */
@@ -266,9 +281,8 @@ ${ACCESS_HELP}`,
       },
       run: ({ values }) => {
         const listen = required(values, "listen");
-        const primary = required(values, "primary");
-        const backup = required(values, "backup");
-        for (const a of [listen, primary, backup]) parseAddress(a);
+        const primary = nameAddress(required(values, "primary"), "--primary");
+        const backup = nameAddress(required(values, "backup"), "--backup");
         if (listen !== primary && listen !== backup) {
           throw new UsageProblem("--listen must be the --primary or the --backup address");
         }
@@ -339,7 +353,7 @@ ${ACCESS_HELP}`,
     serve: {
       options: { listen: { type: "string" }, view: { type: "string" } },
       run: ({ values }) => {
-        const listen = required(values, "listen");
+        const listen = nameAddress(required(values, "listen"), "--listen");
         const viewService = required(values, "view");
         parseAddress(viewService);
         return serveUntilSignal(listen, values, (rpc, transport) => {

@@ -24,6 +24,8 @@ export interface ForwardRequest extends FromPrimary {
   get?: string;
   /** A forwarded write. */
   write?: PbWriteRequest;
+  /** The transfer that brought the backup up to date, as the primary knows it. */
+  transfer: number;
 }
 
 /** One page of the primary's state. */
@@ -58,6 +60,7 @@ export function parseForward(args: unknown, limits: PbKvLimits): ForwardRequest 
   const r = expectShape<ForwardRequest & { get?: unknown; write?: unknown }>(args, {
     view: "integer",
     primary: "string",
+    transfer: "integer",
     get: "any?",
     write: "object?",
   });
@@ -67,6 +70,7 @@ export function parseForward(args: unknown, limits: PbKvLimits): ForwardRequest 
   return {
     view: r.view,
     primary: r.primary,
+    transfer: r.transfer,
     ...(r.write === undefined
       ? { get: checkPbKey(r.get, limits) }
       : { write: parsePbWrite(r.write, limits) }),

@@ -29,7 +29,14 @@
  *
  * The view service is a single point of failure, as in the lab: a view
  * service that restarts numbers its views from 1 again, and servers that
- * knew later views ignore it (restart them too).
+ * knew later views ignore it (restart them too). Where the service stalls
+ * rather than risk the data (restart the servers, or the view service, to
+ * go on): a primary that restarts in the moment between being made the
+ * first primary and its acknowledgement being recorded; a backup that
+ * pings the view service but cannot be reached by the primary (the primary
+ * cannot bring it up to date, so it never acknowledges that view). The
+ * deduplication table keeps one entry per client session, as the Raft
+ * key/value service does; it travels with every state transfer.
  *
  * @module
  */
@@ -217,8 +224,12 @@ export class PbKvServer {
   #syncing = false;
   /** An acknowledging ping is under way outside the interval. */
   #acking = false;
+  /** Pings under way. */
+  #pinging = 0;
   /** Transfers started as primary: each has its number, so a backup ignores stragglers. */
   #transfers = 0;
+  /** As primary: the transfer that last brought the backup up to date. */
+  #syncedTransfer = 0;
   /** As backup: the transfer being received. */
   #staging: Staging | undefined;
   /** As backup: the latest transfer completed, and in which view. */
@@ -316,13 +327,17 @@ export class PbKvServer {
     this.#timer = this.#clock.setTimer(ms, () => {
       // Pings go out every interval, whatever became of the last one: a
       // slow reply must not make the view service think this server died.
+      // Except before it knows a view: a ping of 0 overtaken by a later one
+      // would look to the view service like a restart.
       this.#schedule(this.#intervalMs);
+      if (this.#view.num === 0 && this.#pinging > 0) return;
       // An invariant broken here is a bug: let it surface, unhandled.
       void this.#ping();
     });
   }
 
   async #ping(): Promise<void> {
+    this.#pinging++;
     try {
       if (this.#first === undefined) {
         const first = (await this.#vs.get()).num === 0;
@@ -341,6 +356,8 @@ export class PbKvServer {
       // The view service is unreachable (or answered nonsense): keep
       // serving in the view we know, and ping again next interval.
       if (!(err instanceof RpcError || err instanceof TypeError)) throw err;
+    } finally {
+      this.#pinging--;
     }
     if (!this.#closed) this.#startSync();
   }
@@ -435,7 +452,10 @@ export class PbKvServer {
       const value = this.#store.get(key);
       // Only the backup can tell this server it is no longer the primary.
       if (view.backup !== "") {
-        const outcome = await this.#toBackup(view, "Forward", { get: key });
+        const outcome = await this.#toBackup(view, "Forward", {
+          get: key,
+          transfer: this.#syncedTransfer,
+        });
         if (outcome !== "ok") return this.#unconfirmed(view);
       }
       return { status: "ok", value };
@@ -448,7 +468,9 @@ export class PbKvServer {
       const refusal = this.#notServing();
       if (refusal) return refusal;
       const view = this.#view;
-      const verdict = this.#store.check(w);
+      // A transfer may replace the store while the forward is out: what was checked is applied.
+      const store = this.#store;
+      const verdict = store.check(w);
       switch (verdict.kind) {
         case "done":
           return { status: "ok" };
@@ -464,7 +486,7 @@ export class PbKvServer {
           );
       }
       if (w.op === "append") {
-        const size = this.#store.sizeAfterAppend(w.key, w.value);
+        const size = store.sizeAfterAppend(w.key, w.value);
         if (size > this.#limits.maxValueBytes) {
           throw new ArgumentsError(
             `append would make the value of ${JSON.stringify(w.key.slice(0, 64))} ${size} ` +
@@ -473,7 +495,10 @@ export class PbKvServer {
         }
       }
       if (view.backup !== "") {
-        const outcome = await this.#toBackup(view, "Forward", { write: w });
+        const outcome = await this.#toBackup(view, "Forward", {
+          write: w,
+          transfer: this.#syncedTransfer,
+        });
         if (outcome === "unsure" && this.#view === view) {
           // It may have applied there and not here: the two may differ
           // until the backup gets the whole state again, before any other request.
@@ -481,7 +506,7 @@ export class PbKvServer {
         }
         if (outcome !== "ok") return this.#unconfirmed(view);
       }
-      this.#store.apply(w);
+      store.apply(w);
       return { status: "ok" };
     });
   }
@@ -524,6 +549,7 @@ export class PbKvServer {
       page = next;
     }
     this.#backupSynced = view.num;
+    this.#syncedTransfer = transfer;
     this.#checkInvariants();
     this.#ackSoon();
   }
@@ -603,6 +629,16 @@ export class PbKvServer {
         view: view.num,
         resync: true,
         reason: `${this.#me} does not hold the state of view ${view.num} (it restarted)`,
+      };
+    }
+    if (f.transfer !== this.#received.transfer) {
+      // Sent before the transfer this backup last received: a straggler.
+      return {
+        status: "rejected",
+        view: view.num,
+        resync: true,
+        reason:
+          `a forward of transfer ${f.transfer}, but ${this.#me} holds transfer ${this.#received.transfer}`,
       };
     }
     if (f.write !== undefined) {

@@ -10,6 +10,7 @@ import {
   serveTcp,
   type SimNetwork,
   simulate,
+  UnreachableError,
   type VirtualClock,
 } from "../net/mod.ts";
 import { PbClerk } from "./kv_clerk.ts";
@@ -25,6 +26,10 @@ class Setup {
   readonly clock: VirtualClock;
   readonly vs: ViewServer;
   readonly servers = new Map<string, PbKvServer>();
+  /** Per server, how long its Forward replies are held back (the handler runs at once). */
+  readonly slowForward: Record<string, number> = {};
+  /** How long a ping is held before the view service sees it (-1: lost). */
+  holdPing: (server: string, num: number) => number = () => 0;
 
   /** `onPing` sees every ping the view service receives, before it does. */
   constructor(
@@ -40,7 +45,10 @@ class Setup {
     const rpc = new RpcServer();
     rpc.addService("View", {
       Get: methods.Get,
-      Ping: (args: { server: string; num: number }) => {
+      Ping: async (args: { server: string; num: number }) => {
+        const hold = this.holdPing(args.server, args.num);
+        if (hold < 0) throw new UnreachableError("vs", "ping lost (by the test)");
+        if (hold > 0) await delay(hold, { clock });
         onPing(args.server, args.num);
         return methods.Ping(args);
       },
@@ -56,7 +64,16 @@ class Setup {
       ...options,
     });
     const rpc = new RpcServer();
-    rpc.addService(PB_KV_SERVICE, server.methods());
+    const methods = server.methods();
+    rpc.addService(PB_KV_SERVICE, {
+      ...methods,
+      Forward: async (args: unknown) => {
+        const reply = methods.Forward(args);
+        const hold = this.slowForward[name] ?? 0;
+        if (hold > 0) await delay(hold, { clock: this.clock });
+        return reply;
+      },
+    });
     this.net.addServer(name, rpc);
     this.servers.set(name, server);
     return server;
@@ -117,7 +134,7 @@ Deno.test("PbKvServer: bad input gets BadArgumentsError, and the server keeps se
       ["a value that is bytes", () => write({ value: new Uint8Array(2) })],
       [
         "a forward with neither get nor write",
-        () => call(end, "Forward", { view: 1, primary: "x" }),
+        () => call(end, "Forward", { view: 1, primary: "x", transfer: 1 }),
       ],
       ["a transfer without pages", () => call(end, "Transfer", { view: 1, primary: "x" })],
     ];
@@ -211,9 +228,15 @@ Deno.test("PbKvServer: a backup takes forwards and pages only from its view's pr
     const end = s.end("intruder", "s2");
     const w = { client: "i", seq: 1, op: "put", key: "a", value: "forged" };
     const cases: [string, Record<string, unknown>][] = [
-      ["another server", { view: 2, primary: "s3", write: w }],
-      ["an old view", { view: 1, primary: "s1", write: w }],
-      ["a later view", { view: 3, primary: "s1", write: w }],
+      ["another server", { view: 2, primary: "s3", write: w, transfer: 1 }],
+      ["an old view", { view: 1, primary: "s1", write: w, transfer: 1 }],
+      ["a later view", { view: 3, primary: "s1", write: w, transfer: 1 }],
+      ["before the transfer it holds (a straggler)", {
+        view: 2,
+        primary: "s1",
+        write: w,
+        transfer: 0,
+      }],
     ];
     for (const [what, args] of cases) {
       const reply = await call(end, "Forward", args);
@@ -232,9 +255,12 @@ Deno.test("PbKvServer: a backup takes forwards and pages only from its view's pr
     assert.equal(page.status, "rejected");
     assert.equal(s.servers.get("s2")!.data().size, 0);
     // The real primary's forward is taken.
-    assert.deepEqual(await call(end, "Forward", { view: 2, primary: "s1", get: "a" }), {
-      status: "ok",
-    });
+    assert.deepEqual(
+      await call(end, "Forward", { view: 2, primary: "s1", get: "a", transfer: 1 }),
+      {
+        status: "ok",
+      },
+    );
     s.close();
   }, { seed: 4 });
 });
@@ -641,4 +667,102 @@ Deno.test("PbKvServer: a primary answers clients only once the view service has 
     assert.ok(err instanceof PbDeadlineError, "view 2 was never acknowledged: nobody may serve");
     s.close();
   }, { seed: 4 });
+});
+
+/** Waits until the view's primary serves and its backup (if any, or `backup`) holds the state. */
+async function stable(s: Setup, backup?: string): Promise<void> {
+  for (let i = 0; i < 2000; i++) {
+    const v = s.vs.view;
+    if (backup !== undefined && v.backup !== backup) {
+      await delay(5, { clock: s.clock });
+      continue;
+    }
+    const p = s.servers.get(v.primary)?.status();
+    const b = v.backup === "" ? undefined : s.servers.get(v.backup)?.status();
+    if (
+      p?.ready && p.acknowledged === v.num && p.view.num === v.num &&
+      (v.backup === "" || (b?.ready === true && b.view.num === v.num))
+    ) return;
+    await delay(5, { clock: s.clock });
+  }
+  assert.fail(`never stable: view ${JSON.stringify(s.vs.view)}`);
+}
+
+Deno.test("PbKvServer: a forward's late ok does not apply the write to a store a transfer replaced", async () => {
+  await simulate(async ({ net, clock }) => {
+    const s = new Setup(net, clock);
+    const slow = { callTimeoutMs: 3000 };
+    const s1 = s.start("s1", slow);
+    await stable(s);
+    const s2 = s.start("s2", slow);
+    await stable(s, "s2");
+    const clerk = new PbClerk(net.transportFor("c"), {
+      viewService: "vs",
+      clock,
+      attemptTimeoutMs: 5000,
+    });
+    await clerk.put("k", "a");
+    s.slowForward.s2 = 1500; // s2 applies the append at once; its ok is slow
+    // s1 looks dead (view 3: s2 alone), then comes back as s2's backup (view 4).
+    net.setLinkRule("s1", "vs", { dropRequests: 1 });
+    const append = clerk.append("k", "x");
+    await delay(650, { clock });
+    net.setLinkRule("s1", "vs", undefined);
+    s.slowForward.s2 = 0;
+    await append;
+    await stable(s);
+    assert.deepEqual(s.vs.view, { num: 4, primary: "s2", backup: "s1" });
+    assert.equal(s2.data().get("k"), "ax");
+    assert.equal(s1.data().get("k"), "ax", "the append applied twice");
+    s.kill("s2");
+    assert.equal(await clerk.get("k"), "ax");
+    s.close();
+  }, { seed: 21 });
+});
+
+Deno.test("PbKvServer: a forward that arrives after the transfer it caused is refused", async () => {
+  await simulate(async ({ net, clock }) => {
+    const s = new Setup(net, clock);
+    const s1 = s.start("s1");
+    await stable(s);
+    const s2 = s.start("s2");
+    await stable(s, "s2");
+    const a = new PbClerk(net.transportFor("a"), { viewService: "vs", clock, id: "a" });
+    const b = new PbClerk(net.transportFor("b"), { viewService: "vs", clock, id: "b" });
+    net.setLinkRule("s1", "s2", { delayMs: [1500, 1500] }); // this forward only: taken at its call
+    const pending = a.append("k", "a", { timeoutMs: 1010 }).catch((e) => e);
+    await delay(50, { clock });
+    net.setLinkRule("s1", "s2", undefined);
+    assert.ok((await pending) instanceof PbDeadlineError);
+    await stable(s); // s1 copied its state to s2 again
+    await delay(500, { clock }); // the old forward arrives now
+    assert.deepEqual([...s2.data()], [...s1.data()], "the straggler changed the backup");
+    await b.append("k", "b");
+    const before = await b.get("k");
+    s.kill("s1");
+    assert.equal(await b.get("k"), before, "the backup disagrees with what the primary served");
+    s.close();
+  }, { seed: 22 });
+});
+
+Deno.test("PbKvServer: a start-up ping that arrives late is not taken for a restart", async () => {
+  await simulate(async ({ net, clock }) => {
+    const s = new Setup(net, clock);
+    let held = false;
+    s.holdPing = (server, num) => {
+      if (server !== "s1" || num !== 0 || held) return 0;
+      held = true;
+      return 250;
+    };
+    const s1 = s.start("s1");
+    await stable(s);
+    const clerk = new PbClerk(net.transportFor("c"), { viewService: "vs", clock });
+    await clerk.put("k", "v");
+    await delay(500, { clock });
+    s.start("s2");
+    await delay(3000, { clock });
+    assert.equal(s1.status().ready, true);
+    assert.deepEqual(s.vs.view, { num: 2, primary: "s1", backup: "s2" });
+    s.close();
+  }, { seed: 23 });
 });

@@ -8,13 +8,7 @@
  */
 import { delay } from "../net/async.ts";
 import { type Clock, realClock } from "../net/clock.ts";
-import {
-  AbortedError,
-  BadArgumentsError,
-  RefusedError,
-  RpcError,
-  type RpcErrorCode,
-} from "../net/errors.ts";
+import { AbortedError, BadArgumentsError, isRetryable, RefusedError } from "../net/errors.ts";
 import { Random, seedFromEnv } from "../net/random.ts";
 import type { ClientEnd, Transport } from "../net/transport.ts";
 import { KvAbortedError, KvRequestError } from "./errors.ts";
@@ -184,7 +178,7 @@ export class ReplicaClient {
         if (err instanceof RefusedError) {
           refusedBy.add(server);
           if (refusedBy.size === this.#servers.length) throw err;
-        } else if (!retryable(err)) throw err;
+        } else if (!isRetryable(err)) throw err;
       }
       const r = reply as ReplicaReply<T> | undefined;
       if (r?.status === "ok" || r?.status === "wrong-group") {
@@ -254,22 +248,6 @@ export class ReplicaClients {
     return client;
   }
 }
-
-/**
- * Whether a failed attempt is worth another, elsewhere: the network lost it,
- * the server is not serving (yet), or its answer was garbled. A closed
- * transport, a refused request or a failing handler are not.
- */
-function retryable(err: unknown): boolean {
-  return err instanceof RpcError && RETRYABLE.has(err.code);
-}
-
-const RETRYABLE: ReadonlySet<RpcErrorCode> = new Set([
-  "unreachable",
-  "timeout",
-  "unknown_service",
-  "protocol",
-]);
 
 /**
  * A client session: its writes go one at a time, numbered 1, 2, 3, ... so

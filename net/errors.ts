@@ -581,3 +581,29 @@ export function failureOf(err: unknown): WireFailure {
   if (err instanceof Error) return { code: "remote", remoteName: err.name, message: err.message };
   return { code: "remote", remoteName: "Error", message: String(err) };
 }
+
+/** The failures {@linkcode isRetryable} calls worth another attempt. */
+const RETRYABLE_CODES: ReadonlySet<RpcErrorCode> = new Set([
+  "unreachable",
+  "timeout",
+  "unknown_service",
+  "protocol",
+]);
+
+/**
+ * Whether a failed call is worth another attempt, here or at another
+ * server: the call was lost or unanswered, the server does not serve the
+ * service (yet), or its answer was garbled. A closed end, an abort, a
+ * refused connection, bad arguments and a failing handler are not.
+ *
+ * @example
+ * ```ts
+ * import { isRetryable, TimeoutError } from "@distkit/distkit/net";
+ *
+ * isRetryable(new TimeoutError("Echo.Echo", 100)); // true
+ * isRetryable(new Error("boom")); // false
+ * ```
+ */
+export function isRetryable(err: unknown): err is RpcError {
+  return err instanceof RpcError && RETRYABLE_CODES.has(err.code);
+}

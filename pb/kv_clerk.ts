@@ -12,9 +12,8 @@ import { type Clock, realClock } from "../net/clock.ts";
 import {
   AbortedError,
   BadArgumentsError,
+  isRetryable,
   ProtocolError,
-  RpcError,
-  type RpcErrorCode,
   TimeoutError,
 } from "../net/errors.ts";
 import type { ClientEnd, Transport } from "../net/transport.ts";
@@ -273,7 +272,7 @@ export class PbClerk {
           throw new KvAbortedError(operation, write && sent, { cause: signal?.reason });
         }
         if (err instanceof BadArgumentsError) throw new KvRequestError(err.remoteMessage);
-        if (!(err instanceof RpcError && RETRYABLE.has(err.code))) throw err;
+        if (!isRetryable(err)) throw err;
         // An attempt cut short by the deadline says less than the one before.
         const cutShort = err instanceof TimeoutError && left < this.#attemptTimeoutMs;
         if (!cutShort || problem === undefined) problem = err.message;
@@ -290,17 +289,6 @@ export class PbClerk {
     }
   }
 }
-
-/**
- * Failures worth another attempt: the call was lost or unanswered, the
- * server is not serving this service (yet), or its answer was garbled.
- */
-const RETRYABLE: ReadonlySet<RpcErrorCode> = new Set([
-  "unreachable",
-  "timeout",
-  "unknown_service",
-  "protocol",
-]);
 
 /**
  * Checks a server's reply.

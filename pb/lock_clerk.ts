@@ -12,10 +12,9 @@ import { type Clock, realClock } from "../net/clock.ts";
 import {
   AbortedError,
   BadArgumentsError,
+  isRetryable,
   ProtocolError,
   RefusedError,
-  RpcError,
-  type RpcErrorCode,
 } from "../net/errors.ts";
 import { Random, seedFromEnv } from "../net/random.ts";
 import type { ClientEnd, Transport } from "../net/transport.ts";
@@ -233,7 +232,7 @@ export class LockClerk {
         if (err instanceof RefusedError) {
           refusedBy.add(server);
           if (refusedBy.size === 2) throw err;
-        } else if (!retryable(err)) throw err;
+        } else if (!isRetryable(err)) throw err;
       }
       if (reply?.status === "ok") {
         if (typeof reply.result !== "boolean") {
@@ -267,20 +266,3 @@ export class LockClerk {
     }
   }
 }
-
-/**
- * Whether a failed attempt is worth another, on the other server: the
- * network lost it or garbled the answer, or the server is not serving
- * (stopped, or not started yet). A closed transport or a failing handler
- * are not.
- */
-function retryable(err: unknown): boolean {
-  return err instanceof RpcError && RETRYABLE.has(err.code);
-}
-
-const RETRYABLE: ReadonlySet<RpcErrorCode> = new Set([
-  "unreachable",
-  "timeout",
-  "unknown_service",
-  "protocol",
-]);

@@ -303,43 +303,27 @@ lockTest("concurrent clients on the same and different locks", async (sim) => {
   await cfg.check("concurrent clients");
 });
 
-lockTest("concurrent clients, the primary killed mid-run", async (sim) => {
-  const cfg = new LockCluster(sim);
-  const clients = 8;
-  const ops = 40;
-  let doneAtKill = 0;
-  await concurrent(cfg, {
-    clients,
-    ops,
-    during: async () => {
-      await cfg.afterOps(sim.random.between(10, (clients * ops) / 2));
-      doneAtKill = cfg.log.operations.length;
-      await cfg.kill(cfg.primary);
-    },
+for (const victim of ["primary", "backup"] as const) {
+  lockTest(`concurrent clients, the ${victim} killed mid-run`, async (sim) => {
+    const cfg = new LockCluster(sim);
+    const clients = 8;
+    const ops = 40;
+    let doneAtKill = 0;
+    await concurrent(cfg, {
+      clients,
+      ops,
+      during: async () => {
+        await cfg.afterOps(sim.random.between(10, (clients * ops) / 2));
+        doneAtKill = cfg.log.operations.length;
+        await cfg.kill(cfg[victim]);
+      },
+    });
+    assert.ok(doneAtKill > 0 && doneAtKill < clients * ops, `killed after ${doneAtKill} ops`);
+    const survivor = victim === "primary" ? cfg.backup : cfg.primary;
+    assert.equal(survivor.role, "alone");
+    await cfg.check(`concurrent clients, ${victim} killed`);
   });
-  assert.ok(doneAtKill > 0 && doneAtKill < clients * ops, `killed after ${doneAtKill} ops`);
-  assert.equal(cfg.backup.role, "alone");
-  await cfg.check("concurrent clients, primary killed");
-});
-
-lockTest("concurrent clients, the backup killed mid-run", async (sim) => {
-  const cfg = new LockCluster(sim);
-  const clients = 8;
-  const ops = 40;
-  let doneAtKill = 0;
-  await concurrent(cfg, {
-    clients,
-    ops,
-    during: async () => {
-      await cfg.afterOps(sim.random.between(10, (clients * ops) / 2));
-      doneAtKill = cfg.log.operations.length;
-      await cfg.kill(cfg.backup);
-    },
-  });
-  assert.ok(doneAtKill > 0 && doneAtKill < clients * ops, `killed after ${doneAtKill} ops`);
-  assert.equal(cfg.primary.role, "alone");
-  await cfg.check("concurrent clients, backup killed");
-});
+}
 
 lockTest("at-most-once: replies dropped for a while, retries get the first answer", async (sim) => {
   const cfg = new LockCluster(sim);

@@ -66,7 +66,16 @@ export interface ShardGroupOptions extends ReplicaOptions {
    * that check no shard is served by two groups in one configuration).
    */
   onServe?: (event: { shard: number; num: number; gid: number }) => void;
+  /**
+   * Told of a migration step (a shard's pull, or the release of a shard at
+   * the group that held it) that has kept failing for 5 s, then every 5 s
+   * with the latest reason, and of its end. Default: nothing.
+   */
+  log?: (line: string) => void;
 }
+
+/** A migration step failing this long is reported, and again every as long. */
+const SLOW_MIGRATION_MS = 5000;
 
 /**
  * Counters and gauges of a {@linkcode ShardGroupServer}.
@@ -123,6 +132,8 @@ export class ShardGroupServer {
   #loop: Promise<void> = Promise.resolve();
   /** The migration tasks running (pulls and releases), by name. */
   readonly #tasks = new Map<string, Promise<void>>();
+  /** Migration tasks that failed: since when (their first attempt began), and when last reported. */
+  readonly #failing = new Map<string, { since: number; reported: number | undefined }>();
 
   private constructor(
     replica: Replica<GroupResult>,
@@ -291,37 +302,55 @@ export class ShardGroupServer {
     const num = state.config.num;
     // Each shard's pull or release goes on its own: a slow or dead group (its
     // calls time out) must not hold up the shards that can move now.
+    const scheduled = new Set<string>();
     for (const { shard, source } of state.pulling()) {
-      this.#once(`pull ${num} ${shard}`, async () => {
-        // Page after page, each installed through the log before the next is asked for.
-        while (!signal.aborted && state.config.num === num) {
-          const progress = state.pulling().find((p) => p.shard === shard);
-          if (progress === undefined) return;
-          const reply = await this.#groups.for(source.servers).call<{ data: Uint8Array }>(
-            `${SHARD_SERVICE}.Pull`,
-            { shard, leftAt: source.leftAt, after: progress.after },
-            { operation: "pull", write: false, rounds: 1, signal },
-          );
-          if (reply?.status !== "ok" || !(reply.data instanceof Uint8Array)) return;
-          await this.#propose({
-            kind: "install",
-            num,
-            shard,
-            page: progress.pages,
-            data: reply.data,
-          });
-        }
-      });
+      const from = `group ${source.gid} (${source.servers.join(", ")})`;
+      this.#once(
+        scheduled,
+        `the pull of shard ${shard} from ${from} for configuration ${num}`,
+        async () => {
+          // Page after page, each installed through the log before the next is asked for.
+          while (!signal.aborted && state.config.num === num) {
+            const progress = state.pulling().find((p) => p.shard === shard);
+            if (progress === undefined) return;
+            const reply = await this.#groups.for(source.servers).call<{ data: Uint8Array }>(
+              `${SHARD_SERVICE}.Pull`,
+              { shard, leftAt: source.leftAt, after: progress.after },
+              { operation: "pull", write: false, rounds: 1, signal },
+            );
+            if (reply?.status !== "ok" || !(reply.data instanceof Uint8Array)) {
+              throw new Error(`it answered ${describeReply(reply)}`);
+            }
+            await this.#propose({
+              kind: "install",
+              num,
+              shard,
+              page: progress.pages,
+              data: reply.data,
+            });
+          }
+        },
+      );
     }
     for (const { shard, source } of state.received()) {
-      this.#once(`release ${num} ${shard}`, async () => {
-        const reply = await this.#groups.for(source.servers).call(
-          `${SHARD_SERVICE}.Delete`,
-          { shard, leftAt: source.leftAt },
-          { operation: "delete", write: true, rounds: 1, signal },
-        );
-        if (reply?.status === "ok") await this.#propose({ kind: "released", num, shard });
-      });
+      const from = `group ${source.gid} (${source.servers.join(", ")})`;
+      this.#once(
+        scheduled,
+        `the release of shard ${shard} at ${from} for configuration ${num}`,
+        async () => {
+          const reply = await this.#groups.for(source.servers).call(
+            `${SHARD_SERVICE}.Delete`,
+            { shard, leftAt: source.leftAt },
+            { operation: "delete", write: true, rounds: 1, signal },
+          );
+          if (reply?.status !== "ok") throw new Error(`it answered ${describeReply(reply)}`);
+          await this.#propose({ kind: "released", num, shard });
+        },
+      );
+    }
+    // Steps no longer due (their shard arrived, or the group moved on) are no longer failing.
+    for (const name of this.#failing.keys()) {
+      if (!scheduled.has(name) && !this.#tasks.has(name)) this.#failing.delete(name);
     }
     if (!state.settled || state.config.num !== num) return;
     const next = await this.#config(num + 1, signal);
@@ -335,11 +364,47 @@ export class ShardGroupServer {
     await this.#propose({ kind: "config", config: next, sources });
   }
 
-  /** Runs `task` unless one of that name is still running; a failure is retried on a later turn. */
-  #once(name: string, task: () => Promise<void>): void {
+  /**
+   * Runs `task` unless one of that name is still running; a failure is
+   * retried on a later turn, and reported when it goes on (see `log`).
+   */
+  #once(scheduled: Set<string>, name: string, task: () => Promise<void>): void {
+    scheduled.add(name);
     if (this.#tasks.has(name)) return;
-    const running = task().catch(() => {}).finally(() => this.#tasks.delete(name));
+    const startedAt = this.#replica.clock.now();
+    const running = task()
+      .then(() => this.#succeeded(name), (err) => this.#failed(name, err, startedAt))
+      .finally(() => this.#tasks.delete(name));
     this.#tasks.set(name, running);
+  }
+
+  /** A step that began at `startedAt` failed with `err`. */
+  #failed(name: string, err: unknown, startedAt: number): void {
+    if (this.#stopLoop.signal.aborted) return;
+    const now = this.#replica.clock.now();
+    let failing = this.#failing.get(name);
+    if (failing === undefined) {
+      this.#failing.set(name, failing = { since: startedAt, reported: undefined });
+    }
+    const due = failing.reported === undefined
+      ? now - failing.since >= SLOW_MIGRATION_MS
+      : now - failing.reported >= SLOW_MIGRATION_MS;
+    if (!due) return;
+    failing.reported = now;
+    this.#options.log?.(
+      `group ${this.#options.gid}: ${name} has failed for ` +
+        `${((now - failing.since) / 1000).toFixed(0)} s (last: ${(err as Error).message}); ` +
+        `retrying`,
+    );
+  }
+
+  #succeeded(name: string): void {
+    const failing = this.#failing.get(name);
+    if (failing === undefined) return;
+    this.#failing.delete(name);
+    if (failing.reported === undefined) return;
+    const secs = (this.#replica.clock.now() - failing.since) / 1000;
+    this.#options.log?.(`group ${this.#options.gid}: ${name} succeeded after ${secs.toFixed(0)} s`);
   }
 
   /**
@@ -382,3 +447,10 @@ export class ShardGroupServer {
 }
 
 type KvRetry = { status: "retry"; reason: string };
+
+/** A reply that was not "ok", in a few words. */
+function describeReply(reply: unknown): string {
+  if (reply === undefined) return "nothing in time";
+  const r = reply as { status?: unknown; reason?: unknown };
+  return r.reason === undefined ? String(r.status) : `${r.status}: ${r.reason}`;
+}

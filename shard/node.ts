@@ -129,9 +129,12 @@ export async function startShardNode(options: ShardNodeOptions): Promise<ShardNo
   };
   let server: ShardCtrler | ShardGroupServer;
   try {
-    server = role === "ctrler"
-      ? await ShardCtrler.start(raft)
-      : await ShardGroupServer.start({ ...raft, gid: options.gid!, ctrlers: options.ctrlers! });
+    server = role === "ctrler" ? await ShardCtrler.start(raft) : await ShardGroupServer.start({
+      ...raft,
+      gid: options.gid!,
+      ctrlers: options.ctrlers!,
+      log,
+    });
   } catch (err) {
     await listener.close();
     await transport.close();

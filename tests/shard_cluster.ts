@@ -152,6 +152,8 @@ export class ShardKvCluster {
   /** Which group served each shard in each configuration ("num/shard" → gid). */
   readonly #servedBy = new Map<string, number>();
   readonly #doubleServed: string[] = [];
+  /** What the group servers logged (migration steps that kept failing). */
+  readonly logs: string[] = [];
 
   constructor(sim: Simulation, options: ShardKvOptions = {}) {
     this.sim = sim;
@@ -173,6 +175,7 @@ export class ShardKvCluster {
             // Small pages, so every migration of more than a few keys takes several.
             migrationPageBytes: 2048,
             onServe: (e) => this.#served(e),
+            log: (line) => this.logs.push(line),
           }),
       })
     );

@@ -415,7 +415,18 @@ shardTest(
     await cfg.sleep(1000);
     const checked = await serveOwned(cfg, ck, { ka, va, owned, suffix: "-1" });
     assert.ok(checked >= N_SHARDS / 2, `only ${checked} keys were on 101`);
+    // The stuck pulls are reported (once failing for 5 s, then every 5 s), and their end too.
+    for (let i = 0; i < 200 && !cfg.logs.some((l) => / has failed for /.test(l)); i++) {
+      await cfg.sleep(100);
+    }
+    const stuck =
+      /^group 101: the pull of shard \d+ from group 100 \(.*\) for configuration \d+ has failed for \d+ s/;
+    assert.ok(cfg.logs.some((l) => stuck.test(l)), `no report of the stuck pulls: ${cfg.logs}`);
     await cfg.startGroup(0); // lets the stuck migration finish before cleanup
+    for (let i = 0; i < 100 && !cfg.logs.some((l) => /pull .* succeeded after/.test(l)); i++) {
+      await cfg.sleep(100);
+    }
+    assert.ok(cfg.logs.some((l) => /^group 101: the pull .* succeeded after \d+ s$/.test(l)));
   },
 );
 

@@ -24,6 +24,7 @@ import {
   parseHistory,
 } from "./formats.ts";
 import { renderHtml } from "./html.ts";
+import { UsageProblem } from "../net/cli_util.ts";
 import type { CheckResult, Operation } from "./types.ts";
 
 /**
@@ -65,8 +66,6 @@ options:
 exit codes: 0 linearizable, 1 not linearizable, 2 unknown (timed out),
             3 the history could not be checked (unreadable or malformed file, bad options)`;
 
-class CheckUsageError extends Error {}
-
 /**
  * Runs `distkit check` with the arguments after `check` and resolves with
  * the exit code (see {@linkcode CHECK_EXIT}). Prints to stdout, and errors to
@@ -84,7 +83,7 @@ export async function runCheck(args: string[]): Promise<number> {
   try {
     return await check(args);
   } catch (err) {
-    if (err instanceof CheckUsageError) {
+    if (err instanceof UsageProblem) {
       console.error(`distkit check: ${err.message}\n\n${USAGE}`);
       return CHECK_EXIT.error;
     }
@@ -108,7 +107,7 @@ async function check(args: string[]): Promise<number> {
       strict: true,
     });
   } catch (err) {
-    throw new CheckUsageError((err as Error).message);
+    throw new UsageProblem((err as Error).message);
   }
   const { values, positionals } = parsed;
   if (values.help) {
@@ -116,17 +115,17 @@ async function check(args: string[]): Promise<number> {
     return 0;
   }
   if (positionals.length !== 1) {
-    throw new CheckUsageError(
+    throw new UsageProblem(
       positionals.length === 0 ? "expected a history FILE" : "expected one history FILE",
     );
   }
   const file = positionals[0];
   const format = values.format ?? "auto";
   if (!FORMATS.includes(format)) {
-    throw new CheckUsageError(`--format must be one of ${FORMATS.join(", ")}, got "${format}"`);
+    throw new UsageProblem(`--format must be one of ${FORMATS.join(", ")}, got "${format}"`);
   }
   if (values.model !== undefined && !(MODEL_NAMES as string[]).includes(values.model)) {
-    throw new CheckUsageError(
+    throw new UsageProblem(
       `--model must be one of ${MODEL_NAMES.join(", ")}, got "${values.model}"`,
     );
   }
@@ -134,7 +133,7 @@ async function check(args: string[]): Promise<number> {
   if (values.timeout !== undefined) {
     timeoutMs = Number(values.timeout);
     if (values.timeout.trim() === "" || !Number.isFinite(timeoutMs) || timeoutMs < 0) {
-      throw new CheckUsageError(
+      throw new UsageProblem(
         `--timeout must be a non-negative number of milliseconds, got "${values.timeout}"`,
       );
     }

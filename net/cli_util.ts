@@ -7,6 +7,12 @@
  */
 import { parseArgs } from "node:util";
 
+/**
+ * A mistake in a command's arguments, thrown from deep in a command and
+ * turned by it into its usage text and exit code 2.
+ */
+export class UsageProblem extends Error {}
+
 /** A command as `cli.ts` runs it. */
 export interface CliCommand {
   summary: string;

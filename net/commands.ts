@@ -6,6 +6,7 @@
  */
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { delay } from "./async.ts";
+import { UsageProblem } from "./cli_util.ts";
 import { RpcError } from "./errors.ts";
 import { RpcServer } from "./rpc_server.ts";
 import { simulate } from "./simulation.ts";
@@ -17,8 +18,6 @@ interface NetCommand {
   usage: string;
   run(args: string[]): Promise<number>;
 }
-
-class UsageError extends Error {}
 
 interface Parsed {
   values: Record<string, string | boolean | undefined>;
@@ -35,7 +34,7 @@ function parse(args: string[], options: ParseArgsConfig["options"]): Parsed {
     });
     return { values: values as Parsed["values"], positionals };
   } catch (err) {
-    throw new UsageError((err as Error).message);
+    throw new UsageProblem((err as Error).message);
   }
 }
 
@@ -43,7 +42,7 @@ function integer(text: string | boolean | undefined, name: string, fallback: num
   if (text === undefined) return fallback;
   const n = Number(text);
   if (!Number.isSafeInteger(n) || n < 0) {
-    throw new UsageError(`--${name} must be a non-negative integer, got "${text}"`);
+    throw new UsageProblem(`--${name} must be a non-negative integer, got "${text}"`);
   }
   return n;
 }
@@ -61,7 +60,7 @@ function command(
       try {
         return await body(args);
       } catch (err) {
-        if (err instanceof UsageError) {
+        if (err instanceof UsageProblem) {
           console.error(`distkit net: ${err.message}\n\n${usage}`);
           return 2;
         }
@@ -122,14 +121,14 @@ options:
     const { values, positionals } = parse(args, { timeout: { type: "string" } });
     const [address, method, json] = positionals;
     if (address === undefined || method === undefined || positionals.length > 3) {
-      throw new UsageError("expected <host:port> <Service.Method> [json-args]");
+      throw new UsageProblem("expected <host:port> <Service.Method> [json-args]");
     }
     let callArgs: unknown = undefined;
     if (json !== undefined) {
       try {
         callArgs = JSON.parse(json);
       } catch (err) {
-        throw new UsageError(`json-args is not valid JSON: ${(err as Error).message}`);
+        throw new UsageProblem(`json-args is not valid JSON: ${(err as Error).message}`);
       }
     }
     const client = new TcpClient(address, { timeoutMs: integer(values.timeout, "timeout", 5000) });

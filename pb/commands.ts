@@ -11,6 +11,7 @@ import {
   parseCommandArgs,
   secretFrom,
   usageError,
+  UsageProblem,
   waitForSignal,
 } from "../net/cli_util.ts";
 import { RpcServer } from "../net/rpc_server.ts";
@@ -45,8 +46,6 @@ function required(values: Parsed["values"], name: string): string {
   if (typeof v !== "string" || v === "") throw new UsageProblem(`--${name} is required`);
   return v;
 }
-
-class UsageProblem extends Error {}
 
 /**
  * An address that names a server to others (in views, to clients): it must

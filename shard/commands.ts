@@ -13,6 +13,7 @@ import {
   parseCommandArgs,
   secretFrom,
   usageError,
+  UsageProblem,
   waitForSignal,
 } from "../net/cli_util.ts";
 import { KvAbortedError } from "../kv/errors.ts";
@@ -175,8 +176,6 @@ exit status: 0 done, 1 not found, 2 usage error, 3 failed (refused, timed out...
     },
   };
 }
-
-class UsageProblem extends Error {}
 
 function operands(positionals: string[], n: number, what: string): string[] {
   if (positionals.length !== n) throw new UsageProblem(`expected ${what}`);

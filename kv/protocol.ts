@@ -72,8 +72,8 @@ export type KvReply = ReplicaReply<{ value?: KvValue | null; result?: KvResult }
 
 /**
  * Strings must be well-formed UTF-16: a lone surrogate cannot be encoded as
- * UTF-8, and would come back changed from a snapshot, so replicas would
- * disagree.
+ * UTF-8, and would come back changed from a snapshot or another replica, so
+ * replicas would disagree.
  */
 function checkText(s: string, field: string): void {
   if (!s.isWellFormed()) {
@@ -81,14 +81,64 @@ function checkText(s: string, field: string): void {
   }
 }
 
-function checkKey(key: unknown, limits: KvLimits): string {
-  if (typeof key !== "string") throw new ArgumentsError(`key must be a string, got ${typeOf(key)}`);
-  checkText(key, "key");
-  const size = utf8Length(key);
-  if (size > limits.maxKeyBytes) {
-    throw new ArgumentsError(`key is ${size} bytes; the limit is ${limits.maxKeyBytes}`);
+/**
+ * Checks a string field of a request: a string, valid Unicode, at most
+ * `maxBytes` UTF-8 bytes, and not empty when `nonEmpty`. Every replicated
+ * service's parsers use it, so the same input gets the same refusal.
+ *
+ * @throws {ArgumentsError} naming the field and what is wrong.
+ *
+ * @example
+ * ```ts
+ * import { checkString } from "@distkit/distkit/kv";
+ *
+ * checkString("printer", { field: "name", maxBytes: 1024 }); // "printer"
+ * ```
+ */
+export function checkString(
+  value: unknown,
+  options: { field: string; maxBytes: number; nonEmpty?: boolean },
+): string {
+  const { field, maxBytes } = options;
+  if (typeof value !== "string") {
+    throw new ArgumentsError(`${field} must be a string, got ${typeOf(value)}`);
   }
-  return key;
+  if (options.nonEmpty && value === "") throw new ArgumentsError(`${field} must not be empty`);
+  checkText(value, field);
+  const size = utf8Length(value);
+  if (size > maxBytes) {
+    throw new ArgumentsError(`${field} is ${size} bytes; the limit is ${maxBytes}`);
+  }
+  return value;
+}
+
+/**
+ * Checks the session a write comes from: its client id (1 to 256 UTF-8
+ * bytes) and its number (1, 2, 3...), which a retry repeats. The KV, sharded,
+ * primary/backup and lock services all number writes this way.
+ *
+ * @throws {ArgumentsError} naming what is wrong.
+ *
+ * @example
+ * ```ts
+ * import { checkSession } from "@distkit/distkit/kv";
+ *
+ * checkSession("c1", 3); // { client: "c1", seq: 3 }
+ * ```
+ */
+export function checkSession(client: unknown, seq: unknown): { client: string; seq: number } {
+  if (typeof client !== "string" || client === "" || utf8Length(client) > MAX_CLIENT_BYTES) {
+    throw new ArgumentsError(`client id must be 1 to ${MAX_CLIENT_BYTES} bytes`);
+  }
+  checkText(client, "client id");
+  if (!Number.isSafeInteger(seq) || (seq as number) < 1) {
+    throw new ArgumentsError(`seq must be a positive integer, got ${seq}`);
+  }
+  return { client, seq: seq as number };
+}
+
+function checkKey(key: unknown, limits: KvLimits): string {
+  return checkString(key, { field: "key", maxBytes: limits.maxKeyBytes });
 }
 
 function checkValue(value: unknown, limits: KvLimits, field = "value"): KvValue {
@@ -187,12 +237,7 @@ export function parseWrite(args: unknown, limits: KvLimits): KvCommand {
     args,
     { client: "string", seq: "integer", write: "object" },
   );
-  if (r.client === "" || utf8Length(r.client) > MAX_CLIENT_BYTES) {
-    throw new ArgumentsError(`client id must be 1 to ${MAX_CLIENT_BYTES} bytes`);
-  }
-  checkText(r.client, "client id");
-  if (r.seq < 1) throw new ArgumentsError(`seq must be a positive integer, got ${r.seq}`);
-  return { client: r.client, seq: r.seq, write: parseWriteOp(r.write, limits) };
+  return { ...checkSession(r.client, r.seq), write: parseWriteOp(r.write, limits) };
 }
 
 /**

@@ -6,8 +6,7 @@
  *
  * @module
  */
-import { DEFAULT_KV_LIMITS } from "../kv/protocol.ts";
-import { utf8Length } from "../kv/value.ts";
+import { checkSession, checkString, DEFAULT_KV_LIMITS } from "../kv/protocol.ts";
 import { ArgumentsError } from "../net/errors.ts";
 import { expectShape } from "../net/rpc_server.ts";
 
@@ -53,9 +52,6 @@ export interface PbKvLimits {
  * ```
  */
 export const PB_KV_LIMITS: Readonly<PbKvLimits> = DEFAULT_KV_LIMITS;
-
-/** Longest client (session) id, in UTF-8 bytes. */
-const MAX_CLIENT_BYTES = 256;
 
 /**
  * A write: `put` replaces the value, `append` adds to it (a missing key
@@ -138,7 +134,7 @@ export type PbGetReply = PbKvReply<{ value: string | null }>;
  * ```
  */
 export function checkPbKey(key: unknown, limits: PbKvLimits): string {
-  return checkText(key, "key", limits.maxKeyBytes);
+  return checkString(key, { field: "key", maxBytes: limits.maxKeyBytes });
 }
 
 /**
@@ -178,33 +174,11 @@ export function parsePbWrite(args: unknown, limits: PbKvLimits): PbWriteRequest 
     args,
     { client: "any", seq: "integer", op: "any", key: "any", value: "any" },
   );
-  const client = checkText(w.client, "client id", MAX_CLIENT_BYTES);
-  if (client === "") throw new ArgumentsError("client id must not be empty");
-  if (w.seq < 1) throw new ArgumentsError(`seq must be a positive integer, got ${w.seq}`);
+  const { client, seq } = checkSession(w.client, w.seq);
   if (w.op !== "put" && w.op !== "append") {
     throw new ArgumentsError(`op must be "put" or "append", got ${JSON.stringify(w.op)}`);
   }
   const key = checkPbKey(w.key, limits);
-  const value = checkText(w.value, "value", limits.maxValueBytes);
-  return { client, seq: w.seq, op: w.op, key, value };
-}
-
-/**
- * A string of at most `maxBytes` UTF-8 bytes. Lone surrogates are refused:
- * they cannot be encoded as UTF-8 and would reach the backup changed, so
- * primary and backup would disagree.
- */
-function checkText(value: unknown, field: string, maxBytes: number): string {
-  if (typeof value !== "string") {
-    const got = value === null ? "null" : Array.isArray(value) ? "an array" : typeof value;
-    throw new ArgumentsError(`${field} must be a string, got ${got}`);
-  }
-  if (!value.isWellFormed()) {
-    throw new ArgumentsError(`${field} contains a lone surrogate; strings must be valid Unicode`);
-  }
-  const size = utf8Length(value);
-  if (size > maxBytes) {
-    throw new ArgumentsError(`${field} is ${size} bytes; the limit is ${maxBytes}`);
-  }
-  return value;
+  const value = checkString(w.value, { field: "value", maxBytes: limits.maxValueBytes });
+  return { client, seq, op: w.op, key, value };
 }

@@ -10,7 +10,7 @@
  */
 import { ArgumentsError } from "../net/errors.ts";
 import { expectShape } from "../net/rpc_server.ts";
-import { utf8Length } from "../kv/value.ts";
+import { checkSession, checkString } from "../kv/protocol.ts";
 
 /**
  * The name the lock service registers on an `RpcServer`: its methods are
@@ -37,9 +37,6 @@ export const LOCK_SERVICE = "Lock";
  * ```
  */
 export const MAX_LOCK_NAME_BYTES = 1024;
-
-/** Longest client (session) id, in UTF-8 bytes. */
-const MAX_CLIENT_BYTES = 256;
 
 /** Longest server incarnation id, in UTF-8 bytes (a UUID is 36). */
 const MAX_INCARNATION_BYTES = 64;
@@ -267,7 +264,7 @@ export type LockForwardReply =
  * ```
  */
 export function checkLockName(name: unknown): string {
-  return checkText(name, "name", MAX_LOCK_NAME_BYTES);
+  return checkString(name, { field: "name", maxBytes: MAX_LOCK_NAME_BYTES, nonEmpty: true });
 }
 
 /**
@@ -284,10 +281,9 @@ export function checkLockName(name: unknown): string {
  */
 export function parseLockRequest(args: unknown): LockRequest {
   const r = expectShape<LockRequest>(args, { client: "string", seq: "integer", name: "string" });
-  checkText(r.client, "client", MAX_CLIENT_BYTES);
-  if (r.seq < 1) throw new ArgumentsError(`seq must be at least 1, got ${r.seq}`);
+  const session = checkSession(r.client, r.seq);
   checkLockName(r.name);
-  return { client: r.client, seq: r.seq, name: r.name };
+  return { ...session, name: r.name };
 }
 
 /**
@@ -309,7 +305,11 @@ export function parseLockForward(args: unknown): LockForwardRequest {
     batch: "integer",
     ops: "array",
   });
-  checkText(f.incarnation, "incarnation", MAX_INCARNATION_BYTES);
+  checkString(f.incarnation, {
+    field: "incarnation",
+    maxBytes: MAX_INCARNATION_BYTES,
+    nonEmpty: true,
+  });
   if (f.batch < 1) throw new ArgumentsError(`batch must be at least 1, got ${f.batch}`);
   const ops = f.ops.map((raw, i) => {
     let op: LockForwardedOp;
@@ -349,7 +349,11 @@ export function parseLockTransfer(args: unknown): LockTransferRequest {
     locks: "array",
     sessions: "array",
   });
-  checkText(t.incarnation, "incarnation", MAX_INCARNATION_BYTES);
+  checkString(t.incarnation, {
+    field: "incarnation",
+    maxBytes: MAX_INCARNATION_BYTES,
+    nonEmpty: true,
+  });
   if (t.batch < 1) throw new ArgumentsError(`batch must be at least 1, got ${t.batch}`);
   if (t.page < 0) throw new ArgumentsError(`page must be at least 0, got ${t.page}`);
   const locks = t.locks.map((name, i) => {
@@ -367,8 +371,7 @@ export function parseLockTransfer(args: unknown): LockTransferRequest {
         digest: "integer",
         result: "boolean",
       });
-      checkText(r.client, "client", MAX_CLIENT_BYTES);
-      if (r.seq < 1) throw new ArgumentsError(`seq must be at least 1, got ${r.seq}`);
+      checkSession(r.client, r.seq);
       if (r.digest < 0 || r.digest > 0xffffffff) {
         throw new ArgumentsError(`digest must be a 32-bit unsigned integer, got ${r.digest}`);
       }
@@ -386,27 +389,4 @@ export function parseLockTransfer(args: unknown): LockTransferRequest {
     locks,
     sessions,
   };
-}
-
-function checkText(value: unknown, field: string, maxBytes: number): string {
-  if (typeof value !== "string") {
-    throw new ArgumentsError(`${field} must be a string, got ${typeOf(value)}`);
-  }
-  if (value === "") throw new ArgumentsError(`${field} must not be empty`);
-  // A lone surrogate cannot be encoded as UTF-8: the name would come back
-  // changed, and a retry would no longer match its first attempt.
-  if (!value.isWellFormed()) {
-    throw new ArgumentsError(`${field} contains a lone surrogate; it must be valid Unicode`);
-  }
-  const size = utf8Length(value);
-  if (size > maxBytes) {
-    throw new ArgumentsError(`${field} is ${size} bytes; the limit is ${maxBytes}`);
-  }
-  return value;
-}
-
-function typeOf(value: unknown): string {
-  if (value === null) return "null";
-  if (Array.isArray(value)) return "an array";
-  return typeof value;
 }

@@ -34,13 +34,13 @@ Deno.test("lock protocol: requests and forwards are checked field by field", () 
   const bad: [unknown, RegExp][] = [
     [null, /arguments must be an object/],
     [{ seq: 1, name: "a" }, /missing field "client"/],
-    [{ ...good, seq: 0 }, /seq must be at least 1/],
+    [{ ...good, seq: 0 }, /seq must be a positive integer/],
     [{ ...good, seq: 1.5 }, /field "seq" must be integer/],
     [{ ...good, name: 5 }, /field "name" must be string/],
     [{ ...good, name: "" }, /name must not be empty/],
     [{ ...good, name: "x".repeat(MAX_LOCK_NAME_BYTES + 1) }, /name is 1025 bytes; the limit/],
     [{ ...good, name: "\ud800" }, /name contains a lone surrogate/],
-    [{ ...good, client: "" }, /client must not be empty/],
+    [{ ...good, client: "" }, /client id must be 1 to 256 bytes/],
   ];
   for (const [args, message] of bad) {
     assert.throws(() => parseLockRequest(args), (e) => e instanceof ArgumentsError, String(args));
@@ -77,7 +77,10 @@ Deno.test("lock protocol: requests and forwards are checked field by field", () 
     [{ ...page, page: -1 }, /page must be at least 0/],
     [{ ...page, last: 1 }, /field "last" must be boolean/],
     [{ ...page, locks: ["a", ""] }, /locks\[1\]: name must not be empty/],
-    [{ ...page, sessions: [{ ...session, seq: 0 }] }, /sessions\[0\]: seq must be at least 1/],
+    [
+      { ...page, sessions: [{ ...session, seq: 0 }] },
+      /sessions\[0\]: seq must be a positive integer/,
+    ],
     [{ ...page, sessions: [{ ...session, digest: 2 ** 32 }] }, /sessions\[0\]: digest must be/],
     [{ ...page, sessions: [{ ...session, client: 5 }] }, /sessions\[0\]: field "client"/],
     [{ ...page, incarnation: "x".repeat(65) }, /incarnation is 65 bytes/],

@@ -13,6 +13,12 @@ import { parseArgs } from "node:util";
  */
 export class UsageProblem extends Error {}
 
+/** Exactly `n` operands, or a {@linkcode UsageProblem} that says what was expected. */
+export function operands(positionals: string[], n: number, what: string): string[] {
+  if (positionals.length !== n) throw new UsageProblem(`expected ${what}`);
+  return positionals;
+}
+
 /** A command as `cli.ts` runs it. */
 export interface CliCommand {
   summary: string;

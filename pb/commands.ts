@@ -8,6 +8,8 @@
 import {
   ACCESS_HELP,
   type CliCommand,
+  count,
+  operands,
   parseCommandArgs,
   secretFrom,
   usageError,
@@ -202,19 +204,9 @@ ${ACCESS_HELP}`,
   },
 );
 
-/** `--timeout` in milliseconds (default 10 s). */
+/** `--timeout` in milliseconds (default 10 s), as the other client commands take it. */
 function timeoutOf(values: Parsed["values"]): number {
-  const ms = values.timeout === undefined ? 10_000 : Number(values.timeout);
-  if (!Number.isSafeInteger(ms) || ms <= 0) {
-    throw new UsageProblem(`--timeout takes milliseconds, got ${values.timeout}`);
-  }
-  return ms;
-}
-
-/** The one positional operand, `what`. */
-function operand(positionals: string[], what: string): string {
-  if (positionals.length !== 1) throw new UsageProblem(`expected ${what}`);
-  return positionals[0];
+  return count(values.timeout, "--timeout") ?? 10_000;
 }
 
 const LOCK_CLIENT_OPTIONS = {
@@ -228,7 +220,7 @@ function lockAction(kind: "lock" | "unlock") {
   return {
     options: LOCK_CLIENT_OPTIONS,
     run: ({ values, positionals }: Parsed) => {
-      const name = operand(positionals, "one lock NAME");
+      const [name] = operands(positionals, 1, "one lock NAME");
       const servers = { primary: required(values, "primary"), backup: required(values, "backup") };
       const signal = AbortSignal.timeout(timeoutOf(values));
       return withTransport(values, async (transport) => {
@@ -305,12 +297,8 @@ function kvAction(kind: "get" | "put" | "append") {
     options: { view: { type: "string" }, timeout: { type: "string" } } as const,
     run: ({ values, positionals }: Parsed) => {
       const [key, value] = kind === "get"
-        ? [operand(positionals, "one KEY")]
-        : positionals.length === 2
-        ? positionals
-        : (() => {
-          throw new UsageProblem("expected KEY VALUE");
-        })();
+        ? operands(positionals, 1, "one KEY")
+        : operands(positionals, 2, "KEY VALUE");
       const viewService = required(values, "view");
       parseAddress(viewService);
       const timeoutMs = timeoutOf(values);

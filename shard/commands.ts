@@ -10,6 +10,7 @@ import {
   ACCESS_HELP,
   type CliCommand,
   count,
+  operands,
   parseCommandArgs,
   secretFrom,
   usageError,
@@ -175,11 +176,6 @@ exit status: 0 done, 1 not found, 2 usage error, 3 failed (refused, timed out...
       }
     },
   };
-}
-
-function operands(positionals: string[], n: number, what: string): string[] {
-  if (positionals.length !== n) throw new UsageProblem(`expected ${what}`);
-  return positionals;
 }
 
 function gids(text: string | boolean | undefined): number[] {

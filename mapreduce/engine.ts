@@ -106,21 +106,12 @@ async function lineEndAfter(file: Deno.FsFile, from: number, size: number): Prom
   return size;
 }
 
-/** Reads a map task's input as text. */
+/** Reads a map task's input as text: {@linkcode readPieces} with one piece the size of it all. */
 export async function readInput(task: MapTask): Promise<string> {
-  const file = await Deno.open(task.path);
-  try {
-    const bytes = new Uint8Array(task.end - task.start);
-    await file.seek(task.start, Deno.SeekMode.Start);
-    for (let got = 0; got < bytes.length;) {
-      const n = await file.read(bytes.subarray(got));
-      if (n === null) throw endedEarly(task);
-      got += n;
-    }
-    return new TextDecoder("utf-8", { ignoreBOM: true }).decode(withoutBom(bytes, task));
-  } finally {
-    file.close();
-  }
+  const pieces = await Array.fromAsync(
+    readPieces(task, { pieceBytes: Math.max(1, task.end - task.start) }),
+  );
+  return pieces.join("");
 }
 
 /** Default size of the pieces {@linkcode readPieces} gives: 1 MiB. */

@@ -182,9 +182,7 @@ export class ViewService {
   #advance(nowMs: number): void {
     if (!this.#acked) return;
     const { primary, backup } = this.#view;
-    const alive = (s: string) =>
-      s !== "" && !this.#restarted.has(s) &&
-      nowMs - (this.#lastPing.get(s) ?? -Infinity) <= this.#deadAfterMs;
+    const alive = (s: string) => s !== "" && !this.#restarted.has(s) && this.#pinging(s, nowMs);
     if (!alive(primary)) {
       // Only the backup has the data; without one, wait for the primary.
       if (alive(backup)) this.#change({ primary: backup, backup: this.#idle(nowMs, backup) });
@@ -196,10 +194,15 @@ export class ViewService {
     }
   }
 
+  /** Whether `server` has pinged within the dead-server limit. */
+  #pinging(server: string, nowMs: number): boolean {
+    return nowMs - (this.#lastPing.get(server) ?? -Infinity) <= this.#deadAfterMs;
+  }
+
   /** A live server that is not in the new view's primary's place, or "". */
   #idle(nowMs: number, primary: string): string {
-    for (const [server, last] of this.#lastPing) {
-      if (server === primary || nowMs - last > this.#deadAfterMs) continue;
+    for (const server of this.#lastPing.keys()) {
+      if (server === primary || !this.#pinging(server, nowMs)) continue;
       // A restarted server lost its state, but as a new backup it gets the primary's.
       if (server === this.#view.primary || server === this.#view.backup) {
         if (!this.#restarted.has(server)) continue;

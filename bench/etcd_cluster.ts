@@ -47,10 +47,16 @@ export class EtcdCluster {
     this.#members = members;
   }
 
-  /** Starts `nodes` members with their data under `dataDir` and waits for a leader. */
-  static async start(options: { etcd: string; dataDir: string; nodes?: number }) {
+  /**
+   * Starts `nodes` members with their data under `dataDir` and waits for a
+   * leader. `ports`: 2 × nodes ports (client ports first); default free ones.
+   */
+  static async start(
+    options: { etcd: string; dataDir: string; nodes?: number; ports?: number[] },
+  ) {
     const n = options.nodes ?? 3;
-    const ports = await freePorts(2 * n);
+    const ports = options.ports ?? await freePorts(2 * n);
+    if (ports.length !== 2 * n) throw new RangeError(`${n} members need ${2 * n} ports`);
     const clientUrls = ports.slice(0, n).map((p) => `http://${HOST}:${p}`);
     const peerUrls = ports.slice(n).map((p) => `http://${HOST}:${p}`);
     const initial = peerUrls.map((u, i) => `m${i}=${u}`).join(",");

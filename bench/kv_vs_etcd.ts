@@ -18,9 +18,14 @@
  * measured again with a Go driver (`bench/kv_http_load.go`, standard library
  * only), to show whether the Deno driver limits them.
  *
+ * With `--wrk` and `wrk` on PATH, the HTTP puts are measured again by wrk
+ * (an independent load generator) with the scripts in `bench/wrk/`, and
+ * with `--gets` linearizable reads of 10,000 preloaded keys too (wrk only).
+ * `--ports LOW-HIGH` keeps every cluster's ports inside that range.
+ *
  * deno run -A bench/kv_vs_etcd.ts [--seconds 5] [--runs 3] [--clients 1,16,64]
  *   [--warmup 1] [--failover-clients 16] [--failover-runs 5] [--no-go] [--no-failover]
- *   [--write-benchmarks]
+ *   [--wrk] [--gets] [--ports 23000-23999] [--quiet-wait 30] [--write-benchmarks]
  *
  * @module
  */
@@ -30,6 +35,8 @@ import { LocalCluster } from "../kv/local_cluster.ts";
 import { connectKv } from "../kv/node.ts";
 import { writeSection } from "./benchmarks_md.ts";
 import { EtcdCluster, which } from "./etcd_cluster.ts";
+import { PortRange } from "./ports.ts";
+import { runWrk } from "./wrk_load.ts";
 import {
   clerkPut,
   cpuMs,
@@ -51,7 +58,9 @@ interface Variant {
   label: string;
   system: "etcd" | "distkit";
   api: "HTTP" | "TCP";
-  driver: "Deno" | "Go";
+  driver: "Deno" | "Go" | "wrk";
+  /** What the load does: puts (default) or linearizable gets. */
+  op?: "put" | "get";
 }
 
 const ETCD_HTTP: Variant = { label: "etcd, HTTP", system: "etcd", api: "HTTP", driver: "Deno" };
@@ -79,6 +88,26 @@ const DISTKIT_GO: Variant = {
   api: "HTTP",
   driver: "Go",
 };
+
+const ETCD_WRK: Variant = { label: "etcd, HTTP, wrk", system: "etcd", api: "HTTP", driver: "wrk" };
+const DISTKIT_WRK: Variant = {
+  label: "distkit, HTTP, wrk",
+  system: "distkit",
+  api: "HTTP",
+  driver: "wrk",
+};
+const ETCD_WRK_GET: Variant = { ...ETCD_WRK, label: "etcd, HTTP, wrk, get", op: "get" };
+const DISTKIT_WRK_GET: Variant = { ...DISTKIT_WRK, label: "distkit, HTTP, wrk, get", op: "get" };
+
+/** The etcd variant a distkit variant is compared with: the same driver and operation. */
+function referenceOf(v: Variant): Variant {
+  if (v.driver === "Go") return ETCD_GO;
+  if (v.driver === "wrk") return v.op === "get" ? ETCD_WRK_GET : ETCD_WRK;
+  return ETCD_HTTP;
+}
+
+/** The ports every cluster takes when `--ports` was given. */
+let portRange: PortRange | undefined;
 
 /** A running cluster of either kind, seen the same way. */
 interface Cluster {
@@ -133,7 +162,7 @@ async function startUntracked(system: "etcd" | "distkit", etcd: string): Promise
   };
   try {
     if (system === "etcd") {
-      const c = await EtcdCluster.start({ etcd, dataDir });
+      const c = await EtcdCluster.start({ etcd, dataDir, ports: portRange?.take(6) });
       return {
         httpUrls: c.clientUrls,
         peers: [],
@@ -146,7 +175,13 @@ async function startUntracked(system: "etcd" | "distkit", etcd: string): Promise
         },
       };
     }
-    const c = await LocalCluster.start({ dataDir });
+    // With a range, each node's HTTP port is in its upper half.
+    const httpOffset = portRange ? Math.floor(portRange.size / 2) : undefined;
+    const c = await LocalCluster.start({
+      dataDir,
+      ports: httpOffset === undefined ? undefined : portRange!.take(3, httpOffset),
+      httpOffset,
+    });
     return {
       httpUrls: c.peers.map((_, i) => `http://${c.httpAddress(i)}`),
       peers: c.peers,
@@ -175,7 +210,7 @@ interface Cpu {
   other: number;
 }
 
-type Measurement = LoadResult & { cpu: Cpu };
+type Measurement = LoadResult & { cpu: Cpu; load: number };
 
 /**
  * CPU meter over a window: `start()` then `stop(seconds)`. The driver's CPU
@@ -210,12 +245,13 @@ const TRIES = 4;
 
 /**
  * Waits until the machine is quiet (under {@linkcode OTHER_LIMIT} percent of
- * a core busy over a second), at most 3 minutes; says so when it waits.
+ * a core busy over a second), at most `limitMs`; says so when it waits, and
+ * carries on when the limit passes (the table shows the load of each row).
  */
-async function waitQuiet(): Promise<void> {
+async function waitQuiet(limitMs: number): Promise<void> {
   const start = Date.now();
   let said = false;
-  while (Date.now() - start < 180_000) {
+  while (Date.now() - start < limitMs) {
     const m0 = machineCpuMs();
     await delay(1000);
     const busy = (machineCpuMs() - m0) / 10;
@@ -223,6 +259,7 @@ async function waitQuiet(): Promise<void> {
     if (!said) console.log(`  (waiting for the machine to be quiet: ${busy.toFixed(0)}% busy)`);
     said = true;
   }
+  if (said) console.log(`  (not quiet after ${limitMs / 1000} s: measuring anyway)`);
 }
 
 /** The Deno driver's puts for a variant, and how to close its connections. */
@@ -243,7 +280,7 @@ async function measureDeno(
   seconds: number,
   warmup: number,
   prefix: string,
-): Promise<Measurement> {
+): Promise<Omit<Measurement, "load">> {
   const drivers = openDrivers(variant, cluster);
   try {
     const put = drivers.put;
@@ -273,7 +310,7 @@ async function measureGo(
   seconds: number,
   warmup: number,
   prefix: string,
-): Promise<Measurement> {
+): Promise<Omit<Measurement, "load">> {
   const args = [
     "-system",
     variant.system === "etcd" ? "etcd" : "distkit-http",
@@ -315,6 +352,49 @@ async function measureGo(
     throw new Error(`the Go driver failed (exit ${status.code}): ${stderr.slice(0, 500)}`);
   }
   return { ...result, cpu };
+}
+
+/** The 16-byte keys of the wrk scripts (`bench/wrk/common.lua`). */
+function wrkKey(i: number): string {
+  return `key-${String(i).padStart(12, "0")}`;
+}
+
+/** Puts every key the wrk get scripts read, 64 at a time, through the Deno driver. */
+async function preloadWrkKeys(variant: Variant, cluster: Cluster, leader: number): Promise<void> {
+  const http = variant.system === "etcd"
+    ? etcdPuts(cluster.httpUrls)
+    : distkitHttpPuts(cluster.httpUrls);
+  try {
+    let next = 0;
+    await Promise.all(Array.from({ length: 64 }, async () => {
+      while (next < 10_000) await http.put(leader, wrkKey(next++));
+    }));
+  } finally {
+    http.close();
+  }
+}
+
+async function measureWrk(
+  wrk: string,
+  variant: Variant,
+  cluster: Cluster,
+  leader: number,
+  clients: number,
+  seconds: number,
+  warmup: number,
+): Promise<Omit<Measurement, "load">> {
+  if (variant.op === "get") await preloadWrkKeys(variant, cluster, leader);
+  const meter = cpuMeter(cluster.pids());
+  const result = await runWrk({
+    wrk,
+    script: `${variant.system}_${variant.op ?? "put"}.lua`,
+    url: cluster.httpUrls[leader],
+    clients,
+    seconds,
+    warmupSeconds: warmup,
+    onTimed: () => meter.start(),
+  });
+  return { ...result, cpu: meter.stop(seconds, result.cpuMs) };
 }
 
 /** Builds the Go driver into a temporary folder; undefined when there is no `go`. */
@@ -384,7 +464,7 @@ function machine(): string {
 
 const USAGE = "usage: deno run -A bench/kv_vs_etcd.ts [--seconds 5] [--runs 3] " +
   "[--clients 1,16,64] [--warmup 1] [--failover-clients 16] [--failover-runs 5] [--no-go] " +
-  "[--no-failover] [--write-benchmarks]";
+  "[--no-failover] [--wrk] [--gets] [--ports LOW-HIGH] [--quiet-wait 30] [--write-benchmarks]";
 
 function parseOptions() {
   return parseArgs({
@@ -398,6 +478,10 @@ function parseOptions() {
       "failover-runs": { type: "string", default: "5" },
       "no-go": { type: "boolean", default: false },
       "no-failover": { type: "boolean", default: false },
+      wrk: { type: "boolean", default: false },
+      gets: { type: "boolean", default: false },
+      ports: { type: "string" },
+      "quiet-wait": { type: "string", default: "30" },
       "write-benchmarks": { type: "boolean", default: false },
     },
   });
@@ -417,6 +501,21 @@ async function main(): Promise<number> {
   const clientCounts = values.clients.split(",").map(Number);
   const failoverClients = Number(values["failover-clients"]);
   const failoverRuns = values["no-failover"] ? 0 : Number(values["failover-runs"]);
+  const quietWaitMs = Number(values["quiet-wait"]) * 1000;
+  try {
+    portRange = values.ports === undefined ? undefined : PortRange.parse(values.ports);
+  } catch (err) {
+    console.error(`kv_vs_etcd: ${(err as Error).message}\n${USAGE}`);
+    return 2;
+  }
+  if (!(quietWaitMs >= 0)) {
+    console.error(`kv_vs_etcd: --quiet-wait takes seconds (0 or more)\n${USAGE}`);
+    return 2;
+  }
+  const wrk = values.wrk || values.gets ? which("wrk") : undefined;
+  if ((values.wrk || values.gets) && wrk === undefined) {
+    console.log("(no `wrk` on PATH: the wrk rows are skipped; Debian/Ubuntu: `apt install wrk`)");
+  }
   if (
     !(seconds > 0 && Number.isInteger(runs) && runs >= 1 && warmup >= 0 &&
       clientCounts.every((c) => Number.isInteger(c) && c >= 1) && failoverClients >= 1 &&
@@ -444,6 +543,8 @@ async function main(): Promise<number> {
     DISTKIT_TCP,
     ...(go && etcd ? [ETCD_GO] : []),
     ...(go ? [DISTKIT_GO] : []),
+    ...(wrk && values.wrk ? [...(etcd ? [ETCD_WRK] : []), DISTKIT_WRK] : []),
+    ...(wrk && values.gets ? [...(etcd ? [ETCD_WRK_GET] : []), DISTKIT_WRK_GET] : []),
   ];
   const failoverVariants = [...(etcd ? [ETCD_HTTP] : []), DISTKIT_HTTP, DISTKIT_TCP];
   const interrupted = async () => {
@@ -468,14 +569,18 @@ async function main(): Promise<number> {
         for (const v of variants) {
           let m: Measurement | undefined;
           for (let attempt = 1; attempt <= TRIES; attempt++) {
-            await waitQuiet();
+            await waitQuiet(quietWaitMs);
+            const load = Deno.loadavg()[0];
             const cluster = await startCluster(v.system, etcd ?? "");
             try {
               const leader = await cluster.leader();
               const prefix = `${run}${v.driver[0]}${clients}`.slice(0, 5);
-              m = v.driver === "Go"
+              const measured = v.driver === "Go"
                 ? await measureGo(go!.binary, v, cluster, leader, clients, seconds, warmup, prefix)
+                : v.driver === "wrk"
+                ? await measureWrk(wrk!, v, cluster, leader, clients, seconds, warmup)
                 : await measureDeno(v, cluster, leader, clients, seconds, warmup, prefix);
+              m = { ...measured, load };
             } finally {
               await cluster.stop();
             }
@@ -489,6 +594,7 @@ async function main(): Promise<number> {
           console.log(
             `run ${run}  ${v.label.padEnd(25)} ${String(clients).padStart(3)} clients  ` +
               `${int(m!.perSecond).padStart(6)}/s  p50 ${ms(m!.p50)} ms  p99 ${ms(m!.p99)} ms  ` +
+              `load ${m!.load.toFixed(2)}  ` +
               `cpu: driver ${m!.cpu.driver.toFixed(0)}%, servers ${m!.cpu.servers.toFixed(0)}%, ` +
               `other ${m!.cpu.other.toFixed(0)}%` +
               (m!.errors ? `  ${m!.errors} errors (${m!.firstError})` : ""),
@@ -498,7 +604,7 @@ async function main(): Promise<number> {
     }
     for (let run = 1; run <= failoverRuns; run++) {
       for (const v of failoverVariants) {
-        await waitQuiet();
+        await waitQuiet(quietWaitMs);
         const cluster = await startCluster(v.system, etcd ?? "");
         let f: FailoverResult;
         const drivers = openDrivers(v, cluster);
@@ -533,7 +639,7 @@ async function main(): Promise<number> {
   for (const clients of clientCounts) {
     for (const v of variants) {
       const ms_ = loads.get(key(v, clients)) ?? [];
-      const reference = loads.get(key(v.driver === "Go" ? ETCD_GO : ETCD_HTTP, clients));
+      const reference = loads.get(key(referenceOf(v), clients));
       const per = median(ms_.map((m) => m.perSecond));
       const p50 = median(ms_.map((m) => m.p50));
       const p99 = median(ms_.map((m) => m.p99));
@@ -552,6 +658,7 @@ async function main(): Promise<number> {
         ["driver", "servers", "other"].map((k) =>
           `${median(ms_.map((m) => m.cpu[k as keyof Cpu])).toFixed(0)}%`
         ).join(" / "),
+        ms_.map((m) => m.load.toFixed(1)).join(", "),
         errors ? String(errors) : "0",
       ]);
     }
@@ -560,17 +667,18 @@ async function main(): Promise<number> {
     [
       "system, API",
       "clients",
-      "runs (puts/s)",
-      "median puts/s",
+      "runs (ops/s)",
+      "median ops/s",
       "p50 ms",
       "p99 ms",
-      "puts/s vs etcd",
+      "ops/s vs etcd",
       "p99 vs etcd",
       "CPU driver / servers / other",
+      "load avg (runs)",
       "errors",
     ],
     rows,
-    [false, true, false, true, true, true, true, true, true, true],
+    [false, true, false, true, true, true, true, true, true, false, true],
   );
   const failoverRows = failoverVariants.flatMap((v) => {
     const fs = failovers.get(v.label);
@@ -615,6 +723,14 @@ async function main(): Promise<number> {
         ? "Go driver rows: `bench/kv_http_load.go`, the same loops in Go's standard library"
         : "no Go driver rows"
     }. ` +
+    `${
+      wrk
+        ? "wrk rows: wrk itself (2 threads, one keep-alive connection per client, to the " +
+          "leader) with `bench/wrk/*.lua`: random keys among 10,000, 64-byte values; get rows " +
+          "read keys preloaded before the timed run (linearizable reads on both systems). "
+        : ""
+    }` +
+    `Load avg: the machine's 1-minute load average as each measurement started. ` +
     `CPU: percent of one core over the timed window (the machine has ` +
     `${navigator.hardwareConcurrency * 100}%): the driver's, the three servers' together, and ` +
     `everything else's; the driver and the servers share the cores. A measurement during which ` +

@@ -23,8 +23,10 @@ export interface LocalClusterOptions {
   nodes?: number;
   /** Folder under which each node keeps its data (`node0`, `node1`, ...). */
   dataDir: string;
-  /** The nodes' TCP ports. Default: free ports (each with a free port 1000 above, for HTTP). */
+  /** The nodes' TCP ports. Default: free ports (each with a free port `httpOffset` above, for HTTP). */
   ports?: number[];
+  /** How far above its TCP port a node serves HTTP. Default 1000. */
+  httpOffset?: number;
   /** Snapshot threshold of each node, in bytes. Default: the node's default. */
   maxRaftState?: number;
   /** How long to wait for a node to listen after a start. Default 15,000 ms. */
@@ -78,7 +80,7 @@ export class LocalCluster {
   /** Starts every node and waits until each one listens. */
   static async start(options: LocalClusterOptions): Promise<LocalCluster> {
     const n = options.nodes ?? 3;
-    const ports = options.ports ?? await freePorts(n);
+    const ports = options.ports ?? await freePorts(n, options.httpOffset ?? HTTP_OFFSET);
     if (ports.length !== n) throw new RangeError(`${n} nodes need ${n} ports, got ${ports.length}`);
     const cluster = new LocalCluster(ports.map((p) => `${HOST}:${p}`), options);
     try {
@@ -93,7 +95,7 @@ export class LocalCluster {
   /** Node i's HTTP address. */
   httpAddress(i: number): string {
     const port = Number(this.peers[i].split(":")[1]);
-    return `${HOST}:${port + HTTP_OFFSET}`;
+    return `${HOST}:${port + (this.#options.httpOffset ?? HTTP_OFFSET)}`;
   }
 
   /** Node i's data folder. */
@@ -139,6 +141,9 @@ export class LocalCluster {
         ? []
         : ["--max-raft-state", String(this.#options.maxRaftState)]),
       ...(this.#options.cluster === undefined ? [] : ["--cluster-id", this.#options.cluster]),
+      ...(this.#options.httpOffset === undefined
+        ? []
+        : ["--http-offset", String(this.#options.httpOffset)]),
     ];
     // Always set, so a DISTKIT_SECRET of our own environment is not inherited by surprise.
     const env = { DISTKIT_SECRET: this.#options.secret ?? "" };
@@ -240,7 +245,7 @@ export class LocalCluster {
  * `n` free TCP ports on 127.0.0.1, each with the port 1000 above also free,
  * none of them another's HTTP port. All are held until the set is complete.
  */
-async function freePorts(n: number): Promise<number[]> {
+async function freePorts(n: number, offset: number): Promise<number[]> {
   const ports: number[] = [];
   const held: Deno.Listener[] = [];
   try {
@@ -248,10 +253,10 @@ async function freePorts(n: number): Promise<number[]> {
       const a = Deno.listen({ hostname: HOST, port: 0 });
       held.push(a);
       const port = (a.addr as Deno.NetAddr).port;
-      const clash = ports.some((p) => Math.abs(p - port) === HTTP_OFFSET);
-      if (clash || port + HTTP_OFFSET > 65535) continue;
+      const clash = ports.some((p) => Math.abs(p - port) === offset);
+      if (clash || port + offset > 65535) continue;
       try {
-        held.push(Deno.listen({ hostname: HOST, port: port + HTTP_OFFSET }));
+        held.push(Deno.listen({ hostname: HOST, port: port + offset }));
         ports.push(port);
       } catch { /* taken: try another */ }
     }

@@ -58,10 +58,17 @@ function currentLeader(cfg: Cluster): number | undefined {
 }
 
 /** A random one-server change the leader's latest membership allows, if any. */
-function pickChange(cfg: Cluster, leader: number, random: Random): MembershipChange | undefined {
+function pickChange(
+  cfg: Cluster,
+  leader: number,
+  random: Random,
+  shrink: boolean,
+): MembershipChange | undefined {
   const { voters, learners } = cfg.node(leader).status().membership;
   const outside = cfg.ids.filter((id) => !voters.includes(id) && !learners.includes(id));
-  const roll = random.int(100);
+  // A new leader shrinking an even configuration at once is the change that
+  // races worst with an earlier leader's growing one.
+  const roll = shrink && voters.length % 2 === 0 && random.chance(0.5) ? 99 : random.int(100);
   if (roll < 35 && outside.length > 0) {
     return { type: "addLearner", node: random.pick(outside) }; // a spare, or a re-add
   }
@@ -74,7 +81,11 @@ function pickChange(cfg: Cluster, leader: number, random: Random): MembershipCha
 
 /**
  * Proposes a membership change on `leader` (not awaited: it resolves when
- * the change commits, which a partition may delay past the run's end).
+ * the change commits, which a partition may delay past the run's end). When
+ * the leader took it, sometimes cut the leader off at once with a few others
+ * (the added node among them, a removed one not), so that the new
+ * configuration entry reaches only some nodes: the others elect a leader
+ * that may not know of it.
  */
 function proposeChange(
   cfg: Cluster,
@@ -83,15 +94,29 @@ function proposeChange(
   log: { schedule: string[]; activity: Activity; now: () => number; why: string },
 ): void {
   if (!cfg.isRunning(leader)) return;
-  const change = pickChange(cfg, leader, random);
+  const change = pickChange(cfg, leader, random, log.why.startsWith("new leader"));
   if (change === undefined) return;
+  const node = cfg.node(leader);
+  const before = node.status().lastIndex;
   log.schedule.push(`${log.now()} ${log.why} ${leader}: ${change.type} ${change.node}`);
-  cfg.node(leader).changeMembership(change).then(
+  node.changeMembership(change).then(
     () => log.activity.changes++,
     (err) => {
       if (err instanceof MembershipBusyError) log.activity.busy++;
     },
   );
+  if (node.status().lastIndex === before || !random.chance(0.6)) return;
+  // The leader's side: it, an added node, and at most one other (when the
+  // change removes a voter, one that stays, so the smaller configuration
+  // can commit without the rest).
+  const side = new Set([String(leader)]);
+  if (change.type !== "remove") side.add(change.node);
+  const stays = node.status().membership.voters.filter((v) => !side.has(v));
+  const others = change.type === "remove" ? stays : cfg.ids.filter((id) => !side.has(id));
+  if (others.length > 0 && random.chance(0.5)) side.add(random.pick(others));
+  const rest = cfg.ids.filter((id) => !side.has(id));
+  cfg.sim.net.partition([...side], rest);
+  log.schedule.push(`${log.now()} partition ${[...side]} | ${rest} (right after the change)`);
 }
 
 /** Checks the safety properties across the running nodes; throws on violation. */
@@ -157,7 +182,7 @@ async function runSeed(
   try {
     return await simulate(async (sim) => {
       const { random, net, clock } = sim;
-      const voters = random.chance(0.5) ? 3 : 5;
+      const voters = random.pick([3, 4, 5]); // 4: quorums of a change can miss each other
       const n = voters + SPARES;
       const ledger = new AppliedLedger();
       const activity: Activity = { changes: 0, busy: 0, transfers: 0 };
@@ -172,7 +197,7 @@ async function runSeed(
         removed: (node, entries) => ledger.removed(node, entries),
         leader: (node, term) => {
           ledger.leader(node, term);
-          if (eager && admin.chance(0.3)) {
+          if (eager && admin.chance(0.5)) {
             queueMicrotask(() =>
               proposeChange(cfg, Number(node), admin, { ...log, why: `new leader (term ${term})` })
             );
@@ -183,7 +208,9 @@ async function runSeed(
         initialVoters: voters,
         unreliable: random.chance(0.3),
         snapshotEvery: random.chance(0.5) ? 5 + random.int(20) : undefined,
-        node: { observer },
+        // Some seeds run without PreVote (an option we export): elections
+        // then raise terms freely, and races between leaders come sooner.
+        node: { observer, preVote: random.chance(0.5) },
       });
       eager = true;
       const leaders = new Map<number, string>();
@@ -193,7 +220,12 @@ async function runSeed(
         while (!stop) {
           for (let i = 0; i < n; i++) {
             if (!cfg.isRunning(i)) continue;
-            await cfg.node(i).propose(random.int(1e9)).then(() => commits++, () => {});
+            try {
+              await cfg.node(i).propose(random.int(1e9));
+              commits++;
+            } catch {
+              // refused, or the node stopped (a broken invariant is reported by the checker)
+            }
           }
           await delay(10 + random.int(40), { clock });
         }

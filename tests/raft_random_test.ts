@@ -179,12 +179,13 @@ async function runSeed(
   seed: number,
 ): Promise<{ commits: number; faults: number; activity: Activity }> {
   const schedule: string[] = [];
+  let runLedger: AppliedLedger | undefined;
   try {
     return await simulate(async (sim) => {
       const { random, net, clock } = sim;
       const voters = random.pick([3, 4, 5]); // 4: quorums of a change can miss each other
       const n = voters + SPARES;
-      const ledger = new AppliedLedger();
+      const ledger = (runLedger = new AppliedLedger());
       const activity: Activity = { changes: 0, busy: 0, transfers: 0 };
       const admin = random.fork();
       const log = { schedule, activity, now: () => clock.now(), why: "" };
@@ -349,6 +350,12 @@ async function runSeed(
   } catch (err) {
     console.error(`raft random simulation failed: seed ${seed}; replay with SEED=${seed}`);
     console.error(`schedule:\n  ${schedule.join("\n  ")}`);
+    // A broken whole-run invariant stops the node that saw it; what fails
+    // next (an agreement that never comes) is only its consequence.
+    const violation = runLedger?.violation;
+    if (violation && !(err instanceof Error && err.message.includes(violation.message))) {
+      throw new Error(`seed ${seed} (replay: SEED=${seed}): ${violation.message}`, { cause: err });
+    }
     throw err;
   }
 }

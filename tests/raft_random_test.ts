@@ -68,7 +68,7 @@ function pickChange(
   const outside = cfg.ids.filter((id) => !voters.includes(id) && !learners.includes(id));
   // A new leader shrinking an even configuration at once is the change that
   // races worst with an earlier leader's growing one.
-  const roll = shrink && voters.length % 2 === 0 && random.chance(0.5) ? 99 : random.int(100);
+  const roll = shrink && voters.length % 2 === 0 && random.chance(0.7) ? 99 : random.int(100);
   if (roll < 35 && outside.length > 0) {
     return { type: "addLearner", node: random.pick(outside) }; // a spare, or a re-add
   }
@@ -105,7 +105,7 @@ function proposeChange(
       if (err instanceof MembershipBusyError) log.activity.busy++;
     },
   );
-  if (node.status().lastIndex === before || !random.chance(0.6)) return;
+  if (node.status().lastIndex === before || !random.chance(0.8)) return;
   // The leader's side: it, an added node, and at most one other (when the
   // change removes a voter, one that stays, so the smaller configuration
   // can commit without the rest).
@@ -198,7 +198,7 @@ async function runSeed(
         removed: (node, entries) => ledger.removed(node, entries),
         leader: (node, term) => {
           ledger.leader(node, term);
-          if (eager && admin.chance(0.5)) {
+          if (eager && admin.chance(0.8)) {
             queueMicrotask(() =>
               proposeChange(cfg, Number(node), admin, { ...log, why: `new leader (term ${term})` })
             );

@@ -8,7 +8,7 @@
  */
 import { concatBytes } from "../net/bytes.ts";
 import type { Random } from "../net/random.ts";
-import { invariant } from "./invariant.ts";
+import { invariant, type RaftObserver } from "./invariant.ts";
 import { RaftLog } from "./log.ts";
 import type {
   AppendMessage,
@@ -54,6 +54,11 @@ export interface CoreOptions {
   snapshotChunkBytes?: number;
   /** Append a no-op entry on election, so the new leader can commit and serve reads. Default true. */
   leaderNoop?: boolean;
+  /**
+   * Told of leaders, applies and log truncations, for checks across a whole
+   * simulated run (`AppliedLedger`). Default: none.
+   */
+  observer?: RaftObserver;
 }
 
 /**
@@ -170,8 +175,13 @@ export type MembershipChange =
  * ```
  */
 export interface Refusal {
-  /** The kind of refusal. */
-  reason: "not-leader" | "transferring" | "membership-pending" | "invalid";
+  /**
+   * The kind of refusal. `membership-pending` (another membership change is
+   * not committed yet) and `term-not-committed` (this leader has not yet
+   * committed an entry of its own term, so it may not change membership)
+   * pass: retry shortly on the same leader.
+   */
+  reason: "not-leader" | "transferring" | "membership-pending" | "term-not-committed" | "invalid";
   /** The leader this node knows of, if any. */
   leader: NodeId | null;
   /** Details for `invalid`. */
@@ -245,6 +255,7 @@ export class RaftCore {
   #maxAppendBytes: number;
   #chunkBytes: number;
   #leaderNoop: boolean;
+  #observer: RaftObserver | undefined;
 
   #term = 0;
   #vote: NodeId | null = null;
@@ -293,6 +304,7 @@ export class RaftCore {
     this.#maxAppendBytes = options.maxAppendBytes ?? 1024 * 1024;
     this.#chunkBytes = options.snapshotChunkBytes ?? 512 * 1024;
     this.#leaderNoop = options.leaderNoop ?? true;
+    this.#observer = options.observer;
     invariant(
       this.#heartbeatTicks < this.#electionTicks,
       "heartbeatTicks must be below electionTicks",
@@ -300,6 +312,8 @@ export class RaftCore {
     const meta = initial.snapshot?.meta ?? { index: 0, term: 0, membership: EMPTY_MEMBERSHIP };
     this.#snapshot = initial.snapshot;
     this.#log = new RaftLog(meta, initial.entries);
+    const observer = this.#observer;
+    if (observer?.removed) this.#log.onRemove = (entries) => observer.removed!(id, entries);
     this.#term = initial.hardState.term;
     this.#vote = initial.hardState.vote;
     this.#commit = Math.max(initial.hardState.commit, meta.index);
@@ -410,10 +424,22 @@ export class RaftCore {
     return this.#appendOwn({ kind: "command", command });
   }
 
-  /** Proposes a one-server membership change (leader only; one at a time). */
+  /**
+   * Proposes a one-server membership change (leader only; one at a time,
+   * and only once this leader has committed an entry of its own term).
+   *
+   * A new leader may hold an uncommitted membership entry of an earlier
+   * term that some nodes have and it has not (or the other way round): a
+   * change of its own, made before it commits in its term, could then be
+   * decided by a quorum that does not overlap the other configuration's,
+   * and a committed entry could be overwritten (Ongaro, raft-dev 2015; the
+   * Raft dissertation's erratum). Committing an entry of its term first
+   * (the no-op of its election) settles which configuration is in force.
+   */
   proposeMembership(change: MembershipChange): { index: number; term: number } | Refusal {
     if (this.#role !== "leader") return { reason: "not-leader", leader: this.#leader };
     if (this.#transferee !== null) return { reason: "transferring", leader: this.#transferee };
+    if (!this.#committedInTerm()) return { reason: "term-not-committed", leader: this.#leader };
     if (this.#log.membershipIndex() > this.#commit) {
       return { reason: "membership-pending", leader: this.#leader };
     }
@@ -444,7 +470,7 @@ export class RaftCore {
    */
   readIndex(context: number): Refusal | undefined {
     if (this.#role !== "leader") return { reason: "not-leader", leader: this.#leader };
-    if (this.#log.term(this.#commit) !== this.#term) {
+    if (!this.#committedInTerm()) {
       // Nothing of this term is committed yet, so the commit index may be stale (§6.4).
       this.#readsAwaitingCommit.push(context);
       return undefined;
@@ -586,12 +612,18 @@ export class RaftCore {
       rd.installSnapshot = this.#pendingSnapshot.install;
       rd.resetLog = this.#pendingSnapshot.resetLog;
       this.#pendingSnapshot = undefined;
+      if (rd.installSnapshot) this.#observer?.installed?.(this.id, rd.snapshot.meta);
     }
     this.#log.markStable(this.#log.lastIndex());
     if (this.#commit > this.#applied) {
       invariant(this.#applied >= this.#log.snapshotIndex, "applied index fell behind the snapshot");
       rd.committed = this.#log.slice(this.#applied + 1, this.#commit);
+      invariant(
+        rd.committed.length === this.#commit - this.#applied,
+        `committed entries ${this.#applied + 1}..${this.#commit} are not all in the log`,
+      );
       this.#applied = this.#commit;
+      this.#observer?.applied?.(this.id, rd.committed);
     }
     invariant(this.#applied <= this.#commit, `applied ${this.#applied} > commit ${this.#commit}`);
     this.#messages = [];
@@ -741,6 +773,7 @@ export class RaftCore {
     this.#transferee = null;
     this.#progress.clear();
     for (const peer of this.#members()) this.#addProgress(peer);
+    this.#observer?.leader?.(this.id, this.#term);
     if (this.#leaderNoop) this.#appendOwn({ kind: "noop" });
     else this.#maybeCommit();
   }
@@ -789,6 +822,11 @@ export class RaftCore {
   }
 
   #appendOwn(fields: Omit<Entry, "index" | "term">): { index: number; term: number } {
+    invariant(this.#role === "leader", `${this.id} appended its own entry as ${this.#role}`);
+    invariant(
+      fields.kind !== "membership" || this.#committedInTerm(),
+      `leader ${this.id} appended a membership entry before committing in its term ${this.#term}`,
+    );
     const entry: Entry = { index: this.#log.lastIndex() + 1, term: this.#term, ...fields };
     this.#log.append([entry]);
     if (entry.kind === "membership") this.#membershipChanged();
@@ -959,6 +997,12 @@ export class RaftCore {
     }
   }
 
+  /** Whether an entry of the current term is committed (so the commit index is this leader's own). */
+  #committedInTerm(): boolean {
+    return this.#log.term(this.#commit) === this.#term;
+  }
+
+  /** The commit index only moves forward (within one run of this core). */
   #commitTo(index: number): void {
     if (index <= this.#commit) return;
     invariant(
@@ -1189,6 +1233,10 @@ export class RaftCore {
     this.#incoming = undefined;
     const data = concatBytes(inc.chunks, inc.size);
     const snapshot: Snapshot = { meta: inc.meta, data };
+    invariant(
+      inc.meta.index > this.#commit,
+      `snapshot through ${inc.meta.index} would move the commit index back from ${this.#commit}`,
+    );
     const resetLog = !this.#log.restore(inc.meta);
     this.#snapshot = snapshot;
     this.#commit = inc.meta.index;

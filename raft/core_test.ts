@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { append, cmd, run } from "./test_util.ts";
 import { Random } from "../net/random.ts";
 import { type CoreOptions, RaftCore, type Ready } from "./core.ts";
-import { RaftInvariantError } from "./invariant.ts";
+import { AppliedLedger, RaftInvariantError } from "./invariant.ts";
 import type { AppendMessage, Entry, HardState, Message, NodeId } from "./types.ts";
 
 // ---- a tiny in-test cluster ----
@@ -1188,6 +1188,97 @@ Deno.test("core: membership: removing a follower; removing the last voter is ref
   assert.deepEqual(a.propose("solo"), { index: 4, term: 1 });
   net.collect();
   assert.equal(a.commitIndex, 4);
+});
+
+Deno.test("core: membership: a new leader changes membership only after committing in its term (Ongaro 2015)", () => {
+  // Voters a, b, c, d and a fifth node e; every core reports to one ledger,
+  // which fails the moment an entry applied anywhere is removed anywhere.
+  const ledger = new AppliedLedger();
+  const net = new Net(["a", "b", "c", "d"], { extra: ["e"], options: { observer: ledger } });
+  const [a, b, c, d, e] = ["a", "b", "c", "d", "e"].map((id) => net.get(id));
+  net.elect("a"); // term 1; its no-op (index 1) is committed ...
+  a.tick();
+  net.settle(); // ... and every member knows it (e is none yet)
+  assert.deepEqual([a, b, c, d, e].map((x) => x.commitIndex), [1, 1, 1, 1, 0]);
+  // a proposes adding e (index 2, term 1): only e receives it.
+  for (const id of ["b", "c", "d"]) net.cut.add(id);
+  assert.deepEqual(a.proposeMembership({ type: "addVoter", node: "e" }), { index: 2, term: 1 });
+  net.settle();
+  assert.deepEqual(e.entries(2, 2).map((x) => x.membership?.voters), [["a", "b", "c", "d", "e"]]);
+  assert.equal(a.commitIndex, 1, "a and e are no quorum of {a, b, c, d, e}");
+  // b wins term 2 with c and d under the old configuration {a, b, c, d},
+  // once their lease from a has run out.
+  net.cut.add("a");
+  net.cut.add("e");
+  for (let i = 0; i < 10; i++) for (const x of [c, d]) x.tick();
+  net.deliver(net.collect());
+  for (const id of ["b", "c", "d"]) net.heal(id);
+  net.electVotesOnly("b");
+  assert.equal(b.term, 2);
+  assert.equal(b.commitIndex, 1, "b's no-op (index 2) is not committed yet");
+  // At once b proposes removing d. Were it accepted (index 3, term 2), the
+  // configuration {a, b, c} would commit it with b and c alone.
+  const early = b.proposeMembership({ type: "remove", node: "d" });
+  net.cut.add("d");
+  net.settle(); // b's appends reach c only
+  const appliedOnB = net.applied.get("b")!.filter((x) => x.term === 2);
+  // Then c is cut off (before it hears of any commit), and a comes back: it
+  // learns term 2 from b, then campaigns for term 3 and wins with d and e
+  // under its configuration {a, b, c, d, e}.
+  net.cut.add("c");
+  net.heal("a");
+  net.heal("e");
+  net.heal("d");
+  net.cut.add("b");
+  b.tick(); // a heartbeat of term 2 ...
+  net.cut.delete("b");
+  net.deliver(net.collect().filter((m) => m.from === "b" && m.to === "a")); // ... reaches a only
+  net.cut.add("b");
+  for (let i = 0; i < 20; i++) e.tick(); // e's lease from a (term 1) runs out
+  net.deliver(net.collect());
+  assert.equal(a.term, 2);
+  net.elect("a");
+  assert.equal(a.term, 3);
+  // a commits its no-op at index 3 with d and e, and replicates to c, whose
+  // entries of term 2 are overwritten. Had b's change been accepted, b would
+  // have applied another entry at index 3: the ledger throws here.
+  net.heal("c");
+  a.tick();
+  net.settle();
+  assert.deepEqual(c.entries(1, 3).map((x) => x.term), [1, 1, 3], "c follows a's log");
+  for (const x of appliedOnB) {
+    assert.equal(c.termAt(x.index), x.term, `entry ${x.index} applied by b is gone from c`);
+  }
+  assert.equal(ledger.violation, undefined);
+  // The refusal: typed, retryable, nothing appended.
+  assert.deepEqual(early, { reason: "term-not-committed", leader: "b" });
+  assert.deepEqual(appliedOnB, [], "b applied nothing of term 2");
+  assert.equal(d.term, 3);
+});
+
+Deno.test("core: membership: a refused change succeeds once the leader's no-op commits", () => {
+  const net = new Net(["a", "b", "c"], { extra: ["d"] });
+  net.electVotesOnly("a");
+  const a = net.get("a");
+  assert.deepEqual(a.proposeMembership({ type: "addLearner", node: "d" }), {
+    reason: "term-not-committed",
+    leader: "a",
+  });
+  assert.equal(a.lastIndex, 1, "nothing was appended");
+  net.settle();
+  assert.equal(a.commitIndex, 1);
+  assert.deepEqual(a.proposeMembership({ type: "addLearner", node: "d" }), { index: 2, term: 1 });
+  // Without a no-op on election, a command of the leader's term does the same.
+  const quiet = new Net(["a", "b", "c"], { options: { leaderNoop: false } });
+  quiet.elect("a");
+  const q = quiet.get("a");
+  assert.deepEqual(q.proposeMembership({ type: "remove", node: "c" }), {
+    reason: "term-not-committed",
+    leader: "a",
+  });
+  q.propose("x");
+  quiet.settle();
+  assert.deepEqual(q.proposeMembership({ type: "remove", node: "c" }), { index: 2, term: 1 });
 });
 
 // ---- snapshots ----

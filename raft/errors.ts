@@ -86,3 +86,48 @@ export class RaftRequestError extends Error {
     this.name = "RaftRequestError";
   }
 }
+
+/**
+ * A membership change the leader cannot take yet, and will take shortly:
+ * another change is not committed yet (`membership-pending`), or the leader
+ * was just elected and has not committed an entry of its own term
+ * (`term-not-committed`; until it has, a change could be decided by a
+ * quorum that misses an earlier leader's pending configuration). Nothing was
+ * proposed: retry the same change on the same leader after a short wait.
+ *
+ * @example
+ * ```ts
+ * import { MembershipBusyError, RaftRequestError } from "@distkit/distkit/raft";
+ *
+ * const err = new MembershipBusyError("a", "term-not-committed");
+ * err.retryable; // true
+ * err instanceof RaftRequestError; // true
+ * ```
+ */
+export class MembershipBusyError extends RaftRequestError {
+  /** Always true: the same request succeeds once the leader is ready for it. */
+  readonly retryable = true;
+  /** Why the leader cannot take the change now. */
+  readonly reason: "membership-pending" | "term-not-committed";
+  /** The leader that refused. */
+  readonly leader: NodeId;
+
+  /**
+   * Creates the error.
+   *
+   * @param leader The leader that refused.
+   * @param reason Why.
+   */
+  constructor(leader: NodeId, reason: "membership-pending" | "term-not-committed") {
+    super(
+      reason === "membership-pending"
+        ? `${leader} has a membership change in progress; nothing was proposed: ` +
+          "retry once it has committed"
+        : `${leader} was just elected and has not yet committed an entry of its term, so it ` +
+          "may not change membership yet; nothing was proposed: retry shortly",
+    );
+    this.name = "MembershipBusyError";
+    this.reason = reason;
+    this.leader = leader;
+  }
+}

@@ -27,6 +27,8 @@ export class RaftLog {
   durableIndex: number;
   /** Every membership in the log, oldest first; the first is the snapshot's. */
   #memberships: MembershipAt[];
+  /** Told of entries about to be removed (overwritten or discarded), for whole-run checks. */
+  onRemove: ((entries: Entry[]) => void) | undefined;
 
   constructor(snapshot: SnapshotMeta, entries: Entry[]) {
     this.snapshotIndex = snapshot.index;
@@ -126,6 +128,7 @@ export class RaftLog {
 
   truncateFrom(index: number): void {
     if (index > this.lastIndex()) return;
+    this.onRemove?.(this.slice(index, this.lastIndex()));
     this.entries.length = index - this.snapshotIndex - 1;
     this.stableIndex = Math.min(this.stableIndex, index - 1);
     this.durableIndex = Math.min(this.durableIndex, index - 1);
@@ -160,6 +163,9 @@ export class RaftLog {
       this.compact(meta.index);
       return true;
     }
+    // Entries through the snapshot's index are superseded by it (the
+    // installer checks its last one); those after it are gone.
+    this.onRemove?.(this.slice(meta.index + 1, this.lastIndex()));
     this.entries = [];
     this.snapshotIndex = meta.index;
     this.snapshotTerm = meta.term;

@@ -39,7 +39,7 @@ export * from "./core.ts";
 export * from "./node.ts";
 export * from "./storage.ts";
 export * from "./errors.ts";
-export { RaftInvariantError } from "./invariant.ts";
+export { AppliedLedger, RaftInvariantError, type RaftObserver } from "./invariant.ts";
 // Types from the net layer that appear in this module's signatures.
 export type {
   CallContext,

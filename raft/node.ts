@@ -22,7 +22,12 @@ import {
   type Ready,
   type Refusal,
 } from "./core.ts";
-import { NotLeaderError, RaftRequestError, RaftStoppedError } from "./errors.ts";
+import {
+  MembershipBusyError,
+  NotLeaderError,
+  RaftRequestError,
+  RaftStoppedError,
+} from "./errors.ts";
 import { parseMessage } from "./messages.ts";
 import type { RaftStorage } from "./storage.ts";
 import type { Entry, HardState, Membership, Message, NodeId, Role } from "./types.ts";
@@ -427,7 +432,11 @@ export class RaftNode {
    * caught up, then add it as a voter: {@linkcode RaftNode.addVoter} does that.
    *
    * @throws {NotLeaderError} when this node is not the leader.
-   * @throws {RaftRequestError} when another change is pending or the change is invalid.
+   * @throws {MembershipBusyError} when the leader cannot take a change yet
+   * (another is pending, or it has not committed in its term yet): nothing
+   * was proposed; retry shortly.
+   * @throws {RaftRequestError} when the change is invalid, or was overwritten
+   * by a new leader before it committed.
    */
   async changeMembership(change: MembershipChange): Promise<void> {
     this.#checkRunning();
@@ -440,11 +449,13 @@ export class RaftNode {
   /**
    * Adds `node` as a voter: first as a learner, then, once its log has
    * caught up with the commit index, as a voter. Resolves once it votes.
+   * While the leader cannot take a change yet ({@linkcode MembershipBusyError})
+   * it retries, until the timeout (default 20 election timeouts).
    */
   async addVoter(node: NodeId, options: { timeoutMs?: number } = {}): Promise<void> {
     const deadline = this.#clock.now() + (options.timeoutMs ?? 20 * this.#electionMs);
     if (!this.#core.membership.learners.includes(node)) {
-      await this.changeMembership({ type: "addLearner", node });
+      await this.#changeWhenReady({ type: "addLearner", node }, deadline);
     }
     while ((this.#core.matchIndexes().get(node) ?? 0) < this.#core.commitIndex) {
       if (this.#clock.now() > deadline) {
@@ -455,7 +466,19 @@ export class RaftNode {
       this.#checkRunning();
       await delay(this.#tickMs, { clock: this.#clock });
     }
-    await this.changeMembership({ type: "addVoter", node });
+    await this.#changeWhenReady({ type: "addVoter", node }, deadline);
+  }
+
+  /** {@linkcode RaftNode.changeMembership}, retried while the leader is busy, until `deadline`. */
+  async #changeWhenReady(change: MembershipChange, deadline: number): Promise<void> {
+    while (true) {
+      try {
+        return await this.changeMembership(change);
+      } catch (err) {
+        if (!(err instanceof MembershipBusyError) || this.#clock.now() > deadline) throw err;
+      }
+      await delay(this.#tickMs, { clock: this.#clock });
+    }
   }
 
   /**
@@ -501,9 +524,8 @@ export class RaftNode {
       case "transferring":
         return new NotLeaderError(this.#id, refusal.leader, "is handing leadership over");
       case "membership-pending":
-        return new RaftRequestError(
-          "a membership change is already in progress; wait for it to commit",
-        );
+      case "term-not-committed":
+        return new MembershipBusyError(this.#id, refusal.reason);
       case "invalid":
         return new RaftRequestError(`request refused: ${refusal.detail}`);
     }

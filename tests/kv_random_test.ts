@@ -6,6 +6,11 @@
  * Afterwards everything is healed, every operation must complete, the log
  * must be bounded, and the whole history must be linearizable.
  *
+ * Every server's Raft core reports to the group's `AppliedLedger`
+ * (tests/replica_cluster.ts), checked after every fault and at the end: over
+ * the whole run, an entry once applied by any server is never replaced at
+ * its index on any server, and no term has two leaders.
+ *
  * Runs KV_SEEDS seeds (default 200) from a random base; `SEED=<n>` replays
  * one. A failure prints the seed and the fault schedule, and a history that
  * is not linearizable gets the checker's HTML report.
@@ -104,6 +109,7 @@ async function runSeed(seed: number): Promise<{ ops: number; faults: number }> {
       const maxRaftState = random.chance(0.5) ? -1 : 300 + random.int(1700);
       const unreliable = random.chance(0.3);
       const cfg = await KvCluster.start(sim, servers, { unreliable, maxRaftState });
+      const ledger = cfg.group.ledger;
       schedule.push(`${servers} servers, maxRaftState ${maxRaftState}, unreliable ${unreliable}`);
       const log = new OpLog<Input, Output>();
       const keys = 1 + random.int(3);
@@ -120,6 +126,7 @@ async function runSeed(seed: number): Promise<{ ops: number; faults: number }> {
       let faults = 0;
       while (cfg.now() < end) {
         await cfg.sleep(100 + random.int(500));
+        ledger.check();
         faults++;
         const at = `${cfg.now().toFixed(0)} ms`;
         const roll = random.int(100);
@@ -186,8 +193,10 @@ async function runSeed(seed: number): Promise<{ ops: number; faults: number }> {
         const size = cfg.logSize();
         assert.ok(size <= 8 * maxRaftState, `log not trimmed: ${size} > 8 × ${maxRaftState}`);
       }
+      ledger.check();
       await log.check(`kv random seed ${seed}`, model);
       await cfg.cleanup();
+      ledger.check();
       return { ops: log.operations.length, faults };
     }, { seed, limitMs: 10 * 60_000 });
   } catch (err) {

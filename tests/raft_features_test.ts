@@ -5,7 +5,12 @@
  */
 import assert from "node:assert/strict";
 import { simulate } from "../net/mod.ts";
-import { NotLeaderError, RaftRequestError } from "../raft/mod.ts";
+import {
+  MembershipBusyError,
+  NotLeaderError,
+  type RaftObserver,
+  RaftRequestError,
+} from "../raft/mod.ts";
 import { Cluster, type ClusterOptions } from "./raft_cluster.ts";
 
 function featureTest(
@@ -119,4 +124,38 @@ featureTest("membership: a learner catches up, then votes; a removed leader step
   assert.notEqual(leader2, leader);
   await cfg.one(300, 3, true);
   assert.ok(!cfg.node(leader2).status().membership.voters.includes(String(leader)));
+});
+
+Deno.test("raft: membership: a new leader refuses a change until its no-op commits (retryable), then takes it", async () => {
+  await simulate(async (sim) => {
+    // Ask every new leader for a change the moment it is elected.
+    const refusals: unknown[] = [];
+    let cfg: Cluster | undefined;
+    const observer: RaftObserver = {
+      leader: (node) =>
+        queueMicrotask(() => {
+          cfg!.node(Number(node)).changeMembership({ type: "addLearner", node: "3" }).then(
+            () => refusals.push("accepted"),
+            (err) => refusals.push(err),
+          );
+        }),
+    };
+    cfg = await Cluster.start(sim, 4, { initialVoters: 3, node: { observer } });
+    try {
+      const leader = await cfg.checkOneLeader();
+      assert.ok(refusals.length > 0, "no leader was elected");
+      const first = refusals[0];
+      assert.ok(first instanceof MembershipBusyError, `a change before the no-op: ${first}`);
+      assert.equal(first.reason, "term-not-committed");
+      assert.equal(first.retryable, true);
+      assert.ok(first instanceof RaftRequestError);
+      // Nothing was proposed; once the no-op commits the same change goes through.
+      assert.deepEqual(cfg.node(leader).status().membership.learners, []);
+      await cfg.node(leader).addVoter("3");
+      assert.deepEqual(cfg.node(leader).status().membership.voters, ["0", "1", "2", "3"]);
+      await cfg.one(7, 4, true);
+    } finally {
+      await cfg.cleanup();
+    }
+  }, { limitMs: 10 * 60_000 });
 });

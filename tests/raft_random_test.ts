@@ -8,18 +8,120 @@
  *   every entry up to it;
  * - leader completeness: a leader's log holds every entry applied anywhere;
  * - state machine safety: every node applies the same command at each index
- *   (checked by the harness on every apply).
+ *   (checked by the harness on every apply);
+ * - over the whole run ({@linkcode AppliedLedger}, fed by every core as it
+ *   goes): an entry once applied by any node is never replaced at its index
+ *   on any node, and no term has two leaders.
+ *
+ * Besides the faults, membership changes: two spare servers start outside
+ * the cluster; learners are added (spares, or members removed earlier, with
+ * the state they kept), promoted and removed, voters removed (the leader
+ * too), leadership is transferred, and half the seeds snapshot often, so
+ * snapshots are taken and sent while configurations change. Some changes
+ * are proposed the moment a node becomes leader, before its no-op commits
+ * (the leader must refuse those until it has committed in its term).
  *
  * Runs RAFT_SEEDS seeds (default 500) from a random base; `SEED=<n>` replays
  * one. A failure prints the seed and the schedule of faults.
  */
-import { delay, seedFromEnv, simulate } from "../net/mod.ts";
+import { delay, type Random, seedFromEnv, simulate } from "../net/mod.ts";
+import {
+  AppliedLedger,
+  MembershipBusyError,
+  type MembershipChange,
+  type RaftObserver,
+} from "../raft/mod.ts";
 import { Cluster } from "./raft_cluster.ts";
 
 const VIRTUAL_MS = 6_000;
 
+/** Spare servers, outside the cluster at first, for membership changes. */
+const SPARES = 2;
+
+/** Counts of the membership activity of one seed. */
+interface Activity {
+  changes: number;
+  busy: number;
+  transfers: number;
+}
+
+/** The running leader of the highest term, if any. */
+function currentLeader(cfg: Cluster): number | undefined {
+  let best: number | undefined;
+  let bestTerm = -1;
+  for (let i = 0; i < cfg.n; i++) {
+    if (!cfg.isRunning(i)) continue;
+    const s = cfg.node(i).status();
+    if (s.role === "leader" && s.term > bestTerm) [best, bestTerm] = [i, s.term];
+  }
+  return best;
+}
+
+/** A random one-server change the leader's latest membership allows, if any. */
+function pickChange(
+  cfg: Cluster,
+  leader: number,
+  random: Random,
+  shrink: boolean,
+): MembershipChange | undefined {
+  const { voters, learners } = cfg.node(leader).status().membership;
+  const outside = cfg.ids.filter((id) => !voters.includes(id) && !learners.includes(id));
+  // A new leader shrinking an even configuration at once is the change that
+  // races worst with an earlier leader's growing one.
+  const roll = shrink && voters.length % 2 === 0 && random.chance(0.7) ? 99 : random.int(100);
+  if (roll < 35 && outside.length > 0) {
+    return { type: "addLearner", node: random.pick(outside) }; // a spare, or a re-add
+  }
+  if (roll < 65 && learners.length > 0) return { type: "addVoter", node: random.pick(learners) };
+  if (roll < 80 && learners.length > 0) return { type: "remove", node: random.pick(learners) };
+  if (voters.length > 3) return { type: "remove", node: random.pick(voters) }; // maybe itself
+  if (outside.length > 0) return { type: "addLearner", node: random.pick(outside) };
+  return undefined;
+}
+
+/**
+ * Proposes a membership change on `leader` (not awaited: it resolves when
+ * the change commits, which a partition may delay past the run's end). When
+ * the leader took it, sometimes cut the leader off at once with a few others
+ * (the added node among them, a removed one not), so that the new
+ * configuration entry reaches only some nodes: the others elect a leader
+ * that may not know of it.
+ */
+function proposeChange(
+  cfg: Cluster,
+  leader: number,
+  random: Random,
+  log: { schedule: string[]; activity: Activity; now: () => number; why: string },
+): void {
+  if (!cfg.isRunning(leader)) return;
+  const change = pickChange(cfg, leader, random, log.why.startsWith("new leader"));
+  if (change === undefined) return;
+  const node = cfg.node(leader);
+  const before = node.status().lastIndex;
+  log.schedule.push(`${log.now()} ${log.why} ${leader}: ${change.type} ${change.node}`);
+  node.changeMembership(change).then(
+    () => log.activity.changes++,
+    (err) => {
+      if (err instanceof MembershipBusyError) log.activity.busy++;
+    },
+  );
+  if (node.status().lastIndex === before || !random.chance(0.8)) return;
+  // The leader's side: it, an added node, and at most one other (when the
+  // change removes a voter, one that stays, so the smaller configuration
+  // can commit without the rest).
+  const side = new Set([String(leader)]);
+  if (change.type !== "remove") side.add(change.node);
+  const stays = node.status().membership.voters.filter((v) => !side.has(v));
+  const others = change.type === "remove" ? stays : cfg.ids.filter((id) => !side.has(id));
+  if (others.length > 0 && random.chance(0.5)) side.add(random.pick(others));
+  const rest = cfg.ids.filter((id) => !side.has(id));
+  cfg.sim.net.partition([...side], rest);
+  log.schedule.push(`${log.now()} partition ${[...side]} | ${rest} (right after the change)`);
+}
+
 /** Checks the safety properties across the running nodes; throws on violation. */
-function checkSafety(cfg: Cluster, leaders: Map<number, string>): void {
+function checkSafety(cfg: Cluster, leaders: Map<number, string>, ledger: AppliedLedger): void {
+  ledger.check();
   cfg.checkFailure();
   const running = cfg.ids.map((_, i) => i).filter((i) => cfg.isRunning(i));
   for (const i of running) {
@@ -73,16 +175,45 @@ function checkSafety(cfg: Cluster, leaders: Map<number, string>): void {
   }
 }
 
-async function runSeed(seed: number): Promise<{ commits: number; faults: number }> {
+async function runSeed(
+  seed: number,
+): Promise<{ commits: number; faults: number; activity: Activity }> {
   const schedule: string[] = [];
+  let runLedger: AppliedLedger | undefined;
   try {
     return await simulate(async (sim) => {
       const { random, net, clock } = sim;
-      const n = random.chance(0.5) ? 3 : 5;
+      const voters = random.pick([3, 4, 5]); // 4: quorums of a change can miss each other
+      const n = voters + SPARES;
+      const ledger = (runLedger = new AppliedLedger());
+      const activity: Activity = { changes: 0, busy: 0, transfers: 0 };
+      const admin = random.fork();
+      const log = { schedule, activity, now: () => clock.now(), why: "" };
+      let eager = false;
+      // Every core reports to the ledger; a new leader is sometimes asked
+      // for a change at once, before its no-op can have committed.
+      const observer: RaftObserver = {
+        applied: (node, entries) => ledger.applied(node, entries),
+        installed: (node, meta) => ledger.installed(node, meta),
+        removed: (node, entries) => ledger.removed(node, entries),
+        leader: (node, term) => {
+          ledger.leader(node, term);
+          if (eager && admin.chance(0.8)) {
+            queueMicrotask(() =>
+              proposeChange(cfg, Number(node), admin, { ...log, why: `new leader (term ${term})` })
+            );
+          }
+        },
+      };
       const cfg = await Cluster.start(sim, n, {
+        initialVoters: voters,
         unreliable: random.chance(0.3),
         snapshotEvery: random.chance(0.5) ? 5 + random.int(20) : undefined,
+        // Some seeds run without PreVote (an option we export): elections
+        // then raise terms freely, and races between leaders come sooner.
+        node: { observer, preVote: random.chance(0.5) },
       });
+      eager = true;
       const leaders = new Map<number, string>();
       let stop = false;
       let commits = 0;
@@ -90,7 +221,12 @@ async function runSeed(seed: number): Promise<{ commits: number; faults: number 
         while (!stop) {
           for (let i = 0; i < n; i++) {
             if (!cfg.isRunning(i)) continue;
-            await cfg.node(i).propose(random.int(1e9)).then(() => commits++, () => {});
+            try {
+              await cfg.node(i).propose(random.int(1e9));
+              commits++;
+            } catch {
+              // refused, or the node stopped (a broken invariant is reported by the checker)
+            }
           }
           await delay(10 + random.int(40), { clock });
         }
@@ -99,11 +235,30 @@ async function runSeed(seed: number): Promise<{ commits: number; faults: number 
       const checker = (async () => {
         while (!stop && violation === undefined) {
           try {
-            checkSafety(cfg, leaders);
+            checkSafety(cfg, leaders, ledger);
           } catch (err) {
             violation = err as Error;
           }
           await delay(25, { clock });
+        }
+      })();
+      // The operator: membership changes and leadership transfers on whoever leads.
+      const operator = (async () => {
+        while (!stop) {
+          await delay(50 + admin.int(250), { clock });
+          const leader = currentLeader(cfg);
+          if (leader === undefined || stop) continue;
+          if (admin.chance(0.25)) {
+            const others = cfg.node(leader).status().membership.voters.filter((v) =>
+              v !== String(leader)
+            );
+            if (others.length === 0) continue;
+            const to = admin.pick(others);
+            schedule.push(`${clock.now()} transfer ${leader} -> ${to}`);
+            cfg.node(leader).transferLeadership(to).then(() => activity.transfers++, () => {});
+          } else {
+            proposeChange(cfg, leader, admin, { ...log, why: "change on" });
+          }
         }
       })();
       let faults = 0;
@@ -154,7 +309,7 @@ async function runSeed(seed: number): Promise<{ commits: number; faults: number 
         }
         faults++;
         if (violation) throw violation;
-        checkSafety(cfg, leaders);
+        checkSafety(cfg, leaders, ledger);
       }
       // Heal everything: the cluster must make progress again.
       net.heal();
@@ -169,24 +324,38 @@ async function runSeed(seed: number): Promise<{ commits: number; faults: number 
       }
       schedule.push(`${clock.now()} heal all`);
       stop = true;
+      eager = false;
       await client;
       await checker;
+      await operator;
       if (violation) throw violation;
       try {
-        await cfg.one(random.int(1e9), n, true);
+        // Once the leader has committed in its term, no change is pending:
+        // every member of its configuration must then take the next entry.
+        await cfg.one(random.int(1e9), 1, true);
+        const leader = currentLeader(cfg) ?? await cfg.checkOneLeader();
+        const { voters, learners } = cfg.node(leader).status().membership;
+        await cfg.one(random.int(1e9), voters.length + learners.length, true);
       } catch (err) {
         for (let i = 0; i < n; i++) {
           if (cfg.isRunning(i)) console.error(JSON.stringify(cfg.node(i).status()));
         }
         throw err;
       }
-      checkSafety(cfg, leaders);
+      checkSafety(cfg, leaders, ledger);
       await cfg.cleanup();
-      return { commits, faults };
+      ledger.check();
+      return { commits, faults, activity };
     }, { seed, limitMs: 120_000 });
   } catch (err) {
     console.error(`raft random simulation failed: seed ${seed}; replay with SEED=${seed}`);
     console.error(`schedule:\n  ${schedule.join("\n  ")}`);
+    // A broken whole-run invariant stops the node that saw it; what fails
+    // next (an agreement that never comes) is only its consequence.
+    const violation = runLedger?.violation;
+    if (violation && !(err instanceof Error && err.message.includes(violation.message))) {
+      throw new Error(`seed ${seed} (replay: SEED=${seed}): ${violation.message}`, { cause: err });
+    }
     throw err;
   }
 }
@@ -212,13 +381,20 @@ Deno.test("raft: randomized fault schedules keep every safety property", async (
   const t0 = performance.now();
   let commits = 0;
   let faults = 0;
+  const activity: Activity = { changes: 0, busy: 0, transfers: 0 };
   for (const seed of seeds) {
     const r = await runSeed(seed);
     commits += r.commits;
     faults += r.faults;
+    activity.changes += r.activity.changes;
+    activity.busy += r.activity.busy;
+    activity.transfers += r.activity.transfers;
   }
+  const secs = (performance.now() - t0) / 1000;
   console.log(
     `  ${seeds.length} seeds, ${faults} faults, ${commits} proposals accepted, ` +
-      `${((performance.now() - t0) / 1000).toFixed(1)} s`,
+      `${activity.changes} membership changes committed (${activity.busy} refused as busy), ` +
+      `${activity.transfers} leadership transfers, ${secs.toFixed(1)} s ` +
+      `(${(secs * 1000 / seeds.length).toFixed(0)} ms a seed)`,
   );
 });

@@ -3,11 +3,14 @@
  * servers started from what they persisted, crashed (a copy of the storage
  * kept, so whatever the stopping instance writes later is lost), connected
  * and partitioned. The KV, shard controller and shard group harnesses each
- * run their servers through one of these.
+ * run their servers through one of these. Every server's Raft core reports
+ * to the group's {@linkcode AppliedLedger}: an entry once applied by any
+ * server is never replaced on any server, one leader per term; the harness
+ * throws its first violation whenever it starts, stops or looks for a leader.
  */
 import assert from "node:assert/strict";
 import { type Clock, type Random, RpcServer, type Simulation, type Transport } from "../net/mod.ts";
-import { MemoryStorage, type RaftNode } from "../raft/mod.ts";
+import { AppliedLedger, MemoryStorage, type RaftNode } from "../raft/mod.ts";
 import { SimWiring } from "./sim_wiring.ts";
 
 /** What a started server must offer the harness. */
@@ -25,6 +28,8 @@ export interface ServerContext {
   storage: MemoryStorage;
   clock: Clock;
   random: Random;
+  /** The group's whole-run witness (pass it on as the Raft node's `observer`). */
+  observer: AppliedLedger;
 }
 
 /** Servers `prefix0`... `prefix{n-1}` started by `start`. */
@@ -33,6 +38,8 @@ export class ReplicaCluster<S extends GroupServer> {
   readonly sim: Simulation;
   readonly wiring: SimWiring;
   readonly random: Random;
+  /** The whole run's witness of applied entries, shared by every server of the group. */
+  readonly ledger: AppliedLedger = new AppliedLedger();
   readonly #start: (context: ServerContext) => Promise<S>;
   readonly #servers: { running?: S; storage: MemoryStorage }[];
 
@@ -74,6 +81,7 @@ export class ReplicaCluster<S extends GroupServer> {
   /** Starts (or restarts) server i from a copy of what it persisted. */
   async startServer(i: number): Promise<void> {
     await this.shutdownServer(i);
+    this.ledger.check();
     const s = this.#servers[i];
     const server = new RpcServer();
     s.running = await this.#start({
@@ -84,6 +92,7 @@ export class ReplicaCluster<S extends GroupServer> {
       storage: s.storage,
       clock: this.sim.clock,
       random: this.random.fork(),
+      observer: this.ledger,
     });
     this.sim.net.addServer(this.wiring.name(i), server);
   }
@@ -93,6 +102,7 @@ export class ReplicaCluster<S extends GroupServer> {
    * sees only what it had persisted.
    */
   async shutdownServer(i: number): Promise<void> {
+    this.ledger.check();
     const s = this.#servers[i];
     this.wiring.disconnect(i);
     this.sim.net.deleteServer(this.wiring.name(i));
@@ -120,6 +130,7 @@ export class ReplicaCluster<S extends GroupServer> {
 
   /** The index of a server that thinks it is the leader (the course's Leader()). */
   leader(): number | undefined {
+    this.ledger.check();
     for (let i = 0; i < this.n; i++) {
       if (this.#servers[i].running?.raft.status().role === "leader") return i;
     }

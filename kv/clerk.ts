@@ -18,6 +18,7 @@ import {
   parseWriteOp,
 } from "./protocol.ts";
 import {
+  ambiguousIfProposed,
   ReplicaClient,
   type ReplicaClientOptions,
   type Session,
@@ -250,17 +251,20 @@ export class Clerk {
     args: unknown,
     options: KvCallOptions & { operation: string },
   ): Promise<KvReply & { status: "ok" }> {
+    const write = method === "Write";
+    const attempts = { mayHaveApplied: false };
     const reply = await this.#client.call<{ value?: KvValue | null; result?: KvResult }>(
       `KV.${method}`,
       args,
-      {
-        ...options,
-        write: method === "Write",
-      },
+      { ...options, write, attempts },
     );
     if (reply?.status !== "ok") {
-      throw new KvRequestError(
-        "a server answered wrong-group: these servers run a sharded service; use its clerk",
+      // Another server of the list may have taken the write before this one said so.
+      throw ambiguousIfProposed(
+        new KvRequestError(
+          "a server answered wrong-group: these servers run a sharded service; use its clerk",
+        ),
+        { operation: options.operation, attempts: write ? attempts : undefined },
       );
     }
     return reply;

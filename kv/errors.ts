@@ -109,14 +109,25 @@ export class KvOutcomeUnknownError extends Error {
   readonly operation: string;
   /** Why no answer came, in a few words. */
   readonly reason: string;
+  /**
+   * Whether the session has since applied a later write: then resending
+   * this one in the same session cannot settle it either (it is refused as
+   * old); read to find out.
+   */
+  readonly superseded: boolean;
 
   /**
    * Creates the error.
    *
    * @param operation The write whose outcome is unknown (`put`, `append`...).
    * @param reason Why no answer came, in a few words.
+   * @param options `cause`, and `superseded` when the session has applied a later write.
    */
-  constructor(operation: string, reason: string, options?: ErrorOptions) {
+  constructor(
+    operation: string,
+    reason: string,
+    options: ErrorOptions & { superseded?: boolean } = {},
+  ) {
     super(
       `KV ${operation}: outcome unknown (${reason}); the write may or may not have taken ` +
         `effect: read to find out before writing again, or resend it in the same session ` +
@@ -126,6 +137,7 @@ export class KvOutcomeUnknownError extends Error {
     this.name = "KvOutcomeUnknownError";
     this.operation = operation;
     this.reason = reason;
+    this.superseded = options.superseded ?? false;
   }
 }
 

@@ -24,8 +24,10 @@
  * `X-Distkit-Client: <id>` and `X-Distkit-Seq: <n>` (the client's own
  * session: a unique id, and a number that rises with each new write) is
  * applied at most once however often it is resent with the same two
- * headers, so an unknown outcome is settled by resending it; without them,
- * read the key to find out rather than resend.
+ * headers, so an unknown outcome is settled by resending it (a resend of a
+ * number older than the client's latest applied one is answered 409: its
+ * outcome can no longer be told); without them, read the key to find out
+ * rather than resend.
  *
  * @module
  */
@@ -392,6 +394,15 @@ export function kvHttpHandler(
       : `not finished within ${timeoutMs} ms`;
     const leaderId = cause instanceof KvNotLeaderError ? cause.leader : kv.raft.status().leader;
     const known = { mayHaveApplied: true, outcome: "unknown", leader: leaderId };
+    if (err instanceof KvOutcomeUnknownError && err.superseded) {
+      return failure(
+        409,
+        `this client has had a later write applied (X-Distkit-Seq above ${session?.seq}), so ` +
+          `whether this one was applied can no longer be told; read the key to find out, and ` +
+          `number each new write higher than the last, one at a time`,
+        known,
+      );
+    }
     if (session !== undefined) {
       const error = `the write may or may not have been applied (${reason}); resend it with the ` +
         `same X-Distkit-Client and X-Distkit-Seq, which applies it at most once`;

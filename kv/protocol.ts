@@ -268,6 +268,7 @@ export function checkWriteResult(result: KvResult | undefined, session: string):
       "write",
       `the servers have applied a later write of session ${session}: another clerk uses ` +
         `its id, or a restarted one reuses it; give every clerk instance its own id`,
+      { superseded: true },
     );
   }
   return result;

@@ -359,6 +359,7 @@ Deno.test("kv http: with the client's own session, resending an ambiguous append
       body: "<1>",
       headers,
     });
+    assert.equal(stale.status, 409);
     assert.equal((await stale.json()).mayHaveApplied, true);
     assert.equal(await (await request(leader, "/kv/k")).text(), "<0><1><2>");
     for (const n of nodes) await n.kv.stop();

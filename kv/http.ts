@@ -388,7 +388,7 @@ export function kvHttpHandler(
   function unknownOutcome(url: URL, err: Error, session: Session | undefined): Response {
     const cause = err.cause;
     const reason = cause instanceof KvNotLeaderError
-      ? "this node stopped leading before the write was committed"
+      ? "this node stopped leading before it learned whether the write was committed"
       : err instanceof KvOutcomeUnknownError
       ? err.reason
       : `not finished within ${timeoutMs} ms`;

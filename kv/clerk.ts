@@ -9,6 +9,7 @@
 import type { Transport } from "../net/transport.ts";
 import { KvRequestError, refuseBadRequest } from "./errors.ts";
 import {
+  checkSession,
   checkWriteResult,
   DEFAULT_KV_LIMITS,
   type KvLimits,
@@ -16,7 +17,13 @@ import {
   parseGet,
   parseWriteOp,
 } from "./protocol.ts";
-import { ReplicaClient, type ReplicaClientOptions, Sessions } from "./replica_client.ts";
+import {
+  ambiguousIfProposed,
+  ReplicaClient,
+  type ReplicaClientOptions,
+  type Session,
+  Sessions,
+} from "./replica_client.ts";
 import type { KvResult, KvWrite } from "./state.ts";
 import type { KvValue } from "./value.ts";
 
@@ -57,6 +64,28 @@ export interface KvCallOptions {
 }
 
 /**
+ * Options of one write.
+ *
+ * @example
+ * ```ts
+ * import type { KvWriteOptions } from "@distkit/distkit/kv";
+ *
+ * const options: KvWriteOptions = { session: { id: "web-7", seq: 12 } };
+ * ```
+ */
+export interface KvWriteOptions extends KvCallOptions {
+  /**
+   * Write in this session (client id and number) instead of one of the
+   * clerk's own: for a caller that numbers its writes itself, such as a
+   * proxy relaying its clients' numbering (the HTTP API's `X-Distkit-Client`
+   * and `X-Distkit-Seq`). The id must be unique to that caller (no clerk's
+   * own); its writes go one at a time with rising numbers, and a resend of
+   * a write repeats its number, so it is applied at most once.
+   */
+  session?: Session;
+}
+
+/**
  * The outcome of {@linkcode Clerk.cas}: whether the value was set, and if
  * not, the value that was there (null: none).
  *
@@ -79,6 +108,12 @@ export interface CasOutcome {
  * concurrent write gets its own session (`id`, `id#2`, ...), and within a
  * session writes go one at a time, which is what the servers' exactly-once
  * table needs.
+ *
+ * A write that fails either certainly did not apply, or says so: its error
+ * has `mayHaveApplied` true ({@linkcode KvAbortedError},
+ * {@linkcode KvOutcomeUnknownError}). Such a write may still apply until the
+ * clerk's next write in the same session completes (the clerk reuses that
+ * session first).
  *
  * @example
  * ```ts
@@ -141,8 +176,9 @@ export class Clerk {
    *
    * @throws {KvRequestError} when the key or value is over the limits.
    * @throws {KvAbortedError} when the signal fires first.
+   * @throws {KvOutcomeUnknownError} when it ends without an answer after it may have been proposed.
    */
-  async put(key: string, value: KvValue, options: KvCallOptions = {}): Promise<void> {
+  async put(key: string, value: KvValue, options: KvWriteOptions = {}): Promise<void> {
     await this.#write({ type: "put", key, value }, options);
   }
 
@@ -152,8 +188,9 @@ export class Clerk {
    * @throws {KvRequestError} when the key or value is over the limits, or the
    * value would outgrow the value limit.
    * @throws {KvAbortedError} when the signal fires first.
+   * @throws {KvOutcomeUnknownError} when it ends without an answer after it may have been proposed.
    */
-  async append(key: string, value: KvValue, options: KvCallOptions = {}): Promise<void> {
+  async append(key: string, value: KvValue, options: KvWriteOptions = {}): Promise<void> {
     await this.#write({ type: "append", key, value }, options);
   }
 
@@ -162,8 +199,9 @@ export class Clerk {
    *
    * @throws {KvRequestError} when the key is over the limit.
    * @throws {KvAbortedError} when the signal fires first.
+   * @throws {KvOutcomeUnknownError} when it ends without an answer after it may have been proposed.
    */
-  async delete(key: string, options: KvCallOptions = {}): Promise<void> {
+  async delete(key: string, options: KvWriteOptions = {}): Promise<void> {
     await this.#write({ type: "delete", key }, options);
   }
 
@@ -173,11 +211,12 @@ export class Clerk {
    *
    * @throws {KvRequestError} when the key or a value is over the limits.
    * @throws {KvAbortedError} when the signal fires first.
+   * @throws {KvOutcomeUnknownError} when it ends without an answer after it may have been proposed.
    */
   async cas(
     key: string,
     change: { expected: KvValue | null; value: KvValue },
-    options: KvCallOptions = {},
+    options: KvWriteOptions = {},
   ): Promise<CasOutcome> {
     const result = await this.#write(
       { type: "cas", key, expected: change.expected, value: change.value },
@@ -186,23 +225,25 @@ export class Clerk {
     return result.ok ? { ok: true } : { ok: false, current: result.current ?? null };
   }
 
-  async #write(write: KvWrite, options: KvCallOptions): Promise<KvResult> {
+  async #write(write: KvWrite, options: KvWriteOptions): Promise<KvResult> {
     const clean = refuseBadRequest(() => parseWriteOp(write, this.#limits));
-    const session = this.#sessions.take();
+    const given = options.session;
+    if (given !== undefined) refuseBadRequest(() => checkSession(given.id, given.seq));
+    const session = given ?? this.#sessions.take();
     let reply: KvReply & { status: "ok" };
     try {
       reply = await this.#call(
         "Write",
         { client: session.id, seq: session.seq, write: clean },
-        { ...options, operation: write.type },
+        { signal: options.signal, operation: write.type },
       );
     } catch (err) {
-      this.#sessions.release(session, "abandoned");
+      // Its next write settles this one: it goes first in line.
+      if (given === undefined) this.#sessions.release(session, "abandoned");
       throw err;
     }
-    this.#sessions.release(session, "done");
-    const result = checkWriteResult(reply.result, session.id);
-    return result;
+    if (given === undefined) this.#sessions.release(session, "done");
+    return checkWriteResult(reply.result, session.id);
   }
 
   async #call(
@@ -210,17 +251,20 @@ export class Clerk {
     args: unknown,
     options: KvCallOptions & { operation: string },
   ): Promise<KvReply & { status: "ok" }> {
+    const write = method === "Write";
+    const attempts = { mayHaveApplied: false };
     const reply = await this.#client.call<{ value?: KvValue | null; result?: KvResult }>(
       `KV.${method}`,
       args,
-      {
-        ...options,
-        write: method === "Write",
-      },
+      { ...options, write, attempts },
     );
     if (reply?.status !== "ok") {
-      throw new KvRequestError(
-        "a server answered wrong-group: these servers run a sharded service; use its clerk",
+      // Another server of the list may have taken the write before this one said so.
+      throw ambiguousIfProposed(
+        new KvRequestError(
+          "a server answered wrong-group: these servers run a sharded service; use its clerk",
+        ),
+        { operation: options.operation, attempts: write ? attempts : undefined },
       );
     }
     return reply;

@@ -15,7 +15,7 @@ import {
   waitForSignal,
 } from "../net/cli_util.ts";
 import { RefusedError } from "../net/errors.ts";
-import { KvAbortedError, KvRequestError } from "./errors.ts";
+import { KvAbortedError, KvOutcomeUnknownError, KvRequestError, mayHaveApplied } from "./errors.ts";
 import { LocalCluster } from "./local_cluster.ts";
 import { connectKv, startKvNode } from "./node.ts";
 import type { Clerk } from "./clerk.ts";
@@ -186,7 +186,9 @@ options:
   --timeout <ms>           give up after this long (default 10000)
 ${ACCESS_HELP}
 
-exit status: 0 done, 1 not found or not set, 2 usage error, 3 failed (refused, timed out...)`,
+exit status: 0 done, 1 not found or not set, 2 usage error, 3 failed (refused, timed out...);
+a write that failed after it may have been applied also exits 3, saying "may or may not have
+been applied": read the key before writing again`,
     async run(args) {
       const parsed = parse(name, this, args, {
         cluster: { type: "string" },
@@ -221,7 +223,16 @@ exit status: 0 done, 1 not found or not set, 2 usage error, 3 failed (refused, t
           parsed.values.absent === true,
         );
       } catch (err) {
-        if (err instanceof KvAbortedError) {
+        if (name !== "get" && mayHaveApplied(err)) {
+          // Not a refusal: a blind retry could apply it twice.
+          const why = err instanceof KvOutcomeUnknownError
+            ? err.reason
+            : `no answer within ${timeoutMs} ms`;
+          console.error(
+            `distkit kv ${name}: the write may or may not have been applied (${why}); ` +
+              `read the key before writing it again`,
+          );
+        } else if (err instanceof KvAbortedError) {
           console.error(`distkit kv ${name}: no answer within ${timeoutMs} ms. ${err.message}`);
         } else if (err instanceof KvRequestError || err instanceof RefusedError) {
           console.error(`distkit kv ${name}: ${err.message}`);

@@ -84,3 +84,111 @@ export function refuseBadRequest<T>(parse: () => T): T {
     throw new KvRequestError((err as Error).message);
   }
 }
+
+/**
+ * A write ended without an answer, after an attempt that a server may have
+ * applied: every server then refused the connection, the server asked no
+ * longer leads (for a caller that does not follow leaders), a server failed,
+ * or the session's numbering moved past it. The write may or may not have
+ * taken effect, and may still take effect until the same session's next
+ * write completes. Do not resend it blindly: read to find out, or resend it
+ * in the same session (client id and number), which applies it at most once.
+ *
+ * @example
+ * ```ts
+ * import { KvOutcomeUnknownError } from "@distkit/distkit/kv";
+ *
+ * const err = new KvOutcomeUnknownError("append", "the server asked no longer leads");
+ * err.mayHaveApplied; // true
+ * ```
+ */
+export class KvOutcomeUnknownError extends Error {
+  /** Always true: the write may have been applied (the property every ambiguous error has). */
+  readonly mayHaveApplied: true = true;
+  /** The operation (`put`, `append`...). */
+  readonly operation: string;
+  /** Why no answer came, in a few words. */
+  readonly reason: string;
+  /**
+   * Whether the session has since applied a later write: then resending
+   * this one in the same session cannot settle it either (it is refused as
+   * old); read to find out.
+   */
+  readonly superseded: boolean;
+
+  /**
+   * Creates the error.
+   *
+   * @param operation The write whose outcome is unknown (`put`, `append`...).
+   * @param reason Why no answer came, in a few words.
+   * @param options `cause`, and `superseded` when the session has applied a later write.
+   */
+  constructor(
+    operation: string,
+    reason: string,
+    options: ErrorOptions & { superseded?: boolean } = {},
+  ) {
+    super(
+      `KV ${operation}: outcome unknown (${reason}); the write may or may not have taken ` +
+        `effect: read to find out before writing again, or resend it in the same session ` +
+        `(client id and number), which applies it at most once`,
+      options,
+    );
+    this.name = "KvOutcomeUnknownError";
+    this.operation = operation;
+    this.reason = reason;
+    this.superseded = options.superseded ?? false;
+  }
+}
+
+/**
+ * The server asked does not lead, and the caller asked not to be sent on to
+ * the leader (the client option `followLeader: false`): the
+ * request was not proposed there. `leader` is the server's hint (null: none
+ * known).
+ *
+ * @example
+ * ```ts
+ * import { KvNotLeaderError } from "@distkit/distkit/kv";
+ *
+ * new KvNotLeaderError("2").message; // "the server asked does not lead (the leader is 2)"
+ * ```
+ */
+export class KvNotLeaderError extends Error {
+  /** The leader the server named, or null when it knows none. */
+  readonly leader: string | null;
+
+  /**
+   * Creates the error.
+   *
+   * @param leader The leader the server named, or null.
+   */
+  constructor(leader: string | null, options?: ErrorOptions) {
+    super(
+      `the server asked does not lead (${
+        leader === null ? "no leader is known yet" : `the leader is ${leader}`
+      })`,
+      options,
+    );
+    this.name = "KvNotLeaderError";
+    this.leader = leader;
+  }
+}
+
+/**
+ * Whether an error a clerk threw for a write leaves the write's outcome open:
+ * true for an error with `mayHaveApplied` true, false for one with it false
+ * or a refusal of the request itself ({@linkcode KvRequestError}, a refused
+ * connection...), which certainly did not apply.
+ *
+ * @example
+ * ```ts
+ * import { KvAbortedError, mayHaveApplied } from "@distkit/distkit/kv";
+ *
+ * mayHaveApplied(new KvAbortedError("put", true)); // true
+ * mayHaveApplied(new KvAbortedError("put", false)); // false
+ * ```
+ */
+export function mayHaveApplied(err: unknown): boolean {
+  return (err as { mayHaveApplied?: unknown } | null)?.mayHaveApplied === true;
+}

@@ -18,19 +18,38 @@
  * (`curl -L` follows it), or 503 with `Retry-After` while there is no leader.
  * Errors are JSON `{"error": "..."}`.
  *
+ * Every error answer to a write says `"mayHaveApplied": false` (certainly
+ * not applied: resend it freely) or `true` (the outcome is unknown: the
+ * write may have been applied, and may still be). A write sent with
+ * `X-Distkit-Client: <id>` and `X-Distkit-Seq: <n>` (the client's own
+ * session: a unique id, and a number that rises with each new write) is
+ * applied at most once however often it is resent with the same two
+ * headers, so an unknown outcome is settled by resending it (a resend of a
+ * number older than the client's latest applied one is answered 409: its
+ * outcome can no longer be told); without them, read the key to find out
+ * rather than resend.
+ *
  * @module
  */
 import { deadline } from "../net/async.ts";
 import { concatBytes } from "../net/bytes.ts";
+import { type Clock, realClock } from "../net/clock.ts";
 import type { RpcServer } from "../net/rpc_server.ts";
 import type { Transport } from "../net/transport.ts";
-import { Clerk } from "./clerk.ts";
-import { KvAbortedError, KvRequestError } from "./errors.ts";
+import { Clerk, type KvWriteOptions } from "./clerk.ts";
+import {
+  KvAbortedError,
+  KvNotLeaderError,
+  KvOutcomeUnknownError,
+  KvRequestError,
+  mayHaveApplied,
+} from "./errors.ts";
 import type { KvServer } from "./server.ts";
 import type { KvValue } from "./value.ts";
 import { AbortedError, ArgumentsError, TimeoutError } from "../net/errors.ts";
 import type { CallOptions } from "../net/transport.ts";
-import { DEFAULT_KV_LIMITS, type KvLimits, type KvReply } from "./protocol.ts";
+import { checkSession, DEFAULT_KV_LIMITS, type KvLimits } from "./protocol.ts";
+import type { Session } from "./replica_client.ts";
 
 /**
  * Options of {@linkcode serveKvHttp}.
@@ -61,6 +80,8 @@ export interface KvHttpOptions {
   maxConcurrentWrites?: number;
   /** How long one request may take before 503. Default 5,000 ms. */
   timeoutMs?: number;
+  /** The clock that times requests and the clerk's pauses. Default: the real clock. */
+  clock?: Clock;
 }
 
 /**
@@ -82,33 +103,24 @@ export interface KvHttpServer {
   close(): Promise<void>;
 }
 
-/** This node does not lead: the request was not proposed (nothing to retry here). */
-class NotLeaderHere extends Error {
-  constructor(readonly leader: string | null) {
-    super("this node does not lead");
-  }
-}
-
 /**
- * A transport that calls this node's own RPC server, in process. A
- * "not the leader" answer ends the request (the client is sent to the
- * leader); "retry" answers are retried by the clerk in its session.
+ * A transport that calls this node's own RPC server, in process. The
+ * clerk does not follow leaders: a "not the leader" answer ends the
+ * request (the client is sent to the leader); "retry" answers are retried
+ * by the clerk in its session.
  */
 function localTransport(rpc: RpcServer): Transport {
   return {
     connect: (peer: string) => ({
       peer,
-      call: async <T>(method: string, args?: unknown, options: CallOptions = {}) => {
+      call: <T>(method: string, args?: unknown, options: CallOptions = {}) =>
         // No timer of its own: the server bounds each request, and the
         // caller's signal bounds the whole operation.
-        const reply = await deadline(rpc.dispatch(method, args), {
+        deadline(rpc.dispatch(method, args), {
           signal: options.signal,
           onTimeout: () => new TimeoutError(method, options.timeoutMs!),
           onAbort: (reason) => new AbortedError(method, { cause: reason }),
-        }) as KvReply;
-        if (reply?.status === "not-leader") throw new NotLeaderHere(reply.leader);
-        return reply as T;
-      },
+        }) as Promise<T>,
     }),
   };
 }
@@ -273,39 +285,160 @@ export function serveKvHttp(
   rpc: RpcServer,
   options: KvHttpOptions = {},
 ): KvHttpServer {
+  const handler = kvHttpHandler(kv, rpc, options);
+  const timeoutMs = options.timeoutMs ?? 5000;
+  const server = Deno.serve({
+    hostname: options.hostname ?? "127.0.0.1",
+    port: options.port ?? 0,
+    onListen: () => {},
+    onError: (err) => failure(500, `internal error: ${(err as Error).message}`),
+  }, handler);
+  return {
+    address: `${server.addr.hostname}:${server.addr.port}`,
+    // Requests in progress get a few seconds to finish, not for ever.
+    close: () => deadline(server.shutdown(), { timeoutMs: timeoutMs + 1000 }).catch(() => {}),
+  };
+}
+
+/** The session an HTTP client numbers its writes in, from its headers; undefined without them. */
+function sessionFrom(req: Request): Session | undefined {
+  const client = req.headers.get("x-distkit-client");
+  const seq = req.headers.get("x-distkit-seq");
+  if (client === null && seq === null) return undefined;
+  if (client === null || seq === null) {
+    throw new KvRequestError(
+      "send X-Distkit-Client and X-Distkit-Seq together (a client id, and the write's number)",
+    );
+  }
+  if (!/^[1-9][0-9]{0,15}$/.test(seq)) {
+    throw new KvRequestError(
+      `X-Distkit-Seq must be a positive integer, got ${JSON.stringify(seq)}`,
+    );
+  }
+  try {
+    const checked = checkSession(client, Number(seq));
+    return { id: checked.client, seq: checked.seq };
+  } catch (err) {
+    throw new KvRequestError(`X-Distkit-Client: ${(err as Error).message}`);
+  }
+}
+
+/** A signal that fires `ms` from now on `clock`, and a way to disarm it. */
+function timeoutSignal(clock: Clock, ms: number): { signal: AbortSignal; cancel: () => void } {
+  const controller = new AbortController();
+  const timer = clock.setTimer(ms, () => controller.abort(new Error(`no answer within ${ms} ms`)));
+  return { signal: controller.signal, cancel: () => timer.cancel() };
+}
+
+/**
+ * The request handler of {@linkcode serveKvHttp}, for a server of the
+ * caller's own (or a test that calls it with `Request`s directly).
+ *
+ * @example
+ * ```ts ignore
+ * import { kvHttpHandler } from "@distkit/distkit/kv";
+ *
+ * Deno.serve({ port: 8001 }, kvHttpHandler(kv, rpc));
+ * ```
+ */
+export function kvHttpHandler(
+  kv: KvServer,
+  rpc: RpcServer,
+  options: KvHttpOptions = {},
+): (req: Request) => Promise<Response> {
   const id = kv.raft.id;
+  const clock = options.clock ?? realClock;
   const timeoutMs = options.timeoutMs ?? 5000;
   const limits = { ...DEFAULT_KV_LIMITS, ...options.limits };
   const maxBody = options.maxBodyBytes ?? limits.maxValueBytes + 1024;
-  const clerk = new Clerk(localTransport(rpc), [id], { attemptTimeoutMs: timeoutMs, limits });
+  const clerk = new Clerk(localTransport(rpc), [id], {
+    attemptTimeoutMs: timeoutMs,
+    limits,
+    clock,
+    followLeader: false,
+  });
   const writes = new Semaphore(options.maxConcurrentWrites ?? 64);
   const requests = new Map<string, number>();
 
-  function redirect(url: URL, leaderId: string | null): Response {
-    const leader = leaderId === null || leaderId === id ? undefined : options.addresses?.[leaderId];
+  /** The HTTP address of `leaderId`, unless it is unknown or this node. */
+  function addressOf(leaderId: string | null): string | undefined {
+    return leaderId === null || leaderId === id ? undefined : options.addresses?.[leaderId];
+  }
+
+  /** Sends the client to the leader; the request was certainly not proposed here. */
+  function redirect(url: URL, leaderId: string | null, extra: Record<string, unknown>): Response {
+    const leader = addressOf(leaderId);
     if (leader === undefined) {
-      return failure(503, "no leader is known yet; retry shortly", { leader: leaderId }, {
+      return failure(503, "no leader is known yet; retry shortly", { leader: leaderId, ...extra }, {
         "retry-after": "1",
       });
     }
     const location = `http://${leader}${url.pathname}${url.search}`;
-    return json(307, { error: "this node does not lead", leader: leaderId, location }, {
+    return json(307, { error: "this node does not lead", leader: leaderId, location, ...extra }, {
       location,
     });
   }
 
-  async function serveKey(req: Request, url: URL, key: string): Promise<Response> {
-    if (kv.stopped) {
-      return failure(503, "this node has stopped; use another", {}, { "retry-after": "1" });
+  /**
+   * The answer to a write whose outcome is unknown. With the client's own
+   * session a resend is applied at most once, so it is invited (and a
+   * redirect may be followed); without, a resend could apply it twice, so
+   * the answer neither redirects nor says when to retry.
+   */
+  function unknownOutcome(url: URL, err: Error, session: Session | undefined): Response {
+    const cause = err.cause;
+    const reason = cause instanceof KvNotLeaderError
+      ? "this node stopped leading before it learned whether the write was committed"
+      : err instanceof KvOutcomeUnknownError
+      ? err.reason
+      : `not finished within ${timeoutMs} ms`;
+    const leaderId = cause instanceof KvNotLeaderError ? cause.leader : kv.raft.status().leader;
+    const known = { mayHaveApplied: true, outcome: "unknown", leader: leaderId };
+    if (err instanceof KvOutcomeUnknownError && err.superseded) {
+      return failure(
+        409,
+        `this client has had a later write applied (X-Distkit-Seq above ${session?.seq}), so ` +
+          `whether this one was applied can no longer be told; read the key to find out, and ` +
+          `number each new write higher than the last, one at a time`,
+        known,
+      );
     }
+    if (session !== undefined) {
+      const error = `the write may or may not have been applied (${reason}); resend it with the ` +
+        `same X-Distkit-Client and X-Distkit-Seq, which applies it at most once`;
+      const leader = cause instanceof KvNotLeaderError ? addressOf(leaderId) : undefined;
+      if (leader === undefined) return failure(503, error, known, { "retry-after": "1" });
+      const location = `http://${leader}${url.pathname}${url.search}`;
+      return json(307, { error, ...known, location }, { location });
+    }
+    return failure(
+      503,
+      `the write may or may not have been applied (${reason}), and may still be; do not resend ` +
+        `it blindly: read the key to find out, or send writes with X-Distkit-Client and ` +
+        `X-Distkit-Seq headers, which make a resend with the same ones apply at most once`,
+      known,
+    );
+  }
+
+  async function serveKey(req: Request, url: URL, key: string): Promise<Response> {
+    const write = req.method !== "GET";
+    const definite = write ? { mayHaveApplied: false } : {};
+    if (kv.stopped) {
+      return failure(503, "this node has stopped; use another", definite, { "retry-after": "1" });
+    }
+    const session = write ? sessionFrom(req) : undefined;
     const status = kv.raft.status();
-    if (status.role !== "leader") return redirect(url, status.leader);
-    const signal = AbortSignal.timeout(timeoutMs);
+    if (status.role !== "leader") return redirect(url, status.leader, definite);
+    const timer = timeoutSignal(clock, timeoutMs);
     try {
-      return await serveLeader(req, url, key, signal);
+      return await serveLeader(req, url, key, { signal: timer.signal, session });
     } catch (err) {
-      if (err instanceof NotLeaderHere) return redirect(url, err.leader);
+      // Not proposed here: the leader may take it.
+      if (err instanceof KvNotLeaderError) return redirect(url, err.leader, definite);
+      if (write && mayHaveApplied(err)) return unknownOutcome(url, err as Error, session);
       throw err;
+    } finally {
+      timer.cancel();
     }
   }
 
@@ -313,8 +446,9 @@ export function serveKvHttp(
     req: Request,
     url: URL,
     key: string,
-    signal: AbortSignal,
+    options: KvWriteOptions & { signal: AbortSignal },
   ): Promise<Response> {
+    const { signal } = options;
     const body = () => readBody(req, maxBody, signal);
     const op = url.searchParams.get("op");
     switch (req.method) {
@@ -326,41 +460,50 @@ export function serveKvHttp(
       }
       case "PUT": {
         const value = valueFrom(req, await body());
-        await writes.run(() => clerk.put(key, value, { signal }));
+        await writes.run(() => clerk.put(key, value, options));
         return new Response(null, { status: 204 });
       }
       case "DELETE":
-        await writes.run(() => clerk.delete(key, { signal }));
+        await writes.run(() => clerk.delete(key, options));
         return new Response(null, { status: 204 });
       case "POST":
         if (op === "append") {
           const value = valueFrom(req, await body());
-          await writes.run(() => clerk.append(key, value, { signal }));
+          await writes.run(() => clerk.append(key, value, options));
           return new Response(null, { status: 204 });
         }
         if (op === "cas") {
           const change = parseCas(await body());
-          const outcome = await writes.run(() => clerk.cas(key, change, { signal }));
+          const outcome = await writes.run(() => clerk.cas(key, change, options));
           return json(
             200,
             outcome.ok ? { ok: true } : { ok: false, current: shown(outcome.current) },
           );
         }
-        return failure(400, `POST needs ?op=append or ?op=cas, got ${JSON.stringify(op)}`);
+        return failure(400, `POST needs ?op=append or ?op=cas, got ${JSON.stringify(op)}`, {
+          mayHaveApplied: false,
+        });
       default:
-        return failure(405, `${req.method} is not supported on /kv/`, {}, {
+        return failure(405, `${req.method} is not supported on /kv/`, { mayHaveApplied: false }, {
           allow: "GET, PUT, POST, DELETE",
         });
     }
   }
 
   async function handle(req: Request): Promise<Response> {
+    // Every refusal of a write says whether it may have been applied; these certainly were not.
+    const definite = req.method === "GET" ? {} : { mayHaveApplied: false };
     if (options.secret !== undefined) {
       const auth = req.headers.get("authorization") ?? "";
       if (!auth.startsWith("Bearer ") || !sameSecret(auth.slice(7), options.secret)) {
-        return failure(401, "missing or wrong secret; send Authorization: Bearer <secret>", {}, {
-          "www-authenticate": "Bearer",
-        });
+        return failure(
+          401,
+          "missing or wrong secret; send Authorization: Bearer <secret>",
+          definite,
+          {
+            "www-authenticate": "Bearer",
+          },
+        );
       }
     }
     const theirs = req.headers.get("x-distkit-cluster");
@@ -370,6 +513,7 @@ export function serveKvHttp(
         `this node serves cluster ${JSON.stringify(options.cluster ?? "")}, not ${
           JSON.stringify(theirs)
         }`,
+        definite,
       );
     }
     const url = new URL(req.url);
@@ -392,45 +536,42 @@ export function serveKvHttp(
       });
     }
     if (!raw.startsWith("/kv/") || raw.length === 4) {
-      return failure(404, "not found; use /kv/<key>, /status or /metrics");
+      return failure(404, "not found; use /kv/<key>, /status or /metrics", definite);
     }
     let key: string;
     try {
       key = decodeURIComponent(raw.slice(4));
     } catch {
-      return failure(400, "the key is not valid percent-encoded UTF-8");
+      return failure(400, "the key is not valid percent-encoded UTF-8", definite);
     }
     try {
       return await serveKey(req, url, key);
     } catch (err) {
-      if (err instanceof BodyTooLarge) return failure(413, err.message);
+      if (err instanceof BodyTooLarge) return failure(413, err.message, definite);
       if (err instanceof KvRequestError || err instanceof ArgumentsError) {
-        return failure(400, err.message);
+        return failure(400, err.message, definite);
       }
       if (err instanceof KvAbortedError) {
-        return failure(503, `not finished within ${timeoutMs} ms; retry`, {
-          mayHaveApplied: err.mayHaveApplied,
-        }, { "retry-after": "1" });
+        return failure(503, `not finished within ${timeoutMs} ms; retry`, definite, {
+          "retry-after": "1",
+        });
       }
-      throw err;
+      if (req.method === "GET" || err instanceof KvOutcomeUnknownError) throw err;
+      // A failure of our own during a write: it may have been proposed.
+      return failure(
+        500,
+        `internal error: ${(err as Error).message}; the write may or may not have been applied, ` +
+          `read the key to find out`,
+        { mayHaveApplied: true, outcome: "unknown" },
+      );
     }
   }
 
-  const server = Deno.serve({
-    hostname: options.hostname ?? "127.0.0.1",
-    port: options.port ?? 0,
-    onListen: () => {},
-    onError: (err) => failure(500, `internal error: ${(err as Error).message}`),
-  }, async (req) => {
+  return async (req) => {
     const response = await handle(req);
     const code = String(response.status);
     requests.set(code, (requests.get(code) ?? 0) + 1);
     return response;
-  });
-  return {
-    address: `${server.addr.hostname}:${server.addr.port}`,
-    // Requests in progress get a few seconds to finish, not for ever.
-    close: () => deadline(server.shutdown(), { timeoutMs: timeoutMs + 1000 }).catch(() => {}),
   };
 }
 

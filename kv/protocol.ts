@@ -7,7 +7,7 @@
  * @module
  */
 import { ArgumentsError } from "../net/errors.ts";
-import { KvRequestError } from "./errors.ts";
+import { KvOutcomeUnknownError, KvRequestError } from "./errors.ts";
 import { expectShape } from "../net/rpc_server.ts";
 import type { ReplicaReply } from "./replica.ts";
 import type { KvCommand, KvResult, KvWrite } from "./state.ts";
@@ -247,6 +247,8 @@ export function parseWrite(args: unknown, limits: KvLimits): KvCommand {
  * shows another client uses the same id.
  *
  * @throws {KvRequestError} saying which.
+ * @throws {KvOutcomeUnknownError} when the session has applied a later write
+ * (this one may have been applied before it).
  *
  * @example
  * ```ts
@@ -261,9 +263,12 @@ export function checkWriteResult(result: KvResult | undefined, session: string):
   }
   if (result.refused) throw new KvRequestError(result.refused);
   if (result.stale) {
-    throw new KvRequestError(
+    // This write may have been applied before the later one: its outcome is unknown.
+    throw new KvOutcomeUnknownError(
+      "write",
       `the servers have applied a later write of session ${session}: another clerk uses ` +
         `its id, or a restarted one reuses it; give every clerk instance its own id`,
+      { superseded: true },
     );
   }
   return result;

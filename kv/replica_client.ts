@@ -8,10 +8,21 @@
  */
 import { delay } from "../net/async.ts";
 import { type Clock, realClock } from "../net/clock.ts";
-import { AbortedError, BadArgumentsError, isRetryable, RefusedError } from "../net/errors.ts";
+import {
+  AbortedError,
+  BadArgumentsError,
+  isRetryable,
+  RefusedError,
+  RpcError,
+} from "../net/errors.ts";
 import { Random, seedFromEnv } from "../net/random.ts";
 import type { ClientEnd, Transport } from "../net/transport.ts";
-import { KvAbortedError, KvRequestError } from "./errors.ts";
+import {
+  KvAbortedError,
+  KvNotLeaderError,
+  KvOutcomeUnknownError,
+  KvRequestError,
+} from "./errors.ts";
 import type { ReplicaReply } from "./replica.ts";
 
 /**
@@ -36,6 +47,34 @@ export interface ReplicaClientOptions {
   attemptTimeoutMs?: number;
   /** Pause after every server has been tried once without success; doubles up to `maxMs`. Default 20 ms to 1,000 ms. */
   backoff?: { baseMs?: number; maxMs?: number };
+  /**
+   * Whether a server's "not the leader" answer sends the call on to the
+   * leader it names (or the next server). False: the call ends there with
+   * a {@linkcode KvNotLeaderError}, for a caller that sends its own clients
+   * to the leader (a node's HTTP API); a write that an earlier attempt may
+   * have proposed ends with a {@linkcode KvOutcomeUnknownError} instead.
+   * Default true.
+   */
+  followLeader?: boolean;
+}
+
+/**
+ * What the calls of one write have done so far: whether an attempt may have
+ * been proposed (sent, and not answered with a refusal that proves it was
+ * not). A write that goes to several replica groups (the sharded clerk)
+ * shares one record across its calls, so a failure after any such attempt
+ * says the write may have applied.
+ *
+ * @example
+ * ```ts
+ * import type { WriteAttempts } from "@distkit/distkit/kv";
+ *
+ * const attempts: WriteAttempts = { mayHaveApplied: false };
+ * ```
+ */
+export interface WriteAttempts {
+  /** Whether an attempt may have been proposed (and so applied, now or later). */
+  mayHaveApplied: boolean;
 }
 
 /**
@@ -60,6 +99,12 @@ export interface ReplicaCallOptions {
    * server without an answer. Default: never give up.
    */
   rounds?: number;
+  /**
+   * The write's record, shared with its earlier calls (to other groups):
+   * read to judge a failure, and set when an attempt may have been
+   * proposed. Default: a fresh one.
+   */
+  attempts?: WriteAttempts;
 }
 
 /**
@@ -101,6 +146,7 @@ export class ReplicaClient {
   readonly #attemptTimeoutMs: number;
   readonly #baseMs: number;
   readonly #maxMs: number;
+  readonly #followLeader: boolean;
   #leader: number;
 
   /**
@@ -124,6 +170,7 @@ export class ReplicaClient {
     this.#attemptTimeoutMs = options.attemptTimeoutMs ?? 2500;
     this.#baseMs = options.backoff?.baseMs ?? 20;
     this.#maxMs = options.backoff?.maxMs ?? 1000;
+    this.#followLeader = options.followLeader ?? true;
     this.#leader = this.#random.int(servers.length);
   }
 
@@ -139,11 +186,19 @@ export class ReplicaClient {
 
   /**
    * Calls `method` (`Service.Method`) until a server answers `ok` or
-   * `wrong-group`; undefined when `options.rounds` ran out first.
+   * `wrong-group`; undefined when `options.rounds` ran out first (a write's
+   * `options.attempts` then says whether it may have been proposed).
+   *
+   * Every failure of a write says whether it may have been applied: a
+   * {@linkcode KvAbortedError} or {@linkcode KvOutcomeUnknownError} with
+   * `mayHaveApplied` true once an attempt may have been proposed; any other
+   * error only when none was.
    *
    * @throws {KvRequestError} when a server says the request is malformed.
    * @throws {KvAbortedError} when the signal fires first.
+   * @throws {KvNotLeaderError} when a server does not lead and `followLeader` is false.
    * @throws {RefusedError} when every server refuses the connection.
+   * @throws {KvOutcomeUnknownError} for any failure of a write after an attempt that may have been proposed.
    */
   async call<T extends object>(
     method: string,
@@ -152,59 +207,112 @@ export class ReplicaClient {
   ): Promise<FinalReply<T> | undefined> {
     const { signal, operation, write } = options;
     const rounds = options.rounds ?? Infinity;
-    let sent = false;
-    let attempts = 0;
+    const attempts = options.attempts ?? { mayHaveApplied: false };
+    // Ends the call: a write that may have been proposed cannot be refused as if it was not.
+    const settle = (err: Error) =>
+      ambiguousIfProposed(err, { operation, attempts: write ? attempts : undefined });
+    let tries = 0;
     const refusedBy = new Set<number>();
     let wait = this.#baseMs;
     let server = this.#leader;
     while (true) {
       if (signal?.aborted) {
-        throw new KvAbortedError(operation, write && sent, { cause: signal.reason });
+        throw settle(new KvAbortedError(operation, false, { cause: signal.reason }));
       }
       let reply: unknown;
       try {
-        sent = true;
         reply = await this.#ends[server].call(method, args, {
           timeoutMs: this.#attemptTimeoutMs,
           signal,
         });
       } catch (err) {
         if (err instanceof AbortedError) {
-          throw new KvAbortedError(operation, write, { cause: signal?.reason });
+          // Cut off in flight: the server may have it.
+          if (write) attempts.mayHaveApplied = true;
+          throw settle(new KvAbortedError(operation, write, { cause: signal?.reason }));
         }
-        if (err instanceof BadArgumentsError) throw new KvRequestError(err.remoteMessage);
+        if (err instanceof BadArgumentsError) throw settle(new KvRequestError(err.remoteMessage));
         // A server that refuses us (another cluster, a secret we lack) may be one
         // misconfigured node: try the others; when every one refuses, say why.
         if (err instanceof RefusedError) {
           refusedBy.add(server);
-          if (refusedBy.size === this.#servers.length) throw err;
-        } else if (!isRetryable(err)) throw err;
+          if (refusedBy.size === this.#servers.length) throw settle(err);
+        } else {
+          if (write && !neverRan(err)) attempts.mayHaveApplied = true;
+          if (!isRetryable(err)) throw settle(err as Error);
+        }
       }
       const r = reply as ReplicaReply<T> | undefined;
       if (r?.status === "ok" || r?.status === "wrong-group") {
         this.#leader = server;
         return r as FinalReply<T>;
       }
-      attempts++;
+      // "retry": the server may have proposed it before it gave up waiting.
+      if (r?.status === "retry" && write) attempts.mayHaveApplied = true;
+      if (r?.status === "not-leader" && !this.#followLeader) {
+        throw settle(new KvNotLeaderError(r.leader));
+      }
+      tries++;
       const hint = r?.status === "not-leader" && r.leader !== null
         ? this.#servers.indexOf(r.leader)
         : -1;
       server = hint >= 0 && hint !== server ? hint : (server + 1) % this.#servers.length;
-      if (attempts % this.#servers.length === 0) {
-        if (attempts / this.#servers.length >= rounds) return undefined;
-        await this.#pause(wait, signal, operation, write);
+      if (tries % this.#servers.length === 0) {
+        if (tries / this.#servers.length >= rounds) return undefined;
+        try {
+          await this.#pause(wait, signal);
+        } catch {
+          throw settle(new KvAbortedError(operation, false, { cause: signal?.reason }));
+        }
         wait = Math.min(this.#maxMs, wait * 2);
       }
     }
   }
 
-  async #pause(ms: number, signal: AbortSignal | undefined, operation: string, write: boolean) {
-    try {
-      await delay(ms / 2 + this.#random.next() * (ms / 2), { clock: this.#clock, signal });
-    } catch {
-      throw new KvAbortedError(operation, write, { cause: signal?.reason });
-    }
+  #pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
+    return delay(ms / 2 + this.#random.next() * (ms / 2), { clock: this.#clock, signal });
   }
+}
+
+/**
+ * Whether a failed call certainly never reached a handler: nothing served
+ * that service or method there. Any other failure (lost, timed out, a
+ * garbled reply, a failing handler) may have run it.
+ */
+function neverRan(err: unknown): boolean {
+  return err instanceof RpcError &&
+    (err.code === "unknown_service" || err.code === "unknown_method");
+}
+
+/**
+ * The error to end a write with: `err` itself while no attempt may have
+ * been proposed, else one that says the write may have applied (a
+ * {@linkcode KvAbortedError} stays one, with `mayHaveApplied` true; any
+ * other becomes a {@linkcode KvOutcomeUnknownError} with `err` as its
+ * cause). For reads (`attempts` undefined), `err` itself.
+ *
+ * @example
+ * ```ts
+ * import { ambiguousIfProposed, KvNotLeaderError } from "@distkit/distkit/kv";
+ *
+ * const refusal = new KvNotLeaderError(null);
+ * const before = { operation: "append", attempts: { mayHaveApplied: false } };
+ * ambiguousIfProposed(refusal, before) === refusal; // true
+ * const after = { operation: "append", attempts: { mayHaveApplied: true } };
+ * ambiguousIfProposed(refusal, after).name; // "KvOutcomeUnknownError"
+ * ```
+ */
+export function ambiguousIfProposed(
+  err: Error,
+  options: { operation: string; attempts?: WriteAttempts },
+): Error {
+  const { operation, attempts } = options;
+  if (!attempts?.mayHaveApplied) return err;
+  if (err instanceof KvAbortedError) {
+    return err.mayHaveApplied ? err : new KvAbortedError(operation, true, { cause: err.cause });
+  }
+  if (err instanceof KvOutcomeUnknownError) return err;
+  return new KvOutcomeUnknownError(operation, err.message, { cause: err });
 }
 
 /**

@@ -18,7 +18,7 @@ import {
 } from "../net/errors.ts";
 import type { ClientEnd, Transport } from "../net/transport.ts";
 import { KvAbortedError, KvRequestError, refuseBadRequest } from "../kv/errors.ts";
-import { Sessions } from "../kv/replica_client.ts";
+import { ambiguousIfProposed, Sessions } from "../kv/replica_client.ts";
 import { utf8Length } from "../kv/value.ts";
 import { PbDeadlineError } from "./kv_errors.ts";
 import {
@@ -217,7 +217,8 @@ export class PbClerk {
       });
     } catch (err) {
       // A refused write left nothing pending, but the servers may know the
-      // session's numbers differently: start a fresh one.
+      // session's numbers differently: start a fresh one. One that may have
+      // applied is settled by the session's next write: it goes first in line.
       this.#sessions.release(session, err instanceof KvRequestError ? "retired" : "abandoned");
       throw err;
     }
@@ -234,29 +235,34 @@ export class PbClerk {
     const { signal, write = false } = options;
     const timeoutMs = options.timeoutMs ?? this.#timeoutMs;
     const deadlineAt = this.#clock.now() + timeoutMs;
-    let sent = false;
+    // Whether an attempt reached a server that may have applied it: even a
+    // "wrong-server" answer may follow a forward the backup applied.
+    const attempts = { mayHaveApplied: false };
+    const settle = (err: Error) =>
+      ambiguousIfProposed(err, { operation, attempts: write ? attempts : undefined });
     let pause = FIRST_PAUSE_MS;
     let problem: string | undefined;
     while (true) {
       if (signal?.aborted) {
-        throw new KvAbortedError(operation, write && sent, { cause: signal.reason });
+        throw settle(new KvAbortedError(operation, false, { cause: signal.reason }));
       }
       const left = deadlineAt - this.#clock.now();
       if (left <= 0) {
         throw new PbDeadlineError(operation, {
           timeoutMs,
-          mayHaveApplied: write && sent,
+          mayHaveApplied: write && attempts.mayHaveApplied,
           lastProblem: problem,
         });
       }
       const callOptions = { timeoutMs: Math.min(this.#attemptTimeoutMs, left), signal };
+      let primaryCall = false;
       try {
         const view = this.#view ??= parseView(
           await this.#viewService.call("View.Get", {}, callOptions),
         );
         if (view.primary === "") problem = "the view service names no primary yet";
         else {
-          sent = true;
+          primaryCall = true;
           const reply = parseReply<T>(
             await this.#transport.connect(view.primary).call(
               `${PB_KV_SERVICE}.${method}`,
@@ -265,14 +271,19 @@ export class PbClerk {
             ),
           );
           if (reply.status === "ok") return reply;
+          attempts.mayHaveApplied = true;
           problem = `${view.primary} answered wrong-server: ${reply.reason}`;
         }
       } catch (err) {
+        // A refusal of the request itself is checked before anything is applied.
+        if (primaryCall && !(err instanceof BadArgumentsError)) attempts.mayHaveApplied = true;
         if (err instanceof AbortedError) {
-          throw new KvAbortedError(operation, write && sent, { cause: signal?.reason });
+          throw settle(
+            new KvAbortedError(operation, write && primaryCall, { cause: signal?.reason }),
+          );
         }
-        if (err instanceof BadArgumentsError) throw new KvRequestError(err.remoteMessage);
-        if (!isRetryable(err)) throw err;
+        if (err instanceof BadArgumentsError) throw settle(new KvRequestError(err.remoteMessage));
+        if (!isRetryable(err)) throw settle(err as Error);
         // An attempt cut short by the deadline says less than the one before.
         const cutShort = err instanceof TimeoutError && left < this.#attemptTimeoutMs;
         if (!cutShort || problem === undefined) problem = err.message;
@@ -284,7 +295,7 @@ export class PbClerk {
       try {
         await delay(wait, { clock: this.#clock, signal });
       } catch {
-        throw new KvAbortedError(operation, write && sent, { cause: signal?.reason });
+        throw settle(new KvAbortedError(operation, false, { cause: signal?.reason }));
       }
     }
   }

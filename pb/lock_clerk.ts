@@ -19,7 +19,7 @@ import {
 import { Random, seedFromEnv } from "../net/random.ts";
 import type { ClientEnd, Transport } from "../net/transport.ts";
 import { Sessions } from "../kv/replica_client.ts";
-import { LockAbortedError, LockRequestError } from "./lock_errors.ts";
+import { LockAbortedError, LockOutcomeUnknownError, LockRequestError } from "./lock_errors.ts";
 import {
   checkLockName,
   LOCK_SERVICE,
@@ -169,6 +169,7 @@ export class LockClerk {
    * valid Unicode, or a server refuses the request for good.
    * @throws {LockAbortedError} when the signal fires first.
    * @throws {RefusedError} when both servers refuse the connection.
+   * @throws {LockOutcomeUnknownError} for any other failure after an attempt that may have applied.
    */
   lock(name: string, options: LockCallOptions = {}): Promise<boolean> {
     return this.#operate("lock", name, options);
@@ -182,6 +183,7 @@ export class LockClerk {
    * valid Unicode, or a server refuses the request for good.
    * @throws {LockAbortedError} when the signal fires first.
    * @throws {RefusedError} when both servers refuse the connection.
+   * @throws {LockOutcomeUnknownError} for any other failure after an attempt that may have applied.
    */
   unlock(name: string, options: LockCallOptions = {}): Promise<boolean> {
     return this.#operate("unlock", name, options);
@@ -207,62 +209,73 @@ export class LockClerk {
   async #call(op: LockOpKind, request: LockRequest, options: LockCallOptions): Promise<boolean> {
     const { signal } = options;
     const method = `${LOCK_SERVICE}.${op === "lock" ? "Lock" : "Unlock"}`;
+    const what = { op, name: request.name };
     const refusedBy = new Set<number>();
-    let sent = false;
+    // Whether an attempt may have been applied: a refusal after one is no refusal.
+    let mayHaveApplied = false;
+    const settle = (err: Error): Error => {
+      if (!mayHaveApplied || err instanceof LockAbortedError) return err;
+      return new LockOutcomeUnknownError(what, err.message, { cause: err });
+    };
     let wait = this.#baseMs;
     let server = this.#current;
     for (let attempt = 1;; attempt++) {
       if (signal?.aborted) {
-        throw new LockAbortedError({ op, name: request.name }, sent, { cause: signal.reason });
+        throw new LockAbortedError(what, mayHaveApplied, { cause: signal.reason });
       }
       let reply: LockReply | undefined;
       try {
-        sent = true;
         reply = await this.#ends[server].call<LockReply>(method, request, {
           timeoutMs: this.#attemptTimeoutMs,
           signal,
         });
       } catch (err) {
         if (err instanceof AbortedError) {
-          throw new LockAbortedError({ op, name: request.name }, true, { cause: signal?.reason });
+          throw new LockAbortedError(what, true, { cause: signal?.reason });
         }
-        if (err instanceof BadArgumentsError) throw new LockRequestError(err.remoteMessage);
+        if (err instanceof BadArgumentsError) throw settle(new LockRequestError(err.remoteMessage));
         // One server refusing us (another cluster, a secret we lack) may be
         // misconfigured: try the other; when both refuse, say why.
         if (err instanceof RefusedError) {
           refusedBy.add(server);
-          if (refusedBy.size === 2) throw err;
-        } else if (!isRetryable(err)) throw err;
+          if (refusedBy.size === 2) throw settle(err);
+        } else {
+          // Lost, timed out, or failed in the handler: it may have run.
+          mayHaveApplied = true;
+          if (!isRetryable(err)) throw settle(err as Error);
+        }
       }
       if (reply?.status === "ok") {
         if (typeof reply.result !== "boolean") {
-          throw new ProtocolError(
-            `${this.#servers[server]} answered ${method} without a boolean result; ` +
-              `check that both servers run this version`,
+          // Applied, but with an answer this clerk cannot read.
+          mayHaveApplied = true;
+          throw settle(
+            new ProtocolError(
+              `${this.#servers[server]} answered ${method} without a boolean result; ` +
+                `check that both servers run this version`,
+            ),
           );
         }
         this.#current = server;
         return reply.result;
       }
-      if (reply?.status === "refused") throw new LockRequestError(reply.reason);
+      if (reply?.status === "refused") throw settle(new LockRequestError(reply.reason));
+      // "not-primary" may come after the server ran it and could not get it to the backup.
+      if (reply !== undefined) mayHaveApplied = true;
       // No answer, or "not-primary": the other server.
       server = 1 - server;
       if (attempt % 2 === 0) {
-        await this.#pause(wait, signal, { op, name: request.name });
+        try {
+          await this.#pause(wait, signal);
+        } catch {
+          throw new LockAbortedError(what, mayHaveApplied, { cause: signal?.reason });
+        }
         wait = Math.min(this.#maxMs, wait * 2);
       }
     }
   }
 
-  async #pause(
-    ms: number,
-    signal: AbortSignal | undefined,
-    request: { op: LockOpKind; name: string },
-  ): Promise<void> {
-    try {
-      await delay(ms / 2 + this.#random.next() * (ms / 2), { clock: this.#clock, signal });
-    } catch {
-      throw new LockAbortedError(request, true, { cause: signal?.reason });
-    }
+  #pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
+    return delay(ms / 2 + this.#random.next() * (ms / 2), { clock: this.#clock, signal });
   }
 }

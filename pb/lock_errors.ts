@@ -71,3 +71,45 @@ export class LockAbortedError extends Error {
     this.mayHaveApplied = mayHaveApplied;
   }
 }
+
+/**
+ * A lock or unlock ended without an answer after an attempt that a server
+ * may have applied: both servers then refused the connection, a server
+ * failed, answered something this clerk cannot read, or refused a retry
+ * because the session's numbering moved past it. It may or may not have
+ * taken effect (`mayHaveApplied` is always true), and may still until the
+ * clerk's next operation completes: ask again to find out, for example by
+ * unlocking a lock whose `lock` this was.
+ *
+ * @example
+ * ```ts
+ * import { LockOutcomeUnknownError } from "@distkit/distkit/pb";
+ *
+ * const err = new LockOutcomeUnknownError({ op: "lock", name: "printer" }, "both servers refused");
+ * err.mayHaveApplied; // true
+ * ```
+ */
+export class LockOutcomeUnknownError extends Error {
+  /** Always true: the operation may have been applied. */
+  readonly mayHaveApplied: true = true;
+
+  /**
+   * Creates the error.
+   *
+   * @param request The operation and its lock.
+   * @param reason Why no answer came, in a few words.
+   * @param options Standard error options (`cause`).
+   */
+  constructor(
+    request: { op: LockOpKind; name: string },
+    reason: string,
+    options?: ErrorOptions,
+  ) {
+    super(
+      `${request.op} of ${JSON.stringify(request.name)}: outcome unknown (${reason}); it may or ` +
+        `may not have taken effect: ask again to find out`,
+      options,
+    );
+    this.name = "LockOutcomeUnknownError";
+  }
+}

@@ -18,7 +18,13 @@ import {
   parseGet,
   parseWriteOp,
 } from "../kv/protocol.ts";
-import { type ReplicaClientOptions, ReplicaClients, Sessions } from "../kv/replica_client.ts";
+import {
+  ambiguousIfProposed,
+  type ReplicaClientOptions,
+  ReplicaClients,
+  Sessions,
+  type WriteAttempts,
+} from "../kv/replica_client.ts";
 import type { KvResult, KvWrite } from "../kv/state.ts";
 import type { KvValue } from "../kv/value.ts";
 import { keyToShard, type ShardConfig } from "./config.ts";
@@ -47,9 +53,11 @@ export interface ShardClerkOptions extends ReplicaClientOptions {
 /**
  * A client of the sharded KV service. Operations may run concurrently.
  *
- * A write abandoned through its signal may still take effect later (it may
- * be in a group's log); unlike the single-group {@linkcode Clerk}, a later
- * write does not settle it, since it may go to another group.
+ * A write that fails either certainly did not apply, or says so: its error
+ * has `mayHaveApplied` true (`KvAbortedError`, `KvOutcomeUnknownError`).
+ * Such a write may still take effect later (it may be in a group's log);
+ * unlike the single-group {@linkcode Clerk}, a later write does not settle
+ * it, since it may go to another group.
  *
  * @example
  * ```ts
@@ -131,7 +139,7 @@ export class ShardClerk {
         write.key,
         "Write",
         { client: session.id, seq: session.seq, write: clean },
-        { operation: write.type, write: true, signal },
+        { operation: write.type, write: true, signal, attempts: { mayHaveApplied: false } },
       );
     } catch (err) {
       // It may still apply in some group, after a later write of this session elsewhere.
@@ -142,33 +150,41 @@ export class ShardClerk {
     return checkWriteResult(reply.result, session.id);
   }
 
-  /** Sends the request to the group of `key`'s shard until one serves it. */
+  /**
+   * Sends the request to the group of `key`'s shard until one serves it. A
+   * write's `attempts` record spans every group tried, so a failure after
+   * any attempt that may have been proposed says the write may have applied.
+   */
   async #route<T extends object>(
     key: string,
     method: "Get" | "Write",
     args: unknown,
-    options: { operation: string; write: boolean; signal?: AbortSignal },
+    options: { operation: string; write: boolean; signal?: AbortSignal; attempts?: WriteAttempts },
   ): Promise<T> {
+    const { operation, attempts, signal } = options;
     const shard = keyToShard(key);
-    while (true) {
-      const config = this.#config ??= await this.#ctrler.query(-1, options);
-      const gid = config.shards[shard];
-      if (gid !== 0) {
-        const reply = await this.#groups.for(config.groups[gid]).call<T>(
-          `${SHARD_SERVICE}.${method}`,
-          args,
-          { ...options, rounds: 1 },
-        );
-        if (reply?.status === "ok") return reply;
+    try {
+      while (true) {
+        const config = this.#config ??= await this.#ctrler.query(-1, { signal });
+        const gid = config.shards[shard];
+        if (gid !== 0) {
+          const reply = await this.#groups.for(config.groups[gid]).call<T>(
+            `${SHARD_SERVICE}.${method}`,
+            args,
+            { ...options, rounds: 1 },
+          );
+          if (reply?.status === "ok") return reply;
+        }
+        try {
+          await delay(this.#options.retryMs ?? 100, { clock: this.#clock, signal });
+        } catch {
+          throw new KvAbortedError(operation, false, { cause: signal?.reason });
+        }
+        this.#config = await this.#ctrler.query(-1, { signal });
       }
-      try {
-        await delay(this.#options.retryMs ?? 100, { clock: this.#clock, signal: options.signal });
-      } catch {
-        throw new KvAbortedError(options.operation, options.write, {
-          cause: options.signal?.reason,
-        });
-      }
-      this.#config = await this.#ctrler.query(-1, options);
+    } catch (err) {
+      // A failure asking the controller, after a group may have taken the write, is no refusal.
+      throw ambiguousIfProposed(err as Error, { operation, attempts });
     }
   }
 }

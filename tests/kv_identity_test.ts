@@ -100,6 +100,35 @@ Deno.test("kv identity: a follower whose data folder was deleted is refused and 
     // Node 0 returns: with node 2 a majority that has every acknowledged put.
     await nodes[0].start();
     for (let k = 0; k < 100; k++) assert.equal(await clerk.get(`k${k}`), `v${k}`, `k${k}`);
+
+    // The README's recipe: node 1's new incarnation recorded by each peer in
+    // turn (a put acknowledged by both after each restart: both caught up),
+    // then node 1 is accepted, and a majority with it still has everything.
+    await clerk.put("sync", "0");
+    const { incarnation } = JSON.parse(await Deno.readTextFile(`${dir}/node1/node.json`));
+    for (const i of [0, 2]) {
+      await nodes[i].kill("SIGTERM");
+      const file = `${dir}/node${i}/node.json`;
+      const record = JSON.parse(await Deno.readTextFile(file));
+      record.members["1"] = incarnation;
+      await Deno.writeTextFile(file, JSON.stringify(record, null, 2));
+      await nodes[i].start();
+      await clerk.put("sync", String(i + 1));
+    }
+    const before = nodes[1].stderr.length;
+    await nodes[1].start();
+    await clerk.put("rejoined", "yes");
+    await nodes[0].kill();
+    const signal = AbortSignal.timeout(30_000); // nodes 1 and 2 must be a working majority
+    for (let k = 0; k < 100; k++) {
+      assert.equal(await clerk.get(`k${k}`, { signal }), `v${k}`, `k${k}`);
+    }
+    assert.equal(await clerk.get("rejoined", { signal }), "yes");
+    assert.doesNotMatch(
+      nodes[1].stderr.slice(before),
+      /lost it|refuse/,
+      "node 1 is accepted this time",
+    );
   } finally {
     await close();
     for (const n of nodes) await n.kill();

@@ -81,6 +81,8 @@ export class HighWaterMark {
   #floor: Floor;
   /** The write in progress (or the last one), which the next waits for. */
   #writing: Promise<void> = Promise.resolve();
+  /** The floor of the last write queued, while it has not failed. */
+  #queued: Floor | undefined;
   /** Whether the file was created by {@linkcode HighWaterMark.open} (it did not exist). */
   readonly created: boolean;
 
@@ -141,6 +143,8 @@ export class HighWaterMark {
    * @throws {RangeError} when the floor does not fit a slot (a vote of more than ~400 bytes).
    */
   write(floor: Floor): Promise<void> {
+    // The same floor as the last write queued: that write covers it.
+    if (this.#queued !== undefined && sameFloor(this.#queued, floor)) return this.#writing;
     const sequence = ++this.#sequence;
     const bytes = encodeSlot(sequence, floor);
     const write = this.#writing.catch(() => {}).then(async () => {
@@ -152,6 +156,10 @@ export class HighWaterMark {
       this.#floor = floor;
     });
     this.#writing = write;
+    this.#queued = floor;
+    write.catch(() => {
+      if (this.#writing === write) this.#queued = undefined;
+    });
     return write;
   }
 
@@ -186,6 +194,10 @@ export class MarkCorruptionError extends Error {
     );
     this.name = "MarkCorruptionError";
   }
+}
+
+function sameFloor(a: Floor, b: Floor): boolean {
+  return a.term === b.term && a.vote === b.vote && a.index === b.index && a.logTerm === b.logTerm;
 }
 
 function encodeSlot(sequence: number, floor: Floor): Uint8Array {

@@ -508,11 +508,15 @@ export class DenoKvStorage implements RaftStorage {
     const room = COMMIT_MUTATIONS - last.length;
     last.push(...this.#takeGarbage(Math.min(GARBAGE_PER_SAVE + writes, room)));
     commits.unshift(...overwritten);
+    this.#uncertified = false;
+    // A save that replaces stored entries (a new leader's, or a snapshot
+    // reset) waits for its lower mark before it commits: a mark written
+    // earlier may name an entry it removes.
+    if (this.#mark && keepBelow <= this.#meta.last) await this.#mark.write(floor);
     const committing = (async () => {
       for (const mutations of commits) await this.#commit(mutations);
     })();
     const marking = this.#mark?.write(floor);
-    this.#uncertified = false;
     await Promise.all([committing, marking]);
     // 4. Clean-up, after the switch. A dropped suffix goes at once: a later
     // save may write there again. Compacted entries and the replaced

@@ -38,7 +38,7 @@ function usageError(name: string, command: KvCommand, problem: string): number {
 
 const serve: KvCommand = {
   summary: "run one node: Raft over TCP, Deno KV storage in a folder, the HTTP API",
-  usage: `usage: distkit kv serve --id <n> --peers <host:port,...> --data <dir>
+  usage: `usage: distkit kv serve --id <n> --peers <host:port,...> --data <dir> [--join]
                        [--http-offset 1000 | --no-http] [--max-raft-state <bytes>] [--tick-ms 50]
 
 Runs node <n> (its position in --peers, counting from 0) until SIGINT or SIGTERM,
@@ -50,6 +50,8 @@ options:
   --id <n>                 this node's position in --peers
   --peers <list>           every node's TCP address, comma-separated
   --data <dir>             this node's data folder (created if missing; one process per folder)
+  --join                   an empty --data joins an existing cluster (default: it founds a new
+                           one); either way a node whose peers knew it with another folder stops
   --http-offset <n>        HTTP port = TCP port + n (default 1000)
   --no-http                no HTTP API
   --max-raft-state <bytes> snapshot when the Raft log reaches this size (default 4194304)
@@ -64,6 +66,7 @@ ${ACCESS_HELP}`,
       "no-http": { type: "boolean" },
       "max-raft-state": { type: "string" },
       "tick-ms": { type: "string" },
+      join: { type: "boolean" },
       "cluster-id": { type: "string" },
       "secret-file": { type: "string" },
     });
@@ -91,6 +94,7 @@ ${ACCESS_HELP}`,
         httpOffset: v["no-http"] ? null : count(v["http-offset"], "--http-offset"),
         maxRaftState: count(v["max-raft-state"], "--max-raft-state"),
         tickMs: count(v["tick-ms"], "--tick-ms"),
+        mode: v.join ? "join" : "bootstrap",
         log: (line) => console.log(line),
       });
     } catch (err) {
@@ -102,7 +106,10 @@ ${ACCESS_HELP}`,
     const failed = node.server.finished.then(() => true);
     const outcome = await Promise.race([waitForSignal().then(() => false), failed]);
     await node.close();
-    if (outcome) console.error("distkit kv serve: the node stopped after a failure (see above)");
+    if (node.conflict) console.error(`distkit kv serve: ${node.conflict.message}`);
+    else if (outcome) {
+      console.error("distkit kv serve: the node stopped after a failure (see above)");
+    }
     return outcome ? 1 : 0;
   },
 };

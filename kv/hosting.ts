@@ -1,15 +1,17 @@
 /**
  * What every node process needs before its service starts: its TCP port
  * (bound first, so a second process of the same node fails before it
- * touches the data), its data folder (claimed for one node), and its Raft
- * storage in a Deno KV file there. The KV nodes and the shard nodes are
+ * touches the data), its data folder's identity (`node.json`: the node, the
+ * cluster and the folder's incarnation, see `identity.ts`), and its Raft
+ * storage in a Deno KV file there (with its high-water mark). The KV nodes and the shard nodes are
  * hosted this way.
  *
  * @module
  */
 import { RpcServer } from "../net/rpc_server.ts";
-import { serveTcp, type TcpServer } from "../net/tcp.ts";
+import { type MemberOptions, serveTcp, type TcpServer } from "../net/tcp.ts";
 import { DenoKvStorage } from "../raft/kv_storage.ts";
+import { type IdentityConflictError, NodeIdentity, type StartMode } from "./identity.ts";
 
 /**
  * Splits `host:port`.
@@ -33,31 +35,6 @@ export function parseAddress(address: string): { hostname: string; port: number 
 }
 
 /**
- * Marks the data folder as node `id`'s, or checks that it is: a folder
- * holds one node's state, and another node's process must not open it.
- */
-async function claimDataDir(dir: string, id: string): Promise<void> {
-  await Deno.mkdir(dir, { recursive: true });
-  const file = `${dir}/node.json`;
-  let owner: unknown;
-  try {
-    owner = JSON.parse(await Deno.readTextFile(file)).id;
-  } catch (err) {
-    if (!(err instanceof Deno.errors.NotFound)) {
-      throw new Error(`cannot read ${file}: ${(err as Error).message}`, { cause: err });
-    }
-    await Deno.writeTextFile(file, JSON.stringify({ id }) + "\n");
-    return;
-  }
-  if (owner !== id) {
-    throw new Error(
-      `the data folder ${dir} belongs to node ${JSON.stringify(owner)}, not ${id}; ` +
-        `give every node its own folder`,
-    );
-  }
-}
-
-/**
  * A node's port, RPC server and storage, from {@linkcode hostNode}.
  *
  * @example
@@ -74,6 +51,8 @@ export interface NodeHost {
   listener: TcpServer;
   /** The node's Raft storage. */
   storage: DenoKvStorage;
+  /** The data folder's identity, which the handshake checks peers against. */
+  identity: NodeIdentity;
 }
 
 /**
@@ -97,11 +76,24 @@ export interface HostNodeOptions {
   cluster?: string;
   /** The shared secret they must prove. */
   secret?: string;
+  /**
+   * Every member's node id. When given, the server checks in the handshake
+   * that a peer node is the incarnation this node knows (see `identity.ts`);
+   * pass the same identity to the peers' transport as its `member` option.
+   */
+  members?: string[];
+  /** How to start an empty folder. Default `"bootstrap"`. */
+  mode?: StartMode;
+  /** Where refusals are reported. */
+  log?: (line: string) => void;
+  /** Called once when this node learns its peers know another incarnation of it. */
+  onConflict?: (error: IdentityConflictError) => void;
 }
 
 /**
- * Binds the node's port, claims its data folder and opens its storage
- * (`raft.kv` in the folder); on failure, releases what it took.
+ * Binds the node's port, reads (or creates) its data folder's identity and
+ * opens its storage (`raft.kv` in the folder); on failure, releases what it
+ * took.
  *
  * @throws {Error} when the port is taken (is the node already running?),
  * or the folder belongs to another node or cannot be opened.
@@ -119,11 +111,26 @@ export async function hostNode(options: HostNodeOptions): Promise<NodeHost> {
   const rpc = new RpcServer();
   const { address, id } = options;
   let listener: TcpServer;
+  // The port is bound before the folder is read: a node's handshake waits until it is.
+  let identity: NodeIdentity | undefined;
+  const ready = Promise.withResolvers<NodeIdentity>();
+  ready.promise.catch(() => {});
+  const member: MemberOptions = {
+    get node() {
+      return id;
+    },
+    get incarnation() {
+      return identity?.incarnation ?? "";
+    },
+    knownIncarnation: (node) => identity?.knownIncarnation(node),
+    check: async (peer, expected) => (await ready.promise).check(peer, expected),
+  };
   try {
     listener = serveTcp(rpc, {
       ...parseAddress(address),
       cluster: options.cluster,
       secret: options.secret,
+      member: options.members ? member : undefined,
     });
   } catch (err) {
     throw new Error(
@@ -132,9 +139,19 @@ export async function hostNode(options: HostNodeOptions): Promise<NodeHost> {
     );
   }
   try {
-    await claimDataDir(options.dataDir, id);
-    return { rpc, listener, storage: await DenoKvStorage.open(`${options.dataDir}/raft.kv`) };
+    identity = await NodeIdentity.open(options.dataDir, {
+      id,
+      members: options.members ?? [],
+      cluster: options.cluster,
+      mode: options.mode,
+      log: options.log,
+      onConflict: options.onConflict,
+    });
+    const storage = await DenoKvStorage.open(`${options.dataDir}/raft.kv`);
+    ready.resolve(identity);
+    return { rpc, listener, storage, identity };
   } catch (err) {
+    ready.reject(err);
     await listener.close();
     throw err;
   }

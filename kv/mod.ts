@@ -48,6 +48,7 @@ export * from "./clerk.ts";
 export * from "./dedup.ts";
 export * from "./errors.ts";
 export * from "./hosting.ts";
+export * from "./identity.ts";
 export * from "./http.ts";
 export * from "./local_cluster.ts";
 export * from "./node.ts";

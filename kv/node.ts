@@ -8,6 +8,7 @@
 import { TcpTransport } from "../net/tcp.ts";
 import { Clerk, type ClerkOptions } from "./clerk.ts";
 import { hostNode, parseAddress } from "./hosting.ts";
+import { type IdentityConflictError, shareIdentities, type StartMode } from "./identity.ts";
 import { type KvHttpServer, serveKvHttp } from "./http.ts";
 import type { KvLimits } from "./protocol.ts";
 import { KvServer } from "./server.ts";
@@ -48,7 +49,15 @@ export interface KvNodeOptions {
    * handshake on TCP; `Authorization: Bearer` on HTTP). Default: none.
    */
   secret?: string;
-  /** Where to report (startup, shutdown). Default: nowhere. */
+  /**
+   * How to start an empty data folder: as a founding member of a new
+   * cluster (`"bootstrap"`, the default) or joining an existing one
+   * (`"join"`). Either way, a node whose peers know it under another
+   * incarnation of its folder (it lost its state) stops (see `identity.ts`).
+   * Ignored for a folder that has an identity already.
+   */
+  mode?: StartMode;
+  /** Where to report (startup, shutdown, refused peers). Default: nowhere. */
   log?: (line: string) => void;
 }
 
@@ -73,6 +82,13 @@ export interface KvNode {
   readonly httpAddress?: string;
   /** The KV server. */
   readonly server: KvServer;
+  /** Its data folder's incarnation. */
+  readonly incarnation: string;
+  /**
+   * Set when the node stopped because its peers know another incarnation of
+   * it (its data folder was lost or replaced); `server.finished` resolves then.
+   */
+  readonly conflict: IdentityConflictError | undefined;
   /** Stops serving and closes the storage; what was acknowledged is on disk. */
   close(): Promise<void>;
 }
@@ -109,14 +125,23 @@ export async function startKvNode(options: KvNodeOptions): Promise<KvNode> {
   }
   const log = options.log ?? (() => {});
   const access = { cluster: options.cluster, secret: options.secret };
-  const { rpc, listener, storage } = await hostNode({
+  let server: KvServer | undefined;
+  let conflict: IdentityConflictError | undefined;
+  const { rpc, listener, storage, identity } = await hostNode({
     address,
     id,
     dataDir: options.dataDir,
     ...access,
+    members: Object.keys(peers),
+    mode: options.mode,
+    log,
+    onConflict: (err) => {
+      conflict = err;
+      // Not from inside the handshake that found it: stopping waits for handshakes.
+      setTimeout(() => server?.stop().catch(() => {}), 0);
+    },
   });
-  const transport = new TcpTransport({ peers, timeoutMs: 1000, ...access });
-  let server: KvServer | undefined;
+  const transport = new TcpTransport({ peers, timeoutMs: 1000, ...access, member: identity });
   let http: KvHttpServer | undefined;
   try {
     server = await KvServer.start({
@@ -151,7 +176,16 @@ export async function startKvNode(options: KvNodeOptions): Promise<KvNode> {
     await storage.close();
     throw err;
   }
-  log(`kv node ${id} serving on ${listener.address}${http ? `, HTTP on ${http.address}` : ""}`);
+  const stopSharing = shareIdentities(identity, rpc, {
+    transport,
+    peers: Object.keys(peers).filter((p) => p !== id),
+    log,
+  });
+  log(
+    `kv node ${id} (data folder incarnation ${identity.incarnation}) serving on ${listener.address}${
+      http ? `, HTTP on ${http.address}` : ""
+    }`,
+  );
   const kv = server;
   const tcp = listener;
   const store = storage;
@@ -161,8 +195,13 @@ export async function startKvNode(options: KvNodeOptions): Promise<KvNode> {
     address: tcp.address,
     httpAddress: http?.address,
     server: kv,
+    incarnation: identity.incarnation,
+    get conflict() {
+      return conflict;
+    },
     close() {
       closing ??= (async () => {
+        stopSharing();
         await http?.close();
         await kv.stop();
         await tcp.close();

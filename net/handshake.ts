@@ -5,12 +5,18 @@
  * Messages are MessagePack arrays in ordinary frames, tagged by a string:
  *
  * ```text
- * client -> server  ["distkit-hello", version, cluster, clientNonce, hasSecret]
+ * client -> server  ["distkit-hello", version, cluster, clientNonce, hasSecret, member?]
  * server -> client  ["distkit-challenge", serverNonce]          (server has a secret)
  * client -> server  ["distkit-proof", clientMac]
- * server -> client  ["distkit-welcome", serverMac | null]       (null: no secret)
+ * server -> client  ["distkit-welcome", serverMac | null, member?]  (null: no secret)
  * either way        ["distkit-refuse", reason]                   (then the server hangs up)
  * ```
+ *
+ * `member` is present when the end is a cluster member (a node, not a
+ * client): `[node, incarnation, peerIncarnation]`, its node id, the
+ * incarnation of its data folder, and the incarnation it knows the other end
+ * by (null: none yet), so each end can tell whether the other is the one it
+ * knows, and whether the other still knows it (see `kv/identity.ts`).
  *
  * Each MAC is HMAC-SHA256, keyed with the shared secret, over the transcript
  * `["distkit-handshake", version, label, cluster, clientNonce, serverNonce]`,
@@ -45,22 +51,63 @@ const TRANSCRIPT = "distkit-handshake";
 
 const codec = new Codec({ maxMessageBytes: HANDSHAKE_MAX_FRAME_BYTES });
 
+/** The longest node id or incarnation id in a handshake, in UTF-16 code units. */
+export const MAX_MEMBER_ID_LENGTH = 256;
+
+/**
+ * What a cluster member says of itself in the handshake.
+ *
+ * @example
+ * ```ts
+ * import type { MemberHello } from "@distkit/distkit/net";
+ *
+ * const hello: MemberHello = { node: "1", incarnation: "4f1c", peerIncarnation: null };
+ * ```
+ */
+export interface MemberHello {
+  /** Its node id. */
+  node: string;
+  /** The incarnation of its data folder. */
+  incarnation: string;
+  /** The incarnation it knows the other end by; null when it knows none yet. */
+  peerIncarnation: string | null;
+}
+
 /** What a client says first. */
 export interface Hello {
   cluster: string;
   nonce: Uint8Array;
   hasSecret: boolean;
+  /** Present when the client is a cluster member. */
+  member?: MemberHello;
 }
 
 /** What a server answers during the handshake. */
 export type ServerMessage =
   | { kind: "challenge"; nonce: Uint8Array }
-  | { kind: "welcome"; mac: Uint8Array | null }
+  | { kind: "welcome"; mac: Uint8Array | null; member?: MemberHello }
   | { kind: "refuse"; reason: string };
 
 /** Encodes a client's hello. */
 export function encodeHello(hello: Hello): Uint8Array {
-  return codec.encode([HELLO, HANDSHAKE_VERSION, hello.cluster, hello.nonce, hello.hasSecret]);
+  const fields: unknown[] = [HELLO, HANDSHAKE_VERSION, hello.cluster, hello.nonce, hello.hasSecret];
+  if (hello.member) fields.push(encodeMember(hello.member));
+  return codec.encode(fields);
+}
+
+function encodeMember(m: MemberHello): unknown[] {
+  return [m.node, m.incarnation, m.peerIncarnation];
+}
+
+/** The member part of a hello or welcome, or undefined when it is malformed. */
+function decodeMember(raw: unknown): MemberHello | undefined {
+  const id = (v: unknown) => typeof v === "string" && v.length <= MAX_MEMBER_ID_LENGTH;
+  if (!Array.isArray(raw) || raw.length !== 3) return undefined;
+  const [node, incarnation, peerIncarnation] = raw;
+  if (!id(node) || !id(incarnation) || !(peerIncarnation === null || id(peerIncarnation))) {
+    return undefined;
+  }
+  return { node, incarnation, peerIncarnation };
 }
 
 /**
@@ -90,9 +137,9 @@ export function decodeHello(bytes: Uint8Array): Hello {
         `run the same distkit version on both ends`,
     );
   }
-  const [, , cluster, nonce, hasSecret] = raw;
+  const [, , cluster, nonce, hasSecret, rawMember] = raw;
   const bad = (why: string) => new Error(`the client's hello is malformed (${why})`);
-  if (raw.length !== 5) throw bad(`${raw.length} fields instead of 5`);
+  if (raw.length !== 5 && raw.length !== 6) throw bad(`${raw.length} fields instead of 5 or 6`);
   if (typeof cluster !== "string" || cluster.length > MAX_CLUSTER_LENGTH) {
     throw bad(`the cluster id must be a string of at most ${MAX_CLUSTER_LENGTH} characters`);
   }
@@ -100,7 +147,10 @@ export function decodeHello(bytes: Uint8Array): Hello {
     throw bad(`the nonce must be ${NONCE_BYTES} bytes`);
   }
   if (typeof hasSecret !== "boolean") throw bad("the secret flag must be a boolean");
-  return { cluster, nonce, hasSecret };
+  if (raw.length === 5) return { cluster, nonce, hasSecret };
+  const member = decodeMember(rawMember);
+  if (member === undefined) throw bad("the member must be [node, incarnation, peerIncarnation]");
+  return { cluster, nonce, hasSecret, member };
 }
 
 function notHello(what: string): string {
@@ -114,7 +164,11 @@ export function encodeServerMessage(message: ServerMessage): Uint8Array {
     case "challenge":
       return codec.encode([CHALLENGE, message.nonce]);
     case "welcome":
-      return codec.encode([WELCOME, message.mac]);
+      return codec.encode(
+        message.member
+          ? [WELCOME, message.mac, encodeMember(message.member)]
+          : [WELCOME, message.mac],
+      );
     case "refuse":
       return codec.encode([REFUSE, clip(message.reason)]);
   }
@@ -131,6 +185,12 @@ export function decodeServerMessage(bytes: Uint8Array): ServerMessage {
     raw = codec.decode(bytes);
   } catch {
     throw new Error("not MessagePack");
+  }
+  if (Array.isArray(raw) && raw.length === 3 && raw[0] === WELCOME) {
+    const member = decodeMember(raw[2]);
+    if ((raw[1] === null || raw[1] instanceof Uint8Array) && member !== undefined) {
+      return { kind: "welcome", mac: raw[1], member };
+    }
   }
   if (!Array.isArray(raw) || raw.length !== 2) throw new Error("not a handshake message");
   const [tag, value] = raw;

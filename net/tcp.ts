@@ -57,6 +57,7 @@ import {
   HANDSHAKE_MAX_FRAME_BYTES,
   type Hello,
   importSecret,
+  type MemberHello,
   proofOf,
   randomNonce,
   timingSafeEqual,
@@ -64,6 +65,8 @@ import {
 import type { Random } from "./random.ts";
 import type { RpcServer } from "./rpc_server.ts";
 import type { CallOptions, ClientEnd, Transport } from "./transport.ts";
+
+export type { MemberHello } from "./handshake.ts";
 
 /**
  * The default deadline of a TCP call, in milliseconds (see
@@ -153,6 +156,51 @@ export interface ClusterOptions {
    * so connections are not authenticated.
    */
   secret?: string | Uint8Array;
+  /**
+   * Set on a cluster member (a node): it says who it is in the handshake,
+   * and checks who the other end is. Default: none (a client, or a server
+   * that does not check).
+   */
+  member?: MemberOptions;
+}
+
+/**
+ * How a cluster member identifies itself and checks the other end in the
+ * handshake (see `kv/identity.ts`, which implements it for the KV nodes).
+ *
+ * @example
+ * ```ts
+ * import type { MemberOptions } from "@distkit/distkit/net";
+ *
+ * const known = new Map([["2", "c0ffee"]]);
+ * const member: MemberOptions = {
+ *   node: "1",
+ *   incarnation: "5eed",
+ *   knownIncarnation: (node) => known.get(node),
+ *   check: (peer) => peer === undefined || known.get(peer.node) === peer.incarnation
+ *     ? undefined
+ *     : "another incarnation",
+ * };
+ * ```
+ */
+export interface MemberOptions {
+  /** This node's id. */
+  node: string;
+  /** The incarnation of this node's data folder. */
+  incarnation: string;
+  /** The incarnation this node knows `node` by, if any (sent to that node). */
+  knownIncarnation(node: string): string | undefined;
+  /**
+   * Checks the other end: `peer` is what it said of itself (undefined: it is
+   * not a member, for example a client), `expected` the node a client meant
+   * to reach (its `peer` option; on the server side, undefined). Returns
+   * why to refuse it, or undefined to let the handshake go on. Runs before
+   * any call on the connection.
+   */
+  check(
+    peer: MemberHello | undefined,
+    expected: string | undefined,
+  ): string | undefined | Promise<string | undefined>;
 }
 
 /**
@@ -307,6 +355,7 @@ class TcpServerImpl implements TcpServer {
   #key: Promise<CryptoKey> | undefined;
   #handshakeTimeoutMs: number;
   #onRefused: ((peer: string, reason: string) => void) | undefined;
+  #member: MemberOptions | undefined;
   #listener: Deno.TcpListener;
   #conns = new Set<FramedConnection>();
   /** Handshake steps waiting on Web Crypto. */
@@ -333,6 +382,7 @@ class TcpServerImpl implements TcpServer {
       );
     }
     this.#onRefused = options.onRefused;
+    this.#member = options.member;
     try {
       this.#listener = Deno.listen({ hostname, port, transport: "tcp" });
     } catch (err) {
@@ -455,7 +505,7 @@ class TcpServerImpl implements TcpServer {
       }
       session.hello = hello;
       if (this.#secret === undefined) {
-        this.#open(session, null);
+        this.#admit(session, null);
         return;
       }
       session.serverNonce = randomNonce();
@@ -520,18 +570,48 @@ class TcpServerImpl implements TcpServer {
       }
       const proof = await proofOf(key, "server", this.cluster, hello.nonce, serverNonce);
       if (session.framed.isClosed) return;
-      this.#open(session, proof);
+      this.#admit(session, proof);
     } catch (err) {
       this.#refuse(session, `it could not check the proof (${messageOf(err)})`);
     }
   }
 
+  /** Checks the client's member identity (when this server is a member), then opens. */
+  #admit(session: Session, mac: Uint8Array | null): void {
+    const member = this.#member;
+    if (member === undefined) {
+      this.#open(session, mac);
+      return;
+    }
+    session.phase = "checking";
+    const client = session.hello!.member;
+    const check = (async () => {
+      try {
+        const problem = await member.check(client, undefined);
+        if (session.framed.isClosed) return;
+        if (problem !== undefined) {
+          this.#refuse(session, problem);
+          return;
+        }
+        this.#open(session, mac, {
+          node: member.node,
+          incarnation: member.incarnation,
+          peerIncarnation: client ? member.knownIncarnation(client.node) ?? null : null,
+        });
+      } catch (err) {
+        this.#refuse(session, `it could not check who the client is (${messageOf(err)})`);
+      }
+    })();
+    this.#checks.add(check);
+    check.finally(() => this.#checks.delete(check));
+  }
+
   /** Ends the handshake: from now on the connection carries calls. */
-  #open(session: Session, mac: Uint8Array | null): void {
+  #open(session: Session, mac: Uint8Array | null, member?: MemberHello): void {
     clearTimeout(session.timer);
     session.phase = "open";
     session.framed.maxFrameBytes = this.#maxFrameBytes;
-    session.framed.send(encodeServerMessage({ kind: "welcome", mac }));
+    session.framed.send(encodeServerMessage({ kind: "welcome", mac, member }));
   }
 
   /** Tells the client why it is refused, then hangs up once that is written. */
@@ -769,6 +849,7 @@ export class TcpClient implements ClientEnd {
   #cluster: string;
   #secret: Uint8Array | undefined;
   #key: Promise<CryptoKey> | undefined;
+  #member: MemberOptions | undefined;
   #nextId = 1;
   #calls = new Set<CallState>();
   #closed = false;
@@ -804,6 +885,7 @@ export class TcpClient implements ClientEnd {
     }
     this.#cluster = checkCluster(options.cluster);
     this.#secret = checkSecret(options.secret);
+    this.#member = options.member;
   }
 
   /** The cluster this client belongs to (`""`: the unnamed cluster). */
@@ -1081,6 +1163,7 @@ export class TcpClient implements ClientEnd {
     };
     const refuse = (reason: string) =>
       fail(new RefusedError(this.peer, this.address, reason, "client"));
+    const member = this.#member;
     const open = () => {
       phase = "open";
       link.framed.maxFrameBytes = this.#maxFrameBytes;
@@ -1133,6 +1216,19 @@ export class TcpClient implements ClientEnd {
         });
         return;
       }
+      /** Opens once the server's member identity is checked (when this client is a member). */
+      const admit = (server: MemberHello | undefined) => {
+        if (member === undefined) {
+          open();
+          return;
+        }
+        later(async () => {
+          const problem = await member.check(server, this.peer);
+          if (link.framed.isClosed) return;
+          if (problem !== undefined) refuse(problem);
+          else open();
+        });
+      };
       if (phase === "hello" && message.kind === "welcome") {
         if (secret !== undefined) {
           refuse(
@@ -1141,7 +1237,7 @@ export class TcpClient implements ClientEnd {
           );
           return;
         }
-        open();
+        admit(message.member);
         return;
       }
       if (phase === "proof" && message.kind === "welcome") {
@@ -1160,7 +1256,7 @@ export class TcpClient implements ClientEnd {
           );
           return;
         }
-        open();
+        admit(message.member);
         return;
       }
       refuse(`it sent a ${message.kind} message out of turn in the handshake`);
@@ -1186,7 +1282,16 @@ export class TcpClient implements ClientEnd {
     try {
       if (signal.aborted) throw signal.reason;
       link.framed.send(
-        encodeHello({ cluster: this.#cluster, nonce, hasSecret: secret !== undefined }),
+        encodeHello({
+          cluster: this.#cluster,
+          nonce,
+          hasSecret: secret !== undefined,
+          member: member && {
+            node: member.node,
+            incarnation: member.incarnation,
+            peerIncarnation: member.knownIncarnation(this.peer) ?? null,
+          },
+        }),
       );
       await done.promise;
       return link;

@@ -15,14 +15,24 @@
  * and the first entries go first, and the log's last index only ever covers
  * entries already written. Keys a crash left outside the meta (entries outside
  * [first, last], other snapshots' chunks) are deleted by `load`. Corruption (a
- * checksum mismatch, a gap, an entry at the wrong index) is reported at
- * start-up with {@linkcode StorageCorruptionError}.
+ * checksum mismatch, a gap, an entry at the wrong index, a file SQLite cannot
+ * read) is reported at start-up with {@linkcode StorageCorruptionError}.
+ *
+ * What the checksums cannot see is state that is simply gone: SQLite drops a
+ * WAL frame whose checksum fails, and every frame after it, so a flipped bit
+ * rolls fsynced commits back; a deleted `raft.kv` reads as a new node. So a
+ * store keeps a high-water mark beside the database (`<path>.mark`, see
+ * `high_water_mark.ts`), written and fsynced in parallel with each save's
+ * commits, and `load` refuses a store that ends below it with
+ * {@linkcode StorageLossError} (before writing anything). A store with state
+ * and no mark is refused too.
  *
  * @module
  */
 import { type Codec, defaultCodec } from "../net/codec.ts";
+import { crc32, type Floor, HighWaterMark } from "./high_water_mark.ts";
 import type { RaftStorage, StorageBatch, StoredState } from "./storage.ts";
-import type { Entry, HardState, SnapshotMeta } from "./types.ts";
+import type { Entry, HardState, NodeId, SnapshotMeta } from "./types.ts";
 
 /** Largest value we write: under Deno KV's 64 KiB limit, leaving room for headers. */
 const PART_BYTES = 60 * 1024;
@@ -71,6 +81,40 @@ export class StorageCorruptionError extends Error {
 }
 
 /**
+ * The store holds less than it had made durable and acknowledged: it ends
+ * below its high-water mark (SQLite dropped WAL frames that failed their
+ * checksum, or the database file was deleted or replaced). A node must not
+ * vote or acknowledge from such a store.
+ *
+ * @example
+ * ```ts
+ * import { StorageLossError, StorageCorruptionError } from "@distkit/distkit/raft";
+ *
+ * const err = new StorageLossError("data/raft.kv", "its log ends at 40, below entry 57 (term 2)");
+ * err instanceof StorageCorruptionError; // true
+ * ```
+ */
+export class StorageLossError extends StorageCorruptionError {
+  /**
+   * Creates the error.
+   *
+   * @param where The store (its path).
+   * @param problem What is missing.
+   */
+  constructor(where: string, problem: string) {
+    super(where, problem);
+    this.name = "StorageLossError";
+    this.message = `Raft storage ${where} lost state it had made durable: ${problem}. ` +
+      `Acknowledged writes may be missing from it, so this node must not vote or serve from it: ` +
+      `remove the node from the cluster, then add it back as a new member with an empty data ` +
+      `folder, so it copies its state from the others (README: "What survives what")`;
+  }
+}
+
+/** Milliseconds after a save before the mark is raised to cover it, when no save follows. */
+const CERTIFY_DELAY_MS = 5;
+
+/**
  * Options for {@linkcode DenoKvStorage.open}.
  *
  * @example
@@ -85,6 +129,13 @@ export interface DenoKvStorageOptions {
   prefix?: Deno.KvKeyPart[];
   /** Codec for entries and state. Default: the shared 64 MiB codec. */
   codec?: Codec;
+  /**
+   * The high-water mark file (see the module doc); `null`: none (a store
+   * whose losses go undetected). Default: `<path>.mark` (with the default
+   * prefix; `<path>.<prefix parts joined by ".">.mark` with another), none
+   * for `":memory:"`.
+   */
+  mark?: string | null;
 }
 
 interface Meta {
@@ -178,6 +229,16 @@ export class DenoKvStorage implements RaftStorage {
   /** Preparations writing, which `close` waits for. */
   #preparing = new Set<Promise<void>>();
   #closed = false;
+  /** The high-water mark, unless disabled. */
+  #mark: HighWaterMark | undefined;
+  /** The stored term and vote. */
+  #term = 0;
+  #vote: NodeId | null = null;
+  /** The term of each stored entry, by index (for the mark's floors). */
+  #entryTerms = new Map<number, number>();
+  /** A save has resolved that no mark written since covers. */
+  #uncertified = false;
+  #certifyTimer: ReturnType<typeof setTimeout> | undefined;
 
   private constructor(kv: Deno.Kv, where: string, options: DenoKvStorageOptions) {
     this.#kv = kv;
@@ -202,11 +263,54 @@ export class DenoKvStorage implements RaftStorage {
         { cause: err },
       );
     }
-    return new DenoKvStorage(kv, path, options);
+    const storage = new DenoKvStorage(kv, path, options);
+    try {
+      await storage.#openMark(markPath(path, options));
+    } catch (err) {
+      kv.close();
+      throw err;
+    }
+    return storage;
+  }
+
+  /**
+   * Opens the high-water mark. A missing one is created only for an empty
+   * store: a store with state and no mark lost it (or is from before marks).
+   */
+  async #openMark(path: string | null): Promise<void> {
+    if (path === null) return;
+    const exists = await Deno.stat(path).then(() => true, (err) => {
+      if (err instanceof Deno.errors.NotFound) return false;
+      throw err;
+    });
+    if (!exists) {
+      const [hs, meta] = await this.#kv.getMany([this.#key("hs"), this.#key("meta")]);
+      if (hs.value !== null || meta.value !== null) {
+        throw new StorageCorruptionError(
+          this.#where,
+          `its high-water mark ${path} is missing, though the store holds state, so nothing ` +
+            `tells whether the store still holds all it acknowledged`,
+        );
+      }
+    }
+    this.#mark = await HighWaterMark.open(path);
   }
 
   async load(): Promise<StoredState> {
     this.#check();
+    try {
+      return await this.#load();
+    } catch (err) {
+      if (err instanceof StorageCorruptionError) throw err;
+      // SQLite's own verdict on a damaged file ("database disk image is malformed").
+      throw new StorageCorruptionError(
+        this.#where,
+        `the database cannot be read (${(err as Error).message})`,
+      );
+    }
+  }
+
+  async #load(): Promise<StoredState> {
     const [hsEntry, metaEntry] = await this.#kv.getMany<[Uint8Array, Uint8Array]>([
       this.#key("hs"),
       this.#key("meta"),
@@ -225,6 +329,10 @@ export class DenoKvStorage implements RaftStorage {
       state.snapshot = { meta: pointer.meta, data: await this.#readSnapshot(pointer) };
     }
     state.entries = await this.#readEntries();
+    this.#term = hardState.term;
+    this.#vote = hardState.vote;
+    // Before anything is written: a refused store is left as it was found.
+    if (this.#mark) this.#checkMark(state, this.#mark.floor);
     await this.#removeLeftovers();
     this.#garbage = [];
     this.#garbageParts.clear();
@@ -236,8 +344,86 @@ export class DenoKvStorage implements RaftStorage {
     return state;
   }
 
+  /**
+   * Refuses a store that ends below its mark. The commit index is not
+   * checked: it need not be durable (a node learns it again).
+   */
+  #checkMark(state: StoredState, floor: Floor): void {
+    const { term, vote } = state.hardState;
+    const lost = (problem: string) => new StorageLossError(this.#where, problem);
+    if (term < floor.term) {
+      throw lost(`its term is ${term}, below the term ${floor.term} it had reached`);
+    }
+    if (term === floor.term && floor.vote !== null && vote !== floor.vote) {
+      throw lost(
+        `its vote in term ${term} is ${JSON.stringify(vote)}, not ${
+          JSON.stringify(floor.vote)
+        } as it had voted`,
+      );
+    }
+    const covered = state.snapshot?.meta.index ?? 0;
+    if (floor.index <= covered) return;
+    const entry = state.entries[floor.index - this.#meta.first];
+    if (entry === undefined) {
+      throw lost(
+        `its log ends at ${this.#meta.last}, below entry ${floor.index} it had stored ` +
+          `(its high-water mark ${this.#mark!.path})`,
+      );
+    }
+    if (floor.logTerm >= 0 && entry.term !== floor.logTerm) {
+      throw lost(`its entry ${floor.index} has term ${entry.term}, not ${floor.logTerm} as stored`);
+    }
+  }
+
+  /**
+   * The floor of the state the last save left, limited to entries before
+   * `keepBelow` (a save that replaces entries from there on may take them).
+   */
+  #floor(keepBelow = Infinity): Floor {
+    const index = Math.min(this.#meta.last, keepBelow - 1);
+    const covered = this.#meta.snapshot?.meta.index ?? 0;
+    const floor: Floor = { term: this.#term, vote: this.#vote, index: 0, logTerm: -1 };
+    if (index <= 0) return floor;
+    floor.index = index;
+    if (index <= covered) return floor;
+    const logTerm = this.#entryTerms.get(index);
+    if (logTerm === undefined) {
+      throw new Error(`DenoKvStorage invariant: entry ${index} is stored but its term is unknown`);
+    }
+    floor.logTerm = logTerm;
+    return floor;
+  }
+
+  /** Raises the mark to the state the last save left, when no save has come since. */
+  #scheduleCertify(): void {
+    clearTimeout(this.#certifyTimer);
+    const timer = setTimeout(() => {
+      this.#certifyTimer = undefined;
+      this.#certify().catch(() => {
+        // A mark that cannot be written fails the next save, which writes it too.
+      });
+    }, CERTIFY_DELAY_MS);
+    Deno.unrefTimer(timer);
+    this.#certifyTimer = timer;
+  }
+
+  #certify(): Promise<void> {
+    if (!this.#uncertified || this.#mark === undefined) return Promise.resolve();
+    this.#uncertified = false;
+    return this.#mark.write(this.#floor());
+  }
+
   async save(batch: StorageBatch): Promise<void> {
     this.#check();
+    clearTimeout(this.#certifyTimer);
+    this.#certifyTimer = undefined;
+    // The mark this save writes beside its commits covers the state before
+    // it, less the entries it may replace (see the module doc).
+    let keepBelow = batch.entries.length > 0 ? batch.entries[0].index : Infinity;
+    if (batch.resetLog) {
+      keepBelow = Math.min(keepBelow, batch.snapshot?.meta.index ?? this.#meta.first);
+    }
+    const floor = this.#floor(keepBelow);
     const old = { ...this.#meta };
     const meta: Meta = { ...this.#meta };
     const commits: Mutation[][] = [];
@@ -322,7 +508,16 @@ export class DenoKvStorage implements RaftStorage {
     const room = COMMIT_MUTATIONS - last.length;
     last.push(...this.#takeGarbage(Math.min(GARBAGE_PER_SAVE + writes, room)));
     commits.unshift(...overwritten);
-    for (const mutations of commits) await this.#commit(mutations);
+    this.#uncertified = false;
+    // A save that replaces stored entries (a new leader's, or a snapshot
+    // reset) waits for its lower mark before it commits: a mark written
+    // earlier may name an entry it removes.
+    if (this.#mark && keepBelow <= this.#meta.last) await this.#mark.write(floor);
+    const committing = (async () => {
+      for (const mutations of commits) await this.#commit(mutations);
+    })();
+    const marking = this.#mark?.write(floor);
+    await Promise.all([committing, marking]);
     // 4. Clean-up, after the switch. A dropped suffix goes at once: a later
     // save may write there again. Compacted entries and the replaced
     // snapshot become garbage, for later saves to delete.
@@ -343,7 +538,16 @@ export class DenoKvStorage implements RaftStorage {
         this.#entrySizes.set(index, size);
       }
     }
+    for (const e of batch.entries) this.#entryTerms.set(e.index, e.term);
+    if (batch.hardState) {
+      this.#term = batch.hardState.term;
+      this.#vote = batch.hardState.vote;
+    }
     this.#meta = meta;
+    if (this.#mark) {
+      this.#uncertified = true;
+      this.#scheduleCertify();
+    }
   }
 
   /**
@@ -393,13 +597,19 @@ export class DenoKvStorage implements RaftStorage {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    clearTimeout(this.#certifyTimer);
     await Promise.allSettled(this.#preparing);
+    if (this.#mark) {
+      await this.#certify().catch(() => {});
+      await this.#mark.close();
+    }
     this.#kv.close();
   }
 
   // ---- internals ----
 
   #forget(index: number): void {
+    this.#entryTerms.delete(index);
     const size = this.#entrySizes.get(index);
     if (size === undefined) return;
     this.#entryBytes -= size;
@@ -586,6 +796,7 @@ export class DenoKvStorage implements RaftStorage {
   async #readEntries(): Promise<Entry[]> {
     const { first, last } = this.#meta;
     this.#entrySizes.clear();
+    this.#entryTerms.clear();
     this.#entryBytes = 0;
     if (last < first) return [];
     const entries: Entry[] = [];
@@ -594,6 +805,7 @@ export class DenoKvStorage implements RaftStorage {
     const finish = () => {
       const entry = this.#assembleEntry(current, parts);
       entries.push(entry.entry);
+      this.#entryTerms.set(current, entry.entry.term);
       this.#entrySizes.set(current, entry.size);
       this.#entryBytes += entry.size;
       parts = [];
@@ -773,19 +985,11 @@ function pack(mutations: Mutation[], most = COMMIT_MUTATIONS): Mutation[][] {
   return commits;
 }
 
-const CRC_TABLE = (() => {
-  const table = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    table[n] = c >>> 0;
-  }
-  return table;
-})();
-
-/** CRC-32 (IEEE), the checksum of every stored value. */
-function crc32(bytes: Uint8Array): number {
-  let c = 0xffffffff;
-  for (let i = 0; i < bytes.length; i++) c = CRC_TABLE[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
+/** Where the mark of the store at `path` lives (null: none). */
+function markPath(path: string, options: DenoKvStorageOptions): string | null {
+  if (options.mark !== undefined) return options.mark;
+  if (path === ":memory:") return null;
+  const prefix = options.prefix;
+  if (prefix === undefined || (prefix.length === 1 && prefix[0] === "raft")) return `${path}.mark`;
+  return `${path}.${prefix.map(String).join(".")}.mark`;
 }

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { DenoKvStorage, StorageCorruptionError } from "./kv_storage.ts";
+import { DenoKvStorage, StorageCorruptionError, StorageLossError } from "./kv_storage.ts";
+import { MarkCorruptionError, SLOT_BYTES } from "./high_water_mark.ts";
 import type { Entry, Snapshot } from "./types.ts";
 
 async function withStore(fn: (path: string) => Promise<void>): Promise<void> {
@@ -542,5 +543,197 @@ Deno.test("kv storage: raftStateSize stays what a reopened store counts, over ra
       assert.equal(size, s.raftStateSize(), `step ${step}: bookkeeping drifted`);
     }
     await s.close();
+  });
+});
+
+// ---- the high-water mark: a store that lost what it acknowledged is refused ----
+
+/** Copies the files of the open store at `path` (database and WAL, as a crash leaves them) to `to`. */
+async function crashImage(path: string, to: string): Promise<void> {
+  for (const suffix of ["", "-wal", ".mark"]) {
+    await Deno.copyFile(`${path}${suffix}`, `${to}${suffix}`).catch((err) => {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+    });
+  }
+}
+
+/** Saves a term, a vote and entries in `rounds` saves of 5 entries each. */
+async function saveRounds(s: DenoKvStorage, rounds: number, term = 1): Promise<void> {
+  for (let r = 0; r < rounds; r++) {
+    await s.save({
+      hardState: { term, vote: "a", commit: 5 * r },
+      entries: entries(5 * r + 1, 5 * r + 5, term),
+      resetLog: false,
+    });
+  }
+}
+
+function isLoss(pattern: RegExp): (e: unknown) => boolean {
+  return (e) =>
+    e instanceof StorageLossError && pattern.test(e.message) &&
+    /add it back as a new member/.test(e.message);
+}
+
+Deno.test("kv storage: a store rolled back below its mark is refused (older copy of the database)", async () => {
+  await withStore(async (path) => {
+    const s = await DenoKvStorage.open(path);
+    await saveRounds(s, 2);
+    await s.close();
+    const dir = path.slice(0, path.lastIndexOf("/"));
+    await Deno.copyFile(path, `${dir}/old.kv`);
+    const again = await DenoKvStorage.open(path);
+    await again.load();
+    await again.save({
+      hardState: { term: 2, vote: "b", commit: 10 },
+      entries: [],
+      resetLog: false,
+    });
+    await saveRounds(again, 4, 2);
+    await again.close();
+    // The database goes back to the copy (as if SQLite dropped the later WAL
+    // frames); the mark stays.
+    await Deno.copyFile(`${dir}/old.kv`, path);
+    const third = await DenoKvStorage.open(path);
+    await assert.rejects(third.load(), isLoss(/its term is 1, below the term 2/));
+    await third.close();
+  });
+});
+
+Deno.test("kv storage: a log cut below its mark, or a vote lost, is refused", async () => {
+  await withStore(async (path) => {
+    const s = await DenoKvStorage.open(path);
+    await saveRounds(s, 3);
+    await s.close();
+    // The last entries vanish (the meta says the log ends at 7).
+    const kv = await Deno.openKv(path);
+    const other = await DenoKvStorage.open(`${path}.2`, { mark: null });
+    await other.save({ entries: entries(1, 7, 1), resetLog: false });
+    await other.close();
+    const kv2 = await Deno.openKv(`${path}.2`);
+    const meta = await kv2.get<Uint8Array>(["raft", "meta"]);
+    const hs = await kv2.get<Uint8Array>(["raft", "hs"]);
+    kv2.close();
+    const kept = await kv.get<Uint8Array>(["raft", "meta"]);
+    await kv.set(["raft", "meta"], meta.value!);
+    kv.close();
+    const again = await DenoKvStorage.open(path);
+    await assert.rejects(again.load(), isLoss(/its log ends at 7, below entry 15/));
+    await again.close();
+    // The log back, the hard state without its vote: refused too.
+    const kv3 = await Deno.openKv(path);
+    await kv3.set(["raft", "meta"], kept.value!);
+    assert.equal(hs.value, null, "the other store has no hard state");
+    const third0 = await DenoKvStorage.open(`${path}.3`, { mark: null });
+    await third0.save({
+      hardState: { term: 1, vote: null, commit: 0 },
+      entries: [],
+      resetLog: false,
+    });
+    await third0.close();
+    const kv4 = await Deno.openKv(`${path}.3`);
+    const noVote = await kv4.get<Uint8Array>(["raft", "hs"]);
+    kv4.close();
+    await kv3.set(["raft", "hs"], noVote.value!);
+    kv3.close();
+    const fourth = await DenoKvStorage.open(path);
+    await assert.rejects(fourth.load(), isLoss(/its vote in term 1 is null, not "a"/));
+    await fourth.close();
+  });
+});
+
+Deno.test("kv storage: a deleted database, or a deleted mark beside a database, is refused", async () => {
+  await withStore(async (path) => {
+    const s = await DenoKvStorage.open(path);
+    await saveRounds(s, 1);
+    await s.close();
+    await Deno.rename(path, `${path}.aside`);
+    const fresh = await DenoKvStorage.open(path);
+    await assert.rejects(fresh.load(), isLoss(/its term is 0, below the term 1/));
+    await fresh.close();
+    await Deno.remove(path);
+    await Deno.rename(`${path}.aside`, path);
+    await Deno.remove(`${path}.mark`);
+    await assert.rejects(
+      DenoKvStorage.open(path),
+      (e) => e instanceof StorageCorruptionError && /high-water mark .* is missing/.test(e.message),
+    );
+    await assert.rejects(Deno.stat(`${path}.mark`), Deno.errors.NotFound, "not created again");
+  });
+});
+
+Deno.test("kv storage: a torn mark slot falls back to the other; both torn is refused", async () => {
+  await withStore(async (path) => {
+    const s = await DenoKvStorage.open(path);
+    await saveRounds(s, 3);
+    await s.close();
+    const mark = await Deno.readFile(`${path}.mark`);
+    assert.equal(mark.length, 2 * SLOT_BYTES);
+    const torn = mark.slice();
+    torn[3] ^= 0x40; // the first slot's magic
+    await Deno.writeFile(`${path}.mark`, torn);
+    const again = await DenoKvStorage.open(path);
+    assert.equal((await again.load()).entries.length, 15);
+    await again.close();
+    const both = (await Deno.readFile(`${path}.mark`)).slice();
+    both[20] ^= 0x01;
+    both[SLOT_BYTES + 20] ^= 0x01;
+    await Deno.writeFile(`${path}.mark`, both);
+    await assert.rejects(DenoKvStorage.open(path), MarkCorruptionError);
+  });
+});
+
+Deno.test("kv storage: bit flips in the WAL of a crashed store are refused, not served shortened", async () => {
+  await withStore(async (path) => {
+    const dir = path.slice(0, path.lastIndexOf("/"));
+    const s = await DenoKvStorage.open(path);
+    await saveRounds(s, 6);
+    // A crash image: the files as they are while the store is open.
+    await crashImage(path, `${dir}/crash.kv`);
+    await s.close();
+    const wal = await Deno.readFile(`${dir}/crash.kv-wal`);
+    assert.ok(wal.length > 32 + 24 + 4096, `the WAL holds frames (${wal.length} bytes)`);
+    // A flip in the first frame's page: SQLite drops it and every frame after.
+    wal[32 + 24 + 200] ^= 0x10;
+    await Deno.writeFile(`${dir}/crash.kv-wal`, wal);
+    const crashed = await DenoKvStorage.open(`${dir}/crash.kv`);
+    await assert.rejects(crashed.load(), isLoss(/below/));
+    await crashed.close();
+  });
+});
+
+Deno.test("kv storage: a truncated or torn database file stays refused", async () => {
+  await withStore(async (path) => {
+    const s = await DenoKvStorage.open(path);
+    await saveRounds(s, 40);
+    await s.close();
+    const db = await Deno.readFile(path);
+    assert.ok(db.length >= 4 * 4096, `the database has pages (${db.length} bytes)`);
+    const refused = async (bytes: Uint8Array, what: string) => {
+      await Deno.writeFile(path, bytes);
+      await Deno.remove(`${path}-wal`).catch(() => {});
+      await Deno.remove(`${path}-shm`).catch(() => {});
+      let store: DenoKvStorage | undefined;
+      try {
+        store = await DenoKvStorage.open(path);
+        await store.load();
+      } catch (err) {
+        assert.ok(
+          err instanceof StorageCorruptionError || /cannot open Raft storage/.test(String(err)),
+          `${what}: ${err}`,
+        );
+        return;
+      } finally {
+        await store?.close().catch(() => {});
+      }
+      assert.fail(`${what}: the store loaded`);
+    };
+    await refused(db.slice(0, db.length / 2), "truncated to half");
+    await refused(db.slice(0, 4096), "truncated to its first page");
+    const torn = db.slice();
+    torn.fill(0, db.length - 2 * 4096); // the last two pages never written
+    await refused(torn, "torn (last pages zero)");
+    const flipped = db.slice();
+    for (let page = 1; page * 4096 < db.length; page++) flipped[page * 4096 + 100] ^= 0xff;
+    await refused(flipped, "a byte flipped in every page");
   });
 });

@@ -54,3 +54,10 @@ export type {
   Transport,
 } from "../net/mod.ts";
 export * from "./kv_storage.ts";
+export {
+  EMPTY_FLOOR,
+  type Floor,
+  HighWaterMark,
+  MarkCorruptionError,
+  SLOT_BYTES,
+} from "./high_water_mark.ts";

@@ -27,8 +27,8 @@ export interface StoredState {
 }
 
 /**
- * One atomic write: all of it is durable when `save` resolves, or none of it
- * is after a crash.
+ * One write: all of it is durable when `save` resolves. What a crash during
+ * the `save` leaves is described at {@linkcode RaftStorage}.
  *
  * @example
  * ```ts
@@ -52,8 +52,25 @@ export interface StorageBatch {
 }
 
 /**
- * Stable storage for one Raft node. `save` must be atomic and durable; a
- * node never answers a peer about state that `save` has not made durable.
+ * Stable storage for one Raft node. A node never answers a peer (or a
+ * client) about state that `save` has not made durable.
+ *
+ * What survives a crash:
+ * - everything a resolved `save` wrote;
+ * - of a `save` cut short by the crash: nothing, all of it, or (with
+ *   `DenoKvStorage`, which splits a large save into several
+ *   commits) a state part way: the new hard state and the new snapshot
+ *   switched in together, and the new entries up to some index, with the
+ *   entries they replace gone; never a mix of old and new at one index, and
+ *   never a gap. Each such state is one Raft itself could have been in (it
+ *   says less than the save would have), so the node may start from it.
+ *   {@linkcode MemoryStorage} saves are atomic.
+ *
+ * Losing more than that (a resolved save gone: SQLite dropping WAL frames
+ * that fail their checksum, a deleted database) is not survivable by Raft:
+ * an implementation must detect it at `load` and fail there
+ * (`DenoKvStorage` keeps a high-water mark and throws
+ * `StorageLossError`), never return the shortened state.
  *
  * @example
  * ```ts
@@ -67,7 +84,7 @@ export interface StorageBatch {
 export interface RaftStorage {
   /** Reads back everything saved. */
   load(): Promise<StoredState>;
-  /** Makes `batch` durable, atomically. */
+  /** Makes `batch` durable (see the crash rules above). Saves do not overlap. */
   save(batch: StorageBatch): Promise<void>;
   /**
    * Optional: writes a snapshot's data ahead of the `save` that switches to

@@ -13,8 +13,9 @@ export class NodeProcess {
   readonly address: string;
   readonly #ready: string;
   #child?: Deno.ChildProcess;
-  #exited?: Promise<unknown>;
+  #exited?: Promise<[Deno.CommandStatus, void, void]>;
   stderr = "";
+  stdout = "";
 
   /** `ready`: what the node prints on stdout once it serves. */
   constructor(address: string, args: string[], options: { ready?: string } = {}) {
@@ -25,6 +26,7 @@ export class NodeProcess {
 
   /** Starts the process and waits until it says it serves. */
   async start(): Promise<void> {
+    this.stdout = "";
     const child = new Deno.Command(Deno.execPath(), {
       args: [
         "run",
@@ -43,10 +45,9 @@ export class NodeProcess {
     const decoder = new TextDecoder();
     const serving = Promise.withResolvers<void>();
     const out = (async () => {
-      let text = "";
       for await (const chunk of child.stdout) {
-        text += decoder.decode(chunk);
-        if (text.includes(this.#ready)) serving.resolve();
+        this.stdout += decoder.decode(chunk);
+        if (this.stdout.includes(this.#ready)) serving.resolve();
       }
     })();
     const err = (async () => {
@@ -57,6 +58,14 @@ export class NodeProcess {
       throw new Error(`${this.address} exited at start: ${this.stderr}`);
     });
     await Promise.race([serving.promise, gone]);
+  }
+
+  /** Waits until the process exits on its own; its exit code. */
+  async exit(): Promise<number> {
+    if (!this.#exited) throw new Error(`${this.address} is not running`);
+    const [status] = await this.#exited;
+    this.#child = undefined;
+    return status.code;
   }
 
   /** Sends `signal` and waits for the exit. */

@@ -1,0 +1,287 @@
+/**
+ * The durable high-water mark of a Raft store: a small file beside the Deno
+ * KV database that says how far the store must reach, so that state the
+ * database lost after it was made durable (a WAL frame whose checksum fails
+ * is silently dropped by SQLite, and every frame after it with it; a deleted
+ * `raft.kv`) is detected at start-up instead of being voted and acknowledged
+ * from.
+ *
+ * The mark is a floor: a term, the vote of that term, and one log position
+ * (index and term) that the store must still hold, in its log or covered by
+ * its snapshot. It is written and fsynced in parallel with the database
+ * commits of each save (and before the save resolves, so before anything the
+ * save enables is acknowledged), which is why it cannot name that very save's
+ * result: a crash between the two fsyncs would then refuse a store that lost
+ * nothing acknowledged. A save's mark names the state of the save before it,
+ * limited to the part of the log this save keeps (a save that replaces a
+ * suffix takes the floor below it). Shortly after the last save of a burst
+ * (when no other follows within a few milliseconds), and at close, the mark
+ * is raised to the state that save left; so every acknowledged state is
+ * covered, but for the last save before a crash in those few milliseconds.
+ *
+ * The file has two slots of {@linkcode SLOT_BYTES} bytes, written in turn,
+ * each with a sequence number and a CRC-32: a write torn by a crash spoils
+ * one slot, and the other still holds the previous, lower floor.
+ *
+ * @module
+ */
+import { Codec } from "../net/codec.ts";
+import type { NodeId } from "./types.ts";
+
+/** Bytes of one slot of the mark file. */
+export const SLOT_BYTES = 512;
+const MAGIC = 0x444b4857; // "DKHW"
+const VERSION = 1;
+/** magic (4), version (1), sequence (8), payload length (2) */
+const HEAD_BYTES = 15;
+const codec = new Codec({ maxMessageBytes: SLOT_BYTES });
+
+/**
+ * What a store must still hold: everything up to here was acknowledged.
+ *
+ * @example
+ * ```ts
+ * import type { Floor } from "@distkit/distkit/raft";
+ *
+ * const floor: Floor = { term: 3, vote: "b", index: 10, logTerm: 3 };
+ * ```
+ */
+export interface Floor {
+  /** The store's term is at least this. */
+  term: number;
+  /** When the store's term is `term`: the vote it holds (null: none required). */
+  vote: NodeId | null;
+  /** A log position the store holds (or its snapshot covers); 0: none. */
+  index: number;
+  /** The term of the entry at `index`; -1 when only a snapshot's coverage is required. */
+  logTerm: number;
+}
+
+/** The floor of a store that holds nothing. */
+export const EMPTY_FLOOR: Floor = { term: 0, vote: null, index: 0, logTerm: -1 };
+
+/**
+ * The mark file of one store: reads the floor at start-up, writes new ones
+ * (one write at a time, in order).
+ *
+ * @example
+ * ```ts ignore
+ * import { HighWaterMark } from "@distkit/distkit/raft";
+ *
+ * const mark = await HighWaterMark.open("data/raft.kv.mark");
+ * await mark.write({ term: 1, vote: "a", index: 0, logTerm: -1 });
+ * mark.close();
+ * ```
+ */
+export class HighWaterMark {
+  /** The mark file. */
+  readonly path: string;
+  #file: Deno.FsFile;
+  #sequence: number;
+  #floor: Floor;
+  /** The write in progress (or the last one), which the next waits for. */
+  #writing: Promise<void> = Promise.resolve();
+  /** The floor of the last write queued, while it has not failed. */
+  #queued: Floor | undefined;
+  /** Whether the file was created by {@linkcode HighWaterMark.open} (it did not exist). */
+  readonly created: boolean;
+
+  private constructor(
+    path: string,
+    file: Deno.FsFile,
+    found: { sequence: number; floor: Floor },
+    created: boolean,
+  ) {
+    this.path = path;
+    this.#file = file;
+    this.#sequence = found.sequence;
+    this.#floor = found.floor;
+    this.created = created;
+  }
+
+  /**
+   * Opens the mark at `path`, creating it (empty, synced, with its folder)
+   * when missing.
+   *
+   * @throws {MarkCorruptionError} when neither slot holds a valid mark.
+   */
+  static async open(path: string): Promise<HighWaterMark> {
+    let file: Deno.FsFile;
+    let created = false;
+    try {
+      file = await Deno.open(path, { read: true, write: true });
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+      file = await Deno.open(path, { read: true, write: true, createNew: true });
+      created = true;
+      try {
+        await file.write(encodeSlot(0, EMPTY_FLOOR));
+        await file.sync();
+        await syncFolder(path);
+      } catch (e) {
+        file.close();
+        throw e;
+      }
+    }
+    try {
+      const found = await readSlots(file, path);
+      return new HighWaterMark(path, file, found, created);
+    } catch (err) {
+      file.close();
+      throw err;
+    }
+  }
+
+  /** The floor read at open, or the last one written. */
+  get floor(): Floor {
+    return this.#floor;
+  }
+
+  /**
+   * Writes `floor` durably (after any write in progress).
+   *
+   * @throws {RangeError} when the floor does not fit a slot (a vote of more than ~400 bytes).
+   */
+  write(floor: Floor): Promise<void> {
+    // The same floor as the last write queued: that write covers it.
+    if (this.#queued !== undefined && sameFloor(this.#queued, floor)) return this.#writing;
+    const sequence = ++this.#sequence;
+    const bytes = encodeSlot(sequence, floor);
+    const write = this.#writing.catch(() => {}).then(async () => {
+      // 512 bytes into the page cache: synchronous is cheaper than two more async ops.
+      this.#file.seekSync((sequence % 2) * SLOT_BYTES, Deno.SeekMode.Start);
+      let at = 0;
+      while (at < bytes.length) at += this.#file.writeSync(bytes.subarray(at));
+      await this.#file.syncData();
+      this.#floor = floor;
+    });
+    this.#writing = write;
+    this.#queued = floor;
+    write.catch(() => {
+      if (this.#writing === write) this.#queued = undefined;
+    });
+    return write;
+  }
+
+  /** Waits for the writes in progress and closes the file. */
+  async close(): Promise<void> {
+    await this.#writing.catch(() => {});
+    this.#file.close();
+  }
+}
+
+/**
+ * The mark file cannot be read: both slots fail their checksum.
+ *
+ * @example
+ * ```ts
+ * import { MarkCorruptionError } from "@distkit/distkit/raft";
+ *
+ * new MarkCorruptionError("data/raft.kv.mark").message.includes("raft.kv.mark"); // true
+ * ```
+ */
+export class MarkCorruptionError extends Error {
+  /**
+   * Creates the error.
+   *
+   * @param path The mark file.
+   */
+  constructor(path: string) {
+    super(
+      `the high-water mark ${path} is unreadable (both of its slots fail their checksum), so ` +
+        `nothing tells how much of the store was acknowledged; do not start this node from it: ` +
+        `remove it from the cluster and add it back as a new member with an empty data folder`,
+    );
+    this.name = "MarkCorruptionError";
+  }
+}
+
+function sameFloor(a: Floor, b: Floor): boolean {
+  return a.term === b.term && a.vote === b.vote && a.index === b.index && a.logTerm === b.logTerm;
+}
+
+function encodeSlot(sequence: number, floor: Floor): Uint8Array {
+  const payload = codec.encode([floor.term, floor.vote, floor.index, floor.logTerm]);
+  if (HEAD_BYTES + payload.length + 4 > SLOT_BYTES) {
+    throw new RangeError(`a high-water mark of ${payload.length} bytes does not fit a slot`);
+  }
+  const slot = new Uint8Array(SLOT_BYTES);
+  const view = new DataView(slot.buffer);
+  view.setUint32(0, MAGIC);
+  view.setUint8(4, VERSION);
+  view.setFloat64(5, sequence);
+  view.setUint16(13, payload.length);
+  slot.set(payload, HEAD_BYTES);
+  const end = HEAD_BYTES + payload.length;
+  view.setUint32(end, crc32(slot.subarray(0, end)));
+  return slot;
+}
+
+function decodeSlot(slot: Uint8Array): { sequence: number; floor: Floor } | undefined {
+  if (slot.length < HEAD_BYTES + 4) return undefined;
+  const view = new DataView(slot.buffer, slot.byteOffset, slot.length);
+  if (view.getUint32(0) !== MAGIC || view.getUint8(4) !== VERSION) return undefined;
+  const length = view.getUint16(13);
+  const end = HEAD_BYTES + length;
+  if (end + 4 > slot.length) return undefined;
+  if (view.getUint32(end) !== crc32(slot.subarray(0, end))) return undefined;
+  try {
+    const [term, vote, index, logTerm] = codec.decode(slot.subarray(HEAD_BYTES, end)) as [
+      number,
+      NodeId | null,
+      number,
+      number,
+    ];
+    return { sequence: view.getFloat64(5), floor: { term, vote, index, logTerm } };
+  } catch {
+    return undefined;
+  }
+}
+
+async function readSlots(
+  file: Deno.FsFile,
+  path: string,
+): Promise<{ sequence: number; floor: Floor }> {
+  await file.seek(0, Deno.SeekMode.Start);
+  const bytes = new Uint8Array(2 * SLOT_BYTES);
+  let at = 0;
+  while (at < bytes.length) {
+    const n = await file.read(bytes.subarray(at));
+    if (n === null) break;
+    at += n;
+  }
+  const slots = [0, 1]
+    .map((k) => decodeSlot(bytes.subarray(k * SLOT_BYTES, Math.min(at, (k + 1) * SLOT_BYTES))))
+    .filter((s) => s !== undefined);
+  if (slots.length === 0) throw new MarkCorruptionError(path);
+  return slots.reduce((a, b) => (b.sequence > a.sequence ? b : a));
+}
+
+/** Makes a new file's directory entry durable. */
+async function syncFolder(path: string): Promise<void> {
+  const slash = path.lastIndexOf("/");
+  const dir = slash < 0 ? "." : slash === 0 ? "/" : path.slice(0, slash);
+  const handle = await Deno.open(dir, { read: true });
+  try {
+    await handle.sync();
+  } finally {
+    handle.close();
+  }
+}
+
+const CRC_TABLE = (() => {
+  const table = new Uint32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    table[n] = c >>> 0;
+  }
+  return table;
+})();
+
+/** CRC-32 (IEEE). */
+export function crc32(bytes: Uint8Array): number {
+  let c = 0xffffffff;
+  for (let i = 0; i < bytes.length; i++) c = CRC_TABLE[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}

@@ -244,10 +244,70 @@ function isHelp(arg: string | undefined): boolean {
 }
 
 /**
+ * The exit code of a command that failed inside distkit itself (a bug, not
+ * an answer): 3, "no answer", never a code that reads as a verdict.
+ *
+ * @example
+ * ```ts
+ * import { INTERNAL_ERROR_EXIT } from "@distkit/distkit/cli";
+ *
+ * INTERNAL_ERROR_EXIT; // 3
+ * ```
+ */
+export const INTERNAL_ERROR_EXIT = 3;
+
+/**
+ * The message printed for an internal error: what happened, that it is a
+ * distkit bug, and how to report it.
+ *
+ * @example
+ * ```ts
+ * import { internalErrorMessage } from "@distkit/distkit/cli";
+ *
+ * internalErrorMessage("check", new RangeError("Map maximum size exceeded"));
+ * ```
+ */
+export function internalErrorMessage(command: string, err: unknown): string {
+  const what = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+  const stack = err instanceof Error && err.stack ? `\n${err.stack}` : "";
+  return [
+    `distkit ${command}: internal error: ${what}`,
+    `This is a bug in distkit, not an answer: the command stopped without one (exit ${INTERNAL_ERROR_EXIT}).`,
+    "Please report it to the distkit maintainers (the project's issue tracker) with the command",
+    "line, the input (or a smaller one that shows the same failure) and the trace below.",
+  ].join("\n") + stack;
+}
+
+/**
+ * Runs `run` so that an exception escaping it becomes the internal-error
+ * message on stderr and exit code {@linkcode INTERNAL_ERROR_EXIT}: no failure
+ * of distkit's own code exits with a code that means an answer. {@linkcode main}
+ * runs every command through it.
+ *
+ * @example
+ * ```ts
+ * import { guarded } from "@distkit/distkit/cli";
+ *
+ * const code = await guarded("demo", () => Promise.reject(new Error("boom")));
+ * code; // 3
+ * ```
+ */
+export async function guarded(command: string, run: () => Promise<number>): Promise<number> {
+  try {
+    return await run();
+  } catch (err) {
+    console.error(internalErrorMessage(command, err));
+    return INTERNAL_ERROR_EXIT;
+  }
+}
+
+/**
  * Runs the command line with `args` (without the program name) and resolves
- * with the exit code: 0 on success, 1 when the command failed, 2 for a usage
- * error; except `distkit check`, whose codes are verdicts: 0 linearizable, 1
- * not linearizable, 2 unknown, 3 the history could not be checked.
+ * with the exit code. The convention: 0 ok (for `check`: linearizable), 1 "no"
+ * (not linearizable, absent key), 2 usage error, 3 no answer (unavailable,
+ * timed out, undecided within the budget, internal error), 4 refused. An
+ * exception escaping a command is an internal error: a message on stderr and 3
+ * (see {@linkcode guarded}).
  *
  * @example
  * ```ts
@@ -256,7 +316,12 @@ function isHelp(arg: string | undefined): boolean {
  * await main(["--help"]); // prints the help, resolves with 0
  * ```
  */
-export async function main(args: string[]): Promise<number> {
+export function main(args: string[]): Promise<number> {
+  const name = args.slice(0, 2).filter((a) => !a.startsWith("-")).join(" ") || "distkit";
+  return guarded(name, () => dispatch(args));
+}
+
+async function dispatch(args: string[]): Promise<number> {
   const [first, second, ...rest] = args;
   if (first === undefined || isHelp(first)) {
     console.log(topHelp());
@@ -292,5 +357,16 @@ export async function main(args: string[]): Promise<number> {
 }
 
 if (import.meta.main) {
+  // Failures outside the awaited command (a timer, a stray promise) are internal errors too.
+  const crash = (event: Event, err: unknown) => {
+    event.preventDefault();
+    console.error(internalErrorMessage(Deno.args.slice(0, 2).join(" "), err));
+    Deno.exit(INTERNAL_ERROR_EXIT);
+  };
+  globalThis.addEventListener("error", (e) => crash(e, (e as ErrorEvent).error));
+  globalThis.addEventListener(
+    "unhandledrejection",
+    (e) => crash(e, (e as PromiseRejectionEvent).reason),
+  );
   Deno.exit(await main(Deno.args));
 }

@@ -9,7 +9,7 @@ import {
   setModel,
 } from "./models.ts";
 import { runCheck } from "./commands.ts";
-import { main } from "../cli.ts";
+import { guarded, main } from "../cli.ts";
 import type { HistoryEvent, Model, NondeterministicModel, Operation } from "./types.ts";
 
 type RegOp = Operation<{ op: "read" } | { op: "write"; value: unknown }, unknown>;
@@ -288,6 +288,26 @@ Deno.test("a time budget that runs out gives the verdict unknown, promptly", () 
   );
 });
 
+Deno.test("a memory budget (maxStates) that runs out gives unknown, with the reason and the furthest point", () => {
+  const result = checkOperations(registerModel, hardHistory(), { maxStates: 5_000 });
+  assert.equal(result.verdict, "unknown");
+  assert.equal(result.gaveUp, "states");
+  assert.ok(result.states! >= 5_000 && result.states! < 5_000 + 2_048, `states ${result.states}`);
+  // The partial linearizations so far: the longest places the 40 writes, and never the read.
+  const partial = result.partitions[0].partial!;
+  assert.equal(Math.max(...partial.map((seq) => seq.length)), 40);
+  assert.ok(partial.every((seq) => !seq.includes(40)));
+  // Time and steps are reported as such.
+  assert.equal(checkOperations(registerModel, hardHistory(), { timeoutMs: 20 }).gaveUp, "time");
+  assert.equal(checkOperations(registerModel, hardHistory(), { maxSteps: 500 }).gaveUp, "steps");
+  // The budget is capped below V8's 2^24 map entries whatever is asked.
+  assert.equal(checkOperations(registerModel, [], { maxStates: 2 ** 30 }).verdict, "linearizable");
+  assert.throws(
+    () => checkOperations(registerModel, [], { maxStates: 0 }),
+    /maxStates must be at least 1/,
+  );
+});
+
 Deno.test("the empty history is linearizable, with one empty partition or none", () => {
   const plain = checkOperations(registerModel, []);
   assert.equal(plain.verdict, "linearizable");
@@ -466,23 +486,31 @@ Deno.test("distkit check: exit 1 for a history that is not, naming the failed op
     assert.match(run.out, /model: +kv/);
     assert.match(run.out, /partitions: 2/);
     assert.match(run.out, /failed: +partition 1 of 2 \(2 operations\)/);
-    assert.match(run.out, /operation 2: client 1, get\("k"\) → "2" \(lines 3–4\)/);
+    assert.match(run.out, /decided by: inference from the values read \(t = line number\)/);
+    assert.match(
+      run.out,
+      /why: +operation 2 \(client 1, get → "2", t=3–4\) read a value that no sequence of the writes produces/,
+    );
+    // The general search names the operation it could not place.
+    const searched = await capture(() => main(["check", "--search-only", file]));
+    assert.equal(searched.code, 1, searched.err);
+    assert.match(searched.out, /operation 2: client 1, get\("k"\) → "2" \(lines 3–4\)/);
   });
 });
 
-Deno.test("distkit check: exit 2 when the time budget runs out", async () => {
+Deno.test("distkit check: exit 3 (no answer, never a verdict's code) when the time budget runs out", async () => {
   await withFiles(async (dir) => {
     const file = `${dir}/hard.jsonl`;
     await Deno.writeTextFile(file, toJsonl(hardHistory()));
     const run = await capture(() => runCheck(["--timeout", "50", "--model", "register", file]));
-    assert.equal(run.code, 2, run.err);
+    assert.equal(run.code, 3, run.err);
     assert.match(run.out, /hard\.jsonl: unknown/);
     assert.match(run.out, /model: +register \(--model\)/);
     assert.match(run.out, /gave up: +after the 50 ms time budget/);
   });
 });
 
-Deno.test("distkit check: exit 3 for a malformed file, with the line and what was expected", async () => {
+Deno.test("distkit check: exit 2 for a malformed file, with the line and what was expected", async () => {
   await withFiles(async (dir) => {
     const file = `${dir}/broken.log`;
     await Deno.writeTextFile(
@@ -490,46 +518,108 @@ Deno.test("distkit check: exit 3 for a malformed file, with the line and what wa
       "INFO  jepsen.util - 0\t:invoke\t:read\tnil\nINFO  jepsen.util - 0\t:ok\t:read\tmaybe\n",
     );
     const run = await capture(() => runCheck([file]));
-    assert.equal(run.code, 3);
+    assert.equal(run.code, 2);
     assert.equal(run.out, "");
     assert.match(
       run.err,
       /broken\.log:2: malformed history: expected nil or an integer .*found "maybe"/,
     );
     const forced = await capture(() => runCheck(["--format", "edn", file]));
-    assert.equal(forced.code, 3);
+    assert.equal(forced.code, 2);
     assert.match(forced.err, /broken\.log:1: malformed edn history: expected an EDN map/);
   });
 });
 
-Deno.test("distkit check: exit 3 for a missing file, bad options or a model that does not fit", async () => {
+Deno.test("distkit check: exit 2 for a missing file, bad options or a model that does not fit", async () => {
   await withFiles(async (dir) => {
     const missing = await capture(() => runCheck([`${dir}/nope.jsonl`]));
-    assert.equal(missing.code, 3);
+    assert.equal(missing.code, 2);
     assert.match(missing.err, /cannot read .*nope\.jsonl/);
     const noFile = await capture(() => runCheck([]));
-    assert.equal(noFile.code, 3);
+    assert.equal(noFile.code, 2);
     assert.match(noFile.err, /expected a history FILE/);
     const badModel = await capture(() => runCheck(["--model", "queue", "x"]));
-    assert.equal(badModel.code, 3);
+    assert.equal(badModel.code, 2);
     assert.match(badModel.err, /--model must be one of kv, kv-map, register, cas-register, set/);
     const badTimeout = await capture(() => runCheck(["--timeout", "soon", "x"]));
-    assert.equal(badTimeout.code, 3);
+    assert.equal(badTimeout.code, 2);
+    for (const states of ["0", "1.5", "lots", String(2 ** 24)]) {
+      const badStates = await capture(() => runCheck(["--max-states", states, "x"]));
+      assert.equal(badStates.code, 2);
+      assert.match(badStates.err, /--max-states must be a whole number from 1 to 8388608/);
+    }
     const badFlag = await capture(() => runCheck(["--colour", "x"]));
-    assert.equal(badFlag.code, 3);
+    assert.equal(badFlag.code, 2);
     assert.match(badFlag.err, /usage: distkit check/);
 
     const file = `${dir}/reg.jsonl`;
     await Deno.writeTextFile(file, toJsonl([r(0, 0, 0, 1)]));
     const misfit = await capture(() => runCheck(["--model", "kv", file]));
-    assert.equal(misfit.code, 3);
+    assert.equal(misfit.code, 2);
     assert.match(misfit.err, /operation 1 .* is not an operation of the kv model/);
     const unguessable = `${dir}/odd.jsonl`;
     await Deno.writeTextFile(unguessable, toJsonl([{ ...r(0, 0, 0, 1), input: "read" }]));
     const noModel = await capture(() => runCheck([unguessable]));
-    assert.equal(noModel.code, 3);
+    assert.equal(noModel.code, 2);
     assert.match(noModel.err, /pass --model/);
   });
+});
+
+Deno.test("distkit check: exit 3 with the reason when the memory budget (--max-states) runs out", async () => {
+  await withFiles(async (dir) => {
+    const file = `${dir}/hard.jsonl`;
+    await Deno.writeTextFile(file, toJsonl(hardHistory()));
+    const run = await capture(() =>
+      main(["check", "--max-states", "3000", "--model", "register", file])
+    );
+    assert.equal(run.code, 3, run.err);
+    assert.match(run.out, /hard\.jsonl: unknown/);
+    assert.match(
+      run.out,
+      /gave up: +when the search held \d+ states, its memory budget \(--max-states 3000\)/,
+    );
+    assert.match(run.out, /furthest: +partition 1: 40 of its 41 operations linearized so far/);
+  });
+});
+
+Deno.test("distkit: an internal error (here V8's map limit, injected) exits 3 with a bug report, never a verdict", async () => {
+  await withFiles(async (dir) => {
+    // 40 appends that never return, then a read of a value nobody wrote: the search interns a
+    // new string state for every subset of appends it tries.
+    const file = `${dir}/hard.jsonl`;
+    const appends = Array.from({ length: 40 }, (_, i) => ({
+      client: i,
+      input: { op: "append", key: "k", value: `${i};` },
+      call: i,
+      unknown: true,
+    }));
+    const read = { client: 99, input: { op: "get", key: "k" }, call: 40, output: "z", return: 41 };
+    await Deno.writeTextFile(file, toJsonl([...appends, read] as unknown as Operation[]));
+    // The failure issue 21 reported: the search's state map overflowing, here at 1,000 entries.
+    const set = Map.prototype.set;
+    Map.prototype.set = function (this: Map<unknown, unknown>, k: unknown, v: unknown) {
+      if (this.size >= 1000) throw new RangeError("Map maximum size exceeded");
+      return set.call(this, k, v);
+    };
+    let run;
+    try {
+      run = await capture(() => main(["check", "--model", "kv", "--search-only", file]));
+    } finally {
+      Map.prototype.set = set;
+    }
+    assert.equal(run.code, 3);
+    assert.match(
+      run.err,
+      /^distkit check: internal error: RangeError: Map maximum size exceeded\n/,
+    );
+    assert.match(run.err, /This is a bug in distkit, not an answer/);
+    assert.match(run.err, /Please report it/);
+    assert.doesNotMatch(run.out, /not linearizable/);
+  });
+  // Any command: a failure escaping it is the same exit 3.
+  const crash = await capture(() => guarded("demo", () => Promise.reject(new TypeError("boom"))));
+  assert.equal(crash.code, 3);
+  assert.match(crash.err, /^distkit demo: internal error: TypeError: boom/);
 });
 
 Deno.test("distkit check: --help at every level", async () => {
@@ -537,7 +627,11 @@ Deno.test("distkit check: --help at every level", async () => {
     const run = await capture(() => main(args));
     assert.equal(run.code, 0);
     assert.match(run.out, /^usage: distkit check /);
-    assert.match(run.out, /exit codes: 0 linearizable, 1 not linearizable, 2 unknown/);
+    assert.match(
+      run.out,
+      /exit codes:\n +0 +linearizable\n +1 +not linearizable\n +2 +usage error/,
+    );
+    assert.match(run.out, /\n +3 +no answer: the time or memory budget ran out first/);
   }
   const top = await capture(() => main(["--help"]));
   assert.match(top.out, /\n {2}check +check a history file/);

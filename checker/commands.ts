@@ -7,14 +7,17 @@
  * deno run --allow-read --allow-write cli.ts check --html report.html history.jsonl
  * ```
  *
- * Exit codes: 0 linearizable, 1 not linearizable, 2 unknown (the time budget
- * ran out), 3 the history could not be checked (unreadable or malformed
- * file, bad options).
+ * Exit codes (the project's convention): 0 linearizable, 1 not linearizable,
+ * 2 usage error (bad options; a missing, unreadable or malformed file; a
+ * model that does not fit), 3 no answer (the time or memory budget ran out
+ * first, the report could not be written, or an internal error: never a
+ * verdict's code).
  *
  * @module
  */
 import { parseArgs } from "node:util";
-import { checkOperations } from "./check.ts";
+import { checkOperations, DEFAULT_MAX_STATES } from "./check.ts";
+import { MAX_STATES_LIMIT as MAX_STATES } from "./search.ts";
 import {
   acceptsInput,
   type HistoryFormat,
@@ -40,16 +43,18 @@ import type { CheckResult, Operation } from "./types.ts";
 export const CHECK_EXIT = {
   "linearizable": 0,
   "not linearizable": 1,
-  "unknown": 2,
-  /** Unreadable or malformed file, or bad options. */
-  "error": 3,
+  /** Bad options; a missing, unreadable or malformed file; a model that does not fit. */
+  "usage": 2,
+  /** No answer: a budget ran out, the report could not be written (internal errors: 3 too). */
+  "unknown": 3,
 } as const;
 
 const MODEL_NAMES = Object.keys(modelsByName) as ModelName[];
 const FORMATS = ["auto", "jsonl", "edn", "jepsen"];
 
 const USAGE =
-  `usage: distkit check [--model name] [--format auto|jsonl|edn|jepsen] [--html out.html] [--timeout ms] FILE
+  `usage: distkit check [--model name] [--format auto|jsonl|edn|jepsen] [--html out.html]
+                     [--timeout ms] [--max-states n] [--search-only] FILE
 
 Checks whether the history in FILE is linearizable and prints the verdict, the
 time taken and, for a history that is not, the operation that could not be
@@ -62,9 +67,21 @@ options:
   --format <format>  auto (default: told from the first line), jsonl, edn or jepsen
   --html <file>      also write a self-contained HTML report to <file>
   --timeout <ms>     give up with the verdict "unknown" after this long (default 60000)
+  --max-states <n>   the memory budget: give up with "unknown" once the search holds n
+                     states (default ${DEFAULT_MAX_STATES}, about 1 GiB; at most ${MAX_STATES})
+  --search-only      no inference: decide kv histories by the general search alone
 
-exit codes: 0 linearizable, 1 not linearizable, 2 unknown (timed out),
-            3 the history could not be checked (unreadable or malformed file, bad options)`;
+For the kv model, partitions whose written values tell the writes apart are decided
+by inference from the values read (near-linear time); a violation is explained in
+words. The others are searched (Wing & Gong with Lowe's memoization, as porcupine).
+
+exit codes:
+  0  linearizable
+  1  not linearizable
+  2  usage error: bad options; a missing, unreadable or malformed file; a model that
+     does not fit the history
+  3  no answer: the time or memory budget ran out first ("unknown", with the reason),
+     the report could not be written, or an internal error (a distkit bug)`;
 
 /**
  * Runs `distkit check` with the arguments after `check` and resolves with
@@ -85,7 +102,7 @@ export async function runCheck(args: string[]): Promise<number> {
   } catch (err) {
     if (err instanceof UsageProblem) {
       console.error(`distkit check: ${err.message}\n\n${USAGE}`);
-      return CHECK_EXIT.error;
+      return CHECK_EXIT.usage;
     }
     throw err;
   }
@@ -101,6 +118,8 @@ async function check(args: string[]): Promise<number> {
         format: { type: "string" },
         html: { type: "string" },
         timeout: { type: "string" },
+        "max-states": { type: "string" },
+        "search-only": { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
       allowPositionals: true,
@@ -139,13 +158,25 @@ async function check(args: string[]): Promise<number> {
     }
   }
 
+  let maxStates = DEFAULT_MAX_STATES;
+  if (values["max-states"] !== undefined) {
+    maxStates = Number(values["max-states"]);
+    if (!Number.isInteger(maxStates) || maxStates < 1 || maxStates > MAX_STATES) {
+      throw new UsageProblem(
+        `--max-states must be a whole number from 1 to ${MAX_STATES}, got "${
+          values["max-states"]
+        }"`,
+      );
+    }
+  }
+
   let text: string;
   try {
     text = await Deno.readTextFile(file);
   } catch (err) {
     // Deno's messages say which permission flag is missing.
     console.error(`distkit check: cannot read ${file}: ${(err as Error).message}`);
-    return CHECK_EXIT.error;
+    return CHECK_EXIT.usage;
   }
 
   let history;
@@ -158,7 +189,7 @@ async function check(args: string[]): Promise<number> {
           format === "auto" ? "history" : `${format} history`
         }: expected ${err.expected}, found ${err.found}`,
       );
-      return CHECK_EXIT.error;
+      return CHECK_EXIT.usage;
     }
     throw err;
   }
@@ -170,7 +201,7 @@ async function check(args: string[]): Promise<number> {
         MODEL_NAMES.join(", ")
       }) or start it with a line like {"model": "kv"}`,
     );
-    return CHECK_EXIT.error;
+    return CHECK_EXIT.usage;
   }
   const misfit = history.operations.findIndex((op) => !acceptsInput(modelName, op.input));
   if (misfit >= 0) {
@@ -180,11 +211,15 @@ async function check(args: string[]): Promise<number> {
         JSON.stringify(op.input)
       }) is not an operation of the ${modelName} model; choose another --model`,
     );
-    return CHECK_EXIT.error;
+    return CHECK_EXIT.usage;
   }
 
   const model = modelsByName[modelName];
-  const result = checkOperations(model, history.operations, { timeoutMs });
+  const result = checkOperations(model, history.operations, {
+    timeoutMs,
+    maxStates,
+    inference: !values["search-only"],
+  });
   const lineTimes = history.format !== "jsonl";
   const source = values.model === undefined ? `suggested by the ${history.format} file` : "--model";
   console.log(`${file}: ${result.verdict}`);
@@ -201,9 +236,24 @@ async function check(args: string[]): Promise<number> {
     }
   } else if (result.verdict === "unknown") {
     const decided = result.partitions.filter((p) => p.verdict !== "unknown").length;
+    const why = result.gaveUp === "states"
+      ? `when the search held ${result.states} states, its memory budget (--max-states ${maxStates})`
+      : `after the ${timeoutMs} ms time budget (--timeout)`;
     console.log(
-      `  gave up:    after the ${timeoutMs} ms time budget (--timeout); ${decided} of ${result.partitions.length} partitions decided, all linearizable`,
+      `  gave up:    ${why}; ${decided} of ${result.partitions.length} partitions decided, all linearizable`,
     );
+    const furthest = result.partitions.map((p, k) => ({
+      k,
+      p,
+      longest: Math.max(0, ...(p.partial ?? []).map((seq) => seq.length)),
+    })).filter((x) => x.p.verdict === "unknown" && x.longest > 0);
+    for (const { k, p, longest } of furthest.slice(0, 3)) {
+      console.log(
+        `  furthest:   partition ${
+          k + 1
+        }: ${longest} of its ${p.operations.length} operations linearized so far`,
+      );
+    }
   }
   console.log(`  time:       ${formatMs(result.elapsedMs)}`);
 
@@ -215,7 +265,7 @@ async function check(args: string[]): Promise<number> {
       console.error(
         `distkit check: cannot write the report ${values.html}: ${(err as Error).message}`,
       );
-      return CHECK_EXIT.error;
+      return CHECK_EXIT.unknown;
     }
     console.log(`  report:     ${values.html}`);
   }
@@ -244,6 +294,11 @@ function describeFailure(
       p + 1
     } of ${result.partitions.length} (${part.operations.length} operations)`,
   ];
+  if (part.explanation) {
+    out.push(`decided by: inference from the values read${lineTimes ? " (t = line number)" : ""}`);
+    part.explanation.forEach((line, k) => out.push(`${k === 0 ? "why:" : "    "}        ${line}`));
+    return out;
+  }
   if (part.firstIllegal !== undefined && part.firstIllegal >= 0) {
     const op = part.operations[part.firstIllegal];
     const what = model.describeOperation

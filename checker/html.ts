@@ -239,6 +239,7 @@ export function renderHtml<S, I, O>(
       lane.push(i);
       laneEnd.set(lane, open(ops[i]) ? Infinity : ops[i].return);
     }
+    const witnesses = new Set(p.witnesses ?? []);
     const position = new Map((sequences[0] ?? []).map((op, k) => [op, k + 1]));
     const rows: string[] = [];
     for (const [client, list] of lanes) {
@@ -251,6 +252,7 @@ export function renderHtml<S, I, O>(
           const cls = ["op", k ? "in" : "out"];
           if (open(o)) cls.push("open");
           if (i === illegal) cls.push("illegal");
+          else if (witnesses.has(i)) cls.push("witness");
           if (o.annotation) cls.push("annotated");
           return `<div class="${cls.join(" ")}" data-p="${pi}" data-i="${i}"${
             i === illegal ? ' id="first-error"' : ""
@@ -288,6 +290,10 @@ export function renderHtml<S, I, O>(
     let info = "";
     if (p.linearization) {
       info = `<p>Linearization found: the numbers on the bars give its order.</p>`;
+    } else if (p.verdict === "not linearizable" && p.explanation) {
+      info = `<p>Not linearizable, decided by inference from the values read${
+        illegal !== undefined ? ` (<a href="#first-error">the first operation named</a>)` : ""
+      }:</p><ul class="why">${p.explanation.map((line) => `<li>${esc(line)}</li>`).join("")}</ul>`;
     } else if (p.verdict === "not linearizable") {
       const longest = sequences[0]?.length ?? 0;
       info = `<p>Not linearizable. ${
@@ -322,7 +328,17 @@ export function renderHtml<S, I, O>(
       info =
         `<p>Not decided: the search stopped at the first partition that is not linearizable.</p>`;
     } else {
-      info = `<p>Unknown: the time or step budget ran out before this partition was decided.</p>`;
+      const budget = result.gaveUp === "states"
+        ? "memory budget (maxStates)"
+        : result.gaveUp === "steps"
+        ? "step budget"
+        : "time budget";
+      const longest = sequences[0]?.length ?? 0;
+      info = `<p>Unknown: the ${budget} ran out before this partition was decided${
+        longest > 0
+          ? `; the furthest the search got: ${longest} of ${ops.length} operations linearized (the numbers on the bars)`
+          : ""
+      }.</p>`;
     }
     const steps = seqData[0]
       ? `<details${
@@ -414,6 +430,7 @@ section{background:#fff;margin:10px 16px;padding:10px;border:1px solid #ddd;bord
 .flash{animation:flash 1s 3}@keyframes flash{50%{outline:3px solid #b00020;outline-offset:2px}}
 .note{position:absolute;top:0;bottom:0;border-left:1px dashed #e09b00;z-index:2;pointer-events:none}
 .note span{position:absolute;top:0;left:0;white-space:nowrap;overflow:hidden;text-overflow:ellipsis;font-size:11px;color:#8a5a00;background:#fff8e6;padding:0 2px;pointer-events:auto}
+.op.witness{outline:2px dashed #c01c28}.why li{margin:2px 0}
 .pick button{margin-right:4px}.pick button.on{font-weight:bold;background:#cfe9d5}
 .steps{font-family:ui-monospace,monospace;font-size:12px;max-height:320px;overflow:auto}
 .steps .st{color:#555;word-break:break-all}.steps .init{list-style:none;color:#555}

@@ -6,10 +6,14 @@
 import assert from "node:assert/strict";
 import { Random, seedFromEnv } from "../net/random.ts";
 import { checkOperations } from "./check.ts";
+import { inferKv } from "./infer.ts";
+import { appendHistory, corruptRead, type KvOperation } from "./test_util.ts";
 import { casRegisterModel, kvMapModel, kvModel, registerModel } from "./models.ts";
 import type { Model, NondeterministicModel, Operation } from "./types.ts";
 
 const HISTORIES = 2000;
+/** `CHECKER_PROPERTY_SCALE=10` runs ten times as many append histories (3,000 and 1,000 by default). */
+const SCALE = Math.max(1, Number(Deno.env.get("CHECKER_PROPERTY_SCALE") ?? 1) || 1);
 const seed = seedFromEnv();
 console.log(`checker property tests: seed ${seed} (SEED=${seed} replays)`);
 
@@ -271,4 +275,80 @@ Deno.test("property: the brute-force checker itself, on hand-made histories", ()
     false,
   );
   assert.equal(bruteForce(registerSpec, [w(0, 1, 3, 0, true), r(1, 1, 0, 2)]), false); // not before its call
+});
+
+/**
+ * Inference against an oracle on one append history: it must answer (the
+ * values are unique, so nothing is ambiguous), and agree.
+ */
+function agree(history: KvOperation[], oracle: string, where: string): void {
+  const inferred = inferKv(history);
+  const dump = () => history.map((op) => JSON.stringify(op)).join("\n");
+  if (inferred.verdict === "inapplicable") {
+    assert.fail(`inference declined (${inferred.reason}) on ${where}:\n${dump()}`);
+  }
+  if (inferred.verdict !== oracle) {
+    const why = inferred.verdict === "not linearizable"
+      ? `\n${inferred.explain((i) => `#${i}`).join("\n")}`
+      : "";
+    assert.fail(
+      `inference says ${inferred.verdict}, the oracle ${oracle} on ${where}${why}\n${dump()}`,
+    );
+  }
+  // Through checkOperations too (the same answer, and the proof's sentences build).
+  const checked = checkOperations(kvModel, history);
+  assert.equal(checked.verdict, oracle, where);
+  if (oracle === "not linearizable") {
+    assert.ok(checked.partitions[0].explanation!.join(" ").length > 0, where);
+  }
+}
+
+Deno.test(`property: inference agrees with brute force on ${3000 * SCALE} small append histories`, () => {
+  const random = new Random((seed ^ 0x5bd1e995) >>> 0);
+  const counts = { linearizable: 0, "not linearizable": 0, puts: 0, unknownOps: 0 };
+  for (let h = 0; h < 3000 * SCALE; h++) {
+    const history = appendHistory(random, {
+      operations: random.between(1, 7),
+      clientsPerKey: random.between(1, 3),
+      putChance: 0.25,
+      unknownChance: 0.15,
+      maxDuration: 5,
+    });
+    if (random.chance(0.6)) corruptRead(random, history);
+    const oracle = bruteForce(kvSpec, history) ? "linearizable" : "not linearizable";
+    counts[oracle]++;
+    counts.puts += history.filter((op) => op.input.op === "put").length;
+    counts.unknownOps += history.filter((op) => op.unknown).length;
+    agree(history, oracle, `small history #${h} (SEED=${seed})`);
+  }
+  console.log(`  ${JSON.stringify(counts)}`);
+  assert.ok(counts.linearizable > 600 * SCALE, JSON.stringify(counts));
+  assert.ok(counts["not linearizable"] > 600 * SCALE, JSON.stringify(counts));
+  assert.ok(counts.puts > 300 * SCALE && counts.unknownOps > 300 * SCALE, JSON.stringify(counts));
+});
+
+Deno.test(`property: inference agrees with the search on ${400 * SCALE} append histories of 10–60 operations`, () => {
+  const random = new Random((seed ^ 0x27d4eb2f) >>> 0);
+  const counts = { linearizable: 0, "not linearizable": 0, undecidedBySearch: 0 };
+  for (let h = 0; h < 400 * SCALE; h++) {
+    const history = appendHistory(random, {
+      operations: random.between(10, 60),
+      clientsPerKey: random.between(2, 6),
+      putChance: random.pick([0, 0.1, 0.3]),
+      unknownChance: random.pick([0, 0.05]),
+    });
+    const corruptions = random.int(3);
+    for (let c = 0; c < corruptions; c++) corruptRead(random, history);
+    const searched = checkOperations(kvModel, history, { inference: false, timeoutMs: 10_000 });
+    if (searched.verdict === "unknown") {
+      counts.undecidedBySearch++;
+      continue;
+    }
+    counts[searched.verdict]++;
+    agree(history, searched.verdict, `history #${h} (SEED=${seed})`);
+  }
+  console.log(`  ${JSON.stringify(counts)}`);
+  assert.ok(counts.linearizable > 80 * SCALE, JSON.stringify(counts));
+  assert.ok(counts["not linearizable"] > 80 * SCALE, JSON.stringify(counts));
+  assert.ok(counts.undecidedBySearch < 4 * SCALE, JSON.stringify(counts));
 });

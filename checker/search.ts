@@ -35,8 +35,15 @@ export interface SearchModel<S> {
   identity: boolean;
 }
 
-/** Where a search stands after a slice of work. */
-export type SearchStatus = "running" | "linearizable" | "illegal";
+/** Where a search stands after a slice of work ("full": its `maxStates` budget is spent). */
+export type SearchStatus = "running" | "linearizable" | "illegal" | "full";
+
+/**
+ * The most cache entries (and interned states) one search ever holds,
+ * whatever its budget: V8's Map and Set hold at most 2^24 entries, and the
+ * interning maps have one entry per state, so the search stops well before.
+ */
+export const MAX_STATES_LIMIT = 1 << 23;
 
 // How states get their ids.
 /** `===` states: a Map from state to id. */
@@ -127,8 +134,15 @@ export class Search<S> {
   #stuckOn = -1;
   /** Iterations run so far. */
   steps = 0;
+  /** Cache entries plus fingerprinted primitives allowed (see {@linkcode MAX_STATES_LIMIT}). */
+  readonly #maxStates: number;
 
-  constructor(model: SearchModel<S>, operations: Operation[], options: { partial?: boolean } = {}) {
+  constructor(
+    model: SearchModel<S>,
+    operations: Operation[],
+    options: { partial?: boolean; maxStates?: number } = {},
+  ) {
+    this.#maxStates = Math.min(options.maxStates ?? MAX_STATES_LIMIT, MAX_STATES_LIMIT);
     this.#model = model;
     const n = operations.length;
     this.#n = n;
@@ -245,6 +259,14 @@ export class Search<S> {
     return Array.from({ length: this.#n }, (_, i) => this.#longest[i] ?? []);
   }
 
+  /**
+   * What the search holds: cache entries (or states, where there are more),
+   * plus the primitives met while fingerprinting.
+   */
+  get size(): number {
+    return Math.max(this.#count, this.#stateCount) + this.#prims.size;
+  }
+
   /** The operation that could not be placed at the deepest point reached. */
   get stuckOn(): number {
     return this.#stuckOn;
@@ -294,6 +316,10 @@ export class Search<S> {
             entry = next[head];
             if (entry === -1) {
               this.#status = "linearizable";
+              break;
+            }
+            if (this.size >= this.#maxStates) {
+              this.#status = "full";
               break;
             }
             continue;

@@ -168,7 +168,34 @@ export interface PartitionResult<I = unknown, O = unknown> {
   partial?: number[][];
   /** When not linearizable: an operation that could never be placed, at the longest prefix. */
   firstIllegal?: number;
+  /**
+   * How the verdict was reached: `search` (the general search) or `inference`
+   * (the order of the writes read back from the values read; see
+   * `CheckOptions.inference`).
+   */
+  method?: "search" | "inference";
+  /**
+   * When inference proved the partition not linearizable: the proof in words,
+   * one sentence per line, naming operations by their number in the whole
+   * history (1-based) and their times.
+   */
+  explanation?: string[];
+  /** The operations (indexes into `operations`) the explanation names. */
+  witnesses?: number[];
 }
+
+/**
+ * Why a check answered `unknown`: its time budget, its step budget or its
+ * memory budget (`maxStates`) ran out first.
+ *
+ * @example
+ * ```ts
+ * import type { GaveUp } from "@distkit/distkit/checker";
+ *
+ * const why: GaveUp = "states";
+ * ```
+ */
+export type GaveUp = "time" | "steps" | "states";
 
 /**
  * The checker's answer.
@@ -189,4 +216,8 @@ export interface CheckResult<I = unknown, O = unknown> {
   partitions: PartitionResult<I, O>[];
   /** Wall time taken, in milliseconds. */
   elapsedMs: number;
+  /** When the verdict is `unknown`: which budget ran out. */
+  gaveUp?: GaveUp;
+  /** Cache entries (linearized set, state) the search held at the end, over all partitions. */
+  states?: number;
 }

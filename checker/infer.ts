@@ -1,0 +1,694 @@
+/**
+ * Inference for key/value histories whose writes are unique (Elle's insight,
+ * Kingsbury & Alvaro, VLDB 2020): when every put and append of a key writes
+ * a distinct value and no value is a prefix of another, a read's value spells
+ * out, uniquely, the writes since the last put (or since the start), in
+ * order. So reads reveal which write came right after which, the writes fall
+ * into epochs (a put and the appends after it, or the appends from the start)
+ * that must each run as one unbroken stretch of the linearization, and the
+ * order of those stretches is a scheduling problem solved in O(n log n).
+ *
+ * The result is a verdict without search:
+ * - `linearizable` only with a linearization that has been replayed against
+ *   the key/value model and checked against real time (an invariant: a
+ *   linearization that fails the replay is a bug, and the caller falls back
+ *   to the general search rather than answer);
+ * - `not linearizable` only with a contradiction that is a proof on its own
+ *   (a read no sequence of writes can produce, two reads that disagree on
+ *   what follows a write, an operation forced before another that completed
+ *   before it began, two epochs each forced before the other), explained in
+ *   words;
+ * - `inapplicable` when the writes are not unique (or a read has no output):
+ *   then the general search decides.
+ *
+ * @module
+ */
+import type { KvInput } from "./models.ts";
+import type { Operation } from "./types.ts";
+
+/**
+ * A contradiction inference found: the operations that prove it, and the
+ * proof in words, naming each operation through `name` (its 1-based number in
+ * the caller's history, say).
+ *
+ * @example
+ * ```ts
+ * import type { Contradiction } from "./infer.ts";
+ *
+ * function show(c: Contradiction): string {
+ *   return c.explain((i) => `#${i + 1}`).join("\n");
+ * }
+ * ```
+ */
+export interface Contradiction {
+  /** The operations (indexes into the partition) the proof names. */
+  witnesses: number[];
+  /** The proof, one sentence per line. */
+  explain(name: (op: number) => string): string[];
+}
+
+/**
+ * What inference decided about one key's history.
+ *
+ * @example
+ * ```ts
+ * import { inferKv } from "./infer.ts";
+ *
+ * const r = inferKv([
+ *   { client: 0, input: { op: "append", key: "k", value: "a;" }, call: 0, output: "", return: 1 },
+ *   { client: 1, input: { op: "get", key: "k" }, call: 2, output: "", return: 3 },
+ * ]);
+ * r.verdict; // "not linearizable": the get began after the append completed, and missed it
+ * ```
+ */
+export type Inference =
+  | { verdict: "linearizable"; linearization: number[] }
+  | ({ verdict: "not linearizable" } & Contradiction)
+  | { verdict: "inapplicable"; reason: string };
+
+const READ = 0;
+const PUT = 1;
+const APPEND = 2;
+
+/** A group of operations that runs as one stretch: its extreme times, and who has them. */
+interface Unit {
+  ops: number[];
+  /** The earliest return (and its operation). */
+  lo: number;
+  loOp: number;
+  /** The latest call (and its operation). */
+  hi: number;
+  hiOp: number;
+  /** The put or the first append that starts it (-1: reads of the initial value). */
+  head: number;
+}
+
+/** The invariant of a `linearizable` answer failed: a bug, answered by the general search. */
+class InferenceBug extends Error {
+  constructor(what: string) {
+    super(`inference invariant failed: ${what}`);
+  }
+}
+
+/** A value written several times, and more than one of its writes fits a read: let search decide. */
+class Ambiguous extends Error {
+  constructor() {
+    super("a value written several times is shown where more than one of its writes fits");
+  }
+}
+
+class Found extends Error {
+  constructor(readonly contradiction: Contradiction) {
+    super("contradiction");
+  }
+}
+
+function quote(s: string, max = 40): string {
+  const q = JSON.stringify(s);
+  return q.length <= max ? q : `${q.slice(0, max - 2)}…"`;
+}
+
+/**
+ * Decides one key's history of `get`/`put`/`append` operations by inference
+ * (see the module documentation), or says why it cannot.
+ *
+ * @example
+ * ```ts
+ * import { inferKv } from "./infer.ts";
+ *
+ * const r = inferKv([
+ *   { client: 0, input: { op: "append", key: "k", value: "a;" }, call: 0, output: "", return: 5 },
+ *   { client: 1, input: { op: "get", key: "k" }, call: 1, output: "a;", return: 2 },
+ * ]);
+ * r.verdict; // "linearizable"
+ * ```
+ */
+export function inferKv(ops: readonly Operation[]): Inference {
+  const n = ops.length;
+  if (n === 0) return { verdict: "linearizable", linearization: [] };
+  const kind = new Uint8Array(n);
+  const call = new Float64Array(n);
+  const ret = new Float64Array(n);
+  const values: string[] = new Array(n);
+  /** Per value written: the write (-1: several wrote it), and all that wrote it. */
+  const tokenOf = new Map<string, number>();
+  const groups = new Map<string, number[]>();
+  const key = (ops[0].input as KvInput | undefined)?.key;
+  for (let i = 0; i < n; i++) {
+    const op = ops[i];
+    const input = op.input as KvInput | undefined;
+    if (typeof input !== "object" || input === null || input.key !== key) {
+      return { verdict: "inapplicable", reason: "not one key's get/put/append operations" };
+    }
+    call[i] = op.call;
+    ret[i] = op.unknown ? Infinity : op.return;
+    if (!(call[i] <= ret[i])) {
+      return { verdict: "inapplicable", reason: "a return before its call" };
+    }
+    if (input.op === "get") {
+      kind[i] = READ;
+      const output = op.unknown ? undefined : op.output;
+      if (output === undefined && !op.unknown) {
+        return { verdict: "inapplicable", reason: "a completed get without an output" };
+      }
+      if (output !== undefined && typeof output !== "string") {
+        return { verdict: "inapplicable", reason: "a get whose output is not a string" };
+      }
+      values[i] = output as string;
+    } else if (input.op === "put" || input.op === "append") {
+      kind[i] = input.op === "put" ? PUT : APPEND;
+      const v = input.value ?? "";
+      if (v === "") return { verdict: "inapplicable", reason: "an empty value written" };
+      const group = groups.get(v);
+      if (group === undefined) {
+        groups.set(v, [i]);
+        tokenOf.set(v, i);
+      } else {
+        group.push(i);
+        tokenOf.set(v, -1);
+      }
+      values[i] = v;
+    } else {
+      return { verdict: "inapplicable", reason: `an operation "${input.op}"` };
+    }
+  }
+  // Unique decoding needs a prefix-free set: a value that is a prefix of another sorts just before
+  // one it is a prefix of.
+  const written = [...tokenOf.keys()].sort();
+  for (let k = 1; k < written.length; k++) {
+    if (written[k].startsWith(written[k - 1])) {
+      return { verdict: "inapplicable", reason: "a written value is a prefix of another" };
+    }
+  }
+  const lengths = [...new Set(written.map((v) => v.length))].sort((a, b) => b - a);
+  try {
+    return decide(ops, { n, kind, call, ret, values, tokenOf, groups, lengths });
+  } catch (err) {
+    if (err instanceof Found) return { verdict: "not linearizable", ...err.contradiction };
+    if (err instanceof InferenceBug || err instanceof Ambiguous) {
+      return { verdict: "inapplicable", reason: err.message };
+    }
+    throw err;
+  }
+}
+
+interface Tables {
+  n: number;
+  kind: Uint8Array;
+  call: Float64Array;
+  ret: Float64Array;
+  values: string[];
+  tokenOf: Map<string, number>;
+  groups: Map<string, number[]>;
+  lengths: number[];
+}
+
+function decide(ops: readonly Operation[], t: Tables): Inference {
+  const { n, kind, call, ret, values, tokenOf, groups, lengths } = t;
+  const time = (x: number) => (Number.isFinite(x) ? String(x) : "∞");
+  const span = (i: number) =>
+    ops[i].unknown ? `called at t=${call[i]}, outcome unknown` : `t=${call[i]}–${ret[i]}`;
+  const what = (i: number) =>
+    kind[i] === READ
+      ? `get → ${quote(values[i] ?? "?")}`
+      : `${kind[i] === PUT ? "put" : "append"} ${quote(values[i])}`;
+  /** "operation 17 (client 3, append "x", t=1–2)". */
+  const said = (name: (op: number) => string, i: number) =>
+    `${name(i)} (client ${ops[i].client}, ${what(i)}, ${span(i)})`;
+  const listTokens = (tokens: number[]) => {
+    const show = (k: number) => quote(values[tokens[k]], 24);
+    if (tokens.length === 0) return "nothing (the initial empty value)";
+    if (tokens.length <= 4) return tokens.map((_, k) => show(k)).join(" ");
+    return `${show(0)} ${show(1)} … ${show(tokens.length - 2)} ${
+      show(tokens.length - 1)
+    } (${tokens.length} values)`;
+  };
+  const fail = (witnesses: number[], explain: Contradiction["explain"]): never => {
+    throw new Found({ witnesses, explain });
+  };
+
+  /** The writes a read's value spells, front to back, or why it spells none. */
+  const parse = (r: number): number[] => {
+    const v = values[r];
+    const out: number[] = [];
+    const seen = new Set<number>();
+    let at = 0;
+    let after = -Infinity; // the latest call of the writes shown so far
+    while (at < v.length) {
+      let found = -1;
+      let value: string | undefined;
+      for (const len of lengths) {
+        if (at + len > v.length) continue;
+        const id = tokenOf.get(v.slice(at, at + len));
+        if (id !== undefined) {
+          value = v.slice(at, at + len);
+          found = id >= 0 ? id : resolve(r, value, at, after, seen);
+          break;
+        }
+      }
+      if (found === -2) throw new Ambiguous();
+      if (found < 0 && value !== undefined) {
+        const writers = groups.get(value)!;
+        fail([r, ...writers], (name) => [
+          `${said(name, r)} shows ${quote(value)} after ${
+            listTokens(out)
+          }, but none of the ${writers.length} writes of that value can be the one it shows: each was invoked after the read completed, completed before a write shown before it was invoked, is a put (which nothing can precede), or is shown already. The writes: ${
+            writers.map((w) => said(name, w)).join("; ")
+          }.`,
+        ]);
+      }
+      if (found < 0) {
+        fail([r], (name) => [
+          `${said(name, r)} read a value that no sequence of the writes produces: after ${
+            listTokens(out)
+          } comes ${quote(v.slice(at), 30)}, which starts with no written value.`,
+        ]);
+      }
+      if (seen.has(found)) {
+        fail([r, found], (name) => [
+          `${said(name, r)} shows the value of ${
+            said(name, found)
+          } twice; a write takes effect once.`,
+        ]);
+      }
+      if (kind[found] === PUT && at !== 0) {
+        fail([r, found], (name) => [
+          `${said(name, r)} shows ${listTokens(out)} before the value of ${
+            said(name, found)
+          }; a put replaces the value, so nothing can come before it.`,
+        ]);
+      }
+      seen.add(found);
+      out.push(found);
+      at += values[found].length;
+      after = Math.max(after, call[found]);
+    }
+    return out;
+  };
+
+  /**
+   * Which of the writes of a value written several times read `r` shows at offset `at`, after
+   * writes the latest of which was called at `after`: the one write that can be it (invoked
+   * before the read ended, not completed before a write shown before it began, of the kind the
+   * place needs, not shown already), -1 when none can, -2 when several can.
+   */
+  const resolve = (r: number, value: string, at: number, after: number, seen: Set<number>) => {
+    let found = -1;
+    for (const w of groups.get(value)!) {
+      if (seen.has(w) || call[w] > ret[r] || ret[w] < after) continue;
+      if (at > 0 && kind[w] === PUT) continue;
+      if (found >= 0) return -2;
+      found = w;
+    }
+    return found;
+  };
+
+  // What the reads reveal, per write: where its value ends in the value since the last put (-1:
+  // no read saw it), the validated text up to there, the write right before and after it, and
+  // the read that showed it first.
+  const pos = new Int32Array(n).fill(-1);
+  const prefix: string[] = new Array(n);
+  const pred = new Int32Array(n).fill(-1);
+  const succ = new Int32Array(n).fill(-1);
+  const shownBy = new Int32Array(n).fill(-1);
+  const version = new Int32Array(n).fill(-1); // per read: the last write it shows (-1: none)
+  const stamp = new Int32Array(n).fill(-1);
+  let startHead = -1; // an append that reads show with no put before it
+
+  /** Two reads that disagree on the writes before `w` (both show it). */
+  const disagree = (a: number, b: number, w: number): never => {
+    const ta = parse(a);
+    const tb = parse(b);
+    let j = 0;
+    while (j < ta.length && j < tb.length && ta[j] === tb[j]) j++;
+    return fail([a, b, w], (name) => {
+      const head = j === 0
+        ? `they start differently (${quote(values[ta[0]], 24)} and ${
+          quote(values[tb[0]], 24)
+        }), though both show ${
+          quote(values[w], 24)
+        }: everything before a write's value is the value since the last put, the same for every read that shows it.`
+        : `both show ${quote(values[ta[j - 1]], 24)}, but then ${
+          j < ta.length ? quote(values[ta[j]], 24) : "nothing more"
+        } and ${
+          j < tb.length ? quote(values[tb[j]], 24) : "nothing more"
+        }: only one write comes right after another.`;
+      return [
+        `${said(name, a)} saw ${listTokens(ta)};`,
+        `${said(name, b)} saw ${listTokens(tb)};`,
+        head,
+      ];
+    });
+  };
+
+  /** Records what read `r` shows, given its writes front to back. */
+  const establish = (r: number, tokens: number[]) => {
+    let end = 0;
+    let before = -1;
+    const v = values[r];
+    for (const w of tokens) {
+      end += values[w].length;
+      if (pos[w] >= 0) {
+        if (pos[w] !== end || !v.startsWith(prefix[w])) disagree(r, shownBy[w], w);
+      } else {
+        if (before < 0 && kind[w] === APPEND) {
+          if (startHead >= 0 && startHead !== w) disagree(r, shownBy[startHead], startHead);
+          startHead = w;
+        }
+        if (before >= 0) {
+          if (succ[before] >= 0 && succ[before] !== w) disagree(r, shownBy[succ[before]], before);
+          succ[before] = w;
+        }
+        pred[w] = before;
+        pos[w] = end;
+        prefix[w] = v.slice(0, end);
+        shownBy[w] = r;
+      }
+      before = w;
+    }
+    version[r] = before;
+  };
+
+  const v0: number[] = [];
+  const free: number[] = []; // reads and writes that can wait for the end
+  const walked: number[] = [];
+  for (let r = 0; r < n; r++) {
+    if (kind[r] !== READ) continue;
+    const v = values[r];
+    if (v === undefined) {
+      free.push(r);
+      continue;
+    }
+    if (v === "") {
+      v0.push(r);
+      continue;
+    }
+    // Fast path: walk back from the end over writes no read showed yet, to one whose prefix we
+    // know (then compare the text before it in one go) or to the start. Anything odd (a value
+    // that is no write's, a repeat, a disagreement) takes the slow path, which parses from the
+    // front and names the contradiction.
+    walked.length = 0;
+    let end = v.length;
+    let ok = true;
+    let base = -1;
+    while (end > 0) {
+      let w = -1;
+      for (const len of lengths) {
+        if (len > end) continue;
+        const id = tokenOf.get(v.slice(end - len, end));
+        if (id !== undefined) {
+          w = id; // -1 (a value written several times) takes the slow path
+          break;
+        }
+      }
+      if (w < 0 || stamp[w] === r) {
+        ok = false;
+        break;
+      }
+      if (pos[w] >= 0) {
+        ok = pos[w] === end && v.startsWith(prefix[w]);
+        base = w;
+        break;
+      }
+      stamp[w] = r;
+      walked.push(w);
+      end -= values[w].length;
+    }
+    if (ok) {
+      // Checks before anything is recorded.
+      let before = base;
+      for (let k = walked.length - 1; k >= 0 && ok; k--) {
+        const w = walked[k];
+        if (kind[w] === PUT && before >= 0) ok = false;
+        else if (before < 0 && kind[w] === APPEND && startHead >= 0 && startHead !== w) ok = false;
+        else if (before >= 0 && succ[before] >= 0 && succ[before] !== w) ok = false;
+        before = w;
+      }
+    }
+    if (!ok) {
+      establish(r, parse(r));
+      continue;
+    }
+    let before = base;
+    let at = end;
+    for (let k = walked.length - 1; k >= 0; k--) {
+      const w = walked[k];
+      at += values[w].length;
+      if (before < 0 && kind[w] === APPEND) startHead = w;
+      if (before >= 0) succ[before] = w;
+      pred[w] = before;
+      pos[w] = at;
+      prefix[w] = v.slice(0, at);
+      shownBy[w] = r;
+      before = w;
+    }
+    version[r] = walked.length > 0 ? walked[0] : base;
+  }
+
+  // Reads per version (the last write they show), each group by return: reads of one version
+  // can go in any order, and by return never breaks real time among themselves.
+  const byReturn = (a: number, b: number) => ret[a] - ret[b] || call[a] - call[b] || a - b;
+  const readsOf = new Map<number, number[]>();
+  for (let r = 0; r < n; r++) {
+    if (kind[r] !== READ || version[r] < 0) continue;
+    const list = readsOf.get(version[r]);
+    if (list) list.push(r);
+    else readsOf.set(version[r], [r]);
+  }
+  for (const list of readsOf.values()) list.sort(byReturn);
+  v0.sort(byReturn);
+
+  /** A unit over `ops` in this order; a pair in it that breaks real time is a contradiction. */
+  const unit = (list: number[], head: number): Unit => {
+    let hi = -Infinity;
+    let hiOp = -1;
+    let lo = Infinity;
+    let loOp = -1;
+    for (const x of list) {
+      if (hi > ret[x]) explainOrder(hiOp, x);
+      if (call[x] > hi) {
+        hi = call[x];
+        hiOp = x;
+      }
+      if (ret[x] < lo) {
+        lo = ret[x];
+        loOp = x;
+      }
+    }
+    return { ops: list, lo, loOp, hi, hiOp, head };
+  };
+
+  /** `y` comes before `x` in an epoch, by what the reads show, yet `x` completed before `y` began. */
+  const explainOrder = (y: number, x: number): never =>
+    fail([y, x], (name) => {
+      const late = `${said(name, x)} completed before ${name(y)} began`;
+      if (kind[y] !== READ && kind[x] === READ) {
+        return [
+          `${said(name, x)} saw the value of ${said(name, y)}, which was not yet invoked when ${
+            name(x)
+          } completed.`,
+        ];
+      }
+      if (kind[y] === READ && kind[x] !== READ) {
+        return [
+          `${said(name, y)} saw ${listTokens(parse(y))} but not ${quote(values[x], 24)}, which ${
+            shownBy[x] >= 0
+              ? `${name(shownBy[x])} shows right after ${quote(values[pred[x]], 24)}`
+              : ""
+          }; yet ${late}.`,
+        ];
+      }
+      if (kind[y] === READ) {
+        return [
+          `${said(name, y)} saw ${listTokens(parse(y))}, an older value than ${
+            listTokens(parse(x))
+          }, which ${said(name, x)} saw; yet ${name(x)} completed before ${
+            name(y)
+          } began: a later read saw an older value.`,
+        ];
+      }
+      return [
+        `${name(shownBy[x])} shows ${quote(values[y], 24)} before ${
+          quote(values[x], 24)
+        }, yet ${late}.`,
+      ];
+    });
+
+  // The epochs, with the reads of each version after its write.
+  let start: Unit | undefined;
+  const units: Unit[] = [];
+  for (let w = 0; w < n; w++) {
+    if (kind[w] === READ) continue;
+    if (pos[w] < 0) {
+      // No read saw it: it took effect at the end of an epoch, or (outcome unknown) never.
+      if (ops[w].unknown) free.push(w);
+      else units.push(unit([w], w));
+      continue;
+    }
+    if (pred[w] >= 0) continue;
+    const list: number[] = [];
+    for (let x = w; x >= 0; x = succ[x]) {
+      list.push(x);
+      const reads = readsOf.get(x);
+      if (reads) { for (const r of reads) list.push(r); }
+    }
+    const u = unit(list, w);
+    if (w === startHead) start = u;
+    else units.push(u);
+  }
+
+  // The reads of the initial value come first, then the epoch from the start; everything else
+  // after both.
+  const order: number[] = [];
+  const first = [v0.length > 0 ? unit(v0, -1) : undefined, start];
+  let rest = { lo: Infinity, loOp: -1 };
+  for (const u of units) if (u.lo < rest.lo) rest = u;
+  for (let k = 1; k >= 0; k--) {
+    const u = first[k];
+    if (u === undefined) continue;
+    if (u.hi > rest.lo) explainFirst(u, rest.loOp);
+    if (u.lo < rest.lo) rest = u;
+  }
+  for (const u of first) if (u) order.push(...u.ops);
+
+  function explainFirst(u: Unit, z: number): never {
+    const y = u.hiOp;
+    return fail([y, z], (name) => [
+      u.head < 0
+        ? `${said(name, y)} saw the initial empty value, so it came before every write;`
+        : `${said(name, y)} belongs to the first epoch: reads show ${
+          quote(values[u.head], 24)
+        } with nothing before it, so no put came before it and nothing that is not shown;`,
+      `yet ${said(name, z)} ${
+        kind[z] === READ
+          ? `saw ${listTokens(parse(z))} and`
+          : pos[z] < 0
+          ? "(which no read shows)"
+          : ""
+      } completed before ${name(y)} began.`,
+    ]);
+  }
+
+  // The other units in an order where no operation follows one that completed before it began:
+  // a unit may go next when its latest call is no later than every other unit's earliest return.
+  // The unit with the least latest call, or else the one with the least earliest return, is such
+  // a unit if any is; when neither is, those two are each forced before the other.
+  const m = units.length;
+  const byHi = units.map((_, k) => k).sort((a, b) => units[a].hi - units[b].hi || a - b);
+  const byLo = units.map((_, k) => k).sort((a, b) => units[a].lo - units[b].lo || a - b);
+  const nextHi = new Int32Array(m + 1);
+  const prevHi = new Int32Array(m + 1);
+  const nextLo = new Int32Array(m + 1);
+  const prevLo = new Int32Array(m + 1);
+  const posHi = new Int32Array(m);
+  const posLo = new Int32Array(m);
+  // Doubly linked lists over the sorted orders; slot m is the head.
+  for (let k = 0; k <= m; k++) {
+    nextHi[k] = k + 1 <= m ? k + 1 : 0;
+    prevHi[k] = k === 0 ? m : k - 1;
+    nextLo[k] = nextHi[k];
+    prevLo[k] = prevHi[k];
+  }
+  // Slot k (< m) holds byHi[k] / byLo[k]; the head is slot m; an empty list points m to m.
+  nextHi[m] = m > 0 ? 0 : m;
+  nextLo[m] = nextHi[m];
+  prevHi[0] = m;
+  prevLo[0] = m;
+  if (m > 0) {
+    nextHi[m - 1] = m;
+    nextLo[m - 1] = m;
+    prevHi[m] = m - 1;
+    prevLo[m] = m - 1;
+  }
+  for (let k = 0; k < m; k++) {
+    posHi[byHi[k]] = k;
+    posLo[byLo[k]] = k;
+  }
+  const remove = (u: number) => {
+    const a = posHi[u];
+    nextHi[prevHi[a]] = nextHi[a];
+    prevHi[nextHi[a]] = prevHi[a];
+    const b = posLo[u];
+    nextLo[prevLo[b]] = nextLo[b];
+    prevLo[nextLo[b]] = prevLo[b];
+  };
+  for (let left = m; left > 0; left--) {
+    const h = byHi[nextHi[m]];
+    const l1 = byLo[nextLo[m]];
+    const l2slot = nextLo[nextLo[m]];
+    const l2 = l2slot === m ? -1 : byLo[l2slot];
+    const otherLo = (u: number) => {
+      const o = u === l1 ? l2 : l1;
+      return o < 0 ? Infinity : units[o].lo;
+    };
+    let pick = -1;
+    if (units[h].hi <= otherLo(h)) pick = h;
+    else if (units[l1].hi <= otherLo(l1)) pick = l1;
+    if (pick < 0) explainCycle(units[l1], units[l2]);
+    remove(pick);
+    for (const x of units[pick].ops) order.push(x);
+  }
+
+  function describeUnit(name: (op: number) => string, u: Unit): string {
+    if (u.ops.length === 1 && pos[u.head] < 0) {
+      return `${said(name, u.head)}, which no read shows, so ${
+        kind[u.head] === APPEND
+          ? "it took effect after every read of its epoch"
+          : "no read came between it and the next put"
+      }`;
+    }
+    return `the epoch of ${
+      said(name, u.head)
+    } (${u.ops.length} operations: its writes as reads show them, and those reads), which runs unbroken until the next put`;
+  }
+
+  function explainCycle(x: Unit, y: Unit): never {
+    return fail([y.loOp, x.hiOp, x.loOp, y.hiOp], (name) => [
+      `Consider ${describeUnit(name, x)};`,
+      `and ${describeUnit(name, y)}.`,
+      `${said(name, y.loOp)} completed before ${
+        said(name, x.hiOp)
+      } began, so the second comes before the first;`,
+      `but ${said(name, x.loOp)} completed before ${
+        said(name, y.hiOp)
+      } began, so the first comes before the second.`,
+    ]);
+  }
+
+  free.sort((a, b) => call[a] - call[b] || a - b);
+  for (const x of free) order.push(x);
+  verify(ops, order, { kind, call, ret, values, time });
+  return { verdict: "linearizable", linearization: order };
+}
+
+/**
+ * The invariant behind a `linearizable` answer: `order` holds every operation
+ * once, replays on the key/value model with every read's output, and puts no
+ * operation after one that completed before it began.
+ */
+function verify(
+  ops: readonly Operation[],
+  order: number[],
+  t: Pick<Tables, "kind" | "call" | "ret" | "values"> & { time(x: number): string },
+): void {
+  const { kind, call, ret, values } = t;
+  if (order.length !== ops.length) {
+    throw new InferenceBug(`the linearization has ${order.length} of ${ops.length} operations`);
+  }
+  const placed = new Uint8Array(ops.length);
+  let state = "";
+  let latest = -Infinity;
+  for (const i of order) {
+    if (placed[i]) throw new InferenceBug(`operation ${i} placed twice`);
+    placed[i] = 1;
+    if (latest > ret[i]) {
+      throw new InferenceBug(`operation ${i} placed after one called at ${t.time(latest)}`);
+    }
+    latest = Math.max(latest, call[i]);
+    if (kind[i] === PUT) state = values[i];
+    else if (kind[i] === APPEND) state += values[i];
+    else if (values[i] !== undefined && values[i] !== state) {
+      throw new InferenceBug(`read ${i} does not fit its place`);
+    }
+  }
+}

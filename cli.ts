@@ -58,6 +58,8 @@ export interface Command {
   usage: string;
   /** Runs the command with the arguments after its name; resolves with the exit code. */
   run(args: string[]): Promise<number>;
+  /** The help for these arguments (a command with actions has one per action); default `usage`. */
+  help?(args: string[]): string;
 }
 
 /**
@@ -76,6 +78,9 @@ export interface CommandGroup {
   /** The commands. */
   commands: Record<string, Command>;
 }
+
+/** The package's version, as in deno.json (a test holds them equal). */
+const VERSION = "0.1.0";
 
 /** The Raft and checker steps of the tour, after the net steps. */
 async function raftAndCheckerTour(): Promise<number> {
@@ -210,7 +215,7 @@ const groups: Record<string, CommandGroup> = {
 
 function topHelp(): string {
   const lines = [
-    "usage: distkit <command> [options] | distkit <module> <command> [options]",
+    "usage: distkit <command> [options] | distkit <module> <command> [options] | distkit --version",
     "",
     "Build, run and test fault-tolerant distributed systems.",
     "",
@@ -227,13 +232,14 @@ function topHelp(): string {
 }
 
 function groupHelp(name: string, group: CommandGroup): string {
+  const width = Math.max(...Object.keys(group.commands).map((cmd) => cmd.length));
   return [
     `usage: distkit ${name} <command> [options]`,
     "",
     group.summary,
     "",
     "commands:",
-    ...Object.entries(group.commands).map(([cmd, c]) => `  ${cmd.padEnd(10)} ${c.summary}`),
+    ...Object.entries(group.commands).map(([cmd, c]) => `  ${cmd.padEnd(width)}  ${c.summary}`),
     "",
     `Run \`distkit ${name} <command> --help\` for a command's options.`,
   ].join("\n");
@@ -245,9 +251,9 @@ function isHelp(arg: string | undefined): boolean {
 
 /**
  * Runs the command line with `args` (without the program name) and resolves
- * with the exit code: 0 on success, 1 when the command failed, 2 for a usage
- * error; except `distkit check`, whose codes are verdicts: 0 linearizable, 1
- * not linearizable, 2 unknown, 3 the history could not be checked.
+ * with the exit code: 0 done, 1 no (an absent key, a cas mismatch), 2 a usage
+ * error, 3 no answer (unreachable, timed out, failed), 4 refused (cluster id,
+ * secret); `distkit check --help` gives its own.
  *
  * @example
  * ```ts
@@ -258,6 +264,10 @@ function isHelp(arg: string | undefined): boolean {
  */
 export async function main(args: string[]): Promise<number> {
   const [first, second, ...rest] = args;
+  if (first === "--version") {
+    console.log(`distkit ${VERSION}`);
+    return 0;
+  }
   if (first === undefined || isHelp(first)) {
     console.log(topHelp());
     return first === undefined ? 2 : 0;
@@ -285,7 +295,7 @@ export async function main(args: string[]): Promise<number> {
     return 2;
   }
   if (rest.some((a) => a === "--help" || a === "-h")) {
-    console.log(command.usage);
+    console.log(command.help?.(rest) ?? command.usage);
     return 0;
   }
   return await command.run(rest);

@@ -36,6 +36,8 @@ let generated: string[] | undefined;
 async function generateTexts(): Promise<string[]> {
   if (generated) return generated;
   const dir = await Deno.makeTempDir({ prefix: "distkit-mr-input-" });
+  // Shared by every test of this file, so removed when the file's tests are over.
+  globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));
   const random = new Random(42);
   const vocabulary = Array.from({ length: 3000 }, (_, i) => {
     let w = "";

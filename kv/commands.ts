@@ -18,7 +18,7 @@ import {
   usageError as reportUsage,
   waitForSignal,
 } from "../net/cli_util.ts";
-import { KvAbortedError } from "./errors.ts";
+import { KvAbortedError, KvRequestError } from "./errors.ts";
 import { LocalCluster } from "./local_cluster.ts";
 import { connectKv, startKvNode } from "./node.ts";
 import type { Clerk } from "./clerk.ts";
@@ -231,12 +231,14 @@ ${EXIT_HELP}`,
         );
       } catch (err) {
         const { code, message } = await deadline.explain(err);
+        // A request over the limits is a bad operand: a usage error, not a lack of answer.
+        const exit = err instanceof KvRequestError ? EXIT.usage : code;
         const extra = err instanceof KvAbortedError && err.mayHaveApplied &&
             !(deadline.signal.reason instanceof NothingListeningError)
           ? "\nThe write may or may not have taken effect; read the key to find out."
           : "";
         console.error(`distkit kv ${name}: ${message}${extra}`);
-        return code;
+        return exit;
       } finally {
         await deadline.dispose();
         await connection.close();

@@ -20,6 +20,7 @@ import {
   UsageProblem,
   waitForSignal,
 } from "../net/cli_util.ts";
+import { KvRequestError } from "../kv/errors.ts";
 import type { ShardClerk } from "./clerk.ts";
 import type { CtrlerClerk } from "./ctrler.ts";
 import { connectShard, startShardNode } from "./node.ts";
@@ -174,8 +175,10 @@ ${EXIT_HELP}`,
       } catch (err) {
         if (err instanceof UsageProblem) return usageError(`shard ${name}`, this, err.message);
         const { code, message } = await deadline.explain(err);
+        // A request over the limits is a bad operand: a usage error, not a lack of answer.
+        const exit = err instanceof KvRequestError ? EXIT.usage : code;
         console.error(`distkit shard ${name}: ${message}`);
-        return code;
+        return exit;
       } finally {
         await deadline.dispose();
         await connection.close();

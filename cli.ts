@@ -25,7 +25,7 @@ import { shardCommands } from "./shard/commands.ts";
 import { mrCommands } from "./mapreduce/commands.ts";
 import { pbCommands } from "./pb/commands.ts";
 import { runTour } from "./net/tour.ts";
-import { parseArgs } from "node:util";
+import { parseFlags } from "./net/cli_util.ts";
 import { checkCommand } from "./checker/commands.ts";
 import { checkOperations } from "./checker/check.ts";
 import { kvModel, registerModel } from "./checker/models.ts";
@@ -165,11 +165,7 @@ HTML report. Needs --allow-net=127.0.0.1 --allow-read --allow-write --allow-run.
   run: async (args) => {
     let values;
     try {
-      ({ values } = parseArgs({
-        args,
-        strict: true,
-        options: { seconds: { type: "string" }, clients: { type: "string" } },
-      }));
+      ({ values } = parseFlags(args, { seconds: { type: "string" }, clients: { type: "string" } }));
     } catch (err) {
       console.error(`distkit demo: ${(err as Error).message}`);
       return 2;

@@ -24,7 +24,11 @@ Deno.test("demo: the KV service keeps every acknowledged append through a leader
   const report = await kvTour({ clients: 3, ms: 2000 });
   assert.ok(report.appendsIntact, "an acknowledged append is missing or doubled");
   assert.notEqual(report.leaders[0], report.leaders[1], "no new leader after the stop");
-  assert.ok(report.operations > 50, `only ${report.operations} operations`);
+  // However slow the machine: clients were served after the leader stopped.
+  assert.ok(
+    report.operations > report.operationsAtStop,
+    `no operation completed after the stop (${report.operations} in all)`,
+  );
   assert.equal(checkOperations(kvModel, report.history).verdict, "linearizable");
 });
 

@@ -1,6 +1,9 @@
 /**
- * Helpers shared by the `distkit` subcommands: argument parsing that prints
- * the usage on a mistake, the shared secret's sources, waiting for a
+ * Helpers shared by the `distkit` subcommands: argument parsing that names
+ * an unknown option's nearest known one and prints the usage on a mistake,
+ * the exit codes of every command ({@linkcode EXIT}), the deadline of a
+ * client command that fails at once when nothing listens
+ * ({@linkcode ClientDeadline}), the shared secret's sources, waiting for a
  * shutdown signal.
  *
  * @module

@@ -25,7 +25,7 @@ import { shardCommands } from "./shard/commands.ts";
 import { mrCommands } from "./mapreduce/commands.ts";
 import { pbCommands } from "./pb/commands.ts";
 import { runTour } from "./net/tour.ts";
-import { parseFlags } from "./net/cli_util.ts";
+import { EXIT_HELP, parseFlags } from "./net/cli_util.ts";
 import { checkCommand } from "./checker/commands.ts";
 import { checkOperations } from "./checker/check.ts";
 import { kvModel, registerModel } from "./checker/models.ts";
@@ -223,6 +223,8 @@ function topHelp(): string {
     "",
     "Run `distkit <command> --help` for a command's options, `distkit <module> --help` for a",
     "module's commands.",
+    "",
+    EXIT_HELP,
   ];
   return lines.join("\n");
 }

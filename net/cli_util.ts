@@ -62,8 +62,8 @@ export const EXIT = {
 
 /** The exit-status paragraph of the commands' help texts. */
 export const EXIT_HELP =
-  `exit status: 0 done, 1 no (absent key, cas mismatch), 2 usage error, 3 no answer
-(unreachable, timed out, failed), 4 refused (cluster id, secret)`;
+  `exit status: 0 done, 1 no (absent key, cas mismatch, not linearizable), 2 usage error,
+3 no answer (unreachable, timed out, undecided, failed), 4 refused (cluster id, secret)`;
 
 /** The edit distance of `a` and `b`: insertions, deletions, substitutions and swaps of neighbours. */
 function editDistance(a: string, b: string): number {

@@ -25,7 +25,7 @@ import { shardCommands } from "./shard/commands.ts";
 import { mrCommands } from "./mapreduce/commands.ts";
 import { pbCommands } from "./pb/commands.ts";
 import { runTour } from "./net/tour.ts";
-import { parseArgs } from "node:util";
+import { EXIT_HELP, parseFlags } from "./net/cli_util.ts";
 import { checkCommand } from "./checker/commands.ts";
 import { checkOperations } from "./checker/check.ts";
 import { kvModel, registerModel } from "./checker/models.ts";
@@ -58,6 +58,8 @@ export interface Command {
   usage: string;
   /** Runs the command with the arguments after its name; resolves with the exit code. */
   run(args: string[]): Promise<number>;
+  /** The help for these arguments (a command with actions has one per action); default `usage`. */
+  help?(args: string[]): string;
 }
 
 /**
@@ -76,6 +78,9 @@ export interface CommandGroup {
   /** The commands. */
   commands: Record<string, Command>;
 }
+
+/** The package's version, as in deno.json (a test holds them equal). */
+const VERSION = "0.1.0";
 
 /** The Raft and checker steps of the tour, after the net steps. */
 async function raftAndCheckerTour(): Promise<number> {
@@ -160,11 +165,7 @@ HTML report. Needs --allow-net=127.0.0.1 --allow-read --allow-write --allow-run.
   run: async (args) => {
     let values;
     try {
-      ({ values } = parseArgs({
-        args,
-        strict: true,
-        options: { seconds: { type: "string" }, clients: { type: "string" } },
-      }));
+      ({ values } = parseFlags(args, { seconds: { type: "string" }, clients: { type: "string" } }));
     } catch (err) {
       console.error(`distkit demo: ${(err as Error).message}`);
       return 2;
@@ -210,7 +211,7 @@ const groups: Record<string, CommandGroup> = {
 
 function topHelp(): string {
   const lines = [
-    "usage: distkit <command> [options] | distkit <module> <command> [options]",
+    "usage: distkit <command> [options] | distkit <module> <command> [options] | distkit --version",
     "",
     "Build, run and test fault-tolerant distributed systems.",
     "",
@@ -222,18 +223,21 @@ function topHelp(): string {
     "",
     "Run `distkit <command> --help` for a command's options, `distkit <module> --help` for a",
     "module's commands.",
+    "",
+    EXIT_HELP,
   ];
   return lines.join("\n");
 }
 
 function groupHelp(name: string, group: CommandGroup): string {
+  const width = Math.max(...Object.keys(group.commands).map((cmd) => cmd.length));
   return [
     `usage: distkit ${name} <command> [options]`,
     "",
     group.summary,
     "",
     "commands:",
-    ...Object.entries(group.commands).map(([cmd, c]) => `  ${cmd.padEnd(10)} ${c.summary}`),
+    ...Object.entries(group.commands).map(([cmd, c]) => `  ${cmd.padEnd(width)}  ${c.summary}`),
     "",
     `Run \`distkit ${name} <command> --help\` for a command's options.`,
   ].join("\n");
@@ -304,10 +308,10 @@ export async function guarded(command: string, run: () => Promise<number>): Prom
 /**
  * Runs the command line with `args` (without the program name) and resolves
  * with the exit code. The convention: 0 ok (for `check`: linearizable), 1 "no"
- * (not linearizable, absent key), 2 usage error, 3 no answer (unavailable,
- * timed out, undecided within the budget, internal error), 4 refused. An
- * exception escaping a command is an internal error: a message on stderr and 3
- * (see {@linkcode guarded}).
+ * (not linearizable, an absent key, a cas mismatch), 2 usage error, 3 no
+ * answer (unreachable, timed out, undecided within the budget, internal
+ * error), 4 refused (cluster id, secret). An exception escaping a command is
+ * an internal error: a message on stderr and 3 (see {@linkcode guarded}).
  *
  * @example
  * ```ts
@@ -323,6 +327,10 @@ export function main(args: string[]): Promise<number> {
 
 async function dispatch(args: string[]): Promise<number> {
   const [first, second, ...rest] = args;
+  if (first === "--version") {
+    console.log(`distkit ${VERSION}`);
+    return 0;
+  }
   if (first === undefined || isHelp(first)) {
     console.log(topHelp());
     return first === undefined ? 2 : 0;
@@ -350,7 +358,7 @@ async function dispatch(args: string[]): Promise<number> {
     return 2;
   }
   if (rest.some((a) => a === "--help" || a === "-h")) {
-    console.log(command.usage);
+    console.log(command.help?.(rest) ?? command.usage);
     return 0;
   }
   return await command.run(rest);

@@ -25,7 +25,7 @@ import {
   Sessions,
 } from "./replica_client.ts";
 import type { KvResult, KvWrite } from "./state.ts";
-import type { KvValue } from "./value.ts";
+import { type KvValue, valueAsBytes, valueAsText } from "./value.ts";
 
 /**
  * Options of a {@linkcode Clerk}.
@@ -169,6 +169,49 @@ export class Clerk {
     refuseBadRequest(() => parseGet({ key }, this.#limits));
     const reply = await this.#call("Get", { key }, { ...options, operation: "get" });
     return reply.value ?? null;
+  }
+
+  /**
+   * The value of `key` as text (null when absent); a value stored as bytes
+   * is decoded as UTF-8.
+   *
+   * @example
+   * ```ts
+   * import type { Clerk } from "@distkit/distkit/kv";
+   *
+   * async function greeting(clerk: Clerk): Promise<string> {
+   *   return (await clerk.getText("greeting")) ?? "nobody said hello";
+   * }
+   * ```
+   *
+   * @throws {TypeError} when the value is bytes that are not valid UTF-8.
+   * @throws {KvRequestError} when the key is over the limit or not a string.
+   * @throws {KvAbortedError} when the signal fires first.
+   */
+  async getText(key: string, options: KvCallOptions = {}): Promise<string | null> {
+    const value = await this.get(key, options);
+    return value === null ? null : valueAsText(value, key);
+  }
+
+  /**
+   * The value of `key` as bytes (null when absent); a value stored as text
+   * is encoded as UTF-8.
+   *
+   * @example
+   * ```ts
+   * import type { Clerk } from "@distkit/distkit/kv";
+   *
+   * async function size(clerk: Clerk): Promise<number> {
+   *   return (await clerk.getBytes("photo"))?.length ?? 0;
+   * }
+   * ```
+   *
+   * @throws {KvRequestError} when the key is over the limit or not a string.
+   * @throws {KvAbortedError} when the signal fires first.
+   */
+  async getBytes(key: string, options: KvCallOptions = {}): Promise<Uint8Array | null> {
+    const value = await this.get(key, options);
+    return value === null ? null : valueAsBytes(value);
   }
 
   /**

@@ -24,6 +24,8 @@ export interface ClusterDemoOptions {
   clients?: number;
   /** Where progress lines go. Default: nowhere. */
   progress?: (line: string) => void;
+  /** The folder for the nodes' data and the report (it must exist). Default: a new temporary folder. */
+  dataDir?: string;
 }
 
 /** What the demo measured. */
@@ -57,7 +59,7 @@ function percentile(sorted: number[], p: number): number {
 export async function clusterDemo(options: ClusterDemoOptions = {}): Promise<ClusterDemoReport> {
   const { seconds = 10, clients = 8 } = options;
   const say = options.progress ?? (() => {});
-  const dataDir = await Deno.makeTempDir({ prefix: "distkit-demo-" });
+  const dataDir = options.dataDir ?? await Deno.makeTempDir({ prefix: "distkit-demo-" });
   say(`starting 3 nodes (distkit kv serve) with their data under ${dataDir}`);
   const cluster = await LocalCluster.start({ dataDir });
   try {

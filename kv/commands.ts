@@ -8,14 +8,17 @@
 import {
   ACCESS_HELP,
   type CliCommand,
+  ClientDeadline,
   count,
+  EXIT,
+  EXIT_HELP,
+  NothingListeningError,
   parseCommandArgs,
   secretFrom,
   usageError as reportUsage,
   waitForSignal,
 } from "../net/cli_util.ts";
-import { RefusedError } from "../net/errors.ts";
-import { KvAbortedError, KvOutcomeUnknownError, KvRequestError, mayHaveApplied } from "./errors.ts";
+import { KvOutcomeUnknownError, KvRequestError, mayHaveApplied } from "./errors.ts";
 import { LocalCluster } from "./local_cluster.ts";
 import { connectKv, startKvNode } from "./node.ts";
 import type { Clerk } from "./clerk.ts";
@@ -42,7 +45,7 @@ const serve: KvCommand = {
                        [--http-offset 1000 | --no-http] [--max-raft-state <bytes>] [--tick-ms 50]
 
 Runs node <n> (its position in --peers, counting from 0) until SIGINT or SIGTERM,
-then shuts down gracefully. Every node and client lists the same --peers in the
+then shuts down gracefully (exit 0); exits 3 if it cannot start or stops after a failure. Every node and client lists the same --peers in the
 same order. Clerks and peers use the TCP address; the HTTP API (GET/PUT/DELETE
 /kv/<key>, GET /status, GET /metrics) listens on the TCP port + --http-offset.
 
@@ -98,19 +101,22 @@ ${ACCESS_HELP}`,
         log: (line) => console.log(line),
       });
     } catch (err) {
+      if (err instanceof RangeError) return usageError("serve", this, err.message);
       console.error(`distkit kv serve: ${(err as Error).message}`);
-      return 1;
+      return EXIT.noAnswer;
     }
     // Until a signal, or until the node stops on its own (a storage failure,
     // already reported): then exit non-zero so a supervisor restarts it.
     const failed = node.server.finished.then(() => true);
     const outcome = await Promise.race([waitForSignal().then(() => false), failed]);
     await node.close();
-    if (node.conflict) console.error(`distkit kv serve: ${node.conflict.message}`);
-    else if (outcome) {
-      console.error("distkit kv serve: the node stopped after a failure (see above)");
+    if (node.conflict) {
+      // Its peers know another incarnation of this node: refused, as a wrong cluster id is.
+      console.error(`distkit kv serve: ${node.conflict.message}`);
+      return EXIT.refused;
     }
-    return outcome ? 1 : 0;
+    if (outcome) console.error("distkit kv serve: the node stopped after a failure (see above)");
+    return outcome ? EXIT.noAnswer : EXIT.ok;
   },
 };
 
@@ -151,7 +157,7 @@ listens and how to talk to them, and stops them all on SIGINT or SIGTERM.`,
       });
     } catch (err) {
       console.error(`distkit kv cluster: ${(err as Error).message}`);
-      return 1;
+      return EXIT.noAnswer;
     }
     for (let i = 0; i < nodes; i++) {
       console.log(
@@ -184,18 +190,21 @@ function clientCommand(
   ) => Promise<number>,
   arity: number,
 ): KvCommand {
+  const absentHelp = name === "cas"
+    ? "\n  --absent                 set the key only if it is absent (then give <key> <new>)"
+    : "";
   return {
     summary,
     usage: `usage: distkit kv ${name} --cluster <host:port,...> [--timeout <ms>] ${operands}
 
 options:
   --cluster <list>         the nodes' TCP addresses, comma-separated, in the nodes' order
-  --timeout <ms>           give up after this long (default 10000)
+  --timeout <ms>           give up after this long (default 10000)${absentHelp}
 ${ACCESS_HELP}
 
-exit status: 0 done, 1 not found or not set, 2 usage error, 3 failed (refused, timed out...);
-a write that failed after it may have been applied also exits 3, saying "may or may not have
-been applied": read the key before writing again`,
+${EXIT_HELP}
+A write that failed after it may have been applied exits 3 and says "may or may not have been
+applied": read the key before writing it again.`,
     async run(args) {
       const parsed = parse(name, this, args, {
         cluster: { type: "string" },
@@ -204,7 +213,7 @@ been applied": read the key before writing again`,
         "cluster-id": { type: "string" },
         "secret-file": { type: "string" },
       });
-      if (!parsed) return 2;
+      if (!parsed) return EXIT.usage;
       const list = parsed.values.cluster;
       if (typeof list !== "string") return usageError(name, this, "--cluster is required");
       if (parsed.positionals.length !== arity - (parsed.values.absent ? 1 : 0)) {
@@ -212,42 +221,44 @@ been applied": read the key before writing again`,
       }
       let timeoutMs: number;
       let connection;
+      const addresses = list.split(",").filter((p) => p !== "");
       try {
         timeoutMs = count(parsed.values.timeout, "--timeout") ?? 10_000;
         const id = parsed.values["cluster-id"];
-        connection = connectKv(list.split(",").filter((p) => p !== ""), {
+        connection = connectKv(addresses, {
           cluster: typeof id === "string" ? id : "",
           secret: secretFrom(parsed.values["secret-file"]),
         });
       } catch (err) {
         return usageError(name, this, (err as Error).message);
       }
+      const deadline = new ClientDeadline(addresses, timeoutMs);
       try {
         return await op(
           connection.clerk,
           parsed.positionals,
-          AbortSignal.timeout(timeoutMs),
+          deadline.signal,
           parsed.values.absent === true,
         );
       } catch (err) {
-        if (name !== "get" && mayHaveApplied(err)) {
+        const { code, message } = await deadline.explain(err);
+        if (
+          name !== "get" && mayHaveApplied(err) &&
+          !(deadline.signal.reason instanceof NothingListeningError)
+        ) {
           // Not a refusal: a blind retry could apply it twice.
-          const why = err instanceof KvOutcomeUnknownError
-            ? err.reason
-            : `no answer within ${timeoutMs} ms`;
+          const why = err instanceof KvOutcomeUnknownError ? err.reason : message;
           console.error(
             `distkit kv ${name}: the write may or may not have been applied (${why}); ` +
               `read the key before writing it again`,
           );
-        } else if (err instanceof KvAbortedError) {
-          console.error(`distkit kv ${name}: no answer within ${timeoutMs} ms. ${err.message}`);
-        } else if (err instanceof KvRequestError || err instanceof RefusedError) {
-          console.error(`distkit kv ${name}: ${err.message}`);
-        } else {
-          console.error(`distkit kv ${name}: ${(err as Error).message}`);
+          return EXIT.noAnswer;
         }
-        return 3;
+        console.error(`distkit kv ${name}: ${message}`);
+        // A request over the limits is a bad operand: a usage error, not a lack of answer.
+        return err instanceof KvRequestError ? EXIT.usage : code;
       } finally {
+        await deadline.dispose();
         await connection.close();
       }
     },

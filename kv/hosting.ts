@@ -133,8 +133,12 @@ export async function hostNode(options: HostNodeOptions): Promise<NodeHost> {
       member: options.members ? member : undefined,
     });
   } catch (err) {
+    // serveTcp's own message names the address already.
+    const problem = (err as Error).message;
     throw new Error(
-      `cannot listen on ${address}: ${(err as Error).message}; is node ${id} already running?`,
+      `${
+        problem.startsWith("cannot listen") ? problem : `cannot listen on ${address}: ${problem}`
+      }; is node ${id} already running?`,
       { cause: err },
     );
   }

@@ -62,3 +62,34 @@ export * from "./workload.ts";
 // Types from the net and raft layers that appear in this module's signatures.
 export type { Clock, Codec, CodecOptions, Random, Transport } from "../net/mod.ts";
 export type { RaftNode, RaftNodeOptions } from "../raft/mod.ts";
+
+// Types of other modules in this module's signatures (deno doc --lint of this entry point alone).
+export type { KvInput, Operation } from "../checker/mod.ts";
+export type {
+  CallContext,
+  CallOptions,
+  ClientEnd,
+  RpcServer,
+  ServiceMethods,
+  TcpAddr,
+  TcpServer,
+  Timer,
+} from "../net/mod.ts";
+export type {
+  Applied,
+  CoreOptions,
+  DenoKvStorage,
+  Entry,
+  EntryKind,
+  HardState,
+  Membership,
+  MembershipChange,
+  NodeId,
+  RaftStatus,
+  RaftStorage,
+  Role,
+  Snapshot,
+  SnapshotMeta,
+  StorageBatch,
+  StoredState,
+} from "../raft/mod.ts";

@@ -20,6 +20,8 @@ import { AppendWorkload } from "./workload.ts";
 export interface KvTourReport {
   /** Operations completed. */
   operations: number;
+  /** Operations completed when the first leader was stopped (fewer than `operations`: the service went on). */
+  operationsAtStop: number;
   /** Wall-clock milliseconds of the client phase. */
   wallMs: number;
   /** The leader before and after the first one was stopped. */
@@ -78,9 +80,14 @@ export async function kvTour(options: { clients?: number; ms?: number } = {}): P
   await delay(ms / 2);
   const first = await leaderOf(servers);
   await servers.get(first)!.stop();
+  const operationsAtStop = workload.completed;
   await listeners.get(first)!.close();
   servers.delete(first);
   await delay(ms / 2);
+  // However slow the machine, go on until the new leader has served a client
+  // (giving up after a while: the report then shows that it did not).
+  const giveUpAt = performance.now() + 30_000;
+  while (workload.completed === operationsAtStop && performance.now() < giveUpAt) await delay(20);
   const second = await leaderOf(servers);
   await running.stop();
   const wallMs = performance.now() - start;
@@ -91,6 +98,7 @@ export async function kvTour(options: { clients?: number; ms?: number } = {}): P
   for (const t of transports) await t.close();
   return {
     operations: workload.completed,
+    operationsAtStop,
     wallMs,
     leaders: [first, second],
     appendsIntact: lost === 0,

@@ -85,3 +85,46 @@ export function sameValue(a: KvValue | null, b: KvValue | null): boolean {
   if (typeof a === "string" || typeof b === "string") return a === b;
   return a.length === b.length && a.every((x, i) => x === b[i]);
 }
+
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * A value as text: a string as it is, bytes decoded as UTF-8.
+ *
+ * @example
+ * ```ts
+ * import { valueAsText } from "@distkit/distkit/kv";
+ *
+ * valueAsText(new Uint8Array([104, 105])); // "hi"
+ * valueAsText("hi"); // "hi"
+ * ```
+ *
+ * @param value The value.
+ * @param key The key it was read from, for the error message.
+ * @throws {TypeError} when the value is bytes that are not valid UTF-8 (read them as bytes).
+ */
+export function valueAsText(value: KvValue, key?: string): string {
+  if (typeof value === "string") return value;
+  try {
+    return strictUtf8.decode(value);
+  } catch {
+    const what = key === undefined ? "the value" : `the value of ${JSON.stringify(key)}`;
+    throw new TypeError(
+      `${what} is ${value.length} bytes that are not valid UTF-8 text; read it as bytes (getBytes)`,
+    );
+  }
+}
+
+/**
+ * A value as bytes: a string encoded as UTF-8, bytes as they are.
+ *
+ * @example
+ * ```ts
+ * import { valueAsBytes } from "@distkit/distkit/kv";
+ *
+ * valueAsBytes("hi"); // Uint8Array [104, 105]
+ * ```
+ */
+export function valueAsBytes(value: KvValue): Uint8Array {
+  return typeof value === "string" ? new TextEncoder().encode(value) : value;
+}

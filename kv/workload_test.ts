@@ -24,7 +24,9 @@ async function run(doubled?: string, tamper?: (store: Map<string, string>) => vo
   const store = new Map<string, string>();
   const workload = new AppendWorkload({ keys: 2 });
   const running = workload.start([1, 2, 3].map(() => fakeClerk(store, doubled)));
-  await new Promise((resolve) => setTimeout(resolve, 5));
+  // Until every client has had at least 3 appends acknowledged, however slow the machine:
+  // the checks below need appends (c.0), (c.1) and (c.2) of each client.
+  while (workload.acknowledged.length < 3 || workload.acknowledged.some((n) => n < 3)) await tick();
   await running.stop();
   tamper?.(store);
   return { workload, lost: await workload.lostAppends(fakeClerk(store)) };
@@ -33,7 +35,8 @@ async function run(doubled?: string, tamper?: (store: Map<string, string>) => vo
 Deno.test("append workload: a clean run loses nothing and records every operation", async () => {
   const { workload, lost } = await run();
   assert.equal(lost, 0);
-  assert.ok(workload.completed > 6);
+  assert.ok(workload.acknowledged.every((n) => n >= 3));
+  assert.ok(workload.completed >= 15, "3 clients, each with 3 appends and the reads between");
   assert.equal(
     workload.history.filter((o) => o.input.op === "append").length,
     workload.acknowledged.reduce((a, b) => a + b, 0),

@@ -5,13 +5,20 @@
  * @module
  */
 import { delay } from "../net/async.ts";
-import { type CliCommand, count, parseCommandArgs, usageError } from "../net/cli_util.ts";
+import {
+  type CliCommand,
+  count,
+  EXIT,
+  EXIT_HELP,
+  parseCommandArgs,
+  usageError,
+} from "../net/cli_util.ts";
 import { RpcServer } from "../net/rpc_server.ts";
 import { serveTcp, TcpClient } from "../net/tcp.ts";
 import { parseAddress } from "../kv/hosting.ts";
-import { type AppLoadError, loadApp } from "./app.ts";
+import { AppLoadError, loadApp } from "./app.ts";
 import { Coordinator, type JobProgress } from "./coordinator.ts";
-import { runSequential } from "./engine.ts";
+import { outputName, runSequential } from "./engine.ts";
 import { runWorker } from "./worker.ts";
 
 const MIB = 1024 * 1024;
@@ -25,11 +32,26 @@ function duration(text: string | boolean | undefined, what: string): number | un
   return m[2] === "s" ? n * 1000 : m[2] === "m" ? n * 60_000 : n;
 }
 
-function progressLine(p: JobProgress, startedMs: number): string {
-  const secs = (performance.now() - startedMs) / 1000;
-  const mbps = p.bytesMapped / 1e6 / Math.max(secs, 0.001);
-  return `${p.phase} ${p.done}/${p.total} done, ${p.running} running, ${p.failed} failed or ` +
-    `re-issued, ${mbps.toFixed(1)} MB/s mapped, ${secs.toFixed(1)} s`;
+/**
+ * One progress line. The rate counts from `workingSince`, when the first
+ * worker asked for a task: time spent waiting for workers is not mapping.
+ */
+function progressLine(p: JobProgress, startedMs: number, workingSince: number | undefined): string {
+  const now = performance.now();
+  const secs = (now - startedMs) / 1000;
+  const working = workingSince === undefined ? 0 : (now - workingSince) / 1000;
+  const rate = working > 0
+    ? `${(p.bytesMapped / 1e6 / Math.max(working, 0.001)).toFixed(1)} MB/s`
+    : "-";
+  const failed = `${p.failed} attempt${p.failed === 1 ? "" : "s"} failed or re-issued`;
+  const elapsed = `${secs.toFixed(1)} s`;
+  if (p.phase === "done") {
+    return `all tasks done, ${failed}, ${rate} mapped, ${elapsed}`;
+  }
+  if (p.phase === "failed") return `job failed: ${p.reason ?? "unknown reason"}, ${elapsed}`;
+  const waiting = workingSince === undefined ? " (waiting for a worker)" : "";
+  return `${p.phase} tasks: ${p.done}/${p.total} done, ${p.running} running, ${failed}, ` +
+    `${rate} mapped, ${elapsed}${waiting}`;
 }
 
 const coordinator: CliCommand = {
@@ -41,7 +63,7 @@ Splits FILES into map tasks (one per file, or per --chunk-mb MiB of a larger fil
 at a line end), prints the address it listens on, and hands tasks to workers
 (\`distkit mr worker --coordinator <address> --app ...\`). A task whose worker has
 not reported within --task-timeout goes to another. Writes mr-out-0..N-1 (lines
-"<key> <value>") in --dir and exits 0 when all are final, or 1 with the reason
+"<key> <value>") in --dir and exits 0 when all are final, or 3 with the reason
 when a task fails 3 times. Shows progress on a terminal.
 
 options:
@@ -51,7 +73,9 @@ options:
   --chunk-mb <n>           largest map task input, in MiB (default 64)
   --dir <dir>              where intermediate and output files go (default: here);
                            workers must see the same folder
-  --keep-intermediate      keep the intermediate files mr-<m>-<r> (default: deleted when done)`,
+  --keep-intermediate      keep the intermediate files mr-<m>-<r> (default: deleted when done)
+
+${EXIT_HELP}`,
   async run(args) {
     const parsed = parseCommandArgs("mr coordinator", this, args, {
       listen: { type: "string" },
@@ -77,39 +101,61 @@ options:
         dir: typeof v.dir === "string" ? v.dir : undefined,
       });
     } catch (err) {
-      if (err instanceof RangeError) return usageError("mr coordinator", this, err.message);
+      // A bad number, or an input file that is not there: the command line is wrong.
+      if (err instanceof RangeError || (err as Error).cause instanceof Deno.errors.NotFound) {
+        return usageError("mr coordinator", this, (err as Error).message);
+      }
       console.error(`distkit mr coordinator: ${(err as Error).message}`);
-      return 1;
+      return EXIT.noAnswer;
     }
     const server = new RpcServer();
-    server.addService("MR", job.methods());
+    const methods = job.methods();
+    let workingSince: number | undefined;
+    server.addService("MR", {
+      ...methods,
+      Task: (taskArgs: unknown) => {
+        workingSince ??= performance.now();
+        return methods.Task(taskArgs);
+      },
+    });
     const listener = serveTcp(server, address);
+    const nReduce = count(v.reduce, "--reduce") ?? 10;
+    const outDir = typeof v.dir === "string" ? v.dir : ".";
+    const outputs = nReduce === 1
+      ? `${outDir}/mr-out-0`
+      : `${outDir}/mr-out-0 .. ${outDir}/mr-out-${nReduce - 1}`;
     console.log(`coordinator listening on ${listener.address}`);
-    console.log(`${job.mapTasks.length} map tasks, ${job.progress().total} total in this phase`);
+    console.log(
+      `${job.mapTasks.length} map task${job.mapTasks.length === 1 ? "" : "s"}, then ` +
+        `${nReduce} reduce task${nReduce === 1 ? "" : "s"}; output: ${outputs}`,
+    );
     const started = performance.now();
     const terminal = Deno.stderr.isTerminal();
     const encoder = new TextEncoder();
     let lastPhase = "";
     const show = () => {
       const p = job.progress();
-      if (terminal) Deno.stderr.writeSync(encoder.encode(`\r\x1b[K${progressLine(p, started)}`));
-      else if (p.phase !== lastPhase) console.error(progressLine(p, started));
+      const line = progressLine(p, started, workingSince);
+      if (terminal) Deno.stderr.writeSync(encoder.encode(`\r\x1b[K${line}`));
+      else if (p.phase !== lastPhase) console.error(line);
       lastPhase = p.phase;
     };
     const ticker = setInterval(show, 250);
-    let code = 0;
+    let code: number = EXIT.ok;
     try {
       await job.finished;
     } catch (err) {
-      code = 1;
+      code = EXIT.noAnswer;
       console.error(`\ndistkit mr coordinator: the job failed: ${(err as Error).message}`);
     } finally {
       clearInterval(ticker);
       show();
       if (terminal) Deno.stderr.writeSync(encoder.encode("\n"));
     }
-    if (code === 0) {
-      console.log(`job done in ${((performance.now() - started) / 1000).toFixed(2)} s`);
+    if (code === EXIT.ok) {
+      console.log(
+        `job done in ${((performance.now() - started) / 1000).toFixed(2)} s; output: ${outputs}`,
+      );
       if (!v["keep-intermediate"]) await job.cleanUp();
     }
     // Workers hear "exit" (and why) when they next ask; wait for them a little.
@@ -124,13 +170,19 @@ const worker: CliCommand = {
   summary: "run a worker: runs tasks from a coordinator until the job is over",
   usage: `usage: distkit mr worker --coordinator <host:port> --app <wc|indexer|...|PATH> [--verbose]
 
-Loads the app (a built-in by name, or a module exporting map and reduce by path or
-URL), then runs tasks from the coordinator until it says the job is over or has
-been unreachable for 3 s (after answering; 30 s while it has not answered yet).
-Exits 0 then; 1 if the app cannot be loaded, the job failed, or the coordinator
-never answered.
+Loads the app, then runs tasks from the coordinator until it says the job is over
+or has been unreachable for 3 s (after answering; 30 s while it has not answered
+yet). Exits 0 then; 2 if the app cannot be loaded; 3 if the job failed or the
+coordinator never answered.
 
-built-in apps: wc, indexer, mtiming, rtiming, jobcount, early_exit, crash, nocrash`,
+options:
+  --coordinator <host:port>  the coordinator's address (it prints it when it starts)
+  --app <name|path|url>      a built-in app by name (wc, indexer, mtiming, rtiming,
+                             jobcount, early_exit, crash, nocrash), or a module that
+                             exports map and reduce, by path or URL
+  --verbose                  log every task to stderr
+
+${EXIT_HELP}`,
   async run(args) {
     const parsed = parseCommandArgs("mr worker", this, args, {
       coordinator: { type: "string" },
@@ -151,8 +203,9 @@ built-in apps: wc, indexer, mtiming, rtiming, jobcount, early_exit, crash, nocra
     try {
       app = await loadApp(v.app);
     } catch (err) {
-      console.error(`distkit mr worker: ${(err as AppLoadError).message}`);
-      return 1;
+      if (err instanceof AppLoadError) return usageError("mr worker", this, err.message);
+      console.error(`distkit mr worker: ${(err as Error).message}`);
+      return EXIT.noAnswer;
     }
     const end = new TcpClient(v.coordinator, { timeoutMs: 5000 });
     try {
@@ -163,10 +216,12 @@ built-in apps: wc, indexer, mtiming, rtiming, jobcount, early_exit, crash, nocra
         `worker ${Deno.pid}: ${report.maps} maps, ${report.reduces} reduces, ` +
           `${report.failures} failed; ${report.ended}${report.reason ? `: ${report.reason}` : ""}`,
       );
-      return report.ended === "job failed" || report.ended === "coordinator unreachable" ? 1 : 0;
+      return report.ended === "job failed" || report.ended === "coordinator unreachable"
+        ? EXIT.noAnswer
+        : EXIT.ok;
     } catch (err) {
       console.error(`distkit mr worker: ${(err as Error).message}`);
-      return 1;
+      return EXIT.noAnswer;
     } finally {
       await end.close();
     }
@@ -178,7 +233,15 @@ const sequential: CliCommand = {
   usage:
     `usage: distkit mr sequential --app <wc|indexer|...|PATH> [--dir .] [--chunk-mb 64] FILES...
 
-Runs every map and one reduce here and writes <dir>/mr-out-0.`,
+Runs every map and one reduce here and writes <dir>/mr-out-0.
+
+options:
+  --app <name|path|url>    a built-in app by name (wc, indexer...), or a module that
+                           exports map and reduce, by path or URL
+  --dir <dir>              where mr-out-0 goes (default: here)
+  --chunk-mb <n>           largest map task input, in MiB (default 64)
+
+${EXIT_HELP}`,
   async run(args) {
     const parsed = parseCommandArgs("mr sequential", this, args, {
       app: { type: "string" },
@@ -200,12 +263,16 @@ Runs every map and one reduce here and writes <dir>/mr-out-0.`,
       const secs = (performance.now() - started) / 1000;
       console.log(
         `${r.tasks} inputs, ${r.keys} keys, ${(r.bytes / 1e6).toFixed(1)} MB in ` +
-          `${secs.toFixed(2)} s (${(r.bytes / 1e6 / secs).toFixed(1)} MB/s)`,
+          `${secs.toFixed(2)} s (${(r.bytes / 1e6 / secs).toFixed(1)} MB/s); output: ` +
+          outputName(typeof v.dir === "string" ? v.dir : ".", 0),
       );
-      return 0;
+      return EXIT.ok;
     } catch (err) {
+      if (err instanceof AppLoadError || err instanceof RangeError) {
+        return usageError("mr sequential", this, (err as Error).message);
+      }
       console.error(`distkit mr sequential: ${(err as Error).message}`);
-      return 1;
+      return EXIT.noAnswer;
     }
   },
 };

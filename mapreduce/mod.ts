@@ -26,3 +26,6 @@ export * from "./worker.ts";
 export { countWords, WordCounter, words } from "./apps/wc.ts";
 // Types from the net layer that appear in this module's signatures.
 export type { ClientEnd, Clock } from "../net/mod.ts";
+
+// Types of other modules in this module's signatures (deno doc --lint of this entry point alone).
+export type { CallOptions, Timer } from "../net/mod.ts";

@@ -1,11 +1,15 @@
 /**
- * Helpers shared by the `distkit` subcommands: argument parsing that prints
- * the usage on a mistake, the shared secret's sources, waiting for a
+ * Helpers shared by the `distkit` subcommands: argument parsing that names
+ * an unknown option's nearest known one and prints the usage on a mistake,
+ * the exit codes of every command ({@linkcode EXIT}), the deadline of a
+ * client command that fails at once when nothing listens
+ * ({@linkcode ClientDeadline}), the shared secret's sources, waiting for a
  * shutdown signal.
  *
  * @module
  */
 import { parseArgs } from "node:util";
+import { RefusedError } from "./errors.ts";
 
 /**
  * A mistake in a command's arguments, thrown from deep in a command and
@@ -24,17 +28,98 @@ export interface CliCommand {
   summary: string;
   usage: string;
   run(args: string[]): Promise<number>;
+  /** The help for these arguments, when it depends on them (default: `usage`). */
+  help?(args: string[]): string;
 }
 
-/** Parses `args`, printing the problem and the usage on a mistake (then returns undefined). */
-export function parseCommandArgs<
-  T extends Record<string, { type: "string" | "boolean"; multiple?: boolean }>,
->(
-  name: string,
-  command: CliCommand,
-  args: string[],
-  options: T,
-): { values: Record<string, string | boolean | undefined>; positionals: string[] } | undefined {
+/** The options of a command, as `node:util`'s `parseArgs` takes them. */
+export type FlagSpec = Record<string, { type: "string" | "boolean"; multiple?: boolean }>;
+
+/** What {@linkcode parseFlags} returns. */
+export interface ParsedFlags {
+  /** The options given, by name. */
+  values: Record<string, string | boolean | undefined>;
+  /** The operands. */
+  positionals: string[];
+}
+
+/**
+ * The exit codes of every `distkit` command (`distkit check` reports its
+ * verdict with the same numbers: 1 not linearizable, 3 undecided).
+ */
+export const EXIT = {
+  /** Done. */
+  ok: 0,
+  /** The answer is no: an absent key, a cas whose expected value did not match. */
+  no: 1,
+  /** The command line is wrong: an unknown option, a missing operand, a bad number. */
+  usage: 2,
+  /** No answer: nothing reachable, a timeout, a failure of the command itself. */
+  noAnswer: 3,
+  /** Refused: another cluster id, a shared secret that does not match. */
+  refused: 4,
+} as const;
+
+/** The exit-status paragraph of the commands' help texts. */
+export const EXIT_HELP =
+  `exit status: 0 done, 1 no (absent key, cas mismatch, not linearizable), 2 usage error,
+3 no answer (unreachable, timed out, undecided, failed), 4 refused (cluster id, secret)`;
+
+/** The edit distance of `a` and `b`: insertions, deletions, substitutions and swaps of neighbours. */
+function editDistance(a: string, b: string): number {
+  const d = Array.from(
+    { length: a.length + 1 },
+    (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)),
+  );
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      d[i][j] = Math.min(
+        d[i - 1][j] + 1,
+        d[i][j - 1] + 1,
+        d[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
+        d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
+      }
+    }
+  }
+  return d[a.length][b.length];
+}
+
+/** The known option closest to `given` (`--clustr` → `cluster`), if one is close enough. */
+export function closestOption(given: string, known: readonly string[]): string | undefined {
+  const name = given.replace(/^-+/, "").split("=")[0];
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const option of known) {
+    const d = option.startsWith(name) && name.length >= 2 ? 0.5 : editDistance(name, option);
+    if (d < bestDistance) [best, bestDistance] = [option, d];
+  }
+  return bestDistance <= Math.max(1, Math.min(3, Math.floor(name.length / 3))) ? best : undefined;
+}
+
+/** The problem `parseArgs` found, said plainly: `unknown option --clustr (did you mean --cluster?)`. */
+function plainProblem(err: Error & { code?: string }, options: FlagSpec): string {
+  const quoted = /'([^' ]+)/.exec(err.message)?.[1];
+  if (err.code === "ERR_PARSE_ARGS_UNKNOWN_OPTION" && quoted !== undefined) {
+    const near = closestOption(quoted, Object.keys(options));
+    return `unknown option ${quoted}` + (near === undefined ? "" : ` (did you mean --${near}?)`);
+  }
+  if (err.code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE" && quoted !== undefined) {
+    return err.message.includes("argument missing")
+      ? `option ${quoted} needs a value`
+      : `option ${quoted} takes no value`;
+  }
+  return err.message;
+}
+
+/**
+ * Parses `args` against `options` (operands allowed).
+ *
+ * @throws {UsageProblem} naming the unknown option and the nearest known one,
+ * or the option that lacks its value.
+ */
+export function parseFlags(args: string[], options: FlagSpec): ParsedFlags {
   try {
     const { values, positionals } = parseArgs({
       args,
@@ -42,16 +127,42 @@ export function parseCommandArgs<
       strict: true,
       allowPositionals: true,
     });
-    return { values: values as Record<string, string | boolean | undefined>, positionals };
+    return { values: values as ParsedFlags["values"], positionals };
   } catch (err) {
-    console.error(`distkit ${name}: ${(err as Error).message}\n\n${command.usage}`);
+    throw new UsageProblem(plainProblem(err as Error, options));
+  }
+}
+
+/** Parses `args`, printing the problem and the usage on a mistake (then returns undefined). */
+export function parseCommandArgs<T extends FlagSpec>(
+  name: string,
+  command: CliCommand,
+  args: string[],
+  options: T,
+): ParsedFlags | undefined {
+  try {
+    return parseFlags(args, options);
+  } catch (err) {
+    usageError(name, command, (err as Error).message);
     return undefined;
   }
 }
 
+/** Prints the problem and the command's usage; returns {@linkcode EXIT}.usage. */
 export function usageError(name: string, command: CliCommand, problem: string): number {
   console.error(`distkit ${name}: ${problem}\n\n${command.usage}`);
-  return 2;
+  return EXIT.usage;
+}
+
+/**
+ * The exit code for a failure: {@linkcode EXIT}.usage for a
+ * {@linkcode UsageProblem}, .refused when a server refused us (or we it),
+ * .noAnswer for anything else (unreachable, timed out, our own failure).
+ */
+export function exitCodeOf(err: unknown): number {
+  if (err instanceof UsageProblem) return EXIT.usage;
+  if (err instanceof RefusedError) return EXIT.refused;
+  return EXIT.noAnswer;
 }
 
 export function waitForSignal(): Promise<void> {
@@ -99,4 +210,112 @@ export function count(text: string | boolean | undefined, what: string): number 
     throw new RangeError(`${what} must be a number >= 0, got ${text}`);
   }
   return n;
+}
+
+/**
+ * No address of a client command accepted a connection: every one was
+ * refused, so nothing listens there.
+ */
+export class NothingListeningError extends Error {
+  /** Creates the error for the addresses that refused. */
+  constructor(addresses: readonly string[]) {
+    super(
+      addresses.length === 1
+        ? `cannot connect to ${addresses[0]} (connection refused); is a node running there?`
+        : `cannot connect to any of ${addresses.join(", ")} (connection refused); ` +
+          "are the nodes running there?",
+    );
+    this.name = "NothingListeningError";
+  }
+}
+
+/** One address's state: `connection refused`, `accepts connections`, or the error. */
+async function probe(address: string, signal: AbortSignal): Promise<string> {
+  const colon = address.lastIndexOf(":");
+  const hostname = address.slice(0, colon).replace(/^\[(.*)\]$/, "$1");
+  const port = Number(address.slice(colon + 1));
+  if (colon <= 0 || !Number.isInteger(port)) return "not a host:port address";
+  try {
+    const conn = await Deno.connect({ hostname, port, transport: "tcp", signal });
+    conn.close();
+    return "accepts connections";
+  } catch (err) {
+    if (err instanceof Deno.errors.ConnectionRefused) return "connection refused";
+    return signal.aborted ? "no answer to a connection attempt" : (err as Error).message;
+  }
+}
+
+/**
+ * The deadline of a client command, which also fails fast: its signal fires
+ * after `timeoutMs`, or at once (with a {@linkcode NothingListeningError})
+ * when every address refuses a connection. {@linkcode ClientDeadline.explain}
+ * turns the command's failure into its message and exit code.
+ */
+export class ClientDeadline {
+  readonly #controller = new AbortController();
+  readonly #probes = new AbortController();
+  readonly #timer: ReturnType<typeof setTimeout>;
+  readonly #probing: Promise<void>;
+  readonly #addresses: readonly string[];
+  readonly #timeoutMs: number;
+
+  /** Starts the clock and the connection probes. */
+  constructor(addresses: readonly string[], timeoutMs: number) {
+    this.#addresses = addresses;
+    this.#timeoutMs = timeoutMs;
+    this.#timer = setTimeout(
+      () => this.#controller.abort(new Error(`no answer within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+    // A probe ends by the deadline at the latest (a host that drops packets).
+    const probes = AbortSignal.any([this.#probes.signal, this.#controller.signal]);
+    this.#probing = Promise.all(addresses.map((a) => probe(a, probes))).then(
+      (states) => {
+        if (states.length > 0 && states.every((s) => s === "connection refused")) {
+          this.#controller.abort(new NothingListeningError(addresses));
+        }
+      },
+    );
+  }
+
+  /** Fires on the deadline, or when nothing listens at any address. */
+  get signal(): AbortSignal {
+    return this.#controller.signal;
+  }
+
+  /**
+   * The message and exit code for `err`, the command's failure: what was
+   * tried and how each address fared when the deadline passed.
+   */
+  async explain(err: unknown): Promise<{ code: number; message: string }> {
+    // A client that failed on its own (an unreachable peer) may have beaten
+    // the probes: their verdict, when it is "nothing listens", says it better.
+    await this.#probing;
+    const reason = this.#controller.signal.reason;
+    if (reason instanceof NothingListeningError) {
+      return { code: EXIT.noAnswer, message: reason.message };
+    }
+    if (err instanceof UsageProblem || err instanceof RefusedError) {
+      return { code: exitCodeOf(err), message: (err as Error).message };
+    }
+    if (this.#controller.signal.aborted) {
+      const probes = AbortSignal.timeout(1000);
+      const states = await Promise.all(this.#addresses.map((a) => probe(a, probes)));
+      const tried = this.#addresses.map((a, i) => `  ${a}: ${states[i]}`).join("\n");
+      return {
+        code: EXIT.noAnswer,
+        message: `no answer within ${this.#timeoutMs} ms (--timeout). The nodes now:\n${tried}\n` +
+          "A node that accepts connections but does not answer may have no leader " +
+          "(a majority down?) or be another kind of server.",
+      };
+    }
+    return { code: exitCodeOf(err), message: (err as Error).message };
+  }
+
+  /** Stops the clock and the probes. */
+  async dispose(): Promise<void> {
+    clearTimeout(this.#timer);
+    this.#probes.abort();
+    await this.#probing;
+  }
 }

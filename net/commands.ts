@@ -4,9 +4,16 @@
  *
  * @module
  */
-import { parseArgs, type ParseArgsConfig } from "node:util";
+import type { ParseArgsConfig } from "node:util";
 import { delay } from "./async.ts";
-import { UsageProblem } from "./cli_util.ts";
+import {
+  EXIT,
+  EXIT_HELP,
+  exitCodeOf,
+  type FlagSpec,
+  parseFlags,
+  UsageProblem,
+} from "./cli_util.ts";
 import { RpcError } from "./errors.ts";
 import { RpcServer } from "./rpc_server.ts";
 import { simulate } from "./simulation.ts";
@@ -25,17 +32,7 @@ interface Parsed {
 }
 
 function parse(args: string[], options: ParseArgsConfig["options"]): Parsed {
-  try {
-    const { values, positionals } = parseArgs({
-      args,
-      options,
-      allowPositionals: true,
-      strict: true,
-    });
-    return { values: values as Parsed["values"], positionals };
-  } catch (err) {
-    throw new UsageProblem((err as Error).message);
-  }
+  return parseFlags(args, options as FlagSpec);
 }
 
 function integer(text: string | boolean | undefined, name: string, fallback: number): number {
@@ -47,7 +44,7 @@ function integer(text: string | boolean | undefined, name: string, fallback: num
   return n;
 }
 
-/** Wraps a command body: usage errors exit 2, RPC failures exit 1, with a clear message. */
+/** Wraps a command body: usage errors exit 2, RPC failures 3 (4 when refused), with a clear message. */
 function command(
   summary: string,
   usage: string,
@@ -62,13 +59,14 @@ function command(
       } catch (err) {
         if (err instanceof UsageProblem) {
           console.error(`distkit net: ${err.message}\n\n${usage}`);
-          return 2;
+          return EXIT.usage;
         }
         if (err instanceof RpcError) {
           console.error(`distkit net: ${err.name} (${err.code}): ${err.message}`);
-          return 1;
+          return exitCodeOf(err);
         }
-        throw err;
+        console.error(`distkit net: ${(err as Error).message}`);
+        return EXIT.noAnswer;
       }
     },
   };
@@ -116,7 +114,9 @@ const call = command(
 Example: distkit net call 127.0.0.1:7000 Echo.Echo '{"hello": [1, 2]}'
 
 options:
-  --timeout <ms>  give up after this long (default 5000)`,
+  --timeout <ms>  give up after this long (default 5000)
+
+${EXIT_HELP}`,
   async (args) => {
     const { values, positionals } = parse(args, { timeout: { type: "string" } });
     const [address, method, json] = positionals;

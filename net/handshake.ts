@@ -327,3 +327,31 @@ export function describeCluster(cluster: string): string {
 function clip(reason: string): string {
   return reason.length <= MAX_REASON_LENGTH ? reason : `${reason.slice(0, MAX_REASON_LENGTH)}...`;
 }
+
+const HTTP_REQUEST_STARTS = [
+  "GET ",
+  "POST",
+  "PUT ",
+  "HEAD",
+  "DELE",
+  "OPTI",
+  "PATC",
+  "CONN",
+  "TRAC",
+];
+
+/**
+ * What a handshake frame's 4-byte length really is when the peer speaks
+ * HTTP: `"HTTP"` (0x48545450, the start of a response) or a request method
+ * such as `"GET "`. Undefined when it looks like no HTTP message.
+ */
+export function httpLookalike(size: number): "response" | "request" | undefined {
+  const text = String.fromCharCode(
+    (size >>> 24) & 0xff,
+    (size >>> 16) & 0xff,
+    (size >>> 8) & 0xff,
+    size & 0xff,
+  );
+  if (text === "HTTP") return "response";
+  return HTTP_REQUEST_STARTS.includes(text) ? "request" : undefined;
+}

@@ -56,6 +56,7 @@ import {
   encodeServerMessage,
   HANDSHAKE_MAX_FRAME_BYTES,
   type Hello,
+  httpLookalike,
   importSecret,
   type MemberHello,
   proofOf,
@@ -388,7 +389,7 @@ class TcpServerImpl implements TcpServer {
     } catch (err) {
       throw new Error(
         `cannot listen on ${formatAddr({ hostname, port })}: ${messageOf(err)}; ` +
-          `pick another port (0 picks a free one) or stop whatever holds it`,
+          `pick another port or stop whatever holds it`,
         { cause: err },
       );
     }
@@ -467,9 +468,12 @@ class TcpServerImpl implements TcpServer {
       onFrameTooLarge: (err) =>
         session.phase === "open" ? this.#send(framed, unreadable(err, 0)) : this.#refuse(
           session,
-          `the client announced a frame of ${err.size} bytes during the handshake, where ` +
-            `frames are at most ${HANDSHAKE_MAX_FRAME_BYTES} bytes; only a distkit client ` +
-            `of the same version can call this server`,
+          httpLookalike(err.size) === "request"
+            ? "this looks like an HTTP client; this port speaks distkit's TCP protocol " +
+              "(a node's HTTP API listens on its own port)"
+            : `the client announced a frame of ${err.size} bytes during the handshake, where ` +
+              `frames are at most ${HANDSHAKE_MAX_FRAME_BYTES} bytes; only a distkit client ` +
+              `of the same version can call this server`,
         ),
       onClose: () => {
         clearTimeout(session.timer);
@@ -1268,9 +1272,11 @@ export class TcpClient implements ClientEnd {
       // Nothing to tell the server: fail the pending calls at once.
       onFrameTooLarge: (err) =>
         phase === "open" ? link.framed.close(err) : refuse(
-          `it announced a frame of ${err.size} bytes during the handshake, where frames are ` +
-            `at most ${HANDSHAKE_MAX_FRAME_BYTES} bytes; check that a distkit server of the ` +
-            `same version runs there`,
+          httpLookalike(err.size) === "response"
+            ? "this looks like an HTTP server; distkit clients use the node's TCP port"
+            : `it announced a frame of ${err.size} bytes during the handshake, where frames ` +
+              `are at most ${HANDSHAKE_MAX_FRAME_BYTES} bytes; check that a distkit server of ` +
+              `the same version runs there`,
         ),
       onClose: (reason) =>
         phase === "open"

@@ -8,7 +8,10 @@
 import {
   ACCESS_HELP,
   type CliCommand,
+  ClientDeadline,
   count,
+  EXIT,
+  EXIT_HELP,
   operands,
   parseCommandArgs,
   secretFrom,
@@ -64,46 +67,79 @@ function nameAddress(address: string, option: string): string {
   return address;
 }
 
+/** One action of an {@linkcode actionCommand}: its options, its own help, and its body. */
+interface Action {
+  options: Record<string, { type: "string" | "boolean" }>;
+  /** The action's help: its usage line, what it does, its options. */
+  usage: string;
+  run: (p: Parsed) => Promise<number>;
+}
+
 /**
  * A command whose first operand picks what it does (`serve`, `get`...):
- * each action parses its own options; a usage problem prints the usage.
+ * each action parses its own options and has its own help; a usage problem
+ * prints the action's help (the command's, when no action was chosen).
  */
 function actionCommand(
   name: string,
   summary: string,
   usage: string,
-  actions: Record<
-    string,
-    { options: Record<string, { type: "string" | "boolean" }>; run: (p: Parsed) => Promise<number> }
-  >,
-): CliCommand {
+  actions: Record<string, Action>,
+): CliCommand & { help(args: string[]): string } {
+  const chosenBy = (action: string | undefined) =>
+    action !== undefined && Object.hasOwn(actions, action) ? actions[action] : undefined;
   return {
     summary,
     usage,
+    help(args) {
+      return chosenBy(args[0])?.usage ?? usage;
+    },
     async run(args) {
       const [action, ...rest] = args;
-      const chosen = action !== undefined && Object.hasOwn(actions, action)
-        ? actions[action]
-        : undefined;
+      const chosen = chosenBy(action);
       if (chosen === undefined) {
         return usageError(name, this, `expected one of: ${Object.keys(actions).join(", ")}`);
       }
-      const parsed = parseCommandArgs(`${name} ${action}`, this, rest, {
+      const own = { ...this, usage: chosen.usage };
+      const parsed = parseCommandArgs(`${name} ${action}`, own, rest, {
         ...ACCESS_OPTIONS,
         ...chosen.options,
       });
-      if (!parsed) return 2;
+      if (!parsed) return EXIT.usage;
       try {
         return await chosen.run(parsed);
       } catch (err) {
         if (err instanceof UsageProblem || err instanceof RangeError) {
-          return usageError(`${name} ${action}`, this, err.message);
+          return usageError(`${name} ${action}`, own, err.message);
         }
         console.error(`distkit ${name} ${action}: ${(err as Error).message}`);
-        return 3;
+        return EXIT.noAnswer;
       }
     },
   };
+}
+
+/**
+ * Runs a client action with a {@linkcode ClientDeadline} over `addresses`:
+ * its failure is printed with what was tried, and mapped to its exit code.
+ */
+async function clientAction(
+  what: string,
+  addresses: string[],
+  timeoutMs: number,
+  op: (signal: AbortSignal) => Promise<number>,
+): Promise<number> {
+  const deadline = new ClientDeadline(addresses, timeoutMs);
+  try {
+    return await op(deadline.signal);
+  } catch (err) {
+    if (err instanceof UsageProblem) throw err;
+    const { code, message } = await deadline.explain(err);
+    console.error(`distkit ${what}: ${message}`);
+    return code;
+  } finally {
+    await deadline.dispose();
+  }
 }
 
 /**
@@ -126,8 +162,8 @@ async function serveUntilSignal(
   try {
     listener = serveTcp(rpc, { ...parseAddress(listen), ...access(values, true) });
   } catch (err) {
-    console.error(`cannot listen on ${listen}: ${(err as Error).message}`);
-    return 1;
+    console.error((err as Error).message);
+    return EXIT.noAnswer;
   }
   // Peers are named by their address; a dead one is reported at once, not retried.
   const transport = new AddressTransport({
@@ -181,6 +217,14 @@ ${ACCESS_HELP}`,
   {
     serve: {
       options: { listen: { type: "string" } },
+      usage: `usage: distkit pb view serve --listen <host:port>
+
+Runs the view service until SIGINT or SIGTERM. Servers ping it every 100 ms; one
+that misses 5 pings is dead.
+
+options:
+  --listen <host:port>     where the view service listens
+${ACCESS_HELP}`,
       run: ({ values }) => {
         const listen = required(values, "listen");
         return serveUntilSignal(listen, values, (rpc) => {
@@ -192,13 +236,26 @@ ${ACCESS_HELP}`,
     },
     get: {
       options: { view: { type: "string" } },
+      usage: `usage: distkit pb view get --view <host:port>
+
+Prints the current view as JSON: {"num":..,"primary":"host:port","backup":".."}.
+
+options:
+  --view <host:port>       the view service's address
+${ACCESS_HELP}
+
+${EXIT_HELP}`,
       run: ({ values }) => {
         const address = required(values, "view");
         parseAddress(address);
-        return withTransport(values, async (transport) => {
-          console.log(JSON.stringify(await new ViewClerk(transport.connect(address)).get()));
-          return 0;
-        });
+        return withTransport(
+          values,
+          (transport) =>
+            clientAction("pb view get", [address], 10_000, async () => {
+              console.log(JSON.stringify(await new ViewClerk(transport.connect(address)).get()));
+              return EXIT.ok;
+            }),
+        );
       },
     },
   },
@@ -216,21 +273,44 @@ const LOCK_CLIENT_OPTIONS = {
 } as const;
 
 /** `lock` or `unlock` NAME: prints true or false; exit 0 for true, 1 for false. */
-function lockAction(kind: "lock" | "unlock") {
+function lockAction(kind: "lock" | "unlock"): Action {
   return {
     options: LOCK_CLIENT_OPTIONS,
+    usage:
+      `usage: distkit pb lock ${kind} NAME --primary <host:port> --backup <host:port> [--timeout <ms>]
+
+${
+        kind === "lock"
+          ? "Takes the lock NAME; prints true (exit 0), or false if it is held (exit 1)."
+          : "Releases the lock NAME; prints true (exit 0), or false if it was not held (exit 1)."
+      }
+A retried request is answered once (at-most-once).
+
+options:
+  --primary <host:port>    the primary's address
+  --backup <host:port>     the backup's address
+  --timeout <ms>           give up after this long (default 10000)
+${ACCESS_HELP}
+
+${EXIT_HELP}`,
     run: ({ values, positionals }: Parsed) => {
       const [name] = operands(positionals, 1, "one lock NAME");
       const servers = { primary: required(values, "primary"), backup: required(values, "backup") };
-      const signal = AbortSignal.timeout(timeoutOf(values));
-      return withTransport(values, async (transport) => {
-        const clerk = new LockClerk(transport, servers);
-        const changed = kind === "lock"
-          ? await clerk.lock(name, { signal })
-          : await clerk.unlock(name, { signal });
-        console.log(String(changed));
-        return changed ? 0 : 1;
-      });
+      const timeoutMs = timeoutOf(values);
+      return withTransport(values, (transport) =>
+        clientAction(
+          `pb lock ${kind}`,
+          [servers.primary, servers.backup],
+          timeoutMs,
+          async (signal) => {
+            const clerk = new LockClerk(transport, servers);
+            const changed = kind === "lock"
+              ? await clerk.lock(name, { signal })
+              : await clerk.unlock(name, { signal });
+            console.log(String(changed));
+            return changed ? EXIT.ok : EXIT.no;
+          },
+        ));
     },
   };
 }
@@ -262,7 +342,9 @@ options:
   --primary <host:port>    the primary's address
   --backup <host:port>     the backup's address
   --timeout <ms>           a client gives up after this long (default 10000; exit 3)
-${ACCESS_HELP}`,
+${ACCESS_HELP}
+
+${EXIT_HELP}`,
   {
     serve: {
       options: {
@@ -270,6 +352,19 @@ ${ACCESS_HELP}`,
         primary: { type: "string" },
         backup: { type: "string" },
       },
+      usage:
+        `usage: distkit pb lock serve --listen <host:port> --primary <host:port> --backup <host:port>
+
+Runs the primary or the backup (whichever --listen is) until SIGINT or SIGTERM.
+The primary hands every operation to the backup before it answers; when the
+primary stops, clients go to the backup, which goes on alone. Nothing is written
+to disk. See \`distkit pb lock --help\` for what is survived and what is not.
+
+options:
+  --listen <host:port>     this server's address: the primary's or the backup's
+  --primary <host:port>    the primary's address
+  --backup <host:port>     the backup's address
+${ACCESS_HELP}`,
       run: ({ values }) => {
         const listen = required(values, "listen");
         const primary = nameAddress(required(values, "primary"), "--primary");
@@ -292,9 +387,25 @@ ${ACCESS_HELP}`,
 );
 
 /** `get KEY`, `put KEY VALUE` or `append KEY VALUE` through a clerk. */
-function kvAction(kind: "get" | "put" | "append") {
+function kvAction(kind: "get" | "put" | "append"): Action {
+  const operandsText = kind === "get" ? "KEY" : "KEY VALUE";
+  const what = {
+    get: 'Prints the value of KEY ("" when it has none).',
+    put: "Sets KEY to VALUE. A retried write takes effect once.",
+    append: "Appends VALUE to KEY's value. A retried write takes effect once.",
+  }[kind];
   return {
     options: { view: { type: "string" }, timeout: { type: "string" } } as const,
+    usage: `usage: distkit pb kv ${kind} ${operandsText} --view <host:port> [--timeout <ms>]
+
+${what}
+
+options:
+  --view <host:port>       the view service's address
+  --timeout <ms>           give up after this long (default 10000)
+${ACCESS_HELP}
+
+${EXIT_HELP}`,
     run: ({ values, positionals }: Parsed) => {
       const [key, value] = kind === "get"
         ? operands(positionals, 1, "one KEY")
@@ -302,13 +413,17 @@ function kvAction(kind: "get" | "put" | "append") {
       const viewService = required(values, "view");
       parseAddress(viewService);
       const timeoutMs = timeoutOf(values);
-      return withTransport(values, async (transport) => {
-        const clerk = new PbClerk(transport, { viewService, timeoutMs });
-        if (kind === "get") console.log(await clerk.get(key));
-        else if (kind === "put") await clerk.put(key, value);
-        else await clerk.append(key, value);
-        return 0;
-      });
+      return withTransport(
+        values,
+        (transport) =>
+          clientAction(`pb kv ${kind}`, [viewService], timeoutMs, async (signal) => {
+            const clerk = new PbClerk(transport, { viewService, timeoutMs });
+            if (kind === "get") console.log(await clerk.get(key, { signal }));
+            else if (kind === "put") await clerk.put(key, value, { signal });
+            else await clerk.append(key, value, { signal });
+            return EXIT.ok;
+          }),
+      );
     },
   };
 }
@@ -335,10 +450,22 @@ options:
   --listen <host:port>     this server's address (its name in views)
   --view <host:port>       the view service's address
   --timeout <ms>           a client gives up after this long (default 10000; exit 3)
-${ACCESS_HELP}`,
+${ACCESS_HELP}
+
+${EXIT_HELP}`,
   {
     serve: {
       options: { listen: { type: "string" }, view: { type: "string" } },
+      usage: `usage: distkit pb kv serve --listen <host:port> --view <host:port>
+
+Runs one server until SIGINT or SIGTERM. It pings the view service, which makes
+the first server the primary and the next the backup; the others wait, idle, to
+become the backup. Nothing is written to disk.
+
+options:
+  --listen <host:port>     this server's address (its name in views)
+  --view <host:port>       the view service's address
+${ACCESS_HELP}`,
       run: ({ values }) => {
         const listen = nameAddress(required(values, "listen"), "--listen");
         const viewService = required(values, "view");
@@ -357,7 +484,10 @@ ${ACCESS_HELP}`,
 );
 
 /** The `distkit pb` command group. */
-export const pbCommands: { summary: string; commands: Record<string, CliCommand> } = {
+export const pbCommands: {
+  summary: string;
+  commands: Record<string, CliCommand & { help(args: string[]): string }>;
+} = {
   summary: "primary/backup replication: the view service, a key/value service, a lock service",
   commands: { view, kv, lock },
 };

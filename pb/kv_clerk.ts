@@ -180,6 +180,47 @@ export class PbClerk {
   }
 
   /**
+   * The value of `key` as text ("" when it is absent): the same as
+   * {@linkcode PbClerk.get}, named as the other clerks' typed reads are.
+   *
+   * @example
+   * ```ts
+   * import type { PbClerk } from "@distkit/distkit/pb";
+   *
+   * async function greeting(clerk: PbClerk): Promise<string> {
+   *   return (await clerk.getText("greeting")) || "nobody said hello";
+   * }
+   * ```
+   *
+   * @throws {KvRequestError} when the key is over the limit or not a string.
+   * @throws {KvAbortedError} when the signal fires first.
+   * @throws {PbDeadlineError} when the deadline passes first.
+   */
+  getText(key: string, options: PbCallOptions = {}): Promise<string> {
+    return this.get(key, options);
+  }
+
+  /**
+   * The value of `key` as UTF-8 bytes (empty when it is absent).
+   *
+   * @example
+   * ```ts
+   * import type { PbClerk } from "@distkit/distkit/pb";
+   *
+   * async function size(clerk: PbClerk): Promise<number> {
+   *   return (await clerk.getBytes("note")).length;
+   * }
+   * ```
+   *
+   * @throws {KvRequestError} when the key is over the limit or not a string.
+   * @throws {KvAbortedError} when the signal fires first.
+   * @throws {PbDeadlineError} when the deadline passes first.
+   */
+  async getBytes(key: string, options: PbCallOptions = {}): Promise<Uint8Array> {
+    return new TextEncoder().encode(await this.get(key, options));
+  }
+
+  /**
    * Sets `key` to `value`.
    *
    * @throws {KvRequestError} when the key or value is over the limits.

@@ -175,6 +175,10 @@ Deno.test("PbClerk: refuses bad requests itself, and reports the server's refusa
     assert.equal(await clerk.get("k"), "1234");
     await clerk.append("k", "5678");
     assert.equal(await clerk.get("k"), "12345678");
+    // The typed reads: text as get has it, bytes as its UTF-8.
+    assert.equal(await clerk.getText("k"), "12345678");
+    assert.deepEqual(await clerk.getBytes("k"), new TextEncoder().encode("12345678"));
+    assert.deepEqual(await clerk.getBytes("absent"), new Uint8Array());
     assert.throws(
       () => new PbClerk(net.transportFor("x"), { viewService: "vs", id: "a#b" }),
       RangeError,

@@ -4,8 +4,8 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import { delay } from "../net/async.ts";
+import { EXIT, parseFlags, UsageProblem } from "../net/cli_util.ts";
 import { ArgumentsError } from "../net/errors.ts";
 import { RpcServer } from "../net/rpc_server.ts";
 import { serveTcp, TcpTransport } from "../net/tcp.ts";
@@ -88,7 +88,7 @@ export class ReplicatedLog {
 
 function addressOf(spec: string): { id: string; address: string } {
   const eq = spec.indexOf("=");
-  if (eq <= 0) throw new Error(`--peer must look like id=host:port, got "${spec}"`);
+  if (eq <= 0) throw new UsageProblem(`--peer must look like id=host:port, got "${spec}"`);
   return { id: spec.slice(0, eq), address: spec.slice(eq + 1) };
 }
 
@@ -108,51 +108,70 @@ options:
   --peer <id=host:port>  a member, repeated for every member
   --data <file.kv>       Deno KV file for this member's state (one process per file)
   --tick-ms <n>          Raft tick (default 50; heartbeats every 2, elections after 10-20)
-  --snapshot-every <n>   snapshot the log every n entries (default 0: never)`,
+  --snapshot-every <n>   snapshot the log every n entries (default 0: never)
+
+exit status: 0 stopped by a signal, 2 usage error, 3 could not start`,
   async run(args) {
     let values;
+    let peers: Record<string, string>;
     try {
-      ({ values } = parseArgs({
-        args,
-        strict: true,
-        options: {
-          id: { type: "string" },
-          listen: { type: "string" },
-          peer: { type: "string", multiple: true },
-          data: { type: "string" },
-          "tick-ms": { type: "string" },
-          "snapshot-every": { type: "string" },
-        },
+      ({ values } = parseFlags(args, {
+        id: { type: "string" },
+        listen: { type: "string" },
+        peer: { type: "string", multiple: true },
+        data: { type: "string" },
+        "tick-ms": { type: "string" },
+        "snapshot-every": { type: "string" },
       }));
-      if (!values.id || !values.listen || !values.peer?.length || !values.data) {
-        throw new Error("--id, --listen, --peer and --data are required");
+      const peerList = values.peer as unknown as string[] | undefined;
+      if (
+        typeof values.id !== "string" || typeof values.listen !== "string" ||
+        !peerList?.length || typeof values.data !== "string"
+      ) {
+        throw new UsageProblem("--id, --listen, --peer and --data are required");
       }
+      peers = Object.fromEntries(peerList.map(addressOf).map(({ id, address }) => [id, address]));
     } catch (err) {
       console.error(`distkit raft serve: ${(err as Error).message}\n\n${this.usage}`);
-      return 2;
+      return EXIT.usage;
     }
-    const peers = Object.fromEntries(
-      values.peer.map(addressOf).map(({ id, address }) => [id, address]),
-    );
+    const [id, listen, data] = [values.id, values.listen, values.data];
     const [hostname, port] = [
-      values.listen.slice(0, values.listen.lastIndexOf(":")),
-      Number(values.listen.slice(values.listen.lastIndexOf(":") + 1)),
+      listen.slice(0, listen.lastIndexOf(":")),
+      Number(listen.slice(listen.lastIndexOf(":") + 1)),
     ];
-    const storage = await DenoKvStorage.open(values.data);
+    let storage;
+    try {
+      storage = await DenoKvStorage.open(data);
+    } catch (err) {
+      console.error(`distkit raft serve: ${(err as Error).message}`);
+      return EXIT.noAnswer;
+    }
     const server = new RpcServer();
     const transport = new TcpTransport({ peers, timeoutMs: 1000 });
-    const node = await RaftNode.start({
-      id: values.id,
-      peers: Object.keys(peers),
-      transport,
-      server,
-      storage,
-      tickMs: Number(values["tick-ms"] ?? 50),
-    });
-    const log = new ReplicatedLog(node, Number(values["snapshot-every"] ?? 0));
-    server.addService("Log", log.service());
-    const listener = serveTcp(server, { hostname, port });
-    console.log(`raft member ${values.id} serving on ${listener.address}`);
+    let node: RaftNode | undefined;
+    let listener;
+    let log: ReplicatedLog;
+    try {
+      node = await RaftNode.start({
+        id,
+        peers: Object.keys(peers),
+        transport,
+        server,
+        storage,
+        tickMs: Number(values["tick-ms"] ?? 50),
+      });
+      log = new ReplicatedLog(node, Number(values["snapshot-every"] ?? 0));
+      server.addService("Log", log.service());
+      listener = serveTcp(server, { hostname, port });
+    } catch (err) {
+      console.error(`distkit raft serve: ${(err as Error).message}`);
+      await node?.stop();
+      await transport.close();
+      await storage.close();
+      return EXIT.noAnswer;
+    }
+    console.log(`raft member ${id} serving on ${listener.address}`);
     const stop = new Promise<void>((resolve) => {
       Deno.addSignalListener("SIGINT", resolve);
       Deno.addSignalListener("SIGTERM", resolve);
@@ -164,7 +183,7 @@ options:
     await log.done.catch(() => {});
     await storage.close();
     await delay(0);
-    return 0;
+    return EXIT.ok;
   },
 };
 

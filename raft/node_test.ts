@@ -10,9 +10,19 @@ class PreparingStorage extends MemoryStorage {
   #prepared: Uint8Array | undefined;
   #release: (() => void) | undefined;
 
+  /** Resolved once a preparation has started (and can be released). */
+  readonly #started = Promise.withResolvers<void>();
+
+  /** Resolves once a preparation has started: what a test waits for, however slow the machine. */
+  get started(): Promise<void> {
+    return this.#started.promise;
+  }
+
   async prepareSnapshot(data: Uint8Array): Promise<void> {
     this.events.push("prepare");
-    await new Promise<void>((resolve) => (this.#release = resolve));
+    const released = new Promise<void>((resolve) => (this.#release = resolve));
+    this.#started.resolve();
+    await released;
     this.#prepared = data;
     this.events.push("prepared");
   }
@@ -60,7 +70,7 @@ Deno.test("raft node: a snapshot's data is prepared in storage first, while the 
     const index = await commit(node, "x");
     const data = new Uint8Array([1, 2, 3]);
     const snapshotted = node.snapshot(index, data);
-    await delay(10);
+    await storage.started;
     assert.deepEqual(storage.events, ["prepare"]);
     assert.ok(await commit(node, "y") > index, "commits go on during the preparation");
     assert.equal(node.status().snapshotIndex, 0, "nothing compacted before the data is written");
@@ -78,7 +88,7 @@ Deno.test("raft node: a snapshot whose preparation outlives the node is not take
   const node = await startAlone(storage);
   const index = await commit(node, "x");
   const snapshotted = node.snapshot(index, new Uint8Array([1]));
-  await delay(10);
+  await storage.started;
   await node.stop();
   storage.release();
   await assert.rejects(snapshotted, /stopped/);

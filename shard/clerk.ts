@@ -26,7 +26,7 @@ import {
   type WriteAttempts,
 } from "../kv/replica_client.ts";
 import type { KvResult, KvWrite } from "../kv/state.ts";
-import type { KvValue } from "../kv/value.ts";
+import { type KvValue, valueAsBytes, valueAsText } from "../kv/value.ts";
 import { keyToShard, type ShardConfig } from "./config.ts";
 import { CtrlerClerk } from "./ctrler.ts";
 import { SHARD_SERVICE } from "./group.ts";
@@ -113,6 +113,44 @@ export class ShardClerk {
       signal: options.signal,
     });
     return reply.value ?? null;
+  }
+
+  /**
+   * The value of `key` as text (null when absent); a value stored as bytes
+   * is decoded as UTF-8.
+   *
+   * @example
+   * ```ts
+   * import type { ShardClerk } from "@distkit/distkit/shard";
+   *
+   * async function greeting(clerk: ShardClerk): Promise<string> {
+   *   return (await clerk.getText("greeting")) ?? "nobody said hello";
+   * }
+   * ```
+   *
+   * @throws {TypeError} when the value is bytes that are not valid UTF-8.
+   */
+  async getText(key: string, options: { signal?: AbortSignal } = {}): Promise<string | null> {
+    const value = await this.get(key, options);
+    return value === null ? null : valueAsText(value, key);
+  }
+
+  /**
+   * The value of `key` as bytes (null when absent); a value stored as text
+   * is encoded as UTF-8.
+   *
+   * @example
+   * ```ts
+   * import type { ShardClerk } from "@distkit/distkit/shard";
+   *
+   * async function size(clerk: ShardClerk): Promise<number> {
+   *   return (await clerk.getBytes("photo"))?.length ?? 0;
+   * }
+   * ```
+   */
+  async getBytes(key: string, options: { signal?: AbortSignal } = {}): Promise<Uint8Array | null> {
+    const value = await this.get(key, options);
+    return value === null ? null : valueAsBytes(value);
   }
 
   /** Sets `key` to `value`. */

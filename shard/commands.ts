@@ -9,7 +9,10 @@
 import {
   ACCESS_HELP,
   type CliCommand,
+  ClientDeadline,
   count,
+  EXIT,
+  EXIT_HELP,
   operands,
   parseCommandArgs,
   secretFrom,
@@ -17,7 +20,7 @@ import {
   UsageProblem,
   waitForSignal,
 } from "../net/cli_util.ts";
-import { KvAbortedError } from "../kv/errors.ts";
+import { KvRequestError } from "../kv/errors.ts";
 import type { ShardClerk } from "./clerk.ts";
 import type { CtrlerClerk } from "./ctrler.ts";
 import { connectShard, startShardNode } from "./node.ts";
@@ -59,7 +62,7 @@ function serveCommand(role: "ctrler" | "group"): CliCommand {
 Runs ${
       role === "ctrler" ? "a replica of the shard controller" : "a server of shard group <gid>"
     } until SIGINT or SIGTERM, then shuts down
-gracefully; exits 1 if the node stops on its own after a failure.
+gracefully; exits 3 if it cannot start or stops on its own after a failure.
 
 options:
 ${
@@ -104,14 +107,15 @@ ${
           log: (line) => console.log(line),
         });
       } catch (err) {
+        if (err instanceof RangeError) return usageError(`${name} serve`, this, err.message);
         console.error(`distkit ${name} serve: ${(err as Error).message}`);
-        return 1;
+        return EXIT.noAnswer;
       }
       const failed = node.finished.then(() => true);
       const outcome = await Promise.race([waitForSignal().then(() => false), failed]);
       await node.close();
       if (outcome) console.error(`distkit ${name} serve: the node stopped after a failure`);
-      return outcome ? 1 : 0;
+      return outcome ? EXIT.noAnswer : EXIT.ok;
     },
   };
 }
@@ -121,7 +125,7 @@ function clientCommand(
   name: string,
   summary: string,
   operands: string,
-  extra: Record<string, { type: "string" }>,
+  extra: Record<string, { type: "string"; help: string }>,
   op: (
     clients: { clerk: ShardClerk; admin: CtrlerClerk },
     parsed: { values: Record<string, string | boolean | undefined>; positionals: string[] },
@@ -135,16 +139,18 @@ function clientCommand(
 options:
   --ctrlers <list>         the controller replicas' TCP addresses, comma-separated
   --timeout <ms>           give up after this long (default 10000)
-${ACCESS_HELP}
+${Object.values(extra).map((o) => `${o.help}\n`).join("")}${ACCESS_HELP}
 
-exit status: 0 done, 1 not found, 2 usage error, 3 failed (refused, timed out...)`,
+${EXIT_HELP}`,
     async run(args) {
       const parsed = parseCommandArgs(`shard ${name}`, this, args, {
         ctrlers: { type: "string" },
         timeout: { type: "string" },
         "cluster-id": { type: "string" },
         "secret-file": { type: "string" },
-        ...extra,
+        ...Object.fromEntries(
+          Object.keys(extra).map((k) => [k, { type: "string" as const }]),
+        ),
       });
       if (!parsed) return 2;
       if (typeof parsed.values.ctrlers !== "string") {
@@ -152,26 +158,29 @@ exit status: 0 done, 1 not found, 2 usage error, 3 failed (refused, timed out...
       }
       let timeoutMs: number;
       let connection;
+      const ctrlers = list(parsed.values.ctrlers);
       try {
         timeoutMs = count(parsed.values.timeout, "--timeout") ?? 10_000;
         const id = parsed.values["cluster-id"];
-        connection = connectShard(list(parsed.values.ctrlers), {
+        connection = connectShard(ctrlers, {
           cluster: typeof id === "string" ? id : "",
           secret: secretFrom(parsed.values["secret-file"]),
         });
       } catch (err) {
         return usageError(`shard ${name}`, this, (err as Error).message);
       }
+      const deadline = new ClientDeadline(ctrlers, timeoutMs);
       try {
-        return await op(connection, parsed, AbortSignal.timeout(timeoutMs));
+        return await op(connection, parsed, deadline.signal);
       } catch (err) {
         if (err instanceof UsageProblem) return usageError(`shard ${name}`, this, err.message);
-        const problem = err instanceof KvAbortedError
-          ? `no answer within ${timeoutMs} ms. ${err.message}`
-          : (err as Error).message;
-        console.error(`distkit shard ${name}: ${problem}`);
-        return 3;
+        const { code, message } = await deadline.explain(err);
+        // A request over the limits is a bad operand: a usage error, not a lack of answer.
+        const exit = err instanceof KvRequestError ? EXIT.usage : code;
+        console.error(`distkit shard ${name}: ${message}`);
+        return exit;
       } finally {
+        await deadline.dispose();
         await connection.close();
       }
     },
@@ -191,7 +200,16 @@ const join = clientCommand(
   "join",
   "add a group (its servers' addresses) to the configuration",
   "--gid <gid> --servers <host:port,...>",
-  { gid: { type: "string" }, servers: { type: "string" } },
+  {
+    gid: {
+      type: "string",
+      help: "  --gid <gid>              the new group's id (a positive integer)",
+    },
+    servers: {
+      type: "string",
+      help: "  --servers <list>         the group's servers' TCP addresses, comma-separated",
+    },
+  },
   async ({ admin }, { values }, signal) => {
     const [gid] = gids(values.gid);
     if (typeof values.servers !== "string") throw new UsageProblem("--servers is required");
@@ -205,7 +223,12 @@ const leave = clientCommand(
   "leave",
   "remove groups from the configuration; their shards move to the others",
   "--gid <gid,...>",
-  { gid: { type: "string" } },
+  {
+    gid: {
+      type: "string",
+      help: "  --gid <gid,...>          the ids of the groups that leave, comma-separated",
+    },
+  },
   async ({ admin }, { values }, signal) => {
     const num = await admin.leave(gids(values.gid), { signal });
     console.log(`configuration ${num}`);
@@ -217,7 +240,10 @@ const move = clientCommand(
   "move",
   "assign one shard to a group",
   "--shard <n> --gid <gid>",
-  { shard: { type: "string" }, gid: { type: "string" } },
+  {
+    shard: { type: "string", help: "  --shard <n>              the shard to move (0-9)" },
+    gid: { type: "string", help: "  --gid <gid>              the group that takes it" },
+  },
   async ({ admin }, { values }, signal) => {
     const shard = Number(values.shard);
     if (!Number.isSafeInteger(shard)) throw new UsageProblem("--shard takes a shard number");
@@ -231,7 +257,12 @@ const query = clientCommand(
   "query",
   "print a configuration as JSON (default: the latest)",
   "[--num <n>]",
-  { num: { type: "string" } },
+  {
+    num: {
+      type: "string",
+      help: "  --num <n>                the configuration's number (default -1: the latest)",
+    },
+  },
   async ({ admin }, { values }, signal) => {
     const num = values.num === undefined ? -1 : Number(values.num);
     if (!Number.isSafeInteger(num)) throw new UsageProblem("--num takes an integer");

@@ -44,3 +44,34 @@ export type {
 } from "../kv/mod.ts";
 export type { Clock, Codec, Random, TcpClient, TcpClientOptions, Transport } from "../net/mod.ts";
 export type { RaftNode } from "../raft/mod.ts";
+
+// Types of other modules in this module's signatures (deno doc --lint of this entry point alone).
+export type { KvCommand, KvPage } from "../kv/mod.ts";
+export type {
+  BackoffOptions,
+  CallContext,
+  CallOptions,
+  ClientEnd,
+  ClusterOptions,
+  RpcServer,
+  ServiceMethods,
+  Timer,
+} from "../net/mod.ts";
+export type {
+  Applied,
+  CoreOptions,
+  Entry,
+  EntryKind,
+  HardState,
+  Membership,
+  MembershipChange,
+  NodeId,
+  RaftNodeOptions,
+  RaftStatus,
+  RaftStorage,
+  Role,
+  Snapshot,
+  SnapshotMeta,
+  StorageBatch,
+  StoredState,
+} from "../raft/mod.ts";

@@ -53,6 +53,26 @@ kvApiTest("byte values round-trip, and appends join bytes", async (cfg) => {
   assert.equal(await clerk.get("b"), "s");
 });
 
+kvApiTest("getText and getBytes: one type, whatever the value was stored as", async (cfg) => {
+  const { clerk } = cfg.makeClient();
+  await clerk.put("s", "héllo");
+  await clerk.put("b", new Uint8Array([104, 105]));
+  await clerk.put("bad", new Uint8Array([0x66, 0xff]));
+  assert.equal(await clerk.getText("s"), "héllo");
+  assert.equal(await clerk.getText("b"), "hi");
+  assert.equal(await clerk.getText("none"), null);
+  assert.deepEqual(await clerk.getBytes("s"), new TextEncoder().encode("héllo"));
+  assert.deepEqual(await clerk.getBytes("b"), new Uint8Array([104, 105]));
+  assert.equal(await clerk.getBytes("none"), null);
+  // Bytes that are not UTF-8 are refused as text (never replaced by U+FFFD), and read as bytes.
+  await assert.rejects(
+    clerk.getText("bad"),
+    (err: Error) =>
+      err instanceof TypeError && /"bad" is 2 bytes that are not valid UTF-8/.test(err.message),
+  );
+  assert.deepEqual(await clerk.getBytes("bad"), new Uint8Array([0x66, 0xff]));
+});
+
 kvApiTest("oversized keys and values are refused before and at the server", async (cfg) => {
   const { clerk } = cfg.makeClient();
   await assert.rejects(clerk.put("k".repeat(1025), "v"), KvRequestError);

@@ -83,7 +83,7 @@ Deno.test("kv identity: a follower whose data folder was deleted is refused and 
     await nodes[0].kill();
     await nodes[2].start();
     await nodes[1].start(); // a fresh folder: as for a new cluster
-    assert.equal(await nodes[1].exit(), 1, "node 1 stops on its own");
+    assert.equal(await nodes[1].exit(), 4, "node 1 stops on its own, refused (exit 4)");
     assert.match(nodes[1].stderr, /node 1 had state in this cluster and lost it/);
     assert.match(nodes[1].stderr, /node 2 knows node 1 as incarnation [0-9a-f-]{36}/);
     assert.match(nodes[1].stderr, /remove node 1 from the cluster and add it back as a new member/);
@@ -95,7 +95,7 @@ Deno.test("kv identity: a follower whose data folder was deleted is refused and 
     await assert.rejects(clerk.get("k0", { signal: AbortSignal.timeout(1500) }));
     // Started again, node 1 is refused again (its folder now has the new incarnation).
     await nodes[1].start();
-    assert.equal(await nodes[1].exit(), 1);
+    assert.equal(await nodes[1].exit(), 4);
     assert.match(nodes[1].stderr, /had state in this cluster and lost it/);
     // Node 0 returns: with node 2 a majority that has every acknowledged put.
     await nodes[0].start();

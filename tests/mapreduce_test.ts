@@ -36,6 +36,8 @@ let generated: string[] | undefined;
 async function generateTexts(): Promise<string[]> {
   if (generated) return generated;
   const dir = await Deno.makeTempDir({ prefix: "distkit-mr-input-" });
+  // Shared by every test of this file, so removed when the file's tests are over.
+  globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));
   const random = new Random(42);
   const vocabulary = Array.from({ length: 3000 }, (_, i) => {
     let w = "";
@@ -261,13 +263,13 @@ mrTest("bad input: clear errors, never a hang", async (dir, files) => {
     new Response(missing.stderr).text(),
     new Response(missing.stdout).text(),
   ]);
-  assert.equal(status.code, 1);
+  assert.equal(status.code, 2, "a usage error");
   assert.match(err, /no-such-file\.txt/);
-  // An app module without map: the worker says so and exits 1.
+  // An app module without map: the worker says so and exits 2 (its --app is wrong).
   await Deno.writeTextFile(`${dir}/nomap.ts`, "export const reduce = () => '';");
   const coordinator = await startCoordinator(dir, files.slice(0, 2));
   const noMap = await runWorkerProcess(dir, coordinator.address, `${dir}/nomap.ts`);
-  assert.equal(noMap.code, 1);
+  assert.equal(noMap.code, 2);
   assert.match(noMap.err, /does not export a map function/);
   // A client that speaks garbage gets nowhere, and the job goes on.
   const conn = await Deno.connect({
@@ -282,10 +284,10 @@ mrTest("bad input: clear errors, never a hang", async (dir, files) => {
     "export const map = () => { throw new Error('map exploded'); }; export const reduce = () => '';",
   );
   const thrower = await runWorkerProcess(dir, coordinator.address, `${dir}/throws.ts`);
-  assert.equal(thrower.code, 1, thrower.err);
+  assert.equal(thrower.code, 3, thrower.err);
   assert.match(thrower.out, /job failed: map task \d failed 3 times; last: map exploded/);
   const coordinatorStatus = await coordinator.status;
-  assert.equal(coordinatorStatus.code, 1);
+  assert.equal(coordinatorStatus.code, 3);
   assert.match(
     coordinatorStatus.stderr,
     /the job failed: map task \d failed 3 times; last: map exploded/,

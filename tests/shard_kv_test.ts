@@ -116,6 +116,19 @@ shardTest("static shards", {}, async (cfg) => {
   await checkAll(ck, ka, va);
 });
 
+shardTest("getText and getBytes", {}, async (cfg) => {
+  const ck = cfg.makeClient();
+  await cfg.join(0);
+  await ck.put("1", new Uint8Array([104, 105]));
+  await ck.put("2", "héllo");
+  assert.equal(await ck.getText("1"), "hi");
+  assert.deepEqual(await ck.getBytes("2"), new TextEncoder().encode("héllo"));
+  assert.equal(await ck.getText("3"), null);
+  assert.equal(await ck.getBytes("3"), null);
+  await ck.put("4", new Uint8Array([0xff]));
+  await assert.rejects(ck.getText("4"), /"4" is 1 bytes that are not valid UTF-8/);
+});
+
 shardTest("join then leave", {}, async (cfg) => {
   const { ck, ka, va } = await startWithKeys(cfg, 10, 5);
   await cfg.join(1);

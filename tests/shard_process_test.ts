@@ -114,7 +114,7 @@ Deno.test("shard process: join, kill -9, group crash and restart, leave: no ackn
     const query = await cli("query", "--ctrlers", list);
     assert.equal(JSON.parse(query.stdout).num, config.num, query.stderr);
     const move = await cli("move", "--ctrlers", list, "--shard", "3", "--gid", "999");
-    assert.equal(move.code, 3, "a move to a missing group fails");
+    assert.equal(move.code, 2, "a move to a missing group is refused: a bad --gid");
     assert.match(move.stderr, /999/);
     assert.equal(
       (await cli("join", "--ctrlers", list)).code,

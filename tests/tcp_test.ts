@@ -517,12 +517,11 @@ Deno.test("tcp: connection refused gives UnreachableError, then backoff", async 
       assert.ok(err.cause instanceof Deno.errors.ConnectionRefused, `cause: ${err.cause}`);
       assert.match(err.message, /cannot connect to 127\.0\.0\.1:\d+/);
     });
-    // In the backoff window, a call whose deadline ends first fails at once.
-    const start = performance.now();
+    // In the backoff window, a call whose deadline ends first fails at once:
+    // the message is the one of the path that does not wait (however slow the machine).
     await rejectsWith(client.call("Echo.Say", 1, { timeoutMs: 20 }), UnreachableError, (err) => {
       assert.match(err.message, /after this call's deadline/);
     });
-    assert.ok(performance.now() - start < 100, "failed fast");
     // A call with time to spare waits for the window, then tries once more.
     const waited = performance.now();
     await rejectsWith(client.call("Echo.Say", 1, { timeoutMs: 5000 }), UnreachableError);
@@ -543,12 +542,11 @@ Deno.test("tcp: with backoff.failFast, a call in the backoff window fails at onc
     await rejectsWith(client.call("Echo.Say", 1), UnreachableError, (err) => {
       assert.ok(err.cause instanceof Deno.errors.ConnectionRefused, `cause: ${err.cause}`);
     });
-    // Time to spare does not make it wait for the next attempt.
-    const start = performance.now();
+    // Time to spare does not make it wait for the next attempt: the message
+    // is the one of the path that does not wait (however slow the machine).
     await rejectsWith(client.call("Echo.Say", 1, { timeoutMs: 5000 }), UnreachableError, (err) => {
       assert.match(err.message, /backing off/);
     });
-    assert.ok(performance.now() - start < 100, "failed fast");
     // Once the window is over, a call tries again.
     server = serveTcp(makeServer(new Gates()), { port });
     await delay(350);

@@ -57,18 +57,33 @@ function currentLeader(cfg: Cluster): number | undefined {
   return best;
 }
 
-/** A random one-server change the leader's latest membership allows, if any. */
+/**
+ * A random one-server change the leader's latest membership allows, if any.
+ * A new leader (`fresh`) of an even configuration mostly shrinks it at once:
+ * the change that races worst with an earlier leader's growing one. In a
+ * race seed the voters swing between even and odd counts (grow, shrink) so
+ * that such races can happen at all (with an odd count the quorums of a
+ * growing and a shrinking change always overlap).
+ */
 function pickChange(
   cfg: Cluster,
   leader: number,
   random: Random,
-  shrink: boolean,
+  how: { fresh: boolean; race: boolean },
 ): MembershipChange | undefined {
   const { voters, learners } = cfg.node(leader).status().membership;
   const outside = cfg.ids.filter((id) => !voters.includes(id) && !learners.includes(id));
-  // A new leader shrinking an even configuration at once is the change that
-  // races worst with an earlier leader's growing one.
-  const roll = shrink && voters.length % 2 === 0 && random.chance(0.7) ? 99 : random.int(100);
+  const even = voters.length % 2 === 0;
+  const shrink = how.fresh && even && random.chance(0.7);
+  if (how.race && !shrink) {
+    if (voters.length > 3 && random.chance(even ? 0.5 : 0.7)) {
+      return { type: "remove", node: random.pick(voters) };
+    }
+    if (learners.length > 0) return { type: "addVoter", node: random.pick(learners) };
+    if (outside.length > 0) return { type: "addLearner", node: random.pick(outside) };
+    return undefined;
+  }
+  const roll = shrink ? 99 : random.int(100);
   if (roll < 35 && outside.length > 0) {
     return { type: "addLearner", node: random.pick(outside) }; // a spare, or a re-add
   }
@@ -91,10 +106,13 @@ function proposeChange(
   cfg: Cluster,
   leader: number,
   random: Random,
-  log: { schedule: string[]; activity: Activity; now: () => number; why: string },
+  log: { schedule: string[]; activity: Activity; now: () => number; why: string; race: boolean },
 ): void {
   if (!cfg.isRunning(leader)) return;
-  const change = pickChange(cfg, leader, random, log.why.startsWith("new leader"));
+  const change = pickChange(cfg, leader, random, {
+    fresh: log.why.startsWith("new leader"),
+    race: log.race,
+  });
   if (change === undefined) return;
   const node = cfg.node(leader);
   const before = node.status().lastIndex;
@@ -183,12 +201,16 @@ async function runSeed(
   try {
     return await simulate(async (sim) => {
       const { random, net, clock } = sim;
-      const voters = random.pick([3, 4, 5]); // 4: quorums of a change can miss each other
+      // A third of the seeds race membership changes: four voters (two
+      // changes' quorums can then miss each other), no PreVote, and only
+      // partitions and heals for faults, so leaders come and go quickly.
+      const race = random.chance(1 / 3);
+      const voters = race ? 4 : random.pick([3, 4, 5]);
       const n = voters + SPARES;
       const ledger = (runLedger = new AppliedLedger());
       const activity: Activity = { changes: 0, busy: 0, transfers: 0 };
       const admin = random.fork();
-      const log = { schedule, activity, now: () => clock.now(), why: "" };
+      const log = { schedule, activity, now: () => clock.now(), why: "", race };
       let eager = false;
       // Every core reports to the ledger; a new leader is sometimes asked
       // for a change at once, before its no-op can have committed.
@@ -207,11 +229,11 @@ async function runSeed(
       };
       const cfg = await Cluster.start(sim, n, {
         initialVoters: voters,
-        unreliable: random.chance(0.3),
+        unreliable: !race && random.chance(0.3),
         snapshotEvery: random.chance(0.5) ? 5 + random.int(20) : undefined,
         // Some seeds run without PreVote (an option we export): elections
         // then raise terms freely, and races between leaders come sooner.
-        node: { observer, preVote: random.chance(0.5) },
+        node: { observer, preVote: !race && random.chance(0.5) },
       });
       eager = true;
       const leaders = new Map<number, string>();
@@ -263,8 +285,10 @@ async function runSeed(
       })();
       let faults = 0;
       while (clock.now() < VIRTUAL_MS) {
-        await delay(100 + random.int(400), { clock });
-        const roll = random.int(100);
+        // A race seed leaves each split for longer: a new leader must be
+        // elected on one side before the next fault.
+        await delay(race ? 300 + random.int(900) : 100 + random.int(400), { clock });
+        const roll = random.int(race ? 35 : 100);
         const i = random.int(n);
         if (roll < 20) {
           const shuffled = random.shuffle(cfg.ids);
@@ -322,7 +346,7 @@ async function runSeed(
         if (!cfg.isRunning(i)) await cfg.startServer(i);
         cfg.connect(i);
       }
-      schedule.push(`${clock.now()} heal all`);
+      schedule.push(`${clock.now()} heal all${race ? " (a membership race seed)" : ""}`);
       stop = true;
       eager = false;
       await client;

@@ -139,6 +139,8 @@ export interface ReplicaStats {
   badRequests: number;
   /** Snapshots this server took. */
   snapshots: number;
+  /** Snapshots this server installed from the leader (it was too far behind for entries). */
+  installs: number;
   /** Requests waiting now. */
   pendingRequests: number;
   /** Highest log index the state reflects. */
@@ -251,7 +253,15 @@ export class Replica<R> {
   #snapshotting = false;
   /** The Raft state size that triggers the next snapshot (see firstSnapshotAt). */
   #snapshotAt: number;
-  #counts = { reads: 0, writes: 0, notLeader: 0, retries: 0, badRequests: 0, snapshots: 0 };
+  #counts = {
+    reads: 0,
+    writes: 0,
+    notLeader: 0,
+    retries: 0,
+    badRequests: 0,
+    snapshots: 0,
+    installs: 0,
+  };
   readonly #listeners = new Set<() => void>();
   #applier: Promise<void>;
   #stopped = false;
@@ -447,6 +457,10 @@ export class Replica<R> {
     if (item.type === "snapshot") {
       this.#machine.restore(item.data);
       this.#appliedIndex = item.index;
+      this.#counts.installs++;
+      // The leader's snapshot replaced the log: snapshotting again a whole
+      // threshold later would keep the leader's turn; take this replica's own.
+      this.#snapshotAt = nextSnapshotAfterInstall(this.#options, this.#raft.status().leader);
       // Proposals whose entries the snapshot covers: the machine may know.
       for (const [index, list] of this.#writes) {
         if (index > item.index) continue;
@@ -509,6 +523,23 @@ export class Replica<R> {
         if (!this.#stopped) this.#maybeSnapshot();
       });
   }
+}
+
+/**
+ * The Raft state size at which a replica that installed the leader's
+ * snapshot snapshots next: where its own turn falls after the leader's (the
+ * k-th of n voters snapshots at (n - k) / n of the threshold past each
+ * multiple of it, see {@linkcode firstSnapshotAt}), so an install does not
+ * leave it snapshotting in step with the leader.
+ */
+function nextSnapshotAfterInstall(options: ReplicaOptions, leader: string | null): number {
+  const max = options.maxRaftState ?? -1;
+  const voters = [...options.peers].sort();
+  const k = voters.indexOf(options.id);
+  const l = leader === null ? -1 : voters.indexOf(leader);
+  if (max < 0 || k < 0 || l < 0) return max;
+  const n = voters.length;
+  return max * (((l - k) % n + n) % n || n) / n;
 }
 
 /**

@@ -32,26 +32,33 @@ function duration(text: string | boolean | undefined, what: string): number | un
   return m[2] === "s" ? n * 1000 : m[2] === "m" ? n * 60_000 : n;
 }
 
+/** When mapping began (the first worker asked for a task) and ended (the last map task was done). */
+interface MapSpan {
+  from?: number;
+  to?: number;
+}
+
 /**
- * One progress line. The rate counts from `workingSince`, when the first
- * worker asked for a task: time spent waiting for workers is not mapping.
+ * One progress line. The rate is of the map phase alone, from when the
+ * first worker asked for a task: time spent waiting for workers, or
+ * reducing, is not mapping.
  */
-function progressLine(p: JobProgress, startedMs: number, workingSince: number | undefined): string {
+function progressLine(p: JobProgress, startedMs: number, map: MapSpan): string {
   const now = performance.now();
   const secs = (now - startedMs) / 1000;
-  const working = workingSince === undefined ? 0 : (now - workingSince) / 1000;
-  const rate = working > 0
-    ? `${(p.bytesMapped / 1e6 / Math.max(working, 0.001)).toFixed(1)} MB/s`
+  const mapping = map.from === undefined ? 0 : ((map.to ?? now) - map.from) / 1000;
+  const rate = mapping > 0
+    ? `${(p.bytesMapped / 1e6 / Math.max(mapping, 0.001)).toFixed(1)} MB/s`
     : "-";
   const failed = `${p.failed} attempt${p.failed === 1 ? "" : "s"} failed or re-issued`;
   const elapsed = `${secs.toFixed(1)} s`;
   if (p.phase === "done") {
-    return `all tasks done, ${failed}, ${rate} mapped, ${elapsed}`;
+    return `all tasks done, ${failed}, mapped at ${rate}, ${elapsed}`;
   }
   if (p.phase === "failed") return `job failed: ${p.reason ?? "unknown reason"}, ${elapsed}`;
-  const waiting = workingSince === undefined ? " (waiting for a worker)" : "";
+  const waiting = map.from === undefined ? " (waiting for a worker)" : "";
   return `${p.phase} tasks: ${p.done}/${p.total} done, ${p.running} running, ${failed}, ` +
-    `${rate} mapped, ${elapsed}${waiting}`;
+    `mapped at ${rate}, ${elapsed}${waiting}`;
 }
 
 const coordinator: CliCommand = {
@@ -110,12 +117,16 @@ ${EXIT_HELP}`,
     }
     const server = new RpcServer();
     const methods = job.methods();
-    let workingSince: number | undefined;
+    const map: MapSpan = {};
     server.addService("MR", {
       ...methods,
       Task: (taskArgs: unknown) => {
-        workingSince ??= performance.now();
+        map.from ??= performance.now();
         return methods.Task(taskArgs);
+      },
+      Done: (doneArgs: unknown) => {
+        methods.Done(doneArgs);
+        if (map.to === undefined && job.progress().phase !== "map") map.to = performance.now();
       },
     });
     const listener = serveTcp(server, address);
@@ -135,7 +146,7 @@ ${EXIT_HELP}`,
     let lastPhase = "";
     const show = () => {
       const p = job.progress();
-      const line = progressLine(p, started, workingSince);
+      const line = progressLine(p, started, map);
       if (terminal) Deno.stderr.writeSync(encoder.encode(`\r\x1b[K${line}`));
       else if (p.phase !== lastPhase) console.error(line);
       lastPhase = p.phase;

@@ -7,6 +7,7 @@
 import type { ParseArgsConfig } from "node:util";
 import { delay } from "./async.ts";
 import {
+  ClientDeadline,
   EXIT,
   EXIT_HELP,
   exitCodeOf,
@@ -131,12 +132,22 @@ ${EXIT_HELP}`,
         throw new UsageProblem(`json-args is not valid JSON: ${(err as Error).message}`);
       }
     }
-    const client = new TcpClient(address, { timeoutMs: integer(values.timeout, "timeout", 5000) });
+    const timeoutMs = integer(values.timeout, "timeout", 5000);
+    const client = new TcpClient(address, { timeoutMs });
+    const deadline = new ClientDeadline([address], timeoutMs);
     try {
-      const reply = await client.call(method, callArgs);
+      const reply = await client.call(method, callArgs, { signal: deadline.signal });
       console.log(JSON.stringify(reply, (_, v) => v instanceof Uint8Array ? [...v] : v, 2));
-      return 0;
+      return EXIT.ok;
+    } catch (err) {
+      if (!(err instanceof RpcError)) throw err;
+      // Said plainly when nothing listens there; otherwise the failure's own words.
+      const { code, message } = await deadline.explain(err);
+      const prefix = message === err.message ? `${err.name} (${err.code}): ` : "";
+      console.error(`distkit net call: ${prefix}${message}`);
+      return code;
     } finally {
+      await deadline.dispose();
       await client.close();
     }
   },

@@ -8,15 +8,16 @@
  *
  * The mark is a floor: a term, the vote of that term, and one log position
  * (index and term) that the store must still hold, in its log or covered by
- * its snapshot. After each save's commits (so it never names state the
- * database may not have, which would refuse a store that lost nothing), it
- * is raised to the state the save left and fsynced in the background; the
- * next save waits for that fsync, in parallel with its own commits, before
- * it resolves (so before anything it enables is acknowledged). So the mark
- * covers everything acknowledged but the last save, and that one too once
- * its fsync is done (well under a millisecond to a few). A save that
- * replaces stored entries (a new leader's suffix, a snapshot reset) first
- * lowers the mark below them.
+ * its snapshot. It is written and fsynced in parallel with the database
+ * commits of each save (and before the save resolves, so before anything the
+ * save enables is acknowledged), which is why it cannot name that very save's
+ * result: a crash between the two fsyncs would then refuse a store that lost
+ * nothing acknowledged. A save's mark names the state of the save before it,
+ * limited to the part of the log this save keeps (a save that replaces a
+ * suffix takes the floor below it). Shortly after the last save of a burst
+ * (when no other follows within a few milliseconds), and at close, the mark
+ * is raised to the state that save left; so every acknowledged state is
+ * covered, but for the last save before a crash in those few milliseconds.
  *
  * The file has two slots of {@linkcode SLOT_BYTES} bytes, written in turn,
  * each with a sequence number and a CRC-32: a write torn by a crash spoils

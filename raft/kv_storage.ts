@@ -22,8 +22,8 @@
  * WAL frame whose checksum fails, and every frame after it, so a flipped bit
  * rolls fsynced commits back; a deleted `raft.kv` reads as a new node. So a
  * store keeps a high-water mark beside the database (`<path>.mark`, see
- * `high_water_mark.ts`), raised after each save's commits and fsynced before
- * the next save resolves, and `load` refuses a store that ends below it with
+ * `high_water_mark.ts`), written and fsynced in parallel with each save's
+ * commits, and `load` refuses a store that ends below it with
  * {@linkcode StorageLossError} (before writing anything). A store with state
  * and no mark is refused too.
  *
@@ -110,6 +110,9 @@ export class StorageLossError extends StorageCorruptionError {
       `folder, so it copies its state from the others (README: "What survives what")`;
   }
 }
+
+/** Milliseconds after a save before the mark is raised to cover it, when no save follows. */
+const CERTIFY_DELAY_MS = 5;
 
 /**
  * Options for {@linkcode DenoKvStorage.open}.
@@ -233,8 +236,9 @@ export class DenoKvStorage implements RaftStorage {
   #vote: NodeId | null = null;
   /** The term of each stored entry, by index (for the mark's floors). */
   #entryTerms = new Map<number, number>();
-  /** The mark write of the last save, which the next save waits for. */
-  #marking: Promise<void> = Promise.resolve();
+  /** A save has resolved that no mark written since covers. */
+  #uncertified = false;
+  #certifyTimer: ReturnType<typeof setTimeout> | undefined;
 
   private constructor(kv: Deno.Kv, where: string, options: DenoKvStorageOptions) {
     this.#kv = kv;
@@ -390,13 +394,36 @@ export class DenoKvStorage implements RaftStorage {
     return floor;
   }
 
+  /** Raises the mark to the state the last save left, when no save has come since. */
+  #scheduleCertify(): void {
+    clearTimeout(this.#certifyTimer);
+    const timer = setTimeout(() => {
+      this.#certifyTimer = undefined;
+      this.#certify().catch(() => {
+        // A mark that cannot be written fails the next save, which writes it too.
+      });
+    }, CERTIFY_DELAY_MS);
+    Deno.unrefTimer(timer);
+    this.#certifyTimer = timer;
+  }
+
+  #certify(): Promise<void> {
+    if (!this.#uncertified || this.#mark === undefined) return Promise.resolve();
+    this.#uncertified = false;
+    return this.#mark.write(this.#floor());
+  }
+
   async save(batch: StorageBatch): Promise<void> {
     this.#check();
-    // Entries from `keepBelow` on may be replaced by this save.
+    clearTimeout(this.#certifyTimer);
+    this.#certifyTimer = undefined;
+    // The mark this save writes beside its commits covers the state before
+    // it, less the entries it may replace (see the module doc).
     let keepBelow = batch.entries.length > 0 ? batch.entries[0].index : Infinity;
     if (batch.resetLog) {
       keepBelow = Math.min(keepBelow, batch.snapshot?.meta.index ?? this.#meta.first);
     }
+    const floor = this.#floor(keepBelow);
     const old = { ...this.#meta };
     const meta: Meta = { ...this.#meta };
     const commits: Mutation[][] = [];
@@ -481,17 +508,16 @@ export class DenoKvStorage implements RaftStorage {
     const room = COMMIT_MUTATIONS - last.length;
     last.push(...this.#takeGarbage(Math.min(GARBAGE_PER_SAVE + writes, room)));
     commits.unshift(...overwritten);
+    this.#uncertified = false;
     // A save that replaces stored entries (a new leader's, or a snapshot
-    // reset) first lowers the mark below them: a crash after its commits
-    // must not find a mark naming an entry it removed.
-    if (this.#mark && keepBelow <= this.#meta.last) await this.#mark.write(this.#floor(keepBelow));
+    // reset) waits for its lower mark before it commits: a mark written
+    // earlier may name an entry it removes.
+    if (this.#mark && keepBelow <= this.#meta.last) await this.#mark.write(floor);
     const committing = (async () => {
       for (const mutations of commits) await this.#commit(mutations);
     })();
-    // The last save's mark, written since it resolved, is durable before
-    // this save's answers go out: the mark trails what was acknowledged by
-    // one save at most.
-    await Promise.all([committing, this.#marking]);
+    const marking = this.#mark?.write(floor);
+    await Promise.all([committing, marking]);
     // 4. Clean-up, after the switch. A dropped suffix goes at once: a later
     // save may write there again. Compacted entries and the replaced
     // snapshot become garbage, for later saves to delete.
@@ -518,12 +544,9 @@ export class DenoKvStorage implements RaftStorage {
       this.#vote = batch.hardState.vote;
     }
     this.#meta = meta;
-    // Raised to what this save made durable, in the background: the next
-    // save (or close) waits for it.
     if (this.#mark) {
-      const marking = this.#mark.write(this.#floor());
-      marking.catch(() => {}); // reported by the next save, which awaits it
-      this.#marking = marking;
+      this.#uncertified = true;
+      this.#scheduleCertify();
     }
   }
 
@@ -574,8 +597,12 @@ export class DenoKvStorage implements RaftStorage {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    clearTimeout(this.#certifyTimer);
     await Promise.allSettled(this.#preparing);
-    await this.#mark?.close();
+    if (this.#mark) {
+      await this.#certify().catch(() => {});
+      await this.#mark.close();
+    }
     this.#kv.close();
   }
 

@@ -151,7 +151,9 @@ export async function hostNode(options: HostNodeOptions): Promise<NodeHost> {
       log: options.log,
       onConflict: options.onConflict,
     });
-    const storage = await DenoKvStorage.open(`${options.dataDir}/raft.kv`);
+    // A folder whose node has met its peers may have voted: its store must be there.
+    const met = !identity.created && Object.keys(identity.describe().members).length > 0;
+    const storage = await DenoKvStorage.open(`${options.dataDir}/raft.kv`, { expectState: met });
     ready.resolve(identity);
     return { rpc, listener, storage, identity };
   } catch (err) {

@@ -42,6 +42,7 @@ import { RefusedError } from "../net/errors.ts";
 import type { RpcServer } from "../net/rpc_server.ts";
 import type { MemberHello, MemberOptions } from "../net/tcp.ts";
 import type { Transport } from "../net/transport.ts";
+import { writeFileDurably } from "../raft/high_water_mark.ts";
 
 /**
  * How a node's empty data folder is started: as a founding member of a new
@@ -186,7 +187,7 @@ export class NodeIdentity implements MemberOptions {
   readonly #onConflict: ((error: IdentityConflictError) => void) | undefined;
   #conflict: IdentityConflictError | undefined;
   /** Writes of node.json, one at a time. */
-  #writing: Promise<void> = Promise.resolve();
+  #writing: Promise<unknown> = Promise.resolve();
 
   private constructor(
     dir: string,
@@ -295,11 +296,8 @@ export class NodeIdentity implements MemberOptions {
           this.#conflict!.message
         }`;
     }
-    const known = this.#record.members[peer.node];
-    if (known === undefined) {
-      await this.admit(peer.node, peer.incarnation);
-      return undefined;
-    }
+    // First contact records it; one recorded meanwhile (by gossip) is compared.
+    const known = await this.#admitFirst(peer.node, peer.incarnation);
     if (known === peer.incarnation) return undefined;
     const reason = `node ${peer.node} presents data folder incarnation ${peer.incarnation}, and ` +
       `node ${this.node} knows node ${peer.node} as incarnation ${known}: its data folder was ` +
@@ -325,6 +323,23 @@ export class NodeIdentity implements MemberOptions {
   }
 
   /**
+   * Records `incarnation` for `node` unless one is recorded by the time the
+   * write runs (writes run one at a time); resolves with the one recorded.
+   */
+  #admitFirst(node: string, incarnation: string): Promise<string> {
+    const write = this.#writing.catch(() => {}).then(async () => {
+      const known = this.#record.members[node];
+      if (known !== undefined) return known;
+      const members = { ...this.#record.members, [node]: incarnation };
+      await writeRecord(this.#dir, { ...this.#record, members });
+      this.#record.members = members;
+      return incarnation;
+    });
+    this.#writing = write;
+    return write;
+  }
+
+  /**
    * Takes in what a peer knows: its own incarnation is checked by the
    * handshake; the others it knows are recorded when this node knows none
    * for them, and what it knows of this node must be this incarnation.
@@ -335,7 +350,7 @@ export class NodeIdentity implements MemberOptions {
       if (node === this.node) {
         if (incarnation !== this.incarnation) this.#stop(from, incarnation);
       } else if (this.#record.members[node] === undefined) {
-        await this.admit(node, incarnation);
+        await this.#admitFirst(node, incarnation);
       }
     }
   }
@@ -386,25 +401,10 @@ function parseRecord(file: string, text: string): Omit<FolderRecord, "cluster"> 
   };
 }
 
-/** Writes node.json atomically: a synced temporary file renamed over it, then the folder synced. */
-async function writeRecord(dir: string, record: FolderRecord): Promise<void> {
-  const tmp = `${dir}/node.json.tmp`;
-  const file = await Deno.open(tmp, { write: true, create: true, truncate: true });
-  try {
-    const bytes = new TextEncoder().encode(JSON.stringify(record, null, 2) + "\n");
-    let at = 0;
-    while (at < bytes.length) at += await file.write(bytes.subarray(at));
-    await file.sync();
-  } finally {
-    file.close();
-  }
-  await Deno.rename(tmp, `${dir}/node.json`);
-  const folder = await Deno.open(dir, { read: true });
-  try {
-    await folder.sync();
-  } finally {
-    folder.close();
-  }
+/** Writes node.json atomically (see {@linkcode writeFileDurably}). */
+function writeRecord(dir: string, record: FolderRecord): Promise<void> {
+  const bytes = new TextEncoder().encode(JSON.stringify(record, null, 2) + "\n");
+  return writeFileDurably(`${dir}/node.json`, bytes);
 }
 
 /**

@@ -148,3 +148,16 @@ Deno.test("identity: over TCP, a node under another incarnation is refused at th
     await listener.close();
   });
 });
+
+Deno.test("identity: a first contact and a learned incarnation arriving together: the first recorded wins, the other is refused", async () => {
+  await withDir(async (dir) => {
+    const node = await NodeIdentity.open(dir, { id: "0", members });
+    // Gossip says node 1 is "gossiped" while a node 1 under "wiped" connects.
+    const [, refusal] = await Promise.all([
+      node.learn("2", { "1": "gossiped" }),
+      node.check({ node: "1", incarnation: "wiped", peerIncarnation: null }, "1"),
+    ]);
+    assert.equal(node.knownIncarnation("1"), "gossiped");
+    assert.match(refusal!, /node 1 presents data folder incarnation wiped/);
+  });
+});

@@ -154,6 +154,8 @@ export async function startKvNode(options: KvNodeOptions): Promise<KvNode> {
       maxRaftState: options.maxRaftState ?? 4 * 1024 * 1024,
       limits: options.limits,
     });
+    // A conflict found while the server started had no server to stop.
+    if (conflict) await server.stop();
     const offset = options.httpOffset === undefined ? 1000 : options.httpOffset;
     if (offset !== null) {
       const httpAddresses = Object.fromEntries(

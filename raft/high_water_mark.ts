@@ -16,8 +16,10 @@
  * limited to the part of the log this save keeps (a save that replaces a
  * suffix takes the floor below it). Shortly after the last save of a burst
  * (when no other follows within a few milliseconds), and at close, the mark
- * is raised to the state that save left; so every acknowledged state is
- * covered, but for the last save before a crash in those few milliseconds.
+ * is raised to the state that save left; a save that changes the term or
+ * the vote raises it before it resolves (so a vote is never granted twice
+ * in a term). So every acknowledged state is covered, but for the entries of
+ * the last save before a crash in those few milliseconds.
  *
  * The file has two slots of {@linkcode SLOT_BYTES} bytes, written in turn,
  * each with a sequence number and a CRC-32: a write torn by a crash spoils
@@ -112,16 +114,11 @@ export class HighWaterMark {
       file = await Deno.open(path, { read: true, write: true });
     } catch (err) {
       if (!(err instanceof Deno.errors.NotFound)) throw err;
-      file = await Deno.open(path, { read: true, write: true, createNew: true });
+      // Whole or not at all: a crash while creating it must not leave an
+      // empty mark, which would read as a damaged one for ever.
+      await writeFileDurably(path, encodeSlot(0, EMPTY_FLOOR));
+      file = await Deno.open(path, { read: true, write: true });
       created = true;
-      try {
-        await file.write(encodeSlot(0, EMPTY_FLOOR));
-        await file.sync();
-        await syncFolder(path);
-      } catch (e) {
-        file.close();
-        throw e;
-      }
     }
     try {
       const found = await readSlots(file, path);
@@ -257,15 +254,29 @@ async function readSlots(
   return slots.reduce((a, b) => (b.sequence > a.sequence ? b : a));
 }
 
-/** Makes a new file's directory entry durable. */
-async function syncFolder(path: string): Promise<void> {
+/**
+ * Writes `bytes` to `path` whole or not at all, durably: a synced temporary
+ * file renamed over `path`, then its folder synced (a crash leaves the old
+ * file or the new one, never a part). For small files only.
+ */
+export async function writeFileDurably(path: string, bytes: Uint8Array): Promise<void> {
+  const tmp = `${path}.tmp`;
+  const file = await Deno.open(tmp, { write: true, create: true, truncate: true });
+  try {
+    let at = 0;
+    while (at < bytes.length) at += await file.write(bytes.subarray(at));
+    await file.sync();
+  } finally {
+    file.close();
+  }
+  await Deno.rename(tmp, path);
   const slash = path.lastIndexOf("/");
   const dir = slash < 0 ? "." : slash === 0 ? "/" : path.slice(0, slash);
-  const handle = await Deno.open(dir, { read: true });
+  const folder = await Deno.open(dir, { read: true });
   try {
-    await handle.sync();
+    await folder.sync();
   } finally {
-    handle.close();
+    folder.close();
   }
 }
 

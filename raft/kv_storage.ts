@@ -136,6 +136,12 @@ export interface DenoKvStorageOptions {
    * for `":memory:"`.
    */
   mark?: string | null;
+  /**
+   * The caller knows the store has held state (its node has met its peers,
+   * so it may have voted and acknowledged): a missing mark is then a loss
+   * even when the store is empty too (both deleted). Default false.
+   */
+  expectState?: boolean;
 }
 
 interface Meta {
@@ -265,7 +271,7 @@ export class DenoKvStorage implements RaftStorage {
     }
     const storage = new DenoKvStorage(kv, path, options);
     try {
-      await storage.#openMark(markPath(path, options));
+      await storage.#openMark(markPath(path, options), options.expectState ?? false);
     } catch (err) {
       kv.close();
       throw err;
@@ -277,12 +283,19 @@ export class DenoKvStorage implements RaftStorage {
    * Opens the high-water mark. A missing one is created only for an empty
    * store: a store with state and no mark lost it (or is from before marks).
    */
-  async #openMark(path: string | null): Promise<void> {
+  async #openMark(path: string | null, expectState: boolean): Promise<void> {
     if (path === null) return;
     const exists = await Deno.stat(path).then(() => true, (err) => {
       if (err instanceof Deno.errors.NotFound) return false;
       throw err;
     });
+    if (!exists && expectState) {
+      throw new StorageLossError(
+        this.#where,
+        `the store and its high-water mark ${path} are both gone, though this node has taken ` +
+          `part in its cluster`,
+      );
+    }
     if (!exists) {
       const [hs, meta] = await this.#kv.getMany([this.#key("hs"), this.#key("meta")]);
       if (hs.value !== null || meta.value !== null) {
@@ -539,6 +552,12 @@ export class DenoKvStorage implements RaftStorage {
       }
     }
     for (const e of batch.entries) this.#entryTerms.set(e.index, e.term);
+    // A new term or vote is certified before the save resolves, so before the
+    // vote it records is granted: a vote lost with the last WAL frames could
+    // otherwise be given twice in one term. Elections are rare; the fsync is
+    // not on the path of ordinary writes.
+    const voted = batch.hardState !== undefined &&
+      (batch.hardState.term !== this.#term || batch.hardState.vote !== this.#vote);
     if (batch.hardState) {
       this.#term = batch.hardState.term;
       this.#vote = batch.hardState.vote;
@@ -546,7 +565,8 @@ export class DenoKvStorage implements RaftStorage {
     this.#meta = meta;
     if (this.#mark) {
       this.#uncertified = true;
-      this.#scheduleCertify();
+      if (voted) await this.#certify();
+      else this.#scheduleCertify();
     }
   }
 

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { DenoKvStorage, StorageCorruptionError, StorageLossError } from "./kv_storage.ts";
-import { MarkCorruptionError, SLOT_BYTES } from "./high_water_mark.ts";
+import { HighWaterMark, MarkCorruptionError, SLOT_BYTES } from "./high_water_mark.ts";
 import type { Entry, Snapshot } from "./types.ts";
 
 async function withStore(fn: (path: string) => Promise<void>): Promise<void> {
@@ -735,5 +735,51 @@ Deno.test("kv storage: a truncated or torn database file stays refused", async (
     const flipped = db.slice();
     for (let page = 1; page * 4096 < db.length; page++) flipped[page * 4096 + 100] ^= 0xff;
     await refused(flipped, "a byte flipped in every page");
+  });
+});
+
+Deno.test("kv storage: a store and its mark deleted together are refused when the node has met its peers", async () => {
+  await withStore(async (path) => {
+    const s = await DenoKvStorage.open(path);
+    await saveRounds(s, 1);
+    await s.close();
+    for (const suffix of ["", "-shm", "-wal", ".mark"]) {
+      await Deno.remove(`${path}${suffix}`).catch(() => {});
+    }
+    await assert.rejects(
+      DenoKvStorage.open(path, { expectState: true }),
+      isLoss(/the store and its high-water mark .* are both gone/),
+    );
+    // A node that never met anyone may start afresh.
+    const fresh = await DenoKvStorage.open(path);
+    assert.equal((await fresh.load()).hardState.term, 0);
+    await fresh.close();
+  });
+});
+
+Deno.test("kv storage: a new term or vote is in the mark when its save resolves", async () => {
+  await withStore(async (path) => {
+    const s = await DenoKvStorage.open(path);
+    await s.save({ hardState: { term: 7, vote: "b", commit: 0 }, entries: [], resetLog: false });
+    // Read at once, before the mark's delayed raise: the vote is already there.
+    const copy = `${path}.copy`;
+    await Deno.copyFile(`${path}.mark`, copy);
+    const mark = await HighWaterMark.open(copy);
+    try {
+      assert.deepEqual([mark.floor.term, mark.floor.vote], [7, "b"]);
+    } finally {
+      await mark.close();
+    }
+    await s.close();
+  });
+});
+
+Deno.test("kv storage: the mark is created whole (a crash while creating it leaves none, not an empty one)", async () => {
+  await withStore(async (path) => {
+    // What a crash part way through creating it leaves: a temporary file only.
+    await Deno.writeFile(`${path}.mark.tmp`, new Uint8Array(3));
+    const s = await DenoKvStorage.open(path);
+    assert.equal((await Deno.stat(`${path}.mark`)).size, SLOT_BYTES);
+    await s.close();
   });
 });

@@ -97,6 +97,8 @@ export interface HostNodeOptions {
   cluster?: string;
   /** The shared secret they must prove. */
   secret?: string;
+  /** Called for each connection refused in the handshake (see `serveTcp`). */
+  onRefused?: (peer: string, reason: string) => void;
 }
 
 /**
@@ -124,6 +126,7 @@ export async function hostNode(options: HostNodeOptions): Promise<NodeHost> {
       ...parseAddress(address),
       cluster: options.cluster,
       secret: options.secret,
+      onRefused: options.onRefused,
     });
   } catch (err) {
     throw new Error(

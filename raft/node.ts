@@ -560,7 +560,10 @@ export class RaftNode {
     // and cost elections (issue 16).
     if (message.type === "heartbeat" && this.#core.term === this.#savedHardState?.term) {
       const answers = this.#core.takeMessagesFrom(start, "heartbeatResp");
-      if (answers !== undefined) return Promise.resolve(answers);
+      if (answers !== undefined) {
+        this.#kick(); // the heartbeat may have moved the commit index: apply it now
+        return Promise.resolve(answers);
+      }
     }
     return new Promise((resolve) => {
       this.#waiters.push({ start, end, resolve });

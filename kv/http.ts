@@ -100,7 +100,7 @@ export interface KvHttpOptions {
    * Request bodies held in memory at once, in bytes (each counted from its
    * `Content-Length`, or as `maxBodyBytes` when sent chunked, from before it
    * is read until its answer); beyond it a request is refused before its
-   * body is read (503, overloaded, not applied) and its connection closed.
+   * body is read (503, overloaded, not applied), with `Connection: close`.
    * Default 16 MiB (twice what the replica admits in progress by default).
    */
   maxBufferedBodyBytes?: number;
@@ -641,7 +641,8 @@ export function kvHttpHandler(
     try {
       return await serveKey(req, url, key);
     } catch (err) {
-      // The body may be unread: the connection closes after the answer, so no bytes linger.
+      // The body may be unread: the client is asked to close the connection (Deno.serve
+      // itself keeps it open while the client goes on sending, dropping what it reads).
       if (err instanceof BodyTooLarge) return failure(413, err.message, definite, CLOSE);
       if (err instanceof KvOverloadedError) return overloaded(err, definite);
       if (err instanceof KvRequestError || err instanceof ArgumentsError) {

@@ -106,7 +106,7 @@ Deno.test("kv http: a write is refused when the oldest in progress has waited to
   }, { seed: 17, limitMs: 120_000 });
 });
 
-Deno.test("kv http: a body over the memory budget is refused before it is read, and its connection closed", async () => {
+Deno.test("kv http: a body over the memory budget is refused before it is read, with Connection: close", async () => {
   await simulate(async (sim) => {
     const nodes = await startNodes(sim, { maxBufferedBodyBytes: 100 });
     const leader = await leaderOf(sim, nodes);

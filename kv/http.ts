@@ -101,7 +101,7 @@ export interface KvHttpOptions {
    * `Content-Length`, or as `maxBodyBytes` when sent chunked, from before it
    * is read until its answer); beyond it a request is refused before its
    * body is read (503, overloaded, not applied), with `Connection: close`.
-   * Default 16 MiB (twice what the replica admits in progress by default).
+   * Default 16 MiB (four times what the replica admits in progress by default).
    */
   maxBufferedBodyBytes?: number;
   /** How long one request may take before 503. Default 5,000 ms. */

@@ -101,9 +101,10 @@ export interface ReplicaOptions extends RaftNodeOptions {
    * Bytes (estimated: strings and byte arrays in the entry) of the writes
    * proposed and not yet applied, at most; beyond it a write is refused as
    * with `maxPendingWrites`. One write is always admitted when none is
-   * pending, whatever its size. Default 8 MiB: about what a disk that
-   * writes 30 MiB/s commits in a quarter of a second, so a write admitted
-   * is answered well within `requestTimeoutMs`.
+   * pending, whatever its size. Default 4 MiB: what a busy disk commits in
+   * a fraction of `requestTimeoutMs`, and what a leader encodes and sends
+   * in one turn without holding up its heartbeats (8 MiB cost elections on
+   * a loaded 2-core machine).
    */
   maxPendingWriteBytes?: number;
   /**
@@ -119,7 +120,7 @@ export interface ReplicaOptions extends RaftNodeOptions {
 /** Default of {@linkcode ReplicaOptions.maxPendingWrites}. */
 const DEFAULT_MAX_PENDING_WRITES = 1024;
 /** Default of {@linkcode ReplicaOptions.maxPendingWriteBytes}. */
-const DEFAULT_MAX_PENDING_WRITE_BYTES = 8 * 1024 * 1024;
+const DEFAULT_MAX_PENDING_WRITE_BYTES = 4 * 1024 * 1024;
 /**
  * Entries applied in a row before the applier yields to the event loop, so
  * a long backlog (a follower catching up) does not hold up heartbeats,

@@ -192,3 +192,41 @@ export class KvNotLeaderError extends Error {
 export function mayHaveApplied(err: unknown): boolean {
   return (err as { mayHaveApplied?: unknown } | null)?.mayHaveApplied === true;
 }
+
+/**
+ * The server is at its limit of writes in progress (by count or bytes) and
+ * refused this one at once, before proposing it: it was certainly not
+ * applied. Resend it after a pause (`retryAfterMs`), here or at the leader.
+ *
+ * @example
+ * ```ts
+ * import { KvOverloadedError } from "@distkit/distkit/kv";
+ *
+ * const err = new KvOverloadedError("64 writes are in progress, the limit");
+ * err.mayHaveApplied; // false
+ * ```
+ */
+export class KvOverloadedError extends Error {
+  /** Always false: the write was refused before it was proposed. */
+  readonly mayHaveApplied: false = false;
+  /** Why the server refused, in a few words. */
+  readonly reason: string;
+  /** How long to wait before resending, in milliseconds. */
+  readonly retryAfterMs: number;
+
+  /**
+   * Creates the error.
+   *
+   * @param reason Which limit was reached.
+   * @param options `cause`, and `retryAfterMs` (default 1,000).
+   */
+  constructor(reason: string, options: ErrorOptions & { retryAfterMs?: number } = {}) {
+    super(
+      `the server is overloaded (${reason}) and did not apply the request; resend it after a pause`,
+      options,
+    );
+    this.name = "KvOverloadedError";
+    this.reason = reason;
+    this.retryAfterMs = options.retryAfterMs ?? 1000;
+  }
+}

@@ -88,6 +88,8 @@ export interface HostNodeOptions {
   log?: (line: string) => void;
   /** Called once when this node learns its peers know another incarnation of it. */
   onConflict?: (error: IdentityConflictError) => void;
+  /** Called for each connection refused in the handshake (see `serveTcp`). */
+  onRefused?: (peer: string, reason: string) => void;
 }
 
 /**
@@ -131,6 +133,7 @@ export async function hostNode(options: HostNodeOptions): Promise<NodeHost> {
       cluster: options.cluster,
       secret: options.secret,
       member: options.members ? member : undefined,
+      onRefused: options.onRefused,
     });
   } catch (err) {
     // serveTcp's own message names the address already.

@@ -41,6 +41,7 @@ import {
   KvAbortedError,
   KvNotLeaderError,
   KvOutcomeUnknownError,
+  KvOverloadedError,
   KvRequestError,
   mayHaveApplied,
 } from "./errors.ts";
@@ -50,6 +51,18 @@ import { AbortedError, ArgumentsError, TimeoutError } from "../net/errors.ts";
 import type { CallOptions } from "../net/transport.ts";
 import { checkSession, DEFAULT_KV_LIMITS, type KvLimits } from "./protocol.ts";
 import type { Session } from "./replica_client.ts";
+
+/** Default of {@linkcode KvHttpOptions.maxBufferedBodyBytes}. */
+const DEFAULT_MAX_BUFFERED_BODY_BYTES = 16 * 1024 * 1024;
+
+/** Asks the HTTP server to close the connection after the answer (its body may be unread). */
+const CLOSE = { connection: "close" };
+
+/** The bytes a request's body may take in memory: its declared length, or the limit. */
+function bodyReservation(req: Request, limit: number): number {
+  const declared = Number(req.headers.get("content-length") ?? NaN);
+  return Number.isSafeInteger(declared) && declared >= 0 ? Math.min(declared, limit + 1) : limit;
+}
 
 /**
  * Options of {@linkcode serveKvHttp}.
@@ -78,6 +91,19 @@ export interface KvHttpOptions {
   maxBodyBytes?: number;
   /** Writes in progress at once; more wait their turn (each needs a client session). Default 64. */
   maxConcurrentWrites?: number;
+  /**
+   * Writes waiting for their turn, at most; beyond it a write is refused
+   * at once (503, overloaded, not applied). Default 4 × `maxConcurrentWrites`.
+   */
+  maxQueuedWrites?: number;
+  /**
+   * Request bodies held in memory at once, in bytes (each counted from its
+   * `Content-Length`, or as `maxBodyBytes` when sent chunked, from before it
+   * is read until its answer); beyond it a request is refused before its
+   * body is read (503, overloaded, not applied), with `Connection: close`.
+   * Default 16 MiB (four times what the replica admits in progress by default).
+   */
+  maxBufferedBodyBytes?: number;
   /** How long one request may take before 503. Default 5,000 ms. */
   timeoutMs?: number;
   /** The clock that times requests and the clerk's pauses. Default: the real clock. */
@@ -125,16 +151,20 @@ function localTransport(rpc: RpcServer): Transport {
   };
 }
 
-/** At most `n` holders at once; the others wait in line. */
+/** At most `n` holders at once; at most `queue` others wait in line, and more are refused. */
 class Semaphore {
   #free: number;
+  #queue: number;
   #waiting: (() => void)[] = [];
-  constructor(n: number) {
+  constructor(n: number, queue: number) {
     this.#free = n;
+    this.#queue = queue;
   }
   async run<T>(work: () => Promise<T>): Promise<T> {
     if (this.#free > 0) this.#free--;
-    else await new Promise<void>((resolve) => this.#waiting.push(resolve));
+    else if (this.#waiting.length >= this.#queue) {
+      throw new KvOverloadedError(`${this.#waiting.length} writes are waiting for their turn`);
+    } else await new Promise<void>((resolve) => this.#waiting.push(resolve));
     try {
       return await work();
     } finally {
@@ -205,6 +235,28 @@ async function readBody(req: Request, limit: number, signal: AbortSignal): Promi
   return concatBytes(chunks, size);
 }
 
+/** Bytes held at once, up to a limit: a reservation is granted whole or refused. */
+class ByteBudget {
+  readonly limit: number;
+  #used = 0;
+  constructor(limit: number) {
+    this.limit = limit;
+  }
+  get used(): number {
+    return this.#used;
+  }
+  /** Takes `n` bytes; false when that would pass the limit. */
+  take(n: number): boolean {
+    if (this.#used + n > this.limit) return false;
+    this.#used += n;
+    return true;
+  }
+  give(n: number): void {
+    this.#used -= n;
+    if (this.#used < 0) throw new Error("HTTP body budget went negative (a bug)");
+  }
+}
+
 class BodyTooLarge extends Error {
   constructor(limit: number) {
     super(`the request body is over the limit of ${limit} bytes`);
@@ -238,7 +290,7 @@ function shown(value: KvValue | null | undefined): unknown {
 }
 
 /** The node's status and counters as Prometheus metrics. */
-function metrics(kv: KvServer, requests: Map<string, number>): string {
+function metrics(kv: KvServer, requests: Map<string, number>, overloads: number): string {
   const raft = kv.raft.status();
   const stats = kv.stats();
   const lines: string[] = [];
@@ -259,6 +311,24 @@ function metrics(kv: KvServer, requests: Map<string, number>): string {
   metric("distkit_kv_retries_total", "counter", "Requests not finished in time.", stats.retries);
   metric("distkit_kv_bad_requests_total", "counter", "Requests refused.", stats.badRequests);
   metric("distkit_kv_snapshots_total", "counter", "Snapshots taken.", stats.snapshots);
+  metric(
+    "distkit_kv_overloaded_total",
+    "counter",
+    "Writes the replica refused, not proposed, with too many in progress.",
+    stats.overloaded,
+  );
+  metric(
+    "distkit_http_overloaded_total",
+    "counter",
+    "HTTP requests refused as overloaded (503, not applied).",
+    overloads,
+  );
+  metric(
+    "distkit_raft_leader_changes_total",
+    "counter",
+    "Times this node saw a new leader since it started.",
+    kv.raft.leaderChanges,
+  );
   lines.push(
     "# HELP distkit_http_requests_total HTTP requests by status code.",
     "# TYPE distkit_http_requests_total counter",
@@ -357,8 +427,12 @@ export function kvHttpHandler(
     clock,
     followLeader: false,
   });
-  const writes = new Semaphore(options.maxConcurrentWrites ?? 64);
+  const maxWrites = options.maxConcurrentWrites ?? 64;
+  const writes = new Semaphore(maxWrites, options.maxQueuedWrites ?? 4 * maxWrites);
+  const bodies = new ByteBudget(options.maxBufferedBodyBytes ?? DEFAULT_MAX_BUFFERED_BODY_BYTES);
   const requests = new Map<string, number>();
+  /** Requests this handler refused as overloaded (its own limits, and the replica's). */
+  let overloads = 0;
 
   /** The HTTP address of `leaderId`, unless it is unknown or this node. */
   function addressOf(leaderId: string | null): string | undefined {
@@ -526,12 +600,13 @@ export function kvHttpHandler(
       if (raw === "/status") {
         return json(200, {
           ...kv.raft.status(),
+          leaderChanges: kv.raft.leaderChanges,
           stopped: kv.stopped,
           cluster: options.cluster ?? "",
           kv: kv.stats(),
         });
       }
-      return new Response(metrics(kv, requests), {
+      return new Response(metrics(kv, requests, overloads), {
         headers: { "content-type": "text/plain; version=0.0.4" },
       });
     }
@@ -544,10 +619,32 @@ export function kvHttpHandler(
     } catch {
       return failure(400, "the key is not valid percent-encoded UTF-8", definite);
     }
+    // The body's memory is reserved before it is read, and held until the answer.
+    const reserved = req.body === null ? 0 : bodyReservation(req, maxBody);
+    // A leader that would refuse the write anyway refuses before the body is read.
+    const refusal = req.method === "GET" || kv.raft.status().role !== "leader"
+      ? undefined
+      : kv.overloadRefusal(reserved);
+    if (refusal !== undefined) {
+      return overloaded(new KvOverloadedError(refusal), definite, reserved > 0 ? CLOSE : {});
+    }
+    if (!bodies.take(reserved)) {
+      return overloaded(
+        new KvOverloadedError(
+          `${bodies.used} bytes of request bodies are held and this one needs ${reserved}; ` +
+            `the limit is ${bodies.limit}`,
+        ),
+        definite,
+        CLOSE,
+      );
+    }
     try {
       return await serveKey(req, url, key);
     } catch (err) {
-      if (err instanceof BodyTooLarge) return failure(413, err.message, definite);
+      // The body may be unread: the client is asked to close the connection (Deno.serve
+      // itself keeps it open while the client goes on sending, dropping what it reads).
+      if (err instanceof BodyTooLarge) return failure(413, err.message, definite, CLOSE);
+      if (err instanceof KvOverloadedError) return overloaded(err, definite);
       if (err instanceof KvRequestError || err instanceof ArgumentsError) {
         return failure(400, err.message, definite);
       }
@@ -564,7 +661,22 @@ export function kvHttpHandler(
           `read the key to find out`,
         { mayHaveApplied: true, outcome: "unknown" },
       );
+    } finally {
+      bodies.give(reserved);
     }
+  }
+
+  /** 503 for a request refused before it was proposed, because the node is at a limit. */
+  function overloaded(
+    err: KvOverloadedError,
+    definite: Record<string, unknown>,
+    headers: Record<string, string> = {},
+  ): Response {
+    overloads++;
+    return failure(503, err.message, { ...definite, overloaded: true }, {
+      "retry-after": String(Math.max(1, Math.ceil(err.retryAfterMs / 1000))),
+      ...headers,
+    });
   }
 
   return async (req) => {

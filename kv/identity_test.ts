@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { RefusedError, RpcServer, serveTcp, TcpClient } from "../net/mod.ts";
-import { IdentityConflictError, NodeIdentity } from "./identity.ts";
+import { type IdentityConflictError, NodeIdentity } from "./identity.ts";
 
 async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "distkit-identity-unit-" });

@@ -108,6 +108,12 @@ export class LocalCluster {
     return !this.#members[i].gone;
   }
 
+  /** Node i's process id while it runs (to read its memory or open files), else undefined. */
+  pid(i: number): number | undefined {
+    const m = this.#members[i];
+    return m.gone ? undefined : m.child?.pid;
+  }
+
   /** What node i wrote to stderr lately (for diagnostics). */
   stderr(i: number): string {
     return this.#members[i].stderr.join("");

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { EventSummary } from "../net/event_summary.ts";
 import { TcpTransport } from "../net/tcp.ts";
 import { Clerk, type ClerkOptions } from "./clerk.ts";
 import { hostNode, parseAddress } from "./hosting.ts";
@@ -125,22 +126,45 @@ export async function startKvNode(options: KvNodeOptions): Promise<KvNode> {
   }
   const log = options.log ?? (() => {});
   const access = { cluster: options.cluster, secret: options.secret };
+  // Refusals, overload and leader changes as one line per interval, with counts:
+  // a flood must leave a trace in the log without a line per event.
+  const seen = { leaderChanges: 0, overloaded: 0 };
   let server: KvServer | undefined;
   let conflict: IdentityConflictError | undefined;
-  const { rpc, listener, storage, identity } = await hostNode({
-    address,
-    id,
-    dataDir: options.dataDir,
-    ...access,
-    members: Object.keys(peers),
-    mode: options.mode,
+  const summary = new EventSummary({
     log,
-    onConflict: (err) => {
-      conflict = err;
-      // Not from inside the handshake that found it: stopping waits for handshakes.
-      setTimeout(() => server?.stop().catch(() => {}), 0);
+    prefix: `kv node ${id}: `,
+    collect: () => {
+      if (server === undefined) return;
+      const { leaderChanges } = server.raft;
+      const { overloaded } = server.stats();
+      summary.count("new leader seen", leaderChanges - seen.leaderChanges);
+      summary.count("write refused as overloaded", overloaded - seen.overloaded);
+      Object.assign(seen, { leaderChanges, overloaded });
     },
   });
+  let host;
+  try {
+    host = await hostNode({
+      address,
+      id,
+      dataDir: options.dataDir,
+      ...access,
+      members: Object.keys(peers),
+      mode: options.mode,
+      log,
+      onConflict: (err) => {
+        conflict = err;
+        // Not from inside the handshake that found it: stopping waits for handshakes.
+        setTimeout(() => server?.stop().catch(() => {}), 0);
+      },
+      onRefused: (_peer, reason) => summary.count(`connection refused (${reason})`),
+    });
+  } catch (err) {
+    summary.close();
+    throw err;
+  }
+  const { rpc, listener, storage, identity } = host;
   const transport = new TcpTransport({ peers, timeoutMs: 1000, ...access, member: identity });
   let http: KvHttpServer | undefined;
   try {
@@ -172,6 +196,7 @@ export async function startKvNode(options: KvNodeOptions): Promise<KvNode> {
       });
     }
   } catch (err) {
+    summary.close();
     await server?.stop();
     await listener.close();
     await transport.close();
@@ -209,6 +234,7 @@ export async function startKvNode(options: KvNodeOptions): Promise<KvNode> {
         await tcp.close();
         await transport.close();
         await store.close();
+        summary.close();
         log(`kv node ${id} stopped`);
       })();
       return closing;

@@ -15,8 +15,10 @@
 import { deadline, delay } from "../net/async.ts";
 import { type Clock, realClock } from "../net/clock.ts";
 import { ArgumentsError } from "../net/errors.ts";
+import { KvOverloadedError } from "./errors.ts";
 import type { ServiceMethods } from "../net/rpc_server.ts";
 import { type Applied, NotLeaderError, RaftNode, type RaftNodeOptions } from "../raft/mod.ts";
+import { invariant } from "../raft/invariant.ts";
 
 /**
  * A deterministic state machine a {@linkcode Replica} applies committed
@@ -89,7 +91,42 @@ export interface ReplicaOptions extends RaftNodeOptions {
    * timeouts.
    */
   requestTimeoutMs?: number;
+  /**
+   * Writes proposed and not yet applied, at most; beyond it a write is
+   * refused at once with an `overloaded` answer (certainly not applied)
+   * instead of waiting in memory. Default 1,024.
+   */
+  maxPendingWrites?: number;
+  /**
+   * Bytes (estimated: strings and byte arrays in the entry) of the writes
+   * proposed and not yet applied, at most; beyond it a write is refused as
+   * with `maxPendingWrites`. One write is always admitted when none is
+   * pending, whatever its size. Default 4 MiB: what a busy disk commits in
+   * a fraction of `requestTimeoutMs`, and what a leader encodes and sends
+   * in one turn without holding up its heartbeats (8 MiB cost elections on
+   * a loaded 2-core machine).
+   */
+  maxPendingWriteBytes?: number;
+  /**
+   * The longest the oldest write in progress may have waited before new
+   * ones are refused as with `maxPendingWrites`: a limit that follows the
+   * disk's and the followers' actual pace, so an admitted write is answered
+   * within `requestTimeoutMs` on a slow machine too. Default: a quarter of
+   * `requestTimeoutMs`.
+   */
+  maxQueueDelayMs?: number;
 }
+
+/** Default of {@linkcode ReplicaOptions.maxPendingWrites}. */
+const DEFAULT_MAX_PENDING_WRITES = 1024;
+/** Default of {@linkcode ReplicaOptions.maxPendingWriteBytes}. */
+const DEFAULT_MAX_PENDING_WRITE_BYTES = 4 * 1024 * 1024;
+/**
+ * Entries applied in a row before the applier yields to the event loop, so
+ * a long backlog (a follower catching up) does not hold up heartbeats,
+ * votes and status requests.
+ */
+const APPLY_SLICE = 64;
 
 /**
  * How a replica answers a client: `ok` with the payload, or where to go
@@ -99,7 +136,10 @@ export interface ReplicaOptions extends RaftNodeOptions {
  * - `retry`: this server could not finish it in time (it may have lost
  *   leadership or a quorum); try again, here or elsewhere;
  * - `wrong-group`: this replica group does not serve that data (sharded
- *   services); ask the directory which group does.
+ *   services); ask the directory which group does;
+ * - `overloaded`: this server has too many writes in progress and refused
+ *   this one before proposing it (certainly not applied); retry after
+ *   `retryAfterMs`.
  *
  * @example
  * ```ts
@@ -112,7 +152,8 @@ export type ReplicaReply<T extends object = Record<never, never>> =
   | ({ status: "ok" } & T)
   | { status: "not-leader"; leader: string | null }
   | { status: "retry"; reason: string }
-  | { status: "wrong-group" };
+  | { status: "wrong-group" }
+  | { status: "overloaded"; reason: string; retryAfterMs: number };
 
 /**
  * Counters and gauges of a {@linkcode Replica}, for monitoring.
@@ -137,6 +178,12 @@ export interface ReplicaStats {
   retries: number;
   /** Malformed or oversized requests refused. */
   badRequests: number;
+  /** Writes refused because too many were in progress (nothing proposed for them). */
+  overloaded: number;
+  /** Writes proposed and not yet applied, now. */
+  pendingWrites: number;
+  /** Their estimated bytes, now. */
+  pendingWriteBytes: number;
   /** Snapshots this server took. */
   snapshots: number;
   /** Snapshots this server installed from the leader (it was too far behind for entries). */
@@ -259,9 +306,18 @@ export class Replica<R> {
     notLeader: 0,
     retries: 0,
     badRequests: 0,
+    overloaded: 0,
     snapshots: 0,
     installs: 0,
   };
+  readonly #maxPendingWrites: number;
+  readonly #maxPendingWriteBytes: number;
+  /** Writes proposed here and not yet settled, and their estimated bytes. */
+  #pendingWrites = 0;
+  #pendingWriteBytes = 0;
+  readonly #maxQueueDelayMs: number;
+  /** When each write in progress was admitted, oldest first (a Set keeps insertion order). */
+  #admittedAt = new Set<{ at: number }>();
   readonly #listeners = new Set<() => void>();
   #applier: Promise<void>;
   #stopped = false;
@@ -279,6 +335,17 @@ export class Replica<R> {
     this.#timeoutMs = options.requestTimeoutMs ??
       2 * (options.electionTicks ?? 10) * (options.tickMs ?? 50);
     this.#snapshotAt = firstSnapshotAt(options);
+    this.#maxPendingWrites = options.maxPendingWrites ?? DEFAULT_MAX_PENDING_WRITES;
+    this.#maxPendingWriteBytes = options.maxPendingWriteBytes ?? DEFAULT_MAX_PENDING_WRITE_BYTES;
+    this.#maxQueueDelayMs = options.maxQueueDelayMs ?? this.#timeoutMs / 4;
+    if (
+      !(this.#maxPendingWrites >= 1) || !(this.#maxPendingWriteBytes >= 1) ||
+      !(this.#maxQueueDelayMs >= 0)
+    ) {
+      throw new RangeError(
+        "maxPendingWrites and maxPendingWriteBytes must be at least 1, maxQueueDelayMs at least 0",
+      );
+    }
     this.#applier = this.#apply();
   }
 
@@ -344,6 +411,8 @@ export class Replica<R> {
     return {
       ...this.#counts,
       pendingRequests: this.pendingRequests,
+      pendingWrites: this.#pendingWrites,
+      pendingWriteBytes: this.#pendingWriteBytes,
       appliedIndex: this.#appliedIndex,
     };
   }
@@ -376,12 +445,94 @@ export class Replica<R> {
    * @throws {NotLeaderError} when this replica does not lead.
    */
   async submit(entry: unknown): Promise<R | null> {
-    const { index, term } = await this.#raft.propose(entry);
+    const bytes = approximateBytes(entry);
+    this.#admit(bytes);
+    this.#pendingWrites++;
+    this.#pendingWriteBytes += bytes;
+    const admitted = { at: this.#clock.now() };
+    this.#admittedAt.add(admitted);
+    let settled = false;
+    const release = () => {
+      if (settled) return;
+      settled = true;
+      this.#pendingWrites--;
+      this.#pendingWriteBytes -= bytes;
+      this.#admittedAt.delete(admitted);
+      invariant(
+        this.#pendingWrites >= 0 && this.#pendingWriteBytes >= 0,
+        "pending write accounting went negative",
+      );
+    };
+    let proposed: { index: number; term: number };
+    try {
+      proposed = await this.#raft.propose(entry);
+    } catch (err) {
+      release();
+      throw err;
+    }
+    const { index, term } = proposed;
     return await new Promise<R | null>((resolve) => {
       const list = this.#writes.get(index) ?? [];
-      list.push({ term, entry, resolve });
+      list.push({
+        term,
+        entry,
+        resolve: (result) => {
+          release();
+          resolve(result);
+        },
+      });
       this.#writes.set(index, list);
     });
+  }
+
+  /**
+   * Refuses a write of `bytes` at once when the writes in progress are at
+   * their limit: queued instead, they piled up in memory until heartbeats
+   * missed their deadlines (issue 16).
+   *
+   * @throws {KvOverloadedError} when a limit is reached (nothing was proposed).
+   */
+  #admit(bytes: number): void {
+    const reason = this.refusal(bytes);
+    if (reason === undefined) return;
+    this.#counts.overloaded++;
+    throw new KvOverloadedError(reason, { retryAfterMs: this.#retryAfterMs() });
+  }
+
+  /**
+   * Why a write of about `bytes` would be refused as overloaded now, or
+   * undefined when it would be admitted: for a front end (HTTP) to refuse
+   * before it reads a body it would only throw away. Advisory: the write
+   * itself is checked again when submitted.
+   */
+  refusal(bytes: number): string | undefined {
+    // Only a leader admits: elsewhere the proposal is refused as "not the
+    // leader", which sends the client on (writes left pending from an
+    // earlier leadership must not hold the node's refusals for ever).
+    if (this.#raft.status().role !== "leader") return undefined;
+    let reason: string | undefined;
+    if (this.#pendingWrites >= this.#maxPendingWrites) {
+      reason = `${this.#pendingWrites} writes are in progress, the limit`;
+    } else if (
+      this.#pendingWrites > 0 && this.#pendingWriteBytes + bytes > this.#maxPendingWriteBytes
+    ) {
+      reason = `${this.#pendingWriteBytes} bytes of writes are in progress and this one has ` +
+        `${bytes}; the limit is ${this.#maxPendingWriteBytes}`;
+    }
+    if (reason === undefined && this.#pendingWrites > 0) {
+      const oldest = this.#admittedAt.values().next().value!;
+      const waited = this.#clock.now() - oldest.at;
+      if (waited > this.#maxQueueDelayMs) {
+        reason = `the oldest write in progress has waited ${Math.round(waited)} ms, over the ` +
+          `limit of ${Math.round(this.#maxQueueDelayMs)} ms`;
+      }
+    }
+    return reason;
+  }
+
+  /** A pause long enough for the writes in progress to drain: about one commit round. */
+  #retryAfterMs(): number {
+    return Math.max(100, 2 * (this.#options.tickMs ?? 50) * (this.#options.heartbeatTicks ?? 2));
   }
 
   /**
@@ -415,6 +566,9 @@ export class Replica<R> {
         this.#counts.badRequests++;
         throw err;
       }
+      if (err instanceof KvOverloadedError) {
+        return { status: "overloaded", reason: err.reason, retryAfterMs: err.retryAfterMs };
+      }
       // Not leading, stopped (RaftStoppedError) or too slow: elsewhere, or later.
       reply = err instanceof NotLeaderError
         ? { status: "not-leader", leader: err.leader }
@@ -435,9 +589,18 @@ export class Replica<R> {
 
   async #apply(): Promise<void> {
     try {
+      let run = 0;
       for await (const item of this.#raft.applied()) {
         this.#applyOne(item);
         for (const listener of this.#listeners) listener();
+        // A backlog comes out of the stream without a turn of the event loop
+        // in between: a follower catching up on thousands of entries went
+        // deaf to heartbeats, votes and /status for seconds (issue 16).
+        if (this.#raft.appliedBacklog === 0) run = 0;
+        else if (++run >= APPLY_SLICE) {
+          run = 0;
+          await delay(0, { clock: this.#clock });
+        }
       }
     } catch (err) {
       // A replica that cannot apply what Raft committed must not serve.
@@ -556,4 +719,22 @@ function firstSnapshotAt(options: ReplicaOptions): number {
   const k = voters.indexOf(options.id);
   if (max < 0 || k < 0) return max;
   return max * (voters.length - k) / voters.length;
+}
+
+/**
+ * About how many bytes an entry holds: its strings and byte arrays (and 8
+ * per other leaf), walked through arrays and plain objects. What the
+ * admission limit counts; exactness does not matter, proportion does.
+ */
+function approximateBytes(value: unknown, depth = 0): number {
+  if (typeof value === "string") return value.length;
+  if (value instanceof Uint8Array) return value.byteLength;
+  if (value === null || typeof value !== "object" || depth > 8) return 8;
+  let n = 8;
+  if (Array.isArray(value)) {
+    for (const item of value) n += approximateBytes(item, depth + 1);
+  } else {
+    for (const [k, v] of Object.entries(value)) n += k.length + approximateBytes(v, depth + 1);
+  }
+  return n;
 }

@@ -21,6 +21,7 @@ import {
   KvAbortedError,
   KvNotLeaderError,
   KvOutcomeUnknownError,
+  KvOverloadedError,
   KvRequestError,
 } from "./errors.ts";
 import type { ReplicaReply } from "./replica.ts";
@@ -249,6 +250,21 @@ export class ReplicaClient {
       }
       // "retry": the server may have proposed it before it gave up waiting.
       if (r?.status === "retry" && write) attempts.mayHaveApplied = true;
+      if (r?.status === "overloaded") {
+        // Refused before it was proposed: a definite refusal. Back off, then ask again.
+        const refusal = new KvOverloadedError(r.reason, { retryAfterMs: r.retryAfterMs });
+        if (!this.#followLeader) throw settle(refusal);
+        this.#leader = server;
+        tries += this.#servers.length - (tries % this.#servers.length);
+        if (tries / this.#servers.length >= rounds) return undefined;
+        try {
+          await this.#pause(Math.max(wait, r.retryAfterMs), signal);
+        } catch {
+          throw settle(new KvAbortedError(operation, false, { cause: signal?.reason }));
+        }
+        wait = Math.min(this.#maxMs, wait * 2);
+        continue;
+      }
       if (r?.status === "not-leader" && !this.#followLeader) {
         throw settle(new KvNotLeaderError(r.leader));
       }

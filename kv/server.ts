@@ -134,6 +134,15 @@ export class KvServer {
     return { ...this.#replica.stats(), keys: this.#state.size };
   }
 
+  /**
+   * Why a write of about `bytes` would be refused as overloaded now, or
+   * undefined: lets a front end refuse before reading a body (advisory; the
+   * write is checked again when proposed).
+   */
+  overloadRefusal(bytes: number): string | undefined {
+    return this.#replica.refusal(bytes);
+  }
+
   /** Requests waiting for the log: writes to be applied, reads to be confirmed. */
   get pendingRequests(): number {
     return this.#replica.pendingRequests;

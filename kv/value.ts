@@ -16,6 +16,8 @@
  */
 export type KvValue = string | Uint8Array;
 
+const NOT_ASCII = /[\u0080-\uffff]/;
+
 /**
  * The UTF-8 length of a string, without encoding it.
  *
@@ -27,6 +29,8 @@ export type KvValue = string | Uint8Array;
  * ```
  */
 export function utf8Length(s: string): number {
+  // ASCII (the common case) is one byte a character: a native scan, not a loop here.
+  if (!NOT_ASCII.test(s)) return s.length;
   let n = 0;
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);

@@ -217,6 +217,8 @@ export class RaftNode {
   #failure: Error | undefined;
   #tickTimer: { cancel(): void } | undefined;
   #applied: Applied[] = [];
+  /** Items of `#applied` before this one have been taken (shift() was linear in a long backlog). */
+  #appliedHead = 0;
   #appliedWake: (() => void) | undefined;
   #appliedIndex: number;
   #indexWaiters = new Map<number, IndexWaiter[]>();
@@ -226,6 +228,8 @@ export class RaftNode {
   #durableSnapshotIndex = 0;
   #snapshotWaiters: SnapshotWaiter[] = [];
   #lastRole: Role = "follower";
+  #lastLeader: { leader: NodeId; term: number } | undefined;
+  #leaderChanges = 0;
   /** The latest hard state the core handed out, and the last one written. */
   #hardState: HardState = { term: 0, vote: null, commit: 0 };
   #savedHardState: HardState | undefined;
@@ -290,6 +294,11 @@ export class RaftNode {
   /** The node's id. */
   get id(): NodeId {
     return this.#id;
+  }
+
+  /** How many times this node has seen a new leader (itself included) since it started. */
+  get leaderChanges(): number {
+    return this.#leaderChanges;
   }
 
   /** The node's current state. */
@@ -368,14 +377,27 @@ export class RaftNode {
     return new Promise((resolve, reject) => this.#reads.set(context, { resolve, reject }));
   }
 
+  /** Items committed and not yet taken from {@linkcode RaftNode.applied}. */
+  get appliedBacklog(): number {
+    return this.#applied.length - this.#appliedHead;
+  }
+
   /**
    * The committed commands and installed snapshots, in order, each exactly
    * once. Consume it from one place only; items wait in memory until taken.
    */
   async *applied(): AsyncGenerator<Applied, void, undefined> {
     while (true) {
-      if (this.#applied.length > 0) {
-        yield this.#applied.shift()!;
+      if (this.#appliedHead < this.#applied.length) {
+        const item = this.#applied[this.#appliedHead++];
+        if (this.#appliedHead === this.#applied.length) {
+          this.#applied = [];
+          this.#appliedHead = 0;
+        } else if (this.#appliedHead >= 1024 && 2 * this.#appliedHead >= this.#applied.length) {
+          this.#applied = this.#applied.slice(this.#appliedHead);
+          this.#appliedHead = 0;
+        }
+        yield item;
         continue;
       }
       if (this.#stopped) return;
@@ -554,6 +576,17 @@ export class RaftNode {
     const start = this.#core.pendingMessages;
     this.#step(message);
     const end = this.#core.pendingMessages;
+    // A heartbeat's answer needs no write (unless the term changed, which
+    // must be durable first): answered now, not after the write in progress,
+    // which under heavy writes took longer than the leader's quorum check
+    // and cost elections (issue 16).
+    if (message.type === "heartbeat" && this.#core.term === this.#savedHardState?.term) {
+      const answers = this.#core.takeMessagesFrom(start, "heartbeatResp");
+      if (answers !== undefined) {
+        this.#kick(); // the heartbeat may have moved the commit index: apply it now
+        return Promise.resolve(answers);
+      }
+    }
     return new Promise((resolve) => {
       this.#waiters.push({ start, end, resolve });
       this.#kick();
@@ -639,6 +672,8 @@ export class RaftNode {
   /**
    * Answers ride back on the RPC whose request produced them (so a lost reply
    * loses exactly that request's answer); everything else is a new RPC.
+   * Heartbeats, votes and answers go before appends and snapshot chunks, so
+   * they never queue behind data on a connection.
    */
   #dispatch(messages: Message[], waiters: Waiter[]): void {
     const carried = new Set<number>();
@@ -652,9 +687,13 @@ export class RaftNode {
       }
       w.resolve(replies);
     }
+    const data: Message[] = [];
     messages.forEach((m, k) => {
-      if (!carried.has(k)) this.#send(m);
+      if (carried.has(k)) return;
+      if (m.type === "append" || m.type === "snapshot") data.push(m);
+      else this.#send(m);
     });
+    for (const m of data) this.#send(m);
   }
 
   #send(m: Message): void {
@@ -756,6 +795,12 @@ export class RaftNode {
   /** A leader that steps down fails its pending reads: they can no longer be confirmed. */
   #noticeRoleChange(): void {
     const role = this.#core.role;
+    const leader = this.#core.leader;
+    const last = this.#lastLeader;
+    if (leader !== null && (last?.leader !== leader || last.term !== this.#core.term)) {
+      this.#lastLeader = { leader, term: this.#core.term };
+      this.#leaderChanges++;
+    }
     if (this.#lastRole === "leader" && role !== "leader") {
       const err = new NotLeaderError(this.#id, this.#core.leader);
       for (const r of this.#reads.values()) r.reject(err);

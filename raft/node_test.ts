@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
 import { delay } from "../net/async.ts";
+import type { Clock } from "../net/clock.ts";
+import { simulate } from "../net/simulation.ts";
 import { RpcServer } from "../net/rpc_server.ts";
 import { RaftNode } from "./node.ts";
 import { MemoryStorage, type StorageBatch } from "./storage.ts";
@@ -93,4 +95,61 @@ Deno.test("raft node: a snapshot whose preparation outlives the node is not take
   storage.release();
   await assert.rejects(snapshotted, /stopped/);
   assert.deepEqual(storage.events, ["prepare", "prepared"]);
+});
+
+/** Storage whose writes of entries take `ms` on `clock` (a slow disk under heavy writes). */
+class SlowStorage extends MemoryStorage {
+  readonly #clock: Clock;
+  readonly #ms: number;
+  constructor(clock: Clock, ms: number) {
+    super();
+    this.#clock = clock;
+    this.#ms = ms;
+  }
+
+  override async save(batch: StorageBatch): Promise<void> {
+    if (batch.entries.length > 0) await delay(this.#ms, { clock: this.#clock });
+    return await super.save(batch);
+  }
+}
+
+Deno.test("raft node: a follower answers a heartbeat at once, not after the write in progress", async () => {
+  await simulate(async ({ net, clock, random }) => {
+    const ids = ["a", "b", "c"];
+    const nodes = await Promise.all(ids.map(async (id) => {
+      const server = new RpcServer();
+      net.addServer(id, server);
+      return await RaftNode.start({
+        id,
+        peers: ids,
+        server,
+        transport: net.transportFor(id),
+        // A write of entries takes 2 s: a slow disk under heavy writes.
+        storage: new SlowStorage(clock, 2000),
+        clock,
+        random: random.fork(),
+      });
+    }));
+    let leader: RaftNode | undefined;
+    while (leader === undefined) {
+      await delay(50, { clock });
+      leader = nodes.find((n) => n.status().role === "leader");
+    }
+    const follower = nodes.find((n) => n !== leader)!;
+    await leader.propose("busy"); // the follower is writing it for 2 s
+    await delay(100, { clock });
+    const { term } = leader.status();
+    const started = clock.now();
+    const replies = await net.transportFor("probe").connect(follower.id).call<unknown[]>(
+      "Raft.Step",
+      { type: "heartbeat", from: leader.id, to: follower.id, term, commit: 0, context: 0 },
+    );
+    const waited = clock.now() - started;
+    assert.deepEqual(
+      replies.map((m) => (m as { type: string }).type),
+      ["heartbeatResp"],
+    );
+    assert.ok(waited < 500, `the heartbeat was answered after ${waited} ms`);
+    await Promise.all(nodes.map((n) => n.stop()));
+  }, { seed: 16, limitMs: 120_000 });
 });

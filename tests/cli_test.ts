@@ -186,7 +186,7 @@ Deno.test("cli: help texts are complete and aligned", async () => {
     }
   }
   const worker = await cli("mr", "worker", "--help");
-  assert.match(worker.out, /options:\n  --coordinator <host:port>/);
+  assert.match(worker.out, /options:\n {2}--coordinator <host:port>/);
   // Each pb action has its own help.
   const pbGet = await cli("pb", "kv", "get", "--help");
   assert.match(pbGet.out, /^usage: distkit pb kv get KEY --view/);
@@ -196,7 +196,7 @@ Deno.test("cli: help texts are complete and aligned", async () => {
   assert.doesNotMatch(pbServe.out, /pb lock unlock/);
   // A module's commands in one column, whatever the length of their names.
   const mr = await cli("mr", "--help");
-  const summaries = mr.out.split("\n").filter((l) => /^  [a-z]/.test(l)).map((l) =>
+  const summaries = mr.out.split("\n").filter((l) => /^ {2}[a-z]/.test(l)).map((l) =>
     /^ {2}\S+ {2,}/.exec(l)?.[0].length
   );
   assert.equal(summaries.length, 3, mr.out);

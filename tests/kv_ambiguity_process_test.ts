@@ -81,7 +81,7 @@ Deno.test('kv processes: no append answered "not applied" was applied, none ackn
     let values = 0;
     let stop = false;
 
-    async function appender(n: number): Promise<void> {
+    const appender = async (n: number): Promise<void> => {
       const key = `k${n % KEYS}`;
       let base = `http://${cluster.httpAddress(leader)}`;
       const session = n >= APPENDERS / 2;
@@ -106,7 +106,7 @@ Deno.test('kv processes: no append answered "not applied" was applied, none ackn
         outcomes.set(value, outcome);
         if (outcome !== "acked") await delay(20);
       }
-    }
+    };
 
     const running = Array.from({ length: APPENDERS }, (_, n) => appender(n));
     await delay(2000);

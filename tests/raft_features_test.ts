@@ -130,17 +130,18 @@ Deno.test("raft: membership: a new leader refuses a change until its no-op commi
   await simulate(async (sim) => {
     // Ask every new leader for a change the moment it is elected.
     const refusals: unknown[] = [];
-    let cfg: Cluster | undefined;
+    // Set once started; a leader may be elected before Cluster.start returns.
+    const started: { cfg?: Cluster } = {};
     const observer: RaftObserver = {
       leader: (node) =>
         queueMicrotask(() => {
-          cfg!.node(Number(node)).changeMembership({ type: "addLearner", node: "3" }).then(
+          started.cfg?.node(Number(node)).changeMembership({ type: "addLearner", node: "3" }).then(
             () => refusals.push("accepted"),
             (err) => refusals.push(err),
           );
         }),
     };
-    cfg = await Cluster.start(sim, 4, { initialVoters: 3, node: { observer } });
+    const cfg = started.cfg = await Cluster.start(sim, 4, { initialVoters: 3, node: { observer } });
     try {
       const leader = await cfg.checkOneLeader();
       assert.ok(refusals.length > 0, "no leader was elected");

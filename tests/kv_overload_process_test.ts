@@ -1,0 +1,347 @@
+/**
+ * Issue 16 §1 with real processes: three `distkit kv serve` nodes on
+ * 127.0.0.1, and many HTTP clients putting values of the documented maximum
+ * size (1 MiB) to the leader as fast as it answers, with a canary doing a put
+ * and a get every 100 ms. Scaled down from the issue's 200 clients for 20 s
+ * to 48 clients for 8 s, so that it fits a shared 2-core CI machine in about
+ * 20 s; 48 MiB of bodies at once is three times the node's 16 MiB limit of
+ * bodies held (and twelve times its 4 MiB of writes admitted), so the
+ * admission limits are reached.
+ *
+ * What is asserted (correctness and bounds, not speed):
+ * - no leader change: every node's term and leader-change count the same
+ *   after the load as before;
+ * - every refusal is definite or says it is not: a refused put says
+ *   `mayHaveApplied`, and an overload refusal is 503 with `Retry-After` and
+ *   `mayHaveApplied: false`;
+ * - nothing refused was applied, nothing acknowledged was lost: each client
+ *   puts values with tags of its own to a key of its own; the final value's
+ *   tag is never one refused as not applied, and is the last acknowledged
+ *   one or a later one whose outcome the client could not know;
+ * - memory: the leader's resident memory (VmRSS) stays under a bound stated
+ *   from the configured limits, during the load and after it.
+ */
+import assert from "node:assert/strict";
+import { LocalCluster } from "../kv/mod.ts";
+import { delay } from "../net/mod.ts";
+import { residentBytes as rss } from "./proc_stats.ts";
+
+const CLIENTS = 48;
+const LOAD_MS = 8_000;
+const MIB = 1 << 20;
+/** The documented maximum value size, less nothing: the tag is inside it. */
+const VALUE_BYTES = MIB;
+const TAG_WIDTH = 24;
+/** The node's defaults this test relies on (kv/http.ts, kv/replica.ts). */
+const BODY_BUDGET = 16 * MIB;
+const PENDING_BUDGET = 4 * MIB;
+const INFLIGHT_BUDGET = 4 * MIB;
+const MAX_RAFT_STATE = 32 * MIB;
+
+type Outcome = "acked" | "refused" | "unknown";
+
+function mib(bytes: number): string {
+  return `${(bytes / MIB).toFixed(0)} MiB`;
+}
+
+function tagOf(client: number, seq: number): string {
+  return `<${client}:${seq}>`.padEnd(TAG_WIDTH, "-");
+}
+
+interface Tally {
+  acked: number;
+  refused: number;
+  overloaded: number;
+  unknown: number;
+}
+
+/** One PUT; what its answer says. Asserts the answer states its outcome. */
+async function put(
+  base: string,
+  key: string,
+  value: string,
+  tally: Tally,
+): Promise<Outcome> {
+  let res: Response;
+  try {
+    res = await fetch(`${base}/kv/${key}`, {
+      method: "PUT",
+      body: value,
+      redirect: "manual",
+      signal: AbortSignal.timeout(20_000),
+    });
+  } catch {
+    tally.unknown++;
+    return "unknown"; // sent, perhaps, and no answer
+  }
+  const text = await res.text();
+  if (res.status === 204) {
+    tally.acked++;
+    return "acked";
+  }
+  let body: { mayHaveApplied?: unknown; overloaded?: unknown };
+  try {
+    body = JSON.parse(text);
+  } catch {
+    throw new Error(`${res.status} with a body that is not JSON: ${text.slice(0, 200)}`);
+  }
+  assert.equal(
+    typeof body.mayHaveApplied,
+    "boolean",
+    `${res.status} ${text}: must say mayHaveApplied`,
+  );
+  if (body.overloaded === true) {
+    assert.equal(res.status, 503, text);
+    assert.equal(body.mayHaveApplied, false, `an overload refusal is definite: ${text}`);
+    assert.match(res.headers.get("retry-after") ?? "", /^[1-9][0-9]*$/, "Retry-After");
+    tally.overloaded++;
+  }
+  assert.notEqual(res.status, 307, `a leader change during the load: ${text}`);
+  if (body.mayHaveApplied) {
+    tally.unknown++;
+    return "unknown";
+  }
+  tally.refused++;
+  return "refused";
+}
+
+async function getValue(base: string, key: string): Promise<string | null> {
+  const res = await fetch(`${base}/kv/${key}`, { signal: AbortSignal.timeout(20_000) });
+  if (res.status === 404) {
+    await res.body?.cancel();
+    return null;
+  }
+  assert.equal(res.status, 200, `GET ${key}`);
+  return await res.text();
+}
+
+interface NodeView {
+  term: number;
+  leaderChanges: number;
+  leader: string | null;
+}
+
+async function view(cluster: LocalCluster, i: number): Promise<NodeView> {
+  for (let attempt = 0; attempt < 40; attempt++) {
+    const s = await cluster.status(i) as unknown as NodeView | undefined;
+    if (s !== undefined) return { term: s.term, leaderChanges: s.leaderChanges, leader: s.leader };
+    await delay(250);
+  }
+  throw new Error(`node ${i} did not answer /status`);
+}
+
+/** One run of the load: where it goes, whether to stop, what happened. */
+interface Run {
+  base: string;
+  stop: boolean;
+  failure: unknown;
+  tally: Tally;
+  /** Each client's puts by number, and what their answers said. */
+  outcomes: Map<number, Outcome>[];
+  canaryFailures: number;
+}
+
+const PAD = "x".repeat(VALUE_BYTES - TAG_WIDTH);
+
+/** Client `n`: puts its own tagged values to its own key until the run stops. */
+async function client(run: Run, n: number): Promise<void> {
+  const mine = new Map<number, Outcome>();
+  run.outcomes[n] = mine;
+  for (let seq = 1; !run.stop; seq++) {
+    mine.set(seq, "unknown");
+    try {
+      mine.set(seq, await put(run.base, `load-${n}`, tagOf(n, seq) + PAD, run.tally));
+    } catch (err) {
+      run.failure ??= err;
+      run.stop = true;
+    }
+    // A heavy user: waits less than Retry-After says, to keep the pressure on.
+    if (mine.get(seq) !== "acked") await delay(100 + Math.random() * 200);
+  }
+}
+
+/** A put and a get every 100 ms; each round's time goes to `times`. */
+async function canaryLoop(run: Run, times: number[]): Promise<void> {
+  for (let i = 0; !run.stop; i++) {
+    const started = performance.now();
+    try {
+      const res = await fetch(`${run.base}/kv/canary`, {
+        method: "PUT",
+        body: String(i),
+        signal: AbortSignal.timeout(10_000),
+      });
+      await res.body?.cancel();
+      const got = await fetch(`${run.base}/kv/canary`, { signal: AbortSignal.timeout(10_000) });
+      await got.body?.cancel();
+      if (res.status !== 204 || got.status !== 200) run.canaryFailures++;
+    } catch {
+      run.canaryFailures++;
+    }
+    times.push(performance.now() - started);
+    await delay(100);
+  }
+}
+
+/** One HTTP/1.1 request sent as written (fetch would resolve `..` in the path); status and body. */
+async function rawRequest(
+  address: string,
+  request: { method: string; path: string; body?: string },
+): Promise<{ status: number; body: string }> {
+  const [hostname, port] = address.split(":");
+  const conn = await Deno.connect({ hostname, port: Number(port) });
+  try {
+    const body = request.body ?? "";
+    await conn.write(
+      new TextEncoder().encode(
+        `${request.method} ${request.path} HTTP/1.1\r\nHost: ${address}\r\n` +
+          `Content-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
+      ),
+    );
+    const chunks: Uint8Array[] = [];
+    const buf = new Uint8Array(4096);
+    for (let n = await conn.read(buf); n !== null; n = await conn.read(buf)) {
+      chunks.push(buf.slice(0, n));
+    }
+    const text = new TextDecoder().decode(new Uint8Array(chunks.flatMap((c) => [...c])));
+    const status = Number(/^HTTP\/1\.1 (\d+)/.exec(text)?.[1]);
+    return { status, body: text.slice(text.indexOf("\r\n\r\n") + 4) };
+  } finally {
+    conn.close();
+  }
+}
+
+Deno.test("kv processes: 48 clients putting 1 MiB values: no leader change, definite refusals, nothing refused applied, memory bounded", async () => {
+  const dataDir = await Deno.makeTempDir({ prefix: "distkit-kv-overload-" });
+  const cluster = await LocalCluster.start({ dataDir, maxRaftState: MAX_RAFT_STATE });
+  try {
+    const leader = await cluster.leader();
+    const base = `http://${cluster.httpAddress(leader)}`;
+    // Settled: every node knows the leader, and one write went through.
+    assert.equal(
+      await fetch(`${base}/kv/warm-up`, { method: "PUT", body: "1" }).then(async (r) => {
+        await r.body?.cancel();
+        return r.status;
+      }),
+      204,
+    );
+    await delay(500);
+    const before = await Promise.all([0, 1, 2].map((i) => view(cluster, i)));
+    const pid = cluster.pid(leader);
+    const baseline = (await rss(pid))!;
+    assert.ok(baseline > 0, "the leader's VmRSS is readable");
+
+    const tally: Tally = { acked: 0, refused: 0, overloaded: 0, unknown: 0 };
+    const run: Run = {
+      base,
+      stop: false,
+      failure: undefined,
+      tally,
+      outcomes: [],
+      canaryFailures: 0,
+    };
+    let peak = baseline;
+    const sampler = (async () => {
+      while (!run.stop) {
+        peak = Math.max(peak, (await rss(pid)) ?? 0);
+        await delay(100);
+      }
+    })();
+    const canary: number[] = [];
+    const load = [...Array(CLIENTS).keys()].map((n) => client(run, n));
+    const canaryDone = canaryLoop(run, canary);
+    for (let t = 0; t < LOAD_MS && !run.stop; t += 100) await delay(100);
+    run.stop = true;
+    await Promise.all(load);
+    await canaryDone;
+    await sampler;
+    const { failure, outcomes } = run;
+
+    const after = await Promise.all([0, 1, 2].map((i) => view(cluster, i)));
+    canary.sort((a, b) => a - b);
+    const p99 = canary[Math.min(canary.length - 1, Math.floor(canary.length * 0.99))] ?? NaN;
+    console.log(
+      `  ${CLIENTS} clients × 1 MiB for ${LOAD_MS} ms: ${tally.acked} acknowledged, ` +
+        `${tally.refused} refused as not applied (${tally.overloaded} overloaded), ` +
+        `${tally.unknown} unknown; canary ${canary.length} rounds, p99 ${p99.toFixed(0)} ms, ` +
+        `${run.canaryFailures} failed; leader VmRSS ${mib(baseline)} before, peak ${mib(peak)}`,
+    );
+
+    if (failure !== undefined) {
+      for (let i = 0; i < 3; i++) console.log(`node ${i} stderr:\n${cluster.stderr(i)}`);
+      throw failure;
+    }
+    // No leader change on any node.
+    for (let i = 0; i < 3; i++) {
+      assert.equal(after[i].term, before[i].term, `node ${i}'s term moved: an election happened`);
+      assert.equal(after[i].leaderChanges, before[i].leaderChanges, `node ${i} saw a new leader`);
+      assert.equal(after[i].leader, String(leader), `node ${i} follows ${leader}`);
+    }
+    assert.ok(tally.acked > 0, "some puts were acknowledged");
+    assert.ok(
+      tally.overloaded > 0,
+      "the load reached the admission limits (else it tests nothing)",
+    );
+
+    // Nothing refused was applied; nothing acknowledged was lost.
+    for (let n = 0; n < CLIENTS; n++) {
+      const mine = outcomes[n];
+      const acked = [...mine].filter(([, o]) => o === "acked").map(([s]) => s);
+      const lastAcked = acked.length === 0 ? 0 : Math.max(...acked);
+      const value = await getValue(base, `load-${n}`);
+      if (value === null) {
+        assert.equal(lastAcked, 0, `client ${n}'s acknowledged put ${lastAcked} is lost`);
+        continue;
+      }
+      assert.equal(value.length, VALUE_BYTES, `client ${n}'s value is whole`);
+      const match = /^<(\d+):(\d+)>/.exec(value);
+      assert.ok(match && Number(match[1]) === n, `client ${n}'s key holds its own value`);
+      const seq = Number(match[2]);
+      const outcome = mine.get(seq);
+      assert.notEqual(
+        outcome,
+        "refused",
+        `client ${n}'s put ${seq} was refused as not applied, yet applied`,
+      );
+      assert.ok(outcome !== undefined, `client ${n}'s key holds put ${seq}, never sent`);
+      assert.ok(seq >= lastAcked, `client ${n}'s acknowledged put ${lastAcked} was lost to ${seq}`);
+    }
+
+    // Keys are literal (README, HTTP API): ".." and "a/../b" are keys of their own.
+    const http = cluster.httpAddress(leader);
+    for (const path of ["/kv/..", "/kv/a/../b"]) {
+      assert.equal((await rawRequest(http, { method: "PUT", path, body: path })).status, 204);
+      assert.deepEqual(await rawRequest(http, { method: "GET", path }), {
+        status: 200,
+        body: path,
+      });
+    }
+    assert.equal((await rawRequest(http, { method: "GET", path: "/kv/b" })).status, 404);
+
+    // Memory: the leader holds at most its limits' worth of data in flight:
+    // bodies held, writes admitted, appends in flight to two followers, the
+    // uncompacted log. Each byte of it is counted six times: the body, its
+    // string, the entry encoded for the log and for each follower, and the
+    // garbage V8 keeps resident until a major collection (1 MiB values are
+    // large objects, freed only then). The state on top, three times: the
+    // store, the latest snapshot (the Raft node keeps it to send to
+    // followers), and the next one being encoded. Measured on a shared 2-core
+    // machine: peaks of 298–445 MiB (the higher ones when the machine was
+    // less busy and more was written) for a bound of about 570 MiB; the issue
+    // saw 0.9–1.24 GB before admission control.
+    const limits = BODY_BUDGET + PENDING_BUDGET + 2 * INFLIGHT_BUDGET + MAX_RAFT_STATE;
+    const state = CLIENTS * VALUE_BYTES;
+    const bound = baseline + 6 * limits + 3 * state;
+    assert.ok(peak < bound, `leader VmRSS peaked at ${mib(peak)}, over the bound ${mib(bound)}`);
+    // Once the load is gone nothing more is held: still under the bound a
+    // few seconds later. (Not back at the baseline: V8 keeps freed large
+    // objects resident until a major collection, which an idle node does
+    // not run; see the README's limits.)
+    await delay(3000);
+    const now = (await rss(pid))!;
+    console.log(`  leader VmRSS 3 s after the load: ${mib(now)} (bound ${mib(bound)})`);
+    assert.ok(now < bound, `leader VmRSS grew to ${mib(now)} after the load`);
+  } finally {
+    await cluster.stop();
+    await Deno.remove(dataDir, { recursive: true }).catch(() => {});
+  }
+});

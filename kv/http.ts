@@ -312,6 +312,12 @@ function metrics(kv: KvServer, requests: Map<string, number>, overloads: number)
   metric("distkit_kv_bad_requests_total", "counter", "Requests refused.", stats.badRequests);
   metric("distkit_kv_snapshots_total", "counter", "Snapshots taken.", stats.snapshots);
   metric(
+    "distkit_kv_snapshots_installed_total",
+    "counter",
+    "Snapshots installed from the leader.",
+    stats.installs,
+  );
+  metric(
     "distkit_kv_overloaded_total",
     "counter",
     "Writes the replica refused, not proposed, with too many in progress.",

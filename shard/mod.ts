@@ -42,7 +42,16 @@ export type {
   ReplicaReply,
   ReplicaStats,
 } from "../kv/mod.ts";
-export type { Clock, Codec, Random, TcpClient, TcpClientOptions, Transport } from "../net/mod.ts";
+export type {
+  Clock,
+  Codec,
+  MemberHello,
+  MemberOptions,
+  Random,
+  TcpClient,
+  TcpClientOptions,
+  Transport,
+} from "../net/mod.ts";
 export type { RaftNode } from "../raft/mod.ts";
 
 // Types of other modules in this module's signatures (deno doc --lint of this entry point alone).
@@ -67,6 +76,7 @@ export type {
   MembershipChange,
   NodeId,
   RaftNodeOptions,
+  RaftObserver,
   RaftStatus,
   RaftStorage,
   Role,

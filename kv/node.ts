@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { TcpTransport } from "../net/tcp.ts";
+import { AddressTransport, TcpTransport } from "../net/tcp.ts";
 import { Clerk, type ClerkOptions } from "./clerk.ts";
 import { hostNode, parseAddress } from "./hosting.ts";
 import { type IdentityConflictError, shareIdentities, type StartMode } from "./identity.ts";
@@ -153,6 +153,8 @@ export async function startKvNode(options: KvNodeOptions): Promise<KvNode> {
       tickMs: options.tickMs,
       maxRaftState: options.maxRaftState ?? 4 * 1024 * 1024,
       limits: options.limits,
+      // A follower names the leader and the members by their TCP addresses.
+      addressOf: (peer) => peers[peer],
     });
     const offset = options.httpOffset === undefined ? 1000 : options.httpOffset;
     if (offset !== null) {
@@ -233,7 +235,10 @@ export interface ConnectKvOptions extends ClerkOptions {
 
 /**
  * A clerk connected over TCP to the cluster whose nodes are at `peers`
- * (in the nodes' order), and the way to close its connections.
+ * (any of its nodes, in any order: one reachable node is enough, since a
+ * node that does not lead names the leader and the other members), and the
+ * way to close its connections. Each call fails with a `KvTimeoutError`
+ * after `deadlineMs` (default 30 s; `Infinity` to wait for ever).
  *
  * @example
  * ```ts ignore
@@ -248,9 +253,10 @@ export function connectKv(
   peers: string[],
   options: ConnectKvOptions = {},
 ): { clerk: Clerk; close: () => Promise<void> } {
-  const map = peerMap(peers);
-  const transport = new TcpTransport({
-    peers: map,
+  for (const p of peers) parseAddress(p);
+  // Servers are named by address: the nodes' "not the leader" answers name the
+  // leader and the other members by address, so one reachable node is enough.
+  const transport = new AddressTransport({
     timeoutMs: options.attemptTimeoutMs ?? 2500,
     // A call to a node that is down fails at once, not at that node's next
     // reconnection attempt (up to 2 s later), so the clerk tries another.
@@ -258,6 +264,6 @@ export function connectKv(
     cluster: options.cluster,
     secret: options.secret,
   });
-  const clerk = new Clerk(transport, Object.keys(map), options);
+  const clerk = new Clerk(transport, peers, options);
   return { clerk, close: () => transport.close() };
 }

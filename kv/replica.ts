@@ -110,7 +110,14 @@ export interface ReplicaOptions extends RaftNodeOptions {
  */
 export type ReplicaReply<T extends object = Record<never, never>> =
   | ({ status: "ok" } & T)
-  | { status: "not-leader"; leader: string | null }
+  | {
+    status: "not-leader";
+    leader: string | null;
+    /** The leader's address as clients reach it, when the server knows it (the KV service). */
+    leaderAddress?: string | null;
+    /** The voters' addresses as clients reach them: how a client given one node finds the rest. */
+    members?: string[];
+  }
   | { status: "retry"; reason: string }
   | { status: "wrong-group" };
 

@@ -38,3 +38,4 @@ export * from "./sim_network.ts";
 export * from "./simulation.ts";
 export * from "./frame.ts";
 export * from "./tcp.ts";
+export * from "./version.ts";

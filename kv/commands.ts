@@ -147,7 +147,9 @@ const cluster: KvCommand = {
 
 Starts <nodes> \`distkit kv serve\` processes on free ports of 127.0.0.1, with
 their data under --data (default: a new temporary folder), prints where each
-listens and how to talk to them, and stops them all on SIGINT or SIGTERM.`,
+listens and runnable commands to talk to them, reports a node that exits and
+how (\`node 2 exited (SIGKILL); restart it: ...\`) with the command that
+restarts it, and stops them all on SIGINT or SIGTERM.`,
   async run(args) {
     const parsed = parse("cluster", this, args, {
       nodes: { type: "string" },
@@ -263,7 +265,7 @@ function clientCommand(spec: ClientSpec): KvCommand {
       `usage: distkit kv ${name} --endpoints <host:port,...> [--timeout 10s] [-o json] ${operands}
 
 options:
-${endpointsHelp("the nodes' TCP addresses")}
+${endpointsHelp("the nodes' TCP addresses", { note: "one is enough" })}
 ${OUTPUT_HELP}${takesValues ? `\n${VALUE_HELP}` : ""}${spec.help ?? ""}
 ${ACCESS_HELP}
 

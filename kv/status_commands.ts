@@ -141,7 +141,7 @@ function usageOf(name: string, what: string): string {
 ${what}
 
 options:
-${endpointsHelp("nodes to ask (the members they name are asked too)", "5s")}
+${endpointsHelp("nodes to ask (and every member they name)", { defaultTimeout: "5s" })}
 ${OUTPUT_HELP}
 ${ACCESS_HELP}
 

@@ -232,11 +232,19 @@ export function endpointsOf(values: ParsedFlags["values"]): string[] {
   return addresses;
 }
 
-/** The help lines of `--endpoints` and `--timeout`, for a client of `what`. */
-export function endpointsHelp(what: string, defaultTimeout = "10s"): string {
-  return `  --endpoints <list>       ${what}, host:port, comma-separated (one is enough
-                           where the service names its other members; --cluster is the
-                           deprecated spelling)
+/**
+ * The help lines of `--endpoints` and `--timeout` for a client: `what` the
+ * endpoints are, their old spelling, the default timeout.
+ */
+export function endpointsHelp(
+  what: string,
+  options: { old?: string; defaultTimeout?: string; note?: string } = {},
+): string {
+  const { old = "--cluster", defaultTimeout = "10s", note } = options;
+  return `  --endpoints <list>       ${what}, host:port, comma-separated
+                           (${
+    note === undefined ? "" : `${note}; `
+  }${old} is the deprecated spelling)
   --timeout <duration>     give up after this long: 10s, 500ms, 2m (default ${defaultTimeout})`;
 }
 

@@ -160,7 +160,7 @@ function clientCommand(
       `usage: distkit shard ${name} --endpoints <host:port,...> [--timeout 10s] [-o json] ${operands}
 
 options:
-${endpointsHelp("the controller replicas' TCP addresses (--ctrlers: the old spelling)")}
+${endpointsHelp("the controller replicas' TCP addresses", { old: "--ctrlers" })}
 ${OUTPUT_HELP}
 ${
         Object.values(extra).filter((o) => o.help !== "").map((o) => `${o.help}\n`).join("")

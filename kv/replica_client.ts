@@ -412,7 +412,7 @@ export class ReplicaClient {
           this.#servers[server],
           named === null ? "not the leader; no leader known" : `not the leader (${named} is)`,
         );
-        this.#learn(r.members);
+        if (this.#followLeader) this.#learn(r.members);
       }
       // "retry": the server may have proposed it before it gave up waiting.
       if (r?.status === "retry" && write) attempts.mayHaveApplied = true;

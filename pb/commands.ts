@@ -207,7 +207,7 @@ const view = actionCommand(
   "pb view",
   "the view service: serve it, or read the current view",
   `usage: distkit pb view serve --listen <host:port>
-       distkit pb view get --view <host:port>
+       distkit pb view get --endpoints <host:port> [--timeout 10s]
 
 serve: runs the view service until SIGINT or SIGTERM. Servers ping it every 100 ms;
        one that misses 5 pings is dead.
@@ -215,7 +215,8 @@ get:   prints the current view as JSON: {"num":..,"primary":"host:port","backup"
 
 options:
   --listen <host:port>     where the view service listens
-  --view <host:port>       the view service's address
+  --endpoints <host:port>  get: the view service's address (--view: the old spelling)
+  --timeout <duration>     get: give up after this long: 10s, 500ms (default 10s)
 ${ACCESS_HELP}`,
   {
     serve: {

@@ -3,6 +3,7 @@
  * and learns the other members; every call ends by its deadline (30 s by
  * default, or the clerk's or the call's own) with an error naming each
  * server and its last failure; `Infinity` waits for the caller's signal.
+ * The shard, primary/backup and lock clerks have the same default deadline.
  * All in virtual time.
  */
 import assert from "node:assert/strict";
@@ -14,6 +15,8 @@ import {
   KvTimeoutError,
 } from "../kv/mod.ts";
 import { simulate, type Simulation } from "../net/mod.ts";
+import { LockAbortedError, LockClerk, PbClerk, PbDeadlineError } from "../pb/mod.ts";
+import { ShardClerk } from "../shard/mod.ts";
 import { KvCluster } from "./kv_cluster.ts";
 
 function clientTest(name: string, body: (cfg: KvCluster, sim: Simulation) => Promise<void>) {
@@ -114,3 +117,41 @@ clientTest(
     assert.throws(() => clerkOf(cfg, "bad", cfg.ids, 0), /deadlineMs must be a number > 0/);
   },
 );
+
+Deno.test("shard, pb and lock clerks: a call to servers that are all down ends at the deadline", async () => {
+  await simulate(async (sim) => {
+    const transport = sim.net.transportFor("client");
+    const options = { clock: sim.clock, random: sim.random.fork(), id: "c1" };
+    let start = sim.clock.now();
+    const shard = new ShardClerk(transport, ["ctrler-0", "ctrler-1"], options);
+    const err = await shard.get("k").then(() => undefined, (e) => e);
+    assert.ok(err instanceof KvTimeoutError, String(err));
+    assert.ok(sim.clock.now() - start >= DEFAULT_DEADLINE_MS);
+    // A call's own deadline.
+    start = sim.clock.now();
+    await assert.rejects(shard.put("k", "v", { deadlineMs: 2000 }), KvTimeoutError);
+    assert.ok(sim.clock.now() - start < 3000);
+    start = sim.clock.now();
+    const pb = new PbClerk(transport, { viewService: "vs", clock: sim.clock, id: "p1" });
+    await assert.rejects(pb.get("k"), PbDeadlineError);
+    assert.ok(sim.clock.now() - start >= DEFAULT_DEADLINE_MS);
+    start = sim.clock.now();
+    const lock = new LockClerk(transport, { primary: "p", backup: "b" }, options);
+    const lockErr = await lock.lock("printer").then(() => undefined, (e) => e);
+    assert.ok(lockErr instanceof LockAbortedError, String(lockErr));
+    assert.match(lockErr.message, /no answer within 30000 ms; tried p \(.+\), b \(.+\)/);
+    assert.ok(sim.clock.now() - start >= DEFAULT_DEADLINE_MS);
+    const patient = new LockClerk(transport, { primary: "p", backup: "b" }, {
+      ...options,
+      deadlineMs: Infinity,
+    });
+    const controller = new AbortController();
+    sim.clock.setTimer(60_000, () => controller.abort(new Error("enough")));
+    start = sim.clock.now();
+    await assert.rejects(
+      patient.unlock("printer", { signal: controller.signal }),
+      LockAbortedError,
+    );
+    assert.ok(sim.clock.now() - start >= 60_000);
+  }, { seed: 11, limitMs: 10 * 60_000 });
+});

@@ -26,6 +26,7 @@ import { mrCommands } from "./mapreduce/commands.ts";
 import { pbCommands } from "./pb/commands.ts";
 import { runTour } from "./net/tour.ts";
 import { EXIT_HELP, parseFlags } from "./net/cli_util.ts";
+import { DISTKIT_VERSION } from "./net/version.ts";
 import { checkCommand } from "./checker/commands.ts";
 import { checkOperations } from "./checker/check.ts";
 import { kvModel, registerModel } from "./checker/models.ts";
@@ -80,7 +81,7 @@ export interface CommandGroup {
 }
 
 /** The package's version, as in deno.json (a test holds them equal). */
-const VERSION = "0.1.0";
+const VERSION = DISTKIT_VERSION;
 
 /** The Raft and checker steps of the tour, after the net steps. */
 async function raftAndCheckerTour(): Promise<number> {

@@ -7,7 +7,7 @@
  * @module
  */
 import type { Transport } from "../net/transport.ts";
-import { KvRequestError, refuseBadRequest } from "./errors.ts";
+import { KvRequestError, refuseBadRequest, type ServerAttempt } from "./errors.ts";
 import {
   checkSession,
   checkWriteResult,
@@ -61,6 +61,11 @@ export interface ClerkOptions extends ReplicaClientOptions {
 export interface KvCallOptions {
   /** Gives up with a {@linkcode KvAbortedError} when it fires. */
   signal?: AbortSignal;
+  /**
+   * Gives up with a {@linkcode KvTimeoutError} after this long, overriding
+   * the clerk's `deadlineMs` (default 30 s); `Infinity`: only the signal ends it.
+   */
+  deadlineMs?: number;
 }
 
 /**
@@ -111,7 +116,12 @@ export interface CasOutcome {
  *
  * A write that fails either certainly did not apply, or says so: its error
  * has `mayHaveApplied` true ({@linkcode KvAbortedError},
- * {@linkcode KvOutcomeUnknownError}). Such a write may still apply until the
+ * {@linkcode KvOutcomeUnknownError}).
+ *
+ * Every call has a deadline: `deadlineMs` of the clerk or of the call,
+ * default 30 s ({@linkcode DEFAULT_DEADLINE_MS}); past it the call fails
+ * with a {@linkcode KvTimeoutError} naming each server and its last error.
+ * Pass `deadlineMs: Infinity` to wait for ever. Such a write may still apply until the
  * clerk's next write in the same session completes (the clerk reuses that
  * session first).
  *
@@ -156,6 +166,24 @@ export class Clerk {
   /** The server the clerk believes leads (where it sends the next request first). */
   get leader(): string {
     return this.#client.leader;
+  }
+
+  /**
+   * Every server the clerk knows (those given, then those the servers named)
+   * and what each last failed with (`not tried` when never called, or
+   * `ok` since), for saying what was tried when a call fails.
+   *
+   * @example
+   * ```ts
+   * import type { Clerk } from "@distkit/distkit/kv";
+   *
+   * function report(clerk: Clerk): string {
+   *   return clerk.tried().map((t) => `${t.server}: ${t.error}`).join("\n");
+   * }
+   * ```
+   */
+  tried(): ServerAttempt[] {
+    return this.#client.tried();
   }
 
   /**
@@ -238,14 +266,16 @@ export class Clerk {
   }
 
   /**
-   * Removes `key` (nothing happens when it is absent).
+   * Removes `key` (nothing happens when it is absent); resolves to whether
+   * it was there (true from a server too old to say).
    *
    * @throws {KvRequestError} when the key is over the limit.
    * @throws {KvAbortedError} when the signal fires first.
    * @throws {KvOutcomeUnknownError} when it ends without an answer after it may have been proposed.
    */
-  async delete(key: string, options: KvWriteOptions = {}): Promise<void> {
-    await this.#write({ type: "delete", key }, options);
+  async delete(key: string, options: KvWriteOptions = {}): Promise<boolean> {
+    const result = await this.#write({ type: "delete", key }, options);
+    return result.existed ?? true;
   }
 
   /**
@@ -278,7 +308,7 @@ export class Clerk {
       reply = await this.#call(
         "Write",
         { client: session.id, seq: session.seq, write: clean },
-        { signal: options.signal, operation: write.type },
+        { signal: options.signal, deadlineMs: options.deadlineMs, operation: write.type },
       );
     } catch (err) {
       // Its next write settles this one: it goes first in line.

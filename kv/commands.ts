@@ -1,7 +1,7 @@
 /**
  * `distkit kv` commands: run a node (`serve`), a local cluster of node
- * processes (`cluster`), and the client operations (`get`, `put`, `append`,
- * `del`, `cas`).
+ * processes (`cluster`), the client operations (`get`, `put`, `append`,
+ * `del`, `cas`), and the cluster's `status` and `health`.
  *
  * @module
  */
@@ -10,18 +10,38 @@ import {
   type CliCommand,
   ClientDeadline,
   count,
+  durationMs,
+  endpointsHelp,
+  endpointsOf,
   EXIT,
   EXIT_HELP,
   NothingListeningError,
+  OUTPUT_FLAGS,
+  OUTPUT_HELP,
+  outputFormat,
   parseCommandArgs,
   secretFrom,
   usageError as reportUsage,
+  UsageProblem,
   waitForSignal,
 } from "../net/cli_util.ts";
+import {
+  encodeValue,
+  encodingOf,
+  jsonValue,
+  printValue,
+  type ValueEncoding,
+  valueFromFile,
+  valueOperand,
+  valueSize,
+  writeValueFile,
+} from "./cli_values.ts";
 import { KvOutcomeUnknownError, KvRequestError, mayHaveApplied } from "./errors.ts";
-import { LocalCluster } from "./local_cluster.ts";
+import { distkitCommand, LocalCluster } from "./local_cluster.ts";
 import { connectKv, startKvNode } from "./node.ts";
+import { endpointCommand, healthCommand, statusCommand } from "./status_commands.ts";
 import type { Clerk } from "./clerk.ts";
+import type { KvValue } from "./value.ts";
 
 type KvCommand = CliCommand;
 
@@ -127,7 +147,9 @@ const cluster: KvCommand = {
 
 Starts <nodes> \`distkit kv serve\` processes on free ports of 127.0.0.1, with
 their data under --data (default: a new temporary folder), prints where each
-listens and how to talk to them, and stops them all on SIGINT or SIGTERM.`,
+listens and runnable commands to talk to them, reports a node that exits and
+how (\`node 2 exited (SIGKILL); restart it: ...\`) with the command that
+restarts it, and stops them all on SIGINT or SIGTERM.`,
   async run(args) {
     const parsed = parse("cluster", this, args, {
       nodes: { type: "string" },
@@ -149,11 +171,22 @@ listens and how to talk to them, and stops them all on SIGINT or SIGTERM.`,
     let local: LocalCluster;
     try {
       const id = parsed.values["cluster-id"];
+      const secret = secretFrom(parsed.values["secret-file"], true);
+      const secretNote = secret === undefined ? "" : " (with DISTKIT_SECRET set to the secret)";
       local = await LocalCluster.start({
         nodes,
         dataDir,
         cluster: typeof id === "string" ? id : undefined,
-        secret: secretFrom(parsed.values["secret-file"], true),
+        secret,
+        onExit: (node, status) => {
+          if (local === undefined) return; // still starting: start itself reports it
+          const how = status.signal !== null ? status.signal : `exit code ${status.code}`;
+          console.log(
+            `node ${node} exited (${how}); restart it${secretNote}:\n  ${
+              distkitCommand(local.serveArgs(node))
+            }`,
+          );
+        },
       });
     } catch (err) {
       console.error(`distkit kv cluster: ${(err as Error).message}`);
@@ -163,13 +196,20 @@ listens and how to talk to them, and stops them all on SIGINT or SIGTERM.`,
       console.log(
         `node ${i}: tcp ${local.peers[i]}, http http://${local.httpAddress(i)}, data ${
           local.dataDir(i)
-        }`,
+        }, pid ${local.pid(i)}`,
       );
     }
     const list = local.peers.join(",");
-    console.log(`\ntry:\n  distkit kv put --cluster ${list} greeting hello`);
-    console.log(`  distkit kv get --cluster ${list} greeting`);
+    const kv = (...args: string[]) => distkitCommand(["kv", ...args]);
+    console.log(`\ntry:\n  ${kv("put", "--endpoints", list, "greeting", "hello")}`);
+    console.log(`  ${kv("get", "--endpoints", local.peers[0], "greeting")}`);
+    console.log(`  ${kv("status", "--endpoints", list)}`);
     console.log(`  curl -L http://${local.httpAddress(0)}/kv/greeting`);
+    console.log(
+      `\nto crash node 0 and watch the others elect a leader: kill -KILL ${local.pid(0)}`,
+    );
+    console.log(`a node that exits is reported here with the command that restarts it, e.g.:`);
+    console.log(`  ${distkitCommand(local.serveArgs(0))}`);
     console.log("\nCtrl-C stops the cluster.");
     await waitForSignal();
     await local.stop();
@@ -177,29 +217,56 @@ listens and how to talk to them, and stops them all on SIGINT or SIGTERM.`,
   },
 };
 
-/** A client command: parses --cluster and --timeout, runs `op` with a clerk, maps errors to exit codes. */
-function clientCommand(
-  name: string,
-  summary: string,
-  operands: string,
-  op: (
-    clerk: Clerk,
-    positionals: string[],
-    signal: AbortSignal,
-    absent: boolean,
-  ) => Promise<number>,
-  arity: number,
-): KvCommand {
-  const absentHelp = name === "cas"
-    ? "\n  --absent                 set the key only if it is absent (then give <key> <new>)"
-    : "";
+/** What a client command's operation gets besides the clerk. */
+interface ClientContext {
+  /** The operands (values already decoded). */
+  operands: string[];
+  /** The values, decoded from the operands, --file or stdin (for put, append, cas). */
+  values: (KvValue | null)[];
+  /** The call's signal (the --timeout deadline). */
+  signal: AbortSignal;
+  /** `-o json` or text. */
+  format: "json" | "text";
+  /** How values are written: text, --hex, --base64. */
+  encoding: ValueEncoding;
+  /** --file, when given. */
+  file: string | undefined;
+}
+
+/** The shape of one client command. */
+interface ClientSpec {
+  name: string;
+  summary: string;
+  /** The operands, as the usage shows them. */
+  operands: string;
+  /** How many operands, and which of them are values (by position). */
+  arity: number;
+  valueAt: number[];
+  /** Extra help lines. */
+  help?: string;
+  op: (clerk: Clerk, context: ClientContext) => Promise<number>;
+}
+
+const VALUE_HELP =
+  `  --hex | --base64         the value operands (and printed values) are hex or base64: bytes
+  --file <path>            read the value from this file (get: write it there)
+  -                        as a value: read it from stdin (text if UTF-8, else bytes)`;
+
+/**
+ * A client command: parses --endpoints, --timeout, the output and value
+ * options, runs `spec.op` with a clerk, maps errors to exit codes.
+ */
+function clientCommand(spec: ClientSpec): KvCommand {
+  const { name, operands } = spec;
+  const takesValues = name !== "del";
   return {
-    summary,
-    usage: `usage: distkit kv ${name} --cluster <host:port,...> [--timeout <ms>] ${operands}
+    summary: spec.summary,
+    usage:
+      `usage: distkit kv ${name} --endpoints <host:port,...> [--timeout 10s] [-o json] ${operands}
 
 options:
-  --cluster <list>         the nodes' TCP addresses, comma-separated, in the nodes' order
-  --timeout <ms>           give up after this long (default 10000)${absentHelp}
+${endpointsHelp("the nodes' TCP addresses", { note: "one is enough" })}
+${OUTPUT_HELP}${takesValues ? `\n${VALUE_HELP}` : ""}${spec.help ?? ""}
 ${ACCESS_HELP}
 
 ${EXIT_HELP}
@@ -207,41 +274,75 @@ A write that failed after it may have been applied exits 3 and says "may or may 
 applied": read the key before writing it again.`,
     async run(args) {
       const parsed = parse(name, this, args, {
-        cluster: { type: "string" },
+        endpoints: { type: "string" },
         timeout: { type: "string" },
+        ...OUTPUT_FLAGS,
+        ...(takesValues
+          ? {
+            hex: { type: "boolean" as const },
+            base64: { type: "boolean" as const },
+            file: { type: "string" as const },
+          }
+          : {}),
         ...(name === "cas" ? { absent: { type: "boolean" as const } } : {}),
         "cluster-id": { type: "string" },
         "secret-file": { type: "string" },
       });
       if (!parsed) return EXIT.usage;
-      const list = parsed.values.cluster;
-      if (typeof list !== "string") return usageError(name, this, "--cluster is required");
-      if (parsed.positionals.length !== arity - (parsed.values.absent ? 1 : 0)) {
-        return usageError(name, this, `expected ${operands}`);
-      }
+      const v = parsed.values;
+      let addresses: string[];
       let timeoutMs: number;
+      let context: Omit<ClientContext, "signal">;
       let connection;
-      const addresses = list.split(",").filter((p) => p !== "");
       try {
-        timeoutMs = count(parsed.values.timeout, "--timeout") ?? 10_000;
-        const id = parsed.values["cluster-id"];
+        addresses = endpointsOf(v);
+        timeoutMs = durationMs(v.timeout, "--timeout") ?? 10_000;
+        const file = typeof v.file === "string" ? v.file : undefined;
+        // Values: from --file (the last value operand), the operands, stdin.
+        const absent = v.absent === true;
+        const valueAt = spec.valueAt.filter((i) => !(absent && i === 1)).map((i) =>
+          absent ? i - 1 : i
+        );
+        const fromFile = file !== undefined && name !== "get";
+        const expected = spec.arity - (absent ? 1 : 0) - (fromFile ? 1 : 0);
+        if (parsed.positionals.length !== expected) {
+          throw new UsageProblem(
+            `expected ${operands}${fromFile ? " (the value from --file)" : ""}`,
+          );
+        }
+        const encoding = encodingOf(v);
+        const values: (KvValue | null)[] = [];
+        for (const [k, at] of valueAt.entries()) {
+          if (fromFile && k === valueAt.length - 1) values.push(await valueFromFile(file));
+          else {
+            values.push(
+              await valueOperand(parsed.positionals[at], { encoding, what: "the value" }),
+            );
+          }
+        }
+        if (absent) values.unshift(null);
+        context = {
+          operands: parsed.positionals,
+          values,
+          format: outputFormat(v),
+          encoding,
+          file,
+        };
+        const id = v["cluster-id"];
         connection = connectKv(addresses, {
           cluster: typeof id === "string" ? id : "",
-          secret: secretFrom(parsed.values["secret-file"]),
+          secret: secretFrom(v["secret-file"]),
+          // The command's own --timeout bounds it.
+          deadlineMs: Infinity,
         });
       } catch (err) {
         return usageError(name, this, (err as Error).message);
       }
       const deadline = new ClientDeadline(addresses, timeoutMs);
       try {
-        return await op(
-          connection.clerk,
-          parsed.positionals,
-          deadline.signal,
-          parsed.values.absent === true,
-        );
+        return await spec.op(connection.clerk, { ...context, signal: deadline.signal });
       } catch (err) {
-        const { code, message } = await deadline.explain(err);
+        const { code, message } = await deadline.explain(err, connection.clerk.tried());
         if (
           name !== "get" && mayHaveApplied(err) &&
           !(deadline.signal.reason instanceof NothingListeningError)
@@ -265,68 +366,138 @@ applied": read the key before writing it again.`,
   };
 }
 
-function print(value: string | Uint8Array): void {
-  if (typeof value === "string") console.log(value);
-  else Deno.stdout.writeSync(value);
+/** Prints one JSON line. */
+function printJson(value: unknown): void {
+  console.log(JSON.stringify(value));
 }
 
-const get = clientCommand("get", "print a key's value (exit 1 when absent)", "<key>", async (
-  clerk,
-  [key],
-  signal,
-) => {
-  const value = await clerk.get(key, { signal });
-  if (value === null) {
-    console.error(`no key ${JSON.stringify(key)}`);
-    return 1;
-  }
-  print(value);
-  return 0;
-}, 1);
-
-const put = clientCommand("put", "set a key's value", "<key> <value>", async (
-  clerk,
-  [key, value],
-  signal,
-) => {
-  await clerk.put(key, value, { signal });
-  return 0;
-}, 2);
-
-const append = clientCommand("append", "append to a key's value", "<key> <value>", async (
-  clerk,
-  [key, value],
-  signal,
-) => {
-  await clerk.append(key, value, { signal });
-  return 0;
-}, 2);
-
-const del = clientCommand("del", "delete a key", "<key>", async (clerk, [key], signal) => {
-  await clerk.delete(key, { signal });
-  return 0;
-}, 1);
-
-const cas = clientCommand(
-  "cas",
-  "set a key only if it holds an expected value (--absent: only if it is absent); exit 1 if not",
-  "<key> <expected> <new> | --absent <key> <new>",
-  async (clerk, operands, signal, absent) => {
-    const [key, expected, value] = absent ? [operands[0], null, operands[1]] : operands;
-    const outcome = await clerk.cas(key, { expected, value }, { signal });
-    if (outcome.ok) return 0;
-    console.error(
-      `not set: the value is ${
-        outcome.current === null ? "absent" : JSON.stringify(String(outcome.current))
-      }`,
-    );
-    return 1;
+const get = clientCommand({
+  name: "get",
+  summary: "print a key's value (exit 1 when absent)",
+  operands: "<key>",
+  arity: 1,
+  valueAt: [],
+  async op(clerk, { operands: [key], signal, format, encoding, file }) {
+    const value = await clerk.get(key, { signal });
+    if (value === null) {
+      if (format === "json") printJson({ key, found: false });
+      else console.error(`no key ${JSON.stringify(key)}`);
+      return EXIT.no;
+    }
+    if (file !== undefined) {
+      await writeValueFile(file, value);
+      if (format === "json") printJson({ key, found: true, file, bytes: valueSize(value) });
+      else console.error(`wrote ${valueSize(value)} bytes to ${file}`);
+    } else if (format === "json") printJson({ key, found: true, ...jsonValue(value, encoding) });
+    else printValue(value, encoding);
+    return EXIT.ok;
   },
-  3,
-);
+});
+
+/** put and append: one write, printed as `{op, key, bytes}` with -o json. */
+function writeCommand(name: "put" | "append", summary: string): KvCommand {
+  return clientCommand({
+    name,
+    summary,
+    operands: "<key> <value>",
+    arity: 2,
+    valueAt: [1],
+    async op(clerk, { operands: [key], values: [value], signal, format }) {
+      await clerk[name](key, value!, { signal });
+      if (format === "json") printJson({ op: name, key, ok: true, bytes: valueSize(value!) });
+      return EXIT.ok;
+    },
+  });
+}
+
+const put = writeCommand("put", "set a key's value");
+const append = writeCommand("append", "append to a key's value");
+
+const del = clientCommand({
+  name: "del",
+  summary: "delete a key (says so when it was absent; exit 0 either way)",
+  operands: "<key>",
+  arity: 1,
+  valueAt: [],
+  async op(clerk, { operands: [key], signal, format }) {
+    const existed = await clerk.delete(key, { signal });
+    if (format === "json") printJson({ op: "del", key, deleted: existed });
+    else if (!existed) console.error(`no key ${JSON.stringify(key)}: nothing to delete`);
+    return EXIT.ok;
+  },
+});
+
+const cas = clientCommand({
+  name: "cas",
+  summary:
+    "set a key only if it holds an expected value (--absent: only if it is absent); exit 1 if not",
+  operands: "<key> <expected> <new> | --absent <key> <new>",
+  arity: 3,
+  valueAt: [1, 2],
+  help: "\n  --absent                 set the key only if it is absent (then give <key> <new>)",
+  async op(clerk, { operands: [key], values: [expected, value], signal, format, encoding }) {
+    const outcome = await clerk.cas(key, { expected, value: value! }, { signal });
+    if (format === "json") {
+      const current = outcome.current === undefined || outcome.current === null
+        ? { current: null }
+        : { current: jsonValue(outcome.current, encoding) };
+      printJson({ op: "cas", key, ok: outcome.ok, ...(outcome.ok ? {} : current) });
+    } else if (!outcome.ok) {
+      const current = outcome.current ?? null;
+      console.error(
+        `not set: the value is ${
+          current === null
+            ? "absent"
+            : encoding === "text" && typeof current === "string"
+            ? JSON.stringify(current)
+            : encodeValue(current, encoding === "hex" ? "hex" : "base64") +
+              ` (${encoding === "hex" ? "hex" : "base64"})`
+        }`,
+      );
+    }
+    return outcome.ok ? EXIT.ok : EXIT.no;
+  },
+});
+
+const list: KvCommand = {
+  summary: "list keys by prefix: not supported yet (exit 2)",
+  usage: `usage: distkit kv list --endpoints <host:port,...> --prefix <p>
+
+Not supported yet: the service keeps no ordered index of its keys to page
+through. Read known keys with \`distkit kv get\`.`,
+  run(args) {
+    const parsed = parse("list", this, args, {
+      endpoints: { type: "string" },
+      prefix: { type: "string" },
+      timeout: { type: "string" },
+      limit: { type: "string" },
+      ...OUTPUT_FLAGS,
+      "cluster-id": { type: "string" },
+      "secret-file": { type: "string" },
+    });
+    if (!parsed) return Promise.resolve(EXIT.usage);
+    console.error(
+      "distkit kv list: not supported yet: the service has no range reads; " +
+        "read known keys with `distkit kv get`",
+    );
+    return Promise.resolve(EXIT.usage);
+  },
+};
 
 /** The `distkit kv` command group. */
 export const kvCommands: { summary: string; commands: Record<string, KvCommand> } = {
   summary: "the replicated key/value service: run nodes, a local cluster, and client operations",
-  commands: { serve, cluster, get, put, append, del, cas },
+  commands: {
+    serve,
+    cluster,
+    get,
+    put,
+    append,
+    del,
+    cas,
+    list,
+    status: statusCommand,
+    endpoint: endpointCommand,
+    health: healthCommand,
+  },
 };

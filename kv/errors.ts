@@ -66,6 +66,70 @@ export class KvAbortedError extends Error {
 }
 
 /**
+ * What a client last heard from one server, for the message of a
+ * {@linkcode KvTimeoutError}.
+ *
+ * @example
+ * ```ts
+ * import type { ServerAttempt } from "@distkit/distkit/kv";
+ *
+ * const attempt: ServerAttempt = { server: "127.0.0.1:7001", error: "connection refused" };
+ * ```
+ */
+export interface ServerAttempt {
+  /** The server (its name or address). */
+  server: string;
+  /** Its last failure in a few words, or `not tried`. */
+  error: string;
+}
+
+/**
+ * The client's deadline passed before it knew the outcome (a
+ * {@linkcode KvAbortedError}, so `mayHaveApplied` means the same): its
+ * message says how long it waited and what each server last answered.
+ * Clients have a default deadline (`deadlineMs`, 30 s); pass
+ * `deadlineMs: Infinity` to wait for ever.
+ *
+ * @example
+ * ```ts
+ * import { KvTimeoutError } from "@distkit/distkit/kv";
+ *
+ * const err = new KvTimeoutError("get", false, {
+ *   deadlineMs: 30_000,
+ *   tried: [{ server: "127.0.0.1:7001", error: "connection refused" }],
+ * });
+ * err.message; // "KV get: no answer within 30000 ms; tried 127.0.0.1:7001 (connection refused)"
+ * ```
+ */
+export class KvTimeoutError extends KvAbortedError {
+  /** The deadline that passed, in milliseconds. */
+  readonly deadlineMs: number;
+  /** Each server and its last failure. */
+  readonly tried: readonly ServerAttempt[];
+
+  /**
+   * Creates the error.
+   *
+   * @param operation The operation abandoned (`get`, `put`, ...).
+   * @param mayHaveApplied Whether it was a write that a server may have applied.
+   */
+  constructor(
+    operation: string,
+    mayHaveApplied: boolean,
+    options: ErrorOptions & { deadlineMs: number; tried: readonly ServerAttempt[] },
+  ) {
+    super(operation, mayHaveApplied, options);
+    this.name = "KvTimeoutError";
+    this.deadlineMs = options.deadlineMs;
+    this.tried = options.tried;
+    const tried = options.tried.map((t) => `${t.server} (${t.error})`).join(", ");
+    this.message = `KV ${operation}: no answer within ${options.deadlineMs} ms` +
+      (tried === "" ? "" : `; tried ${tried}`) +
+      (mayHaveApplied ? "; the write may or may not have taken effect, read to find out" : "");
+  }
+}
+
+/**
  * Runs a request parser, turning its complaint into a
  * {@linkcode KvRequestError}: how clerks refuse a bad request before
  * sending it.

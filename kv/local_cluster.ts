@@ -35,6 +35,12 @@ export interface LocalClusterOptions {
   cluster?: string;
   /** A shared secret for the nodes (handed to them in `DISTKIT_SECRET`). Default: none. */
   secret?: string;
+  /**
+   * Called when a node's process exits by itself or at another's hand (not
+   * by {@linkcode LocalCluster.kill} or {@linkcode LocalCluster.stop}), with
+   * how it ended.
+   */
+  onExit?: (node: number, status: Deno.CommandStatus) => void;
 }
 
 interface Member {
@@ -43,6 +49,8 @@ interface Member {
   exited?: Promise<Deno.CommandStatus>;
   /** The process has exited (killed, or on its own). */
   gone: boolean;
+  /** We are killing it: its exit is no news. */
+  killing?: boolean;
 }
 
 const HTTP_OFFSET = 1000;
@@ -123,18 +131,49 @@ export class LocalCluster {
   async restart(i: number): Promise<void> {
     const m = this.#members[i];
     if (!m.gone) throw new Error(`node ${i} is running; kill it first`);
-    // A compiled `distkit` runs itself; otherwise `deno run` the CLI module.
-    const runner = Deno.build.standalone ? [] : [
-      "run",
-      `--allow-net=${HOST}`,
-      "--allow-read",
-      "--allow-write",
-      "--allow-env=DISTKIT_SECRET",
-      "--unstable-kv",
-      new URL("../cli.ts", import.meta.url).href,
-    ];
-    const args = [
-      ...runner,
+    const args = [...runnerArgs(), ...this.serveArgs(i)];
+    // Always set, so a DISTKIT_SECRET of our own environment is not inherited by surprise.
+    const env = { DISTKIT_SECRET: this.#options.secret ?? "" };
+    const child = new Deno.Command(Deno.execPath(), {
+      args,
+      env,
+      stdout: "null",
+      stderr: "piped",
+    }).spawn();
+    m.child = child;
+    m.gone = false;
+    m.killing = false;
+    m.stderr = [];
+    const decoder = new TextDecoder();
+    const draining = (async () => {
+      for await (const chunk of child.stderr) {
+        m.stderr.push(decoder.decode(chunk));
+        if (m.stderr.length > 50) m.stderr.shift();
+      }
+    })();
+    m.exited = Promise.all([child.status, draining]).then(([status]) => {
+      if (m.child === child) {
+        m.gone = true;
+        if (!m.killing) this.#options.onExit?.(i, status);
+      }
+      return status;
+    });
+    const deadline = Date.now() + (this.#options.startTimeoutMs ?? 15_000);
+    while (!(await this.#answers(i))) {
+      if (m.gone || Date.now() > deadline) {
+        await this.kill(i);
+        throw new Error(`node ${i} did not start; its stderr:\n${this.stderr(i)}`);
+      }
+      await delay(50);
+    }
+  }
+
+  /**
+   * The arguments of `distkit` that run node i as this cluster does (after
+   * the runner: see {@linkcode distkitCommand}).
+   */
+  serveArgs(i: number): string[] {
+    return [
       "kv",
       "serve",
       "--id",
@@ -151,36 +190,6 @@ export class LocalCluster {
         ? []
         : ["--http-offset", String(this.#options.httpOffset)]),
     ];
-    // Always set, so a DISTKIT_SECRET of our own environment is not inherited by surprise.
-    const env = { DISTKIT_SECRET: this.#options.secret ?? "" };
-    const child = new Deno.Command(Deno.execPath(), {
-      args,
-      env,
-      stdout: "null",
-      stderr: "piped",
-    }).spawn();
-    m.child = child;
-    m.gone = false;
-    m.stderr = [];
-    const decoder = new TextDecoder();
-    const draining = (async () => {
-      for await (const chunk of child.stderr) {
-        m.stderr.push(decoder.decode(chunk));
-        if (m.stderr.length > 50) m.stderr.shift();
-      }
-    })();
-    m.exited = Promise.all([child.status, draining]).then(([status]) => {
-      if (m.child === child) m.gone = true;
-      return status;
-    });
-    const deadline = Date.now() + (this.#options.startTimeoutMs ?? 15_000);
-    while (!(await this.#answers(i))) {
-      if (m.gone || Date.now() > deadline) {
-        await this.kill(i);
-        throw new Error(`node ${i} did not start; its stderr:\n${this.stderr(i)}`);
-      }
-      await delay(50);
-    }
   }
 
   async #answers(i: number): Promise<boolean> {
@@ -224,6 +233,7 @@ export class LocalCluster {
   async kill(i: number, signal: Deno.Signal = "SIGKILL", graceMs = 5000): Promise<void> {
     const m = this.#members[i];
     if (!m.child) return;
+    m.killing = true;
     try {
       m.child.kill(signal);
     } catch { /* already gone */ }
@@ -245,6 +255,43 @@ export class LocalCluster {
   async stop(): Promise<void> {
     await Promise.all(this.peers.map((_, i) => this.kill(i, "SIGTERM")));
   }
+}
+
+/** How this process runs `distkit`: itself when compiled, else `deno run` of cli.ts. */
+function runnerArgs(): string[] {
+  return Deno.build.standalone ? [] : [
+    "run",
+    `--allow-net=${HOST}`,
+    "--allow-read",
+    "--allow-write",
+    "--allow-env=DISTKIT_SECRET",
+    "--unstable-kv",
+    new URL("../cli.ts", import.meta.url).href,
+  ];
+}
+
+/**
+ * A shell command that runs `distkit` with `args`, as it works from any
+ * folder: the compiled binary's path, or `deno run -A <path>/cli.ts`.
+ *
+ * @example
+ * ```ts
+ * import { distkitCommand } from "@distkit/distkit/kv";
+ *
+ * console.log(distkitCommand(["kv", "get", "--endpoints", "127.0.0.1:7001", "greeting"]));
+ * ```
+ */
+export function distkitCommand(args: readonly string[]): string {
+  const cli = new URL("../cli.ts", import.meta.url);
+  const runner = Deno.build.standalone
+    ? [Deno.execPath()]
+    : ["deno", "run", "-A", cli.protocol === "file:" ? decodeURIComponent(cli.pathname) : cli.href];
+  return [...runner, ...args].map(shellQuote).join(" ");
+}
+
+/** `word` as one shell word. */
+function shellQuote(word: string): string {
+  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`;
 }
 
 /**

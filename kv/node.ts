@@ -6,7 +6,7 @@
  * @module
  */
 import { EventSummary } from "../net/event_summary.ts";
-import { TcpTransport } from "../net/tcp.ts";
+import { AddressTransport, TcpTransport } from "../net/tcp.ts";
 import { Clerk, type ClerkOptions } from "./clerk.ts";
 import { hostNode, parseAddress } from "./hosting.ts";
 import { type IdentityConflictError, shareIdentities, type StartMode } from "./identity.ts";
@@ -177,6 +177,8 @@ export async function startKvNode(options: KvNodeOptions): Promise<KvNode> {
       tickMs: options.tickMs,
       maxRaftState: options.maxRaftState ?? 4 * 1024 * 1024,
       limits: options.limits,
+      // A follower names the leader and the members by their TCP addresses.
+      addressOf: (peer) => peers[peer],
     });
     // A conflict found while the server started had no server to stop.
     if (conflict) await server.stop();
@@ -261,7 +263,10 @@ export interface ConnectKvOptions extends ClerkOptions {
 
 /**
  * A clerk connected over TCP to the cluster whose nodes are at `peers`
- * (in the nodes' order), and the way to close its connections.
+ * (any of its nodes, in any order: one reachable node is enough, since a
+ * node that does not lead names the leader and the other members), and the
+ * way to close its connections. Each call fails with a `KvTimeoutError`
+ * after `deadlineMs` (default 30 s; `Infinity` to wait for ever).
  *
  * @example
  * ```ts ignore
@@ -276,9 +281,10 @@ export function connectKv(
   peers: string[],
   options: ConnectKvOptions = {},
 ): { clerk: Clerk; close: () => Promise<void> } {
-  const map = peerMap(peers);
-  const transport = new TcpTransport({
-    peers: map,
+  for (const p of peers) parseAddress(p);
+  // Servers are named by address: the nodes' "not the leader" answers name the
+  // leader and the other members by address, so one reachable node is enough.
+  const transport = new AddressTransport({
     timeoutMs: options.attemptTimeoutMs ?? 2500,
     // A call to a node that is down fails at once, not at that node's next
     // reconnection attempt (up to 2 s later), so the clerk tries another.
@@ -286,6 +292,6 @@ export function connectKv(
     cluster: options.cluster,
     secret: options.secret,
   });
-  const clerk = new Clerk(transport, Object.keys(map), options);
+  const clerk = new Clerk(transport, peers, options);
   return { clerk, close: () => transport.close() };
 }

@@ -150,7 +150,14 @@ const APPLY_SLICE = 64;
  */
 export type ReplicaReply<T extends object = Record<never, never>> =
   | ({ status: "ok" } & T)
-  | { status: "not-leader"; leader: string | null }
+  | {
+    status: "not-leader";
+    leader: string | null;
+    /** The leader's address as clients reach it, when the server knows it (the KV service). */
+    leaderAddress?: string | null;
+    /** The voters' addresses as clients reach them: how a client given one node finds the rest. */
+    members?: string[];
+  }
   | { status: "retry"; reason: string }
   | { status: "wrong-group" }
   | { status: "overloaded"; reason: string; retryAfterMs: number };

@@ -23,6 +23,8 @@ import {
   KvOutcomeUnknownError,
   KvOverloadedError,
   KvRequestError,
+  KvTimeoutError,
+  type ServerAttempt,
 } from "./errors.ts";
 import type { ReplicaReply } from "./replica.ts";
 
@@ -57,6 +59,99 @@ export interface ReplicaClientOptions {
    * Default true.
    */
   followLeader?: boolean;
+  /**
+   * How long one call may take before it fails with a
+   * {@linkcode KvTimeoutError} that names every server and its last error;
+   * a call's own `deadlineMs` overrides it. `Infinity`: wait for ever (only
+   * the caller's signal ends a call). Default {@linkcode DEFAULT_DEADLINE_MS}.
+   */
+  deadlineMs?: number;
+}
+
+/**
+ * The default deadline of a client call (30 s): the KV, shard and
+ * primary/backup clerks fail with a {@linkcode KvTimeoutError} after it
+ * rather than wait for ever for servers that are all down.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_DEADLINE_MS } from "@distkit/distkit/kv";
+ *
+ * DEFAULT_DEADLINE_MS; // 30000
+ * ```
+ */
+export const DEFAULT_DEADLINE_MS = 30_000;
+
+/**
+ * A call's deadline on a clock: a signal that fires when the caller's does
+ * or when `deadlineMs` has passed, and which of the two it was.
+ *
+ * @example
+ * ```ts
+ * import { CallDeadline } from "@distkit/distkit/kv";
+ *
+ * const deadline = new CallDeadline(1000);
+ * try {
+ *   // ... pass deadline.signal to the calls ...
+ * } finally {
+ *   deadline.cancel();
+ * }
+ * deadline.expired; // false
+ * ```
+ */
+export class CallDeadline {
+  readonly #controller = new AbortController();
+  readonly #timer: { cancel(): void } | undefined;
+  readonly #signal: AbortSignal | undefined;
+  readonly #onAbort: (() => void) | undefined;
+  readonly #callerSignal: AbortSignal | undefined;
+  #expired = false;
+
+  /**
+   * Starts the clock.
+   *
+   * @param deadlineMs How long until it fires; `Infinity`: never (then
+   * {@linkcode CallDeadline.signal} is the caller's own).
+   * @throws {RangeError} when `deadlineMs` is not a number > 0.
+   */
+  constructor(deadlineMs: number, options: { clock?: Clock; signal?: AbortSignal } = {}) {
+    if (!(deadlineMs > 0)) {
+      throw new RangeError(`a deadline must be a number of milliseconds > 0, got ${deadlineMs}`);
+    }
+    this.#callerSignal = options.signal;
+    if (deadlineMs === Infinity) {
+      this.#signal = options.signal;
+      return;
+    }
+    const clock = options.clock ?? realClock;
+    this.#timer = clock.setTimer(deadlineMs, () => {
+      this.#expired = true;
+      this.#controller.abort(new Error(`no answer within ${deadlineMs} ms`));
+    });
+    const caller = options.signal;
+    if (caller !== undefined) {
+      if (caller.aborted) this.#controller.abort(caller.reason);
+      this.#onAbort = () => this.#controller.abort(caller.reason);
+      caller.addEventListener("abort", this.#onAbort, { once: true });
+    }
+    this.#signal = this.#controller.signal;
+  }
+
+  /** Fires on the deadline or with the caller's signal (undefined: neither can fire). */
+  get signal(): AbortSignal | undefined {
+    return this.#signal;
+  }
+
+  /** Whether the deadline passed (and not the caller's signal first). */
+  get expired(): boolean {
+    return this.#expired && !(this.#callerSignal?.aborted ?? false);
+  }
+
+  /** Stops the clock. */
+  cancel(): void {
+    this.#timer?.cancel();
+    if (this.#onAbort) this.#callerSignal?.removeEventListener("abort", this.#onAbort);
+  }
 }
 
 /**
@@ -106,6 +201,8 @@ export interface ReplicaCallOptions {
    * proposed. Default: a fresh one.
    */
   attempts?: WriteAttempts;
+  /** This call's deadline, overriding the client's `deadlineMs`; `Infinity`: none. */
+  deadlineMs?: number;
 }
 
 /**
@@ -140,8 +237,11 @@ export type FinalReply<T extends object = Record<never, never>> =
  * ```
  */
 export class ReplicaClient {
+  readonly #transport: Transport;
   readonly #ends: ClientEnd[];
   readonly #servers: string[];
+  readonly #lastErrors = new Map<string, string>();
+  readonly #deadlineMs: number;
   readonly #clock: Clock;
   readonly #random: Random;
   readonly #attemptTimeoutMs: number;
@@ -164,18 +264,26 @@ export class ReplicaClient {
     if (servers.length === 0) {
       throw new RangeError("a replicated service needs at least one server");
     }
-    this.#servers = [...servers];
-    this.#ends = servers.map((s) => transport.connect(s));
+    this.#transport = transport;
+    this.#servers = [...new Set(servers)];
+    this.#ends = this.#servers.map((s) => transport.connect(s));
+    this.#deadlineMs = options.deadlineMs ?? DEFAULT_DEADLINE_MS;
+    if (!(this.#deadlineMs > 0)) {
+      throw new RangeError(`deadlineMs must be a number > 0 or Infinity, got ${this.#deadlineMs}`);
+    }
     this.#clock = options.clock ?? realClock;
     this.#random = options.random ?? new Random(seedFromEnv());
     this.#attemptTimeoutMs = options.attemptTimeoutMs ?? 2500;
     this.#baseMs = options.backoff?.baseMs ?? 20;
     this.#maxMs = options.backoff?.maxMs ?? 1000;
     this.#followLeader = options.followLeader ?? true;
-    this.#leader = this.#random.int(servers.length);
+    this.#leader = this.#random.int(this.#servers.length);
   }
 
-  /** The servers, in the order given. */
+  /**
+   * The servers: those given, then those learned from the servers' answers
+   * (a server that does not lead names the current members).
+   */
   get servers(): readonly string[] {
     return this.#servers;
   }
@@ -183,6 +291,27 @@ export class ReplicaClient {
   /** The server believed to lead (where the next request goes first). */
   get leader(): string {
     return this.#servers[this.#leader];
+  }
+
+  /** Each server and its last outcome: `not tried`, `ok`, or the error in a few words. */
+  tried(): ServerAttempt[] {
+    return this.#servers.map((server) => ({
+      server,
+      error: this.#lastErrors.get(server) ?? "not tried",
+    }));
+  }
+
+  /** Adds the members a server named that this client did not know. */
+  #learn(members: readonly string[] | undefined): void {
+    for (const member of members ?? []) {
+      if (typeof member !== "string" || this.#servers.includes(member)) continue;
+      try {
+        this.#ends.push(this.#transport.connect(member));
+      } catch {
+        continue; // a name this transport cannot reach: keep to the others
+      }
+      this.#servers.push(member);
+    }
   }
 
   /**
@@ -202,6 +331,30 @@ export class ReplicaClient {
    * @throws {KvOutcomeUnknownError} for any failure of a write after an attempt that may have been proposed.
    */
   async call<T extends object>(
+    method: string,
+    args: unknown,
+    options: ReplicaCallOptions,
+  ): Promise<FinalReply<T> | undefined> {
+    const deadline = new CallDeadline(options.deadlineMs ?? this.#deadlineMs, {
+      clock: this.#clock,
+      signal: options.signal,
+    });
+    const attempts = options.attempts ?? { mayHaveApplied: false };
+    try {
+      return await this.#call<T>(method, args, { ...options, attempts, signal: deadline.signal });
+    } catch (err) {
+      if (!deadline.expired || !(err instanceof KvAbortedError)) throw err;
+      throw new KvTimeoutError(options.operation, err.mayHaveApplied, {
+        deadlineMs: options.deadlineMs ?? this.#deadlineMs,
+        tried: this.tried(),
+        cause: err,
+      });
+    } finally {
+      deadline.cancel();
+    }
+  }
+
+  async #call<T extends object>(
     method: string,
     args: unknown,
     options: ReplicaCallOptions,
@@ -227,6 +380,10 @@ export class ReplicaClient {
           signal,
         });
       } catch (err) {
+        this.#lastErrors.set(
+          this.#servers[server],
+          err instanceof AbortedError ? "no answer before the call was cut off" : describe(err),
+        );
         if (err instanceof AbortedError) {
           // Cut off in flight: the server may have it.
           if (write) attempts.mayHaveApplied = true;
@@ -245,8 +402,18 @@ export class ReplicaClient {
       }
       const r = reply as ReplicaReply<T> | undefined;
       if (r?.status === "ok" || r?.status === "wrong-group") {
+        this.#lastErrors.set(this.#servers[server], "ok");
         this.#leader = server;
         return r as FinalReply<T>;
+      }
+      if (r?.status === "retry") this.#lastErrors.set(this.#servers[server], r.reason);
+      if (r?.status === "not-leader") {
+        const named = r.leaderAddress ?? r.leader;
+        this.#lastErrors.set(
+          this.#servers[server],
+          named === null ? "not the leader; no leader known" : `not the leader (${named} is)`,
+        );
+        if (this.#followLeader) this.#learn(r.members);
       }
       // "retry": the server may have proposed it before it gave up waiting.
       if (r?.status === "retry" && write) attempts.mayHaveApplied = true;
@@ -269,8 +436,8 @@ export class ReplicaClient {
         throw settle(new KvNotLeaderError(r.leader));
       }
       tries++;
-      const hint = r?.status === "not-leader" && r.leader !== null
-        ? this.#servers.indexOf(r.leader)
+      const hint = r?.status === "not-leader"
+        ? this.#servers.indexOf(r.leaderAddress ?? r.leader ?? "")
         : -1;
       server = hint >= 0 && hint !== server ? hint : (server + 1) % this.#servers.length;
       if (tries % this.#servers.length === 0) {
@@ -288,6 +455,15 @@ export class ReplicaClient {
   #pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
     return delay(ms / 2 + this.#random.next() * (ms / 2), { clock: this.#clock, signal });
   }
+}
+
+/** A failed attempt in a few words: `connection refused`, `timed out after 2500 ms`... */
+function describe(err: unknown): string {
+  if (err instanceof RpcError) {
+    const refused = /connection refused/i.test(err.message);
+    return refused ? "connection refused" : err.message;
+  }
+  return (err as Error)?.message ?? String(err);
 }
 
 /**
@@ -324,6 +500,13 @@ export function ambiguousIfProposed(
 ): Error {
   const { operation, attempts } = options;
   if (!attempts?.mayHaveApplied) return err;
+  if (err instanceof KvTimeoutError && !err.mayHaveApplied) {
+    return new KvTimeoutError(operation, true, {
+      deadlineMs: err.deadlineMs,
+      tried: err.tried,
+      cause: err.cause,
+    });
+  }
   if (err instanceof KvAbortedError) {
     return err.mayHaveApplied ? err : new KvAbortedError(operation, true, { cause: err.cause });
   }

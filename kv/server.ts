@@ -11,6 +11,7 @@
  * @module
  */
 import type { RaftNode } from "../raft/mod.ts";
+import { DISTKIT_VERSION } from "../net/version.ts";
 import {
   DEFAULT_KV_LIMITS,
   type KvLimits,
@@ -18,7 +19,13 @@ import {
   parseGet,
   parseWrite,
 } from "./protocol.ts";
-import { Replica, type ReplicaMachine, type ReplicaOptions, type ReplicaStats } from "./replica.ts";
+import {
+  Replica,
+  type ReplicaMachine,
+  type ReplicaOptions,
+  type ReplicaReply,
+  type ReplicaStats,
+} from "./replica.ts";
 import { type KvCommand, type KvResult, KvStateMachine } from "./state.ts";
 import type { KvValue } from "./value.ts";
 
@@ -36,6 +43,51 @@ import type { KvValue } from "./value.ts";
 export interface KvServerOptions extends ReplicaOptions {
   /** Key and value limits; every server of a cluster must use the same. */
   limits?: Partial<KvLimits>;
+  /**
+   * The address clients reach server `id` at, for the "not the leader"
+   * answer (which names the leader and the voters so that a client given
+   * one node finds the others). Default: the id itself (a simulated
+   * network, where clients call servers by id).
+   */
+  addressOf?: (id: string) => string | undefined;
+}
+
+/**
+ * What `KV.Status` answers: one node's view of the cluster, for `distkit kv
+ * status` and `health`.
+ *
+ * @example
+ * ```ts
+ * import type { KvNodeStatus } from "@distkit/distkit/kv";
+ *
+ * function line(s: KvNodeStatus): string {
+ *   return `${s.address} ${s.role} term ${s.term}, leader ${s.leader ?? "none"}`;
+ * }
+ * ```
+ */
+export interface KvNodeStatus {
+  /** The node's Raft id. */
+  id: string;
+  /** Its address as clients reach it. */
+  address: string;
+  /** `leader`, `follower`, `candidate`... */
+  role: string;
+  /** Its current term. */
+  term: number;
+  /** The leader's address as far as it knows (null: none known). */
+  leader: string | null;
+  /** Its highest committed log index. */
+  commitIndex: number;
+  /** The highest log index its state reflects. */
+  appliedIndex: number;
+  /** Bytes of Raft state it stores (log and metadata; the snapshot apart). */
+  raftStateSize: number;
+  /** Keys in its store. */
+  keys: number;
+  /** The voters' addresses. */
+  members: string[];
+  /** The distkit version it runs. */
+  version: string;
 }
 
 /**
@@ -96,14 +148,40 @@ export class KvServer {
   static async start(options: KvServerOptions): Promise<KvServer> {
     const limits = { ...DEFAULT_KV_LIMITS, ...options.limits };
     const state = new KvStateMachine({ maxValueBytes: limits.maxValueBytes });
+    const addressOf = (id: string) => options.addressOf?.(id) ?? id;
     const replica = await Replica.start(new KvMachine(state, limits), {
       ...options,
       service: {
         name: "KV",
         methods: (replica) => ({
-          Get: (args: unknown) => replica.serve("reads", () => get(replica, state, args, limits)),
-          Write: (args: unknown) =>
-            replica.serve("writes", () => write(replica, state, args, limits)),
+          Get: async (args: unknown) =>
+            withMembers(
+              await replica.serve("reads", () => get(replica, state, args, limits)),
+              replica,
+              addressOf,
+            ),
+          Write: async (args: unknown) =>
+            withMembers(
+              await replica.serve("writes", () => write(replica, state, args, limits)),
+              replica,
+              addressOf,
+            ),
+          Status: (): KvNodeStatus => {
+            const raft = replica.raft.status();
+            return {
+              id: raft.id,
+              address: addressOf(raft.id),
+              role: raft.role,
+              term: raft.term,
+              leader: raft.leader === null ? null : addressOf(raft.leader),
+              commitIndex: raft.commitIndex,
+              appliedIndex: replica.appliedIndex,
+              raftStateSize: options.storage.raftStateSize(),
+              keys: state.size,
+              members: raft.membership.voters.map(addressOf),
+              version: DISTKIT_VERSION,
+            };
+          },
         }),
       },
     });
@@ -234,4 +312,22 @@ class KvMachine implements ReplicaMachine<KvResult> {
   restore(bytes: Uint8Array): void {
     this.#state.restore(bytes);
   }
+}
+
+/**
+ * A "not the leader" answer with the leader's address and the voters'
+ * addresses added, so a client that knows one node learns the others.
+ */
+function withMembers<T extends object>(
+  reply: ReplicaReply<T>,
+  replica: Replica<KvResult>,
+  addressOf: (id: string) => string,
+): ReplicaReply<T> {
+  if (reply.status !== "not-leader") return reply;
+  const voters = replica.raft.status().membership.voters;
+  return {
+    ...reply,
+    leaderAddress: reply.leader === null ? null : addressOf(reply.leader),
+    members: voters.map(addressOf),
+  };
 }

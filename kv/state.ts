@@ -78,6 +78,8 @@ export interface KvResult {
   stale?: boolean;
   /** Why the write was refused (an append past the value limit). */
   refused?: string;
+  /** For a `delete`: whether the key was there. */
+  existed?: boolean;
 }
 
 /**
@@ -222,7 +224,7 @@ export class KvStateMachine {
       }
       case "delete":
         this.#data.delete(w.key);
-        return { ok: true };
+        return { ok: true, existed: current !== undefined };
       case "cas": {
         if (!sameValue(current ?? null, w.expected)) return { ok: false, current: current ?? null };
         this.#data.set(w.key, own(w.value));

@@ -8,6 +8,7 @@ import { delay } from "../net/async.ts";
 import {
   type CliCommand,
   count,
+  durationMs,
   EXIT,
   EXIT_HELP,
   parseCommandArgs,
@@ -22,15 +23,6 @@ import { outputName, runSequential } from "./engine.ts";
 import { runWorker } from "./worker.ts";
 
 const MIB = 1024 * 1024;
-
-/** `10s`, `500ms`, `2m` or plain milliseconds. */
-function duration(text: string | boolean | undefined, what: string): number | undefined {
-  if (typeof text !== "string") return undefined;
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text.trim());
-  if (!m) throw new RangeError(`${what} takes a duration like 10s or 500ms, got ${text}`);
-  const n = Number(m[1]);
-  return m[2] === "s" ? n * 1000 : m[2] === "m" ? n * 60_000 : n;
-}
 
 /** When mapping began (the first worker asked for a task) and ended (the last map task was done). */
 interface MapSpan {
@@ -103,7 +95,7 @@ ${EXIT_HELP}`,
       job = await Coordinator.create({
         files: parsed.positionals,
         nReduce: count(v.reduce, "--reduce"),
-        taskTimeoutMs: duration(v["task-timeout"], "--task-timeout"),
+        taskTimeoutMs: durationMs(v["task-timeout"], "--task-timeout"),
         chunkBytes: chunkMb === undefined ? undefined : Math.max(1, Math.round(chunkMb * MIB)),
         dir: typeof v.dir === "string" ? v.dir : undefined,
       });

@@ -33,7 +33,31 @@ export interface CliCommand {
 }
 
 /** The options of a command, as `node:util`'s `parseArgs` takes them. */
-export type FlagSpec = Record<string, { type: "string" | "boolean"; multiple?: boolean }>;
+export type FlagSpec = Record<
+  string,
+  { type: "string" | "boolean"; multiple?: boolean; short?: string }
+>;
+
+/**
+ * Old spellings still taken for one release, each with its new name: an old
+ * spelling is accepted (with a one-line note on stderr) by every command
+ * that takes the new name and not the old one.
+ */
+export const DEPRECATED_SPELLINGS: Readonly<Record<string, string>> = {
+  cluster: "endpoints",
+  ctrlers: "endpoints",
+  view: "endpoints",
+};
+
+/** The options of every client and status command that prints a result: `-o json|text`, `--json`. */
+export const OUTPUT_FLAGS = {
+  output: { type: "string", short: "o" },
+  json: { type: "boolean" },
+} as const satisfies FlagSpec;
+
+/** The help lines of {@linkcode OUTPUT_FLAGS}. */
+export const OUTPUT_HELP =
+  `  -o, --output text|json   how to print the result (default text); --json is -o json`;
 
 /** What {@linkcode parseFlags} returns. */
 export interface ParsedFlags {
@@ -102,8 +126,13 @@ export function closestOption(given: string, known: readonly string[]): string |
 function plainProblem(err: Error & { code?: string }, options: FlagSpec): string {
   const quoted = /'([^' ]+)/.exec(err.message)?.[1];
   if (err.code === "ERR_PARSE_ARGS_UNKNOWN_OPTION" && quoted !== undefined) {
-    const near = closestOption(quoted, Object.keys(options));
-    return `unknown option ${quoted}` + (near === undefined ? "" : ` (did you mean --${near}?)`);
+    // An old spelling that is near is named by its new name.
+    const old = Object.keys(DEPRECATED_SPELLINGS).filter((o) =>
+      options[DEPRECATED_SPELLINGS[o]] !== undefined && options[o] === undefined
+    );
+    const near = closestOption(quoted, [...Object.keys(options), ...old]);
+    const name = near !== undefined && old.includes(near) ? DEPRECATED_SPELLINGS[near] : near;
+    return `unknown option ${quoted}` + (name === undefined ? "" : ` (did you mean --${name}?)`);
   }
   if (err.code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE" && quoted !== undefined) {
     return err.message.includes("argument missing")
@@ -120,17 +149,103 @@ function plainProblem(err: Error & { code?: string }, options: FlagSpec): string
  * or the option that lacks its value.
  */
 export function parseFlags(args: string[], options: FlagSpec): ParsedFlags {
+  // Old spellings of the options this command takes, accepted with a note.
+  const old = Object.entries(DEPRECATED_SPELLINGS).filter(([from, to]) =>
+    options[to] !== undefined && options[from] === undefined
+  );
+  const all: FlagSpec = { ...options, ...Object.fromEntries(old.map(([f, t]) => [f, options[t]])) };
+  let parsed: ParsedFlags;
   try {
     const { values, positionals } = parseArgs({
       args,
-      options,
+      options: all,
       strict: true,
       allowPositionals: true,
     });
-    return { values: values as ParsedFlags["values"], positionals };
+    parsed = { values: values as ParsedFlags["values"], positionals };
   } catch (err) {
     throw new UsageProblem(plainProblem(err as Error, options));
   }
+  for (const [from, to] of old) {
+    if (parsed.values[from] === undefined) continue;
+    if (parsed.values[to] !== undefined) {
+      throw new UsageProblem(`--${from} is the old spelling of --${to}; give one of them`);
+    }
+    console.error(
+      `note: --${from} is deprecated and goes away in the next release; use --${to}`,
+    );
+    parsed.values[to] = parsed.values[from];
+    delete parsed.values[from];
+  }
+  return parsed;
+}
+
+/**
+ * A duration option in milliseconds: `10s`, `500ms`, `1.5s`, `2m`, `1h`; a
+ * bare number is still read as milliseconds, with a note on stderr that the
+ * unit should be written (the old form goes away in the next release).
+ * `durationMs("10s", "--timeout")` is 10000; undefined when not given.
+ *
+ * @throws {UsageProblem} for anything else.
+ */
+export function durationMs(text: string | boolean | undefined, what: string): number | undefined {
+  if (typeof text !== "string") return undefined;
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
+  const ms = m === null ? NaN : Number(m[1]) * UNIT_MS[m[2] ?? "ms"];
+  if (!(ms > 0) || !Number.isFinite(ms)) {
+    throw new UsageProblem(
+      `${what} takes a duration like 10s or 500ms, got ${JSON.stringify(text)}`,
+    );
+  }
+  if (m![2] === undefined) {
+    console.error(
+      `note: ${what} ${text} has no unit; it is read as ${text}ms (write ${text}ms or ` +
+        `${ms / 1000}s: a bare number is deprecated)`,
+    );
+  }
+  return ms;
+}
+
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** The output format a command was asked for: `-o json`/`--json`, or text. */
+export function outputFormat(values: ParsedFlags["values"]): "json" | "text" {
+  const o = values.output;
+  if (o !== undefined && o !== "json" && o !== "text") {
+    throw new UsageProblem(`-o takes json or text, got ${JSON.stringify(o)}`);
+  }
+  return values.json === true || o === "json" ? "json" : "text";
+}
+
+/** The addresses of `--endpoints`, checked to be host:port. */
+export function endpointsOf(values: ParsedFlags["values"]): string[] {
+  const list = values.endpoints;
+  if (typeof list !== "string") throw new UsageProblem("--endpoints is required");
+  const addresses = list.split(",").map((a) => a.trim()).filter((a) => a !== "");
+  if (addresses.length === 0) throw new UsageProblem("--endpoints lists no address");
+  for (const a of addresses) {
+    const colon = a.lastIndexOf(":");
+    if (colon <= 0 || !/^\d+$/.test(a.slice(colon + 1))) {
+      throw new UsageProblem(`--endpoints: ${JSON.stringify(a)} is not host:port`);
+    }
+  }
+  return addresses;
+}
+
+/**
+ * The help lines of `--endpoints` and `--timeout` for a client: `what` the
+ * endpoints are, their old spelling, the default timeout.
+ */
+export function endpointsHelp(
+  what: string,
+  options: { old?: string; defaultTimeout?: string; note?: string } = {},
+): string {
+  const { old = "--cluster", defaultTimeout = "10s", note } = options;
+  return `  --endpoints <list>       ${what}, host:port, comma-separated
+                           (${
+    note === undefined ? "" : `${note}; `
+  }${old} is the deprecated spelling)
+  --timeout <duration>     give up after this long: 10s, 500ms, 2m (default ${defaultTimeout})`;
 }
 
 /** Parses `args`, printing the problem and the usage on a mistake (then returns undefined). */
@@ -264,7 +379,7 @@ export class ClientDeadline {
     this.#addresses = addresses;
     this.#timeoutMs = timeoutMs;
     this.#timer = setTimeout(
-      () => this.#controller.abort(new Error(`no answer within ${timeoutMs} ms`)),
+      () => this.#controller.abort(new Error(`no answer within ${formatMs(timeoutMs)}`)),
       timeoutMs,
     );
     // A probe ends by the deadline at the latest (a host that drops packets).
@@ -287,7 +402,10 @@ export class ClientDeadline {
    * The message and exit code for `err`, the command's failure: what was
    * tried and how each address fared when the deadline passed.
    */
-  async explain(err: unknown): Promise<{ code: number; message: string }> {
+  async explain(
+    err: unknown,
+    tried?: readonly { server: string; error: string }[],
+  ): Promise<{ code: number; message: string }> {
     // A client that failed on its own (an unreachable peer) may have beaten
     // the probes: their verdict, when it is "nothing listens", says it better.
     await this.#probing;
@@ -298,13 +416,33 @@ export class ClientDeadline {
     if (err instanceof UsageProblem || err instanceof RefusedError) {
       return { code: exitCodeOf(err), message: (err as Error).message };
     }
+    if (this.#controller.signal.aborted && tried !== undefined && tried.length > 0) {
+      // What the client itself last heard from each node (more than a probe can
+      // tell), and for a node it never got to, what a probe finds now.
+      const probes = AbortSignal.timeout(1000);
+      const states = await Promise.all(
+        tried.map((t) =>
+          t.error === "not tried"
+            ? probe(t.server, probes).then((state) => `not tried; a probe now: ${state}`)
+            : t.error
+        ),
+      );
+      const lines = tried.map((t, i) => `  ${t.server}: ${states[i]}`).join("\n");
+      return {
+        code: EXIT.noAnswer,
+        message: `no answer within ${formatMs(this.#timeoutMs)} (--timeout); tried:\n${lines}\n` +
+          "A node that accepts connections but does not answer may have no leader " +
+          "(a majority down?) or be another kind of server.",
+      };
+    }
     if (this.#controller.signal.aborted) {
       const probes = AbortSignal.timeout(1000);
       const states = await Promise.all(this.#addresses.map((a) => probe(a, probes)));
-      const tried = this.#addresses.map((a, i) => `  ${a}: ${states[i]}`).join("\n");
+      const lines = this.#addresses.map((a, i) => `  ${a}: ${states[i]}`).join("\n");
       return {
         code: EXIT.noAnswer,
-        message: `no answer within ${this.#timeoutMs} ms (--timeout). The nodes now:\n${tried}\n` +
+        message:
+          `no answer within ${formatMs(this.#timeoutMs)} (--timeout). The nodes now:\n${lines}\n` +
           "A node that accepts connections but does not answer may have no leader " +
           "(a majority down?) or be another kind of server.",
       };
@@ -318,4 +456,9 @@ export class ClientDeadline {
     this.#probes.abort();
     await this.#probing;
   }
+}
+
+/** `10s`, `1.5s`, `500ms`: a duration as the options take it. */
+export function formatMs(ms: number): string {
+  return ms >= 1000 && ms % 100 === 0 ? `${ms / 1000}s` : `${ms}ms`;
 }

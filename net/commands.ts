@@ -8,6 +8,7 @@ import type { ParseArgsConfig } from "node:util";
 import { delay } from "./async.ts";
 import {
   ClientDeadline,
+  durationMs,
   EXIT,
   EXIT_HELP,
   exitCodeOf,
@@ -110,12 +111,12 @@ options:
 
 const call = command(
   "call a method on a distkit TCP server and print the reply as JSON",
-  `usage: distkit net call <host:port> <Service.Method> [json-args] [--timeout ms]
+  `usage: distkit net call <host:port> <Service.Method> [json-args] [--timeout 5s]
 
 Example: distkit net call 127.0.0.1:7000 Echo.Echo '{"hello": [1, 2]}'
 
 options:
-  --timeout <ms>  give up after this long (default 5000)
+  --timeout <duration>  give up after this long: 5s, 500ms (default 5s)
 
 ${EXIT_HELP}`,
   async (args) => {
@@ -132,7 +133,7 @@ ${EXIT_HELP}`,
         throw new UsageProblem(`json-args is not valid JSON: ${(err as Error).message}`);
       }
     }
-    const timeoutMs = integer(values.timeout, "timeout", 5000);
+    const timeoutMs = durationMs(values.timeout, "--timeout") ?? 5000;
     const client = new TcpClient(address, { timeoutMs });
     const deadline = new ClientDeadline([address], timeoutMs);
     try {

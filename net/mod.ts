@@ -39,3 +39,4 @@ export * from "./simulation.ts";
 export * from "./frame.ts";
 export * from "./tcp.ts";
 export * from "./event_summary.ts";
+export * from "./version.ts";

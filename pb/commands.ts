@@ -9,10 +9,13 @@ import {
   ACCESS_HELP,
   type CliCommand,
   ClientDeadline,
-  count,
+  durationMs,
   EXIT,
   EXIT_HELP,
   operands,
+  OUTPUT_FLAGS,
+  OUTPUT_HELP,
+  outputFormat,
   parseCommandArgs,
   secretFrom,
   usageError,
@@ -204,7 +207,7 @@ const view = actionCommand(
   "pb view",
   "the view service: serve it, or read the current view",
   `usage: distkit pb view serve --listen <host:port>
-       distkit pb view get --view <host:port>
+       distkit pb view get --endpoints <host:port> [--timeout 10s]
 
 serve: runs the view service until SIGINT or SIGTERM. Servers ping it every 100 ms;
        one that misses 5 pings is dead.
@@ -212,7 +215,8 @@ get:   prints the current view as JSON: {"num":..,"primary":"host:port","backup"
 
 options:
   --listen <host:port>     where the view service listens
-  --view <host:port>       the view service's address
+  --endpoints <host:port>  get: the view service's address (--view: the old spelling)
+  --timeout <duration>     get: give up after this long: 10s, 500ms (default 10s)
 ${ACCESS_HELP}`,
   {
     serve: {
@@ -235,23 +239,25 @@ ${ACCESS_HELP}`,
       },
     },
     get: {
-      options: { view: { type: "string" } },
-      usage: `usage: distkit pb view get --view <host:port>
+      options: { endpoints: { type: "string" }, timeout: { type: "string" }, ...OUTPUT_FLAGS },
+      usage: `usage: distkit pb view get --endpoints <host:port> [--timeout 10s]
 
 Prints the current view as JSON: {"num":..,"primary":"host:port","backup":".."}.
 
 options:
-  --view <host:port>       the view service's address
+  --endpoints <host:port>  the view service's address (--view: the old spelling)
+  --timeout <duration>     give up after this long: 10s, 500ms (default 10s)
+  -o, --output json        the only format (JSON) is the default
 ${ACCESS_HELP}
 
 ${EXIT_HELP}`,
       run: ({ values }) => {
-        const address = required(values, "view");
+        const address = required(values, "endpoints");
         parseAddress(address);
         return withTransport(
           values,
           (transport) =>
-            clientAction("pb view get", [address], 10_000, async () => {
+            clientAction("pb view get", [address], timeoutOf(values), async () => {
               console.log(JSON.stringify(await new ViewClerk(transport.connect(address)).get()));
               return EXIT.ok;
             }),
@@ -263,13 +269,14 @@ ${EXIT_HELP}`,
 
 /** `--timeout` in milliseconds (default 10 s), as the other client commands take it. */
 function timeoutOf(values: Parsed["values"]): number {
-  return count(values.timeout, "--timeout") ?? 10_000;
+  return durationMs(values.timeout, "--timeout") ?? 10_000;
 }
 
 const LOCK_CLIENT_OPTIONS = {
   primary: { type: "string" },
   backup: { type: "string" },
   timeout: { type: "string" },
+  ...OUTPUT_FLAGS,
 } as const;
 
 /** `lock` or `unlock` NAME: prints true or false; exit 0 for true, 1 for false. */
@@ -277,7 +284,8 @@ function lockAction(kind: "lock" | "unlock"): Action {
   return {
     options: LOCK_CLIENT_OPTIONS,
     usage:
-      `usage: distkit pb lock ${kind} NAME --primary <host:port> --backup <host:port> [--timeout <ms>]
+      `usage: distkit pb lock ${kind} NAME --primary <host:port> --backup <host:port> [--timeout 10s]
+                         [-o json]
 
 ${
         kind === "lock"
@@ -289,7 +297,8 @@ A retried request is answered once (at-most-once).
 options:
   --primary <host:port>    the primary's address
   --backup <host:port>     the backup's address
-  --timeout <ms>           give up after this long (default 10000)
+  --timeout <duration>     give up after this long: 10s, 500ms (default 10s)
+${OUTPUT_HELP}
 ${ACCESS_HELP}
 
 ${EXIT_HELP}`,
@@ -297,17 +306,23 @@ ${EXIT_HELP}`,
       const [name] = operands(positionals, 1, "one lock NAME");
       const servers = { primary: required(values, "primary"), backup: required(values, "backup") };
       const timeoutMs = timeoutOf(values);
+      const format = outputFormat(values);
       return withTransport(values, (transport) =>
         clientAction(
           `pb lock ${kind}`,
           [servers.primary, servers.backup],
           timeoutMs,
           async (signal) => {
-            const clerk = new LockClerk(transport, servers);
+            // The command's --timeout bounds it.
+            const clerk = new LockClerk(transport, servers, { deadlineMs: Infinity });
             const changed = kind === "lock"
               ? await clerk.lock(name, { signal })
               : await clerk.unlock(name, { signal });
-            console.log(String(changed));
+            console.log(
+              format === "json"
+                ? JSON.stringify({ op: kind, name, result: changed })
+                : String(changed),
+            );
             return changed ? EXIT.ok : EXIT.no;
           },
         ));
@@ -319,8 +334,8 @@ const lock = actionCommand(
   "pb lock",
   "the lock service: serve a primary or backup, lock or unlock a name",
   `usage: distkit pb lock serve --listen <host:port> --primary <host:port> --backup <host:port>
-       distkit pb lock lock NAME --primary <host:port> --backup <host:port> [--timeout <ms>]
-       distkit pb lock unlock NAME --primary <host:port> --backup <host:port> [--timeout <ms>]
+       distkit pb lock lock NAME --primary <host:port> --backup <host:port> [--timeout 10s]
+       distkit pb lock unlock NAME --primary <host:port> --backup <host:port> [--timeout 10s]
 
 serve:  runs the primary or the backup (whichever --listen is) until SIGINT or SIGTERM.
         The primary hands every operation to the backup before it answers; when the
@@ -341,7 +356,8 @@ options:
   --listen <host:port>     this server's address: the primary's or the backup's
   --primary <host:port>    the primary's address
   --backup <host:port>     the backup's address
-  --timeout <ms>           a client gives up after this long (default 10000; exit 3)
+  --timeout <duration>     a client gives up after this long: 10s, 500ms (default 10s; exit 3)
+${OUTPUT_HELP}
 ${ACCESS_HELP}
 
 ${EXIT_HELP}`,
@@ -395,14 +411,20 @@ function kvAction(kind: "get" | "put" | "append"): Action {
     append: "Appends VALUE to KEY's value. A retried write takes effect once.",
   }[kind];
   return {
-    options: { view: { type: "string" }, timeout: { type: "string" } } as const,
-    usage: `usage: distkit pb kv ${kind} ${operandsText} --view <host:port> [--timeout <ms>]
+    options: {
+      endpoints: { type: "string" },
+      timeout: { type: "string" },
+      ...OUTPUT_FLAGS,
+    } as const,
+    usage:
+      `usage: distkit pb kv ${kind} ${operandsText} --endpoints <host:port> [--timeout 10s] [-o json]
 
 ${what}
 
 options:
-  --view <host:port>       the view service's address
-  --timeout <ms>           give up after this long (default 10000)
+  --endpoints <host:port>  the view service's address (--view: the old spelling)
+  --timeout <duration>     give up after this long: 10s, 500ms (default 10s)
+${OUTPUT_HELP}
 ${ACCESS_HELP}
 
 ${EXIT_HELP}`,
@@ -410,17 +432,23 @@ ${EXIT_HELP}`,
       const [key, value] = kind === "get"
         ? operands(positionals, 1, "one KEY")
         : operands(positionals, 2, "KEY VALUE");
-      const viewService = required(values, "view");
+      const viewService = required(values, "endpoints");
       parseAddress(viewService);
       const timeoutMs = timeoutOf(values);
+      const format = outputFormat(values);
       return withTransport(
         values,
         (transport) =>
           clientAction(`pb kv ${kind}`, [viewService], timeoutMs, async (signal) => {
             const clerk = new PbClerk(transport, { viewService, timeoutMs });
-            if (kind === "get") console.log(await clerk.get(key, { signal }));
-            else if (kind === "put") await clerk.put(key, value, { signal });
-            else await clerk.append(key, value, { signal });
+            if (kind === "get") {
+              const found = await clerk.get(key, { signal });
+              console.log(format === "json" ? JSON.stringify({ key, value: found }) : found);
+            } else {
+              if (kind === "put") await clerk.put(key, value, { signal });
+              else await clerk.append(key, value, { signal });
+              if (format === "json") console.log(JSON.stringify({ op: kind, key, ok: true }));
+            }
             return EXIT.ok;
           }),
       );
@@ -432,9 +460,9 @@ const kv = actionCommand(
   "pb kv",
   "the primary/backup key/value service: serve one server, or get, put, append",
   `usage: distkit pb kv serve --listen <host:port> --view <host:port>
-       distkit pb kv get KEY --view <host:port> [--timeout <ms>]
-       distkit pb kv put KEY VALUE --view <host:port> [--timeout <ms>]
-       distkit pb kv append KEY VALUE --view <host:port> [--timeout <ms>]
+       distkit pb kv get KEY --endpoints <host:port> [--timeout 10s] [-o json]
+       distkit pb kv put KEY VALUE --endpoints <host:port> [--timeout 10s] [-o json]
+       distkit pb kv append KEY VALUE --endpoints <host:port> [--timeout 10s] [-o json]
 
 serve:  runs one server until SIGINT or SIGTERM. It pings the view service, which
         makes the first server the primary and the next the backup; the primary
@@ -448,8 +476,10 @@ A retried write takes effect once.
 
 options:
   --listen <host:port>     this server's address (its name in views)
-  --view <host:port>       the view service's address
-  --timeout <ms>           a client gives up after this long (default 10000; exit 3)
+  --view <host:port>       serve: the view service's address
+  --endpoints <host:port>  get, put, append: the view service's address (--view: old spelling)
+  --timeout <duration>     a client gives up after this long: 10s, 500ms (default 10s; exit 3)
+${OUTPUT_HELP}
 ${ACCESS_HELP}
 
 ${EXIT_HELP}`,

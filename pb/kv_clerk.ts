@@ -18,7 +18,7 @@ import {
 } from "../net/errors.ts";
 import type { ClientEnd, Transport } from "../net/transport.ts";
 import { KvAbortedError, KvRequestError, refuseBadRequest } from "../kv/errors.ts";
-import { ambiguousIfProposed, Sessions } from "../kv/replica_client.ts";
+import { ambiguousIfProposed, DEFAULT_DEADLINE_MS, Sessions } from "../kv/replica_client.ts";
 import { utf8Length } from "../kv/value.ts";
 import { PbDeadlineError } from "./kv_errors.ts";
 import {
@@ -61,7 +61,11 @@ export interface PbClerkOptions {
   attemptTimeoutMs?: number;
   /** Longest pause between attempts (from 10 ms, doubling). Default {@linkcode PING_INTERVAL_MS}. */
   retryDelayMs?: number;
-  /** Deadline of a whole operation, unless the call gives its own. Default: none. */
+  /**
+   * Deadline of a whole operation, unless the call gives its own: past it
+   * the operation fails with a {@linkcode PbDeadlineError}. Default 30 s;
+   * `Infinity`: only the caller's signal ends an operation.
+   */
   timeoutMs?: number;
   /** The limits to check requests against before sending. Default: the servers' defaults. */
   limits?: Partial<PbKvLimits>;
@@ -140,7 +144,7 @@ export class PbClerk {
     this.#clock = options.clock ?? realClock;
     this.#attemptTimeoutMs = options.attemptTimeoutMs ?? 2000;
     this.#retryDelayMs = options.retryDelayMs ?? PING_INTERVAL_MS;
-    this.#timeoutMs = options.timeoutMs ?? Infinity;
+    this.#timeoutMs = options.timeoutMs ?? DEFAULT_DEADLINE_MS;
     this.#limits = { ...PB_KV_LIMITS, ...options.limits };
     const timeouts = {
       attemptTimeoutMs: this.#attemptTimeoutMs,

@@ -18,7 +18,7 @@ import {
 } from "../net/errors.ts";
 import { Random, seedFromEnv } from "../net/random.ts";
 import type { ClientEnd, Transport } from "../net/transport.ts";
-import { Sessions } from "../kv/replica_client.ts";
+import { CallDeadline, DEFAULT_DEADLINE_MS, Sessions } from "../kv/replica_client.ts";
 import { LockAbortedError, LockOutcomeUnknownError, LockRequestError } from "./lock_errors.ts";
 import {
   checkLockName,
@@ -77,6 +77,13 @@ export interface LockClerkOptions {
   attemptTimeoutMs?: number;
   /** Pause after both servers were tried without an answer; doubles up to `maxMs`. Default 20 ms to 1,000 ms. */
   backoff?: { baseMs?: number; maxMs?: number };
+  /**
+   * How long one operation may take before it fails with a
+   * {@linkcode LockAbortedError} that says so and names each server's last
+   * error; a call's own `deadlineMs` overrides it. Default 30 s;
+   * `Infinity`: only the caller's signal ends an operation.
+   */
+  deadlineMs?: number;
 }
 
 /**
@@ -92,6 +99,8 @@ export interface LockClerkOptions {
 export interface LockCallOptions {
   /** Gives up with a {@linkcode LockAbortedError} when it fires. */
   signal?: AbortSignal;
+  /** This operation's deadline, overriding the clerk's `deadlineMs`. */
+  deadlineMs?: number;
 }
 
 /**
@@ -124,6 +133,8 @@ export class LockClerk {
   readonly #attemptTimeoutMs: number;
   readonly #baseMs: number;
   readonly #maxMs: number;
+  readonly #deadlineMs: number;
+  readonly #lastErrors: [string, string] = ["not tried", "not tried"];
   /** The server that answered last: 0 the primary, 1 the backup. */
   #current = 0;
 
@@ -149,6 +160,10 @@ export class LockClerk {
     this.#attemptTimeoutMs = options.attemptTimeoutMs ?? 5000;
     this.#baseMs = options.backoff?.baseMs ?? 20;
     this.#maxMs = options.backoff?.maxMs ?? 1000;
+    this.#deadlineMs = options.deadlineMs ?? DEFAULT_DEADLINE_MS;
+    if (!(this.#deadlineMs > 0)) {
+      throw new RangeError(`deadlineMs must be a number > 0 or Infinity, got ${this.#deadlineMs}`);
+    }
   }
 
   /** The client's id. */
@@ -207,7 +222,30 @@ export class LockClerk {
   }
 
   async #call(op: LockOpKind, request: LockRequest, options: LockCallOptions): Promise<boolean> {
-    const { signal } = options;
+    const deadlineMs = options.deadlineMs ?? this.#deadlineMs;
+    const deadline = new CallDeadline(deadlineMs, { clock: this.#clock, signal: options.signal });
+    try {
+      return await this.#attempt(op, request, deadline.signal);
+    } catch (err) {
+      if (!deadline.expired || !(err instanceof LockAbortedError)) throw err;
+      const tried = this.#servers.map((s, i) => `${s} (${this.#lastErrors[i]})`).join(", ");
+      const timedOut = new LockAbortedError({ op, name: request.name }, err.mayHaveApplied, {
+        cause: err,
+      });
+      timedOut.message = `${op} of ${JSON.stringify(request.name)}: no answer within ` +
+        `${deadlineMs} ms; tried ${tried}` +
+        (err.mayHaveApplied ? "; it may or may not have taken effect" : "");
+      throw timedOut;
+    } finally {
+      deadline.cancel();
+    }
+  }
+
+  async #attempt(
+    op: LockOpKind,
+    request: LockRequest,
+    signal: AbortSignal | undefined,
+  ): Promise<boolean> {
     const method = `${LOCK_SERVICE}.${op === "lock" ? "Lock" : "Unlock"}`;
     const what = { op, name: request.name };
     const refusedBy = new Set<number>();
@@ -230,6 +268,7 @@ export class LockClerk {
           signal,
         });
       } catch (err) {
+        this.#lastErrors[server] = (err as Error).message;
         if (err instanceof AbortedError) {
           throw new LockAbortedError(what, true, { cause: signal?.reason });
         }
@@ -260,6 +299,7 @@ export class LockClerk {
         return reply.result;
       }
       if (reply?.status === "refused") throw settle(new LockRequestError(reply.reason));
+      if (reply !== undefined) this.#lastErrors[server] = reply.status;
       // "not-primary" may come after the server ran it and could not get it to the backup.
       if (reply !== undefined) mayHaveApplied = true;
       // No answer, or "not-primary": the other server.

@@ -10,7 +10,12 @@
 import { delay } from "../net/async.ts";
 import { type Clock, realClock } from "../net/clock.ts";
 import type { Transport } from "../net/transport.ts";
-import { KvAbortedError, refuseBadRequest } from "../kv/errors.ts";
+import {
+  KvAbortedError,
+  KvTimeoutError,
+  refuseBadRequest,
+  type ServerAttempt,
+} from "../kv/errors.ts";
 import {
   checkWriteResult,
   DEFAULT_KV_LIMITS,
@@ -20,6 +25,8 @@ import {
 } from "../kv/protocol.ts";
 import {
   ambiguousIfProposed,
+  CallDeadline,
+  DEFAULT_DEADLINE_MS,
   type ReplicaClientOptions,
   ReplicaClients,
   Sessions,
@@ -48,6 +55,26 @@ export interface ShardClerkOptions extends ReplicaClientOptions {
   retryMs?: number;
   /** The limits to check requests against before sending. Default: the servers' defaults. */
   limits?: Partial<KvLimits>;
+}
+
+/**
+ * Options of one operation of a {@linkcode ShardClerk}.
+ *
+ * @example
+ * ```ts
+ * import type { ShardCallOptions } from "@distkit/distkit/shard";
+ *
+ * const options: ShardCallOptions = { deadlineMs: 5000 };
+ * ```
+ */
+export interface ShardCallOptions {
+  /** Gives up with a `KvAbortedError` when it fires. */
+  signal?: AbortSignal;
+  /**
+   * Gives up with a `KvTimeoutError` after this long, overriding the
+   * clerk's `deadlineMs` (default 30 s); `Infinity`: only the signal ends it.
+   */
+  deadlineMs?: number;
 }
 
 /**
@@ -105,12 +132,13 @@ export class ShardClerk {
   }
 
   /** The value of `key` (null when absent). */
-  async get(key: string, options: { signal?: AbortSignal } = {}): Promise<KvValue | null> {
+  async get(key: string, options: ShardCallOptions = {}): Promise<KvValue | null> {
     refuseBadRequest(() => parseGet({ key }, this.#limits));
     const reply = await this.#route<{ value?: KvValue | null }>(key, "Get", { key }, {
       operation: "get",
       write: false,
       signal: options.signal,
+      deadlineMs: options.deadlineMs,
     });
     return reply.value ?? null;
   }
@@ -130,7 +158,7 @@ export class ShardClerk {
    *
    * @throws {TypeError} when the value is bytes that are not valid UTF-8.
    */
-  async getText(key: string, options: { signal?: AbortSignal } = {}): Promise<string | null> {
+  async getText(key: string, options: ShardCallOptions = {}): Promise<string | null> {
     const value = await this.get(key, options);
     return value === null ? null : valueAsText(value, key);
   }
@@ -148,27 +176,28 @@ export class ShardClerk {
    * }
    * ```
    */
-  async getBytes(key: string, options: { signal?: AbortSignal } = {}): Promise<Uint8Array | null> {
+  async getBytes(key: string, options: ShardCallOptions = {}): Promise<Uint8Array | null> {
     const value = await this.get(key, options);
     return value === null ? null : valueAsBytes(value);
   }
 
   /** Sets `key` to `value`. */
-  async put(key: string, value: KvValue, options: { signal?: AbortSignal } = {}): Promise<void> {
-    await this.#write({ type: "put", key, value }, options.signal);
+  async put(key: string, value: KvValue, options: ShardCallOptions = {}): Promise<void> {
+    await this.#write({ type: "put", key, value }, options);
   }
 
   /** Appends `value` to the value of `key` (a missing key starts empty). */
-  async append(key: string, value: KvValue, options: { signal?: AbortSignal } = {}): Promise<void> {
-    await this.#write({ type: "append", key, value }, options.signal);
+  async append(key: string, value: KvValue, options: ShardCallOptions = {}): Promise<void> {
+    await this.#write({ type: "append", key, value }, options);
   }
 
-  /** Removes `key`. */
-  async delete(key: string, options: { signal?: AbortSignal } = {}): Promise<void> {
-    await this.#write({ type: "delete", key }, options.signal);
+  /** Removes `key`; resolves to whether it was there (true from a server too old to say). */
+  async delete(key: string, options: ShardCallOptions = {}): Promise<boolean> {
+    const result = await this.#write({ type: "delete", key }, options);
+    return result.existed ?? true;
   }
 
-  async #write(write: KvWrite, signal: AbortSignal | undefined): Promise<KvResult> {
+  async #write(write: KvWrite, options: ShardCallOptions): Promise<KvResult> {
     const clean = refuseBadRequest(() => parseWriteOp(write, this.#limits));
     const session = this.#sessions.take();
     let reply;
@@ -177,7 +206,13 @@ export class ShardClerk {
         write.key,
         "Write",
         { client: session.id, seq: session.seq, write: clean },
-        { operation: write.type, write: true, signal, attempts: { mayHaveApplied: false } },
+        {
+          operation: write.type,
+          write: true,
+          signal: options.signal,
+          deadlineMs: options.deadlineMs,
+          attempts: { mayHaveApplied: false },
+        },
       );
     } catch (err) {
       // It may still apply in some group, after a later write of this session elsewhere.
@@ -197,20 +232,59 @@ export class ShardClerk {
     key: string,
     method: "Get" | "Write",
     args: unknown,
-    options: { operation: string; write: boolean; signal?: AbortSignal; attempts?: WriteAttempts },
+    options: ShardCallOptions & { operation: string; write: boolean; attempts?: WriteAttempts },
   ): Promise<T> {
-    const { operation, attempts, signal } = options;
+    const { operation, attempts } = options;
+    const deadlineMs = options.deadlineMs ?? this.#options.deadlineMs ?? DEFAULT_DEADLINE_MS;
+    const deadline = new CallDeadline(deadlineMs, { clock: this.#clock, signal: options.signal });
+    let tried: ServerAttempt[] = [];
+    try {
+      return await this.#routeUntil<T>(key, method, args, {
+        ...options,
+        signal: deadline.signal,
+        onTried: (t) => tried = t,
+      });
+    } catch (err) {
+      if (!deadline.expired || !(err instanceof KvAbortedError)) throw err;
+      throw new KvTimeoutError(
+        operation,
+        err.mayHaveApplied || (attempts?.mayHaveApplied ?? false),
+        {
+          deadlineMs,
+          tried,
+          cause: err,
+        },
+      );
+    } finally {
+      deadline.cancel();
+    }
+  }
+
+  async #routeUntil<T extends object>(
+    key: string,
+    method: "Get" | "Write",
+    args: unknown,
+    options: {
+      operation: string;
+      write: boolean;
+      signal?: AbortSignal;
+      attempts?: WriteAttempts;
+      onTried: (tried: ServerAttempt[]) => void;
+    },
+  ): Promise<T> {
+    const { operation, attempts, signal, onTried } = options;
     const shard = keyToShard(key);
     try {
       while (true) {
         const config = this.#config ??= await this.#ctrler.query(-1, { signal });
         const gid = config.shards[shard];
         if (gid !== 0) {
-          const reply = await this.#groups.for(config.groups[gid]).call<T>(
+          const group = this.#groups.for(config.groups[gid]);
+          const reply = await group.call<T>(
             `${SHARD_SERVICE}.${method}`,
             args,
-            { ...options, rounds: 1 },
-          );
+            { operation, write: options.write, signal, attempts, rounds: 1, deadlineMs: Infinity },
+          ).finally(() => onTried(group.tried()));
           if (reply?.status === "ok") return reply;
         }
         try {

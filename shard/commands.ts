@@ -11,9 +11,15 @@ import {
   type CliCommand,
   ClientDeadline,
   count,
+  durationMs,
+  endpointsHelp,
+  endpointsOf,
   EXIT,
   EXIT_HELP,
   operands,
+  OUTPUT_FLAGS,
+  OUTPUT_HELP,
+  outputFormat,
   parseCommandArgs,
   secretFrom,
   usageError,
@@ -21,6 +27,14 @@ import {
   waitForSignal,
 } from "../net/cli_util.ts";
 import { KvRequestError } from "../kv/errors.ts";
+import {
+  encodingOf,
+  jsonValue,
+  printValue,
+  type ValueEncoding,
+  valueOperand,
+  valueSize,
+} from "../kv/cli_values.ts";
 import type { ShardClerk } from "./clerk.ts";
 import type { CtrlerClerk } from "./ctrler.ts";
 import { connectShard, startShardNode } from "./node.ts";
@@ -120,58 +134,77 @@ ${
   };
 }
 
-/** A client command: connects to --ctrlers, runs `op`, maps errors to exit codes. */
+/** What a client command's operation gets. */
+interface ShardContext {
+  values: Record<string, string | boolean | undefined>;
+  positionals: string[];
+  signal: AbortSignal;
+  format: "json" | "text";
+  encoding: ValueEncoding;
+}
+
+/** A client command: connects to --endpoints (the controller), runs `op`, maps errors to exit codes. */
 function clientCommand(
   name: string,
   summary: string,
   operands: string,
-  extra: Record<string, { type: "string"; help: string }>,
+  extra: Record<string, { type: "string" | "boolean"; help: string }>,
   op: (
     clients: { clerk: ShardClerk; admin: CtrlerClerk },
-    parsed: { values: Record<string, string | boolean | undefined>; positionals: string[] },
-    signal: AbortSignal,
+    context: ShardContext,
   ) => Promise<number>,
 ): CliCommand {
   return {
     summary,
-    usage: `usage: distkit shard ${name} --ctrlers <host:port,...> [--timeout <ms>] ${operands}
+    usage:
+      `usage: distkit shard ${name} --endpoints <host:port,...> [--timeout 10s] [-o json] ${operands}
 
 options:
-  --ctrlers <list>         the controller replicas' TCP addresses, comma-separated
-  --timeout <ms>           give up after this long (default 10000)
-${Object.values(extra).map((o) => `${o.help}\n`).join("")}${ACCESS_HELP}
+${endpointsHelp("the controller replicas' TCP addresses", { old: "--ctrlers" })}
+${OUTPUT_HELP}
+${
+        Object.values(extra).filter((o) => o.help !== "").map((o) => `${o.help}\n`).join("")
+      }${ACCESS_HELP}
 
 ${EXIT_HELP}`,
     async run(args) {
       const parsed = parseCommandArgs(`shard ${name}`, this, args, {
-        ctrlers: { type: "string" },
+        endpoints: { type: "string" },
         timeout: { type: "string" },
+        ...OUTPUT_FLAGS,
         "cluster-id": { type: "string" },
         "secret-file": { type: "string" },
         ...Object.fromEntries(
-          Object.keys(extra).map((k) => [k, { type: "string" as const }]),
+          Object.entries(extra).map(([k, o]) => [k, { type: o.type }]),
         ),
       });
       if (!parsed) return 2;
-      if (typeof parsed.values.ctrlers !== "string") {
-        return usageError(`shard ${name}`, this, "--ctrlers is required");
-      }
       let timeoutMs: number;
       let connection;
-      const ctrlers = list(parsed.values.ctrlers);
+      let ctrlers: string[];
+      let context: Omit<ShardContext, "signal">;
       try {
-        timeoutMs = count(parsed.values.timeout, "--timeout") ?? 10_000;
+        ctrlers = endpointsOf(parsed.values);
+        timeoutMs = durationMs(parsed.values.timeout, "--timeout") ?? 10_000;
+        context = {
+          values: parsed.values,
+          positionals: parsed.positionals,
+          format: outputFormat(parsed.values),
+          encoding: encodingOf(parsed.values),
+        };
         const id = parsed.values["cluster-id"];
         connection = connectShard(ctrlers, {
           cluster: typeof id === "string" ? id : "",
           secret: secretFrom(parsed.values["secret-file"]),
+          // The command's --timeout bounds it.
+          deadlineMs: Infinity,
         });
       } catch (err) {
         return usageError(`shard ${name}`, this, (err as Error).message);
       }
       const deadline = new ClientDeadline(ctrlers, timeoutMs);
       try {
-        return await op(connection, parsed, deadline.signal);
+        return await op(connection, { ...context, signal: deadline.signal });
       } catch (err) {
         if (err instanceof UsageProblem) return usageError(`shard ${name}`, this, err.message);
         const { code, message } = await deadline.explain(err);
@@ -186,6 +219,21 @@ ${EXIT_HELP}`,
     },
   };
 }
+
+/** Prints what a configuration change made: `configuration N`, or JSON. */
+function printConfiguration(op: string, num: number, format: "json" | "text"): void {
+  console.log(
+    format === "json" ? JSON.stringify({ op, configuration: num }) : `configuration ${num}`,
+  );
+}
+
+const ENCODING_HELP = {
+  hex: {
+    type: "boolean",
+    help: "  --hex | --base64         values (given and printed) are hex or base64: bytes",
+  },
+  base64: { type: "boolean", help: "" },
+} as const;
 
 function gids(text: string | boolean | undefined): number[] {
   if (typeof text !== "string") throw new UsageProblem("--gid is required");
@@ -210,11 +258,11 @@ const join = clientCommand(
       help: "  --servers <list>         the group's servers' TCP addresses, comma-separated",
     },
   },
-  async ({ admin }, { values }, signal) => {
+  async ({ admin }, { values, signal, format }) => {
     const [gid] = gids(values.gid);
     if (typeof values.servers !== "string") throw new UsageProblem("--servers is required");
     const num = await admin.join({ [gid]: list(values.servers) }, { signal });
-    console.log(`configuration ${num}`);
+    printConfiguration("join", num, format);
     return 0;
   },
 );
@@ -229,9 +277,9 @@ const leave = clientCommand(
       help: "  --gid <gid,...>          the ids of the groups that leave, comma-separated",
     },
   },
-  async ({ admin }, { values }, signal) => {
+  async ({ admin }, { values, signal, format }) => {
     const num = await admin.leave(gids(values.gid), { signal });
-    console.log(`configuration ${num}`);
+    printConfiguration("leave", num, format);
     return 0;
   },
 );
@@ -244,11 +292,11 @@ const move = clientCommand(
     shard: { type: "string", help: "  --shard <n>              the shard to move (0-9)" },
     gid: { type: "string", help: "  --gid <gid>              the group that takes it" },
   },
-  async ({ admin }, { values }, signal) => {
+  async ({ admin }, { values, signal, format }) => {
     const shard = Number(values.shard);
     if (!Number.isSafeInteger(shard)) throw new UsageProblem("--shard takes a shard number");
     const num = await admin.move(shard, gids(values.gid)[0], { signal });
-    console.log(`configuration ${num}`);
+    printConfiguration("move", num, format);
     return 0;
   },
 );
@@ -263,7 +311,7 @@ const query = clientCommand(
       help: "  --num <n>                the configuration's number (default -1: the latest)",
     },
   },
-  async ({ admin }, { values }, signal) => {
+  async ({ admin }, { values, signal }) => {
     const num = values.num === undefined ? -1 : Number(values.num);
     if (!Number.isSafeInteger(num)) throw new UsageProblem("--num takes an integer");
     console.log(JSON.stringify(await admin.query(num, { signal })));
@@ -275,33 +323,53 @@ const get = clientCommand(
   "get",
   "print a key's value (exit 1 when absent)",
   "<key>",
-  {},
-  async ({ clerk }, { positionals }, signal) => {
+  ENCODING_HELP,
+  async ({ clerk }, { positionals, signal, format, encoding }) => {
     const [key] = operands(positionals, 1, "<key>");
     const value = await clerk.get(key, { signal });
     if (value === null) {
-      console.error(`no key ${JSON.stringify(key)}`);
+      if (format === "json") console.log(JSON.stringify({ key, found: false }));
+      else console.error(`no key ${JSON.stringify(key)}`);
       return 1;
     }
-    if (typeof value === "string") console.log(value);
-    else Deno.stdout.writeSync(value);
+    if (format === "json") {
+      console.log(JSON.stringify({ key, found: true, ...jsonValue(value, encoding) }));
+    } else printValue(value, encoding);
     return 0;
   },
 );
 
 function writeCommand(name: "put" | "append", summary: string): CliCommand {
-  return clientCommand(name, summary, "<key> <value>", {}, async ({ clerk }, p, signal) => {
-    const [key, value] = operands(p.positionals, 2, "<key> <value>");
-    await clerk[name](key, value, { signal });
-    return 0;
-  });
+  return clientCommand(
+    name,
+    summary,
+    "<key> <value>   (value - : read it from stdin)",
+    ENCODING_HELP,
+    async ({ clerk }, { positionals, signal, format, encoding }) => {
+      const [key, operand] = operands(positionals, 2, "<key> <value>");
+      const value = await valueOperand(operand, { encoding, what: "the value" });
+      await clerk[name](key, value, { signal });
+      if (format === "json") {
+        console.log(JSON.stringify({ op: name, key, ok: true, bytes: valueSize(value) }));
+      }
+      return 0;
+    },
+  );
 }
 
-const del = clientCommand("del", "delete a key", "<key>", {}, async ({ clerk }, p, signal) => {
-  const [key] = operands(p.positionals, 1, "<key>");
-  await clerk.delete(key, { signal });
-  return 0;
-});
+const del = clientCommand(
+  "del",
+  "delete a key (says so when it was absent; exit 0 either way)",
+  "<key>",
+  {},
+  async ({ clerk }, { positionals, signal, format }) => {
+    const [key] = operands(positionals, 1, "<key>");
+    const existed = await clerk.delete(key, { signal });
+    if (format === "json") console.log(JSON.stringify({ op: "del", key, deleted: existed }));
+    else if (!existed) console.error(`no key ${JSON.stringify(key)}: nothing to delete`);
+    return 0;
+  },
+);
 
 /** The `distkit shard` command group. */
 export const shardCommands: { summary: string; commands: Record<string, CliCommand> } = {

@@ -7,7 +7,8 @@
  */
 import assert from "node:assert/strict";
 import { main } from "../cli.ts";
-import { RpcServer, serveTcp } from "../net/mod.ts";
+import { delay, DISTKIT_VERSION, RpcServer, serveTcp } from "../net/mod.ts";
+import { distkitCommand, LocalCluster } from "../kv/mod.ts";
 import { freePorts, HOST } from "./node_process.ts";
 
 /** Runs `distkit <args>` in this process; its exit code and what it printed. */
@@ -26,6 +27,9 @@ async function cli(...args: string[]): Promise<{ code: number; out: string; err:
   }
 }
 
+/** The CLI module, to run in another process. */
+const CLI = new URL("../cli.ts", import.meta.url).pathname;
+
 /** An address where nothing listens (a port just freed). */
 const nobody = () => `${HOST}:${freePorts(1)[0]}`;
 
@@ -33,16 +37,19 @@ const nobody = () => `${HOST}:${freePorts(1)[0]}`;
  * A long --timeout: a client that waited for it instead of failing at once
  * would print "no answer within ..." rather than "cannot connect".
  */
-const PATIENT = ["--timeout", "30000"];
+const PATIENT = ["--timeout", "30s"];
 
 Deno.test("cli: an unknown option is named, with the nearest known one, exit 2", async () => {
   const cases: [string[], RegExp][] = [
-    [["kv", "get", "--clustr", "x", "k"], /unknown option --clustr \(did you mean --cluster\?\)/],
+    [["kv", "get", "--clustr", "x", "k"], /unknown option --clustr \(did you mean --endpoints\?\)/],
     [
       ["shard", "get", "--ctrler", "x", "k"],
-      /unknown option --ctrler \(did you mean --ctrlers\?\)/,
+      /unknown option --ctrler \(did you mean --endpoints\?\)/,
     ],
-    [["pb", "kv", "get", "k", "--veiw", "x"], /unknown option --veiw \(did you mean --view\?\)/],
+    [
+      ["pb", "kv", "get", "k", "--veiw", "x"],
+      /unknown option --veiw \(did you mean --endpoints\?\)/,
+    ],
     [["mr", "sequential", "--ap", "wc", "f"], /unknown option --ap \(did you mean --app\?\)/],
     [["raft", "serve", "--peers", "a=x"], /unknown option --peers \(did you mean --peer\?\)/],
     [
@@ -74,15 +81,21 @@ Deno.test("cli: a client fails at once when nothing listens at any address, exit
   const two = [nobody(), nobody()].join(",");
   const cases: [string[], RegExp][] = [
     [
-      ["kv", "get", "--cluster", one, ...PATIENT, "k"],
+      ["kv", "get", "--endpoints", one, ...PATIENT, "k"],
       new RegExp(`cannot connect to ${one} \\(connection refused\\); is a node running there\\?`),
     ],
     [
-      ["kv", "put", "--cluster", two, ...PATIENT, "k", "v"],
+      ["kv", "put", "--endpoints", two, ...PATIENT, "k", "v"],
       /cannot connect to any of .*, .* \(connection refused\); are the nodes running there\?/,
     ],
-    [["shard", "get", "--ctrlers", one, ...PATIENT, "k"], /cannot connect to .* is a node running/],
-    [["pb", "kv", "get", "k", "--view", one, ...PATIENT], /cannot connect to .* is a node running/],
+    [
+      ["shard", "get", "--endpoints", one, ...PATIENT, "k"],
+      /cannot connect to .* is a node running/,
+    ],
+    [
+      ["pb", "kv", "get", "k", "--endpoints", one, ...PATIENT],
+      /cannot connect to .* is a node running/,
+    ],
     [["net", "call", one, "Health.Ping"], /cannot connect to .* is a node running there\?/],
   ];
   for (const [args, expected] of cases) {
@@ -103,11 +116,20 @@ Deno.test("cli: a timeout says what was tried and how each node fared, exit 3", 
   const address = `${HOST}:${(silent.addr as Deno.NetAddr).port}`;
   const down = nobody();
   try {
-    const r = await cli("kv", "get", "--cluster", `${address},${down}`, "--timeout", "300", "k");
+    const r = await cli(
+      "kv",
+      "get",
+      "--endpoints",
+      `${address},${down}`,
+      "--timeout",
+      "300ms",
+      "k",
+    );
     assert.equal(r.code, 3, r.err);
-    assert.match(r.err, /no answer within 300 ms/);
-    assert.match(r.err, new RegExp(`${address}: accepts connections`));
-    assert.match(r.err, new RegExp(`${down}: connection refused`));
+    // What the client itself last heard from each node.
+    assert.match(r.err, /no answer within 300ms \(--timeout\); tried:/);
+    assert.match(r.err, new RegExp(`${address}: no answer before the call was cut off`));
+    assert.match(r.err, new RegExp(`${down}: (not tried; a probe now: )?connection refused`));
   } finally {
     silent.close();
     await accepting.catch(() => {});
@@ -123,7 +145,7 @@ Deno.test("cli: a client pointed at an HTTP port is told so, exit 4", async () =
   const address = `${HOST}:${http.addr.port}`;
   try {
     for (
-      const args of [["kv", "get", "--cluster", address, "k"], ["net", "call", address, "A.B"]]
+      const args of [["kv", "get", "--endpoints", address, "k"], ["net", "call", address, "A.B"]]
     ) {
       const r = await cli(...args);
       assert.equal(r.code, 4, `${args.join(" ")}: ${r.err}`);
@@ -141,7 +163,7 @@ Deno.test("cli: a client pointed at an HTTP port is told so, exit 4", async () =
 Deno.test("cli: a server of another cluster refuses the client, exit 4", async () => {
   const server = serveTcp(new RpcServer(), { hostname: HOST, port: 0, cluster: "blue" });
   try {
-    const r = await cli("kv", "get", "--cluster", server.address, "--cluster-id", "green", "k");
+    const r = await cli("kv", "get", "--endpoints", server.address, "--cluster-id", "green", "k");
     assert.equal(r.code, 4, r.err);
     assert.match(r.err, /refused/);
   } finally {
@@ -151,10 +173,10 @@ Deno.test("cli: a server of another cluster refuses the client, exit 4", async (
 
 Deno.test("cli: a usage error is 2 in every module", async () => {
   const cases: string[][] = [
-    ["kv", "get", "k"], // no --cluster
-    ["kv", "cas", "--cluster", "127.0.0.1:1", "k"], // too few operands
-    ["shard", "join", "--ctrlers", nobody()], // no --gid
-    ["pb", "kv", "get", "--view", "127.0.0.1:1"], // no KEY
+    ["kv", "get", "k"], // no --endpoints
+    ["kv", "cas", "--endpoints", "127.0.0.1:1", "k"], // too few operands
+    ["shard", "join", "--endpoints", nobody()], // no --gid
+    ["pb", "kv", "get", "--endpoints", "127.0.0.1:1"], // no KEY
     ["pb", "lock", "nonsense"],
     ["raft", "serve", "--id", "a"],
     ["mr", "sequential", "--app", "no-such-app", "f.txt"],
@@ -189,7 +211,7 @@ Deno.test("cli: help texts are complete and aligned", async () => {
   assert.match(worker.out, /options:\n {2}--coordinator <host:port>/);
   // Each pb action has its own help.
   const pbGet = await cli("pb", "kv", "get", "--help");
-  assert.match(pbGet.out, /^usage: distkit pb kv get KEY --view/);
+  assert.match(pbGet.out, /^usage: distkit pb kv get KEY --endpoints/);
   assert.doesNotMatch(pbGet.out, /pb kv serve/);
   const pbServe = await cli("pb", "lock", "serve", "--help");
   assert.match(pbServe.out, /^usage: distkit pb lock serve/);
@@ -201,4 +223,143 @@ Deno.test("cli: help texts are complete and aligned", async () => {
   );
   assert.equal(summaries.length, 3, mr.out);
   assert.equal(new Set(summaries).size, 1, mr.out);
+});
+
+/** Polls `condition` every 50 ms until it holds (the test's own timeout bounds it). */
+async function until(condition: () => boolean | Promise<boolean>): Promise<void> {
+  while (!(await condition())) await delay(50);
+}
+
+/** The JSON a command printed. */
+function json(out: string): unknown {
+  return JSON.parse(out);
+}
+
+Deno.test({
+  name: "cli: kv clients against a 3-process cluster given one follower's address",
+  async fn() {
+    const dataDir = await Deno.makeTempDir({ prefix: "distkit-cli-test-" });
+    const exits: [number, Deno.CommandStatus][] = [];
+    const cluster = await LocalCluster.start({
+      nodes: 3,
+      dataDir,
+      onExit: (node, status) => void exits.push([node, status]),
+    });
+    let restarted: Deno.ChildProcess | undefined;
+    try {
+      const all = cluster.peers.join(",");
+      const leader = await cluster.leader();
+      const follower = cluster.peers[(leader + 1) % 3];
+      let r = await cli("kv", "put", "--endpoints", all, "greeting", "hello");
+      assert.equal(r.code, 0, r.err);
+      // One follower's address is enough: it names the leader and the members.
+      r = await cli("kv", "get", "--endpoints", follower, "greeting");
+      assert.deepEqual([r.code, r.out], [0, "hello"], r.err);
+      // The old spelling still works, with a note.
+      r = await cli("kv", "get", "--cluster", follower, "--timeout", "5000", "greeting");
+      assert.deepEqual([r.code, r.out], [0, "hello"], r.err);
+      assert.match(r.err, /note: --cluster is deprecated .*; use --endpoints/);
+      assert.match(r.err, /note: --timeout 5000 has no unit; it is read as 5000ms/);
+      // -o json says what was done.
+      r = await cli("kv", "put", "--endpoints", follower, "-o", "json", "k", "v");
+      assert.deepEqual(json(r.out), { op: "put", key: "k", ok: true, bytes: 1 });
+      r = await cli("kv", "get", "--endpoints", follower, "--json", "k");
+      assert.deepEqual(json(r.out), { key: "k", found: true, value: "v" });
+      r = await cli("kv", "del", "--endpoints", follower, "-o", "json", "k");
+      assert.deepEqual(json(r.out), { op: "del", key: "k", deleted: true });
+      r = await cli("kv", "del", "--endpoints", follower, "k");
+      assert.equal(r.code, 0, r.err);
+      assert.match(r.err, /no key "k": nothing to delete/);
+      r = await cli("kv", "get", "--endpoints", follower, "-o", "json", "k");
+      assert.deepEqual([r.code, json(r.out)], [1, { key: "k", found: false }]);
+      // Bytes in and out, never replaced by U+FFFD.
+      r = await cli("kv", "put", "--endpoints", follower, "--hex", "bin", "7801ff79");
+      assert.equal(r.code, 0, r.err);
+      r = await cli("kv", "get", "--endpoints", follower, "--hex", "bin");
+      assert.equal(r.out, "7801ff79");
+      r = await cli("kv", "get", "--endpoints", follower, "-o", "json", "bin");
+      assert.deepEqual(json(r.out), { key: "bin", found: true, base64: "eAH/eQ==" });
+      r = await cli("kv", "put", "--endpoints", follower, "--base64", "b64", "eAH/eQ==");
+      r = await cli("kv", "get", "--endpoints", follower, "--hex", "b64");
+      assert.equal(r.out, "7801ff79");
+      r = await cli("kv", "put", "--endpoints", follower, "bad", "x\uFFFDy");
+      assert.equal(r.code, 2);
+      assert.match(r.err, /holds U\+FFFD.*--hex, --base64, --file or on stdin/s);
+      const file = `${dataDir}/value.bin`;
+      await Deno.writeFile(file, new Uint8Array([0, 0xff, 10]));
+      r = await cli("kv", "put", "--endpoints", follower, "--file", file, "f");
+      assert.equal(r.code, 0, r.err);
+      r = await cli("kv", "get", "--endpoints", follower, "--file", `${file}.out`, "f");
+      assert.deepEqual(await Deno.readFile(`${file}.out`), new Uint8Array([0, 0xff, 10]));
+      // A value from stdin (another process: this one's stdin is the test runner's).
+      const put = new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", CLI, "kv", "put", "--endpoints", follower, "piped", "-"],
+        stdin: "piped",
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+      const writer = put.stdin.getWriter();
+      await writer.write(new TextEncoder().encode("from stdin\n"));
+      await writer.close();
+      const done = await put.output();
+      assert.equal(done.code, 0, new TextDecoder().decode(done.stderr));
+      r = await cli("kv", "get", "--endpoints", follower, "piped");
+      assert.equal(r.out, "from stdin\n");
+      // Status and health of every member, from one address.
+      r = await cli("kv", "status", "--endpoints", follower, "-o", "json");
+      assert.equal(r.code, 0, r.err);
+      const rows = json(r.out) as { address: string; role: string; version: string }[];
+      assert.deepEqual(rows.map((s) => s.address).sort(), [...cluster.peers].sort());
+      assert.equal(rows.filter((s) => s.role === "leader").length, 1);
+      assert.ok(rows.every((s) => s.version === DISTKIT_VERSION));
+      r = await cli("kv", "endpoint", "status", "--endpoints", follower);
+      assert.match(r.out, /^ENDPOINT +ID +ROLE +TERM +LEADER +COMMIT +APPLIED +RAFT STATE/);
+      r = await cli("kv", "health", "--endpoints", follower);
+      assert.equal(r.code, 0, r.out);
+      assert.equal(r.out.split("\n").filter((l) => / is healthy: leader /.test(l)).length, 3);
+      r = await cli("kv", "list", "--endpoints", follower, "--prefix", "a");
+      assert.equal(r.code, 2);
+      assert.match(r.err, /not supported yet/);
+      // A node that dies is reported with how, and the printed restart command works.
+      const victim = (leader + 2) % 3;
+      Deno.kill(cluster.pid(victim)!, "SIGKILL");
+      await until(() => exits.length > 0);
+      assert.equal(exits[0][0], victim);
+      assert.equal(exits[0][1].signal, "SIGKILL");
+      r = await cli("kv", "health", "--endpoints", follower);
+      assert.equal(r.code, 1, r.out);
+      assert.match(r.out, new RegExp(`${cluster.peers[victim]} is unhealthy: connection refused`));
+      const hint = distkitCommand(cluster.serveArgs(victim));
+      assert.match(hint, /^deno run -A \S+\/cli\.ts kv serve --id \d/);
+      restarted = new Deno.Command("sh", {
+        args: ["-c", `exec ${hint}`],
+        stdout: "null",
+        stderr: "null",
+      }).spawn();
+      await until(async () => (await cli("kv", "health", "--endpoints", follower)).code === 0);
+      r = await cli("kv", "get", "--endpoints", cluster.peers[victim], "greeting");
+      assert.deepEqual([r.code, r.out], [0, "hello"], r.err);
+    } finally {
+      if (restarted) {
+        restarted.kill("SIGTERM");
+        await restarted.status;
+      }
+      await cluster.stop();
+      await Deno.remove(dataDir, { recursive: true });
+    }
+  },
+});
+
+Deno.test("cli: durations take units; a bad one is a usage error", async () => {
+  for (const bad of ["10x", "-1s", "0", "s"]) {
+    const r = await cli("kv", "get", "--endpoints", nobody(), `--timeout=${bad}`, "k");
+    assert.equal(r.code, 2, bad);
+    assert.match(r.err, /--timeout takes a duration like 10s or 500ms/, bad);
+  }
+  const r = await cli("kv", "get", "--endpoints", "nohost", "k");
+  assert.equal(r.code, 2);
+  assert.match(r.err, /--endpoints: "nohost" is not host:port/);
+  const both = await cli("kv", "get", "--endpoints", nobody(), "--cluster", nobody(), "k");
+  assert.equal(both.code, 2);
+  assert.match(both.err, /--cluster is the old spelling of --endpoints; give one of them/);
 });

@@ -116,10 +116,10 @@ Deno.test('kv processes: no append answered "not applied" was applied, none ackn
       runCli(
         "kv",
         "append",
-        "--cluster",
+        "--endpoints",
         cluster.peers.join(","),
         "--timeout",
-        "1500",
+        "1500ms",
         "cli",
         "<cli>",
       ),

@@ -153,6 +153,8 @@ export class KvCluster {
       clock: this.sim.clock,
       random: this.random.fork(),
       id: name,
+      // The course's clerks retry until they succeed, through any outage.
+      deadlineMs: Infinity,
     });
     return { clerk, name };
   }

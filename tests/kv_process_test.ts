@@ -159,25 +159,25 @@ Deno.test("kv processes: the command-line client", async () => {
       return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
     };
     const list = cluster.peers.join(",");
-    assert.equal((await run("put", "--cluster", list, "k", "hello")).code, 0);
-    assert.equal((await run("append", "--cluster", list, "k", ", world")).code, 0);
-    assert.deepEqual(await run("get", "--cluster", list, "k"), {
+    assert.equal((await run("put", "--endpoints", list, "k", "hello")).code, 0);
+    assert.equal((await run("append", "--endpoints", list, "k", ", world")).code, 0);
+    assert.deepEqual(await run("get", "--endpoints", list, "k"), {
       code: 0,
       stdout: "hello, world",
       stderr: "",
     });
-    const cas = await run("cas", "--cluster", list, "k", "nope", "x");
+    const cas = await run("cas", "--endpoints", list, "k", "nope", "x");
     assert.equal(cas.code, 1);
     assert.match(cas.stderr, /not set: the value is "hello, world"/);
-    assert.equal((await run("cas", "--cluster", list, "--absent", "lock", "me")).code, 0);
-    assert.equal((await run("del", "--cluster", list, "k")).code, 0);
-    const missing = await run("get", "--cluster", list, "k");
+    assert.equal((await run("cas", "--endpoints", list, "--absent", "lock", "me")).code, 0);
+    assert.equal((await run("del", "--endpoints", list, "k")).code, 0);
+    const missing = await run("get", "--endpoints", list, "k");
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /no key "k"/);
     const usage = await run("get", "k");
     assert.equal(usage.code, 2);
-    assert.match(usage.stderr, /--cluster is required/);
-    const tooBig = await run("put", "--cluster", list, "x".repeat(2000), "v");
+    assert.match(usage.stderr, /--endpoints is required/);
+    const tooBig = await run("put", "--endpoints", list, "x".repeat(2000), "v");
     assert.equal(tooBig.code, 2, "a key over the limit is a usage error");
     assert.match(tooBig.stderr, /key is 2000 bytes/);
   });

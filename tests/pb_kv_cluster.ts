@@ -224,6 +224,8 @@ export class PbCluster {
       viewService: VS,
       id: `ck${client}`,
       clock: this.sim.clock,
+      // The course's clerks retry until they succeed, through any outage.
+      timeoutMs: Infinity,
       ...options,
     });
     return { clerk, client };

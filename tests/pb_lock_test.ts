@@ -62,7 +62,7 @@ class LockCluster {
     const clerk = new LockClerk(this.sim.net.transportFor(name), {
       primary: PRIMARY,
       backup: BACKUP,
-    }, { id: name, clock: this.sim.clock, random: this.sim.random.fork() });
+    }, { id: name, clock: this.sim.clock, random: this.sim.random.fork(), deadlineMs: Infinity });
     return { clerk, index, name };
   }
 

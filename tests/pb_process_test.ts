@@ -19,13 +19,13 @@ Deno.test("pb process: the view service over TCP, and `distkit pb view get`", as
     await vs.start();
     const clerk = new ViewClerk(transport.connect(address));
     assert.deepEqual(await clerk.ping("s1", 0), { num: 1, primary: "s1", backup: "" });
-    const got = await runCli("pb", "view", "get", "--view", address);
+    const got = await runCli("pb", "view", "get", "--endpoints", address);
     assert.equal(got.code, 0, got.stderr);
     assert.deepEqual(JSON.parse(got.stdout), { num: 1, primary: "s1", backup: "" });
     const usage = await runCli("pb", "view", "get");
     assert.equal(usage.code, 2);
-    assert.match(usage.stderr, /--view is required/);
-    const down = await runCli("pb", "view", "get", "--view", `${HOST}:${freePorts(1)[0]}`);
+    assert.match(usage.stderr, /--endpoints is required/);
+    const down = await runCli("pb", "view", "get", "--endpoints", `${HOST}:${freePorts(1)[0]}`);
     assert.equal(down.code, 3);
     assert.match(
       down.stderr,
@@ -56,7 +56,7 @@ Deno.test("pb process: the lock service's primary killed with SIGKILL; the backu
   const backup = serve(b);
   const primary = serve(p);
   const lockCli = (op: string, name: string) =>
-    runCli("pb", "lock", op, name, "--primary", p, "--backup", b, "--timeout", "5000");
+    runCli("pb", "lock", op, name, "--primary", p, "--backup", b, "--timeout", "5s");
   try {
     await backup.start();
     await primary.start();
@@ -112,7 +112,7 @@ Deno.test("pb process: key/value servers killed with SIGKILL under load; no ackn
     }
     throw new Error(`the view never settled: ${JSON.stringify(await view.get())}`);
   };
-  const kvCli = (...args: string[]) => runCli("pb", "kv", ...args, "--view", vsAddress);
+  const kvCli = (...args: string[]) => runCli("pb", "kv", ...args, "--endpoints", vsAddress);
   let stop = false;
   try {
     await vs.start();

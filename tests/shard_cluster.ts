@@ -51,6 +51,8 @@ export class CtrlerCluster {
         clock: this.sim.clock,
         random: this.group.random.fork(),
         id: name,
+        // The course's clerks retry until they succeed, through any outage.
+        deadlineMs: Infinity,
       },
     );
   }
@@ -213,6 +215,8 @@ export class ShardKvCluster {
       clock: this.sim.clock,
       random: this.ctrlers.group.random.fork(),
       id: name,
+      // The course's clerks retry until they succeed, through any outage.
+      deadlineMs: Infinity,
     });
   }
 

@@ -106,18 +106,18 @@ Deno.test("shard process: join, kill -9, group crash and restart, leave: no ackn
 
     // The client commands against the same cluster.
     const list = ctrlers.join(",");
-    assert.equal((await cli("put", "--ctrlers", list, "greeting", "hello")).code, 0);
-    assert.equal((await cli("append", "--ctrlers", list, "greeting", ", world")).code, 0);
-    const got = await cli("get", "--ctrlers", list, "greeting");
+    assert.equal((await cli("put", "--endpoints", list, "greeting", "hello")).code, 0);
+    assert.equal((await cli("append", "--endpoints", list, "greeting", ", world")).code, 0);
+    const got = await cli("get", "--endpoints", list, "greeting");
     assert.equal(got.stdout.trim(), "hello, world", got.stderr);
-    assert.equal((await cli("get", "--ctrlers", list, "nothing-here")).code, 1);
-    const query = await cli("query", "--ctrlers", list);
+    assert.equal((await cli("get", "--endpoints", list, "nothing-here")).code, 1);
+    const query = await cli("query", "--endpoints", list);
     assert.equal(JSON.parse(query.stdout).num, config.num, query.stderr);
-    const move = await cli("move", "--ctrlers", list, "--shard", "3", "--gid", "999");
+    const move = await cli("move", "--endpoints", list, "--shard", "3", "--gid", "999");
     assert.equal(move.code, 2, "a move to a missing group is refused: a bad --gid");
     assert.match(move.stderr, /999/);
     assert.equal(
-      (await cli("join", "--ctrlers", list)).code,
+      (await cli("join", "--endpoints", list)).code,
       2,
       "join without --gid is a usage error",
     );

@@ -20,6 +20,7 @@ import {
 } from "../net/cli_util.ts";
 import { KvOutcomeUnknownError, KvRequestError, mayHaveApplied } from "./errors.ts";
 import { LocalCluster } from "./local_cluster.ts";
+import { member } from "./member_command.ts";
 import { connectKv, startKvNode } from "./node.ts";
 import type { Clerk } from "./clerk.ts";
 
@@ -328,5 +329,5 @@ const cas = clientCommand(
 /** The `distkit kv` command group. */
 export const kvCommands: { summary: string; commands: Record<string, KvCommand> } = {
   summary: "the replicated key/value service: run nodes, a local cluster, and client operations",
-  commands: { serve, cluster, get, put, append, del, cas },
+  commands: { serve, cluster, get, put, append, del, cas, member },
 };

@@ -84,6 +84,12 @@ export interface FolderRecord {
   created: StartMode;
   /** The incarnation of each peer, as first heard from it. */
   members: Record<string, string>;
+  /**
+   * Incarnations of peers that were removed from the cluster, never to be
+   * accepted again, and the log index of the latest membership entry that
+   * retired one (so a replayed entry retires nothing twice).
+   */
+  retired?: Record<string, { index: number; incarnations: string[] }>;
 }
 
 /**
@@ -296,6 +302,13 @@ export class NodeIdentity implements MemberOptions {
         }`;
     }
     const known = this.#record.members[peer.node];
+    if (known === undefined && this.#isRetired(peer.node, peer.incarnation)) {
+      const reason = `node ${peer.node} presents data folder incarnation ${peer.incarnation}, ` +
+        `which was removed from the cluster; start it on a new, empty folder with --join and add ` +
+        `it back (distkit kv member add ${peer.node})`;
+      this.#log(`refused node ${peer.node}: ${reason}`);
+      return reason;
+    }
     if (known === undefined) {
       await this.admit(peer.node, peer.incarnation);
       return undefined;
@@ -325,6 +338,42 @@ export class NodeIdentity implements MemberOptions {
   }
 
   /**
+   * The membership entry (or snapshot) at log `index` no longer has `node`:
+   * the incarnation this node knows it by is retired (refused from now on),
+   * so that once the operator adds the node back as a new member, its new
+   * folder's incarnation is accepted on first contact. Called as membership
+   * entries are applied; an entry applied again (after a restart) retires
+   * nothing twice.
+   */
+  retire(node: string, index: number): Promise<void> {
+    const write = this.#writing.catch(() => {}).then(async () => {
+      if (node === this.node) return;
+      const before = this.#record.retired?.[node];
+      if (before !== undefined && before.index >= index) return;
+      const known = this.#record.members[node];
+      const members = { ...this.#record.members };
+      delete members[node];
+      const incarnations = [...(before?.incarnations ?? [])];
+      if (known !== undefined && !incarnations.includes(known)) incarnations.push(known);
+      const retired = { ...this.#record.retired, [node]: { index, incarnations } };
+      await writeRecord(this.#dir, { ...this.#record, members, retired });
+      this.#record.members = members;
+      this.#record.retired = retired;
+      if (known !== undefined) {
+        this.#log(
+          `node ${node} left the cluster (log index ${index}): incarnation ${known} retired`,
+        );
+      }
+    });
+    this.#writing = write;
+    return write;
+  }
+
+  #isRetired(node: string, incarnation: string): boolean {
+    return this.#record.retired?.[node]?.incarnations.includes(incarnation) ?? false;
+  }
+
+  /**
    * Takes in what a peer knows: its own incarnation is checked by the
    * handshake; the others it knows are recorded when this node knows none
    * for them, and what it knows of this node must be this incarnation.
@@ -334,7 +383,9 @@ export class NodeIdentity implements MemberOptions {
       if (typeof incarnation !== "string" || !this.#members.has(node)) continue;
       if (node === this.node) {
         if (incarnation !== this.incarnation) this.#stop(from, incarnation);
-      } else if (this.#record.members[node] === undefined) {
+      } else if (
+        this.#record.members[node] === undefined && !this.#isRetired(node, incarnation)
+      ) {
         await this.admit(node, incarnation);
       }
     }
@@ -383,6 +434,9 @@ function parseRecord(file: string, text: string): Omit<FolderRecord, "cluster"> 
     incarnation: typeof raw.incarnation === "string" ? raw.incarnation : "",
     created: raw.created === "join" ? "join" : "bootstrap",
     members,
+    ...(raw.retired !== undefined && typeof raw.retired === "object"
+      ? { retired: raw.retired }
+      : {}),
   };
 }
 

@@ -113,8 +113,12 @@ export class LocalCluster {
     return this.#members[i].stderr.join("");
   }
 
-  /** Starts node i (again) from its data folder and waits until it serves HTTP. */
-  async restart(i: number): Promise<void> {
+  /**
+   * Starts node i (again) from its data folder and waits until it serves
+   * HTTP. `join`: an empty folder joins the running cluster (`kv serve
+   * --join`), as a node added back with `distkit kv member add` must.
+   */
+  async restart(i: number, options: { join?: boolean } = {}): Promise<void> {
     const m = this.#members[i];
     if (!m.gone) throw new Error(`node ${i} is running; kill it first`);
     // A compiled `distkit` runs itself; otherwise `deno run` the CLI module.
@@ -137,6 +141,7 @@ export class LocalCluster {
       this.peers.join(","),
       "--data",
       this.dataDir(i),
+      ...(options.join ? ["--join"] : []),
       ...(this.#options.maxRaftState === undefined
         ? []
         : ["--max-raft-state", String(this.#options.maxRaftState)]),

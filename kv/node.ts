@@ -8,9 +8,16 @@
 import { TcpTransport } from "../net/tcp.ts";
 import { Clerk, type ClerkOptions } from "./clerk.ts";
 import { hostNode, parseAddress } from "./hosting.ts";
-import { type IdentityConflictError, shareIdentities, type StartMode } from "./identity.ts";
+import {
+  type IdentityConflictError,
+  type NodeIdentity,
+  shareIdentities,
+  type StartMode,
+} from "./identity.ts";
+import type { Membership, RaftObserver } from "../raft/mod.ts";
 import { type KvHttpServer, serveKvHttp } from "./http.ts";
 import type { KvLimits } from "./protocol.ts";
+import { serveMembers } from "./members.ts";
 import { KvServer } from "./server.ts";
 
 /**
@@ -93,6 +100,28 @@ export interface KvNode {
   close(): Promise<void>;
 }
 
+/**
+ * Tells `identity` of every node the applied membership no longer has, so
+ * that a node removed and added back with a new folder is accepted by its
+ * new incarnation and never by its old one (`NodeIdentity.retire`).
+ */
+function retireRemoved(identity: NodeIdentity, members: string[]): RaftObserver {
+  const retire = (membership: Membership, index: number) => {
+    const present = new Set([...membership.voters, ...membership.learners]);
+    for (const node of members) {
+      if (!present.has(node)) identity.retire(node, index).catch(() => {});
+    }
+  };
+  return {
+    applied(_node, entries) {
+      for (const e of entries) if (e.kind === "membership") retire(e.membership!, e.index);
+    },
+    installed(_node, meta) {
+      retire(meta.membership, meta.index);
+    },
+  };
+}
+
 /** Raft ids by position: "0", "1", ... */
 function peerMap(peers: string[]): Record<string, string> {
   for (const p of peers) parseAddress(p);
@@ -144,9 +173,14 @@ export async function startKvNode(options: KvNodeOptions): Promise<KvNode> {
   const transport = new TcpTransport({ peers, timeoutMs: 1000, ...access, member: identity });
   let http: KvHttpServer | undefined;
   try {
+    const members = Object.keys(peers);
     server = await KvServer.start({
       id,
-      peers: Object.keys(peers),
+      // A folder made to join an existing cluster starts with no membership
+      // (it is a learner once the leader's log reaches it) and never campaigns.
+      peers: identity.mode === "join" ? [] : members,
+      // Membership entries as they are applied: a removed node's incarnation is retired.
+      observer: retireRemoved(identity, members),
       transport,
       server: rpc,
       storage,
@@ -154,6 +188,8 @@ export async function startKvNode(options: KvNodeOptions): Promise<KvNode> {
       maxRaftState: options.maxRaftState ?? 4 * 1024 * 1024,
       limits: options.limits,
     });
+    // `distkit kv member` and `/members`: runtime membership changes, through the leader.
+    serveMembers(rpc, server.raft);
     const offset = options.httpOffset === undefined ? 1000 : options.httpOffset;
     if (offset !== null) {
       const httpAddresses = Object.fromEntries(

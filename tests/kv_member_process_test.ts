@@ -186,3 +186,22 @@ Deno.test("kv member processes: a node that lost its folder is refused, then bro
     }
   });
 });
+
+Deno.test("kv member processes: usage errors exit 2, nothing listening exits 3", async () => {
+  const none = await runCli("kv", "member", "list");
+  assert.equal(none.code, 2);
+  assert.match(none.stderr, /--cluster is required/);
+  const op = await runCli("kv", "member", "frob", "--cluster", "127.0.0.1:1");
+  assert.equal(op.code, 2);
+  assert.match(op.stderr, /expected one of list, add, remove, promote, got frob/);
+  const id = await runCli("kv", "member", "add", "--cluster", "127.0.0.1:1,127.0.0.1:2", "5");
+  assert.equal(id.code, 2);
+  assert.match(id.stderr, /node "5" is not a position in --cluster \(0\.\.1\)/);
+  const missing = await runCli("kv", "member", "promote", "--cluster", "127.0.0.1:1");
+  assert.equal(missing.code, 2);
+  assert.match(missing.stderr, /promote takes a node id/);
+  // Port 1 of the loopback: nothing listens there.
+  const down = await runCli("kv", "member", "list", "--cluster", "127.0.0.1:1");
+  assert.equal(down.code, 3, down.stderr);
+  assert.match(down.stderr, /connection refused/);
+});

@@ -188,6 +188,10 @@ export async function startKvNode(options: KvNodeOptions): Promise<KvNode> {
       maxRaftState: options.maxRaftState ?? 4 * 1024 * 1024,
       limits: options.limits,
     });
+    // A peer may have named another incarnation of this node while it was
+    // starting (a peer that was redialling it finds the port at once): the
+    // server did not exist yet to be stopped.
+    if (conflict !== undefined) setTimeout(() => server?.stop().catch(() => {}), 0);
     // `distkit kv member` and `/members`: runtime membership changes, through the leader.
     serveMembers(rpc, server.raft);
     const offset = options.httpOffset === undefined ? 1000 : options.httpOffset;

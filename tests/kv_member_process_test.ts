@@ -70,6 +70,16 @@ async function until(
   }
 }
 
+/** Every node's status and node.json, for a failure's message. */
+async function dump(cluster: LocalCluster): Promise<string> {
+  const lines = [];
+  for (let i = 0; i < cluster.peers.length; i++) {
+    const record = await Deno.readTextFile(`${cluster.dataDir(i)}/node.json`).catch(() => "none");
+    lines.push(`node ${i}: ${JSON.stringify(await cluster.status(i))}\n${record}`);
+  }
+  return lines.join("\n");
+}
+
 async function incarnation(cluster: LocalCluster, i: number): Promise<string> {
   return JSON.parse(await Deno.readTextFile(`${cluster.dataDir(i)}/node.json`)).incarnation;
 }
@@ -159,7 +169,13 @@ Deno.test("kv member processes: a node that lost its folder is refused, then bro
 
       // Started on an empty folder as before: its peers know another incarnation; it stops.
       await cluster.restart(lost).catch(() => {}); // it may stop before it answers
-      await until("the node with a lost folder stops", () => !cluster.isRunning(lost));
+      await until("the node with a lost folder stops", () => !cluster.isRunning(lost)).catch(
+        async (err) => {
+          throw new Error(
+            `${err.message} (node ${lost}; leader ${leader}):\n${await dump(cluster)}`,
+          );
+        },
+      );
       assert.match(cluster.stderr(lost), /had state in this cluster and lost it/);
       // Writes go on meanwhile, with the two others.
       await clerk.put("during", "yes");

@@ -537,7 +537,7 @@ export function kvHttpHandler(
       });
     }
     if (raw === "/members" || raw.startsWith("/members/")) {
-      return await serveMembersHttp(kv.raft, req, {
+      return await serveMembersHttp(rpc, req, {
         path: raw,
         redirect: (leader, extra) => redirect(url, leader, extra),
       });

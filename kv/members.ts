@@ -132,6 +132,12 @@ export interface MembershipOptions {
   timeoutMs?: number;
   /** The clock waits use. Default: the real one. */
   clock?: Clock;
+  /**
+   * Why `node` cannot be added (its address is unknown, say), or undefined
+   * when it can. A node the transport cannot reach by that id must not be
+   * added: the leader would have to send it the log. Default: any id.
+   */
+  checkNode?: (node: string) => string | undefined;
 }
 
 /**
@@ -263,11 +269,14 @@ export async function changeMember(
     const done = (note: string): MemberOutcome => ({ changed: false, note, members: before });
     let proposal: MembershipChange;
     switch (change.op) {
-      case "add":
+      case "add": {
+        const problem = member === undefined ? options.checkNode?.(node) : undefined;
+        if (problem !== undefined) throw new MemberRefusedError(problem, false);
         if (member?.role === "learner") return done(`node ${node} is already a learner`);
         if (member?.role === "voter") return done(`node ${node} is already a voter`);
         proposal = { type: "addLearner", node };
         break;
+      }
       case "remove":
         if (member === undefined) return done(`node ${node} is not a member`);
         if (

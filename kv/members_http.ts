@@ -13,8 +13,9 @@
  *
  * @module
  */
-import type { RaftNode } from "../raft/mod.ts";
-import { type MemberReply, memberRequest, type MembershipOptions } from "./members.ts";
+import { UnknownServiceError } from "../net/errors.ts";
+import type { RpcServer } from "../net/rpc_server.ts";
+import type { MemberReply } from "./members.ts";
 
 /**
  * Options of {@linkcode serveMembersHttp}.
@@ -29,7 +30,7 @@ import { type MemberReply, memberRequest, type MembershipOptions } from "./membe
  * };
  * ```
  */
-export interface MembersHttpOptions extends MembershipOptions {
+export interface MembersHttpOptions {
   /** The request's path as sent (`/members` or `/members/<id>`). */
   path: string;
   /** The answer that sends the client to `leader` (307, or 503 while none is known). */
@@ -44,20 +45,21 @@ function json(status: number, body: unknown, headers: Record<string, string> = {
 }
 
 /**
- * Answers a request under `/members` for the node whose Raft node is `raft`.
+ * Answers a request under `/members` through the node's own `Member`
+ * service on `rpc` (see `serveMembers`: the same checks as over TCP).
  *
  * @example
  * ```ts ignore
  * import { serveMembersHttp } from "@distkit/distkit/kv";
  *
- * const response = await serveMembersHttp(server.raft, request, {
+ * const response = await serveMembersHttp(rpc, request, {
  *   path: "/members",
  *   redirect: () => new Response(null, { status: 503 }),
  * });
  * ```
  */
 export async function serveMembersHttp(
-  raft: RaftNode,
+  rpc: RpcServer,
   req: Request,
   options: MembersHttpOptions,
 ): Promise<Response> {
@@ -78,9 +80,9 @@ export async function serveMembersHttp(
     }
   }
   const op = url.searchParams.get("op");
-  let request: Parameters<typeof memberRequest>[1];
+  let method: string;
   if (req.method === "GET" && node === undefined) {
-    request = { op: "list" };
+    method = "Member.List";
   } else if (node === undefined) {
     return json(405, {
       error: `${req.method} /members needs a node id: /members/<id>`,
@@ -89,9 +91,9 @@ export async function serveMembersHttp(
       allow: "GET",
     });
   } else if (req.method === "POST" && (op === null || op === "promote")) {
-    request = { op: op === "promote" ? "promote" : "add", node };
+    method = op === "promote" ? "Member.Promote" : "Member.Add";
   } else if (req.method === "DELETE") {
-    request = { op: "remove", node };
+    method = "Member.Remove";
   } else if (req.method === "POST") {
     return json(400, {
       error: `POST takes no op or ?op=promote, got ${JSON.stringify(op)}`,
@@ -102,7 +104,13 @@ export async function serveMembersHttp(
       allow: "POST, DELETE",
     });
   }
-  const reply = await memberRequest(raft, request, options);
+  let reply: MemberReply;
+  try {
+    reply = await rpc.dispatch(method, node === undefined ? {} : { node }) as MemberReply;
+  } catch (err) {
+    if (!(err instanceof UnknownServiceError)) throw err;
+    return json(404, { error: "this node does not serve membership changes", ...definite });
+  }
   return answer(reply, options, definite);
 }
 

@@ -193,7 +193,12 @@ export async function startKvNode(options: KvNodeOptions): Promise<KvNode> {
     // server did not exist yet to be stopped.
     if (conflict !== undefined) setTimeout(() => server?.stop().catch(() => {}), 0);
     // `distkit kv member` and `/members`: runtime membership changes, through the leader.
-    serveMembers(rpc, server.raft);
+    serveMembers(rpc, server.raft, {
+      checkNode: (node) =>
+        members.includes(node) ? undefined : `node ${JSON.stringify(node)} is not a position in ` +
+          `--peers (0..${members.length - 1}); a node is added under its position in the list ` +
+          `every node was started with`,
+    });
     const offset = options.httpOffset === undefined ? 1000 : options.httpOffset;
     if (offset !== null) {
       const httpAddresses = Object.fromEntries(

@@ -150,7 +150,16 @@ export async function startShardNode(options: ShardNodeOptions): Promise<ShardNo
     throw err;
   }
   // Runtime membership (`Member.List/Add/Remove/Promote`, node ids are addresses).
-  serveMembers(rpc, server.raft);
+  serveMembers(rpc, server.raft, {
+    checkNode: (node) => {
+      try {
+        parseAddress(node);
+        return undefined;
+      } catch (err) {
+        return `a replica is named by its address: ${(err as Error).message}`;
+      }
+    },
+  });
   const what = role === "ctrler" ? "controller" : `group ${options.gid} server`;
   log(`shard ${what} serving on ${listener.address}`);
   let closing: Promise<void> | undefined;

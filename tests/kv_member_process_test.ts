@@ -13,7 +13,7 @@
 import assert from "node:assert/strict";
 import { checkOperations, kvModel } from "../checker/mod.ts";
 import { AppendWorkload, connectKv, LocalCluster } from "../kv/mod.ts";
-import { delay } from "../net/mod.ts";
+import { delay, TcpClient } from "../net/mod.ts";
 import { runCli } from "./node_process.ts";
 
 interface Status {
@@ -185,6 +185,18 @@ Deno.test("kv member processes: a node that lost its folder is refused, then bro
       await Deno.remove(cluster.dataDir(lost), { recursive: true });
       await cluster.restart(lost, { join: true });
       await member(cluster, 0, "promote", "--wait", String(lost));
+
+      // A node id with no address in --peers is refused (the leader could not send it the log).
+      const tcp = new TcpClient(cluster.peers[leader], { timeoutMs: 5000 });
+      assert.deepEqual(await tcp.call("Member.Add", { node: "9" }), {
+        status: "ok",
+        refused: {
+          reason: 'node "9" is not a position in --peers (0..2); a node is added under its ' +
+            "position in the list every node was started with",
+          retryable: false,
+        },
+      });
+      tcp.close();
 
       // It votes: with another node down, it and the remaining one still make a quorum.
       const other = [0, 1, 2].find((i) => i !== lost && i !== leader)!;

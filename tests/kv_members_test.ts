@@ -43,7 +43,10 @@ async function startNode(sim: Simulation, id: string, join = false): Promise<Sim
     random: sim.random.fork(),
     maxRaftState: 2048,
   });
-  serveMembers(rpc, kv.raft, { clock: sim.clock });
+  serveMembers(rpc, kv.raft, {
+    clock: sim.clock,
+    checkNode: (node) => IDS.includes(node) ? undefined : `node ${node} has no known address`,
+  });
   sim.net.addServer(id, rpc);
   const http = kvHttpHandler(kv, rpc, { clock: sim.clock, addresses: ADDRESSES });
   return { id, kv, http };
@@ -138,6 +141,11 @@ Deno.test("kv members: add while idle, catch up by snapshot, promote, remove ove
       assert.deepEqual([put.status, put.body.mayHaveApplied], [405, false]);
       const op = await call(leader, "/members/d?op=nope", "POST");
       assert.deepEqual([op.status, op.body.mayHaveApplied], [400, false]);
+      const unknown = await call(leader, "/members/zz", "POST");
+      assert.deepEqual(
+        [unknown.status, unknown.body.error, unknown.body.retryable, unknown.body.mayHaveApplied],
+        [409, "node zz has no known address", false, false],
+      );
       const noId = await call(leader, "/members", "POST");
       assert.equal(noId.status, 405);
       await clerk.put("after", "yes");

@@ -31,10 +31,11 @@
  *
  * Limits: a peer that had never heard of a node before the node lost its
  * folder takes the new incarnation as the first (trust on first use); the
- * cluster's members are the static `--peers` list, so "add it back as a new
- * member" is, until runtime membership exists, the manual recipe in the
- * README ("What survives what"), which ends with {@linkcode NodeIdentity.admit}
- * on each peer (`node.json` edited while the peer is stopped).
+ * node ids are the positions of the `--peers` list. "Add it back as a new
+ * member" is `distkit kv member remove` then `add` (`members.ts`): each node,
+ * as it applies the membership entry that drops the node, retires the
+ * incarnation it knew ({@linkcode NodeIdentity.retire}), so the node's new
+ * folder is accepted on first contact and the old one never again.
  *
  * @module
  */

@@ -216,9 +216,10 @@ progress) exits 1 with the reason.`,
       }
       if (op === "add") {
         console.log(
-          `start it on a new, empty folder:\n  ${
-            serveCommand(Number(node), peers, cluster, parsed.values["secret-file"])
-          }`,
+          `start it on a new, empty folder (with any other option the other nodes run with, ` +
+            `such as --http-offset or --tick-ms):\n  ${
+              serveCommand(Number(node), peers, cluster, parsed.values["secret-file"])
+            }`,
         );
         console.log(
           `then, once it has caught up (distkit kv member list), promote it:\n  ` +

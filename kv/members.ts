@@ -25,6 +25,7 @@ import {
   NotLeaderError,
   type RaftNode,
   RaftRequestError,
+  RaftStoppedError,
 } from "../raft/mod.ts";
 
 /**
@@ -128,7 +129,10 @@ export interface MembershipOptions {
    * past its own latest snapshot. Default 100.
    */
   maxLag?: number;
-  /** How long a change may wait while the leader is busy with another. Default 5,000 ms. */
+  /**
+   * How long a change may wait while the leader is busy with another, and
+   * then for its commit. Default 5,000 ms.
+   */
   timeoutMs?: number;
   /** The clock waits use. Default: the real one. */
   clock?: Clock;
@@ -246,6 +250,7 @@ export function listMembers(raft: RaftNode, options: MembershipOptions = {}): Me
  *
  * @throws {NotLeaderError} when `raft` does not lead (nothing was proposed).
  * @throws {MemberRefusedError} when the change is refused (nothing was proposed).
+ * @throws {RaftStoppedError} when `raft` has stopped (nothing was proposed).
  * @throws {MemberOutcomeUnknownError} when it was proposed and its outcome could not be learned.
  *
  * @example
@@ -261,7 +266,8 @@ export async function changeMember(
   options: MembershipOptions = {},
 ): Promise<MemberOutcome> {
   const clock = options.clock ?? realClock;
-  const giveUpAt = clock.now() + (options.timeoutMs ?? 5000);
+  const timeoutMs = options.timeoutMs ?? 5000;
+  const giveUpAt = clock.now() + timeoutMs;
   const { node } = change;
   while (true) {
     const before = listMembers(raft, options);
@@ -310,12 +316,12 @@ export async function changeMember(
         proposal = { type: "addVoter", node };
         break;
     }
+    // A stopped node proposes nothing (checked in the same turn as the proposal,
+    // so a RaftStoppedError from here on comes from waiting for the commit).
+    if (raft.status().stopped) throw new RaftStoppedError(raft.id);
     try {
-      // Committed within the time left, or its outcome is unknown (no quorum, a new leader).
-      await deadline(raft.changeMembership(proposal), {
-        clock,
-        timeoutMs: Math.max(1, giveUpAt - clock.now()),
-      });
+      // Committed in time, or its outcome is unknown (no quorum, a new leader).
+      await deadline(raft.changeMembership(proposal), { clock, timeoutMs });
     } catch (err) {
       if (err instanceof MembershipBusyError) {
         if (clock.now() >= giveUpAt) {
@@ -389,6 +395,9 @@ export async function memberRequest(
     if (request.op === "list") return { status: "ok", list: listMembers(raft, options) };
     return { status: "ok", outcome: await changeMember(raft, request, options) };
   } catch (err) {
+    if (err instanceof RaftStoppedError) {
+      return { status: "retry", reason: "this node has stopped" };
+    }
     if (err instanceof NotLeaderError) {
       if (raft.status().stopped) return { status: "retry", reason: "this node has stopped" };
       return { status: "not-leader", leader: err.leader };

@@ -14,6 +14,7 @@ import {
   type MemberList,
   MemberRefusedError,
   type MemberReply,
+  memberRequest,
   serveMembers,
 } from "../kv/mod.ts";
 import { delay, RpcServer, simulate, type Simulation } from "../net/mod.ts";
@@ -191,6 +192,14 @@ Deno.test("kv members: the Member RPC service answers not-leader, refusals and o
       await changeMember(leader.kv.raft, { op: "remove", node: "d" }, { clock: sim.clock });
       const last = changeMember(leader.kv.raft, { op: "remove", node: leader.id });
       await assert.rejects(last, (err) => err instanceof MemberRefusedError && !err.retryable);
+
+      // A stopped node proposes nothing: "retry", definite.
+      await leader.kv.stop();
+      const outside = nodes.find((n) => n !== leader)!.id; // removed above
+      assert.deepEqual(await memberRequest(leader.kv.raft, { op: "add", node: outside }), {
+        status: "retry",
+        reason: "this node has stopped",
+      });
     } finally {
       for (const n of nodes) await n.kv.stop();
     }

@@ -38,6 +38,7 @@ import {
 } from "./cli_values.ts";
 import { KvOutcomeUnknownError, KvRequestError, mayHaveApplied } from "./errors.ts";
 import { distkitCommand, LocalCluster } from "./local_cluster.ts";
+import { member } from "./member_command.ts";
 import { connectKv, startKvNode } from "./node.ts";
 import { endpointCommand, healthCommand, statusCommand } from "./status_commands.ts";
 import type { Clerk } from "./clerk.ts";
@@ -496,6 +497,7 @@ export const kvCommands: { summary: string; commands: Record<string, KvCommand> 
     del,
     cas,
     list,
+    member,
     status: statusCommand,
     endpoint: endpointCommand,
     health: healthCommand,

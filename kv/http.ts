@@ -31,6 +31,7 @@
  *
  * @module
  */
+import { serveMembersHttp } from "./members_http.ts";
 import { deadline } from "../net/async.ts";
 import { concatBytes } from "../net/bytes.ts";
 import { type Clock, realClock } from "../net/clock.ts";
@@ -616,8 +617,14 @@ export function kvHttpHandler(
         headers: { "content-type": "text/plain; version=0.0.4" },
       });
     }
+    if (raw === "/members" || raw.startsWith("/members/")) {
+      return await serveMembersHttp(rpc, req, {
+        path: raw,
+        redirect: (leader, extra) => redirect(url, leader, extra),
+      });
+    }
     if (!raw.startsWith("/kv/") || raw.length === 4) {
-      return failure(404, "not found; use /kv/<key>, /status or /metrics", definite);
+      return failure(404, "not found; use /kv/<key>, /members, /status or /metrics", definite);
     }
     let key: string;
     try {

@@ -31,10 +31,11 @@
  *
  * Limits: a peer that had never heard of a node before the node lost its
  * folder takes the new incarnation as the first (trust on first use); the
- * cluster's members are the static `--peers` list, so "add it back as a new
- * member" is, until runtime membership exists, the manual recipe in the
- * README ("What survives what"), which ends with {@linkcode NodeIdentity.admit}
- * on each peer (`node.json` edited while the peer is stopped).
+ * node ids are the positions of the `--peers` list. "Add it back as a new
+ * member" is `distkit kv member remove` then `add` (`members.ts`): each node,
+ * as it applies the membership entry that drops the node, retires the
+ * incarnation it knew ({@linkcode NodeIdentity.retire}), so the node's new
+ * folder is accepted on first contact and the old one never again.
  *
  * @module
  */
@@ -85,6 +86,12 @@ export interface FolderRecord {
   created: StartMode;
   /** The incarnation of each peer, as first heard from it. */
   members: Record<string, string>;
+  /**
+   * Incarnations of peers that were removed from the cluster, never to be
+   * accepted again, and the log index of the latest membership entry that
+   * retired one (so a replayed entry retires nothing twice).
+   */
+  retired?: Record<string, { index: number; incarnations: string[] }>;
 }
 
 /**
@@ -296,6 +303,14 @@ export class NodeIdentity implements MemberOptions {
           this.#conflict!.message
         }`;
     }
+    const recorded = this.#record.members[peer.node];
+    if (recorded === undefined && this.#isRetired(peer.node, peer.incarnation)) {
+      const reason = `node ${peer.node} presents data folder incarnation ${peer.incarnation}, ` +
+        `which was removed from the cluster; start it on a new, empty folder with --join and add ` +
+        `it back (distkit kv member add ${peer.node})`;
+      this.#log(`refused node ${peer.node}: ${reason}`);
+      return reason;
+    }
     // First contact records it; one recorded meanwhile (by gossip) is compared.
     const known = await this.#admitFirst(peer.node, peer.incarnation);
     if (known === peer.incarnation) return undefined;
@@ -340,6 +355,42 @@ export class NodeIdentity implements MemberOptions {
   }
 
   /**
+   * The membership entry (or snapshot) at log `index` no longer has `node`:
+   * the incarnation this node knows it by is retired (refused from now on),
+   * so that once the operator adds the node back as a new member, its new
+   * folder's incarnation is accepted on first contact. Called as membership
+   * entries are applied; an entry applied again (after a restart) retires
+   * nothing twice.
+   */
+  retire(node: string, index: number): Promise<void> {
+    const write = this.#writing.catch(() => {}).then(async () => {
+      if (node === this.node) return;
+      const before = this.#record.retired?.[node];
+      if (before !== undefined && before.index >= index) return;
+      const known = this.#record.members[node];
+      const members = { ...this.#record.members };
+      delete members[node];
+      const incarnations = [...(before?.incarnations ?? [])];
+      if (known !== undefined && !incarnations.includes(known)) incarnations.push(known);
+      const retired = { ...this.#record.retired, [node]: { index, incarnations } };
+      await writeRecord(this.#dir, { ...this.#record, members, retired });
+      this.#record.members = members;
+      this.#record.retired = retired;
+      if (known !== undefined) {
+        this.#log(
+          `node ${node} left the cluster (log index ${index}): incarnation ${known} retired`,
+        );
+      }
+    });
+    this.#writing = write;
+    return write;
+  }
+
+  #isRetired(node: string, incarnation: string): boolean {
+    return this.#record.retired?.[node]?.incarnations.includes(incarnation) ?? false;
+  }
+
+  /**
    * Takes in what a peer knows: its own incarnation is checked by the
    * handshake; the others it knows are recorded when this node knows none
    * for them, and what it knows of this node must be this incarnation.
@@ -349,7 +400,9 @@ export class NodeIdentity implements MemberOptions {
       if (typeof incarnation !== "string" || !this.#members.has(node)) continue;
       if (node === this.node) {
         if (incarnation !== this.incarnation) this.#stop(from, incarnation);
-      } else if (this.#record.members[node] === undefined) {
+      } else if (
+        this.#record.members[node] === undefined && !this.#isRetired(node, incarnation)
+      ) {
         await this.#admitFirst(node, incarnation);
       }
     }
@@ -398,6 +451,9 @@ function parseRecord(file: string, text: string): Omit<FolderRecord, "cluster"> 
     incarnation: typeof raw.incarnation === "string" ? raw.incarnation : "",
     created: raw.created === "join" ? "join" : "bootstrap",
     members,
+    ...(raw.retired !== undefined && typeof raw.retired === "object"
+      ? { retired: raw.retired }
+      : {}),
   };
 }
 

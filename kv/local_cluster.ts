@@ -127,11 +127,15 @@ export class LocalCluster {
     return this.#members[i].stderr.join("");
   }
 
-  /** Starts node i (again) from its data folder and waits until it serves HTTP. */
-  async restart(i: number): Promise<void> {
+  /**
+   * Starts node i (again) from its data folder and waits until it serves
+   * HTTP. `join`: an empty folder joins the running cluster (`kv serve
+   * --join`), as a node added back with `distkit kv member add` must.
+   */
+  async restart(i: number, options: { join?: boolean } = {}): Promise<void> {
     const m = this.#members[i];
     if (!m.gone) throw new Error(`node ${i} is running; kill it first`);
-    const args = [...runnerArgs(), ...this.serveArgs(i)];
+    const args = [...runnerArgs(), ...this.serveArgs(i, options)];
     // Always set, so a DISTKIT_SECRET of our own environment is not inherited by surprise.
     const env = { DISTKIT_SECRET: this.#options.secret ?? "" };
     const child = new Deno.Command(Deno.execPath(), {
@@ -170,9 +174,10 @@ export class LocalCluster {
 
   /**
    * The arguments of `distkit` that run node i as this cluster does (after
-   * the runner: see {@linkcode distkitCommand}).
+   * the runner: see {@linkcode distkitCommand}); `join` as for
+   * {@linkcode LocalCluster.restart}.
    */
-  serveArgs(i: number): string[] {
+  serveArgs(i: number, options: { join?: boolean } = {}): string[] {
     return [
       "kv",
       "serve",
@@ -182,6 +187,7 @@ export class LocalCluster {
       this.peers.join(","),
       "--data",
       this.dataDir(i),
+      ...(options.join ? ["--join"] : []),
       ...(this.#options.maxRaftState === undefined
         ? []
         : ["--max-raft-state", String(this.#options.maxRaftState)]),

@@ -51,6 +51,8 @@ export * from "./hosting.ts";
 export * from "./identity.ts";
 export * from "./http.ts";
 export * from "./local_cluster.ts";
+export * from "./members.ts";
+export * from "./members_http.ts";
 export * from "./node.ts";
 export * from "./protocol.ts";
 export * from "./replica.ts";

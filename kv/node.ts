@@ -9,9 +9,16 @@ import { EventSummary } from "../net/event_summary.ts";
 import { AddressTransport, TcpTransport } from "../net/tcp.ts";
 import { Clerk, type ClerkOptions } from "./clerk.ts";
 import { hostNode, parseAddress } from "./hosting.ts";
-import { type IdentityConflictError, shareIdentities, type StartMode } from "./identity.ts";
+import {
+  type IdentityConflictError,
+  type NodeIdentity,
+  shareIdentities,
+  type StartMode,
+} from "./identity.ts";
+import type { Membership, RaftObserver } from "../raft/mod.ts";
 import { type KvHttpServer, serveKvHttp } from "./http.ts";
 import type { KvLimits } from "./protocol.ts";
+import { serveMembers } from "./members.ts";
 import { KvServer } from "./server.ts";
 
 /**
@@ -94,6 +101,28 @@ export interface KvNode {
   close(): Promise<void>;
 }
 
+/**
+ * Tells `identity` of every node the applied membership no longer has, so
+ * that a node removed and added back with a new folder is accepted by its
+ * new incarnation and never by its old one (`NodeIdentity.retire`).
+ */
+function retireRemoved(identity: NodeIdentity, members: string[]): RaftObserver {
+  const retire = (membership: Membership, index: number) => {
+    const present = new Set([...membership.voters, ...membership.learners]);
+    for (const node of members) {
+      if (!present.has(node)) identity.retire(node, index).catch(() => {});
+    }
+  };
+  return {
+    applied(_node, entries) {
+      for (const e of entries) if (e.kind === "membership") retire(e.membership!, e.index);
+    },
+    installed(_node, meta) {
+      retire(meta.membership, meta.index);
+    },
+  };
+}
+
 /** Raft ids by position: "0", "1", ... */
 function peerMap(peers: string[]): Record<string, string> {
   for (const p of peers) parseAddress(p);
@@ -168,9 +197,14 @@ export async function startKvNode(options: KvNodeOptions): Promise<KvNode> {
   const transport = new TcpTransport({ peers, timeoutMs: 1000, ...access, member: identity });
   let http: KvHttpServer | undefined;
   try {
+    const members = Object.keys(peers);
     server = await KvServer.start({
       id,
-      peers: Object.keys(peers),
+      // A folder made to join an existing cluster starts with no membership
+      // (it is a learner once the leader's log reaches it) and never campaigns.
+      peers: identity.mode === "join" ? [] : members,
+      // Membership entries as they are applied: a removed node's incarnation is retired.
+      observer: retireRemoved(identity, members),
       transport,
       server: rpc,
       storage,
@@ -180,8 +214,17 @@ export async function startKvNode(options: KvNodeOptions): Promise<KvNode> {
       // A follower names the leader and the members by their TCP addresses.
       addressOf: (peer) => peers[peer],
     });
-    // A conflict found while the server started had no server to stop.
-    if (conflict) await server.stop();
+    // A peer may have named another incarnation of this node while it was
+    // starting (a peer that was redialling it finds the port at once): the
+    // server did not exist yet to be stopped.
+    if (conflict !== undefined) setTimeout(() => server?.stop().catch(() => {}), 0);
+    // `distkit kv member` and `/members`: runtime membership changes, through the leader.
+    serveMembers(rpc, server.raft, {
+      checkNode: (node) =>
+        members.includes(node) ? undefined : `node ${JSON.stringify(node)} is not a position in ` +
+          `--peers (0..${members.length - 1}); a node is added under its position in the list ` +
+          `every node was started with`,
+    });
     const offset = options.httpOffset === undefined ? 1000 : options.httpOffset;
     if (offset !== null) {
       const httpAddresses = Object.fromEntries(

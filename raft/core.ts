@@ -219,6 +219,8 @@ interface Progress {
   snapshotIndex: number;
   snapshotOffset: number;
   snapshotInflight: boolean;
+  /** Heartbeat answers since the chunk in flight was sent. */
+  snapshotWaits: number;
 }
 
 interface PendingRead {
@@ -853,6 +855,7 @@ export class RaftCore {
       snapshotIndex: 0,
       snapshotOffset: 0,
       snapshotInflight: false,
+      snapshotWaits: 0,
     });
   }
 
@@ -951,6 +954,23 @@ export class RaftCore {
 
   #handleHeartbeatResponse(m: HeartbeatResponse, pr: Progress): void {
     pr.probeSent = false;
+    if (m.lastIndex !== undefined && m.lastIndex < pr.match) {
+      // The follower's log ends below its match: it lost entries (a folder
+      // restored or emptied). Probe from where its log really ends, or an
+      // idle leader would send it nothing for ever.
+      pr.match = m.lastIndex;
+      this.#becomeProbe(pr);
+    }
+    if (pr.state === "snapshot" && pr.snapshotInflight) {
+      // A chunk whose answer was lost without the driver reporting it would
+      // stall the snapshot for ever: after an election timeout of heartbeat
+      // answers without a chunk answer, send the chunk again (a duplicate
+      // is answered with the offset the follower expects).
+      if (++pr.snapshotWaits >= this.#electionTicks / this.#heartbeatTicks) {
+        pr.snapshotInflight = false;
+        pr.snapshotWaits = 0;
+      }
+    }
     if (pr.state === "replicate" && this.#paused(pr)) {
       // A lost append may have filled the window: free one slot so replication resumes.
       pr.inflight.shift();
@@ -1180,6 +1200,7 @@ export class RaftCore {
     };
     this.#send(message);
     pr.snapshotInflight = true;
+    pr.snapshotWaits = 0;
   }
 
   // ---- follower ----
@@ -1194,10 +1215,20 @@ export class RaftCore {
       case "append":
         this.#handleAppend(m);
         return;
-      case "heartbeat":
-        this.#commitTo(Math.min(m.commit, this.#log.lastIndex()));
-        this.#send({ type: "heartbeatResp", to: m.from, context: m.context });
+      case "heartbeat": {
+        const last = this.#log.lastIndex();
+        this.#commitTo(Math.min(m.commit, last));
+        // The heartbeat's commit is at most what the leader counts as our
+        // match: a log ending below it lost entries it had acknowledged, and
+        // the leader, believing them here, would send nothing while idle.
+        this.#send({
+          type: "heartbeatResp",
+          to: m.from,
+          context: m.context,
+          ...(last < m.commit ? { lastIndex: last } : {}),
+        });
         return;
+      }
       case "snapshot":
         this.#handleSnapshot(m);
         return;

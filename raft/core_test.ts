@@ -769,6 +769,65 @@ Deno.test("core: a follower that lost acknowledged entries is probed back down, 
   assert.equal(next.prevIndex, 0, "the next probe starts where b's log really ends");
 });
 
+Deno.test("core: an idle leader repairs a follower that restarted with an empty log (heartbeats alone)", () => {
+  for (const compacted of [false, true]) {
+    const net = new Net(["a", "b", "c"], { options: { snapshotChunkBytes: 4 } });
+    net.elect("a");
+    const a = net.get("a");
+    for (const x of ["x", "y", "z"]) a.propose(x);
+    net.settle();
+    net.tickAll();
+    assert.equal(a.matchIndexes().get("b"), 4);
+    if (compacted) a.compact(4, new Uint8Array([1, 2, 3, 4, 5, 6]));
+    net.settle();
+    // b comes back with nothing (a lost folder); a still counts 4 as b's match
+    // and has nothing new to send. No proposal follows: only heartbeats.
+    net.add(makeCore("b", ["a", "b", "c"], [], {}, {}, 7));
+    for (let i = 0; i < 5; i++) net.tickAll();
+    const b = net.get("b");
+    assert.equal(b.commitIndex, 4, `b caught up (compacted: ${compacted})`);
+    assert.equal(a.matchIndexes().get("b"), 4);
+    if (compacted) assert.equal(b.snapshotIndex, 4, "by the snapshot");
+    else assert.deepEqual(commands(net.applied.get("b")!), ["x", "y", "z"]);
+  }
+});
+
+Deno.test("core: a heartbeat answer from a follower behind its match sends the leader back to probing", () => {
+  const net = new Net(["a", "b", "c"]);
+  net.elect("a");
+  const a = net.get("a");
+  a.propose("x");
+  net.settle();
+  assert.equal(a.matchIndexes().get("b"), 2);
+  // A follower whose log ends at 2 says nothing: a heartbeat answer without lastIndex.
+  a.step({ type: "heartbeatResp", from: "b", to: "a", term: a.term, context: 0 });
+  assert.equal(a.matchIndexes().get("b"), 2);
+  assert.deepEqual(appendsTo(net.collect(), "b"), [], "nothing to send while b is matched");
+  a.step({ type: "heartbeatResp", from: "b", to: "a", term: a.term, context: 0, lastIndex: 0 });
+  assert.equal(a.matchIndexes().get("b"), 0, "the lost match is forgotten");
+  const probe = appendsTo(net.collect(), "b");
+  assert.equal(probe.length, 1);
+  assert.equal(probe[0].prevIndex, 0, "probed from where b's log really ends");
+});
+
+Deno.test("core: a follower says where its log ends only when a heartbeat's commit is beyond it", () => {
+  const b = makeCore("b", ["a", "b", "c"]);
+  const beat = (commit: number): Message => ({
+    type: "heartbeat",
+    from: "a",
+    to: "b",
+    term: 1,
+    commit,
+    context: 0,
+  });
+  b.step(beat(0));
+  b.step(beat(3));
+  assert.deepEqual(
+    b.ready().messages.map((m) => m.type === "heartbeatResp" && m.lastIndex),
+    [undefined, 0],
+  );
+});
+
 // ---- replication flow control ----
 
 Deno.test("core: pipelining: in replicate state at most maxInflight appends are unanswered", () => {
@@ -1350,6 +1409,40 @@ Deno.test("core: snapshots: compact drops the log; a lagging follower gets the s
   assert.equal(c.lastIndex, 5);
   net.tickAll();
   assert.deepEqual(commands(net.applied.get("c")!), ["after"]);
+});
+
+Deno.test("core: snapshots: a chunk lost without a report is sent again after an election timeout of heartbeats", () => {
+  const net = new Net(["a", "b", "c"], {
+    options: { snapshotChunkBytes: 4, electionTicks: 4, heartbeatTicks: 1 },
+  });
+  net.elect("a");
+  const a = net.get("a");
+  net.cut.add("c");
+  for (const x of ["x", "y", "z"]) a.propose(x);
+  net.settle();
+  a.compact(4, new Uint8Array([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]));
+  net.cut.delete("c");
+  net.dropped = [];
+  // The first chunk is lost and no driver reports it (an RPC layer without
+  // failure reports): heartbeats alone must restart the transfer.
+  let lostAt = -1;
+  const sentAt: number[] = [];
+  for (let tick = 0; tick < 20 && net.get("c").snapshotIndex < 4; tick++) {
+    a.tick();
+    for (let round = 0; round < 50; round++) {
+      const out = net.collect();
+      if (out.length === 0) break;
+      if (out.some((m) => m.type === "snapshot")) sentAt.push(tick);
+      net.deliver(out, (m) => {
+        if (m.type !== "snapshot" || lostAt >= 0) return true;
+        lostAt = tick;
+        return false;
+      });
+    }
+  }
+  assert.equal(net.get("c").snapshotIndex, 4, "c installed the snapshot");
+  const again = sentAt.find((t) => t > lostAt)!;
+  assert.ok(again - lostAt >= 3, `resent ${again - lostAt} ticks after the loss`);
 });
 
 Deno.test("core: snapshots: a follower that already has the snapshot's entries answers done at once", () => {

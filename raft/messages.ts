@@ -132,7 +132,12 @@ export function parseMessage(value: unknown): Message {
         context: index(m.context, "context"),
       };
     case "heartbeatResp":
-      return { ...base, type: "heartbeatResp", context: index(m.context, "context") };
+      return {
+        ...base,
+        type: "heartbeatResp",
+        context: index(m.context, "context"),
+        ...(m.lastIndex === undefined ? {} : { lastIndex: index(m.lastIndex, "lastIndex") }),
+      };
     case "snapshot": {
       if (!(m.chunk instanceof Uint8Array)) fail("chunk must be bytes");
       const size = index(m.size, "size");

@@ -318,6 +318,14 @@ export class RaftNode {
   }
 
   /**
+   * How far each member's log is known to match this node's (leader only;
+   * empty on a follower): for deciding whether a learner has caught up.
+   */
+  matchIndexes(): Map<NodeId, number> {
+    return this.#core.role === "leader" ? this.#core.matchIndexes() : new Map();
+  }
+
+  /**
    * The entries with indexes in [from, to] still in this node's log
    * (compacted ones are gone), for inspection and tests.
    */

@@ -283,6 +283,12 @@ export interface HeartbeatResponse extends MessageBase {
   type: "heartbeatResp";
   /** The `context` of the heartbeat answered. */
   context: number;
+  /**
+   * The follower's last log index, sent only when it is below the
+   * heartbeat's commit: the follower lacks entries the leader counts as
+   * matched (it lost its log), so the leader must probe it again.
+   */
+  lastIndex?: number;
 }
 
 /**

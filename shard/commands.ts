@@ -49,6 +49,7 @@ const SERVE_OPTIONS = {
   "tick-ms": { type: "string" },
   "cluster-id": { type: "string" },
   "secret-file": { type: "string" },
+  join: { type: "boolean" },
 } as const;
 
 const SERVE_HELP =
@@ -57,6 +58,9 @@ const SERVE_HELP =
   --data <dir>             this node's data folder (created if missing; one process per folder)
   --max-raft-state <bytes> snapshot when the Raft log reaches this size (default 4194304)
   --tick-ms <ms>           Raft tick (default 50)
+  --join                   an empty --data joins the running replicas: it waits to be added with
+                           Member.Add on their leader (e.g. distkit net call <leader> Member.Add
+                           '{"node": "<this --listen>"}'), then Member.Promote once caught up
 ${ACCESS_HELP}`;
 
 /** `ctrler serve` and `group serve`: run one node until SIGINT or SIGTERM. */
@@ -119,6 +123,7 @@ ${
           cluster: typeof v["cluster-id"] === "string" ? v["cluster-id"] : "",
           secret: secretFrom(v["secret-file"], true),
           log: (line) => console.log(line),
+          join: v.join === true,
         });
       } catch (err) {
         if (err instanceof RangeError) return usageError(`${name} serve`, this, err.message);

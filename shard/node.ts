@@ -9,6 +9,7 @@
  * @module
  */
 import { hostNode, parseAddress } from "../kv/hosting.ts";
+import { serveMembers } from "../kv/members.ts";
 import { AddressTransport } from "../net/tcp.ts";
 import { ShardClerk, type ShardClerkOptions } from "./clerk.ts";
 import { CtrlerClerk, ShardCtrler } from "./ctrler.ts";
@@ -54,6 +55,13 @@ export interface ShardNodeOptions {
   secret?: string;
   /** Where to report (startup, shutdown). Default: nowhere. */
   log?: (line: string) => void;
+  /**
+   * An empty data folder joins the running replicas instead of founding
+   * them: it starts with no membership, never campaigns, and waits to be
+   * added as a learner (`Member.Add` on the leader, see `serveMembers`).
+   * Ignored once the folder has state. Default false.
+   */
+  join?: boolean;
 }
 
 /**
@@ -120,7 +128,7 @@ export async function startShardNode(options: ShardNodeOptions): Promise<ShardNo
   const transport = new AddressTransport({ timeoutMs: 1000, ...access });
   const raft = {
     id: address,
-    peers: options.peers,
+    peers: options.join ? [] : options.peers,
     transport,
     server: rpc,
     storage,
@@ -141,6 +149,17 @@ export async function startShardNode(options: ShardNodeOptions): Promise<ShardNo
     await storage.close();
     throw err;
   }
+  // Runtime membership (`Member.List/Add/Remove/Promote`, node ids are addresses).
+  serveMembers(rpc, server.raft, {
+    checkNode: (node) => {
+      try {
+        parseAddress(node);
+        return undefined;
+      } catch (err) {
+        return `a replica is named by its address: ${(err as Error).message}`;
+      }
+    },
+  });
   const what = role === "ctrler" ? "controller" : `group ${options.gid} server`;
   log(`shard ${what} serving on ${listener.address}`);
   let closing: Promise<void> | undefined;

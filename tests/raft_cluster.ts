@@ -147,6 +147,12 @@ export class Cluster {
     }
   }
 
+  /** Crashes server i and empties its storage (a lost data folder); `startServer` brings it back. */
+  async wipe(i: number): Promise<void> {
+    await this.crash(i);
+    this.#servers[i].storage = new MemoryStorage();
+  }
+
   /** Cuts server i off from the others (both directions). */
   disconnect(i: number): void {
     this.wiring.disconnect(i);

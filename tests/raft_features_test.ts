@@ -160,3 +160,32 @@ Deno.test("raft: membership: a new leader refuses a change until its no-op commi
     }
   }, { limitMs: 10 * 60_000 });
 });
+
+for (const snapshotEvery of [undefined, 5]) {
+  featureTest(
+    `an idle cluster repairs a follower restarted with an empty log, with no client writes${
+      snapshotEvery ? " (by snapshot)" : ""
+    }`,
+    3,
+    { snapshotEvery },
+    async (cfg) => {
+      for (let k = 1; k <= 12; k++) await cfg.one(k, 3, true);
+      const leader = await cfg.checkOneLeader();
+      const follower = (leader + 1) % 3;
+      const commit = cfg.node(leader).status().commitIndex;
+      await cfg.wipe(follower);
+      await cfg.startServer(follower);
+      cfg.connect(follower);
+      assert.equal(cfg.node(follower).status().appliedIndex, 0);
+      // Nothing is proposed from here on: heartbeats alone must bring it back.
+      await cfg.sleep(5_000);
+      assert.equal(cfg.node(leader).status().role, "leader", "the leader changed");
+      assert.equal(
+        cfg.node(follower).status().appliedIndex,
+        commit,
+        "the wiped follower did not catch up while the cluster was idle",
+      );
+      assert.equal(cfg.node(leader).status().commitIndex, commit, "something was proposed");
+    },
+  );
+}

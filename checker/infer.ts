@@ -215,92 +215,133 @@ function decide(ops: readonly Operation[], t: Tables): Inference {
   /** "operation 17 (client 3, append "x", t=1–2)". */
   const said = (name: (op: number) => string, i: number) =>
     `${name(i)} (client ${ops[i].client}, ${what(i)}, ${span(i)})`;
-  const listTokens = (tokens: number[]) => {
-    const show = (k: number) => quote(values[tokens[k]], 24);
-    if (tokens.length === 0) return "nothing (the initial empty value)";
-    if (tokens.length <= 4) return tokens.map((_, k) => show(k)).join(" ");
-    return `${show(0)} ${show(1)} … ${show(tokens.length - 2)} ${
-      show(tokens.length - 1)
-    } (${tokens.length} values)`;
+  const listValues = (list: string[]) => {
+    const show = (k: number) => quote(list[k], 24);
+    if (list.length === 0) return "nothing (the initial empty value)";
+    if (list.length <= 4) return list.map((_, k) => show(k)).join(" ");
+    return `${show(0)} ${show(1)} … ${show(list.length - 2)} ${
+      show(list.length - 1)
+    } (${list.length} values)`;
   };
+  const listTokens = (tokens: number[]) => listValues(tokens.map((w) => values[w]));
   const fail = (witnesses: number[], explain: Contradiction["explain"]): never => {
     throw new Found({ witnesses, explain });
   };
 
-  /** The writes a read's value spells, front to back, or why it spells none. */
+  /**
+   * The writes a read's value spells, front to back, or why it spells none. Values are decoded
+   * uniquely (no value is a prefix of another); a value written several times is resolved to the
+   * one write that can be there: invoked before the read completed, of the kind the place needs
+   * (a put only first), not completed before a write shown before it was invoked nor invoked
+   * after one shown after it completed, not shown elsewhere in the read, and, once other reads
+   * fixed what precedes a write, with that text before it. Several left: `Ambiguous`.
+   */
   const parse = (r: number): number[] => {
     const v = values[r];
-    const out: number[] = [];
-    const seen = new Set<number>();
+    const shown: string[] = [];
+    const ends: number[] = [];
     let at = 0;
-    let after = -Infinity; // the latest call of the writes shown so far
     while (at < v.length) {
-      let found = -1;
       let value: string | undefined;
       for (const len of lengths) {
         if (at + len > v.length) continue;
-        const id = tokenOf.get(v.slice(at, at + len));
-        if (id !== undefined) {
-          value = v.slice(at, at + len);
-          found = id >= 0 ? id : resolve(r, value, at, after, seen);
+        const piece = v.slice(at, at + len);
+        if (tokenOf.has(piece)) {
+          value = piece;
           break;
         }
       }
-      if (found === -2) throw new Ambiguous();
-      if (found < 0 && value !== undefined) {
-        const writers = groups.get(value)!;
-        fail([r, ...writers], (name) => [
-          `${said(name, r)} shows ${quote(value)} after ${
-            listTokens(out)
-          }, but none of the ${writers.length} writes of that value can be the one it shows: each was invoked after the read completed, completed before a write shown before it was invoked, is a put (which nothing can precede), or is shown already. The writes: ${
-            writers.map((w) => said(name, w)).join("; ")
-          }.`,
-        ]);
-      }
-      if (found < 0) {
+      if (value === undefined) {
         fail([r], (name) => [
           `${said(name, r)} read a value that no sequence of the writes produces: after ${
-            listTokens(out)
+            listValues(shown)
           } comes ${quote(v.slice(at), 30)}, which starts with no written value.`,
         ]);
       }
-      if (seen.has(found)) {
-        fail([r, found], (name) => [
-          `${said(name, r)} shows the value of ${
-            said(name, found)
-          } twice; a write takes effect once.`,
+      shown.push(value!);
+      at += value!.length;
+      ends.push(at);
+    }
+    const m = shown.length;
+    const cands = shown.map((value, k) => {
+      const id = tokenOf.get(value)!;
+      if (id >= 0) return [id];
+      return groups.get(value)!.filter((w) =>
+        call[w] <= ret[r] && !(k > 0 && kind[w] === PUT) &&
+        (pos[w] < 0 || (pos[w] === ends[k] && v.slice(0, ends[k]) === prefix[w]))
+      );
+    });
+    for (let changed = true; changed;) {
+      changed = false;
+      const narrow = (k: number, keep: (w: number) => boolean) => {
+        if (cands[k].length < 2) return;
+        const kept = cands[k].filter(keep);
+        if (kept.length < cands[k].length) {
+          cands[k] = kept;
+          changed = true;
+        }
+      };
+      // Each write shown comes after those before it: it cannot have completed before one of
+      // them (whichever it is) was invoked, nor been invoked after one after it completed.
+      let after = -Infinity;
+      for (let k = 0; k < m; k++) {
+        const bound = after;
+        narrow(k, (w) => ret[w] >= bound);
+        let least = Infinity;
+        for (const w of cands[k]) least = Math.min(least, call[w]);
+        if (cands[k].length > 0) after = Math.max(after, least);
+      }
+      let before = Infinity;
+      for (let k = m - 1; k >= 0; k--) {
+        const bound = before;
+        narrow(k, (w) => call[w] <= bound);
+        let most = -Infinity;
+        for (const w of cands[k]) most = Math.max(most, ret[w]);
+        if (cands[k].length > 0) before = Math.min(before, most);
+      }
+      for (let k = 0; k < m; k++) {
+        if (cands[k].length !== 1) continue;
+        const only = cands[k][0];
+        for (let j = 0; j < m; j++) if (j !== k) narrow(j, (w) => w !== only);
+      }
+    }
+    for (let k = 0; k < m; k++) {
+      if (cands[k].length > 0) continue;
+      const writers = groups.get(shown[k])!;
+      fail([r, ...writers], (name) => [
+        `${said(name, r)} shows ${quote(shown[k])} after ${
+          listValues(shown.slice(0, k))
+        }, but none of the ${writers.length} writes of that value can be the one it shows: each was invoked after the read completed, is a put (which nothing can precede), has other values before it in other reads, or is out of order in time with the other writes the read shows. The writes: ${
+          writers.map((w) => said(name, w)).join("; ")
+        }.`,
+      ]);
+    }
+    if (cands.some((c) => c.length > 1)) throw new Ambiguous();
+    const out = cands.map((c) => c[0]);
+    const seen = new Set<number>();
+    out.forEach((w, k) => {
+      if (seen.has(w)) {
+        fail([r, w], (name) => [
+          `${said(name, r)} shows the value of ${said(name, w)} twice; a write takes effect once.`,
         ]);
       }
-      if (kind[found] === PUT && at !== 0) {
-        fail([r, found], (name) => [
-          `${said(name, r)} shows ${listTokens(out)} before the value of ${
-            said(name, found)
+      seen.add(w);
+      if (kind[w] === PUT && k > 0) {
+        fail([r, w], (name) => [
+          `${said(name, r)} shows ${listValues(shown.slice(0, k))} before the value of ${
+            said(name, w)
           }; a put replaces the value, so nothing can come before it.`,
         ]);
       }
-      seen.add(found);
-      out.push(found);
-      at += values[found].length;
-      after = Math.max(after, call[found]);
-    }
+    });
     return out;
   };
 
-  /**
-   * Which of the writes of a value written several times read `r` shows at offset `at`, after
-   * writes the latest of which was called at `after`: the one write that can be it (invoked
-   * before the read ended, not completed before a write shown before it began, of the kind the
-   * place needs, not shown already), -1 when none can, -2 when several can.
-   */
-  const resolve = (r: number, value: string, at: number, after: number, seen: Set<number>) => {
-    let found = -1;
-    for (const w of groups.get(value)!) {
-      if (seen.has(w) || call[w] > ret[r] || ret[w] < after) continue;
-      if (at > 0 && kind[w] === PUT) continue;
-      if (found >= 0) return -2;
-      found = w;
-    }
-    return found;
+  /** The writes an established read shows: the chain of writes that ends at its version. */
+  const shownTo = (r: number): number[] => {
+    const out: number[] = [];
+    for (let w = version[r]; w >= 0; w = pred[w]) out.push(w);
+    return out.reverse();
   };
 
   // What the reads reveal, per write: where its value ends in the value since the last put (-1:
@@ -316,9 +357,8 @@ function decide(ops: readonly Operation[], t: Tables): Inference {
   let startHead = -1; // an append that reads show with no put before it
 
   /** Two reads that disagree on the writes before `w` (both show it). */
-  const disagree = (a: number, b: number, w: number): never => {
-    const ta = parse(a);
-    const tb = parse(b);
+  const disagree = (a: number, ta: number[], b: number, w: number): never => {
+    const tb = shownTo(b);
     let j = 0;
     while (j < ta.length && j < tb.length && ta[j] === tb[j]) j++;
     return fail([a, b, w], (name) => {
@@ -349,14 +389,18 @@ function decide(ops: readonly Operation[], t: Tables): Inference {
     for (const w of tokens) {
       end += values[w].length;
       if (pos[w] >= 0) {
-        if (pos[w] !== end || v.slice(0, end) !== prefix[w]) disagree(r, shownBy[w], w);
+        if (pos[w] !== end || v.slice(0, end) !== prefix[w]) disagree(r, tokens, shownBy[w], w);
       } else {
         if (before < 0 && kind[w] === APPEND) {
-          if (startHead >= 0 && startHead !== w) disagree(r, shownBy[startHead], startHead);
+          if (startHead >= 0 && startHead !== w) {
+            disagree(r, tokens, shownBy[startHead], startHead);
+          }
           startHead = w;
         }
         if (before >= 0) {
-          if (succ[before] >= 0 && succ[before] !== w) disagree(r, shownBy[succ[before]], before);
+          if (succ[before] >= 0 && succ[before] !== w) {
+            disagree(r, tokens, shownBy[succ[before]], before);
+          }
           succ[before] = w;
         }
         pred[w] = before;
@@ -367,6 +411,23 @@ function decide(ops: readonly Operation[], t: Tables): Inference {
       before = w;
     }
     version[r] = before;
+  };
+
+  /**
+   * The slow path: parse from the front, then record. A read whose value written several times
+   * fits more than one write waits until other reads have fixed more.
+   */
+  const deferred: number[] = [];
+  const slow = (r: number) => {
+    let tokens: number[];
+    try {
+      tokens = parse(r);
+    } catch (err) {
+      if (!(err instanceof Ambiguous)) throw err;
+      deferred.push(r);
+      return;
+    }
+    establish(r, tokens);
   };
 
   const v0: number[] = [];
@@ -426,7 +487,7 @@ function decide(ops: readonly Operation[], t: Tables): Inference {
       }
     }
     if (!ok) {
-      establish(r, parse(r));
+      slow(r);
       continue;
     }
     let before = base;
@@ -443,6 +504,12 @@ function decide(ops: readonly Operation[], t: Tables): Inference {
       before = w;
     }
     version[r] = walked.length > 0 ? walked[0] : base;
+  }
+
+  while (deferred.length > 0) {
+    const waiting = deferred.splice(0);
+    for (const r of waiting) slow(r);
+    if (deferred.length === waiting.length) throw new Ambiguous();
   }
 
   // Reads per version (the last write they show), each group by return: reads of one version
@@ -491,7 +558,7 @@ function decide(ops: readonly Operation[], t: Tables): Inference {
       }
       if (kind[y] === READ && kind[x] !== READ) {
         return [
-          `${said(name, y)} saw ${listTokens(parse(y))} but not ${quote(values[x], 24)}, which ${
+          `${said(name, y)} saw ${listTokens(shownTo(y))} but not ${quote(values[x], 24)}, which ${
             shownBy[x] >= 0
               ? `${name(shownBy[x])} shows right after ${quote(values[pred[x]], 24)}`
               : ""
@@ -500,8 +567,8 @@ function decide(ops: readonly Operation[], t: Tables): Inference {
       }
       if (kind[y] === READ) {
         return [
-          `${said(name, y)} saw ${listTokens(parse(y))}, an older value than ${
-            listTokens(parse(x))
+          `${said(name, y)} saw ${listTokens(shownTo(y))}, an older value than ${
+            listTokens(shownTo(x))
           }, which ${said(name, x)} saw; yet ${name(x)} completed before ${
             name(y)
           } began: a later read saw an older value.`,
@@ -561,7 +628,7 @@ function decide(ops: readonly Operation[], t: Tables): Inference {
         } with nothing before it, so no put came before it and nothing that is not shown;`,
       `yet ${said(name, z)} ${
         kind[z] === READ
-          ? `saw ${listTokens(parse(z))} and`
+          ? `saw ${listTokens(shownTo(z))} and`
           : pos[z] < 0
           ? "(which no read shows)"
           : ""

@@ -66,6 +66,11 @@ export type Inference =
   | ({ verdict: "not linearizable" } & Contradiction)
   | { verdict: "inapplicable"; reason: string };
 
+/** A value written more often than this leaves the partition to the search. */
+const MAX_REPEATS = 8;
+/** Rounds of narrowing a read's candidates (each read, and of retrying the reads left waiting). */
+const MAX_ROUNDS = 16;
+
 const READ = 0;
 const PUT = 1;
 const APPEND = 2;
@@ -180,6 +185,15 @@ export function inferKv(ops: readonly Operation[]): Inference {
       return { verdict: "inapplicable", reason: "a written value is a prefix of another" };
     }
   }
+  for (const group of groups.values()) {
+    // Telling many writes of one value apart costs more than it is likely to decide.
+    if (group.length > MAX_REPEATS) {
+      return {
+        verdict: "inapplicable",
+        reason: `a value written more than ${MAX_REPEATS} times`,
+      };
+    }
+  }
   const lengths = [...new Set(written.map((v) => v.length))].sort((a, b) => b - a);
   try {
     return decide(ops, { n, kind, call, ret, values, tokenOf, groups, lengths });
@@ -271,7 +285,7 @@ function decide(ops: readonly Operation[], t: Tables): Inference {
         (pos[w] < 0 || (pos[w] === ends[k] && v.slice(0, ends[k]) === prefix[w]))
       );
     });
-    for (let changed = true; changed;) {
+    for (let changed = true, round = 0; changed && round < MAX_ROUNDS; round++) {
       changed = false;
       const narrow = (k: number, keep: (w: number) => boolean) => {
         if (cands[k].length < 2) return;
@@ -299,11 +313,10 @@ function decide(ops: readonly Operation[], t: Tables): Inference {
         for (const w of cands[k]) most = Math.max(most, ret[w]);
         if (cands[k].length > 0) before = Math.min(before, most);
       }
-      for (let k = 0; k < m; k++) {
-        if (cands[k].length !== 1) continue;
-        const only = cands[k][0];
-        for (let j = 0; j < m; j++) if (j !== k) narrow(j, (w) => w !== only);
-      }
+      // A write shown in one place is not shown in another.
+      const placed = new Set<number>();
+      for (const c of cands) if (c.length === 1) placed.add(c[0]);
+      for (let k = 0; k < m; k++) narrow(k, (w) => !placed.has(w));
     }
     for (let k = 0; k < m; k++) {
       if (cands[k].length > 0) continue;
@@ -506,10 +519,10 @@ function decide(ops: readonly Operation[], t: Tables): Inference {
     version[r] = walked.length > 0 ? walked[0] : base;
   }
 
-  while (deferred.length > 0) {
+  for (let round = 0; deferred.length > 0; round++) {
     const waiting = deferred.splice(0);
     for (const r of waiting) slow(r);
-    if (deferred.length === waiting.length) throw new Ambiguous();
+    if (deferred.length === waiting.length || round === MAX_ROUNDS) throw new Ambiguous();
   }
 
   // Reads per version (the last write they show), each group by return: reads of one version

@@ -559,8 +559,17 @@ function decide(ops: readonly Operation[], t: Tables): Inference {
   };
 
   /** `y` comes before `x` in an epoch, by what the reads show, yet `x` completed before `y` began. */
-  const explainOrder = (y: number, x: number): never =>
-    fail([y, x], (name) => {
+  const explainOrder = (y: number, x: number): never => {
+    // The witnesses: the two operations, then the reads the order rests on and what they show
+    // (on their own, these make a history that is not linearizable).
+    const support = new Set([y, x]);
+    for (const r of [y, x, shownBy[x]]) {
+      if (r >= 0 && kind[r] === READ) {
+        support.add(r);
+        for (const w of shownTo(r)) support.add(w);
+      }
+    }
+    return fail([...support], (name) => {
       const late = `${said(name, x)} completed before ${name(y)} began`;
       if (kind[y] !== READ && kind[x] === READ) {
         return [
@@ -593,6 +602,7 @@ function decide(ops: readonly Operation[], t: Tables): Inference {
         }, yet ${late}.`,
       ];
     });
+  };
 
   // The epochs, with the reads of each version after its write.
   let start: Unit | undefined;

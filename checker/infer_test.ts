@@ -3,6 +3,7 @@ import { checkOperations } from "./check.ts";
 import { parseHistory } from "./formats.ts";
 import { type Inference, inferKv } from "./infer.ts";
 import { kvModel } from "./models.ts";
+import { main } from "../cli.ts";
 import type { KvOperation } from "./test_util.ts";
 
 const op = (
@@ -284,5 +285,39 @@ if (typeof files === "string") {
     const alone = checkOperations(kvModel, witnesses, { inference: false });
     assert.equal(alone.verdict, "not linearizable");
     assert.equal(alone.partitions[0].method, "search");
+  });
+
+  Deno.test('distkit check on c50-bad key "0": exit 1 with the proof; the search alone, exit 3 at its memory budget (it crashed with exit 1 before)', async () => {
+    const lines = Deno.readTextFileSync(new URL("kv/c50-bad.txt", HISTORIES)).split("\n")
+      .filter((line) => line.includes(':key "0"'));
+    const dir = await Deno.makeTempDir({ prefix: "distkit-infer-" });
+    const file = `${dir}/key0.txt`;
+    await Deno.writeTextFile(file, lines.join("\n") + "\n");
+    const out: string[] = [];
+    const { log, error } = console;
+    console.log = console.error = (...a: unknown[]) => out.push(a.join(" "));
+    let inferred: number, searched: number, searchedOut: string;
+    try {
+      inferred = await main(["check", "--model", "kv", file]);
+      out.length = 0;
+      searched = await main([
+        "check",
+        "--model",
+        "kv",
+        "--search-only",
+        "--max-states",
+        "100000",
+        file,
+      ]);
+      searchedOut = out.join("\n");
+    } finally {
+      console.log = log;
+      console.error = error;
+      await Deno.remove(dir, { recursive: true });
+    }
+    assert.equal(inferred, 1);
+    assert.equal(searched, 3, searchedOut);
+    assert.match(searchedOut, /key0\.txt: unknown/);
+    assert.match(searchedOut, /its memory budget \(--max-states 100000\)/);
   });
 }

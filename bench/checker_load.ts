@@ -59,7 +59,9 @@ const RUNS = 5;
 
 const exportAt = Deno.args.indexOf("--export");
 const exportDir = exportAt >= 0 ? Deno.args[exportAt + 1] : undefined;
-const positional = Deno.args.filter((_, i) => i !== exportAt && i !== exportAt + 1);
+const positional = exportAt < 0
+  ? Deno.args
+  : Deno.args.filter((_, i) => i !== exportAt && i !== exportAt + 1);
 
 /**
  * Porcupine on the issue #21 histories (its checker.go with the kv model of its

@@ -603,7 +603,7 @@ Deno.test("distkit: an internal error (here V8's map limit, injected) exits 3 wi
     };
     let run;
     try {
-      run = await capture(() => main(["check", "--model", "kv", "--search-only", file]));
+      run = await capture(() => main(["check", file, "--model", "kv", "--search-only"]));
     } finally {
       Map.prototype.set = set;
     }
@@ -620,6 +620,26 @@ Deno.test("distkit: an internal error (here V8's map limit, injected) exits 3 wi
   const crash = await capture(() => guarded("demo", () => Promise.reject(new TypeError("boom"))));
   assert.equal(crash.code, 3);
   assert.match(crash.err, /^distkit demo: internal error: TypeError: boom/);
+});
+
+Deno.test("distkit check as a process: the exit code of an unknown is 3, of a usage error 2", async () => {
+  await withFiles(async (dir) => {
+    const file = `${dir}/hard.jsonl`;
+    await Deno.writeTextFile(file, toJsonl(hardHistory()));
+    const cli = new URL("../cli.ts", import.meta.url).pathname;
+    const run = async (...args: string[]) => {
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: ["run", `--allow-read=${dir}`, cli, "check", ...args],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      return { code: out.code, out: new TextDecoder().decode(out.stdout) };
+    };
+    const budget = await run("--max-states", "2000", "--model", "register", file);
+    assert.equal(budget.code, 3, budget.out);
+    assert.match(budget.out, /unknown/);
+    assert.equal((await run("--max-states", "none", file)).code, 2);
+  });
 });
 
 Deno.test("distkit check: --help at every level", async () => {

@@ -672,23 +672,11 @@ function decide(ops: readonly Operation[], t: Tables): Inference {
   const prevLo = new Int32Array(m + 1);
   const posHi = new Int32Array(m);
   const posLo = new Int32Array(m);
-  // Doubly linked lists over the sorted orders; slot m is the head.
+  // Doubly linked lists over the two sorted orders: slot k holds byHi[k] (byLo[k]), slot m is
+  // the head, and removing a unit unlinks its slot in both.
   for (let k = 0; k <= m; k++) {
-    nextHi[k] = k + 1 <= m ? k + 1 : 0;
-    prevHi[k] = k === 0 ? m : k - 1;
-    nextLo[k] = nextHi[k];
-    prevLo[k] = prevHi[k];
-  }
-  // Slot k (< m) holds byHi[k] / byLo[k]; the head is slot m; an empty list points m to m.
-  nextHi[m] = m > 0 ? 0 : m;
-  nextLo[m] = nextHi[m];
-  prevHi[0] = m;
-  prevLo[0] = m;
-  if (m > 0) {
-    nextHi[m - 1] = m;
-    nextLo[m - 1] = m;
-    prevHi[m] = m - 1;
-    prevLo[m] = m - 1;
+    nextHi[k] = nextLo[k] = k === m ? (m > 0 ? 0 : m) : k + 1;
+    prevHi[k] = prevLo[k] = k === 0 ? m : k - 1;
   }
   for (let k = 0; k < m; k++) {
     posHi[byHi[k]] = k;

@@ -276,7 +276,7 @@ export function internalErrorMessage(command: string, err: unknown): string {
   const what = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
   const stack = err instanceof Error && err.stack ? `\n${err.stack}` : "";
   return [
-    `distkit ${command}: internal error: ${what}`,
+    `distkit${command ? ` ${command}` : ""}: internal error: ${what}`,
     `This is a bug in distkit, not an answer: the command stopped without one (exit ${INTERNAL_ERROR_EXIT}).`,
     "Please report it to the distkit maintainers (the project's issue tracker) with the command",
     "line, the input (or a smaller one that shows the same failure) and the trace below.",
@@ -322,8 +322,15 @@ export async function guarded(command: string, run: () => Promise<number>): Prom
  * ```
  */
 export function main(args: string[]): Promise<number> {
-  const name = args.slice(0, 2).filter((a) => !a.startsWith("-")).join(" ") || "distkit";
-  return guarded(name, () => dispatch(args));
+  return guarded(commandName(args), () => dispatch(args));
+}
+
+/** The command `args` name, as messages show it: "check", "kv get", or "" for none. */
+function commandName(args: string[]): string {
+  const [first, second] = args;
+  if (first === undefined || first.startsWith("-")) return "";
+  if (Object.hasOwn(topCommands, first) || !Object.hasOwn(groups, first)) return first;
+  return second === undefined || second.startsWith("-") ? first : `${first} ${second}`;
 }
 
 async function dispatch(args: string[]): Promise<number> {
@@ -369,7 +376,7 @@ if (import.meta.main) {
   // Failures outside the awaited command (a timer, a stray promise) are internal errors too.
   const crash = (event: Event, err: unknown) => {
     event.preventDefault();
-    console.error(internalErrorMessage(Deno.args.slice(0, 2).join(" "), err));
+    console.error(internalErrorMessage(commandName(Deno.args), err));
     Deno.exit(INTERNAL_ERROR_EXIT);
   };
   globalThis.addEventListener("error", (e) => crash(e, (e as ErrorEvent).error));

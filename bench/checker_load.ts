@@ -3,10 +3,15 @@
  * `../shared/data/histories` (the porcupine checker's test data): median of
  * five runs of `checkOperations` with default options per case (after one
  * warm-up run, for the JIT), next to porcupine's (Go) medians on the same
- * 2-core machine, then the process's peak memory.
+ * 2-core machine, then the process's peak memory. Then the append histories
+ * of issue #21, decided by inference: key "0" of c50-bad (which porcupine
+ * never finishes), a 30,000-operation history in the shape of `distkit demo`'s
+ * (kv/workload.ts over an in-memory store), and a generated 1,000,000-operation
+ * one (1,000 keys, 8 clients each); `--export DIR` also writes those three as
+ * EDN files, for porcupine.
  *
  * ```sh
- * deno run --allow-read --allow-env bench/checker_load.ts [folder]
+ * deno run --allow-read --allow-env bench/checker_load.ts [folder] [--export DIR]
  * ```
  *
  * The folder defaults to `$DISTKIT_HISTORIES`, then `../shared/data/histories`
@@ -19,12 +24,16 @@ import {
   checkOperations,
   type CheckResult,
   kvMapModel,
+  kvModel,
   type Model,
   modelsByName,
   type NondeterministicModel,
   type Operation,
   parseHistory,
 } from "../checker/mod.ts";
+import { appendHistory, type KvOperation } from "../checker/test_util.ts";
+import { AppendWorkload } from "../kv/workload.ts";
+import { Random } from "../net/random.ts";
 
 /**
  * Porcupine (Go) on this machine, median ms of 5 runs: the figures the issue
@@ -48,9 +57,25 @@ const PORCUPINE_MS: Record<string, { issue: number; measured: number }> = {
 
 const RUNS = 5;
 
+const exportAt = Deno.args.indexOf("--export");
+const exportDir = exportAt >= 0 ? Deno.args[exportAt + 1] : undefined;
+const positional = exportAt < 0
+  ? Deno.args
+  : Deno.args.filter((_, i) => i !== exportAt && i !== exportAt + 1);
+
+/**
+ * Porcupine on the issue #21 histories (its checker.go with the kv model of its
+ * tests, CheckEventsTimeout with 10 minutes, on the EDN files `--export` writes;
+ * measured by hand, see BENCHMARKS.md): ms, or why it gave no answer.
+ */
+const PORCUPINE_21: Record<string, string> = {
+  'kv/c50-bad key "0"': "no answer (past 12 GiB after 398 s)",
+  "demo-shaped, 30,000 ops": "3,250 ms",
+};
+
 function historiesFolder(): string | undefined {
   const candidates = [
-    Deno.args[0],
+    positional[0],
     Deno.env.get("DISTKIT_HISTORIES"),
     new URL("../../shared/data/histories", import.meta.url).pathname,
   ];
@@ -121,7 +146,7 @@ function time(c: Case): { ms: number; verdicts: string[] } {
   return { ms: median(samples), verdicts };
 }
 
-function main(): number {
+async function main(): Promise<number> {
   const dir = historiesFolder();
   if (dir === undefined) {
     console.log(
@@ -146,6 +171,7 @@ function main(): number {
       histories: [load(dir, "kv/c10-ok.txt", kvMapModel)],
     },
   ];
+  let wrong = million();
   console.log(
     `checker benchmark: ${dir}, median of ${RUNS} runs after a warm-up, default options`,
   );
@@ -157,7 +183,6 @@ function main(): number {
         "measured".padStart(10)
       }  verdict`,
   );
-  let wrong = 0;
   for (const c of cases) {
     const { ms, verdicts } = time(c);
     const ops = c.histories.reduce((n, h) => n + h.operations.length, 0);
@@ -179,7 +204,152 @@ function main(): number {
     );
   }
   console.log(`peak RSS: ${peakRssMiB().toFixed(0)} MiB`);
+  wrong += await inference(dir);
   return wrong === 0 ? 0 : 1;
 }
 
-Deno.exit(main());
+/**
+ * A history in the shape of `distkit demo`'s: kv/workload.ts's AppendWorkload
+ * (8 clients, 4 keys, appends and gets alternating) over an in-memory store
+ * whose calls take effect after a random number of turns, until `total`
+ * operations; the strings are copied flat, as if read from the wire.
+ */
+async function demoShaped(random: Random, total: number): Promise<KvOperation[]> {
+  const store = new Map<string, string>();
+  const turns = async (n: number) => {
+    for (let i = 0; i < n; i++) await Promise.resolve();
+  };
+  const clerk = () => ({
+    append: async (key: string, value: string) => {
+      await turns(random.int(20));
+      store.set(key, (store.get(key) ?? "") + value);
+      await turns(random.int(20));
+    },
+    get: async (key: string) => {
+      await turns(random.int(20));
+      const value = store.get(key) ?? "";
+      await turns(random.int(20));
+      return value;
+    },
+  });
+  const workload = new AppendWorkload();
+  const running = workload.start(Array.from({ length: 8 }, clerk));
+  while (workload.completed < total) await turns(200);
+  await running.stop();
+  return JSON.parse(JSON.stringify(workload.history.slice(0, total)));
+}
+
+/** The history as EDN lines in time order (calls before returns at equal times), for porcupine. */
+function toEdn(history: KvOperation[]): string {
+  const events: [number, number, string][] = [];
+  history.forEach((op, i) => {
+    const { op: f, key, value } = op.input;
+    const v = f === "get" ? "nil" : JSON.stringify(value);
+    const head = `{:process ${op.client}, :type`;
+    events.push([
+      op.call,
+      i,
+      `${head} :invoke, :f :${f}, :key ${JSON.stringify(key)}, :value ${v}}`,
+    ]);
+    if (op.unknown) return;
+    const out = f === "get" ? JSON.stringify(op.output) : v;
+    events.push([
+      op.return,
+      history.length + i,
+      `${head} :ok, :f :${f}, :key "${key}", :value ${out}}`,
+    ]);
+  });
+  events.sort((a, b) =>
+    a[0] - b[0] || (a[1] < history.length ? 0 : 1) - (b[1] < history.length ? 0 : 1) || a[1] - b[1]
+  );
+  return events.map((e) => e[2]).join("\n") + "\n";
+}
+
+async function inference(dir: string): Promise<number> {
+  console.log(
+    "\nissue #21: append histories, decided by inference (median of 5 after a warm-up; " +
+      "the 1,000,000-operation ones: one run each)",
+  );
+  const key0 =
+    (parseHistory(Deno.readTextFileSync(`${dir}/kv/c50-bad.txt`)).operations as KvOperation[])
+      .filter((op) => op.input.key === "0");
+  const demo = await demoShaped(new Random(21), 30_000);
+  const cases: { name: string; ops: KvOperation[]; expect: string; runs: number }[] = [
+    { name: 'kv/c50-bad key "0"', ops: key0, expect: "not linearizable", runs: RUNS },
+    { name: "demo-shaped, 30,000 ops", ops: demo, expect: "linearizable", runs: RUNS },
+  ];
+  let wrong = 0;
+  const row = (name: string, ops: number, ms: number, verdict: string, extra = "") =>
+    console.log(
+      `${name.padEnd(46)}${String(ops).padStart(9)}${ms.toFixed(1).padStart(10)} ms  ${
+        verdict.padEnd(17)
+      }porcupine: ${PORCUPINE_21[name] || "see BENCHMARKS.md"}${extra}`,
+    );
+  for (const c of cases) {
+    checkOperations(kvModel, c.ops); // warm-up
+    const samples: number[] = [];
+    let verdict = "";
+    for (let run = 0; run < c.runs; run++) {
+      const r = checkOperations(kvModel, c.ops);
+      samples.push(r.elapsedMs);
+      verdict = r.verdict;
+    }
+    if (verdict !== c.expect) wrong++;
+    row(c.name, c.ops.length, median(samples), verdict);
+  }
+  // The general search on key "0", for comparison: it runs into its memory budget.
+  const searched = checkOperations(kvModel, key0, { inference: false });
+  console.log(
+    `${"  the same, search only (default budgets)".padEnd(46)}${String(key0.length).padStart(9)}${
+      searched.elapsedMs.toFixed(0).padStart(10)
+    } ms  ${searched.verdict} (${searched.gaveUp} budget: ${searched.states} states)`,
+  );
+  if (exportDir) {
+    Deno.writeTextFileSync(`${exportDir}/c50-bad-key0.txt`, toEdn(key0));
+    Deno.writeTextFileSync(`${exportDir}/demo-30k.txt`, toEdn(demo));
+  }
+  return wrong;
+}
+
+/**
+ * The generated 1,000,000-operation history (1,000 keys, 8 clients per key, 2%
+ * puts), checked once; then with one late read of a key made to return the
+ * empty value (a lost key), which cannot be linearized. Run first, so the
+ * process's peak memory is this case's.
+ */
+function million(): number {
+  const t0 = performance.now();
+  const history = appendHistory(new Random(2101), {
+    operations: 1_000_000,
+    keys: 1000,
+    clientsPerKey: 8,
+    putChance: 0.02,
+    unknownChance: 0,
+  });
+  const made = performance.now() - t0;
+  const good = checkOperations(kvModel, history);
+  const late = history.findLast((op) =>
+    op.input.key === "500" && op.input.op === "get" && op.output !== ""
+  )!;
+  const saw = late.output;
+  late.output = "";
+  const bad = checkOperations(kvModel, history);
+  console.log(
+    `generated 1,000,000-operation append history (made in ${
+      made.toFixed(0)
+    } ms): ${good.verdict} in ${
+      good.elapsedMs.toFixed(0)
+    } ms; with one late read of the empty value: ${bad.verdict} in ${
+      bad.elapsedMs.toFixed(0)
+    } ms; ` +
+      `peak RSS of the process so far: ${peakRssMiB().toFixed(0)} MiB`,
+  );
+  if (exportDir) {
+    Deno.writeTextFileSync(`${exportDir}/append-1m-bad.txt`, toEdn(history));
+    late.output = saw;
+    Deno.writeTextFileSync(`${exportDir}/append-1m.txt`, toEdn(history));
+  }
+  return (good.verdict === "linearizable" ? 0 : 1) + (bad.verdict === "not linearizable" ? 0 : 1);
+}
+
+Deno.exit(await main());

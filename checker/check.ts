@@ -59,7 +59,7 @@ export interface CheckOptions {
 /**
  * The default memory budget of a check, in search states (see
  * {@linkcode CheckOptions.maxStates}): 4,194,304 cache entries. With the
- * key/value model's string states that is about 1 GiB (measured: 1.06 GiB
+ * key/value model's string states that is about 1 GiB (measured: 1.03 GiB
  * peak for the whole process on key "0" of c50-bad), well under a small
  * machine's memory; V8 itself would fail at 2^24 entries.
  *

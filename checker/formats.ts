@@ -791,15 +791,18 @@ class EdnReader {
   }
 
   #string(): EdnValue {
+    // Runs without escapes are taken as slices: a value read back from an append history is
+    // long, and adding it one character at a time made a rope of a node per character.
     let out = "";
     this.#pos++;
     while (this.#pos < this.text.length) {
-      const c = this.text[this.#pos++];
-      if (c === '"') return { kind: "string", value: out };
-      if (c !== "\\") {
-        out += c;
-        continue;
-      }
+      const quote = this.text.indexOf('"', this.#pos);
+      const backslash = this.text.indexOf("\\", this.#pos);
+      const stop = backslash >= 0 && (quote < 0 || backslash < quote) ? backslash : quote;
+      if (stop < 0) break;
+      out += this.text.slice(this.#pos, stop);
+      this.#pos = stop + 1;
+      if (stop === quote) return { kind: "string", value: out };
       const e = this.text[this.#pos++];
       const escapes: Record<string, string> = { n: "\n", t: "\t", r: "\r", '"': '"', "\\": "\\" };
       if (e === undefined || !(e in escapes)) {
@@ -808,6 +811,7 @@ class EdnReader {
       }
       out += escapes[e];
     }
+    this.#pos = this.text.length;
     this.#fail('a closing " of the string');
   }
 }

@@ -250,6 +250,19 @@ Deno.test("edn: register operations suggest the cas-register model", () => {
   );
 });
 
+Deno.test("edn: long values with escapes read back exactly (slices, not a character at a time)", () => {
+  const long = "x 1 2 y".repeat(30_000);
+  const text = [
+    '{:process 0, :type :invoke, :f :append, :key "k", :value "a\\"b\\\\c"}',
+    '{:process 0, :type :ok, :f :append, :key "k", :value "a\\"b\\\\c"}',
+    '{:process 1, :type :invoke, :f :get, :key "k", :value nil}',
+    `{:process 1, :type :ok, :f :get, :key "k", :value "${long}\\n${long}"}`,
+  ].join("\n");
+  const parsed = parseHistory(text);
+  assert.equal((parsed.operations[0].input as { value: string }).value, 'a"b\\c');
+  assert.equal(parsed.operations[1].output, `${long}\n${long}`);
+});
+
 Deno.test("edn: malformed lines", () => {
   const invoke = '{:process 0, :type :invoke, :f :get, :key "1", :value nil}';
   assertMalformed(`${invoke}\n{:process 0, :type :ok`, "edn", 2, /keyword or "}"/);

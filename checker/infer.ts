@@ -66,6 +66,11 @@ export type Inference =
   | ({ verdict: "not linearizable" } & Contradiction)
   | { verdict: "inapplicable"; reason: string };
 
+/** A value written more often than this leaves the partition to the search. */
+const MAX_REPEATS = 8;
+/** Rounds of narrowing a read's candidates (each read, and of retrying the reads left waiting). */
+const MAX_ROUNDS = 16;
+
 const READ = 0;
 const PUT = 1;
 const APPEND = 2;
@@ -180,6 +185,15 @@ export function inferKv(ops: readonly Operation[]): Inference {
       return { verdict: "inapplicable", reason: "a written value is a prefix of another" };
     }
   }
+  for (const group of groups.values()) {
+    // Telling many writes of one value apart costs more than it is likely to decide.
+    if (group.length > MAX_REPEATS) {
+      return {
+        verdict: "inapplicable",
+        reason: `a value written more than ${MAX_REPEATS} times`,
+      };
+    }
+  }
   const lengths = [...new Set(written.map((v) => v.length))].sort((a, b) => b - a);
   try {
     return decide(ops, { n, kind, call, ret, values, tokenOf, groups, lengths });
@@ -215,92 +229,132 @@ function decide(ops: readonly Operation[], t: Tables): Inference {
   /** "operation 17 (client 3, append "x", t=1–2)". */
   const said = (name: (op: number) => string, i: number) =>
     `${name(i)} (client ${ops[i].client}, ${what(i)}, ${span(i)})`;
-  const listTokens = (tokens: number[]) => {
-    const show = (k: number) => quote(values[tokens[k]], 24);
-    if (tokens.length === 0) return "nothing (the initial empty value)";
-    if (tokens.length <= 4) return tokens.map((_, k) => show(k)).join(" ");
-    return `${show(0)} ${show(1)} … ${show(tokens.length - 2)} ${
-      show(tokens.length - 1)
-    } (${tokens.length} values)`;
+  const listValues = (list: string[]) => {
+    const show = (k: number) => quote(list[k], 24);
+    if (list.length === 0) return "nothing (the initial empty value)";
+    if (list.length <= 4) return list.map((_, k) => show(k)).join(" ");
+    return `${show(0)} ${show(1)} … ${show(list.length - 2)} ${
+      show(list.length - 1)
+    } (${list.length} values)`;
   };
+  const listTokens = (tokens: number[]) => listValues(tokens.map((w) => values[w]));
   const fail = (witnesses: number[], explain: Contradiction["explain"]): never => {
     throw new Found({ witnesses, explain });
   };
 
-  /** The writes a read's value spells, front to back, or why it spells none. */
+  /**
+   * The writes a read's value spells, front to back, or why it spells none. Values are decoded
+   * uniquely (no value is a prefix of another); a value written several times is resolved to the
+   * one write that can be there: invoked before the read completed, of the kind the place needs
+   * (a put only first), not completed before a write shown before it was invoked nor invoked
+   * after one shown after it completed, not shown elsewhere in the read, and, once other reads
+   * fixed what precedes a write, with that text before it. Several left: `Ambiguous`.
+   */
   const parse = (r: number): number[] => {
     const v = values[r];
-    const out: number[] = [];
-    const seen = new Set<number>();
+    const shown: string[] = [];
+    const ends: number[] = [];
     let at = 0;
-    let after = -Infinity; // the latest call of the writes shown so far
     while (at < v.length) {
-      let found = -1;
       let value: string | undefined;
       for (const len of lengths) {
         if (at + len > v.length) continue;
-        const id = tokenOf.get(v.slice(at, at + len));
-        if (id !== undefined) {
-          value = v.slice(at, at + len);
-          found = id >= 0 ? id : resolve(r, value, at, after, seen);
+        const piece = v.slice(at, at + len);
+        if (tokenOf.has(piece)) {
+          value = piece;
           break;
         }
       }
-      if (found === -2) throw new Ambiguous();
-      if (found < 0 && value !== undefined) {
-        const writers = groups.get(value)!;
-        fail([r, ...writers], (name) => [
-          `${said(name, r)} shows ${quote(value)} after ${
-            listTokens(out)
-          }, but none of the ${writers.length} writes of that value can be the one it shows: each was invoked after the read completed, completed before a write shown before it was invoked, is a put (which nothing can precede), or is shown already. The writes: ${
-            writers.map((w) => said(name, w)).join("; ")
-          }.`,
-        ]);
-      }
-      if (found < 0) {
+      if (value === undefined) {
         fail([r], (name) => [
           `${said(name, r)} read a value that no sequence of the writes produces: after ${
-            listTokens(out)
+            listValues(shown)
           } comes ${quote(v.slice(at), 30)}, which starts with no written value.`,
         ]);
       }
-      if (seen.has(found)) {
-        fail([r, found], (name) => [
-          `${said(name, r)} shows the value of ${
-            said(name, found)
-          } twice; a write takes effect once.`,
+      shown.push(value!);
+      at += value!.length;
+      ends.push(at);
+    }
+    const m = shown.length;
+    const cands = shown.map((value, k) => {
+      const id = tokenOf.get(value)!;
+      if (id >= 0) return [id];
+      return groups.get(value)!.filter((w) =>
+        call[w] <= ret[r] && !(k > 0 && kind[w] === PUT) &&
+        (pos[w] < 0 || (pos[w] === ends[k] && v.slice(0, ends[k]) === prefix[w]))
+      );
+    });
+    for (let changed = true, round = 0; changed && round < MAX_ROUNDS; round++) {
+      changed = false;
+      const narrow = (k: number, keep: (w: number) => boolean) => {
+        if (cands[k].length < 2) return;
+        const kept = cands[k].filter(keep);
+        if (kept.length < cands[k].length) {
+          cands[k] = kept;
+          changed = true;
+        }
+      };
+      // Each write shown comes after those before it: it cannot have completed before one of
+      // them (whichever it is) was invoked, nor been invoked after one after it completed.
+      let after = -Infinity;
+      for (let k = 0; k < m; k++) {
+        const bound = after;
+        narrow(k, (w) => ret[w] >= bound);
+        let least = Infinity;
+        for (const w of cands[k]) least = Math.min(least, call[w]);
+        if (cands[k].length > 0) after = Math.max(after, least);
+      }
+      let before = Infinity;
+      for (let k = m - 1; k >= 0; k--) {
+        const bound = before;
+        narrow(k, (w) => call[w] <= bound);
+        let most = -Infinity;
+        for (const w of cands[k]) most = Math.max(most, ret[w]);
+        if (cands[k].length > 0) before = Math.min(before, most);
+      }
+      // A write shown in one place is not shown in another.
+      const placed = new Set<number>();
+      for (const c of cands) if (c.length === 1) placed.add(c[0]);
+      for (let k = 0; k < m; k++) narrow(k, (w) => !placed.has(w));
+    }
+    for (let k = 0; k < m; k++) {
+      if (cands[k].length > 0) continue;
+      const writers = groups.get(shown[k])!;
+      fail([r, ...writers], (name) => [
+        `${said(name, r)} shows ${quote(shown[k])} after ${
+          listValues(shown.slice(0, k))
+        }, but none of the ${writers.length} writes of that value can be the one it shows: each was invoked after the read completed, is a put (which nothing can precede), has other values before it in other reads, or is out of order in time with the other writes the read shows. The writes: ${
+          writers.map((w) => said(name, w)).join("; ")
+        }.`,
+      ]);
+    }
+    if (cands.some((c) => c.length > 1)) throw new Ambiguous();
+    const out = cands.map((c) => c[0]);
+    const seen = new Set<number>();
+    out.forEach((w, k) => {
+      if (seen.has(w)) {
+        fail([r, w], (name) => [
+          `${said(name, r)} shows the value of ${said(name, w)} twice; a write takes effect once.`,
         ]);
       }
-      if (kind[found] === PUT && at !== 0) {
-        fail([r, found], (name) => [
-          `${said(name, r)} shows ${listTokens(out)} before the value of ${
-            said(name, found)
+      seen.add(w);
+      if (kind[w] === PUT && k > 0) {
+        fail([r, w], (name) => [
+          `${said(name, r)} shows ${listValues(shown.slice(0, k))} before the value of ${
+            said(name, w)
           }; a put replaces the value, so nothing can come before it.`,
         ]);
       }
-      seen.add(found);
-      out.push(found);
-      at += values[found].length;
-      after = Math.max(after, call[found]);
-    }
+    });
     return out;
   };
 
-  /**
-   * Which of the writes of a value written several times read `r` shows at offset `at`, after
-   * writes the latest of which was called at `after`: the one write that can be it (invoked
-   * before the read ended, not completed before a write shown before it began, of the kind the
-   * place needs, not shown already), -1 when none can, -2 when several can.
-   */
-  const resolve = (r: number, value: string, at: number, after: number, seen: Set<number>) => {
-    let found = -1;
-    for (const w of groups.get(value)!) {
-      if (seen.has(w) || call[w] > ret[r] || ret[w] < after) continue;
-      if (at > 0 && kind[w] === PUT) continue;
-      if (found >= 0) return -2;
-      found = w;
-    }
-    return found;
+  /** The writes an established read shows: the chain of writes that ends at its version. */
+  const shownTo = (r: number): number[] => {
+    const out: number[] = [];
+    for (let w = version[r]; w >= 0; w = pred[w]) out.push(w);
+    return out.reverse();
   };
 
   // What the reads reveal, per write: where its value ends in the value since the last put (-1:
@@ -316,9 +370,8 @@ function decide(ops: readonly Operation[], t: Tables): Inference {
   let startHead = -1; // an append that reads show with no put before it
 
   /** Two reads that disagree on the writes before `w` (both show it). */
-  const disagree = (a: number, b: number, w: number): never => {
-    const ta = parse(a);
-    const tb = parse(b);
+  const disagree = (a: number, ta: number[], b: number, w: number): never => {
+    const tb = shownTo(b);
     let j = 0;
     while (j < ta.length && j < tb.length && ta[j] === tb[j]) j++;
     return fail([a, b, w], (name) => {
@@ -349,14 +402,18 @@ function decide(ops: readonly Operation[], t: Tables): Inference {
     for (const w of tokens) {
       end += values[w].length;
       if (pos[w] >= 0) {
-        if (pos[w] !== end || !v.startsWith(prefix[w])) disagree(r, shownBy[w], w);
+        if (pos[w] !== end || v.slice(0, end) !== prefix[w]) disagree(r, tokens, shownBy[w], w);
       } else {
         if (before < 0 && kind[w] === APPEND) {
-          if (startHead >= 0 && startHead !== w) disagree(r, shownBy[startHead], startHead);
+          if (startHead >= 0 && startHead !== w) {
+            disagree(r, tokens, shownBy[startHead], startHead);
+          }
           startHead = w;
         }
         if (before >= 0) {
-          if (succ[before] >= 0 && succ[before] !== w) disagree(r, shownBy[succ[before]], before);
+          if (succ[before] >= 0 && succ[before] !== w) {
+            disagree(r, tokens, shownBy[succ[before]], before);
+          }
           succ[before] = w;
         }
         pred[w] = before;
@@ -367,6 +424,23 @@ function decide(ops: readonly Operation[], t: Tables): Inference {
       before = w;
     }
     version[r] = before;
+  };
+
+  /**
+   * The slow path: parse from the front, then record. A read whose value written several times
+   * fits more than one write waits until other reads have fixed more.
+   */
+  const deferred: number[] = [];
+  const slow = (r: number) => {
+    let tokens: number[];
+    try {
+      tokens = parse(r);
+    } catch (err) {
+      if (!(err instanceof Ambiguous)) throw err;
+      deferred.push(r);
+      return;
+    }
+    establish(r, tokens);
   };
 
   const v0: number[] = [];
@@ -406,7 +480,7 @@ function decide(ops: readonly Operation[], t: Tables): Inference {
         break;
       }
       if (pos[w] >= 0) {
-        ok = pos[w] === end && v.startsWith(prefix[w]);
+        ok = pos[w] === end && v.slice(0, end) === prefix[w];
         base = w;
         break;
       }
@@ -426,7 +500,7 @@ function decide(ops: readonly Operation[], t: Tables): Inference {
       }
     }
     if (!ok) {
-      establish(r, parse(r));
+      slow(r);
       continue;
     }
     let before = base;
@@ -443,6 +517,12 @@ function decide(ops: readonly Operation[], t: Tables): Inference {
       before = w;
     }
     version[r] = walked.length > 0 ? walked[0] : base;
+  }
+
+  for (let round = 0; deferred.length > 0; round++) {
+    const waiting = deferred.splice(0);
+    for (const r of waiting) slow(r);
+    if (deferred.length === waiting.length || round === MAX_ROUNDS) throw new Ambiguous();
   }
 
   // Reads per version (the last write they show), each group by return: reads of one version
@@ -479,8 +559,17 @@ function decide(ops: readonly Operation[], t: Tables): Inference {
   };
 
   /** `y` comes before `x` in an epoch, by what the reads show, yet `x` completed before `y` began. */
-  const explainOrder = (y: number, x: number): never =>
-    fail([y, x], (name) => {
+  const explainOrder = (y: number, x: number): never => {
+    // The witnesses: the two operations, then the reads the order rests on and what they show
+    // (on their own, these make a history that is not linearizable).
+    const support = new Set([y, x]);
+    for (const r of [y, x, shownBy[x]]) {
+      if (r >= 0 && kind[r] === READ) {
+        support.add(r);
+        for (const w of shownTo(r)) support.add(w);
+      }
+    }
+    return fail([...support], (name) => {
       const late = `${said(name, x)} completed before ${name(y)} began`;
       if (kind[y] !== READ && kind[x] === READ) {
         return [
@@ -491,7 +580,7 @@ function decide(ops: readonly Operation[], t: Tables): Inference {
       }
       if (kind[y] === READ && kind[x] !== READ) {
         return [
-          `${said(name, y)} saw ${listTokens(parse(y))} but not ${quote(values[x], 24)}, which ${
+          `${said(name, y)} saw ${listTokens(shownTo(y))} but not ${quote(values[x], 24)}, which ${
             shownBy[x] >= 0
               ? `${name(shownBy[x])} shows right after ${quote(values[pred[x]], 24)}`
               : ""
@@ -500,8 +589,8 @@ function decide(ops: readonly Operation[], t: Tables): Inference {
       }
       if (kind[y] === READ) {
         return [
-          `${said(name, y)} saw ${listTokens(parse(y))}, an older value than ${
-            listTokens(parse(x))
+          `${said(name, y)} saw ${listTokens(shownTo(y))}, an older value than ${
+            listTokens(shownTo(x))
           }, which ${said(name, x)} saw; yet ${name(x)} completed before ${
             name(y)
           } began: a later read saw an older value.`,
@@ -513,6 +602,7 @@ function decide(ops: readonly Operation[], t: Tables): Inference {
         }, yet ${late}.`,
       ];
     });
+  };
 
   // The epochs, with the reads of each version after its write.
   let start: Unit | undefined;
@@ -561,7 +651,7 @@ function decide(ops: readonly Operation[], t: Tables): Inference {
         } with nothing before it, so no put came before it and nothing that is not shown;`,
       `yet ${said(name, z)} ${
         kind[z] === READ
-          ? `saw ${listTokens(parse(z))} and`
+          ? `saw ${listTokens(shownTo(z))} and`
           : pos[z] < 0
           ? "(which no read shows)"
           : ""
@@ -582,23 +672,11 @@ function decide(ops: readonly Operation[], t: Tables): Inference {
   const prevLo = new Int32Array(m + 1);
   const posHi = new Int32Array(m);
   const posLo = new Int32Array(m);
-  // Doubly linked lists over the sorted orders; slot m is the head.
+  // Doubly linked lists over the two sorted orders: slot k holds byHi[k] (byLo[k]), slot m is
+  // the head, and removing a unit unlinks its slot in both.
   for (let k = 0; k <= m; k++) {
-    nextHi[k] = k + 1 <= m ? k + 1 : 0;
-    prevHi[k] = k === 0 ? m : k - 1;
-    nextLo[k] = nextHi[k];
-    prevLo[k] = prevHi[k];
-  }
-  // Slot k (< m) holds byHi[k] / byLo[k]; the head is slot m; an empty list points m to m.
-  nextHi[m] = m > 0 ? 0 : m;
-  nextLo[m] = nextHi[m];
-  prevHi[0] = m;
-  prevLo[0] = m;
-  if (m > 0) {
-    nextHi[m - 1] = m;
-    nextLo[m - 1] = m;
-    prevHi[m] = m - 1;
-    prevLo[m] = m - 1;
+    nextHi[k] = nextLo[k] = k === m ? (m > 0 ? 0 : m) : k + 1;
+    prevHi[k] = prevLo[k] = k === 0 ? m : k - 1;
   }
   for (let k = 0; k < m; k++) {
     posHi[byHi[k]] = k;
@@ -663,8 +741,11 @@ function decide(ops: readonly Operation[], t: Tables): Inference {
 
 /**
  * The invariant behind a `linearizable` answer: `order` holds every operation
- * once, replays on the key/value model with every read's output, and puts no
- * operation after one that completed before it began.
+ * once, puts no operation after one that completed before it began, and
+ * replays on the key/value model with every read's output. The replay builds
+ * each epoch's final value once and compares each read with its prefix (a
+ * slice and `===`, which V8 compares as memory; `startsWith` is ten times
+ * slower on long strings), so it costs one comparison per character read.
  */
 function verify(
   ops: readonly Operation[],
@@ -676,19 +757,34 @@ function verify(
     throw new InferenceBug(`the linearization has ${order.length} of ${ops.length} operations`);
   }
   const placed = new Uint8Array(ops.length);
-  let state = "";
   let latest = -Infinity;
+  const epochs: string[] = [];
+  let parts: string[] = [];
   for (const i of order) {
     if (placed[i]) throw new InferenceBug(`operation ${i} placed twice`);
     placed[i] = 1;
     if (latest > ret[i]) {
       throw new InferenceBug(`operation ${i} placed after one called at ${t.time(latest)}`);
     }
-    latest = Math.max(latest, call[i]);
-    if (kind[i] === PUT) state = values[i];
-    else if (kind[i] === APPEND) state += values[i];
-    else if (values[i] !== undefined && values[i] !== state) {
-      throw new InferenceBug(`read ${i} does not fit its place`);
+    if (call[i] > latest) latest = call[i];
+    if (kind[i] === PUT) {
+      epochs.push(parts.join(""));
+      parts = [values[i]];
+    } else if (kind[i] === APPEND) parts.push(values[i]);
+  }
+  epochs.push(parts.join(""));
+  let epoch = 0;
+  let length = 0;
+  for (const i of order) {
+    if (kind[i] === PUT) {
+      epoch++;
+      length = values[i].length;
+    } else if (kind[i] === APPEND) length += values[i].length;
+    else {
+      const v = values[i];
+      if (v !== undefined && (v.length !== length || epochs[epoch].slice(0, length) !== v)) {
+        throw new InferenceBug(`read ${i} does not fit its place`);
+      }
     }
   }
 }

@@ -3,6 +3,7 @@ import { checkOperations } from "./check.ts";
 import { parseHistory } from "./formats.ts";
 import { type Inference, inferKv } from "./infer.ts";
 import { kvModel } from "./models.ts";
+import { main } from "../cli.ts";
 import type { KvOperation } from "./test_util.ts";
 
 const op = (
@@ -200,7 +201,8 @@ Deno.test("checkOperations: an inferred violation carries its explanation, witne
   assert.equal(r.verdict, "not linearizable");
   const part = r.partitions[0];
   assert.equal(part.method, "inference");
-  assert.deepEqual(part.witnesses, [2, 1]);
+  // The read, the append it missed, and the read that shows the order (with what it shows).
+  assert.deepEqual(part.witnesses, [2, 1, 0, 3]);
   assert.equal(part.firstIllegal, 2);
   assert.match(part.explanation!.join(" "), /^operation 3 \(client 1, get → "x;", t=4–5\) saw/);
   const searched = checkOperations(kvModel, history, { inference: false });
@@ -276,5 +278,46 @@ if (typeof files === "string") {
     const why = r.partitions[0].explanation!.join(" ");
     assert.match(why, /get → "x 15 8 y", t=1432–1441\) saw "x 15 8 y" but not "x 32 0 y"/);
     assert.match(why, /append "x 32 0 y", t=36–551\) completed before/);
+    // The general search cannot decide key "0" (nor an 89-operation prefix of it) within 8
+    // million states; the operations of the proof alone, it decides at once, and agrees.
+    const witnesses = r.partitions[0].witnesses!.map((i) => key0[i]);
+    assert.ok(witnesses.length < 10, `${witnesses.length} witnesses`);
+    const alone = checkOperations(kvModel, witnesses, { inference: false });
+    assert.equal(alone.verdict, "not linearizable");
+    assert.equal(alone.partitions[0].method, "search");
+  });
+
+  Deno.test('distkit check on c50-bad key "0": exit 1 with the proof; the search alone, exit 3 at its memory budget (it crashed with exit 1 before)', async () => {
+    const lines = Deno.readTextFileSync(new URL("kv/c50-bad.txt", HISTORIES)).split("\n")
+      .filter((line) => line.includes(':key "0"'));
+    const dir = await Deno.makeTempDir({ prefix: "distkit-infer-" });
+    const file = `${dir}/key0.txt`;
+    await Deno.writeTextFile(file, lines.join("\n") + "\n");
+    const out: string[] = [];
+    const { log, error } = console;
+    console.log = console.error = (...a: unknown[]) => out.push(a.join(" "));
+    let inferred: number, searched: number, searchedOut: string;
+    try {
+      inferred = await main(["check", "--model", "kv", file]);
+      out.length = 0;
+      searched = await main([
+        "check",
+        "--model",
+        "kv",
+        "--search-only",
+        "--max-states",
+        "100000",
+        file,
+      ]);
+      searchedOut = out.join("\n");
+    } finally {
+      console.log = log;
+      console.error = error;
+      await Deno.remove(dir, { recursive: true });
+    }
+    assert.equal(inferred, 1);
+    assert.equal(searched, 3, searchedOut);
+    assert.match(searchedOut, /key0\.txt: unknown/);
+    assert.match(searchedOut, /its memory budget \(--max-states 100000\)/);
   });
 }

@@ -3,8 +3,11 @@
  * manner of porcupine: models with `init`/`step`/`equal` (and optional
  * `hash`, `partition`, describe-functions), the Wing & Gong / Lowe search with
  * memoization, partitions interleaved so the first illegal one ends the
- * search, a time budget that answers `unknown`, and partial linearizations
- * for histories that are not linearizable.
+ * search, time and memory budgets that answer `unknown`, and partial
+ * linearizations for histories that are not linearizable. Key/value histories
+ * whose writes are told apart by their values are decided first by inference
+ * from the values read (after Elle), in near-linear time, a violation
+ * explained in words.
  *
  * @example
  * ```ts

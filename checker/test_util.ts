@@ -29,6 +29,8 @@ export interface AppendHistoryOptions {
   unknownChance?: number;
   /** Longest operation, in time units. Default 10. */
   maxDuration?: number;
+  /** Write only this many distinct values per key (`v<n>;`), so values repeat. Default: all unique. */
+  valuePool?: number;
 }
 
 /**
@@ -63,9 +65,11 @@ export function appendHistory(random: Random, options: AppendHistoryOptions): Kv
       const client = clients[random.int(perKey)];
       const call = client.at + random.int(3);
       const ret = call + random.int(maxDuration + 1);
-      const input: KvInput = random.chance(readChance)
-        ? { op: "get", key }
-        : { op: random.chance(putChance) ? "put" : "append", key, value: `${key}.${n};` };
+      const input: KvInput = random.chance(readChance) ? { op: "get", key } : {
+        op: random.chance(putChance) ? "put" : "append",
+        key,
+        value: options.valuePool ? `v${random.int(options.valuePool)};` : `${key}.${n};`,
+      };
       const op: KvOperation = { client: client.id, input, call, output: undefined, return: ret };
       let point = call + random.next() * (ret - call);
       if (random.chance(unknownChance)) {

@@ -13,10 +13,11 @@
  * @module
  */
 import { deadline, delay } from "../net/async.ts";
-import { type Clock, realClock } from "../net/clock.ts";
+import type { Clock } from "../net/clock.ts";
 import { ArgumentsError } from "../net/errors.ts";
 import type { ServiceMethods } from "../net/rpc_server.ts";
 import { type Applied, NotLeaderError, RaftNode, type RaftNodeOptions } from "../raft/mod.ts";
+import { defaultClock } from "../net/env.ts";
 
 /**
  * A deterministic state machine a {@linkcode Replica} applies committed
@@ -275,7 +276,7 @@ export class Replica<R> {
     this.#machine = machine;
     this.#options = options;
     this.#service = options.service?.name;
-    this.#clock = options.clock ?? realClock;
+    this.#clock = options.clock ?? defaultClock("Replica");
     this.#timeoutMs = options.requestTimeoutMs ??
       2 * (options.electionTicks ?? 10) * (options.tickMs ?? 50);
     this.#snapshotAt = firstSnapshotAt(options);

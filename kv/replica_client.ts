@@ -7,7 +7,7 @@
  * @module
  */
 import { delay } from "../net/async.ts";
-import { type Clock, realClock } from "../net/clock.ts";
+import type { Clock } from "../net/clock.ts";
 import {
   AbortedError,
   BadArgumentsError,
@@ -15,7 +15,7 @@ import {
   RefusedError,
   RpcError,
 } from "../net/errors.ts";
-import { Random, seedFromEnv } from "../net/random.ts";
+import type { Random } from "../net/random.ts";
 import type { ClientEnd, Transport } from "../net/transport.ts";
 import {
   KvAbortedError,
@@ -24,6 +24,7 @@ import {
   KvRequestError,
 } from "./errors.ts";
 import type { ReplicaReply } from "./replica.ts";
+import { defaultClock, defaultRandom } from "../net/env.ts";
 
 /**
  * Options of a {@linkcode ReplicaClient}.
@@ -36,9 +37,9 @@ import type { ReplicaReply } from "./replica.ts";
  * ```
  */
 export interface ReplicaClientOptions {
-  /** Time source for timeouts and backoff. Default: the real clock. */
+  /** Time source for timeouts and backoff. Default: the real clock (none inside `simulate`: pass `sim.clock`). */
   clock?: Clock;
-  /** Randomness for the backoff jitter and the first server tried. Default: seeded from `SEED` or at random. */
+  /** Randomness for the backoff jitter and the first server tried. Default: seeded from `SEED` or at random (none inside `simulate`: pass `sim.random.fork()`). */
   random?: Random;
   /**
    * Deadline of one attempt on one server. Keep it above the servers'
@@ -165,8 +166,8 @@ export class ReplicaClient {
     }
     this.#servers = [...servers];
     this.#ends = servers.map((s) => transport.connect(s));
-    this.#clock = options.clock ?? realClock;
-    this.#random = options.random ?? new Random(seedFromEnv());
+    this.#clock = options.clock ?? defaultClock("ReplicaClient");
+    this.#random = options.random ?? defaultRandom("ReplicaClient");
     this.#attemptTimeoutMs = options.attemptTimeoutMs ?? 2500;
     this.#baseMs = options.backoff?.baseMs ?? 20;
     this.#maxMs = options.backoff?.maxMs ?? 1000;

@@ -21,6 +21,7 @@ import type { Transport } from "../net/transport.ts";
 import type { RaftNode } from "../raft/mod.ts";
 import type { ShardConfig } from "./config.ts";
 import { type CtrlerOp, type CtrlerResult, CtrlerState, parseCtrlerOp } from "./ctrler_state.ts";
+import { defaultId } from "../net/env.ts";
 
 /** The name of the controller's RPC service. */
 const SERVICE = "Ctrler";
@@ -225,7 +226,7 @@ function parseCommand(raw: unknown): CtrlerCommand {
  * ```
  */
 export interface CtrlerClerkOptions extends ReplicaClientOptions {
-  /** The client's id, unique among the controller's clients, without `#`. Default: a random UUID. */
+  /** The client's id, unique among the controller's clients, without `#`. Default: a random UUID (none inside `simulate`: pass `sim.newId()`). */
   id?: string;
 }
 
@@ -256,7 +257,7 @@ export class CtrlerClerk {
    */
   constructor(transport: Transport, servers: readonly string[], options: CtrlerClerkOptions = {}) {
     this.#client = new ReplicaClient(transport, servers, options);
-    this.#sessions = new Sessions(options.id ?? crypto.randomUUID());
+    this.#sessions = new Sessions(options.id ?? defaultId("CtrlerClerk"));
   }
 
   /**

@@ -35,3 +35,31 @@ export async function runSeeds(
       `all linearizable`,
   );
 }
+
+/**
+ * Runs each of `<ENV>` seeds (a default number, from a random base; or the
+ * one seed `SEED=<n>` names) twice and requires the same trace hash both
+ * times: a simulation that read the real clock or real randomness anywhere
+ * would not replay from its seed.
+ */
+export async function checkReplays(
+  env: string,
+  defaultCount: number,
+  runSeed: (seed: number) => Promise<string>,
+): Promise<void> {
+  const replay = Deno.env.get("SEED");
+  const count = replay ? 1 : Number(Deno.env.get(env) ?? defaultCount);
+  const base = replay ? Number(replay) : seedFromEnv();
+  const seeds = Array.from({ length: count }, (_, k) => (base + k * 7919) >>> 0);
+  console.log(`  seeds ${seeds.join(", ")}, each run twice`);
+  for (const seed of seeds) {
+    const first = await runSeed(seed);
+    const second = await runSeed(seed);
+    if (first !== second) {
+      throw new Error(
+        `seed ${seed} ran differently the second time: trace hash ${first}, then ${second} ` +
+          `(replay: SEED=${seed}); something in the run reads real time or real randomness`,
+      );
+    }
+  }
+}

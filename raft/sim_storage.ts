@@ -98,6 +98,12 @@ export interface SimStorageOptions {
   commitMs?: readonly [number, number];
   /** Most entries one commit holds (a save of more is split). Default 4. */
   entriesPerCommit?: number;
+  /**
+   * Whether `load` refuses a store below its high-water mark. Default true;
+   * false only shows, in tests, what the check prevents: a node that starts
+   * from a store that lost acknowledged state.
+   */
+  detectLoss?: boolean;
 }
 
 /** The save being written: the image after each of its commits, and when each is synced. */
@@ -147,6 +153,7 @@ export class SimStorage implements RaftStorage {
   readonly #codec: Codec;
   readonly #commitMs: readonly [number, number];
   readonly #perCommit: number;
+  readonly #detectLoss: boolean;
   /** Everything synced. */
   #image: Image;
   /** The images after each of the last resolved saves, oldest first. */
@@ -170,6 +177,7 @@ export class SimStorage implements RaftStorage {
     this.#codec = options.codec ?? defaultCodec;
     this.#commitMs = options.commitMs ?? [1, 3];
     this.#perCommit = Math.max(1, options.entriesPerCommit ?? 4);
+    this.#detectLoss = options.detectLoss ?? true;
     this.#image = EMPTY_IMAGE;
     this.#latest = EMPTY_IMAGE;
     this.#history = [];
@@ -205,6 +213,7 @@ export class SimStorage implements RaftStorage {
       codec: this.#codec,
       commitMs: this.#commitMs,
       entriesPerCommit: this.#perCommit,
+      detectLoss: this.#detectLoss,
     });
     next.#image = image;
     next.#latest = image;
@@ -295,7 +304,7 @@ export class SimStorage implements RaftStorage {
       }
       state.entries.push(entry);
     });
-    this.#checkMark(state, image);
+    if (this.#detectLoss) this.#checkMark(state, image);
     // The commit index may have been saved ahead of entries a crash kept from being written.
     const last = image.first + image.entries.length - 1;
     hardState.commit = Math.max(image.snapshotIndex, Math.min(hardState.commit, last));

@@ -11,6 +11,7 @@ import {
   RaftNode,
   type RaftNodeOptions,
   SimStorage,
+  type SimStorageOptions,
   StorageCorruptionError,
   type StorageDamage,
 } from "../raft/mod.ts";
@@ -25,6 +26,8 @@ export interface ClusterOptions {
   node?: Partial<RaftNodeOptions>;
   /** Only servers 0..initialVoters-1 form the initial cluster; the others start empty and must be added. */
   initialVoters?: number;
+  /** Options of every server's SimStorage (clock, random and name are the harness's). */
+  storage?: Partial<SimStorageOptions>;
 }
 
 interface Server {
@@ -80,7 +83,12 @@ export class Cluster {
     sim.net.setReliable(!options.unreliable);
     sim.net.setLongDelays(true);
     this.#servers = Array.from({ length: n }, (_, i) => ({
-      storage: new SimStorage({ clock: sim.clock, random: this.random.fork(), name: String(i) }),
+      storage: new SimStorage({
+        ...options.storage,
+        clock: sim.clock,
+        random: this.random.fork(),
+        name: String(i),
+      }),
     }));
     this.wiring = new SimWiring(sim.net, n);
     this.logs = Array.from({ length: n }, () => new Map());

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { delay, simulate } from "../net/mod.ts";
 import { StorageCorruptionError, StorageLossError } from "./kv_storage.ts";
 import { SimStorage } from "./sim_storage.ts";
+import { MemoryStorage, type StorageBatch } from "./storage.ts";
 import type { Entry } from "./types.ts";
 
 function entries(from: number, to: number, term: number): Entry[] {
@@ -133,4 +134,90 @@ Deno.test("sim storage: overlapping saves are refused (the contract says they ne
     );
     await first;
   }, { seed: 1 });
+});
+
+Deno.test("sim storage: random saves load as they do from MemoryStorage, and every crash between them loads", async () => {
+  for (let seed = 1; seed <= 20; seed++) {
+    await simulate(async ({ clock, random }) => {
+      const memory = new MemoryStorage();
+      const sim = new SimStorage({ clock, random: random.fork(), entriesPerCommit: 2 });
+      let term = 1;
+      let last = 0;
+      let snap = 0;
+      const terms = new Map<number, number>();
+      const run = (from: number, to: number): Entry[] => {
+        const out = entries(from, to, term);
+        for (const e of out) terms.set(e.index, term);
+        return out;
+      };
+      for (let step = 0; step < 60; step++) {
+        const roll = random.int(5);
+        let batch: StorageBatch;
+        if (roll === 0 && last > snap) {
+          // Compaction: a snapshot of applied entries.
+          const index = random.between(snap + 1, last);
+          batch = {
+            snapshot: {
+              meta: { index, term: terms.get(index)!, membership: { voters: ["a"], learners: [] } },
+              data: new Uint8Array([step]),
+            },
+            entries: [],
+            resetLog: false,
+          };
+          snap = index;
+        } else if (roll === 1) {
+          // An installed snapshot replaces the whole log, maybe beyond it.
+          const index = random.between(snap + 1, last + 3);
+          term++;
+          terms.set(index, term);
+          const after = random.int(3);
+          batch = {
+            hardState: { term, vote: null, commit: index },
+            snapshot: {
+              meta: { index, term, membership: { voters: ["a", "b"], learners: [] } },
+              data: new Uint8Array([step, 1]),
+            },
+            entries: after > 0 ? run(index + 1, index + after) : [],
+            resetLog: true,
+          };
+          snap = index;
+          last = index + after;
+        } else if (roll === 2 && last > snap) {
+          // A new leader's entries replace a suffix.
+          const from = random.between(snap + 1, last);
+          term++;
+          const to = from + random.int(5);
+          batch = {
+            hardState: { term, vote: "b", commit: snap },
+            entries: run(from, to),
+            resetLog: false,
+          };
+          last = to;
+        } else {
+          const to = last + 1 + random.int(6);
+          batch = { entries: run(last + 1, to), resetLog: false };
+          last = to;
+        }
+        await memory.save(batch);
+        const saving = sim.save(batch);
+        if (random.chance(0.3)) {
+          await delay(random.int(8), { clock });
+          await sim.crash().load(); // never refused: nothing resolved was lost
+        }
+        await saving;
+        // Like DenoKvStorage, SimStorage clamps the commit index to what it holds.
+        const expected = await memory.load();
+        const held = Math.max(
+          expected.snapshot?.meta.index ?? 0,
+          expected.entries.at(-1)?.index ?? 0,
+        );
+        expected.hardState.commit = Math.max(
+          expected.snapshot?.meta.index ?? 0,
+          Math.min(expected.hardState.commit, held),
+        );
+        assert.deepEqual(await sim.load(), expected, `seed ${seed}, step ${step}`);
+        assert.equal(sim.snapshotSize(), memory.snapshotSize());
+      }
+    }, { seed });
+  }
 });

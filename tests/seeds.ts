@@ -19,8 +19,13 @@ export async function runSeeds(
 ): Promise<void> {
   const replay = Deno.env.get("SEED");
   const count = replay ? 1 : Number(Deno.env.get(env) ?? defaultCount);
-  const base = replay ? Number(replay) : seedFromEnv();
-  console.log(`  seeds ${base}..${base + count - 1} (replay one with SEED=<seed>)`);
+  // `KV_SEEDS` takes its base from `KV_SEED_BASE`, to rerun a whole batch.
+  const baseEnv = Deno.env.get(env.replace(/SEEDS$/, "SEED_BASE"));
+  const base = replay ? Number(replay) : baseEnv ? Number(baseEnv) >>> 0 : seedFromEnv();
+  console.log(
+    `  seeds ${base}..${base + count - 1} (replay one with SEED=<seed>, all with ` +
+      `${env.replace(/SEEDS$/, "SEED_BASE")}=${base})`,
+  );
   const start = performance.now();
   let ops = 0;
   let faults = 0;

@@ -217,7 +217,7 @@ interface PendingRead {
  *   }
  * }
  *
- * await simulate(async ({ clock, net }) => {
+ * await simulate(async ({ clock, net, random }) => {
  *   const server = new RpcServer();
  *   net.addServer("a", server);
  *   const replica = await Replica.start(new Counter(), {
@@ -227,6 +227,7 @@ interface PendingRead {
  *     server,
  *     storage: new MemoryStorage(),
  *     clock,
+ *     random,
  *   });
  *   let result: number | null = null;
  *   while (result === null) {

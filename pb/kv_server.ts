@@ -180,7 +180,7 @@ const NO_VIEW: View = Object.freeze({ num: 0, primary: "", backup: "" });
  *   const kv = new PbKvServer("s1", { transport: net.transportFor("s1"), viewService: "vs", clock });
  *   rpc.addService(PB_KV_SERVICE, kv.methods());
  *   net.addServer("s1", rpc);
- *   const clerk = new PbClerk(net.transportFor("c1"), { viewService: "vs", clock });
+ *   const clerk = new PbClerk(net.transportFor("c1"), { viewService: "vs", clock, id: "c1" });
  *   await clerk.put("x", "1");
  *   assert.equal(await clerk.get("x"), "1");
  *   kv.close();

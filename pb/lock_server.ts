@@ -233,12 +233,15 @@ interface Staging {
  * import { RpcServer, simulate } from "@distkit/distkit/net";
  * import assert from "node:assert/strict";
  *
- * await simulate(async ({ clock, net }) => {
+ * await simulate(async ({ clock, net, random, newId }) => {
  *   const servers = ["p", "b"].map((id) => {
  *     const server = new RpcServer();
  *     net.addServer(id, server);
  *     const transport = net.transportFor(id);
- *     return new LockServer({ id, primary: "p", backup: "b", transport, server, clock });
+ *     return new LockServer({
+ *       id, primary: "p", backup: "b", transport, server,
+ *       clock, random: random.fork(), incarnation: newId(),
+ *     });
  *   });
  *   const end = net.transportFor("client").connect("p");
  *   const reply = await end.call("Lock.Lock", { client: "c1", seq: 1, name: "printer" });

@@ -68,7 +68,11 @@ export type ShardCtrlerOptions = ReplicaOptions;
  *     clock,
  *     random: random.fork(),
  *   });
- *   const clerk = new CtrlerClerk(net.transportFor("admin"), ["c0"], { clock, random: random.fork() });
+ *   const clerk = new CtrlerClerk(net.transportFor("admin"), ["c0"], {
+ *     clock,
+ *     random: random.fork(),
+ *     id: "admin",
+ *   });
  *   await clerk.join({ 100: ["a", "b", "c"] });
  *   assert.equal((await clerk.query()).shards[0], 100);
  *   await ctrler.stop();

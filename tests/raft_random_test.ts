@@ -28,9 +28,11 @@
  * chance DAMAGE_CHANCE, on at most one server per run: that server must
  * refuse to start (fail-stop) and stays down; the others, never fewer than
  * 3 voters with at most one of them down for good, keep a majority, and the
- * run must end live. A server that started from a shortened log would break
- * the ledger (checked: with the high-water mark's check disabled, seed 1209
- * of base 1000 fails so).
+ * run must end live. Half the damaging crashes are issue 15's amnesia: the
+ * leader goes down too and the damaged server comes straight back. A server
+ * that started from a shortened log would break the ledger (checked: with
+ * the high-water mark's check disabled, seed 2351 fails so, two leaders in
+ * one term).
  *
  * Runs RAFT_SEEDS seeds (default 500) from a random base; `SEED=<n>` replays
  * one. A failure prints the seed and the schedule of faults. A second test
@@ -373,11 +375,28 @@ async function runSeed(
           const damage = damaged === undefined && disks.chance(DAMAGE_CHANCE) && await settled(cfg)
             ? disks.pick(DAMAGES)
             : undefined;
-          if (damage) [damaged, activity.damaged] = [i, activity.damaged + 1];
-          await cfg.crash(i, damage);
-          schedule.push(
-            `${clock.now()} crash ${i}${damage ? ` (storage damaged: ${damage})` : ""}`,
-          );
+          const leader = damage ? currentLeader(cfg) : undefined;
+          if (damage && leader !== undefined && leader !== i && disks.chance(0.5)) {
+            // Issue 15's amnesia: the damaged server comes straight back
+            // while the leader, which shared its entries, is down; only the
+            // high-water mark stops it from voting from the shortened log.
+            [damaged, activity.damaged] = [i, activity.damaged + 1];
+            await cfg.crash(i, damage);
+            await cfg.crash(leader);
+            await cfg.startServer(i);
+            cfg.connect(i);
+            schedule.push(
+              `${clock.now()} crash ${i} (storage damaged: ${damage}), crash ${leader} (leader), ` +
+                `restart ${i}${cfg.failed(i) ? ": refused its storage (fail-stop)" : ""}`,
+            );
+            if (cfg.failed(i)) activity.failStops++;
+          } else {
+            if (damage) [damaged, activity.damaged] = [i, activity.damaged + 1];
+            await cfg.crash(i, damage);
+            schedule.push(
+              `${clock.now()} crash ${i}${damage ? ` (storage damaged: ${damage})` : ""}`,
+            );
+          }
         } else if (roll < 70 && !cfg.isRunning(i) && !cfg.failed(i)) {
           await cfg.startServer(i);
           cfg.connect(i);

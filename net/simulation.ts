@@ -38,8 +38,9 @@ export interface Simulation {
    */
   newId(): string;
   /**
-   * A hash of the run so far: every network event (with its bytes and
-   * virtual time) and every timer fired. The same seed, the same hash.
+   * A hash of the run so far: every network event (with its virtual time,
+   * the message's length and first and last 32 bytes) and every timer
+   * fired. The same seed, the same hash.
    */
   traceHash(): string;
 }

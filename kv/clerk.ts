@@ -26,6 +26,7 @@ import {
 } from "./replica_client.ts";
 import type { KvResult, KvWrite } from "./state.ts";
 import { type KvValue, valueAsBytes, valueAsText } from "./value.ts";
+import { defaultId } from "../net/env.ts";
 
 /**
  * Options of a {@linkcode Clerk}.
@@ -41,7 +42,7 @@ export interface ClerkOptions extends ReplicaClientOptions {
   /**
    * The client's id, unique among all clients of the service (two clerks
    * sharing one would have each other's writes refused), without `#`.
-   * Default: a random UUID.
+   * Default: a random UUID (none inside `simulate`: pass `sim.newId()`).
    */
   id?: string;
   /** The limits to check requests against before sending. Default: the servers' defaults. */
@@ -153,7 +154,7 @@ export class Clerk {
   constructor(transport: Transport, servers: readonly string[], options: ClerkOptions = {}) {
     if (servers.length === 0) throw new RangeError("a Clerk needs at least one server");
     // Not drawn from `random`: two processes with the same seed must not share an id.
-    this.#sessions = new Sessions(options.id ?? crypto.randomUUID());
+    this.#sessions = new Sessions(options.id ?? defaultId("Clerk"));
     this.#client = new ReplicaClient(transport, servers, options);
     this.#limits = { ...DEFAULT_KV_LIMITS, ...options.limits };
   }

@@ -34,7 +34,9 @@
 import { serveMembersHttp } from "./members_http.ts";
 import { deadline } from "../net/async.ts";
 import { concatBytes } from "../net/bytes.ts";
-import { type Clock, realClock } from "../net/clock.ts";
+import type { Clock } from "../net/clock.ts";
+import { defaultClock } from "../net/env.ts";
+import type { Random } from "../net/random.ts";
 import type { RpcServer } from "../net/rpc_server.ts";
 import type { Transport } from "../net/transport.ts";
 import { Clerk, type KvWriteOptions } from "./clerk.ts";
@@ -107,8 +109,12 @@ export interface KvHttpOptions {
   maxBufferedBodyBytes?: number;
   /** How long one request may take before 503. Default 5,000 ms. */
   timeoutMs?: number;
-  /** The clock that times requests and the clerk's pauses. Default: the real clock. */
+  /** The clock that times requests and the clerk's pauses. Default: the real clock (none inside `simulate`: pass `sim.clock`). */
   clock?: Clock;
+  /** Randomness of the handler's clerk (backoff jitter). Default: seeded from `SEED` or at random (none inside `simulate`). */
+  random?: Random;
+  /** The session id of the handler's clerk. Default: a random UUID (none inside `simulate`: pass `sim.newId()`). */
+  clerkId?: string;
 }
 
 /**
@@ -424,7 +430,7 @@ export function kvHttpHandler(
   options: KvHttpOptions = {},
 ): (req: Request) => Promise<Response> {
   const id = kv.raft.id;
-  const clock = options.clock ?? realClock;
+  const clock = options.clock ?? defaultClock("kvHttpHandler");
   const timeoutMs = options.timeoutMs ?? 5000;
   const limits = { ...DEFAULT_KV_LIMITS, ...options.limits };
   const maxBody = options.maxBodyBytes ?? limits.maxValueBytes + 1024;
@@ -432,6 +438,8 @@ export function kvHttpHandler(
     attemptTimeoutMs: timeoutMs,
     limits,
     clock,
+    random: options.random,
+    id: options.clerkId,
     followLeader: false,
   });
   const maxWrites = options.maxConcurrentWrites ?? 64;

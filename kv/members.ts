@@ -18,7 +18,7 @@
 import { expectShape, type RpcServer } from "../net/rpc_server.ts";
 import { deadline, delay } from "../net/async.ts";
 import type { Clock } from "../net/clock.ts";
-import { realClock } from "../net/clock.ts";
+import { defaultClock } from "../net/env.ts";
 import {
   MembershipBusyError,
   type MembershipChange,
@@ -265,7 +265,7 @@ export async function changeMember(
   change: MemberChange,
   options: MembershipOptions = {},
 ): Promise<MemberOutcome> {
-  const clock = options.clock ?? realClock;
+  const clock = options.clock ?? defaultClock("serveMembers");
   const timeoutMs = options.timeoutMs ?? 5000;
   const giveUpAt = clock.now() + timeoutMs;
   const { node } = change;

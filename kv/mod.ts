@@ -34,7 +34,11 @@
  *       random: random.fork(),
  *     });
  *   }));
- *   const clerk = new Clerk(net.transportFor("client"), ids, { clock, random: random.fork() });
+ *   const clerk = new Clerk(net.transportFor("client"), ids, {
+ *     clock,
+ *     random: random.fork(),
+ *     id: "client-1", // inside simulate, ids are given (or sim.newId())
+ *   });
  *   await clerk.put("x", "1");
  *   await clerk.append("x", "2");
  *   assert.equal(await clerk.get("x"), "12");

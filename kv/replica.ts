@@ -13,12 +13,13 @@
  * @module
  */
 import { deadline, delay } from "../net/async.ts";
-import { type Clock, realClock } from "../net/clock.ts";
+import type { Clock } from "../net/clock.ts";
 import { ArgumentsError } from "../net/errors.ts";
 import { KvOverloadedError } from "./errors.ts";
 import type { ServiceMethods } from "../net/rpc_server.ts";
 import { type Applied, NotLeaderError, RaftNode, type RaftNodeOptions } from "../raft/mod.ts";
 import { invariant } from "../raft/invariant.ts";
+import { defaultClock } from "../net/env.ts";
 
 /**
  * A deterministic state machine a {@linkcode Replica} applies committed
@@ -270,7 +271,7 @@ interface PendingRead {
  *   }
  * }
  *
- * await simulate(async ({ clock, net }) => {
+ * await simulate(async ({ clock, net, random }) => {
  *   const server = new RpcServer();
  *   net.addServer("a", server);
  *   const replica = await Replica.start(new Counter(), {
@@ -280,6 +281,7 @@ interface PendingRead {
  *     server,
  *     storage: new MemoryStorage(),
  *     clock,
+ *     random,
  *   });
  *   let result: number | null = null;
  *   while (result === null) {
@@ -338,7 +340,7 @@ export class Replica<R> {
     this.#machine = machine;
     this.#options = options;
     this.#service = options.service?.name;
-    this.#clock = options.clock ?? realClock;
+    this.#clock = options.clock ?? defaultClock("Replica");
     this.#timeoutMs = options.requestTimeoutMs ??
       2 * (options.electionTicks ?? 10) * (options.tickMs ?? 50);
     this.#snapshotAt = firstSnapshotAt(options);

@@ -7,7 +7,7 @@
  * @module
  */
 import { delay } from "../net/async.ts";
-import { type Clock, realClock } from "../net/clock.ts";
+import type { Clock } from "../net/clock.ts";
 import {
   AbortedError,
   BadArgumentsError,
@@ -15,7 +15,7 @@ import {
   RefusedError,
   RpcError,
 } from "../net/errors.ts";
-import { Random, seedFromEnv } from "../net/random.ts";
+import type { Random } from "../net/random.ts";
 import type { ClientEnd, Transport } from "../net/transport.ts";
 import {
   KvAbortedError,
@@ -27,6 +27,7 @@ import {
   type ServerAttempt,
 } from "./errors.ts";
 import type { ReplicaReply } from "./replica.ts";
+import { defaultClock, defaultRandom } from "../net/env.ts";
 
 /**
  * Options of a {@linkcode ReplicaClient}.
@@ -39,9 +40,9 @@ import type { ReplicaReply } from "./replica.ts";
  * ```
  */
 export interface ReplicaClientOptions {
-  /** Time source for timeouts and backoff. Default: the real clock. */
+  /** Time source for timeouts and backoff. Default: the real clock (none inside `simulate`: pass `sim.clock`). */
   clock?: Clock;
-  /** Randomness for the backoff jitter and the first server tried. Default: seeded from `SEED` or at random. */
+  /** Randomness for the backoff jitter and the first server tried. Default: seeded from `SEED` or at random (none inside `simulate`: pass `sim.random.fork()`). */
   random?: Random;
   /**
    * Deadline of one attempt on one server. Keep it above the servers'
@@ -123,7 +124,7 @@ export class CallDeadline {
       this.#signal = options.signal;
       return;
     }
-    const clock = options.clock ?? realClock;
+    const clock = options.clock ?? defaultClock("CallDeadline");
     this.#timer = clock.setTimer(deadlineMs, () => {
       this.#expired = true;
       this.#controller.abort(new Error(`no answer within ${deadlineMs} ms`));
@@ -271,8 +272,8 @@ export class ReplicaClient {
     if (!(this.#deadlineMs > 0)) {
       throw new RangeError(`deadlineMs must be a number > 0 or Infinity, got ${this.#deadlineMs}`);
     }
-    this.#clock = options.clock ?? realClock;
-    this.#random = options.random ?? new Random(seedFromEnv());
+    this.#clock = options.clock ?? defaultClock("ReplicaClient");
+    this.#random = options.random ?? defaultRandom("ReplicaClient");
     this.#attemptTimeoutMs = options.attemptTimeoutMs ?? 2500;
     this.#baseMs = options.backoff?.baseMs ?? 20;
     this.#maxMs = options.backoff?.maxMs ?? 1000;

@@ -117,7 +117,7 @@ export interface KvServerStats extends ReplicaStats {
  * import { MemoryStorage } from "@distkit/distkit/raft";
  * import { RpcServer, SimNetwork, simulate } from "@distkit/distkit/net";
  *
- * await simulate(async ({ clock, net }) => {
+ * await simulate(async ({ clock, net, random }) => {
  *   const server = new RpcServer();
  *   net.addServer("a", server);
  *   const kv = await KvServer.start({
@@ -127,6 +127,7 @@ export interface KvServerStats extends ReplicaStats {
  *     server,
  *     storage: new MemoryStorage(),
  *     clock,
+ *     random,
  *   });
  *   await kv.stop();
  * }, { seed: 1 });

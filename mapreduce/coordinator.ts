@@ -8,10 +8,11 @@
  *
  * @module
  */
-import { type Clock, realClock } from "../net/clock.ts";
+import type { Clock } from "../net/clock.ts";
 import { ArgumentsError } from "../net/errors.ts";
 import { expectShape } from "../net/rpc_server.ts";
 import { DEFAULT_CHUNK_BYTES, type MapTask, splitInputs } from "./engine.ts";
+import { defaultClock } from "../net/env.ts";
 
 /**
  * What a worker is told to do next.
@@ -71,7 +72,7 @@ export interface CoordinatorOptions {
    * it must not hold the job forever. Default 10.
    */
   maxTimeouts?: number;
-  /** Time source. Default: the real clock. */
+  /** Time source. Default: the real clock (none inside `simulate`: pass `sim.clock`). */
   clock?: Clock;
 }
 
@@ -160,7 +161,7 @@ export class Coordinator {
     this.#holdMs = options.holdMs ?? 1000;
     this.#maxFailures = options.maxFailures ?? 3;
     this.#maxTimeouts = options.maxTimeouts ?? 10;
-    this.#clock = options.clock ?? realClock;
+    this.#clock = options.clock ?? defaultClock("Coordinator");
     const fresh = (): TaskState => ({
       state: "idle",
       attempt: 0,

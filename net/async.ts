@@ -4,7 +4,8 @@
  *
  * @module
  */
-import { type Clock, realClock } from "./clock.ts";
+import type { Clock } from "./clock.ts";
+import { defaultClock } from "./env.ts";
 import type { Random } from "./random.ts";
 
 /**
@@ -18,7 +19,7 @@ import type { Random } from "./random.ts";
  * ```
  */
 export interface DelayOptions {
-  /** The clock to wait on. Default: the real clock. */
+  /** The clock to wait on. Default: the real clock (none inside `simulate`: pass one). */
   clock?: Clock;
   /** Stops the wait early, rejecting with the signal's reason. */
   signal?: AbortSignal;
@@ -35,7 +36,8 @@ export interface DelayOptions {
  * ```
  */
 export function delay(ms: number, options: DelayOptions = {}): Promise<void> {
-  const { clock = realClock, signal } = options;
+  const { signal } = options;
+  const clock = options.clock ?? defaultClock("delay");
   if (signal?.aborted) return Promise.reject(signal.reason);
   return new Promise((resolve, reject) => {
     const onAbort = () => {
@@ -87,7 +89,7 @@ export interface DeadlineOptions {
   timeoutMs?: number;
   /** Rejects early with the signal's reason, or with `onAbort()`. */
   signal?: AbortSignal;
-  /** The clock to time on. Default: the real clock. */
+  /** The clock to time on. Default: the real clock (none inside `simulate`: pass one). */
   clock?: Clock;
   /** The error to reject with on timeout. Default: {@linkcode DeadlineExceededError}. */
   onTimeout?: () => Error;
@@ -108,10 +110,11 @@ export interface DeadlineOptions {
  * ```
  */
 export function deadline<T>(promise: Promise<T>, options: DeadlineOptions): Promise<T> {
-  const { signal, clock = realClock } = options;
-  // Infinity means no deadline, so no timer at all.
+  const { signal } = options;
+  // Infinity means no deadline, so no timer at all (and no clock needed).
   const timeoutMs = options.timeoutMs === Infinity ? undefined : options.timeoutMs;
   if (timeoutMs === undefined && signal === undefined) return promise;
+  const clock = timeoutMs === undefined ? undefined : options.clock ?? defaultClock("deadline");
   return new Promise<T>((resolve, reject) => {
     let done = false;
     const finish = () => {
@@ -124,10 +127,10 @@ export function deadline<T>(promise: Promise<T>, options: DeadlineOptions): Prom
       finish();
       reject(options.onAbort ? options.onAbort(signal!.reason) : signal!.reason);
     };
-    const timer = timeoutMs === undefined ? undefined : clock.setTimer(timeoutMs, () => {
+    const timer = clock?.setTimer(timeoutMs!, () => {
       if (done) return;
       finish();
-      reject(options.onTimeout ? options.onTimeout() : new DeadlineExceededError(timeoutMs));
+      reject(options.onTimeout ? options.onTimeout() : new DeadlineExceededError(timeoutMs!));
     });
     // Observe `promise` even when the signal has already fired, so its later
     // rejection is never an unhandled one.
@@ -167,7 +170,7 @@ export interface RetryOptions {
   maxMs?: number;
   /** Jitter source: each wait is drawn from [wait/2, wait]. Default: no jitter. */
   random?: Random;
-  /** The clock to wait on. Default: the real clock. */
+  /** The clock to wait on. Default: the real clock (none inside `simulate`: pass one). */
   clock?: Clock;
   /** Stops retrying, rejecting with the signal's reason. */
   signal?: AbortSignal;

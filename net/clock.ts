@@ -194,6 +194,9 @@ export class VirtualClock implements Clock {
   /** Timers in the heap that were cancelled and not yet discarded. */
   #cancelled = 0;
   #running = false;
+  /** A running hash of the times timers fired at, in firing order. */
+  #traceHash = 0x811c9dc5;
+  #fired = 0;
 
   /** The current virtual time in milliseconds (starts at 0). */
   now(): number {
@@ -220,6 +223,19 @@ export class VirtualClock implements Clock {
         this.#compact();
       },
     };
+  }
+
+  /**
+   * A running hash of every timer fired so far (its virtual time, in firing
+   * order): the same run, the same hash.
+   */
+  get traceHash(): number {
+    return this.#traceHash >>> 0;
+  }
+
+  /** The number of timers fired so far. */
+  get firedTimers(): number {
+    return this.#fired;
   }
 
   /** The number of timers that have not fired or been cancelled. */
@@ -278,6 +294,8 @@ export class VirtualClock implements Clock {
           throw new SimulationLimitError(options.limitMs!);
         }
         this.#now = timer.at;
+        this.#fired++;
+        this.#traceHash = Math.imul(this.#traceHash ^ ((timer.at * 1000) | 0), 0x01000193);
         const callback = timer.callback!;
         timer.callback = undefined; // fired: a later cancel() does nothing
         callback();

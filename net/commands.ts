@@ -5,6 +5,8 @@
  * @module
  */
 import type { ParseArgsConfig } from "node:util";
+import type { Clock } from "./clock.ts";
+import { defaultClock } from "./env.ts";
 import { delay } from "./async.ts";
 import {
   ClientDeadline,
@@ -74,13 +76,13 @@ function command(
   };
 }
 
-/** The services `distkit net serve` hosts. */
-export function demoServices(): RpcServer {
+/** The services `distkit net serve` hosts, timed on `clock` (the simulation's, in one). */
+export function demoServices(clock: Clock = defaultClock("demoServices")): RpcServer {
   const server = new RpcServer();
-  const started = Date.now();
+  const started = clock.now();
   server.addService("Health", {
     Ping: () => "pong",
-    Uptime: () => Date.now() - started,
+    Uptime: () => Math.round(clock.now() - started),
   });
   server.addService("Echo", { Echo: (args: unknown) => args });
   return server;
@@ -216,7 +218,7 @@ export async function simulatedWorkload(options: {
     net.setReliable(!options.unreliable);
     net.setLongReordering(options.reordering);
     const names = Array.from({ length: options.servers }, (_, i) => `server-${i}`);
-    for (const name of names) net.addServer(name, demoServices());
+    for (const name of names) net.addServer(name, demoServices(clock));
     let succeeded = 0;
     let failed = 0;
     const end = options.seconds * 1000;

@@ -36,6 +36,7 @@ export * from "./rpc_server.ts";
 export * from "./transport.ts";
 export * from "./sim_network.ts";
 export * from "./simulation.ts";
+export * from "./env.ts";
 export * from "./frame.ts";
 export * from "./tcp.ts";
 export * from "./event_summary.ts";

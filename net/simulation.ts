@@ -1,10 +1,13 @@
 /**
- * One call to run a deterministic simulation: a virtual clock, a seeded PRNG
- * and a simulated network, with the seed printed on failure.
+ * One call to run a deterministic simulation: a virtual clock, a seeded PRNG,
+ * an id generator and a simulated network, with the seed printed on failure.
+ * While it runs, a component left without its clock, random source or id
+ * fails loudly instead of falling back to the real one (see `env.ts`).
  *
  * @module
  */
 import { VirtualClock } from "./clock.ts";
+import { enterSimulation, randomId } from "./env.ts";
 import { Random, seedFromEnv } from "./random.ts";
 import { SimNetwork } from "./sim_network.ts";
 
@@ -29,6 +32,17 @@ export interface Simulation {
   random: Random;
   /** A simulated network on the same clock, with its own random stream. */
   net: SimNetwork;
+  /**
+   * A fresh id (a UUID drawn from the run's own id stream): what components
+   * take as `id` inside a simulation, instead of `crypto.randomUUID()`.
+   */
+  newId(): string;
+  /**
+   * A hash of the run so far: every network event (with its virtual time,
+   * the message's length and first and last 32 bytes) and every timer
+   * fired. The same seed, the same hash.
+   */
+  traceHash(): string;
 }
 
 /**
@@ -112,11 +126,26 @@ export async function simulate<T>(
   const clock = new VirtualClock();
   const random = new Random(seed);
   const net = new SimNetwork({ clock, random: random.fork(), trace: options.trace });
+  // Its own stream, not a fork of `random`: ids must not shift a seed's run.
+  const ids = new Random(seed ^ 0x1d5eed);
+  const sim: Simulation = {
+    seed,
+    clock,
+    random,
+    net,
+    newId: () => randomId(ids),
+    traceHash: () =>
+      `${net.traceHash.toString(16).padStart(8, "0")}${
+        clock.traceHash.toString(16).padStart(8, "0")
+      }`,
+  };
+  const leave = enterSimulation();
   try {
-    return await clock.run(() => body({ seed, clock, random, net }), { limitMs: options.limitMs });
+    return await clock.run(() => body(sim), { limitMs: options.limitMs });
   } catch (err) {
     throw new SimulationFailure(seed, err);
   } finally {
+    leave();
     net.close();
   }
 }

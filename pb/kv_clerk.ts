@@ -8,7 +8,7 @@
  * @module
  */
 import { delay } from "../net/async.ts";
-import { type Clock, realClock } from "../net/clock.ts";
+import type { Clock } from "../net/clock.ts";
 import {
   AbortedError,
   BadArgumentsError,
@@ -31,6 +31,7 @@ import {
   type PbWriteOp,
 } from "./kv_protocol.ts";
 import { parseView, PING_INTERVAL_MS, type View } from "./view.ts";
+import { defaultClock, defaultId } from "../net/env.ts";
 
 /**
  * Options of a {@linkcode PbClerk}.
@@ -48,10 +49,11 @@ export interface PbClerkOptions {
   /**
    * The client's id, unique among all clients of the service (two clerks
    * sharing one would have each other's writes refused), without `#`, at
-   * most 240 bytes. Default: a random UUID.
+   * most 240 bytes. Default: a random UUID (none inside `simulate`: pass
+   * `sim.newId()`).
    */
   id?: string;
-  /** Time source for timeouts and pauses. Default: the real clock. */
+  /** Time source for timeouts and pauses. Default: the real clock (none inside `simulate`: pass `sim.clock`). */
   clock?: Clock;
   /**
    * Deadline of one call to the view service or a server. Keep it above the
@@ -134,14 +136,14 @@ export class PbClerk {
    */
   constructor(transport: Transport, options: PbClerkOptions) {
     // Not drawn from a seeded random: two processes must not share an id.
-    const id = options.id ?? crypto.randomUUID();
+    const id = options.id ?? defaultId("PbClerk");
     if (!id.isWellFormed() || utf8Length(id) > MAX_ID_BYTES) {
       throw new RangeError(`a client id must be valid Unicode of at most ${MAX_ID_BYTES} bytes`);
     }
     this.#sessions = new Sessions(id);
     this.#transport = transport;
     this.#viewService = transport.connect(options.viewService);
-    this.#clock = options.clock ?? realClock;
+    this.#clock = options.clock ?? defaultClock("PbClerk");
     this.#attemptTimeoutMs = options.attemptTimeoutMs ?? 2000;
     this.#retryDelayMs = options.retryDelayMs ?? PING_INTERVAL_MS;
     this.#timeoutMs = options.timeoutMs ?? DEFAULT_DEADLINE_MS;

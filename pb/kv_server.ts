@@ -41,7 +41,7 @@
  * @module
  */
 import { delay } from "../net/async.ts";
-import { type Clock, realClock, type Timer } from "../net/clock.ts";
+import type { Clock, Timer } from "../net/clock.ts";
 import { ArgumentsError, RpcError } from "../net/errors.ts";
 import type { Transport } from "../net/transport.ts";
 import {
@@ -62,6 +62,7 @@ import {
 } from "./kv_replication.ts";
 import { PageAssembler, PbStore } from "./kv_store.ts";
 import { PING_INTERVAL_MS, type View, ViewClerk } from "./view.ts";
+import { defaultClock } from "../net/env.ts";
 
 /**
  * Options of a {@linkcode PbKvServer}.
@@ -82,7 +83,7 @@ export interface PbKvServerOptions {
   transport: Transport;
   /** The view service's name for `transport`. */
   viewService: string;
-  /** Time source for pings and retries. Default: the real clock. */
+  /** Time source for pings and retries. Default: the real clock (none inside `simulate`: pass `sim.clock`). */
   clock?: Clock;
   /** How often to ping the view service; the view service's. Default {@linkcode PING_INTERVAL_MS}. */
   pingIntervalMs?: number;
@@ -179,7 +180,7 @@ const NO_VIEW: View = Object.freeze({ num: 0, primary: "", backup: "" });
  *   const kv = new PbKvServer("s1", { transport: net.transportFor("s1"), viewService: "vs", clock });
  *   rpc.addService(PB_KV_SERVICE, kv.methods());
  *   net.addServer("s1", rpc);
- *   const clerk = new PbClerk(net.transportFor("c1"), { viewService: "vs", clock });
+ *   const clerk = new PbClerk(net.transportFor("c1"), { viewService: "vs", clock, id: "c1" });
  *   await clerk.put("x", "1");
  *   assert.equal(await clerk.get("x"), "1");
  *   kv.close();
@@ -246,7 +247,7 @@ export class PbKvServer {
     if (me === "") throw new RangeError("a server's name must not be empty");
     this.#me = me;
     this.#transport = options.transport;
-    this.#clock = options.clock ?? realClock;
+    this.#clock = options.clock ?? defaultClock("PbKvServer");
     this.#intervalMs = options.pingIntervalMs ?? PING_INTERVAL_MS;
     this.#callTimeoutMs = options.callTimeoutMs ?? 1000;
     this.#backupRetryMs = options.backupRetryMs ?? 10 * this.#intervalMs;

@@ -159,6 +159,7 @@ Deno.test("PbClerk: refuses bad requests itself, and reports the server's refusa
     s.start("s1", { limits: { maxValueBytes: 8 } });
     await s.ready("s1", "primary");
     const clerk = new PbClerk(net.transportFor("c"), {
+      id: "c",
       viewService: "vs",
       clock,
       limits: { maxValueBytes: 8 },
@@ -184,7 +185,7 @@ Deno.test("PbClerk: refuses bad requests itself, and reports the server's refusa
       RangeError,
     );
     assert.throws(
-      () => new PbClerk(net.transportFor("y"), { viewService: "vs", timeoutMs: 0 }),
+      () => new PbClerk(net.transportFor("y"), { id: "y", viewService: "vs", clock, timeoutMs: 0 }),
       /timeoutMs must be above 0/,
     );
     s.close();
@@ -405,7 +406,7 @@ Deno.test("PbKvServer: a backup that restarted unnoticed is brought up to date a
     const s = new Setup(net, clock);
     s.start("s1");
     await s.ready("s1", "primary");
-    const clerk = new PbClerk(net.transportFor("c"), { viewService: "vs", clock });
+    const clerk = new PbClerk(net.transportFor("c"), { id: "c", viewService: "vs", clock });
     await clerk.put("a", "1");
     // s1 learns view 2 and brings its backup s2 up to date (slowly), but
     // cannot acknowledge the view yet.
@@ -556,7 +557,12 @@ Deno.test("PbKvServer: close() stops the pings", async () => {
 Deno.test("PbClerk: gives up at its deadline or signal, saying why", async () => {
   await simulate(async ({ net, clock }) => {
     const s = new Setup(net, clock);
-    const clerk = new PbClerk(net.transportFor("c"), { viewService: "vs", clock, timeoutMs: 800 });
+    const clerk = new PbClerk(net.transportFor("c"), {
+      id: "c",
+      viewService: "vs",
+      clock,
+      timeoutMs: 800,
+    });
     // No server has pinged: the view names no primary.
     const start = clock.now();
     const err = await clerk.get("a").catch((e) => e);
@@ -663,6 +669,7 @@ Deno.test("PbKvServer: a primary answers clients only once the view service has 
     assert.equal(s.vs.view.num, 2);
     assert.equal(s.vs.view.primary, "s1");
     const clerk = new PbClerk(net.transportFor("c2"), {
+      id: "c2",
       viewService: "vs",
       clock,
       timeoutMs: 3000,
@@ -701,6 +708,7 @@ Deno.test("PbKvServer: a forward's late ok does not apply the write to a store a
     const s2 = s.start("s2", slow);
     await stable(s, "s2");
     const clerk = new PbClerk(net.transportFor("c"), {
+      id: "c",
       viewService: "vs",
       clock,
       attemptTimeoutMs: 5000,
@@ -760,7 +768,7 @@ Deno.test("PbKvServer: a start-up ping that arrives late is not taken for a rest
     };
     const s1 = s.start("s1");
     await stable(s);
-    const clerk = new PbClerk(net.transportFor("c"), { viewService: "vs", clock });
+    const clerk = new PbClerk(net.transportFor("c"), { id: "c", viewService: "vs", clock });
     await clerk.put("k", "v");
     await delay(500, { clock });
     s.start("s2");

@@ -8,7 +8,7 @@
  * @module
  */
 import { delay } from "../net/async.ts";
-import { type Clock, realClock } from "../net/clock.ts";
+import type { Clock } from "../net/clock.ts";
 import {
   AbortedError,
   BadArgumentsError,
@@ -16,7 +16,7 @@ import {
   ProtocolError,
   RefusedError,
 } from "../net/errors.ts";
-import { Random, seedFromEnv } from "../net/random.ts";
+import type { Random } from "../net/random.ts";
 import type { ClientEnd, Transport } from "../net/transport.ts";
 import { CallDeadline, DEFAULT_DEADLINE_MS, Sessions } from "../kv/replica_client.ts";
 import { LockAbortedError, LockOutcomeUnknownError, LockRequestError } from "./lock_errors.ts";
@@ -27,6 +27,7 @@ import {
   type LockReply,
   type LockRequest,
 } from "./lock_protocol.ts";
+import { defaultClock, defaultId, defaultRandom } from "../net/env.ts";
 
 /**
  * The two servers of a lock service.
@@ -59,12 +60,12 @@ export interface LockClerkOptions {
   /**
    * The client's id, unique among all clients of the service (two clerks
    * sharing one would have requests refused), without `#`. Default: a
-   * random UUID.
+   * random UUID (none inside `simulate`: pass `sim.newId()`).
    */
   id?: string;
-  /** Time source for timeouts and backoff. Default: the real clock. */
+  /** Time source for timeouts and backoff. Default: the real clock (none inside `simulate`: pass `sim.clock`). */
   clock?: Clock;
-  /** Randomness for the backoff jitter. Default: seeded from `SEED` or at random. */
+  /** Randomness for the backoff jitter. Default: seeded from `SEED` or at random (none inside `simulate`: pass `sim.random.fork()`). */
   random?: Random;
   /**
    * Deadline of one attempt on one server. Keep it above the time the
@@ -154,9 +155,9 @@ export class LockClerk {
     this.#servers = [servers.primary, servers.backup];
     this.#ends = [transport.connect(servers.primary), transport.connect(servers.backup)];
     // Not drawn from `random`: two processes with the same seed must not share an id.
-    this.#sessions = new Sessions(options.id ?? crypto.randomUUID());
-    this.#clock = options.clock ?? realClock;
-    this.#random = options.random ?? new Random(seedFromEnv());
+    this.#sessions = new Sessions(options.id ?? defaultId("LockClerk"));
+    this.#clock = options.clock ?? defaultClock("LockClerk");
+    this.#random = options.random ?? defaultRandom("LockClerk");
     this.#attemptTimeoutMs = options.attemptTimeoutMs ?? 5000;
     this.#baseMs = options.backoff?.baseMs ?? 20;
     this.#maxMs = options.backoff?.maxMs ?? 1000;

@@ -64,9 +64,9 @@
  * @module
  */
 import { delay, retry } from "../net/async.ts";
-import { type Clock, realClock } from "../net/clock.ts";
+import type { Clock } from "../net/clock.ts";
 import { ArgumentsError, RpcError, type RpcErrorCode } from "../net/errors.ts";
-import { Random, seedFromEnv } from "../net/random.ts";
+import type { Random } from "../net/random.ts";
 import type { RpcServer } from "../net/rpc_server.ts";
 import type { ClientEnd, Transport } from "../net/transport.ts";
 import {
@@ -82,6 +82,7 @@ import {
   parseLockTransfer,
 } from "./lock_protocol.ts";
 import { LockTable } from "./lock_table.ts";
+import { defaultClock, defaultId, defaultRandom } from "../net/env.ts";
 
 /**
  * What a {@linkcode LockServer} is doing:
@@ -132,10 +133,16 @@ export interface LockServerOptions {
   transport: Transport;
   /** Where the `Lock` service is registered (see {@linkcode LOCK_SERVICE}). */
   server: RpcServer;
-  /** Time source for timeouts, backoff and session idleness. Default: the real clock. */
+  /** Time source for timeouts, backoff and session idleness. Default: the real clock (none inside `simulate`: pass `sim.clock`). */
   clock?: Clock;
-  /** Randomness for the backoff jitter. Default: seeded from `SEED` or at random. */
+  /** Randomness for the backoff jitter. Default: seeded from `SEED` or at random (none inside `simulate`: pass `sim.random.fork()`). */
   random?: Random;
+  /**
+   * This start's incarnation id, different at every start (a restarted
+   * server is a new incarnation to its backup). Default: a fresh UUID;
+   * inside `simulate` pass `sim.newId()`.
+   */
+  incarnation?: string;
   /** Deadline of one forward attempt. Default 1,000 ms. */
   forwardTimeoutMs?: number;
   /**
@@ -226,12 +233,15 @@ interface Staging {
  * import { RpcServer, simulate } from "@distkit/distkit/net";
  * import assert from "node:assert/strict";
  *
- * await simulate(async ({ clock, net }) => {
+ * await simulate(async ({ clock, net, random, newId }) => {
  *   const servers = ["p", "b"].map((id) => {
  *     const server = new RpcServer();
  *     net.addServer(id, server);
  *     const transport = net.transportFor(id);
- *     return new LockServer({ id, primary: "p", backup: "b", transport, server, clock });
+ *     return new LockServer({
+ *       id, primary: "p", backup: "b", transport, server,
+ *       clock, random: random.fork(), incarnation: newId(),
+ *     });
  *   });
  *   const end = net.transportFor("client").connect("p");
  *   const reply = await end.call("Lock.Lock", { client: "c1", seq: 1, name: "printer" });
@@ -243,8 +253,11 @@ interface Staging {
 export class LockServer {
   readonly #id: string;
   readonly #primary: string;
-  /** Drawn afresh at each start: not from `random`, which two runs with one seed share. */
-  readonly #incarnation: string = crypto.randomUUID();
+  /**
+   * Drawn afresh at each start (`options.incarnation`, else a fresh UUID):
+   * not from `random`, which two processes started with one `SEED` share.
+   */
+  readonly #incarnation: string;
   readonly #server: RpcServer;
   readonly #clock: Clock;
   readonly #random: Random;
@@ -315,8 +328,9 @@ export class LockServer {
     this.#id = id;
     this.#primary = primary;
     this.#server = options.server;
-    this.#clock = options.clock ?? realClock;
-    this.#random = options.random ?? new Random(seedFromEnv());
+    this.#clock = options.clock ?? defaultClock("LockServer");
+    this.#random = options.random ?? defaultRandom("LockServer");
+    this.#incarnation = options.incarnation ?? defaultId("LockServer", "incarnation");
     this.#table = this.#newTable();
     this.#role = id === primary ? "primary" : "joining";
     this.#needTransfer = id === primary;

@@ -18,8 +18,9 @@
  * @module
  */
 import { digestBytes } from "../kv/dedup.ts";
-import { type Clock, realClock } from "../net/clock.ts";
+import type { Clock } from "../net/clock.ts";
 import type { LockForwardedOp, LockOp, LockSessionRecord } from "./lock_protocol.ts";
+import { defaultClock } from "../net/env.ts";
 
 /**
  * What {@linkcode LockTable.apply} did with an operation:
@@ -61,7 +62,7 @@ export interface LockTableOptions {
    * 600,000 ms (ten minutes).
    */
   sessionIdleMs?: number;
-  /** The time source for idleness. Default: the real clock. */
+  /** The time source for idleness. Default: the real clock (none inside `simulate`: pass `sim.clock`). */
   clock?: Clock;
 }
 
@@ -135,7 +136,7 @@ export class LockTable {
       throw new RangeError(`sessionIdleMs must be a positive number of milliseconds, got ${idle}`);
     }
     this.#idleMs = idle;
-    this.#clock = options.clock ?? realClock;
+    this.#clock = options.clock ?? defaultClock("LockTable");
   }
 
   /** Runs `op` unless the table has seen it; says which, with the result. */

@@ -211,6 +211,7 @@ function startServer(
     server,
     clock: sim.clock,
     random: sim.random.fork(),
+    incarnation: sim.newId(),
     ...options,
   });
 }
@@ -796,6 +797,7 @@ Deno.test("lock clerk: two clerks with one id get a LockRequestError, not a wron
     const two = new LockClerk(sim.net.transportFor("other"), { primary: "p", backup: "b" }, {
       id: "same",
       clock: sim.clock,
+      random: sim.random.fork(),
     });
     assert.equal(await one.lock("a"), true);
     await assert.rejects(two.unlock("a"), /two clerks use one id/);

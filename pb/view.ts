@@ -24,10 +24,11 @@
  *
  * @module
  */
-import { type Clock, realClock, type Timer } from "../net/clock.ts";
+import type { Clock, Timer } from "../net/clock.ts";
 import { ArgumentsError } from "../net/errors.ts";
 import { expectShape } from "../net/rpc_server.ts";
 import type { ClientEnd } from "../net/transport.ts";
+import { defaultClock } from "../net/env.ts";
 
 /**
  * A view: its number, its primary and its backup ("" for none).
@@ -263,7 +264,7 @@ export function parseView(value: unknown): View {
  * ```
  */
 export interface ViewServerOptions extends ViewServiceOptions {
-  /** Time source. Default: the real clock. */
+  /** Time source. Default: the real clock (none inside `simulate`: pass `sim.clock`). */
   clock?: Clock;
 }
 
@@ -293,7 +294,7 @@ export class ViewServer {
   /** Creates the service and starts its ticker. */
   constructor(options: ViewServerOptions = {}) {
     this.#service = new ViewService(options);
-    this.#clock = options.clock ?? realClock;
+    this.#clock = options.clock ?? defaultClock("ViewServer");
     this.#intervalMs = options.pingIntervalMs ?? PING_INTERVAL_MS;
     this.#schedule();
   }

@@ -11,7 +11,9 @@
  *   {@linkcode RaftStorage}: nothing it says depends on state that is not
  *   yet durable.
  * - {@linkcode MemoryStorage} keeps state in memory with crash semantics for
- *   tests.
+ *   tests; {@linkcode SimStorage} adds, for simulations, writes that take
+ *   virtual time, saves split into commits, crashes part way through a
+ *   save, and damage found at start-up (bit flips, lost saves).
  *
  * @example
  * ```ts
@@ -54,6 +56,7 @@ export type {
   Transport,
 } from "../net/mod.ts";
 export * from "./kv_storage.ts";
+export { SimStorage, type SimStorageOptions, type StorageDamage } from "./sim_storage.ts";
 export {
   EMPTY_FLOOR,
   type Floor,

@@ -10,9 +10,9 @@
  *
  * @module
  */
-import { type Clock, realClock } from "../net/clock.ts";
+import type { Clock } from "../net/clock.ts";
 import { delay } from "../net/async.ts";
-import { Random, seedFromEnv } from "../net/random.ts";
+import type { Random } from "../net/random.ts";
 import type { RpcServer } from "../net/rpc_server.ts";
 import type { ClientEnd, Transport } from "../net/transport.ts";
 import {
@@ -31,6 +31,7 @@ import {
 import { parseMessage } from "./messages.ts";
 import type { RaftStorage } from "./storage.ts";
 import type { Entry, HardState, Membership, Message, NodeId, Role } from "./types.ts";
+import { defaultClock, defaultRandom } from "../net/env.ts";
 
 /**
  * Options for {@linkcode RaftNode.start}.
@@ -62,9 +63,9 @@ export interface RaftNodeOptions extends CoreOptions {
   server: RpcServer;
   /** Where the node persists its state. */
   storage: RaftStorage;
-  /** Time source. Default: the real clock. */
+  /** Time source. Default: the real clock (none inside `simulate`: pass `sim.clock`). */
   clock?: Clock;
-  /** Randomness for election timeouts. Default: seeded from `SEED` or at random. */
+  /** Randomness for election timeouts. Default: seeded from `SEED` or at random (none inside `simulate`: pass `sim.random.fork()`). */
   random?: Random;
   /** Milliseconds per tick. Default 50 (heartbeats every 2 ticks, elections after 10–20). */
   tickMs?: number;
@@ -240,7 +241,7 @@ export class RaftNode {
     this.#transport = options.transport;
     this.#server = options.server;
     this.#storage = options.storage;
-    this.#clock = options.clock ?? realClock;
+    this.#clock = options.clock ?? defaultClock("RaftNode");
     this.#tickMs = options.tickMs ?? 50;
     this.#electionMs = (options.electionTicks ?? 10) * this.#tickMs;
     this.#rpcTimeoutMs = options.rpcTimeoutMs ?? this.#electionMs;
@@ -271,7 +272,7 @@ export class RaftNode {
     }, {
       ...options,
       heartbeatTicks: options.heartbeatTicks ?? 2,
-      random: options.random ?? new Random(seedFromEnv()),
+      random: options.random ?? defaultRandom("RaftNode"),
     });
     const node = new RaftNode(options, core, snapshot.meta.index);
     node.#hardState = stored.hardState;
@@ -421,7 +422,10 @@ export class RaftNode {
    * snapshots, the data is written before the log is compacted.
    */
   snapshot(index: number, data: Uint8Array): Promise<void> {
-    this.#checkRunning();
+    // A stopped node rejects (it does not throw): callers chain `.catch`.
+    if (this.#stopped) {
+      return Promise.reject(new RaftStoppedError(this.#id, { cause: this.#failure }));
+    }
     const storage = this.#storage;
     if (storage.prepareSnapshot === undefined) return this.#compact(index, data);
     // The data is written first, beside the log's saves: written by the

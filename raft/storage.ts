@@ -28,7 +28,8 @@ export interface StoredState {
 
 /**
  * One write: all of it is durable when `save` resolves. What a crash during
- * the `save` leaves is described at {@linkcode RaftStorage}.
+ * the `save` leaves (a prefix of its commits) is described at
+ * {@linkcode RaftStorage}.
  *
  * @example
  * ```ts
@@ -53,27 +54,43 @@ export interface StorageBatch {
 
 /**
  * Stable storage for one Raft node. A node never answers a peer (or a
- * client) about state that `save` has not made durable.
+ * client) about state that `save` has not made durable, and never starts a
+ * `save` before the previous one resolved.
  *
- * What survives a crash:
- * - everything a resolved `save` wrote;
- * - of a `save` cut short by the crash: nothing, all of it, or (with
- *   `DenoKvStorage`, which splits a large save into several
- *   commits) a state part way: the new hard state and the new snapshot
- *   switched in together, and the new entries up to some index, with the
- *   entries they replace gone; never a mix of old and new at one index, and
- *   never a gap. Each such state is one Raft itself could have been in (it
- *   says less than the save would have), so the node may start from it.
- *   {@linkcode MemoryStorage} saves are atomic.
+ * A save is written as one or more commits, in order: the first holds the
+ * new hard state, the new snapshot, the removal of the entries the batch
+ * drops or replaces (`resetLog`, the entries the snapshot covers, the stored
+ * entries from `entries[0].index` on) and the first new entries; each
+ * later commit appends the next new entries. {@linkcode MemoryStorage} makes
+ * one commit of every save; `DenoKvStorage` splits a save larger than one
+ * Deno KV commit; {@linkcode SimStorage} splits saves of more than a few
+ * entries, so that simulations crash between commits.
  *
- * Losing more than that (a resolved save gone: SQLite dropping WAL frames
- * that fail their checksum, a deleted database) is not survivable by Raft:
- * an implementation must detect it at `load` and fail there
- * (`DenoKvStorage` keeps a high-water mark and throws
- * `StorageLossError`), never return the shortened state. `DenoKvStorage`
- * detects all of it but one narrow case: the entries of its last save before
- * a crash, lost within 5 ms of it (its mark is raised that long after a
- * burst; a new term or vote is covered before the save resolves).
+ * Exactly this survives a crash:
+ * - every `save` that resolved, all of it;
+ * - of the one `save` that had not resolved: a prefix of its commits, any
+ *   number from none to all. So a restarted node finds its old state, or the
+ *   new hard state and snapshot with the log cut where the batch said and
+ *   the new entries up to some index; never a mix of old and new at one
+ *   index, never a gap. Each such state says less than the save would have,
+ *   and nothing of it was acknowledged (the save had not resolved), so Raft
+ *   may start from it.
+ *
+ * `load` returns a commit index no higher than the last index it holds (its
+ * log's, or its snapshot's): a crash can keep a new hard state without the
+ * entries its commit index counts.
+ *
+ * Anything else (a resolved save lost: SQLite dropping WAL frames that fail
+ * their checksum, a deleted database; any changed bit) breaks Raft's
+ * assumptions and is not survivable: an implementation must detect it at
+ * `load` and throw there (`StorageCorruptionError` for what fails a
+ * checksum, `StorageLossError` for a store below its durable high-water
+ * mark), never return the damaged or shortened state. A node that cannot
+ * load must not start (it fail-stops): it is removed and added back as a
+ * new member. `DenoKvStorage` detects all of it but one narrow case: the
+ * entries of its last save before a crash, lost within 5 ms of it (its mark
+ * is raised that long after a burst; a new term or vote is covered before
+ * the save resolves).
  *
  * @example
  * ```ts

@@ -8,7 +8,7 @@
  * @module
  */
 import { delay } from "../net/async.ts";
-import { type Clock, realClock } from "../net/clock.ts";
+import type { Clock } from "../net/clock.ts";
 import type { Transport } from "../net/transport.ts";
 import {
   KvAbortedError,
@@ -37,6 +37,7 @@ import { type KvValue, valueAsBytes, valueAsText } from "../kv/value.ts";
 import { keyToShard, type ShardConfig } from "./config.ts";
 import { CtrlerClerk } from "./ctrler.ts";
 import { SHARD_SERVICE } from "./group.ts";
+import { defaultClock, defaultId } from "../net/env.ts";
 
 /**
  * Options of a {@linkcode ShardClerk}.
@@ -49,7 +50,7 @@ import { SHARD_SERVICE } from "./group.ts";
  * ```
  */
 export interface ShardClerkOptions extends ReplicaClientOptions {
-  /** The client's id, unique among all clients, without `#`. Default: a random UUID. */
+  /** The client's id, unique among all clients, without `#`. Default: a random UUID (none inside `simulate`: pass `sim.newId()`). */
   id?: string;
   /** Pause before asking the controller again after a group could not serve. Default 100 ms. */
   retryMs?: number;
@@ -116,9 +117,9 @@ export class ShardClerk {
   constructor(transport: Transport, ctrlers: readonly string[], options: ShardClerkOptions = {}) {
     this.#options = options;
     this.#groups = new ReplicaClients(transport, { ...options, random: options.random?.fork() });
-    this.#clock = options.clock ?? realClock;
+    this.#clock = options.clock ?? defaultClock("ShardClerk");
     this.#limits = { ...DEFAULT_KV_LIMITS, ...options.limits };
-    this.#sessions = new Sessions(options.id ?? crypto.randomUUID());
+    this.#sessions = new Sessions(options.id ?? defaultId("ShardClerk"));
     this.#ctrler = new CtrlerClerk(transport, ctrlers, {
       ...options,
       id: `${this.#sessions.id}-ctrler`,

@@ -21,6 +21,7 @@ import type { Transport } from "../net/transport.ts";
 import type { RaftNode } from "../raft/mod.ts";
 import type { ShardConfig } from "./config.ts";
 import { type CtrlerOp, type CtrlerResult, CtrlerState, parseCtrlerOp } from "./ctrler_state.ts";
+import { defaultId } from "../net/env.ts";
 
 /** The name of the controller's RPC service. */
 const SERVICE = "Ctrler";
@@ -67,7 +68,11 @@ export type ShardCtrlerOptions = ReplicaOptions;
  *     clock,
  *     random: random.fork(),
  *   });
- *   const clerk = new CtrlerClerk(net.transportFor("admin"), ["c0"], { clock, random: random.fork() });
+ *   const clerk = new CtrlerClerk(net.transportFor("admin"), ["c0"], {
+ *     clock,
+ *     random: random.fork(),
+ *     id: "admin",
+ *   });
  *   await clerk.join({ 100: ["a", "b", "c"] });
  *   assert.equal((await clerk.query()).shards[0], 100);
  *   await ctrler.stop();
@@ -225,7 +230,7 @@ function parseCommand(raw: unknown): CtrlerCommand {
  * ```
  */
 export interface CtrlerClerkOptions extends ReplicaClientOptions {
-  /** The client's id, unique among the controller's clients, without `#`. Default: a random UUID. */
+  /** The client's id, unique among the controller's clients, without `#`. Default: a random UUID (none inside `simulate`: pass `sim.newId()`). */
   id?: string;
 }
 
@@ -256,7 +261,7 @@ export class CtrlerClerk {
    */
   constructor(transport: Transport, servers: readonly string[], options: CtrlerClerkOptions = {}) {
     this.#client = new ReplicaClient(transport, servers, options);
-    this.#sessions = new Sessions(options.id ?? crypto.randomUUID());
+    this.#sessions = new Sessions(options.id ?? defaultId("CtrlerClerk"));
   }
 
   /**

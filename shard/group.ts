@@ -103,7 +103,7 @@ export interface ShardGroupStats extends ReplicaStats {
  * import { MemoryStorage } from "@distkit/distkit/raft";
  * import { RpcServer, simulate } from "@distkit/distkit/net";
  *
- * await simulate(async ({ clock, net }) => {
+ * await simulate(async ({ clock, net, random }) => {
  *   const server = new RpcServer();
  *   net.addServer("g100-0", server);
  *   const group = await ShardGroupServer.start({
@@ -115,6 +115,7 @@ export interface ShardGroupStats extends ReplicaStats {
  *     server,
  *     storage: new MemoryStorage(),
  *     clock,
+ *     random,
  *   });
  *   await group.stop();
  * }, { seed: 1 });

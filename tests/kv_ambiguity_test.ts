@@ -254,6 +254,8 @@ async function startNode(sim: Simulation, id: string, storage: MemoryStorage): P
   sim.net.addServer(id, rpc);
   const http = kvHttpHandler(kv, rpc, {
     clock: sim.clock,
+    random: sim.random.fork(),
+    clerkId: sim.newId(),
     addresses: ADDRESSES,
     timeoutMs: 30_000,
   });

@@ -5,7 +5,13 @@
  */
 import assert from "node:assert/strict";
 import { Clerk, KvAbortedError, KvRequestError } from "../kv/mod.ts";
-import { BadArgumentsError, type CallOptions, simulate, type Simulation } from "../net/mod.ts";
+import {
+  BadArgumentsError,
+  type CallOptions,
+  MissingEnvironmentError,
+  simulate,
+  type Simulation,
+} from "../net/mod.ts";
 import { KvCluster, type KvClusterOptions } from "./kv_cluster.ts";
 
 function kvApiTest(
@@ -83,6 +89,7 @@ kvApiTest("oversized keys and values are refused before and at the server", asyn
   const lax = new Clerk(cfg.wiring.clientTransport("lax", cfg.wiring.all), cfg.ids, {
     clock: cfg.sim.clock,
     random: cfg.random.fork(),
+    id: "lax",
     limits: { maxKeyBytes: 10_000 },
   });
   await assert.rejects(lax.put("k".repeat(2000), "v"), /key is 2000 bytes; the limit is 1024/);
@@ -184,7 +191,11 @@ kvApiTest("the clerk finds the leader once and then goes straight to it", async 
       };
     },
   };
-  const clerk = new Clerk(transport, cfg.ids, { clock: cfg.sim.clock, random: cfg.random.fork() });
+  const clerk = new Clerk(transport, cfg.ids, {
+    clock: cfg.sim.clock,
+    random: cfg.random.fork(),
+    id: cfg.sim.newId(),
+  });
   await clerk.put("x", "1");
   const leader = String(cfg.leader());
   assert.equal(clerk.leader, leader);
@@ -208,8 +219,12 @@ kvApiTest("two clerks sharing an id get an error, never a silently dropped write
   for (const v of ["2", "3", "4"]) await a.put("x", v);
   await assert.rejects(b.put("y", "late"), /later write of session twin/);
   assert.equal(await a.get("y"), null);
-  assert.throws(() => new Clerk(transport, cfg.ids, { id: "a#2" }), /without "#"/);
-  assert.notEqual(new Clerk(transport, cfg.ids).id, new Clerk(transport, cfg.ids).id);
+  assert.throws(() => new Clerk(transport, cfg.ids, { ...options, id: "a#2" }), /without "#"/);
+  // Inside a simulation a clerk needs its id (a random UUID would not replay).
+  assert.throws(
+    () => new Clerk(transport, cfg.ids, { ...options, id: undefined }),
+    MissingEnvironmentError,
+  );
 });
 
 kvApiTest("strings that are not valid Unicode are refused", async (cfg) => {

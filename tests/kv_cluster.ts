@@ -16,7 +16,7 @@ import {
 import type { KvInput } from "../checker/mod.ts";
 import { Clerk, KvServer, type KvServerOptions, type KvValue } from "../kv/mod.ts";
 import { delay, type Random, type Simulation } from "../net/mod.ts";
-import type { MemoryStorage } from "../raft/mod.ts";
+import type { SimStorage, StorageDamage } from "../raft/mod.ts";
 import { ReplicaCluster } from "./replica_cluster.ts";
 import type { SimWiring } from "./sim_wiring.ts";
 
@@ -123,8 +123,13 @@ export class KvCluster {
   }
 
   /** What server i has persisted (replaced by a copy at each restart). */
-  storage(i: number): MemoryStorage {
+  storage(i: number): SimStorage {
     return this.group.storage(i);
+  }
+
+  /** Why server i refused to start from its damaged storage, if it did (it stays down). */
+  failed(i: number): Error | undefined {
+    return this.group.failed(i);
   }
 
   /** Starts (or restarts) server i from a copy of what it persisted. */
@@ -133,8 +138,8 @@ export class KvCluster {
   }
 
   /** Stops server i like a crash (see {@linkcode ReplicaCluster.shutdownServer}). */
-  shutdownServer(i: number): Promise<void> {
-    return this.group.shutdownServer(i);
+  shutdownServer(i: number, damage?: StorageDamage): Promise<void> {
+    return this.group.shutdownServer(i, damage);
   }
 
   connectAll(): void {

@@ -11,8 +11,17 @@
  * the whole run, an entry once applied by any server is never replaced at
  * its index on any server, and no term has two leaders.
  *
+ * Every server's storage is a `SimStorage` (a crash keeps a prefix of the
+ * save in progress), and a crash damages it beyond the storage contract with
+ * chance DAMAGE_CHANCE, on at most one server per run: that server must
+ * refuse to start and stays down; 2 of 3 (or 4 of 5) remain, a majority.
+ * A server that served from a shortened log would lose acknowledged writes:
+ * the history would not be linearizable (or the ledger would fire, as it does
+ * when the high-water mark's check is disabled).
+ *
  * Runs KV_SEEDS seeds (default 200) from a random base; `SEED=<n>` replays
- * one. A failure prints the seed and the fault schedule, and a history that
+ * one. A second test runs KV_REPLAY_SEEDS seeds (default 3) twice each and
+ * compares their trace hashes. A failure prints the seed and the fault schedule, and a history that
  * is not linearizable gets the checker's HTML report.
  */
 import assert from "node:assert/strict";
@@ -20,9 +29,19 @@ import type { Model } from "../checker/mod.ts";
 import type { Clerk, KvValue } from "../kv/mod.ts";
 import { simulate } from "../net/mod.ts";
 import { KvCluster, OpLog, text } from "./kv_cluster.ts";
-import { runSeeds } from "./seeds.ts";
+import { checkReplays, runSeeds } from "./seeds.ts";
 
 const FAULT_MS = 5_000;
+
+/**
+ * The chance that a crash also damages the server's storage beyond the
+ * storage contract (a flipped bit, resolved saves lost, the file gone), while
+ * no server of the run has been damaged yet.
+ */
+const DAMAGE_CHANCE = 0.15;
+const DAMAGES = ["flip", "lose", "wipe"] as const;
+/** Servers that refused to start from damaged storage, over all seeds. */
+let failStops = 0;
 
 /** An operation on one key; absent keys read as null. */
 type Input =
@@ -100,7 +119,7 @@ async function clientLoop(
   return n;
 }
 
-async function runSeed(seed: number): Promise<{ ops: number; faults: number }> {
+async function runSeed(seed: number): Promise<{ ops: number; faults: number; trace: string }> {
   const schedule: string[] = [];
   try {
     return await simulate(async (sim) => {
@@ -122,6 +141,8 @@ async function runSeed(seed: number): Promise<{ ops: number; faults: number }> {
       for (const loop of loops) loop.catch(() => {}); // awaited below
 
       const down = new Set<number>();
+      const disks = random.fork();
+      let damaged: number | undefined;
       const end = cfg.now() + FAULT_MS;
       let faults = 0;
       while (cfg.now() < end) {
@@ -142,20 +163,34 @@ async function runSeed(seed: number): Promise<{ ops: number; faults: number }> {
         } else if (roll < 65) {
           const i = random.int(servers);
           if (down.has(i)) {
+            if (cfg.failed(i)) continue;
             await cfg.startServer(i);
             cfg.connectAll();
-            down.delete(i);
-            schedule.push(`${at}: restart ${i} (and heal)`);
+            if (cfg.failed(i)) {
+              failStops++;
+              schedule.push(`${at}: restart ${i}: refused its storage (fail-stop)`);
+            } else {
+              down.delete(i);
+              schedule.push(`${at}: restart ${i} (and heal)`);
+            }
           } else {
-            await cfg.shutdownServer(i);
+            // At most one server per run has its storage damaged beyond the
+            // contract: it must refuse to start (fail-stop) and stay down;
+            // the others (2 of 3, 4 of 5) are a majority.
+            const damage = damaged === undefined && disks.chance(DAMAGE_CHANCE)
+              ? disks.pick(DAMAGES)
+              : undefined;
+            if (damage) damaged = i;
+            await cfg.shutdownServer(i, damage);
             down.add(i);
-            schedule.push(`${at}: crash ${i}`);
+            schedule.push(`${at}: crash ${i}${damage ? ` (storage damaged: ${damage})` : ""}`);
           }
         } else if (roll < 72) {
           for (let i = 0; i < servers; i++) await cfg.shutdownServer(i);
           for (let i = 0; i < servers; i++) await cfg.startServer(i);
           cfg.connectAll();
           down.clear();
+          for (let i = 0; i < servers; i++) if (cfg.failed(i)) down.add(i);
           schedule.push(`${at}: crash and restart all`);
         } else if (roll < 85) {
           const on = random.chance(0.5);
@@ -178,7 +213,11 @@ async function runSeed(seed: number): Promise<{ ops: number; faults: number }> {
           sim.net.setLinkRule(String(from), String(to), undefined);
         }
       }
-      for (const i of down) await cfg.startServer(i);
+      for (const i of down) {
+        if (cfg.failed(i)) continue;
+        await cfg.startServer(i);
+        if (cfg.failed(i)) failStops++;
+      }
       cfg.connectAll();
       done = true;
       const counts = await Promise.all(loops);
@@ -197,7 +236,7 @@ async function runSeed(seed: number): Promise<{ ops: number; faults: number }> {
       await log.check(`kv random seed ${seed}`, model);
       await cfg.cleanup();
       ledger.check();
-      return { ops: log.operations.length, faults };
+      return { ops: log.operations.length, faults, trace: sim.traceHash() };
     }, { seed, limitMs: 10 * 60_000 });
   } catch (err) {
     console.error(`fault schedule of seed ${seed}:\n  ${schedule.join("\n  ")}`);
@@ -205,5 +244,12 @@ async function runSeed(seed: number): Promise<{ ops: number; faults: number }> {
   }
 }
 
-Deno.test("kv: randomized faults, every history linearizable", () =>
-  runSeeds("KV_SEEDS", 200, runSeed));
+Deno.test("kv: randomized faults, every history linearizable", async () => {
+  failStops = 0;
+  await runSeeds("KV_SEEDS", 200, runSeed);
+  console.log(`  ${failStops} servers refused to start from damaged storage (fail-stop)`);
+});
+
+Deno.test("kv: a seed replays its run exactly (the same trace hash twice)", async () => {
+  await checkReplays("KV_REPLAY_SEEDS", 3, async (seed) => (await runSeed(seed)).trace);
+});

@@ -135,6 +135,7 @@ class LockCluster {
       server: rpc,
       clock: this.sim.clock,
       random: this.sim.random.fork(),
+      incarnation: this.sim.newId(),
       ...this.#options,
     });
     this.#servers.set(id, server);

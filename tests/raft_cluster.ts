@@ -6,7 +6,15 @@
  */
 import assert from "node:assert/strict";
 import { delay, type Random, RpcServer, type Simulation } from "../net/mod.ts";
-import { type Applied, MemoryStorage, RaftNode, type RaftNodeOptions } from "../raft/mod.ts";
+import {
+  type Applied,
+  RaftNode,
+  type RaftNodeOptions,
+  SimStorage,
+  type SimStorageOptions,
+  StorageCorruptionError,
+  type StorageDamage,
+} from "../raft/mod.ts";
 import { SimWiring } from "./sim_wiring.ts";
 
 /** Options of a test cluster. */
@@ -18,11 +26,17 @@ export interface ClusterOptions {
   node?: Partial<RaftNodeOptions>;
   /** Only servers 0..initialVoters-1 form the initial cluster; the others start empty and must be added. */
   initialVoters?: number;
+  /** Options of every server's SimStorage (clock, random and name are the harness's). */
+  storage?: Partial<SimStorageOptions>;
 }
 
 interface Server {
   node?: RaftNode;
-  storage: MemoryStorage;
+  storage: SimStorage;
+  /** Damage done to its storage, which its next start must find. */
+  damaged?: StorageDamage;
+  /** Why it refused to start (it found its storage damaged): it stays down for good. */
+  failed?: Error;
 }
 
 /** A command the tester proposes: a number or a string. */
@@ -68,7 +82,14 @@ export class Cluster {
     this.random = sim.random.fork();
     sim.net.setReliable(!options.unreliable);
     sim.net.setLongDelays(true);
-    this.#servers = Array.from({ length: n }, () => ({ storage: new MemoryStorage() }));
+    this.#servers = Array.from({ length: n }, (_, i) => ({
+      storage: new SimStorage({
+        ...options.storage,
+        clock: sim.clock,
+        random: this.random.fork(),
+        name: String(i),
+      }),
+    }));
     this.wiring = new SimWiring(sim.net, n);
     this.logs = Array.from({ length: n }, () => new Map());
     this.#lastApplied = new Array(n).fill(0);
@@ -102,38 +123,60 @@ export class Cluster {
     return this.#servers[i].node !== undefined;
   }
 
-  storage(i: number): MemoryStorage {
+  storage(i: number): SimStorage {
     return this.#servers[i].storage;
   }
 
-  /** Starts (or restarts) server i from a copy of its storage, with fresh ends. */
+  /** Why server i refused to start, if it did (it found its storage damaged; it stays down). */
+  failed(i: number): Error | undefined {
+    return this.#servers[i].failed;
+  }
+
+  /**
+   * Starts (or restarts) server i from what survived in its storage, with
+   * fresh ends. A server whose storage was damaged and refuses to load stays
+   * down for good (it fail-stops; see {@linkcode Cluster.failed}); any other
+   * failure to start throws.
+   */
   async startServer(i: number): Promise<void> {
     await this.crash(i);
     const s = this.#servers[i];
+    if (s.failed) return;
     const id = String(i);
     const transport = this.wiring.serverTransport(i);
     const server = new RpcServer();
     this.logs[i] = new Map();
     this.#lastApplied[i] = 0;
-    const node = await RaftNode.start({
-      id,
-      peers: i < (this.#options.initialVoters ?? this.n)
-        ? this.ids.slice(0, this.#options.initialVoters ?? this.n)
-        : [],
-      transport,
-      server,
-      storage: s.storage,
-      clock: this.sim.clock,
-      random: this.random.fork(),
-      ...this.#options.node,
-    });
+    let node: RaftNode;
+    try {
+      node = await RaftNode.start({
+        id,
+        peers: i < (this.#options.initialVoters ?? this.n)
+          ? this.ids.slice(0, this.#options.initialVoters ?? this.n)
+          : [],
+        transport,
+        server,
+        storage: s.storage,
+        clock: this.sim.clock,
+        random: this.random.fork(),
+        ...this.#options.node,
+      });
+    } catch (err) {
+      if (s.damaged === undefined || !(err instanceof StorageCorruptionError)) throw err;
+      s.failed = err;
+      return;
+    }
+    s.damaged = undefined; // found nothing lost that mattered: it is as good as undamaged
     s.node = node;
     this.sim.net.addServer(id, server);
     this.#appliers.push(this.#applier(i, node));
   }
 
-  /** Crashes server i: it stops, and a restart sees only what it had persisted. */
-  async crash(i: number): Promise<void> {
+  /**
+   * Crashes server i: it stops, and a restart sees only what survived in its
+   * storage (see `SimStorage.crash`), with `damage` done to it if given.
+   */
+  async crash(i: number, damage?: StorageDamage): Promise<void> {
     const s = this.#servers[i];
     this.disconnect(i);
     this.sim.net.deleteServer(String(i));
@@ -142,15 +185,26 @@ export class Cluster {
     if (node) {
       // The copy is taken before the old instance stops, like config.go's
       // persister.Copy(): whatever the zombie writes later is lost.
-      s.storage = s.storage.copy();
+      s.storage = s.storage.crash();
       await node.stop();
+    }
+    if (damage) {
+      s.storage.damage(damage);
+      s.damaged = damage;
     }
   }
 
   /** Crashes server i and empties its storage (a lost data folder); `startServer` brings it back. */
   async wipe(i: number): Promise<void> {
     await this.crash(i);
-    this.#servers[i].storage = new MemoryStorage();
+    // A new store, mark included: the whole folder is gone (identity checks
+    // are above Raft; this is the log a leader must rebuild).
+    this.#servers[i].storage = new SimStorage({
+      ...this.#options.storage,
+      clock: this.sim.clock,
+      random: this.random.fork(),
+      name: String(i),
+    });
   }
 
   /** Cuts server i off from the others (both directions). */

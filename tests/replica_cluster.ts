@@ -1,8 +1,10 @@
 /**
  * One replica group on the simulated network, after the course's config.go:
- * servers started from what they persisted, crashed (a copy of the storage
- * kept, so whatever the stopping instance writes later is lost), connected
- * and partitioned. The KV, shard controller and shard group harnesses each
+ * servers started from what they persisted, crashed (what survived in the
+ * simulated storage kept, so whatever the stopping instance writes later is
+ * lost; optionally with its storage damaged beyond the storage contract, so
+ * that its restart must refuse it and the server stays down), connected and
+ * partitioned. The KV, shard controller and shard group harnesses each
  * run their servers through one of these. Every server's Raft core reports
  * to the group's {@linkcode AppliedLedger}: an entry once applied by any
  * server is never replaced on any server, one leader per term; the harness
@@ -10,7 +12,13 @@
  */
 import assert from "node:assert/strict";
 import { type Clock, type Random, RpcServer, type Simulation, type Transport } from "../net/mod.ts";
-import { AppliedLedger, MemoryStorage, type RaftNode } from "../raft/mod.ts";
+import {
+  AppliedLedger,
+  type RaftNode,
+  SimStorage,
+  StorageCorruptionError,
+  type StorageDamage,
+} from "../raft/mod.ts";
 import { SimWiring } from "./sim_wiring.ts";
 
 /** What a started server must offer the harness. */
@@ -25,7 +33,7 @@ export interface ServerContext {
   peers: string[];
   transport: Transport;
   server: RpcServer;
-  storage: MemoryStorage;
+  storage: SimStorage;
   clock: Clock;
   random: Random;
   /** The group's whole-run witness (pass it on as the Raft node's `observer`). */
@@ -41,7 +49,14 @@ export class ReplicaCluster<S extends GroupServer> {
   /** The whole run's witness of applied entries, shared by every server of the group. */
   readonly ledger: AppliedLedger = new AppliedLedger();
   readonly #start: (context: ServerContext) => Promise<S>;
-  readonly #servers: { running?: S; storage: MemoryStorage }[];
+  readonly #servers: {
+    running?: S;
+    storage: SimStorage;
+    /** Damage done to its storage, which its next start must find. */
+    damaged?: StorageDamage;
+    /** Why it refused to start from its damaged storage: it stays down for good. */
+    failed?: Error;
+  }[];
 
   constructor(
     sim: Simulation,
@@ -53,7 +68,13 @@ export class ReplicaCluster<S extends GroupServer> {
     this.random = sim.random.fork();
     this.wiring = new SimWiring(sim.net, n, options.prefix);
     this.#start = options.start;
-    this.#servers = Array.from({ length: n }, () => ({ storage: new MemoryStorage() }));
+    this.#servers = Array.from({ length: n }, (_, i) => ({
+      storage: new SimStorage({
+        clock: sim.clock,
+        random: this.random.fork(),
+        name: this.wiring.name(i),
+      }),
+    }));
   }
 
   /** The servers' names (their Raft ids). */
@@ -73,35 +94,54 @@ export class ReplicaCluster<S extends GroupServer> {
     return this.#servers[i].running;
   }
 
-  /** What server i has persisted (replaced by a copy at each restart). */
-  storage(i: number): MemoryStorage {
+  /** What server i has persisted (replaced by what survived at each crash). */
+  storage(i: number): SimStorage {
     return this.#servers[i].storage;
   }
 
-  /** Starts (or restarts) server i from a copy of what it persisted. */
+  /** Why server i refused to start, if it did (its storage was damaged; it stays down). */
+  failed(i: number): Error | undefined {
+    return this.#servers[i].failed;
+  }
+
+  /**
+   * Starts (or restarts) server i from what survived in its storage. A
+   * server whose storage was damaged and refuses to load stays down for good
+   * (it fail-stops; see {@linkcode ReplicaCluster.failed}); any other failure
+   * to start throws.
+   */
   async startServer(i: number): Promise<void> {
     await this.shutdownServer(i);
     this.ledger.check();
     const s = this.#servers[i];
+    if (s.failed) return;
     const server = new RpcServer();
-    s.running = await this.#start({
-      id: this.wiring.name(i),
-      peers: this.ids,
-      transport: this.wiring.serverTransport(i),
-      server,
-      storage: s.storage,
-      clock: this.sim.clock,
-      random: this.random.fork(),
-      observer: this.ledger,
-    });
+    try {
+      s.running = await this.#start({
+        id: this.wiring.name(i),
+        peers: this.ids,
+        transport: this.wiring.serverTransport(i),
+        server,
+        storage: s.storage,
+        clock: this.sim.clock,
+        random: this.random.fork(),
+        observer: this.ledger,
+      });
+    } catch (err) {
+      if (s.damaged === undefined || !(err instanceof StorageCorruptionError)) throw err;
+      s.failed = err;
+      return;
+    }
+    s.damaged = undefined; // it lost nothing that mattered
     this.sim.net.addServer(this.wiring.name(i), server);
   }
 
   /**
    * Stops server i like a crash: its calls in flight fail, and a restart
-   * sees only what it had persisted.
+   * sees only what survived in its storage (see `SimStorage.crash`), with
+   * `damage` done to it if given.
    */
-  async shutdownServer(i: number): Promise<void> {
+  async shutdownServer(i: number, damage?: StorageDamage): Promise<void> {
     this.ledger.check();
     const s = this.#servers[i];
     this.wiring.disconnect(i);
@@ -109,8 +149,12 @@ export class ReplicaCluster<S extends GroupServer> {
     const running = s.running;
     s.running = undefined;
     if (running) {
-      s.storage = s.storage.copy();
+      s.storage = s.storage.crash();
       await running.stop();
+    }
+    if (damage) {
+      s.storage.damage(damage);
+      s.damaged = damage;
     }
   }
 

@@ -265,7 +265,7 @@ export async function changeMember(
   change: MemberChange,
   options: MembershipOptions = {},
 ): Promise<MemberOutcome> {
-  const clock = options.clock ?? defaultClock("serveMembers");
+  const clock = options.clock ?? defaultClock("changeMember");
   const timeoutMs = options.timeoutMs ?? 5000;
   const giveUpAt = clock.now() + timeoutMs;
   const { node } = change;

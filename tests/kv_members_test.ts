@@ -49,7 +49,12 @@ async function startNode(sim: Simulation, id: string, join = false): Promise<Sim
     checkNode: (node) => IDS.includes(node) ? undefined : `node ${node} has no known address`,
   });
   sim.net.addServer(id, rpc);
-  const http = kvHttpHandler(kv, rpc, { clock: sim.clock, addresses: ADDRESSES });
+  const http = kvHttpHandler(kv, rpc, {
+    clock: sim.clock,
+    random: sim.random.fork(),
+    clerkId: sim.newId(),
+    addresses: ADDRESSES,
+  });
   return { id, kv, http };
 }
 
@@ -76,6 +81,7 @@ Deno.test("kv members: add while idle, catch up by snapshot, promote, remove ove
       // Enough writes for the leader to snapshot (and compact its log).
       const clerk = new Clerk(sim.net.transportFor("client"), ["a", "b", "c"], {
         clock: sim.clock,
+        id: sim.newId(),
         random: sim.random.fork(),
       });
       for (let k = 0; k < 60; k++) await clerk.put(`key${k}`, "x".repeat(64));
@@ -183,20 +189,23 @@ Deno.test("kv members: the Member RPC service answers not-leader, refusals and o
 
       // In code: not the leader, and the last voter.
       await assert.rejects(
-        changeMember(follower.kv.raft, { op: "add", node: "e" }),
+        changeMember(follower.kv.raft, { op: "add", node: "e" }, { clock: sim.clock }),
         NotLeaderError,
       );
       for (const id of nodes.filter((n) => n !== leader).map((n) => n.id)) {
         await changeMember(leader.kv.raft, { op: "remove", node: id }, { clock: sim.clock });
       }
       await changeMember(leader.kv.raft, { op: "remove", node: "d" }, { clock: sim.clock });
-      const last = changeMember(leader.kv.raft, { op: "remove", node: leader.id });
+      const last = changeMember(leader.kv.raft, { op: "remove", node: leader.id }, {
+        clock: sim.clock,
+      });
       await assert.rejects(last, (err) => err instanceof MemberRefusedError && !err.retryable);
 
       // A stopped node proposes nothing: "retry", definite.
       await leader.kv.stop();
       const outside = nodes.find((n) => n !== leader)!.id; // removed above
-      assert.deepEqual(await memberRequest(leader.kv.raft, { op: "add", node: outside }), {
+      const request = { op: "add" as const, node: outside };
+      assert.deepEqual(await memberRequest(leader.kv.raft, request, { clock: sim.clock }), {
         status: "retry",
         reason: "this node has stopped",
       });

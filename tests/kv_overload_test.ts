@@ -35,6 +35,8 @@ async function startNodes(
     sim.net.addServer(id, rpc);
     const http = kvHttpHandler(kv, rpc, {
       clock: sim.clock,
+      random: sim.random.fork(),
+      clerkId: sim.newId(),
       timeoutMs: 30_000,
       maxBufferedBodyBytes: options.maxBufferedBodyBytes,
     });
@@ -129,6 +131,7 @@ Deno.test("kv clerk: an overloaded answer is a definite refusal; a clerk that fo
     const leader = await leaderOf(sim, nodes);
     const direct = new Clerk(sim.net.transportFor("client-1"), [leader.id], {
       clock: sim.clock,
+      id: sim.newId(),
       random: sim.random.fork(),
       followLeader: false,
     });
@@ -148,6 +151,7 @@ Deno.test("kv clerk: an overloaded answer is a definite refusal; a clerk that fo
     const patients = names.map((name) =>
       new Clerk(sim.net.transportFor(name), servers, {
         clock: sim.clock,
+        id: sim.newId(),
         random: sim.random.fork(),
       })
     );

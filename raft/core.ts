@@ -444,7 +444,7 @@ export class RaftCore {
       }
       return;
     }
-    if (this.#promotable() && this.#electionElapsed >= this.#randomizedTimeout) {
+    if (this.#mayCampaign() && this.#electionElapsed >= this.#randomizedTimeout) {
       this.#electionElapsed = 0;
       this.#campaign(this.#preVote ? "pre" : "real", false);
     }
@@ -826,6 +826,21 @@ export class RaftCore {
 
   #promotable(): boolean {
     return this.#log.membership().voters.includes(this.id);
+  }
+
+  /**
+   * Whether this node starts elections: a voter of its latest configuration,
+   * or of the committed one while a change that removes it is not committed
+   * yet (as etcd, which applies a change only once committed). Otherwise a
+   * node holding the only copy of its own uncommitted removal, with the
+   * longest log, would neither campaign nor vote for the shorter logs, and
+   * the cluster could stall for good. Votes are still counted in the
+   * candidate's latest configuration, its own only if it is in it.
+   */
+  #mayCampaign(): boolean {
+    if (this.#promotable()) return true;
+    return this.#log.membershipIndex() > this.#commit &&
+      this.#log.membershipAt(this.#commit).voters.includes(this.id);
   }
 
   /** A follower that heard from a leader within the election timeout refuses to help depose it. */
@@ -1233,7 +1248,7 @@ export class RaftCore {
         this.#handleSnapshot(m);
         return;
       case "timeoutNow":
-        if (this.#promotable()) this.#campaign("real", true);
+        if (this.#mayCampaign()) this.#campaign("real", true);
         return;
       default:
         return;

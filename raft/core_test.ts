@@ -1543,3 +1543,25 @@ Deno.test("core: the same inputs give the same outputs", () => {
   assert.ok(first.length > 1000);
   assert.equal(trace(), first);
 });
+
+Deno.test("core: a node holding its own uncommitted removal still campaigns; once the removal is committed it does not", () => {
+  const removal: Entry = {
+    index: 2,
+    term: 1,
+    kind: "membership",
+    membership: { voters: ["b", "c"], learners: [] },
+  };
+  const node = (commit: number) =>
+    makeCore("a", ["a", "b", "c"], [], {
+      hardState: { term: 1, vote: "a", commit },
+      entries: [cmd(1, 1), removal],
+    });
+  // Its log may be the only one with the removal, and the longest: if it
+  // waited, and the others could not win without its vote, no one would lead.
+  const pending = node(1);
+  for (let i = 0; i < 100 && pending.role === "follower"; i++) pending.tick();
+  assert.notEqual(pending.role, "follower", "a did not campaign");
+  const removed = node(2);
+  for (let i = 0; i < 100; i++) removed.tick();
+  assert.equal(removed.role, "follower");
+});

@@ -22,6 +22,7 @@ import { type Codec, defaultCodec } from "../net/codec.ts";
 import type { Random } from "../net/random.ts";
 import { crc32, EMPTY_FLOOR, type Floor } from "./high_water_mark.ts";
 import { StorageCorruptionError, StorageLossError } from "./kv_storage.ts";
+import { checkBatchFollows } from "./batch_check.ts";
 import type { RaftStorage, StorageBatch, StoredState } from "./storage.ts";
 import type { Entry, HardState, Snapshot } from "./types.ts";
 
@@ -354,7 +355,11 @@ export class SimStorage implements RaftStorage {
       throw new Error(`SimStorage ${this.#name}: saves must not overlap (RaftStorage contract)`);
     }
     const base = this.#image;
-    validate(base, batch, this.#name);
+    checkBatchFollows(
+      { first: base.first, count: base.entries.length },
+      batch,
+      `SimStorage ${this.#name}`,
+    );
     // A save that removes stored entries the mark names lowers the mark
     // first: a crash part way would otherwise leave a store below it that
     // lost nothing acknowledged.
@@ -485,25 +490,4 @@ function floorOf(image: Image, keepBelow: number): Floor {
   floor.index = index;
   if (index > image.snapshotIndex) floor.logTerm = image.terms[index - image.first];
   return floor;
-}
-
-/** Refuses a batch whose entries would leave a gap, before anything changes. */
-function validate(image: Image, batch: StorageBatch, name: string): void {
-  if (batch.entries.length === 0) return;
-  let first = image.first;
-  let last = image.first + image.entries.length - 1;
-  const snapIndex = batch.snapshot?.meta.index;
-  if (batch.resetLog) {
-    first = (snapIndex ?? 0) + 1;
-    last = first - 1;
-  } else if (snapIndex !== undefined && snapIndex >= first) {
-    first = snapIndex + 1;
-    last = Math.max(last, snapIndex);
-  }
-  const from = batch.entries[0].index;
-  if (last >= first && (from < first || from > last + 1)) {
-    throw new Error(
-      `SimStorage ${name}: entry ${from} does not follow the stored log (${first}..${last})`,
-    );
-  }
 }

@@ -5,6 +5,7 @@
  * @module
  */
 import { type Codec, defaultCodec } from "../net/codec.ts";
+import { checkBatchFollows } from "./batch_check.ts";
 import type { Entry, HardState, Snapshot } from "./types.ts";
 
 /**
@@ -187,7 +188,7 @@ export class MemoryStorage implements RaftStorage {
   // deno-lint-ignore require-await
   async save(batch: StorageBatch): Promise<void> {
     this.#check();
-    this.#validate(batch);
+    checkBatchFollows({ first: this.#first, count: this.#entries.length }, batch, "MemoryStorage");
     if (batch.resetLog) this.#dropAll(batch.snapshot ? batch.snapshot.meta.index + 1 : 1);
     if (batch.snapshot) {
       this.#snapshot = this.#codec.encode(batch.snapshot);
@@ -211,28 +212,6 @@ export class MemoryStorage implements RaftStorage {
       }
     }
     if (batch.hardState) this.#hardState = this.#codec.encode(batch.hardState);
-  }
-
-  /** Refuses a batch whose entries would leave a gap, before anything changes. */
-  #validate(batch: StorageBatch): void {
-    if (batch.entries.length === 0) return;
-    let first = this.#first;
-    let last = this.#first + this.#entries.length - 1;
-    const snapIndex = batch.snapshot?.meta.index;
-    if (batch.resetLog) {
-      first = (snapIndex ?? 0) + 1;
-      last = first - 1;
-    } else if (snapIndex !== undefined && snapIndex >= first) {
-      first = snapIndex + 1;
-      last = Math.max(last, snapIndex);
-    }
-    const from = batch.entries[0].index;
-    const empty = last < first;
-    if (!empty && (from < first || from > last + 1)) {
-      throw new Error(
-        `MemoryStorage: entry ${from} does not follow the stored log (${first}..${last})`,
-      );
-    }
   }
 
   raftStateSize(): number {

@@ -18,22 +18,28 @@
  *
  * @module
  */
-import { netCommands } from "./net/commands.ts";
-import { raftCommands } from "./raft/commands.ts";
-import { kvCommands } from "./kv/commands.ts";
-import { shardCommands } from "./shard/commands.ts";
-import { mrCommands } from "./mapreduce/commands.ts";
-import { pbCommands } from "./pb/commands.ts";
-import { runTour } from "./net/tour.ts";
-import { EXIT_HELP, parseFlags } from "./net/cli_util.ts";
+import { netCommands } from "./cli/net_commands.ts";
+import { raftCommands } from "./cli/raft_commands.ts";
+import { kvCommands } from "./cli/kv_commands.ts";
+import { shardCommands } from "./cli/shard_commands.ts";
+import { mrCommands } from "./cli/mr_commands.ts";
+import { pbCommands } from "./cli/pb_commands.ts";
+import { runTour } from "./cli/net_tour.ts";
+import { EXIT_HELP, parseFlags } from "./cli/util.ts";
 import { DISTKIT_VERSION } from "./net/version.ts";
-import { checkCommand } from "./checker/commands.ts";
+import { checkCommand } from "./cli/check_commands.ts";
 import { checkOperations } from "./checker/check.ts";
 import { kvModel, registerModel } from "./checker/models.ts";
 import { renderHtml } from "./checker/html.ts";
-import { raftTour } from "./raft/tour.ts";
-import { kvTour } from "./kv/tour.ts";
-import { clusterDemo } from "./kv/cluster_demo.ts";
+import { raftTour } from "./cli/raft_tour.ts";
+import { kvTour } from "./cli/kv_tour.ts";
+import { clusterDemo } from "./cli/demo.ts";
+
+// For process tests and tools of your own: a local cluster of `distkit` processes and a workload to run on it.
+export * from "./cli/local_cluster.ts";
+export * from "./cli/workload.ts";
+export type { Clerk } from "./kv/mod.ts";
+export type { KvInput, Operation } from "./checker/mod.ts";
 
 /**
  * One command: what it does, how to call it, and how to run it.
@@ -386,3 +392,11 @@ if (import.meta.main) {
   );
   Deno.exit(await main(Deno.args));
 }
+export type {
+  CasOutcome,
+  KvCallOptions,
+  KvValue,
+  KvWriteOptions,
+  ServerAttempt,
+} from "./kv/mod.ts";
+export type { Session } from "./kv/mod.ts";

@@ -23,6 +23,7 @@
  */
 export * from "./net/mod.ts";
 export * from "./raft/mod.ts";
+export * from "./rsm/mod.ts";
 export * from "./checker/mod.ts";
 export * from "./kv/mod.ts";
 export * from "./shard/mod.ts";

@@ -6,7 +6,7 @@
  * 2-core machine, then the process's peak memory. Then the append histories
  * of issue #21, decided by inference: key "0" of c50-bad (which porcupine
  * never finishes), a 30,000-operation history in the shape of `distkit demo`'s
- * (kv/workload.ts over an in-memory store), and a generated 1,000,000-operation
+ * (cli/workload.ts over an in-memory store), and a generated 1,000,000-operation
  * one (1,000 keys, 8 clients each); `--export DIR` also writes those three as
  * EDN files, for porcupine.
  *
@@ -32,7 +32,7 @@ import {
   parseHistory,
 } from "../checker/mod.ts";
 import { appendHistory, type KvOperation } from "../checker/test_util.ts";
-import { AppendWorkload } from "../kv/workload.ts";
+import { AppendWorkload } from "../cli/workload.ts";
 import { Random } from "../net/random.ts";
 
 /**
@@ -209,7 +209,7 @@ async function main(): Promise<number> {
 }
 
 /**
- * A history in the shape of `distkit demo`'s: kv/workload.ts's AppendWorkload
+ * A history in the shape of `distkit demo`'s: cli/workload.ts's AppendWorkload
  * (8 clients, 4 keys, appends and gets alternating) over an in-memory store
  * whose calls take effect after a random number of turns, until `total`
  * operations; the strings are copied flat, as if read from the wire.

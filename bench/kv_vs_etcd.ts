@@ -31,7 +31,7 @@
  */
 import { parseArgs } from "node:util";
 import { delay } from "../net/async.ts";
-import { LocalCluster } from "../kv/local_cluster.ts";
+import { LocalCluster } from "../cli/local_cluster.ts";
 import { connectKv } from "../kv/node.ts";
 import { writeSection } from "./benchmarks_md.ts";
 import { EtcdCluster, which } from "./etcd_cluster.ts";

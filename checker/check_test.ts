@@ -8,7 +8,7 @@ import {
   registerModel,
   setModel,
 } from "./models.ts";
-import { runCheck } from "./commands.ts";
+import { runCheck } from "../cli/check_commands.ts";
 import { guarded, main } from "../cli.ts";
 import type { HistoryEvent, Model, NondeterministicModel, Operation } from "./types.ts";
 

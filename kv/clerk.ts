@@ -7,25 +7,25 @@
  * @module
  */
 import type { Transport } from "../net/transport.ts";
-import { KvRequestError, refuseBadRequest, type ServerAttempt } from "./errors.ts";
+import { KvRequestError, refuseBadRequest, type ServerAttempt } from "../rsm/errors.ts";
+import { checkSession } from "../rsm/checks.ts";
 import {
-  checkSession,
   checkWriteResult,
   DEFAULT_KV_LIMITS,
   type KvLimits,
   type KvReply,
   parseGet,
   parseWriteOp,
-} from "./protocol.ts";
+} from "../kvstate/protocol.ts";
 import {
   ambiguousIfProposed,
   ReplicaClient,
   type ReplicaClientOptions,
   type Session,
   Sessions,
-} from "./replica_client.ts";
-import type { KvResult, KvWrite } from "./state.ts";
-import { type KvValue, valueAsBytes, valueAsText } from "./value.ts";
+} from "../rsm/replica_client.ts";
+import type { KvResult, KvWrite } from "../kvstate/state.ts";
+import { type KvValue, valueAsBytes, valueAsText } from "../kvstate/value.ts";
 import { defaultId } from "../net/env.ts";
 
 /**

@@ -47,13 +47,14 @@ import {
   KvOverloadedError,
   KvRequestError,
   mayHaveApplied,
-} from "./errors.ts";
+} from "../rsm/errors.ts";
 import type { KvServer } from "./server.ts";
-import type { KvValue } from "./value.ts";
+import type { KvValue } from "../kvstate/value.ts";
 import { AbortedError, ArgumentsError, TimeoutError } from "../net/errors.ts";
 import type { CallOptions } from "../net/transport.ts";
-import { checkSession, DEFAULT_KV_LIMITS, type KvLimits } from "./protocol.ts";
-import type { Session } from "./replica_client.ts";
+import { DEFAULT_KV_LIMITS, type KvLimits } from "../kvstate/protocol.ts";
+import { checkSession } from "../rsm/checks.ts";
+import type { Session } from "../rsm/replica_client.ts";
 
 /** Default of {@linkcode KvHttpOptions.maxBufferedBodyBytes}. */
 const DEFAULT_MAX_BUFFERED_BODY_BYTES = 16 * 1024 * 1024;

@@ -15,7 +15,7 @@
  */
 import { UnknownServiceError } from "../net/errors.ts";
 import type { RpcServer } from "../net/rpc_server.ts";
-import type { MemberReply } from "./members.ts";
+import type { MemberReply } from "../rsm/members.ts";
 
 /**
  * Options of {@linkcode serveMembersHttp}.

@@ -49,28 +49,18 @@
  * @module
  */
 export * from "./clerk.ts";
-export * from "./dedup.ts";
-export * from "./errors.ts";
-export * from "./hosting.ts";
-export * from "./identity.ts";
 export * from "./http.ts";
-export * from "./local_cluster.ts";
-export * from "./members.ts";
 export * from "./members_http.ts";
 export * from "./node.ts";
-export * from "./protocol.ts";
-export * from "./replica.ts";
-export * from "./replica_client.ts";
 export * from "./server.ts";
-export * from "./state.ts";
-export * from "./value.ts";
-export * from "./workload.ts";
+// The data model this service replicates (shared with the sharded service).
+export * from "../kvstate/mod.ts";
+// The toolkit this service is built on, re-exported for the 0.x API (import `@distkit/distkit/rsm` for it).
+export * from "../rsm/mod.ts";
 // Types from the net and raft layers that appear in this module's signatures.
 export type { Clock, Codec, CodecOptions, Random, Transport } from "../net/mod.ts";
 export type { RaftNode, RaftNodeOptions } from "../raft/mod.ts";
 
-// Types of other modules in this module's signatures (deno doc --lint of this entry point alone).
-export type { KvInput, Operation } from "../checker/mod.ts";
 export type {
   CallContext,
   CallOptions,

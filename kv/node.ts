@@ -8,17 +8,17 @@
 import { EventSummary } from "../net/event_summary.ts";
 import { AddressTransport, TcpTransport } from "../net/tcp.ts";
 import { Clerk, type ClerkOptions } from "./clerk.ts";
-import { hostNode, parseAddress } from "./hosting.ts";
+import { hostNode, parseAddress } from "../rsm/hosting.ts";
 import {
   type IdentityConflictError,
   type NodeIdentity,
   shareIdentities,
   type StartMode,
-} from "./identity.ts";
+} from "../rsm/identity.ts";
 import type { Membership, RaftObserver } from "../raft/mod.ts";
 import { type KvHttpServer, serveKvHttp } from "./http.ts";
-import type { KvLimits } from "./protocol.ts";
-import { serveMembers } from "./members.ts";
+import type { KvLimits } from "../kvstate/protocol.ts";
+import { serveMembers } from "../rsm/members.ts";
 import { KvServer } from "./server.ts";
 
 /**

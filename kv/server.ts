@@ -18,16 +18,16 @@ import {
   type KvReply,
   parseGet,
   parseWrite,
-} from "./protocol.ts";
+} from "../kvstate/protocol.ts";
 import {
   Replica,
   type ReplicaMachine,
   type ReplicaOptions,
   type ReplicaReply,
   type ReplicaStats,
-} from "./replica.ts";
-import { type KvCommand, type KvResult, KvStateMachine } from "./state.ts";
-import type { KvValue } from "./value.ts";
+} from "../rsm/replica.ts";
+import { type KvCommand, type KvResult, KvStateMachine } from "../kvstate/state.ts";
+import type { KvValue } from "../kvstate/value.ts";
 
 /**
  * Options of {@linkcode KvServer.start}: those of the Raft node underneath,

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { defaultClock, defaultId, defaultRandom, MissingEnvironmentError } from "./env.ts";
 import { realClock } from "./clock.ts";
-import { simulate } from "./simulation.ts";
+import { simulate } from "./sim/simulate.ts";
 
 Deno.test("env: outside a simulation the defaults are the real clock, randomness and UUIDs", () => {
   assert.equal(defaultClock("t"), realClock);

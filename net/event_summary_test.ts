@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { delay } from "./async.ts";
 import { EventSummary } from "./event_summary.ts";
-import { simulate } from "./simulation.ts";
+import { simulate } from "./sim/simulate.ts";
 
 Deno.test("event summary: a flood of events is one line per interval, with counts; a quiet interval none", async () => {
   await simulate(async ({ clock }) => {

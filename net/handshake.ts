@@ -16,7 +16,7 @@
  * client): `[node, incarnation, peerIncarnation]`, its node id, the
  * incarnation of its data folder, and the incarnation it knows the other end
  * by (null: none yet), so each end can tell whether the other is the one it
- * knows, and whether the other still knows it (see `kv/identity.ts`).
+ * knows, and whether the other still knows it (see `rsm/identity.ts`).
  *
  * Each MAC is HMAC-SHA256, keyed with the shared secret, over the transcript
  * `["distkit-handshake", version, label, cluster, clientNonce, serverNonce]`,

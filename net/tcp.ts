@@ -167,7 +167,7 @@ export interface ClusterOptions {
 
 /**
  * How a cluster member identifies itself and checks the other end in the
- * handshake (see `kv/identity.ts`, which implements it for the KV nodes).
+ * handshake (see `rsm/identity.ts`, which implements it for the KV nodes).
  *
  * @example
  * ```ts

@@ -17,9 +17,9 @@ import {
   TimeoutError,
 } from "../net/errors.ts";
 import type { ClientEnd, Transport } from "../net/transport.ts";
-import { KvAbortedError, KvRequestError, refuseBadRequest } from "../kv/errors.ts";
-import { ambiguousIfProposed, DEFAULT_DEADLINE_MS, Sessions } from "../kv/replica_client.ts";
-import { utf8Length } from "../kv/value.ts";
+import { KvAbortedError, KvRequestError, refuseBadRequest } from "../rsm/errors.ts";
+import { ambiguousIfProposed, DEFAULT_DEADLINE_MS, Sessions } from "../rsm/replica_client.ts";
+import { utf8Length } from "../net/bytes.ts";
 import { PbDeadlineError } from "./kv_errors.ts";
 import {
   parsePbGet,

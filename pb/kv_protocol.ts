@@ -6,7 +6,8 @@
  *
  * @module
  */
-import { checkSession, checkString, DEFAULT_KV_LIMITS } from "../kv/protocol.ts";
+import { checkSession, checkString } from "../rsm/checks.ts";
+import { DEFAULT_KV_LIMITS } from "../kvstate/protocol.ts";
 import { ArgumentsError } from "../net/errors.ts";
 import { expectShape } from "../net/rpc_server.ts";
 

@@ -5,8 +5,8 @@
  *
  * @module
  */
-import { type DedupEntry, DedupTable, type DedupVerdict, digestBytes } from "../kv/dedup.ts";
-import { utf8Length } from "../kv/value.ts";
+import { type DedupEntry, DedupTable, type DedupVerdict, digestBytes } from "../rsm/dedup.ts";
+import { utf8Length } from "../net/bytes.ts";
 import { ArgumentsError } from "../net/errors.ts";
 import type { PbWriteRequest } from "./kv_protocol.ts";
 

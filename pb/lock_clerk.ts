@@ -18,7 +18,7 @@ import {
 } from "../net/errors.ts";
 import type { Random } from "../net/random.ts";
 import type { ClientEnd, Transport } from "../net/transport.ts";
-import { CallDeadline, DEFAULT_DEADLINE_MS, Sessions } from "../kv/replica_client.ts";
+import { CallDeadline, DEFAULT_DEADLINE_MS, Sessions } from "../rsm/replica_client.ts";
 import { LockAbortedError, LockOutcomeUnknownError, LockRequestError } from "./lock_errors.ts";
 import {
   checkLockName,

@@ -10,7 +10,7 @@
  */
 import { ArgumentsError } from "../net/errors.ts";
 import { expectShape } from "../net/rpc_server.ts";
-import { checkSession, checkString } from "../kv/protocol.ts";
+import { checkSession, checkString } from "../rsm/checks.ts";
 
 /**
  * The name the lock service registers on an `RpcServer`: its methods are

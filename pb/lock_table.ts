@@ -17,7 +17,7 @@
  *
  * @module
  */
-import { digestBytes } from "../kv/dedup.ts";
+import { digestBytes } from "../rsm/dedup.ts";
 import type { Clock } from "../net/clock.ts";
 import type { LockForwardedOp, LockOp, LockSessionRecord } from "./lock_protocol.ts";
 import { defaultClock } from "../net/env.ts";

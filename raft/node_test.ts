@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { delay } from "../net/async.ts";
 import type { Clock } from "../net/clock.ts";
-import { simulate } from "../net/simulation.ts";
+import { simulate } from "../net/sim/simulate.ts";
 import { RpcServer } from "../net/rpc_server.ts";
 import { RaftNode } from "./node.ts";
 import { MemoryStorage, type StorageBatch } from "./storage.ts";

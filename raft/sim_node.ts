@@ -7,7 +7,7 @@
 import type { Clock } from "../net/clock.ts";
 import type { Random } from "../net/random.ts";
 import { RpcServer } from "../net/rpc_server.ts";
-import type { SimNetwork } from "../net/sim_network.ts";
+import type { SimNetwork } from "../net/sim/network.ts";
 import { RaftNode } from "./node.ts";
 import { MemoryStorage } from "./storage.ts";
 import type { NodeId } from "./types.ts";

@@ -15,14 +15,14 @@ import {
   KvTimeoutError,
   refuseBadRequest,
   type ServerAttempt,
-} from "../kv/errors.ts";
+} from "../rsm/errors.ts";
 import {
   checkWriteResult,
   DEFAULT_KV_LIMITS,
   type KvLimits,
   parseGet,
   parseWriteOp,
-} from "../kv/protocol.ts";
+} from "../kvstate/protocol.ts";
 import {
   ambiguousIfProposed,
   CallDeadline,
@@ -31,9 +31,9 @@ import {
   ReplicaClients,
   Sessions,
   type WriteAttempts,
-} from "../kv/replica_client.ts";
-import type { KvResult, KvWrite } from "../kv/state.ts";
-import { type KvValue, valueAsBytes, valueAsText } from "../kv/value.ts";
+} from "../rsm/replica_client.ts";
+import type { KvResult, KvWrite } from "../kvstate/state.ts";
+import { type KvValue, valueAsBytes, valueAsText } from "../kvstate/value.ts";
 import { keyToShard, type ShardConfig } from "./config.ts";
 import { CtrlerClerk } from "./ctrler.ts";
 import { SHARD_SERVICE } from "./group.ts";

@@ -5,15 +5,15 @@
  *
  * @module
  */
-import { DedupTable, digestBytes } from "../kv/dedup.ts";
-import { KvRequestError, refuseBadRequest } from "../kv/errors.ts";
+import { DedupTable, digestBytes } from "../rsm/dedup.ts";
+import { KvRequestError, refuseBadRequest } from "../rsm/errors.ts";
 import {
   Replica,
   type ReplicaMachine,
   type ReplicaOptions,
   type ReplicaReply,
-} from "../kv/replica.ts";
-import { ReplicaClient, type ReplicaClientOptions, Sessions } from "../kv/replica_client.ts";
+} from "../rsm/replica.ts";
+import { ReplicaClient, type ReplicaClientOptions, Sessions } from "../rsm/replica_client.ts";
 import { type Codec, defaultCodec } from "../net/codec.ts";
 import { ArgumentsError } from "../net/errors.ts";
 import { expectShape } from "../net/rpc_server.ts";

@@ -10,16 +10,16 @@
  * @module
  */
 import { deadline, delay } from "../net/async.ts";
-import { KvRequestError } from "../kv/errors.ts";
+import { KvRequestError } from "../rsm/errors.ts";
 import {
   DEFAULT_KV_LIMITS,
   type KvLimits,
   type KvReply,
   parseGet,
   parseWrite,
-} from "../kv/protocol.ts";
-import { Replica, type ReplicaOptions, type ReplicaStats } from "../kv/replica.ts";
-import { ReplicaClients } from "../kv/replica_client.ts";
+} from "../kvstate/protocol.ts";
+import { Replica, type ReplicaOptions, type ReplicaStats } from "../rsm/replica.ts";
+import { ReplicaClients } from "../rsm/replica_client.ts";
 import { ArgumentsError } from "../net/errors.ts";
 import { expectShape } from "../net/rpc_server.ts";
 import type { RaftNode } from "../raft/mod.ts";

@@ -24,9 +24,9 @@
  */
 import { type Codec, defaultCodec } from "../net/codec.ts";
 import { ArgumentsError } from "../net/errors.ts";
-import { parseWrite } from "../kv/protocol.ts";
-import type { KvLimits } from "../kv/protocol.ts";
-import { type KvCommand, type KvResult, KvStateMachine } from "../kv/state.ts";
+import { parseWrite } from "../kvstate/protocol.ts";
+import type { KvLimits } from "../kvstate/protocol.ts";
+import { type KvCommand, type KvResult, KvStateMachine } from "../kvstate/state.ts";
 import { initialConfig, keyToShard, N_SHARDS, type ShardConfig } from "./config.ts";
 
 /**

@@ -8,8 +8,8 @@
  *
  * @module
  */
-import { hostNode, parseAddress } from "../kv/hosting.ts";
-import { serveMembers } from "../kv/members.ts";
+import { hostNode, parseAddress } from "../rsm/hosting.ts";
+import { serveMembers } from "../rsm/members.ts";
 import { AddressTransport } from "../net/tcp.ts";
 import { ShardClerk, type ShardClerkOptions } from "./clerk.ts";
 import { CtrlerClerk, ShardCtrler } from "./ctrler.ts";

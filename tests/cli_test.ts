@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { main } from "../cli.ts";
 import { delay, DISTKIT_VERSION, RpcServer, serveTcp } from "../net/mod.ts";
-import { distkitCommand, LocalCluster } from "../kv/mod.ts";
+import { distkitCommand, LocalCluster } from "../cli.ts";
 import { freePorts, HOST } from "./node_process.ts";
 
 /** Runs `distkit <args>` in this process; its exit code and what it printed. */

@@ -1,10 +1,10 @@
 /** The tour behind `deno task demo` does what it says. */
 import assert from "node:assert/strict";
 import { checkOperations, kvModel, registerModel } from "../checker/mod.ts";
-import { kvTour } from "../kv/tour.ts";
-import { clusterDemo } from "../kv/cluster_demo.ts";
-import { runTour } from "../net/tour.ts";
-import { raftTour } from "../raft/tour.ts";
+import { kvTour } from "../cli/kv_tour.ts";
+import { clusterDemo } from "../cli/demo.ts";
+import { runTour } from "../cli/net_tour.ts";
+import { raftTour } from "../cli/raft_tour.ts";
 
 Deno.test("demo: the net tour passes its own checks", async () => {
   assert.equal(await runTour(), 0);

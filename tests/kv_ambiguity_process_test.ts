@@ -15,7 +15,7 @@
  * Correctness only: nothing here depends on speed.
  */
 import assert from "node:assert/strict";
-import { LocalCluster } from "../kv/mod.ts";
+import { LocalCluster } from "../cli.ts";
 import { delay } from "../net/mod.ts";
 import { runCli } from "./node_process.ts";
 

@@ -4,7 +4,7 @@
  * catches up; meanwhile its `/status` is asked every 10 ms.
  *
  * What the node does for it: it applies its backlog a slice at a time
- * (kv/replica.ts), encodes what it writes a slice at a time
+ * (rsm/replica.ts), encodes what it writes a slice at a time
  * (raft/kv_storage.ts) and receives at most 512 entries per append
  * (raft/core.ts), yielding to its event loop in between, so heartbeats,
  * votes and status requests are served throughout. Before, it took whole
@@ -19,7 +19,8 @@
  * one turn fails both.
  */
 import assert from "node:assert/strict";
-import { connectKv, LocalCluster } from "../kv/mod.ts";
+import { connectKv } from "../kv/mod.ts";
+import { LocalCluster } from "../cli.ts";
 import { delay } from "../net/mod.ts";
 
 const BEHIND = 20_000;

@@ -12,7 +12,8 @@
  */
 import assert from "node:assert/strict";
 import { checkOperations, kvModel } from "../checker/mod.ts";
-import { AppendWorkload, connectKv, LocalCluster } from "../kv/mod.ts";
+import { connectKv } from "../kv/mod.ts";
+import { AppendWorkload, LocalCluster } from "../cli.ts";
 import { delay, TcpClient } from "../net/mod.ts";
 import { runCli } from "./node_process.ts";
 

@@ -22,7 +22,7 @@
  *   from the configured limits, during the load and after it.
  */
 import assert from "node:assert/strict";
-import { LocalCluster } from "../kv/mod.ts";
+import { LocalCluster } from "../cli.ts";
 import { delay } from "../net/mod.ts";
 import { residentBytes as rss } from "./proc_stats.ts";
 
@@ -32,7 +32,7 @@ const MIB = 1 << 20;
 /** The documented maximum value size, less nothing: the tag is inside it. */
 const VALUE_BYTES = MIB;
 const TAG_WIDTH = 24;
-/** The node's defaults this test relies on (kv/http.ts, kv/replica.ts). */
+/** The node's defaults this test relies on (kv/http.ts, rsm/replica.ts). */
 const BODY_BUDGET = 16 * MIB;
 const PENDING_BUDGET = 4 * MIB;
 const INFLIGHT_BUDGET = 4 * MIB;

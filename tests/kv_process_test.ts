@@ -7,7 +7,8 @@
  */
 import assert from "node:assert/strict";
 import { checkOperations, kvModel } from "../checker/mod.ts";
-import { AppendWorkload, connectKv, LocalCluster, startKvNode } from "../kv/mod.ts";
+import { connectKv, startKvNode } from "../kv/mod.ts";
+import { AppendWorkload, LocalCluster } from "../cli.ts";
 import { BadArgumentsError, delay, RefusedError, TcpClient } from "../net/mod.ts";
 
 const ROUNDS = Number(Deno.env.get("KV_CRASH_ROUNDS") ?? 10);

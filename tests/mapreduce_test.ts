@@ -10,7 +10,7 @@ import { Random } from "../net/mod.ts";
 
 const CLI = new URL("../cli.ts", import.meta.url).pathname;
 /** The standalone worker's entry point (what `deno task compile:worker` compiles). */
-const WORKER_MAIN = new URL("../mapreduce/worker_main.ts", import.meta.url).pathname;
+const WORKER_MAIN = new URL("../cli/mr_worker.ts", import.meta.url).pathname;
 const GUTENBERG = new URL("../../shared/data/gutenberg/", import.meta.url).pathname;
 
 /** The inputs: the 8 texts when present, else 8 generated ones (named so early_exit's slow keys occur). */

@@ -4,7 +4,7 @@
  */
 import { delay, TcpClient } from "../net/mod.ts";
 import type { RaftStatus } from "../raft/mod.ts";
-import type { AppendReply } from "../raft/commands.ts";
+import type { AppendReply } from "../cli/raft_commands.ts";
 
 const CLI = new URL("../cli.ts", import.meta.url).pathname;
 const ROOT = new URL("..", import.meta.url).pathname;

@@ -8,7 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { checkOperations, kvModel } from "../checker/mod.ts";
-import { AppendWorkload } from "../kv/mod.ts";
+import { AppendWorkload } from "../cli.ts";
 import { delay } from "../net/mod.ts";
 import { connectShard } from "../shard/mod.ts";
 import { freePorts, HOST, NodeProcess, runCli } from "./node_process.ts";

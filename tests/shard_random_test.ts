@@ -19,7 +19,7 @@
 import assert from "node:assert/strict";
 import { kvModel } from "../checker/mod.ts";
 import { deadline, type Random, simulate } from "../net/mod.ts";
-import { DEFAULT_KV_LIMITS } from "../kv/protocol.ts";
+import { DEFAULT_KV_LIMITS } from "../kvstate/protocol.ts";
 import type { ShardClerk } from "../shard/clerk.ts";
 import { initialConfig, join, leave, N_SHARDS, type ShardConfig } from "../shard/config.ts";
 import { ShardGroupState, type ShardSource } from "../shard/group_state.ts";

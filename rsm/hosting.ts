@@ -1,0 +1,167 @@
+/**
+ * What every node process needs before its service starts: its TCP port
+ * (bound first, so a second process of the same node fails before it
+ * touches the data), its data folder's identity (`node.json`: the node, the
+ * cluster and the folder's incarnation, see `identity.ts`), and its Raft
+ * storage in a Deno KV file there (with its high-water mark). The KV nodes and the shard nodes are
+ * hosted this way.
+ *
+ * @module
+ */
+import { RpcServer } from "../net/rpc_server.ts";
+import { type MemberOptions, serveTcp, type TcpServer } from "../net/tcp.ts";
+import { DenoKvStorage } from "../raft/kv_storage.ts";
+import { type IdentityConflictError, NodeIdentity, type StartMode } from "./identity.ts";
+
+/**
+ * Splits `host:port`.
+ *
+ * @throws {RangeError} when `address` is not host:port.
+ *
+ * @example
+ * ```ts
+ * import { parseAddress } from "@distkit/distkit/rsm";
+ *
+ * parseAddress("127.0.0.1:7001"); // { hostname: "127.0.0.1", port: 7001 }
+ * ```
+ */
+export function parseAddress(address: string): { hostname: string; port: number } {
+  const colon = address.lastIndexOf(":");
+  const port = Number(address.slice(colon + 1));
+  if (colon <= 0 || !Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new RangeError(`"${address}" is not host:port`);
+  }
+  return { hostname: address.slice(0, colon), port };
+}
+
+/**
+ * A node's port, RPC server and storage, from {@linkcode hostNode}.
+ *
+ * @example
+ * ```ts
+ * import type { NodeHost } from "@distkit/distkit/rsm";
+ *
+ * const where = (host: NodeHost) => host.listener.address;
+ * ```
+ */
+export interface NodeHost {
+  /** The RPC server the node's services register on. */
+  rpc: RpcServer;
+  /** The TCP listener serving `rpc`. */
+  listener: TcpServer;
+  /** The node's Raft storage. */
+  storage: DenoKvStorage;
+  /** The data folder's identity, which the handshake checks peers against. */
+  identity: NodeIdentity;
+}
+
+/**
+ * Options of {@linkcode hostNode}.
+ *
+ * @example
+ * ```ts
+ * import type { HostNodeOptions } from "@distkit/distkit/rsm";
+ *
+ * const options: HostNodeOptions = { address: "127.0.0.1:7001", id: "0", dataDir: "data/0" };
+ * ```
+ */
+export interface HostNodeOptions {
+  /** The TCP address to listen on, host:port. */
+  address: string;
+  /** The node's id, recorded in the data folder. */
+  id: string;
+  /** The data folder; created if missing. */
+  dataDir: string;
+  /** The cluster id peers and clients must present. */
+  cluster?: string;
+  /** The shared secret they must prove. */
+  secret?: string;
+  /**
+   * Every member's node id. When given, the server checks in the handshake
+   * that a peer node is the incarnation this node knows (see `identity.ts`);
+   * pass the same identity to the peers' transport as its `member` option.
+   */
+  members?: string[];
+  /** How to start an empty folder. Default `"bootstrap"`. */
+  mode?: StartMode;
+  /** Where refusals are reported. */
+  log?: (line: string) => void;
+  /** Called once when this node learns its peers know another incarnation of it. */
+  onConflict?: (error: IdentityConflictError) => void;
+  /** Called for each connection refused in the handshake (see `serveTcp`). */
+  onRefused?: (peer: string, reason: string) => void;
+}
+
+/**
+ * Binds the node's port, reads (or creates) its data folder's identity and
+ * opens its storage (`raft.kv` in the folder); on failure, releases what it
+ * took.
+ *
+ * @throws {Error} when the port is taken (is the node already running?),
+ * or the folder belongs to another node or cannot be opened.
+ *
+ * @example
+ * ```ts ignore
+ * import { hostNode } from "@distkit/distkit/rsm";
+ *
+ * const host = await hostNode({ address: "127.0.0.1:7001", id: "0", dataDir: "data/0" });
+ * await host.listener.close();
+ * await host.storage.close();
+ * ```
+ */
+export async function hostNode(options: HostNodeOptions): Promise<NodeHost> {
+  const rpc = new RpcServer();
+  const { address, id } = options;
+  let listener: TcpServer;
+  // The port is bound before the folder is read: a node's handshake waits until it is.
+  let identity: NodeIdentity | undefined;
+  const ready = Promise.withResolvers<NodeIdentity>();
+  ready.promise.catch(() => {});
+  const member: MemberOptions = {
+    get node() {
+      return id;
+    },
+    get incarnation() {
+      return identity?.incarnation ?? "";
+    },
+    knownIncarnation: (node) => identity?.knownIncarnation(node),
+    check: async (peer, expected) => (await ready.promise).check(peer, expected),
+  };
+  try {
+    listener = serveTcp(rpc, {
+      ...parseAddress(address),
+      cluster: options.cluster,
+      secret: options.secret,
+      member: options.members ? member : undefined,
+      onRefused: options.onRefused,
+    });
+  } catch (err) {
+    // serveTcp's own message names the address already.
+    const problem = (err as Error).message;
+    throw new Error(
+      `${
+        problem.startsWith("cannot listen") ? problem : `cannot listen on ${address}: ${problem}`
+      }; is node ${id} already running?`,
+      { cause: err },
+    );
+  }
+  try {
+    identity = await NodeIdentity.open(options.dataDir, {
+      id,
+      members: options.members ?? [],
+      cluster: options.cluster,
+      mode: options.mode,
+      log: options.log,
+      onConflict: options.onConflict,
+    });
+    // A folder whose node has met its peers may have voted: its store must be there.
+    const met = !identity.created && Object.keys(identity.describe().members).length > 0;
+    const storage = await DenoKvStorage.open(`${options.dataDir}/raft.kv`, { expectState: met });
+    ready.resolve(identity);
+    return { rpc, listener, storage, identity };
+  } catch (err) {
+    ready.reject(err);
+    await listener.close();
+    throw err;
+  }
+}

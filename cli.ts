@@ -38,7 +38,7 @@ import { clusterDemo } from "./cli/demo.ts";
 // For process tests and tools of your own: a local cluster of `distkit` processes and a workload to run on it.
 export * from "./cli/local_cluster.ts";
 export * from "./cli/workload.ts";
-export type { Clerk } from "./kv/mod.ts";
+export type { KvClerk } from "./kv/mod.ts";
 export type { KvInput, Operation } from "./checker/mod.ts";
 
 /**

@@ -1,7 +1,7 @@
 /**
  * KV load generator: puts of 64-byte values under distinct keys from N
  * concurrent clients, against distkit (HTTP `PUT /kv/<key>`, or the TCP
- * `Clerk`) or etcd (its gRPC-JSON gateway, `POST /v3/kv/put`), reporting
+ * `KvClerk`) or etcd (its gRPC-JSON gateway, `POST /v3/kv/put`), reporting
  * puts/s and latency percentiles; and the failover gap (the leader killed
  * under load → the first write acknowledged through a survivor).
  *
@@ -19,7 +19,7 @@
 import { parseArgs } from "node:util";
 import { delay } from "../net/async.ts";
 import { connectKv } from "../kv/node.ts";
-import type { Clerk } from "../kv/clerk.ts";
+import type { KvClerk } from "../kv/clerk.ts";
 import { Http1Client } from "./http1.ts";
 
 /** The value every put writes: 64 bytes. */
@@ -80,8 +80,8 @@ export function distkitHttpPuts(urls: string[]): HttpPuts {
   return { put, close: () => client.close() };
 }
 
-/** A put through a distkit `Clerk` (it finds the leader and retries by itself). */
-export function clerkPut(clerk: Clerk): Put {
+/** A put through a distkit `KvClerk` (it finds the leader and retries by itself). */
+export function clerkPut(clerk: KvClerk): Put {
   return (_member, key, signal) => clerk.put(key, VALUE, { signal });
 }
 

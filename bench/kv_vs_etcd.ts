@@ -10,7 +10,7 @@
  *   gRPC-JSON gateway (`POST /v3/kv/put`).
  * - distkit: `LocalCluster` (3 `distkit kv serve` processes, Deno KV storage
  *   in a fresh temporary folder), driven over its HTTP API (`PUT /kv/<key>`
- *   on the leader) with the same driver, and through the TCP `Clerk`.
+ *   on the leader) with the same driver, and through the TCP `KvClerk`.
  *
  * Every measurement gets a fresh cluster; runs are interleaved (etcd,
  * distkit, ... for each client count, then the next round) and the table
@@ -71,7 +71,7 @@ const DISTKIT_HTTP: Variant = {
   driver: "Deno",
 };
 const DISTKIT_TCP: Variant = {
-  label: "distkit, TCP Clerk",
+  label: "distkit, TCP KvClerk",
   system: "distkit",
   api: "TCP",
   driver: "Deno",
@@ -743,7 +743,7 @@ async function main(): Promise<number> {
         "",
         `Failover gap (${failoverRuns} runs, median): ${failoverClients} clients putting through ` +
         `the leader; after 2 s the leader is killed with SIGKILL; from then on the clients send ` +
-        `to the survivors (HTTP: a follower's 307 is followed; the Clerk finds the leader ` +
+        `to the survivors (HTTP: a follower's 307 is followed; the KvClerk finds the leader ` +
         `itself) and one more put starts every 10 ms through a survivor; the gap runs from the ` +
         `kill to the first acknowledged put sent after it.`,
         "",

@@ -41,7 +41,7 @@ import { distkitCommand, LocalCluster } from "./local_cluster.ts";
 import { member } from "./kv_member_commands.ts";
 import { connectKv, startKvNode } from "../kv/node.ts";
 import { endpointCommand, healthCommand, statusCommand } from "./kv_status_commands.ts";
-import type { Clerk } from "../kv/clerk.ts";
+import type { KvClerk } from "../kv/clerk.ts";
 import type { KvValue } from "../kvstate/value.ts";
 
 type KvCommand = CliCommand;
@@ -245,7 +245,7 @@ interface ClientSpec {
   valueAt: number[];
   /** Extra help lines. */
   help?: string;
-  op: (clerk: Clerk, context: ClientContext) => Promise<number>;
+  op: (clerk: KvClerk, context: ClientContext) => Promise<number>;
 }
 
 const VALUE_HELP =

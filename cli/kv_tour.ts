@@ -12,7 +12,7 @@ import { delay } from "../net/async.ts";
 import { RpcServer } from "../net/rpc_server.ts";
 import { serveTcp, type TcpServer, TcpTransport } from "../net/tcp.ts";
 import { MemoryStorage } from "../raft/storage.ts";
-import { Clerk } from "../kv/clerk.ts";
+import { KvClerk } from "../kv/clerk.ts";
 import { KvServer } from "../kv/server.ts";
 import { AppendWorkload } from "./workload.ts";
 
@@ -74,7 +74,7 @@ export async function kvTour(options: { clients?: number; ms?: number } = {}): P
   const running = workload.start(
     Array.from(
       { length: clients },
-      () => new Clerk(clientTransport, ids, { attemptTimeoutMs: 1000 }),
+      () => new KvClerk(clientTransport, ids, { attemptTimeoutMs: 1000 }),
     ),
   );
   await delay(ms / 2);
@@ -92,7 +92,7 @@ export async function kvTour(options: { clients?: number; ms?: number } = {}): P
   await running.stop();
   const wallMs = performance.now() - start;
 
-  const lost = await workload.lostAppends(new Clerk(clientTransport, ids));
+  const lost = await workload.lostAppends(new KvClerk(clientTransport, ids));
   for (const s of servers.values()) await s.stop();
   for (const [id, l] of listeners) if (id !== first) await l.close();
   for (const t of transports) await t.close();

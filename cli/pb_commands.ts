@@ -25,9 +25,9 @@ import {
 import { RpcServer } from "../net/rpc_server.ts";
 import { AddressTransport, serveTcp } from "../net/tcp.ts";
 import { parseAddress } from "../rsm/hosting.ts";
-import { PbClerk } from "../pb/kv_clerk.ts";
+import { PrimaryBackupClerk } from "../pb/kv_clerk.ts";
 import { PB_KV_SERVICE } from "../pb/kv_protocol.ts";
-import { PbKvServer } from "../pb/kv_server.ts";
+import { PrimaryBackupServer } from "../pb/kv_server.ts";
 import { LockClerk } from "../pb/lock_clerk.ts";
 import { LockServer } from "../pb/lock_server.ts";
 import { ViewClerk, ViewServer } from "../pb/view.ts";
@@ -440,7 +440,7 @@ ${EXIT_HELP}`,
         values,
         (transport) =>
           clientAction(`pb kv ${kind}`, [viewService], timeoutMs, async (signal) => {
-            const clerk = new PbClerk(transport, { viewService, timeoutMs });
+            const clerk = new PrimaryBackupClerk(transport, { viewService, timeoutMs });
             if (kind === "get") {
               const found = await clerk.get(key, { signal });
               console.log(format === "json" ? JSON.stringify({ key, value: found }) : found);
@@ -501,7 +501,7 @@ ${ACCESS_HELP}`,
         const viewService = required(values, "view");
         parseAddress(viewService);
         return serveUntilSignal(listen, values, (rpc, transport) => {
-          const server = new PbKvServer(listen, { transport, viewService });
+          const server = new PrimaryBackupServer(listen, { transport, viewService });
           rpc.addService(PB_KV_SERVICE, server.methods());
           return { close: () => server.close(), what: "key/value server" };
         });

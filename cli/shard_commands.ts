@@ -36,7 +36,7 @@ import {
   valueSize,
 } from "./values.ts";
 import type { ShardClerk } from "../shard/clerk.ts";
-import type { CtrlerClerk } from "../shard/ctrler.ts";
+import type { ShardControllerClerk } from "../shard/controller.ts";
 import { connectShard, startShardNode } from "../shard/node.ts";
 
 const list = (text: string) => text.split(",").filter((p) => p !== "");
@@ -155,7 +155,7 @@ function clientCommand(
   operands: string,
   extra: Record<string, { type: "string" | "boolean"; help: string }>,
   op: (
-    clients: { clerk: ShardClerk; admin: CtrlerClerk },
+    clients: { clerk: ShardClerk; admin: ShardControllerClerk },
     context: ShardContext,
   ) => Promise<number>,
 ): CliCommand {

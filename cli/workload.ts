@@ -8,7 +8,7 @@
  */
 import type { KvInput } from "../checker/models.ts";
 import type { Operation } from "../checker/types.ts";
-import type { Clerk } from "../kv/clerk.ts";
+import type { KvClerk } from "../kv/clerk.ts";
 
 /**
  * Options of {@linkcode AppendWorkload}.
@@ -30,7 +30,7 @@ export interface AppendWorkloadOptions {
 }
 
 /**
- * What the workload needs of a client: the KV {@linkcode Clerk}, the
+ * What the workload needs of a client: the KV {@linkcode KvClerk}, the
  * sharded service's clerk, or anything else with `append` and `get`.
  *
  * @example
@@ -44,7 +44,7 @@ export interface AppendWorkloadOptions {
  * };
  * ```
  */
-export type AppendTarget = Pick<Clerk, "append" | "get">;
+export type AppendTarget = Pick<KvClerk, "append" | "get">;
 
 /**
  * Runs clients against a KV service and checks what they did.

@@ -1,12 +1,12 @@
 import assert from "node:assert/strict";
-import type { Clerk } from "../kv/clerk.ts";
+import type { KvClerk } from "../kv/clerk.ts";
 import { AppendWorkload } from "./workload.ts";
 
 /** A macrotask turn, as a network round trip would take. */
 const tick = () => new Promise((resolve) => setTimeout(resolve, 0));
 
 /** A clerk over a plain map, with a switch that makes one append apply twice. */
-function fakeClerk(store: Map<string, string>, doubled?: string): Clerk {
+function fakeClerk(store: Map<string, string>, doubled?: string): KvClerk {
   return {
     append: async (key: string, value: string) => {
       await tick();
@@ -17,7 +17,7 @@ function fakeClerk(store: Map<string, string>, doubled?: string): Clerk {
       await tick();
       return store.get(key) ?? null;
     },
-  } as unknown as Clerk;
+  } as unknown as KvClerk;
 }
 
 async function run(doubled?: string, tamper?: (store: Map<string, string>) => void) {

@@ -1,5 +1,5 @@
 /**
- * `Clerk`: the client of the KV service. It finds the leader and remembers
+ * `KvClerk`: the client of the KV service. It finds the leader and remembers
  * it, retries across servers with backoff, bounds every attempt with a
  * timeout, and returns only once the operation is known to have happened
  * exactly once (or the caller's signal fires).
@@ -29,16 +29,16 @@ import { type KvValue, valueAsBytes, valueAsText } from "../kvstate/value.ts";
 import { defaultId } from "../net/env.ts";
 
 /**
- * Options of a {@linkcode Clerk}.
+ * Options of a {@linkcode KvClerk}.
  *
  * @example
  * ```ts
- * import type { ClerkOptions } from "@distkit/distkit/kv";
+ * import type { KvClerkOptions } from "@distkit/distkit/kv";
  *
- * const options: ClerkOptions = { attemptTimeoutMs: 1000, backoff: { baseMs: 10, maxMs: 500 } };
+ * const options: KvClerkOptions = { attemptTimeoutMs: 1000, backoff: { baseMs: 10, maxMs: 500 } };
  * ```
  */
-export interface ClerkOptions extends ReplicaClientOptions {
+export interface KvClerkOptions extends ReplicaClientOptions {
   /**
    * The client's id, unique among all clients of the service (two clerks
    * sharing one would have each other's writes refused), without `#`.
@@ -92,7 +92,7 @@ export interface KvWriteOptions extends KvCallOptions {
 }
 
 /**
- * The outcome of {@linkcode Clerk.cas}: whether the value was set, and if
+ * The outcome of {@linkcode KvClerk.cas}: whether the value was set, and if
  * not, the value that was there (null: none).
  *
  * @example
@@ -128,18 +128,18 @@ export interface CasOutcome {
  *
  * @example
  * ```ts
- * import { Clerk } from "@distkit/distkit/kv";
+ * import { KvClerk } from "@distkit/distkit/kv";
  * import type { Transport } from "@distkit/distkit/net";
  *
  * async function greet(transport: Transport) {
- *   const clerk = new Clerk(transport, ["a", "b", "c"]);
+ *   const clerk = new KvClerk(transport, ["a", "b", "c"]);
  *   await clerk.put("greeting", "hello");
  *   await clerk.append("greeting", ", world");
  *   return await clerk.get("greeting"); // "hello, world"
  * }
  * ```
  */
-export class Clerk {
+export class KvClerk {
   readonly #client: ReplicaClient;
   readonly #sessions: Sessions;
   readonly #limits: KvLimits;
@@ -151,10 +151,10 @@ export class Clerk {
    * @param servers The servers' names (their Raft ids), at least one.
    * @throws {RangeError} when there are no servers, or the id is empty or contains `#`.
    */
-  constructor(transport: Transport, servers: readonly string[], options: ClerkOptions = {}) {
-    if (servers.length === 0) throw new RangeError("a Clerk needs at least one server");
+  constructor(transport: Transport, servers: readonly string[], options: KvClerkOptions = {}) {
+    if (servers.length === 0) throw new RangeError("a KvClerk needs at least one server");
     // Not drawn from `random`: two processes with the same seed must not share an id.
-    this.#sessions = new Sessions(options.id ?? defaultId("Clerk"));
+    this.#sessions = new Sessions(options.id ?? defaultId("KvClerk"));
     this.#client = new ReplicaClient(transport, servers, options);
     this.#limits = { ...DEFAULT_KV_LIMITS, ...options.limits };
   }
@@ -176,9 +176,9 @@ export class Clerk {
    *
    * @example
    * ```ts
-   * import type { Clerk } from "@distkit/distkit/kv";
+   * import type { KvClerk } from "@distkit/distkit/kv";
    *
-   * function report(clerk: Clerk): string {
+   * function report(clerk: KvClerk): string {
    *   return clerk.tried().map((t) => `${t.server}: ${t.error}`).join("\n");
    * }
    * ```
@@ -206,9 +206,9 @@ export class Clerk {
    *
    * @example
    * ```ts
-   * import type { Clerk } from "@distkit/distkit/kv";
+   * import type { KvClerk } from "@distkit/distkit/kv";
    *
-   * async function greeting(clerk: Clerk): Promise<string> {
+   * async function greeting(clerk: KvClerk): Promise<string> {
    *   return (await clerk.getText("greeting")) ?? "nobody said hello";
    * }
    * ```
@@ -228,9 +228,9 @@ export class Clerk {
    *
    * @example
    * ```ts
-   * import type { Clerk } from "@distkit/distkit/kv";
+   * import type { KvClerk } from "@distkit/distkit/kv";
    *
-   * async function size(clerk: Clerk): Promise<number> {
+   * async function size(clerk: KvClerk): Promise<number> {
    *   return (await clerk.getBytes("photo"))?.length ?? 0;
    * }
    * ```

@@ -39,7 +39,7 @@ import { defaultClock } from "../net/env.ts";
 import type { Random } from "../net/random.ts";
 import type { RpcServer } from "../net/rpc_server.ts";
 import type { Transport } from "../net/transport.ts";
-import { Clerk, type KvWriteOptions } from "./clerk.ts";
+import { KvClerk, type KvWriteOptions } from "./clerk.ts";
 import {
   KvAbortedError,
   KvNotLeaderError,
@@ -435,7 +435,7 @@ export function kvHttpHandler(
   const timeoutMs = options.timeoutMs ?? 5000;
   const limits = { ...DEFAULT_KV_LIMITS, ...options.limits };
   const maxBody = options.maxBodyBytes ?? limits.maxValueBytes + 1024;
-  const clerk = new Clerk(localTransport(rpc), [id], {
+  const clerk = new KvClerk(localTransport(rpc), [id], {
     attemptTimeoutMs: timeoutMs,
     limits,
     clock,

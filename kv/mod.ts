@@ -3,7 +3,7 @@
  *
  * - {@linkcode KvServer}: one replica; a {@linkcode KvStateMachine} kept in
  *   step by a Raft node, snapshotting when the log reaches `maxRaftState`.
- * - {@linkcode Clerk}: the client; finds the leader, retries, and applies
+ * - {@linkcode KvClerk}: the client; finds the leader, retries, and applies
  *   every write exactly once.
  * - {@linkcode Replica} and {@linkcode ReplicaClient}: the same machinery for
  *   any deterministic state machine (the shard controller and the shard
@@ -14,7 +14,7 @@
  *
  * @example
  * ```ts
- * import { Clerk, KvServer } from "@distkit/distkit/kv";
+ * import { KvClerk, KvServer } from "@distkit/distkit/kv";
  * import { MemoryStorage } from "@distkit/distkit/raft";
  * import { RpcServer, simulate } from "@distkit/distkit/net";
  * import assert from "node:assert/strict";
@@ -34,7 +34,7 @@
  *       random: random.fork(),
  *     });
  *   }));
- *   const clerk = new Clerk(net.transportFor("client"), ids, {
+ *   const clerk = new KvClerk(net.transportFor("client"), ids, {
  *     clock,
  *     random: random.fork(),
  *     id: "client-1", // inside simulate, ids are given (or sim.newId())

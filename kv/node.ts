@@ -7,7 +7,7 @@
  */
 import { EventSummary } from "../net/event_summary.ts";
 import { AddressTransport, TcpTransport } from "../net/tcp.ts";
-import { Clerk, type ClerkOptions } from "./clerk.ts";
+import { KvClerk, type KvClerkOptions } from "./clerk.ts";
 import { hostNode, parseAddress } from "../rsm/hosting.ts";
 import {
   type IdentityConflictError,
@@ -297,7 +297,7 @@ export async function startKvNode(options: KvNodeOptions): Promise<KvNode> {
  * const options: ConnectKvOptions = { cluster: "prod", secret: Deno.env.get("DISTKIT_SECRET") };
  * ```
  */
-export interface ConnectKvOptions extends ClerkOptions {
+export interface ConnectKvOptions extends KvClerkOptions {
   /** The cluster id the nodes serve. Default `""`. */
   cluster?: string;
   /** The nodes' shared secret, if they have one. */
@@ -323,7 +323,7 @@ export interface ConnectKvOptions extends ClerkOptions {
 export function connectKv(
   peers: string[],
   options: ConnectKvOptions = {},
-): { clerk: Clerk; close: () => Promise<void> } {
+): { clerk: KvClerk; close: () => Promise<void> } {
   for (const p of peers) parseAddress(p);
   // Servers are named by address: the nodes' "not the leader" answers name the
   // leader and the other members by address, so one reachable node is enough.
@@ -335,6 +335,6 @@ export function connectKv(
     cluster: options.cluster,
     secret: options.secret,
   });
-  const clerk = new Clerk(transport, peers, options);
+  const clerk = new KvClerk(transport, peers, options);
   return { clerk, close: () => transport.close() };
 }

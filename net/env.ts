@@ -28,7 +28,7 @@ let simulations = 0;
  * ```ts
  * import { MissingEnvironmentError } from "@distkit/distkit/net";
  *
- * const err = new MissingEnvironmentError("Clerk", "id", "sim.newId()");
+ * const err = new MissingEnvironmentError("KvClerk", "id", "sim.newId()");
  * err.message.includes("sim.newId()"); // true
  * ```
  */

@@ -41,3 +41,5 @@ export * from "./frame.ts";
 export * from "./tcp.ts";
 export * from "./event_summary.ts";
 export * from "./version.ts";
+export * from "./logger.ts";
+export { utf8Length } from "./bytes.ts";

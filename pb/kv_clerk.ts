@@ -1,5 +1,5 @@
 /**
- * `PbClerk`: the client of the primary/backup key/value service. It asks
+ * `PrimaryBackupClerk`: the client of the primary/backup key/value service. It asks
  * the view service which server is the primary, calls it, and when that
  * server is not the primary (any more), cannot be reached or does not
  * answer in time, asks for the view again and retries, with the same
@@ -34,16 +34,16 @@ import { parseView, PING_INTERVAL_MS, type View } from "./view.ts";
 import { defaultClock, defaultId } from "../net/env.ts";
 
 /**
- * Options of a {@linkcode PbClerk}.
+ * Options of a {@linkcode PrimaryBackupClerk}.
  *
  * @example
  * ```ts
- * import type { PbClerkOptions } from "@distkit/distkit/pb";
+ * import type { PrimaryBackupClerkOptions } from "@distkit/distkit/pb";
  *
- * const options: PbClerkOptions = { viewService: "127.0.0.1:7100", id: "web-1", timeoutMs: 10_000 };
+ * const options: PrimaryBackupClerkOptions = { viewService: "127.0.0.1:7100", id: "web-1", timeoutMs: 10_000 };
  * ```
  */
-export interface PbClerkOptions {
+export interface PrimaryBackupClerkOptions {
   /** The view service's name for the transport. */
   viewService: string;
   /**
@@ -74,16 +74,16 @@ export interface PbClerkOptions {
 }
 
 /**
- * Options of one operation of a {@linkcode PbClerk}.
+ * Options of one operation of a {@linkcode PrimaryBackupClerk}.
  *
  * @example
  * ```ts
- * import type { PbCallOptions } from "@distkit/distkit/pb";
+ * import type { PrimaryBackupCallOptions } from "@distkit/distkit/pb";
  *
- * const options: PbCallOptions = { timeoutMs: 2000, signal: AbortSignal.timeout(5000) };
+ * const options: PrimaryBackupCallOptions = { timeoutMs: 2000, signal: AbortSignal.timeout(5000) };
  * ```
  */
-export interface PbCallOptions {
+export interface PrimaryBackupCallOptions {
   /** Gives up with a `KvAbortedError` when it fires. */
   signal?: AbortSignal;
   /** Gives up with a {@linkcode PbDeadlineError} after this many milliseconds. */
@@ -104,18 +104,18 @@ const MAX_ID_BYTES = 240;
  *
  * @example
  * ```ts
- * import { PbClerk } from "@distkit/distkit/pb";
+ * import { PrimaryBackupClerk } from "@distkit/distkit/pb";
  * import type { Transport } from "@distkit/distkit/net";
  *
  * async function greet(transport: Transport) {
- *   const clerk = new PbClerk(transport, { viewService: "vs" });
+ *   const clerk = new PrimaryBackupClerk(transport, { viewService: "vs" });
  *   await clerk.put("greeting", "hello");
  *   await clerk.append("greeting", ", world");
  *   return await clerk.get("greeting"); // "hello, world"
  * }
  * ```
  */
-export class PbClerk {
+export class PrimaryBackupClerk {
   readonly #transport: Transport;
   readonly #viewService: ClientEnd;
   readonly #sessions: Sessions;
@@ -134,16 +134,16 @@ export class PbClerk {
    * @throws {RangeError} for an id that is empty, has `#`, is too long or is
    * not valid Unicode, or a timeout that is not positive.
    */
-  constructor(transport: Transport, options: PbClerkOptions) {
+  constructor(transport: Transport, options: PrimaryBackupClerkOptions) {
     // Not drawn from a seeded random: two processes must not share an id.
-    const id = options.id ?? defaultId("PbClerk");
+    const id = options.id ?? defaultId("PrimaryBackupClerk");
     if (!id.isWellFormed() || utf8Length(id) > MAX_ID_BYTES) {
       throw new RangeError(`a client id must be valid Unicode of at most ${MAX_ID_BYTES} bytes`);
     }
     this.#sessions = new Sessions(id);
     this.#transport = transport;
     this.#viewService = transport.connect(options.viewService);
-    this.#clock = options.clock ?? defaultClock("PbClerk");
+    this.#clock = options.clock ?? defaultClock("PrimaryBackupClerk");
     this.#attemptTimeoutMs = options.attemptTimeoutMs ?? 2000;
     this.#retryDelayMs = options.retryDelayMs ?? PING_INTERVAL_MS;
     this.#timeoutMs = options.timeoutMs ?? DEFAULT_DEADLINE_MS;
@@ -176,7 +176,7 @@ export class PbClerk {
    * @throws {KvAbortedError} when the signal fires first.
    * @throws {PbDeadlineError} when the deadline passes first.
    */
-  async get(key: string, options: PbCallOptions = {}): Promise<string> {
+  async get(key: string, options: PrimaryBackupCallOptions = {}): Promise<string> {
     refuseBadRequest(() => parsePbGet({ key }, this.#limits));
     const reply = await this.#call<{ value?: unknown }>("Get", { key }, "get", options);
     if (reply.value !== null && typeof reply.value !== "string") {
@@ -187,13 +187,13 @@ export class PbClerk {
 
   /**
    * The value of `key` as text ("" when it is absent): the same as
-   * {@linkcode PbClerk.get}, named as the other clerks' typed reads are.
+   * {@linkcode PrimaryBackupClerk.get}, named as the other clerks' typed reads are.
    *
    * @example
    * ```ts
-   * import type { PbClerk } from "@distkit/distkit/pb";
+   * import type { PrimaryBackupClerk } from "@distkit/distkit/pb";
    *
-   * async function greeting(clerk: PbClerk): Promise<string> {
+   * async function greeting(clerk: PrimaryBackupClerk): Promise<string> {
    *   return (await clerk.getText("greeting")) || "nobody said hello";
    * }
    * ```
@@ -202,7 +202,7 @@ export class PbClerk {
    * @throws {KvAbortedError} when the signal fires first.
    * @throws {PbDeadlineError} when the deadline passes first.
    */
-  getText(key: string, options: PbCallOptions = {}): Promise<string> {
+  getText(key: string, options: PrimaryBackupCallOptions = {}): Promise<string> {
     return this.get(key, options);
   }
 
@@ -211,9 +211,9 @@ export class PbClerk {
    *
    * @example
    * ```ts
-   * import type { PbClerk } from "@distkit/distkit/pb";
+   * import type { PrimaryBackupClerk } from "@distkit/distkit/pb";
    *
-   * async function size(clerk: PbClerk): Promise<number> {
+   * async function size(clerk: PrimaryBackupClerk): Promise<number> {
    *   return (await clerk.getBytes("note")).length;
    * }
    * ```
@@ -222,7 +222,7 @@ export class PbClerk {
    * @throws {KvAbortedError} when the signal fires first.
    * @throws {PbDeadlineError} when the deadline passes first.
    */
-  async getBytes(key: string, options: PbCallOptions = {}): Promise<Uint8Array> {
+  async getBytes(key: string, options: PrimaryBackupCallOptions = {}): Promise<Uint8Array> {
     return new TextEncoder().encode(await this.get(key, options));
   }
 
@@ -233,7 +233,7 @@ export class PbClerk {
    * @throws {KvAbortedError} when the signal fires first.
    * @throws {PbDeadlineError} when the deadline passes first.
    */
-  async put(key: string, value: string, options: PbCallOptions = {}): Promise<void> {
+  async put(key: string, value: string, options: PrimaryBackupCallOptions = {}): Promise<void> {
     await this.#write("put", { key, value }, options);
   }
 
@@ -245,14 +245,14 @@ export class PbClerk {
    * @throws {KvAbortedError} when the signal fires first.
    * @throws {PbDeadlineError} when the deadline passes first.
    */
-  async append(key: string, value: string, options: PbCallOptions = {}): Promise<void> {
+  async append(key: string, value: string, options: PrimaryBackupCallOptions = {}): Promise<void> {
     await this.#write("append", { key, value }, options);
   }
 
   async #write(
     op: PbWriteOp,
     change: { key: string; value: string },
-    options: PbCallOptions,
+    options: PrimaryBackupCallOptions,
   ): Promise<void> {
     const { key, value } = change;
     refuseBadRequest(() => parsePbWrite({ client: this.id, seq: 1, op, key, value }, this.#limits));
@@ -277,7 +277,7 @@ export class PbClerk {
     method: "Get" | "Write",
     args: unknown,
     operation: string,
-    options: PbCallOptions & { write?: boolean },
+    options: PrimaryBackupCallOptions & { write?: boolean },
   ): Promise<{ status: "ok" } & T> {
     const { signal, write = false } = options;
     const timeoutMs = options.timeoutMs ?? this.#timeoutMs;

@@ -1,5 +1,5 @@
 /**
- * `PbKvServer`: one server of the primary/backup key/value service (after
+ * `PrimaryBackupServer`: one server of the primary/backup key/value service (after
  * 6.824's pbservice). The view service says which server is the primary
  * and which the backup; the primary serves clients and keeps the backup in
  * step, and the backup takes over when the primary dies.
@@ -65,20 +65,20 @@ import { PING_INTERVAL_MS, type View, ViewClerk } from "./view.ts";
 import { defaultClock } from "../net/env.ts";
 
 /**
- * Options of a {@linkcode PbKvServer}.
+ * Options of a {@linkcode PrimaryBackupServer}.
  *
  * @example
  * ```ts ignore
- * import type { PbKvServerOptions } from "@distkit/distkit/pb";
+ * import type { PrimaryBackupServerOptions } from "@distkit/distkit/pb";
  * import { TcpTransport } from "@distkit/distkit/net";
  *
- * const options: PbKvServerOptions = {
+ * const options: PrimaryBackupServerOptions = {
  *   transport: new TcpTransport({ peers: { "127.0.0.1:7100": "127.0.0.1:7100" } }),
  *   viewService: "127.0.0.1:7100",
  * };
  * ```
  */
-export interface PbKvServerOptions {
+export interface PrimaryBackupServerOptions {
   /** How to reach the view service and the other servers, by name. */
   transport: Transport;
   /** The view service's name for `transport`. */
@@ -107,30 +107,30 @@ export interface PbKvServerOptions {
  *
  * @example
  * ```ts
- * import type { PbKvRole } from "@distkit/distkit/pb";
+ * import type { PrimaryBackupRole } from "@distkit/distkit/pb";
  *
- * const role: PbKvRole = "backup";
+ * const role: PrimaryBackupRole = "backup";
  * ```
  */
-export type PbKvRole = "primary" | "backup" | "idle";
+export type PrimaryBackupRole = "primary" | "backup" | "idle";
 
 /**
- * What a {@linkcode PbKvServer} knows and does, for monitoring and tests.
+ * What a {@linkcode PrimaryBackupServer} knows and does, for monitoring and tests.
  *
  * @example
  * ```ts
- * import type { PbKvStatus } from "@distkit/distkit/pb";
+ * import type { PrimaryBackupStatus } from "@distkit/distkit/pb";
  *
- * function line(s: PbKvStatus): string {
+ * function line(s: PrimaryBackupStatus): string {
  *   return `view ${s.view.num}: ${s.role}${s.ready ? "" : " (not ready)"}, ${s.keys} keys`;
  * }
  * ```
  */
-export interface PbKvStatus {
+export interface PrimaryBackupStatus {
   /** The latest view the server learned. */
   view: View;
   /** Its part in that view. */
-  role: PbKvRole;
+  role: PrimaryBackupRole;
   /**
    * A primary: it holds the view's state and its backup, if any, is up to
    * date, so it serves clients. A backup: it holds the primary's state. An
@@ -161,13 +161,13 @@ const NO_VIEW: View = Object.freeze({ num: 0, primary: "", backup: "" });
 
 /**
  * One server of the primary/backup key/value service. Register
- * {@linkcode PbKvServer.methods} on an `RpcServer` under
+ * {@linkcode PrimaryBackupServer.methods} on an `RpcServer` under
  * {@linkcode PB_KV_SERVICE}, reachable by the name `me`; the server pings
- * the view service from its construction until {@linkcode PbKvServer.close}.
+ * the view service from its construction until {@linkcode PrimaryBackupServer.close}.
  *
  * @example
  * ```ts
- * import { PB_KV_SERVICE, PbClerk, PbKvServer, ViewServer } from "@distkit/distkit/pb";
+ * import { PB_KV_SERVICE, PrimaryBackupClerk, PrimaryBackupServer, ViewServer } from "@distkit/distkit/pb";
  * import { RpcServer, simulate } from "@distkit/distkit/net";
  * import assert from "node:assert/strict";
  *
@@ -177,10 +177,10 @@ const NO_VIEW: View = Object.freeze({ num: 0, primary: "", backup: "" });
  *   vsRpc.addService("View", vs.methods());
  *   net.addServer("vs", vsRpc);
  *   const rpc = new RpcServer();
- *   const kv = new PbKvServer("s1", { transport: net.transportFor("s1"), viewService: "vs", clock });
+ *   const kv = new PrimaryBackupServer("s1", { transport: net.transportFor("s1"), viewService: "vs", clock });
  *   rpc.addService(PB_KV_SERVICE, kv.methods());
  *   net.addServer("s1", rpc);
- *   const clerk = new PbClerk(net.transportFor("c1"), { viewService: "vs", clock, id: "c1" });
+ *   const clerk = new PrimaryBackupClerk(net.transportFor("c1"), { viewService: "vs", clock, id: "c1" });
  *   await clerk.put("x", "1");
  *   assert.equal(await clerk.get("x"), "1");
  *   kv.close();
@@ -188,7 +188,7 @@ const NO_VIEW: View = Object.freeze({ num: 0, primary: "", backup: "" });
  * }, { seed: 1 });
  * ```
  */
-export class PbKvServer {
+export class PrimaryBackupServer {
   readonly #me: string;
   readonly #transport: Transport;
   readonly #vs: ViewClerk;
@@ -243,11 +243,11 @@ export class PbKvServer {
    * other servers reach it (over TCP, its `host:port`).
    * @throws {RangeError} for an empty name or a limit that is not positive.
    */
-  constructor(me: string, options: PbKvServerOptions) {
+  constructor(me: string, options: PrimaryBackupServerOptions) {
     if (me === "") throw new RangeError("a server's name must not be empty");
     this.#me = me;
     this.#transport = options.transport;
-    this.#clock = options.clock ?? defaultClock("PbKvServer");
+    this.#clock = options.clock ?? defaultClock("PrimaryBackupServer");
     this.#intervalMs = options.pingIntervalMs ?? PING_INTERVAL_MS;
     this.#callTimeoutMs = options.callTimeoutMs ?? 1000;
     this.#backupRetryMs = options.backupRetryMs ?? 10 * this.#intervalMs;
@@ -276,7 +276,7 @@ export class PbKvServer {
   }
 
   /** What the server knows and does. */
-  status(): PbKvStatus {
+  status(): PrimaryBackupStatus {
     const view = this.#view;
     const role = view.primary === this.#me
       ? "primary"
@@ -712,6 +712,8 @@ const REFUSALS: ReadonlySet<string> = new Set(["bad_arguments", "unknown_method"
 
 function invariant(condition: boolean, what: string): asserts condition {
   if (!condition) {
-    throw new Error(`PbKvServer invariant broken: ${what}; this is a bug, please report it`);
+    throw new Error(
+      `PrimaryBackupServer invariant broken: ${what}; this is a bug, please report it`,
+    );
   }
 }

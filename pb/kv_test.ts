@@ -13,10 +13,10 @@ import {
   UnreachableError,
   type VirtualClock,
 } from "../net/mod.ts";
-import { PbClerk } from "./kv_clerk.ts";
+import { PrimaryBackupClerk } from "./kv_clerk.ts";
 import { PbDeadlineError } from "./kv_errors.ts";
 import { parsePbWrite, PB_KV_LIMITS, PB_KV_SERVICE } from "./kv_protocol.ts";
-import { PbKvServer, type PbKvServerOptions } from "./kv_server.ts";
+import { PrimaryBackupServer, type PrimaryBackupServerOptions } from "./kv_server.ts";
 import { PageAssembler, PbStore } from "./kv_store.ts";
 import { type View, ViewServer } from "./view.ts";
 
@@ -25,7 +25,7 @@ class Setup {
   readonly net: SimNetwork;
   readonly clock: VirtualClock;
   readonly vs: ViewServer;
-  readonly servers = new Map<string, PbKvServer>();
+  readonly servers = new Map<string, PrimaryBackupServer>();
   /** Per server, how long its Forward replies are held back (the handler runs at once). */
   readonly slowForward: Record<string, number> = {};
   /** How long a ping is held before the view service sees it (-1: lost). */
@@ -56,8 +56,8 @@ class Setup {
     net.addServer("vs", rpc);
   }
 
-  start(name: string, options: Partial<PbKvServerOptions> = {}): PbKvServer {
-    const server = new PbKvServer(name, {
+  start(name: string, options: Partial<PrimaryBackupServerOptions> = {}): PrimaryBackupServer {
+    const server = new PrimaryBackupServer(name, {
       transport: this.net.transportFor(name),
       viewService: "vs",
       clock: this.clock,
@@ -111,7 +111,7 @@ class Setup {
 const call = (end: ClientEnd, method: string, args: unknown) =>
   end.call<Record<string, unknown>>(`${PB_KV_SERVICE}.${method}`, args, { timeoutMs: 5000 });
 
-Deno.test("PbKvServer: bad input gets BadArgumentsError, and the server keeps serving", async () => {
+Deno.test("PrimaryBackupServer: bad input gets BadArgumentsError, and the server keeps serving", async () => {
   await simulate(async ({ net, clock }) => {
     const s = new Setup(net, clock);
     s.start("s1", { limits: { maxKeyBytes: 16, maxValueBytes: 64 } });
@@ -153,12 +153,12 @@ Deno.test("PbKvServer: bad input gets BadArgumentsError, and the server keeps se
   }, { seed: 1 });
 });
 
-Deno.test("PbClerk: refuses bad requests itself, and reports the server's refusals", async () => {
+Deno.test("PrimaryBackupClerk: refuses bad requests itself, and reports the server's refusals", async () => {
   await simulate(async ({ net, clock }) => {
     const s = new Setup(net, clock);
     s.start("s1", { limits: { maxValueBytes: 8 } });
     await s.ready("s1", "primary");
-    const clerk = new PbClerk(net.transportFor("c"), {
+    const clerk = new PrimaryBackupClerk(net.transportFor("c"), {
       id: "c",
       viewService: "vs",
       clock,
@@ -181,18 +181,24 @@ Deno.test("PbClerk: refuses bad requests itself, and reports the server's refusa
     assert.deepEqual(await clerk.getBytes("k"), new TextEncoder().encode("12345678"));
     assert.deepEqual(await clerk.getBytes("absent"), new Uint8Array());
     assert.throws(
-      () => new PbClerk(net.transportFor("x"), { viewService: "vs", id: "a#b" }),
+      () => new PrimaryBackupClerk(net.transportFor("x"), { viewService: "vs", id: "a#b" }),
       RangeError,
     );
     assert.throws(
-      () => new PbClerk(net.transportFor("y"), { id: "y", viewService: "vs", clock, timeoutMs: 0 }),
+      () =>
+        new PrimaryBackupClerk(net.transportFor("y"), {
+          id: "y",
+          viewService: "vs",
+          clock,
+          timeoutMs: 0,
+        }),
       /timeoutMs must be above 0/,
     );
     s.close();
   }, { seed: 2 });
 });
 
-Deno.test("PbKvServer: servers other than the primary answer wrong-server", async () => {
+Deno.test("PrimaryBackupServer: servers other than the primary answer wrong-server", async () => {
   await simulate(async ({ net, clock }) => {
     const s = new Setup(net, clock);
     s.start("s1");
@@ -223,7 +229,7 @@ Deno.test("PbKvServer: servers other than the primary answer wrong-server", asyn
   }, { seed: 3 });
 });
 
-Deno.test("PbKvServer: a backup takes forwards and pages only from its view's primary", async () => {
+Deno.test("PrimaryBackupServer: a backup takes forwards and pages only from its view's primary", async () => {
   await simulate(async ({ net, clock }) => {
     const s = new Setup(net, clock);
     s.start("s1");
@@ -287,7 +293,7 @@ function fakeViewService(net: SimNetwork, view: { before: View; after: View }): 
   return pings;
 }
 
-Deno.test("PbKvServer: a fresh server never acknowledges a view it is primary of without the state", async (t) => {
+Deno.test("PrimaryBackupServer: a fresh server never acknowledges a view it is primary of without the state", async (t) => {
   const cases: { name: string; before: View; after: View; acks: boolean }[] = [
     {
       name: "the very first view, made by its own ping: it acknowledges",
@@ -312,7 +318,7 @@ Deno.test("PbKvServer: a fresh server never acknowledges a view it is primary of
     await t.step(c.name, async () => {
       await simulate(async ({ net, clock }) => {
         const pings = fakeViewService(net, c);
-        const server = new PbKvServer("s1", {
+        const server = new PrimaryBackupServer("s1", {
           transport: net.transportFor("s1"),
           viewService: "vs",
           clock,
@@ -338,9 +344,9 @@ Deno.test("PbKvServer: a fresh server never acknowledges a view it is primary of
   }
 });
 
-Deno.test("PbKvServer: the primary acknowledges a view only once its backup holds the state", async () => {
+Deno.test("PrimaryBackupServer: the primary acknowledges a view only once its backup holds the state", async () => {
   await simulate(async ({ net, clock }) => {
-    const started: { backup?: PbKvServer } = {};
+    const started: { backup?: PrimaryBackupServer } = {};
     const acks: boolean[] = []; // per ping of s1 with view 2: whether s2 was ready then
     const s = new Setup(net, clock, (server, num) => {
       if (server === "s1" && num === 2) acks.push(started.backup?.status().ready === true);
@@ -368,7 +374,7 @@ Deno.test("PbKvServer: the primary acknowledges a view only once its backup hold
   }, { seed: 11 });
 });
 
-Deno.test("PbKvServer: the state moves to a new backup in pages, with the dedup table", async () => {
+Deno.test("PrimaryBackupServer: the state moves to a new backup in pages, with the dedup table", async () => {
   await simulate(async ({ net, clock }) => {
     const s = new Setup(net, clock);
     s.start("s1", { pageBytes: 1024 });
@@ -401,12 +407,16 @@ Deno.test("PbKvServer: the state moves to a new backup in pages, with the dedup 
   }, { seed: 6, trace: true });
 });
 
-Deno.test("PbKvServer: a backup that restarted unnoticed is brought up to date again", async () => {
+Deno.test("PrimaryBackupServer: a backup that restarted unnoticed is brought up to date again", async () => {
   await simulate(async ({ net, clock }) => {
     const s = new Setup(net, clock);
     s.start("s1");
     await s.ready("s1", "primary");
-    const clerk = new PbClerk(net.transportFor("c"), { id: "c", viewService: "vs", clock });
+    const clerk = new PrimaryBackupClerk(net.transportFor("c"), {
+      id: "c",
+      viewService: "vs",
+      clock,
+    });
     await clerk.put("a", "1");
     // s1 learns view 2 and brings its backup s2 up to date (slowly), but
     // cannot acknowledge the view yet.
@@ -447,7 +457,7 @@ Deno.test("PbKvServer: a backup that restarted unnoticed is brought up to date a
   }, { seed: 9, trace: true });
 });
 
-Deno.test("PbKvServer: a write that may have reached the backup leaves no difference behind", async () => {
+Deno.test("PrimaryBackupServer: a write that may have reached the backup leaves no difference behind", async () => {
   await simulate(async ({ net, clock }) => {
     const s = new Setup(net, clock);
     s.start("s1");
@@ -455,8 +465,8 @@ Deno.test("PbKvServer: a write that may have reached the backup leaves no differ
     s.start("s2");
     await s.ready("s2", "backup");
     await s.ready("s1", "primary");
-    const a = new PbClerk(net.transportFor("a"), { viewService: "vs", clock, id: "a" });
-    const b = new PbClerk(net.transportFor("b"), { viewService: "vs", clock, id: "b" });
+    const a = new PrimaryBackupClerk(net.transportFor("a"), { viewService: "vs", clock, id: "a" });
+    const b = new PrimaryBackupClerk(net.transportFor("b"), { viewService: "vs", clock, id: "b" });
     // s2 applies the append, but s1 never hears back: s1 gives up on it
     // (not applied there) and the clerk gives up too.
     net.setLinkRule("s1", "s2", { dropReplies: 1 });
@@ -475,7 +485,7 @@ Deno.test("PbKvServer: a write that may have reached the backup leaves no differ
   }, { seed: 10 });
 });
 
-Deno.test("PbKvServer and PbClerk over TCP, every peer named by its address", async () => {
+Deno.test("PrimaryBackupServer and PrimaryBackupClerk over TCP, every peer named by its address", async () => {
   const ping = { pingIntervalMs: 50 };
   const nodes: { close(): void | Promise<void> }[] = [];
   const listen = (rpc: RpcServer) => {
@@ -492,11 +502,14 @@ Deno.test("PbKvServer and PbClerk over TCP, every peer named by its address", as
   const vsRpc = new RpcServer();
   vsRpc.addService("View", vs.methods());
   const vsAddress = listen(vsRpc);
-  const servers = new Map<string, { kv: PbKvServer; listener: { close(): Promise<void> } }>();
+  const servers = new Map<
+    string,
+    { kv: PrimaryBackupServer; listener: { close(): Promise<void> } }
+  >();
   const start = () => {
     const rpc = new RpcServer();
     const listener = serveTcp(rpc, { hostname: "127.0.0.1", port: 0 });
-    const kv = new PbKvServer(listener.address, {
+    const kv = new PrimaryBackupServer(listener.address, {
       transport: transport(),
       viewService: vsAddress,
       ...ping,
@@ -507,7 +520,10 @@ Deno.test("PbKvServer and PbClerk over TCP, every peer named by its address", as
   };
   try {
     const first = start();
-    const clerk = new PbClerk(transport(), { viewService: vsAddress, timeoutMs: 10_000 });
+    const clerk = new PrimaryBackupClerk(transport(), {
+      viewService: vsAddress,
+      timeoutMs: 10_000,
+    });
     await clerk.put("x", "1");
     const second = start();
     await clerk.append("x", "2");
@@ -538,7 +554,7 @@ function countDeliveries(net: SimNetwork, method: string): number {
   return net.trace.filter((e) => e.kind === "deliver" && e.method === method).length;
 }
 
-Deno.test("PbKvServer: close() stops the pings", async () => {
+Deno.test("PrimaryBackupServer: close() stops the pings", async () => {
   await simulate(async ({ net, clock }) => {
     const s = new Setup(net, clock);
     const server = s.start("s1");
@@ -554,10 +570,10 @@ Deno.test("PbKvServer: close() stops the pings", async () => {
   }, { seed: 7 });
 });
 
-Deno.test("PbClerk: gives up at its deadline or signal, saying why", async () => {
+Deno.test("PrimaryBackupClerk: gives up at its deadline or signal, saying why", async () => {
   await simulate(async ({ net, clock }) => {
     const s = new Setup(net, clock);
-    const clerk = new PbClerk(net.transportFor("c"), {
+    const clerk = new PrimaryBackupClerk(net.transportFor("c"), {
       id: "c",
       viewService: "vs",
       clock,
@@ -639,7 +655,7 @@ Deno.test("PbStore: pages of bounded size that rebuild the same store", () => {
   assert.throws(() => bad.finish(), ArgumentsError);
 });
 
-Deno.test("PbKvServer: a primary answers clients only once the view service has its acknowledgement", async () => {
+Deno.test("PrimaryBackupServer: a primary answers clients only once the view service has its acknowledgement", async () => {
   await simulate(async ({ net, clock }) => {
     const s = new Setup(net, clock);
     s.start("s1");
@@ -668,7 +684,7 @@ Deno.test("PbKvServer: a primary answers clients only once the view service has 
     net.setLinkRule("s1", "vs", undefined);
     assert.equal(s.vs.view.num, 2);
     assert.equal(s.vs.view.primary, "s1");
-    const clerk = new PbClerk(net.transportFor("c2"), {
+    const clerk = new PrimaryBackupClerk(net.transportFor("c2"), {
       id: "c2",
       viewService: "vs",
       clock,
@@ -699,7 +715,7 @@ async function stable(s: Setup, backup?: string): Promise<void> {
   assert.fail(`never stable: view ${JSON.stringify(s.vs.view)}`);
 }
 
-Deno.test("PbKvServer: a forward's late ok does not apply the write to a store a transfer replaced", async () => {
+Deno.test("PrimaryBackupServer: a forward's late ok does not apply the write to a store a transfer replaced", async () => {
   await simulate(async ({ net, clock }) => {
     const s = new Setup(net, clock);
     const slow = { callTimeoutMs: 3000 };
@@ -707,7 +723,7 @@ Deno.test("PbKvServer: a forward's late ok does not apply the write to a store a
     await stable(s);
     const s2 = s.start("s2", slow);
     await stable(s, "s2");
-    const clerk = new PbClerk(net.transportFor("c"), {
+    const clerk = new PrimaryBackupClerk(net.transportFor("c"), {
       id: "c",
       viewService: "vs",
       clock,
@@ -732,15 +748,15 @@ Deno.test("PbKvServer: a forward's late ok does not apply the write to a store a
   }, { seed: 21 });
 });
 
-Deno.test("PbKvServer: a forward that arrives after the transfer it caused is refused", async () => {
+Deno.test("PrimaryBackupServer: a forward that arrives after the transfer it caused is refused", async () => {
   await simulate(async ({ net, clock }) => {
     const s = new Setup(net, clock);
     const s1 = s.start("s1");
     await stable(s);
     const s2 = s.start("s2");
     await stable(s, "s2");
-    const a = new PbClerk(net.transportFor("a"), { viewService: "vs", clock, id: "a" });
-    const b = new PbClerk(net.transportFor("b"), { viewService: "vs", clock, id: "b" });
+    const a = new PrimaryBackupClerk(net.transportFor("a"), { viewService: "vs", clock, id: "a" });
+    const b = new PrimaryBackupClerk(net.transportFor("b"), { viewService: "vs", clock, id: "b" });
     net.setLinkRule("s1", "s2", { delayMs: [1500, 1500] }); // this forward only: taken at its call
     const pending = a.append("k", "a", { timeoutMs: 1010 }).catch((e) => e);
     await delay(50, { clock });
@@ -757,7 +773,7 @@ Deno.test("PbKvServer: a forward that arrives after the transfer it caused is re
   }, { seed: 22 });
 });
 
-Deno.test("PbKvServer: a start-up ping that arrives late is not taken for a restart", async () => {
+Deno.test("PrimaryBackupServer: a start-up ping that arrives late is not taken for a restart", async () => {
   await simulate(async ({ net, clock }) => {
     const s = new Setup(net, clock);
     let held = false;
@@ -768,7 +784,11 @@ Deno.test("PbKvServer: a start-up ping that arrives late is not taken for a rest
     };
     const s1 = s.start("s1");
     await stable(s);
-    const clerk = new PbClerk(net.transportFor("c"), { id: "c", viewService: "vs", clock });
+    const clerk = new PrimaryBackupClerk(net.transportFor("c"), {
+      id: "c",
+      viewService: "vs",
+      clock,
+    });
     await clerk.put("k", "v");
     await delay(500, { clock });
     s.start("s2");

@@ -136,9 +136,9 @@ export class KvTimeoutError extends KvAbortedError {
  *
  * @example
  * ```ts
- * import { DEFAULT_KV_LIMITS, parseGet, refuseBadRequest } from "@distkit/distkit/rsm";
+ * import { checkString, refuseBadRequest } from "@distkit/distkit/rsm";
  *
- * refuseBadRequest(() => parseGet({ key: "x" }, DEFAULT_KV_LIMITS)); // "x"
+ * refuseBadRequest(() => checkString("x", { field: "key", maxBytes: 1024 })); // "x"
  * ```
  */
 export function refuseBadRequest<T>(parse: () => T): T {

@@ -35,7 +35,7 @@ import {
 import type { KvResult, KvWrite } from "../kvstate/state.ts";
 import { type KvValue, valueAsBytes, valueAsText } from "../kvstate/value.ts";
 import { keyToShard, type ShardConfig } from "./config.ts";
-import { CtrlerClerk } from "./ctrler.ts";
+import { ShardControllerClerk } from "./controller.ts";
 import { SHARD_SERVICE } from "./group.ts";
 import { defaultClock, defaultId } from "../net/env.ts";
 
@@ -84,7 +84,7 @@ export interface ShardCallOptions {
  * A write that fails either certainly did not apply, or says so: its error
  * has `mayHaveApplied` true (`KvAbortedError`, `KvOutcomeUnknownError`).
  * Such a write may still take effect later (it may be in a group's log);
- * unlike the single-group {@linkcode Clerk}, a later write does not settle
+ * unlike the single-group {@linkcode KvClerk}, a later write does not settle
  * it, since it may go to another group.
  *
  * @example
@@ -100,7 +100,7 @@ export interface ShardCallOptions {
  * ```
  */
 export class ShardClerk {
-  readonly #ctrler: CtrlerClerk;
+  readonly #ctrler: ShardControllerClerk;
   readonly #sessions: Sessions;
   readonly #options: ShardClerkOptions;
   readonly #clock: Clock;
@@ -120,7 +120,7 @@ export class ShardClerk {
     this.#clock = options.clock ?? defaultClock("ShardClerk");
     this.#limits = { ...DEFAULT_KV_LIMITS, ...options.limits };
     this.#sessions = new Sessions(options.id ?? defaultId("ShardClerk"));
-    this.#ctrler = new CtrlerClerk(transport, ctrlers, {
+    this.#ctrler = new ShardControllerClerk(transport, ctrlers, {
       ...options,
       id: `${this.#sessions.id}-ctrler`,
       random: options.random?.fork(),

@@ -77,9 +77,9 @@ export function keyToShard(key: string): number {
  *
  * @example
  * ```ts
- * import { gidsOf, initialConfig, join } from "@distkit/distkit/shard";
+ * import { gidsOf, initialConfig, joinGroups } from "@distkit/distkit/shard";
  *
- * gidsOf(join(initialConfig(), { 7: ["a"], 3: ["b"] })); // [3, 7]
+ * gidsOf(joinGroups(initialConfig(), { 7: ["a"], 3: ["b"] })); // [3, 7]
  * ```
  */
 export function gidsOf(config: ShardConfig): number[] {
@@ -140,12 +140,12 @@ export function rebalance(shards: readonly number[], gids: readonly number[]): n
  *
  * @example
  * ```ts
- * import { initialConfig, join } from "@distkit/distkit/shard";
+ * import { initialConfig, joinGroups } from "@distkit/distkit/shard";
  *
- * join(initialConfig(), { 100: ["a"] }).shards; // all 100
+ * joinGroups(initialConfig(), { 100: ["a"] }).shards; // all 100
  * ```
  */
-export function join(config: ShardConfig, groups: Record<number, string[]>): ShardConfig {
+export function joinGroups(config: ShardConfig, groups: Record<number, string[]>): ShardConfig {
   const next = { ...config.groups };
   for (const [gidText, servers] of Object.entries(groups)) {
     const gid = Number(gidText);
@@ -166,13 +166,13 @@ export function join(config: ShardConfig, groups: Record<number, string[]>): Sha
  *
  * @example
  * ```ts
- * import { initialConfig, join, leave } from "@distkit/distkit/shard";
+ * import { initialConfig, joinGroups, leaveGroups } from "@distkit/distkit/shard";
  *
- * const two = join(initialConfig(), { 1: ["a"], 2: ["b"] });
- * leave(two, [1]).shards; // all 2
+ * const two = joinGroups(initialConfig(), { 1: ["a"], 2: ["b"] });
+ * leaveGroups(two, [1]).shards; // all 2
  * ```
  */
-export function leave(config: ShardConfig, gids: readonly number[]): ShardConfig {
+export function leaveGroups(config: ShardConfig, gids: readonly number[]): ShardConfig {
   const next = { ...config.groups };
   for (const gid of gids) delete next[gid];
   return withGroups(config, next);
@@ -186,13 +186,16 @@ export function leave(config: ShardConfig, gids: readonly number[]): ShardConfig
  *
  * @example
  * ```ts
- * import { initialConfig, join, move } from "@distkit/distkit/shard";
+ * import { initialConfig, joinGroups, moveShard } from "@distkit/distkit/shard";
  *
- * const two = join(initialConfig(), { 1: ["a"], 2: ["b"] });
- * move(two, { shard: 0, gid: 2 }).shards[0]; // 2
+ * const two = joinGroups(initialConfig(), { 1: ["a"], 2: ["b"] });
+ * moveShard(two, { shard: 0, gid: 2 }).shards[0]; // 2
  * ```
  */
-export function move(config: ShardConfig, change: { shard: number; gid: number }): ShardConfig {
+export function moveShard(
+  config: ShardConfig,
+  change: { shard: number; gid: number },
+): ShardConfig {
   const { shard, gid } = change;
   if (!Number.isInteger(shard) || shard < 0 || shard >= N_SHARDS) {
     throw new RangeError(`shard must be 0..${N_SHARDS - 1}, got ${shard}`);

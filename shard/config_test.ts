@@ -3,10 +3,10 @@ import { Random } from "../net/random.ts";
 import {
   gidsOf,
   initialConfig,
-  join,
+  joinGroups,
   keyToShard,
-  leave,
-  move,
+  leaveGroups,
+  moveShard,
   N_SHARDS,
   rebalance,
   type ShardConfig,
@@ -38,27 +38,27 @@ Deno.test("shard config: keys map to shards by their first character", () => {
 
 Deno.test("shard config: join, leave and move keep every shard on a live group, balanced", () => {
   let c = initialConfig();
-  c = join(c, { 1: ["a", "b"] });
+  c = joinGroups(c, { 1: ["a", "b"] });
   assert.deepEqual(c.shards, new Array(N_SHARDS).fill(1));
   assert.deepEqual(c.groups, { 1: ["a", "b"] });
-  c = join(c, { 2: ["c"], 3: ["d"] });
+  c = joinGroups(c, { 2: ["c"], 3: ["d"] });
   checkBalanced(c);
   assert.equal(c.num, 2);
-  c = move(c, { shard: 0, gid: 3 });
+  c = moveShard(c, { shard: 0, gid: 3 });
   assert.equal(c.shards[0], 3);
   assert.equal(c.num, 3);
-  c = leave(c, [1, 2, 3]);
+  c = leaveGroups(c, [1, 2, 3]);
   assert.deepEqual(c.shards, new Array(N_SHARDS).fill(0));
-  assert.throws(() => move(c, { shard: 0, gid: 9 }), /not in configuration/);
-  assert.throws(() => move(c, { shard: 10, gid: 9 }), /shard must be 0..9/);
-  assert.throws(() => join(c, { 0: ["x"] }), /positive integer/);
-  assert.throws(() => join(c, { 4: [] }), /at least one server/);
+  assert.throws(() => moveShard(c, { shard: 0, gid: 9 }), /not in configuration/);
+  assert.throws(() => moveShard(c, { shard: 10, gid: 9 }), /shard must be 0..9/);
+  assert.throws(() => joinGroups(c, { 0: ["x"] }), /positive integer/);
+  assert.throws(() => joinGroups(c, { 4: [] }), /at least one server/);
 });
 
 Deno.test("shard config: more groups than shards leaves the extra groups idle", () => {
   const groups: Record<number, string[]> = {};
   for (let g = 1; g <= 12; g++) groups[g] = [`s${g}`];
-  const c = join(initialConfig(), groups);
+  const c = joinGroups(initialConfig(), groups);
   const counts = [...loads(c).values()];
   assert.ok(counts.every((n) => n <= 1));
   assert.equal(counts.filter((n) => n === 1).length, N_SHARDS);
@@ -79,7 +79,7 @@ Deno.test("shard config: rebalancing moves the fewest shards, between the right 
           const gid = 1 + random.int(15);
           if (!existing.includes(gid)) joining[gid] = [`g${gid}`];
         }
-        c = join(before, joining);
+        c = joinGroups(before, joining);
         // No shard moves between groups that existed before the join.
         before.shards.forEach((gid, s) => {
           if (!balanced) return;
@@ -89,14 +89,14 @@ Deno.test("shard config: rebalancing moves the fewest shards, between the right 
         });
       } else if (roll === 1) {
         const leaving = existing.filter(() => random.chance(0.3));
-        c = leave(before, leaving);
+        c = leaveGroups(before, leaving);
         // The remaining groups keep their shards.
         before.shards.forEach((gid, s) => {
           if (!balanced) return;
           if (!leaving.includes(gid) && gid !== 0) assert.equal(c.shards[s], gid);
         });
       } else {
-        c = move(before, {
+        c = moveShard(before, {
           shard: random.int(N_SHARDS),
           gid: existing[random.int(existing.length)],
         });

@@ -24,7 +24,7 @@ import { ArgumentsError } from "../net/errors.ts";
 import { expectShape } from "../net/rpc_server.ts";
 import type { RaftNode } from "../raft/mod.ts";
 import { keyToShard, type ShardConfig } from "./config.ts";
-import { CtrlerClerk } from "./ctrler.ts";
+import { ShardControllerClerk } from "./controller.ts";
 import {
   type GroupEntry,
   type GroupResult,
@@ -125,7 +125,7 @@ export class ShardGroupServer {
   readonly #replica: Replica<GroupResult>;
   readonly #state: ShardGroupState;
   readonly #options: ShardGroupOptions;
-  readonly #ctrler: CtrlerClerk;
+  readonly #ctrler: ShardControllerClerk;
   readonly #groups: ReplicaClients;
   readonly #configs = new Map<number, ShardConfig>();
   readonly #stopLoop = new AbortController();
@@ -149,7 +149,7 @@ export class ShardGroupServer {
       random: options.random?.fork(),
     });
     this.#pageBytes = options.migrationPageBytes ?? 1024 * 1024;
-    this.#ctrler = new CtrlerClerk(options.transport, options.ctrlers, {
+    this.#ctrler = new ShardControllerClerk(options.transport, options.ctrlers, {
       clock: options.clock,
       random: options.random?.fork(),
       id: `group-${options.gid}-${options.id}`,

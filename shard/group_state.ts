@@ -168,10 +168,10 @@ export interface ShardGroupStateOptions {
  * @example
  * ```ts
  * import { DEFAULT_KV_LIMITS } from "@distkit/distkit/kv";
- * import { initialConfig, join, ShardGroupState } from "@distkit/distkit/shard";
+ * import { initialConfig, joinGroups, ShardGroupState } from "@distkit/distkit/shard";
  *
  * const state = new ShardGroupState({ gid: 100, limits: DEFAULT_KV_LIMITS });
- * state.apply({ kind: "config", config: join(initialConfig(), { 100: ["a"] }), sources: {} });
+ * state.apply({ kind: "config", config: joinGroups(initialConfig(), { 100: ["a"] }), sources: {} });
  * state.serves(0); // true: the shards came from no one, so they start empty
  * ```
  */

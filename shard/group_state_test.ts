@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { DEFAULT_KV_LIMITS } from "../kv/mod.ts";
-import { initialConfig, join, keyToShard, leave } from "./config.ts";
+import { initialConfig, joinGroups, keyToShard, leaveGroups } from "./config.ts";
 import { ShardGroupState } from "./group_state.ts";
 
 const put = (client: string, seq: number, key: string, value: string) => ({
@@ -11,8 +11,8 @@ const put = (client: string, seq: number, key: string, value: string) => ({
 Deno.test("shard group state: a shard moves: leaving, pulled, received, released, deleted", () => {
   const a = new ShardGroupState({ gid: 100, limits: DEFAULT_KV_LIMITS });
   const b = new ShardGroupState({ gid: 101, limits: DEFAULT_KV_LIMITS });
-  const c1 = join(initialConfig(), { 100: ["a"] });
-  const c2 = join(c1, { 101: ["b"] });
+  const c1 = joinGroups(initialConfig(), { 100: ["a"] });
+  const c2 = joinGroups(c1, { 101: ["b"] });
   a.apply({ kind: "config", config: c1, sources: {} });
   b.apply({ kind: "config", config: c1, sources: {} });
   assert.deepEqual(a.apply(put("c", 1, "7", "1")), { kind: "write", result: { ok: true } });
@@ -53,7 +53,7 @@ Deno.test("shard group state: a shard moves: leaving, pulled, received, released
   assert.deepEqual(copy.statuses(), b.statuses());
   assert.equal(copy.store(shard)?.get("7"), "1");
   // The next configuration waits while shards are still leaving; one out of order is ignored.
-  assert.deepEqual(a.apply({ kind: "config", config: leave(c2, [101]), sources: {} }), {
+  assert.deepEqual(a.apply({ kind: "config", config: leaveGroups(c2, [101]), sources: {} }), {
     kind: "done",
     changed: false,
   });
@@ -77,8 +77,8 @@ Deno.test("shard group state: a large shard moves page by page; retries and stal
   const limits = DEFAULT_KV_LIMITS;
   const a = new ShardGroupState({ gid: 100, limits });
   const b = new ShardGroupState({ gid: 101, limits });
-  const c1 = join(initialConfig(), { 100: ["a"] });
-  const c2 = join(c1, { 101: ["b"] });
+  const c1 = joinGroups(initialConfig(), { 100: ["a"] });
+  const c2 = joinGroups(c1, { 101: ["b"] });
   a.apply({ kind: "config", config: c1, sources: {} });
   b.apply({ kind: "config", config: c1, sources: {} });
   // 300 keys of shard 5 ("7...": '7' is 55), 100 bytes each, and the empty key's shard too.

@@ -1,7 +1,7 @@
 /**
  * The shard controller and the sharded key/value service with live migration.
  *
- * - {@linkcode ShardCtrler} / {@linkcode CtrlerClerk}: the replicated
+ * - {@linkcode ShardController} / {@linkcode ShardControllerClerk}: the replicated
  *   configuration service (join, leave, move, query), with deterministic,
  *   balanced and minimal rebalancing ({@linkcode rebalance}).
  * - {@linkcode ShardGroupServer}: a server of one replica group; serves the
@@ -12,36 +12,40 @@
  *
  * @example
  * ```ts
- * import { initialConfig, join, leave } from "@distkit/distkit/shard";
+ * import { initialConfig, joinGroups, leaveGroups } from "@distkit/distkit/shard";
  *
- * const c1 = join(initialConfig(), { 100: ["a", "b", "c"], 101: ["d", "e", "f"] });
+ * const c1 = joinGroups(initialConfig(), { 100: ["a", "b", "c"], 101: ["d", "e", "f"] });
  * c1.shards; // [100, 100, 100, 100, 100, 101, 101, 101, 101, 101]
- * const c2 = leave(c1, [100]);
+ * const c2 = leaveGroups(c1, [100]);
  * c2.shards.every((gid) => gid === 101); // true
  * ```
  *
  * @module
  */
 export * from "./config.ts";
-export * from "./ctrler.ts";
-export * from "./ctrler_state.ts";
+export * from "./controller.ts";
+export * from "./controller_state.ts";
 export * from "./group.ts";
 export * from "./group_state.ts";
 export * from "./clerk.ts";
 export * from "./node.ts";
 // Types from the kv, net and raft layers that appear in this module's signatures.
 export type {
+  KvCommand,
   KvLimits,
+  KvPage,
   KvResult,
   KvStateMachine,
   KvValue,
   KvWrite,
+} from "../kvstate/mod.ts";
+export type {
   Replica,
   ReplicaClientOptions,
   ReplicaOptions,
   ReplicaReply,
   ReplicaStats,
-} from "../kv/mod.ts";
+} from "../rsm/mod.ts";
 export type {
   Clock,
   Codec,
@@ -55,7 +59,6 @@ export type {
 export type { RaftNode } from "../raft/mod.ts";
 
 // Types of other modules in this module's signatures (deno doc --lint of this entry point alone).
-export type { KvCommand, KvPage } from "../kv/mod.ts";
 export type {
   BackoffOptions,
   CallContext,

@@ -12,7 +12,7 @@ import { hostNode, parseAddress } from "../rsm/hosting.ts";
 import { serveMembers } from "../rsm/members.ts";
 import { AddressTransport } from "../net/tcp.ts";
 import { ShardClerk, type ShardClerkOptions } from "./clerk.ts";
-import { CtrlerClerk, ShardCtrler } from "./ctrler.ts";
+import { ShardController, ShardControllerClerk } from "./controller.ts";
 import { ShardGroupServer } from "./group.ts";
 
 /**
@@ -135,9 +135,9 @@ export async function startShardNode(options: ShardNodeOptions): Promise<ShardNo
     tickMs: options.tickMs,
     maxRaftState: options.maxRaftState ?? 4 * 1024 * 1024,
   };
-  let server: ShardCtrler | ShardGroupServer;
+  let server: ShardController | ShardGroupServer;
   try {
-    server = role === "ctrler" ? await ShardCtrler.start(raft) : await ShardGroupServer.start({
+    server = role === "ctrler" ? await ShardController.start(raft) : await ShardGroupServer.start({
       ...raft,
       gid: options.gid!,
       ctrlers: options.ctrlers!,
@@ -216,7 +216,7 @@ export interface ConnectShardOptions extends ShardClerkOptions {
 export function connectShard(
   ctrlers: string[],
   options: ConnectShardOptions = {},
-): { clerk: ShardClerk; admin: CtrlerClerk; close: () => Promise<void> } {
+): { clerk: ShardClerk; admin: ShardControllerClerk; close: () => Promise<void> } {
   for (const a of ctrlers) parseAddress(a);
   const transport = new AddressTransport({
     timeoutMs: options.attemptTimeoutMs ?? 2500,
@@ -224,7 +224,7 @@ export function connectShard(
     secret: options.secret,
   });
   const clerk = new ShardClerk(transport, ctrlers, options);
-  const admin = new CtrlerClerk(transport, ctrlers, {
+  const admin = new ShardControllerClerk(transport, ctrlers, {
     ...options,
     id: options.id === undefined ? undefined : `${options.id}-admin`,
   });

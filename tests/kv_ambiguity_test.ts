@@ -13,8 +13,8 @@
  */
 import assert from "node:assert/strict";
 import {
-  Clerk,
   KvAbortedError,
+  KvClerk,
   kvHttpHandler,
   KvNotLeaderError,
   KvOutcomeUnknownError,
@@ -35,7 +35,12 @@ import {
   TimeoutError,
   type Transport,
 } from "../net/mod.ts";
-import { LockClerk, LockOutcomeUnknownError, LockRequestError, PbClerk } from "../pb/mod.ts";
+import {
+  LockClerk,
+  LockOutcomeUnknownError,
+  LockRequestError,
+  PrimaryBackupClerk,
+} from "../pb/mod.ts";
 import { MemoryStorage } from "../raft/mod.ts";
 import { ShardClerk } from "../shard/mod.ts";
 
@@ -84,7 +89,7 @@ function scripted(
 const RETRY = { status: "retry", reason: "not committed in time" };
 
 function clerkOf(sim: Simulation, transport: Transport, servers: string[], followLeader = true) {
-  return new Clerk(transport, servers, {
+  return new KvClerk(transport, servers, {
     clock: sim.clock,
     random: sim.random.fork(),
     id: "c1",
@@ -200,7 +205,11 @@ Deno.test("pb clerk: a refusal after an attempt the primary may have applied is 
       if (n === 1) throw new TimeoutError(call.method, 100);
       throw new BadArgumentsError(call.method, "write 1 of session c1 is older than one applied");
     });
-    const clerk = new PbClerk(transport, { viewService: "vs", clock: sim.clock, id: "c1" });
+    const clerk = new PrimaryBackupClerk(transport, {
+      viewService: "vs",
+      clock: sim.clock,
+      id: "c1",
+    });
     const err = await clerk.append("k", "v").catch((e) => e);
     assert.ok(err instanceof KvOutcomeUnknownError, `expected KvOutcomeUnknownError, got ${err}`);
     assert.equal(err.mayHaveApplied, true);

@@ -4,7 +4,7 @@
  * concurrent operations on one clerk, and exactly-once under lost replies.
  */
 import assert from "node:assert/strict";
-import { Clerk, KvAbortedError, KvRequestError } from "../kv/mod.ts";
+import { KvAbortedError, KvClerk, KvRequestError } from "../kv/mod.ts";
 import {
   BadArgumentsError,
   type CallOptions,
@@ -86,7 +86,7 @@ kvApiTest("oversized keys and values are refused before and at the server", asyn
   await assert.rejects(clerk.put("k", new Uint8Array(1024 * 1024 + 1)), KvRequestError);
   // A clerk configured with looser limits than the servers': the server refuses.
   const loose = cfg.makeClient();
-  const lax = new Clerk(cfg.wiring.clientTransport("lax", cfg.wiring.all), cfg.ids, {
+  const lax = new KvClerk(cfg.wiring.clientTransport("lax", cfg.wiring.all), cfg.ids, {
     clock: cfg.sim.clock,
     random: cfg.random.fork(),
     id: "lax",
@@ -191,7 +191,7 @@ kvApiTest("the clerk finds the leader once and then goes straight to it", async 
       };
     },
   };
-  const clerk = new Clerk(transport, cfg.ids, {
+  const clerk = new KvClerk(transport, cfg.ids, {
     clock: cfg.sim.clock,
     random: cfg.random.fork(),
     id: cfg.sim.newId(),
@@ -210,8 +210,8 @@ kvApiTest("the clerk finds the leader once and then goes straight to it", async 
 kvApiTest("two clerks sharing an id get an error, never a silently dropped write", async (cfg) => {
   const transport = cfg.wiring.clientTransport("twins", cfg.wiring.all);
   const options = { clock: cfg.sim.clock, random: cfg.random.fork(), id: "twin" };
-  const a = new Clerk(transport, cfg.ids, options);
-  const b = new Clerk(transport, cfg.ids, options);
+  const a = new KvClerk(transport, cfg.ids, options);
+  const b = new KvClerk(transport, cfg.ids, options);
   await a.put("x", "from a");
   await assert.rejects(b.put("y", "from b"), /two clients use one id/);
   assert.equal(await a.get("y"), null);
@@ -219,10 +219,10 @@ kvApiTest("two clerks sharing an id get an error, never a silently dropped write
   for (const v of ["2", "3", "4"]) await a.put("x", v);
   await assert.rejects(b.put("y", "late"), /later write of session twin/);
   assert.equal(await a.get("y"), null);
-  assert.throws(() => new Clerk(transport, cfg.ids, { ...options, id: "a#2" }), /without "#"/);
+  assert.throws(() => new KvClerk(transport, cfg.ids, { ...options, id: "a#2" }), /without "#"/);
   // Inside a simulation a clerk needs its id (a random UUID would not replay).
   assert.throws(
-    () => new Clerk(transport, cfg.ids, { ...options, id: undefined }),
+    () => new KvClerk(transport, cfg.ids, { ...options, id: undefined }),
     MissingEnvironmentError,
   );
 });

@@ -8,14 +8,14 @@
  */
 import assert from "node:assert/strict";
 import {
-  Clerk,
   DEFAULT_DEADLINE_MS,
   KvAbortedError,
+  KvClerk,
   KvOutcomeUnknownError,
   KvTimeoutError,
 } from "../kv/mod.ts";
 import { simulate, type Simulation } from "../net/mod.ts";
-import { LockAbortedError, LockClerk, PbClerk, PbDeadlineError } from "../pb/mod.ts";
+import { LockAbortedError, LockClerk, PbDeadlineError, PrimaryBackupClerk } from "../pb/mod.ts";
 import { ShardClerk } from "../shard/mod.ts";
 import { KvCluster } from "./kv_cluster.ts";
 
@@ -33,8 +33,8 @@ function clientTest(name: string, body: (cfg: KvCluster, sim: Simulation) => Pro
 }
 
 /** A clerk that knows only `servers` (but whose ends may reach every server). */
-function clerkOf(cfg: KvCluster, name: string, servers: string[], deadlineMs?: number): Clerk {
-  return new Clerk(cfg.wiring.clientTransport(name, cfg.wiring.all), servers, {
+function clerkOf(cfg: KvCluster, name: string, servers: string[], deadlineMs?: number): KvClerk {
+  return new KvClerk(cfg.wiring.clientTransport(name, cfg.wiring.all), servers, {
     clock: cfg.sim.clock,
     random: cfg.random.fork(),
     id: name,
@@ -132,7 +132,7 @@ Deno.test("shard, pb and lock clerks: a call to servers that are all down ends a
     await assert.rejects(shard.put("k", "v", { deadlineMs: 2000 }), KvTimeoutError);
     assert.ok(sim.clock.now() - start < 3000);
     start = sim.clock.now();
-    const pb = new PbClerk(transport, { viewService: "vs", clock: sim.clock, id: "p1" });
+    const pb = new PrimaryBackupClerk(transport, { viewService: "vs", clock: sim.clock, id: "p1" });
     await assert.rejects(pb.get("k"), PbDeadlineError);
     assert.ok(sim.clock.now() - start >= DEFAULT_DEADLINE_MS);
     start = sim.clock.now();

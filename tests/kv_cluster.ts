@@ -14,7 +14,7 @@ import {
   renderHtml,
 } from "../checker/mod.ts";
 import type { KvInput } from "../checker/mod.ts";
-import { Clerk, KvServer, type KvServerOptions, type KvValue } from "../kv/mod.ts";
+import { KvClerk, KvServer, type KvServerOptions, type KvValue } from "../kv/mod.ts";
 import { delay, type Random, type Simulation } from "../net/mod.ts";
 import type { SimStorage, StorageDamage } from "../raft/mod.ts";
 import { ReplicaCluster } from "./replica_cluster.ts";
@@ -151,10 +151,10 @@ export class KvCluster {
   }
 
   /** A clerk (client) whose ends reach the servers in `to`; its name for `connectClient`. */
-  makeClient(to: number[] = this.wiring.all): { clerk: Clerk; name: string } {
+  makeClient(to: number[] = this.wiring.all): { clerk: KvClerk; name: string } {
     const name = `ck${this.#clients++}`;
     const transport = this.wiring.clientTransport(name, to);
-    const clerk = new Clerk(transport, this.ids, {
+    const clerk = new KvClerk(transport, this.ids, {
       clock: this.sim.clock,
       random: this.random.fork(),
       id: name,
@@ -219,7 +219,7 @@ export class KvCluster {
 /** The tester's Get/Put/Append: run through the clerk, counted, and logged when `log` is given. */
 export async function get(
   cfg: KvCluster,
-  ck: Clerk,
+  ck: KvClerk,
   key: string,
   log?: OpLog,
   client = -1,
@@ -234,7 +234,7 @@ export async function get(
 async function write(
   op: "put" | "append",
   cfg: KvCluster,
-  ck: Clerk,
+  ck: KvClerk,
   kv: { key: string; value: string },
   log?: OpLog,
   client = -1,
@@ -258,7 +258,7 @@ type DropFirst<T extends unknown[]> = T extends [unknown, ...infer Rest] ? Rest 
 /** The tester's check(): a Get must return `value`. */
 export async function checkValue(
   cfg: KvCluster,
-  ck: Clerk,
+  ck: KvClerk,
   kv: { key: string; value: string },
 ): Promise<void> {
   const v = await get(cfg, ck, kv.key);

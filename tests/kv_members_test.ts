@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import {
   changeMember,
-  Clerk,
+  KvClerk,
   kvHttpHandler,
   KvServer,
   type MemberList,
@@ -79,7 +79,7 @@ Deno.test("kv members: add while idle, catch up by snapshot, promote, remove ove
       const leader = await leaderOf(sim, nodes);
       const follower = nodes.find((n) => n !== leader)!;
       // Enough writes for the leader to snapshot (and compact its log).
-      const clerk = new Clerk(sim.net.transportFor("client"), ["a", "b", "c"], {
+      const clerk = new KvClerk(sim.net.transportFor("client"), ["a", "b", "c"], {
         clock: sim.clock,
         id: sim.newId(),
         random: sim.random.fork(),

@@ -4,7 +4,7 @@
  * false`, never applied), instead of waiting; and keys are taken literally.
  */
 import assert from "node:assert/strict";
-import { Clerk, kvHttpHandler, KvOverloadedError, KvServer } from "../kv/mod.ts";
+import { KvClerk, kvHttpHandler, KvOverloadedError, KvServer } from "../kv/mod.ts";
 import { delay, RpcServer, simulate, type Simulation } from "../net/mod.ts";
 import { MemoryStorage } from "../raft/mod.ts";
 
@@ -129,7 +129,7 @@ Deno.test("kv clerk: an overloaded answer is a definite refusal; a clerk that fo
   await simulate(async (sim) => {
     const nodes = await startNodes(sim, { maxPendingWrites: 1 });
     const leader = await leaderOf(sim, nodes);
-    const direct = new Clerk(sim.net.transportFor("client-1"), [leader.id], {
+    const direct = new KvClerk(sim.net.transportFor("client-1"), [leader.id], {
       clock: sim.clock,
       id: sim.newId(),
       random: sim.random.fork(),
@@ -149,7 +149,7 @@ Deno.test("kv clerk: an overloaded answer is a definite refusal; a clerk that fo
     const servers = [leader.id, ...IDS.filter((id) => id !== leader.id)];
     const names = ["p1", "p2", "p3"];
     const patients = names.map((name) =>
-      new Clerk(sim.net.transportFor(name), servers, {
+      new KvClerk(sim.net.transportFor(name), servers, {
         clock: sim.clock,
         id: sim.newId(),
         random: sim.random.fork(),

@@ -26,7 +26,7 @@
  */
 import assert from "node:assert/strict";
 import type { Model } from "../checker/mod.ts";
-import type { Clerk, KvValue } from "../kv/mod.ts";
+import type { KvClerk, KvValue } from "../kv/mod.ts";
 import { simulate } from "../net/mod.ts";
 import { KvCluster, OpLog, text } from "./kv_cluster.ts";
 import { checkReplays, runSeeds } from "./seeds.ts";
@@ -87,7 +87,7 @@ function valueOf(v: KvValue | null): string | null {
 
 async function clientLoop(
   cfg: KvCluster,
-  ck: Clerk,
+  ck: KvClerk,
   me: { id: number; keys: number; log: OpLog<Input, Output>; done: () => boolean },
 ): Promise<number> {
   let n = 0;

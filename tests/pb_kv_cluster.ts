@@ -17,10 +17,10 @@ import { KvAbortedError } from "../kv/mod.ts";
 import { delay, type Random, RpcServer, type Simulation } from "../net/mod.ts";
 import {
   PB_KV_SERVICE,
-  PbClerk,
   PbDeadlineError,
-  PbKvServer,
-  type PbKvServerOptions,
+  PrimaryBackupClerk,
+  PrimaryBackupServer,
+  type PrimaryBackupServerOptions,
   type View,
   ViewServer,
 } from "../pb/mod.ts";
@@ -36,7 +36,7 @@ export interface PbClusterOptions {
   /** labrpc's unreliable mode (10 % of requests and of replies lost). */
   unreliable?: boolean;
   /** More server options (small pages make every transfer take several). */
-  server?: Partial<PbKvServerOptions>;
+  server?: Partial<PrimaryBackupServerOptions>;
 }
 
 /** A client operation's history, as the checker reads it. */
@@ -89,15 +89,20 @@ export class History {
     }
   }
 
-  get(client: number, clerk: PbClerk, key: string): Promise<string | undefined> {
+  get(client: number, clerk: PrimaryBackupClerk, key: string): Promise<string | undefined> {
     return this.record(client, { op: "get", key }, () => clerk.get(key));
   }
 
-  async put(client: number, clerk: PbClerk, key: string, value: string): Promise<void> {
+  async put(client: number, clerk: PrimaryBackupClerk, key: string, value: string): Promise<void> {
     await this.record(client, { op: "put", key, value }, () => clerk.put(key, value));
   }
 
-  async append(client: number, clerk: PbClerk, key: string, value: string): Promise<void> {
+  async append(
+    client: number,
+    clerk: PrimaryBackupClerk,
+    key: string,
+    value: string,
+  ): Promise<void> {
     await this.record(client, { op: "append", key, value }, () => clerk.append(key, value));
   }
 
@@ -133,7 +138,7 @@ export class PbCluster {
   readonly history: History;
   readonly random: Random;
   readonly #options: PbClusterOptions;
-  readonly #running = new Map<string, PbKvServer>();
+  readonly #running = new Map<string, PrimaryBackupServer>();
   #clerks = 0;
 
   constructor(sim: Simulation, options: PbClusterOptions = {}) {
@@ -183,9 +188,9 @@ export class PbCluster {
   }
 
   /** Starts a fresh server (empty store, pinging 0) under `name`, replacing any. */
-  startServer(name: string): PbKvServer {
+  startServer(name: string): PrimaryBackupServer {
     this.kill(name);
-    const server = new PbKvServer(name, {
+    const server = new PrimaryBackupServer(name, {
       transport: this.sim.net.transportFor(name),
       viewService: VS,
       clock: this.sim.clock,
@@ -206,7 +211,7 @@ export class PbCluster {
   }
 
   /** Server `name`, which must be running. */
-  server(name: string): PbKvServer {
+  server(name: string): PrimaryBackupServer {
     const server = this.#running.get(name);
     assert.ok(server, `server ${name} is not running`);
     return server;
@@ -218,9 +223,9 @@ export class PbCluster {
   }
 
   /** A clerk of a client of its own, and the client's number for the history. */
-  clerk(options: { timeoutMs?: number } = {}): { clerk: PbClerk; client: number } {
+  clerk(options: { timeoutMs?: number } = {}): { clerk: PrimaryBackupClerk; client: number } {
     const client = this.#clerks++;
-    const clerk = new PbClerk(this.sim.net.transportFor(`ck${client}`), {
+    const clerk = new PrimaryBackupClerk(this.sim.net.transportFor(`ck${client}`), {
       viewService: VS,
       id: `ck${client}`,
       clock: this.sim.clock,

@@ -9,9 +9,9 @@ import { simulate, type Simulation } from "../net/mod.ts";
 import {
   DEAD_PINGS,
   PB_KV_SERVICE,
-  type PbClerk,
   PbDeadlineError,
   PING_INTERVAL_MS,
+  type PrimaryBackupClerk,
 } from "../pb/mod.ts";
 import {
   checkAppends,
@@ -35,7 +35,7 @@ function pbTest(name: string, body: (sim: Simulation) => Promise<void>): void {
 
 async function expectValue(
   h: History,
-  ck: { clerk: PbClerk; client: number },
+  ck: { clerk: PrimaryBackupClerk; client: number },
   key: string,
   value: string,
 ): Promise<void> {

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { AddressTransport, delay } from "../net/mod.ts";
-import { PbClerk, ViewClerk } from "../pb/mod.ts";
+import { PrimaryBackupClerk, ViewClerk } from "../pb/mod.ts";
 import { freePorts, HOST, NodeProcess, runCli } from "./node_process.ts";
 
 Deno.test("pb process: the view service over TCP, and `distkit pb view get`", async () => {
@@ -124,7 +124,7 @@ Deno.test("pb process: key/value servers killed with SIGKILL under load; no ackn
     const put = await kvCli("put", "k", "v1");
     assert.equal(put.code, 0, put.stderr);
     // A client appends all along; each acknowledged append must be there once.
-    const clerk = new PbClerk(transport, { viewService: vsAddress, timeoutMs: 20_000 });
+    const clerk = new PrimaryBackupClerk(transport, { viewService: vsAddress, timeoutMs: 20_000 });
     const acked: string[] = [];
     const load = (async () => {
       for (let i = 0; !stop; i++) {

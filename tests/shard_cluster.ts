@@ -6,20 +6,20 @@
 import assert from "node:assert/strict";
 import { delay, type Simulation } from "../net/mod.ts";
 import {
-  CtrlerClerk,
   gidsOf,
   N_SHARDS,
   ShardClerk,
   type ShardConfig,
-  ShardCtrler,
+  ShardController,
+  ShardControllerClerk,
   ShardGroupServer,
 } from "../shard/mod.ts";
 import { LATENCY_MS } from "./kv_cluster.ts";
 import { ReplicaCluster } from "./replica_cluster.ts";
 
 /** The controller's replicas, and clerks for them. */
-export class CtrlerCluster {
-  readonly group: ReplicaCluster<ShardCtrler>;
+export class ControllerCluster {
+  readonly group: ReplicaCluster<ShardController>;
   readonly sim: Simulation;
   #clients = 0;
 
@@ -27,12 +27,12 @@ export class CtrlerCluster {
     this.sim = sim;
     this.group = new ReplicaCluster(sim, n, {
       prefix: "ctrler-",
-      start: (context) => ShardCtrler.start({ ...context, maxRaftState: options.maxRaftState }),
+      start: (context) => ShardController.start({ ...context, maxRaftState: options.maxRaftState }),
     });
   }
 
-  static async start(sim: Simulation, n = 3): Promise<CtrlerCluster> {
-    const cfg = new CtrlerCluster(sim, n);
+  static async start(sim: Simulation, n = 3): Promise<ControllerCluster> {
+    const cfg = new ControllerCluster(sim, n);
     await cfg.group.startAll();
     return cfg;
   }
@@ -42,9 +42,9 @@ export class CtrlerCluster {
   }
 
   /** A clerk reaching every controller replica. */
-  makeClerk(): CtrlerClerk {
+  makeClerk(): ShardControllerClerk {
     const name = `ctrler-ck${this.#clients++}`;
-    return new CtrlerClerk(
+    return new ShardControllerClerk(
       this.group.wiring.clientTransport(name, this.group.wiring.all),
       this.ids,
       {
@@ -62,7 +62,7 @@ export class CtrlerCluster {
  * The course's check(): the latest configuration has exactly `gids`, every
  * shard is on one of them, and the assignment is balanced.
  */
-export async function checkConfig(ck: CtrlerClerk, gids: number[]): Promise<ShardConfig> {
+export async function checkConfig(ck: ShardControllerClerk, gids: number[]): Promise<ShardConfig> {
   const c = await ck.query(-1);
   assert.deepEqual(gidsOf(c), [...gids].sort((a, b) => a - b), "wrong groups");
   if (gids.length > 0) {
@@ -145,11 +145,11 @@ export interface ShardKvOptions {
  */
 export class ShardKvCluster {
   readonly sim: Simulation;
-  readonly ctrlers: CtrlerCluster;
+  readonly ctrlers: ControllerCluster;
   readonly groups: ReplicaCluster<ShardGroupServer>[];
   readonly gids: number[];
   readonly maxRaftState: number;
-  readonly #admin: CtrlerClerk;
+  readonly #admin: ShardControllerClerk;
   #clients = 0;
   /** Which group served each shard in each configuration ("num/shard" → gid). */
   readonly #servedBy = new Map<string, number>();
@@ -163,7 +163,7 @@ export class ShardKvCluster {
     sim.net.setReliable(!options.unreliable);
     sim.net.setLongDelays(true);
     sim.net.setLatency(LATENCY_MS);
-    this.ctrlers = new CtrlerCluster(sim, 3);
+    this.ctrlers = new ControllerCluster(sim, 3);
     this.gids = Array.from({ length: options.groups ?? 3 }, (_, i) => 100 + i);
     this.groups = this.gids.map((gid) =>
       new ReplicaCluster(sim, options.n ?? 3, {
@@ -221,7 +221,7 @@ export class ShardKvCluster {
   }
 
   /** The controller clerk the tests use to join and leave groups. */
-  get admin(): CtrlerClerk {
+  get admin(): ShardControllerClerk {
     return this.#admin;
   }
 

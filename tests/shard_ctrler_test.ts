@@ -12,15 +12,18 @@ import {
   checkMinimalAfterJoin,
   checkMinimalAfterLeave,
   checkSameConfig,
-  CtrlerCluster,
+  ControllerCluster,
 } from "./shard_cluster.ts";
 
 const NPARA = 10;
 
-function ctrlerTest(name: string, body: (cfg: CtrlerCluster, sim: Simulation) => Promise<void>) {
+function ctrlerTest(
+  name: string,
+  body: (cfg: ControllerCluster, sim: Simulation) => Promise<void>,
+) {
   Deno.test(`shard ctrler: ${name}`, async () => {
     await simulate(async (sim) => {
-      const cfg = await CtrlerCluster.start(sim);
+      const cfg = await ControllerCluster.start(sim);
       const start = sim.clock.now();
       const rpcs = sim.net.totalCalls;
       await body(cfg, sim);
@@ -36,7 +39,7 @@ function ctrlerTest(name: string, body: (cfg: CtrlerCluster, sim: Simulation) =>
 const servers = (gid: number) => [`${gid}a`, `${gid}b`, `${gid}c`];
 
 /** The course's basic sequence; returns the configurations it went through. */
-async function basicJoinLeave(cfg: CtrlerCluster): Promise<ShardConfig[]> {
+async function basicJoinLeave(cfg: ControllerCluster): Promise<ShardConfig[]> {
   const ck = cfg.makeClerk();
   const seen: ShardConfig[] = [await checkConfig(ck, [])];
   await ck.join({ 1: ["x", "y", "z"] });
@@ -96,7 +99,7 @@ ctrlerTest("move", async (cfg) => {
 });
 
 /** 10 clerks at once: each joins its group and another, then leaves the other. */
-async function concurrentJoinLeave(cfg: CtrlerCluster, multi: boolean): Promise<number[]> {
+async function concurrentJoinLeave(cfg: ControllerCluster, multi: boolean): Promise<number[]> {
   const gids = Array.from({ length: NPARA }, (_, i) => i * 10 + 100);
   await Promise.all(gids.map(async (gid) => {
     const ck = cfg.makeClerk();
@@ -119,7 +122,7 @@ ctrlerTest("concurrent leave/join", async (cfg) => {
 });
 
 /** Joins 5 groups (one call or five), then leaves them, checking minimal transfers. */
-async function minimalTransfers(cfg: CtrlerCluster, multi: boolean, stage: "join" | "leave") {
+async function minimalTransfers(cfg: ControllerCluster, multi: boolean, stage: "join" | "leave") {
   const gids = await concurrentJoinLeave(cfg, multi);
   const ck = cfg.makeClerk();
   const extra = Array.from({ length: 5 }, (_, i) => 2 + i);

@@ -21,7 +21,13 @@ import { kvModel } from "../checker/mod.ts";
 import { deadline, type Random, simulate } from "../net/mod.ts";
 import { DEFAULT_KV_LIMITS } from "../kvstate/protocol.ts";
 import type { ShardClerk } from "../shard/clerk.ts";
-import { initialConfig, join, leave, N_SHARDS, type ShardConfig } from "../shard/config.ts";
+import {
+  initialConfig,
+  joinGroups,
+  leaveGroups,
+  N_SHARDS,
+  type ShardConfig,
+} from "../shard/config.ts";
 import { ShardGroupState, type ShardSource } from "../shard/group_state.ts";
 import { OpLog, text } from "./kv_cluster.ts";
 import { ShardKvCluster } from "./shard_cluster.ts";
@@ -330,10 +336,10 @@ Deno.test("shard group state: a shard that went to no group is kept for the grou
   const state = new ShardGroupState({ gid: 100, limits: DEFAULT_KV_LIMITS });
   const next = (config: ShardConfig, sources: Record<number, ShardSource> = {}) =>
     state.apply({ kind: "config", config, sources });
-  const c1 = join(initialConfig(), { 100: ["a"] });
-  const c2 = leave(c1, [100]);
-  const c3 = join(c2, { 102: ["c"] });
-  const c4 = join(c3, { 100: ["a"] });
+  const c1 = joinGroups(initialConfig(), { 100: ["a"] });
+  const c2 = leaveGroups(c1, [100]);
+  const c3 = joinGroups(c2, { 102: ["c"] });
+  const c4 = joinGroups(c3, { 100: ["a"] });
   next(c1);
   state.apply({
     kind: "op",

@@ -20,7 +20,12 @@ import { expectShape } from "../net/rpc_server.ts";
 import type { Transport } from "../net/transport.ts";
 import type { RaftNode } from "../raft/mod.ts";
 import type { ShardConfig } from "./config.ts";
-import { type CtrlerOp, type CtrlerResult, CtrlerState, parseCtrlerOp } from "./ctrler_state.ts";
+import {
+  type ControllerOp,
+  type ControllerResult,
+  ControllerState,
+  parseControllerOp,
+} from "./controller_state.ts";
 import { defaultId } from "../net/env.ts";
 
 /** The name of the controller's RPC service. */
@@ -30,20 +35,20 @@ const SERVICE = "Ctrler";
 interface CtrlerCommand {
   client: string;
   seq: number;
-  op: CtrlerOp;
+  op: ControllerOp;
 }
 
 /**
- * Options of {@linkcode ShardCtrler.start}: those of a {@linkcode Replica}.
+ * Options of {@linkcode ShardController.start}: those of a {@linkcode Replica}.
  *
  * @example
  * ```ts
- * import type { ShardCtrlerOptions } from "@distkit/distkit/shard";
+ * import type { ShardControllerOptions } from "@distkit/distkit/shard";
  *
- * const extra: Partial<ShardCtrlerOptions> = { maxRaftState: 1 << 20 };
+ * const extra: Partial<ShardControllerOptions> = { maxRaftState: 1 << 20 };
  * ```
  */
-export type ShardCtrlerOptions = ReplicaOptions;
+export type ShardControllerOptions = ReplicaOptions;
 
 /**
  * One replica of the shard controller. It serves `Ctrler.Query` and
@@ -51,7 +56,7 @@ export type ShardCtrlerOptions = ReplicaOptions;
  *
  * @example
  * ```ts
- * import { CtrlerClerk, ShardCtrler } from "@distkit/distkit/shard";
+ * import { ShardControllerClerk, ShardController } from "@distkit/distkit/shard";
  * import { MemoryStorage } from "@distkit/distkit/raft";
  * import { RpcServer, simulate } from "@distkit/distkit/net";
  * import assert from "node:assert/strict";
@@ -59,7 +64,7 @@ export type ShardCtrlerOptions = ReplicaOptions;
  * await simulate(async ({ clock, net, random }) => {
  *   const server = new RpcServer();
  *   net.addServer("c0", server);
- *   const ctrler = await ShardCtrler.start({
+ *   const ctrler = await ShardController.start({
  *     id: "c0",
  *     peers: ["c0"],
  *     transport: net.transportFor("c0"),
@@ -68,7 +73,7 @@ export type ShardCtrlerOptions = ReplicaOptions;
  *     clock,
  *     random: random.fork(),
  *   });
- *   const clerk = new CtrlerClerk(net.transportFor("admin"), ["c0"], {
+ *   const clerk = new ShardControllerClerk(net.transportFor("admin"), ["c0"], {
  *     clock,
  *     random: random.fork(),
  *     id: "admin",
@@ -79,17 +84,17 @@ export type ShardCtrlerOptions = ReplicaOptions;
  * }, { seed: 1 });
  * ```
  */
-export class ShardCtrler {
-  readonly #replica: Replica<CtrlerResult>;
+export class ShardController {
+  readonly #replica: Replica<ControllerResult>;
   readonly #machine: CtrlerMachine;
 
-  private constructor(replica: Replica<CtrlerResult>, machine: CtrlerMachine) {
+  private constructor(replica: Replica<ControllerResult>, machine: CtrlerMachine) {
     this.#replica = replica;
     this.#machine = machine;
   }
 
   /** Starts the replica (restoring its configurations) and begins serving. */
-  static async start(options: ShardCtrlerOptions): Promise<ShardCtrler> {
+  static async start(options: ShardControllerOptions): Promise<ShardController> {
     const machine = new CtrlerMachine();
     const replica = await Replica.start(machine, {
       ...options,
@@ -103,7 +108,7 @@ export class ShardCtrler {
               return { status: "ok" as const, config: machine.state.query(num) };
             }),
           Change: (args: unknown) =>
-            replica.serve<{ result: CtrlerResult }>("writes", async () => {
+            replica.serve<{ result: ControllerResult }>("writes", async () => {
               const command = parseCommand(args);
               const result = machine.recall(command) ?? await replica.submit(command);
               if (result === null) return { status: "retry" as const, reason: "entry lost" };
@@ -112,7 +117,7 @@ export class ShardCtrler {
         }),
       },
     });
-    return new ShardCtrler(replica, machine);
+    return new ShardController(replica, machine);
   }
 
   /** The Raft node underneath. */
@@ -126,7 +131,7 @@ export class ShardCtrler {
   }
 
   /** The replica underneath (stats, pending requests). */
-  get replica(): Replica<CtrlerResult> {
+  get replica(): Replica<ControllerResult> {
     return this.#replica;
   }
 
@@ -145,12 +150,12 @@ export class ShardCtrler {
 }
 
 /** The configurations and the sessions' table, as a replicated machine. */
-class CtrlerMachine implements ReplicaMachine<CtrlerResult> {
-  state = new CtrlerState();
-  #dedup = new DedupTable<CtrlerResult>();
+class CtrlerMachine implements ReplicaMachine<ControllerResult> {
+  state = new ControllerState();
+  #dedup = new DedupTable<ControllerResult>();
   readonly #codec: Codec = defaultCodec;
 
-  apply(entry: unknown): CtrlerResult {
+  apply(entry: unknown): ControllerResult {
     let command: CtrlerCommand;
     try {
       command = parseCommand(entry);
@@ -166,16 +171,16 @@ class CtrlerMachine implements ReplicaMachine<CtrlerResult> {
   }
 
   /** The result of a command already applied, if it was. */
-  recall(entry: unknown): CtrlerResult | undefined {
+  recall(entry: unknown): ControllerResult | undefined {
     const command = entry as CtrlerCommand;
     const verdict = this.#dedup.check(command.client, command.seq, this.#digest(command.op));
     return verdict.kind === "new" ? undefined : this.#answer(verdict, command);
   }
 
   #answer(
-    verdict: { kind: "done"; result: CtrlerResult } | { kind: "stale" } | { kind: "conflict" },
+    verdict: { kind: "done"; result: ControllerResult } | { kind: "stale" } | { kind: "conflict" },
     command: CtrlerCommand,
-  ): CtrlerResult {
+  ): ControllerResult {
     if (verdict.kind === "done") return verdict.result;
     return {
       ok: false,
@@ -186,7 +191,7 @@ class CtrlerMachine implements ReplicaMachine<CtrlerResult> {
     };
   }
 
-  #digest(op: CtrlerOp): number {
+  #digest(op: ControllerOp): number {
     return digestBytes(this.#codec.encode(op));
   }
 
@@ -196,14 +201,14 @@ class CtrlerMachine implements ReplicaMachine<CtrlerResult> {
 
   restore(bytes: Uint8Array): void {
     const decoded = this.#codec.decode(bytes) as { configs?: unknown; dedup?: unknown } | null;
-    const state = CtrlerState.from(decoded?.configs);
+    const state = ControllerState.from(decoded?.configs);
     const dedup = DedupTable.from(decoded?.dedup, isResult);
     this.state = state;
     this.#dedup = dedup;
   }
 }
 
-function isResult(r: unknown): r is CtrlerResult {
+function isResult(r: unknown): r is ControllerResult {
   return typeof (r as { ok?: unknown } | null)?.ok === "boolean";
 }
 
@@ -216,20 +221,20 @@ function parseCommand(raw: unknown): CtrlerCommand {
   if (r.client === "" || r.seq < 1) {
     throw new ArgumentsError("a change needs a client id and a positive seq");
   }
-  return { client: r.client, seq: r.seq, op: parseCtrlerOp(r.op) };
+  return { client: r.client, seq: r.seq, op: parseControllerOp(r.op) };
 }
 
 /**
- * Options of a {@linkcode CtrlerClerk}.
+ * Options of a {@linkcode ShardControllerClerk}.
  *
  * @example
  * ```ts
- * import type { CtrlerClerkOptions } from "@distkit/distkit/shard";
+ * import type { ShardControllerClerkOptions } from "@distkit/distkit/shard";
  *
- * const options: CtrlerClerkOptions = { id: "admin-1", attemptTimeoutMs: 1000 };
+ * const options: ShardControllerClerkOptions = { id: "admin-1", attemptTimeoutMs: 1000 };
  * ```
  */
-export interface CtrlerClerkOptions extends ReplicaClientOptions {
+export interface ShardControllerClerkOptions extends ReplicaClientOptions {
   /** The client's id, unique among the controller's clients, without `#`. Default: a random UUID (none inside `simulate`: pass `sim.newId()`). */
   id?: string;
 }
@@ -239,17 +244,17 @@ export interface CtrlerClerkOptions extends ReplicaClientOptions {
  *
  * @example
  * ```ts
- * import { CtrlerClerk } from "@distkit/distkit/shard";
+ * import { ShardControllerClerk } from "@distkit/distkit/shard";
  * import type { Transport } from "@distkit/distkit/net";
  *
  * async function addGroup(transport: Transport) {
- *   const clerk = new CtrlerClerk(transport, ["c0", "c1", "c2"]);
+ *   const clerk = new ShardControllerClerk(transport, ["c0", "c1", "c2"]);
  *   await clerk.join({ 101: ["s0", "s1", "s2"] });
  *   return await clerk.query(); // the latest configuration
  * }
  * ```
  */
-export class CtrlerClerk {
+export class ShardControllerClerk {
   readonly #client: ReplicaClient;
   readonly #sessions: Sessions;
 
@@ -259,9 +264,13 @@ export class CtrlerClerk {
    * @param transport How to reach the servers.
    * @param servers The controller replicas' names.
    */
-  constructor(transport: Transport, servers: readonly string[], options: CtrlerClerkOptions = {}) {
+  constructor(
+    transport: Transport,
+    servers: readonly string[],
+    options: ShardControllerClerkOptions = {},
+  ) {
     this.#client = new ReplicaClient(transport, servers, options);
-    this.#sessions = new Sessions(options.id ?? defaultId("CtrlerClerk"));
+    this.#sessions = new Sessions(options.id ?? defaultId("ShardControllerClerk"));
   }
 
   /**
@@ -304,12 +313,12 @@ export class CtrlerClerk {
     return this.#change({ type: "move", shard, gid }, options.signal);
   }
 
-  async #change(op: CtrlerOp, signal: AbortSignal | undefined): Promise<number> {
-    const clean = refuseBadRequest(() => parseCtrlerOp(op));
+  async #change(op: ControllerOp, signal: AbortSignal | undefined): Promise<number> {
+    const clean = refuseBadRequest(() => parseControllerOp(op));
     const session = this.#sessions.take();
     let reply;
     try {
-      reply = await this.#client.call<{ result: CtrlerResult }>(
+      reply = await this.#client.call<{ result: ControllerResult }>(
         `${SERVICE}.Change`,
         { client: session.id, seq: session.seq, op: clean },
         { operation: op.type, write: true, signal },

@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { defaultCodec } from "../net/codec.ts";
 import { ArgumentsError } from "../net/errors.ts";
-import { CtrlerState, parseCtrlerOp } from "./ctrler_state.ts";
+import { ControllerState, parseControllerOp } from "./controller_state.ts";
 
 Deno.test("controller state: changes make numbered configurations; queries read any of them", () => {
-  const state = new CtrlerState();
+  const state = new ControllerState();
   assert.deepEqual(state.apply({ type: "join", groups: { 1: ["a"], 2: ["b"] } }), {
     ok: true,
     num: 1,
@@ -21,22 +21,22 @@ Deno.test("controller state: changes make numbered configurations; queries read 
 });
 
 Deno.test("controller state: survives a snapshot through the codec, and refuses garbage", () => {
-  const state = new CtrlerState();
+  const state = new ControllerState();
   state.apply({ type: "join", groups: { 100: ["a", "b"], 101: ["c"] } });
   state.apply({ type: "leave", gids: [100] });
-  const copy = CtrlerState.from(defaultCodec.decode(defaultCodec.encode(state.toJSON())));
+  const copy = ControllerState.from(defaultCodec.decode(defaultCodec.encode(state.toJSON())));
   for (const n of [0, 1, 2]) {
     assert.deepEqual(copy.query(n).shards, state.query(n).shards);
     assert.deepEqual(Object.entries(copy.query(n).groups), Object.entries(state.query(n).groups));
   }
   assert.deepEqual(copy.query(1).groups[100], ["a", "b"], "numeric gids work after decoding");
   for (const bad of [null, [], [{ num: 1, shards: [], groups: {} }], "x"]) {
-    assert.throws(() => CtrlerState.from(bad), /not a controller state/);
+    assert.throws(() => ControllerState.from(bad), /not a controller state/);
   }
 });
 
 Deno.test("controller state: changes from the wire are checked", () => {
-  assert.deepEqual(parseCtrlerOp({ type: "join", groups: { "7": ["x"] } }), {
+  assert.deepEqual(parseControllerOp({ type: "join", groups: { "7": ["x"] } }), {
     type: "join",
     groups: { 7: ["x"] },
   });
@@ -52,6 +52,6 @@ Deno.test("controller state: changes from the wire are checked", () => {
       { type: "move", shard: "0", gid: 1 },
     ]
   ) {
-    assert.throws(() => parseCtrlerOp(bad), ArgumentsError, JSON.stringify(bad));
+    assert.throws(() => parseControllerOp(bad), ArgumentsError, JSON.stringify(bad));
   }
 });

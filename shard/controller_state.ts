@@ -6,19 +6,19 @@
  * @module
  */
 import { ArgumentsError } from "../net/errors.ts";
-import { initialConfig, join, leave, move, type ShardConfig } from "./config.ts";
+import { initialConfig, joinGroups, leaveGroups, moveShard, type ShardConfig } from "./config.ts";
 
 /**
  * A change to the configuration.
  *
  * @example
  * ```ts
- * import type { CtrlerOp } from "@distkit/distkit/shard";
+ * import type { ControllerOp } from "@distkit/distkit/shard";
  *
- * const op: CtrlerOp = { type: "join", groups: { 100: ["a", "b", "c"] } };
+ * const op: ControllerOp = { type: "join", groups: { 100: ["a", "b", "c"] } };
  * ```
  */
-export type CtrlerOp =
+export type ControllerOp =
   | { type: "join"; groups: Record<number, string[]> }
   | { type: "leave"; gids: number[] }
   | { type: "move"; shard: number; gid: number };
@@ -29,42 +29,42 @@ export type CtrlerOp =
  *
  * @example
  * ```ts
- * import type { CtrlerResult } from "@distkit/distkit/shard";
+ * import type { ControllerResult } from "@distkit/distkit/shard";
  *
- * const r: CtrlerResult = { ok: true, num: 3 };
+ * const r: ControllerResult = { ok: true, num: 3 };
  * ```
  */
-export type CtrlerResult = { ok: true; num: number } | { ok: false; refused: string };
+export type ControllerResult = { ok: true; num: number } | { ok: false; refused: string };
 
 /**
  * Every configuration, from number 0.
  *
  * @example
  * ```ts
- * import { CtrlerState } from "@distkit/distkit/shard";
+ * import { ControllerState } from "@distkit/distkit/shard";
  *
- * const state = new CtrlerState();
+ * const state = new ControllerState();
  * state.apply({ type: "join", groups: { 1: ["a"] } });
  * state.query(-1).num; // 1
  * ```
  */
-export class CtrlerState {
+export class ControllerState {
   #configs: ShardConfig[] = [initialConfig()];
 
   /** Applies a change; a refused one changes nothing. */
-  apply(op: CtrlerOp): CtrlerResult {
+  apply(op: ControllerOp): ControllerResult {
     const latest = this.#configs[this.#configs.length - 1];
     let next: ShardConfig;
     try {
       switch (op.type) {
         case "join":
-          next = join(latest, op.groups);
+          next = joinGroups(latest, op.groups);
           break;
         case "leave":
-          next = leave(latest, op.gids);
+          next = leaveGroups(latest, op.gids);
           break;
         case "move":
-          next = move(latest, op);
+          next = moveShard(latest, op);
           break;
       }
     } catch (err) {
@@ -86,11 +86,11 @@ export class CtrlerState {
   }
 
   /**
-   * A state restored from {@linkcode CtrlerState.toJSON}.
+   * A state restored from {@linkcode ControllerState.toJSON}.
    *
    * @throws {Error} when `configs` is not a list of configurations numbered from 0.
    */
-  static from(configs: unknown): CtrlerState {
+  static from(configs: unknown): ControllerState {
     if (
       !Array.isArray(configs) || configs.length === 0 ||
       configs.some((c, i) =>
@@ -99,7 +99,7 @@ export class CtrlerState {
     ) {
       throw new Error("not a controller state: expected configurations numbered 0, 1, 2...");
     }
-    const state = new CtrlerState();
+    const state = new ControllerState();
     state.#configs = configs as ShardConfig[];
     return state;
   }
@@ -112,12 +112,12 @@ export class CtrlerState {
  *
  * @example
  * ```ts
- * import { parseCtrlerOp } from "@distkit/distkit/shard";
+ * import { parseControllerOp } from "@distkit/distkit/shard";
  *
- * parseCtrlerOp({ type: "leave", gids: [100] }); // { type: "leave", gids: [100] }
+ * parseControllerOp({ type: "leave", gids: [100] }); // { type: "leave", gids: [100] }
  * ```
  */
-export function parseCtrlerOp(raw: unknown): CtrlerOp {
+export function parseControllerOp(raw: unknown): ControllerOp {
   const op = raw as Partial<Record<string, unknown>> | null;
   const gidsOk = (xs: unknown) =>
     Array.isArray(xs) && xs.every((g) => Number.isSafeInteger(g) && g > 0);

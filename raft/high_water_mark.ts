@@ -8,18 +8,18 @@
  *
  * The mark is a floor: a term, the vote of that term, and one log position
  * (index and term) that the store must still hold, in its log or covered by
- * its snapshot. It is written and fsynced in parallel with the database
- * commits of each save (and before the save resolves, so before anything the
- * save enables is acknowledged), which is why it cannot name that very save's
- * result: a crash between the two fsyncs would then refuse a store that lost
- * nothing acknowledged. A save's mark names the state of the save before it,
- * limited to the part of the log this save keeps (a save that replaces a
- * suffix takes the floor below it). Shortly after the last save of a burst
- * (when no other follows within a few milliseconds), and at close, the mark
- * is raised to the state that save left; a save that changes the term or
- * the vote raises it before it resolves (so a vote is never granted twice
- * in a term). So every acknowledged state is covered, but for the entries of
- * the last save before a crash in those few milliseconds.
+ * its snapshot. A save records the floor it leaves as soon as its database
+ * commits are synced and before it resolves, so before anything the save
+ * enables is acknowledged: a 512-byte write into the page cache, which a
+ * crashed or killed process cannot take back. The file is fsynced in the
+ * background, at most {@linkcode MARK_SYNC_MS} after a record, never on the
+ * path of a write. Two kinds of record wait for their fsync: a new term or
+ * vote (so a vote is never granted twice in a term, even across a power
+ * loss), and a lower floor before a save that replaces entries an earlier
+ * floor names (so a store is never refused for a loss that did not happen).
+ * What a power loss can cost is the floors of the last {@linkcode MARK_SYNC_MS}:
+ * the mark then falls back to an older floor, and a database loss inside that
+ * window, at the same time, would go unseen.
  *
  * The file has two slots of {@linkcode SLOT_BYTES} bytes, written in turn,
  * each with a sequence number and a CRC-32: a write torn by a crash spoils
@@ -29,6 +29,9 @@
  */
 import { Codec } from "../net/codec.ts";
 import type { NodeId } from "./types.ts";
+
+/** Longest a recorded floor waits for its fsync (milliseconds). */
+export const MARK_SYNC_MS = 50;
 
 /** Bytes of one slot of the mark file. */
 export const SLOT_BYTES = 512;
@@ -81,10 +84,15 @@ export class HighWaterMark {
   #file: Deno.FsFile;
   #sequence: number;
   #floor: Floor;
-  /** The write in progress (or the last one), which the next waits for. */
-  #writing: Promise<void> = Promise.resolve();
-  /** The floor of the last write queued, while it has not failed. */
-  #queued: Floor | undefined;
+  /** The sequence number of the last slot written, and of the last one known synced. */
+  #synced: number;
+  /** The fsync in progress, and the sequence it covers. */
+  #syncing: { promise: Promise<void>; upTo: number } | undefined;
+  /** The background fsync's timer, while one is due. */
+  #syncTimer: ReturnType<typeof setTimeout> | undefined;
+  /** A failed write or fsync: every later record and write fails with it (the file's state is unknown). */
+  #failure: Error | undefined;
+  #closed = false;
   /** Whether the file was created by {@linkcode HighWaterMark.open} (it did not exist). */
   readonly created: boolean;
 
@@ -97,6 +105,7 @@ export class HighWaterMark {
     this.path = path;
     this.#file = file;
     this.#sequence = found.sequence;
+    this.#synced = found.sequence;
     this.#floor = found.floor;
     this.created = created;
   }
@@ -135,35 +144,85 @@ export class HighWaterMark {
   }
 
   /**
-   * Writes `floor` durably (after any write in progress).
+   * Records `floor`: written into the file at once (it survives the process
+   * from now on), fsynced within {@linkcode MARK_SYNC_MS}.
    *
    * @throws {RangeError} when the floor does not fit a slot (a vote of more than ~400 bytes).
+   * @throws {Error} the failure of an earlier write or fsync of this mark.
    */
-  write(floor: Floor): Promise<void> {
-    // The same floor as the last write queued: that write covers it.
-    if (this.#queued !== undefined && sameFloor(this.#queued, floor)) return this.#writing;
-    const sequence = ++this.#sequence;
+  record(floor: Floor): void {
+    if (this.#failure) throw this.#failure;
+    if (this.#closed) throw new Error(`the high-water mark ${this.path} is closed`);
+    if (sameFloor(this.#floor, floor)) return;
+    const sequence = this.#sequence + 1;
     const bytes = encodeSlot(sequence, floor);
-    const write = this.#writing.catch(() => {}).then(async () => {
-      // 512 bytes into the page cache: synchronous is cheaper than two more async ops.
+    try {
+      // 512 bytes into the page cache: synchronous is cheaper than two async ops.
       this.#file.seekSync((sequence % 2) * SLOT_BYTES, Deno.SeekMode.Start);
       let at = 0;
       while (at < bytes.length) at += this.#file.writeSync(bytes.subarray(at));
-      await this.#file.syncData();
-      this.#floor = floor;
-    });
-    this.#writing = write;
-    this.#queued = floor;
-    write.catch(() => {
-      if (this.#writing === write) this.#queued = undefined;
-    });
-    return write;
+    } catch (err) {
+      this.#failure = err as Error;
+      throw err;
+    }
+    this.#sequence = sequence;
+    this.#floor = floor;
+    if (this.#syncTimer === undefined) {
+      const timer = setTimeout(() => {
+        this.#syncTimer = undefined;
+        // A failure is kept and fails the next record or write.
+        this.#sync().catch(() => {});
+      }, MARK_SYNC_MS);
+      Deno.unrefTimer(timer);
+      this.#syncTimer = timer;
+    }
   }
 
-  /** Waits for the writes in progress and closes the file. */
+  /**
+   * Records `floor` and waits until it is synced.
+   *
+   * @throws {RangeError} when the floor does not fit a slot.
+   * @throws {Error} when the write or its fsync fails.
+   */
+  async write(floor: Floor): Promise<void> {
+    this.record(floor);
+    await this.#sync();
+  }
+
+  /** Resolves once every slot written so far is synced. */
+  async #sync(): Promise<void> {
+    while (this.#synced < this.#sequence) {
+      if (this.#failure) throw this.#failure;
+      if (this.#syncing === undefined) {
+        const upTo = this.#sequence;
+        const promise = this.#file.syncData().then(
+          () => {
+            this.#synced = Math.max(this.#synced, upTo);
+          },
+          (err) => {
+            this.#failure = err as Error;
+          },
+        ).finally(() => {
+          this.#syncing = undefined;
+        });
+        this.#syncing = { promise, upTo };
+      }
+      await this.#syncing.promise;
+    }
+    if (this.#failure) throw this.#failure;
+  }
+
+  /** Syncs what was recorded and closes the file. */
   async close(): Promise<void> {
-    await this.#writing.catch(() => {});
-    this.#file.close();
+    if (this.#closed) return;
+    clearTimeout(this.#syncTimer);
+    this.#syncTimer = undefined;
+    try {
+      await this.#sync().catch(() => {});
+    } finally {
+      this.#closed = true;
+      this.#file.close();
+    }
   }
 }
 

@@ -22,8 +22,8 @@
  * WAL frame whose checksum fails, and every frame after it, so a flipped bit
  * rolls fsynced commits back; a deleted `raft.kv` reads as a new node. So a
  * store keeps a high-water mark beside the database (`<path>.mark`, see
- * `high_water_mark.ts`), written and fsynced in parallel with each save's
- * commits, and `load` refuses a store that ends below it with
+ * `high_water_mark.ts`), recorded after each save's commits and before the
+ * save resolves, and `load` refuses a store that ends below it with
  * {@linkcode StorageLossError} (before writing anything). A store with state
  * and no mark is refused too.
  *
@@ -117,9 +117,6 @@ export class StorageLossError extends StorageCorruptionError {
       `folder, so it copies its state from the others (README: "What survives what")`;
   }
 }
-
-/** Milliseconds after a save before the mark is raised to cover it, when no save follows. */
-const CERTIFY_DELAY_MS = 5;
 
 /**
  * Options for {@linkcode DenoKvStorage.open}.
@@ -249,9 +246,6 @@ export class DenoKvStorage implements RaftStorage {
   #vote: NodeId | null = null;
   /** The term of each stored entry, by index (for the mark's floors). */
   #entryTerms = new Map<number, number>();
-  /** A save has resolved that no mark written since covers. */
-  #uncertified = false;
-  #certifyTimer: ReturnType<typeof setTimeout> | undefined;
 
   private constructor(kv: Deno.Kv, where: string, options: DenoKvStorageOptions) {
     this.#kv = kv;
@@ -414,33 +408,11 @@ export class DenoKvStorage implements RaftStorage {
     return floor;
   }
 
-  /** Raises the mark to the state the last save left, when no save has come since. */
-  #scheduleCertify(): void {
-    clearTimeout(this.#certifyTimer);
-    const timer = setTimeout(() => {
-      this.#certifyTimer = undefined;
-      this.#certify().catch(() => {
-        // A mark that cannot be written fails the next save, which writes it too.
-      });
-    }, CERTIFY_DELAY_MS);
-    Deno.unrefTimer(timer);
-    this.#certifyTimer = timer;
-  }
-
-  #certify(): Promise<void> {
-    if (!this.#uncertified || this.#mark === undefined) return Promise.resolve();
-    this.#uncertified = false;
-    return this.#mark.write(this.#floor());
-  }
-
   async save(batch: StorageBatch): Promise<void> {
     this.#check();
     const bodies = await this.#encodeEntries(batch.entries);
     this.#check();
-    clearTimeout(this.#certifyTimer);
-    this.#certifyTimer = undefined;
-    // The mark this save writes beside its commits covers the state before
-    // it, less the entries it may replace (see the module doc).
+    // The floor below what this save may replace (see the module doc).
     let keepBelow = batch.entries.length > 0 ? batch.entries[0].index : Infinity;
     if (batch.resetLog) {
       keepBelow = Math.min(keepBelow, batch.snapshot?.meta.index ?? this.#meta.first);
@@ -530,16 +502,11 @@ export class DenoKvStorage implements RaftStorage {
     const room = COMMIT_MUTATIONS - last.length;
     last.push(...this.#takeGarbage(Math.min(GARBAGE_PER_SAVE + writes, room)));
     commits.unshift(...overwritten);
-    this.#uncertified = false;
     // A save that replaces stored entries (a new leader's, or a snapshot
-    // reset) waits for its lower mark before it commits: a mark written
+    // reset) waits for its lower mark before it commits: a mark recorded
     // earlier may name an entry it removes.
     if (this.#mark && keepBelow <= this.#meta.last) await this.#mark.write(floor);
-    const committing = (async () => {
-      for (const mutations of commits) await this.#commit(mutations);
-    })();
-    const marking = this.#mark?.write(floor);
-    await Promise.all([committing, marking]);
+    for (const mutations of commits) await this.#commit(mutations);
     // 4. Clean-up, after the switch. A dropped suffix goes at once: a later
     // save may write there again. Compacted entries and the replaced
     // snapshot become garbage, for later saves to delete.
@@ -561,10 +528,11 @@ export class DenoKvStorage implements RaftStorage {
       }
     }
     for (const e of batch.entries) this.#entryTerms.set(e.index, e.term);
-    // A new term or vote is certified before the save resolves, so before the
-    // vote it records is granted: a vote lost with the last WAL frames could
-    // otherwise be given twice in one term. Elections are rare; the fsync is
-    // not on the path of ordinary writes.
+    // The mark covers this save before it resolves, so before anything it
+    // enables is acknowledged. A new term or vote waits for the mark's fsync:
+    // a vote lost with the last WAL frames could otherwise be given twice in
+    // one term, even after a power loss. Elections are rare; ordinary writes
+    // do not wait for it.
     const voted = batch.hardState !== undefined &&
       (batch.hardState.term !== this.#term || batch.hardState.vote !== this.#vote);
     if (batch.hardState) {
@@ -573,9 +541,8 @@ export class DenoKvStorage implements RaftStorage {
     }
     this.#meta = meta;
     if (this.#mark) {
-      this.#uncertified = true;
-      if (voted) await this.#certify();
-      else this.#scheduleCertify();
+      if (voted) await this.#mark.write(this.#floor());
+      else this.#mark.record(this.#floor());
     }
   }
 
@@ -626,12 +593,8 @@ export class DenoKvStorage implements RaftStorage {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    clearTimeout(this.#certifyTimer);
     await Promise.allSettled(this.#preparing);
-    if (this.#mark) {
-      await this.#certify().catch(() => {});
-      await this.#mark.close();
-    }
+    await this.#mark?.close();
     this.#kv.close();
   }
 

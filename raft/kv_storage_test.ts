@@ -783,3 +783,26 @@ Deno.test("kv storage: the mark is created whole (a crash while creating it leav
     await s.close();
   });
 });
+
+Deno.test("kv storage: every save is in the mark when it resolves, before the mark's fsync", async () => {
+  await withStore(async (path) => {
+    const s = await DenoKvStorage.open(path);
+    const copy = `${path}.copy`;
+    for (let r = 0; r < 3; r++) {
+      await s.save({
+        hardState: { term: 2, vote: "a", commit: 5 * r },
+        entries: entries(5 * r + 1, 5 * r + 5, 2),
+        resetLog: false,
+      });
+      // Read at once (what a killed process leaves): the save's last entry is the floor.
+      await Deno.copyFile(`${path}.mark`, copy);
+      const mark = await HighWaterMark.open(copy);
+      try {
+        assert.deepEqual([mark.floor.index, mark.floor.logTerm], [5 * r + 5, 2]);
+      } finally {
+        await mark.close();
+      }
+    }
+    await s.close();
+  });
+});

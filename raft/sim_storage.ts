@@ -121,10 +121,9 @@ interface InFlight {
  * entries; each next one appends up to `entriesPerCommit` entries), written
  * one after the other, each taking virtual time; the save resolves when the
  * last is synced, after the high-water mark is raised to cover it (a save
- * that drops entries the mark names first lowers it). `DenoKvStorage`
- * raises its mark a few milliseconds after a burst of saves instead, so
- * there the last save before a crash can go uncovered; the simulation
- * checks what Raft needs, every acknowledged state covered.
+ * that drops entries the mark names first lowers it), as `DenoKvStorage`
+ * does (its mark's fsync follows within `MARK_SYNC_MS`, so a power loss,
+ * which this simulation's crashes are not, can take the newest floors back).
  *
  * {@linkcode SimStorage.crash} returns what a restarted node finds: every
  * resolved save, the synced commits of the save in progress, and the commit

@@ -1,9 +1,9 @@
 /**
  * The errors every service client throws: one family for the KV clerk, the
  * sharded clerk, the shard controller's clerk, the primary/backup and lock
- * clerks, and `ReplicaClient` itself (for a service of your own). Each names the service it
- * came from (`service`, and its message starts `kv: `, `lock: `...), and
- * each says whether the request may have taken effect:
+ * clerks, and `ReplicaClient` itself (for a service of your own). Each
+ * names the service it came from (`service`, and its message starts `kv: `,
+ * `lock: `...), and each says whether the request may have taken effect:
  *
  * - {@linkcode RequestError}: the request is wrong, or was refused for good;
  *   retrying it will not help.
@@ -25,9 +25,10 @@
  */
 
 /**
- * Any error of a service client: the family every clerk throws, each
- * naming the service it came from. Catch this to handle them all; look at
- * the subclass (or {@linkcode mayHaveApplied}) to tell what happened.
+ * The base of the errors a service client throws of its own, each naming
+ * the service it came from: `instanceof ServiceError` tells them from the
+ * transport's errors a clerk passes on (`net/`'s `RefusedError`...); the
+ * subclass (or {@linkcode mayHaveApplied}) tells what happened.
  *
  * @example
  * ```ts

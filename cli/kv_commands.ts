@@ -36,7 +36,7 @@ import {
   valueSize,
   writeValueFile,
 } from "./values.ts";
-import { KvOutcomeUnknownError, KvRequestError, mayHaveApplied } from "../rsm/errors.ts";
+import { mayHaveApplied, OutcomeUnknownError, RequestError } from "../rsm/errors.ts";
 import { distkitCommand, LocalCluster } from "./local_cluster.ts";
 import { member } from "./kv_member_commands.ts";
 import { connectKv, startKvNode } from "../kv/node.ts";
@@ -349,7 +349,7 @@ applied": read the key before writing it again.`,
           !(deadline.signal.reason instanceof NothingListeningError)
         ) {
           // Not a refusal: a blind retry could apply it twice.
-          const why = err instanceof KvOutcomeUnknownError ? err.reason : message;
+          const why = err instanceof OutcomeUnknownError ? err.reason : message;
           console.error(
             `distkit kv ${name}: the write may or may not have been applied (${why}); ` +
               `read the key before writing it again`,
@@ -358,7 +358,7 @@ applied": read the key before writing it again.`,
         }
         console.error(`distkit kv ${name}: ${message}`);
         // A request over the limits is a bad operand: a usage error, not a lack of answer.
-        return err instanceof KvRequestError ? EXIT.usage : code;
+        return err instanceof RequestError ? EXIT.usage : code;
       } finally {
         await deadline.dispose();
         await connection.close();

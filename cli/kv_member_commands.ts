@@ -164,7 +164,7 @@ progress) exits 1 with the reason.`,
       return usageError("kv member", this, (err as Error).message);
     }
     const ids = peers.map((_, i) => String(i));
-    const client = new ReplicaClient(transport, ids);
+    const client = new ReplicaClient(transport, ids, { service: "kv" });
     const deadline = new ClientDeadline(peers, timeoutMs);
     const signal = deadline.signal;
     const call = async () => {

@@ -26,7 +26,7 @@ import {
   UsageProblem,
   waitForSignal,
 } from "./util.ts";
-import { KvRequestError } from "../rsm/errors.ts";
+import { RequestError } from "../rsm/errors.ts";
 import {
   encodingOf,
   jsonValue,
@@ -214,7 +214,7 @@ ${EXIT_HELP}`,
         if (err instanceof UsageProblem) return usageError(`shard ${name}`, this, err.message);
         const { code, message } = await deadline.explain(err);
         // A request over the limits is a bad operand: a usage error, not a lack of answer.
-        const exit = err instanceof KvRequestError ? EXIT.usage : code;
+        const exit = err instanceof RequestError ? EXIT.usage : code;
         console.error(`distkit shard ${name}: ${message}`);
         return exit;
       } finally {

@@ -7,7 +7,7 @@
  * @module
  */
 import type { Transport } from "../net/transport.ts";
-import { KvRequestError, refuseBadRequest, type ServerAttempt } from "../rsm/errors.ts";
+import { refuseBadRequest, RequestError, type ServerAttempt } from "../rsm/errors.ts";
 import { checkSession } from "../rsm/checks.ts";
 import {
   checkWriteResult,
@@ -27,6 +27,9 @@ import {
 import type { KvResult, KvWrite } from "../kvstate/state.ts";
 import { type KvValue, valueAsBytes, valueAsText } from "../kvstate/value.ts";
 import { defaultId } from "../net/env.ts";
+
+/** The service's name in the clerk's errors. */
+const SERVICE = "kv";
 
 /**
  * Options of a {@linkcode KvClerk}.
@@ -60,10 +63,10 @@ export interface KvClerkOptions extends ReplicaClientOptions {
  * ```
  */
 export interface KvCallOptions {
-  /** Gives up with a {@linkcode KvAbortedError} when it fires. */
+  /** Gives up with a {@linkcode RequestAbortedError} when it fires. */
   signal?: AbortSignal;
   /**
-   * Gives up with a {@linkcode KvTimeoutError} after this long, overriding
+   * Gives up with a {@linkcode RequestTimeoutError} after this long, overriding
    * the clerk's `deadlineMs` (default 30 s); `Infinity`: only the signal ends it.
    */
   deadlineMs?: number;
@@ -116,12 +119,12 @@ export interface CasOutcome {
  * table needs.
  *
  * A write that fails either certainly did not apply, or says so: its error
- * has `mayHaveApplied` true ({@linkcode KvAbortedError},
- * {@linkcode KvOutcomeUnknownError}).
+ * has `mayHaveApplied` true ({@linkcode RequestAbortedError},
+ * {@linkcode OutcomeUnknownError}).
  *
  * Every call has a deadline: `deadlineMs` of the clerk or of the call,
  * default 30 s ({@linkcode DEFAULT_DEADLINE_MS}); past it the call fails
- * with a {@linkcode KvTimeoutError} naming each server and its last error.
+ * with a {@linkcode RequestTimeoutError} naming each server and its last error.
  * Pass `deadlineMs: Infinity` to wait for ever. Such a write may still apply until the
  * clerk's next write in the same session completes (the clerk reuses that
  * session first).
@@ -155,7 +158,7 @@ export class KvClerk {
     if (servers.length === 0) throw new RangeError("a KvClerk needs at least one server");
     // Not drawn from `random`: two processes with the same seed must not share an id.
     this.#sessions = new Sessions(options.id ?? defaultId("KvClerk"));
-    this.#client = new ReplicaClient(transport, servers, options);
+    this.#client = new ReplicaClient(transport, servers, { ...options, service: SERVICE });
     this.#limits = { ...DEFAULT_KV_LIMITS, ...options.limits };
   }
 
@@ -191,11 +194,11 @@ export class KvClerk {
    * The value of `key` (null when absent), as of some moment between the
    * call and its return.
    *
-   * @throws {KvRequestError} when the key is over the limit or not a string.
-   * @throws {KvAbortedError} when the signal fires first.
+   * @throws {RequestError} when the key is over the limit or not a string.
+   * @throws {RequestAbortedError} when the signal fires first.
    */
   async get(key: string, options: KvCallOptions = {}): Promise<KvValue | null> {
-    refuseBadRequest(() => parseGet({ key }, this.#limits));
+    refuseBadRequest(SERVICE, () => parseGet({ key }, this.#limits));
     const reply = await this.#call("Get", { key }, { ...options, operation: "get" });
     return reply.value ?? null;
   }
@@ -214,8 +217,8 @@ export class KvClerk {
    * ```
    *
    * @throws {TypeError} when the value is bytes that are not valid UTF-8.
-   * @throws {KvRequestError} when the key is over the limit or not a string.
-   * @throws {KvAbortedError} when the signal fires first.
+   * @throws {RequestError} when the key is over the limit or not a string.
+   * @throws {RequestAbortedError} when the signal fires first.
    */
   async getText(key: string, options: KvCallOptions = {}): Promise<string | null> {
     const value = await this.get(key, options);
@@ -235,8 +238,8 @@ export class KvClerk {
    * }
    * ```
    *
-   * @throws {KvRequestError} when the key is over the limit or not a string.
-   * @throws {KvAbortedError} when the signal fires first.
+   * @throws {RequestError} when the key is over the limit or not a string.
+   * @throws {RequestAbortedError} when the signal fires first.
    */
   async getBytes(key: string, options: KvCallOptions = {}): Promise<Uint8Array | null> {
     const value = await this.get(key, options);
@@ -246,9 +249,9 @@ export class KvClerk {
   /**
    * Sets `key` to `value`.
    *
-   * @throws {KvRequestError} when the key or value is over the limits.
-   * @throws {KvAbortedError} when the signal fires first.
-   * @throws {KvOutcomeUnknownError} when it ends without an answer after it may have been proposed.
+   * @throws {RequestError} when the key or value is over the limits.
+   * @throws {RequestAbortedError} when the signal fires first.
+   * @throws {OutcomeUnknownError} when it ends without an answer after it may have been proposed.
    */
   async put(key: string, value: KvValue, options: KvWriteOptions = {}): Promise<void> {
     await this.#write({ type: "put", key, value }, options);
@@ -257,10 +260,10 @@ export class KvClerk {
   /**
    * Appends `value` to the value of `key` (a missing key starts empty).
    *
-   * @throws {KvRequestError} when the key or value is over the limits, or the
+   * @throws {RequestError} when the key or value is over the limits, or the
    * value would outgrow the value limit.
-   * @throws {KvAbortedError} when the signal fires first.
-   * @throws {KvOutcomeUnknownError} when it ends without an answer after it may have been proposed.
+   * @throws {RequestAbortedError} when the signal fires first.
+   * @throws {OutcomeUnknownError} when it ends without an answer after it may have been proposed.
    */
   async append(key: string, value: KvValue, options: KvWriteOptions = {}): Promise<void> {
     await this.#write({ type: "append", key, value }, options);
@@ -270,9 +273,9 @@ export class KvClerk {
    * Removes `key` (nothing happens when it is absent); resolves to whether
    * it was there (true from a server too old to say).
    *
-   * @throws {KvRequestError} when the key is over the limit.
-   * @throws {KvAbortedError} when the signal fires first.
-   * @throws {KvOutcomeUnknownError} when it ends without an answer after it may have been proposed.
+   * @throws {RequestError} when the key is over the limit.
+   * @throws {RequestAbortedError} when the signal fires first.
+   * @throws {OutcomeUnknownError} when it ends without an answer after it may have been proposed.
    */
   async delete(key: string, options: KvWriteOptions = {}): Promise<boolean> {
     const result = await this.#write({ type: "delete", key }, options);
@@ -283,9 +286,9 @@ export class KvClerk {
    * Sets `key` to `change.value` only if its value equals `change.expected`
    * (null: the key must be absent).
    *
-   * @throws {KvRequestError} when the key or a value is over the limits.
-   * @throws {KvAbortedError} when the signal fires first.
-   * @throws {KvOutcomeUnknownError} when it ends without an answer after it may have been proposed.
+   * @throws {RequestError} when the key or a value is over the limits.
+   * @throws {RequestAbortedError} when the signal fires first.
+   * @throws {OutcomeUnknownError} when it ends without an answer after it may have been proposed.
    */
   async cas(
     key: string,
@@ -300,9 +303,9 @@ export class KvClerk {
   }
 
   async #write(write: KvWrite, options: KvWriteOptions): Promise<KvResult> {
-    const clean = refuseBadRequest(() => parseWriteOp(write, this.#limits));
+    const clean = refuseBadRequest(SERVICE, () => parseWriteOp(write, this.#limits));
     const given = options.session;
-    if (given !== undefined) refuseBadRequest(() => checkSession(given.id, given.seq));
+    if (given !== undefined) refuseBadRequest(SERVICE, () => checkSession(given.id, given.seq));
     const session = given ?? this.#sessions.take();
     let reply: KvReply & { status: "ok" };
     try {
@@ -317,7 +320,7 @@ export class KvClerk {
       throw err;
     }
     if (given === undefined) this.#sessions.release(session, "done");
-    return checkWriteResult(reply.result, session.id);
+    return checkWriteResult(reply.result, session.id, { service: SERVICE });
   }
 
   async #call(
@@ -335,10 +338,11 @@ export class KvClerk {
     if (reply?.status !== "ok") {
       // Another server of the list may have taken the write before this one said so.
       throw ambiguousIfProposed(
-        new KvRequestError(
+        new RequestError(
+          SERVICE,
           "a server answered wrong-group: these servers run a sharded service; use its clerk",
         ),
-        { operation: options.operation, attempts: write ? attempts : undefined },
+        { service: SERVICE, operation: options.operation, attempts: write ? attempts : undefined },
       );
     }
     return reply;

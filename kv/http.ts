@@ -41,12 +41,12 @@ import type { RpcServer } from "../net/rpc_server.ts";
 import type { Transport } from "../net/transport.ts";
 import { KvClerk, type KvWriteOptions } from "./clerk.ts";
 import {
-  KvAbortedError,
-  KvNotLeaderError,
-  KvOutcomeUnknownError,
-  KvOverloadedError,
-  KvRequestError,
   mayHaveApplied,
+  OutcomeUnknownError,
+  OverloadedError,
+  RequestAbortedError,
+  RequestError,
+  WrongLeaderError,
 } from "../rsm/errors.ts";
 import type { KvServer } from "./server.ts";
 import type { KvValue } from "../kvstate/value.ts";
@@ -171,7 +171,7 @@ class Semaphore {
   async run<T>(work: () => Promise<T>): Promise<T> {
     if (this.#free > 0) this.#free--;
     else if (this.#waiting.length >= this.#queue) {
-      throw new KvOverloadedError(`${this.#waiting.length} writes are waiting for their turn`);
+      throw new OverloadedError("kv", `${this.#waiting.length} writes are waiting for their turn`);
     } else await new Promise<void>((resolve) => this.#waiting.push(resolve));
     try {
       return await work();
@@ -218,7 +218,7 @@ async function readBody(req: Request, limit: number, signal: AbortSignal): Promi
     // the declared length is within the limit, and the signal ends a stall.
     const body = await deadline(req.arrayBuffer(), {
       signal,
-      onAbort: () => new KvAbortedError("body read", false),
+      onAbort: () => new RequestAbortedError("kv", "body read", { mayHaveApplied: false }),
     });
     if (body.byteLength > limit) throw new BodyTooLarge(limit);
     return new Uint8Array(body);
@@ -231,7 +231,9 @@ async function readBody(req: Request, limit: number, signal: AbortSignal): Promi
   try {
     while (true) {
       const { done, value } = await reader.read();
-      if (signal.aborted) throw new KvAbortedError("body read", false);
+      if (signal.aborted) {
+        throw new RequestAbortedError("kv", "body read", { mayHaveApplied: false });
+      }
       if (done) break;
       size += value.length;
       if (size > limit) throw new BodyTooLarge(limit);
@@ -276,7 +278,8 @@ function valueFrom(req: Request, body: Uint8Array): KvValue {
   try {
     return new TextDecoder("utf-8", { fatal: true }).decode(body);
   } catch {
-    throw new KvRequestError(
+    throw new RequestError(
+      "kv",
       "the body is not valid UTF-8 text; send bytes with content-type application/octet-stream",
     );
   }
@@ -390,12 +393,14 @@ function sessionFrom(req: Request): Session | undefined {
   const seq = req.headers.get("x-distkit-seq");
   if (client === null && seq === null) return undefined;
   if (client === null || seq === null) {
-    throw new KvRequestError(
+    throw new RequestError(
+      "kv",
       "send X-Distkit-Client and X-Distkit-Seq together (a client id, and the write's number)",
     );
   }
   if (!/^[1-9][0-9]{0,15}$/.test(seq)) {
-    throw new KvRequestError(
+    throw new RequestError(
+      "kv",
       `X-Distkit-Seq must be a positive integer, got ${JSON.stringify(seq)}`,
     );
   }
@@ -403,7 +408,7 @@ function sessionFrom(req: Request): Session | undefined {
     const checked = checkSession(client, Number(seq));
     return { id: checked.client, seq: checked.seq };
   } catch (err) {
-    throw new KvRequestError(`X-Distkit-Client: ${(err as Error).message}`);
+    throw new RequestError("kv", `X-Distkit-Client: ${(err as Error).message}`);
   }
 }
 
@@ -477,14 +482,14 @@ export function kvHttpHandler(
    */
   function unknownOutcome(url: URL, err: Error, session: Session | undefined): Response {
     const cause = err.cause;
-    const reason = cause instanceof KvNotLeaderError
+    const reason = cause instanceof WrongLeaderError
       ? "this node stopped leading before it learned whether the write was committed"
-      : err instanceof KvOutcomeUnknownError
+      : err instanceof OutcomeUnknownError
       ? err.reason
       : `not finished within ${timeoutMs} ms`;
-    const leaderId = cause instanceof KvNotLeaderError ? cause.leader : kv.raft.status().leader;
+    const leaderId = cause instanceof WrongLeaderError ? cause.leader : kv.raft.status().leader;
     const known = { mayHaveApplied: true, outcome: "unknown", leader: leaderId };
-    if (err instanceof KvOutcomeUnknownError && err.superseded) {
+    if (err instanceof OutcomeUnknownError && err.superseded) {
       return failure(
         409,
         `this client has had a later write applied (X-Distkit-Seq above ${session?.seq}), so ` +
@@ -496,7 +501,7 @@ export function kvHttpHandler(
     if (session !== undefined) {
       const error = `the write may or may not have been applied (${reason}); resend it with the ` +
         `same X-Distkit-Client and X-Distkit-Seq, which applies it at most once`;
-      const leader = cause instanceof KvNotLeaderError ? addressOf(leaderId) : undefined;
+      const leader = cause instanceof WrongLeaderError ? addressOf(leaderId) : undefined;
       if (leader === undefined) return failure(503, error, known, { "retry-after": "1" });
       const location = `http://${leader}${url.pathname}${url.search}`;
       return json(307, { error, ...known, location }, { location });
@@ -524,7 +529,7 @@ export function kvHttpHandler(
       return await serveLeader(req, url, key, { signal: timer.signal, session });
     } catch (err) {
       // Not proposed here: the leader may take it.
-      if (err instanceof KvNotLeaderError) return redirect(url, err.leader, definite);
+      if (err instanceof WrongLeaderError) return redirect(url, err.leader, definite);
       if (write && mayHaveApplied(err)) return unknownOutcome(url, err as Error, session);
       throw err;
     } finally {
@@ -648,11 +653,12 @@ export function kvHttpHandler(
       ? undefined
       : kv.overloadRefusal(reserved);
     if (refusal !== undefined) {
-      return overloaded(new KvOverloadedError(refusal), definite, reserved > 0 ? CLOSE : {});
+      return overloaded(new OverloadedError("kv", refusal), definite, reserved > 0 ? CLOSE : {});
     }
     if (!bodies.take(reserved)) {
       return overloaded(
-        new KvOverloadedError(
+        new OverloadedError(
+          "kv",
           `${bodies.used} bytes of request bodies are held and this one needs ${reserved}; ` +
             `the limit is ${bodies.limit}`,
         ),
@@ -666,16 +672,16 @@ export function kvHttpHandler(
       // The body may be unread: the client is asked to close the connection (Deno.serve
       // itself keeps it open while the client goes on sending, dropping what it reads).
       if (err instanceof BodyTooLarge) return failure(413, err.message, definite, CLOSE);
-      if (err instanceof KvOverloadedError) return overloaded(err, definite);
-      if (err instanceof KvRequestError || err instanceof ArgumentsError) {
+      if (err instanceof OverloadedError) return overloaded(err, definite);
+      if (err instanceof RequestError || err instanceof ArgumentsError) {
         return failure(400, err.message, definite);
       }
-      if (err instanceof KvAbortedError) {
+      if (err instanceof RequestAbortedError) {
         return failure(503, `not finished within ${timeoutMs} ms; retry`, definite, {
           "retry-after": "1",
         });
       }
-      if (req.method === "GET" || err instanceof KvOutcomeUnknownError) throw err;
+      if (req.method === "GET" || err instanceof OutcomeUnknownError) throw err;
       // A failure of our own during a write: it may have been proposed.
       return failure(
         500,
@@ -690,7 +696,7 @@ export function kvHttpHandler(
 
   /** 503 for a request refused before it was proposed, because the node is at a limit. */
   function overloaded(
-    err: KvOverloadedError,
+    err: OverloadedError,
     definite: Record<string, unknown>,
     headers: Record<string, string> = {},
   ): Response {
@@ -722,11 +728,17 @@ function parseCas(body: Uint8Array): { expected: string | null; value: string } 
   try {
     parsed = JSON.parse(new TextDecoder().decode(body));
   } catch {
-    throw new KvRequestError('cas takes a JSON body {"expected": string | null, "value": string}');
+    throw new RequestError(
+      "kv",
+      'cas takes a JSON body {"expected": string | null, "value": string}',
+    );
   }
   const { expected, value } = (parsed ?? {}) as { expected?: unknown; value?: unknown };
   if ((typeof expected !== "string" && expected !== null) || typeof value !== "string") {
-    throw new KvRequestError('cas takes a JSON body {"expected": string | null, "value": string}');
+    throw new RequestError(
+      "kv",
+      'cas takes a JSON body {"expected": string | null, "value": string}',
+    );
   }
   return { expected, value };
 }

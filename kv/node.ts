@@ -308,7 +308,7 @@ export interface ConnectKvOptions extends KvClerkOptions {
  * A clerk connected over TCP to the cluster whose nodes are at `peers`
  * (any of its nodes, in any order: one reachable node is enough, since a
  * node that does not lead names the leader and the other members), and the
- * way to close its connections. Each call fails with a `KvTimeoutError`
+ * way to close its connections. Each call fails with a `RequestTimeoutError`
  * after `deadlineMs` (default 30 s; `Infinity` to wait for ever).
  *
  * @example

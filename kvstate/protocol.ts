@@ -7,7 +7,7 @@
  * @module
  */
 import { ArgumentsError } from "../net/errors.ts";
-import { KvOutcomeUnknownError, KvRequestError } from "../rsm/errors.ts";
+import { OutcomeUnknownError, RequestError } from "../rsm/errors.ts";
 import { expectShape } from "../net/rpc_server.ts";
 import type { ReplicaReply } from "../rsm/replica.ts";
 import type { KvCommand, KvResult, KvWrite } from "./state.ts";
@@ -169,32 +169,37 @@ export function parseWrite(args: unknown, limits: KvLimits): KvCommand {
  * Checks the result a server gave for a write of session `session`: returns
  * it when the write happened or a `cas` did not match; throws when the
  * reply is malformed, the write was refused, or the session's numbering
- * shows another client uses the same id.
+ * shows another client uses the same id. The errors name
+ * `options.service` (`kv`, `shard`).
  *
- * @throws {KvRequestError} saying which.
- * @throws {KvOutcomeUnknownError} when the session has applied a later write
+ * @throws {RequestError} saying which.
+ * @throws {OutcomeUnknownError} when the session has applied a later write
  * (this one may have been applied before it).
  *
  * @example
  * ```ts
  * import { checkWriteResult } from "@distkit/distkit/kv";
  *
- * checkWriteResult({ ok: true }, "c1"); // { ok: true }
+ * checkWriteResult({ ok: true }, "c1", { service: "kv" }); // { ok: true }
  * ```
  */
-export function checkWriteResult(result: KvResult | undefined, session: string): KvResult {
+export function checkWriteResult(
+  result: KvResult | undefined,
+  session: string,
+  options: { service: string },
+): KvResult {
+  const { service } = options;
   if (result === undefined || typeof result.ok !== "boolean") {
-    throw new KvRequestError("the server's reply to a write carried no result");
+    throw new RequestError(service, "the server's reply to a write carried no result");
   }
-  if (result.refused) throw new KvRequestError(result.refused);
+  if (result.refused) throw new RequestError(service, result.refused);
   if (result.stale) {
     // This write may have been applied before the later one: its outcome is unknown.
-    throw new KvOutcomeUnknownError(
-      "write",
-      `the servers have applied a later write of session ${session}: another clerk uses ` +
-        `its id, or a restarted one reuses it; give every clerk instance its own id`,
-      { superseded: true },
-    );
+    throw new OutcomeUnknownError(service, "write", {
+      reason: `the servers have applied a later write of session ${session}: another clerk ` +
+        `uses its id, or a restarted one reuses it; give every clerk instance its own id`,
+      superseded: true,
+    });
   }
   return result;
 }

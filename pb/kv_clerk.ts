@@ -17,10 +17,14 @@ import {
   TimeoutError,
 } from "../net/errors.ts";
 import type { ClientEnd, Transport } from "../net/transport.ts";
-import { KvAbortedError, KvRequestError, refuseBadRequest } from "../rsm/errors.ts";
+import {
+  refuseBadRequest,
+  RequestAbortedError,
+  RequestError,
+  RequestTimeoutError,
+} from "../rsm/errors.ts";
 import { ambiguousIfProposed, DEFAULT_DEADLINE_MS, Sessions } from "../rsm/replica_client.ts";
 import { utf8Length } from "../net/bytes.ts";
-import { PbDeadlineError } from "./kv_errors.ts";
 import {
   parsePbGet,
   parsePbWrite,
@@ -65,7 +69,7 @@ export interface PrimaryBackupClerkOptions {
   retryDelayMs?: number;
   /**
    * Deadline of a whole operation, unless the call gives its own: past it
-   * the operation fails with a {@linkcode PbDeadlineError}. Default 30 s;
+   * the operation fails with a {@linkcode RequestTimeoutError}. Default 30 s;
    * `Infinity`: only the caller's signal ends an operation.
    */
   timeoutMs?: number;
@@ -84,14 +88,17 @@ export interface PrimaryBackupClerkOptions {
  * ```
  */
 export interface PrimaryBackupCallOptions {
-  /** Gives up with a `KvAbortedError` when it fires. */
+  /** Gives up with a `RequestAbortedError` when it fires. */
   signal?: AbortSignal;
-  /** Gives up with a {@linkcode PbDeadlineError} after this many milliseconds. */
+  /** Gives up with a {@linkcode RequestTimeoutError} after this many milliseconds. */
   timeoutMs?: number;
 }
 
 /** The first pause after a failed attempt. */
 const FIRST_PAUSE_MS = 10;
+
+/** The service's name in the clerk's errors. */
+const SERVICE = "pb";
 
 /** Longest client id: sessions add `#2`, `#3`... within the servers' 256 bytes. */
 const MAX_ID_BYTES = 240;
@@ -118,6 +125,7 @@ const MAX_ID_BYTES = 240;
 export class PrimaryBackupClerk {
   readonly #transport: Transport;
   readonly #viewService: ClientEnd;
+  readonly #viewServiceName: string;
   readonly #sessions: Sessions;
   readonly #clock: Clock;
   readonly #attemptTimeoutMs: number;
@@ -143,6 +151,7 @@ export class PrimaryBackupClerk {
     this.#sessions = new Sessions(id);
     this.#transport = transport;
     this.#viewService = transport.connect(options.viewService);
+    this.#viewServiceName = options.viewService;
     this.#clock = options.clock ?? defaultClock("PrimaryBackupClerk");
     this.#attemptTimeoutMs = options.attemptTimeoutMs ?? 2000;
     this.#retryDelayMs = options.retryDelayMs ?? PING_INTERVAL_MS;
@@ -172,12 +181,12 @@ export class PrimaryBackupClerk {
    * The value of `key` ("" when it is absent), as of some moment between
    * the call and its return.
    *
-   * @throws {KvRequestError} when the key is over the limit or not a string.
-   * @throws {KvAbortedError} when the signal fires first.
-   * @throws {PbDeadlineError} when the deadline passes first.
+   * @throws {RequestError} when the key is over the limit or not a string.
+   * @throws {RequestAbortedError} when the signal fires first.
+   * @throws {RequestTimeoutError} when the deadline passes first.
    */
   async get(key: string, options: PrimaryBackupCallOptions = {}): Promise<string> {
-    refuseBadRequest(() => parsePbGet({ key }, this.#limits));
+    refuseBadRequest(SERVICE, () => parsePbGet({ key }, this.#limits));
     const reply = await this.#call<{ value?: unknown }>("Get", { key }, "get", options);
     if (reply.value !== null && typeof reply.value !== "string") {
       throw new ProtocolError(`a Get reply's value must be a string or null, got ${reply.value}`);
@@ -198,9 +207,9 @@ export class PrimaryBackupClerk {
    * }
    * ```
    *
-   * @throws {KvRequestError} when the key is over the limit or not a string.
-   * @throws {KvAbortedError} when the signal fires first.
-   * @throws {PbDeadlineError} when the deadline passes first.
+   * @throws {RequestError} when the key is over the limit or not a string.
+   * @throws {RequestAbortedError} when the signal fires first.
+   * @throws {RequestTimeoutError} when the deadline passes first.
    */
   getText(key: string, options: PrimaryBackupCallOptions = {}): Promise<string> {
     return this.get(key, options);
@@ -218,9 +227,9 @@ export class PrimaryBackupClerk {
    * }
    * ```
    *
-   * @throws {KvRequestError} when the key is over the limit or not a string.
-   * @throws {KvAbortedError} when the signal fires first.
-   * @throws {PbDeadlineError} when the deadline passes first.
+   * @throws {RequestError} when the key is over the limit or not a string.
+   * @throws {RequestAbortedError} when the signal fires first.
+   * @throws {RequestTimeoutError} when the deadline passes first.
    */
   async getBytes(key: string, options: PrimaryBackupCallOptions = {}): Promise<Uint8Array> {
     return new TextEncoder().encode(await this.get(key, options));
@@ -229,9 +238,9 @@ export class PrimaryBackupClerk {
   /**
    * Sets `key` to `value`.
    *
-   * @throws {KvRequestError} when the key or value is over the limits.
-   * @throws {KvAbortedError} when the signal fires first.
-   * @throws {PbDeadlineError} when the deadline passes first.
+   * @throws {RequestError} when the key or value is over the limits.
+   * @throws {RequestAbortedError} when the signal fires first.
+   * @throws {RequestTimeoutError} when the deadline passes first.
    */
   async put(key: string, value: string, options: PrimaryBackupCallOptions = {}): Promise<void> {
     await this.#write("put", { key, value }, options);
@@ -240,10 +249,10 @@ export class PrimaryBackupClerk {
   /**
    * Appends `value` to the value of `key` (a missing key starts from "").
    *
-   * @throws {KvRequestError} when the key or value is over the limits, or the
+   * @throws {RequestError} when the key or value is over the limits, or the
    * value would outgrow the value limit.
-   * @throws {KvAbortedError} when the signal fires first.
-   * @throws {PbDeadlineError} when the deadline passes first.
+   * @throws {RequestAbortedError} when the signal fires first.
+   * @throws {RequestTimeoutError} when the deadline passes first.
    */
   async append(key: string, value: string, options: PrimaryBackupCallOptions = {}): Promise<void> {
     await this.#write("append", { key, value }, options);
@@ -255,7 +264,10 @@ export class PrimaryBackupClerk {
     options: PrimaryBackupCallOptions,
   ): Promise<void> {
     const { key, value } = change;
-    refuseBadRequest(() => parsePbWrite({ client: this.id, seq: 1, op, key, value }, this.#limits));
+    refuseBadRequest(
+      SERVICE,
+      () => parsePbWrite({ client: this.id, seq: 1, op, key, value }, this.#limits),
+    );
     const session = this.#sessions.take();
     try {
       await this.#call("Write", { client: session.id, seq: session.seq, op, key, value }, op, {
@@ -266,7 +278,7 @@ export class PrimaryBackupClerk {
       // A refused write left nothing pending, but the servers may know the
       // session's numbers differently: start a fresh one. One that may have
       // applied is settled by the session's next write: it goes first in line.
-      this.#sessions.release(session, err instanceof KvRequestError ? "retired" : "abandoned");
+      this.#sessions.release(session, err instanceof RequestError ? "retired" : "abandoned");
       throw err;
     }
     this.#sessions.release(session, "done");
@@ -286,19 +298,30 @@ export class PrimaryBackupClerk {
     // "wrong-server" answer may follow a forward the backup applied.
     const attempts = { mayHaveApplied: false };
     const settle = (err: Error) =>
-      ambiguousIfProposed(err, { operation, attempts: write ? attempts : undefined });
+      ambiguousIfProposed(err, {
+        service: SERVICE,
+        operation,
+        attempts: write ? attempts : undefined,
+      });
     let pause = FIRST_PAUSE_MS;
     let problem: string | undefined;
+    // Who the last problem came from: the view service, or the primary it named.
+    let problemAt = this.#viewServiceName;
     while (true) {
       if (signal?.aborted) {
-        throw settle(new KvAbortedError(operation, false, { cause: signal.reason }));
+        throw settle(
+          new RequestAbortedError(SERVICE, operation, {
+            mayHaveApplied: false,
+            cause: signal.reason,
+          }),
+        );
       }
       const left = deadlineAt - this.#clock.now();
       if (left <= 0) {
-        throw new PbDeadlineError(operation, {
-          timeoutMs,
+        throw new RequestTimeoutError(SERVICE, operation, {
           mayHaveApplied: write && attempts.mayHaveApplied,
-          lastProblem: problem,
+          deadlineMs: timeoutMs,
+          tried: problem === undefined ? [] : [{ server: problemAt, error: problem }],
         });
       }
       const callOptions = { timeoutMs: Math.min(this.#attemptTimeoutMs, left), signal };
@@ -307,8 +330,10 @@ export class PrimaryBackupClerk {
         const view = this.#view ??= parseView(
           await this.#viewService.call("View.Get", {}, callOptions),
         );
-        if (view.primary === "") problem = "the view service names no primary yet";
-        else {
+        if (view.primary === "") {
+          problem = "the view service names no primary yet";
+          problemAt = this.#viewServiceName;
+        } else {
           primaryCall = true;
           const reply = parseReply<T>(
             await this.#transport.connect(view.primary).call(
@@ -319,21 +344,30 @@ export class PrimaryBackupClerk {
           );
           if (reply.status === "ok") return reply;
           attempts.mayHaveApplied = true;
-          problem = `${view.primary} answered wrong-server: ${reply.reason}`;
+          problem = `answered wrong-server: ${reply.reason}`;
+          problemAt = view.primary;
         }
       } catch (err) {
         // A refusal of the request itself is checked before anything is applied.
         if (primaryCall && !(err instanceof BadArgumentsError)) attempts.mayHaveApplied = true;
         if (err instanceof AbortedError) {
           throw settle(
-            new KvAbortedError(operation, write && primaryCall, { cause: signal?.reason }),
+            new RequestAbortedError(SERVICE, operation, {
+              mayHaveApplied: write && primaryCall,
+              cause: signal?.reason,
+            }),
           );
         }
-        if (err instanceof BadArgumentsError) throw settle(new KvRequestError(err.remoteMessage));
+        if (err instanceof BadArgumentsError) {
+          throw settle(new RequestError(SERVICE, err.remoteMessage));
+        }
         if (!isRetryable(err)) throw settle(err as Error);
         // An attempt cut short by the deadline says less than the one before.
         const cutShort = err instanceof TimeoutError && left < this.#attemptTimeoutMs;
-        if (!cutShort || problem === undefined) problem = err.message;
+        if (!cutShort || problem === undefined) {
+          problem = err.message;
+          problemAt = primaryCall ? this.#view?.primary ?? problemAt : this.#viewServiceName;
+        }
       }
       // Whoever it names may be gone: read the view again.
       this.#view = undefined;
@@ -342,7 +376,12 @@ export class PrimaryBackupClerk {
       try {
         await delay(wait, { clock: this.#clock, signal });
       } catch {
-        throw settle(new KvAbortedError(operation, false, { cause: signal?.reason }));
+        throw settle(
+          new RequestAbortedError(SERVICE, operation, {
+            mayHaveApplied: false,
+            cause: signal?.reason,
+          }),
+        );
       }
     }
   }

@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import { KvAbortedError, KvRequestError } from "../kv/mod.ts";
 import {
   AddressTransport,
   ArgumentsError,
@@ -14,7 +13,7 @@ import {
   type VirtualClock,
 } from "../net/mod.ts";
 import { PrimaryBackupClerk } from "./kv_clerk.ts";
-import { PbDeadlineError } from "./kv_errors.ts";
+import { RequestAbortedError, RequestError, RequestTimeoutError } from "../rsm/errors.ts";
 import { parsePbWrite, PB_KV_LIMITS, PB_KV_SERVICE } from "./kv_protocol.ts";
 import { PrimaryBackupServer, type PrimaryBackupServerOptions } from "./kv_server.ts";
 import { PageAssembler, PbStore } from "./kv_store.ts";
@@ -165,13 +164,13 @@ Deno.test("PrimaryBackupClerk: refuses bad requests itself, and reports the serv
       limits: { maxValueBytes: 8 },
     });
     const callsBefore = net.count("s1");
-    await assert.rejects(clerk.put("k".repeat(2000), "v"), KvRequestError);
-    await assert.rejects(clerk.get(42 as unknown as string), KvRequestError);
+    await assert.rejects(clerk.put("k".repeat(2000), "v"), RequestError);
+    await assert.rejects(clerk.get(42 as unknown as string), RequestError);
     await assert.rejects(clerk.put("k", "123456789"), /value is 9 bytes; the limit is 8/);
     assert.equal(net.count("s1"), callsBefore, "a refused request was sent");
     await clerk.put("k", "1234");
     const err = await clerk.append("k", "56789").catch((e) => e);
-    assert.ok(err instanceof KvRequestError, `expected KvRequestError, got ${err}`);
+    assert.ok(err instanceof RequestError, `expected RequestError, got ${err}`);
     assert.match(err.message, /append would make the value .* 9 bytes; the limit is 8/);
     assert.equal(await clerk.get("k"), "1234");
     await clerk.append("k", "5678");
@@ -471,7 +470,7 @@ Deno.test("PrimaryBackupServer: a write that may have reached the backup leaves 
     // (not applied there) and the clerk gives up too.
     net.setLinkRule("s1", "s2", { dropReplies: 1 });
     const err = await a.append("k", "a", { timeoutMs: 1500 }).catch((e) => e);
-    assert.ok(err instanceof PbDeadlineError && err.mayHaveApplied, `got ${err}`);
+    assert.ok(err instanceof RequestTimeoutError && err.mayHaveApplied, `got ${err}`);
     assert.equal(s.servers.get("s1")!.data().get("k"), undefined);
     net.setLinkRule("s1", "s2", undefined);
     // s1 copies its state to s2 again before it serves the next write.
@@ -582,9 +581,12 @@ Deno.test("PrimaryBackupClerk: gives up at its deadline or signal, saying why", 
     // No server has pinged: the view names no primary.
     const start = clock.now();
     const err = await clerk.get("a").catch((e) => e);
-    assert.ok(err instanceof PbDeadlineError, `expected PbDeadlineError, got ${err}`);
+    assert.ok(err instanceof RequestTimeoutError, `expected RequestTimeoutError, got ${err}`);
     assert.equal(err.mayHaveApplied, false);
-    assert.match(err.message, /800 ms .*names no primary/);
+    assert.match(
+      err.message,
+      /no answer within 800 ms; tried vs \(the view service names no primary yet\)/,
+    );
     assert.ok(clock.now() - start >= 800 && clock.now() - start < 900);
 
     // The primary dies with no backup: a write sent to it may have applied.
@@ -593,14 +595,17 @@ Deno.test("PrimaryBackupClerk: gives up at its deadline or signal, saying why", 
     await clerk.put("a", "1");
     s.kill("s1");
     const put = await clerk.put("a", "2", { timeoutMs: 500 }).catch((e) => e);
-    assert.ok(put instanceof PbDeadlineError && put.mayHaveApplied, `got ${put}`);
+    assert.ok(put instanceof RequestTimeoutError && put.mayHaveApplied, `got ${put}`);
     assert.match(put.message, /s1 is unreachable/);
 
     const controller = new AbortController();
     clock.setTimer(300, () => controller.abort(new Error("user gave up")));
     const aborted = await clerk.get("a", { signal: controller.signal, timeoutMs: 10_000 })
       .catch((e) => e);
-    assert.ok(aborted instanceof KvAbortedError, `expected KvAbortedError, got ${aborted}`);
+    assert.ok(
+      aborted instanceof RequestAbortedError,
+      `expected RequestAbortedError, got ${aborted}`,
+    );
     assert.equal(clock.now() - start >= 300, true);
     s.close();
   }, { seed: 8 });
@@ -691,7 +696,10 @@ Deno.test("PrimaryBackupServer: a primary answers clients only once the view ser
       timeoutMs: 3000,
     });
     const err = await clerk.get("k").catch((e) => e);
-    assert.ok(err instanceof PbDeadlineError, "view 2 was never acknowledged: nobody may serve");
+    assert.ok(
+      err instanceof RequestTimeoutError,
+      "view 2 was never acknowledged: nobody may serve",
+    );
     s.close();
   }, { seed: 4 });
 });
@@ -761,7 +769,7 @@ Deno.test("PrimaryBackupServer: a forward that arrives after the transfer it cau
     const pending = a.append("k", "a", { timeoutMs: 1010 }).catch((e) => e);
     await delay(50, { clock });
     net.setLinkRule("s1", "s2", undefined);
-    assert.ok((await pending) instanceof PbDeadlineError);
+    assert.ok((await pending) instanceof RequestTimeoutError);
     await stable(s); // s1 copied its state to s2 again
     await delay(500, { clock }); // the old forward arrives now
     assert.deepEqual([...s2.data()], [...s1.data()], "the straggler changed the backup");

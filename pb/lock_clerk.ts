@@ -19,7 +19,13 @@ import {
 import type { Random } from "../net/random.ts";
 import type { ClientEnd, Transport } from "../net/transport.ts";
 import { CallDeadline, DEFAULT_DEADLINE_MS, Sessions } from "../rsm/replica_client.ts";
-import { LockAbortedError, LockOutcomeUnknownError, LockRequestError } from "./lock_errors.ts";
+import {
+  OutcomeUnknownError,
+  RequestAbortedError,
+  RequestError,
+  RequestTimeoutError,
+  ServiceError,
+} from "../rsm/errors.ts";
 import {
   checkLockName,
   LOCK_SERVICE,
@@ -28,6 +34,9 @@ import {
   type LockRequest,
 } from "./lock_protocol.ts";
 import { defaultClock, defaultId, defaultRandom } from "../net/env.ts";
+
+/** The service's name in the clerk's errors. */
+const SERVICE = "lock";
 
 /**
  * The two servers of a lock service.
@@ -80,9 +89,9 @@ export interface LockClerkOptions {
   backoff?: { baseMs?: number; maxMs?: number };
   /**
    * How long one operation may take before it fails with a
-   * {@linkcode LockAbortedError} that says so and names each server's last
-   * error; a call's own `deadlineMs` overrides it. Default 30 s;
-   * `Infinity`: only the caller's signal ends an operation.
+   * {@linkcode RequestTimeoutError} that names each server's last error;
+   * a call's own `deadlineMs` overrides it. Default 30 s; `Infinity`: only
+   * the caller's signal ends an operation.
    */
   deadlineMs?: number;
 }
@@ -98,7 +107,7 @@ export interface LockClerkOptions {
  * ```
  */
 export interface LockCallOptions {
-  /** Gives up with a {@linkcode LockAbortedError} when it fires. */
+  /** Gives up with a {@linkcode RequestAbortedError} when it fires. */
   signal?: AbortSignal;
   /** This operation's deadline, overriding the clerk's `deadlineMs`. */
   deadlineMs?: number;
@@ -181,11 +190,11 @@ export class LockClerk {
    * Takes the lock `name`: true if it was free (and is now held), false if
    * it was held.
    *
-   * @throws {LockRequestError} when the name is empty, too long or not
+   * @throws {RequestError} when the name is empty, too long or not
    * valid Unicode, or a server refuses the request for good.
-   * @throws {LockAbortedError} when the signal fires first.
+   * @throws {RequestAbortedError} when the signal fires first.
    * @throws {RefusedError} when both servers refuse the connection.
-   * @throws {LockOutcomeUnknownError} for any other failure after an attempt that may have applied.
+   * @throws {OutcomeUnknownError} for any other failure after an attempt that may have applied.
    */
   lock(name: string, options: LockCallOptions = {}): Promise<boolean> {
     return this.#operate("lock", name, options);
@@ -195,11 +204,11 @@ export class LockClerk {
    * Releases the lock `name`: true if it was held (and is now free), false
    * if it was not held.
    *
-   * @throws {LockRequestError} when the name is empty, too long or not
+   * @throws {RequestError} when the name is empty, too long or not
    * valid Unicode, or a server refuses the request for good.
-   * @throws {LockAbortedError} when the signal fires first.
+   * @throws {RequestAbortedError} when the signal fires first.
    * @throws {RefusedError} when both servers refuse the connection.
-   * @throws {LockOutcomeUnknownError} for any other failure after an attempt that may have applied.
+   * @throws {OutcomeUnknownError} for any other failure after an attempt that may have applied.
    */
   unlock(name: string, options: LockCallOptions = {}): Promise<boolean> {
     return this.#operate("unlock", name, options);
@@ -209,7 +218,7 @@ export class LockClerk {
     try {
       checkLockName(name);
     } catch (err) {
-      throw new LockRequestError((err as Error).message);
+      throw new RequestError(SERVICE, (err as Error).message);
     }
     const session = this.#sessions.take();
     try {
@@ -228,15 +237,13 @@ export class LockClerk {
     try {
       return await this.#attempt(op, request, deadline.signal);
     } catch (err) {
-      if (!deadline.expired || !(err instanceof LockAbortedError)) throw err;
-      const tried = this.#servers.map((s, i) => `${s} (${this.#lastErrors[i]})`).join(", ");
-      const timedOut = new LockAbortedError({ op, name: request.name }, err.mayHaveApplied, {
+      if (!deadline.expired || !(err instanceof RequestAbortedError)) throw err;
+      throw new RequestTimeoutError(SERVICE, describe(op, request.name), {
+        mayHaveApplied: err.mayHaveApplied,
+        deadlineMs,
+        tried: this.#servers.map((server, i) => ({ server, error: this.#lastErrors[i] })),
         cause: err,
       });
-      timedOut.message = `${op} of ${JSON.stringify(request.name)}: no answer within ` +
-        `${deadlineMs} ms; tried ${tried}` +
-        (err.mayHaveApplied ? "; it may or may not have taken effect" : "");
-      throw timedOut;
     } finally {
       deadline.cancel();
     }
@@ -248,19 +255,20 @@ export class LockClerk {
     signal: AbortSignal | undefined,
   ): Promise<boolean> {
     const method = `${LOCK_SERVICE}.${op === "lock" ? "Lock" : "Unlock"}`;
-    const what = { op, name: request.name };
+    const what = describe(op, request.name);
     const refusedBy = new Set<number>();
     // Whether an attempt may have been applied: a refusal after one is no refusal.
     let mayHaveApplied = false;
     const settle = (err: Error): Error => {
-      if (!mayHaveApplied || err instanceof LockAbortedError) return err;
-      return new LockOutcomeUnknownError(what, err.message, { cause: err });
+      if (!mayHaveApplied || err instanceof RequestAbortedError) return err;
+      const reason = err instanceof ServiceError ? err.detail : err.message;
+      return new OutcomeUnknownError(SERVICE, what, { reason, cause: err });
     };
     let wait = this.#baseMs;
     let server = this.#current;
     for (let attempt = 1;; attempt++) {
       if (signal?.aborted) {
-        throw new LockAbortedError(what, mayHaveApplied, { cause: signal.reason });
+        throw new RequestAbortedError(SERVICE, what, { mayHaveApplied, cause: signal.reason });
       }
       let reply: LockReply | undefined;
       try {
@@ -271,9 +279,14 @@ export class LockClerk {
       } catch (err) {
         this.#lastErrors[server] = (err as Error).message;
         if (err instanceof AbortedError) {
-          throw new LockAbortedError(what, true, { cause: signal?.reason });
+          throw new RequestAbortedError(SERVICE, what, {
+            mayHaveApplied: true,
+            cause: signal?.reason,
+          });
         }
-        if (err instanceof BadArgumentsError) throw settle(new LockRequestError(err.remoteMessage));
+        if (err instanceof BadArgumentsError) {
+          throw settle(new RequestError(SERVICE, err.remoteMessage));
+        }
         // One server refusing us (another cluster, a secret we lack) may be
         // misconfigured: try the other; when both refuse, say why.
         if (err instanceof RefusedError) {
@@ -299,7 +312,7 @@ export class LockClerk {
         this.#current = server;
         return reply.result;
       }
-      if (reply?.status === "refused") throw settle(new LockRequestError(reply.reason));
+      if (reply?.status === "refused") throw settle(new RequestError(SERVICE, reply.reason));
       if (reply !== undefined) this.#lastErrors[server] = reply.status;
       // "not-primary" may come after the server ran it and could not get it to the backup.
       if (reply !== undefined) mayHaveApplied = true;
@@ -309,7 +322,7 @@ export class LockClerk {
         try {
           await this.#pause(wait, signal);
         } catch {
-          throw new LockAbortedError(what, mayHaveApplied, { cause: signal?.reason });
+          throw new RequestAbortedError(SERVICE, what, { mayHaveApplied, cause: signal?.reason });
         }
         wait = Math.min(this.#maxMs, wait * 2);
       }
@@ -319,4 +332,9 @@ export class LockClerk {
   #pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
     return delay(ms / 2 + this.#random.next() * (ms / 2), { clock: this.#clock, signal });
   }
+}
+
+/** An operation as errors name it: `lock of "printer"`. */
+function describe(op: LockOpKind, name: string): string {
+  return `${op} of ${JSON.stringify(name)}`;
 }

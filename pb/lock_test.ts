@@ -12,7 +12,7 @@ import {
   UnknownServiceError,
   VirtualClock,
 } from "../net/mod.ts";
-import { LockAbortedError, LockRequestError } from "./lock_errors.ts";
+import { RequestAbortedError, RequestError } from "../rsm/errors.ts";
 import { LockClerk } from "./lock_clerk.ts";
 import {
   type LockForwardedOp,
@@ -780,17 +780,17 @@ Deno.test("lock clerk: a bad name is refused before anything is sent", async () 
     startPair(sim);
     const clerk = clerkOf(sim, "c1");
     const calls = sim.net.totalCalls;
-    await assert.rejects(clerk.lock(""), LockRequestError);
+    await assert.rejects(clerk.lock(""), RequestError);
     await assert.rejects(
       clerk.unlock("x".repeat(2000)),
-      /lock request refused: name is 2000 bytes/,
+      /lock: request refused: name is 2000 bytes/,
     );
     assert.equal(sim.net.totalCalls, calls);
     assert.equal(await clerk.lock("fine"), true);
   }, { seed: 11 });
 });
 
-Deno.test("lock clerk: two clerks with one id get a LockRequestError, not a wrong answer", async () => {
+Deno.test("lock clerk: two clerks with one id get a RequestError, not a wrong answer", async () => {
   await simulate(async (sim) => {
     startPair(sim);
     const one = clerkOf(sim, "same");
@@ -805,19 +805,19 @@ Deno.test("lock clerk: two clerks with one id get a LockRequestError, not a wron
   }, { seed: 12 });
 });
 
-Deno.test("lock clerk: the signal gives up with LockAbortedError, saying whether it was sent", async () => {
+Deno.test("lock clerk: the signal gives up with RequestAbortedError, saying whether it was sent", async () => {
   await simulate(async (sim) => {
     // No server at all: every attempt fails, and the clerk keeps trying.
     const clerk = clerkOf(sim, "c1");
     const controller = new AbortController();
     sim.clock.setTimer(500, () => controller.abort(new Error("enough")));
     const err = await clerk.lock("a", { signal: controller.signal }).catch((e) => e);
-    assert.ok(err instanceof LockAbortedError, String(err));
+    assert.ok(err instanceof RequestAbortedError, String(err));
     assert.equal(err.mayHaveApplied, true);
     assert.match(err.message, /lock of "a" abandoned/);
     assert.equal(sim.clock.now(), 500);
     const before = await clerk.unlock("a", { signal: AbortSignal.abort() }).catch((e) => e);
-    assert.ok(before instanceof LockAbortedError);
+    assert.ok(before instanceof RequestAbortedError);
     assert.equal(before.mayHaveApplied, false);
   }, { seed: 13 });
 });

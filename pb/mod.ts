@@ -19,11 +19,21 @@ export * from "./lock_protocol.ts";
 export * from "./lock_table.ts";
 export * from "./lock_server.ts";
 export * from "./lock_clerk.ts";
-export * from "./lock_errors.ts";
 export * from "./kv_protocol.ts";
 export * from "./kv_server.ts";
 export * from "./kv_clerk.ts";
-export * from "./kv_errors.ts";
+// The errors the clerks throw: the family every service client shares.
+export {
+  mayHaveApplied,
+  OutcomeUnknownError,
+  RequestAbortedError,
+  type RequestAbortedErrorOptions,
+  RequestError,
+  RequestTimeoutError,
+  type RequestTimeoutErrorOptions,
+  type ServerAttempt,
+  ServiceError,
+} from "../rsm/errors.ts";
 // Types from the net layer that appear in this module's signatures.
 export type {
   CallOptions,

@@ -1,73 +1,168 @@
 /**
- * The errors the KV clerk throws.
+ * The errors every service client throws: one family for the KV clerk, the
+ * sharded clerk, the shard controller's clerk, the primary/backup and lock
+ * clerks, and `ReplicaClient` itself (for a service of your own). Each
+ * names the service it came from (`service`, and its message starts `kv: `,
+ * `lock: `...), and each says whether the request may have taken effect:
+ *
+ * - {@linkcode RequestError}: the request is wrong, or was refused for good;
+ *   retrying it will not help.
+ * - {@linkcode RequestAbortedError}: the caller's signal fired first;
+ *   {@linkcode RequestTimeoutError}: the client's deadline passed first.
+ * - {@linkcode OutcomeUnknownError}: a write ended without an answer after it
+ *   may have been proposed (`mayHaveApplied` is always true).
+ * - {@linkcode OverloadedError}: the server refused the write before
+ *   proposing it (`mayHaveApplied` is always false).
+ * - {@linkcode WrongLeaderError}: the server asked does not lead, and the
+ *   caller asked not to be sent on (6.824's `ErrWrongLeader`).
+ *
+ * What it is not: the transport's own errors (a refused connection, one
+ * call that timed out) are `net/`'s, and Raft's refusals `raft/`'s. A clerk
+ * passes a few of those on as they are: `RefusedError` when every server
+ * refused the connection, for one.
  *
  * @module
  */
 
 /**
- * The request itself is wrong (a key or value over the limits, a value of the
- * wrong type, an append that would grow a value past the limit): it was not
- * applied, and retrying it will not help.
+ * The base of the errors a service client throws of its own, each naming
+ * the service it came from: `instanceof ServiceError` tells them from the
+ * transport's errors a clerk passes on (`net/`'s `RefusedError`...); the
+ * subclass (or {@linkcode mayHaveApplied}) tells what happened.
  *
  * @example
  * ```ts
- * import { KvRequestError } from "@distkit/distkit/rsm";
+ * import { RequestError, ServiceError } from "@distkit/distkit/rsm";
  *
- * const err = new KvRequestError("key is 3000 bytes; the limit is 1024");
- * err.message; // "KV request refused: key is 3000 bytes; the limit is 1024"
+ * const err: unknown = new RequestError("kv", "key is 3000 bytes; the limit is 1024");
+ * if (err instanceof ServiceError) err.service; // "kv"
+ * if (err instanceof ServiceError) err.detail; // "request refused: key is 3000 bytes; the limit is 1024"
  * ```
  */
-export class KvRequestError extends Error {
+export class ServiceError extends Error {
+  /** The service the error came from (`kv`, `shard`, `shard controller`, `pb`, `lock`...). */
+  readonly service: string;
+
   /**
    * Creates the error.
    *
-   * @param problem What is wrong with the request.
+   * @param service The service it came from.
+   * @param message What went wrong and what to do, without the service's name (it is added).
+   * @param options Standard error options (`cause`).
    */
-  constructor(problem: string, options?: ErrorOptions) {
-    super(`KV request refused: ${problem}`, options);
-    this.name = "KvRequestError";
+  constructor(service: string, message: string, options?: ErrorOptions) {
+    super(`${service}: ${message}`, options);
+    this.name = "ServiceError";
+    this.service = service;
+  }
+
+  /**
+   * The message without the service's name in front: for quoting inside
+   * another message of the same service.
+   */
+  get detail(): string {
+    const prefix = `${this.service}: `;
+    return this.message.startsWith(prefix) ? this.message.slice(prefix.length) : this.message;
   }
 }
 
 /**
- * The caller's `AbortSignal` fired before the clerk knew the outcome. A read
- * simply did not happen. A write may or may not have taken effect, and may
- * still take effect later (it may be in the log) until the clerk's next
- * write completes: that write reuses the abandoned write's session, and once
- * it is applied the abandoned one never will be. Read back after that.
+ * The request itself is wrong (a key or value over the limits, a value of
+ * the wrong type, an empty lock name), or a server refused it for good (a
+ * group already joined, two clerks sharing an id): it was not applied, and
+ * retrying it will not help.
  *
  * @example
  * ```ts
- * import { KvAbortedError } from "@distkit/distkit/rsm";
+ * import { RequestError } from "@distkit/distkit/rsm";
  *
- * const err = new KvAbortedError("put", true);
- * err.mayHaveApplied; // true
+ * const err = new RequestError("kv", "key is 3000 bytes; the limit is 1024");
+ * err.message; // "kv: request refused: key is 3000 bytes; the limit is 1024"
  * ```
  */
-export class KvAbortedError extends Error {
-  /** Whether the operation was a write that a server may have applied. */
+export class RequestError extends ServiceError {
+  /** What is wrong with the request, in the words of whoever refused it. */
+  readonly problem: string;
+
+  /**
+   * Creates the error.
+   *
+   * @param service The service whose request it is.
+   * @param problem What is wrong with the request.
+   * @param options Standard error options (`cause`).
+   */
+  constructor(service: string, problem: string, options?: ErrorOptions) {
+    super(service, `request refused: ${problem}`, options);
+    this.name = "RequestError";
+    this.problem = problem;
+  }
+}
+
+/** The end of a message for a write that may or may not have taken effect. */
+const MAY_HAVE_APPLIED = "; it may or may not have taken effect: read to find out";
+
+/**
+ * Options of a {@linkcode RequestAbortedError}.
+ *
+ * @example
+ * ```ts
+ * import type { RequestAbortedErrorOptions } from "@distkit/distkit/rsm";
+ *
+ * const options: RequestAbortedErrorOptions = { mayHaveApplied: false };
+ * ```
+ */
+export interface RequestAbortedErrorOptions extends ErrorOptions {
+  /** Whether the request was a write that a server may have applied. */
+  mayHaveApplied: boolean;
+}
+
+/**
+ * The caller's `AbortSignal` fired before the client knew the outcome. A
+ * read simply did not happen. A write may or may not have taken effect
+ * (`mayHaveApplied`), and may still take effect later (it may be in the
+ * log) until the client's next write completes: that write reuses the
+ * abandoned write's session, and once it is applied the abandoned one never
+ * will be. Read back after that.
+ *
+ * @example
+ * ```ts
+ * import { RequestAbortedError } from "@distkit/distkit/rsm";
+ *
+ * const err = new RequestAbortedError("kv", "put", { mayHaveApplied: true });
+ * err.mayHaveApplied; // true
+ * err.message; // "kv: put abandoned: the caller's signal fired; it may or may not have taken effect: read to find out"
+ * ```
+ */
+export class RequestAbortedError extends ServiceError {
+  /** The operation abandoned (`get`, `put`, `lock of "printer"`...). */
+  readonly operation: string;
+  /** Whether the request was a write that a server may have applied. */
   readonly mayHaveApplied: boolean;
 
   /**
    * Creates the error.
    *
-   * @param operation The operation abandoned (`get`, `put`, ...).
-   * @param mayHaveApplied Whether it was a write that a server may have applied.
+   * @param service The service called.
+   * @param operation The operation abandoned (`get`, `put`...).
+   * @param options Whether a server may have applied it, and `cause`.
    */
-  constructor(operation: string, mayHaveApplied: boolean, options?: ErrorOptions) {
+  constructor(service: string, operation: string, options: RequestAbortedErrorOptions) {
+    const { mayHaveApplied, ...errorOptions } = options;
     super(
-      `KV ${operation} abandoned: the caller's signal fired` +
-        (mayHaveApplied ? "; the write may or may not have taken effect, read to find out" : ""),
-      options,
+      service,
+      `${operation} abandoned: the caller's signal fired` +
+        (mayHaveApplied ? MAY_HAVE_APPLIED : ""),
+      errorOptions,
     );
-    this.name = "KvAbortedError";
+    this.name = "RequestAbortedError";
+    this.operation = operation;
     this.mayHaveApplied = mayHaveApplied;
   }
 }
 
 /**
  * What a client last heard from one server, for the message of a
- * {@linkcode KvTimeoutError}.
+ * {@linkcode RequestTimeoutError}.
  *
  * @example
  * ```ts
@@ -84,69 +179,104 @@ export interface ServerAttempt {
 }
 
 /**
+ * Options of a {@linkcode RequestTimeoutError}.
+ *
+ * @example
+ * ```ts
+ * import type { RequestTimeoutErrorOptions } from "@distkit/distkit/rsm";
+ *
+ * const options: RequestTimeoutErrorOptions = { mayHaveApplied: false, deadlineMs: 30_000, tried: [] };
+ * ```
+ */
+export interface RequestTimeoutErrorOptions extends RequestAbortedErrorOptions {
+  /** The deadline that passed, in milliseconds. */
+  deadlineMs: number;
+  /** Each server tried and its last failure. */
+  tried: readonly ServerAttempt[];
+}
+
+/**
  * The client's deadline passed before it knew the outcome (a
- * {@linkcode KvAbortedError}, so `mayHaveApplied` means the same): its
+ * {@linkcode RequestAbortedError}, so `mayHaveApplied` means the same): its
  * message says how long it waited and what each server last answered.
  * Clients have a default deadline (`deadlineMs`, 30 s); pass
  * `deadlineMs: Infinity` to wait for ever.
  *
  * @example
  * ```ts
- * import { KvTimeoutError } from "@distkit/distkit/rsm";
+ * import { RequestTimeoutError } from "@distkit/distkit/rsm";
  *
- * const err = new KvTimeoutError("get", false, {
+ * const err = new RequestTimeoutError("kv", "get", {
+ *   mayHaveApplied: false,
  *   deadlineMs: 30_000,
  *   tried: [{ server: "127.0.0.1:7001", error: "connection refused" }],
  * });
- * err.message; // "KV get: no answer within 30000 ms; tried 127.0.0.1:7001 (connection refused)"
+ * err.message.startsWith("kv: get: no answer within 30000 ms; tried 127.0.0.1:7001 (connection refused)"); // true
  * ```
  */
-export class KvTimeoutError extends KvAbortedError {
+export class RequestTimeoutError extends RequestAbortedError {
   /** The deadline that passed, in milliseconds. */
   readonly deadlineMs: number;
-  /** Each server and its last failure. */
+  /** Each server tried and its last failure. */
   readonly tried: readonly ServerAttempt[];
 
   /**
    * Creates the error.
    *
-   * @param operation The operation abandoned (`get`, `put`, ...).
-   * @param mayHaveApplied Whether it was a write that a server may have applied.
+   * @param service The service called.
+   * @param operation The operation abandoned (`get`, `put`...).
+   * @param options The deadline, each server's last failure, whether a server may have applied it, and `cause`.
    */
-  constructor(
-    operation: string,
-    mayHaveApplied: boolean,
-    options: ErrorOptions & { deadlineMs: number; tried: readonly ServerAttempt[] },
-  ) {
-    super(operation, mayHaveApplied, options);
-    this.name = "KvTimeoutError";
-    this.deadlineMs = options.deadlineMs;
-    this.tried = options.tried;
-    const tried = options.tried.map((t) => `${t.server} (${t.error})`).join(", ");
-    this.message = `KV ${operation}: no answer within ${options.deadlineMs} ms` +
-      (tried === "" ? "" : `; tried ${tried}`) +
-      (mayHaveApplied ? "; the write may or may not have taken effect, read to find out" : "");
+  constructor(service: string, operation: string, options: RequestTimeoutErrorOptions) {
+    const { deadlineMs, tried, ...abortedOptions } = options;
+    super(service, operation, abortedOptions);
+    this.name = "RequestTimeoutError";
+    this.deadlineMs = deadlineMs;
+    this.tried = tried;
+    const servers = tried.map((t) => `${t.server} (${t.error})`).join(", ");
+    this.message = `${service}: ${operation}: no answer within ${deadlineMs} ms` +
+      (servers === "" ? "" : `; tried ${servers}`) +
+      (this.mayHaveApplied
+        ? MAY_HAVE_APPLIED
+        : "; check that the servers are up and reachable, then retry");
   }
 }
 
 /**
  * Runs a request parser, turning its complaint into a
- * {@linkcode KvRequestError}: how clerks refuse a bad request before
- * sending it.
+ * {@linkcode RequestError} of `service`: how clerks refuse a bad request
+ * before sending it.
  *
  * @example
  * ```ts
  * import { checkString, refuseBadRequest } from "@distkit/distkit/rsm";
  *
- * refuseBadRequest(() => checkString("x", { field: "key", maxBytes: 1024 })); // "x"
+ * refuseBadRequest("kv", () => checkString("x", { field: "key", maxBytes: 1024 })); // "x"
  * ```
  */
-export function refuseBadRequest<T>(parse: () => T): T {
+export function refuseBadRequest<T>(service: string, parse: () => T): T {
   try {
     return parse();
   } catch (err) {
-    throw new KvRequestError((err as Error).message);
+    throw new RequestError(service, (err as Error).message, { cause: err });
   }
+}
+
+/**
+ * Options of an {@linkcode OutcomeUnknownError}.
+ *
+ * @example
+ * ```ts
+ * import type { OutcomeUnknownErrorOptions } from "@distkit/distkit/rsm";
+ *
+ * const options: OutcomeUnknownErrorOptions = { reason: "the server asked no longer leads" };
+ * ```
+ */
+export interface OutcomeUnknownErrorOptions extends ErrorOptions {
+  /** Why no answer came, in a few words. */
+  reason: string;
+  /** Whether the session has since applied a later write. Default false. */
+  superseded?: boolean;
 }
 
 /**
@@ -160,16 +290,16 @@ export function refuseBadRequest<T>(parse: () => T): T {
  *
  * @example
  * ```ts
- * import { KvOutcomeUnknownError } from "@distkit/distkit/rsm";
+ * import { OutcomeUnknownError } from "@distkit/distkit/rsm";
  *
- * const err = new KvOutcomeUnknownError("append", "the server asked no longer leads");
+ * const err = new OutcomeUnknownError("kv", "append", { reason: "the server asked no longer leads" });
  * err.mayHaveApplied; // true
  * ```
  */
-export class KvOutcomeUnknownError extends Error {
+export class OutcomeUnknownError extends ServiceError {
   /** Always true: the write may have been applied (the property every ambiguous error has). */
   readonly mayHaveApplied: true = true;
-  /** The operation (`put`, `append`...). */
+  /** The operation (`put`, `append`, `lock of "printer"`...). */
   readonly operation: string;
   /** Why no answer came, in a few words. */
   readonly reason: string;
@@ -183,58 +313,60 @@ export class KvOutcomeUnknownError extends Error {
   /**
    * Creates the error.
    *
+   * @param service The service called.
    * @param operation The write whose outcome is unknown (`put`, `append`...).
-   * @param reason Why no answer came, in a few words.
-   * @param options `cause`, and `superseded` when the session has applied a later write.
+   * @param options Why no answer came, `superseded` when the session has applied a later write, and `cause`.
    */
-  constructor(
-    operation: string,
-    reason: string,
-    options: ErrorOptions & { superseded?: boolean } = {},
-  ) {
+  constructor(service: string, operation: string, options: OutcomeUnknownErrorOptions) {
+    const { reason, superseded = false, ...errorOptions } = options;
     super(
-      `KV ${operation}: outcome unknown (${reason}); the write may or may not have taken ` +
-        `effect: read to find out before writing again, or resend it in the same session ` +
+      service,
+      `${operation}: outcome unknown (${reason}); it may or may not have taken effect: ` +
+        `read to find out before writing again, or resend it in the same session ` +
         `(client id and number), which applies it at most once`,
-      options,
+      errorOptions,
     );
-    this.name = "KvOutcomeUnknownError";
+    this.name = "OutcomeUnknownError";
     this.operation = operation;
     this.reason = reason;
-    this.superseded = options.superseded ?? false;
+    this.superseded = superseded;
   }
 }
 
 /**
  * The server asked does not lead, and the caller asked not to be sent on to
- * the leader (the client option `followLeader: false`): the
- * request was not proposed there. `leader` is the server's hint (null: none
- * known).
+ * the leader (the client option `followLeader: false`): the request was not
+ * proposed there. `leader` is the server's hint (null: none known). 6.824
+ * calls this `ErrWrongLeader`; Raft's own refusal is `raft/`'s
+ * `NotLeaderError`.
  *
  * @example
  * ```ts
- * import { KvNotLeaderError } from "@distkit/distkit/rsm";
+ * import { WrongLeaderError } from "@distkit/distkit/rsm";
  *
- * new KvNotLeaderError("2").message; // "the server asked does not lead (the leader is 2)"
+ * new WrongLeaderError("kv", "2").message; // "kv: the server asked does not lead (the leader is 2); send the request there"
  * ```
  */
-export class KvNotLeaderError extends Error {
+export class WrongLeaderError extends ServiceError {
   /** The leader the server named, or null when it knows none. */
   readonly leader: string | null;
 
   /**
    * Creates the error.
    *
+   * @param service The service called.
    * @param leader The leader the server named, or null.
+   * @param options Standard error options (`cause`).
    */
-  constructor(leader: string | null, options?: ErrorOptions) {
+  constructor(service: string, leader: string | null, options?: ErrorOptions) {
     super(
-      `the server asked does not lead (${
-        leader === null ? "no leader is known yet" : `the leader is ${leader}`
-      })`,
+      service,
+      leader === null
+        ? "the server asked does not lead (no leader is known yet); retry shortly"
+        : `the server asked does not lead (the leader is ${leader}); send the request there`,
       options,
     );
-    this.name = "KvNotLeaderError";
+    this.name = "WrongLeaderError";
     this.leader = leader;
   }
 }
@@ -242,19 +374,34 @@ export class KvNotLeaderError extends Error {
 /**
  * Whether an error a clerk threw for a write leaves the write's outcome open:
  * true for an error with `mayHaveApplied` true, false for one with it false
- * or a refusal of the request itself ({@linkcode KvRequestError}, a refused
+ * or a refusal of the request itself ({@linkcode RequestError}, a refused
  * connection...), which certainly did not apply.
  *
  * @example
  * ```ts
- * import { KvAbortedError, mayHaveApplied } from "@distkit/distkit/rsm";
+ * import { mayHaveApplied, RequestAbortedError } from "@distkit/distkit/rsm";
  *
- * mayHaveApplied(new KvAbortedError("put", true)); // true
- * mayHaveApplied(new KvAbortedError("put", false)); // false
+ * mayHaveApplied(new RequestAbortedError("kv", "put", { mayHaveApplied: true })); // true
+ * mayHaveApplied(new RequestAbortedError("kv", "put", { mayHaveApplied: false })); // false
  * ```
  */
 export function mayHaveApplied(err: unknown): boolean {
   return (err as { mayHaveApplied?: unknown } | null)?.mayHaveApplied === true;
+}
+
+/**
+ * Options of an {@linkcode OverloadedError}.
+ *
+ * @example
+ * ```ts
+ * import type { OverloadedErrorOptions } from "@distkit/distkit/rsm";
+ *
+ * const options: OverloadedErrorOptions = { retryAfterMs: 200 };
+ * ```
+ */
+export interface OverloadedErrorOptions extends ErrorOptions {
+  /** How long to wait before resending, in milliseconds. Default 1,000. */
+  retryAfterMs?: number;
 }
 
 /**
@@ -264,13 +411,13 @@ export function mayHaveApplied(err: unknown): boolean {
  *
  * @example
  * ```ts
- * import { KvOverloadedError } from "@distkit/distkit/rsm";
+ * import { OverloadedError } from "@distkit/distkit/rsm";
  *
- * const err = new KvOverloadedError("64 writes are in progress, the limit");
+ * const err = new OverloadedError("kv", "64 writes are in progress, the limit");
  * err.mayHaveApplied; // false
  * ```
  */
-export class KvOverloadedError extends Error {
+export class OverloadedError extends ServiceError {
   /** Always false: the write was refused before it was proposed. */
   readonly mayHaveApplied: false = false;
   /** Why the server refused, in a few words. */
@@ -281,16 +428,19 @@ export class KvOverloadedError extends Error {
   /**
    * Creates the error.
    *
+   * @param service The service that refused.
    * @param reason Which limit was reached.
-   * @param options `cause`, and `retryAfterMs` (default 1,000).
+   * @param options `retryAfterMs` (default 1,000), and `cause`.
    */
-  constructor(reason: string, options: ErrorOptions & { retryAfterMs?: number } = {}) {
+  constructor(service: string, reason: string, options: OverloadedErrorOptions = {}) {
+    const { retryAfterMs = 1000, ...errorOptions } = options;
     super(
+      service,
       `the server is overloaded (${reason}) and did not apply the request; resend it after a pause`,
-      options,
+      errorOptions,
     );
-    this.name = "KvOverloadedError";
+    this.name = "OverloadedError";
     this.reason = reason;
-    this.retryAfterMs = options.retryAfterMs ?? 1000;
+    this.retryAfterMs = retryAfterMs;
   }
 }

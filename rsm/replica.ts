@@ -15,7 +15,7 @@
 import { deadline, delay } from "../net/async.ts";
 import type { Clock } from "../net/clock.ts";
 import { ArgumentsError } from "../net/errors.ts";
-import { KvOverloadedError } from "./errors.ts";
+import { OverloadedError } from "./errors.ts";
 import type { ServiceMethods } from "../net/rpc_server.ts";
 import { type Applied, NotLeaderError, RaftNode, type RaftNodeOptions } from "../raft/mod.ts";
 import { invariant } from "../raft/invariant.ts";
@@ -499,13 +499,15 @@ export class Replica<R> {
    * their limit: queued instead, they piled up in memory until heartbeats
    * missed their deadlines (issue 16).
    *
-   * @throws {KvOverloadedError} when a limit is reached (nothing was proposed).
+   * @throws {OverloadedError} when a limit is reached (nothing was proposed).
    */
   #admit(bytes: number): void {
     const reason = this.refusal(bytes);
     if (reason === undefined) return;
     this.#counts.overloaded++;
-    throw new KvOverloadedError(reason, { retryAfterMs: this.#retryAfterMs() });
+    throw new OverloadedError(this.#service ?? "replica", reason, {
+      retryAfterMs: this.#retryAfterMs(),
+    });
   }
 
   /**
@@ -575,7 +577,7 @@ export class Replica<R> {
         this.#counts.badRequests++;
         throw err;
       }
-      if (err instanceof KvOverloadedError) {
+      if (err instanceof OverloadedError) {
         return { status: "overloaded", reason: err.reason, retryAfterMs: err.retryAfterMs };
       }
       // Not leading, stopped (RaftStoppedError) or too slow: elsewhere, or later.

@@ -18,13 +18,14 @@ import {
 import type { Random } from "../net/random.ts";
 import type { ClientEnd, Transport } from "../net/transport.ts";
 import {
-  KvAbortedError,
-  KvNotLeaderError,
-  KvOutcomeUnknownError,
-  KvOverloadedError,
-  KvRequestError,
-  KvTimeoutError,
+  OutcomeUnknownError,
+  OverloadedError,
+  RequestAbortedError,
+  RequestError,
+  RequestTimeoutError,
   type ServerAttempt,
+  ServiceError,
+  WrongLeaderError,
 } from "./errors.ts";
 import type { ReplicaReply } from "./replica.ts";
 import { defaultClock, defaultRandom } from "../net/env.ts";
@@ -54,24 +55,31 @@ export interface ReplicaClientOptions {
   /**
    * Whether a server's "not the leader" answer sends the call on to the
    * leader it names (or the next server). False: the call ends there with
-   * a {@linkcode KvNotLeaderError}, for a caller that sends its own clients
+   * a {@linkcode WrongLeaderError}, for a caller that sends its own clients
    * to the leader (a node's HTTP API); a write that an earlier attempt may
-   * have proposed ends with a {@linkcode KvOutcomeUnknownError} instead.
+   * have proposed ends with a {@linkcode OutcomeUnknownError} instead.
    * Default true.
    */
   followLeader?: boolean;
   /**
    * How long one call may take before it fails with a
-   * {@linkcode KvTimeoutError} that names every server and its last error;
+   * {@linkcode RequestTimeoutError} that names every server and its last error;
    * a call's own `deadlineMs` overrides it. `Infinity`: wait for ever (only
    * the caller's signal ends a call). Default {@linkcode DEFAULT_DEADLINE_MS}.
    */
   deadlineMs?: number;
+  /**
+   * The service's name in the errors the client throws (their `service`,
+   * and the start of their message). Default: the service part of the
+   * method called (`Tickets` for `Tickets.Take`). The clerks built on this
+   * client set their own (`kv`, `shard`, `shard controller`).
+   */
+  service?: string;
 }
 
 /**
  * The default deadline of a client call (30 s): the KV, shard and
- * primary/backup clerks fail with a {@linkcode KvTimeoutError} after it
+ * primary/backup clerks fail with a {@linkcode RequestTimeoutError} after it
  * rather than wait for ever for servers that are all down.
  *
  * @example
@@ -189,7 +197,7 @@ export interface ReplicaCallOptions {
   operation: string;
   /** Whether it changes state (an abandoned write may have taken effect). */
   write: boolean;
-  /** Gives up with a {@linkcode KvAbortedError} when it fires. */
+  /** Gives up with a {@linkcode RequestAbortedError} when it fires. */
   signal?: AbortSignal;
   /**
    * Give up (resolve undefined) after this many rounds of trying every
@@ -249,6 +257,7 @@ export class ReplicaClient {
   readonly #baseMs: number;
   readonly #maxMs: number;
   readonly #followLeader: boolean;
+  readonly #service: string | undefined;
   #leader: number;
 
   /**
@@ -278,6 +287,7 @@ export class ReplicaClient {
     this.#baseMs = options.backoff?.baseMs ?? 20;
     this.#maxMs = options.backoff?.maxMs ?? 1000;
     this.#followLeader = options.followLeader ?? true;
+    this.#service = options.service;
     this.#leader = this.#random.int(this.#servers.length);
   }
 
@@ -321,15 +331,15 @@ export class ReplicaClient {
    * `options.attempts` then says whether it may have been proposed).
    *
    * Every failure of a write says whether it may have been applied: a
-   * {@linkcode KvAbortedError} or {@linkcode KvOutcomeUnknownError} with
+   * {@linkcode RequestAbortedError} or {@linkcode OutcomeUnknownError} with
    * `mayHaveApplied` true once an attempt may have been proposed; any other
    * error only when none was.
    *
-   * @throws {KvRequestError} when a server says the request is malformed.
-   * @throws {KvAbortedError} when the signal fires first.
-   * @throws {KvNotLeaderError} when a server does not lead and `followLeader` is false.
+   * @throws {RequestError} when a server says the request is malformed.
+   * @throws {RequestAbortedError} when the signal fires first.
+   * @throws {WrongLeaderError} when a server does not lead and `followLeader` is false.
    * @throws {RefusedError} when every server refuses the connection.
-   * @throws {KvOutcomeUnknownError} for any failure of a write after an attempt that may have been proposed.
+   * @throws {OutcomeUnknownError} for any failure of a write after an attempt that may have been proposed.
    */
   async call<T extends object>(
     method: string,
@@ -341,11 +351,18 @@ export class ReplicaClient {
       signal: options.signal,
     });
     const attempts = options.attempts ?? { mayHaveApplied: false };
+    const service = this.#service ?? method.split(".")[0];
     try {
-      return await this.#call<T>(method, args, { ...options, attempts, signal: deadline.signal });
+      return await this.#call<T>(method, args, {
+        ...options,
+        attempts,
+        signal: deadline.signal,
+        service,
+      });
     } catch (err) {
-      if (!deadline.expired || !(err instanceof KvAbortedError)) throw err;
-      throw new KvTimeoutError(options.operation, err.mayHaveApplied, {
+      if (!deadline.expired || !(err instanceof RequestAbortedError)) throw err;
+      throw new RequestTimeoutError(service, options.operation, {
+        mayHaveApplied: err.mayHaveApplied,
         deadlineMs: options.deadlineMs ?? this.#deadlineMs,
         tried: this.tried(),
         cause: err,
@@ -358,21 +375,26 @@ export class ReplicaClient {
   async #call<T extends object>(
     method: string,
     args: unknown,
-    options: ReplicaCallOptions,
+    options: ReplicaCallOptions & { service: string },
   ): Promise<FinalReply<T> | undefined> {
-    const { signal, operation, write } = options;
+    const { signal, operation, write, service } = options;
     const rounds = options.rounds ?? Infinity;
     const attempts = options.attempts ?? { mayHaveApplied: false };
     // Ends the call: a write that may have been proposed cannot be refused as if it was not.
     const settle = (err: Error) =>
-      ambiguousIfProposed(err, { operation, attempts: write ? attempts : undefined });
+      ambiguousIfProposed(err, { service, operation, attempts: write ? attempts : undefined });
     let tries = 0;
     const refusedBy = new Set<number>();
     let wait = this.#baseMs;
     let server = this.#leader;
     while (true) {
       if (signal?.aborted) {
-        throw settle(new KvAbortedError(operation, false, { cause: signal.reason }));
+        throw settle(
+          new RequestAbortedError(service, operation, {
+            mayHaveApplied: false,
+            cause: signal.reason,
+          }),
+        );
       }
       let reply: unknown;
       try {
@@ -388,9 +410,16 @@ export class ReplicaClient {
         if (err instanceof AbortedError) {
           // Cut off in flight: the server may have it.
           if (write) attempts.mayHaveApplied = true;
-          throw settle(new KvAbortedError(operation, write, { cause: signal?.reason }));
+          throw settle(
+            new RequestAbortedError(service, operation, {
+              mayHaveApplied: write,
+              cause: signal?.reason,
+            }),
+          );
         }
-        if (err instanceof BadArgumentsError) throw settle(new KvRequestError(err.remoteMessage));
+        if (err instanceof BadArgumentsError) {
+          throw settle(new RequestError(service, err.remoteMessage));
+        }
         // A server that refuses us (another cluster, a secret we lack) may be one
         // misconfigured node: try the others; when every one refuses, say why.
         if (err instanceof RefusedError) {
@@ -420,7 +449,7 @@ export class ReplicaClient {
       if (r?.status === "retry" && write) attempts.mayHaveApplied = true;
       if (r?.status === "overloaded") {
         // Refused before it was proposed: a definite refusal. Back off, then ask again.
-        const refusal = new KvOverloadedError(r.reason, { retryAfterMs: r.retryAfterMs });
+        const refusal = new OverloadedError(service, r.reason, { retryAfterMs: r.retryAfterMs });
         if (!this.#followLeader) throw settle(refusal);
         this.#leader = server;
         tries += this.#servers.length - (tries % this.#servers.length);
@@ -428,13 +457,18 @@ export class ReplicaClient {
         try {
           await this.#pause(Math.max(wait, r.retryAfterMs), signal);
         } catch {
-          throw settle(new KvAbortedError(operation, false, { cause: signal?.reason }));
+          throw settle(
+            new RequestAbortedError(service, operation, {
+              mayHaveApplied: false,
+              cause: signal?.reason,
+            }),
+          );
         }
         wait = Math.min(this.#maxMs, wait * 2);
         continue;
       }
       if (r?.status === "not-leader" && !this.#followLeader) {
-        throw settle(new KvNotLeaderError(r.leader));
+        throw settle(new WrongLeaderError(service, r.leader));
       }
       tries++;
       const hint = r?.status === "not-leader"
@@ -446,7 +480,12 @@ export class ReplicaClient {
         try {
           await this.#pause(wait, signal);
         } catch {
-          throw settle(new KvAbortedError(operation, false, { cause: signal?.reason }));
+          throw settle(
+            new RequestAbortedError(service, operation, {
+              mayHaveApplied: false,
+              cause: signal?.reason,
+            }),
+          );
         }
         wait = Math.min(this.#maxMs, wait * 2);
       }
@@ -480,39 +519,43 @@ function neverRan(err: unknown): boolean {
 /**
  * The error to end a write with: `err` itself while no attempt may have
  * been proposed, else one that says the write may have applied (a
- * {@linkcode KvAbortedError} stays one, with `mayHaveApplied` true; any
- * other becomes a {@linkcode KvOutcomeUnknownError} with `err` as its
- * cause). For reads (`attempts` undefined), `err` itself.
+ * {@linkcode RequestAbortedError} stays one, with `mayHaveApplied` true; any
+ * other becomes an {@linkcode OutcomeUnknownError} with `err` as its
+ * cause), naming `service`. For reads (`attempts` undefined), `err` itself.
  *
  * @example
  * ```ts
- * import { ambiguousIfProposed, KvNotLeaderError } from "@distkit/distkit/rsm";
+ * import { ambiguousIfProposed, WrongLeaderError } from "@distkit/distkit/rsm";
  *
- * const refusal = new KvNotLeaderError(null);
- * const before = { operation: "append", attempts: { mayHaveApplied: false } };
+ * const refusal = new WrongLeaderError("kv", null);
+ * const before = { service: "kv", operation: "append", attempts: { mayHaveApplied: false } };
  * ambiguousIfProposed(refusal, before) === refusal; // true
- * const after = { operation: "append", attempts: { mayHaveApplied: true } };
- * ambiguousIfProposed(refusal, after).name; // "KvOutcomeUnknownError"
+ * const after = { service: "kv", operation: "append", attempts: { mayHaveApplied: true } };
+ * ambiguousIfProposed(refusal, after).name; // "OutcomeUnknownError"
  * ```
  */
 export function ambiguousIfProposed(
   err: Error,
-  options: { operation: string; attempts?: WriteAttempts },
+  options: { service: string; operation: string; attempts?: WriteAttempts },
 ): Error {
-  const { operation, attempts } = options;
+  const { service, operation, attempts } = options;
   if (!attempts?.mayHaveApplied) return err;
-  if (err instanceof KvTimeoutError && !err.mayHaveApplied) {
-    return new KvTimeoutError(operation, true, {
+  if (err instanceof RequestTimeoutError && !err.mayHaveApplied) {
+    return new RequestTimeoutError(service, operation, {
+      mayHaveApplied: true,
       deadlineMs: err.deadlineMs,
       tried: err.tried,
       cause: err.cause,
     });
   }
-  if (err instanceof KvAbortedError) {
-    return err.mayHaveApplied ? err : new KvAbortedError(operation, true, { cause: err.cause });
+  if (err instanceof RequestAbortedError) {
+    return err.mayHaveApplied
+      ? err
+      : new RequestAbortedError(service, operation, { mayHaveApplied: true, cause: err.cause });
   }
-  if (err instanceof KvOutcomeUnknownError) return err;
-  return new KvOutcomeUnknownError(operation, err.message, { cause: err });
+  if (err instanceof OutcomeUnknownError) return err;
+  const reason = err instanceof ServiceError ? err.detail : err.message;
+  return new OutcomeUnknownError(service, operation, { reason, cause: err });
 }
 
 /**

@@ -11,9 +11,9 @@ import { delay } from "../net/async.ts";
 import type { Clock } from "../net/clock.ts";
 import type { Transport } from "../net/transport.ts";
 import {
-  KvAbortedError,
-  KvTimeoutError,
   refuseBadRequest,
+  RequestAbortedError,
+  RequestTimeoutError,
   type ServerAttempt,
 } from "../rsm/errors.ts";
 import {
@@ -38,6 +38,9 @@ import { keyToShard, type ShardConfig } from "./config.ts";
 import { ShardControllerClerk } from "./controller.ts";
 import { SHARD_SERVICE } from "./group.ts";
 import { defaultClock, defaultId } from "../net/env.ts";
+
+/** The service's name in the clerk's errors. */
+const SERVICE = "shard";
 
 /**
  * Options of a {@linkcode ShardClerk}.
@@ -69,10 +72,10 @@ export interface ShardClerkOptions extends ReplicaClientOptions {
  * ```
  */
 export interface ShardCallOptions {
-  /** Gives up with a `KvAbortedError` when it fires. */
+  /** Gives up with a `RequestAbortedError` when it fires. */
   signal?: AbortSignal;
   /**
-   * Gives up with a `KvTimeoutError` after this long, overriding the
+   * Gives up with a `RequestTimeoutError` after this long, overriding the
    * clerk's `deadlineMs` (default 30 s); `Infinity`: only the signal ends it.
    */
   deadlineMs?: number;
@@ -82,7 +85,7 @@ export interface ShardCallOptions {
  * A client of the sharded KV service. Operations may run concurrently.
  *
  * A write that fails either certainly did not apply, or says so: its error
- * has `mayHaveApplied` true (`KvAbortedError`, `KvOutcomeUnknownError`).
+ * has `mayHaveApplied` true (`RequestAbortedError`, `OutcomeUnknownError`).
  * Such a write may still take effect later (it may be in a group's log);
  * unlike the single-group {@linkcode KvClerk}, a later write does not settle
  * it, since it may go to another group.
@@ -116,7 +119,11 @@ export class ShardClerk {
    */
   constructor(transport: Transport, ctrlers: readonly string[], options: ShardClerkOptions = {}) {
     this.#options = options;
-    this.#groups = new ReplicaClients(transport, { ...options, random: options.random?.fork() });
+    this.#groups = new ReplicaClients(transport, {
+      ...options,
+      random: options.random?.fork(),
+      service: SERVICE,
+    });
     this.#clock = options.clock ?? defaultClock("ShardClerk");
     this.#limits = { ...DEFAULT_KV_LIMITS, ...options.limits };
     this.#sessions = new Sessions(options.id ?? defaultId("ShardClerk"));
@@ -134,7 +141,7 @@ export class ShardClerk {
 
   /** The value of `key` (null when absent). */
   async get(key: string, options: ShardCallOptions = {}): Promise<KvValue | null> {
-    refuseBadRequest(() => parseGet({ key }, this.#limits));
+    refuseBadRequest(SERVICE, () => parseGet({ key }, this.#limits));
     const reply = await this.#route<{ value?: KvValue | null }>(key, "Get", { key }, {
       operation: "get",
       write: false,
@@ -199,7 +206,7 @@ export class ShardClerk {
   }
 
   async #write(write: KvWrite, options: ShardCallOptions): Promise<KvResult> {
-    const clean = refuseBadRequest(() => parseWriteOp(write, this.#limits));
+    const clean = refuseBadRequest(SERVICE, () => parseWriteOp(write, this.#limits));
     const session = this.#sessions.take();
     let reply;
     try {
@@ -221,7 +228,7 @@ export class ShardClerk {
       throw err;
     }
     this.#sessions.release(session, "done");
-    return checkWriteResult(reply.result, session.id);
+    return checkWriteResult(reply.result, session.id, { service: SERVICE });
   }
 
   /**
@@ -246,16 +253,13 @@ export class ShardClerk {
         onTried: (t) => tried = t,
       });
     } catch (err) {
-      if (!deadline.expired || !(err instanceof KvAbortedError)) throw err;
-      throw new KvTimeoutError(
-        operation,
-        err.mayHaveApplied || (attempts?.mayHaveApplied ?? false),
-        {
-          deadlineMs,
-          tried,
-          cause: err,
-        },
-      );
+      if (!deadline.expired || !(err instanceof RequestAbortedError)) throw err;
+      throw new RequestTimeoutError(SERVICE, operation, {
+        mayHaveApplied: err.mayHaveApplied || (attempts?.mayHaveApplied ?? false),
+        deadlineMs,
+        tried,
+        cause: err,
+      });
     } finally {
       deadline.cancel();
     }
@@ -291,13 +295,16 @@ export class ShardClerk {
         try {
           await delay(this.#options.retryMs ?? 100, { clock: this.#clock, signal });
         } catch {
-          throw new KvAbortedError(operation, false, { cause: signal?.reason });
+          throw new RequestAbortedError(SERVICE, operation, {
+            mayHaveApplied: false,
+            cause: signal?.reason,
+          });
         }
         this.#config = await this.#ctrler.query(-1, { signal });
       }
     } catch (err) {
       // A failure asking the controller, after a group may have taken the write, is no refusal.
-      throw ambiguousIfProposed(err as Error, { operation, attempts });
+      throw ambiguousIfProposed(err as Error, { service: SERVICE, operation, attempts });
     }
   }
 }

@@ -6,7 +6,7 @@
  * @module
  */
 import { DedupTable, digestBytes } from "../rsm/dedup.ts";
-import { KvRequestError, refuseBadRequest } from "../rsm/errors.ts";
+import { refuseBadRequest, RequestError } from "../rsm/errors.ts";
 import {
   Replica,
   type ReplicaMachine,
@@ -30,6 +30,8 @@ import { defaultId } from "../net/env.ts";
 
 /** The name of the controller's RPC service. */
 const SERVICE = "Ctrler";
+/** The service's name in the clerk's errors. */
+const NAME_IN_ERRORS = "shard controller";
 
 /** A change as it goes through the log. */
 interface CtrlerCommand {
@@ -269,7 +271,10 @@ export class ShardControllerClerk {
     servers: readonly string[],
     options: ShardControllerClerkOptions = {},
   ) {
-    this.#client = new ReplicaClient(transport, servers, options);
+    this.#client = new ReplicaClient(transport, servers, {
+      ...options,
+      service: NAME_IN_ERRORS,
+    });
     this.#sessions = new Sessions(options.id ?? defaultId("ShardControllerClerk"));
   }
 
@@ -289,7 +294,7 @@ export class ShardControllerClerk {
   /**
    * Adds groups (gid → server names); returns the new configuration's number.
    *
-   * @throws {KvRequestError} when a group is already there or the request is malformed.
+   * @throws {RequestError} when a group is already there or the request is malformed.
    */
   join(groups: Record<number, string[]>, options: { signal?: AbortSignal } = {}): Promise<number> {
     return this.#change({ type: "join", groups }, options.signal);
@@ -307,14 +312,14 @@ export class ShardControllerClerk {
    * Assigns `shard` to group `gid` (until the next join or leave
    * rebalances). Returns the new configuration's number.
    *
-   * @throws {KvRequestError} when the group is not in the configuration.
+   * @throws {RequestError} when the group is not in the configuration.
    */
   move(shard: number, gid: number, options: { signal?: AbortSignal } = {}): Promise<number> {
     return this.#change({ type: "move", shard, gid }, options.signal);
   }
 
   async #change(op: ControllerOp, signal: AbortSignal | undefined): Promise<number> {
-    const clean = refuseBadRequest(() => parseControllerOp(op));
+    const clean = refuseBadRequest(NAME_IN_ERRORS, () => parseControllerOp(op));
     const session = this.#sessions.take();
     let reply;
     try {
@@ -329,7 +334,7 @@ export class ShardControllerClerk {
     }
     this.#sessions.release(session, "done");
     const { result } = expectOk(reply);
-    if (!result.ok) throw new KvRequestError(result.refused);
+    if (!result.ok) throw new RequestError(NAME_IN_ERRORS, result.refused);
     return result.num;
   }
 }
@@ -337,7 +342,8 @@ export class ShardControllerClerk {
 /** The payload of an `ok` reply; the controller never answers anything else finally. */
 function expectOk<T extends object>(reply: ReplicaReply<T> | undefined): T {
   if (reply?.status !== "ok") {
-    throw new KvRequestError(
+    throw new RequestError(
+      NAME_IN_ERRORS,
       `the controller answered ${reply?.status ?? "nothing"}, which only a shard group ` +
         `answers: check that the addresses given as controllers are the controller's`,
     );

@@ -10,7 +10,7 @@
  * @module
  */
 import { deadline, delay } from "../net/async.ts";
-import { KvRequestError } from "../rsm/errors.ts";
+import { RequestError } from "../rsm/errors.ts";
 import {
   DEFAULT_KV_LIMITS,
   type KvLimits,
@@ -239,7 +239,9 @@ export class ShardGroupServer {
       return { status: "retry", reason: "its log entry went to another command (a new leader's)" };
     }
     if (outcome.kind === "wrong-group") return { status: "wrong-group" };
-    if (outcome.kind !== "write") throw new KvRequestError("a write was applied as another entry");
+    if (outcome.kind !== "write") {
+      throw new RequestError("shard", "a write was applied as another entry");
+    }
     this.#served(keyToShard(command.write.key));
     return { status: "ok", result: outcome.result };
   }

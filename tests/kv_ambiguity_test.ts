@@ -13,14 +13,14 @@
  */
 import assert from "node:assert/strict";
 import {
-  KvAbortedError,
   KvClerk,
   kvHttpHandler,
-  KvNotLeaderError,
-  KvOutcomeUnknownError,
-  KvRequestError,
   KvServer,
   mayHaveApplied,
+  OutcomeUnknownError,
+  RequestAbortedError,
+  RequestError,
+  WrongLeaderError,
 } from "../kv/mod.ts";
 import {
   AbortedError,
@@ -35,12 +35,7 @@ import {
   TimeoutError,
   type Transport,
 } from "../net/mod.ts";
-import {
-  LockClerk,
-  LockOutcomeUnknownError,
-  LockRequestError,
-  PrimaryBackupClerk,
-} from "../pb/mod.ts";
+import { LockClerk, PrimaryBackupClerk } from "../pb/mod.ts";
 import { MemoryStorage } from "../raft/mod.ts";
 import { ShardClerk } from "../shard/mod.ts";
 
@@ -104,9 +99,9 @@ Deno.test("clerk: a write proposed, then answered not-leader, ends with mayHaveA
     );
     const clerk = clerkOf(sim, transport, ["a"], false);
     const err = await clerk.append("k", "v").catch((e) => e);
-    assert.ok(err instanceof KvOutcomeUnknownError, `expected KvOutcomeUnknownError, got ${err}`);
+    assert.ok(err instanceof OutcomeUnknownError, `expected OutcomeUnknownError, got ${err}`);
     assert.equal(err.mayHaveApplied, true);
-    assert.ok(err.cause instanceof KvNotLeaderError);
+    assert.ok(err.cause instanceof WrongLeaderError);
     assert.match(err.message, /may or may not have taken effect/);
     // Both attempts in one session, under one number: a resend is recognised.
     const sessions = calls.map((c) =>
@@ -121,7 +116,7 @@ Deno.test("clerk: a not-leader answer to a first attempt is a definite refusal",
     const { transport, calls } = scripted(() => ({ status: "not-leader", leader: "b" }));
     const clerk = clerkOf(sim, transport, ["a"], false);
     const err = await clerk.put("k", "v").catch((e) => e);
-    assert.ok(err instanceof KvNotLeaderError, `expected KvNotLeaderError, got ${err}`);
+    assert.ok(err instanceof WrongLeaderError, `expected WrongLeaderError, got ${err}`);
     assert.equal(err.leader, "b");
     assert.equal(mayHaveApplied(err), false);
     assert.equal(calls.length, 1);
@@ -129,7 +124,7 @@ Deno.test("clerk: a not-leader answer to a first attempt is a definite refusal",
     const reads = scripted((_, n) => n === 1 ? RETRY : { status: "not-leader", leader: null });
     const reader = clerkOf(sim, reads.transport, ["a"], false);
     const readErr = await reader.get("k").catch((e) => e);
-    assert.ok(readErr instanceof KvNotLeaderError, `expected KvNotLeaderError, got ${readErr}`);
+    assert.ok(readErr instanceof WrongLeaderError, `expected WrongLeaderError, got ${readErr}`);
   }, { seed: 2 });
 });
 
@@ -146,7 +141,7 @@ Deno.test("clerk: every server refusing the connection after a proposal is no re
       throw refuse(call.peer);
     });
     const err = await clerkOf(sim, after.transport, ["a", "b"]).append("k", "v").catch((e) => e);
-    assert.ok(err instanceof KvOutcomeUnknownError, `expected KvOutcomeUnknownError, got ${err}`);
+    assert.ok(err instanceof OutcomeUnknownError, `expected OutcomeUnknownError, got ${err}`);
     assert.ok(err.cause instanceof RefusedError);
     // Refused from the start: certainly not applied.
     const before = scripted((call) => {
@@ -166,12 +161,12 @@ Deno.test("clerk: a server's bad-arguments answer after a lost attempt is no ref
       throw new BadArgumentsError(call.method, "write 1 of session c1 is stale");
     });
     const err = await clerkOf(sim, transport, ["a"]).put("k", "v").catch((e) => e);
-    assert.ok(err instanceof KvOutcomeUnknownError, `expected KvOutcomeUnknownError, got ${err}`);
+    assert.ok(err instanceof OutcomeUnknownError, `expected OutcomeUnknownError, got ${err}`);
     const first = scripted((call) => {
       throw new BadArgumentsError(call.method, "value is too long");
     });
     const refused = await clerkOf(sim, first.transport, ["a"]).put("k", "v").catch((e) => e);
-    assert.ok(refused instanceof KvRequestError, `expected KvRequestError, got ${refused}`);
+    assert.ok(refused instanceof RequestError, `expected RequestError, got ${refused}`);
   }, { seed: 4 });
 });
 
@@ -191,7 +186,7 @@ Deno.test("shard clerk: an abort while asking the controller, after a group may 
     const controller = new AbortController();
     sim.clock.setTimer(500, () => controller.abort(new Error("caller gave up")));
     const err = await clerk.append("k", "v", { signal: controller.signal }).catch((e) => e);
-    assert.ok(err instanceof KvAbortedError, `expected KvAbortedError, got ${err}`);
+    assert.ok(err instanceof RequestAbortedError, `expected RequestAbortedError, got ${err}`);
     assert.equal(err.mayHaveApplied, true, "the group answered retry: the write may be in its log");
     assert.deepEqual(calls.map((c) => c.method), ["Ctrler.Query", "ShardKV.Write", "Ctrler.Query"]);
   }, { seed: 5 });
@@ -211,7 +206,7 @@ Deno.test("pb clerk: a refusal after an attempt the primary may have applied is 
       id: "c1",
     });
     const err = await clerk.append("k", "v").catch((e) => e);
-    assert.ok(err instanceof KvOutcomeUnknownError, `expected KvOutcomeUnknownError, got ${err}`);
+    assert.ok(err instanceof OutcomeUnknownError, `expected OutcomeUnknownError, got ${err}`);
     assert.equal(err.mayHaveApplied, true);
   }, { seed: 6 });
 });
@@ -226,14 +221,14 @@ Deno.test("lock clerk: a refusal after an attempt that may have run is no refusa
     const clerk = new LockClerk(transport, { primary: "p", backup: "b" }, options);
     const err = await clerk.lock("printer").catch((e) => e);
     assert.ok(
-      err instanceof LockOutcomeUnknownError,
-      `expected LockOutcomeUnknownError, got ${err}`,
+      err instanceof OutcomeUnknownError,
+      `expected OutcomeUnknownError, got ${err}`,
     );
     assert.equal(err.mayHaveApplied, true);
     // Refused at once: certainly not applied.
     const first = scripted(() => ({ status: "refused", reason: "two clerks use one id" }));
     const other = new LockClerk(first.transport, { primary: "p", backup: "b" }, options);
-    await assert.rejects(other.lock("printer"), LockRequestError);
+    await assert.rejects(other.lock("printer"), RequestError);
   }, { seed: 7 });
 });
 

@@ -4,7 +4,7 @@
  * concurrent operations on one clerk, and exactly-once under lost replies.
  */
 import assert from "node:assert/strict";
-import { KvAbortedError, KvClerk, KvRequestError } from "../kv/mod.ts";
+import { KvClerk, RequestAbortedError, RequestError } from "../kv/mod.ts";
 import {
   BadArgumentsError,
   type CallOptions,
@@ -81,9 +81,9 @@ kvApiTest("getText and getBytes: one type, whatever the value was stored as", as
 
 kvApiTest("oversized keys and values are refused before and at the server", async (cfg) => {
   const { clerk } = cfg.makeClient();
-  await assert.rejects(clerk.put("k".repeat(1025), "v"), KvRequestError);
+  await assert.rejects(clerk.put("k".repeat(1025), "v"), RequestError);
   await assert.rejects(clerk.get("é".repeat(513)), /key is 1026 bytes; the limit is 1024/);
-  await assert.rejects(clerk.put("k", new Uint8Array(1024 * 1024 + 1)), KvRequestError);
+  await assert.rejects(clerk.put("k", new Uint8Array(1024 * 1024 + 1)), RequestError);
   // A clerk configured with looser limits than the servers': the server refuses.
   const loose = cfg.makeClient();
   const lax = new KvClerk(cfg.wiring.clientTransport("lax", cfg.wiring.all), cfg.ids, {
@@ -150,11 +150,11 @@ kvApiTest("an aborted operation says whether a write may have applied", async (c
   const read = clerk.get("x", { signal: ac.signal });
   await cfg.sleep(500);
   ac.abort(new Error("caller gave up"));
-  await assert.rejects(write, (err) => err instanceof KvAbortedError && err.mayHaveApplied);
-  await assert.rejects(read, (err) => err instanceof KvAbortedError && !err.mayHaveApplied);
+  await assert.rejects(write, (err) => err instanceof RequestAbortedError && err.mayHaveApplied);
+  await assert.rejects(read, (err) => err instanceof RequestAbortedError && !err.mayHaveApplied);
   await assert.rejects(
     clerk.get("x", { signal: AbortSignal.abort() }),
-    (err) => err instanceof KvAbortedError,
+    (err) => err instanceof RequestAbortedError,
   );
   cfg.connectClient(name, cfg.wiring.all);
   // The clerk is still sound after an abandoned write.

@@ -9,13 +9,13 @@
 import assert from "node:assert/strict";
 import {
   DEFAULT_DEADLINE_MS,
-  KvAbortedError,
   KvClerk,
-  KvOutcomeUnknownError,
-  KvTimeoutError,
+  OutcomeUnknownError,
+  RequestAbortedError,
+  RequestTimeoutError,
 } from "../kv/mod.ts";
 import { simulate, type Simulation } from "../net/mod.ts";
-import { LockAbortedError, LockClerk, PbDeadlineError, PrimaryBackupClerk } from "../pb/mod.ts";
+import { LockClerk, PrimaryBackupClerk } from "../pb/mod.ts";
 import { ShardClerk } from "../shard/mod.ts";
 import { KvCluster } from "./kv_cluster.ts";
 
@@ -69,15 +69,16 @@ clientTest(
     const start = cfg.sim.clock.now();
     const err = await clerk.get("x").then(() => undefined, (e) => e);
     const waited = cfg.sim.clock.now() - start;
-    assert.ok(err instanceof KvTimeoutError, String(err));
-    assert.ok(err instanceof KvAbortedError); // what callers of aborts already handle
+    assert.ok(err instanceof RequestTimeoutError, String(err));
+    assert.ok(err instanceof RequestAbortedError); // what callers of aborts already handle
     assert.equal(err.deadlineMs, DEFAULT_DEADLINE_MS);
     assert.equal(err.mayHaveApplied, false);
     assert.ok(waited >= DEFAULT_DEADLINE_MS, `gave up after ${waited} ms`);
     assert.ok(waited < DEFAULT_DEADLINE_MS + 1000, `gave up after ${waited} ms`);
     assert.deepEqual(err.tried.map((t) => t.server), cfg.ids);
     for (const id of cfg.ids) assert.match(err.message, new RegExp(`${id} \\(`));
-    assert.match(err.message, /no answer within 30000 ms; tried /);
+    assert.match(err.message, /^kv: get: no answer within 30000 ms; tried /);
+    assert.equal(err.service, "kv");
   },
 );
 
@@ -89,7 +90,8 @@ clientTest("a write cut off by the deadline says it may have applied", async (cf
   const late = clerkOf(cfg, "late", cfg.ids, 5000);
   const err = await late.put("x", "2").then(() => undefined, (e) => e);
   assert.ok(
-    (err instanceof KvTimeoutError && err.mayHaveApplied) || err instanceof KvOutcomeUnknownError,
+    (err instanceof RequestTimeoutError && err.mayHaveApplied) ||
+      err instanceof OutcomeUnknownError,
     String(err),
   );
   assert.match(err.message, /may or may not have taken effect/);
@@ -101,7 +103,7 @@ clientTest(
     for (let i = 0; i < 3; i++) await cfg.shutdownServer(i);
     const clerk = clerkOf(cfg, "c", cfg.ids, 60_000);
     let start = cfg.sim.clock.now();
-    await assert.rejects(clerk.get("x", { deadlineMs: 1000 }), KvTimeoutError);
+    await assert.rejects(clerk.get("x", { deadlineMs: 1000 }), RequestTimeoutError);
     const waited = cfg.sim.clock.now() - start;
     assert.ok(waited >= 1000 && waited < 2000, `gave up after ${waited} ms`);
     const patient = clerkOf(cfg, "patient", cfg.ids, Infinity);
@@ -112,7 +114,10 @@ clientTest(
       () => undefined,
       (e) => e,
     );
-    assert.ok(err instanceof KvAbortedError && !(err instanceof KvTimeoutError), String(err));
+    assert.ok(
+      err instanceof RequestAbortedError && !(err instanceof RequestTimeoutError),
+      String(err),
+    );
     assert.ok(cfg.sim.clock.now() - start >= 90_000);
     assert.throws(() => clerkOf(cfg, "bad", cfg.ids, 0), /deadlineMs must be a number > 0/);
   },
@@ -125,21 +130,28 @@ Deno.test("shard, pb and lock clerks: a call to servers that are all down ends a
     let start = sim.clock.now();
     const shard = new ShardClerk(transport, ["ctrler-0", "ctrler-1"], options);
     const err = await shard.get("k").then(() => undefined, (e) => e);
-    assert.ok(err instanceof KvTimeoutError, String(err));
+    assert.ok(err instanceof RequestTimeoutError, String(err));
+    assert.equal(err.service, "shard");
     assert.ok(sim.clock.now() - start >= DEFAULT_DEADLINE_MS);
     // A call's own deadline.
     start = sim.clock.now();
-    await assert.rejects(shard.put("k", "v", { deadlineMs: 2000 }), KvTimeoutError);
+    await assert.rejects(shard.put("k", "v", { deadlineMs: 2000 }), RequestTimeoutError);
     assert.ok(sim.clock.now() - start < 3000);
     start = sim.clock.now();
     const pb = new PrimaryBackupClerk(transport, { viewService: "vs", clock: sim.clock, id: "p1" });
-    await assert.rejects(pb.get("k"), PbDeadlineError);
+    const pbErr = await pb.get("k").then(() => undefined, (e) => e);
+    assert.ok(pbErr instanceof RequestTimeoutError, String(pbErr));
+    assert.equal(pbErr.service, "pb");
     assert.ok(sim.clock.now() - start >= DEFAULT_DEADLINE_MS);
     start = sim.clock.now();
     const lock = new LockClerk(transport, { primary: "p", backup: "b" }, options);
     const lockErr = await lock.lock("printer").then(() => undefined, (e) => e);
-    assert.ok(lockErr instanceof LockAbortedError, String(lockErr));
-    assert.match(lockErr.message, /no answer within 30000 ms; tried p \(.+\), b \(.+\)/);
+    assert.ok(lockErr instanceof RequestTimeoutError, String(lockErr));
+    assert.equal(lockErr.service, "lock");
+    assert.match(
+      lockErr.message,
+      /^lock: lock of "printer": no answer within 30000 ms; tried p \(.+\), b \(.+\)/,
+    );
     assert.ok(sim.clock.now() - start >= DEFAULT_DEADLINE_MS);
     const patient = new LockClerk(transport, { primary: "p", backup: "b" }, {
       ...options,
@@ -150,7 +162,7 @@ Deno.test("shard, pb and lock clerks: a call to servers that are all down ends a
     start = sim.clock.now();
     await assert.rejects(
       patient.unlock("printer", { signal: controller.signal }),
-      LockAbortedError,
+      RequestAbortedError,
     );
     assert.ok(sim.clock.now() - start >= 60_000);
   }, { seed: 11, limitMs: 10 * 60_000 });

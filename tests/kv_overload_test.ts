@@ -4,7 +4,7 @@
  * false`, never applied), instead of waiting; and keys are taken literally.
  */
 import assert from "node:assert/strict";
-import { KvClerk, kvHttpHandler, KvOverloadedError, KvServer } from "../kv/mod.ts";
+import { KvClerk, kvHttpHandler, KvServer, OverloadedError } from "../kv/mod.ts";
 import { delay, RpcServer, simulate, type Simulation } from "../net/mod.ts";
 import { MemoryStorage } from "../raft/mod.ts";
 
@@ -139,7 +139,7 @@ Deno.test("kv clerk: an overloaded answer is a definite refusal; a clerk that fo
     const held = direct.put("held", "1").catch((err) => err);
     await delay(1, { clock: sim.clock });
     const err = await direct.put("refused", "1").catch((e) => e);
-    assert.ok(err instanceof KvOverloadedError, `got ${err}`);
+    assert.ok(err instanceof OverloadedError, `got ${err}`);
     assert.equal(err.mayHaveApplied, false);
     sim.net.heal();
     await held;

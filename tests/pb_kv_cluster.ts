@@ -13,14 +13,14 @@ import {
   type Operation,
   renderHtml,
 } from "../checker/mod.ts";
-import { KvAbortedError } from "../kv/mod.ts";
+import { RequestAbortedError } from "../kv/mod.ts";
 import { delay, type Random, RpcServer, type Simulation } from "../net/mod.ts";
 import {
   PB_KV_SERVICE,
-  PbDeadlineError,
   PrimaryBackupClerk,
   PrimaryBackupServer,
   type PrimaryBackupServerOptions,
+  RequestTimeoutError,
   type View,
   ViewServer,
 } from "../pb/mod.ts";
@@ -83,7 +83,7 @@ export class History {
       });
       return output;
     } catch (err) {
-      if (!(err instanceof PbDeadlineError || err instanceof KvAbortedError)) throw err;
+      if (!(err instanceof RequestTimeoutError || err instanceof RequestAbortedError)) throw err;
       this.operations.push({ client, input, call, output: undefined, return: call, unknown: true });
       return undefined;
     }

@@ -9,9 +9,9 @@ import { simulate, type Simulation } from "../net/mod.ts";
 import {
   DEAD_PINGS,
   PB_KV_SERVICE,
-  PbDeadlineError,
   PING_INTERVAL_MS,
   type PrimaryBackupClerk,
+  RequestTimeoutError,
 } from "../pb/mod.ts";
 import {
   checkAppends,
@@ -95,7 +95,7 @@ pbTest(
     assert.equal(restarted.status().ready, false);
     assert.equal(restarted.status().acknowledged, 0);
     const err = await ck.clerk.get("a", { timeoutMs: 1000 }).catch((e) => e);
-    assert.ok(err instanceof PbDeadlineError, `expected a deadline error, got ${err}`);
+    assert.ok(err instanceof RequestTimeoutError, `expected a deadline error, got ${err}`);
     assert.match(err.message, /lost its state/);
     await h.check("basic");
     c.close();

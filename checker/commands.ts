@@ -27,6 +27,7 @@ import {
   parseHistory,
 } from "./formats.ts";
 import { renderHtml } from "./html.ts";
+import { partitionName, unknownReason } from "./wording.ts";
 import { UsageProblem } from "../net/cli_util.ts";
 import type { CheckResult, Operation } from "./types.ts";
 
@@ -249,8 +250,8 @@ async function check(args: string[]): Promise<number> {
     })).filter((x) => x.p.verdict === "unknown" && x.longest > 0);
     for (const { k, p, longest } of furthest.slice(0, 3)) {
       console.log(
-        `  furthest:   partition ${
-          k + 1
+        `  furthest:   ${
+          partitionName(result, k)
         }: ${longest} of its ${p.operations.length} operations linearized so far`,
       );
     }
@@ -289,11 +290,17 @@ function describeFailure(
   const p = result.partitions.findIndex((part) => part.verdict === "not linearizable");
   if (p < 0) return [];
   const part = result.partitions[p];
+  const unknown = result.partitions.filter((x) => x.verdict === "unknown").length;
   const out = [
-    `failed:     partition ${
-      p + 1
-    } of ${result.partitions.length} (${part.operations.length} operations)`,
+    `failed:     ${partitionName(result, p)} (${part.operations.length} operations)`,
   ];
+  if (unknown > 0) {
+    out.push(
+      `unknown:    ${unknown} of the ${result.partitions.length} partitions: ${
+        unknownReason(result, result.partitions.findIndex((x) => x.verdict === "unknown"))
+      }`,
+    );
+  }
   if (part.explanation) {
     out.push(`decided by: inference from the values read${lineTimes ? " (t = line number)" : ""}`);
     part.explanation.forEach((line, k) => out.push(`${k === 0 ? "why:" : "    "}        ${line}`));

@@ -27,4 +27,5 @@ export * from "./check.ts";
 export * from "./models.ts";
 export * from "./kv_model.ts";
 export * from "./html.ts";
+export * from "./wording.ts";
 export * from "./formats.ts";

@@ -545,7 +545,10 @@ Deno.test("distkit check: exit 2 for a missing file, bad options or a model that
     assert.match(noFile.err, /expected a history FILE/);
     const badModel = await capture(() => runCheck(["--model", "queue", "x"]));
     assert.equal(badModel.code, 2);
-    assert.match(badModel.err, /--model must be one of kv, kv-map, register, cas-register, set/);
+    assert.match(
+      badModel.err,
+      /--model must be one of kv, kv-map, kv-service, register, cas-register, set/,
+    );
     const badTimeout = await capture(() => runCheck(["--timeout", "soon", "x"]));
     assert.equal(badTimeout.code, 2);
     for (const states of ["0", "1.5", "lots", String(2 ** 24)]) {

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { checkOperations } from "./check.ts";
 import { type KvServiceInput, kvServiceModel, type KvServiceOutput } from "./kv_model.ts";
 import type { Operation } from "./types.ts";
+import { acceptsInput, modelsByName, parseHistory } from "./formats.ts";
 
 type Op = Operation<KvServiceInput, KvServiceOutput>;
 
@@ -164,4 +165,20 @@ Deno.test("kv service model: keys are checked apart and named", () => {
     kvServiceModel.describeOperation!(cas("b", null, "1"), { ok: false, current: "2" }),
     'cas("b", null → "1") → refused, current "2"',
   );
+});
+
+Deno.test("kv service model: JSON lines with deletes and cas suggest it, by the name kv-service", () => {
+  const lines = [
+    { client: 0, input: put("a", "1"), call: 0, return: 1 },
+    { client: 1, input: cas("a", "1", "2"), call: 2, output: { ok: true }, return: 3 },
+    { client: 1, input: del("a"), call: 4, output: true, return: 5 },
+    { client: 0, input: get("a"), call: 6, output: null, return: 7 },
+  ].map((line) => JSON.stringify(line)).join("\n");
+  const parsed = parseHistory(lines);
+  assert.equal(parsed.model, "kv-service");
+  assert.equal(modelsByName["kv-service"], kvServiceModel);
+  assert.equal(checkOperations(kvServiceModel, parsed.operations).verdict, "linearizable");
+  assert.ok(!acceptsInput("kv-service", { op: "cas", key: "a", expected: 1, value: "2" }));
+  assert.ok(!acceptsInput("kv-service", { op: "put", key: "a" }));
+  assert.ok(acceptsInput("kv-service", { op: "cas", key: "a", expected: null, value: "2" }));
 });

@@ -80,12 +80,12 @@ function drawOverview(){
   for(k=0;k<B;k++){if(done[k]>maxDone)maxDone=done[k];if(lat[k]>maxLat)maxLat=lat[k];}
   var top=14,bh=h-top-14;
   g.fillStyle="#fff";g.fillRect(0,0,w,h);
-  // Nothing completed while operations were in flight, for at least three
-  // median latencies: a failover gap (shorter lulls are noise).
+  // Nothing completed while operations were in flight, for at least ten
+  // median latencies and two buckets: a failover gap (shorter lulls are noise).
   var from=-1;g.fillStyle="#f8d0d0";
   for(k=0;k<=B;k++){var empty=false;if(k<B){run+=fly[k];empty=done[k]===0&&run>0;}
     if(empty&&from<0)from=k;
-    if(!empty&&from>=0){if((k-from)*(hi-lo)/B>=3*med)g.fillRect(from*w/B,top,(k-from)*w/B,bh);from=-1;}}
+    if(!empty&&from>=0){if(k-from>=2&&(k-from)*(hi-lo)/B>=10*med)g.fillRect(from*w/B,top,(k-from)*w/B,bh);from=-1;}}
   g.fillStyle="#9cc5a6";
   for(k=0;k<B;k++)if(done[k]>0){var y=bh*done[k]/maxDone;g.fillRect(k*w/B,top+bh-y,Math.max(1,w/B-0.5),y);}
   g.fillStyle="#d97706";

@@ -484,7 +484,7 @@ Deno.test("distkit check: exit 1 for a history that is not, naming the failed op
     assert.equal(run.code, 1, run.err);
     assert.match(run.out, /bad\.txt: not linearizable/);
     assert.match(run.out, /model: +kv/);
-    assert.match(run.out, /partitions: 2/);
+    assert.match(run.out, /partitions: 2 \(1 not linearizable, 1 unknown\)/);
     assert.match(run.out, /failed: +key "k" \(2 operations\)/);
     // One word for the partition never decided, with the reason.
     assert.match(

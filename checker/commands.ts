@@ -230,7 +230,12 @@ async function check(args: string[]): Promise<number> {
       history.omitted > 0 ? ` (and ${history.omitted} failed writes left out)` : ""
     }, ${history.operations.filter((o) => o.unknown).length} with unknown outcome`,
   );
-  console.log(`  partitions: ${result.partitions.length}`);
+  const tally = (["not linearizable", "unknown", "linearizable"] as const)
+    .map((v) => [result.partitions.filter((x) => x.verdict === v).length, v] as const)
+    .filter(([n]) => n > 0).map(([n, v]) => `${n} ${v}`);
+  console.log(
+    `  partitions: ${result.partitions.length}${tally.length > 1 ? ` (${tally.join(", ")})` : ""}`,
+  );
   if (result.verdict === "not linearizable") {
     for (const line of describeFailure(result, history.operations, model, lineTimes)) {
       console.log(`  ${line}`);

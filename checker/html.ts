@@ -143,7 +143,7 @@ export function renderHtml<S, I, O>(
   }
 
   const notes = data.p.flatMap((p, pi) =>
-    p.a.map(([i, text]) => ({ pi, i, text, at: callOf(p, i) }))
+    p.a.map(([i, text]) => ({ pi, i, text, at: calls(p)[i] }))
   )
     .sort((a, b) => a.at - b.at);
   const noteList = `<section id="notes"><h2>Annotations <small>${notes.length}${
@@ -198,10 +198,16 @@ ${parts}
 `;
 }
 
-function callOf(p: { t: number[] }, i: number): number {
-  let t = 0;
-  for (let k = 0; k <= i; k++) t += p.t[k];
-  return t;
+/** A partition's encoded call times, decoded once (annotations look them up). */
+const decodedCalls = new WeakMap<object, number[]>();
+function calls(p: { t: number[] }): number[] {
+  let out = decodedCalls.get(p);
+  if (out === undefined) {
+    let t = 0;
+    out = p.t.map((d) => t += d);
+    decodedCalls.set(p, out);
+  }
+  return out;
 }
 
 function opText(p: { h: number[]; hs: string[]; d: (string | number)[] }, i: number): string {

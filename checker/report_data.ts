@@ -333,6 +333,7 @@ export function reportData<S, I, O>(
       if (f > 0) cut = true;
       return { o, f, st };
     });
+    checkPartition(data, ops.length);
     return data;
   });
   const out: ReportData = {
@@ -352,4 +353,43 @@ function least(xs: number[]): number {
   let lo = Infinity;
   for (const x of xs) if (x < lo) lo = x;
   return lo;
+}
+
+/**
+ * The encoding's invariants, checked on every report (a violation is a bug
+ * here, and would make the page show wrong operations): every column has one
+ * entry per operation, a repeated tail refers to an earlier written-out one,
+ * heads refer to their table, sequences name each operation at
+ * most once, and states never outnumber the steps.
+ */
+function checkPartition(p: PartitionData, operations: number): void {
+  const fail = (what: string) => {
+    throw new Error(`report encoding of ${p.n}: ${what} (a distkit bug: please report it)`);
+  };
+  for (
+    const [name, column] of [["c", p.c], ["t", p.t], ["r", p.r], ["h", p.h], ["d", p.d]] as const
+  ) {
+    if (column.length !== operations) {
+      fail(`column ${name} has ${column.length} entries for ${operations} operations`);
+    }
+  }
+  p.d.forEach((d, i) => {
+    if (typeof d === "number" && !(d < i && typeof p.d[d] === "string")) {
+      fail(`tail ${i} refers to ${d}`);
+    }
+  });
+  if (p.h.some((h) => !(h >= 0 && h < p.hs.length))) fail("a head index is out of its table");
+  if (p.r.some((r) => r < -1)) fail("a negative duration");
+  for (const s of p.s) {
+    let at = 0;
+    const seen = new Set<number>();
+    for (const step of s.o) {
+      at += step;
+      if (!(at >= 0 && at < operations) || seen.has(at)) {
+        fail(`a sequence names operation ${at} wrongly`);
+      }
+      seen.add(at);
+    }
+    if (s.f + s.st.length > s.o.length + 1) fail("more states than steps");
+  }
 }

@@ -164,6 +164,7 @@ async function measure(url: string, screenshot: string | undefined): Promise<Pai
           await cdp.send("Runtime.evaluate", { expression: args.values.then }, sessionId);
           await new Promise((r) => setTimeout(r, 500));
         }
+        if (thrown.length > 0) throw new Error(`the page's script threw: ${thrown.join("\n")}`);
         const { data } = await cdp.send("Page.captureScreenshot", { format: "png" }, sessionId);
         await Deno.writeFile(screenshot, Uint8Array.from(atob(data), (c) => c.charCodeAt(0)));
       }

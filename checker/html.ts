@@ -127,7 +127,7 @@ export function renderHtml<S, I, O>(
     const what = target === undefined
       ? ""
       : ` <a data-go="${go}" href="#p0">${esc(opText(data.p[0], target))}</a> (client ${
-        esc(data.cl[failing.c[target]])
+        esc(data.cl[failing.pc[failing.c[target]]])
       }) ${p.explanation ? "is the first operation the proof names" : "cannot be placed"}.`;
     failure = `<section id="first-error"><h2>${
       esc(failing.n)
@@ -143,7 +143,7 @@ export function renderHtml<S, I, O>(
   }
 
   const notes = data.p.flatMap((p, pi) =>
-    p.a.map(([i, text]) => ({ pi, i, text, at: calls(p)[i] }))
+    (p.a ?? []).map(([i, text]) => ({ pi, i, text, at: calls(p)[i] }))
   )
     .sort((a, b) => a.at - b.at);
   const noteList = `<section id="notes"><h2>Annotations <small>${notes.length}${
@@ -174,7 +174,7 @@ export function renderHtml<S, I, O>(
     count("not linearizable")
   } not linearizable, ${count("unknown")} unknown, ${count("linearizable")} linearizable${
     order.length > MAX_LISTED ? `; the first ${MAX_LISTED} listed` : ""
-  }</small></h2><ol>${listed}</ol></section>`;
+  }</small> <input id="find" placeholder="find a key or partition" aria-label="find a partition by its key or number"></h2><ol>${listed}</ol></section>`;
 
   return `<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">

@@ -46,11 +46,11 @@ export interface PartitionData {
   n: string;
   /** Its verdict: `ok`, `bad` (not linearizable) or `unk` (unknown). */
   v: "ok" | "bad" | "unk";
-  /** Why it is unknown (empty otherwise). */
-  why: string;
-  /** How the verdict was reached (`search`, `inference`), when known. */
-  m?: string;
-  /** Clients, as indexes into {@linkcode ReportData.cl}. */
+  /** How the verdict was reached (`s`: search, `i`: inference), when known. */
+  m?: "s" | "i";
+  /** The partition's clients, as indexes into {@linkcode ReportData.cl}. */
+  pc: number[];
+  /** Each operation's client, as an index into `pc`. */
   c: number[];
   /** Call times, encoded, each as the difference from the one before. */
   t: number[];
@@ -62,10 +62,10 @@ export interface PartitionData {
   hs: string[];
   /** Description tails; a number is the index of an earlier operation with the same tail. */
   d: (string | number)[];
-  /** Annotations: [operation index, text]. */
-  a: [number, string][];
-  /** The linearization, or the longest partial ones (longest first). */
-  s: SequenceData[];
+  /** Annotations: [operation index, text] (absent: none). */
+  a?: [number, string][];
+  /** The linearization, or the longest partial ones, longest first (absent: none). */
+  s?: SequenceData[];
   /** The operation that cannot be placed (failing partition only). */
   x?: number;
   /** The operations an inference proof names. */
@@ -90,6 +90,8 @@ export interface ReportData {
   p: PartitionData[];
   /** Whether states were left out of some sequences to keep the page small. */
   cut: boolean;
+  /** Why the partitions whose verdict is `unk` are unknown (the same for all of them). */
+  uw?: string;
 }
 
 /** Options of {@linkcode reportData}. */
@@ -262,24 +264,30 @@ export function reportData<S, I, O>(
     const data: PartitionData = {
       n: partitionName(result as CheckResult, k),
       v: p.verdict === "linearizable" ? "ok" : p.verdict === "not linearizable" ? "bad" : "unk",
-      why: unknownReason(result as CheckResult, k),
+      pc: [],
       c: [],
       t: [],
       r: [],
       h: [],
       hs: [],
       d: [],
-      a: [],
-      s: [],
     };
-    if (p.method) data.m = p.method;
+    const notes: [number, string][] = [];
+    if (p.method) data.m = p.method === "search" ? "s" : "i";
+    const local = new Map<number, number>();
     const named = new Set<number>([
       ...(p.witnesses ?? []),
       ...(p.firstIllegal === undefined ? [] : [p.firstIllegal]),
     ]);
     let last = 0;
     ops.forEach((o, i) => {
-      data.c.push(clientIndex(o.client));
+      const global = clientIndex(o.client);
+      let c = local.get(global);
+      if (c === undefined) {
+        local.set(global, c = data.pc.length);
+        data.pc.push(global);
+      }
+      data.c.push(c);
       const call = enc(o.call);
       data.t.push(call - last);
       last = call;
@@ -301,13 +309,14 @@ export function reportData<S, I, O>(
         tails.set(tail, i);
         data.d.push(tail);
       }
-      if (o.annotation) data.a.push([i, o.annotation]);
+      if (o.annotation) notes.push([i, o.annotation]);
     });
     const illegal = p.verdict === "not linearizable" ? p.firstIllegal : undefined;
     if (illegal !== undefined) data.x = illegal;
     if (p.witnesses) data.w = p.witnesses;
     if (p.explanation) data.e = p.explanation;
-    data.s = sequences[rank].map((seq) => {
+    if (notes.length > 0) data.a = notes;
+    const shown = sequences[rank].map((seq) => {
       let prev = 0;
       const o = seq.map((i) => {
         const d = i - prev;
@@ -333,6 +342,7 @@ export function reportData<S, I, O>(
       if (f > 0) cut = true;
       return { o, f, st };
     });
+    if (shown.length > 0) data.s = shown;
     checkPartition(data, ops.length);
     return data;
   });
@@ -345,6 +355,8 @@ export function reportData<S, I, O>(
     cut,
   };
   if (result.gaveUp) out.gaveUp = result.gaveUp;
+  const undecided = result.partitions.findIndex((p) => p.verdict === "unknown");
+  if (undecided >= 0) out.uw = unknownReason(result as CheckResult, undecided);
   return out;
 }
 
@@ -379,8 +391,9 @@ function checkPartition(p: PartitionData, operations: number): void {
     }
   });
   if (p.h.some((h) => !(h >= 0 && h < p.hs.length))) fail("a head index is out of its table");
+  if (p.c.some((c) => !(c >= 0 && c < p.pc.length))) fail("a client index is out of its table");
   if (p.r.some((r) => r < -1)) fail("a negative duration");
-  for (const s of p.s) {
+  for (const s of p.s ?? []) {
     let at = 0;
     const seen = new Set<number>();
     for (const step of s.o) {

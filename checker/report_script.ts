@@ -18,6 +18,7 @@ var P=D.p,U=D.u,T0=D.t0,dpr=window.devicePixelRatio||1;
 var ROW=16,AXIS=16,LEFT=72;
 var lo=Infinity,hi=-Infinity,durs=[];
 P.forEach(function(p){
+  p.a=p.a||[];p.s=p.s||[];
   var n=p.c.length,call=new Float64Array(n),end=new Float64Array(n),t=0;
   for(var i=0;i<n;i++){t+=p.t[i];call[i]=t;if(p.r[i]>=0){end[i]=t+p.r[i];if(durs.length<5000)durs.push(p.r[i]);}else end[i]=-1;
     if(t<lo)lo=t;if(end[i]>hi)hi=end[i];if(t>hi)hi=t;}
@@ -55,7 +56,7 @@ function layout(p){
     var key=count<=40?p.c[i]:0,list=byClient[key]||(byClient[key]=[]),r=-1;
     for(var k=0;k<list.length;k++){if(ends[list[k]]<=p.call[i]){r=list[k];break;}}
     if(r<0){r=rows.length;rows.push([]);ends.push(-Infinity);
-      label.push(count<=40?D.cl[p.c[i]]+(list.length?" \u00b7"+(list.length+1):""):"lane "+(r+1));list.push(r);}
+      label.push(count<=40?D.cl[p.pc[p.c[i]]]+(list.length?" \u00b7"+(list.length+1):""):"lane "+(r+1));list.push(r);}
     rows[r].push(i);ends[r]=openEnd(p,i);});
   p.rows=rows;p.label=label;p.perClient=count<=40;
 }
@@ -140,20 +141,20 @@ function drawPart(pi){
     g.fillStyle="#8a5a00";g.fillText("\u2691 "+n.text,x+3,2,240);});
 }
 function showAll(){var n=Math.min(P.length,MAX_SECTIONS);for(var pi=0;pi<n;pi++)addSection(pi);
-  if(P.length>n){var more=document.createElement("p");more.textContent="and "+(P.length-n)+" more partitions, all linearizable (listed above)";box.appendChild(more);}}
+  if(P.length>n){var more=document.createElement("p");more.textContent="and "+(P.length-n)+" more partitions: open one from the list above";box.appendChild(more);}}
 var seen=new IntersectionObserver(function(es){es.forEach(function(e){var pi=+e.target.dataset.p;
   if(e.isIntersecting){visible[pi]=1;drawPart(pi);}else delete visible[pi];});},{rootMargin:"200px"});
 function el(tag,cls,text){var n=document.createElement(tag);if(cls)n.className=cls;if(text!==undefined)n.textContent=text;return n;}
 function addSection(pi){
   var p=P[pi],s=el("section","part");s.id="p"+pi;s.dataset.p=pi;
   var h=el("h2",null,p.n+" ");h.appendChild(el("span",p.v,p.v==="ok"?"linearizable":p.v==="bad"?"not linearizable":"unknown"));
-  h.appendChild(el("small",null," "+p.len+" operations"+(p.m?", decided by "+p.m:"")));s.appendChild(h);
+  h.appendChild(el("small",null," "+p.len+" operations"+(p.m?", decided by "+(p.m==="i"?"inference":"search"):"")));s.appendChild(h);
   var seq=p.seqs[0],longest=seq?seq.order.length:0;
   if(p.v==="ok")s.appendChild(el("p",null,"Linearization found: the numbers on the bars give its order."));
-  else if(p.v==="unk")s.appendChild(el("p",null,"Unknown: "+p.why+(longest?"; the furthest the search got: "+longest+" of "+p.len+" operations linearized (the numbers on the bars).":".")));
+  else if(p.v==="unk")s.appendChild(el("p",null,"Unknown: "+D.uw+(longest?"; the furthest the search got: "+longest+" of "+p.len+" operations linearized (the numbers on the bars).":".")));
   else if(p.e){s.appendChild(el("p",null,"Not linearizable, decided by inference from the values read:"));var ul=el("ul","why");p.e.forEach(function(t){ul.appendChild(el("li",null,t));});s.appendChild(ul);}
   else{s.appendChild(el("p",null,"Not linearizable. "+(longest?"Longest partial linearization: "+longest+" of "+p.len+" operations"+(p.seqs.length>1?" ("+p.seqs.length+" shown; choose one below)":"")+". ":"")+
-    (p.x!==undefined?desc(p,p.x)+" (client "+D.cl[p.c[p.x]]+") cannot be placed"+(seq&&seq.has?"; the state reached: "+seq.states[seq.states.length-1]:"")+".":"")));
+    (p.x!==undefined?desc(p,p.x)+" (client "+D.cl[p.pc[p.c[p.x]]]+") cannot be placed"+(seq&&seq.has?"; the state reached: "+seq.states[seq.states.length-1]:"")+".":"")));
     if(p.seqs.length>1){var pk=el("p","pick");p.seqs.forEach(function(q,k){var b=el("button",k?"":"on","#"+(k+1)+" ("+q.order.length+")");
       b.onclick=function(){p.chosen=k;positions(p);pk.querySelectorAll("button").forEach(function(x){x.className=x===b?"on":"";});steps(pi,true);drawPart(pi);};pk.appendChild(b);});s.appendChild(pk);}}
   var c=document.createElement("canvas");c.dataset.p=pi;s.canvas=c;s.appendChild(c);
@@ -213,7 +214,7 @@ function hit(pi,q){var p=P[pi];if(!p.rows||q.x<LEFT)return -1;var r=Math.floor((
   for(var k=0;k<row.length;k++){var i=row[k];if(p.call[i]-slack<=t&&t<=openEnd(p,i)+slack)return i;if(p.call[i]>t+slack)break;}return -1;}
 var tip=document.getElementById("tip");
 function place(e){var w=tip.offsetWidth,h=tip.offsetHeight;tip.style.left=Math.min(e.clientX+14,innerWidth-w-4)+"px";tip.style.top=(e.clientY+h+20>innerHeight?e.clientY-h-10:e.clientY+14)+"px";}
-function tipText(pi,i){var p=P[pi],lines=[desc(p,i),"client "+D.cl[p.c[i]]+", call "+tstr(p.call[i])+", "+(p.end[i]<0?"open (outcome unknown: it may have taken effect at any time after its call, or never)":"return "+tstr(p.end[i]))];
+function tipText(pi,i){var p=P[pi],lines=[desc(p,i),"client "+D.cl[p.pc[p.c[i]]]+", call "+tstr(p.call[i])+", "+(p.end[i]<0?"open (outcome unknown: it may have taken effect at any time after its call, or never)":"return "+tstr(p.end[i]))];
   p.a.forEach(function(a){if(a[0]===i)lines.push("\u2691 "+a[1]);});
   var s=p.seqs[p.chosen];
   if(s){var k=s.order.indexOf(i);
@@ -224,6 +225,13 @@ function tipText(pi,i){var p=P[pi],lines=[desc(p,i),"client "+D.cl[p.c[i]]+", ca
 document.addEventListener("click",function(e){var a=e.target.closest&&e.target.closest("[data-go]");if(!a)return;e.preventDefault();
   var g=a.dataset.go.split(" ");if(g.length===2)focus(+g[0],+g[1]);else{if(!sections[+g[0]])addSection(+g[0]);sections[+g[0]].scrollIntoView({block:"start"});}});
 window.addEventListener("resize",function(){redraw();});
+// Any partition, also past the listed ones, by its key (or number): exact name first, then a part of it.
+document.getElementById("find").addEventListener("keydown",function(e){if(e.key!=="Enter")return;var q=this.value.trim();if(!q)return;
+  var hit=-1,names=[JSON.stringify(q),"key "+JSON.stringify(q),"partition "+q];
+  for(var k=0;k<P.length&&hit<0;k++)if(names.indexOf(P[k].n)>=0||P[k].n===q)hit=k;
+  for(k=0;k<P.length&&hit<0;k++)if(P[k].n.indexOf(q)>=0)hit=k;
+  this.style.outline=hit<0?"2px solid #b00020":"";if(hit<0)return;
+  if(!sections[hit])addSection(hit);var s=sections[hit];s.scrollIntoView({block:"start"});s.classList.remove("flash");void s.offsetWidth;s.classList.add("flash");});
 showAll();drawOverview();
 if(performance.mark)performance.mark("distkit-report-ready");
 })();

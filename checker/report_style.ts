@@ -27,7 +27,7 @@ section{background:#fff;margin:10px 16px;padding:8px 10px;border:1px solid #ddd;
 .sw.out{background:#eee;border-color:#bbb}.sw.open{background:#fff3c4;border:1px dashed #8a6d00}
 .sw.illegal{background:#fde2e4;border:2px solid #b00020}.sw.witness{border:2px dashed #c01c28;background:#fff}
 .sw.note{width:0;border:0;border-left:2px dashed #e09b00;border-radius:0}.sw.gap{background:#f8d0d0;border-color:#f8d0d0}
-.part canvas{display:block;width:100%}
+.part{scroll-margin-top:200px}.part canvas{display:block;width:100%}
 .pick button{margin-right:4px}.pick button.on{font-weight:bold;background:#cfe9d5}
 .steps{font-family:ui-monospace,monospace;font-size:12px;max-height:320px;overflow:auto}
 .steps .st{color:#555;word-break:break-all}.steps .init{list-style:none;color:#555}

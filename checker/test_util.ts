@@ -141,7 +141,7 @@ export function corruptRead(random: Random, history: KvOperation[]): void {
 
 /**
  * The history the report's size test and render benchmark use: 100,000
- * operations (or `operations`) on 12 keys, 6 clients each, with two
+ * operations (or `operations`) on 12 keys (or `keys`), 6 clients each, with two
  * annotations; `bad` corrupts one read, so the report has a failing key.
  *
  * @example
@@ -152,11 +152,12 @@ export function corruptRead(random: Random, history: KvOperation[]): void {
  * ```
  */
 export function reportHistory(
-  options: { operations?: number; bad?: boolean } = {},
+  options: { operations?: number; keys?: number; bad?: boolean } = {},
 ): KvOperation[] {
   const random = new Random(18);
   const operations = options.operations ?? 100_000;
-  const history = appendHistory(random, { operations, keys: 12, clientsPerKey: 6 });
+  const keys = options.keys ?? 12;
+  const history = appendHistory(random, { operations, keys, clientsPerKey: 6 });
   history[Math.floor(operations * 0.05)].annotation = "leader killed with SIGKILL";
   history[Math.floor(operations * 0.6)].annotation = "node 2 restarted";
   if (options.bad) corruptRead(random, history);

@@ -4,6 +4,7 @@ import { renderHtml } from "./html.ts";
 import { type CasInput, casRegisterModel, type KvInput, kvModel } from "./models.ts";
 import type { PartitionData, ReportData } from "./report_data.ts";
 import { reportHistory } from "./test_util.ts";
+import { REPORT_SCRIPT } from "./report_script.ts";
 import type { Model, NondeterministicModel, Operation } from "./types.ts";
 
 type KvOp = Operation<KvInput, string | undefined>;
@@ -262,4 +263,10 @@ Deno.test("renderHtml: one wording with the CLI: failing first, then unknown wit
   assert.ok(list.includes("not checked: the search stops at the first partition"));
   assert.ok(!html.includes("not decided"));
   assert.ok(!/Partition \d/.test(html), "partitions with keys are named by key");
+});
+
+Deno.test("renderHtml: the page's script parses, and writes history text only as text", () => {
+  // Compiling (not running) it catches a syntax error no type check sees.
+  new Function(REPORT_SCRIPT);
+  assert.ok(!/innerHTML|outerHTML|insertAdjacentHTML|document\.write/.test(REPORT_SCRIPT));
 });

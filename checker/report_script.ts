@@ -225,6 +225,12 @@ function tipText(pi,i){var p=P[pi],lines=[desc(p,i),"client "+D.cl[p.pc[p.c[i]]]
 document.addEventListener("click",function(e){var a=e.target.closest&&e.target.closest("[data-go]");if(!a)return;e.preventDefault();
   var g=a.dataset.go.split(" ");if(g.length===2)focus(+g[0],+g[1]);else{if(!sections[+g[0]])addSection(+g[0]);sections[+g[0]].scrollIntoView({block:"start"});}});
 window.addEventListener("resize",function(){redraw();});
+// Keys, as on a map: + and - zoom, the arrows pan, 0 shows the whole run.
+document.addEventListener("keydown",function(e){if(e.target.closest&&e.target.closest("input,textarea,select")||e.ctrlKey||e.metaKey||e.altKey)return;
+  var s=(v1-v0)/4;
+  if(e.key==="+"||e.key==="=")zoom(0.5);else if(e.key==="-")zoom(2);else if(e.key==="0")setView(lo,hi);
+  else if(e.key==="ArrowLeft")setView(v0-s,v1-s);else if(e.key==="ArrowRight")setView(v0+s,v1+s);else return;
+  e.preventDefault();});
 // Any partition, also past the listed ones, by its key (or number): exact name first, then a part of it.
 document.getElementById("find").addEventListener("keydown",function(e){if(e.key!=="Enter")return;var q=this.value.trim();if(!q)return;
   var hit=-1,names=[JSON.stringify(q),"key "+JSON.stringify(q),"partition "+q];

@@ -6,7 +6,7 @@
  */
 import { MAX_STATES_LIMIT, Search, type SearchModel, type SearchStatus } from "./search.ts";
 import { type Contradiction, inferKv } from "./infer.ts";
-import { kvModel } from "./models.ts";
+import { kvModel, partitionBy } from "./models.ts";
 import type {
   CheckResult,
   GaveUp,
@@ -147,7 +147,11 @@ export function checkOperations<S, I, O>(
   const details = options.details ?? true;
   const maxStates = Math.min(options.maxStates ?? DEFAULT_MAX_STATES, MAX_STATES_LIMIT);
   if (!(maxStates >= 1)) throw new RangeError(`maxStates must be at least 1, got ${maxStates}`);
-  const parts = model.partition ? model.partition(history) : [history];
+  const parts = model.partition
+    ? model.partition(history)
+    : model.partitionKey
+    ? partitionBy(history, model.partitionKey)
+    : [history];
   const search = deterministic(model);
   // Inference first: it decides most append-style partitions in near-linear time.
   const inferred = new Map<number, { linearization?: number[]; proof?: Contradiction }>();
@@ -215,6 +219,9 @@ export function checkOperations<S, I, O>(
       ? "not linearizable"
       : "unknown";
     const result: PartitionResult<I, O> = { verdict, operations };
+    if (model.partitionKey && operations.length > 0) {
+      result.key = model.partitionKey(operations[0].input);
+    }
     const by = inferred.get(p);
     if (by) result.method = "inference";
     else if (searches[p] && verdict !== "unknown") result.method = "search";

@@ -484,8 +484,13 @@ Deno.test("distkit check: exit 1 for a history that is not, naming the failed op
     assert.equal(run.code, 1, run.err);
     assert.match(run.out, /bad\.txt: not linearizable/);
     assert.match(run.out, /model: +kv/);
-    assert.match(run.out, /partitions: 2/);
-    assert.match(run.out, /failed: +partition 1 of 2 \(2 operations\)/);
+    assert.match(run.out, /partitions: 2 \(1 not linearizable, 1 unknown\)/);
+    assert.match(run.out, /failed: +key "k" \(2 operations\)/);
+    // One word for the partition never decided, with the reason.
+    assert.match(
+      run.out,
+      /unknown: +1 of the 2 partitions: not checked: the search stops at the first partition that is not linearizable/,
+    );
     assert.match(run.out, /decided by: inference from the values read \(t = line number\)/);
     assert.match(
       run.out,
@@ -540,7 +545,10 @@ Deno.test("distkit check: exit 2 for a missing file, bad options or a model that
     assert.match(noFile.err, /expected a history FILE/);
     const badModel = await capture(() => runCheck(["--model", "queue", "x"]));
     assert.equal(badModel.code, 2);
-    assert.match(badModel.err, /--model must be one of kv, kv-map, register, cas-register, set/);
+    assert.match(
+      badModel.err,
+      /--model must be one of kv, kv-map, kv-service, register, cas-register, set/,
+    );
     const badTimeout = await capture(() => runCheck(["--timeout", "soon", "x"]));
     assert.equal(badTimeout.code, 2);
     for (const states of ["0", "1.5", "lots", String(2 ** 24)]) {
@@ -578,6 +586,7 @@ Deno.test("distkit check: exit 3 with the reason when the memory budget (--max-s
       run.out,
       /gave up: +when the search held \d+ states, its memory budget \(--max-states 3000\)/,
     );
+    // The register model has no keys: partitions go by their 1-based number.
     assert.match(run.out, /furthest: +partition 1: 40 of its 41 operations linearized so far/);
   });
 });

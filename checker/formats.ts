@@ -89,6 +89,7 @@ import {
   setModel,
 } from "./models.ts";
 import type { HistoryEvent, Model, NondeterministicModel, Operation } from "./types.ts";
+import { kvServiceModel } from "./kv_model.ts";
 
 /**
  * The history formats {@linkcode parseHistory} reads.
@@ -113,11 +114,18 @@ export type HistoryFormat = "jsonl" | "edn" | "jepsen";
  * const name: ModelName = "cas-register";
  * ```
  */
-export type ModelName = "kv" | "kv-map" | "register" | "cas-register" | "set" | "lock";
+export type ModelName =
+  | "kv"
+  | "kv-map"
+  | "kv-service"
+  | "register"
+  | "cas-register"
+  | "set"
+  | "lock";
 
 /**
  * The ready-made models by name: `kv` ({@linkcode kvModel}), `kv-map`
- * ({@linkcode kvMapModel}), `register` ({@linkcode registerModel}),
+ * ({@linkcode kvMapModel}), `kv-service` ({@linkcode kvServiceModel}), `register` ({@linkcode registerModel}),
  * `cas-register` ({@linkcode casRegisterModel}), `set`
  * ({@linkcode setModel}) and `lock` ({@linkcode lockModel}).
  *
@@ -136,6 +144,7 @@ export const modelsByName: Readonly<
 > = {
   "kv": kvModel,
   "kv-map": kvMapModel,
+  "kv-service": kvServiceModel,
   "register": registerModel,
   "cas-register": casRegisterModel,
   "set": setModel,
@@ -146,6 +155,7 @@ export const modelsByName: Readonly<
 const MODEL_OPS: Record<ModelName, readonly string[]> = {
   "kv": ["get", "put", "append"],
   "kv-map": ["get", "put", "append"],
+  "kv-service": ["get", "put", "append", "delete", "cas"],
   "register": ["read", "write"],
   "cas-register": ["read", "write", "cas"],
   "set": ["add", "remove", "read"],
@@ -174,6 +184,11 @@ export function acceptsInput(model: ModelName, input: unknown): boolean {
     case "kv-map":
       return typeof i.key === "string" &&
         (i.op === "get" || i.value === undefined || typeof i.value === "string");
+    case "kv-service":
+      return typeof i.key === "string" && (
+        i.op === "get" || i.op === "delete" || typeof i.value === "string" &&
+          (i.op !== "cas" || i.expected === null || typeof i.expected === "string")
+      );
     case "register":
       return i.op === "read" || "value" in i;
     case "cas-register":
@@ -495,7 +510,7 @@ function readEvent(o: Record<string, unknown>, line: number, open: Set<number>):
 /** The model the inputs fit, when they all fit one. */
 function guessModel(operations: Operation[]): ModelName | undefined {
   if (operations.length === 0) return undefined;
-  const candidates: ModelName[] = ["kv", "register", "cas-register", "set", "lock"];
+  const candidates: ModelName[] = ["kv", "kv-service", "register", "cas-register", "set", "lock"];
   return candidates.find((m) => operations.every((op) => acceptsInput(m, op.input)));
 }
 

@@ -25,5 +25,7 @@
 export * from "./types.ts";
 export * from "./check.ts";
 export * from "./models.ts";
+export * from "./kv_model.ts";
 export * from "./html.ts";
+export * from "./wording.ts";
 export * from "./formats.ts";

@@ -1,6 +1,7 @@
 /**
  * Ready-made models: key/value (get/put/append), a register, a
- * compare-and-set register, a set, and a lock service.
+ * compare-and-set register, a set, and a lock service (the whole KV
+ * service's model is in kv_model.ts).
  *
  * @module
  */
@@ -46,8 +47,22 @@ function describeKv(input: KvInput, output: string | undefined): string {
   return `${input.op}(${JSON.stringify(input.key)}, ${JSON.stringify(input.value)})`;
 }
 
-/** Splits a history by a string the input names (a key, a lock), in order of first appearance. */
-function partitionBy<I, O>(
+/**
+ * Splits a history by a string the input names (a key, a lock), in order of
+ * first appearance.
+ *
+ * @example
+ * ```ts
+ * import { partitionBy } from "@distkit/distkit/checker";
+ *
+ * const ops = [
+ *   { client: 0, input: "a", call: 0, output: 1, return: 1 },
+ *   { client: 0, input: "b", call: 2, output: 1, return: 3 },
+ * ];
+ * partitionBy(ops, (input) => input).length; // 2
+ * ```
+ */
+export function partitionBy<I, O>(
   history: Operation<I, O>[],
   keyOf: (input: I) => string,
 ): Operation<I, O>[][] {
@@ -80,6 +95,7 @@ export const kvModel: Model<string, KvInput, string | undefined> = {
   init: () => "",
   step: kvStep,
   partition: (history) => partitionBy(history, (input) => input.key),
+  partitionKey: (input) => input.key,
   describeOperation: describeKv,
   describeState: (s) => JSON.stringify(s),
 };
@@ -315,6 +331,7 @@ export const lockModel: Model<string, LockInput, boolean | undefined> = {
     );
   },
   partition: (history) => partitionBy(history, (input) => input.name),
+  partitionKey: (input) => input.name,
   describeOperation: (input, output) =>
     `${input.op}(${JSON.stringify(input.name)}) → ${
       output === undefined ? "?" : JSON.stringify(output)

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { Random } from "../net/random.ts";
+import { Random } from "../net/random.ts";
 import type { KvInput } from "./models.ts";
 import type { Operation } from "./types.ts";
 
@@ -137,4 +137,29 @@ export function corruptRead(random: Random, history: KvOperation[]): void {
   else if (how === 4 && written.length > 0) tokens.push(random.pick(written).input.value!);
   else tokens.length = 0;
   read.output = tokens.join("");
+}
+
+/**
+ * The history the report's size test and render benchmark use: 100,000
+ * operations (or `operations`) on 12 keys (or `keys`), 6 clients each, with two
+ * annotations; `bad` corrupts one read, so the report has a failing key.
+ *
+ * @example
+ * ```ts
+ * import { reportHistory } from "./test_util.ts";
+ *
+ * reportHistory({ operations: 1_000 }).length; // 1000
+ * ```
+ */
+export function reportHistory(
+  options: { operations?: number; keys?: number; bad?: boolean } = {},
+): KvOperation[] {
+  const random = new Random(18);
+  const operations = options.operations ?? 100_000;
+  const keys = options.keys ?? 12;
+  const history = appendHistory(random, { operations, keys, clientsPerKey: 6 });
+  history[Math.floor(operations * 0.05)].annotation = "leader killed with SIGKILL";
+  history[Math.floor(operations * 0.6)].annotation = "node 2 restarted";
+  if (options.bad) corruptRead(random, history);
+  return history;
 }

@@ -90,6 +90,13 @@ export interface Model<S = unknown, I = unknown, O = unknown> {
   hash?(state: S): number;
   /** Splits a history into independent sub-histories (P-compositionality), for example by key. */
   partition?(history: Operation<I, O>[]): Operation<I, O>[][];
+  /**
+   * The key an operation belongs to, for a model that partitions by key: it
+   * names each partition in the verdict, the CLI and the report (see
+   * {@linkcode PartitionResult.key}). Without `partition`, the history is
+   * also split by it.
+   */
+  partitionKey?(input: I): string;
   /** How to show an operation in the report. */
   describeOperation?(input: I, output: O): string;
   /** How to show a state in the report. */
@@ -124,6 +131,8 @@ export interface NondeterministicModel<S = unknown, I = unknown, O = unknown> {
   hash?(state: S): number;
   /** Splits a history into independent sub-histories. */
   partition?(history: Operation<I, O>[]): Operation<I, O>[][];
+  /** The key an operation belongs to (see {@linkcode Model.partitionKey}). */
+  partitionKey?(input: I): string;
   /** How to show an operation in the report. */
   describeOperation?(input: I, output: O): string;
   /** How to show a state in the report. */
@@ -155,8 +164,13 @@ export type Verdict = "linearizable" | "not linearizable" | "unknown";
  * ```
  */
 export interface PartitionResult<I = unknown, O = unknown> {
-  /** This partition's verdict. */
+  /**
+   * This partition's verdict; `unknown`: never decided (a budget ran out
+   * first, or the search stopped at a partition that is not linearizable).
+   */
   verdict: Verdict;
+  /** The key the partition's operations share, when the model partitions by key. */
+  key?: string;
   /** The partition's operations; indexes below refer to this array. */
   operations: Operation<I, O>[];
   /** A linearization (operation indexes in order), when linearizable. */

@@ -27,6 +27,7 @@ import {
   parseHistory,
 } from "../checker/formats.ts";
 import { renderHtml } from "../checker/html.ts";
+import { partitionName, unknownReason } from "../checker/wording.ts";
 import { UsageProblem } from "./util.ts";
 import type { CheckResult, Operation } from "../checker/types.ts";
 
@@ -229,7 +230,12 @@ async function check(args: string[]): Promise<number> {
       history.omitted > 0 ? ` (and ${history.omitted} failed writes left out)` : ""
     }, ${history.operations.filter((o) => o.unknown).length} with unknown outcome`,
   );
-  console.log(`  partitions: ${result.partitions.length}`);
+  const tally = (["not linearizable", "unknown", "linearizable"] as const)
+    .map((v) => [result.partitions.filter((x) => x.verdict === v).length, v] as const)
+    .filter(([n]) => n > 0).map(([n, v]) => `${n} ${v}`);
+  console.log(
+    `  partitions: ${result.partitions.length}${tally.length > 1 ? ` (${tally.join(", ")})` : ""}`,
+  );
   if (result.verdict === "not linearizable") {
     for (const line of describeFailure(result, history.operations, model, lineTimes)) {
       console.log(`  ${line}`);
@@ -249,8 +255,8 @@ async function check(args: string[]): Promise<number> {
     })).filter((x) => x.p.verdict === "unknown" && x.longest > 0);
     for (const { k, p, longest } of furthest.slice(0, 3)) {
       console.log(
-        `  furthest:   partition ${
-          k + 1
+        `  furthest:   ${
+          partitionName(result, k)
         }: ${longest} of its ${p.operations.length} operations linearized so far`,
       );
     }
@@ -289,11 +295,17 @@ function describeFailure(
   const p = result.partitions.findIndex((part) => part.verdict === "not linearizable");
   if (p < 0) return [];
   const part = result.partitions[p];
+  const unknown = result.partitions.filter((x) => x.verdict === "unknown").length;
   const out = [
-    `failed:     partition ${
-      p + 1
-    } of ${result.partitions.length} (${part.operations.length} operations)`,
+    `failed:     ${partitionName(result, p)} (${part.operations.length} operations)`,
   ];
+  if (unknown > 0) {
+    out.push(
+      `unknown:    ${unknown} of the ${result.partitions.length} partitions: ${
+        unknownReason(result, result.partitions.findIndex((x) => x.verdict === "unknown"))
+      }`,
+    );
+  }
   if (part.explanation) {
     out.push(`decided by: inference from the values read${lineTimes ? " (t = line number)" : ""}`);
     part.explanation.forEach((line, k) => out.push(`${k === 0 ? "why:" : "    "}        ${line}`));

@@ -25,7 +25,7 @@
  * is not linearizable gets the checker's HTML report.
  */
 import assert from "node:assert/strict";
-import type { Model } from "../checker/mod.ts";
+import { type KvServiceInput, kvServiceModel, type KvServiceOutput } from "../checker/mod.ts";
 import type { KvClerk, KvValue } from "../kv/mod.ts";
 import { simulate } from "../net/mod.ts";
 import { KvCluster, OpLog, text } from "./kv_cluster.ts";
@@ -43,43 +43,9 @@ const DAMAGES = ["flip", "lose", "wipe"] as const;
 /** Servers that refused to start from damaged storage, over all seeds. */
 let failStops = 0;
 
-/** An operation on one key; absent keys read as null. */
-type Input =
-  | { op: "get"; key: string }
-  | { op: "put" | "append"; key: string; value: string }
-  | { op: "delete"; key: string }
-  | { op: "cas"; key: string; expected: string | null; value: string };
-/** A get's value, a cas's verdict; nothing for the rest. */
-type Output = string | null | boolean | undefined;
-
-/** Key/value with delete and compare-and-set, checked key by key. */
-const model: Model<string | null, Input, Output> = {
-  init: () => null,
-  step: (state, input, output) => {
-    switch (input.op) {
-      case "get":
-        return output === state ? state : undefined;
-      case "put":
-        return input.value;
-      case "append":
-        return (state ?? "") + input.value;
-      case "delete":
-        return null;
-      case "cas": {
-        const swapped = state === input.expected;
-        if (output !== swapped) return undefined;
-        return swapped ? input.value : state;
-      }
-    }
-  },
-  partition: (ops) => {
-    const byKey = new Map<string, typeof ops>();
-    for (const op of ops) byKey.set(op.input.key, [...(byKey.get(op.input.key) ?? []), op]);
-    return [...byKey.values()];
-  },
-  describeOperation: (input, output) => `${JSON.stringify(input)} → ${JSON.stringify(output)}`,
-  describeState: (s) => JSON.stringify(s),
-};
+/** An operation on one key, and what the clerk answered (the exported model's types). */
+type Input = KvServiceInput;
+type Output = KvServiceOutput;
 
 function valueOf(v: KvValue | null): string | null {
   return v === null ? null : text(v);
@@ -111,7 +77,12 @@ async function clientLoop(
       await me.log.record(
         me.id,
         { op: "cas", key, expected, value },
-        async () => (await ck.cas(key, { expected, value })).ok,
+        async () => {
+          const outcome = await ck.cas(key, { expected, value });
+          return outcome.ok
+            ? { ok: true }
+            : { ok: false, current: valueOf(outcome.current ?? null) };
+        },
       );
     }
     n++;
@@ -233,7 +204,7 @@ async function runSeed(seed: number): Promise<{ ops: number; faults: number; tra
         assert.ok(size <= 8 * maxRaftState, `log not trimmed: ${size} > 8 × ${maxRaftState}`);
       }
       ledger.check();
-      await log.check(`kv random seed ${seed}`, model);
+      await log.check(`kv random seed ${seed}`, kvServiceModel);
       await cfg.cleanup();
       ledger.check();
       return { ops: log.operations.length, faults, trace: sim.traceHash() };

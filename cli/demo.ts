@@ -122,8 +122,12 @@ async function drive(
   for (const c of connections) await c.close();
   await cluster.stop();
 
+  // A note marks the operation in flight when it happened (clients are
+  // blocked through a failover, so the next one called would mark it late),
+  // else the next one called.
   for (const note of notes) {
-    const op = history.find((o) => o.call >= note.at);
+    const op = history.find((o) => !o.annotation && o.call <= note.at && note.at <= o.return) ??
+      history.find((o) => !o.annotation && o.call >= note.at);
     if (op) op.annotation = note.text;
   }
   const result = checkOperations(kvModel, history, { timeoutMs: 60_000 });

@@ -55,18 +55,20 @@ const FORMATS = ["auto", "jsonl", "edn", "jepsen"];
 
 const USAGE =
   `usage: distkit check [--model name] [--format auto|jsonl|edn|jepsen] [--html out.html]
-                     [--timeout ms] [--max-states n] [--search-only] FILE
+                     [--timeout ms] [--max-states n] [--search-only] FILE...
 
 Checks whether the history in FILE is linearizable and prints the verdict, the
 time taken and, for a history that is not, the operation that could not be
-placed. Needs --allow-read (and --allow-write for --html).
+placed. Given several files, checks each in turn in this one process and prints
+one line per file (FILE: verdict, operations, time); the exit code is then the
+highest of the files' codes. Needs --allow-read (and --allow-write for --html).
 
 options:
   --model <name>     ${MODEL_NAMES.join(", ")} (default: the one the file suggests:
                      kv for EDN key/value files, cas-register for Jepsen logs,
                      the header or the inputs of JSON lines)
   --format <format>  auto (default: told from the first line), jsonl, edn or jepsen
-  --html <file>      also write a self-contained HTML report to <file>
+  --html <file>      also write a self-contained HTML report to <file> (one FILE only)
   --timeout <ms>     give up with the verdict "unknown" after this long (default 60000)
   --max-states <n>   the memory budget: give up with "unknown" once the search holds n
                      states (default ${DEFAULT_MAX_STATES}, about 1 GiB; at most ${MAX_STATES})
@@ -134,12 +136,10 @@ async function check(args: string[]): Promise<number> {
     console.log(USAGE);
     return 0;
   }
-  if (positionals.length !== 1) {
-    throw new UsageProblem(
-      positionals.length === 0 ? "expected a history FILE" : "expected one history FILE",
-    );
+  if (positionals.length === 0) throw new UsageProblem("expected a history FILE");
+  if (positionals.length > 1 && values.html !== undefined) {
+    throw new UsageProblem("--html writes the report of one history: give one FILE with it");
   }
-  const file = positionals[0];
   const format = values.format ?? "auto";
   if (!FORMATS.includes(format)) {
     throw new UsageProblem(`--format must be one of ${FORMATS.join(", ")}, got "${format}"`);
@@ -171,6 +171,36 @@ async function check(args: string[]): Promise<number> {
     }
   }
 
+  const options: CheckFileOptions = {
+    format: format as "auto" | HistoryFormat,
+    model: values.model as ModelName | undefined,
+    timeoutMs,
+    maxStates,
+    inference: !values["search-only"],
+    html: values.html,
+    brief: positionals.length > 1,
+  };
+  let worst = 0;
+  for (const file of positionals) worst = Math.max(worst, await checkFile(file, options));
+  return worst;
+}
+
+/** How `distkit check` checks each file. */
+interface CheckFileOptions {
+  format: "auto" | HistoryFormat;
+  model: ModelName | undefined;
+  timeoutMs: number;
+  maxStates: number;
+  inference: boolean;
+  html: string | undefined;
+  /** One line for the file (several files), not the full account. */
+  brief: boolean;
+}
+
+/** Checks one history file, prints what it found, and returns its exit code. */
+async function checkFile(file: string, options: CheckFileOptions): Promise<number> {
+  const { format, timeoutMs, maxStates, brief } = options;
+  const values = { model: options.model, html: options.html };
   let text: string;
   try {
     text = await Deno.readTextFile(file);
@@ -182,7 +212,7 @@ async function check(args: string[]): Promise<number> {
 
   let history;
   try {
-    history = parseHistory(text, { format: format as "auto" | HistoryFormat });
+    history = parseHistory(text, { format });
   } catch (err) {
     if (err instanceof HistoryFormatError) {
       console.error(
@@ -219,8 +249,16 @@ async function check(args: string[]): Promise<number> {
   const result = checkOperations(model, history.operations, {
     timeoutMs,
     maxStates,
-    inference: !values["search-only"],
+    inference: options.inference,
   });
+  if (brief) {
+    console.log(
+      `${file}: ${result.verdict} (${modelName}, ${history.operations.length} operations, ${
+        formatMs(result.elapsedMs)
+      })`,
+    );
+    return CHECK_EXIT[result.verdict];
+  }
   const lineTimes = history.format !== "jsonl";
   const source = values.model === undefined ? `suggested by the ${history.format} file` : "--model";
   console.log(`${file}: ${result.verdict}`);

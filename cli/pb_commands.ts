@@ -24,7 +24,7 @@ import {
 } from "./util.ts";
 import { RpcServer } from "../net/rpc_server.ts";
 import { AddressTransport, serveTcp } from "../net/tcp.ts";
-import { parseAddress } from "../rsm/hosting.ts";
+import { AddressError, parseAddress } from "../net/address.ts";
 import { PrimaryBackupClerk } from "../pb/kv_clerk.ts";
 import { PB_KV_SERVICE } from "../pb/kv_protocol.ts";
 import { PrimaryBackupServer } from "../pb/kv_server.ts";
@@ -60,8 +60,9 @@ function required(values: Parsed["values"], name: string): string {
  * be reachable as written, so not a wildcard host and not port 0.
  */
 function nameAddress(address: string, option: string): string {
-  const { hostname, port } = parseAddress(address);
-  if (port === 0 || ["0.0.0.0", "::", "[::]", ""].includes(hostname)) {
+  // Parsed as a listening address, so that port 0 gets the message below.
+  const { hostname, port } = parseAddress(address, { listen: true });
+  if (port === 0 || ["0.0.0.0", "::"].includes(hostname)) {
     throw new UsageProblem(
       `${option} ${address} is this server's name to the others, so it must be reachable as ` +
         `written: give a host others can reach and a fixed port (not 0.0.0.0, :: or port 0)`,
@@ -112,7 +113,9 @@ function actionCommand(
       try {
         return await chosen.run(parsed);
       } catch (err) {
-        if (err instanceof UsageProblem || err instanceof RangeError) {
+        if (
+          err instanceof UsageProblem || err instanceof RangeError || err instanceof AddressError
+        ) {
           return usageError(`${name} ${action}`, own, err.message);
         }
         console.error(`distkit ${name} ${action}: ${(err as Error).message}`);
@@ -163,7 +166,10 @@ async function serveUntilSignal(
   // never have pinged.
   let listener;
   try {
-    listener = serveTcp(rpc, { ...parseAddress(listen), ...access(values, true) });
+    listener = serveTcp(rpc, {
+      ...parseAddress(listen, { listen: true }), // the view service may take any free port
+      ...access(values, true),
+    });
   } catch (err) {
     console.error((err as Error).message);
     return EXIT.noAnswer;

@@ -13,10 +13,11 @@
  * - a primary/backup lock service with a fixed primary and backup
  *   ({@linkcode LockServer}, {@linkcode LockClerk}): at-most-once.
  *
- * What it is not: fault tolerant the way Raft is. The view service is a
- * single point of failure, and a partitioned primary can serve stale reads
- * until it learns of a new view; use the KV service (`/kv`) for that. Its
- * wire formats and parsers are internal.
+ * What it is not: fault tolerant the way the Raft-based services are. The
+ * view service is a single point of failure, nothing is written to disk,
+ * and the lock service assumes one fail-stop failure and no partition
+ * between its two servers; use `/kv` for those. Its wire formats, their
+ * parsers and the view service's decision logic are internal.
  *
  * @example
  * ```ts

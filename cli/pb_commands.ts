@@ -164,12 +164,12 @@ async function serveUntilSignal(
   // Bound before the node starts: a node that pings the view service (and
   // may be made primary) must be reachable, and one that cannot listen must
   // never have pinged.
+  // A malformed address is the command line's fault (exit 2), not a failure to listen (exit 3).
+  // Port 0 is allowed: the view service may take any free port.
+  const where = parseAddress(listen, { listen: true });
   let listener;
   try {
-    listener = serveTcp(rpc, {
-      ...parseAddress(listen, { listen: true }), // the view service may take any free port
-      ...access(values, true),
-    });
+    listener = serveTcp(rpc, { ...where, ...access(values, true) });
   } catch (err) {
     console.error((err as Error).message);
     return EXIT.noAnswer;

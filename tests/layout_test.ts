@@ -3,6 +3,8 @@
  *
  * - no library folder imports `cli/` or `cli.ts`;
  * - no service (kv, shard, pb, mapreduce) imports another service;
+ * - a library folder imports only the folders below it ({@linkcode BELOW}, the
+ *   README's `net ← raft ← rsm ← kvstate ← kv, shard; rsm, kvstate ← pb; net ← mapreduce`);
  * - a library folder imports `checker/` only where {@linkcode CHECKER_USERS} says so;
  * - `raft/` imports from `net/` only the files in {@linkcode RAFT_NET_FILES};
  * - no import cycle between files;
@@ -18,6 +20,19 @@ import { fileURLToPath } from "node:url";
 
 const LIBRARY = ["net", "raft", "rsm", "kvstate", "kv", "shard", "pb", "mapreduce", "checker"];
 const SERVICES = ["kv", "shard", "pb", "mapreduce"];
+
+/** The folders each library folder may import: those below it in the README's arrows. */
+const BELOW: Record<string, string[]> = {
+  net: [],
+  raft: ["net"],
+  rsm: ["net", "raft"],
+  kvstate: ["net", "raft", "rsm"],
+  kv: ["net", "raft", "rsm", "kvstate"],
+  shard: ["net", "raft", "rsm", "kvstate"],
+  pb: ["net", "raft", "rsm", "kvstate"],
+  mapreduce: ["net"],
+  checker: [],
+};
 
 /** Library files allowed to import checker/ (path → why). A library feature only, never a demo. */
 const CHECKER_USERS: Record<string, string> = {};
@@ -179,6 +194,14 @@ function layoutProblems(files: Map<string, string>): string[] {
     if (target === "checker" && source !== "checker" && !(from in CHECKER_USERS)) {
       problems.push(`${from} imports ${to}: the checker is for tests and the CLI`);
     }
+    // Broken rules above have their own message; this one covers the other arrows.
+    const known = target === "cli" || target === "checker" ||
+      (SERVICES.includes(source) && SERVICES.includes(target));
+    if (
+      !known && target !== source && LIBRARY.includes(target) && !BELOW[source].includes(target)
+    ) {
+      problems.push(`${from} imports ${to}: ${source}/ is below ${target}/, not above it`);
+    }
     if (source === "raft" && target === "net" && !RAFT_NET_FILES.includes(to)) {
       problems.push(`${from} imports ${to}: raft/ uses only ${RAFT_NET_FILES.join(", ")}`);
     }
@@ -230,6 +253,9 @@ Deno.test("layout: each rule fails on a tree that breaks it", () => {
       { "kv/a.ts": 'const cli = new URL("../cli.ts", import.meta.url);\n' },
       /never uses the CLI/,
     ],
+    ["direction", { "raft/a.ts": 'import { Replica } from "../rsm/replica.ts";\n' }, /below rsm/],
+    ["direction", { "net/a.ts": 'import type { Entry } from "../raft/types.ts";\n' }, /below raft/],
+    ["direction", { "kvstate/a.ts": 'import "../kv/mod.ts";\n' }, /kvstate\/ is below kv\//],
     ["length", { "kvstate/a.ts": "x;\n".repeat(MAX_LINES + 1) }, /801 lines/],
   ];
   for (const [rule, files, expected] of cases) {

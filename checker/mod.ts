@@ -1,13 +1,17 @@
 /**
  * A linearizability checker for histories of concurrent operations, in the
- * manner of porcupine: models with `init`/`step`/`equal` (and optional
- * `hash`, `partition`, describe-functions), the Wing & Gong / Lowe search with
- * memoization, partitions interleaved so the first illegal one ends the
- * search, time and memory budgets that answer `unknown`, and partial
- * linearizations for histories that are not linearizable. Key/value histories
- * whose writes are told apart by their values are decided first by inference
- * from the values read (after Elle), in near-linear time, a violation
- * explained in words.
+ * manner of porcupine (the checker 6.824's tests use): models with
+ * `init`/`step`/`equal` (and optional `hash`, `partition`,
+ * describe-functions), the Wing & Gong / Lowe search with memoization,
+ * partitions interleaved so the first illegal one ends the search, time and
+ * memory budgets that answer `unknown`, and partial linearizations for
+ * histories that are not linearizable. Key/value histories whose writes are
+ * told apart by their values are decided first by inference from the values
+ * read (after Elle), in near-linear time, a violation explained in words.
+ *
+ * What it is not: part of any service. It stands alone (it imports nothing
+ * from the rest of distkit); tests and the command line (`distkit check`)
+ * use it, library code does not.
  *
  * @example
  * ```ts

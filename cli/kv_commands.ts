@@ -37,6 +37,7 @@ import {
   writeValueFile,
 } from "./values.ts";
 import { mayHaveApplied, OutcomeUnknownError, RequestError } from "../rsm/errors.ts";
+import { AddressError } from "../net/address.ts";
 import { distkitCommand, LocalCluster } from "./local_cluster.ts";
 import { member } from "./kv_member_commands.ts";
 import { connectKv, startKvNode } from "../kv/node.ts";
@@ -122,7 +123,9 @@ ${ACCESS_HELP}`,
         log: (line) => console.log(line),
       });
     } catch (err) {
-      if (err instanceof RangeError) return usageError("serve", this, err.message);
+      if (err instanceof RangeError || err instanceof AddressError) {
+        return usageError("serve", this, err.message);
+      }
       console.error(`distkit kv serve: ${(err as Error).message}`);
       return EXIT.noAnswer;
     }

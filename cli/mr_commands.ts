@@ -16,7 +16,7 @@ import {
 } from "./util.ts";
 import { RpcServer } from "../net/rpc_server.ts";
 import { serveTcp, TcpClient } from "../net/tcp.ts";
-import { parseAddress } from "../rsm/hosting.ts";
+import { AddressError, parseAddress } from "../net/address.ts";
 import { AppLoadError, loadApp } from "../mapreduce/app.ts";
 import { Coordinator, type JobProgress } from "../mapreduce/coordinator.ts";
 import { outputName, runSequential } from "../mapreduce/engine.ts";
@@ -90,7 +90,9 @@ ${EXIT_HELP}`,
     let address: { hostname: string; port: number };
     try {
       if (parsed.positionals.length === 0) throw new RangeError("give the input FILES");
-      address = parseAddress(typeof v.listen === "string" ? v.listen : "127.0.0.1:0");
+      address = parseAddress(typeof v.listen === "string" ? v.listen : "127.0.0.1:0", {
+        listen: true, // port 0: any free port, the default
+      });
       const chunkMb = count(v["chunk-mb"], "--chunk-mb");
       job = await Coordinator.create({
         files: parsed.positionals,
@@ -101,7 +103,10 @@ ${EXIT_HELP}`,
       });
     } catch (err) {
       // A bad number, or an input file that is not there: the command line is wrong.
-      if (err instanceof RangeError || (err as Error).cause instanceof Deno.errors.NotFound) {
+      if (
+        err instanceof RangeError || err instanceof AddressError ||
+        (err as Error).cause instanceof Deno.errors.NotFound
+      ) {
         return usageError("mr coordinator", this, (err as Error).message);
       }
       console.error(`distkit mr coordinator: ${(err as Error).message}`);

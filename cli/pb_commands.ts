@@ -24,7 +24,7 @@ import {
 } from "./util.ts";
 import { RpcServer } from "../net/rpc_server.ts";
 import { AddressTransport, serveTcp } from "../net/tcp.ts";
-import { parseAddress } from "../rsm/hosting.ts";
+import { AddressError, parseAddress } from "../net/address.ts";
 import { PrimaryBackupClerk } from "../pb/kv_clerk.ts";
 import { PB_KV_SERVICE } from "../pb/kv_protocol.ts";
 import { PrimaryBackupServer } from "../pb/kv_server.ts";
@@ -60,8 +60,9 @@ function required(values: Parsed["values"], name: string): string {
  * be reachable as written, so not a wildcard host and not port 0.
  */
 function nameAddress(address: string, option: string): string {
-  const { hostname, port } = parseAddress(address);
-  if (port === 0 || ["0.0.0.0", "::", "[::]", ""].includes(hostname)) {
+  // Parsed as a listening address, so that port 0 gets the message below.
+  const { hostname, port } = parseAddress(address, { listen: true });
+  if (port === 0 || ["0.0.0.0", "::"].includes(hostname)) {
     throw new UsageProblem(
       `${option} ${address} is this server's name to the others, so it must be reachable as ` +
         `written: give a host others can reach and a fixed port (not 0.0.0.0, :: or port 0)`,
@@ -112,7 +113,9 @@ function actionCommand(
       try {
         return await chosen.run(parsed);
       } catch (err) {
-        if (err instanceof UsageProblem || err instanceof RangeError) {
+        if (
+          err instanceof UsageProblem || err instanceof RangeError || err instanceof AddressError
+        ) {
           return usageError(`${name} ${action}`, own, err.message);
         }
         console.error(`distkit ${name} ${action}: ${(err as Error).message}`);
@@ -161,9 +164,12 @@ async function serveUntilSignal(
   // Bound before the node starts: a node that pings the view service (and
   // may be made primary) must be reachable, and one that cannot listen must
   // never have pinged.
+  // A malformed address is the command line's fault (exit 2), not a failure to listen (exit 3).
+  // Port 0 is allowed: the view service may take any free port.
+  const where = parseAddress(listen, { listen: true });
   let listener;
   try {
-    listener = serveTcp(rpc, { ...parseAddress(listen), ...access(values, true) });
+    listener = serveTcp(rpc, { ...where, ...access(values, true) });
   } catch (err) {
     console.error((err as Error).message);
     return EXIT.noAnswer;

@@ -27,6 +27,7 @@ import {
   waitForSignal,
 } from "./util.ts";
 import { RequestError } from "../rsm/errors.ts";
+import { AddressError } from "../net/address.ts";
 import {
   encodingOf,
   jsonValue,
@@ -126,7 +127,9 @@ ${
           join: v.join === true,
         });
       } catch (err) {
-        if (err instanceof RangeError) return usageError(`${name} serve`, this, err.message);
+        if (err instanceof RangeError || err instanceof AddressError) {
+          return usageError(`${name} serve`, this, err.message);
+        }
         console.error(`distkit ${name} serve: ${(err as Error).message}`);
         return EXIT.noAnswer;
       }

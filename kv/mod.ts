@@ -1,16 +1,22 @@
 /**
- * A linearizable replicated key/value service on Raft.
+ * A linearizable replicated key/value service on Raft: 6.824's lab 4
+ * (kvraft), with sessions, snapshots and node processes.
  *
  * - {@linkcode KvServer}: one replica; a {@linkcode KvStateMachine} kept in
  *   step by a Raft node, snapshotting when the log reaches `maxRaftState`.
- * - {@linkcode KvClerk}: the client; finds the leader, retries, and applies
- *   every write exactly once.
- * - {@linkcode Replica} and {@linkcode ReplicaClient}: the same machinery for
- *   any deterministic state machine (the shard controller and the shard
- *   groups are built on them).
+ * - {@linkcode KvClerk}: the client (6.824's Clerk); finds the leader,
+ *   retries, and applies every write exactly once.
+ * - {@linkcode startKvNode} / {@linkcode connectKv}: node processes over TCP
+ *   with Deno KV storage, an HTTP API ({@linkcode serveKvHttp}) and runtime
+ *   membership.
  *
  * Values are strings or bytes; keys are strings up to 1 KiB and values up to
  * 1 MiB by default ({@linkcode KvLimits}).
+ *
+ * What it is not: the replication machinery. That is the toolkit in `/rsm`
+ * ({@linkcode Replica}, {@linkcode ReplicaClient}, sessions), re-exported here
+ * for 0.x users; build your own service on `/rsm`, not on this module. Nor is
+ * it sharded: for that, `/shard`.
  *
  * @example
  * ```ts

@@ -8,7 +8,9 @@
 import { EventSummary } from "../net/event_summary.ts";
 import { AddressTransport, TcpTransport } from "../net/tcp.ts";
 import { KvClerk, type KvClerkOptions } from "./clerk.ts";
-import { hostNode, parseAddress } from "../rsm/hosting.ts";
+import { hostNode } from "../rsm/hosting.ts";
+import { parseAddress } from "../net/address.ts";
+import { formatAddr } from "../net/frame.ts";
 import {
   type IdentityConflictError,
   type NodeIdentity,
@@ -133,7 +135,8 @@ function peerMap(peers: string[]): Record<string, string> {
  * Starts a node: opens its storage, starts Raft and the KV service, and
  * listens on its TCP address (and HTTP, at the port offset).
  *
- * @throws {RangeError} for an id out of range or an address that is not host:port.
+ * @throws {RangeError} for an id out of range.
+ * @throws {AddressError} for an address that is not host:port (`AddressError` of the net module).
  * @throws {Error} when the data folder cannot be opened (for example another process has it).
  *
  * @example
@@ -230,7 +233,7 @@ export async function startKvNode(options: KvNodeOptions): Promise<KvNode> {
       const httpAddresses = Object.fromEntries(
         Object.entries(peers).map(([peer, a]) => {
           const { hostname, port } = parseAddress(a);
-          return [peer, `${hostname}:${port + offset}`];
+          return [peer, formatAddr({ hostname, port: port + offset })];
         }),
       );
       http = serveKvHttp(server, rpc, {

@@ -18,7 +18,8 @@
  *
  * @module
  */
-export * from "./protocol.ts";
+// The request parsers in protocol.ts are the services' own, not exported.
+export { DEFAULT_KV_LIMITS, type KvLimits, type KvReply } from "./protocol.ts";
 export * from "./state.ts";
 export * from "./value.ts";
 // Types of the layers below that appear in this module's signatures.

@@ -91,7 +91,8 @@ function checkValue(value: unknown, limits: KvLimits, field = "value"): KvValue 
  *
  * @example
  * ```ts
- * import { DEFAULT_KV_LIMITS, parseGet } from "@distkit/distkit/kv";
+ * import { DEFAULT_KV_LIMITS } from "@distkit/distkit/kv";
+ * import { parseGet } from "./protocol.ts";
  *
  * parseGet({ key: "x" }, DEFAULT_KV_LIMITS); // "x"
  * ```
@@ -109,7 +110,8 @@ export function parseGet(args: unknown, limits: KvLimits): string {
  *
  * @example
  * ```ts
- * import { DEFAULT_KV_LIMITS, parseWriteOp } from "@distkit/distkit/kv";
+ * import { DEFAULT_KV_LIMITS } from "@distkit/distkit/kv";
+ * import { parseWriteOp } from "./protocol.ts";
  *
  * parseWriteOp({ type: "put", key: "x", value: "1" }, DEFAULT_KV_LIMITS).type; // "put"
  * ```
@@ -148,7 +150,8 @@ export function parseWriteOp(args: unknown, limits: KvLimits): KvWrite {
  *
  * @example
  * ```ts
- * import { DEFAULT_KV_LIMITS, parseWrite } from "@distkit/distkit/kv";
+ * import { DEFAULT_KV_LIMITS } from "@distkit/distkit/kv";
+ * import { parseWrite } from "./protocol.ts";
  *
  * const cmd = parseWrite(
  *   { client: "c1", seq: 1, write: { type: "delete", key: "x" } },
@@ -178,7 +181,7 @@ export function parseWrite(args: unknown, limits: KvLimits): KvCommand {
  *
  * @example
  * ```ts
- * import { checkWriteResult } from "@distkit/distkit/kv";
+ * import { checkWriteResult } from "./protocol.ts";
  *
  * checkWriteResult({ ok: true }, "c1", { service: "kv" }); // { ok: true }
  * ```

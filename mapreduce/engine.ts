@@ -52,7 +52,7 @@ export const DEFAULT_CHUNK_BYTES = 64 * 1024 * 1024;
  *
  * @example
  * ```ts ignore
- * import { splitInputs } from "@distkit/distkit/mapreduce";
+ * import { splitInputs } from "./engine.ts";
  *
  * const tasks = await splitInputs(["a.txt", "b.txt"], { chunkBytes: 1 << 20 });
  * ```
@@ -129,7 +129,7 @@ export const PIECE_BYTES = 1 << 20;
  *
  * @example
  * ```ts ignore
- * import { readPieces, splitInputs } from "@distkit/distkit/mapreduce";
+ * import { readPieces, splitInputs } from "./engine.ts";
  *
  * const [task] = await splitInputs(["big.txt"]);
  * let lines = 0;

@@ -1,12 +1,18 @@
 /**
- * MapReduce: a coordinator and any number of worker processes over TCP.
+ * MapReduce (6.824's lab 1): a coordinator and any number of worker
+ * processes over TCP.
  *
  * - {@linkcode Coordinator}: splits the inputs into map tasks, hands out map
  *   then reduce tasks, re-issues a task whose worker failed or went silent.
  * - {@linkcode runWorker}: a worker's loop; {@linkcode loadApp} loads an
  *   application (a built-in such as `wc`, or any module exporting `map` and
- *   `reduce`).
- * - {@linkcode runSequential}: the reference runner, in one process.
+ *   `reduce`, the {@linkcode MapReduceApp} shape).
+ * - {@linkcode runSequential}: the reference runner, in one process
+ *   (6.824's mrsequential).
+ *
+ * What it is not: replicated. It stands on the net layer alone (no Raft):
+ * the coordinator is a single process whose failure fails the job, and
+ * workers share the file system the coordinator names (no GFS).
  *
  * @example
  * ```ts
@@ -21,7 +27,8 @@
  */
 export * from "./app.ts";
 export * from "./coordinator.ts";
-export * from "./engine.ts";
+// The engine's steps (split, map, group, reduce, write) are the runners' own.
+export { DEFAULT_CHUNK_BYTES, type MapTask, runSequential } from "./engine.ts";
 export * from "./worker.ts";
 export { countWords, WordCounter, words } from "./apps/wc.ts";
 // Types from the net layer that appear in this module's signatures.

@@ -12,7 +12,7 @@ import { type Clock, realClock } from "./clock.ts";
  *
  * @example
  * ```ts
- * import type { EventSummaryOptions } from "@distkit/distkit/net";
+ * import type { EventSummaryOptions } from "./event_summary.ts";
  *
  * const options: EventSummaryOptions = { intervalMs: 10_000, log: console.log };
  * ```
@@ -36,7 +36,7 @@ export interface EventSummaryOptions {
  *
  * @example
  * ```ts
- * import { EventSummary } from "@distkit/distkit/net";
+ * import { EventSummary } from "./event_summary.ts";
  * import assert from "node:assert/strict";
  *
  * const lines: string[] = [];

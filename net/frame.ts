@@ -19,7 +19,7 @@ import { ClosedError, FrameTooLargeError } from "./errors.ts";
  *
  * @example
  * ```ts
- * import { encodeFrames, FRAME_HEADER_BYTES } from "@distkit/distkit/net";
+ * import { encodeFrames, FRAME_HEADER_BYTES } from "./frame.ts";
  *
  * encodeFrames([new Uint8Array(10)]).length === FRAME_HEADER_BYTES + 10; // true
  * ```
@@ -34,7 +34,7 @@ const MAX_U32 = 0xffff_ffff;
  *
  * @example
  * ```ts
- * import { FrameDecoder, type FrameDecoderOptions } from "@distkit/distkit/net";
+ * import { FrameDecoder, type FrameDecoderOptions } from "./frame.ts";
  *
  * const options: FrameDecoderOptions = { maxFrameBytes: 1024 * 1024 };
  * new FrameDecoder(options);
@@ -57,7 +57,7 @@ export interface FrameDecoderOptions {
  *
  * @example Frames cut across chunks
  * ```ts
- * import { encodeFrames, FrameDecoder } from "@distkit/distkit/net";
+ * import { encodeFrames, FrameDecoder } from "./frame.ts";
  * import assert from "node:assert/strict";
  *
  * const bytes = encodeFrames([new Uint8Array([1, 2]), new Uint8Array([3])]);
@@ -198,7 +198,7 @@ function readU32(bytes: Uint8Array, offset: number): number {
  *
  * @example
  * ```ts
- * import { encodeFrames } from "@distkit/distkit/net";
+ * import { encodeFrames } from "./frame.ts";
  *
  * encodeFrames([new Uint8Array([7]), new Uint8Array(0)]);
  * // Uint8Array [0, 0, 0, 1, 7, 0, 0, 0, 0]
@@ -236,7 +236,7 @@ export function encodeFrames(payloads: readonly Uint8Array[]): Uint8Array {
  *
  * @example
  * ```ts
- * import { PeerClosedError } from "@distkit/distkit/net";
+ * import { PeerClosedError } from "./frame.ts";
  *
  * new PeerClosedError(0).message; // "the peer closed the connection"
  * ```
@@ -266,7 +266,7 @@ export class PeerClosedError extends Error {
  *
  * @example
  * ```ts
- * import type { FramedConnectionOptions } from "@distkit/distkit/net";
+ * import type { FramedConnectionOptions } from "./frame.ts";
  *
  * const options: FramedConnectionOptions = {
  *   onFrame: (payload) => console.log(payload.length, "bytes"),
@@ -318,7 +318,7 @@ export interface FramedConnectionOptions {
  *
  * @example Echo a frame back
  * ```ts
- * import { FramedConnection } from "@distkit/distkit/net";
+ * import { FramedConnection } from "./frame.ts";
  * import assert from "node:assert/strict";
  *
  * const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });

@@ -1,13 +1,23 @@
 /**
- * The net layer: one transport interface, a deterministic fault-injecting
- * simulated network for tests, and a real TCP transport.
+ * The net layer: how distkit's nodes talk, and the simulation they are
+ * tested in.
  *
- * - {@linkcode RpcServer} hosts named services; {@linkcode ClientEnd} calls them.
- * - {@linkcode SimNetwork} has the course's labrpc fault model plus partitions
- *   and per-link rules; with a {@linkcode VirtualClock} and a seeded
- *   {@linkcode Random} a whole cluster runs deterministically
- *   ({@linkcode simulate}).
- * - Every failure is a typed {@linkcode RpcError}.
+ * - {@linkcode RpcServer} hosts named services; a {@linkcode ClientEnd}
+ *   calls them; a {@linkcode Transport} hands out ends by peer name.
+ * - The simulation kernel (`net/sim/`, 6.824's labrpc and more):
+ *   {@linkcode SimNetwork} has labrpc's fault model (lost requests and
+ *   replies, long delays, reordering) plus partitions and per-link rules;
+ *   with a {@linkcode VirtualClock} and a seeded {@linkcode Random} a whole
+ *   cluster runs deterministically ({@linkcode simulate}).
+ * - TCP: {@linkcode serveTcp}, {@linkcode TcpClient}, {@linkcode TcpTransport}
+ *   (cluster id, shared secret and node identity checked in a handshake),
+ *   and {@linkcode parseAddress}, the one parser of `"host:port"`.
+ * - Every failure is a typed {@linkcode RpcError}; the library's records go
+ *   to a {@linkcode Logger}.
+ *
+ * What it is not: it knows nothing of Raft or of any service, and it does
+ * not retry on its own (a caller decides what a lost reply means). Its frame
+ * codec is internal.
  *
  * @example
  * ```ts
@@ -37,9 +47,9 @@ export * from "./transport.ts";
 export * from "./sim/network.ts";
 export * from "./sim/simulate.ts";
 export * from "./env.ts";
-export * from "./frame.ts";
+export { formatAddr } from "./frame.ts";
 export * from "./tcp.ts";
-export * from "./event_summary.ts";
+export * from "./address.ts";
 export * from "./version.ts";
 export * from "./logger.ts";
 export { utf8Length } from "./bytes.ts";

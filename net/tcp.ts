@@ -20,6 +20,7 @@
  *
  * @module
  */
+import { parseAddress } from "./address.ts";
 import { type Clock, realClock } from "./clock.ts";
 import { Codec, DEFAULT_MAX_MESSAGE_BYTES } from "./codec.ts";
 import { deadline, delay } from "./async.ts";
@@ -1448,7 +1449,7 @@ export class TcpTransport implements Transport {
   constructor(options: TcpTransportOptions) {
     const { peers, ...clientOptions } = options;
     for (const [name, address] of Object.entries(peers)) {
-      parseAddress(address, name);
+      parseAddress(address, { peer: name });
       this.#peers.set(name, address);
     }
     this.#options = clientOptions;
@@ -1532,27 +1533,6 @@ export class AddressTransport implements Transport {
     this.#closed = true;
     await Promise.all([...this.#clients.values()].map((c) => c.close()));
   }
-}
-
-function parseAddress(address: string, name?: string): TcpAddr {
-  const where = name === undefined ? "" : ` for peer "${name}"`;
-  const bad = (why: string) =>
-    new TypeError(
-      `bad address "${address}"${where}: ${why}; expected "host:port", e.g. "127.0.0.1:7000" or "[::1]:7000"`,
-    );
-  if (typeof address !== "string") throw bad("not a string");
-  const colon = address.lastIndexOf(":");
-  if (colon <= 0) throw bad("no port");
-  let hostname = address.slice(0, colon);
-  const portText = address.slice(colon + 1);
-  if (hostname.startsWith("[") && hostname.endsWith("]")) hostname = hostname.slice(1, -1);
-  else if (hostname.includes(":")) throw bad("an IPv6 host must be in brackets");
-  if (hostname === "") throw bad("no host");
-  const port = Number(portText);
-  if (!/^\d+$/.test(portText) || !Number.isInteger(port) || port < 1 || port > 65535) {
-    throw bad(`port must be an integer from 1 to 65535`);
-  }
-  return { hostname, port };
 }
 
 function checkMaxFrameBytes(value: number | undefined): number {

@@ -60,7 +60,7 @@ export const PB_KV_LIMITS: Readonly<PbKvLimits> = DEFAULT_KV_LIMITS;
  *
  * @example
  * ```ts
- * import type { PbWriteOp } from "@distkit/distkit/pb";
+ * import type { PbWriteOp } from "./kv_protocol.ts";
  *
  * const op: PbWriteOp = "append";
  * ```
@@ -73,7 +73,7 @@ export type PbWriteOp = "put" | "append";
  *
  * @example
  * ```ts
- * import type { PbWriteRequest } from "@distkit/distkit/pb";
+ * import type { PbWriteRequest } from "./kv_protocol.ts";
  *
  * const w: PbWriteRequest = { client: "c1", seq: 1, op: "put", key: "x", value: "1" };
  * ```
@@ -101,7 +101,7 @@ export interface PbWriteRequest {
  *
  * @example
  * ```ts
- * import type { PbKvReply } from "@distkit/distkit/pb";
+ * import type { PbKvReply } from "./kv_protocol.ts";
  *
  * const reply: PbKvReply<{ value: string | null }> = { status: "ok", value: null };
  * ```
@@ -115,7 +115,7 @@ export type PbKvReply<T extends object = Record<never, never>> =
  *
  * @example
  * ```ts
- * import type { PbGetReply } from "@distkit/distkit/pb";
+ * import type { PbGetReply } from "./kv_protocol.ts";
  *
  * const reply: PbGetReply = { status: "wrong-server", reason: "not the primary of view 3" };
  * ```
@@ -129,7 +129,8 @@ export type PbGetReply = PbKvReply<{ value: string | null }>;
  *
  * @example
  * ```ts
- * import { checkPbKey, PB_KV_LIMITS } from "@distkit/distkit/pb";
+ * import { PB_KV_LIMITS } from "@distkit/distkit/pb";
+ * import { checkPbKey } from "./kv_protocol.ts";
  *
  * checkPbKey("x", PB_KV_LIMITS); // "x"
  * ```
@@ -145,7 +146,8 @@ export function checkPbKey(key: unknown, limits: PbKvLimits): string {
  *
  * @example
  * ```ts
- * import { parsePbGet, PB_KV_LIMITS } from "@distkit/distkit/pb";
+ * import { PB_KV_LIMITS } from "@distkit/distkit/pb";
+ * import { parsePbGet } from "./kv_protocol.ts";
  *
  * parsePbGet({ key: "x" }, PB_KV_LIMITS); // "x"
  * ```
@@ -163,7 +165,8 @@ export function parsePbGet(args: unknown, limits: PbKvLimits): string {
  *
  * @example
  * ```ts
- * import { parsePbWrite, PB_KV_LIMITS } from "@distkit/distkit/pb";
+ * import { PB_KV_LIMITS } from "@distkit/distkit/pb";
+ * import { parsePbWrite } from "./kv_protocol.ts";
  *
  * parsePbWrite({ client: "c1", seq: 1, op: "append", key: "x", value: "a" }, PB_KV_LIMITS).op; // "append"
  * ```

@@ -46,7 +46,7 @@ const MAX_INCARNATION_BYTES = 64;
  *
  * @example
  * ```ts
- * import type { LockOpKind } from "@distkit/distkit/pb";
+ * import type { LockOpKind } from "./lock_protocol.ts";
  *
  * const kind: LockOpKind = "unlock";
  * ```
@@ -59,7 +59,7 @@ export type LockOpKind = "lock" | "unlock";
  *
  * @example
  * ```ts
- * import type { LockRequest } from "@distkit/distkit/pb";
+ * import type { LockRequest } from "./lock_protocol.ts";
  *
  * const request: LockRequest = { client: "c1", seq: 4, name: "printer" };
  * ```
@@ -78,7 +78,7 @@ export interface LockRequest {
  *
  * @example
  * ```ts
- * import type { LockOp } from "@distkit/distkit/pb";
+ * import type { LockOp } from "./lock_protocol.ts";
  *
  * const op: LockOp = { op: "lock", client: "c1", seq: 1, name: "printer" };
  * ```
@@ -94,7 +94,7 @@ export interface LockOp extends LockRequest {
  *
  * @example
  * ```ts
- * import type { LockForwardedOp } from "@distkit/distkit/pb";
+ * import type { LockForwardedOp } from "./lock_protocol.ts";
  *
  * const op: LockForwardedOp = { op: "lock", client: "c1", seq: 1, name: "printer", result: true };
  * ```
@@ -114,7 +114,7 @@ export interface LockForwardedOp extends LockOp {
  *
  * @example
  * ```ts
- * import type { LockForwardRequest } from "@distkit/distkit/pb";
+ * import type { LockForwardRequest } from "./lock_protocol.ts";
  *
  * const forward: LockForwardRequest = {
  *   from: "p",
@@ -146,7 +146,7 @@ export interface LockForwardRequest {
  *
  * @example
  * ```ts
- * import type { LockSessionRecord } from "@distkit/distkit/pb";
+ * import type { LockSessionRecord } from "./lock_protocol.ts";
  *
  * const record: LockSessionRecord = { client: "c1", seq: 3, digest: 0x1234, result: true };
  * ```
@@ -173,7 +173,7 @@ export interface LockSessionRecord {
  *
  * @example
  * ```ts
- * import type { LockTransferRequest } from "@distkit/distkit/pb";
+ * import type { LockTransferRequest } from "./lock_protocol.ts";
  *
  * const page: LockTransferRequest = {
  *   from: "p",
@@ -216,7 +216,7 @@ export interface LockTransferRequest {
  *
  * @example
  * ```ts
- * import type { LockReply } from "@distkit/distkit/pb";
+ * import type { LockReply } from "./lock_protocol.ts";
  *
  * const reply: LockReply = { status: "ok", result: true };
  * ```
@@ -240,7 +240,7 @@ export type LockReply =
  *
  * @example
  * ```ts
- * import type { LockForwardReply } from "@distkit/distkit/pb";
+ * import type { LockForwardReply } from "./lock_protocol.ts";
  *
  * const reply: LockForwardReply = { status: "refused", reason: "b serves clients itself" };
  * ```
@@ -258,7 +258,7 @@ export type LockForwardReply =
  *
  * @example
  * ```ts
- * import { checkLockName } from "@distkit/distkit/pb";
+ * import { checkLockName } from "./lock_protocol.ts";
  *
  * checkLockName("printer"); // "printer"
  * ```
@@ -274,7 +274,7 @@ export function checkLockName(name: unknown): string {
  *
  * @example
  * ```ts
- * import { parseLockRequest } from "@distkit/distkit/pb";
+ * import { parseLockRequest } from "./lock_protocol.ts";
  *
  * parseLockRequest({ client: "c1", seq: 1, name: "printer" }).name; // "printer"
  * ```
@@ -293,7 +293,7 @@ export function parseLockRequest(args: unknown): LockRequest {
  *
  * @example
  * ```ts
- * import { parseLockForward } from "@distkit/distkit/pb";
+ * import { parseLockForward } from "./lock_protocol.ts";
  *
  * parseLockForward({ from: "p", incarnation: "i1", batch: 1, ops: [] }).batch; // 1
  * ```
@@ -333,7 +333,7 @@ export function parseLockForward(args: unknown): LockForwardRequest {
  *
  * @example
  * ```ts
- * import { parseLockTransfer } from "@distkit/distkit/pb";
+ * import { parseLockTransfer } from "./lock_protocol.ts";
  *
  * const page = { from: "p", incarnation: "i1", batch: 1, page: 0, last: true, locks: ["a"], sessions: [] };
  * parseLockTransfer(page).locks; // ["a"]

@@ -49,7 +49,7 @@ export type LockOutcome =
  *
  * @example
  * ```ts
- * import type { LockTableOptions } from "@distkit/distkit/pb";
+ * import type { LockTableOptions } from "./lock_table.ts";
  *
  * const options: LockTableOptions = { sessionIdleMs: 60 * 60_000 }; // an hour
  * ```
@@ -72,7 +72,7 @@ export interface LockTableOptions {
  *
  * @example
  * ```ts
- * import type { LockTableSnapshot } from "@distkit/distkit/pb";
+ * import type { LockTableSnapshot } from "./lock_table.ts";
  *
  * const empty: LockTableSnapshot = { locks: [], sessions: [] };
  * ```
@@ -104,7 +104,7 @@ function digestOf(op: LockOp): number {
  *
  * @example
  * ```ts
- * import { LockTable } from "@distkit/distkit/pb";
+ * import { LockTable } from "./lock_table.ts";
  * import assert from "node:assert/strict";
  *
  * const table = new LockTable();

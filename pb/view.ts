@@ -84,7 +84,7 @@ const NO_VIEW: View = Object.freeze({ num: 0, primary: "", backup: "" });
  *
  * @example
  * ```ts
- * import { ViewService } from "@distkit/distkit/pb";
+ * import { ViewService } from "./view.ts";
  * import assert from "node:assert/strict";
  *
  * const vs = new ViewService();
@@ -237,7 +237,7 @@ function assertView(view: View): void {
  *
  * @example
  * ```ts
- * import { parseView } from "@distkit/distkit/pb";
+ * import { parseView } from "./view.ts";
  *
  * parseView({ num: 1, primary: "s1", backup: "" }).primary; // "s1"
  * ```

@@ -1,5 +1,6 @@
 /**
- * Raft consensus: a replicated log a service puts its commands on.
+ * Raft consensus (6.824's labs 3A to 3D): a replicated log a service puts
+ * its commands on.
  *
  * - {@linkcode RaftCore} is the algorithm as a pure state machine (messages
  *   and ticks in; entries to persist, messages to send and committed entries
@@ -9,11 +10,16 @@
  *   one-server membership changes with learners.
  * - {@linkcode RaftNode} drives a core over any `Transport` with any
  *   {@linkcode RaftStorage}: nothing it says depends on state that is not
- *   yet durable.
+ *   yet durable. It is the course's `Make`/`Start`/`applyCh` peer.
  * - {@linkcode MemoryStorage} keeps state in memory with crash semantics for
- *   tests; {@linkcode SimStorage} adds, for simulations, writes that take
- *   virtual time, saves split into commits, crashes part way through a
- *   save, and damage found at start-up (bit flips, lost saves).
+ *   tests (6.824's Persister); {@linkcode SimStorage} adds, for simulations,
+ *   writes that take virtual time, saves split into commits, crashes part
+ *   way through a save, and damage found at start-up (bit flips, lost
+ *   saves); {@linkcode DenoKvStorage} is the durable one.
+ *
+ * What it is not: a service. It orders opaque commands and knows nothing of
+ * what they mean, of clients, sessions or duplicate requests; that is the
+ * replication toolkit's job (`/rsm`).
  *
  * @example
  * ```ts

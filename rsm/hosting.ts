@@ -8,31 +8,11 @@
  *
  * @module
  */
+import { parseAddress } from "../net/address.ts";
 import { RpcServer } from "../net/rpc_server.ts";
 import { type MemberOptions, serveTcp, type TcpServer } from "../net/tcp.ts";
 import { DenoKvStorage } from "../raft/kv_storage.ts";
 import { type IdentityConflictError, NodeIdentity, type StartMode } from "./identity.ts";
-
-/**
- * Splits `host:port`.
- *
- * @throws {RangeError} when `address` is not host:port.
- *
- * @example
- * ```ts
- * import { parseAddress } from "@distkit/distkit/rsm";
- *
- * parseAddress("127.0.0.1:7001"); // { hostname: "127.0.0.1", port: 7001 }
- * ```
- */
-export function parseAddress(address: string): { hostname: string; port: number } {
-  const colon = address.lastIndexOf(":");
-  const port = Number(address.slice(colon + 1));
-  if (colon <= 0 || !Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new RangeError(`"${address}" is not host:port`);
-  }
-  return { hostname: address.slice(0, colon), port };
-}
 
 /**
  * A node's port, RPC server and storage, from {@linkcode hostNode}.
@@ -97,6 +77,7 @@ export interface HostNodeOptions {
  * opens its storage (`raft.kv` in the folder); on failure, releases what it
  * took.
  *
+ * @throws {AddressError} when `address` is not host:port (port 0 picks a free port).
  * @throws {Error} when the port is taken (is the node already running?),
  * or the folder belongs to another node or cannot be opened.
  *
@@ -127,9 +108,12 @@ export async function hostNode(options: HostNodeOptions): Promise<NodeHost> {
     knownIncarnation: (node) => identity?.knownIncarnation(node),
     check: async (peer, expected) => (await ready.promise).check(peer, expected),
   };
+  // Parsed before binding, so a malformed address is an AddressError and not
+  // "cannot listen". Port 0 (any free port) is allowed: this is where the node listens.
+  const where = parseAddress(address, { listen: true });
   try {
     listener = serveTcp(rpc, {
-      ...parseAddress(address),
+      ...where,
       cluster: options.cluster,
       secret: options.secret,
       member: options.members ? member : undefined,

@@ -1,5 +1,8 @@
 /**
- * The replicated-state-machine toolkit every distkit service is built on.
+ * The replicated-state-machine toolkit every distkit service is built on:
+ * what 6.824's kvraft and shardkv servers each write by hand (the apply
+ * loop over Raft, duplicate detection by client id and sequence number,
+ * snapshots, the clerk's leader search and retries), written once.
  *
  * - {@linkcode Replica}: one member of a replicated group; a deterministic
  *   state machine (a {@linkcode ReplicaMachine}) kept in step by a Raft node,

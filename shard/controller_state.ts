@@ -13,7 +13,7 @@ import { initialConfig, joinGroups, leaveGroups, moveShard, type ShardConfig } f
  *
  * @example
  * ```ts
- * import type { ControllerOp } from "@distkit/distkit/shard";
+ * import type { ControllerOp } from "./controller_state.ts";
  *
  * const op: ControllerOp = { type: "join", groups: { 100: ["a", "b", "c"] } };
  * ```
@@ -41,7 +41,7 @@ export type ControllerResult = { ok: true; num: number } | { ok: false; refused:
  *
  * @example
  * ```ts
- * import { ControllerState } from "@distkit/distkit/shard";
+ * import { ControllerState } from "./controller_state.ts";
  *
  * const state = new ControllerState();
  * state.apply({ type: "join", groups: { 1: ["a"] } });
@@ -112,7 +112,7 @@ export class ControllerState {
  *
  * @example
  * ```ts
- * import { parseControllerOp } from "@distkit/distkit/shard";
+ * import { parseControllerOp } from "./controller_state.ts";
  *
  * parseControllerOp({ type: "leave", gids: [100] }); // { type: "leave", gids: [100] }
  * ```

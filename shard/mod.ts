@@ -1,14 +1,23 @@
 /**
- * The shard controller and the sharded key/value service with live migration.
+ * The shard controller and the sharded key/value service with live
+ * migration: 6.824's lab 5 (shardctrler and shardkv).
  *
- * - {@linkcode ShardController} / {@linkcode ShardControllerClerk}: the replicated
- *   configuration service (join, leave, move, query), with deterministic,
- *   balanced and minimal rebalancing ({@linkcode rebalance}).
- * - {@linkcode ShardGroupServer}: a server of one replica group; serves the
- *   shards its group owns and migrates shards, one configuration at a time.
- * - {@linkcode ShardClerk}: the client; routes keys to groups by shard.
+ * - {@linkcode ShardController} / {@linkcode ShardControllerClerk}: the shard
+ *   controller (6.824's shardctrler), a replicated configuration service
+ *   (join, leave, move, query) with deterministic, balanced and minimal
+ *   rebalancing ({@linkcode rebalance}); every configuration is kept.
+ * - {@linkcode ShardGroupServer}: a server of one replica group (6.824's
+ *   shardkv server); serves the shards its group owns and migrates shards,
+ *   one configuration at a time.
+ * - {@linkcode ShardClerk}: the client; routes keys to groups by shard
+ *   ({@linkcode keyToShard}).
  * - {@linkcode startShardNode} / {@linkcode connectShard}: node processes
  *   over TCP with Deno KV storage.
+ *
+ * What it is not: a second replication layer. Both the controller and the
+ * groups are `Replica`s of the replication toolkit (`/rsm`), and the groups
+ * keep the key/value data model of `/kv`; this module adds configurations,
+ * routing and migration. Transactions across shards are not offered.
  *
  * @example
  * ```ts
@@ -24,7 +33,8 @@
  */
 export * from "./config.ts";
 export * from "./controller.ts";
-export * from "./controller_state.ts";
+// The controller's state machine and its command parser are internal (ShardGroupServer exposes its state).
+export type { ControllerResult } from "./controller_state.ts";
 export * from "./group.ts";
 export * from "./group_state.ts";
 export * from "./clerk.ts";

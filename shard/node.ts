@@ -8,7 +8,8 @@
  *
  * @module
  */
-import { hostNode, parseAddress } from "../rsm/hosting.ts";
+import { hostNode } from "../rsm/hosting.ts";
+import { parseAddress } from "../net/address.ts";
 import { serveMembers } from "../rsm/members.ts";
 import { AddressTransport } from "../net/tcp.ts";
 import { ShardClerk, type ShardClerkOptions } from "./clerk.ts";
@@ -88,8 +89,9 @@ export interface ShardNode {
 /**
  * Starts a controller replica or a group server.
  *
- * @throws {RangeError} when the address is not host:port or not in `peers`,
- * or a group server lacks its gid or the controllers.
+ * @throws {AddressError} (of the net module) when an address is not host:port.
+ * @throws {RangeError} when the address is not in `peers`, or a group server
+ * lacks its gid or the controllers.
  * @throws {Error} when the port is taken or the data folder cannot be opened.
  *
  * @example

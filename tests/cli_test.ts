@@ -363,3 +363,37 @@ Deno.test("cli: durations take units; a bad one is a usage error", async () => {
   assert.equal(both.code, 2);
   assert.match(both.err, /--cluster is the old spelling of --endpoints; give one of them/);
 });
+
+Deno.test("cli: a malformed address is a usage error, and port 0 is for listening only", async () => {
+  const data = await Deno.makeTempDir({ prefix: "distkit-cli-address-" });
+  try {
+    const bad = [
+      // "host:" was port 0 for the old lax parser; an address to reach needs a port.
+      ["kv", "serve", "--id", "0", "--peers", "127.0.0.1:", "--data", `${data}/kv`],
+      ["kv", "serve", "--id", "0", "--peers", "127.0.0.1:0", "--data", `${data}/kv`],
+      [
+        "shard",
+        "ctrler",
+        "serve",
+        "--listen",
+        "::1:7000",
+        "--peers",
+        "::1:7000",
+        "--data",
+        `${data}/c`,
+      ],
+      ["mr", "coordinator", "--listen", "127.0.0.1:", "README.md"],
+      ["mr", "worker", "--coordinator", "127.0.0.1:0", "--app", "wc"],
+      ["pb", "view", "serve", "--listen", "127.0.0.1:65536"],
+    ];
+    for (const args of bad) {
+      const r = await cli(...args);
+      assert.equal(r.code, 2, `${args.join(" ")}: ${r.err}`);
+      assert.match(r.err, /bad address "[^"]*": .*expected "host:port"/, args.join(" "));
+    }
+    // Nothing was created for the refused nodes.
+    assert.deepEqual([...Deno.readDirSync(data)], []);
+  } finally {
+    await Deno.remove(data, { recursive: true });
+  }
+});

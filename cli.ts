@@ -18,22 +18,9 @@
  *
  * @module
  */
-import { netCommands } from "./cli/net_commands.ts";
-import { raftCommands } from "./cli/raft_commands.ts";
-import { kvCommands } from "./cli/kv_commands.ts";
-import { shardCommands } from "./cli/shard_commands.ts";
-import { mrCommands } from "./cli/mr_commands.ts";
-import { pbCommands } from "./cli/pb_commands.ts";
-import { runTour } from "./cli/net_tour.ts";
-import { EXIT_HELP, parseFlags } from "./cli/util.ts";
+import { type CliCommand, EXIT_HELP } from "./cli/util.ts";
 import { DISTKIT_VERSION } from "./net/version.ts";
-import { checkCommand } from "./cli/check_commands.ts";
-import { checkOperations } from "./checker/check.ts";
-import { kvModel, registerModel } from "./checker/models.ts";
-import { renderHtml } from "./checker/html.ts";
-import { raftTour } from "./cli/raft_tour.ts";
-import { kvTour } from "./cli/kv_tour.ts";
-import { clusterDemo } from "./cli/demo.ts";
+import { SUMMARIES } from "./cli/summaries.ts";
 
 // For process tests and tools of your own: a local cluster of `distkit` processes and a workload to run on it.
 export * from "./cli/local_cluster.ts";
@@ -58,16 +45,7 @@ export type { KvInput, Operation } from "./checker/mod.ts";
  * };
  * ```
  */
-export interface Command {
-  /** One line: what the command does. */
-  summary: string;
-  /** The full help text, starting with the usage line. */
-  usage: string;
-  /** Runs the command with the arguments after its name; resolves with the exit code. */
-  run(args: string[]): Promise<number>;
-  /** The help for these arguments (a command with actions has one per action); default `usage`. */
-  help?(args: string[]): string;
-}
+export type Command = CliCommand;
 
 /**
  * A module's commands, by name.
@@ -89,131 +67,56 @@ export interface CommandGroup {
 /** The package's version, as in deno.json (a test holds them equal). */
 const VERSION = DISTKIT_VERSION;
 
-/** The Raft and checker steps of the tour, after the net steps. */
-async function raftAndCheckerTour(): Promise<number> {
-  console.log("\n5. Raft: 5 members in virtual time; the leader is cut off and the others go on");
-  const report = await raftTour(2026);
-  console.log(
-    `  leader ${report.leaders[0]}, then ${report.leaders[1]} after the partition; ` +
-      `${report.committed} commands committed in ${report.virtualSeconds} virtual s ` +
-      `(${report.wallMs} ms of wall time)`,
-  );
-  if (!report.logsAgree || report.leaders[0] === report.leaders[1]) {
-    console.error("  FAILED: the members' logs differ, or no new leader took over");
-    return 1;
-  }
-  console.log("  ok  all 5 members applied the same commands in the same order");
-
-  console.log("\n6. The checker: is the register history the clients saw linearizable?");
-  const result = checkOperations(registerModel, report.history, { timeoutMs: 10_000 });
-  console.log(
-    `  ${report.history.length} operations: ${result.verdict} (${result.elapsedMs.toFixed(1)} ms)`,
-  );
-  if (result.verdict !== "linearizable") return 1;
-  // Now a stale read, as a buggy system would return one: the checker must catch it.
-  const tampered = report.history.map((op) => ({ ...op }));
-  const read = tampered.findLast((op) => op.input.op === "read" && op.output !== 0);
-  if (read) read.output = 0;
-  const bad = checkOperations(registerModel, tampered, { timeoutMs: 10_000 });
-  console.log(`  with one read made stale: ${bad.verdict}`);
-  if (bad.verdict !== "not linearizable") return 1;
-  let where = "";
-  try {
-    where = `${Deno.makeTempDirSync({ prefix: "distkit-demo-" })}/report.html`;
-    Deno.writeTextFileSync(
-      where,
-      renderHtml(bad, { model: registerModel, title: "distkit demo: a stale read" }),
-    );
-    console.log(`  ok  report with the failing operation: ${where}`);
-  } catch {
-    console.log("  (run with --allow-write to get the HTML report of the stale read)");
-  }
-  return await kvStep();
+/**
+ * Something to run, loaded when it runs: a command needs only its own code
+ * (`distkit check` starts without Raft, TCP or the KV service).
+ */
+interface Lazy<T> {
+  summary: string;
+  load(): Promise<T>;
 }
-
-/** The KV step of the tour. */
-async function kvStep(): Promise<number> {
-  console.log("\n7. The KV service: 3 replicas over TCP, 4 clerks; the leader is stopped halfway");
-  const report = await kvTour();
-  console.log(
-    `  ${report.operations} operations in ${(report.wallMs / 1000).toFixed(1)} s; leader ` +
-      `${report.leaders[0]}, then ${report.leaders[1]}`,
-  );
-  if (!report.appendsIntact || report.leaders[0] === report.leaders[1]) {
-    console.error("  FAILED: an acknowledged append is missing or doubled, or no new leader");
-    return 1;
-  }
-  console.log("  ok  every acknowledged append is there exactly once, in order");
-  const result = checkOperations(kvModel, report.history, { timeoutMs: 10_000 });
-  console.log(`  ok  the history is ${result.verdict} (${result.elapsedMs.toFixed(1)} ms)`);
-  return result.verdict === "linearizable" ? 0 : 1;
-}
-
-const tour: Command = {
-  summary:
-    "a tour in one process: TCP calls, typed failures, simulation, Raft under a partition, the checker, KV",
-  usage:
-    "usage: distkit tour\n\nRuns the tour on 127.0.0.1 (needs --allow-net=127.0.0.1; --allow-write for the report).",
-  run: async () => {
-    const code = await runTour();
-    return code !== 0 ? code : await raftAndCheckerTour();
-  },
-};
-
-const demo: Command = {
-  summary: "a 3-node KV cluster as processes; the leader is killed and restarted under load",
-  usage: `usage: distkit demo [--seconds 10] [--clients 8]
-
-Starts 3 \`distkit kv serve\` processes on 127.0.0.1 with their data in a fresh
-folder, runs concurrent clients while it kills the leader with SIGKILL and
-restarts it, then prints throughput, latency percentiles, the failover gap and
-the linearizability verdict of the whole history, and writes the checker's
-HTML report. Needs --allow-net=127.0.0.1 --allow-read --allow-write --allow-run.`,
-  run: async (args) => {
-    let values;
-    try {
-      ({ values } = parseFlags(args, { seconds: { type: "string" }, clients: { type: "string" } }));
-    } catch (err) {
-      console.error(`distkit demo: ${(err as Error).message}`);
-      return 2;
-    }
-    const seconds = Number(values.seconds ?? 10);
-    const clients = Number(values.clients ?? 8);
-    if (!(seconds >= 3 && Number.isInteger(clients) && clients >= 1)) {
-      console.error("distkit demo: --seconds must be at least 3 and --clients at least 1");
-      return 2;
-    }
-    console.log("distkit demo: a replicated key/value cluster, its leader killed under load\n");
-    const r = await clusterDemo({ seconds, clients, progress: (line) => console.log(line) });
-    console.log(
-      `\n${r.operations} operations in ${seconds} s: ${Math.round(r.opsPerSecond)}/s; latency ` +
-        `p50 ${r.latency.p50.toFixed(1)} ms, p90 ${r.latency.p90.toFixed(1)} ms, p99 ` +
-        `${r.latency.p99.toFixed(1)} ms, max ${r.latency.max.toFixed(0)} ms`,
-    );
-    console.log(
-      `failover: node ${r.killed} killed; node ${r.newLeader} leads; the first operation ` +
-        `after the kill completed ${r.failoverGapMs.toFixed(0)} ms later`,
-    );
-    console.log(
-      r.appendsLost === 0
-        ? "every acknowledged append is present exactly once"
-        : `FAILED: ${r.appendsLost} acknowledged appends missing or doubled`,
-    );
-    console.log(`the whole history is ${r.verdict}; report: ${r.reportPath}`);
-    return r.appendsLost === 0 && r.verdict === "linearizable" ? 0 : 1;
-  },
-};
 
 /** Commands with no module: `distkit <command> [options]`. */
-const topCommands: Record<string, Command> = { demo, tour, check: checkCommand };
+const topCommands: Record<string, Lazy<Command>> = {
+  demo: {
+    summary: SUMMARIES.demo,
+    load: async () => (await import("./cli/demo_command.ts")).demoCommand,
+  },
+  tour: {
+    summary: SUMMARIES.tour,
+    load: async () => (await import("./cli/tour_command.ts")).tourCommand,
+  },
+  check: {
+    summary: SUMMARIES.check,
+    load: async () => (await import("./cli/check_commands.ts")).checkCommand,
+  },
+};
 
-const groups: Record<string, CommandGroup> = {
-  net: netCommands,
-  raft: raftCommands,
-  kv: kvCommands,
-  shard: shardCommands,
-  mr: mrCommands,
-  pb: pbCommands,
+const groups: Record<string, Lazy<CommandGroup>> = {
+  net: {
+    summary: SUMMARIES.net,
+    load: async () => (await import("./cli/net_commands.ts")).netCommands,
+  },
+  raft: {
+    summary: SUMMARIES.raft,
+    load: async () => (await import("./cli/raft_commands.ts")).raftCommands,
+  },
+  kv: {
+    summary: SUMMARIES.kv,
+    load: async () => (await import("./cli/kv_commands.ts")).kvCommands,
+  },
+  shard: {
+    summary: SUMMARIES.shard,
+    load: async () => (await import("./cli/shard_commands.ts")).shardCommands,
+  },
+  mr: {
+    summary: SUMMARIES.mr,
+    load: async () => (await import("./cli/mr_commands.ts")).mrCommands,
+  },
+  pb: {
+    summary: SUMMARIES.pb,
+    load: async () => (await import("./cli/pb_commands.ts")).pbCommands,
+  },
 };
 
 function topHelp(): string {
@@ -349,7 +252,7 @@ async function dispatch(args: string[]): Promise<number> {
     console.log(topHelp());
     return first === undefined ? 2 : 0;
   }
-  const top = Object.hasOwn(topCommands, first) ? topCommands[first] : undefined;
+  const top = Object.hasOwn(topCommands, first) ? await topCommands[first].load() : undefined;
   if (top !== undefined) {
     if (isHelp(second) || rest.some((a) => a === "--help" || a === "-h")) {
       console.log(top.usage);
@@ -357,7 +260,7 @@ async function dispatch(args: string[]): Promise<number> {
     }
     return await top.run(args.slice(1));
   }
-  const group = Object.hasOwn(groups, first) ? groups[first] : undefined;
+  const group = Object.hasOwn(groups, first) ? await groups[first].load() : undefined;
   if (group === undefined) {
     console.error(`distkit: unknown module or command "${first}"\n\n${topHelp()}`);
     return 2;

@@ -663,7 +663,7 @@ Deno.test("distkit check: --help at every level", async () => {
     assert.match(run.out, /\n +3 +no answer: the time or memory budget ran out first/);
   }
   const top = await capture(() => main(["--help"]));
-  assert.match(top.out, /\n {2}check +check a history file/);
+  assert.match(top.out, /\n {2}check +check history files for linearizability/);
 });
 
 Deno.test("distkit check: --html writes the report", async () => {

@@ -30,6 +30,7 @@ import { renderHtml } from "../checker/html.ts";
 import { partitionName, unknownReason } from "../checker/wording.ts";
 import { UsageProblem } from "./util.ts";
 import type { CheckResult, Operation } from "../checker/types.ts";
+import { SUMMARIES } from "./summaries.ts";
 
 /**
  * The exit codes of `distkit check`.
@@ -386,7 +387,7 @@ export const checkCommand: {
   usage: string;
   run(args: string[]): Promise<number>;
 } = {
-  summary: "check a history file for linearizability (JSON lines, EDN, Jepsen log)",
+  summary: SUMMARIES.check,
   usage: USAGE,
   run: runCheck,
 };

@@ -44,6 +44,7 @@ import { connectKv, startKvNode } from "../kv/node.ts";
 import { endpointCommand, healthCommand, statusCommand } from "./kv_status_commands.ts";
 import type { KvClerk } from "../kv/clerk.ts";
 import type { KvValue } from "../kvstate/value.ts";
+import { SUMMARIES } from "./summaries.ts";
 
 type KvCommand = CliCommand;
 
@@ -490,7 +491,7 @@ through. Read known keys with \`distkit kv get\`.`,
 
 /** The `distkit kv` command group. */
 export const kvCommands: { summary: string; commands: Record<string, KvCommand> } = {
-  summary: "the replicated key/value service: run nodes, a local cluster, and client operations",
+  summary: SUMMARIES.kv,
   commands: {
     serve,
     cluster,

@@ -21,6 +21,7 @@ import { AppLoadError, loadApp } from "../mapreduce/app.ts";
 import { Coordinator, type JobProgress } from "../mapreduce/coordinator.ts";
 import { outputName, runSequential } from "../mapreduce/engine.ts";
 import { runWorker } from "../mapreduce/worker.ts";
+import { SUMMARIES } from "./summaries.ts";
 
 const MIB = 1024 * 1024;
 
@@ -287,6 +288,6 @@ ${EXIT_HELP}`,
 
 /** The `distkit mr` command group. */
 export const mrCommands: { summary: string; commands: Record<string, CliCommand> } = {
-  summary: "MapReduce: a coordinator, workers, and the sequential runner",
+  summary: SUMMARIES.mr,
   commands: { coordinator, worker, sequential },
 };

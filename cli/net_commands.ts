@@ -22,6 +22,7 @@ import { RpcError } from "../net/errors.ts";
 import { RpcServer } from "../net/rpc_server.ts";
 import { simulate } from "../net/sim/simulate.ts";
 import { serveTcp, TcpClient } from "../net/tcp.ts";
+import { SUMMARIES } from "./summaries.ts";
 
 /** The shape `cli.ts` expects of a module's commands (kept structural: no import cycle). */
 interface NetCommand {
@@ -294,6 +295,6 @@ class TraceDigest {
 
 /** The `distkit net` command group. */
 export const netCommands: { summary: string; commands: Record<string, NetCommand> } = {
-  summary: "RPC over TCP and the simulated network",
+  summary: SUMMARIES.net,
   commands: { serve, call, simulate: simulateCommand },
 };

@@ -31,6 +31,7 @@ import { PrimaryBackupServer } from "../pb/kv_server.ts";
 import { LockClerk } from "../pb/lock_clerk.ts";
 import { LockServer } from "../pb/lock_server.ts";
 import { ViewClerk, ViewServer } from "../pb/view.ts";
+import { SUMMARIES } from "./summaries.ts";
 
 type Parsed = { values: Record<string, string | boolean | undefined>; positionals: string[] };
 
@@ -524,6 +525,6 @@ export const pbCommands: {
   summary: string;
   commands: Record<string, CliCommand & { help(args: string[]): string }>;
 } = {
-  summary: "primary/backup replication: the view service, a key/value service, a lock service",
+  summary: SUMMARIES.pb,
   commands: { view, kv, lock },
 };

@@ -12,6 +12,7 @@ import { serveTcp, TcpTransport } from "../net/tcp.ts";
 import { DenoKvStorage } from "../raft/kv_storage.ts";
 import { NotLeaderError } from "../raft/errors.ts";
 import { RaftNode } from "../raft/node.ts";
+import { SUMMARIES } from "./summaries.ts";
 
 interface RaftCommand {
   summary: string;
@@ -189,6 +190,6 @@ exit status: 0 stopped by a signal, 2 usage error, 3 could not start`,
 
 /** The `distkit raft` command group. */
 export const raftCommands: { summary: string; commands: Record<string, RaftCommand> } = {
-  summary: "Raft consensus: run a member of a replicated log over TCP",
+  summary: SUMMARIES.raft,
   commands: { serve },
 };

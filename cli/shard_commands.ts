@@ -39,6 +39,7 @@ import {
 import type { ShardClerk } from "../shard/clerk.ts";
 import type { ShardControllerClerk } from "../shard/controller.ts";
 import { connectShard, startShardNode } from "../shard/node.ts";
+import { SUMMARIES } from "./summaries.ts";
 
 const list = (text: string) => text.split(",").filter((p) => p !== "");
 
@@ -381,7 +382,7 @@ const del = clientCommand(
 
 /** The `distkit shard` command group. */
 export const shardCommands: { summary: string; commands: Record<string, CliCommand> } = {
-  summary: "the shard controller and the sharded key/value service",
+  summary: SUMMARIES.shard,
   commands: {
     ctrler: serveCommand("ctrler"),
     group: serveCommand("group"),

@@ -43,6 +43,160 @@ const MAX_U32 = 0xffff_ffff;
 export interface FrameDecoderOptions {
   /** The largest payload accepted, in bytes. Default 64 MiB. */
   maxFrameBytes?: number;
+  /**
+   * Memory shared with other decoders: a frame announcing more than
+   * {@linkcode FRAME_BUDGET_FROM_BYTES} takes its whole length from it when
+   * its header arrives, and gives it back once it is complete (or the
+   * decoder is released), so many peers announcing large frames at once
+   * cannot buffer more than the budget between them. Default: none.
+   */
+  budget?: ByteBudget;
+}
+
+/**
+ * Frames at most this long are not taken from a {@linkcode ByteBudget}: a
+ * peer buffers that much at most per connection, and the connection count
+ * is capped elsewhere.
+ *
+ * @example
+ * ```ts
+ * import { FRAME_BUDGET_FROM_BYTES } from "@distkit/distkit/net";
+ *
+ * FRAME_BUDGET_FROM_BYTES; // 65536
+ * ```
+ */
+export const FRAME_BUDGET_FROM_BYTES: number = 64 * 1024;
+
+/** Partial payload bytes arriving in small chunks are gathered into buffers this large. */
+const GATHER_BYTES = 64 * 1024;
+
+/**
+ * A number of bytes shared by many readers: each takes what it is about to
+ * buffer before buffering it, and gives it back when done.
+ *
+ * @example
+ * ```ts
+ * import { ByteBudget } from "@distkit/distkit/net";
+ * import assert from "node:assert/strict";
+ *
+ * const budget = new ByteBudget(100);
+ * assert.ok(budget.tryTake(60));
+ * assert.ok(!budget.tryTake(60)); // only 40 left
+ * budget.give(60);
+ * assert.equal(budget.available, 100);
+ * ```
+ */
+export class ByteBudget {
+  /** The budget, in bytes. */
+  readonly limit: number;
+  #taken = 0;
+
+  /**
+   * Creates a budget of `limit` bytes.
+   *
+   * @param limit The bytes that may be taken at once.
+   * @throws {RangeError} when `limit` is not a non-negative safe integer.
+   */
+  constructor(limit: number) {
+    if (!Number.isSafeInteger(limit) || limit < 0) {
+      throw new RangeError(`a byte budget must be a non-negative integer, got ${limit}`);
+    }
+    this.limit = limit;
+  }
+
+  /** Bytes not taken. */
+  get available(): number {
+    return this.limit - this.#taken;
+  }
+
+  /** Takes `bytes` if that many are available; returns whether it did. */
+  tryTake(bytes: number): boolean {
+    if (bytes > this.limit - this.#taken) return false;
+    this.#taken += bytes;
+    return true;
+  }
+
+  /**
+   * Gives back `bytes` taken before.
+   *
+   * @throws {RangeError} when more is given back than was taken (a bug in the caller).
+   */
+  give(bytes: number): void {
+    if (bytes > this.#taken) {
+      throw new RangeError(`gave back ${bytes} bytes to a budget holding only ${this.#taken}`);
+    }
+    this.#taken -= bytes;
+  }
+}
+
+/**
+ * A peer announced a frame while the memory shared by every connection
+ * ({@linkcode ByteBudget}) was taken by other large frames in progress.
+ *
+ * @example
+ * ```ts
+ * import { FrameBudgetError } from "@distkit/distkit/net";
+ *
+ * new FrameBudgetError(1 << 20, 4096).size; // 1048576
+ * ```
+ */
+export class FrameBudgetError extends Error {
+  /** The length the peer announced. */
+  readonly size: number;
+  /** The bytes the budget had left. */
+  readonly available: number;
+
+  /**
+   * Creates the error.
+   *
+   * @param size The length the peer announced.
+   * @param available The bytes the budget had left.
+   */
+  constructor(size: number, available: number) {
+    super(
+      `a frame of ${size} bytes was announced while only ${available} bytes of the memory ` +
+        `shared by all connections for large frames were free; the connection is closed, ` +
+        `retry later or send smaller frames`,
+    );
+    this.name = "FrameBudgetError";
+    this.size = size;
+    this.available = available;
+  }
+}
+
+/**
+ * A frame the peer started did not arrive whole within the connection's
+ * `frameTimeoutMs` (see {@linkcode FramedConnectionOptions}).
+ *
+ * @example
+ * ```ts
+ * import { FrameTimeoutError } from "@distkit/distkit/net";
+ *
+ * new FrameTimeoutError(30_000, 12).timeoutMs; // 30000
+ * ```
+ */
+export class FrameTimeoutError extends Error {
+  /** The deadline that passed, in milliseconds. */
+  readonly timeoutMs: number;
+  /** Bytes of the unfinished frame received by then. */
+  readonly receivedBytes: number;
+
+  /**
+   * Creates the error.
+   *
+   * @param timeoutMs The deadline that passed, in milliseconds.
+   * @param receivedBytes Bytes of the unfinished frame received by then.
+   */
+  constructor(timeoutMs: number, receivedBytes: number) {
+    super(
+      `a frame was not received whole within ${timeoutMs} ms of its first byte ` +
+        `(${receivedBytes} bytes had arrived); the connection is closed, check the ` +
+        `network or raise frameTimeoutMs`,
+    );
+    this.name = "FrameTimeoutError";
+    this.timeoutMs = timeoutMs;
+    this.receivedBytes = receivedBytes;
+  }
 }
 
 /**
@@ -74,7 +228,13 @@ export class FrameDecoder {
   #want = -1;
   #pieces: Uint8Array[] = [];
   #have = 0;
-  #failure: FrameTooLargeError | undefined;
+  /** Where small chunks of a partial payload are gathered (one object per 64 KiB, not per chunk). */
+  #gather: Uint8Array | undefined;
+  #gathered = 0;
+  #failure: FrameTooLargeError | FrameBudgetError | undefined;
+  #budget: ByteBudget | undefined;
+  /** Bytes the frame in progress took from the budget. */
+  #reserved = 0;
 
   /**
    * Creates a decoder waiting for the first header.
@@ -84,6 +244,18 @@ export class FrameDecoder {
    */
   constructor(options: FrameDecoderOptions = {}) {
     this.#maxFrameBytes = checkLimit(options.maxFrameBytes ?? DEFAULT_MAX_MESSAGE_BYTES);
+    this.#budget = options.budget;
+  }
+
+  /**
+   * Gives back to the budget what the frame in progress took, and drops its
+   * bytes. Call it when the stream ends; the decoder is not fed after it.
+   */
+  release(): void {
+    this.#giveBack();
+    this.#pieces = [];
+    this.#gather = undefined;
+    this.#gathered = 0;
   }
 
   /**
@@ -110,6 +282,7 @@ export class FrameDecoder {
    * order.
    *
    * @throws {FrameTooLargeError} when a header announces more than `maxFrameBytes`.
+   * @throws {FrameBudgetError} when the shared budget cannot hold the frame announced.
    */
   push(chunk: Uint8Array): Uint8Array[] {
     const frames: Uint8Array[] = [];
@@ -123,6 +296,7 @@ export class FrameDecoder {
    * are delivered before the error is thrown.
    *
    * @throws {FrameTooLargeError} when a header announces more than `maxFrameBytes`.
+   * @throws {FrameBudgetError} when the shared budget cannot hold the frame announced.
    */
   feed(chunk: Uint8Array, onFrame: (payload: Uint8Array) => void): void {
     if (this.#failure) throw this.#failure;
@@ -154,18 +328,21 @@ export class FrameDecoder {
         const payload = chunk.slice(offset, offset + missing);
         offset += missing;
         this.#want = -1;
+        this.#giveBack();
         onFrame(payload);
         continue;
       }
       const n = Math.min(missing, end - offset);
-      this.#pieces.push(chunk.slice(offset, offset + n));
+      this.#keep(chunk.subarray(offset, offset + n));
       this.#have += n;
       offset += n;
       if (this.#have === this.#want) {
+        this.#seal();
         const payload = concatBytes(this.#pieces, this.#want);
         this.#pieces = [];
         this.#have = 0;
         this.#want = -1;
+        this.#giveBack();
         onFrame(payload);
       }
     }
@@ -176,7 +353,54 @@ export class FrameDecoder {
       this.#failure = new FrameTooLargeError(length, this.#maxFrameBytes);
       throw this.#failure;
     }
+    if (this.#budget !== undefined && length > FRAME_BUDGET_FROM_BYTES) {
+      if (!this.#budget.tryTake(length)) {
+        this.#failure = new FrameBudgetError(length, this.#budget.available);
+        throw this.#failure;
+      }
+      this.#reserved = length;
+    }
     this.#want = length;
+  }
+
+  #giveBack(): void {
+    if (this.#reserved === 0) return;
+    this.#budget!.give(this.#reserved);
+    this.#reserved = 0;
+  }
+
+  /**
+   * Keeps part of a payload: a large part as its own copy, small ones
+   * gathered into a shared buffer, so that a peer trickling a frame a few
+   * bytes at a time costs about one byte of memory per byte sent, not an
+   * object per read. Each byte is still copied at most twice.
+   */
+  #keep(part: Uint8Array): void {
+    if (part.length >= GATHER_BYTES) {
+      this.#seal();
+      this.#pieces.push(part.slice());
+      return;
+    }
+    let rest = part;
+    while (rest.length > 0) {
+      if (this.#gather === undefined) {
+        const missing = this.#want - this.#have - (part.length - rest.length);
+        this.#gather = new Uint8Array(Math.min(GATHER_BYTES, Math.max(missing, rest.length)));
+      }
+      const n = Math.min(this.#gather.length - this.#gathered, rest.length);
+      this.#gather.set(rest.subarray(0, n), this.#gathered);
+      this.#gathered += n;
+      rest = rest.subarray(n);
+      if (this.#gathered === this.#gather.length) this.#seal();
+    }
+  }
+
+  /** Moves the gathered bytes into the pieces. */
+  #seal(): void {
+    if (this.#gather === undefined) return;
+    this.#pieces.push(this.#gather.subarray(0, this.#gathered));
+    this.#gather = undefined;
+    this.#gathered = 0;
   }
 }
 
@@ -305,6 +529,22 @@ export interface FramedConnectionOptions {
    * reading each other at the same time. Default: never stop reading.
    */
   pauseReadingAboveBytes?: number;
+  /**
+   * A frame must arrive whole within this many milliseconds of its first
+   * byte; otherwise `onReadLimit` runs with a {@linkcode FrameTimeoutError}
+   * and the connection closes, so a peer trickling a large frame cannot hold
+   * its memory for ever. The clock stops while reading is paused for
+   * back-pressure. Default: no deadline.
+   */
+  frameTimeoutMs?: number;
+  /** Memory shared with other connections for large frames (see {@linkcode FrameDecoderOptions.budget}). */
+  budget?: ByteBudget;
+  /**
+   * Called when a frame misses its deadline or the shared budget cannot
+   * hold it, before the connection closes the way it does for
+   * `onFrameTooLarge`.
+   */
+  onReadLimit?: (error: FrameTimeoutError | FrameBudgetError) => void;
 }
 
 /**
@@ -354,6 +594,8 @@ export class FramedConnection {
   #resolveClosed!: () => void;
   #endLinger: (() => void) | undefined;
   #lingerTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Fires when the frame in progress misses its deadline. */
+  #frameTimer: ReturnType<typeof setTimeout> | undefined;
   #whenClosed: Promise<void>;
 
   /**
@@ -367,7 +609,19 @@ export class FramedConnection {
     this.#options = options;
     this.remoteAddr = conn.remoteAddr;
     this.localAddr = conn.localAddr;
-    this.#decoder = new FrameDecoder({ maxFrameBytes: options.maxFrameBytes });
+    this.#decoder = new FrameDecoder({
+      maxFrameBytes: options.maxFrameBytes,
+      budget: options.budget,
+    });
+    const timeout = options.frameTimeoutMs;
+    if (
+      timeout !== undefined &&
+      (!(timeout > 0) || !Number.isFinite(timeout) || timeout > 0x7fff_ffff)
+    ) {
+      throw new RangeError(
+        `frameTimeoutMs must be a positive finite number of milliseconds, got ${timeout}`,
+      );
+    }
     this.#whenClosed = new Promise((resolve) => (this.#resolveClosed = resolve));
     try {
       conn.setNoDelay(true);
@@ -468,6 +722,7 @@ export class FramedConnection {
 
   async #teardown(): Promise<void> {
     clearTimeout(this.#lingerTimer);
+    this.#stopFrameTimer();
     this.#endLinger?.();
     try {
       this.#conn.close();
@@ -475,6 +730,9 @@ export class FramedConnection {
       // Already closed.
     }
     await Promise.allSettled([this.#reader, this.#writer]);
+    // The read loop has stopped: nothing feeds the decoder or starts a timer any more.
+    this.#stopFrameTimer();
+    this.#decoder.release();
     this.#resolveClosed();
   }
 
@@ -499,13 +757,18 @@ export class FramedConnection {
 
   async #readLoop(): Promise<void> {
     const buffer = new Uint8Array(this.#options.readBufferBytes ?? 64 * 1024);
+    let completed = 0;
     const onFrame = (payload: Uint8Array) => {
+      completed++;
       if (!this.#closing) this.#options.onFrame(payload);
     };
     const pauseAbove = this.#options.pauseReadingAboveBytes ?? Infinity;
     while (!this.#closing) {
       if (this.#backlog > pauseAbove && this.#writer) {
+        // Not the peer's delay: the frame's clock starts again after.
+        this.#stopFrameTimer();
         await this.flush();
+        if (this.#decoder.bufferedBytes > 0) this.#startFrameTimer();
         continue;
       }
       let n: number | null;
@@ -519,13 +782,16 @@ export class FramedConnection {
         if (!this.#closing) this.close(new PeerClosedError(this.#decoder.bufferedBytes));
         return;
       }
+      const before = completed;
       try {
         this.#decoder.feed(buffer.subarray(0, n), onFrame);
       } catch (err) {
         if (this.#closing) return;
-        if (err instanceof FrameTooLargeError) {
+        if (err instanceof FrameTooLargeError || err instanceof FrameBudgetError) {
+          this.#stopFrameTimer();
           try {
-            this.#options.onFrameTooLarge?.(err);
+            if (err instanceof FrameTooLargeError) this.#options.onFrameTooLarge?.(err);
+            else this.#options.onReadLimit?.(err);
           } catch {
             // Closing anyway.
           }
@@ -536,7 +802,34 @@ export class FramedConnection {
         }
         return;
       }
+      // The deadline runs from the first byte of the frame in progress.
+      if (this.#decoder.bufferedBytes === 0) this.#stopFrameTimer();
+      else if (this.#frameTimer === undefined || completed !== before) this.#startFrameTimer();
     }
+  }
+
+  #startFrameTimer(): void {
+    const timeoutMs = this.#options.frameTimeoutMs;
+    if (timeoutMs === undefined || this.#closing) return;
+    clearTimeout(this.#frameTimer);
+    this.#frameTimer = setTimeout(() => {
+      this.#frameTimer = undefined;
+      if (this.#closing) return;
+      const err = new FrameTimeoutError(timeoutMs, this.#decoder.bufferedBytes);
+      try {
+        this.#options.onReadLimit?.(err);
+      } catch {
+        // Closing anyway.
+      }
+      // The read loop ends when the socket closes; what the decoder holds is
+      // released in the teardown.
+      this.#closeAfterFlush(err);
+    }, timeoutMs);
+  }
+
+  #stopFrameTimer(): void {
+    clearTimeout(this.#frameTimer);
+    this.#frameTimer = undefined;
   }
 
   async #writeLoop(): Promise<void> {

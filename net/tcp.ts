@@ -28,6 +28,14 @@ export {
   type MemberOptions,
   type TcpAddr,
 } from "./tcp_options.ts";
+export {
+  DEFAULT_FRAME_TIMEOUT_MS,
+  DEFAULT_MAX_CONNECTIONS,
+  DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
+  HandshakeThrottle,
+  type HandshakeThrottleOptions,
+  type TcpServerStats,
+} from "./tcp_limits.ts";
 export { serveTcp, type ServeTcpOptions, type TcpServer } from "./tcp_server.ts";
 export { type BackoffOptions, TcpClient, type TcpClientOptions } from "./tcp_client.ts";
 export { AddressTransport, TcpTransport, type TcpTransportOptions } from "./tcp_transport.ts";

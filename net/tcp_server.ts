@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { type Clock, realClock } from "./clock.ts";
 import { Codec } from "./codec.ts";
 import { delay } from "./async.ts";
 import {
@@ -16,7 +17,15 @@ import {
   unreadable,
 } from "./envelope.ts";
 import { ProtocolError } from "./errors.ts";
-import { formatAddr, FramedConnection } from "./frame.ts";
+import { EventSummary } from "./event_summary.ts";
+import {
+  ByteBudget,
+  encodeFrames,
+  formatAddr,
+  type FrameBudgetError,
+  FramedConnection,
+  FrameTimeoutError,
+} from "./frame.ts";
 import {
   checkCluster,
   checkSecret,
@@ -33,7 +42,19 @@ import {
   randomNonce,
   timingSafeEqual,
 } from "./handshake.ts";
+import type { Logger } from "./logger.ts";
 import type { RpcServer } from "./rpc_server.ts";
+import {
+  AddressCounts,
+  checkCount,
+  checkDelay,
+  DEFAULT_FRAME_TIMEOUT_MS,
+  DEFAULT_MAX_CONNECTIONS,
+  DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
+  HandshakeThrottle,
+  type HandshakeThrottleOptions,
+  type TcpServerStats,
+} from "./tcp_limits.ts";
 import {
   checkMaxFrameBytes,
   type ClusterOptions,
@@ -80,6 +101,44 @@ export interface ServeTcpOptions extends ClusterOptions {
    * address and the reason sent to it (in which "it" is this server).
    */
   onRefused?: (peer: string, reason: string) => void;
+  /**
+   * After the handshake, a frame must arrive whole within this many
+   * milliseconds of its first byte, or the connection is closed (a failure
+   * with id 0 says why). Default 30,000 ({@linkcode DEFAULT_FRAME_TIMEOUT_MS}).
+   */
+  frameTimeoutMs?: number;
+  /**
+   * Connections open at once, handshakes included; one more is sent a
+   * refusal and closed unread. Default 1,024.
+   */
+  maxConnections?: number;
+  /** Connections open at once from one client IP address. Default 256. */
+  maxConnectionsPerAddress?: number;
+  /**
+   * Bytes that frames over 64 KiB still arriving may hold between all
+   * connections (each takes its announced length when its header arrives);
+   * a frame that does not fit closes its connection. Default 4 ×
+   * `maxFrameBytes`. One connection buffers at most one frame
+   * (`maxFrameBytes`) plus 1 MiB of answers its client has not read.
+   */
+  largeFrameBudgetBytes?: number;
+  /**
+   * Backoff for addresses that fail handshakes (a wrong secret, a malformed
+   * hello or proof): after a few failures, new connections from the address
+   * are refused unread for a time that doubles with each further failure
+   * (see {@linkcode HandshakeThrottle}). Default: 5 free failures, then 1 s
+   * doubling up to 60 s. `false`: no backoff (for a fuzzer's own server).
+   */
+  throttle?: HandshakeThrottleOptions | false;
+  /**
+   * Where one summary line per interval goes, counting refused connections
+   * and closed ones by reason (never a line per event). Default: none.
+   */
+  logger?: Logger;
+  /** How often the summary line is written, in milliseconds. Default 10,000. */
+  summaryIntervalMs?: number;
+  /** The clock the throttle and the summary run on. Default: the real clock. */
+  clock?: Clock;
 }
 
 /**
@@ -105,6 +164,8 @@ export interface TcpServer {
   readonly address: string;
   /** How many client connections are open, handshakes in progress included. */
   readonly connections: number;
+  /** What was refused or cut off since the server started, by reason. */
+  stats(): TcpServerStats;
   /**
    * Stops listening, closes every connection, and resolves once all sockets
    * are closed. Handlers still running finish on their own; their answers
@@ -179,6 +240,8 @@ export function serveTcp(server: RpcServer, options: ServeTcpOptions = {}): TcpS
 interface Session {
   framed: FramedConnection;
   peer: string;
+  /** The client's IP address, which connection counts and the throttle go by. */
+  host: string;
   /** `hello`: waiting for it; `proof`: challenged; `checking`: busy; `open`: serving. */
   phase: "hello" | "proof" | "checking" | "open";
   hello: Hello | undefined;
@@ -198,6 +261,24 @@ class TcpServerImpl implements TcpServer {
   #handshakeTimeoutMs: number;
   #onRefused: ((peer: string, reason: string) => void) | undefined;
   #member: MemberOptions | undefined;
+  #frameTimeoutMs: number;
+  #maxConnections: number;
+  #maxPerAddress: number;
+  #budget: ByteBudget;
+  #throttle: HandshakeThrottle | undefined;
+  #perAddress = new AddressCounts();
+  #summary: EventSummary | undefined;
+  #stats: Omit<TcpServerStats, "connections" | "largeFrameBytes"> = {
+    handshakesRefused: 0,
+    handshakesFailed: 0,
+    throttled: 0,
+    overMaxConnections: 0,
+    overMaxPerAddress: 0,
+    frameTimeouts: 0,
+    frameBudgetRefusals: 0,
+  };
+  /** Connections refused unread, until their refusal is written and they are closed. */
+  #turnedAway = new Set<Promise<void>>();
   #listener: Deno.TcpListener;
   #conns = new Set<FramedConnection>();
   /** Handshake steps waiting on Web Crypto. */
@@ -225,6 +306,27 @@ class TcpServerImpl implements TcpServer {
     }
     this.#onRefused = options.onRefused;
     this.#member = options.member;
+    this.#frameTimeoutMs = checkDelay(
+      options.frameTimeoutMs ?? DEFAULT_FRAME_TIMEOUT_MS,
+      "frameTimeoutMs",
+    );
+    this.#maxConnections = checkCount(
+      options.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
+      "maxConnections",
+    );
+    this.#maxPerAddress = checkCount(
+      options.maxConnectionsPerAddress ?? DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
+      "maxConnectionsPerAddress",
+    );
+    this.#budget = new ByteBudget(options.largeFrameBudgetBytes ?? 4 * this.#maxFrameBytes);
+    const clock = options.clock ?? realClock;
+    this.#throttle = options.throttle === false
+      ? undefined
+      : new HandshakeThrottle({ clock, ...options.throttle });
+    const logger = options.logger;
+    if (options.summaryIntervalMs !== undefined) {
+      checkDelay(options.summaryIntervalMs, "summaryIntervalMs");
+    }
     try {
       this.#listener = Deno.listen({ hostname, port, transport: "tcp" });
     } catch (err) {
@@ -237,11 +339,27 @@ class TcpServerImpl implements TcpServer {
     const addr = this.#listener.addr;
     this.addr = { hostname: addr.hostname, port: addr.port };
     this.address = formatAddr(this.addr);
+    if (logger !== undefined) {
+      this.#summary = new EventSummary({
+        log: (line) => logger.log("warn", line, { listener: this.address }),
+        prefix: `tcp ${this.address}: `,
+        intervalMs: options.summaryIntervalMs,
+        clock,
+      });
+    }
     this.#accepting = this.#acceptLoop();
   }
 
   get connections(): number {
     return this.#conns.size;
+  }
+
+  stats(): TcpServerStats {
+    return {
+      connections: this.#conns.size,
+      largeFrameBytes: this.#budget.limit - this.#budget.available,
+      ...this.#stats,
+    };
   }
 
   close(): Promise<void> {
@@ -258,7 +376,9 @@ class TcpServerImpl implements TcpServer {
     }
     await this.#accepting;
     await Promise.all([...this.#conns].map((conn) => conn.close()));
+    while (this.#turnedAway.size > 0) await Promise.all(this.#turnedAway);
     while (this.#checks.size > 0) await Promise.all(this.#checks);
+    this.#summary?.close();
     await this.#key?.catch(() => {});
   }
 
@@ -282,15 +402,70 @@ class TcpServerImpl implements TcpServer {
         conn.close();
         return;
       }
+      if (!this.#admitConnection(conn)) continue;
       this.#adopt(conn);
     }
   }
 
+  /**
+   * Checks the connection limits and the throttle before anything is read:
+   * a connection over a limit is sent the reason and closed, holding no
+   * more than its socket for as long as that write takes.
+   */
+  #admitConnection(conn: Deno.TcpConn): boolean {
+    const host = conn.remoteAddr.hostname;
+    let reason: string | undefined;
+    let kind: "throttled" | "overMaxConnections" | "overMaxPerAddress" | undefined;
+    if (this.#conns.size >= this.#maxConnections) {
+      kind = "overMaxConnections";
+      reason = `it has ${this.#maxConnections} connections open (maxConnections); ` +
+        `try again later`;
+    } else if (this.#perAddress.get(host) >= this.#maxPerAddress) {
+      kind = "overMaxPerAddress";
+      reason = `it has ${this.#maxPerAddress} connections open from ${host} ` +
+        `(maxConnectionsPerAddress); close some or try again later`;
+    } else if ((this.#throttle?.waitFor(host) ?? 0) > 0) {
+      kind = "throttled";
+      reason = `too many failed handshakes came from ${host}; connections from it are ` +
+        `refused for a while that doubles with each further failure; check the client's ` +
+        `cluster and secret options`;
+    }
+    if (kind === undefined || reason === undefined) return true;
+    this.#stats[kind]++;
+    this.#summary?.count(`connection refused unread (${kind})`);
+    const peer = formatAddr(conn.remoteAddr);
+    const refusal = (async () => {
+      try {
+        // A new socket's send buffer is empty: a frame this small is written at once.
+        await conn.write(encodeFrames([encodeServerMessage({ kind: "refuse", reason })]));
+      } catch {
+        // The client is gone: nothing to tell it.
+      } finally {
+        try {
+          conn.close();
+        } catch {
+          // Already closed.
+        }
+      }
+    })();
+    this.#turnedAway.add(refusal);
+    refusal.finally(() => this.#turnedAway.delete(refusal));
+    try {
+      this.#onRefused?.(peer, reason);
+    } catch {
+      // The callback's failure is not the connection's.
+    }
+    return false;
+  }
+
   #adopt(conn: Deno.TcpConn): void {
     const peer = formatAddr(conn.remoteAddr);
+    const host = conn.remoteAddr.hostname;
+    this.#perAddress.add(host);
     const session: Session = {
       framed: undefined as unknown as FramedConnection,
       peer,
+      host,
       phase: "hello",
       hello: undefined,
       serverNonce: undefined,
@@ -302,6 +477,9 @@ class TcpServerImpl implements TcpServer {
       // A client that sends requests but never reads the answers stops being
       // read once 1 MiB of answers waits for it, instead of growing memory.
       pauseReadingAboveBytes: SERVER_BACKLOG_BYTES,
+      frameTimeoutMs: this.#frameTimeoutMs,
+      budget: this.#budget,
+      onReadLimit: (err) => this.#onReadLimit(session, err),
       onFrame: (payload) =>
         session.phase === "open"
           ? this.#onFrame(framed, peer, payload)
@@ -315,10 +493,12 @@ class TcpServerImpl implements TcpServer {
             : `the client announced a frame of ${err.size} bytes during the handshake, where ` +
               `frames are at most ${HANDSHAKE_MAX_FRAME_BYTES} bytes; only a distkit client ` +
               `of the same version can call this server`,
+          // An HTTP client at the wrong port is a mistake, not a guess.
+          httpLookalike(err.size) === "request" ? undefined : "failed",
         ),
       onClose: () => {
         clearTimeout(session.timer);
-        this.#conns.delete(framed);
+        if (this.#conns.delete(framed)) this.#perAddress.remove(host);
       },
     });
     session.framed = framed;
@@ -340,7 +520,7 @@ class TcpServerImpl implements TcpServer {
       try {
         hello = decodeHello(payload);
       } catch (err) {
-        this.#refuse(session, messageOf(err));
+        this.#refuse(session, messageOf(err), "failed");
         return;
       }
       const problem = this.#checkHello(hello);
@@ -363,7 +543,7 @@ class TcpServerImpl implements TcpServer {
       try {
         mac = decodeProof(payload);
       } catch (err) {
-        this.#refuse(session, messageOf(err));
+        this.#refuse(session, messageOf(err), "failed");
         return;
       }
       session.phase = "checking";
@@ -375,6 +555,7 @@ class TcpServerImpl implements TcpServer {
     this.#refuse(
       session,
       "the client sent a frame before the handshake finished; a client must wait for the welcome",
+      "failed",
     );
   }
 
@@ -410,6 +591,7 @@ class TcpServerImpl implements TcpServer {
         this.#refuse(
           session,
           "the shared secret does not match; give the client and the server the same secret option",
+          "failed",
         );
         return;
       }
@@ -454,22 +636,49 @@ class TcpServerImpl implements TcpServer {
   /** Ends the handshake: from now on the connection carries calls. */
   #open(session: Session, mac: Uint8Array | null, member?: MemberHello): void {
     clearTimeout(session.timer);
+    // It knows the secret (or there is none to guess): its address starts afresh.
+    this.#throttle?.succeeded(session.host);
     session.phase = "open";
     session.framed.maxFrameBytes = this.#maxFrameBytes;
     session.framed.send(encodeServerMessage({ kind: "welcome", mac, member }));
   }
 
-  /** Tells the client why it is refused, then hangs up once that is written. */
-  #refuse(session: Session, reason: string): void {
+  /**
+   * Tells the client why it is refused, then hangs up once that is written.
+   * A `"failed"` refusal (a wrong secret, a malformed handshake: what a
+   * guesser or a stranger does, not a misconfigured member) counts toward
+   * the address's backoff.
+   */
+  #refuse(session: Session, reason: string, failed?: "failed"): void {
     const { framed } = session;
     if (framed.isClosed) return;
     clearTimeout(session.timer);
+    this.#stats.handshakesRefused++;
+    if (failed === undefined) {
+      this.#summary?.count("handshake refused");
+    } else {
+      this.#stats.handshakesFailed++;
+      this.#throttle?.failed(session.host);
+      this.#summary?.count("handshake failed (wrong secret or malformed)");
+    }
     framed.send(encodeServerMessage({ kind: "refuse", reason }));
     framed.finish(new Error(`refused in the handshake: ${reason}`));
     try {
       this.#onRefused?.(session.peer, reason);
     } catch {
       // The callback's failure is not the connection's.
+    }
+  }
+
+  /** A frame missed its deadline or did not fit the budget: say so, then the connection closes. */
+  #onReadLimit(session: Session, err: FrameTimeoutError | FrameBudgetError): void {
+    const timedOut = err instanceof FrameTimeoutError;
+    this.#stats[timedOut ? "frameTimeouts" : "frameBudgetRefusals"]++;
+    this.#summary?.count(
+      timedOut ? "connection closed (frame deadline)" : "connection closed (large-frame budget)",
+    );
+    if (session.phase === "open") {
+      this.#send(session.framed, unreadable(new ProtocolError(err.message), 0));
     }
   }
 

@@ -10,7 +10,6 @@
  *
  * @module
  */
-import { concatBytes } from "./bytes.ts";
 import { DEFAULT_MAX_MESSAGE_BYTES } from "./codec.ts";
 import { ClosedError, FrameTooLargeError } from "./errors.ts";
 
@@ -66,9 +65,6 @@ export interface FrameDecoderOptions {
  * ```
  */
 export const FRAME_BUDGET_FROM_BYTES: number = 64 * 1024;
-
-/** Partial payload bytes arriving in small chunks are gathered into buffers this large. */
-const GATHER_BYTES = 64 * 1024;
 
 /**
  * A number of bytes shared by many readers: each takes what it is about to
@@ -204,8 +200,9 @@ export class FrameTimeoutError extends Error {
  *
  * Chunks may be cut anywhere, even inside a header. Every payload is copied
  * out of the chunks, so the caller may reuse a chunk's buffer as soon as
- * {@linkcode FrameDecoder.push} returns. Each byte is copied at most twice,
- * however the stream is cut. A header announcing more than `maxFrameBytes`
+ * {@linkcode FrameDecoder.push} returns. Each byte is copied once, however
+ * the stream is cut, and a large frame's memory grows with the bytes that
+ * arrived, not with the length its header announced. A header announcing more than `maxFrameBytes`
  * throws a {@linkcode FrameTooLargeError} at once, before any of that
  * payload is buffered; after that the decoder stays failed.
  *
@@ -226,11 +223,15 @@ export class FrameDecoder {
   #headerFilled = 0;
   /** Length of the payload being read, or -1 while reading a header. */
   #want = -1;
-  #pieces: Uint8Array[] = [];
+  /**
+   * The payload being received across chunks: allocated whole for a small
+   * frame; for a large one, a resizable buffer reserved for the announced
+   * length and grown as bytes arrive, so memory follows what the peer sent,
+   * and is handed back to the system at once when the frame is abandoned
+   * (a buffer freed by the garbage collector often is not).
+   */
+  #partial: Uint8Array | undefined;
   #have = 0;
-  /** Where small chunks of a partial payload are gathered (one object per 64 KiB, not per chunk). */
-  #gather: Uint8Array | undefined;
-  #gathered = 0;
   #failure: FrameTooLargeError | FrameBudgetError | undefined;
   #budget: ByteBudget | undefined;
   /** Bytes the frame in progress took from the budget. */
@@ -253,9 +254,10 @@ export class FrameDecoder {
    */
   release(): void {
     this.#giveBack();
-    this.#pieces = [];
-    this.#gather = undefined;
-    this.#gathered = 0;
+    const buffer = this.#partial?.buffer;
+    if (buffer instanceof ArrayBuffer && buffer.resizable) buffer.resize(0);
+    this.#partial = undefined;
+    this.#have = 0;
   }
 
   /**
@@ -334,12 +336,12 @@ export class FrameDecoder {
       }
       const n = Math.min(missing, end - offset);
       this.#keep(chunk.subarray(offset, offset + n));
-      this.#have += n;
       offset += n;
       if (this.#have === this.#want) {
-        this.#seal();
-        const payload = concatBytes(this.#pieces, this.#want);
-        this.#pieces = [];
+        const buffer = this.#partial!.buffer;
+        // A fixed-length view: nothing downstream sees a resizable buffer's length change.
+        const payload = new Uint8Array(buffer, 0, this.#want);
+        this.#partial = undefined;
         this.#have = 0;
         this.#want = -1;
         this.#giveBack();
@@ -369,38 +371,23 @@ export class FrameDecoder {
     this.#reserved = 0;
   }
 
-  /**
-   * Keeps part of a payload: a large part as its own copy, small ones
-   * gathered into a shared buffer, so that a peer trickling a frame a few
-   * bytes at a time costs about one byte of memory per byte sent, not an
-   * object per read. Each byte is still copied at most twice.
-   */
+  /** Copies part of the payload in progress into its buffer: each byte is copied once. */
   #keep(part: Uint8Array): void {
-    if (part.length >= GATHER_BYTES) {
-      this.#seal();
-      this.#pieces.push(part.slice());
-      return;
-    }
-    let rest = part;
-    while (rest.length > 0) {
-      if (this.#gather === undefined) {
-        const missing = this.#want - this.#have - (part.length - rest.length);
-        this.#gather = new Uint8Array(Math.min(GATHER_BYTES, Math.max(missing, rest.length)));
+    if (this.#partial === undefined) {
+      if (this.#want <= FRAME_BUDGET_FROM_BYTES) {
+        this.#partial = new Uint8Array(this.#want);
+      } else {
+        // Reserved, not committed: pages are taken as they are written.
+        this.#partial = new Uint8Array(new ArrayBuffer(0, { maxByteLength: this.#want }));
       }
-      const n = Math.min(this.#gather.length - this.#gathered, rest.length);
-      this.#gather.set(rest.subarray(0, n), this.#gathered);
-      this.#gathered += n;
-      rest = rest.subarray(n);
-      if (this.#gathered === this.#gather.length) this.#seal();
     }
-  }
-
-  /** Moves the gathered bytes into the pieces. */
-  #seal(): void {
-    if (this.#gather === undefined) return;
-    this.#pieces.push(this.#gather.subarray(0, this.#gathered));
-    this.#gather = undefined;
-    this.#gathered = 0;
+    const buffer = this.#partial.buffer as ArrayBuffer;
+    if (buffer.resizable) {
+      buffer.resize(this.#have + part.length);
+      this.#partial = new Uint8Array(buffer);
+    }
+    this.#partial.set(part, this.#have);
+    this.#have += part.length;
   }
 }
 

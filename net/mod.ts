@@ -39,6 +39,8 @@ export * from "./sim/simulate.ts";
 export * from "./env.ts";
 export * from "./frame.ts";
 export * from "./tcp.ts";
+export * from "./http_parse.ts";
+export * from "./http_server.ts";
 export * from "./event_summary.ts";
 export * from "./version.ts";
 export * from "./logger.ts";

@@ -35,6 +35,9 @@ import { serveMembersHttp } from "./members_http.ts";
 import { deadline } from "../net/async.ts";
 import { concatBytes } from "../net/bytes.ts";
 import type { Clock } from "../net/clock.ts";
+import { type HttpServerStats, serveHttp } from "../net/http_server.ts";
+import type { Logger } from "../net/logger.ts";
+import type { TcpServerStats } from "../net/tcp_limits.ts";
 import { defaultClock } from "../net/env.ts";
 import type { Random } from "../net/random.ts";
 import type { RpcServer } from "../net/rpc_server.ts";
@@ -112,6 +115,23 @@ export interface KvHttpOptions {
   timeoutMs?: number;
   /** The clock that times requests and the clerk's pauses. Default: the real clock (none inside `simulate`: pass `sim.clock`). */
   clock?: Clock;
+  /**
+   * A request's head must arrive within this many milliseconds of its first
+   * byte, or the connection is closed. Default 10,000.
+   */
+  headerTimeoutMs?: number;
+  /** A request's body must arrive within this many milliseconds once it is read. Default 30,000. */
+  bodyTimeoutMs?: number;
+  /** A kept-alive connection with no request for this long is closed. Default 5,000 ms. */
+  idleTimeoutMs?: number;
+  /** Connections open at once; more are answered 503 unread. Default 1,024. */
+  maxConnections?: number;
+  /** Connections open at once from one client IP address. Default 256. */
+  maxConnectionsPerAddress?: number;
+  /** Where the listener's summary line goes (refused and timed-out connections, counted). */
+  logger?: Logger;
+  /** The node's TCP listener's counters, for `/metrics` (e.g. `listener.stats` of `hostNode`). */
+  tcpStats?: () => TcpServerStats;
   /** Randomness of the handler's clerk (backoff jitter). Default: seeded from `SEED` or at random (none inside `simulate`). */
   random?: Random;
   /** The session id of the handler's clerk. Default: a random UUID (none inside `simulate`: pass `sim.newId()`). */
@@ -298,7 +318,12 @@ function shown(value: KvValue | null | undefined): unknown {
 }
 
 /** The node's status and counters as Prometheus metrics. */
-function metrics(kv: KvServer, requests: Map<string, number>, overloads: number): string {
+function metrics(
+  kv: KvServer,
+  requests: Map<string, number>,
+  overloads: number,
+  listeners: { http?: HttpServerStats; tcp?: TcpServerStats },
+): string {
   const raft = kv.raft.status();
   const stats = kv.stats();
   const lines: string[] = [];
@@ -348,7 +373,60 @@ function metrics(kv: KvServer, requests: Map<string, number>, overloads: number)
     "# TYPE distkit_http_requests_total counter",
   );
   for (const [code, n] of requests) lines.push(`distkit_http_requests_total{code="${code}"} ${n}`);
+  lines.push(...listenerMetrics(listeners));
   return lines.join("\n") + "\n";
+}
+
+/** The connection counters of the HTTP and TCP listeners, by reason. */
+function listenerMetrics({ http, tcp }: { http?: HttpServerStats; tcp?: TcpServerStats }) {
+  const lines: string[] = [];
+  const family = (
+    name: string,
+    type: string,
+    help: string,
+    values: [labels: string, value: number][],
+  ) => {
+    lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+    for (const [labels, value] of values) lines.push(`${name}${labels} ${value}`);
+  };
+  if (http) {
+    family("distkit_http_connections", "gauge", "HTTP connections open.", [["", http.connections]]);
+    family(
+      "distkit_http_connections_closed_total",
+      "counter",
+      "HTTP connections refused or cut off, by reason.",
+      [
+        ['{reason="max_connections"}', http.overMaxConnections],
+        ['{reason="max_per_address"}', http.overMaxPerAddress],
+        ['{reason="header_timeout"}', http.headerTimeouts],
+        ['{reason="body_timeout"}', http.bodyTimeouts],
+        ['{reason="write_timeout"}', http.writeTimeouts],
+        ['{reason="idle_timeout"}', http.idleTimeouts],
+        ['{reason="bad_request"}', http.badRequests],
+      ],
+    );
+  }
+  if (tcp) {
+    family("distkit_tcp_connections", "gauge", "TCP connections open.", [["", tcp.connections]]);
+    family(
+      "distkit_tcp_connections_closed_total",
+      "counter",
+      "TCP connections refused or cut off, by reason.",
+      [
+        ['{reason="handshake_refused"}', tcp.handshakesRefused],
+        ['{reason="handshake_failed"}', tcp.handshakesFailed],
+        ['{reason="throttled"}', tcp.throttled],
+        ['{reason="max_connections"}', tcp.overMaxConnections],
+        ['{reason="max_per_address"}', tcp.overMaxPerAddress],
+        ['{reason="frame_timeout"}', tcp.frameTimeouts],
+        ['{reason="frame_budget"}', tcp.frameBudgetRefusals],
+      ],
+    );
+    family("distkit_tcp_large_frame_bytes", "gauge", "Bytes held by large frames arriving.", [
+      ["", tcp.largeFrameBytes],
+    ]);
+  }
+  return lines;
 }
 
 /**
@@ -369,20 +447,34 @@ export function serveKvHttp(
   rpc: RpcServer,
   options: KvHttpOptions = {},
 ): KvHttpServer {
-  const handler = kvHttpHandler(kv, rpc, options);
+  // The handler is made before the listener it reports on.
+  const made: { server?: ReturnType<typeof serveHttp> } = {};
+  const internal: InternalOptions = { ...options, [HTTP_STATS]: () => made.server?.stats() };
+  const handler = kvHttpHandler(kv, rpc, internal);
   const timeoutMs = options.timeoutMs ?? 5000;
-  const server = Deno.serve({
+  // Our own listener, not Deno.serve: it has head, body and idle deadlines and connection caps.
+  const listening = serveHttp(handler, {
     hostname: options.hostname ?? "127.0.0.1",
     port: options.port ?? 0,
-    onListen: () => {},
+    headerTimeoutMs: options.headerTimeoutMs,
+    bodyTimeoutMs: options.bodyTimeoutMs,
+    idleTimeoutMs: options.idleTimeoutMs,
+    maxConnections: options.maxConnections,
+    maxConnectionsPerAddress: options.maxConnectionsPerAddress,
+    logger: options.logger,
     onError: (err) => failure(500, `internal error: ${(err as Error).message}`),
-  }, handler);
+  });
+  made.server = listening;
   return {
-    address: `${server.addr.hostname}:${server.addr.port}`,
+    address: listening.address,
     // Requests in progress get a few seconds to finish, not for ever.
-    close: () => deadline(server.shutdown(), { timeoutMs: timeoutMs + 1000 }).catch(() => {}),
+    close: () => listening.close(timeoutMs + 1000),
   };
 }
+
+/** Where serveKvHttp hands its handler the listener's counters, for /metrics. */
+const HTTP_STATS = Symbol("http listener stats");
+type InternalOptions = KvHttpOptions & { [HTTP_STATS]?: () => HttpServerStats | undefined };
 
 /** The session an HTTP client numbers its writes in, from its headers; undefined without them. */
 function sessionFrom(req: Request): Session | undefined {
@@ -622,7 +714,11 @@ export function kvHttpHandler(
           kv: kv.stats(),
         });
       }
-      return new Response(metrics(kv, requests, overloads), {
+      const listeners = {
+        http: (options as InternalOptions)[HTTP_STATS]?.(),
+        tcp: options.tcpStats?.(),
+      };
+      return new Response(metrics(kv, requests, overloads, listeners), {
         headers: { "content-type": "text/plain; version=0.0.4" },
       });
     }

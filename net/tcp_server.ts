@@ -194,7 +194,16 @@ export interface TcpServer {
  *   and the connection stays open;
  * - an unknown service or method, or arguments of the wrong shape: the
  *   call's failure answer (see {@linkcode RpcServer.dispatch});
- * - a handler that throws or never returns affects only its own call.
+ * - a handler that throws or never returns affects only its own call;
+ * - a frame not received whole within `frameTimeoutMs` of its first byte,
+ *   or a large one that does not fit `largeFrameBudgetBytes`: a failure with
+ *   id 0 says why, then that connection is closed and its memory released.
+ *
+ * Before anything is read, a connection is sent a refusal and closed when
+ * `maxConnections` are open, when `maxConnectionsPerAddress` are open from
+ * its address, or while its address backs off after failed handshakes
+ * (`throttle`). {@linkcode TcpServer.stats} counts each kind, and with a
+ * `logger` one summary line per interval reports them.
  *
  * @example Serve, call, shut down
  * ```ts

@@ -35,6 +35,7 @@ import { serveMembersHttp } from "./members_http.ts";
 import { deadline } from "../net/async.ts";
 import { concatBytes } from "../net/bytes.ts";
 import type { Clock } from "../net/clock.ts";
+import { ByteBudget } from "../net/frame_limits.ts";
 import { type HttpServerStats, serveHttp } from "../net/http_server.ts";
 import type { Logger } from "../net/logger.ts";
 import type { TcpServerStats } from "../net/tcp_limits.ts";
@@ -261,28 +262,6 @@ async function readBody(req: Request, limit: number, signal: AbortSignal): Promi
     signal.removeEventListener("abort", cancel);
   }
   return concatBytes(chunks, size);
-}
-
-/** Bytes held at once, up to a limit: a reservation is granted whole or refused. */
-class ByteBudget {
-  readonly limit: number;
-  #used = 0;
-  constructor(limit: number) {
-    this.limit = limit;
-  }
-  get used(): number {
-    return this.#used;
-  }
-  /** Takes `n` bytes; false when that would pass the limit. */
-  take(n: number): boolean {
-    if (this.#used + n > this.limit) return false;
-    this.#used += n;
-    return true;
-  }
-  give(n: number): void {
-    this.#used -= n;
-    if (this.#used < 0) throw new Error("HTTP body budget went negative (a bug)");
-  }
 }
 
 class BodyTooLarge extends Error {
@@ -746,10 +725,11 @@ export function kvHttpHandler(
     if (refusal !== undefined) {
       return overloaded(new KvOverloadedError(refusal), definite, reserved > 0 ? CLOSE : {});
     }
-    if (!bodies.take(reserved)) {
+    if (!bodies.tryTake(reserved)) {
+      const held = bodies.limit - bodies.available;
       return overloaded(
         new KvOverloadedError(
-          `${bodies.used} bytes of request bodies are held and this one needs ${reserved}; ` +
+          `${held} bytes of request bodies are held and this one needs ${reserved}; ` +
             `the limit is ${bodies.limit}`,
         ),
         definite,

@@ -159,6 +159,15 @@ Deno.test({
         assert.ok(after >= HEADER_TIMEOUT_MS - 50, `closed after ${after.toFixed(0)} ms`);
       }
       assert.ok(files <= baselineFiles + 2, `open files ${files}, baseline ${baselineFiles}`);
+      // /metrics counts them by reason.
+      const metrics = await (await fetch(`${base}/metrics`)).text();
+      const closed = (reason: string) =>
+        Number(
+          new RegExp(`^distkit_http_connections_closed_total\\{reason="${reason}"\\} (\\d+)$`, "m")
+            .exec(metrics)?.[1],
+        );
+      assert.equal(closed("header_timeout"), cut.length, metrics);
+      assert.equal(closed("max_per_address"), refused.length, metrics);
     } finally {
       canaryRuns = false;
       await canaryLoop?.catch(() => {});

@@ -171,3 +171,4 @@ export type {
 // pb: the primary/backup clients (their servers and the view service: `/pb`).
 export { LockClerk, PrimaryBackupClerk } from "./pb/mod.ts";
 export type { LockCallOptions, PrimaryBackupCallOptions, View } from "./pb/mod.ts";
+export type { HandshakeThrottleOptions, TcpServerStats } from "./net/mod.ts";

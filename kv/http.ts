@@ -35,6 +35,10 @@ import { serveMembersHttp } from "./members_http.ts";
 import { deadline } from "../net/async.ts";
 import { concatBytes } from "../net/bytes.ts";
 import type { Clock } from "../net/clock.ts";
+import { ByteBudget } from "../net/frame_limits.ts";
+import { type HttpServerStats, serveHttp } from "../net/http_server.ts";
+import type { Logger } from "../net/logger.ts";
+import type { TcpServerStats } from "../net/tcp_limits.ts";
 import { defaultClock } from "../net/env.ts";
 import type { Random } from "../net/random.ts";
 import type { RpcServer } from "../net/rpc_server.ts";
@@ -49,6 +53,7 @@ import {
   WrongLeaderError,
 } from "../rsm/errors.ts";
 import type { KvServer } from "./server.ts";
+import { metrics } from "./http_metrics.ts";
 import type { KvValue } from "../kvstate/value.ts";
 import { AbortedError, ArgumentsError, TimeoutError } from "../net/errors.ts";
 import type { CallOptions } from "../net/transport.ts";
@@ -112,6 +117,23 @@ export interface KvHttpOptions {
   timeoutMs?: number;
   /** The clock that times requests and the clerk's pauses. Default: the real clock (none inside `simulate`: pass `sim.clock`). */
   clock?: Clock;
+  /**
+   * A request's head must arrive within this many milliseconds of its first
+   * byte, or the connection is closed. Default 10,000.
+   */
+  headerTimeoutMs?: number;
+  /** A request's body must arrive within this many milliseconds once it is read. Default 30,000. */
+  bodyTimeoutMs?: number;
+  /** A kept-alive connection with no request for this long is closed. Default 5,000 ms. */
+  idleTimeoutMs?: number;
+  /** Connections open at once; more are answered 503 unread. Default 1,024. */
+  maxConnections?: number;
+  /** Connections open at once from one client IP address. Default 256. */
+  maxConnectionsPerAddress?: number;
+  /** Where the listener's summary line goes (refused and timed-out connections, counted). */
+  logger?: Logger;
+  /** The node's TCP listener's counters, for `/metrics` (e.g. `listener.stats` of `hostNode`). */
+  tcpStats?: () => TcpServerStats;
   /** Randomness of the handler's clerk (backoff jitter). Default: seeded from `SEED` or at random (none inside `simulate`). */
   random?: Random;
   /** The session id of the handler's clerk. Default: a random UUID (none inside `simulate`: pass `sim.newId()`). */
@@ -245,28 +267,6 @@ async function readBody(req: Request, limit: number, signal: AbortSignal): Promi
   return concatBytes(chunks, size);
 }
 
-/** Bytes held at once, up to a limit: a reservation is granted whole or refused. */
-class ByteBudget {
-  readonly limit: number;
-  #used = 0;
-  constructor(limit: number) {
-    this.limit = limit;
-  }
-  get used(): number {
-    return this.#used;
-  }
-  /** Takes `n` bytes; false when that would pass the limit. */
-  take(n: number): boolean {
-    if (this.#used + n > this.limit) return false;
-    this.#used += n;
-    return true;
-  }
-  give(n: number): void {
-    this.#used -= n;
-    if (this.#used < 0) throw new Error("HTTP body budget went negative (a bug)");
-  }
-}
-
 class BodyTooLarge extends Error {
   constructor(limit: number) {
     super(`the request body is over the limit of ${limit} bytes`);
@@ -300,60 +300,6 @@ function shown(value: KvValue | null | undefined): unknown {
   return { base64: btoa(binary) };
 }
 
-/** The node's status and counters as Prometheus metrics. */
-function metrics(kv: KvServer, requests: Map<string, number>, overloads: number): string {
-  const raft = kv.raft.status();
-  const stats = kv.stats();
-  const lines: string[] = [];
-  const metric = (name: string, type: string, help: string, value: number, labels = "") => {
-    lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, `${name}${labels} ${value}`);
-  };
-  metric("distkit_raft_term", "gauge", "Current Raft term.", raft.term);
-  metric("distkit_raft_is_leader", "gauge", "1 when this node leads.", +(raft.role === "leader"));
-  metric("distkit_raft_commit_index", "gauge", "Highest committed log index.", raft.commitIndex);
-  metric("distkit_raft_last_index", "gauge", "Last log index.", raft.lastIndex);
-  metric("distkit_raft_snapshot_index", "gauge", "Index of the last snapshot.", raft.snapshotIndex);
-  metric("distkit_kv_applied_index", "gauge", "Highest index applied.", stats.appliedIndex);
-  metric("distkit_kv_keys", "gauge", "Keys in the store.", stats.keys);
-  metric("distkit_kv_pending_requests", "gauge", "Requests waiting.", stats.pendingRequests);
-  metric("distkit_kv_reads_total", "counter", "Reads answered.", stats.reads);
-  metric("distkit_kv_writes_total", "counter", "Writes answered.", stats.writes);
-  metric("distkit_kv_not_leader_total", "counter", "Requests sent elsewhere.", stats.notLeader);
-  metric("distkit_kv_retries_total", "counter", "Requests not finished in time.", stats.retries);
-  metric("distkit_kv_bad_requests_total", "counter", "Requests refused.", stats.badRequests);
-  metric("distkit_kv_snapshots_total", "counter", "Snapshots taken.", stats.snapshots);
-  metric(
-    "distkit_kv_snapshots_installed_total",
-    "counter",
-    "Snapshots installed from the leader.",
-    stats.installs,
-  );
-  metric(
-    "distkit_kv_overloaded_total",
-    "counter",
-    "Writes the replica refused, not proposed, with too many in progress.",
-    stats.overloaded,
-  );
-  metric(
-    "distkit_http_overloaded_total",
-    "counter",
-    "HTTP requests refused as overloaded (503, not applied).",
-    overloads,
-  );
-  metric(
-    "distkit_raft_leader_changes_total",
-    "counter",
-    "Times this node saw a new leader since it started.",
-    kv.raft.leaderChanges,
-  );
-  lines.push(
-    "# HELP distkit_http_requests_total HTTP requests by status code.",
-    "# TYPE distkit_http_requests_total counter",
-  );
-  for (const [code, n] of requests) lines.push(`distkit_http_requests_total{code="${code}"} ${n}`);
-  return lines.join("\n") + "\n";
-}
-
 /**
  * Serves the HTTP API of the node whose KV server is `kv` and whose RPC
  * server (the one `kv` registered on) is `rpc`.
@@ -372,20 +318,34 @@ export function serveKvHttp(
   rpc: RpcServer,
   options: KvHttpOptions = {},
 ): KvHttpServer {
-  const handler = kvHttpHandler(kv, rpc, options);
+  // The handler is made before the listener it reports on.
+  const made: { server?: ReturnType<typeof serveHttp> } = {};
+  const internal: InternalOptions = { ...options, [HTTP_STATS]: () => made.server?.stats() };
+  const handler = kvHttpHandler(kv, rpc, internal);
   const timeoutMs = options.timeoutMs ?? 5000;
-  const server = Deno.serve({
+  // Our own listener, not Deno.serve: it has head, body and idle deadlines and connection caps.
+  const listening = serveHttp(handler, {
     hostname: options.hostname ?? "127.0.0.1",
     port: options.port ?? 0,
-    onListen: () => {},
+    headerTimeoutMs: options.headerTimeoutMs,
+    bodyTimeoutMs: options.bodyTimeoutMs,
+    idleTimeoutMs: options.idleTimeoutMs,
+    maxConnections: options.maxConnections,
+    maxConnectionsPerAddress: options.maxConnectionsPerAddress,
+    logger: options.logger,
     onError: (err) => failure(500, `internal error: ${(err as Error).message}`),
-  }, handler);
+  });
+  made.server = listening;
   return {
-    address: `${server.addr.hostname}:${server.addr.port}`,
+    address: listening.address,
     // Requests in progress get a few seconds to finish, not for ever.
-    close: () => deadline(server.shutdown(), { timeoutMs: timeoutMs + 1000 }).catch(() => {}),
+    close: () => listening.close(timeoutMs + 1000),
   };
 }
+
+/** Where serveKvHttp hands its handler the listener's counters, for /metrics. */
+const HTTP_STATS = Symbol("http listener stats");
+type InternalOptions = KvHttpOptions & { [HTTP_STATS]?: () => HttpServerStats | undefined };
 
 /** The session an HTTP client numbers its writes in, from its headers; undefined without them. */
 function sessionFrom(req: Request): Session | undefined {
@@ -627,7 +587,11 @@ export function kvHttpHandler(
           kv: kv.stats(),
         });
       }
-      return new Response(metrics(kv, requests, overloads), {
+      const listeners = {
+        http: (options as InternalOptions)[HTTP_STATS]?.(),
+        tcp: options.tcpStats?.(),
+      };
+      return new Response(metrics(kv, requests, overloads, listeners), {
         headers: { "content-type": "text/plain; version=0.0.4" },
       });
     }
@@ -655,11 +619,12 @@ export function kvHttpHandler(
     if (refusal !== undefined) {
       return overloaded(new OverloadedError("kv", refusal), definite, reserved > 0 ? CLOSE : {});
     }
-    if (!bodies.take(reserved)) {
+    if (!bodies.tryTake(reserved)) {
+      const held = bodies.limit - bodies.available;
       return overloaded(
         new OverloadedError(
           "kv",
-          `${bodies.used} bytes of request bodies are held and this one needs ${reserved}; ` +
+          `${held} bytes of request bodies are held and this one needs ${reserved}; ` +
             `the limit is ${bodies.limit}`,
         ),
         definite,

@@ -22,6 +22,7 @@ import { type KvHttpServer, serveKvHttp } from "./http.ts";
 import type { KvLimits } from "../kvstate/protocol.ts";
 import { serveMembers } from "../rsm/members.ts";
 import { KvServer } from "./server.ts";
+import type { Logger } from "../net/logger.ts";
 
 /**
  * Options of {@linkcode startKvNode}.
@@ -157,6 +158,10 @@ export async function startKvNode(options: KvNodeOptions): Promise<KvNode> {
     );
   }
   const log = options.log ?? (() => {});
+  // The listeners' own records (their summaries of refused connections) go to the same log.
+  const logger: Logger = {
+    log: (level, message) => log(`kv node ${options.id}: ${level} ${message}`),
+  };
   const access = { cluster: options.cluster, secret: options.secret };
   // Refusals, overload and leader changes as one line per interval, with counts:
   // a flood must leave a trace in the log without a line per event.
@@ -185,6 +190,7 @@ export async function startKvNode(options: KvNodeOptions): Promise<KvNode> {
       members: Object.keys(peers),
       mode: options.mode,
       log,
+      logger,
       onConflict: (err) => {
         conflict = err;
         // Not from inside the handshake that found it: stopping waits for handshakes.
@@ -241,6 +247,8 @@ export async function startKvNode(options: KvNodeOptions): Promise<KvNode> {
         addresses: httpAddresses,
         limits: options.limits,
         ...access,
+        logger,
+        tcpStats: () => listener.stats(),
       });
     }
   } catch (err) {

@@ -10,9 +10,16 @@
  *
  * @module
  */
-import { concatBytes } from "./bytes.ts";
 import { DEFAULT_MAX_MESSAGE_BYTES } from "./codec.ts";
 import { ClosedError, FrameTooLargeError } from "./errors.ts";
+import {
+  ByteBudget,
+  FRAME_BUDGET_FROM_BYTES,
+  FrameBudgetError,
+  FrameTimeoutError,
+} from "./frame_limits.ts";
+
+export { ByteBudget, FRAME_BUDGET_FROM_BYTES, FrameBudgetError, FrameTimeoutError };
 
 /**
  * Bytes in a frame header: the big-endian payload length.
@@ -43,6 +50,14 @@ const MAX_U32 = 0xffff_ffff;
 export interface FrameDecoderOptions {
   /** The largest payload accepted, in bytes. Default 64 MiB. */
   maxFrameBytes?: number;
+  /**
+   * Memory shared with other decoders: a frame announcing more than
+   * {@linkcode FRAME_BUDGET_FROM_BYTES} takes its whole length from it when
+   * its header arrives, and gives it back once it is complete (or the
+   * decoder is released), so many peers announcing large frames at once
+   * cannot buffer more than the budget between them. Default: none.
+   */
+  budget?: ByteBudget;
 }
 
 /**
@@ -50,8 +65,9 @@ export interface FrameDecoderOptions {
  *
  * Chunks may be cut anywhere, even inside a header. Every payload is copied
  * out of the chunks, so the caller may reuse a chunk's buffer as soon as
- * {@linkcode FrameDecoder.push} returns. Each byte is copied at most twice,
- * however the stream is cut. A header announcing more than `maxFrameBytes`
+ * {@linkcode FrameDecoder.push} returns. Each byte is copied once, however
+ * the stream is cut, and a large frame's memory grows with the bytes that
+ * arrived, not with the length its header announced. A header announcing more than `maxFrameBytes`
  * throws a {@linkcode FrameTooLargeError} at once, before any of that
  * payload is buffered; after that the decoder stays failed.
  *
@@ -72,9 +88,19 @@ export class FrameDecoder {
   #headerFilled = 0;
   /** Length of the payload being read, or -1 while reading a header. */
   #want = -1;
-  #pieces: Uint8Array[] = [];
+  /**
+   * The payload being received across chunks: allocated whole for a small
+   * frame; for a large one, a resizable buffer reserved for the announced
+   * length and grown as bytes arrive, so memory follows what the peer sent,
+   * and is handed back to the system at once when the frame is abandoned
+   * (a buffer freed by the garbage collector often is not).
+   */
+  #partial: Uint8Array | undefined;
   #have = 0;
-  #failure: FrameTooLargeError | undefined;
+  #failure: FrameTooLargeError | FrameBudgetError | undefined;
+  #budget: ByteBudget | undefined;
+  /** Bytes the frame in progress took from the budget. */
+  #reserved = 0;
 
   /**
    * Creates a decoder waiting for the first header.
@@ -84,6 +110,19 @@ export class FrameDecoder {
    */
   constructor(options: FrameDecoderOptions = {}) {
     this.#maxFrameBytes = checkLimit(options.maxFrameBytes ?? DEFAULT_MAX_MESSAGE_BYTES);
+    this.#budget = options.budget;
+  }
+
+  /**
+   * Gives back to the budget what the frame in progress took, and drops its
+   * bytes. Call it when the stream ends; the decoder is not fed after it.
+   */
+  release(): void {
+    this.#giveBack();
+    const buffer = this.#partial?.buffer;
+    if (buffer instanceof ArrayBuffer && buffer.resizable) buffer.resize(0);
+    this.#partial = undefined;
+    this.#have = 0;
   }
 
   /**
@@ -110,6 +149,7 @@ export class FrameDecoder {
    * order.
    *
    * @throws {FrameTooLargeError} when a header announces more than `maxFrameBytes`.
+   * @throws {FrameBudgetError} when the shared budget cannot hold the frame announced.
    */
   push(chunk: Uint8Array): Uint8Array[] {
     const frames: Uint8Array[] = [];
@@ -123,6 +163,7 @@ export class FrameDecoder {
    * are delivered before the error is thrown.
    *
    * @throws {FrameTooLargeError} when a header announces more than `maxFrameBytes`.
+   * @throws {FrameBudgetError} when the shared budget cannot hold the frame announced.
    */
   feed(chunk: Uint8Array, onFrame: (payload: Uint8Array) => void): void {
     if (this.#failure) throw this.#failure;
@@ -154,18 +195,21 @@ export class FrameDecoder {
         const payload = chunk.slice(offset, offset + missing);
         offset += missing;
         this.#want = -1;
+        this.#giveBack();
         onFrame(payload);
         continue;
       }
       const n = Math.min(missing, end - offset);
-      this.#pieces.push(chunk.slice(offset, offset + n));
-      this.#have += n;
+      this.#keep(chunk.subarray(offset, offset + n));
       offset += n;
       if (this.#have === this.#want) {
-        const payload = concatBytes(this.#pieces, this.#want);
-        this.#pieces = [];
+        const buffer = this.#partial!.buffer;
+        // A fixed-length view: nothing downstream sees a resizable buffer's length change.
+        const payload = new Uint8Array(buffer, 0, this.#want);
+        this.#partial = undefined;
         this.#have = 0;
         this.#want = -1;
+        this.#giveBack();
         onFrame(payload);
       }
     }
@@ -176,7 +220,39 @@ export class FrameDecoder {
       this.#failure = new FrameTooLargeError(length, this.#maxFrameBytes);
       throw this.#failure;
     }
+    if (this.#budget !== undefined && length > FRAME_BUDGET_FROM_BYTES) {
+      if (!this.#budget.tryTake(length)) {
+        this.#failure = new FrameBudgetError(length, this.#budget.available);
+        throw this.#failure;
+      }
+      this.#reserved = length;
+    }
     this.#want = length;
+  }
+
+  #giveBack(): void {
+    if (this.#reserved === 0) return;
+    this.#budget!.give(this.#reserved);
+    this.#reserved = 0;
+  }
+
+  /** Copies part of the payload in progress into its buffer: each byte is copied once. */
+  #keep(part: Uint8Array): void {
+    if (this.#partial === undefined) {
+      if (this.#want <= FRAME_BUDGET_FROM_BYTES) {
+        this.#partial = new Uint8Array(this.#want);
+      } else {
+        // Reserved, not committed: pages are taken as they are written.
+        this.#partial = new Uint8Array(new ArrayBuffer(0, { maxByteLength: this.#want }));
+      }
+    }
+    const buffer = this.#partial.buffer as ArrayBuffer;
+    if (buffer.resizable) {
+      buffer.resize(this.#have + part.length);
+      this.#partial = new Uint8Array(buffer);
+    }
+    this.#partial.set(part, this.#have);
+    this.#have += part.length;
   }
 }
 
@@ -305,6 +381,22 @@ export interface FramedConnectionOptions {
    * reading each other at the same time. Default: never stop reading.
    */
   pauseReadingAboveBytes?: number;
+  /**
+   * A frame must arrive whole within this many milliseconds of its first
+   * byte; otherwise `onReadLimit` runs with a {@linkcode FrameTimeoutError}
+   * and the connection closes, so a peer trickling a large frame cannot hold
+   * its memory for ever. The clock stops while reading is paused for
+   * back-pressure. Default: no deadline.
+   */
+  frameTimeoutMs?: number;
+  /** Memory shared with other connections for large frames (see {@linkcode FrameDecoderOptions.budget}). */
+  budget?: ByteBudget;
+  /**
+   * Called when a frame misses its deadline or the shared budget cannot
+   * hold it, before the connection closes the way it does for
+   * `onFrameTooLarge`.
+   */
+  onReadLimit?: (error: FrameTimeoutError | FrameBudgetError) => void;
 }
 
 /**
@@ -354,6 +446,8 @@ export class FramedConnection {
   #resolveClosed!: () => void;
   #endLinger: (() => void) | undefined;
   #lingerTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Fires when the frame in progress misses its deadline. */
+  #frameTimer: ReturnType<typeof setTimeout> | undefined;
   #whenClosed: Promise<void>;
 
   /**
@@ -367,7 +461,19 @@ export class FramedConnection {
     this.#options = options;
     this.remoteAddr = conn.remoteAddr;
     this.localAddr = conn.localAddr;
-    this.#decoder = new FrameDecoder({ maxFrameBytes: options.maxFrameBytes });
+    this.#decoder = new FrameDecoder({
+      maxFrameBytes: options.maxFrameBytes,
+      budget: options.budget,
+    });
+    const timeout = options.frameTimeoutMs;
+    if (
+      timeout !== undefined &&
+      (!(timeout > 0) || !Number.isFinite(timeout) || timeout > 0x7fff_ffff)
+    ) {
+      throw new RangeError(
+        `frameTimeoutMs must be a positive finite number of milliseconds, got ${timeout}`,
+      );
+    }
     this.#whenClosed = new Promise((resolve) => (this.#resolveClosed = resolve));
     try {
       conn.setNoDelay(true);
@@ -468,6 +574,7 @@ export class FramedConnection {
 
   async #teardown(): Promise<void> {
     clearTimeout(this.#lingerTimer);
+    this.#stopFrameTimer();
     this.#endLinger?.();
     try {
       this.#conn.close();
@@ -475,6 +582,9 @@ export class FramedConnection {
       // Already closed.
     }
     await Promise.allSettled([this.#reader, this.#writer]);
+    // The read loop has stopped: nothing feeds the decoder or starts a timer any more.
+    this.#stopFrameTimer();
+    this.#decoder.release();
     this.#resolveClosed();
   }
 
@@ -499,13 +609,18 @@ export class FramedConnection {
 
   async #readLoop(): Promise<void> {
     const buffer = new Uint8Array(this.#options.readBufferBytes ?? 64 * 1024);
+    let completed = 0;
     const onFrame = (payload: Uint8Array) => {
+      completed++;
       if (!this.#closing) this.#options.onFrame(payload);
     };
     const pauseAbove = this.#options.pauseReadingAboveBytes ?? Infinity;
     while (!this.#closing) {
       if (this.#backlog > pauseAbove && this.#writer) {
+        // Not the peer's delay: the frame's clock starts again after.
+        this.#stopFrameTimer();
         await this.flush();
+        if (this.#decoder.bufferedBytes > 0) this.#startFrameTimer();
         continue;
       }
       let n: number | null;
@@ -519,13 +634,16 @@ export class FramedConnection {
         if (!this.#closing) this.close(new PeerClosedError(this.#decoder.bufferedBytes));
         return;
       }
+      const before = completed;
       try {
         this.#decoder.feed(buffer.subarray(0, n), onFrame);
       } catch (err) {
         if (this.#closing) return;
-        if (err instanceof FrameTooLargeError) {
+        if (err instanceof FrameTooLargeError || err instanceof FrameBudgetError) {
+          this.#stopFrameTimer();
           try {
-            this.#options.onFrameTooLarge?.(err);
+            if (err instanceof FrameTooLargeError) this.#options.onFrameTooLarge?.(err);
+            else this.#options.onReadLimit?.(err);
           } catch {
             // Closing anyway.
           }
@@ -536,7 +654,34 @@ export class FramedConnection {
         }
         return;
       }
+      // The deadline runs from the first byte of the frame in progress.
+      if (this.#decoder.bufferedBytes === 0) this.#stopFrameTimer();
+      else if (this.#frameTimer === undefined || completed !== before) this.#startFrameTimer();
     }
+  }
+
+  #startFrameTimer(): void {
+    const timeoutMs = this.#options.frameTimeoutMs;
+    if (timeoutMs === undefined || this.#closing) return;
+    clearTimeout(this.#frameTimer);
+    this.#frameTimer = setTimeout(() => {
+      this.#frameTimer = undefined;
+      if (this.#closing) return;
+      const err = new FrameTimeoutError(timeoutMs, this.#decoder.bufferedBytes);
+      try {
+        this.#options.onReadLimit?.(err);
+      } catch {
+        // Closing anyway.
+      }
+      // The read loop ends when the socket closes; what the decoder holds is
+      // released in the teardown.
+      this.#closeAfterFlush(err);
+    }, timeoutMs);
+  }
+
+  #stopFrameTimer(): void {
+    clearTimeout(this.#frameTimer);
+    this.#frameTimer = undefined;
   }
 
   async #writeLoop(): Promise<void> {

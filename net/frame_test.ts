@@ -1,6 +1,15 @@
 import assert from "node:assert/strict";
 import { FrameTooLargeError } from "./errors.ts";
-import { encodeFrames, FRAME_HEADER_BYTES, FrameDecoder } from "./frame.ts";
+import {
+  ByteBudget,
+  encodeFrames,
+  FRAME_HEADER_BYTES,
+  FrameBudgetError,
+  FramedConnection,
+  FrameDecoder,
+  FrameTimeoutError,
+} from "./frame.ts";
+import { delay } from "./async.ts";
 import { Random, seedFromEnv } from "./random.ts";
 
 function bytes(...values: number[]): Uint8Array {
@@ -165,4 +174,67 @@ Deno.test("FrameDecoder: many tiny frames in many chunks", () => {
 Deno.test("FrameDecoder rejects a bad limit", () => {
   assert.throws(() => new FrameDecoder({ maxFrameBytes: -1 }), RangeError);
   assert.throws(() => new FrameDecoder({ maxFrameBytes: 1.5 }), RangeError);
+});
+
+Deno.test("frame decoder: a frame trickled a byte at a time comes out whole, gathered, not a piece per byte", () => {
+  const payload = new Uint8Array(200_000).map((_, i) => (i * 7) % 251);
+  const bytes = encodeFrames([payload, new Uint8Array([9])]);
+  const decoder = new FrameDecoder();
+  const frames: Uint8Array[] = [];
+  for (let i = 0; i < bytes.length; i++) frames.push(...decoder.push(bytes.subarray(i, i + 1)));
+  assert.equal(frames.length, 2);
+  assert.deepEqual(frames[0], payload);
+  assert.deepEqual(frames[1], new Uint8Array([9]));
+  assert.equal(decoder.bufferedBytes, 0);
+});
+
+Deno.test("frame decoder: a large frame takes its length from the shared budget until it is complete", () => {
+  const budget = new ByteBudget(300_000);
+  const a = new FrameDecoder({ budget });
+  const b = new FrameDecoder({ budget });
+  const big = encodeFrames([new Uint8Array(200_000)]);
+  assert.deepEqual(a.push(big.subarray(0, 10)), []);
+  assert.equal(budget.available, 100_000, "taken when the header arrived");
+  assert.throws(() => b.push(big.subarray(0, 4)), FrameBudgetError);
+  assert.throws(() => b.push(new Uint8Array(1)), FrameBudgetError, "b stays failed");
+  // Small frames do not touch the budget.
+  const c = new FrameDecoder({ budget });
+  assert.equal(c.push(encodeFrames([new Uint8Array(1000)])).length, 1);
+  assert.equal(a.push(big.subarray(10)).length, 1);
+  assert.equal(budget.available, 300_000, "given back when the frame completed");
+  // A stream that ends mid-frame gives its share back on release.
+  assert.deepEqual(a.push(big.subarray(0, 100)), []);
+  assert.equal(budget.available, 100_000);
+  a.release();
+  assert.equal(budget.available, 300_000);
+  assert.throws(() => budget.give(1), RangeError);
+});
+
+Deno.test("framed connection: a frame not complete within frameTimeoutMs closes the connection", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const dialing = Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port });
+  const limits: (FrameTimeoutError | FrameBudgetError)[] = [];
+  const frames: Uint8Array[] = [];
+  const server = new FramedConnection(await listener.accept(), {
+    frameTimeoutMs: 100,
+    onFrame: (payload) => frames.push(payload),
+    onReadLimit: (err) => limits.push(err),
+  });
+  const client = await dialing;
+  try {
+    // Whole frames, however slow between them, are fine.
+    await client.write(encodeFrames([new Uint8Array([1])]));
+    await delay(150);
+    const bytes = encodeFrames([new Uint8Array(1000)]);
+    await client.write(bytes.subarray(0, 500));
+    await server.closed;
+    assert.equal(frames.length, 1);
+    assert.equal(limits.length, 1);
+    assert.ok(limits[0] instanceof FrameTimeoutError);
+    assert.equal(limits[0].receivedBytes, 500);
+    assert.ok(server.reason instanceof FrameTimeoutError);
+  } finally {
+    client.close();
+    listener.close();
+  }
 });

@@ -50,6 +50,8 @@ export * from "./env.ts";
 export { formatAddr } from "./frame.ts";
 export * from "./tcp.ts";
 export * from "./address.ts";
+export * from "./http_parse.ts";
+export * from "./http_server.ts";
 export * from "./version.ts";
 export * from "./logger.ts";
 export { utf8Length } from "./bytes.ts";

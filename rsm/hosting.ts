@@ -9,6 +9,7 @@
  * @module
  */
 import { parseAddress } from "../net/address.ts";
+import type { Logger } from "../net/logger.ts";
 import { RpcServer } from "../net/rpc_server.ts";
 import { type MemberOptions, serveTcp, type TcpServer } from "../net/tcp.ts";
 import { DenoKvStorage } from "../raft/kv_storage.ts";
@@ -70,6 +71,12 @@ export interface HostNodeOptions {
   onConflict?: (error: IdentityConflictError) => void;
   /** Called for each connection refused in the handshake (see `serveTcp`). */
   onRefused?: (peer: string, reason: string) => void;
+  /**
+   * Where the TCP listener's summary line goes: once per interval, the
+   * connections it refused or cut off by reason (failed handshakes, guessing
+   * backoff, connection caps, frame deadline). Default: none.
+   */
+  logger?: Logger;
 }
 
 /**
@@ -118,6 +125,7 @@ export async function hostNode(options: HostNodeOptions): Promise<NodeHost> {
       secret: options.secret,
       member: options.members ? member : undefined,
       onRefused: options.onRefused,
+      logger: options.logger,
     });
   } catch (err) {
     // serveTcp's own message names the address already.

@@ -50,12 +50,16 @@ export * from "./members.ts";
 // Types of the layers below that appear in this module's signatures.
 export type {
   Clock,
+  LogFields,
+  Logger,
+  LogLevel,
   MemberHello,
   MemberOptions,
   Random,
   RpcServer,
   ServiceMethods,
   TcpServer,
+  TcpServerStats,
   Transport,
 } from "../net/mod.ts";
 export type { DenoKvStorage, RaftNode, RaftNodeOptions } from "../raft/mod.ts";

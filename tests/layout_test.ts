@@ -56,7 +56,6 @@ const MAX_LINES = 800;
 
 /** Library files allowed over MAX_LINES, each with the reason. */
 const LONG_FILES: Record<string, string> = {
-  "net/tcp.ts": "being split by net16 (client, server, handshake, transports)",
   "raft/core.ts": "being split the etcd way by raft17 (progress, inflights, read-only, confchange)",
   "raft/node.ts": "the driver of the core: one loop over storage, transport and timers",
   "raft/kv_storage.ts": "one Deno KV layout with its crash and corruption checks, read as one",

@@ -2,6 +2,15 @@
 import assert from "node:assert/strict";
 import { encodeFrames, FrameDecoder } from "../net/frame.ts";
 import { delay } from "../net/mod.ts";
+import {
+  decodeServerMessage,
+  encodeHello,
+  encodeProof,
+  importSecret,
+  proofOf,
+  randomNonce,
+  type ServerMessage,
+} from "../net/handshake.ts";
 
 /** Polls `condition` every 5 ms until it holds, failing after `timeoutMs`. */
 export async function waitFor(
@@ -134,4 +143,81 @@ export class FakeServer {
     }
     await Promise.all(this.#loops);
   }
+}
+
+/**
+ * A raw socket that ran the client's side of the handshake by hand (with the
+ * secret, when given), for tests that then misbehave below the TCP client:
+ * trickle frames, announce huge ones, guess secrets. `verdict` is the
+ * server's last handshake message (`welcome` when let in).
+ */
+export interface RawHandshake {
+  conn: Deno.TcpConn;
+  verdict: ServerMessage | "eof";
+}
+
+/** Reads whole frames from `conn`, one at a time. */
+export class FrameReader {
+  readonly #conn: Deno.TcpConn;
+  readonly #decoder = new FrameDecoder();
+  readonly #frames: Uint8Array[] = [];
+  readonly #buffer = new Uint8Array(4096);
+
+  constructor(conn: Deno.TcpConn) {
+    this.#conn = conn;
+  }
+
+  /** The next frame, or "eof" when the peer closed (or reset) the connection first. */
+  async next(): Promise<Uint8Array | "eof"> {
+    while (this.#frames.length === 0) {
+      let n: number | null;
+      try {
+        n = await this.#conn.read(this.#buffer);
+      } catch {
+        return "eof";
+      }
+      if (n === null) return "eof";
+      this.#frames.push(...this.#decoder.push(this.#buffer.subarray(0, n)));
+    }
+    return this.#frames.shift()!;
+  }
+}
+
+/** Connects to `port` and runs the handshake by hand, proving `secret` (which may be wrong). */
+export async function rawHandshake(
+  port: number,
+  options: { cluster?: string; secret?: string },
+): Promise<RawHandshake & { reader: FrameReader }> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  const reader = new FrameReader(conn);
+  const nonce = randomNonce();
+  const cluster = options.cluster ?? "";
+  const secret = options.secret === undefined
+    ? undefined
+    : new TextEncoder().encode(options.secret);
+  const decode = (frame: Uint8Array | "eof") =>
+    frame === "eof" ? "eof" as const : decodeServerMessage(frame);
+  try {
+    await writeAll(conn, encodeFrames([encodeHello({ cluster, nonce, hasSecret: !!secret })]));
+  } catch {
+    return { conn, reader, verdict: "eof" };
+  }
+  let verdict = decode(await reader.next());
+  if (verdict !== "eof" && verdict.kind === "challenge" && secret !== undefined) {
+    const key = await importSecret(secret);
+    const mac = await proofOf(key, "client", cluster, nonce, verdict.nonce);
+    try {
+      await writeAll(conn, encodeFrames([encodeProof(mac)]));
+    } catch {
+      return { conn, reader, verdict: "eof" };
+    }
+    verdict = decode(await reader.next());
+  }
+  return { conn, reader, verdict };
+}
+
+/** Writes all of `bytes`. */
+export async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+  let offset = 0;
+  while (offset < bytes.length) offset += await conn.write(bytes.subarray(offset));
 }

@@ -1,0 +1,729 @@
+/**
+ * A small HTTP/1.1 server on `Deno.listen` with the limits `Deno.serve`
+ * does not offer: a deadline for a request's head and one for its body, an
+ * idle keep-alive timeout, and caps on connections per listener and per
+ * client address. It serves a `(Request) => Response` handler, one request
+ * at a time per connection (pipelined requests wait their turn), with
+ * `Content-Length` or chunked request bodies (see `http_parse.ts`) and
+ * `Content-Length` responses.
+ *
+ * @module
+ */
+import { type Clock, realClock } from "./clock.ts";
+import { EventSummary } from "./event_summary.ts";
+import { formatAddr } from "./frame.ts";
+import {
+  ChunkedDecoder,
+  HttpParseError,
+  parseRequestHead,
+  type RequestHead,
+} from "./http_parse.ts";
+import type { Logger } from "./logger.ts";
+import {
+  AddressCounts,
+  checkCount,
+  checkDelay,
+  DEFAULT_MAX_CONNECTIONS,
+  DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
+} from "./tcp_limits.ts";
+import { messageOf, type TcpAddr } from "./tcp_options.ts";
+
+/**
+ * Options of {@linkcode serveHttp}.
+ *
+ * @example
+ * ```ts
+ * import type { ServeHttpOptions } from "@distkit/distkit/net";
+ *
+ * const options: ServeHttpOptions = { port: 0, headerTimeoutMs: 5_000, maxConnectionsPerAddress: 64 };
+ * ```
+ */
+export interface ServeHttpOptions {
+  /** The address to listen on. Default `"127.0.0.1"`. */
+  hostname?: string;
+  /** The port; 0 picks a free one. Default 0. */
+  port?: number;
+  /**
+   * A request's head (request line and headers) must arrive whole within
+   * this many milliseconds of its first byte; otherwise the connection is
+   * closed. Default 10,000.
+   */
+  headerTimeoutMs?: number;
+  /**
+   * A request's body must arrive whole within this many milliseconds of the
+   * handler starting to read it; otherwise the connection is closed (and
+   * the handler's read fails). Also bounds writing a response. Default 30,000.
+   */
+  bodyTimeoutMs?: number;
+  /** A kept-alive connection with no request for this long is closed. Default 5,000 ms. */
+  idleTimeoutMs?: number;
+  /** The longest request head, in bytes; a longer one is answered 431. Default 16 KiB. */
+  maxHeaderBytes?: number;
+  /** Connections open at once; one more is answered 503 unread and closed. Default 1,024. */
+  maxConnections?: number;
+  /** Connections open at once from one client IP address. Default 256. */
+  maxConnectionsPerAddress?: number;
+  /** Answers a handler's exception (default: 500 with the message). */
+  onError?: (error: unknown) => Response;
+  /** Where one summary line per interval goes (refusals and timeouts, counted). Default: none. */
+  logger?: Logger;
+  /** How often the summary line is written, in milliseconds. Default 10,000. */
+  summaryIntervalMs?: number;
+  /** The clock of the summary interval. Default: the real clock. */
+  clock?: Clock;
+}
+
+/**
+ * What an {@linkcode HttpServer} refused or cut off since it started.
+ *
+ * @example
+ * ```ts
+ * import type { HttpServerStats } from "@distkit/distkit/net";
+ *
+ * const cutOff = (s: HttpServerStats) => s.headerTimeouts + s.bodyTimeouts;
+ * ```
+ */
+export interface HttpServerStats {
+  /** Connections open now. */
+  connections: number;
+  /** Requests answered by the handler. */
+  requests: number;
+  /** Connections answered 503 unread: `maxConnections` were open. */
+  overMaxConnections: number;
+  /** Connections answered 503 unread: `maxConnectionsPerAddress` were open from the address. */
+  overMaxPerAddress: number;
+  /** Connections closed because a request head was not complete in time. */
+  headerTimeouts: number;
+  /** Connections closed because a request body was not complete in time. */
+  bodyTimeouts: number;
+  /** Connections closed because a response could not be written in time. */
+  writeTimeouts: number;
+  /** Kept-alive connections closed after `idleTimeoutMs` without a request. */
+  idleTimeouts: number;
+  /** Requests refused as malformed or ambiguous (400, 417, 431, 501, 505). */
+  badRequests: number;
+}
+
+/**
+ * A running server, as returned by {@linkcode serveHttp}.
+ *
+ * @example
+ * ```ts
+ * import type { HttpServer } from "@distkit/distkit/net";
+ *
+ * const url = (server: HttpServer) => `http://${server.address}/`;
+ * ```
+ */
+export interface HttpServer {
+  /** The address it listens on (the real port when 0 was asked for). */
+  readonly addr: TcpAddr;
+  /** The same as `host:port`. */
+  readonly address: string;
+  /** What was refused or cut off so far, and the connections open. */
+  stats(): HttpServerStats;
+  /**
+   * Stops listening, closes idle connections, lets requests in progress
+   * finish for up to `graceMs` (default 5,000), then closes every socket.
+   */
+  close(graceMs?: number): Promise<void>;
+}
+
+/**
+ * Serves `handler` over HTTP/1.1 on a TCP port, with deadlines and
+ * connection caps (see {@linkcode ServeHttpOptions}).
+ *
+ * @example
+ * ```ts
+ * import { serveHttp } from "@distkit/distkit/net";
+ * import assert from "node:assert/strict";
+ *
+ * const server = serveHttp((req) => new Response(`you asked for ${new URL(req.url).pathname}`));
+ * const res = await fetch(`http://${server.address}/hello`);
+ * assert.equal(await res.text(), "you asked for /hello");
+ * await server.close();
+ * ```
+ *
+ * @param handler Answers each request.
+ * @param options Where to listen, the deadlines and the caps.
+ * @throws {Error} when the address cannot be listened on.
+ * @throws {RangeError} when an option is out of range.
+ */
+export function serveHttp(
+  handler: (request: Request) => Response | Promise<Response>,
+  options: ServeHttpOptions = {},
+): HttpServer {
+  return new HttpServerImpl(handler, options);
+}
+
+type Counter = Exclude<keyof HttpServerStats, "connections">;
+
+/** A connection's state, for the limits and for closing. */
+interface Connection {
+  conn: Deno.TcpConn;
+  host: string;
+  /** Waiting for the first byte of a request: closing the server closes it at once. */
+  idle: boolean;
+  /** Why its deadline closed it, once one did. */
+  timedOut: Counter | undefined;
+  timer: ReturnType<typeof setTimeout> | undefined;
+}
+
+const CRLF2 = new Uint8Array([0x0d, 0x0a, 0x0d, 0x0a]);
+const encoder = new TextEncoder();
+
+class HttpServerImpl implements HttpServer {
+  readonly addr: TcpAddr;
+  readonly address: string;
+  readonly #handler: (request: Request) => Response | Promise<Response>;
+  readonly #headerTimeoutMs: number;
+  readonly #bodyTimeoutMs: number;
+  readonly #idleTimeoutMs: number;
+  readonly #maxHeaderBytes: number;
+  readonly #maxConnections: number;
+  readonly #maxPerAddress: number;
+  readonly #onError: (error: unknown) => Response;
+  readonly #listener: Deno.TcpListener;
+  readonly #summary: EventSummary | undefined;
+  readonly #conns = new Map<Connection, Promise<void>>();
+  readonly #perAddress = new AddressCounts();
+  readonly #turnedAway = new Set<Promise<void>>();
+  #counts: Record<Counter, number> = {
+    requests: 0,
+    overMaxConnections: 0,
+    overMaxPerAddress: 0,
+    headerTimeouts: 0,
+    bodyTimeouts: 0,
+    writeTimeouts: 0,
+    idleTimeouts: 0,
+    badRequests: 0,
+  };
+  #stopping = false;
+  #accepting: Promise<void>;
+  #closing: Promise<void> | undefined;
+
+  constructor(
+    handler: (request: Request) => Response | Promise<Response>,
+    options: ServeHttpOptions,
+  ) {
+    this.#handler = handler;
+    this.#headerTimeoutMs = checkDelay(options.headerTimeoutMs ?? 10_000, "headerTimeoutMs");
+    this.#bodyTimeoutMs = checkDelay(options.bodyTimeoutMs ?? 30_000, "bodyTimeoutMs");
+    this.#idleTimeoutMs = checkDelay(options.idleTimeoutMs ?? 5_000, "idleTimeoutMs");
+    this.#maxHeaderBytes = checkCount(options.maxHeaderBytes ?? 16 * 1024, "maxHeaderBytes");
+    this.#maxConnections = checkCount(
+      options.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
+      "maxConnections",
+    );
+    this.#maxPerAddress = checkCount(
+      options.maxConnectionsPerAddress ?? DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
+      "maxConnectionsPerAddress",
+    );
+    this.#onError = options.onError ??
+      ((err) => new Response(`internal error: ${messageOf(err)}`, { status: 500 }));
+    if (options.summaryIntervalMs !== undefined) {
+      checkDelay(options.summaryIntervalMs, "summaryIntervalMs");
+    }
+    const hostname = options.hostname ?? "127.0.0.1";
+    const port = options.port ?? 0;
+    try {
+      this.#listener = Deno.listen({ hostname, port, transport: "tcp" });
+    } catch (err) {
+      throw new Error(
+        `cannot listen on ${formatAddr({ hostname, port })}: ${messageOf(err)}; ` +
+          `pick another port or stop whatever holds it`,
+        { cause: err },
+      );
+    }
+    this.addr = { hostname: this.#listener.addr.hostname, port: this.#listener.addr.port };
+    this.address = formatAddr(this.addr);
+    const logger = options.logger;
+    if (logger !== undefined) {
+      this.#summary = new EventSummary({
+        log: (line) => logger.log("warn", line, { listener: this.address }),
+        prefix: `http ${this.address}: `,
+        intervalMs: options.summaryIntervalMs,
+        clock: options.clock ?? realClock,
+      });
+    }
+    this.#accepting = this.#acceptLoop();
+  }
+
+  stats(): HttpServerStats {
+    return { connections: this.#conns.size, ...this.#counts };
+  }
+
+  close(graceMs = 5_000): Promise<void> {
+    this.#closing ??= this.#shutdown(graceMs);
+    return this.#closing;
+  }
+
+  async #shutdown(graceMs: number): Promise<void> {
+    this.#stopping = true;
+    try {
+      this.#listener.close();
+    } catch {
+      // Closed already.
+    }
+    await this.#accepting;
+    for (const c of this.#conns.keys()) if (c.idle) closeQuietly(c.conn);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      Promise.all(this.#conns.values()),
+      new Promise<void>((resolve) => timer = setTimeout(resolve, graceMs)),
+    ]);
+    clearTimeout(timer);
+    for (const c of this.#conns.keys()) closeQuietly(c.conn);
+    while (this.#turnedAway.size > 0) await Promise.all(this.#turnedAway);
+    this.#summary?.close();
+  }
+
+  #count(counter: Counter, what?: string): void {
+    this.#counts[counter]++;
+    if (what !== undefined) this.#summary?.count(what);
+  }
+
+  async #acceptLoop(): Promise<void> {
+    while (!this.#stopping) {
+      let conn: Deno.TcpConn;
+      try {
+        conn = await this.#listener.accept();
+      } catch (err) {
+        if (this.#stopping || err instanceof Deno.errors.BadResource) return;
+        // Out of file descriptors, a reset before the accept: pause, do not spin.
+        await new Promise((resolve) => setTimeout(resolve, 10));
+        continue;
+      }
+      if (this.#stopping) {
+        closeQuietly(conn);
+        return;
+      }
+      const host = conn.remoteAddr.hostname;
+      if (this.#conns.size >= this.#maxConnections) {
+        this.#count("overMaxConnections", "connection refused unread (maxConnections)");
+        this.#turnAway(conn, `${this.#maxConnections} connections are open (maxConnections)`);
+        continue;
+      }
+      if (this.#perAddress.get(host) >= this.#maxPerAddress) {
+        this.#count("overMaxPerAddress", "connection refused unread (maxConnectionsPerAddress)");
+        this.#turnAway(
+          conn,
+          `${this.#maxPerAddress} connections are open from ${host} (maxConnectionsPerAddress)`,
+        );
+        continue;
+      }
+      const c: Connection = { conn, host, idle: true, timedOut: undefined, timer: undefined };
+      this.#perAddress.add(host);
+      const served = this.#serve(c).finally(() => {
+        clearTimeout(c.timer);
+        closeQuietly(conn);
+        this.#conns.delete(c);
+        this.#perAddress.remove(host);
+      });
+      this.#conns.set(c, served);
+    }
+  }
+
+  /** Answers 503 without reading anything, then closes. */
+  #turnAway(conn: Deno.TcpConn, why: string): void {
+    const body = JSON.stringify({
+      error: `this server is at its connection limit: ${why}; retry later`,
+      overloaded: true,
+    });
+    const bytes = encoder.encode(
+      `HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n` +
+        `retry-after: 1\r\nconnection: close\r\ncontent-length: ${body.length}\r\n\r\n${body}`,
+    );
+    const done = (async () => {
+      try {
+        // A new socket's send buffer is empty: this small answer is written at once.
+        await conn.write(bytes);
+      } catch {
+        // The client is gone.
+      } finally {
+        closeQuietly(conn);
+      }
+    })();
+    this.#turnedAway.add(done);
+    done.finally(() => this.#turnedAway.delete(done));
+  }
+
+  /** Arms the connection's one deadline: when it passes, the socket is closed. */
+  #deadline(c: Connection, ms: number, counter: Counter, what: string): void {
+    clearTimeout(c.timer);
+    c.timer = setTimeout(() => {
+      c.timedOut = counter;
+      this.#count(counter, what);
+      closeQuietly(c.conn);
+    }, ms);
+  }
+
+  #disarm(c: Connection): void {
+    clearTimeout(c.timer);
+    c.timer = undefined;
+  }
+
+  /** Serves requests on one connection until it closes. */
+  async #serve(c: Connection): Promise<void> {
+    const io = new Input(c.conn);
+    while (!this.#stopping || !c.idle) {
+      // Waiting for a request: the idle deadline, then the head's from its first byte.
+      c.idle = io.pending.length === 0;
+      if (c.idle) {
+        this.#deadline(c, this.#idleTimeoutMs, "idleTimeouts", "idle connection closed");
+      } else {
+        this.#deadline(c, this.#headerTimeoutMs, "headerTimeouts", "request head too slow");
+      }
+      let head: RequestHead | undefined;
+      try {
+        head = await this.#readHead(c, io);
+      } catch (err) {
+        if (err instanceof HttpParseError) {
+          this.#count("badRequests", `bad request (${err.status})`);
+          await this.#answerAndClose(c, err.status, err.message);
+        }
+        return;
+      }
+      if (head === undefined) return; // closed between requests
+      const keepOpen = await this.#exchange(c, io, head);
+      if (!keepOpen) return;
+    }
+  }
+
+  /** Reads a request head; undefined when the client closed cleanly before one began. */
+  async #readHead(c: Connection, io: Input): Promise<RequestHead | undefined> {
+    let scanned = 0;
+    while (true) {
+      // Empty lines before a request line are skipped (RFC 9112 §2.2).
+      while (io.pending[0] === 0x0d && io.pending[1] === 0x0a) io.consume(2);
+      const end = indexOf(io.pending, CRLF2, Math.max(0, scanned - 3));
+      if (end >= 0) {
+        if (end > this.#maxHeaderBytes) break;
+        const head = parseRequestHead(io.pending.subarray(0, end));
+        io.consume(end + 4);
+        return head;
+      }
+      scanned = io.pending.length;
+      if (scanned > this.#maxHeaderBytes) break;
+      const wasEmpty = io.pending.length === 0;
+      if (!await io.fill()) {
+        if (wasEmpty && c.timedOut === undefined) return undefined;
+        throw new Error("the connection closed in the middle of a request head");
+      }
+      if (wasEmpty && io.pending.length > 0) {
+        c.idle = false;
+        this.#deadline(c, this.#headerTimeoutMs, "headerTimeouts", "request head too slow");
+      }
+    }
+    throw new HttpParseError(431, `the request head is over ${this.#maxHeaderBytes} bytes`);
+  }
+
+  /** Runs one request through the handler and writes the answer; returns whether to go on. */
+  async #exchange(c: Connection, io: Input, head: RequestHead): Promise<boolean> {
+    this.#disarm(c);
+    const hasBody = head.chunked || head.contentLength > 0;
+    if (hasBody && (head.method === "GET" || head.method === "HEAD")) {
+      this.#count("badRequests", "bad request (400)");
+      await this.#answerAndClose(c, 400, `a ${head.method} request takes no body`);
+      return false;
+    }
+    const host = head.headers.find(([name]) => name === "host")?.[1] ?? this.address;
+    if (!/^[A-Za-z0-9.\-]+(?::\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](?::\d{1,5})?$/.test(host)) {
+      this.#count("badRequests", "bad request (400)");
+      await this.#answerAndClose(c, 400, "the Host header is not host[:port]");
+      return false;
+    }
+    const body = hasBody ? new BodyReader(this, c, io, head) : undefined;
+    const url = `http://${host}${head.target}`;
+    let request: Request;
+    try {
+      const headers = new Headers();
+      for (const [name, value] of head.headers) headers.append(name, value);
+      request = new Request(url, {
+        method: head.method,
+        headers,
+        body: body?.stream ?? null,
+        duplex: "half",
+      } as RequestInit);
+    } catch (err) {
+      this.#count("badRequests", "bad request (400)");
+      await this.#answerAndClose(c, 400, `the request cannot be taken: ${messageOf(err)}`);
+      return false;
+    }
+    // The target as sent: URL parsing would resolve "." and ".." segments.
+    Object.defineProperty(request, "url", { value: url });
+    let response: Response;
+    try {
+      response = await this.#handler(request);
+    } catch (err) {
+      response = this.#onError(err);
+    }
+    this.#counts.requests++;
+    if (body?.error instanceof HttpParseError) {
+      // A malformed chunked body: whatever the handler made of it, the stream is lost.
+      this.#count("badRequests", `bad request (${body.error.status})`);
+      await this.#answerAndClose(c, body.error.status, body.error.message);
+      return false;
+    }
+    if (body?.error !== undefined) return false; // the body timed out or the client left
+    // A body not read to its end leaves the stream mid-request: close after answering.
+    const bodyLeft = body !== undefined && !body.done;
+    const close = !head.keepAlive || bodyLeft || this.#stopping ||
+      /(^|,)\s*close\s*(,|$)/i.test(response.headers.get("connection") ?? "");
+    const written = await this.#write(c, head, response, close);
+    if (!written || !close) return written;
+    if (bodyLeft) await lingerClose(c.conn);
+    return false;
+  }
+
+  /** Writes a response with its length; false when the connection failed or timed out. */
+  async #write(
+    c: Connection,
+    head: RequestHead,
+    response: Response,
+    close: boolean,
+  ): Promise<boolean> {
+    const status = response.status;
+    const bodiless = status === 204 || status === 304 || (status >= 100 && status < 200);
+    let bytes: Uint8Array;
+    try {
+      bytes = bodiless ? new Uint8Array(0) : new Uint8Array(await response.arrayBuffer());
+    } catch (err) {
+      return this.#write(c, head, this.#onError(err), close);
+    }
+    let text = `HTTP/1.1 ${status} ${response.statusText || REASONS[status] || ""}\r\n`;
+    for (const [name, value] of response.headers) {
+      if (name === "content-length" || name === "connection" || name === "transfer-encoding") {
+        continue;
+      }
+      text += `${name}: ${value}\r\n`;
+    }
+    if (!bodiless) text += `content-length: ${bytes.length}\r\n`;
+    if (close) text += "connection: close\r\n";
+    else if (head.minor === 0) text += "connection: keep-alive\r\n";
+    text += "\r\n";
+    const headBytes = encoder.encode(text);
+    const out = head.method === "HEAD" || bodiless ? headBytes : concat(headBytes, bytes);
+    this.#deadline(c, this.#bodyTimeoutMs, "writeTimeouts", "response write too slow");
+    try {
+      await writeAll(c.conn, out);
+      return true;
+    } catch {
+      return false;
+    } finally {
+      this.#disarm(c);
+    }
+  }
+
+  /** Answers an error status with `Connection: close`, then closes (bounded by the write deadline). */
+  async #answerAndClose(c: Connection, status: number, message: string): Promise<void> {
+    const head: RequestHead = {
+      method: "GET",
+      target: "/",
+      minor: 1,
+      headers: [],
+      contentLength: 0,
+      chunked: false,
+      keepAlive: false,
+      expectContinue: false,
+    };
+    const response = new Response(JSON.stringify({ error: message }), {
+      status,
+      headers: { "content-type": "application/json" },
+    });
+    if (await this.#write(c, head, response, true)) await lingerClose(c.conn);
+  }
+
+  /** For {@linkcode BodyReader}: the body's deadline. */
+  bodyDeadline(c: Connection): void {
+    this.#deadline(c, this.#bodyTimeoutMs, "bodyTimeouts", "request body too slow");
+  }
+
+  /** For {@linkcode BodyReader}: the body is in, or abandoned. */
+  bodyEnded(c: Connection): void {
+    this.#disarm(c);
+  }
+}
+
+/** The bytes read from a connection and not yet used. */
+class Input {
+  pending: Uint8Array = new Uint8Array(0);
+  readonly #conn: Deno.TcpConn;
+  readonly #buffer = new Uint8Array(64 * 1024);
+
+  constructor(conn: Deno.TcpConn) {
+    this.#conn = conn;
+  }
+
+  /** Reads more; false at the end of the stream (or when the socket was closed). */
+  async fill(): Promise<boolean> {
+    let n: number | null;
+    try {
+      n = await this.#conn.read(this.#buffer);
+    } catch {
+      return false;
+    }
+    if (n === null) return false;
+    this.pending = this.pending.length === 0
+      ? this.#buffer.slice(0, n)
+      : concat(this.pending, this.#buffer.subarray(0, n));
+    return true;
+  }
+
+  consume(n: number): void {
+    this.pending = this.pending.subarray(n);
+  }
+}
+
+/** Streams one request's body out of the connection, under the body deadline. */
+class BodyReader {
+  readonly stream: ReadableStream<Uint8Array>;
+  done = false;
+  /** Why reading the body failed, if it did. */
+  error: unknown;
+  #started = false;
+  #continued = false;
+  #left: number;
+  readonly #chunked: ChunkedDecoder | undefined;
+
+  constructor(server: HttpServerImpl, c: Connection, io: Input, head: RequestHead) {
+    this.#left = head.contentLength;
+    this.#chunked = head.chunked ? new ChunkedDecoder() : undefined;
+    this.stream = new ReadableStream<Uint8Array>({
+      pull: async (controller) => {
+        try {
+          if (!this.#started) {
+            this.#started = true;
+            server.bodyDeadline(c);
+            if (head.expectContinue && !this.#continued) {
+              this.#continued = true;
+              await writeAll(c.conn, encoder.encode("HTTP/1.1 100 Continue\r\n\r\n"));
+            }
+          }
+          const data = await this.#next(io);
+          if (data.length > 0) controller.enqueue(data);
+          if (this.done) {
+            server.bodyEnded(c);
+            controller.close();
+          }
+        } catch (err) {
+          this.error = err;
+          server.bodyEnded(c);
+          controller.error(
+            c.timedOut === "bodyTimeouts"
+              ? new Error("the request body did not arrive in time (bodyTimeoutMs)")
+              : err,
+          );
+        }
+      },
+      cancel: () => server.bodyEnded(c),
+    }, { highWaterMark: 0 });
+  }
+
+  /** The next body bytes (a copy); sets `done` at the end. */
+  async #next(io: Input): Promise<Uint8Array> {
+    while (true) {
+      if (io.pending.length === 0 && !await io.fill()) {
+        throw new Error("the connection closed in the middle of the request body");
+      }
+      if (this.#chunked === undefined) {
+        const n = Math.min(this.#left, io.pending.length);
+        const data = io.pending.slice(0, n);
+        io.consume(n);
+        this.#left -= n;
+        this.done = this.#left === 0;
+        return data;
+      }
+      const { data, rest } = this.#chunked.feed(io.pending);
+      io.pending = rest ?? new Uint8Array(0);
+      this.done = this.#chunked.done;
+      if (data.length > 0 || this.done) return concat(...data);
+    }
+  }
+}
+
+/** After an answer to a request whose body was not read: stop writing, drain briefly, close. */
+async function lingerClose(conn: Deno.TcpConn): Promise<void> {
+  try {
+    await conn.closeWrite();
+  } catch {
+    return;
+  }
+  // Closing with unread bytes would reset the connection, and the client
+  // could lose the answer; read what follows for a moment (bounded) first.
+  const buffer = new Uint8Array(64 * 1024);
+  let drained = 0;
+  const timer = setTimeout(() => closeQuietly(conn), 1_000);
+  try {
+    while (drained < 4 * 1024 * 1024) {
+      const n = await conn.read(buffer);
+      if (n === null) break;
+      drained += n;
+    }
+  } catch {
+    // Closed by the timer, or reset.
+  } finally {
+    clearTimeout(timer);
+    closeQuietly(conn);
+  }
+}
+
+function closeQuietly(conn: Deno.Conn): void {
+  try {
+    conn.close();
+  } catch {
+    // Closed already.
+  }
+}
+
+async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+  let offset = 0;
+  while (offset < bytes.length) offset += await conn.write(bytes.subarray(offset));
+}
+
+function concat(...parts: Uint8Array[]): Uint8Array {
+  if (parts.length === 1) return parts[0].slice();
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.length;
+  }
+  return out;
+}
+
+function indexOf(haystack: Uint8Array, needle: Uint8Array, from: number): number {
+  outer: for (let i = from; i <= haystack.length - needle.length; i++) {
+    for (let j = 0; j < needle.length; j++) if (haystack[i + j] !== needle[j]) continue outer;
+    return i;
+  }
+  return -1;
+}
+
+const REASONS: Record<number, string> = {
+  100: "Continue",
+  200: "OK",
+  201: "Created",
+  204: "No Content",
+  301: "Moved Permanently",
+  302: "Found",
+  307: "Temporary Redirect",
+  308: "Permanent Redirect",
+  400: "Bad Request",
+  401: "Unauthorized",
+  403: "Forbidden",
+  404: "Not Found",
+  405: "Method Not Allowed",
+  408: "Request Timeout",
+  409: "Conflict",
+  412: "Precondition Failed",
+  413: "Content Too Large",
+  417: "Expectation Failed",
+  421: "Misdirected Request",
+  429: "Too Many Requests",
+  431: "Request Header Fields Too Large",
+  500: "Internal Server Error",
+  501: "Not Implemented",
+  503: "Service Unavailable",
+  504: "Gateway Timeout",
+  505: "HTTP Version Not Supported",
+};

@@ -1,0 +1,183 @@
+import assert from "node:assert/strict";
+import { type HttpServer, serveHttp } from "./http_server.ts";
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** An echo handler: method, raw URL path and the body it read. */
+async function echo(req: Request): Promise<Response> {
+  const body = req.body === null ? "" : await req.text();
+  const path = req.url.slice(req.url.indexOf("/", 7));
+  return new Response(`${req.method} ${path} ${body}`, {
+    headers: { "x-echo": "1" },
+  });
+}
+
+/** Writes `request` on a new connection and reads until the server closes it (bounded). */
+async function talk(server: HttpServer, request: string | Uint8Array[]): Promise<string> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.addr.port });
+  try {
+    for (const part of typeof request === "string" ? [encoder.encode(request)] : request) {
+      await conn.write(part);
+    }
+    let text = "";
+    const buffer = new Uint8Array(64 * 1024);
+    while (true) {
+      const n = await conn.read(buffer).catch(() => null);
+      if (n === null) return text;
+      text += decoder.decode(buffer.subarray(0, n));
+    }
+  } finally {
+    conn.close();
+  }
+}
+
+Deno.test("http server: fetch with keep-alive, bodies of known length and chunked, HEAD", async () => {
+  const server = serveHttp(echo);
+  try {
+    const base = `http://${server.address}`;
+    const get = await fetch(`${base}/a?q=1`);
+    assert.equal(get.status, 200);
+    assert.equal(get.headers.get("x-echo"), "1");
+    assert.equal(await get.text(), "GET /a?q=1 ");
+    const put = await fetch(`${base}/kv/k`, { method: "PUT", body: "value" });
+    assert.equal(await put.text(), "PUT /kv/k value");
+    const stream = new ReadableStream({
+      start(controller) {
+        controller.enqueue(encoder.encode("streamed "));
+        controller.enqueue(encoder.encode("body"));
+        controller.close();
+      },
+    });
+    const chunked = await fetch(`${base}/c`, { method: "POST", body: stream });
+    assert.equal(await chunked.text(), "POST /c streamed body");
+    const head = await fetch(`${base}/h`, { method: "HEAD" });
+    assert.equal(head.headers.get("content-length"), String("HEAD /h ".length));
+    assert.equal(await head.text(), "");
+    assert.equal(server.stats().requests, 4);
+    assert.ok(server.stats().connections <= 1, "fetch kept one connection alive");
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("http server: the path as sent, pipelined requests, 100-continue", async () => {
+  const server = serveHttp(echo);
+  try {
+    const text = await talk(
+      server,
+      "GET /kv/a/../b HTTP/1.1\r\nHost: x\r\n\r\n" +
+        "PUT /kv/%2e%2e HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi" +
+        "GET /last HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    const bodies = text.split("\r\n\r\n").slice(1).map((b) => b.split("HTTP/1.1")[0]);
+    assert.deepEqual(bodies, ["GET /kv/a/../b ", "PUT /kv/%2e%2e hi", "GET /last "]);
+    assert.match(text, /connection: close/);
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.addr.port });
+    try {
+      await conn.write(encoder.encode(
+        "PUT /e HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n",
+      ));
+      const buffer = new Uint8Array(1024);
+      const n = await conn.read(buffer);
+      assert.equal(decoder.decode(buffer.subarray(0, n!)), "HTTP/1.1 100 Continue\r\n\r\n");
+      await conn.write(encoder.encode("abc"));
+      const m = await conn.read(buffer);
+      assert.match(decoder.decode(buffer.subarray(0, m!)), /^HTTP\/1\.1 200 OK[^]*PUT \/e abc$/);
+    } finally {
+      conn.close();
+    }
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("http server: smuggling, bad chunks and overlong heads get 400/431 and a closed connection", async () => {
+  const server = serveHttp(echo, { maxHeaderBytes: 1024 });
+  try {
+    const cases: [string, RegExp][] = [
+      [
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        /^HTTP\/1\.1 400 [^]*both Content-Length/,
+      ],
+      [
+        "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        /^HTTP\/1\.1 400 [^]*chunk size/,
+      ],
+      ["GET / HTTP/1.1\r\nHost: x\r\nX: " + "a".repeat(2000) + "\r\n\r\n", /^HTTP\/1\.1 431 /],
+      ["GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx", /^HTTP\/1\.1 400 [^]*no body/],
+      ["GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", /^HTTP\/1\.1 400 [^]*Host/],
+    ];
+    for (const [request, expected] of cases) {
+      const text = await talk(server, request);
+      assert.match(text, expected, JSON.stringify(request.slice(0, 60)));
+      assert.match(text, /connection: close/);
+    }
+    assert.equal(server.stats().badRequests, 5);
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("http server: an unread body is answered, then the connection closes", async () => {
+  const server = serveHttp(() => new Response("refused", { status: 413 }));
+  try {
+    const text = await talk(server, [
+      encoder.encode("PUT /k HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n"),
+      new Uint8Array(50_000),
+    ]);
+    assert.match(text, /^HTTP\/1\.1 413 [^]*connection: close[^]*refused$/);
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("http server: head, body and idle deadlines close the connection", async () => {
+  let bodyError: unknown;
+  const server = serveHttp(async (req) => {
+    try {
+      await req.arrayBuffer();
+    } catch (err) {
+      bodyError = err;
+      throw err;
+    }
+    return new Response("ok");
+  }, { headerTimeoutMs: 150, bodyTimeoutMs: 150, idleTimeoutMs: 150 });
+  try {
+    // A head that never ends.
+    assert.equal(await talk(server, "GET / HTTP/1.1\r\nHost: x\r\nX-Slow: 1"), "");
+    assert.equal(server.stats().headerTimeouts, 1);
+    // A body that never ends.
+    assert.equal(
+      await talk(server, "PUT / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc"),
+      "",
+    );
+    assert.equal(server.stats().bodyTimeouts, 1);
+    assert.match(String(bodyError), /did not arrive in time/);
+    // A connection that says nothing.
+    assert.equal(await talk(server, ""), "");
+    assert.equal(server.stats().idleTimeouts, 1);
+    // A kept-alive connection is closed when idle after its answer.
+    const text = await talk(server, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert.match(text, /^HTTP\/1\.1 200 OK[^]*ok$/);
+    assert.equal(server.stats().idleTimeouts, 2);
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("http server: connections over the caps are answered 503 unread", async () => {
+  const server = serveHttp(echo, { maxConnectionsPerAddress: 2 });
+  const held: Deno.TcpConn[] = [];
+  try {
+    for (let i = 0; i < 2; i++) {
+      held.push(await Deno.connect({ hostname: "127.0.0.1", port: server.addr.port }));
+    }
+    const text = await talk(server, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert.match(text, /^HTTP\/1\.1 503 [^]*retry-after: 1[^]*maxConnectionsPerAddress/);
+    assert.equal(server.stats().overMaxPerAddress, 1);
+  } finally {
+    for (const conn of held) conn.close();
+    await server.close();
+  }
+});

@@ -4,12 +4,24 @@
  * what is committed come out of {@linkcode RaftCore.ready}. No I/O, timers or
  * hidden randomness: the same inputs give the same outputs.
  *
+ * The parts live beside it: per-follower progress (`progress.ts`,
+ * `inflights.ts`), ReadIndex state (`read_only.ts`), membership changes
+ * (`confchange.ts`), snapshots in chunks (`snapshot_send.ts`,
+ * `snapshot_receive.ts`), the log (`log.ts`).
+ *
  * @module
  */
-import { concatBytes } from "../net/bytes.ts";
 import type { Random } from "../net/random.ts";
-import { invariant, type RaftObserver } from "./invariant.ts";
+import { type MembershipChange, nextMembership } from "./confchange.ts";
+import { type CoreOptions, resolveCoreOptions, type ResolvedCoreOptions } from "./core_options.ts";
+import type { Refusal } from "./errors.ts";
+import { invariant } from "./invariant.ts";
 import { RaftLog } from "./log.ts";
+import { Progress } from "./progress.ts";
+import { ReadOnly } from "./read_only.ts";
+import type { InitialState, Ready, Reply } from "./ready.ts";
+import { SnapshotReceiver } from "./snapshot_receive.ts";
+import { nextSnapshotChunk } from "./snapshot_send.ts";
 import type {
   AppendMessage,
   AppendResponse,
@@ -22,215 +34,18 @@ import type {
   Role,
   Snapshot,
   SnapshotMessage,
-  SnapshotResponse,
   VoteMessage,
 } from "./types.ts";
 
-/**
- * Tuning of the Raft core. Times are in ticks; the driver decides how long a
- * tick is.
- *
- * @example
- * ```ts
- * import type { CoreOptions } from "@distkit/distkit/raft";
- *
- * const options: CoreOptions = { electionTicks: 10, heartbeatTicks: 2, preVote: true, checkQuorum: true };
- * ```
- */
-export interface CoreOptions {
-  /** A follower waits a random [electionTicks, 2·electionTicks) ticks without a leader before campaigning. Default 10. */
-  electionTicks?: number;
-  /** The leader sends heartbeats every this many ticks. Default 1. */
-  heartbeatTicks?: number;
-  /** Ask for PreVotes before a real election, so a rejoining node cannot disrupt a leader. Default true. */
-  preVote?: boolean;
-  /** A leader that has not heard from a quorum for an election timeout steps down. Default true. */
-  checkQuorum?: boolean;
-  /** Append messages in flight per follower while replicating. Default 16. */
-  maxInflight?: number;
-  /**
-   * Bytes of entries (estimated) in flight per follower while replicating;
-   * one append is always allowed. Bounds what a follower receives and must
-   * write in one turn. Default 4 MiB.
-   */
-  maxInflightBytes?: number;
-  /** Largest total command size (bytes, estimated) in one append message. Default 1 MiB. */
-  maxAppendBytes?: number;
-  /**
-   * Most entries in one append message. A follower decodes and writes an
-   * append in one turn of its event loop: 1 MiB of small entries (≈10,000)
-   * held a catching-up follower deaf for 100–300 ms. Default 512.
-   */
-  maxAppendEntries?: number;
-  /** Snapshot chunk size in bytes. Default 512 KiB. */
-  snapshotChunkBytes?: number;
-  /** Append a no-op entry on election, so the new leader can commit and serve reads. Default true. */
-  leaderNoop?: boolean;
-  /**
-   * Told of leaders, applies and log truncations, for checks across a whole
-   * simulated run (`AppliedLedger`). Default: none.
-   */
-  observer?: RaftObserver;
-}
-
-/**
- * A linearizable read confirmed by a quorum: once the service has applied
- * `index`, it may answer the read tagged `context`.
- *
- * @example
- * ```ts
- * import type { ReadState } from "@distkit/distkit/raft";
- *
- * const rs: ReadState = { context: 7, index: 120 };
- * ```
- */
-export interface ReadState {
-  /** The caller's tag from {@linkcode RaftCore.readIndex}. */
-  context: number;
-  /** The commit index at the time of the read. */
-  index: number;
-}
-
-/**
- * What the driver must do next, in this order: persist `hardState`,
- * `entries` (replacing any stored entries from `entries[0].index` on) and
- * `snapshot`, then report it with {@linkcode RaftCore.persisted}; send
- * `messages`; then apply `committed` (and `installSnapshot` first when set)
- * to the service; then release `reads`. Messages must wait for the write,
- * except a leader's when the ready changes neither term nor vote: a leader
- * may replicate while it writes its own log (Raft thesis §10.2.1), because
- * it counts its own entries toward a commit only once they are persisted.
- *
- * @example
- * ```ts
- * import type { Ready } from "@distkit/distkit/raft";
- *
- * function summary(rd: Ready): string {
- *   return `${rd.entries.length} to persist, ${rd.messages.length} to send, ${rd.committed.length} to apply`;
- * }
- * ```
- */
-export interface Ready {
-  /** The new hard state, when it changed. */
-  hardState?: HardState;
-  /** Entries to append to stable storage. */
-  entries: Entry[];
-  /** A snapshot to persist (the log up to its index is dropped). */
-  snapshot?: Snapshot;
-  /** Whether `snapshot` came from the leader and must be applied to the service. */
-  installSnapshot: boolean;
-  /**
-   * Whether every stored entry must be dropped before `entries` are written:
-   * an installed snapshot did not match the log, which it replaced whole.
-   */
-  resetLog: boolean;
-  /** Messages to send once the above is persisted. */
-  messages: Message[];
-  /** Committed entries to apply, in order. */
-  committed: Entry[];
-  /** Confirmed linearizable reads. */
-  reads: ReadState[];
-  /**
-   * The log's last index and its term when this ready was taken: once the
-   * ready is written, call {@linkcode RaftCore.persisted} with them.
-   */
-  lastIndex: number;
-  /** The term of the entry at `lastIndex`. */
-  lastTerm: number;
-}
-
-/**
- * What a node restarts from: its stored hard state, snapshot and entries.
- *
- * @example
- * ```ts
- * import type { InitialState } from "@distkit/distkit/raft";
- *
- * const fresh: InitialState = {
- *   hardState: { term: 0, vote: null, commit: 0 },
- *   entries: [],
- * };
- * ```
- */
-export interface InitialState {
-  /** The stored hard state. */
-  hardState: HardState;
-  /** The stored snapshot, if any. */
-  snapshot?: Snapshot;
-  /** The stored entries after the snapshot. */
-  entries: Entry[];
-}
-
-/**
- * A change of membership, one server at a time (Raft dissertation §4.1).
- *
- * @example
- * ```ts
- * import type { MembershipChange } from "@distkit/distkit/raft";
- *
- * const change: MembershipChange = { type: "addLearner", node: "d" };
- * ```
- */
-export type MembershipChange =
-  | { type: "addLearner"; node: NodeId }
-  | { type: "addVoter"; node: NodeId }
-  | { type: "remove"; node: NodeId };
-
-/**
- * Why a proposal or request was refused.
- *
- * @example
- * ```ts
- * import type { Refusal } from "@distkit/distkit/raft";
- *
- * const r: Refusal = { reason: "not-leader", leader: "b" };
- * ```
- */
-export interface Refusal {
-  /**
-   * The kind of refusal. `membership-pending` (another membership change is
-   * not committed yet) and `term-not-committed` (this leader has not yet
-   * committed an entry of its own term, so it may not change membership)
-   * pass: retry shortly on the same leader.
-   */
-  reason: "not-leader" | "transferring" | "membership-pending" | "term-not-committed" | "invalid";
-  /** The leader this node knows of, if any. */
-  leader: NodeId | null;
-  /** Details for `invalid`. */
-  detail?: string;
-}
-
-interface Progress {
-  match: number;
-  next: number;
-  state: "probe" | "replicate" | "snapshot";
-  /** Last indexes of append messages in flight (replicate state). */
-  inflight: number[];
-  /** The estimated bytes of the append in flight ending at each index (stale keys are ignored). */
-  inflightSizes: Map<number, number>;
-  /** An append was sent in probe state and is unanswered. */
-  probeSent: boolean;
-
-  /** Sequence number of the latest append to this peer; a probe's answer must echo it. */
-  seq: number;
-  /** Heard from since the last quorum check. */
-  active: boolean;
-  /** Snapshot being sent: its index, the next offset, and whether a chunk is in flight. */
-  snapshotIndex: number;
-  snapshotOffset: number;
-  snapshotInflight: boolean;
-  /** Heartbeat answers since the chunk in flight was sent. */
-  snapshotWaits: number;
-}
-
-interface PendingRead {
-  context: number;
-  index: number;
-  round: number;
-  acks: Set<NodeId>;
-}
-
 const EMPTY_MEMBERSHIP: Membership = { voters: [], learners: [] };
+
+/** The kinds of message that answer another one. */
+const RESPONSE_TYPES: ReadonlySet<Message["type"]> = new Set([
+  "voteResp",
+  "appendResp",
+  "heartbeatResp",
+  "snapshotResp",
+]);
 
 /**
  * The Raft state machine of one node.
@@ -263,17 +78,7 @@ export class RaftCore {
   /** This node's id. */
   readonly id: NodeId;
   #random: Random;
-  #electionTicks: number;
-  #heartbeatTicks: number;
-  #preVote: boolean;
-  #checkQuorum: boolean;
-  #maxInflight: number;
-  #maxInflightBytes: number;
-  #maxAppendBytes: number;
-  #maxAppendEntries: number;
-  #chunkBytes: number;
-  #leaderNoop: boolean;
-  #observer: RaftObserver | undefined;
+  #options: ResolvedCoreOptions;
 
   #term = 0;
   #vote: NodeId | null = null;
@@ -284,9 +89,7 @@ export class RaftCore {
   #applied = 0;
   #snapshot: Snapshot | undefined;
   #pendingSnapshot: { snapshot: Snapshot; install: boolean; resetLog: boolean } | undefined;
-  #incoming:
-    | { meta: Snapshot["meta"]; size: number; chunks: Uint8Array[]; received: number }
-    | undefined;
+  #receiver = new SnapshotReceiver();
 
   #electionElapsed = 0;
   #heartbeatElapsed = 0;
@@ -295,12 +98,11 @@ export class RaftCore {
   #progress = new Map<NodeId, Progress>();
   #transferee: NodeId | null = null;
   #transferElapsed = 0;
-  #reads: PendingRead[] = [];
-  #readsAwaitingCommit: number[] = [];
-  #readRound = 0;
-  #heartbeatRound = 0;
-  #readyReads: ReadState[] = [];
+  #reads = new ReadOnly();
   #messages: Message[] = [];
+  #replies: Reply[] = [];
+  /** The request being stepped, when the driver tagged it: its answers go to `#replies`. */
+  #request: { id: number; from: NodeId } | undefined;
   #persisted: HardState;
   #leaderOfTerm = new Map<number, boolean>();
 
@@ -314,29 +116,11 @@ export class RaftCore {
   constructor(id: NodeId, initial: InitialState, options: CoreOptions & { random: Random }) {
     this.id = id;
     this.#random = options.random;
-    this.#electionTicks = options.electionTicks ?? 10;
-    this.#heartbeatTicks = options.heartbeatTicks ?? 1;
-    this.#preVote = options.preVote ?? true;
-    this.#checkQuorum = options.checkQuorum ?? true;
-    this.#maxInflight = options.maxInflight ?? 16;
-    this.#maxInflightBytes = options.maxInflightBytes ?? 4 * 1024 * 1024;
-    this.#maxAppendBytes = options.maxAppendBytes ?? 1024 * 1024;
-    this.#maxAppendEntries = options.maxAppendEntries ?? 512;
-    this.#chunkBytes = options.snapshotChunkBytes ?? 512 * 1024;
-    this.#leaderNoop = options.leaderNoop ?? true;
-    this.#observer = options.observer;
-    invariant(
-      this.#heartbeatTicks < this.#electionTicks,
-      "heartbeatTicks must be below electionTicks",
-    );
-    invariant(
-      this.#maxAppendEntries >= 1 && this.#maxInflightBytes >= 1,
-      "maxAppendEntries and maxInflightBytes must be at least 1",
-    );
+    this.#options = resolveCoreOptions(options);
     const meta = initial.snapshot?.meta ?? { index: 0, term: 0, membership: EMPTY_MEMBERSHIP };
     this.#snapshot = initial.snapshot;
     this.#log = new RaftLog(meta, initial.entries);
-    const observer = this.#observer;
+    const observer = this.#options.observer;
     if (observer?.removed) this.#log.onRemove = (entries) => observer.removed!(id, entries);
     this.#term = initial.hardState.term;
     this.#vote = initial.hardState.vote;
@@ -397,24 +181,16 @@ export class RaftCore {
     return this.#log.term(index);
   }
   /**
-   * How many messages are waiting for the next {@linkcode RaftCore.ready}.
-   * Messages a `step` produces are appended in order, so a driver can tell
-   * which of `ready().messages` answer which request.
+   * Takes the answers to the request stepped with `requestId` out of the
+   * next ready, when there are some and all are of `type`; else takes
+   * nothing and returns undefined. For a driver that sends an answer needing
+   * no write (a heartbeat's) ahead of a write in progress.
    */
-  get pendingMessages(): number {
-    return this.#messages.length;
-  }
-  /**
-   * Takes the pending messages from position `start` on out of the next
-   * ready, when there are some and all are of `type`; else takes nothing
-   * and returns undefined. For a driver that sends an answer needing no
-   * write (a heartbeat's) ahead of a write in progress.
-   */
-  takeMessagesFrom(start: number, type: Message["type"]): Message[] | undefined {
-    const tail = this.#messages.slice(start);
-    if (start < 0 || tail.length === 0 || tail.some((m) => m.type !== type)) return undefined;
-    this.#messages.length = start;
-    return tail;
+  takeReplies(requestId: number, type: Message["type"]): Message[] | undefined {
+    const mine = this.#replies.filter((r) => r.requestId === requestId);
+    if (mine.length === 0 || mine.some((r) => r.message.type !== type)) return undefined;
+    this.#replies = this.#replies.filter((r) => r.requestId !== requestId);
+    return mine.map((r) => r.message);
   }
   /** The match index of each peer (leader only). */
   matchIndexes(): Map<NodeId, number> {
@@ -426,19 +202,20 @@ export class RaftCore {
   /** Advances logical time by one tick. */
   tick(): void {
     this.#electionElapsed++;
+    const { electionTicks } = this.#options;
     if (this.#role === "leader") {
       this.#heartbeatElapsed++;
-      if (this.#transferee !== null && ++this.#transferElapsed >= this.#electionTicks) {
+      if (this.#transferee !== null && ++this.#transferElapsed >= electionTicks) {
         this.#transferee = null; // the transfer did not complete in time: give up on it
       }
-      if (this.#electionElapsed >= this.#electionTicks) {
+      if (this.#electionElapsed >= electionTicks) {
         this.#electionElapsed = 0;
-        if (this.#checkQuorum && !this.#quorumActive()) {
+        if (this.#options.checkQuorum && !this.#quorumActive()) {
           this.#becomeFollower(this.#term, null);
           return;
         }
       }
-      if (this.#heartbeatElapsed >= this.#heartbeatTicks) {
+      if (this.#heartbeatElapsed >= this.#options.heartbeatTicks) {
         this.#heartbeatElapsed = 0;
         this.#broadcastHeartbeat(0);
       }
@@ -446,7 +223,7 @@ export class RaftCore {
     }
     if (this.#mayCampaign() && this.#electionElapsed >= this.#randomizedTimeout) {
       this.#electionElapsed = 0;
-      this.#campaign(this.#preVote ? "pre" : "real", false);
+      this.#campaign(this.#options.preVote ? "pre" : "real", false);
     }
   }
 
@@ -462,41 +239,19 @@ export class RaftCore {
 
   /**
    * Proposes a one-server membership change (leader only; one at a time,
-   * and only once this leader has committed an entry of its own term).
-   *
-   * A new leader may hold an uncommitted membership entry of an earlier
-   * term that some nodes have and it has not (or the other way round): a
-   * change of its own, made before it commits in its term, could then be
-   * decided by a quorum that does not overlap the other configuration's,
-   * and a committed entry could be overwritten (Ongaro, raft-dev 2015; the
-   * Raft dissertation's erratum). Committing an entry of its term first
-   * (the no-op of its election) settles which configuration is in force.
+   * and only once this leader has committed an entry of its own term: see
+   * {@linkcode nextMembership}).
    */
   proposeMembership(change: MembershipChange): { index: number; term: number } | Refusal {
     if (this.#role !== "leader") return { reason: "not-leader", leader: this.#leader };
     if (this.#transferee !== null) return { reason: "transferring", leader: this.#transferee };
-    if (!this.#committedInTerm()) return { reason: "term-not-committed", leader: this.#leader };
-    if (this.#log.membershipIndex() > this.#commit) {
-      return { reason: "membership-pending", leader: this.#leader };
-    }
-    const current = this.#log.membership();
-    const voters = current.voters.filter((v) => v !== change.node);
-    const learners = current.learners.filter((v) => v !== change.node);
-    if (change.type === "addVoter") voters.push(change.node);
-    if (change.type === "addLearner") {
-      if (current.voters.includes(change.node)) {
-        return {
-          reason: "invalid",
-          leader: this.#leader,
-          detail: `${change.node} is already a voter`,
-        };
-      }
-      learners.push(change.node);
-    }
-    if (voters.length === 0) {
-      return { reason: "invalid", leader: this.#leader, detail: "cannot remove the last voter" };
-    }
-    return this.#appendOwn({ kind: "membership", membership: { voters, learners } });
+    const next = nextMembership(change, {
+      current: this.#log.membership(),
+      committedInTerm: this.#committedInTerm(),
+      pending: this.#log.membershipIndex() > this.#commit,
+    });
+    if ("reason" in next) return { ...next, leader: this.#leader };
+    return this.#appendOwn({ kind: "membership", membership: next });
   }
 
   /**
@@ -506,12 +261,9 @@ export class RaftCore {
    */
   readIndex(context: number): Refusal | undefined {
     if (this.#role !== "leader") return { reason: "not-leader", leader: this.#leader };
-    if (!this.#committedInTerm()) {
-      // Nothing of this term is committed yet, so the commit index may be stale (§6.4).
-      this.#readsAwaitingCommit.push(context);
-      return undefined;
-    }
-    this.#startRead(context);
+    // Nothing of this term committed yet: the commit index may be stale (§6.4).
+    if (!this.#committedInTerm()) this.#reads.defer(context);
+    else this.#startRead(context);
     return undefined;
   }
 
@@ -548,30 +300,35 @@ export class RaftCore {
   /** Reports that a message to `peer` could not be delivered. */
   reportUnreachable(peer: NodeId, type: Message["type"]): void {
     const pr = this.#progress.get(peer);
-    if (this.#role !== "leader" || pr === undefined) return;
-    if (type === "snapshot") {
-      pr.snapshotInflight = false;
-    } else if (type === "append" && pr.state === "replicate") {
-      // One probe now; if that is lost too, the next waits for the peer to
-      // answer a heartbeat (as in etcd): a dead peer must not cost an
-      // encoded batch of entries per turn.
-      this.#becomeProbe(pr);
+    if (this.#role === "leader" && pr !== undefined) pr.unreachable(type);
+  }
+
+  /**
+   * Feeds a message from a peer into the state machine. With a `requestId`
+   * its answers come out in the ready's `replies` under that id (for a
+   * driver that carries them back on the request's RPC), else in `messages`.
+   */
+  step(m: Message, options: { requestId?: number } = {}): void {
+    if (m.to !== this.id) return;
+    this.#request = options.requestId === undefined
+      ? undefined
+      : { id: options.requestId, from: m.from };
+    try {
+      this.#stepTerm(m);
+    } finally {
+      this.#request = undefined;
     }
   }
 
-  /** Feeds a message from a peer into the state machine. */
-  step(m: Message): void {
-    if (m.to !== this.id) return;
+  #stepTerm(m: Message): void {
     if (m.term > this.#term) {
       const isVote = m.type === "vote";
       if (isVote && !m.transfer && this.#inLease()) return; // a live leader: ignore the disruptor
       if ((isVote && m.pre) || (m.type === "voteResp" && m.pre && m.granted)) {
         // PreVotes and granted PreVote answers carry a future term without changing ours.
       } else {
-        const leader = m.type === "append" || m.type === "heartbeat" || m.type === "snapshot"
-          ? m.from
-          : null;
-        this.#becomeFollower(m.term, leader);
+        const fromLeader = m.type === "append" || m.type === "heartbeat" || m.type === "snapshot";
+        this.#becomeFollower(m.term, fromLeader ? m.from : null);
       }
     } else if (m.term < this.#term) {
       if (m.type === "append" || m.type === "heartbeat" || m.type === "snapshot") {
@@ -590,23 +347,10 @@ export class RaftCore {
       }
       return;
     }
-
-    if (m.type === "vote") {
-      this.#handleVote(m);
-      return;
-    }
-    switch (this.#role) {
-      case "leader":
-        this.#stepLeader(m);
-        break;
-      case "candidate":
-      case "precandidate":
-        this.#stepCandidate(m);
-        break;
-      case "follower":
-        this.#stepFollower(m);
-        break;
-    }
+    if (m.type === "vote") this.#handleVote(m);
+    else if (this.#role === "leader") this.#stepLeader(m);
+    else if (this.#role === "follower") this.#stepFollower(m);
+    else this.#stepCandidate(m);
   }
 
   // ---- output ----
@@ -614,9 +358,10 @@ export class RaftCore {
   /** Whether {@linkcode RaftCore.ready} has anything to do. */
   hasReady(): boolean {
     if (this.#role === "leader" && this.#hasAppendsToSend()) return true;
-    return this.#messages.length > 0 || this.#log.stableIndex < this.#log.lastIndex() ||
-      this.#pendingSnapshot !== undefined || this.#readyReads.length > 0 ||
-      this.#commit > this.#applied || !sameHardState(this.#persisted, this.#hardState());
+    return this.#messages.length > 0 || this.#replies.length > 0 ||
+      this.#log.stableIndex < this.#log.lastIndex() || this.#pendingSnapshot !== undefined ||
+      this.#reads.hasReady() || this.#commit > this.#applied ||
+      !sameHardState(this.#persisted, this.#hardState());
   }
 
   /**
@@ -632,8 +377,9 @@ export class RaftCore {
     const rd: Ready = {
       entries: this.#log.unstable(),
       messages: this.#messages,
+      replies: this.#replies,
       committed: [],
-      reads: this.#readyReads,
+      reads: this.#reads.takeReady(),
       installSnapshot: false,
       resetLog: false,
       lastIndex: this.#log.lastIndex(),
@@ -648,7 +394,7 @@ export class RaftCore {
       rd.installSnapshot = this.#pendingSnapshot.install;
       rd.resetLog = this.#pendingSnapshot.resetLog;
       this.#pendingSnapshot = undefined;
-      if (rd.installSnapshot) this.#observer?.installed?.(this.id, rd.snapshot.meta);
+      if (rd.installSnapshot) this.#options.observer?.installed?.(this.id, rd.snapshot.meta);
     }
     this.#log.markStable(this.#log.lastIndex());
     if (this.#commit > this.#applied) {
@@ -659,11 +405,11 @@ export class RaftCore {
         `committed entries ${this.#applied + 1}..${this.#commit} are not all in the log`,
       );
       this.#applied = this.#commit;
-      this.#observer?.applied?.(this.id, rd.committed);
+      this.#options.observer?.applied?.(this.id, rd.committed);
     }
     invariant(this.#applied <= this.#commit, `applied ${this.#applied} > commit ${this.#commit}`);
     this.#messages = [];
-    this.#readyReads = [];
+    this.#replies = [];
     return rd;
   }
 
@@ -686,15 +432,12 @@ export class RaftCore {
   // ---- elections ----
 
   #campaign(kind: "pre" | "real", transfer: boolean): void {
-    if (kind === "pre") {
-      this.#role = "precandidate";
-      this.#leader = null;
-    } else {
+    if (kind === "real") {
       this.#setTerm(this.#term + 1);
       this.#vote = this.id;
-      this.#role = "candidate";
-      this.#leader = null;
     }
+    this.#role = kind === "pre" ? "precandidate" : "candidate";
+    this.#leader = null;
     this.#votes = new Map([[this.id, true]]);
     this.#resetElectionTimeout();
     if (this.#tally() === "won") {
@@ -702,17 +445,19 @@ export class RaftCore {
       return;
     }
     const term = kind === "pre" ? this.#term + 1 : this.#term;
+    const [lastIndex, lastTerm] = [this.#log.lastIndex(), this.#log.lastTerm()];
     for (const peer of this.#log.membership().voters) {
       if (peer === this.id) continue;
-      this.#messages.push({
+      const pre = kind === "pre";
+      this.#emit({
         type: "vote",
         from: this.id,
         to: peer,
         term,
-        pre: kind === "pre",
+        pre,
         transfer,
-        lastIndex: this.#log.lastIndex(),
-        lastTerm: this.#log.lastTerm(),
+        lastIndex,
+        lastTerm,
       });
     }
   }
@@ -725,43 +470,36 @@ export class RaftCore {
   #handleVote(m: VoteMessage): void {
     const canVote = this.#vote === m.from || (this.#vote === null && this.#leader === null) ||
       (m.pre && m.term > this.#term);
-    if (canVote && this.#log.isUpToDate(m.lastIndex, m.lastTerm)) {
-      this.#messages.push({
-        type: "voteResp",
-        from: this.id,
-        to: m.from,
-        term: m.term,
-        pre: m.pre,
-        granted: true,
-      });
-      if (!m.pre) {
-        this.#electionElapsed = 0;
-        this.#vote = m.from;
-      }
-    } else {
+    if (!canVote || !this.#log.isUpToDate(m.lastIndex, m.lastTerm)) {
       this.#send({ type: "voteResp", to: m.from, pre: m.pre, granted: false });
+      return;
+    }
+    // Answered in the term asked about: a PreVote's is one this node has not reached.
+    this.#emit({
+      type: "voteResp",
+      from: this.id,
+      to: m.from,
+      term: m.term,
+      pre: m.pre,
+      granted: true,
+    });
+    if (!m.pre) {
+      this.#electionElapsed = 0;
+      this.#vote = m.from;
     }
   }
 
   #stepCandidate(m: Message): void {
-    switch (m.type) {
-      case "voteResp": {
-        if (m.pre !== (this.#role === "precandidate")) return;
-        this.#votes.set(m.from, m.granted);
-        const outcome = this.#tally();
-        if (outcome === "won") this.#afterWin(m.pre ? "pre" : "real");
-        else if (outcome === "lost") this.#becomeFollower(this.#term, null);
-        return;
-      }
-      case "append":
-      case "heartbeat":
-      case "snapshot":
-        // A leader of this term exists.
-        this.#becomeFollower(this.#term, m.from);
-        this.#stepFollower(m);
-        return;
-      default:
-        return;
+    if (m.type === "voteResp") {
+      if (m.pre !== (this.#role === "precandidate")) return;
+      this.#votes.set(m.from, m.granted);
+      const outcome = this.#tally();
+      if (outcome === "won") this.#afterWin(m.pre ? "pre" : "real");
+      else if (outcome === "lost") this.#becomeFollower(this.#term, null);
+    } else if (m.type === "append" || m.type === "heartbeat" || m.type === "snapshot") {
+      // A leader of this term exists.
+      this.#becomeFollower(this.#term, m.from);
+      this.#stepFollower(m);
     }
   }
 
@@ -791,10 +529,7 @@ export class RaftCore {
     this.#progress.clear();
     this.#transferee = null;
     this.#resetElectionTimeout();
-    if (wasLeader) {
-      this.#reads = [];
-      this.#readsAwaitingCommit = [];
-    }
+    if (wasLeader) this.#reads.reset();
   }
 
   #becomeLeader(): void {
@@ -809,8 +544,8 @@ export class RaftCore {
     this.#transferee = null;
     this.#progress.clear();
     for (const peer of this.#members()) this.#addProgress(peer);
-    this.#observer?.leader?.(this.id, this.#term);
-    if (this.#leaderNoop) this.#appendOwn({ kind: "noop" });
+    this.#options.observer?.leader?.(this.id, this.#term);
+    if (this.#options.leaderNoop) this.#appendOwn({ kind: "noop" });
     else this.#maybeCommit();
   }
 
@@ -821,7 +556,8 @@ export class RaftCore {
 
   #resetElectionTimeout(): void {
     this.#electionElapsed = 0;
-    this.#randomizedTimeout = this.#electionTicks + this.#random.int(this.#electionTicks);
+    this.#randomizedTimeout = this.#options.electionTicks +
+      this.#random.int(this.#options.electionTicks);
   }
 
   #promotable(): boolean {
@@ -845,8 +581,8 @@ export class RaftCore {
 
   /** A follower that heard from a leader within the election timeout refuses to help depose it. */
   #inLease(): boolean {
-    return this.#checkQuorum && this.#leader !== null &&
-      this.#electionElapsed < this.#electionTicks;
+    return this.#options.checkQuorum && this.#leader !== null &&
+      this.#electionElapsed < this.#options.electionTicks;
   }
 
   // ---- leader ----
@@ -858,23 +594,23 @@ export class RaftCore {
 
   #addProgress(peer: NodeId): void {
     const last = this.#log.lastIndex();
-    this.#progress.set(peer, {
-      match: peer === this.id ? Math.min(this.#log.durableIndex, last) : 0,
-      next: last + 1,
-      state: "probe",
-      inflight: [],
-      inflightSizes: new Map(),
-      probeSent: false,
-      seq: 0,
-      active: true,
-      snapshotIndex: 0,
-      snapshotOffset: 0,
-      snapshotInflight: false,
-      snapshotWaits: 0,
-    });
+    this.#progress.set(
+      peer,
+      new Progress({
+        match: peer === this.id ? Math.min(this.#log.durableIndex, last) : 0,
+        next: last + 1,
+        maxInflight: this.#options.maxInflight,
+        maxInflightBytes: this.#options.maxInflightBytes,
+      }),
+    );
   }
 
-  #appendOwn(fields: Omit<Entry, "index" | "term">): { index: number; term: number } {
+  #appendOwn(
+    fields: { kind: "command"; command: unknown } | { kind: "noop" } | {
+      kind: "membership";
+      membership: Membership;
+    },
+  ): { index: number; term: number } {
     invariant(this.#role === "leader", `${this.id} appended its own entry as ${this.#role}`);
     invariant(
       fields.kind !== "membership" || this.#committedInTerm(),
@@ -913,83 +649,29 @@ export class RaftCore {
         this.#handleHeartbeatResponse(m, pr);
         return;
       case "snapshotResp":
-        this.#handleSnapshotResponse(m, pr);
+        if (pr.snapshotAnswered(m)) this.#maybeCommit();
         return;
       case "append":
       case "heartbeat":
       case "snapshot":
         invariant(false, `two leaders in term ${this.#term}: ${this.id} and ${m.from}`);
-        return;
-      default:
-        return;
     }
   }
 
   #handleAppendResponse(m: AppendResponse, pr: Progress): void {
-    if (m.success) {
-      if (m.index > pr.match) {
-        pr.match = m.index;
-        if (pr.state === "probe") {
-          pr.state = "replicate";
-          pr.inflight = [];
-        }
-        if (pr.state === "snapshot") this.#becomeProbe(pr);
-        pr.next = Math.max(pr.next, m.index + 1);
-        this.#maybeCommit();
-        if (m.from === this.#transferee && pr.match === this.#log.lastIndex()) {
-          this.#send({ type: "timeoutNow", to: m.from });
-        }
-      }
-      pr.inflight = pr.inflight.filter((i) => i > m.index);
-      pr.probeSent = false;
+    if (!m.success) {
+      pr.refused(m, (term) => this.#log.lastIndexOfTerm(term));
       return;
     }
-    // Rejected: ignore answers to stale requests.
-    if (m.index === 0 && m.conflictIndex === 0) return; // a term bump answer, already handled
-    if (pr.state === "replicate") {
-      if (m.index <= pr.match) return;
-      this.#becomeProbe(pr);
-    } else if (pr.state !== "probe" || m.seq !== pr.seq) {
-      return; // not the answer to the latest probe
+    if (!pr.acknowledged(m.index)) return;
+    this.#maybeCommit();
+    if (m.from === this.#transferee && pr.match === this.#log.lastIndex()) {
+      this.#send({ type: "timeoutNow", to: m.from });
     }
-    if (m.index <= pr.match) {
-      // The answer to the latest probe rejects an index the follower had
-      // acknowledged: it lost durable state. Forget the match, or the same
-      // probe would be sent, and rejected, for ever.
-      pr.match = Math.max(0, Math.min(m.index, m.conflictIndex) - 1);
-    }
-    let next = m.conflictIndex;
-    if (m.conflictTerm > 0) {
-      const last = this.#log.lastIndexOfTerm(m.conflictTerm);
-      if (last > 0) next = last + 1;
-    }
-    pr.next = Math.max(pr.match + 1, Math.min(next, m.index));
-    pr.probeSent = false;
   }
 
   #handleHeartbeatResponse(m: HeartbeatResponse, pr: Progress): void {
-    pr.probeSent = false;
-    if (m.lastIndex !== undefined && m.lastIndex < pr.match) {
-      // The follower's log ends below its match: it lost entries (a folder
-      // restored or emptied). Probe from where its log really ends, or an
-      // idle leader would send it nothing for ever.
-      pr.match = m.lastIndex;
-      this.#becomeProbe(pr);
-    }
-    if (pr.state === "snapshot" && pr.snapshotInflight) {
-      // A chunk whose answer was lost without the driver reporting it would
-      // stall the snapshot for ever: after an election timeout of heartbeat
-      // answers without a chunk answer, send the chunk again (a duplicate
-      // is answered with the offset the follower expects).
-      if (++pr.snapshotWaits >= this.#electionTicks / this.#heartbeatTicks) {
-        pr.snapshotInflight = false;
-        pr.snapshotWaits = 0;
-      }
-    }
-    if (pr.state === "replicate" && this.#paused(pr)) {
-      // A lost append may have filled the window: free one slot so replication resumes.
-      pr.inflight.shift();
-    }
+    pr.heartbeatAnswered(m.lastIndex, this.#options.electionTicks / this.#options.heartbeatTicks);
     const last = this.#log.lastIndex();
     if (pr.state === "replicate" && pr.match < last && pr.next > last) {
       // Everything was sent but not all acknowledged: an append may have been
@@ -1006,38 +688,7 @@ export class RaftCore {
       });
     }
     if (m.context === 0 || !this.#log.membership().voters.includes(m.from)) return;
-    for (const read of this.#reads) if (read.round <= m.context) read.acks.add(m.from);
-    // Release, in order, every read a quorum has confirmed.
-    let n = 0;
-    while (n < this.#reads.length && this.#reads[n].acks.size >= this.#quorum()) n++;
-    for (const read of this.#reads.splice(0, n)) {
-      this.#readyReads.push({ context: read.context, index: read.index });
-    }
-  }
-
-  #handleSnapshotResponse(m: SnapshotResponse, pr: Progress): void {
-    if (pr.state !== "snapshot") return;
-    pr.snapshotInflight = false;
-    if (m.done) {
-      pr.match = Math.max(pr.match, m.index);
-      pr.next = pr.match + 1;
-      this.#becomeProbe(pr);
-      this.#maybeCommit();
-      return;
-    }
-    if (m.index !== pr.snapshotIndex) {
-      pr.snapshotOffset = 0; // the follower lost track: start over
-    } else {
-      pr.snapshotOffset = m.offset;
-    }
-  }
-
-  #becomeProbe(pr: Progress): void {
-    pr.state = "probe";
-    pr.next = pr.match + 1;
-    pr.inflight = [];
-    pr.probeSent = false;
-    pr.snapshotInflight = false;
+    this.#reads.acknowledge(m.from, m.context, this.#quorum());
   }
 
   #quorum(): number {
@@ -1061,9 +712,7 @@ export class RaftCore {
     // Figure 8: only an entry of the current term is committed by counting replicas.
     if (n > this.#commit && this.#log.term(n) === this.#term) {
       this.#commitTo(n);
-      if (this.#readsAwaitingCommit.length > 0) {
-        for (const ctx of this.#readsAwaitingCommit.splice(0)) this.#startRead(ctx);
-      }
+      for (const ctx of this.#reads.takeDeferred()) this.#startRead(ctx);
     }
   }
 
@@ -1087,25 +736,18 @@ export class RaftCore {
   }
 
   #startRead(context: number): void {
-    const read: PendingRead = {
-      context,
-      index: this.#commit,
-      round: ++this.#readRound,
-      acks: new Set(this.#promotable() ? [this.id] : []),
-    };
-    if (read.acks.size >= this.#quorum()) {
-      this.#readyReads.push({ context, index: read.index });
-      return;
-    }
-    this.#reads.push(read);
-    this.#broadcastHeartbeat(read.round);
+    const acks = this.#promotable() ? [this.id] : [];
+    const round = this.#reads.start({ context, index: this.#commit, acks, quorum: this.#quorum() });
+    if (round !== undefined) this.#broadcastHeartbeat(round);
   }
 
   #broadcastHeartbeat(context: number): void {
     // Reads started in this turn share the heartbeat of the latest round.
-    if (context === 0 && this.#reads.length > 0) context = this.#readRound;
+    if (context === 0) context = this.#reads.round;
     for (const [id, pr] of this.#progress) {
       if (id === this.id) continue;
+      // Only the latest heartbeat to a peer is worth sending. Answers are
+      // kept apart (`#replies`), so dropping a message here moves no answer.
       this.#messages = this.#messages.filter((m) => !(m.type === "heartbeat" && m.to === id));
       this.#send({ type: "heartbeat", to: id, commit: Math.min(pr.match, this.#commit), context });
     }
@@ -1117,35 +759,11 @@ export class RaftCore {
       if (id === this.id) continue;
       if (pr.state === "snapshot") {
         if (!pr.snapshotInflight) return true;
-      } else if (
-        !this.#paused(pr) && (pr.next <= last || (pr.state === "probe" && pr.match < last))
-      ) {
+      } else if (!pr.paused() && (pr.next <= last || (pr.state === "probe" && pr.match < last))) {
         return true;
       }
     }
     return false;
-  }
-
-  #paused(pr: Progress): boolean {
-    if (pr.state === "probe") return pr.probeSent;
-    if (pr.state === "replicate") {
-      return pr.inflight.length >= this.#maxInflight ||
-        this.#inflightBytes(pr) >= this.#maxInflightBytes;
-    }
-    return true;
-  }
-
-  /** Bytes of the appends in flight to a follower; forgets the sizes of those no longer in flight. */
-  #inflightBytes(pr: Progress): number {
-    if (pr.inflightSizes.size > pr.inflight.length) {
-      const live = new Set(pr.inflight);
-      for (const index of pr.inflightSizes.keys()) {
-        if (!live.has(index)) pr.inflightSizes.delete(index);
-      }
-    }
-    let bytes = 0;
-    for (const index of pr.inflight) bytes += pr.inflightSizes.get(index) ?? 0;
-    return bytes;
   }
 
   #sendAppend(to: NodeId, pr: Progress): void {
@@ -1153,7 +771,7 @@ export class RaftCore {
       this.#sendSnapshotChunk(to, pr);
       return;
     }
-    if (this.#paused(pr)) return;
+    if (pr.paused()) return;
     const last = this.#log.lastIndex();
     if (pr.next > last && !(pr.state === "probe" && pr.match < last)) return;
     const prevIndex = pr.next - 1;
@@ -1161,23 +779,14 @@ export class RaftCore {
     if (prevTerm === undefined) {
       // The entries this follower needs are compacted: send the snapshot.
       invariant(this.#snapshot !== undefined, `no snapshot covers index ${prevIndex}`);
-      pr.state = "snapshot";
-      pr.snapshotIndex = this.#snapshot.meta.index;
-      pr.snapshotOffset = 0;
-      pr.snapshotInflight = false;
+      pr.becomeSnapshot(this.#snapshot.meta.index);
       this.#sendSnapshotChunk(to, pr);
       return;
     }
-    const entries: Entry[] = [];
-    let bytes = 0;
-    let sent = 0;
-    for (let i = pr.next; i <= last && entries.length < this.#maxAppendEntries; i++) {
-      const e = this.#log.entry(i)!;
-      bytes += approximateSize(e);
-      if (entries.length > 0 && bytes > this.#maxAppendBytes) break;
-      entries.push(e);
-      sent = bytes;
-    }
+    const { entries, bytes } = this.#log.batch(pr.next, {
+      maxEntries: this.#options.maxAppendEntries,
+      maxBytes: this.#options.maxAppendBytes,
+    });
     const message: Omit<AppendMessage, "from" | "term"> = {
       type: "append",
       to,
@@ -1188,34 +797,14 @@ export class RaftCore {
       seq: ++pr.seq,
     };
     this.#send(message);
-    if (pr.state === "probe") {
-      pr.probeSent = true;
-    } else if (entries.length > 0) {
-      pr.next = entries[entries.length - 1].index + 1;
-      pr.inflight.push(pr.next - 1);
-      pr.inflightSizes.set(pr.next - 1, sent);
-    }
+    pr.sentEntries(prevIndex + entries.length, bytes);
   }
 
   #sendSnapshotChunk(to: NodeId, pr: Progress): void {
-    const snap = this.#snapshot;
-    if (snap === undefined || pr.snapshotInflight) return;
-    if (pr.snapshotIndex !== snap.meta.index) {
-      pr.snapshotIndex = snap.meta.index; // a newer snapshot replaced the one being sent
-      pr.snapshotOffset = 0;
-    }
-    const chunk = snap.data.subarray(pr.snapshotOffset, pr.snapshotOffset + this.#chunkBytes);
-    const message: Omit<SnapshotMessage, "from" | "term"> = {
-      type: "snapshot",
-      to,
-      meta: snap.meta,
-      offset: pr.snapshotOffset,
-      size: snap.data.length,
-      chunk,
-    };
-    this.#send(message);
-    pr.snapshotInflight = true;
-    pr.snapshotWaits = 0;
+    if (this.#snapshot === undefined) return;
+    const chunkBytes = this.#options.snapshotChunkBytes;
+    const message = nextSnapshotChunk(this.#snapshot, pr, { to, chunkBytes });
+    if (message !== undefined) this.#send(message);
   }
 
   // ---- follower ----
@@ -1250,105 +839,64 @@ export class RaftCore {
       case "timeoutNow":
         if (this.#mayCampaign()) this.#campaign("real", true);
         return;
-      default:
-        return;
     }
   }
 
   #handleAppend(m: AppendMessage): void {
+    const answer = { type: "appendResp", to: m.from, seq: m.seq } as const;
     if (m.prevIndex < this.#commit) {
       // Everything up to our commit index matches the leader already.
-      this.#send({
-        type: "appendResp",
-        to: m.from,
-        success: true,
-        index: this.#commit,
-        conflictTerm: 0,
-        conflictIndex: 0,
-        seq: m.seq,
-      });
+      const index = this.#commit;
+      this.#send({ ...answer, success: true, index, conflictTerm: 0, conflictIndex: 0 });
       return;
     }
     if (this.#log.matches(m.prevIndex, m.prevTerm)) {
       this.#log.appendAfterMatch(m.entries, this.#commit);
       const lastNew = m.prevIndex + m.entries.length;
       this.#commitTo(Math.min(m.commit, lastNew));
-      this.#send({
-        type: "appendResp",
-        to: m.from,
-        success: true,
-        index: lastNew,
-        conflictTerm: 0,
-        conflictIndex: 0,
-        seq: m.seq,
-      });
+      this.#send({ ...answer, success: true, index: lastNew, conflictTerm: 0, conflictIndex: 0 });
       return;
     }
-    let conflictTerm = 0;
-    let conflictIndex = this.#log.lastIndex() + 1;
-    if (m.prevIndex <= this.#log.lastIndex()) {
-      conflictTerm = this.#log.term(m.prevIndex)!;
-      conflictIndex = this.#log.firstIndexOfTerm(m.prevIndex);
-    }
-    this.#send({
-      type: "appendResp",
-      to: m.from,
-      success: false,
-      index: m.prevIndex,
-      conflictTerm,
-      conflictIndex,
-      seq: m.seq,
-    });
+    const hint = this.#log.conflictHint(m.prevIndex);
+    this.#send({ ...answer, success: false, index: m.prevIndex, ...hint });
   }
 
   #handleSnapshot(m: SnapshotMessage): void {
-    const reply = (fields: { index: number; offset: number; done: boolean }) =>
-      this.#send({ type: "snapshotResp", to: m.from, ...fields });
     if (m.meta.index <= this.#commit) {
-      reply({ index: this.#commit, offset: 0, done: true });
-      this.#incoming = undefined;
+      this.#send({ type: "snapshotResp", to: m.from, index: this.#commit, offset: 0, done: true });
+      this.#receiver.reset();
       return;
     }
-    let inc = this.#incoming;
-    if (m.offset === 0) {
-      inc = this.#incoming = { meta: m.meta, size: m.size, chunks: [], received: 0 };
+    const { answer, snapshot } = this.#receiver.receive(m);
+    if (snapshot !== undefined) {
+      const { meta } = snapshot;
+      invariant(
+        meta.index > this.#commit,
+        `snapshot through ${meta.index} would move the commit index back from ${this.#commit}`,
+      );
+      const resetLog = !this.#log.restore(meta);
+      this.#snapshot = snapshot;
+      this.#commit = meta.index;
+      this.#applied = meta.index;
+      this.#pendingSnapshot = { snapshot, install: true, resetLog };
     }
-    if (
-      inc === undefined || inc.meta.index !== m.meta.index || inc.meta.term !== m.meta.term ||
-      m.offset !== inc.received
-    ) {
-      reply({
-        index: m.meta.index,
-        offset: inc?.meta.index === m.meta.index ? inc.received : 0,
-        done: false,
-      });
-      return;
-    }
-    inc.chunks.push(m.chunk);
-    inc.received += m.chunk.length;
-    if (inc.received < inc.size) {
-      reply({ index: m.meta.index, offset: inc.received, done: false });
-      return;
-    }
-    this.#incoming = undefined;
-    const data = concatBytes(inc.chunks, inc.size);
-    const snapshot: Snapshot = { meta: inc.meta, data };
-    invariant(
-      inc.meta.index > this.#commit,
-      `snapshot through ${inc.meta.index} would move the commit index back from ${this.#commit}`,
-    );
-    const resetLog = !this.#log.restore(inc.meta);
-    this.#snapshot = snapshot;
-    this.#commit = inc.meta.index;
-    this.#applied = inc.meta.index;
-    this.#pendingSnapshot = { snapshot, install: true, resetLog };
-    reply({ index: inc.meta.index, offset: inc.size, done: true });
+    this.#send({ type: "snapshotResp", to: m.from, ...answer });
   }
 
   // ---- helpers ----
 
   #send(partial: DistributiveOmit<Message, "from" | "term">): void {
-    this.#messages.push({ ...partial, from: this.id, term: this.#term } as Message);
+    this.#emit({ ...partial, from: this.id, term: this.#term } as Message);
+  }
+
+  /** Queues `m`: an answer to the tagged request being stepped goes to `#replies`. */
+  #emit(m: Message): void {
+    const request = this.#request;
+    if (request !== undefined && m.to === request.from && RESPONSE_TYPES.has(m.type)) {
+      this.#replies.push({ requestId: request.id, message: m });
+    } else {
+      this.#messages.push(m);
+    }
   }
 
   #hardState(): HardState {
@@ -1360,21 +908,4 @@ type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K>
 
 function sameHardState(a: HardState, b: HardState): boolean {
   return a.term === b.term && a.vote === b.vote && a.commit === b.commit;
-}
-
-/** Estimates already made: entries are immutable, and batched again for every follower. */
-const SIZES = new WeakMap<Entry, number>();
-
-/** A cheap estimate of an entry's encoded size, for batching. */
-function approximateSize(e: Entry): number {
-  const known = SIZES.get(e);
-  if (known !== undefined) return known;
-  const c = e.command;
-  let size: number;
-  if (typeof c === "string") size = c.length + 16;
-  else if (c instanceof Uint8Array) size = c.length + 16;
-  else if (c === undefined || c === null || typeof c !== "object") size = 24;
-  else size = JSON.stringify(c)?.length ?? 64;
-  SIZES.set(e, size);
-  return size;
 }

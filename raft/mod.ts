@@ -38,6 +38,10 @@
  */
 export * from "./types.ts";
 export * from "./core.ts";
+export type { CoreOptions } from "./core_options.ts";
+export type { InitialState, Ready, Reply } from "./ready.ts";
+export type { MembershipChange } from "./confchange.ts";
+export type { ReadState } from "./read_only.ts";
 export * from "./node.ts";
 export * from "./storage.ts";
 export * from "./errors.ts";

@@ -15,19 +15,17 @@ import { delay } from "../net/async.ts";
 import type { Random } from "../net/random.ts";
 import type { RpcServer } from "../net/rpc_server.ts";
 import type { ClientEnd, Transport } from "../net/transport.ts";
-import {
-  type CoreOptions,
-  type MembershipChange,
-  RaftCore,
-  type Ready,
-  type Refusal,
-} from "./core.ts";
+import type { MembershipChange } from "./confchange.ts";
+import { RaftCore } from "./core.ts";
+import type { CoreOptions } from "./core_options.ts";
 import {
   MembershipBusyError,
   NotLeaderError,
   RaftRequestError,
   RaftStoppedError,
+  type Refusal,
 } from "./errors.ts";
+import type { Ready } from "./ready.ts";
 import { parseMessage } from "./messages.ts";
 import type { RaftStorage } from "./storage.ts";
 import type { Entry, HardState, Membership, Message, NodeId, Role } from "./types.ts";
@@ -139,19 +137,10 @@ export interface RaftStatus {
 
 /** An RPC from a peer, waiting for the answers its message produced. */
 interface Waiter {
-  /** Positions in the next ready's messages that this request produced. */
-  start: number;
-  end: number;
+  /** The id the request was stepped with: its answers come back under it. */
+  requestId: number;
   resolve: (replies: Message[]) => void;
 }
-
-/** The kinds of message that answer another one: they ride back on the request's RPC. */
-const RESPONSE_TYPES: ReadonlySet<Message["type"]> = new Set([
-  "voteResp",
-  "appendResp",
-  "heartbeatResp",
-  "snapshotResp",
-]);
 
 /** The answer each kind of request expects. */
 const ANSWER: Partial<Record<Message["type"], Message["type"]>> = {
@@ -212,6 +201,7 @@ export class RaftNode {
   readonly #electionMs: number;
   #ends = new Map<NodeId, ClientEnd>();
   #waiters: Waiter[] = [];
+  #requestSeq = 0;
   #flushScheduled = false;
   #flushing: Promise<void> | undefined;
   #stopped = false;
@@ -453,6 +443,7 @@ export class RaftNode {
     while (this.#core.leader !== to) {
       if (this.#clock.now() > deadline || this.#stopped) {
         throw new RaftRequestError(
+          "transfer-timeout",
           `leadership transfer to ${to} did not complete; check that ${to} is up`,
         );
       }
@@ -494,6 +485,7 @@ export class RaftNode {
     while ((this.#core.matchIndexes().get(node) ?? 0) < this.#core.commitIndex) {
       if (this.#clock.now() > deadline) {
         throw new RaftRequestError(
+          "catch-up-timeout",
           `learner ${node} did not catch up in time; check that it is running`,
         );
       }
@@ -561,7 +553,7 @@ export class RaftNode {
       case "term-not-committed":
         return new MembershipBusyError(this.#id, refusal.reason);
       case "invalid":
-        return new RaftRequestError(`request refused: ${refusal.detail}`);
+        return new RaftRequestError("invalid", `request refused: ${refusal.detail}`);
     }
   }
 
@@ -585,29 +577,28 @@ export class RaftNode {
     if (this.#stopped) return Promise.resolve([]);
     const message = parseMessage(args);
     if (message.to !== this.#id) return Promise.resolve([]);
-    const start = this.#core.pendingMessages;
-    this.#step(message);
-    const end = this.#core.pendingMessages;
+    const requestId = ++this.#requestSeq;
+    this.#step(message, requestId);
     // A heartbeat's answer needs no write (unless the term changed, which
     // must be durable first): answered now, not after the write in progress,
     // which under heavy writes took longer than the leader's quorum check
     // and cost elections (issue 16).
     if (message.type === "heartbeat" && this.#core.term === this.#savedHardState?.term) {
-      const answers = this.#core.takeMessagesFrom(start, "heartbeatResp");
+      const answers = this.#core.takeReplies(requestId, "heartbeatResp");
       if (answers !== undefined) {
         this.#kick(); // the heartbeat may have moved the commit index: apply it now
         return Promise.resolve(answers);
       }
     }
     return new Promise((resolve) => {
-      this.#waiters.push({ start, end, resolve });
+      this.#waiters.push({ requestId, resolve });
       this.#kick();
     });
   }
 
-  #step(message: Message): void {
+  #step(message: Message, requestId?: number): void {
     try {
-      this.#core.step(message);
+      this.#core.step(message, { requestId });
     } catch (err) {
       this.#fail(err as Error);
     }
@@ -637,11 +628,11 @@ export class RaftNode {
         // toward a commit only once `persisted` says they are written.
         const early = this.#core.role === "leader" && rd.snapshot === undefined &&
           !this.#changesTermOrVote(rd);
-        if (early) this.#dispatch(rd.messages, waiters);
+        if (early) this.#dispatch(rd, waiters);
         await this.#persist(rd);
         if (this.#stopped) return; // a stopped (crashed) node says nothing more
         this.#core.persisted(rd.lastIndex, rd.lastTerm);
-        if (!early) this.#dispatch(rd.messages, waiters);
+        if (!early) this.#dispatch(rd, waiters);
         this.#apply(rd);
         this.#noticeRoleChange();
       }
@@ -682,29 +673,30 @@ export class RaftNode {
   }
 
   /**
-   * Answers ride back on the RPC whose request produced them (so a lost reply
-   * loses exactly that request's answer); everything else is a new RPC.
-   * Heartbeats, votes and answers go before appends and snapshot chunks, so
-   * they never queue behind data on a connection.
+   * Answers ride back on the RPC whose request produced them, matched by
+   * request id (so a lost reply loses exactly that request's answer);
+   * everything else is a new RPC. Heartbeats, votes and answers go before
+   * appends and snapshot chunks, so they never queue behind data on a
+   * connection.
    */
-  #dispatch(messages: Message[], waiters: Waiter[]): void {
-    const carried = new Set<number>();
-    for (const w of waiters) {
-      const replies: Message[] = [];
-      for (let k = w.start; k < w.end; k++) {
-        if (RESPONSE_TYPES.has(messages[k].type)) {
-          replies.push(messages[k]);
-          carried.add(k);
-        }
-      }
-      w.resolve(replies);
+  #dispatch(rd: Ready, waiters: Waiter[]): void {
+    const replies = new Map<number, Message[]>();
+    for (const { requestId, message } of rd.replies) {
+      const list = replies.get(requestId);
+      if (list === undefined) replies.set(requestId, [message]);
+      else list.push(message);
     }
+    for (const w of waiters) {
+      w.resolve(replies.get(w.requestId) ?? []);
+      replies.delete(w.requestId);
+    }
+    // An answer whose request is no longer waiting (none today) still goes out.
+    for (const list of replies.values()) for (const m of list) this.#send(m);
     const data: Message[] = [];
-    messages.forEach((m, k) => {
-      if (carried.has(k)) return;
+    for (const m of rd.messages) {
       if (m.type === "append" || m.type === "snapshot") data.push(m);
       else this.#send(m);
-    });
+    }
     for (const m of data) this.#send(m);
   }
 
@@ -791,12 +783,14 @@ export class RaftNode {
       else if (term === undefined) {
         w.reject(
           new RaftRequestError(
+            "compacted",
             `entry ${index} was compacted into a snapshot before this node saw it; its outcome is unknown here`,
           ),
         );
       } else {
         w.reject(
           new RaftRequestError(
+            "overwritten",
             `entry ${index} was overwritten by a new leader (term ${term}); propose it again`,
           ),
         );

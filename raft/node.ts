@@ -11,13 +11,9 @@
  * @module
  */
 import type { Clock } from "../net/clock.ts";
-import { delay } from "../net/async.ts";
-import type { Random } from "../net/random.ts";
-import type { RpcServer } from "../net/rpc_server.ts";
-import type { ClientEnd, Transport } from "../net/transport.ts";
+import { type Logger, silentLogger } from "../net/logger.ts";
 import type { MembershipChange } from "./confchange.ts";
 import { RaftCore } from "./core.ts";
-import type { CoreOptions } from "./core_options.ts";
 import {
   MembershipBusyError,
   NotLeaderError,
@@ -27,113 +23,19 @@ import {
 } from "./errors.ts";
 import type { Ready } from "./ready.ts";
 import { parseMessage } from "./messages.ts";
+import type {
+  Applied,
+  RaftNodeOptions,
+  RaftPeerEnd,
+  RaftRpcHost,
+  RaftStatus,
+  RaftTransport,
+} from "./node_options.ts";
 import type { RaftStorage } from "./storage.ts";
-import type { Entry, HardState, Membership, Message, NodeId, Role } from "./types.ts";
+import type { Entry, HardState, Message, NodeId, Role } from "./types.ts";
+// Kept: outside a simulation the defaults are the real clock and a seeded
+// random; inside one, a missing clock or random must fail loudly.
 import { defaultClock, defaultRandom } from "../net/env.ts";
-
-/**
- * Options for {@linkcode RaftNode.start}.
- *
- * @example
- * ```ts
- * import { MemoryStorage, type RaftNodeOptions } from "@distkit/distkit/raft";
- * import { RpcServer, type Transport } from "@distkit/distkit/net";
- *
- * function optionsFor(transport: Transport): RaftNodeOptions {
- *   return {
- *     id: "a",
- *     peers: ["a", "b", "c"],
- *     transport,
- *     server: new RpcServer(),
- *     storage: new MemoryStorage(),
- *   };
- * }
- * ```
- */
-export interface RaftNodeOptions extends CoreOptions {
-  /** This node's id; must be stable across restarts. */
-  id: NodeId;
-  /** The initial voters (including this node), used only when the storage is empty. Pass `[]` to join an existing cluster as a learner. */
-  peers: NodeId[];
-  /** How to reach the other nodes by id. */
-  transport: Transport;
-  /** The RPC server peers call; the node registers a `Raft` service on it. */
-  server: RpcServer;
-  /** Where the node persists its state. */
-  storage: RaftStorage;
-  /** Time source. Default: the real clock (none inside `simulate`: pass `sim.clock`). */
-  clock?: Clock;
-  /** Randomness for election timeouts. Default: seeded from `SEED` or at random (none inside `simulate`: pass `sim.random.fork()`). */
-  random?: Random;
-  /** Milliseconds per tick. Default 50 (heartbeats every 2 ticks, elections after 10–20). */
-  tickMs?: number;
-  /** Deadline of one RPC to a peer. Default: one election timeout. */
-  rpcTimeoutMs?: number;
-}
-
-/**
- * What the node hands the service, in log order, each exactly once: a
- * committed command; a committed entry of Raft's own (`internal`: a new
- * leader's no-op or a membership change), which has nothing to apply but
- * moves the service's applied index (a ReadIndex may point at it); or a
- * snapshot to restore from (at start-up, or sent by the leader because this
- * node fell too far behind).
- *
- * @example
- * ```ts
- * import type { Applied } from "@distkit/distkit/raft";
- *
- * function describe(a: Applied): string {
- *   switch (a.type) {
- *     case "command":
- *       return `apply ${a.index}`;
- *     case "internal":
- *       return `nothing to apply at ${a.index}`;
- *     case "snapshot":
- *       return `restore snapshot at ${a.index}`;
- *   }
- * }
- * ```
- */
-export type Applied =
-  | { type: "command"; index: number; term: number; command: unknown }
-  | { type: "internal"; index: number; term: number }
-  | { type: "snapshot"; index: number; term: number; data: Uint8Array };
-
-/**
- * A snapshot of a node's state, for monitoring.
- *
- * @example
- * ```ts
- * import type { RaftStatus } from "@distkit/distkit/raft";
- *
- * function line(s: RaftStatus): string {
- *   return `${s.id} ${s.role} term ${s.term} commit ${s.commitIndex}`;
- * }
- * ```
- */
-export interface RaftStatus {
-  /** The node's id. */
-  id: NodeId;
-  /** Its current term. */
-  term: number;
-  /** Its role. */
-  role: Role;
-  /** The leader it knows of. */
-  leader: NodeId | null;
-  /** Highest committed index. */
-  commitIndex: number;
-  /** Highest index handed to the service. */
-  appliedIndex: number;
-  /** Last index in the log. */
-  lastIndex: number;
-  /** Index the log starts after. */
-  snapshotIndex: number;
-  /** Latest membership. */
-  membership: Membership;
-  /** Whether the node is stopped. */
-  stopped: boolean;
-}
 
 /** An RPC from a peer, waiting for the answers its message produced. */
 interface Waiter {
@@ -192,14 +94,15 @@ interface SnapshotWaiter {
 export class RaftNode {
   readonly #id: NodeId;
   readonly #core: RaftCore;
-  readonly #transport: Transport;
-  readonly #server: RpcServer;
+  readonly #transport: RaftTransport;
+  readonly #server: RaftRpcHost;
+  readonly #logger: Logger;
   readonly #storage: RaftStorage;
   readonly #clock: Clock;
   readonly #tickMs: number;
   readonly #rpcTimeoutMs: number;
   readonly #electionMs: number;
-  #ends = new Map<NodeId, ClientEnd>();
+  #ends = new Map<NodeId, RaftPeerEnd>();
   #waiters: Waiter[] = [];
   #requestSeq = 0;
   #flushScheduled = false;
@@ -231,6 +134,7 @@ export class RaftNode {
     this.#transport = options.transport;
     this.#server = options.server;
     this.#storage = options.storage;
+    this.#logger = options.logger ?? silentLogger;
     this.#clock = options.clock ?? defaultClock("RaftNode");
     this.#tickMs = options.tickMs ?? 50;
     this.#electionMs = (options.electionTicks ?? 10) * this.#tickMs;
@@ -447,7 +351,7 @@ export class RaftNode {
           `leadership transfer to ${to} did not complete; check that ${to} is up`,
         );
       }
-      await delay(this.#tickMs, { clock: this.#clock });
+      await this.#sleep();
     }
   }
 
@@ -490,7 +394,7 @@ export class RaftNode {
         );
       }
       this.#checkRunning();
-      await delay(this.#tickMs, { clock: this.#clock });
+      await this.#sleep();
     }
     await this.#changeWhenReady({ type: "addVoter", node }, deadline);
   }
@@ -503,7 +407,7 @@ export class RaftNode {
       } catch (err) {
         if (!(err instanceof MembershipBusyError) || this.#clock.now() > deadline) throw err;
       }
-      await delay(this.#tickMs, { clock: this.#clock });
+      await this.#sleep();
     }
   }
 
@@ -537,6 +441,11 @@ export class RaftNode {
     return new Promise((resolve, reject) => {
       this.#snapshotWaiters.push({ index, resolve, reject });
     });
+  }
+
+  /** Waits one tick. */
+  #sleep(): Promise<void> {
+    return new Promise((resolve) => this.#clock.setTimer(this.#tickMs, resolve));
   }
 
   #checkRunning(): void {
@@ -818,7 +727,7 @@ export class RaftNode {
   #fail(err: Error): void {
     if (this.#stopped) return;
     this.#failure = err;
-    console.error(`Raft node ${this.#id} stopped: ${err.message}`);
+    this.#logger.log("error", `Raft node ${this.#id} stopped: ${err.message}`, { node: this.#id });
     this.stop();
   }
 }

@@ -56,6 +56,9 @@ export type {
   Transport,
 } from "../net/mod.ts";
 export type { DenoKvStorage, RaftNode, RaftNodeOptions } from "../raft/mod.ts";
+// What RaftNodeOptions takes from the network and for logging.
+export type { RaftPeerEnd, RaftRpcHost, RaftTransport } from "../raft/mod.ts";
+export type { LogFields, Logger, LogLevel } from "../raft/mod.ts";
 export type {
   Applied,
   CoreOptions,

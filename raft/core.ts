@@ -17,17 +17,14 @@ import { type CoreOptions, resolveCoreOptions, type ResolvedCoreOptions } from "
 import type { Refusal } from "./errors.ts";
 import { invariant } from "./invariant.ts";
 import { RaftLog } from "./log.ts";
-import { Progress } from "./progress.ts";
+import { Leader, type LeaderHost } from "./leader.ts";
 import { ReadOnly } from "./read_only.ts";
 import type { InitialState, Ready, Reply } from "./ready.ts";
 import { SnapshotReceiver } from "./snapshot_receive.ts";
-import { nextSnapshotChunk } from "./snapshot_send.ts";
 import type {
   AppendMessage,
-  AppendResponse,
   Entry,
   HardState,
-  HeartbeatResponse,
   Membership,
   Message,
   NodeId,
@@ -92,12 +89,10 @@ export class RaftCore {
   #receiver = new SnapshotReceiver();
 
   #electionElapsed = 0;
-  #heartbeatElapsed = 0;
   #randomizedTimeout = 0;
   #votes = new Map<NodeId, boolean>();
-  #progress = new Map<NodeId, Progress>();
-  #transferee: NodeId | null = null;
-  #transferElapsed = 0;
+  /** The leader half, while this node leads. */
+  #lead: Leader | undefined;
   #reads = new ReadOnly();
   #messages: Message[] = [];
   #replies: Reply[] = [];
@@ -170,7 +165,7 @@ export class RaftCore {
   }
   /** The node a leadership transfer is under way to, or null. */
   get transferee(): NodeId | null {
-    return this.#transferee;
+    return this.#lead?.transferee ?? null;
   }
   /** The entries in [lo, hi] still in the log (for inspection and tests). */
   entries(lo: number, hi: number): Entry[] {
@@ -194,7 +189,7 @@ export class RaftCore {
   }
   /** The match index of each peer (leader only). */
   matchIndexes(): Map<NodeId, number> {
-    return new Map([...this.#progress].map(([id, pr]) => [id, pr.match]));
+    return this.#lead?.matchIndexes() ?? new Map();
   }
 
   // ---- inputs ----
@@ -202,23 +197,10 @@ export class RaftCore {
   /** Advances logical time by one tick. */
   tick(): void {
     this.#electionElapsed++;
-    const { electionTicks } = this.#options;
-    if (this.#role === "leader") {
-      this.#heartbeatElapsed++;
-      if (this.#transferee !== null && ++this.#transferElapsed >= electionTicks) {
-        this.#transferee = null; // the transfer did not complete in time: give up on it
-      }
-      if (this.#electionElapsed >= electionTicks) {
-        this.#electionElapsed = 0;
-        if (this.#options.checkQuorum && !this.#quorumActive()) {
-          this.#becomeFollower(this.#term, null);
-          return;
-        }
-      }
-      if (this.#heartbeatElapsed >= this.#options.heartbeatTicks) {
-        this.#heartbeatElapsed = 0;
-        this.#broadcastHeartbeat(0);
-      }
+    if (this.#lead !== undefined) {
+      const electionDue = this.#electionElapsed >= this.#options.electionTicks;
+      if (electionDue) this.#electionElapsed = 0;
+      if (!this.#lead.tick(electionDue)) this.#becomeFollower(this.#term, null);
       return;
     }
     if (this.#mayCampaign() && this.#electionElapsed >= this.#randomizedTimeout) {
@@ -232,8 +214,9 @@ export class RaftCore {
    * index and term, or why it was refused.
    */
   propose(command: unknown): { index: number; term: number } | Refusal {
-    if (this.#role !== "leader") return { reason: "not-leader", leader: this.#leader };
-    if (this.#transferee !== null) return { reason: "transferring", leader: this.#transferee };
+    if (this.#lead === undefined) return { reason: "not-leader", leader: this.#leader };
+    const transferee = this.#lead.transferee;
+    if (transferee !== null) return { reason: "transferring", leader: transferee };
     return this.#appendOwn({ kind: "command", command });
   }
 
@@ -243,8 +226,9 @@ export class RaftCore {
    * {@linkcode nextMembership}).
    */
   proposeMembership(change: MembershipChange): { index: number; term: number } | Refusal {
-    if (this.#role !== "leader") return { reason: "not-leader", leader: this.#leader };
-    if (this.#transferee !== null) return { reason: "transferring", leader: this.#transferee };
+    if (this.#lead === undefined) return { reason: "not-leader", leader: this.#leader };
+    const transferee = this.#lead.transferee;
+    if (transferee !== null) return { reason: "transferring", leader: transferee };
     const next = nextMembership(change, {
       current: this.#log.membership(),
       committedInTerm: this.#committedInTerm(),
@@ -260,24 +244,19 @@ export class RaftCore {
    * the leader; the service may answer it once it has applied `index`.
    */
   readIndex(context: number): Refusal | undefined {
-    if (this.#role !== "leader") return { reason: "not-leader", leader: this.#leader };
-    // Nothing of this term committed yet: the commit index may be stale (§6.4).
-    if (!this.#committedInTerm()) this.#reads.defer(context);
-    else this.#startRead(context);
+    if (this.#lead === undefined) return { reason: "not-leader", leader: this.#leader };
+    this.#lead.readIndex(context);
     return undefined;
   }
 
   /** Hands leadership to `to` (leader only): catch it up, then tell it to campaign. */
   transferLeadership(to: NodeId): Refusal | undefined {
-    if (this.#role !== "leader") return { reason: "not-leader", leader: this.#leader };
+    if (this.#lead === undefined) return { reason: "not-leader", leader: this.#leader };
     if (to === this.id) return undefined;
     if (!this.#log.membership().voters.includes(to)) {
       return { reason: "invalid", leader: this.#leader, detail: `${to} is not a voter` };
     }
-    this.#transferee = to;
-    this.#transferElapsed = 0;
-    const pr = this.#progress.get(to)!;
-    if (pr.match === this.#log.lastIndex()) this.#send({ type: "timeoutNow", to });
+    this.#lead.transfer(to);
     return undefined;
   }
 
@@ -299,8 +278,7 @@ export class RaftCore {
 
   /** Reports that a message to `peer` could not be delivered. */
   reportUnreachable(peer: NodeId, type: Message["type"]): void {
-    const pr = this.#progress.get(peer);
-    if (this.#role === "leader" && pr !== undefined) pr.unreachable(type);
+    this.#lead?.unreachable(peer, type);
   }
 
   /**
@@ -348,7 +326,7 @@ export class RaftCore {
       return;
     }
     if (m.type === "vote") this.#handleVote(m);
-    else if (this.#role === "leader") this.#stepLeader(m);
+    else if (this.#lead !== undefined) this.#lead.step(m);
     else if (this.#role === "follower") this.#stepFollower(m);
     else this.#stepCandidate(m);
   }
@@ -357,7 +335,7 @@ export class RaftCore {
 
   /** Whether {@linkcode RaftCore.ready} has anything to do. */
   hasReady(): boolean {
-    if (this.#role === "leader" && this.#hasAppendsToSend()) return true;
+    if (this.#lead?.hasAppendsToSend()) return true;
     return this.#messages.length > 0 || this.#replies.length > 0 ||
       this.#log.stableIndex < this.#log.lastIndex() || this.#pendingSnapshot !== undefined ||
       this.#reads.hasReady() || this.#commit > this.#applied ||
@@ -370,9 +348,7 @@ export class RaftCore {
    * entries as applied.
    */
   ready(): Ready {
-    if (this.#role === "leader") {
-      for (const [id, pr] of this.#progress) if (id !== this.id) this.#sendAppend(id, pr);
-    }
+    this.#lead?.sendAppends();
     const hs = this.#hardState();
     const rd: Ready = {
       entries: this.#log.unstable(),
@@ -422,11 +398,7 @@ export class RaftCore {
   persisted(index: number, term: number): void {
     if (this.#log.term(index) !== term) return;
     this.#log.markDurable(index);
-    const self = this.#progress.get(this.id);
-    if (this.#role === "leader" && self !== undefined && this.#log.durableIndex > self.match) {
-      self.match = this.#log.durableIndex;
-      this.#maybeCommit();
-    }
+    this.#lead?.persisted(this.#log.durableIndex);
   }
 
   // ---- elections ----
@@ -526,8 +498,8 @@ export class RaftCore {
     }
     this.#role = "follower";
     this.#leader = leader;
-    this.#progress.clear();
-    this.#transferee = null;
+    this.#lead?.depose();
+    this.#lead = undefined;
     this.#resetElectionTimeout();
     if (wasLeader) this.#reads.reset();
   }
@@ -539,14 +511,11 @@ export class RaftCore {
     this.#leaderOfTerm.set(this.#term, true);
     this.#role = "leader";
     this.#leader = this.id;
-    this.#heartbeatElapsed = 0;
     this.#electionElapsed = 0;
-    this.#transferee = null;
-    this.#progress.clear();
-    for (const peer of this.#members()) this.#addProgress(peer);
+    this.#lead = new Leader(this.#leaderHost());
     this.#options.observer?.leader?.(this.id, this.#term);
     if (this.#options.leaderNoop) this.#appendOwn({ kind: "noop" });
-    else this.#maybeCommit();
+    else this.#lead.maybeCommit();
   }
 
   #setTerm(term: number): void {
@@ -587,22 +556,21 @@ export class RaftCore {
 
   // ---- leader ----
 
-  #members(): NodeId[] {
-    const m = this.#log.membership();
-    return [...m.voters, ...m.learners];
-  }
-
-  #addProgress(peer: NodeId): void {
-    const last = this.#log.lastIndex();
-    this.#progress.set(
-      peer,
-      new Progress({
-        match: peer === this.id ? Math.min(this.#log.durableIndex, last) : 0,
-        next: last + 1,
-        maxInflight: this.#options.maxInflight,
-        maxInflightBytes: this.#options.maxInflightBytes,
-      }),
-    );
+  #leaderHost(): LeaderHost {
+    return {
+      id: this.id,
+      log: this.#log,
+      reads: this.#reads,
+      options: this.#options,
+      term: () => this.#term,
+      commit: () => this.#commit,
+      snapshot: () => this.#snapshot,
+      send: (m) => this.#send(m),
+      dropHeartbeats: (peer) => {
+        this.#messages = this.#messages.filter((m) => !(m.type === "heartbeat" && m.to === peer));
+      },
+      commitTo: (index) => this.#commitTo(index),
+    };
   }
 
   #appendOwn(
@@ -611,116 +579,24 @@ export class RaftCore {
       membership: Membership;
     },
   ): { index: number; term: number } {
-    invariant(this.#role === "leader", `${this.id} appended its own entry as ${this.#role}`);
+    invariant(
+      this.#role === "leader" && this.#lead !== undefined,
+      `${this.id} appended its own entry as ${this.#role}`,
+    );
     invariant(
       fields.kind !== "membership" || this.#committedInTerm(),
       `leader ${this.id} appended a membership entry before committing in its term ${this.#term}`,
     );
     const entry: Entry = { index: this.#log.lastIndex() + 1, term: this.#term, ...fields };
     this.#log.append([entry]);
-    if (entry.kind === "membership") this.#membershipChanged();
-    const self = this.#progress.get(this.id);
-    // Our own entry counts toward a commit once persisted (see `persisted`).
-    if (self) self.next = entry.index + 1;
+    this.#lead.appended(entry);
     return { index: entry.index, term: entry.term };
-  }
-
-  /** A new membership takes effect when appended: track the right peers. */
-  #membershipChanged(): void {
-    if (this.#role !== "leader") return;
-    const members = new Set(this.#members());
-    for (const id of [...this.#progress.keys()]) if (!members.has(id)) this.#progress.delete(id);
-    for (const id of members) if (!this.#progress.has(id)) this.#addProgress(id);
-    if (this.#transferee !== null && !members.has(this.#transferee)) this.#transferee = null;
-  }
-
-  #stepLeader(m: Message): void {
-    const pr = this.#progress.get(m.from);
-    if (pr === undefined) {
-      invariant(m.type !== "append" && m.type !== "heartbeat", `two leaders in term ${this.#term}`);
-      return;
-    }
-    pr.active = true;
-    switch (m.type) {
-      case "appendResp":
-        this.#handleAppendResponse(m, pr);
-        return;
-      case "heartbeatResp":
-        this.#handleHeartbeatResponse(m, pr);
-        return;
-      case "snapshotResp":
-        if (pr.snapshotAnswered(m)) this.#maybeCommit();
-        return;
-      case "append":
-      case "heartbeat":
-      case "snapshot":
-        invariant(false, `two leaders in term ${this.#term}: ${this.id} and ${m.from}`);
-    }
-  }
-
-  #handleAppendResponse(m: AppendResponse, pr: Progress): void {
-    if (!m.success) {
-      pr.refused(m, (term) => this.#log.lastIndexOfTerm(term));
-      return;
-    }
-    if (!pr.acknowledged(m.index)) return;
-    this.#maybeCommit();
-    if (m.from === this.#transferee && pr.match === this.#log.lastIndex()) {
-      this.#send({ type: "timeoutNow", to: m.from });
-    }
-  }
-
-  #handleHeartbeatResponse(m: HeartbeatResponse, pr: Progress): void {
-    pr.heartbeatAnswered(m.lastIndex, this.#options.electionTicks / this.#options.heartbeatTicks);
-    const last = this.#log.lastIndex();
-    if (pr.state === "replicate" && pr.match < last && pr.next > last) {
-      // Everything was sent but not all acknowledged: an append may have been
-      // lost just before the log went idle. An empty append at the end shows
-      // it (the follower refuses it if it lacks `last`, and the peer is probed).
-      this.#send({
-        type: "append",
-        to: m.from,
-        prevIndex: last,
-        prevTerm: this.#log.term(last)!,
-        entries: [],
-        commit: this.#commit,
-        seq: ++pr.seq,
-      });
-    }
-    if (m.context === 0 || !this.#log.membership().voters.includes(m.from)) return;
-    this.#reads.acknowledge(m.from, m.context, this.#quorum());
-  }
-
-  #quorum(): number {
-    return Math.floor(this.#log.membership().voters.length / 2) + 1;
-  }
-
-  #quorumActive(): boolean {
-    let active = 0;
-    for (const v of this.#log.membership().voters) {
-      const pr = this.#progress.get(v);
-      if (v === this.id || pr?.active) active++;
-    }
-    for (const pr of this.#progress.values()) pr.active = false;
-    return active >= this.#quorum();
-  }
-
-  #maybeCommit(): void {
-    const voters = this.#log.membership().voters;
-    const matches = voters.map((v) => this.#progress.get(v)?.match ?? 0).sort((a, b) => b - a);
-    const n = matches[this.#quorum() - 1];
-    // Figure 8: only an entry of the current term is committed by counting replicas.
-    if (n > this.#commit && this.#log.term(n) === this.#term) {
-      this.#commitTo(n);
-      for (const ctx of this.#reads.takeDeferred()) this.#startRead(ctx);
-    }
   }
 
   /** Whether an entry of the current term is committed (so the commit index is this leader's own). */
   #committedInTerm(): boolean {
     return this.#log.term(this.#commit) === this.#term;
   }
-
   /** The commit index only moves forward (within one run of this core). */
   #commitTo(index: number): void {
     if (index <= this.#commit) return;
@@ -734,79 +610,6 @@ export class RaftCore {
       this.#becomeFollower(this.#term, null);
     }
   }
-
-  #startRead(context: number): void {
-    const acks = this.#promotable() ? [this.id] : [];
-    const round = this.#reads.start({ context, index: this.#commit, acks, quorum: this.#quorum() });
-    if (round !== undefined) this.#broadcastHeartbeat(round);
-  }
-
-  #broadcastHeartbeat(context: number): void {
-    // Reads started in this turn share the heartbeat of the latest round.
-    if (context === 0) context = this.#reads.round;
-    for (const [id, pr] of this.#progress) {
-      if (id === this.id) continue;
-      // Only the latest heartbeat to a peer is worth sending. Answers are
-      // kept apart (`#replies`), so dropping a message here moves no answer.
-      this.#messages = this.#messages.filter((m) => !(m.type === "heartbeat" && m.to === id));
-      this.#send({ type: "heartbeat", to: id, commit: Math.min(pr.match, this.#commit), context });
-    }
-  }
-
-  #hasAppendsToSend(): boolean {
-    const last = this.#log.lastIndex();
-    for (const [id, pr] of this.#progress) {
-      if (id === this.id) continue;
-      if (pr.state === "snapshot") {
-        if (!pr.snapshotInflight) return true;
-      } else if (!pr.paused() && (pr.next <= last || (pr.state === "probe" && pr.match < last))) {
-        return true;
-      }
-    }
-    return false;
-  }
-
-  #sendAppend(to: NodeId, pr: Progress): void {
-    if (pr.state === "snapshot") {
-      this.#sendSnapshotChunk(to, pr);
-      return;
-    }
-    if (pr.paused()) return;
-    const last = this.#log.lastIndex();
-    if (pr.next > last && !(pr.state === "probe" && pr.match < last)) return;
-    const prevIndex = pr.next - 1;
-    const prevTerm = this.#log.term(prevIndex);
-    if (prevTerm === undefined) {
-      // The entries this follower needs are compacted: send the snapshot.
-      invariant(this.#snapshot !== undefined, `no snapshot covers index ${prevIndex}`);
-      pr.becomeSnapshot(this.#snapshot.meta.index);
-      this.#sendSnapshotChunk(to, pr);
-      return;
-    }
-    const { entries, bytes } = this.#log.batch(pr.next, {
-      maxEntries: this.#options.maxAppendEntries,
-      maxBytes: this.#options.maxAppendBytes,
-    });
-    const message: Omit<AppendMessage, "from" | "term"> = {
-      type: "append",
-      to,
-      prevIndex,
-      prevTerm,
-      entries,
-      commit: this.#commit,
-      seq: ++pr.seq,
-    };
-    this.#send(message);
-    pr.sentEntries(prevIndex + entries.length, bytes);
-  }
-
-  #sendSnapshotChunk(to: NodeId, pr: Progress): void {
-    if (this.#snapshot === undefined) return;
-    const chunkBytes = this.#options.snapshotChunkBytes;
-    const message = nextSnapshotChunk(this.#snapshot, pr, { to, chunkBytes });
-    if (message !== undefined) this.#send(message);
-  }
-
   // ---- follower ----
 
   #stepFollower(m: Message): void {

@@ -4,10 +4,12 @@
  * what is committed come out of {@linkcode RaftCore.ready}. No I/O, timers or
  * hidden randomness: the same inputs give the same outputs.
  *
- * The parts live beside it: per-follower progress (`progress.ts`,
- * `inflights.ts`), ReadIndex state (`read_only.ts`), membership changes
- * (`confchange.ts`), snapshots in chunks (`snapshot_send.ts`,
- * `snapshot_receive.ts`), the log (`log.ts`).
+ * The parts live beside it: the leader half (`leader.ts`: per-follower
+ * progress in `progress.ts` and `inflights.ts`, snapshots sent in chunks in
+ * `snapshot_send.ts`), the follower's answers (`follower.ts`,
+ * `snapshot_receive.ts`), elections (`election.ts`), ReadIndex state
+ * (`read_only.ts`), membership changes (`confchange.ts`), the outbox
+ * (`outbox.ts`) and the log (`log.ts`).
  *
  * @module
  */
@@ -17,12 +19,14 @@ import { type CoreOptions, resolveCoreOptions, type ResolvedCoreOptions } from "
 import type { Refusal } from "./errors.ts";
 import { invariant } from "./invariant.ts";
 import { RaftLog } from "./log.ts";
-import { Leader, type LeaderHost } from "./leader.ts";
+import { mayCampaign, tallyVotes } from "./election.ts";
+import { acceptAppend, answerHeartbeat, receiveSnapshot } from "./follower.ts";
+import { Leader, type LeaderHost, type Outgoing } from "./leader.ts";
+import { Outbox } from "./outbox.ts";
 import { ReadOnly } from "./read_only.ts";
-import type { InitialState, Ready, Reply } from "./ready.ts";
+import type { InitialState, Ready } from "./ready.ts";
 import { SnapshotReceiver } from "./snapshot_receive.ts";
 import type {
-  AppendMessage,
   Entry,
   HardState,
   Membership,
@@ -30,19 +34,10 @@ import type {
   NodeId,
   Role,
   Snapshot,
-  SnapshotMessage,
   VoteMessage,
 } from "./types.ts";
 
 const EMPTY_MEMBERSHIP: Membership = { voters: [], learners: [] };
-
-/** The kinds of message that answer another one. */
-const RESPONSE_TYPES: ReadonlySet<Message["type"]> = new Set([
-  "voteResp",
-  "appendResp",
-  "heartbeatResp",
-  "snapshotResp",
-]);
 
 /**
  * The Raft state machine of one node.
@@ -94,10 +89,7 @@ export class RaftCore {
   /** The leader half, while this node leads. */
   #lead: Leader | undefined;
   #reads = new ReadOnly();
-  #messages: Message[] = [];
-  #replies: Reply[] = [];
-  /** The request being stepped, when the driver tagged it: its answers go to `#replies`. */
-  #request: { id: number; from: NodeId } | undefined;
+  #outbox = new Outbox();
   #persisted: HardState;
   #leaderOfTerm = new Map<number, boolean>();
 
@@ -182,10 +174,7 @@ export class RaftCore {
    * no write (a heartbeat's) ahead of a write in progress.
    */
   takeReplies(requestId: number, type: Message["type"]): Message[] | undefined {
-    const mine = this.#replies.filter((r) => r.requestId === requestId);
-    if (mine.length === 0 || mine.some((r) => r.message.type !== type)) return undefined;
-    this.#replies = this.#replies.filter((r) => r.requestId !== requestId);
-    return mine.map((r) => r.message);
+    return this.#outbox.takeReplies(requestId, type);
   }
   /** The match index of each peer (leader only). */
   matchIndexes(): Map<NodeId, number> {
@@ -288,14 +277,9 @@ export class RaftCore {
    */
   step(m: Message, options: { requestId?: number } = {}): void {
     if (m.to !== this.id) return;
-    this.#request = options.requestId === undefined
-      ? undefined
-      : { id: options.requestId, from: m.from };
-    try {
-      this.#stepTerm(m);
-    } finally {
-      this.#request = undefined;
-    }
+    const { requestId } = options;
+    const request = requestId === undefined ? undefined : { id: requestId, from: m.from };
+    this.#outbox.answering(request, () => this.#stepTerm(m));
   }
 
   #stepTerm(m: Message): void {
@@ -311,15 +295,8 @@ export class RaftCore {
     } else if (m.term < this.#term) {
       if (m.type === "append" || m.type === "heartbeat" || m.type === "snapshot") {
         // A stale leader: tell it the new term so it steps down.
-        this.#send({
-          type: "appendResp",
-          to: m.from,
-          success: false,
-          index: 0,
-          conflictTerm: 0,
-          conflictIndex: 0,
-          seq: 0,
-        });
+        const refusal = { success: false, index: 0, conflictTerm: 0, conflictIndex: 0, seq: 0 };
+        this.#send({ type: "appendResp", to: m.from, ...refusal });
       } else if (m.type === "vote") {
         this.#send({ type: "voteResp", to: m.from, pre: m.pre, granted: false });
       }
@@ -336,8 +313,8 @@ export class RaftCore {
   /** Whether {@linkcode RaftCore.ready} has anything to do. */
   hasReady(): boolean {
     if (this.#lead?.hasAppendsToSend()) return true;
-    return this.#messages.length > 0 || this.#replies.length > 0 ||
-      this.#log.stableIndex < this.#log.lastIndex() || this.#pendingSnapshot !== undefined ||
+    return this.#outbox.size > 0 || this.#log.stableIndex < this.#log.lastIndex() ||
+      this.#pendingSnapshot !== undefined ||
       this.#reads.hasReady() || this.#commit > this.#applied ||
       !sameHardState(this.#persisted, this.#hardState());
   }
@@ -352,8 +329,7 @@ export class RaftCore {
     const hs = this.#hardState();
     const rd: Ready = {
       entries: this.#log.unstable(),
-      messages: this.#messages,
-      replies: this.#replies,
+      ...this.#outbox.take(),
       committed: [],
       reads: this.#reads.takeReady(),
       installSnapshot: false,
@@ -384,8 +360,6 @@ export class RaftCore {
       this.#options.observer?.applied?.(this.id, rd.committed);
     }
     invariant(this.#applied <= this.#commit, `applied ${this.#applied} > commit ${this.#commit}`);
-    this.#messages = [];
-    this.#replies = [];
     return rd;
   }
 
@@ -418,19 +392,9 @@ export class RaftCore {
     }
     const term = kind === "pre" ? this.#term + 1 : this.#term;
     const [lastIndex, lastTerm] = [this.#log.lastIndex(), this.#log.lastTerm()];
-    for (const peer of this.#log.membership().voters) {
-      if (peer === this.id) continue;
-      const pre = kind === "pre";
-      this.#emit({
-        type: "vote",
-        from: this.id,
-        to: peer,
-        term,
-        pre,
-        transfer,
-        lastIndex,
-        lastTerm,
-      });
+    const request = { type: "vote", from: this.id, term, pre: kind === "pre", transfer } as const;
+    for (const to of this.#log.membership().voters) {
+      if (to !== this.id) this.#outbox.push({ ...request, to, lastIndex, lastTerm });
     }
   }
 
@@ -447,14 +411,8 @@ export class RaftCore {
       return;
     }
     // Answered in the term asked about: a PreVote's is one this node has not reached.
-    this.#emit({
-      type: "voteResp",
-      from: this.id,
-      to: m.from,
-      term: m.term,
-      pre: m.pre,
-      granted: true,
-    });
+    const granted = { type: "voteResp", to: m.from, pre: m.pre, granted: true } as const;
+    this.#outbox.push({ ...granted, from: this.id, term: m.term });
     if (!m.pre) {
       this.#electionElapsed = 0;
       this.#vote = m.from;
@@ -476,18 +434,7 @@ export class RaftCore {
   }
 
   #tally(): "won" | "lost" | "pending" {
-    const voters = this.#log.membership().voters;
-    let granted = 0;
-    let rejected = 0;
-    for (const v of voters) {
-      const vote = this.#votes.get(v);
-      if (vote === true) granted++;
-      else if (vote === false) rejected++;
-    }
-    const quorum = Math.floor(voters.length / 2) + 1;
-    if (granted >= quorum) return "won";
-    if (rejected > voters.length - quorum) return "lost";
-    return "pending";
+    return tallyVotes(this.#votes, this.#log.membership().voters);
   }
 
   #becomeFollower(term: number, leader: NodeId | null): void {
@@ -533,19 +480,8 @@ export class RaftCore {
     return this.#log.membership().voters.includes(this.id);
   }
 
-  /**
-   * Whether this node starts elections: a voter of its latest configuration,
-   * or of the committed one while a change that removes it is not committed
-   * yet (as etcd, which applies a change only once committed). Otherwise a
-   * node holding the only copy of its own uncommitted removal, with the
-   * longest log, would neither campaign nor vote for the shorter logs, and
-   * the cluster could stall for good. Votes are still counted in the
-   * candidate's latest configuration, its own only if it is in it.
-   */
   #mayCampaign(): boolean {
-    if (this.#promotable()) return true;
-    return this.#log.membershipIndex() > this.#commit &&
-      this.#log.membershipAt(this.#commit).voters.includes(this.id);
+    return mayCampaign(this.id, this.#log, { commit: this.#commit });
   }
 
   /** A follower that heard from a leader within the election timeout refuses to help depose it. */
@@ -566,19 +502,12 @@ export class RaftCore {
       commit: () => this.#commit,
       snapshot: () => this.#snapshot,
       send: (m) => this.#send(m),
-      dropHeartbeats: (peer) => {
-        this.#messages = this.#messages.filter((m) => !(m.type === "heartbeat" && m.to === peer));
-      },
+      dropHeartbeats: (peer) => this.#outbox.dropHeartbeats(peer),
       commitTo: (index) => this.#commitTo(index),
     };
   }
 
-  #appendOwn(
-    fields: { kind: "command"; command: unknown } | { kind: "noop" } | {
-      kind: "membership";
-      membership: Membership;
-    },
-  ): { index: number; term: number } {
+  #appendOwn(fields: DistributiveOmit<Entry, "index" | "term">): { index: number; term: number } {
     invariant(
       this.#role === "leader" && this.#lead !== undefined,
       `${this.id} appended its own entry as ${this.#role}`,
@@ -597,6 +526,7 @@ export class RaftCore {
   #committedInTerm(): boolean {
     return this.#log.term(this.#commit) === this.#term;
   }
+
   /** The commit index only moves forward (within one run of this core). */
   #commitTo(index: number): void {
     if (index <= this.#commit) return;
@@ -610,6 +540,7 @@ export class RaftCore {
       this.#becomeFollower(this.#term, null);
     }
   }
+
   // ---- follower ----
 
   #stepFollower(m: Message): void {
@@ -620,86 +551,36 @@ export class RaftCore {
     }
     switch (m.type) {
       case "append":
-        this.#handleAppend(m);
-        return;
       case "heartbeat": {
-        const last = this.#log.lastIndex();
-        this.#commitTo(Math.min(m.commit, last));
-        // The heartbeat's commit is at most what the leader counts as our
-        // match: a log ending below it lost entries it had acknowledged, and
-        // the leader, believing them here, would send nothing while idle.
-        this.#send({
-          type: "heartbeatResp",
-          to: m.from,
-          context: m.context,
-          ...(last < m.commit ? { lastIndex: last } : {}),
-        });
+        const { answer, commit } = m.type === "append"
+          ? acceptAppend(this.#log, m, this.#commit)
+          : answerHeartbeat(this.#log, m);
+        this.#commitTo(commit);
+        this.#send(answer);
         return;
       }
-      case "snapshot":
-        this.#handleSnapshot(m);
+      case "snapshot": {
+        const { answer, installed } = receiveSnapshot(this.#receiver, this.#log, m, {
+          commit: this.#commit,
+        });
+        if (installed !== undefined) {
+          this.#snapshot = installed.snapshot;
+          this.#commit = this.#applied = installed.snapshot.meta.index;
+          this.#pendingSnapshot = { ...installed, install: true };
+        }
+        this.#send(answer);
         return;
+      }
       case "timeoutNow":
         if (this.#mayCampaign()) this.#campaign("real", true);
         return;
     }
   }
 
-  #handleAppend(m: AppendMessage): void {
-    const answer = { type: "appendResp", to: m.from, seq: m.seq } as const;
-    if (m.prevIndex < this.#commit) {
-      // Everything up to our commit index matches the leader already.
-      const index = this.#commit;
-      this.#send({ ...answer, success: true, index, conflictTerm: 0, conflictIndex: 0 });
-      return;
-    }
-    if (this.#log.matches(m.prevIndex, m.prevTerm)) {
-      this.#log.appendAfterMatch(m.entries, this.#commit);
-      const lastNew = m.prevIndex + m.entries.length;
-      this.#commitTo(Math.min(m.commit, lastNew));
-      this.#send({ ...answer, success: true, index: lastNew, conflictTerm: 0, conflictIndex: 0 });
-      return;
-    }
-    const hint = this.#log.conflictHint(m.prevIndex);
-    this.#send({ ...answer, success: false, index: m.prevIndex, ...hint });
-  }
-
-  #handleSnapshot(m: SnapshotMessage): void {
-    if (m.meta.index <= this.#commit) {
-      this.#send({ type: "snapshotResp", to: m.from, index: this.#commit, offset: 0, done: true });
-      this.#receiver.reset();
-      return;
-    }
-    const { answer, snapshot } = this.#receiver.receive(m);
-    if (snapshot !== undefined) {
-      const { meta } = snapshot;
-      invariant(
-        meta.index > this.#commit,
-        `snapshot through ${meta.index} would move the commit index back from ${this.#commit}`,
-      );
-      const resetLog = !this.#log.restore(meta);
-      this.#snapshot = snapshot;
-      this.#commit = meta.index;
-      this.#applied = meta.index;
-      this.#pendingSnapshot = { snapshot, install: true, resetLog };
-    }
-    this.#send({ type: "snapshotResp", to: m.from, ...answer });
-  }
-
   // ---- helpers ----
 
-  #send(partial: DistributiveOmit<Message, "from" | "term">): void {
-    this.#emit({ ...partial, from: this.id, term: this.#term } as Message);
-  }
-
-  /** Queues `m`: an answer to the tagged request being stepped goes to `#replies`. */
-  #emit(m: Message): void {
-    const request = this.#request;
-    if (request !== undefined && m.to === request.from && RESPONSE_TYPES.has(m.type)) {
-      this.#replies.push({ requestId: request.id, message: m });
-    } else {
-      this.#messages.push(m);
-    }
+  #send(partial: Outgoing): void {
+    this.#outbox.push({ ...partial, from: this.id, term: this.#term } as Message);
   }
 
   #hardState(): HardState {

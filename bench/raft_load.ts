@@ -10,7 +10,7 @@
  */
 import { parseArgs } from "node:util";
 import { delay, Random, realClock, SimNetwork } from "../net/mod.ts";
-import { startSimCluster } from "../raft/sim_node.ts";
+import { startSimCluster } from "../cli/raft_sim_cluster.ts";
 import { append, kill, leaderOf, spawn, startCluster } from "../tests/raft_processes.ts";
 
 interface Result {

@@ -7,6 +7,7 @@
 import { delay } from "../net/async.ts";
 import { EXIT, parseFlags, UsageProblem } from "./util.ts";
 import { ArgumentsError } from "../net/errors.ts";
+import { consoleLogger } from "../net/logger.ts";
 import { RpcServer } from "../net/rpc_server.ts";
 import { serveTcp, TcpTransport } from "../net/tcp.ts";
 import { DenoKvStorage } from "../raft/kv_storage.ts";
@@ -161,6 +162,7 @@ exit status: 0 stopped by a signal, 2 usage error, 3 could not start`,
         server,
         storage,
         tickMs: Number(values["tick-ms"] ?? 50),
+        logger: consoleLogger(),
       });
       log = new ReplicatedLog(node, Number(values["snapshot-every"] ?? 0));
       server.addService("Log", log.service());

@@ -8,7 +8,7 @@
 import { delay } from "../net/async.ts";
 import { simulate } from "../net/sim/simulate.ts";
 import type { Operation } from "../checker/types.ts";
-import { startSimCluster } from "../raft/sim_node.ts";
+import { startSimCluster } from "./raft_sim_cluster.ts";
 
 /** What the Raft tour reports. */
 export interface RaftTourReport {

@@ -66,6 +66,9 @@ export * from "../rsm/mod.ts";
 // Types from the net and raft layers that appear in this module's signatures.
 export type { Clock, Codec, CodecOptions, Random, Transport } from "../net/mod.ts";
 export type { RaftNode, RaftNodeOptions } from "../raft/mod.ts";
+// What RaftNodeOptions takes from the network and for logging.
+export type { RaftPeerEnd, RaftRpcHost, RaftTransport } from "../raft/mod.ts";
+export type { LogFields, Logger, LogLevel } from "../raft/mod.ts";
 
 export type {
   CallContext,

@@ -118,7 +118,7 @@ function retireRemoved(identity: NodeIdentity, members: string[]): RaftObserver 
   };
   return {
     applied(_node, entries) {
-      for (const e of entries) if (e.kind === "membership") retire(e.membership!, e.index);
+      for (const e of entries) if (e.kind === "membership") retire(e.membership, e.index);
     },
     installed(_node, meta) {
       retire(meta.membership, meta.index);

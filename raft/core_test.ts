@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
 import { append, cmd, run } from "./test_util.ts";
 import { Random } from "../net/random.ts";
-import { type CoreOptions, RaftCore, type Ready } from "./core.ts";
+import { RaftCore } from "./core.ts";
+import type { CoreOptions } from "./core_options.ts";
+import type { Ready } from "./ready.ts";
 import { AppliedLedger, RaftInvariantError } from "./invariant.ts";
 import type { AppendMessage, Entry, HardState, Message, NodeId } from "./types.ts";
 
@@ -1263,7 +1265,10 @@ Deno.test("core: membership: a new leader changes membership only after committi
   for (const id of ["b", "c", "d"]) net.cut.add(id);
   assert.deepEqual(a.proposeMembership({ type: "addVoter", node: "e" }), { index: 2, term: 1 });
   net.settle();
-  assert.deepEqual(e.entries(2, 2).map((x) => x.membership?.voters), [["a", "b", "c", "d", "e"]]);
+  assert.deepEqual(
+    e.entries(2, 2).map((x) => x.kind === "membership" ? x.membership.voters : undefined),
+    [["a", "b", "c", "d", "e"]],
+  );
   assert.equal(a.commitIndex, 1, "a and e are no quorum of {a, b, c, d, e}");
   // b wins term 2 with c and d under the old configuration {a, b, c, d},
   // once their lease from a has run out.
@@ -1564,4 +1569,78 @@ Deno.test("core: a node holding its own uncommitted removal still campaigns; onc
   const removed = node(2);
   for (let i = 0; i < 100; i++) removed.tick();
   assert.equal(removed.role, "follower");
+});
+
+// ---- answers matched to requests ----
+
+Deno.test("core: an answer stays tagged with its request while a ReadIndex re-sends heartbeats", () => {
+  const net = new Net(["a", "b", "c"]);
+  net.elect("a");
+  const a = net.get("a");
+  a.tick(); // heartbeats to b and c wait in the outbox
+  // A stale vote request, stepped as RPC 7: its refusal is an answer.
+  a.step(
+    {
+      type: "vote",
+      from: "b",
+      to: "a",
+      term: 0,
+      pre: false,
+      transfer: false,
+      lastIndex: 0,
+      lastTerm: 0,
+    },
+    { requestId: 7 },
+  );
+  // A read re-sends the heartbeats, dropping the earlier ones from the outbox:
+  // an answer found by its position in the outbox would now be a heartbeat.
+  assert.equal(a.readIndex(1), undefined);
+  const rd = a.ready();
+  assert.deepEqual(
+    rd.replies.map((r) => [r.requestId, r.message.type, r.message.to]),
+    [[7, "voteResp", "b"]],
+  );
+  assert.equal(rd.messages.some((m) => m.type === "voteResp"), false);
+  assert.deepEqual(
+    rd.messages.filter((m) => m.type === "heartbeat").map((m) => m.to).sort(),
+    ["b", "c"],
+    "one heartbeat per peer",
+  );
+});
+
+Deno.test("core: a follower's heartbeat answer is taken by request id, other answers stay", () => {
+  const net = new Net(["a", "b", "c"]);
+  net.elect("a");
+  const b = net.get("b");
+  const term = b.term;
+  b.step({ type: "heartbeat", from: "a", to: "b", term, commit: 0, context: 3 }, { requestId: 1 });
+  b.step(
+    {
+      type: "append",
+      from: "a",
+      to: "b",
+      term,
+      prevIndex: 1,
+      prevTerm: term,
+      entries: [],
+      commit: 1,
+      seq: 9,
+    },
+    { requestId: 2 },
+  );
+  assert.equal(
+    b.takeReplies(2, "heartbeatResp"),
+    undefined,
+    "request 2 was answered by an appendResp",
+  );
+  assert.deepEqual(b.takeReplies(1, "heartbeatResp")?.map((m) => m.type), ["heartbeatResp"]);
+  assert.equal(b.takeReplies(1, "heartbeatResp"), undefined, "taken once");
+  const rd = b.ready();
+  assert.deepEqual(rd.replies.map((r) => [r.requestId, r.message.type]), [[2, "appendResp"]]);
+  b.step({ type: "heartbeat", from: "a", to: "b", term, commit: 0, context: 4 });
+  assert.deepEqual(
+    b.ready().messages.map((m) => m.type),
+    ["heartbeatResp"],
+    "untagged: in messages",
+  );
 });

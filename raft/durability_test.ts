@@ -11,7 +11,8 @@
  */
 import assert from "node:assert/strict";
 import { Random } from "../net/random.ts";
-import { RaftCore, type Ready } from "./core.ts";
+import { RaftCore } from "./core.ts";
+import type { Ready } from "./ready.ts";
 import type { Entry, HardState, Message, NodeId, Snapshot } from "./types.ts";
 
 interface Durable {

@@ -64,26 +64,103 @@ export class RaftStoppedError extends Error {
 }
 
 /**
- * A request was refused or did not complete: an invalid membership change, a
- * change while another is pending, a leadership transfer that timed out, or
- * an entry that was overwritten by a new leader before it committed.
+ * Why the core refused a proposal or request: `not-leader`; `transferring`
+ * (the leader is handing leadership over); `membership-pending` (another
+ * membership change is not committed yet) and `term-not-committed` (this
+ * leader has not yet committed an entry of its own term, so it may not
+ * change membership), both of which pass: retry shortly on the same leader;
+ * `invalid` (the request makes no sense: see the detail).
+ *
+ * @example
+ * ```ts
+ * import type { RefusalReason } from "@distkit/distkit/raft";
+ *
+ * const reason: RefusalReason = "membership-pending";
+ * ```
+ */
+export type RefusalReason =
+  | "not-leader"
+  | "transferring"
+  | "membership-pending"
+  | "term-not-committed"
+  | "invalid";
+
+/**
+ * Why a proposal or request was refused.
+ *
+ * @example
+ * ```ts
+ * import type { Refusal } from "@distkit/distkit/raft";
+ *
+ * const r: Refusal = { reason: "not-leader", leader: "b" };
+ * ```
+ */
+export interface Refusal {
+  /** The kind of refusal. */
+  reason: RefusalReason;
+  /** The leader this node knows of, if any. */
+  leader: NodeId | null;
+  /** Details for `invalid`. */
+  detail?: string;
+}
+
+/**
+ * Why a {@linkcode RaftRequestError} was raised:
+ * - `membership-pending`, `term-not-committed`: a membership change the
+ *   leader cannot take yet (a {@linkcode MembershipBusyError}); nothing was
+ *   proposed, retry shortly;
+ * - `invalid`: the request was refused as it stands (adding a voter as a
+ *   learner, removing the last voter, transferring to a non-voter); nothing
+ *   was proposed;
+ * - `overwritten`: the entry was replaced by a new leader's before it
+ *   committed; propose it again;
+ * - `compacted`: the entry went into a snapshot before this node saw it;
+ *   its outcome is unknown here;
+ * - `transfer-timeout`: a leadership transfer did not complete in time;
+ * - `catch-up-timeout`: a learner did not catch up in time to become a voter.
+ *
+ * @example
+ * ```ts
+ * import type { RaftRequestReason } from "@distkit/distkit/raft";
+ *
+ * const reason: RaftRequestReason = "overwritten";
+ * ```
+ */
+export type RaftRequestReason =
+  | "membership-pending"
+  | "term-not-committed"
+  | "invalid"
+  | "overwritten"
+  | "compacted"
+  | "transfer-timeout"
+  | "catch-up-timeout";
+
+/**
+ * A request was refused or did not complete; `reason` says which way (see
+ * {@linkcode RaftRequestReason}), the message says what to do.
  *
  * @example
  * ```ts
  * import { RaftRequestError } from "@distkit/distkit/raft";
  *
- * new RaftRequestError("membership change refused: another change is pending").name; // "RaftRequestError"
+ * const err = new RaftRequestError("overwritten", "entry 7 was overwritten by a new leader; propose it again");
+ * err.reason; // "overwritten"
  * ```
  */
 export class RaftRequestError extends Error {
+  /** Which refusal or failure this is. */
+  readonly reason: RaftRequestReason;
+
   /**
    * Creates the error.
    *
+   * @param reason Which refusal or failure.
    * @param message What went wrong and what to do.
    */
-  constructor(message: string) {
+  constructor(reason: RaftRequestReason, message: string) {
     super(message);
     this.name = "RaftRequestError";
+    this.reason = reason;
   }
 }
 
@@ -108,7 +185,7 @@ export class MembershipBusyError extends RaftRequestError {
   /** Always true: the same request succeeds once the leader is ready for it. */
   readonly retryable = true;
   /** Why the leader cannot take the change now. */
-  readonly reason: "membership-pending" | "term-not-committed";
+  declare readonly reason: "membership-pending" | "term-not-committed";
   /** The leader that refused. */
   readonly leader: NodeId;
 
@@ -120,6 +197,7 @@ export class MembershipBusyError extends RaftRequestError {
    */
   constructor(leader: NodeId, reason: "membership-pending" | "term-not-committed") {
     super(
+      reason,
       reason === "membership-pending"
         ? `${leader} has a membership change in progress; nothing was proposed: ` +
           "retry once it has committed"
@@ -127,7 +205,6 @@ export class MembershipBusyError extends RaftRequestError {
           "may not change membership yet; nothing was proposed: retry shortly",
     );
     this.name = "MembershipBusyError";
-    this.reason = reason;
     this.leader = leader;
   }
 }

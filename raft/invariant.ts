@@ -189,8 +189,19 @@ function describe(e: Entry): string {
 }
 
 function sameEntry(a: Entry, b: Entry): boolean {
-  return a.term === b.term && a.kind === b.kind && sameValue(a.command, b.command) &&
-    sameValue(a.membership, b.membership);
+  return a.term === b.term && sameValue(payload(a), payload(b));
+}
+
+/** What an entry carries, with its kind, for comparing entries of any kind. */
+function payload(e: Entry): unknown {
+  switch (e.kind) {
+    case "command":
+      return ["command", e.command];
+    case "noop":
+      return ["noop"];
+    case "membership":
+      return ["membership", e.membership];
+  }
 }
 
 /** Equal as the wire sees them: a proposer's `undefined` arrives elsewhere as `null`. */

@@ -31,92 +31,25 @@
  */
 import { type Codec, defaultCodec } from "../net/codec.ts";
 import { crc32, type Floor, HighWaterMark } from "./high_water_mark.ts";
+import {
+  COMMIT_BYTES,
+  COMMIT_MUTATIONS,
+  GARBAGE_PER_SAVE,
+  HEADER_BYTES,
+  KvLayout,
+  markPath,
+  type Meta,
+  type Mutation,
+  pack,
+  PART_BYTES,
+  partCount,
+  PARTS_PER_COMMIT,
+  PREPARE_CHUNKS_PER_COMMIT,
+  type SnapshotPointer,
+} from "./kv_layout.ts";
+import { StorageCorruptionError, StorageLossError } from "./storage_errors.ts";
 import type { RaftStorage, StorageBatch, StoredState } from "./storage.ts";
-import type { Entry, HardState, NodeId, SnapshotMeta } from "./types.ts";
-
-/** Largest value we write: under Deno KV's 64 KiB limit, leaving room for headers. */
-const PART_BYTES = 60 * 1024;
-/** Per-commit budgets, under Deno KV's limits of 1,000 mutations and 800 KiB. */
-const COMMIT_MUTATIONS = 900;
-const COMMIT_BYTES = 700 * 1024;
-/** Parts of one large entry that go in one commit (10 × 60 KiB, under COMMIT_BYTES). */
-const PARTS_PER_COMMIT = 10;
-/** Entry part 0 header: CRC-32 of the whole encoded entry (4 bytes), then the part count (2 bytes). */
-const HEADER_BYTES = 6;
-/**
- * Garbage keys a save deletes, besides one per key it writes (so garbage
- * cannot outgrow the writes that make it). Deleting the ≈20,000 entries a
- * snapshot compacts at once stalled every node for 130–220 ms.
- */
-const GARBAGE_PER_SAVE = 16;
-/**
- * Encoding work per turn of the event loop in a save, in bytes, each entry
- * counted `ENCODE_ENTRY_COST` more than its size (small entries cost more
- * than their bytes): about 5 ms of work on a busy machine.
- */
-const ENCODE_SLICE_BYTES = 1024 * 1024;
-const ENCODE_ENTRY_COST = 512;
-/** Snapshot chunks `prepareSnapshot` writes per commit: few, as the log's saves wait behind each. */
-const PREPARE_CHUNKS_PER_COMMIT = 4;
-
-/**
- * What Deno KV holds is not what was written: a checksum mismatch, a missing
- * entry, an entry at the wrong index, or an undecodable value.
- *
- * @example
- * ```ts
- * import { StorageCorruptionError } from "@distkit/distkit/raft";
- *
- * const err = new StorageCorruptionError("node.kv", "entry 7 fails its checksum");
- * err.message.includes("node.kv"); // true
- * ```
- */
-export class StorageCorruptionError extends Error {
-  /**
-   * Creates the error.
-   *
-   * @param where The store (its path).
-   * @param problem What is wrong.
-   */
-  constructor(where: string, problem: string) {
-    super(
-      `Raft storage ${where} is corrupt: ${problem}. Do not start this node from it: ` +
-        `move the file aside and re-add the node to the cluster as a new member, so it copies its state from the others`,
-    );
-    this.name = "StorageCorruptionError";
-  }
-}
-
-/**
- * The store holds less than it had made durable and acknowledged: it ends
- * below its high-water mark (SQLite dropped WAL frames that failed their
- * checksum, or the database file was deleted or replaced). A node must not
- * vote or acknowledge from such a store.
- *
- * @example
- * ```ts
- * import { StorageLossError, StorageCorruptionError } from "@distkit/distkit/raft";
- *
- * const err = new StorageLossError("data/raft.kv", "its log ends at 40, below entry 57 (term 2)");
- * err instanceof StorageCorruptionError; // true
- * ```
- */
-export class StorageLossError extends StorageCorruptionError {
-  /**
-   * Creates the error.
-   *
-   * @param where The store (its path).
-   * @param problem What is missing.
-   */
-  constructor(where: string, problem: string) {
-    super(where, problem);
-    this.name = "StorageLossError";
-    this.message = `Raft storage ${where} lost state it had made durable: ${problem}. ` +
-      `Acknowledged writes may be missing from it, so this node must not vote or serve from it: ` +
-      `remove the node from the cluster, then add it back as a new member with an empty data ` +
-      `folder, so it copies its state from the others (README: "What survives what")`;
-  }
-}
+import type { Entry, HardState, NodeId } from "./types.ts";
 
 /**
  * Options for {@linkcode DenoKvStorage.open}.
@@ -148,21 +81,6 @@ export interface DenoKvStorageOptions {
   expectState?: boolean;
 }
 
-interface Meta {
-  /** Entries in [first, last] are valid. */
-  first: number;
-  last: number;
-  snapshot: SnapshotPointer | null;
-}
-
-interface SnapshotPointer {
-  id: number;
-  meta: SnapshotMeta;
-  size: number;
-  crc: number;
-  chunks: number;
-}
-
 /** An entry encoded for storage, and the part count of the entry it overwrites (0 if none). */
 interface EncodedEntry {
   index: number;
@@ -191,10 +109,6 @@ type Garbage =
   | { kind: "log"; from: number; to: number; part: number }
   | { kind: "snap"; id: number; from: number; to: number };
 
-type Mutation =
-  | { type: "set"; key: Deno.KvKey; value: Uint8Array }
-  | { type: "delete"; key: Deno.KvKey };
-
 /**
  * Raft storage in a Deno KV database (needs `"unstable": ["kv"]` or
  * `--unstable-kv`). One process may open a file at a time.
@@ -220,6 +134,7 @@ export class DenoKvStorage implements RaftStorage {
   readonly #where: string;
   readonly #prefix: Deno.KvKeyPart[];
   readonly #codec: Codec;
+  readonly #layout: KvLayout;
   #meta: Meta = { first: 1, last: 0, snapshot: null };
   #hardStateBytes = 0;
   /** Encoded size of each stored entry, by index (for raftStateSize). */
@@ -252,6 +167,7 @@ export class DenoKvStorage implements RaftStorage {
     this.#where = where;
     this.#prefix = options.prefix ?? ["raft"];
     this.#codec = options.codec ?? defaultCodec;
+    this.#layout = new KvLayout(kv, { where, prefix: this.#prefix, codec: this.#codec });
   }
 
   /**
@@ -298,7 +214,7 @@ export class DenoKvStorage implements RaftStorage {
       );
     }
     if (!exists) {
-      const [hs, meta] = await this.#kv.getMany([this.#key("hs"), this.#key("meta")]);
+      const [hs, meta] = await this.#kv.getMany([this.#layout.key("hs"), this.#layout.key("meta")]);
       if (hs.value !== null || meta.value !== null) {
         throw new StorageCorruptionError(
           this.#where,
@@ -326,21 +242,21 @@ export class DenoKvStorage implements RaftStorage {
 
   async #load(): Promise<StoredState> {
     const [hsEntry, metaEntry] = await this.#kv.getMany<[Uint8Array, Uint8Array]>([
-      this.#key("hs"),
-      this.#key("meta"),
+      this.#layout.key("hs"),
+      this.#layout.key("meta"),
     ]);
     let hardState: HardState = { term: 0, vote: null, commit: 0 };
     if (hsEntry.value !== null) {
-      hardState = this.#decodeChecked(hsEntry.value, "the hard state") as HardState;
+      hardState = this.#layout.decodeChecked(hsEntry.value, "the hard state") as HardState;
       this.#hardStateBytes = hsEntry.value.length;
     }
     this.#meta = metaEntry.value === null
       ? { first: 1, last: 0, snapshot: null }
-      : this.#decodeChecked(metaEntry.value, "the log bounds") as Meta;
+      : this.#layout.decodeChecked(metaEntry.value, "the log bounds") as Meta;
     const state: StoredState = { hardState, entries: [] };
     const pointer = this.#meta.snapshot;
     if (pointer !== null) {
-      state.snapshot = { meta: pointer.meta, data: await this.#readSnapshot(pointer) };
+      state.snapshot = { meta: pointer.meta, data: await this.#layout.readSnapshot(pointer) };
     }
     state.entries = await this.#readEntries();
     this.#term = hardState.term;
@@ -410,7 +326,7 @@ export class DenoKvStorage implements RaftStorage {
 
   async save(batch: StorageBatch): Promise<void> {
     this.#check();
-    const bodies = await this.#encodeEntries(batch.entries);
+    const bodies = await this.#layout.encodeEntries(batch.entries);
     this.#check();
     // The floor below what this save may replace (see the module doc).
     let keepBelow = batch.entries.length > 0 ? batch.entries[0].index : Infinity;
@@ -429,12 +345,16 @@ export class DenoKvStorage implements RaftStorage {
       this.#prepared = undefined;
     } else if (batch.snapshot) {
       pointer = { ...this.#chunking(batch.snapshot.data), meta: batch.snapshot.meta };
-      commits.push(...pack(this.#snapshotMutations(pointer, batch.snapshot.data)));
+      commits.push(...pack(this.#layout.snapshotMutations(pointer, batch.snapshot.data)));
     }
     // 2. Hard state, the pointer switch and the entries, each commit leaving a valid log.
     const head: Mutation[] = [];
     if (batch.hardState) {
-      head.push({ type: "set", key: this.#key("hs"), value: this.#encodeChecked(batch.hardState) });
+      head.push({
+        type: "set",
+        key: this.#layout.key("hs"),
+        value: this.#layout.encodeChecked(batch.hardState),
+      });
     }
     if (batch.resetLog) {
       meta.first = (pointer?.meta.index ?? meta.last) + 1;
@@ -465,7 +385,7 @@ export class DenoKvStorage implements RaftStorage {
         const writes: Mutation[] = this.#partDeletes(index, parts.length, staleParts);
         writes.push(...parts.map((value, part) => ({
           type: "set" as const,
-          key: this.#key("log", index, part),
+          key: this.#layout.key("log", index, part),
           value,
         })));
         // An entry too big for one commit sends its first parts ahead, each
@@ -475,8 +395,8 @@ export class DenoKvStorage implements RaftStorage {
           mutations.push(...writes.splice(0, PARTS_PER_COMMIT));
           mutations.push({
             type: "set",
-            key: this.#key("meta"),
-            value: this.#encodeChecked({ ...meta }),
+            key: this.#layout.key("meta"),
+            value: this.#layout.encodeChecked({ ...meta }),
           });
           commits.push(mutations);
           mutations = [];
@@ -486,8 +406,8 @@ export class DenoKvStorage implements RaftStorage {
       }
       mutations.push({
         type: "set",
-        key: this.#key("meta"),
-        value: this.#encodeChecked({ ...meta }),
+        key: this.#layout.key("meta"),
+        value: this.#layout.encodeChecked({ ...meta }),
       });
       commits.push(mutations);
       first = false;
@@ -506,7 +426,7 @@ export class DenoKvStorage implements RaftStorage {
     // reset) waits for its lower mark before it commits: a mark recorded
     // earlier may name an entry it removes.
     if (this.#mark && keepBelow <= this.#meta.last) await this.#mark.write(floor);
-    for (const mutations of commits) await this.#commit(mutations);
+    for (const mutations of commits) await this.#layout.commit(mutations);
     // 4. Clean-up, after the switch. A dropped suffix goes at once: a later
     // save may write there again. Compacted entries and the replaced
     // snapshot become garbage, for later saves to delete.
@@ -514,7 +434,7 @@ export class DenoKvStorage implements RaftStorage {
     for (let i = Math.max(meta.last + 1, old.first); i <= old.last; i++) {
       dropped.push(...this.#entryDeletes(i));
     }
-    for (const mutations of pack(dropped)) await this.#commit(mutations);
+    for (const mutations of pack(dropped)) await this.#layout.commit(mutations);
     this.#addGarbage(old, meta, pointer !== undefined);
     // Bookkeeping for raftStateSize. Only the ranges this save dropped can
     // leave (walking every stored entry cost a measurable share of a put).
@@ -561,10 +481,10 @@ export class DenoKvStorage implements RaftStorage {
       dropped: false,
     };
     this.#prepared = prepared;
-    const writes = this.#snapshotMutations(prepared.pointer, data);
+    const writes = this.#layout.snapshotMutations(prepared.pointer, data);
     const writing = (async () => {
       for (const mutations of pack(writes, PREPARE_CHUNKS_PER_COMMIT)) {
-        await this.#commit(mutations);
+        await this.#layout.commit(mutations);
       }
     })();
     this.#preparing.add(writing);
@@ -644,9 +564,9 @@ export class DenoKvStorage implements RaftStorage {
     while (deletes.length < limit && this.#garbage.length > 0) {
       const g = this.#garbage[0];
       if (g.kind === "snap") {
-        deletes.push({ type: "delete", key: this.#key("snap", g.id, g.from++) });
+        deletes.push({ type: "delete", key: this.#layout.key("snap", g.id, g.from++) });
       } else {
-        deletes.push({ type: "delete", key: this.#key("log", g.from, g.part++) });
+        deletes.push({ type: "delete", key: this.#layout.key("log", g.from, g.part++) });
         if (g.part >= (this.#garbageParts.get(g.from) ?? 1)) {
           this.#garbageParts.delete(g.from);
           g.from++;
@@ -677,69 +597,6 @@ export class DenoKvStorage implements RaftStorage {
     if (this.#closed) {
       throw new Error(`Raft storage ${this.#where} is closed; open it again to use it`);
     }
-  }
-
-  #key(...parts: Deno.KvKeyPart[]): Deno.KvKey {
-    return [...this.#prefix, ...parts];
-  }
-
-  async #commit(mutations: Mutation[]): Promise<void> {
-    if (mutations.length === 0) return;
-    const op = this.#kv.atomic();
-    for (const m of mutations) {
-      if (m.type === "set") op.set(m.key, m.value);
-      else op.delete(m.key);
-    }
-    const result = await op.commit();
-    if (!result.ok) {
-      throw new Error(`Raft storage ${this.#where}: an atomic write failed; retry the operation`);
-    }
-  }
-
-  #encodeChecked(value: unknown): Uint8Array {
-    const body = this.#codec.encode(value);
-    const out = new Uint8Array(body.length + 4);
-    new DataView(out.buffer).setUint32(0, crc32(body));
-    out.set(body, 4);
-    return out;
-  }
-
-  #decodeChecked(bytes: Uint8Array, what: string): unknown {
-    if (!(bytes instanceof Uint8Array) || bytes.length < 4) {
-      throw new StorageCorruptionError(this.#where, `${what} is not a checksummed value`);
-    }
-    const body = bytes.subarray(4);
-    if (new DataView(bytes.buffer, bytes.byteOffset).getUint32(0) !== crc32(body)) {
-      throw new StorageCorruptionError(this.#where, `${what} fails its checksum`);
-    }
-    try {
-      return this.#codec.decode(body);
-    } catch (err) {
-      throw new StorageCorruptionError(
-        this.#where,
-        `${what} cannot be decoded: ${(err as Error).message}`,
-      );
-    }
-  }
-
-  /**
-   * Encodes entries and their checksums, yielding to the event loop between slices: a follower
-   * catching up writes thousands at once, and encoding them in one turn held
-   * it deaf to heartbeats and status requests for hundreds of milliseconds.
-   */
-  async #encodeEntries(entries: Entry[]): Promise<{ body: Uint8Array; crc: number }[]> {
-    const bodies: { body: Uint8Array; crc: number }[] = [];
-    let slice = 0;
-    for (const entry of entries) {
-      const body = this.#codec.encode(entry);
-      bodies.push({ body, crc: crc32(body) });
-      slice += body.length + ENCODE_ENTRY_COST;
-      if (slice >= ENCODE_SLICE_BYTES) {
-        slice = 0;
-        await new Promise((resolve) => setTimeout(resolve, 0));
-      }
-    }
-    return bodies;
   }
 
   /**
@@ -804,7 +661,7 @@ export class DenoKvStorage implements RaftStorage {
   #partDeletes(index: number, from: number, to: number): Mutation[] {
     return Array.from(
       { length: Math.max(0, to - from) },
-      (_, k) => ({ type: "delete" as const, key: this.#key("log", index, from + k) }),
+      (_, k) => ({ type: "delete" as const, key: this.#layout.key("log", index, from + k) }),
     );
   }
 
@@ -818,7 +675,7 @@ export class DenoKvStorage implements RaftStorage {
     let parts: Uint8Array[] = [];
     let current = first;
     const finish = () => {
-      const entry = this.#assembleEntry(current, parts);
+      const entry = this.#layout.assembleEntry(current, parts);
       entries.push(entry.entry);
       this.#entryTerms.set(current, entry.entry.term);
       this.#entrySizes.set(current, entry.size);
@@ -827,8 +684,8 @@ export class DenoKvStorage implements RaftStorage {
       current++;
     };
     const iter = this.#kv.list<Uint8Array>({
-      start: this.#key("log", first),
-      end: this.#key("log", last + 1),
+      start: this.#layout.key("log", first),
+      end: this.#layout.key("log", last + 1),
     });
     for await (const { key, value } of iter) {
       const index = key[this.#prefix.length + 1] as number;
@@ -867,62 +724,19 @@ export class DenoKvStorage implements RaftStorage {
   async #removeLeftovers(): Promise<void> {
     const { first, last, snapshot } = this.#meta;
     const id = snapshot?.id ?? 0;
-    const log = this.#key("log");
-    const snap = this.#key("snap");
+    const log = this.#layout.key("log");
+    const snap = this.#layout.key("snap");
     const outside: Deno.KvListSelector[] = [
-      { prefix: log, end: this.#key("log", first) },
-      { prefix: log, start: this.#key("log", last + 1) },
-      { prefix: snap, end: this.#key("snap", id) },
-      { prefix: snap, start: this.#key("snap", id + 1) },
+      { prefix: log, end: this.#layout.key("log", first) },
+      { prefix: log, start: this.#layout.key("log", last + 1) },
+      { prefix: snap, end: this.#layout.key("snap", id) },
+      { prefix: snap, start: this.#layout.key("snap", id + 1) },
     ];
     const deletes: Mutation[] = [];
     for (const selector of outside) {
       for await (const { key } of this.#kv.list(selector)) deletes.push({ type: "delete", key });
     }
-    for (const mutations of pack(deletes)) await this.#commit(mutations);
-  }
-
-  #assembleEntry(index: number, parts: Uint8Array[]): { entry: Entry; size: number } {
-    const head = parts[0];
-    if (!(head instanceof Uint8Array) || head.length < HEADER_BYTES) {
-      throw new StorageCorruptionError(this.#where, `entry ${index} has no valid header`);
-    }
-    const view = new DataView(head.buffer, head.byteOffset);
-    const crc = view.getUint32(0);
-    const count = view.getUint16(4);
-    if (count !== parts.length) {
-      throw new StorageCorruptionError(
-        this.#where,
-        `entry ${index} has ${parts.length} of ${count} parts`,
-      );
-    }
-    const total = parts.reduce((n, p) => n + p.length, 0) - HEADER_BYTES;
-    const body = new Uint8Array(total);
-    body.set(head.subarray(HEADER_BYTES));
-    let at = head.length - HEADER_BYTES;
-    for (const p of parts.slice(1)) {
-      body.set(p, at);
-      at += p.length;
-    }
-    if (crc32(body) !== crc) {
-      throw new StorageCorruptionError(this.#where, `entry ${index} fails its checksum`);
-    }
-    let entry: Entry;
-    try {
-      entry = this.#codec.decode(body) as Entry;
-    } catch (err) {
-      throw new StorageCorruptionError(
-        this.#where,
-        `entry ${index} cannot be decoded: ${(err as Error).message}`,
-      );
-    }
-    if (entry?.index !== index) {
-      throw new StorageCorruptionError(
-        this.#where,
-        `the entry stored at ${index} says it is ${entry?.index}`,
-      );
-    }
-    return { entry, size: body.length + HEADER_BYTES };
+    for (const mutations of pack(deletes)) await this.#layout.commit(mutations);
   }
 
   /** A fresh id for `data`, and what its pointer records of it. */
@@ -934,77 +748,4 @@ export class DenoKvStorage implements RaftStorage {
       chunks: Math.max(1, Math.ceil(data.length / PART_BYTES)),
     };
   }
-
-  #snapshotMutations(pointer: Omit<SnapshotPointer, "meta">, data: Uint8Array): Mutation[] {
-    return Array.from({ length: pointer.chunks }, (_, c) => ({
-      type: "set" as const,
-      key: this.#key("snap", pointer.id, c),
-      value: data.subarray(c * PART_BYTES, (c + 1) * PART_BYTES),
-    }));
-  }
-
-  async #readSnapshot(pointer: SnapshotPointer): Promise<Uint8Array> {
-    const data = new Uint8Array(pointer.size);
-    let at = 0;
-    let expected = 0;
-    for await (
-      const { key, value } of this.#kv.list<Uint8Array>({ prefix: this.#key("snap", pointer.id) })
-    ) {
-      if (key[key.length - 1] !== expected) {
-        throw new StorageCorruptionError(this.#where, `snapshot chunk ${expected} is missing`);
-      }
-      if (!(value instanceof Uint8Array) || at + value.length > pointer.size) {
-        throw new StorageCorruptionError(
-          this.#where,
-          `snapshot chunk ${expected} has the wrong size`,
-        );
-      }
-      data.set(value, at);
-      at += value.length;
-      expected++;
-    }
-    if (expected !== pointer.chunks || at !== pointer.size) {
-      throw new StorageCorruptionError(
-        this.#where,
-        `snapshot has ${expected} of ${pointer.chunks} chunks`,
-      );
-    }
-    if (crc32(data) !== pointer.crc) {
-      throw new StorageCorruptionError(this.#where, "the snapshot fails its checksum");
-    }
-    return data;
-  }
-}
-
-/** How many parts an entry of `size` stored bytes (header included) takes. */
-function partCount(size: number): number {
-  return Math.max(1, Math.ceil(size / PART_BYTES));
-}
-
-/** Splits mutations into commits within Deno KV's limits, at most `most` mutations each. */
-function pack(mutations: Mutation[], most = COMMIT_MUTATIONS): Mutation[][] {
-  const commits: Mutation[][] = [];
-  let current: Mutation[] = [];
-  let bytes = 0;
-  for (const m of mutations) {
-    const size = (m.type === "set" ? m.value.length : 0) + 128;
-    if (current.length > 0 && (current.length >= most || bytes + size > COMMIT_BYTES)) {
-      commits.push(current);
-      current = [];
-      bytes = 0;
-    }
-    current.push(m);
-    bytes += size;
-  }
-  if (current.length > 0) commits.push(current);
-  return commits;
-}
-
-/** Where the mark of the store at `path` lives (null: none). */
-function markPath(path: string, options: DenoKvStorageOptions): string | null {
-  if (options.mark !== undefined) return options.mark;
-  if (path === ":memory:") return null;
-  const prefix = options.prefix;
-  if (prefix === undefined || (prefix.length === 1 && prefix[0] === "raft")) return `${path}.mark`;
-  return `${path}.${prefix.map(String).join(".")}.mark`;
 }

@@ -19,62 +19,88 @@ interface MembershipAt {
  * be written.
  */
 export class RaftLog {
-  snapshotIndex: number;
-  snapshotTerm: number;
-  entries: Entry[];
-  stableIndex: number;
+  #snapshotIndex: number;
+  #snapshotTerm: number;
+  #entries: Entry[];
+  /** Entries up to here have been handed out to be written (see {@linkcode RaftLog.unstable}). */
+  #stable: number;
   /** Entries up to here are known to be on stable storage (written, not only handed out). */
-  durableIndex: number;
+  #durable: number;
   /** Every membership in the log, oldest first; the first is the snapshot's. */
   #memberships: MembershipAt[];
   /** Told of entries about to be removed (overwritten or discarded), for whole-run checks. */
   onRemove: ((entries: Entry[]) => void) | undefined;
 
   constructor(snapshot: SnapshotMeta, entries: Entry[]) {
-    this.snapshotIndex = snapshot.index;
-    this.snapshotTerm = snapshot.term;
-    this.entries = [];
-    this.stableIndex = snapshot.index;
+    this.#snapshotIndex = snapshot.index;
+    this.#snapshotTerm = snapshot.term;
+    this.#entries = [];
+    this.#stable = snapshot.index;
     this.#memberships = [{ index: snapshot.index, membership: snapshot.membership }];
     // Entries from storage may start before the snapshot (written before a
     // compaction that was not yet applied to the log): skip those.
     const usable = entries.filter((e) => e.index > snapshot.index);
     this.#append(usable);
-    this.stableIndex = this.lastIndex();
-    this.durableIndex = this.lastIndex();
+    this.#stable = this.lastIndex();
+    this.#durable = this.lastIndex();
+  }
+
+  /** The index the log starts after (the latest snapshot's). */
+  get snapshotIndex(): number {
+    return this.#snapshotIndex;
+  }
+
+  /** The term of the entry at `snapshotIndex`. */
+  get snapshotTerm(): number {
+    return this.#snapshotTerm;
+  }
+
+  /** The entries after the snapshot, in order. */
+  get entries(): readonly Entry[] {
+    return this.#entries;
+  }
+
+  /** Entries up to here have been handed out to be written. */
+  get stableIndex(): number {
+    return this.#stable;
+  }
+
+  /** Entries up to here are known to be on stable storage (written, not only handed out). */
+  get durableIndex(): number {
+    return this.#durable;
   }
 
   firstIndex(): number {
-    return this.snapshotIndex + 1;
+    return this.#snapshotIndex + 1;
   }
 
   lastIndex(): number {
-    return this.snapshotIndex + this.entries.length;
+    return this.#snapshotIndex + this.#entries.length;
   }
 
   lastTerm(): number {
-    return this.entries.length === 0
-      ? this.snapshotTerm
-      : this.entries[this.entries.length - 1].term;
+    return this.#entries.length === 0
+      ? this.#snapshotTerm
+      : this.#entries[this.#entries.length - 1].term;
   }
 
   /** The term of the entry at `index`, or undefined when it is compacted or beyond the end. */
   term(index: number): number | undefined {
-    if (index === this.snapshotIndex) return this.snapshotTerm;
-    if (index < this.snapshotIndex || index > this.lastIndex()) return undefined;
-    return this.entries[index - this.snapshotIndex - 1].term;
+    if (index === this.#snapshotIndex) return this.#snapshotTerm;
+    if (index < this.#snapshotIndex || index > this.lastIndex()) return undefined;
+    return this.#entries[index - this.#snapshotIndex - 1].term;
   }
 
   entry(index: number): Entry | undefined {
-    if (index <= this.snapshotIndex || index > this.lastIndex()) return undefined;
-    return this.entries[index - this.snapshotIndex - 1];
+    if (index <= this.#snapshotIndex || index > this.lastIndex()) return undefined;
+    return this.#entries[index - this.#snapshotIndex - 1];
   }
 
   /** Entries with indexes in [lo, hi], clipped to the log. */
   slice(lo: number, hi: number): Entry[] {
-    const from = Math.max(lo, this.firstIndex()) - this.snapshotIndex - 1;
-    const to = Math.min(hi, this.lastIndex()) - this.snapshotIndex;
-    return from < to ? this.entries.slice(from, to) : [];
+    const from = Math.max(lo, this.firstIndex()) - this.#snapshotIndex - 1;
+    const to = Math.min(hi, this.lastIndex()) - this.#snapshotIndex;
+    return from < to ? this.#entries.slice(from, to) : [];
   }
 
   matches(index: number, term: number): boolean {
@@ -117,9 +143,9 @@ export class RaftLog {
     for (const e of entries) {
       invariant(e.index === last + 1, `log entry ${e.index} does not follow ${last}`);
       invariant(e.term >= lastTerm, `log entry ${e.index} has term ${e.term} < ${lastTerm}`);
-      this.entries.push(e);
+      this.#entries.push(e);
       if (e.kind === "membership") {
-        this.#memberships.push({ index: e.index, membership: e.membership! });
+        this.#memberships.push({ index: e.index, membership: e.membership });
       }
       last = e.index;
       lastTerm = e.term;
@@ -129,9 +155,9 @@ export class RaftLog {
   truncateFrom(index: number): void {
     if (index > this.lastIndex()) return;
     this.onRemove?.(this.slice(index, this.lastIndex()));
-    this.entries.length = index - this.snapshotIndex - 1;
-    this.stableIndex = Math.min(this.stableIndex, index - 1);
-    this.durableIndex = Math.min(this.durableIndex, index - 1);
+    this.#entries.length = index - this.#snapshotIndex - 1;
+    this.#stable = Math.min(this.#stable, index - 1);
+    this.#durable = Math.min(this.#durable, index - 1);
     while (this.#memberships.length > 1 && this.#memberships.at(-1)!.index >= index) {
       this.#memberships.pop();
     }
@@ -139,14 +165,14 @@ export class RaftLog {
 
   /** Drops entries up to `index` (a snapshot now covers them). */
   compact(index: number): void {
-    if (index <= this.snapshotIndex) return;
+    if (index <= this.#snapshotIndex) return;
     invariant(index <= this.lastIndex(), `compact(${index}) beyond last index ${this.lastIndex()}`);
     const term = this.term(index)!;
     const membership = this.membershipAt(index);
-    this.entries = this.entries.slice(index - this.snapshotIndex);
-    this.snapshotIndex = index;
-    this.snapshotTerm = term;
-    this.stableIndex = Math.max(this.stableIndex, index);
+    this.#entries = this.#entries.slice(index - this.#snapshotIndex);
+    this.#snapshotIndex = index;
+    this.#snapshotTerm = term;
+    this.#stable = Math.max(this.#stable, index);
     this.#memberships = [
       { index, membership },
       ...this.#memberships.filter((m) => m.index > index),
@@ -166,27 +192,27 @@ export class RaftLog {
     // Entries through the snapshot's index are superseded by it (the
     // installer checks its last one); those after it are gone.
     this.onRemove?.(this.slice(meta.index + 1, this.lastIndex()));
-    this.entries = [];
-    this.snapshotIndex = meta.index;
-    this.snapshotTerm = meta.term;
-    this.stableIndex = meta.index;
-    this.durableIndex = Math.min(this.durableIndex, meta.index);
+    this.#entries = [];
+    this.#snapshotIndex = meta.index;
+    this.#snapshotTerm = meta.term;
+    this.#stable = meta.index;
+    this.#durable = Math.min(this.#durable, meta.index);
     this.#memberships = [{ index: meta.index, membership: meta.membership }];
     return false;
   }
 
   /** Entries not yet on stable storage. */
   unstable(): Entry[] {
-    return this.slice(this.stableIndex + 1, this.lastIndex());
+    return this.slice(this.#stable + 1, this.lastIndex());
   }
 
   /** Entries up to `index` are written (see `RaftCore.persisted`). */
   markDurable(index: number): void {
-    this.durableIndex = Math.max(this.durableIndex, Math.min(index, this.lastIndex()));
+    this.#durable = Math.max(this.#durable, Math.min(index, this.lastIndex()));
   }
 
   markStable(index: number): void {
-    this.stableIndex = Math.max(this.stableIndex, Math.min(index, this.lastIndex()));
+    this.#stable = Math.max(this.#stable, Math.min(index, this.lastIndex()));
   }
 
   /** The membership in force at `index`: the latest one set at or before it. */
@@ -222,7 +248,7 @@ export class RaftLog {
 
   /** The last index holding an entry of `term`, or 0 when there is none. */
   lastIndexOfTerm(term: number): number {
-    let lo = this.snapshotIndex;
+    let lo = this.#snapshotIndex;
     let hi = this.lastIndex();
     // Find the last index whose term is <= term.
     while (lo < hi) {
@@ -232,4 +258,56 @@ export class RaftLog {
     }
     return this.term(lo) === term ? lo : 0;
   }
+
+  /**
+   * Where a leader should back up to after this log refused an append at
+   * `prevIndex`: the term of the entry there (0 when the log is shorter)
+   * and the first index of that term (or the last index + 1).
+   */
+  conflictHint(prevIndex: number): { conflictTerm: number; conflictIndex: number } {
+    if (prevIndex > this.lastIndex()) {
+      return { conflictTerm: 0, conflictIndex: this.lastIndex() + 1 };
+    }
+    return { conflictTerm: this.term(prevIndex)!, conflictIndex: this.firstIndexOfTerm(prevIndex) };
+  }
+
+  /**
+   * The entries from `from` on that fit one append: at most `maxEntries`,
+   * and at most `maxBytes` (estimated) unless the first alone is larger.
+   * Returns them with their estimated size.
+   */
+  batch(from: number, limits: { maxEntries: number; maxBytes: number }): {
+    entries: Entry[];
+    bytes: number;
+  } {
+    const entries: Entry[] = [];
+    const last = this.lastIndex();
+    let bytes = 0;
+    let sent = 0;
+    for (let i = from; i <= last && entries.length < limits.maxEntries; i++) {
+      const e = this.entry(i)!;
+      bytes += approximateSize(e);
+      if (entries.length > 0 && bytes > limits.maxBytes) break;
+      entries.push(e);
+      sent = bytes;
+    }
+    return { entries, bytes: sent };
+  }
+}
+
+/** Estimates already made: entries are immutable, and batched again for every follower. */
+const SIZES = new WeakMap<Entry, number>();
+
+/** A cheap estimate of an entry's encoded size, for batching. */
+function approximateSize(e: Entry): number {
+  const known = SIZES.get(e);
+  if (known !== undefined) return known;
+  const c = e.kind === "command" ? e.command : undefined;
+  let size: number;
+  if (typeof c === "string") size = c.length + 16;
+  else if (c instanceof Uint8Array) size = c.length + 16;
+  else if (c === undefined || c === null || typeof c !== "object") size = 24;
+  else size = JSON.stringify(c)?.length ?? 64;
+  SIZES.set(e, size);
+  return size;
 }

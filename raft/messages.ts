@@ -53,14 +53,18 @@ function entry(value: unknown, i: number): Entry {
   if (kind !== "command" && kind !== "noop" && kind !== "membership") {
     fail(`entries[${i}].kind is unknown`);
   }
-  const out: Entry = {
+  const at = {
     index: index(e.index, `entries[${i}].index`),
     term: index(e.term, `entries[${i}].term`),
-    kind,
   };
-  if (kind === "command") out.command = e.command;
-  if (kind === "membership") out.membership = membership(e.membership, `entries[${i}].membership`);
-  return out;
+  switch (kind) {
+    case "command":
+      return { ...at, kind, command: e.command };
+    case "noop":
+      return { ...at, kind };
+    case "membership":
+      return { ...at, kind, membership: membership(e.membership, `entries[${i}].membership`) };
+  }
 }
 
 function snapshotMeta(value: unknown): SnapshotMeta {

@@ -8,9 +8,15 @@
  *   and CheckQuorum, log replication with fast back-off and pipelining,
  *   snapshots sent in chunks, ReadIndex reads, leadership transfer and
  *   one-server membership changes with learners.
- * - {@linkcode RaftNode} drives a core over any `Transport` with any
+ * - {@linkcode RaftNode} drives a core over any transport (a
+ *   {@linkcode RaftTransport}: `net`'s `Transport` is one) with any
  *   {@linkcode RaftStorage}: nothing it says depends on state that is not
  *   yet durable. It is the course's `Make`/`Start`/`applyCh` peer.
+ * - The core's parts live in their own files, as in etcd's raft: the log
+ *   (`log.ts`), per-follower progress with its in-flight ring buffer
+ *   (`progress.ts`, `inflights.ts`), ReadIndex state (`read_only.ts`),
+ *   membership changes (`confchange.ts`) and snapshots sent in chunks
+ *   (`snapshot_send.ts`, `snapshot_receive.ts`).
  * - {@linkcode MemoryStorage} keeps state in memory with crash semantics for
  *   tests (6.824's Persister); {@linkcode SimStorage} adds, for simulations,
  *   writes that take virtual time, saves split into commits, crashes part
@@ -44,24 +50,22 @@
  */
 export * from "./types.ts";
 export * from "./core.ts";
+export type { CoreOptions } from "./core_options.ts";
+export type { InitialState, Ready, Reply } from "./ready.ts";
+export type { MembershipChange } from "./confchange.ts";
+export type { ReadState } from "./read_only.ts";
 export * from "./node.ts";
+export * from "./node_options.ts";
 export * from "./storage.ts";
 export * from "./errors.ts";
 export { AppliedLedger, RaftInvariantError, type RaftObserver } from "./invariant.ts";
 // Types from the net layer that appear in this module's signatures.
-export type {
-  CallContext,
-  CallOptions,
-  ClientEnd,
-  Clock,
-  Codec,
-  Random,
-  RpcServer,
-  ServiceMethods,
-  Timer,
-  Transport,
-} from "../net/mod.ts";
+export type { Clock, Timer } from "../net/clock.ts";
+export type { Codec } from "../net/codec.ts";
+export type { Random } from "../net/random.ts";
+export type { LogFields, Logger, LogLevel } from "../net/logger.ts";
 export * from "./kv_storage.ts";
+export * from "./storage_errors.ts";
 export { SimStorage, type SimStorageOptions, type StorageDamage } from "./sim_storage.ts";
 export {
   EMPTY_FLOOR,

@@ -11,147 +11,38 @@
  * @module
  */
 import type { Clock } from "../net/clock.ts";
-import { delay } from "../net/async.ts";
-import type { Random } from "../net/random.ts";
-import type { RpcServer } from "../net/rpc_server.ts";
-import type { ClientEnd, Transport } from "../net/transport.ts";
-import {
-  type CoreOptions,
-  type MembershipChange,
-  RaftCore,
-  type Ready,
-  type Refusal,
-} from "./core.ts";
+import { type Logger, silentLogger } from "../net/logger.ts";
+import type { MembershipChange } from "./confchange.ts";
+import { RaftCore } from "./core.ts";
 import {
   MembershipBusyError,
   NotLeaderError,
   RaftRequestError,
   RaftStoppedError,
+  type Refusal,
 } from "./errors.ts";
+import type { Ready } from "./ready.ts";
 import { parseMessage } from "./messages.ts";
+import type {
+  Applied,
+  RaftNodeOptions,
+  RaftPeerEnd,
+  RaftRpcHost,
+  RaftStatus,
+  RaftTransport,
+} from "./node_options.ts";
 import type { RaftStorage } from "./storage.ts";
-import type { Entry, HardState, Membership, Message, NodeId, Role } from "./types.ts";
+import type { Entry, HardState, Message, NodeId, Role } from "./types.ts";
+// Kept: outside a simulation the defaults are the real clock and a seeded
+// random; inside one, a missing clock or random must fail loudly.
 import { defaultClock, defaultRandom } from "../net/env.ts";
-
-/**
- * Options for {@linkcode RaftNode.start}.
- *
- * @example
- * ```ts
- * import { MemoryStorage, type RaftNodeOptions } from "@distkit/distkit/raft";
- * import { RpcServer, type Transport } from "@distkit/distkit/net";
- *
- * function optionsFor(transport: Transport): RaftNodeOptions {
- *   return {
- *     id: "a",
- *     peers: ["a", "b", "c"],
- *     transport,
- *     server: new RpcServer(),
- *     storage: new MemoryStorage(),
- *   };
- * }
- * ```
- */
-export interface RaftNodeOptions extends CoreOptions {
-  /** This node's id; must be stable across restarts. */
-  id: NodeId;
-  /** The initial voters (including this node), used only when the storage is empty. Pass `[]` to join an existing cluster as a learner. */
-  peers: NodeId[];
-  /** How to reach the other nodes by id. */
-  transport: Transport;
-  /** The RPC server peers call; the node registers a `Raft` service on it. */
-  server: RpcServer;
-  /** Where the node persists its state. */
-  storage: RaftStorage;
-  /** Time source. Default: the real clock (none inside `simulate`: pass `sim.clock`). */
-  clock?: Clock;
-  /** Randomness for election timeouts. Default: seeded from `SEED` or at random (none inside `simulate`: pass `sim.random.fork()`). */
-  random?: Random;
-  /** Milliseconds per tick. Default 50 (heartbeats every 2 ticks, elections after 10–20). */
-  tickMs?: number;
-  /** Deadline of one RPC to a peer. Default: one election timeout. */
-  rpcTimeoutMs?: number;
-}
-
-/**
- * What the node hands the service, in log order, each exactly once: a
- * committed command; a committed entry of Raft's own (`internal`: a new
- * leader's no-op or a membership change), which has nothing to apply but
- * moves the service's applied index (a ReadIndex may point at it); or a
- * snapshot to restore from (at start-up, or sent by the leader because this
- * node fell too far behind).
- *
- * @example
- * ```ts
- * import type { Applied } from "@distkit/distkit/raft";
- *
- * function describe(a: Applied): string {
- *   switch (a.type) {
- *     case "command":
- *       return `apply ${a.index}`;
- *     case "internal":
- *       return `nothing to apply at ${a.index}`;
- *     case "snapshot":
- *       return `restore snapshot at ${a.index}`;
- *   }
- * }
- * ```
- */
-export type Applied =
-  | { type: "command"; index: number; term: number; command: unknown }
-  | { type: "internal"; index: number; term: number }
-  | { type: "snapshot"; index: number; term: number; data: Uint8Array };
-
-/**
- * A snapshot of a node's state, for monitoring.
- *
- * @example
- * ```ts
- * import type { RaftStatus } from "@distkit/distkit/raft";
- *
- * function line(s: RaftStatus): string {
- *   return `${s.id} ${s.role} term ${s.term} commit ${s.commitIndex}`;
- * }
- * ```
- */
-export interface RaftStatus {
-  /** The node's id. */
-  id: NodeId;
-  /** Its current term. */
-  term: number;
-  /** Its role. */
-  role: Role;
-  /** The leader it knows of. */
-  leader: NodeId | null;
-  /** Highest committed index. */
-  commitIndex: number;
-  /** Highest index handed to the service. */
-  appliedIndex: number;
-  /** Last index in the log. */
-  lastIndex: number;
-  /** Index the log starts after. */
-  snapshotIndex: number;
-  /** Latest membership. */
-  membership: Membership;
-  /** Whether the node is stopped. */
-  stopped: boolean;
-}
 
 /** An RPC from a peer, waiting for the answers its message produced. */
 interface Waiter {
-  /** Positions in the next ready's messages that this request produced. */
-  start: number;
-  end: number;
+  /** The id the request was stepped with: its answers come back under it. */
+  requestId: number;
   resolve: (replies: Message[]) => void;
 }
-
-/** The kinds of message that answer another one: they ride back on the request's RPC. */
-const RESPONSE_TYPES: ReadonlySet<Message["type"]> = new Set([
-  "voteResp",
-  "appendResp",
-  "heartbeatResp",
-  "snapshotResp",
-]);
 
 /** The answer each kind of request expects. */
 const ANSWER: Partial<Record<Message["type"], Message["type"]>> = {
@@ -203,15 +94,17 @@ interface SnapshotWaiter {
 export class RaftNode {
   readonly #id: NodeId;
   readonly #core: RaftCore;
-  readonly #transport: Transport;
-  readonly #server: RpcServer;
+  readonly #transport: RaftTransport;
+  readonly #server: RaftRpcHost;
+  readonly #logger: Logger;
   readonly #storage: RaftStorage;
   readonly #clock: Clock;
   readonly #tickMs: number;
   readonly #rpcTimeoutMs: number;
   readonly #electionMs: number;
-  #ends = new Map<NodeId, ClientEnd>();
+  #ends = new Map<NodeId, RaftPeerEnd>();
   #waiters: Waiter[] = [];
+  #requestSeq = 0;
   #flushScheduled = false;
   #flushing: Promise<void> | undefined;
   #stopped = false;
@@ -241,6 +134,7 @@ export class RaftNode {
     this.#transport = options.transport;
     this.#server = options.server;
     this.#storage = options.storage;
+    this.#logger = options.logger ?? silentLogger;
     this.#clock = options.clock ?? defaultClock("RaftNode");
     this.#tickMs = options.tickMs ?? 50;
     this.#electionMs = (options.electionTicks ?? 10) * this.#tickMs;
@@ -453,10 +347,11 @@ export class RaftNode {
     while (this.#core.leader !== to) {
       if (this.#clock.now() > deadline || this.#stopped) {
         throw new RaftRequestError(
+          "transfer-timeout",
           `leadership transfer to ${to} did not complete; check that ${to} is up`,
         );
       }
-      await delay(this.#tickMs, { clock: this.#clock });
+      await this.#sleep();
     }
   }
 
@@ -494,11 +389,12 @@ export class RaftNode {
     while ((this.#core.matchIndexes().get(node) ?? 0) < this.#core.commitIndex) {
       if (this.#clock.now() > deadline) {
         throw new RaftRequestError(
+          "catch-up-timeout",
           `learner ${node} did not catch up in time; check that it is running`,
         );
       }
       this.#checkRunning();
-      await delay(this.#tickMs, { clock: this.#clock });
+      await this.#sleep();
     }
     await this.#changeWhenReady({ type: "addVoter", node }, deadline);
   }
@@ -511,7 +407,7 @@ export class RaftNode {
       } catch (err) {
         if (!(err instanceof MembershipBusyError) || this.#clock.now() > deadline) throw err;
       }
-      await delay(this.#tickMs, { clock: this.#clock });
+      await this.#sleep();
     }
   }
 
@@ -547,6 +443,11 @@ export class RaftNode {
     });
   }
 
+  /** Waits one tick. */
+  #sleep(): Promise<void> {
+    return new Promise((resolve) => this.#clock.setTimer(this.#tickMs, resolve));
+  }
+
   #checkRunning(): void {
     if (this.#stopped) throw new RaftStoppedError(this.#id, { cause: this.#failure });
   }
@@ -561,7 +462,7 @@ export class RaftNode {
       case "term-not-committed":
         return new MembershipBusyError(this.#id, refusal.reason);
       case "invalid":
-        return new RaftRequestError(`request refused: ${refusal.detail}`);
+        return new RaftRequestError("invalid", `request refused: ${refusal.detail}`);
     }
   }
 
@@ -585,29 +486,28 @@ export class RaftNode {
     if (this.#stopped) return Promise.resolve([]);
     const message = parseMessage(args);
     if (message.to !== this.#id) return Promise.resolve([]);
-    const start = this.#core.pendingMessages;
-    this.#step(message);
-    const end = this.#core.pendingMessages;
+    const requestId = ++this.#requestSeq;
+    this.#step(message, requestId);
     // A heartbeat's answer needs no write (unless the term changed, which
     // must be durable first): answered now, not after the write in progress,
     // which under heavy writes took longer than the leader's quorum check
     // and cost elections (issue 16).
     if (message.type === "heartbeat" && this.#core.term === this.#savedHardState?.term) {
-      const answers = this.#core.takeMessagesFrom(start, "heartbeatResp");
+      const answers = this.#core.takeReplies(requestId, "heartbeatResp");
       if (answers !== undefined) {
         this.#kick(); // the heartbeat may have moved the commit index: apply it now
         return Promise.resolve(answers);
       }
     }
     return new Promise((resolve) => {
-      this.#waiters.push({ start, end, resolve });
+      this.#waiters.push({ requestId, resolve });
       this.#kick();
     });
   }
 
-  #step(message: Message): void {
+  #step(message: Message, requestId?: number): void {
     try {
-      this.#core.step(message);
+      this.#core.step(message, { requestId });
     } catch (err) {
       this.#fail(err as Error);
     }
@@ -637,11 +537,11 @@ export class RaftNode {
         // toward a commit only once `persisted` says they are written.
         const early = this.#core.role === "leader" && rd.snapshot === undefined &&
           !this.#changesTermOrVote(rd);
-        if (early) this.#dispatch(rd.messages, waiters);
+        if (early) this.#dispatch(rd, waiters);
         await this.#persist(rd);
         if (this.#stopped) return; // a stopped (crashed) node says nothing more
         this.#core.persisted(rd.lastIndex, rd.lastTerm);
-        if (!early) this.#dispatch(rd.messages, waiters);
+        if (!early) this.#dispatch(rd, waiters);
         this.#apply(rd);
         this.#noticeRoleChange();
       }
@@ -682,29 +582,30 @@ export class RaftNode {
   }
 
   /**
-   * Answers ride back on the RPC whose request produced them (so a lost reply
-   * loses exactly that request's answer); everything else is a new RPC.
-   * Heartbeats, votes and answers go before appends and snapshot chunks, so
-   * they never queue behind data on a connection.
+   * Answers ride back on the RPC whose request produced them, matched by
+   * request id (so a lost reply loses exactly that request's answer);
+   * everything else is a new RPC. Heartbeats, votes and answers go before
+   * appends and snapshot chunks, so they never queue behind data on a
+   * connection.
    */
-  #dispatch(messages: Message[], waiters: Waiter[]): void {
-    const carried = new Set<number>();
-    for (const w of waiters) {
-      const replies: Message[] = [];
-      for (let k = w.start; k < w.end; k++) {
-        if (RESPONSE_TYPES.has(messages[k].type)) {
-          replies.push(messages[k]);
-          carried.add(k);
-        }
-      }
-      w.resolve(replies);
+  #dispatch(rd: Ready, waiters: Waiter[]): void {
+    const replies = new Map<number, Message[]>();
+    for (const { requestId, message } of rd.replies) {
+      const list = replies.get(requestId);
+      if (list === undefined) replies.set(requestId, [message]);
+      else list.push(message);
     }
+    for (const w of waiters) {
+      w.resolve(replies.get(w.requestId) ?? []);
+      replies.delete(w.requestId);
+    }
+    // An answer whose request is no longer waiting (none today) still goes out.
+    for (const list of replies.values()) for (const m of list) this.#send(m);
     const data: Message[] = [];
-    messages.forEach((m, k) => {
-      if (carried.has(k)) return;
+    for (const m of rd.messages) {
       if (m.type === "append" || m.type === "snapshot") data.push(m);
       else this.#send(m);
-    });
+    }
     for (const m of data) this.#send(m);
   }
 
@@ -791,12 +692,14 @@ export class RaftNode {
       else if (term === undefined) {
         w.reject(
           new RaftRequestError(
+            "compacted",
             `entry ${index} was compacted into a snapshot before this node saw it; its outcome is unknown here`,
           ),
         );
       } else {
         w.reject(
           new RaftRequestError(
+            "overwritten",
             `entry ${index} was overwritten by a new leader (term ${term}); propose it again`,
           ),
         );
@@ -824,7 +727,7 @@ export class RaftNode {
   #fail(err: Error): void {
     if (this.#stopped) return;
     this.#failure = err;
-    console.error(`Raft node ${this.#id} stopped: ${err.message}`);
+    this.#logger.log("error", `Raft node ${this.#id} stopped: ${err.message}`, { node: this.#id });
     this.stop();
   }
 }

@@ -3,7 +3,10 @@ import { delay } from "../net/async.ts";
 import type { Clock } from "../net/clock.ts";
 import { simulate } from "../net/sim/simulate.ts";
 import { RpcServer } from "../net/rpc_server.ts";
+import { Random } from "../net/random.ts";
 import { RaftNode } from "./node.ts";
+import type { RaftRpcHost, RaftTransport } from "./node_options.ts";
+import type { Message } from "./types.ts";
 import { MemoryStorage, type StorageBatch } from "./storage.ts";
 
 /** Storage whose preparations wait until released, recording what happens. */
@@ -152,4 +155,76 @@ Deno.test("raft node: a follower answers a heartbeat at once, not after the writ
     assert.ok(waited < 500, `the heartbeat was answered after ${waited} ms`);
     await Promise.all(nodes.map((n) => n.stop()));
   }, { seed: 16, limitMs: 120_000 });
+});
+
+/** Peers that grant every vote and accept every append and heartbeat, answering on the RPC. */
+function agreeablePeers(): RaftTransport {
+  return {
+    connect: () => ({
+      call<T>(_method: string, args?: unknown): Promise<T> {
+        const m = args as Message;
+        const base = { from: m.to, to: m.from, term: m.term };
+        let replies: Message[] = [];
+        if (m.type === "vote") {
+          replies = [{ ...base, type: "voteResp", pre: m.pre, granted: true }];
+        } else if (m.type === "append") {
+          const index = m.prevIndex + m.entries.length;
+          replies = [{
+            ...base,
+            type: "appendResp",
+            success: true,
+            index,
+            conflictTerm: 0,
+            conflictIndex: 0,
+            seq: m.seq,
+          }];
+        } else if (m.type === "heartbeat") {
+          replies = [{ ...base, type: "heartbeatResp", context: m.context }];
+        }
+        return Promise.resolve(replies as T);
+      },
+    }),
+  };
+}
+
+Deno.test("raft node: an answer rides back on its own request while reads re-send heartbeats", async () => {
+  let step: ((args: unknown) => Promise<unknown>) | undefined;
+  const server: RaftRpcHost = {
+    addService: (_name, methods) => void (step = (methods as { Step: typeof step }).Step),
+    removeService: () => {},
+  };
+  const node = await RaftNode.start({
+    id: "a",
+    peers: ["a", "b", "c"],
+    transport: agreeablePeers(),
+    server,
+    storage: new MemoryStorage(),
+    tickMs: 1,
+    random: new Random(3),
+  });
+  while (node.status().role !== "leader" || node.status().commitIndex < 1) await delay(1);
+  const { term } = node.status();
+  // In one turn: a read queues heartbeats, a stale vote request from b is
+  // answered, and a second read re-sends the heartbeats (dropping the
+  // first ones from the outbox, ahead of the answer).
+  const first = node.readIndex();
+  const answer = step!({
+    type: "vote",
+    from: "b",
+    to: "a",
+    term: term - 1,
+    pre: false,
+    transfer: false,
+    lastIndex: 0,
+    lastTerm: 0,
+  });
+  const second = node.readIndex();
+  const replies = (await answer) as Message[];
+  assert.deepEqual(
+    replies.map((m) => [m.type, m.to, m.type === "voteResp" && m.granted]),
+    [["voteResp", "b", false]],
+    "the refusal rides back on the vote request's own RPC",
+  );
+  assert.ok((await first) >= 1 && (await second) >= 1);
+  await node.stop();
 });

@@ -50,27 +50,54 @@ export interface Membership {
 export type EntryKind = "command" | "noop" | "membership";
 
 /**
- * One log entry.
+ * One log entry: a union on `kind`, so a `membership` entry always has its
+ * membership and a `command` entry its command.
  *
  * @example
  * ```ts
  * import type { Entry } from "@distkit/distkit/raft";
  *
- * const entry: Entry = { index: 1, term: 1, kind: "command", command: { op: "put", key: "a" } };
+ * function describe(e: Entry): string {
+ *   switch (e.kind) {
+ *     case "command":
+ *       return `command at ${e.index}`;
+ *     case "noop":
+ *       return `no-op at ${e.index}`;
+ *     case "membership":
+ *       return `voters ${e.membership.voters.join(",")} from ${e.index}`;
+ *   }
+ * }
  * ```
  */
-export interface Entry {
-  /** Position in the log, from 1. */
-  index: number;
-  /** The leader's term when the entry was created. */
-  term: number;
-  /** What the entry carries. */
-  kind: EntryKind;
-  /** The service's command (kind `command`); any value the codec can encode. */
-  command?: unknown;
-  /** The new membership (kind `membership`). */
-  membership?: Membership;
-}
+export type Entry =
+  | {
+    /** Position in the log, from 1. */
+    index: number;
+    /** The leader's term when the entry was created. */
+    term: number;
+    /** A command of the service. */
+    kind: "command";
+    /** The service's command; any value the codec can encode. */
+    command: unknown;
+  }
+  | {
+    /** Position in the log, from 1. */
+    index: number;
+    /** The leader's term when the entry was created. */
+    term: number;
+    /** The no-op a leader appends when elected, so it can commit in its own term. */
+    kind: "noop";
+  }
+  | {
+    /** Position in the log, from 1. */
+    index: number;
+    /** The leader's term when the entry was created. */
+    term: number;
+    /** A new membership, in force as soon as it is appended. */
+    kind: "membership";
+    /** The new membership. */
+    membership: Membership;
+  };
 
 /**
  * What must be on stable storage before a node answers anyone: its term, the

@@ -335,7 +335,7 @@ export async function changeMember(
       }
       // Refused by the proposal itself: nothing was proposed.
       if (err instanceof NotLeaderError) throw err;
-      if (err instanceof RaftRequestError && err.message.startsWith("request refused")) {
+      if (err instanceof RaftRequestError && err.reason === "invalid") {
         throw new MemberRefusedError(err.message, false);
       }
       throw new MemberOutcomeUnknownError((err as Error).message, { cause: err });

@@ -63,6 +63,8 @@ export type {
   Transport,
 } from "../net/mod.ts";
 export type { DenoKvStorage, RaftNode, RaftNodeOptions } from "../raft/mod.ts";
+// What RaftNodeOptions takes from the network and for logging.
+export type { RaftPeerEnd, RaftRpcHost, RaftTransport } from "../raft/mod.ts";
 export type {
   Applied,
   CoreOptions,

@@ -16,7 +16,8 @@ import { deadline, delay } from "../net/async.ts";
 import type { Clock } from "../net/clock.ts";
 import { ArgumentsError } from "../net/errors.ts";
 import { OverloadedError } from "./errors.ts";
-import type { ServiceMethods } from "../net/rpc_server.ts";
+import type { RpcServer, ServiceMethods } from "../net/rpc_server.ts";
+import type { Transport } from "../net/transport.ts";
 import { type Applied, NotLeaderError, RaftNode, type RaftNodeOptions } from "../raft/mod.ts";
 import { invariant } from "../raft/invariant.ts";
 import { defaultClock } from "../net/env.ts";
@@ -81,6 +82,10 @@ export interface ReplicaMachine<R> {
  * ```
  */
 export interface ReplicaOptions extends RaftNodeOptions {
+  /** How to reach the other nodes by id (services call each other on it too). */
+  transport: Transport;
+  /** The RPC server peers and clients call; the node registers `Raft` and the service on it. */
+  server: RpcServer;
   /**
    * Snapshot once the persisted Raft state reaches this many bytes, so the
    * log stays small. Default: never (the log grows without bound).

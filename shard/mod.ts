@@ -67,6 +67,9 @@ export type {
   Transport,
 } from "../net/mod.ts";
 export type { RaftNode } from "../raft/mod.ts";
+// What RaftNodeOptions takes from the network and for logging.
+export type { RaftPeerEnd, RaftRpcHost, RaftTransport } from "../raft/mod.ts";
+export type { LogFields, Logger, LogLevel } from "../raft/mod.ts";
 
 // Types of other modules in this module's signatures (deno doc --lint of this entry point alone).
 export type {

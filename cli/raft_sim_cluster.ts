@@ -8,9 +8,9 @@ import type { Clock } from "../net/clock.ts";
 import type { Random } from "../net/random.ts";
 import { RpcServer } from "../net/rpc_server.ts";
 import type { SimNetwork } from "../net/sim/network.ts";
-import { RaftNode } from "./node.ts";
-import { MemoryStorage } from "./storage.ts";
-import type { NodeId } from "./types.ts";
+import { RaftNode } from "../raft/node.ts";
+import { MemoryStorage } from "../raft/storage.ts";
+import type { NodeId } from "../raft/types.ts";
 
 /** Starts a cluster of `ids` on `net`, each member with memory storage and its own random stream. */
 export async function startSimCluster(

@@ -1,0 +1,91 @@
+/**
+ * One-server membership changes (Raft dissertation §4.1; etcd's
+ * `confchange/`): whether a leader may propose one now, and the membership
+ * it leads to.
+ *
+ * @module
+ */
+import type { Refusal } from "./errors.ts";
+import type { Membership, NodeId } from "./types.ts";
+
+/**
+ * A change of membership, one server at a time (Raft dissertation §4.1).
+ *
+ * @example
+ * ```ts
+ * import type { MembershipChange } from "@distkit/distkit/raft";
+ *
+ * const change: MembershipChange = { type: "addLearner", node: "d" };
+ * ```
+ */
+export type MembershipChange =
+  | { type: "addLearner"; node: NodeId }
+  | { type: "addVoter"; node: NodeId }
+  | { type: "remove"; node: NodeId };
+
+/**
+ * What a leader knows when it is asked for a membership change.
+ *
+ * @example
+ * ```ts
+ * import type { ChangeContext } from "./confchange.ts";
+ *
+ * const ctx: ChangeContext = {
+ *   current: { voters: ["a", "b", "c"], learners: [] },
+ *   committedInTerm: true,
+ *   pending: false,
+ * };
+ * ```
+ */
+export interface ChangeContext {
+  /** The latest membership in the log, committed or not. */
+  current: Membership;
+  /** Whether the leader has committed an entry of its own term. */
+  committedInTerm: boolean;
+  /** Whether the latest membership entry is not committed yet. */
+  pending: boolean;
+}
+
+/**
+ * The membership `change` leads to, or why the leader may not propose it
+ * now. One change at a time, and only once the leader has committed an
+ * entry of its own term: a new leader may hold an uncommitted membership
+ * entry of an earlier term that some nodes have and it has not (or the
+ * other way round); a change of its own, made before it commits in its
+ * term, could then be decided by a quorum that does not overlap the other
+ * configuration's, and a committed entry could be overwritten (Ongaro,
+ * raft-dev 2015; the Raft dissertation's erratum). Committing an entry of
+ * its term first (the no-op of its election) settles which configuration is
+ * in force.
+ *
+ * @example
+ * ```ts
+ * import { nextMembership } from "./confchange.ts";
+ *
+ * const next = nextMembership({ type: "addVoter", node: "d" }, {
+ *   current: { voters: ["a", "b", "c"], learners: ["d"] },
+ *   committedInTerm: true,
+ *   pending: false,
+ * });
+ * // next: { voters: ["a", "b", "c", "d"], learners: [] }
+ * ```
+ */
+export function nextMembership(
+  change: MembershipChange,
+  context: ChangeContext,
+): Membership | Omit<Refusal, "leader"> {
+  if (!context.committedInTerm) return { reason: "term-not-committed" };
+  if (context.pending) return { reason: "membership-pending" };
+  const { current } = context;
+  const voters = current.voters.filter((v) => v !== change.node);
+  const learners = current.learners.filter((v) => v !== change.node);
+  if (change.type === "addVoter") voters.push(change.node);
+  if (change.type === "addLearner") {
+    if (current.voters.includes(change.node)) {
+      return { reason: "invalid", detail: `${change.node} is already a voter` };
+    }
+    learners.push(change.node);
+  }
+  if (voters.length === 0) return { reason: "invalid", detail: "cannot remove the last voter" };
+  return { voters, learners };
+}

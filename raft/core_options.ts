@@ -1,0 +1,93 @@
+/**
+ * Tuning of the Raft core, and its defaults.
+ *
+ * @module
+ */
+import { invariant, type RaftObserver } from "./invariant.ts";
+
+/**
+ * Tuning of the Raft core. Times are in ticks; the driver decides how long a
+ * tick is.
+ *
+ * @example
+ * ```ts
+ * import type { CoreOptions } from "@distkit/distkit/raft";
+ *
+ * const options: CoreOptions = { electionTicks: 10, heartbeatTicks: 2, preVote: true, checkQuorum: true };
+ * ```
+ */
+export interface CoreOptions {
+  /** A follower waits a random [electionTicks, 2·electionTicks) ticks without a leader before campaigning. Default 10. */
+  electionTicks?: number;
+  /** The leader sends heartbeats every this many ticks. Default 1. */
+  heartbeatTicks?: number;
+  /** Ask for PreVotes before a real election, so a rejoining node cannot disrupt a leader. Default true. */
+  preVote?: boolean;
+  /** A leader that has not heard from a quorum for an election timeout steps down. Default true. */
+  checkQuorum?: boolean;
+  /** Append messages in flight per follower while replicating. Default 16. */
+  maxInflight?: number;
+  /**
+   * Bytes of entries (estimated) in flight per follower while replicating;
+   * one append is always allowed. Bounds what a follower receives and must
+   * write in one turn. Default 4 MiB.
+   */
+  maxInflightBytes?: number;
+  /** Largest total command size (bytes, estimated) in one append message. Default 1 MiB. */
+  maxAppendBytes?: number;
+  /**
+   * Most entries in one append message. A follower decodes and writes an
+   * append in one turn of its event loop: 1 MiB of small entries (≈10,000)
+   * held a catching-up follower deaf for 100–300 ms. Default 512.
+   */
+  maxAppendEntries?: number;
+  /** Snapshot chunk size in bytes. Default 512 KiB. */
+  snapshotChunkBytes?: number;
+  /** Append a no-op entry on election, so the new leader can commit and serve reads. Default true. */
+  leaderNoop?: boolean;
+  /**
+   * Told of leaders, applies and log truncations, for checks across a whole
+   * simulated run (`AppliedLedger`). Default: none.
+   */
+  observer?: RaftObserver;
+}
+
+/** {@linkcode CoreOptions} with every default filled in. */
+export type ResolvedCoreOptions = Required<Omit<CoreOptions, "observer">> & {
+  observer: RaftObserver | undefined;
+};
+
+/**
+ * Fills in the defaults of {@linkcode CoreOptions} and checks the result.
+ *
+ * @example
+ * ```ts
+ * import { resolveCoreOptions } from "./core_options.ts";
+ *
+ * resolveCoreOptions({ electionTicks: 20 }).heartbeatTicks; // 1
+ * ```
+ */
+export function resolveCoreOptions(options: CoreOptions): ResolvedCoreOptions {
+  const resolved: ResolvedCoreOptions = {
+    electionTicks: options.electionTicks ?? 10,
+    heartbeatTicks: options.heartbeatTicks ?? 1,
+    preVote: options.preVote ?? true,
+    checkQuorum: options.checkQuorum ?? true,
+    maxInflight: options.maxInflight ?? 16,
+    maxInflightBytes: options.maxInflightBytes ?? 4 * 1024 * 1024,
+    maxAppendBytes: options.maxAppendBytes ?? 1024 * 1024,
+    maxAppendEntries: options.maxAppendEntries ?? 512,
+    snapshotChunkBytes: options.snapshotChunkBytes ?? 512 * 1024,
+    leaderNoop: options.leaderNoop ?? true,
+    observer: options.observer,
+  };
+  invariant(
+    resolved.heartbeatTicks < resolved.electionTicks,
+    "heartbeatTicks must be below electionTicks",
+  );
+  invariant(
+    resolved.maxAppendEntries >= 1 && resolved.maxInflightBytes >= 1,
+    "maxAppendEntries and maxInflightBytes must be at least 1",
+  );
+  return resolved;
+}

@@ -1,0 +1,174 @@
+/**
+ * What a {@linkcode RaftNode} is started with, what it hands the service,
+ * and what it needs from the network: small structural interfaces that
+ * `net`'s `Transport`, `ClientEnd` and `RpcServer` satisfy.
+ *
+ * @module
+ */
+import type { Clock } from "../net/clock.ts";
+import type { Logger } from "../net/logger.ts";
+import type { Random } from "../net/random.ts";
+import type { CoreOptions } from "./core_options.ts";
+import type { RaftStorage } from "./storage.ts";
+import type { Membership, NodeId, Role } from "./types.ts";
+
+/**
+ * One end of a connection to a peer, as a Raft node uses it (`net`'s
+ * `ClientEnd` is one).
+ *
+ * @example
+ * ```ts
+ * import type { RaftPeerEnd } from "@distkit/distkit/raft";
+ *
+ * const end: RaftPeerEnd = { call: () => Promise.reject(new Error("unreachable")) };
+ * ```
+ */
+export interface RaftPeerEnd {
+  /** Calls `method` on the peer with `args`, giving up after `timeoutMs`. */
+  call<T = unknown>(method: string, args?: unknown, options?: { timeoutMs?: number }): Promise<T>;
+}
+
+/**
+ * How a Raft node reaches its peers by id (`net`'s `Transport` is one).
+ *
+ * @example
+ * ```ts
+ * import type { RaftTransport } from "@distkit/distkit/raft";
+ *
+ * const nowhere: RaftTransport = {
+ *   connect: () => ({ call: () => Promise.reject(new Error("no network")) }),
+ * };
+ * ```
+ */
+export interface RaftTransport {
+  /** An end that calls `peer`. */
+  connect(peer: NodeId): RaftPeerEnd;
+}
+
+/**
+ * Where a Raft node registers the service its peers call (`net`'s
+ * `RpcServer` is one).
+ *
+ * @example
+ * ```ts
+ * import type { RaftRpcHost } from "@distkit/distkit/raft";
+ *
+ * const services = new Map<string, object>();
+ * const host: RaftRpcHost = {
+ *   addService: (name, methods) => void services.set(name, methods),
+ *   removeService: (name) => void services.delete(name),
+ * };
+ * ```
+ */
+export interface RaftRpcHost {
+  /** Registers `methods` under `name` (the node's is `Raft`, with one method, `Step`). */
+  addService(name: string, methods: object): void;
+  /** Removes the service `name`. */
+  removeService(name: string): void;
+}
+
+/**
+ * Options for {@linkcode RaftNode.start}.
+ *
+ * @example
+ * ```ts
+ * import { MemoryStorage, type RaftNodeOptions } from "@distkit/distkit/raft";
+ * import { RpcServer, type Transport } from "@distkit/distkit/net";
+ *
+ * function optionsFor(transport: Transport): RaftNodeOptions {
+ *   return {
+ *     id: "a",
+ *     peers: ["a", "b", "c"],
+ *     transport,
+ *     server: new RpcServer(),
+ *     storage: new MemoryStorage(),
+ *   };
+ * }
+ * ```
+ */
+export interface RaftNodeOptions extends CoreOptions {
+  /** This node's id; must be stable across restarts. */
+  id: NodeId;
+  /** The initial voters (including this node), used only when the storage is empty. Pass `[]` to join an existing cluster as a learner. */
+  peers: NodeId[];
+  /** How to reach the other nodes by id (a `Transport` of `net`). */
+  transport: RaftTransport;
+  /** The RPC server peers call (an `RpcServer` of `net`); the node registers a `Raft` service on it. */
+  server: RaftRpcHost;
+  /** Where the node persists its state. */
+  storage: RaftStorage;
+  /** Time source. Default: the real clock (none inside `simulate`: pass `sim.clock`). */
+  clock?: Clock;
+  /** Randomness for election timeouts. Default: seeded from `SEED` or at random (none inside `simulate`: pass `sim.random.fork()`). */
+  random?: Random;
+  /** Milliseconds per tick. Default 50 (heartbeats every 2 ticks, elections after 10–20). */
+  tickMs?: number;
+  /** Deadline of one RPC to a peer. Default: one election timeout. */
+  rpcTimeoutMs?: number;
+  /** Where the node reports that it stopped on a failure. Default: silent. */
+  logger?: Logger;
+}
+
+/**
+ * What the node hands the service, in log order, each exactly once: a
+ * committed command; a committed entry of Raft's own (`internal`: a new
+ * leader's no-op or a membership change), which has nothing to apply but
+ * moves the service's applied index (a ReadIndex may point at it); or a
+ * snapshot to restore from (at start-up, or sent by the leader because this
+ * node fell too far behind).
+ *
+ * @example
+ * ```ts
+ * import type { Applied } from "@distkit/distkit/raft";
+ *
+ * function describe(a: Applied): string {
+ *   switch (a.type) {
+ *     case "command":
+ *       return `apply ${a.index}`;
+ *     case "internal":
+ *       return `nothing to apply at ${a.index}`;
+ *     case "snapshot":
+ *       return `restore snapshot at ${a.index}`;
+ *   }
+ * }
+ * ```
+ */
+export type Applied =
+  | { type: "command"; index: number; term: number; command: unknown }
+  | { type: "internal"; index: number; term: number }
+  | { type: "snapshot"; index: number; term: number; data: Uint8Array };
+
+/**
+ * A snapshot of a node's state, for monitoring.
+ *
+ * @example
+ * ```ts
+ * import type { RaftStatus } from "@distkit/distkit/raft";
+ *
+ * function line(s: RaftStatus): string {
+ *   return `${s.id} ${s.role} term ${s.term} commit ${s.commitIndex}`;
+ * }
+ * ```
+ */
+export interface RaftStatus {
+  /** The node's id. */
+  id: NodeId;
+  /** Its current term. */
+  term: number;
+  /** Its role. */
+  role: Role;
+  /** The leader it knows of. */
+  leader: NodeId | null;
+  /** Highest committed index. */
+  commitIndex: number;
+  /** Highest index handed to the service. */
+  appliedIndex: number;
+  /** Last index in the log. */
+  lastIndex: number;
+  /** Index the log starts after. */
+  snapshotIndex: number;
+  /** Latest membership. */
+  membership: Membership;
+  /** Whether the node is stopped. */
+  stopped: boolean;
+}

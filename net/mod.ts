@@ -48,6 +48,7 @@ export * from "./sim/network.ts";
 export * from "./sim/simulate.ts";
 export * from "./env.ts";
 export { formatAddr } from "./frame.ts";
+export * from "./frame_limits.ts";
 export * from "./tcp.ts";
 export * from "./address.ts";
 export * from "./http_parse.ts";

@@ -45,10 +45,15 @@ export type {
   ReplicaOptions,
   ReplicaReply,
   ReplicaStats,
+  ReplicaStatus,
+  WriteOutcome,
 } from "../rsm/mod.ts";
 export type {
   Clock,
   Codec,
+  LogFields,
+  Logger,
+  LogLevel,
   MemberHello,
   MemberOptions,
   Random,

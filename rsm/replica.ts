@@ -545,6 +545,16 @@ export class Replica<R> {
     // leader", which sends the client on (writes left pending from an
     // earlier leadership must not hold the node's refusals for ever).
     if (this.#raft.status().role !== "leader") return undefined;
+    const reason = this.#limitReached(bytes);
+    // Writes this node proposed while it led before may be past its log's
+    // end now: left pending, they would hold every write off (the oldest
+    // waits for ever) while nothing new could be appended to settle them.
+    if (reason === undefined || !this.#settleLostWrites()) return reason;
+    return this.#limitReached(bytes);
+  }
+
+  /** Which limit a write of `bytes` would pass now, if any. */
+  #limitReached(bytes: number): string | undefined {
     let reason: string | undefined;
     if (this.#pendingWrites >= this.#maxPendingWrites) {
       reason = `${this.#pendingWrites} writes are in progress, the limit`;
@@ -563,6 +573,30 @@ export class Replica<R> {
       }
     }
     return reason;
+  }
+
+  /**
+   * On a leader: answers null (certainly not applied) the writes proposed in
+   * an earlier term at indexes past the end of its log. A leader's log keeps
+   * all it has during its term, and every entry it appends carries this
+   * term, so an entry of an earlier term at those indexes can never be
+   * committed. Whether any was settled.
+   */
+  #settleLostWrites(): boolean {
+    const { role, term, lastIndex } = this.#raft.status();
+    if (role !== "leader") return false;
+    let settled = false;
+    for (const [index, list] of this.#writes) {
+      if (index <= lastIndex) continue;
+      const lost = list.filter((w) => w.term < term);
+      if (lost.length === 0) continue;
+      const kept = list.filter((w) => w.term >= term);
+      if (kept.length === 0) this.#writes.delete(index);
+      else this.#writes.set(index, kept);
+      for (const w of lost) w.resolve(null);
+      settled = true;
+    }
+    return settled;
   }
 
   /** A pause long enough for the writes in progress to drain: about one commit round. */

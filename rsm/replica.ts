@@ -28,11 +28,14 @@ import { ApplyError } from "./apply_error.ts";
 import { ExactlyOnce, parseStampedWrite, type WriteOutcome } from "./exactly_once.ts";
 import { approximateBytes, firstSnapshotAt, nextSnapshotAfterInstall } from "./replica_sizing.ts";
 import type {
+  PendingRead,
+  PendingWrite,
   ReplicaMachine,
   ReplicaOptions,
   ReplicaReply,
   ReplicaStats,
   ReplicaStatus,
+  Write,
 } from "./replica_types.ts";
 
 // The types of a replica live beside it; importers of this file find them here.
@@ -82,28 +85,6 @@ export interface ReplicaService<R> {
   name: string;
   /** The methods, built once the replica exists. */
   methods(replica: Replica<R>): ServiceMethods;
-}
-
-/** A write to propose: a command, stamped with its session when sent exactly-once. */
-interface Write {
-  client?: string;
-  seq?: number;
-  command: unknown;
-}
-
-/** A proposal waiting to come out of the log at its index. */
-interface PendingWrite<R> {
-  term: number;
-  write: Write;
-  /** Null when another entry took the index: the client must retry. */
-  resolve: (outcome: WriteOutcome<R> | null) => void;
-}
-
-/** A read waiting for the state machine to reach `index`. */
-interface PendingRead {
-  index: number;
-  resolve: () => void;
-  reject: (err: Error) => void;
 }
 
 /**

@@ -7,6 +7,7 @@
  */
 import type { Logger } from "../net/logger.ts";
 import type { RaftNodeOptions, RaftStatus } from "../raft/mod.ts";
+import type { WriteOutcome } from "./exactly_once.ts";
 
 /**
  * A deterministic state machine a `Replica` applies committed
@@ -260,4 +261,28 @@ export interface ReplicaStatus {
   sessions: number;
   /** Whether it has stopped serving. */
   stopped: boolean;
+}
+
+// The replica's own bookkeeping (not exported from the module).
+
+/** A write to propose: a command, stamped with its session when sent exactly-once. */
+export interface Write {
+  client?: string;
+  seq?: number;
+  command: unknown;
+}
+
+/** A proposal waiting to come out of the log at its index. */
+export interface PendingWrite<R> {
+  term: number;
+  write: Write;
+  /** Null when another entry took the index: the client must retry. */
+  resolve: (outcome: WriteOutcome<R> | null) => void;
+}
+
+/** A read waiting for the state machine to reach `index`. */
+export interface PendingRead {
+  index: number;
+  resolve: () => void;
+  reject: (err: Error) => void;
 }

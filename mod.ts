@@ -172,3 +172,4 @@ export type {
 export { LockClerk, PrimaryBackupClerk } from "./pb/mod.ts";
 export type { LockCallOptions, PrimaryBackupCallOptions, View } from "./pb/mod.ts";
 export type { HandshakeThrottleOptions, TcpServerStats } from "./net/mod.ts";
+export type { ReplicaStatus, ReplicaSubmitOptions, WriteOutcome } from "./rsm/mod.ts";

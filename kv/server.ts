@@ -152,6 +152,8 @@ export class KvServer {
     const addressOf = (id: string) => options.addressOf?.(id) ?? id;
     const replica = await Replica.start(new KvMachine(state, limits), {
       ...options,
+      // The machine keeps its own dedup table (in its state and snapshots).
+      exactlyOnce: false,
       service: {
         name: "KV",
         methods: (replica) => ({

@@ -12,9 +12,16 @@
  *
  * - `new`: not seen; apply it and {@linkcode DedupTable.record} it;
  * - `done`: applied already, with this result;
- * - `stale`: the session has since applied a later write, so nobody waits for this one;
+ * - `stale`: the session has since applied a later write. No result: the
+ *   table keeps only each session's latest write, and nobody waits for this
+ *   one (a session sends its next write only once it has this one's answer
+ *   or has given up on it). Do not apply it;
  * - `conflict`: the session applied a different write under this number
- *   (two clients share an id).
+ *   (two clients share an id). No result: the recorded one belongs to the
+ *   other write, and handing it over would answer this write with a lie.
+ *   Do not apply it; answer with an error.
+ *
+ * @typeParam R The recorded result of a write.
  *
  * @example
  * ```ts
@@ -38,6 +45,8 @@ export type DedupVerdict<R> =
  *
  * const e: DedupEntry<boolean> = { seq: 3, digest: 0x1234, result: true };
  * ```
+ *
+ * @typeParam R The recorded result of the write.
  */
 export interface DedupEntry<R> {
   /** The session's last applied write. */
@@ -49,7 +58,11 @@ export interface DedupEntry<R> {
 }
 
 /**
- * Per client session, the last write applied and its result.
+ * Per client session, the last write applied and its result. A
+ * `Replica` keeps one for its machine by default; build on this
+ * directly only when the machine keeps its own (`exactlyOnce: false`).
+ *
+ * @typeParam R The recorded result of a write.
  *
  * @example
  * ```ts
@@ -70,7 +83,16 @@ export class DedupTable<R> {
     return this.#sessions.size;
   }
 
-  /** What the table says of write `seq` of session `client` with this digest. */
+  /**
+   * What the table says of write `seq` of session `client`.
+   *
+   * @param digest A digest of the write's content (say {@linkcode digestBytes}
+   * of its encoding), the same for every retry of it. A retry of the recorded
+   * write carries the same digest and gets `done`; another write under the
+   * same session and number (two clients sharing an id) carries another and
+   * gets `conflict` instead of the first write's result. `NaN` never matches:
+   * a caller that only wants to know whether the number is new passes it.
+   */
   check(client: string, seq: number, digest: number): DedupVerdict<R> {
     const seen = this.#sessions.get(client);
     if (seen === undefined || seq > seen.seq) return { kind: "new" };

@@ -88,13 +88,57 @@ export interface HostNodeOptions {
  * @throws {Error} when the port is taken (is the node already running?),
  * or the folder belongs to another node or cannot be opened.
  *
- * @example
- * ```ts ignore
- * import { hostNode } from "@distkit/distkit/rsm";
+ * What a node process of your own service needs before its `Replica`
+ * starts, in the order that keeps a mistake harmless: it binds the port
+ * first (a second process of the same node fails here, before it touches
+ * the data), then claims the data folder (`node.json` records the node,
+ * the cluster and the folder's incarnation; a folder of another node is
+ * refused), then opens the Raft storage in it (`raft.kv`). Give the
+ * replica `host.rpc` as its `server` and `host.storage` as its `storage`,
+ * and a `TcpTransport` to its peers (with `member: host.identity` when
+ * `members` is given). `startKvNode` is hosted this way; a status method
+ * for your tooling is `Status: () => replica.status()` among the service's
+ * methods.
  *
- * const host = await hostNode({ address: "127.0.0.1:7001", id: "0", dataDir: "data/0" });
+ * @throws {Error} when the port is taken (is the node already running?),
+ * or the folder belongs to another node or cannot be opened.
+ *
+ * @example A one-node service process
+ * ```ts
+ * import { hostNode, Replica, type ReplicaMachine } from "@distkit/distkit/rsm";
+ * import { TcpTransport } from "@distkit/distkit/net";
+ *
+ * const counter: ReplicaMachine<number> & { n: number } = {
+ *   n: 0,
+ *   apply(entry: unknown): number {
+ *     return this.n += entry as number;
+ *   },
+ *   snapshot: () => new Uint8Array(),
+ *   restore() {},
+ * };
+ * const dataDir = await Deno.makeTempDir();
+ * const host = await hostNode({ address: "127.0.0.1:0", id: "0", dataDir });
+ * const transport = new TcpTransport({ peers: {} }); // the other nodes' addresses
+ * const replica = await Replica.start(counter, {
+ *   id: "0",
+ *   peers: ["0"],
+ *   transport,
+ *   server: host.rpc,
+ *   storage: host.storage,
+ *   service: {
+ *     name: "Counter",
+ *     methods: (replica) => ({
+ *       Add: (request: unknown) => replica.write(request),
+ *       Status: () => replica.status(),
+ *     }),
+ *   },
+ * });
+ * // ... serve until told to stop, then release in the reverse order:
+ * await replica.stop();
+ * await transport.close();
  * await host.listener.close();
  * await host.storage.close();
+ * await Deno.remove(dataDir, { recursive: true });
  * ```
  */
 export async function hostNode(options: HostNodeOptions): Promise<NodeHost> {

@@ -9,11 +9,26 @@
  *   with admission control, snapshots and linearizable reads.
  * - {@linkcode ReplicaClient}: the client side; finds the leader, retries,
  *   and reports an outcome it cannot know as unknown rather than "not applied".
- * - Sessions ({@linkcode Sessions}), the dedup table ({@linkcode DedupTable})
- *   and the request checks ({@linkcode checkSession}, {@linkcode checkString})
- *   that make a retried write apply once.
+ * - Exactly-once writes by default: {@linkcode ReplicaClient.submit} stamps
+ *   each write with a client session, {@linkcode Replica.write} serves it,
+ *   and the replica applies it once and answers retries with the recorded
+ *   outcome (its dedup table travels in the snapshots). An `apply` that
+ *   throws answers its write with an {@linkcode ApplyError}, on every replica
+ *   alike, and the cluster keeps serving; a `validate` hook refuses bad
+ *   commands before they are proposed.
+ * - The parts, for services that keep their own dedup table
+ *   (`exactlyOnce: false`: the KV service, the shard groups): sessions
+ *   ({@linkcode Sessions}), the dedup table ({@linkcode DedupTable}) and the
+ *   request checks ({@linkcode checkSession}, {@linkcode checkString}).
  * - Hosting a node on a real machine: {@linkcode hostNode} (binds the port,
  *   claims the data folder, opens storage), node identity and membership.
+ *
+ * A service is three pieces: a {@linkcode ReplicaMachine} (`apply`,
+ * `snapshot`, `restore`), a {@linkcode ReplicaService} whose methods call
+ * `replica.write(request)` for writes and `replica.read()` before reading
+ * the machine, and a {@linkcode ReplicaClient} that calls them. A node
+ * process adds {@linkcode hostNode}. `tests/rsm_service_test.ts` and the
+ * sample in `samples/ticket_service.ts` are complete services.
  *
  * What it is not: it knows no service's commands. The KV service (`kv/`),
  * the shard controller and groups (`shard/`) and primary/backup (`pb/`) are
@@ -41,6 +56,8 @@
  */
 export * from "./replica.ts";
 export * from "./replica_client.ts";
+export * from "./apply_error.ts";
+export type { StampedWrite, WriteOutcome } from "./exactly_once.ts";
 export * from "./dedup.ts";
 export * from "./checks.ts";
 export * from "./errors.ts";

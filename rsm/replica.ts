@@ -4,7 +4,10 @@
  * controller and the shard groups are all replicas with different machines.
  *
  * Writes go through the log and are answered once applied, with the result
- * the machine gave. Reads do not touch the log: the leader confirms with a
+ * the machine gave; by default each write sent with `ReplicaClient.submit`
+ * is applied once however often it is retried (see `exactly_once.ts`), and
+ * an `apply` that throws answers its write with the error instead of
+ * stopping the replica. Reads do not touch the log: the leader confirms with a
  * quorum that it still leads (ReadIndex) and waits until it has applied that
  * far, so a deposed leader never answers with stale state. The replica
  * snapshots the machine when the persisted Raft state reaches a limit, and
@@ -15,113 +18,34 @@
 import { deadline, delay } from "../net/async.ts";
 import type { Clock } from "../net/clock.ts";
 import { ArgumentsError } from "../net/errors.ts";
+import { type Logger, silentLogger } from "../net/logger.ts";
 import { OverloadedError } from "./errors.ts";
-import type { RpcServer, ServiceMethods } from "../net/rpc_server.ts";
-import type { Transport } from "../net/transport.ts";
-import { type Applied, NotLeaderError, RaftNode, type RaftNodeOptions } from "../raft/mod.ts";
-import { invariant } from "../raft/invariant.ts";
+import type { ServiceMethods } from "../net/rpc_server.ts";
+import { type Applied, NotLeaderError, RaftNode } from "../raft/mod.ts";
+import { invariant, RaftInvariantError } from "../raft/invariant.ts";
 import { defaultClock } from "../net/env.ts";
+import { ApplyError } from "./apply_error.ts";
+import { ExactlyOnce, parseStampedWrite, type WriteOutcome } from "./exactly_once.ts";
+import { approximateBytes, firstSnapshotAt, nextSnapshotAfterInstall } from "./replica_sizing.ts";
+import type {
+  PendingRead,
+  PendingWrite,
+  ReplicaMachine,
+  ReplicaOptions,
+  ReplicaReply,
+  ReplicaStats,
+  ReplicaStatus,
+  Write,
+} from "./replica_types.ts";
 
-/**
- * A deterministic state machine a {@linkcode Replica} applies committed
- * entries to. Every replica must give the same results for the same entries.
- *
- * @example
- * ```ts
- * import type { ReplicaMachine } from "@distkit/distkit/rsm";
- *
- * class Counter implements ReplicaMachine<number> {
- *   n = 0;
- *   apply(entry: unknown): number {
- *     return this.n += typeof entry === "number" ? entry : 0;
- *   }
- *   snapshot(): Uint8Array {
- *     return new TextEncoder().encode(String(this.n));
- *   }
- *   restore(bytes: Uint8Array): void {
- *     this.n = Number(new TextDecoder().decode(bytes));
- *   }
- * }
- * ```
- */
-export interface ReplicaMachine<R> {
-  /**
-   * Applies a committed entry and returns the result for whoever proposed
-   * it. The entry comes from the log as it was proposed, but check it
-   * anyway (another version, a damaged log): the same verdict on every
-   * replica.
-   */
-  apply(entry: unknown): R;
-  /** The whole state, encoded. */
-  snapshot(): Uint8Array;
-  /**
-   * Optional: the same bytes as `snapshot()` would give now, encoded a slice
-   * at a time with `pause()` awaited in between, so a large state does not
-   * hold up the replica's event loop. Used instead of `snapshot()` when given.
-   */
-  snapshotInSlices?(pause: () => Promise<void>): Promise<Uint8Array>;
-  /** Replaces the whole state with one from {@linkcode ReplicaMachine.snapshot}. */
-  restore(bytes: Uint8Array): void;
-  /**
-   * For an entry proposed here whose index a snapshot from the leader
-   * covered: its result if the machine knows it applied (a deduplication
-   * table), else undefined (the proposer is told to retry).
-   */
-  recall?(entry: unknown): R | undefined;
-}
-
-/**
- * Options of {@linkcode Replica.start}: those of the Raft node underneath,
- * plus the replica's own.
- *
- * @example
- * ```ts
- * import type { ReplicaOptions } from "@distkit/distkit/rsm";
- *
- * const extra: Partial<ReplicaOptions> = { maxRaftState: 1 << 20, requestTimeoutMs: 1000 };
- * ```
- */
-export interface ReplicaOptions extends RaftNodeOptions {
-  /** How to reach the other nodes by id (services call each other on it too). */
-  transport: Transport;
-  /** The RPC server peers and clients call; the node registers `Raft` and the service on it. */
-  server: RpcServer;
-  /**
-   * Snapshot once the persisted Raft state reaches this many bytes, so the
-   * log stays small. Default: never (the log grows without bound).
-   */
-  maxRaftState?: number;
-  /**
-   * How long a request waits to be committed (or, for a read, confirmed)
-   * before the replica tells the client to retry. Default: two election
-   * timeouts.
-   */
-  requestTimeoutMs?: number;
-  /**
-   * Writes proposed and not yet applied, at most; beyond it a write is
-   * refused at once with an `overloaded` answer (certainly not applied)
-   * instead of waiting in memory. Default 1,024.
-   */
-  maxPendingWrites?: number;
-  /**
-   * Bytes (estimated: strings and byte arrays in the entry) of the writes
-   * proposed and not yet applied, at most; beyond it a write is refused as
-   * with `maxPendingWrites`. One write is always admitted when none is
-   * pending, whatever its size. Default 4 MiB: what a busy disk commits in
-   * a fraction of `requestTimeoutMs`, and what a leader encodes and sends
-   * in one turn without holding up its heartbeats (8 MiB cost elections on
-   * a loaded 2-core machine).
-   */
-  maxPendingWriteBytes?: number;
-  /**
-   * The longest the oldest write in progress may have waited before new
-   * ones are refused as with `maxPendingWrites`: a limit that follows the
-   * disk's and the followers' actual pace, so an admitted write is answered
-   * within `requestTimeoutMs` on a slow machine too. Default: a quarter of
-   * `requestTimeoutMs`.
-   */
-  maxQueueDelayMs?: number;
-}
+// The types of a replica live beside it; importers of this file find them here.
+export type {
+  ReplicaMachine,
+  ReplicaOptions,
+  ReplicaReply,
+  ReplicaStats,
+  ReplicaStatus,
+} from "./replica_types.ts";
 
 /** Default of {@linkcode ReplicaOptions.maxPendingWrites}. */
 const DEFAULT_MAX_PENDING_WRITES = 1024;
@@ -135,96 +59,23 @@ const DEFAULT_MAX_PENDING_WRITE_BYTES = 4 * 1024 * 1024;
 const APPLY_SLICE = 64;
 
 /**
- * How a replica answers a client: `ok` with the payload, or where to go
- * instead.
- *
- * - `not-leader`: this server cannot serve it; `leader` is a hint (may be null);
- * - `retry`: this server could not finish it in time (it may have lost
- *   leadership or a quorum); try again, here or elsewhere;
- * - `wrong-group`: this replica group does not serve that data (sharded
- *   services); ask the directory which group does;
- * - `overloaded`: this server has too many writes in progress and refused
- *   this one before proposing it (certainly not applied); retry after
- *   `retryAfterMs`.
- *
- * @example
- * ```ts
- * import type { ReplicaReply } from "@distkit/distkit/rsm";
- *
- * const reply: ReplicaReply<{ value: string }> = { status: "ok", value: "1" };
- * ```
- */
-export type ReplicaReply<T extends object = Record<never, never>> =
-  | ({ status: "ok" } & T)
-  | {
-    status: "not-leader";
-    leader: string | null;
-    /** The leader's address as clients reach it, when the server knows it (the KV service). */
-    leaderAddress?: string | null;
-    /** The voters' addresses as clients reach them: how a client given one node finds the rest. */
-    members?: string[];
-  }
-  | { status: "retry"; reason: string }
-  | { status: "wrong-group" }
-  | { status: "overloaded"; reason: string; retryAfterMs: number };
-
-/**
- * Counters and gauges of a {@linkcode Replica}, for monitoring.
- *
- * @example
- * ```ts
- * import type { ReplicaStats } from "@distkit/distkit/rsm";
- *
- * function line(s: ReplicaStats): string {
- *   return `${s.reads} reads, ${s.writes} writes, ${s.pendingRequests} pending`;
- * }
- * ```
- */
-export interface ReplicaStats {
-  /** Reads answered. */
-  reads: number;
-  /** Writes answered (applied now, or found already applied). */
-  writes: number;
-  /** Requests sent elsewhere because this server does not lead. */
-  notLeader: number;
-  /** Requests this server could not finish in time (lost leadership or quorum). */
-  retries: number;
-  /** Malformed or oversized requests refused. */
-  badRequests: number;
-  /** Writes refused because too many were in progress (nothing proposed for them). */
-  overloaded: number;
-  /** Writes proposed and not yet applied, now. */
-  pendingWrites: number;
-  /** Their estimated bytes, now. */
-  pendingWriteBytes: number;
-  /** Snapshots this server took. */
-  snapshots: number;
-  /** Snapshots this server installed from the leader (it was too far behind for entries). */
-  installs: number;
-  /** Requests waiting now. */
-  pendingRequests: number;
-  /** Highest log index the state reflects. */
-  appliedIndex: number;
-}
-
-/**
  * The RPC service a replica serves: its name and, given the replica, its
  * methods. It is registered once the replica has started and removed when
  * it stops.
+ *
+ * @typeParam R What the machine's `apply` returns.
  *
  * @example
  * ```ts
  * import type { ReplicaService } from "@distkit/distkit/rsm";
  *
+ * // `Add` takes what `ReplicaClient.submit` sends: each write applied once.
+ * // `Status` is the generic status method a node's tooling can call.
  * const service: ReplicaService<number> = {
  *   name: "Counter",
  *   methods: (replica) => ({
- *     Add: (n: unknown) =>
- *       replica.serve<{ result: number }>("writes", async () => {
- *         const result = await replica.submit(n);
- *         if (result === null) return { status: "retry", reason: "lost to a new leader" };
- *         return { status: "ok", result };
- *       }),
+ *     Add: (request: unknown) => replica.write(request),
+ *     Status: () => replica.status(),
  *   }),
  * };
  * ```
@@ -236,25 +87,12 @@ export interface ReplicaService<R> {
   methods(replica: Replica<R>): ServiceMethods;
 }
 
-/** A proposal waiting to come out of the log at its index. */
-interface PendingWrite<R> {
-  term: number;
-  entry: unknown;
-  /** Null when another entry took the index: the client must retry. */
-  resolve: (result: R | null) => void;
-}
-
-/** A read waiting for the state machine to reach `index`. */
-interface PendingRead {
-  index: number;
-  resolve: () => void;
-  reject: (err: Error) => void;
-}
-
 /**
  * A replica: a {@linkcode ReplicaMachine} kept in step by a Raft node, with
- * the means to serve it ({@linkcode Replica.submit}, {@linkcode Replica.read},
- * {@linkcode Replica.serve}).
+ * the means to serve it ({@linkcode Replica.write} for exactly-once writes,
+ * {@linkcode Replica.submit}, {@linkcode Replica.read}, {@linkcode Replica.serve}).
+ *
+ * @typeParam R What the machine's `apply` returns: a write's result.
  *
  * @example
  * ```ts
@@ -308,6 +146,9 @@ export class Replica<R> {
   readonly #service: string | undefined;
   readonly #clock: Clock;
   readonly #timeoutMs: number;
+  readonly #logger: Logger;
+  /** The dedup table and its log and snapshot formats; undefined with `exactlyOnce: false`. */
+  readonly #once: ExactlyOnce<R> | undefined;
   #appliedIndex = 0;
   #writes = new Map<number, PendingWrite<R>[]>();
   #reads: PendingRead[] = [];
@@ -346,6 +187,8 @@ export class Replica<R> {
     this.#options = options;
     this.#service = options.service?.name;
     this.#clock = options.clock ?? defaultClock("Replica");
+    this.#logger = options.logger ?? silentLogger;
+    this.#once = options.exactlyOnce === false ? undefined : new ExactlyOnce<R>();
     this.#timeoutMs = options.requestTimeoutMs ??
       2 * (options.electionTicks ?? 10) * (options.tickMs ?? 50);
     this.#snapshotAt = firstSnapshotAt(options);
@@ -366,6 +209,76 @@ export class Replica<R> {
   /**
    * Starts the Raft node (restoring the machine from its latest snapshot and
    * log) and registers `options.service` on the RPC server.
+   *
+   * To crash and restart a replica inside `simulate`: take its server off
+   * the network (its calls in flight fail), keep what survived in its
+   * storage (`SimStorage.crash()`: a save in progress may be cut short),
+   * stop it, and start a new replica on a fresh RPC server and transport
+   * (fresh end names, so the dead instance's calls are never delivered on
+   * its successor's behalf) from that storage, with a fresh machine. A node
+   * process on real machines gets the same from {@linkcode hostNode}.
+   *
+   * @example Crash and restart a replica in the simulation
+   * ```ts
+   * import { Replica, type ReplicaMachine } from "@distkit/distkit/rsm";
+   * import { SimStorage } from "@distkit/distkit/raft";
+   * import { delay, RpcServer, simulate } from "@distkit/distkit/net";
+   * import assert from "node:assert/strict";
+   *
+   * class Counter implements ReplicaMachine<number> {
+   *   n = 0;
+   *   apply(entry: unknown): number {
+   *     return this.n += entry as number;
+   *   }
+   *   snapshot(): Uint8Array {
+   *     return Uint8Array.of(this.n);
+   *   }
+   *   restore(bytes: Uint8Array): void {
+   *     this.n = bytes[0];
+   *   }
+   * }
+   *
+   * await simulate(async ({ clock, net, random }) => {
+   *   const start = async (storage: SimStorage) => {
+   *     const server = new RpcServer();
+   *     const machine = new Counter();
+   *     const replica = await Replica.start(machine, {
+   *       id: "a",
+   *       peers: ["a"],
+   *       transport: net.transportFor("a"), // a fresh one per incarnation
+   *       server,
+   *       storage,
+   *       clock,
+   *       random: random.fork(),
+   *     });
+   *     net.addServer("a", server);
+   *     return { replica, machine };
+   *   };
+   *   const submit = async (replica: Replica<number>, n: number) => {
+   *     while (true) {
+   *       try {
+   *         const result = await replica.submit(n);
+   *         if (result !== null) return result;
+   *       } catch {
+   *         await delay(10, { clock }); // not the leader yet
+   *       }
+   *     }
+   *   };
+   *   let storage = new SimStorage({ clock, random: random.fork(), name: "a" });
+   *   let { replica } = await start(storage);
+   *   assert.equal(await submit(replica, 2), 2);
+   *   // Crash: off the network, keep what survived, stop.
+   *   net.deleteServer("a");
+   *   storage = storage.crash();
+   *   await replica.stop();
+   *   // Restart from what survived: the log is applied again.
+   *   let machine: Counter;
+   *   ({ replica, machine } = await start(storage));
+   *   assert.equal(await submit(replica, 3), 5);
+   *   assert.equal(machine.n, 5);
+   *   await replica.stop();
+   * }, { seed: 1 });
+   * ```
    */
   static async start<R>(
     machine: ReplicaMachine<R>,
@@ -381,8 +294,8 @@ export class Replica<R> {
 
   /**
    * Resolves once the replica has stopped: by {@linkcode Replica.stop}, or
-   * on its own when its Raft node failed (storage, an invariant; already
-   * reported on stderr), after which {@linkcode Replica.stopped} is true.
+   * on its own when its Raft node failed (storage, an invariant; reported
+   * to the `logger`), after which {@linkcode Replica.stopped} is true.
    */
   get finished(): Promise<void> {
     return this.#applier;
@@ -432,6 +345,27 @@ export class Replica<R> {
   }
 
   /**
+   * This replica's view of its group: what a custom node's status method
+   * answers (`Status: () => replica.status()` among the service's methods).
+   */
+  status(): ReplicaStatus {
+    const raft = this.#raft.status();
+    return {
+      id: raft.id,
+      role: raft.role,
+      term: raft.term,
+      leader: raft.leader,
+      commitIndex: raft.commitIndex,
+      appliedIndex: this.#appliedIndex,
+      snapshotIndex: raft.snapshotIndex,
+      voters: [...raft.membership.voters],
+      raftStateSize: this.#options.storage.raftStateSize(),
+      sessions: this.#once?.sessions ?? 0,
+      stopped: this.#stopped,
+    };
+  }
+
+  /**
    * Calls `listener` after every batch of entries applied (and after a
    * snapshot is restored); returns a function that stops the calls. For
    * code that reacts to the machine's state (the shard groups' migrations).
@@ -454,11 +388,75 @@ export class Replica<R> {
   /**
    * Proposes `entry` and resolves with the machine's result once it is
    * applied, or null when a new leader's entry took its index (nothing was
-   * applied for it; retry).
+   * applied for it; retry). No session: a retry of it applies again. For
+   * writes that take effect once, serve {@linkcode Replica.write} and call
+   * it with `ReplicaClient.submit`.
    *
    * @throws {NotLeaderError} when this replica does not lead.
+   * @throws {ArgumentsError} when the machine's `validate` refuses it (nothing was proposed).
+   * @throws {ApplyError} when the machine's `apply` threw on it (on every replica alike).
    */
-  async submit(entry: unknown): Promise<R | null> {
+  submit(entry: unknown): Promise<R | null> {
+    return this.#propose({ command: entry }, (outcome) => {
+      if (outcome === null) return null;
+      if ("error" in outcome) throw new ApplyError("the command", outcome.message);
+      return outcome.result;
+    });
+  }
+
+  /**
+   * Serves an exactly-once write as `ReplicaClient.submit` sends it
+   * (`{ client, seq, command }`): a write the table knows applied is
+   * answered with its recorded outcome at once; any other is checked with
+   * the machine's `validate`, proposed, and answered once applied. The
+   * answer is an `ok` with the {@linkcode WriteOutcome} (the result, or the
+   * error `apply` threw) or where to go instead, as from
+   * {@linkcode Replica.serve}; the client turns an error outcome into an
+   * `ApplyError`.
+   *
+   * @throws {ArgumentsError} when the request is malformed or `validate`
+   * refuses the command (the client gets a `RequestError`).
+   * @throws {Error} when the replica was started with `exactlyOnce: false`.
+   */
+  async write(request: unknown): Promise<ReplicaReply<WriteOutcome<R>>> {
+    const once = this.#once;
+    if (once === undefined) {
+      throw new Error(
+        "Replica.write needs exactly-once writes, and this replica was started with " +
+          "exactlyOnce: false: propose with Replica.submit, or drop the option",
+      );
+    }
+    return await this.serve<WriteOutcome<R>>("writes", async () => {
+      const write = parseStampedWrite(request);
+      const outcome = once.recall(write) ?? await this.#propose(write, (o) => o);
+      if (outcome === null) {
+        return { status: "retry", reason: "a new leader's entry took this write's place" };
+      }
+      return { status: "ok", ...outcome };
+    });
+  }
+
+  /** Runs the machine's `validate` on a command: a refusal is an `ArgumentsError`. */
+  #validate(command: unknown): void {
+    if (this.#machine.validate === undefined) return;
+    try {
+      this.#machine.validate(command);
+    } catch (err) {
+      if (err instanceof ArgumentsError) throw err;
+      throw new ArgumentsError(err instanceof Error ? err.message : String(err));
+    }
+  }
+
+  /**
+   * Validates, admits and proposes a write; resolves with `answer(outcome)`
+   * once applied (rejects with what `answer` throws). `answer` runs as the
+   * outcome arrives, so the caller resumes on the same turn as it would on
+   * the outcome itself: code after `await submit()` sees the state just
+   * after its entry, as it always has (the shard groups rely on it).
+   */
+  async #propose<T>(write: Write, answer: (outcome: WriteOutcome<R> | null) => T): Promise<T> {
+    this.#validate(write.command);
+    const entry = this.#once ? this.#once.entry(write) : write.command;
     const bytes = approximateBytes(entry);
     this.#admit(bytes);
     this.#pendingWrites++;
@@ -485,14 +483,18 @@ export class Replica<R> {
       throw err;
     }
     const { index, term } = proposed;
-    return await new Promise<R | null>((resolve) => {
+    return await new Promise<T>((resolve, reject) => {
       const list = this.#writes.get(index) ?? [];
       list.push({
         term,
-        entry,
-        resolve: (result) => {
+        write,
+        resolve: (outcome) => {
           release();
-          resolve(result);
+          try {
+            resolve(answer(outcome));
+          } catch (err) {
+            reject(err);
+          }
         },
       });
       this.#writes.set(index, list);
@@ -526,6 +528,16 @@ export class Replica<R> {
     // leader", which sends the client on (writes left pending from an
     // earlier leadership must not hold the node's refusals for ever).
     if (this.#raft.status().role !== "leader") return undefined;
+    const reason = this.#limitReached(bytes);
+    // Writes this node proposed while it led before may be past its log's
+    // end now: left pending, they would hold every write off (the oldest
+    // waits for ever) while nothing new could be appended to settle them.
+    if (reason === undefined || !this.#settleLostWrites()) return reason;
+    return this.#limitReached(bytes);
+  }
+
+  /** Which limit a write of `bytes` would pass now, if any. */
+  #limitReached(bytes: number): string | undefined {
     let reason: string | undefined;
     if (this.#pendingWrites >= this.#maxPendingWrites) {
       reason = `${this.#pendingWrites} writes are in progress, the limit`;
@@ -544,6 +556,30 @@ export class Replica<R> {
       }
     }
     return reason;
+  }
+
+  /**
+   * On a leader: answers null (certainly not applied) the writes proposed in
+   * an earlier term at indexes past the end of its log. A leader's log keeps
+   * all it has during its term, and every entry it appends carries this
+   * term, so an entry of an earlier term at those indexes can never be
+   * committed. Whether any was settled.
+   */
+  #settleLostWrites(): boolean {
+    const { role, term, lastIndex } = this.#raft.status();
+    if (role !== "leader") return false;
+    let settled = false;
+    for (const [index, list] of this.#writes) {
+      if (index <= lastIndex) continue;
+      const lost = list.filter((w) => w.term < term);
+      if (lost.length === 0) continue;
+      const kept = list.filter((w) => w.term >= term);
+      if (kept.length === 0) this.#writes.delete(index);
+      else this.#writes.set(index, kept);
+      for (const w of lost) w.resolve(null);
+      settled = true;
+    }
+    return settled;
   }
 
   /** A pause long enough for the writes in progress to drain: about one commit round. */
@@ -582,6 +618,8 @@ export class Replica<R> {
         this.#counts.badRequests++;
         throw err;
       }
+      // Applied, as an error: a final answer, not a reason to retry elsewhere.
+      if (err instanceof ApplyError) throw err;
       if (err instanceof OverloadedError) {
         return { status: "overloaded", reason: err.reason, retryAfterMs: err.retryAfterMs };
       }
@@ -620,7 +658,10 @@ export class Replica<R> {
       }
     } catch (err) {
       // A replica that cannot apply what Raft committed must not serve.
-      console.error(`replica ${this.#raft.id} stopped: ${(err as Error).message}`);
+      this.#logger.log("error", "replica stopped: it could not apply what Raft committed", {
+        node: this.#raft.id,
+        error: (err as Error).message,
+      });
       await this.#raft.stop();
     }
     // The stream ends when the Raft node stops: by stop(), or on its own
@@ -634,7 +675,7 @@ export class Replica<R> {
 
   #applyOne(item: Applied): void {
     if (item.type === "snapshot") {
-      this.#machine.restore(item.data);
+      this.#machine.restore(this.#once ? this.#once.restore(item.data) : item.data);
       this.#appliedIndex = item.index;
       this.#counts.installs++;
       // The leader's snapshot replaced the log: snapshotting again a whole
@@ -644,27 +685,62 @@ export class Replica<R> {
       for (const [index, list] of this.#writes) {
         if (index > item.index) continue;
         this.#writes.delete(index);
-        for (const w of list) w.resolve(this.#machine.recall?.(w.entry) ?? null);
+        for (const w of list) w.resolve(this.#recall(w.write));
       }
     } else if (item.type === "internal") {
       this.#appliedIndex = item.index;
       // A proposal at this index lost it to a new leader's own entry.
       this.#settleWrites(item.index, null);
     } else {
-      const result = this.#machine.apply(item.command);
+      const outcome = this.#applyEntry(item.command, item.index);
       this.#appliedIndex = item.index;
-      this.#settleWrites(item.index, { term: item.term, result });
+      this.#settleWrites(item.index, { term: item.term, outcome });
     }
     this.#wakeReads();
     this.#maybeSnapshot();
   }
 
-  /** Answers the proposals at `index`: with `applied`'s result if it is their entry, else null. */
-  #settleWrites(index: number, applied: { term: number; result: R } | null): void {
+  /**
+   * Applies a committed entry: once per session and number when it is an
+   * exactly-once write. A deterministic exception in the machine's `apply`
+   * is the write's answer on every replica alike, never a halt: the entry
+   * stays in the log, so halting here would halt every replica that
+   * reaches it. A broken invariant still stops the replica.
+   */
+  #applyEntry(entry: unknown, index: number): WriteOutcome<R> {
+    const run = (command: unknown): WriteOutcome<R> => {
+      try {
+        return { result: this.#machine.apply(command) };
+      } catch (err) {
+        if (err instanceof RaftInvariantError) throw err;
+        const message = err instanceof Error ? err.message : String(err);
+        this.#logger.log("warn", "apply threw; the write is answered with the error", {
+          node: this.#raft.id,
+          index,
+          error: message,
+        });
+        return { error: "apply", message };
+      }
+    };
+    return this.#once?.isEntry(entry) ? this.#once.apply(entry, run) : run(entry);
+  }
+
+  /** The outcome of a write whose index a snapshot covered, if the state knows it; else null. */
+  #recall(write: Write): WriteOutcome<R> | null {
+    if (this.#once) return this.#once.recall(write) ?? null;
+    const result = this.#machine.recall?.(write.command);
+    return result === undefined ? null : { result };
+  }
+
+  /** Answers the proposals at `index`: with `applied`'s outcome if it is their entry, else null. */
+  #settleWrites(
+    index: number,
+    applied: { term: number; outcome: WriteOutcome<R> } | null,
+  ): void {
     const list = this.#writes.get(index);
     if (list === undefined) return;
     this.#writes.delete(index);
-    for (const w of list) w.resolve(applied?.term === w.term ? applied.result : null);
+    for (const w of list) w.resolve(applied?.term === w.term ? applied.outcome : null);
   }
 
   #wakeReads(): void {
@@ -687,11 +763,21 @@ export class Replica<R> {
     this.#snapshotting = true;
     this.#counts.snapshots++;
     const index = this.#appliedIndex;
+    const once = this.#once;
     // Encoded a slice per turn of the event loop when the machine can: encoded
     // at once, a large state held up this replica for tens of milliseconds.
-    const data = this.#machine.snapshotInSlices
-      ? this.#machine.snapshotInSlices(() => delay(0, { clock: this.#clock }))
-      : Promise.resolve().then(() => this.#machine.snapshot());
+    // The dedup table is taken at the same point of the log as the machine.
+    let data: Promise<Uint8Array>;
+    if (this.#machine.snapshotInSlices) {
+      const dedup = once?.capture();
+      data = this.#machine.snapshotInSlices(() => delay(0, { clock: this.#clock }))
+        .then((bytes) => once ? once.wrap(bytes, dedup) : bytes);
+    } else {
+      data = Promise.resolve().then(() => {
+        const bytes = this.#machine.snapshot();
+        return once ? once.wrap(bytes, once.capture()) : bytes;
+      });
+    }
     data
       .then((bytes) => this.#raft.snapshot(index, bytes))
       // Stopped meanwhile (even before the call): the next start snapshots again if needed.
@@ -702,55 +788,4 @@ export class Replica<R> {
         if (!this.#stopped) this.#maybeSnapshot();
       });
   }
-}
-
-/**
- * The Raft state size at which a replica that installed the leader's
- * snapshot snapshots next: where its own turn falls after the leader's (the
- * k-th of n voters snapshots at (n - k) / n of the threshold past each
- * multiple of it, see {@linkcode firstSnapshotAt}), so an install does not
- * leave it snapshotting in step with the leader.
- */
-function nextSnapshotAfterInstall(options: ReplicaOptions, leader: string | null): number {
-  const max = options.maxRaftState ?? -1;
-  const voters = [...options.peers].sort();
-  const k = voters.indexOf(options.id);
-  const l = leader === null ? -1 : voters.indexOf(leader);
-  if (max < 0 || k < 0 || l < 0) return max;
-  const n = voters.length;
-  return max * (((l - k) % n + n) % n || n) / n;
-}
-
-/**
- * The Raft state size of a replica's first snapshot: the threshold, but
- * (n - k) / n of it on the k-th of n initial voters (by id). Replicas have
- * alike logs, so with one threshold they all snapshot at about the same
- * index, each encoding and writing the whole state at the same moment (a
- * burst of CPU and disk the cluster's writes wait behind); staggered once,
- * they stay staggered, as their logs then grow alike.
- */
-function firstSnapshotAt(options: ReplicaOptions): number {
-  const max = options.maxRaftState ?? -1;
-  const voters = [...options.peers].sort();
-  const k = voters.indexOf(options.id);
-  if (max < 0 || k < 0) return max;
-  return max * (voters.length - k) / voters.length;
-}
-
-/**
- * About how many bytes an entry holds: its strings and byte arrays (and 8
- * per other leaf), walked through arrays and plain objects. What the
- * admission limit counts; exactness does not matter, proportion does.
- */
-function approximateBytes(value: unknown, depth = 0): number {
-  if (typeof value === "string") return value.length;
-  if (value instanceof Uint8Array) return value.byteLength;
-  if (value === null || typeof value !== "object" || depth > 8) return 8;
-  let n = 8;
-  if (Array.isArray(value)) {
-    for (const item of value) n += approximateBytes(item, depth + 1);
-  } else {
-    for (const [k, v] of Object.entries(value)) n += k.length + approximateBytes(v, depth + 1);
-  }
-  return n;
 }

@@ -1,7 +1,8 @@
 /**
  * The client side of a replicated service ({@linkcode Replica}): finding the
  * leader among a set of servers and retrying there, and numbering writes in
- * sessions so the servers can recognise a retry. The KV clerk, the shard
+ * sessions so the servers can recognise a retry ({@linkcode ReplicaClient.submit}
+ * does it for every write; the replica applies each once). The KV clerk, the shard
  * controller's clerk and the sharded KV clerk are built on these.
  *
  * @module
@@ -28,7 +29,9 @@ import {
   WrongLeaderError,
 } from "./errors.ts";
 import type { ReplicaReply } from "./replica.ts";
-import { defaultClock, defaultRandom } from "../net/env.ts";
+import { defaultClock, defaultId, defaultRandom } from "../net/env.ts";
+import { ApplyError, SessionConflictError } from "./apply_error.ts";
+import type { StampedWrite, WriteOutcome } from "./exactly_once.ts";
 
 /**
  * Options of a {@linkcode ReplicaClient}.
@@ -41,10 +44,26 @@ import { defaultClock, defaultRandom } from "../net/env.ts";
  * ```
  */
 export interface ReplicaClientOptions {
-  /** Time source for timeouts and backoff. Default: the real clock (none inside `simulate`: pass `sim.clock`). */
+  /**
+   * Time source for timeouts and backoff. Default: the real clock; inside
+   * `simulate` there is none, and leaving it out throws
+   * `MissingEnvironmentError` (pass `sim.clock`).
+   */
   clock?: Clock;
-  /** Randomness for the backoff jitter and the first server tried. Default: seeded from `SEED` or at random (none inside `simulate`: pass `sim.random.fork()`). */
+  /**
+   * Randomness for the backoff jitter and the first server tried. Default:
+   * seeded from `SEED` or at random; inside `simulate` leaving it out throws
+   * `MissingEnvironmentError` (pass `sim.random.fork()`).
+   */
   random?: Random;
+  /**
+   * The client's id, which its sessions are named after: unique among the
+   * service's clients, non-empty, without `#`. Used by
+   * {@linkcode ReplicaClient.submit}. Default: a random UUID, taken at the
+   * first `submit`; inside `simulate` leaving it out throws
+   * `MissingEnvironmentError` there (pass `sim.newId()`).
+   */
+  id?: string;
   /**
    * Deadline of one attempt on one server. Keep it above the servers'
    * `requestTimeoutMs` so a slow server can say "retry". Default 2,500 ms.
@@ -215,8 +234,30 @@ export interface ReplicaCallOptions {
 }
 
 /**
+ * Options of one {@linkcode ReplicaClient.submit}.
+ *
+ * @example
+ * ```ts
+ * import type { ReplicaSubmitOptions } from "@distkit/distkit/rsm";
+ *
+ * const options: ReplicaSubmitOptions = { operation: "take", deadlineMs: 5000 };
+ * ```
+ */
+export interface ReplicaSubmitOptions {
+  /** The operation's name, for errors. Default: the method's name. */
+  operation?: string;
+  /** Gives up with a {@linkcode RequestAbortedError} when it fires. */
+  signal?: AbortSignal;
+  /** This call's deadline, overriding the client's `deadlineMs`; `Infinity`: none. */
+  deadlineMs?: number;
+}
+
+/**
  * A final answer from {@linkcode ReplicaClient.call}: done, or "ask the
  * directory which group serves it".
+ *
+ * @typeParam T The fields of an `ok` answer beside `status` (the payload),
+ * as in {@linkcode ReplicaReply}; none by default.
  *
  * @example
  * ```ts
@@ -234,14 +275,23 @@ export type FinalReply<T extends object = Record<never, never>> =
  * lead, then to the hinted leader or the next server, pausing with jittered
  * backoff after each full round, until one answers `ok` (or `wrong-group`).
  *
+ * Writes go through {@linkcode ReplicaClient.submit}, which stamps each with
+ * one of the client's sessions so the replicas apply it once however often
+ * it is retried; reads (and services with their own sessions) through
+ * {@linkcode ReplicaClient.call}.
+ *
  * @example
  * ```ts
  * import { ReplicaClient } from "@distkit/distkit/rsm";
  * import type { Transport } from "@distkit/distkit/net";
  *
- * async function read(transport: Transport) {
+ * async function take(transport: Transport): Promise<number> {
+ *   const client = new ReplicaClient(transport, ["a", "b", "c"], { id: "client-1" });
+ *   return await client.submit<number>("Tickets.Take", { op: "take" });
+ * }
+ * async function peek(transport: Transport) {
  *   const client = new ReplicaClient(transport, ["a", "b", "c"]);
- *   return await client.call("KV.Get", { key: "x" }, { operation: "get", write: false });
+ *   return await client.call<{ next: number }>("Tickets.Peek", {}, { operation: "peek", write: false });
  * }
  * ```
  */
@@ -258,6 +308,8 @@ export class ReplicaClient {
   readonly #maxMs: number;
   readonly #followLeader: boolean;
   readonly #service: string | undefined;
+  readonly #id: string | undefined;
+  #sessions: Sessions | undefined;
   #leader: number;
 
   /**
@@ -289,6 +341,63 @@ export class ReplicaClient {
     this.#followLeader = options.followLeader ?? true;
     this.#service = options.service;
     this.#leader = this.#random.int(this.#servers.length);
+    this.#id = options.id;
+    if (options.id !== undefined) this.#sessions = new Sessions(options.id);
+  }
+
+  /**
+   * Sends `command` as an exactly-once write to `method` (served by
+   * `Replica.write`) and resolves with the machine's result. The write is
+   * stamped with one of this client's sessions and its next number, and
+   * every retry (after a lost reply, a new leader, a timeout) carries the
+   * same stamp: the replicas apply it once and answer retries with the
+   * result they recorded.
+   *
+   * @typeParam R What the machine's `apply` returns.
+   * @throws {ApplyError} when the machine's `apply` threw on it (it counts
+   * as applied; retrying gets the same answer).
+   * @throws {RequestError} when a server refused it as malformed (the
+   * machine's `validate`; nothing was applied).
+   * @throws {SessionConflictError} when another client used this client's id.
+   * @throws {OutcomeUnknownError} / {RequestAbortedError} / {RequestTimeoutError} as
+   * {@linkcode ReplicaClient.call} does for a write.
+   */
+  async submit<R>(
+    method: string,
+    command: unknown,
+    options: ReplicaSubmitOptions = {},
+  ): Promise<R> {
+    const sessions = this.#sessions ??= new Sessions(this.#id ?? defaultId("ReplicaClient"));
+    const operation = options.operation ?? method;
+    const session = sessions.take();
+    const write: StampedWrite = { client: session.id, seq: session.seq, command };
+    let reply: FinalReply<WriteOutcome<R>> | undefined;
+    try {
+      reply = await this.call<WriteOutcome<R>>(method, write, {
+        operation,
+        write: true,
+        signal: options.signal,
+        deadlineMs: options.deadlineMs,
+      });
+    } catch (err) {
+      // It may still apply until the session's next write has: that one goes next.
+      sessions.release(session, "abandoned");
+      throw err;
+    }
+    sessions.release(session, "done");
+    // No `rounds` limit: call() answers or throws.
+    if (reply === undefined || reply.status !== "ok") {
+      throw new RequestError(
+        this.#service ?? method.split(".")[0],
+        `${method} answered ${reply?.status ?? "nothing"}, not a write's outcome: is it served ` +
+          `by Replica.write?`,
+      );
+    }
+    if ("error" in reply) {
+      if (reply.error === "apply") throw new ApplyError(operation, reply.message);
+      throw new SessionConflictError(operation, session.id, session.seq);
+    }
+    return reply.result;
   }
 
   /**

@@ -100,6 +100,8 @@ export class ShardController {
     const machine = new CtrlerMachine();
     const replica = await Replica.start(machine, {
       ...options,
+      // The machine keeps its own dedup table (in its state and snapshots).
+      exactlyOnce: false,
       service: {
         name: SERVICE,
         methods: (replica) => ({

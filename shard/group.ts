@@ -169,6 +169,8 @@ export class ShardGroupServer {
       restore: (bytes: Uint8Array) => state.restore(bytes),
     }, {
       ...options,
+      // The machine keeps its own dedup table (in its state and snapshots).
+      exactlyOnce: false,
       service: {
         name: SHARD_SERVICE,
         methods: (replica) => ({

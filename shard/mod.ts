@@ -55,10 +55,15 @@ export type {
   ReplicaOptions,
   ReplicaReply,
   ReplicaStats,
+  ReplicaStatus,
+  WriteOutcome,
 } from "../rsm/mod.ts";
 export type {
   Clock,
   Codec,
+  LogFields,
+  Logger,
+  LogLevel,
   MemberHello,
   MemberOptions,
   Random,
@@ -69,7 +74,6 @@ export type {
 export type { RaftNode } from "../raft/mod.ts";
 // What RaftNodeOptions takes from the network and for logging.
 export type { RaftPeerEnd, RaftRpcHost, RaftTransport } from "../raft/mod.ts";
-export type { LogFields, Logger, LogLevel } from "../raft/mod.ts";
 
 // Types of other modules in this module's signatures (deno doc --lint of this entry point alone).
 export type {

@@ -1,0 +1,58 @@
+/**
+ * When a replica snapshots (staggered across the voters) and how big a
+ * write is for admission: the arithmetic of {@linkcode Replica}'s limits.
+ *
+ * @module
+ */
+import type { ReplicaOptions } from "./replica_types.ts";
+
+/**
+ * The Raft state size at which a replica that installed the leader's
+ * snapshot snapshots next: where its own turn falls after the leader's (the
+ * k-th of n voters snapshots at (n - k) / n of the threshold past each
+ * multiple of it, see {@linkcode firstSnapshotAt}), so an install does not
+ * leave it snapshotting in step with the leader.
+ */
+export function nextSnapshotAfterInstall(options: ReplicaOptions, leader: string | null): number {
+  const max = options.maxRaftState ?? -1;
+  const voters = [...options.peers].sort();
+  const k = voters.indexOf(options.id);
+  const l = leader === null ? -1 : voters.indexOf(leader);
+  if (max < 0 || k < 0 || l < 0) return max;
+  const n = voters.length;
+  return max * (((l - k) % n + n) % n || n) / n;
+}
+
+/**
+ * The Raft state size of a replica's first snapshot: the threshold, but
+ * (n - k) / n of it on the k-th of n initial voters (by id). Replicas have
+ * alike logs, so with one threshold they all snapshot at about the same
+ * index, each encoding and writing the whole state at the same moment (a
+ * burst of CPU and disk the cluster's writes wait behind); staggered once,
+ * they stay staggered, as their logs then grow alike.
+ */
+export function firstSnapshotAt(options: ReplicaOptions): number {
+  const max = options.maxRaftState ?? -1;
+  const voters = [...options.peers].sort();
+  const k = voters.indexOf(options.id);
+  if (max < 0 || k < 0) return max;
+  return max * (voters.length - k) / voters.length;
+}
+
+/**
+ * About how many bytes an entry holds: its strings and byte arrays (and 8
+ * per other leaf), walked through arrays and plain objects. What the
+ * admission limit counts; exactness does not matter, proportion does.
+ */
+export function approximateBytes(value: unknown, depth = 0): number {
+  if (typeof value === "string") return value.length;
+  if (value instanceof Uint8Array) return value.byteLength;
+  if (value === null || typeof value !== "object" || depth > 8) return 8;
+  let n = 8;
+  if (Array.isArray(value)) {
+    for (const item of value) n += approximateBytes(item, depth + 1);
+  } else {
+    for (const [k, v] of Object.entries(value)) n += k.length + approximateBytes(v, depth + 1);
+  }
+  return n;
+}

@@ -222,6 +222,8 @@ export async function startKvNode(options: KvNodeOptions): Promise<KvNode> {
       limits: options.limits,
       // A follower names the leader and the members by their TCP addresses.
       addressOf: (peer) => peers[peer],
+      // Raft's and the replica's own records (a node that stops, an apply that throws).
+      logger,
     });
     // A peer may have named another incarnation of this node while it was
     // starting (a peer that was redialling it finds the port at once): the

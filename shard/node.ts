@@ -15,6 +15,7 @@ import { AddressTransport } from "../net/tcp.ts";
 import { ShardClerk, type ShardClerkOptions } from "./clerk.ts";
 import { ShardController, ShardControllerClerk } from "./controller.ts";
 import { ShardGroupServer } from "./group.ts";
+import type { Logger } from "../net/logger.ts";
 
 /**
  * Options of {@linkcode startShardNode}.
@@ -120,12 +121,16 @@ export async function startShardNode(options: ShardNodeOptions): Promise<ShardNo
     throw new RangeError("a group server needs the controllers' addresses");
   }
   const log = options.log ?? (() => {});
+  const node = role === "group" ? `group ${options.gid} ${address}` : `ctrler ${address}`;
+  // The listener's, Raft's and the replica's own records go to the same log.
+  const logger: Logger = { log: (level, message) => log(`shard ${node}: ${level} ${message}`) };
   const access = { cluster: options.cluster, secret: options.secret };
   const { rpc, listener, storage } = await hostNode({
     address,
-    id: role === "group" ? `group ${options.gid} ${address}` : `ctrler ${address}`,
+    id: node,
     dataDir: options.dataDir,
     ...access,
+    logger,
   });
   const transport = new AddressTransport({ timeoutMs: 1000, ...access });
   const raft = {
@@ -136,6 +141,7 @@ export async function startShardNode(options: ShardNodeOptions): Promise<ShardNo
     storage,
     tickMs: options.tickMs,
     maxRaftState: options.maxRaftState ?? 4 * 1024 * 1024,
+    logger,
   };
   let server: ShardController | ShardGroupServer;
   try {

@@ -23,6 +23,7 @@ import {
 } from "./errors.ts";
 import type { Ready } from "./ready.ts";
 import { parseMessage } from "./messages.ts";
+import { invariant } from "./invariant.ts";
 import type {
   Applied,
   RaftNodeOptions,
@@ -288,6 +289,9 @@ export class RaftNode {
   /**
    * The committed commands and installed snapshots, in order, each exactly
    * once. Consume it from one place only; items wait in memory until taken.
+   * After {@linkcode RaftNode.stop} the items already queued still come out
+   * (they were committed), then the stream ends: a consumer that outlives a
+   * crash sees the old node's last items after the next node has started.
    */
   async *applied(): AsyncGenerator<Applied, void, undefined> {
     while (true) {
@@ -412,9 +416,10 @@ export class RaftNode {
   }
 
   /**
-   * Stops the node: no more ticks, RPCs or applied items. Waits for the
-   * storage write in progress, if any. Pending requests reject with
-   * {@linkcode RaftStoppedError}.
+   * Stops the node: no more ticks, RPCs or newly applied items (those
+   * already queued still come out of {@linkcode RaftNode.applied}, which
+   * then ends). Waits for the storage write in progress, if any. Pending
+   * requests reject with {@linkcode RaftStoppedError}.
    */
   async stop(): Promise<void> {
     if (this.#stopped) return;
@@ -641,16 +646,30 @@ export class RaftNode {
     );
   }
 
+  /**
+   * Hands the ready's installed snapshot and committed entries to the
+   * service. What one node hands out only grows: a snapshot beyond
+   * everything handed out so far, then each entry right after the one
+   * before (the service applies each index once per start of the node).
+   */
   #apply(rd: Ready): void {
     if (rd.snapshot && rd.installSnapshot) {
       const meta = rd.snapshot.meta;
+      invariant(
+        meta.index > this.#appliedIndex,
+        `installed snapshot at ${meta.index} is not beyond the applied index ${this.#appliedIndex}`,
+      );
       this.#push({ type: "snapshot", index: meta.index, term: meta.term, data: rd.snapshot.data });
-      this.#appliedIndex = Math.max(this.#appliedIndex, meta.index);
+      this.#appliedIndex = meta.index;
       for (const index of [...this.#indexWaiters.keys()]) {
         if (index <= meta.index) this.#settleIndexWaiters(index, undefined);
       }
     }
     for (const e of rd.committed) {
+      invariant(
+        e.index === this.#appliedIndex + 1,
+        `committed entry ${e.index} does not follow the applied index ${this.#appliedIndex}`,
+      );
       this.#push(
         e.kind === "command"
           ? { type: "command", index: e.index, term: e.term, command: e.command }

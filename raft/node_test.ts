@@ -228,3 +228,42 @@ Deno.test("raft node: an answer rides back on its own request while reads re-sen
   assert.ok((await first) >= 1 && (await second) >= 1);
   await node.stop();
 });
+
+Deno.test("raft node: a stopped node still hands out what it queued, once and in order, then its stream ends", async () => {
+  await simulate(async ({ clock, random }) => {
+    const storage = new MemoryStorage();
+    const options = {
+      id: "a",
+      peers: ["a"],
+      transport: {
+        connect: () => {
+          throw new Error("a node alone calls no one");
+        },
+      },
+      server: new RpcServer(),
+      storage,
+      clock,
+      random: random.fork(),
+    };
+    const node = await RaftNode.start(options);
+    while (node.status().role !== "leader") await delay(50, { clock });
+    let last = 0;
+    for (let k = 0; k < 5; k++) last = await commit(node, `c${k}`);
+    const queued = node.appliedBacklog;
+    assert.ok(queued >= 5, `${queued} items queued, nothing taken yet`);
+    await node.stop();
+    const indexes: number[] = [];
+    for await (const item of node.applied()) indexes.push(item.index);
+    assert.deepEqual(indexes, Array.from({ length: last }, (_, k) => k + 1));
+    // The next node on the same storage hands out the same indexes again:
+    // a consumer that outlives a node must tell the two streams apart.
+    const next = await RaftNode.start({ ...options, server: new RpcServer() });
+    const again: number[] = [];
+    for await (const item of next.applied()) {
+      again.push(item.index);
+      if (item.index >= last) break;
+    }
+    assert.deepEqual(again, indexes);
+    await next.stop();
+  }, { seed: 1, limitMs: 120_000 });
+});

@@ -30,6 +30,22 @@ export interface ClusterOptions {
   storage?: Partial<SimStorageOptions>;
 }
 
+/**
+ * What one incarnation of a server (one `RaftNode`, from its start to its
+ * crash) has applied. A crashed incarnation's applier may still hand out
+ * the items its node queued before the crash (committed entries, each once,
+ * in order) while the next incarnation already applies from its snapshot:
+ * each is checked against its own incarnation, so a dead node's backlog
+ * never counts as the live one's (seed 3752570988 did: "applied index 82
+ * again" was the dead node's 81..86 interleaved with the new one's 80, 81, 82).
+ */
+interface Incarnation {
+  /** Index → command applied by this incarnation. */
+  readonly log: Map<number, Command>;
+  /** The last index this incarnation applied (snapshots included). */
+  lastApplied: number;
+}
+
 interface Server {
   node?: RaftNode;
   storage: SimStorage;
@@ -49,9 +65,8 @@ export class Cluster {
   readonly #options: ClusterOptions;
   readonly #servers: Server[];
   readonly wiring: SimWiring;
-  /** Per server: index → command applied there. */
+  /** Per server: index → command applied there by its running (or last) incarnation. */
   readonly logs: Map<number, Command>[];
-  readonly #lastApplied: number[];
   #failure: Error | undefined;
   #startTime: number;
   #startRpcs = 0;
@@ -92,7 +107,6 @@ export class Cluster {
     }));
     this.wiring = new SimWiring(sim.net, n);
     this.logs = Array.from({ length: n }, () => new Map());
-    this.#lastApplied = new Array(n).fill(0);
     this.#startTime = sim.clock.now();
   }
 
@@ -145,8 +159,8 @@ export class Cluster {
     const id = String(i);
     const transport = this.wiring.serverTransport(i);
     const server = new RpcServer();
-    this.logs[i] = new Map();
-    this.#lastApplied[i] = 0;
+    const incarnation: Incarnation = { log: new Map(), lastApplied: 0 };
+    this.logs[i] = incarnation.log;
     let node: RaftNode;
     try {
       node = await RaftNode.start({
@@ -169,7 +183,7 @@ export class Cluster {
     s.damaged = undefined; // found nothing lost that mattered: it is as good as undamaged
     s.node = node;
     this.sim.net.addServer(id, server);
-    this.#appliers.push(this.#applier(i, node));
+    this.#appliers.push(this.#applier(i, node, incarnation));
   }
 
   /**
@@ -217,41 +231,42 @@ export class Cluster {
     this.wiring.connect(i);
   }
 
-  async #applier(i: number, node: RaftNode): Promise<void> {
+  async #applier(i: number, node: RaftNode, incarnation: Incarnation): Promise<void> {
     const snapshotEvery = this.#options.snapshotEvery;
     for await (const item of node.applied()) {
       try {
-        this.#check(i, item);
+        this.#check(i, item, incarnation);
       } catch (err) {
         this.#failure ??= err as Error;
         return;
       }
       if (snapshotEvery && item.type === "command" && item.index % snapshotEvery === 0) {
         const data = new TextEncoder().encode(
-          JSON.stringify({ index: item.index, log: [...this.logs[i]] }),
+          JSON.stringify({ index: item.index, log: [...incarnation.log] }),
         );
         await node.snapshot(item.index, data).catch(() => {});
       }
     }
   }
 
-  #check(i: number, item: Applied): void {
+  #check(i: number, item: Applied, incarnation: Incarnation): void {
+    if (item.index <= incarnation.lastApplied) {
+      throw new Error(
+        `server ${i} applied index ${item.index} again (last applied ${incarnation.lastApplied})`,
+      );
+    }
     if (item.type === "snapshot") {
       const { log } = JSON.parse(new TextDecoder().decode(item.data)) as {
         log: [number, Command][];
       };
-      this.logs[i] = new Map(log);
+      incarnation.log.clear();
+      for (const [index, command] of log) incarnation.log.set(index, command);
       this.snapshotsInstalled++;
-      this.#lastApplied[i] = item.index;
+      incarnation.lastApplied = item.index;
       return;
     }
-    if (item.index <= this.#lastApplied[i]) {
-      throw new Error(
-        `server ${i} applied index ${item.index} again (last applied ${this.#lastApplied[i]})`,
-      );
-    }
     if (item.type === "internal") {
-      this.#lastApplied[i] = item.index;
+      incarnation.lastApplied = item.index;
       return;
     }
     const command = item.command as Command;
@@ -272,11 +287,6 @@ export class Cluster {
         );
       }
     }
-    if (item.index <= this.#lastApplied[i]) {
-      throw new Error(
-        `server ${i} applied index ${item.index} again (last applied ${this.#lastApplied[i]})`,
-      );
-    }
     const term = this.appliedTerms.get(item.index);
     if (term !== undefined && term !== item.term) {
       throw new Error(
@@ -291,8 +301,8 @@ export class Cluster {
       }
       this.committedBy.set(item.index, maxTerm);
     }
-    this.logs[i].set(item.index, command);
-    this.#lastApplied[i] = item.index;
+    incarnation.log.set(item.index, command);
+    incarnation.lastApplied = item.index;
     if (item.index > this.#maxIndex) this.#maxIndex = item.index;
   }
 

@@ -297,6 +297,12 @@ class HttpServerImpl implements HttpServer {
         closeQuietly(conn);
         return;
       }
+      // Without it an answer can wait for the client's delayed ACK (~40 ms).
+      try {
+        conn.setNoDelay(true);
+      } catch {
+        // Already reset by the client: the first read says so.
+      }
       const host = conn.remoteAddr.hostname;
       if (this.#conns.size >= this.#maxConnections) {
         this.#count("overMaxConnections", "connection refused unread (maxConnections)");

@@ -271,6 +271,19 @@ export async function changeMember(
   const { node } = change;
   while (true) {
     const before = listMembers(raft, options);
+    // The latest configuration may hold a change not yet committed, which a
+    // new leader may drop: answering "already done" from it would be false
+    // (an operator then wipes a removed node's disk while it still votes).
+    if (membershipPending(raft)) {
+      if (clock.now() >= giveUpAt) {
+        throw new MemberRefusedError(
+          "a membership change is in progress (proposed, not yet committed); retry",
+          true,
+        );
+      }
+      await delay(20, { clock });
+      continue;
+    }
     const member = before.members.find((m) => m.id === node);
     const done = (note: string): MemberOutcome => ({ changed: false, note, members: before });
     let proposal: MembershipChange;
@@ -343,6 +356,12 @@ export async function changeMember(
     const after = raft.status().role === "leader" ? listMembers(raft, options) : before;
     return { changed: true, note: describeChange(change), members: after };
   }
+}
+
+/** Whether `raft`'s log holds a membership entry above its commit index. */
+function membershipPending(raft: RaftNode): boolean {
+  const { commitIndex, lastIndex } = raft.status();
+  return raft.logEntries(commitIndex + 1, lastIndex).some((e) => e.kind === "membership");
 }
 
 function describeChange(change: MemberChange): string {

@@ -14,8 +14,15 @@ import {
   renderHtml,
 } from "../checker/mod.ts";
 import type { KvInput } from "../checker/mod.ts";
-import { KvClerk, KvServer, type KvServerOptions, type KvValue } from "../kv/mod.ts";
-import { delay, type Random, type Simulation } from "../net/mod.ts";
+import {
+  KvClerk,
+  KvServer,
+  type KvServerOptions,
+  type KvValue,
+  type MemberReply,
+  serveMembers,
+} from "../kv/mod.ts";
+import { type ClientEnd, delay, type Random, type Simulation } from "../net/mod.ts";
 import type { SimStorage, StorageDamage } from "../raft/mod.ts";
 import { ReplicaCluster } from "./replica_cluster.ts";
 import type { SimWiring } from "./sim_wiring.ts";
@@ -38,7 +45,15 @@ export interface KvClusterOptions {
   maxRaftState?: number;
   /** More server options (request timeout, limits...). */
   server?: Partial<KvServerOptions>;
+  /**
+   * Only servers 0..initialVoters-1 found the cluster (default: all); the
+   * others start with no membership and join when a leader adds them.
+   */
+  initialVoters?: number;
 }
+
+/** How long a leader's `Member` change may wait (for a busy leader, then for its commit). */
+export const MEMBER_CHANGE_MS = 2000;
 
 /** The operations clients made, for the checker, in the order events happened. */
 export class OpLog<I = KvInput, O = string | undefined> {
@@ -83,6 +98,7 @@ export class KvCluster {
   readonly random: Random;
   readonly maxRaftState: number;
   #clients = 0;
+  #admin: ClientEnd[] | undefined;
   #startTime = 0;
   #startRpcs = 0;
   #ops = 0;
@@ -93,8 +109,21 @@ export class KvCluster {
     this.maxRaftState = options.maxRaftState ?? -1;
     const serverOptions = options.server ?? {};
     this.group = new ReplicaCluster(sim, n, {
-      start: (context) =>
-        KvServer.start({ ...context, maxRaftState: this.maxRaftState, ...serverOptions }),
+      initialVoters: options.initialVoters,
+      start: async (context) => {
+        const kv = await KvServer.start({
+          ...context,
+          maxRaftState: this.maxRaftState,
+          ...serverOptions,
+        });
+        // The membership API an operator uses (`distkit kv member`), as a kv node serves it.
+        serveMembers(context.server, kv.raft, {
+          clock: sim.clock,
+          timeoutMs: MEMBER_CHANGE_MS,
+          checkNode: (node) => this.ids.includes(node) ? undefined : `no server ${node}`,
+        });
+        return kv;
+      },
     });
     this.wiring = this.group.wiring;
     this.random = this.group.random;
@@ -130,6 +159,37 @@ export class KvCluster {
   /** Why server i refused to start from its damaged storage, if it did (it stays down). */
   failed(i: number): Error | undefined {
     return this.group.failed(i);
+  }
+
+  /** Server i, if it is running. */
+  running(i: number): KvServer | undefined {
+    return this.group.running(i);
+  }
+
+  /**
+   * Replaces server i's storage by an empty one: its next start is a new
+   * incarnation that joins when added (see {@linkcode ReplicaCluster.replace}).
+   */
+  replace(i: number): Promise<void> {
+    return this.group.replace(i);
+  }
+
+  /**
+   * Calls the `Member` service (`List`, `Add`, `Remove`, `Promote`) of server
+   * i, as `distkit kv member` does, over the simulated network (an admin
+   * client that reaches every server); rejects when the call fails.
+   */
+  member(i: number, method: string, args: unknown = {}): Promise<MemberReply> {
+    this.#admin ??= (() => {
+      const transport = this.wiring.clientTransport("admin", this.wiring.all);
+      return this.ids.map((id) => transport.connect(id));
+    })();
+    // Longer than the server may work on it (waiting while busy, then for
+    // the commit: twice MEMBER_CHANGE_MS): a call given up on has no effect
+    // left to come.
+    return this.#admin[i].call<MemberReply>(`Member.${method}`, args, {
+      timeoutMs: 2 * MEMBER_CHANGE_MS + 1000,
+    });
   }
 
   /** Starts (or restarts) server i from a copy of what it persisted. */

@@ -56,25 +56,56 @@ export class ReplicaCluster<S extends GroupServer> {
     damaged?: StorageDamage;
     /** Why it refused to start from its damaged storage: it stays down for good. */
     failed?: Error;
+    /**
+     * Its storage was replaced by an empty one (a new data folder, a new
+     * incarnation): it starts with no membership and waits to be added, as
+     * `kv serve --join` does.
+     */
+    joins?: boolean;
+    /** How many times its storage was replaced. */
+    incarnation: number;
   }[];
+  /** Servers 0..initialVoters-1 found the cluster; the others start empty and must be added. */
+  readonly #initialVoters: number;
 
   constructor(
     sim: Simulation,
     n: number,
-    options: { prefix?: string; start: (context: ServerContext) => Promise<S> },
+    options: {
+      prefix?: string;
+      start: (context: ServerContext) => Promise<S>;
+      /** Only servers 0..initialVoters-1 found the cluster (default: all); the others join when added. */
+      initialVoters?: number;
+    },
   ) {
     this.sim = sim;
     this.n = n;
     this.random = sim.random.fork();
     this.wiring = new SimWiring(sim.net, n, options.prefix);
     this.#start = options.start;
+    this.#initialVoters = options.initialVoters ?? n;
+    assert.ok(
+      this.#initialVoters >= 1 && this.#initialVoters <= n,
+      `initialVoters ${this.#initialVoters} must be 1..${n}`,
+    );
     this.#servers = Array.from({ length: n }, (_, i) => ({
-      storage: new SimStorage({
-        clock: sim.clock,
-        random: this.random.fork(),
-        name: this.wiring.name(i),
-      }),
+      storage: this.#emptyStorage(i),
+      joins: i >= this.#initialVoters,
+      incarnation: 0,
     }));
+  }
+
+  #emptyStorage(i: number): SimStorage {
+    return new SimStorage({
+      clock: this.sim.clock,
+      random: this.random.fork(),
+      name: this.wiring.name(i),
+    });
+  }
+
+  /** The founding members' ids. */
+  get initialVoters(): string[] {
+    return this.ids.slice(0, this.#initialVoters);
   }
 
   /** The servers' names (their Raft ids). */
@@ -104,6 +135,29 @@ export class ReplicaCluster<S extends GroupServer> {
     return this.#servers[i].failed;
   }
 
+  /** How many times server i's storage was replaced ({@linkcode ReplicaCluster.replace}). */
+  incarnation(i: number): number {
+    return this.#servers[i].incarnation;
+  }
+
+  /**
+   * Replaces server i's storage by an empty one, the way an operator
+   * replaces a dead disk: the server is stopped (a crash), its storage and
+   * any damage or refusal forgotten, and its next start is a new incarnation
+   * with no membership, which joins when a leader adds it (`kv serve
+   * --join`). Its old state is gone for good, so it must have been removed
+   * from the cluster first (the caller's duty: nothing here checks it).
+   */
+  async replace(i: number): Promise<void> {
+    await this.shutdownServer(i);
+    const s = this.#servers[i];
+    s.storage = this.#emptyStorage(i);
+    s.damaged = undefined;
+    s.failed = undefined;
+    s.joins = true;
+    s.incarnation++;
+  }
+
   /**
    * Starts (or restarts) server i from what survived in its storage. A
    * server whose storage was damaged and refuses to load stays down for good
@@ -119,7 +173,7 @@ export class ReplicaCluster<S extends GroupServer> {
     try {
       s.running = await this.#start({
         id: this.wiring.name(i),
-        peers: this.ids,
+        peers: s.joins ? [] : this.initialVoters,
         transport: this.wiring.serverTransport(i),
         server,
         storage: s.storage,

@@ -24,6 +24,7 @@ import {
 } from "../kv/mod.ts";
 import { type ClientEnd, delay, type Random, type Simulation } from "../net/mod.ts";
 import type { SimStorage, StorageDamage } from "../raft/mod.ts";
+import { NodeClock } from "./node_clock.ts";
 import { ReplicaCluster } from "./replica_cluster.ts";
 import type { SimWiring } from "./sim_wiring.ts";
 
@@ -97,8 +98,15 @@ export class KvCluster {
   readonly wiring: SimWiring;
   readonly random: Random;
   readonly maxRaftState: number;
+  /**
+   * Called (from inside the Raft core, synchronously) when server i
+   * becomes the leader of `term`; defer any work (`queueMicrotask`).
+   */
+  onLeader: ((i: number, term: number) => void) | undefined;
   #clients = 0;
   #admin: ClientEnd[] | undefined;
+  /** Each server's machine clock, kept across its restarts (in step with the simulation's until told). */
+  readonly #clocks: NodeClock[];
   #startTime = 0;
   #startRpcs = 0;
   #ops = 0;
@@ -108,17 +116,31 @@ export class KvCluster {
     this.n = n;
     this.maxRaftState = options.maxRaftState ?? -1;
     const serverOptions = options.server ?? {};
+    this.#clocks = Array.from({ length: n }, () => new NodeClock(sim.clock));
     this.group = new ReplicaCluster(sim, n, {
       initialVoters: options.initialVoters,
       start: async (context) => {
+        const clock = this.#clocks[this.ids.indexOf(context.id)];
+        const ledger = context.observer;
         const kv = await KvServer.start({
           ...context,
+          clock,
+          // The group's ledger, and the test's hook on new leaders.
+          observer: {
+            applied: (node, entries) => ledger.applied(node, entries),
+            installed: (node, meta) => ledger.installed(node, meta),
+            removed: (node, entries) => ledger.removed(node, entries),
+            leader: (node, term) => {
+              ledger.leader(node, term);
+              this.onLeader?.(this.ids.indexOf(node), term);
+            },
+          },
           maxRaftState: this.maxRaftState,
           ...serverOptions,
         });
         // The membership API an operator uses (`distkit kv member`), as a kv node serves it.
         serveMembers(context.server, kv.raft, {
-          clock: sim.clock,
+          clock,
           timeoutMs: MEMBER_CHANGE_MS,
           checkNode: (node) => this.ids.includes(node) ? undefined : `no server ${node}`,
         });
@@ -159,6 +181,23 @@ export class KvCluster {
   /** Why server i refused to start from its damaged storage, if it did (it stays down). */
   failed(i: number): Error | undefined {
     return this.group.failed(i);
+  }
+
+  /** Server i's machine clock: set its rate (drift) or pause its process ({@linkcode KvCluster.pause}). */
+  clock(i: number): NodeClock {
+    return this.#clocks[i];
+  }
+
+  /**
+   * Pauses server i's process for `ms` (virtual) milliseconds: its timers
+   * wait and nothing reaches it or leaves it meanwhile.
+   */
+  pause(i: number, ms: number): void {
+    this.#clocks[i].pause(ms);
+    this.wiring.pause(i);
+    this.sim.clock.setTimer(ms, () => {
+      if (!this.#clocks[i].paused) this.wiring.resume(i);
+    });
   }
 
   /** Server i, if it is running. */

@@ -1,49 +1,69 @@
 /**
  * Randomized simulation of the KV service: per seed, a cluster of 3 or 5
- * servers (snapshotting or not) and several clients doing get, put, append,
- * delete and compare-and-set on a few shared keys, under a random schedule of
- * partitions, crashes and restarts, an unreliable network and lossy links.
- * Afterwards everything is healed, every operation must complete, the log
- * must be bounded, and the whole history must be linearizable.
+ * voters and 1 or 2 spare servers (snapshotting or not), and several
+ * clients doing get, put, append, delete and compare-and-set on a few
+ * shared keys, under a random schedule of partitions, crashes and restarts,
+ * an unreliable network, lossy links, clock drift, process pauses, storage
+ * damage and membership changes. Afterwards everything is healed, every
+ * operation must complete, the log must be bounded, and the whole history
+ * must be linearizable: no acknowledged write lost, none applied twice.
+ *
+ * Each server has its own machine clock (tests/node_clock.ts): the faults
+ * include clock drift (a clock running at half to twice the pace) and
+ * process pauses of up to 1.6 s (the leader's, half the time), during which
+ * the server's timers wait and nothing reaches it.
  *
  * Every server's Raft core reports to the group's `AppliedLedger`
  * (tests/replica_cluster.ts), checked after every fault and at the end: over
  * the whole run, an entry once applied by any server is never replaced at
- * its index on any server, and no term has two leaders.
+ * its index on any server, and no term has two leaders. A server that stops
+ * on its own (a Raft invariant broke) fails the run.
  *
  * Every server's storage is a `SimStorage` (a crash keeps a prefix of the
  * save in progress), and a crash damages it beyond the storage contract with
  * chance DAMAGE_CHANCE, on at most one server per run: that server must
- * refuse to start and stays down; 2 of 3 (or 4 of 5) remain, a majority.
- * A server that served from a shortened log would lose acknowledged writes:
- * the history would not be linearizable (or the ledger would fire, as it does
+ * refuse to start and stays down until the operator replaces it. A server
+ * that served from a shortened log would lose acknowledged writes: the
+ * history would not be linearizable (or the ledger would fire, as it does
  * when the high-water mark's check is disabled).
  *
  * Beside the faults, an operator changes membership through the KV
- * service's `Member` API (as `distkit kv member` does), on whoever leads:
- * one or two spare servers start outside the cluster and are added as
- * learners and promoted; learners and voters are removed (never below 3
- * voters, but for a server lost for good) and added back with the state
- * they kept; leadership is transferred; and a server is replaced with a
- * fresh incarnation, the way an operator replaces a dead disk: stopped,
- * removed (the removal committed), its storage swapped for an empty one,
- * started with no membership (`kv serve --join`), added as a learner,
- * caught up (by snapshot when the log is compacted) and promoted. A server
- * that refused its damaged storage is the first to be replaced. Half the
- * seeds snapshot often, so snapshots are taken and sent while
- * configurations change.
+ * service's `Member` API (as `distkit kv member` does), on whoever leads,
+ * one admin action at a time: spares are added as learners and promoted;
+ * learners and voters are removed (never below 3 voters, but for a server
+ * lost for good) and added back with the state they kept; leadership is
+ * transferred; and a server is replaced with a fresh incarnation, the way an
+ * operator replaces a dead disk: stopped, removed (the removal answered as
+ * made), its storage swapped for an empty one, started with no membership
+ * (`kv serve --join`), added as a learner, caught up (by snapshot when the
+ * log is compacted) and promoted. A server that refused its damaged storage
+ * is the first to be replaced. Half the new leaders are asked for a change
+ * the moment they are elected, before their no-op commits (they must hold
+ * it back until they have committed in their term). Every change answered
+ * as made must be committed on the server that answered. Half the seeds
+ * snapshot often, so snapshots are taken and sent while configurations
+ * change.
  *
  * Runs KV_SEEDS seeds (default 200) from a random base; `SEED=<n>` replays
  * one. A second test runs KV_REPLAY_SEEDS seeds (default 3) twice each and
  * compares their trace hashes. `KV_SCHEDULE=1` prints every seed's schedule
- * of faults and membership changes. A failure prints the seed and the schedule, and a history that
- * is not linearizable gets the checker's HTML report.
+ * of faults and membership changes; `KV_LIMIT_MS` sets the virtual time a
+ * seed may take (default 10 minutes). A failure prints the seed, the
+ * schedule and each server's state, and a history that is not linearizable
+ * gets the checker's HTML report.
  */
 import assert from "node:assert/strict";
 import type { Model } from "../checker/mod.ts";
-import type { KvClerk, KvValue, MemberReply } from "../kv/mod.ts";
+import {
+  changeMember,
+  type KvClerk,
+  type KvServer,
+  type KvValue,
+  MemberOutcomeUnknownError,
+  type MemberReply,
+} from "../kv/mod.ts";
 import { type Random, simulate } from "../net/mod.ts";
-import { KvCluster, OpLog, text } from "./kv_cluster.ts";
+import { KvCluster, MEMBER_CHANGE_MS, OpLog, text } from "./kv_cluster.ts";
 import { checkReplays, runSeeds } from "./seeds.ts";
 
 const FAULT_MS = 5_000;
@@ -69,6 +89,9 @@ interface Activity {
   replacements: number;
   /** Of those, how many were added back and promoted to voter. */
   replacedVoters: number;
+  /** Process pauses, and clock rate changes. */
+  pauses: number;
+  drifts: number;
   /** Crashes that damaged storage beyond the contract. */
   damaged: number;
   /** Servers that refused to start from damaged storage (fail-stop). */
@@ -83,6 +106,8 @@ function noActivity(): Activity {
     transfers: 0,
     replacements: 0,
     replacedVoters: 0,
+    pauses: 0,
+    drifts: 0,
     damaged: 0,
     failStops: 0,
   };
@@ -172,6 +197,10 @@ interface Operator {
   activity: Activity;
   /** Servers crashed and not yet restarted (the fault loop restarts them). */
   down: Set<number>;
+  /** Admin actions (membership changes, transfers, replacements), one at a time. */
+  admin: AdminLock;
+  /** Checks broken by admin actions nobody awaits (thrown at the next fault). */
+  violations: Error[];
   /** Runs a start or stop of servers alone (the fault loop shares it). */
   serial: <T>(fn: () => Promise<T>) => Promise<T>;
   /** Set when the fault phase is over: the operator finishes what it does and stops. */
@@ -215,29 +244,38 @@ async function memberCall(
       : JSON.stringify(reply);
     if ("outcome" in reply) {
       if (reply.outcome.changed) activity.changes++;
-      // Answered as made (now, or already): then it is committed. The
-      // operator proposes nothing else meanwhile, so a membership entry
-      // above the commit index on the server that answered is this change,
-      // answered too early (a new leader may drop it).
-      // (Only while the same instance runs: a restarted one may load a lower commit index.)
-      const raft = cfg.running(target)?.raft;
-      if (raft !== undefined && cfg.running(target) === asked) {
-        const { commitIndex, lastIndex } = raft.status();
-        const pending = raft.logEntries(commitIndex + 1, lastIndex)
-          .filter((e) => e.kind === "membership");
-        assert.equal(
-          pending.length,
-          0,
-          `${method} ${node} was answered "${reply.outcome.note}" by ${target}, whose log has ` +
-            `membership entries above its commit index ${commitIndex}: ${JSON.stringify(pending)}`,
-        );
-      }
+      checkMadeCommitted(cfg, { i: target, asked, what: `${method} ${node}` });
     } else if ("unknown" in reply) activity.unknown++;
     else activity.refused++;
     schedule.push(`${at}: member ${method} ${node} on ${target}: ${what}`);
     return reply;
   }
   return undefined;
+}
+
+/**
+ * A change answered as made (now, or already) is committed. The admin
+ * actions run one at a time, so a membership entry above the commit index
+ * on the server that answered is this change, answered too early (a new
+ * leader may drop it). Checked only while the same instance runs (a
+ * restarted one may load a lower commit index).
+ */
+function checkMadeCommitted(
+  cfg: KvCluster,
+  answer: { i: number; asked: KvServer | undefined; what: string },
+): void {
+  const raft = cfg.running(answer.i)?.raft;
+  if (raft === undefined || cfg.running(answer.i) !== answer.asked) return;
+  const { commitIndex, lastIndex } = raft.status();
+  const pending = raft.logEntries(commitIndex + 1, lastIndex).filter((e) =>
+    e.kind === "membership"
+  );
+  assert.equal(
+    pending.length,
+    0,
+    `${answer.what} was answered as made by server ${answer.i}, whose log has membership ` +
+      `entries above its commit index ${commitIndex}: ${JSON.stringify(pending)}`,
+  );
 }
 
 /** Whether a reply says the change is made (now, or already before). */
@@ -317,41 +355,114 @@ async function replaceServer(op: Operator, i: number): Promise<void> {
 }
 
 /**
+ * A one-server change the leader's latest membership allows: add a node
+ * from outside (a spare, or one removed before), promote a learner, or
+ * remove a learner or a voter (maybe the leader itself).
+ */
+function pickChange(
+  cfg: KvCluster,
+  random: Random,
+  m: { voters: string[]; learners: string[] },
+): { op: "add" | "promote" | "remove"; node: string } | undefined {
+  const { voters, learners } = m;
+  const outside = cfg.ids.filter((id) => !voters.includes(id) && !learners.includes(id));
+  const roll = random.int(100);
+  if (roll < 35 && outside.length > 0) return { op: "add", node: random.pick(outside) };
+  if (roll < 70 && learners.length > 0) return { op: "promote", node: random.pick(learners) };
+  const candidates = [...voters, ...learners].filter((id) => mayRemove(cfg, voters, id));
+  if (candidates.length > 0) return { op: "remove", node: random.pick(candidates) };
+  return undefined;
+}
+
+const METHODS = { add: "Add", promote: "Promote", remove: "Remove" } as const;
+
+/**
  * The operator: every few hundred ms, on whoever leads, a leadership
  * transfer, a replacement, or a one-server membership change the leader's
- * latest membership allows.
+ * latest membership allows. One admin action at a time
+ * ({@linkcode Operator.admin}).
  */
 async function operate(op: Operator): Promise<void> {
   const { cfg, random, schedule, activity } = op;
   while (!op.over()) {
     await cfg.sleep(150 + random.int(600));
     if (op.over()) return;
-    const m = membership(cfg);
-    if (m === undefined) continue;
-    const { leader, voters, learners } = m;
-    const outside = cfg.ids.filter((id) => !voters.includes(id) && !learners.includes(id));
-    const lost = cfg.ids.findIndex((_, i) => cfg.failed(i) !== undefined);
-    const roll = random.int(100);
-    if (lost !== -1 && roll < 40) {
-      await replaceServer(op, lost); // the recovery recipe for a server lost for good
-    } else if (roll < 20) {
-      const others = voters.filter((v) => v !== cfg.ids[leader]);
-      if (others.length === 0) continue;
-      const to = random.pick(others);
-      schedule.push(`${cfg.now().toFixed(0)} ms: transfer ${leader} -> ${to}`);
-      cfg.server(leader).raft.transferLeadership(to).then(() => activity.transfers++, () => {});
-    } else if (roll < 32) {
-      const candidates = cfg.ids.filter((id) =>
-        id !== cfg.ids[leader] && mayRemove(cfg, voters, id)
-      );
-      if (candidates.length > 0) await replaceServer(op, cfg.ids.indexOf(random.pick(candidates)));
-    } else if (roll < 55 && outside.length > 0) {
-      await memberCall(op, "Add", random.pick(outside)); // a spare, or one removed before
-    } else if (roll < 80 && learners.length > 0) {
-      await memberCall(op, "Promote", random.pick(learners));
-    } else {
-      const candidates = [...voters, ...learners].filter((id) => mayRemove(cfg, voters, id));
-      if (candidates.length > 0) await memberCall(op, "Remove", random.pick(candidates)); // maybe the leader
+    await op.admin.run(async () => {
+      const m = membership(cfg);
+      if (m === undefined) return;
+      const { leader, voters } = m;
+      const lost = cfg.ids.findIndex((_, i) => cfg.failed(i) !== undefined);
+      const roll = random.int(100);
+      if (lost !== -1 && roll < 40) {
+        await replaceServer(op, lost); // the recovery recipe for a server lost for good
+      } else if (roll < 20) {
+        const others = voters.filter((v) => v !== cfg.ids[leader]);
+        if (others.length === 0) return;
+        const to = random.pick(others);
+        schedule.push(`${cfg.now().toFixed(0)} ms: transfer ${leader} -> ${to}`);
+        cfg.server(leader).raft.transferLeadership(to).then(() => activity.transfers++, () => {});
+      } else if (roll < 32) {
+        const candidates = cfg.ids.filter((id) =>
+          id !== cfg.ids[leader] && mayRemove(cfg, voters, id)
+        );
+        if (candidates.length > 0) {
+          await replaceServer(op, cfg.ids.indexOf(random.pick(candidates)));
+        }
+      } else {
+        const change = pickChange(cfg, random, m);
+        if (change) await memberCall(op, METHODS[change.op], change.node);
+      }
+    });
+  }
+}
+
+/**
+ * A change asked of a new leader the moment it is elected, before its
+ * election's no-op can have committed (in process, as a `Member` request
+ * arriving at once would be): the leader must hold it back until it has
+ * committed an entry of its term (issue 15 §1). Skipped while another admin
+ * action runs.
+ */
+function eagerChange(op: Operator, i: number, term: number): void {
+  const { cfg, schedule, activity } = op;
+  const server = cfg.running(i);
+  if (server === undefined || op.over() || op.admin.busy) return;
+  if (server.raft.status().role !== "leader") return;
+  const change = pickChange(cfg, op.random, server.raft.status().membership);
+  if (change === undefined) return;
+  const at = `${cfg.now().toFixed(0)} ms`;
+  op.admin.run(async () => {
+    let what: string;
+    let made = false;
+    try {
+      const outcome = await changeMember(server.raft, change, {
+        clock: cfg.clock(i),
+        timeoutMs: MEMBER_CHANGE_MS,
+      });
+      if (outcome.changed) activity.changes++;
+      [what, made] = [outcome.note, true];
+    } catch (err) {
+      if (err instanceof MemberOutcomeUnknownError) activity.unknown++;
+      else activity.refused++;
+      what = (err as Error).message;
+    }
+    schedule.push(
+      `${at}: new leader ${i} (term ${term}), at once: ${change.op} ${change.node}: ${what}`,
+    );
+    if (made) checkMadeCommitted(cfg, { i, asked: server, what: `${change.op} ${change.node}` });
+  }).catch((err) => op.violations.push(err));
+}
+
+/**
+ * Throws when a server the harness runs has stopped on its own: a Raft node
+ * stops when an invariant it checks always breaks (or its storage fails),
+ * which the rest of the cluster could otherwise hide.
+ */
+function checkNoneStopped(cfg: KvCluster): void {
+  for (let i = 0; i < cfg.n; i++) {
+    const server = cfg.running(i);
+    if (server?.raft.status().stopped) {
+      throw new Error(`server ${i} stopped on its own (see its "Raft node ... stopped" line)`);
     }
   }
 }
@@ -366,6 +477,8 @@ interface SeedRun {
 
 async function runSeed(seed: number): Promise<SeedRun> {
   const schedule: string[] = [];
+  /** Each server's state, for a failure's report. */
+  let describeServers = () => "";
   try {
     return await simulate(async (sim) => {
       const { random } = sim;
@@ -380,6 +493,17 @@ async function runSeed(seed: number): Promise<SeedRun> {
         initialVoters: voters,
       });
       const ledger = cfg.group.ledger;
+      describeServers = () =>
+        cfg.ids.map((id, i) => {
+          const raft = cfg.running(i)?.raft.status();
+          const state = raft
+            ? `${raft.role} term ${raft.term} commit ${raft.commitIndex} last ${raft.lastIndex} ` +
+              `leader ${raft.leader} ${JSON.stringify(raft.membership)}`
+            : cfg.failed(i)
+            ? "failed"
+            : "down";
+          return `${id}: ${state}`;
+        }).join("\n  ");
       schedule.push(
         `${voters} voters and ${spares} spares, maxRaftState ${maxRaftState}, unreliable ${unreliable}`,
       );
@@ -399,15 +523,22 @@ async function runSeed(seed: number): Promise<SeedRun> {
       // one at a time, so that no server ever runs twice.
       const serial = exclusive();
       let faultsOver = false;
-      const operator = operate({
+      const op: Operator = {
         cfg,
         random: random.fork(),
         schedule,
         activity,
         down,
+        admin: new AdminLock(),
+        violations: [],
         serial,
         over: () => faultsOver,
-      });
+      };
+      // Half the new leaders are asked for a change at once.
+      cfg.onLeader = (i, term) => {
+        if (op.random.chance(0.5)) queueMicrotask(() => eagerChange(op, i, term));
+      };
+      const operator = operate(op);
       operator.catch(() => {}); // awaited below
       const disks = random.fork();
       let damaged: number | undefined;
@@ -416,9 +547,11 @@ async function runSeed(seed: number): Promise<SeedRun> {
       while (cfg.now() < end) {
         await cfg.sleep(100 + random.int(500));
         ledger.check();
+        checkNoneStopped(cfg);
+        if (op.violations.length > 0) throw op.violations[0];
         faults++;
         const at = `${cfg.now().toFixed(0)} ms`;
-        const roll = random.int(100);
+        const roll = random.int(112);
         await serial(async () => {
           if (roll < 30) {
             const side = cfg.wiring.all.map(() => random.int(2));
@@ -467,6 +600,23 @@ async function runSeed(seed: number): Promise<SeedRun> {
             const on = random.chance(0.5);
             sim.net.setReliable(!on);
             schedule.push(`${at}: unreliable ${on}`);
+          } else if (roll >= 106) {
+            // A process pause (a long GC, a stopped VM): a leader comes back
+            // believing it still leads, its overdue timers firing at once.
+            const i = random.chance(0.5)
+              ? cfg.leader() ?? random.int(servers)
+              : random.int(servers);
+            const ms = 100 + random.int(1500);
+            cfg.pause(i, ms);
+            activity.pauses++;
+            schedule.push(`${at}: pause ${i} for ${ms} ms`);
+          } else if (roll >= 100) {
+            // Clock drift: the machine's clock runs fast or slow (or in step again).
+            const i = random.int(servers);
+            const rate = random.chance(0.3) ? 1 : 0.5 + random.next() * 1.5;
+            cfg.clock(i).setRate(rate);
+            activity.drifts++;
+            schedule.push(`${at}: clock of ${i} runs at ×${rate.toFixed(2)}`);
           } else {
             const from = String(random.int(servers));
             const to = String(random.int(servers));
@@ -489,6 +639,9 @@ async function runSeed(seed: number): Promise<SeedRun> {
       }
       cfg.connectAll();
       await operator;
+      cfg.onLeader = undefined;
+      await op.admin.run(() => Promise.resolve()); // what the new leaders were asked
+      if (op.violations.length > 0) throw op.violations[0];
       for (let i = 0; i < servers; i++) {
         if (cfg.running(i) || cfg.failed(i)) continue;
         await cfg.startServer(i);
@@ -509,15 +662,36 @@ async function runSeed(seed: number): Promise<SeedRun> {
         assert.ok(size <= 8 * maxRaftState, `log not trimmed: ${size} > 8 × ${maxRaftState}`);
       }
       ledger.check();
+      checkNoneStopped(cfg);
       await log.check(`kv random seed ${seed}`, model);
       await cfg.cleanup();
       ledger.check();
       if (Deno.env.get("KV_SCHEDULE")) console.log(`seed ${seed}:\n  ${schedule.join("\n  ")}`);
       return { ops: log.operations.length, faults, activity, trace: sim.traceHash() };
-    }, { seed, limitMs: 10 * 60_000 });
+    }, { seed, limitMs: Number(Deno.env.get("KV_LIMIT_MS") ?? 10 * 60_000) });
   } catch (err) {
     console.error(`fault schedule of seed ${seed}:\n  ${schedule.join("\n  ")}`);
+    console.error(`servers at the end:\n  ${describeServers()}`);
     throw err;
+  }
+}
+
+/** One admin action at a time: `run` waits its turn; `busy` says whether one runs. */
+class AdminLock {
+  busy = false;
+  #queue: Promise<unknown> = Promise.resolve();
+
+  run<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.#queue.then(async () => {
+      this.busy = true;
+      try {
+        return await fn();
+      } finally {
+        this.busy = false;
+      }
+    });
+    this.#queue = next.catch(() => {});
+    return next;
   }
 }
 
@@ -542,6 +716,7 @@ Deno.test("kv: randomized faults and membership changes, every history lineariza
     `  ${total.changes} membership changes made (${total.refused} refused, ${total.unknown} ` +
       `outcomes unknown), ${total.transfers} leadership transfers, ${total.replacements} servers ` +
       `replaced with a fresh incarnation (${total.replacedVoters} promoted back to voter), ` +
+      `${total.pauses} process pauses, ${total.drifts} clock rate changes, ` +
       `${total.damaged} storages damaged (${total.failStops} refused to start)`,
   );
 });

@@ -245,8 +245,10 @@ async function memberCall(
     if ("outcome" in reply) {
       if (reply.outcome.changed) activity.changes++;
       checkMadeCommitted(cfg, { i: target, asked, what: `${method} ${node}` });
-    } else if ("unknown" in reply) activity.unknown++;
-    else activity.refused++;
+    } else if ("unknown" in reply) {
+      activity.unknown++;
+      checkNoInvariantBroken(reply.unknown);
+    } else activity.refused++;
     schedule.push(`${at}: member ${method} ${node} on ${target}: ${what}`);
     return reply;
   }
@@ -276,6 +278,15 @@ function checkMadeCommitted(
     `${answer.what} was answered as made by server ${answer.i}, whose log has membership ` +
       `entries above its commit index ${commitIndex}: ${JSON.stringify(pending)}`,
   );
+}
+
+/**
+ * Throws when an answer reports a broken Raft invariant: a proposal that
+ * breaks one is refused by the core (the node goes on), and the membership
+ * API answers it as an unknown outcome.
+ */
+function checkNoInvariantBroken(answer: string): void {
+  if (/Raft invariant violated/.test(answer)) throw new Error(`a membership change: ${answer}`);
 }
 
 /** Whether a reply says the change is made (now, or already before). */
@@ -445,6 +456,7 @@ function eagerChange(op: Operator, i: number, term: number): void {
       if (err instanceof MemberOutcomeUnknownError) activity.unknown++;
       else activity.refused++;
       what = (err as Error).message;
+      checkNoInvariantBroken(what);
     }
     schedule.push(
       `${at}: new leader ${i} (term ${term}), at once: ${change.op} ${change.node}: ${what}`,

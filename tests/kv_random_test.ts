@@ -89,6 +89,8 @@ interface Activity {
   replacements: number;
   /** Of those, how many were added back and promoted to voter. */
   replacedVoters: number;
+  /** Of those, how many caught up by installing a snapshot. */
+  bySnapshot: number;
   /** Process pauses, and clock rate changes. */
   pauses: number;
   drifts: number;
@@ -106,6 +108,7 @@ function noActivity(): Activity {
     transfers: 0,
     replacements: 0,
     replacedVoters: 0,
+    bySnapshot: 0,
     pauses: 0,
     drifts: 0,
     damaged: 0,
@@ -360,6 +363,7 @@ async function replaceServer(op: Operator, i: number): Promise<void> {
     await cfg.sleep(200);
     if (made(await memberCall(op, "Promote", node))) {
       activity.replacedVoters++;
+      if ((cfg.running(i)?.stats().installs ?? 0) > 0) activity.bySnapshot++;
       return;
     }
   }
@@ -727,7 +731,8 @@ Deno.test("kv: randomized faults and membership changes, every history lineariza
   console.log(
     `  ${total.changes} membership changes made (${total.refused} refused, ${total.unknown} ` +
       `outcomes unknown), ${total.transfers} leadership transfers, ${total.replacements} servers ` +
-      `replaced with a fresh incarnation (${total.replacedVoters} promoted back to voter), ` +
+      `replaced with a fresh incarnation (${total.replacedVoters} promoted back to voter, ` +
+      `${total.bySnapshot} of them caught up by snapshot), ` +
       `${total.pauses} process pauses, ${total.drifts} clock rate changes, ` +
       `${total.damaged} storages damaged (${total.failStops} refused to start)`,
   );

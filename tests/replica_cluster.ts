@@ -62,8 +62,6 @@ export class ReplicaCluster<S extends GroupServer> {
      * `kv serve --join` does.
      */
     joins?: boolean;
-    /** How many times its storage was replaced. */
-    incarnation: number;
   }[];
   /** Servers 0..initialVoters-1 found the cluster; the others start empty and must be added. */
   readonly #initialVoters: number;
@@ -91,7 +89,6 @@ export class ReplicaCluster<S extends GroupServer> {
     this.#servers = Array.from({ length: n }, (_, i) => ({
       storage: this.#emptyStorage(i),
       joins: i >= this.#initialVoters,
-      incarnation: 0,
     }));
   }
 
@@ -135,11 +132,6 @@ export class ReplicaCluster<S extends GroupServer> {
     return this.#servers[i].failed;
   }
 
-  /** How many times server i's storage was replaced ({@linkcode ReplicaCluster.replace}). */
-  incarnation(i: number): number {
-    return this.#servers[i].incarnation;
-  }
-
   /**
    * Replaces server i's storage by an empty one, the way an operator
    * replaces a dead disk: the server is stopped (a crash), its storage and
@@ -155,7 +147,6 @@ export class ReplicaCluster<S extends GroupServer> {
     s.damaged = undefined;
     s.failed = undefined;
     s.joins = true;
-    s.incarnation++;
   }
 
   /**

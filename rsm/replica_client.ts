@@ -370,22 +370,22 @@ export class ReplicaClient {
     const refusedBy = new Set<number>();
     let wait = this.#baseMs;
     let server = this.#leader;
-    // Servers that did not answer since the last pause: a hint naming one is
-    // not followed (a stale follower naming a dead leader would otherwise
-    // send us back and forth between the two for ever).
-    const unanswered = new Set<number>();
+    // Servers asked since the last pause: a hint naming one is not followed
+    // (a stale server naming a dead leader, or one that does not lead, would
+    // otherwise send us back and forth between the two for ever).
+    const asked = new Set<number>();
     while (true) {
       if (signal?.aborted) {
         throw settle(new KvAbortedError(operation, false, { cause: signal.reason }));
       }
       let reply: unknown;
+      asked.add(server);
       try {
         reply = await this.#ends[server].call(method, args, {
           timeoutMs: this.#attemptTimeoutMs,
           signal,
         });
       } catch (err) {
-        unanswered.add(server);
         this.#lastErrors.set(
           this.#servers[server],
           err instanceof AbortedError ? "no answer before the call was cut off" : describe(err),
@@ -445,11 +445,11 @@ export class ReplicaClient {
       const hint = r?.status === "not-leader"
         ? this.#servers.indexOf(r.leaderAddress ?? r.leader ?? "")
         : -1;
-      server = hint >= 0 && hint !== server && !unanswered.has(hint)
+      server = hint >= 0 && hint !== server && !asked.has(hint)
         ? hint
         : (server + 1) % this.#servers.length;
       if (tries % this.#servers.length === 0) {
-        unanswered.clear();
+        asked.clear();
         if (tries / this.#servers.length >= rounds) return undefined;
         try {
           await this.#pause(wait, signal);

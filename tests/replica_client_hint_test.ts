@@ -8,18 +8,28 @@
  * good; a clerk that tried it went to the dead leader, then to the next
  * server in its list, which was the stale one again, and so on, never
  * reaching the live leader. A follower cut off from the majority naming a
- * dead leader does the same.
+ * dead leader does the same, and so does a stale server naming a removed
+ * leader that answers "no leader known" (seed 17000276).
  */
 import assert from "node:assert/strict";
 import { ReplicaClient } from "../kv/mod.ts";
 import { RpcServer, simulate } from "../net/mod.ts";
 
-Deno.test("replica client: a hint naming a server that did not answer is not followed again", async () => {
+/**
+ * Clients of servers a (the leader), b and c, where c names b as the
+ * leader and b is `down` (unreachable) or answers that no leader is known:
+ * each must reach a, whichever server it tries first.
+ */
+async function reachesLeader(b: "down" | "no-leader", seed: number): Promise<void> {
   await simulate(async (sim) => {
-    // a leads; b is down for good (never reachable); c names b as the leader.
     const a = new RpcServer();
     a.addService("Svc", { Do: () => ({ status: "ok", by: "a" }) });
     sim.net.addServer("a", a);
+    if (b === "no-leader") {
+      const server = new RpcServer();
+      server.addService("Svc", { Do: () => ({ status: "not-leader", leader: null }) });
+      sim.net.addServer("b", server);
+    }
     const c = new RpcServer();
     c.addService("Svc", { Do: () => ({ status: "not-leader", leader: "b" }) });
     sim.net.addServer("c", c);
@@ -40,5 +50,13 @@ Deno.test("replica client: a hint naming a server that did not answer is not fol
     }
     // The cycle needs a first try at b or c.
     assert.ok(starts.has("b") && starts.has("c"), `clients started at ${[...starts]}`);
-  }, { seed: 3 });
+  }, { seed });
+}
+
+Deno.test("replica client: a hint naming a dead server it asked already is not followed again", async () => {
+  await reachesLeader("down", 3);
+});
+
+Deno.test("replica client: a hint naming a server that does not lead, asked already, is not followed again", async () => {
+  await reachesLeader("no-leader", 3);
 });

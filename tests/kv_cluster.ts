@@ -23,7 +23,7 @@ import {
   serveMembers,
 } from "../kv/mod.ts";
 import { type ClientEnd, delay, type Random, type Simulation } from "../net/mod.ts";
-import type { SimStorage, StorageDamage } from "../raft/mod.ts";
+import type { Membership, SimStorage, StorageDamage } from "../raft/mod.ts";
 import { NodeClock } from "./node_clock.ts";
 import { ReplicaCluster } from "./replica_cluster.ts";
 import type { SimWiring } from "./sim_wiring.ts";
@@ -119,6 +119,7 @@ export class KvCluster {
     this.#clocks = Array.from({ length: n }, () => new NodeClock(sim.clock));
     this.group = new ReplicaCluster(sim, n, {
       initialVoters: options.initialVoters,
+      identities: true,
       start: async (context) => {
         const clock = this.#clocks[this.ids.indexOf(context.id)];
         const ledger = context.observer;
@@ -127,8 +128,16 @@ export class KvCluster {
           clock,
           // The group's ledger, and the test's hook on new leaders.
           observer: {
-            applied: (node, entries) => ledger.applied(node, entries),
-            installed: (node, meta) => ledger.installed(node, meta),
+            applied: (node, entries) => {
+              ledger.applied(node, entries);
+              for (const e of entries) {
+                if (e.kind === "membership") this.#retireOutside(node, e.index, e.membership);
+              }
+            },
+            installed: (node, meta) => {
+              ledger.installed(node, meta);
+              this.#retireOutside(node, meta.index, meta.membership);
+            },
             removed: (node, entries) => ledger.removed(node, entries),
             leader: (node, term) => {
               ledger.leader(node, term);
@@ -181,6 +190,16 @@ export class KvCluster {
   /** Why server i refused to start from its damaged storage, if it did (it stays down). */
   failed(i: number): Error | undefined {
     return this.group.failed(i);
+  }
+
+  /** Server `node` applied `membership` at `index`: it retires the incarnations of those left out. */
+  #retireOutside(node: string, index: number, membership: Membership | undefined): void {
+    if (membership === undefined) return;
+    const members = new Set([...membership.voters, ...membership.learners]);
+    const a = this.ids.indexOf(node);
+    this.ids.forEach((id, b) => {
+      if (!members.has(id)) this.group.retire(a, b, index);
+    });
   }
 
   /** Server i's machine clock: set its rate (drift) or pause its process ({@linkcode KvCluster.pause}). */

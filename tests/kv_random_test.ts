@@ -37,7 +37,13 @@
  * made), its storage swapped for an empty one, started with no membership
  * (`kv serve --join`), added as a learner, caught up (by snapshot when the
  * log is compacted) and promoted. A server that refused its damaged storage
- * is the first to be replaced. Half the new leaders are asked for a change
+ * is the first to be replaced. Data folder identities are modelled
+ * (ReplicaCluster's `identities`, after `rsm/identity.ts`): a server refuses
+ * a peer under another incarnation than the one it knows until it applies
+ * the membership that removed it; without that refusal, a server that
+ * missed the removal and later changes can win an election with the fresh
+ * incarnation's vote (seed 17002073: the ledger fires).
+ * Half the new leaders are asked for a change
  * the moment they are elected, before their no-op commits (they must hold
  * it back until they have committed in their term). Every change answered
  * as made must be committed on the server that answered. Half the seeds

@@ -62,7 +62,17 @@ export class ReplicaCluster<S extends GroupServer> {
      * `kv serve --join` does.
      */
     joins?: boolean;
+    /** Its storage's incarnation: 0, then one more at each replacement. */
+    incarnation: number;
+    /**
+     * What its folder records of its peers (the identity model): the
+     * incarnation each was first met under, and those retired (with the
+     * log index of the membership that dropped the peer).
+     */
+    known: Map<number, number>;
+    retired: Map<number, { index: number; incarnations: Set<number> }>;
   }[];
+  readonly #identities: boolean;
   /** Servers 0..initialVoters-1 found the cluster; the others start empty and must be added. */
   readonly #initialVoters: number;
 
@@ -74,6 +84,12 @@ export class ReplicaCluster<S extends GroupServer> {
       start: (context: ServerContext) => Promise<S>;
       /** Only servers 0..initialVoters-1 found the cluster (default: all); the others join when added. */
       initialVoters?: number;
+      /**
+       * Model data folder identities (`rsm/identity.ts`): a server refuses a
+       * peer under another incarnation than the one it first met, until it
+       * applies the membership that drops the peer ({@linkcode ReplicaCluster.retire}).
+       */
+      identities?: boolean;
     },
   ) {
     this.sim = sim;
@@ -89,7 +105,45 @@ export class ReplicaCluster<S extends GroupServer> {
     this.#servers = Array.from({ length: n }, (_, i) => ({
       storage: this.#emptyStorage(i),
       joins: i >= this.#initialVoters,
+      incarnation: 0,
+      known: new Map(),
+      retired: new Map(),
     }));
+    this.#identities = options.identities ?? false;
+    if (this.#identities) this.wiring.setIdentityCheck((a, b) => this.#accepts(a, b));
+  }
+
+  /**
+   * Whether server a takes server b for the node it knows: first contact
+   * records b's incarnation; a retired one, or another than recorded, is
+   * refused (as `NodeIdentity.check` does in the TCP handshake).
+   */
+  #accepts(a: number, b: number): boolean {
+    const s = this.#servers[a];
+    const incarnation = this.#servers[b].incarnation;
+    if (s.retired.get(b)?.incarnations.has(incarnation)) return false;
+    const known = s.known.get(b);
+    if (known === undefined) s.known.set(b, incarnation);
+    return known === undefined || known === incarnation;
+  }
+
+  /**
+   * Server a applied the membership at log `index`, which no longer has
+   * server b: the incarnation it knew b by is retired, so a new one is
+   * accepted on first contact (`NodeIdentity.retire`). A membership applied
+   * again after a restart retires nothing twice.
+   */
+  retire(a: number, b: number, index: number): void {
+    if (!this.#identities || a === b) return;
+    const s = this.#servers[a];
+    const before = s.retired.get(b);
+    if (before !== undefined && before.index >= index) return;
+    const incarnations = before?.incarnations ?? new Set<number>();
+    const known = s.known.get(b);
+    if (known !== undefined) incarnations.add(known);
+    s.known.delete(b);
+    s.retired.set(b, { index, incarnations });
+    this.wiring.refresh();
   }
 
   #emptyStorage(i: number): SimStorage {
@@ -147,6 +201,9 @@ export class ReplicaCluster<S extends GroupServer> {
     s.damaged = undefined;
     s.failed = undefined;
     s.joins = true;
+    s.incarnation++;
+    s.known = new Map();
+    s.retired = new Map();
   }
 
   /**

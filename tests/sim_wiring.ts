@@ -30,6 +30,11 @@ export class SimWiring {
   readonly #serverEnds: WiredEnd[][];
   readonly #generation: number[];
   readonly #paused: boolean[];
+  /**
+   * Whether server a takes server b for the node it knows (the identity
+   * handshake: see ReplicaCluster's `identities`); a link needs both ways.
+   */
+  #accepts: ((a: number, b: number) => boolean) | undefined;
   readonly #clients = new Map<string, { ends: WiredEnd[]; allowed: Set<number> }>();
 
   constructor(net: SimNetwork, n: number, prefix = "") {
@@ -156,8 +161,24 @@ export class SimWiring {
     return allowed.has(to) && !this.#paused[to];
   }
 
+  /**
+   * Links between servers need `accepts(a, b)` and `accepts(b, a)` too: a
+   * model of the identity handshake (a node refuses a peer under another
+   * incarnation than the one it knows). Links are checked again at once.
+   */
+  setIdentityCheck(accepts: (a: number, b: number) => boolean): void {
+    this.#accepts = accepts;
+    this.#update();
+  }
+
+  /** Checks every link again (after an identity was learned or retired). */
+  refresh(): void {
+    this.#update();
+  }
+
   #linked(a: number, b: number): boolean {
     if (this.#group[a] === null || this.#paused[a] || (b !== -1 && this.#paused[b])) return false;
+    if (b !== -1 && this.#accepts && !(this.#accepts(a, b) && this.#accepts(b, a))) return false;
     return b === -1 || this.#group[a] === this.#group[b];
   }
 

@@ -110,7 +110,38 @@ export class ReplicaCluster<S extends GroupServer> {
       retired: new Map(),
     }));
     this.#identities = options.identities ?? false;
-    if (this.#identities) this.wiring.setIdentityCheck((a, b) => this.#accepts(a, b));
+    if (this.#identities) {
+      this.wiring.setIdentityCheck((a, b) => this.#accepts(a, b), () => this.#meet());
+    }
+  }
+
+  /**
+   * Running servers that can talk meet, as the handshake and the identity
+   * gossip of `rsm/identity.ts` have them do within a second: each records
+   * the other's incarnation on first contact and, once both accept each
+   * other, learns the incarnations the other knows of nodes it has none
+   * for (never one it retired).
+   */
+  #meet(): void {
+    for (let a = 0; a < this.n; a++) {
+      for (let b = a + 1; b < this.n; b++) {
+        if (!this.#servers[a].running || !this.#servers[b].running) continue;
+        if (!this.wiring.reachable(a, b)) continue;
+        if (!(this.#accepts(a, b) && this.#accepts(b, a))) continue;
+        this.#learn(a, b);
+        this.#learn(b, a);
+      }
+    }
+  }
+
+  /** Server a takes in the incarnations server `from` knows (`NodeIdentity.learn`). */
+  #learn(a: number, from: number): void {
+    const s = this.#servers[a];
+    for (const [node, incarnation] of this.#servers[from].known) {
+      if (node === a || s.known.has(node)) continue;
+      if (s.retired.get(node)?.incarnations.has(incarnation)) continue;
+      s.known.set(node, incarnation);
+    }
   }
 
   /**

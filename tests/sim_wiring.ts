@@ -35,6 +35,8 @@ export class SimWiring {
    * handshake: see ReplicaCluster's `identities`); a link needs both ways.
    */
   #accepts: ((a: number, b: number) => boolean) | undefined;
+  /** Called before links are checked: the servers that can talk meet (see `setIdentityCheck`). */
+  #meet: (() => void) | undefined;
   readonly #clients = new Map<string, { ends: WiredEnd[]; allowed: Set<number> }>();
 
   constructor(net: SimNetwork, n: number, prefix = "") {
@@ -166,9 +168,16 @@ export class SimWiring {
    * model of the identity handshake (a node refuses a peer under another
    * incarnation than the one it knows). Links are checked again at once.
    */
-  setIdentityCheck(accepts: (a: number, b: number) => boolean): void {
+  setIdentityCheck(accepts: (a: number, b: number) => boolean, meet: () => void): void {
     this.#accepts = accepts;
+    this.#meet = meet;
     this.#update();
+  }
+
+  /** Whether servers a and b can talk (same group, neither paused), identities aside. */
+  reachable(a: number, b: number): boolean {
+    return this.#group[a] !== null && this.#group[a] === this.#group[b] && !this.#paused[a] &&
+      !this.#paused[b];
   }
 
   /** Checks every link again (after an identity was learned or retired). */
@@ -183,6 +192,7 @@ export class SimWiring {
   }
 
   #update(): void {
+    this.#meet?.();
     for (let i = 0; i < this.n; i++) {
       for (const w of this.#serverEnds[i]) this.#net.enable(w.end.name, this.#linked(i, w.to));
     }

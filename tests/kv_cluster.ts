@@ -105,6 +105,8 @@ export class KvCluster {
   onLeader: ((i: number, term: number) => void) | undefined;
   #clients = 0;
   #admin: ClientEnd[] | undefined;
+  /** The membership each server's folder applied last (see `#retireOutside`). */
+  readonly #lastMembership: ({ index: number; members: Set<string> } | undefined)[];
   /** Each server's machine clock, kept across its restarts (in step with the simulation's until told). */
   readonly #clocks: NodeClock[];
   #startTime = 0;
@@ -157,6 +159,11 @@ export class KvCluster {
       },
     });
     this.wiring = this.group.wiring;
+    // The founders start from the initial membership (index 0).
+    const founders = new Set(this.group.initialVoters);
+    this.#lastMembership = this.ids.map((id) =>
+      founders.has(id) ? { index: 0, members: founders } : undefined
+    );
     this.random = this.group.random;
     sim.net.setReliable(!options.unreliable);
     sim.net.setLongDelays(true);
@@ -192,14 +199,26 @@ export class KvCluster {
     return this.group.failed(i);
   }
 
-  /** Server `node` applied `membership` at `index`: it retires the incarnations of those left out. */
+  /**
+   * Server `node` applied `membership` at `index` (an entry, or a snapshot):
+   * the members its folder last applied and that this one drops are
+   * removed, and their incarnations retired. Only a removal retires: a
+   * spare never added, or a membership replayed after a restart (an index
+   * not above the last one), retires nothing. (`kv serve` retires every
+   * node absent from an applied membership: a spare its peers met before
+   * an unrelated change is refused when added, and a node that replays an
+   * old membership refuses a member re-added since. Reported, not modelled.)
+   */
   #retireOutside(node: string, index: number, membership: Membership | undefined): void {
     if (membership === undefined) return;
-    const members = new Set([...membership.voters, ...membership.learners]);
     const a = this.ids.indexOf(node);
-    this.ids.forEach((id, b) => {
-      if (!members.has(id)) this.group.retire(a, b, index);
-    });
+    const last = this.#lastMembership[a];
+    if (last !== undefined && index <= last.index) return;
+    const members = new Set([...membership.voters, ...membership.learners]);
+    this.#lastMembership[a] = { index, members };
+    for (const id of last?.members ?? []) {
+      if (!members.has(id)) this.group.retire(a, this.ids.indexOf(id), index);
+    }
   }
 
   /** Server i's machine clock: set its rate (drift) or pause its process ({@linkcode KvCluster.pause}). */
@@ -228,8 +247,9 @@ export class KvCluster {
    * Replaces server i's storage by an empty one: its next start is a new
    * incarnation that joins when added (see {@linkcode ReplicaCluster.replace}).
    */
-  replace(i: number): Promise<void> {
-    return this.group.replace(i);
+  async replace(i: number): Promise<void> {
+    await this.group.replace(i);
+    this.#lastMembership[i] = undefined; // a new folder
   }
 
   /**

@@ -524,7 +524,7 @@ async function runSeed(seed: number): Promise<SeedRun> {
             : cfg.failed(i)
             ? "failed"
             : "down";
-          return `${id}: ${state}`;
+          return `${id}: ${state}; ${cfg.group.identities(i)}`;
         }).join("\n  ");
       schedule.push(
         `${voters} voters and ${spares} spares, maxRaftState ${maxRaftState}, unreliable ${unreliable}`,

@@ -134,6 +134,15 @@ export class ReplicaCluster<S extends GroupServer> {
     }
   }
 
+  /** What server i's folder records of its peers' incarnations (known, and retired), in words. */
+  identities(i: number): string {
+    const s = this.#servers[i];
+    const known = [...s.known].map(([b, inc]) => `${b}@${inc}`).join(" ");
+    const retired = [...s.retired].map(([b, r]) => `${b}@{${[...r.incarnations]}}#${r.index}`)
+      .join(" ");
+    return `incarnation ${s.incarnation}; knows ${known || "none"}; retired ${retired || "none"}`;
+  }
+
   /** Server a takes in the incarnations server `from` knows (`NodeIdentity.learn`). */
   #learn(a: number, from: number): void {
     const s = this.#servers[a];

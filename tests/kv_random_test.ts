@@ -31,8 +31,9 @@
  * service's `Member` API (as `distkit kv member` does), on whoever leads,
  * one admin action at a time: spares are added as learners and promoted;
  * learners and voters are removed (never below 3 voters, but for a server
- * lost for good) and added back with the state they kept; leadership is
- * transferred; and a server is replaced with a fresh incarnation, the way an
+ * lost for good) and added back, on a fresh folder (a removed node's old
+ * folder is refused by design); leadership is transferred; and a server is
+ * replaced with a fresh incarnation, the way an
  * operator replaces a dead disk: stopped, removed (the removal answered as
  * made), its storage swapped for an empty one, started with no membership
  * (`kv serve --join`), added as a learner, caught up (by snapshot when the
@@ -210,6 +211,12 @@ interface Operator {
   admin: AdminLock;
   /** Checks broken by admin actions nobody awaits (thrown at the next fault). */
   violations: Error[];
+  /**
+   * Nodes ever added (the founders too): one of them is added again only
+   * on a fresh folder ({@linkcode replaceServer}), as the README's recipe
+   * says; its old folder is refused by design (its incarnation retired).
+   */
+  added: Set<string>;
   /** Runs a start or stop of servers alone (the fault loop shares it). */
   serial: <T>(fn: () => Promise<T>) => Promise<T>;
   /** Set when the fault phase is over: the operator finishes what it does and stops. */
@@ -253,6 +260,7 @@ async function memberCall(
       : JSON.stringify(reply);
     if ("outcome" in reply) {
       if (reply.outcome.changed) activity.changes++;
+      if (method === "Add") op.added.add(node);
       checkMadeCommitted(cfg, { i: target, asked, what: `${method} ${node}` });
     } else if ("unknown" in reply) {
       activity.unknown++;
@@ -431,7 +439,9 @@ async function operate(op: Operator): Promise<void> {
         }
       } else {
         const change = pickChange(cfg, random, m);
-        if (change) await memberCall(op, METHODS[change.op], change.node);
+        if (change?.op === "add" && op.added.has(change.node)) {
+          await replaceServer(op, cfg.ids.indexOf(change.node)); // back on a fresh folder
+        } else if (change) await memberCall(op, METHODS[change.op], change.node);
       }
     });
   }
@@ -450,7 +460,7 @@ function eagerChange(op: Operator, i: number, term: number): void {
   if (server === undefined || op.over() || op.admin.busy) return;
   if (server.raft.status().role !== "leader") return;
   const change = pickChange(cfg, op.random, server.raft.status().membership);
-  if (change === undefined) return;
+  if (change === undefined || (change.op === "add" && op.added.has(change.node))) return;
   const at = `${cfg.now().toFixed(0)} ms`;
   op.admin.run(async () => {
     let what: string;
@@ -461,6 +471,7 @@ function eagerChange(op: Operator, i: number, term: number): void {
         timeoutMs: MEMBER_CHANGE_MS,
       });
       if (outcome.changed) activity.changes++;
+      if (change.op === "add") op.added.add(change.node);
       [what, made] = [outcome.note, true];
     } catch (err) {
       if (err instanceof MemberOutcomeUnknownError) activity.unknown++;
@@ -553,6 +564,7 @@ async function runSeed(seed: number): Promise<SeedRun> {
         down,
         admin: new AdminLock(),
         violations: [],
+        added: new Set(cfg.group.initialVoters),
         serial,
         over: () => faultsOver,
       };

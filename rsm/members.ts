@@ -246,7 +246,10 @@ export function listMembers(raft: RaftNode, options: MembershipOptions = {}): Me
 /**
  * Makes one membership change on the leader `raft` and resolves once it is
  * committed. A leader busy with another change is retried until
- * `options.timeoutMs`.
+ * `options.timeoutMs`. A change with nothing to do is answered so only with
+ * no change pending and once a quorum has confirmed that `raft` still leads
+ * (a leader deposed without knowing it answers from a stale configuration;
+ * an operator who then wipes a "removed" node's disk loses a voter's state).
  *
  * @throws {NotLeaderError} when `raft` does not lead (nothing was proposed).
  * @throws {MemberRefusedError} when the change is refused (nothing was proposed).
@@ -269,22 +272,42 @@ export async function changeMember(
   const timeoutMs = options.timeoutMs ?? 5000;
   const giveUpAt = clock.now() + timeoutMs;
   const { node } = change;
+  /** A quorum confirmed this node leads, after the change was asked for. */
+  let confirmed = false;
   while (true) {
     const before = listMembers(raft, options);
+    // The latest configuration may hold a change not yet committed, which a
+    // new leader may drop: answering "already done" from it would be false
+    // (an operator then wipes a removed node's disk while it still votes).
+    if (membershipPending(raft)) {
+      if (clock.now() >= giveUpAt) {
+        throw new MemberRefusedError(
+          "a membership change is in progress (proposed, not yet committed); retry",
+          true,
+        );
+      }
+      await delay(20, { clock });
+      continue;
+    }
     const member = before.members.find((m) => m.id === node);
-    const done = (note: string): MemberOutcome => ({ changed: false, note, members: before });
-    let proposal: MembershipChange;
+    // Nothing to do: so says the configuration of a leader that may have
+    // been deposed without knowing it; answered once a quorum confirms it leads.
+    let done: string | undefined;
+    let proposal: MembershipChange | undefined;
     switch (change.op) {
       case "add": {
         const problem = member === undefined ? options.checkNode?.(node) : undefined;
         if (problem !== undefined) throw new MemberRefusedError(problem, false);
-        if (member?.role === "learner") return done(`node ${node} is already a learner`);
-        if (member?.role === "voter") return done(`node ${node} is already a voter`);
-        proposal = { type: "addLearner", node };
+        if (member?.role === "learner") done = `node ${node} is already a learner`;
+        else if (member?.role === "voter") done = `node ${node} is already a voter`;
+        else proposal = { type: "addLearner", node };
         break;
       }
       case "remove":
-        if (member === undefined) return done(`node ${node} is not a member`);
+        if (member === undefined) {
+          done = `node ${node} is not a member`;
+          break;
+        }
         if (
           before.members.filter((m) => m.role === "voter").length === 1 && member.role === "voter"
         ) {
@@ -296,7 +319,10 @@ export async function changeMember(
         proposal = { type: "remove", node };
         break;
       case "promote":
-        if (member?.role === "voter") return done(`node ${node} is already a voter`);
+        if (member?.role === "voter") {
+          done = `node ${node} is already a voter`;
+          break;
+        }
         if (member === undefined) {
           throw new MemberRefusedError(
             `node ${node} is not a member; add it first (it joins as a learner)`,
@@ -315,6 +341,20 @@ export async function changeMember(
         }
         proposal = { type: "addVoter", node };
         break;
+    }
+    if (done !== undefined || proposal === undefined) {
+      if (confirmed) return { changed: false, note: done ?? "nothing to do", members: before };
+      try {
+        await deadline(raft.readIndex(), { clock, timeoutMs: Math.max(1, giveUpAt - clock.now()) });
+      } catch (err) {
+        if (err instanceof NotLeaderError || err instanceof RaftStoppedError) throw err;
+        throw new MemberRefusedError(
+          `could not confirm this node still leads (${(err as Error).message}); retry`,
+          true,
+        );
+      }
+      confirmed = true;
+      continue;
     }
     // A stopped node proposes nothing (checked in the same turn as the proposal,
     // so a RaftStoppedError from here on comes from waiting for the commit).
@@ -343,6 +383,12 @@ export async function changeMember(
     const after = raft.status().role === "leader" ? listMembers(raft, options) : before;
     return { changed: true, note: describeChange(change), members: after };
   }
+}
+
+/** Whether `raft`'s log holds a membership entry above its commit index. */
+function membershipPending(raft: RaftNode): boolean {
+  const { commitIndex, lastIndex } = raft.status();
+  return raft.logEntries(commitIndex + 1, lastIndex).some((e) => e.kind === "membership");
 }
 
 function describeChange(change: MemberChange): string {

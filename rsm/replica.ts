@@ -151,6 +151,8 @@ export class Replica<R> {
   readonly #once: ExactlyOnce<R> | undefined;
   #appliedIndex = 0;
   #writes = new Map<number, PendingWrite<R>[]>();
+  /** The term of the last item applied (see `#dropStaleWrites`). */
+  #appliedTerm = 0;
   #reads: PendingRead[] = [];
   #snapshotting = false;
   /** The Raft state size that triggers the next snapshot (see firstSnapshotAt). */
@@ -696,6 +698,10 @@ export class Replica<R> {
       this.#appliedIndex = item.index;
       this.#settleWrites(item.index, { term: item.term, outcome });
     }
+    if (item.term > this.#appliedTerm) {
+      this.#appliedTerm = item.term;
+      this.#dropStaleWrites(item.index);
+    }
     this.#wakeReads();
     this.#maybeSnapshot();
   }
@@ -741,6 +747,22 @@ export class Replica<R> {
     if (list === undefined) return;
     this.#writes.delete(index);
     for (const w of list) w.resolve(applied?.term === w.term ? applied.outcome : null);
+  }
+
+  /**
+   * Proposals beyond `index` of a term older than the one just applied can
+   * never be committed (the terms along a log never decrease): nothing will
+   * be applied for them. Left waiting for an entry at their index, they held
+   * a leader's admission limits for good once no write came to fill it.
+   */
+  #dropStaleWrites(index: number): void {
+    for (const [at, list] of this.#writes) {
+      if (at <= index || list.every((w) => w.term >= this.#appliedTerm)) continue;
+      const live = list.filter((w) => w.term >= this.#appliedTerm);
+      if (live.length > 0) this.#writes.set(at, live);
+      else this.#writes.delete(at);
+      for (const w of list) if (w.term < this.#appliedTerm) w.resolve(null);
+    }
   }
 
   #wakeReads(): void {

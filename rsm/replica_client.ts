@@ -496,6 +496,10 @@ export class ReplicaClient {
     const refusedBy = new Set<number>();
     let wait = this.#baseMs;
     let server = this.#leader;
+    // Servers asked since the last pause: a hint naming one is not followed
+    // (a stale server naming a dead leader, or one that does not lead, would
+    // otherwise send us back and forth between the two for ever).
+    const asked = new Set<number>();
     while (true) {
       if (signal?.aborted) {
         throw settle(
@@ -506,6 +510,7 @@ export class ReplicaClient {
         );
       }
       let reply: unknown;
+      asked.add(server);
       try {
         reply = await this.#ends[server].call(method, args, {
           timeoutMs: this.#attemptTimeoutMs,
@@ -583,8 +588,11 @@ export class ReplicaClient {
       const hint = r?.status === "not-leader"
         ? this.#servers.indexOf(r.leaderAddress ?? r.leader ?? "")
         : -1;
-      server = hint >= 0 && hint !== server ? hint : (server + 1) % this.#servers.length;
+      server = hint >= 0 && hint !== server && !asked.has(hint)
+        ? hint
+        : (server + 1) % this.#servers.length;
       if (tries % this.#servers.length === 0) {
+        asked.clear();
         if (tries / this.#servers.length >= rounds) return undefined;
         try {
           await this.#pause(wait, signal);

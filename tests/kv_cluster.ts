@@ -14,9 +14,17 @@ import {
   renderHtml,
 } from "../checker/mod.ts";
 import type { KvInput } from "../checker/mod.ts";
-import { KvClerk, KvServer, type KvServerOptions, type KvValue } from "../kv/mod.ts";
-import { delay, type Random, type Simulation } from "../net/mod.ts";
-import type { SimStorage, StorageDamage } from "../raft/mod.ts";
+import {
+  KvClerk,
+  KvServer,
+  type KvServerOptions,
+  type KvValue,
+  type MemberReply,
+  serveMembers,
+} from "../kv/mod.ts";
+import { type ClientEnd, delay, type Random, type Simulation } from "../net/mod.ts";
+import type { Membership, SimStorage, StorageDamage } from "../raft/mod.ts";
+import { NodeClock } from "./node_clock.ts";
 import { ReplicaCluster } from "./replica_cluster.ts";
 import type { SimWiring } from "./sim_wiring.ts";
 
@@ -38,7 +46,15 @@ export interface KvClusterOptions {
   maxRaftState?: number;
   /** More server options (request timeout, limits...). */
   server?: Partial<KvServerOptions>;
+  /**
+   * Only servers 0..initialVoters-1 found the cluster (default: all); the
+   * others start with no membership and join when a leader adds them.
+   */
+  initialVoters?: number;
 }
+
+/** How long a leader's `Member` change may wait (for a busy leader, then for its commit). */
+export const MEMBER_CHANGE_MS = 2000;
 
 /** The operations clients made, for the checker, in the order events happened. */
 export class OpLog<I = KvInput, O = string | undefined> {
@@ -82,7 +98,17 @@ export class KvCluster {
   readonly wiring: SimWiring;
   readonly random: Random;
   readonly maxRaftState: number;
+  /**
+   * Called (from inside the Raft core, synchronously) when server i
+   * becomes the leader of `term`; defer any work (`queueMicrotask`).
+   */
+  onLeader: ((i: number, term: number) => void) | undefined;
   #clients = 0;
+  #admin: ClientEnd[] | undefined;
+  /** The membership each server's folder applied last (see `#retireOutside`). */
+  readonly #lastMembership: ({ index: number; members: Set<string> } | undefined)[];
+  /** Each server's machine clock, kept across its restarts (in step with the simulation's until told). */
+  readonly #clocks: NodeClock[];
   #startTime = 0;
   #startRpcs = 0;
   #ops = 0;
@@ -92,11 +118,52 @@ export class KvCluster {
     this.n = n;
     this.maxRaftState = options.maxRaftState ?? -1;
     const serverOptions = options.server ?? {};
+    this.#clocks = Array.from({ length: n }, () => new NodeClock(sim.clock));
     this.group = new ReplicaCluster(sim, n, {
-      start: (context) =>
-        KvServer.start({ ...context, maxRaftState: this.maxRaftState, ...serverOptions }),
+      initialVoters: options.initialVoters,
+      identities: true,
+      start: async (context) => {
+        const clock = this.#clocks[this.ids.indexOf(context.id)];
+        const ledger = context.observer;
+        const kv = await KvServer.start({
+          ...context,
+          clock,
+          // The group's ledger, and the test's hook on new leaders.
+          observer: {
+            applied: (node, entries) => {
+              ledger.applied(node, entries);
+              for (const e of entries) {
+                if (e.kind === "membership") this.#retireOutside(node, e.index, e.membership);
+              }
+            },
+            installed: (node, meta) => {
+              ledger.installed(node, meta);
+              this.#retireOutside(node, meta.index, meta.membership);
+            },
+            removed: (node, entries) => ledger.removed(node, entries),
+            leader: (node, term) => {
+              ledger.leader(node, term);
+              this.onLeader?.(this.ids.indexOf(node), term);
+            },
+          },
+          maxRaftState: this.maxRaftState,
+          ...serverOptions,
+        });
+        // The membership API an operator uses (`distkit kv member`), as a kv node serves it.
+        serveMembers(context.server, kv.raft, {
+          clock,
+          timeoutMs: MEMBER_CHANGE_MS,
+          checkNode: (node) => this.ids.includes(node) ? undefined : `no server ${node}`,
+        });
+        return kv;
+      },
     });
     this.wiring = this.group.wiring;
+    // The founders start from the initial membership (index 0).
+    const founders = new Set(this.group.initialVoters);
+    this.#lastMembership = this.ids.map((id) =>
+      founders.has(id) ? { index: 0, members: founders } : undefined
+    );
     this.random = this.group.random;
     sim.net.setReliable(!options.unreliable);
     sim.net.setLongDelays(true);
@@ -130,6 +197,77 @@ export class KvCluster {
   /** Why server i refused to start from its damaged storage, if it did (it stays down). */
   failed(i: number): Error | undefined {
     return this.group.failed(i);
+  }
+
+  /**
+   * Server `node` applied `membership` at `index` (an entry, or a snapshot):
+   * the members its folder last applied and that this one drops are
+   * removed, and their incarnations retired. Only a removal retires: a
+   * spare never added, or a membership replayed after a restart (an index
+   * not above the last one), retires nothing. (`kv serve` retires every
+   * node absent from an applied membership: a spare its peers met before
+   * an unrelated change is refused when added, and a node that replays an
+   * old membership refuses a member re-added since. Reported, not modelled.)
+   */
+  #retireOutside(node: string, index: number, membership: Membership | undefined): void {
+    if (membership === undefined) return;
+    const a = this.ids.indexOf(node);
+    const last = this.#lastMembership[a];
+    if (last !== undefined && index <= last.index) return;
+    const members = new Set([...membership.voters, ...membership.learners]);
+    this.#lastMembership[a] = { index, members };
+    for (const id of last?.members ?? []) {
+      if (!members.has(id)) this.group.retire(a, this.ids.indexOf(id), index);
+    }
+  }
+
+  /** Server i's machine clock: set its rate (drift) or pause its process ({@linkcode KvCluster.pause}). */
+  clock(i: number): NodeClock {
+    return this.#clocks[i];
+  }
+
+  /**
+   * Pauses server i's process for `ms` (virtual) milliseconds: its timers
+   * wait and nothing reaches it or leaves it meanwhile.
+   */
+  pause(i: number, ms: number): void {
+    this.#clocks[i].pause(ms);
+    this.wiring.pause(i);
+    this.sim.clock.setTimer(ms, () => {
+      if (!this.#clocks[i].paused) this.wiring.resume(i);
+    });
+  }
+
+  /** Server i, if it is running. */
+  running(i: number): KvServer | undefined {
+    return this.group.running(i);
+  }
+
+  /**
+   * Replaces server i's storage by an empty one: its next start is a new
+   * incarnation that joins when added (see {@linkcode ReplicaCluster.replace}).
+   */
+  async replace(i: number): Promise<void> {
+    await this.group.replace(i);
+    this.#lastMembership[i] = undefined; // a new folder
+  }
+
+  /**
+   * Calls the `Member` service (`List`, `Add`, `Remove`, `Promote`) of server
+   * i, as `distkit kv member` does, over the simulated network (an admin
+   * client that reaches every server); rejects when the call fails.
+   */
+  member(i: number, method: string, args: unknown = {}): Promise<MemberReply> {
+    this.#admin ??= (() => {
+      const transport = this.wiring.clientTransport("admin", this.wiring.all);
+      return this.ids.map((id) => transport.connect(id));
+    })();
+    // Longer than the server may work on it (waiting while busy, then for
+    // the commit: twice MEMBER_CHANGE_MS): a call given up on has no effect
+    // left to come.
+    return this.#admin[i].call<MemberReply>(`Member.${method}`, args, {
+      timeoutMs: 2 * MEMBER_CHANGE_MS + 1000,
+    });
   }
 
   /** Starts (or restarts) server i from a copy of what it persisted. */

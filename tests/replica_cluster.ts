@@ -56,25 +56,147 @@ export class ReplicaCluster<S extends GroupServer> {
     damaged?: StorageDamage;
     /** Why it refused to start from its damaged storage: it stays down for good. */
     failed?: Error;
+    /**
+     * Its storage was replaced by an empty one (a new data folder, a new
+     * incarnation): it starts with no membership and waits to be added, as
+     * `kv serve --join` does.
+     */
+    joins?: boolean;
+    /** Its storage's incarnation: 0, then one more at each replacement. */
+    incarnation: number;
+    /**
+     * What its folder records of its peers (the identity model): the
+     * incarnation each was first met under, and those retired (with the
+     * log index of the membership that dropped the peer).
+     */
+    known: Map<number, number>;
+    retired: Map<number, { index: number; incarnations: Set<number> }>;
   }[];
+  readonly #identities: boolean;
+  /** Servers 0..initialVoters-1 found the cluster; the others start empty and must be added. */
+  readonly #initialVoters: number;
 
   constructor(
     sim: Simulation,
     n: number,
-    options: { prefix?: string; start: (context: ServerContext) => Promise<S> },
+    options: {
+      prefix?: string;
+      start: (context: ServerContext) => Promise<S>;
+      /** Only servers 0..initialVoters-1 found the cluster (default: all); the others join when added. */
+      initialVoters?: number;
+      /**
+       * Model data folder identities (`rsm/identity.ts`): a server refuses a
+       * peer under another incarnation than the one it first met, until it
+       * applies the membership that drops the peer ({@linkcode ReplicaCluster.retire}).
+       */
+      identities?: boolean;
+    },
   ) {
     this.sim = sim;
     this.n = n;
     this.random = sim.random.fork();
     this.wiring = new SimWiring(sim.net, n, options.prefix);
     this.#start = options.start;
+    this.#initialVoters = options.initialVoters ?? n;
+    assert.ok(
+      this.#initialVoters >= 1 && this.#initialVoters <= n,
+      `initialVoters ${this.#initialVoters} must be 1..${n}`,
+    );
     this.#servers = Array.from({ length: n }, (_, i) => ({
-      storage: new SimStorage({
-        clock: sim.clock,
-        random: this.random.fork(),
-        name: this.wiring.name(i),
-      }),
+      storage: this.#emptyStorage(i),
+      joins: i >= this.#initialVoters,
+      incarnation: 0,
+      known: new Map(),
+      retired: new Map(),
     }));
+    this.#identities = options.identities ?? false;
+    if (this.#identities) {
+      this.wiring.setIdentityCheck((a, b) => this.#accepts(a, b), () => this.#meet());
+    }
+  }
+
+  /**
+   * Running servers that can talk meet, as the handshake and the identity
+   * gossip of `rsm/identity.ts` have them do within a second: each records
+   * the other's incarnation on first contact and, once both accept each
+   * other, learns the incarnations the other knows of nodes it has none
+   * for (never one it retired).
+   */
+  #meet(): void {
+    for (let a = 0; a < this.n; a++) {
+      for (let b = a + 1; b < this.n; b++) {
+        if (!this.#servers[a].running || !this.#servers[b].running) continue;
+        if (!this.wiring.reachable(a, b)) continue;
+        if (!(this.#accepts(a, b) && this.#accepts(b, a))) continue;
+        this.#learn(a, b);
+        this.#learn(b, a);
+      }
+    }
+  }
+
+  /** What server i's folder records of its peers' incarnations (known, and retired), in words. */
+  identities(i: number): string {
+    const s = this.#servers[i];
+    const known = [...s.known].map(([b, inc]) => `${b}@${inc}`).join(" ");
+    const retired = [...s.retired].map(([b, r]) => `${b}@{${[...r.incarnations]}}#${r.index}`)
+      .join(" ");
+    return `incarnation ${s.incarnation}; knows ${known || "none"}; retired ${retired || "none"}`;
+  }
+
+  /** Server a takes in the incarnations server `from` knows (`NodeIdentity.learn`). */
+  #learn(a: number, from: number): void {
+    const s = this.#servers[a];
+    for (const [node, incarnation] of this.#servers[from].known) {
+      if (node === a || s.known.has(node)) continue;
+      if (s.retired.get(node)?.incarnations.has(incarnation)) continue;
+      s.known.set(node, incarnation);
+    }
+  }
+
+  /**
+   * Whether server a takes server b for the node it knows: first contact
+   * records b's incarnation; a retired one, or another than recorded, is
+   * refused (as `NodeIdentity.check` does in the TCP handshake).
+   */
+  #accepts(a: number, b: number): boolean {
+    const s = this.#servers[a];
+    const incarnation = this.#servers[b].incarnation;
+    if (s.retired.get(b)?.incarnations.has(incarnation)) return false;
+    const known = s.known.get(b);
+    if (known === undefined) s.known.set(b, incarnation);
+    return known === undefined || known === incarnation;
+  }
+
+  /**
+   * Server a applied the membership at log `index`, which no longer has
+   * server b: the incarnation it knew b by is retired, so a new one is
+   * accepted on first contact (`NodeIdentity.retire`). A membership applied
+   * again after a restart retires nothing twice.
+   */
+  retire(a: number, b: number, index: number): void {
+    if (!this.#identities || a === b) return;
+    const s = this.#servers[a];
+    const before = s.retired.get(b);
+    if (before !== undefined && before.index >= index) return;
+    const incarnations = before?.incarnations ?? new Set<number>();
+    const known = s.known.get(b);
+    if (known !== undefined) incarnations.add(known);
+    s.known.delete(b);
+    s.retired.set(b, { index, incarnations });
+    this.wiring.refresh();
+  }
+
+  #emptyStorage(i: number): SimStorage {
+    return new SimStorage({
+      clock: this.sim.clock,
+      random: this.random.fork(),
+      name: this.wiring.name(i),
+    });
+  }
+
+  /** The founding members' ids. */
+  get initialVoters(): string[] {
+    return this.ids.slice(0, this.#initialVoters);
   }
 
   /** The servers' names (their Raft ids). */
@@ -105,6 +227,26 @@ export class ReplicaCluster<S extends GroupServer> {
   }
 
   /**
+   * Replaces server i's storage by an empty one, the way an operator
+   * replaces a dead disk: the server is stopped (a crash), its storage and
+   * any damage or refusal forgotten, and its next start is a new incarnation
+   * with no membership, which joins when a leader adds it (`kv serve
+   * --join`). Its old state is gone for good, so it must have been removed
+   * from the cluster first (the caller's duty: nothing here checks it).
+   */
+  async replace(i: number): Promise<void> {
+    await this.shutdownServer(i);
+    const s = this.#servers[i];
+    s.storage = this.#emptyStorage(i);
+    s.damaged = undefined;
+    s.failed = undefined;
+    s.joins = true;
+    s.incarnation++;
+    s.known = new Map();
+    s.retired = new Map();
+  }
+
+  /**
    * Starts (or restarts) server i from what survived in its storage. A
    * server whose storage was damaged and refuses to load stays down for good
    * (it fail-stops; see {@linkcode ReplicaCluster.failed}); any other failure
@@ -119,7 +261,7 @@ export class ReplicaCluster<S extends GroupServer> {
     try {
       s.running = await this.#start({
         id: this.wiring.name(i),
-        peers: this.ids,
+        peers: s.joins ? [] : this.initialVoters,
         transport: this.wiring.serverTransport(i),
         server,
         storage: s.storage,

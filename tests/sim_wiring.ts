@@ -8,7 +8,9 @@
  * Servers are named `prefix + index` ("0", "1"... by default; "g100-0"...
  * when several replica groups share the network). A server's ends to names
  * outside its own group (another group, the shard controller) are enabled
- * while it is not cut off.
+ * while it is not cut off. A paused server (a process pause: see
+ * `node_clock.ts`) is cut off from everyone, clients included, until it
+ * resumes, whatever group it is in.
  */
 import type { SimEnd, SimNetwork, Transport } from "../net/mod.ts";
 
@@ -27,6 +29,14 @@ export class SimWiring {
   readonly #group: (number | null)[];
   readonly #serverEnds: WiredEnd[][];
   readonly #generation: number[];
+  readonly #paused: boolean[];
+  /**
+   * Whether server a takes server b for the node it knows (the identity
+   * handshake: see ReplicaCluster's `identities`); a link needs both ways.
+   */
+  #accepts: ((a: number, b: number) => boolean) | undefined;
+  /** Called before links are checked: the servers that can talk meet (see `setIdentityCheck`). */
+  #meet: (() => void) | undefined;
   readonly #clients = new Map<string, { ends: WiredEnd[]; allowed: Set<number> }>();
 
   constructor(net: SimNetwork, n: number, prefix = "") {
@@ -36,6 +46,7 @@ export class SimWiring {
     this.#group = new Array(n).fill(null);
     this.#serverEnds = Array.from({ length: n }, () => []);
     this.#generation = new Array(n).fill(0);
+    this.#paused = new Array(n).fill(false);
   }
 
   /** Server i's name. */
@@ -98,7 +109,7 @@ export class SimWiring {
         this.#net.connect(endName, peer);
         const wired = { end, to: this.#indexOf(peer) };
         client.ends.push(wired);
-        this.#net.enable(endName, client.allowed.has(wired.to));
+        this.#net.enable(endName, this.#reaches(client.allowed, wired.to));
         return end;
       },
     };
@@ -109,7 +120,22 @@ export class SimWiring {
     const client = this.#clients.get(name);
     if (client === undefined) throw new Error(`no client named ${name}`);
     client.allowed = new Set(allowed);
-    for (const w of client.ends) this.#net.enable(w.end.name, client.allowed.has(w.to));
+    for (const w of client.ends) this.#net.enable(w.end.name, this.#reaches(client.allowed, w.to));
+  }
+
+  /**
+   * Pauses server i's process: nothing reaches it or leaves it (calls in
+   * flight fail) until {@linkcode SimWiring.resume}; its groups are kept.
+   */
+  pause(i: number): void {
+    this.#paused[i] = true;
+    this.#update();
+  }
+
+  /** Ends server i's pause. */
+  resume(i: number): void {
+    this.#paused[i] = false;
+    this.#update();
   }
 
   /** Joins server i to the main group. */
@@ -133,14 +159,47 @@ export class SimWiring {
     this.#update();
   }
 
+  #reaches(allowed: Set<number>, to: number): boolean {
+    return allowed.has(to) && !this.#paused[to];
+  }
+
+  /**
+   * Links between servers need `accepts(a, b)` and `accepts(b, a)` too: a
+   * model of the identity handshake (a node refuses a peer under another
+   * incarnation than the one it knows). Links are checked again at once.
+   */
+  setIdentityCheck(accepts: (a: number, b: number) => boolean, meet: () => void): void {
+    this.#accepts = accepts;
+    this.#meet = meet;
+    this.#update();
+  }
+
+  /** Whether servers a and b can talk (same group, neither paused), identities aside. */
+  reachable(a: number, b: number): boolean {
+    return this.#group[a] !== null && this.#group[a] === this.#group[b] && !this.#paused[a] &&
+      !this.#paused[b];
+  }
+
+  /** Checks every link again (after an identity was learned or retired). */
+  refresh(): void {
+    this.#update();
+  }
+
   #linked(a: number, b: number): boolean {
-    if (this.#group[a] === null) return false;
+    if (this.#group[a] === null || this.#paused[a] || (b !== -1 && this.#paused[b])) return false;
+    if (b !== -1 && this.#accepts && !(this.#accepts(a, b) && this.#accepts(b, a))) return false;
     return b === -1 || this.#group[a] === this.#group[b];
   }
 
   #update(): void {
+    this.#meet?.();
     for (let i = 0; i < this.n; i++) {
       for (const w of this.#serverEnds[i]) this.#net.enable(w.end.name, this.#linked(i, w.to));
+    }
+    for (const client of this.#clients.values()) {
+      for (const w of client.ends) {
+        this.#net.enable(w.end.name, this.#reaches(client.allowed, w.to));
+      }
     }
   }
 }

@@ -26,7 +26,15 @@ import { invariant, RaftInvariantError } from "../raft/invariant.ts";
 import { defaultClock } from "../net/env.ts";
 import { ApplyError } from "./apply_error.ts";
 import { ExactlyOnce, parseStampedWrite, type WriteOutcome } from "./exactly_once.ts";
-import { approximateBytes, firstSnapshotAt, nextSnapshotAfterInstall } from "./replica_sizing.ts";
+import {
+  APPLY_SLICE,
+  approximateBytes,
+  DEFAULT_MAX_PENDING_WRITE_BYTES,
+  DEFAULT_MAX_PENDING_WRITES,
+  firstSnapshotAt,
+  limitReached,
+  nextSnapshotAfterInstall,
+} from "./replica_sizing.ts";
 import type {
   PendingRead,
   PendingWrite,
@@ -38,7 +46,6 @@ import type {
   Write,
 } from "./replica_types.ts";
 
-// The types of a replica live beside it; importers of this file find them here.
 export type {
   ReplicaMachine,
   ReplicaOptions,
@@ -46,17 +53,6 @@ export type {
   ReplicaStats,
   ReplicaStatus,
 } from "./replica_types.ts";
-
-/** Default of {@linkcode ReplicaOptions.maxPendingWrites}. */
-const DEFAULT_MAX_PENDING_WRITES = 1024;
-/** Default of {@linkcode ReplicaOptions.maxPendingWriteBytes}. */
-const DEFAULT_MAX_PENDING_WRITE_BYTES = 4 * 1024 * 1024;
-/**
- * Entries applied in a row before the applier yields to the event loop, so
- * a long backlog (a follower catching up) does not hold up heartbeats,
- * votes and status requests.
- */
-const APPLY_SLICE = 64;
 
 /**
  * The RPC service a replica serves: its name and, given the replica, its
@@ -540,24 +536,15 @@ export class Replica<R> {
 
   /** Which limit a write of `bytes` would pass now, if any. */
   #limitReached(bytes: number): string | undefined {
-    let reason: string | undefined;
-    if (this.#pendingWrites >= this.#maxPendingWrites) {
-      reason = `${this.#pendingWrites} writes are in progress, the limit`;
-    } else if (
-      this.#pendingWrites > 0 && this.#pendingWriteBytes + bytes > this.#maxPendingWriteBytes
-    ) {
-      reason = `${this.#pendingWriteBytes} bytes of writes are in progress and this one has ` +
-        `${bytes}; the limit is ${this.#maxPendingWriteBytes}`;
-    }
-    if (reason === undefined && this.#pendingWrites > 0) {
-      const oldest = this.#admittedAt.values().next().value!;
-      const waited = this.#clock.now() - oldest.at;
-      if (waited > this.#maxQueueDelayMs) {
-        reason = `the oldest write in progress has waited ${Math.round(waited)} ms, over the ` +
-          `limit of ${Math.round(this.#maxQueueDelayMs)} ms`;
-      }
-    }
-    return reason;
+    const oldest = this.#admittedAt.values().next().value;
+    return limitReached(bytes, {
+      writes: this.#pendingWrites,
+      writeBytes: this.#pendingWriteBytes,
+      oldestWaitMs: oldest === undefined ? 0 : this.#clock.now() - oldest.at,
+      maxWrites: this.#maxPendingWrites,
+      maxWriteBytes: this.#maxPendingWriteBytes,
+      maxQueueDelayMs: this.#maxQueueDelayMs,
+    });
   }
 
   /**

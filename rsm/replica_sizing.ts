@@ -6,6 +6,17 @@
  */
 import type { ReplicaOptions } from "./replica_types.ts";
 
+/** Default of {@linkcode ReplicaOptions.maxPendingWrites}. */
+export const DEFAULT_MAX_PENDING_WRITES = 1024;
+/** Default of {@linkcode ReplicaOptions.maxPendingWriteBytes}. */
+export const DEFAULT_MAX_PENDING_WRITE_BYTES = 4 * 1024 * 1024;
+/**
+ * Entries applied in a row before the applier yields to the event loop, so
+ * a long backlog (a follower catching up) does not hold up heartbeats,
+ * votes and status requests.
+ */
+export const APPLY_SLICE = 64;
+
 /**
  * The Raft state size at which a replica that installed the leader's
  * snapshot snapshots next: where its own turn falls after the leader's (the
@@ -55,4 +66,29 @@ export function approximateBytes(value: unknown, depth = 0): number {
     for (const [k, v] of Object.entries(value)) n += k.length + approximateBytes(v, depth + 1);
   }
   return n;
+}
+
+/** The writes a leader has in progress, and its limits on them. */
+export interface WritesInProgress {
+  writes: number;
+  writeBytes: number;
+  /** How long the oldest of them has waited (0: none). */
+  oldestWaitMs: number;
+  maxWrites: number;
+  maxWriteBytes: number;
+  maxQueueDelayMs: number;
+}
+
+/** Which limit a write of `bytes` would pass, given the writes in progress; undefined: none. */
+export function limitReached(bytes: number, now: WritesInProgress): string | undefined {
+  if (now.writes >= now.maxWrites) return `${now.writes} writes are in progress, the limit`;
+  if (now.writes > 0 && now.writeBytes + bytes > now.maxWriteBytes) {
+    return `${now.writeBytes} bytes of writes are in progress and this one has ${bytes}; ` +
+      `the limit is ${now.maxWriteBytes}`;
+  }
+  if (now.writes > 0 && now.oldestWaitMs > now.maxQueueDelayMs) {
+    return `the oldest write in progress has waited ${Math.round(now.oldestWaitMs)} ms, over the ` +
+      `limit of ${Math.round(now.maxQueueDelayMs)} ms`;
+  }
+  return undefined;
 }

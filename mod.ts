@@ -32,16 +32,11 @@
  */
 // net: simulation, RPC, TCP, addresses, logging.
 export {
-  AddressError,
-  consoleLogger,
-  delay,
-  parseAddress,
   Random,
   realClock,
   RpcError,
   RpcServer,
   serveTcp,
-  silentLogger,
   SimEnd,
   SimNetwork,
   simulate,
@@ -55,8 +50,6 @@ export type {
   ClientEnd,
   Clock,
   ClusterOptions,
-  ConsoleLoggerOptions,
-  DelayOptions,
   EndOptions,
   LinkRule,
   LogFields,
@@ -64,7 +57,6 @@ export type {
   LogLevel,
   MemberHello,
   MemberOptions,
-  ParseAddressOptions,
   RpcErrorCode,
   RunOptions,
   ServeTcpOptions,
@@ -78,7 +70,7 @@ export type {
   Transport,
 } from "./net/mod.ts";
 // raft: the Raft node and its storages.
-export { DenoKvStorage, MemoryStorage, NotLeaderError, RaftNode } from "./raft/mod.ts";
+export { DenoKvStorage, MemoryStorage, RaftNode } from "./raft/mod.ts";
 export type {
   Applied,
   Entry,

@@ -188,45 +188,51 @@ function agreeablePeers(): RaftTransport {
 }
 
 Deno.test("raft node: an answer rides back on its own request while reads re-send heartbeats", async () => {
-  let step: ((args: unknown) => Promise<unknown>) | undefined;
-  const server: RaftRpcHost = {
-    addService: (_name, methods) => void (step = (methods as { Step: typeof step }).Step),
-    removeService: () => {},
-  };
-  const node = await RaftNode.start({
-    id: "a",
-    peers: ["a", "b", "c"],
-    transport: agreeablePeers(),
-    server,
-    storage: new MemoryStorage(),
-    tickMs: 1,
-    random: new Random(3),
-  });
-  while (node.status().role !== "leader" || node.status().commitIndex < 1) await delay(1);
-  const { term } = node.status();
-  // In one turn: a read queues heartbeats, a stale vote request from b is
-  // answered, and a second read re-sends the heartbeats (dropping the
-  // first ones from the outbox, ahead of the answer).
-  const first = node.readIndex();
-  const answer = step!({
-    type: "vote",
-    from: "b",
-    to: "a",
-    term: term - 1,
-    pre: false,
-    transfer: false,
-    lastIndex: 0,
-    lastTerm: 0,
-  });
-  const second = node.readIndex();
-  const replies = (await answer) as Message[];
-  assert.deepEqual(
-    replies.map((m) => [m.type, m.to, m.type === "voteResp" && m.granted]),
-    [["voteResp", "b", false]],
-    "the refusal rides back on the vote request's own RPC",
-  );
-  assert.ok((await first) >= 1 && (await second) >= 1);
-  await node.stop();
+  // Virtual time: the node is elected and commits its first entry in ticks, not in wall time.
+  await simulate(async ({ clock }) => {
+    let step: ((args: unknown) => Promise<unknown>) | undefined;
+    const server: RaftRpcHost = {
+      addService: (_name, methods) => void (step = (methods as { Step: typeof step }).Step),
+      removeService: () => {},
+    };
+    const node = await RaftNode.start({
+      id: "a",
+      peers: ["a", "b", "c"],
+      transport: agreeablePeers(),
+      server,
+      storage: new MemoryStorage(),
+      tickMs: 1,
+      random: new Random(3),
+      clock,
+    });
+    while (node.status().role !== "leader" || node.status().commitIndex < 1) {
+      await delay(1, { clock });
+    }
+    const { term } = node.status();
+    // In one turn: a read queues heartbeats, a stale vote request from b is
+    // answered, and a second read re-sends the heartbeats (dropping the
+    // first ones from the outbox, ahead of the answer).
+    const first = node.readIndex();
+    const answer = step!({
+      type: "vote",
+      from: "b",
+      to: "a",
+      term: term - 1,
+      pre: false,
+      transfer: false,
+      lastIndex: 0,
+      lastTerm: 0,
+    });
+    const second = node.readIndex();
+    const replies = (await answer) as Message[];
+    assert.deepEqual(
+      replies.map((m) => [m.type, m.to, m.type === "voteResp" && m.granted]),
+      [["voteResp", "b", false]],
+      "the refusal rides back on the vote request's own RPC",
+    );
+    assert.ok((await first) >= 1 && (await second) >= 1);
+    await node.stop();
+  }, { seed: 3 });
 });
 
 Deno.test("raft node: a stopped node still hands out what it queued, once and in order, then its stream ends", async () => {

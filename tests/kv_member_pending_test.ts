@@ -12,34 +12,9 @@
  * configuration.
  */
 import assert from "node:assert/strict";
-import { changeMember, KvServer, MemberRefusedError } from "../kv/mod.ts";
-import { delay, RpcServer, simulate, type Simulation } from "../net/mod.ts";
-import { MemoryStorage } from "../raft/mod.ts";
-
-const IDS = ["a", "b", "c"];
-
-function startNode(sim: Simulation, id: string): Promise<KvServer> {
-  const rpc = new RpcServer();
-  sim.net.addServer(id, rpc);
-  return KvServer.start({
-    id,
-    peers: IDS,
-    transport: sim.net.transportFor(id),
-    server: rpc,
-    storage: new MemoryStorage(),
-    clock: sim.clock,
-    random: sim.random.fork(),
-  });
-}
-
-async function leaderOf(sim: Simulation, nodes: KvServer[]): Promise<KvServer> {
-  for (let waited = 0; waited < 20_000; waited += 50) {
-    const leader = nodes.find((n) => n.raft.status().role === "leader");
-    if (leader) return leader;
-    await delay(50, { clock: sim.clock });
-  }
-  throw new Error("no leader within 20 s of virtual time");
-}
+import { IDS, leaderOf, startNode } from "./sim_kv_servers.ts";
+import { changeMember, type KvServer, MemberRefusedError } from "../kv/mod.ts";
+import { delay, simulate } from "../net/mod.ts";
 
 /** Whether `raft`'s log holds a membership entry above its commit index. */
 function pending(node: KvServer): boolean {

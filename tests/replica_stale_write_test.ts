@@ -12,34 +12,9 @@
  * no entry ever reached those indexes, for good.
  */
 import assert from "node:assert/strict";
-import { KvClerk, KvServer } from "../kv/mod.ts";
-import { delay, RpcServer, simulate, type Simulation } from "../net/mod.ts";
-import { MemoryStorage } from "../raft/mod.ts";
-
-const IDS = ["a", "b", "c"];
-
-function startNode(sim: Simulation, id: string): Promise<KvServer> {
-  const rpc = new RpcServer();
-  sim.net.addServer(id, rpc);
-  return KvServer.start({
-    id,
-    peers: IDS,
-    transport: sim.net.transportFor(id),
-    server: rpc,
-    storage: new MemoryStorage(),
-    clock: sim.clock,
-    random: sim.random.fork(),
-  });
-}
-
-async function leaderOf(sim: Simulation, nodes: KvServer[]): Promise<KvServer> {
-  for (let waited = 0; waited < 20_000; waited += 50) {
-    const leader = nodes.find((n) => n.raft.status().role === "leader");
-    if (leader) return leader;
-    await delay(50, { clock: sim.clock });
-  }
-  throw new Error("no leader within 20 s of virtual time");
-}
+import { IDS, leaderOf, startNode } from "./sim_kv_servers.ts";
+import { KvClerk } from "../kv/mod.ts";
+import { delay, simulate } from "../net/mod.ts";
 
 Deno.test("kv replica: writes of a leader cut short are answered once a later term's entry is applied", async () => {
   await simulate(async (sim) => {

@@ -44,7 +44,11 @@ class PreparingStorage extends MemoryStorage {
   }
 }
 
-async function startAlone(storage: PreparingStorage): Promise<RaftNode> {
+/** A node alone, leading, in the simulation's virtual time. */
+async function startAlone(
+  storage: PreparingStorage,
+  { clock, random }: { clock: Clock; random: Random },
+): Promise<RaftNode> {
   const node = await RaftNode.start({
     id: "a",
     peers: ["a"],
@@ -56,8 +60,10 @@ async function startAlone(storage: PreparingStorage): Promise<RaftNode> {
     server: new RpcServer(),
     storage,
     tickMs: 5,
+    clock,
+    random,
   });
-  while (node.status().role !== "leader") await delay(5);
+  while (node.status().role !== "leader") await delay(5, { clock });
   storage.events = []; // the new node's first snapshot (its membership) is not ours
   return node;
 }
@@ -69,35 +75,39 @@ async function commit(node: RaftNode, command: string): Promise<number> {
 }
 
 Deno.test("raft node: a snapshot's data is prepared in storage first, while the log keeps committing", async () => {
-  const storage = new PreparingStorage();
-  const node = await startAlone(storage);
-  try {
-    const index = await commit(node, "x");
-    const data = new Uint8Array([1, 2, 3]);
-    const snapshotted = node.snapshot(index, data);
-    await storage.started;
-    assert.deepEqual(storage.events, ["prepare"]);
-    assert.ok(await commit(node, "y") > index, "commits go on during the preparation");
-    assert.equal(node.status().snapshotIndex, 0, "nothing compacted before the data is written");
-    storage.release();
-    await snapshotted;
-    assert.deepEqual(storage.events, ["prepare", "prepared", "save prepared"]);
-    assert.equal(node.status().snapshotIndex, index);
-  } finally {
-    await node.stop();
-  }
+  await simulate(async ({ clock, random }) => {
+    const storage = new PreparingStorage();
+    const node = await startAlone(storage, { clock, random });
+    try {
+      const index = await commit(node, "x");
+      const data = new Uint8Array([1, 2, 3]);
+      const snapshotted = node.snapshot(index, data);
+      await storage.started;
+      assert.deepEqual(storage.events, ["prepare"]);
+      assert.ok(await commit(node, "y") > index, "commits go on during the preparation");
+      assert.equal(node.status().snapshotIndex, 0, "nothing compacted before the data is written");
+      storage.release();
+      await snapshotted;
+      assert.deepEqual(storage.events, ["prepare", "prepared", "save prepared"]);
+      assert.equal(node.status().snapshotIndex, index);
+    } finally {
+      await node.stop();
+    }
+  }, { seed: 1 });
 });
 
 Deno.test("raft node: a snapshot whose preparation outlives the node is not taken", async () => {
-  const storage = new PreparingStorage();
-  const node = await startAlone(storage);
-  const index = await commit(node, "x");
-  const snapshotted = node.snapshot(index, new Uint8Array([1]));
-  await storage.started;
-  await node.stop();
-  storage.release();
-  await assert.rejects(snapshotted, /stopped/);
-  assert.deepEqual(storage.events, ["prepare", "prepared"]);
+  await simulate(async ({ clock, random }) => {
+    const storage = new PreparingStorage();
+    const node = await startAlone(storage, { clock, random });
+    const index = await commit(node, "x");
+    const snapshotted = node.snapshot(index, new Uint8Array([1]));
+    await storage.started;
+    await node.stop();
+    storage.release();
+    await assert.rejects(snapshotted, /stopped/);
+    assert.deepEqual(storage.events, ["prepare", "prepared"]);
+  }, { seed: 1 });
 });
 
 /** Storage whose writes of entries take `ms` on `clock` (a slow disk under heavy writes). */

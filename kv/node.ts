@@ -11,12 +11,8 @@ import { KvClerk, type KvClerkOptions } from "./clerk.ts";
 import { hostNode } from "../rsm/hosting.ts";
 import { parseAddress } from "../net/address.ts";
 import { formatAddr } from "../net/frame.ts";
-import {
-  type IdentityConflictError,
-  type NodeIdentity,
-  shareIdentities,
-  type StartMode,
-} from "../rsm/identity.ts";
+import { type NodeIdentity, shareIdentities } from "../rsm/identity.ts";
+import type { IdentityConflictError, StartMode } from "../rsm/identity_book.ts";
 import type { Membership, RaftObserver } from "../raft/mod.ts";
 import { type KvHttpServer, serveKvHttp } from "./http.ts";
 import type { KvLimits } from "../kvstate/protocol.ts";
@@ -105,23 +101,21 @@ export interface KvNode {
 }
 
 /**
- * Tells `identity` of every node the applied membership no longer has, so
- * that a node removed and added back with a new folder is accepted by its
- * new incarnation and never by its old one (`NodeIdentity.retire`).
+ * Tells `identity` of every membership as it is applied, so that a node
+ * removed from it is retired: once added back with a new folder it is
+ * accepted by its new incarnation and never by its old one
+ * (`IdentityBook.applied`).
  */
-function retireRemoved(identity: NodeIdentity, members: string[]): RaftObserver {
-  const retire = (membership: Membership, index: number) => {
-    const present = new Set([...membership.voters, ...membership.learners]);
-    for (const node of members) {
-      if (!present.has(node)) identity.retire(node, index).catch(() => {});
-    }
+function retireRemoved(identity: NodeIdentity): RaftObserver {
+  const applied = (membership: Membership, index: number) => {
+    identity.applied([...membership.voters, ...membership.learners], index).catch(() => {});
   };
   return {
     applied(_node, entries) {
-      for (const e of entries) if (e.kind === "membership") retire(e.membership, e.index);
+      for (const e of entries) if (e.kind === "membership") applied(e.membership, e.index);
     },
     installed(_node, meta) {
-      retire(meta.membership, meta.index);
+      applied(meta.membership, meta.index);
     },
   };
 }
@@ -213,7 +207,7 @@ export async function startKvNode(options: KvNodeOptions): Promise<KvNode> {
       // (it is a learner once the leader's log reaches it) and never campaigns.
       peers: identity.mode === "join" ? [] : members,
       // Membership entries as they are applied: a removed node's incarnation is retired.
-      observer: retireRemoved(identity, members),
+      observer: retireRemoved(identity),
       transport,
       server: rpc,
       storage,

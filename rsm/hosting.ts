@@ -13,7 +13,8 @@ import type { Logger } from "../net/logger.ts";
 import { RpcServer } from "../net/rpc_server.ts";
 import { type MemberOptions, serveTcp, type TcpServer } from "../net/tcp.ts";
 import { DenoKvStorage } from "../raft/kv_storage.ts";
-import { type IdentityConflictError, NodeIdentity, type StartMode } from "./identity.ts";
+import { NodeIdentity } from "./identity.ts";
+import type { IdentityConflictError, StartMode } from "./identity_book.ts";
 
 /**
  * A node's port, RPC server and storage, from {@linkcode hostNode}.

@@ -34,111 +34,33 @@
  * node ids are the positions of the `--peers` list. "Add it back as a new
  * member" is `distkit kv member remove` then `add` (`members.ts`): each node,
  * as it applies the membership entry that drops the node, retires the
- * incarnation it knew ({@linkcode NodeIdentity.retire}), so the node's new
- * folder is accepted on first contact and the old one never again.
+ * incarnation it knew ({@linkcode IdentityBook.applied}), so the node's new
+ * folder is accepted on first contact and the old one never again. The
+ * retirements travel with `Identity.Members`: a node that never applied the
+ * removal (it was away, or a snapshot carried it past the removal and the
+ * re-add) learns it from a peer that did, instead of refusing the new folder
+ * for good. A folder made to join (`--join`) that a peer still knows under a
+ * predecessor's incarnation is refused by that peer until it applies or
+ * hears of the removal, but does not stop: only a founding folder that its
+ * peers know under another incarnation has certainly lost its state.
+ *
+ * The decisions themselves are {@linkcode IdentityBook}'s (no I/O), which the
+ * randomized KV simulation runs for every simulated folder.
  *
  * @module
  */
 import { RefusedError } from "../net/errors.ts";
+import {
+  type FolderRecord,
+  IdentityBook,
+  type IdentityConflictError,
+  type IdentityGossip,
+  type StartMode,
+} from "./identity_book.ts";
 import type { RpcServer } from "../net/rpc_server.ts";
 import type { MemberHello, MemberOptions } from "../net/tcp.ts";
 import type { Transport } from "../net/transport.ts";
 import { writeFileDurably } from "../raft/high_water_mark.ts";
-
-/**
- * How a node's empty data folder is started: as a founding member of a new
- * cluster (`"bootstrap"`, the default of `kv serve`) or as a member joining
- * an existing one (`"join"`, `kv serve --join`).
- *
- * @example
- * ```ts
- * import type { StartMode } from "@distkit/distkit/rsm";
- *
- * const mode: StartMode = "join";
- * ```
- */
-export type StartMode = "bootstrap" | "join";
-
-/**
- * What `node.json` holds.
- *
- * @example
- * ```ts
- * import type { FolderRecord } from "@distkit/distkit/rsm";
- *
- * const record: FolderRecord = {
- *   id: "1",
- *   cluster: "orders",
- *   incarnation: "0f6c2b1e-3a5d-4c4e-9a57-0d2c8f1e6b3a",
- *   created: "bootstrap",
- *   members: { "0": "9a1d7c3e-1b2f-4e5a-8c6d-7e8f9a0b1c2d" },
- * };
- * ```
- */
-export interface FolderRecord {
-  /** The node id the folder belongs to. */
-  id: string;
-  /** The cluster id it was created for. */
-  cluster: string;
-  /** The folder's incarnation: random, made when the folder was created. */
-  incarnation: string;
-  /** How the empty folder was started. */
-  created: StartMode;
-  /** The incarnation of each peer, as first heard from it. */
-  members: Record<string, string>;
-  /**
-   * Incarnations of peers that were removed from the cluster, never to be
-   * accepted again, and the log index of the latest membership entry that
-   * retired one (so a replayed entry retires nothing twice).
-   */
-  retired?: Record<string, { index: number; incarnations: string[] }>;
-}
-
-/**
- * This node's folder is not the one its peers know: they know this node id
- * under another incarnation, so its state was lost or the folder replaced.
- *
- * @example
- * ```ts
- * import { IdentityConflictError } from "@distkit/distkit/rsm";
- *
- * const err = new IdentityConflictError({
- *   node: "1", dir: "data/1", mine: "b", peer: "0", theirs: "a", created: "bootstrap",
- * });
- * err.message.includes("new member"); // true
- * ```
- */
-export class IdentityConflictError extends Error {
-  /**
-   * Creates the error.
-   *
-   * @param facts Which node and folder, its incarnation, the peer and the incarnation it knows.
-   */
-  constructor(
-    facts: {
-      node: string;
-      dir: string;
-      mine: string;
-      peer: string;
-      theirs: string;
-      created: StartMode;
-    },
-  ) {
-    const { node, dir, mine, peer, theirs, created } = facts;
-    const why = created === "bootstrap"
-      ? `node ${node} had state in this cluster and lost it: its data folder ${dir} was ` +
-        `created empty (incarnation ${mine}), as for a new cluster, but node ${peer} knows ` +
-        `node ${node} as incarnation ${theirs}`
-      : `node ${node} joined with a new data folder ${dir} (incarnation ${mine}), but node ` +
-        `${peer} still knows node ${node} as incarnation ${theirs}: it was not added as a new member`;
-    super(
-      `${why}. It must not vote or acknowledge anything, so it stops. To bring it back, ` +
-        `remove node ${node} from the cluster and add it back as a new member ` +
-        `(README: "What survives what"); do not copy another node's folder into it`,
-    );
-    this.name = "IdentityConflictError";
-  }
-}
 
 /**
  * Options of {@linkcode NodeIdentity.open}.
@@ -168,7 +90,8 @@ export interface NodeIdentityOptions {
 /**
  * A node's identity (its folder's `node.json`) and what it knows of its
  * peers'; the handshake's {@linkcode MemberOptions} for the node's server
- * and its peer clients.
+ * and its peer clients. The decisions are {@linkcode IdentityBook}'s; this
+ * class makes each change durable before the answer that rests on it.
  *
  * @example
  * ```ts
@@ -188,12 +111,10 @@ export class NodeIdentity implements MemberOptions {
   /** Whether `open` created the folder's identity (the folder was empty). */
   readonly created: boolean;
   readonly #dir: string;
-  readonly #record: FolderRecord;
-  readonly #members: Set<string>;
-  readonly #log: (line: string) => void;
+  readonly #book: IdentityBook;
   readonly #onConflict: ((error: IdentityConflictError) => void) | undefined;
-  #conflict: IdentityConflictError | undefined;
-  /** Writes of node.json, one at a time. */
+  #reported = false;
+  /** Writes of node.json, one at a time, each of the record as it is when the write starts. */
   #writing: Promise<unknown> = Promise.resolve();
 
   private constructor(
@@ -203,12 +124,10 @@ export class NodeIdentity implements MemberOptions {
     options: NodeIdentityOptions,
   ) {
     this.#dir = dir;
-    this.#record = record;
+    this.#book = new IdentityBook(record, { members: options.members, dir, log: options.log });
     this.node = record.id;
     this.incarnation = record.incarnation;
     this.created = created;
-    this.#members = new Set(options.members);
-    this.#log = options.log ?? (() => {});
     this.#onConflict = options.onConflict;
   }
 
@@ -232,12 +151,15 @@ export class NodeIdentity implements MemberOptions {
       }
     }
     if (text === undefined) {
+      const mode = options.mode ?? "bootstrap";
       const record: FolderRecord = {
         id: options.id,
         cluster,
         incarnation: crypto.randomUUID(),
-        created: options.mode ?? "bootstrap",
+        created: mode,
         members: {},
+        // A founding member starts from the founding membership: every node of the list.
+        ...(mode === "bootstrap" ? { applied: { index: 0, members: [...options.members] } } : {}),
       };
       await writeRecord(dir, record);
       return new NodeIdentity(dir, record, true, options);
@@ -266,60 +188,26 @@ export class NodeIdentity implements MemberOptions {
 
   /** How this folder was started when it was created. */
   get mode(): StartMode {
-    return this.#record.created;
+    return this.#book.record().created;
   }
 
   /** The conflict that stopped this node, if one did. */
   get conflict(): IdentityConflictError | undefined {
-    return this.#conflict;
+    return this.#book.conflict;
   }
 
+  /** The incarnation this node knows `node` by, if any (sent to that node in the handshake). */
   knownIncarnation(node: string): string | undefined {
-    return this.#record.members[node];
+    return this.#book.known(node);
   }
 
+  /** The handshake's check (see {@linkcode IdentityBook.check}); what it recorded is durable first. */
   async check(peer: MemberHello | undefined, expected: string | undefined): Promise<
     string | undefined
   > {
-    if (this.#conflict) return `node ${this.node} has stopped: ${this.#conflict.message}`;
-    if (peer === undefined) {
-      return expected === undefined
-        ? undefined // a client, not a node
-        : `it did not say which node it is; check that a distkit node of the same version, ` +
-          `of this cluster, runs at node ${expected}'s address`;
-    }
-    if (expected !== undefined && peer.node !== expected) {
-      return `it is node ${JSON.stringify(peer.node)}, not node ${expected}; give every node ` +
-        `and client the same --peers list, in the same order`;
-    }
-    if (peer.node === this.node || !this.#members.has(peer.node)) {
-      return `node ${JSON.stringify(peer.node)} is not another member of this cluster ` +
-        `(members: ${[...this.#members].join(", ")}); check its --id and --peers`;
-    }
-    if (peer.peerIncarnation !== null && peer.peerIncarnation !== this.incarnation) {
-      this.#stop(peer.node, peer.peerIncarnation);
-      return `node ${this.node} is not the one node ${peer.node} knows (incarnation ` +
-        `${this.incarnation}, not ${peer.peerIncarnation}); it has stopped: ${
-          this.#conflict!.message
-        }`;
-    }
-    const recorded = this.#record.members[peer.node];
-    if (recorded === undefined && this.#isRetired(peer.node, peer.incarnation)) {
-      const reason = `node ${peer.node} presents data folder incarnation ${peer.incarnation}, ` +
-        `which was removed from the cluster; start it on a new, empty folder with --join and add ` +
-        `it back (distkit kv member add ${peer.node})`;
-      this.#log(`refused node ${peer.node}: ${reason}`);
-      return reason;
-    }
-    // First contact records it; one recorded meanwhile (by gossip) is compared.
-    const known = await this.#admitFirst(peer.node, peer.incarnation);
-    if (known === peer.incarnation) return undefined;
-    const reason = `node ${peer.node} presents data folder incarnation ${peer.incarnation}, and ` +
-      `node ${this.node} knows node ${peer.node} as incarnation ${known}: its data folder was ` +
-      `lost or replaced, so it no longer holds what it acknowledged and must not vote; stop it, ` +
-      `remove it from the cluster and add it back as a new member (README: "What survives what")`;
-    this.#log(`refused node ${peer.node}: ${reason}`);
-    return reason;
+    const refusal = this.#book.check(peer, expected);
+    await this.#settle();
+    return refusal;
   }
 
   /**
@@ -327,104 +215,52 @@ export class NodeIdentity implements MemberOptions {
    * how a node is added back as a new member.
    */
   admit(node: string, incarnation: string): Promise<void> {
-    const write = this.#writing.catch(() => {}).then(async () => {
-      if (this.#record.members[node] === incarnation) return;
-      const members = { ...this.#record.members, [node]: incarnation };
-      await writeRecord(this.#dir, { ...this.#record, members });
-      this.#record.members = members;
-    });
-    this.#writing = write;
-    return write;
+    this.#book.admit(node, incarnation);
+    return this.#settle();
   }
 
   /**
-   * Records `incarnation` for `node` unless one is recorded by the time the
-   * write runs (writes run one at a time); resolves with the one recorded.
+   * The membership at log `index` (an entry as it is applied, or a
+   * snapshot's) has these members: those the last applied one had and this
+   * one drops are retired (see {@linkcode IdentityBook.applied}).
    */
-  #admitFirst(node: string, incarnation: string): Promise<string> {
-    const write = this.#writing.catch(() => {}).then(async () => {
-      const known = this.#record.members[node];
-      if (known !== undefined) return known;
-      const members = { ...this.#record.members, [node]: incarnation };
-      await writeRecord(this.#dir, { ...this.#record, members });
-      this.#record.members = members;
-      return incarnation;
-    });
-    this.#writing = write;
-    return write;
+  applied(members: Iterable<string>, index: number): Promise<void> {
+    this.#book.applied(members, index);
+    return this.#settle();
   }
 
-  /**
-   * The membership entry (or snapshot) at log `index` no longer has `node`:
-   * the incarnation this node knows it by is retired (refused from now on),
-   * so that once the operator adds the node back as a new member, its new
-   * folder's incarnation is accepted on first contact. Called as membership
-   * entries are applied; an entry applied again (after a restart) retires
-   * nothing twice.
-   */
+  /** Retires the incarnation `node` is known by: the entry at `index` removed it. */
   retire(node: string, index: number): Promise<void> {
-    const write = this.#writing.catch(() => {}).then(async () => {
-      if (node === this.node) return;
-      const before = this.#record.retired?.[node];
-      if (before !== undefined && before.index >= index) return;
-      const known = this.#record.members[node];
-      const members = { ...this.#record.members };
-      delete members[node];
-      const incarnations = [...(before?.incarnations ?? [])];
-      if (known !== undefined && !incarnations.includes(known)) incarnations.push(known);
-      const retired = { ...this.#record.retired, [node]: { index, incarnations } };
-      await writeRecord(this.#dir, { ...this.#record, members, retired });
-      this.#record.members = members;
-      this.#record.retired = retired;
-      if (known !== undefined) {
-        this.#log(
-          `node ${node} left the cluster (log index ${index}): incarnation ${known} retired`,
-        );
-      }
-    });
-    this.#writing = write;
-    return write;
+    this.#book.retire(node, index);
+    return this.#settle();
   }
 
-  #isRetired(node: string, incarnation: string): boolean {
-    return this.#record.retired?.[node]?.incarnations.includes(incarnation) ?? false;
+  /** Takes in what a peer knows (see {@linkcode IdentityBook.learn}). */
+  learn(from: string, gossip: Pick<IdentityGossip, "members" | "retired">): Promise<void> {
+    this.#book.learn(from, gossip);
+    return this.#settle();
+  }
+
+  /** What `Identity.Members` answers: this node, its incarnation, the incarnations and removals it knows. */
+  describe(): IdentityGossip {
+    return this.#book.describe();
   }
 
   /**
-   * Takes in what a peer knows: its own incarnation is checked by the
-   * handshake; the others it knows are recorded when this node knows none
-   * for them, and what it knows of this node must be this incarnation.
+   * Writes the record if it changed, after the writes before; resolves when
+   * every change made so far is on disk. Reports a conflict once.
    */
-  async learn(from: string, members: Record<string, string>): Promise<void> {
-    for (const [node, incarnation] of Object.entries(members)) {
-      if (typeof incarnation !== "string" || !this.#members.has(node)) continue;
-      if (node === this.node) {
-        if (incarnation !== this.incarnation) this.#stop(from, incarnation);
-      } else if (
-        this.#record.members[node] === undefined && !this.#isRetired(node, incarnation)
-      ) {
-        await this.#admitFirst(node, incarnation);
-      }
+  #settle(): Promise<void> {
+    const conflict = this.#book.conflict;
+    if (conflict && !this.#reported) {
+      this.#reported = true;
+      this.#onConflict?.(conflict);
     }
-  }
-
-  /** What `Identity.Members` answers: this node, its incarnation, and the incarnations it knows. */
-  describe(): { node: string; incarnation: string; members: Record<string, string> } {
-    return { node: this.node, incarnation: this.incarnation, members: { ...this.#record.members } };
-  }
-
-  #stop(peer: string, theirs: string): void {
-    if (this.#conflict) return;
-    this.#conflict = new IdentityConflictError({
-      node: this.node,
-      dir: this.#dir,
-      mine: this.incarnation,
-      peer,
-      theirs,
-      created: this.#record.created,
-    });
-    this.#log(this.#conflict.message);
-    this.#onConflict?.(this.#conflict);
+    if (this.#book.take()) {
+      const record = this.#book.record();
+      this.#writing = this.#writing.catch(() => {}).then(() => writeRecord(this.#dir, record));
+    }
+    return this.#writing.then(() => {});
   }
 }
 
@@ -453,6 +289,10 @@ function parseRecord(file: string, text: string): Omit<FolderRecord, "cluster"> 
     members,
     ...(raw.retired !== undefined && typeof raw.retired === "object"
       ? { retired: raw.retired }
+      : {}),
+    ...(raw.applied !== undefined && typeof raw.applied === "object" &&
+        Number.isSafeInteger(raw.applied?.index) && Array.isArray(raw.applied?.members)
+      ? { applied: raw.applied }
       : {}),
   };
 }
@@ -497,9 +337,14 @@ export function shareIdentities(
     await Promise.all(ends.map(async ({ peer, end }) => {
       try {
         const answer = await end.call("Identity.Members", {}, { timeoutMs: 1000 });
-        const members = (answer as { members?: unknown })?.members;
+        const { members, retired } = (answer ?? {}) as { members?: unknown; retired?: unknown };
         if (!stopped && members !== null && typeof members === "object") {
-          await identity.learn(peer, members as Record<string, string>);
+          await identity.learn(peer, {
+            members: members as Record<string, string>,
+            retired: retired !== null && typeof retired === "object"
+              ? retired as IdentityGossip["retired"]
+              : undefined,
+          });
         }
         reported.delete(peer);
       } catch (err) {

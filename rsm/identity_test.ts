@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { RefusedError, RpcServer, serveTcp, TcpClient } from "../net/mod.ts";
-import { type IdentityConflictError, NodeIdentity } from "./identity.ts";
+import { NodeIdentity } from "./identity.ts";
+import type { IdentityConflictError } from "./identity_book.ts";
 
 async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "distkit-identity-unit-" });
@@ -91,22 +92,44 @@ Deno.test("identity: learned incarnations fill gaps only; what a peer knows of t
     const node = await NodeIdentity.open(dir, {
       id: "0",
       members,
-      mode: "join",
       onConflict: (e) => conflicts.push(e),
     });
     await node.admit("1", "a");
-    await node.learn("1", { "1": "b", "2": "c", "9": "x" });
+    await node.learn("1", { members: { "1": "b", "2": "c", "9": "x" } });
     assert.equal(node.knownIncarnation("1"), "a", "kept");
     assert.equal(node.knownIncarnation("2"), "c", "learned");
     assert.equal(node.knownIncarnation("9"), undefined, "not a member");
-    await node.learn("1", { "0": node.incarnation });
+    await node.learn("1", { members: { "0": node.incarnation } });
     assert.equal(conflicts.length, 0);
-    await node.learn("1", { "0": "old" });
+    await node.learn("1", { members: { "0": "old" } });
     assert.equal(conflicts.length, 1);
-    assert.match(
-      conflicts[0].message,
-      /joined with a new data folder .* not added as a new member/,
-    );
+    assert.match(conflicts[0].message, /node 0 had state in this cluster and lost it/);
+  });
+});
+
+Deno.test("identity: a folder made to join is refused, not stopped, by a peer that still knows its predecessor", async () => {
+  await withDir(async (dir) => {
+    const conflicts: IdentityConflictError[] = [];
+    const node = await NodeIdentity.open(dir, {
+      id: "0",
+      members,
+      mode: "join",
+      onConflict: (e) => conflicts.push(e),
+    });
+    // A peer that has not applied the removal of node 0's old folder yet.
+    await node.learn("1", { members: { "0": "old" } });
+    const stale = await node.check({ node: "1", incarnation: "b", peerIncarnation: "old" }, "1");
+    assert.match(stale!, /still knows node 0 as incarnation old, maybe a predecessor/);
+    assert.equal(conflicts.length, 0, "it keeps running: the peer catches up with the removal");
+    assert.equal(node.conflict, undefined);
+    // Once it learns the removal, the old name is a predecessor for certain.
+    await node.learn("2", { members: {}, retired: { "0": { index: 7, incarnations: ["old"] } } });
+    const known = await node.check({ node: "1", incarnation: "b", peerIncarnation: "old" }, "1");
+    assert.match(known!, /a predecessor removed from the cluster/);
+    // A peer that knows it by its own incarnation is accepted.
+    const fresh = { node: "1", incarnation: "b", peerIncarnation: node.incarnation };
+    assert.equal(await node.check(fresh, "1"), undefined);
+    assert.equal(conflicts.length, 0);
   });
 });
 
@@ -154,7 +177,7 @@ Deno.test("identity: a first contact and a learned incarnation arriving together
     const node = await NodeIdentity.open(dir, { id: "0", members });
     // Gossip says node 1 is "gossiped" while a node 1 under "wiped" connects.
     const [, refusal] = await Promise.all([
-      node.learn("2", { "1": "gossiped" }),
+      node.learn("2", { members: { "1": "gossiped" } }),
       node.check({ node: "1", incarnation: "wiped", peerIncarnation: null }, "1"),
     ]);
     assert.equal(node.knownIncarnation("1"), "gossiped");

@@ -63,6 +63,7 @@ export * from "./checks.ts";
 export * from "./errors.ts";
 export * from "./hosting.ts";
 export * from "./identity.ts";
+export * from "./identity_book.ts";
 export * from "./members.ts";
 // Types of the layers below that appear in this module's signatures.
 export type {

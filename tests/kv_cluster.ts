@@ -105,8 +105,6 @@ export class KvCluster {
   onLeader: ((i: number, term: number) => void) | undefined;
   #clients = 0;
   #admin: ClientEnd[] | undefined;
-  /** The membership each server's folder applied last (see `#retireOutside`). */
-  readonly #lastMembership: ({ index: number; members: Set<string> } | undefined)[];
   /** Each server's machine clock, kept across its restarts (in step with the simulation's until told). */
   readonly #clocks: NodeClock[];
   #startTime = 0;
@@ -133,12 +131,12 @@ export class KvCluster {
             applied: (node, entries) => {
               ledger.applied(node, entries);
               for (const e of entries) {
-                if (e.kind === "membership") this.#retireOutside(node, e.index, e.membership);
+                if (e.kind === "membership") this.#membershipApplied(node, e.index, e.membership);
               }
             },
             installed: (node, meta) => {
               ledger.installed(node, meta);
-              this.#retireOutside(node, meta.index, meta.membership);
+              this.#membershipApplied(node, meta.index, meta.membership);
             },
             removed: (node, entries) => ledger.removed(node, entries),
             leader: (node, term) => {
@@ -159,11 +157,6 @@ export class KvCluster {
       },
     });
     this.wiring = this.group.wiring;
-    // The founders start from the initial membership (index 0).
-    const founders = new Set(this.group.initialVoters);
-    this.#lastMembership = this.ids.map((id) =>
-      founders.has(id) ? { index: 0, members: founders } : undefined
-    );
     this.random = this.group.random;
     sim.net.setReliable(!options.unreliable);
     sim.net.setLongDelays(true);
@@ -200,25 +193,14 @@ export class KvCluster {
   }
 
   /**
-   * Server `node` applied `membership` at `index` (an entry, or a snapshot):
-   * the members its folder last applied and that this one drops are
-   * removed, and their incarnations retired. Only a removal retires: a
-   * spare never added, or a membership replayed after a restart (an index
-   * not above the last one), retires nothing. (`kv serve` retires every
-   * node absent from an applied membership: a spare its peers met before
-   * an unrelated change is refused when added, and a node that replays an
-   * old membership refuses a member re-added since. Reported, not modelled.)
+   * Server `node` applied `membership` at `index` (an entry, or a
+   * snapshot): its folder's identity book retires whom it removed, as
+   * `kv serve` does (`IdentityBook.applied`).
    */
-  #retireOutside(node: string, index: number, membership: Membership | undefined): void {
+  #membershipApplied(node: string, index: number, membership: Membership | undefined): void {
     if (membership === undefined) return;
-    const a = this.ids.indexOf(node);
-    const last = this.#lastMembership[a];
-    if (last !== undefined && index <= last.index) return;
-    const members = new Set([...membership.voters, ...membership.learners]);
-    this.#lastMembership[a] = { index, members };
-    for (const id of last?.members ?? []) {
-      if (!members.has(id)) this.group.retire(a, this.ids.indexOf(id), index);
-    }
+    const members = [...membership.voters, ...membership.learners];
+    this.group.membershipApplied(this.ids.indexOf(node), members, index);
   }
 
   /** Server i's machine clock: set its rate (drift) or pause its process ({@linkcode KvCluster.pause}). */
@@ -249,7 +231,6 @@ export class KvCluster {
    */
   async replace(i: number): Promise<void> {
     await this.group.replace(i);
-    this.#lastMembership[i] = undefined; // a new folder
   }
 
   /**

@@ -1,34 +1,76 @@
 /**
  * Randomized simulation of the KV service: per seed, a cluster of 3 or 5
- * servers (snapshotting or not) and several clients doing get, put, append,
- * delete and compare-and-set on a few shared keys, under a random schedule of
- * partitions, crashes and restarts, an unreliable network and lossy links.
- * Afterwards everything is healed, every operation must complete, the log
- * must be bounded, and the whole history must be linearizable.
+ * voters and 1 or 2 spare servers (snapshotting or not), and several
+ * clients doing get, put, append, delete and compare-and-set on a few
+ * shared keys, under a random schedule of partitions, crashes and restarts,
+ * an unreliable network, lossy links, clock drift, process pauses, storage
+ * damage and membership changes. Afterwards everything is healed, every
+ * operation must complete, the log must be bounded, and the whole history
+ * must be linearizable: no acknowledged write lost, none applied twice.
+ *
+ * Each server has its own machine clock (tests/node_clock.ts): the faults
+ * include clock drift (a clock running at half to twice the pace) and
+ * process pauses of up to 1.6 s (the leader's, half the time), during which
+ * the server's timers wait and nothing reaches it.
  *
  * Every server's Raft core reports to the group's `AppliedLedger`
  * (tests/replica_cluster.ts), checked after every fault and at the end: over
  * the whole run, an entry once applied by any server is never replaced at
- * its index on any server, and no term has two leaders.
+ * its index on any server, and no term has two leaders. A server that stops
+ * on its own (a Raft invariant broke) fails the run.
  *
  * Every server's storage is a `SimStorage` (a crash keeps a prefix of the
  * save in progress), and a crash damages it beyond the storage contract with
  * chance DAMAGE_CHANCE, on at most one server per run: that server must
- * refuse to start and stays down; 2 of 3 (or 4 of 5) remain, a majority.
- * A server that served from a shortened log would lose acknowledged writes:
- * the history would not be linearizable (or the ledger would fire, as it does
+ * refuse to start and stays down until the operator replaces it. A server
+ * that served from a shortened log would lose acknowledged writes: the
+ * history would not be linearizable (or the ledger would fire, as it does
  * when the high-water mark's check is disabled).
+ *
+ * Beside the faults, an operator changes membership through the KV
+ * service's `Member` API (as `distkit kv member` does), on whoever leads,
+ * one admin action at a time: spares are added as learners and promoted;
+ * learners and voters are removed (never below 3 voters, but for a server
+ * lost for good) and added back, on a fresh folder (a removed node's old
+ * folder is refused by design); leadership is transferred; and a server is
+ * replaced with a fresh incarnation, the way an
+ * operator replaces a dead disk: stopped, removed (the removal answered as
+ * made), its storage swapped for an empty one, started with no membership
+ * (`kv serve --join`), added as a learner, caught up (by snapshot when the
+ * log is compacted) and promoted. A server that refused its damaged storage
+ * is the first to be replaced. Data folder identities are modelled
+ * (ReplicaCluster's `identities`, after `rsm/identity.ts`): a server refuses
+ * a peer under another incarnation than the one it knows until it applies
+ * the membership that removed it; without that refusal, a server that
+ * missed the removal and later changes can win an election with the fresh
+ * incarnation's vote (seed 17002073: the ledger fires).
+ * Half the new leaders are asked for a change
+ * the moment they are elected, before their no-op commits (they must hold
+ * it back until they have committed in their term). Every change answered
+ * as made must be committed on the server that answered. Half the seeds
+ * snapshot often, so snapshots are taken and sent while configurations
+ * change.
  *
  * Runs KV_SEEDS seeds (default 200) from a random base; `SEED=<n>` replays
  * one. A second test runs KV_REPLAY_SEEDS seeds (default 3) twice each and
- * compares their trace hashes. A failure prints the seed and the fault schedule, and a history that
- * is not linearizable gets the checker's HTML report.
+ * compares their trace hashes. `KV_SCHEDULE=1` prints every seed's schedule
+ * of faults and membership changes; `KV_LIMIT_MS` sets the virtual time a
+ * seed may take (default 10 minutes). A failure prints the seed, the
+ * schedule and each server's state, and a history that is not linearizable
+ * gets the checker's HTML report.
  */
 import assert from "node:assert/strict";
 import { type KvServiceInput, kvServiceModel, type KvServiceOutput } from "../checker/mod.ts";
-import type { KvClerk, KvValue } from "../kv/mod.ts";
-import { simulate } from "../net/mod.ts";
-import { KvCluster, OpLog, text } from "./kv_cluster.ts";
+import {
+  changeMember,
+  type KvClerk,
+  type KvServer,
+  type KvValue,
+  MemberOutcomeUnknownError,
+  type MemberReply,
+} from "../kv/mod.ts";
+import { type Random, simulate } from "../net/mod.ts";
+import { KvCluster, MEMBER_CHANGE_MS, OpLog, text } from "./kv_cluster.ts";
 import { checkReplays, runSeeds } from "./seeds.ts";
 
 const FAULT_MS = 5_000;
@@ -40,8 +82,46 @@ const FAULT_MS = 5_000;
  */
 const DAMAGE_CHANCE = 0.15;
 const DAMAGES = ["flip", "lose", "wipe"] as const;
-/** Servers that refused to start from damaged storage, over all seeds. */
-let failStops = 0;
+
+/** What the operator and the faults did in one seed (summed over the seeds). */
+interface Activity {
+  /** Membership changes the leader answered as made. */
+  changes: number;
+  /** Changes refused (nothing proposed): busy, a learner behind, not the leader... */
+  refused: number;
+  /** Changes whose outcome was not learned (the call failed, or "may or may not"). */
+  unknown: number;
+  transfers: number;
+  /** Servers stopped, removed and restarted on an empty storage. */
+  replacements: number;
+  /** Of those, how many were added back and promoted to voter. */
+  replacedVoters: number;
+  /** Of those, how many caught up by installing a snapshot. */
+  bySnapshot: number;
+  /** Process pauses, and clock rate changes. */
+  pauses: number;
+  drifts: number;
+  /** Crashes that damaged storage beyond the contract. */
+  damaged: number;
+  /** Servers that refused to start from damaged storage (fail-stop). */
+  failStops: number;
+}
+
+function noActivity(): Activity {
+  return {
+    changes: 0,
+    refused: 0,
+    unknown: 0,
+    transfers: 0,
+    replacements: 0,
+    replacedVoters: 0,
+    bySnapshot: 0,
+    pauses: 0,
+    drifts: 0,
+    damaged: 0,
+    failStops: 0,
+  };
+}
 
 /** An operation on one key, and what the clerk answered (the exported model's types). */
 type Input = KvServiceInput;
@@ -90,17 +170,347 @@ async function clientLoop(
   return n;
 }
 
-async function runSeed(seed: number): Promise<{ ops: number; faults: number; trace: string }> {
+/** What the operator shares with the fault loop of one seed. */
+interface Operator {
+  cfg: KvCluster;
+  random: Random;
+  schedule: string[];
+  activity: Activity;
+  /** Servers crashed and not yet restarted (the fault loop restarts them). */
+  down: Set<number>;
+  /** Admin actions (membership changes, transfers, replacements), one at a time. */
+  admin: AdminLock;
+  /** Checks broken by admin actions nobody awaits (thrown at the next fault). */
+  violations: Error[];
+  /**
+   * Nodes ever added (the founders too): one of them is added again only
+   * on a fresh folder ({@linkcode replaceServer}), as the README's recipe
+   * says; its old folder is refused by design (its incarnation retired).
+   */
+  added: Set<string>;
+  /** Runs a start or stop of servers alone (the fault loop shares it). */
+  serial: <T>(fn: () => Promise<T>) => Promise<T>;
+  /** Set when the fault phase is over: the operator finishes what it does and stops. */
+  over: () => boolean;
+}
+
+/**
+ * Sends one `Member` request to whoever leads (following "not the leader"
+ * answers a few times) and counts its outcome. Returns the reply, or
+ * undefined when no server answered it.
+ */
+async function memberCall(
+  op: Operator,
+  method: "Add" | "Remove" | "Promote",
+  node: string,
+): Promise<MemberReply | undefined> {
+  const { cfg, activity, schedule } = op;
+  let target = cfg.leader();
+  const at = `${cfg.now().toFixed(0)} ms`;
+  for (let hop = 0; hop < 3 && target !== undefined; hop++) {
+    let reply: MemberReply;
+    const asked = cfg.running(target);
+    try {
+      reply = await cfg.member(target, method, { node });
+    } catch (err) {
+      activity.unknown++;
+      schedule.push(`${at}: member ${method} ${node} on ${target}: ${(err as Error).message}`);
+      return undefined;
+    }
+    if (reply.status === "not-leader") {
+      target = reply.leader === null ? undefined : cfg.ids.indexOf(reply.leader);
+      if (target === -1) target = undefined;
+      continue;
+    }
+    const what = "outcome" in reply
+      ? reply.outcome.note
+      : "refused" in reply
+      ? `refused: ${reply.refused.reason}`
+      : "unknown" in reply
+      ? `unknown: ${reply.unknown}`
+      : JSON.stringify(reply);
+    if ("outcome" in reply) {
+      if (reply.outcome.changed) activity.changes++;
+      if (method === "Add") op.added.add(node);
+      checkMadeCommitted(cfg, { i: target, asked, what: `${method} ${node}` });
+    } else if ("unknown" in reply) {
+      activity.unknown++;
+      checkNoInvariantBroken(reply.unknown);
+    } else activity.refused++;
+    schedule.push(`${at}: member ${method} ${node} on ${target}: ${what}`);
+    return reply;
+  }
+  return undefined;
+}
+
+/**
+ * A change answered as made (now, or already) is committed. The admin
+ * actions run one at a time, so a membership entry above the commit index
+ * on the server that answered is this change, answered too early (a new
+ * leader may drop it). Checked only while the same instance runs (a
+ * restarted one may load a lower commit index).
+ */
+function checkMadeCommitted(
+  cfg: KvCluster,
+  answer: { i: number; asked: KvServer | undefined; what: string },
+): void {
+  const raft = cfg.running(answer.i)?.raft;
+  if (raft === undefined || cfg.running(answer.i) !== answer.asked) return;
+  const { commitIndex, lastIndex } = raft.status();
+  const pending = raft.logEntries(commitIndex + 1, lastIndex).filter((e) =>
+    e.kind === "membership"
+  );
+  assert.equal(
+    pending.length,
+    0,
+    `${answer.what} was answered as made by server ${answer.i}, whose log has membership ` +
+      `entries above its commit index ${commitIndex}: ${JSON.stringify(pending)}`,
+  );
+}
+
+/**
+ * Throws when an answer reports a broken Raft invariant: a proposal that
+ * breaks one is refused by the core (the node goes on), and the membership
+ * API answers it as an unknown outcome.
+ */
+function checkNoInvariantBroken(answer: string): void {
+  if (/Raft invariant violated/.test(answer)) throw new Error(`a membership change: ${answer}`);
+}
+
+/** Whether a reply says the change is made (now, or already before). */
+function made(reply: MemberReply | undefined): boolean {
+  return reply !== undefined && reply.status === "ok" && "outcome" in reply;
+}
+
+/** The leader's latest membership, with the leader's index, if one leads. */
+function membership(
+  cfg: KvCluster,
+): { leader: number; voters: string[]; learners: string[] } | undefined {
+  const leader = cfg.leader();
+  if (leader === undefined) return undefined;
+  const { voters, learners } = cfg.server(leader).raft.status().membership;
+  return { leader, voters, learners };
+}
+
+/**
+ * Whether removing `node` keeps the cluster able to end live: never fewer
+ * than 3 voters, except when the node removed is the one lost for good
+ * (then the 2 left are both alive: at most one server per run is lost).
+ */
+function mayRemove(cfg: KvCluster, voters: string[], node: string): boolean {
+  if (!voters.includes(node)) return true;
+  if (voters.length > 3) return true;
+  return cfg.failed(cfg.ids.indexOf(node)) !== undefined;
+}
+
+/**
+ * Replaces server `i` with a fresh incarnation, the way an operator
+ * replaces a dead disk: stop it, remove it (and wait until the removal is
+ * answered as made: only then may its state be thrown away), swap its
+ * storage for an empty one, start it with no membership, add it as a
+ * learner, and promote it once it has caught up. Gives up (the server stays
+ * as it is: down and still a member, or removed, or a learner) when a step
+ * cannot be made in time; the fault loop restarts what is down.
+ */
+async function replaceServer(op: Operator, i: number): Promise<void> {
+  const { cfg, schedule, activity, down, serial } = op;
+  const node = cfg.ids[i];
+  schedule.push(`${cfg.now().toFixed(0)} ms: replace ${node}: stop it`);
+  await serial(async () => {
+    if (cfg.running(i) === undefined) return;
+    await cfg.shutdownServer(i);
+    down.add(i);
+  });
+  let removed = false;
+  for (let attempt = 0; attempt < 6 && !removed && !op.over(); attempt++) {
+    removed = made(await memberCall(op, "Remove", node));
+    if (!removed) await cfg.sleep(300);
+  }
+  if (!removed) {
+    schedule.push(`${cfg.now().toFixed(0)} ms: replace ${node}: removal not made; given up`);
+    return;
+  }
+  await serial(async () => {
+    await cfg.replace(i);
+    await cfg.startServer(i);
+    cfg.wiring.connect(i);
+    down.delete(i);
+  });
+  activity.replacements++;
+  schedule.push(`${cfg.now().toFixed(0)} ms: replace ${node}: started on an empty storage`);
+  let added = false;
+  for (let attempt = 0; attempt < 6 && !added && !op.over(); attempt++) {
+    added = made(await memberCall(op, "Add", node));
+    if (!added) await cfg.sleep(300);
+  }
+  if (!added) return;
+  for (let attempt = 0; attempt < 10 && !op.over(); attempt++) {
+    await cfg.sleep(200);
+    if (made(await memberCall(op, "Promote", node))) {
+      activity.replacedVoters++;
+      if ((cfg.running(i)?.stats().installs ?? 0) > 0) activity.bySnapshot++;
+      return;
+    }
+  }
+}
+
+/**
+ * A one-server change the leader's latest membership allows: add a node
+ * from outside (a spare, or one removed before), promote a learner, or
+ * remove a learner or a voter (maybe the leader itself).
+ */
+function pickChange(
+  cfg: KvCluster,
+  random: Random,
+  m: { voters: string[]; learners: string[] },
+): { op: "add" | "promote" | "remove"; node: string } | undefined {
+  const { voters, learners } = m;
+  const outside = cfg.ids.filter((id) => !voters.includes(id) && !learners.includes(id));
+  const roll = random.int(100);
+  if (roll < 35 && outside.length > 0) return { op: "add", node: random.pick(outside) };
+  if (roll < 70 && learners.length > 0) return { op: "promote", node: random.pick(learners) };
+  const candidates = [...voters, ...learners].filter((id) => mayRemove(cfg, voters, id));
+  if (candidates.length > 0) return { op: "remove", node: random.pick(candidates) };
+  return undefined;
+}
+
+const METHODS = { add: "Add", promote: "Promote", remove: "Remove" } as const;
+
+/**
+ * The operator: every few hundred ms, on whoever leads, a leadership
+ * transfer, a replacement, or a one-server membership change the leader's
+ * latest membership allows. One admin action at a time
+ * ({@linkcode Operator.admin}).
+ */
+async function operate(op: Operator): Promise<void> {
+  const { cfg, random, schedule, activity } = op;
+  while (!op.over()) {
+    await cfg.sleep(150 + random.int(600));
+    if (op.over()) return;
+    await op.admin.run(async () => {
+      const m = membership(cfg);
+      if (m === undefined) return;
+      const { leader, voters } = m;
+      const lost = cfg.ids.findIndex((_, i) => cfg.failed(i) !== undefined);
+      const roll = random.int(100);
+      if (lost !== -1 && roll < 40) {
+        await replaceServer(op, lost); // the recovery recipe for a server lost for good
+      } else if (roll < 20) {
+        const others = voters.filter((v) => v !== cfg.ids[leader]);
+        if (others.length === 0) return;
+        const to = random.pick(others);
+        schedule.push(`${cfg.now().toFixed(0)} ms: transfer ${leader} -> ${to}`);
+        cfg.server(leader).raft.transferLeadership(to).then(() => activity.transfers++, () => {});
+      } else if (roll < 32) {
+        const candidates = cfg.ids.filter((id) =>
+          id !== cfg.ids[leader] && mayRemove(cfg, voters, id)
+        );
+        if (candidates.length > 0) {
+          await replaceServer(op, cfg.ids.indexOf(random.pick(candidates)));
+        }
+      } else {
+        const change = pickChange(cfg, random, m);
+        if (change?.op === "add" && op.added.has(change.node)) {
+          await replaceServer(op, cfg.ids.indexOf(change.node)); // back on a fresh folder
+        } else if (change) await memberCall(op, METHODS[change.op], change.node);
+      }
+    });
+  }
+}
+
+/**
+ * A change asked of a new leader the moment it is elected, before its
+ * election's no-op can have committed (in process, as a `Member` request
+ * arriving at once would be): the leader must hold it back until it has
+ * committed an entry of its term (issue 15 §1). Skipped while another admin
+ * action runs.
+ */
+function eagerChange(op: Operator, i: number, term: number): void {
+  const { cfg, schedule, activity } = op;
+  const server = cfg.running(i);
+  if (server === undefined || op.over() || op.admin.busy) return;
+  if (server.raft.status().role !== "leader") return;
+  const change = pickChange(cfg, op.random, server.raft.status().membership);
+  if (change === undefined || (change.op === "add" && op.added.has(change.node))) return;
+  const at = `${cfg.now().toFixed(0)} ms`;
+  op.admin.run(async () => {
+    let what: string;
+    let made = false;
+    try {
+      const outcome = await changeMember(server.raft, change, {
+        clock: cfg.clock(i),
+        timeoutMs: MEMBER_CHANGE_MS,
+      });
+      if (outcome.changed) activity.changes++;
+      if (change.op === "add") op.added.add(change.node);
+      [what, made] = [outcome.note, true];
+    } catch (err) {
+      if (err instanceof MemberOutcomeUnknownError) activity.unknown++;
+      else activity.refused++;
+      what = (err as Error).message;
+      checkNoInvariantBroken(what);
+    }
+    schedule.push(
+      `${at}: new leader ${i} (term ${term}), at once: ${change.op} ${change.node}: ${what}`,
+    );
+    if (made) checkMadeCommitted(cfg, { i, asked: server, what: `${change.op} ${change.node}` });
+  }).catch((err) => op.violations.push(err));
+}
+
+/**
+ * Throws when a server the harness runs has stopped on its own: a Raft node
+ * stops when an invariant it checks always breaks (or its storage fails),
+ * which the rest of the cluster could otherwise hide.
+ */
+function checkNoneStopped(cfg: KvCluster): void {
+  for (let i = 0; i < cfg.n; i++) {
+    const server = cfg.running(i);
+    if (server?.raft.status().stopped) {
+      throw new Error(`server ${i} stopped on its own (see its "Raft node ... stopped" line)`);
+    }
+  }
+}
+
+/** What one seed's run reports. */
+interface SeedRun {
+  ops: number;
+  faults: number;
+  activity: Activity;
+  trace: string;
+}
+
+async function runSeed(seed: number): Promise<SeedRun> {
   const schedule: string[] = [];
+  /** Each server's state, for a failure's report. */
+  let describeServers = () => "";
   try {
     return await simulate(async (sim) => {
       const { random } = sim;
-      const servers = random.chance(0.5) ? 3 : 5;
+      const voters = random.chance(0.5) ? 3 : 5;
+      const spares = 1 + random.int(2);
+      const servers = voters + spares;
       const maxRaftState = random.chance(0.5) ? -1 : 300 + random.int(1700);
       const unreliable = random.chance(0.3);
-      const cfg = await KvCluster.start(sim, servers, { unreliable, maxRaftState });
+      const cfg = await KvCluster.start(sim, servers, {
+        unreliable,
+        maxRaftState,
+        initialVoters: voters,
+      });
       const ledger = cfg.group.ledger;
-      schedule.push(`${servers} servers, maxRaftState ${maxRaftState}, unreliable ${unreliable}`);
+      describeServers = () =>
+        cfg.ids.map((id, i) => {
+          const raft = cfg.running(i)?.raft.status();
+          const state = raft
+            ? `${raft.role} term ${raft.term} commit ${raft.commitIndex} last ${raft.lastIndex} ` +
+              `leader ${raft.leader} ${JSON.stringify(raft.membership)}`
+            : cfg.failed(i)
+            ? "failed"
+            : "down";
+          return `${id}: ${state}; ${cfg.group.identities(i)}`;
+        }).join("\n  ");
+      schedule.push(
+        `${voters} voters and ${spares} spares, maxRaftState ${maxRaftState}, unreliable ${unreliable}`,
+      );
       const log = new OpLog<Input, Output>();
       const keys = 1 + random.int(3);
       const clients = 2 + random.int(4);
@@ -112,6 +522,29 @@ async function runSeed(seed: number): Promise<{ ops: number; faults: number; tra
       for (const loop of loops) loop.catch(() => {}); // awaited below
 
       const down = new Set<number>();
+      const activity = noActivity();
+      // Servers are started and stopped by the fault loop and the operator:
+      // one at a time, so that no server ever runs twice.
+      const serial = exclusive();
+      let faultsOver = false;
+      const op: Operator = {
+        cfg,
+        random: random.fork(),
+        schedule,
+        activity,
+        down,
+        admin: new AdminLock(),
+        violations: [],
+        added: new Set(cfg.group.initialVoters),
+        serial,
+        over: () => faultsOver,
+      };
+      // Half the new leaders are asked for a change at once.
+      cfg.onLeader = (i, term) => {
+        if (op.random.chance(0.5)) queueMicrotask(() => eagerChange(op, i, term));
+      };
+      const operator = operate(op);
+      operator.catch(() => {}); // awaited below
       const disks = random.fork();
       let damaged: number | undefined;
       const end = cfg.now() + FAULT_MS;
@@ -119,75 +552,105 @@ async function runSeed(seed: number): Promise<{ ops: number; faults: number; tra
       while (cfg.now() < end) {
         await cfg.sleep(100 + random.int(500));
         ledger.check();
+        checkNoneStopped(cfg);
+        if (op.violations.length > 0) throw op.violations[0];
         faults++;
         const at = `${cfg.now().toFixed(0)} ms`;
-        const roll = random.int(100);
-        if (roll < 30) {
-          const side = cfg.wiring.all.map(() => random.int(2));
-          const a = cfg.wiring.all.filter((i) => side[i] === 0);
-          const b = cfg.wiring.all.filter((i) => side[i] === 1);
-          cfg.partition(a, b);
-          schedule.push(`${at}: partition [${a}] [${b}]`);
-        } else if (roll < 45) {
-          cfg.connectAll();
-          schedule.push(`${at}: heal`);
-        } else if (roll < 65) {
-          const i = random.int(servers);
-          if (down.has(i)) {
-            if (cfg.failed(i)) continue;
-            await cfg.startServer(i);
+        const roll = random.int(112);
+        await serial(async () => {
+          if (roll < 30) {
+            const side = cfg.wiring.all.map(() => random.int(2));
+            const a = cfg.wiring.all.filter((i) => side[i] === 0);
+            const b = cfg.wiring.all.filter((i) => side[i] === 1);
+            cfg.partition(a, b);
+            schedule.push(`${at}: partition [${a}] [${b}]`);
+          } else if (roll < 45) {
             cfg.connectAll();
-            if (cfg.failed(i)) {
-              failStops++;
-              schedule.push(`${at}: restart ${i}: refused its storage (fail-stop)`);
+            schedule.push(`${at}: heal`);
+          } else if (roll < 65) {
+            const i = random.int(servers);
+            if (down.has(i) || cfg.running(i) === undefined) {
+              if (cfg.failed(i)) return;
+              await cfg.startServer(i);
+              cfg.connectAll();
+              if (cfg.failed(i)) {
+                activity.failStops++;
+                schedule.push(`${at}: restart ${i}: refused its storage (fail-stop)`);
+              } else {
+                down.delete(i);
+                schedule.push(`${at}: restart ${i} (and heal)`);
+              }
             } else {
-              down.delete(i);
-              schedule.push(`${at}: restart ${i} (and heal)`);
+              // At most one server per run has its storage damaged beyond the
+              // contract: it must refuse to start (fail-stop) and stay down
+              // until the operator replaces it; the operator keeps at least
+              // 3 voters (2 when one of them is the lost one), so the others
+              // are a majority.
+              const damage = damaged === undefined && disks.chance(DAMAGE_CHANCE)
+                ? disks.pick(DAMAGES)
+                : undefined;
+              if (damage) [damaged, activity.damaged] = [i, activity.damaged + 1];
+              await cfg.shutdownServer(i, damage);
+              down.add(i);
+              schedule.push(`${at}: crash ${i}${damage ? ` (storage damaged: ${damage})` : ""}`);
             }
+          } else if (roll < 72) {
+            for (let i = 0; i < servers; i++) await cfg.shutdownServer(i);
+            for (let i = 0; i < servers; i++) await cfg.startServer(i);
+            cfg.connectAll();
+            down.clear();
+            for (let i = 0; i < servers; i++) if (cfg.failed(i)) down.add(i);
+            schedule.push(`${at}: crash and restart all`);
+          } else if (roll < 85) {
+            const on = random.chance(0.5);
+            sim.net.setReliable(!on);
+            schedule.push(`${at}: unreliable ${on}`);
+          } else if (roll >= 106) {
+            // A process pause (a long GC, a stopped VM): a leader comes back
+            // believing it still leads, its overdue timers firing at once.
+            const i = random.chance(0.5)
+              ? cfg.leader() ?? random.int(servers)
+              : random.int(servers);
+            const ms = 100 + random.int(1500);
+            cfg.pause(i, ms);
+            activity.pauses++;
+            schedule.push(`${at}: pause ${i} for ${ms} ms`);
+          } else if (roll >= 100) {
+            // Clock drift: the machine's clock runs fast or slow (or in step again).
+            const i = random.int(servers);
+            const rate = random.chance(0.3) ? 1 : 0.5 + random.next() * 1.5;
+            cfg.clock(i).setRate(rate);
+            activity.drifts++;
+            schedule.push(`${at}: clock of ${i} runs at ×${rate.toFixed(2)}`);
           } else {
-            // At most one server per run has its storage damaged beyond the
-            // contract: it must refuse to start (fail-stop) and stay down;
-            // the others (2 of 3, 4 of 5) are a majority.
-            const damage = damaged === undefined && disks.chance(DAMAGE_CHANCE)
-              ? disks.pick(DAMAGES)
-              : undefined;
-            if (damage) damaged = i;
-            await cfg.shutdownServer(i, damage);
-            down.add(i);
-            schedule.push(`${at}: crash ${i}${damage ? ` (storage damaged: ${damage})` : ""}`);
+            const from = String(random.int(servers));
+            const to = String(random.int(servers));
+            const rule = { dropRequests: random.next() / 2, delayMs: [0, random.int(50)] as const };
+            sim.net.setLinkRule(from, to, rule);
+            schedule.push(`${at}: link ${from}->${to} ${JSON.stringify(rule)}`);
           }
-        } else if (roll < 72) {
-          for (let i = 0; i < servers; i++) await cfg.shutdownServer(i);
-          for (let i = 0; i < servers; i++) await cfg.startServer(i);
-          cfg.connectAll();
-          down.clear();
-          for (let i = 0; i < servers; i++) if (cfg.failed(i)) down.add(i);
-          schedule.push(`${at}: crash and restart all`);
-        } else if (roll < 85) {
-          const on = random.chance(0.5);
-          sim.net.setReliable(!on);
-          schedule.push(`${at}: unreliable ${on}`);
-        } else {
-          const from = String(random.int(servers));
-          const to = String(random.int(servers));
-          const rule = { dropRequests: random.next() / 2, delayMs: [0, random.int(50)] as const };
-          sim.net.setLinkRule(from, to, rule);
-          schedule.push(`${at}: link ${from}->${to} ${JSON.stringify(rule)}`);
-        }
+        });
       }
 
-      // Heal everything; every operation must then complete.
+      // Heal everything; the operator finishes what it does; every
+      // operation must then complete.
       schedule.push(`${cfg.now().toFixed(0)} ms: heal all`);
+      faultsOver = true;
       sim.net.setReliable(true);
       for (let from = 0; from < servers; from++) {
         for (let to = 0; to < servers; to++) {
           sim.net.setLinkRule(String(from), String(to), undefined);
         }
       }
-      for (const i of down) {
-        if (cfg.failed(i)) continue;
+      cfg.connectAll();
+      await operator;
+      cfg.onLeader = undefined;
+      await op.admin.run(() => Promise.resolve()); // what the new leaders were asked
+      if (op.violations.length > 0) throw op.violations[0];
+      for (let i = 0; i < servers; i++) {
+        if (cfg.running(i) || cfg.failed(i)) continue;
         await cfg.startServer(i);
-        if (cfg.failed(i)) failStops++;
+        if (cfg.failed(i)) activity.failStops++;
       }
       cfg.connectAll();
       done = true;
@@ -204,21 +667,64 @@ async function runSeed(seed: number): Promise<{ ops: number; faults: number; tra
         assert.ok(size <= 8 * maxRaftState, `log not trimmed: ${size} > 8 × ${maxRaftState}`);
       }
       ledger.check();
+      checkNoneStopped(cfg);
       await log.check(`kv random seed ${seed}`, kvServiceModel);
       await cfg.cleanup();
       ledger.check();
-      return { ops: log.operations.length, faults, trace: sim.traceHash() };
-    }, { seed, limitMs: 10 * 60_000 });
+      if (Deno.env.get("KV_SCHEDULE")) console.log(`seed ${seed}:\n  ${schedule.join("\n  ")}`);
+      return { ops: log.operations.length, faults, activity, trace: sim.traceHash() };
+    }, { seed, limitMs: Number(Deno.env.get("KV_LIMIT_MS") ?? 10 * 60_000) });
   } catch (err) {
     console.error(`fault schedule of seed ${seed}:\n  ${schedule.join("\n  ")}`);
+    console.error(`servers at the end:\n  ${describeServers()}`);
     throw err;
   }
 }
 
-Deno.test("kv: randomized faults, every history linearizable", async () => {
-  failStops = 0;
-  await runSeeds("KV_SEEDS", 200, runSeed);
-  console.log(`  ${failStops} servers refused to start from damaged storage (fail-stop)`);
+/** One admin action at a time: `run` waits its turn; `busy` says whether one runs. */
+class AdminLock {
+  busy = false;
+  #queue: Promise<unknown> = Promise.resolve();
+
+  run<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.#queue.then(async () => {
+      this.busy = true;
+      try {
+        return await fn();
+      } finally {
+        this.busy = false;
+      }
+    });
+    this.#queue = next.catch(() => {});
+    return next;
+  }
+}
+
+/** Runs the functions given to it one at a time, in the order given. */
+function exclusive(): <T>(fn: () => Promise<T>) => Promise<T> {
+  let last: Promise<unknown> = Promise.resolve();
+  return <T>(fn: () => Promise<T>): Promise<T> => {
+    const run = last.then(fn);
+    last = run.catch(() => {});
+    return run;
+  };
+}
+
+Deno.test("kv: randomized faults and membership changes, every history linearizable", async () => {
+  const total = noActivity();
+  await runSeeds("KV_SEEDS", 200, async (seed) => {
+    const r = await runSeed(seed);
+    for (const k of Object.keys(total) as (keyof Activity)[]) total[k] += r.activity[k];
+    return r;
+  });
+  console.log(
+    `  ${total.changes} membership changes made (${total.refused} refused, ${total.unknown} ` +
+      `outcomes unknown), ${total.transfers} leadership transfers, ${total.replacements} servers ` +
+      `replaced with a fresh incarnation (${total.replacedVoters} promoted back to voter, ` +
+      `${total.bySnapshot} of them caught up by snapshot), ` +
+      `${total.pauses} process pauses, ${total.drifts} clock rate changes, ` +
+      `${total.damaged} storages damaged (${total.failStops} refused to start)`,
+  );
 });
 
 Deno.test("kv: a seed replays its run exactly (the same trace hash twice)", async () => {

@@ -19,6 +19,7 @@ import {
   StorageCorruptionError,
   type StorageDamage,
 } from "../raft/mod.ts";
+import { IdentityBook } from "../rsm/mod.ts";
 import { SimWiring } from "./sim_wiring.ts";
 
 /** What a started server must offer the harness. */
@@ -65,12 +66,11 @@ export class ReplicaCluster<S extends GroupServer> {
     /** Its storage's incarnation: 0, then one more at each replacement. */
     incarnation: number;
     /**
-     * What its folder records of its peers (the identity model): the
-     * incarnation each was first met under, and those retired (with the
-     * log index of the membership that dropped the peer).
+     * Its folder's identity record, kept by the library's own rules
+     * (`IdentityBook`, as `NodeIdentity` keeps `node.json`); undefined when
+     * identities are not simulated.
      */
-    known: Map<number, number>;
-    retired: Map<number, { index: number; incarnations: Set<number> }>;
+    book?: IdentityBook;
   }[];
   readonly #identities: boolean;
   /** Servers 0..initialVoters-1 found the cluster; the others start empty and must be added. */
@@ -85,9 +85,11 @@ export class ReplicaCluster<S extends GroupServer> {
       /** Only servers 0..initialVoters-1 found the cluster (default: all); the others join when added. */
       initialVoters?: number;
       /**
-       * Model data folder identities (`rsm/identity.ts`): a server refuses a
-       * peer under another incarnation than the one it first met, until it
-       * applies the membership that drops the peer ({@linkcode ReplicaCluster.retire}).
+       * Simulate data folder identities with the library's own rules
+       * (`IdentityBook` of `rsm/identity_book.ts`, which `kv serve` keeps in
+       * `node.json`): a server refuses a peer under another incarnation than
+       * the one it first met, until it applies (or hears of) the membership
+       * that removed the peer ({@linkcode ReplicaCluster.membershipApplied}).
        */
       identities?: boolean;
     },
@@ -102,25 +104,42 @@ export class ReplicaCluster<S extends GroupServer> {
       this.#initialVoters >= 1 && this.#initialVoters <= n,
       `initialVoters ${this.#initialVoters} must be 1..${n}`,
     );
-    this.#servers = Array.from({ length: n }, (_, i) => ({
-      storage: this.#emptyStorage(i),
-      joins: i >= this.#initialVoters,
-      incarnation: 0,
-      known: new Map(),
-      retired: new Map(),
-    }));
     this.#identities = options.identities ?? false;
+    this.#servers = Array.from({ length: n }, (_, i) => {
+      const joins = i >= this.#initialVoters;
+      return {
+        storage: this.#emptyStorage(i),
+        joins,
+        incarnation: 0,
+        book: this.#newBook(i, 0, joins),
+      };
+    });
     if (this.#identities) {
       this.wiring.setIdentityCheck((a, b) => this.#accepts(a, b), () => this.#meet());
     }
   }
 
+  /** A new folder's identity record for server i (undefined when identities are not simulated). */
+  #newBook(i: number, incarnation: number, joins: boolean): IdentityBook | undefined {
+    if (!this.#identities) return undefined;
+    const id = this.wiring.name(i);
+    const founders = this.ids.slice(0, this.#initialVoters);
+    return new IdentityBook({
+      id,
+      cluster: "",
+      incarnation: `${id}#${incarnation}`,
+      created: joins ? "join" : "bootstrap",
+      members: {},
+      // As NodeIdentity.open does: a founder starts from the founding membership.
+      ...(joins ? {} : { applied: { index: 0, members: founders } }),
+    }, { members: this.ids, dir: id });
+  }
+
   /**
    * Running servers that can talk meet, as the handshake and the identity
-   * gossip of `rsm/identity.ts` have them do within a second: each records
-   * the other's incarnation on first contact and, once both accept each
-   * other, learns the incarnations the other knows of nodes it has none
-   * for (never one it retired).
+   * gossip of `rsm/identity.ts` have them do within a second: both check
+   * each other's hello and, once both accept, each takes in what the other
+   * knows (`IdentityBook.learn`).
    */
   #meet(): void {
     for (let a = 0; a < this.n; a++) {
@@ -128,62 +147,53 @@ export class ReplicaCluster<S extends GroupServer> {
         if (!this.#servers[a].running || !this.#servers[b].running) continue;
         if (!this.wiring.reachable(a, b)) continue;
         if (!(this.#accepts(a, b) && this.#accepts(b, a))) continue;
-        this.#learn(a, b);
-        this.#learn(b, a);
+        const [bookA, bookB] = [this.#servers[a].book!, this.#servers[b].book!];
+        bookA.learn(this.wiring.name(b), bookB.describe());
+        bookB.learn(this.wiring.name(a), bookA.describe());
       }
     }
   }
 
-  /** What server i's folder records of its peers' incarnations (known, and retired), in words. */
+  /** What server i's folder records of its peers (known, retired, last membership applied), in words. */
   identities(i: number): string {
-    const s = this.#servers[i];
-    const known = [...s.known].map(([b, inc]) => `${b}@${inc}`).join(" ");
-    const retired = [...s.retired].map(([b, r]) => `${b}@{${[...r.incarnations]}}#${r.index}`)
-      .join(" ");
-    return `incarnation ${s.incarnation}; knows ${known || "none"}; retired ${retired || "none"}`;
-  }
-
-  /** Server a takes in the incarnations server `from` knows (`NodeIdentity.learn`). */
-  #learn(a: number, from: number): void {
-    const s = this.#servers[a];
-    for (const [node, incarnation] of this.#servers[from].known) {
-      if (node === a || s.known.has(node)) continue;
-      if (s.retired.get(node)?.incarnations.has(incarnation)) continue;
-      s.known.set(node, incarnation);
-    }
+    const book = this.#servers[i].book;
+    if (!book) return "identities not simulated";
+    const r = book.record();
+    const known = Object.entries(r.members).map(([b, inc]) => `${b}@${inc}`).join(" ");
+    const retired = Object.entries(r.retired ?? {})
+      .map(([b, x]) => `${b}@{${x.incarnations}}#${x.index}`).join(" ");
+    const applied = r.applied ? `{${r.applied.members}}#${r.applied.index}` : "none";
+    const conflict = book.conflict ? `; STOPPED: ${book.conflict.message}` : "";
+    return `incarnation ${r.incarnation}; knows ${known || "none"}; retired ${
+      retired || "none"
+    }; applied ${applied}${conflict}`;
   }
 
   /**
-   * Whether server a takes server b for the node it knows: first contact
-   * records b's incarnation; a retired one, or another than recorded, is
-   * refused (as `NodeIdentity.check` does in the TCP handshake).
+   * Whether server a takes server b for the node it knows: b's hello (its
+   * incarnation, and the one it knows a by) checked by a's book, as
+   * `NodeIdentity.check` does in the TCP handshake.
    */
   #accepts(a: number, b: number): boolean {
-    const s = this.#servers[a];
-    const incarnation = this.#servers[b].incarnation;
-    if (s.retired.get(b)?.incarnations.has(incarnation)) return false;
-    const known = s.known.get(b);
-    if (known === undefined) s.known.set(b, incarnation);
-    return known === undefined || known === incarnation;
+    const [bookA, bookB] = [this.#servers[a].book!, this.#servers[b].book!];
+    const hello = {
+      node: bookB.node,
+      incarnation: bookB.incarnation,
+      peerIncarnation: bookB.known(bookA.node) ?? null,
+    };
+    return bookA.check(hello, bookB.node) === undefined;
   }
 
   /**
-   * Server a applied the membership at log `index`, which no longer has
-   * server b: the incarnation it knew b by is retired, so a new one is
-   * accepted on first contact (`NodeIdentity.retire`). A membership applied
-   * again after a restart retires nothing twice.
+   * Server a applied `members` as the membership at log `index` (an entry,
+   * or a snapshot's): what its book retires (`IdentityBook.applied`, as
+   * `kv serve` tells `NodeIdentity`).
    */
-  retire(a: number, b: number, index: number): void {
-    if (!this.#identities || a === b) return;
-    const s = this.#servers[a];
-    const before = s.retired.get(b);
-    if (before !== undefined && before.index >= index) return;
-    const incarnations = before?.incarnations ?? new Set<number>();
-    const known = s.known.get(b);
-    if (known !== undefined) incarnations.add(known);
-    s.known.delete(b);
-    s.retired.set(b, { index, incarnations });
-    this.wiring.refresh();
+  membershipApplied(a: number, members: Iterable<string>, index: number): void {
+    const book = this.#servers[a].book;
+    if (!book) return;
+    book.applied(members, index);
+    if (book.take()) this.wiring.refresh();
   }
 
   #emptyStorage(i: number): SimStorage {
@@ -242,8 +252,7 @@ export class ReplicaCluster<S extends GroupServer> {
     s.failed = undefined;
     s.joins = true;
     s.incarnation++;
-    s.known = new Map();
-    s.retired = new Map();
+    s.book = this.#newBook(i, s.incarnation, true);
   }
 
   /**

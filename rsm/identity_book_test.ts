@@ -1,0 +1,105 @@
+import assert from "node:assert/strict";
+import { type FolderRecord, IdentityBook } from "./identity_book.ts";
+
+const ids = ["0", "1", "2", "3"];
+
+function book(id: string, extra: Partial<FolderRecord> = {}): IdentityBook {
+  return new IdentityBook({
+    id,
+    cluster: "",
+    incarnation: `${id}-a`,
+    created: "bootstrap",
+    members: {},
+    applied: { index: 0, members: ["0", "1", "2"] },
+    ...extra,
+  }, { members: ids, dir: `data/${id}` });
+}
+
+const hello = (node: string, incarnation: string, peerIncarnation: string | null = null) => ({
+  node,
+  incarnation,
+  peerIncarnation,
+});
+
+Deno.test("identity book: only a removal retires; a spare never added is not retired by an unrelated change", () => {
+  const b = book("0");
+  assert.equal(b.check(hello("1", "1-a"), "1"), undefined);
+  assert.equal(b.check(hello("3", "3-a"), "3"), undefined, "a spare met before it is added");
+  b.applied(["0", "1", "2"], 5); // node 3 was never a member: nothing to retire
+  assert.equal(b.known("3"), "3-a");
+  b.applied(["0", "2", "3"], 7); // node 1 removed
+  assert.equal(b.known("1"), undefined);
+  assert.match(b.check(hello("1", "1-a"), "1")!, /was removed from the cluster/);
+  assert.equal(
+    b.check(hello("3", "3-a"), "3"),
+    undefined,
+    "the spare, now added, is still accepted",
+  );
+  b.applied(["0", "2"], 6);
+  assert.equal(
+    b.known("3"),
+    "3-a",
+    "a membership at or below the last applied one changes nothing",
+  );
+  assert.ok(b.take());
+  assert.equal(b.take(), false);
+});
+
+Deno.test("identity book: a node that missed a replacement learns the removal from a peer that applied it", () => {
+  // Node 2 applied the removal of node 1's old folder (index 9) and met the new one.
+  const applier = book("2");
+  applier.check(hello("1", "1-a"), "1");
+  applier.applied(["0", "2"], 9);
+  applier.applied(["0", "1", "2"], 11);
+  assert.equal(applier.check(hello("1", "1-b"), "1"), undefined);
+  // Node 0 was away (or caught up by a snapshot past both changes): it knows the old folder.
+  const away = book("0");
+  away.check(hello("1", "1-a"), "1");
+  away.applied(["0", "1", "2"], 11);
+  assert.match(away.check(hello("1", "1-b"), "1")!, /knows node 1 as incarnation 1-a/);
+  away.learn("2", applier.describe());
+  assert.equal(away.known("1"), "1-b", "the removal heard first, then the new incarnation");
+  assert.equal(away.check(hello("1", "1-b"), "1"), undefined);
+  assert.match(away.check(hello("1", "1-a"), "1")!, /was removed from the cluster/);
+});
+
+Deno.test("identity book: a removal heard already is not applied again to a newer incarnation", () => {
+  const lagging = book("0");
+  // It hears of the removal at index 9 and of the new folder together, before it applies index 9.
+  lagging.learn("2", {
+    members: { "1": "1-b" },
+    retired: { "1": { index: 9, incarnations: ["1-a"] } },
+  });
+  assert.equal(lagging.known("1"), "1-b");
+  lagging.applied(["0", "2"], 9); // the removal, replayed from its log
+  assert.equal(lagging.known("1"), "1-b", "not retired: the removal at 9 was 1-a's");
+  lagging.applied(["0", "1", "2"], 11);
+  assert.equal(lagging.check(hello("1", "1-b"), "1"), undefined);
+});
+
+Deno.test("identity book: a peer's view of a removal this node applied itself changes nothing", () => {
+  const b = book("0");
+  b.check(hello("1", "1-a"), "1");
+  b.applied(["0", "2"], 9); // it retires 1-a itself
+  b.check(hello("1", "1-b"), "1"); // and meets the new folder
+  b.applied(["0", "1", "2"], 12);
+  // A peer that met 1-b before it applied the removal at 9 retired 1-b by mistake.
+  b.learn("2", { members: {}, retired: { "1": { index: 9, incarnations: ["1-b"] } } });
+  assert.equal(b.known("1"), "1-b");
+  // Malformed gossip is ignored.
+  b.learn("2", { members: {}, retired: { "1": { index: 20, incarnations: [7] } } as never });
+  assert.equal(b.known("1"), "1-b");
+  // A later removal heard from a peer is taken in.
+  b.learn("2", { members: {}, retired: { "1": { index: 20, incarnations: ["1-b"] } } });
+  assert.equal(b.known("1"), undefined);
+});
+
+Deno.test("identity book: a bootstrap folder that a peer knows under another incarnation stops; a retired name does not stop it", () => {
+  const b = book("1", { incarnation: "1-b" });
+  b.learn("2", { members: {}, retired: { "1": { index: 9, incarnations: ["1-a"] } } });
+  assert.match(b.check(hello("0", "0-a", "1-a"), "0")!, /a predecessor removed from the cluster/);
+  assert.equal(b.conflict, undefined);
+  assert.match(b.check(hello("0", "0-a", "1-x"), "0")!, /has stopped/);
+  assert.match(b.conflict!.message, /had state in this cluster and lost it/);
+  assert.match(b.check(hello("2", "2-a", "1-b"), "2")!, /has stopped/, "and refuses everyone");
+});

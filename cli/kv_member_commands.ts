@@ -16,6 +16,7 @@ import {
   usageError,
 } from "./util.ts";
 import { TcpTransport } from "../net/tcp.ts";
+import { parseAddress } from "../net/address.ts";
 import { mayHaveApplied } from "../rsm/errors.ts";
 import type { MemberList, MemberReply } from "../rsm/members.ts";
 import { ReplicaClient } from "../rsm/replica_client.ts";
@@ -81,17 +82,19 @@ async function waitForgotten(
 export const member: CliCommand = {
   summary: "list the members, add a node (as a learner), promote a learner, remove a node",
   usage: `usage: distkit kv member list --endpoints <host:port,...>
-       distkit kv member add --endpoints <host:port,...> <id>
+       distkit kv member add --endpoints <host:port,...> [--address <host:port>] <id>
        distkit kv member promote --endpoints <host:port,...> [--wait] <id>
        distkit kv member remove --endpoints <host:port,...> <id>
 
 Changes the members of a running cluster, one at a time, through its leader.
 <id> is a node's position in --endpoints (its --id): a node is replaced under
-its own id and address (remove it, then add it back on a new folder).
+its own id (remove it, then add it back on a new folder), at the same address
+or, with --address, at a new one.
 
   list     each member: voter or learner, the last log index it has, how far behind it is
   add      adds <id> as a learner (it receives the log, does not vote), and prints the
-           \`kv serve --join\` command that starts it on a new, empty folder
+           \`kv serve --join\` command that starts it on a new, empty folder (at
+           --address when given: the other nodes learn it when it first calls them)
   promote  makes learner <id> a voter; refused while it is more than 100 entries behind
            the commit index or still needs the leader's snapshot (--wait: retry until it
            has caught up, or until --timeout)
@@ -105,6 +108,7 @@ options:
   --endpoints <list>       every node's TCP address, comma-separated, in the nodes' order
   --timeout <duration>     give up after this long (default 10s)
   --wait                   (promote) wait until the learner has caught up
+  --address <host:port>    (add) where the node will listen, if not its old address
 ${ACCESS_HELP}
 
 ${EXIT_HELP}
@@ -115,6 +119,7 @@ progress) exits 1 with the reason.`,
       endpoints: { type: "string" },
       timeout: { type: "string" },
       wait: { type: "boolean" },
+      address: { type: "string" },
       "cluster-id": { type: "string" },
       "secret-file": { type: "string" },
     });
@@ -145,6 +150,17 @@ progress) exits 1 with the reason.`,
         `node ${JSON.stringify(node)} is not a position in --endpoints (0..${peers.length - 1}); ` +
           `a node is added under its position in the list every node was started with`,
       );
+    }
+    const moveTo = parsed.values.address;
+    if (moveTo !== undefined && op !== "add") {
+      return usageError("kv member", this, "--address is an option of add only");
+    }
+    if (typeof moveTo === "string") {
+      try {
+        parseAddress(moveTo);
+      } catch (err) {
+        return usageError("kv member", this, `--address: ${(err as Error).message}`);
+      }
     }
     let timeoutMs: number;
     let transport: TcpTransport;
@@ -211,20 +227,31 @@ progress) exits 1 with the reason.`,
         }
         console.log(
           `every node has forgotten node ${node}'s folder; to bring it back on a new one: ` +
-            `distkit kv member add --cluster ${list} ${node}`,
+            `distkit kv member add --endpoints ${list} ${node}`,
         );
       }
       if (op === "add") {
+        // At its new address, if it moves: the list every node and client should use from now on.
+        const after = peers.map((p, i) =>
+          String(i) === node && typeof moveTo === "string" ? moveTo : p
+        );
         console.log(
           `start it on a new, empty folder (with any other option the other nodes run with, ` +
             `such as --http-offset or --tick-ms):\n  ${
-              serveCommand(Number(node), peers, cluster, parsed.values["secret-file"])
+              serveCommand(Number(node), after, cluster, parsed.values["secret-file"])
             }`,
         );
         console.log(
           `then, once it has caught up (distkit kv member list), promote it:\n  ` +
-            `distkit kv member promote --cluster ${list} --wait ${node}`,
+            `distkit kv member promote --endpoints ${after.join(",")} --wait ${node}`,
         );
+        if (after.join(",") !== list) {
+          console.log(
+            `the other nodes dial node ${node} at its new address once it has called them; ` +
+              `use this list in every node's --peers at its next start, and in clients' --endpoints:\n  ` +
+              after.join(","),
+          );
+        }
       }
       printList(reply.outcome.members);
       return EXIT.ok;

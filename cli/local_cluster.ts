@@ -107,6 +107,20 @@ export class LocalCluster {
     return `${HOST}:${port + (this.#options.httpOffset ?? HTTP_OFFSET)}`;
   }
 
+  /**
+   * Gives node i, which must not be running, a new free TCP port (with a
+   * free HTTP port above it): its next start listens there, with the new
+   * address in its `--peers`, as a node replaced on another machine does
+   * (README: "Replacing a dead node"). The other nodes learn the new
+   * address when it first calls them. Returns the new address.
+   */
+  async move(i: number): Promise<string> {
+    if (!this.#members[i].gone) throw new Error(`node ${i} is running; kill it first`);
+    const [port] = await freePorts(1, this.#options.httpOffset ?? HTTP_OFFSET);
+    this.peers[i] = `${HOST}:${port}`;
+    return this.peers[i];
+  }
+
   /** Node i's data folder. */
   dataDir(i: number): string {
     return `${this.#options.dataDir}/node${i}`;

@@ -199,6 +199,15 @@ export async function startKvNode(options: KvNodeOptions): Promise<KvNode> {
   const { rpc, listener, storage, identity } = host;
   const transport = new TcpTransport({ peers, timeoutMs: 1000, ...access, member: identity });
   let http: KvHttpServer | undefined;
+  // Each node's HTTP address (its TCP address plus the offset), for redirects; null: no HTTP.
+  const offset = options.httpOffset === undefined ? 1000 : options.httpOffset;
+  const httpOf = (a: string) => {
+    const { hostname, port } = parseAddress(a);
+    return formatAddr({ hostname, port: port + offset! });
+  };
+  const httpAddresses = offset === null ? undefined : Object.fromEntries(
+    Object.entries(peers).map(([peer, a]) => [peer, httpOf(a)]),
+  );
   try {
     const members = Object.keys(peers);
     server = await KvServer.start({
@@ -230,14 +239,7 @@ export async function startKvNode(options: KvNodeOptions): Promise<KvNode> {
           `--peers (0..${members.length - 1}); a node is added under its position in the list ` +
           `every node was started with`,
     });
-    const offset = options.httpOffset === undefined ? 1000 : options.httpOffset;
-    if (offset !== null) {
-      const httpAddresses = Object.fromEntries(
-        Object.entries(peers).map(([peer, a]) => {
-          const { hostname, port } = parseAddress(a);
-          return [peer, formatAddr({ hostname, port: port + offset })];
-        }),
-      );
+    if (httpAddresses !== undefined) {
       http = serveKvHttp(server, rpc, {
         ...parseAddress(httpAddresses[id]),
         addresses: httpAddresses,
@@ -255,10 +257,30 @@ export async function startKvNode(options: KvNodeOptions): Promise<KvNode> {
     await storage.close();
     throw err;
   }
+  // A peer that proved who it is and listens elsewhere than our --peers says moved (README:
+  // "Replacing a dead node"): it is dialled there from now on, and redirects name it there.
+  const moved = (node: string, to: string) => {
+    if (node === id || peers[node] === undefined || peers[node] === to) return;
+    try {
+      parseAddress(to);
+    } catch {
+      return; // not an address: nothing to follow
+    }
+    const from = peers[node];
+    peers[node] = to;
+    transport.setAddress(node, to);
+    if (httpAddresses !== undefined) httpAddresses[node] = httpOf(to);
+    log(
+      `kv node ${id}: node ${node} listens at ${to}, not ${from}: it is dialled there from now ` +
+        `on (give every node the new address in --peers at its next start)`,
+    );
+  };
   const stopSharing = shareIdentities(identity, rpc, {
     transport,
     peers: Object.keys(peers).filter((p) => p !== id),
     log,
+    address: peers[id],
+    onPeerAddress: moved,
   });
   log(
     `kv node ${id} (data folder incarnation ${identity.incarnation}) serving on ${listener.address}${

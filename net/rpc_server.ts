@@ -29,6 +29,11 @@ export interface CallContext {
   method: string;
   /** The caller's name or address, when the transport knows it. */
   peer?: string;
+  /**
+   * The cluster member (node id) the caller proved to be in the
+   * connection's handshake, when it is one (see `MemberOptions`).
+   */
+  member?: string;
 }
 
 /**

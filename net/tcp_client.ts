@@ -185,8 +185,7 @@ interface CallState {
 export class TcpClient implements ClientEnd {
   /** The peer's name (the address unless the `peer` option was given). */
   readonly peer: string;
-  /** The server's address, `"host:port"`. */
-  readonly address: string;
+  #address: string;
   #hostname: string;
   #port: number;
   #codec: Codec;
@@ -227,8 +226,8 @@ export class TcpClient implements ClientEnd {
     const { hostname, port } = parseAddress(address);
     this.#hostname = hostname;
     this.#port = port;
-    this.address = formatAddr({ hostname, port });
-    this.peer = options.peer ?? this.address;
+    this.#address = formatAddr({ hostname, port });
+    this.peer = options.peer ?? this.#address;
     this.#timeoutMs = options.timeoutMs ?? DEFAULT_TCP_TIMEOUT_MS;
     checkTimeout(this.#timeoutMs, "timeoutMs");
     this.#maxFrameBytes = checkMaxFrameBytes(options.maxFrameBytes);
@@ -246,6 +245,35 @@ export class TcpClient implements ClientEnd {
     this.#cluster = checkCluster(options.cluster);
     this.#secret = checkSecret(options.secret);
     this.#member = options.member;
+  }
+
+  /** The server's address, `"host:port"` (the latest given to {@linkcode TcpClient.retarget}). */
+  get address(): string {
+    return this.#address;
+  }
+
+  /**
+   * Points the client at another address of the same server (a node that
+   * moved): the connection open now, if any, is closed (its calls in
+   * progress fail as a lost connection: they may or may not have run), and
+   * the next call connects to `address` at once.
+   *
+   * @param address The server's new `"host:port"`.
+   * @throws {TypeError} when the address is not `host:port`.
+   */
+  retarget(address: string): void {
+    const { hostname, port } = parseAddress(address);
+    const formatted = formatAddr({ hostname, port });
+    if (this.#closed || formatted === this.#address) return;
+    this.#hostname = hostname;
+    this.#port = port;
+    this.#address = formatted;
+    this.#failures = 0;
+    this.#retryAt = 0;
+    this.#refusal = undefined;
+    const moved = new Error(`the server moved to ${formatted}`);
+    this.#connectAbort?.abort(moved);
+    this.#link?.framed.close(moved).catch(() => {});
   }
 
   /** The cluster this client belongs to (`""`: the unnamed cluster). */
@@ -365,7 +393,7 @@ export class TcpClient implements ClientEnd {
       if (link.framed.isClosed) {
         throw new UnreachableError(
           this.peer,
-          `the connection to ${this.address} was lost before the request was sent; try again`,
+          `the connection to ${this.#address} was lost before the request was sent; try again`,
         );
       }
       state.link = link;
@@ -385,12 +413,12 @@ export class TcpClient implements ClientEnd {
       const wait = this.#retryAt - this.#clock.now();
       if (wait > 0 && this.#refusal) {
         const { reason, refusedBy } = this.#refusal;
-        throw new RefusedError(this.peer, this.address, reason, refusedBy, {
+        throw new RefusedError(this.peer, this.#address, reason, refusedBy, {
           cause: this.#refusal,
         });
       }
       if (wait > 0) {
-        const why = `the last connection attempt to ${this.address} failed ` +
+        const why = `the last connection attempt to ${this.#address} failed ` +
           `(${messageOf(this.#lastConnectError)})`;
         if (waited || this.#failFast) {
           throw new UnreachableError(
@@ -443,7 +471,7 @@ export class TcpClient implements ClientEnd {
           const wait = this.#failed(err);
           throw new UnreachableError(
             this.peer,
-            `cannot connect to ${this.address} (${messageOf(err)}); check that the server is ` +
+            `cannot connect to ${this.#address} (${messageOf(err)}); check that the server is ` +
               `running there; the next attempt waits ${Math.ceil(wait)} ms`,
             { cause: err },
           );
@@ -471,7 +499,7 @@ export class TcpClient implements ClientEnd {
           const wait = this.#failed(err);
           throw new UnreachableError(
             this.peer,
-            `the handshake with ${this.address} failed (${messageOf(err)}); check that a ` +
+            `the handshake with ${this.#address} failed (${messageOf(err)}); check that a ` +
               `distkit server is running there; the next attempt waits ${Math.ceil(wait)} ms`,
             { cause: err },
           );
@@ -522,7 +550,7 @@ export class TcpClient implements ClientEnd {
       link.framed.close(err);
     };
     const refuse = (reason: string) =>
-      fail(new RefusedError(this.peer, this.address, reason, "client"));
+      fail(new RefusedError(this.peer, this.#address, reason, "client"));
     const member = this.#member;
     const open = () => {
       phase = "open";
@@ -552,7 +580,7 @@ export class TcpClient implements ClientEnd {
         return;
       }
       if (message.kind === "refuse") {
-        fail(new RefusedError(this.peer, this.address, message.reason, "server"));
+        fail(new RefusedError(this.peer, this.#address, message.reason, "server"));
         return;
       }
       if (phase === "hello" && message.kind === "challenge") {
@@ -675,14 +703,14 @@ export class TcpClient implements ClientEnd {
       link.framed.close(
         err instanceof CodecError
           ? new CodecError(
-            `the answer from ${this.address} cannot be decoded (${err.message}); ${end}`,
+            `the answer from ${this.#address} cannot be decoded (${err.message}); ${end}`,
             {
               cause: err,
             },
           )
           : err instanceof ProtocolError
           ? new ProtocolError(
-            `${this.address} sent a frame that is not an answer (${err.message}); ${end}`,
+            `${this.#address} sent a frame that is not an answer (${err.message}); ${end}`,
           )
           : err,
       );
@@ -691,7 +719,7 @@ export class TcpClient implements ClientEnd {
     if (envelope.kind === "request") {
       link.framed.close(
         new ProtocolError(
-          `${this.address} sent a request to a client, which only accepts answers; the connection was closed`,
+          `${this.#address} sent a request to a client, which only accepts answers; the connection was closed`,
         ),
       );
       return;

@@ -254,6 +254,8 @@ interface Session {
   /** `hello`: waiting for it; `proof`: challenged; `checking`: busy; `open`: serving. */
   phase: "hello" | "proof" | "checking" | "open";
   hello: Hello | undefined;
+  /** The member node id the client's hello named, once the member check accepted it. */
+  member?: string;
   serverNonce: Uint8Array | undefined;
   timer: ReturnType<typeof setTimeout> | undefined;
 }
@@ -491,7 +493,7 @@ class TcpServerImpl implements TcpServer {
       onReadLimit: (err) => this.#onReadLimit(session, err),
       onFrame: (payload) =>
         session.phase === "open"
-          ? this.#onFrame(framed, peer, payload)
+          ? this.#onFrame(framed, { peer, member: session.member }, payload)
           : this.#onHandshakeFrame(session, payload),
       onFrameTooLarge: (err) =>
         session.phase === "open" ? this.#send(framed, unreadable(err, 0)) : this.#refuse(
@@ -629,6 +631,7 @@ class TcpServerImpl implements TcpServer {
           this.#refuse(session, problem);
           return;
         }
+        session.member = client?.node;
         this.#open(session, mac, {
           node: member.node,
           incarnation: member.incarnation,
@@ -691,7 +694,11 @@ class TcpServerImpl implements TcpServer {
     }
   }
 
-  #onFrame(framed: FramedConnection, peer: string, payload: Uint8Array): void {
+  #onFrame(
+    framed: FramedConnection,
+    context: { peer: string; member: string | undefined },
+    payload: Uint8Array,
+  ): void {
     let envelope: Envelope;
     try {
       envelope = decodeEnvelope(this.#codec, payload);
@@ -706,7 +713,8 @@ class TcpServerImpl implements TcpServer {
       this.#send(framed, unreadable(problem, 0));
       return;
     }
-    answer(this.#server, envelope, { peer }).then(
+    const { peer, member } = context;
+    answer(this.#server, envelope, member === undefined ? { peer } : { peer, member }).then(
       (result) => this.#send(framed, result),
       (err) => this.#send(framed, unreadable(err, envelope.id)),
     );

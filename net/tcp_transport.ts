@@ -71,6 +71,23 @@ export class TcpTransport implements Transport {
     this.#options = clientOptions;
   }
 
+  /** The address of `peer`, if it is known. */
+  addressOf(peer: string): string | undefined {
+    return this.#peers.get(peer);
+  }
+
+  /**
+   * Sets the address of `peer` (a known peer that moved, or a new one): its
+   * client, if one is open, reconnects there (see {@linkcode TcpClient.retarget}).
+   *
+   * @throws {TypeError} when the address is not `host:port`.
+   */
+  setAddress(peer: string, address: string): void {
+    parseAddress(address, { peer });
+    this.#peers.set(peer, address);
+    this.#clients.get(peer)?.retarget(address);
+  }
+
   /** The names of the known peers. */
   get peers(): string[] {
     return [...this.#peers.keys()];

@@ -57,7 +57,7 @@ import {
   type IdentityGossip,
   type StartMode,
 } from "./identity_book.ts";
-import type { RpcServer } from "../net/rpc_server.ts";
+import type { CallContext, RpcServer } from "../net/rpc_server.ts";
 import type { MemberHello, MemberOptions } from "../net/tcp.ts";
 import type { Transport } from "../net/transport.ts";
 import { writeFileDurably } from "../raft/high_water_mark.ts";
@@ -326,9 +326,25 @@ export function shareIdentities(
     peers: string[];
     intervalMs?: number;
     log?: (line: string) => void;
+    /** The address this node listens on, told to every peer it asks (so a node that moved is found). */
+    address?: string;
+    /**
+     * Called when a peer, proven a member by its connection's handshake,
+     * says it listens at `address` (which may differ from what this node
+     * was started with: the peer moved).
+     */
+    onPeerAddress?: (node: string, address: string) => void;
   },
 ): () => void {
-  rpc.addService("Identity", { Members: () => identity.describe() });
+  rpc.addService("Identity", {
+    Members: (args: unknown, context: CallContext) => {
+      const address = (args as { address?: unknown } | null)?.address;
+      if (context.member !== undefined && typeof address === "string") {
+        options.onPeerAddress?.(context.member, address);
+      }
+      return identity.describe();
+    },
+  });
   /** The last refusal reported per peer, so a lasting one is reported once. */
   const reported = new Map<string, string>();
   const ends = options.peers.map((peer) => ({ peer, end: options.transport.connect(peer) }));
@@ -336,7 +352,8 @@ export function shareIdentities(
   const ask = async () => {
     await Promise.all(ends.map(async ({ peer, end }) => {
       try {
-        const answer = await end.call("Identity.Members", {}, { timeoutMs: 1000 });
+        const args = options.address === undefined ? {} : { address: options.address };
+        const answer = await end.call("Identity.Members", args, { timeoutMs: 1000 });
         const { members, retired } = (answer ?? {}) as { members?: unknown; retired?: unknown };
         if (!stopped && members !== null && typeof members === "object") {
           await identity.learn(peer, {

@@ -217,6 +217,8 @@ export async function startKvNode(options: KvNodeOptions): Promise<KvNode> {
       peers: identity.mode === "join" ? [] : members,
       // Membership entries as they are applied: a removed node's incarnation is retired.
       observer: retireRemoved(identity),
+      // A node that knows of a removal its log lacks does not campaign (see IdentityBook).
+      campaignAfter: () => identity.removalFloor(),
       transport,
       server: rpc,
       storage,

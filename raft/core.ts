@@ -481,7 +481,10 @@ export class RaftCore {
   }
 
   #mayCampaign(): boolean {
-    return mayCampaign(this.id, this.#log, { commit: this.#commit });
+    // A log that ends below an index the cluster committed may hold a stale membership.
+    const floor = this.#options.campaignAfter?.() ?? 0;
+    return this.#log.lastIndex() >= floor &&
+      mayCampaign(this.id, this.#log, { commit: this.#commit });
   }
 
   /** A follower that heard from a leader within the election timeout refuses to help depose it. */

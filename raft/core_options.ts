@@ -50,11 +50,23 @@ export interface CoreOptions {
    * simulated run (`AppliedLedger`). Default: none.
    */
   observer?: RaftObserver;
+  /**
+   * A log index the cluster is known to have committed: the node does not
+   * campaign while its log ends below it. A service that learns from its
+   * peers of a committed membership change this node's log lacks (a node
+   * removed, then added back on a new data folder: see `rsm/identity.ts`)
+   * passes it, so that a node still on the older membership never wins an
+   * election with the votes of the re-added node's new folder, counted in
+   * the removed folder's place. Any majority holds the committed entry, so
+   * some node of it may still campaign. Default: none.
+   */
+  campaignAfter?: () => number;
 }
 
 /** {@linkcode CoreOptions} with every default filled in. */
-export type ResolvedCoreOptions = Required<Omit<CoreOptions, "observer">> & {
+export type ResolvedCoreOptions = Required<Omit<CoreOptions, "observer" | "campaignAfter">> & {
   observer: RaftObserver | undefined;
+  campaignAfter: (() => number) | undefined;
 };
 
 /**
@@ -80,6 +92,7 @@ export function resolveCoreOptions(options: CoreOptions): ResolvedCoreOptions {
     snapshotChunkBytes: options.snapshotChunkBytes ?? 512 * 1024,
     leaderNoop: options.leaderNoop ?? true,
     observer: options.observer,
+    campaignAfter: options.campaignAfter,
   };
   invariant(
     resolved.heartbeatTicks < resolved.electionTicks,

@@ -1644,3 +1644,25 @@ Deno.test("core: a follower's heartbeat answer is taken by request id, other ans
     "untagged: in messages",
   );
 });
+
+Deno.test("core: campaignAfter: a node whose log ends below a committed index it was told of does not campaign", () => {
+  let floor = 3;
+  const a = makeCore("a", ["a", "b", "c"], [], { entries: [cmd(1, 1), cmd(2, 1)] }, {
+    campaignAfter: () => floor,
+  });
+  const campaigned = () => {
+    for (let t = 0; t < 100; t++) {
+      a.tick();
+      if (a.role !== "follower") return true;
+    }
+    return false;
+  };
+  assert.equal(campaigned(), false, "log ends at 2, below 3: it waits for a leader");
+  floor = 2;
+  assert.equal(campaigned(), true, "its log reaches the floor: it campaigns");
+  // Control: the same node without the option campaigns at once.
+  const b = makeCore("b", ["a", "b", "c"], [], { entries: [cmd(1, 1)] });
+  let ticks = 0;
+  while (b.role === "follower" && ticks++ < 100) b.tick();
+  assert.notEqual(b.role, "follower");
+});

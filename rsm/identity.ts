@@ -241,6 +241,11 @@ export class NodeIdentity implements MemberOptions {
     return this.#settle();
   }
 
+  /** The log index of the latest removal known (see {@linkcode IdentityBook.removalFloor}). */
+  removalFloor(): number {
+    return this.#book.removalFloor();
+  }
+
   /** What `Identity.Members` answers: this node, its incarnation, the incarnations and removals it knows. */
   describe(): IdentityGossip {
     return this.#book.describe();

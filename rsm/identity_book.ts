@@ -18,6 +18,12 @@
  *   learned it need not apply it again (a removal it replays later retires
  *   nothing twice). Every retirement comes from a committed removal, so
  *   sharing them is as sound as applying them.
+ * - What makes accepting a re-added node's new folder safe on a node that
+ *   lags: such a node's log may still hold a membership in which that node
+ *   id is the removed folder, so it must not campaign until its log reaches
+ *   the removal ({@linkcode IdentityBook.removalFloor}, passed to Raft as
+ *   `campaignAfter`). It may follow a leader and vote: a vote counts in the
+ *   candidate's membership, not the voter's.
  *
  * @module
  */
@@ -380,6 +386,22 @@ export class IdentityBook {
     if (known !== undefined) {
       this.#log(`node ${node} left the cluster (log index ${index}): incarnation ${known} retired`);
     }
+  }
+
+  /**
+   * The log index of the latest removal this node knows of (applied, or
+   * heard from a peer; 0: none). A node whose log ends below it must not
+   * campaign (`CoreOptions.campaignAfter`): its log may still hold a
+   * membership in which a re-added node is its removed folder, and this
+   * book accepts the new folder, so the new folder's vote would count in the
+   * old one's place (KV simulation seed 201517461: a lagging node that had
+   * heard of a removal won an election that way and overwrote a committed
+   * entry).
+   */
+  removalFloor(): number {
+    let floor = 0;
+    for (const r of Object.values(this.#record.retired ?? {})) floor = Math.max(floor, r.index);
+    return floor;
   }
 
   /** What `Identity.Members` answers. */

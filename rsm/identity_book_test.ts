@@ -103,3 +103,13 @@ Deno.test("identity book: a bootstrap folder that a peer knows under another inc
   assert.match(b.conflict!.message, /had state in this cluster and lost it/);
   assert.match(b.check(hello("2", "2-a", "1-b"), "2")!, /has stopped/, "and refuses everyone");
 });
+
+Deno.test("identity book: removalFloor is the latest removal known, applied or heard", () => {
+  const b = book("0");
+  assert.equal(b.removalFloor(), 0);
+  b.check(hello("1", "1-a"), "1");
+  b.applied(["0", "2"], 9);
+  assert.equal(b.removalFloor(), 9);
+  b.learn("2", { members: {}, retired: { "3": { index: 40, incarnations: ["3-a"] } } });
+  assert.equal(b.removalFloor(), 40, "a removal its log lacks: it must not campaign before 40");
+});

@@ -39,6 +39,11 @@ export interface ServerContext {
   random: Random;
   /** The group's whole-run witness (pass it on as the Raft node's `observer`). */
   observer: AppliedLedger;
+  /**
+   * The latest removal the server's folder knows of, when identities are
+   * simulated (pass it on as the Raft node's `campaignAfter`, as `kv serve` does).
+   */
+  campaignAfter?: () => number;
 }
 
 /** Servers `prefix0`... `prefix{n-1}` started by `start`. */
@@ -277,6 +282,7 @@ export class ReplicaCluster<S extends GroupServer> {
         clock: this.sim.clock,
         random: this.random.fork(),
         observer: this.ledger,
+        ...(s.book ? { campaignAfter: () => this.#servers[i].book!.removalFloor() } : {}),
       });
     } catch (err) {
       if (s.damaged === undefined || !(err instanceof StorageCorruptionError)) throw err;

@@ -360,7 +360,13 @@ export class IdentityBook {
     if (before !== undefined && index <= before.index) return;
     const now = [...new Set(members)].sort();
     for (const node of before?.members ?? []) {
-      if (!now.includes(node)) this.retire(node, index);
+      if (now.includes(node)) continue;
+      // A removal heard of since the membership applied before is this one: a snapshot's
+      // membership carries the snapshot's index, not the removal's, and the incarnation known
+      // now may be the one added back since (KV simulation seed 2212916457).
+      const heard = this.#record.retired?.[node]?.index;
+      if (heard !== undefined && before !== undefined && heard > before.index) continue;
+      this.retire(node, index);
     }
     this.#record.applied = { index, members: now };
     this.#changed = true;

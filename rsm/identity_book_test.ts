@@ -113,3 +113,19 @@ Deno.test("identity book: removalFloor is the latest removal known, applied or h
   b.learn("2", { members: {}, retired: { "3": { index: 40, incarnations: ["3-a"] } } });
   assert.equal(b.removalFloor(), 40, "a removal its log lacks: it must not campaign before 40");
 });
+
+Deno.test("identity book: a snapshot past a removal and a re-add does not retire the new folder it heard of", () => {
+  const b = book("3");
+  b.check(hello("0", "0-a"), "0");
+  // The removal of 0-a (index 20) and the new folder 0-b, heard from a peer.
+  b.learn("4", { members: { "0": "0-b" }, retired: { "0": { index: 20, incarnations: ["0-a"] } } });
+  assert.equal(b.known("0"), "0-b");
+  // A snapshot at 138 whose membership is the one of index 20 (node 0 not added back yet).
+  b.applied(["1", "2", "3", "4"], 138);
+  assert.equal(b.known("0"), "0-b", "the removal at 20 was 0-a's, not 0-b's");
+  b.applied(["0", "1", "2", "3", "4"], 142);
+  assert.equal(b.check(hello("0", "0-b"), "0"), undefined);
+  // An entry that removes it later does retire it.
+  b.applied(["1", "2", "3", "4"], 150);
+  assert.equal(b.known("0"), undefined);
+});

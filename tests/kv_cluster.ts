@@ -200,6 +200,9 @@ export class KvCluster {
   #membershipApplied(node: string, index: number, membership: Membership | undefined): void {
     if (membership === undefined) return;
     const members = [...membership.voters, ...membership.learners];
+    if (Deno.env.get("SIM_IDENTITY")) {
+      console.log(`[${node}] applied membership ${JSON.stringify(membership)} at ${index}`);
+    }
     this.group.membershipApplied(this.ids.indexOf(node), members, index);
   }
 

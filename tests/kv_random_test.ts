@@ -38,12 +38,16 @@
  * made), its storage swapped for an empty one, started with no membership
  * (`kv serve --join`), added as a learner, caught up (by snapshot when the
  * log is compacted) and promoted. A server that refused its damaged storage
- * is the first to be replaced. Data folder identities are modelled
- * (ReplicaCluster's `identities`, after `rsm/identity.ts`): a server refuses
- * a peer under another incarnation than the one it knows until it applies
- * the membership that removed it; without that refusal, a server that
- * missed the removal and later changes can win an election with the fresh
- * incarnation's vote (seed 17002073: the ledger fires).
+ * is the first to be replaced. Data folder identities run the library's own
+ * rules (`IdentityBook` of `rsm/identity_book.ts`, which `kv serve` keeps in
+ * `node.json`; ReplicaCluster's `identities`): a server refuses a peer under
+ * another incarnation than the one it knows until it applies or hears of the
+ * membership that removed it, and a server that knows of a removal its log
+ * lacks does not campaign. Without the refusal, a server that missed the
+ * removal won an election with the fresh incarnation's vote (seed 17002073);
+ * without the campaign rule, a lagging server that heard of the removal did
+ * (seed 201517461); without sharing retirements, a server that missed a
+ * replacement refused the new folder for good (seeds 1530086199, 262097905).
  * Half the new leaders are asked for a change
  * the moment they are elected, before their no-op commits (they must hold
  * it back until they have committed in their term). Every change answered
@@ -54,7 +58,9 @@
  * Runs KV_SEEDS seeds (default 200) from a random base; `SEED=<n>` replays
  * one. A second test runs KV_REPLAY_SEEDS seeds (default 3) twice each and
  * compares their trace hashes. `KV_SCHEDULE=1` prints every seed's schedule
- * of faults and membership changes; `KV_LIMIT_MS` sets the virtual time a
+ * of faults and membership changes, and `SIM_IDENTITY=1` every membership
+ * applied and every identity decision (retirements, refusals) per server;
+ * `KV_LIMIT_MS` sets the virtual time a
  * seed may take (default 10 minutes). A failure prints the seed, the
  * schedule and each server's state, and a history that is not linearizable
  * gets the checker's HTML report.

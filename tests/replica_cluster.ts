@@ -137,7 +137,11 @@ export class ReplicaCluster<S extends GroupServer> {
       members: {},
       // As NodeIdentity.open does: a founder starts from the founding membership.
       ...(joins ? {} : { applied: { index: 0, members: founders } }),
-    }, { members: this.ids, dir: id });
+    }, {
+      members: this.ids,
+      dir: id,
+      log: Deno.env.get("SIM_IDENTITY") ? (l) => console.log(`[${id}] ${l}`) : undefined,
+    });
   }
 
   /**

@@ -1463,3 +1463,51 @@ Deno.test("tcp: a client that never reads its answers is not read either", async
     await server.close();
   }
 });
+
+Deno.test("tcp: a transport's peer that moved is dialled at its new address (setAddress, retarget)", async () => {
+  const named = (name: string) => {
+    const rpc = new RpcServer();
+    rpc.addService("Who", { Am: () => name });
+    return serveTcp(rpc);
+  };
+  const first = named("first");
+  const second = named("second");
+  const transport = new TcpTransport({ peers: { "1": first.address }, timeoutMs: 5000 });
+  try {
+    const end = transport.connect("1");
+    assert.equal(await end.call("Who.Am"), "first");
+    transport.setAddress("1", second.address);
+    assert.equal(transport.addressOf("1"), second.address);
+    assert.equal(await end.call("Who.Am"), "second", "the same end, now at the new address");
+    assert.equal((end as TcpClient).address, second.address);
+    assert.throws(() => transport.setAddress("1", "nowhere"), TypeError);
+  } finally {
+    await transport.close();
+    await first.close();
+    await second.close();
+  }
+});
+
+Deno.test("tcp: a handler sees the member a connection's handshake proved (CallContext.member)", async () => {
+  const rpc = new RpcServer();
+  rpc.addService("Who", {
+    Calls: (_args: unknown, context: { member?: string }) => context.member ?? null,
+  });
+  const member = (node: string) => ({
+    node,
+    incarnation: `${node}-a`,
+    knownIncarnation: () => undefined,
+    check: () => undefined,
+  });
+  const server = serveTcp(rpc, { member: member("0") });
+  const node = new TcpClient(server.address, { peer: "0", member: member("1") });
+  const stranger = new TcpClient(server.address);
+  try {
+    assert.equal(await node.call("Who.Calls"), "1");
+    assert.equal(await stranger.call("Who.Calls"), null, "a client is no member");
+  } finally {
+    await node.close();
+    await stranger.close();
+    await server.close();
+  }
+});

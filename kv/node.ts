@@ -107,15 +107,15 @@ export interface KvNode {
  * (`IdentityBook.applied`).
  */
 function retireRemoved(identity: NodeIdentity): RaftObserver {
-  const applied = (membership: Membership, index: number) => {
-    identity.applied([...membership.voters, ...membership.learners], index).catch(() => {});
+  const applied = (membership: Membership, index: number, setAt: number | undefined) => {
+    identity.applied([...membership.voters, ...membership.learners], index, setAt).catch(() => {});
   };
   return {
     applied(_node, entries) {
-      for (const e of entries) if (e.kind === "membership") applied(e.membership, e.index);
+      for (const e of entries) if (e.kind === "membership") applied(e.membership, e.index, e.index);
     },
     installed(_node, meta) {
-      applied(meta.membership, meta.index);
+      applied(meta.membership, meta.index, meta.membershipIndex);
     },
   };
 }

@@ -271,7 +271,7 @@ export class TcpClient implements ClientEnd {
     this.#failures = 0;
     this.#retryAt = 0;
     this.#refusal = undefined;
-    const moved = new Error(`the server moved to ${formatted}`);
+    const moved = new ServerMovedError(`the server moved to ${formatted}`);
     this.#connectAbort?.abort(moved);
     this.#link?.framed.close(moved).catch(() => {});
   }
@@ -468,6 +468,7 @@ export class TcpClient implements ClientEnd {
         } catch (caught) {
           if (this.#closed) throw new ClosedError(this.#what());
           const err = abort.signal.aborted ? abort.signal.reason : caught;
+          if (err instanceof ServerMovedError) throw this.#moved(err);
           const wait = this.#failed(err);
           throw new UnreachableError(
             this.peer,
@@ -496,6 +497,7 @@ export class TcpClient implements ClientEnd {
             throw caught;
           }
           const err = abort.signal.aborted ? abort.signal.reason : caught;
+          if (err instanceof ServerMovedError) throw this.#moved(err);
           const wait = this.#failed(err);
           throw new UnreachableError(
             this.peer,
@@ -517,6 +519,15 @@ export class TcpClient implements ClientEnd {
     })();
     this.#connecting = attempt;
     return attempt;
+  }
+
+  /** An attempt cut short by {@linkcode TcpClient.retarget}: no backoff, the next call connects at once. */
+  #moved(err: ServerMovedError): UnreachableError {
+    return new UnreachableError(
+      this.peer,
+      `${err.message} while a connection was being opened; the next call connects there`,
+      { cause: err },
+    );
   }
 
   /** Counts a failed attempt and returns how long to wait before the next one. */
@@ -775,4 +786,9 @@ export class TcpClient implements ClientEnd {
   #reject(state: CallState, err: unknown): void {
     if (this.#end(state)) state.reject(err);
   }
+}
+
+/** Why {@linkcode TcpClient.retarget} cut a connection or an attempt short. */
+class ServerMovedError extends Error {
+  override name = "ServerMovedError";
 }

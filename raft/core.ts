@@ -259,7 +259,12 @@ export class RaftCore {
       `snapshot at ${index} is beyond the applied index ${this.#applied}`,
     );
     if (index <= this.#log.snapshotIndex) return;
-    const meta = { index, term: this.#log.term(index)!, membership: this.#log.membershipAt(index) };
+    const meta = {
+      index,
+      term: this.#log.term(index)!,
+      membership: this.#log.membershipAt(index),
+      membershipIndex: this.#log.membershipIndexAt(index),
+    };
     this.#log.compact(index);
     this.#snapshot = { meta, data };
     this.#pendingSnapshot = { snapshot: this.#snapshot, install: false, resetLog: false };

@@ -1366,6 +1366,8 @@ Deno.test("core: snapshots: compact drops the log; a lagging follower gets the s
     index: 4,
     term: 1,
     membership: { voters: ["a", "b", "c"], learners: [] },
+    // The founding membership: set by no entry, at index 0.
+    membershipIndex: 0,
   });
   assert.equal(rdA.installSnapshot, false, "a's own snapshot is not re-applied");
   assert.equal(rdA.resetLog, false);

@@ -9,8 +9,11 @@ import type { Entry, Membership, SnapshotMeta } from "./types.ts";
 
 /** A membership and the index of the entry (or snapshot) that set it. */
 interface MembershipAt {
+  /** Where it takes effect in this log (a compaction moves it up to the snapshot's index). */
   index: number;
   membership: Membership;
+  /** The index of the entry that set it. */
+  since: number;
 }
 
 /**
@@ -36,7 +39,11 @@ export class RaftLog {
     this.#snapshotTerm = snapshot.term;
     this.#entries = [];
     this.#stable = snapshot.index;
-    this.#memberships = [{ index: snapshot.index, membership: snapshot.membership }];
+    this.#memberships = [{
+      index: snapshot.index,
+      membership: snapshot.membership,
+      since: snapshot.membershipIndex ?? snapshot.index,
+    }];
     // Entries from storage may start before the snapshot (written before a
     // compaction that was not yet applied to the log): skip those.
     const usable = entries.filter((e) => e.index > snapshot.index);
@@ -145,7 +152,7 @@ export class RaftLog {
       invariant(e.term >= lastTerm, `log entry ${e.index} has term ${e.term} < ${lastTerm}`);
       this.#entries.push(e);
       if (e.kind === "membership") {
-        this.#memberships.push({ index: e.index, membership: e.membership });
+        this.#memberships.push({ index: e.index, membership: e.membership, since: e.index });
       }
       last = e.index;
       lastTerm = e.term;
@@ -169,12 +176,13 @@ export class RaftLog {
     invariant(index <= this.lastIndex(), `compact(${index}) beyond last index ${this.lastIndex()}`);
     const term = this.term(index)!;
     const membership = this.membershipAt(index);
+    const since = this.membershipIndexAt(index);
     this.#entries = this.#entries.slice(index - this.#snapshotIndex);
     this.#snapshotIndex = index;
     this.#snapshotTerm = term;
     this.#stable = Math.max(this.#stable, index);
     this.#memberships = [
-      { index, membership },
+      { index, membership, since },
       ...this.#memberships.filter((m) => m.index > index),
     ];
   }
@@ -197,7 +205,11 @@ export class RaftLog {
     this.#snapshotTerm = meta.term;
     this.#stable = meta.index;
     this.#durable = Math.min(this.#durable, meta.index);
-    this.#memberships = [{ index: meta.index, membership: meta.membership }];
+    this.#memberships = [{
+      index: meta.index,
+      membership: meta.membership,
+      since: meta.membershipIndex ?? meta.index,
+    }];
     return false;
   }
 
@@ -221,6 +233,18 @@ export class RaftLog {
       if (this.#memberships[i].index <= index) return this.#memberships[i].membership;
     }
     return this.#memberships[0].membership;
+  }
+
+  /**
+   * The index of the entry that set the membership in force at `index`
+   * (through compactions and snapshots; a snapshot made before this was
+   * recorded gives its own index instead).
+   */
+  membershipIndexAt(index: number): number {
+    for (let i = this.#memberships.length - 1; i >= 0; i--) {
+      if (this.#memberships[i].index <= index) return this.#memberships[i].since;
+    }
+    return this.#memberships[0].since;
   }
 
   /** The latest membership in the log, committed or not (Raft uses it at once). */

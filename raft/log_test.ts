@@ -303,3 +303,24 @@ Deno.test("log: firstIndexOfTerm and lastIndexOfTerm on a known log", () => {
   assert.equal(log.lastIndexOfTerm(1), 0, "term 1 is compacted away");
   assert.equal(log.lastIndexOfTerm(2), 5);
 });
+
+Deno.test("log: the index of the entry that set a membership survives compaction and snapshots", () => {
+  const founding = { voters: ["a", "b", "c"], learners: [] };
+  const log = new RaftLog({ index: 0, term: 0, membership: founding }, [
+    { index: 1, term: 1, kind: "noop" },
+    { index: 2, term: 1, kind: "membership", membership: { voters: ["a", "b"], learners: [] } },
+    { index: 3, term: 1, kind: "noop" },
+    { index: 4, term: 1, kind: "noop" },
+  ]);
+  assert.equal(log.membershipIndexAt(1), 0);
+  assert.equal(log.membershipIndexAt(3), 2);
+  log.compact(3);
+  assert.equal(log.membershipIndexAt(4), 2, "compacted past it: still the entry's index");
+  const restored = new RaftLog(
+    { index: 9, term: 2, membership: { voters: ["a"], learners: [] }, membershipIndex: 7 },
+    [],
+  );
+  assert.equal(restored.membershipIndexAt(9), 7);
+  const old = new RaftLog({ index: 9, term: 2, membership: founding }, []);
+  assert.equal(old.membershipIndexAt(9), 9, "a snapshot without it: its own index");
+});

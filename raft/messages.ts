@@ -73,6 +73,9 @@ function snapshotMeta(value: unknown): SnapshotMeta {
     index: index(m.index, "meta.index"),
     term: index(m.term, "meta.term"),
     membership: membership(m.membership, "meta.membership"),
+    ...(m.membershipIndex === undefined
+      ? {}
+      : { membershipIndex: index(m.membershipIndex, "meta.membershipIndex") }),
   };
 }
 

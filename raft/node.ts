@@ -11,6 +11,7 @@
  * @module
  */
 import type { Clock } from "../net/clock.ts";
+import { ArgumentsError } from "../net/errors.ts";
 import { type Logger, silentLogger } from "../net/logger.ts";
 import type { MembershipChange } from "./confchange.ts";
 import { RaftCore } from "./core.ts";
@@ -181,7 +182,10 @@ export class RaftNode {
         data: snapshot.data,
       });
     }
-    options.server.addService("Raft", { Step: (args: unknown) => node.#receive(args) });
+    options.server.addService("Raft", {
+      // The context is the RPC server's CallContext: `member` is who the handshake proved.
+      Step: (args: unknown, context?: { member?: string }) => node.#receive(args, context?.member),
+    });
     node.#scheduleTick();
     node.#kick();
     return node;
@@ -487,10 +491,17 @@ export class RaftNode {
   }
 
   /** The RPC handler: step the message, and answer with the responses it produced once durable. */
-  #receive(args: unknown): Promise<Message[]> {
+  #receive(args: unknown, member: string | undefined): Promise<Message[]> {
     if (this.#stopped) return Promise.resolve([]);
     const message = parseMessage(args);
     if (message.to !== this.#id) return Promise.resolve([]);
+    // A connection whose handshake proved it is one member speaks only for that member.
+    if (member !== undefined && message.from !== member) {
+      throw new ArgumentsError(
+        `a message from ${JSON.stringify(message.from)} arrived on a connection of member ` +
+          `${JSON.stringify(member)}; a node speaks only for itself`,
+      );
+    }
     const requestId = ++this.#requestSeq;
     this.#step(message, requestId);
     // A heartbeat's answer needs no write (unless the term changed, which

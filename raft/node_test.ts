@@ -245,6 +245,46 @@ Deno.test("raft node: an answer rides back on its own request while reads re-sen
   }, { seed: 3 });
 });
 
+Deno.test("raft node: a message on a member's connection that claims another sender is refused", async () => {
+  await simulate(async ({ clock }) => {
+    let step: ((args: unknown, context?: { member?: string }) => Promise<unknown>) | undefined;
+    const server: RaftRpcHost = {
+      addService: (_name, methods) => void (step = (methods as { Step: typeof step }).Step),
+      removeService: () => {},
+    };
+    const node = await RaftNode.start({
+      id: "a",
+      peers: ["a", "b", "c"],
+      transport: agreeablePeers(),
+      server,
+      storage: new MemoryStorage(),
+      tickMs: 1,
+      random: new Random(3),
+      clock,
+    });
+    const vote = (from: string) => ({
+      type: "vote",
+      from,
+      to: "a",
+      term: 0,
+      pre: false,
+      transfer: false,
+      lastIndex: 0,
+      lastTerm: 0,
+    });
+    await assert.rejects(
+      async () => await step!(vote("b"), { member: "c" }),
+      /arrived on a connection of member "c"/,
+    );
+    assert.ok(Array.isArray(await step!(vote("b"), { member: "b" })), "its own messages pass");
+    assert.ok(
+      Array.isArray(await step!(vote("b"))),
+      "as do those of a transport that proves no one",
+    );
+    await node.stop();
+  }, { seed: 3 });
+});
+
 Deno.test("raft node: a stopped node still hands out what it queued, once and in order, then its stream ends", async () => {
   await simulate(async ({ clock, random }) => {
     const storage = new MemoryStorage();

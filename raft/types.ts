@@ -136,6 +136,12 @@ export interface SnapshotMeta {
   term: number;
   /** The membership as of that entry. */
   membership: Membership;
+  /**
+   * The index of the membership entry that set `membership` (what a
+   * service that reacts to removals needs: the snapshot may come long after
+   * it). Absent in snapshots made before it was recorded.
+   */
+  membershipIndex?: number;
 }
 
 /**

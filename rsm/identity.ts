@@ -177,10 +177,15 @@ export class NodeIdentity implements MemberOptions {
           `${JSON.stringify(cluster)}; start the node with the cluster id its folder was made for`,
       );
     }
-    // A folder made before identities has no incarnation (nor, maybe, a cluster): it gets them now.
-    const upgraded = record.incarnation === "" || record.cluster === undefined;
+    // A folder made before identities has no incarnation (nor, maybe, a cluster): it gets them
+    // now. One made before `applied` was recorded starts from the founding membership, as a new
+    // founding folder does, so that its next removal retires (a joining one starts from the
+    // first membership it applies).
+    const baseline = record.applied === undefined && record.created === "bootstrap";
+    const upgraded = record.incarnation === "" || record.cluster === undefined || baseline;
     if (record.incarnation === "") record.incarnation = crypto.randomUUID();
     record.cluster ??= cluster;
+    if (baseline) record.applied = { index: 0, members: [...options.members] };
     const full = record as FolderRecord;
     if (upgraded) await writeRecord(dir, full);
     return new NodeIdentity(dir, full, false, options);
@@ -221,11 +226,12 @@ export class NodeIdentity implements MemberOptions {
 
   /**
    * The membership at log `index` (an entry as it is applied, or a
-   * snapshot's) has these members: those the last applied one had and this
-   * one drops are retired (see {@linkcode IdentityBook.applied}).
+   * snapshot's, set by the entry at `setAt`) has these members: those the
+   * last applied one had and this one drops are retired (see
+   * {@linkcode IdentityBook.applied}).
    */
-  applied(members: Iterable<string>, index: number): Promise<void> {
-    this.#book.applied(members, index);
+  applied(members: Iterable<string>, index: number, setAt?: number): Promise<void> {
+    this.#book.applied(members, index, setAt);
     return this.#settle();
   }
 

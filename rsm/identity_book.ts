@@ -16,8 +16,12 @@
  *   the removal itself (it was away, or a snapshot carried it past the
  *   removal and the re-add) learns it from a peer that did, and a node that
  *   learned it need not apply it again (a removal it replays later retires
- *   nothing twice). Every retirement comes from a committed removal, so
- *   sharing them is as sound as applying them.
+ *   nothing twice). A retirement's index is always that of a committed
+ *   removal; the incarnation it names is the one the retiring node knew at
+ *   that point, which trust on first use can make wrong (a node that met a
+ *   re-added folder before it applied the removal). A node that applied or
+ *   heard of the same removal keeps its own view of it, so such a mistake
+ *   reaches only nodes that knew nothing of that removal yet.
  * - What makes accepting a re-added node's new folder safe on a node that
  *   lags: such a node's log may still hold a membership in which that node
  *   id is the removed folder, so it must not campaign until its log reaches
@@ -349,24 +353,28 @@ export class IdentityBook {
 
   /**
    * This node applied `members` (voters and learners) as the membership at
-   * log `index` (an entry, or a snapshot's): the members of the membership
-   * it applied before that this one drops are removed, and the incarnations
-   * it knew them by retired. A membership applied again (a restart replays
-   * the log) changes nothing; the first one a folder applies (a joining
-   * folder's) only becomes the one to compare with.
+   * log `index`: an entry's, or a snapshot's, which says in `setAt` the
+   * index of the entry that set it (`SnapshotMeta.membershipIndex`). The
+   * members of the membership it applied before that this one drops were
+   * removed at `setAt`, and the incarnations it knew them by are retired. A
+   * membership applied again (a restart replays the log) changes nothing;
+   * the first one a folder applies (a joining folder's) only becomes the one
+   * to compare with.
    */
-  applied(members: Iterable<string>, index: number): void {
+  applied(members: Iterable<string>, index: number, setAt?: number): void {
     const before = this.#record.applied;
     if (before !== undefined && index <= before.index) return;
     const now = [...new Set(members)].sort();
     for (const node of before?.members ?? []) {
       if (now.includes(node)) continue;
-      // A removal heard of since the membership applied before is this one: a snapshot's
-      // membership carries the snapshot's index, not the removal's, and the incarnation known
-      // now may be the one added back since (KV simulation seed 2212916457).
-      const heard = this.#record.retired?.[node]?.index;
-      if (heard !== undefined && before !== undefined && heard > before.index) continue;
-      this.retire(node, index);
+      if (setAt === undefined) {
+        // A snapshot that does not say where its membership was set: a removal heard of since
+        // the membership applied before is taken for this one, for the incarnation known now
+        // may be the one added back since (KV simulation seed 2212916457).
+        const heard = this.#record.retired?.[node]?.index;
+        if (heard !== undefined && before !== undefined && heard > before.index) continue;
+      }
+      this.retire(node, setAt ?? index);
     }
     this.#record.applied = { index, members: now };
     this.#changed = true;

@@ -129,3 +129,18 @@ Deno.test("identity book: a snapshot past a removal and a re-add does not retire
   b.applied(["1", "2", "3", "4"], 150);
   assert.equal(b.known("0"), undefined);
 });
+
+Deno.test("identity book: a snapshot that says where its membership was set retires at that index", () => {
+  // Heard of the removal at 20 and of the new folder; a snapshot at 138 set at 20: nothing new.
+  const b = book("3");
+  b.check(hello("0", "0-a"), "0");
+  b.learn("4", { members: { "0": "0-b" }, retired: { "0": { index: 20, incarnations: ["0-a"] } } });
+  b.applied(["1", "2", "3", "4"], 138, 20);
+  assert.equal(b.known("0"), "0-b");
+  // A second removal (at 150) that a snapshot at 160 carries it past: 0-b is retired too.
+  b.applied(["0", "1", "2", "3", "4"], 142, 142);
+  b.applied(["1", "2", "3", "4"], 160, 150);
+  assert.equal(b.known("0"), undefined);
+  assert.equal(b.removalFloor(), 150);
+  assert.match(b.check(hello("0", "0-b"), "0")!, /was removed from the cluster/);
+});

@@ -43,3 +43,28 @@ Deno.test("identity: a node removed from the cluster is accepted again only unde
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("identity: a founding folder written before memberships were recorded starts from the founding one", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "distkit-identity-upgrade-" });
+  try {
+    await Deno.writeTextFile(
+      `${dir}/node.json`,
+      JSON.stringify({
+        id: "0",
+        cluster: "",
+        incarnation: "me",
+        created: "bootstrap",
+        members: { "1": "one" },
+      }),
+    );
+    const node = await NodeIdentity.open(dir, { id: "0", members });
+    // Its first removal after the upgrade retires, as on a folder made today.
+    await node.applied(["0", "2"], 30, 30);
+    assert.equal(node.knownIncarnation("1"), undefined);
+    assert.equal(node.removalFloor(), 30);
+    const record = JSON.parse(await Deno.readTextFile(`${dir}/node.json`));
+    assert.deepEqual(record.applied, { index: 30, members: ["0", "2"] });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -42,6 +42,7 @@ Deno.test("identity: a folder gets an incarnation once; another node or cluster 
       incarnation: upgraded.incarnation,
       created: "bootstrap",
       members: {},
+      applied: { index: 0, members },
     });
   });
 });

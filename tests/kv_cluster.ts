@@ -131,12 +131,14 @@ export class KvCluster {
             applied: (node, entries) => {
               ledger.applied(node, entries);
               for (const e of entries) {
-                if (e.kind === "membership") this.#membershipApplied(node, e.index, e.membership);
+                if (e.kind === "membership") {
+                  this.#membershipApplied(node, e.index, e.membership, e.index);
+                }
               }
             },
             installed: (node, meta) => {
               ledger.installed(node, meta);
-              this.#membershipApplied(node, meta.index, meta.membership);
+              this.#membershipApplied(node, meta.index, meta.membership, meta.membershipIndex);
             },
             removed: (node, entries) => ledger.removed(node, entries),
             leader: (node, term) => {
@@ -197,13 +199,18 @@ export class KvCluster {
    * snapshot): its folder's identity book retires whom it removed, as
    * `kv serve` does (`IdentityBook.applied`).
    */
-  #membershipApplied(node: string, index: number, membership: Membership | undefined): void {
+  #membershipApplied(
+    node: string,
+    index: number,
+    membership: Membership | undefined,
+    setAt: number | undefined,
+  ): void {
     if (membership === undefined) return;
     const members = [...membership.voters, ...membership.learners];
     if (Deno.env.get("SIM_IDENTITY")) {
       console.log(`[${node}] applied membership ${JSON.stringify(membership)} at ${index}`);
     }
-    this.group.membershipApplied(this.ids.indexOf(node), members, index);
+    this.group.membershipApplied(this.ids.indexOf(node), members, index, setAt);
   }
 
   /** Server i's machine clock: set its rate (drift) or pause its process ({@linkcode KvCluster.pause}). */

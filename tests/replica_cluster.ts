@@ -195,13 +195,13 @@ export class ReplicaCluster<S extends GroupServer> {
 
   /**
    * Server a applied `members` as the membership at log `index` (an entry,
-   * or a snapshot's): what its book retires (`IdentityBook.applied`, as
+   * or a snapshot's, set by the entry at `setAt`): what its book retires (`IdentityBook.applied`, as
    * `kv serve` tells `NodeIdentity`).
    */
-  membershipApplied(a: number, members: Iterable<string>, index: number): void {
+  membershipApplied(a: number, members: Iterable<string>, index: number, setAt?: number): void {
     const book = this.#servers[a].book;
     if (!book) return;
-    book.applied(members, index);
+    book.applied(members, index, setAt);
     if (book.take()) this.wiring.refresh();
   }
 

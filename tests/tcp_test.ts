@@ -1511,3 +1511,31 @@ Deno.test("tcp: a handler sees the member a connection's handshake proved (CallC
     await server.close();
   }
 });
+
+Deno.test("tcp: retarget during a handshake in progress: that call fails naming the move, the next one reaches the new address", async () => {
+  // A listener that accepts and never answers: the handshake hangs there.
+  const silent = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const accepted: Deno.Conn[] = [];
+  const accepting = (async () => {
+    for await (const c of silent) accepted.push(c);
+  })().catch(() => {});
+  const rpc = new RpcServer();
+  rpc.addService("Who", { Am: () => "live" });
+  const live = serveTcp(rpc);
+  const client = new TcpClient(`127.0.0.1:${(silent.addr as Deno.NetAddr).port}`, {
+    timeoutMs: 30_000,
+  });
+  try {
+    const first = client.call("Who.Am");
+    await waitFor(() => accepted.length === 1, "the handshake has started");
+    client.retarget(live.address);
+    await assert.rejects(first, (e) => e instanceof Error && /moved to/.test(e.message));
+    assert.equal(await client.call("Who.Am"), "live");
+  } finally {
+    await client.close();
+    await live.close();
+    silent.close();
+    for (const c of accepted) c.close();
+    await accepting;
+  }
+});

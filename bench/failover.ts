@@ -11,11 +11,16 @@
  * - `probes`: `bench/kv_vs_etcd.ts`'s measurement (16 clients, and a new put
  *   through a survivor every 10 ms after the kill).
  *
+ * `--signal SIGSTOP` freezes the leader instead of killing it: its sockets
+ * stay open, as when a host loses power or the network splits, so the
+ * followers find out only by their election timeout (the frozen process is
+ * killed once the trial is over).
+ *
  * Each trial is a fresh cluster; trials interleave the APIs. Extra `kv serve`
  * arguments go after `--` (e.g. `-- --tick-ms 30`), to compare settings.
  *
  * deno run -A bench/failover.ts [--trials 9] [--api tcp,http] [--mode sequential|probes]
- *   [--ports 25000-25499] [-- <kv serve arguments>]
+ *   [--signal SIGKILL|SIGSTOP] [--ports 25000-25499] [-- <kv serve arguments>]
  *
  * @module
  */
@@ -36,6 +41,8 @@ export interface Trial {
 
 /** How long a sequential client may go without an acknowledged write before the trial fails. */
 const LIMIT_MS = 20_000;
+/** How long the sequential HTTP client waits for one answer (as `measureFailover`'s attempts). */
+const ATTEMPT_MS = 2000;
 
 /**
  * One sequential client: puts back to back through `put`; after `kill`,
@@ -44,7 +51,13 @@ const LIMIT_MS = 20_000;
  */
 async function sequentialGap(
   put: Put,
-  options: { leader: number; members: number; kill: () => Promise<void>; keys: Keys },
+  options: {
+    leader: number;
+    members: number;
+    kill: () => Promise<void>;
+    keys: Keys;
+    attemptMs: number;
+  },
 ): Promise<number | null> {
   const survivors = Array.from({ length: options.members }, (_, i) => i)
     .filter((i) => i !== options.leader);
@@ -56,7 +69,7 @@ async function sequentialGap(
     while (gap === undefined) {
       const t0 = performance.now();
       try {
-        await put(member, options.keys.next(), AbortSignal.timeout(LIMIT_MS));
+        await put(member, options.keys.next(), AbortSignal.timeout(options.attemptMs));
         if (t0 >= killedAt) gap = performance.now() - killedAt;
       } catch {
         if (t0 >= killedAt && performance.now() - killedAt > LIMIT_MS) gap = null;
@@ -74,7 +87,13 @@ async function sequentialGap(
 
 async function trial(
   api: "tcp" | "http",
-  options: { mode: string; ports?: PortRange; serveArgs: string[]; n: number },
+  options: {
+    mode: string;
+    signal: "SIGKILL" | "SIGSTOP";
+    ports?: PortRange;
+    serveArgs: string[];
+    n: number;
+  },
 ): Promise<Trial> {
   const dataDir = await Deno.makeTempDir({ prefix: "failover-" });
   const offset = options.ports ? Math.floor(options.ports.size / 2) : undefined;
@@ -91,10 +110,15 @@ async function trial(
   try {
     const leader = await cluster.leader();
     const keys = new Keys(`f${options.n}`);
-    const kill = () => cluster.kill(leader);
+    const kill = options.signal === "SIGKILL"
+      ? () => cluster.kill(leader)
+      : () => Promise.resolve(Deno.kill(cluster.pid(leader)!, "SIGSTOP"));
+    // The clerk has deadlines of its own; the HTTP client's attempts are cut off here.
+    const attemptMs = api === "tcp" ? LIMIT_MS : ATTEMPT_MS;
     const gapMs = options.mode === "probes"
       ? (await measureFailover({ put, members: 3, leader, clients: 16, kill, keys })).gapMs
-      : await sequentialGap(put, { leader, members: 3, kill, keys });
+      : await sequentialGap(put, { leader, members: 3, kill, keys, attemptMs });
+    if (options.signal === "SIGSTOP") await cluster.kill(leader);
     const survivor = leader === 0 ? 1 : 0;
     const term = (await cluster.status(survivor))?.term;
     return { api, gapMs, term };
@@ -123,6 +147,7 @@ async function main(): Promise<number> {
       trials: { type: "string", default: "9" },
       api: { type: "string", default: "tcp,http" },
       mode: { type: "string", default: "sequential" },
+      signal: { type: "string", default: "SIGKILL" },
       ports: { type: "string" },
     },
   });
@@ -131,17 +156,19 @@ async function main(): Promise<number> {
   if (
     !Number.isInteger(trials) || trials < 1 ||
     !apis.every((a) => a === "tcp" || a === "http") ||
-    !["sequential", "probes"].includes(values.mode)
+    !["sequential", "probes"].includes(values.mode) ||
+    !["SIGKILL", "SIGSTOP"].includes(values.signal)
   ) {
     console.error(
       "usage: deno run -A bench/failover.ts [--trials 9] [--api tcp,http] " +
-        "[--mode sequential|probes] [--ports LOW-HIGH] [-- <kv serve arguments>]",
+        "[--mode sequential|probes] [--signal SIGKILL|SIGSTOP] [--ports LOW-HIGH] " +
+        "[-- <kv serve arguments>]",
     );
     return 2;
   }
   const ports = values.ports === undefined ? undefined : PortRange.parse(values.ports);
   console.log(
-    `failover: ${trials} trials, ${values.mode}, kv serve ${
+    `failover: ${trials} trials, ${values.mode}, ${values.signal}, kv serve ${
       positionals.join(" ") || "(defaults)"
     }` +
       `, load average ${Deno.loadavg()[0].toFixed(2)}`,
@@ -149,7 +176,8 @@ async function main(): Promise<number> {
   const gaps = new Map<string, number[]>();
   for (let n = 1; n <= trials; n++) {
     for (const api of apis as ("tcp" | "http")[]) {
-      const t = await trial(api, { mode: values.mode, ports, serveArgs: positionals, n });
+      const signal = values.signal as "SIGKILL" | "SIGSTOP";
+      const t = await trial(api, { mode: values.mode, signal, ports, serveArgs: positionals, n });
       console.log(
         `trial ${n} ${api.padEnd(4)} gap ${t.gapMs === null ? "none" : t.gapMs.toFixed(0)} ms` +
           `  survivor's term ${t.term}  load ${Deno.loadavg()[0].toFixed(2)}`,

@@ -41,6 +41,8 @@ export interface LocalClusterOptions {
    * how it ended.
    */
   onExit?: (node: number, status: Deno.CommandStatus) => void;
+  /** More `kv serve` arguments for every node (e.g. `["--tick-ms", "30"]`). Default: none. */
+  serveArgs?: string[];
 }
 
 interface Member {
@@ -210,6 +212,7 @@ export class LocalCluster {
       ...(this.#options.httpOffset === undefined
         ? []
         : ["--http-offset", String(this.#options.httpOffset)]),
+      ...(this.#options.serveArgs ?? []),
     ];
   }
 

@@ -102,6 +102,14 @@ export interface ServeTcpOptions extends ClusterOptions {
    */
   onRefused?: (peer: string, reason: string) => void;
   /**
+   * Called with a member's node id when the last open connection from that
+   * member closes (it crashed, stopped, or hung up), while this server keeps
+   * running: a Raft follower takes it as a sign that its leader is gone.
+   * Only for a server with `member` set (the node id was checked in the
+   * handshake).
+   */
+  onMemberGone?: (node: string) => void;
+  /**
    * After the handshake, a frame must arrive whole within this many
    * milliseconds of its first byte, or the connection is closed (a failure
    * with id 0 says why). Default 30,000 ({@linkcode DEFAULT_FRAME_TIMEOUT_MS}).
@@ -258,6 +266,8 @@ interface Session {
   member?: string;
   serverNonce: Uint8Array | undefined;
   timer: ReturnType<typeof setTimeout> | undefined;
+  /** The member node this open connection came from, counted in `memberConns`. */
+  member?: string;
 }
 
 class TcpServerImpl implements TcpServer {
@@ -272,6 +282,9 @@ class TcpServerImpl implements TcpServer {
   #handshakeTimeoutMs: number;
   #onRefused: ((peer: string, reason: string) => void) | undefined;
   #member: MemberOptions | undefined;
+  #onMemberGone: ((node: string) => void) | undefined;
+  /** Open connections by the member node that made them. */
+  #memberConns = new Map<string, number>();
   #frameTimeoutMs: number;
   #maxConnections: number;
   #maxPerAddress: number;
@@ -317,6 +330,7 @@ class TcpServerImpl implements TcpServer {
     }
     this.#onRefused = options.onRefused;
     this.#member = options.member;
+    this.#onMemberGone = options.onMemberGone;
     this.#frameTimeoutMs = checkDelay(
       options.frameTimeoutMs ?? DEFAULT_FRAME_TIMEOUT_MS,
       "frameTimeoutMs",
@@ -510,6 +524,7 @@ class TcpServerImpl implements TcpServer {
       onClose: () => {
         clearTimeout(session.timer);
         if (this.#conns.delete(framed)) this.#perAddress.remove(host);
+        if (session.member !== undefined) this.#memberClosed(session.member);
       },
     });
     session.framed = framed;
@@ -651,8 +666,29 @@ class TcpServerImpl implements TcpServer {
     // It knows the secret (or there is none to guess): its address starts afresh.
     this.#throttle?.succeeded(session.host);
     session.phase = "open";
+    const node = this.#member === undefined ? undefined : session.hello?.member?.node;
+    if (node !== undefined && !session.framed.isClosed) {
+      session.member = node;
+      this.#memberConns.set(node, (this.#memberConns.get(node) ?? 0) + 1);
+    }
     session.framed.maxFrameBytes = this.#maxFrameBytes;
     session.framed.send(encodeServerMessage({ kind: "welcome", mac, member }));
+  }
+
+  /** One connection from member `node` closed: the last one tells `onMemberGone`. */
+  #memberClosed(node: string): void {
+    const left = (this.#memberConns.get(node) ?? 1) - 1;
+    if (left > 0) {
+      this.#memberConns.set(node, left);
+      return;
+    }
+    this.#memberConns.delete(node);
+    if (this.#closing !== undefined || this.#onMemberGone === undefined) return;
+    try {
+      this.#onMemberGone(node);
+    } catch {
+      // The listener's failure is its own; the connection is closed either way.
+    }
   }
 
   /**

@@ -363,6 +363,75 @@ Deno.test("core: without PreVote an isolated node's term grows (control for the 
   assert.equal(net.get("c").role, "candidate");
 });
 
+Deno.test("core: followers told their leader is gone elect another after a tick, without a split vote", () => {
+  const net = new Net(["a", "b", "c"]);
+  net.elect("a");
+  const term = net.get("a").term;
+  net.cut.add("a");
+  net.get("b").peerGone("a");
+  net.get("c").peerGone("a");
+  assert.equal(net.get("b").leader, null);
+  assert.equal(net.get("c").leader, null);
+  // b, first of the survivors, campaigns after one tick (PreVote first); c would after three.
+  net.get("b").tick();
+  assert.equal(net.get("b").role, "precandidate");
+  net.get("c").tick();
+  assert.equal(net.get("c").role, "follower");
+  net.settle();
+  assert.equal(net.get("b").role, "leader");
+  assert.equal(net.get("b").term, term + 1, "elected in the next term");
+  assert.equal(net.get("c").leader, "b");
+  for (let i = 0; i < 5; i++) net.tickAll();
+  assert.equal(net.get("b").role, "leader");
+  assert.equal(net.get("b").term, term + 1, "c did not campaign too");
+  const votes = net.delivered.filter((m) => m.type === "vote" && m.term > term);
+  assert.ok(votes.some((m) => m.type === "vote" && m.pre), "the campaign started with a PreVote");
+  assert.ok(votes.every((m) => m.from === "b"));
+});
+
+Deno.test("core: a wrong report that the leader is gone deposes nobody (PreVote refused in the lease)", () => {
+  const net = new Net(["a", "b", "c"]);
+  net.elect("a");
+  const a = net.get("a");
+  const b = net.get("b");
+  const term = a.term;
+  // b alone is told a is gone (say one connection closed); a and c are fine.
+  b.peerGone("a");
+  net.deliver(net.tickUntilCampaign("b", 2));
+  const answers = net.collect();
+  assert.deepEqual(
+    answers.filter((m) => m.type === "voteResp" && m.granted),
+    [],
+    "a leads and c hears from it: neither grants the PreVote",
+  );
+  net.deliver(answers);
+  for (let i = 0; i < 30; i++) net.tickAll();
+  assert.equal(a.role, "leader");
+  assert.equal(a.term, term, "no new term");
+  assert.equal(b.role, "follower");
+  assert.equal(b.leader, "a");
+  assert.equal(b.term, term);
+  // After a heartbeat b waits a whole timeout again: no second early campaign.
+  assert.equal(net.delivered.filter((m) => m.type === "vote" && m.from === "b").length, 2);
+});
+
+Deno.test("core: peerGone is ignored without PreVote, for a peer that does not lead, and by a leader", () => {
+  const net = new Net(["a", "b", "c"], { options: { preVote: false } });
+  net.elect("a");
+  const b = net.get("b");
+  b.peerGone("a");
+  assert.equal(b.leader, "a", "without PreVote an early campaign could depose a live leader");
+  const withPreVote = new Net(["a", "b", "c"]);
+  withPreVote.elect("a");
+  withPreVote.get("b").peerGone("c");
+  assert.equal(withPreVote.get("b").leader, "a");
+  withPreVote.get("a").peerGone("b");
+  assert.equal(withPreVote.get("a").role, "leader");
+  for (let i = 0; i < 5; i++) withPreVote.tickAll();
+  assert.equal(withPreVote.get("b").role, "follower");
+  assert.equal(withPreVote.get("a").role, "leader");
+});
+
 // ---- leader lease and CheckQuorum ----
 
 Deno.test("core: a follower in its leader lease ignores a higher-term vote request", () => {

@@ -234,6 +234,17 @@ export class RaftNode {
   }
 
   /**
+   * Tells the node that `peer`'s process is gone (every connection from it
+   * closed): a follower whose leader that is campaigns within a few ticks
+   * instead of waiting out the election timeout (PreVote first, so a leader
+   * that is in fact alive is not deposed: see `RaftCore.peerGone`).
+   */
+  peerGone(peer: NodeId): void {
+    if (this.#stopped) return;
+    this.#core.peerGone(peer);
+  }
+
+  /**
    * Appends `command` to the log if this node is the leader. Resolves with
    * the entry's index and term at once; the command is committed when it
    * comes out of {@linkcode RaftNode.applied} at that index (see

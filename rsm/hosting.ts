@@ -72,6 +72,8 @@ export interface HostNodeOptions {
   onConflict?: (error: IdentityConflictError) => void;
   /** Called for each connection refused in the handshake (see `serveTcp`). */
   onRefused?: (peer: string, reason: string) => void;
+  /** Called when the last connection from a member node closes (see `serveTcp`). */
+  onMemberGone?: (node: string) => void;
   /**
    * Where the TCP listener's summary line goes: once per interval, the
    * connections it refused or cut off by reason (failed handshakes, guessing
@@ -170,6 +172,7 @@ export async function hostNode(options: HostNodeOptions): Promise<NodeHost> {
       secret: options.secret,
       member: options.members ? member : undefined,
       onRefused: options.onRefused,
+      onMemberGone: options.onMemberGone,
       logger: options.logger,
     });
   } catch (err) {

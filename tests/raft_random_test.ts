@@ -39,7 +39,7 @@
  * runs RAFT_REPLAY_SEEDS seeds (default 4) twice each and compares their
  * trace hashes: the same seed, the same run.
  */
-import { delay, type Random, seedFromEnv, simulate } from "../net/mod.ts";
+import { delay, Random, seedFromEnv, simulate } from "../net/mod.ts";
 import {
   AppliedLedger,
   type Entry,
@@ -352,6 +352,8 @@ async function runSeed(
       })();
       let faults = 0;
       const disks = random.fork();
+      // Its own stream, so that the other faults of a seed stay where they were.
+      const reports = new Random((seed ^ 0x2545f491) >>> 0);
       while (clock.now() < VIRTUAL_MS) {
         // A race seed leaves each split for longer: a new leader must be
         // elected on one side before the next fault.
@@ -383,6 +385,7 @@ async function runSeed(
             [damaged, activity.damaged] = [i, activity.damaged + 1];
             await cfg.crash(i, damage);
             await cfg.crash(leader);
+            reportGone(cfg, [i, leader], { reports, schedule, now: clock.now() });
             await cfg.startServer(i);
             cfg.connect(i);
             schedule.push(
@@ -396,6 +399,7 @@ async function runSeed(
             schedule.push(
               `${clock.now()} crash ${i}${damage ? ` (storage damaged: ${damage})` : ""}`,
             );
+            reportGone(cfg, [i], { reports, schedule, now: clock.now() });
           }
         } else if (roll < 70 && !cfg.isRunning(i) && !cfg.failed(i)) {
           await cfg.startServer(i);
@@ -547,6 +551,30 @@ Deno.test("raft: seeds that once failed still keep every safety property", async
 Deno.test("raft: a seed replays its run exactly (the same trace hash twice)", async () => {
   await checkReplays("RAFT_REPLAY_SEEDS", 4, async (seed) => (await runSeed(seed)).trace);
 });
+
+/**
+ * What `kv serve`'s TCP server does when a crashed node's connections close:
+ * tells the running nodes it is gone (`RaftNode.peerGone`), so a follower
+ * of a crashed leader campaigns at once; most of the time (a report can
+ * miss a node, and a partition reports nothing). Now and then a running
+ * node is reported gone too (one of its connections closed while it lives):
+ * nothing about safety may depend on a report being true.
+ */
+function reportGone(
+  cfg: Cluster,
+  crashed: number[],
+  { reports, schedule, now }: { reports: Random; schedule: string[]; now: number },
+): void {
+  const running = cfg.ids.map(Number).filter((j) => cfg.isRunning(j));
+  for (const j of running) {
+    for (const gone of crashed) if (reports.chance(0.8)) cfg.node(j).peerGone(String(gone));
+  }
+  if (running.length >= 2 && reports.chance(0.2)) {
+    const [to, alive] = reports.shuffle(running);
+    cfg.node(to).peerGone(String(alive));
+    schedule.push(`${now} report to ${to}: ${alive} gone (it is not)`);
+  }
+}
 
 /** The command an entry carries (undefined for a no-op or membership entry). */
 function commandOf(e: Entry): unknown {

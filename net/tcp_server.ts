@@ -262,11 +262,13 @@ interface Session {
   /** `hello`: waiting for it; `proof`: challenged; `checking`: busy; `open`: serving. */
   phase: "hello" | "proof" | "checking" | "open";
   hello: Hello | undefined;
-  /** The member node id the client's hello named, once the member check accepted it. */
-  member?: string;
   serverNonce: Uint8Array | undefined;
   timer: ReturnType<typeof setTimeout> | undefined;
-  /** The member node this open connection came from, counted in `memberConns`. */
+  /**
+   * The member node this open connection came from (its hello, accepted by
+   * the member check): counted in `memberConns`, and told to handlers as
+   * `CallContext.member`.
+   */
   member?: string;
 }
 
@@ -646,7 +648,6 @@ class TcpServerImpl implements TcpServer {
           this.#refuse(session, problem);
           return;
         }
-        session.member = client?.node;
         this.#open(session, mac, {
           node: member.node,
           incarnation: member.incarnation,

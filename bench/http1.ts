@@ -106,6 +106,8 @@ class Connection {
       }
       written = true;
     })();
+    // Its failure is reported below, or does not matter (the answer came first).
+    writing.catch(() => {});
     let at: number;
     try {
       while ((at = find(this.#buf, this.#start, this.#end, CRLF_CRLF)) < 0) await this.#fill();
@@ -115,10 +117,7 @@ class Connection {
       throw err;
     }
     // Answered before the whole body was sent: the connection cannot carry another request.
-    if (!written) {
-      this.reusable = false;
-      writing.catch(() => {});
-    }
+    if (!written) this.reusable = false;
     const lines = decoder.decode(this.#buf.subarray(this.#start, at)).split("\r\n");
     this.#start = at + 4;
     const status = Number(lines[0].split(" ")[1]);

@@ -39,7 +39,7 @@ import { PortRange } from "./ports.ts";
 
 const USAGE = "usage: deno run -A bench/overload_1mib.ts [--clients 200] [--seconds 20] " +
   "[--rounds 1] [--ports LOW-HIGH | --addresses H:P,H:P,H:P [--pids P,P,P]] " +
-  "[--max-raft-state BYTES] [--settle 30,120] [--baseline-seconds 5] [--no-baseline]";
+  "[--max-raft-state BYTES] [--pause-ms 100] [--settle 30,120] [--baseline-seconds 5] [--no-baseline]";
 
 /** The cluster under load: its HTTP addresses, node pids (when known) and /status. */
 interface Target {
@@ -181,7 +181,7 @@ interface Round {
 
 async function oneRound(
   target: Target,
-  options: { clients: number; seconds: number; settle: number[] },
+  options: { clients: number; seconds: number; settle: number[]; pauseMs: number },
 ): Promise<Round> {
   const leader = await leaderOf(target);
   const base = `http://${target.http[leader]}`;
@@ -199,6 +199,7 @@ async function oneRound(
     clients: options.clients,
     ms: options.seconds * 1000,
     followRedirects: true,
+    pauseMs: options.pauseMs,
     pids: target.pids,
     onSecond: (second, tally) => {
       if (second % 5 === 0) {
@@ -252,7 +253,7 @@ async function oneRound(
 function report(
   round: Round,
   n: number,
-  options: { clients: number; seconds: number; settle: number[] },
+  options: { clients: number; seconds: number; settle: number[]; pauseMs: number },
 ): void {
   const rows: [string, string][] = [];
   rows.push([
@@ -299,7 +300,10 @@ function report(
   ]);
   if (round.failure !== undefined) rows.push(["an answer broke the rules", String(round.failure)]);
   const width = Math.max(...rows.map(([k]) => k.length));
-  console.log(`\nround ${n}: ${options.clients} clients × 1 MiB for ${options.seconds} s`);
+  console.log(
+    `\nround ${n}: ${options.clients} clients × 1 MiB for ${options.seconds} s ` +
+      `(a pause of ${options.pauseMs}–${options.pauseMs + 200} ms after each refusal)`,
+  );
   for (const [k, v] of rows) console.log(`  ${k.padEnd(width)}  ${v}`);
 }
 
@@ -315,6 +319,7 @@ async function main(): Promise<void> {
       pids: { type: "string" },
       "max-raft-state": { type: "string" },
       settle: { type: "string", default: "30,120" },
+      "pause-ms": { type: "string", default: "100" },
       "baseline-seconds": { type: "string", default: "5" },
       "no-baseline": { type: "boolean", default: false },
       help: { type: "boolean", default: false },
@@ -334,7 +339,9 @@ async function main(): Promise<void> {
   const maxRaftState = values["max-raft-state"] === undefined
     ? undefined
     : positive(values["max-raft-state"], "--max-raft-state");
-  const options = { clients, seconds, settle };
+  const pauseMs = Number(values["pause-ms"]);
+  if (!(pauseMs >= 0)) throw new RangeError(`--pause-ms takes a number >= 0`);
+  const options = { clients, seconds, settle, pauseMs };
 
   const commit = new TextDecoder().decode(
     (await new Deno.Command("git", { args: ["rev-parse", "--short", "HEAD"], stdout: "piped" })
@@ -368,6 +375,12 @@ async function main(): Promise<void> {
       stderr: () => "",
       close: () => Promise.resolve(),
     };
+    // Interrupted: the cluster's processes go too.
+    const interrupted = () => {
+      target.close().finally(() => Deno.exit(130));
+    };
+    Deno.addSignalListener("SIGINT", interrupted);
+    Deno.addSignalListener("SIGTERM", interrupted);
     try {
       const round = await oneRound(target, options);
       report(round, r, options);
@@ -379,6 +392,8 @@ async function main(): Promise<void> {
       throw err;
     } finally {
       await target.close();
+      Deno.removeSignalListener("SIGINT", interrupted);
+      Deno.removeSignalListener("SIGTERM", interrupted);
     }
   }
 }

@@ -57,6 +57,12 @@ export interface LoadOptions {
   followRedirects?: boolean;
   /** Processes whose resident memory is sampled every 100 ms (peak of each). */
   pids?: (number | undefined)[];
+  /**
+   * How long a client pauses after a put that was not acknowledged, plus up
+   * to 200 ms at random. Default 100: a heavy user, who waits less than
+   * `Retry-After` (1 s) says, to keep the pressure on.
+   */
+  pauseMs?: number;
   /** Called about once a second with the seconds elapsed and the tally so far. */
   onSecond?: (second: number, tally: Tally) => void;
 }
@@ -199,8 +205,9 @@ async function client(run: Run, n: number): Promise<void> {
         run.failure ??= err;
         run.stop = true;
       }
-      // A heavy user: waits less than Retry-After says, to keep the pressure on.
-      if (mine.get(seq) !== "acked") await delay(100 + Math.random() * 200);
+      if (mine.get(seq) !== "acked") {
+        await delay((run.options.pauseMs ?? 100) + Math.random() * 200);
+      }
     }
   } finally {
     http.close();

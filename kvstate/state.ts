@@ -332,6 +332,11 @@ export class KvStateMachine {
       const slice = items.slice(at, end);
       parts.push(this.#codec.encode(slice).subarray(arrayHeader(slice.length).length));
       at = end;
+      // Over the limit already: refused now, not after encoding the rest.
+      const size = parts.reduce((n, p) => n + p.length, 0);
+      if (size > this.#codec.maxMessageBytes) {
+        throw new FrameTooLargeError(size, this.#codec.maxMessageBytes);
+      }
     }
   }
 

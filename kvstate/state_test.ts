@@ -169,6 +169,19 @@ Deno.test("kv state: a sliced snapshot of large values encodes about 256 KiB bet
   assert.equal(pauses, 39);
 });
 
+Deno.test("kv state: a sliced snapshot is refused as soon as it passes the codec's limit", async () => {
+  const kv = new KvStateMachine({ codec: new Codec({ maxMessageBytes: 3 << 20 }) });
+  for (let i = 0; i < 8; i++) {
+    kv.apply(cmd("a", i + 1, { type: "put", key: `big${i}`, value: "x".repeat(1 << 20) }));
+  }
+  let pauses = 0;
+  await assert.rejects(
+    kv.snapshotInSlices(() => (pauses++, Promise.resolve())),
+    FrameTooLargeError,
+  );
+  assert.equal(pauses, 2, "three MiB and their headers pass the limit: the rest was not encoded");
+});
+
 Deno.test("kv state: writes during a sliced snapshot are not in it", async () => {
   const kv = filled(9000);
   const before = kv.snapshot();

@@ -30,6 +30,13 @@ function find(buf: Uint8Array, from: number, to: number, pattern: number[]): num
   return -1;
 }
 
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}
+
 /** One keep-alive connection. */
 class Connection {
   readonly #conn: Deno.TcpConn;
@@ -88,12 +95,29 @@ class Connection {
   }
 
   async request(head: Uint8Array, body: Uint8Array): Promise<HttpResponse> {
-    const message = new Uint8Array(head.length + body.length);
-    message.set(head);
-    message.set(body, head.length);
-    for (let at = 0; at < message.length;) at += await this.#conn.write(message.subarray(at));
+    // Small bodies ride in the head's write; a large one is written as it is, not copied.
+    const parts = body.length <= 64 * 1024 ? [concat(head, body)] : [head, body];
+    // Written while the answer is read: a server may answer before it reads
+    // the body (a refusal), and then stop reading it.
+    let written = false;
+    const writing = (async () => {
+      for (const part of parts) {
+        for (let at = 0; at < part.length;) at += await this.#conn.write(part.subarray(at));
+      }
+      written = true;
+    })();
+    // Its failure is reported below, or does not matter (the answer came first).
+    writing.catch(() => {});
     let at: number;
-    while ((at = find(this.#buf, this.#start, this.#end, CRLF_CRLF)) < 0) await this.#fill();
+    try {
+      while ((at = find(this.#buf, this.#start, this.#end, CRLF_CRLF)) < 0) await this.#fill();
+    } catch (err) {
+      // No answer: the write's own failure (a reset) says more, when there is one.
+      await writing;
+      throw err;
+    }
+    // Answered before the whole body was sent: the connection cannot carry another request.
+    if (!written) this.reusable = false;
     const lines = decoder.decode(this.#buf.subarray(this.#start, at)).split("\r\n");
     this.#start = at + 4;
     const status = Number(lines[0].split(" ")[1]);

@@ -59,6 +59,7 @@ import { AbortedError, ArgumentsError, TimeoutError } from "../net/errors.ts";
 import type { CallOptions } from "../net/transport.ts";
 import { DEFAULT_KV_LIMITS, type KvLimits } from "../kvstate/protocol.ts";
 import { checkSession } from "../rsm/checks.ts";
+import { SMALL_WRITE_BYTES, smallWriteReserve } from "../rsm/replica_sizing.ts";
 import type { Session } from "../rsm/replica_client.ts";
 
 /** Default of {@linkcode KvHttpOptions.maxBufferedBodyBytes}. */
@@ -110,6 +111,8 @@ export interface KvHttpOptions {
    * `Content-Length`, or as `maxBodyBytes` when sent chunked, from before it
    * is read until its answer); beyond it a request is refused before its
    * body is read (503, overloaded, not applied), with `Connection: close`.
+   * A body over 64 KiB may take all of it but an eighth, kept for smaller
+   * ones, so that small writes get in while large ones fill it.
    * Default 16 MiB (four times what the replica admits in progress by default).
    */
   maxBufferedBodyBytes?: number;
@@ -619,13 +622,18 @@ export function kvHttpHandler(
     if (refusal !== undefined) {
       return overloaded(new OverloadedError("kv", refusal), definite, reserved > 0 ? CLOSE : {});
     }
-    if (!bodies.tryTake(reserved)) {
+    // A large body leaves a part of the budget to small ones (a canary's put, a lock).
+    const leave = reserved > SMALL_WRITE_BYTES ? smallWriteReserve(bodies.limit) : 0;
+    if (!bodies.tryTake(reserved, { leave })) {
       const held = bodies.limit - bodies.available;
       return overloaded(
         new OverloadedError(
           "kv",
           `${held} bytes of request bodies are held and this one needs ${reserved}; ` +
-            `the limit is ${bodies.limit}`,
+            `the limit is ${bodies.limit}` +
+            (leave > 0
+              ? `, less ${leave} kept for bodies of ${SMALL_WRITE_BYTES} bytes or less`
+              : ""),
         ),
         definite,
         CLOSE,

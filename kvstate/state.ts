@@ -121,6 +121,24 @@ export interface KvStateOptions {
 
 /** Keys `snapshotInSlices` encodes between pauses: about a millisecond's work. */
 const SLICE_KEYS = 2000;
+/**
+ * Bytes of keys and values `snapshotInSlices` encodes between pauses (a
+ * larger entry alone): slices by keys only encoded 200 values of 1 MiB in
+ * one go, which held a leader's event loop for seconds, its heartbeats
+ * with it (issue 16).
+ */
+const SLICE_BYTES = 256 * 1024;
+
+/** About how many bytes an item of the snapshot's arrays holds: a `[key, value]` pair's, else a few. */
+function itemBytes(item: unknown): number {
+  if (!Array.isArray(item)) return 16;
+  let n = 16;
+  for (const part of item) {
+    if (typeof part === "string") n += part.length;
+    else if (part instanceof Uint8Array) n += part.byteLength;
+  }
+  return n;
+}
 
 /**
  * The replicated state: the data and, per client, the last write applied
@@ -303,10 +321,22 @@ export class KvStateMachine {
 
   async #encodeArray(items: unknown[], parts: Uint8Array[], pause: () => Promise<void>) {
     parts.push(arrayHeader(items.length));
-    for (let at = 0; at < items.length; at += SLICE_KEYS) {
+    for (let at = 0; at < items.length;) {
       if (at > 0) await pause();
-      const slice = items.slice(at, at + SLICE_KEYS);
+      // Up to SLICE_KEYS items and SLICE_BYTES bytes, and at least one item.
+      let end = at;
+      let bytes = 0;
+      do bytes += itemBytes(items[end++]); while (
+        end < items.length && end - at < SLICE_KEYS && bytes + itemBytes(items[end]) <= SLICE_BYTES
+      );
+      const slice = items.slice(at, end);
       parts.push(this.#codec.encode(slice).subarray(arrayHeader(slice.length).length));
+      at = end;
+      // Over the limit already: refused now, not after encoding the rest.
+      const size = parts.reduce((n, p) => n + p.length, 0);
+      if (size > this.#codec.maxMessageBytes) {
+        throw new FrameTooLargeError(size, this.#codec.maxMessageBytes);
+      }
     }
   }
 

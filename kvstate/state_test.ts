@@ -151,6 +151,37 @@ Deno.test("kv state: a snapshot encoded in slices is the snapshot's bytes", asyn
   }
 });
 
+Deno.test("kv state: a sliced snapshot of large values encodes about 256 KiB between pauses", async () => {
+  // Eight values of 1 MiB, one per slice, and 64 of 100 KiB, two per slice:
+  // by keys alone, all in one go (a leader held for seconds by 200 MiB).
+  const kv = new KvStateMachine();
+  let seq = 1;
+  for (let i = 0; i < 8; i++) {
+    kv.apply(cmd("a", seq++, { type: "put", key: `big${i}`, value: "x".repeat(1 << 20) }));
+  }
+  for (let i = 0; i < 64; i++) {
+    kv.apply(cmd("a", seq++, { type: "put", key: `mid${i}`, value: new Uint8Array(100 * 1024) }));
+  }
+  let pauses = 0;
+  const sliced = await kv.snapshotInSlices(() => (pauses++, Promise.resolve()));
+  assert.deepEqual(sliced, kv.snapshot());
+  // 8 + 32 slices of data, a pause between each two.
+  assert.equal(pauses, 39);
+});
+
+Deno.test("kv state: a sliced snapshot is refused as soon as it passes the codec's limit", async () => {
+  const kv = new KvStateMachine({ codec: new Codec({ maxMessageBytes: 3 << 20 }) });
+  for (let i = 0; i < 8; i++) {
+    kv.apply(cmd("a", i + 1, { type: "put", key: `big${i}`, value: "x".repeat(1 << 20) }));
+  }
+  let pauses = 0;
+  await assert.rejects(
+    kv.snapshotInSlices(() => (pauses++, Promise.resolve())),
+    FrameTooLargeError,
+  );
+  assert.equal(pauses, 2, "three MiB and their headers pass the limit: the rest was not encoded");
+});
+
 Deno.test("kv state: writes during a sliced snapshot are not in it", async () => {
   const kv = filled(9000);
   const before = kv.snapshot();

@@ -32,7 +32,9 @@ export const FRAME_BUDGET_FROM_BYTES: number = 64 * 1024;
  * const budget = new ByteBudget(100);
  * assert.ok(budget.tryTake(60));
  * assert.ok(!budget.tryTake(60)); // only 40 left
- * budget.give(60);
+ * assert.ok(!budget.tryTake(30, { leave: 20 })); // 30 would leave 10, not 20
+ * assert.ok(budget.tryTake(30, { leave: 10 }));
+ * budget.give(90);
  * assert.equal(budget.available, 100);
  * ```
  */
@@ -59,9 +61,12 @@ export class ByteBudget {
     return this.limit - this.#taken;
   }
 
-  /** Takes `bytes` if that many are available; returns whether it did. */
-  tryTake(bytes: number): boolean {
-    if (bytes > this.limit - this.#taken) return false;
+  /**
+   * Takes `bytes` if that many are available, and `options.leave` more
+   * besides (a part kept for other, smaller takers); returns whether it did.
+   */
+  tryTake(bytes: number, options: { leave?: number } = {}): boolean {
+    if (bytes + (options.leave ?? 0) > this.limit - this.#taken) return false;
     this.#taken += bytes;
     return true;
   }

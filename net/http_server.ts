@@ -333,6 +333,8 @@ class HttpServerImpl implements HttpServer {
   #turnAway(conn: Deno.TcpConn, why: string): void {
     const body = JSON.stringify({
       error: `this server is at its connection limit: ${why}; retry later`,
+      // Turned away before a byte of the request was read: certainly not applied.
+      mayHaveApplied: false,
       overloaded: true,
     });
     const bytes = encoder.encode(

@@ -175,6 +175,10 @@ Deno.test("http server: connections over the caps are answered 503 unread", asyn
     }
     const text = await talk(server, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
     assert.match(text, /^HTTP\/1\.1 503 [^]*retry-after: 1[^]*maxConnectionsPerAddress/);
+    // Definite: nothing of the request was read, so a write in it was certainly not applied.
+    const body = JSON.parse(text.slice(text.indexOf("\r\n\r\n") + 4));
+    assert.equal(body.mayHaveApplied, false);
+    assert.equal(body.overloaded, true);
     assert.equal(server.stats().overMaxPerAddress, 1);
   } finally {
     for (const conn of held) conn.close();

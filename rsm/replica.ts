@@ -21,7 +21,7 @@ import { ArgumentsError } from "../net/errors.ts";
 import { type Logger, silentLogger } from "../net/logger.ts";
 import { OverloadedError } from "./errors.ts";
 import type { ServiceMethods } from "../net/rpc_server.ts";
-import { type Applied, NotLeaderError, RaftNode } from "../raft/mod.ts";
+import { type Applied, NotLeaderError, RaftNode, RaftStoppedError } from "../raft/mod.ts";
 import { invariant, RaftInvariantError } from "../raft/invariant.ts";
 import { defaultClock } from "../net/env.ts";
 import { ApplyError } from "./apply_error.ts";
@@ -522,14 +522,12 @@ export class Replica<R> {
    * itself is checked again when submitted.
    */
   refusal(bytes: number): string | undefined {
-    // Only a leader admits: elsewhere the proposal is refused as "not the
-    // leader", which sends the client on (writes left pending from an
-    // earlier leadership must not hold the node's refusals for ever).
+    // Only a leader admits: elsewhere the proposal is refused as "not the leader", which sends the
+    // client on (writes left pending from an earlier leadership must not hold refusals for ever).
     if (this.#raft.status().role !== "leader") return undefined;
     const reason = this.#limitReached(bytes);
-    // Writes this node proposed while it led before may be past its log's
-    // end now: left pending, they would hold every write off (the oldest
-    // waits for ever) while nothing new could be appended to settle them.
+    // Writes this node proposed while it led before may be past its log's end now: left pending,
+    // they would hold every write off while nothing new could be appended to settle them.
     if (reason === undefined || !this.#settleLostWrites()) return reason;
     return this.#limitReached(bytes);
   }
@@ -636,9 +634,8 @@ export class Replica<R> {
       for await (const item of this.#raft.applied()) {
         this.#applyOne(item);
         for (const listener of this.#listeners) listener();
-        // A backlog comes out of the stream without a turn of the event loop
-        // in between: a follower catching up on thousands of entries went
-        // deaf to heartbeats, votes and /status for seconds (issue 16).
+        // A backlog comes out of the stream without a turn of the event loop in between: a follower
+        // catching up on thousands of entries went deaf for seconds (issue 16).
         if (this.#raft.appliedBacklog === 0) run = 0;
         else if (++run >= APPLY_SLICE) {
           run = 0;
@@ -737,10 +734,9 @@ export class Replica<R> {
   }
 
   /**
-   * Proposals beyond `index` of a term older than the one just applied can
-   * never be committed (the terms along a log never decrease): nothing will
-   * be applied for them. Left waiting for an entry at their index, they held
-   * a leader's admission limits for good once no write came to fill it.
+   * Proposals beyond `index` of a term older than the one just applied can never be committed
+   * (the terms along a log never decrease): nothing will be applied for them. Left waiting for
+   * an entry at their index, they held a leader's admission limits for good.
    */
   #dropStaleWrites(index: number): void {
     for (const [at, list] of this.#writes) {
@@ -773,9 +769,8 @@ export class Replica<R> {
     this.#counts.snapshots++;
     const index = this.#appliedIndex;
     const once = this.#once;
-    // Encoded a slice per turn of the event loop when the machine can: encoded
-    // at once, a large state held up this replica for tens of milliseconds.
-    // The dedup table is taken at the same point of the log as the machine.
+    // Encoded a slice per turn of the event loop when the machine can (at once, a large state held
+    // up the replica); the dedup table is taken at the same point of the log as the machine.
     let data: Promise<Uint8Array>;
     if (this.#machine.snapshotInSlices) {
       const dedup = once?.capture();
@@ -789,8 +784,13 @@ export class Replica<R> {
     }
     data
       .then((bytes) => this.#raft.snapshot(index, bytes))
-      // Stopped meanwhile (even before the call): the next start snapshots again if needed.
-      .catch(() => {})
+      // Stopped: the next start snapshots if needed. Failed (a state over the codec's limit): tried
+      // a threshold of log later; at once, it was encoded again without end (issue 16).
+      .catch((err) => {
+        if (this.#stopped || err instanceof RaftStoppedError) return;
+        this.#snapshotAt = this.#options.storage.raftStateSize() + max;
+        this.#logger.log("error", "snapshot failed", { node: this.#raft.id, error: `${err}` });
+      })
       .finally(() => {
         this.#snapshotting = false;
         // Entries applied meanwhile found a snapshot in progress: an idle log applies no more.

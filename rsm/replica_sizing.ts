@@ -79,12 +79,29 @@ export interface WritesInProgress {
   maxQueueDelayMs: number;
 }
 
+/**
+ * Writes of at most this many bytes are small: large writes leave
+ * {@linkcode smallWriteReserve} of the byte limit to them, so that a few
+ * bytes (a heartbeat key, a lock) still get in while large values fill the
+ * limit (issue 16: a canary's puts were refused behind 1 MiB values).
+ */
+export const SMALL_WRITE_BYTES = 64 * 1024;
+
+/** The part of a byte limit only small writes may use: an eighth of it. */
+export function smallWriteReserve(maxBytes: number): number {
+  return Math.floor(maxBytes / 8);
+}
+
 /** Which limit a write of `bytes` would pass, given the writes in progress; undefined: none. */
 export function limitReached(bytes: number, now: WritesInProgress): string | undefined {
   if (now.writes >= now.maxWrites) return `${now.writes} writes are in progress, the limit`;
-  if (now.writes > 0 && now.writeBytes + bytes > now.maxWriteBytes) {
+  const reserve = bytes > SMALL_WRITE_BYTES ? smallWriteReserve(now.maxWriteBytes) : 0;
+  if (now.writes > 0 && now.writeBytes + bytes > now.maxWriteBytes - reserve) {
     return `${now.writeBytes} bytes of writes are in progress and this one has ${bytes}; ` +
-      `the limit is ${now.maxWriteBytes}`;
+      `the limit is ${now.maxWriteBytes}` +
+      (reserve > 0
+        ? `, less ${reserve} kept for writes of ${SMALL_WRITE_BYTES} bytes or less`
+        : "");
   }
   if (now.writes > 0 && now.oldestWaitMs > now.maxQueueDelayMs) {
     return `the oldest write in progress has waited ${Math.round(now.oldestWaitMs)} ms, over the ` +

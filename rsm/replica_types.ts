@@ -138,7 +138,9 @@ export interface ReplicaOptions extends RaftNodeOptions {
    * Bytes (estimated: strings and byte arrays in the entry) of the writes
    * proposed and not yet applied, at most; beyond it a write is refused as
    * with `maxPendingWrites`. One write is always admitted when none is
-   * pending, whatever its size. Default 4 MiB: what a busy disk commits in
+   * pending, whatever its size. A write over 64 KiB may take all of it but
+   * an eighth, kept for smaller writes, so that they get in while large ones
+   * fill it. Default 4 MiB: what a busy disk commits in
    * a fraction of `requestTimeoutMs`, and what a leader encodes and sends
    * in one turn without holding up its heartbeats (8 MiB cost elections on
    * a loaded 2-core machine).

@@ -25,161 +25,22 @@ import assert from "node:assert/strict";
 import { LocalCluster } from "../cli.ts";
 import { delay } from "../net/mod.ts";
 import { residentBytes as rss } from "./proc_stats.ts";
+import { MIB, quantile, runLoad, VALUE_BYTES, verifyOutcomes, viewOf } from "./overload_load.ts";
 
 const CLIENTS = 48;
 const LOAD_MS = 8_000;
-const MIB = 1 << 20;
-/** The documented maximum value size, less nothing: the tag is inside it. */
-const VALUE_BYTES = MIB;
-const TAG_WIDTH = 24;
 /** The node's defaults this test relies on (kv/http.ts, rsm/replica.ts). */
 const BODY_BUDGET = 16 * MIB;
 const PENDING_BUDGET = 4 * MIB;
 const INFLIGHT_BUDGET = 4 * MIB;
 const MAX_RAFT_STATE = 32 * MIB;
 
-type Outcome = "acked" | "refused" | "unknown";
-
 function mib(bytes: number): string {
   return `${(bytes / MIB).toFixed(0)} MiB`;
 }
 
-function tagOf(client: number, seq: number): string {
-  return `<${client}:${seq}>`.padEnd(TAG_WIDTH, "-");
-}
-
-interface Tally {
-  acked: number;
-  refused: number;
-  overloaded: number;
-  unknown: number;
-}
-
-/** One PUT; what its answer says. Asserts the answer states its outcome. */
-async function put(
-  base: string,
-  key: string,
-  value: string,
-  tally: Tally,
-): Promise<Outcome> {
-  let res: Response;
-  try {
-    res = await fetch(`${base}/kv/${key}`, {
-      method: "PUT",
-      body: value,
-      redirect: "manual",
-      signal: AbortSignal.timeout(20_000),
-    });
-  } catch {
-    tally.unknown++;
-    return "unknown"; // sent, perhaps, and no answer
-  }
-  const text = await res.text();
-  if (res.status === 204) {
-    tally.acked++;
-    return "acked";
-  }
-  let body: { mayHaveApplied?: unknown; overloaded?: unknown };
-  try {
-    body = JSON.parse(text);
-  } catch {
-    throw new Error(`${res.status} with a body that is not JSON: ${text.slice(0, 200)}`);
-  }
-  assert.equal(
-    typeof body.mayHaveApplied,
-    "boolean",
-    `${res.status} ${text}: must say mayHaveApplied`,
-  );
-  if (body.overloaded === true) {
-    assert.equal(res.status, 503, text);
-    assert.equal(body.mayHaveApplied, false, `an overload refusal is definite: ${text}`);
-    assert.match(res.headers.get("retry-after") ?? "", /^[1-9][0-9]*$/, "Retry-After");
-    tally.overloaded++;
-  }
-  assert.notEqual(res.status, 307, `a leader change during the load: ${text}`);
-  if (body.mayHaveApplied) {
-    tally.unknown++;
-    return "unknown";
-  }
-  tally.refused++;
-  return "refused";
-}
-
-async function getValue(base: string, key: string): Promise<string | null> {
-  const res = await fetch(`${base}/kv/${key}`, { signal: AbortSignal.timeout(20_000) });
-  if (res.status === 404) {
-    await res.body?.cancel();
-    return null;
-  }
-  assert.equal(res.status, 200, `GET ${key}`);
-  return await res.text();
-}
-
-interface NodeView {
-  term: number;
-  leaderChanges: number;
-  leader: string | null;
-}
-
-async function view(cluster: LocalCluster, i: number): Promise<NodeView> {
-  for (let attempt = 0; attempt < 40; attempt++) {
-    const s = await cluster.status(i) as unknown as NodeView | undefined;
-    if (s !== undefined) return { term: s.term, leaderChanges: s.leaderChanges, leader: s.leader };
-    await delay(250);
-  }
-  throw new Error(`node ${i} did not answer /status`);
-}
-
-/** One run of the load: where it goes, whether to stop, what happened. */
-interface Run {
-  base: string;
-  stop: boolean;
-  failure: unknown;
-  tally: Tally;
-  /** Each client's puts by number, and what their answers said. */
-  outcomes: Map<number, Outcome>[];
-  canaryFailures: number;
-}
-
-const PAD = "x".repeat(VALUE_BYTES - TAG_WIDTH);
-
-/** Client `n`: puts its own tagged values to its own key until the run stops. */
-async function client(run: Run, n: number): Promise<void> {
-  const mine = new Map<number, Outcome>();
-  run.outcomes[n] = mine;
-  for (let seq = 1; !run.stop; seq++) {
-    mine.set(seq, "unknown");
-    try {
-      mine.set(seq, await put(run.base, `load-${n}`, tagOf(n, seq) + PAD, run.tally));
-    } catch (err) {
-      run.failure ??= err;
-      run.stop = true;
-    }
-    // A heavy user: waits less than Retry-After says, to keep the pressure on.
-    if (mine.get(seq) !== "acked") await delay(100 + Math.random() * 200);
-  }
-}
-
-/** A put and a get every 100 ms; each round's time goes to `times`. */
-async function canaryLoop(run: Run, times: number[]): Promise<void> {
-  for (let i = 0; !run.stop; i++) {
-    const started = performance.now();
-    try {
-      const res = await fetch(`${run.base}/kv/canary`, {
-        method: "PUT",
-        body: String(i),
-        signal: AbortSignal.timeout(10_000),
-      });
-      await res.body?.cancel();
-      const got = await fetch(`${run.base}/kv/canary`, { signal: AbortSignal.timeout(10_000) });
-      await got.body?.cancel();
-      if (res.status !== 204 || got.status !== 200) run.canaryFailures++;
-    } catch {
-      run.canaryFailures++;
-    }
-    times.push(performance.now() - started);
-    await delay(100);
-  }
+function view(cluster: LocalCluster, i: number) {
+  return viewOf(() => cluster.status(i), i);
 }
 
 /** One HTTP/1.1 request sent as written (fetch would resolve `..` in the path); status and body. */
@@ -230,40 +91,17 @@ Deno.test("kv processes: 48 clients putting 1 MiB values: no leader change, defi
     const baseline = (await rss(pid))!;
     assert.ok(baseline > 0, "the leader's VmRSS is readable");
 
-    const tally: Tally = { acked: 0, refused: 0, overloaded: 0, unknown: 0 };
-    const run: Run = {
-      base,
-      stop: false,
-      failure: undefined,
-      tally,
-      outcomes: [],
-      canaryFailures: 0,
-    };
-    let peak = baseline;
-    const sampler = (async () => {
-      while (!run.stop) {
-        peak = Math.max(peak, (await rss(pid)) ?? 0);
-        await delay(100);
-      }
-    })();
-    const canary: number[] = [];
-    const load = [...Array(CLIENTS).keys()].map((n) => client(run, n));
-    const canaryDone = canaryLoop(run, canary);
-    for (let t = 0; t < LOAD_MS && !run.stop; t += 100) await delay(100);
-    run.stop = true;
-    await Promise.all(load);
-    await canaryDone;
-    await sampler;
-    const { failure, outcomes } = run;
+    const result = await runLoad({ base, clients: CLIENTS, ms: LOAD_MS, pids: [pid] });
+    const { tally, failure, outcomes, canaryMs: canary } = result;
+    const peak = Math.max(baseline, result.peakRss[0]);
 
     const after = await Promise.all([0, 1, 2].map((i) => view(cluster, i)));
-    canary.sort((a, b) => a - b);
-    const p99 = canary[Math.min(canary.length - 1, Math.floor(canary.length * 0.99))] ?? NaN;
+    const p99 = quantile(canary, 0.99);
     console.log(
       `  ${CLIENTS} clients × 1 MiB for ${LOAD_MS} ms: ${tally.acked} acknowledged, ` +
         `${tally.refused} refused as not applied (${tally.overloaded} overloaded), ` +
         `${tally.unknown} unknown; canary ${canary.length} rounds, p99 ${p99.toFixed(0)} ms, ` +
-        `${run.canaryFailures} failed; leader VmRSS ${mib(baseline)} before, peak ${mib(peak)}`,
+        `${result.canaryFailures} failed; leader VmRSS ${mib(baseline)} before, peak ${mib(peak)}`,
     );
 
     if (failure !== undefined) {
@@ -283,28 +121,7 @@ Deno.test("kv processes: 48 clients putting 1 MiB values: no leader change, defi
     );
 
     // Nothing refused was applied; nothing acknowledged was lost.
-    for (let n = 0; n < CLIENTS; n++) {
-      const mine = outcomes[n];
-      const acked = [...mine].filter(([, o]) => o === "acked").map(([s]) => s);
-      const lastAcked = acked.length === 0 ? 0 : Math.max(...acked);
-      const value = await getValue(base, `load-${n}`);
-      if (value === null) {
-        assert.equal(lastAcked, 0, `client ${n}'s acknowledged put ${lastAcked} is lost`);
-        continue;
-      }
-      assert.equal(value.length, VALUE_BYTES, `client ${n}'s value is whole`);
-      const match = /^<(\d+):(\d+)>/.exec(value);
-      assert.ok(match && Number(match[1]) === n, `client ${n}'s key holds its own value`);
-      const seq = Number(match[2]);
-      const outcome = mine.get(seq);
-      assert.notEqual(
-        outcome,
-        "refused",
-        `client ${n}'s put ${seq} was refused as not applied, yet applied`,
-      );
-      assert.ok(outcome !== undefined, `client ${n}'s key holds put ${seq}, never sent`);
-      assert.ok(seq >= lastAcked, `client ${n}'s acknowledged put ${lastAcked} was lost to ${seq}`);
-    }
+    assert.deepEqual(await verifyOutcomes(base, outcomes), []);
 
     // Keys are literal (README, HTTP API): ".." and "a/../b" are keys of their own.
     const http = cluster.httpAddress(leader);

@@ -18,7 +18,11 @@ interface SimNode {
 
 async function startNodes(
   sim: Simulation,
-  options: { maxPendingWrites?: number; maxBufferedBodyBytes?: number } = {},
+  options: {
+    maxPendingWrites?: number;
+    maxPendingWriteBytes?: number;
+    maxBufferedBodyBytes?: number;
+  } = {},
 ): Promise<SimNode[]> {
   return await Promise.all(IDS.map(async (id) => {
     const rpc = new RpcServer();
@@ -31,6 +35,7 @@ async function startNodes(
       clock: sim.clock,
       random: sim.random.fork(),
       maxPendingWrites: options.maxPendingWrites,
+      maxPendingWriteBytes: options.maxPendingWriteBytes,
     });
     sim.net.addServer(id, rpc);
     const http = kvHttpHandler(kv, rpc, {
@@ -123,6 +128,37 @@ Deno.test("kv http: a body over the memory budget is refused before it is read, 
     assert.equal((await put(leader, "small", "y".repeat(100))).status, 204);
     for (const n of nodes) await n.kv.stop();
   }, { seed: 18, limitMs: 120_000 });
+});
+
+Deno.test("kv http: large bodies leave a part of the memory budget to small ones, so a small write gets in", async () => {
+  await simulate(async (sim) => {
+    // Bodies over 64 KiB may hold 400,000 bytes less an eighth: three of 100,000.
+    const nodes = await startNodes(sim, {
+      maxBufferedBodyBytes: 400_000,
+      maxPendingWriteBytes: 64 << 20,
+    });
+    const leader = await leaderOf(sim, nodes);
+    assert.equal((await put(leader, "warm", "1")).status, 204);
+    // Cut off from its followers, the leader commits nothing: the bodies stay held.
+    sim.net.partition([leader.id], IDS.filter((id) => id !== leader.id));
+    const held = [0, 1, 2].map((i) => put(leader, `large-${i}`, "x".repeat(100_000)));
+    await delay(1, { clock: sim.clock });
+    const refused = await put(leader, "large-3", "x".repeat(100_000));
+    assert.equal(refused.status, 503);
+    const body = await refused.json();
+    assert.equal(body.mayHaveApplied, false);
+    assert.match(body.error, /less 50000 kept for bodies of 65536 bytes or less/);
+    // A small write is not refused: it waits, in progress, like the large ones.
+    let small: Response | undefined;
+    const smallDone = put(leader, "small", "canary").then((r) => small = r);
+    await delay(1, { clock: sim.clock });
+    assert.equal(small, undefined, "the small write was answered at once: refused");
+    sim.net.heal();
+    await smallDone;
+    assert.equal(small!.status, 204);
+    for (const r of held) assert.equal((await r).status, 204);
+    for (const n of nodes) await n.kv.stop();
+  }, { seed: 19, limitMs: 120_000 });
 });
 
 Deno.test("kv clerk: an overloaded answer is a definite refusal; a clerk that follows leaders pauses and resends", async () => {

@@ -55,6 +55,25 @@ export type {
 } from "./replica_types.ts";
 
 /**
+ * Options of {@linkcode Replica.serve}.
+ *
+ * @example
+ * ```ts
+ * import type { ReplicaServeOptions } from "@distkit/distkit/rsm";
+ *
+ * const options: ReplicaServeOptions = { signal: AbortSignal.timeout(1000) };
+ * ```
+ */
+export interface ReplicaServeOptions {
+  /**
+   * Ends the wait when it fires (the request is answered `retry`, as when
+   * the replica's own deadline passes), in place of that deadline's timer.
+   * Default: none; the replica's `requestTimeoutMs` bounds the wait.
+   */
+  signal?: AbortSignal;
+}
+
+/**
  * The RPC service a replica serves: its name and, given the replica, its
  * methods. It is registered once the replica has started and removed when
  * it stops.
@@ -594,14 +613,25 @@ export class Replica<R> {
    * and "too slow" into answers that send the client elsewhere, and counts
    * the outcome as a read or a write. A request that throws `ArgumentsError` (malformed) is counted and rethrown, for the
    * RPC layer to report to the caller.
+   *
+   * The deadline is {@linkcode Replica.requestTimeoutMs}, on a timer of its
+   * own; with `options.signal` it is that signal instead (no timer): for a
+   * caller in the same process that already keeps one deadline per request
+   * (the HTTP API), so a request does not pay for a second.
    */
   async serve<T extends object>(
     kind: "reads" | "writes",
     work: () => Promise<ReplicaReply<T>>,
+    options: ReplicaServeOptions = {},
   ): Promise<ReplicaReply<T>> {
     let reply: ReplicaReply<T>;
     try {
-      reply = await deadline(work(), { clock: this.#clock, timeoutMs: this.#timeoutMs });
+      reply = await deadline(
+        work(),
+        options.signal === undefined
+          ? { clock: this.#clock, timeoutMs: this.#timeoutMs }
+          : { signal: options.signal },
+      );
     } catch (err) {
       if (err instanceof ArgumentsError) {
         this.#counts.badRequests++;

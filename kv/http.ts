@@ -113,7 +113,7 @@ export interface KvHttpOptions {
   maxBufferedBodyBytes?: number;
   /** How long one request may take before 503. Default 5,000 ms. */
   timeoutMs?: number;
-  /** The clock that times requests and the clerk's pauses. Default: the real clock (none inside `simulate`: pass `sim.clock`). */
+  /** The clock that times requests and the pauses before a resend. Default: the real clock (none inside `simulate`: pass `sim.clock`). */
   clock?: Clock;
   /**
    * A request's head must arrive within this many milliseconds of its first
@@ -132,9 +132,12 @@ export interface KvHttpOptions {
   logger?: Logger;
   /** The node's TCP listener's counters, for `/metrics` (e.g. `listener.stats` of `hostNode`). */
   tcpStats?: () => TcpServerStats;
-  /** Randomness of the handler's clerk (backoff jitter). Default: seeded from `SEED` or at random (none inside `simulate`). */
+  /** Randomness of the pauses before a write is resent (backoff jitter). Default: seeded from `SEED` or at random (none inside `simulate`). */
   random?: Random;
-  /** The session id of the handler's clerk. Default: a random UUID (none inside `simulate`: pass `sim.newId()`). */
+  /**
+   * The id the handler's own client sessions are named after (writes sent without
+   * `X-Distkit-Client` go in them). Default: a random UUID (none inside `simulate`: pass `sim.newId()`).
+   */
   clerkId?: string;
 }
 

@@ -291,4 +291,23 @@ if (import.meta.main) {
       );
     }
   }
+  // Each round's pair measured the same minutes: their ratio moves less with the load than either.
+  console.log(`\nleader CPU per put against ${trees[0].name}, round by round (median):`);
+  for (const tree of trees.slice(1)) {
+    for (const c of connections) {
+      const ratios = [];
+      for (let round = 1; round <= rounds; round++) {
+        const pick = (name: string) =>
+          results.find((r) => r.tree === name && r.connections === c && r.round === round);
+        const [base, other] = [pick(trees[0].name), pick(tree.name)];
+        if (base && other) ratios.push(other.leaderCpuUs / base.leaderCpuUs);
+      }
+      const median = quantile([...ratios].sort((a, b) => a - b), 0.5);
+      console.log(
+        `${tree.name}, ${c} connections: ${ratios.map((r) => r.toFixed(2)).join(", ")} (${
+          median.toFixed(2)
+        })`,
+      );
+    }
+  }
 }

@@ -107,6 +107,7 @@ export type {
   ReplicaClientOptions,
   ReplicaMachine,
   ReplicaReply,
+  ReplicaServeOptions,
   ReplicaStats,
   Retirement,
   ServerAttempt,
@@ -115,7 +116,7 @@ export type {
   WriteAttempts,
 } from "./rsm/mod.ts";
 // kvstate: the key/value data model (values and limits).
-export type { KvLimits, KvValue } from "./kvstate/mod.ts";
+export type { KvLimits, KvReply, KvResult, KvValue } from "./kvstate/mod.ts";
 // kv: the replicated key/value service (6.824's kvraft).
 export { connectKv, KvClerk, KvServer, startKvNode } from "./kv/mod.ts";
 export type {

@@ -12,8 +12,8 @@
  * - `GET /status`: the node's Raft status and KV counters as JSON;
  * - `GET /metrics`: the same in Prometheus' text format.
  *
- * Keys and values go through the node's own clerk, so writes are applied
- * exactly once and reads are linearizable. A node that does not lead answers
+ * Keys and values go straight to the node's own replica, in client
+ * sessions, so writes are applied exactly once and reads are linearizable. A node that does not lead answers
  * `/kv/` requests with `307 Temporary Redirect` to the leader's HTTP address
  * (`curl -L` follows it), or 503 with `Retry-After` while there is no leader.
  * Errors are JSON `{"error": "..."}`.
@@ -39,11 +39,10 @@ import { ByteBudget } from "../net/frame_limits.ts";
 import { type HttpServerStats, serveHttp } from "../net/http_server.ts";
 import type { Logger } from "../net/logger.ts";
 import type { TcpServerStats } from "../net/tcp_limits.ts";
-import { defaultClock } from "../net/env.ts";
+import { defaultClock, defaultId, defaultRandom } from "../net/env.ts";
 import type { Random } from "../net/random.ts";
 import type { RpcServer } from "../net/rpc_server.ts";
-import type { Transport } from "../net/transport.ts";
-import { KvClerk, type KvWriteOptions } from "./clerk.ts";
+import { LocalKv, RequestDeadline } from "./http_local.ts";
 import {
   mayHaveApplied,
   OutcomeUnknownError,
@@ -55,8 +54,7 @@ import {
 import type { KvServer } from "./server.ts";
 import { metrics } from "./http_metrics.ts";
 import type { KvValue } from "../kvstate/value.ts";
-import { AbortedError, ArgumentsError, TimeoutError } from "../net/errors.ts";
-import type { CallOptions } from "../net/transport.ts";
+import { ArgumentsError } from "../net/errors.ts";
 import { DEFAULT_KV_LIMITS, type KvLimits } from "../kvstate/protocol.ts";
 import { checkSession } from "../rsm/checks.ts";
 import { SMALL_WRITE_BYTES, smallWriteReserve } from "../rsm/replica_sizing.ts";
@@ -118,7 +116,7 @@ export interface KvHttpOptions {
   maxBufferedBodyBytes?: number;
   /** How long one request may take before 503. Default 5,000 ms. */
   timeoutMs?: number;
-  /** The clock that times requests and the clerk's pauses. Default: the real clock (none inside `simulate`: pass `sim.clock`). */
+  /** The clock that times requests and the pauses before a resend. Default: the real clock (none inside `simulate`: pass `sim.clock`). */
   clock?: Clock;
   /**
    * A request's head must arrive within this many milliseconds of its first
@@ -137,9 +135,12 @@ export interface KvHttpOptions {
   logger?: Logger;
   /** The node's TCP listener's counters, for `/metrics` (e.g. `listener.stats` of `hostNode`). */
   tcpStats?: () => TcpServerStats;
-  /** Randomness of the handler's clerk (backoff jitter). Default: seeded from `SEED` or at random (none inside `simulate`). */
+  /** Randomness of the pauses before a write is resent (backoff jitter). Default: seeded from `SEED` or at random (none inside `simulate`). */
   random?: Random;
-  /** The session id of the handler's clerk. Default: a random UUID (none inside `simulate`: pass `sim.newId()`). */
+  /**
+   * The id the handler's own client sessions are named after (writes sent without
+   * `X-Distkit-Client` go in them). Default: a random UUID (none inside `simulate`: pass `sim.newId()`).
+   */
   clerkId?: string;
 }
 
@@ -160,28 +161,6 @@ export interface KvHttpServer {
   readonly address: string;
   /** Stops listening and waits for requests in progress. */
   close(): Promise<void>;
-}
-
-/**
- * A transport that calls this node's own RPC server, in process. The
- * clerk does not follow leaders: a "not the leader" answer ends the
- * request (the client is sent to the leader); "retry" answers are retried
- * by the clerk in its session.
- */
-function localTransport(rpc: RpcServer): Transport {
-  return {
-    connect: (peer: string) => ({
-      peer,
-      call: <T>(method: string, args?: unknown, options: CallOptions = {}) =>
-        // No timer of its own: the server bounds each request, and the
-        // caller's signal bounds the whole operation.
-        deadline(rpc.dispatch(method, args), {
-          signal: options.signal,
-          onTimeout: () => new TimeoutError(method, options.timeoutMs!),
-          onAbort: (reason) => new AbortedError(method, { cause: reason }),
-        }) as Promise<T>,
-    }),
-  };
 }
 
 /** At most `n` holders at once; at most `queue` others wait in line, and more are refused. */
@@ -375,13 +354,6 @@ function sessionFrom(req: Request): Session | undefined {
   }
 }
 
-/** A signal that fires `ms` from now on `clock`, and a way to disarm it. */
-function timeoutSignal(clock: Clock, ms: number): { signal: AbortSignal; cancel: () => void } {
-  const controller = new AbortController();
-  const timer = clock.setTimer(ms, () => controller.abort(new Error(`no answer within ${ms} ms`)));
-  return { signal: controller.signal, cancel: () => timer.cancel() };
-}
-
 /**
  * The request handler of {@linkcode serveKvHttp}, for a server of the
  * caller's own (or a test that calls it with `Request`s directly).
@@ -403,13 +375,12 @@ export function kvHttpHandler(
   const timeoutMs = options.timeoutMs ?? 5000;
   const limits = { ...DEFAULT_KV_LIMITS, ...options.limits };
   const maxBody = options.maxBodyBytes ?? limits.maxValueBytes + 1024;
-  const clerk = new KvClerk(localTransport(rpc), [id], {
-    attemptTimeoutMs: timeoutMs,
-    limits,
+  // Keys and values go straight to this node's replica, in sessions of the
+  // handler's own when the client brings none (issue 20: no RPC layer).
+  const local = new LocalKv(kv, {
     clock,
-    random: options.random,
-    id: options.clerkId,
-    followLeader: false,
+    random: options.random ?? defaultRandom("kvHttpHandler"),
+    id: options.clerkId ?? defaultId("kvHttpHandler"),
   });
   const maxWrites = options.maxConcurrentWrites ?? 64;
   const writes = new Semaphore(maxWrites, options.maxQueuedWrites ?? 4 * maxWrites);
@@ -487,9 +458,10 @@ export function kvHttpHandler(
     const session = write ? sessionFrom(req) : undefined;
     const status = kv.raft.status();
     if (status.role !== "leader") return redirect(url, status.leader, definite);
-    const timer = timeoutSignal(clock, timeoutMs);
+    // The request's one timer: its deadline, and the replica's for each attempt.
+    const timer = new RequestDeadline(clock, { timeoutMs, attemptMs: kv.requestTimeoutMs });
     try {
-      return await serveLeader(req, url, key, { signal: timer.signal, session });
+      return await serveLeader(req, url, key, { deadline: timer, session });
     } catch (err) {
       // Not proposed here: the leader may take it.
       if (err instanceof WrongLeaderError) return redirect(url, err.leader, definite);
@@ -504,38 +476,43 @@ export function kvHttpHandler(
     req: Request,
     url: URL,
     key: string,
-    options: KvWriteOptions & { signal: AbortSignal },
+    options: { deadline: RequestDeadline; session?: Session },
   ): Promise<Response> {
-    const { signal } = options;
-    const body = () => readBody(req, maxBody, signal);
+    const { deadline } = options;
+    const body = () => readBody(req, maxBody, deadline.signal);
     const op = url.searchParams.get("op");
     switch (req.method) {
       case "GET": {
-        const value = await clerk.get(key, { signal });
+        const value = await local.get(key, deadline);
         return value === null
           ? failure(404, `no key ${JSON.stringify(key)}`)
           : valueResponse(value);
       }
       case "PUT": {
         const value = valueFrom(req, await body());
-        await writes.run(() => clerk.put(key, value, options));
+        await writes.run(() => local.write({ type: "put", key, value }, options));
         return new Response(null, { status: 204 });
       }
       case "DELETE":
-        await writes.run(() => clerk.delete(key, options));
+        await writes.run(() => local.write({ type: "delete", key }, options));
         return new Response(null, { status: 204 });
       case "POST":
         if (op === "append") {
           const value = valueFrom(req, await body());
-          await writes.run(() => clerk.append(key, value, options));
+          await writes.run(() => local.write({ type: "append", key, value }, options));
           return new Response(null, { status: 204 });
         }
         if (op === "cas") {
           const change = parseCas(await body());
-          const outcome = await writes.run(() => clerk.cas(key, change, options));
+          const outcome = await writes.run(() =>
+            local.write(
+              { type: "cas", key, expected: change.expected, value: change.value },
+              options,
+            )
+          );
           return json(
             200,
-            outcome.ok ? { ok: true } : { ok: false, current: shown(outcome.current) },
+            outcome.ok ? { ok: true } : { ok: false, current: shown(outcome.current ?? null) },
           );
         }
         return failure(400, `POST needs ?op=append or ?op=cas, got ${JSON.stringify(op)}`, {

@@ -24,6 +24,7 @@ import {
   type ReplicaMachine,
   type ReplicaOptions,
   type ReplicaReply,
+  type ReplicaServeOptions,
   type ReplicaStats,
 } from "../rsm/replica.ts";
 import { type KvCommand, type KvResult, KvStateMachine } from "../kvstate/state.ts";
@@ -136,10 +137,12 @@ export interface KvServerStats extends ReplicaStats {
 export class KvServer {
   readonly #replica: Replica<KvResult>;
   readonly #state: KvStateMachine;
+  readonly #limits: KvLimits;
 
-  private constructor(replica: Replica<KvResult>, state: KvStateMachine) {
+  private constructor(replica: Replica<KvResult>, state: KvStateMachine, limits: KvLimits) {
     this.#replica = replica;
     this.#state = state;
+    this.#limits = limits;
   }
 
   /**
@@ -188,7 +191,7 @@ export class KvServer {
         }),
       },
     });
-    return new KvServer(replica, state);
+    return new KvServer(replica, state, limits);
   }
 
   /**
@@ -222,6 +225,58 @@ export class KvServer {
    */
   overloadRefusal(bytes: number): string | undefined {
     return this.#replica.refusal(bytes);
+  }
+
+  /**
+   * Serves a `KV.Write` request (`{ client, seq, write }`) in process: what
+   * the RPC method answers, without the RPC layer and its copy of the
+   * request, for a front end in the same process (the node's HTTP API). The
+   * wait ends at `options.signal` (answered `retry`) instead of the
+   * replica's own deadline, which the caller keeps: pass a signal that
+   * fires within {@linkcode KvServer.requestTimeoutMs}, or a write that
+   * can never commit here (this node lost its followers) waits for it.
+   *
+   * @example
+   * ```ts ignore
+   * const reply = await kv.serveWrite(
+   *   { client: "web-1", seq: 1, write: { type: "put", key: "x", value: "1" } },
+   *   { signal: AbortSignal.timeout(kv.requestTimeoutMs) },
+   * );
+   * if (reply.status === "ok") console.log(reply.result); // { ok: true }
+   * ```
+   *
+   * @throws {ArgumentsError} when the request is malformed or over the limits (nothing was proposed).
+   */
+  serveWrite(request: unknown, options: ReplicaServeOptions = {}): Promise<KvReply> {
+    const replica = this.#replica;
+    return replica.serve(
+      "writes",
+      () => write(replica, this.#state, request, this.#limits),
+      options,
+    );
+  }
+
+  /**
+   * Serves a `KV.Get` request (`{ key }`) in process, as
+   * {@linkcode KvServer.serveWrite} serves a write: a linearizable read
+   * (ReadIndex), answered `ok` with the value, `not-leader` or `retry`.
+   *
+   * @example
+   * ```ts ignore
+   * const reply = await kv.serveGet({ key: "x" }, { signal: AbortSignal.timeout(1000) });
+   * if (reply.status === "ok") console.log(reply.value ?? "absent");
+   * ```
+   *
+   * @throws {ArgumentsError} when the key is malformed or over the limit.
+   */
+  serveGet(request: unknown, options: ReplicaServeOptions = {}): Promise<KvReply> {
+    const replica = this.#replica;
+    return replica.serve("reads", () => get(replica, this.#state, request, this.#limits), options);
+  }
+
+  /** How long the replica lets a request wait to be committed or confirmed before it answers `retry`. */
+  get requestTimeoutMs(): number {
+    return this.#replica.requestTimeoutMs;
   }
 
   /** Requests waiting for the log: writes to be applied, reads to be confirmed. */

@@ -166,6 +166,58 @@ Deno.test("http server: head, body and idle deadlines close the connection", asy
   }
 });
 
+Deno.test("http server: a kept-alive connection sets a timer every few seconds, not one per deadline", async () => {
+  const server = serveHttp(echo, { idleTimeoutMs: 150, headerTimeoutMs: 10_000 });
+  const original = globalThis.setTimeout;
+  let timers = 0;
+  globalThis.setTimeout = ((...args: Parameters<typeof setTimeout>) => {
+    timers++;
+    return original(...args);
+  }) as typeof setTimeout;
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.addr.port });
+  try {
+    const buffer = new Uint8Array(64 * 1024);
+    for (let i = 0; i < 100; i++) {
+      await conn.write(
+        encoder.encode(`PUT /${i} HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nv`),
+      );
+      let text = "";
+      while (!text.endsWith(`PUT /${i} v`)) {
+        const n = await conn.read(buffer);
+        assert.notEqual(n, null, `the connection closed before answer ${i}`);
+        text += decoder.decode(buffer.subarray(0, n!));
+      }
+    }
+    // Four deadlines a request (idle, head, body, answer), each later than the last.
+    assert.ok(timers < 50, `${timers} timers for 100 requests`);
+    globalThis.setTimeout = original;
+    // Idle after its answers: the idle deadline still closes it.
+    assert.equal(await conn.read(buffer), null);
+    assert.equal(server.stats().idleTimeouts, 1);
+  } finally {
+    globalThis.setTimeout = original;
+    conn.close();
+    await server.close();
+  }
+});
+
+Deno.test("http server: a deadline sooner than the one its timer waits for still closes on time", async () => {
+  const server = serveHttp(echo, { idleTimeoutMs: 60_000, headerTimeoutMs: 150 });
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    // The idle timer waits 60 s; the head's first byte starts a 150 ms deadline.
+    const closed = talk(server, "GET / HTTP/1.1\r\nHost: x\r\nX-Slow: 1");
+    const late = new Promise<string>((resolve) => {
+      timer = setTimeout(() => resolve("still open after 20 s"), 20_000);
+    });
+    assert.equal(await Promise.race([closed, late]), "");
+    assert.equal(server.stats().headerTimeouts, 1);
+  } finally {
+    clearTimeout(timer);
+    await server.close();
+  }
+});
+
 Deno.test("http server: connections over the caps are answered 503 unread", async () => {
   const server = serveHttp(echo, { maxConnectionsPerAddress: 2 });
   const held: Deno.TcpConn[] = [];

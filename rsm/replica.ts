@@ -1,17 +1,15 @@
 /**
- * `Replica`: one replica of any service whose state is a deterministic state
- * machine kept in step by a {@linkcode RaftNode}. The KV service, the shard
- * controller and the shard groups are all replicas with different machines.
+ * `Replica`: one replica of any service whose state is a deterministic state machine kept in
+ * step by a {@linkcode RaftNode}. The KV service, the shard controller and the shard groups are
+ * all replicas with different machines.
  *
- * Writes go through the log and are answered once applied, with the result
- * the machine gave; by default each write sent with `ReplicaClient.submit`
- * is applied once however often it is retried (see `exactly_once.ts`), and
- * an `apply` that throws answers its write with the error instead of
- * stopping the replica. Reads do not touch the log: the leader confirms with a
- * quorum that it still leads (ReadIndex) and waits until it has applied that
- * far, so a deposed leader never answers with stale state. The replica
- * snapshots the machine when the persisted Raft state reaches a limit, and
- * restores it at start and when the leader sends a snapshot.
+ * Writes go through the log and are answered once applied, with the result the machine gave; by
+ * default each write sent with `ReplicaClient.submit` is applied once however often it is retried
+ * (see `exactly_once.ts`), and an `apply` that throws answers its write with the error instead of
+ * stopping the replica. Reads do not touch the log: the leader confirms with a quorum that it
+ * still leads (ReadIndex) and waits until it has applied that far, so a deposed leader never
+ * answers with stale state. The replica snapshots the machine when the persisted Raft state
+ * reaches a limit, and restores it at start and when the leader sends a snapshot.
  *
  * @module
  */
@@ -41,6 +39,7 @@ import type {
   ReplicaMachine,
   ReplicaOptions,
   ReplicaReply,
+  ReplicaServeOptions,
   ReplicaStats,
   ReplicaStatus,
   Write,
@@ -50,6 +49,7 @@ export type {
   ReplicaMachine,
   ReplicaOptions,
   ReplicaReply,
+  ReplicaServeOptions,
   ReplicaStats,
   ReplicaStatus,
 } from "./replica_types.ts";
@@ -575,9 +575,8 @@ export class Replica<R> {
   }
 
   /**
-   * Resolves once this replica has confirmed it leads (ReadIndex) and has
-   * applied everything committed before the call: its machine may then be
-   * read as of a moment within the call.
+   * Resolves once this replica has confirmed it leads (ReadIndex) and has applied everything
+   * committed before the call: its machine may then be read as of a moment within the call.
    *
    * @throws {NotLeaderError} when this replica does not lead.
    */
@@ -588,18 +587,20 @@ export class Replica<R> {
   }
 
   /**
-   * Runs a request against the deadline, turning "not the leader", "stopped"
-   * and "too slow" into answers that send the client elsewhere, and counts
-   * the outcome as a read or a write. A request that throws `ArgumentsError` (malformed) is counted and rethrown, for the
-   * RPC layer to report to the caller.
+   * Runs a request against the deadline ({@linkcode Replica.requestTimeoutMs}, or `options.signal`
+   * without a timer of its own), turning "not the leader", "stopped" and "too slow" into answers
+   * that send the client elsewhere, and counts the outcome as a read or a write. A request that
+   * throws `ArgumentsError` (malformed) is counted and rethrown, for the RPC layer to report.
    */
   async serve<T extends object>(
     kind: "reads" | "writes",
     work: () => Promise<ReplicaReply<T>>,
+    options: ReplicaServeOptions = {},
   ): Promise<ReplicaReply<T>> {
     let reply: ReplicaReply<T>;
     try {
-      reply = await deadline(work(), { clock: this.#clock, timeoutMs: this.#timeoutMs });
+      const bound = options.signal ? options : { timeoutMs: this.#timeoutMs, clock: this.#clock };
+      reply = await deadline(work(), bound);
     } catch (err) {
       if (err instanceof ArgumentsError) {
         this.#counts.badRequests++;
@@ -691,11 +692,10 @@ export class Replica<R> {
   }
 
   /**
-   * Applies a committed entry: once per session and number when it is an
-   * exactly-once write. A deterministic exception in the machine's `apply`
-   * is the write's answer on every replica alike, never a halt: the entry
-   * stays in the log, so halting here would halt every replica that
-   * reaches it. A broken invariant still stops the replica.
+   * Applies a committed entry: once per session and number when it is an exactly-once write. A
+   * deterministic exception in the machine's `apply` is the write's answer on every replica
+   * alike, never a halt: the entry stays in the log, so halting here would halt every replica
+   * that reaches it. A broken invariant still stops the replica.
    */
   #applyEntry(entry: unknown, index: number): WriteOutcome<R> {
     const run = (command: unknown): WriteOutcome<R> => {

@@ -294,3 +294,22 @@ export interface PendingRead {
   resolve: () => void;
   reject: (err: Error) => void;
 }
+
+/**
+ * Options of {@linkcode Replica.serve}.
+ *
+ * @example
+ * ```ts
+ * import type { ReplicaServeOptions } from "@distkit/distkit/rsm";
+ *
+ * const options: ReplicaServeOptions = { signal: AbortSignal.timeout(1000) };
+ * ```
+ */
+export interface ReplicaServeOptions {
+  /**
+   * Ends the wait when it fires (the request is answered `retry`, as when
+   * the replica's own deadline passes), in place of that deadline's timer.
+   * Default: none; the replica's `requestTimeoutMs` bounds the wait.
+   */
+  signal?: AbortSignal;
+}

@@ -54,6 +54,7 @@ export type {
   ReplicaClientOptions,
   ReplicaOptions,
   ReplicaReply,
+  ReplicaServeOptions,
   ReplicaStats,
   ReplicaStatus,
   WriteOutcome,

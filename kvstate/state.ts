@@ -6,7 +6,7 @@
  * @module
  */
 import { concatBytes } from "../net/bytes.ts";
-import { type Codec, defaultCodec } from "../net/codec.ts";
+import { Codec } from "../net/codec.ts";
 import { FrameTooLargeError } from "../net/errors.ts";
 import { DedupTable } from "../rsm/dedup.ts";
 import { concatValues, type KvValue, sameValue, valueBytes } from "./value.ts";
@@ -115,9 +115,40 @@ export interface KvPage {
 export interface KvStateOptions {
   /** Largest value an append may produce, in bytes (UTF-8 for strings). Default: no limit. */
   maxValueBytes?: number;
-  /** The codec of snapshots. Default: msgpack. */
+  /**
+   * The codec of snapshots. Default: msgpack, taking snapshots of up to
+   * {@linkcode SNAPSHOT_MAX_BYTES}.
+   */
   codec?: Codec;
 }
+
+/**
+ * The largest snapshot of a key/value state, in bytes (1 GiB). A snapshot
+ * is stored and sent in chunks, so it is not bound by the 64 MiB limit of a
+ * message: with that limit a state past 64 MiB (a million keys of 64-byte
+ * values) never snapshotted, and its log was never compacted (issue 16).
+ *
+ * @example
+ * ```ts
+ * import { SNAPSHOT_MAX_BYTES } from "@distkit/distkit/kv";
+ *
+ * SNAPSHOT_MAX_BYTES; // 1073741824
+ * ```
+ */
+export const SNAPSHOT_MAX_BYTES: number = 1024 * 1024 * 1024;
+
+/**
+ * The codec that encodes and decodes key/value snapshots (up to
+ * {@linkcode SNAPSHOT_MAX_BYTES}).
+ *
+ * @example
+ * ```ts
+ * import { snapshotCodec } from "@distkit/distkit/kv";
+ *
+ * snapshotCodec.maxMessageBytes; // 1073741824
+ * ```
+ */
+export const snapshotCodec: Codec = new Codec({ maxMessageBytes: SNAPSHOT_MAX_BYTES });
 
 /** Keys `snapshotInSlices` encodes between pauses: about a millisecond's work. */
 const SLICE_KEYS = 2000;
@@ -171,7 +202,7 @@ export class KvStateMachine {
    */
   constructor(options: KvStateOptions = {}) {
     this.#maxValueBytes = options.maxValueBytes ?? Infinity;
-    this.#codec = options.codec ?? defaultCodec;
+    this.#codec = options.codec ?? snapshotCodec;
   }
 
   /** The value of `key`, or null when it is absent. */

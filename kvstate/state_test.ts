@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { Codec, defaultCodec } from "../net/codec.ts";
 import { FrameTooLargeError } from "../net/errors.ts";
-import { type KvCommand, KvStateMachine } from "./state.ts";
+import { type KvCommand, KvStateMachine, SNAPSHOT_MAX_BYTES, snapshotCodec } from "./state.ts";
 
 const cmd = (client: string, seq: number, write: KvCommand["write"]): KvCommand => ({
   client,
@@ -239,4 +239,23 @@ Deno.test("kv state: pages of the state, in key order, rebuild it with its table
   );
   assert.throws(() => copy.addPage({ data: [["k", 5]] }), /not a KV page/);
   assert.throws(() => copy.addPage({ data: [], dedup: [["a", { seq: "x" }]] }), /dedup entry/);
+});
+
+Deno.test("kv state: a snapshot is not bound by a message's 64 MiB: 70 values of 1 MiB snapshot and restore", async () => {
+  const kv = new KvStateMachine();
+  const value = new Uint8Array(1024 * 1024).fill(7);
+  for (let i = 0; i < 70; i++) {
+    kv.apply({ client: "c", seq: i + 1, write: { type: "put", key: `k${i}`, value } });
+  }
+  const bytes = await kv.snapshotInSlices(() => Promise.resolve());
+  assert.ok(
+    bytes.length > defaultCodec.maxMessageBytes,
+    `${bytes.length} bytes, over a message's limit`,
+  );
+  assert.deepEqual(kv.snapshot(), bytes);
+  const copy = new KvStateMachine();
+  copy.restore(bytes);
+  assert.equal(copy.size, 70);
+  assert.deepEqual(copy.get("k69"), value);
+  assert.equal(snapshotCodec.maxMessageBytes, SNAPSHOT_MAX_BYTES);
 });

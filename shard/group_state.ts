@@ -26,7 +26,7 @@ import { type Codec, defaultCodec } from "../net/codec.ts";
 import { ArgumentsError } from "../net/errors.ts";
 import { parseWrite } from "../kvstate/protocol.ts";
 import type { KvLimits } from "../kvstate/protocol.ts";
-import { type KvCommand, type KvResult, KvStateMachine } from "../kvstate/state.ts";
+import { type KvCommand, type KvResult, KvStateMachine, snapshotCodec } from "../kvstate/state.ts";
 import { initialConfig, keyToShard, N_SHARDS, type ShardConfig } from "./config.ts";
 
 /**
@@ -158,7 +158,11 @@ export interface ShardGroupStateOptions {
   gid: number;
   /** Key and value limits, as for the KV service. */
   limits: KvLimits;
-  /** The codec of snapshots and shard transfers. Default: msgpack. */
+  /**
+   * The codec of snapshots and shard transfers. Default: msgpack, with
+   * snapshots of up to `SNAPSHOT_MAX_BYTES` and transfer pages of up to a
+   * message's 64 MiB.
+   */
   codec?: Codec;
 }
 
@@ -182,12 +186,15 @@ export class ShardGroupState {
   #shards = new Map<number, HeldShard>();
   readonly #limits: KvLimits;
   readonly #codec: Codec;
+  /** The codec of the group's snapshot (and its shards' stores): not bound by a message's size. */
+  readonly #snapshotCodec: Codec;
 
   /** Creates the state of group `options.gid` at configuration 0, holding nothing. */
   constructor(options: ShardGroupStateOptions) {
     this.gid = options.gid;
     this.#limits = options.limits;
     this.#codec = options.codec ?? defaultCodec;
+    this.#snapshotCodec = options.codec ?? snapshotCodec;
   }
 
   /** The configuration the group has reached. */
@@ -383,12 +390,15 @@ export class ShardGroupState {
   }
 
   #newStore(): KvStateMachine {
-    return new KvStateMachine({ maxValueBytes: this.#limits.maxValueBytes, codec: this.#codec });
+    return new KvStateMachine({
+      maxValueBytes: this.#limits.maxValueBytes,
+      codec: this.#snapshotCodec,
+    });
   }
 
   /** The whole state, encoded, for a Raft snapshot. */
   snapshot(): Uint8Array {
-    return this.#codec.encode({
+    return this.#snapshotCodec.encode({
       config: this.#config,
       shards: [...this.#shards].map(([shard, h]) => ({
         shard,
@@ -409,7 +419,9 @@ export class ShardGroupState {
    * @throws {Error} when the bytes are not such a snapshot; the state is then unchanged.
    */
   restore(bytes: Uint8Array): void {
-    const decoded = this.#codec.decode(bytes) as { config?: ShardConfig; shards?: unknown } | null;
+    const decoded = this.#snapshotCodec.decode(bytes) as
+      | { config?: ShardConfig; shards?: unknown }
+      | null;
     const config = decoded?.config;
     if (!config || !Number.isSafeInteger(config.num) || !Array.isArray(decoded?.shards)) {
       throw new Error("not a shard group snapshot: expected { config, shards }");

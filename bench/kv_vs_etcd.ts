@@ -22,10 +22,17 @@
  * (an independent load generator) with the scripts in `bench/wrk/`, and
  * with `--gets` linearizable reads of 10,000 preloaded keys too (wrk only).
  * `--ports LOW-HIGH` keeps every cluster's ports inside that range.
+ * `--wrk-only` leaves out our own driver's rows (Deno and Go), so a round is
+ * wrk's rows alone; `--get-clients 64` measures the gets at those client
+ * counts only (default: every `--clients` count); `--no-repeat` keeps a
+ * measurement however busy the rest of the machine was (for runs beside
+ * deliberate CPU load, such as two `yes > /dev/null`, which would otherwise
+ * be repeated every time).
  *
  * deno run -A bench/kv_vs_etcd.ts [--seconds 5] [--runs 3] [--clients 1,16,64]
  *   [--warmup 1] [--failover-clients 16] [--failover-runs 5] [--no-go] [--no-failover]
- *   [--wrk] [--gets] [--ports 23000-23999] [--quiet-wait 30] [--write-benchmarks]
+ *   [--wrk] [--gets] [--wrk-only] [--get-clients 64] [--no-repeat]
+ *   [--ports 23000-23999] [--quiet-wait 30] [--write-benchmarks]
  *
  * @module
  */
@@ -54,7 +61,7 @@ import {
 const ROOT = new URL("..", import.meta.url).pathname;
 
 /** One way of driving one system. */
-interface Variant {
+export interface Variant {
   label: string;
   system: "etcd" | "distkit";
   api: "HTTP" | "TCP";
@@ -104,6 +111,21 @@ function referenceOf(v: Variant): Variant {
   if (v.driver === "Go") return ETCD_GO;
   if (v.driver === "wrk") return v.op === "get" ? ETCD_WRK_GET : ETCD_WRK;
   return ETCD_HTTP;
+}
+
+/**
+ * The variants measured at `clients` clients: every one of `all`, less the
+ * get rows when `getClients` is given and leaves `clients` out.
+ */
+export function variantsAt(
+  all: Variant[],
+  clients: number,
+  options: { getClients?: number[] } = {},
+): Variant[] {
+  const { getClients } = options;
+  return all.filter((v) =>
+    v.op !== "get" || getClients === undefined || getClients.includes(clients)
+  );
 }
 
 /** The ports every cluster takes when `--ports` was given. */
@@ -464,7 +486,8 @@ function machine(): string {
 
 const USAGE = "usage: deno run -A bench/kv_vs_etcd.ts [--seconds 5] [--runs 3] " +
   "[--clients 1,16,64] [--warmup 1] [--failover-clients 16] [--failover-runs 5] [--no-go] " +
-  "[--no-failover] [--wrk] [--gets] [--ports LOW-HIGH] [--quiet-wait 30] [--write-benchmarks]";
+  "[--no-failover] [--wrk] [--gets] [--wrk-only] [--get-clients 64] [--no-repeat] " +
+  "[--ports LOW-HIGH] [--quiet-wait 30] [--write-benchmarks]";
 
 function parseOptions() {
   return parseArgs({
@@ -480,6 +503,9 @@ function parseOptions() {
       "no-failover": { type: "boolean", default: false },
       wrk: { type: "boolean", default: false },
       gets: { type: "boolean", default: false },
+      "wrk-only": { type: "boolean", default: false },
+      "get-clients": { type: "string" },
+      "no-repeat": { type: "boolean", default: false },
       ports: { type: "string" },
       "quiet-wait": { type: "string", default: "30" },
       "write-benchmarks": { type: "boolean", default: false },
@@ -502,6 +528,8 @@ async function main(): Promise<number> {
   const failoverClients = Number(values["failover-clients"]);
   const failoverRuns = values["no-failover"] ? 0 : Number(values["failover-runs"]);
   const quietWaitMs = Number(values["quiet-wait"]) * 1000;
+  const getClients = values["get-clients"]?.split(",").map(Number);
+  const tries = values["no-repeat"] ? 1 : TRIES;
   try {
     portRange = values.ports === undefined ? undefined : PortRange.parse(values.ports);
   } catch (err) {
@@ -519,10 +547,11 @@ async function main(): Promise<number> {
   if (
     !(seconds > 0 && Number.isInteger(runs) && runs >= 1 && warmup >= 0 &&
       clientCounts.every((c) => Number.isInteger(c) && c >= 1) && failoverClients >= 1 &&
+      (getClients ?? []).every((c) => Number.isInteger(c) && c >= 1) &&
       Number.isInteger(failoverRuns) && failoverRuns >= 0)
   ) {
     console.error(
-      `kv_vs_etcd: bad --seconds, --runs, --warmup, --clients or --failover-*\n${USAGE}`,
+      `kv_vs_etcd: bad --seconds, --runs, --warmup, --clients, --get-clients or --failover-*\n${USAGE}`,
     );
     return 2;
   }
@@ -537,16 +566,21 @@ async function main(): Promise<number> {
   if (go === undefined && !values["no-go"] && etcd !== undefined) {
     console.log("(no `go` on PATH: the Go driver check is skipped)");
   }
+  if (values["wrk-only"] && wrk === undefined) {
+    console.error(`kv_vs_etcd: --wrk-only needs \`wrk\` on PATH and --wrk or --gets\n${USAGE}`);
+    return 2;
+  }
+  const ours = !values["wrk-only"];
   const variants = [
-    ...(etcd ? [ETCD_HTTP] : []),
-    DISTKIT_HTTP,
-    DISTKIT_TCP,
-    ...(go && etcd ? [ETCD_GO] : []),
-    ...(go ? [DISTKIT_GO] : []),
+    ...(ours && etcd ? [ETCD_HTTP] : []),
+    ...(ours ? [DISTKIT_HTTP, DISTKIT_TCP] : []),
+    ...(ours && go && etcd ? [ETCD_GO] : []),
+    ...(ours && go ? [DISTKIT_GO] : []),
     ...(wrk && values.wrk ? [...(etcd ? [ETCD_WRK] : []), DISTKIT_WRK] : []),
     ...(wrk && values.gets ? [...(etcd ? [ETCD_WRK_GET] : []), DISTKIT_WRK_GET] : []),
   ];
   const failoverVariants = [...(etcd ? [ETCD_HTTP] : []), DISTKIT_HTTP, DISTKIT_TCP];
+  const at = (clients: number) => variantsAt(variants, clients, { getClients });
   const interrupted = async () => {
     console.log("interrupted: stopping the clusters");
     await Promise.all([...running].map((c) => c.stop()));
@@ -566,9 +600,9 @@ async function main(): Promise<number> {
   try {
     for (let run = 1; run <= runs; run++) {
       for (const clients of clientCounts) {
-        for (const v of variants) {
+        for (const v of at(clients)) {
           let m: Measurement | undefined;
-          for (let attempt = 1; attempt <= TRIES; attempt++) {
+          for (let attempt = 1; attempt <= tries; attempt++) {
             await waitQuiet(quietWaitMs);
             const load = Deno.loadavg()[0];
             const cluster = await startCluster(v.system, etcd ?? "");
@@ -584,7 +618,7 @@ async function main(): Promise<number> {
             } finally {
               await cluster.stop();
             }
-            if (m.cpu.other <= OTHER_LIMIT || attempt === TRIES) break;
+            if (m.cpu.other <= OTHER_LIMIT || attempt === tries) break;
             repeated++;
             console.log(
               `  (again: other processes used ${m.cpu.other.toFixed(0)}% of a core meanwhile)`,
@@ -637,7 +671,7 @@ async function main(): Promise<number> {
   // The table: one row per variant and client count; ratios to etcd with the same driver.
   const rows: string[][] = [];
   for (const clients of clientCounts) {
-    for (const v of variants) {
+    for (const v of at(clients)) {
       const ms_ = loads.get(key(v, clients)) ?? [];
       const reference = loads.get(key(referenceOf(v), clients));
       const per = median(ms_.map((m) => m.perSecond));
@@ -734,8 +768,10 @@ async function main(): Promise<number> {
     `CPU: percent of one core over the timed window (the machine has ` +
     `${navigator.hardwareConcurrency * 100}%): the driver's, the three servers' together, and ` +
     `everything else's; the driver and the servers share the cores. A measurement during which ` +
-    `other processes used over ${OTHER_LIMIT}% was repeated (${repeated} were), up to ` +
-    `${TRIES} times; † marks a run still disturbed at the last try (it counts in the median).`,
+    (tries > 1
+      ? `other processes used over ${OTHER_LIMIT}% was repeated (${repeated} were), up to ` +
+        `${tries} times; † marks a run still disturbed at the last try (it counts in the median).`
+      : `other processes used over ${OTHER_LIMIT}% was kept (--no-repeat), marked †.`),
     "",
     loadTable,
     ...(failoverTable

@@ -174,6 +174,8 @@ export async function startKvNode(options: KvNodeOptions): Promise<KvNode> {
       Object.assign(seen, { leaderChanges, overloaded });
     },
   });
+  // Set once the listener and the transport exist (retirements come with applied entries).
+  let retired: (node: string) => void = () => {};
   let host;
   try {
     host = await hostNode({
@@ -185,6 +187,8 @@ export async function startKvNode(options: KvNodeOptions): Promise<KvNode> {
       mode: options.mode,
       log,
       logger,
+      // A retired folder's connections close: its next one is checked again (and refused).
+      onRetired: (node) => retired(node),
       onConflict: (err) => {
         conflict = err;
         // Not from inside the handshake that found it: stopping waits for handshakes.
@@ -201,6 +205,11 @@ export async function startKvNode(options: KvNodeOptions): Promise<KvNode> {
   }
   const { rpc, listener, storage, identity } = host;
   const transport = new TcpTransport({ peers, timeoutMs: 1000, ...access, member: identity });
+  retired = (node) => {
+    const reason = `node ${node}'s data folder was retired (it left the cluster)`;
+    listener.closeMember(node, reason).catch(() => {});
+    transport.reconnect(node, reason);
+  };
   let http: KvHttpServer | undefined;
   // Each node's HTTP address (its TCP address plus the offset), for redirects; null: no HTTP.
   const offset = options.httpOffset === undefined ? 1000 : options.httpOffset;

@@ -276,6 +276,12 @@ export class TcpClient implements ClientEnd {
     this.#link?.framed.close(moved).catch(() => {});
   }
 
+  /** Closes the open connection (its calls fail as lost); the next call connects and handshakes again. */
+  reconnect(reason: string): void {
+    if (this.#closed) return;
+    this.#link?.framed.close(new Error(reason)).catch(() => {});
+  }
+
   /** The cluster this client belongs to (`""`: the unnamed cluster). */
   get cluster(): string {
     return this.#cluster;

@@ -174,6 +174,8 @@ export interface TcpServer {
   readonly connections: number;
   /** What was refused or cut off since the server started, by reason. */
   stats(): TcpServerStats;
+  /** Closes the connections member `node` made, so its next one is checked again (a retired folder). */
+  closeMember(node: string, reason: string): Promise<void>;
   /**
    * Stops listening, closes every connection, and resolves once all sockets
    * are closed. Handlers still running finish on their own; their answers
@@ -264,11 +266,7 @@ interface Session {
   hello: Hello | undefined;
   serverNonce: Uint8Array | undefined;
   timer: ReturnType<typeof setTimeout> | undefined;
-  /**
-   * The member node this open connection came from (its hello, accepted by
-   * the member check): counted in `memberConns`, and told to handlers as
-   * `CallContext.member`.
-   */
+  /** The member node this connection came from (checked): in `memberConns`, `CallContext.member`. */
   member?: string;
 }
 
@@ -286,7 +284,7 @@ class TcpServerImpl implements TcpServer {
   #member: MemberOptions | undefined;
   #onMemberGone: ((node: string) => void) | undefined;
   /** Open connections by the member node that made them. */
-  #memberConns = new Map<string, number>();
+  #memberConns = new Map<string, Set<FramedConnection>>();
   #frameTimeoutMs: number;
   #maxConnections: number;
   #maxPerAddress: number;
@@ -526,7 +524,7 @@ class TcpServerImpl implements TcpServer {
       onClose: () => {
         clearTimeout(session.timer);
         if (this.#conns.delete(framed)) this.#perAddress.remove(host);
-        if (session.member !== undefined) this.#memberClosed(session.member);
+        if (session.member !== undefined) this.#memberClosed(session.member, framed);
       },
     });
     session.framed = framed;
@@ -670,19 +668,24 @@ class TcpServerImpl implements TcpServer {
     const node = this.#member === undefined ? undefined : session.hello?.member?.node;
     if (node !== undefined && !session.framed.isClosed) {
       session.member = node;
-      this.#memberConns.set(node, (this.#memberConns.get(node) ?? 0) + 1);
+      let open = this.#memberConns.get(node);
+      if (open === undefined) this.#memberConns.set(node, open = new Set());
+      open.add(session.framed);
     }
     session.framed.maxFrameBytes = this.#maxFrameBytes;
     session.framed.send(encodeServerMessage({ kind: "welcome", mac, member }));
   }
 
+  closeMember(node: string, reason: string): Promise<void> {
+    const open = [...(this.#memberConns.get(node) ?? [])];
+    return Promise.all(open.map((framed) => framed.close(new Error(reason)))).then(() => {});
+  }
+
   /** One connection from member `node` closed: the last one tells `onMemberGone`. */
-  #memberClosed(node: string): void {
-    const left = (this.#memberConns.get(node) ?? 1) - 1;
-    if (left > 0) {
-      this.#memberConns.set(node, left);
-      return;
-    }
+  #memberClosed(node: string, framed: FramedConnection): void {
+    const open = this.#memberConns.get(node);
+    open?.delete(framed);
+    if (open !== undefined && open.size > 0) return;
     this.#memberConns.delete(node);
     if (this.#closing !== undefined || this.#onMemberGone === undefined) return;
     try {

@@ -88,6 +88,11 @@ export class TcpTransport implements Transport {
     this.#clients.get(peer)?.retarget(address);
   }
 
+  /** Closes the connection to `peer` open now, if any: the next call connects again (see {@linkcode TcpClient.reconnect}). */
+  reconnect(peer: string, reason: string): void {
+    this.#clients.get(peer)?.reconnect(reason);
+  }
+
   /** The names of the known peers. */
   get peers(): string[] {
     return [...this.#peers.keys()];

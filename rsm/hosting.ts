@@ -70,6 +70,11 @@ export interface HostNodeOptions {
   log?: (line: string) => void;
   /** Called once when this node learns its peers know another incarnation of it. */
   onConflict?: (error: IdentityConflictError) => void;
+  /**
+   * Called when a peer's incarnation is retired (see `NodeIdentityOptions.onRetired`):
+   * close the connections it made. Default: none.
+   */
+  onRetired?: (node: string) => void;
   /** Called for each connection refused in the handshake (see `serveTcp`). */
   onRefused?: (peer: string, reason: string) => void;
   /** Called when the last connection from a member node closes (see `serveTcp`). */
@@ -193,6 +198,7 @@ export async function hostNode(options: HostNodeOptions): Promise<NodeHost> {
       mode: options.mode,
       log: options.log,
       onConflict: options.onConflict,
+      onRetired: options.onRetired,
     });
     // A folder whose node has met its peers may have voted: its store must be there.
     const met = !identity.created && Object.keys(identity.describe().members).length > 0;

@@ -85,6 +85,12 @@ export interface NodeIdentityOptions {
   log?: (line: string) => void;
   /** Called once when this node learns it is not the one its peers know. */
   onConflict?: (error: IdentityConflictError) => void;
+  /**
+   * Called when the incarnation this node knew `node` by is retired (made
+   * durable first): close the connections it made, so its next one is
+   * checked again.
+   */
+  onRetired?: (node: string) => void;
 }
 
 /**
@@ -113,6 +119,7 @@ export class NodeIdentity implements MemberOptions {
   readonly #dir: string;
   readonly #book: IdentityBook;
   readonly #onConflict: ((error: IdentityConflictError) => void) | undefined;
+  readonly #onRetired: ((node: string) => void) | undefined;
   #reported = false;
   /** Writes of node.json, one at a time, each of the record as it is when the write starts. */
   #writing: Promise<unknown> = Promise.resolve();
@@ -129,6 +136,7 @@ export class NodeIdentity implements MemberOptions {
     this.incarnation = record.incarnation;
     this.created = created;
     this.#onConflict = options.onConflict;
+    this.#onRetired = options.onRetired;
   }
 
   /**
@@ -271,7 +279,13 @@ export class NodeIdentity implements MemberOptions {
       const record = this.#book.record();
       this.#writing = this.#writing.catch(() => {}).then(() => writeRecord(this.#dir, record));
     }
-    return this.#writing.then(() => {});
+    const retired = this.#book.takeRetired();
+    const written = this.#writing.then(() => {});
+    if (retired.length > 0 && this.#onRetired) {
+      const tell = this.#onRetired;
+      written.then(() => retired.forEach((node) => tell(node)), () => {});
+    }
+    return written;
   }
 }
 

@@ -222,6 +222,8 @@ export class IdentityBook {
   #conflict: IdentityConflictError | undefined;
   /** Whether the record changed since {@linkcode IdentityBook.take} last said so. */
   #changed = false;
+  /** Nodes whose known incarnation was retired since {@linkcode IdentityBook.takeRetired}. */
+  #retiredNow = new Set<string>();
 
   /**
    * Opens the book of `record` (kept, and changed in place).
@@ -261,6 +263,17 @@ export class IdentityBook {
     const changed = this.#changed;
     this.#changed = false;
     return changed;
+  }
+
+  /**
+   * The nodes whose known incarnation was retired since the last call: the
+   * connections they opened under it must be closed, so that their next one
+   * is checked again.
+   */
+  takeRetired(): string[] {
+    const nodes = [...this.#retiredNow];
+    this.#retiredNow.clear();
+    return nodes;
   }
 
   /** The incarnation this node knows `node` by, if any. */
@@ -398,6 +411,7 @@ export class IdentityBook {
     this.#record.retired = { ...this.#record.retired, [node]: { index, incarnations } };
     this.#changed = true;
     if (known !== undefined) {
+      this.#retiredNow.add(node);
       this.#log(`node ${node} left the cluster (log index ${index}): incarnation ${known} retired`);
     }
   }
@@ -447,6 +461,7 @@ export class IdentityBook {
     const known = this.#record.members[node];
     if (known !== undefined && incarnations.includes(known)) {
       delete this.#record.members[node];
+      this.#retiredNow.add(node);
       this.#log(
         `node ${node}'s incarnation ${known} was removed (log index ${heard.index}), ` +
           `as a peer reports: retired`,

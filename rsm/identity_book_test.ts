@@ -144,3 +144,14 @@ Deno.test("identity book: a snapshot that says where its membership was set reti
   assert.equal(b.removalFloor(), 150);
   assert.match(b.check(hello("0", "0-b"), "0")!, /was removed from the cluster/);
 });
+
+Deno.test("identity book: takeRetired names each node whose known folder was retired, applied or heard, once", () => {
+  const b = book("0");
+  b.check(hello("1", "1-a"), "1");
+  b.check(hello("2", "2-a"), "2");
+  assert.deepEqual(b.takeRetired(), []);
+  b.applied(["0", "2"], 9);
+  b.learn("3", { members: {}, retired: { "2": { index: 12, incarnations: ["2-a"] } } });
+  assert.deepEqual(b.takeRetired().sort(), ["1", "2"]);
+  assert.deepEqual(b.takeRetired(), []);
+});

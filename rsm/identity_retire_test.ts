@@ -68,3 +68,19 @@ Deno.test("identity: a founding folder written before memberships were recorded 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("identity: onRetired is told of a retired peer once its retirement is on disk", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "distkit-identity-onretired-" });
+  try {
+    const told: string[] = [];
+    const node = await NodeIdentity.open(dir, { id: "0", members, onRetired: (n) => told.push(n) });
+    await node.check({ node: "1", incarnation: "one", peerIncarnation: null }, "1");
+    await node.applied(["0", "2"], 9, 9);
+    await Promise.resolve();
+    assert.deepEqual(told, ["1"]);
+    const record = JSON.parse(await Deno.readTextFile(`${dir}/node.json`));
+    assert.deepEqual(record.retired["1"].incarnations, ["one"]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -1539,3 +1539,35 @@ Deno.test("tcp: retarget during a handshake in progress: that call fails naming 
     await accepting;
   }
 });
+
+Deno.test("tcp: closeMember closes the connections a member made, and its next one is checked again", async () => {
+  const rpc = new RpcServer();
+  rpc.addService("Who", {
+    Calls: (_args: unknown, context: { member?: string }) => context.member ?? null,
+  });
+  let refuse = false;
+  const member = (node: string) => ({
+    node,
+    incarnation: `${node}-a`,
+    knownIncarnation: () => undefined,
+    check: (peer: { node: string } | undefined) =>
+      refuse && peer?.node === "1" ? "node 1's folder was retired" : undefined,
+  });
+  const server = serveTcp(rpc, { member: member("0") });
+  const one = new TcpClient(server.address, { peer: "0", member: member("1") });
+  const two = new TcpClient(server.address, { peer: "0", member: member("2") });
+  try {
+    assert.equal(await one.call("Who.Calls"), "1");
+    assert.equal(await two.call("Who.Calls"), "2");
+    refuse = true; // node 1's folder is retired: what it opened before must not stay open
+    await server.closeMember("1", "retired");
+    await waitFor(() => !one.connected, "node 1's connection is closed");
+    await assert.rejects(one.call("Who.Calls"), /retired/);
+    assert.equal(await two.call("Who.Calls"), "2", "another member's connection stays");
+    assert.equal(two.connected, true);
+  } finally {
+    await one.close();
+    await two.close();
+    await server.close();
+  }
+});

@@ -203,9 +203,13 @@ export class FrameDecoder {
       this.#keep(chunk.subarray(offset, offset + n));
       offset += n;
       if (this.#have === this.#want) {
-        const buffer = this.#partial!.buffer;
-        // A fixed-length view: nothing downstream sees a resizable buffer's length change.
-        const payload = new Uint8Array(buffer, 0, this.#want);
+        const buffer = this.#partial!.buffer as ArrayBuffer;
+        // A fixed-length buffer: what the decoder hands on are views into this one, and Deno's
+        // ops refuse views of a resizable buffer (a Raft node writing an entry received in a
+        // large frame to Deno KV stopped: "can't create slice from resizable ArrayBuffer").
+        const payload = buffer.resizable
+          ? new Uint8Array(buffer.transferToFixedLength(this.#want))
+          : new Uint8Array(buffer, 0, this.#want);
         this.#partial = undefined;
         this.#have = 0;
         this.#want = -1;

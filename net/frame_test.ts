@@ -238,3 +238,18 @@ Deno.test("framed connection: a frame not complete within frameTimeoutMs closes 
     listener.close();
   }
 });
+
+Deno.test("FrameDecoder: a large frame arriving in parts is handed on in a fixed-length buffer", () => {
+  // Deno's ops (Deno KV, files) refuse views of a resizable buffer; a large frame was received
+  // into one, and a Raft node that wrote an entry from it stopped.
+  const payload = new Uint8Array(300_000).map((_, i) => i % 251);
+  const bytes = encodeFrames([payload]);
+  const decoder = new FrameDecoder();
+  const frames: Uint8Array[] = [];
+  for (let at = 0; at < bytes.length; at += 4096) {
+    frames.push(...decoder.push(bytes.subarray(at, at + 4096)));
+  }
+  assert.equal(frames.length, 1);
+  assert.deepEqual(frames[0], payload);
+  assert.equal((frames[0].buffer as ArrayBuffer).resizable, false);
+});

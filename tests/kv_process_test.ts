@@ -71,7 +71,7 @@ Deno.test("kv processes: kill -9 of leaders and followers under load loses nothi
         const running = [0, 1, 2].map((i) => cluster.isRunning(i));
         assert.fail(
           `nodes applied ${applied} (undefined: no answer; running ${running}); ` +
-            `stderr: ${[0, 1, 2].map((i) => cluster.stderr(i).slice(-400)).join(" | ")}`,
+            `stderr: ${[0, 1, 2].map((i) => cluster.stderr(i).slice(-3000)).join(" | ")}`,
         );
       }
       await delay(100);

@@ -44,6 +44,12 @@ export interface ChangeContext {
   committedInTerm: boolean;
   /** Whether the latest membership entry is not committed yet. */
   pending: boolean;
+  /**
+   * The data folder incarnation the leader has heard `node` speak as, if
+   * any: a voter added or promoted is bound to it, and one not heard from
+   * yet is refused (`folder-unheard`). Default: none (folders are not bound).
+   */
+  heard?: (node: NodeId) => string | undefined;
 }
 
 /**
@@ -77,6 +83,10 @@ export function nextMembership(
   if (!context.committedInTerm) return { reason: "term-not-committed" };
   if (context.pending) return { reason: "membership-pending" };
   const { current } = context;
+  if (
+    change.type === "addVoter" && context.heard !== undefined &&
+    !current.voters.includes(change.node) && context.heard(change.node) === undefined
+  ) return { reason: "folder-unheard" };
   const voters = current.voters.filter((v) => v !== change.node);
   const learners = current.learners.filter((v) => v !== change.node);
   if (change.type === "addVoter") voters.push(change.node);
@@ -87,5 +97,43 @@ export function nextMembership(
     learners.push(change.node);
   }
   if (voters.length === 0) return { reason: "invalid", detail: "cannot remove the last voter" };
-  return { voters, learners };
+  const bindings: Record<NodeId, string> = {};
+  for (const v of voters) {
+    const bound = v === change.node ? context.heard?.(v) : current.bindings?.[v];
+    if (bound !== undefined) bindings[v] = bound;
+  }
+  return Object.keys(bindings).length === 0 ? { voters, learners } : { voters, learners, bindings };
+}
+
+/**
+ * The membership that binds each unbound voter of `current` that `heard`
+ * knows an incarnation for (the founding voters, once a leader has heard
+ * from them), or undefined when there is none to bind. Binding only narrows
+ * whose votes count, never whom: every quorum of the new membership is one
+ * of the old, so it needs no joint consensus.
+ *
+ * @example
+ * ```ts
+ * import { bindVoters } from "./confchange.ts";
+ *
+ * const next = bindVoters({ voters: ["a", "b"], learners: [] }, (n) => n === "a" ? "a#1" : undefined);
+ * // next: { voters: ["a", "b"], learners: [], bindings: { a: "a#1" } }
+ * ```
+ */
+export function bindVoters(
+  current: Membership,
+  heard: (node: NodeId) => string | undefined,
+): Membership | undefined {
+  const bindings = { ...current.bindings };
+  let added = false;
+  for (const v of current.voters) {
+    if (bindings[v] !== undefined) continue;
+    const inc = heard(v);
+    if (inc === undefined) continue;
+    bindings[v] = inc;
+    added = true;
+  }
+  return added
+    ? { voters: [...current.voters], learners: [...current.learners], bindings }
+    : undefined;
 }

@@ -14,7 +14,7 @@
  * @module
  */
 import type { Random } from "../net/random.ts";
-import { type MembershipChange, nextMembership } from "./confchange.ts";
+import { bindVoters, type MembershipChange, nextMembership } from "./confchange.ts";
 import { type CoreOptions, resolveCoreOptions, type ResolvedCoreOptions } from "./core_options.ts";
 import type { Refusal } from "./errors.ts";
 import { invariant } from "./invariant.ts";
@@ -89,7 +89,11 @@ export class RaftCore {
   /** The leader half, while this node leads. */
   #lead: Leader | undefined;
   #reads = new ReadOnly();
-  #outbox = new Outbox();
+  #outbox: Outbox;
+  /** The data folder incarnation each peer last spoke as (`CoreOptions.incarnation`). */
+  #heard = new Map<NodeId, string>();
+  /** The peers whose folders said they joined the cluster (`CoreOptions.joined`). */
+  #heardJoined = new Set<NodeId>();
   #persisted: HardState;
   #leaderOfTerm = new Map<number, boolean>();
 
@@ -104,6 +108,10 @@ export class RaftCore {
     this.id = id;
     this.#random = options.random;
     this.#options = resolveCoreOptions(options);
+    const inc = this.#options.incarnation;
+    this.#outbox = new Outbox(
+      inc === undefined ? undefined : { inc, ...(this.#options.joined ? { joined: true } : {}) },
+    );
     const meta = initial.snapshot?.meta ?? { index: 0, term: 0, membership: EMPTY_MEMBERSHIP };
     this.#snapshot = initial.snapshot;
     this.#log = new RaftLog(meta, initial.entries);
@@ -190,6 +198,7 @@ export class RaftCore {
       const electionDue = this.#electionElapsed >= this.#options.electionTicks;
       if (electionDue) this.#electionElapsed = 0;
       if (!this.#lead.tick(electionDue)) this.#becomeFollower(this.#term, null);
+      else this.#bindHeardVoters();
       return;
     }
     if (this.#mayCampaign() && this.#electionElapsed >= this.#randomizedTimeout) {
@@ -222,6 +231,7 @@ export class RaftCore {
       current: this.#log.membership(),
       committedInTerm: this.#committedInTerm(),
       pending: this.#log.membershipIndex() > this.#commit,
+      ...(this.#options.incarnation === undefined ? {} : { heard: (n) => this.#heardAs(n) }),
     });
     if ("reason" in next) return { ...next, leader: this.#leader };
     return this.#appendOwn({ kind: "membership", membership: next });
@@ -306,8 +316,73 @@ export class RaftCore {
   step(m: Message, options: { requestId?: number } = {}): void {
     if (m.to !== this.id) return;
     const { requestId } = options;
+    if (m.inc !== undefined) {
+      this.#heard.set(m.from, m.inc);
+      if (m.joined === true) this.#heardJoined.add(m.from);
+      else this.#heardJoined.delete(m.from);
+    }
+    if (!this.#countable(m)) return;
     const request = requestId === undefined ? undefined : { id: requestId, from: m.from };
     this.#outbox.answering(request, () => this.#stepTerm(m));
+  }
+
+  // ---- folder identities (CoreOptions.incarnation) ----
+
+  /**
+   * Whether an answer (a vote, an acknowledgement) may count: one from a
+   * voter the latest membership binds must come from that folder, and one
+   * from an unbound voter (a founding member not bound yet) from a founding
+   * folder, not one that joined since. Learners' answers count (for their
+   * catch-up). Requests are always taken: a leader elected in its own
+   * membership may be one this node's log does not know yet, and following
+   * it is safe.
+   */
+  #countable(m: Message): boolean {
+    if (
+      m.type !== "voteResp" && m.type !== "appendResp" && m.type !== "heartbeatResp" &&
+      m.type !== "snapshotResp"
+    ) return true;
+    const membership = this.#log.membership();
+    const bound = membership.bindings?.[m.from];
+    if (bound !== undefined) return bound === m.inc;
+    return m.joined !== true || !membership.voters.includes(m.from);
+  }
+
+  /** The incarnation `node` last spoke as (this node's own for itself), if known. */
+  #heardAs(node: NodeId): string | undefined {
+    return node === this.id ? this.#options.incarnation : this.#heard.get(node);
+  }
+
+  /**
+   * A leader binds the voters it has heard from that its membership does
+   * not bind yet (founding voters), in a membership entry of its own, once
+   * it may propose one (see {@linkcode nextMembership}).
+   */
+  #bindHeardVoters(): void {
+    if (this.#options.incarnation === undefined || this.#lead?.transferee !== null) return;
+    if (!this.#committedInTerm() || this.#log.membershipIndex() > this.#commit) return;
+    // Only founding folders: a joining one is bound by the change that makes it a voter.
+    const next = bindVoters(
+      this.#log.membership(),
+      (node) => this.#heardJoined.has(node) ? undefined : this.#heardAs(node),
+    );
+    if (next !== undefined) this.#appendOwn({ kind: "membership", membership: next });
+  }
+
+  /**
+   * Whether this folder may campaign as its node id: not while its
+   * membership binds the id to another folder, and a joining folder not
+   * before its membership binds the id to it (its log may still name an
+   * earlier folder of the id, or the id unbound, as a voter). It votes
+   * regardless, as Raft has a server that was added before it knows it
+   * (dissertation §4.2.1): the candidate decides whether the vote counts.
+   */
+  #isNamedFolder(): boolean {
+    const inc = this.#options.incarnation;
+    if (inc === undefined) return true;
+    const bound = this.#log.membership().bindings?.[this.id] ??
+      this.#log.membershipAt(this.#commit).bindings?.[this.id];
+    return bound === undefined ? !this.#options.joined : bound === inc;
   }
 
   #stepTerm(m: Message): void {
@@ -511,7 +586,7 @@ export class RaftCore {
   #mayCampaign(): boolean {
     // A log that ends below an index the cluster committed may hold a stale membership.
     const floor = this.#options.campaignAfter?.() ?? 0;
-    return this.#log.lastIndex() >= floor &&
+    return this.#log.lastIndex() >= floor && this.#isNamedFolder() &&
       mayCampaign(this.id, this.#log, { commit: this.#commit });
   }
 

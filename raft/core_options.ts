@@ -61,13 +61,35 @@ export interface CoreOptions {
    * some node of it may still campaign. Default: none.
    */
   campaignAfter?: () => number;
+  /**
+   * The incarnation of this node's data folder (random, made with the
+   * folder: see `rsm/identity.ts`). With it, every message says which folder
+   * sent it; a leader binds each voter to the folder it heard from (when
+   * the voter is promoted; founding voters as soon as it has heard from
+   * them), and a node counts a bound voter's votes and acknowledgements only
+   * from that folder. A voter whose folder was lost or replaced is then not
+   * counted in its old folder's place, whatever else trusts it. Default:
+   * none (nothing is bound: tests and services without data folders).
+   */
+  incarnation?: string;
+  /**
+   * The folder joined an existing cluster (`kv serve --join`) rather than
+   * founding one. Its messages say so, and a node counts its votes and
+   * acknowledgements as a voter's only where a membership binds the voter to
+   * it, never in the place of a founding voter not bound yet; it campaigns
+   * only once its own log binds it. Default false.
+   */
+  joined?: boolean;
 }
 
 /** {@linkcode CoreOptions} with every default filled in. */
-export type ResolvedCoreOptions = Required<Omit<CoreOptions, "observer" | "campaignAfter">> & {
-  observer: RaftObserver | undefined;
-  campaignAfter: (() => number) | undefined;
-};
+export type ResolvedCoreOptions =
+  & Required<Omit<CoreOptions, "observer" | "campaignAfter" | "incarnation">>
+  & {
+    observer: RaftObserver | undefined;
+    campaignAfter: (() => number) | undefined;
+    incarnation: string | undefined;
+  };
 
 /**
  * Fills in the defaults of {@linkcode CoreOptions} and checks the result.
@@ -93,6 +115,8 @@ export function resolveCoreOptions(options: CoreOptions): ResolvedCoreOptions {
     leaderNoop: options.leaderNoop ?? true,
     observer: options.observer,
     campaignAfter: options.campaignAfter,
+    incarnation: options.incarnation,
+    joined: options.joined ?? false,
   };
   invariant(
     resolved.heartbeatTicks < resolved.electionTicks,

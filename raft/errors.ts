@@ -68,7 +68,9 @@ export class RaftStoppedError extends Error {
  * (the leader is handing leadership over); `membership-pending` (another
  * membership change is not committed yet) and `term-not-committed` (this
  * leader has not yet committed an entry of its own term, so it may not
- * change membership), both of which pass: retry shortly on the same leader;
+ * change membership), `folder-unheard` (a voter is bound to the data folder
+ * the leader hears it from, and it has not heard from this one yet), all of
+ * which pass: retry shortly on the same leader;
  * `invalid` (the request makes no sense: see the detail).
  *
  * @example
@@ -83,6 +85,7 @@ export type RefusalReason =
   | "transferring"
   | "membership-pending"
   | "term-not-committed"
+  | "folder-unheard"
   | "invalid";
 
 /**
@@ -129,11 +132,27 @@ export interface Refusal {
 export type RaftRequestReason =
   | "membership-pending"
   | "term-not-committed"
+  | "folder-unheard"
   | "invalid"
   | "overwritten"
   | "compacted"
   | "transfer-timeout"
   | "catch-up-timeout";
+
+type BusyReason = "membership-pending" | "term-not-committed" | "folder-unheard";
+
+const BUSY_MESSAGES: Record<BusyReason, (leader: NodeId) => string> = {
+  "membership-pending": (leader) =>
+    `${leader} has a membership change in progress; nothing was proposed: retry once it has ` +
+    "committed",
+  "term-not-committed": (leader) =>
+    `${leader} was just elected and has not yet committed an entry of its term, so it may not ` +
+    "change membership yet; nothing was proposed: retry shortly",
+  "folder-unheard": (leader) =>
+    `${leader} has not heard from the new voter's data folder yet (a voter is bound to the ` +
+    "folder its leader hears: Membership.bindings); nothing was proposed: retry once it " +
+    "has caught up",
+};
 
 /**
  * A request was refused or did not complete; `reason` says which way (see
@@ -185,7 +204,7 @@ export class MembershipBusyError extends RaftRequestError {
   /** Always true: the same request succeeds once the leader is ready for it. */
   readonly retryable = true;
   /** Why the leader cannot take the change now. */
-  declare readonly reason: "membership-pending" | "term-not-committed";
+  declare readonly reason: BusyReason;
   /** The leader that refused. */
   readonly leader: NodeId;
 
@@ -195,15 +214,8 @@ export class MembershipBusyError extends RaftRequestError {
    * @param leader The leader that refused.
    * @param reason Why.
    */
-  constructor(leader: NodeId, reason: "membership-pending" | "term-not-committed") {
-    super(
-      reason,
-      reason === "membership-pending"
-        ? `${leader} has a membership change in progress; nothing was proposed: ` +
-          "retry once it has committed"
-        : `${leader} was just elected and has not yet committed an entry of its term, so it ` +
-          "may not change membership yet; nothing was proposed: retry shortly",
-    );
+  constructor(leader: NodeId, reason: BusyReason) {
+    super(reason, BUSY_MESSAGES[reason](leader));
     this.name = "MembershipBusyError";
     this.leader = leader;
   }

@@ -33,6 +33,11 @@ function text(value: unknown, what: string): string {
   return value;
 }
 
+function joinedFlag(value: unknown): true {
+  if (value !== true) fail("joined must be true when present");
+  return true;
+}
+
 function flag(value: unknown, what: string): boolean {
   if (typeof value !== "boolean") fail(`${what} must be a boolean`);
   return value;
@@ -44,7 +49,19 @@ function membership(value: unknown, what: string): Membership {
     if (!Array.isArray(v)) fail(`${what}.${name} must be an array`);
     return v.map((x, i) => text(x, `${what}.${name}[${i}]`));
   };
-  return { voters: list(m.voters, "voters"), learners: list(m.learners, "learners") };
+  const voters = list(m.voters, "voters");
+  const parsed: Membership = { voters, learners: list(m.learners, "learners") };
+  if (m.bindings !== undefined) {
+    const bindings = record(m.bindings, `${what}.bindings`);
+    for (const [node, inc] of Object.entries(bindings)) {
+      if (!voters.includes(node)) {
+        fail(`${what}.bindings names ${JSON.stringify(node)}, not a voter`);
+      }
+      text(inc, `${what}.bindings[${JSON.stringify(node)}]`);
+    }
+    parsed.bindings = bindings as Record<string, string>;
+  }
+  return parsed;
 }
 
 function entry(value: unknown, i: number): Entry {
@@ -86,7 +103,13 @@ function snapshotMeta(value: unknown): SnapshotMeta {
  */
 export function parseMessage(value: unknown): Message {
   const m = record(value, "message");
-  const base = { from: text(m.from, "from"), to: text(m.to, "to"), term: index(m.term, "term") };
+  const base = {
+    from: text(m.from, "from"),
+    to: text(m.to, "to"),
+    term: index(m.term, "term"),
+    ...(m.inc === undefined ? {} : { inc: text(m.inc, "inc") }),
+    ...(m.joined === undefined ? {} : { joined: joinedFlag(m.joined) }),
+  };
   switch (m.type) {
     case "vote":
       return {

@@ -7,7 +7,7 @@ const env = { from: "a", to: "b", term: 3 };
 
 const WELL_FORMED: Message[] = [
   { ...env, type: "vote", pre: true, transfer: false, lastIndex: 7, lastTerm: 2 },
-  { ...env, type: "voteResp", pre: false, granted: true },
+  { ...env, type: "voteResp", pre: false, granted: true, inc: "b#2" },
   {
     ...env,
     type: "append",
@@ -22,6 +22,12 @@ const WELL_FORMED: Message[] = [
         term: 3,
         kind: "membership",
         membership: { voters: ["a", "b"], learners: ["c"] },
+      },
+      {
+        index: 8,
+        term: 3,
+        kind: "membership",
+        membership: { voters: ["a", "b"], learners: ["c"], bindings: { a: "a#1", b: "b#2" } },
       },
     ],
     commit: 4,
@@ -207,4 +213,17 @@ Deno.test("messages: snapshot chunks that run past their size are rejected", () 
   rejects(snap(7, 10, 4), /chunk runs past the snapshot's size/);
   rejects(snap(0, 3, 4), /chunk runs past the snapshot's size/);
   rejects(snap(11, 10, 0), /chunk runs past the snapshot's size/);
+});
+
+Deno.test("messages: a folder's incarnation and a membership's bindings are checked", () => {
+  rejects(withField(1, "inc", ""), /inc must be a non-empty string/);
+  rejects(withField(1, "inc", 7), /inc must be a non-empty string/);
+  const meta = (bindings: unknown) => ({
+    index: 1,
+    term: 1,
+    membership: { voters: ["a"], learners: ["c"], bindings },
+  });
+  rejects(withField(7, "meta", meta({ c: "c#1" })), /bindings names "c", not a voter/);
+  rejects(withField(7, "meta", meta({ a: "" })), /bindings\["a"\] must be a non-empty string/);
+  rejects(withField(7, "meta", meta(["a#1"])), /bindings is not an object/);
 });

@@ -480,6 +480,7 @@ export class RaftNode {
         return new NotLeaderError(this.#id, refusal.leader, "is handing leadership over");
       case "membership-pending":
       case "term-not-committed":
+      case "folder-unheard":
         return new MembershipBusyError(this.#id, refusal.reason);
       case "invalid":
         return new RaftRequestError("invalid", `request refused: ${refusal.detail}`);

@@ -35,6 +35,16 @@ export class Outbox {
   #replies: Reply[] = [];
   /** The request being stepped, when the driver tagged it. */
   #request: { id: number; from: NodeId } | undefined;
+  /** What every message says of the sender's folder (see `CoreOptions.incarnation`). */
+  readonly #folder: { inc: string; joined?: true } | undefined;
+
+  /**
+   * An outbox whose messages say they come from data folder incarnation
+   * `inc`, if given, and whether that folder joined the cluster.
+   */
+  constructor(folder?: { inc: string; joined?: true }) {
+    this.#folder = folder;
+  }
 
   /** How many messages and answers are queued. */
   get size(): number {
@@ -53,6 +63,7 @@ export class Outbox {
 
   /** Queues `m`: an answer to the tagged request being stepped goes with the replies. */
   push(m: Message): void {
+    if (this.#folder !== undefined) m = { ...m, ...this.#folder };
     const request = this.#request;
     if (request !== undefined && m.to === request.from && RESPONSE_TYPES.has(m.type)) {
       this.#replies.push({ requestId: request.id, message: m });

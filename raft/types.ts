@@ -33,6 +33,16 @@ export interface Membership {
   voters: NodeId[];
   /** The non-voting members. */
   learners: NodeId[];
+  /**
+   * The data folder incarnation each bound voter is (see `CoreOptions.incarnation`):
+   * a node counts a bound voter's votes and acknowledgements only from that
+   * incarnation, so a voter whose folder was lost or replaced is not counted
+   * in its old folder's place. A voter not named is unbound (a founding
+   * member before its leader bound it, or a cluster without incarnations).
+   * A voter is bound when it is promoted, and founding voters once a leader
+   * has heard from them; a removal drops the binding.
+   */
+  bindings?: Record<NodeId, string>;
 }
 
 /**
@@ -181,6 +191,10 @@ export interface MessageBase {
   to: NodeId;
   /** The sender's term (for a PreVote: the term it would campaign in). */
   term: number;
+  /** The incarnation of the sender's data folder, when it has one (`CoreOptions.incarnation`). */
+  inc?: string;
+  /** The sender's folder joined the cluster rather than founding it (`CoreOptions.joined`). */
+  joined?: true;
 }
 
 /**

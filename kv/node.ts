@@ -109,6 +109,7 @@ export interface KvNode {
 function retireRemoved(identity: NodeIdentity): RaftObserver {
   const applied = (membership: Membership, index: number, setAt: number | undefined) => {
     identity.applied([...membership.voters, ...membership.learners], index, setAt).catch(() => {});
+    if (membership.bindings) identity.bound(membership.bindings, setAt ?? index).catch(() => {});
   };
   return {
     applied(_node, entries) {
@@ -231,6 +232,9 @@ export async function startKvNode(options: KvNodeOptions): Promise<KvNode> {
       observer: retireRemoved(identity),
       // A node that knows of a removal its log lacks does not campaign (see IdentityBook).
       campaignAfter: () => identity.removalFloor(),
+      // Votes and acknowledgements count only from the folder a membership binds (raft/core.ts).
+      incarnation: identity.incarnation,
+      joined: identity.waitsForBinding,
       transport,
       server: rpc,
       storage,

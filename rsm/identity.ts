@@ -166,6 +166,7 @@ export class NodeIdentity implements MemberOptions {
         incarnation: crypto.randomUUID(),
         created: mode,
         members: {},
+        ...(mode === "join" ? { waitsForBinding: true } : {}),
         // A founding member starts from the founding membership: every node of the list.
         ...(mode === "bootstrap" ? { applied: { index: 0, members: [...options.members] } } : {}),
       };
@@ -204,6 +205,15 @@ export class NodeIdentity implements MemberOptions {
     return this.#book.record().created;
   }
 
+  /**
+   * Whether this folder votes and campaigns only once a membership binds it
+   * (Raft's `joined` option): a joining folder made by this version.
+   */
+  get waitsForBinding(): boolean {
+    const record = this.#book.record();
+    return record.created === "join" && record.waitsForBinding === true;
+  }
+
   /** The conflict that stopped this node, if one did. */
   get conflict(): IdentityConflictError | undefined {
     return this.#book.conflict;
@@ -240,6 +250,12 @@ export class NodeIdentity implements MemberOptions {
    */
   applied(members: Iterable<string>, index: number, setAt?: number): Promise<void> {
     this.#book.applied(members, index, setAt);
+    return this.#settle();
+  }
+
+  /** The membership set at `setAt` binds these folders (see {@linkcode IdentityBook.bound}). */
+  bound(bindings: Record<string, string>, setAt: number): Promise<void> {
+    this.#book.bound(bindings, setAt);
     return this.#settle();
   }
 
@@ -315,6 +331,7 @@ function parseRecord(file: string, text: string): Omit<FolderRecord, "cluster"> 
     ...(raw.retired !== undefined && typeof raw.retired === "object"
       ? { retired: raw.retired }
       : {}),
+    ...(raw.waitsForBinding === true ? { waitsForBinding: true } : {}),
     ...(raw.applied !== undefined && typeof raw.applied === "object" &&
         Number.isSafeInteger(raw.applied?.index) && Array.isArray(raw.applied?.members)
       ? { applied: raw.applied }

@@ -103,6 +103,14 @@ export interface FolderRecord {
    * founding membership), so that a removal is told from a node never added.
    */
   applied?: { index: number; members: string[] };
+  /**
+   * A joining folder made by a version that binds folders into memberships
+   * (`Membership.bindings`): it votes and campaigns only once a membership
+   * binds it (Raft's `joined` option). A joining folder made before that
+   * lacks it and votes as a voter, bound or not, so that an upgraded cluster
+   * whose voters all joined keeps a quorum.
+   */
+  waitsForBinding?: boolean;
 }
 
 /**
@@ -391,6 +399,40 @@ export class IdentityBook {
     }
     this.#record.applied = { index, members: now };
     this.#changed = true;
+  }
+
+  /**
+   * The membership set at log index `setAt` binds these voters to these
+   * folders (`Membership.bindings`, what Raft counts votes and
+   * acknowledgements by): each is that node's folder from then on. A
+   * retirement of a bound folder by a removal before `setAt` was a mistake
+   * of trust on first use (a node that met the re-added folder before it
+   * applied the removal retires the new folder with the old one, and the
+   * gossip spreads it), so the binding undoes it; a folder known by first
+   * contact gives way to the bound one. A removal after `setAt` stands.
+   */
+  bound(bindings: Record<string, string>, setAt: number): void {
+    for (const [node, incarnation] of Object.entries(bindings)) {
+      if (node === this.node || !this.#members.has(node)) continue;
+      const retirement = this.#record.retired?.[node];
+      if (retirement?.incarnations.includes(incarnation)) {
+        if (retirement.index > setAt) continue; // removed since it was bound
+        const incarnations = retirement.incarnations.filter((i) => i !== incarnation);
+        this.#record.retired = {
+          ...this.#record.retired,
+          [node]: { index: retirement.index, incarnations },
+        };
+        this.#changed = true;
+      }
+      const known = this.#record.members[node];
+      if (known === incarnation) continue;
+      if (known !== undefined) this.#retiredNow.add(node); // the other folder's connections close
+      this.#admit(node, incarnation);
+      this.#log(
+        `node ${node} is incarnation ${incarnation}, as the membership set at log index ` +
+          `${setAt} binds it${known === undefined ? "" : ` (not ${known})`}`,
+      );
+    }
   }
 
   /**

@@ -155,3 +155,33 @@ Deno.test("identity book: takeRetired names each node whose known folder was ret
   assert.deepEqual(b.takeRetired().sort(), ["1", "2"]);
   assert.deepEqual(b.takeRetired(), []);
 });
+
+Deno.test("identity book: a binding undoes a wrong retirement of the bound folder, not a later removal", () => {
+  // Node 0 never met node 1's old folder (1-a), and met the new one (1-b) before it applied the
+  // removal of the old one (index 9): the removal retires what it knew by then (trust on first use).
+  const b = book("0");
+  assert.equal(b.check(hello("1", "1-b"), "1"), undefined);
+  b.applied(["0", "2"], 9);
+  assert.match(b.check(hello("1", "1-b"), "1")!, /was removed from the cluster/, "wrongly retired");
+  // The membership that promoted the new folder (index 12) binds node 1 to 1-b: accepted again.
+  b.applied(["0", "1", "2"], 12);
+  b.bound({ "0": "0-a", "1": "1-b", "2": "2-a" }, 12);
+  assert.equal(b.check(hello("1", "1-b"), "1"), undefined);
+  assert.equal(b.known("1"), "1-b");
+  assert.match(
+    b.check(hello("1", "1-a"), "1")!,
+    /knows node 1 as incarnation 1-b/,
+    "any other folder stays out",
+  );
+  // A binding older than a removal does not bring the removed folder back.
+  b.applied(["0", "2"], 15);
+  b.bound({ "0": "0-a", "1": "1-b", "2": "2-a" }, 12);
+  assert.match(b.check(hello("1", "1-b"), "1")!, /was removed from the cluster/);
+  // A folder known by first contact gives way to the bound one, and its connections close.
+  const c = book("2");
+  c.check(hello("3", "3-x"), "3");
+  c.takeRetired();
+  c.bound({ "3": "3-y" }, 20);
+  assert.equal(c.known("3"), "3-y");
+  assert.deepEqual(c.takeRetired(), ["3"]);
+});

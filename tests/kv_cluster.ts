@@ -107,6 +107,7 @@ export class KvCluster {
   #admin: ClientEnd[] | undefined;
   /** Each server's machine clock, kept across its restarts (in step with the simulation's until told). */
   readonly #clocks: NodeClock[];
+  readonly #appliedMemberships = new Map<string, Membership>();
   #startTime = 0;
   #startRpcs = 0;
   #ops = 0;
@@ -206,11 +207,20 @@ export class KvCluster {
     setAt: number | undefined,
   ): void {
     if (membership === undefined) return;
+    this.#appliedMemberships.set(node, membership);
     const members = [...membership.voters, ...membership.learners];
     if (Deno.env.get("SIM_IDENTITY")) {
       console.log(`[${node}] applied membership ${JSON.stringify(membership)} at ${index}`);
     }
     this.group.membershipApplied(this.ids.indexOf(node), members, index, setAt);
+    if (membership.bindings) {
+      this.group.membershipBound(this.ids.indexOf(node), membership.bindings, setAt ?? index);
+    }
+  }
+
+  /** The membership server i applied last (an entry's or a snapshot's), if any. */
+  appliedMembership(i: number): Membership | undefined {
+    return this.#appliedMemberships.get(this.ids[i]);
   }
 
   /** Server i's machine clock: set its rate (drift) or pause its process ({@linkcode KvCluster.pause}). */

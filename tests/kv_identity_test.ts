@@ -101,9 +101,10 @@ Deno.test("kv identity: a follower whose data folder was deleted is refused and 
     await nodes[0].start();
     for (let k = 0; k < 100; k++) assert.equal(await clerk.get(`k${k}`), `v${k}`, `k${k}`);
 
-    // The README's recipe: node 1's new incarnation recorded by each peer in
-    // turn (a put acknowledged by both after each restart: both caught up),
-    // then node 1 is accepted, and a majority with it still has everything.
+    // An operator who makes the peers take node 1's new folder by editing their node.json (so
+    // the handshakes accept it) still does not make it a voter: the log binds node 1 to the
+    // folder it lost (Membership.bindings), so its votes and acknowledgements do not count.
+    // Only `member remove` + `add` bring it back (tests/kv_member_process_test.ts).
     await clerk.put("sync", "0");
     const { incarnation } = JSON.parse(await Deno.readTextFile(`${dir}/node1/node.json`));
     for (const i of [0, 2]) {
@@ -115,20 +116,15 @@ Deno.test("kv identity: a follower whose data folder was deleted is refused and 
       await nodes[i].start();
       await clerk.put("sync", String(i + 1));
     }
-    const before = nodes[1].stderr.length;
     await nodes[1].start();
-    await clerk.put("rejoined", "yes");
     await nodes[0].kill();
-    const signal = AbortSignal.timeout(30_000); // nodes 1 and 2 must be a working majority
+    // Nodes 1 and 2 are no majority: node 1's folder is not the one the log binds.
+    await assert.rejects(clerk.put("split", "brain", { signal: AbortSignal.timeout(3000) }));
+    await nodes[0].start();
+    const signal = AbortSignal.timeout(30_000);
     for (let k = 0; k < 100; k++) {
       assert.equal(await clerk.get(`k${k}`, { signal }), `v${k}`, `k${k}`);
     }
-    assert.equal(await clerk.get("rejoined", { signal }), "yes");
-    assert.doesNotMatch(
-      nodes[1].stderr.slice(before),
-      /lost it|refuse/,
-      "node 1 is accepted this time",
-    );
   } finally {
     await close();
     for (const n of nodes) await n.kill();

@@ -76,6 +76,7 @@ import {
   type MemberReply,
 } from "../kv/mod.ts";
 import { type Random, simulate } from "../net/mod.ts";
+import type { Membership } from "../raft/mod.ts";
 import { KvCluster, MEMBER_CHANGE_MS, OpLog, text } from "./kv_cluster.ts";
 import { checkReplays, runSeeds } from "./seeds.ts";
 
@@ -253,8 +254,10 @@ async function memberCall(
  * A change answered as made (now, or already) is committed. The admin
  * actions run one at a time, so a membership entry above the commit index
  * on the server that answered is this change, answered too early (a new
- * leader may drop it). Checked only while the same instance runs (a
- * restarted one may load a lower commit index).
+ * leader may drop it); an entry that only binds folders (its voters and
+ * learners are those of the membership before it: `Membership.bindings`,
+ * appended by the leader on its own) is not a change. Checked only while
+ * the same instance runs (a restarted one may load a lower commit index).
  */
 function checkMadeCommitted(
   cfg: KvCluster,
@@ -262,10 +265,17 @@ function checkMadeCommitted(
 ): void {
   const raft = cfg.running(answer.i)?.raft;
   if (raft === undefined || cfg.running(answer.i) !== answer.asked) return;
-  const { commitIndex, lastIndex } = raft.status();
-  const pending = raft.logEntries(commitIndex + 1, lastIndex).filter((e) =>
-    e.kind === "membership"
-  );
+  const { commitIndex, lastIndex, snapshotIndex } = raft.status();
+  const sets = (m: Membership) => JSON.stringify([[...m.voters].sort(), [...m.learners].sort()]);
+  let before = cfg.appliedMembership(answer.i);
+  const pending = [];
+  for (const e of raft.logEntries(snapshotIndex + 1, lastIndex)) {
+    if (e.kind !== "membership") continue;
+    if (e.index > commitIndex && (before === undefined || sets(before) !== sets(e.membership))) {
+      pending.push(e);
+    }
+    before = e.membership;
+  }
   assert.equal(
     pending.length,
     0,

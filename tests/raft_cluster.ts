@@ -28,6 +28,12 @@ export interface ClusterOptions {
   initialVoters?: number;
   /** Options of every server's SimStorage (clock, random and name are the harness's). */
   storage?: Partial<SimStorageOptions>;
+  /**
+   * Each server's storage is a data folder with an incarnation (`CoreOptions.incarnation`:
+   * votes and acknowledgements counted only from the folder a membership binds); servers
+   * outside the founding membership joined it.
+   */
+  folders?: boolean;
 }
 
 /**
@@ -162,12 +168,12 @@ export class Cluster {
     const incarnation: Incarnation = { log: new Map(), lastApplied: 0 };
     this.logs[i] = incarnation.log;
     let node: RaftNode;
+    const founding = i < (this.#options.initialVoters ?? this.n);
     try {
       node = await RaftNode.start({
         id,
-        peers: i < (this.#options.initialVoters ?? this.n)
-          ? this.ids.slice(0, this.#options.initialVoters ?? this.n)
-          : [],
+        peers: founding ? this.ids.slice(0, this.#options.initialVoters ?? this.n) : [],
+        ...(this.#options.folders ? { incarnation: `${id}#1`, joined: !founding } : {}),
         transport,
         server,
         storage: s.storage,

@@ -301,6 +301,9 @@ async function runSeed(
         // Some seeds run without PreVote (an option we export): elections
         // then raise terms freely, and races between leaders come sooner.
         node: { observer, preVote: !race && random.chance(0.5) },
+        // Half the seeds bind voters to their folders (what `kv serve` does): bind entries
+        // mix with the membership changes, and answers are filtered by folder.
+        folders: random.chance(0.5),
       });
       eager = true;
       const leaders = new Map<number, string>();

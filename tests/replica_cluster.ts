@@ -44,6 +44,10 @@ export interface ServerContext {
    * simulated (pass it on as the Raft node's `campaignAfter`, as `kv serve` does).
    */
   campaignAfter?: () => number;
+  /** The folder's incarnation, when identities are simulated (the Raft node's `incarnation`). */
+  incarnation?: string;
+  /** Whether the folder joined rather than founded the cluster (the Raft node's `joined`). */
+  joined?: boolean;
 }
 
 /** Servers `prefix0`... `prefix{n-1}` started by `start`. */
@@ -205,6 +209,14 @@ export class ReplicaCluster<S extends GroupServer> {
     if (book.take()) this.wiring.refresh();
   }
 
+  /** Server a applied a membership, set at `setAt`, that binds these folders (`IdentityBook.bound`). */
+  membershipBound(a: number, bindings: Record<string, string>, setAt: number): void {
+    const book = this.#servers[a].book;
+    if (!book) return;
+    book.bound(bindings, setAt);
+    if (book.take()) this.wiring.refresh();
+  }
+
   #emptyStorage(i: number): SimStorage {
     return new SimStorage({
       clock: this.sim.clock,
@@ -286,7 +298,13 @@ export class ReplicaCluster<S extends GroupServer> {
         clock: this.sim.clock,
         random: this.random.fork(),
         observer: this.ledger,
-        ...(s.book ? { campaignAfter: () => this.#servers[i].book!.removalFloor() } : {}),
+        ...(s.book
+          ? {
+            campaignAfter: () => this.#servers[i].book!.removalFloor(),
+            incarnation: s.book.incarnation,
+            joined: s.joins,
+          }
+          : {}),
       });
     } catch (err) {
       if (s.damaged === undefined || !(err instanceof StorageCorruptionError)) throw err;

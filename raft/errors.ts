@@ -139,9 +139,21 @@ export type RaftRequestReason =
   | "transfer-timeout"
   | "catch-up-timeout";
 
-type BusyReason = "membership-pending" | "term-not-committed" | "folder-unheard";
+/**
+ * Why a leader cannot take a membership change now (see
+ * {@linkcode MembershipBusyError}): each passes, so the same change may be
+ * sent again shortly.
+ *
+ * @example
+ * ```ts
+ * import type { MembershipBusyReason } from "@distkit/distkit/raft";
+ *
+ * const reason: MembershipBusyReason = "folder-unheard";
+ * ```
+ */
+export type MembershipBusyReason = "membership-pending" | "term-not-committed" | "folder-unheard";
 
-const BUSY_MESSAGES: Record<BusyReason, (leader: NodeId) => string> = {
+const BUSY_MESSAGES: Record<MembershipBusyReason, (leader: NodeId) => string> = {
   "membership-pending": (leader) =>
     `${leader} has a membership change in progress; nothing was proposed: retry once it has ` +
     "committed",
@@ -204,7 +216,7 @@ export class MembershipBusyError extends RaftRequestError {
   /** Always true: the same request succeeds once the leader is ready for it. */
   readonly retryable = true;
   /** Why the leader cannot take the change now. */
-  declare readonly reason: BusyReason;
+  declare readonly reason: MembershipBusyReason;
   /** The leader that refused. */
   readonly leader: NodeId;
 
@@ -214,7 +226,7 @@ export class MembershipBusyError extends RaftRequestError {
    * @param leader The leader that refused.
    * @param reason Why.
    */
-  constructor(leader: NodeId, reason: BusyReason) {
+  constructor(leader: NodeId, reason: MembershipBusyReason) {
     super(reason, BUSY_MESSAGES[reason](leader));
     this.name = "MembershipBusyError";
     this.leader = leader;

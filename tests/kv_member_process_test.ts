@@ -23,6 +23,7 @@ interface Status {
   role: string;
   leader: string | null;
   commitIndex: number;
+  snapshotIndex: number;
   membership: { voters: string[]; learners: string[] };
   kv: { appliedIndex: number; installs: number };
 }
@@ -108,6 +109,15 @@ Deno.test("kv member processes: a node killed for good is replaced under load; n
     assert.match(removed.stdout, /every node has forgotten/);
     const list = await member(cluster, 0, "list");
     assert.doesNotMatch(list.stdout, new RegExp(`node ${victim} `));
+
+    // Every survivor has compacted its log (the 32 KiB threshold, under load): whichever leads
+    // can bring the new node up to date only by its snapshot.
+    await until("the survivors have compacted their logs", async () => {
+      const s = await Promise.all(
+        [0, 1, 2].filter((i) => i !== victim).map((i) => status(cluster, i)),
+      );
+      return s.every((x) => (x?.snapshotIndex ?? 0) > 0);
+    });
 
     // It comes back on another machine: a new address.
     const oldAddress = cluster.peers[victim];

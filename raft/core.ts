@@ -316,7 +316,7 @@ export class RaftCore {
   step(m: Message, options: { requestId?: number } = {}): void {
     if (m.to !== this.id) return;
     const { requestId } = options;
-    if (m.inc !== undefined) {
+    if (m.inc !== undefined && this.#heard.get(m.from) !== m.inc) {
       this.#heard.set(m.from, m.inc);
       if (m.joined === true) this.#heardJoined.add(m.from);
       else this.#heardJoined.delete(m.from);
@@ -343,6 +343,7 @@ export class RaftCore {
       m.type !== "snapshotResp"
     ) return true;
     const membership = this.#log.membership();
+    if (membership.bindings === undefined && m.joined !== true) return true; // nothing bound
     const bound = membership.bindings?.[m.from];
     if (bound !== undefined) return bound === m.inc;
     return m.joined !== true || !membership.voters.includes(m.from);

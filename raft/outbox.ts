@@ -63,7 +63,12 @@ export class Outbox {
 
   /** Queues `m`: an answer to the tagged request being stepped goes with the replies. */
   push(m: Message): void {
-    if (this.#folder !== undefined) m = { ...m, ...this.#folder };
+    // Every message pushed is a new object of the core's: stamped in place, not copied.
+    const folder = this.#folder;
+    if (folder !== undefined) {
+      m.inc = folder.inc;
+      if (folder.joined) m.joined = true;
+    }
     const request = this.#request;
     if (request !== undefined && m.to === request.from && RESPONSE_TYPES.has(m.type)) {
       this.#replies.push({ requestId: request.id, message: m });

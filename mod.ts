@@ -99,6 +99,7 @@ export {
   ServiceError,
 } from "./rsm/mod.ts";
 export type {
+  AppliedOptions,
   FinalReply,
   HostNodeOptions,
   IdentityGossip,

@@ -108,8 +108,8 @@ export interface KvNode {
  */
 function retireRemoved(identity: NodeIdentity): RaftObserver {
   const applied = (membership: Membership, index: number, setAt: number | undefined) => {
-    identity.applied([...membership.voters, ...membership.learners], index, setAt).catch(() => {});
-    if (membership.bindings) identity.bound(membership.bindings, setAt ?? index).catch(() => {});
+    const members = [...membership.voters, ...membership.learners];
+    identity.applied(members, index, { setAt, bindings: membership.bindings }).catch(() => {});
   };
   return {
     applied(_node, entries) {

@@ -97,9 +97,12 @@ export function nextMembership(
     learners.push(change.node);
   }
   if (voters.length === 0) return { reason: "invalid", detail: "cannot remove the last voter" };
+  // A voter that stays one keeps its folder (a new folder comes in only by remove and add: a
+  // binding swapped in one entry would let quorums of the two folders miss each other); a node
+  // that becomes a voter is bound to the folder the leader heard.
   const bindings: Record<NodeId, string> = {};
   for (const v of voters) {
-    const bound = v === change.node ? context.heard?.(v) : current.bindings?.[v];
+    const bound = current.voters.includes(v) ? current.bindings?.[v] : context.heard?.(v);
     if (bound !== undefined) bindings[v] = bound;
   }
   return Object.keys(bindings).length === 0 ? { voters, learners } : { voters, learners, bindings };

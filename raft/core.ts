@@ -90,7 +90,12 @@ export class RaftCore {
   #lead: Leader | undefined;
   #reads = new ReadOnly();
   #outbox: Outbox;
-  /** The data folder incarnation each peer last spoke as (`CoreOptions.incarnation`). */
+  /**
+   * The data folder incarnation each member last answered this leader as
+   * (`CoreOptions.incarnation`): what it binds a voter to. Kept only while
+   * leading, and for members: a folder heard before a removal is not the one
+   * to bind after the re-add.
+   */
   #heard = new Map<NodeId, string>();
   /** The peers whose folders said they joined the cluster (`CoreOptions.joined`). */
   #heardJoined = new Set<NodeId>();
@@ -316,12 +321,12 @@ export class RaftCore {
   step(m: Message, options: { requestId?: number } = {}): void {
     if (m.to !== this.id) return;
     const { requestId } = options;
-    if (m.inc !== undefined && this.#heard.get(m.from) !== m.inc) {
+    if (!this.#countable(m)) return;
+    if (m.inc !== undefined && this.#lead !== undefined && this.#heard.get(m.from) !== m.inc) {
       this.#heard.set(m.from, m.inc);
       if (m.joined === true) this.#heardJoined.add(m.from);
       else this.#heardJoined.delete(m.from);
     }
-    if (!this.#countable(m)) return;
     const request = requestId === undefined ? undefined : { id: requestId, from: m.from };
     this.#outbox.answering(request, () => this.#stepTerm(m));
   }
@@ -564,6 +569,8 @@ export class RaftCore {
     this.#leader = this.id;
     this.#electionElapsed = 0;
     this.#lead = new Leader(this.#leaderHost());
+    this.#heard.clear();
+    this.#heardJoined.clear();
     this.#options.observer?.leader?.(this.id, this.#term);
     if (this.#options.leaderNoop) this.#appendOwn({ kind: "noop" });
     else this.#lead.maybeCommit();
@@ -626,6 +633,14 @@ export class RaftCore {
     const entry: Entry = { index: this.#log.lastIndex() + 1, term: this.#term, ...fields };
     this.#log.append([entry]);
     this.#lead.appended(entry);
+    if (entry.kind === "membership") {
+      const { voters, learners } = entry.membership;
+      for (const node of this.#heard.keys()) {
+        if (voters.includes(node) || learners.includes(node)) continue;
+        this.#heard.delete(node);
+        this.#heardJoined.delete(node);
+      }
+    }
     return { index: entry.index, term: entry.term };
   }
 

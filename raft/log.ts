@@ -152,6 +152,7 @@ export class RaftLog {
       invariant(e.term >= lastTerm, `log entry ${e.index} has term ${e.term} < ${lastTerm}`);
       this.#entries.push(e);
       if (e.kind === "membership") {
+        checkBindings(this.membership(), e);
         this.#memberships.push({ index: e.index, membership: e.membership, since: e.index });
       }
       last = e.index;
@@ -334,4 +335,23 @@ function approximateSize(e: Entry): number {
   else size = JSON.stringify(c)?.length ?? 64;
   SIZES.set(e, size);
   return size;
+}
+
+/**
+ * A membership entry never changes the folder of a voter that stays one, nor
+ * unbinds it: it only binds unbound voters (`Membership.bindings`). A folder
+ * swapped in one entry would let a quorum counted with the old folder and
+ * one counted with the new miss each other.
+ */
+function checkBindings(before: Membership, entry: Entry & { kind: "membership" }): void {
+  const after = entry.membership;
+  for (const v of before.voters) {
+    const was = before.bindings?.[v];
+    if (was === undefined || !after.voters.includes(v)) continue;
+    invariant(
+      after.bindings?.[v] === was,
+      `membership entry ${entry.index} changes voter ${v}'s folder from ${was} to ` +
+        `${after.bindings?.[v] ?? "unbound"}`,
+    );
+  }
 }

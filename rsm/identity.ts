@@ -51,6 +51,7 @@
  */
 import { RefusedError } from "../net/errors.ts";
 import {
+  type AppliedOptions,
   type FolderRecord,
   IdentityBook,
   type IdentityConflictError,
@@ -248,14 +249,8 @@ export class NodeIdentity implements MemberOptions {
    * last applied one had and this one drops are retired (see
    * {@linkcode IdentityBook.applied}).
    */
-  applied(members: Iterable<string>, index: number, setAt?: number): Promise<void> {
-    this.#book.applied(members, index, setAt);
-    return this.#settle();
-  }
-
-  /** The membership set at `setAt` binds these folders (see {@linkcode IdentityBook.bound}). */
-  bound(bindings: Record<string, string>, setAt: number): Promise<void> {
-    this.#book.bound(bindings, setAt);
+  applied(members: Iterable<string>, index: number, options?: AppliedOptions): Promise<void> {
+    this.#book.applied(members, index, options);
     return this.#settle();
   }
 

@@ -206,6 +206,23 @@ export interface IdentityBookOptions {
 }
 
 /**
+ * What else {@linkcode IdentityBook.applied} is told of a membership.
+ *
+ * @example
+ * ```ts
+ * import type { AppliedOptions } from "@distkit/distkit/rsm";
+ *
+ * const options: AppliedOptions = { setAt: 40, bindings: { "0": "9a1d7c3e" } };
+ * ```
+ */
+export interface AppliedOptions {
+  /** The log index of the entry that set it (a snapshot's `membershipIndex`). Default: its index. */
+  setAt?: number;
+  /** The folders it binds voters to (`Membership.bindings`). */
+  bindings?: Record<string, string>;
+}
+
+/**
  * A folder's identity record and the rules that change it; every method is
  * synchronous and says whether the record changed, for the caller to make
  * durable before it acts on the answer.
@@ -380,9 +397,11 @@ export class IdentityBook {
    * removed at `setAt`, and the incarnations it knew them by are retired. A
    * membership applied again (a restart replays the log) changes nothing;
    * the first one a folder applies (a joining folder's) only becomes the one
-   * to compare with.
+   * to compare with. The folders it binds (`options.bindings`) are taken in
+   * (see {@linkcode IdentityBook.bound}).
    */
-  applied(members: Iterable<string>, index: number, setAt?: number): void {
+  applied(members: Iterable<string>, index: number, options: AppliedOptions = {}): void {
+    const { setAt, bindings } = options;
     const before = this.#record.applied;
     if (before !== undefined && index <= before.index) return;
     const now = [...new Set(members)].sort();
@@ -399,11 +418,12 @@ export class IdentityBook {
     }
     this.#record.applied = { index, members: now };
     this.#changed = true;
+    if (bindings !== undefined) this.#bind(bindings, setAt ?? index);
   }
 
   /**
-   * The membership set at log index `setAt` binds these voters to these
-   * folders (`Membership.bindings`, what Raft counts votes and
+   * A membership applied, set at log index `setAt`, binds these voters to
+   * these folders (`Membership.bindings`, what Raft counts votes and
    * acknowledgements by): each is that node's folder from then on. A
    * retirement of a bound folder by a removal before `setAt` was a mistake
    * of trust on first use (a node that met the re-added folder before it
@@ -411,7 +431,7 @@ export class IdentityBook {
    * gossip spreads it), so the binding undoes it; a folder known by first
    * contact gives way to the bound one. A removal after `setAt` stands.
    */
-  bound(bindings: Record<string, string>, setAt: number): void {
+  #bind(bindings: Record<string, string>, setAt: number): void {
     for (const [node, incarnation] of Object.entries(bindings)) {
       if (node === this.node || !this.#members.has(node)) continue;
       const retirement = this.#record.retired?.[node];

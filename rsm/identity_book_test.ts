@@ -135,11 +135,11 @@ Deno.test("identity book: a snapshot that says where its membership was set reti
   const b = book("3");
   b.check(hello("0", "0-a"), "0");
   b.learn("4", { members: { "0": "0-b" }, retired: { "0": { index: 20, incarnations: ["0-a"] } } });
-  b.applied(["1", "2", "3", "4"], 138, 20);
+  b.applied(["1", "2", "3", "4"], 138, { setAt: 20 });
   assert.equal(b.known("0"), "0-b");
   // A second removal (at 150) that a snapshot at 160 carries it past: 0-b is retired too.
-  b.applied(["0", "1", "2", "3", "4"], 142, 142);
-  b.applied(["1", "2", "3", "4"], 160, 150);
+  b.applied(["0", "1", "2", "3", "4"], 142, { setAt: 142 });
+  b.applied(["1", "2", "3", "4"], 160, { setAt: 150 });
   assert.equal(b.known("0"), undefined);
   assert.equal(b.removalFloor(), 150);
   assert.match(b.check(hello("0", "0-b"), "0")!, /was removed from the cluster/);
@@ -157,6 +157,7 @@ Deno.test("identity book: takeRetired names each node whose known folder was ret
 });
 
 Deno.test("identity book: a binding undoes a wrong retirement of the bound folder, not a later removal", () => {
+  const binds = (one: string) => ({ bindings: { "0": "0-a", "1": one, "2": "2-a" } });
   // Node 0 never met node 1's old folder (1-a), and met the new one (1-b) before it applied the
   // removal of the old one (index 9): the removal retires what it knew by then (trust on first use).
   const b = book("0");
@@ -164,8 +165,7 @@ Deno.test("identity book: a binding undoes a wrong retirement of the bound folde
   b.applied(["0", "2"], 9);
   assert.match(b.check(hello("1", "1-b"), "1")!, /was removed from the cluster/, "wrongly retired");
   // The membership that promoted the new folder (index 12) binds node 1 to 1-b: accepted again.
-  b.applied(["0", "1", "2"], 12);
-  b.bound({ "0": "0-a", "1": "1-b", "2": "2-a" }, 12);
+  b.applied(["0", "1", "2"], 12, binds("1-b"));
   assert.equal(b.check(hello("1", "1-b"), "1"), undefined);
   assert.equal(b.known("1"), "1-b");
   assert.match(
@@ -173,15 +173,24 @@ Deno.test("identity book: a binding undoes a wrong retirement of the bound folde
     /knows node 1 as incarnation 1-b/,
     "any other folder stays out",
   );
-  // A binding older than a removal does not bring the removed folder back.
+  // 1-b is replaced by 1-c (removed at 15, promoted at 18); a restart replays index 12: its
+  // binding of 1-b is not taken again.
   b.applied(["0", "2"], 15);
-  b.bound({ "0": "0-a", "1": "1-b", "2": "2-a" }, 12);
-  assert.match(b.check(hello("1", "1-b"), "1")!, /was removed from the cluster/);
+  b.applied(["0", "1", "2"], 18, binds("1-c"));
+  b.takeRetired();
+  b.applied(["0", "1", "2"], 12, binds("1-b"));
+  assert.equal(b.known("1"), "1-c");
+  assert.deepEqual(b.takeRetired(), [], "1-c's connections stay open");
+  // A removal heard from a peer (index 20) stands against a binding set before it (12).
+  const away = book("2", { applied: { index: 5, members: ["0", "1", "2"] } });
+  away.learn("0", { members: {}, retired: { "1": { index: 20, incarnations: ["1-a", "1-b"] } } });
+  away.applied(["0", "1", "2"], 12, binds("1-b"));
+  assert.match(away.check(hello("1", "1-b"), "1")!, /was removed from the cluster/);
   // A folder known by first contact gives way to the bound one, and its connections close.
   const c = book("2");
   c.check(hello("3", "3-x"), "3");
   c.takeRetired();
-  c.bound({ "3": "3-y" }, 20);
+  c.applied(["0", "1", "2", "3"], 20, { bindings: { "3": "3-y" } });
   assert.equal(c.known("3"), "3-y");
   assert.deepEqual(c.takeRetired(), ["3"]);
 });

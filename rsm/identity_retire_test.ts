@@ -59,7 +59,7 @@ Deno.test("identity: a founding folder written before memberships were recorded 
     );
     const node = await NodeIdentity.open(dir, { id: "0", members });
     // Its first removal after the upgrade retires, as on a folder made today.
-    await node.applied(["0", "2"], 30, 30);
+    await node.applied(["0", "2"], 30, { setAt: 30 });
     assert.equal(node.knownIncarnation("1"), undefined);
     assert.equal(node.removalFloor(), 30);
     const record = JSON.parse(await Deno.readTextFile(`${dir}/node.json`));
@@ -75,7 +75,7 @@ Deno.test("identity: onRetired is told of a retired peer once its retirement is 
     const told: string[] = [];
     const node = await NodeIdentity.open(dir, { id: "0", members, onRetired: (n) => told.push(n) });
     await node.check({ node: "1", incarnation: "one", peerIncarnation: null }, "1");
-    await node.applied(["0", "2"], 9, 9);
+    await node.applied(["0", "2"], 9, { setAt: 9 });
     await Promise.resolve();
     assert.deepEqual(told, ["1"]);
     const record = JSON.parse(await Deno.readTextFile(`${dir}/node.json`));

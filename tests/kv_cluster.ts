@@ -212,10 +212,10 @@ export class KvCluster {
     if (Deno.env.get("SIM_IDENTITY")) {
       console.log(`[${node}] applied membership ${JSON.stringify(membership)} at ${index}`);
     }
-    this.group.membershipApplied(this.ids.indexOf(node), members, index, setAt);
-    if (membership.bindings) {
-      this.group.membershipBound(this.ids.indexOf(node), membership.bindings, setAt ?? index);
-    }
+    this.group.membershipApplied(this.ids.indexOf(node), members, index, {
+      setAt,
+      bindings: membership.bindings,
+    });
   }
 
   /** The membership server i applied last (an entry's or a snapshot's), if any. */

@@ -59,6 +59,10 @@ interface Server {
   damaged?: StorageDamage;
   /** Why it refused to start (it found its storage damaged): it stays down for good. */
   failed?: Error;
+  /** Its folder's incarnation number (`folders`): 1, then one more at each replacement. */
+  generation: number;
+  /** Whether its folder joined the cluster (it was replaced, or is not a founding member). */
+  joins: boolean;
 }
 
 /** A command the tester proposes: a number or a string. */
@@ -110,6 +114,8 @@ export class Cluster {
         random: this.random.fork(),
         name: String(i),
       }),
+      generation: 1,
+      joins: i >= (options.initialVoters ?? n),
     }));
     this.wiring = new SimWiring(sim.net, n);
     this.logs = Array.from({ length: n }, () => new Map());
@@ -168,12 +174,11 @@ export class Cluster {
     const incarnation: Incarnation = { log: new Map(), lastApplied: 0 };
     this.logs[i] = incarnation.log;
     let node: RaftNode;
-    const founding = i < (this.#options.initialVoters ?? this.n);
     try {
       node = await RaftNode.start({
         id,
-        peers: founding ? this.ids.slice(0, this.#options.initialVoters ?? this.n) : [],
-        ...(this.#options.folders ? { incarnation: `${id}#1`, joined: !founding } : {}),
+        peers: s.joins ? [] : this.ids.slice(0, this.#options.initialVoters ?? this.n),
+        ...(this.#options.folders ? { incarnation: `${id}#${s.generation}`, joined: s.joins } : {}),
         transport,
         server,
         storage: s.storage,
@@ -225,6 +230,20 @@ export class Cluster {
       random: this.random.fork(),
       name: String(i),
     });
+  }
+
+  /**
+   * Replaces server i's folder by an empty one of a new incarnation that
+   * joins (an operator replacing a dead node's disk), and crashes it; the
+   * caller starts it. Its old folder must be out of the committed membership.
+   */
+  async replace(i: number): Promise<void> {
+    await this.wipe(i);
+    const s = this.#servers[i];
+    s.damaged = undefined;
+    s.failed = undefined;
+    s.generation++;
+    s.joins = true;
   }
 
   /** Cuts server i off from the others (both directions). */

@@ -72,6 +72,41 @@ interface Activity {
   damaged: number;
   /** Servers that refused to start from damaged storage. */
   failStops: number;
+  /** Servers out of the membership replaced by a fresh folder (`folders` seeds). */
+  replaced: number;
+}
+
+/**
+ * With folders bound (`folders` seeds): replaces a server out of the
+ * leader's committed membership by a fresh folder that joins (an operator
+ * replacing a dead disk; the admin may add it back later), or asks the
+ * leader to make an existing voter a voter again, which must keep its folder.
+ */
+async function replaceOrRebind(
+  cfg: Cluster,
+  leader: number,
+  admin: Random,
+  log: { schedule: string[]; activity: Activity; now: () => number; frozen: () => boolean },
+): Promise<void> {
+  const node = cfg.node(leader);
+  const { commitIndex, lastIndex, membership } = node.status();
+  if (admin.chance(0.3)) {
+    const voter = admin.pick(membership.voters);
+    log.schedule.push(`${log.now()} addVoter ${voter} again, on ${leader}`);
+    await node.changeMembership({ type: "addVoter", node: voter }).catch(() => {});
+    return;
+  }
+  if (log.frozen()) return;
+  const pending = node.logEntries(commitIndex + 1, lastIndex).some((e) => e.kind === "membership");
+  const members = [...membership.voters, ...membership.learners];
+  const outside = cfg.ids.filter((id) => !members.includes(id)).map(Number);
+  if (pending || outside.length === 0) return;
+  const i = admin.pick(outside);
+  await cfg.replace(i);
+  await cfg.startServer(i);
+  cfg.connect(i);
+  log.activity.replaced++;
+  log.schedule.push(`${log.now()} replace ${i} by a fresh folder (it joins)`);
 }
 
 /** The running leader of the highest term, if any. */
@@ -272,7 +307,14 @@ async function runSeed(
       const voters = race ? 4 : random.pick([3, 4, 5]);
       const n = voters + SPARES;
       const ledger = (runLedger = new AppliedLedger());
-      const activity: Activity = { changes: 0, busy: 0, transfers: 0, damaged: 0, failStops: 0 };
+      const activity: Activity = {
+        changes: 0,
+        busy: 0,
+        transfers: 0,
+        damaged: 0,
+        failStops: 0,
+        replaced: 0,
+      };
       const admin = random.fork();
       // Set once a server's storage is damaged: no membership change after that.
       let damaged: number | undefined;
@@ -294,6 +336,7 @@ async function runSeed(
           }
         },
       };
+      const folders = random.chance(0.5);
       const cfg = await Cluster.start(sim, n, {
         initialVoters: voters,
         unreliable: !race && random.chance(0.3),
@@ -303,7 +346,7 @@ async function runSeed(
         node: { observer, preVote: !race && random.chance(0.5) },
         // Half the seeds bind voters to their folders (what `kv serve` does): bind entries
         // mix with the membership changes, and answers are filtered by folder.
-        folders: random.chance(0.5),
+        folders,
       });
       eager = true;
       const leaders = new Map<number, string>();
@@ -340,6 +383,10 @@ async function runSeed(
           await delay(50 + admin.int(250), { clock });
           const leader = currentLeader(cfg);
           if (leader === undefined || stop) continue;
+          if (folders && admin.chance(0.15)) {
+            await replaceOrRebind(cfg, leader, admin, log);
+            continue;
+          }
           if (admin.chance(0.25)) {
             const others = cfg.node(leader).status().membership.voters.filter((v) =>
               v !== String(leader)
@@ -515,7 +562,14 @@ Deno.test("raft: randomized fault schedules keep every safety property", async (
   const t0 = performance.now();
   let commits = 0;
   let faults = 0;
-  const activity: Activity = { changes: 0, busy: 0, transfers: 0, damaged: 0, failStops: 0 };
+  const activity: Activity = {
+    changes: 0,
+    busy: 0,
+    transfers: 0,
+    damaged: 0,
+    failStops: 0,
+    replaced: 0,
+  };
   for (const seed of seeds) {
     const r = await runSeed(seed);
     commits += r.commits;
@@ -525,13 +579,15 @@ Deno.test("raft: randomized fault schedules keep every safety property", async (
     activity.transfers += r.activity.transfers;
     activity.damaged += r.activity.damaged;
     activity.failStops += r.activity.failStops;
+    activity.replaced += r.activity.replaced;
   }
   const secs = (performance.now() - t0) / 1000;
   console.log(
     `  ${seeds.length} seeds, ${faults} faults, ${commits} proposals accepted, ` +
       `${activity.changes} membership changes committed (${activity.busy} refused as busy), ` +
       `${activity.transfers} leadership transfers, ${activity.damaged} storages damaged ` +
-      `(${activity.failStops} refused to start), ${secs.toFixed(1)} s ` +
+      `(${activity.failStops} refused to start), ${activity.replaced} servers replaced by a ` +
+      `fresh folder, ${secs.toFixed(1)} s ` +
       `(${(secs * 1000 / seeds.length).toFixed(0)} ms a seed)`,
   );
 });

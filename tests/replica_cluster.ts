@@ -19,7 +19,7 @@ import {
   StorageCorruptionError,
   type StorageDamage,
 } from "../raft/mod.ts";
-import { IdentityBook } from "../rsm/mod.ts";
+import { type AppliedOptions, IdentityBook } from "../rsm/mod.ts";
 import { SimWiring } from "./sim_wiring.ts";
 
 /** What a started server must offer the harness. */
@@ -202,18 +202,15 @@ export class ReplicaCluster<S extends GroupServer> {
    * or a snapshot's, set by the entry at `setAt`): what its book retires (`IdentityBook.applied`, as
    * `kv serve` tells `NodeIdentity`).
    */
-  membershipApplied(a: number, members: Iterable<string>, index: number, setAt?: number): void {
+  membershipApplied(
+    a: number,
+    members: Iterable<string>,
+    index: number,
+    options?: AppliedOptions,
+  ): void {
     const book = this.#servers[a].book;
     if (!book) return;
-    book.applied(members, index, setAt);
-    if (book.take()) this.wiring.refresh();
-  }
-
-  /** Server a applied a membership, set at `setAt`, that binds these folders (`IdentityBook.bound`). */
-  membershipBound(a: number, bindings: Record<string, string>, setAt: number): void {
-    const book = this.#servers[a].book;
-    if (!book) return;
-    book.bound(bindings, setAt);
+    book.applied(members, index, options);
     if (book.take()) this.wiring.refresh();
   }
 

@@ -26,6 +26,7 @@
  *
  * @module
  */
+import process from "node:process";
 import { parseArgs } from "node:util";
 import { DenoKvStorage } from "../raft/kv_storage.ts";
 import { HighWaterMark } from "../raft/high_water_mark.ts";
@@ -50,6 +51,8 @@ interface ChildResult {
   /** Latency of each timed write, ms. */
   latencies: number[];
   seconds: number;
+  /** CPU time of the whole process (every thread) over the timed part, µs. */
+  cpuMicros: number;
 }
 
 function parseOptions() {
@@ -206,9 +209,14 @@ async function child(mode: string, options: {
   if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
   const from = performance.now() + options.warmup * 1000;
   const end = from + options.seconds * 1000;
+  // Writes started in the warm-up end inside the timed part: close enough.
+  let cpuStart = process.cpuUsage();
+  const timedStart = setTimeout(() => (cpuStart = process.cpuUsage()), from - performance.now());
   const latencies = await loop(write, { depth, from, end });
+  clearTimeout(timedStart);
+  const cpu = process.cpuUsage(cpuStart);
   await close();
-  return { latencies, seconds: options.seconds };
+  return { latencies, seconds: options.seconds, cpuMicros: cpu.user + cpu.system };
 }
 
 async function runChildren(mode: string, procs: number, options: {
@@ -289,9 +297,9 @@ async function main(): Promise<number> {
       `load average ${Deno.loadavg().map((l) => l.toFixed(2)).join(" ")}`,
   );
   console.log(
-    "| mode | processes | depth | writes/s per process | writes/s all | p50 ms | p99 ms | p99.9 ms | max ms |",
+    "| mode | processes | depth | writes/s per process | writes/s all | p50 ms | p99 ms | p99.9 ms | max ms | CPU µs per write |",
   );
-  console.log("| --- | --: | --: | --: | --: | --: | --: | --: | --: |");
+  console.log("| --- | --: | --: | --: | --: | --: | --: | --: | --: | --: |");
   try {
     for (const mode of modes) {
       for (const p of procs) {
@@ -302,7 +310,8 @@ async function main(): Promise<number> {
         console.log(
           `| ${mode} | ${p} | ${d} | ${fmt(total / p, 0)} | ${fmt(total, 0)} | ` +
             `${fmt(quantile(all, 0.5), 3)} | ${fmt(quantile(all, 0.99), 3)} | ` +
-            `${fmt(quantile(all, 0.999), 3)} | ${fmt(all[all.length - 1], 2)} |`,
+            `${fmt(quantile(all, 0.999), 3)} | ${fmt(all[all.length - 1], 2)} | ` +
+            `${fmt(results.reduce((n, r) => n + r.cpuMicros, 0) / all.length, 0)} |`,
         );
       }
     }

@@ -211,7 +211,10 @@ async function child(mode: string, options: {
   const end = from + options.seconds * 1000;
   // Writes started in the warm-up end inside the timed part: close enough.
   let cpuStart = process.cpuUsage();
-  const timedStart = setTimeout(() => (cpuStart = process.cpuUsage()), from - performance.now());
+  const timedStart = setTimeout(
+    () => (cpuStart = process.cpuUsage()),
+    Math.max(0, from - performance.now()),
+  );
   const latencies = await loop(write, { depth, from, end });
   clearTimeout(timedStart);
   const cpu = process.cpuUsage(cpuStart);

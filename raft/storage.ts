@@ -88,10 +88,13 @@ export interface StorageBatch {
  * checksum, `StorageLossError` for a store below its durable high-water
  * mark), never return the damaged or shortened state. A node that cannot
  * load must not start (it fail-stops): it is removed and added back as a
- * new member. `DenoKvStorage` detects all of it but one narrow case: the
- * entries of its last save before a crash, lost within 5 ms of it (its mark
- * is raised that long after a burst; a new term or vote is covered before
- * the save resolves).
+ * new member. `DenoKvStorage` detects all of it but one narrow case: after
+ * a power loss or kernel crash (not a process crash), its high-water mark
+ * may lack the saves of the last `MARK_SYNC_MS` (50 ms; the mark is written
+ * into the page cache before each save resolves and fsynced in the
+ * background), so a database that lost those same saves at the same time
+ * goes unseen. A new term or vote is fsynced in the mark before its save
+ * resolves, so it is always covered.
  *
  * @example
  * ```ts

@@ -93,7 +93,8 @@ async function replaceOrRebind(
   if (admin.chance(0.3)) {
     const voter = admin.pick(membership.voters);
     log.schedule.push(`${log.now()} addVoter ${voter} again, on ${leader}`);
-    await node.changeMembership({ type: "addVoter", node: voter }).catch(() => {});
+    // Not awaited (like the other changes): its outcome may stay open until the run ends.
+    node.changeMembership({ type: "addVoter", node: voter }).catch(() => {});
     return;
   }
   if (log.frozen()) return;

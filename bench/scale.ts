@@ -453,6 +453,8 @@ interface SystemResult {
   memory: { split?: PerNode; end?: PerNode; restart?: PerNode };
   disk: { end?: PerNode; restart?: PerNode };
   snapshots?: number[];
+  /** The leader before the load and after it (the puts went to the first). */
+  leaders?: [number, number];
   restart?: Timed & { convergedMs: number };
   catchup?: Timed & { replaceMs: number; target: number };
 }
@@ -549,6 +551,14 @@ async function measure(subject: Subject, options: ScaleOptions, log: (s: string)
     http.close();
   }
   result.disk.end = await diskNow(subject);
+  result.leaders = [leader, await subject.leader()];
+  if (result.leaders[1] !== leader) {
+    log(
+      `${subject.system}: the leader changed during the load: node ${leader} → ${
+        result.leaders[1]
+      }`,
+    );
+  }
   log(
     `${subject.system}: disk at ${options.keys} keys: ${
       result.disk.end.values.map(mib).join(" / ")

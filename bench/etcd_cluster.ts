@@ -34,6 +34,8 @@ export async function freePorts(n: number): Promise<number[]> {
 interface Member {
   child?: Deno.ChildProcess;
   exited?: Promise<unknown>;
+  /** The process has exited (killed, or on its own). */
+  gone?: boolean;
   log: string[];
 }
 
@@ -149,7 +151,16 @@ export class EtcdCluster {
         if (m.log.length > 50) m.log.shift();
       }
     })();
-    m.exited = Promise.all([child.status, draining]);
+    m.gone = false;
+    m.exited = Promise.all([child.status, draining]).then(() => {
+      if (m.child === child) m.gone = true;
+    });
+  }
+
+  /** Whether member i's process is running. */
+  isRunning(i: number): boolean {
+    const m = this.#members[i];
+    return m.child !== undefined && !m.gone;
   }
 
   /** The members' process ids (undefined: killed). */
@@ -255,6 +266,7 @@ export class EtcdCluster {
     } catch { /* already gone */ }
     await m.exited;
     m.child = undefined;
+    m.gone = true;
   }
 
   /** Stops every member (SIGTERM). */

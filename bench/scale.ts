@@ -206,7 +206,7 @@ export class SecondBuckets {
 /** How long the load may go without a put acknowledged before the run fails. */
 const STALL_MS = 60_000;
 /** Bound of every wait for a restart, a convergence or a catch-up. */
-const WAIT_MS = 900_000;
+const WAIT_MS = 600_000;
 
 /** What loading one range of keys gave. */
 interface PhaseResult {
@@ -290,6 +290,8 @@ interface Subject {
   puts(value: string): HttpPuts;
   leader(): Promise<number>;
   pid(i: number): number | undefined;
+  /** Whether node i's process runs (false once it exited, by itself or killed). */
+  isRunning(i: number): boolean;
   dataDir(i: number): string;
   /** How far node i has applied: distkit's applied index, etcd's revision; undefined: no answer. */
   progress(i: number): Promise<number | undefined>;
@@ -353,6 +355,7 @@ async function distkitSubject(
     puts: (value) => distkitHttpPuts(urls, { value }),
     leader: () => cluster.leader({ timeoutMs: WAIT_MS }),
     pid: (i) => cluster.pid(i),
+    isRunning: (i) => cluster.isRunning(i),
     dataDir: (i) => cluster.dataDir(i),
     progress: async (i) => (await kvStatus(i))?.appliedIndex,
     snapshots: async (i) => (await kvStatus(i))?.snapshots,
@@ -387,6 +390,7 @@ async function etcdSubject(
     puts: (value) => etcdPuts(cluster.clientUrls, { value }),
     leader: () => cluster.leader({ timeoutMs: WAIT_MS }),
     pid: (i) => cluster.pid(i),
+    isRunning: (i) => cluster.isRunning(i),
     dataDir: (i) => cluster.dataDir(i),
     progress: async (i) => (await cluster.status(i, { timeoutMs: 2000 }))?.revision,
     snapshots: () => Promise.resolve(undefined),
@@ -580,7 +584,15 @@ async function measure(subject: Subject, options: ScaleOptions, log: (s: string)
     const starting = subject.startAll().catch((err) => {
       startError = err;
     });
-    const ms = await firstWrite(subject, value, t0, () => startError);
+    const exited = () => {
+      const gone = Array.from({ length: subject.nodes }, (_, i) => i).filter((i) =>
+        !subject.isRunning(i)
+      );
+      return gone.length === 0 ? undefined : new Error(
+        `${subject.system}: node ${gone.join(", ")} exited during the restart`,
+      );
+    };
+    const ms = await firstWrite(subject, value, t0, () => startError ?? exited());
     await starting;
     if (startError) throw startError;
     await converged(subject, "applied position after the restart");
@@ -614,6 +626,9 @@ async function measure(subject: Subject, options: ScaleOptions, log: (s: string)
       ]);
       if (theirs !== undefined) target = theirs;
       if (mine !== undefined && theirs !== undefined && mine >= theirs) break;
+      if (!subject.isRunning(follower)) {
+        throw new Error(`${subject.system}: the new member (node ${follower}) exited`);
+      }
       if (performance.now() > deadline) {
         throw new Error(
           `${subject.system}: the new member reached ${mine} of ${theirs} within ${
@@ -732,7 +747,7 @@ export function reportTable(results: SystemResult[], options: ScaleOptions): str
   const header = [
     "",
     ...systems.map((s) => s === "etcd" ? "etcd 3.4" : s),
-    ...(both ? ["ratio"] : []),
+    ...(both ? ["distkit / etcd"] : []),
     `load avg (${systems.join(" / ")})`,
   ];
   const body = rows.flatMap(({ label, cell }) => {

@@ -209,10 +209,13 @@ const STALL_MS = 60_000;
 const WAIT_MS = 600_000;
 
 /** What loading one range of keys gave. */
-interface PhaseResult {
+export interface PhaseResult {
+  /** Keys put. */
   keys: number;
+  /** From the first put to the last acknowledgement. */
   ms: number;
   perSecond: number;
+  /** Puts sent again after a failure (distkit's 503 overloaded, say). */
   errors: number;
   firstError?: string;
   latency: SecondsSummary;
@@ -439,27 +442,33 @@ async function du(path: string): Promise<number> {
 }
 
 /** A figure per node, with the load average when it was taken. */
-interface PerNode {
+export interface PerNode {
   values: number[];
   load: number;
 }
 
 /** A single figure with the load average when it was taken. */
-interface Timed {
+export interface Timed {
   ms: number;
   load: number;
 }
 
-/** Everything measured on one system. */
-interface SystemResult {
+/** Everything measured on one system; what a step left out (`--skip-restart`) is absent. */
+export interface SystemResult {
   system: ScaleSystem;
+  /** 0 → split, then split → N (when N is past the split); `load`: the load average at its end. */
   phases: (PhaseResult & { load: number })[];
+  /** RSS in bytes. */
   memory: { split?: PerNode; end?: PerNode; restart?: PerNode };
+  /** `du` in bytes. */
   disk: { end?: PerNode; restart?: PerNode };
+  /** Snapshots each node took (distkit). */
   snapshots?: number[];
   /** The leader before the load and after it (the puts went to the first). */
   leaders?: [number, number];
+  /** To the first write; `convergedMs`: until every node was at one position. */
   restart?: Timed & { convergedMs: number };
+  /** From the new member's start; `replaceMs`: the kill, remove and add before it. */
   catchup?: Timed & { replaceMs: number; target: number };
 }
 

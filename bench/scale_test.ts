@@ -1,5 +1,12 @@
 import assert from "node:assert/strict";
-import { keyName, parseScaleArgs, ScaleUsageError, SecondBuckets } from "./scale.ts";
+import {
+  keyName,
+  parseScaleArgs,
+  reportTable,
+  ScaleUsageError,
+  SecondBuckets,
+  type SystemResult,
+} from "./scale.ts";
 
 Deno.test("parseScaleArgs: the issue's defaults, and counts with k and M", () => {
   const o = parseScaleArgs([]);
@@ -97,4 +104,47 @@ Deno.test("SecondBuckets: nothing recorded is zero seconds; a negative time is r
   });
   assert.throws(() => new SecondBuckets().add(-1, 5), RangeError);
   assert.throws(() => new SecondBuckets().add(5, Number.NaN), RangeError);
+});
+
+const MIB = 2 ** 20;
+
+/** A result as `measure` leaves it, with `perSecond` puts/s and `rss` MiB per node. */
+function result(system: "distkit" | "etcd", perSecond: number, rss: number): SystemResult {
+  const latency = { seconds: 50, slow: 5, empty: 0, worstP99: 150, p99s: [] };
+  return {
+    system,
+    phases: [{ keys: 200_000, ms: 50_000, perSecond, errors: 0, latency, load: 2.5 }],
+    memory: { split: { values: [rss * MIB, rss * MIB, 2 * rss * MIB], load: 2.5 } },
+    disk: { end: { values: [40 * MIB, 41 * MIB, 42 * MIB], load: 3 } },
+    restart: { ms: 2_500, load: 3.5, convergedMs: 2_600 },
+  };
+}
+
+Deno.test("reportTable: a row per figure measured, distkit over etcd, each system's load average", () => {
+  const options = parseScaleArgs(["--keys", "200k", "--systems", "etcd,distkit"]);
+  const text = reportTable([result("etcd", 4000, 100), result("distkit", 3000, 200)], options);
+  const lines = text.split("\n");
+  assert.match(
+    lines[0],
+    /\| etcd 3\.4 +\| distkit +\| distkit \/ etcd \| load avg \(etcd \/ distkit\)/,
+  );
+  const row = (label: string) => lines.find((l) => l.includes(label)) ?? "";
+  assert.match(row("0 → 200k keys: throughput"), /4,000\/s .*3,000\/s .*0\.75× .*2\.5 \/ 2\.5/);
+  // Memory: every node's figure, and the ratio of the median nodes.
+  assert.match(
+    row("memory (RSS) per node at 200k"),
+    /100 \/ 100 \/ 200 MiB .*200 \/ 200 \/ 400 MiB .*2\.00×/,
+  );
+  assert.match(row("restart to first write"), /2\.5 s \(all at one position: 2\.6 s\)/);
+  // Left out: what was not measured (no catch-up, no restart figures for memory or disk).
+  assert.equal(row("catch-up"), "");
+  assert.equal(row("after the restart"), "");
+  assert.equal(row("200k → "), "", "no second phase when N is the split");
+});
+
+Deno.test("reportTable: one system alone has no ratio column", () => {
+  const options = parseScaleArgs(["--keys", "200k", "--systems", "distkit"]);
+  const header = reportTable([result("distkit", 3000, 200)], options).split("\n")[0];
+  assert.doesNotMatch(header, /etcd/);
+  assert.match(header, /\| distkit +\| load avg \(distkit\) \|/);
 });

@@ -215,9 +215,11 @@ export interface PhaseResult {
   /** From the first put to the last acknowledgement. */
   ms: number;
   perSecond: number;
-  /** Puts sent again after a failure (distkit's 503 overloaded, say). */
+  /** Attempts that failed and were sent again (distkit's 503 overloaded, say). */
   errors: number;
   firstError?: string;
+  /** The failed attempts by kind (`HTTP 503`, or the error's first words). */
+  errorKinds: Record<string, number>;
   latency: SecondsSummary;
 }
 
@@ -239,6 +241,7 @@ async function loadKeys(
   let next = options.from;
   let errors = 0;
   let firstError: string | undefined;
+  const errorKinds: Record<string, number> = {};
   const watchdog = setInterval(() => {
     if (performance.now() - lastAck > STALL_MS) {
       stalled.abort(
@@ -263,6 +266,8 @@ async function loadKeys(
             stalled.signal.throwIfAborted();
             errors++;
             firstError ??= (err as Error).message;
+            const kind = errorKind(err);
+            errorKinds[kind] = (errorKinds[kind] ?? 0) + 1;
             await delay(100);
           }
         }
@@ -282,8 +287,16 @@ async function loadKeys(
     perSecond: keys / (ms / 1000),
     errors,
     firstError,
+    errorKinds,
     latency: buckets.summary(),
   };
+}
+
+/** What kind of failure `err` is, for counting: `HTTP <status>`, or its message's first words. */
+export function errorKind(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  const status = /\bHTTP (\d{3})\b/.exec(message)?.[1];
+  return status ? `HTTP ${status}` : message.split(/[:(]/)[0].slice(0, 60).trim() || "error";
 }
 
 /** One system's cluster, seen the same way for both. */
@@ -553,7 +566,7 @@ async function measure(subject: Subject, options: ScaleOptions, log: (s: string)
             (phase.ms / 1000).toFixed(1)
           } s; ${phase.latency.slow} of ${phase.latency.seconds} s ` +
           `with p99 > 100 ms (worst ${phase.latency.worstP99.toFixed(0)} ms); ` +
-          `${phase.errors} retried puts; load ${load1().toFixed(2)}`,
+          `${phase.errors} failed attempts sent again; load ${load1().toFixed(2)}`,
       );
       const memory = await memoryNow(subject);
       if (to === options.split) result.memory.split = memory;
@@ -700,7 +713,11 @@ export function reportTable(results: SystemResult[], options: ScaleOptions): str
         return p && {
           text: `${p.latency.slow} of ${p.latency.seconds} (worst ${int(p.latency.worstP99)} ms)` +
             (p.latency.empty ? `, ${p.latency.empty} with no put acknowledged` : "") +
-            (p.errors ? `; ${p.errors} retried` : ""),
+            (p.errors
+              ? `; ${p.errors} failed attempts sent again (${
+                Object.entries(p.errorKinds).map(([k, n]) => `${k}: ${n}`).join(", ")
+              })`
+              : ""),
           value: p.latency.slow,
           load: p.load,
         };

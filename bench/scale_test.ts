@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import {
+  errorKind,
   keyName,
   parseScaleArgs,
   reportTable,
@@ -113,7 +114,15 @@ function result(system: "distkit" | "etcd", perSecond: number, rss: number): Sys
   const latency = { seconds: 50, slow: 5, empty: 0, worstP99: 150, p99s: [] };
   return {
     system,
-    phases: [{ keys: 200_000, ms: 50_000, perSecond, errors: 0, latency, load: 2.5 }],
+    phases: [{
+      keys: 200_000,
+      ms: 50_000,
+      perSecond,
+      errors: 0,
+      errorKinds: {},
+      latency,
+      load: 2.5,
+    }],
     memory: { split: { values: [rss * MIB, rss * MIB, 2 * rss * MIB], load: 2.5 } },
     disk: { end: { values: [40 * MIB, 41 * MIB, 42 * MIB], load: 3 } },
     restart: { ms: 2_500, load: 3.5, convergedMs: 2_600 },
@@ -147,4 +156,18 @@ Deno.test("reportTable: one system alone has no ratio column", () => {
   const header = reportTable([result("distkit", 3000, 200)], options).split("\n")[0];
   assert.doesNotMatch(header, /etcd/);
   assert.match(header, /\| distkit +\| load avg \(distkit\) \|/);
+});
+
+Deno.test("errorKind: an HTTP status when the message has one, else the message's first words", () => {
+  assert.equal(
+    errorKind(new Error('distkit: HTTP 503 {"error":"kv: the server is overloaded"}')),
+    "HTTP 503",
+  );
+  assert.equal(errorKind(new Error("etcd: HTTP 500 etcdserver: request timed out")), "HTTP 500");
+  assert.equal(
+    errorKind(new Error("the server closed the connection")),
+    "the server closed the connection",
+  );
+  assert.equal(errorKind(new Error("Connection refused (os error 111)")), "Connection refused");
+  assert.equal(errorKind("boom"), "boom");
 });

@@ -38,16 +38,23 @@ export interface HttpPuts {
   close(): void;
 }
 
+/** Options of the HTTP put drivers. */
+export interface HttpPutsOptions {
+  /** The value every put writes (ASCII). Default {@linkcode VALUE}, 64 bytes. */
+  value?: string;
+}
+
 /**
  * Puts through etcd's gRPC-JSON gateway at `urls[member]` (`http://host:port`):
  * `POST /v3/kv/put` with the key and value in base64.
  */
-export function etcdPuts(urls: string[]): HttpPuts {
+export function etcdPuts(urls: string[], options: HttpPutsOptions = {}): HttpPuts {
   const client = new Http1Client();
+  const value64 = options.value === undefined ? VALUE_BASE64 : btoa(options.value);
   const put: Put = async (member, key, signal) => {
     const res = await client.request("POST", `${urls[member]}/v3/kv/put`, {
       contentType: "application/json",
-      body: `{"key":"${btoa(key)}","value":"${VALUE_BASE64}"}`,
+      body: `{"key":"${btoa(key)}","value":"${value64}"}`,
       signal,
     });
     const text = new TextDecoder().decode(res.body);
@@ -62,10 +69,11 @@ export function etcdPuts(urls: string[]): HttpPuts {
  * Puts through distkit's HTTP API at `urls[member]`: `PUT /kv/<key>`,
  * following one redirect to the leader (a follower answers 307).
  */
-export function distkitHttpPuts(urls: string[]): HttpPuts {
+export function distkitHttpPuts(urls: string[], options: HttpPutsOptions = {}): HttpPuts {
   const client = new Http1Client();
+  const value = options.value ?? VALUE;
   const put: Put = async (member, key, signal) => {
-    const options = { contentType: "text/plain", body: VALUE, signal };
+    const options = { contentType: "text/plain", body: value, signal };
     let res = await client.request("PUT", `${urls[member]}/kv/${encodeURIComponent(key)}`, options);
     const location = res.headers.get("location");
     if (res.status === 307 && location !== undefined) {

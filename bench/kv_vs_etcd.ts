@@ -41,6 +41,7 @@ import { delay } from "../net/async.ts";
 import { LocalCluster } from "../cli/local_cluster.ts";
 import { connectKv } from "../kv/node.ts";
 import { writeSection } from "./benchmarks_md.ts";
+import { git, machine, markdownTable as table } from "./bench_env.ts";
 import { EtcdCluster, which } from "./etcd_cluster.ts";
 import { PortRange } from "./ports.ts";
 import { runWrk } from "./wrk_load.ts";
@@ -452,37 +453,6 @@ const int = (x: number) => Number.isFinite(x) ? Math.round(x).toLocaleString("en
 const ms = (x: number) =>
   !Number.isFinite(x) ? "–" : x < 10 ? x.toFixed(2) : x < 100 ? x.toFixed(1) : x.toFixed(0);
 const ratio = (x: number) => Number.isFinite(x) ? `${x.toFixed(2)}×` : "–";
-
-/** Rows of a markdown table, columns padded. */
-function table(header: string[], rows: string[][], right: boolean[]): string {
-  const widths = header.map((h, i) => Math.max(h.length, 3, ...rows.map((r) => r[i].length)));
-  const cell = (s: string, i: number) => right[i] ? s.padStart(widths[i]) : s.padEnd(widths[i]);
-  const line = (r: string[]) => `| ${r.map(cell).join(" | ")} |`;
-  const rule = `| ${
-    widths.map((w, i) => right[i] ? "-".repeat(w - 1) + ":" : "-".repeat(w)).join(" | ")
-  } |`;
-  return [line(header), rule, ...rows.map(line)].join("\n");
-}
-
-async function git(...args: string[]): Promise<string> {
-  try {
-    const out = await new Deno.Command("git", { args, cwd: ROOT, stdout: "piped", stderr: "null" })
-      .output();
-    return new TextDecoder().decode(out.stdout).trim();
-  } catch {
-    return "";
-  }
-}
-
-function machine(): string {
-  const cores = navigator.hardwareConcurrency;
-  let model = "";
-  try {
-    model = /model name\s*:\s*(.*)/.exec(Deno.readTextFileSync("/proc/cpuinfo"))?.[1] ?? "";
-  } catch { /* not Linux */ }
-  const memory = Math.round(Deno.systemMemoryInfo().total / 2 ** 30);
-  return `${cores} cores${model ? ` (${model})` : ""}, ${memory} GiB`;
-}
 
 const USAGE = "usage: deno run -A bench/kv_vs_etcd.ts [--seconds 5] [--runs 3] " +
   "[--clients 1,16,64] [--warmup 1] [--failover-clients 16] [--failover-runs 5] [--no-go] " +

@@ -63,6 +63,8 @@ interface Server {
   generation: number;
   /** Whether its folder joined the cluster (it was replaced, or is not a founding member). */
   joins: boolean;
+  /** The start, crash or replacement of it in progress (see `Cluster.#serially`). */
+  busy: Promise<void>;
 }
 
 /** A command the tester proposes: a number or a string. */
@@ -116,6 +118,7 @@ export class Cluster {
       }),
       generation: 1,
       joins: i >= (options.initialVoters ?? n),
+      busy: Promise.resolve(),
     }));
     this.wiring = new SimWiring(sim.net, n);
     this.logs = Array.from({ length: n }, () => new Map());
@@ -164,8 +167,24 @@ export class Cluster {
    * down for good (it fail-stops; see {@linkcode Cluster.failed}); any other
    * failure to start throws.
    */
-  async startServer(i: number): Promise<void> {
-    await this.crash(i);
+  startServer(i: number): Promise<void> {
+    return this.#serially(i, () => this.#start(i));
+  }
+
+  /**
+   * Runs `step` on server i once the steps asked of it before are done: the
+   * fault schedule and the operator (a replacement) may both start or crash
+   * one server, and two starts on one store would overlap their saves.
+   */
+  #serially(i: number, step: () => Promise<void>): Promise<void> {
+    const s = this.#servers[i];
+    const done = s.busy.then(step);
+    s.busy = done.catch(() => {});
+    return done;
+  }
+
+  async #start(i: number): Promise<void> {
+    await this.#crash(i);
     const s = this.#servers[i];
     if (s.failed) return;
     const id = String(i);
@@ -201,7 +220,11 @@ export class Cluster {
    * Crashes server i: it stops, and a restart sees only what survived in its
    * storage (see `SimStorage.crash`), with `damage` done to it if given.
    */
-  async crash(i: number, damage?: StorageDamage): Promise<void> {
+  crash(i: number, damage?: StorageDamage): Promise<void> {
+    return this.#serially(i, () => this.#crash(i, damage));
+  }
+
+  async #crash(i: number, damage?: StorageDamage): Promise<void> {
     const s = this.#servers[i];
     this.disconnect(i);
     this.sim.net.deleteServer(String(i));
@@ -220,8 +243,12 @@ export class Cluster {
   }
 
   /** Crashes server i and empties its storage (a lost data folder); `startServer` brings it back. */
-  async wipe(i: number): Promise<void> {
-    await this.crash(i);
+  wipe(i: number): Promise<void> {
+    return this.#serially(i, () => this.#wipe(i));
+  }
+
+  async #wipe(i: number): Promise<void> {
+    await this.#crash(i);
     // A new store, mark included: the whole folder is gone (identity checks
     // are above Raft; this is the log a leader must rebuild).
     this.#servers[i].storage = new SimStorage({
@@ -237,8 +264,12 @@ export class Cluster {
    * joins (an operator replacing a dead node's disk), and crashes it; the
    * caller starts it. Its old folder must be out of the committed membership.
    */
-  async replace(i: number): Promise<void> {
-    await this.wipe(i);
+  replace(i: number): Promise<void> {
+    return this.#serially(i, () => this.#replace(i));
+  }
+
+  async #replace(i: number): Promise<void> {
+    await this.#wipe(i);
     const s = this.#servers[i];
     s.damaged = undefined;
     s.failed = undefined;

@@ -80,8 +80,8 @@ export function nextMembership(
   change: MembershipChange,
   context: ChangeContext,
 ): Membership | Omit<Refusal, "leader"> {
-  if (!context.committedInTerm) return { reason: "term-not-committed" };
-  if (context.pending) return { reason: "membership-pending" };
+  const busy = busyReason(context);
+  if (busy !== undefined) return { reason: busy };
   const { current } = context;
   if (
     change.type === "addVoter" && context.heard !== undefined &&
@@ -108,25 +108,39 @@ export function nextMembership(
   return Object.keys(bindings).length === 0 ? { voters, learners } : { voters, learners, bindings };
 }
 
+/** Why a leader may not change membership now (see {@linkcode nextMembership}), if it may not. */
+function busyReason(
+  context: ChangeContext,
+): "term-not-committed" | "membership-pending" | undefined {
+  if (!context.committedInTerm) return "term-not-committed";
+  if (context.pending) return "membership-pending";
+  return undefined;
+}
+
 /**
- * The membership that binds each unbound voter of `current` that `heard`
- * knows an incarnation for (the founding voters, once a leader has heard
- * from them), or undefined when there is none to bind. Binding only narrows
- * whose votes count, never whom: every quorum of the new membership is one
- * of the old, so it needs no joint consensus.
+ * The membership that binds each unbound voter of `context.current` that
+ * `context.heard` knows a folder for (the founding voters, once a leader has
+ * heard from them), or undefined when there is none to bind or the leader
+ * may not change membership now (the rules of {@linkcode nextMembership}).
+ * Binding only narrows whose votes count, never whom: every quorum of the
+ * new membership is one of the old, so it needs no joint consensus.
  *
  * @example
  * ```ts
  * import { bindVoters } from "./confchange.ts";
  *
- * const next = bindVoters({ voters: ["a", "b"], learners: [] }, (n) => n === "a" ? "a#1" : undefined);
+ * const next = bindVoters({
+ *   current: { voters: ["a", "b"], learners: [] },
+ *   committedInTerm: true,
+ *   pending: false,
+ *   heard: (n) => n === "a" ? "a#1" : undefined,
+ * });
  * // next: { voters: ["a", "b"], learners: [], bindings: { a: "a#1" } }
  * ```
  */
-export function bindVoters(
-  current: Membership,
-  heard: (node: NodeId) => string | undefined,
-): Membership | undefined {
+export function bindVoters(context: ChangeContext): Membership | undefined {
+  const { current, heard } = context;
+  if (heard === undefined || busyReason(context) !== undefined) return undefined;
   const bindings = { ...current.bindings };
   let added = false;
   for (const v of current.voters) {

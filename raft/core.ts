@@ -14,7 +14,12 @@
  * @module
  */
 import type { Random } from "../net/random.ts";
-import { bindVoters, type MembershipChange, nextMembership } from "./confchange.ts";
+import {
+  bindVoters,
+  type ChangeContext,
+  type MembershipChange,
+  nextMembership,
+} from "./confchange.ts";
 import { type CoreOptions, resolveCoreOptions, type ResolvedCoreOptions } from "./core_options.ts";
 import type { Refusal } from "./errors.ts";
 import { invariant } from "./invariant.ts";
@@ -232,14 +237,19 @@ export class RaftCore {
     if (this.#lead === undefined) return { reason: "not-leader", leader: this.#leader };
     const transferee = this.#lead.transferee;
     if (transferee !== null) return { reason: "transferring", leader: transferee };
-    const next = nextMembership(change, {
+    const next = nextMembership(change, this.#changeContext((n) => this.#heardAs(n)));
+    if ("reason" in next) return { ...next, leader: this.#leader };
+    return this.#appendOwn({ kind: "membership", membership: next });
+  }
+
+  /** What a membership change is decided on; `heard` only when folders are bound. */
+  #changeContext(heard: (node: NodeId) => string | undefined): ChangeContext {
+    return {
       current: this.#log.membership(),
       committedInTerm: this.#committedInTerm(),
       pending: this.#log.membershipIndex() > this.#commit,
-      ...(this.#options.incarnation === undefined ? {} : { heard: (n) => this.#heardAs(n) }),
-    });
-    if ("reason" in next) return { ...next, leader: this.#leader };
-    return this.#appendOwn({ kind: "membership", membership: next });
+      ...(this.#options.incarnation === undefined ? {} : { heard }),
+    };
   }
 
   /**
@@ -365,12 +375,10 @@ export class RaftCore {
    * it may propose one (see {@linkcode nextMembership}).
    */
   #bindHeardVoters(): void {
-    if (this.#options.incarnation === undefined || this.#lead?.transferee !== null) return;
-    if (!this.#committedInTerm() || this.#log.membershipIndex() > this.#commit) return;
+    if (this.#lead?.transferee !== null) return;
     // Only founding folders: a joining one is bound by the change that makes it a voter.
     const next = bindVoters(
-      this.#log.membership(),
-      (node) => this.#heardJoined.has(node) ? undefined : this.#heardAs(node),
+      this.#changeContext((node) => this.#heardJoined.has(node) ? undefined : this.#heardAs(node)),
     );
     if (next !== undefined) this.#appendOwn({ kind: "membership", membership: next });
   }
@@ -386,6 +394,8 @@ export class RaftCore {
   #isNamedFolder(): boolean {
     const inc = this.#options.incarnation;
     if (inc === undefined) return true;
+    // A latest membership that removes this node does not bind it, and a voter of the committed
+    // one may still campaign until the removal commits (`mayCampaign`): then that one's binding.
     const bound = this.#log.membership().bindings?.[this.id] ??
       this.#log.membershipAt(this.#commit).bindings?.[this.id];
     return bound === undefined ? !this.#options.joined : bound === inc;

@@ -87,6 +87,12 @@ export interface KvNodeStatus {
   keys: number;
   /** The voters' addresses. */
   members: string[];
+  /**
+   * The data folder incarnation each bound voter is, by node id
+   * (`Membership.bindings`: votes and acknowledgements count only from it);
+   * absent while none is bound.
+   */
+  bindings?: Record<string, string>;
   /** The distkit version it runs. */
   version: string;
 }
@@ -185,6 +191,7 @@ export class KvServer {
               raftStateSize: options.storage.raftStateSize(),
               keys: state.size,
               members: raft.membership.voters.map(addressOf),
+              ...(raft.membership.bindings ? { bindings: { ...raft.membership.bindings } } : {}),
               version: DISTKIT_VERSION,
             };
           },

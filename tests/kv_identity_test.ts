@@ -9,7 +9,8 @@
  *   the shortened store, and the cluster keeps every acknowledged put.
  */
 import assert from "node:assert/strict";
-import { connectKv } from "../kv/mod.ts";
+import { connectKv, type KvNodeStatus } from "../kv/mod.ts";
+import { TcpClient } from "../net/mod.ts";
 import { delay } from "../net/mod.ts";
 import { freePorts, HOST, NodeProcess } from "./node_process.ts";
 
@@ -75,6 +76,8 @@ Deno.test("kv identity: a follower whose data folder was deleted is refused and 
     for (const i of [0, 1, 2]) {
       await until(`node ${i} knows both peers`, async () => (await known(dir, i)) === 2);
     }
+    const lostIncarnation =
+      JSON.parse(await Deno.readTextFile(`${dir}/node1/node.json`)).incarnation;
     await nodes[2].kill();
     for (let k = 0; k < 100; k++) await clerk.put(`k${k}`, `v${k}`);
     // Node 1 loses its folder; then node 0 goes down too.
@@ -117,9 +120,15 @@ Deno.test("kv identity: a follower whose data folder was deleted is refused and 
       await clerk.put("sync", String(i + 1));
     }
     await nodes[1].start();
+    // Node 2's log binds node 1 to the folder it lost, whatever node.json says.
+    const status = new TcpClient(peers[2], { timeoutMs: 5000 });
+    const bound = await status.call<KvNodeStatus>("KV.Status", {});
+    status.close();
+    assert.equal(bound.bindings?.["1"], lostIncarnation, JSON.stringify(bound));
+    assert.notEqual(bound.bindings?.["1"], incarnation);
     await nodes[0].kill();
     // Nodes 1 and 2 are no majority: node 1's folder is not the one the log binds.
-    await assert.rejects(clerk.put("split", "brain", { signal: AbortSignal.timeout(3000) }));
+    await assert.rejects(clerk.put("split", "brain", { signal: AbortSignal.timeout(10_000) }));
     await nodes[0].start();
     const signal = AbortSignal.timeout(30_000);
     for (let k = 0; k < 100; k++) {

@@ -409,7 +409,12 @@ export class RaftCore {
         // PreVotes and granted PreVote answers carry a future term without changing ours.
       } else {
         const fromLeader = m.type === "append" || m.type === "heartbeat" || m.type === "snapshot";
-        this.#becomeFollower(m.term, fromLeader ? m.from : null);
+        // A vote request only moves the term: the election timer runs on unless the vote is
+        // granted (Raft's Figure 2). Reset by every stale candidate's new term, the node with the
+        // longest log never timed out while two stale ones took turns (Raft random test seed
+        // 163629773, without PreVote: no leader for good).
+        const keepTimer = isVote && this.#role !== "leader";
+        this.#becomeFollower(m.term, fromLeader ? m.from : null, keepTimer);
       }
     } else if (m.term < this.#term) {
       if (m.type === "append" || m.type === "heartbeat" || m.type === "snapshot") {
@@ -556,7 +561,7 @@ export class RaftCore {
     return tallyVotes(this.#votes, this.#log.membership().voters);
   }
 
-  #becomeFollower(term: number, leader: NodeId | null): void {
+  #becomeFollower(term: number, leader: NodeId | null, keepTimer = false): void {
     const wasLeader = this.#role === "leader";
     if (term > this.#term) {
       this.#setTerm(term);
@@ -566,7 +571,7 @@ export class RaftCore {
     this.#leader = leader;
     this.#lead?.depose();
     this.#lead = undefined;
-    this.#resetElectionTimeout();
+    if (!keepTimer) this.#resetElectionTimeout();
     if (wasLeader) this.#reads.reset();
   }
 

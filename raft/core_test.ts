@@ -268,6 +268,43 @@ Deno.test("core: peerGone is ignored without PreVote, for a peer that does not l
   assert.equal(withPreVote.get("a").role, "leader");
 });
 
+Deno.test("core: a vote refused leaves the election timer running: stale candidates taking turns do not hold off the longest log", () => {
+  // Without PreVote, b (stale) asks for a vote in a new term every 9 ticks, under the election
+  // timeout (10-19 ticks). c, whose log is longer, refuses each time; it must still time out and
+  // campaign, as Raft's Figure 2 has it: only a granted vote resets the timer.
+  const net = new Net(["a", "b", "c"], {
+    options: { preVote: false },
+    specs: { c: { hardState: { term: 1, vote: null, commit: 0 }, entries: run(1, 3, 1) } },
+  });
+  const c = net.get("c");
+  let campaignedAt: number | undefined;
+  for (let tick = 1; tick <= 40 && campaignedAt === undefined; tick++) {
+    if (tick % 9 === 0) {
+      const term = c.term + 1;
+      c.step({
+        type: "vote",
+        from: "b",
+        to: "c",
+        term,
+        pre: false,
+        transfer: false,
+        lastIndex: 0,
+        lastTerm: 0,
+      });
+      assert.equal(c.term, term, "the request moves c's term");
+      assert.equal(c.role, "follower");
+    }
+    c.tick();
+    if (c.role === "candidate") campaignedAt = tick;
+  }
+  assert.ok(
+    campaignedAt !== undefined && campaignedAt < 20,
+    `c campaigned at tick ${campaignedAt}`,
+  );
+  const refused = net.readyOf("c").messages.filter((m) => m.type === "voteResp" && m.to === "b");
+  assert.ok(refused.length > 0 && refused.every((m) => m.type === "voteResp" && !m.granted));
+});
+
 // ---- leader lease and CheckQuorum ----
 
 Deno.test("core: a follower in its leader lease ignores a higher-term vote request", () => {

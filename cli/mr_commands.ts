@@ -216,7 +216,14 @@ ${EXIT_HELP}`,
       console.error(`distkit mr worker: ${(err as Error).message}`);
       return EXIT.noAnswer;
     }
-    const end = new TcpClient(v.coordinator, { timeoutMs: 5000 });
+    // Workers start with their coordinator, and the client's default backoff
+    // (50 ms doubling to 2 s) let a worker sleep through most of the time it
+    // took the coordinator to start listening; a refused connection on the
+    // way is cheap, so try again every 5–25 ms.
+    const end = new TcpClient(v.coordinator, {
+      timeoutMs: 5000,
+      backoff: { baseMs: 5, maxMs: 25 },
+    });
     try {
       const report = await runWorker(end, app, {
         log: v.verbose ? (line) => console.error(`${new Date().toISOString()} ${line}`) : undefined,

@@ -19,7 +19,9 @@
 //
 // (bench/checker_files.ts --porcupine-src $SRC does the same.) Run:
 //
-//	./porcupine-check FILE...
+//	./porcupine-check [-kv-map] FILE...
+//
+// (-kv-map: the kv files are checked as one map-valued state, without partitions.)
 //
 // Output: "FILE: linearizable|not linearizable|unknown (N operations, T ms)" per file, then
 // "total: T ms" on stderr; the exit code is 0 when all are linearizable, 1 when one is not, 3
@@ -121,6 +123,53 @@ var kvModel = porcupine.Model{
 		h := fnv.New64a()
 		h.Write([]byte(state.(string)))
 		return h.Sum64()
+	},
+}
+
+// kvMapModel is kvModel without partitions: one state for all keys (a map, copied on each
+// write), the "kv-map" row of BENCHMARKS.md; chosen with -kv-map.
+var kvMapModel = porcupine.Model{
+	Init: func() interface{} { return map[string]string{} },
+	Step: func(state, input, output interface{}) (bool, interface{}) {
+		st := state.(map[string]string)
+		in := input.(kvInput)
+		if in.op == 'g' {
+			return output.(kvOutput).value == st[in.key], st
+		}
+		next := make(map[string]string, len(st)+1)
+		for k, v := range st {
+			next[k] = v
+		}
+		if in.op == 'p' {
+			next[in.key] = in.value
+		} else {
+			next[in.key] = st[in.key] + in.value
+		}
+		return true, next
+	},
+	Equal: func(a, b interface{}) bool {
+		x, y := a.(map[string]string), b.(map[string]string)
+		if len(x) != len(y) {
+			return false
+		}
+		for k, v := range x {
+			if w, ok := y[k]; !ok || w != v {
+				return false
+			}
+		}
+		return true
+	},
+	Hash: func(state interface{}) uint64 {
+		// Each pair hashed alone and combined by XOR: the same for any iteration order.
+		var sum uint64
+		for k, v := range state.(map[string]string) {
+			h := fnv.New64a()
+			h.Write([]byte(k))
+			h.Write([]byte{0})
+			h.Write([]byte(v))
+			sum ^= h.Sum64()
+		}
+		return sum
 	},
 }
 
@@ -305,9 +354,16 @@ func parse(path string) (porcupine.Model, []porcupine.Event, error) {
 func main() {
 	worst := 0
 	start := time.Now()
-	for _, path := range os.Args[1:] {
+	files, kvMap := os.Args[1:], false
+	if len(files) > 0 && files[0] == "-kv-map" {
+		files, kvMap = files[1:], true
+	}
+	for _, path := range files {
 		t0 := time.Now()
 		model, events, err := parse(path)
+		if kvMap && model.PartitionEvent != nil {
+			model = kvMapModel
+		}
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "%s: cannot read: %v\n", path, err)
 			if worst < 2 {

@@ -17,12 +17,16 @@
  * source in DIR (a checkout of github.com/anishathalye/porcupine; needs `go`
  * and no network); `--porcupine BIN` takes a program built as main.go says.
  * `--deno-flags` adds flags to every `deno run` of the checker (for example
- * `--unstable-lazy-dynamic-imports`). The folder defaults to
+ * `--unstable-lazy-dynamic-imports`). Before each run the driver waits, at
+ * most `--quiet-wait` seconds (default 20), until other work used under a
+ * quarter of a core over a second, and shows that share ("busy") beside the
+ * load. The folder defaults to
  * `$DISTKIT_HISTORIES`, then `../shared/data/histories` next to the project.
  *
  * @module
  */
 import { parseArgs } from "node:util";
+import { waitQuiet } from "./quiet.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const CLI = `${ROOT}cli.ts`;
@@ -160,6 +164,7 @@ async function main(): Promise<number> {
       "porcupine-src": { type: "string" },
       rounds: { type: "string", default: "7" },
       "deno-flags": { type: "string", default: "" },
+      "quiet-wait": { type: "string", default: "20" },
     },
     allowPositionals: true,
   });
@@ -197,11 +202,14 @@ async function main(): Promise<number> {
   );
   const times = variants.map(() => [] as number[]);
   const loads = variants.map(() => [] as number[]);
+  const busy = variants.map(() => [] as number[]);
+  const quietMs = Number(values["quiet-wait"]) * 1000;
   let disagreements = 0;
   for (let round = 0; round < rounds; round++) {
     const seen = variants.map(() => new Map<string, string>());
     for (let k = 0; k < variants.length; k++) {
       const i = (k + round) % variants.length;
+      busy[i].push(await waitQuiet(quietMs));
       loads[i].push(Deno.loadavg()[0]);
       const t0 = performance.now();
       seen[i] = await variants[i].run(files);
@@ -217,12 +225,16 @@ async function main(): Promise<number> {
     console.log(
       `round ${round + 1}: ` +
         variants.map((v, i) =>
-          `${v.name} ${times[i].at(-1)!.toFixed(0)} ms (load ${loads[i].at(-1)!.toFixed(2)})`
+          `${v.name} ${times[i].at(-1)!.toFixed(0)} ms (load ${loads[i].at(-1)!.toFixed(2)}, busy ${
+            busy[i].at(-1)!.toFixed(0)
+          }%)`
         ).join(", "),
     );
   }
-  console.log("\n| variant | median ms | min–max ms | rounds (ms) | load (1 min) | vs porcupine |");
-  console.log("| --- | ---: | ---: | --- | --- | ---: |");
+  console.log(
+    "\n| variant | median ms | min–max ms | rounds (ms) | load (1 min) | busy before (% of a core) | vs porcupine |",
+  );
+  console.log("| --- | ---: | ---: | --- | --- | --- | ---: |");
   for (let i = 0; i < variants.length; i++) {
     const ref = median(times[i < 2 ? 0 : 2]);
     const ts = times[i];

@@ -15,15 +15,19 @@
  * Each round runs every variant once, in an order that turns from round to
  * round (so none is always first after a change of input or always last);
  * the 1-minute load average is read before each run and shown beside the
- * times, with the spread (min–max) of the rounds.
+ * times, with the spread (min–max) of the rounds. Before each run the
+ * driver waits, at most `--quiet-wait` seconds (default 20), until other
+ * work used under a quarter of a core over a second, and shows that share
+ * ("busy").
  *
  * deno run -A bench/mr_wc.ts [--runs 5] [--corpus-mb 200] [--workers 1,2,4]
- *   [--inputs texts,corpus] [--write-benchmarks]
+ *   [--inputs texts,corpus] [--quiet-wait 20] [--write-benchmarks]
  *
  * @module
  */
 import { parseArgs } from "node:util";
 import { writeSection } from "./benchmarks_md.ts";
+import { waitQuiet } from "./quiet.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const CLI = `${ROOT}cli.ts`;
@@ -188,6 +192,7 @@ async function main(): Promise<number> {
       "corpus-mb": { type: "string", default: "200" },
       workers: { type: "string", default: "1,2,4" },
       inputs: { type: "string", default: "texts,corpus" },
+      "quiet-wait": { type: "string", default: "20" },
       "write-benchmarks": { type: "boolean", default: false },
     },
   });
@@ -224,17 +229,21 @@ async function main(): Promise<number> {
       ];
       const times: Record<string, number[]> = {};
       const loads: Record<string, number[]> = {};
-      for (const v of variants) [times[v.key], loads[v.key]] = [[], []];
+      const busy: Record<string, number[]> = {};
+      for (const v of variants) [times[v.key], loads[v.key], busy[v.key]] = [[], [], []];
       for (let round = 0; round < runs; round++) {
         for (let k = 0; k < variants.length; k++) {
           const v = variants[(k + round) % variants.length];
+          busy[v.key].push(await waitQuiet(Number(values["quiet-wait"]) * 1000));
           loads[v.key].push(load());
           times[v.key].push(await v.run());
         }
         console.log(
           `${name}, round ${round + 1}: ` +
             variants.map(({ key }) =>
-              `${key} ${times[key].at(-1)!.toFixed(2)} s (load ${loads[key].at(-1)!.toFixed(1)})`
+              `${key} ${times[key].at(-1)!.toFixed(2)} s (load ${
+                loads[key].at(-1)!.toFixed(1)
+              }, busy ${busy[key].at(-1)!.toFixed(0)}%)`
             ).join(", "),
         );
       }
@@ -252,7 +261,7 @@ async function main(): Promise<number> {
           (seq / t).toFixed(2)
         }× | ${(pipe / t).toFixed(2)}× (${range(perRound(times.pipeline, xs), 2)}) | ${
           (one / t).toFixed(2)
-        }× | ${range(loads[key], 1)} |`;
+        }× | ${range(loads[key], 1)} | ${median(busy[key]).toFixed(0)} (${range(busy[key], 0)}) |`;
       };
       rows.push(row("sequential runner", "sequential"));
       rows.push(row("tr \\| sort \\| uniq -c", "pipeline"));
@@ -279,11 +288,15 @@ async function main(): Promise<number> {
   ).trim();
   const summary = [
     `Run: \`deno run -A bench/mr_wc.ts --runs ${runs} --corpus-mb ${values["corpus-mb"]} ` +
-    `--workers ${values.workers} --inputs ${values.inputs}\` at ${commit} on ` +
+    `--workers ${values.workers} --inputs ${values.inputs} --quiet-wait ${
+      values["quiet-wait"]
+    }\` at ${commit} on ` +
     `${Deno.build.os}/${Deno.build.arch}, ${cpu} cores, Deno ${Deno.version.deno}, ` +
     `${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC; median of ` +
     `${runs} interleaved rounds (the order of the runs turns each round), each a fresh set of ` +
-    `processes, with the spread (min–max) and the 1-minute load average before each run. A ` +
+    `processes, with the spread (min–max), the 1-minute load average before each run, and the ` +
+    `share of a core other work used in the second before it (the driver waits up to ` +
+    `${values["quiet-wait"]} s for it to fall under 25%). A ` +
     `job's time runs from starting the coordinator and the workers (at once) to every output ` +
     `being final (process start-up included); its output is ` +
     `checked against the sequential runner's every time. The pipeline is ` +
@@ -291,8 +304,8 @@ async function main(): Promise<number> {
     `does a little less than wc). The corpus is the Gutenberg texts repeated into 8 files ` +
     `(generated words when they are absent).`,
     "",
-    "| input | run | runs (s) | median s | spread s | MB/s | vs sequential | vs pipeline (rounds) | vs first worker count | load |",
-    "| ----- | --- | -------- | -------: | -------: | ---: | ------------: | -------------------: | --------------------: | ---: |",
+    "| input | run | runs (s) | median s | spread s | MB/s | vs sequential | vs pipeline (rounds) | vs first worker count | load | busy before (% of a core) |",
+    "| ----- | --- | -------- | -------: | -------: | ---: | ------------: | -------------------: | --------------------: | ---: | ---: |",
     ...rows,
     "",
     ...notes,

@@ -244,7 +244,9 @@ async function main(): Promise<number> {
         Math.max(...ts).toFixed(0)
       } | ${ts.map((t) => t.toFixed(0)).join(", ")} | ${Math.min(...loads[i]).toFixed(2)}–${
         Math.max(...loads[i]).toFixed(2)
-      } | ${(median(ts) / ref).toFixed(2)}× (rounds ${Math.min(...ratios).toFixed(2)}–${
+      } | ${median(busy[i]).toFixed(0)} (${Math.min(...busy[i]).toFixed(0)}–${
+        Math.max(...busy[i]).toFixed(0)
+      }) | ${(median(ts) / ref).toFixed(2)}× (rounds ${Math.min(...ratios).toFixed(2)}–${
         Math.max(...ratios).toFixed(2)
       }) |`,
     );

@@ -10,7 +10,8 @@
  *
  * ```sh
  * deno run -A bench/checker_files.ts \
- *   --porcupine-src DIR | --porcupine BIN [--rounds 7] [--deno-flags "..."] [folder]
+ *   --porcupine-src DIR | --porcupine BIN [--rounds 7] [--deno-flags "..."]
+ *   [--quiet-wait 20] [--write-benchmarks] [folder]
  * ```
  *
  * `--porcupine-src DIR` builds bench/porcupine/main.go against porcupine's
@@ -27,6 +28,7 @@
  */
 import { parseArgs } from "node:util";
 import { waitQuiet } from "./quiet.ts";
+import { writeSection } from "./benchmarks_md.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const CLI = `${ROOT}cli.ts`;
@@ -165,6 +167,7 @@ async function main(): Promise<number> {
       rounds: { type: "string", default: "7" },
       "deno-flags": { type: "string", default: "" },
       "quiet-wait": { type: "string", default: "20" },
+      "write-benchmarks": { type: "boolean", default: false },
     },
     allowPositionals: true,
   });
@@ -189,17 +192,17 @@ async function main(): Promise<number> {
     perFile("porcupine, a process per file", binary, []),
     perFile("distkit check, a process per file", Deno.execPath(), deno),
   ];
-  console.log(
-    `${files.length} files in ${folder}; ${rounds} rounds; commit ${await git(
-      "rev-parse",
-      "--short",
-      "HEAD",
-    )}${
-      (await git("status", "--porcelain")) ? " (with changes)" : ""
-    }; ${navigator.hardwareConcurrency} cores; Deno ${Deno.version.deno}; distkit: deno ${
-      deno.join(" ")
-    } FILE...`,
-  );
+  const started = new Date().toISOString().slice(0, 16).replace("T", " ");
+  const header = `${files.length} files in ${folder}; ${rounds} rounds; commit ${await git(
+    "rev-parse",
+    "--short",
+    "HEAD",
+  )}${
+    (await git("status", "--porcelain")) ? " (with changes)" : ""
+  }; ${navigator.hardwareConcurrency} cores; Deno ${Deno.version.deno}; distkit: deno ${
+    deno.join(" ")
+  } FILE...`;
+  console.log(header);
   const times = variants.map(() => [] as number[]);
   const loads = variants.map(() => [] as number[]);
   const busy = variants.map(() => [] as number[]);
@@ -231,15 +234,15 @@ async function main(): Promise<number> {
         ).join(", "),
     );
   }
-  console.log(
-    "\n| variant | median ms | min–max ms | rounds (ms) | load (1 min) | busy before (% of a core) | vs porcupine |",
-  );
-  console.log("| --- | ---: | ---: | --- | --- | --- | ---: |");
+  const table = [
+    "| variant | median ms | min–max ms | rounds (ms) | load (1 min) | busy before (% of a core) | vs porcupine |",
+    "| --- | ---: | ---: | --- | --- | --- | ---: |",
+  ];
   for (let i = 0; i < variants.length; i++) {
     const ref = median(times[i < 2 ? 0 : 2]);
     const ts = times[i];
     const ratios = ts.map((t, r) => t / times[i < 2 ? 0 : 2][r]);
-    console.log(
+    table.push(
       `| ${variants[i].name} | **${median(ts).toFixed(0)}** | ${Math.min(...ts).toFixed(0)}–${
         Math.max(...ts).toFixed(0)
       } | ${ts.map((t) => t.toFixed(0)).join(", ")} | ${Math.min(...loads[i]).toFixed(2)}–${
@@ -253,13 +256,30 @@ async function main(): Promise<number> {
   }
   const counts = new Map<string, number>();
   for (const v of (await variants[0].run(files)).values()) counts.set(v, (counts.get(v) ?? 0) + 1);
-  console.log(
-    `\nverdicts (porcupine): ${[...counts].map(([v, n]) => `${n} ${v}`).join(", ")}; ${
-      disagreements === 0
-        ? "distkit agrees on every file in every round"
-        : `${disagreements} disagreements`
-    }`,
-  );
+  const verdictLine = `Verdicts (porcupine): ${
+    [...counts].map(([v, n]) => `${n} ${v}`).join(", ")
+  }; ${
+    disagreements === 0
+      ? "distkit agrees on every file in every round."
+      : `${disagreements} disagreements.`
+  }`;
+  const summary = [
+    `Run: \`deno run -A bench/checker_files.ts --porcupine BIN --rounds ${rounds} --quiet-wait ${
+      values["quiet-wait"]
+    }\`, ${started} UTC: ${header.replace(`${ROOT}`, "")}.`,
+    "",
+    ...table,
+    "",
+    verdictLine,
+  ].join("\n");
+  console.log(`\n${summary}\n`);
+  if (values["write-benchmarks"]) {
+    await writeSection(
+      "checker-files",
+      "checker: whole processes against porcupine (issue 20)",
+      summary,
+    );
+  }
   return disagreements === 0 ? 0 : 1;
 }
 

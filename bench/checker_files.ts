@@ -266,7 +266,7 @@ async function main(): Promise<number> {
   const summary = [
     `Run: \`deno run -A bench/checker_files.ts --porcupine BIN --rounds ${rounds} --quiet-wait ${
       values["quiet-wait"]
-    }\`, ${started} UTC: ${header.replace(`${ROOT}`, "")}.`,
+    }\`, ${started} UTC: ${header.replaceAll(ROOT, "")}`,
     "",
     ...table,
     "",

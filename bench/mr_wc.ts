@@ -12,12 +12,22 @@
  * starting the processes. The sequential runner and the pipeline are timed
  * as processes too.
  *
- * deno run -A bench/mr_wc.ts [--runs 3] [--corpus-mb 200] [--workers 1,2,4] [--write-benchmarks]
+ * Each round runs every variant once, in an order that turns from round to
+ * round (so none is always first after a change of input or always last);
+ * the 1-minute load average is read before each run and shown beside the
+ * times, with the spread (min–max) of the rounds. Before each run the
+ * driver waits, at most `--quiet-wait` seconds (default 20), until other
+ * work used under a quarter of a core over a second, and shows that share
+ * ("busy").
+ *
+ * deno run -A bench/mr_wc.ts [--runs 5] [--corpus-mb 200] [--workers 1,2,4]
+ *   [--inputs texts,corpus] [--quiet-wait 20] [--write-benchmarks]
  *
  * @module
  */
 import { parseArgs } from "node:util";
 import { writeSection } from "./benchmarks_md.ts";
+import { waitQuiet } from "./quiet.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const CLI = `${ROOT}cli.ts`;
@@ -178,78 +188,124 @@ async function main(): Promise<number> {
   const { values } = parseArgs({
     args: Deno.args,
     options: {
-      runs: { type: "string", default: "3" },
+      runs: { type: "string", default: "5" },
       "corpus-mb": { type: "string", default: "200" },
       workers: { type: "string", default: "1,2,4" },
+      inputs: { type: "string", default: "texts,corpus" },
+      "quiet-wait": { type: "string", default: "20" },
       "write-benchmarks": { type: "boolean", default: false },
     },
   });
   const runs = Number(values.runs);
   const workerCounts = values.workers.split(",").map(Number);
+  const inputs = values.inputs.split(",");
   const texts = await gutenbergFiles();
   const datasets: { name: string; files: string[] }[] = [];
-  if (texts) datasets.push({ name: "8 Gutenberg texts", files: texts });
-  else console.log("../shared/data/gutenberg not found: the corpus is generated text");
-  const big = await corpus(Number(values["corpus-mb"]), texts);
-  datasets.push({ name: `generated corpus`, files: big });
+  if (inputs.includes("texts")) {
+    if (texts) datasets.push({ name: "8 Gutenberg texts", files: texts });
+    else console.log("../shared/data/gutenberg not found: no run on the 8 texts");
+  }
+  let big: string[] | undefined;
+  if (inputs.includes("corpus")) {
+    if (!texts) console.log("../shared/data/gutenberg not found: the corpus is generated text");
+    big = await corpus(Number(values["corpus-mb"]), texts);
+    datasets.push({ name: `generated corpus`, files: big });
+  }
   const rows: string[] = [];
   const notes: string[] = [];
   const cpu = navigator.hardwareConcurrency;
+  const load = () => Deno.loadavg()[0];
+  const range = (xs: number[], digits: number) =>
+    `${Math.min(...xs).toFixed(digits)}–${Math.max(...xs).toFixed(digits)}`;
   try {
     for (const { name, files } of datasets) {
       const bytes = await totalBytes(files);
       const mb = bytes / 1e6;
       const reference = await sequential(files); // warm-up, and the expected output
-      const times: Record<string, number[]> = { sequential: [], pipeline: [] };
-      for (const w of workerCounts) times[`${w}`] = [];
+      const variants: { key: string; run: () => Promise<number> }[] = [
+        { key: "sequential", run: async () => (await sequential(files)).secs },
+        { key: "pipeline", run: () => pipeline(files) },
+        ...workerCounts.map((w) => ({ key: `${w}`, run: () => job(files, w, reference.lines) })),
+      ];
+      const times: Record<string, number[]> = {};
+      const loads: Record<string, number[]> = {};
+      const busy: Record<string, number[]> = {};
+      for (const v of variants) [times[v.key], loads[v.key], busy[v.key]] = [[], [], []];
       for (let round = 0; round < runs; round++) {
-        times.sequential.push((await sequential(files)).secs);
-        times.pipeline.push(await pipeline(files));
-        for (const w of workerCounts) times[`${w}`].push(await job(files, w, reference.lines));
+        for (let k = 0; k < variants.length; k++) {
+          const v = variants[(k + round) % variants.length];
+          busy[v.key].push(await waitQuiet(Number(values["quiet-wait"]) * 1000));
+          loads[v.key].push(load());
+          times[v.key].push(await v.run());
+        }
         console.log(
           `${name}, round ${round + 1}: ` +
-            Object.entries(times).map(([k, v]) => `${k} ${v.at(-1)!.toFixed(2)} s`).join(", "),
+            variants.map(({ key }) =>
+              `${key} ${times[key].at(-1)!.toFixed(2)} s (load ${
+                loads[key].at(-1)!.toFixed(1)
+              }, busy ${busy[key].at(-1)!.toFixed(0)}%)`
+            ).join(", "),
         );
       }
       const seq = median(times.sequential);
       const pipe = median(times.pipeline);
       const one = median(times[`${workerCounts[0]}`]);
-      const row = (label: string, xs: number[]) => {
+      /** Per-round ratios of `ref` to `xs` (how many times as fast `xs` was that round). */
+      const perRound = (ref: number[], xs: number[]) => xs.map((x, i) => ref[i] / x);
+      const row = (label: string, key: string) => {
+        const xs = times[key];
         const t = median(xs);
         return `| ${name} (${mb.toFixed(1)} MB) | ${label} | ${
           xs.map((x) => x.toFixed(2)).join(", ")
-        } | **${t.toFixed(2)}** | ${(mb / t).toFixed(1)} | ${(seq / t).toFixed(2)}× | ${
-          (pipe / t).toFixed(2)
-        }× | ${(one / t).toFixed(2)}× |`;
+        } | **${t.toFixed(2)}** | ${range(xs, 2)} | ${(mb / t).toFixed(1)} | ${
+          (seq / t).toFixed(2)
+        }× | ${(pipe / t).toFixed(2)}× (${range(perRound(times.pipeline, xs), 2)}) | ${
+          (one / t).toFixed(2)
+        }× | ${range(loads[key], 1)} | ${median(busy[key]).toFixed(0)} (${range(busy[key], 0)}) |`;
       };
-      rows.push(row("sequential runner", times.sequential));
-      rows.push(row("tr \\| sort \\| uniq -c", times.pipeline));
-      for (const w of workerCounts) {
-        rows.push(row(`${w} worker${w === 1 ? "" : "s"}`, times[`${w}`]));
-      }
+      rows.push(row("sequential runner", "sequential"));
+      rows.push(row("tr \\| sort \\| uniq -c", "pipeline"));
+      for (const w of workerCounts) rows.push(row(`${w} worker${w === 1 ? "" : "s"}`, `${w}`));
       if (workerCounts.includes(1) && workerCounts.includes(2)) {
         notes.push(
           `${name}: 2 workers are ${(median(times["1"]) / median(times["2"])).toFixed(2)}× as ` +
-            `fast as 1; the sequential runner does ${(mb / seq).toFixed(1)} MB/s.`,
+            `fast as 1 (rounds ${range(perRound(times["1"], times["2"]), 2)}); the sequential ` +
+            `runner does ${(mb / seq).toFixed(1)} MB/s; one worker takes ` +
+            `${(one / pipe).toFixed(2)}× the pipeline's time.`,
         );
       }
     }
   } finally {
-    await Deno.remove(big[0].slice(0, big[0].lastIndexOf("/")), { recursive: true });
+    if (big) await Deno.remove(big[0].slice(0, big[0].lastIndexOf("/")), { recursive: true });
   }
+  const commit = new TextDecoder().decode(
+    (await new Deno.Command("git", {
+      args: ["rev-parse", "--short", "HEAD"],
+      cwd: ROOT,
+      stdout: "piped",
+      stderr: "null",
+    }).output()).stdout,
+  ).trim();
   const summary = [
-    `Run: \`deno run -A bench/mr_wc.ts --runs ${runs} --corpus-mb ${values["corpus-mb"]}\` on ` +
-    `${Deno.build.os}/${Deno.build.arch}, ${cpu} cores, Deno ${Deno.version.deno}; median of ` +
-    `${runs} interleaved rounds, each a fresh set of processes. A job's time runs from starting ` +
-    `the coordinator and the workers (at once) to every output being final (process start-up ` +
-    `included); its output is ` +
+    `Run: \`deno run -A bench/mr_wc.ts --runs ${runs} --corpus-mb ${values["corpus-mb"]} ` +
+    `--workers ${values.workers} --inputs ${values.inputs} --quiet-wait ${
+      values["quiet-wait"]
+    }\` at ${commit} on ` +
+    `${Deno.build.os}/${Deno.build.arch}, ${cpu} cores, Deno ${Deno.version.deno}, ` +
+    `${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC; median of ` +
+    `${runs} interleaved rounds (the order of the runs turns each round), each a fresh set of ` +
+    `processes, with the spread (min–max), the 1-minute load average before each run, and the ` +
+    `share of a core other work used in the second before it (the driver waits up to ` +
+    `${values["quiet-wait"]} s for it to fall under 25%). A ` +
+    `job's time runs from starting the coordinator and the workers (at once) to every output ` +
+    `being final (process start-up included); its output is ` +
     `checked against the sequential runner's every time. The pipeline is ` +
     `\`cat FILES | tr -cs A-Za-z '\\n' | LC_ALL=C sort | uniq -c\` (ASCII letters only, so it ` +
     `does a little less than wc). The corpus is the Gutenberg texts repeated into 8 files ` +
     `(generated words when they are absent).`,
     "",
-    "| input | run | runs (s) | median s | MB/s | vs sequential | vs pipeline | vs first worker count |",
-    "| ----- | --- | -------- | -------: | ---: | ------------: | ----------: | --------------------: |",
+    "| input | run | runs (s) | median s | spread s | MB/s | vs sequential | vs pipeline (rounds) | vs first worker count | load | busy before (% of a core) |",
+    "| ----- | --- | -------- | -------: | -------: | ---: | ------------: | -------------------: | --------------------: | ---: | ---: |",
     ...rows,
     "",
     ...notes,

@@ -26,7 +26,6 @@ import {
   modelsByName,
   parseHistory,
 } from "../checker/formats.ts";
-import { renderHtml } from "../checker/html.ts";
 import { partitionName, unknownReason } from "../checker/wording.ts";
 import { UsageProblem } from "./util.ts";
 import type { CheckResult, Operation } from "../checker/types.ts";
@@ -303,6 +302,8 @@ async function checkFile(file: string, options: CheckFileOptions): Promise<numbe
   console.log(`  time:       ${formatMs(result.elapsedMs)}`);
 
   if (values.html !== undefined) {
+    // The report's code (a quarter of the checker's) loads only when a report is asked for.
+    const { renderHtml } = await import("../checker/html.ts");
     const page = renderHtml(result, { model, title: `${file}: ${result.verdict}` });
     try {
       await Deno.writeTextFile(values.html, page);

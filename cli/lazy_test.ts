@@ -1,12 +1,15 @@
 import assert from "node:assert/strict";
 
 const CLI = new URL("../cli.ts", import.meta.url).href;
+const CHECK = new URL("./check_commands.ts", import.meta.url).href;
 
-Deno.test("distkit: a command loads only its own code (check starts without Raft, TCP or KV)", async () => {
-  // `deno info` lists what the entry point loads statically: none of the
-  // library's service or transport code, which each command loads itself.
+/**
+ * What runs at start-up from `entry`: it and what it imports statically, for
+ * code (type-only imports and `import()` are left out), as `deno info` lists it.
+ */
+async function loadedAtStart(entry: string): Promise<Set<string>> {
   const r = await new Deno.Command(Deno.execPath(), {
-    args: ["info", "--json", CLI],
+    args: ["info", "--json", entry],
     stdout: "piped",
     stderr: "piped",
   }).output();
@@ -17,11 +20,9 @@ Deno.test("distkit: a command loads only its own code (check starts without Raft
       dependencies?: { code?: { specifier: string }; isDynamic?: boolean }[];
     }[];
   };
-  // What runs at start-up: cli.ts and what it imports statically, for code
-  // (type-only imports and `import()` are left out).
   const bySpecifier = new Map(info.modules.map((m) => [m.specifier, m]));
   const loaded = new Set<string>();
-  const stack = [CLI];
+  const stack = [entry];
   while (stack.length > 0) {
     const next = stack.pop()!;
     if (loaded.has(next)) continue;
@@ -31,8 +32,23 @@ Deno.test("distkit: a command loads only its own code (check starts without Raft
     }
   }
   assert.ok(loaded.size > 3, `the graph was read: ${[...loaded].join(", ")}`);
+  return loaded;
+}
+
+Deno.test("distkit: a command loads only its own code (check starts without Raft, TCP or KV)", async () => {
+  // None of the library's service or transport code: each command loads its own.
+  const loaded = await loadedAtStart(CLI);
   for (const heavy of ["/raft/", "/net/tcp", "/rsm/replica.ts", "/kv/node.ts", "/checker/"]) {
     const found = [...loaded].find((s) => s.includes(heavy));
     assert.equal(found, undefined, `cli.ts loads ${found} at start-up`);
+  }
+});
+
+Deno.test("distkit check: the HTML report's code loads only with --html", async () => {
+  const loaded = await loadedAtStart(CHECK);
+  assert.ok([...loaded].some((s) => s.endsWith("/checker/search.ts")), "the checker is loaded");
+  for (const report of ["/checker/html.ts", "/checker/report_"]) {
+    const found = [...loaded].find((s) => s.includes(report));
+    assert.equal(found, undefined, `check_commands.ts loads ${found} at start-up`);
   }
 });

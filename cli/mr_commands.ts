@@ -216,7 +216,15 @@ ${EXIT_HELP}`,
       console.error(`distkit mr worker: ${(err as Error).message}`);
       return EXIT.noAnswer;
     }
-    const end = new TcpClient(v.coordinator, { timeoutMs: 5000 });
+    // Workers start with their coordinator, and the client's default backoff
+    // (50 ms doubling to 2 s) could leave a worker asleep for 50–100 ms after
+    // the coordinator began to listen; a refused connection on the way is
+    // cheap, so try again every 5–25 ms. (A quiet A/B showed no measurable
+    // gain on small jobs: BENCHMARKS.md, MapReduce, issue 20.)
+    const end = new TcpClient(v.coordinator, {
+      timeoutMs: 5000,
+      backoff: { baseMs: 5, maxMs: 25 },
+    });
     try {
       const report = await runWorker(end, app, {
         log: v.verbose ? (line) => console.error(`${new Date().toISOString()} ${line}`) : undefined,

@@ -249,14 +249,18 @@ export class Grouper {
 export async function writeAtomically(path: string, text: string): Promise<void> {
   const slash = path.lastIndexOf("/");
   const dir = slash < 0 ? "." : path.slice(0, slash) || "/";
-  const temp = await Deno.makeTempFile({ dir, prefix: ".mr-tmp-" });
+  // Two file operations, not four (makeTempFile, write, chmod, rename): a job
+  // writes nMap × nReduce intermediate files, and on small inputs their
+  // count, not their size, is what costs. The file is created with its final
+  // mode (readable by everyone who may read the folder), under a name no
+  // other writer picks.
+  const temp = `${dir}/.mr-tmp-${crypto.randomUUID()}`;
   try {
-    await Deno.writeTextFile(temp, text);
-    // A temporary file is private (0600); the result is for everyone who may read the folder.
-    await Deno.chmod(temp, 0o644);
+    await Deno.writeTextFile(temp, text, { createNew: true, mode: 0o644 });
     await Deno.rename(temp, path);
   } catch (err) {
-    await Deno.remove(temp).catch(() => {});
+    // Not ours to remove if the name was taken.
+    if (!(err instanceof Deno.errors.AlreadyExists)) await Deno.remove(temp).catch(() => {});
     throw err;
   }
 }

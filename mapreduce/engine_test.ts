@@ -11,6 +11,7 @@ import {
   runReduce,
   runSequential,
   splitInputs,
+  writeAtomically,
 } from "./engine.ts";
 
 Deno.test("mr partitionOf: the course's ihash (FNV-1a, 31 bits) modulo nReduce", () => {
@@ -195,6 +196,21 @@ Deno.test("mr runMap/runReduce: partitioned files, no temporaries left, same as 
   await assert.rejects(runReduce(wc, { r: 0, nMap: 2, dir }), /mr-0-0 is damaged/);
   await Deno.remove(dir, { recursive: true });
   await Deno.remove(seqDir, { recursive: true });
+});
+
+Deno.test("mr writeAtomically: whole files, readable by all, replacing the old, no temporaries", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/mr-out-0`;
+  await writeAtomically(path, "old\n");
+  await writeAtomically(path, "new\n");
+  assert.equal(await Deno.readTextFile(path), "new\n");
+  if (Deno.build.os !== "windows") assert.equal((await Deno.stat(path)).mode! & 0o777, 0o644);
+  // A folder that is not there: the error says so, and nothing is left behind.
+  await assert.rejects(writeAtomically(`${dir}/gone/mr-out-1`, "x"), Deno.errors.NotFound);
+  const names = [];
+  for await (const e of Deno.readDir(dir)) names.push(e.name);
+  assert.deepEqual(names, ["mr-out-0"]);
+  await Deno.remove(dir, { recursive: true });
 });
 
 Deno.test("mr apps: bad results from map or reduce are clear errors", async () => {

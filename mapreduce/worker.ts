@@ -109,8 +109,9 @@ export async function runWorker(
         if (!(err instanceof RpcError) || !["unreachable", "timeout"].includes(err.code)) throw err;
         unreachableSince ??= clock.now();
         if (clock.now() - unreachableSince >= (answered ? giveUpMs : connectMs)) return undefined;
-        // Quick retries while it may be starting, slower once it has answered and gone.
-        await delay(answered ? 100 : 20, { clock });
+        // Quick retries while it may be starting (every task waits for it),
+        // slower once it has answered and gone.
+        await delay(answered ? 100 : 5, { clock });
       }
     }
   };

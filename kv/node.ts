@@ -43,8 +43,18 @@ export interface KvNodeOptions {
   dataDir: string;
   /** HTTP port = TCP port + this. Default 1000; `null`: no HTTP API. */
   httpOffset?: number | null;
-  /** Snapshot when the Raft state reaches this many bytes. Default 4 MiB. */
+  /**
+   * Snapshot when the Raft state reaches this many bytes, or
+   * `snapshotLogRatio` × the last snapshot's size when that is larger (so a
+   * large state is not encoded again every few MiB of writes). Default 4 MiB.
+   */
   maxRaftState?: number;
+  /**
+   * How much log a snapshot must be worth, as a multiple of the last
+   * snapshot's size (see `ReplicaOptions.snapshotLogRatio`); 0: snapshot at
+   * `maxRaftState` whatever the state's size. Default 1.
+   */
+  snapshotLogRatio?: number;
   /** Raft tick in milliseconds. Default 50. */
   tickMs?: number;
   /** Key and value limits (the same on every node). */
@@ -236,6 +246,7 @@ export async function startKvNode(options: KvNodeOptions): Promise<KvNode> {
       storage,
       tickMs: options.tickMs,
       maxRaftState: options.maxRaftState ?? 4 * 1024 * 1024,
+      snapshotLogRatio: options.snapshotLogRatio ?? 1,
       limits: options.limits,
       // A follower names the leader and the members by their TCP addresses.
       addressOf: (peer) => peers[peer],

@@ -47,8 +47,18 @@ export interface ShardNodeOptions {
   ctrlers?: string[];
   /** Folder for this node's data; created if missing. One process per folder. */
   dataDir: string;
-  /** Snapshot when the Raft state reaches this many bytes. Default 4 MiB. */
+  /**
+   * Snapshot when the Raft state reaches this many bytes, or
+   * `snapshotLogRatio` × the last snapshot's size when that is larger (so a
+   * large state is not encoded again every few MiB of writes). Default 4 MiB.
+   */
   maxRaftState?: number;
+  /**
+   * How much log a snapshot must be worth, as a multiple of the last
+   * snapshot's size (see `ReplicaOptions.snapshotLogRatio`); 0: snapshot at
+   * `maxRaftState` whatever the state's size. Default 1.
+   */
+  snapshotLogRatio?: number;
   /** Raft tick in milliseconds. Default 50. */
   tickMs?: number;
   /** The cluster id: peers and clients of another cluster are refused. Default `""`. */
@@ -141,6 +151,7 @@ export async function startShardNode(options: ShardNodeOptions): Promise<ShardNo
     storage,
     tickMs: options.tickMs,
     maxRaftState: options.maxRaftState ?? 4 * 1024 * 1024,
+    snapshotLogRatio: options.snapshotLogRatio ?? 1,
     logger,
   };
   let server: ShardController | ShardGroupServer;

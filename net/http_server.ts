@@ -61,6 +61,15 @@ export interface ServeHttpOptions {
   maxHeaderBytes?: number;
   /** Connections open at once; one more is answered 503 unread and closed. Default 1,024. */
   maxConnections?: number;
+  /**
+   * A request body its handler left unread with at most this many bytes
+   * still to come is read and dropped, so the connection serves the next
+   * request (a keep-alive client refused a small write keeps its
+   * connection). A larger one is not read: the answer goes out with
+   * `Connection: close` and the connection is closed at once (issue 16:
+   * draining refused 1 MiB bodies cost as much as taking them). Default 64 KiB.
+   */
+  maxDrainBytes?: number;
   /** Connections open at once from one client IP address. Default 256. */
   maxConnectionsPerAddress?: number;
   /** Answers a handler's exception (default: 500 with the message). */
@@ -102,6 +111,10 @@ export interface HttpServerStats {
   idleTimeouts: number;
   /** Requests refused as malformed or ambiguous (400, 417, 431, 501, 505). */
   badRequests: number;
+  /** Bodies left unread by the handler, small enough to be read and dropped (connection kept). */
+  bodiesDrained: number;
+  /** Connections closed after the answer with a body over `maxDrainBytes` left unread. */
+  unreadBodies: number;
 }
 
 /**
@@ -185,6 +198,7 @@ class HttpServerImpl implements HttpServer {
   readonly #maxHeaderBytes: number;
   readonly #maxConnections: number;
   readonly #maxPerAddress: number;
+  readonly #maxDrainBytes: number;
   readonly #onError: (error: unknown) => Response;
   readonly #listener: Deno.TcpListener;
   readonly #summary: EventSummary | undefined;
@@ -200,6 +214,8 @@ class HttpServerImpl implements HttpServer {
     writeTimeouts: 0,
     idleTimeouts: 0,
     badRequests: 0,
+    bodiesDrained: 0,
+    unreadBodies: 0,
   };
   #stopping = false;
   #accepting: Promise<void>;
@@ -222,6 +238,10 @@ class HttpServerImpl implements HttpServer {
       options.maxConnectionsPerAddress ?? DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
       "maxConnectionsPerAddress",
     );
+    this.#maxDrainBytes = options.maxDrainBytes ?? 64 * 1024;
+    if (!(this.#maxDrainBytes >= 0)) {
+      throw new RangeError(`maxDrainBytes must be 0 or more, got ${options.maxDrainBytes}`);
+    }
     this.#onError = options.onError ??
       ((err) => new Response(`internal error: ${messageOf(err)}`, { status: 500 }));
     if (options.summaryIntervalMs !== undefined) {
@@ -511,13 +531,30 @@ class HttpServerImpl implements HttpServer {
       return false;
     }
     if (body?.error !== undefined) return false; // the body timed out or the client left
-    // A body not read to its end leaves the stream mid-request: close after answering.
-    const bodyLeft = body !== undefined && !body.done;
-    const close = !head.keepAlive || bodyLeft || this.#stopping ||
-      /(^|,)\s*close\s*(,|$)/i.test(response.headers.get("connection") ?? "");
+    const askedClose = /(^|,)\s*close\s*(,|$)/i.test(response.headers.get("connection") ?? "");
+    // A body not read to its end leaves the stream mid-request: a small rest is read and dropped
+    // (the connection goes on), a large one is not read at all (the connection closes).
+    let bodyLeft = body !== undefined && !body.done;
+    const rest = body?.rest() ?? 0;
+    if (
+      bodyLeft && head.keepAlive && !askedClose && !this.#stopping && rest <= this.#maxDrainBytes
+    ) {
+      if (!await body!.drain(io)) return false; // the body timed out or the client left
+      this.#counts.bodiesDrained++;
+      bodyLeft = false;
+    }
+    const close = !head.keepAlive || bodyLeft || this.#stopping || askedClose;
     const written = await this.#write(c, head, response, close);
     if (!written || !close) return written;
-    if (bodyLeft) await lingerClose(c.conn);
+    if (bodyLeft && rest > this.#maxDrainBytes) {
+      // Closed with the rest unread: the kernel resets the connection, after the answer (Linux
+      // clients still read an answer that arrived before the reset; a client that lost it sees
+      // a reset, which never says "not applied").
+      this.#count("unreadBodies", "connection closed with a large request body unread");
+      closeQuietly(c.conn);
+    } else if (bodyLeft) {
+      await lingerClose(c.conn, this.#maxDrainBytes);
+    }
     return false;
   }
 
@@ -576,7 +613,7 @@ class HttpServerImpl implements HttpServer {
       status,
       headers: { "content-type": "application/json" },
     });
-    if (await this.#write(c, head, response, true)) await lingerClose(c.conn);
+    if (await this.#write(c, head, response, true)) await lingerClose(c.conn, this.#maxDrainBytes);
   }
 
   /** For {@linkcode BodyReader}: the body's deadline. */
@@ -628,14 +665,23 @@ class BodyReader {
   error: unknown;
   #started = false;
   #continued = false;
+  /** A pull of the stream is under way (the handler left a read pending). */
+  #pulling = false;
   #left: number;
   readonly #chunked: ChunkedDecoder | undefined;
+  readonly #server: HttpServerImpl;
+  readonly #c: Connection;
+  readonly #expectContinue: boolean;
 
   constructor(server: HttpServerImpl, c: Connection, io: Input, head: RequestHead) {
+    this.#server = server;
+    this.#c = c;
+    this.#expectContinue = head.expectContinue;
     this.#left = head.contentLength;
     this.#chunked = head.chunked ? new ChunkedDecoder() : undefined;
     this.stream = new ReadableStream<Uint8Array>({
       pull: async (controller) => {
+        this.#pulling = true;
         try {
           if (!this.#started) {
             this.#started = true;
@@ -659,10 +705,38 @@ class BodyReader {
               ? new Error("the request body did not arrive in time (bodyTimeoutMs)")
               : err,
           );
+        } finally {
+          this.#pulling = false;
         }
       },
       cancel: () => server.bodyEnded(c),
     }, { highWaterMark: 0 });
+  }
+
+  /**
+   * The bytes still to come of a body of known length, counting those already received and not
+   * read; Infinity when they cannot be drained here (chunked, a read under way, or a client
+   * waiting for `100 Continue` that it was never sent).
+   */
+  rest(): number {
+    if (this.done) return 0;
+    if (this.#chunked !== undefined || this.#pulling) return Infinity;
+    if (this.#expectContinue && !this.#continued) return Infinity;
+    return this.#left;
+  }
+
+  /** Reads the rest of the body and drops it, under the body deadline; false if that failed. */
+  async drain(io: Input): Promise<boolean> {
+    this.#server.bodyDeadline(this.#c);
+    try {
+      while (!this.done) await this.#next(io);
+      return true;
+    } catch (err) {
+      this.error = err;
+      return false;
+    } finally {
+      this.#server.bodyEnded(this.#c);
+    }
   }
 
   /** The next body bytes (a copy); sets `done` at the end. */
@@ -687,8 +761,11 @@ class BodyReader {
   }
 }
 
-/** After an answer to a request whose body was not read: stop writing, drain briefly, close. */
-async function lingerClose(conn: Deno.TcpConn): Promise<void> {
+/**
+ * After an answer to a request whose body was not read: stop writing, drain briefly (at most
+ * `limit` bytes, 1 s), close.
+ */
+async function lingerClose(conn: Deno.TcpConn, limit: number): Promise<void> {
   try {
     await conn.closeWrite();
   } catch {
@@ -700,7 +777,7 @@ async function lingerClose(conn: Deno.TcpConn): Promise<void> {
   let drained = 0;
   const timer = setTimeout(() => closeQuietly(conn), 1_000);
   try {
-    while (drained < 4 * 1024 * 1024) {
+    while (drained < limit) {
       const n = await conn.read(buffer);
       if (n === null) break;
       drained += n;

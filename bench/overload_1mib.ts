@@ -79,6 +79,12 @@ async function memoryOf(address: string): Promise<Record<string, number>> {
     for (const m of text.matchAll(/^distkit_process_memory_bytes\{kind="(\w+)"\} (\d+)$/gm)) {
       out[m[1]] = Number(m[2]);
     }
+    // What the listener did with refused bodies (net/http_server.ts maxDrainBytes).
+    const unread = /^distkit_http_connections_closed_total\{reason="unread_body"\} (\d+)$/m
+      .exec(text);
+    const drained = /^distkit_http_bodies_drained_total (\d+)$/m.exec(text);
+    if (unread) out.unread_bodies = Number(unread[1]);
+    if (drained) out.bodies_drained = Number(drained[1]);
     return out;
   } catch {
     return {};
@@ -328,6 +334,11 @@ function report(
         .join(", "),
     ]);
   });
+  rows.push([
+    "refused bodies per node: closed unread / small ones drained",
+    (round.memory[0] ?? []).map((m) => `${m.unread_bodies ?? "?"} / ${m.bodies_drained ?? "?"}`)
+      .join(", "),
+  ]);
   rows.push([
     "snapshots taken (installed) per node",
     round.after.map((a) => `${a.snapshots ?? "?"} (${a.installs ?? "?"})`).join(", "),

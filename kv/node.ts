@@ -6,7 +6,7 @@
  * @module
  */
 import { EventSummary } from "../net/event_summary.ts";
-import { fullCollection, startIdleCollector } from "../net/idle_gc.ts";
+import { startIdleCollector } from "../net/idle_gc.ts";
 import { realClock } from "../net/clock.ts";
 import { AddressTransport, TcpTransport } from "../net/tcp.ts";
 import { KvClerk, type KvClerkOptions } from "./clerk.ts";
@@ -317,7 +317,16 @@ export async function startKvNode(options: KvNodeOptions): Promise<KvNode> {
   const kv = server;
   const tcp = listener;
   const store = storage;
-  const collector = idleCollector(kv, (line) => log(`kv node ${id}: ${line}`));
+  // One full collection once the node has had nothing to do for 10 s (net/idle_gc.ts): after a
+  // load V8 kept 100–300 MiB of garbage resident. Activity: entries appended, requests answered.
+  const collector = startIdleCollector({
+    activity: () => {
+      const s = kv.stats();
+      return kv.raft.status().lastIndex + s.reads + s.writes + s.notLeader + s.overloaded;
+    },
+    clock: realClock,
+    log: (line) => log(`kv node ${id}: ${line}`),
+  });
   let closing: Promise<void> | undefined;
   return {
     id,
@@ -343,31 +352,6 @@ export async function startKvNode(options: KvNodeOptions): Promise<KvNode> {
       return closing;
     },
   };
-}
-
-/**
- * One full collection once the node has had nothing to do for 10 s (see
- * `net/idle_gc.ts`): after a load V8 kept 100–300 MiB of garbage resident.
- */
-function idleCollector(kv: KvServer, log: (line: string) => void) {
-  const gc = fullCollection();
-  const heldMib = () => {
-    const m = Deno.memoryUsage();
-    return ((m.heapUsed + m.external) / (1 << 20)).toFixed(0);
-  };
-  return startIdleCollector({
-    // Entries appended (a follower's too) and requests answered.
-    activity: () => {
-      const s = kv.stats();
-      return kv.raft.status().lastIndex + s.reads + s.writes + s.notLeader + s.overloaded;
-    },
-    clock: realClock,
-    collect: gc && (() => {
-      const before = heldMib();
-      gc();
-      log(`idle: garbage collected, heap and buffers ${before} → ${heldMib()} MiB`);
-    }),
-  });
 }
 
 /**

@@ -26,6 +26,8 @@ export interface IdleCollectorOptions {
   clock: Clock;
   /** Runs a full collection; default: V8's own (see {@linkcode fullCollection}). */
   collect?: () => void;
+  /** Told of each collection, with the heap and buffers (MiB) before and after. Default: none. */
+  log?: (line: string) => void;
 }
 
 /** A running idle collector: `stop()` ends its checks. */
@@ -79,8 +81,13 @@ export function fullCollection(): (() => void) | undefined {
 export function startIdleCollector(options: IdleCollectorOptions): IdleCollector {
   const idleMs = options.idleMs ?? 10_000;
   if (!(idleMs > 0)) throw new RangeError(`idleMs must be above 0, got ${options.idleMs}`);
-  const collect = options.collect ?? fullCollection();
-  const { clock } = options;
+  const gc = options.collect ?? fullCollection();
+  const { clock, log } = options;
+  const collect = gc && (() => {
+    const before = heldMib();
+    gc();
+    log?.(`idle: garbage collected, heap and buffers ${before} → ${heldMib()} MiB`);
+  });
   let last = options.activity();
   let since = clock.now();
   let collected = false;
@@ -110,4 +117,10 @@ export function startIdleCollector(options: IdleCollectorOptions): IdleCollector
       timer?.cancel();
     },
   };
+}
+
+/** The V8 heap in use and the memory of buffers outside it, in MiB. */
+function heldMib(): string {
+  const m = Deno.memoryUsage();
+  return ((m.heapUsed + m.external) / (1 << 20)).toFixed(0);
 }

@@ -6,12 +6,14 @@ Deno.test("idle collector: one collection per idle period, none while the activi
   const clock = new VirtualClock();
   let activity = 0;
   let collections = 0;
+  const logged: string[] = [];
   await clock.run(async () => {
     const collector = startIdleCollector({
       activity: () => activity,
       idleMs: 1000,
       clock,
       collect: () => collections++,
+      log: (line) => logged.push(line),
     });
     // Busy for 5 s: a change every 200 ms.
     for (let t = 0; t < 25; t++) {
@@ -29,6 +31,8 @@ Deno.test("idle collector: one collection per idle period, none while the activi
     await delay(1600, { clock });
     assert.equal(collections, 2);
     assert.equal(collector.collections, 2);
+    assert.equal(logged.length, 2);
+    assert.match(logged[0], /^idle: garbage collected, heap and buffers \d+ → \d+ MiB$/);
     collector.stop();
   });
 });

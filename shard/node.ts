@@ -12,6 +12,8 @@ import { hostNode } from "../rsm/hosting.ts";
 import { parseAddress } from "../net/address.ts";
 import { serveMembers } from "../rsm/members.ts";
 import { AddressTransport } from "../net/tcp.ts";
+import { startIdleCollector } from "../net/idle_gc.ts";
+import { realClock } from "../net/clock.ts";
 import { ShardClerk, type ShardClerkOptions } from "./clerk.ts";
 import { ShardController, ShardControllerClerk } from "./controller.ts";
 import { ShardGroupServer } from "./group.ts";
@@ -183,12 +185,19 @@ export async function startShardNode(options: ShardNodeOptions): Promise<ShardNo
   log(`shard ${what} serving on ${listener.address}`);
   let closing: Promise<void> | undefined;
   const running = server;
+  // One full collection once the node has appended nothing for 10 s (see net/idle_gc.ts).
+  const collector = startIdleCollector({
+    activity: () => running.raft.status().lastIndex,
+    clock: realClock,
+    log: (line) => log(`shard ${what}: ${line}`),
+  });
   return {
     role,
     address,
     finished: running.finished,
     close() {
       closing ??= (async () => {
+        collector.stop();
         await running.stop();
         await listener.close();
         await transport.close();

@@ -46,6 +46,8 @@ interface Target {
   http: string[];
   pids: (number | undefined)[];
   status(i: number): Promise<Record<string, unknown> | undefined>;
+  /** Node i's memory from its /metrics: rss, heap_total, heap_used, external (bytes). */
+  memory(i: number): Promise<Record<string, number>>;
   /** What node i wrote to stderr lately, when the cluster is ours. */
   stderr(i: number): string;
   close(): Promise<void>;
@@ -61,6 +63,31 @@ async function statusOf(address: string): Promise<Record<string, unknown> | unde
   } catch (err) {
     console.error(`  ${address}/status: ${(err as Error).message}`);
     return undefined;
+  } finally {
+    http.close();
+  }
+}
+
+async function memoryOf(address: string): Promise<Record<string, number>> {
+  const http = new Http1Client();
+  try {
+    const res = await http.request("GET", `http://${address}/metrics`, {
+      signal: AbortSignal.timeout(10_000),
+    });
+    const out: Record<string, number> = {};
+    const text = new TextDecoder().decode(res.body);
+    for (const m of text.matchAll(/^distkit_process_memory_bytes\{kind="(\w+)"\} (\d+)$/gm)) {
+      out[m[1]] = Number(m[2]);
+    }
+    // What the listener did with refused bodies (net/http_server.ts maxDrainBytes).
+    const unread = /^distkit_http_connections_closed_total\{reason="unread_body"\} (\d+)$/m
+      .exec(text);
+    const drained = /^distkit_http_bodies_drained_total (\d+)$/m.exec(text);
+    if (unread) out.unread_bodies = Number(unread[1]);
+    if (drained) out.bodies_drained = Number(drained[1]);
+    return out;
+  } catch {
+    return {};
   } finally {
     http.close();
   }
@@ -83,6 +110,7 @@ async function startCluster(
     http: [0, 1, 2].map((i) => cluster.httpAddress(i)),
     pids: [0, 1, 2].map((i) => cluster.pid(i)),
     status: (i) => statusOf(cluster.httpAddress(i)),
+    memory: (i) => memoryOf(cluster.httpAddress(i)),
     stderr: (i) => cluster.stderr(i),
     close: async () => {
       await cluster.stop();
@@ -175,6 +203,8 @@ interface Round {
   canaryFailures: number;
   canary: [number, number, number];
   rss: { before: number[]; peak: number[]; settled: number[][] };
+  /** At each settle time, each node's memory by kind (see Target.memory). */
+  memory: Record<string, number>[][];
   wrong: string[];
   failure: unknown;
 }
@@ -218,11 +248,13 @@ async function oneRound(
     err,
   ) => [`could not read back: ${err}`]);
   const settled: number[][] = [];
+  const memory: Record<string, number>[][] = [];
   let waited = 0;
   for (const s of options.settle) {
     await delay((s - waited) * 1000);
     waited = s;
     settled.push(await Promise.all(target.pids.map((p) => residentBytes(p).then((b) => b ?? 0))));
+    memory.push(await Promise.all(nodes.map((i) => target.memory(i))));
   }
   const { tally } = result;
   return {
@@ -245,6 +277,7 @@ async function oneRound(
       result.canaryMs.at(-1) ?? NaN,
     ],
     rss: { before: rssBefore, peak: result.peakRss, settled },
+    memory,
     wrong,
     failure: result.failure,
   };
@@ -294,6 +327,22 @@ function report(
       [b, round.rss.peak[i], ...round.rss.settled.map((s) => s[i])].map(mib).join(" / "),
     ]);
   });
+  options.settle.forEach((s, k) => {
+    rows.push([
+      `memory MiB at +${s} s: rss / heap used / heap total / external`,
+      round.memory[k].map((m) => [m.rss, m.heap_used, m.heap_total, m.external].map(mib).join("/"))
+        .join(", "),
+    ]);
+  });
+  rows.push([
+    "refused bodies per node: closed unread / small ones drained",
+    (round.memory[0] ?? []).map((m) => `${m.unread_bodies ?? "?"} / ${m.bodies_drained ?? "?"}`)
+      .join(", "),
+  ]);
+  rows.push([
+    "snapshots taken (installed) per node",
+    round.after.map((a) => `${a.snapshots ?? "?"} (${a.installs ?? "?"})`).join(", "),
+  ]);
   rows.push([
     "nothing refused applied, nothing acked lost",
     round.wrong.length === 0 ? "yes" : round.wrong.join("; "),
@@ -372,6 +421,7 @@ async function main(): Promise<void> {
       http: addresses,
       pids: addresses.map((_, i) => pids?.[i]),
       status: (i) => statusOf(addresses[i]),
+      memory: (i) => memoryOf(addresses[i]),
       stderr: () => "",
       close: () => Promise.resolve(),
     };

@@ -80,7 +80,8 @@ options:
                            one); either way a node whose peers knew it with another folder stops
   --http-offset <n>        HTTP port = TCP port + n (default 1000)
   --no-http                no HTTP API
-  --max-raft-state <bytes> snapshot when the Raft log reaches this size (default 4194304)
+  --max-raft-state <bytes> snapshot when the Raft log reaches this size or the last
+                           snapshot's, whichever is larger (default 4194304)
   --tick-ms <ms>           Raft tick (default 50: heartbeats every 100 ms, elections after 0.5-1 s)
 ${ACCESS_HELP}`,
   async run(args) {

@@ -58,7 +58,8 @@ const SERVE_HELP =
   `  --listen <host:port>     this node's TCP address; also its name in configurations
   --peers <list>           the addresses of every replica of this controller or group (this one too)
   --data <dir>             this node's data folder (created if missing; one process per folder)
-  --max-raft-state <bytes> snapshot when the Raft log reaches this size (default 4194304)
+  --max-raft-state <bytes> snapshot when the Raft log reaches this size or the last
+                           snapshot's, whichever is larger (default 4194304)
   --tick-ms <ms>           Raft tick (default 50)
   --join                   an empty --data joins the running replicas: it waits to be added with
                            Member.Add on their leader (e.g. distkit net call <leader> Member.Add

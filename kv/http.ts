@@ -108,7 +108,9 @@ export interface KvHttpOptions {
    * Request bodies held in memory at once, in bytes (each counted from its
    * `Content-Length`, or as `maxBodyBytes` when sent chunked, from before it
    * is read until its answer); beyond it a request is refused before its
-   * body is read (503, overloaded, not applied), with `Connection: close`.
+   * body is read (503, overloaded, not applied); the listener reads and
+   * drops a small unread body (the connection goes on) and closes the
+   * connection rather than read a large one (see `maxDrainBytes` of `serveHttp`).
    * A body over 64 KiB may take all of it but an eighth, kept for smaller
    * ones, so that small writes get in while large ones fill it.
    * Default 16 MiB (four times what the replica admits in progress by default).
@@ -597,7 +599,9 @@ export function kvHttpHandler(
       ? undefined
       : kv.overloadRefusal(reserved);
     if (refusal !== undefined) {
-      return overloaded(new OverloadedError("kv", refusal), definite, reserved > 0 ? CLOSE : {});
+      // The body is left unread: the listener drops a small one, and closes rather than read a
+      // large one (issue 16: draining refused 1 MiB bodies was a large part of a leader's work).
+      return overloaded(new OverloadedError("kv", refusal), definite);
     }
     // A large body leaves a part of the budget to small ones (a canary's put, a lock).
     const leave = reserved > SMALL_WRITE_BYTES ? smallWriteReserve(bodies.limit) : 0;
@@ -613,7 +617,6 @@ export function kvHttpHandler(
               : ""),
         ),
         definite,
-        CLOSE,
       );
     }
     try {

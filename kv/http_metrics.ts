@@ -65,6 +65,16 @@ export function metrics(
   );
   for (const [code, n] of requests) lines.push(`distkit_http_requests_total{code="${code}"} ${n}`);
   lines.push(...listenerMetrics(listeners));
+  // Where the process's memory is: the V8 heap, or outside it (ArrayBuffers, Deno KV's cache).
+  const memory = Deno.memoryUsage();
+  lines.push(
+    "# HELP distkit_process_memory_bytes Process memory: resident, V8 heap total and used, external.",
+    "# TYPE distkit_process_memory_bytes gauge",
+    `distkit_process_memory_bytes{kind="rss"} ${memory.rss}`,
+    `distkit_process_memory_bytes{kind="heap_total"} ${memory.heapTotal}`,
+    `distkit_process_memory_bytes{kind="heap_used"} ${memory.heapUsed}`,
+    `distkit_process_memory_bytes{kind="external"} ${memory.external}`,
+  );
   return lines.join("\n") + "\n";
 }
 
@@ -94,7 +104,14 @@ function listenerMetrics({ http, tcp }: { http?: HttpServerStats; tcp?: TcpServe
         ['{reason="write_timeout"}', http.writeTimeouts],
         ['{reason="idle_timeout"}', http.idleTimeouts],
         ['{reason="bad_request"}', http.badRequests],
+        ['{reason="unread_body"}', http.unreadBodies],
       ],
+    );
+    family(
+      "distkit_http_bodies_drained_total",
+      "counter",
+      "Small request bodies a refusal left unread, read and dropped to keep the connection.",
+      [["", http.bodiesDrained]],
     );
   }
   if (tcp) {

@@ -12,12 +12,8 @@
 import { type Clock, realClock } from "./clock.ts";
 import { EventSummary } from "./event_summary.ts";
 import { formatAddr } from "./frame.ts";
-import {
-  ChunkedDecoder,
-  HttpParseError,
-  parseRequestHead,
-  type RequestHead,
-} from "./http_parse.ts";
+import { HttpParseError, parseRequestHead, type RequestHead } from "./http_parse.ts";
+import { BodyReader, closeQuietly, concat, Input, lingerClose, writeAll } from "./http_body.ts";
 import type { Logger } from "./logger.ts";
 import {
   AddressCounts,
@@ -61,6 +57,15 @@ export interface ServeHttpOptions {
   maxHeaderBytes?: number;
   /** Connections open at once; one more is answered 503 unread and closed. Default 1,024. */
   maxConnections?: number;
+  /**
+   * A request body its handler left unread with at most this many bytes
+   * still to come is read and dropped, so the connection serves the next
+   * request (a keep-alive client refused a small write keeps its
+   * connection). A larger one is not read: the answer goes out with
+   * `Connection: close` and the connection is closed at once (issue 16:
+   * draining refused 1 MiB bodies cost as much as taking them). Default 64 KiB.
+   */
+  maxDrainBytes?: number;
   /** Connections open at once from one client IP address. Default 256. */
   maxConnectionsPerAddress?: number;
   /** Answers a handler's exception (default: 500 with the message). */
@@ -102,6 +107,10 @@ export interface HttpServerStats {
   idleTimeouts: number;
   /** Requests refused as malformed or ambiguous (400, 417, 431, 501, 505). */
   badRequests: number;
+  /** Bodies left unread by the handler, small enough to be read and dropped (connection kept). */
+  bodiesDrained: number;
+  /** Connections closed after the answer with a body over `maxDrainBytes` left unread. */
+  unreadBodies: number;
 }
 
 /**
@@ -185,6 +194,7 @@ class HttpServerImpl implements HttpServer {
   readonly #maxHeaderBytes: number;
   readonly #maxConnections: number;
   readonly #maxPerAddress: number;
+  readonly #maxDrainBytes: number;
   readonly #onError: (error: unknown) => Response;
   readonly #listener: Deno.TcpListener;
   readonly #summary: EventSummary | undefined;
@@ -200,6 +210,8 @@ class HttpServerImpl implements HttpServer {
     writeTimeouts: 0,
     idleTimeouts: 0,
     badRequests: 0,
+    bodiesDrained: 0,
+    unreadBodies: 0,
   };
   #stopping = false;
   #accepting: Promise<void>;
@@ -222,6 +234,10 @@ class HttpServerImpl implements HttpServer {
       options.maxConnectionsPerAddress ?? DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
       "maxConnectionsPerAddress",
     );
+    this.#maxDrainBytes = options.maxDrainBytes ?? 64 * 1024;
+    if (!(this.#maxDrainBytes >= 0)) {
+      throw new RangeError(`maxDrainBytes must be 0 or more, got ${options.maxDrainBytes}`);
+    }
     this.#onError = options.onError ??
       ((err) => new Response(`internal error: ${messageOf(err)}`, { status: 500 }));
     if (options.summaryIntervalMs !== undefined) {
@@ -511,13 +527,30 @@ class HttpServerImpl implements HttpServer {
       return false;
     }
     if (body?.error !== undefined) return false; // the body timed out or the client left
-    // A body not read to its end leaves the stream mid-request: close after answering.
-    const bodyLeft = body !== undefined && !body.done;
-    const close = !head.keepAlive || bodyLeft || this.#stopping ||
-      /(^|,)\s*close\s*(,|$)/i.test(response.headers.get("connection") ?? "");
+    const askedClose = /(^|,)\s*close\s*(,|$)/i.test(response.headers.get("connection") ?? "");
+    // A body not read to its end leaves the stream mid-request: a small rest is read and dropped
+    // (the connection goes on), a large one is not read at all (the connection closes).
+    let bodyLeft = body !== undefined && !body.done;
+    const rest = body?.rest() ?? 0;
+    if (
+      bodyLeft && head.keepAlive && !askedClose && !this.#stopping && rest <= this.#maxDrainBytes
+    ) {
+      if (!await body!.drain(io)) return false; // the body timed out or the client left
+      this.#counts.bodiesDrained++;
+      bodyLeft = false;
+    }
+    const close = !head.keepAlive || bodyLeft || this.#stopping || askedClose;
     const written = await this.#write(c, head, response, close);
     if (!written || !close) return written;
-    if (bodyLeft) await lingerClose(c.conn);
+    if (bodyLeft && rest > this.#maxDrainBytes) {
+      // Closed with the rest unread: the kernel resets the connection, after the answer (Linux
+      // clients still read an answer that arrived before the reset; a client that lost it sees
+      // a reset, which never says "not applied").
+      this.#count("unreadBodies", "connection closed with a large request body unread");
+      closeQuietly(c.conn);
+    } else if (bodyLeft) {
+      await lingerClose(c.conn, this.#maxDrainBytes);
+    }
     return false;
   }
 
@@ -576,7 +609,7 @@ class HttpServerImpl implements HttpServer {
       status,
       headers: { "content-type": "application/json" },
     });
-    if (await this.#write(c, head, response, true)) await lingerClose(c.conn);
+    if (await this.#write(c, head, response, true)) await lingerClose(c.conn, this.#maxDrainBytes);
   }
 
   /** For {@linkcode BodyReader}: the body's deadline. */
@@ -588,153 +621,6 @@ class HttpServerImpl implements HttpServer {
   bodyEnded(c: Connection): void {
     this.#disarm(c);
   }
-}
-
-/** The bytes read from a connection and not yet used. */
-class Input {
-  pending: Uint8Array = new Uint8Array(0);
-  readonly #conn: Deno.TcpConn;
-  readonly #buffer = new Uint8Array(64 * 1024);
-
-  constructor(conn: Deno.TcpConn) {
-    this.#conn = conn;
-  }
-
-  /** Reads more; false at the end of the stream (or when the socket was closed). */
-  async fill(): Promise<boolean> {
-    let n: number | null;
-    try {
-      n = await this.#conn.read(this.#buffer);
-    } catch {
-      return false;
-    }
-    if (n === null) return false;
-    this.pending = this.pending.length === 0
-      ? this.#buffer.slice(0, n)
-      : concat(this.pending, this.#buffer.subarray(0, n));
-    return true;
-  }
-
-  consume(n: number): void {
-    this.pending = this.pending.subarray(n);
-  }
-}
-
-/** Streams one request's body out of the connection, under the body deadline. */
-class BodyReader {
-  readonly stream: ReadableStream<Uint8Array>;
-  done = false;
-  /** Why reading the body failed, if it did. */
-  error: unknown;
-  #started = false;
-  #continued = false;
-  #left: number;
-  readonly #chunked: ChunkedDecoder | undefined;
-
-  constructor(server: HttpServerImpl, c: Connection, io: Input, head: RequestHead) {
-    this.#left = head.contentLength;
-    this.#chunked = head.chunked ? new ChunkedDecoder() : undefined;
-    this.stream = new ReadableStream<Uint8Array>({
-      pull: async (controller) => {
-        try {
-          if (!this.#started) {
-            this.#started = true;
-            server.bodyDeadline(c);
-            if (head.expectContinue && !this.#continued) {
-              this.#continued = true;
-              await writeAll(c.conn, encoder.encode("HTTP/1.1 100 Continue\r\n\r\n"));
-            }
-          }
-          const data = await this.#next(io);
-          if (data.length > 0) controller.enqueue(data);
-          if (this.done) {
-            server.bodyEnded(c);
-            controller.close();
-          }
-        } catch (err) {
-          this.error = err;
-          server.bodyEnded(c);
-          controller.error(
-            c.timedOut === "bodyTimeouts"
-              ? new Error("the request body did not arrive in time (bodyTimeoutMs)")
-              : err,
-          );
-        }
-      },
-      cancel: () => server.bodyEnded(c),
-    }, { highWaterMark: 0 });
-  }
-
-  /** The next body bytes (a copy); sets `done` at the end. */
-  async #next(io: Input): Promise<Uint8Array> {
-    while (true) {
-      if (io.pending.length === 0 && !await io.fill()) {
-        throw new Error("the connection closed in the middle of the request body");
-      }
-      if (this.#chunked === undefined) {
-        const n = Math.min(this.#left, io.pending.length);
-        const data = io.pending.slice(0, n);
-        io.consume(n);
-        this.#left -= n;
-        this.done = this.#left === 0;
-        return data;
-      }
-      const { data, rest } = this.#chunked.feed(io.pending);
-      io.pending = rest ?? new Uint8Array(0);
-      this.done = this.#chunked.done;
-      if (data.length > 0 || this.done) return concat(...data);
-    }
-  }
-}
-
-/** After an answer to a request whose body was not read: stop writing, drain briefly, close. */
-async function lingerClose(conn: Deno.TcpConn): Promise<void> {
-  try {
-    await conn.closeWrite();
-  } catch {
-    return;
-  }
-  // Closing with unread bytes would reset the connection, and the client
-  // could lose the answer; read what follows for a moment (bounded) first.
-  const buffer = new Uint8Array(64 * 1024);
-  let drained = 0;
-  const timer = setTimeout(() => closeQuietly(conn), 1_000);
-  try {
-    while (drained < 4 * 1024 * 1024) {
-      const n = await conn.read(buffer);
-      if (n === null) break;
-      drained += n;
-    }
-  } catch {
-    // Closed by the timer, or reset.
-  } finally {
-    clearTimeout(timer);
-    closeQuietly(conn);
-  }
-}
-
-function closeQuietly(conn: Deno.Conn): void {
-  try {
-    conn.close();
-  } catch {
-    // Closed already.
-  }
-}
-
-async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
-  let offset = 0;
-  while (offset < bytes.length) offset += await conn.write(bytes.subarray(offset));
-}
-
-function concat(...parts: Uint8Array[]): Uint8Array {
-  if (parts.length === 1) return parts[0].slice();
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
 }
 
 function indexOf(haystack: Uint8Array, needle: Uint8Array, from: number): number {

@@ -132,6 +132,47 @@ Deno.test("http server: an unread body is answered, then the connection closes",
   }
 });
 
+Deno.test("http server: a small unread body is dropped and the connection serves the next request", async () => {
+  const server = serveHttp((req) =>
+    req.url.endsWith("/refuse") ? new Response("refused", { status: 503 }) : echo(req)
+  );
+  try {
+    const text = await talk(server, [
+      encoder.encode("PUT /refuse HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n"),
+      new Uint8Array(5000).fill(0x61),
+      encoder.encode(
+        "PUT /next HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+      ),
+    ]);
+    // The 5,000 bytes were not taken for the next request's head: it was answered in its turn.
+    assert.match(text, /^HTTP\/1\.1 503 [^]*refused\s*HTTP\/1\.1 200 [^]*PUT \/next ok$/);
+    assert.doesNotMatch(text.slice(0, text.indexOf("refused")), /connection: close/);
+    assert.equal(server.stats().bodiesDrained, 1);
+    assert.equal(server.stats().unreadBodies, 0);
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("http server: a large unread body is not read: answered with Connection: close, then closed", async () => {
+  const server = serveHttp(() => new Response("refused", { status: 503 }), {
+    maxDrainBytes: 1024,
+  });
+  try {
+    // One write: the server may close as soon as it has answered the head.
+    const head = encoder.encode("PUT /k HTTP/1.1\r\nHost: x\r\nContent-Length: 1048576\r\n\r\n");
+    const request = new Uint8Array(head.length + 64 * 1024);
+    request.set(head);
+    const text = await talk(server, [request]);
+    // The answer reaches the client although the rest of its body was never read.
+    assert.match(text, /^HTTP\/1\.1 503 [^]*connection: close[^]*refused$/);
+    assert.equal(server.stats().unreadBodies, 1);
+    assert.equal(server.stats().bodiesDrained, 0);
+  } finally {
+    await server.close();
+  }
+});
+
 Deno.test("http server: head, body and idle deadlines close the connection", async () => {
   let bodyError: unknown;
   const server = serveHttp(async (req) => {

@@ -24,6 +24,7 @@ import { invariant, RaftInvariantError } from "../raft/invariant.ts";
 import { defaultClock } from "../net/env.ts";
 import { ApplyError } from "./apply_error.ts";
 import { ExactlyOnce, parseStampedWrite, type WriteOutcome } from "./exactly_once.ts";
+import { encodeSnapshot } from "./replica_snapshot.ts";
 import {
   APPLY_SLICE,
   approximateBytes,
@@ -32,6 +33,7 @@ import {
   firstSnapshotAt,
   limitReached,
   nextSnapshotAfterInstall,
+  snapshotThreshold,
 } from "./replica_sizing.ts";
 import type {
   PendingRead,
@@ -189,16 +191,17 @@ export class Replica<R> {
     this.#once = options.exactlyOnce === false ? undefined : new ExactlyOnce<R>();
     this.#timeoutMs = options.requestTimeoutMs ??
       2 * (options.electionTicks ?? 10) * (options.tickMs ?? 50);
-    this.#snapshotAt = firstSnapshotAt(options);
+    this.#snapshotAt = firstSnapshotAt(options, options.storage.snapshotSize());
     this.#maxPendingWrites = options.maxPendingWrites ?? DEFAULT_MAX_PENDING_WRITES;
     this.#maxPendingWriteBytes = options.maxPendingWriteBytes ?? DEFAULT_MAX_PENDING_WRITE_BYTES;
     this.#maxQueueDelayMs = options.maxQueueDelayMs ?? this.#timeoutMs / 4;
     if (
       !(this.#maxPendingWrites >= 1) || !(this.#maxPendingWriteBytes >= 1) ||
-      !(this.#maxQueueDelayMs >= 0)
+      !(this.#maxQueueDelayMs >= 0) || !((options.snapshotLogRatio ?? 0) >= 0)
     ) {
       throw new RangeError(
-        "maxPendingWrites and maxPendingWriteBytes must be at least 1, maxQueueDelayMs at least 0",
+        "maxPendingWrites and maxPendingWriteBytes must be at least 1, maxQueueDelayMs and " +
+          "snapshotLogRatio at least 0",
       );
     }
     this.#applier = this.#apply();
@@ -667,7 +670,10 @@ export class Replica<R> {
       this.#counts.installs++;
       // The leader's snapshot replaced the log: snapshotting again a whole
       // threshold later would keep the leader's turn; take this replica's own.
-      this.#snapshotAt = nextSnapshotAfterInstall(this.#options, this.#raft.status().leader);
+      this.#snapshotAt = nextSnapshotAfterInstall(this.#options, {
+        leader: this.#raft.status().leader,
+        snapshotBytes: item.data.byteLength,
+      });
       // Proposals whose entries the snapshot covers: the machine may know.
       for (const [index, list] of this.#writes) {
         if (index > item.index) continue;
@@ -758,37 +764,26 @@ export class Replica<R> {
     this.#reads = still;
   }
 
-  /** Snapshots once the persisted Raft state has reached the limit. */
+  /** Snapshots once the persisted Raft state has reached the threshold (see snapshotThreshold). */
   #maybeSnapshot(): void {
-    const max = this.#options.maxRaftState;
-    if (max === undefined || max < 0 || this.#snapshotting) return;
-    if (this.#options.storage.raftStateSize() < this.#snapshotAt) return;
+    const options = this.#options;
+    if (this.#snapshotAt < 0 || this.#snapshotting) return;
+    if (options.storage.raftStateSize() < this.#snapshotAt) return;
     if (this.#appliedIndex <= this.#raft.status().snapshotIndex) return;
-    this.#snapshotAt = max;
     this.#snapshotting = true;
     this.#counts.snapshots++;
     const index = this.#appliedIndex;
-    const once = this.#once;
-    // Encoded a slice per turn of the event loop when the machine can (at once, a large state held
-    // up the replica); the dedup table is taken at the same point of the log as the machine.
-    let data: Promise<Uint8Array>;
-    if (this.#machine.snapshotInSlices) {
-      const dedup = once?.capture();
-      data = this.#machine.snapshotInSlices(() => delay(0, { clock: this.#clock }))
-        .then((bytes) => once ? once.wrap(bytes, dedup) : bytes);
-    } else {
-      data = Promise.resolve().then(() => {
-        const bytes = this.#machine.snapshot();
-        return once ? once.wrap(bytes, once.capture()) : bytes;
-      });
-    }
-    data
-      .then((bytes) => this.#raft.snapshot(index, bytes))
+    encodeSnapshot(this.#machine, { once: this.#once, clock: this.#clock })
+      .then(async (bytes) => {
+        await this.#raft.snapshot(index, bytes);
+        this.#snapshotAt = snapshotThreshold(options, bytes.byteLength);
+      })
       // Stopped: the next start snapshots if needed. Failed (a state over the codec's limit): tried
       // a threshold of log later; at once, it was encoded again without end (issue 16).
       .catch((err) => {
         if (this.#stopped || err instanceof RaftStoppedError) return;
-        this.#snapshotAt = this.#options.storage.raftStateSize() + max;
+        this.#snapshotAt = options.storage.raftStateSize() +
+          snapshotThreshold(options, options.storage.snapshotSize());
         this.#logger.log("error", "snapshot failed", { node: this.#raft.id, error: `${err}` });
       })
       .finally(() => {

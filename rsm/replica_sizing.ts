@@ -18,32 +18,57 @@ export const DEFAULT_MAX_PENDING_WRITE_BYTES = 4 * 1024 * 1024;
 export const APPLY_SLICE = 64;
 
 /**
+ * The Raft state size that triggers a snapshot, given the size of the
+ * replica's last snapshot: `maxRaftState`, or `snapshotLogRatio` times the
+ * last snapshot when that is larger. With a ratio r > 0, the state is
+ * encoded again only after at least r × its own size of log, so the bytes
+ * snapshotted stay within about 1/r of the bytes applied however large the
+ * state grows (issue 16: at a fixed threshold a 70 MiB state was encoded
+ * every 4 MiB of writes). Negative: never (no `maxRaftState`).
+ */
+export function snapshotThreshold(options: ReplicaOptions, lastSnapshotBytes: number): number {
+  const max = options.maxRaftState ?? -1;
+  if (max < 0) return max;
+  const ratio = options.snapshotLogRatio ?? 0;
+  return Math.max(max, ratio * lastSnapshotBytes);
+}
+
+/** Where a replica's turn to snapshot falls: see {@linkcode nextSnapshotAfterInstall}. */
+export interface SnapshotTurn {
+  /** The current leader's id, or null when none is known. */
+  leader: string | null;
+  /** The size of the snapshot just installed, bytes. */
+  snapshotBytes: number;
+}
+
+/**
  * The Raft state size at which a replica that installed the leader's
  * snapshot snapshots next: where its own turn falls after the leader's (the
  * k-th of n voters snapshots at (n - k) / n of the threshold past each
  * multiple of it, see {@linkcode firstSnapshotAt}), so an install does not
  * leave it snapshotting in step with the leader.
  */
-export function nextSnapshotAfterInstall(options: ReplicaOptions, leader: string | null): number {
-  const max = options.maxRaftState ?? -1;
+export function nextSnapshotAfterInstall(options: ReplicaOptions, turn: SnapshotTurn): number {
+  const max = snapshotThreshold(options, turn.snapshotBytes);
   const voters = [...options.peers].sort();
   const k = voters.indexOf(options.id);
-  const l = leader === null ? -1 : voters.indexOf(leader);
+  const l = turn.leader === null ? -1 : voters.indexOf(turn.leader);
   if (max < 0 || k < 0 || l < 0) return max;
   const n = voters.length;
   return max * (((l - k) % n + n) % n || n) / n;
 }
 
 /**
- * The Raft state size of a replica's first snapshot: the threshold, but
- * (n - k) / n of it on the k-th of n initial voters (by id). Replicas have
- * alike logs, so with one threshold they all snapshot at about the same
- * index, each encoding and writing the whole state at the same moment (a
- * burst of CPU and disk the cluster's writes wait behind); staggered once,
- * they stay staggered, as their logs then grow alike.
+ * The Raft state size of a replica's first snapshot since it started: the
+ * threshold (given the snapshot it starts from), but (n - k) / n of it on
+ * the k-th of n initial voters (by id). Replicas have alike logs, so with
+ * one threshold they all snapshot at about the same index, each encoding
+ * and writing the whole state at the same moment (a burst of CPU and disk
+ * the cluster's writes wait behind); staggered once, they stay staggered,
+ * as their logs then grow alike.
  */
-export function firstSnapshotAt(options: ReplicaOptions): number {
-  const max = options.maxRaftState ?? -1;
+export function firstSnapshotAt(options: ReplicaOptions, lastSnapshotBytes: number): number {
+  const max = snapshotThreshold(options, lastSnapshotBytes);
   const voters = [...options.peers].sort();
   const k = voters.indexOf(options.id);
   if (max < 0 || k < 0) return max;

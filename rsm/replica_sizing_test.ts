@@ -1,5 +1,13 @@
 import assert from "node:assert/strict";
-import { limitReached, SMALL_WRITE_BYTES, smallWriteReserve } from "./replica_sizing.ts";
+import {
+  firstSnapshotAt,
+  limitReached,
+  nextSnapshotAfterInstall,
+  SMALL_WRITE_BYTES,
+  smallWriteReserve,
+  snapshotThreshold,
+} from "./replica_sizing.ts";
+import type { ReplicaOptions } from "./replica_types.ts";
 
 const MIB = 1 << 20;
 
@@ -31,4 +39,28 @@ Deno.test("replica sizing: large writes leave an eighth of the byte limit to sma
   );
   // A write of any size is admitted when none is in progress.
   assert.equal(limitReached(8 * MIB, { ...inProgress(0), writes: 0 }), undefined);
+});
+
+Deno.test("replica sizing: the snapshot threshold is maxRaftState, or ratio × the last snapshot when larger", () => {
+  const options = (snapshotLogRatio?: number, maxRaftState?: number) =>
+    ({ id: "b", peers: ["a", "b", "c"], maxRaftState, snapshotLogRatio }) as ReplicaOptions;
+  // No ratio (the course's rule): the threshold alone, whatever the state's size.
+  assert.equal(snapshotThreshold(options(undefined, 4 * MIB), 70 * MIB), 4 * MIB);
+  // Ratio 1: a small state keeps the threshold, a large one waits for its own size of log.
+  assert.equal(snapshotThreshold(options(1, 4 * MIB), 1 * MIB), 4 * MIB);
+  assert.equal(snapshotThreshold(options(1, 4 * MIB), 70 * MIB), 70 * MIB);
+  assert.equal(snapshotThreshold(options(0.5, 4 * MIB), 70 * MIB), 35 * MIB);
+  // No maxRaftState: never, whatever the ratio.
+  assert.equal(snapshotThreshold(options(1, undefined), 70 * MIB), -1);
+  // Staggered across the voters by the same fractions as before: "b" is the 2nd of 3.
+  assert.equal(firstSnapshotAt(options(1, 3 * MIB), 0), 2 * MIB);
+  assert.equal(firstSnapshotAt(options(1, 3 * MIB), 30 * MIB), 20 * MIB);
+  assert.equal(
+    nextSnapshotAfterInstall(options(1, 3 * MIB), { leader: "a", snapshotBytes: 0 }),
+    2 * MIB,
+  );
+  assert.equal(
+    nextSnapshotAfterInstall(options(1, 3 * MIB), { leader: "c", snapshotBytes: 30 * MIB }),
+    10 * MIB,
+  );
 });

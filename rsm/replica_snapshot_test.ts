@@ -53,3 +53,76 @@ Deno.test("replica: a snapshot that fails is tried again a threshold of log late
     await replica.stop();
   }, { seed: 1 });
 });
+
+/** Values appended one by one; a snapshot is all of them, and it counts the bytes it encoded. */
+class Blobs implements ReplicaMachine<number> {
+  values: string[] = [];
+  snapshotBytes = 0;
+  apply(entry: unknown): number {
+    return this.values.push(entry as string);
+  }
+  snapshot(): Uint8Array {
+    const bytes = new TextEncoder().encode(JSON.stringify(this.values));
+    this.snapshotBytes += bytes.byteLength;
+    return bytes;
+  }
+  restore(bytes: Uint8Array): void {
+    this.values = JSON.parse(new TextDecoder().decode(bytes));
+  }
+}
+
+/** Applies `writes` values of 1 KiB to one replica; the bytes snapshotted and the log at the end. */
+async function snapshotLoad(writes: number, snapshotLogRatio: number | undefined) {
+  let out = { applied: 0, snapshotted: 0, snapshots: 0, raftState: 0, snapshot: 0 };
+  await simulate(async ({ clock, net, random }) => {
+    const server = new RpcServer();
+    net.addServer("a", server);
+    const machine = new Blobs();
+    const storage = new MemoryStorage();
+    const replica = await Replica.start(machine, {
+      id: "a",
+      peers: ["a"],
+      transport: net.transportFor("a"),
+      server,
+      storage,
+      clock,
+      random,
+      maxRaftState: 8 * 1024,
+      snapshotLogRatio,
+    });
+    let applied = 0;
+    while (applied < writes) {
+      try {
+        if ((await replica.submit(`${applied}`.padEnd(1024, "x"))) !== null) applied++;
+      } catch {
+        await delay(10, { clock }); // not the leader yet
+      }
+    }
+    await delay(100, { clock }); // a snapshot in progress ends
+    out = {
+      applied: applied * 1024,
+      snapshotted: machine.snapshotBytes,
+      snapshots: replica.stats().snapshots,
+      raftState: storage.raftStateSize(),
+      snapshot: storage.snapshotSize(),
+    };
+    await replica.stop();
+  }, { seed: 2 });
+  return out;
+}
+
+Deno.test("replica: with snapshotLogRatio 1 the bytes snapshotted stay a small multiple of the bytes applied", async () => {
+  // 400 KiB of state at an 8 KiB threshold: encoding the whole state every 8 KiB of log wrote
+  // about 25× the bytes applied (the old policy, still what ratio 0 does: checked below).
+  const r = await snapshotLoad(400, 1);
+  assert.ok(r.snapshots >= 3, `${r.snapshots} snapshots`);
+  assert.ok(
+    r.snapshotted <= 3 * r.applied,
+    `snapshotted ${r.snapshotted} for ${r.applied} applied`,
+  );
+  // The log is bounded by the last snapshot's size (plus the entry that crossed it), not by 8 KiB.
+  assert.ok(r.raftState <= r.snapshot + 4096, `Raft state ${r.raftState}, snapshot ${r.snapshot}`);
+  const old = await snapshotLoad(400, undefined);
+  assert.ok(old.snapshotted > 10 * old.applied, `ratio 0: ${old.snapshotted} for ${old.applied}`);
+  assert.ok(old.raftState <= 8 * 8 * 1024, `ratio 0: Raft state ${old.raftState}`);
+});

@@ -119,9 +119,24 @@ export interface ReplicaOptions extends RaftNodeOptions {
   logger?: Logger;
   /**
    * Snapshot once the persisted Raft state reaches this many bytes, so the
-   * log stays small. Default: never (the log grows without bound).
+   * log stays small; with a {@linkcode snapshotLogRatio}, once it reaches
+   * this or that multiple of the last snapshot's size, whichever is larger.
+   * Default: never (the log grows without bound).
    */
   maxRaftState?: number;
+  /**
+   * How much log a snapshot must be worth, as a multiple of the last
+   * snapshot's size: the replica snapshots when the persisted Raft state
+   * reaches max(`maxRaftState`, ratio × last snapshot bytes). Each snapshot
+   * encodes and writes the whole state, so at a fixed threshold a state much
+   * larger than it is written again and again (10–20× the bytes applied for
+   * a 70 MiB state at 4 MiB); with ratio r the bytes snapshotted stay within
+   * about 1/r of the bytes applied, at the cost of a log up to r × the state.
+   * 0 (the default): `maxRaftState` alone, a hard bound on the log as the
+   * course's tests check (persisted Raft state ≤ 8 × maxraftstate). The KV
+   * and shard node processes use 1.
+   */
+  snapshotLogRatio?: number;
   /**
    * How long a request waits to be committed (or, for a read, confirmed)
    * before the replica tells the client to retry. Default: two election

@@ -12,6 +12,8 @@ import { hostNode } from "../rsm/hosting.ts";
 import { parseAddress } from "../net/address.ts";
 import { serveMembers } from "../rsm/members.ts";
 import { AddressTransport } from "../net/tcp.ts";
+import { startIdleCollector } from "../net/idle_gc.ts";
+import { realClock } from "../net/clock.ts";
 import { ShardClerk, type ShardClerkOptions } from "./clerk.ts";
 import { ShardController, ShardControllerClerk } from "./controller.ts";
 import { ShardGroupServer } from "./group.ts";
@@ -47,8 +49,18 @@ export interface ShardNodeOptions {
   ctrlers?: string[];
   /** Folder for this node's data; created if missing. One process per folder. */
   dataDir: string;
-  /** Snapshot when the Raft state reaches this many bytes. Default 4 MiB. */
+  /**
+   * Snapshot when the Raft state reaches this many bytes, or
+   * `snapshotLogRatio` × the last snapshot's size when that is larger (so a
+   * large state is not encoded again every few MiB of writes). Default 4 MiB.
+   */
   maxRaftState?: number;
+  /**
+   * How much log a snapshot must be worth, as a multiple of the last
+   * snapshot's size (see `ReplicaOptions.snapshotLogRatio`); 0: snapshot at
+   * `maxRaftState` whatever the state's size. Default 1.
+   */
+  snapshotLogRatio?: number;
   /** Raft tick in milliseconds. Default 50. */
   tickMs?: number;
   /** The cluster id: peers and clients of another cluster are refused. Default `""`. */
@@ -141,6 +153,7 @@ export async function startShardNode(options: ShardNodeOptions): Promise<ShardNo
     storage,
     tickMs: options.tickMs,
     maxRaftState: options.maxRaftState ?? 4 * 1024 * 1024,
+    snapshotLogRatio: options.snapshotLogRatio ?? 1,
     logger,
   };
   let server: ShardController | ShardGroupServer;
@@ -172,12 +185,19 @@ export async function startShardNode(options: ShardNodeOptions): Promise<ShardNo
   log(`shard ${what} serving on ${listener.address}`);
   let closing: Promise<void> | undefined;
   const running = server;
+  // One full collection once the node has appended nothing for 10 s (see net/idle_gc.ts).
+  const collector = startIdleCollector({
+    activity: () => running.raft.status().lastIndex,
+    clock: realClock,
+    log: (line) => log(`shard ${what}: ${line}`),
+  });
   return {
     role,
     address,
     finished: running.finished,
     close() {
       closing ??= (async () => {
+        collector.stop();
         await running.stop();
         await listener.close();
         await transport.close();

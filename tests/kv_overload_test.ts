@@ -113,13 +113,21 @@ Deno.test("kv http: a write is refused when the oldest in progress has waited to
   }, { seed: 17, limitMs: 120_000 });
 });
 
-Deno.test("kv http: a body over the memory budget is refused before it is read, with Connection: close", async () => {
+Deno.test("kv http: a body over the memory budget is refused before it is read", async () => {
   await simulate(async (sim) => {
     const nodes = await startNodes(sim, { maxBufferedBodyBytes: 100 });
     const leader = await leaderOf(sim, nodes);
-    const refused = await put(leader, "big", "x".repeat(101));
+    const request = new Request("http://node.test/kv/big", {
+      method: "PUT",
+      body: "x".repeat(101),
+      headers: { "content-length": "101" },
+    });
+    const refused = await leader.http(request);
     assert.equal(refused.status, 503);
-    assert.equal(refused.headers.get("connection"), "close");
+    assert.equal(request.bodyUsed, false);
+    // The handler leaves the body unread and the connection to the listener, which drops a small
+    // body and keeps the connection, and closes rather than read a large one (http_server_test).
+    assert.equal(refused.headers.get("connection"), null);
     const body = await refused.json();
     assert.equal(body.mayHaveApplied, false);
     assert.match(body.error, /this one needs 101; the limit is 100/);

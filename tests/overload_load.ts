@@ -378,6 +378,9 @@ export interface NodeView {
   term: number;
   leaderChanges: number;
   leader: string | null;
+  /** Snapshots taken and installed so far (from `/status`'s `kv`), when it says. */
+  snapshots?: number;
+  installs?: number;
 }
 
 /** Node `i`'s term, leader-change count and leader, from `status` (retried for 10 s). */
@@ -386,8 +389,18 @@ export async function viewOf(
   i: number,
 ): Promise<NodeView> {
   for (let attempt = 0; attempt < 40; attempt++) {
-    const s = await status() as unknown as NodeView | undefined;
-    if (s !== undefined) return { term: s.term, leaderChanges: s.leaderChanges, leader: s.leader };
+    const s = await status() as unknown as
+      | NodeView & { kv?: { snapshots?: number; installs?: number } }
+      | undefined;
+    if (s !== undefined) {
+      return {
+        term: s.term,
+        leaderChanges: s.leaderChanges,
+        leader: s.leader,
+        snapshots: s.kv?.snapshots,
+        installs: s.kv?.installs,
+      };
+    }
     await delay(250);
   }
   throw new Error(`node ${i} did not answer /status`);

@@ -110,6 +110,11 @@ async function replaceOrRebind(
   log.schedule.push(`${log.now()} replace ${i} by a fresh folder (it joins)`);
 }
 
+/** Counts of a run (or of many runs) before anything happened. */
+function noActivity(): Activity {
+  return { changes: 0, busy: 0, transfers: 0, damaged: 0, failStops: 0, replaced: 0 };
+}
+
 /** The running leader of the highest term, if any. */
 function currentLeader(cfg: Cluster): number | undefined {
   let best: number | undefined;
@@ -308,14 +313,7 @@ async function runSeed(
       const voters = race ? 4 : random.pick([3, 4, 5]);
       const n = voters + SPARES;
       const ledger = (runLedger = new AppliedLedger());
-      const activity: Activity = {
-        changes: 0,
-        busy: 0,
-        transfers: 0,
-        damaged: 0,
-        failStops: 0,
-        replaced: 0,
-      };
+      const activity = noActivity();
       const admin = random.fork();
       // Set once a server's storage is damaged: no membership change after that.
       let damaged: number | undefined;
@@ -563,14 +561,7 @@ Deno.test("raft: randomized fault schedules keep every safety property", async (
   const t0 = performance.now();
   let commits = 0;
   let faults = 0;
-  const activity: Activity = {
-    changes: 0,
-    busy: 0,
-    transfers: 0,
-    damaged: 0,
-    failStops: 0,
-    replaced: 0,
-  };
+  const activity = noActivity();
   for (const seed of seeds) {
     const r = await runSeed(seed);
     commits += r.commits;

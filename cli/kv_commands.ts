@@ -65,7 +65,8 @@ function usageError(name: string, command: KvCommand, problem: string): number {
 const serve: KvCommand = {
   summary: "run one node: Raft over TCP, Deno KV storage in a folder, the HTTP API",
   usage: `usage: distkit kv serve --id <n> --peers <host:port,...> --data <dir> [--join]
-                       [--http-offset 1000 | --no-http] [--max-raft-state <bytes>] [--tick-ms 50]
+                       [--http-offset 1000 | --no-http] [--max-raft-state <bytes>]
+                       [--snapshot-log-ratio 1] [--tick-ms 50]
 
 Runs node <n> (its position in --peers, counting from 0) until SIGINT or SIGTERM,
 then shuts down gracefully (exit 0); exits 3 if it cannot start or stops after a failure. Every node and client lists the same --peers in the
@@ -81,7 +82,8 @@ options:
   --http-offset <n>        HTTP port = TCP port + n (default 1000)
   --no-http                no HTTP API
   --max-raft-state <bytes> snapshot when the Raft log reaches this size or the last
-                           snapshot's, whichever is larger (default 4194304)
+                           snapshot's times --snapshot-log-ratio, whichever is larger (default 4194304)
+  --snapshot-log-ratio <r> 0: snapshot at --max-raft-state whatever the state's size (default 1)
   --tick-ms <ms>           Raft tick (default 50: heartbeats every 100 ms, elections after 0.5-1 s)
 ${ACCESS_HELP}`,
   async run(args) {
@@ -92,6 +94,7 @@ ${ACCESS_HELP}`,
       "http-offset": { type: "string" },
       "no-http": { type: "boolean" },
       "max-raft-state": { type: "string" },
+      "snapshot-log-ratio": { type: "string" },
       "tick-ms": { type: "string" },
       join: { type: "boolean" },
       "cluster-id": { type: "string" },
@@ -120,6 +123,7 @@ ${ACCESS_HELP}`,
         dataDir: v.data,
         httpOffset: v["no-http"] ? null : count(v["http-offset"], "--http-offset"),
         maxRaftState: count(v["max-raft-state"], "--max-raft-state"),
+        snapshotLogRatio: count(v["snapshot-log-ratio"], "--snapshot-log-ratio"),
         tickMs: count(v["tick-ms"], "--tick-ms"),
         mode: v.join ? "join" : "bootstrap",
         log: (line) => console.log(line),

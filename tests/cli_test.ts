@@ -364,6 +364,31 @@ Deno.test("cli: durations take units; a bad one is a usage error", async () => {
   assert.match(both.err, /--cluster is the old spelling of --endpoints; give one of them/);
 });
 
+Deno.test("cli: kv serve's snapshot policy flags take numbers >= 0", async () => {
+  const data = await Deno.makeTempDir({ prefix: "distkit-cli-ratio-" });
+  try {
+    for (const [flag, value] of [["--snapshot-log-ratio", "-1"], ["--max-raft-state", "lots"]]) {
+      const r = await cli(
+        "kv",
+        "serve",
+        "--id",
+        "0",
+        "--peers",
+        "127.0.0.1:7",
+        "--data",
+        data,
+        `${flag}=${value}`, // "=": a value that starts with "-" would be taken for an option
+      );
+      assert.equal(r.code, 2, `${flag} ${value}: ${r.err}`);
+      assert.match(r.err, new RegExp(`${flag} must be a number >= 0, got ${value}`));
+    }
+    const help = await cli("kv", "serve", "--help");
+    assert.match(help.out, /--snapshot-log-ratio <r> 0: snapshot at --max-raft-state/);
+  } finally {
+    await Deno.remove(data, { recursive: true });
+  }
+});
+
 Deno.test("cli: a malformed address is a usage error, and port 0 is for listening only", async () => {
   const data = await Deno.makeTempDir({ prefix: "distkit-cli-address-" });
   try {

@@ -39,6 +39,13 @@ function mib(bytes: number): string {
   return `${(bytes / MIB).toFixed(0)} MiB`;
 }
 
+/** Whether every node is in one term and follows one leader. */
+function settled(views: { term: number; leader: string | null }[]): boolean {
+  const [first] = views;
+  return first.leader !== null &&
+    views.every((v) => v.term === first.term && v.leader === first.leader);
+}
+
 function view(cluster: LocalCluster, i: number) {
   return viewOf(() => cluster.status(i), i);
 }
@@ -85,8 +92,14 @@ Deno.test("kv processes: 48 clients putting 1 MiB values: no leader change, defi
       }),
       204,
     );
-    await delay(500);
-    const before = await Promise.all([0, 1, 2].map((i) => view(cluster, i)));
+    // Every node in the leader's term, following it (polled, bounded): the baseline the
+    // no-election check compares with.
+    let before = await Promise.all([0, 1, 2].map((i) => view(cluster, i)));
+    for (const deadline = Date.now() + 30_000; !settled(before);) {
+      assert.ok(Date.now() < deadline, `the nodes did not settle: ${JSON.stringify(before)}`);
+      await delay(100);
+      before = await Promise.all([0, 1, 2].map((i) => view(cluster, i)));
+    }
     const pid = cluster.pid(leader);
     const baseline = (await rss(pid))!;
     assert.ok(baseline > 0, "the leader's VmRSS is readable");

@@ -138,7 +138,11 @@ Deno.test("pb process: key/value servers killed with SIGKILL under load; no ackn
     // in a view show that its backup is up to date.
     const moreAcked = async (n: number) => {
       const target = acked.length + n;
-      while (acked.length < target) await delay(20);
+      const deadline = Date.now() + 60_000; // bounded generously, for a slow, busy machine
+      while (acked.length < target) {
+        assert.ok(Date.now() < deadline, `no ${n} more appends acknowledged in 60 s`);
+        await delay(20);
+      }
     };
     await moreAcked(3);
     await servers[0].kill("SIGKILL"); // the primary

@@ -8,7 +8,7 @@ import type { RaftCore } from "./core.ts";
 import type { CoreOptions } from "./core_options.ts";
 import { RaftInvariantError } from "./invariant.ts";
 import { RaftLog } from "./log.ts";
-import { makeCore, Net } from "./test_util.ts";
+import { isRefusal, makeCore, Net } from "./test_util.ts";
 import type { Entry, NodeId } from "./types.ts";
 
 const VOTERS = ["a", "b", "c"];
@@ -47,10 +47,6 @@ function campaign(net: Net, id: NodeId): boolean {
   for (let i = 0; i < 100 && core.role === "follower"; i++) core.tick();
   net.settle();
   return core.role === "leader";
-}
-
-function accepted(r: unknown): boolean {
-  return !(typeof r === "object" && r !== null && "reason" in r);
 }
 
 Deno.test("core: bindings: a leader binds the founding voters it heard from, once its no-op commits", () => {
@@ -128,10 +124,10 @@ Deno.test("core: bindings: promotion binds the folder heard since the re-add; a 
   );
   // b's folder b#1 is removed and b added back as a learner before its new folder answers:
   // b#1, heard before the removal, is not the folder to bind.
-  assert.ok(accepted(a.proposeMembership({ type: "remove", node: "b" })));
+  assert.ok(!isRefusal(a.proposeMembership({ type: "remove", node: "b" })));
   tickLeader(net, "a", 2);
   net.cores.delete("b");
-  assert.ok(accepted(a.proposeMembership({ type: "addLearner", node: "b" })));
+  assert.ok(!isRefusal(a.proposeMembership({ type: "addLearner", node: "b" })));
   tickLeader(net, "a", 2);
   assert.deepEqual(a.proposeMembership({ type: "addVoter", node: "b" }), {
     reason: "folder-unheard",
@@ -139,11 +135,11 @@ Deno.test("core: bindings: promotion binds the folder heard since the re-add; a 
   });
   start(net, "b", [], { incarnation: "b#2", joined: true });
   tickLeader(net, "a", 3);
-  assert.ok(accepted(a.proposeMembership({ type: "addVoter", node: "b" })));
+  assert.ok(!isRefusal(a.proposeMembership({ type: "addVoter", node: "b" })));
   tickLeader(net, "a", 2);
   assert.equal(a.membership.bindings?.b, "b#2", "bound to the folder that answered as a learner");
   assert.deepEqual(net.get("b").membership, a.membership);
-  assert.ok(accepted(a.proposeMembership({ type: "remove", node: "b" })));
+  assert.ok(!isRefusal(a.proposeMembership({ type: "remove", node: "b" })));
   tickLeader(net, "a", 2);
   assert.equal(a.membership.bindings?.b, undefined);
   assert.deepEqual(Object.keys(a.membership.bindings ?? {}).sort(), ["a", "c"]);
@@ -156,7 +152,7 @@ Deno.test("core: bindings: addVoter on a voter keeps its folder, heard or not", 
   const b1 = net.get("b");
   start(net, "b", [], { incarnation: "b#2", joined: true });
   tickLeader(net, "a", 2);
-  assert.ok(accepted(a.proposeMembership({ type: "addVoter", node: "b" })));
+  assert.ok(!isRefusal(a.proposeMembership({ type: "addVoter", node: "b" })));
   tickLeader(net, "a", 2);
   assert.equal(a.membership.bindings?.b, "b#1", "not swapped for b#2 in one entry");
   // A new leader that has heard nothing from b yet: the promotion again keeps b's folder.
@@ -167,7 +163,7 @@ Deno.test("core: bindings: addVoter on a voter keeps its folder, heard or not", 
   const c = net.get("c");
   assert.equal(c.role, "leader");
   tickLeader(net, "c", 2);
-  assert.ok(accepted(c.proposeMembership({ type: "addVoter", node: "b" })));
+  assert.ok(!isRefusal(c.proposeMembership({ type: "addVoter", node: "b" })));
   tickLeader(net, "c", 2);
   assert.equal(c.membership.bindings?.b, "b#1", "not unbound by a leader that has not heard it");
   // b#1 is back and a is gone: c and b#1 commit.

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { append, cmd, makeCore, Net, run } from "./test_util.ts";
+import { append, cmd, isRefusal, makeCore, Net, run } from "./test_util.ts";
 import { AppliedLedger, RaftInvariantError } from "./invariant.ts";
 import type { AppendMessage, Entry, Message, NodeId } from "./types.ts";
 
@@ -9,10 +9,6 @@ function appendsTo(messages: Message[], to: NodeId): AppendMessage[] {
 
 function commands(entries: Entry[]): unknown[] {
   return entries.filter((e) => e.kind === "command").map((e) => e.command);
-}
-
-function isRefusal(r: unknown): r is { reason: string; leader: NodeId | null } {
-  return typeof r === "object" && r !== null && "reason" in r;
 }
 
 /**

@@ -10,6 +10,11 @@ import type { CoreOptions } from "./core_options.ts";
 import type { Ready } from "./ready.ts";
 import type { AppendMessage, Entry, HardState, Message, NodeId } from "./types.ts";
 
+/** Whether a proposal's answer is a refusal (else it was appended at an index and term). */
+export function isRefusal(r: unknown): r is { reason: string; leader: NodeId | null } {
+  return typeof r === "object" && r !== null && "reason" in r;
+}
+
 /** A command entry at `index` of `term`. */
 export function cmd(index: number, term: number, command: unknown = `c${index}`): Entry {
   return { index, term, kind: "command", command };

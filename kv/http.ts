@@ -43,6 +43,7 @@ import { defaultClock, defaultId, defaultRandom } from "../net/env.ts";
 import type { Random } from "../net/random.ts";
 import type { RpcServer } from "../net/rpc_server.ts";
 import { LocalKv, RequestDeadline } from "./http_local.ts";
+import { DEFAULT_REFUSAL_PACE_MS, RefusalPace } from "./refusal_pace.ts";
 import {
   mayHaveApplied,
   OutcomeUnknownError,
@@ -118,6 +119,16 @@ export interface KvHttpOptions {
   maxBufferedBodyBytes?: number;
   /** How long one request may take before 503. Default 5,000 ms. */
   timeoutMs?: number;
+  /**
+   * A write over 64 KiB refused as overloaded before its body was read is
+   * answered after this many milliseconds (its `Retry-After`, rounded to whole
+   * seconds, at most), not at once: clients that resend large bodies sooner
+   * than told made the leader spend more on refusals than on writes (issue
+   * 16). The answer is the same 503, not applied; small writes are answered at
+   * once. At most 512 wait at a time. 0: no pacing.
+   * Default 1,000.
+   */
+  refusalPaceMs?: number;
   /** The clock that times requests and the pauses before a resend. Default: the real clock (none inside `simulate`: pass `sim.clock`). */
   clock?: Clock;
   /**
@@ -304,7 +315,12 @@ export function serveKvHttp(
 ): KvHttpServer {
   // The handler is made before the listener it reports on.
   const made: { server?: ReturnType<typeof serveHttp> } = {};
-  const internal: InternalOptions = { ...options, [HTTP_STATS]: () => made.server?.stats() };
+  const closing = new AbortController();
+  const internal: InternalOptions = {
+    ...options,
+    [HTTP_STATS]: () => made.server?.stats(),
+    [CLOSING]: closing.signal,
+  };
   const handler = kvHttpHandler(kv, rpc, internal);
   const timeoutMs = options.timeoutMs ?? 5000;
   // Our own listener, not Deno.serve: it has head, body and idle deadlines and connection caps.
@@ -322,14 +338,27 @@ export function serveKvHttp(
   made.server = listening;
   return {
     address: listening.address,
-    // Requests in progress get a few seconds to finish, not for ever.
-    close: () => listening.close(timeoutMs + 1000),
+    // Requests in progress get a few seconds to finish, not for ever; paced refusals at once.
+    close: () => {
+      closing.abort();
+      return listening.close(timeoutMs + 1000);
+    },
   };
+}
+
+/** `Retry-After` of an overload refusal: whole seconds, at least 1. */
+function retryAfterSeconds(err: OverloadedError): number {
+  return Math.max(1, Math.ceil(err.retryAfterMs / 1000));
 }
 
 /** Where serveKvHttp hands its handler the listener's counters, for /metrics. */
 const HTTP_STATS = Symbol("http listener stats");
-type InternalOptions = KvHttpOptions & { [HTTP_STATS]?: () => HttpServerStats | undefined };
+/** Where serveKvHttp hands its handler a signal that fires when the listener closes. */
+const CLOSING = Symbol("http listener closing");
+type InternalOptions = KvHttpOptions & {
+  [HTTP_STATS]?: () => HttpServerStats | undefined;
+  [CLOSING]?: AbortSignal;
+};
 
 /** The session an HTTP client numbers its writes in, from its headers; undefined without them. */
 function sessionFrom(req: Request): Session | undefined {
@@ -390,6 +419,11 @@ export function kvHttpHandler(
   const requests = new Map<string, number>();
   /** Requests this handler refused as overloaded (its own limits, and the replica's). */
   let overloads = 0;
+  const pace = new RefusalPace({
+    ms: options.refusalPaceMs ?? DEFAULT_REFUSAL_PACE_MS,
+    clock,
+    signal: (options as InternalOptions)[CLOSING],
+  });
 
   /** The HTTP address of `leaderId`, unless it is unknown or this node. */
   function addressOf(leaderId: string | null): string | undefined {
@@ -601,23 +635,24 @@ export function kvHttpHandler(
     if (refusal !== undefined) {
       // The body is left unread: the listener drops a small one, and closes rather than read a
       // large one (issue 16: draining refused 1 MiB bodies was a large part of a leader's work).
-      return overloaded(new OverloadedError("kv", refusal), definite);
+      const err = new OverloadedError("kv", refusal);
+      if (reserved > SMALL_WRITE_BYTES) await pace.hold(retryAfterSeconds(err) * 1000);
+      return overloaded(err, definite);
     }
     // A large body leaves a part of the budget to small ones (a canary's put, a lock).
     const leave = reserved > SMALL_WRITE_BYTES ? smallWriteReserve(bodies.limit) : 0;
     if (!bodies.tryTake(reserved, { leave })) {
       const held = bodies.limit - bodies.available;
-      return overloaded(
-        new OverloadedError(
-          "kv",
-          `${held} bytes of request bodies are held and this one needs ${reserved}; ` +
-            `the limit is ${bodies.limit}` +
-            (leave > 0
-              ? `, less ${leave} kept for bodies of ${SMALL_WRITE_BYTES} bytes or less`
-              : ""),
-        ),
-        definite,
+      const err = new OverloadedError(
+        "kv",
+        `${held} bytes of request bodies are held and this one needs ${reserved}; ` +
+          `the limit is ${bodies.limit}` +
+          (leave > 0
+            ? `, less ${leave} kept for bodies of ${SMALL_WRITE_BYTES} bytes or less`
+            : ""),
       );
+      if (reserved > SMALL_WRITE_BYTES) await pace.hold(retryAfterSeconds(err) * 1000);
+      return overloaded(err, definite);
     }
     try {
       return await serveKey(req, url, key);
@@ -655,7 +690,7 @@ export function kvHttpHandler(
   ): Response {
     overloads++;
     return failure(503, err.message, { ...definite, overloaded: true }, {
-      "retry-after": String(Math.max(1, Math.ceil(err.retryAfterMs / 1000))),
+      "retry-after": String(retryAfterSeconds(err)),
       ...headers,
     });
   }

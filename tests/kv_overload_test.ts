@@ -22,6 +22,7 @@ async function startNodes(
     maxPendingWrites?: number;
     maxPendingWriteBytes?: number;
     maxBufferedBodyBytes?: number;
+    refusalPaceMs?: number;
   } = {},
 ): Promise<SimNode[]> {
   return await Promise.all(IDS.map(async (id) => {
@@ -44,6 +45,7 @@ async function startNodes(
       clerkId: sim.newId(),
       timeoutMs: 30_000,
       maxBufferedBodyBytes: options.maxBufferedBodyBytes,
+      refusalPaceMs: options.refusalPaceMs,
     });
     return { id, kv, http };
   }));
@@ -75,7 +77,9 @@ Deno.test("kv http: a leader at its limit of writes in progress refuses more at 
     sim.net.partition([leader.id], IDS.filter((id) => id !== leader.id));
     const waiting = [0, 1, 2, 3].map((i) => put(leader, `held-${i}`, "v"));
     await delay(1, { clock: sim.clock });
+    const asked = sim.clock.now();
     const refused = await put(leader, "refused", "v");
+    assert.equal(sim.clock.now(), asked, "a small write is refused at once");
     assert.equal(refused.status, 503);
     assert.match(refused.headers.get("retry-after") ?? "", /^[1-9][0-9]*$/);
     const body = await refused.json();
@@ -151,11 +155,12 @@ Deno.test("kv http: large bodies leave a part of the memory budget to small ones
     sim.net.partition([leader.id], IDS.filter((id) => id !== leader.id));
     const held = [0, 1, 2].map((i) => put(leader, `large-${i}`, "x".repeat(100_000)));
     await delay(1, { clock: sim.clock });
-    const refused = await put(leader, "large-3", "x".repeat(100_000));
-    assert.equal(refused.status, 503);
-    const body = await refused.json();
-    assert.equal(body.mayHaveApplied, false);
-    assert.match(body.error, /less 50000 kept for bodies of 65536 bytes or less/);
+    const asked = sim.clock.now();
+    let answeredAt = NaN;
+    const refusing = put(leader, "large-3", "x".repeat(100_000)).then((r) => {
+      answeredAt = sim.clock.now();
+      return r;
+    });
     // A small write is not refused: it waits, in progress, like the large ones.
     let small: Response | undefined;
     const smallDone = put(leader, "small", "canary").then((r) => small = r);
@@ -165,8 +170,32 @@ Deno.test("kv http: large bodies leave a part of the memory budget to small ones
     await smallDone;
     assert.equal(small!.status, 204);
     for (const r of held) assert.equal((await r).status, 204);
+    const refused = await refusing;
+    assert.equal(refused.status, 503);
+    // A large body refused unread is answered after its Retry-After (1 s), not at once.
+    assert.equal(refused.headers.get("retry-after"), "1");
+    assert.equal(answeredAt - asked, 1000, "the refusal of a large write is paced");
+    const body = await refused.json();
+    assert.equal(body.mayHaveApplied, false);
+    assert.match(body.error, /less 50000 kept for bodies of 65536 bytes or less/);
     for (const n of nodes) await n.kv.stop();
   }, { seed: 19, limitMs: 120_000 });
+});
+
+Deno.test("kv http: refusals of large writes are paced only up to their bound, and not at all with refusalPaceMs 0", async () => {
+  for (const refusalPaceMs of [0, 250]) {
+    await simulate(async (sim) => {
+      const nodes = await startNodes(sim, { maxBufferedBodyBytes: 100_000, refusalPaceMs });
+      const leader = await leaderOf(sim, nodes);
+      const asked = sim.clock.now();
+      const refused = await put(leader, "large", "x".repeat(100_001));
+      assert.equal(refused.status, 503);
+      assert.equal((await refused.json()).mayHaveApplied, false);
+      // Paced for the shorter of the option and Retry-After (1 s).
+      assert.equal(sim.clock.now() - asked, refusalPaceMs);
+      for (const n of nodes) await n.kv.stop();
+    }, { seed: 20 + refusalPaceMs, limitMs: 120_000 });
+  }
 });
 
 Deno.test("kv clerk: an overloaded answer is a definite refusal; a clerk that follows leaders pauses and resends", async () => {

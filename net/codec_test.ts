@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
+import { Decoder, Encoder } from "@msgpack/msgpack";
 import { Codec, CodecError, FrameTooLargeError } from "./mod.ts";
+import { Random } from "./random.ts";
 
 Deno.test("codec: round-trips the value kinds RPCs carry", () => {
   const codec = new Codec();
@@ -99,4 +101,20 @@ Deno.test("codec: 10,000 random byte strings never throw anything but CodecError
     }
   }
   assert.equal(({} as Record<string, unknown>).polluted, undefined);
+});
+
+Deno.test("Codec: long strings are written byte for byte as msgpack's own encoder writes them", () => {
+  const codec = new Codec();
+  const plain = new Encoder({ ignoreUndefined: true });
+  const random = new Random(23);
+  const pieces = ["a", "é", "€", "𝄞", "\ud800", "\udc00", "\u0000", "\uffff", "xyz"];
+  for (let i = 0; i < 300; i++) {
+    let s = "";
+    // Around the long-string threshold, the header sizes (str8/16/32) and beyond one slice.
+    const length = [10, 255, 256, 257, 300, 70_000, 20_000][i % 7] + random.int(20);
+    while (s.length < length) s += pieces[random.int(pieces.length)];
+    const value = { s, nested: [s, { k: s.slice(0, 300) }], n: i };
+    assert.deepEqual(codec.encode(value), plain.encode(value), `string ${i} of ${s.length}`);
+    assert.equal(codec.decode(codec.encode(s)), new Decoder().decode(plain.encode(s)));
+  }
 });

@@ -3,6 +3,17 @@
  *
  * @module
  */
+import { crc32 as zlibCrc32 } from "node:zlib";
+
+/**
+ * CRC-32 (IEEE) of bytes, or of a string's UTF-8, continuing from `initial`
+ * (a CRC of what came before). Native (`node:zlib`): the table-driven loop
+ * in JavaScript it replaces took 2.5 ms per MiB, and every stored entry and
+ * snapshot is checked with it (issue 16).
+ */
+export function crc32(data: Uint8Array | string, initial = 0): number {
+  return zlibCrc32(data, initial);
+}
 
 /** Joins byte pieces of known total length into one array (the piece itself when there is one). */
 export function concatBytes(pieces: readonly Uint8Array[], length: number): Uint8Array {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { Random } from "./random.ts";
-import { utf8Length } from "./bytes.ts";
+import { crc32, utf8Length } from "./bytes.ts";
 
 const encoder = new TextEncoder();
 const PIECES = ["a", "é", "€", "𝄞", "\ud800", "\udc00", "\u0000", "\u07ff", "\uffff"];
@@ -26,4 +26,28 @@ Deno.test("utf8Length: long strings, with surrogate pairs and lone halves across
   assert.equal(utf8Length(wide), encoder.encode(wide).length);
   assert.equal(utf8Length(""), 0);
   assert.equal(utf8Length("x".repeat(1 << 20)), 1 << 20);
+});
+
+Deno.test("crc32: the IEEE CRC-32 of the check string and of random bytes, as the bitwise definition gives", () => {
+  assert.equal(crc32(new TextEncoder().encode("123456789")), 0xcbf43926);
+  assert.equal(crc32(new Uint8Array()), 0);
+  // The definition, one bit at a time (slow, for the test only).
+  const bitwise = (bytes: Uint8Array) => {
+    let c = 0xffffffff;
+    for (const b of bytes) {
+      c ^= b;
+      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    }
+    return (c ^ 0xffffffff) >>> 0;
+  };
+  let seed = 1;
+  for (const size of [1, 7, 64, 1000, 65_537]) {
+    const bytes = new Uint8Array(size).map(() => (seed = (seed * 1103515245 + 12345) >>> 0) >>> 24);
+    assert.equal(crc32(bytes), bitwise(bytes), `${size} bytes`);
+    assert.equal(crc32(bytes.subarray(3, size - 1)), bitwise(bytes.subarray(3, size - 1)));
+    // Continued from an initial CRC, and of a string's UTF-8.
+    assert.equal(crc32(bytes.subarray(5), crc32(bytes.subarray(0, 5))), crc32(bytes));
+  }
+  const text = "héllo 𝄞 wörld";
+  assert.equal(crc32(text), bitwise(encoder.encode(text)));
 });

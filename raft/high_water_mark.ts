@@ -27,7 +27,7 @@
  *
  * @module
  */
-import { crc32 as zlibCrc32 } from "node:zlib";
+import { crc32 } from "../net/bytes.ts";
 import { Codec } from "../net/codec.ts";
 import type { NodeId } from "./types.ts";
 
@@ -338,13 +338,4 @@ export async function writeFileDurably(path: string, bytes: Uint8Array): Promise
   } finally {
     folder.close();
   }
-}
-
-/**
- * CRC-32 (IEEE). Native (`node:zlib`): the table-driven loop it replaces
- * took 2.5 ms per MiB, and every stored entry and snapshot is checked with
- * it; 1 MiB values spent more time here than in the disk (issue 16).
- */
-export function crc32(bytes: Uint8Array): number {
-  return zlibCrc32(bytes);
 }

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { crc32, EMPTY_FLOOR, HighWaterMark, MARK_SYNC_MS } from "./high_water_mark.ts";
+import { EMPTY_FLOOR, HighWaterMark, MARK_SYNC_MS } from "./high_water_mark.ts";
 
 async function withMark(fn: (path: string) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "distkit-mark-" });
@@ -46,24 +46,4 @@ Deno.test("high-water mark: a closed mark refuses records; close syncs what was 
     assert.ok(MARK_SYNC_MS > 0);
     assert.equal((await floorOnFile(path)).index, 3);
   });
-});
-
-Deno.test("crc32: the IEEE CRC-32 of the check string and of random bytes, as the bitwise definition gives", () => {
-  assert.equal(crc32(new TextEncoder().encode("123456789")), 0xcbf43926);
-  assert.equal(crc32(new Uint8Array()), 0);
-  // The definition, one bit at a time (slow, for the test only).
-  const bitwise = (bytes: Uint8Array) => {
-    let c = 0xffffffff;
-    for (const b of bytes) {
-      c ^= b;
-      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    }
-    return (c ^ 0xffffffff) >>> 0;
-  };
-  let seed = 1;
-  for (const size of [1, 7, 64, 1000, 65_537]) {
-    const bytes = new Uint8Array(size).map(() => (seed = (seed * 1103515245 + 12345) >>> 0) >>> 24);
-    assert.equal(crc32(bytes), bitwise(bytes), `${size} bytes`);
-    assert.equal(crc32(bytes.subarray(3, size - 1)), bitwise(bytes.subarray(3, size - 1)));
-  }
 });

@@ -6,7 +6,7 @@
  * @module
  */
 import type { Codec } from "../net/codec.ts";
-import { crc32 } from "./high_water_mark.ts";
+import { crc32 } from "../net/bytes.ts";
 import { StorageCorruptionError } from "./storage_errors.ts";
 import type { Entry, SnapshotMeta } from "./types.ts";
 

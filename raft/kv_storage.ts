@@ -30,7 +30,8 @@
  * @module
  */
 import { type Codec, defaultCodec } from "../net/codec.ts";
-import { crc32, type Floor, HighWaterMark } from "./high_water_mark.ts";
+import { crc32 } from "../net/bytes.ts";
+import { type Floor, HighWaterMark } from "./high_water_mark.ts";
 import {
   COMMIT_BYTES,
   COMMIT_MUTATIONS,

@@ -27,7 +27,7 @@ import {
   type ReplicaServeOptions,
   type ReplicaStats,
 } from "../rsm/replica.ts";
-import { type KvCommand, type KvResult, KvStateMachine } from "../kvstate/state.ts";
+import { type KvCommand, type KvResult, KvStateMachine, writeDigest } from "../kvstate/state.ts";
 import type { KvValue } from "../kvstate/value.ts";
 
 /**
@@ -329,6 +329,8 @@ async function write(
   limits: KvLimits,
 ): Promise<KvReply> {
   const command = parseWrite(args, limits);
+  // Computed here, once: the log entry carries it to every replica. A client's own is not trusted.
+  command.digest = writeDigest(command.write);
   // A retry of a write already applied is answered from the table.
   const result = state.applied(command) ?? await replica.submit(command);
   if (result === null) {

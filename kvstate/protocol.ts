@@ -165,7 +165,17 @@ export function parseWrite(args: unknown, limits: KvLimits): KvCommand {
     args,
     { client: "string", seq: "integer", write: "object" },
   );
-  return { ...checkSession(r.client, r.seq), write: parseWriteOp(r.write, limits) };
+  const command: KvCommand = {
+    ...checkSession(r.client, r.seq),
+    write: parseWriteOp(r.write, limits),
+  };
+  // A log entry's digest, as its leader computed it; one that is not a digest is left out (and
+  // computed again where applied, the same on every replica).
+  const digest = (args as { digest?: unknown }).digest;
+  if (Number.isInteger(digest) && (digest as number) >= 0 && (digest as number) < 2 ** 32) {
+    command.digest = digest as number;
+  }
+  return command;
 }
 
 /**

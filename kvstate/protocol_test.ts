@@ -64,3 +64,16 @@ Deno.test("kv protocol: requests are checked field by field and copied clean", (
     );
   }
 });
+
+Deno.test("kv protocol: parseWrite keeps a log entry's digest when it is one, and leaves out anything else", () => {
+  const write = { type: "put", key: "k", value: "v" };
+  assert.equal(parseWrite({ client: "c", seq: 1, write, digest: 7 }, DEFAULT_KV_LIMITS).digest, 7);
+  assert.equal(
+    parseWrite({ client: "c", seq: 1, write, digest: 2 ** 32 - 1 }, DEFAULT_KV_LIMITS).digest,
+    2 ** 32 - 1,
+  );
+  for (const digest of [-1, 2 ** 32, 1.5, "7", null, NaN]) {
+    const command = parseWrite({ client: "c", seq: 1, write, digest }, DEFAULT_KV_LIMITS);
+    assert.equal("digest" in command, false, `digest ${digest}`);
+  }
+});

@@ -1,7 +1,13 @@
 import assert from "node:assert/strict";
 import { Codec, defaultCodec } from "../net/codec.ts";
 import { FrameTooLargeError } from "../net/errors.ts";
-import { type KvCommand, KvStateMachine, SNAPSHOT_MAX_BYTES, snapshotCodec } from "./state.ts";
+import {
+  type KvCommand,
+  KvStateMachine,
+  SNAPSHOT_MAX_BYTES,
+  snapshotCodec,
+  writeDigest,
+} from "./state.ts";
 
 const cmd = (client: string, seq: number, write: KvCommand["write"]): KvCommand => ({
   client,
@@ -258,4 +264,17 @@ Deno.test("kv state: a snapshot is not bound by a message's 64 MiB: 70 values of
   assert.equal(copy.size, 70);
   assert.deepEqual(copy.get("k69"), value);
   assert.equal(snapshotCodec.maxMessageBytes, SNAPSHOT_MAX_BYTES);
+});
+
+Deno.test("kv state: a command's carried digest is what is recorded; without one the same is computed", () => {
+  const write = { type: "put" as const, key: "x", value: "v" };
+  const kv = new KvStateMachine();
+  // Carried: recorded as it is (the leader computed it), so only a retry with it is recognised.
+  kv.apply({ ...cmd("a", 1, write), digest: writeDigest(write) });
+  assert.deepEqual(kv.applied(cmd("a", 1, write)), { ok: true }, "computed again: the same");
+  const other = new KvStateMachine();
+  other.apply({ ...cmd("a", 1, write), digest: 99 });
+  assert.match(String(other.applied(cmd("a", 1, write))?.refused), /two clients use one id/);
+  assert.deepEqual(other.applied({ ...cmd("a", 1, write), digest: 99 }), { ok: true });
+  assert.notEqual(writeDigest(write), writeDigest({ ...write, value: "w" }));
 });

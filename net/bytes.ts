@@ -64,3 +64,22 @@ export function utf8Length(s: string): number {
   }
   return n;
 }
+
+/**
+ * About how many bytes an entry holds: its strings and byte arrays (and 8
+ * per other leaf), walked through arrays and plain objects. What
+ * admission limits and batching count; exactness does not matter, proportion
+ * does (a JSON encoding to measure it cost a copy of every 1 MiB value).
+ */
+export function approximateBytes(value: unknown, depth = 0): number {
+  if (typeof value === "string") return value.length;
+  if (value instanceof Uint8Array) return value.byteLength;
+  if (value === null || typeof value !== "object" || depth > 8) return 8;
+  let n = 8;
+  if (Array.isArray(value)) {
+    for (const item of value) n += approximateBytes(item, depth + 1);
+  } else {
+    for (const [k, v] of Object.entries(value)) n += k.length + approximateBytes(v, depth + 1);
+  }
+  return n;
+}

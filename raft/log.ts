@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { approximateBytes } from "../net/bytes.ts";
 import { invariant } from "./invariant.ts";
 import type { Entry, Membership, SnapshotMeta } from "./types.ts";
 
@@ -327,12 +328,7 @@ const SIZES = new WeakMap<Entry, number>();
 function approximateSize(e: Entry): number {
   const known = SIZES.get(e);
   if (known !== undefined) return known;
-  const c = e.kind === "command" ? e.command : undefined;
-  let size: number;
-  if (typeof c === "string") size = c.length + 16;
-  else if (c instanceof Uint8Array) size = c.length + 16;
-  else if (c === undefined || c === null || typeof c !== "object") size = 24;
-  else size = JSON.stringify(c)?.length ?? 64;
+  const size = 16 + (e.kind === "command" ? approximateBytes(e.command) : 8);
   SIZES.set(e, size);
   return size;
 }

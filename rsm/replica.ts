@@ -14,6 +14,7 @@
  * @module
  */
 import { deadline, delay } from "../net/async.ts";
+import { approximateBytes } from "../net/bytes.ts";
 import type { Clock } from "../net/clock.ts";
 import { ArgumentsError } from "../net/errors.ts";
 import { type Logger, silentLogger } from "../net/logger.ts";
@@ -27,7 +28,6 @@ import { ExactlyOnce, parseStampedWrite, type WriteOutcome } from "./exactly_onc
 import { encodeSnapshot } from "./replica_snapshot.ts";
 import {
   APPLY_SLICE,
-  approximateBytes,
   DEFAULT_MAX_PENDING_WRITE_BYTES,
   DEFAULT_MAX_PENDING_WRITES,
   firstSnapshotAt,

@@ -33,6 +33,7 @@ import {
   firstSnapshotAt,
   limitReached,
   nextSnapshotAfterInstall,
+  oldestWaitMs,
   snapshotThreshold,
 } from "./replica_sizing.ts";
 import type {
@@ -172,7 +173,7 @@ export class Replica<R> {
   #pendingWriteBytes = 0;
   readonly #maxQueueDelayMs: number;
   /** When each write in progress was admitted, oldest first (a Set keeps insertion order). */
-  #admittedAt = new Set<{ at: number }>();
+  #admittedAt = new Set<{ at: number; bytes: number }>();
   readonly #listeners = new Set<() => void>();
   #applier: Promise<void>;
   #stopped = false;
@@ -462,7 +463,7 @@ export class Replica<R> {
     this.#admit(bytes);
     this.#pendingWrites++;
     this.#pendingWriteBytes += bytes;
-    const admitted = { at: this.#clock.now() };
+    const admitted = { at: this.#clock.now(), bytes };
     this.#admittedAt.add(admitted);
     let settled = false;
     const release = () => {
@@ -537,11 +538,10 @@ export class Replica<R> {
 
   /** Which limit a write of `bytes` would pass now, if any. */
   #limitReached(bytes: number): string | undefined {
-    const oldest = this.#admittedAt.values().next().value;
     return limitReached(bytes, {
       writes: this.#pendingWrites,
       writeBytes: this.#pendingWriteBytes,
-      oldestWaitMs: oldest === undefined ? 0 : this.#clock.now() - oldest.at,
+      oldestWaitMs: oldestWaitMs(this.#admittedAt, bytes, this.#clock.now()),
       maxWrites: this.#maxPendingWrites,
       maxWriteBytes: this.#maxPendingWriteBytes,
       maxQueueDelayMs: this.#maxQueueDelayMs,

@@ -99,6 +99,24 @@ export function smallWriteReserve(maxBytes: number): number {
   return Math.floor(maxBytes / 8);
 }
 
+/**
+ * How long the oldest write in progress of the class a write of `bytes`
+ * joins has waited (0: none): the oldest small write for a small one, the
+ * oldest of all for a large one. A small write is not refused because large
+ * ones wait (issue 16: a canary's puts were refused behind stalled 1 MiB
+ * values); small writes that wait themselves are, as large ones are.
+ * `admitted` is in the order the writes were admitted.
+ */
+export function oldestWaitMs(
+  admitted: Iterable<{ at: number; bytes: number }>,
+  bytes: number,
+  now: number,
+): number {
+  const small = bytes <= SMALL_WRITE_BYTES;
+  for (const w of admitted) if (!small || w.bytes <= SMALL_WRITE_BYTES) return now - w.at;
+  return 0;
+}
+
 /** Which limit a write of `bytes` would pass, given the writes in progress; undefined: none. */
 export function limitReached(bytes: number, now: WritesInProgress): string | undefined {
   if (now.writes >= now.maxWrites) return `${now.writes} writes are in progress, the limit`;

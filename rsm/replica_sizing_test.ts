@@ -3,6 +3,7 @@ import {
   firstSnapshotAt,
   limitReached,
   nextSnapshotAfterInstall,
+  oldestWaitMs,
   SMALL_WRITE_BYTES,
   smallWriteReserve,
   snapshotThreshold,
@@ -63,4 +64,15 @@ Deno.test("replica sizing: the snapshot threshold is maxRaftState, or ratio × t
     nextSnapshotAfterInstall(options(1, 3 * MIB), { leader: "c", snapshotBytes: 30 * MIB }),
     10 * MIB,
   );
+});
+
+Deno.test("oldestWaitMs: a small write is judged by the oldest small write in progress, a large one by the oldest of all", () => {
+  const admitted = [{ at: 100, bytes: 1 << 20 }, { at: 250, bytes: 10 }, {
+    at: 300,
+    bytes: 2 << 20,
+  }];
+  assert.equal(oldestWaitMs(admitted, 10, 1000), 750);
+  assert.equal(oldestWaitMs(admitted, 1 << 20, 1000), 900);
+  assert.equal(oldestWaitMs(admitted.filter((w) => w.bytes > 10), 10, 1000), 0);
+  assert.equal(oldestWaitMs([], 1 << 20, 1000), 0);
 });

@@ -117,6 +117,34 @@ Deno.test("kv http: a write is refused when the oldest in progress has waited to
   }, { seed: 17, limitMs: 120_000 });
 });
 
+Deno.test("kv http: small writes are not refused because large ones have waited too long; large ones are", async () => {
+  await simulate(async (sim) => {
+    const nodes = await startNodes(sim);
+    const leader = await leaderOf(sim, nodes);
+    assert.equal((await put(leader, "warm", "1")).status, 204);
+    sim.net.partition([leader.id], IDS.filter((id) => id !== leader.id));
+    const held = put(leader, "held", "x".repeat(100_000));
+    await delay(300, { clock: sim.clock });
+    // The oldest large write has waited past the limit (250 ms here): another large one is
+    // refused; a small one is admitted, and waits with it.
+    let late: Response | undefined;
+    const lateDone = put(leader, "late", "y".repeat(100_000)).then((r) => late = r);
+    let small: Response | undefined;
+    const smallDone = put(leader, "small", "canary").then((r) => small = r);
+    await delay(1, { clock: sim.clock });
+    assert.equal(small, undefined, "the small write was answered at once: refused");
+    sim.net.heal();
+    await Promise.all([smallDone, lateDone]);
+    assert.equal(small!.status, 204);
+    assert.equal((await held).status, 204);
+    assert.equal(late!.status, 503);
+    const body = await late!.json();
+    assert.equal(body.mayHaveApplied, false);
+    assert.match(body.error, /oldest write in progress has waited \d+ ms/);
+    for (const n of nodes) await n.kv.stop();
+  }, { seed: 21, limitMs: 120_000 });
+});
+
 Deno.test("kv http: a body over the memory budget is refused before it is read", async () => {
   await simulate(async (sim) => {
     const nodes = await startNodes(sim, { maxBufferedBodyBytes: 100 });

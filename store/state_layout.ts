@@ -10,7 +10,9 @@
  *   written ahead of the commit that points a row at it;
  * - `P + [gen, "g", id]`: parts no row points to any more, to delete;
  * - `P + [gen, "v", view, table, key]`: a row as it was when a view was
- *   opened, copied on the first change to it while the view streams.
+ *   opened, copied on the first change to it while the view streams;
+ * - `P + [gen, "r", id, n]`: the mutations of one entry too large for one
+ *   commit, written ahead; `current.redo` points at them until all are in.
  *
  * A row is a CRC-32 of the rest, one byte of kind, then the value's bytes
  * (inline) or a pointer: part id, part count, size and CRC-32 of the value.
@@ -65,6 +67,12 @@ export interface Current {
   applied: AppliedPoint;
   /** Parts of the current generation have ids below this; those at or above were never switched to. */
   nextPart: number;
+  /**
+   * An entry too large for one commit, applied as of this record but whose
+   * rows may not all be written yet: `open` writes them again from the
+   * record `[gen, "r", id, 0..chunks)` (`size` bytes, CRC-32 `crc`).
+   */
+  redo?: { id: number; chunks: number; size: number; crc: number };
 }
 
 const INLINE_STRING = 0;

@@ -7,7 +7,10 @@
  *   limits allow, each cut at an entry boundary and setting `applied` to
  *   its last entry: a crash leaves exactly some applied prefix. A value too
  *   big for one Deno KV value is written ahead in parts under a fresh id,
- *   which the row switches to in the commit that sets `applied`.
+ *   which the row switches to in the commit that sets `applied`. An entry
+ *   too big for one commit (a shard's page of thousands of keys) is written
+ *   ahead as a redo record; the commit that sets `applied` points at it,
+ *   and its rows follow (written again by `open` after a crash).
  * - A view streams the state at one point while writes go on
  *   (copy-on-write, see `state_view.ts`); `install` writes a stream into a
  *   fresh generation and switches to it with one commit of `current`.
@@ -21,16 +24,13 @@
  * @module
  */
 import type { KvValue } from "../kvstate/value.ts";
+import { concatBytes } from "../net/bytes.ts";
 import { type Codec, defaultCodec } from "../net/codec.ts";
-import type { Mutation } from "../raft/kv_layout.ts";
+import { crc32 } from "../raft/high_water_mark.ts";
+import { type Mutation, PART_BYTES } from "../raft/kv_layout.ts";
 import { StorageCorruptionError } from "../raft/storage_errors.ts";
 import type { KvLike } from "./kv_like.ts";
-import {
-  StateInstallError,
-  StateInvariantError,
-  StateLimitError,
-  StateStoreFailedError,
-} from "./errors.ts";
+import { StateInstallError, StateInvariantError, StateStoreFailedError } from "./errors.ts";
 import { ReadCache } from "./state_cache.ts";
 import {
   type AppliedPoint,
@@ -94,6 +94,11 @@ interface Group {
   garbage: Garbage[];
   /** Rows copied for views (the view, table + key). */
   copies: [ViewState, string][];
+  /**
+   * One entry too large for a commit: its mutations, redone from a record
+   * (`[gen, "r", id, n]`) that the commit setting `applied` points to.
+   */
+  redo?: { id: number; mutations: Mutation[] };
 }
 
 /**
@@ -138,6 +143,8 @@ export class StateStore {
   #closed = false;
   #views = new Set<ViewState>();
   #garbage: Garbage[] = [];
+  /** While an entry is redone: its rows, which reads see first. */
+  #overlay: Map<string, { row: Uint8Array | null; value: KvValue | null }> | undefined;
   /** Garbage made while views were open: they may still read it. */
   #held: Garbage[] = [];
 
@@ -313,6 +320,7 @@ export class StateStore {
     const stored = (await kv.get<Uint8Array>(layout.key("current"))).value;
     if (stored !== null) {
       const current = layout.decodeCurrent(stored);
+      if (current.redo) await this.#finishRedo(current);
       this.#gen = current.gen;
       this.#applied = current.applied;
       this.#nextPart = current.nextPart;
@@ -326,7 +334,10 @@ export class StateStore {
     };
     for await (const e of kv.list(aheadSelector)) ahead.push({ type: "delete", key: e.key });
     await layout.commitAll(ahead);
-    // Garbage a crash made the store forget.
+    // Redo records (none is in use now) and garbage a crash made the store forget.
+    for await (const _ of kv.list({ prefix: layout.key(gen, "r") }, { limit: 1 })) {
+      this.#garbage.push({ kind: "range", selector: { prefix: layout.key(gen, "r") } });
+    }
     for await (const e of kv.list<Uint8Array>({ prefix: layout.key(gen, "g") })) {
       const id = e.key[e.key.length - 1] as number;
       const count = await layout.decodeValue(e.value, gen, `garbage row ${id}`);
@@ -395,6 +406,8 @@ export class StateStore {
     this.#check();
     const tk = table + key;
     for (;;) {
+      const redone = this.#overlay?.get(tk);
+      if (redone) return redone.value;
       const hit = this.#cache.get(tk);
       if (hit && hit.value !== undefined) return hit.value;
       const writes = this.#writes;
@@ -471,6 +484,7 @@ export class StateStore {
       await this.#write(async () => {
         for (const plan of plans(group.ahead)) await this.#layout.commit(plan);
         await this.#layout.commit(group.plan);
+        if (group.redo) await this.#redo(group);
       });
       if (!(group.point.index > this.#applied.index)) {
         throw new StateInvariantError("applied never decreases");
@@ -482,6 +496,61 @@ export class StateStore {
       for (const g of group.garbage) this.#addGarbage(g);
       for (const [view, tk] of group.copies) view.shadowed.add(tk);
     }
+  }
+
+  /**
+   * Applies a redo group's mutations after the commit that set `applied`
+   * (and pointed `current` at the record), then clears the pointer. Reads
+   * meanwhile see the entry whole, through the overlay.
+   */
+  async #redo(group: Group): Promise<void> {
+    const redo = group.redo!;
+    this.#overlay = group.rows;
+    this.#writes++;
+    try {
+      await this.#layout.commitAll(redo.mutations);
+      const current: Current = {
+        format: STATE_FORMAT,
+        gen: this.#gen,
+        applied: group.point,
+        nextPart: group.nextPart,
+      };
+      const plan = new CommitPlan();
+      plan.add({ type: "set", key: this.#layout.key("current"), value: this.#encode(current) });
+      await this.#layout.commit(plan);
+    } finally {
+      this.#overlay = undefined;
+    }
+    this.#addGarbage({
+      kind: "range",
+      selector: { prefix: this.#layout.key(this.#gen, "r", redo.id) },
+    });
+  }
+
+  /** Finishes the redo a crash interrupted (idempotent: nothing was committed after it). */
+  async #finishRedo(current: Current): Promise<void> {
+    const layout = this.#layout;
+    const redo = current.redo!;
+    const chunks: Uint8Array[] = [];
+    for await (
+      const e of layout.kv.list<Uint8Array>({ prefix: layout.key(current.gen, "r", redo.id) })
+    ) {
+      chunks.push(e.value);
+    }
+    const bytes = concatBytes(chunks, chunks.reduce((n, c) => n + c.length, 0));
+    if (chunks.length !== redo.chunks || bytes.length !== redo.size || crc32(bytes) !== redo.crc) {
+      throw new StorageCorruptionError(
+        layout.where,
+        `the redo record of entry ${current.applied.index} is incomplete or fails its checksum`,
+      );
+    }
+    const mutations = decodeMutations(layout.codec.decode(bytes));
+    await layout.commitAll(mutations);
+    const plan = new CommitPlan();
+    const done: Current = { ...current };
+    delete done.redo;
+    plan.add({ type: "set", key: layout.key("current"), value: this.#encode(done) });
+    await layout.commit(plan);
   }
 
   /** The groups of commits for `entries`; nothing is written. */
@@ -512,6 +581,8 @@ export class StateStore {
     });
     for (const entry of entries) {
       const mutations: Mutation[] = [];
+      // Copies go first: with a redo, a view must never see a changed row without its copy.
+      const copyMutations: Mutation[] = [];
       const copies: [ViewState, string][] = [];
       const ahead: Mutation[] = [];
       const rows: Group["rows"] = new Map();
@@ -550,13 +621,14 @@ export class StateStore {
           if (!(position(table, key) > view.cursor)) continue;
           copied.set(view, (copied.get(view) ?? new Set()).add(tk));
           copies.push([view, tk]);
-          mutations.push({
+          copyMutations.push({
             type: "set",
             key: layout.key(gen, "v", view.id, table, key),
             value: before.get(tk) ?? layout.absentRow(),
           });
         }
       }
+      mutations.unshift(...copyMutations);
       const cost = mutations.map(costOf).reduce(
         (a, c) => ({
           mutations: a.mutations + 1,
@@ -570,17 +642,23 @@ export class StateStore {
         group = newGroup();
       }
       if (!group.plan.fits(cost)) {
-        throw stateLimitErrorFor(entry, cost.mutations, cost.bytes);
+        // Alone over one commit: redone from a record, in a group of its own.
+        group.redo = { id: nextPart++, mutations };
+      } else {
+        for (const m of mutations) group.plan.add(m);
       }
-      for (const m of mutations) group.plan.add(m);
       group.ahead.push(...ahead);
       group.point = entry.point;
       group.nextPart = nextPart;
       for (const [tk, cached] of rows) group.rows.set(tk, cached);
       group.garbage.push(...garbage);
       group.copies.push(...copies);
+      if (group.redo) {
+        groups.push(group);
+        group = newGroup();
+      }
     }
-    groups.push(group);
+    if (group.point !== this.#applied || groups.length === 0) groups.push(group);
     for (const g of groups) {
       const current: Current = {
         format: STATE_FORMAT,
@@ -588,6 +666,18 @@ export class StateStore {
         applied: g.point,
         nextPart: g.nextPart,
       };
+      if (g.redo) {
+        const bytes = layout.codec.encode(encodeMutations(g.redo.mutations));
+        const chunks = Math.max(1, Math.ceil(bytes.length / PART_BYTES));
+        for (let n = 0; n < chunks; n++) {
+          g.ahead.push({
+            type: "set",
+            key: layout.key(gen, "r", g.redo.id, n),
+            value: bytes.subarray(n * PART_BYTES, (n + 1) * PART_BYTES),
+          });
+        }
+        current.redo = { id: g.redo.id, chunks, size: bytes.length, crc: crc32(bytes) };
+      }
       g.plan.add({ type: "set", key: layout.key("current"), value: this.#encode(current) });
     }
     // Garbage rides on the last commit, as room allows.
@@ -631,14 +721,6 @@ export class StateStore {
       this.#held = [];
     }
   }
-}
-
-/** The error for an entry too large for one commit. */
-function stateLimitErrorFor(entry: StagedEntry, mutations: number, bytes: number): Error {
-  return new StateLimitError(
-    `entry ${entry.point.index} writes ${entry.writes.size} rows (${mutations} mutations, ` +
-      `${bytes} bytes), more than one Deno KV commit holds`,
-  );
 }
 
 /**
@@ -696,7 +778,6 @@ export interface StateBatch {
    * stored; after a crash, a prefix of them.
    *
    * @throws {Error} when writes are staged after the last `endEntry`.
-   * @throws {StateLimitError} when one entry does not fit a commit; nothing is stored.
    */
   commit(): Promise<void>;
 }
@@ -774,7 +855,6 @@ class Batch implements StateBatch {
    * stored; after a crash, a prefix of them.
    *
    * @throws {Error} when writes are staged after the last `endEntry`.
-   * @throws {StateLimitError} when one entry does not fit a commit; nothing is stored.
    */
   commit(): Promise<void> {
     this.#checkOpen();
@@ -806,4 +886,20 @@ class Batch implements StateBatch {
   #checkOpen(): void {
     if (this.#committed) throw new Error("this batch was committed; start another");
   }
+}
+
+/** Mutations as plain data for a redo record: [0, key, value] for a write, [1, key] for a delete. */
+function encodeMutations(mutations: Mutation[]): unknown[] {
+  return mutations.map((m) => m.type === "set" ? [0, m.key, m.value] : [1, m.key]);
+}
+
+function decodeMutations(data: unknown): Mutation[] {
+  if (!Array.isArray(data)) throw new StateInvariantError("a redo record is not a list");
+  return data.map((m): Mutation => {
+    if (Array.isArray(m) && m[0] === 0 && Array.isArray(m[1]) && m[2] instanceof Uint8Array) {
+      return { type: "set", key: m[1], value: m[2] };
+    }
+    if (Array.isArray(m) && m[0] === 1 && Array.isArray(m[1])) return { type: "delete", key: m[1] };
+    throw new StateInvariantError("a redo record holds a malformed mutation");
+  });
 }

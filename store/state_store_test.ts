@@ -332,6 +332,68 @@ Deno.test("state store: a crash at every commit point of an install leaves the o
   }
 });
 
+Deno.test("state store: a crash at every commit point of garbage collection loses nothing and leaks nothing", async () => {
+  const r = new Random(404);
+  const source = await StateStore.open(new SimKv());
+  const sourceBatch = source.batch();
+  stage(sourceBatch, randomEntries(r, 1, 100, 10));
+  await sourceBatch.commit();
+  const { model: installed, pages } = await dump(source);
+  const setup = async () => {
+    const r = new Random(405);
+    const kv = new SimKv();
+    const store = await StateStore.open(kv);
+    const model: Model = new Map();
+    let index = 1;
+    const write = async (entries: TestEntry[]) => {
+      applyModel(model, entries);
+      index += entries.length;
+      const batch = store.batch();
+      stage(batch, entries);
+      await batch.commit();
+    };
+    // A generation replaced by an install, then in the new one replaced large values
+    // (parts) and a view's copies.
+    for (let i = 0; i < 3; i++) await write(randomEntries(r, index, 10, 8, 200));
+    await store.install(pages);
+    model.clear();
+    for (const [k, v] of installed) model.set(k, v);
+    index = 101;
+    for (let i = 0; i < 3; i++) await write(randomEntries(r, index, 10, 8, 200));
+    const view = await store.view();
+    await write(randomEntries(r, index, 10, 8, 200));
+    view.close();
+    // Large values replaced, in the last batches (which can delete little garbage on their way).
+    for (let round = 0; round < 2; round++) {
+      await write([0, 1, 2, 3].map((i) => ({
+        point: { index: index + i, term: 9 },
+        data: [[`big${i}`, bigValue(r, 1)]],
+        sessions: [],
+      })));
+    }
+    return { kv, store, model };
+  };
+  const { kv: clean, store: cleanStore, model } = await setup();
+  const start = clean.commits;
+  while (await cleanStore.collectGarbage(25) > 0) { /* in slices */ }
+  const total = clean.commits - start;
+  assert.ok(total >= 5, `garbage collection takes ${total} commits`);
+  for (let n = 0; n <= total; n++) {
+    const { kv, store } = await setup();
+    kv.crashAfter(n);
+    const result = await (async () => {
+      while (await store.collectGarbage(25) > 0) { /* until the crash */ }
+    })().then(() => "ok", (err) => err);
+    if (n < total) assert.ok(crashed(result), `crash ${n}: ${result}`);
+    kv.crash();
+    const kv2 = kv.reopen();
+    const reopened = await StateStore.open(kv2);
+    assert.equal(reopened.applied.index, cleanStore.applied.index);
+    assert.deepEqual((await dump(reopened)).model, model, `crash ${n}`);
+    assert.deepEqual(await leftovers(kv2, reopened), [], `crash ${n}: leftovers`);
+  }
+});
+
 Deno.test("state store: an incomplete or inconsistent stream is refused, and the store is unchanged", async () => {
   const source = await StateStore.open(new SimKv());
   const batch = source.batch();

@@ -4,7 +4,8 @@ import { Random } from "../net/random.ts";
 import type { KvLike } from "./kv_like.ts";
 import { SimKv, SimKvCrashedError } from "./sim_kv.ts";
 import { StateInstallError, StateInvariantError, StateLimitError } from "./errors.ts";
-import { type StateBatch, StateStore } from "./state_store.ts";
+import { StateStore } from "./state_store.ts";
+import type { StateBatch } from "./state_batch.ts";
 import type { StatePage } from "./state_view.ts";
 import type { AppliedPoint } from "./state_layout.ts";
 

@@ -7,6 +7,7 @@
  */
 import type { Codec } from "../net/codec.ts";
 import { crc32 } from "../net/bytes.ts";
+import type { KvLike } from "../store/kv_like.ts";
 import { StorageCorruptionError } from "./storage_errors.ts";
 import type { Entry, SnapshotMeta } from "./types.ts";
 
@@ -86,7 +87,7 @@ export function pack(mutations: Mutation[], most = COMMIT_MUTATIONS): Mutation[]
  * prefix and its codec.
  */
 export class KvLayout {
-  readonly #kv: Deno.Kv;
+  readonly #kv: KvLike;
   readonly #where: string;
   readonly #prefix: Deno.KvKeyPart[];
   readonly #codec: Codec;
@@ -98,7 +99,7 @@ export class KvLayout {
    * @param options Where it is (for errors), its key prefix and codec.
    */
   constructor(
-    kv: Deno.Kv,
+    kv: KvLike,
     options: { where: string; prefix: Deno.KvKeyPart[]; codec: Codec },
   ) {
     this.#kv = kv;

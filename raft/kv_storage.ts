@@ -49,6 +49,7 @@ import {
   type SnapshotPointer,
 } from "./kv_layout.ts";
 import { StorageCorruptionError, StorageLossError } from "./storage_errors.ts";
+import type { KvLike } from "../store/kv_like.ts";
 import type { RaftStorage, StorageBatch, StoredState } from "./storage.ts";
 import type { Entry, HardState, NodeId } from "./types.ts";
 
@@ -131,7 +132,7 @@ type Garbage =
  * ```
  */
 export class DenoKvStorage implements RaftStorage {
-  readonly #kv: Deno.Kv;
+  readonly #kv: KvLike;
   readonly #where: string;
   readonly #prefix: Deno.KvKeyPart[];
   readonly #codec: Codec;
@@ -163,7 +164,7 @@ export class DenoKvStorage implements RaftStorage {
   /** The term of each stored entry, by index (for the mark's floors). */
   #entryTerms = new Map<number, number>();
 
-  private constructor(kv: Deno.Kv, where: string, options: DenoKvStorageOptions) {
+  private constructor(kv: KvLike, where: string, options: DenoKvStorageOptions) {
     this.#kv = kv;
     this.#where = where;
     this.#prefix = options.prefix ?? ["raft"];

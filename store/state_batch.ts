@@ -1,0 +1,180 @@
+/**
+ * {@linkcode StateBatch}: applied entries' writes, staged with their
+ * applied points, then committed by the store together.
+ *
+ * @module
+ */
+import type { KvValue } from "../kvstate/value.ts";
+import { StateInvariantError } from "./errors.ts";
+import type { AppliedPoint, StateLayout, Table } from "./state_layout.ts";
+
+/** One applied entry's writes, staged: table + key → value (null: delete). */
+export interface StagedEntry {
+  point: AppliedPoint;
+  writes: Map<string, KvValue | null>;
+}
+
+/**
+ * What a {@linkcode StateBatch} needs of its store.
+ */
+export interface BatchHooks {
+  layout: StateLayout;
+  read: (table: Table, key: string) => Promise<KvValue | null>;
+  decodeSession: (bytes: KvValue, client: string) => unknown;
+  applied: () => number;
+  commit: (entries: StagedEntry[]) => Promise<void>;
+}
+
+/**
+ * Applied entries' writes, staged, then committed together (from
+ * `StateStore.batch`). Stage an entry's writes, close it with
+ * `endEntry(point)`, repeat; then `commit`. Reads see the staged writes.
+ *
+ * @example
+ * ```ts
+ * import { SimKv, StateStore } from "@distkit/distkit/store";
+ *
+ * const store = await StateStore.open(new SimKv());
+ * const batch = store.batch();
+ * batch.put("a", "1");
+ * batch.endEntry({ index: 1, term: 1 });
+ * batch.delete("a");
+ * batch.put("b", new Uint8Array([2]));
+ * batch.endEntry({ index: 2, term: 1 });
+ * await batch.get("a"); // null: staged
+ * await batch.commit();
+ * store.applied.index; // 2
+ * ```
+ */
+export interface StateBatch {
+  /** Stages a write of `key`. */
+  put(key: string, value: KvValue): void;
+  /** Stages a delete of `key`. */
+  delete(key: string): void;
+  /** Stages the session row of `client` (encoded with the store's codec; null: delete it). */
+  setSession(client: string, row: unknown): void;
+  /**
+   * Closes the entry whose writes were staged since the last `endEntry`:
+   * they are stored together with `applied` = `point`, or not at all.
+   *
+   * @throws {StateInvariantError} when `point` is not after the last one.
+   */
+  endEntry(point: AppliedPoint): void;
+  /** The value of `key` with the staged writes. */
+  get(key: string): Promise<KvValue | null>;
+  /** The session row of `client` with the staged writes. */
+  session(client: string): Promise<unknown>;
+  /**
+   * Commits the entries (see `StateStore`): resolved, all are
+   * stored; after a crash, a prefix of them.
+   *
+   * @throws {Error} when writes are staged after the last `endEntry`.
+   */
+  commit(): Promise<void>;
+}
+
+/** The {@linkcode StateBatch} a store hands out. */
+export class Batch implements StateBatch {
+  readonly #hooks: BatchHooks;
+  #entries: StagedEntry[] = [];
+  #open = new Map<string, KvValue | null>();
+  #committed = false;
+
+  /**
+   * Creates a batch (the store does).
+   *
+   * @param hooks What the batch needs of its store.
+   */
+  constructor(hooks: BatchHooks) {
+    this.#hooks = hooks;
+  }
+
+  /** Stages a write of `key`. */
+  put(key: string, value: KvValue): void {
+    if (typeof value !== "string" && !(value instanceof Uint8Array)) {
+      throw new TypeError(`the value of ${key} must be a string or a Uint8Array`);
+    }
+    this.#stage("d", key, value);
+  }
+
+  /** Stages a delete of `key`. */
+  delete(key: string): void {
+    this.#stage("d", key, null);
+  }
+
+  /** Stages the session row of `client` (encoded with the store's codec; null: delete it). */
+  setSession(client: string, row: unknown): void {
+    this.#stage("s", client, row === null ? null : this.#hooks.layout.codec.encode(row));
+  }
+
+  /**
+   * Closes the entry whose writes were staged since the last `endEntry`:
+   * they are stored together with `applied` = `point`, or not at all.
+   *
+   * @throws {StateInvariantError} when `point` is not after the last one.
+   */
+  endEntry(point: AppliedPoint): void {
+    this.#checkOpen();
+    if (!Number.isSafeInteger(point?.index) || !Number.isSafeInteger(point.term)) {
+      throw new TypeError("an applied point needs an integer index and term");
+    }
+    const last = this.#entries.at(-1)?.point.index ?? this.#hooks.applied();
+    if (!(point.index > last)) {
+      throw new StateInvariantError(
+        `entry ${point.index} after ${last}: applied never decreases`,
+      );
+    }
+    this.#entries.push({ point: structuredClone(point), writes: this.#open });
+    this.#open = new Map();
+  }
+
+  /** The value of `key` with the staged writes. */
+  get(key: string): Promise<KvValue | null> {
+    const staged = this.#staged("d" + key);
+    return staged === undefined ? this.#hooks.read("d", key) : Promise.resolve(staged);
+  }
+
+  /** The session row of `client` with the staged writes. */
+  async session(client: string): Promise<unknown> {
+    const staged = this.#staged("s" + client);
+    const bytes = staged === undefined ? await this.#hooks.read("s", client) : staged;
+    return bytes === null ? undefined : this.#hooks.decodeSession(bytes, client);
+  }
+
+  /**
+   * Commits the entries (see `StateStore`): resolved, all are
+   * stored; after a crash, a prefix of them.
+   *
+   * @throws {Error} when writes are staged after the last `endEntry`.
+   */
+  commit(): Promise<void> {
+    this.#checkOpen();
+    if (this.#open.size > 0) {
+      return Promise.reject(
+        new Error(
+          "writes were staged after the last endEntry; close the entry with endEntry first",
+        ),
+      );
+    }
+    this.#committed = true;
+    return this.#hooks.commit(this.#entries);
+  }
+
+  #stage(table: Table, key: string, value: KvValue | null): void {
+    this.#checkOpen();
+    this.#hooks.layout.checkKey(table, key);
+    this.#open.set(table + key, value);
+  }
+
+  #staged(tk: string): KvValue | null | undefined {
+    if (this.#open.has(tk)) return this.#open.get(tk);
+    for (let i = this.#entries.length - 1; i >= 0; i--) {
+      if (this.#entries[i].writes.has(tk)) return this.#entries[i].writes.get(tk);
+    }
+    return undefined;
+  }
+
+  #checkOpen(): void {
+    if (this.#committed) throw new Error("this batch was committed; start another");
+  }
+}

@@ -1,0 +1,345 @@
+/**
+ * How a {@linkcode StateStore} lays its state out in Deno KV, under a
+ * prefix P (default `["state"]`):
+ *
+ * - `P + ["current"]`: `{ format, gen, applied, nextPart }`, checksummed: the
+ *   generation in use, the applied point it holds, the next id for parts;
+ * - `P + [gen, "d", key]`: a data row (a value, or a pointer to its parts);
+ * - `P + [gen, "s", client]`: a session (dedup) row, the same way;
+ * - `P + [gen, "p", id, n]`: part n of a value over one Deno KV value,
+ *   written ahead of the commit that points a row at it;
+ * - `P + [gen, "g", id]`: parts no row points to any more, to delete;
+ * - `P + [gen, "v", view, table, key]`: a row as it was when a view was
+ *   opened, copied on the first change to it while the view streams;
+ * - `P + [gen, "r", id, n]`: the mutations of one entry too large for one
+ *   commit, written ahead; `current.redo` points at them until all are in.
+ *
+ * A row is a CRC-32 of the rest, one byte of kind, then the value's bytes
+ * (inline) or a pointer: part id, part count, size and CRC-32 of the value.
+ * `current` and session rows are encoded with the store's codec.
+ *
+ * @module
+ */
+import type { KvValue } from "../kvstate/value.ts";
+import type { Codec } from "../net/codec.ts";
+import { crc32 } from "../net/bytes.ts";
+import { COMMIT_BYTES, COMMIT_MUTATIONS, type Mutation, PART_BYTES } from "../raft/kv_layout.ts";
+import { StorageCorruptionError } from "../raft/storage_errors.ts";
+import type { KvLike } from "./kv_like.ts";
+import { encodeKey } from "./kv_key.ts";
+import { MAX_WRITE_KEY_BYTES, mutationCost } from "./kv_limits.ts";
+import { StateInvariantError, StateLimitError } from "./errors.ts";
+
+/** The layout's version, in `current`. */
+export const STATE_FORMAT = 1;
+/** Key bytes one commit writes, under Deno KV's 80 KiB. */
+export const COMMIT_KEY_BYTES = 64 * 1024;
+/** The two tables of rows, in the order a view streams them. */
+export type Table = "d" | "s";
+export const TABLES: readonly Table[] = ["d", "s"];
+
+/**
+ * The point of the log a state reflects: the last entry applied, its term,
+ * and what the service keeps with it (Raft's membership).
+ *
+ * @example
+ * ```ts
+ * import type { AppliedPoint } from "@distkit/distkit/store";
+ *
+ * const point: AppliedPoint = { index: 12, term: 3 };
+ * ```
+ */
+export interface AppliedPoint {
+  /** The index of the last entry applied (0: none). */
+  index: number;
+  /** Its term. */
+  term: number;
+  /** The membership as of that entry (opaque to the store). */
+  membership?: unknown;
+  /** The index of the entry that set the membership. */
+  membershipIndex?: number;
+}
+
+/** The `current` record. */
+export interface Current {
+  format: number;
+  gen: number;
+  applied: AppliedPoint;
+  /** Parts of the current generation have ids below this; those at or above were never switched to. */
+  nextPart: number;
+  /**
+   * An entry too large for one commit, applied as of this record but whose
+   * rows may not all be written yet: `open` writes them again from the
+   * record `[gen, "r", id, 0..chunks)` (`size` bytes, CRC-32 `crc`).
+   */
+  redo?: { id: number; chunks: number; size: number; crc: number };
+}
+
+const INLINE_STRING = 0;
+const INLINE_BYTES = 1;
+const PARTED_STRING = 2;
+const PARTED_BYTES = 3;
+/** In a view's copy: the key was absent when the view was opened. */
+export const ABSENT = 4;
+/** Bytes of a row before its body: CRC-32 and kind. */
+const ROW_HEADER = 5;
+/** Largest value stored inline in its row. */
+export const INLINE_MAX = PART_BYTES;
+
+/** What a parted row points to. */
+export interface PartPointer {
+  id: number;
+  count: number;
+  size: number;
+  crc: number;
+  text: boolean;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * Mutations gathered for one commit, with their totals, so no commit goes
+ * over Deno KV's limits (checked again before it is committed).
+ */
+export class CommitPlan {
+  readonly mutations: Mutation[] = [];
+  bytes = 0;
+  keyBytes = 0;
+
+  /** The totals with `more` added, and whether they fit. */
+  fits(more: { mutations: number; bytes: number; keyBytes: number }): boolean {
+    return this.mutations.length + more.mutations <= COMMIT_MUTATIONS &&
+      this.bytes + more.bytes <= COMMIT_BYTES && this.keyBytes + more.keyBytes <= COMMIT_KEY_BYTES;
+  }
+
+  add(m: Mutation): void {
+    const cost = costOf(m);
+    this.mutations.push(m);
+    this.bytes += cost.bytes;
+    this.keyBytes += cost.keyBytes;
+  }
+}
+
+/** What a mutation costs a commit. */
+export function costOf(m: Mutation): { mutations: number; bytes: number; keyBytes: number } {
+  const key = encodeKey(m.key).length;
+  const cost = mutationCost(key, m.type === "set" ? m.value.length : undefined);
+  return { mutations: 1, ...cost };
+}
+
+/** Keys, rows and reads of one store. */
+export class StateLayout {
+  readonly kv: KvLike;
+  readonly where: string;
+  readonly prefix: Deno.KvKeyPart[];
+  readonly codec: Codec;
+  /** Encoded bytes of the longest key form, less the user key. */
+  readonly #overhead: number;
+
+  constructor(kv: KvLike, options: { where: string; prefix: Deno.KvKeyPart[]; codec: Codec }) {
+    this.kv = kv;
+    this.codec = options.codec;
+    this.where = options.where;
+    this.prefix = options.prefix;
+    this.#overhead = encodeKey([...this.prefix, 2 ** 40, "v", 2 ** 40, "d", ""]).length;
+  }
+
+  key(...parts: Deno.KvKeyPart[]): Deno.KvKey {
+    return [...this.prefix, ...parts];
+  }
+
+  /** Refuses a key its longest stored form (a view's copy) cannot hold. */
+  checkKey(table: Table, key: string): void {
+    if (typeof key !== "string") throw new TypeError(`a ${tableName(table)} key must be a string`);
+    const size = this.#overhead + encodeKey([key]).length - 2;
+    if (size > MAX_WRITE_KEY_BYTES) {
+      throw new StateLimitError(
+        `the ${tableName(table)} key ${JSON.stringify(key.slice(0, 40))}… takes ${size} bytes ` +
+          `stored, over Deno KV's ${MAX_WRITE_KEY_BYTES}`,
+      );
+    }
+  }
+
+  encodeCurrent(current: Current): Uint8Array {
+    return withCrc(INLINE_BYTES, this.codec.encode(current));
+  }
+
+  decodeCurrent(bytes: unknown): Current {
+    const body = this.#checked(bytes, "the current record");
+    let c: Current;
+    try {
+      c = this.codec.decode(body) as Current;
+    } catch {
+      throw new StorageCorruptionError(this.where, "the current record cannot be decoded");
+    }
+    if (c?.format !== STATE_FORMAT) {
+      throw new StorageCorruptionError(
+        this.where,
+        `its state is in format ${c?.format}, which this distkit does not know (it knows ` +
+          `${STATE_FORMAT}); run the distkit that wrote it, or a newer one`,
+      );
+    }
+    if (
+      !Number.isSafeInteger(c?.gen) || !Number.isSafeInteger(c.applied?.index) ||
+      !Number.isSafeInteger(c.nextPart)
+    ) {
+      throw new StorageCorruptionError(this.where, "the current record is malformed");
+    }
+    return c;
+  }
+
+  /**
+   * The row for `value`, and the mutations of its parts when it is too big
+   * to be inline (under part id `id`, to write before the row).
+   */
+  encodeValue(value: KvValue, gen: number, id: number): { row: Uint8Array; parts: Mutation[] } {
+    const text = typeof value === "string";
+    const bytes = text ? encoder.encode(value) : value;
+    if (bytes.length <= INLINE_MAX) {
+      return { row: withCrc(text ? INLINE_STRING : INLINE_BYTES, bytes), parts: [] };
+    }
+    const count = Math.ceil(bytes.length / PART_BYTES);
+    const pointer = new Uint8Array(20);
+    const view = new DataView(pointer.buffer);
+    view.setFloat64(0, id);
+    view.setUint32(8, count);
+    view.setUint32(12, bytes.length);
+    view.setUint32(16, crc32(bytes));
+    const parts: Mutation[] = Array.from({ length: count }, (_, n) => ({
+      type: "set",
+      key: this.key(gen, "p", id, n),
+      value: bytes.subarray(n * PART_BYTES, (n + 1) * PART_BYTES),
+    }));
+    return { row: withCrc(text ? PARTED_STRING : PARTED_BYTES, pointer), parts };
+  }
+
+  /** The row that says a key was absent (in a view's copy). */
+  absentRow(): Uint8Array {
+    return withCrc(ABSENT, new Uint8Array());
+  }
+
+  /** The kind of a stored row (checked). */
+  kind(row: Uint8Array, what: string): number {
+    this.#checked(row, what);
+    return row[4];
+  }
+
+  /** The parts a row points to, or undefined when inline. */
+  pointer(row: Uint8Array, what: string): PartPointer | undefined {
+    const body = this.#checked(row, what);
+    if (row[4] !== PARTED_STRING && row[4] !== PARTED_BYTES) return undefined;
+    if (body.length !== 20) throw new StorageCorruptionError(this.where, `${what} is malformed`);
+    const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
+    return {
+      id: view.getFloat64(0),
+      count: view.getUint32(8),
+      size: view.getUint32(12),
+      crc: view.getUint32(16),
+      text: row[4] === PARTED_STRING,
+    };
+  }
+
+  /** The value a row holds, reading its parts from generation `gen` if it has some. */
+  async decodeValue(row: Uint8Array, gen: number, what: string): Promise<KvValue> {
+    const body = this.#checked(row, what);
+    const kind = row[4];
+    if (kind === INLINE_STRING || kind === INLINE_BYTES) {
+      return kind === INLINE_STRING ? this.#text(body, what) : body.slice();
+    }
+    const p = this.pointer(row, what);
+    if (p === undefined) throw new StorageCorruptionError(this.where, `${what} has kind ${kind}`);
+    const bytes = new Uint8Array(p.size);
+    let at = 0;
+    let n = 0;
+    const parts = this.kv.list<Uint8Array>(
+      { prefix: this.key(gen, "p", p.id) },
+      { batchSize: Math.min(p.count, 10) },
+    );
+    for await (const { key, value } of parts) {
+      if (key[key.length - 1] !== n || !(value instanceof Uint8Array)) {
+        throw new StorageCorruptionError(this.where, `${what} is missing part ${n}`);
+      }
+      if (at + value.length > p.size) {
+        throw new StorageCorruptionError(this.where, `${what} has parts beyond its size`);
+      }
+      bytes.set(value, at);
+      at += value.length;
+      n++;
+    }
+    if (n !== p.count || at !== p.size || crc32(bytes) !== p.crc) {
+      throw new StorageCorruptionError(
+        this.where,
+        `${what} has ${n} of ${p.count} parts, ${at} of ${p.size} bytes, or fails its checksum`,
+      );
+    }
+    return p.text ? this.#text(bytes, what) : bytes;
+  }
+
+  /** Commits a plan, checking it is within the limits first. */
+  async commit(plan: CommitPlan): Promise<void> {
+    if (plan.mutations.length === 0) return;
+    if (!plan.fits({ mutations: 0, bytes: 0, keyBytes: 0 })) {
+      throw new StateInvariantError(
+        `a commit of ${plan.mutations.length} mutations, ${plan.bytes} bytes is over the budget`,
+      );
+    }
+    const op = this.kv.atomic();
+    for (const m of plan.mutations) {
+      if (m.type === "set") op.set(m.key, m.value);
+      else op.delete(m.key);
+    }
+    const result = await op.commit();
+    if (!result.ok) throw new Error(`state store ${this.where}: a commit without checks failed`);
+  }
+
+  /** Commits `mutations` in as few commits as fit. */
+  async commitAll(mutations: Mutation[]): Promise<void> {
+    for (const plan of plans(mutations)) await this.commit(plan);
+  }
+
+  #text(bytes: Uint8Array, what: string): string {
+    try {
+      return decoder.decode(bytes);
+    } catch {
+      throw new StorageCorruptionError(this.where, `${what} is not valid UTF-8`);
+    }
+  }
+
+  #checked(row: unknown, what: string): Uint8Array {
+    if (!(row instanceof Uint8Array) || row.length < ROW_HEADER) {
+      throw new StorageCorruptionError(this.where, `${what} is not a state row`);
+    }
+    if (new DataView(row.buffer, row.byteOffset).getUint32(0) !== crc32(row.subarray(4))) {
+      throw new StorageCorruptionError(this.where, `${what} fails its checksum`);
+    }
+    return row.subarray(ROW_HEADER);
+  }
+}
+
+/** Packs mutations into plans within the budgets, in order. */
+export function plans(mutations: Mutation[]): CommitPlan[] {
+  const out: CommitPlan[] = [];
+  let plan = new CommitPlan();
+  for (const m of mutations) {
+    if (plan.mutations.length > 0 && !plan.fits(costOf(m))) {
+      out.push(plan);
+      plan = new CommitPlan();
+    }
+    plan.add(m);
+  }
+  if (plan.mutations.length > 0) out.push(plan);
+  return out;
+}
+
+function tableName(table: Table): string {
+  return table === "d" ? "data" : "session";
+}
+
+function withCrc(kind: number, body: Uint8Array): Uint8Array {
+  const row = new Uint8Array(ROW_HEADER + body.length);
+  row[4] = kind;
+  row.set(body, ROW_HEADER);
+  new DataView(row.buffer).setUint32(0, crc32(row.subarray(4)));
+  return row;
+}

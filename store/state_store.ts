@@ -1,0 +1,735 @@
+/**
+ * {@linkcode StateStore}: a replicated service's state (data rows, session
+ * rows for deduplication, and the applied point they reflect) kept in Deno
+ * KV, with a bounded read cache, so memory does not grow with the data.
+ *
+ * - A batch of applied entries is committed in as few commits as Deno KV's
+ *   limits allow, each cut at an entry boundary and setting `applied` to
+ *   its last entry: a crash leaves exactly some applied prefix. A value too
+ *   big for one Deno KV value is written ahead in parts under a fresh id,
+ *   which the row switches to in the commit that sets `applied`. An entry
+ *   too big for one commit (a shard's page of thousands of keys) is written
+ *   ahead as a redo record; the commit that sets `applied` points at it,
+ *   and its rows follow (written again by `open` after a crash).
+ * - A view streams the state at one point while writes go on
+ *   (copy-on-write, see `state_view.ts`); `install` writes a stream into a
+ *   fresh generation and switches to it with one commit of `current`.
+ * - Garbage (parts no row points to, views' copies, old generations) is
+ *   deleted a slice at a time: some rides on each batch's last commit, the
+ *   rest goes with {@linkcode StateStore.collectGarbage}. A crash forgets
+ *   none of it: `open` finds it again.
+ *
+ * The layout is in `state_layout.ts`.
+ *
+ * @module
+ */
+import type { KvValue } from "../kvstate/value.ts";
+import { concatBytes } from "../net/bytes.ts";
+import { type Codec, defaultCodec } from "../net/codec.ts";
+import { crc32 } from "../net/bytes.ts";
+import { type Mutation, PART_BYTES } from "../raft/kv_layout.ts";
+import { StorageCorruptionError } from "../raft/storage_errors.ts";
+import type { KvLike } from "./kv_like.ts";
+import { StateInstallError, StateInvariantError, StateStoreFailedError } from "./errors.ts";
+import { ReadCache } from "./state_cache.ts";
+import {
+  type AppliedPoint,
+  CommitPlan,
+  costOf,
+  type Current,
+  plans,
+  STATE_FORMAT,
+  StateLayout,
+  type Table,
+} from "./state_layout.ts";
+import { position, type StatePage, type StateView, View, type ViewState } from "./state_view.ts";
+import { writeGeneration } from "./state_install.ts";
+import { Batch, type StagedEntry, type StateBatch } from "./state_batch.ts";
+
+/**
+ * Options of {@linkcode StateStore.open}.
+ *
+ * @example
+ * ```ts
+ * import type { StateStoreOptions } from "@distkit/distkit/store";
+ *
+ * const options: StateStoreOptions = { prefix: ["state"], cacheBytes: 8 * 1024 * 1024 };
+ * ```
+ */
+export interface StateStoreOptions {
+  /** Key prefix, so the state can share a database (a node's `raft.kv`). Default `["state"]`. */
+  prefix?: Deno.KvKeyPart[];
+  /** What errors call the store (its file). Default `"state"`. */
+  where?: string;
+  /** The codec of session rows and of `current`. Default: the shared codec. */
+  codec?: Codec;
+  /** Bytes the read cache may hold. Default 16 MiB. */
+  cacheBytes?: number;
+}
+
+/** Keys of garbage a batch deletes on its last commit, when it has room. */
+const GARBAGE_PER_COMMIT = 32;
+
+/**
+ * Stored keys nothing reaches any more: the parts of a replaced value
+ * (then its `g` row), or every key a selector lists (a view's copies, an
+ * old or unfinished generation).
+ */
+type Garbage =
+  | { kind: "parts"; gen: number; id: number; count: number; next: number }
+  | { kind: "range"; selector: Deno.KvListSelector };
+
+/** The commits of one cut: parts written ahead, then the rows and `applied`. */
+interface Group {
+  ahead: Mutation[];
+  plan: CommitPlan;
+  point: AppliedPoint;
+  nextPart: number;
+  rows: Map<string, { row: Uint8Array | null; value: KvValue | null }>;
+  garbage: Garbage[];
+  /** Rows copied for views (the view, table + key). */
+  copies: [ViewState, string][];
+  /**
+   * One entry too large for a commit: its mutations, redone from a record
+   * (`[gen, "r", id, n]`) that the commit setting `applied` points to.
+   */
+  redo?: { id: number; mutations: Mutation[] };
+}
+
+/**
+ * A replicated service's state in a {@linkcode KvLike} (see the module
+ * doc). One writer at a time: batches, views and installs are serialized;
+ * reads go beside them. The database is the caller's: `close` leaves it
+ * open.
+ *
+ * @example
+ * ```ts
+ * import { SimKv, StateStore } from "@distkit/distkit/store";
+ * import assert from "node:assert/strict";
+ *
+ * const kv = new SimKv();
+ * const store = await StateStore.open(kv);
+ * const batch = store.batch();
+ * batch.put("x", "hello");
+ * batch.setSession("client-1", { seq: 1, result: true });
+ * batch.endEntry({ index: 1, term: 1 });
+ * await batch.commit();
+ * assert.equal(await store.get("x"), "hello");
+ * await store.close();
+ * kv.close();
+ *
+ * const again = await StateStore.open(kv.reopen());
+ * assert.equal(again.applied.index, 1);
+ * assert.deepEqual(await again.session("client-1"), { seq: 1, result: true });
+ * ```
+ */
+export class StateStore {
+  readonly #layout: StateLayout;
+  readonly #cache: ReadCache;
+  #gen = 1;
+  #applied: AppliedPoint = { index: 0, term: 0 };
+  #nextPart = 1;
+  #nextGen = 2;
+  #nextView = 1;
+  /** Commits resolved (and installs): a read that began before one does not fill the cache. */
+  #writes = 0;
+  #queue: Promise<unknown> = Promise.resolve();
+  #failed: Error | undefined;
+  #closed = false;
+  #views = new Set<ViewState>();
+  #garbage: Garbage[] = [];
+  /** While an entry is redone: its rows, which reads see first. */
+  #overlay: Map<string, { row: Uint8Array | null; value: KvValue | null }> | undefined;
+  /** Garbage made while views were open: they may still read it. */
+  #held: Garbage[] = [];
+
+  private constructor(kv: KvLike, options: StateStoreOptions) {
+    this.#layout = new StateLayout(kv, {
+      where: options.where ?? "state",
+      prefix: options.prefix ?? ["state"],
+      codec: options.codec ?? defaultCodec,
+    });
+    this.#cache = new ReadCache(options.cacheBytes ?? 16 * 1024 * 1024);
+  }
+
+  /**
+   * Opens the state in `kv` (empty if none), deleting what a crash left
+   * half-written and finding the garbage to delete.
+   *
+   * @throws {StorageCorruptionError} when the stored state is damaged.
+   */
+  static async open(kv: KvLike, options: StateStoreOptions = {}): Promise<StateStore> {
+    const store = new StateStore(kv, options);
+    await store.#open();
+    return store;
+  }
+
+  /** The applied point the state reflects. */
+  get applied(): AppliedPoint {
+    return structuredClone(this.#applied);
+  }
+
+  /** The generation in use (a new one with each install). */
+  get generation(): number {
+    return this.#gen;
+  }
+
+  /** Garbage items waiting (free now, and held by open views). */
+  get pendingGarbage(): number {
+    return this.#garbage.length + this.#held.length;
+  }
+
+  /** The value of `key`, or null when absent. */
+  get(key: string): Promise<KvValue | null> {
+    return this.#read("d", key);
+  }
+
+  /** The session row of `client`, or undefined when none. */
+  async session(client: string): Promise<unknown> {
+    const bytes = await this.#read("s", client);
+    if (bytes === null) return undefined;
+    return this.#decodeSession(bytes, client);
+  }
+
+  /** A new batch: stage entries' writes, then commit them. */
+  batch(): StateBatch {
+    this.#check();
+    return new Batch({
+      layout: this.#layout,
+      read: (table, key) => this.#read(table, key),
+      decodeSession: (bytes, client) => this.#decodeSession(bytes, client),
+      applied: () => this.#applied.index,
+      commit: (entries) => this.#exclusive(() => this.#commit(entries)),
+    });
+  }
+
+  /**
+   * A view of the state as of now (after the batches in progress), to
+   * stream while writes go on. Close it when done.
+   */
+  view(): Promise<StateView> {
+    return this.#exclusive(() => {
+      const state: ViewState = {
+        id: this.#nextView++,
+        gen: this.#gen,
+        point: structuredClone(this.#applied),
+        cursor: "",
+        shadowed: new Set(),
+        open: true,
+      };
+      this.#views.add(state);
+      return Promise.resolve(
+        new View(this.#layout, { state, onClose: (s) => this.#closeView(s) }),
+      );
+    });
+  }
+
+  /**
+   * Replaces the state with a stream from {@linkcode StateView.pages}:
+   * written into a fresh generation, switched to by one commit once the
+   * whole stream is in and checked.
+   *
+   * @throws {StateInstallError} when the stream is not a complete, valid
+   * state, or is behind the store's applied point; the store is unchanged.
+   */
+  install(pages: AsyncIterable<StatePage> | Iterable<StatePage>): Promise<void> {
+    return this.#exclusive(async () => {
+      const gen = this.#nextGen++;
+      let written: { point: AppliedPoint; nextPart: number };
+      try {
+        written = await writeGeneration(this.#layout, { gen, pages });
+        if (written.point.index < this.#applied.index) {
+          throw new StateInstallError(
+            `its point ${written.point.index} is behind the applied ${this.#applied.index}`,
+          );
+        }
+      } catch (err) {
+        // Unfinished: its rows are garbage (a crash leaves them for `open` to find).
+        this.#garbage.push({ kind: "range", selector: { prefix: this.#layout.key(gen) } });
+        throw err;
+      }
+      const current: Current = {
+        format: STATE_FORMAT,
+        gen,
+        applied: written.point,
+        nextPart: written.nextPart,
+      };
+      const plan = new CommitPlan();
+      plan.add({ type: "set", key: this.#layout.key("current"), value: this.#encode(current) });
+      await this.#write(() => this.#layout.commit(plan));
+      const old = this.#gen;
+      this.#gen = gen;
+      this.#applied = written.point;
+      this.#nextPart = written.nextPart;
+      this.#writes++;
+      this.#cache.clear();
+      // The old generation's part garbage goes with it.
+      this.#garbage = this.#garbage.filter((g) => g.kind !== "parts" || g.gen !== old);
+      this.#held = this.#held.filter((g) => g.kind !== "parts" || g.gen !== old);
+      this.#addGarbage({ kind: "range", selector: { prefix: this.#layout.key(old) } });
+    });
+  }
+
+  /**
+   * Deletes up to `maxKeys` keys of garbage; resolves how many it deleted
+   * (0: nothing left but what open views hold).
+   */
+  collectGarbage(maxKeys = 1000): Promise<number> {
+    return this.#exclusive(async () => {
+      let deleted = 0;
+      while (deleted < maxKeys && this.#garbage.length > 0) {
+        const g = this.#garbage[0];
+        let deletes: Mutation[];
+        if (g.kind === "parts") {
+          deletes = this.#takePartDeletes(maxKeys - deleted);
+        } else {
+          const keys: Mutation[] = [];
+          const limit = Math.min(maxKeys - deleted, 1000);
+          for await (const e of this.#layout.kv.list(g.selector, { limit, batchSize: limit })) {
+            keys.push({ type: "delete", key: e.key });
+          }
+          if (keys.length < limit) this.#garbage.shift();
+          deletes = keys;
+        }
+        await this.#write(() => this.#layout.commitAll(deletes));
+        deleted += deletes.length;
+      }
+      return deleted;
+    });
+  }
+
+  /** Waits for the work in progress; the store is unusable after. The database stays open. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#queue.catch(() => {});
+    for (const view of this.#views) view.open = false;
+    this.#views.clear();
+  }
+
+  // ---- internals ----
+
+  async #open(): Promise<void> {
+    const layout = this.#layout;
+    const kv = layout.kv;
+    const stored = (await kv.get<Uint8Array>(layout.key("current"))).value;
+    if (stored !== null) {
+      const current = layout.decodeCurrent(stored);
+      if (current.redo) await this.#finishRedo(current);
+      this.#gen = current.gen;
+      this.#applied = current.applied;
+      this.#nextPart = current.nextPart;
+    }
+    const gen = this.#gen;
+    // Parts written ahead of a switch a crash prevented: their ids will be used again.
+    const ahead: Mutation[] = [];
+    const aheadSelector = {
+      prefix: layout.key(gen, "p"),
+      start: layout.key(gen, "p", this.#nextPart),
+    };
+    for await (const e of kv.list(aheadSelector)) ahead.push({ type: "delete", key: e.key });
+    await layout.commitAll(ahead);
+    // Redo records (none is in use now) and garbage a crash made the store forget.
+    for await (const _ of kv.list({ prefix: layout.key(gen, "r") }, { limit: 1 })) {
+      this.#garbage.push({ kind: "range", selector: { prefix: layout.key(gen, "r") } });
+    }
+    for await (const e of kv.list<Uint8Array>({ prefix: layout.key(gen, "g") })) {
+      const id = e.key[e.key.length - 1] as number;
+      const count = await layout.decodeValue(e.value, gen, `garbage row ${id}`);
+      if (!(count instanceof Uint8Array) || count.length !== 4) {
+        throw new StorageCorruptionError(layout.where, `garbage row ${id} is malformed`);
+      }
+      const parts = new DataView(count.buffer, count.byteOffset).getUint32(0);
+      this.#garbage.push({ kind: "parts", gen, id, count: parts, next: 0 });
+    }
+    for await (const e of kv.list({ prefix: layout.key(gen, "v") }, { reverse: true, limit: 1 })) {
+      this.#nextView = (e.key[layout.prefix.length + 2] as number) + 1;
+      this.#garbage.push({
+        kind: "range",
+        selector: { prefix: layout.key(gen, "v"), end: layout.key(gen, "v", this.#nextView) },
+      });
+    }
+    // Other generations: replaced, or installs a crash cut short.
+    const gens = { prefix: layout.prefix, start: layout.key(0) };
+    let low = gen;
+    let high = gen;
+    for await (const e of kv.list(gens, { limit: 1 })) low = e.key[layout.prefix.length] as number;
+    for await (const e of kv.list(gens, { limit: 1, reverse: true })) {
+      high = e.key[layout.prefix.length] as number;
+    }
+    if (low < gen) {
+      this.#garbage.push({
+        kind: "range",
+        selector: { start: layout.key(low), end: layout.key(gen) },
+      });
+    }
+    if (high > gen) {
+      this.#garbage.push({
+        kind: "range",
+        selector: { start: layout.key(gen + 1), end: layout.key(high + 1) },
+      });
+    }
+    this.#nextGen = Math.max(gen, high) + 1;
+  }
+
+  #check(): void {
+    if (this.#failed) throw this.#failed;
+    if (this.#closed) throw new Error("the state store is closed; open it again to use it");
+  }
+
+  /** Runs `fn` after everything queued before it, alone. */
+  #exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#queue.catch(() => {}).then(() => {
+      this.#check();
+      return fn();
+    });
+    this.#queue = run.catch(() => {});
+    return run;
+  }
+
+  /** Runs a write; one that fails leaves memory and disk apart, so the store stops. */
+  async #write(fn: () => Promise<void>): Promise<void> {
+    try {
+      await fn();
+    } catch (err) {
+      this.#failed = new StateStoreFailedError(err);
+      throw this.#failed;
+    }
+  }
+
+  async #read(table: Table, key: string): Promise<KvValue | null> {
+    this.#check();
+    const tk = table + key;
+    for (;;) {
+      const redone = this.#overlay?.get(tk);
+      if (redone) return redone.value;
+      const hit = this.#cache.get(tk);
+      if (hit && hit.value !== undefined) return hit.value;
+      const writes = this.#writes;
+      const gen = this.#gen;
+      const row = hit ? hit.row : (await this.#layout.kv.get<Uint8Array>(
+        this.#layout.key(gen, table, key),
+      )).value;
+      try {
+        const value = row === null
+          ? null
+          : await this.#layout.decodeValue(row, gen, `row ${JSON.stringify(key)}`);
+        if (writes === this.#writes) this.#cache.set(tk, { row, value });
+        return value;
+      } catch (err) {
+        // Its parts were deleted under it: the row changed meanwhile; read it again.
+        if (err instanceof StorageCorruptionError && writes !== this.#writes) continue;
+        throw err;
+      }
+    }
+  }
+
+  /** The stored rows of `tks` (table + key), from the cache or the database. */
+  async #rows(tks: string[]): Promise<Map<string, Uint8Array | null>> {
+    const out = new Map<string, Uint8Array | null>();
+    const missing: string[] = [];
+    for (const tk of tks) {
+      const hit = this.#cache.get(tk);
+      if (hit) out.set(tk, hit.row);
+      else missing.push(tk);
+    }
+    for (let at = 0; at < missing.length; at += 10) {
+      const slice = missing.slice(at, at + 10);
+      const entries = await this.#layout.kv.getMany<Uint8Array[]>(
+        slice.map((tk) => this.#layout.key(this.#gen, tk[0], tk.slice(1))),
+      );
+      slice.forEach((tk, i) => out.set(tk, entries[i].value));
+    }
+    return out;
+  }
+
+  #decodeSession(bytes: KvValue, client: string): unknown {
+    if (!(bytes instanceof Uint8Array)) {
+      throw new StorageCorruptionError(this.#layout.where, `session ${client} is not bytes`);
+    }
+    try {
+      return this.#layout.codec.decode(bytes);
+    } catch {
+      throw new StorageCorruptionError(this.#layout.where, `session ${client} cannot be decoded`);
+    }
+  }
+
+  #encode(current: Current): Uint8Array {
+    return this.#layout.encodeCurrent(current);
+  }
+
+  /**
+   * Commits staged entries: cut into groups that each fit one commit (their
+   * parts written ahead), each group's commit setting `applied` to its last
+   * entry.
+   */
+  async #commit(entries: StagedEntry[]): Promise<void> {
+    if (entries.length === 0) return;
+    let last = this.#applied.index;
+    for (const e of entries) {
+      if (!(e.point.index > last)) {
+        throw new StateInvariantError(
+          `applied would go from ${last} to ${e.point.index}: applied never decreases`,
+        );
+      }
+      last = e.point.index;
+    }
+    const groups = await this.#plan(entries);
+    for (const group of groups) {
+      await this.#write(async () => {
+        for (const plan of plans(group.ahead)) await this.#layout.commit(plan);
+        await this.#layout.commit(group.plan);
+        if (group.redo) await this.#redo(group);
+      });
+      if (!(group.point.index > this.#applied.index)) {
+        throw new StateInvariantError("applied never decreases");
+      }
+      this.#applied = group.point;
+      this.#nextPart = group.nextPart;
+      this.#writes++;
+      for (const [tk, cached] of group.rows) this.#cache.set(tk, cached);
+      for (const g of group.garbage) this.#addGarbage(g);
+      for (const [view, tk] of group.copies) view.shadowed.add(tk);
+    }
+  }
+
+  /**
+   * Applies a redo group's mutations after the commit that set `applied`
+   * (and pointed `current` at the record), then clears the pointer. Reads
+   * meanwhile see the entry whole, through the overlay.
+   */
+  async #redo(group: Group): Promise<void> {
+    const redo = group.redo!;
+    this.#overlay = group.rows;
+    this.#writes++;
+    try {
+      await this.#layout.commitAll(redo.mutations);
+      const current: Current = {
+        format: STATE_FORMAT,
+        gen: this.#gen,
+        applied: group.point,
+        nextPart: group.nextPart,
+      };
+      const plan = new CommitPlan();
+      plan.add({ type: "set", key: this.#layout.key("current"), value: this.#encode(current) });
+      await this.#layout.commit(plan);
+    } finally {
+      this.#overlay = undefined;
+    }
+    this.#addGarbage({
+      kind: "range",
+      selector: { prefix: this.#layout.key(this.#gen, "r", redo.id) },
+    });
+  }
+
+  /** Finishes the redo a crash interrupted (idempotent: nothing was committed after it). */
+  async #finishRedo(current: Current): Promise<void> {
+    const layout = this.#layout;
+    const redo = current.redo!;
+    const chunks: Uint8Array[] = [];
+    for await (
+      const e of layout.kv.list<Uint8Array>({ prefix: layout.key(current.gen, "r", redo.id) })
+    ) {
+      chunks.push(e.value);
+    }
+    const bytes = concatBytes(chunks, chunks.reduce((n, c) => n + c.length, 0));
+    if (chunks.length !== redo.chunks || bytes.length !== redo.size || crc32(bytes) !== redo.crc) {
+      throw new StorageCorruptionError(
+        layout.where,
+        `the redo record of entry ${current.applied.index} is incomplete or fails its checksum`,
+      );
+    }
+    const mutations = decodeMutations(layout.codec.decode(bytes));
+    await layout.commitAll(mutations);
+    const plan = new CommitPlan();
+    const done: Current = { ...current };
+    delete done.redo;
+    plan.add({ type: "set", key: layout.key("current"), value: this.#encode(done) });
+    await layout.commit(plan);
+  }
+
+  /** The groups of commits for `entries`; nothing is written. */
+  async #plan(entries: StagedEntry[]): Promise<Group[]> {
+    const layout = this.#layout;
+    const gen = this.#gen;
+    const touched = [...new Set(entries.flatMap((e) => [...e.writes.keys()]))];
+    const before = await this.#rows(touched);
+    const now = new Map(before);
+    const groups: Group[] = [];
+    let nextPart = this.#nextPart;
+    const newGroup = (): Group => ({
+      ahead: [],
+      plan: new CommitPlan(),
+      point: this.#applied,
+      nextPart,
+      rows: new Map(),
+      garbage: [],
+      copies: [],
+    });
+    let group = newGroup();
+    // Rows this batch copies for views: marked shadowed only once committed.
+    const copied = new Map<ViewState, Set<string>>();
+    const currentCost = costOf({
+      type: "set",
+      key: layout.key("current"),
+      value: this.#encode({ format: STATE_FORMAT, gen, applied: entries[0].point, nextPart }),
+    });
+    for (const entry of entries) {
+      const mutations: Mutation[] = [];
+      // Copies go first: with a redo, a view must never see a changed row without its copy.
+      const copyMutations: Mutation[] = [];
+      const copies: [ViewState, string][] = [];
+      const ahead: Mutation[] = [];
+      const rows: Group["rows"] = new Map();
+      const garbage: Garbage[] = [];
+      for (const [tk, value] of entry.writes) {
+        const table = tk[0] as Table;
+        const key = tk.slice(1);
+        const stored = layout.key(gen, table, key);
+        let row: Uint8Array | null = null;
+        if (value === null) {
+          mutations.push({ type: "delete", key: stored });
+        } else {
+          const encoded = layout.encodeValue(value, gen, nextPart);
+          if (encoded.parts.length > 0) nextPart++;
+          ahead.push(...encoded.parts);
+          row = encoded.row;
+          mutations.push({ type: "set", key: stored, value: row });
+        }
+        rows.set(tk, { row, value });
+        const replaced = now.get(tk) ?? null;
+        const parts = replaced && layout.pointer(replaced, `row ${JSON.stringify(key)}`);
+        if (parts) {
+          const count = new Uint8Array(4);
+          new DataView(count.buffer).setUint32(0, parts.count);
+          mutations.push({
+            type: "set",
+            key: layout.key(gen, "g", parts.id),
+            value: layout.encodeValue(count, gen, 0).row,
+          });
+          garbage.push({ kind: "parts", gen, id: parts.id, count: parts.count, next: 0 });
+        }
+        now.set(tk, row);
+        // Copy-on-write: the row as the view saw it, on its first change ahead of the stream.
+        for (const view of this.#views) {
+          if (view.gen !== gen || view.shadowed.has(tk) || copied.get(view)?.has(tk)) continue;
+          if (!(position(table, key) > view.cursor)) continue;
+          copied.set(view, (copied.get(view) ?? new Set()).add(tk));
+          copies.push([view, tk]);
+          copyMutations.push({
+            type: "set",
+            key: layout.key(gen, "v", view.id, table, key),
+            value: before.get(tk) ?? layout.absentRow(),
+          });
+        }
+      }
+      mutations.unshift(...copyMutations);
+      const cost = mutations.map(costOf).reduce(
+        (a, c) => ({
+          mutations: a.mutations + 1,
+          bytes: a.bytes + c.bytes,
+          keyBytes: a.keyBytes + c.keyBytes,
+        }),
+        currentCost,
+      );
+      if (!group.plan.fits(cost) && group.plan.mutations.length > 0) {
+        groups.push(group);
+        group = newGroup();
+      }
+      if (!group.plan.fits(cost)) {
+        // Alone over one commit: redone from a record, in a group of its own.
+        group.redo = { id: nextPart++, mutations };
+      } else {
+        for (const m of mutations) group.plan.add(m);
+      }
+      group.ahead.push(...ahead);
+      group.point = entry.point;
+      group.nextPart = nextPart;
+      for (const [tk, cached] of rows) group.rows.set(tk, cached);
+      group.garbage.push(...garbage);
+      group.copies.push(...copies);
+      if (group.redo) {
+        groups.push(group);
+        group = newGroup();
+      }
+    }
+    if (group.point !== this.#applied || groups.length === 0) groups.push(group);
+    for (const g of groups) {
+      const current: Current = {
+        format: STATE_FORMAT,
+        gen,
+        applied: g.point,
+        nextPart: g.nextPart,
+      };
+      if (g.redo) {
+        const bytes = layout.codec.encode(encodeMutations(g.redo.mutations));
+        const chunks = Math.max(1, Math.ceil(bytes.length / PART_BYTES));
+        for (let n = 0; n < chunks; n++) {
+          g.ahead.push({
+            type: "set",
+            key: layout.key(gen, "r", g.redo.id, n),
+            value: bytes.subarray(n * PART_BYTES, (n + 1) * PART_BYTES),
+          });
+        }
+        current.redo = { id: g.redo.id, chunks, size: bytes.length, crc: crc32(bytes) };
+      }
+      g.plan.add({ type: "set", key: layout.key("current"), value: this.#encode(current) });
+    }
+    // Garbage rides on the last commit, as room allows.
+    const tail = groups[groups.length - 1].plan;
+    // (A part's key is short: 256 bytes each is ample.)
+    const room = { mutations: GARBAGE_PER_COMMIT, bytes: 256 * GARBAGE_PER_COMMIT, keyBytes: 0 };
+    if (tail.fits(room)) {
+      for (const m of this.#takePartDeletes(GARBAGE_PER_COMMIT)) tail.add(m);
+    }
+    return groups;
+  }
+
+  /** Up to `limit` deletes of garbage parts (then their `g` rows), taken off the garbage. */
+  #takePartDeletes(limit: number): Mutation[] {
+    const deletes: Mutation[] = [];
+    while (deletes.length < limit && this.#garbage[0]?.kind === "parts") {
+      const g = this.#garbage[0];
+      if (g.next < g.count) {
+        deletes.push({ type: "delete", key: this.#layout.key(g.gen, "p", g.id, g.next++) });
+      } else {
+        deletes.push({ type: "delete", key: this.#layout.key(g.gen, "g", g.id) });
+        this.#garbage.shift();
+      }
+    }
+    return deletes;
+  }
+
+  #addGarbage(g: Garbage): void {
+    if (this.#views.size > 0) this.#held.push(g);
+    else this.#garbage.push(g);
+  }
+
+  #closeView(view: ViewState): void {
+    this.#views.delete(view);
+    this.#garbage.push({
+      kind: "range",
+      selector: { prefix: this.#layout.key(view.gen, "v", view.id) },
+    });
+    if (this.#views.size === 0) {
+      this.#garbage.push(...this.#held);
+      this.#held = [];
+    }
+  }
+}
+
+/** Mutations as plain data for a redo record: [0, key, value] for a write, [1, key] for a delete. */
+function encodeMutations(mutations: Mutation[]): unknown[] {
+  return mutations.map((m) => m.type === "set" ? [0, m.key, m.value] : [1, m.key]);
+}
+
+function decodeMutations(data: unknown): Mutation[] {
+  if (!Array.isArray(data)) throw new StateInvariantError("a redo record is not a list");
+  return data.map((m): Mutation => {
+    if (Array.isArray(m) && m[0] === 0 && Array.isArray(m[1]) && m[2] instanceof Uint8Array) {
+      return { type: "set", key: m[1], value: m[2] };
+    }
+    if (Array.isArray(m) && m[0] === 1 && Array.isArray(m[1])) return { type: "delete", key: m[1] };
+    throw new StateInvariantError("a redo record holds a malformed mutation");
+  });
+}

@@ -207,6 +207,26 @@ interface Round {
   memory: Record<string, number>[][];
   wrong: string[];
   failure: unknown;
+  /** Bytes of the state at the end: 1 MiB for each key a put may have reached. */
+  stateBytes: number;
+}
+
+/** The node's defaults the memory bound is stated from (kv/http.ts, rsm/replica.ts, raft). */
+const BODIES_HELD = 16 * MIB;
+const WRITES_ADMITTED = 4 * MIB;
+const IN_FLIGHT_PER_FOLLOWER = 4 * MIB;
+
+/**
+ * The bound on a node's memory this benchmark checks: every byte in flight
+ * (bodies held, writes admitted, appends to two followers) six times (the
+ * body, its string, its log encoding, one encoding per follower, and garbage
+ * V8 keeps until a major collection), and the state four times (the store,
+ * the latest snapshot kept for followers, the next one being encoded, and the
+ * log since the last snapshot, which the node keeps up to the snapshot's size).
+ */
+function memoryBound(before: number, stateBytes: number): number {
+  return before + 6 * (BODIES_HELD + WRITES_ADMITTED + 2 * IN_FLIGHT_PER_FOLLOWER) +
+    4 * stateBytes;
 }
 
 async function oneRound(
@@ -280,6 +300,8 @@ async function oneRound(
     memory,
     wrong,
     failure: result.failure,
+    stateBytes: VALUE_BYTES *
+      result.outcomes.filter((m) => [...m.values()].some((o) => o !== "refused")).length,
   };
 }
 
@@ -327,6 +349,15 @@ function report(
       [b, round.rss.peak[i], ...round.rss.settled.map((s) => s[i])].map(mib).join(" / "),
     ]);
   });
+  const bounds = round.rss.before.map((b) => memoryBound(b, round.stateBytes));
+  const held = round.rss.peak.every((p, i) => p <= bounds[i]) &&
+    round.rss.settled.every((s) => s.every((p, i) => p <= bounds[i]));
+  rows.push([
+    "memory bound per node: before + 6 × limits + 4 × state",
+    `${bounds.map(mib).join(", ")} MiB (state ${mib(round.stateBytes)} MiB): ${
+      held ? "held" : "NOT held"
+    }`,
+  ]);
   options.settle.forEach((s, k) => {
     rows.push([
       `memory MiB at +${s} s: rss / heap used / heap total / external`,

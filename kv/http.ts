@@ -635,9 +635,7 @@ export function kvHttpHandler(
     if (refusal !== undefined) {
       // The body is left unread: the listener drops a small one, and closes rather than read a
       // large one (issue 16: draining refused 1 MiB bodies was a large part of a leader's work).
-      const err = new OverloadedError("kv", refusal);
-      if (reserved > SMALL_WRITE_BYTES) await pace.hold(retryAfterSeconds(err) * 1000);
-      return overloaded(err, definite);
+      return await refusedUnread(new OverloadedError("kv", refusal), reserved, definite);
     }
     // A large body leaves a part of the budget to small ones (a canary's put, a lock).
     const leave = reserved > SMALL_WRITE_BYTES ? smallWriteReserve(bodies.limit) : 0;
@@ -651,8 +649,7 @@ export function kvHttpHandler(
             ? `, less ${leave} kept for bodies of ${SMALL_WRITE_BYTES} bytes or less`
             : ""),
       );
-      if (reserved > SMALL_WRITE_BYTES) await pace.hold(retryAfterSeconds(err) * 1000);
-      return overloaded(err, definite);
+      return await refusedUnread(err, reserved, definite);
     }
     try {
       return await serveKey(req, url, key);
@@ -680,6 +677,16 @@ export function kvHttpHandler(
     } finally {
       bodies.give(reserved);
     }
+  }
+
+  /** 503 for a write refused before its body was read: a large one after its Retry-After. */
+  async function refusedUnread(
+    err: OverloadedError,
+    reserved: number,
+    definite: Record<string, unknown>,
+  ): Promise<Response> {
+    if (reserved > SMALL_WRITE_BYTES) await pace.hold(retryAfterSeconds(err) * 1000);
+    return overloaded(err, definite);
   }
 
   /** 503 for a request refused before it was proposed, because the node is at a limit. */

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { concatBytes } from "../net/bytes.ts";
+import { utf8Length } from "../net/bytes.ts";
 import { Codec } from "../net/codec.ts";
 import { FrameTooLargeError } from "../net/errors.ts";
 import { DedupTable } from "../rsm/dedup.ts";
@@ -166,6 +166,26 @@ const SLICE_KEYS = 2000;
  * with it (issue 16).
  */
 const SLICE_BYTES = 256 * 1024;
+
+/** Keys sized between pauses when a snapshot is sized (sizing costs less than encoding). */
+const SIZE_SLICE_KEYS = 20_000;
+
+/** Where the slice of `items` from `at` ends: up to SLICE_KEYS items and SLICE_BYTES bytes, one at least. */
+function sliceEnd(items: unknown[], at: number): number {
+  let end = at;
+  let bytes = 0;
+  do bytes += itemBytes(items[end++]); while (
+    end < items.length && end - at < SLICE_KEYS && bytes + itemBytes(items[end]) <= SLICE_BYTES
+  );
+  return end;
+}
+
+/** The size of a key or value as MessagePack writes it: str or bin, with its header. */
+function encodedSize(v: string | Uint8Array): number {
+  const n = typeof v === "string" ? utf8Length(v) : v.length;
+  if (typeof v === "string" && n < 32) return 1 + n;
+  return (n < 0x100 ? 2 : n < 0x10000 ? 3 : 5) + n;
+}
 
 /** About how many bytes an item of the snapshot's arrays holds: a `[key, value]` pair's, else a few. */
 function itemBytes(item: unknown): number {
@@ -343,30 +363,51 @@ export class KvStateMachine {
    */
   async snapshotInSlices(pause: () => Promise<void>): Promise<Uint8Array> {
     const data = [...this.#data];
-    const dedup = this.#dedup.toJSON();
-    // { data, dedup }: a map of two keys, each array written as its header,
-    // then its elements encoded a slice at a time (without their slices' headers).
-    const parts: Uint8Array[] = [new Uint8Array([0x82]), this.#codec.encode("data")];
-    await this.#encodeArray(data, parts, pause);
-    parts.push(this.#codec.encode("dedup"));
-    await this.#encodeArray(dedup, parts, pause);
-    const size = parts.reduce((n, p) => n + p.length, 0);
+    // { data, dedup }: a map of two keys, each array written as its header, then its elements
+    // encoded a slice at a time (without their slices' headers). The table is small: its parts
+    // are kept. The data is sized first and encoded into one buffer of that size: parts of it
+    // and then their concatenation held the state twice (issue 16).
+    const dedupParts: Uint8Array[] = [];
+    await this.#encodeArray(this.#dedup.toJSON(), dedupParts, pause);
+    const head = [new Uint8Array([0x82]), this.#codec.encode("data"), arrayHeader(data.length)];
+    const tail = [this.#codec.encode("dedup"), ...dedupParts];
+    let size = [...head, ...tail].reduce((n, p) => n + p.length, 0);
+    for (let at = 0; at < data.length; at += SIZE_SLICE_KEYS) {
+      if (at > 0) await pause();
+      for (const [key, value] of data.slice(at, at + SIZE_SLICE_KEYS)) {
+        size += 1 + encodedSize(key) + encodedSize(value);
+      }
+    }
+    // Over the limit: refused before anything of the data is encoded.
     if (size > this.#codec.maxMessageBytes) {
       throw new FrameTooLargeError(size, this.#codec.maxMessageBytes);
     }
-    return concatBytes(parts, size);
+    const out = new Uint8Array(size);
+    let offset = 0;
+    const put = (bytes: Uint8Array) => {
+      out.set(bytes, offset);
+      offset += bytes.length;
+    };
+    head.forEach(put);
+    for (let at = 0; at < data.length;) {
+      if (at > 0) await pause();
+      const end = sliceEnd(data, at);
+      const slice = data.slice(at, end);
+      put(this.#codec.encode(slice).subarray(arrayHeader(slice.length).length));
+      at = end;
+    }
+    tail.forEach(put);
+    if (offset !== size) {
+      throw new Error(`a KV snapshot was sized at ${size} bytes and encoded to ${offset}`);
+    }
+    return out;
   }
 
   async #encodeArray(items: unknown[], parts: Uint8Array[], pause: () => Promise<void>) {
     parts.push(arrayHeader(items.length));
     for (let at = 0; at < items.length;) {
       if (at > 0) await pause();
-      // Up to SLICE_KEYS items and SLICE_BYTES bytes, and at least one item.
-      let end = at;
-      let bytes = 0;
-      do bytes += itemBytes(items[end++]); while (
-        end < items.length && end - at < SLICE_KEYS && bytes + itemBytes(items[end]) <= SLICE_BYTES
-      );
+      const end = sliceEnd(items, at);
       const slice = items.slice(at, end);
       parts.push(this.#codec.encode(slice).subarray(arrayHeader(slice.length).length));
       at = end;

@@ -37,10 +37,12 @@ const BELOW: Record<string, string[]> = {
 /** Library files allowed to import checker/ (path → why). A library feature only, never a demo. */
 const CHECKER_USERS: Record<string, string> = {};
 
-// The codec, errors, clock and random source; env.ts is the clock's and the
-// random source's default (the real ones, or a loud failure inside a
-// simulation); logger.ts is the logging interface RaftNode reports through.
+// The codec and its byte helpers (CRC-32, UTF-8 and entry sizes: pure functions the codec uses
+// too), errors, clock and random source; env.ts is the clock's and the random source's default
+// (the real ones, or a loud failure inside a simulation); logger.ts is the logging interface
+// RaftNode reports through.
 const RAFT_NET_FILES = [
+  "net/bytes.ts",
   "net/clock.ts",
   "net/codec.ts",
   "net/env.ts",

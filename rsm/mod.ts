@@ -104,4 +104,4 @@ export type {
   Role,
   Snapshot,
 } from "../raft/mod.ts";
-export type { SnapshotMeta } from "../raft/mod.ts";
+export type { SnapshotMeta, SnapshotSource, SnapshotStream } from "../raft/mod.ts";

@@ -112,8 +112,13 @@ export function streamHost(id: NodeId, source: SnapshotSource, parts: StreamHost
     id,
     source,
     chunkBytes: parts.chunkBytes ?? 512 * 1024,
+    // Undefined too for a state outside the log's reach: a snapshot this node received and has
+    // not handed its service yet is beyond it (the stream is tried again later).
     meta: (index, term) =>
-      live() && core.role === "leader" && core.term === term ? core.snapshotMeta(index) : undefined,
+      live() && core.role === "leader" && core.term === term &&
+        index >= core.snapshotIndex && index <= core.appliedIndex
+        ? core.snapshotMeta(index)
+        : undefined,
     call: (m: SnapshotMessage) => parts.call(m).catch(() => []),
     step: (m) => {
       if (!live()) return;

@@ -261,7 +261,7 @@ export class StoredApplier<R> {
     const { client, seq, command } = entry;
     if (client === undefined || seq === undefined) return await this.#run(command, batch);
     const digest = digestBytes(defaultCodec.encode(command ?? null));
-    const row = await batch.session(`once/${client}`) as SessionRow<R> | null;
+    const row = await batch.session(`once/${client}`) as SessionRow<R> | null | undefined;
     const table = new DedupTable<WriteOutcome<R>>();
     if (row) table.record(client, row.seq, row.digest, row.outcome);
     const verdict = table.check(client, seq, digest);

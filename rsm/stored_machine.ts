@@ -226,10 +226,12 @@ export class StoredApplier<R> {
     item: Applied,
     options: { last: boolean; done: (item: Applied, outcome: WriteOutcome<R> | undefined) => void },
   ): Promise<void> {
-    // The node resumes after the stored applied index (`RaftNodeOptions.applied`): nothing twice.
+    // The node resumes after the stored applied index (`RaftNodeOptions.applied`): each entry
+    // once, none skipped (a gap would leave the store saying it reflects entries it lacks).
+    const last = this.#staged.at(-1)?.[0].index ?? this.durableIndex;
     invariant(
-      item.type === "snapshot" || item.index > this.durableIndex,
-      `entry ${item.index} handed out again: the store has applied through ${this.durableIndex}`,
+      item.type === "snapshot" || item.index === last + 1,
+      `entry ${item.index} handed out after ${last}: a stored state takes each entry once, in order`,
     );
     if (item.type === "snapshot") {
       await this.#commit(options.done);

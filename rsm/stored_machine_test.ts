@@ -13,7 +13,10 @@ import { Replica } from "./replica.ts";
 import { readPages, type StoredMachine, storeSource } from "./stored_machine.ts";
 import type { WriteOutcome } from "./exactly_once.ts";
 
-/** Counters by key, in a store; "boom" throws after staging a write (which must be dropped). */
+/**
+ * Counters by key, in a store; "boom" throws after staging a write (which
+ * must be dropped); the values of keys "big..." carry 100 KB of padding.
+ */
 class Counters implements StoredMachine<number> {
   applied = 0;
   installs = 0;
@@ -21,8 +24,8 @@ class Counters implements StoredMachine<number> {
   async apply(command: unknown, state: StateBatch): Promise<number> {
     this.applied++;
     const key = command as string;
-    const n = Number(await state.get(key) ?? "0") + 1;
-    state.put(key, String(n));
+    const n = Number(String(await state.get(key) ?? "0").replace(/^x*/, "")) + 1;
+    state.put(key, (key.startsWith("big") ? "x".repeat(100_000) : "") + n);
     if (key === "boom") throw new Error("boom");
     return n;
   }
@@ -44,11 +47,12 @@ type Sim = { net: SimNetwork; clock: Clock; random: Random };
 async function startMember(
   id: string,
   sim: Sim,
-  from: { kv?: SimKv; storage?: MemoryStorage; maxRaftState?: number } = {},
+  from: { kv?: SimKv; storage?: MemoryStorage; maxRaftState?: number; crashAfter?: number } = {},
 ): Promise<Member> {
-  const kv = from.kv ?? new SimKv();
+  const kv = from.kv ?? new SimKv({ clock: sim.clock });
   const storage = from.storage ?? new MemoryStorage();
   const machine = new Counters(await StateStore.open(kv));
+  if (from.crashAfter !== undefined) kv.crashAfter(from.crashAfter);
   const server = new RpcServer();
   sim.net.addServer(id, server);
   const replica = await Replica.start(machine, {
@@ -184,4 +188,54 @@ Deno.test("stored machine: a store streams as pages that install into another st
   assert.throws(() => [...readPages(bytes.subarray(0, bytes.length - 1))], /ends inside a page/);
   await from.close();
   await to.close();
+});
+
+/**
+ * Server c, empty, catches up from a compacted leader (so by installing
+ * its streamed store) and its database crashes after `crashAfter` commits;
+ * it restarts from what survived and must catch up to the same state.
+ * Resolves whether the crash happened before c had caught up.
+ */
+async function installWithCrash(crashAfter: number): Promise<boolean> {
+  return await simulate(async (sim) => {
+    const { clock } = sim;
+    const members = await Promise.all(
+      ["a", "b"].map((id) => startMember(id, sim, { maxRaftState: 1000 })),
+    );
+    for (let seq = 1; seq <= 30; seq++) {
+      await write(members, { client: "c1", seq, command: `big${seq % 12}` }, clock);
+    }
+    const leader = members.find((m) => m.replica.raft.status().role === "leader")!;
+    while (leader.replica.raft.status().snapshotIndex === 0) await delay(10, { clock });
+    let c = await startMember("c", sim, { maxRaftState: 1000, crashAfter });
+    members.push(c);
+    await write(members, { client: "c1", seq: 31, command: "big0" }, clock);
+    const target = leader.replica.appliedIndex;
+    while (c.machine.store.applied.index < target && !c.replica.stopped) {
+      await delay(10, { clock });
+    }
+    const crashed = c.replica.stopped;
+    if (crashed) {
+      sim.net.deleteServer("c");
+      const storage = c.storage.copy();
+      c = await startMember("c", sim, { kv: c.kv.reopen(), storage, maxRaftState: 1000 });
+      members[2] = c;
+      await caughtUp(c, target, clock);
+    }
+    for (let k = 0; k < 12; k++) {
+      assert.equal(await c.machine.store.get(`big${k}`), await leader.machine.store.get(`big${k}`));
+    }
+    assert.ok(c.machine.installs >= 1, "c caught up by installing the leader's store");
+    await Promise.all(members.map((m) => m.replica.stop()));
+    return crashed;
+  }, { seed: 11, limitMs: 600_000 });
+}
+
+Deno.test("stored machine: a crash at any commit of a snapshot install leaves a replica that restarts and catches up", async () => {
+  let points = 0;
+  while (await installWithCrash(points)) {
+    points++;
+    assert.ok(points < 500, "the install never finished without a crash");
+  }
+  assert.ok(points >= 3, `only ${points} commit points: the install was not in several commits`);
 });

@@ -84,6 +84,24 @@ function countingTransport(inner: RaftTransport, counts: { chunks: number; maxIn
   };
 }
 
+/** Fails the `nth` snapshot chunk sent over a transport (as a lost connection would). */
+function failingTransport(inner: RaftTransport, nth: number): RaftTransport {
+  let chunks = 0;
+  return {
+    connect(peer: string) {
+      const end = inner.connect(peer);
+      return {
+        call<T>(method: string, args?: unknown, options?: { timeoutMs?: number }) {
+          if ((args as Message).type === "snapshot" && ++chunks === nth) {
+            return Promise.reject(new Error("connection lost"));
+          }
+          return end.call<T>(method, args, options);
+        },
+      };
+    },
+  };
+}
+
 interface Member {
   node: RaftNode;
   service: StoredList;
@@ -245,4 +263,39 @@ Deno.test("stored snapshots: compact() without a snapshot source is refused", as
     await assert.rejects(node.compact(0), ArgumentsError);
     await node.stop();
   }, { seed: 1 });
+});
+
+Deno.test("stored snapshots: a stream cut midway starts again from a new read, and every read is closed", async () => {
+  await simulate(async (sim) => {
+    const { net, clock } = sim;
+    // Each of a and b may lead: each loses its third chunk once.
+    const a = await startMember("a", sim, {
+      transport: failingTransport(net.transportFor("a"), 3),
+      snapshotChunkBytes: 8,
+    });
+    const b = await startMember("b", sim, {
+      transport: failingTransport(net.transportFor("b"), 3),
+      snapshotChunkBytes: 8,
+    });
+    const leader = await leaderOf([a, b], clock);
+    let last = 0;
+    for (let i = 1; i <= 10; i++) last = await commit(leader.node, `v${i}`);
+    while (a.service.applied < last || b.service.applied < last) await delay(10, { clock });
+    await Promise.all([a.node.compact(last), b.node.compact(last)]);
+    const c = await startMember("c", sim);
+    const after = await commit(leader.node, "after");
+    while (c.service.applied < after) await delay(10, { clock });
+    assert.deepEqual(c.service.items, leader.service.items);
+    assert.ok(
+      leader.service.opened >= 2,
+      `${leader.service.opened} reads: the cut one was not retried`,
+    );
+    assert.equal(
+      leader.service.opened,
+      leader.service.closed,
+      "every read of the state was closed",
+    );
+    await Promise.all([a, b, c].map((m) => m.node.stop()));
+    await Promise.all([a, b, c].map((m) => m.done));
+  }, { seed: 23, limitMs: 600_000 });
 });

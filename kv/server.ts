@@ -62,7 +62,11 @@ export interface KvServerOptions extends ReplicaOptions {
    * after it, and the log is compacted without encoding the state. The
    * store is the caller's (on the node's `raft.kv`, or a `SimKv` in a
    * simulation), opened before the server and closed after it. Default:
-   * in memory. Every server of a cluster may choose for itself.
+   * in memory. Every server of a cluster must make the same choice, for
+   * good: the two send their snapshots in different forms (a stored state's
+   * pages; the in-memory state's encoding), and a server refuses the other
+   * form (it stops). Moving a cluster from one to the other is not
+   * supported yet.
    */
   stateStore?: StateStore;
 }

@@ -176,7 +176,7 @@ export class RaftNode {
       };
       await options.storage.save({ snapshot, entries: [], resetLog: false });
     }
-    const applied = checkApplied(options.applied, snapshot);
+    const applied = checkApplied(options.applied, { snapshot, entries: stored.entries });
     const core = new RaftCore(options.id, {
       hardState: stored.hardState,
       snapshot,

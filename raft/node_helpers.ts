@@ -10,7 +10,7 @@ import type { RaftCore } from "./core.ts";
 import { MembershipBusyError, NotLeaderError, RaftRequestError, type Refusal } from "./errors.ts";
 import type { SnapshotSource, StreamHost } from "./snapshot_stream.ts";
 import { StorageLossError } from "./storage_errors.ts";
-import type { HardState, Message, NodeId, Snapshot, SnapshotMessage } from "./types.ts";
+import type { Entry, HardState, Message, NodeId, Snapshot, SnapshotMessage } from "./types.ts";
 
 /**
  * The error a refusal of the core becomes for the caller.
@@ -39,28 +39,42 @@ export function refusalError(id: NodeId, refusal: Refusal): Error {
 
 /**
  * The index a service's durable state reflects (`RaftNodeOptions.applied`),
- * checked against the stored snapshot: a data-less snapshot (a stored
- * state's compaction) beyond it means the service's state lost what it had
- * made durable.
+ * checked against what Raft stored: the service applied only entries Raft
+ * had made durable, and Raft compacts a stored state's log (a data-less
+ * snapshot) only through what the state had made durable. A state beyond
+ * the stored log, or behind such a compaction, means one of the two lost
+ * what it had made durable.
  *
  * @example
  * ```ts
  * import { checkApplied } from "./node_helpers.ts";
  *
  * const meta = { index: 4, term: 1, membership: { voters: ["a"], learners: [] } };
- * checkApplied(9, { meta, data: new Uint8Array() }); // 9
+ * checkApplied(4, { snapshot: { meta, data: new Uint8Array() }, entries: [] }); // 4
  * ```
  */
-export function checkApplied(applied: number | undefined, snapshot: Snapshot): number {
+export function checkApplied(
+  applied: number | undefined,
+  stored: { snapshot: Snapshot; entries: Entry[] },
+): number {
   if (applied === undefined) return 0;
   if (!Number.isSafeInteger(applied) || applied < 0) {
     throw new ArgumentsError(`applied must be a non-negative integer, not ${applied}`);
   }
+  const { snapshot, entries } = stored;
+  const lastIndex = entries.at(-1)?.index ?? snapshot.meta.index;
   if (snapshot.meta.index > applied && snapshot.data.length === 0) {
     throw new StorageLossError(
       `of node state (the service's)`,
       `the service's stored state reflects the log up to ${applied}, but the log was compacted ` +
         `through ${snapshot.meta.index} on the word that the state was durable that far`,
+    );
+  }
+  if (applied > lastIndex) {
+    throw new StorageLossError(
+      `of node log`,
+      `the service's stored state reflects the log up to ${applied}, but the stored log ends at ` +
+        `${lastIndex}: the service applied only entries the log had made durable`,
     );
   }
   return applied;

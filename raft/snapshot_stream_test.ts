@@ -249,6 +249,29 @@ Deno.test("stored snapshots: a data-less snapshot beyond the service's state is 
   );
 });
 
+Deno.test("stored snapshots: a service's state beyond the stored log is a loss, not a start", async () => {
+  const storage = new MemoryStorage();
+  const meta = { index: 0, term: 0, membership: { voters: ["a"], learners: [] } };
+  await storage.save({
+    hardState: { term: 1, vote: "a", commit: 2 },
+    snapshot: { meta, data: new Uint8Array() },
+    entries: [1, 2].map((index) => ({ index, term: 1, kind: "command" as const, command: index })),
+    resetLog: false,
+  });
+  await assert.rejects(
+    RaftNode.start({
+      id: "a",
+      peers: ["a"],
+      transport: { connect: () => ({ call: () => Promise.reject(new Error("alone")) }) },
+      server: { addService: () => {}, removeService: () => {} },
+      storage,
+      clock: { now: () => 0, setTimer: () => ({ cancel() {} }) },
+      applied: 5,
+    }),
+    (err: Error) => err instanceof StorageLossError && /up to 5.*ends at 2/s.test(err.message),
+  );
+});
+
 Deno.test("stored snapshots: compact() without a snapshot source is refused", async () => {
   await simulate(async ({ clock, random }) => {
     const node = await RaftNode.start({

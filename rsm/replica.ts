@@ -195,7 +195,10 @@ export class Replica<R> {
     this.#clock = options.clock ?? defaultClock("Replica");
     this.#logger = options.logger ?? silentLogger;
     this.#once = options.exactlyOnce === false ? undefined : new ExactlyOnce<R>();
-    this.#stored = isStored ? new stored.StoredApplier(machine, { once: this.#once }) : undefined;
+    const report = { logger: this.#logger, node: raft.id };
+    this.#stored = isStored
+      ? new stored.StoredApplier(machine, { once: this.#once, ...report })
+      : undefined;
     this.#appliedIndex = this.#stored?.durableIndex ?? 0;
     this.#timeoutMs = options.requestTimeoutMs ??
       2 * (options.electionTicks ?? 10) * (options.tickMs ?? 50);

@@ -12,6 +12,7 @@
  */
 import { type Codec, defaultCodec } from "../net/codec.ts";
 import { ArgumentsError } from "../net/errors.ts";
+import type { Logger } from "../net/logger.ts";
 import type { Applied, RaftNodeOptions, SnapshotSource } from "../raft/mod.ts";
 import { invariant, RaftInvariantError } from "../raft/invariant.ts";
 import { StateInvariantError } from "../store/errors.ts";
@@ -198,6 +199,7 @@ const MAX_STAGED = 64;
 export class StoredApplier<R> {
   readonly #machine: StoredMachine<R>;
   readonly #once: ExactlyOnce<R> | undefined;
+  readonly #report: { logger: Logger; node: string };
   #batch: StateBatch | undefined;
   #staged: [Applied, WriteOutcome<R> | undefined][] = [];
 
@@ -205,11 +207,16 @@ export class StoredApplier<R> {
    * Creates the applier.
    *
    * @param machine The stored machine.
-   * @param options The replica's exactly-once log format (undefined with `exactlyOnce: false`).
+   * @param options The replica's exactly-once log format (undefined with `exactlyOnce: false`),
+   * and where an `apply` that threw is reported (the logger, the node's id).
    */
-  constructor(machine: StoredMachine<R>, options: { once: ExactlyOnce<R> | undefined }) {
+  constructor(
+    machine: StoredMachine<R>,
+    options: { once: ExactlyOnce<R> | undefined; logger: Logger; node: string },
+  ) {
     this.#machine = machine;
     this.#once = options.once;
+    this.#report = { logger: options.logger, node: options.node };
   }
 
   /** The index the stored state reflects (durable). */
@@ -243,7 +250,9 @@ export class StoredApplier<R> {
       return;
     }
     const batch = this.#batch ??= this.#machine.store.batch();
-    const outcome = item.type === "command" ? await this.#apply(item.command, batch) : undefined;
+    const outcome = item.type === "command"
+      ? await this.#apply(item.command, batch, item.index)
+      : undefined;
     batch.endEntry({ index: item.index, term: item.term });
     this.#staged.push([item, outcome]);
     if (options.last || this.#staged.length >= MAX_STAGED) await this.#commit(options.done);
@@ -257,11 +266,11 @@ export class StoredApplier<R> {
     for (const [item, outcome] of this.#staged.splice(0)) done(item, outcome);
   }
 
-  async #apply(entry: unknown, batch: StateBatch): Promise<WriteOutcome<R>> {
+  async #apply(entry: unknown, batch: StateBatch, index: number): Promise<WriteOutcome<R>> {
     const once = this.#once;
-    if (!once?.isEntry(entry)) return await this.#run(entry, batch);
+    if (!once?.isEntry(entry)) return await this.#run(entry, batch, index);
     const { client, seq, command } = entry;
-    if (client === undefined || seq === undefined) return await this.#run(command, batch);
+    if (client === undefined || seq === undefined) return await this.#run(command, batch, index);
     const digest = digestBytes(defaultCodec.encode(command ?? null));
     const row = await batch.session(`once/${client}`) as SessionRow<R> | null | undefined;
     const table = new DedupTable<WriteOutcome<R>>();
@@ -274,13 +283,13 @@ export class StoredApplier<R> {
         message: `session "${client}" applied another write numbered ${seq} or later`,
       };
     }
-    const outcome = await this.#run(command, batch);
+    const outcome = await this.#run(command, batch, index);
     batch.setSession(`once/${client}`, { seq, digest, outcome } satisfies SessionRow<R>);
     return outcome;
   }
 
   /** The machine's apply; a throw is the answer (what it staged for the entry is dropped). */
-  async #run(command: unknown, batch: StateBatch): Promise<WriteOutcome<R>> {
+  async #run(command: unknown, batch: StateBatch, index: number): Promise<WriteOutcome<R>> {
     const staged = new Map<string, unknown>();
     const recording = recordingBatch(batch, staged);
     try {
@@ -289,7 +298,14 @@ export class StoredApplier<R> {
       return { result };
     } catch (err) {
       if (err instanceof RaftInvariantError || err instanceof StateInvariantError) throw err;
-      return { error: "apply", message: err instanceof Error ? err.message : String(err) };
+      const message = err instanceof Error ? err.message : String(err);
+      const { logger, node } = this.#report;
+      logger.log("warn", "apply threw; the write is answered with the error", {
+        node,
+        index,
+        error: message,
+      });
+      return { error: "apply", message };
     }
   }
 }

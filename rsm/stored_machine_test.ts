@@ -44,6 +44,9 @@ interface Member {
 
 type Sim = { net: SimNetwork; clock: Clock; random: Random };
 
+/** What the replicas logged, as "level: message (index)". */
+const logged: string[] = [];
+
 async function startMember(
   id: string,
   sim: Sim,
@@ -65,6 +68,9 @@ async function startMember(
     random: sim.random.fork(),
     maxRaftState: from.maxRaftState,
     snapshotChunkBytes: 64,
+    logger: {
+      log: (level, message, fields) => logged.push(`${level}: ${message} (${fields?.index})`),
+    },
   });
   return { id, kv, storage, machine, replica };
 }
@@ -111,6 +117,10 @@ Deno.test("stored machine: writes are applied once, stored with their index; a r
     const leader = members.find((m) => m.replica.raft.status().role === "leader")!;
     assert.equal(await leader.machine.store.get("x"), "10");
     assert.equal(await leader.machine.store.get("boom"), null);
+    assert.ok(
+      logged.some((line) => line.startsWith("warn: apply threw")),
+      `not reported: ${logged}`,
+    );
 
     // A follower crashes (its state loses what was not committed) and restarts from its store.
     const follower = members.find((m) => m !== leader)!;

@@ -98,6 +98,8 @@ export type {
   Role,
   Snapshot,
   SnapshotMeta,
+  SnapshotSource,
+  SnapshotStream,
   StorageBatch,
   StoredState,
 } from "../raft/mod.ts";

@@ -29,6 +29,11 @@ import {
 } from "../rsm/replica.ts";
 import { type KvCommand, type KvResult, KvStateMachine, writeDigest } from "../kvstate/state.ts";
 import type { KvValue } from "../kvstate/value.ts";
+import { StoredKvState } from "../kvstate/stored_state.ts";
+import type { StateStore } from "../store/state_store.ts";
+
+/** The state a server answers from: in memory, or in a store. */
+type KvState = KvStateMachine | StoredKvState;
 
 /**
  * Options of {@linkcode KvServer.start}: those of the Raft node underneath,
@@ -51,6 +56,19 @@ export interface KvServerOptions extends ReplicaOptions {
    * network, where clients call servers by id).
    */
   addressOf?: (id: string) => string | undefined;
+  /**
+   * Keep the state in this store instead of in memory (issue 19): written
+   * with the applied index it reflects, so a restart replays only the log
+   * after it, and the log is compacted without encoding the state. The
+   * store is the caller's (on the node's `raft.kv`, or a `SimKv` in a
+   * simulation), opened before the server and closed after it. Default:
+   * in memory. Every server of a cluster must make the same choice, for
+   * good: the two send their snapshots in different forms (a stored state's
+   * pages; the in-memory state's encoding), and a server refuses the other
+   * form (it stops). Moving a cluster from one to the other is not
+   * supported yet.
+   */
+  stateStore?: StateStore;
 }
 
 /**
@@ -142,10 +160,10 @@ export interface KvServerStats extends ReplicaStats {
  */
 export class KvServer {
   readonly #replica: Replica<KvResult>;
-  readonly #state: KvStateMachine;
+  readonly #state: KvState;
   readonly #limits: KvLimits;
 
-  private constructor(replica: Replica<KvResult>, state: KvStateMachine, limits: KvLimits) {
+  private constructor(replica: Replica<KvResult>, state: KvState, limits: KvLimits) {
     this.#replica = replica;
     this.#state = state;
     this.#limits = limits;
@@ -157,9 +175,12 @@ export class KvServer {
    */
   static async start(options: KvServerOptions): Promise<KvServer> {
     const limits = { ...DEFAULT_KV_LIMITS, ...options.limits };
-    const state = new KvStateMachine({ maxValueBytes: limits.maxValueBytes });
+    const state = options.stateStore
+      ? await StoredKvState.open(options.stateStore, { limits })
+      : new KvStateMachine({ maxValueBytes: limits.maxValueBytes });
     const addressOf = (id: string) => options.addressOf?.(id) ?? id;
-    const replica = await Replica.start(new KvMachine(state, limits), {
+    const machine = state instanceof StoredKvState ? state : new KvMachine(state, limits);
+    const replica = await Replica.start(machine, {
       ...options,
       // The machine keeps its own dedup table (in its state and snapshots).
       exactlyOnce: false,
@@ -302,7 +323,15 @@ export class KvServer {
    * the clerk.
    */
   localGet(key: string): KvValue | null {
+    if (this.#state instanceof StoredKvState) {
+      throw new Error("this server's state is stored: read it with localRead");
+    }
     return this.#state.get(key);
+  }
+
+  /** {@linkcode KvServer.localGet} for either kind of state (a stored one is read from its store). */
+  async localRead(key: string): Promise<KvValue | null> {
+    return await this.#state.get(key);
   }
 
   /** Stops serving and stops the Raft node. Pending requests are told to retry elsewhere. */
@@ -313,18 +342,18 @@ export class KvServer {
 
 async function get(
   replica: Replica<KvResult>,
-  state: KvStateMachine,
+  state: KvState,
   args: unknown,
   limits: KvLimits,
 ): Promise<KvReply> {
   const key = parseGet(args, limits);
   await replica.read();
-  return { status: "ok", value: state.get(key) };
+  return { status: "ok", value: await state.get(key) };
 }
 
 async function write(
   replica: Replica<KvResult>,
-  state: KvStateMachine,
+  state: KvState,
   args: unknown,
   limits: KvLimits,
 ): Promise<KvReply> {
@@ -332,7 +361,7 @@ async function write(
   // Computed here, once: the log entry carries it to every replica. A client's own is not trusted.
   command.digest = writeDigest(command.write);
   // A retry of a write already applied is answered from the table.
-  const result = state.applied(command) ?? await replica.submit(command);
+  const result = await state.applied(command) ?? await replica.submit(command);
   if (result === null) {
     return { status: "retry", reason: "its log entry went to another command (a new leader's)" };
   }

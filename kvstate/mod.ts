@@ -22,6 +22,9 @@
 export { DEFAULT_KV_LIMITS, type KvLimits, type KvReply } from "./protocol.ts";
 export * from "./state.ts";
 export * from "./value.ts";
+export { STORED_MAX_KEY_BYTES, StoredKvState } from "./stored_state.ts";
+// The store types a stored state's signatures name.
+export type { StateBatch, StateStore, StoredMachine } from "../rsm/mod.ts";
 // Types of the layers below that appear in this module's signatures.
 export type { Codec } from "../net/mod.ts";
 export type { ReplicaReply } from "../rsm/mod.ts";

@@ -9,85 +9,12 @@ import { utf8Length } from "../net/bytes.ts";
 import { Codec } from "../net/codec.ts";
 import { FrameTooLargeError } from "../net/errors.ts";
 import { DedupTable } from "../rsm/dedup.ts";
-import { concatValues, type KvValue, sameValue, valueBytes } from "./value.ts";
+import { type KvValue, valueBytes } from "./value.ts";
+import { decideWrite, dedupAnswer } from "./write.ts";
 
 export type { KvValue } from "./value.ts";
-
-/**
- * A write to the store.
- *
- * - `put` replaces the value; `append` adds to it (strings to strings,
- *   bytes to bytes, a mix gives bytes; appending to a missing key starts
- *   from empty);
- * - `delete` removes the key;
- * - `cas` sets `value` only when the current value equals `expected`
- *   (`null`: the key must be absent).
- *
- * @example
- * ```ts
- * import type { KvWrite } from "@distkit/distkit/kv";
- *
- * const w: KvWrite = { type: "cas", key: "leader", expected: null, value: "node-1" };
- * ```
- */
-export type KvWrite =
-  | { type: "put"; key: string; value: KvValue }
-  | { type: "append"; key: string; value: KvValue }
-  | { type: "delete"; key: string }
-  | { type: "cas"; key: string; expected: KvValue | null; value: KvValue };
-
-/**
- * A write as it goes through the log: who sent it, and its sequence number
- * for that client (1, 2, 3, ...; a retry reuses the number).
- *
- * @example
- * ```ts
- * import type { KvCommand } from "@distkit/distkit/kv";
- *
- * const cmd: KvCommand = { client: "c7", seq: 3, write: { type: "put", key: "x", value: "1" } };
- * ```
- */
-export interface KvCommand {
-  /** The client's id, unique among clients. */
-  client: string;
-  /** The client's sequence number for this write. */
-  seq: number;
-  /** The write. */
-  write: KvWrite;
-  /**
-   * The write's digest ({@linkcode writeDigest}), computed once by the
-   * leader that proposed it and carried in its log entry, so that the other
-   * replicas do not compute it again (1.7 ms per MiB of value). Absent:
-   * computed where applied. It must be the digest of `write`.
-   */
-  digest?: number;
-}
-
-/**
- * The outcome of a write: `ok` false only for a `cas` whose expectation did
- * not hold (`current` says what was there), an append refused because the
- * value would outgrow the limit (`refused` says why), or a stale retry
- * (`stale`: the client has since sent newer writes, so nobody waits for it).
- *
- * @example
- * ```ts
- * import type { KvResult } from "@distkit/distkit/kv";
- *
- * const r: KvResult = { ok: false, current: "node-2" };
- * ```
- */
-export interface KvResult {
-  /** Whether the write took effect. */
-  ok: boolean;
-  /** For a failed `cas`: the value that was there (null: none). */
-  current?: KvValue | null;
-  /** The command was an old retry, superseded by a later write of the same client. */
-  stale?: boolean;
-  /** Why the write was refused (an append past the value limit). */
-  refused?: string;
-  /** For a `delete`: whether the key was there. */
-  existed?: boolean;
-}
+import type { KvCommand, KvResult, KvWrite } from "./kv_types.ts";
+export type { KvCommand, KvResult, KvWrite } from "./kv_types.ts";
 
 /**
  * A page of a {@linkcode KvStateMachine}'s state (see `page`).
@@ -260,53 +187,17 @@ export class KvStateMachine {
   }
 
   #lookup(command: KvCommand, digest: number): KvResult | undefined {
-    const verdict = this.#dedup.check(command.client, command.seq, digest);
-    switch (verdict.kind) {
-      case "new":
-        return undefined;
-      case "done":
-        return verdict.result;
-      case "stale":
-        return { ok: false, stale: true };
-      case "conflict":
-        return {
-          ok: false,
-          refused: `write ${command.seq} of session ${command.client} was already a different ` +
-            `write: two clients use one id; give every clerk instance its own id`,
-        };
-    }
+    return dedupAnswer(this.#dedup.check(command.client, command.seq, digest), command);
   }
 
   #write(w: KvWrite): KvResult {
-    const current = this.#data.get(w.key);
-    switch (w.type) {
-      case "put":
-        this.#data.set(w.key, own(w.value));
-        return { ok: true };
-      case "append": {
-        const size = (current === undefined ? 0 : valueBytes(current)) + valueBytes(w.value);
-        if (size > this.#maxValueBytes) {
-          return {
-            ok: false,
-            refused:
-              `append would make the value of ${w.key} ${size} bytes; the limit is ${this.#maxValueBytes}`,
-          };
-        }
-        this.#data.set(
-          w.key,
-          current === undefined ? own(w.value) : concatValues(current, w.value),
-        );
-        return { ok: true };
-      }
-      case "delete":
-        this.#data.delete(w.key);
-        return { ok: true, existed: current !== undefined };
-      case "cas": {
-        if (!sameValue(current ?? null, w.expected)) return { ok: false, current: current ?? null };
-        this.#data.set(w.key, own(w.value));
-        return { ok: true };
-      }
+    const { result, next } = decideWrite(w, this.#data.get(w.key), this.#maxValueBytes);
+    if (next === null) this.#data.delete(w.key);
+    // The write's own value is copied (see `own`); a concatenation is new already.
+    else if (next !== undefined) {
+      this.#data.set(w.key, w.type !== "delete" && next === w.value ? own(next) : next);
     }
+    return result;
   }
 
   /**

@@ -39,6 +39,7 @@ import type {
   NodeId,
   Role,
   Snapshot,
+  SnapshotMeta,
   VoteMessage,
 } from "./types.ts";
 
@@ -129,12 +130,14 @@ export class RaftCore {
     if (observer?.removed) this.#log.onRemove = (entries) => observer.removed!(id, entries);
     this.#term = initial.hardState.term;
     this.#vote = initial.hardState.vote;
-    this.#commit = Math.max(initial.hardState.commit, meta.index);
+    // What the service applied was committed (the stored commit index may lag: it need not be durable).
+    const applied = Math.max(meta.index, initial.applied ?? 0);
+    this.#commit = Math.max(initial.hardState.commit, applied);
     invariant(
       this.#commit <= this.#log.lastIndex(),
       `stored commit ${this.#commit} is beyond the stored log (last index ${this.#log.lastIndex()})`,
     );
-    this.#applied = meta.index;
+    this.#applied = applied;
     this.#persisted = this.#hardState();
     this.#resetElectionTimeout();
   }
@@ -275,8 +278,26 @@ export class RaftCore {
   }
 
   /**
+   * What a snapshot through `index` would say: its term and the membership
+   * then. For an index from the snapshot's to the last applied.
+   */
+  snapshotMeta(index: number): SnapshotMeta {
+    invariant(
+      index >= this.#log.snapshotIndex && index <= this.#applied,
+      `no snapshot meta at ${index}: outside ${this.#log.snapshotIndex}..${this.#applied}`,
+    );
+    return {
+      index,
+      term: this.#log.term(index)!,
+      membership: this.#log.membershipAt(index),
+      membershipIndex: this.#log.membershipIndexAt(index),
+    };
+  }
+
+  /**
    * The service took a snapshot of its state through `index` (which it has
-   * applied): drop the log up to there.
+   * applied): drop the log up to there. `data` is empty for a service whose
+   * state is stored (it streams its state itself: `RaftNodeOptions.snapshotSource`).
    */
   compact(index: number, data: Uint8Array): void {
     invariant(
@@ -284,12 +305,7 @@ export class RaftCore {
       `snapshot at ${index} is beyond the applied index ${this.#applied}`,
     );
     if (index <= this.#log.snapshotIndex) return;
-    const meta = {
-      index,
-      term: this.#log.term(index)!,
-      membership: this.#log.membershipAt(index),
-      membershipIndex: this.#log.membershipIndexAt(index),
-    };
+    const meta = this.snapshotMeta(index);
     this.#log.compact(index);
     this.#snapshot = { meta, data };
     this.#pendingSnapshot = { snapshot: this.#snapshot, install: false, resetLog: false };

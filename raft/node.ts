@@ -20,7 +20,6 @@ import {
   NotLeaderError,
   RaftRequestError,
   RaftStoppedError,
-  type Refusal,
 } from "./errors.ts";
 import type { Ready } from "./ready.ts";
 import { parseMessage } from "./messages.ts";
@@ -34,6 +33,15 @@ import type {
   RaftTransport,
 } from "./node_options.ts";
 import type { RaftStorage } from "./storage.ts";
+import { SnapshotStreamer } from "./snapshot_stream.ts";
+import {
+  checkApplied,
+  type IndexWaiter,
+  refusalError,
+  sameHardState,
+  settleIndexWaiter,
+  streamHost,
+} from "./node_helpers.ts";
 import type { Entry, HardState, Message, NodeId, Role } from "./types.ts";
 // Kept: outside a simulation the defaults are the real clock and a seeded
 // random; inside one, a missing clock or random must fail loudly.
@@ -53,12 +61,6 @@ const ANSWER: Partial<Record<Message["type"], Message["type"]>> = {
   heartbeat: "heartbeatResp",
   snapshot: "snapshotResp",
 };
-
-interface IndexWaiter {
-  term: number;
-  resolve: () => void;
-  reject: (err: Error) => void;
-}
 
 /** Waits until a snapshot through `index` is durable. */
 interface SnapshotWaiter {
@@ -129,6 +131,8 @@ export class RaftNode {
   /** The latest hard state the core handed out, and the last one written. */
   #hardState: HardState = { term: 0, vote: null, commit: 0 };
   #savedHardState: HardState | undefined;
+  /** Streams a stored state to followers that need a snapshot (with `snapshotSource`). */
+  #streamer: SnapshotStreamer | undefined;
 
   private constructor(options: RaftNodeOptions, core: RaftCore, appliedIndex: number) {
     this.#id = options.id;
@@ -142,6 +146,17 @@ export class RaftNode {
     this.#electionMs = (options.electionTicks ?? 10) * this.#tickMs;
     this.#rpcTimeoutMs = options.rpcTimeoutMs ?? this.#electionMs;
     this.#appliedIndex = appliedIndex;
+    const source = options.snapshotSource;
+    if (source === undefined) return;
+    const live = () => !this.#stopped;
+    this.#streamer = new SnapshotStreamer(streamHost(this.#id, source, {
+      chunkBytes: options.snapshotChunkBytes,
+      core,
+      live,
+      call: (m) => this.#call(m),
+      kick: () => this.#kick(),
+      step: (m) => this.#step(m),
+    }));
   }
 
   /**
@@ -161,20 +176,23 @@ export class RaftNode {
       };
       await options.storage.save({ snapshot, entries: [], resetLog: false });
     }
+    const applied = checkApplied(options.applied, { snapshot, entries: stored.entries });
     const core = new RaftCore(options.id, {
       hardState: stored.hardState,
       snapshot,
       entries: stored.entries,
+      applied,
     }, {
       ...options,
       heartbeatTicks: options.heartbeatTicks ?? 2,
       random: options.random ?? defaultRandom("RaftNode"),
     });
-    const node = new RaftNode(options, core, snapshot.meta.index);
+    const node = new RaftNode(options, core, Math.max(applied, snapshot.meta.index));
     node.#hardState = stored.hardState;
     node.#savedHardState = stored.hardState;
     node.#durableSnapshotIndex = snapshot.meta.index;
-    if (snapshot.meta.index > 0) {
+    // A service whose state is durable through the snapshot has it already.
+    if (snapshot.meta.index > applied) {
       node.#applied.push({
         type: "snapshot",
         index: snapshot.meta.index,
@@ -255,7 +273,7 @@ export class RaftNode {
   propose(command: unknown): Promise<{ index: number; term: number }> {
     this.#checkRunning();
     const result = this.#core.propose(command);
-    if ("reason" in result) return Promise.reject(this.#refusalError(result));
+    if ("reason" in result) return Promise.reject(refusalError(this.#id, result));
     this.#kick();
     return Promise.resolve(result);
   }
@@ -291,7 +309,7 @@ export class RaftNode {
     this.#checkRunning();
     const context = ++this.#readSeq;
     const refusal = this.#core.readIndex(context);
-    if (refusal) return Promise.reject(this.#refusalError(refusal));
+    if (refusal) return Promise.reject(refusalError(this.#id, refusal));
     this.#kick();
     return new Promise((resolve, reject) => this.#reads.set(context, { resolve, reject }));
   }
@@ -351,6 +369,29 @@ export class RaftNode {
   }
 
   /**
+   * For a service whose state is durable through `index` (started with a
+   * `snapshotSource`): the log up to there is dropped, without the state's
+   * bytes; a follower that needs them is streamed the stored state.
+   * Resolves once the compaction is durable.
+   *
+   * @throws {ArgumentsError} when the node has no `snapshotSource`.
+   */
+  compact(index: number): Promise<void> {
+    if (this.#streamer === undefined) {
+      return Promise.reject(
+        new ArgumentsError(
+          "compact() drops the log without a snapshot's bytes: start the node with a " +
+            "snapshotSource (a service whose state is stored), or call snapshot(index, data)",
+        ),
+      );
+    }
+    if (this.#stopped) {
+      return Promise.reject(new RaftStoppedError(this.#id, { cause: this.#failure }));
+    }
+    return this.#compact(index, new Uint8Array());
+  }
+
+  /**
    * Hands leadership to `to` and resolves once it is the leader this node
    * knows of.
    *
@@ -360,7 +401,7 @@ export class RaftNode {
   async transferLeadership(to: NodeId): Promise<void> {
     this.#checkRunning();
     const refusal = this.#core.transferLeadership(to);
-    if (refusal) throw this.#refusalError(refusal);
+    if (refusal) throw refusalError(this.#id, refusal);
     this.#kick();
     const deadline = this.#clock.now() + 2 * this.#electionMs;
     while (this.#core.leader !== to) {
@@ -389,7 +430,7 @@ export class RaftNode {
   async changeMembership(change: MembershipChange): Promise<void> {
     this.#checkRunning();
     const result = this.#core.proposeMembership(change);
-    if ("reason" in result) throw this.#refusalError(result);
+    if ("reason" in result) throw refusalError(this.#id, result);
     this.#kick();
     await this.waitApplied(result.index, result.term);
   }
@@ -442,6 +483,7 @@ export class RaftNode {
     this.#tickTimer?.cancel();
     this.#server.removeService("Raft");
     await this.#flushing?.catch(() => {});
+    await this.#streamer?.stop();
     const err = new RaftStoppedError(this.#id, { cause: this.#failure });
     for (const w of this.#waiters.splice(0)) w.resolve([]);
     for (const r of this.#reads.values()) r.reject(err);
@@ -470,21 +512,6 @@ export class RaftNode {
 
   #checkRunning(): void {
     if (this.#stopped) throw new RaftStoppedError(this.#id, { cause: this.#failure });
-  }
-
-  #refusalError(refusal: Refusal): Error {
-    switch (refusal.reason) {
-      case "not-leader":
-        return new NotLeaderError(this.#id, refusal.leader);
-      case "transferring":
-        return new NotLeaderError(this.#id, refusal.leader, "is handing leadership over");
-      case "membership-pending":
-      case "term-not-committed":
-      case "folder-unheard":
-        return new MembershipBusyError(this.#id, refusal.reason);
-      case "invalid":
-        return new RaftRequestError("invalid", `request refused: ${refusal.detail}`);
-    }
   }
 
   #scheduleTick(): void {
@@ -637,23 +664,37 @@ export class RaftNode {
     for (const m of data) this.#send(m);
   }
 
-  #send(m: Message): void {
+  /** Sends `m` to its peer; resolves with the parsed answers (a malformed one is as good as lost). */
+  #call(m: Message): Promise<Message[]> {
     let end = this.#ends.get(m.to);
     if (end === undefined) {
       end = this.#transport.connect(m.to);
       this.#ends.set(m.to, end);
     }
-    end.call<unknown>("Raft.Step", m, { timeoutMs: this.#rpcTimeoutMs }).then(
+    return end.call<unknown>("Raft.Step", m, { timeoutMs: this.#rpcTimeoutMs }).then((replies) => {
+      const parsed: Message[] = [];
+      for (const reply of Array.isArray(replies) ? replies : []) {
+        try {
+          parsed.push(parseMessage(reply));
+        } catch {
+          continue;
+        }
+      }
+      return parsed;
+    });
+  }
+
+  #send(m: Message): void {
+    // A data-less snapshot is a stored state's compaction: the streamer sends the state itself.
+    if (m.type === "snapshot" && m.size === 0 && m.meta.index > 0 && this.#streamer) {
+      this.#streamer.offer(m);
+      return;
+    }
+    this.#call(m).then(
       (replies) => {
         if (this.#stopped) return;
         let answered = false;
-        for (const reply of Array.isArray(replies) ? replies : []) {
-          let parsed: Message;
-          try {
-            parsed = parseMessage(reply);
-          } catch {
-            continue; // a malformed answer is as good as a lost one
-          }
+        for (const parsed of replies) {
           if (parsed.type === ANSWER[m.type] || parsed.type === "appendResp") answered = true;
           this.#step(parsed);
         }
@@ -729,24 +770,7 @@ export class RaftNode {
     const list = this.#indexWaiters.get(index);
     if (list === undefined) return;
     this.#indexWaiters.delete(index);
-    for (const w of list) {
-      if (w.term === -1 || w.term === term) w.resolve();
-      else if (term === undefined) {
-        w.reject(
-          new RaftRequestError(
-            "compacted",
-            `entry ${index} was compacted into a snapshot before this node saw it; its outcome is unknown here`,
-          ),
-        );
-      } else {
-        w.reject(
-          new RaftRequestError(
-            "overwritten",
-            `entry ${index} was overwritten by a new leader (term ${term}); propose it again`,
-          ),
-        );
-      }
-    }
+    for (const w of list) settleIndexWaiter(w, index, term);
   }
 
   /** A leader that steps down fails its pending reads: they can no longer be confirmed. */
@@ -772,8 +796,4 @@ export class RaftNode {
     this.#logger.log("error", `Raft node ${this.#id} stopped: ${err.message}`, { node: this.#id });
     this.stop();
   }
-}
-
-function sameHardState(a: HardState, b: HardState | undefined): boolean {
-  return b !== undefined && a.term === b.term && a.vote === b.vote && a.commit === b.commit;
 }

@@ -10,6 +10,7 @@ import type { Logger } from "../net/logger.ts";
 import type { Random } from "../net/random.ts";
 import type { CoreOptions } from "./core_options.ts";
 import type { RaftStorage } from "./storage.ts";
+import type { SnapshotSource } from "./snapshot_stream.ts";
 import type { Membership, NodeId, Role } from "./types.ts";
 
 /**
@@ -107,6 +108,19 @@ export interface RaftNodeOptions extends CoreOptions {
   rpcTimeoutMs?: number;
   /** Where the node reports that it stopped on a failure. Default: silent. */
   logger?: Logger;
+  /**
+   * For a service whose state is durable: the log index its stored state
+   * reflects. Committed entries at or below it are not handed out again
+   * after a restart, nor the stored snapshot when it is not beyond it.
+   * Default: nothing is durable but what Raft stores.
+   */
+  applied?: number;
+  /**
+   * For a service whose state is durable: where a leader reads it to send a
+   * follower that needs a snapshot, page by page. It lets the service
+   * compact the log with {@linkcode RaftNode.compact}, without the bytes.
+   */
+  snapshotSource?: SnapshotSource;
 }
 
 /**

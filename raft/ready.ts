@@ -102,4 +102,10 @@ export interface InitialState {
   snapshot?: Snapshot;
   /** The stored entries after the snapshot. */
   entries: Entry[];
+  /**
+   * The index the service's durable state already reflects (a service that
+   * stores its state: see `RaftNodeOptions.applied`): committed entries at or
+   * below it are not handed out again. Default: the snapshot's index.
+   */
+  applied?: number;
 }

@@ -6,6 +6,13 @@
  */
 import type { Snapshot, SnapshotMessage, SnapshotResponse } from "./types.ts";
 
+/**
+ * The `size` of a snapshot chunk that is not the last of a stream whose
+ * total is not known yet (a service's stored state, read page by page):
+ * the last chunk carries the true size, its offset plus its length.
+ */
+export const UNKNOWN_SIZE: number = Number.MAX_SAFE_INTEGER;
+
 /** The fields of a {@linkcode SnapshotResponse} the receiver decides. */
 export type ChunkAnswer = Pick<SnapshotResponse, "index" | "offset" | "done">;
 
@@ -53,6 +60,8 @@ export class SnapshotReceiver {
     }
     inc.chunks.push(m.chunk);
     inc.received += m.chunk.length;
+    // A streamed snapshot's size is known only with its last chunk (see `UNKNOWN_SIZE`).
+    inc.size = m.size;
     if (inc.received < inc.size) {
       return { answer: { index: m.meta.index, offset: inc.received, done: false } };
     }

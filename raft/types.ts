@@ -358,7 +358,7 @@ export interface SnapshotMessage extends MessageBase {
   meta: SnapshotMeta;
   /** Byte offset of this chunk in the snapshot's data. */
   offset: number;
-  /** Total size of the snapshot's data in bytes. */
+  /** Total size of the snapshot's data in bytes (`UNKNOWN_SIZE` before the last chunk of a streamed one). */
   size: number;
   /** The bytes of this chunk. */
   chunk: Uint8Array;

@@ -58,6 +58,23 @@ export * from "./replica.ts";
 export * from "./replica_client.ts";
 export * from "./apply_error.ts";
 export type { StampedWrite, WriteOutcome } from "./exactly_once.ts";
+export { readPages, type StoredMachine, storeSource } from "./stored_machine.ts";
+// The store's types that appear in a stored machine's signatures.
+export type {
+  AppliedPoint,
+  Codec,
+  KvAtomicLike,
+  KvLike,
+  KvListIteratorLike,
+  KvValue,
+  StateBatch,
+  StatePage,
+  StatePagesOptions,
+  StateRow,
+  StateStore,
+  StateStoreOptions,
+  StateView,
+} from "../store/mod.ts";
 export * from "./dedup.ts";
 export * from "./checks.ts";
 export * from "./errors.ts";
@@ -104,4 +121,4 @@ export type {
   Role,
   Snapshot,
 } from "../raft/mod.ts";
-export type { SnapshotMeta } from "../raft/mod.ts";
+export type { SnapshotMeta, SnapshotSource, SnapshotStream } from "../raft/mod.ts";

@@ -21,11 +21,13 @@ import { type Logger, silentLogger } from "../net/logger.ts";
 import { OverloadedError } from "./errors.ts";
 import type { ServiceMethods } from "../net/rpc_server.ts";
 import { type Applied, NotLeaderError, RaftNode, RaftStoppedError } from "../raft/mod.ts";
-import { invariant, RaftInvariantError } from "../raft/invariant.ts";
+import { invariant } from "../raft/invariant.ts";
 import { defaultClock } from "../net/env.ts";
 import { ApplyError } from "./apply_error.ts";
 import { ExactlyOnce, parseStampedWrite, type WriteOutcome } from "./exactly_once.ts";
 import { encodeSnapshot } from "./replica_snapshot.ts";
+import * as stored from "./stored_machine.ts";
+import { applyEntry } from "./replica_apply.ts";
 import {
   APPLY_SLICE,
   DEFAULT_MAX_PENDING_WRITE_BYTES,
@@ -148,7 +150,9 @@ export class Replica<R> {
   readonly #logger: Logger;
   /** The dedup table and its log and snapshot formats; undefined with `exactlyOnce: false`. */
   readonly #once: ExactlyOnce<R> | undefined;
-  #appliedIndex = 0;
+  /** Applies through the store, for a machine whose state is stored. */
+  readonly #stored: stored.StoredApplier<R> | undefined;
+  #appliedIndex: number;
   #writes = new Map<number, PendingWrite<R>[]>();
   /** The term of the last item applied (see `#dropStaleWrites`). */
   #appliedTerm = 0;
@@ -180,16 +184,22 @@ export class Replica<R> {
 
   private constructor(
     raft: RaftNode,
-    machine: ReplicaMachine<R>,
+    machine: ReplicaMachine<R> | stored.StoredMachine<R>,
     options: ReplicaOptions & { service?: ReplicaService<R> },
   ) {
     this.#raft = raft;
-    this.#machine = machine;
+    const isStored = stored.isStoredMachine(machine);
+    this.#machine = isStored ? stored.storedFacade(machine) : machine;
     this.#options = options;
     this.#service = options.service?.name;
     this.#clock = options.clock ?? defaultClock("Replica");
     this.#logger = options.logger ?? silentLogger;
     this.#once = options.exactlyOnce === false ? undefined : new ExactlyOnce<R>();
+    const report = { logger: this.#logger, node: raft.id };
+    this.#stored = isStored
+      ? new stored.StoredApplier(machine, { once: this.#once, ...report })
+      : undefined;
+    this.#appliedIndex = this.#stored?.durableIndex ?? 0;
     this.#timeoutMs = options.requestTimeoutMs ??
       2 * (options.electionTicks ?? 10) * (options.tickMs ?? 50);
     this.#snapshotAt = firstSnapshotAt(options, options.storage.snapshotSize());
@@ -283,10 +293,12 @@ export class Replica<R> {
    * ```
    */
   static async start<R>(
-    machine: ReplicaMachine<R>,
+    machine: ReplicaMachine<R> | stored.StoredMachine<R>,
     options: ReplicaOptions & { service?: ReplicaService<R> },
   ): Promise<Replica<R>> {
-    const raft = await RaftNode.start(options);
+    const raft = await RaftNode.start(
+      stored.isStoredMachine(machine) ? stored.raftOptions(machine, options) : options,
+    );
     const replica = new Replica(raft, machine, options);
     if (options.service) {
       options.server.addService(options.service.name, options.service.methods(replica));
@@ -636,7 +648,11 @@ export class Replica<R> {
     try {
       let run = 0;
       for await (const item of this.#raft.applied()) {
-        this.#applyOne(item);
+        if (this.#stored === undefined) this.#applyOne(item);
+        else {
+          const last = this.#raft.appliedBacklog === 0;
+          await this.#stored.take(item, { last, done: (it, outcome) => this.#settle(it, outcome) });
+        }
         for (const listener of this.#listeners) listener();
         // A backlog comes out of the stream without a turn of the event loop in between: a follower
         // catching up on thousands of entries went deaf for seconds (issue 16).
@@ -664,8 +680,19 @@ export class Replica<R> {
   }
 
   #applyOne(item: Applied): void {
+    const once = this.#once;
+    if (item.type === "snapshot") this.#machine.restore(once ? once.restore(item.data) : item.data);
+    const at = { once, logger: this.#logger, node: this.#raft.id, index: item.index };
+    const command = item.type === "command" ? item.command : undefined;
+    this.#settle(
+      item,
+      item.type === "command" ? applyEntry(this.#machine, command, at) : undefined,
+    );
+  }
+
+  /** What follows applying `item` (its `outcome`, for a command): answers, reads, a snapshot. */
+  #settle(item: Applied, outcome: WriteOutcome<R> | undefined): void {
     if (item.type === "snapshot") {
-      this.#machine.restore(this.#once ? this.#once.restore(item.data) : item.data);
       this.#appliedIndex = item.index;
       this.#counts.installs++;
       // The leader's snapshot replaced the log: snapshotting again a whole
@@ -685,9 +712,8 @@ export class Replica<R> {
       // A proposal at this index lost it to a new leader's own entry.
       this.#settleWrites(item.index, null);
     } else {
-      const outcome = this.#applyEntry(item.command, item.index);
       this.#appliedIndex = item.index;
-      this.#settleWrites(item.index, { term: item.term, outcome });
+      this.#settleWrites(item.index, { term: item.term, outcome: outcome! });
     }
     if (item.term > this.#appliedTerm) {
       this.#appliedTerm = item.term;
@@ -695,30 +721,6 @@ export class Replica<R> {
     }
     this.#wakeReads();
     this.#maybeSnapshot();
-  }
-
-  /**
-   * Applies a committed entry: once per session and number when it is an exactly-once write. A
-   * deterministic exception in the machine's `apply` is the write's answer on every replica
-   * alike, never a halt: the entry stays in the log, so halting here would halt every replica
-   * that reaches it. A broken invariant still stops the replica.
-   */
-  #applyEntry(entry: unknown, index: number): WriteOutcome<R> {
-    const run = (command: unknown): WriteOutcome<R> => {
-      try {
-        return { result: this.#machine.apply(command) };
-      } catch (err) {
-        if (err instanceof RaftInvariantError) throw err;
-        const message = err instanceof Error ? err.message : String(err);
-        this.#logger.log("warn", "apply threw; the write is answered with the error", {
-          node: this.#raft.id,
-          index,
-          error: message,
-        });
-        return { error: "apply", message };
-      }
-    };
-    return this.#once?.isEntry(entry) ? this.#once.apply(entry, run) : run(entry);
   }
 
   /** The outcome of a write whose index a snapshot covered, if the state knows it; else null. */
@@ -773,11 +775,12 @@ export class Replica<R> {
     this.#snapshotting = true;
     this.#counts.snapshots++;
     const index = this.#appliedIndex;
-    encodeSnapshot(this.#machine, { once: this.#once, clock: this.#clock })
-      .then(async (bytes) => {
-        await this.#raft.snapshot(index, bytes);
-        this.#snapshotAt = snapshotThreshold(options, bytes.byteLength);
-      })
+    // A stored state is durable through its applied index: the log is dropped, nothing encoded.
+    (this.#stored ? this.#raft.compact(this.#stored.durableIndex).then(() => 0) : encodeSnapshot(
+      this.#machine,
+      { once: this.#once, clock: this.#clock },
+    ).then(async (bytes) => (await this.#raft.snapshot(index, bytes), bytes.byteLength)))
+      .then((bytes) => void (this.#snapshotAt = snapshotThreshold(options, bytes)))
       // Stopped: the next start snapshots if needed. Failed (a state over the codec's limit): tried
       // a threshold of log later; at once, it was encoded again without end (issue 16).
       .catch((err) => {

@@ -103,6 +103,8 @@ export type {
   Role,
   Snapshot,
   SnapshotMeta,
+  SnapshotSource,
+  SnapshotStream,
   StorageBatch,
   StoredState,
 } from "../raft/mod.ts";

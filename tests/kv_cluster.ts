@@ -25,6 +25,7 @@ import {
 import { type ClientEnd, delay, type Random, type Simulation } from "../net/mod.ts";
 import type { Membership, SimStorage, StorageDamage } from "../raft/mod.ts";
 import { NodeClock } from "./node_clock.ts";
+import { StateStore } from "../store/mod.ts";
 import { ReplicaCluster } from "./replica_cluster.ts";
 import type { SimWiring } from "./sim_wiring.ts";
 
@@ -51,6 +52,8 @@ export interface KvClusterOptions {
    * others start with no membership and join when a leader adds them.
    */
   initialVoters?: number;
+  /** Keep each server's state in a store on its folder's `SimKv` (issue 19), not in memory. */
+  storedState?: boolean;
 }
 
 /** How long a leader's `Member` change may wait (for a busy leader, then for its commit). */
@@ -126,6 +129,7 @@ export class KvCluster {
         const ledger = context.observer;
         const kv = await KvServer.start({
           ...context,
+          ...(options.storedState ? { stateStore: await StateStore.open(context.stateKv) } : {}),
           clock,
           // The group's ledger, and the test's hook on new leaders.
           observer: {

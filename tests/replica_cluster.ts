@@ -21,6 +21,7 @@ import {
 } from "../raft/mod.ts";
 import { type AppliedOptions, IdentityBook } from "../rsm/mod.ts";
 import { SimWiring } from "./sim_wiring.ts";
+import { SimKv } from "../store/mod.ts";
 
 /** What a started server must offer the harness. */
 export interface GroupServer {
@@ -48,6 +49,12 @@ export interface ServerContext {
   incarnation?: string;
   /** Whether the folder joined rather than founded the cluster (the Raft node's `joined`). */
   joined?: boolean;
+  /**
+   * The folder's database for a service that stores its state (a `SimKv`
+   * on the simulation's clock): crashed with the server, its commits in
+   * flight lost but a random prefix, and emptied with its storage.
+   */
+  stateKv: SimKv;
 }
 
 /** Servers `prefix0`... `prefix{n-1}` started by `start`. */
@@ -62,6 +69,8 @@ export class ReplicaCluster<S extends GroupServer> {
   readonly #servers: {
     running?: S;
     storage: SimStorage;
+    /** Its state's database (see `ServerContext.stateKv`). */
+    stateKv: SimKv;
     /** Damage done to its storage, which its next start must find. */
     damaged?: StorageDamage;
     /** Why it refused to start from its damaged storage: it stays down for good. */
@@ -118,6 +127,7 @@ export class ReplicaCluster<S extends GroupServer> {
       const joins = i >= this.#initialVoters;
       return {
         storage: this.#emptyStorage(i),
+        stateKv: new SimKv({ clock: sim.clock }),
         joins,
         incarnation: 0,
         book: this.#newBook(i, 0, joins),
@@ -266,6 +276,7 @@ export class ReplicaCluster<S extends GroupServer> {
     await this.shutdownServer(i);
     const s = this.#servers[i];
     s.storage = this.#emptyStorage(i);
+    s.stateKv = new SimKv({ clock: this.sim.clock });
     s.damaged = undefined;
     s.failed = undefined;
     s.joins = true;
@@ -292,6 +303,7 @@ export class ReplicaCluster<S extends GroupServer> {
         transport: this.wiring.serverTransport(i),
         server,
         storage: s.storage,
+        stateKv: s.stateKv,
         clock: this.sim.clock,
         random: this.random.fork(),
         observer: this.ledger,
@@ -326,6 +338,11 @@ export class ReplicaCluster<S extends GroupServer> {
     s.running = undefined;
     if (running) {
       s.storage = s.storage.crash();
+      // The state's database crashes with it. Randomness is drawn only when a
+      // commit is in flight, so services that store nothing there run as before.
+      const inFlight = s.stateKv.pendingCommits;
+      s.stateKv.crash({ keep: inFlight > 0 ? this.random.int(inFlight + 1) : 0 });
+      s.stateKv = s.stateKv.reopen();
       await running.stop();
     }
     if (damage) {

@@ -1,0 +1,187 @@
+/**
+ * Small pieces of `RaftNode` kept apart (node.ts is at its length limit):
+ * the errors its refusals become, the check of a stored service's applied
+ * index at start, and the host its snapshot streamer runs on.
+ *
+ * @module
+ */
+import { ArgumentsError } from "../net/errors.ts";
+import type { RaftCore } from "./core.ts";
+import { MembershipBusyError, NotLeaderError, RaftRequestError, type Refusal } from "./errors.ts";
+import type { SnapshotSource, StreamHost } from "./snapshot_stream.ts";
+import { StorageLossError } from "./storage_errors.ts";
+import type { Entry, HardState, Message, NodeId, Snapshot, SnapshotMessage } from "./types.ts";
+
+/**
+ * The error a refusal of the core becomes for the caller.
+ *
+ * @example
+ * ```ts
+ * import { refusalError } from "./node_helpers.ts";
+ *
+ * refusalError("a", { reason: "not-leader", leader: "b" }).name; // "NotLeaderError"
+ * ```
+ */
+export function refusalError(id: NodeId, refusal: Refusal): Error {
+  switch (refusal.reason) {
+    case "not-leader":
+      return new NotLeaderError(id, refusal.leader);
+    case "transferring":
+      return new NotLeaderError(id, refusal.leader, "is handing leadership over");
+    case "membership-pending":
+    case "term-not-committed":
+    case "folder-unheard":
+      return new MembershipBusyError(id, refusal.reason);
+    case "invalid":
+      return new RaftRequestError("invalid", `request refused: ${refusal.detail}`);
+  }
+}
+
+/**
+ * The index a service's durable state reflects (`RaftNodeOptions.applied`),
+ * checked against what Raft stored: the service applied only entries Raft
+ * had made durable, and Raft compacts a stored state's log (a data-less
+ * snapshot) only through what the state had made durable. A state beyond
+ * the stored log, or behind such a compaction, means one of the two lost
+ * what it had made durable.
+ *
+ * @example
+ * ```ts
+ * import { checkApplied } from "./node_helpers.ts";
+ *
+ * const meta = { index: 4, term: 1, membership: { voters: ["a"], learners: [] } };
+ * checkApplied(4, { snapshot: { meta, data: new Uint8Array() }, entries: [] }); // 4
+ * ```
+ */
+export function checkApplied(
+  applied: number | undefined,
+  stored: { snapshot: Snapshot; entries: Entry[] },
+): number {
+  if (applied === undefined) return 0;
+  if (!Number.isSafeInteger(applied) || applied < 0) {
+    throw new ArgumentsError(`applied must be a non-negative integer, not ${applied}`);
+  }
+  const { snapshot, entries } = stored;
+  const lastIndex = entries.at(-1)?.index ?? snapshot.meta.index;
+  if (snapshot.meta.index > applied && snapshot.data.length === 0) {
+    throw new StorageLossError(
+      `of node state (the service's)`,
+      `the service's stored state reflects the log up to ${applied}, but the log was compacted ` +
+        `through ${snapshot.meta.index} on the word that the state was durable that far`,
+    );
+  }
+  if (applied > lastIndex) {
+    throw new StorageLossError(
+      `of node log`,
+      `the service's stored state reflects the log up to ${applied}, but the stored log ends at ` +
+        `${lastIndex}: the service applied only entries the log had made durable`,
+    );
+  }
+  return applied;
+}
+
+/**
+ * Whether two hard states are the same (`b` undefined: nothing saved yet).
+ *
+ * @example
+ * ```ts
+ * import { sameHardState } from "./node_helpers.ts";
+ *
+ * sameHardState({ term: 1, vote: null, commit: 0 }, undefined); // false
+ * ```
+ */
+export function sameHardState(a: HardState, b: HardState | undefined): boolean {
+  return b !== undefined && a.term === b.term && a.vote === b.vote && a.commit === b.commit;
+}
+
+/** What {@linkcode streamHost} needs of the node beside its id and source. */
+export interface StreamHostParts {
+  /** The largest chunk (`snapshotChunkBytes`); default 512 KiB. */
+  chunkBytes: number | undefined;
+  /** The node's core. */
+  core: RaftCore;
+  /** Whether the node still runs. */
+  live(): boolean;
+  /** Sends a message and resolves with its parsed answers. */
+  call(m: Message): Promise<Message[]>;
+  /** Steps a message into the core. */
+  step(m: Message): void;
+  /** Has the node take what the core has ready. */
+  kick(): void;
+}
+
+/**
+ * The host a node's snapshot streamer runs on: it reads metas from the
+ * core while the node leads in the stream's term, and hands the core the
+ * answers it must see.
+ *
+ * @example
+ * ```ts ignore
+ * const streamer = new SnapshotStreamer(streamHost("a", source, parts));
+ * ```
+ */
+export function streamHost(id: NodeId, source: SnapshotSource, parts: StreamHostParts): StreamHost {
+  const { core, live } = parts;
+  return {
+    id,
+    source,
+    chunkBytes: parts.chunkBytes ?? 512 * 1024,
+    // Undefined too for a state outside the log's reach: a snapshot this node received and has
+    // not handed its service yet is beyond it (the stream is tried again later).
+    meta: (index, term) =>
+      live() && core.role === "leader" && core.term === term &&
+        index >= core.snapshotIndex && index <= core.appliedIndex
+        ? core.snapshotMeta(index)
+        : undefined,
+    call: (m: SnapshotMessage) => parts.call(m).catch(() => []),
+    step: (m) => {
+      if (!live()) return;
+      parts.step(m);
+      parts.kick();
+    },
+    failed: (peer) => {
+      if (!live()) return;
+      core.reportUnreachable(peer, "snapshot");
+      parts.kick();
+    },
+  };
+}
+
+/** Someone waiting for the entry at an index (`RaftNode.waitApplied`); term -1: any entry. */
+export interface IndexWaiter {
+  /** The term the entry must have, or -1. */
+  term: number;
+  /** Called when the entry is applied. */
+  resolve: () => void;
+  /** Called when another entry took the index, or a snapshot covered it unseen. */
+  reject: (err: Error) => void;
+}
+
+/**
+ * Settles a waiter for `index`; `term` undefined means the outcome is covered by a snapshot.
+ *
+ * @example
+ * ```ts
+ * import { settleIndexWaiter } from "./node_helpers.ts";
+ *
+ * settleIndexWaiter({ term: 2, resolve: () => {}, reject: (e) => console.log(e.message) }, 5, 3);
+ * ```
+ */
+export function settleIndexWaiter(w: IndexWaiter, index: number, term: number | undefined): void {
+  if (w.term === -1 || w.term === term) w.resolve();
+  else if (term === undefined) {
+    w.reject(
+      new RaftRequestError(
+        "compacted",
+        `entry ${index} was compacted into a snapshot before this node saw it; its outcome is unknown here`,
+      ),
+    );
+  } else {
+    w.reject(
+      new RaftRequestError(
+        "overwritten",
+        `entry ${index} was overwritten by a new leader (term ${term}); propose it again`,
+      ),
+    );
+  }
+}

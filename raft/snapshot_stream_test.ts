@@ -1,0 +1,324 @@
+import assert from "node:assert/strict";
+import { delay } from "../net/async.ts";
+import type { Clock } from "../net/clock.ts";
+import { ArgumentsError } from "../net/errors.ts";
+import { simulate } from "../net/sim/simulate.ts";
+import type { SimNetwork } from "../net/sim/network.ts";
+import { RpcServer } from "../net/rpc_server.ts";
+import type { Random } from "../net/random.ts";
+import { RaftNode } from "./node.ts";
+import type { Applied, RaftTransport } from "./node_options.ts";
+import type { SnapshotSource } from "./snapshot_stream.ts";
+import { MemoryStorage } from "./storage.ts";
+import { StorageLossError } from "./storage_errors.ts";
+import type { Message } from "./types.ts";
+
+/**
+ * A toy service whose state (the commands applied, in order) counts as
+ * durable: what a stored state machine is to Raft. It streams its state as
+ * JSON cut into pages of `pageBytes`.
+ */
+class StoredList {
+  items: string[] = [];
+  applied = 0;
+  /** Every item the node handed out, in order. */
+  seen: Applied[] = [];
+  opened = 0;
+  closed = 0;
+
+  constructor(readonly pageBytes = 10) {}
+
+  consume(node: RaftNode): Promise<void> {
+    return (async () => {
+      for await (const item of node.applied()) {
+        this.seen.push(item);
+        if (item.type === "snapshot") {
+          this.items = JSON.parse(new TextDecoder().decode(item.data));
+        } else if (item.type === "command") this.items.push(item.command as string);
+        this.applied = item.index;
+      }
+    })();
+  }
+
+  source(): SnapshotSource {
+    return {
+      open: () => {
+        this.opened++;
+        const bytes = new TextEncoder().encode(JSON.stringify(this.items));
+        const pageBytes = this.pageBytes;
+        return Promise.resolve({
+          index: this.applied,
+          async *pages() {
+            for (let at = 0; at < bytes.length; at += pageBytes) {
+              yield bytes.slice(at, at + pageBytes);
+            }
+          },
+          close: () => void this.closed++,
+        });
+      },
+    };
+  }
+}
+
+/** Counts the snapshot chunks sent over a transport, and the most in flight at once to one peer. */
+function countingTransport(inner: RaftTransport, counts: { chunks: number; maxInflight: number }) {
+  let inflight = 0;
+  return {
+    connect(peer: string) {
+      const end = inner.connect(peer);
+      return {
+        async call<T>(method: string, args?: unknown, options?: { timeoutMs?: number }) {
+          const isChunk = (args as Message).type === "snapshot";
+          if (isChunk) {
+            counts.chunks++;
+            counts.maxInflight = Math.max(counts.maxInflight, ++inflight);
+          }
+          try {
+            return await end.call<T>(method, args, options);
+          } finally {
+            if (isChunk) inflight--;
+          }
+        },
+      };
+    },
+  };
+}
+
+/** Fails the `nth` snapshot chunk sent over a transport (as a lost connection would). */
+function failingTransport(inner: RaftTransport, nth: number): RaftTransport {
+  let chunks = 0;
+  return {
+    connect(peer: string) {
+      const end = inner.connect(peer);
+      return {
+        call<T>(method: string, args?: unknown, options?: { timeoutMs?: number }) {
+          if ((args as Message).type === "snapshot" && ++chunks === nth) {
+            return Promise.reject(new Error("connection lost"));
+          }
+          return end.call<T>(method, args, options);
+        },
+      };
+    },
+  };
+}
+
+interface Member {
+  node: RaftNode;
+  service: StoredList;
+  storage: MemoryStorage;
+  done: Promise<void>;
+}
+
+async function startMember(
+  id: string,
+  sim: { net: SimNetwork; clock: Clock; random: Random },
+  options: {
+    storage?: MemoryStorage;
+    service?: StoredList;
+    transport?: RaftTransport;
+    snapshotChunkBytes?: number;
+  } = {},
+): Promise<Member> {
+  const server = new RpcServer();
+  sim.net.addServer(id, server);
+  const storage = options.storage ?? new MemoryStorage();
+  const service = options.service ?? new StoredList();
+  const node = await RaftNode.start({
+    id,
+    peers: ["a", "b", "c"],
+    server,
+    transport: options.transport ?? sim.net.transportFor(id),
+    storage,
+    clock: sim.clock,
+    random: sim.random.fork(),
+    applied: service.applied,
+    snapshotSource: service.source(),
+    snapshotChunkBytes: options.snapshotChunkBytes,
+  });
+  return { node, service, storage, done: service.consume(node) };
+}
+
+async function leaderOf(members: Member[], clock: Clock): Promise<Member> {
+  while (true) {
+    const leader = members.find((m) => m.node.status().role === "leader");
+    if (leader) return leader;
+    await delay(20, { clock });
+  }
+}
+
+async function commit(leader: RaftNode, command: string): Promise<number> {
+  const { index, term } = await leader.propose(command);
+  await leader.waitApplied(index, term);
+  return index;
+}
+
+Deno.test("stored snapshots: a node compacts without bytes and streams its state to a follower, one chunk at a time", async () => {
+  await simulate(async (sim) => {
+    const { net, clock } = sim;
+    const counts = { chunks: 0, maxInflight: 0 };
+    const a = await startMember("a", sim, {
+      transport: countingTransport(net.transportFor("a"), counts),
+      snapshotChunkBytes: 4,
+    });
+    const b = await startMember("b", sim, {
+      transport: countingTransport(net.transportFor("b"), counts),
+      snapshotChunkBytes: 4,
+    });
+    const leader = await leaderOf([a, b], clock);
+    let last = 0;
+    for (let i = 1; i <= 20; i++) last = await commit(leader.node, `v${i}`);
+    while (a.service.applied < last || b.service.applied < last) await delay(10, { clock });
+    // Both states count as durable through `last`: the logs are dropped, no bytes handed over.
+    await Promise.all([a.node.compact(last), b.node.compact(last)]);
+    assert.equal(leader.node.status().snapshotIndex, last);
+    assert.equal(leader.storage.snapshotSize(), 0);
+
+    // c starts empty: the leader has no entries for it, so it streams its stored state.
+    const c = await startMember("c", sim);
+    const after = await commit(leader.node, "after");
+    while (c.service.applied < after) await delay(10, { clock });
+    assert.deepEqual(c.service.items, [...leader.service.items]);
+    const snapshots = c.service.seen.filter((s) => s.type === "snapshot");
+    assert.equal(snapshots.length, 1, "c got the state once, as one snapshot");
+    assert.ok(snapshots[0].index >= last);
+    const size = JSON.stringify(a.service.items.slice(0, 20)).length;
+    assert.ok(counts.chunks >= Math.ceil(size / 4), `${counts.chunks} chunks for ${size} bytes`);
+    assert.equal(counts.maxInflight, 1, "one chunk in flight at a time");
+    assert.equal(
+      leader.service.opened,
+      leader.service.closed,
+      "every read of the state was closed",
+    );
+    await Promise.all([a, b, c].map((m) => m.node.stop()));
+    await Promise.all([a, b, c].map((m) => m.done));
+  }, { seed: 19, limitMs: 600_000 });
+});
+
+Deno.test("stored snapshots: a restarted node resumes after the service's durable applied index", async () => {
+  await simulate(async (sim) => {
+    const { clock } = sim;
+    const members = await Promise.all(["a", "b", "c"].map((id) => startMember(id, sim)));
+    let leader = await leaderOf(members, clock);
+    let last = 0;
+    for (let i = 1; i <= 10; i++) last = await commit(leader.node, `v${i}`);
+    const follower = members.find((m) => m !== leader)!;
+    while (follower.service.applied < last) await delay(10, { clock });
+    // The follower's state is durable through `last`; it crashes and restarts from it.
+    sim.net.deleteServer(follower.node.id);
+    await follower.node.stop();
+    await follower.done;
+    const service = new StoredList();
+    service.items = [...follower.service.items];
+    service.applied = follower.service.applied;
+    const restarted = await startMember(follower.node.id, sim, {
+      storage: follower.storage.copy(),
+      service,
+    });
+    members[members.indexOf(follower)] = restarted;
+    leader = await leaderOf(members, clock);
+    const next = await commit(leader.node, "next");
+    while (restarted.service.applied < next) await delay(10, { clock });
+    assert.ok(
+      restarted.service.seen.every((s) => s.index > last),
+      `handed out again: ${
+        restarted.service.seen.filter((s) => s.index <= last).map((s) => s.index)
+      }`,
+    );
+    assert.deepEqual(restarted.service.items, [...leader.service.items]);
+    assert.equal(restarted.node.status().appliedIndex, restarted.service.applied);
+    await Promise.all(members.map((m) => m.node.stop()));
+    await Promise.all(members.map((m) => m.done));
+  }, { seed: 7, limitMs: 600_000 });
+});
+
+Deno.test("stored snapshots: a data-less snapshot beyond the service's state is a loss, not a start", async () => {
+  const storage = new MemoryStorage();
+  const meta = { index: 9, term: 2, membership: { voters: ["a"], learners: [] } };
+  await storage.save({ snapshot: { meta, data: new Uint8Array() }, entries: [], resetLog: true });
+  const options = {
+    id: "a",
+    peers: ["a"],
+    transport: { connect: () => ({ call: () => Promise.reject(new Error("alone")) }) },
+    server: { addService: () => {}, removeService: () => {} },
+    storage,
+    clock: { now: () => 0, setTimer: () => ({ cancel() {} }) },
+  };
+  await assert.rejects(
+    RaftNode.start({ ...options, applied: 4 }),
+    (err: Error) => err instanceof StorageLossError && /up to 4.*through 9/s.test(err.message),
+  );
+});
+
+Deno.test("stored snapshots: a service's state beyond the stored log is a loss, not a start", async () => {
+  const storage = new MemoryStorage();
+  const meta = { index: 0, term: 0, membership: { voters: ["a"], learners: [] } };
+  await storage.save({
+    hardState: { term: 1, vote: "a", commit: 2 },
+    snapshot: { meta, data: new Uint8Array() },
+    entries: [1, 2].map((index) => ({ index, term: 1, kind: "command" as const, command: index })),
+    resetLog: false,
+  });
+  await assert.rejects(
+    RaftNode.start({
+      id: "a",
+      peers: ["a"],
+      transport: { connect: () => ({ call: () => Promise.reject(new Error("alone")) }) },
+      server: { addService: () => {}, removeService: () => {} },
+      storage,
+      clock: { now: () => 0, setTimer: () => ({ cancel() {} }) },
+      applied: 5,
+    }),
+    (err: Error) => err instanceof StorageLossError && /up to 5.*ends at 2/s.test(err.message),
+  );
+});
+
+Deno.test("stored snapshots: compact() without a snapshot source is refused", async () => {
+  await simulate(async ({ clock, random }) => {
+    const node = await RaftNode.start({
+      id: "a",
+      peers: ["a"],
+      transport: { connect: () => ({ call: () => Promise.reject(new Error("alone")) }) },
+      server: new RpcServer(),
+      storage: new MemoryStorage(),
+      clock,
+      random: random.fork(),
+    });
+    await assert.rejects(node.compact(0), ArgumentsError);
+    await node.stop();
+  }, { seed: 1 });
+});
+
+Deno.test("stored snapshots: a stream cut midway starts again from a new read, and every read is closed", async () => {
+  await simulate(async (sim) => {
+    const { net, clock } = sim;
+    // Each of a and b may lead: each loses its third chunk once.
+    const a = await startMember("a", sim, {
+      transport: failingTransport(net.transportFor("a"), 3),
+      snapshotChunkBytes: 8,
+    });
+    const b = await startMember("b", sim, {
+      transport: failingTransport(net.transportFor("b"), 3),
+      snapshotChunkBytes: 8,
+    });
+    const leader = await leaderOf([a, b], clock);
+    let last = 0;
+    for (let i = 1; i <= 10; i++) last = await commit(leader.node, `v${i}`);
+    while (a.service.applied < last || b.service.applied < last) await delay(10, { clock });
+    await Promise.all([a.node.compact(last), b.node.compact(last)]);
+    const c = await startMember("c", sim);
+    const after = await commit(leader.node, "after");
+    while (c.service.applied < after) await delay(10, { clock });
+    assert.deepEqual(c.service.items, leader.service.items);
+    assert.ok(
+      leader.service.opened >= 2,
+      `${leader.service.opened} reads: the cut one was not retried`,
+    );
+    assert.equal(
+      leader.service.opened,
+      leader.service.closed,
+      "every read of the state was closed",
+    );
+    await Promise.all([a, b, c].map((m) => m.node.stop()));
+    await Promise.all([a, b, c].map((m) => m.done));
+  }, { seed: 23, limitMs: 600_000 });
+});

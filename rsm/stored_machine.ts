@@ -1,0 +1,365 @@
+/**
+ * A replicated service whose state lives in a {@linkcode StateStore}
+ * (issue 19, "the state lives on disk"): the service applies each entry
+ * against a state batch, and the replica commits a run of entries with the
+ * applied index they reach, in one go. A restart resumes after the stored
+ * applied index; compacting the log encodes nothing (the state is already
+ * durable); a follower that needs a snapshot is streamed a point-in-time
+ * view of the store, and installs it into a fresh generation switched to by
+ * one commit.
+ *
+ * @module
+ */
+import { type Codec, defaultCodec } from "../net/codec.ts";
+import { ArgumentsError } from "../net/errors.ts";
+import type { Logger } from "../net/logger.ts";
+import type { Applied, RaftNodeOptions, SnapshotSource } from "../raft/mod.ts";
+import { invariant, RaftInvariantError } from "../raft/invariant.ts";
+import { StateInvariantError } from "../store/errors.ts";
+import type { StateBatch } from "../store/state_batch.ts";
+import type { StateStore } from "../store/state_store.ts";
+import type { StatePage } from "../store/state_view.ts";
+import { DedupTable, digestBytes } from "./dedup.ts";
+import type { ExactlyOnce, WriteOutcome } from "./exactly_once.ts";
+import type { ReplicaMachine } from "./replica_types.ts";
+
+/**
+ * A state machine whose state is stored: what a service implements to keep
+ * its state in a {@linkcode StateStore} instead of in memory.
+ *
+ * @typeParam R What `apply` returns: a write's result.
+ *
+ * @example A counter per key, stored
+ * ```ts
+ * import type { StoredMachine } from "@distkit/distkit/rsm";
+ * import type { StateBatch, StateStore } from "@distkit/distkit/store";
+ *
+ * class Counters implements StoredMachine<number> {
+ *   constructor(readonly store: StateStore) {}
+ *   async apply(command: unknown, state: StateBatch): Promise<number> {
+ *     const key = command as string;
+ *     const n = Number(await state.get(key) ?? "0") + 1;
+ *     state.put(key, String(n));
+ *     return n;
+ *   }
+ * }
+ * ```
+ */
+export interface StoredMachine<R> {
+  /** Where the state lives (opened by the service; the replica commits to it). */
+  readonly store: StateStore;
+  /**
+   * Applies a committed entry: reads and stages writes through `state` (it
+   * sees the writes staged for the entries before), and returns the result
+   * for whoever proposed it. What it staged is stored with the entry's
+   * index, in one commit, or not at all. As with `ReplicaMachine.apply`, a
+   * throw is the write's answer on every replica (what it staged is dropped).
+   */
+  apply(command: unknown, state: StateBatch): Promise<R> | R;
+  /** Optional: refuses a command before it is proposed (see `ReplicaMachine.validate`). */
+  validate?(command: unknown): void;
+  /** Optional: the store's state was replaced by a snapshot from the leader; drop what was cached. */
+  installed?(): void;
+}
+
+/**
+ * Whether `machine` keeps its state in a store.
+ *
+ * @example
+ * ```ts
+ * import { isStoredMachine } from "./stored_machine.ts";
+ *
+ * isStoredMachine({ apply: () => 1, snapshot: () => new Uint8Array(), restore: () => {} }); // false
+ * ```
+ */
+export function isStoredMachine<R>(
+  machine: ReplicaMachine<R> | StoredMachine<R>,
+): machine is StoredMachine<R> {
+  return "store" in machine && typeof machine.store === "object" && machine.store !== null &&
+    !("snapshot" in machine);
+}
+
+/**
+ * The {@linkcode ReplicaMachine} a replica holds for a stored machine: it
+ * validates, and fails loudly if the in-memory paths ever reach it.
+ *
+ * @example
+ * ```ts ignore
+ * const facade = storedFacade(machine); // facade.validate is machine.validate
+ * ```
+ */
+export function storedFacade<R>(machine: StoredMachine<R>): ReplicaMachine<R> {
+  const never = (what: string) => (): never => {
+    invariant(false, `a stored machine has no in-memory ${what}: it goes through its store`);
+    throw new Error("unreachable");
+  };
+  return {
+    apply: never("apply"),
+    snapshot: never("snapshot"),
+    restore: never("restore"),
+    ...(machine.validate ? { validate: (command: unknown) => machine.validate!(command) } : {}),
+  };
+}
+
+/** Bytes of a page's length prefix in a stream of pages. */
+const PREFIX = 4;
+
+/**
+ * Where a leader reads a stored state to send a follower: a view of the
+ * store, each page encoded with `codec` behind a 4-byte length.
+ *
+ * @example
+ * ```ts
+ * import { storeSource } from "./stored_machine.ts";
+ * import { SimKv, StateStore } from "../store/mod.ts";
+ *
+ * const store = await StateStore.open(new SimKv());
+ * const stream = await storeSource(store).open();
+ * stream.index; // 0
+ * stream.close();
+ * ```
+ */
+export function storeSource(store: StateStore, codec: Codec = defaultCodec): SnapshotSource {
+  return {
+    open: async () => {
+      const view = await store.view();
+      return {
+        index: view.point.index,
+        async *pages() {
+          for await (const page of view.pages()) yield frame(codec.encode(page));
+        },
+        close: () => view.close(),
+      };
+    },
+  };
+}
+
+/**
+ * The pages of a stream {@linkcode storeSource} sent, from the bytes the
+ * follower received (their concatenation).
+ *
+ * @throws {ArgumentsError} when the bytes are not such a stream.
+ *
+ * @example
+ * ```ts
+ * import { readPages } from "./stored_machine.ts";
+ *
+ * [...readPages(new Uint8Array())].length; // 0
+ * ```
+ */
+export function* readPages(bytes: Uint8Array, codec: Codec = defaultCodec): Generator<StatePage> {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let at = 0;
+  while (at < bytes.length) {
+    if (at + PREFIX > bytes.length) break;
+    const length = view.getUint32(at);
+    at += PREFIX;
+    if (at + length > bytes.length) break;
+    yield codec.decode(bytes.subarray(at, at + length)) as StatePage;
+    at += length;
+  }
+  if (at !== bytes.length) {
+    throw new ArgumentsError(
+      `a stored state's snapshot ends inside a page (byte ${at} of ${bytes.length}): it is not ` +
+        `a stream of a stored machine's store; every replica of a service must store its state alike`,
+    );
+  }
+}
+
+function frame(page: Uint8Array): Uint8Array {
+  const out = new Uint8Array(PREFIX + page.length);
+  new DataView(out.buffer).setUint32(0, page.length);
+  out.set(page, PREFIX);
+  return out;
+}
+
+/** A session's last write in the store: what `DedupTable` keeps per client. */
+interface SessionRow<R> {
+  seq: number;
+  digest: number;
+  outcome: WriteOutcome<R>;
+}
+
+/** Entries staged in a batch before the applier commits it. */
+const MAX_STAGED = 64;
+
+/**
+ * Applies a replica's committed items to a stored machine: entries staged
+ * in one batch and committed together (when the node has no more ready, or
+ * every {@linkcode MAX_STAGED}), and only then reported done, so that what
+ * the replica answers or reads is stored. Exactly-once writes are checked
+ * against session rows in the store itself (`once/` + client).
+ *
+ * @example
+ * ```ts ignore
+ * const applier = new StoredApplier(machine, { once });
+ * await applier.take(item, { last: true, done: (item, outcome) => settle(item, outcome) });
+ * ```
+ */
+export class StoredApplier<R> {
+  readonly #machine: StoredMachine<R>;
+  readonly #once: ExactlyOnce<R> | undefined;
+  readonly #report: { logger: Logger; node: string };
+  #batch: StateBatch | undefined;
+  #staged: [Applied, WriteOutcome<R> | undefined][] = [];
+
+  /**
+   * Creates the applier.
+   *
+   * @param machine The stored machine.
+   * @param options The replica's exactly-once log format (undefined with `exactlyOnce: false`),
+   * and where an `apply` that threw is reported (the logger, the node's id).
+   */
+  constructor(
+    machine: StoredMachine<R>,
+    options: { once: ExactlyOnce<R> | undefined; logger: Logger; node: string },
+  ) {
+    this.#machine = machine;
+    this.#once = options.once;
+    this.#report = { logger: options.logger, node: options.node };
+  }
+
+  /** The index the stored state reflects (durable). */
+  get durableIndex(): number {
+    return this.#machine.store.applied.index;
+  }
+
+  /**
+   * Takes the next item the Raft node handed out. `done` is called for each
+   * item, in order, once what it changed is committed; `last` says the node
+   * has nothing more ready (commit now).
+   */
+  async take(
+    item: Applied,
+    options: { last: boolean; done: (item: Applied, outcome: WriteOutcome<R> | undefined) => void },
+  ): Promise<void> {
+    // The node resumes after the stored applied index (`RaftNodeOptions.applied`): each entry
+    // once, none skipped (a gap would leave the store saying it reflects entries it lacks).
+    const last = this.#staged.at(-1)?.[0].index ?? this.durableIndex;
+    invariant(
+      item.type === "snapshot" || item.index === last + 1,
+      `entry ${item.index} handed out after ${last}: a stored state takes each entry once, in order`,
+    );
+    if (item.type === "snapshot") {
+      await this.#commit(options.done);
+      if (item.index > this.durableIndex) {
+        await this.#machine.store.install(readPages(item.data));
+        this.#machine.installed?.();
+      }
+      options.done(item, undefined);
+      return;
+    }
+    const batch = this.#batch ??= this.#machine.store.batch();
+    const outcome = item.type === "command"
+      ? await this.#apply(item.command, batch, item.index)
+      : undefined;
+    batch.endEntry({ index: item.index, term: item.term });
+    this.#staged.push([item, outcome]);
+    if (options.last || this.#staged.length >= MAX_STAGED) await this.#commit(options.done);
+  }
+
+  async #commit(done: (item: Applied, outcome: WriteOutcome<R> | undefined) => void) {
+    const batch = this.#batch;
+    if (batch === undefined) return;
+    this.#batch = undefined;
+    await batch.commit();
+    for (const [item, outcome] of this.#staged.splice(0)) done(item, outcome);
+  }
+
+  async #apply(entry: unknown, batch: StateBatch, index: number): Promise<WriteOutcome<R>> {
+    const once = this.#once;
+    if (!once?.isEntry(entry)) return await this.#run(entry, batch, index);
+    const { client, seq, command } = entry;
+    if (client === undefined || seq === undefined) return await this.#run(command, batch, index);
+    const digest = digestBytes(defaultCodec.encode(command ?? null));
+    const row = await batch.session(`once/${client}`) as SessionRow<R> | null | undefined;
+    const table = new DedupTable<WriteOutcome<R>>();
+    if (row) table.record(client, row.seq, row.digest, row.outcome);
+    const verdict = table.check(client, seq, digest);
+    if (verdict.kind === "done") return verdict.result;
+    if (verdict.kind !== "new") {
+      return {
+        error: "conflict",
+        message: `session "${client}" applied another write numbered ${seq} or later`,
+      };
+    }
+    const outcome = await this.#run(command, batch, index);
+    batch.setSession(`once/${client}`, { seq, digest, outcome } satisfies SessionRow<R>);
+    return outcome;
+  }
+
+  /** The machine's apply; a throw is the answer (what it staged for the entry is dropped). */
+  async #run(command: unknown, batch: StateBatch, index: number): Promise<WriteOutcome<R>> {
+    const staged = new Map<string, unknown>();
+    const recording = recordingBatch(batch, staged);
+    try {
+      const result = await this.#machine.apply(command, recording);
+      replay(batch, staged);
+      return { result };
+    } catch (err) {
+      if (err instanceof RaftInvariantError || err instanceof StateInvariantError) throw err;
+      const message = err instanceof Error ? err.message : String(err);
+      const { logger, node } = this.#report;
+      logger.log("warn", "apply threw; the write is answered with the error", {
+        node,
+        index,
+        error: message,
+      });
+      return { error: "apply", message };
+    }
+  }
+}
+
+/** A batch that records the writes of one entry, to stage them only if `apply` does not throw. */
+function recordingBatch(batch: StateBatch, staged: Map<string, unknown>): StateBatch {
+  const DELETED = null;
+  return {
+    put: (key, value) => {
+      if (typeof value !== "string" && !(value instanceof Uint8Array)) {
+        throw new TypeError(`the value of ${key} must be a string or a Uint8Array`);
+      }
+      staged.set(`d${key}`, value);
+    },
+    delete: (key) => void staged.set(`d${key}`, DELETED),
+    setSession: (client, row) => void staged.set(`s${client}`, row),
+    endEntry: () => {
+      throw new Error("a stored machine's apply must not end the entry: the replica does");
+    },
+    get: (key) =>
+      staged.has(`d${key}`)
+        ? Promise.resolve(staged.get(`d${key}`) as string | Uint8Array | null)
+        : batch.get(key),
+    session: (client) =>
+      staged.has(`s${client}`) ? Promise.resolve(staged.get(`s${client}`)) : batch.session(client),
+    commit: () => Promise.reject(new Error("a stored machine's apply must not commit")),
+  };
+}
+
+function replay(batch: StateBatch, staged: Map<string, unknown>): void {
+  for (const [tk, value] of staged) {
+    const key = tk.slice(1);
+    if (tk[0] === "s") batch.setSession(key, value);
+    else if (value === null) batch.delete(key);
+    else batch.put(key, value as string | Uint8Array);
+  }
+}
+
+/**
+ * The Raft node's options for a stored machine: where its state is
+ * (`applied`), and the source a leader streams it from.
+ *
+ * @example
+ * ```ts ignore
+ * const raft = await RaftNode.start(raftOptions(machine, options));
+ * ```
+ */
+export function raftOptions<O extends RaftNodeOptions>(
+  machine: StoredMachine<unknown>,
+  options: O,
+): O {
+  return {
+    ...options,
+    applied: machine.store.applied.index,
+    snapshotSource: storeSource(machine.store),
+  };
+}

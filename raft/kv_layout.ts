@@ -8,14 +8,11 @@
 import type { Codec } from "../net/codec.ts";
 import { crc32 } from "../net/bytes.ts";
 import type { KvLike } from "../store/kv_like.ts";
-import { StorageCorruptionError } from "./storage_errors.ts";
+import { COMMIT_BYTES, COMMIT_MUTATIONS, type Mutation, PART_BYTES } from "../store/kv_limits.ts";
+import { StorageCorruptionError } from "../store/storage_errors.ts";
 import type { Entry, SnapshotMeta } from "./types.ts";
 
-/** Largest value we write: under Deno KV's 64 KiB limit, leaving room for headers. */
-export const PART_BYTES = 60 * 1024;
-/** Per-commit budgets, under Deno KV's limits of 1,000 mutations and 800 KiB. */
-export const COMMIT_MUTATIONS = 900;
-export const COMMIT_BYTES = 700 * 1024;
+export { COMMIT_BYTES, COMMIT_MUTATIONS, type Mutation, PART_BYTES } from "../store/kv_limits.ts";
 /** Parts of one large entry that go in one commit (10 × 60 KiB, under COMMIT_BYTES). */
 export const PARTS_PER_COMMIT = 10;
 /** Entry part 0 header: CRC-32 of the whole encoded entry (4 bytes), then the part count (2 bytes). */
@@ -52,11 +49,6 @@ export interface SnapshotPointer {
   crc: number;
   chunks: number;
 }
-
-/** One write or delete of an atomic commit. */
-export type Mutation =
-  | { type: "set"; key: Deno.KvKey; value: Uint8Array }
-  | { type: "delete"; key: Deno.KvKey };
 
 /** How many parts an entry of `size` stored bytes (header included) takes. */
 export function partCount(size: number): number {

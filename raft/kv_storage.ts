@@ -48,7 +48,7 @@ import {
   PREPARE_CHUNKS_PER_COMMIT,
   type SnapshotPointer,
 } from "./kv_layout.ts";
-import { StorageCorruptionError, StorageLossError } from "./storage_errors.ts";
+import { StorageCorruptionError, StorageLossError } from "../store/storage_errors.ts";
 import type { KvLike } from "../store/kv_like.ts";
 import type { RaftStorage, StorageBatch, StoredState } from "./storage.ts";
 import type { Entry, HardState, NodeId } from "./types.ts";

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { DenoKvStorage } from "./kv_storage.ts";
-import { StorageCorruptionError, StorageLossError } from "./storage_errors.ts";
+import { StorageCorruptionError, StorageLossError } from "../store/storage_errors.ts";
 import { HighWaterMark, MarkCorruptionError, SLOT_BYTES } from "./high_water_mark.ts";
 import type { Entry, Snapshot } from "./types.ts";
 

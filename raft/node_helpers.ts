@@ -9,7 +9,7 @@ import { ArgumentsError } from "../net/errors.ts";
 import type { RaftCore } from "./core.ts";
 import { MembershipBusyError, NotLeaderError, RaftRequestError, type Refusal } from "./errors.ts";
 import type { SnapshotSource, StreamHost } from "./snapshot_stream.ts";
-import { StorageLossError } from "./storage_errors.ts";
+import { StorageLossError } from "../store/storage_errors.ts";
 import type { Entry, HardState, Message, NodeId, Snapshot, SnapshotMessage } from "./types.ts";
 
 /**

@@ -22,7 +22,7 @@ import { type Codec, defaultCodec } from "../net/codec.ts";
 import type { Random } from "../net/random.ts";
 import { crc32 } from "../net/bytes.ts";
 import { EMPTY_FLOOR, type Floor } from "./high_water_mark.ts";
-import { StorageCorruptionError, StorageLossError } from "./storage_errors.ts";
+import { StorageCorruptionError, StorageLossError } from "../store/storage_errors.ts";
 import { checkBatchFollows } from "./batch_check.ts";
 import type { RaftStorage, StorageBatch, StoredState } from "./storage.ts";
 import type { Entry, HardState, Snapshot } from "./types.ts";

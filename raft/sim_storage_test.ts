@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { delay, simulate } from "../net/mod.ts";
-import { StorageCorruptionError, StorageLossError } from "./storage_errors.ts";
+import { StorageCorruptionError, StorageLossError } from "../store/storage_errors.ts";
 import { SimStorage } from "./sim_storage.ts";
 import { MemoryStorage, type StorageBatch } from "./storage.ts";
 import type { Entry } from "./types.ts";

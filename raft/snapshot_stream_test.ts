@@ -10,7 +10,7 @@ import { RaftNode } from "./node.ts";
 import type { Applied, RaftTransport } from "./node_options.ts";
 import type { SnapshotSource } from "./snapshot_stream.ts";
 import { MemoryStorage } from "./storage.ts";
-import { StorageLossError } from "./storage_errors.ts";
+import { StorageLossError } from "../store/storage_errors.ts";
 import type { Message } from "./types.ts";
 
 /**

@@ -66,13 +66,13 @@ export type {
   KvAtomicLike,
   KvLike,
   KvListIteratorLike,
-  KvValue,
   StateBatch,
   StatePage,
   StatePagesOptions,
   StateRow,
   StateStore,
   StateStoreOptions,
+  StateValue,
   StateView,
 } from "../store/mod.ts";
 export * from "./dedup.ts";

@@ -45,3 +45,14 @@ export function mutationCost(
   if (valueBytes === undefined) return { bytes: keyBytes, keyBytes: 0 };
   return { bytes: 2 * keyBytes + valueBytes, keyBytes };
 }
+
+/** Largest value our storages write: under Deno KV's 64 KiB limit, leaving room for headers. */
+export const PART_BYTES = 60 * 1024;
+/** Per-commit budgets of our storages, under Deno KV's limits of 1,000 mutations and 800 KiB. */
+export const COMMIT_MUTATIONS = 900;
+export const COMMIT_BYTES = 700 * 1024;
+
+/** One write or delete of an atomic commit. */
+export type Mutation =
+  | { type: "set"; key: Deno.KvKey; value: Uint8Array }
+  | { type: "delete"; key: Deno.KvKey };

@@ -36,5 +36,5 @@ export {
   StateLimitError,
   StateStoreFailedError,
 } from "./errors.ts";
-export type { KvValue } from "../kvstate/value.ts";
+export type { StateValue } from "./state_value.ts";
 export type { Codec } from "../net/codec.ts";

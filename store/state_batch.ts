@@ -4,14 +4,14 @@
  *
  * @module
  */
-import type { KvValue } from "../kvstate/value.ts";
+import type { StateValue } from "./state_value.ts";
 import { StateInvariantError } from "./errors.ts";
 import type { AppliedPoint, StateLayout, Table } from "./state_layout.ts";
 
 /** One applied entry's writes, staged: table + key → value (null: delete). */
 export interface StagedEntry {
   point: AppliedPoint;
-  writes: Map<string, KvValue | null>;
+  writes: Map<string, StateValue | null>;
 }
 
 /**
@@ -19,8 +19,8 @@ export interface StagedEntry {
  */
 export interface BatchHooks {
   layout: StateLayout;
-  read: (table: Table, key: string) => Promise<KvValue | null>;
-  decodeSession: (bytes: KvValue, client: string) => unknown;
+  read: (table: Table, key: string) => Promise<StateValue | null>;
+  decodeSession: (bytes: StateValue, client: string) => unknown;
   applied: () => number;
   commit: (entries: StagedEntry[]) => Promise<void>;
 }
@@ -48,7 +48,7 @@ export interface BatchHooks {
  */
 export interface StateBatch {
   /** Stages a write of `key`. */
-  put(key: string, value: KvValue): void;
+  put(key: string, value: StateValue): void;
   /** Stages a delete of `key`. */
   delete(key: string): void;
   /** Stages the session row of `client` (encoded with the store's codec; null: delete it). */
@@ -61,7 +61,7 @@ export interface StateBatch {
    */
   endEntry(point: AppliedPoint): void;
   /** The value of `key` with the staged writes. */
-  get(key: string): Promise<KvValue | null>;
+  get(key: string): Promise<StateValue | null>;
   /** The session row of `client` with the staged writes. */
   session(client: string): Promise<unknown>;
   /**
@@ -77,7 +77,7 @@ export interface StateBatch {
 export class Batch implements StateBatch {
   readonly #hooks: BatchHooks;
   #entries: StagedEntry[] = [];
-  #open = new Map<string, KvValue | null>();
+  #open = new Map<string, StateValue | null>();
   #committed = false;
 
   /**
@@ -90,7 +90,7 @@ export class Batch implements StateBatch {
   }
 
   /** Stages a write of `key`. */
-  put(key: string, value: KvValue): void {
+  put(key: string, value: StateValue): void {
     if (typeof value !== "string" && !(value instanceof Uint8Array)) {
       throw new TypeError(`the value of ${key} must be a string or a Uint8Array`);
     }
@@ -129,7 +129,7 @@ export class Batch implements StateBatch {
   }
 
   /** The value of `key` with the staged writes. */
-  get(key: string): Promise<KvValue | null> {
+  get(key: string): Promise<StateValue | null> {
     const staged = this.#staged("d" + key);
     return staged === undefined ? this.#hooks.read("d", key) : Promise.resolve(staged);
   }
@@ -160,13 +160,13 @@ export class Batch implements StateBatch {
     return this.#hooks.commit(this.#entries);
   }
 
-  #stage(table: Table, key: string, value: KvValue | null): void {
+  #stage(table: Table, key: string, value: StateValue | null): void {
     this.#checkOpen();
     this.#hooks.layout.checkKey(table, key);
     this.#open.set(table + key, value);
   }
 
-  #staged(tk: string): KvValue | null | undefined {
+  #staged(tk: string): StateValue | null | undefined {
     if (this.#open.has(tk)) return this.#open.get(tk);
     for (let i = this.#entries.length - 1; i >= 0; i--) {
       if (this.#entries[i].writes.has(tk)) return this.#entries[i].writes.get(tk);

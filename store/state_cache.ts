@@ -4,12 +4,12 @@
  *
  * @module
  */
-import type { KvValue } from "../kvstate/value.ts";
+import type { StateValue } from "./state_value.ts";
 
 /** A cached row: its stored bytes (null: absent) and, once decoded, its value. */
 export interface CachedRow {
   row: Uint8Array | null;
-  value?: KvValue | null;
+  value?: StateValue | null;
 }
 
 /** Bytes a cached row is counted as (its key, row, value and the map's overhead). */

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { Mutation } from "../raft/kv_layout.ts";
+import type { Mutation } from "./kv_limits.ts";
 import { StateInstallError, StateInvariantError, StateLimitError } from "./errors.ts";
 import { type AppliedPoint, CommitPlan, costOf, type StateLayout } from "./state_layout.ts";
 import { digestRow, EMPTY_DIGEST, type StatePage, type StateRow } from "./state_view.ts";

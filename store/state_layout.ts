@@ -20,14 +20,20 @@
  *
  * @module
  */
-import type { KvValue } from "../kvstate/value.ts";
+import type { StateValue } from "./state_value.ts";
 import type { Codec } from "../net/codec.ts";
 import { crc32 } from "../net/bytes.ts";
-import { COMMIT_BYTES, COMMIT_MUTATIONS, type Mutation, PART_BYTES } from "../raft/kv_layout.ts";
-import { StorageCorruptionError } from "../raft/storage_errors.ts";
+import { StorageCorruptionError } from "./storage_errors.ts";
 import type { KvLike } from "./kv_like.ts";
 import { encodeKey } from "./kv_key.ts";
-import { MAX_WRITE_KEY_BYTES, mutationCost } from "./kv_limits.ts";
+import {
+  COMMIT_BYTES,
+  COMMIT_MUTATIONS,
+  MAX_WRITE_KEY_BYTES,
+  type Mutation,
+  mutationCost,
+  PART_BYTES,
+} from "./kv_limits.ts";
 import { StateInvariantError, StateLimitError } from "./errors.ts";
 
 /** The layout's version, in `current`. */
@@ -193,7 +199,7 @@ export class StateLayout {
    * The row for `value`, and the mutations of its parts when it is too big
    * to be inline (under part id `id`, to write before the row).
    */
-  encodeValue(value: KvValue, gen: number, id: number): { row: Uint8Array; parts: Mutation[] } {
+  encodeValue(value: StateValue, gen: number, id: number): { row: Uint8Array; parts: Mutation[] } {
     const text = typeof value === "string";
     const bytes = text ? encoder.encode(value) : value;
     if (bytes.length <= INLINE_MAX) {
@@ -241,7 +247,7 @@ export class StateLayout {
   }
 
   /** The value a row holds, reading its parts from generation `gen` if it has some. */
-  async decodeValue(row: Uint8Array, gen: number, what: string): Promise<KvValue> {
+  async decodeValue(row: Uint8Array, gen: number, what: string): Promise<StateValue> {
     const body = this.#checked(row, what);
     const kind = row[4];
     if (kind === INLINE_STRING || kind === INLINE_BYTES) {

@@ -23,12 +23,12 @@
  *
  * @module
  */
-import type { KvValue } from "../kvstate/value.ts";
+import type { StateValue } from "./state_value.ts";
 import { concatBytes } from "../net/bytes.ts";
 import { type Codec, defaultCodec } from "../net/codec.ts";
 import { crc32 } from "../net/bytes.ts";
-import { type Mutation, PART_BYTES } from "../raft/kv_layout.ts";
-import { StorageCorruptionError } from "../raft/storage_errors.ts";
+import { type Mutation, PART_BYTES } from "./kv_limits.ts";
+import { StorageCorruptionError } from "./storage_errors.ts";
 import type { KvLike } from "./kv_like.ts";
 import { StateInstallError, StateInvariantError, StateStoreFailedError } from "./errors.ts";
 import { ReadCache } from "./state_cache.ts";
@@ -85,7 +85,7 @@ interface Group {
   plan: CommitPlan;
   point: AppliedPoint;
   nextPart: number;
-  rows: Map<string, { row: Uint8Array | null; value: KvValue | null }>;
+  rows: Map<string, { row: Uint8Array | null; value: StateValue | null }>;
   garbage: Garbage[];
   /** Rows copied for views (the view, table + key). */
   copies: [ViewState, string][];
@@ -139,7 +139,7 @@ export class StateStore {
   #views = new Set<ViewState>();
   #garbage: Garbage[] = [];
   /** While an entry is redone: its rows, which reads see first. */
-  #overlay: Map<string, { row: Uint8Array | null; value: KvValue | null }> | undefined;
+  #overlay: Map<string, { row: Uint8Array | null; value: StateValue | null }> | undefined;
   /** Garbage made while views were open: they may still read it. */
   #held: Garbage[] = [];
 
@@ -180,7 +180,7 @@ export class StateStore {
   }
 
   /** The value of `key`, or null when absent. */
-  get(key: string): Promise<KvValue | null> {
+  get(key: string): Promise<StateValue | null> {
     return this.#read("d", key);
   }
 
@@ -397,7 +397,7 @@ export class StateStore {
     }
   }
 
-  async #read(table: Table, key: string): Promise<KvValue | null> {
+  async #read(table: Table, key: string): Promise<StateValue | null> {
     this.#check();
     const tk = table + key;
     for (;;) {
@@ -443,7 +443,7 @@ export class StateStore {
     return out;
   }
 
-  #decodeSession(bytes: KvValue, client: string): unknown {
+  #decodeSession(bytes: StateValue, client: string): unknown {
     if (!(bytes instanceof Uint8Array)) {
       throw new StorageCorruptionError(this.#layout.where, `session ${client} is not bytes`);
     }

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import type { KvValue } from "../kvstate/value.ts";
+import type { StateValue } from "./state_value.ts";
 import { Random } from "../net/random.ts";
 import type { KvLike } from "./kv_like.ts";
 import { SimKv, SimKvCrashedError } from "./sim_kv.ts";
@@ -12,14 +12,14 @@ import type { AppliedPoint } from "./state_layout.ts";
 /** One entry's writes: data key → value (null: delete), client → session row. */
 interface TestEntry {
   point: AppliedPoint;
-  data: [string, KvValue | null][];
+  data: [string, StateValue | null][];
   sessions: [string, unknown][];
 }
 
 /** A state as a plain map: "d"+key → value, "s"+client → decoded session. */
 type Model = Map<string, unknown>;
 
-function bigValue(r: Random, kind: number): KvValue {
+function bigValue(r: Random, kind: number): StateValue {
   const size = r.between(61 * 1024, 300 * 1024);
   if (kind === 0) return "é".repeat(size / 2);
   return Uint8Array.from({ length: size }, (_, i) => (i * 31 + kind) & 0xff);
@@ -34,7 +34,7 @@ function crashed(err: unknown): boolean {
 function randomEntries(r: Random, from: number, n: number, width = 6, keys = 40): TestEntry[] {
   const out: TestEntry[] = [];
   for (let k = 0; k < n; k++) {
-    const data: [string, KvValue | null][] = [];
+    const data: [string, StateValue | null][] = [];
     for (let w = r.int(width) + 1; w > 0; w--) {
       const key = r.chance(0.1) ? `big${r.int(4)}` : `k${r.int(keys)}`;
       const roll = r.int(10);
@@ -84,7 +84,7 @@ async function dump(store: StateStore): Promise<{ model: Model; pages: StatePage
 }
 
 import { defaultCodec } from "../net/codec.ts";
-function decodeSession(value: KvValue): unknown {
+function decodeSession(value: StateValue): unknown {
   return defaultCodec.decode(value as Uint8Array);
 }
 
@@ -229,7 +229,7 @@ Deno.test("state store: a view stays at its point while writes go on (random int
       await batch.commit();
     };
     const writeWide = async () => {
-      const data = Array.from({ length: 950 }, (_, i): [string, KvValue | null] => [
+      const data = Array.from({ length: 950 }, (_, i): [string, StateValue | null] => [
         `k${i}`,
         r.chance(0.3) ? null : `w${index}-${i}`,
       ]);
@@ -290,7 +290,7 @@ Deno.test("state store: a crash at every commit point of an install leaves the o
   const sourceEntries = randomEntries(r, 1, 55, 30);
   // And 750 more rows of 2 KB: several commits' worth.
   for (let e = 0; e < 5; e++) {
-    const data: [string, KvValue][] = Array.from(
+    const data: [string, StateValue][] = Array.from(
       { length: 150 },
       (_, i) => [`w${e}-${i}`, "y".repeat(2000)],
     );
@@ -435,7 +435,7 @@ Deno.test("state store: an incomplete or inconsistent stream is refused, and the
 Deno.test("state store: an entry too large for one commit is redone from a record; a crash at any point finishes it", async () => {
   const wide = (index: number, value: string): TestEntry => ({
     point: { index, term: 1 },
-    data: Array.from({ length: 2500 }, (_, i): [string, KvValue | null] => [
+    data: Array.from({ length: 2500 }, (_, i): [string, StateValue | null] => [
       `wide${i}`,
       i % 7 === 0 ? null : `${value}${i}`,
     ]),
@@ -532,7 +532,7 @@ Deno.test("state store: a view streamed between the commits of a redone entry st
   const model: Model = new Map();
   const first: TestEntry = {
     point: { index: 1, term: 1 },
-    data: Array.from({ length: 950 }, (_, i): [string, KvValue] => [`k${1000 + i}`, `a${i}`]),
+    data: Array.from({ length: 950 }, (_, i): [string, StateValue] => [`k${1000 + i}`, `a${i}`]),
     sessions: [],
   };
   applyModel(model, [first]);
@@ -553,7 +553,7 @@ Deno.test("state store: a view streamed between the commits of a redone entry st
   step = () => pull(3);
   const second: TestEntry = {
     point: { index: 2, term: 1 },
-    data: Array.from({ length: 950 }, (_, i): [string, KvValue | null] => [
+    data: Array.from({ length: 950 }, (_, i): [string, StateValue | null] => [
       `k${1000 + i}`,
       i % 2 ? null : `b${i}`,
     ]),

@@ -8,7 +8,7 @@
  *
  * @module
  */
-import type { KvValue } from "../kvstate/value.ts";
+import type { StateValue } from "./state_value.ts";
 import { keyString } from "./kv_key.ts";
 import { ABSENT, type AppliedPoint, type StateLayout, type Table, TABLES } from "./state_layout.ts";
 import { StateInvariantError } from "./errors.ts";
@@ -24,7 +24,7 @@ import { StateInvariantError } from "./errors.ts";
  * const row: StateRow = ["d", "x", "1"];
  * ```
  */
-export type StateRow = [table: "d" | "s", key: string, value: KvValue];
+export type StateRow = [table: "d" | "s", key: string, value: StateValue];
 
 /**
  * A page of a state stream. Pages are numbered from 0; the last carries

@@ -4,7 +4,7 @@
  * - no library folder imports `cli/` or `cli.ts`;
  * - no service (kv, shard, pb, mapreduce) imports another service;
  * - a library folder imports only the folders below it ({@linkcode BELOW}, the
- *   README's `net ← raft ← rsm ← kvstate ← kv, shard; rsm, kvstate ← pb; net ← mapreduce`);
+ *   README's `net ← store ← raft ← rsm ← kvstate ← kv, shard; rsm, kvstate ← pb; net ← mapreduce`);
  * - a library folder imports `checker/` only where {@linkcode CHECKER_USERS} says so;
  * - `raft/` imports from `net/` only the files in {@linkcode RAFT_NET_FILES};
  * - no import cycle between files;
@@ -18,18 +18,30 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 
-const LIBRARY = ["net", "raft", "rsm", "kvstate", "kv", "shard", "pb", "mapreduce", "checker"];
+const LIBRARY = [
+  "net",
+  "store",
+  "raft",
+  "rsm",
+  "kvstate",
+  "kv",
+  "shard",
+  "pb",
+  "mapreduce",
+  "checker",
+];
 const SERVICES = ["kv", "shard", "pb", "mapreduce"];
 
 /** The folders each library folder may import: those below it in the README's arrows. */
 const BELOW: Record<string, string[]> = {
   net: [],
-  raft: ["net"],
-  rsm: ["net", "raft"],
-  kvstate: ["net", "raft", "rsm"],
-  kv: ["net", "raft", "rsm", "kvstate"],
-  shard: ["net", "raft", "rsm", "kvstate"],
-  pb: ["net", "raft", "rsm", "kvstate"],
+  store: ["net"],
+  raft: ["net", "store"],
+  rsm: ["net", "store", "raft"],
+  kvstate: ["net", "store", "raft", "rsm"],
+  kv: ["net", "store", "raft", "rsm", "kvstate"],
+  shard: ["net", "store", "raft", "rsm", "kvstate"],
+  pb: ["net", "store", "raft", "rsm", "kvstate"],
   mapreduce: ["net"],
   checker: [],
 };

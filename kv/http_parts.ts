@@ -196,7 +196,7 @@ export class BodyTooLarge extends Error {
 export function valueFrom(req: LightRequest, body: Uint8Array): KvValue {
   if (req.header("content-type")?.startsWith("application/octet-stream")) return body;
   try {
-    return new TextDecoder("utf-8", { fatal: true }).decode(body);
+    return strictUtf8.decode(body);
   } catch {
     throw new RequestError(
       "kv",
@@ -204,6 +204,9 @@ export function valueFrom(req: LightRequest, body: Uint8Array): KvValue {
     );
   }
 }
+
+/** Refuses bytes that are not UTF-8 (one decoder for all: it keeps no state between calls). */
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
 
 /**
  * The answer to a get of `value`: 200, as text or bytes.

@@ -139,7 +139,7 @@ export class BodyReader<C extends BodyConnection = BodyConnection> {
     this.#take();
     this.#pulling = true;
     try {
-      await this.#start();
+      if (!this.#started) await this.#start();
       const io = this.#io;
       let out: Uint8Array;
       if (this.#chunked === undefined) {

@@ -584,7 +584,11 @@ class HttpServerImpl implements HttpServer {
       return false;
     }
     const host = head.headers.find(([name]) => name === "host")?.[1] ?? this.address;
-    if (!/^[A-Za-z0-9.\-]+(?::\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](?::\d{1,5})?$/.test(host)) {
+    // The connection's last Host taken passed this check already.
+    if (
+      host !== c.takenHost &&
+      !/^[A-Za-z0-9.\-]+(?::\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](?::\d{1,5})?$/.test(host)
+    ) {
       this.#count("badRequests", "bad request (400)");
       await this.#answerAndClose(c, 400, "the Host header is not host[:port]");
       return false;
@@ -694,8 +698,7 @@ class HttpServerImpl implements HttpServer {
     if (close) text += "connection: close\r\n";
     else if (head.minor === 0) text += "connection: keep-alive\r\n";
     text += "\r\n";
-    const headBytes = encoder.encode(text);
-    const out = head.method === "HEAD" || bodiless ? headBytes : concat(headBytes, bytes);
+    const out = head.method === "HEAD" || bodiless ? headOnly(text) : withBody(text, bytes);
     this.#deadline(c, this.#bodyTimeoutMs, "writeTimeouts", "response write too slow");
     try {
       await writeAll(c.conn, out);
@@ -736,6 +739,30 @@ class HttpServerImpl implements HttpServer {
   bodyEnded(c: Connection): void {
     this.#disarm(c);
   }
+}
+
+/** Heads of answers without a body (a 204 is the same every time), encoded once each. */
+const heads = new Map<string, Uint8Array>();
+
+/** The bytes of an answer's head alone (shared: never written to). */
+function headOnly(text: string): Uint8Array {
+  let bytes = heads.get(text);
+  if (bytes === undefined) {
+    bytes = encoder.encode(text);
+    if (heads.size >= 256) heads.clear();
+    heads.set(text, bytes);
+  }
+  return bytes;
+}
+
+/** The head and the body in one new array. */
+function withBody(text: string, body: Uint8Array): Uint8Array {
+  const out = new Uint8Array(text.length + body.length);
+  const { read, written } = encoder.encodeInto(text, out);
+  // A head of ASCII (as it is, unless a handler set a header beyond it) fills its length exactly.
+  if (read !== text.length || written !== text.length) return concat(encoder.encode(text), body);
+  out.set(body, text.length);
+  return out;
 }
 
 function indexOf(haystack: Uint8Array, needle: Uint8Array, from: number): number {

@@ -42,6 +42,7 @@ import {
   responseFromLight,
 } from "../net/http_light.ts";
 import type { Logger } from "../net/logger.ts";
+import { TimerQueue } from "../net/timer_queue.ts";
 import type { TcpServerStats } from "../net/tcp_limits.ts";
 import { defaultClock, defaultId, defaultRandom } from "../net/env.ts";
 import type { Random } from "../net/random.ts";
@@ -283,6 +284,8 @@ function kvLightHandler(
   const id = kv.raft.id;
   const clock = options.clock ?? defaultClock("kvHttpHandler");
   const timeoutMs = options.timeoutMs ?? 5000;
+  // The requests' deadlines share one timer: nearly all are answered long before theirs.
+  const timers = new TimerQueue(clock);
   const limits = { ...DEFAULT_KV_LIMITS, ...options.limits };
   const maxBody = options.maxBodyBytes ?? limits.maxValueBytes + 1024;
   // Keys and values go straight to this node's replica, in sessions of the
@@ -384,7 +387,7 @@ function kvLightHandler(
     const status = kv.raft.status();
     if (status.role !== "leader") return redirect(url, status.leader, definite);
     // The request's one timer: its deadline, and the replica's for each attempt.
-    const timer = new RequestDeadline(clock, { timeoutMs, attemptMs: kv.requestTimeoutMs });
+    const timer = new RequestDeadline(timers, { timeoutMs, attemptMs: kv.requestTimeoutMs });
     try {
       return await serveLeader(req, url, key, { deadline: timer, session });
     } catch (err) {

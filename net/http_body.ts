@@ -28,8 +28,16 @@ export class Input {
     this.#conn = conn;
   }
 
-  /** Reads more; false at the end of the stream (or when the socket was closed). */
+  /**
+   * Reads more; false at the end of the stream (or when the socket was closed).
+   * `pending` may be a view of the read buffer until the next call (nothing
+   * keeps one across it: the body's bytes are copied out).
+   */
   async fill(): Promise<boolean> {
+    // The bytes left over may lie in the buffer this read fills: they are kept aside first.
+    if (this.pending.length > 0 && this.pending.buffer === this.#buffer.buffer) {
+      this.pending = this.pending.slice();
+    }
     let n: number | null;
     try {
       n = await this.#conn.read(this.#buffer);
@@ -38,7 +46,7 @@ export class Input {
     }
     if (n === null) return false;
     this.pending = this.pending.length === 0
-      ? this.#buffer.slice(0, n)
+      ? this.#buffer.subarray(0, n)
       : concat(this.pending, this.#buffer.subarray(0, n));
     return true;
   }

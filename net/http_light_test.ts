@@ -173,3 +173,64 @@ Deno.test("http light: a body that stalls fails the read, closes the connection,
     await server.close();
   }
 });
+
+Deno.test("http light: pipelined bodies cut at random across reads arrive whole, each to its request", async () => {
+  const light = serveLightHttp(async (req) => ({ status: 200, body: await req.bytes() }));
+  const whatwg = serveHttp(async (req) => new Response(await req.arrayBuffer()));
+  let seed = 7;
+  const next = (n: number) => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    return seed % n;
+  };
+  try {
+    for (const server of [light, whatwg]) {
+      const bodies: string[] = [];
+      let stream = "";
+      for (let i = 0; i < 40; i++) {
+        const body = `${i}:` + "abcdefghij".repeat(next(300)) + `:${i}`;
+        bodies.push(body);
+        stream += next(2) === 0
+          ? `PUT /${i} HTTP/1.1\r\nHost: x\r\nContent-Length: ${body.length}\r\n\r\n${body}`
+          : `PUT /${i} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n` +
+            `${body.length.toString(16)}\r\n${body}\r\n0\r\n\r\n`;
+      }
+      stream += "GET /end HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+      const bytes = encoder.encode(stream);
+      const parts: Uint8Array[] = [];
+      for (let at = 0; at < bytes.length;) {
+        const n = 1 + next(700);
+        parts.push(bytes.subarray(at, at + n));
+        at += n;
+      }
+      const text = await talkSlowly(server, parts);
+      const answered = text.split(/HTTP\/1\.1 200 OK\r\n[^]*?\r\n\r\n/).slice(1);
+      assert.deepEqual(answered, [...bodies, ""]);
+    }
+  } finally {
+    await light.close();
+    await whatwg.close();
+  }
+});
+
+/** Like `talk`, with a pause after each part so the server reads them apart. */
+async function talkSlowly(server: HttpServer, parts: Uint8Array[]): Promise<string> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.addr.port });
+  try {
+    const reading = (async () => {
+      let text = "";
+      const buffer = new Uint8Array(64 * 1024);
+      while (true) {
+        const n = await conn.read(buffer).catch(() => null);
+        if (n === null) return text;
+        text += decoder.decode(buffer.subarray(0, n));
+      }
+    })();
+    for (const part of parts) {
+      await conn.write(part);
+      await new Promise((resolve) => setTimeout(resolve, 0));
+    }
+    return await reading;
+  } finally {
+    conn.close();
+  }
+}

@@ -766,9 +766,13 @@ function withBody(text: string, body: Uint8Array): Uint8Array {
 }
 
 function indexOf(haystack: Uint8Array, needle: Uint8Array, from: number): number {
-  outer: for (let i = from; i <= haystack.length - needle.length; i++) {
-    for (let j = 0; j < needle.length; j++) if (haystack[i + j] !== needle[j]) continue outer;
-    return i;
+  const last = haystack.length - needle.length;
+  // The first byte is looked for natively; the rest compared here.
+  for (let i = haystack.indexOf(needle[0], from); i >= 0 && i <= last;) {
+    let j = 1;
+    while (j < needle.length && haystack[i + j] === needle[j]) j++;
+    if (j === needle.length) return i;
+    i = haystack.indexOf(needle[0], i + 1);
   }
   return -1;
 }

@@ -14,7 +14,8 @@ import { type Clock, realClock } from "./clock.ts";
 import { EventSummary } from "./event_summary.ts";
 import { formatAddr } from "./frame.ts";
 import { HttpParseError, parseRequestHead, type RequestHead } from "./http_parse.ts";
-import { BodyReader, closeQuietly, concat, Input, lingerClose, writeAll } from "./http_body.ts";
+import { BodyReader, closeQuietly, Input, lingerClose, writeAll } from "./http_body.ts";
+import { headOnly, REASONS, withBody } from "./http_answer.ts";
 import {
   asksClose,
   bodyBytes,
@@ -741,30 +742,6 @@ class HttpServerImpl implements HttpServer {
   }
 }
 
-/** Heads of answers without a body (a 204 is the same every time), encoded once each. */
-const heads = new Map<string, Uint8Array>();
-
-/** The bytes of an answer's head alone (shared: never written to). */
-function headOnly(text: string): Uint8Array {
-  let bytes = heads.get(text);
-  if (bytes === undefined) {
-    bytes = encoder.encode(text);
-    if (heads.size >= 256) heads.clear();
-    heads.set(text, bytes);
-  }
-  return bytes;
-}
-
-/** The head and the body in one new array. */
-function withBody(text: string, body: Uint8Array): Uint8Array {
-  const out = new Uint8Array(text.length + body.length);
-  const { read, written } = encoder.encodeInto(text, out);
-  // A head of ASCII (as it is, unless a handler set a header beyond it) fills its length exactly.
-  if (read !== text.length || written !== text.length) return concat(encoder.encode(text), body);
-  out.set(body, text.length);
-  return out;
-}
-
 function indexOf(haystack: Uint8Array, needle: Uint8Array, from: number): number {
   const last = haystack.length - needle.length;
   // The first byte is looked for natively; the rest compared here.
@@ -776,32 +753,3 @@ function indexOf(haystack: Uint8Array, needle: Uint8Array, from: number): number
   }
   return -1;
 }
-
-const REASONS: Record<number, string> = {
-  100: "Continue",
-  200: "OK",
-  201: "Created",
-  204: "No Content",
-  301: "Moved Permanently",
-  302: "Found",
-  307: "Temporary Redirect",
-  308: "Permanent Redirect",
-  400: "Bad Request",
-  401: "Unauthorized",
-  403: "Forbidden",
-  404: "Not Found",
-  405: "Method Not Allowed",
-  408: "Request Timeout",
-  409: "Conflict",
-  412: "Precondition Failed",
-  413: "Content Too Large",
-  417: "Expectation Failed",
-  421: "Misdirected Request",
-  429: "Too Many Requests",
-  431: "Request Header Fields Too Large",
-  500: "Internal Server Error",
-  501: "Not Implemented",
-  503: "Service Unavailable",
-  504: "Gateway Timeout",
-  505: "HTTP Version Not Supported",
-};

@@ -97,7 +97,23 @@ export class TimerQueue implements Clock {
     entry.callback = undefined;
     this.#live--;
     checkLive(this.#live);
-    if (this.#live === 0) this.#reset();
+    if (this.#live === 0) {
+      this.#reset();
+      return;
+    }
+    // Timers of one length end about in the order they were set: drop the cancelled ones at the
+    // front now, so they are not kept (and promoted by the GC) until the clock's timer fires.
+    const entries = this.#entries;
+    while (this.#head < entries.length && entries[this.#head].callback === undefined) this.#head++;
+    this.#compact();
+  }
+
+  /** Lets go of the entries before `#head` once they are most of the array. */
+  #compact(): void {
+    if (this.#head > COMPACT_AFTER && this.#head * 2 > this.#entries.length) {
+      this.#entries = this.#entries.slice(this.#head);
+      this.#head = 0;
+    }
   }
 
   /** Nothing waits: no timer of the clock either, and the queue starts afresh. */
@@ -127,10 +143,7 @@ export class TimerQueue implements Clock {
       if (entry.callback !== undefined) due.push(entry);
       this.#head++;
     }
-    if (this.#head > COMPACT_AFTER && this.#head * 2 > entries.length) {
-      this.#entries = entries.slice(this.#head);
-      this.#head = 0;
-    }
+    this.#compact();
     if (this.#head < this.#entries.length) this.#arm(this.#entries[this.#head].due, now);
     // Each runs unless an earlier one cancelled it; one that throws does not stop the others.
     let failure: { error: unknown } | undefined;

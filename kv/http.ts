@@ -32,12 +32,17 @@
  * @module
  */
 import { serveMembersHttp } from "./members_http.ts";
-import { deadline } from "../net/async.ts";
-import { concatBytes } from "../net/bytes.ts";
 import type { Clock } from "../net/clock.ts";
 import { ByteBudget } from "../net/frame_limits.ts";
-import { type HttpServerStats, serveHttp } from "../net/http_server.ts";
+import { type HttpServerStats, serveLightHttp } from "../net/http_server.ts";
+import {
+  lightFromRequest,
+  type LightRequest,
+  type LightResponse,
+  responseFromLight,
+} from "../net/http_light.ts";
 import type { Logger } from "../net/logger.ts";
+import { TimerQueue } from "../net/timer_queue.ts";
 import type { TcpServerStats } from "../net/tcp_limits.ts";
 import { defaultClock, defaultId, defaultRandom } from "../net/env.ts";
 import type { Random } from "../net/random.ts";
@@ -54,24 +59,29 @@ import {
 } from "../rsm/errors.ts";
 import type { KvServer } from "./server.ts";
 import { metrics } from "./http_metrics.ts";
-import type { KvValue } from "../kvstate/value.ts";
 import { ArgumentsError } from "../net/errors.ts";
 import { DEFAULT_KV_LIMITS, type KvLimits } from "../kvstate/protocol.ts";
-import { checkSession } from "../rsm/checks.ts";
 import { SMALL_WRITE_BYTES, smallWriteReserve } from "../rsm/replica_sizing.ts";
 import type { Session } from "../rsm/replica_client.ts";
+import {
+  bodyReservation,
+  BodyTooLarge,
+  CLOSE,
+  failure,
+  json,
+  parseCas,
+  rawPath,
+  readBody,
+  sameSecret,
+  Semaphore,
+  sessionFrom,
+  shown,
+  valueFrom,
+  valueResponse,
+} from "./http_parts.ts";
 
 /** Default of {@linkcode KvHttpOptions.maxBufferedBodyBytes}. */
 const DEFAULT_MAX_BUFFERED_BODY_BYTES = 16 * 1024 * 1024;
-
-/** Asks the HTTP server to close the connection after the answer (its body may be unread). */
-const CLOSE = { connection: "close" };
-
-/** The bytes a request's body may take in memory: its declared length, or the limit. */
-function bodyReservation(req: Request, limit: number): number {
-  const declared = Number(req.headers.get("content-length") ?? NaN);
-  return Number.isSafeInteger(declared) && declared >= 0 ? Math.min(declared, limit + 1) : limit;
-}
 
 /**
  * Options of {@linkcode serveKvHttp}.
@@ -176,125 +186,6 @@ export interface KvHttpServer {
   close(): Promise<void>;
 }
 
-/** At most `n` holders at once; at most `queue` others wait in line, and more are refused. */
-class Semaphore {
-  #free: number;
-  #queue: number;
-  #waiting: (() => void)[] = [];
-  constructor(n: number, queue: number) {
-    this.#free = n;
-    this.#queue = queue;
-  }
-  async run<T>(work: () => Promise<T>): Promise<T> {
-    if (this.#free > 0) this.#free--;
-    else if (this.#waiting.length >= this.#queue) {
-      throw new OverloadedError("kv", `${this.#waiting.length} writes are waiting for their turn`);
-    } else await new Promise<void>((resolve) => this.#waiting.push(resolve));
-    try {
-      return await work();
-    } finally {
-      const next = this.#waiting.shift();
-      if (next) next();
-      else this.#free++;
-    }
-  }
-}
-
-function json(status: number, body: unknown, headers: Record<string, string> = {}): Response {
-  return new Response(JSON.stringify(body), {
-    status,
-    headers: { "content-type": "application/json", ...headers },
-  });
-}
-
-function failure(
-  status: number,
-  error: string,
-  extra: Record<string, unknown> = {},
-  headers: Record<string, string> = {},
-): Response {
-  return json(status, { error, ...extra }, headers);
-}
-
-/** Constant-time comparison, so the secret cannot be guessed byte by byte from timings. */
-function sameSecret(given: string, secret: string): boolean {
-  const a = new TextEncoder().encode(given);
-  const b = new TextEncoder().encode(secret);
-  let diff = a.length ^ b.length;
-  for (let i = 0; i < b.length; i++) diff |= (a[i] ?? 0) ^ b[i];
-  return diff === 0;
-}
-
-/** Reads the body, up to `limit` bytes and until `signal` fires (a client that stops sending). */
-async function readBody(req: Request, limit: number, signal: AbortSignal): Promise<Uint8Array> {
-  const declared = Number(req.headers.get("content-length") ?? "0");
-  if (declared > limit) throw new BodyTooLarge(limit);
-  if (req.body === null) return new Uint8Array();
-  if (req.headers.has("content-length")) {
-    // The common case, read at once (a stream reader costs more per request);
-    // the declared length is within the limit, and the signal ends a stall.
-    const body = await deadline(req.arrayBuffer(), {
-      signal,
-      onAbort: () => new RequestAbortedError("kv", "body read", { mayHaveApplied: false }),
-    });
-    if (body.byteLength > limit) throw new BodyTooLarge(limit);
-    return new Uint8Array(body);
-  }
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  const reader = req.body.getReader();
-  const cancel = () => reader.cancel().catch(() => {});
-  signal.addEventListener("abort", cancel, { once: true });
-  try {
-    while (true) {
-      const { done, value } = await reader.read();
-      if (signal.aborted) {
-        throw new RequestAbortedError("kv", "body read", { mayHaveApplied: false });
-      }
-      if (done) break;
-      size += value.length;
-      if (size > limit) throw new BodyTooLarge(limit);
-      chunks.push(value);
-    }
-  } finally {
-    signal.removeEventListener("abort", cancel);
-  }
-  return concatBytes(chunks, size);
-}
-
-class BodyTooLarge extends Error {
-  constructor(limit: number) {
-    super(`the request body is over the limit of ${limit} bytes`);
-  }
-}
-
-function valueFrom(req: Request, body: Uint8Array): KvValue {
-  if (req.headers.get("content-type")?.startsWith("application/octet-stream")) return body;
-  try {
-    return new TextDecoder("utf-8", { fatal: true }).decode(body);
-  } catch {
-    throw new RequestError(
-      "kv",
-      "the body is not valid UTF-8 text; send bytes with content-type application/octet-stream",
-    );
-  }
-}
-
-function valueResponse(value: KvValue): Response {
-  return typeof value === "string"
-    ? new Response(value, { headers: { "content-type": "text/plain; charset=utf-8" } })
-    : new Response(value.slice(), { headers: { "content-type": "application/octet-stream" } });
-}
-
-function shown(value: KvValue | null | undefined): unknown {
-  if (!(value instanceof Uint8Array)) return value ?? null;
-  let binary = "";
-  for (let i = 0; i < value.length; i += 8192) {
-    binary += String.fromCharCode(...value.subarray(i, i + 8192));
-  }
-  return { base64: btoa(binary) };
-}
-
 /**
  * Serves the HTTP API of the node whose KV server is `kv` and whose RPC
  * server (the one `kv` registered on) is `rpc`.
@@ -314,17 +205,18 @@ export function serveKvHttp(
   options: KvHttpOptions = {},
 ): KvHttpServer {
   // The handler is made before the listener it reports on.
-  const made: { server?: ReturnType<typeof serveHttp> } = {};
+  const made: { server?: ReturnType<typeof serveLightHttp> } = {};
   const closing = new AbortController();
   const internal: InternalOptions = {
     ...options,
     [HTTP_STATS]: () => made.server?.stats(),
     [CLOSING]: closing.signal,
   };
-  const handler = kvHttpHandler(kv, rpc, internal);
+  const handler = kvLightHandler(kv, rpc, internal);
   const timeoutMs = options.timeoutMs ?? 5000;
-  // Our own listener, not Deno.serve: it has head, body and idle deadlines and connection caps.
-  const listening = serveHttp(handler, {
+  // Our own listener, not Deno.serve: it has head, body and idle deadlines and connection caps,
+  // and hands the handler a light request, not a Request, Headers and a body stream (issue 20).
+  const listening = serveLightHttp(handler, {
     hostname: options.hostname ?? "127.0.0.1",
     port: options.port ?? 0,
     headerTimeoutMs: options.headerTimeoutMs,
@@ -360,31 +252,6 @@ type InternalOptions = KvHttpOptions & {
   [CLOSING]?: AbortSignal;
 };
 
-/** The session an HTTP client numbers its writes in, from its headers; undefined without them. */
-function sessionFrom(req: Request): Session | undefined {
-  const client = req.headers.get("x-distkit-client");
-  const seq = req.headers.get("x-distkit-seq");
-  if (client === null && seq === null) return undefined;
-  if (client === null || seq === null) {
-    throw new RequestError(
-      "kv",
-      "send X-Distkit-Client and X-Distkit-Seq together (a client id, and the write's number)",
-    );
-  }
-  if (!/^[1-9][0-9]{0,15}$/.test(seq)) {
-    throw new RequestError(
-      "kv",
-      `X-Distkit-Seq must be a positive integer, got ${JSON.stringify(seq)}`,
-    );
-  }
-  try {
-    const checked = checkSession(client, Number(seq));
-    return { id: checked.client, seq: checked.seq };
-  } catch (err) {
-    throw new RequestError("kv", `X-Distkit-Client: ${(err as Error).message}`);
-  }
-}
-
 /**
  * The request handler of {@linkcode serveKvHttp}, for a server of the
  * caller's own (or a test that calls it with `Request`s directly).
@@ -401,9 +268,24 @@ export function kvHttpHandler(
   rpc: RpcServer,
   options: KvHttpOptions = {},
 ): (req: Request) => Promise<Response> {
+  const handle = kvLightHandler(kv, rpc, options);
+  return async (req) => {
+    const answer = await handle(lightFromRequest(req));
+    return answer instanceof Response ? answer : responseFromLight(answer);
+  };
+}
+
+/** The handler of {@linkcode kvHttpHandler}, on light requests and answers (`/members`: a `Response`). */
+function kvLightHandler(
+  kv: KvServer,
+  rpc: RpcServer,
+  options: KvHttpOptions,
+): (req: LightRequest) => Promise<LightResponse | Response> {
   const id = kv.raft.id;
   const clock = options.clock ?? defaultClock("kvHttpHandler");
   const timeoutMs = options.timeoutMs ?? 5000;
+  // The requests' deadlines share one timer: nearly all are answered long before theirs.
+  const timers = new TimerQueue(clock);
   const limits = { ...DEFAULT_KV_LIMITS, ...options.limits };
   const maxBody = options.maxBodyBytes ?? limits.maxValueBytes + 1024;
   // Keys and values go straight to this node's replica, in sessions of the
@@ -431,14 +313,19 @@ export function kvHttpHandler(
   }
 
   /** Sends the client to the leader; the request was certainly not proposed here. */
-  function redirect(url: URL, leaderId: string | null, extra: Record<string, unknown>): Response {
+  function redirect(
+    url: () => URL,
+    leaderId: string | null,
+    extra: Record<string, unknown>,
+  ): LightResponse {
     const leader = addressOf(leaderId);
     if (leader === undefined) {
       return failure(503, "no leader is known yet; retry shortly", { leader: leaderId, ...extra }, {
         "retry-after": "1",
       });
     }
-    const location = `http://${leader}${url.pathname}${url.search}`;
+    const { pathname, search } = url();
+    const location = `http://${leader}${pathname}${search}`;
     return json(307, { error: "this node does not lead", leader: leaderId, location, ...extra }, {
       location,
     });
@@ -450,7 +337,11 @@ export function kvHttpHandler(
    * redirect may be followed); without, a resend could apply it twice, so
    * the answer neither redirects nor says when to retry.
    */
-  function unknownOutcome(url: URL, err: Error, session: Session | undefined): Response {
+  function unknownOutcome(
+    url: () => URL,
+    err: Error,
+    session: Session | undefined,
+  ): LightResponse {
     const cause = err.cause;
     const reason = cause instanceof WrongLeaderError
       ? "this node stopped leading before it learned whether the write was committed"
@@ -473,7 +364,8 @@ export function kvHttpHandler(
         `same X-Distkit-Client and X-Distkit-Seq, which applies it at most once`;
       const leader = cause instanceof WrongLeaderError ? addressOf(leaderId) : undefined;
       if (leader === undefined) return failure(503, error, known, { "retry-after": "1" });
-      const location = `http://${leader}${url.pathname}${url.search}`;
+      const { pathname, search } = url();
+      const location = `http://${leader}${pathname}${search}`;
       return json(307, { error, ...known, location }, { location });
     }
     return failure(
@@ -485,7 +377,7 @@ export function kvHttpHandler(
     );
   }
 
-  async function serveKey(req: Request, url: URL, key: string): Promise<Response> {
+  async function serveKey(req: LightRequest, url: () => URL, key: string): Promise<LightResponse> {
     const write = req.method !== "GET";
     const definite = write ? { mayHaveApplied: false } : {};
     if (kv.stopped) {
@@ -495,7 +387,7 @@ export function kvHttpHandler(
     const status = kv.raft.status();
     if (status.role !== "leader") return redirect(url, status.leader, definite);
     // The request's one timer: its deadline, and the replica's for each attempt.
-    const timer = new RequestDeadline(clock, { timeoutMs, attemptMs: kv.requestTimeoutMs });
+    const timer = new RequestDeadline(timers, { timeoutMs, attemptMs: kv.requestTimeoutMs });
     try {
       return await serveLeader(req, url, key, { deadline: timer, session });
     } catch (err) {
@@ -509,14 +401,13 @@ export function kvHttpHandler(
   }
 
   async function serveLeader(
-    req: Request,
-    url: URL,
+    req: LightRequest,
+    url: () => URL,
     key: string,
     options: { deadline: RequestDeadline; session?: Session },
-  ): Promise<Response> {
+  ): Promise<LightResponse> {
     const { deadline } = options;
     const body = () => readBody(req, maxBody, deadline.signal);
-    const op = url.searchParams.get("op");
     switch (req.method) {
       case "GET": {
         const value = await local.get(key, deadline);
@@ -527,16 +418,17 @@ export function kvHttpHandler(
       case "PUT": {
         const value = valueFrom(req, await body());
         await writes.run(() => local.write({ type: "put", key, value }, options));
-        return new Response(null, { status: 204 });
+        return { status: 204 };
       }
       case "DELETE":
         await writes.run(() => local.write({ type: "delete", key }, options));
-        return new Response(null, { status: 204 });
-      case "POST":
+        return { status: 204 };
+      case "POST": {
+        const op = url().searchParams.get("op");
         if (op === "append") {
           const value = valueFrom(req, await body());
           await writes.run(() => local.write({ type: "append", key, value }, options));
-          return new Response(null, { status: 204 });
+          return { status: 204 };
         }
         if (op === "cas") {
           const change = parseCas(await body());
@@ -554,6 +446,7 @@ export function kvHttpHandler(
         return failure(400, `POST needs ?op=append or ?op=cas, got ${JSON.stringify(op)}`, {
           mayHaveApplied: false,
         });
+      }
       default:
         return failure(405, `${req.method} is not supported on /kv/`, { mayHaveApplied: false }, {
           allow: "GET, PUT, POST, DELETE",
@@ -561,11 +454,11 @@ export function kvHttpHandler(
     }
   }
 
-  async function handle(req: Request): Promise<Response> {
+  async function handle(req: LightRequest): Promise<LightResponse | Response> {
     // Every refusal of a write says whether it may have been applied; these certainly were not.
     const definite = req.method === "GET" ? {} : { mayHaveApplied: false };
     if (options.secret !== undefined) {
-      const auth = req.headers.get("authorization") ?? "";
+      const auth = req.header("authorization") ?? "";
       if (!auth.startsWith("Bearer ") || !sameSecret(auth.slice(7), options.secret)) {
         return failure(
           401,
@@ -577,7 +470,7 @@ export function kvHttpHandler(
         );
       }
     }
-    const theirs = req.headers.get("x-distkit-cluster");
+    const theirs = req.header("x-distkit-cluster");
     if (theirs !== null && theirs !== (options.cluster ?? "")) {
       return failure(
         421,
@@ -587,9 +480,11 @@ export function kvHttpHandler(
         definite,
       );
     }
-    const url = new URL(req.url);
+    // Parsed only when needed (a redirect, a POST's op): most requests need the raw path alone.
+    let parsed: URL | undefined;
+    const url = () => parsed ??= new URL(req.url);
     // The path as sent: URL parsing would resolve "." and ".." segments inside keys.
-    const raw = rawPath(req.url);
+    const raw = rawPath(req.target);
     if (raw === "/status" || raw === "/metrics") {
       if (req.method !== "GET") {
         return failure(405, `${raw} answers GET only`, {}, { allow: "GET" });
@@ -607,14 +502,16 @@ export function kvHttpHandler(
         http: (options as InternalOptions)[HTTP_STATS]?.(),
         tcp: options.tcpStats?.(),
       };
-      return new Response(metrics(kv, requests, overloads, listeners), {
+      return {
+        status: 200,
         headers: { "content-type": "text/plain; version=0.0.4" },
-      });
+        body: metrics(kv, requests, overloads, listeners),
+      };
     }
     if (raw === "/members" || raw.startsWith("/members/")) {
-      return await serveMembersHttp(rpc, req, {
+      return await serveMembersHttp(rpc, req.toRequest(), {
         path: raw,
-        redirect: (leader, extra) => redirect(url, leader, extra),
+        redirect: (leader, extra) => responseFromLight(redirect(url, leader, extra)),
       });
     }
     if (!raw.startsWith("/kv/") || raw.length === 4) {
@@ -627,7 +524,7 @@ export function kvHttpHandler(
       return failure(400, "the key is not valid percent-encoded UTF-8", definite);
     }
     // The body's memory is reserved before it is read, and held until the answer.
-    const reserved = req.body === null ? 0 : bodyReservation(req, maxBody);
+    const reserved = !req.hasBody ? 0 : bodyReservation(req, maxBody);
     // A leader that would refuse the write anyway refuses before the body is read.
     const refusal = req.method === "GET" || kv.raft.status().role !== "leader"
       ? undefined
@@ -684,7 +581,7 @@ export function kvHttpHandler(
     err: OverloadedError,
     reserved: number,
     definite: Record<string, unknown>,
-  ): Promise<Response> {
+  ): Promise<LightResponse> {
     if (reserved > SMALL_WRITE_BYTES) await pace.hold(retryAfterSeconds(err) * 1000);
     return overloaded(err, definite);
   }
@@ -694,7 +591,7 @@ export function kvHttpHandler(
     err: OverloadedError,
     definite: Record<string, unknown>,
     headers: Record<string, string> = {},
-  ): Response {
+  ): LightResponse {
     overloads++;
     return failure(503, err.message, { ...definite, overloaded: true }, {
       "retry-after": String(retryAfterSeconds(err)),
@@ -708,32 +605,4 @@ export function kvHttpHandler(
     requests.set(code, (requests.get(code) ?? 0) + 1);
     return response;
   };
-}
-
-/** The path of a request URL as sent (without the query), not normalized. */
-function rawPath(url: string): string {
-  const start = url.indexOf("/", url.indexOf("//") + 2);
-  if (start < 0) return "/";
-  const end = url.search(/[?#]/);
-  return url.slice(start, end < 0 ? undefined : end);
-}
-
-function parseCas(body: Uint8Array): { expected: string | null; value: string } {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(new TextDecoder().decode(body));
-  } catch {
-    throw new RequestError(
-      "kv",
-      'cas takes a JSON body {"expected": string | null, "value": string}',
-    );
-  }
-  const { expected, value } = (parsed ?? {}) as { expected?: unknown; value?: unknown };
-  if ((typeof expected !== "string" && expected !== null) || typeof value !== "string") {
-    throw new RequestError(
-      "kv",
-      'cas takes a JSON body {"expected": string | null, "value": string}',
-    );
-  }
-  return { expected, value };
 }

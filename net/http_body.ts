@@ -28,8 +28,16 @@ export class Input {
     this.#conn = conn;
   }
 
-  /** Reads more; false at the end of the stream (or when the socket was closed). */
+  /**
+   * Reads more; false at the end of the stream (or when the socket was closed).
+   * `pending` may be a view of the read buffer until the next call (nothing
+   * keeps one across it: the body's bytes are copied out).
+   */
   async fill(): Promise<boolean> {
+    // The bytes left over may lie in the buffer this read fills: they are kept aside first.
+    if (this.pending.length > 0 && this.pending.buffer === this.#buffer.buffer) {
+      this.pending = this.pending.slice();
+    }
     let n: number | null;
     try {
       n = await this.#conn.read(this.#buffer);
@@ -38,7 +46,7 @@ export class Input {
     }
     if (n === null) return false;
     this.pending = this.pending.length === 0
-      ? this.#buffer.slice(0, n)
+      ? this.#buffer.subarray(0, n)
       : concat(this.pending, this.#buffer.subarray(0, n));
     return true;
   }
@@ -63,7 +71,9 @@ export interface BodyConnection {
 }
 
 /**
- * Streams one request's body out of the connection, under the body deadline.
+ * Reads one request's body out of the connection, under the body deadline:
+ * as a stream, or all at once ({@linkcode BodyReader.readAll}), one or the
+ * other.
  *
  * @example
  * ```ts ignore
@@ -72,58 +82,126 @@ export interface BodyConnection {
  * ```
  */
 export class BodyReader<C extends BodyConnection = BodyConnection> {
-  readonly stream: ReadableStream<Uint8Array>;
   done = false;
   /** Why reading the body failed, if it did. */
   error: unknown;
   #started = false;
   #continued = false;
-  /** A pull of the stream is under way (the handler left a read pending). */
+  /** A read is under way (the handler left one pending). */
   #pulling = false;
   #left: number;
+  #stream: ReadableStream<Uint8Array> | undefined;
+  /** Taken by the stream or by readAll. */
+  #taken = false;
   readonly #chunked: ChunkedDecoder | undefined;
   readonly #server: BodyDeadlines<C>;
   readonly #c: C;
+  readonly #io: Input;
   readonly #expectContinue: boolean;
 
   constructor(server: BodyDeadlines<C>, c: C, io: Input, head: RequestHead) {
     this.#server = server;
     this.#c = c;
+    this.#io = io;
     this.#expectContinue = head.expectContinue;
     this.#left = head.contentLength;
     this.#chunked = head.chunked ? new ChunkedDecoder() : undefined;
-    this.stream = new ReadableStream<Uint8Array>({
+  }
+
+  /** The body as a stream, made when first asked for (not with {@linkcode readAll}). */
+  get stream(): ReadableStream<Uint8Array> {
+    if (this.#stream !== undefined) return this.#stream;
+    this.#take();
+    const server = this.#server;
+    const c = this.#c;
+    this.#stream = new ReadableStream<Uint8Array>({
       pull: async (controller) => {
         this.#pulling = true;
         try {
-          if (!this.#started) {
-            this.#started = true;
-            server.bodyDeadline(c);
-            if (head.expectContinue && !this.#continued) {
-              this.#continued = true;
-              await writeAll(c.conn, encoder.encode("HTTP/1.1 100 Continue\r\n\r\n"));
-            }
-          }
-          const data = await this.#next(io);
+          await this.#start();
+          const data = await this.#next(this.#io);
           if (data.length > 0) controller.enqueue(data);
           if (this.done) {
             server.bodyEnded(c);
             controller.close();
           }
         } catch (err) {
-          this.error = err;
-          server.bodyEnded(c);
-          controller.error(
-            c.timedOut === "bodyTimeouts"
-              ? new Error("the request body did not arrive in time (bodyTimeoutMs)")
-              : err,
-          );
+          controller.error(this.#failed(err));
         } finally {
           this.#pulling = false;
         }
       },
       cancel: () => server.bodyEnded(c),
     }, { highWaterMark: 0 });
+    return this.#stream;
+  }
+
+  /**
+   * The whole body in one array, read without a stream (the common case:
+   * a small body, often in the same read as the head).
+   *
+   * @throws {Error} when the body was taken already, does not arrive in time, the client left,
+   *   or it is malformed (an `HttpParseError`).
+   */
+  async readAll(): Promise<Uint8Array> {
+    this.#take();
+    this.#pulling = true;
+    try {
+      if (!this.#started) await this.#start();
+      const io = this.#io;
+      let out: Uint8Array;
+      if (this.#chunked === undefined) {
+        // One copy, straight out of what the connection read.
+        out = new Uint8Array(this.#left);
+        let at = 0;
+        while (this.#left > 0) {
+          if (io.pending.length === 0 && !await io.fill()) {
+            throw new Error("the connection closed in the middle of the request body");
+          }
+          const n = Math.min(this.#left, io.pending.length);
+          out.set(io.pending.subarray(0, n), at);
+          io.consume(n);
+          at += n;
+          this.#left -= n;
+        }
+        this.done = true;
+      } else {
+        const parts: Uint8Array[] = [];
+        while (!this.done) parts.push(await this.#next(io));
+        out = parts.length === 1 ? parts[0] : concat(...parts);
+      }
+      this.#server.bodyEnded(this.#c);
+      return out;
+    } catch (err) {
+      throw this.#failed(err);
+    } finally {
+      this.#pulling = false;
+    }
+  }
+
+  #take(): void {
+    if (this.#taken) throw new TypeError("the request body was read already; read it once");
+    this.#taken = true;
+  }
+
+  /** At the first read: the body's deadline starts, and a waiting client is told to send it. */
+  async #start(): Promise<void> {
+    if (this.#started) return;
+    this.#started = true;
+    this.#server.bodyDeadline(this.#c);
+    if (this.#expectContinue && !this.#continued) {
+      this.#continued = true;
+      await writeAll(this.#c.conn, encoder.encode("HTTP/1.1 100 Continue\r\n\r\n"));
+    }
+  }
+
+  /** Records a failed read; the error to give the reader. */
+  #failed(err: unknown): unknown {
+    this.error = err;
+    this.#server.bodyEnded(this.#c);
+    return this.#c.timedOut === "bodyTimeouts"
+      ? new Error("the request body did not arrive in time (bodyTimeoutMs)")
+      : err;
   }
 
   /**

@@ -110,10 +110,12 @@ export function parseRequestHead(bytes: Uint8Array): RequestHead {
     }
   }
   // Printable ASCII only (checked above): UTF-8 decoding is ASCII here.
-  const text = new TextDecoder().decode(bytes);
+  const text = decoder.decode(bytes);
   const lines = text.split("\r\n");
-  if (lines.some((line) => line.includes("\n") || line.includes("\r"))) {
-    throw new HttpParseError(400, "lines of the request head must end with CRLF");
+  for (const line of lines) {
+    if (line.includes("\n") || line.includes("\r")) {
+      throw new HttpParseError(400, "lines of the request head must end with CRLF");
+    }
   }
   const requestLine = lines[0];
   const match = /^([^ ]+) ([^ ]+) HTTP\/1\.([01])$/.exec(requestLine);
@@ -135,8 +137,16 @@ export function parseRequestHead(bytes: Uint8Array): RequestHead {
   }
   const minor = minorText === "1" ? 1 : 0;
   const headers: [string, string][] = [];
-  for (const line of lines.slice(1)) {
-    if (line.startsWith(" ") || line.startsWith("\t")) {
+  // The fields the head's meaning depends on, gathered in the one pass.
+  let hosts = 0;
+  const lengths: string[] = [];
+  const encodings: string[] = [];
+  const connection: string[] = [];
+  const expect: string[] = [];
+  for (let n = 1; n < lines.length; n++) {
+    const line = lines[n];
+    const first = line.charCodeAt(0);
+    if (first === 0x20 || first === 0x09) {
       throw new HttpParseError(400, "obsolete line folding in the header fields is refused");
     }
     const colon = line.indexOf(":");
@@ -145,15 +155,30 @@ export function parseRequestHead(bytes: Uint8Array): RequestHead {
     if (!TOKEN.test(name)) {
       throw new HttpParseError(400, `the header name ${JSON.stringify(name)} is not a token`);
     }
-    headers.push([name.toLowerCase(), line.slice(colon + 1).replace(/^[ \t]+|[ \t]+$/g, "")]);
+    const lower = name.toLowerCase();
+    const value = trimSpaces(line, colon + 1);
+    headers.push([lower, value]);
+    switch (lower) {
+      case "host":
+        hosts++;
+        break;
+      case "content-length":
+        lengths.push(value);
+        break;
+      case "transfer-encoding":
+        encodings.push(value);
+        break;
+      case "connection":
+        connection.push(value);
+        break;
+      case "expect":
+        expect.push(value);
+        break;
+    }
   }
-  const all = (name: string) => headers.filter(([n]) => n === name).map(([, v]) => v);
-  const hosts = all("host");
-  if (minor === 1 && hosts.length !== 1) {
+  if (minor === 1 && hosts !== 1) {
     throw new HttpParseError(400, `an HTTP/1.1 request needs exactly one Host header`);
   }
-  const lengths = all("content-length");
-  const encodings = all("transfer-encoding");
   if (lengths.length > 0 && encodings.length > 0) {
     throw new HttpParseError(
       400,
@@ -184,9 +209,7 @@ export function parseRequestHead(bytes: Uint8Array): RequestHead {
     }
     chunked = true;
   }
-  const connection = all("connection").join(",").toLowerCase().split(",").map((t) => t.trim());
-  const keepAlive = minor === 1 ? !connection.includes("close") : connection.includes("keep-alive");
-  const expect = all("expect");
+  const keepAlive = connectionKeepsAlive(connection, minor);
   if (expect.length > 0 && (expect.length > 1 || expect[0].toLowerCase() !== "100-continue")) {
     throw new HttpParseError(417, `only "Expect: 100-continue" is understood`);
   }
@@ -200,6 +223,28 @@ export function parseRequestHead(bytes: Uint8Array): RequestHead {
     keepAlive,
     expectContinue: expect.length === 1 && minor === 1,
   };
+}
+
+const decoder = new TextDecoder();
+
+/** `line` from `from` on, without leading and trailing spaces and tabs. */
+function trimSpaces(line: string, from: number): string {
+  let start = from;
+  let end = line.length;
+  while (start < end && (line.charCodeAt(start) === 0x20 || line.charCodeAt(start) === 0x09)) {
+    start++;
+  }
+  while (end > start && (line.charCodeAt(end - 1) === 0x20 || line.charCodeAt(end - 1) === 0x09)) {
+    end--;
+  }
+  return line.slice(start, end);
+}
+
+/** Whether the `Connection` fields keep the connection open (the default of HTTP/1.1). */
+function connectionKeepsAlive(values: string[], minor: 0 | 1): boolean {
+  if (values.length === 0) return minor === 1;
+  const tokens = values.join(",").toLowerCase().split(",").map((t) => t.trim());
+  return minor === 1 ? !tokens.includes("close") : tokens.includes("keep-alive");
 }
 
 /**

@@ -2,10 +2,11 @@
  * A small HTTP/1.1 server on `Deno.listen` with the limits `Deno.serve`
  * does not offer: a deadline for a request's head and one for its body, an
  * idle keep-alive timeout, and caps on connections per listener and per
- * client address. It serves a `(Request) => Response` handler, one request
- * at a time per connection (pipelined requests wait their turn), with
- * `Content-Length` or chunked request bodies (see `http_parse.ts`) and
- * `Content-Length` responses.
+ * client address. It serves a `(Request) => Response` handler
+ * ({@linkcode serveHttp}) or a lighter one that skips the WHATWG objects
+ * ({@linkcode serveLightHttp}), one request at a time per connection
+ * (pipelined requests wait their turn), with `Content-Length` or chunked
+ * request bodies (see `http_parse.ts`) and `Content-Length` responses.
  *
  * @module
  */
@@ -13,7 +14,16 @@ import { type Clock, realClock } from "./clock.ts";
 import { EventSummary } from "./event_summary.ts";
 import { formatAddr } from "./frame.ts";
 import { HttpParseError, parseRequestHead, type RequestHead } from "./http_parse.ts";
-import { BodyReader, closeQuietly, concat, Input, lingerClose, writeAll } from "./http_body.ts";
+import { BodyReader, closeQuietly, Input, lingerClose, writeAll } from "./http_body.ts";
+import { headOnly, REASONS, withBody } from "./http_answer.ts";
+import {
+  asksClose,
+  bodyBytes,
+  headerLines,
+  type LightRequest,
+  type LightResponse,
+  ServedRequest,
+} from "./http_light.ts";
 import type { Logger } from "./logger.ts";
 import {
   AddressCounts,
@@ -68,7 +78,7 @@ export interface ServeHttpOptions {
   maxDrainBytes?: number;
   /** Connections open at once from one client IP address. Default 256. */
   maxConnectionsPerAddress?: number;
-  /** Answers a handler's exception (default: 500 with the message). */
+  /** Answers a handler's exception (default: 500 with the message, as text). */
   onError?: (error: unknown) => Response;
   /** Where one summary line per interval goes (refusals and timeouts, counted). Default: none. */
   logger?: Logger;
@@ -161,8 +171,88 @@ export function serveHttp(
   handler: (request: Request) => Response | Promise<Response>,
   options: ServeHttpOptions = {},
 ): HttpServer {
-  return new HttpServerImpl(handler, options);
+  const served = (request: ServedRequest) => {
+    let taken: Request;
+    try {
+      taken = request.toRequest();
+    } catch (err) {
+      throw new RequestNotTaken(err);
+    }
+    return handler(taken);
+  };
+  return new HttpServerImpl(served, { ...options, light: false });
 }
+
+/**
+ * Options of {@linkcode serveLightHttp}: those of {@linkcode serveHttp},
+ * with an `onError` that may answer lightly.
+ *
+ * @example
+ * ```ts
+ * import type { ServeLightHttpOptions } from "@distkit/distkit/net";
+ *
+ * const options: ServeLightHttpOptions = { onError: () => ({ status: 500, body: "sorry" }) };
+ * ```
+ */
+export interface ServeLightHttpOptions extends Omit<ServeHttpOptions, "onError"> {
+  /** Answers a handler's exception (default: 500 with the message, as text). */
+  onError?: (error: unknown) => LightResponse | Response;
+}
+
+/**
+ * Serves `handler` like {@linkcode serveHttp}, with the same deadlines,
+ * caps and answers, but hands it a {@linkcode LightRequest} and takes a
+ * {@linkcode LightResponse} (or a `Response`): no `Request`, `Headers`,
+ * body stream or `Response` per request unless the handler asks for one
+ * (issue 20: they were a fifth of what a put over HTTP allocated).
+ *
+ * @example
+ * ```ts
+ * import { serveLightHttp } from "@distkit/distkit/net";
+ * import assert from "node:assert/strict";
+ *
+ * const server = serveLightHttp(async (req) => {
+ *   const body = new TextDecoder().decode(await req.bytes());
+ *   return { status: 200, headers: { "content-type": "text/plain" }, body: `${req.target} ${body}` };
+ * });
+ * const res = await fetch(`http://${server.address}/kv/a`, { method: "PUT", body: "v" });
+ * assert.equal(await res.text(), "/kv/a v");
+ * await server.close();
+ * ```
+ *
+ * @param handler Answers each request.
+ * @param options Where to listen, the deadlines and the caps.
+ * @throws {Error} when the address cannot be listened on.
+ * @throws {RangeError} when an option is out of range.
+ */
+export function serveLightHttp(
+  handler: (request: LightRequest) => HttpAnswer | Promise<HttpAnswer>,
+  options: ServeLightHttpOptions = {},
+): HttpServer {
+  return new HttpServerImpl(handler, { ...options, light: true });
+}
+
+/**
+ * What a {@linkcode serveLightHttp} handler answers with: a light answer, or a `Response`.
+ *
+ * @example
+ * ```ts
+ * import type { HttpAnswer } from "@distkit/distkit/net";
+ *
+ * const answers: HttpAnswer[] = [{ status: 204 }, new Response("hi")];
+ * ```
+ */
+export type HttpAnswer = Response | LightResponse;
+
+/** A `Request` could not be made of the request (serveHttp's handler was not called). */
+class RequestNotTaken extends Error {
+  constructor(cause: unknown) {
+    super(`the request cannot be taken: ${messageOf(cause)}`, { cause });
+  }
+}
+
+/** The methods `Request` refuses. */
+const FORBIDDEN_METHOD = /^(connect|trace|track)$/i;
 
 type Counter = Exclude<keyof HttpServerStats, "connections">;
 
@@ -179,6 +269,8 @@ interface Connection {
   /** The timer that checks the deadline, and when it fires (at or before `due.at`). */
   timer: ReturnType<typeof setTimeout> | undefined;
   timerAt: number;
+  /** The last Host whose URL `Request` took (its requests need no new check). */
+  takenHost: string | undefined;
 }
 
 const CRLF2 = new Uint8Array([0x0d, 0x0a, 0x0d, 0x0a]);
@@ -187,7 +279,9 @@ const encoder = new TextEncoder();
 class HttpServerImpl implements HttpServer {
   readonly addr: TcpAddr;
   readonly address: string;
-  readonly #handler: (request: Request) => Response | Promise<Response>;
+  readonly #handler: (request: ServedRequest) => HttpAnswer | Promise<HttpAnswer>;
+  /** Hands the handler requests no `Request` was made of (serveLightHttp): each is checked. */
+  readonly #light: boolean;
   readonly #headerTimeoutMs: number;
   readonly #bodyTimeoutMs: number;
   readonly #idleTimeoutMs: number;
@@ -195,7 +289,7 @@ class HttpServerImpl implements HttpServer {
   readonly #maxConnections: number;
   readonly #maxPerAddress: number;
   readonly #maxDrainBytes: number;
-  readonly #onError: (error: unknown) => Response;
+  readonly #onError: (error: unknown) => HttpAnswer;
   readonly #listener: Deno.TcpListener;
   readonly #summary: EventSummary | undefined;
   readonly #conns = new Map<Connection, Promise<void>>();
@@ -218,10 +312,11 @@ class HttpServerImpl implements HttpServer {
   #closing: Promise<void> | undefined;
 
   constructor(
-    handler: (request: Request) => Response | Promise<Response>,
-    options: ServeHttpOptions,
+    handler: (request: ServedRequest) => HttpAnswer | Promise<HttpAnswer>,
+    options: ServeLightHttpOptions & { light: boolean },
   ) {
     this.#handler = handler;
+    this.#light = options.light;
     this.#headerTimeoutMs = checkDelay(options.headerTimeoutMs ?? 10_000, "headerTimeoutMs");
     this.#bodyTimeoutMs = checkDelay(options.bodyTimeoutMs ?? 30_000, "bodyTimeoutMs");
     this.#idleTimeoutMs = checkDelay(options.idleTimeoutMs ?? 5_000, "idleTimeoutMs");
@@ -239,7 +334,7 @@ class HttpServerImpl implements HttpServer {
       throw new RangeError(`maxDrainBytes must be 0 or more, got ${options.maxDrainBytes}`);
     }
     this.#onError = options.onError ??
-      ((err) => new Response(`internal error: ${messageOf(err)}`, { status: 500 }));
+      ((err) => ({ status: 500, body: `internal error: ${messageOf(err)}` }));
     if (options.summaryIntervalMs !== undefined) {
       checkDelay(options.summaryIntervalMs, "summaryIntervalMs");
     }
@@ -345,6 +440,7 @@ class HttpServerImpl implements HttpServer {
         due: undefined,
         timer: undefined,
         timerAt: 0,
+        takenHost: undefined,
       };
       this.#perAddress.add(host);
       const served = this.#serve(c).finally(() => {
@@ -489,34 +585,32 @@ class HttpServerImpl implements HttpServer {
       return false;
     }
     const host = head.headers.find(([name]) => name === "host")?.[1] ?? this.address;
-    if (!/^[A-Za-z0-9.\-]+(?::\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](?::\d{1,5})?$/.test(host)) {
+    // The connection's last Host taken passed this check already.
+    if (
+      host !== c.takenHost &&
+      !/^[A-Za-z0-9.\-]+(?::\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](?::\d{1,5})?$/.test(host)
+    ) {
       this.#count("badRequests", "bad request (400)");
       await this.#answerAndClose(c, 400, "the Host header is not host[:port]");
       return false;
     }
     const body = hasBody ? new BodyReader(this, c, io, head) : undefined;
     const url = `http://${host}${head.target}`;
-    let request: Request;
-    try {
-      const headers = new Headers();
-      for (const [name, value] of head.headers) headers.append(name, value);
-      request = new Request(url, {
-        method: head.method,
-        headers,
-        body: body?.stream ?? null,
-        duplex: "half",
-      } as RequestInit);
-    } catch (err) {
+    const refused = this.#light ? this.#untakeable(c, head, host, url) : undefined;
+    if (refused !== undefined) {
       this.#count("badRequests", "bad request (400)");
-      await this.#answerAndClose(c, 400, `the request cannot be taken: ${messageOf(err)}`);
+      await this.#answerAndClose(c, 400, refused.message);
       return false;
     }
-    // The target as sent: URL parsing would resolve "." and ".." segments.
-    Object.defineProperty(request, "url", { value: url });
-    let response: Response;
+    let response: HttpAnswer;
     try {
-      response = await this.#handler(request);
+      response = await this.#handler(new ServedRequest(head, url, body));
     } catch (err) {
+      if (err instanceof RequestNotTaken) {
+        this.#count("badRequests", "bad request (400)");
+        await this.#answerAndClose(c, 400, err.message);
+        return false;
+      }
       response = this.#onError(err);
     }
     this.#counts.requests++;
@@ -527,7 +621,9 @@ class HttpServerImpl implements HttpServer {
       return false;
     }
     if (body?.error !== undefined) return false; // the body timed out or the client left
-    const askedClose = /(^|,)\s*close\s*(,|$)/i.test(response.headers.get("connection") ?? "");
+    const askedClose = response instanceof Response
+      ? /(^|,)\s*close\s*(,|$)/i.test(response.headers.get("connection") ?? "")
+      : asksClose(response);
     // A body not read to its end leaves the stream mid-request: a small rest is read and dropped
     // (the connection goes on), a large one is not read at all (the connection closes).
     let bodyLeft = body !== undefined && !body.done;
@@ -554,34 +650,56 @@ class HttpServerImpl implements HttpServer {
     return false;
   }
 
+  /**
+   * The light path's check that `Request` would take the request, as
+   * serveHttp's making one does: a forbidden method or a Host it cannot
+   * parse is refused (400) with the same message. A connection's requests
+   * name the same Host: it is checked once per connection.
+   */
+  #untakeable(c: Connection, head: RequestHead, host: string, url: string): Error | undefined {
+    if (host === c.takenHost && !FORBIDDEN_METHOD.test(head.method)) return undefined;
+    try {
+      new Request(url, { method: head.method });
+    } catch (err) {
+      return new RequestNotTaken(err);
+    }
+    c.takenHost = host;
+    return undefined;
+  }
+
   /** Writes a response with its length; false when the connection failed or timed out. */
   async #write(
     c: Connection,
     head: RequestHead,
-    response: Response,
+    response: HttpAnswer,
     close: boolean,
   ): Promise<boolean> {
     const status = response.status;
     const bodiless = status === 204 || status === 304 || (status >= 100 && status < 200);
     let bytes: Uint8Array;
-    try {
-      bytes = bodiless ? new Uint8Array(0) : new Uint8Array(await response.arrayBuffer());
-    } catch (err) {
-      return this.#write(c, head, this.#onError(err), close);
-    }
-    let text = `HTTP/1.1 ${status} ${response.statusText || REASONS[status] || ""}\r\n`;
-    for (const [name, value] of response.headers) {
-      if (name === "content-length" || name === "connection" || name === "transfer-encoding") {
-        continue;
+    let text: string;
+    if (response instanceof Response) {
+      try {
+        bytes = bodiless ? new Uint8Array(0) : new Uint8Array(await response.arrayBuffer());
+      } catch (err) {
+        return this.#write(c, head, this.#onError(err), close);
       }
-      text += `${name}: ${value}\r\n`;
+      text = `HTTP/1.1 ${status} ${response.statusText || REASONS[status] || ""}\r\n`;
+      for (const [name, value] of response.headers) {
+        if (name === "content-length" || name === "connection" || name === "transfer-encoding") {
+          continue;
+        }
+        text += `${name}: ${value}\r\n`;
+      }
+    } else {
+      bytes = bodiless ? new Uint8Array(0) : bodyBytes(response);
+      text = `HTTP/1.1 ${status} ${REASONS[status] || ""}\r\n${headerLines(response)}`;
     }
     if (!bodiless) text += `content-length: ${bytes.length}\r\n`;
     if (close) text += "connection: close\r\n";
     else if (head.minor === 0) text += "connection: keep-alive\r\n";
     text += "\r\n";
-    const headBytes = encoder.encode(text);
-    const out = head.method === "HEAD" || bodiless ? headBytes : concat(headBytes, bytes);
+    const out = head.method === "HEAD" || bodiless ? headOnly(text) : withBody(text, bytes);
     this.#deadline(c, this.#bodyTimeoutMs, "writeTimeouts", "response write too slow");
     try {
       await writeAll(c.conn, out);
@@ -605,10 +723,11 @@ class HttpServerImpl implements HttpServer {
       keepAlive: false,
       expectContinue: false,
     };
-    const response = new Response(JSON.stringify({ error: message }), {
+    const response: LightResponse = {
       status,
       headers: { "content-type": "application/json" },
-    });
+      body: JSON.stringify({ error: message }),
+    };
     if (await this.#write(c, head, response, true)) await lingerClose(c.conn, this.#maxDrainBytes);
   }
 
@@ -624,38 +743,13 @@ class HttpServerImpl implements HttpServer {
 }
 
 function indexOf(haystack: Uint8Array, needle: Uint8Array, from: number): number {
-  outer: for (let i = from; i <= haystack.length - needle.length; i++) {
-    for (let j = 0; j < needle.length; j++) if (haystack[i + j] !== needle[j]) continue outer;
-    return i;
+  const last = haystack.length - needle.length;
+  // The first byte is looked for natively; the rest compared here.
+  for (let i = haystack.indexOf(needle[0], from); i >= 0 && i <= last;) {
+    let j = 1;
+    while (j < needle.length && haystack[i + j] === needle[j]) j++;
+    if (j === needle.length) return i;
+    i = haystack.indexOf(needle[0], i + 1);
   }
   return -1;
 }
-
-const REASONS: Record<number, string> = {
-  100: "Continue",
-  200: "OK",
-  201: "Created",
-  204: "No Content",
-  301: "Moved Permanently",
-  302: "Found",
-  307: "Temporary Redirect",
-  308: "Permanent Redirect",
-  400: "Bad Request",
-  401: "Unauthorized",
-  403: "Forbidden",
-  404: "Not Found",
-  405: "Method Not Allowed",
-  408: "Request Timeout",
-  409: "Conflict",
-  412: "Precondition Failed",
-  413: "Content Too Large",
-  417: "Expectation Failed",
-  421: "Misdirected Request",
-  429: "Too Many Requests",
-  431: "Request Header Fields Too Large",
-  500: "Internal Server Error",
-  501: "Not Implemented",
-  503: "Service Unavailable",
-  504: "Gateway Timeout",
-  505: "HTTP Version Not Supported",
-};

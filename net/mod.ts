@@ -53,6 +53,13 @@ export * from "./tcp.ts";
 export * from "./address.ts";
 export * from "./http_parse.ts";
 export * from "./http_server.ts";
+export {
+  lightFromRequest,
+  type LightRequest,
+  type LightResponse,
+  normalizeMethod,
+  responseFromLight,
+} from "./http_light.ts";
 export * from "./version.ts";
 export * from "./logger.ts";
 export { utf8Length } from "./bytes.ts";

@@ -14,7 +14,6 @@ import { openFiles } from "./proc_stats.ts";
 
 const FLOOD = 2_000;
 const HEADER_TIMEOUT_MS = 10_000; // the node's default (ServeHttpOptions.headerTimeoutMs)
-const PORTS = [24100, 24101, 24102];
 const HTTP_OFFSET = 100;
 
 interface Slow {
@@ -61,7 +60,7 @@ Deno.test({
   ignore: !linux,
   async fn() {
     const dataDir = await Deno.makeTempDir({ prefix: "distkit-slowloris-" });
-    const cluster = await LocalCluster.start({ dataDir, ports: PORTS, httpOffset: HTTP_OFFSET });
+    const cluster = await LocalCluster.start({ dataDir, httpOffset: HTTP_OFFSET });
     const slows: Slow[] = [];
     let canaryRuns = true;
     let canaryLoop: Promise<void> | undefined;

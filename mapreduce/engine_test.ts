@@ -1,5 +1,12 @@
 import assert from "node:assert/strict";
-import { AppLoadError, compareKeys, loadApp, type MapReduceApp, partitionOf } from "./app.ts";
+import {
+  AppLoadError,
+  compareKeys,
+  type KeyValue,
+  loadApp,
+  type MapReduceApp,
+  partitionOf,
+} from "./app.ts";
 import { countWords, mapStream as wcMapStream, WordCounter, words } from "./apps/wc.ts";
 import {
   Grouper,
@@ -163,10 +170,79 @@ Deno.test("mr Grouper: folds with combine as values come, keys in byte order", (
   const g = new Grouper(sum);
   for (let i = 0; i < 1000; i++) g.add("b", "1");
   g.add("a", "2");
-  const sorted = [...g.sorted()];
+  const sorted = g.sortedKeys().map((k) => [k, g.valuesOf(k)] as const);
   assert.deepEqual(sorted.map(([k]) => k), ["a", "b"]);
   assert.ok(sorted[1][1].length < 64, "frequent key folded");
   assert.equal(sum("b", sorted[1][1]), "1000");
+});
+
+Deno.test("mr Grouper: keys beyond U+FFFF sort in UTF-8 byte order too", () => {
+  const g = new Grouper();
+  const keys = ["b", "\u{1F600}", "\uFFFD", "a", "\uE000x", "\u{10000}", "B"];
+  for (const k of keys) g.add(k, "1");
+  g.add("a", "2");
+  assert.deepEqual(g.sortedKeys(), [...keys].sort(compareKeys));
+  assert.deepEqual(g.valuesOf("a"), ["1", "2"]);
+  assert.deepEqual(g.valuesOf("absent"), []);
+  // Without surrogates, the same order as compareKeys as well.
+  const plain = new Grouper();
+  for (const k of ["b", "\uFFFD", "a", "é", "B", ""]) plain.add(k, "1");
+  assert.deepEqual(plain.sortedKeys(), ["b", "\uFFFD", "a", "é", "B", ""].sort(compareKeys));
+});
+
+Deno.test("mr runMap: combine folds repeated keys; without combine every value is kept", async () => {
+  const dir = await Deno.makeTempDir();
+  await Deno.writeTextFile(`${dir}/in.txt`, "x\n");
+  const [task] = await splitInputs([`${dir}/in.txt`]);
+  const pairs: KeyValue[] = [["a", "1"], ["b", "1"], ["a", "1"], ["a", "1"]];
+  const sum = (_k: string, vs: string[]) => String(vs.reduce((n, v) => n + Number(v), 0));
+  const read = async () => JSON.parse(await Deno.readTextFile(intermediateName(dir, 0, 0)));
+  await runMap({ map: () => pairs, reduce: sum, combine: sum }, task, { dir, nReduce: 1 });
+  assert.deepEqual(await read(), ["a", "3", "b", "1"]);
+  await runMap({ map: () => pairs, reduce: sum }, task, { dir, nReduce: 1 });
+  assert.deepEqual(await read(), ["a", "1", "b", "1", "a", "1", "a", "1"]);
+  // Distinct keys (wc's case) are written as they came, with or without combine.
+  const distinct: KeyValue[] = Array.from({ length: 500 }, (_, i) => [`k${i}`, String(i)]);
+  await runMap({ map: () => distinct, reduce: sum, combine: sum }, task, { dir, nReduce: 1 });
+  assert.deepEqual(await read(), distinct.flat());
+  // A generator's pairs (not an array) are taken too.
+  await runMap(
+    {
+      map: function* () {
+        yield ["g", "1"] as KeyValue;
+        yield ["g", "2"] as KeyValue;
+      },
+      reduce: sum,
+      combine: sum,
+    },
+    task,
+    { dir, nReduce: 1 },
+  );
+  assert.deepEqual(await read(), ["g", "3"]);
+  // And partitioned by partitionOf.
+  await runMap({ map: () => distinct, reduce: sum }, task, { dir, nReduce: 4 });
+  for (let r = 0; r < 4; r++) {
+    const flat: string[] = JSON.parse(await Deno.readTextFile(intermediateName(dir, 0, r)));
+    for (let i = 0; i < flat.length; i += 2) assert.equal(partitionOf(flat[i], 4), r);
+  }
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("mr runReduce: an async reduce is awaited; a damaged file is named", async () => {
+  const dir = await Deno.makeTempDir();
+  await Deno.writeTextFile(intermediateName(dir, 0, 0), '["k","1","j","2"]\n');
+  await Deno.writeTextFile(intermediateName(dir, 1, 0), '["k","3"]\n');
+  const app: MapReduceApp = {
+    map: () => [],
+    reduce: (_k, vs) => Promise.resolve(vs.join("+")),
+  };
+  await runReduce(app, { r: 0, nMap: 2, dir });
+  assert.equal(await Deno.readTextFile(outputName(dir, 0)), "j 2\nk 1+3\n");
+  for (const bad of ['["k"]', '{"k":"v"}', '["k",1]', "[1,2]", '["k","v"', ""]) {
+    await Deno.writeTextFile(intermediateName(dir, 1, 0), bad);
+    await assert.rejects(runReduce(app, { r: 0, nMap: 2, dir }), /mr-1-0 is damaged/, bad);
+  }
+  await Deno.remove(dir, { recursive: true });
 });
 
 Deno.test("mr runMap/runReduce: partitioned files, no temporaries left, same as sequential", async () => {

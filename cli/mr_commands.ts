@@ -122,6 +122,12 @@ ${EXIT_HELP}`,
         map.from ??= performance.now();
         return methods.Task(taskArgs);
       },
+      Next: async (nextArgs: unknown) => {
+        map.from ??= performance.now();
+        const assignment = methods.Next(nextArgs);
+        if (map.to === undefined && job.progress().phase !== "map") map.to = performance.now();
+        return await assignment;
+      },
       Done: (doneArgs: unknown) => {
         methods.Done(doneArgs);
         if (map.to === undefined && job.progress().phase !== "map") map.to = performance.now();

@@ -115,8 +115,29 @@ export async function runWorker(
       }
     }
   };
+  /** A task done and not reported yet: the next request for a task reports it. */
+  let unreported:
+    | { worker: string; kind: "map" | "reduce"; id: number; attempt: number }
+    | undefined;
+  /** Whether the coordinator has `MR.Next` (Done and Task in one round trip). */
+  let hasNext = true;
+  const nextTask = async (): Promise<{ reply: unknown } | undefined> => {
+    const done = unreported;
+    unreported = undefined;
+    if (done === undefined) return await call("Task", { worker });
+    if (hasNext) {
+      try {
+        return await call("Next", { worker, done });
+      } catch (err) {
+        if (!(err instanceof RpcError) || err.code !== "unknown_method") throw err;
+        hasNext = false; // an older coordinator: report, then ask
+      }
+    }
+    if (await call("Done", done) === undefined) return undefined;
+    return await call("Task", { worker });
+  };
   while (true) {
-    const answer = await call("Task", { worker });
+    const answer = await nextTask();
     if (answer === undefined) {
       return { ...report, ended: answered ? "coordinator gone" : "coordinator unreachable" };
     }
@@ -149,10 +170,13 @@ export async function runWorker(
         }
         log(`${name}: ${error === undefined ? "done" : `failed: ${error}`}`);
         const done = { worker, kind: assignment.kind, id, attempt: assignment.attempt };
-        const reported = error === undefined
-          ? await call("Done", done)
-          : await call("Failed", { ...done, error });
-        if (reported === undefined) return { ...report, ended: "coordinator gone" };
+        if (error === undefined) {
+          unreported = done; // reported with the next request for a task
+          break;
+        }
+        if (await call("Failed", { ...done, error }) === undefined) {
+          return { ...report, ended: "coordinator gone" };
+        }
         break;
       }
       default:

@@ -109,9 +109,12 @@ export async function runWorker(
         if (!(err instanceof RpcError) || !["unreachable", "timeout"].includes(err.code)) throw err;
         unreachableSince ??= clock.now();
         if (clock.now() - unreachableSince >= (answered ? giveUpMs : connectMs)) return undefined;
-        // Quick retries while it may be starting (every task waits for it),
-        // slower once it has answered and gone.
-        await delay(answered ? 100 : 5, { clock });
+        // Quick retries while it may be starting (every task waits for it:
+        // a worker started with its coordinator should find it within a few
+        // milliseconds of its listening), slower after the first second, and
+        // slower still once it has answered and gone.
+        const waited = clock.now() - unreachableSince;
+        await delay(answered ? 100 : waited < 1000 ? 2 : 25, { clock });
       }
     }
   };

@@ -73,7 +73,7 @@ options:
   --chunk-mb <n>           largest map task input, in MiB (default 64)
   --dir <dir>              where intermediate and output files go (default: here);
                            workers must see the same folder
-  --keep-intermediate      keep the intermediate files mr-<m>-<r> (default: deleted when done)
+  --keep-intermediate      keep the intermediate files mr-<m> (default: deleted when done)
 
 ${EXIT_HELP}`,
   async run(args) {

@@ -248,14 +248,14 @@ export class Coordinator {
   }
 
   /**
-   * Deletes the intermediate files (`mr-<m>-<r>`) and any temporary file a
+   * Deletes the intermediate files (`mr-<m>`) and any temporary file a
    * crashed worker left behind, once the job is done; the outputs stay.
    * Returns how many files it removed.
    */
   async cleanUp(): Promise<number> {
     let removed = 0;
     for await (const entry of Deno.readDir(this.#dir)) {
-      if (!/^mr-\d+-\d+$/.test(entry.name) && !entry.name.startsWith(".mr-tmp-")) continue;
+      if (!/^mr-\d+$/.test(entry.name) && !entry.name.startsWith(".mr-tmp-")) continue;
       try {
         await Deno.remove(`${this.#dir}/${entry.name}`);
         removed++;

@@ -239,3 +239,22 @@ Deno.test("mr coordinator: bad limits are refused", async () => {
   await assert.rejects(Coordinator.create({ files, holdMs: 5000 }), /holdMs must be from 0/);
   await Deno.remove(dir, { recursive: true });
 });
+
+Deno.test("mr coordinator: cleanUp removes intermediate and temporary files, not outputs", async () => {
+  const j = await job(1);
+  const names = [
+    "mr-0",
+    "mr-12",
+    ".mr-tmp-abc",
+    "mr-out-0",
+    "mr-out-1",
+    "mr-worker-map-7",
+    "mr-0-x",
+  ];
+  for (const name of names) await Deno.writeTextFile(`${j.dir}/${name}`, "x");
+  assert.equal(await j.coordinator.cleanUp(), 3);
+  const left: string[] = [];
+  for await (const e of Deno.readDir(j.dir)) if (e.name.startsWith("mr-")) left.push(e.name);
+  assert.deepEqual(left.sort(), ["mr-0-x", "mr-out-0", "mr-out-1", "mr-worker-map-7"]);
+  await Deno.remove(j.dir, { recursive: true });
+});

@@ -1,8 +1,8 @@
 /**
  * The work of MapReduce tasks, shared by workers and the sequential
  * runner: splitting the inputs into map tasks, running a map task (its
- * pairs partitioned into one intermediate file per reduce task) and a
- * reduce task (one output file). Every file is written to a temporary name
+ * pairs partitioned into one intermediate file, a section per reduce task:
+ * intermediate.ts) and a reduce task (one output file). Every file is written to a temporary name
  * and renamed into place, so a crashed task never leaves a partial file
  * that someone reads.
  *
@@ -10,6 +10,7 @@
  */
 import { compareKeys, type KeyValue, type MapReduceApp, partitionOf } from "./app.ts";
 import { keyHash } from "./key_hash.ts";
+import { encodeIntermediate, intermediateName, readSection } from "./intermediate.ts";
 
 /**
  * A map task: a whole input file, or the part `[start, end)` of a large
@@ -295,7 +296,7 @@ export function writeAtomically(path: string, text: string): Promise<void> {
   return writeFiles([[path, text]]);
 }
 
-function writeAtomicallySync(path: string, text: string): void {
+function writeAtomicallySync(path: string, data: string | Uint8Array): void {
   const slash = path.lastIndexOf("/");
   const dir = slash < 0 ? "." : path.slice(0, slash) || "/";
   // Two file operations, not four (makeTempFile, write, chmod, rename): a job
@@ -305,7 +306,9 @@ function writeAtomicallySync(path: string, text: string): void {
   // other writer picks.
   const temp = `${dir}/.mr-tmp-${crypto.randomUUID()}`;
   try {
-    Deno.writeTextFileSync(temp, text, { createNew: true, mode: 0o644 });
+    const options = { createNew: true, mode: 0o644 };
+    if (typeof data === "string") Deno.writeTextFileSync(temp, data, options);
+    else Deno.writeFileSync(temp, data, options);
     Deno.renameSync(temp, path);
   } catch (err) {
     // Not ours to remove if the name was taken.
@@ -316,11 +319,6 @@ function writeAtomicallySync(path: string, text: string): void {
     }
     throw err;
   }
-}
-
-/** The intermediate file of map task `m` for reduce task `r`. */
-export function intermediateName(dir: string, m: number, r: number): string {
-  return `${dir}/mr-${m}-${r}`;
 }
 
 /** The output file of reduce task `r`. */
@@ -387,12 +385,12 @@ function checkPair(pair: unknown, filename: string): asserts pair is KeyValue {
 }
 
 /**
- * Runs map task `task` and writes its pairs, partitioned by key, to one
- * intermediate file per reduce task in `dir` (every one, even if empty).
- * A file is one JSON array of its keys and values, one after the other
- * (`["k1","v1","k2","v2"]`): one native `JSON.stringify` per file to
- * write and one `JSON.parse` to read, where a line per pair cost a call
- * of each per pair.
+ * Runs map task `task` and writes its pairs, partitioned by key, to its
+ * intermediate file in `dir`, a section per reduce task (every one, even
+ * if empty). A section is one JSON array of its keys and values, one after
+ * the other (`["k1","v1","k2","v2"]`): one native `JSON.stringify` to
+ * write and one `JSON.parse` to read, where a line per pair cost a call of
+ * each per pair.
  */
 export async function runMap(
   app: MapReduceApp,
@@ -419,12 +417,7 @@ export async function runMap(
   } else {
     for (let i = 0; i < keys.length; i++) parts[hashes[i] % nReduce].push(keys[i], values[i]);
   }
-  await writeFiles(
-    parts.map((
-      part,
-      r,
-    ) => [intermediateName(options.dir, task.id, r), JSON.stringify(part) + "\n"]),
-  );
+  await writeFiles([[intermediateName(options.dir, task.id), encodeIntermediate(parts)]]);
 }
 
 /**
@@ -456,9 +449,9 @@ function distinctKeys(keys: string[], hashes: number[]): boolean {
  * at once, cost more CPU than the writes themselves (measured: 80 files of
  * 20 kB, 15 ms against 22–32 ms).
  */
-export function writeFiles(files: [path: string, text: string][]): Promise<void> {
+export function writeFiles(files: [path: string, data: string | Uint8Array][]): Promise<void> {
   try {
-    for (const [path, text] of files) writeAtomicallySync(path, text);
+    for (const [path, data] of files) writeAtomicallySync(path, data);
     return Promise.resolve();
   } catch (err) {
     return Promise.reject(err);
@@ -466,7 +459,7 @@ export function writeFiles(files: [path: string, text: string][]): Promise<void>
 }
 
 /**
- * Runs reduce task `r`: reads its intermediate file of every map task,
+ * Runs reduce task `r`: reads its section of every map task's file,
  * groups the values by key, and writes `mr-out-<r>` with a line
  * `<key> <value>` per key, in key order.
  */
@@ -476,31 +469,10 @@ export async function runReduce(
 ): Promise<void> {
   const groups = new Grouper(app.combine);
   for (let m = 0; m < options.nMap; m++) {
-    const path = intermediateName(options.dir, m, options.r);
-    // Read synchronously: a task's files are small and many (see writeFiles).
-    const text = Deno.readTextFileSync(path);
-    let flat: unknown;
-    try {
-      flat = JSON.parse(text);
-    } catch {
-      throw damaged(path, text);
-    }
-    if (!Array.isArray(flat) || flat.length % 2 !== 0) throw damaged(path, text);
-    for (let i = 0; i < flat.length; i += 2) {
-      const key = flat[i];
-      const value = flat[i + 1];
-      if (typeof key !== "string" || typeof value !== "string") throw damaged(path, text);
-      groups.add(key, value);
-    }
+    const flat = readSection(intermediateName(options.dir, m), options.r);
+    for (let i = 0; i < flat.length; i += 2) groups.add(flat[i], flat[i + 1]);
   }
   await writeFiles([[outputName(options.dir, options.r), await reduceAll(app, groups)]]);
-}
-
-function damaged(path: string, text: string): Error {
-  return new Error(
-    `${path} is damaged: ${JSON.stringify(text.slice(0, 80))} is not a list of keys and ` +
-      `values (written by another version of distkit, or changed since); run the job again`,
-  );
 }
 
 /** Every key's reduced line, in key order. */

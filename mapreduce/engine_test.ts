@@ -10,7 +10,6 @@ import {
 import { countWords, mapStream as wcMapStream, WordCounter, words } from "./apps/wc.ts";
 import {
   Grouper,
-  intermediateName,
   outputName,
   readInput,
   readPieces,
@@ -20,6 +19,12 @@ import {
   splitInputs,
   writeAtomically,
 } from "./engine.ts";
+import {
+  DamagedFileError,
+  encodeIntermediate,
+  intermediateName,
+  readSection,
+} from "./intermediate.ts";
 
 Deno.test("mr partitionOf: the course's ihash (FNV-1a, 31 bits) modulo nReduce", () => {
   assert.equal(partitionOf("hello", 10), 1335831723 % 10);
@@ -146,7 +151,7 @@ Deno.test("mr mapStream: used instead of map when an app has it; same counts as 
   };
   await runMap(app, task, { dir, nReduce: 1 });
   assert.equal(streamed, 1, "one piece for a small input");
-  assert.equal(await Deno.readTextFile(intermediateName(dir, task.id, 0)), '["k","v"]\n');
+  assert.deepEqual(readSection(intermediateName(dir, task.id), 0), ["k", "v"]);
   // An app that stops reading early leaves no file open.
   await runMap({ ...app, mapStream: () => [["k", "v"]] }, task, { dir, nReduce: 1 });
   await assert.rejects(
@@ -196,15 +201,15 @@ Deno.test("mr runMap: combine folds repeated keys; without combine every value i
   const [task] = await splitInputs([`${dir}/in.txt`]);
   const pairs: KeyValue[] = [["a", "1"], ["b", "1"], ["a", "1"], ["a", "1"]];
   const sum = (_k: string, vs: string[]) => String(vs.reduce((n, v) => n + Number(v), 0));
-  const read = async () => JSON.parse(await Deno.readTextFile(intermediateName(dir, 0, 0)));
+  const read = () => readSection(intermediateName(dir, 0), 0);
   await runMap({ map: () => pairs, reduce: sum, combine: sum }, task, { dir, nReduce: 1 });
-  assert.deepEqual(await read(), ["a", "3", "b", "1"]);
+  assert.deepEqual(read(), ["a", "3", "b", "1"]);
   await runMap({ map: () => pairs, reduce: sum }, task, { dir, nReduce: 1 });
-  assert.deepEqual(await read(), ["a", "1", "b", "1", "a", "1", "a", "1"]);
+  assert.deepEqual(read(), ["a", "1", "b", "1", "a", "1", "a", "1"]);
   // Distinct keys (wc's case) are written as they came, with or without combine.
   const distinct: KeyValue[] = Array.from({ length: 500 }, (_, i) => [`k${i}`, String(i)]);
   await runMap({ map: () => distinct, reduce: sum, combine: sum }, task, { dir, nReduce: 1 });
-  assert.deepEqual(await read(), distinct.flat());
+  assert.deepEqual(read(), distinct.flat());
   // A generator's pairs (not an array) are taken too.
   await runMap(
     {
@@ -218,11 +223,11 @@ Deno.test("mr runMap: combine folds repeated keys; without combine every value i
     task,
     { dir, nReduce: 1 },
   );
-  assert.deepEqual(await read(), ["g", "3"]);
+  assert.deepEqual(read(), ["g", "3"]);
   // And partitioned by partitionOf.
   await runMap({ map: () => distinct, reduce: sum }, task, { dir, nReduce: 4 });
   for (let r = 0; r < 4; r++) {
-    const flat: string[] = JSON.parse(await Deno.readTextFile(intermediateName(dir, 0, r)));
+    const flat = readSection(intermediateName(dir, 0), r);
     for (let i = 0; i < flat.length; i += 2) assert.equal(partitionOf(flat[i], 4), r);
   }
   await Deno.remove(dir, { recursive: true });
@@ -230,17 +235,38 @@ Deno.test("mr runMap: combine folds repeated keys; without combine every value i
 
 Deno.test("mr runReduce: an async reduce is awaited; a damaged file is named", async () => {
   const dir = await Deno.makeTempDir();
-  await Deno.writeTextFile(intermediateName(dir, 0, 0), '["k","1","j","2"]\n');
-  await Deno.writeTextFile(intermediateName(dir, 1, 0), '["k","3"]\n');
+  await Deno.writeFile(intermediateName(dir, 0), encodeIntermediate([["k", "1", "j", "2"]]));
+  await Deno.writeFile(intermediateName(dir, 1), encodeIntermediate([["k", "3"]]));
   const app: MapReduceApp = {
     map: () => [],
     reduce: (_k, vs) => Promise.resolve(vs.join("+")),
   };
   await runReduce(app, { r: 0, nMap: 2, dir });
   assert.equal(await Deno.readTextFile(outputName(dir, 0)), "j 2\nk 1+3\n");
-  for (const bad of ['["k"]', '{"k":"v"}', '["k",1]', "[1,2]", '["k","v"', ""]) {
-    await Deno.writeTextFile(intermediateName(dir, 1, 0), bad);
-    await assert.rejects(runReduce(app, { r: 0, nMap: 2, dir }), /mr-1-0 is damaged/, bad);
+  // A reduce task past the file's sections, or a damaged file: named, with what is wrong.
+  await assert.rejects(
+    runReduce(app, { r: 1, nMap: 2, dir }),
+    /mr-0 is damaged: it has 1 sections/,
+  );
+  const good = encodeIntermediate([["k", "3"], []]);
+  const text = new TextDecoder().decode(good);
+  const damaged: [string, Uint8Array | string][] = [
+    ["another format", '["k","3"]\n'],
+    ["empty", ""],
+    ["cut short", good.subarray(0, good.length - 5)],
+    ["a bad offset", text.replace("000000000000064", "00000000000006x")],
+    ["offsets out of order", text.replace("000000000000064", "000000000000074")],
+    ...['["k"]', '{"k":"v"}', '["k",1]', "[1,2]", '["k","v"'].map((section) =>
+      [`section ${section}`, text.replace('["k","3"]', section.padEnd(9))] as [string, string]
+    ),
+  ];
+  for (const [what, bytes] of damaged) {
+    await Deno.writeFile(
+      intermediateName(dir, 1),
+      typeof bytes === "string" ? new TextEncoder().encode(bytes) : bytes,
+    );
+    await assert.rejects(runReduce(app, { r: 0, nMap: 2, dir }), DamagedFileError, what);
+    await assert.rejects(runReduce(app, { r: 0, nMap: 2, dir }), /mr-1 is damaged/, what);
   }
   await Deno.remove(dir, { recursive: true });
 });
@@ -258,7 +284,7 @@ Deno.test("mr runMap/runReduce: partitioned files, no temporaries left, same as 
   for await (const e of Deno.readDir(dir)) names.push(e.name);
   assert.ok(!names.some((n) => n.startsWith(".mr-tmp-")), "no temporary file left");
   for (let m = 0; m < 2; m++) {
-    for (let r = 0; r < 3; r++) await Deno.stat(intermediateName(dir, m, r));
+    for (let r = 0; r < 3; r++) readSection(intermediateName(dir, m), r);
   }
   let out = "";
   for (let r = 0; r < 3; r++) out += await Deno.readTextFile(outputName(dir, r));
@@ -268,8 +294,8 @@ Deno.test("mr runMap/runReduce: partitioned files, no temporaries left, same as 
   assert.deepEqual(sorted(out), sorted(await Deno.readTextFile(outputName(seqDir, 0))));
   assert.deepEqual(sorted(out), ["one 1", "three 3", "two 3"]);
   // A damaged intermediate file is named in the error.
-  await Deno.writeTextFile(intermediateName(dir, 0, 0), "not json\n");
-  await assert.rejects(runReduce(wc, { r: 0, nMap: 2, dir }), /mr-0-0 is damaged/);
+  await Deno.writeTextFile(intermediateName(dir, 0), "not json\n");
+  await assert.rejects(runReduce(wc, { r: 0, nMap: 2, dir }), /mr-0 is damaged/);
   await Deno.remove(dir, { recursive: true });
   await Deno.remove(seqDir, { recursive: true });
 });

@@ -56,7 +56,17 @@ Deno.test("distkit check: the HTML report's code loads only with --html", async 
 Deno.test("distkit mr: the MapReduce commands load no Raft, KV, checker or Node module loader", async () => {
   const loaded = await loadedAtStart(new URL("./mr_commands.ts", import.meta.url).href);
   assert.ok([...loaded].some((s) => s.endsWith("/net/tcp_client.ts")), "TCP is loaded");
-  for (const heavy of ["/raft/", "/rsm/", "/kv/", "/kvstate/", "/shard/", "/checker/", "/pb/"]) {
+  const heavies = [
+    "/raft/",
+    "/rsm/",
+    "/kv/",
+    "/kvstate/",
+    "/shard/",
+    "/checker/",
+    "/pb/",
+    "node:url",
+  ];
+  for (const heavy of heavies) {
     const found = [...loaded].find((s) => s.includes(heavy));
     assert.equal(found, undefined, `mr_commands.ts loads ${found} at start-up`);
   }

@@ -5,7 +5,6 @@
  *
  * @module
  */
-import { pathToFileURL } from "node:url";
 import { keyHash } from "./key_hash.ts";
 
 /**
@@ -135,8 +134,9 @@ export async function loadApp(app: string): Promise<MapReduceApp> {
   else if (/^[a-z][a-z0-9+.-]+:/i.test(app)) load = () => import(app);
   else if (app.includes("/") || app.includes("\\") || /\.[mc]?[jt]sx?$/.test(app)) {
     // Relative to the working directory; `#`, `?` and `%` in names escaped.
-    const url = pathToFileURL(app).href;
-    load = () => import(url);
+    // node:url is loaded only here: the built-in apps' processes start
+    // without it.
+    load = async () => import((await import("node:url")).pathToFileURL(app).href);
   } else {
     throw new AppLoadError(
       app,

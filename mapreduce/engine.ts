@@ -207,6 +207,18 @@ function endedEarly(task: MapTask): Error {
 const SURROGATE = /[\uD800-\uDFFF]/;
 
 /**
+ * Whether a key holds a surrogate: one regular expression test per 1,024
+ * keys joined (a call per key costs more; all joined at once could pass
+ * the engine's longest string).
+ */
+function anySurrogate(keys: readonly string[]): boolean {
+  for (let i = 0; i < keys.length; i += 1024) {
+    if (SURROGATE.test(keys.slice(i, i + 1024).join(""))) return true;
+  }
+  return false;
+}
+
+/**
  * Values grouped by key, folded with the app's `combine` as they come (so a
  * frequent key keeps a handful of values, not millions). Keys are kept in
  * the order they came, each with one value until a second comes: most keys
@@ -262,7 +274,7 @@ export class Grouper {
    */
   sortedKeys(): string[] {
     const keys = [...this.#keys];
-    if (SURROGATE.test(keys.join(""))) keys.sort(compareKeys);
+    if (anySurrogate(keys)) keys.sort(compareKeys);
     else keys.sort(); // UTF-16 order: the same as UTF-8's without surrogates
     return keys;
   }
@@ -293,24 +305,37 @@ export class Grouper {
   }
 }
 
-/** Writes `text` to `path` by way of a temporary file and a rename. */
-export function writeAtomically(path: string, text: string): Promise<void> {
-  return writeFiles([[path, text]]);
+/** Writes `data` to `path` by way of a temporary file and a rename. */
+export function writeAtomically(path: string, data: FileData): Promise<void> {
+  return writeFiles([[path, data]]);
 }
 
-function writeAtomicallySync(path: string, data: string | Uint8Array): void {
+/** What a file is written from: text, bytes, or pieces of bytes written in order. */
+export type FileData = string | Uint8Array | readonly Uint8Array[];
+
+function writeAtomicallySync(path: string, data: FileData): void {
   const slash = path.lastIndexOf("/");
   const dir = slash < 0 ? "." : path.slice(0, slash) || "/";
-  // Two file operations, not four (makeTempFile, write, chmod, rename): a job
-  // writes nMap × nReduce intermediate files, and on small inputs their
-  // count, not their size, is what costs. The file is created with its final
-  // mode (readable by everyone who may read the folder), under a name no
-  // other writer picks.
+  // Two file operations, not four (makeTempFile, write, chmod, rename): on
+  // small inputs the count of a job's files, not their size, is what costs.
+  // The file is created with its final mode (readable by everyone who may
+  // read the folder), under a name no other writer picks.
   const temp = `${dir}/.mr-tmp-${crypto.randomUUID()}`;
+  const options = { createNew: true, mode: 0o644 };
   try {
-    const options = { createNew: true, mode: 0o644 };
     if (typeof data === "string") Deno.writeTextFileSync(temp, data, options);
-    else Deno.writeFileSync(temp, data, options);
+    else if (data instanceof Uint8Array) Deno.writeFileSync(temp, data, options);
+    else {
+      // Pieces written one by one: never copied into one buffer.
+      const file = Deno.openSync(temp, { ...options, write: true });
+      try {
+        for (const piece of data) {
+          for (let at = 0; at < piece.length;) at += file.writeSync(piece.subarray(at));
+        }
+      } finally {
+        file.close();
+      }
+    }
     Deno.renameSync(temp, path);
   } catch (err) {
     // Not ours to remove if the name was taken.
@@ -451,7 +476,7 @@ function distinctKeys(keys: string[], hashes: number[]): boolean {
  * at once, cost more CPU than the writes themselves (measured: 80 files of
  * 20 kB, 15 ms against 22–32 ms).
  */
-export function writeFiles(files: [path: string, data: string | Uint8Array][]): Promise<void> {
+export function writeFiles(files: [path: string, data: FileData][]): Promise<void> {
   try {
     for (const [path, data] of files) writeAtomicallySync(path, data);
     return Promise.resolve();

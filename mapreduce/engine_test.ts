@@ -189,6 +189,12 @@ Deno.test("mr Grouper: keys beyond U+FFFF sort in UTF-8 byte order too", () => {
   assert.deepEqual(g.sortedKeys(), [...keys].sort(compareKeys));
   assert.deepEqual(g.valuesOf("a"), ["1", "2"]);
   assert.deepEqual(g.valuesOf("absent"), []);
+  // A surrogate in a key far down the list (past the first test's keys) is seen too.
+  const many = new Grouper();
+  const manyKeys = [...Array.from({ length: 3000 }, (_, i) => `k${i}`), "\u{1F600}", "\uFFFD"];
+  for (const k of manyKeys) many.add(k, "1");
+  assert.deepEqual(many.sortedKeys(), [...manyKeys].sort(compareKeys));
+  assert.ok(many.sortedKeys().indexOf("\uFFFD") < many.sortedKeys().indexOf("\u{1F600}"));
   // Without surrogates, the same order as compareKeys as well.
   const plain = new Grouper();
   for (const k of ["b", "\uFFFD", "a", "é", "B", ""]) plain.add(k, "1");
@@ -233,10 +239,20 @@ Deno.test("mr runMap: combine folds repeated keys; without combine every value i
   await Deno.remove(dir, { recursive: true });
 });
 
+function concat(pieces: Uint8Array[]): Uint8Array {
+  const bytes = new Uint8Array(pieces.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of pieces) {
+    bytes.set(p, at);
+    at += p.length;
+  }
+  return bytes;
+}
+
 Deno.test("mr runReduce: an async reduce is awaited; a damaged file is named", async () => {
   const dir = await Deno.makeTempDir();
-  await Deno.writeFile(intermediateName(dir, 0), encodeIntermediate([["k", "1", "j", "2"]]));
-  await Deno.writeFile(intermediateName(dir, 1), encodeIntermediate([["k", "3"]]));
+  await writeAtomically(intermediateName(dir, 0), encodeIntermediate([["k", "1", "j", "2"]]));
+  await writeAtomically(intermediateName(dir, 1), encodeIntermediate([["k", "3"]]));
   const app: MapReduceApp = {
     map: () => [],
     reduce: (_k, vs) => Promise.resolve(vs.join("+")),
@@ -248,7 +264,7 @@ Deno.test("mr runReduce: an async reduce is awaited; a damaged file is named", a
     runReduce(app, { r: 1, nMap: 2, dir }),
     /mr-0 is damaged: it has 1 sections/,
   );
-  const good = encodeIntermediate([["k", "3"], []]);
+  const good = concat(encodeIntermediate([["k", "3"], []]));
   const text = new TextDecoder().decode(good);
   const damaged: [string, Uint8Array | string][] = [
     ["another format", '["k","3"]\n'],
@@ -306,6 +322,12 @@ Deno.test("mr writeAtomically: whole files, readable by all, replacing the old, 
   await writeAtomically(path, "old\n");
   await writeAtomically(path, "new\n");
   assert.equal(await Deno.readTextFile(path), "new\n");
+  // Bytes, and pieces of bytes written in order.
+  await writeAtomically(path, new TextEncoder().encode("bytes\n"));
+  assert.equal(await Deno.readTextFile(path), "bytes\n");
+  const pieces = ["a", "", "bc\n"].map((p) => new TextEncoder().encode(p));
+  await writeAtomically(path, pieces);
+  assert.equal(await Deno.readTextFile(path), "abc\n");
   if (Deno.build.os !== "windows") assert.equal((await Deno.stat(path)).mode! & 0o777, 0o644);
   // A folder that is not there: the error says so, and nothing is left behind.
   await assert.rejects(writeAtomically(`${dir}/gone/mr-out-1`, "x"), Deno.errors.NotFound);

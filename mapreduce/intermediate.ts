@@ -44,8 +44,12 @@ export function intermediateName(dir: string, m: number): string {
   return `${dir}/mr-${m}`;
 }
 
-/** The file's bytes for the sections `parts[r]` (each a flat list of keys and values). */
-export function encodeIntermediate(parts: readonly string[][]): Uint8Array {
+/**
+ * The file's bytes for the sections `parts[r]` (each a flat list of keys
+ * and values), in pieces to write one after the other: the header, then
+ * each section.
+ */
+export function encodeIntermediate(parts: readonly string[][]): Uint8Array[] {
   const sections = parts.map((part) => encoder.encode(JSON.stringify(part) + "\n"));
   let at = LINE * (parts.length + 2);
   let header = MAGIC + digits(parts.length, LINE - MAGIC.length - 1) + "\n";
@@ -54,15 +58,12 @@ export function encodeIntermediate(parts: readonly string[][]): Uint8Array {
     at += section.length;
   }
   header += digits(at, LINE - 1) + "\n";
-  const bytes = new Uint8Array(at);
-  const written = encoder.encodeInto(header, bytes).written;
-  if (written !== LINE * (parts.length + 2)) throw new Error(`header of ${written} bytes`);
-  let offset = written;
-  for (const section of sections) {
-    bytes.set(section, offset);
-    offset += section.length;
+  const head = encoder.encode(header);
+  // Fixed widths, ASCII only: the offsets above count on it.
+  if (head.length !== LINE * (parts.length + 2)) {
+    throw new Error(`an intermediate file's header came to ${head.length} bytes`);
   }
-  return bytes;
+  return [head, ...sections];
 }
 
 function digits(n: number, width: number): string {

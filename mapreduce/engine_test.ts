@@ -216,6 +216,10 @@ Deno.test("mr runMap: combine folds repeated keys; without combine every value i
   const distinct: KeyValue[] = Array.from({ length: 500 }, (_, i) => [`k${i}`, String(i)]);
   await runMap({ map: () => distinct, reduce: sum, combine: sum }, task, { dir, nReduce: 1 });
   assert.deepEqual(read(), distinct.flat());
+  // Any string survives the file: line ends, quotes, lone and paired surrogates.
+  const odd: KeyValue[] = [["a\nb", '"q"'], ["\uD800", "\\"], ["é", "\u{1F600}"], ["", ""]];
+  await runMap({ map: () => odd, reduce: sum }, task, { dir, nReduce: 1 });
+  assert.deepEqual(read(), odd.flat());
   // A generator's pairs (not an array) are taken too.
   await runMap(
     {

@@ -21,7 +21,11 @@
  * ("busy").
  *
  * deno run -A bench/mr_wc.ts [--runs 5] [--corpus-mb 200] [--workers 1,2,4]
- *   [--inputs texts,corpus] [--quiet-wait 20] [--write-benchmarks]
+ *   [--inputs texts,corpus] [--quiet-wait 20] [--write-benchmarks] [--baseline DIR]
+ *
+ * `--baseline DIR` runs the jobs of another distkit tree (say `git worktree
+ * add /tmp/base main`) in the same rounds, interleaved with this tree's, and
+ * adds their rows and ratios.
  *
  * @module
  */
@@ -85,8 +89,16 @@ async function totalBytes(files: string[]): Promise<number> {
   return n;
 }
 
-/** Seconds for a distributed job with `workers` workers; checks its output against `expected`. */
-async function job(files: string[], workers: number, expected: string): Promise<number> {
+/**
+ * Seconds for a distributed job with `workers` workers, run with `cli` (this
+ * tree's cli.ts, or another tree's); checks its output against `expected`.
+ */
+async function job(
+  files: string[],
+  workers: number,
+  expected: string,
+  cli = CLI,
+): Promise<number> {
   const dir = await Deno.makeTempDir({ prefix: "distkit-mr-job-" });
   try {
     // Workers start with the coordinator (they retry until it listens), as a
@@ -99,7 +111,7 @@ async function job(files: string[], workers: number, expected: string): Promise<
       args: [
         "run",
         ...PERMS,
-        CLI,
+        cli,
         "mr",
         "coordinator",
         "--listen",
@@ -115,7 +127,7 @@ async function job(files: string[], workers: number, expected: string): Promise<
     }).spawn();
     const children = Array.from({ length: workers }, () =>
       new Deno.Command(Deno.execPath(), {
-        args: ["run", ...PERMS, CLI, "mr", "worker", "--coordinator", address, "--app", "wc"],
+        args: ["run", ...PERMS, cli, "mr", "worker", "--coordinator", address, "--app", "wc"],
         cwd: dir,
         stdin: "null",
         stdout: "null",
@@ -179,6 +191,17 @@ async function pipeline(files: string[]): Promise<number> {
   return (performance.now() - started) / 1000;
 }
 
+/** The short commit hash of the git tree at `root`. */
+async function commitOf(root: string): Promise<string> {
+  const out = await new Deno.Command("git", {
+    args: ["rev-parse", "--short", "HEAD"],
+    cwd: root,
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  return new TextDecoder().decode(out.stdout).trim();
+}
+
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)];
@@ -194,8 +217,13 @@ async function main(): Promise<number> {
       inputs: { type: "string", default: "texts,corpus" },
       "quiet-wait": { type: "string", default: "20" },
       "write-benchmarks": { type: "boolean", default: false },
+      baseline: { type: "string" },
     },
   });
+  // Another tree of distkit (a `git worktree` of an older commit) whose jobs
+  // run in the same rounds, interleaved with this tree's.
+  const baselineRoot = values.baseline?.replace(/\/?$/, "/");
+  const baselineCommit = baselineRoot ? await commitOf(baselineRoot) : undefined;
   const runs = Number(values.runs);
   const workerCounts = values.workers.split(",").map(Number);
   const inputs = values.inputs.split(",");
@@ -226,6 +254,10 @@ async function main(): Promise<number> {
         { key: "sequential", run: async () => (await sequential(files)).secs },
         { key: "pipeline", run: () => pipeline(files) },
         ...workerCounts.map((w) => ({ key: `${w}`, run: () => job(files, w, reference.lines) })),
+        ...(baselineRoot === undefined ? [] : workerCounts.map((w) => ({
+          key: `${w}@baseline`,
+          run: () => job(files, w, reference.lines, `${baselineRoot}cli.ts`),
+        }))),
       ];
       const times: Record<string, number[]> = {};
       const loads: Record<string, number[]> = {};
@@ -266,6 +298,16 @@ async function main(): Promise<number> {
       rows.push(row("sequential runner", "sequential"));
       rows.push(row("tr \\| sort \\| uniq -c", "pipeline"));
       for (const w of workerCounts) rows.push(row(`${w} worker${w === 1 ? "" : "s"}`, `${w}`));
+      if (baselineRoot !== undefined) {
+        for (const w of workerCounts) {
+          rows.push(row(`${w} worker${w === 1 ? "" : "s"}, ${baselineCommit}`, `${w}@baseline`));
+          notes.push(
+            `${name}: ${w} worker${w === 1 ? "" : "s"} at ${baselineCommit} took ` +
+              `${(median(times[`${w}@baseline`]) / median(times[`${w}`])).toFixed(2)}× this ` +
+              `tree's time (rounds ${range(perRound(times[`${w}@baseline`], times[`${w}`]), 2)}).`,
+          );
+        }
+      }
       if (workerCounts.includes(1) && workerCounts.includes(2)) {
         notes.push(
           `${name}: 2 workers are ${(median(times["1"]) / median(times["2"])).toFixed(2)}× as ` +
@@ -278,18 +320,11 @@ async function main(): Promise<number> {
   } finally {
     if (big) await Deno.remove(big[0].slice(0, big[0].lastIndexOf("/")), { recursive: true });
   }
-  const commit = new TextDecoder().decode(
-    (await new Deno.Command("git", {
-      args: ["rev-parse", "--short", "HEAD"],
-      cwd: ROOT,
-      stdout: "piped",
-      stderr: "null",
-    }).output()).stdout,
-  ).trim();
+  const commit = await commitOf(ROOT);
   const summary = [
     `Run: \`deno run -A bench/mr_wc.ts --runs ${runs} --corpus-mb ${values["corpus-mb"]} ` +
-    `--workers ${values.workers} --inputs ${values.inputs} --quiet-wait ${
-      values["quiet-wait"]
+    `--workers ${values.workers} --inputs ${values.inputs} --quiet-wait ${values["quiet-wait"]}${
+      baselineRoot ? ` --baseline <a worktree of ${baselineCommit}>` : ""
     }\` at ${commit} on ` +
     `${Deno.build.os}/${Deno.build.arch}, ${cpu} cores, Deno ${Deno.version.deno}, ` +
     `${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC; median of ` +

@@ -52,3 +52,27 @@ Deno.test("distkit check: the HTML report's code loads only with --html", async 
     assert.equal(found, undefined, `check_commands.ts loads ${found} at start-up`);
   }
 });
+
+Deno.test("distkit mr: the MapReduce commands load no Raft, KV, checker or Node module loader", async () => {
+  const loaded = await loadedAtStart(new URL("./mr_commands.ts", import.meta.url).href);
+  assert.ok([...loaded].some((s) => s.endsWith("/net/tcp_client.ts")), "TCP is loaded");
+  const heavies = [
+    "/raft/",
+    "/rsm/",
+    "/kv/",
+    "/kvstate/",
+    "/shard/",
+    "/checker/",
+    "/pb/",
+    "node:url",
+  ];
+  for (const heavy of heavies) {
+    const found = [...loaded].find((s) => s.includes(heavy));
+    assert.equal(found, undefined, `mr_commands.ts loads ${found} at start-up`);
+  }
+  // An npm package's CommonJS build starts Node's module loader in the
+  // process (~20 ms of CPU at every start); msgpack is imported as ESM.
+  const npm = [...loaded].filter((s) => s.startsWith("npm:"));
+  assert.ok(npm.length > 0, "msgpack is loaded");
+  for (const s of npm) assert.match(s, /\.mjs$/, `${s} is not an ES module build`);
+});

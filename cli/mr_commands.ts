@@ -73,7 +73,7 @@ options:
   --chunk-mb <n>           largest map task input, in MiB (default 64)
   --dir <dir>              where intermediate and output files go (default: here);
                            workers must see the same folder
-  --keep-intermediate      keep the intermediate files mr-<m>-<r> (default: deleted when done)
+  --keep-intermediate      keep the intermediate files mr-<m> (default: deleted when done)
 
 ${EXIT_HELP}`,
   async run(args) {
@@ -121,6 +121,12 @@ ${EXIT_HELP}`,
       Task: (taskArgs: unknown) => {
         map.from ??= performance.now();
         return methods.Task(taskArgs);
+      },
+      Next: async (nextArgs: unknown) => {
+        map.from ??= performance.now();
+        const assignment = methods.Next(nextArgs);
+        if (map.to === undefined && job.progress().phase !== "map") map.to = performance.now();
+        return await assignment;
       },
       Done: (doneArgs: unknown) => {
         methods.Done(doneArgs);
@@ -218,12 +224,12 @@ ${EXIT_HELP}`,
     }
     // Workers start with their coordinator, and the client's default backoff
     // (50 ms doubling to 2 s) could leave a worker asleep for 50–100 ms after
-    // the coordinator began to listen; a refused connection on the way is
-    // cheap, so try again every 5–25 ms. (A quiet A/B showed no measurable
-    // gain on small jobs: BENCHMARKS.md, MapReduce, issue 20.)
+    // the coordinator began to listen. runWorker paces its own retries (every
+    // 2 ms in the first second, then 25 ms, then 100 ms once the coordinator
+    // has answered and gone), so the client adds no backoff of its own.
     const end = new TcpClient(v.coordinator, {
       timeoutMs: 5000,
-      backoff: { baseMs: 5, maxMs: 25 },
+      backoff: { baseMs: 0, maxMs: 0 },
     });
     try {
       const report = await runWorker(end, app, {

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { pathToFileURL } from "node:url";
+import { keyHash } from "./key_hash.ts";
 
 /**
  * A key/value pair a map function emits.
@@ -134,8 +134,9 @@ export async function loadApp(app: string): Promise<MapReduceApp> {
   else if (/^[a-z][a-z0-9+.-]+:/i.test(app)) load = () => import(app);
   else if (app.includes("/") || app.includes("\\") || /\.[mc]?[jt]sx?$/.test(app)) {
     // Relative to the working directory; `#`, `?` and `%` in names escaped.
-    const url = pathToFileURL(app).href;
-    load = () => import(url);
+    // node:url is loaded only here: the built-in apps' processes start
+    // without it.
+    load = async () => import((await import("node:url")).pathToFileURL(app).href);
   } else {
     throw new AppLoadError(
       app,
@@ -161,8 +162,6 @@ export async function loadApp(app: string): Promise<MapReduceApp> {
   return module as unknown as MapReduceApp;
 }
 
-const encoder = new TextEncoder();
-
 /**
  * The reduce task of a key: a 32-bit FNV-1a hash of its UTF-8 bytes, as a
  * non-negative 31-bit number, modulo `nReduce` (the course's `ihash`).
@@ -175,20 +174,7 @@ const encoder = new TextEncoder();
  * ```
  */
 export function partitionOf(key: string, nReduce: number): number {
-  let h = 0x811c9dc5;
-  let ascii = true;
-  for (let i = 0; i < key.length; i++) {
-    if (key.charCodeAt(i) >= 0x80) {
-      ascii = false;
-      break;
-    }
-  }
-  if (ascii) {
-    for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
-  } else {
-    for (const b of encoder.encode(key)) h = Math.imul(h ^ b, 0x01000193);
-  }
-  return ((h >>> 0) & 0x7fffffff) % nReduce;
+  return keyHash(key) % nReduce;
 }
 
 /**

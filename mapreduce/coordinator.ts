@@ -248,14 +248,14 @@ export class Coordinator {
   }
 
   /**
-   * Deletes the intermediate files (`mr-<m>-<r>`) and any temporary file a
+   * Deletes the intermediate files (`mr-<m>`) and any temporary file a
    * crashed worker left behind, once the job is done; the outputs stay.
    * Returns how many files it removed.
    */
   async cleanUp(): Promise<number> {
     let removed = 0;
     for await (const entry of Deno.readDir(this.#dir)) {
-      if (!/^mr-\d+-\d+$/.test(entry.name) && !entry.name.startsWith(".mr-tmp-")) continue;
+      if (!/^mr-\d+$/.test(entry.name) && !entry.name.startsWith(".mr-tmp-")) continue;
       try {
         await Deno.remove(`${this.#dir}/${entry.name}`);
         removed++;
@@ -266,20 +266,36 @@ export class Coordinator {
     return removed;
   }
 
-  /** The `MR` service's methods, for an RPC server. */
+  /**
+   * The `MR` service's methods, for an RPC server: `Task` (the next
+   * assignment), `Done` and `Failed` (a task's end), and `Next`, which is
+   * `Done` and `Task` in one call: `{ worker, done: { kind, id, attempt } }`.
+   * A worker that has just finished a task uses `Next`, so each task costs
+   * one round trip to the coordinator, not two.
+   */
   methods(): {
     Task(args: unknown): Promise<Assignment>;
+    Next(args: unknown): Promise<Assignment>;
     Done(args: unknown): void;
     Failed(args: unknown): void;
   } {
+    const task = async (args: unknown) => {
+      const { worker } = expectShape<{ worker: string }>(args, { worker: "string" });
+      const name = worker.slice(0, 200);
+      this.#workers.set(name, { told: false });
+      const assignment = await this.#assignOrHold();
+      this.#workers.set(name, { told: assignment.kind === "exit" });
+      return assignment;
+    };
     return {
-      Task: async (args: unknown) => {
-        const { worker } = expectShape<{ worker: string }>(args, { worker: "string" });
-        const name = worker.slice(0, 200);
-        this.#workers.set(name, { told: false });
-        const assignment = await this.#assignOrHold();
-        this.#workers.set(name, { told: assignment.kind === "exit" });
-        return assignment;
+      Task: task,
+      Next: (args: unknown) => {
+        const { done } = expectShape<{ worker: string; done: unknown }>(args, {
+          worker: "string",
+          done: "object",
+        });
+        this.#report(done, undefined);
+        return task(args);
       },
       Done: (args: unknown) => this.#report(args, undefined),
       Failed: (args: unknown) => {

@@ -103,6 +103,10 @@ Deno.test("mr coordinator: malformed requests get BadArgumentsError and change n
       ["Done", { kind: "shuffle", id: 0, attempt: 1 }],
       ["Done", { kind: "map", id: 99, attempt: 1 }],
       ["Failed", { kind: "map", id: 0, attempt: 1 }],
+      ["Next", { worker: "w" }],
+      ["Next", { worker: "w", done: "map 0" }],
+      ["Next", { worker: "w", done: { kind: "map", id: 99, attempt: 1 } }],
+      ["Next", { done: { kind: "map", id: 0, attempt: 1 } }],
     ] as const
   ) {
     await assert.rejects(
@@ -112,6 +116,29 @@ Deno.test("mr coordinator: malformed requests get BadArgumentsError and change n
     );
   }
   assert.equal((await j.task()).kind, "map", "the job goes on");
+  await Deno.remove(j.dir, { recursive: true });
+});
+
+Deno.test("mr coordinator: Next reports a task done and assigns the next in one call", async () => {
+  const j = await job(2, { nReduce: 1 });
+  const first = await j.task();
+  assert.ok(first.kind === "map");
+  const second = await j.call("Next", {
+    worker: "w",
+    done: { kind: "map", id: first.task.id, attempt: first.attempt },
+  }) as Assignment;
+  assert.ok(second.kind === "map" && second.task.id === 1);
+  assert.equal(j.coordinator.progress().done, 1, "the first map is done");
+  const reduce = await j.call("Next", {
+    worker: "w",
+    done: { kind: "map", id: 1, attempt: second.attempt },
+  }) as Assignment;
+  assert.ok(reduce.kind === "reduce" && reduce.r === 0);
+  // The last one hears that the job is over.
+  const exit = await j.call("Next", { worker: "w", done: { kind: "reduce", id: 0, attempt: 1 } });
+  assert.deepEqual(exit, { kind: "exit" });
+  await j.coordinator.finished;
+  assert.equal(j.coordinator.untoldWorkers, 0);
   await Deno.remove(j.dir, { recursive: true });
 });
 
@@ -211,4 +238,23 @@ Deno.test("mr coordinator: bad limits are refused", async () => {
   await assert.rejects(Coordinator.create({ files, maxTimeouts: 1.5 }), /maxTimeouts/);
   await assert.rejects(Coordinator.create({ files, holdMs: 5000 }), /holdMs must be from 0/);
   await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("mr coordinator: cleanUp removes intermediate and temporary files, not outputs", async () => {
+  const j = await job(1);
+  const names = [
+    "mr-0",
+    "mr-12",
+    ".mr-tmp-abc",
+    "mr-out-0",
+    "mr-out-1",
+    "mr-worker-map-7",
+    "mr-0-x",
+  ];
+  for (const name of names) await Deno.writeTextFile(`${j.dir}/${name}`, "x");
+  assert.equal(await j.coordinator.cleanUp(), 3);
+  const left: string[] = [];
+  for await (const e of Deno.readDir(j.dir)) if (e.name.startsWith("mr-")) left.push(e.name);
+  assert.deepEqual(left.sort(), ["mr-0-x", "mr-out-0", "mr-out-1", "mr-worker-map-7"]);
+  await Deno.remove(j.dir, { recursive: true });
 });

@@ -1,9 +1,15 @@
 import assert from "node:assert/strict";
-import { AppLoadError, compareKeys, loadApp, type MapReduceApp, partitionOf } from "./app.ts";
+import {
+  AppLoadError,
+  compareKeys,
+  type KeyValue,
+  loadApp,
+  type MapReduceApp,
+  partitionOf,
+} from "./app.ts";
 import { countWords, mapStream as wcMapStream, WordCounter, words } from "./apps/wc.ts";
 import {
   Grouper,
-  intermediateName,
   outputName,
   readInput,
   readPieces,
@@ -13,6 +19,12 @@ import {
   splitInputs,
   writeAtomically,
 } from "./engine.ts";
+import {
+  DamagedFileError,
+  encodeIntermediate,
+  intermediateName,
+  readSection,
+} from "./intermediate.ts";
 
 Deno.test("mr partitionOf: the course's ihash (FNV-1a, 31 bits) modulo nReduce", () => {
   assert.equal(partitionOf("hello", 10), 1335831723 % 10);
@@ -139,7 +151,7 @@ Deno.test("mr mapStream: used instead of map when an app has it; same counts as 
   };
   await runMap(app, task, { dir, nReduce: 1 });
   assert.equal(streamed, 1, "one piece for a small input");
-  assert.equal(await Deno.readTextFile(intermediateName(dir, task.id, 0)), '["k","v"]\n');
+  assert.deepEqual(readSection(intermediateName(dir, task.id), 0), ["k", "v"]);
   // An app that stops reading early leaves no file open.
   await runMap({ ...app, mapStream: () => [["k", "v"]] }, task, { dir, nReduce: 1 });
   await assert.rejects(
@@ -163,10 +175,120 @@ Deno.test("mr Grouper: folds with combine as values come, keys in byte order", (
   const g = new Grouper(sum);
   for (let i = 0; i < 1000; i++) g.add("b", "1");
   g.add("a", "2");
-  const sorted = [...g.sorted()];
+  const sorted = g.sortedKeys().map((k) => [k, g.valuesOf(k)] as const);
   assert.deepEqual(sorted.map(([k]) => k), ["a", "b"]);
   assert.ok(sorted[1][1].length < 64, "frequent key folded");
   assert.equal(sum("b", sorted[1][1]), "1000");
+});
+
+Deno.test("mr Grouper: keys beyond U+FFFF sort in UTF-8 byte order too", () => {
+  const g = new Grouper();
+  const keys = ["b", "\u{1F600}", "\uFFFD", "a", "\uE000x", "\u{10000}", "B"];
+  for (const k of keys) g.add(k, "1");
+  g.add("a", "2");
+  assert.deepEqual(g.sortedKeys(), [...keys].sort(compareKeys));
+  assert.deepEqual(g.valuesOf("a"), ["1", "2"]);
+  assert.deepEqual(g.valuesOf("absent"), []);
+  // A surrogate in a key far down the list (past the first test's keys) is seen too.
+  const many = new Grouper();
+  const manyKeys = [...Array.from({ length: 3000 }, (_, i) => `k${i}`), "\u{1F600}", "\uFFFD"];
+  for (const k of manyKeys) many.add(k, "1");
+  assert.deepEqual(many.sortedKeys(), [...manyKeys].sort(compareKeys));
+  assert.ok(many.sortedKeys().indexOf("\uFFFD") < many.sortedKeys().indexOf("\u{1F600}"));
+  // Without surrogates, the same order as compareKeys as well.
+  const plain = new Grouper();
+  for (const k of ["b", "\uFFFD", "a", "é", "B", ""]) plain.add(k, "1");
+  assert.deepEqual(plain.sortedKeys(), ["b", "\uFFFD", "a", "é", "B", ""].sort(compareKeys));
+});
+
+Deno.test("mr runMap: combine folds repeated keys; without combine every value is kept", async () => {
+  const dir = await Deno.makeTempDir();
+  await Deno.writeTextFile(`${dir}/in.txt`, "x\n");
+  const [task] = await splitInputs([`${dir}/in.txt`]);
+  const pairs: KeyValue[] = [["a", "1"], ["b", "1"], ["a", "1"], ["a", "1"]];
+  const sum = (_k: string, vs: string[]) => String(vs.reduce((n, v) => n + Number(v), 0));
+  const read = () => readSection(intermediateName(dir, 0), 0);
+  await runMap({ map: () => pairs, reduce: sum, combine: sum }, task, { dir, nReduce: 1 });
+  assert.deepEqual(read(), ["a", "3", "b", "1"]);
+  await runMap({ map: () => pairs, reduce: sum }, task, { dir, nReduce: 1 });
+  assert.deepEqual(read(), ["a", "1", "b", "1", "a", "1", "a", "1"]);
+  // Distinct keys (wc's case) are written as they came, with or without combine.
+  const distinct: KeyValue[] = Array.from({ length: 500 }, (_, i) => [`k${i}`, String(i)]);
+  await runMap({ map: () => distinct, reduce: sum, combine: sum }, task, { dir, nReduce: 1 });
+  assert.deepEqual(read(), distinct.flat());
+  // Any string survives the file: line ends, quotes, lone and paired surrogates.
+  const odd: KeyValue[] = [["a\nb", '"q"'], ["\uD800", "\\"], ["é", "\u{1F600}"], ["", ""]];
+  await runMap({ map: () => odd, reduce: sum }, task, { dir, nReduce: 1 });
+  assert.deepEqual(read(), odd.flat());
+  // A generator's pairs (not an array) are taken too.
+  await runMap(
+    {
+      map: function* () {
+        yield ["g", "1"] as KeyValue;
+        yield ["g", "2"] as KeyValue;
+      },
+      reduce: sum,
+      combine: sum,
+    },
+    task,
+    { dir, nReduce: 1 },
+  );
+  assert.deepEqual(read(), ["g", "3"]);
+  // And partitioned by partitionOf.
+  await runMap({ map: () => distinct, reduce: sum }, task, { dir, nReduce: 4 });
+  for (let r = 0; r < 4; r++) {
+    const flat = readSection(intermediateName(dir, 0), r);
+    for (let i = 0; i < flat.length; i += 2) assert.equal(partitionOf(flat[i], 4), r);
+  }
+  await Deno.remove(dir, { recursive: true });
+});
+
+function concat(pieces: Uint8Array[]): Uint8Array {
+  const bytes = new Uint8Array(pieces.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of pieces) {
+    bytes.set(p, at);
+    at += p.length;
+  }
+  return bytes;
+}
+
+Deno.test("mr runReduce: an async reduce is awaited; a damaged file is named", async () => {
+  const dir = await Deno.makeTempDir();
+  await writeAtomically(intermediateName(dir, 0), encodeIntermediate([["k", "1", "j", "2"]]));
+  await writeAtomically(intermediateName(dir, 1), encodeIntermediate([["k", "3"]]));
+  const app: MapReduceApp = {
+    map: () => [],
+    reduce: (_k, vs) => Promise.resolve(vs.join("+")),
+  };
+  await runReduce(app, { r: 0, nMap: 2, dir });
+  assert.equal(await Deno.readTextFile(outputName(dir, 0)), "j 2\nk 1+3\n");
+  // A reduce task past the file's sections, or a damaged file: named, with what is wrong.
+  await assert.rejects(
+    runReduce(app, { r: 1, nMap: 2, dir }),
+    /mr-0 is damaged: it has 1 sections/,
+  );
+  const good = concat(encodeIntermediate([["k", "3"], []]));
+  const text = new TextDecoder().decode(good);
+  const damaged: [string, Uint8Array | string][] = [
+    ["another format", '["k","3"]\n'],
+    ["empty", ""],
+    ["cut short", good.subarray(0, good.length - 5)],
+    ["a bad offset", text.replace("000000000000064", "00000000000006x")],
+    ["offsets out of order", text.replace("000000000000064", "000000000000074")],
+    ...['["k"]', '{"k":"v"}', '["k",1]', "[1,2]", '["k","v"'].map((section) =>
+      [`section ${section}`, text.replace('["k","3"]', section.padEnd(9))] as [string, string]
+    ),
+  ];
+  for (const [what, bytes] of damaged) {
+    await Deno.writeFile(
+      intermediateName(dir, 1),
+      typeof bytes === "string" ? new TextEncoder().encode(bytes) : bytes,
+    );
+    await assert.rejects(runReduce(app, { r: 0, nMap: 2, dir }), DamagedFileError, what);
+    await assert.rejects(runReduce(app, { r: 0, nMap: 2, dir }), /mr-1 is damaged/, what);
+  }
+  await Deno.remove(dir, { recursive: true });
 });
 
 Deno.test("mr runMap/runReduce: partitioned files, no temporaries left, same as sequential", async () => {
@@ -182,7 +304,7 @@ Deno.test("mr runMap/runReduce: partitioned files, no temporaries left, same as 
   for await (const e of Deno.readDir(dir)) names.push(e.name);
   assert.ok(!names.some((n) => n.startsWith(".mr-tmp-")), "no temporary file left");
   for (let m = 0; m < 2; m++) {
-    for (let r = 0; r < 3; r++) await Deno.stat(intermediateName(dir, m, r));
+    for (let r = 0; r < 3; r++) readSection(intermediateName(dir, m), r);
   }
   let out = "";
   for (let r = 0; r < 3; r++) out += await Deno.readTextFile(outputName(dir, r));
@@ -192,8 +314,8 @@ Deno.test("mr runMap/runReduce: partitioned files, no temporaries left, same as 
   assert.deepEqual(sorted(out), sorted(await Deno.readTextFile(outputName(seqDir, 0))));
   assert.deepEqual(sorted(out), ["one 1", "three 3", "two 3"]);
   // A damaged intermediate file is named in the error.
-  await Deno.writeTextFile(intermediateName(dir, 0, 0), "not json\n");
-  await assert.rejects(runReduce(wc, { r: 0, nMap: 2, dir }), /mr-0-0 is damaged/);
+  await Deno.writeTextFile(intermediateName(dir, 0), "not json\n");
+  await assert.rejects(runReduce(wc, { r: 0, nMap: 2, dir }), /mr-0 is damaged/);
   await Deno.remove(dir, { recursive: true });
   await Deno.remove(seqDir, { recursive: true });
 });
@@ -204,6 +326,12 @@ Deno.test("mr writeAtomically: whole files, readable by all, replacing the old, 
   await writeAtomically(path, "old\n");
   await writeAtomically(path, "new\n");
   assert.equal(await Deno.readTextFile(path), "new\n");
+  // Bytes, and pieces of bytes written in order.
+  await writeAtomically(path, new TextEncoder().encode("bytes\n"));
+  assert.equal(await Deno.readTextFile(path), "bytes\n");
+  const pieces = ["a", "", "bc\n"].map((p) => new TextEncoder().encode(p));
+  await writeAtomically(path, pieces);
+  assert.equal(await Deno.readTextFile(path), "abc\n");
   if (Deno.build.os !== "windows") assert.equal((await Deno.stat(path)).mode! & 0o777, 0o644);
   // A folder that is not there: the error says so, and nothing is left behind.
   await assert.rejects(writeAtomically(`${dir}/gone/mr-out-1`, "x"), Deno.errors.NotFound);

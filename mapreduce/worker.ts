@@ -109,14 +109,38 @@ export async function runWorker(
         if (!(err instanceof RpcError) || !["unreachable", "timeout"].includes(err.code)) throw err;
         unreachableSince ??= clock.now();
         if (clock.now() - unreachableSince >= (answered ? giveUpMs : connectMs)) return undefined;
-        // Quick retries while it may be starting (every task waits for it),
-        // slower once it has answered and gone.
-        await delay(answered ? 100 : 5, { clock });
+        // Quick retries while it may be starting (every task waits for it:
+        // a worker started with its coordinator should find it within a few
+        // milliseconds of its listening), slower after the first second, and
+        // slower still once it has answered and gone.
+        const waited = clock.now() - unreachableSince;
+        await delay(answered ? 100 : waited < 1000 ? 2 : 25, { clock });
       }
     }
   };
+  /** A task done and not reported yet: the next request for a task reports it. */
+  let unreported:
+    | { worker: string; kind: "map" | "reduce"; id: number; attempt: number }
+    | undefined;
+  /** Whether the coordinator has `MR.Next` (Done and Task in one round trip). */
+  let hasNext = true;
+  const nextTask = async (): Promise<{ reply: unknown } | undefined> => {
+    const done = unreported;
+    unreported = undefined;
+    if (done === undefined) return await call("Task", { worker });
+    if (hasNext) {
+      try {
+        return await call("Next", { worker, done });
+      } catch (err) {
+        if (!(err instanceof RpcError) || err.code !== "unknown_method") throw err;
+        hasNext = false; // an older coordinator: report, then ask
+      }
+    }
+    if (await call("Done", done) === undefined) return undefined;
+    return await call("Task", { worker });
+  };
   while (true) {
-    const answer = await call("Task", { worker });
+    const answer = await nextTask();
     if (answer === undefined) {
       return { ...report, ended: answered ? "coordinator gone" : "coordinator unreachable" };
     }
@@ -149,10 +173,13 @@ export async function runWorker(
         }
         log(`${name}: ${error === undefined ? "done" : `failed: ${error}`}`);
         const done = { worker, kind: assignment.kind, id, attempt: assignment.attempt };
-        const reported = error === undefined
-          ? await call("Done", done)
-          : await call("Failed", { ...done, error });
-        if (reported === undefined) return { ...report, ended: "coordinator gone" };
+        if (error === undefined) {
+          unreported = done; // reported with the next request for a task
+          break;
+        }
+        if (await call("Failed", { ...done, error }) === undefined) {
+          return { ...report, ended: "coordinator gone" };
+        }
         break;
       }
       default:

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { talk } from "./test_util.ts";
 import { type HttpServer, serveHttp, serveLightHttp } from "./http_server.ts";
 import {
   lightFromRequest,
@@ -9,25 +10,6 @@ import {
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-
-/** Writes `request` on a new connection and reads until the server closes it. */
-async function talk(server: HttpServer, request: string | Uint8Array[]): Promise<string> {
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.addr.port });
-  try {
-    for (const part of typeof request === "string" ? [encoder.encode(request)] : request) {
-      await conn.write(part);
-    }
-    let text = "";
-    const buffer = new Uint8Array(64 * 1024);
-    while (true) {
-      const n = await conn.read(buffer).catch(() => null);
-      if (n === null) return text;
-      text += decoder.decode(buffer.subarray(0, n));
-    }
-  } finally {
-    conn.close();
-  }
-}
 
 /** What the handler saw of a request, as text. */
 async function seen(req: LightRequest): Promise<string> {
@@ -69,13 +51,16 @@ Deno.test("http light: every answer is written byte for byte as serveHttp writes
     try {
       for (const method of ["GET", "HEAD"]) {
         const request = `${method} /x HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n`;
-        const [a, b] = [await talk(light, request), await talk(whatwg, request)];
+        const [a, b] = [
+          await talk(light.addr.port, request),
+          await talk(whatwg.addr.port, request),
+        ];
         assert.equal(a, b, `${answer.status} ${method}`);
         assert.match(a, new RegExp(`^HTTP/1\\.1 ${answer.status} `));
       }
       // Kept alive, HTTP/1.0: the same again.
       const request = "GET /y HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /y HTTP/1.0\r\n\r\n";
-      assert.equal(await talk(light, request), await talk(whatwg, request));
+      assert.equal(await talk(light.addr.port, request), await talk(whatwg.addr.port, request));
     } finally {
       await light.close();
       await whatwg.close();
@@ -97,10 +82,16 @@ Deno.test("http light: the request's method, target, headers and body, as a Requ
     ];
     for (const request of requests) {
       const withClose = request.replace("\r\n", "\r\nConnection: close\r\n");
-      const [a, b] = [await talk(light, withClose), await talk(whatwg, withClose)];
+      const [a, b] = [
+        await talk(light.addr.port, withClose),
+        await talk(whatwg.addr.port, withClose),
+      ];
       assert.equal(a, b, JSON.stringify(request.slice(0, 30)));
     }
-    const text = await talk(light, requests[0].replace("\r\n", "\r\nConnection: close\r\n"));
+    const text = await talk(
+      light.addr.port,
+      requests[0].replace("\r\n", "\r\nConnection: close\r\n"),
+    );
     assert.match(
       text,
       /PUT \/kv\/a\/\.\.\/b\?op=x http:\/\/h:8\/kv\/a\/\.\.\/b\?op=x \[1, 2\] true abc$/,
@@ -141,7 +132,7 @@ Deno.test("http light: 100-continue, pipelined requests, and a body read once", 
     }
     assert.match(String(second), /read already/);
     const text = await talk(
-      server,
+      server.addr.port,
       "PUT /1 HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi" +
         "GET /2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
     );
@@ -164,7 +155,7 @@ Deno.test("http light: a body that stalls fails the read, closes the connection,
   }, { bodyTimeoutMs: 150 });
   try {
     assert.equal(
-      await talk(server, "PUT / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc"),
+      await talk(server.addr.port, "PUT / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc"),
       "",
     );
     assert.equal(server.stats().bodyTimeouts, 1);

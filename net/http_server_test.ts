@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { talk } from "./test_util.ts";
 import { type HttpServer, serveHttp } from "./http_server.ts";
 
 const encoder = new TextEncoder();
@@ -11,25 +12,6 @@ async function echo(req: Request): Promise<Response> {
   return new Response(`${req.method} ${path} ${body}`, {
     headers: { "x-echo": "1" },
   });
-}
-
-/** Writes `request` on a new connection and reads until the server closes it (bounded). */
-async function talk(server: HttpServer, request: string | Uint8Array[]): Promise<string> {
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.addr.port });
-  try {
-    for (const part of typeof request === "string" ? [encoder.encode(request)] : request) {
-      await conn.write(part);
-    }
-    let text = "";
-    const buffer = new Uint8Array(64 * 1024);
-    while (true) {
-      const n = await conn.read(buffer).catch(() => null);
-      if (n === null) return text;
-      text += decoder.decode(buffer.subarray(0, n));
-    }
-  } finally {
-    conn.close();
-  }
 }
 
 Deno.test("http server: fetch with keep-alive, bodies of known length and chunked, HEAD", async () => {
@@ -65,7 +47,7 @@ Deno.test("http server: the path as sent, pipelined requests, 100-continue", asy
   const server = serveHttp(echo);
   try {
     const text = await talk(
-      server,
+      server.addr.port,
       "GET /kv/a/../b HTTP/1.1\r\nHost: x\r\n\r\n" +
         "PUT /kv/%2e%2e HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi" +
         "GET /last HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
@@ -109,7 +91,7 @@ Deno.test("http server: smuggling, bad chunks and overlong heads get 400/431 and
       ["GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", /^HTTP\/1\.1 400 [^]*Host/],
     ];
     for (const [request, expected] of cases) {
-      const text = await talk(server, request);
+      const text = await talk(server.addr.port, request);
       assert.match(text, expected, JSON.stringify(request.slice(0, 60)));
       assert.match(text, /connection: close/);
     }
@@ -122,7 +104,7 @@ Deno.test("http server: smuggling, bad chunks and overlong heads get 400/431 and
 Deno.test("http server: an unread body is answered, then the connection closes", async () => {
   const server = serveHttp(() => new Response("refused", { status: 413 }));
   try {
-    const text = await talk(server, [
+    const text = await talk(server.addr.port, [
       encoder.encode("PUT /k HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n"),
       new Uint8Array(50_000),
     ]);
@@ -137,7 +119,7 @@ Deno.test("http server: a small unread body is dropped and the connection serves
     req.url.endsWith("/refuse") ? new Response("refused", { status: 503 }) : echo(req)
   );
   try {
-    const text = await talk(server, [
+    const text = await talk(server.addr.port, [
       encoder.encode("PUT /refuse HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n"),
       new Uint8Array(5000).fill(0x61),
       encoder.encode(
@@ -163,7 +145,7 @@ Deno.test("http server: a large unread body is not read: answered with Connectio
     const head = encoder.encode("PUT /k HTTP/1.1\r\nHost: x\r\nContent-Length: 1048576\r\n\r\n");
     const request = new Uint8Array(head.length + 64 * 1024);
     request.set(head);
-    const text = await talk(server, [request]);
+    const text = await talk(server.addr.port, [request]);
     // The answer reaches the client although the rest of its body was never read.
     assert.match(text, /^HTTP\/1\.1 503 [^]*connection: close[^]*refused$/);
     assert.equal(server.stats().unreadBodies, 1);
@@ -186,20 +168,20 @@ Deno.test("http server: head, body and idle deadlines close the connection", asy
   }, { headerTimeoutMs: 150, bodyTimeoutMs: 150, idleTimeoutMs: 150 });
   try {
     // A head that never ends.
-    assert.equal(await talk(server, "GET / HTTP/1.1\r\nHost: x\r\nX-Slow: 1"), "");
+    assert.equal(await talk(server.addr.port, "GET / HTTP/1.1\r\nHost: x\r\nX-Slow: 1"), "");
     assert.equal(server.stats().headerTimeouts, 1);
     // A body that never ends.
     assert.equal(
-      await talk(server, "PUT / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc"),
+      await talk(server.addr.port, "PUT / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc"),
       "",
     );
     assert.equal(server.stats().bodyTimeouts, 1);
     assert.match(String(bodyError), /did not arrive in time/);
     // A connection that says nothing.
-    assert.equal(await talk(server, ""), "");
+    assert.equal(await talk(server.addr.port, ""), "");
     assert.equal(server.stats().idleTimeouts, 1);
     // A kept-alive connection is closed when idle after its answer.
-    const text = await talk(server, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    const text = await talk(server.addr.port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
     assert.match(text, /^HTTP\/1\.1 200 OK[^]*ok$/);
     assert.equal(server.stats().idleTimeouts, 2);
   } finally {
@@ -247,7 +229,7 @@ Deno.test("http server: a deadline sooner than the one its timer waits for still
   let timer: ReturnType<typeof setTimeout> | undefined;
   try {
     // The idle timer waits 60 s; the head's first byte starts a 150 ms deadline.
-    const closed = talk(server, "GET / HTTP/1.1\r\nHost: x\r\nX-Slow: 1");
+    const closed = talk(server.addr.port, "GET / HTTP/1.1\r\nHost: x\r\nX-Slow: 1");
     const late = new Promise<string>((resolve) => {
       timer = setTimeout(() => resolve("still open after 20 s"), 20_000);
     });
@@ -266,7 +248,7 @@ Deno.test("http server: connections over the caps are answered 503 unread", asyn
     for (let i = 0; i < 2; i++) {
       held.push(await Deno.connect({ hostname: "127.0.0.1", port: server.addr.port }));
     }
-    const text = await talk(server, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    const text = await talk(server.addr.port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
     assert.match(text, /^HTTP\/1\.1 503 [^]*retry-after: 1[^]*maxConnectionsPerAddress/);
     // Definite: nothing of the request was read, so a write in it was certainly not applied.
     const body = JSON.parse(text.slice(text.indexOf("\r\n\r\n") + 4));

@@ -7,6 +7,7 @@
  * leader, closes.
  */
 import assert from "node:assert/strict";
+import { talk } from "../net/test_util.ts";
 import {
   kvHttpHandler,
   type KvHttpOptions,
@@ -19,23 +20,6 @@ import { MemoryStorage } from "../raft/mod.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-
-/** Writes one request (asking to close) and reads the whole answer. */
-async function talk(port: number, request: string | Uint8Array): Promise<string> {
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-  try {
-    await conn.write(typeof request === "string" ? encoder.encode(request) : request);
-    let text = "";
-    const buffer = new Uint8Array(64 * 1024);
-    while (true) {
-      const n = await conn.read(buffer).catch(() => null);
-      if (n === null) return text;
-      text += decoder.decode(buffer.subarray(0, n));
-    }
-  } finally {
-    conn.close();
-  }
-}
 
 /** A request with `Connection: close`, the secret, and `head` lines. */
 function req(line: string, head: string[] = [], body = "", auth = true): string {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { talk } from "./test_util.ts";
-import { type HttpServer, serveHttp } from "./http_server.ts";
+import { serveHttp } from "./http_server.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();

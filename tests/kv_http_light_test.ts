@@ -19,7 +19,6 @@ import { RpcServer, serveHttp } from "../net/mod.ts";
 import { MemoryStorage } from "../raft/mod.ts";
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder();
 
 /** A request with `Connection: close`, the secret, and `head` lines. */
 function req(line: string, head: string[] = [], body = "", auth = true): string {

@@ -66,7 +66,11 @@ async function startBoth(peers: string[]) {
 Deno.test("kv http light: the node's listener answers every request byte for byte as a Request handler does", async () => {
   const node = await startBoth(["0"]);
   try {
-    while (node.kv.raft.status().role !== "leader") await new Promise((r) => setTimeout(r, 10));
+    // A single node elects itself within an election timeout; polled, bounded.
+    for (const until = Date.now() + 30_000; node.kv.raft.status().role !== "leader";) {
+      assert.ok(Date.now() < until, "the single node did not become leader within 30 s");
+      await new Promise((r) => setTimeout(r, 10));
+    }
     const cases: [string, number][] = [
       [req("PUT /kv/a HTTP/1.1", ["Content-Type: text/plain"], "v1"), 204],
       [req("GET /kv/a HTTP/1.1"), 200],

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { talk } from "./test_util.ts";
-import { type HttpServer, serveHttp, serveLightHttp } from "./http_server.ts";
+import { serveHttp, serveLightHttp } from "./http_server.ts";
 import {
   lightFromRequest,
   type LightRequest,
@@ -193,7 +193,7 @@ Deno.test("http light: pipelined bodies cut at random across reads arrive whole,
         parts.push(bytes.subarray(at, at + n));
         at += n;
       }
-      const text = await talkSlowly(server, parts);
+      const text = await talk(server.addr.port, parts, { yieldBetweenParts: true });
       const answered = text.split(/HTTP\/1\.1 200 OK\r\n[^]*?\r\n\r\n/).slice(1);
       assert.deepEqual(answered, [...bodies, ""]);
     }
@@ -202,26 +202,3 @@ Deno.test("http light: pipelined bodies cut at random across reads arrive whole,
     await whatwg.close();
   }
 });
-
-/** Like `talk`, with a pause after each part so the server reads them apart. */
-async function talkSlowly(server: HttpServer, parts: Uint8Array[]): Promise<string> {
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.addr.port });
-  try {
-    const reading = (async () => {
-      let text = "";
-      const buffer = new Uint8Array(64 * 1024);
-      while (true) {
-        const n = await conn.read(buffer).catch(() => null);
-        if (n === null) return text;
-        text += decoder.decode(buffer.subarray(0, n));
-      }
-    })();
-    for (const part of parts) {
-      await conn.write(part);
-      await new Promise((resolve) => setTimeout(resolve, 0));
-    }
-    return await reading;
-  } finally {
-    conn.close();
-  }
-}

@@ -67,6 +67,7 @@ export type {
   KvLike,
   KvListIteratorLike,
   StateBatch,
+  StateInstall,
   StatePage,
   StatePagesOptions,
   StateRow,

@@ -29,6 +29,7 @@ export type { Clock, Timer } from "../net/clock.ts";
 export { StateStore, type StateStoreOptions } from "./state_store.ts";
 export type { StateBatch } from "./state_batch.ts";
 export type { StatePage, StatePagesOptions, StateRow, StateView } from "./state_view.ts";
+export type { StateInstall } from "./state_install.ts";
 export type { AppliedPoint } from "./state_layout.ts";
 export {
   StateInstallError,

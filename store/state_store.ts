@@ -24,7 +24,6 @@
  * @module
  */
 import type { StateValue } from "./state_value.ts";
-import { concatBytes } from "../net/bytes.ts";
 import { type Codec, defaultCodec } from "../net/codec.ts";
 import { crc32 } from "../net/bytes.ts";
 import { type Mutation, PART_BYTES } from "./kv_limits.ts";
@@ -43,8 +42,10 @@ import {
   type Table,
 } from "./state_layout.ts";
 import { position, type StatePage, type StateView, View, type ViewState } from "./state_view.ts";
-import { writeGeneration } from "./state_install.ts";
+import { GenerationWriter, type StateInstall } from "./state_install.ts";
 import { Batch, type StagedEntry, type StateBatch } from "./state_batch.ts";
+import { encodeMutations, finishRedo } from "./state_redo.ts";
+import { IndexWaiters } from "./index_waiters.ts";
 
 /**
  * Options of {@linkcode StateStore.open}.
@@ -142,6 +143,10 @@ export class StateStore {
   #overlay: Map<string, { row: Uint8Array | null; value: StateValue | null }> | undefined;
   /** Garbage made while views were open: they may still read it. */
   #held: Garbage[] = [];
+  /** Who waits for the applied index to reach theirs (`whenApplied`). */
+  readonly #appliedWaiters = new IndexWaiters();
+  /** The install being written, if any (one at a time: a new one supersedes it). */
+  #installing: { writer: GenerationWriter; open: boolean } | undefined;
 
   private constructor(kv: KvLike, options: StateStoreOptions) {
     this.#layout = new StateLayout(kv, {
@@ -191,6 +196,14 @@ export class StateStore {
     return this.#decodeSession(bytes, client);
   }
 
+  /**
+   * Resolves once the applied index is at least `index` (by batches or an
+   * install); rejects if the store fails or is closed first.
+   */
+  whenApplied(index: number): Promise<void> {
+    return this.#appliedWaiters.wait(index, this.#applied.index, () => this.#check());
+  }
+
   /** A new batch: stage entries' writes, then commit them. */
   batch(): StateBatch {
     this.#check();
@@ -227,47 +240,119 @@ export class StateStore {
   /**
    * Replaces the state with a stream from {@linkcode StateView.pages}:
    * written into a fresh generation, switched to by one commit once the
-   * whole stream is in and checked.
+   * whole stream is in and checked (the three steps of
+   * {@linkcode StateStore.beginInstall} in a row).
    *
    * @throws {StateInstallError} when the stream is not a complete, valid
    * state, or is behind the store's applied point; the store is unchanged.
    */
-  install(pages: AsyncIterable<StatePage> | Iterable<StatePage>): Promise<void> {
-    return this.#exclusive(async () => {
-      const gen = this.#nextGen++;
-      let written: { point: AppliedPoint; nextPart: number };
-      try {
-        written = await writeGeneration(this.#layout, { gen, pages });
-        if (written.point.index < this.#applied.index) {
-          throw new StateInstallError(
-            `its point ${written.point.index} is behind the applied ${this.#applied.index}`,
-          );
-        }
-      } catch (err) {
-        // Unfinished: its rows are garbage (a crash leaves them for `open` to find).
-        this.#garbage.push({ kind: "range", selector: { prefix: this.#layout.key(gen) } });
-        throw err;
+  async install(pages: AsyncIterable<StatePage> | Iterable<StatePage>): Promise<void> {
+    const install = await this.beginInstall();
+    await install.write(pages);
+    await install.switch();
+  }
+
+  /**
+   * Begins replacing the state with a stream from
+   * {@linkcode StateView.pages}, written page by page into a fresh
+   * generation (see {@linkcode StateInstall}); an install begun before and
+   * not switched is abandoned (a newer stream supersedes it). With `point`,
+   * every page must be of its index and term, and the switch stores it
+   * (a snapshot's membership with it).
+   *
+   * @throws {StateInstallError} when `point` is behind the store's applied point.
+   */
+  beginInstall(options: { point?: AppliedPoint } = {}): Promise<StateInstall> {
+    return this.#exclusive(() => {
+      const point = options.point === undefined ? undefined : structuredClone(options.point);
+      if (point !== undefined && point.index < this.#applied.index) {
+        throw new StateInstallError(
+          `its point ${point.index} is behind the applied ${this.#applied.index}`,
+        );
       }
-      const current: Current = {
-        format: STATE_FORMAT,
-        gen,
-        applied: written.point,
-        nextPart: written.nextPart,
-      };
-      const plan = new CommitPlan();
-      plan.add({ type: "set", key: this.#layout.key("current"), value: this.#encode(current) });
-      await this.#write(() => this.#layout.commit(plan));
-      const old = this.#gen;
-      this.#gen = gen;
-      this.#applied = written.point;
-      this.#nextPart = written.nextPart;
-      this.#writes++;
-      this.#cache.clear();
-      // The old generation's part garbage goes with it.
-      this.#garbage = this.#garbage.filter((g) => g.kind !== "parts" || g.gen !== old);
-      this.#held = this.#held.filter((g) => g.kind !== "parts" || g.gen !== old);
-      this.#addGarbage({ kind: "range", selector: { prefix: this.#layout.key(old) } });
+      this.#dropInstall();
+      const gen = this.#nextGen++;
+      const writer = new GenerationWriter(this.#layout, { gen, point });
+      const state = { writer, open: true };
+      this.#installing = state;
+      // A step of an install that was switched or abandoned is a caller's mistake.
+      const step = <T>(fn: () => Promise<T>): Promise<T> =>
+        this.#exclusive(async () => {
+          if (!state.open) {
+            throw new StateInstallError(
+              `the install into generation ${gen} was switched, abandoned or superseded`,
+            );
+          }
+          try {
+            return await fn();
+          } catch (err) {
+            if (this.#installing === state) this.#dropInstall();
+            throw err;
+          }
+        });
+      return Promise.resolve(
+        {
+          generation: gen,
+          get rows() {
+            return writer.rows;
+          },
+          get complete() {
+            return writer.complete;
+          },
+          // A failed write leaves the store as it was (the generation is not in use): it goes on.
+          write: (pages) => step(() => writer.write(pages)),
+          switch: () => step(() => this.#switch(writer, point)),
+          abandon: () =>
+            this.#exclusive(() => {
+              if (this.#installing === state) this.#dropInstall();
+              return Promise.resolve();
+            }),
+        } satisfies StateInstall,
+      );
     });
+  }
+
+  /** Forgets the install in progress, if any: what it wrote is garbage. */
+  #dropInstall(): void {
+    const state = this.#installing;
+    if (state === undefined) return;
+    this.#installing = undefined;
+    state.open = false;
+    this.#garbage.push({ kind: "range", selector: { prefix: this.#layout.key(state.writer.gen) } });
+  }
+
+  /** Switches to a complete install's generation with one commit of `current`. */
+  async #switch(writer: GenerationWriter, given: AppliedPoint | undefined): Promise<void> {
+    const written = writer.finish();
+    const point = given ?? written.point;
+    if (point.index < this.#applied.index) {
+      throw new StateInstallError(
+        `its point ${point.index} is behind the applied ${this.#applied.index}`,
+      );
+    }
+    const gen = writer.gen;
+    const current: Current = {
+      format: STATE_FORMAT,
+      gen,
+      applied: point,
+      nextPart: written.nextPart,
+    };
+    const plan = new CommitPlan();
+    plan.add({ type: "set", key: this.#layout.key("current"), value: this.#encode(current) });
+    await this.#write(() => this.#layout.commit(plan));
+    this.#installing!.open = false;
+    this.#installing = undefined;
+    const old = this.#gen;
+    this.#gen = gen;
+    this.#applied = point;
+    this.#nextPart = written.nextPart;
+    this.#writes++;
+    this.#cache.clear();
+    // The old generation's part garbage goes with it.
+    this.#garbage = this.#garbage.filter((g) => g.kind !== "parts" || g.gen !== old);
+    this.#held = this.#held.filter((g) => g.kind !== "parts" || g.gen !== old);
+    this.#addGarbage({ kind: "range", selector: { prefix: this.#layout.key(old) } });
+    this.#appliedWaiters.reached(this.#applied.index);
   }
 
   /**
@@ -302,6 +387,9 @@ export class StateStore {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#appliedWaiters.fail(
+      new Error("the state store closed before reaching the index waited for"),
+    );
     await this.#queue.catch(() => {});
     for (const view of this.#views) view.open = false;
     this.#views.clear();
@@ -315,7 +403,7 @@ export class StateStore {
     const stored = (await kv.get<Uint8Array>(layout.key("current"))).value;
     if (stored !== null) {
       const current = layout.decodeCurrent(stored);
-      if (current.redo) await this.#finishRedo(current);
+      if (current.redo) await finishRedo(layout, current);
       this.#gen = current.gen;
       this.#applied = current.applied;
       this.#nextPart = current.nextPart;
@@ -393,6 +481,7 @@ export class StateStore {
       await fn();
     } catch (err) {
       this.#failed = new StateStoreFailedError(err);
+      this.#appliedWaiters.fail(this.#failed);
       throw this.#failed;
     }
   }
@@ -490,6 +579,7 @@ export class StateStore {
       for (const [tk, cached] of group.rows) this.#cache.set(tk, cached);
       for (const g of group.garbage) this.#addGarbage(g);
       for (const [view, tk] of group.copies) view.shadowed.add(tk);
+      this.#appliedWaiters.reached(this.#applied.index);
     }
   }
 
@@ -520,32 +610,6 @@ export class StateStore {
       kind: "range",
       selector: { prefix: this.#layout.key(this.#gen, "r", redo.id) },
     });
-  }
-
-  /** Finishes the redo a crash interrupted (idempotent: nothing was committed after it). */
-  async #finishRedo(current: Current): Promise<void> {
-    const layout = this.#layout;
-    const redo = current.redo!;
-    const chunks: Uint8Array[] = [];
-    for await (
-      const e of layout.kv.list<Uint8Array>({ prefix: layout.key(current.gen, "r", redo.id) })
-    ) {
-      chunks.push(e.value);
-    }
-    const bytes = concatBytes(chunks, chunks.reduce((n, c) => n + c.length, 0));
-    if (chunks.length !== redo.chunks || bytes.length !== redo.size || crc32(bytes) !== redo.crc) {
-      throw new StorageCorruptionError(
-        layout.where,
-        `the redo record of entry ${current.applied.index} is incomplete or fails its checksum`,
-      );
-    }
-    const mutations = decodeMutations(layout.codec.decode(bytes));
-    await layout.commitAll(mutations);
-    const plan = new CommitPlan();
-    const done: Current = { ...current };
-    delete done.redo;
-    plan.add({ type: "set", key: layout.key("current"), value: this.#encode(done) });
-    await layout.commit(plan);
   }
 
   /** The groups of commits for `entries`; nothing is written. */
@@ -716,20 +780,4 @@ export class StateStore {
       this.#held = [];
     }
   }
-}
-
-/** Mutations as plain data for a redo record: [0, key, value] for a write, [1, key] for a delete. */
-function encodeMutations(mutations: Mutation[]): unknown[] {
-  return mutations.map((m) => m.type === "set" ? [0, m.key, m.value] : [1, m.key]);
-}
-
-function decodeMutations(data: unknown): Mutation[] {
-  if (!Array.isArray(data)) throw new StateInvariantError("a redo record is not a list");
-  return data.map((m): Mutation => {
-    if (Array.isArray(m) && m[0] === 0 && Array.isArray(m[1]) && m[2] instanceof Uint8Array) {
-      return { type: "set", key: m[1], value: m[2] };
-    }
-    if (Array.isArray(m) && m[0] === 1 && Array.isArray(m[1])) return { type: "delete", key: m[1] };
-    throw new StateInvariantError("a redo record holds a malformed mutation");
-  });
 }

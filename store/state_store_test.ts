@@ -432,6 +432,59 @@ Deno.test("state store: an incomplete or inconsistent stream is refused, and the
   assert.equal(await target.get("mine"), "2");
 });
 
+Deno.test("state store: an install in steps: page by page beside batches, switched with its point, or abandoned", async () => {
+  const source = await StateStore.open(new SimKv());
+  const sourceBatch = source.batch();
+  stage(sourceBatch, randomEntries(new Random(9), 1, 60));
+  await sourceBatch.commit();
+  const { model, pages } = await dump(source);
+  assert.ok(pages.length >= 4, `${pages.length} pages`);
+  const kv = new SimKv();
+  const target = await StateStore.open(kv);
+  const meta = { index: 60, term: 2, membership: { voters: ["a"] }, membershipIndex: 7 };
+  // A first install is superseded by a second; each page is written (and committed) alone.
+  const first = await target.beginInstall({ point: meta });
+  await first.write([pages[0]]);
+  const install = await target.beginInstall({ point: meta });
+  await assert.rejects(first.write([pages[1]]), /superseded/);
+  let entry = 1;
+  for (const page of pages) {
+    const commits = kv.commits;
+    await install.write([page]);
+    assert.ok(kv.commits > commits, `page ${page.seq} was committed before write resolved`);
+    // Batches go on meanwhile, on the state in use.
+    const batch = target.batch();
+    batch.put("mine", `${entry}`);
+    batch.endEntry({ index: entry++, term: 1 });
+    await batch.commit();
+    assert.equal(install.complete, page.last !== undefined);
+  }
+  assert.equal(await target.get("mine"), `${entry - 1}`);
+  await install.switch();
+  assert.deepEqual(target.applied, meta, "the switch stores the given point, membership included");
+  assert.deepEqual((await dump(target)).model, model);
+  await assert.rejects(install.write([pages[0]]), /switched, abandoned or superseded/);
+  assert.deepEqual(await leftovers(kv, target), []);
+  // Pages of another point than the one given are refused; an abandoned install leaves nothing.
+  const wrong = await target.beginInstall({ point: { index: 61, term: 2 } });
+  await assert.rejects(wrong.write([pages[0]]), StateInstallError);
+  const dropped = await target.beginInstall({ point: { index: 70, term: 2 } });
+  await dropped.abandon();
+  await assert.rejects(dropped.switch(), /abandoned/);
+  await assert.rejects(
+    target.beginInstall({ point: { index: 59, term: 2 } }),
+    /behind the applied 60/,
+  );
+  assert.deepEqual(await leftovers(kv, target), []);
+  await target.close();
+  kv.close();
+  assert.deepEqual(
+    (await StateStore.open(kv.reopen())).applied,
+    meta,
+    "the point survives a reopen",
+  );
+});
+
 Deno.test("state store: an entry too large for one commit is redone from a record; a crash at any point finishes it", async () => {
   const wide = (index: number, value: string): TestEntry => ({
     point: { index, term: 1 },

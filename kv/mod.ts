@@ -98,6 +98,7 @@ export type {
   Role,
   Snapshot,
   SnapshotMeta,
+  SnapshotSink,
   SnapshotSource,
   SnapshotStream,
   StorageBatch,

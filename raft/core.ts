@@ -87,7 +87,7 @@ export class RaftCore {
   #applied = 0;
   #snapshot: Snapshot | undefined;
   #pendingSnapshot: { snapshot: Snapshot; install: boolean; resetLog: boolean } | undefined;
-  #receiver = new SnapshotReceiver();
+  #receiver: SnapshotReceiver;
 
   #electionElapsed = 0;
   #randomizedTimeout = 0;
@@ -119,6 +119,7 @@ export class RaftCore {
     this.id = id;
     this.#random = options.random;
     this.#options = resolveCoreOptions(options);
+    this.#receiver = new SnapshotReceiver({ streamed: this.#options.streamSnapshots });
     const inc = this.#options.incarnation;
     this.#outbox = new Outbox(
       inc === undefined ? undefined : { inc, ...(this.#options.joined ? { joined: true } : {}) },
@@ -454,7 +455,7 @@ export class RaftCore {
   hasReady(): boolean {
     if (this.#lead?.hasAppendsToSend()) return true;
     return this.#outbox.size > 0 || this.#log.stableIndex < this.#log.lastIndex() ||
-      this.#pendingSnapshot !== undefined ||
+      this.#pendingSnapshot !== undefined || this.#receiver.hasChunks ||
       this.#reads.hasReady() || this.#commit > this.#applied ||
       !sameHardState(this.#persisted, this.#hardState());
   }
@@ -481,6 +482,7 @@ export class RaftCore {
       rd.hardState = hs;
       this.#persisted = hs;
     }
+    if (this.#receiver.hasChunks) rd.streamed = this.#receiver.take();
     if (this.#pendingSnapshot !== undefined) {
       rd.snapshot = this.#pendingSnapshot.snapshot;
       rd.installSnapshot = this.#pendingSnapshot.install;

@@ -43,6 +43,13 @@ export interface CoreOptions {
   maxAppendEntries?: number;
   /** Snapshot chunk size in bytes. Default 512 KiB. */
   snapshotChunkBytes?: number;
+  /**
+   * A follower hands the chunks of a snapshot out in its ready
+   * (`Ready.streamed`), to be written into the service's store as they
+   * arrive, instead of gathering them in memory. `RaftNode` sets it when it
+   * has a `snapshotSink`. Default false.
+   */
+  streamSnapshots?: boolean;
   /** Append a no-op entry on election, so the new leader can commit and serve reads. Default true. */
   leaderNoop?: boolean;
   /**
@@ -113,6 +120,7 @@ export function resolveCoreOptions(options: CoreOptions): ResolvedCoreOptions {
     maxAppendEntries: options.maxAppendEntries ?? 512,
     snapshotChunkBytes: options.snapshotChunkBytes ?? 512 * 1024,
     leaderNoop: options.leaderNoop ?? true,
+    streamSnapshots: options.streamSnapshots ?? false,
     observer: options.observer,
     campaignAfter: options.campaignAfter,
     incarnation: options.incarnation,

@@ -67,7 +67,8 @@ export type { LogFields, Logger, LogLevel } from "../net/logger.ts";
 export * from "./kv_storage.ts";
 export * from "../store/storage_errors.ts";
 export type { SnapshotSource, SnapshotStream } from "./snapshot_stream.ts";
-export { UNKNOWN_SIZE } from "./snapshot_receive.ts";
+export { type StreamedChunk, UNKNOWN_SIZE } from "./snapshot_receive.ts";
+export type { SnapshotSink } from "./snapshot_install.ts";
 export { SimStorage, type SimStorageOptions, type StorageDamage } from "./sim_storage.ts";
 export {
   EMPTY_FLOOR,

@@ -23,6 +23,7 @@ import {
 } from "./errors.ts";
 import type { Ready } from "./ready.ts";
 import { parseMessage } from "./messages.ts";
+import { feedSink, type SnapshotSink } from "./snapshot_install.ts";
 import { invariant } from "./invariant.ts";
 import type {
   Applied,
@@ -35,8 +36,9 @@ import type {
 import type { RaftStorage } from "./storage.ts";
 import { SnapshotStreamer } from "./snapshot_stream.ts";
 import {
-  checkApplied,
   type IndexWaiter,
+  loadStored,
+  parseReplies,
   refusalError,
   sameHardState,
   settleIndexWaiter,
@@ -133,6 +135,10 @@ export class RaftNode {
   #savedHardState: HardState | undefined;
   /** Streams a stored state to followers that need a snapshot (with `snapshotSource`). */
   #streamer: SnapshotStreamer | undefined;
+  /** Where a follower writes a stored state streamed to it (with `snapshotSink`). */
+  readonly #sink: SnapshotSink | undefined;
+  /** Aborted by stop: a streamed install waiting for the service gives up. */
+  readonly #stopping = new AbortController();
 
   private constructor(options: RaftNodeOptions, core: RaftCore, appliedIndex: number) {
     this.#id = options.id;
@@ -146,6 +152,7 @@ export class RaftNode {
     this.#electionMs = (options.electionTicks ?? 10) * this.#tickMs;
     this.#rpcTimeoutMs = options.rpcTimeoutMs ?? this.#electionMs;
     this.#appliedIndex = appliedIndex;
+    this.#sink = options.snapshotSink;
     const source = options.snapshotSource;
     if (source === undefined) return;
     const live = () => !this.#stopped;
@@ -165,18 +172,7 @@ export class RaftNode {
    * to the service through {@linkcode RaftNode.applied}.
    */
   static async start(options: RaftNodeOptions): Promise<RaftNode> {
-    const stored = await options.storage.load();
-    let snapshot = stored.snapshot;
-    if (snapshot === undefined) {
-      // A new node: its initial membership is stored as an empty snapshot at
-      // index 0, so that it survives a restart before any entry arrives.
-      snapshot = {
-        meta: { index: 0, term: 0, membership: { voters: [...options.peers], learners: [] } },
-        data: new Uint8Array(),
-      };
-      await options.storage.save({ snapshot, entries: [], resetLog: false });
-    }
-    const applied = checkApplied(options.applied, { snapshot, entries: stored.entries });
+    const { stored, snapshot, applied } = await loadStored(options);
     const core = new RaftCore(options.id, {
       hardState: stored.hardState,
       snapshot,
@@ -185,6 +181,7 @@ export class RaftNode {
     }, {
       ...options,
       heartbeatTicks: options.heartbeatTicks ?? 2,
+      streamSnapshots: options.snapshotSink !== undefined,
       random: options.random ?? defaultRandom("RaftNode"),
     });
     const node = new RaftNode(options, core, Math.max(applied, snapshot.meta.index));
@@ -481,6 +478,7 @@ export class RaftNode {
     if (this.#stopped) return;
     this.#stopped = true;
     this.#tickTimer?.cancel();
+    this.#stopping.abort();
     this.#server.removeService("Raft");
     await this.#flushing?.catch(() => {});
     await this.#streamer?.stop();
@@ -591,7 +589,7 @@ export class RaftNode {
         // it writes its own log (Raft thesis §10.2.1): its own entries count
         // toward a commit only once `persisted` says they are written.
         const early = this.#core.role === "leader" && rd.snapshot === undefined &&
-          !this.#changesTermOrVote(rd);
+          rd.streamed === undefined && !this.#changesTermOrVote(rd);
         if (early) this.#dispatch(rd, waiters);
         await this.#persist(rd);
         if (this.#stopped) return; // a stopped (crashed) node says nothing more
@@ -621,6 +619,11 @@ export class RaftNode {
    * off the commit path.
    */
   async #persist(rd: Ready): Promise<void> {
+    // A streamed snapshot's chunks are written (its state switched) before Raft records it.
+    if (rd.streamed) {
+      const signal = this.#stopping.signal;
+      await feedSink(this.#sink!, rd.streamed, { after: this.#appliedIndex, signal });
+    }
     if (rd.hardState) this.#hardState = rd.hardState;
     const saved = this.#savedHardState;
     const hs = this.#hardState;
@@ -671,17 +674,7 @@ export class RaftNode {
       end = this.#transport.connect(m.to);
       this.#ends.set(m.to, end);
     }
-    return end.call<unknown>("Raft.Step", m, { timeoutMs: this.#rpcTimeoutMs }).then((replies) => {
-      const parsed: Message[] = [];
-      for (const reply of Array.isArray(replies) ? replies : []) {
-        try {
-          parsed.push(parseMessage(reply));
-        } catch {
-          continue;
-        }
-      }
-      return parsed;
-    });
+    return end.call<unknown>("Raft.Step", m, { timeoutMs: this.#rpcTimeoutMs }).then(parseReplies);
   }
 
   #send(m: Message): void {

@@ -11,6 +11,10 @@ import { MembershipBusyError, NotLeaderError, RaftRequestError, type Refusal } f
 import type { SnapshotSource, StreamHost } from "./snapshot_stream.ts";
 import { StorageLossError } from "../store/storage_errors.ts";
 import type { Entry, HardState, Message, NodeId, Snapshot, SnapshotMessage } from "./types.ts";
+import type { RaftNodeOptions } from "./node_options.ts";
+import type { StoredState } from "./storage.ts";
+import { parseMessage } from "./messages.ts";
+import { recordInstalled } from "./snapshot_install.ts";
 
 /**
  * The error a refusal of the core becomes for the caller.
@@ -78,6 +82,58 @@ export function checkApplied(
     );
   }
   return applied;
+}
+
+/**
+ * What a node starts from: its stored state (with a snapshot its service
+ * switched to recorded, see `recordInstalled`), its snapshot (a new node's
+ * initial membership, stored as an empty snapshot at index 0 so that it
+ * survives a restart before any entry arrives), and the service's applied
+ * index, checked (see {@linkcode checkApplied}).
+ *
+ * @example
+ * ```ts ignore
+ * const { stored, snapshot, applied } = await loadStored(options);
+ * ```
+ */
+export async function loadStored(
+  options: RaftNodeOptions,
+): Promise<{ stored: StoredState; snapshot: Snapshot; applied: number }> {
+  const { storage } = options;
+  const meta = options.snapshotSink?.installed();
+  const stored = await recordInstalled(storage, { stored: await storage.load(), meta });
+  let snapshot = stored.snapshot;
+  if (snapshot === undefined) {
+    snapshot = {
+      meta: { index: 0, term: 0, membership: { voters: [...options.peers], learners: [] } },
+      data: new Uint8Array(),
+    };
+    await storage.save({ snapshot, entries: [], resetLog: false });
+  }
+  const applied = checkApplied(options.applied, { snapshot, entries: stored.entries });
+  return { stored, snapshot, applied };
+}
+
+/**
+ * A peer's answers, parsed; a malformed one is as good as lost.
+ *
+ * @example
+ * ```ts
+ * import { parseReplies } from "./node_helpers.ts";
+ *
+ * parseReplies([{ nonsense: true }]).length; // 0
+ * ```
+ */
+export function parseReplies(replies: unknown): Message[] {
+  const parsed: Message[] = [];
+  for (const reply of Array.isArray(replies) ? replies : []) {
+    try {
+      parsed.push(parseMessage(reply));
+    } catch {
+      continue;
+    }
+  }
+  return parsed;
 }
 
 /**

@@ -11,6 +11,7 @@ import type { Random } from "../net/random.ts";
 import type { CoreOptions } from "./core_options.ts";
 import type { RaftStorage } from "./storage.ts";
 import type { SnapshotSource } from "./snapshot_stream.ts";
+import type { SnapshotSink } from "./snapshot_install.ts";
 import type { Membership, NodeId, Role } from "./types.ts";
 
 /**
@@ -121,6 +122,14 @@ export interface RaftNodeOptions extends CoreOptions {
    * compact the log with {@linkcode RaftNode.compact}, without the bytes.
    */
   snapshotSource?: SnapshotSource;
+  /**
+   * For a service whose state is durable: where a follower writes a stored
+   * state a leader streams to it, chunk by chunk (each written before it is
+   * acknowledged), switching to it with the last; the snapshot Raft then
+   * records is data-less. Without it, chunks are gathered in memory and the
+   * whole snapshot is handed to the service.
+   */
+  snapshotSink?: SnapshotSink;
 }
 
 /**

@@ -6,6 +6,7 @@
  */
 import type { ReadState } from "./read_only.ts";
 import type { Entry, HardState, Message, Snapshot } from "./types.ts";
+import type { StreamedChunk } from "./snapshot_receive.ts";
 
 /**
  * An answer to a request that was stepped with a `requestId`: it rides back
@@ -54,6 +55,12 @@ export interface Ready {
   entries: Entry[];
   /** A snapshot to persist (the log up to its index is dropped). */
   snapshot?: Snapshot;
+  /**
+   * With `CoreOptions.streamSnapshots`: the snapshot chunks accepted, to
+   * write (in order) before anything else of this ready; the last one's
+   * `snapshot` is data-less, its state being what they wrote.
+   */
+  streamed?: StreamedChunk[];
   /** Whether `snapshot` came from the leader and must be applied to the service. */
   installSnapshot: boolean;
   /**

@@ -1,10 +1,13 @@
 /**
- * Receiving a snapshot in chunks: a follower collects them in order and
- * has the whole snapshot once the last one arrives.
+ * Receiving a snapshot in chunks. A follower collects them in order and
+ * has the whole snapshot once the last one arrives; or, for a service that
+ * installs a stored state as it streams in (`RaftNodeOptions.snapshotSink`),
+ * it keeps no bytes at all: each chunk in order is handed out to be written
+ * before it is acknowledged, and the last one yields a data-less snapshot.
  *
  * @module
  */
-import type { Snapshot, SnapshotMessage, SnapshotResponse } from "./types.ts";
+import type { Snapshot, SnapshotMessage, SnapshotMeta, SnapshotResponse } from "./types.ts";
 
 /**
  * The `size` of a snapshot chunk that is not the last of a stream whose
@@ -15,6 +18,24 @@ export const UNKNOWN_SIZE: number = Number.MAX_SAFE_INTEGER;
 
 /** The fields of a {@linkcode SnapshotResponse} the receiver decides. */
 export type ChunkAnswer = Pick<SnapshotResponse, "index" | "offset" | "done">;
+
+/**
+ * What a follower that streams snapshots into its service's store must do
+ * with a chunk it accepted (in order, before answering it): write it (a new
+ * stream when `offset` is 0), and switch to the whole state when `last`;
+ * or drop the stream being received (`abandon`).
+ *
+ * @example
+ * ```ts
+ * import type { StreamedChunk } from "@distkit/distkit/raft";
+ *
+ * const meta = { index: 5, term: 1, membership: { voters: ["a"], learners: [] } };
+ * const op: StreamedChunk = { meta, offset: 0, chunk: new Uint8Array([1]), last: true };
+ * ```
+ */
+export type StreamedChunk =
+  | { meta: SnapshotMeta; offset: number; chunk: Uint8Array; last: boolean }
+  | { abandon: true };
 
 /**
  * The chunks of the snapshot a follower is receiving.
@@ -32,23 +53,49 @@ export type ChunkAnswer = Pick<SnapshotResponse, "index" | "offset" | "done">;
  * ```
  */
 export class SnapshotReceiver {
+  /** Chunks are handed out (`take`) instead of gathered. */
+  readonly #streamed: boolean;
   #incoming:
     | { meta: Snapshot["meta"]; size: number; chunks: Uint8Array[]; received: number }
     | undefined;
+  #ops: StreamedChunk[] = [];
+
+  /**
+   * Creates a receiver.
+   *
+   * @param options `streamed`: hand chunks out to be written rather than
+   * gather them (default false).
+   */
+  constructor(options: { streamed?: boolean } = {}) {
+    this.#streamed = options.streamed ?? false;
+  }
+
+  /** Whether chunks wait to be taken. */
+  get hasChunks(): boolean {
+    return this.#ops.length > 0;
+  }
 
   /** Forgets the snapshot being received (the follower has its entries already). */
   reset(): void {
+    if (this.#streamed && this.#incoming !== undefined) this.#ops.push({ abandon: true });
     this.#incoming = undefined;
+  }
+
+  /** The chunks accepted since the last call, in order (streamed receivers only). */
+  take(): StreamedChunk[] {
+    return this.#ops.splice(0);
   }
 
   /**
    * Takes a chunk: returns the answer for the leader and, with the last
-   * chunk, the whole snapshot. A chunk out of order is answered with the
-   * offset wanted instead (0 for a snapshot not being received).
+   * chunk, the whole snapshot (data-less when streamed). A chunk out of
+   * order is answered with the offset wanted instead (0 for a snapshot not
+   * being received).
    */
   receive(m: SnapshotMessage): { answer: ChunkAnswer; snapshot?: Snapshot } {
     let inc = this.#incoming;
     if (m.offset === 0) {
+      // A new stream, or the sender started again: what was received is dropped.
       inc = this.#incoming = { meta: m.meta, size: m.size, chunks: [], received: 0 };
     }
     if (
@@ -58,17 +105,20 @@ export class SnapshotReceiver {
       const offset = inc?.meta.index === m.meta.index ? inc.received : 0;
       return { answer: { index: m.meta.index, offset, done: false } };
     }
-    inc.chunks.push(m.chunk);
+    if (!this.#streamed) inc.chunks.push(m.chunk);
     inc.received += m.chunk.length;
     // A streamed snapshot's size is known only with its last chunk (see `UNKNOWN_SIZE`).
     inc.size = m.size;
-    if (inc.received < inc.size) {
-      return { answer: { index: m.meta.index, offset: inc.received, done: false } };
+    const last = inc.received >= inc.size;
+    if (this.#streamed) {
+      this.#ops.push({ meta: inc.meta, offset: m.offset, chunk: m.chunk, last });
     }
+    if (!last) return { answer: { index: m.meta.index, offset: inc.received, done: false } };
     this.#incoming = undefined;
+    const data = this.#streamed ? new Uint8Array() : joinChunks(inc.chunks, inc.size);
     return {
       answer: { index: inc.meta.index, offset: inc.size, done: true },
-      snapshot: { meta: inc.meta, data: joinChunks(inc.chunks, inc.size) },
+      snapshot: { meta: inc.meta, data },
     };
   }
 }

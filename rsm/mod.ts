@@ -122,4 +122,4 @@ export type {
   Role,
   Snapshot,
 } from "../raft/mod.ts";
-export type { SnapshotMeta, SnapshotSource, SnapshotStream } from "../raft/mod.ts";
+export type { SnapshotMeta, SnapshotSink, SnapshotSource, SnapshotStream } from "../raft/mod.ts";

@@ -20,6 +20,7 @@ import type { StateBatch } from "../store/state_batch.ts";
 import type { StateStore } from "../store/state_store.ts";
 import type { StatePage } from "../store/state_view.ts";
 import { DedupTable, digestBytes } from "./dedup.ts";
+import { FRAME_PREFIX, StoreSink } from "./stored_sink.ts";
 import type { ExactlyOnce, WriteOutcome } from "./exactly_once.ts";
 import type { ReplicaMachine } from "./replica_types.ts";
 
@@ -101,8 +102,7 @@ export function storedFacade<R>(machine: StoredMachine<R>): ReplicaMachine<R> {
   };
 }
 
-/** Bytes of a page's length prefix in a stream of pages. */
-const PREFIX = 4;
+const PREFIX = FRAME_PREFIX;
 
 /**
  * Where a leader reads a stored state to send a follower: a view of the
@@ -243,9 +243,16 @@ export class StoredApplier<R> {
     if (item.type === "snapshot") {
       await this.#commit(options.done);
       if (item.index > this.durableIndex) {
+        // A snapshot Raft holds the bytes of (gathered, or stored before a restart).
         await this.#machine.store.install(readPages(item.data));
-        this.#machine.installed?.();
+      } else {
+        // Streamed: the node switched the store to it (or a later one) before handing it out.
+        invariant(
+          item.data.length === 0,
+          `snapshot ${item.index} with bytes handed out, but the store is at ${this.durableIndex} already`,
+        );
       }
+      this.#machine.installed?.();
       options.done(item, undefined);
       return;
     }
@@ -361,5 +368,6 @@ export function raftOptions<O extends RaftNodeOptions>(
     ...options,
     applied: machine.store.applied.index,
     snapshotSource: storeSource(machine.store),
+    snapshotSink: new StoreSink(machine.store),
   };
 }

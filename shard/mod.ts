@@ -103,6 +103,7 @@ export type {
   Role,
   Snapshot,
   SnapshotMeta,
+  SnapshotSink,
   SnapshotSource,
   SnapshotStream,
   StorageBatch,

@@ -5,7 +5,7 @@ import { RpcServer } from "../net/rpc_server.ts";
 import type { SimNetwork } from "../net/sim/network.ts";
 import type { Random } from "../net/random.ts";
 import { simulate } from "../net/sim/simulate.ts";
-import { MemoryStorage } from "../raft/storage.ts";
+import { MemoryStorage, type RaftStorage, type StorageBatch } from "../raft/storage.ts";
 import { SimKv } from "../store/sim_kv.ts";
 import { StateStore } from "../store/state_store.ts";
 import type { StateBatch } from "../store/state_batch.ts";
@@ -56,6 +56,9 @@ async function startMember(
   const storage = from.storage ?? new MemoryStorage();
   const machine = new Counters(await StateStore.open(kv));
   if (from.crashAfter !== undefined) kv.crashAfter(from.crashAfter);
+  // The process dies right after the database's last commit: no Raft save after it either (with
+  // none, it dies at its first commit: Raft's saves before are its start-up's).
+  const limit = from.crashAfter ? kv.commits + from.crashAfter : undefined;
   const server = new RpcServer();
   sim.net.addServer(id, server);
   const replica = await Replica.start(machine, {
@@ -63,7 +66,7 @@ async function startMember(
     peers: ["a", "b", "c"],
     server,
     transport: sim.net.transportFor(`${id}-${sim.random.next()}`),
-    storage,
+    storage: limit === undefined ? storage : diesWith(storage, kv, limit),
     clock: sim.clock,
     random: sim.random.fork(),
     maxRaftState: from.maxRaftState,
@@ -73,6 +76,24 @@ async function startMember(
     },
   });
   return { id, kv, storage, machine, replica };
+}
+
+/**
+ * `storage`, dying with `kv`: once `kv` has made `limit` commits, a save
+ * crashes the process (the database too) instead.
+ */
+function diesWith(storage: MemoryStorage, kv: SimKv, limit: number): RaftStorage {
+  return {
+    load: () => storage.load(),
+    save: (batch: StorageBatch) => {
+      if (kv.commits < limit) return storage.save(batch);
+      kv.crash();
+      return Promise.reject(new Error("the process crashed"));
+    },
+    raftStateSize: () => storage.raftStateSize(),
+    snapshotSize: () => storage.snapshotSize(),
+    close: () => storage.close(),
+  };
 }
 
 async function write(
@@ -200,52 +221,134 @@ Deno.test("stored machine: a store streams as pages that install into another st
   await to.close();
 });
 
+/** What Counters holds after the writes of `commands` (keys "big..."): key → value. */
+function bigModel(commands: string[]): Map<string, string> {
+  const counts = new Map<string, number>();
+  for (const key of commands) counts.set(key, (counts.get(key) ?? 0) + 1);
+  return new Map([...counts].map(([k, n]) => [k, "x".repeat(100_000) + n]));
+}
+
+/** How a crash left server c (see installWithCrash). */
+type CrashOutcome = "none" | "old" | "new" | "new, unrecorded";
+
 /**
  * Server c, empty, catches up from a compacted leader (so by installing
- * its streamed store) and its database crashes after `crashAfter` commits;
- * it restarts from what survived and must catch up to the same state.
- * Resolves whether the crash happened before c had caught up.
+ * its streamed store) and the process crashes after `crashAfter` commits of
+ * its database (no Raft save after it either). The reopened store must be
+ * the old state (empty) or the new one (the snapshot, or beyond), and c
+ * must restart from it and catch up to the model's state.
  */
-async function installWithCrash(crashAfter: number): Promise<boolean> {
+async function installWithCrash(crashAfter: number): Promise<CrashOutcome> {
   return await simulate(async (sim) => {
     const { clock } = sim;
     const members = await Promise.all(
       ["a", "b"].map((id) => startMember(id, sim, { maxRaftState: 1000 })),
     );
+    const commands: string[] = [];
     for (let seq = 1; seq <= 30; seq++) {
       await write(members, { client: "c1", seq, command: `big${seq % 12}` }, clock);
+      commands.push(`big${seq % 12}`);
     }
     const leader = members.find((m) => m.replica.raft.status().role === "leader")!;
     while (leader.replica.raft.status().snapshotIndex === 0) await delay(10, { clock });
     let c = await startMember("c", sim, { maxRaftState: 1000, crashAfter });
     members.push(c);
     await write(members, { client: "c1", seq: 31, command: "big0" }, clock);
+    commands.push("big0");
     const target = leader.replica.appliedIndex;
     while (c.machine.store.applied.index < target && !c.replica.stopped) {
       await delay(10, { clock });
     }
-    const crashed = c.replica.stopped;
-    if (crashed) {
+    let outcome: CrashOutcome = "none";
+    if (c.replica.stopped) {
       sim.net.deleteServer("c");
       const storage = c.storage.copy();
-      c = await startMember("c", sim, { kv: c.kv.reopen(), storage, maxRaftState: 1000 });
+      const kv = c.kv.reopen();
+      const reopened = await StateStore.open(kv);
+      const applied = reopened.applied.index;
+      const raftSnapshot = (await storage.load()).snapshot?.meta.index ?? 0;
+      if (applied === 0) {
+        outcome = "old";
+        assert.equal(await reopened.get("big1"), null, `crash ${crashAfter}: the old, empty state`);
+      } else {
+        outcome = raftSnapshot < applied ? "new, unrecorded" : "new";
+        assert.ok(
+          applied >= raftSnapshot,
+          `crash ${crashAfter}: the state is behind Raft's record`,
+        );
+        assert.ok(await reopened.get("big1"), `crash ${crashAfter}: the new state`);
+      }
+      await reopened.close();
+      c = await startMember("c", sim, { kv, storage, maxRaftState: 1000 });
       members[2] = c;
       await caughtUp(c, target, clock);
     }
-    for (let k = 0; k < 12; k++) {
-      assert.equal(await c.machine.store.get(`big${k}`), await leader.machine.store.get(`big${k}`));
+    for (const [key, value] of bigModel(commands)) {
+      const got = await c.machine.store.get(key);
+      assert.ok(got === value, `crash ${crashAfter}: ${key} is ${String(got).replace(/^x*/, "")}`);
     }
-    assert.ok(c.machine.installs >= 1, "c caught up by installing the leader's store");
+    assert.ok(c.machine.installs >= 1 || outcome !== "none", "c caught up by installing");
     await Promise.all(members.map((m) => m.replica.stop()));
-    return crashed;
+    return outcome;
   }, { seed: 11, limitMs: 600_000 });
 }
 
 Deno.test("stored machine: a crash at any commit of a snapshot install leaves a replica that restarts and catches up", async () => {
-  let points = 0;
-  while (await installWithCrash(points)) {
-    points++;
+  const outcomes: CrashOutcome[] = [];
+  for (let points = 0;; points++) {
+    const outcome = await installWithCrash(points);
+    if (outcome === "none") break;
+    outcomes.push(outcome);
     assert.ok(points < 500, "the install never finished without a crash");
   }
-  assert.ok(points >= 3, `only ${points} commit points: the install was not in several commits`);
+  assert.ok(outcomes.length >= 3, `only ${outcomes.length} commit points: not several commits`);
+  assert.ok(outcomes.includes("old"), `${outcomes}`);
+  assert.ok(
+    outcomes.includes("new, unrecorded"),
+    `no crash came between the switch and Raft's record: ${outcomes}`,
+  );
+});
+
+Deno.test("stored machine: the leader dies mid-stream, and the next leader's stream replaces the half-written one", async () => {
+  await simulate(async (sim) => {
+    const { clock } = sim;
+    const members = await Promise.all(
+      ["a", "b"].map((id) => startMember(id, sim, { maxRaftState: 1000 })),
+    );
+    const commands: string[] = [];
+    for (let seq = 1; seq <= 30; seq++) {
+      await write(members, { client: "c1", seq, command: `big${seq % 12}` }, clock);
+      commands.push(`big${seq % 12}`);
+    }
+    const leader = members.find((m) => m.replica.raft.status().role === "leader")!;
+    while (members.some((m) => m.replica.raft.status().snapshotIndex === 0)) {
+      await delay(10, { clock });
+    }
+    const c = await startMember("c", sim, { maxRaftState: 1000 });
+    members.push(c);
+    // Mid-stream: pages of the leader's state are written, nothing is switched.
+    while (c.kv.commits < 2) await delay(1, { clock });
+    assert.equal(c.machine.store.applied.index, 0, "not switched yet");
+    await leader.replica.stop();
+    sim.net.deleteServer(leader.id);
+    const rest = members.filter((m) => m !== leader);
+    // The next leader needs c's acknowledgements: they come once c installed its stream.
+    for (let seq = 31; seq <= 36; seq++) {
+      await write(rest, { client: "c1", seq, command: `big${seq % 5}` }, clock);
+      commands.push(`big${seq % 5}`);
+    }
+    const next = rest.find((m) => m.replica.raft.status().role === "leader")!;
+    assert.notEqual(next, leader);
+    await caughtUp(c, next.replica.appliedIndex, clock);
+    for (const [key, value] of bigModel(commands)) {
+      const got = await c.machine.store.get(key);
+      assert.ok(got === value, `${key} is ${String(got).replace(/^x*/, "")}`);
+    }
+    assert.ok(c.machine.installs >= 1, "c installed a stream");
+    assert.ok(
+      c.machine.store.generation >= 3,
+      "into a new generation: the half-written one was dropped",
+    );
+    await Promise.all(rest.map((m) => m.replica.stop()));
+  }, { seed: 23, limitMs: 600_000 });
 });

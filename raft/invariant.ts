@@ -109,6 +109,9 @@ export class AppliedLedger implements RaftObserver {
     return this.#violation;
   }
 
+  /** Snapshots installed from a leader, on any node, over the run. */
+  installs = 0;
+
   /** How many indexes have been applied somewhere. */
   get size(): number {
     return this.#applied.size;
@@ -148,6 +151,7 @@ export class AppliedLedger implements RaftObserver {
 
   /** A snapshot's last entry agrees with what was applied at its index. */
   installed(node: NodeId, meta: SnapshotMeta): void {
+    this.installs++;
     const first = this.#applied.get(meta.index);
     if (first === undefined) {
       this.#applied.set(meta.index, { term: meta.term, entry: undefined, node });

@@ -112,6 +112,9 @@ interface Activity {
   replacedVoters: number;
   /** Of those, how many caught up by installing a snapshot. */
   bySnapshot: number;
+  /** Snapshots installed from a leader; of those, streamed into a stored state (odd seeds). */
+  installs: number;
+  streamedInstalls: number;
   /** Process pauses, and clock rate changes. */
   pauses: number;
   drifts: number;
@@ -130,6 +133,8 @@ function noActivity(): Activity {
     replacements: 0,
     replacedVoters: 0,
     bySnapshot: 0,
+    installs: 0,
+    streamedInstalls: 0,
     pauses: 0,
     drifts: 0,
     damaged: 0,
@@ -694,6 +699,8 @@ async function runSeed(seed: number): Promise<SeedRun> {
         assert.ok(size <= 8 * maxRaftState, `log not trimmed: ${size} > 8 × ${maxRaftState}`);
       }
       ledger.check();
+      activity.installs = ledger.installs;
+      if (storedState) activity.streamedInstalls = ledger.installs;
       checkNoneStopped(cfg);
       await log.check(`kv random seed ${seed}`, kvServiceModel);
       await cfg.cleanup();
@@ -739,8 +746,10 @@ function exclusive(): <T>(fn: () => Promise<T>) => Promise<T> {
 
 Deno.test("kv: randomized faults and membership changes, every history linearizable", async () => {
   const total = noActivity();
+  let storedSeeds = 0;
   await runSeeds("KV_SEEDS", 200, async (seed) => {
     const r = await runSeed(seed);
+    if (seed % 2 !== 0) storedSeeds++;
     for (const k of Object.keys(total) as (keyof Activity)[]) total[k] += r.activity[k];
     return r;
   });
@@ -748,10 +757,15 @@ Deno.test("kv: randomized faults and membership changes, every history lineariza
     `  ${total.changes} membership changes made (${total.refused} refused, ${total.unknown} ` +
       `outcomes unknown), ${total.transfers} leadership transfers, ${total.replacements} servers ` +
       `replaced with a fresh incarnation (${total.replacedVoters} promoted back to voter, ` +
-      `${total.bySnapshot} of them caught up by snapshot), ` +
+      `${total.bySnapshot} of them caught up by snapshot), ${total.installs} snapshots ` +
+      `installed (${total.streamedInstalls} streamed into a stored state), ` +
       `${total.pauses} process pauses, ${total.drifts} clock rate changes, ` +
       `${total.damaged} storages damaged (${total.failStops} refused to start)`,
   );
+  // Enough stored seeds replace servers and compact logs that some must install a stream.
+  if (storedSeeds >= 50) {
+    assert.ok(total.streamedInstalls > 0, `no streamed install in ${storedSeeds} stored seeds`);
+  }
 });
 
 Deno.test("kv: a seed replays its run exactly (the same trace hash twice)", async () => {

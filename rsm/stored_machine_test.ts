@@ -270,6 +270,11 @@ async function installWithCrash(crashAfter: number): Promise<CrashOutcome> {
       if (applied === 0) {
         outcome = "old";
         assert.equal(await reopened.get("big1"), null, `crash ${crashAfter}: the old, empty state`);
+        assert.equal(
+          raftSnapshot,
+          0,
+          `crash ${crashAfter}: Raft recorded a snapshot the state lacks`,
+        );
       } else {
         outcome = raftSnapshot < applied ? "new, unrecorded" : "new";
         assert.ok(

@@ -29,6 +29,7 @@ import { type Codec, defaultCodec } from "../net/codec.ts";
 import { crc32 } from "../net/bytes.ts";
 import { type Mutation, PART_BYTES } from "./kv_limits.ts";
 import { StorageCorruptionError } from "./storage_errors.ts";
+import { compareKvKeys } from "./kv_key.ts";
 import type { KvLike } from "./kv_like.ts";
 import { StateInstallError, StateInvariantError, StateStoreFailedError } from "./errors.ts";
 import { ReadCache } from "./state_cache.ts";
@@ -189,6 +190,48 @@ export class StateStore {
     const bytes = await this.#read("s", client);
     if (bytes === null) return undefined;
     return this.#decodeSession(bytes, client);
+  }
+
+  /**
+   * Up to `limit` (default 500) rows whose keys start with `prefix`, after
+   * key `after` (from the start when undefined), in the store's order (by
+   * UTF-8 bytes), as committed: a batch's staged writes are not seen.
+   * Data rows by default; with `sessions: true`, session rows (decoded).
+   * It reads only that range (a shard's rows, say, with the shard as the
+   * keys' first part), at one point: after the commits queued before it.
+   */
+  list(
+    prefix: string,
+    options: { after?: string; limit?: number; sessions?: boolean } = {},
+  ): Promise<[key: string, value: unknown][]> {
+    const limit = options.limit ?? 500;
+    if (!Number.isSafeInteger(limit) || limit < 1 || limit > 1000) {
+      throw new RangeError(`a list takes 1 to 1,000 rows at a time, not ${limit}`);
+    }
+    const table: Table = options.sessions ? "s" : "d";
+    return this.#exclusive(async () => {
+      const layout = this.#layout;
+      const gen = this.#gen;
+      const first = layout.key(gen, table, prefix);
+      const next = options.after === undefined
+        ? first
+        : layout.key(gen, table, options.after + "\0");
+      const from = compareKvKeys(next, first) > 0 ? next : first;
+      const out: [string, unknown][] = [];
+      // Keys with a prefix sit together in UTF-8 order: the first one without it ends the range.
+      const rows = layout.kv.list<Uint8Array>(
+        { start: from, end: layout.key(gen, table + "\0") },
+        { limit: limit + 1, batchSize: limit + 1 },
+      );
+      for await (const { key, value } of rows) {
+        const k = key[key.length - 1] as string;
+        if (!k.startsWith(prefix) || out.length === limit) break;
+        const what = `${table === "d" ? "row" : "session"} ${JSON.stringify(k)}`;
+        const decoded = await layout.decodeValue(value, gen, what);
+        out.push([k, table === "d" ? decoded : this.#decodeSession(decoded, k)]);
+      }
+      return out;
+    });
   }
 
   /** A new batch: stage entries' writes, then commit them. */

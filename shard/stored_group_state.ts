@@ -1,0 +1,614 @@
+/**
+ * A shard group's state on a {@linkcode StateStore} (issue 19): the same
+ * entries, results and migrations as {@linkcode ShardGroupState}, with the
+ * shards' keys and values and their sessions' dedup rows stored, committed
+ * with the applied index they reflect, so that memory does not grow with
+ * the data and a restart replays only the log past the stored state.
+ *
+ * Layout, in the store's two tables:
+ *
+ * - data row `<shard>/<key>`: a key's value. The shard comes first, so that
+ *   one shard's rows are one range of the store: read in pages to send them
+ *   to the shard's next owner, and deleted when it has them, without
+ *   touching the other shards;
+ * - session row `<shard>/<client>`: the client's last write to the shard
+ *   (`{ seq, digest, result }`), the shard's dedup table (it moves with the
+ *   shard, as in memory);
+ * - session row `meta`: the configuration the group is at and each held
+ *   shard's migration status, encoded as an in-memory {@linkcode ShardGroupState}
+ *   holding no data encodes its snapshot. That small state is also kept in
+ *   memory and runs the migration rules, so both forms follow the same code.
+ *
+ * A shard handed to the group arrives in pages (`install` entries of
+ * `migrationPageBytes`, 1 MiB by default); a page over one Deno KV commit is
+ * written ahead and redone by the store (`StateStore`), so its size is not
+ * bound by Deno KV's limits. Pages are cut in the store's key order (by
+ * UTF-8 bytes), which is the in-memory state's (by UTF-16 code units) but
+ * for keys mixing characters U+E000–U+FFFF with ones above U+FFFF: the pages
+ * of such shards are cut at other keys, their union is the same.
+ *
+ * @module
+ */
+import { type Codec, defaultCodec } from "../net/codec.ts";
+import { ArgumentsError } from "../net/errors.ts";
+import { DedupTable } from "../rsm/dedup.ts";
+import type { StoredMachine } from "../rsm/stored_machine.ts";
+import { StateInvariantError } from "../store/errors.ts";
+import type { StateBatch } from "../store/state_batch.ts";
+import type { StateStore } from "../store/state_store.ts";
+import { type KvLimits, parseWrite } from "../kvstate/protocol.ts";
+import type { KvCommand, KvPage, KvResult } from "../kvstate/state.ts";
+import { writeDigest } from "../kvstate/state.ts";
+import { STORED_MAX_KEY_BYTES } from "../kvstate/stored_state.ts";
+import { type KvValue, valueBytes } from "../kvstate/value.ts";
+import { decideWrite, dedupAnswer } from "../kvstate/write.ts";
+import { keyToShard, type ShardConfig } from "./config.ts";
+import {
+  type GroupResult,
+  type PullProgress,
+  ShardGroupState,
+  type ShardSource,
+  type ShardStatus,
+} from "./group_state.ts";
+
+/** A session's last write to a shard, as its row holds it. */
+interface SessionRow {
+  seq: number;
+  digest: number;
+  result: KvResult;
+}
+
+/** The session row holding the configuration and the shards' statuses. */
+const META_ROW = "meta";
+/** Rows read from the store at a time when a shard's range is walked. */
+const ROWS_PER_READ = 500;
+
+/** The first part of every key of `shard`'s rows. */
+function shardPrefix(shard: number): string {
+  return `${shard}/`;
+}
+
+/**
+ * Options of {@linkcode StoredShardGroupState.open}.
+ *
+ * @example
+ * ```ts
+ * import type { StoredShardGroupOptions } from "@distkit/distkit/shard";
+ *
+ * const options: StoredShardGroupOptions = { gid: 100, limits: { maxKeyBytes: 1024, maxValueBytes: 1 << 20 } };
+ * ```
+ */
+export interface StoredShardGroupOptions {
+  /** This group's id. */
+  gid: number;
+  /** Key and value limits, as for the KV service; every replica must use the same. */
+  limits: KvLimits;
+  /** The codec of shard transfer pages. Default: the shared codec (as in memory). */
+  codec?: Codec;
+}
+
+/**
+ * A shard group's replicated state in a store: the {@linkcode StoredMachine}
+ * a group's replica applies its log to when its state is stored.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_KV_LIMITS } from "@distkit/distkit/kv";
+ * import { initialConfig, joinGroups, StoredShardGroupState } from "@distkit/distkit/shard";
+ * import { SimKv, StateStore } from "@distkit/distkit/store";
+ *
+ * const store = await StateStore.open(new SimKv());
+ * const state = await StoredShardGroupState.open(store, { gid: 100, limits: DEFAULT_KV_LIMITS });
+ * const batch = store.batch();
+ * const config = joinGroups(initialConfig(), { 100: ["a"] });
+ * await state.apply({ kind: "config", config, sources: {} }, batch);
+ * batch.endEntry({ index: 1, term: 1 });
+ * const put = { client: "c", seq: 1, write: { type: "put", key: "x", value: "1" } };
+ * await state.apply({ kind: "op", command: put }, batch);
+ * batch.endEntry({ index: 2, term: 1 });
+ * await batch.commit();
+ * await state.get("x"); // "1"
+ * ```
+ */
+export class StoredShardGroupState implements StoredMachine<GroupResult> {
+  readonly store: StateStore;
+  /** This group's id. */
+  readonly gid: number;
+  readonly #limits: KvLimits;
+  readonly #codec: Codec;
+  /** The configuration and the shards' statuses (its shards' stores stay empty). */
+  #meta: ShardGroupState;
+  /**
+   * What the entries applied since the store's last commit wrote (table +
+   * key → value, null: deleted): reads merge it over the committed rows, so
+   * they see every entry applied, as in memory. Moved to `#previous` when an
+   * entry is applied after a commit (the store's applied index moved): all
+   * of it is committed then, but a read of the store that began before that
+   * commit may not have seen it.
+   */
+  #applied = new Map<string, unknown>();
+  /** What `#applied` held before it was last moved here. */
+  #previous = new Map<string, unknown>();
+  /** The store's applied index when the last entry was applied. */
+  #seen: number;
+  /**
+   * Bumped when `#applied` moves: a read of the store across two moves may
+   * miss writes neither map holds any more, and is read again.
+   */
+  #epoch = 0;
+  /** Bumped when the meta changes: a read that checked it is checked again. */
+  #version = 0;
+  /** The meta being read again after an install. */
+  #loading: Promise<void> | undefined;
+
+  private constructor(store: StateStore, options: StoredShardGroupOptions, meta: ShardGroupState) {
+    this.store = store;
+    this.gid = options.gid;
+    this.#limits = options.limits;
+    this.#codec = options.codec ?? defaultCodec;
+    this.#meta = meta;
+    this.#seen = store.applied.index;
+  }
+
+  /**
+   * The state in `store` (empty, or as stored).
+   *
+   * @param store The store, opened by the caller.
+   * @param options The group and its limits.
+   * @throws {ArgumentsError} when `maxKeyBytes` is over what a stored key can hold.
+   */
+  static async open(
+    store: StateStore,
+    options: StoredShardGroupOptions,
+  ): Promise<StoredShardGroupState> {
+    const max = STORED_MAX_KEY_BYTES - 8;
+    if (options.limits.maxKeyBytes > max) {
+      throw new ArgumentsError(
+        `a stored shard group takes keys of at most ${max} bytes (Deno KV's limit, less the ` +
+          `shard's prefix); maxKeyBytes is ${options.limits.maxKeyBytes}: lower it, or keep ` +
+          `the state in memory`,
+      );
+    }
+    return new StoredShardGroupState(store, options, await loadMeta(store, options));
+  }
+
+  /** The configuration the group has reached. */
+  get config(): ShardConfig {
+    return this.#meta.config;
+  }
+
+  /** Whether the group serves `shard` now (ours, with its data). */
+  serves(shard: number): boolean {
+    return this.#meta.serves(shard);
+  }
+
+  /** The status of every shard the group holds. */
+  statuses(): Map<number, ShardStatus> {
+    return this.#meta.statuses();
+  }
+
+  /** Shards waiting for their data (see `ShardGroupState.pulling`). */
+  pulling(): PullProgress[] {
+    return this.#meta.pulling();
+  }
+
+  /** Shards received whose previous group has yet to drop its copy. */
+  received(): { shard: number; source: ShardSource }[] {
+    return this.#meta.received();
+  }
+
+  /** Whether the group may move to the next configuration (see `ShardGroupState.settled`). */
+  get settled(): boolean {
+    return this.#meta.settled;
+  }
+
+  /**
+   * The value of `key` as of the entries applied, or undefined when the
+   * group does not serve its shard now.
+   */
+  async get(key: string): Promise<KvValue | null | undefined> {
+    return (await this.read(key))?.value;
+  }
+
+  /**
+   * {@linkcode StoredShardGroupState.get}, with the configuration the group
+   * served the key's shard at (the meta may have moved on by the time the
+   * caller resumes).
+   */
+  read(key: string): Promise<{ value: KvValue | null; num: number } | undefined> {
+    const shard = keyToShard(key);
+    return this.#read(async () => {
+      if (!this.#meta.serves(shard)) return undefined;
+      const num = this.#meta.config.num;
+      return { value: await this.#row("d", shardPrefix(shard) + key) as KvValue | null, num };
+    });
+  }
+
+  /**
+   * The result of a write if its shard's dedup row says it was applied (a
+   * retry answered without the log); undefined otherwise.
+   */
+  recall(raw: unknown): Promise<GroupResult | undefined> {
+    const entry = raw as { kind?: unknown; command?: KvCommand } | null;
+    if (entry?.kind !== "op" || typeof entry.command?.write?.key !== "string") {
+      return Promise.resolve(undefined);
+    }
+    const command = entry.command;
+    const shard = keyToShard(command.write.key);
+    return this.#read(async () => {
+      if (!this.#meta.serves(shard)) return undefined;
+      const row = await this.#row("s", shardPrefix(shard) + command.client) as SessionRow | null;
+      // Most writes are new, and that needs no digest (ms per MiB of value).
+      if (row == null || command.seq > row.seq) return undefined;
+      const digest = command.digest ?? writeDigest(command.write);
+      const result = dedupAnswer(verdict(row, command, digest), command);
+      return result === undefined
+        ? undefined
+        : { kind: "write", result, num: this.#meta.config.num };
+    });
+  }
+
+  /**
+   * A page of the data of the shard that left this group at configuration
+   * `leftAt`, for its new owner, as `ShardGroupState.leavingPage` gives it;
+   * undefined when the group does not (or no longer) hold the shard so.
+   */
+  leavingPage(
+    shard: number,
+    leftAt: number,
+    options: { after: string | null; maxBytes: number },
+  ): Promise<{ data: Uint8Array; next: string | null } | undefined> {
+    return this.#read(async () => {
+      if (!this.#leaving(shard, leftAt)) return undefined;
+      const page = await this.#page(shard, options.after, options.maxBytes);
+      return { data: this.#codec.encode(page), next: page.next };
+    });
+  }
+
+  /** Applies an entry (checked first: log entries may come from elsewhere). */
+  async apply(raw: unknown, state: StateBatch): Promise<GroupResult> {
+    if (this.#loading) await this.#loading;
+    if (this.store.applied.index !== this.#seen) {
+      // A commit since the last entry: what was applied before it is all stored.
+      this.#previous = this.#applied;
+      this.#applied = new Map();
+      this.#seen = this.store.applied.index;
+      this.#epoch++;
+    }
+    const writes = new Writes(state);
+    const result = await this.#apply(raw, writes);
+    // Seen by reads only now, with the meta the entry left (no read ran in between).
+    for (const [tk, value] of writes.done) this.#applied.set(tk, value);
+    if (writes.done.has("s" + META_ROW)) this.#version++;
+    return result;
+  }
+
+  /** The store was replaced by the leader's: its meta is read again. */
+  installed(): void {
+    this.#applied = new Map();
+    this.#previous = new Map();
+    this.#epoch += 2;
+    this.#version++;
+    this.#seen = this.store.applied.index;
+    const loading = loadMeta(this.store, { gid: this.gid, limits: this.#limits }).then((meta) => {
+      this.#meta = meta;
+      this.#version++;
+    });
+    this.#loading = loading;
+    // A failure is the store's (it stops): `#loading` stays rejected, and the next apply or read
+    // throws it.
+    loading.then(() => {
+      if (this.#loading === loading) this.#loading = undefined;
+    }, () => {});
+  }
+
+  async #apply(raw: unknown, writes: Writes): Promise<GroupResult> {
+    const e = raw as Record<string, unknown> | null;
+    const meta = this.#meta;
+    switch (e?.kind) {
+      case "op": {
+        let command: KvCommand;
+        try {
+          command = parseWrite(e.command, this.#limits);
+        } catch {
+          return meta.apply(raw);
+        }
+        const shard = keyToShard(command.write.key);
+        if (!meta.serves(shard)) return { kind: "wrong-group" };
+        const num = meta.config.num;
+        return { kind: "write", result: await this.#write(shard, command, writes), num };
+      }
+      case "config": {
+        const before = meta.statuses();
+        const result = meta.apply(raw);
+        if (result.kind === "done" && result.changed) {
+          for (const shard of meta.statuses().keys()) {
+            if (!before.has(shard)) await this.#checkEmpty(shard);
+          }
+          this.#saveMeta(writes);
+        }
+        return result;
+      }
+      case "install": {
+        if (!isInt(e.num) || !isInt(e.shard) || !isInt(e.page) || !(e.data instanceof Uint8Array)) {
+          return meta.apply(raw);
+        }
+        const page = this.#decodePage(e.data);
+        if (page === undefined) return { kind: "done", changed: false };
+        // The meta takes the page without its rows: the same checks and steps as in memory.
+        const bare = { ...e, data: this.#codec.encode({ data: [], next: page.next }) };
+        const result = meta.apply(bare);
+        if (result.kind !== "done" || !result.changed) return result;
+        const prefix = shardPrefix(e.shard);
+        for (const [key, value] of page.data) writes.put("d", prefix + key, value);
+        for (const [client, row] of page.dedup ?? []) writes.put("s", prefix + client, row);
+        this.#saveMeta(writes);
+        return result;
+      }
+      case "delete": {
+        if (!isInt(e.shard) || !isInt(e.leftAt) || !this.#leaving(e.shard, e.leftAt)) {
+          return meta.apply(raw);
+        }
+        const prefix = shardPrefix(e.shard);
+        for (const table of ["d", "s"] as const) {
+          for await (const [key] of this.#rows(table, prefix, undefined)) {
+            writes.put(table, prefix + key, null);
+          }
+        }
+        const result = meta.apply(raw);
+        invariant(result.kind === "done" && result.changed, "a leaving shard's delete changes it");
+        this.#saveMeta(writes);
+        return result;
+      }
+      default: {
+        const result = meta.apply(raw);
+        if (result.kind === "done" && result.changed) this.#saveMeta(writes);
+        return result;
+      }
+    }
+  }
+
+  /** A client's write to a shard the group serves: as `KvStateMachine.apply`. */
+  async #write(shard: number, command: KvCommand, writes: Writes): Promise<KvResult> {
+    const prefix = shardPrefix(shard);
+    const digest = command.digest ?? writeDigest(command.write);
+    const row = await writes.session(prefix + command.client) as SessionRow | undefined;
+    const done = row === undefined
+      ? undefined
+      : dedupAnswer(verdict(row, command, digest), command);
+    if (done) return done;
+    const w = command.write;
+    const current = await writes.get(prefix + w.key);
+    const { result, next } = decideWrite(w, current ?? undefined, this.#limits.maxValueBytes);
+    if (next === null) writes.put("d", prefix + w.key, null);
+    else if (next !== undefined) writes.put("d", prefix + w.key, next);
+    writes.put("s", prefix + command.client, { seq: command.seq, digest, result });
+    return result;
+  }
+
+  /** A transfer page, checked as `KvStateMachine.addPage` checks it; undefined when malformed. */
+  #decodePage(
+    data: Uint8Array,
+  ):
+    | { data: [string, KvValue][]; dedup?: [string, SessionRow][]; next: string | null }
+    | undefined {
+    try {
+      const page = this.#codec.decode(data) as Record<string, unknown> | null;
+      if (page?.next !== null && typeof page?.next !== "string") return undefined;
+      if (!Array.isArray(page.data) || page.data.some((p) => !isPair(p) || !isValue(p[1]))) {
+        return undefined;
+      }
+      const dedup = page.dedup === undefined
+        ? undefined
+        : DedupTable.from(page.dedup, isResult).toJSON();
+      return { data: page.data as [string, KvValue][], dedup, next: page.next };
+    } catch {
+      // Not a shard's page (another version, a damaged entry): refused alike everywhere.
+      return undefined;
+    }
+  }
+
+  /** Whether the group holds `shard` as leaving since configuration `leftAt`. */
+  #leaving(shard: number, leftAt: number): boolean {
+    // The meta's stores are empty: its page costs nothing, and says whether the shard is so held.
+    return this.#meta.leavingPage(shard, leftAt, { after: null, maxBytes: 1 }) !== undefined;
+  }
+
+  /** A page of `shard` as `KvStateMachine.page` cuts it, from the store. */
+  async #page(shard: number, after: string | null, maxBytes: number): Promise<KvPage> {
+    const prefix = shardPrefix(shard);
+    const data: [string, KvValue][] = [];
+    let bytes = 0;
+    let next: string | null = null;
+    for await (const [key, value] of this.#rows("d", prefix, after ?? undefined)) {
+      if (data.length > 0 && bytes >= maxBytes) {
+        next = data[data.length - 1][0];
+        break;
+      }
+      data.push([key, value as KvValue]);
+      bytes += key.length + valueBytes(value as KvValue);
+    }
+    if (after !== null) return { data, next };
+    const dedup: [string, SessionRow][] = [];
+    for await (const [client, row] of this.#rows("s", prefix, undefined)) {
+      dedup.push([client, row as SessionRow]);
+    }
+    return { data, dedup, next };
+  }
+
+  /** A shard newly held must have no rows: what its last holding left was deleted with it. */
+  async #checkEmpty(shard: number): Promise<void> {
+    for (const table of ["d", "s"] as const) {
+      for await (const [key] of this.#rows(table, shardPrefix(shard), undefined)) {
+        throw new StateInvariantError(
+          `shard ${shard} comes to group ${this.gid} while its rows are still stored (` +
+            `${table === "d" ? "key" : "session"} ${JSON.stringify(key)})`,
+        );
+      }
+    }
+  }
+
+  #saveMeta(writes: Writes): void {
+    writes.put("s", META_ROW, this.#meta.snapshot());
+  }
+
+  /**
+   * Runs a read that checks the meta (a shard's status); again when the
+   * meta changed meanwhile, so that what it answers holds with the meta
+   * that is the group's when it resolves.
+   */
+  async #read<T>(read: () => Promise<T>): Promise<T> {
+    for (;;) {
+      if (this.#loading) await this.#loading;
+      const version = this.#version;
+      const value = await read();
+      if (version === this.#version && this.#loading === undefined) return value;
+    }
+  }
+
+  /** A row as of the entries applied: theirs, else the committed one. */
+  async #row(table: "d" | "s", key: string): Promise<unknown> {
+    const tk = table + key;
+    for (;;) {
+      const epoch = this.#epoch;
+      const value = table === "d" ? await this.store.get(key) : await this.store.session(key);
+      if (this.#epoch - epoch > 1) continue;
+      // Written by an entry since the store's last commit but one: that value is the one.
+      if (this.#applied.has(tk)) return this.#applied.get(tk);
+      if (this.#previous.has(tk)) return this.#previous.get(tk);
+      return value ?? null;
+    }
+  }
+
+  /** What the entries since the store's last commit but one wrote to `table` under `prefix`. */
+  #pending(table: "d" | "s", prefix: string): Map<string, unknown> {
+    const out = new Map<string, unknown>();
+    for (const map of [this.#previous, this.#applied]) {
+      for (const [tk, value] of map) {
+        if (tk[0] === table && tk.startsWith(prefix, 1)) out.set(tk.slice(1), value);
+      }
+    }
+    return out;
+  }
+
+  /**
+   * The rows of `table` whose keys start with `prefix` (given without it),
+   * after `after`, in the store's order, as of the entries applied: the
+   * committed range, read a slice at a time, each merged with what the
+   * entries since the store's last commit but one wrote to that slice.
+   */
+  async *#rows(
+    table: "d" | "s",
+    prefix: string,
+    after: string | undefined,
+  ): AsyncGenerator<[string, unknown]> {
+    let cursor = after === undefined ? undefined : prefix + after;
+    for (;;) {
+      const epoch = this.#epoch;
+      const rows = await this.store.list(prefix, {
+        after: cursor,
+        limit: ROWS_PER_READ,
+        sessions: table === "s",
+      });
+      if (this.#epoch - epoch > 1) continue;
+      const end = rows.length < ROWS_PER_READ ? undefined : rows[rows.length - 1][0];
+      const slice = new Map(rows);
+      for (const [key, value] of this.#pending(table, prefix)) {
+        const inSlice = (cursor === undefined || compareUtf8(key, cursor) > 0) &&
+          (end === undefined || compareUtf8(key, end) <= 0);
+        if (inSlice) slice.set(key, value);
+      }
+      const merged = [...slice].filter(([, value]) => value !== null)
+        .sort((a, b) => compareUtf8(a[0], b[0]));
+      for (const [key, value] of merged) yield [key.slice(prefix.length), value];
+      if (end === undefined) return;
+      cursor = end;
+    }
+  }
+}
+
+/** The writes of one entry: staged in the batch, and kept to merge into what reads see. */
+class Writes {
+  readonly done = new Map<string, unknown>();
+  readonly #batch: StateBatch;
+
+  constructor(batch: StateBatch) {
+    this.#batch = batch;
+  }
+
+  put(table: "d" | "s", key: string, value: unknown): void {
+    if (table === "s") this.#batch.setSession(key, value);
+    else if (value === null) this.#batch.delete(key);
+    else this.#batch.put(key, value as KvValue);
+    this.done.set(table + key, value);
+  }
+
+  get(key: string): Promise<KvValue | null> {
+    return this.#batch.get(key);
+  }
+
+  session(key: string): Promise<unknown> {
+    return this.#batch.session(key);
+  }
+}
+
+/** The meta stored in `store` (a group at configuration 0 when there is none). */
+async function loadMeta(
+  store: StateStore,
+  options: { gid: number; limits: KvLimits },
+): Promise<ShardGroupState> {
+  const meta = new ShardGroupState({ gid: options.gid, limits: options.limits });
+  const row = await store.session(META_ROW);
+  if (row !== undefined) {
+    if (!(row instanceof Uint8Array)) {
+      throw new StateInvariantError("a stored shard group's meta row is not a snapshot's bytes");
+    }
+    meta.restore(row);
+  }
+  return meta;
+}
+
+/** The dedup verdict a stored session row gives a command. */
+function verdict(row: SessionRow, command: KvCommand, digest: number) {
+  const table = new DedupTable<KvResult>();
+  table.record(command.client, row.seq, row.digest, row.result);
+  return table.check(command.client, command.seq, digest);
+}
+
+/**
+ * Compares strings as their UTF-8 bytes compare (the store's order), that
+ * is by code point: UTF-16 code units order surrogates below U+E000–U+FFFF.
+ */
+function compareUtf8(a: string, b: string): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x === y) continue;
+    const sx = x >= 0xd800 && x < 0xe000;
+    const sy = y >= 0xd800 && y < 0xe000;
+    if (sx !== sy) return sx ? 1 : -1;
+    return x - y;
+  }
+  return a.length - b.length;
+}
+
+function invariant(condition: boolean, message: string): asserts condition {
+  if (!condition) throw new StateInvariantError(message);
+}
+
+function isInt(x: unknown): x is number {
+  return Number.isSafeInteger(x) && (x as number) >= 0;
+}
+
+function isPair(x: unknown): x is [string, unknown] {
+  return Array.isArray(x) && x.length === 2 && typeof x[0] === "string";
+}
+
+function isValue(x: unknown): x is KvValue {
+  return typeof x === "string" || x instanceof Uint8Array;
+}
+
+function isResult(r: unknown): r is KvResult {
+  return typeof (r as KvResult | undefined)?.ok === "boolean";
+}

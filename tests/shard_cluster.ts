@@ -14,6 +14,7 @@ import {
   ShardControllerClerk,
   ShardGroupServer,
 } from "../shard/mod.ts";
+import { StateStore } from "../store/mod.ts";
 import { LATENCY_MS } from "./kv_cluster.ts";
 import { ReplicaCluster } from "./replica_cluster.ts";
 
@@ -137,6 +138,12 @@ export interface ShardKvOptions {
   groups?: number;
   /** Servers per group. Default 3. */
   n?: number;
+  /**
+   * Keep each group server's state in a store on its folder's `SimKv`
+   * (`ShardGroupOptions.stateStore`, issue 19), which crashes with the
+   * server, not in memory.
+   */
+  storedState?: boolean;
 }
 
 /**
@@ -168,9 +175,10 @@ export class ShardKvCluster {
     this.groups = this.gids.map((gid) =>
       new ReplicaCluster(sim, options.n ?? 3, {
         prefix: `g${gid}-`,
-        start: (context) =>
+        start: async (context) =>
           ShardGroupServer.start({
             ...context,
+            ...(options.storedState ? { stateStore: await StateStore.open(context.stateKv) } : {}),
             gid,
             ctrlers: this.ctrlers.ids,
             maxRaftState: this.maxRaftState,

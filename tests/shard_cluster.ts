@@ -13,6 +13,7 @@ import {
   ShardController,
   ShardControllerClerk,
   ShardGroupServer,
+  StoredShardGroupState,
 } from "../shard/mod.ts";
 import { StateStore } from "../store/mod.ts";
 import { LATENCY_MS } from "./kv_cluster.ts";
@@ -156,6 +157,8 @@ export class ShardKvCluster {
   readonly groups: ReplicaCluster<ShardGroupServer>[];
   readonly gids: number[];
   readonly maxRaftState: number;
+  /** Whether the group servers keep their state in stores. */
+  readonly storedState: boolean;
   readonly #admin: ShardControllerClerk;
   #clients = 0;
   /** Which group served each shard in each configuration ("num/shard" → gid). */
@@ -167,6 +170,7 @@ export class ShardKvCluster {
   constructor(sim: Simulation, options: ShardKvOptions = {}) {
     this.sim = sim;
     this.maxRaftState = options.maxRaftState ?? -1;
+    this.storedState = options.storedState ?? false;
     sim.net.setReliable(!options.unreliable);
     sim.net.setLongDelays(true);
     sim.net.setLatency(LATENCY_MS);
@@ -278,6 +282,28 @@ export class ShardKvCluster {
   /** Raft state and snapshot bytes persisted by every group server. */
   persistedBytes(): number {
     return this.groups.reduce((sum, g) => sum + g.persistedBytes(), 0);
+  }
+
+  /**
+   * Bytes of keys and values in the running group servers' state stores
+   * (their live rows: data, sessions and meta); 0 when state is in memory.
+   */
+  async storedBytes(): Promise<number> {
+    let total = 0;
+    for (const g of this.groups) {
+      for (let i = 0; i < g.n; i++) {
+        const state = g.running(i)?.state;
+        if (!(state instanceof StoredShardGroupState)) continue;
+        const view = await state.store.view();
+        for await (const page of view.pages()) {
+          for (const [, key, value] of page.rows) {
+            total += key.length + (typeof value === "string" ? value.length : value.byteLength);
+          }
+        }
+        view.close();
+      }
+    }
+    return total;
   }
 
   /** Stops everything, then checks that no shard had two groups serving it at once. */

@@ -136,8 +136,6 @@ export class StoredShardGroupState implements StoredMachine<GroupResult> {
    * miss writes neither map holds any more, and is read again.
    */
   #epoch = 0;
-  /** Bumped when the meta changes: a read that checked it is checked again. */
-  #version = 0;
   /** The meta being read again after an install. */
   #loading: Promise<void> | undefined;
 
@@ -217,7 +215,7 @@ export class StoredShardGroupState implements StoredMachine<GroupResult> {
    */
   read(key: string): Promise<{ value: KvValue | null; num: number } | undefined> {
     const shard = keyToShard(key);
-    return this.#read(async () => {
+    return this.#read(() => this.#servedAt(shard), async () => {
       if (!this.#meta.serves(shard)) return undefined;
       const num = this.#meta.config.num;
       return { value: await this.#row("d", shardPrefix(shard) + key) as KvValue | null, num };
@@ -235,7 +233,7 @@ export class StoredShardGroupState implements StoredMachine<GroupResult> {
     }
     const command = entry.command;
     const shard = keyToShard(command.write.key);
-    return this.#read(async () => {
+    return this.#read(() => this.#servedAt(shard), async () => {
       if (!this.#meta.serves(shard)) return undefined;
       const row = await this.#row("s", shardPrefix(shard) + command.client) as SessionRow | null;
       // Most writes are new, and that needs no digest (ms per MiB of value).
@@ -258,7 +256,7 @@ export class StoredShardGroupState implements StoredMachine<GroupResult> {
     leftAt: number,
     options: { after: string | null; maxBytes: number },
   ): Promise<{ data: Uint8Array; next: string | null } | undefined> {
-    return this.#read(async () => {
+    return this.#read(() => this.#leaving(shard, leftAt), async () => {
       if (!this.#leaving(shard, leftAt)) return undefined;
       const page = await this.#page(shard, options.after, options.maxBytes);
       return { data: this.#codec.encode(page), next: page.next };
@@ -279,7 +277,6 @@ export class StoredShardGroupState implements StoredMachine<GroupResult> {
     const result = await this.#apply(raw, writes);
     // Seen by reads only now, with the meta the entry left (no read ran in between).
     for (const [tk, value] of writes.done) this.#applied.set(tk, value);
-    if (writes.done.has("s" + META_ROW)) this.#version++;
     return result;
   }
 
@@ -288,11 +285,9 @@ export class StoredShardGroupState implements StoredMachine<GroupResult> {
     this.#applied = new Map();
     this.#previous = new Map();
     this.#epoch += 2;
-    this.#version++;
     this.#seen = this.store.applied.index;
     const loading = loadMeta(this.store, { gid: this.gid, limits: this.#limits }).then((meta) => {
       this.#meta = meta;
-      this.#version++;
     });
     this.#loading = loading;
     // A failure is the store's (it stops): `#loading` stays rejected, and the next apply or read
@@ -333,15 +328,19 @@ export class StoredShardGroupState implements StoredMachine<GroupResult> {
         if (!isInt(e.num) || !isInt(e.shard) || !isInt(e.page) || !(e.data instanceof Uint8Array)) {
           return meta.apply(raw);
         }
-        const page = this.#decodePage(e.data);
+        // The page is taken when its shard is pulling at this configuration and it is the next.
+        const due = e.num === meta.config.num &&
+          meta.pulling().some((p) => p.shard === e.shard && p.pages === e.page);
+        const page = due ? this.#decodePage(e.data) : undefined;
         if (page === undefined) return { kind: "done", changed: false };
-        // The meta takes the page without its rows: the same checks and steps as in memory.
-        const bare = { ...e, data: this.#codec.encode({ data: [], next: page.next }) };
-        const result = meta.apply(bare);
-        if (result.kind !== "done" || !result.changed) return result;
+        // Rows first: a row the store refuses (StateLimitError) leaves the meta as it was.
         const prefix = shardPrefix(e.shard);
         for (const [key, value] of page.data) writes.put("d", prefix + key, value);
         for (const [client, row] of page.dedup ?? []) writes.put("s", prefix + client, row);
+        // The meta takes the page without its rows: the same steps as in memory.
+        const bare = { ...e, data: this.#codec.encode({ data: [], next: page.next }) };
+        const result = meta.apply(bare);
+        invariant(result.kind === "done" && result.changed, "a due page is installed");
         this.#saveMeta(writes);
         return result;
       }
@@ -453,17 +452,23 @@ export class StoredShardGroupState implements StoredMachine<GroupResult> {
   }
 
   /**
-   * Runs a read that checks the meta (a shard's status); again when the
-   * meta changed meanwhile, so that what it answers holds with the meta
-   * that is the group's when it resolves.
+   * Runs a read that depends on the meta (what `check` gives: a shard's
+   * status); again when that changed meanwhile, so that what it answers
+   * holds with the meta the group has when it resolves. Entries that leave
+   * it alone (other shards' pages, writes) do not make it read again.
    */
-  async #read<T>(read: () => Promise<T>): Promise<T> {
+  async #read<T>(check: () => unknown, read: () => Promise<T>): Promise<T> {
     for (;;) {
       if (this.#loading) await this.#loading;
-      const version = this.#version;
+      const before = check();
       const value = await read();
-      if (version === this.#version && this.#loading === undefined) return value;
+      if (this.#loading === undefined && check() === before) return value;
     }
+  }
+
+  /** The configuration the group is at when it serves `shard`; -1 when it does not. */
+  #servedAt(shard: number): number {
+    return this.#meta.serves(shard) ? this.#meta.config.num : -1;
   }
 
   /** A row as of the entries applied: theirs, else the committed one. */

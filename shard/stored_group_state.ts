@@ -60,8 +60,9 @@ interface SessionRow {
 
 /** The session row holding the configuration and the shards' statuses. */
 const META_ROW = "meta";
-/** Rows read from the store at a time when a shard's range is walked. */
-const ROWS_PER_READ = 500;
+/** Rows read from the store by the first read of a shard's range, then 4× more each, up to the most. */
+const FIRST_READ_ROWS = 16;
+const MAX_READ_ROWS = 512;
 
 /** The first part of every key of `shard`'s rows. */
 function shardPrefix(shard: number): string {
@@ -280,8 +281,13 @@ export class StoredShardGroupState implements StoredMachine<GroupResult> {
     return result;
   }
 
-  /** The store was replaced by the leader's: its meta is read again. */
-  installed(): void {
+  /**
+   * The store was replaced by the leader's: its meta is read again.
+   * Resolves once it is; entries and reads wait for it, while the
+   * configuration and statuses (read without waiting) are still the ones
+   * before the install.
+   */
+  installed(): Promise<void> {
     this.#applied = new Map();
     this.#previous = new Map();
     this.#epoch += 2;
@@ -295,6 +301,7 @@ export class StoredShardGroupState implements StoredMachine<GroupResult> {
     loading.then(() => {
       if (this.#loading === loading) this.#loading = undefined;
     }, () => {});
+    return loading;
   }
 
   async #apply(raw: unknown, writes: Writes): Promise<GroupResult> {
@@ -508,15 +515,14 @@ export class StoredShardGroupState implements StoredMachine<GroupResult> {
     after: string | undefined,
   ): AsyncGenerator<[string, unknown]> {
     let cursor = after === undefined ? undefined : prefix + after;
+    // Slices grow: a small page (or a check that a range is empty) reads few rows.
+    let limit = FIRST_READ_ROWS;
     for (;;) {
       const epoch = this.#epoch;
-      const rows = await this.store.list(prefix, {
-        after: cursor,
-        limit: ROWS_PER_READ,
-        sessions: table === "s",
-      });
+      const rows = await this.store.list(prefix, { after: cursor, limit, sessions: table === "s" });
       if (this.#epoch - epoch > 1) continue;
-      const end = rows.length < ROWS_PER_READ ? undefined : rows[rows.length - 1][0];
+      const end = rows.length < limit ? undefined : rows[rows.length - 1][0];
+      limit = Math.min(limit * 4, MAX_READ_ROWS);
       const slice = new Map(rows);
       for (const [key, value] of this.#pending(table, prefix)) {
         const inSlice = (cursor === undefined || compareUtf8(key, cursor) > 0) &&

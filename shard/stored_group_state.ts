@@ -115,6 +115,7 @@ export class StoredShardGroupState implements StoredMachine<GroupResult> {
   readonly store: StateStore;
   /** This group's id. */
   readonly gid: number;
+  readonly #options: StoredShardGroupOptions;
   readonly #limits: KvLimits;
   readonly #codec: Codec;
   /** The configuration and the shards' statuses (its shards' stores stay empty). */
@@ -143,6 +144,7 @@ export class StoredShardGroupState implements StoredMachine<GroupResult> {
   private constructor(store: StateStore, options: StoredShardGroupOptions, meta: ShardGroupState) {
     this.store = store;
     this.gid = options.gid;
+    this.#options = options;
     this.#limits = options.limits;
     this.#codec = options.codec ?? defaultCodec;
     this.#meta = meta;
@@ -292,7 +294,7 @@ export class StoredShardGroupState implements StoredMachine<GroupResult> {
     this.#previous = new Map();
     this.#epoch += 2;
     this.#seen = this.store.applied.index;
-    const loading = loadMeta(this.store, { gid: this.gid, limits: this.#limits }).then((meta) => {
+    const loading = loadMeta(this.store, this.#options).then((meta) => {
       this.#meta = meta;
     });
     this.#loading = loading;
@@ -343,7 +345,13 @@ export class StoredShardGroupState implements StoredMachine<GroupResult> {
         // Rows first: a row the store refuses (StateLimitError) leaves the meta as it was.
         const prefix = shardPrefix(e.shard);
         for (const [key, value] of page.data) writes.put("d", prefix + key, value);
-        for (const [client, row] of page.dedup ?? []) writes.put("s", prefix + client, row);
+        if (page.dedup) {
+          // A page's dedup table replaces the shard's, as in memory (only the first has one).
+          for await (const [client] of this.#rows("s", prefix, undefined)) {
+            writes.put("s", prefix + client, null);
+          }
+          for (const [client, row] of page.dedup) writes.put("s", prefix + client, row);
+        }
         // The meta takes the page without its rows: the same steps as in memory.
         const bare = { ...e, data: this.#codec.encode({ data: [], next: page.next }) };
         const result = meta.apply(bare);
@@ -566,9 +574,10 @@ class Writes {
 /** The meta stored in `store` (a group at configuration 0 when there is none). */
 async function loadMeta(
   store: StateStore,
-  options: { gid: number; limits: KvLimits },
+  options: StoredShardGroupOptions,
 ): Promise<ShardGroupState> {
-  const meta = new ShardGroupState({ gid: options.gid, limits: options.limits });
+  // With the pages' codec: the meta decodes the pages it is given (without their rows).
+  const meta = new ShardGroupState(options);
   const row = await store.session(META_ROW);
   if (row !== undefined) {
     if (!(row instanceof Uint8Array)) {

@@ -160,7 +160,8 @@ function randomPage(
     data.push([key, random.chance(0.2) ? new Uint8Array([i & 255, 7]) : `v${random.int(1000)}`]);
   }
   const page: Record<string, unknown> = { data, next: random.chance(0.5) ? null : `${shard}zz` };
-  if (options.first) {
+  // (Only a first page carries a dedup table; one from elsewhere may have one on any page.)
+  if (options.first || random.chance(0.1)) {
     page.dedup = CLIENTS.filter(() => random.chance(0.5)).map((c) => [
       c,
       { seq: 1 + random.int(5), digest: random.int(2 ** 32), result: { ok: true } },

@@ -42,6 +42,7 @@ import { writeDigest } from "../kvstate/state.ts";
 import { STORED_MAX_KEY_BYTES } from "../kvstate/stored_state.ts";
 import { type KvValue, valueBytes } from "../kvstate/value.ts";
 import { decideWrite, dedupAnswer } from "../kvstate/write.ts";
+import { AppliedRows, EntryWrites } from "./applied_rows.ts";
 import { keyToShard, type ShardConfig } from "./config.ts";
 import {
   type GroupResult,
@@ -60,9 +61,6 @@ interface SessionRow {
 
 /** The session row holding the configuration and the shards' statuses. */
 const META_ROW = "meta";
-/** Rows read from the store by the first read of a shard's range, then 4× more each, up to the most. */
-const FIRST_READ_ROWS = 16;
-const MAX_READ_ROWS = 512;
 
 /** The first part of every key of `shard`'s rows. */
 function shardPrefix(shard: number): string {
@@ -120,24 +118,8 @@ export class StoredShardGroupState implements StoredMachine<GroupResult> {
   readonly #codec: Codec;
   /** The configuration and the shards' statuses (its shards' stores stay empty). */
   #meta: ShardGroupState;
-  /**
-   * What the entries applied since the store's last commit wrote (table +
-   * key → value, null: deleted): reads merge it over the committed rows, so
-   * they see every entry applied, as in memory. Moved to `#previous` when an
-   * entry is applied after a commit (the store's applied index moved): all
-   * of it is committed then, but a read of the store that began before that
-   * commit may not have seen it.
-   */
-  #applied = new Map<string, unknown>();
-  /** What `#applied` held before it was last moved here. */
-  #previous = new Map<string, unknown>();
-  /** The store's applied index when the last entry was applied. */
-  #seen: number;
-  /**
-   * Bumped when `#applied` moves: a read of the store across two moves may
-   * miss writes neither map holds any more, and is read again.
-   */
-  #epoch = 0;
+  /** The rows as of the entries applied (the store's, and the writes not yet stored). */
+  readonly #rows: AppliedRows;
   /** The meta being read again after an install. */
   #loading: Promise<void> | undefined;
 
@@ -148,7 +130,7 @@ export class StoredShardGroupState implements StoredMachine<GroupResult> {
     this.#limits = options.limits;
     this.#codec = options.codec ?? defaultCodec;
     this.#meta = meta;
-    this.#seen = store.applied.index;
+    this.#rows = new AppliedRows(store);
   }
 
   /**
@@ -221,7 +203,7 @@ export class StoredShardGroupState implements StoredMachine<GroupResult> {
     return this.#read(() => this.#servedAt(shard), async () => {
       if (!this.#meta.serves(shard)) return undefined;
       const num = this.#meta.config.num;
-      return { value: await this.#row("d", shardPrefix(shard) + key) as KvValue | null, num };
+      return { value: await this.#rows.row("d", shardPrefix(shard) + key) as KvValue | null, num };
     });
   }
 
@@ -238,7 +220,9 @@ export class StoredShardGroupState implements StoredMachine<GroupResult> {
     const shard = keyToShard(command.write.key);
     return this.#read(() => this.#servedAt(shard), async () => {
       if (!this.#meta.serves(shard)) return undefined;
-      const row = await this.#row("s", shardPrefix(shard) + command.client) as SessionRow | null;
+      const row = await this.#rows.row("s", shardPrefix(shard) + command.client) as
+        | SessionRow
+        | null;
       // Most writes are new, and that needs no digest (ms per MiB of value).
       if (row == null || command.seq > row.seq) return undefined;
       const digest = command.digest ?? writeDigest(command.write);
@@ -269,17 +253,11 @@ export class StoredShardGroupState implements StoredMachine<GroupResult> {
   /** Applies an entry (checked first: log entries may come from elsewhere). */
   async apply(raw: unknown, state: StateBatch): Promise<GroupResult> {
     if (this.#loading) await this.#loading;
-    if (this.store.applied.index !== this.#seen) {
-      // A commit since the last entry: what was applied before it is all stored.
-      this.#previous = this.#applied;
-      this.#applied = new Map();
-      this.#seen = this.store.applied.index;
-      this.#epoch++;
-    }
-    const writes = new Writes(state);
+    this.#rows.beforeEntry();
+    const writes = new EntryWrites(state);
     const result = await this.#apply(raw, writes);
     // Seen by reads only now, with the meta the entry left (no read ran in between).
-    for (const [tk, value] of writes.done) this.#applied.set(tk, value);
+    this.#rows.add(writes);
     return result;
   }
 
@@ -290,10 +268,7 @@ export class StoredShardGroupState implements StoredMachine<GroupResult> {
    * before the install.
    */
   installed(): Promise<void> {
-    this.#applied = new Map();
-    this.#previous = new Map();
-    this.#epoch += 2;
-    this.#seen = this.store.applied.index;
+    this.#rows.reset();
     const loading = loadMeta(this.store, this.#options).then((meta) => {
       this.#meta = meta;
     });
@@ -306,7 +281,7 @@ export class StoredShardGroupState implements StoredMachine<GroupResult> {
     return loading;
   }
 
-  async #apply(raw: unknown, writes: Writes): Promise<GroupResult> {
+  async #apply(raw: unknown, writes: EntryWrites): Promise<GroupResult> {
     const e = raw as Record<string, unknown> | null;
     const meta = this.#meta;
     switch (e?.kind) {
@@ -347,7 +322,7 @@ export class StoredShardGroupState implements StoredMachine<GroupResult> {
         for (const [key, value] of page.data) writes.put("d", prefix + key, value);
         if (page.dedup) {
           // A page's dedup table replaces the shard's, as in memory (only the first has one).
-          for await (const [client] of this.#rows("s", prefix, undefined)) {
+          for await (const [client] of this.#rows.rows("s", prefix, undefined)) {
             writes.put("s", prefix + client, null);
           }
           for (const [client, row] of page.dedup) writes.put("s", prefix + client, row);
@@ -365,7 +340,7 @@ export class StoredShardGroupState implements StoredMachine<GroupResult> {
         }
         const prefix = shardPrefix(e.shard);
         for (const table of ["d", "s"] as const) {
-          for await (const [key] of this.#rows(table, prefix, undefined)) {
+          for await (const [key] of this.#rows.rows(table, prefix, undefined)) {
             writes.put(table, prefix + key, null);
           }
         }
@@ -383,7 +358,7 @@ export class StoredShardGroupState implements StoredMachine<GroupResult> {
   }
 
   /** A client's write to a shard the group serves: as `KvStateMachine.apply`. */
-  async #write(shard: number, command: KvCommand, writes: Writes): Promise<KvResult> {
+  async #write(shard: number, command: KvCommand, writes: EntryWrites): Promise<KvResult> {
     const prefix = shardPrefix(shard);
     const digest = command.digest ?? writeDigest(command.write);
     const row = await writes.session(prefix + command.client) as SessionRow | undefined;
@@ -434,7 +409,7 @@ export class StoredShardGroupState implements StoredMachine<GroupResult> {
     const data: [string, KvValue][] = [];
     let bytes = 0;
     let next: string | null = null;
-    for await (const [key, value] of this.#rows("d", prefix, after ?? undefined)) {
+    for await (const [key, value] of this.#rows.rows("d", prefix, after ?? undefined)) {
       if (data.length > 0 && bytes >= maxBytes) {
         next = data[data.length - 1][0];
         break;
@@ -444,7 +419,7 @@ export class StoredShardGroupState implements StoredMachine<GroupResult> {
     }
     if (after !== null) return { data, next };
     const dedup: [string, SessionRow][] = [];
-    for await (const [client, row] of this.#rows("s", prefix, undefined)) {
+    for await (const [client, row] of this.#rows.rows("s", prefix, undefined)) {
       dedup.push([client, row as SessionRow]);
     }
     return { data, dedup, next };
@@ -453,7 +428,7 @@ export class StoredShardGroupState implements StoredMachine<GroupResult> {
   /** A shard newly held must have no rows: what its last holding left was deleted with it. */
   async #checkEmpty(shard: number): Promise<void> {
     for (const table of ["d", "s"] as const) {
-      for await (const [key] of this.#rows(table, shardPrefix(shard), undefined)) {
+      for await (const [key] of this.#rows.rows(table, shardPrefix(shard), undefined)) {
         throw new StateInvariantError(
           `shard ${shard} comes to group ${this.gid} while its rows are still stored (` +
             `${table === "d" ? "key" : "session"} ${JSON.stringify(key)})`,
@@ -462,7 +437,7 @@ export class StoredShardGroupState implements StoredMachine<GroupResult> {
     }
   }
 
-  #saveMeta(writes: Writes): void {
+  #saveMeta(writes: EntryWrites): void {
     writes.put("s", META_ROW, this.#meta.snapshot());
   }
 
@@ -484,90 +459,6 @@ export class StoredShardGroupState implements StoredMachine<GroupResult> {
   /** The configuration the group is at when it serves `shard`; -1 when it does not. */
   #servedAt(shard: number): number {
     return this.#meta.serves(shard) ? this.#meta.config.num : -1;
-  }
-
-  /** A row as of the entries applied: theirs, else the committed one. */
-  async #row(table: "d" | "s", key: string): Promise<unknown> {
-    const tk = table + key;
-    for (;;) {
-      const epoch = this.#epoch;
-      const value = table === "d" ? await this.store.get(key) : await this.store.session(key);
-      if (this.#epoch - epoch > 1) continue;
-      // Written by an entry since the store's last commit but one: that value is the one.
-      if (this.#applied.has(tk)) return this.#applied.get(tk);
-      if (this.#previous.has(tk)) return this.#previous.get(tk);
-      return value ?? null;
-    }
-  }
-
-  /** What the entries since the store's last commit but one wrote to `table` under `prefix`. */
-  #pending(table: "d" | "s", prefix: string): Map<string, unknown> {
-    const out = new Map<string, unknown>();
-    for (const map of [this.#previous, this.#applied]) {
-      for (const [tk, value] of map) {
-        if (tk[0] === table && tk.startsWith(prefix, 1)) out.set(tk.slice(1), value);
-      }
-    }
-    return out;
-  }
-
-  /**
-   * The rows of `table` whose keys start with `prefix` (given without it),
-   * after `after`, in the store's order, as of the entries applied: the
-   * committed range, read a slice at a time, each merged with what the
-   * entries since the store's last commit but one wrote to that slice.
-   */
-  async *#rows(
-    table: "d" | "s",
-    prefix: string,
-    after: string | undefined,
-  ): AsyncGenerator<[string, unknown]> {
-    let cursor = after === undefined ? undefined : prefix + after;
-    // Slices grow: a small page (or a check that a range is empty) reads few rows.
-    let limit = FIRST_READ_ROWS;
-    for (;;) {
-      const epoch = this.#epoch;
-      const rows = await this.store.list(prefix, { after: cursor, limit, sessions: table === "s" });
-      if (this.#epoch - epoch > 1) continue;
-      const end = rows.length < limit ? undefined : rows[rows.length - 1][0];
-      limit = Math.min(limit * 4, MAX_READ_ROWS);
-      const slice = new Map(rows);
-      for (const [key, value] of this.#pending(table, prefix)) {
-        const inSlice = (cursor === undefined || compareUtf8(key, cursor) > 0) &&
-          (end === undefined || compareUtf8(key, end) <= 0);
-        if (inSlice) slice.set(key, value);
-      }
-      const merged = [...slice].filter(([, value]) => value !== null)
-        .sort((a, b) => compareUtf8(a[0], b[0]));
-      for (const [key, value] of merged) yield [key.slice(prefix.length), value];
-      if (end === undefined) return;
-      cursor = end;
-    }
-  }
-}
-
-/** The writes of one entry: staged in the batch, and kept to merge into what reads see. */
-class Writes {
-  readonly done = new Map<string, unknown>();
-  readonly #batch: StateBatch;
-
-  constructor(batch: StateBatch) {
-    this.#batch = batch;
-  }
-
-  put(table: "d" | "s", key: string, value: unknown): void {
-    if (table === "s") this.#batch.setSession(key, value);
-    else if (value === null) this.#batch.delete(key);
-    else this.#batch.put(key, value as KvValue);
-    this.done.set(table + key, value);
-  }
-
-  get(key: string): Promise<KvValue | null> {
-    return this.#batch.get(key);
-  }
-
-  session(key: string): Promise<unknown> {
-    return this.#batch.session(key);
   }
 }
 
@@ -593,24 +484,6 @@ function verdict(row: SessionRow, command: KvCommand, digest: number) {
   const table = new DedupTable<KvResult>();
   table.record(command.client, row.seq, row.digest, row.result);
   return table.check(command.client, command.seq, digest);
-}
-
-/**
- * Compares strings as their UTF-8 bytes compare (the store's order), that
- * is by code point: UTF-16 code units order surrogates below U+E000–U+FFFF.
- */
-function compareUtf8(a: string, b: string): number {
-  const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) {
-    const x = a.charCodeAt(i);
-    const y = b.charCodeAt(i);
-    if (x === y) continue;
-    const sx = x >= 0xd800 && x < 0xe000;
-    const sy = y >= 0xd800 && y < 0xe000;
-    if (sx !== sy) return sx ? 1 : -1;
-    return x - y;
-  }
-  return a.length - b.length;
 }
 
 function invariant(condition: boolean, message: string): asserts condition {

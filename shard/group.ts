@@ -32,6 +32,8 @@ import {
   type ShardSource,
   type ShardStatus,
 } from "./group_state.ts";
+import { StoredShardGroupState } from "./stored_group_state.ts";
+import type { StateStore } from "../store/state_store.ts";
 
 /** The name of the groups' RPC service. */
 export const SHARD_SERVICE = "ShardKV";
@@ -72,6 +74,17 @@ export interface ShardGroupOptions extends ReplicaOptions {
    * with the latest reason, and of its end. Default: nothing.
    */
   log?: (line: string) => void;
+  /**
+   * Keep the group's state in this store instead of in memory (issue 19,
+   * see {@linkcode StoredShardGroupState}): written with the applied index
+   * it reflects, so a restart replays only the log after it, and the log is
+   * compacted without encoding the state. The store is the caller's (on
+   * the node's `raft.kv`, or a `SimKv` in a simulation), opened before the
+   * server and closed after it. Default: in memory. Every server of a group
+   * must make the same choice, for good (they send snapshots in different
+   * forms); groups may differ (shard transfer pages are the same).
+   */
+  stateStore?: StateStore;
 }
 
 /** A migration step failing this long is reported, and again every as long. */
@@ -123,7 +136,7 @@ export interface ShardGroupStats extends ReplicaStats {
  */
 export class ShardGroupServer {
   readonly #replica: Replica<GroupResult>;
-  readonly #state: ShardGroupState;
+  readonly #state: ShardGroupState | StoredShardGroupState;
   readonly #options: ShardGroupOptions;
   readonly #ctrler: ShardControllerClerk;
   readonly #groups: ReplicaClients;
@@ -138,7 +151,7 @@ export class ShardGroupServer {
 
   private constructor(
     replica: Replica<GroupResult>,
-    state: ShardGroupState,
+    state: ShardGroupState | StoredShardGroupState,
     options: ShardGroupOptions,
   ) {
     this.#replica = replica;
@@ -159,28 +172,33 @@ export class ShardGroupServer {
   /** Starts the replica (restoring its state) and its migration loop, and begins serving. */
   static async start(options: ShardGroupOptions): Promise<ShardGroupServer> {
     const limits = { ...DEFAULT_KV_LIMITS, ...options.limits };
-    const state = new ShardGroupState({ gid: options.gid, limits });
+    const state = options.stateStore
+      ? await StoredShardGroupState.open(options.stateStore, { gid: options.gid, limits })
+      : new ShardGroupState({ gid: options.gid, limits });
     // The service methods need the server, which needs the replica: tied up after.
     const ref: { self?: ShardGroupServer } = {};
-    const replica = await Replica.start({
-      apply: (entry: unknown) => state.apply(entry),
-      recall: (entry: unknown) => state.recall(entry),
-      snapshot: () => state.snapshot(),
-      restore: (bytes: Uint8Array) => state.restore(bytes),
-    }, {
-      ...options,
-      // The machine keeps its own dedup table (in its state and snapshots).
-      exactlyOnce: false,
-      service: {
-        name: SHARD_SERVICE,
-        methods: (replica) => ({
-          Get: (args: unknown) => replica.serve("reads", () => ref.self!.#get(args, limits)),
-          Write: (args: unknown) => replica.serve("writes", () => ref.self!.#write(args, limits)),
-          Pull: (args: unknown) => replica.serve("reads", () => ref.self!.#pull(args)),
-          Delete: (args: unknown) => replica.serve("writes", () => ref.self!.#delete(args)),
-        }),
+    const replica = await Replica.start(
+      state instanceof StoredShardGroupState ? state : {
+        apply: (entry: unknown) => state.apply(entry),
+        recall: (entry: unknown) => state.recall(entry),
+        snapshot: () => state.snapshot(),
+        restore: (bytes: Uint8Array) => state.restore(bytes),
       },
-    });
+      {
+        ...options,
+        // The machine keeps its own dedup table (in its state and snapshots).
+        exactlyOnce: false,
+        service: {
+          name: SHARD_SERVICE,
+          methods: (replica) => ({
+            Get: (args: unknown) => replica.serve("reads", () => ref.self!.#get(args, limits)),
+            Write: (args: unknown) => replica.serve("writes", () => ref.self!.#write(args, limits)),
+            Pull: (args: unknown) => replica.serve("reads", () => ref.self!.#pull(args)),
+            Delete: (args: unknown) => replica.serve("writes", () => ref.self!.#delete(args)),
+          }),
+        },
+      },
+    );
     const self = new ShardGroupServer(replica, state, options);
     ref.self = self;
     self.#loop = self.#run();
@@ -197,8 +215,8 @@ export class ShardGroupServer {
     return this.#replica.finished;
   }
 
-  /** The group's state on this replica (for inspection and tests). */
-  get state(): ShardGroupState {
+  /** The group's state on this replica (for inspection and tests): in memory, or stored. */
+  get state(): ShardGroupState | StoredShardGroupState {
     return this.#state;
   }
 
@@ -219,24 +237,31 @@ export class ShardGroupServer {
     await Promise.all(this.#tasks.values());
   }
 
-  #served(shard: number): void {
-    this.#options.onServe?.({ shard, num: this.#state.config.num, gid: this.#state.gid });
+  #served(shard: number, num = this.#state.config.num): void {
+    this.#options.onServe?.({ shard, num, gid: this.#state.gid });
   }
 
   async #get(args: unknown, limits: KvLimits): Promise<KvReply> {
     const key = parseGet(args, limits);
     await this.#replica.read();
     const shard = keyToShard(key);
-    const store = this.#state.store(shard);
-    if (store === undefined) return { status: "wrong-group" };
-    this.#served(shard);
-    return { status: "ok", value: store.get(key) };
+    const state = this.#state;
+    const read = state instanceof StoredShardGroupState
+      ? await state.read(key)
+      : state.store(shard) && { value: state.store(shard)!.get(key), num: state.config.num };
+    if (read === undefined) return { status: "wrong-group" };
+    this.#served(shard, read.num);
+    return { status: "ok", value: read.value };
   }
 
   async #write(args: unknown, limits: KvLimits): Promise<KvReply> {
     const command = parseWrite(args, limits);
     const entry: GroupEntry = { kind: "op", command };
-    const outcome = this.#state.recall(entry) ?? await this.#replica.submit(entry);
+    const state = this.#state;
+    const recalled = state instanceof StoredShardGroupState
+      ? await state.recall(entry)
+      : state.recall(entry);
+    const outcome = recalled ?? await this.#replica.submit(entry);
     if (outcome === null) {
       return { status: "retry", reason: "its log entry went to another command (a new leader's)" };
     }
@@ -244,7 +269,7 @@ export class ShardGroupServer {
     if (outcome.kind !== "write") {
       throw new RequestError("shard", "a write was applied as another entry");
     }
-    this.#served(keyToShard(command.write.key));
+    this.#served(keyToShard(command.write.key), outcome.num);
     return { status: "ok", result: outcome.result };
   }
 
@@ -259,7 +284,11 @@ export class ShardGroupServer {
       throw new ArgumentsError("after must be a key or null");
     }
     await this.#replica.read();
-    const page = this.#state.leavingPage(shard, leftAt, { after, maxBytes: this.#pageBytes });
+    const state = this.#state;
+    const range = { after, maxBytes: this.#pageBytes };
+    const page = state instanceof StoredShardGroupState
+      ? await state.leavingPage(shard, leftAt, range)
+      : state.leavingPage(shard, leftAt, range);
     if (page === undefined) {
       return {
         status: "retry",

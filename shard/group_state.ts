@@ -139,7 +139,16 @@ export type GroupEntry =
  * ```
  */
 export type GroupResult =
-  | { kind: "write"; result: KvResult }
+  | {
+    kind: "write";
+    result: KvResult;
+    /**
+     * The configuration the write was applied (or recalled) at, when the
+     * state says (a stored one does: its answers go out once the entries
+     * after the write are stored too, when the group may have moved on).
+     */
+    num?: number;
+  }
   | { kind: "wrong-group" }
   | { kind: "done"; changed: boolean };
 

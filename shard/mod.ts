@@ -37,6 +37,7 @@ export * from "./controller.ts";
 export type { ControllerResult } from "./controller_state.ts";
 export * from "./group.ts";
 export * from "./group_state.ts";
+export * from "./stored_group_state.ts";
 export * from "./clerk.ts";
 export * from "./node.ts";
 // Types from the kv, net and raft layers that appear in this module's signatures.
@@ -73,6 +74,22 @@ export type {
   Transport,
 } from "../net/mod.ts";
 export type { RaftNode } from "../raft/mod.ts";
+// The storage a group's state may live in (`ShardGroupOptions.stateStore`).
+export type {
+  AppliedPoint,
+  KvAtomicLike,
+  KvLike,
+  KvListIteratorLike,
+  StateBatch,
+  StatePage,
+  StatePagesOptions,
+  StateRow,
+  StateStore,
+  StateStoreOptions,
+  StateValue,
+  StateView,
+  StoredMachine,
+} from "../rsm/mod.ts";
 // What RaftNodeOptions takes from the network and for logging.
 export type { RaftPeerEnd, RaftRpcHost, RaftTransport } from "../raft/mod.ts";
 

@@ -27,6 +27,7 @@ export { SimKv, type SimKvCrash, SimKvCrashedError, type SimKvOptions } from "./
 // Types from the net layer that appear in this module's signatures.
 export type { Clock, Timer } from "../net/clock.ts";
 export { StateStore, type StateStoreOptions } from "./state_store.ts";
+export type { StateListOptions } from "./state_list.ts";
 export type { StateBatch } from "./state_batch.ts";
 export type { StatePage, StatePagesOptions, StateRow, StateView } from "./state_view.ts";
 export type { StateInstall } from "./state_install.ts";

@@ -28,6 +28,7 @@ import { type Codec, defaultCodec } from "../net/codec.ts";
 import { crc32 } from "../net/bytes.ts";
 import { type Mutation, PART_BYTES } from "./kv_limits.ts";
 import { StorageCorruptionError } from "./storage_errors.ts";
+import { listRows, type StateListOptions } from "./state_list.ts";
 import type { KvLike } from "./kv_like.ts";
 import { StateInstallError, StateInvariantError, StateStoreFailedError } from "./errors.ts";
 import { ReadCache } from "./state_cache.ts";
@@ -202,6 +203,25 @@ export class StateStore {
    */
   whenApplied(index: number): Promise<void> {
     return this.#appliedWaiters.wait(index, this.#applied.index, () => this.#check());
+  }
+
+  /**
+   * Up to `options.limit` committed rows whose keys start with `prefix`, in
+   * UTF-8 order, read at one point (after the commits queued before it); a
+   * batch's staged writes are not seen. See {@linkcode StateListOptions}.
+   */
+  list(prefix: string, options: StateListOptions = {}): Promise<[key: string, value: unknown][]> {
+    return this.#exclusive(() =>
+      listRows(
+        {
+          layout: this.#layout,
+          gen: this.#gen,
+          decodeSession: (bytes, client) => this.#decodeSession(bytes, client),
+        },
+        prefix,
+        options,
+      )
+    );
   }
 
   /** A new batch: stage entries' writes, then commit them. */

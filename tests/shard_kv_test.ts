@@ -11,12 +11,47 @@ import { keyToShard, N_SHARDS, type ShardClerk } from "../shard/mod.ts";
 import { OpLog, text } from "./kv_cluster.ts";
 import { ShardKvCluster, type ShardKvOptions } from "./shard_cluster.ts";
 
+/**
+ * Where the scenarios keep the group servers' state (`SHARD_STATE`):
+ * `sample` (the default) runs each in memory and the scenarios of
+ * {@linkcode STORED_SAMPLE} also with it stored (issue 19); `memory`,
+ * `stored` or `both` run every scenario so.
+ */
+const SHARD_STATE = Deno.env.get("SHARD_STATE") ?? "sample";
+if (!["sample", "memory", "stored", "both"].includes(SHARD_STATE)) {
+  throw new Error(`SHARD_STATE is ${SHARD_STATE}: use sample, memory, stored or both`);
+}
+/**
+ * The scenarios `sample` also runs with the state stored: snapshots
+ * streamed from stores, restarts from them, and shards deleted from them.
+ */
+const STORED_SAMPLE = new Set([
+  "snapshots, join, and leave",
+  "concurrent configuration change and restart",
+  "shard deletion (challenge 1)",
+]);
+
 function shardTest(
   name: string,
   options: ShardKvOptions,
   body: (cfg: ShardKvCluster) => Promise<void>,
 ): void {
-  Deno.test(`shard kv: ${name}`, async () => {
+  const stored = SHARD_STATE === "memory"
+    ? [false]
+    : SHARD_STATE === "stored"
+    ? [true]
+    : SHARD_STATE === "both" || STORED_SAMPLE.has(name)
+    ? [false, true]
+    : [false];
+  for (const storedState of stored) scenario(name, { ...options, storedState }, body);
+}
+
+function scenario(
+  name: string,
+  options: ShardKvOptions,
+  body: (cfg: ShardKvCluster) => Promise<void>,
+): void {
+  Deno.test(`shard kv: ${name}${options.storedState ? " (state stored)" : ""}`, async () => {
     await simulate(async (sim) => {
       const cfg = await ShardKvCluster.start(sim, options);
       const start = sim.clock.now();
@@ -363,7 +398,8 @@ shardTest("shard deletion (challenge 1)", { maxRaftState: 1 }, async (cfg) => {
   await checkAll(ck, ka, va);
   await cfg.sleep(1000);
   await checkAll(ck, ka, va);
-  const total = cfg.persistedBytes();
+  // A stored state's rows count too: a shard handed off must be deleted from its store.
+  const total = cfg.persistedBytes() + await cfg.storedBytes();
   // 27 keys stored once, 3 also in dedup tables, on 3 replicas, plus slop (the course's bound).
   const expected = 3 * ((30 - 3) * 1000 + 2 * 3 * 1000 + 6000);
   console.log(`  persisted over 9 servers: ${total} bytes (limit ${expected})`);

@@ -12,6 +12,13 @@
  * linearizable, and no shard may have been served by two groups in one
  * configuration.
  *
+ * Odd seeds keep every group server's state in a store
+ * (`ShardGroupOptions.stateStore`, issue 19) on its folder's `SimKv`, which
+ * crashes with the server (its commits in flight kept or lost at random):
+ * a restart resumes after the stored applied index, a shard moves out of
+ * and into the store in pages, and a follower that needs a snapshot is
+ * streamed the leader's stored state. Even seeds keep it in memory.
+ *
  * Runs SHARD_SEEDS seeds (default 100) from a random base; `SEED=<n>`
  * replays one. A failure prints the seed and the fault schedule, and a
  * history that is not linearizable gets the checker's HTML report.
@@ -29,6 +36,7 @@ import {
   type ShardConfig,
 } from "../shard/config.ts";
 import { ShardGroupState, type ShardSource } from "../shard/group_state.ts";
+import { StoredShardGroupState } from "../shard/stored_group_state.ts";
 import { OpLog, text } from "./kv_cluster.ts";
 import { ShardKvCluster } from "./shard_cluster.ts";
 import { runSeeds } from "./seeds.ts";
@@ -138,6 +146,19 @@ async function settle(cfg: ShardKvCluster): Promise<void> {
   assert.equal(left, undefined, `the groups did not settle within ${SETTLE_MS} ms: ${left}`);
 }
 
+/** Every group server keeps its state in its store, and the stores hold what was applied. */
+function checkStored(cfg: ShardKvCluster): void {
+  let applied = 0;
+  for (const g of cfg.groups) {
+    for (let i = 0; i < g.n; i++) {
+      const state = g.server(i).state;
+      assert.ok(state instanceof StoredShardGroupState, `${g.wiring.name(i)}: state not stored`);
+      applied += state.store.applied.index;
+    }
+  }
+  assert.ok(applied > 0, "no group server's store holds an applied entry");
+}
+
 async function runSeed(seed: number): Promise<{ ops: number; faults: number }> {
   const schedule: string[] = [];
   let state = "";
@@ -149,11 +170,19 @@ async function runSeed(seed: number): Promise<{ ops: number; faults: number }> {
       const n = random.chance(0.8) ? 3 : 5;
       const maxRaftState = random.chance(0.4) ? -1 : random.pick([1, 100, 300, 1000]);
       const unreliable = random.chance(0.3);
-      const cfg = await ShardKvCluster.start(sim, { groups, n, maxRaftState, unreliable });
+      const storedState = seed % 2 !== 0;
+      const cfg = await ShardKvCluster.start(sim, {
+        groups,
+        n,
+        maxRaftState,
+        unreliable,
+        storedState,
+      });
       groupsNow = () => describeGroups(cfg);
       const now = () => `${sim.clock.now().toFixed(0)} ms`;
       schedule.push(
-        `${groups} groups of ${n}, maxRaftState ${maxRaftState}, unreliable ${unreliable}`,
+        `${groups} groups of ${n}, maxRaftState ${maxRaftState}, unreliable ${unreliable}, ` +
+          `state ${storedState ? "stored" : "in memory"}`,
       );
       state = "starting";
       const joined = new Set<number>();
@@ -306,6 +335,7 @@ async function runSeed(seed: number): Promise<{ ops: number; faults: number }> {
       }
       state = "settling";
       await settle(cfg);
+      if (storedState) checkStored(cfg);
       // (8 × 1 byte is less than Raft's term and vote: no bound to check then.)
       if (maxRaftState >= 100) cfg.checkLogs();
       state = "checking";

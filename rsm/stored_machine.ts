@@ -59,8 +59,8 @@ export interface StoredMachine<R> {
   apply(command: unknown, state: StateBatch): Promise<R> | R;
   /** Optional: refuses a command before it is proposed (see `ReplicaMachine.validate`). */
   validate?(command: unknown): void;
-  /** Optional: the store's state was replaced by a snapshot from the leader; drop what was cached. */
-  installed?(): void;
+  /** Optional: the store was replaced by the leader's state: reload what is cached (awaited before the next entry). */
+  installed?(): void | Promise<void>;
 }
 
 /**
@@ -252,7 +252,7 @@ export class StoredApplier<R> {
           `snapshot ${item.index} with bytes handed out, but the store is at ${this.durableIndex} already`,
         );
       }
-      this.#machine.installed?.();
+      await this.#machine.installed?.();
       options.done(item, undefined);
       return;
     }

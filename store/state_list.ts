@@ -28,6 +28,23 @@ export interface StateListOptions {
   sessions?: boolean;
 }
 
+/**
+ * The rows a list takes at most; throws `RangeError` at once (not in a
+ * promise) for a limit outside 1 to 1,000.
+ *
+ * @example
+ * ```ts ignore
+ * listLimit({}); // 500
+ * ```
+ */
+export function listLimit(options: StateListOptions): number {
+  const limit = options.limit ?? 500;
+  if (!Number.isSafeInteger(limit) || limit < 1 || limit > 1000) {
+    throw new RangeError(`a list takes 1 to 1,000 rows at a time, not ${limit}`);
+  }
+  return limit;
+}
+
 /** Where and how {@linkcode listRows} reads. */
 export interface ListSource {
   layout: StateLayout;
@@ -50,10 +67,7 @@ export async function listRows(
   prefix: string,
   options: StateListOptions = {},
 ): Promise<[key: string, value: unknown][]> {
-  const limit = options.limit ?? 500;
-  if (!Number.isSafeInteger(limit) || limit < 1 || limit > 1000) {
-    throw new RangeError(`a list takes 1 to 1,000 rows at a time, not ${limit}`);
-  }
+  const limit = listLimit(options);
   const { layout, gen } = source;
   const table: Table = options.sessions ? "s" : "d";
   const first = layout.key(gen, table, prefix);

@@ -28,7 +28,7 @@ import { type Codec, defaultCodec } from "../net/codec.ts";
 import { crc32 } from "../net/bytes.ts";
 import { type Mutation, PART_BYTES } from "./kv_limits.ts";
 import { StorageCorruptionError } from "./storage_errors.ts";
-import { listRows, type StateListOptions } from "./state_list.ts";
+import { listLimit, listRows, type StateListOptions } from "./state_list.ts";
 import type { KvLike } from "./kv_like.ts";
 import { StateInstallError, StateInvariantError, StateStoreFailedError } from "./errors.ts";
 import { ReadCache } from "./state_cache.ts";
@@ -211,17 +211,11 @@ export class StateStore {
    * batch's staged writes are not seen. See {@linkcode StateListOptions}.
    */
   list(prefix: string, options: StateListOptions = {}): Promise<[key: string, value: unknown][]> {
-    return this.#exclusive(() =>
-      listRows(
-        {
-          layout: this.#layout,
-          gen: this.#gen,
-          decodeSession: (bytes, client) => this.#decodeSession(bytes, client),
-        },
-        prefix,
-        options,
-      )
-    );
+    listLimit(options);
+    const decodeSession = (bytes: StateValue, client: string) => this.#decodeSession(bytes, client);
+    const read = () =>
+      listRows({ layout: this.#layout, gen: this.#gen, decodeSession }, prefix, options);
+    return this.#exclusive(read);
   }
 
   /** A new batch: stage entries' writes, then commit them. */

@@ -68,6 +68,7 @@ export type {
   KvListIteratorLike,
   StateBatch,
   StateInstall,
+  StateListOptions,
   StatePage,
   StatePagesOptions,
   StateRow,

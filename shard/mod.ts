@@ -81,6 +81,8 @@ export type {
   KvLike,
   KvListIteratorLike,
   StateBatch,
+  StateInstall,
+  StateListOptions,
   StatePage,
   StatePagesOptions,
   StateRow,

@@ -1,0 +1,951 @@
+/**
+ * Raft storage in append-only segment files: the log and the hard state as
+ * records in zero-filled segments of a folder, each save one write of its
+ * records and one `fdatasync`, against Deno KV's SQLite transaction and full
+ * `fsync` (BENCHMARKS.md, "Storage: Deno KV vs an append-only log").
+ *
+ * The folder holds:
+ * - `format.json`: what the folder is (so it is never read as another kind);
+ * - `<sequence>.seg`: segments of `segmentBytes` (64 MiB), zero-filled and
+ *   synced (with the folder) ahead of need, so an append never grows a file;
+ *   each starts with a base record (the state before it but the entries);
+ * - `snap-<id>.bin`: snapshot data, written whole and synced before the
+ *   record that switches to it;
+ * - `mark`: the durable high-water mark (`high_water_mark.ts`).
+ *
+ * A save writes a head record (new hard state, snapshot switch, log reset,
+ * truncation of a conflicting suffix) when it has any of these, then one
+ * record per entry; each record's CRC is chained to the previous one's (see
+ * `segment_format.ts`). A crash can tear the last write, leaving a prefix of
+ * its records and then garbage or zeros: a prefix of a save, as the
+ * `RaftStorage` contract allows. So `load` cuts a bad record off only at the
+ * end of the last segment, and only when what remains still reaches the
+ * high-water mark (so nothing cut was acknowledged: `StorageLossError`
+ * otherwise); a bad record anywhere else, a damaged record followed by valid
+ * ones, a missing segment or a chain that does not join is
+ * `StorageCorruptionError`. Unlike SQLite's WAL, a failing checksum is
+ * never read as "the log ends here" below what was acknowledged.
+ *
+ * Snapshots and the log's bounds are here too, not in Deno KV: a snapshot
+ * switch is a record in the same ordered log, so a crash keeps a prefix of
+ * the saves with no protocol between two stores, and a node on this storage
+ * syncs one file per save. Compaction deletes whole segments whose entries
+ * all lie at or below the snapshot, once its record is synced.
+ *
+ * A failed write or sync fails this save and every later call (fail-stop):
+ * after a failed `fdatasync` Linux may drop the dirty pages and report the
+ * next one clean, so nothing after it can be trusted; the node must stop and
+ * be restarted (its `load` checks what is durable).
+ *
+ * @module
+ */
+import { type Codec, defaultCodec } from "../net/codec.ts";
+import { crc32 } from "../net/bytes.ts";
+import { checkBatchFollows } from "./batch_check.ts";
+import { type Floor, HighWaterMark, writeFileDurably } from "./high_water_mark.ts";
+import {
+  type BasePayload,
+  FORMAT,
+  FORMAT_FILE,
+  type HeadPayload,
+  isZero,
+  KIND_BASE,
+  KIND_ENTRY,
+  KIND_HEAD,
+  nonZeroEnd,
+  readRecord,
+  RECORD_HEADER_BYTES,
+  segmentName,
+  segmentSeed,
+  segmentSequence,
+  type SnapshotFile,
+  validRecordFollows,
+  writeRecord,
+} from "./segment_format.ts";
+import { changedBounds, LogWindow, type WindowChange } from "./segment_window.ts";
+import { StorageCorruptionError, StorageLossError } from "../store/storage_errors.ts";
+import type { RaftStorage, StorageBatch, StoredState } from "./storage.ts";
+import type { Entry, HardState, NodeId } from "./types.ts";
+
+/** Default bytes of one segment. */
+export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
+/** Zeros written per write while a segment is filled ahead of need. */
+const FILL_BYTES = 1024 * 1024;
+
+/**
+ * Options for {@linkcode SegmentLogStorage.open}.
+ *
+ * @example
+ * ```ts
+ * import type { SegmentLogStorageOptions } from "@distkit/distkit/raft";
+ *
+ * const options: SegmentLogStorageOptions = { segmentBytes: 16 * 1024 * 1024 };
+ * ```
+ */
+export interface SegmentLogStorageOptions {
+  /** Bytes of one segment file (a larger save grows its segment). Default 64 MiB. */
+  segmentBytes?: number;
+  /** Codec for entries and state. Default: the shared 64 MiB codec. */
+  codec?: Codec;
+  /** The high-water mark file; `null`: none (losses go undetected). Default `<folder>/mark`. */
+  mark?: string | null;
+  /**
+   * The caller knows the store has held state (its node has met its peers):
+   * a missing mark is then a loss even when the folder is empty too.
+   * Default false.
+   */
+  expectState?: boolean;
+}
+
+/**
+ * The folder holds something other than this version of the segment log.
+ *
+ * @example
+ * ```ts
+ * import { SegmentFormatError } from "@distkit/distkit/raft";
+ *
+ * new SegmentFormatError("data/raft.log", "format.json says version 9").message.includes("raft.log"); // true
+ * ```
+ */
+export class SegmentFormatError extends Error {
+  /**
+   * Creates the error.
+   *
+   * @param where The folder.
+   * @param problem What was found.
+   */
+  constructor(where: string, problem: string) {
+    super(
+      `${where} is not a Raft segment log this version can read: ${problem}. Open it with the ` +
+        `version that wrote it, or move the folder aside and re-add the node as a new member`,
+    );
+    this.name = "SegmentFormatError";
+  }
+}
+
+/** Per stored entry: its term (for the mark's floors) and its record's bytes. */
+interface EntryInfo {
+  term: number;
+  size: number;
+}
+
+/** A segment with records: its number, and the log's last index when the next one began. */
+interface Segment {
+  sequence: number;
+  lastAtClose: number | undefined;
+}
+
+/** Snapshot data written ahead by `prepareSnapshot`. */
+interface Prepared {
+  data: Uint8Array;
+  file: Omit<SnapshotFile, "meta"> | undefined;
+}
+
+/** One record of a save, before it is chained and written. */
+interface Pending {
+  kind: number;
+  index: number;
+  term: number;
+  payload: Uint8Array;
+}
+
+/**
+ * Raft storage in append-only segment files (see the module doc). One
+ * process may open a folder at a time.
+ *
+ * @example
+ * ```ts
+ * import { SegmentLogStorage } from "@distkit/distkit/raft";
+ *
+ * const dir = await Deno.makeTempDir();
+ * const storage = await SegmentLogStorage.open(`${dir}/raft.log`, { segmentBytes: 1 << 20 });
+ * await storage.load();
+ * await storage.save({
+ *   hardState: { term: 1, vote: "a", commit: 0 },
+ *   entries: [{ index: 1, term: 1, kind: "command", command: "x" }],
+ *   resetLog: false,
+ * });
+ * (await storage.load()).entries.length; // 1
+ * await storage.close();
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export class SegmentLogStorage implements RaftStorage {
+  readonly #dir: string;
+  readonly #codec: Codec;
+  readonly #segmentBytes: number;
+  #mark: HighWaterMark | undefined;
+  #loaded = false;
+  #closed = false;
+  /** A failed write or sync: every later call fails with it. */
+  #failure: Error | undefined;
+
+  #hardState: HardState = { term: 0, vote: null, commit: 0 };
+  #hardStateBytes = 0;
+  #snapshot: SnapshotFile | null = null;
+  #window = new LogWindow<EntryInfo>();
+  #entryBytes = 0;
+
+  /** Segments with records, oldest first; the last is the one appended to. */
+  #segments: Segment[] = [];
+  #file: Deno.FsFile | undefined;
+  /** Where the next record goes in the active segment, and the CRC it chains to. */
+  #offset = 0;
+  #chain = 0;
+  /** End of the active segment's base record: a save that does not fit after it grows the file. */
+  #baseEnd = 0;
+  /** The next segment, being zero-filled (resolves to its sequence number). */
+  #spare: Promise<number> | undefined;
+
+  #nextSnapshotId = 1;
+  #prepared: Prepared | undefined;
+  #preparing = new Set<Promise<unknown>>();
+
+  private constructor(dir: string, options: SegmentLogStorageOptions) {
+    this.#dir = dir;
+    this.#codec = options.codec ?? defaultCodec;
+    this.#segmentBytes = options.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
+    if (!Number.isInteger(this.#segmentBytes) || this.#segmentBytes < 4096) {
+      throw new RangeError(
+        `segmentBytes must be an integer of 4096 or more, got ${this.#segmentBytes}`,
+      );
+    }
+  }
+
+  /**
+   * Opens (or creates) the segment log in the folder `dir`.
+   *
+   * @throws {SegmentFormatError} when the folder holds something else.
+   * @throws {StorageCorruptionError} when segments are there without their format record or mark.
+   * @throws {StorageLossError} when the folder and its mark are gone though `expectState` says it held state.
+   */
+  static async open(
+    dir: string,
+    options: SegmentLogStorageOptions = {},
+  ): Promise<SegmentLogStorage> {
+    const storage = new SegmentLogStorage(dir, options);
+    const holdsState = await storage.#openFolder();
+    const mark = options.mark === undefined ? `${dir}/mark` : options.mark;
+    if (mark !== null) {
+      storage.#mark = await openMark(mark, {
+        where: dir,
+        holdsState,
+        expectState: options.expectState ?? false,
+      });
+    }
+    return storage;
+  }
+
+  /** Creates the folder and its format record, or checks them; whether segments hold records. */
+  async #openFolder(): Promise<boolean> {
+    const names = await listNames(this.#dir);
+    if (names === undefined) {
+      await Deno.mkdir(this.#dir, { recursive: true });
+      await syncFolder(parentOf(this.#dir));
+    }
+    let holdsState = false;
+    for (const name of names ?? []) {
+      if (segmentSequence(name) === undefined) continue;
+      const head = await readHead(`${this.#dir}/${name}`, RECORD_HEADER_BYTES);
+      if (!isZero(head, 0, head.length)) holdsState = true;
+    }
+    const formatPath = `${this.#dir}/${FORMAT_FILE}`;
+    let text: string;
+    try {
+      text = await Deno.readTextFile(formatPath);
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+      if (holdsState) {
+        throw new StorageCorruptionError(this.#dir, `its format record ${FORMAT_FILE} is missing`);
+      }
+      await writeFileDurably(formatPath, new TextEncoder().encode(JSON.stringify(FORMAT) + "\n"));
+      return false;
+    }
+    let found: { format?: unknown; version?: unknown };
+    try {
+      found = JSON.parse(text);
+    } catch {
+      throw new SegmentFormatError(this.#dir, `${FORMAT_FILE} is not JSON`);
+    }
+    if (found?.format !== FORMAT.format || found.version !== FORMAT.version) {
+      throw new SegmentFormatError(
+        this.#dir,
+        `${FORMAT_FILE} says ${JSON.stringify(found)}, expected ${JSON.stringify(FORMAT)}`,
+      );
+    }
+    return holdsState;
+  }
+
+  async load(): Promise<StoredState> {
+    this.#check();
+    const state = await this.#replay();
+    this.#loaded = true;
+    return state;
+  }
+
+  async save(batch: StorageBatch): Promise<void> {
+    this.#check();
+    if (!this.#loaded) await this.load();
+    const window = this.#window;
+    checkBatchFollows(
+      { first: window.first, count: window.items.length },
+      batch,
+      "SegmentLogStorage",
+    );
+    // The change, checked before anything is written.
+    const snapshotIndex = batch.snapshot?.meta.index ?? null;
+    const moved = changedBounds({ first: window.first, last: window.last }, {
+      reset: batch.resetLog,
+      snapshotIndex,
+      truncate: null,
+    });
+    let truncate: number | null = null;
+    const from = batch.entries[0]?.index;
+    if (from !== undefined) {
+      if (from < moved.first || from > moved.last + 1) {
+        throw new Error(
+          `SegmentLogStorage: entry ${from} does not follow the stored log (${moved.first}..${moved.last})`,
+        );
+      }
+      if (from <= moved.last) truncate = from;
+      for (const [k, e] of batch.entries.entries()) {
+        if (e.index !== from + k) {
+          throw new Error(
+            `SegmentLogStorage: the batch's entries skip from ${from + k - 1} to ${e.index}`,
+          );
+        }
+      }
+    }
+    const change: WindowChange = { reset: batch.resetLog, snapshotIndex, truncate };
+    // The floor below what this save may replace (as DenoKvStorage's).
+    let keepBelow = from ?? Infinity;
+    if (batch.resetLog) keepBelow = Math.min(keepBelow, snapshotIndex ?? window.first);
+    const floor = this.#floor(keepBelow);
+    let snapshot: SnapshotFile | null = null;
+    if (batch.snapshot) {
+      snapshot = await this.#snapshotFile(batch.snapshot.data, batch.snapshot.meta);
+    }
+    this.#check();
+    const records: Pending[] = [];
+    let hardStateBytes: number | undefined;
+    if (batch.hardState || snapshot || batch.resetLog || truncate !== null) {
+      const head: HeadPayload = {
+        hardState: batch.hardState ?? null,
+        snapshot,
+        reset: batch.resetLog,
+        truncate,
+      };
+      if (batch.hardState) hardStateBytes = this.#codec.encode(batch.hardState).length;
+      records.push({
+        kind: KIND_HEAD,
+        index: truncate ?? 0,
+        term: batch.hardState?.term ?? 0,
+        payload: this.#codec.encode(head),
+      });
+    }
+    for (const e of batch.entries) {
+      records.push({
+        kind: KIND_ENTRY,
+        index: e.index,
+        term: e.term,
+        payload: this.#codec.encode(e),
+      });
+    }
+    // A save that replaces stored entries waits for its lower mark first: a
+    // mark recorded earlier may name an entry it removes.
+    if (this.#mark && keepBelow <= window.last) await this.#mark.write(floor);
+    if (records.length > 0) await this.#append(records);
+    // The state the records describe.
+    const previousSnapshot = this.#snapshot;
+    for (const info of window.apply(change)) this.#entryBytes -= info?.size ?? 0;
+    for (const [k, e] of batch.entries.entries()) {
+      const size = RECORD_HEADER_BYTES +
+        records[records.length - batch.entries.length + k].payload.length;
+      window.append(e.index, { term: e.term, size });
+      this.#entryBytes += size;
+    }
+    if (snapshot) this.#snapshot = snapshot;
+    const voted = batch.hardState !== undefined &&
+      (batch.hardState.term !== this.#hardState.term ||
+        batch.hardState.vote !== this.#hardState.vote);
+    if (batch.hardState) {
+      this.#hardState = { ...batch.hardState };
+      this.#hardStateBytes = hardStateBytes!;
+    }
+    if (snapshot) await this.#afterSnapshot(previousSnapshot, snapshot);
+    // The mark covers this save before it resolves (see DenoKvStorage.save).
+    if (this.#mark) {
+      if (voted) await this.#mark.write(this.#floor());
+      else this.#mark.record(this.#floor());
+    }
+  }
+
+  /**
+   * Writes a snapshot's data file ahead of the save that switches to it
+   * (the one whose `snapshot.data` is this very array).
+   */
+  async prepareSnapshot(data: Uint8Array): Promise<void> {
+    this.#check();
+    this.#dropPrepared();
+    const prepared: Prepared = { data, file: undefined };
+    this.#prepared = prepared;
+    const writing = this.#writeSnapshotData(data);
+    this.#preparing.add(writing);
+    try {
+      prepared.file = await writing;
+    } finally {
+      this.#preparing.delete(writing);
+    }
+    // Replaced while being written: nothing will switch to it.
+    if (this.#prepared !== prepared) await this.#removeQuietly(prepared.file!.file);
+  }
+
+  raftStateSize(): number {
+    return this.#hardStateBytes + this.#entryBytes;
+  }
+
+  snapshotSize(): number {
+    return this.#snapshot?.size ?? 0;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await Promise.allSettled([...this.#preparing, this.#spare]);
+    await this.#mark?.close();
+    this.#file?.close();
+    this.#file = undefined;
+  }
+
+  // ---- writing ----
+
+  /** Appends `records` in one write and one `fdatasync`, into a new segment when they do not fit. */
+  async #append(records: Pending[]): Promise<void> {
+    const bytes = records.reduce((n, r) => n + RECORD_HEADER_BYTES + r.payload.length, 0);
+    let base: Pending | undefined;
+    let sequence: number | undefined;
+    if (
+      this.#file === undefined ||
+      (this.#offset + bytes > this.#segmentBytes && this.#offset > this.#baseEnd)
+    ) {
+      sequence = await this.#takeSpare();
+      const payload: BasePayload = {
+        hardState: this.#hardState,
+        snapshot: this.#snapshot,
+        first: this.#window.first,
+        last: this.#window.last,
+        previous: this.#chain,
+      };
+      base = {
+        kind: KIND_BASE,
+        index: this.#window.last,
+        term: 0,
+        payload: this.#codec.encode(payload),
+      };
+    }
+    const all = base ? [base, ...records] : records;
+    const out = new Uint8Array(bytes + (base ? RECORD_HEADER_BYTES + base.payload.length : 0));
+    let at = 0;
+    let chain = base ? segmentSeed(sequence!) : this.#chain;
+    for (const r of all) {
+      chain = writeRecord(out, at, { ...r, seed: chain });
+      at += RECORD_HEADER_BYTES + r.payload.length;
+    }
+    try {
+      if (sequence !== undefined) {
+        const file = await Deno.open(this.#segmentPath(sequence), { read: true, write: true });
+        this.#file?.close();
+        this.#file = file;
+        this.#offset = 0;
+        if (this.#segments.length > 0) {
+          this.#segments[this.#segments.length - 1].lastAtClose = this.#window.last;
+        }
+        this.#segments.push({ sequence, lastAtClose: undefined });
+        this.#baseEnd = RECORD_HEADER_BYTES + base!.payload.length;
+        this.#startSpare(sequence + 1);
+      }
+      const file = this.#file!;
+      file.seekSync(this.#offset, Deno.SeekMode.Start);
+      let written = 0;
+      while (written < out.length) written += file.writeSync(out.subarray(written));
+      await file.syncData();
+    } catch (err) {
+      throw this.#fail(err as Error, "a write or sync of the log failed");
+    }
+    this.#offset += out.length;
+    this.#chain = chain;
+  }
+
+  /** Fail-stop: keeps the failure for every later call. */
+  #fail(err: Error, what: string): Error {
+    this.#failure ??= new Error(
+      `Raft storage ${this.#dir}: ${what} (${err.message}); what reached the disk is unknown, so ` +
+        `this storage refuses all further work: stop the node and restart it (its start-up ` +
+        `checks what is durable)`,
+      { cause: err },
+    );
+    return this.#failure;
+  }
+
+  /** The spare segment's number, made now if none is being made. */
+  async #takeSpare(): Promise<number> {
+    const last = this.#segments[this.#segments.length - 1]?.sequence ?? 0;
+    this.#spare ??= this.#makeSpare(last + 1);
+    const spare = this.#spare;
+    this.#spare = undefined;
+    try {
+      return await spare;
+    } catch (err) {
+      throw this.#fail(err as Error, "the next segment could not be made");
+    }
+  }
+
+  #startSpare(sequence: number): void {
+    const spare = this.#makeSpare(sequence);
+    spare.catch(() => {}); // taken up by the save that needs it
+    this.#spare = spare;
+  }
+
+  /** Zero-fills segment `sequence` under a temporary name, syncs it, renames it in and syncs the folder. */
+  async #makeSpare(sequence: number): Promise<number> {
+    const path = this.#segmentPath(sequence);
+    const tmp = `${path}.tmp`;
+    const file = await Deno.open(tmp, { write: true, create: true, truncate: true });
+    try {
+      const zeros = new Uint8Array(Math.min(FILL_BYTES, this.#segmentBytes));
+      for (let at = 0; at < this.#segmentBytes; at += zeros.length) {
+        const chunk = zeros.subarray(0, Math.min(zeros.length, this.#segmentBytes - at));
+        let written = 0;
+        while (written < chunk.length) written += await file.write(chunk.subarray(written));
+      }
+      await file.sync();
+    } finally {
+      file.close();
+    }
+    await Deno.rename(tmp, path);
+    await syncFolder(this.#dir);
+    return sequence;
+  }
+
+  /** The file a snapshot's data goes in: the prepared one, or one written now. */
+  async #snapshotFile(data: Uint8Array, meta: SnapshotFile["meta"]): Promise<SnapshotFile> {
+    const prepared = this.#prepared;
+    if (prepared?.data === data && prepared.file !== undefined) {
+      this.#prepared = undefined;
+      return { meta, ...prepared.file };
+    }
+    this.#dropPrepared();
+    try {
+      return { meta, ...await this.#writeSnapshotData(data) };
+    } catch (err) {
+      throw this.#fail(err as Error, "a snapshot's data could not be written");
+    }
+  }
+
+  async #writeSnapshotData(data: Uint8Array): Promise<Omit<SnapshotFile, "meta">> {
+    const file = `snap-${this.#nextSnapshotId++}.bin`;
+    await writeFileDurably(`${this.#dir}/${file}`, data);
+    return { file, size: data.length, crc: crc32(data) };
+  }
+
+  /** Gives up the prepared snapshot: its file goes once written. */
+  #dropPrepared(): void {
+    const prepared = this.#prepared;
+    this.#prepared = undefined;
+    if (prepared?.file) this.#background(this.#removeQuietly(prepared.file.file));
+  }
+
+  /** After a snapshot's record is synced: the old data file and the segments it covers go. */
+  async #afterSnapshot(previous: SnapshotFile | null, current: SnapshotFile): Promise<void> {
+    if (previous && previous.file !== current.file) await this.#removeQuietly(previous.file);
+    while (this.#segments.length > 1) {
+      const oldest = this.#segments[0];
+      if (oldest.lastAtClose === undefined || oldest.lastAtClose > current.meta.index) break;
+      // Not synced in the folder: a segment that comes back after a crash is only a longer replay.
+      await this.#removeQuietly(segmentName(oldest.sequence));
+      this.#segments.shift();
+    }
+  }
+
+  /** Work `close` waits for; its failure only leaves a file for the next load to remove. */
+  #background(work: Promise<unknown>): void {
+    const tracked = work.catch(() => {}).finally(() => this.#preparing.delete(tracked));
+    this.#preparing.add(tracked);
+  }
+
+  async #removeQuietly(name: string): Promise<void> {
+    await Deno.remove(`${this.#dir}/${name}`).catch((err) => {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+    });
+  }
+
+  // ---- reading ----
+
+  /** Reads every segment back, checks it, repairs a torn end and sets the writer's state. */
+  async #replay(): Promise<StoredState> {
+    this.#file?.close();
+    this.#file = undefined;
+    const names = (await listNames(this.#dir)) ?? [];
+    const sequences = names.map(segmentSequence).filter((s) => s !== undefined).sort((a, b) =>
+      a - b
+    );
+    const corrupt = (problem: string) => new StorageCorruptionError(this.#dir, problem);
+    const window = new LogWindow<{ entry: Entry; size: number }>();
+    let hardState: HardState = { term: 0, vote: null, commit: 0 };
+    let snapshot: SnapshotFile | null = null;
+    const segments: Segment[] = [];
+    let chain = 0;
+    let offset = 0;
+    let baseEnd = 0;
+    let spare: number | undefined;
+    /** A torn end to zero: the segment, from where, to where. */
+    let cut: { sequence: number; from: number; to: number; damaged?: string } | undefined;
+    const contents: Uint8Array[] = [];
+    for (const sequence of sequences) {
+      contents.push(await Deno.readFile(this.#segmentPath(sequence)));
+    }
+    // Segments after the last one holding anything are zero-filled spares, not part of the log.
+    const lastUsed = contents.findLastIndex((bytes) => !isZero(bytes, 0, bytes.length));
+    const spares = sequences.slice(lastUsed + 1);
+    for (const [k, sequence] of sequences.slice(0, lastUsed + 1).entries()) {
+      const isLast = k === lastUsed;
+      const bytes = contents[k];
+      const name = segmentName(sequence);
+      if (k > 0 && sequence !== sequences[k - 1] + 1) {
+        throw corrupt(`segment ${segmentName(sequences[k - 1] + 1)} is missing`);
+      }
+      let seed = segmentSeed(sequence);
+      let at = 0;
+      while (true) {
+        const r = readRecord(bytes, at, seed);
+        if (r === "zero") {
+          const end = nonZeroEnd(bytes, at);
+          if (end > at) {
+            // Zeros, then data: a record zeroed in place, or a torn write.
+            if (!isLast) throw corrupt(`${name} has zeros at offset ${at} with data after them`);
+            cut = { sequence, from: at, to: end };
+          }
+          break;
+        }
+        if (r === "bad") {
+          if (!isLast) throw corrupt(`${name} has a damaged record at offset ${at}`);
+          // Valid records after a damaged one: damage inside the log, unless
+          // the whole region is a torn write's (its pages reached the disk
+          // out of order), which only the mark can tell.
+          const damaged = validRecordFollows(bytes, at)
+            ? `${name} has a damaged record at offset ${at}, with valid records after it`
+            : undefined;
+          cut = { sequence, from: at, to: nonZeroEnd(bytes, at), damaged };
+          break;
+        }
+        try {
+          if (at === 0) {
+            if (r.kind !== KIND_BASE) throw corrupt(`${name} does not start with a base record`);
+            const base = this.#codec.decode(r.payload) as BasePayload;
+            if (k === 0) {
+              hardState = base.hardState;
+              snapshot = base.snapshot;
+              window.setBounds(base.first, base.last);
+            } else {
+              const joins = base.previous === chain && base.first === window.first &&
+                base.last === window.last && base.snapshot?.file === snapshot?.file &&
+                base.hardState.term === hardState.term && base.hardState.vote === hardState.vote;
+              if (!joins) {
+                throw corrupt(
+                  `${name}'s base record does not continue ${segmentName(sequence - 1)}`,
+                );
+              }
+              segments[segments.length - 1].lastAtClose = base.last;
+            }
+            baseEnd = r.length;
+          } else if (r.kind === KIND_HEAD) {
+            const head = this.#codec.decode(r.payload) as HeadPayload;
+            window.apply({
+              reset: head.reset,
+              snapshotIndex: head.snapshot?.meta.index ?? null,
+              truncate: head.truncate,
+            });
+            if (head.snapshot) snapshot = head.snapshot;
+            if (head.hardState) hardState = head.hardState;
+          } else if (r.kind === KIND_ENTRY) {
+            const entry = this.#codec.decode(r.payload) as Entry;
+            if (entry.index !== r.index || entry.term !== r.term) {
+              throw corrupt(
+                `${name}'s record at ${at} says entry ${r.index}, holds ${entry.index}`,
+              );
+            }
+            window.append(r.index, { entry, size: r.length });
+          } else {
+            throw corrupt(`${name} has a base record at offset ${at}, not at its start`);
+          }
+        } catch (err) {
+          if (err instanceof StorageCorruptionError) throw err;
+          throw corrupt(
+            `${name}'s record at offset ${at} cannot be applied: ${(err as Error).message}`,
+          );
+        }
+        seed = r.crc;
+        at += r.length;
+      }
+      if (at === 0) {
+        // No records: its first write was torn (it is zeroed below, and becomes the spare).
+        if (!isLast) throw corrupt(`${name} holds no records, though later segments do`);
+        spares.unshift(sequence);
+        continue;
+      }
+      segments.push({ sequence, lastAtClose: undefined });
+      chain = seed;
+      offset = at;
+    }
+    // Every entry must have been read (a deleted segment held only what the snapshot covers).
+    const missing = window.items.findIndex((item) => item === undefined);
+    if (missing >= 0) {
+      throw corrupt(
+        `entries from ${
+          window.first + missing
+        } on are missing (the segment that held them is gone)`,
+      );
+    }
+    const state: StoredState = {
+      hardState: { ...hardState },
+      entries: window.items.map((item) => item!.entry),
+    };
+    if (snapshot) {
+      state.snapshot = { meta: snapshot.meta, data: await this.#readSnapshot(snapshot) };
+    }
+    // Before anything is written: a refused store is left as it was found.
+    try {
+      if (this.#mark) this.#checkMark(state, window.first, this.#mark.floor);
+      else if (cut?.damaged) throw corrupt(cut.damaged);
+    } catch (err) {
+      // What was cut was acknowledged: say what is wrong with it.
+      if (cut?.damaged && err instanceof StorageLossError) throw corrupt(cut.damaged);
+      throw err;
+    }
+    // Repairs: zero a torn end (so a later write can never be followed by its
+    // remains), remove what a crash left unreferenced.
+    if (cut) await this.#zero(cut.sequence, cut.from, cut.to);
+    // Only at the first load: later ones may run beside a spare or a snapshot being written.
+    if (!this.#loaded) {
+      // The spare must be the next segment; any other zero-filled one goes.
+      const next = (segments[segments.length - 1]?.sequence ?? 0) + 1;
+      for (const sequence of spares) {
+        if (sequence === next) spare = sequence;
+        else await this.#removeQuietly(segmentName(sequence));
+      }
+      const keep = new Set([snapshot?.file]);
+      for (const name of names) {
+        const stale = name.endsWith(".tmp") || (/^snap-\d+\.bin$/.test(name) && !keep.has(name));
+        if (stale) await this.#removeQuietly(name);
+      }
+    }
+    let maxId = 0;
+    for (const name of names) {
+      const m = /^snap-(\d+)\.bin$/.exec(name);
+      if (m) maxId = Math.max(maxId, Number(m[1]));
+    }
+    // The writer's state.
+    this.#hardState = { ...hardState };
+    // As when saved: a store that never saved a hard state counts none.
+    const saved = hardState.term !== 0 || hardState.vote !== null || hardState.commit !== 0;
+    this.#hardStateBytes = saved ? this.#codec.encode(hardState).length : 0;
+    this.#snapshot = snapshot;
+    this.#window = new LogWindow<EntryInfo>();
+    this.#window.first = window.first;
+    this.#window.items = window.items.map((item) => ({ term: item!.entry.term, size: item!.size }));
+    this.#entryBytes = this.#window.items.reduce((n, item) => n + item!.size, 0);
+    this.#segments = segments;
+    this.#chain = chain;
+    this.#offset = offset;
+    this.#baseEnd = baseEnd;
+    this.#nextSnapshotId = Math.max(this.#nextSnapshotId, maxId + 1);
+    this.#prepared = undefined;
+    const active = segments[segments.length - 1];
+    if (active) {
+      this.#file = await Deno.open(this.#segmentPath(active.sequence), { read: true, write: true });
+    }
+    if (this.#spare === undefined) {
+      if (spare !== undefined) this.#spare = Promise.resolve(spare);
+      else this.#startSpare((active?.sequence ?? 0) + 1);
+    }
+    // The commit index may have been saved ahead of entries a crash kept from being written.
+    const covered = snapshot?.meta.index ?? 0;
+    state.hardState.commit = Math.max(covered, Math.min(state.hardState.commit, window.last));
+    return state;
+  }
+
+  async #readSnapshot(snapshot: SnapshotFile): Promise<Uint8Array> {
+    let data: Uint8Array;
+    try {
+      data = await Deno.readFile(`${this.#dir}/${snapshot.file}`);
+    } catch (err) {
+      throw new StorageCorruptionError(
+        this.#dir,
+        `the snapshot's data ${snapshot.file} cannot be read (${(err as Error).message})`,
+      );
+    }
+    if (data.length !== snapshot.size || crc32(data) !== snapshot.crc) {
+      throw new StorageCorruptionError(
+        this.#dir,
+        `the snapshot's data ${snapshot.file} fails its checksum`,
+      );
+    }
+    return data;
+  }
+
+  /** Writes zeros over [from, to) of a segment and syncs it. */
+  async #zero(sequence: number, from: number, to: number): Promise<void> {
+    const file = await Deno.open(this.#segmentPath(sequence), { write: true });
+    try {
+      await file.seek(from, Deno.SeekMode.Start);
+      const zeros = new Uint8Array(Math.min(FILL_BYTES, to - from));
+      for (let at = from; at < to; at += zeros.length) {
+        const chunk = zeros.subarray(0, Math.min(zeros.length, to - at));
+        let written = 0;
+        while (written < chunk.length) written += await file.write(chunk.subarray(written));
+      }
+      await file.syncData();
+    } finally {
+      file.close();
+    }
+  }
+
+  // ---- the high-water mark ----
+
+  /** Refuses a store that ends below its mark (the commit index need not be durable). */
+  #checkMark(state: StoredState, first: number, floor: Floor): void {
+    const { term, vote } = state.hardState;
+    const lost = (problem: string) => new StorageLossError(this.#dir, problem);
+    if (term < floor.term) {
+      throw lost(`its term is ${term}, below the term ${floor.term} it had reached`);
+    }
+    if (term === floor.term && floor.vote !== null && vote !== floor.vote) {
+      throw lost(
+        `its vote in term ${term} is ${JSON.stringify(vote)}, not ${
+          JSON.stringify(floor.vote)
+        } as it had voted`,
+      );
+    }
+    const covered = state.snapshot?.meta.index ?? 0;
+    if (floor.index <= covered) return;
+    const entry = state.entries[floor.index - first];
+    if (entry === undefined) {
+      throw lost(
+        `its log ends at ${first + state.entries.length - 1}, below entry ${floor.index} it had ` +
+          `stored (its high-water mark ${this.#mark!.path})`,
+      );
+    }
+    if (floor.logTerm >= 0 && entry.term !== floor.logTerm) {
+      throw lost(`its entry ${floor.index} has term ${entry.term}, not ${floor.logTerm} as stored`);
+    }
+  }
+
+  /** The floor of the stored state, limited to entries before `keepBelow`. */
+  #floor(keepBelow = Infinity): Floor {
+    const covered = this.#snapshot?.meta.index ?? 0;
+    let index = Math.min(this.#window.last, keepBelow - 1);
+    // An emptied log (a reset without a snapshot) holds nothing past the snapshot.
+    if (index < this.#window.first) index = Math.min(index, covered);
+    const floor: Floor = {
+      term: this.#hardState.term,
+      vote: this.#hardState.vote as NodeId | null,
+      index: 0,
+      logTerm: -1,
+    };
+    if (index <= 0) return floor;
+    floor.index = index;
+    if (index <= covered) return floor;
+    const info = this.#window.at(index);
+    if (info === undefined) {
+      throw new Error(
+        `SegmentLogStorage invariant: entry ${index} is stored but its term is unknown`,
+      );
+    }
+    floor.logTerm = info.term;
+    return floor;
+  }
+
+  #segmentPath(sequence: number): string {
+    return `${this.#dir}/${segmentName(sequence)}`;
+  }
+
+  #check(): void {
+    if (this.#failure) throw this.#failure;
+    if (this.#closed) {
+      throw new Error(`Raft storage ${this.#dir} is closed; open it again to use it`);
+    }
+  }
+}
+
+/**
+ * Opens the mark of a store: a missing one is created only for a store that
+ * holds nothing (and whose node has not met its peers).
+ */
+async function openMark(
+  path: string,
+  options: { where: string; holdsState: boolean; expectState: boolean },
+): Promise<HighWaterMark> {
+  const exists = await Deno.stat(path).then(() => true, (err) => {
+    if (err instanceof Deno.errors.NotFound) return false;
+    throw err;
+  });
+  if (!exists && options.holdsState) {
+    throw new StorageCorruptionError(
+      options.where,
+      `its high-water mark ${path} is missing, though the store holds state, so nothing tells ` +
+        `whether the store still holds all it acknowledged`,
+    );
+  }
+  if (!exists && options.expectState) {
+    throw new StorageLossError(
+      options.where,
+      `the store and its high-water mark ${path} are both gone, though this node has taken part ` +
+        `in its cluster`,
+    );
+  }
+  return await HighWaterMark.open(path);
+}
+
+/** The names in a folder, or undefined when it does not exist. */
+async function listNames(dir: string): Promise<string[] | undefined> {
+  try {
+    const names: string[] = [];
+    for await (const e of Deno.readDir(dir)) names.push(e.name);
+    return names;
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return undefined;
+    throw err;
+  }
+}
+
+/** The first `n` bytes of a file (fewer when it is shorter). */
+async function readHead(path: string, n: number): Promise<Uint8Array> {
+  const file = await Deno.open(path, { read: true });
+  try {
+    const out = new Uint8Array(n);
+    let at = 0;
+    while (at < n) {
+      const got = await file.read(out.subarray(at));
+      if (got === null) break;
+      at += got;
+    }
+    return out.subarray(0, at);
+  } finally {
+    file.close();
+  }
+}
+
+function parentOf(path: string): string {
+  const trimmed = path.replace(/\/+$/, "");
+  const slash = trimmed.lastIndexOf("/");
+  return slash < 0 ? "." : slash === 0 ? "/" : trimmed.slice(0, slash);
+}
+
+async function syncFolder(dir: string): Promise<void> {
+  const folder = await Deno.open(dir, { read: true });
+  try {
+    await folder.sync();
+  } finally {
+    folder.close();
+  }
+}

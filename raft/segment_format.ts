@@ -156,17 +156,20 @@ export function readRecord(
 }
 
 /**
- * Whether the bad record at `at` is damage inside the log rather than a torn
- * end: its header still names a plausible length, and a valid record chained
- * to the CRC it claims follows it.
+ * Whether the bad record at `at` (chained to `seed`) is damage inside the
+ * log rather than a torn end: its header still names a plausible length, and
+ * a valid record follows it, chained to the CRC it claims (its body was
+ * damaged) or to the CRC its bytes have (its CRC field was).
  */
-export function validRecordFollows(bytes: Uint8Array, at: number): boolean {
+export function validRecordFollows(bytes: Uint8Array, at: number, seed: number): boolean {
   if (at + RECORD_HEADER_BYTES > bytes.length) return false;
   const view = new DataView(bytes.buffer, bytes.byteOffset + at, RECORD_HEADER_BYTES);
   const length = view.getUint32(4);
   if (length < RECORD_HEADER_BYTES || at + length >= bytes.length) return false;
-  const next = readRecord(bytes, at + length, view.getUint32(0));
-  return typeof next === "object";
+  const actual = crc32(bytes.subarray(at + 4, at + length), seed);
+  return [view.getUint32(0), actual].some((chain) =>
+    typeof readRecord(bytes, at + length, chain) === "object"
+  );
 }
 
 /** Whether `bytes[from, to)` are all zero. */

@@ -372,7 +372,13 @@ export class SegmentLogStorage implements RaftStorage {
       this.#hardState = { ...batch.hardState };
       this.#hardStateBytes = hardStateBytes!;
     }
-    if (snapshot) await this.#afterSnapshot(previousSnapshot, snapshot);
+    if (snapshot) {
+      try {
+        await this.#afterSnapshot(previousSnapshot, snapshot);
+      } catch (err) {
+        throw this.#fail(err as Error, "removing what a snapshot covers failed");
+      }
+    }
     // The mark covers this save before it resolves (see DenoKvStorage.save).
     if (this.#mark) {
       if (voted) await this.#mark.write(this.#floor());
@@ -558,13 +564,17 @@ export class SegmentLogStorage implements RaftStorage {
   /** After a snapshot's record is synced: the old data file and the segments it covers go. */
   async #afterSnapshot(previous: SnapshotFile | null, current: SnapshotFile): Promise<void> {
     if (previous && previous.file !== current.file) await this.#removeQuietly(previous.file);
+    let removed = false;
     while (this.#segments.length > 1) {
       const oldest = this.#segments[0];
       if (oldest.lastAtClose === undefined || oldest.lastAtClose > current.meta.index) break;
-      // Not synced in the folder: a segment that comes back after a crash is only a longer replay.
       await this.#removeQuietly(segmentName(oldest.sequence));
       this.#segments.shift();
+      removed = true;
     }
+    // Synced, so a crash never brings back an older segment without the ones
+    // between it and the log (a gap reads as a lost segment).
+    if (removed) await syncFolder(this.#dir);
   }
 
   /** Work `close` waits for; its failure only leaves a file for the next load to remove. */
@@ -632,7 +642,7 @@ export class SegmentLogStorage implements RaftStorage {
           // Valid records after a damaged one: damage inside the log, unless
           // the whole region is a torn write's (its pages reached the disk
           // out of order), which only the mark can tell.
-          const damaged = validRecordFollows(bytes, at)
+          const damaged = validRecordFollows(bytes, at, seed)
             ? `${name} has a damaged record at offset ${at}, with valid records after it`
             : undefined;
           cut = { sequence, from: at, to: nonZeroEnd(bytes, at), damaged };

@@ -320,6 +320,13 @@ async function acknowledged(dir: string): Promise<Map<string, Uint8Array>> {
   return await image(dir);
 }
 
+/** The offset of the `k`-th record (0: the base) of a segment, from the lengths in the headers. */
+function recordStart(bytes: Uint8Array, k: number): number {
+  let at = 0;
+  for (let i = 0; i < k; i++) at += new DataView(bytes.buffer, bytes.byteOffset).getUint32(at + 4);
+  return at;
+}
+
 async function loadError(dir: string): Promise<unknown> {
   const s = await open(dir).catch((err) => err);
   if (!(s instanceof SegmentLogStorage)) return s;
@@ -358,6 +365,21 @@ Deno.test("segment storage: damage to acknowledged records is refused, never ser
       await restore(dir, files);
       const err = await loadError(dir);
       assert.ok(err instanceof kind, `${what}: ${err}`);
+    }
+    // The CRC field of an earlier record: the records after it still chain to
+    // its content, so it is damage inside the log, not a cut.
+    for (const k of [1, 2, 3]) {
+      const files = new Map(good);
+      const copy = bytes.slice();
+      copy[recordStart(copy, k)] ^= 0x01;
+      files.set(name, copy);
+      await restore(dir, files);
+      const err = await loadError(dir);
+      assert.ok(
+        err instanceof StorageCorruptionError && !(err instanceof StorageLossError),
+        `record ${k}'s CRC flipped: ${err}`,
+      );
+      assert.match(String(err), /damaged record at offset \d+, with valid records after it/);
     }
     await restore(dir, good);
     assert.equal(await loadError(dir), undefined, "the undamaged store loads");

@@ -3,8 +3,11 @@
  * segments`): leaders and followers killed with SIGKILL and restarted from
  * their folders under concurrent client load, with snapshots compacting the
  * log (64 KiB of Raft state); every acknowledged write must be there exactly
- * once, the history linearizable. And a folder of one log kind is refused
- * when started as the other.
+ * once, the history linearizable. Damage to a killed node's acknowledged
+ * records (a flipped byte inside its log, its last records zeroed as a lost
+ * write would leave them) makes it refuse to start, and the others keep every
+ * acknowledged put. And a folder of one log kind is refused when started as
+ * the other.
  */
 import assert from "node:assert/strict";
 import { checkOperations, kvModel } from "../checker/mod.ts";
@@ -12,6 +15,7 @@ import { connectKv, startKvNode } from "../kv/mod.ts";
 import { AppendWorkload, LocalCluster } from "../cli.ts";
 import { delay } from "../net/mod.ts";
 import { StorageKindError } from "../raft/mod.ts";
+import { freePorts, HOST, NodeProcess } from "./node_process.ts";
 
 const ROUNDS = Number(Deno.env.get("KV_CRASH_ROUNDS") ?? 6);
 
@@ -94,5 +98,105 @@ Deno.test("kv node: a folder of one Raft log kind is refused when started as the
     }
   } finally {
     await Deno.remove(dataDir, { recursive: true });
+  }
+});
+
+/** Polls `condition` every 50 ms until it holds; fails after `ms`. */
+async function until(what: string, condition: () => boolean, ms = 20_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!condition()) {
+    if (Date.now() > deadline) assert.fail(`not within ${ms} ms: ${what}`);
+    await delay(50);
+  }
+}
+
+/** The last segment of `folder` holding records, and where its records end. */
+async function lastSegment(folder: string): Promise<{ path: string; end: number }> {
+  const names = [...Deno.readDirSync(folder)].map((e) => e.name).filter((n) => n.endsWith(".seg"))
+    .sort().reverse();
+  for (const name of names) {
+    const bytes = await Deno.readFile(`${folder}/${name}`);
+    const end = bytes.findLastIndex((b) => b !== 0) + 1;
+    if (end > 0) return { path: `${folder}/${name}`, end };
+  }
+  throw new Error(`no segment of ${folder} holds records`);
+}
+
+Deno.test("kv processes (segment log): a killed node whose acknowledged records were damaged refuses to start; no acknowledged put is lost", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "distkit-segdamage-" });
+  const peers = freePorts(3).map((p) => `${HOST}:${p}`);
+  const nodes = peers.map((address, i) =>
+    new NodeProcess(address, [
+      "kv",
+      "serve",
+      ...["--id", String(i), "--peers", peers.join(","), "--data", `${dir}/node${i}`],
+      ...["--no-http", "--log", "segments"],
+    ])
+  );
+  const acked = new Map<string, string>();
+  let stop = false;
+  const connections = Array.from({ length: 4 }, () => connectKv(peers));
+  try {
+    await Promise.all(nodes.map((n) => n.start()));
+    const writers = connections.map(async ({ clerk }, w) => {
+      for (let n = 0; !stop; n++) {
+        const key = `w${w}-${n}`;
+        try {
+          await clerk.put(key, `v${n}`, { signal: AbortSignal.timeout(10_000) });
+          acked.set(key, `v${n}`);
+        } catch {
+          // Not acknowledged: it may or may not be there; not checked.
+        }
+      }
+    });
+    await until("puts acknowledged under load", () => acked.size >= 500);
+    const victim = nodes[1];
+    await victim.kill("SIGKILL");
+    const { path, end } = await lastSegment(`${dir}/node1/raft.log`);
+    assert.ok(end > 8000, `the victim's last segment holds ${end} bytes of records`);
+    const original = await Deno.readFile(path);
+    const damages: [string, (b: Uint8Array) => void, RegExp][] = [
+      // A byte inside the log, with valid records after it (a flip in a
+      // record's CRC or length field hides them: then it reads as a cut log,
+      // below what the mark says was acknowledged).
+      [
+        "a flipped byte",
+        (b) => (b[Math.floor(end / 2)] ^= 0x5a),
+        /is corrupt: .*damaged record|lost state it had made durable/,
+      ],
+      // The last records gone (acknowledged saves among them): a lost write.
+      [
+        "its last records zeroed",
+        (b) => b.fill(0, end - 4000, end),
+        /lost state it had made durable/,
+      ],
+    ];
+    for (const [what, damage, message] of damages) {
+      const bytes = original.slice();
+      damage(bytes);
+      await Deno.writeFile(path, bytes);
+      await assert.rejects(victim.start(), /exited at start/, what);
+      assert.match(victim.stderr, message, what);
+      assert.match(victim.stderr, /new member/, what);
+    }
+    // The others kept serving all along.
+    const during = acked.size;
+    await until("puts acknowledged without the victim", () => acked.size > during + 100);
+    // Undamaged, the victim starts again from its folder (the kill's torn end, if any, cut).
+    await Deno.writeFile(path, original);
+    await victim.start();
+    const after = acked.size;
+    await until("puts acknowledged with the victim back", () => acked.size > after + 100);
+    stop = true;
+    await Promise.all(writers);
+    const { clerk } = connections[0];
+    let lost = 0;
+    for (const [key, value] of acked) if ((await clerk.get(key)) !== value) lost++;
+    assert.equal(lost, 0, `${lost} of ${acked.size} acknowledged puts lost`);
+  } finally {
+    stop = true;
+    for (const c of connections) await c.close();
+    for (const n of nodes) await n.kill();
+    await Deno.remove(dir, { recursive: true });
   }
 });

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { Random } from "../net/random.ts";
+import { delay } from "../net/mod.ts";
 import { SegmentFormatError, SegmentLogStorage } from "./segment_storage.ts";
 import { MemoryStorage, type StorageBatch, type StoredState } from "./storage.ts";
 import { StorageCorruptionError, StorageLossError } from "../store/storage_errors.ts";
@@ -482,5 +483,35 @@ Deno.test("segment storage: a closed store refuses work", async () => {
     await s.close();
     await assert.rejects(() => s.load(), /closed/);
     await assert.rejects(() => s.save({ entries: entries(1, 1, 1), resetLog: false }), /closed/);
+  });
+});
+
+Deno.test("segment storage: a failure to write fails that save and every later call (fail-stop)", async () => {
+  await withDir(async (dir) => {
+    const s = await SegmentLogStorage.open(dir, { segmentBytes: 4096 });
+    await s.load();
+    const first = `${dir}/${"1".padStart(16, "0")}.seg`;
+    while (!(await Deno.stat(first).then(() => true, () => false))) await delay(5);
+    // The next segment cannot be made: its temporary name is taken by a folder.
+    await Deno.mkdir(`${dir}/${"2".padStart(16, "0")}.seg.tmp/blocked`, { recursive: true });
+    let failure: Error | undefined;
+    for (let i = 1; i <= 200 && failure === undefined; i++) {
+      await s.save({ entries: entries(i, i, 1, 100), resetLog: false }).catch((err) => {
+        failure = err;
+      });
+    }
+    assert.ok(failure, "the saves never needed the next segment");
+    assert.match(failure.message, /refuses all further work: stop the node and restart it/);
+    // Sticky: nothing after it is trusted.
+    await assert.rejects(() => s.save({ entries: [], resetLog: true }), (err) => err === failure);
+    await assert.rejects(() => s.load(), (err) => err === failure);
+    await s.close();
+    // A restart reads what was durable: every save that resolved.
+    await Deno.remove(`${dir}/${"2".padStart(16, "0")}.seg.tmp`, { recursive: true });
+    const again = await SegmentLogStorage.open(dir, { segmentBytes: 4096 });
+    const state = await again.load();
+    assert.ok(state.entries.length > 0);
+    assert.deepEqual(state.entries, entries(1, state.entries.length, 1, 100));
+    await again.close();
   });
 });

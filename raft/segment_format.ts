@@ -172,14 +172,36 @@ export function validRecordFollows(bytes: Uint8Array, at: number, seed: number):
   );
 }
 
-/** Whether `bytes[from, to)` are all zero. */
+/** Whether `bytes[from, to)` are all zero (a word at a time: segments are tens of MiB). */
 export function isZero(bytes: Uint8Array, from: number, to: number): boolean {
-  for (let i = from; i < to; i++) if (bytes[i] !== 0) return false;
+  let i = from;
+  for (; i < to && (bytes.byteOffset + i) % 4 !== 0; i++) if (bytes[i] !== 0) return false;
+  const words = Math.max(0, Math.floor((to - i) / 4));
+  if (words > 0) {
+    const view = new Uint32Array(bytes.buffer, bytes.byteOffset + i, words);
+    for (let w = 0; w < words; w++) if (view[w] !== 0) return false;
+    i += words * 4;
+  }
+  for (; i < to; i++) if (bytes[i] !== 0) return false;
   return true;
 }
 
 /** The end of the last non-zero byte of `bytes` at or after `from` (`from` when none). */
 export function nonZeroEnd(bytes: Uint8Array, from: number): number {
-  for (let i = bytes.length - 1; i >= from; i--) if (bytes[i] !== 0) return i + 1;
+  // Skip the zero tail a word at a time, then find the byte.
+  let end = bytes.length;
+  const aligned = (n: number) => (bytes.byteOffset + n) % 4 === 0;
+  while (end > from && !aligned(end)) {
+    if (bytes[end - 1] !== 0) return end;
+    end--;
+  }
+  const first = Math.ceil((bytes.byteOffset + from) / 4) * 4 - bytes.byteOffset;
+  if (end - first >= 4) {
+    const view = new Uint32Array(bytes.buffer, bytes.byteOffset + first, (end - first) / 4);
+    let w = view.length;
+    while (w > 0 && view[w - 1] === 0) w--;
+    end = first + w * 4;
+  }
+  for (; end > from; end--) if (bytes[end - 1] !== 0) return end;
   return from;
 }

@@ -610,16 +610,18 @@ export class SegmentLogStorage implements RaftStorage {
     let spare: number | undefined;
     /** A torn end to zero: the segment, from where, to where. */
     let cut: { sequence: number; from: number; to: number; damaged?: string } | undefined;
-    const contents: Uint8Array[] = [];
+    // Segments after the last one whose first header holds anything are
+    // spares (zero-filled ahead), not part of the log; each segment of the
+    // log is read, checked and dropped in turn.
+    const heads: Uint8Array[] = [];
     for (const sequence of sequences) {
-      contents.push(await Deno.readFile(this.#segmentPath(sequence)));
+      heads.push(await readHead(this.#segmentPath(sequence), RECORD_HEADER_BYTES));
     }
-    // Segments after the last one holding anything are zero-filled spares, not part of the log.
-    const lastUsed = contents.findLastIndex((bytes) => !isZero(bytes, 0, bytes.length));
+    const lastUsed = heads.findLastIndex((head) => !isZero(head, 0, head.length));
     const spares = sequences.slice(lastUsed + 1);
     for (const [k, sequence] of sequences.slice(0, lastUsed + 1).entries()) {
       const isLast = k === lastUsed;
-      const bytes = contents[k];
+      const bytes = await Deno.readFile(this.#segmentPath(sequence));
       const name = segmentName(sequence);
       if (k > 0 && sequence !== sequences[k - 1] + 1) {
         throw corrupt(`segment ${segmentName(sequences[k - 1] + 1)} is missing`);
@@ -737,11 +739,19 @@ export class SegmentLogStorage implements RaftStorage {
     if (cut) await this.#zero(cut.sequence, cut.from, cut.to);
     // Only at the first load: later ones may run beside a spare or a snapshot being written.
     if (!this.#loaded) {
-      // The spare must be the next segment; any other zero-filled one goes.
+      // The spare must be the next segment; any other goes. One with data
+      // after a zero header holds a first write torn before its header
+      // landed (nothing of it was read): zeroed.
       const next = (segments[segments.length - 1]?.sequence ?? 0) + 1;
       for (const sequence of spares) {
-        if (sequence === next) spare = sequence;
-        else await this.#removeQuietly(segmentName(sequence));
+        if (sequence !== next) {
+          await this.#removeQuietly(segmentName(sequence));
+          continue;
+        }
+        const bytes = await Deno.readFile(this.#segmentPath(sequence));
+        const end = nonZeroEnd(bytes, 0);
+        if (end > 0) await this.#zero(sequence, 0, end);
+        spare = sequence;
       }
       const keep = new Set([snapshot?.file]);
       for (const name of names) {

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { Random } from "../net/random.ts";
 import { delay } from "../net/mod.ts";
 import { SegmentFormatError, SegmentLogStorage } from "./segment_storage.ts";
+import { RECORD_HEADER_BYTES } from "./segment_format.ts";
 import { MemoryStorage, type StorageBatch, type StoredState } from "./storage.ts";
 import { StorageCorruptionError, StorageLossError } from "../store/storage_errors.ts";
 import { type Floor, HighWaterMark } from "./high_water_mark.ts";
@@ -299,6 +300,43 @@ Deno.test("segment storage: a torn write whose later pages landed first loads as
     );
     assert.ok(state.entries.length < 20, "the entries from the hole on are cut");
     await t.close();
+  });
+});
+
+Deno.test("segment storage: a new segment's first write torn before its header landed reads as not written", async () => {
+  await withDir(async (dir) => {
+    let before: Map<string, Uint8Array>;
+    let after: Map<string, Uint8Array>;
+    let next = 1;
+    // Saves, each between clean restarts, until one goes into a new segment.
+    while (true) {
+      before = await image(dir).catch(() => new Map());
+      const s = await open(dir);
+      await s.load();
+      await s.save({ entries: entries(next, next + 3, 1, 200), resetLog: false });
+      next += 4;
+      await s.close();
+      after = await image(dir);
+      if (usedSegments(after).length > Math.max(1, usedSegments(before).length)) break;
+    }
+    // The crash hit that save: its header never landed, the rest of it did.
+    const name = usedSegments(after).at(-1)!;
+    const torn = new Map(after);
+    torn.set("mark", before.get("mark")!);
+    const bytes = after.get(name)!.slice();
+    bytes.fill(0, 0, RECORD_HEADER_BYTES);
+    torn.set(name, bytes);
+    await restore(dir, torn);
+    const t = await open(dir);
+    const state = await t.load();
+    assert.deepEqual(state.entries, entries(1, next - 5, 1, 200));
+    assert.ok((await Deno.readFile(`${dir}/${name}`)).every((b) => b === 0), "its remains zeroed");
+    await t.save({ entries: entries(next - 4, next - 4, 2), resetLog: false });
+    const expected = await t.load();
+    await t.close();
+    const reopened = await open(dir);
+    assert.deepEqual(await reopened.load(), expected);
+    await reopened.close();
   });
 });
 

@@ -42,30 +42,28 @@
 import { type Codec, defaultCodec } from "../net/codec.ts";
 import { crc32 } from "../net/bytes.ts";
 import { checkBatchFollows } from "./batch_check.ts";
-import { type Floor, HighWaterMark, writeFileDurably } from "./high_water_mark.ts";
+import { type Floor, type HighWaterMark, writeFileDurably } from "./high_water_mark.ts";
 import {
   type BasePayload,
-  FORMAT,
-  FORMAT_FILE,
   type HeadPayload,
-  isZero,
   KIND_BASE,
   KIND_ENTRY,
   KIND_HEAD,
   nonZeroEnd,
-  readRecord,
   RECORD_HEADER_BYTES,
   segmentName,
   segmentSeed,
-  segmentSequence,
   type SnapshotFile,
-  validRecordFollows,
   writeRecord,
 } from "./segment_format.ts";
 import { changedBounds, LogWindow, type WindowChange } from "./segment_window.ts";
+import { readSegments, type Segment } from "./segment_replay.ts";
+import { openFolder, openMark, syncFolder } from "./segment_folder.ts";
 import { StorageCorruptionError, StorageLossError } from "../store/storage_errors.ts";
 import type { RaftStorage, StorageBatch, StoredState } from "./storage.ts";
-import type { Entry, HardState, NodeId } from "./types.ts";
+import type { HardState, NodeId } from "./types.ts";
+
+export { SegmentFormatError } from "./segment_folder.ts";
 
 /** Default bytes of one segment. */
 export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
@@ -97,42 +95,10 @@ export interface SegmentLogStorageOptions {
   expectState?: boolean;
 }
 
-/**
- * The folder holds something other than this version of the segment log.
- *
- * @example
- * ```ts
- * import { SegmentFormatError } from "@distkit/distkit/raft";
- *
- * new SegmentFormatError("data/raft.log", "format.json says version 9").message.includes("raft.log"); // true
- * ```
- */
-export class SegmentFormatError extends Error {
-  /**
-   * Creates the error.
-   *
-   * @param where The folder.
-   * @param problem What was found.
-   */
-  constructor(where: string, problem: string) {
-    super(
-      `${where} is not a Raft segment log this version can read: ${problem}. Open it with the ` +
-        `version that wrote it, or move the folder aside and re-add the node as a new member`,
-    );
-    this.name = "SegmentFormatError";
-  }
-}
-
 /** Per stored entry: its term (for the mark's floors) and its record's bytes. */
 interface EntryInfo {
   term: number;
   size: number;
-}
-
-/** A segment with records: its number, and the log's last index when the next one began. */
-interface Segment {
-  sequence: number;
-  lastAtClose: number | undefined;
 }
 
 /** Snapshot data written ahead by `prepareSnapshot`. */
@@ -224,7 +190,7 @@ export class SegmentLogStorage implements RaftStorage {
     options: SegmentLogStorageOptions = {},
   ): Promise<SegmentLogStorage> {
     const storage = new SegmentLogStorage(dir, options);
-    const holdsState = await storage.#openFolder();
+    const holdsState = await openFolder(dir);
     const mark = options.mark === undefined ? `${dir}/mark` : options.mark;
     if (mark !== null) {
       storage.#mark = await openMark(mark, {
@@ -234,46 +200,6 @@ export class SegmentLogStorage implements RaftStorage {
       });
     }
     return storage;
-  }
-
-  /** Creates the folder and its format record, or checks them; whether segments hold records. */
-  async #openFolder(): Promise<boolean> {
-    const names = await listNames(this.#dir);
-    if (names === undefined) {
-      await Deno.mkdir(this.#dir, { recursive: true });
-      await syncFolder(parentOf(this.#dir));
-    }
-    let holdsState = false;
-    for (const name of names ?? []) {
-      if (segmentSequence(name) === undefined) continue;
-      const head = await readHead(`${this.#dir}/${name}`, RECORD_HEADER_BYTES);
-      if (!isZero(head, 0, head.length)) holdsState = true;
-    }
-    const formatPath = `${this.#dir}/${FORMAT_FILE}`;
-    let text: string;
-    try {
-      text = await Deno.readTextFile(formatPath);
-    } catch (err) {
-      if (!(err instanceof Deno.errors.NotFound)) throw err;
-      if (holdsState) {
-        throw new StorageCorruptionError(this.#dir, `its format record ${FORMAT_FILE} is missing`);
-      }
-      await writeFileDurably(formatPath, new TextEncoder().encode(JSON.stringify(FORMAT) + "\n"));
-      return false;
-    }
-    let found: { format?: unknown; version?: unknown };
-    try {
-      found = JSON.parse(text);
-    } catch {
-      throw new SegmentFormatError(this.#dir, `${FORMAT_FILE} is not JSON`);
-    }
-    if (found?.format !== FORMAT.format || found.version !== FORMAT.version) {
-      throw new SegmentFormatError(
-        this.#dir,
-        `${FORMAT_FILE} says ${JSON.stringify(found)}, expected ${JSON.stringify(FORMAT)}`,
-      );
-    }
-    return holdsState;
   }
 
   async load(): Promise<StoredState> {
@@ -595,129 +521,20 @@ export class SegmentLogStorage implements RaftStorage {
   async #replay(): Promise<StoredState> {
     this.#file?.close();
     this.#file = undefined;
-    const names = (await listNames(this.#dir)) ?? [];
-    const sequences = names.map(segmentSequence).filter((s) => s !== undefined).sort((a, b) =>
-      a - b
-    );
+    const {
+      names,
+      window,
+      hardState,
+      snapshot,
+      segments,
+      chain,
+      offset,
+      baseEnd,
+      spares,
+      cut,
+    } = await readSegments(this.#dir, this.#codec);
     const corrupt = (problem: string) => new StorageCorruptionError(this.#dir, problem);
-    const window = new LogWindow<{ entry: Entry; size: number }>();
-    let hardState: HardState = { term: 0, vote: null, commit: 0 };
-    let snapshot: SnapshotFile | null = null;
-    const segments: Segment[] = [];
-    let chain = 0;
-    let offset = 0;
-    let baseEnd = 0;
     let spare: number | undefined;
-    /** A torn end to zero: the segment, from where, to where. */
-    let cut: { sequence: number; from: number; to: number; damaged?: string } | undefined;
-    // Segments after the last one whose first header holds anything are
-    // spares (zero-filled ahead), not part of the log; each segment of the
-    // log is read, checked and dropped in turn.
-    const heads: Uint8Array[] = [];
-    for (const sequence of sequences) {
-      heads.push(await readHead(this.#segmentPath(sequence), RECORD_HEADER_BYTES));
-    }
-    const lastUsed = heads.findLastIndex((head) => !isZero(head, 0, head.length));
-    const spares = sequences.slice(lastUsed + 1);
-    for (const [k, sequence] of sequences.slice(0, lastUsed + 1).entries()) {
-      const isLast = k === lastUsed;
-      const bytes = await Deno.readFile(this.#segmentPath(sequence));
-      const name = segmentName(sequence);
-      if (k > 0 && sequence !== sequences[k - 1] + 1) {
-        throw corrupt(`segment ${segmentName(sequences[k - 1] + 1)} is missing`);
-      }
-      let seed = segmentSeed(sequence);
-      let at = 0;
-      while (true) {
-        const r = readRecord(bytes, at, seed);
-        if (r === "zero") {
-          const end = nonZeroEnd(bytes, at);
-          if (end > at) {
-            // Zeros, then data: a record zeroed in place, or a torn write.
-            if (!isLast) throw corrupt(`${name} has zeros at offset ${at} with data after them`);
-            cut = { sequence, from: at, to: end };
-          }
-          break;
-        }
-        if (r === "bad") {
-          if (!isLast) throw corrupt(`${name} has a damaged record at offset ${at}`);
-          // Valid records after a damaged one: damage inside the log, unless
-          // the whole region is a torn write's (its pages reached the disk
-          // out of order), which only the mark can tell.
-          const damaged = validRecordFollows(bytes, at, seed)
-            ? `${name} has a damaged record at offset ${at}, with valid records after it`
-            : undefined;
-          cut = { sequence, from: at, to: nonZeroEnd(bytes, at), damaged };
-          break;
-        }
-        try {
-          if (at === 0) {
-            if (r.kind !== KIND_BASE) throw corrupt(`${name} does not start with a base record`);
-            const base = this.#codec.decode(r.payload) as BasePayload;
-            if (k === 0) {
-              hardState = base.hardState;
-              snapshot = base.snapshot;
-              window.setBounds(base.first, base.last);
-            } else {
-              const joins = base.previous === chain && base.first === window.first &&
-                base.last === window.last && base.snapshot?.file === snapshot?.file &&
-                base.hardState.term === hardState.term && base.hardState.vote === hardState.vote;
-              if (!joins) {
-                throw corrupt(
-                  `${name}'s base record does not continue ${segmentName(sequence - 1)}`,
-                );
-              }
-              segments[segments.length - 1].lastAtClose = base.last;
-            }
-            baseEnd = r.length;
-          } else if (r.kind === KIND_HEAD) {
-            const head = this.#codec.decode(r.payload) as HeadPayload;
-            window.apply({
-              reset: head.reset,
-              snapshotIndex: head.snapshot?.meta.index ?? null,
-              truncate: head.truncate,
-            });
-            if (head.snapshot) snapshot = head.snapshot;
-            if (head.hardState) hardState = head.hardState;
-          } else if (r.kind === KIND_ENTRY) {
-            const entry = this.#codec.decode(r.payload) as Entry;
-            if (entry.index !== r.index || entry.term !== r.term) {
-              throw corrupt(
-                `${name}'s record at ${at} says entry ${r.index}, holds ${entry.index}`,
-              );
-            }
-            window.append(r.index, { entry, size: r.length });
-          } else {
-            throw corrupt(`${name} has a base record at offset ${at}, not at its start`);
-          }
-        } catch (err) {
-          if (err instanceof StorageCorruptionError) throw err;
-          throw corrupt(
-            `${name}'s record at offset ${at} cannot be applied: ${(err as Error).message}`,
-          );
-        }
-        seed = r.crc;
-        at += r.length;
-      }
-      if (at === 0) {
-        // No records: its first write was torn (it is zeroed below, and becomes the spare).
-        if (!isLast) throw corrupt(`${name} holds no records, though later segments do`);
-        spares.unshift(sequence);
-        continue;
-      }
-      segments.push({ sequence, lastAtClose: undefined });
-      chain = seed;
-      offset = at;
-    }
-    // Every entry must have been read (a deleted segment held only what the snapshot covers).
-    const missing = window.items.findIndex((item) => item === undefined);
-    if (missing >= 0) {
-      throw corrupt(
-        `entries from ${
-          window.first + missing
-        } on are missing (the segment that held them is gone)`,
-      );
-    }
     const state: StoredState = {
       hardState: { ...hardState },
       entries: window.items.map((item) => item!.entry),
@@ -894,78 +711,5 @@ export class SegmentLogStorage implements RaftStorage {
     if (this.#closed) {
       throw new Error(`Raft storage ${this.#dir} is closed; open it again to use it`);
     }
-  }
-}
-
-/**
- * Opens the mark of a store: a missing one is created only for a store that
- * holds nothing (and whose node has not met its peers).
- */
-async function openMark(
-  path: string,
-  options: { where: string; holdsState: boolean; expectState: boolean },
-): Promise<HighWaterMark> {
-  const exists = await Deno.stat(path).then(() => true, (err) => {
-    if (err instanceof Deno.errors.NotFound) return false;
-    throw err;
-  });
-  if (!exists && options.holdsState) {
-    throw new StorageCorruptionError(
-      options.where,
-      `its high-water mark ${path} is missing, though the store holds state, so nothing tells ` +
-        `whether the store still holds all it acknowledged`,
-    );
-  }
-  if (!exists && options.expectState) {
-    throw new StorageLossError(
-      options.where,
-      `the store and its high-water mark ${path} are both gone, though this node has taken part ` +
-        `in its cluster`,
-    );
-  }
-  return await HighWaterMark.open(path);
-}
-
-/** The names in a folder, or undefined when it does not exist. */
-async function listNames(dir: string): Promise<string[] | undefined> {
-  try {
-    const names: string[] = [];
-    for await (const e of Deno.readDir(dir)) names.push(e.name);
-    return names;
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return undefined;
-    throw err;
-  }
-}
-
-/** The first `n` bytes of a file (fewer when it is shorter). */
-async function readHead(path: string, n: number): Promise<Uint8Array> {
-  const file = await Deno.open(path, { read: true });
-  try {
-    const out = new Uint8Array(n);
-    let at = 0;
-    while (at < n) {
-      const got = await file.read(out.subarray(at));
-      if (got === null) break;
-      at += got;
-    }
-    return out.subarray(0, at);
-  } finally {
-    file.close();
-  }
-}
-
-function parentOf(path: string): string {
-  const trimmed = path.replace(/\/+$/, "");
-  const slash = trimmed.lastIndexOf("/");
-  return slash < 0 ? "." : slash === 0 ? "/" : trimmed.slice(0, slash);
-}
-
-async function syncFolder(dir: string): Promise<void> {
-  const folder = await Deno.open(dir, { read: true });
-  try {
-    await folder.sync();
-  } finally {
-    folder.close();
   }
 }

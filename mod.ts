@@ -79,6 +79,7 @@ export type {
   Membership,
   MembershipChange,
   NodeId,
+  RaftLogKind,
   RaftStatus,
   RaftStorage,
   Role,

@@ -8,6 +8,9 @@
  * - `kv-storage`: `DenoKvStorage.save` of one small entry and a hard state
  *   whose commit index moves (what each node does for a 1-client put),
  *   its high-water mark recorded as today (page cache, lazy fsync);
+ * - `seg-storage`: the same save through `SegmentLogStorage` (the log in
+ *   preallocated segment files: one write and one `fdatasync` per save; its
+ *   mark recorded the same way), timed once its next segment is zero-filled;
  * - `kv-bare`: one Deno KV atomic commit of one 100-byte value;
  * - `file-sync`: a 128-byte record appended to a file, then `syncData()`;
  * - `file-prealloc`: the same into a file written with zeros beforehand (as
@@ -19,8 +22,8 @@
  * - `mark-record`: the mark recorded only (as for an ordinary save).
  *
  * Run: `deno run -A bench/storage_sync.ts [--seconds 3] [--procs 1,3]
- * [--modes kv-storage,kv-bare,file-sync,file-group,mark-write,mark-record]
- * [--depth 16] [--dir /tmp/x]`. Children are `deno run -A` of this file
+ * [--modes kv-storage,seg-storage,kv-bare,file-sync,file-group,mark-write,mark-record]
+ * [--depth 16] [--segment-bytes 67108864] [--dir /tmp/x]`. Children are `deno run -A` of this file
  * with `--child`; each writes into its own folder under `--dir` (default:
  * a new temporary folder on the disk `TMPDIR` names), removed afterwards.
  *
@@ -30,10 +33,12 @@ import process from "node:process";
 import { parseArgs } from "node:util";
 import { DenoKvStorage } from "../raft/kv_storage.ts";
 import { HighWaterMark } from "../raft/high_water_mark.ts";
+import { DEFAULT_SEGMENT_BYTES, SegmentLogStorage } from "../raft/segment_storage.ts";
 import { quantile } from "./kv_load.ts";
 
 const MODES = [
   "kv-storage",
+  "seg-storage",
   "kv-bare",
   "file-sync",
   "file-prealloc",
@@ -44,7 +49,7 @@ const MODES = [
 /** Bytes a `file-prealloc` file is filled with zeros beforehand (more than a run appends). */
 const PREALLOC_BYTES = 64 * 1024 * 1024;
 const USAGE = "usage: deno run -A bench/storage_sync.ts [--seconds 3] [--procs 1,3] " +
-  `[--modes ${MODES.join(",")}] [--depth 16] [--dir DIR]`;
+  `[--modes ${MODES.join(",")}] [--depth 16] [--segment-bytes N] [--dir DIR]`;
 
 /** What one child measured. */
 interface ChildResult {
@@ -64,6 +69,7 @@ function parseOptions() {
       procs: { type: "string", default: "1,3" },
       modes: { type: "string", default: MODES.join(",") },
       depth: { type: "string", default: "16" },
+      "segment-bytes": { type: "string", default: String(DEFAULT_SEGMENT_BYTES) },
       dir: { type: "string" },
       child: { type: "string" },
       "start-at": { type: "string" },
@@ -134,6 +140,7 @@ async function child(mode: string, options: {
   warmup: number;
   depth: number;
   startAt: number;
+  segmentBytes: number;
 }): Promise<ChildResult> {
   await Deno.mkdir(options.dir, { recursive: true });
   const record = new Uint8Array(128).fill(7);
@@ -150,6 +157,28 @@ async function child(mode: string, options: {
       entries: [],
       resetLog: false,
     });
+    write = (i) =>
+      storage.save({
+        hardState: { term: 1, vote: "a", commit: i },
+        entries: [{ index: i + 1, term: 1, kind: "command", command }],
+        resetLog: false,
+      });
+    close = () => storage.close();
+  } else if (mode === "seg-storage") {
+    const dir = `${options.dir}/raft.log`;
+    const storage = await SegmentLogStorage.open(dir, { segmentBytes: options.segmentBytes });
+    await storage.load();
+    await storage.save({
+      hardState: { term: 1, vote: "a", commit: 0 },
+      entries: [],
+      resetLog: false,
+    });
+    // The first save took the first segment and began zero-filling the next: wait for it.
+    const next = `${dir}/${"2".padStart(16, "0")}.seg`;
+    for (let waited = 0; !(await Deno.stat(next).then(() => true, () => false)); waited += 20) {
+      if (waited > 60_000) throw new Error("seg-storage: the next segment was not made in 60 s");
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
     write = (i) =>
       storage.save({
         hardState: { term: 1, vote: "a", commit: i },
@@ -227,6 +256,7 @@ async function runChildren(mode: string, procs: number, options: {
   seconds: number;
   warmup: number;
   depth: number;
+  segmentBytes: number;
 }): Promise<ChildResult[]> {
   const startAt = Date.now() + 1500; // after every child's start-up
   const children = Array.from({ length: procs }, (_, k) =>
@@ -246,6 +276,8 @@ async function runChildren(mode: string, procs: number, options: {
         String(options.warmup),
         "--depth",
         String(options.depth),
+        "--segment-bytes",
+        String(options.segmentBytes),
         "--start-at",
         String(startAt),
       ],
@@ -274,13 +306,17 @@ async function main(): Promise<number> {
   const seconds = Number(values.seconds);
   const warmup = Number(values.warmup);
   const depth = Number(values.depth);
+  const segmentBytes = Number(values["segment-bytes"]);
   const procs = values.procs.split(",").map(Number);
   const modes = values.modes.split(",");
   if (
     !(seconds > 0 && warmup >= 0 && Number.isInteger(depth) && depth >= 1 &&
+      Number.isInteger(segmentBytes) && segmentBytes >= 4096 &&
       procs.every((p) => Number.isInteger(p) && p >= 1) && modes.every((m) => MODES.includes(m)))
   ) {
-    console.error(`storage_sync: bad --seconds, --warmup, --depth, --procs or --modes\n${USAGE}`);
+    console.error(
+      `storage_sync: bad --seconds, --warmup, --depth, --segment-bytes, --procs or --modes\n${USAGE}`,
+    );
     return 2;
   }
   if (values.child !== undefined) {
@@ -289,6 +325,7 @@ async function main(): Promise<number> {
       seconds,
       warmup,
       depth,
+      segmentBytes,
       startAt: Number(values["start-at"] ?? Date.now()),
     });
     console.log(JSON.stringify(result));
@@ -306,7 +343,7 @@ async function main(): Promise<number> {
   try {
     for (const mode of modes) {
       for (const p of procs) {
-        const results = await runChildren(mode, p, { dir, seconds, warmup, depth });
+        const results = await runChildren(mode, p, { dir, seconds, warmup, depth, segmentBytes });
         const all = results.flatMap((r) => r.latencies).sort((a, b) => a - b);
         const total = all.length / seconds;
         const d = mode === "file-group" ? depth : 1;

@@ -23,15 +23,26 @@ Deno.test("storage_sync: one row per mode and process count, each with writes ti
       "--procs",
       "1,2",
       "--modes",
-      "kv-storage,mark-record",
+      "kv-storage,seg-storage,mark-record",
+      "--segment-bytes",
+      "1048576",
       "--dir",
       dir,
     ]);
     assert.equal(r.code, 0, r.err);
-    const rows = r.out.split("\n").filter((l) => /^\| (kv-storage|mark-record) \|/.test(l));
+    const rows = r.out.split("\n").filter((l) =>
+      /^\| (kv-storage|seg-storage|mark-record) \|/.test(l)
+    );
     assert.deepEqual(
       rows.map((l) => l.split("|").slice(1, 3).map((c) => c.trim())),
-      [["kv-storage", "1"], ["kv-storage", "2"], ["mark-record", "1"], ["mark-record", "2"]],
+      [
+        ["kv-storage", "1"],
+        ["kv-storage", "2"],
+        ["seg-storage", "1"],
+        ["seg-storage", "2"],
+        ["mark-record", "1"],
+        ["mark-record", "2"],
+      ],
     );
     for (const row of rows) {
       const writes = Number(row.split("|")[5].trim().replaceAll(",", ""));
@@ -40,7 +51,7 @@ Deno.test("storage_sync: one row per mode and process count, each with writes ti
     // Each child wrote in its own folder under --dir, which is kept.
     const folders = [];
     for await (const e of Deno.readDir(dir)) folders.push(e.name);
-    assert.equal(folders.length, 6);
+    assert.equal(folders.length, 9);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

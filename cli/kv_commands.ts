@@ -66,7 +66,7 @@ const serve: KvCommand = {
   summary: "run one node: Raft over TCP, Deno KV storage in a folder, the HTTP API",
   usage: `usage: distkit kv serve --id <n> --peers <host:port,...> --data <dir> [--join]
                        [--http-offset 1000 | --no-http] [--max-raft-state <bytes>]
-                       [--snapshot-log-ratio 1] [--tick-ms 50]
+                       [--snapshot-log-ratio 1] [--tick-ms 50] [--log kv|segments]
 
 Runs node <n> (its position in --peers, counting from 0) until SIGINT or SIGTERM,
 then shuts down gracefully (exit 0); exits 3 if it cannot start or stops after a failure. Every node and client lists the same --peers in the
@@ -85,6 +85,9 @@ options:
                            snapshot's times --snapshot-log-ratio, whichever is larger (default 4194304)
   --snapshot-log-ratio <r> 0: snapshot at --max-raft-state whatever the state's size (default 1)
   --tick-ms <ms>           Raft tick (default 50: heartbeats every 100 ms, elections after 0.5-1 s)
+  --log kv|segments        where the Raft log is kept: Deno KV (raft.kv, the default) or
+                           append-only segment files (raft.log/); a folder of the other kind
+                           is refused
 ${ACCESS_HELP}`,
   async run(args) {
     const parsed = parse("serve", this, args, {
@@ -96,6 +99,7 @@ ${ACCESS_HELP}`,
       "max-raft-state": { type: "string" },
       "snapshot-log-ratio": { type: "string" },
       "tick-ms": { type: "string" },
+      log: { type: "string" },
       join: { type: "boolean" },
       "cluster-id": { type: "string" },
       "secret-file": { type: "string" },
@@ -104,6 +108,10 @@ ${ACCESS_HELP}`,
     const v = parsed.values;
     if (typeof v.id !== "string" || typeof v.peers !== "string" || typeof v.data !== "string") {
       return usageError("serve", this, "--id, --peers and --data are required");
+    }
+    const raftLog = v.log ?? "kv";
+    if (raftLog !== "kv" && raftLog !== "segments") {
+      return usageError("serve", this, `--log must be kv or segments, got ${raftLog}`);
     }
     let node;
     try {
@@ -126,6 +134,7 @@ ${ACCESS_HELP}`,
         snapshotLogRatio: count(v["snapshot-log-ratio"], "--snapshot-log-ratio"),
         tickMs: count(v["tick-ms"], "--tick-ms"),
         mode: v.join ? "join" : "bootstrap",
+        raftLog,
         log: (line) => console.log(line),
       });
     } catch (err) {

@@ -92,6 +92,7 @@ export type {
   Membership,
   MembershipChange,
   NodeId,
+  RaftLogKind,
   RaftObserver,
   RaftStatus,
   RaftStorage,

@@ -15,7 +15,7 @@ import { parseAddress } from "../net/address.ts";
 import { formatAddr } from "../net/frame.ts";
 import { type NodeIdentity, shareIdentities } from "../rsm/identity.ts";
 import type { IdentityConflictError, StartMode } from "../rsm/identity_book.ts";
-import type { Membership, RaftObserver } from "../raft/mod.ts";
+import type { Membership, RaftLogKind, RaftObserver } from "../raft/mod.ts";
 import { type KvHttpServer, serveKvHttp } from "./http.ts";
 import type { KvLimits } from "../kvstate/protocol.ts";
 import { serveMembers } from "../rsm/members.ts";
@@ -78,6 +78,8 @@ export interface KvNodeOptions {
   mode?: StartMode;
   /** Where to report (startup, shutdown, refused peers). Default: nowhere. */
   log?: (line: string) => void;
+  /** Where the Raft log is kept: Deno KV (`"kv"`, the default) or segment files (`"segments"`). */
+  raftLog?: RaftLogKind;
 }
 
 /**
@@ -198,6 +200,7 @@ export async function startKvNode(options: KvNodeOptions): Promise<KvNode> {
       ...access,
       members: Object.keys(peers),
       mode: options.mode,
+      raftLog: options.raftLog,
       log,
       logger,
       // A retired folder's connections close: its next one is checked again (and refused).

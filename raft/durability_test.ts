@@ -8,12 +8,24 @@
  * (2) no message leaves with a term (or a granted real vote) that is not durable;
  * (3) every entry any incarnation applies was committed by a leader, and all agree;
  * (4) ready() never comes back empty while hasReady() said there was work.
+ *
+ * Run again with a real storage behind each node (`DenoKvStorage`,
+ * `SegmentLogStorage`): every durable write is also saved there, and every
+ * restart reopens it, whose `load` must return the model's durable state
+ * (and never refuse it: the high-water mark must not see a loss that did
+ * not happen).
  */
 import assert from "node:assert/strict";
 import { Random } from "../net/random.ts";
 import { RaftCore } from "./core.ts";
+import { DenoKvStorage } from "./kv_storage.ts";
 import type { Ready } from "./ready.ts";
+import { SegmentLogStorage } from "./segment_storage.ts";
+import type { RaftStorage } from "./storage.ts";
 import type { Entry, HardState, Message, NodeId, Snapshot } from "./types.ts";
+
+/** Opens (again) the real storage of a node; its state must follow the model's. */
+type Backing = (id: NodeId) => Promise<RaftStorage>;
 
 interface Durable {
   hs: HardState;
@@ -55,7 +67,7 @@ function save(d: Durable, rd: Ready, hs: HardState): void {
   d.hs = { ...hs };
 }
 
-function runSeed(seed: number): void {
+async function runSeed(seed: number, backing?: Backing): Promise<void> {
   const rnd = new Random(seed);
   const ids = ["a", "b", "c", "d", "e"].slice(0, 3 + 2 * rnd.int(2));
   const membership = { voters: ids, learners: [] as NodeId[] };
@@ -80,6 +92,31 @@ function runSeed(seed: number): void {
     };
     nodes.set(id, { id, core: makeCore(id, durable), durable, pending: undefined, up: true });
   }
+  const stores = new Map<NodeId, RaftStorage>();
+  if (backing) {
+    for (const id of ids) {
+      const store = await backing(id);
+      await store.load();
+      // As RaftNode does for a new node: the initial membership as a snapshot at 0.
+      await store.save({ snapshot: nodes.get(id)!.durable.snapshot, entries: [], resetLog: false });
+      stores.set(id, store);
+    }
+  }
+  /** A restart from the real storage: it must load what the model holds durably. */
+  const reopen = async (n: Node) => {
+    const old = stores.get(n.id);
+    if (old === undefined) return;
+    await old.close();
+    const store = await backing!(n.id);
+    stores.set(n.id, store);
+    const loaded = await store.load();
+    const d = n.durable;
+    const where = `seed ${seed}: ${n.id} restarted`;
+    assert.equal(loaded.hardState.term, d.hs.term, where);
+    assert.equal(loaded.hardState.vote, d.hs.vote, where);
+    assert.deepEqual(loaded.snapshot?.meta, d.snapshot.meta, where);
+    assert.deepEqual(loaded.entries, d.entries, where);
+  };
   const quorum = Math.floor(ids.length / 2) + 1;
   let appliedAt = new Map<NodeId, number>();
 
@@ -167,7 +204,7 @@ function runSeed(seed: number): void {
 
   // the latest hard state handed out, as RaftNode's #hardState
   const handed = new Map<NodeId, HardState>();
-  const finishWrite = (n: Node) => {
+  const finishWrite = async (n: Node) => {
     const p = n.pending!;
     n.pending = undefined;
     const rd = p.rd;
@@ -175,7 +212,15 @@ function runSeed(seed: number): void {
     const hs = handed.get(n.id) ?? n.durable.hs;
     const saved = n.durable.hs;
     const termOrVote = hs.term !== saved.term || hs.vote !== saved.vote;
-    if (termOrVote || rd.entries.length > 0 || rd.snapshot !== undefined) save(n.durable, rd, hs);
+    if (termOrVote || rd.entries.length > 0 || rd.snapshot !== undefined) {
+      await stores.get(n.id)?.save({
+        hardState: hs,
+        entries: rd.entries,
+        snapshot: rd.snapshot,
+        resetLog: rd.resetLog,
+      });
+      save(n.durable, rd, hs);
+    }
     n.core.persisted(rd.lastIndex, rd.lastTerm);
     if (!p.early) { for (const m of rd.messages) send(n, m); }
     applyCommitted(n, rd);
@@ -196,13 +241,14 @@ function runSeed(seed: number): void {
       const to = nodes.get(m.to)!;
       if (to.up && rnd.int(20) !== 0) to.core.step(m);
     } else if (r < 65) {
-      if (n.up && n.pending) finishWrite(n);
+      if (n.up && n.pending) await finishWrite(n);
     } else if (r < 80) {
       if (n.up && n.core.role === "leader") n.core.propose(`p${proposals++}`);
     } else if (r < 82) {
       // crash: the write in flight is lost; restart from what is durable
       n.pending = undefined;
       handed.delete(n.id);
+      await reopen(n);
       n.core = makeCore(n.id, n.durable);
       appliedAt.set(n.id, n.durable.snapshot.meta.index);
     } else if (r < 84 && n.up && n.core.appliedIndex > n.core.snapshotIndex + 3 && !n.pending) {
@@ -212,10 +258,34 @@ function runSeed(seed: number): void {
     checkCommit();
   }
   appliedAt = new Map();
+  for (const store of stores.values()) await store.close();
 }
 
-Deno.test("durability: commits are durable on a majority; term/vote durable before sending; restarts apply only committed", () => {
+Deno.test("durability: commits are durable on a majority; term/vote durable before sending; restarts apply only committed", async () => {
   const seeds = Number(Deno.env.get("DURABILITY_SEEDS") ?? "300");
   const base = Number(Deno.env.get("DURABILITY_SEED_BASE") ?? "1");
-  for (let s = base; s < base + seeds; s++) runSeed(s);
+  for (let s = base; s < base + seeds; s++) await runSeed(s);
 });
+
+const BACKINGS: [string, (dir: string) => Promise<RaftStorage>][] = [
+  ["deno-kv", (dir) => DenoKvStorage.open(`${dir}/raft.kv`)],
+  // Small segments: the runs cross segments and compact them.
+  ["segments", (dir) => SegmentLogStorage.open(`${dir}/raft.log`, { segmentBytes: 4096 })],
+];
+
+for (const [name, openIn] of BACKINGS) {
+  Deno.test(`durability (${name}): the storage loads the model's durable state at every restart`, async () => {
+    const seeds = Number(Deno.env.get("DURABILITY_STORAGE_SEEDS") ?? "6");
+    const root = await Deno.makeTempDir({ prefix: `distkit-durability-${name}-` });
+    try {
+      for (let s = 1; s <= seeds; s++) {
+        await runSeed(s, async (id) => {
+          await Deno.mkdir(`${root}/${s}/${id}`, { recursive: true });
+          return await openIn(`${root}/${s}/${id}`);
+        });
+      }
+    } finally {
+      await Deno.remove(root, { recursive: true });
+    }
+  });
+}

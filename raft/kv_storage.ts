@@ -312,8 +312,10 @@ export class DenoKvStorage implements RaftStorage {
    * `keepBelow` (a save that replaces entries from there on may take them).
    */
   #floor(keepBelow = Infinity): Floor {
-    const index = Math.min(this.#meta.last, keepBelow - 1);
     const covered = this.#meta.snapshot?.meta.index ?? 0;
+    let index = Math.min(this.#meta.last, keepBelow - 1);
+    // An emptied log (a reset without a snapshot) holds nothing past the snapshot.
+    if (index < this.#meta.first) index = Math.min(index, covered);
     const floor: Floor = { term: this.#term, vote: this.#vote, index: 0, logTerm: -1 };
     if (index <= 0) return floor;
     floor.index = index;

@@ -65,6 +65,8 @@ export type { Codec } from "../net/codec.ts";
 export type { Random } from "../net/random.ts";
 export type { LogFields, Logger, LogLevel } from "../net/logger.ts";
 export * from "./kv_storage.ts";
+export * from "./segment_storage.ts";
+export * from "./segment_choice.ts";
 export * from "../store/storage_errors.ts";
 export type { SnapshotSource, SnapshotStream } from "./snapshot_stream.ts";
 export { type StreamedChunk, UNKNOWN_SIZE } from "./snapshot_receive.ts";

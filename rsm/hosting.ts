@@ -12,7 +12,8 @@ import { parseAddress } from "../net/address.ts";
 import type { Logger } from "../net/logger.ts";
 import { RpcServer } from "../net/rpc_server.ts";
 import { type MemberOptions, serveTcp, type TcpServer } from "../net/tcp.ts";
-import { DenoKvStorage } from "../raft/kv_storage.ts";
+import { openRaftStorage, type RaftLogKind } from "../raft/segment_choice.ts";
+import type { RaftStorage } from "../raft/storage.ts";
 import { NodeIdentity } from "./identity.ts";
 import type { IdentityConflictError, StartMode } from "./identity_book.ts";
 
@@ -31,8 +32,8 @@ export interface NodeHost {
   rpc: RpcServer;
   /** The TCP listener serving `rpc`. */
   listener: TcpServer;
-  /** The node's Raft storage. */
-  storage: DenoKvStorage;
+  /** The node's Raft storage (`DenoKvStorage` unless `raftLog` said otherwise). */
+  storage: RaftStorage;
   /** The data folder's identity, which the handshake checks peers against. */
   identity: NodeIdentity;
 }
@@ -66,6 +67,12 @@ export interface HostNodeOptions {
   members?: string[];
   /** How to start an empty folder. Default `"bootstrap"`. */
   mode?: StartMode;
+  /**
+   * Where the Raft log is kept: `"kv"` (Deno KV, `raft.kv`) or `"segments"`
+   * (append-only segment files, `raft.log/`). A folder holding the other
+   * kind is refused. Default `"kv"`.
+   */
+  raftLog?: RaftLogKind;
   /** Where refusals are reported. */
   log?: (line: string) => void;
   /** Called once when this node learns its peers know another incarnation of it. */
@@ -202,7 +209,10 @@ export async function hostNode(options: HostNodeOptions): Promise<NodeHost> {
     });
     // A folder whose node has met its peers may have voted: its store must be there.
     const met = !identity.created && Object.keys(identity.describe().members).length > 0;
-    const storage = await DenoKvStorage.open(`${options.dataDir}/raft.kv`, { expectState: met });
+    const storage = await openRaftStorage(options.dataDir, {
+      kind: options.raftLog,
+      expectState: met,
+    });
     ready.resolve(identity);
     return { rpc, listener, storage, identity };
   } catch (err) {

@@ -99,7 +99,7 @@ export type {
   TcpServerStats,
   Transport,
 } from "../net/mod.ts";
-export type { DenoKvStorage, RaftNode, RaftNodeOptions } from "../raft/mod.ts";
+export type { DenoKvStorage, RaftLogKind, RaftNode, RaftNodeOptions } from "../raft/mod.ts";
 // What RaftNodeOptions takes from the network and for logging.
 export type { RaftPeerEnd, RaftRpcHost, RaftTransport } from "../raft/mod.ts";
 export type {

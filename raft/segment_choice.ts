@@ -1,0 +1,130 @@
+/**
+ * Which Raft storage a node's data folder holds, and opening it: Deno KV
+ * (`raft.kv`, the default) or the segment log (`raft.log/`, see
+ * `segment_storage.ts`). A folder of one kind is never opened as the other:
+ * that would start the node empty beside its real state.
+ *
+ * @module
+ */
+import { DenoKvStorage } from "./kv_storage.ts";
+import { SegmentLogStorage } from "./segment_storage.ts";
+import type { RaftStorage } from "./storage.ts";
+
+/**
+ * Where a node keeps its Raft log: `"kv"` in Deno KV (`raft.kv`), or
+ * `"segments"` in append-only segment files (`raft.log/`).
+ *
+ * @example
+ * ```ts
+ * import type { RaftLogKind } from "@distkit/distkit/raft";
+ *
+ * const kind: RaftLogKind = "segments";
+ * ```
+ */
+export type RaftLogKind = "kv" | "segments";
+
+/** The kinds, for parsing a flag. */
+export const RAFT_LOG_KINDS: readonly RaftLogKind[] = ["kv", "segments"];
+
+/**
+ * The data folder holds a Raft log of the other kind than the one asked for.
+ *
+ * @example
+ * ```ts
+ * import { StorageKindError } from "@distkit/distkit/raft";
+ *
+ * const err = new StorageKindError("data/0", { found: "kv", asked: "segments" });
+ * err.message.includes("--log kv"); // true
+ * ```
+ */
+export class StorageKindError extends Error {
+  /** The kind the folder holds. */
+  readonly found: RaftLogKind;
+  /** The kind that was asked for. */
+  readonly asked: RaftLogKind;
+
+  /**
+   * Creates the error.
+   *
+   * @param dataDir The node's data folder.
+   * @param kinds The kind found there and the kind asked for.
+   */
+  constructor(dataDir: string, kinds: { found: RaftLogKind; asked: RaftLogKind }) {
+    super(
+      `the data folder ${dataDir} holds a Raft log of kind "${kinds.found}" ` +
+        `(${storagePath(dataDir, kinds.found)}), not "${kinds.asked}": start the node with ` +
+        `--log ${kinds.found} (option raftLog: "${kinds.found}"); to move it to the other kind, ` +
+        `remove it from the cluster and add it back as a new member with an empty data folder`,
+    );
+    this.name = "StorageKindError";
+    this.found = kinds.found;
+    this.asked = kinds.asked;
+  }
+}
+
+/**
+ * Options of {@linkcode openRaftStorage}.
+ *
+ * @example
+ * ```ts
+ * import type { OpenRaftStorageOptions } from "@distkit/distkit/raft";
+ *
+ * const options: OpenRaftStorageOptions = { kind: "segments", expectState: false };
+ * ```
+ */
+export interface OpenRaftStorageOptions {
+  /** The kind of log to open. Default `"kv"`. */
+  kind?: RaftLogKind;
+  /** The node has met its peers: a missing store is a loss (see `DenoKvStorageOptions`). */
+  expectState?: boolean;
+}
+
+/**
+ * Opens the Raft storage of a node's data folder: `raft.kv` or `raft.log/`.
+ *
+ * @throws {StorageKindError} when the folder holds the other kind.
+ *
+ * @example
+ * ```ts
+ * import { openRaftStorage } from "@distkit/distkit/raft";
+ *
+ * const dataDir = await Deno.makeTempDir();
+ * const storage = await openRaftStorage(dataDir, { kind: "segments" });
+ * await storage.load();
+ * await storage.close();
+ * await Deno.remove(dataDir, { recursive: true });
+ * ```
+ */
+export async function openRaftStorage(
+  dataDir: string,
+  options: OpenRaftStorageOptions = {},
+): Promise<RaftStorage> {
+  const kind = options.kind ?? "kv";
+  if (!RAFT_LOG_KINDS.includes(kind)) {
+    throw new RangeError(
+      `the Raft log kind must be one of ${RAFT_LOG_KINDS.join(", ")}, got ${kind}`,
+    );
+  }
+  const other: RaftLogKind = kind === "kv" ? "segments" : "kv";
+  if (await exists(storagePath(dataDir, other))) {
+    throw new StorageKindError(dataDir, { found: other, asked: kind });
+  }
+  const expectState = options.expectState ?? false;
+  return kind === "kv"
+    ? await DenoKvStorage.open(storagePath(dataDir, kind), { expectState })
+    : await SegmentLogStorage.open(storagePath(dataDir, kind), { expectState });
+}
+
+function storagePath(dataDir: string, kind: RaftLogKind): string {
+  return kind === "kv" ? `${dataDir}/raft.kv` : `${dataDir}/raft.log`;
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return false;
+    throw err;
+  }
+}

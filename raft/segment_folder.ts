@@ -1,0 +1,133 @@
+/**
+ * The files around a {@linkcode SegmentLogStorage}'s segments: the folder
+ * and its format record, the high-water mark, folder syncs. Not published
+ * (but {@linkcode SegmentFormatError}, re-exported by `segment_storage.ts`).
+ *
+ * @module
+ */
+import { HighWaterMark, writeFileDurably } from "./high_water_mark.ts";
+import {
+  FORMAT,
+  FORMAT_FILE,
+  isZero,
+  RECORD_HEADER_BYTES,
+  segmentSequence,
+} from "./segment_format.ts";
+import { listNames, readHead } from "./segment_replay.ts";
+import { StorageCorruptionError, StorageLossError } from "../store/storage_errors.ts";
+
+/**
+ * The folder holds something other than this version of the segment log.
+ *
+ * @example
+ * ```ts
+ * import { SegmentFormatError } from "@distkit/distkit/raft";
+ *
+ * new SegmentFormatError("data/raft.log", "format.json says version 9").message.includes("raft.log"); // true
+ * ```
+ */
+export class SegmentFormatError extends Error {
+  /**
+   * Creates the error.
+   *
+   * @param where The folder.
+   * @param problem What was found.
+   */
+  constructor(where: string, problem: string) {
+    super(
+      `${where} is not a Raft segment log this version can read: ${problem}. Open it with the ` +
+        `version that wrote it, or move the folder aside and re-add the node as a new member`,
+    );
+    this.name = "SegmentFormatError";
+  }
+}
+
+/**
+ * Creates the folder `dir` and its format record, or checks them; returns
+ * whether its segments hold records.
+ *
+ * @throws {SegmentFormatError} when the format record names another format or version.
+ * @throws {StorageCorruptionError} when segments hold records and the format record is missing.
+ */
+export async function openFolder(dir: string): Promise<boolean> {
+  const names = await listNames(dir);
+  if (names === undefined) {
+    await Deno.mkdir(dir, { recursive: true });
+    await syncFolder(parentOf(dir));
+  }
+  let holdsState = false;
+  for (const name of names ?? []) {
+    if (segmentSequence(name) === undefined) continue;
+    const head = await readHead(`${dir}/${name}`, RECORD_HEADER_BYTES);
+    if (!isZero(head, 0, head.length)) holdsState = true;
+  }
+  const formatPath = `${dir}/${FORMAT_FILE}`;
+  let text: string;
+  try {
+    text = await Deno.readTextFile(formatPath);
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+    if (holdsState) {
+      throw new StorageCorruptionError(dir, `its format record ${FORMAT_FILE} is missing`);
+    }
+    await writeFileDurably(formatPath, new TextEncoder().encode(JSON.stringify(FORMAT) + "\n"));
+    return false;
+  }
+  let found: { format?: unknown; version?: unknown };
+  try {
+    found = JSON.parse(text);
+  } catch {
+    throw new SegmentFormatError(dir, `${FORMAT_FILE} is not JSON`);
+  }
+  if (found?.format !== FORMAT.format || found.version !== FORMAT.version) {
+    throw new SegmentFormatError(
+      dir,
+      `${FORMAT_FILE} says ${JSON.stringify(found)}, expected ${JSON.stringify(FORMAT)}`,
+    );
+  }
+  return holdsState;
+}
+
+/**
+ * Opens the mark of a store: a missing one is created only for a store that
+ * holds nothing (and whose node has not met its peers).
+ */
+export async function openMark(
+  path: string,
+  options: { where: string; holdsState: boolean; expectState: boolean },
+): Promise<HighWaterMark> {
+  const exists = await Deno.stat(path).then(() => true, (err) => {
+    if (err instanceof Deno.errors.NotFound) return false;
+    throw err;
+  });
+  if (!exists && options.holdsState) {
+    throw new StorageCorruptionError(
+      options.where,
+      `its high-water mark ${path} is missing, though the store holds state, so nothing tells ` +
+        `whether the store still holds all it acknowledged`,
+    );
+  }
+  if (!exists && options.expectState) {
+    throw new StorageLossError(
+      options.where,
+      `the store and its high-water mark ${path} are both gone, though this node has taken part ` +
+        `in its cluster`,
+    );
+  }
+  return await HighWaterMark.open(path);
+}
+
+function parentOf(path: string): string {
+  const trimmed = path.replace(/\/+$/, "");
+  const slash = trimmed.lastIndexOf("/");
+  return slash < 0 ? "." : slash === 0 ? "/" : trimmed.slice(0, slash);
+}
+
+export async function syncFolder(dir: string): Promise<void> {
+  const folder = await Deno.open(dir, { read: true });
+  try {
+    await folder.sync();
+  } finally {
+    folder.close();
+  }
+}

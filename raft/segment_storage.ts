@@ -1,0 +1,715 @@
+/**
+ * Raft storage in append-only segment files: the log and the hard state as
+ * records in zero-filled segments of a folder, each save one write of its
+ * records and one `fdatasync`, against Deno KV's SQLite transaction and full
+ * `fsync` (BENCHMARKS.md, "Storage: Deno KV vs an append-only log").
+ *
+ * The folder holds:
+ * - `format.json`: what the folder is (so it is never read as another kind);
+ * - `<sequence>.seg`: segments of `segmentBytes` (64 MiB), zero-filled and
+ *   synced (with the folder) ahead of need, so an append never grows a file;
+ *   each starts with a base record (the state before it but the entries);
+ * - `snap-<id>.bin`: snapshot data, written whole and synced before the
+ *   record that switches to it;
+ * - `mark`: the durable high-water mark (`high_water_mark.ts`).
+ *
+ * A save writes a head record (new hard state, snapshot switch, log reset,
+ * truncation of a conflicting suffix) when it has any of these, then one
+ * record per entry; each record's CRC is chained to the previous one's (see
+ * `segment_format.ts`). A crash can tear the last write, leaving a prefix of
+ * its records and then garbage or zeros: a prefix of a save, as the
+ * `RaftStorage` contract allows. So `load` cuts a bad record off only at the
+ * end of the last segment, and only when what remains still reaches the
+ * high-water mark (so nothing cut was acknowledged: `StorageLossError`
+ * otherwise); a bad record anywhere else, a damaged record followed by valid
+ * ones, a missing segment or a chain that does not join is
+ * `StorageCorruptionError`. Unlike SQLite's WAL, a failing checksum is
+ * never read as "the log ends here" below what was acknowledged.
+ *
+ * Snapshots and the log's bounds are here too, not in Deno KV: a snapshot
+ * switch is a record in the same ordered log, so a crash keeps a prefix of
+ * the saves with no protocol between two stores, and a node on this storage
+ * syncs one file per save. Compaction deletes whole segments whose entries
+ * all lie at or below the snapshot, once its record is synced.
+ *
+ * A failed write or sync fails this save and every later call (fail-stop):
+ * after a failed `fdatasync` Linux may drop the dirty pages and report the
+ * next one clean, so nothing after it can be trusted; the node must stop and
+ * be restarted (its `load` checks what is durable).
+ *
+ * @module
+ */
+import { type Codec, defaultCodec } from "../net/codec.ts";
+import { crc32 } from "../net/bytes.ts";
+import { checkBatchFollows } from "./batch_check.ts";
+import { type Floor, type HighWaterMark, writeFileDurably } from "./high_water_mark.ts";
+import {
+  type BasePayload,
+  type HeadPayload,
+  KIND_BASE,
+  KIND_ENTRY,
+  KIND_HEAD,
+  nonZeroEnd,
+  RECORD_HEADER_BYTES,
+  segmentName,
+  segmentSeed,
+  type SnapshotFile,
+  writeRecord,
+} from "./segment_format.ts";
+import { changedBounds, LogWindow, type WindowChange } from "./segment_window.ts";
+import { readSegments, type Segment } from "./segment_replay.ts";
+import { openFolder, openMark, syncFolder } from "./segment_folder.ts";
+import { StorageCorruptionError, StorageLossError } from "../store/storage_errors.ts";
+import type { RaftStorage, StorageBatch, StoredState } from "./storage.ts";
+import type { HardState, NodeId } from "./types.ts";
+
+export { SegmentFormatError } from "./segment_folder.ts";
+
+/** Default bytes of one segment. */
+export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
+/** Zeros written per write while a segment is filled ahead of need. */
+const FILL_BYTES = 1024 * 1024;
+
+/**
+ * Options for {@linkcode SegmentLogStorage.open}.
+ *
+ * @example
+ * ```ts
+ * import type { SegmentLogStorageOptions } from "@distkit/distkit/raft";
+ *
+ * const options: SegmentLogStorageOptions = { segmentBytes: 16 * 1024 * 1024 };
+ * ```
+ */
+export interface SegmentLogStorageOptions {
+  /** Bytes of one segment file (a larger save grows its segment). Default 64 MiB. */
+  segmentBytes?: number;
+  /** Codec for entries and state. Default: the shared 64 MiB codec. */
+  codec?: Codec;
+  /** The high-water mark file; `null`: none (losses go undetected). Default `<folder>/mark`. */
+  mark?: string | null;
+  /**
+   * The caller knows the store has held state (its node has met its peers):
+   * a missing mark is then a loss even when the folder is empty too.
+   * Default false.
+   */
+  expectState?: boolean;
+}
+
+/** Per stored entry: its term (for the mark's floors) and its record's bytes. */
+interface EntryInfo {
+  term: number;
+  size: number;
+}
+
+/** Snapshot data written ahead by `prepareSnapshot`. */
+interface Prepared {
+  data: Uint8Array;
+  file: Omit<SnapshotFile, "meta"> | undefined;
+}
+
+/** One record of a save, before it is chained and written. */
+interface Pending {
+  kind: number;
+  index: number;
+  term: number;
+  payload: Uint8Array;
+}
+
+/**
+ * Raft storage in append-only segment files (see the module doc). One
+ * process may open a folder at a time.
+ *
+ * @example
+ * ```ts
+ * import { SegmentLogStorage } from "@distkit/distkit/raft";
+ *
+ * const dir = await Deno.makeTempDir();
+ * const storage = await SegmentLogStorage.open(`${dir}/raft.log`, { segmentBytes: 1 << 20 });
+ * await storage.load();
+ * await storage.save({
+ *   hardState: { term: 1, vote: "a", commit: 0 },
+ *   entries: [{ index: 1, term: 1, kind: "command", command: "x" }],
+ *   resetLog: false,
+ * });
+ * (await storage.load()).entries.length; // 1
+ * await storage.close();
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export class SegmentLogStorage implements RaftStorage {
+  readonly #dir: string;
+  readonly #codec: Codec;
+  readonly #segmentBytes: number;
+  #mark: HighWaterMark | undefined;
+  #loaded = false;
+  #closed = false;
+  /** A failed write or sync: every later call fails with it. */
+  #failure: Error | undefined;
+
+  #hardState: HardState = { term: 0, vote: null, commit: 0 };
+  #hardStateBytes = 0;
+  #snapshot: SnapshotFile | null = null;
+  #window = new LogWindow<EntryInfo>();
+  #entryBytes = 0;
+
+  /** Segments with records, oldest first; the last is the one appended to. */
+  #segments: Segment[] = [];
+  #file: Deno.FsFile | undefined;
+  /** Where the next record goes in the active segment, and the CRC it chains to. */
+  #offset = 0;
+  #chain = 0;
+  /** End of the active segment's base record: a save that does not fit after it grows the file. */
+  #baseEnd = 0;
+  /** The next segment, being zero-filled (resolves to its sequence number). */
+  #spare: Promise<number> | undefined;
+
+  #nextSnapshotId = 1;
+  #prepared: Prepared | undefined;
+  #preparing = new Set<Promise<unknown>>();
+
+  private constructor(dir: string, options: SegmentLogStorageOptions) {
+    this.#dir = dir;
+    this.#codec = options.codec ?? defaultCodec;
+    this.#segmentBytes = options.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
+    if (!Number.isInteger(this.#segmentBytes) || this.#segmentBytes < 4096) {
+      throw new RangeError(
+        `segmentBytes must be an integer of 4096 or more, got ${this.#segmentBytes}`,
+      );
+    }
+  }
+
+  /**
+   * Opens (or creates) the segment log in the folder `dir`.
+   *
+   * @throws {SegmentFormatError} when the folder holds something else.
+   * @throws {StorageCorruptionError} when segments are there without their format record or mark.
+   * @throws {StorageLossError} when the folder and its mark are gone though `expectState` says it held state.
+   */
+  static async open(
+    dir: string,
+    options: SegmentLogStorageOptions = {},
+  ): Promise<SegmentLogStorage> {
+    const storage = new SegmentLogStorage(dir, options);
+    const holdsState = await openFolder(dir);
+    const mark = options.mark === undefined ? `${dir}/mark` : options.mark;
+    if (mark !== null) {
+      storage.#mark = await openMark(mark, {
+        where: dir,
+        holdsState,
+        expectState: options.expectState ?? false,
+      });
+    }
+    return storage;
+  }
+
+  async load(): Promise<StoredState> {
+    this.#check();
+    const state = await this.#replay();
+    this.#loaded = true;
+    return state;
+  }
+
+  async save(batch: StorageBatch): Promise<void> {
+    this.#check();
+    if (!this.#loaded) await this.load();
+    const window = this.#window;
+    checkBatchFollows(
+      { first: window.first, count: window.items.length },
+      batch,
+      "SegmentLogStorage",
+    );
+    // The change, checked before anything is written.
+    const snapshotIndex = batch.snapshot?.meta.index ?? null;
+    const moved = changedBounds({ first: window.first, last: window.last }, {
+      reset: batch.resetLog,
+      snapshotIndex,
+      truncate: null,
+    });
+    let truncate: number | null = null;
+    const from = batch.entries[0]?.index;
+    if (from !== undefined) {
+      if (from < moved.first || from > moved.last + 1) {
+        throw new Error(
+          `SegmentLogStorage: entry ${from} does not follow the stored log (${moved.first}..${moved.last})`,
+        );
+      }
+      if (from <= moved.last) truncate = from;
+      for (const [k, e] of batch.entries.entries()) {
+        if (e.index !== from + k) {
+          throw new Error(
+            `SegmentLogStorage: the batch's entries skip from ${from + k - 1} to ${e.index}`,
+          );
+        }
+      }
+    }
+    const change: WindowChange = { reset: batch.resetLog, snapshotIndex, truncate };
+    // The floor below what this save may replace (as DenoKvStorage's).
+    let keepBelow = from ?? Infinity;
+    if (batch.resetLog) keepBelow = Math.min(keepBelow, snapshotIndex ?? window.first);
+    const floor = this.#floor(keepBelow);
+    let snapshot: SnapshotFile | null = null;
+    if (batch.snapshot) {
+      snapshot = await this.#snapshotFile(batch.snapshot.data, batch.snapshot.meta);
+    }
+    this.#check();
+    const records: Pending[] = [];
+    let hardStateBytes: number | undefined;
+    if (batch.hardState || snapshot || batch.resetLog || truncate !== null) {
+      const head: HeadPayload = {
+        hardState: batch.hardState ?? null,
+        snapshot,
+        reset: batch.resetLog,
+        truncate,
+      };
+      if (batch.hardState) hardStateBytes = this.#codec.encode(batch.hardState).length;
+      records.push({
+        kind: KIND_HEAD,
+        index: truncate ?? 0,
+        term: batch.hardState?.term ?? 0,
+        payload: this.#codec.encode(head),
+      });
+    }
+    for (const e of batch.entries) {
+      records.push({
+        kind: KIND_ENTRY,
+        index: e.index,
+        term: e.term,
+        payload: this.#codec.encode(e),
+      });
+    }
+    // A save that replaces stored entries waits for its lower mark first: a
+    // mark recorded earlier may name an entry it removes.
+    if (this.#mark && keepBelow <= window.last) await this.#mark.write(floor);
+    if (records.length > 0) await this.#append(records);
+    // The state the records describe.
+    const previousSnapshot = this.#snapshot;
+    for (const info of window.apply(change)) this.#entryBytes -= info?.size ?? 0;
+    for (const [k, e] of batch.entries.entries()) {
+      const size = RECORD_HEADER_BYTES +
+        records[records.length - batch.entries.length + k].payload.length;
+      window.append(e.index, { term: e.term, size });
+      this.#entryBytes += size;
+    }
+    if (snapshot) this.#snapshot = snapshot;
+    const voted = batch.hardState !== undefined &&
+      (batch.hardState.term !== this.#hardState.term ||
+        batch.hardState.vote !== this.#hardState.vote);
+    if (batch.hardState) {
+      this.#hardState = { ...batch.hardState };
+      this.#hardStateBytes = hardStateBytes!;
+    }
+    if (snapshot) {
+      try {
+        await this.#afterSnapshot(previousSnapshot, snapshot);
+      } catch (err) {
+        throw this.#fail(err as Error, "removing what a snapshot covers failed");
+      }
+    }
+    // The mark covers this save before it resolves (see DenoKvStorage.save).
+    if (this.#mark) {
+      if (voted) await this.#mark.write(this.#floor());
+      else this.#mark.record(this.#floor());
+    }
+  }
+
+  /**
+   * Writes a snapshot's data file ahead of the save that switches to it
+   * (the one whose `snapshot.data` is this very array).
+   */
+  async prepareSnapshot(data: Uint8Array): Promise<void> {
+    this.#check();
+    this.#dropPrepared();
+    const prepared: Prepared = { data, file: undefined };
+    this.#prepared = prepared;
+    const writing = this.#writeSnapshotData(data);
+    this.#preparing.add(writing);
+    try {
+      prepared.file = await writing;
+    } finally {
+      this.#preparing.delete(writing);
+    }
+    // Replaced while being written: nothing will switch to it.
+    if (this.#prepared !== prepared) await this.#removeQuietly(prepared.file!.file);
+  }
+
+  raftStateSize(): number {
+    return this.#hardStateBytes + this.#entryBytes;
+  }
+
+  snapshotSize(): number {
+    return this.#snapshot?.size ?? 0;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await Promise.allSettled([...this.#preparing, this.#spare]);
+    await this.#mark?.close();
+    this.#file?.close();
+    this.#file = undefined;
+  }
+
+  // ---- writing ----
+
+  /** Appends `records` in one write and one `fdatasync`, into a new segment when they do not fit. */
+  async #append(records: Pending[]): Promise<void> {
+    const bytes = records.reduce((n, r) => n + RECORD_HEADER_BYTES + r.payload.length, 0);
+    let base: Pending | undefined;
+    let sequence: number | undefined;
+    if (
+      this.#file === undefined ||
+      (this.#offset + bytes > this.#segmentBytes && this.#offset > this.#baseEnd)
+    ) {
+      sequence = await this.#takeSpare();
+      const payload: BasePayload = {
+        hardState: this.#hardState,
+        snapshot: this.#snapshot,
+        first: this.#window.first,
+        last: this.#window.last,
+        previous: this.#chain,
+      };
+      base = {
+        kind: KIND_BASE,
+        index: this.#window.last,
+        term: 0,
+        payload: this.#codec.encode(payload),
+      };
+    }
+    const all = base ? [base, ...records] : records;
+    const out = new Uint8Array(bytes + (base ? RECORD_HEADER_BYTES + base.payload.length : 0));
+    let at = 0;
+    let chain = base ? segmentSeed(sequence!) : this.#chain;
+    for (const r of all) {
+      chain = writeRecord(out, at, { ...r, seed: chain });
+      at += RECORD_HEADER_BYTES + r.payload.length;
+    }
+    try {
+      if (sequence !== undefined) {
+        const file = await Deno.open(this.#segmentPath(sequence), { read: true, write: true });
+        this.#file?.close();
+        this.#file = file;
+        this.#offset = 0;
+        if (this.#segments.length > 0) {
+          this.#segments[this.#segments.length - 1].lastAtClose = this.#window.last;
+        }
+        this.#segments.push({ sequence, lastAtClose: undefined });
+        this.#baseEnd = RECORD_HEADER_BYTES + base!.payload.length;
+        this.#startSpare(sequence + 1);
+      }
+      const file = this.#file!;
+      file.seekSync(this.#offset, Deno.SeekMode.Start);
+      let written = 0;
+      while (written < out.length) written += file.writeSync(out.subarray(written));
+      await file.syncData();
+    } catch (err) {
+      throw this.#fail(err as Error, "a write or sync of the log failed");
+    }
+    this.#offset += out.length;
+    this.#chain = chain;
+  }
+
+  /** Fail-stop: keeps the failure for every later call. */
+  #fail(err: Error, what: string): Error {
+    this.#failure ??= new Error(
+      `Raft storage ${this.#dir}: ${what} (${err.message}); what reached the disk is unknown, so ` +
+        `this storage refuses all further work: stop the node and restart it (its start-up ` +
+        `checks what is durable)`,
+      { cause: err },
+    );
+    return this.#failure;
+  }
+
+  /** The spare segment's number, made now if none is being made. */
+  async #takeSpare(): Promise<number> {
+    const last = this.#segments[this.#segments.length - 1]?.sequence ?? 0;
+    this.#spare ??= this.#makeSpare(last + 1);
+    const spare = this.#spare;
+    this.#spare = undefined;
+    try {
+      return await spare;
+    } catch (err) {
+      throw this.#fail(err as Error, "the next segment could not be made");
+    }
+  }
+
+  #startSpare(sequence: number): void {
+    const spare = this.#makeSpare(sequence);
+    spare.catch(() => {}); // taken up by the save that needs it
+    this.#spare = spare;
+  }
+
+  /** Zero-fills segment `sequence` under a temporary name, syncs it, renames it in and syncs the folder. */
+  async #makeSpare(sequence: number): Promise<number> {
+    const path = this.#segmentPath(sequence);
+    const tmp = `${path}.tmp`;
+    const file = await Deno.open(tmp, { write: true, create: true, truncate: true });
+    try {
+      const zeros = new Uint8Array(Math.min(FILL_BYTES, this.#segmentBytes));
+      for (let at = 0; at < this.#segmentBytes; at += zeros.length) {
+        const chunk = zeros.subarray(0, Math.min(zeros.length, this.#segmentBytes - at));
+        let written = 0;
+        while (written < chunk.length) written += await file.write(chunk.subarray(written));
+      }
+      await file.sync();
+    } finally {
+      file.close();
+    }
+    await Deno.rename(tmp, path);
+    await syncFolder(this.#dir);
+    return sequence;
+  }
+
+  /** The file a snapshot's data goes in: the prepared one, or one written now. */
+  async #snapshotFile(data: Uint8Array, meta: SnapshotFile["meta"]): Promise<SnapshotFile> {
+    const prepared = this.#prepared;
+    if (prepared?.data === data && prepared.file !== undefined) {
+      this.#prepared = undefined;
+      return { meta, ...prepared.file };
+    }
+    this.#dropPrepared();
+    try {
+      return { meta, ...await this.#writeSnapshotData(data) };
+    } catch (err) {
+      throw this.#fail(err as Error, "a snapshot's data could not be written");
+    }
+  }
+
+  async #writeSnapshotData(data: Uint8Array): Promise<Omit<SnapshotFile, "meta">> {
+    const file = `snap-${this.#nextSnapshotId++}.bin`;
+    await writeFileDurably(`${this.#dir}/${file}`, data);
+    return { file, size: data.length, crc: crc32(data) };
+  }
+
+  /** Gives up the prepared snapshot: its file goes once written. */
+  #dropPrepared(): void {
+    const prepared = this.#prepared;
+    this.#prepared = undefined;
+    if (prepared?.file) this.#background(this.#removeQuietly(prepared.file.file));
+  }
+
+  /** After a snapshot's record is synced: the old data file and the segments it covers go. */
+  async #afterSnapshot(previous: SnapshotFile | null, current: SnapshotFile): Promise<void> {
+    if (previous && previous.file !== current.file) await this.#removeQuietly(previous.file);
+    let removed = false;
+    while (this.#segments.length > 1) {
+      const oldest = this.#segments[0];
+      if (oldest.lastAtClose === undefined || oldest.lastAtClose > current.meta.index) break;
+      await this.#removeQuietly(segmentName(oldest.sequence));
+      this.#segments.shift();
+      removed = true;
+    }
+    // Synced, so a crash never brings back an older segment without the ones
+    // between it and the log (a gap reads as a lost segment).
+    if (removed) await syncFolder(this.#dir);
+  }
+
+  /** Work `close` waits for; its failure only leaves a file for the next load to remove. */
+  #background(work: Promise<unknown>): void {
+    const tracked = work.catch(() => {}).finally(() => this.#preparing.delete(tracked));
+    this.#preparing.add(tracked);
+  }
+
+  async #removeQuietly(name: string): Promise<void> {
+    await Deno.remove(`${this.#dir}/${name}`).catch((err) => {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+    });
+  }
+
+  // ---- reading ----
+
+  /** Reads every segment back, checks it, repairs a torn end and sets the writer's state. */
+  async #replay(): Promise<StoredState> {
+    this.#file?.close();
+    this.#file = undefined;
+    const {
+      names,
+      window,
+      hardState,
+      snapshot,
+      segments,
+      chain,
+      offset,
+      baseEnd,
+      spares,
+      cut,
+    } = await readSegments(this.#dir, this.#codec);
+    const corrupt = (problem: string) => new StorageCorruptionError(this.#dir, problem);
+    let spare: number | undefined;
+    const state: StoredState = {
+      hardState: { ...hardState },
+      entries: window.items.map((item) => item!.entry),
+    };
+    if (snapshot) {
+      state.snapshot = { meta: snapshot.meta, data: await this.#readSnapshot(snapshot) };
+    }
+    // Before anything is written: a refused store is left as it was found.
+    try {
+      if (this.#mark) this.#checkMark(state, window.first, this.#mark.floor);
+      else if (cut?.damaged) throw corrupt(cut.damaged);
+    } catch (err) {
+      // What was cut was acknowledged: say what is wrong with it.
+      if (cut?.damaged && err instanceof StorageLossError) throw corrupt(cut.damaged);
+      throw err;
+    }
+    // Repairs: zero a torn end (so a later write can never be followed by its
+    // remains), remove what a crash left unreferenced.
+    if (cut) await this.#zero(cut.sequence, cut.from, cut.to);
+    // Only at the first load: later ones may run beside a spare or a snapshot being written.
+    if (!this.#loaded) {
+      // The spare must be the next segment; any other goes. One with data
+      // after a zero header holds a first write torn before its header
+      // landed (nothing of it was read): zeroed.
+      const next = (segments[segments.length - 1]?.sequence ?? 0) + 1;
+      for (const sequence of spares) {
+        if (sequence !== next) {
+          await this.#removeQuietly(segmentName(sequence));
+          continue;
+        }
+        const bytes = await Deno.readFile(this.#segmentPath(sequence));
+        const end = nonZeroEnd(bytes, 0);
+        if (end > 0) await this.#zero(sequence, 0, end);
+        spare = sequence;
+      }
+      const keep = new Set([snapshot?.file]);
+      for (const name of names) {
+        const stale = name.endsWith(".tmp") || (/^snap-\d+\.bin$/.test(name) && !keep.has(name));
+        if (stale) await this.#removeQuietly(name);
+      }
+    }
+    let maxId = 0;
+    for (const name of names) {
+      const m = /^snap-(\d+)\.bin$/.exec(name);
+      if (m) maxId = Math.max(maxId, Number(m[1]));
+    }
+    // The writer's state.
+    this.#hardState = { ...hardState };
+    // As when saved: a store that never saved a hard state counts none.
+    const saved = hardState.term !== 0 || hardState.vote !== null || hardState.commit !== 0;
+    this.#hardStateBytes = saved ? this.#codec.encode(hardState).length : 0;
+    this.#snapshot = snapshot;
+    this.#window = new LogWindow<EntryInfo>();
+    this.#window.first = window.first;
+    this.#window.items = window.items.map((item) => ({ term: item!.entry.term, size: item!.size }));
+    this.#entryBytes = this.#window.items.reduce((n, item) => n + item!.size, 0);
+    this.#segments = segments;
+    this.#chain = chain;
+    this.#offset = offset;
+    this.#baseEnd = baseEnd;
+    this.#nextSnapshotId = Math.max(this.#nextSnapshotId, maxId + 1);
+    this.#prepared = undefined;
+    const active = segments[segments.length - 1];
+    if (active) {
+      this.#file = await Deno.open(this.#segmentPath(active.sequence), { read: true, write: true });
+    }
+    if (this.#spare === undefined) {
+      if (spare !== undefined) this.#spare = Promise.resolve(spare);
+      else this.#startSpare((active?.sequence ?? 0) + 1);
+    }
+    // The commit index may have been saved ahead of entries a crash kept from being written.
+    const covered = snapshot?.meta.index ?? 0;
+    state.hardState.commit = Math.max(covered, Math.min(state.hardState.commit, window.last));
+    return state;
+  }
+
+  async #readSnapshot(snapshot: SnapshotFile): Promise<Uint8Array> {
+    let data: Uint8Array;
+    try {
+      data = await Deno.readFile(`${this.#dir}/${snapshot.file}`);
+    } catch (err) {
+      throw new StorageCorruptionError(
+        this.#dir,
+        `the snapshot's data ${snapshot.file} cannot be read (${(err as Error).message})`,
+      );
+    }
+    if (data.length !== snapshot.size || crc32(data) !== snapshot.crc) {
+      throw new StorageCorruptionError(
+        this.#dir,
+        `the snapshot's data ${snapshot.file} fails its checksum`,
+      );
+    }
+    return data;
+  }
+
+  /** Writes zeros over [from, to) of a segment and syncs it. */
+  async #zero(sequence: number, from: number, to: number): Promise<void> {
+    const file = await Deno.open(this.#segmentPath(sequence), { write: true });
+    try {
+      await file.seek(from, Deno.SeekMode.Start);
+      const zeros = new Uint8Array(Math.min(FILL_BYTES, to - from));
+      for (let at = from; at < to; at += zeros.length) {
+        const chunk = zeros.subarray(0, Math.min(zeros.length, to - at));
+        let written = 0;
+        while (written < chunk.length) written += await file.write(chunk.subarray(written));
+      }
+      await file.syncData();
+    } finally {
+      file.close();
+    }
+  }
+
+  // ---- the high-water mark ----
+
+  /** Refuses a store that ends below its mark (the commit index need not be durable). */
+  #checkMark(state: StoredState, first: number, floor: Floor): void {
+    const { term, vote } = state.hardState;
+    const lost = (problem: string) => new StorageLossError(this.#dir, problem);
+    if (term < floor.term) {
+      throw lost(`its term is ${term}, below the term ${floor.term} it had reached`);
+    }
+    if (term === floor.term && floor.vote !== null && vote !== floor.vote) {
+      throw lost(
+        `its vote in term ${term} is ${JSON.stringify(vote)}, not ${
+          JSON.stringify(floor.vote)
+        } as it had voted`,
+      );
+    }
+    const covered = state.snapshot?.meta.index ?? 0;
+    if (floor.index <= covered) return;
+    const entry = state.entries[floor.index - first];
+    if (entry === undefined) {
+      throw lost(
+        `its log ends at ${first + state.entries.length - 1}, below entry ${floor.index} it had ` +
+          `stored (its high-water mark ${this.#mark!.path})`,
+      );
+    }
+    if (floor.logTerm >= 0 && entry.term !== floor.logTerm) {
+      throw lost(`its entry ${floor.index} has term ${entry.term}, not ${floor.logTerm} as stored`);
+    }
+  }
+
+  /** The floor of the stored state, limited to entries before `keepBelow`. */
+  #floor(keepBelow = Infinity): Floor {
+    const covered = this.#snapshot?.meta.index ?? 0;
+    let index = Math.min(this.#window.last, keepBelow - 1);
+    // An emptied log (a reset without a snapshot) holds nothing past the snapshot.
+    if (index < this.#window.first) index = Math.min(index, covered);
+    const floor: Floor = {
+      term: this.#hardState.term,
+      vote: this.#hardState.vote as NodeId | null,
+      index: 0,
+      logTerm: -1,
+    };
+    if (index <= 0) return floor;
+    floor.index = index;
+    if (index <= covered) return floor;
+    const info = this.#window.at(index);
+    if (info === undefined) {
+      throw new Error(
+        `SegmentLogStorage invariant: entry ${index} is stored but its term is unknown`,
+      );
+    }
+    floor.logTerm = info.term;
+    return floor;
+  }
+
+  #segmentPath(sequence: number): string {
+    return `${this.#dir}/${segmentName(sequence)}`;
+  }
+
+  #check(): void {
+    if (this.#failure) throw this.#failure;
+    if (this.#closed) {
+      throw new Error(`Raft storage ${this.#dir} is closed; open it again to use it`);
+    }
+  }
+}

@@ -26,7 +26,8 @@ export type { KvAtomicLike, KvLike, KvListIteratorLike } from "./kv_like.ts";
 export { SimKv, type SimKvCrash, SimKvCrashedError, type SimKvOptions } from "./sim_kv.ts";
 // Types from the net layer that appear in this module's signatures.
 export type { Clock, Timer } from "../net/clock.ts";
-export { StateStore, type StateStoreOptions } from "./state_store.ts";
+export { StateStore } from "./state_store.ts";
+export type { StateStoreOptions } from "./state_store_options.ts";
 export type { StateListOptions } from "./state_list.ts";
 export type { StateBatch } from "./state_batch.ts";
 export type { StatePage, StatePagesOptions, StateRow, StateView } from "./state_view.ts";

@@ -24,12 +24,13 @@
  * @module
  */
 import type { StateValue } from "./state_value.ts";
-import { type Codec, defaultCodec } from "../net/codec.ts";
+import { defaultCodec } from "../net/codec.ts";
 import { crc32 } from "../net/bytes.ts";
 import { type Mutation, PART_BYTES } from "./kv_limits.ts";
 import { StorageCorruptionError } from "./storage_errors.ts";
 import { listLimit, listRows, type StateListOptions } from "./state_list.ts";
 import type { KvLike } from "./kv_like.ts";
+import type { StateStoreOptions } from "./state_store_options.ts";
 import { StateInstallError, StateInvariantError, StateStoreFailedError } from "./errors.ts";
 import { ReadCache } from "./state_cache.ts";
 import {
@@ -47,27 +48,6 @@ import { GenerationWriter, type StateInstall } from "./state_install.ts";
 import { Batch, type StagedEntry, type StateBatch } from "./state_batch.ts";
 import { encodeMutations, finishRedo } from "./state_redo.ts";
 import { IndexWaiters } from "./index_waiters.ts";
-
-/**
- * Options of {@linkcode StateStore.open}.
- *
- * @example
- * ```ts
- * import type { StateStoreOptions } from "@distkit/distkit/store";
- *
- * const options: StateStoreOptions = { prefix: ["state"], cacheBytes: 8 * 1024 * 1024 };
- * ```
- */
-export interface StateStoreOptions {
-  /** Key prefix, so the state can share a database (a node's `raft.kv`). Default `["state"]`. */
-  prefix?: Deno.KvKeyPart[];
-  /** What errors call the store (its file). Default `"state"`. */
-  where?: string;
-  /** The codec of session rows and of `current`. Default: the shared codec. */
-  codec?: Codec;
-  /** Bytes the read cache may hold. Default 16 MiB. */
-  cacheBytes?: number;
-}
 
 /** Keys of garbage a batch deletes on its last commit, when it has room. */
 const GARBAGE_PER_COMMIT = 32;
@@ -128,6 +108,8 @@ interface Group {
 export class StateStore {
   readonly #layout: StateLayout;
   readonly #cache: ReadCache;
+  /** Where rows are read: a connection of its own when given (`readKv`). */
+  readonly #reads: KvLike;
   #gen = 1;
   #applied: AppliedPoint = { index: 0, term: 0 };
   #nextPart = 1;
@@ -156,6 +138,7 @@ export class StateStore {
       codec: options.codec ?? defaultCodec,
     });
     this.#cache = new ReadCache(options.cacheBytes ?? 16 * 1024 * 1024);
+    this.#reads = options.readKv ?? kv;
   }
 
   /**
@@ -510,7 +493,7 @@ export class StateStore {
       if (hit && hit.value !== undefined) return hit.value;
       const writes = this.#writes;
       const gen = this.#gen;
-      const row = hit ? hit.row : (await this.#layout.kv.get<Uint8Array>(
+      const row = hit ? hit.row : (await this.#reads.get<Uint8Array>(
         this.#layout.key(gen, table, key),
       )).value;
       try {
@@ -538,7 +521,7 @@ export class StateStore {
     }
     for (let at = 0; at < missing.length; at += 10) {
       const slice = missing.slice(at, at + 10);
-      const entries = await this.#layout.kv.getMany<Uint8Array[]>(
+      const entries = await this.#reads.getMany<Uint8Array[]>(
         slice.map((tk) => this.#layout.key(this.#gen, tk[0], tk.slice(1))),
       );
       slice.forEach((tk, i) => out.set(tk, entries[i].value));

@@ -66,7 +66,7 @@ const serve: KvCommand = {
   summary: "run one node: Raft over TCP, Deno KV storage in a folder, the HTTP API",
   usage: `usage: distkit kv serve --id <n> --peers <host:port,...> --data <dir> [--join]
                        [--http-offset 1000 | --no-http] [--max-raft-state <bytes>]
-                       [--snapshot-log-ratio 1] [--tick-ms 50]
+                       [--snapshot-log-ratio 1] [--tick-ms 50] [--state disk|memory]
 
 Runs node <n> (its position in --peers, counting from 0) until SIGINT or SIGTERM,
 then shuts down gracefully (exit 0); exits 3 if it cannot start or stops after a failure. Every node and client lists the same --peers in the
@@ -85,6 +85,10 @@ options:
                            snapshot's times --snapshot-log-ratio, whichever is larger (default 4194304)
   --snapshot-log-ratio <r> 0: snapshot at --max-raft-state whatever the state's size (default 1)
   --tick-ms <ms>           Raft tick (default 50: heartbeats every 100 ms, elections after 0.5-1 s)
+  --state disk|memory      where the KV state is kept: disk (in --data, memory bounded) or memory
+                           (default: what the folder recorded when it was made; disk for a new
+                           one). A memory folder started with --state disk is moved to disk; a
+                           disk folder started with --state memory is refused
 ${ACCESS_HELP}`,
   async run(args) {
     const parsed = parse("serve", this, args, {
@@ -96,6 +100,7 @@ ${ACCESS_HELP}`,
       "max-raft-state": { type: "string" },
       "snapshot-log-ratio": { type: "string" },
       "tick-ms": { type: "string" },
+      state: { type: "string" },
       join: { type: "boolean" },
       "cluster-id": { type: "string" },
       "secret-file": { type: "string" },
@@ -104,6 +109,9 @@ ${ACCESS_HELP}`,
     const v = parsed.values;
     if (typeof v.id !== "string" || typeof v.peers !== "string" || typeof v.data !== "string") {
       return usageError("serve", this, "--id, --peers and --data are required");
+    }
+    if (v.state !== undefined && v.state !== "disk" && v.state !== "memory") {
+      return usageError("serve", this, `--state is disk or memory, not ${JSON.stringify(v.state)}`);
     }
     let node;
     try {
@@ -126,6 +134,7 @@ ${ACCESS_HELP}`,
         snapshotLogRatio: count(v["snapshot-log-ratio"], "--snapshot-log-ratio"),
         tickMs: count(v["tick-ms"], "--tick-ms"),
         mode: v.join ? "join" : "bootstrap",
+        ...(v.state === undefined ? {} : { state: v.state }),
         log: (line) => console.log(line),
       });
     } catch (err) {
@@ -154,20 +163,27 @@ const cluster: KvCommand = {
   summary: "start a local cluster of node processes on 127.0.0.1 (for trying things out)",
   usage:
     `usage: distkit kv cluster [--nodes 3] [--data <dir>] [--cluster-id <id>] [--secret-file <f>]
+                         [--state disk|memory]
 
 Starts <nodes> \`distkit kv serve\` processes on free ports of 127.0.0.1, with
 their data under --data (default: a new temporary folder), prints where each
 listens and runnable commands to talk to them, reports a node that exits and
 how (\`node 2 exited (SIGKILL); restart it: ...\`) with the command that
-restarts it, and stops them all on SIGINT or SIGTERM.`,
+restarts it, and stops them all on SIGINT or SIGTERM. --state is each node's
+\`kv serve --state\` (default: disk for new folders).`,
   async run(args) {
     const parsed = parse("cluster", this, args, {
       nodes: { type: "string" },
       data: { type: "string" },
       "cluster-id": { type: "string" },
       "secret-file": { type: "string" },
+      state: { type: "string" },
     });
     if (!parsed) return 2;
+    const state = parsed.values.state;
+    if (state !== undefined && state !== "disk" && state !== "memory") {
+      return usageError("cluster", this, `--state is disk or memory, not ${JSON.stringify(state)}`);
+    }
     let nodes: number;
     try {
       nodes = count(parsed.values.nodes, "--nodes") ?? 3;
@@ -188,6 +204,7 @@ restarts it, and stops them all on SIGINT or SIGTERM.`,
         dataDir,
         cluster: typeof id === "string" ? id : undefined,
         secret,
+        ...(state === undefined ? {} : { state }),
         onExit: (node, status) => {
           if (local === undefined) return; // still starting: start itself reports it
           const how = status.signal !== null ? status.signal : `exit code ${status.code}`;

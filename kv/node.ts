@@ -20,6 +20,8 @@ import { type KvHttpServer, serveKvHttp } from "./http.ts";
 import type { KvLimits } from "../kvstate/protocol.ts";
 import { serveMembers } from "../rsm/members.ts";
 import { KvServer } from "./server.ts";
+import { openNodeState, type StateKind } from "./node_state.ts";
+import type { StateStore } from "../store/state_store.ts";
 import type { Logger } from "../net/logger.ts";
 
 /**
@@ -76,6 +78,16 @@ export interface KvNodeOptions {
    * Ignored for a folder that has an identity already.
    */
   mode?: StartMode;
+  /**
+   * Where the KV state is kept: `"disk"` (in the folder's `raft.kv`, with a
+   * bounded cache: memory does not grow with the keys, a restart replays
+   * only the log past the stored state) or `"memory"` (rebuilt from the
+   * last snapshot and the log at each start). Default: what the folder
+   * records, and `"disk"` for a new folder. A memory folder asked for disk
+   * is migrated; a disk folder asked for memory is refused
+   * (`StateKindError`). See `node_state.ts`.
+   */
+  state?: StateKind;
   /** Where to report (startup, shutdown, refused peers). Default: nowhere. */
   log?: (line: string) => void;
 }
@@ -216,7 +228,22 @@ export async function startKvNode(options: KvNodeOptions): Promise<KvNode> {
     summary.close();
     throw err;
   }
-  const { rpc, listener, storage, identity } = host;
+  const { rpc, listener, identity } = host;
+  let state;
+  try {
+    state = await openNodeState(host.storage, host.storage.database, {
+      state: options.state,
+      where: options.dataDir,
+      log: (line) => log(`kv node ${id}: ${line}`),
+    });
+  } catch (err) {
+    summary.close();
+    await listener.close();
+    await host.storage.close();
+    throw err;
+  }
+  const { storage } = state;
+  const stateStore: StateStore | undefined = state.store;
   const transport = new TcpTransport({ peers, timeoutMs: 1000, ...access, member: identity });
   retired = (node) => {
     const reason = `node ${node}'s data folder was retired (it left the cluster)`;
@@ -254,6 +281,7 @@ export async function startKvNode(options: KvNodeOptions): Promise<KvNode> {
       maxRaftState: options.maxRaftState ?? 4 * 1024 * 1024,
       snapshotLogRatio: options.snapshotLogRatio ?? 1,
       limits: options.limits,
+      ...(stateStore ? { stateStore } : {}),
       // A follower names the leader and the members by their TCP addresses.
       addressOf: (peer) => peers[peer],
       // Raft's and the replica's own records (a node that stops, an apply that throws).
@@ -285,6 +313,7 @@ export async function startKvNode(options: KvNodeOptions): Promise<KvNode> {
     await server?.stop();
     await listener.close();
     await transport.close();
+    await stateStore?.close();
     await storage.close();
     throw err;
   }
@@ -314,9 +343,8 @@ export async function startKvNode(options: KvNodeOptions): Promise<KvNode> {
     onPeerAddress: moved,
   });
   log(
-    `kv node ${id} (data folder incarnation ${identity.incarnation}) serving on ${listener.address}${
-      http ? `, HTTP on ${http.address}` : ""
-    }`,
+    `kv node ${id} (data folder incarnation ${identity.incarnation}, state on ${state.kind}) ` +
+      `serving on ${listener.address}${http ? `, HTTP on ${http.address}` : ""}`,
   );
   const kv = server;
   const tcp = listener;
@@ -349,6 +377,8 @@ export async function startKvNode(options: KvNodeOptions): Promise<KvNode> {
         await kv.stop();
         await tcp.close();
         await transport.close();
+        // The state store shares the Raft storage's database: closed first.
+        await stateStore?.close();
         await store.close();
         summary.close();
         log(`kv node ${id} stopped`);

@@ -12,6 +12,10 @@ import { DedupTable } from "../rsm/dedup.ts";
 import type { StoredMachine } from "../rsm/stored_machine.ts";
 import type { StateBatch } from "../store/state_batch.ts";
 import type { StateStore } from "../store/state_store.ts";
+import type { AppliedPoint } from "../store/state_layout.ts";
+import type { StatePage } from "../store/state_view.ts";
+import { anySnapshotPages } from "./stored_convert.ts";
+import { COUNT_ROW, sessionKey } from "./stored_rows.ts";
 import type { KvCommand, KvResult } from "./kv_types.ts";
 import { type KvLimits, parseWrite } from "./protocol.ts";
 import { writeDigest } from "./state.ts";
@@ -24,14 +28,6 @@ interface SessionRow {
   digest: number;
   result: KvResult;
 }
-
-/** The session row of `client` (prefixed, so that no client id is the key count's row). */
-function sessionKey(client: string): string {
-  return `c/${client}`;
-}
-
-/** The row holding how many keys there are. */
-const COUNT_ROW = "n";
 
 /**
  * The longest key a stored state takes, in UTF-8 bytes: a key's stored form
@@ -136,6 +132,14 @@ export class StoredKvState implements StoredMachine<KvResult> {
     }
     state.setSession(key, { seq: command.seq, digest, result } satisfies SessionRow);
     return result;
+  }
+
+  /**
+   * The pages of a leader's snapshot: a stored state's stream, or the
+   * in-memory state's encoding (a leader that keeps its state in memory).
+   */
+  snapshotPages(data: Uint8Array, point: AppliedPoint): Iterable<StatePage> {
+    return anySnapshotPages(data, point);
   }
 
   /** The store was replaced by the leader's: its key count is read again. */

@@ -65,6 +65,8 @@ export type { Codec } from "../net/codec.ts";
 export type { Random } from "../net/random.ts";
 export type { LogFields, Logger, LogLevel } from "../net/logger.ts";
 export * from "./kv_storage.ts";
+// The database a DenoKvStorage is in (`DenoKvStorage.database`), shared by a node's state store.
+export type { KvAtomicLike, KvLike, KvListIteratorLike } from "../store/kv_like.ts";
 export * from "../store/storage_errors.ts";
 export type { SnapshotSource, SnapshotStream } from "./snapshot_stream.ts";
 export { UNKNOWN_SIZE } from "./snapshot_receive.ts";

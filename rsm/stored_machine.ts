@@ -19,6 +19,7 @@ import { StateInvariantError } from "../store/errors.ts";
 import type { StateBatch } from "../store/state_batch.ts";
 import type { StateStore } from "../store/state_store.ts";
 import type { StatePage } from "../store/state_view.ts";
+import type { AppliedPoint } from "../store/state_layout.ts";
 import { DedupTable, digestBytes } from "./dedup.ts";
 import type { ExactlyOnce, WriteOutcome } from "./exactly_once.ts";
 import type { ReplicaMachine } from "./replica_types.ts";
@@ -60,6 +61,12 @@ export interface StoredMachine<R> {
   validate?(command: unknown): void;
   /** Optional: the store's state was replaced by a snapshot from the leader; drop what was cached. */
   installed?(): void;
+  /**
+   * Optional: the pages to install from a snapshot's bytes, for a service
+   * whose replicas may send another form (a leader that keeps the state in
+   * memory). Default: the bytes are a stream of {@linkcode storeSource}'s pages.
+   */
+  snapshotPages?(data: Uint8Array, point: AppliedPoint): Iterable<StatePage>;
 }
 
 /**
@@ -243,7 +250,10 @@ export class StoredApplier<R> {
     if (item.type === "snapshot") {
       await this.#commit(options.done);
       if (item.index > this.durableIndex) {
-        await this.#machine.store.install(readPages(item.data));
+        const point = { index: item.index, term: item.term };
+        await this.#machine.store.install(
+          this.#machine.snapshotPages?.(item.data, point) ?? readPages(item.data),
+        );
         this.#machine.installed?.();
       }
       options.done(item, undefined);

@@ -52,8 +52,11 @@ export interface KvClusterOptions {
    * others start with no membership and join when a leader adds them.
    */
   initialVoters?: number;
-  /** Keep each server's state in a store on its folder's `SimKv` (issue 19), not in memory. */
-  storedState?: boolean;
+  /**
+   * Keep each server's state in a store on its folder's `SimKv` (issue 19),
+   * not in memory; a function: for the servers it says (by position).
+   */
+  storedState?: boolean | ((i: number) => boolean);
 }
 
 /** How long a leader's `Member` change may wait (for a busy leader, then for its commit). */
@@ -121,6 +124,8 @@ export class KvCluster {
     this.maxRaftState = options.maxRaftState ?? -1;
     const serverOptions = options.server ?? {};
     this.#clocks = Array.from({ length: n }, () => new NodeClock(sim.clock));
+    const stored = (i: number) =>
+      typeof options.storedState === "function" ? options.storedState(i) : !!options.storedState;
     this.group = new ReplicaCluster(sim, n, {
       initialVoters: options.initialVoters,
       identities: true,
@@ -129,7 +134,9 @@ export class KvCluster {
         const ledger = context.observer;
         const kv = await KvServer.start({
           ...context,
-          ...(options.storedState ? { stateStore: await StateStore.open(context.stateKv) } : {}),
+          ...(stored(this.ids.indexOf(context.id))
+            ? { stateStore: await StateStore.open(context.stateKv) }
+            : {}),
           clock,
           // The group's ledger, and the test's hook on new leaders.
           observer: {

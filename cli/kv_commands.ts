@@ -81,9 +81,12 @@ options:
                            one); either way a node whose peers knew it with another folder stops
   --http-offset <n>        HTTP port = TCP port + n (default 1000)
   --no-http                no HTTP API
-  --max-raft-state <bytes> snapshot when the Raft log reaches this size or the last
-                           snapshot's times --snapshot-log-ratio, whichever is larger (default 4194304)
-  --snapshot-log-ratio <r> 0: snapshot at --max-raft-state whatever the state's size (default 1)
+  --max-raft-state <bytes> --state memory: snapshot when the Raft log reaches this size or the
+                           last snapshot's times --snapshot-log-ratio, whichever is larger;
+                           --state disk: compact the log each time it grows by this much, keeping
+                           the last 5000 entries (at most this many bytes) (default 4194304)
+  --snapshot-log-ratio <r> --state memory only: 0 snapshots at --max-raft-state whatever the
+                           state's size (default 1)
   --tick-ms <ms>           Raft tick (default 50: heartbeats every 100 ms, elections after 0.5-1 s)
   --state disk|memory      where the KV state is kept: disk (in --data, memory bounded) or memory
                            (default: what the folder recorded when it was made; disk for a new

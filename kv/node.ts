@@ -48,15 +48,22 @@ export interface KvNodeOptions {
   /** HTTP port = TCP port + this. Default 1000; `null`: no HTTP API. */
   httpOffset?: number | null;
   /**
-   * Snapshot when the Raft state reaches this many bytes, or
-   * `snapshotLogRatio` × the last snapshot's size when that is larger (so a
-   * large state is not encoded again every few MiB of writes). Default 4 MiB.
+   * With the state in memory: snapshot when the Raft state reaches this
+   * many bytes, or `snapshotLogRatio` × the last snapshot's size when that
+   * is larger (so a large state is not encoded again every few MiB of
+   * writes). With the state on disk: compact the log (nothing is encoded)
+   * each time it has grown by this many bytes, keeping a tail of the last
+   * 5,000 entries and at most this many bytes of them for lagging
+   * followers, so the log stays within about twice this
+   * (`rsm/replica_compaction.ts`). Default 4 MiB.
    */
   maxRaftState?: number;
   /**
-   * How much log a snapshot must be worth, as a multiple of the last
-   * snapshot's size (see `ReplicaOptions.snapshotLogRatio`); 0: snapshot at
-   * `maxRaftState` whatever the state's size. Default 1.
+   * With the state in memory: how much log a snapshot must be worth, as a
+   * multiple of the last snapshot's size (see
+   * `ReplicaOptions.snapshotLogRatio`); 0: snapshot at `maxRaftState`
+   * whatever the state's size. No effect with the state on disk (a
+   * compaction writes no state). Default 1.
    */
   snapshotLogRatio?: number;
   /** Raft tick in milliseconds. Default 50. */

@@ -10,6 +10,7 @@
 import { ArgumentsError } from "../net/errors.ts";
 import { DedupTable } from "../rsm/dedup.ts";
 import type { StoredMachine } from "../rsm/stored_machine.ts";
+import type { StateReader } from "../rsm/stored_layers.ts";
 import type { StateBatch } from "../store/state_batch.ts";
 import type { StateStore } from "../store/state_store.ts";
 import type { AppliedPoint } from "../store/state_layout.ts";
@@ -56,11 +57,14 @@ export class StoredKvState implements StoredMachine<KvResult> {
   readonly store: StateStore;
   readonly #limits: KvLimits;
   #size: number;
+  /** Reads as applied (the replica's staged batches, then the store): see `readThrough`. */
+  #reader: StateReader;
 
   private constructor(store: StateStore, limits: KvLimits, size: number) {
     this.store = store;
     this.#limits = limits;
     this.#size = size;
+    this.#reader = store;
   }
 
   /**
@@ -89,14 +93,19 @@ export class StoredKvState implements StoredMachine<KvResult> {
     return this.#size;
   }
 
-  /** The stored value of `key`, or null when it is absent. */
+  /** The value of `key` as applied (staged writes included), or null when it is absent. */
   get(key: string): Promise<KvValue | null> {
-    return this.store.get(key);
+    return this.#reader.get(key);
+  }
+
+  /** Reads go through `reader` (the replica's staged batches, then the store). */
+  readThrough(reader: StateReader): void {
+    this.#reader = reader;
   }
 
   /** Whether `command` was already applied, as the stored session says (a retry's answer). */
   async applied(command: KvCommand): Promise<KvResult | undefined> {
-    const row = await this.store.session(sessionKey(command.client)) as SessionRow | null;
+    const row = await this.#reader.session(sessionKey(command.client)) as SessionRow | null;
     if (row == null || command.seq > row.seq) return undefined;
     return dedupAnswer(verdict(row, command), command);
   }

@@ -442,6 +442,9 @@ export interface GenericParams {
   partitions?: boolean;
   maxRaftState?: number;
   randomKeys?: boolean;
+  /** Keep the servers' state in stores (issue 19), and more server options. */
+  storedState?: boolean;
+  server?: Partial<KvServerOptions>;
 }
 
 /**
@@ -456,7 +459,12 @@ export async function genericTest(
   p: GenericParams,
 ): Promise<void> {
   const maxRaftState = p.maxRaftState ?? -1;
-  const cfg = await KvCluster.start(sim, p.servers, { unreliable: p.unreliable, maxRaftState });
+  const cfg = await KvCluster.start(sim, p.servers, {
+    unreliable: p.unreliable,
+    maxRaftState,
+    storedState: p.storedState,
+    server: p.server,
+  });
   cfg.begin();
   const log = new OpLog();
   const { clerk: ck } = cfg.makeClient();

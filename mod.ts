@@ -71,6 +71,7 @@ export type {
 } from "./net/mod.ts";
 // raft: the Raft node and its storages.
 export { DenoKvStorage, MemoryStorage, RaftNode } from "./raft/mod.ts";
+export type { KvAtomicLike, KvLike, KvListIteratorLike } from "./raft/mod.ts";
 export type {
   Applied,
   Entry,
@@ -120,7 +121,7 @@ export type {
 // kvstate: the key/value data model (values and limits).
 export type { KvLimits, KvReply, KvResult, KvValue } from "./kvstate/mod.ts";
 // kv: the replicated key/value service (6.824's kvraft).
-export { connectKv, KvClerk, KvServer, startKvNode } from "./kv/mod.ts";
+export { connectKv, KvClerk, KvServer, startKvNode, StateKindError } from "./kv/mod.ts";
 export type {
   CasOutcome,
   ConnectKvOptions,
@@ -130,6 +131,7 @@ export type {
   KvNodeOptions,
   KvServerStats,
   KvWriteOptions,
+  StateKind,
 } from "./kv/mod.ts";
 // shard: the shard controller (6.824's shardctrler) and the sharded key/value service (shardkv).
 export {

@@ -13,6 +13,8 @@
  *   --connections 1,16,64 --rounds 3 --seconds 5 --ports 24500-24999
  * ```
  *
+ * `--state disk|memory` is passed to every tree's nodes (`kv serve --state`).
+ *
  * With `--single`, each measurement is one node instead, in a process of
  * its own: a `KvServer` with in-memory storage (no disk, no followers)
  * behind `serveKvHttp`, so its CPU per put is the HTTP path, the replica
@@ -168,6 +170,8 @@ async function measure(
     warmup: number;
     round: number;
     ports: PortRange;
+    /** The nodes' `--state` (a tree that has no such flag ignores it). Default: the tree's. */
+    state?: string;
   },
 ): Promise<Measurement> {
   const { LocalCluster } = await import(`${tree.path}/cli/local_cluster.ts`);
@@ -177,6 +181,7 @@ async function measure(
     dataDir,
     ports: options.ports.take(3, httpOffset),
     httpOffset,
+    ...(options.state === undefined ? {} : { state: options.state }),
   });
   try {
     const leader: number = await cluster.leader();
@@ -227,6 +232,7 @@ if (import.meta.main) {
       ports: { type: "string", default: "24500-24999" },
       single: { type: "boolean", default: false },
       "serve-single": { type: "string" },
+      state: { type: "string" },
     },
   });
   if (values["serve-single"] !== undefined) {
@@ -258,6 +264,7 @@ if (import.meta.main) {
             warmup: Number(values.warmup),
             round,
             ports,
+            ...(values.state === undefined ? {} : { state: values.state }),
           });
         // A leader change (an overloaded machine) spoils the CPU split: that run is repeated.
         for (let attempt = 1;; attempt++) {

@@ -131,6 +131,8 @@ export function variantsAt(
 
 /** The ports every cluster takes when `--ports` was given. */
 let portRange: PortRange | undefined;
+/** distkit's `--state` when `--state` was given (default: the node's, disk). */
+let distkitState: "disk" | "memory" | undefined;
 
 /** A running cluster of either kind, seen the same way. */
 interface Cluster {
@@ -204,6 +206,7 @@ async function startUntracked(system: "etcd" | "distkit", etcd: string): Promise
       dataDir,
       ports: httpOffset === undefined ? undefined : portRange!.take(3, httpOffset),
       httpOffset,
+      state: distkitState,
     });
     return {
       httpUrls: c.peers.map((_, i) => `http://${c.httpAddress(i)}`),
@@ -457,7 +460,7 @@ const ratio = (x: number) => Number.isFinite(x) ? `${x.toFixed(2)}×` : "–";
 const USAGE = "usage: deno run -A bench/kv_vs_etcd.ts [--seconds 5] [--runs 3] " +
   "[--clients 1,16,64] [--warmup 1] [--failover-clients 16] [--failover-runs 5] [--no-go] " +
   "[--no-failover] [--wrk] [--gets] [--wrk-only] [--get-clients 64] [--no-repeat] " +
-  "[--ports LOW-HIGH] [--quiet-wait 30] [--write-benchmarks]";
+  "[--ports LOW-HIGH] [--quiet-wait 30] [--write-benchmarks] [--state disk|memory]";
 
 function parseOptions() {
   return parseArgs({
@@ -479,6 +482,7 @@ function parseOptions() {
       ports: { type: "string" },
       "quiet-wait": { type: "string", default: "30" },
       "write-benchmarks": { type: "boolean", default: false },
+      state: { type: "string" },
     },
   });
 }
@@ -510,6 +514,11 @@ async function main(): Promise<number> {
     console.error(`kv_vs_etcd: --quiet-wait takes seconds (0 or more)\n${USAGE}`);
     return 2;
   }
+  if (values.state !== undefined && values.state !== "disk" && values.state !== "memory") {
+    console.error(`kv_vs_etcd: --state takes disk or memory, got "${values.state}"\n${USAGE}`);
+    return 2;
+  }
+  distkitState = values.state;
   const wrk = values.wrk || values.gets ? which("wrk") : undefined;
   if ((values.wrk || values.gets) && wrk === undefined) {
     console.log("(no `wrk` on PATH: the wrk rows are skipped; Debian/Ubuntu: `apt install wrk`)");

@@ -56,6 +56,8 @@ export interface ScaleOptions {
   json?: string;
   /** distkit's `--max-raft-state`, bytes; default the node's own. */
   maxRaftState?: number;
+  /** distkit's `--state` (where the KV state is kept); default the node's own (disk). */
+  state?: "disk" | "memory";
 }
 
 /** A command line the benchmark cannot run: the message says what to change. */
@@ -69,7 +71,7 @@ export class ScaleUsageError extends Error {
 /** The usage line printed with a {@linkcode ScaleUsageError}. */
 export const USAGE = "usage: deno run -A bench/scale.ts [--keys 1M] [--value-bytes 64] " +
   "[--clients 64] [--split 200k] [--systems distkit,etcd] [--ports LOW-HIGH] " +
-  "[--skip-restart] [--skip-catchup] [--max-raft-state BYTES] [--json FILE]";
+  "[--skip-restart] [--skip-catchup] [--max-raft-state BYTES] [--state disk|memory] [--json FILE]";
 
 /** `"200000"`, `"200k"`, `"1M"`, `"1_000_000"` as a whole number, or undefined. */
 function count(text: string): number | undefined {
@@ -97,6 +99,7 @@ export function parseScaleArgs(args: string[]): ScaleOptions {
         "skip-restart": { type: "boolean", default: false },
         "skip-catchup": { type: "boolean", default: false },
         "max-raft-state": { type: "string" },
+        state: { type: "string" },
         json: { type: "string" },
       },
     }));
@@ -131,8 +134,13 @@ export function parseScaleArgs(args: string[]): ScaleOptions {
       `--ports needs at least 12 ports (6 per etcd cluster), got ${ports.size}`,
     );
   }
+  const state = values.state;
+  if (state !== undefined && state !== "disk" && state !== "memory") {
+    throw new ScaleUsageError(`--state takes disk or memory, got "${state}"`);
+  }
   return {
     keys,
+    state,
     valueBytes: number("value-bytes", values["value-bytes"], 1, 64 * 1024),
     clients: number("clients", values.clients, 1, 4096),
     split: Math.min(keys, number("split", values.split, 1, 1e15)),
@@ -335,6 +343,7 @@ async function distkitSubject(
     ports: httpOffset === undefined ? undefined : options.ports!.take(3, httpOffset),
     httpOffset,
     maxRaftState: options.maxRaftState,
+    state: options.state,
     startTimeoutMs: WAIT_MS,
   });
   const urls = cluster.peers.map((_, i) => `http://${cluster.httpAddress(i)}`);

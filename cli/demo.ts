@@ -26,6 +26,8 @@ export interface ClusterDemoOptions {
   progress?: (line: string) => void;
   /** The folder for the nodes' data and the report (it must exist). Default: a new temporary folder. */
   dataDir?: string;
+  /** Where the nodes keep their KV state (`kv serve --state`). Default: the node's default (disk). */
+  state?: "disk" | "memory";
 }
 
 /** What the demo measured. */
@@ -61,7 +63,7 @@ export async function clusterDemo(options: ClusterDemoOptions = {}): Promise<Clu
   const say = options.progress ?? (() => {});
   const dataDir = options.dataDir ?? await Deno.makeTempDir({ prefix: "distkit-demo-" });
   say(`starting 3 nodes (distkit kv serve) with their data under ${dataDir}`);
-  const cluster = await LocalCluster.start({ dataDir });
+  const cluster = await LocalCluster.start({ dataDir, state: options.state });
   try {
     return await drive(cluster, { dataDir, seconds, clients, say });
   } finally {

@@ -10,17 +10,21 @@ import { SUMMARIES } from "./summaries.ts";
 /** `distkit demo`. */
 export const demoCommand: CliCommand = {
   summary: SUMMARIES.demo,
-  usage: `usage: distkit demo [--seconds 10] [--clients 8]
+  usage: `usage: distkit demo [--seconds 10] [--clients 8] [--state disk|memory]
 
 Starts 3 \`distkit kv serve\` processes on 127.0.0.1 with their data in a fresh
 folder, runs concurrent clients while it kills the leader with SIGKILL and
 restarts it, then prints throughput, latency percentiles, the failover gap and
 the linearizability verdict of the whole history, and writes the checker's
-HTML report. Needs --allow-net=127.0.0.1 --allow-read --allow-write --allow-run.`,
+HTML report. --state is the nodes' \`kv serve --state\` (default disk). Needs --allow-net=127.0.0.1 --allow-read --allow-write --allow-run.`,
   run: async (args) => {
     let values;
     try {
-      ({ values } = parseFlags(args, { seconds: { type: "string" }, clients: { type: "string" } }));
+      ({ values } = parseFlags(args, {
+        seconds: { type: "string" },
+        clients: { type: "string" },
+        state: { type: "string" },
+      }));
     } catch (err) {
       console.error(`distkit demo: ${(err as Error).message}`);
       return 2;
@@ -31,8 +35,13 @@ HTML report. Needs --allow-net=127.0.0.1 --allow-read --allow-write --allow-run.
       console.error("distkit demo: --seconds must be at least 3 and --clients at least 1");
       return 2;
     }
+    const state = values.state;
+    if (state !== undefined && state !== "disk" && state !== "memory") {
+      console.error(`distkit demo: --state is disk or memory, not ${JSON.stringify(state)}`);
+      return 2;
+    }
     console.log("distkit demo: a replicated key/value cluster, its leader killed under load\n");
-    const r = await clusterDemo({ seconds, clients, progress: (line) => console.log(line) });
+    const r = await clusterDemo({ seconds, clients, state, progress: (line) => console.log(line) });
     console.log(
       `\n${r.operations} operations in ${seconds} s: ${Math.round(r.opsPerSecond)}/s; latency ` +
         `p50 ${r.latency.p50.toFixed(1)} ms, p90 ${r.latency.p90.toFixed(1)} ms, p99 ` +

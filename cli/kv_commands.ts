@@ -67,6 +67,7 @@ const serve: KvCommand = {
   usage: `usage: distkit kv serve --id <n> --peers <host:port,...> --data <dir> [--join]
                        [--http-offset 1000 | --no-http] [--max-raft-state <bytes>]
                        [--snapshot-log-ratio 1] [--tick-ms 50] [--log kv|segments]
+                       [--state disk|memory]
 
 Runs node <n> (its position in --peers, counting from 0) until SIGINT or SIGTERM,
 then shuts down gracefully (exit 0); exits 3 if it cannot start or stops after a failure. Every node and client lists the same --peers in the
@@ -81,13 +82,20 @@ options:
                            one); either way a node whose peers knew it with another folder stops
   --http-offset <n>        HTTP port = TCP port + n (default 1000)
   --no-http                no HTTP API
-  --max-raft-state <bytes> snapshot when the Raft log reaches this size or the last
-                           snapshot's times --snapshot-log-ratio, whichever is larger (default 4194304)
-  --snapshot-log-ratio <r> 0: snapshot at --max-raft-state whatever the state's size (default 1)
+  --max-raft-state <bytes> --state memory: snapshot when the Raft log reaches this size or the
+                           last snapshot's times --snapshot-log-ratio, whichever is larger;
+                           --state disk: compact the log each time it grows by this much, keeping
+                           the last 5000 entries (at most this many bytes) (default 4194304)
+  --snapshot-log-ratio <r> --state memory only: 0 snapshots at --max-raft-state whatever the
+                           state's size (default 1)
   --tick-ms <ms>           Raft tick (default 50: heartbeats every 100 ms, elections after 0.5-1 s)
   --log kv|segments        where the Raft log is kept: Deno KV (raft.kv, the default) or
                            append-only segment files (raft.log/); a folder of the other kind
                            is refused
+  --state disk|memory      where the KV state is kept: disk (in --data, memory bounded) or memory
+                           (default: what the folder recorded when it was made; disk for a new
+                           one). A memory folder started with --state disk is moved to disk; a
+                           disk folder started with --state memory is refused
 ${ACCESS_HELP}`,
   async run(args) {
     const parsed = parse("serve", this, args, {
@@ -100,6 +108,7 @@ ${ACCESS_HELP}`,
       "snapshot-log-ratio": { type: "string" },
       "tick-ms": { type: "string" },
       log: { type: "string" },
+      state: { type: "string" },
       join: { type: "boolean" },
       "cluster-id": { type: "string" },
       "secret-file": { type: "string" },
@@ -112,6 +121,9 @@ ${ACCESS_HELP}`,
     const raftLog = v.log ?? "kv";
     if (raftLog !== "kv" && raftLog !== "segments") {
       return usageError("serve", this, `--log must be kv or segments, got ${raftLog}`);
+    }
+    if (v.state !== undefined && v.state !== "disk" && v.state !== "memory") {
+      return usageError("serve", this, `--state is disk or memory, not ${JSON.stringify(v.state)}`);
     }
     let node;
     try {
@@ -135,6 +147,7 @@ ${ACCESS_HELP}`,
         tickMs: count(v["tick-ms"], "--tick-ms"),
         mode: v.join ? "join" : "bootstrap",
         raftLog,
+        ...(v.state === undefined ? {} : { state: v.state }),
         log: (line) => console.log(line),
       });
     } catch (err) {
@@ -163,20 +176,27 @@ const cluster: KvCommand = {
   summary: "start a local cluster of node processes on 127.0.0.1 (for trying things out)",
   usage:
     `usage: distkit kv cluster [--nodes 3] [--data <dir>] [--cluster-id <id>] [--secret-file <f>]
+                         [--state disk|memory]
 
 Starts <nodes> \`distkit kv serve\` processes on free ports of 127.0.0.1, with
 their data under --data (default: a new temporary folder), prints where each
 listens and runnable commands to talk to them, reports a node that exits and
 how (\`node 2 exited (SIGKILL); restart it: ...\`) with the command that
-restarts it, and stops them all on SIGINT or SIGTERM.`,
+restarts it, and stops them all on SIGINT or SIGTERM. --state is each node's
+\`kv serve --state\` (default: disk for new folders).`,
   async run(args) {
     const parsed = parse("cluster", this, args, {
       nodes: { type: "string" },
       data: { type: "string" },
       "cluster-id": { type: "string" },
       "secret-file": { type: "string" },
+      state: { type: "string" },
     });
     if (!parsed) return 2;
+    const state = parsed.values.state;
+    if (state !== undefined && state !== "disk" && state !== "memory") {
+      return usageError("cluster", this, `--state is disk or memory, not ${JSON.stringify(state)}`);
+    }
     let nodes: number;
     try {
       nodes = count(parsed.values.nodes, "--nodes") ?? 3;
@@ -197,6 +217,7 @@ restarts it, and stops them all on SIGINT or SIGTERM.`,
         dataDir,
         cluster: typeof id === "string" ? id : undefined,
         secret,
+        ...(state === undefined ? {} : { state }),
         onExit: (node, status) => {
           if (local === undefined) return; // still starting: start itself reports it
           const how = status.signal !== null ? status.signal : `exit code ${status.code}`;

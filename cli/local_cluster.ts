@@ -29,6 +29,8 @@ export interface LocalClusterOptions {
   httpOffset?: number;
   /** Snapshot threshold of each node, in bytes. Default: the node's default. */
   maxRaftState?: number;
+  /** Where each node keeps its KV state (`kv serve --state`). Default: the node's default (disk for a new folder). */
+  state?: "disk" | "memory";
   /** How long to wait for a node to listen after a start. Default 15,000 ms. */
   startTimeoutMs?: number;
   /** The cluster id the nodes serve. Default `""`. */
@@ -208,6 +210,7 @@ export class LocalCluster {
       ...(this.#options.maxRaftState === undefined
         ? []
         : ["--max-raft-state", String(this.#options.maxRaftState)]),
+      ...(this.#options.state === undefined ? [] : ["--state", this.#options.state]),
       ...(this.#options.cluster === undefined ? [] : ["--cluster-id", this.#options.cluster]),
       ...(this.#options.httpOffset === undefined
         ? []

@@ -58,6 +58,7 @@ export * from "./clerk.ts";
 export * from "./http.ts";
 export * from "./members_http.ts";
 export * from "./node.ts";
+export * from "./node_state.ts";
 export * from "./server.ts";
 // The data model this service replicates (shared with the sharded service).
 export * from "../kvstate/mod.ts";

@@ -20,6 +20,13 @@ import { type KvHttpServer, serveKvHttp } from "./http.ts";
 import type { KvLimits } from "../kvstate/protocol.ts";
 import { serveMembers } from "../rsm/members.ts";
 import { KvServer } from "./server.ts";
+import {
+  openNodeState,
+  openStateDatabase,
+  type StateDatabase,
+  type StateKind,
+} from "./node_state.ts";
+import type { StateStore } from "../store/state_store.ts";
 import type { Logger } from "../net/logger.ts";
 
 /**
@@ -46,15 +53,22 @@ export interface KvNodeOptions {
   /** HTTP port = TCP port + this. Default 1000; `null`: no HTTP API. */
   httpOffset?: number | null;
   /**
-   * Snapshot when the Raft state reaches this many bytes, or
-   * `snapshotLogRatio` × the last snapshot's size when that is larger (so a
-   * large state is not encoded again every few MiB of writes). Default 4 MiB.
+   * With the state in memory: snapshot when the Raft state reaches this
+   * many bytes, or `snapshotLogRatio` × the last snapshot's size when that
+   * is larger (so a large state is not encoded again every few MiB of
+   * writes). With the state on disk: compact the log (nothing is encoded)
+   * each time it has grown by this many bytes, keeping a tail of the last
+   * 5,000 entries and at most this many bytes of them for lagging
+   * followers, so the log stays within about twice this
+   * (`rsm/replica_compaction.ts`). Default 4 MiB.
    */
   maxRaftState?: number;
   /**
-   * How much log a snapshot must be worth, as a multiple of the last
-   * snapshot's size (see `ReplicaOptions.snapshotLogRatio`); 0: snapshot at
-   * `maxRaftState` whatever the state's size. Default 1.
+   * With the state in memory: how much log a snapshot must be worth, as a
+   * multiple of the last snapshot's size (see
+   * `ReplicaOptions.snapshotLogRatio`); 0: snapshot at `maxRaftState`
+   * whatever the state's size. No effect with the state on disk (a
+   * compaction writes no state). Default 1.
    */
   snapshotLogRatio?: number;
   /** Raft tick in milliseconds. Default 50. */
@@ -76,6 +90,16 @@ export interface KvNodeOptions {
    * Ignored for a folder that has an identity already.
    */
   mode?: StartMode;
+  /**
+   * Where the KV state is kept: `"disk"` (in the folder's `raft.kv`, with a
+   * bounded cache: memory does not grow with the keys, a restart replays
+   * only the log past the stored state) or `"memory"` (rebuilt from the
+   * last snapshot and the log at each start). Default: what the folder
+   * records, and `"disk"` for a new folder. A memory folder asked for disk
+   * is migrated; a disk folder asked for memory is refused
+   * (`StateKindError`). See `node_state.ts`.
+   */
+  state?: StateKind;
   /** Where to report (startup, shutdown, refused peers). Default: nowhere. */
   log?: (line: string) => void;
   /** Where the Raft log is kept: Deno KV (`"kv"`, the default) or segment files (`"segments"`). */
@@ -219,7 +243,26 @@ export async function startKvNode(options: KvNodeOptions): Promise<KvNode> {
     summary.close();
     throw err;
   }
-  const { rpc, listener, storage, identity } = host;
+  const { rpc, listener, identity } = host;
+  let state;
+  let db: StateDatabase | undefined;
+  try {
+    db = await openStateDatabase(options.dataDir, host.storage);
+    state = await openNodeState(host.storage, db.kv, {
+      state: options.state,
+      where: options.dataDir,
+      log: (line) => log(`kv node ${id}: ${line}`),
+      readKv: db.readKv,
+    });
+  } catch (err) {
+    db?.close();
+    summary.close();
+    await listener.close();
+    await host.storage.close();
+    throw err;
+  }
+  const { storage } = state;
+  const stateStore: StateStore | undefined = state.store;
   const transport = new TcpTransport({ peers, timeoutMs: 1000, ...access, member: identity });
   retired = (node) => {
     const reason = `node ${node}'s data folder was retired (it left the cluster)`;
@@ -257,6 +300,7 @@ export async function startKvNode(options: KvNodeOptions): Promise<KvNode> {
       maxRaftState: options.maxRaftState ?? 4 * 1024 * 1024,
       snapshotLogRatio: options.snapshotLogRatio ?? 1,
       limits: options.limits,
+      ...(stateStore ? { stateStore } : {}),
       // A follower names the leader and the members by their TCP addresses.
       addressOf: (peer) => peers[peer],
       // Raft's and the replica's own records (a node that stops, an apply that throws).
@@ -288,6 +332,8 @@ export async function startKvNode(options: KvNodeOptions): Promise<KvNode> {
     await server?.stop();
     await listener.close();
     await transport.close();
+    await stateStore?.close();
+    db.close();
     await storage.close();
     throw err;
   }
@@ -317,9 +363,8 @@ export async function startKvNode(options: KvNodeOptions): Promise<KvNode> {
     onPeerAddress: moved,
   });
   log(
-    `kv node ${id} (data folder incarnation ${identity.incarnation}) serving on ${listener.address}${
-      http ? `, HTTP on ${http.address}` : ""
-    }`,
+    `kv node ${id} (data folder incarnation ${identity.incarnation}, state on ${state.kind}) ` +
+      `serving on ${listener.address}${http ? `, HTTP on ${http.address}` : ""}`,
   );
   const kv = server;
   const tcp = listener;
@@ -352,6 +397,9 @@ export async function startKvNode(options: KvNodeOptions): Promise<KvNode> {
         await kv.stop();
         await tcp.close();
         await transport.close();
+        // The state store shares the Raft storage's database: closed first.
+        await stateStore?.close();
+        db.close();
         await store.close();
         summary.close();
         log(`kv node ${id} stopped`);

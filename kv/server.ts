@@ -30,6 +30,7 @@ import {
 import { type KvCommand, type KvResult, KvStateMachine, writeDigest } from "../kvstate/state.ts";
 import type { KvValue } from "../kvstate/value.ts";
 import { StoredKvState } from "../kvstate/stored_state.ts";
+import { isMemorySnapshot, memorySnapshotOfPages } from "../kvstate/stored_convert.ts";
 import type { StateStore } from "../store/state_store.ts";
 
 /** The state a server answers from: in memory, or in a store. */
@@ -62,11 +63,10 @@ export interface KvServerOptions extends ReplicaOptions {
    * after it, and the log is compacted without encoding the state. The
    * store is the caller's (on the node's `raft.kv`, or a `SimKv` in a
    * simulation), opened before the server and closed after it. Default:
-   * in memory. Every server of a cluster must make the same choice, for
-   * good: the two send their snapshots in different forms (a stored state's
-   * pages; the in-memory state's encoding), and a server refuses the other
-   * form (it stops). Moving a cluster from one to the other is not
-   * supported yet.
+   * in memory. Servers of one cluster may differ (a rolling move to disk,
+   * a new folder among old ones): the two send their snapshots in different
+   * forms (a stored state's pages; the in-memory state's encoding), and
+   * each takes the other's.
    */
   stateStore?: StateStore;
 }
@@ -405,8 +405,9 @@ class KvMachine implements ReplicaMachine<KvResult> {
     return this.#state.snapshotInSlices(pause);
   }
 
+  /** A leader's snapshot: the in-memory form, or a stored state's pages (a leader on disk). */
   restore(bytes: Uint8Array): void {
-    this.#state.restore(bytes);
+    this.#state.restore(isMemorySnapshot(bytes) ? bytes : memorySnapshotOfPages(bytes));
   }
 }
 

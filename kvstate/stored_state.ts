@@ -10,8 +10,13 @@
 import { ArgumentsError } from "../net/errors.ts";
 import { DedupTable } from "../rsm/dedup.ts";
 import type { StoredMachine } from "../rsm/stored_machine.ts";
+import type { StateReader } from "../rsm/stored_layers.ts";
 import type { StateBatch } from "../store/state_batch.ts";
 import type { StateStore } from "../store/state_store.ts";
+import type { AppliedPoint } from "../store/state_layout.ts";
+import type { StatePage } from "../store/state_view.ts";
+import { anySnapshotPages, isMemorySnapshot } from "./stored_convert.ts";
+import { COUNT_ROW, sessionKey } from "./stored_rows.ts";
 import type { KvCommand, KvResult } from "./kv_types.ts";
 import { type KvLimits, parseWrite } from "./protocol.ts";
 import { writeDigest } from "./state.ts";
@@ -24,14 +29,6 @@ interface SessionRow {
   digest: number;
   result: KvResult;
 }
-
-/** The session row of `client` (prefixed, so that no client id is the key count's row). */
-function sessionKey(client: string): string {
-  return `c/${client}`;
-}
-
-/** The row holding how many keys there are. */
-const COUNT_ROW = "n";
 
 /**
  * The longest key a stored state takes, in UTF-8 bytes: a key's stored form
@@ -60,11 +57,14 @@ export class StoredKvState implements StoredMachine<KvResult> {
   readonly store: StateStore;
   readonly #limits: KvLimits;
   #size: number;
+  /** Reads as applied (the replica's staged batches, then the store): see `readThrough`. */
+  #reader: StateReader;
 
   private constructor(store: StateStore, limits: KvLimits, size: number) {
     this.store = store;
     this.#limits = limits;
     this.#size = size;
+    this.#reader = store;
   }
 
   /**
@@ -93,14 +93,19 @@ export class StoredKvState implements StoredMachine<KvResult> {
     return this.#size;
   }
 
-  /** The stored value of `key`, or null when it is absent. */
+  /** The value of `key` as applied (staged writes included), or null when it is absent. */
   get(key: string): Promise<KvValue | null> {
-    return this.store.get(key);
+    return this.#reader.get(key);
+  }
+
+  /** Reads go through `reader` (the replica's staged batches, then the store). */
+  readThrough(reader: StateReader): void {
+    this.#reader = reader;
   }
 
   /** Whether `command` was already applied, as the stored session says (a retry's answer). */
   async applied(command: KvCommand): Promise<KvResult | undefined> {
-    const row = await this.store.session(sessionKey(command.client)) as SessionRow | null;
+    const row = await this.#reader.session(sessionKey(command.client)) as SessionRow | null;
     if (row == null || command.seq > row.seq) return undefined;
     return dedupAnswer(verdict(row, command), command);
   }
@@ -136,6 +141,19 @@ export class StoredKvState implements StoredMachine<KvResult> {
     }
     state.setSession(key, { seq: command.seq, digest, result } satisfies SessionRow);
     return result;
+  }
+
+  /**
+   * The pages of a leader's snapshot: a stored state's stream, or the
+   * in-memory state's encoding (a leader that keeps its state in memory).
+   */
+  snapshotPages(data: Uint8Array, point: AppliedPoint): Iterable<StatePage> {
+    return anySnapshotPages(data, point);
+  }
+
+  /** The in-memory state's snapshots are another form (see `isMemorySnapshot`). */
+  foreignSnapshot(head: Uint8Array): boolean {
+    return isMemorySnapshot(head);
   }
 
   /** The store was replaced by the leader's: its key count is read again. */

@@ -506,6 +506,15 @@ export class DenoKvStorage implements RaftStorage {
     }
   }
 
+  /**
+   * The database the storage is in, for state that shares the file under
+   * its own key prefix (a KV node's `StateStore`, under `["state"]`): one
+   * process, one handle per file. {@linkcode DenoKvStorage.close} closes it.
+   */
+  get database(): KvLike {
+    return this.#kv;
+  }
+
   raftStateSize(): number {
     return this.#hardStateBytes + this.#entryBytes;
   }

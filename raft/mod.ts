@@ -67,6 +67,8 @@ export type { LogFields, Logger, LogLevel } from "../net/logger.ts";
 export * from "./kv_storage.ts";
 export * from "./segment_storage.ts";
 export * from "./segment_choice.ts";
+// The database a DenoKvStorage is in (`DenoKvStorage.database`), shared by a node's state store.
+export type { KvAtomicLike, KvLike, KvListIteratorLike } from "../store/kv_like.ts";
 export * from "../store/storage_errors.ts";
 export type { SnapshotSource, SnapshotStream } from "./snapshot_stream.ts";
 export { type StreamedChunk, UNKNOWN_SIZE } from "./snapshot_receive.ts";

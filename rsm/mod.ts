@@ -59,6 +59,7 @@ export * from "./replica_client.ts";
 export * from "./apply_error.ts";
 export type { StampedWrite, WriteOutcome } from "./exactly_once.ts";
 export { readPages, type StoredMachine, storeSource } from "./stored_machine.ts";
+export type { StateReader } from "./stored_layers.ts";
 // The store's types that appear in a stored machine's signatures.
 export type {
   AppliedPoint,

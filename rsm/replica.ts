@@ -20,23 +20,20 @@ import { ArgumentsError } from "../net/errors.ts";
 import { type Logger, silentLogger } from "../net/logger.ts";
 import { OverloadedError } from "./errors.ts";
 import type { ServiceMethods } from "../net/rpc_server.ts";
-import { type Applied, NotLeaderError, RaftNode, RaftStoppedError } from "../raft/mod.ts";
+import { type Applied, NotLeaderError, RaftNode } from "../raft/mod.ts";
 import { invariant } from "../raft/invariant.ts";
 import { defaultClock } from "../net/env.ts";
 import { ApplyError } from "./apply_error.ts";
 import { ExactlyOnce, parseStampedWrite, type WriteOutcome } from "./exactly_once.ts";
-import { encodeSnapshot } from "./replica_snapshot.ts";
+import { CompactionPolicy } from "./replica_compaction.ts";
 import * as stored from "./stored_machine.ts";
 import { applyEntry } from "./replica_apply.ts";
 import {
   APPLY_SLICE,
   DEFAULT_MAX_PENDING_WRITE_BYTES,
   DEFAULT_MAX_PENDING_WRITES,
-  firstSnapshotAt,
   limitReached,
-  nextSnapshotAfterInstall,
   oldestWaitMs,
-  snapshotThreshold,
 } from "./replica_sizing.ts";
 import type {
   PendingRead,
@@ -157,9 +154,8 @@ export class Replica<R> {
   /** The term of the last item applied (see `#dropStaleWrites`). */
   #appliedTerm = 0;
   #reads: PendingRead[] = [];
-  #snapshotting = false;
-  /** The Raft state size that triggers the next snapshot (see firstSnapshotAt). */
-  #snapshotAt: number;
+  /** When to snapshot (in memory) or compact the log (stored). */
+  readonly #compaction: CompactionPolicy<R>;
   #counts = {
     reads: 0,
     writes: 0,
@@ -197,12 +193,32 @@ export class Replica<R> {
     this.#once = options.exactlyOnce === false ? undefined : new ExactlyOnce<R>();
     const report = { logger: this.#logger, node: raft.id };
     this.#stored = isStored
-      ? new stored.StoredApplier(machine, { once: this.#once, ...report })
+      ? new stored.StoredApplier(machine, {
+        once: this.#once,
+        ...report,
+        clock: this.#clock,
+        // A batch the store could not take: it failed, and this replica stops as for an apply.
+        onFailure: (err) => void this.#fail(err),
+        // The log may be compacted through what is stored now.
+        onStored: () => this.#compaction?.maybe(),
+        early: options.answerBeforeStore ?? false,
+      })
       : undefined;
     this.#appliedIndex = this.#stored?.durableIndex ?? 0;
     this.#timeoutMs = options.requestTimeoutMs ??
       2 * (options.electionTicks ?? 10) * (options.tickMs ?? 50);
-    this.#snapshotAt = firstSnapshotAt(options, options.storage.snapshotSize());
+    this.#compaction = new CompactionPolicy({
+      options,
+      raft,
+      machine: this.#machine,
+      once: this.#once,
+      clock: this.#clock,
+      logger: this.#logger,
+      applied: () => this.#appliedIndex,
+      ...(this.#stored ? { durableIndex: () => this.#stored!.durableIndex } : {}),
+      stopped: () => this.#stopped,
+      counted: () => void this.#counts.snapshots++,
+    });
     this.#maxPendingWrites = options.maxPendingWrites ?? DEFAULT_MAX_PENDING_WRITES;
     this.#maxPendingWriteBytes = options.maxPendingWriteBytes ?? DEFAULT_MAX_PENDING_WRITE_BYTES;
     this.#maxQueueDelayMs = options.maxQueueDelayMs ?? this.#timeoutMs / 4;
@@ -663,13 +679,9 @@ export class Replica<R> {
         }
       }
     } catch (err) {
-      // A replica that cannot apply what Raft committed must not serve.
-      this.#logger.log("error", "replica stopped: it could not apply what Raft committed", {
-        node: this.#raft.id,
-        error: (err as Error).message,
-      });
-      await this.#raft.stop();
+      await this.#fail(err);
     }
+    await this.#stored?.close();
     // The stream ends when the Raft node stops: by stop(), or on its own
     // after a failure (storage, an invariant), which it has reported.
     if (!this.#stopped) {
@@ -677,6 +689,15 @@ export class Replica<R> {
       if (this.#service) this.#options.server.removeService(this.#service);
       this.#failPending();
     }
+  }
+
+  /** A replica that cannot apply (or store) what Raft committed must not serve. */
+  async #fail(err: unknown): Promise<void> {
+    this.#logger.log("error", "replica stopped: it could not apply what Raft committed", {
+      node: this.#raft.id,
+      error: (err as Error)?.message ?? String(err),
+    });
+    await this.#raft.stop();
   }
 
   #applyOne(item: Applied): void {
@@ -697,10 +718,7 @@ export class Replica<R> {
       this.#counts.installs++;
       // The leader's snapshot replaced the log: snapshotting again a whole
       // threshold later would keep the leader's turn; take this replica's own.
-      this.#snapshotAt = nextSnapshotAfterInstall(this.#options, {
-        leader: this.#raft.status().leader,
-        snapshotBytes: item.data.byteLength,
-      });
+      this.#compaction.installed(item.data.byteLength);
       // Proposals whose entries the snapshot covers: the machine may know.
       for (const [index, list] of this.#writes) {
         if (index > item.index) continue;
@@ -720,7 +738,7 @@ export class Replica<R> {
       this.#dropStaleWrites(item.index);
     }
     this.#wakeReads();
-    this.#maybeSnapshot();
+    this.#compaction.maybe();
   }
 
   /** The outcome of a write whose index a snapshot covered, if the state knows it; else null. */
@@ -764,35 +782,5 @@ export class Replica<R> {
       else still.push(r);
     }
     this.#reads = still;
-  }
-
-  /** Snapshots once the persisted Raft state has reached the threshold (see snapshotThreshold). */
-  #maybeSnapshot(): void {
-    const options = this.#options;
-    if (this.#snapshotAt < 0 || this.#snapshotting) return;
-    if (options.storage.raftStateSize() < this.#snapshotAt) return;
-    if (this.#appliedIndex <= this.#raft.status().snapshotIndex) return;
-    this.#snapshotting = true;
-    this.#counts.snapshots++;
-    const index = this.#appliedIndex;
-    // A stored state is durable through its applied index: the log is dropped, nothing encoded.
-    (this.#stored ? this.#raft.compact(this.#stored.durableIndex).then(() => 0) : encodeSnapshot(
-      this.#machine,
-      { once: this.#once, clock: this.#clock },
-    ).then(async (bytes) => (await this.#raft.snapshot(index, bytes), bytes.byteLength)))
-      .then((bytes) => void (this.#snapshotAt = snapshotThreshold(options, bytes)))
-      // Stopped: the next start snapshots if needed. Failed (a state over the codec's limit): tried
-      // a threshold of log later; at once, it was encoded again without end (issue 16).
-      .catch((err) => {
-        if (this.#stopped || err instanceof RaftStoppedError) return;
-        this.#snapshotAt = options.storage.raftStateSize() +
-          snapshotThreshold(options, options.storage.snapshotSize());
-        this.#logger.log("error", "snapshot failed", { node: this.#raft.id, error: `${err}` });
-      })
-      .finally(() => {
-        this.#snapshotting = false;
-        // Entries applied meanwhile found a snapshot in progress: an idle log applies no more.
-        if (!this.#stopped) this.#maybeSnapshot();
-      });
   }
 }

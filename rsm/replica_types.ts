@@ -169,6 +169,18 @@ export interface ReplicaOptions extends RaftNodeOptions {
    * `requestTimeoutMs`.
    */
   maxQueueDelayMs?: number;
+  /**
+   * For a machine whose state is stored: answer an entry once it is
+   * applied into a batch, and store the batches in the background (see
+   * `stored_layers.ts`), instead of answering once its batch is stored.
+   * Safe either way (the entry is in a majority's log; reads see the
+   * staged writes; the log is kept from the stored index on). Measured on
+   * a 2-core machine (issue 19): one client's put p50 3.1 → 2.1 ms, but
+   * at 16–64 clients 19–49% fewer puts/s, because the apply loop's reads
+   * of absent keys then wait behind the background commits in Deno KV.
+   * Default false.
+   */
+  answerBeforeStore?: boolean;
 }
 
 /**

@@ -19,10 +19,13 @@ import { StateInvariantError } from "../store/errors.ts";
 import type { StateBatch } from "../store/state_batch.ts";
 import type { StateStore } from "../store/state_store.ts";
 import type { StatePage } from "../store/state_view.ts";
+import type { AppliedPoint } from "../store/state_layout.ts";
 import { DedupTable, digestBytes } from "./dedup.ts";
 import { FRAME_PREFIX, StoreSink } from "./stored_sink.ts";
 import type { ExactlyOnce, WriteOutcome } from "./exactly_once.ts";
 import type { ReplicaMachine } from "./replica_types.ts";
+import type { Clock } from "../net/clock.ts";
+import { StagedLayers, type StagedLimits, type StateReader } from "./stored_layers.ts";
 
 /**
  * A state machine whose state is stored: what a service implements to keep
@@ -61,6 +64,26 @@ export interface StoredMachine<R> {
   validate?(command: unknown): void;
   /** Optional: the store was replaced by the leader's state: reload what is cached (awaited before the next entry). */
   installed?(): void | Promise<void>;
+  /**
+   * Optional: the pages to install from a snapshot's bytes, for a service
+   * whose replicas may send another form (a leader that keeps the state in
+   * memory). Default: the bytes are a stream of {@linkcode storeSource}'s pages.
+   */
+  snapshotPages?(data: Uint8Array, point: AppliedPoint): Iterable<StatePage>;
+  /**
+   * Optional: whether a snapshot, by its first bytes, is in another form
+   * than a stream of pages (see `snapshotPages`): a follower gathers such a
+   * snapshot whole and converts it, where it would write pages as they come.
+   */
+  foreignSnapshot?(head: Uint8Array): boolean;
+  /**
+   * Optional: where to read the state as applied. Entries are applied into
+   * batches stored after them (see `stored_layers.ts`; with
+   * `ReplicaOptions.answerBeforeStore` an entry is answered before its batch
+   * is stored): a service that reads its state to answer (a get, a retry's
+   * answer) reads through `reader`, which sees the staged writes.
+   */
+  readThrough?(reader: StateReader): void;
 }
 
 /**
@@ -180,19 +203,24 @@ interface SessionRow<R> {
   outcome: WriteOutcome<R>;
 }
 
-/** Entries staged in a batch before the applier commits it. */
+/** Entries staged before the applier stores them (when answers wait for the store). */
 const MAX_STAGED = 64;
 
 /**
- * Applies a replica's committed items to a stored machine: entries staged
- * in one batch and committed together (when the node has no more ready, or
- * every {@linkcode MAX_STAGED}), and only then reported done, so that what
- * the replica answers or reads is stored. Exactly-once writes are checked
- * against session rows in the store itself (`once/` + client).
+ * Applies a replica's committed items to a stored machine, through staged
+ * batches (`stored_layers.ts`: reads see the staged writes). By default an
+ * entry is reported done (answered) once its batch is stored: the batch is
+ * committed when the node has no more ready, or every
+ * {@linkcode MAX_STAGED}. With `early` (`ReplicaOptions.answerBeforeStore`)
+ * it is reported done once applied into a batch (it is in a majority's log),
+ * and the batches are stored in the background, bounded and in order. A
+ * snapshot from the leader is installed once everything staged is stored.
+ * Exactly-once writes are checked against session rows in the store itself
+ * (`once/` + client).
  *
  * @example
  * ```ts ignore
- * const applier = new StoredApplier(machine, { once });
+ * const applier = new StoredApplier(machine, { once, logger, node, clock, onFailure });
  * await applier.take(item, { last: true, done: (item, outcome) => settle(item, outcome) });
  * ```
  */
@@ -200,7 +228,10 @@ export class StoredApplier<R> {
   readonly #machine: StoredMachine<R>;
   readonly #once: ExactlyOnce<R> | undefined;
   readonly #report: { logger: Logger; node: string };
-  #batch: StateBatch | undefined;
+  readonly #layers: StagedLayers;
+  /** Answer entries once staged (`ReplicaOptions.answerBeforeStore`), not once stored. */
+  readonly #early: boolean;
+  /** Entries applied and not yet reported done (answered after the store). */
   #staged: [Applied, WriteOutcome<R> | undefined][] = [];
 
   /**
@@ -208,26 +239,45 @@ export class StoredApplier<R> {
    *
    * @param machine The stored machine.
    * @param options The replica's exactly-once log format (undefined with `exactlyOnce: false`),
-   * and where an `apply` that threw is reported (the logger, the node's id).
+   * where an `apply` that threw is reported (the logger, the node's id), the clock the batches'
+   * timers run on, their bounds, and what to call when a batch cannot be stored (the replica
+   * must stop: its store has failed).
    */
   constructor(
     machine: StoredMachine<R>,
-    options: { once: ExactlyOnce<R> | undefined; logger: Logger; node: string },
+    options: {
+      once: ExactlyOnce<R> | undefined;
+      logger: Logger;
+      node: string;
+      clock: Clock;
+      limits?: Partial<StagedLimits>;
+      onFailure: (err: unknown) => void;
+      onStored?: () => void;
+      early?: boolean;
+    },
   ) {
     this.#machine = machine;
     this.#once = options.once;
     this.#report = { logger: options.logger, node: options.node };
+    this.#early = options.early ?? false;
+    // Answered after the store: the replica commits (at `last` or MAX_STAGED), no timer seals.
+    const limits = this.#early
+      ? options.limits
+      : { entries: Infinity, bytes: Infinity, delayMs: Infinity, ...options.limits };
+    this.#layers = new StagedLayers(machine.store, { ...options, limits });
+    machine.readThrough?.(this.#layers);
   }
 
-  /** The index the stored state reflects (durable). */
+  /** The index the stored state reflects (durable): the log may be compacted through it. */
   get durableIndex(): number {
     return this.#machine.store.applied.index;
   }
 
   /**
    * Takes the next item the Raft node handed out. `done` is called for each
-   * item, in order, once what it changed is committed; `last` says the node
-   * has nothing more ready (commit now).
+   * item, in order, once it is stored (by default: the entries staged are
+   * committed when `last` says the node has no more ready, or every
+   * {@linkcode MAX_STAGED}), or once it is staged (`early`).
    */
   async take(
     item: Applied,
@@ -235,16 +285,19 @@ export class StoredApplier<R> {
   ): Promise<void> {
     // The node resumes after the stored applied index (`RaftNodeOptions.applied`): each entry
     // once, none skipped (a gap would leave the store saying it reflects entries it lacks).
-    const last = this.#staged.at(-1)?.[0].index ?? this.durableIndex;
+    const last = this.#layers.lastIndex;
     invariant(
       item.type === "snapshot" || item.index === last + 1,
       `entry ${item.index} handed out after ${last}: a stored state takes each entry once, in order`,
     );
     if (item.type === "snapshot") {
-      await this.#commit(options.done);
+      await this.#store(options.done);
       if (item.index > this.durableIndex) {
-        // A snapshot Raft holds the bytes of (gathered, or stored before a restart).
-        await this.#machine.store.install(readPages(item.data));
+        // A snapshot Raft holds the bytes of (gathered, or stored before a restart), in either form.
+        const point = { index: item.index, term: item.term };
+        await this.#machine.store.install(
+          this.#machine.snapshotPages?.(item.data, point) ?? readPages(item.data),
+        );
       } else {
         // Streamed: the node switched the store to it (or a later one) before handing it out.
         invariant(
@@ -256,21 +309,25 @@ export class StoredApplier<R> {
       options.done(item, undefined);
       return;
     }
-    const batch = this.#batch ??= this.#machine.store.batch();
+    const batch = await this.#layers.stage();
     const outcome = item.type === "command"
       ? await this.#apply(item.command, batch, item.index)
       : undefined;
-    batch.endEntry({ index: item.index, term: item.term });
+    this.#layers.endEntry({ index: item.index, term: item.term });
+    if (this.#early) return options.done(item, outcome);
     this.#staged.push([item, outcome]);
-    if (options.last || this.#staged.length >= MAX_STAGED) await this.#commit(options.done);
+    if (options.last || this.#staged.length >= MAX_STAGED) await this.#store(options.done);
   }
 
-  async #commit(done: (item: Applied, outcome: WriteOutcome<R> | undefined) => void) {
-    const batch = this.#batch;
-    if (batch === undefined) return;
-    this.#batch = undefined;
-    await batch.commit();
+  /** Stores what is staged, then reports the entries waiting for it. */
+  async #store(done: (item: Applied, outcome: WriteOutcome<R> | undefined) => void) {
+    await this.#layers.flush();
     for (const [item, outcome] of this.#staged.splice(0)) done(item, outcome);
+  }
+
+  /** Stores what is staged, if it can, and stops the timers (the replica stopped). */
+  close(): Promise<void> {
+    return this.#layers.close();
   }
 
   async #apply(entry: unknown, batch: StateBatch, index: number): Promise<WriteOutcome<R>> {
@@ -368,6 +425,11 @@ export function raftOptions<O extends RaftNodeOptions>(
     ...options,
     applied: machine.store.applied.index,
     snapshotSource: storeSource(machine.store),
-    snapshotSink: new StoreSink(machine.store),
+    snapshotSink: new StoreSink(machine.store, defaultCodec, {
+      ...(machine.foreignSnapshot ? { isForeign: (head) => machine.foreignSnapshot!(head) } : {}),
+      ...(machine.snapshotPages
+        ? { convert: (data, point) => machine.snapshotPages!(data, point) }
+        : {}),
+    }),
   };
 }

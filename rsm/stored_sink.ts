@@ -10,6 +10,7 @@
  */
 import { type Codec, defaultCodec } from "../net/codec.ts";
 import { deadline } from "../net/async.ts";
+import { concatBytes } from "../net/bytes.ts";
 import type { Membership, SnapshotMeta, SnapshotSink } from "../raft/mod.ts";
 import { invariant } from "../raft/invariant.ts";
 import { StateInstallError } from "../store/errors.ts";
@@ -20,6 +21,24 @@ import type { StatePage } from "../store/state_view.ts";
 
 /** Bytes of a page's length prefix in a stream of pages. */
 export const FRAME_PREFIX = 4;
+
+/**
+ * How a {@linkcode StoreSink} takes a snapshot that is not a stream of pages
+ * (a replica of the same service that keeps its state in memory sent it).
+ *
+ * @example
+ * ```ts
+ * import type { StoreSinkOptions } from "./stored_sink.ts";
+ *
+ * const options: StoreSinkOptions = { isForeign: (head) => head[0] === 0x80, convert: () => [] };
+ * ```
+ */
+export interface StoreSinkOptions {
+  /** Whether a snapshot, by its first chunk, is in another form. */
+  isForeign?(head: Uint8Array): boolean;
+  /** The pages of a whole snapshot in another form, as of `point`. */
+  convert?(data: Uint8Array, point: AppliedPoint): Iterable<StatePage>;
+}
 
 /**
  * Writes a stored state streamed by a leader into `store` (see the module
@@ -37,7 +56,13 @@ export const FRAME_PREFIX = 4;
 export class StoreSink implements SnapshotSink {
   readonly #store: StateStore;
   readonly #codec: Codec;
+  readonly #foreign: StoreSinkOptions;
   #install: StateInstall | undefined;
+  #point: AppliedPoint | undefined;
+  /** Whether the stream's first chunk is still to come (its bytes tell its form). */
+  #first = false;
+  /** A snapshot in another form (see `StoreSinkOptions`), gathered to be converted at its end. */
+  #gathered: Uint8Array[] | undefined;
   /** A page's length prefix a chunk cut, so far. */
   readonly #header = new Uint8Array(FRAME_PREFIX);
   #headerBytes = 0;
@@ -51,10 +76,12 @@ export class StoreSink implements SnapshotSink {
    *
    * @param store Where the state goes.
    * @param codec The pages' codec. Default: the shared codec.
+   * @param options How to take a snapshot in another form (a replica keeping its state in memory).
    */
-  constructor(store: StateStore, codec: Codec = defaultCodec) {
+  constructor(store: StateStore, codec: Codec = defaultCodec, options: StoreSinkOptions = {}) {
     this.#store = store;
     this.#codec = codec;
+    this.#foreign = options;
   }
 
   /** The most bytes held at once: a chunk being written plus a page carried over. */
@@ -72,6 +99,8 @@ export class StoreSink implements SnapshotSink {
       ...(meta.membershipIndex === undefined ? {} : { membershipIndex: meta.membershipIndex }),
     };
     this.#install = await this.#store.beginInstall({ point });
+    this.#point = point;
+    this.#first = true;
   }
 
   /**
@@ -83,6 +112,14 @@ export class StoreSink implements SnapshotSink {
   async write(chunk: Uint8Array): Promise<void> {
     const install = this.#install;
     invariant(install !== undefined, "a snapshot chunk was written before its stream began");
+    const first = this.#first;
+    this.#first = false;
+    if (first && this.#foreign.isForeign?.(chunk) && this.#foreign.convert) this.#gathered = [];
+    if (this.#gathered !== undefined) {
+      // Another form is whole only at its end: it is gathered (its sender held it whole too).
+      this.#gathered.push(chunk.slice());
+      return;
+    }
     const pages = this.#pages(chunk);
     this.#peak = Math.max(this.#peak, chunk.length + (this.#page?.length ?? 0));
     await install.write(pages);
@@ -97,6 +134,12 @@ export class StoreSink implements SnapshotSink {
   async finish(options: { after: number; signal: AbortSignal }): Promise<void> {
     const install = this.#install;
     invariant(install !== undefined, "a snapshot stream was finished before it began");
+    const gathered = this.#gathered;
+    if (gathered !== undefined) {
+      this.#gathered = undefined;
+      const data = concatBytes(gathered, gathered.reduce((n, c) => n + c.length, 0));
+      await install.write(this.#foreign.convert!(data, this.#point!));
+    }
     if (this.#page !== undefined || this.#headerBytes > 0) {
       throw new StateInstallError(
         "it ends inside a page: it is not a stream of a stored machine's store; every replica " +
@@ -114,6 +157,7 @@ export class StoreSink implements SnapshotSink {
   async abandon(): Promise<void> {
     const install = this.#install;
     this.#install = undefined;
+    this.#gathered = undefined;
     this.#page = undefined;
     this.#pageBytes = this.#headerBytes = 0;
     await install?.abandon();

@@ -85,6 +85,7 @@ export type {
   StateListOptions,
   StatePage,
   StatePagesOptions,
+  StateReader,
   StateRow,
   StateStore,
   StateStoreOptions,

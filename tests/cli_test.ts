@@ -383,7 +383,25 @@ Deno.test("cli: kv serve's snapshot policy flags take numbers >= 0", async () =>
       assert.match(r.err, new RegExp(`${flag} must be a number >= 0, got ${value}`));
     }
     const help = await cli("kv", "serve", "--help");
-    assert.match(help.out, /--snapshot-log-ratio <r> 0: snapshot at --max-raft-state/);
+    assert.match(
+      help.out,
+      /--snapshot-log-ratio <r> --state memory only: 0 snapshots at --max-raft-state/,
+    );
+    assert.match(help.out, /--state disk\|memory +where the KV state is kept/);
+    const state = await cli(
+      "kv",
+      "serve",
+      "--id",
+      "0",
+      "--peers",
+      "127.0.0.1:7",
+      "--data",
+      data,
+      "--state",
+      "ssd",
+    );
+    assert.equal(state.code, 2, state.err);
+    assert.match(state.err, /--state is disk or memory, not "ssd"/);
   } finally {
     await Deno.remove(data, { recursive: true });
   }

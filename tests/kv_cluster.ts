@@ -52,8 +52,11 @@ export interface KvClusterOptions {
    * others start with no membership and join when a leader adds them.
    */
   initialVoters?: number;
-  /** Keep each server's state in a store on its folder's `SimKv` (issue 19), not in memory. */
-  storedState?: boolean;
+  /**
+   * Keep each server's state in a store on its folder's `SimKv` (issue 19),
+   * not in memory; a function: for the servers it says (by position).
+   */
+  storedState?: boolean | ((i: number) => boolean);
 }
 
 /** How long a leader's `Member` change may wait (for a busy leader, then for its commit). */
@@ -121,6 +124,8 @@ export class KvCluster {
     this.maxRaftState = options.maxRaftState ?? -1;
     const serverOptions = options.server ?? {};
     this.#clocks = Array.from({ length: n }, () => new NodeClock(sim.clock));
+    const stored = (i: number) =>
+      typeof options.storedState === "function" ? options.storedState(i) : !!options.storedState;
     this.group = new ReplicaCluster(sim, n, {
       initialVoters: options.initialVoters,
       identities: true,
@@ -129,7 +134,9 @@ export class KvCluster {
         const ledger = context.observer;
         const kv = await KvServer.start({
           ...context,
-          ...(options.storedState ? { stateStore: await StateStore.open(context.stateKv) } : {}),
+          ...(stored(this.ids.indexOf(context.id))
+            ? { stateStore: await StateStore.open(context.stateKv) }
+            : {}),
           clock,
           // The group's ledger, and the test's hook on new leaders.
           observer: {
@@ -435,6 +442,9 @@ export interface GenericParams {
   partitions?: boolean;
   maxRaftState?: number;
   randomKeys?: boolean;
+  /** Keep the servers' state in stores (issue 19), and more server options. */
+  storedState?: boolean;
+  server?: Partial<KvServerOptions>;
 }
 
 /**
@@ -449,7 +459,12 @@ export async function genericTest(
   p: GenericParams,
 ): Promise<void> {
   const maxRaftState = p.maxRaftState ?? -1;
-  const cfg = await KvCluster.start(sim, p.servers, { unreliable: p.unreliable, maxRaftState });
+  const cfg = await KvCluster.start(sim, p.servers, {
+    unreliable: p.unreliable,
+    maxRaftState,
+    storedState: p.storedState,
+    server: p.server,
+  });
   cfg.begin();
   const log = new OpLog();
   const { clerk: ck } = cfg.makeClient();

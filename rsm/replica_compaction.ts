@@ -1,0 +1,182 @@
+/**
+ * When a replica snapshots (a machine in memory) or compacts its log (a
+ * stored machine), and how far.
+ *
+ * - In memory: once the persisted Raft state reaches the threshold
+ *   (`snapshotThreshold`: `maxRaftState`, or `snapshotLogRatio` × the last
+ *   snapshot's size when larger), the whole state is encoded and Raft
+ *   compacts its log through the applied index.
+ * - Stored (issue 19): compacting encodes nothing, so it costs only the log
+ *   it drops. Once the log has grown by `maxRaftState` bytes since the last
+ *   compaction, it is compacted through the durable applied index, keeping
+ *   a tail of the most recent entries for slightly lagging followers
+ *   ({@linkcode LOG_TAIL_ENTRIES}, as etcd keeps 5,000, and at most
+ *   `maxRaftState` bytes of them): the log held (in memory and on disk)
+ *   stays within about 2 × `maxRaftState` whatever the state's size.
+ *   Followers further behind are streamed the stored state.
+ *   `snapshotLogRatio` has no effect (a compaction writes no state).
+ *
+ * @module
+ */
+import type { Clock } from "../net/clock.ts";
+import type { Logger } from "../net/logger.ts";
+import { type RaftNode, RaftStoppedError } from "../raft/mod.ts";
+import type { ExactlyOnce } from "./exactly_once.ts";
+import { encodeSnapshot } from "./replica_snapshot.ts";
+import { firstSnapshotAt, nextSnapshotAfterInstall, snapshotThreshold } from "./replica_sizing.ts";
+import type { ReplicaMachine, ReplicaOptions } from "./replica_types.ts";
+
+/** Entries a stored replica keeps after compacting, at most (etcd's `SnapshotCatchUpEntries`). */
+export const LOG_TAIL_ENTRIES = 5000;
+
+/**
+ * Where a stored replica compacts: through the durable index, but not into
+ * the kept tail; undefined when that drops nothing.
+ *
+ * @param log The log's bounds (`snapshotIndex`, `lastIndex`) and its persisted bytes.
+ * @param options The durable applied index, the byte budget of the tail, and its entry bound.
+ *
+ * @example
+ * ```ts
+ * import { storedCompactionIndex } from "./replica_compaction.ts";
+ *
+ * // 10,000 entries of 100 bytes; the tail keeps 4 MiB or 5,000 entries: 5,000.
+ * storedCompactionIndex(
+ *   { snapshotIndex: 0, lastIndex: 10_000, bytes: 1_000_000 },
+ *   { durable: 10_000, tailBytes: 4 << 20 },
+ * ); // 5000
+ * ```
+ */
+export function storedCompactionIndex(
+  log: { snapshotIndex: number; lastIndex: number; bytes: number },
+  options: { durable: number; tailBytes: number; tailEntries?: number },
+): number | undefined {
+  const entries = log.lastIndex - log.snapshotIndex;
+  if (entries <= 0) return undefined;
+  const average = Math.max(1, log.bytes / entries);
+  const tail = Math.min(
+    options.tailEntries ?? LOG_TAIL_ENTRIES,
+    Math.floor(Math.max(0, options.tailBytes) / average),
+  );
+  const index = Math.min(options.durable, log.lastIndex - tail);
+  return index > log.snapshotIndex ? index : undefined;
+}
+
+/** What the policy needs of its replica. */
+export interface CompactionHost<R> {
+  options: ReplicaOptions;
+  raft: RaftNode;
+  machine: ReplicaMachine<R>;
+  once: ExactlyOnce<R> | undefined;
+  clock: Clock;
+  logger: Logger;
+  /** The replica's applied index (the machine's state is as of it). */
+  applied: () => number;
+  /** For a stored machine: the index its stored state reflects. */
+  durableIndex?: () => number;
+  /** Whether the replica stopped (a failure then is no news). */
+  stopped: () => boolean;
+  /** Counts a snapshot (or compaction) begun. */
+  counted: () => void;
+}
+
+/**
+ * A replica's snapshot and compaction policy (see the module doc).
+ *
+ * @example
+ * ```ts ignore
+ * const policy = new CompactionPolicy(host);
+ * policy.maybe(appliedIndex); // after each item applied
+ * ```
+ */
+export class CompactionPolicy<R> {
+  readonly #host: CompactionHost<R>;
+  /** The Raft state size that triggers the next snapshot or compaction (negative: never). */
+  #at: number;
+  #running = false;
+
+  /**
+   * Creates the policy, with its first threshold.
+   *
+   * @param host The replica's parts.
+   */
+  constructor(host: CompactionHost<R>) {
+    this.#host = host;
+    const { options } = host;
+    this.#at = host.durableIndex
+      ? snapshotThreshold(options, 0)
+      : firstSnapshotAt(options, options.storage.snapshotSize());
+  }
+
+  /** The leader's snapshot replaced the log: the next turn is this replica's own. */
+  installed(snapshotBytes: number): void {
+    const { options, raft } = this.#host;
+    this.#at = this.#host.durableIndex
+      ? options.storage.raftStateSize() + snapshotThreshold(options, 0)
+      : nextSnapshotAfterInstall(options, { leader: raft.status().leader, snapshotBytes });
+  }
+
+  /** Snapshots or compacts if the log has reached the threshold (after an entry is applied or stored). */
+  maybe(): void {
+    const { options, raft } = this.#host;
+    if (this.#at < 0 || this.#running) return;
+    if (options.storage.raftStateSize() < this.#at) return;
+    const applied = this.#host.applied();
+    if (applied <= raft.status().snapshotIndex) return;
+    if (this.#host.durableIndex) this.#compact();
+    else this.#snapshot(applied);
+  }
+
+  #compact(): void {
+    const { options, raft } = this.#host;
+    const status = raft.status();
+    const index = storedCompactionIndex(
+      {
+        snapshotIndex: status.snapshotIndex,
+        lastIndex: status.lastIndex,
+        bytes: options.storage.raftStateSize(),
+      },
+      { durable: this.#host.durableIndex!(), tailBytes: snapshotThreshold(options, 0) },
+    );
+    // Nothing to drop yet (the state is being stored, or the tail is all): tried again as
+    // entries are applied or stored.
+    if (index === undefined) return;
+    this.#run(
+      raft.compact(index).then(() =>
+        options.storage.raftStateSize() + snapshotThreshold(options, 0)
+      ),
+    );
+  }
+
+  #snapshot(index: number): void {
+    const { options, raft, machine, once, clock } = this.#host;
+    this.#run(
+      encodeSnapshot(machine, { once, clock }).then(async (bytes) => {
+        await raft.snapshot(index, bytes);
+        return snapshotThreshold(options, bytes.byteLength);
+      }),
+    );
+  }
+
+  /** Runs one snapshot or compaction; `next` is the threshold after it. */
+  #run(work: Promise<number>): void {
+    const host = this.#host;
+    const { options } = host;
+    this.#running = true;
+    host.counted();
+    work.then((next) => void (this.#at = next))
+      // Stopped: the next start snapshots if needed. Failed (a state over the codec's limit): tried
+      // a threshold of log later; at once, it was encoded again without end (issue 16).
+      .catch((err) => {
+        if (host.stopped() || err instanceof RaftStoppedError) return;
+        this.#at = options.storage.raftStateSize() +
+          snapshotThreshold(options, options.storage.snapshotSize());
+        host.logger.log("error", "snapshot failed", { node: host.raft.id, error: `${err}` });
+      })
+      .finally(() => {
+        this.#running = false;
+        // Entries applied meanwhile found a snapshot in progress: an idle log applies no more.
+        if (!host.stopped()) this.maybe();
+      });
+  }
+}

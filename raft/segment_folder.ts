@@ -43,20 +43,71 @@ export class SegmentFormatError extends Error {
 }
 
 /**
- * Creates the folder `dir` and its format record, or checks them; returns
- * whether its segments hold records.
+ * The folder is open in another process (or another storage of this one):
+ * two writers would write over each other's acknowledged records.
  *
+ * @example
+ * ```ts
+ * import { SegmentLockError } from "@distkit/distkit/raft";
+ *
+ * new SegmentLockError("data/raft.log").message.includes("another process"); // true
+ * ```
+ */
+export class SegmentLockError extends Error {
+  /**
+   * Creates the error.
+   *
+   * @param where The folder.
+   */
+  constructor(where: string) {
+    super(
+      `the Raft segment log ${where} is open in another process (its ${LOCK_FILE} is locked): ` +
+        `two writers would overwrite each other's records. Stop the other node using this data ` +
+        `folder, or give this one its own folder`,
+    );
+    this.name = "SegmentLockError";
+  }
+}
+
+/** The file whose lock says the folder is in use. */
+export const LOCK_FILE = "lock";
+
+/** A folder opened by {@linkcode openFolder}: whether it holds records, and its lock. */
+export interface OpenedFolder {
+  holdsState: boolean;
+  /** Locked for as long as it is open: close it to let another storage open the folder. */
+  lock: Deno.FsFile;
+}
+
+/**
+ * Creates the folder `dir` and its format record, or checks them, and locks
+ * it for this storage; returns whether its segments hold records.
+ *
+ * @throws {SegmentLockError} when another storage has the folder open.
  * @throws {SegmentFormatError} when the format record names another format or version.
  * @throws {StorageCorruptionError} when segments hold records and the format record is missing.
  */
-export async function openFolder(dir: string): Promise<boolean> {
+export async function openFolder(dir: string): Promise<OpenedFolder> {
   const names = await listNames(dir);
   if (names === undefined) {
     await Deno.mkdir(dir, { recursive: true });
     await syncFolder(parentOf(dir));
   }
+  // Before anything is read or repaired: another storage may be writing.
+  const lock = await Deno.open(`${dir}/${LOCK_FILE}`, { read: true, write: true, create: true });
+  try {
+    if (!(await lock.tryLock(true))) throw new SegmentLockError(dir);
+    return { holdsState: await checkFolder(dir, names ?? []), lock };
+  } catch (err) {
+    lock.close();
+    throw err;
+  }
+}
+
+/** The format record checked (or written, in a new folder); whether segments hold records. */
+async function checkFolder(dir: string, names: string[]): Promise<boolean> {
   let holdsState = false;
-  for (const name of names ?? []) {
+  for (const name of names) {
     if (segmentSequence(name) === undefined) continue;
     const head = await readHead(`${dir}/${name}`, RECORD_HEADER_BYTES);
     if (!isZero(head, 0, head.length)) holdsState = true;

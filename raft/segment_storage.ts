@@ -11,7 +11,9 @@
  *   each starts with a base record (the state before it but the entries);
  * - `snap-<id>.bin`: snapshot data, written whole and synced before the
  *   record that switches to it;
- * - `mark`: the durable high-water mark (`high_water_mark.ts`).
+ * - `mark`: the durable high-water mark (`high_water_mark.ts`);
+ * - `lock`: locked (`flock`) while a storage has the folder open, so a
+ *   second one is refused (`SegmentLockError`) instead of writing over it.
  *
  * A save writes a head record (new hard state, snapshot switch, log reset,
  * truncation of a conflicting suffix) when it has any of these, then one
@@ -63,7 +65,7 @@ import { StorageCorruptionError, StorageLossError } from "../store/storage_error
 import type { RaftStorage, StorageBatch, StoredState } from "./storage.ts";
 import type { HardState, NodeId } from "./types.ts";
 
-export { SegmentFormatError } from "./segment_folder.ts";
+export { SegmentFormatError, SegmentLockError } from "./segment_folder.ts";
 
 /** Default bytes of one segment. */
 export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
@@ -117,7 +119,8 @@ interface Pending {
 
 /**
  * Raft storage in append-only segment files (see the module doc). One
- * process may open a folder at a time.
+ * storage may open a folder at a time: a second is refused with
+ * {@linkcode SegmentLockError}.
  *
  * @example
  * ```ts
@@ -141,6 +144,8 @@ export class SegmentLogStorage implements RaftStorage {
   readonly #codec: Codec;
   readonly #segmentBytes: number;
   #mark: HighWaterMark | undefined;
+  /** The folder's lock, held from open to close (one writer per folder). */
+  #lock: Deno.FsFile | undefined;
   #loaded = false;
   #closed = false;
   /** A failed write or sync: every later call fails with it. */
@@ -190,14 +195,20 @@ export class SegmentLogStorage implements RaftStorage {
     options: SegmentLogStorageOptions = {},
   ): Promise<SegmentLogStorage> {
     const storage = new SegmentLogStorage(dir, options);
-    const holdsState = await openFolder(dir);
+    const { holdsState, lock } = await openFolder(dir);
+    storage.#lock = lock;
     const mark = options.mark === undefined ? `${dir}/mark` : options.mark;
     if (mark !== null) {
-      storage.#mark = await openMark(mark, {
-        where: dir,
-        holdsState,
-        expectState: options.expectState ?? false,
-      });
+      try {
+        storage.#mark = await openMark(mark, {
+          where: dir,
+          holdsState,
+          expectState: options.expectState ?? false,
+        });
+      } catch (err) {
+        lock.close();
+        throw err;
+      }
     }
     return storage;
   }
@@ -347,6 +358,9 @@ export class SegmentLogStorage implements RaftStorage {
     await this.#mark?.close();
     this.#file?.close();
     this.#file = undefined;
+    // Last: until every write above is done, no other storage may open the folder.
+    this.#lock?.close();
+    this.#lock = undefined;
   }
 
   // ---- writing ----

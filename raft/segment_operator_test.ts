@@ -1,0 +1,54 @@
+/**
+ * Wrong operator actions on a {@linkcode SegmentLogStorage}'s folder: two
+ * processes on one folder, a folder of something else opened as a segment
+ * log. Each is refused with a typed error that says what to do, and leaves
+ * the folder as it was.
+ */
+import assert from "node:assert/strict";
+import { SegmentLockError, SegmentLogStorage } from "./segment_storage.ts";
+import type { Entry } from "./types.ts";
+
+async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "distkit-segop-" });
+  try {
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+function entries(from: number, to: number, term: number): Entry[] {
+  return Array.from({ length: to - from + 1 }, (_, k) => ({
+    index: from + k,
+    term,
+    kind: "command" as const,
+    command: `${from + k}`,
+  }));
+}
+
+Deno.test("segment storage: a folder open in one process is refused to a second", async () => {
+  await withDir(async (root) => {
+    const dir = `${root}/raft.log`;
+    const first = await SegmentLogStorage.open(dir, { segmentBytes: 4096 });
+    await first.load();
+    await first.save({
+      hardState: { term: 1, vote: "a", commit: 0 },
+      entries: entries(1, 3, 1),
+      resetLog: false,
+    });
+    // Flock locks belong to an open file, so a second open in this process
+    // meets the same lock a second process would.
+    const err = await SegmentLogStorage.open(dir, { segmentBytes: 4096 }).catch((e) => e);
+    assert.ok(err instanceof SegmentLockError, String(err));
+    assert.match(err.message, /raft\.log/);
+    assert.match(err.message, /another process|stop/);
+    // The first one goes on, untouched.
+    await first.save({ entries: entries(4, 5, 1), resetLog: false });
+    assert.deepEqual((await first.load()).entries, entries(1, 5, 1));
+    await first.close();
+    // Once it is closed, the folder opens again.
+    const again = await SegmentLogStorage.open(dir, { segmentBytes: 4096 });
+    assert.deepEqual((await again.load()).entries, entries(1, 5, 1));
+    await again.close();
+  });
+});

@@ -72,6 +72,9 @@ export class SegmentLockError extends Error {
 /** The file whose lock says the folder is in use. */
 export const LOCK_FILE = "lock";
 
+/** The names a segment log's folder may hold. */
+const OURS = /^(lock|format\.json|mark|\d{16}\.seg|snap-\d+\.bin)(\.tmp)?$/;
+
 /** A folder opened by {@linkcode openFolder}: whether it holds records, and its lock. */
 export interface OpenedFolder {
   holdsState: boolean;
@@ -84,14 +87,28 @@ export interface OpenedFolder {
  * it for this storage; returns whether its segments hold records.
  *
  * @throws {SegmentLockError} when another storage has the folder open.
- * @throws {SegmentFormatError} when the format record names another format or version.
+ * @throws {SegmentFormatError} when the format record names another format
+ * or version, or is missing from a folder holding other files (or `dir` is a file).
  * @throws {StorageCorruptionError} when segments hold records and the format record is missing.
  */
 export async function openFolder(dir: string): Promise<OpenedFolder> {
-  const names = await listNames(dir);
+  const names = await listNames(dir).catch((err) => {
+    if (err instanceof Deno.errors.NotADirectory) {
+      throw new SegmentFormatError(dir, "it is a file, not a folder");
+    }
+    throw err;
+  });
   if (names === undefined) {
     await Deno.mkdir(dir, { recursive: true });
     await syncFolder(parentOf(dir));
+  }
+  // Files none of ours and no format record: not a segment log; refused before anything is written.
+  const foreign = (names ?? []).filter((n) => !OURS.test(n));
+  if (foreign.length > 0 && !names!.includes(FORMAT_FILE)) {
+    throw new SegmentFormatError(
+      dir,
+      `it holds files (${foreign.slice(0, 3).join(", ")}) but no ${FORMAT_FILE}`,
+    );
   }
   // Before anything is read or repaired: another storage may be writing.
   const lock = await Deno.open(`${dir}/${LOCK_FILE}`, { read: true, write: true, create: true });

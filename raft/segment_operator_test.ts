@@ -5,7 +5,7 @@
  * the folder as it was.
  */
 import assert from "node:assert/strict";
-import { SegmentLockError, SegmentLogStorage } from "./segment_storage.ts";
+import { SegmentFormatError, SegmentLockError, SegmentLogStorage } from "./segment_storage.ts";
 import type { Entry } from "./types.ts";
 
 async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
@@ -24,6 +24,12 @@ function entries(from: number, to: number, term: number): Entry[] {
     kind: "command" as const,
     command: `${from + k}`,
   }));
+}
+
+async function listing(dir: string): Promise<string[]> {
+  const names: string[] = [];
+  for await (const e of Deno.readDir(dir)) names.push(e.name);
+  return names.sort();
 }
 
 Deno.test("segment storage: a folder open in one process is refused to a second", async () => {
@@ -50,5 +56,21 @@ Deno.test("segment storage: a folder open in one process is refused to a second"
     const again = await SegmentLogStorage.open(dir, { segmentBytes: 4096 });
     assert.deepEqual((await again.load()).entries, entries(1, 5, 1));
     await again.close();
+  });
+});
+
+Deno.test("segment storage: a folder of other files, without a format record, is refused", async () => {
+  await withDir(async (root) => {
+    // The node's data folder itself (a Deno KV store and a snapshot in it), given as the log.
+    await Deno.writeTextFile(`${root}/raft.kv`, "SQLite format 3\0");
+    await Deno.writeTextFile(`${root}/notes.txt`, "keep me");
+    const before = await listing(root);
+    const err = await SegmentLogStorage.open(root).catch((e) => e);
+    assert.ok(err instanceof SegmentFormatError, String(err));
+    assert.match(err.message, /format\.json/);
+    assert.deepEqual(await listing(root), before, "nothing was written into it");
+    // A file, not a folder.
+    const file = await SegmentLogStorage.open(`${root}/raft.kv`).catch((e) => e);
+    assert.ok(file instanceof SegmentFormatError, String(file));
   });
 });

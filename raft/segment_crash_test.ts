@@ -86,11 +86,14 @@ class Crash {
   crashed = false;
   readonly crashAt: number;
   readonly tear: boolean;
+  /** Not a crash but a full disk: the calls fail with ENOSPC and the process goes on. */
+  readonly full: boolean;
   readonly #restore: (() => void)[] = [];
 
-  constructor(crashAt: number, tear: boolean) {
+  constructor(crashAt: number, tear: boolean, full = false) {
     this.crashAt = crashAt;
     this.tear = tear;
+    this.full = full;
     const proto = Deno.FsFile.prototype as unknown as Record<string, unknown>;
     const deno = Deno as unknown as Record<string, unknown>;
     for (const name of ["rename", "remove", "mkdir", "truncate"]) this.#wrap(deno, name);
@@ -109,6 +112,7 @@ class Crash {
   }
 
   #dead(): Error {
+    if (this.full) return new Error("No space left on device (os error 28)");
     return new Error(`simulated crash at step ${this.crashAt}`);
   }
 
@@ -185,6 +189,46 @@ async function run(dir: string, steps: Step[]): Promise<number> {
   } finally {
     await s?.close().catch(() => {});
   }
+  return resolved;
+}
+
+/**
+ * Runs the scenario until it ends or a call fails for a full disk; then
+ * frees the space, tries one more save (refused after a failed save: the
+ * storage is fail-stop) and closes. Returns how many saves resolved.
+ */
+async function runFull(dir: string, steps: Step[], crash: Crash): Promise<number> {
+  let resolved = 0;
+  let s: SegmentLogStorage;
+  try {
+    s = await SegmentLogStorage.open(dir, { segmentBytes: SEGMENT });
+    await s.load();
+  } catch {
+    crash.restore();
+    return 0;
+  }
+  let failed: "save" | "prepare" | undefined;
+  for (const step of steps) {
+    if ("prepare" in step) {
+      const ok = await s.prepareSnapshot(step.prepare).then(() => true, () => false);
+      if (!ok) failed = "prepare";
+    } else {
+      const ok = await s.save(step.save).then(() => true, () => false);
+      if (ok) resolved++;
+      else failed = "save";
+    }
+    if (failed) break;
+  }
+  crash.restore();
+  if (failed === "save") {
+    const after = await s.save({
+      hardState: { term: 8, vote: "c", commit: 0 },
+      entries: [],
+      resetLog: false,
+    }).then(() => "resolved", (err: Error) => err.message);
+    assert.match(after, /refuses all further work/, "a save after a failed one");
+  }
+  await s.close();
   return resolved;
 }
 
@@ -295,6 +339,51 @@ Deno.test("segment storage: a crash at any file step leaves a prefix of the save
       }
     }
     assert.ok(crashes >= 2 * total, `${crashes} crashes of ${total} steps`);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("segment storage: a full disk at any file step fails that call and every later save; a restart holds every resolved save", async () => {
+  const steps = scenario();
+  const batches = steps.flatMap((s) => ("save" in s ? [s.save] : []));
+  const model = new MemoryStorage();
+  const states: StoredState[] = [structuredClone(await model.load())];
+  for (const b of batches) {
+    await model.save(structuredClone(b));
+    states.push(structuredClone(await model.load()));
+  }
+  const root = await Deno.makeTempDir({ prefix: "distkit-segfull-" });
+  try {
+    let failures = 0;
+    for (let at = 1;; at++) {
+      const dir = `${root}/f${at}`;
+      const crash = new Crash(at, true, true);
+      let resolved: number;
+      try {
+        resolved = await runFull(dir, steps, crash);
+      } finally {
+        crash.restore();
+      }
+      if (!crash.crashed) break;
+      failures++;
+      const where = `disk full from step ${at}`;
+      const s = await SegmentLogStorage.open(dir, { segmentBytes: SEGMENT });
+      try {
+        const got = await s.load().catch((err) => {
+          throw new Error(`${where}: the store does not load: ${err}`, { cause: err });
+        });
+        try {
+          check(got, states, batches, resolved);
+        } catch (err) {
+          throw new Error(`${where}: ${(err as Error).message}`, { cause: err });
+        }
+      } finally {
+        await s.close();
+      }
+      await Deno.remove(dir, { recursive: true });
+    }
+    assert.ok(failures > 50, `${failures} steps failed in turn`);
   } finally {
     await Deno.remove(root, { recursive: true });
   }

@@ -34,7 +34,8 @@
  * syncs one file per save. Compaction deletes whole segments whose entries
  * all lie at or below the snapshot, once its record is synced.
  *
- * A failed write or sync fails this save and every later call (fail-stop):
+ * A failed write or sync (of a segment, a snapshot's data or the mark) fails
+ * this save and every later call (fail-stop):
  * after a failed `fdatasync` Linux may drop the dirty pages and report the
  * next one clean, so nothing after it can be trusted; the node must stop and
  * be restarted (its `load` checks what is durable).
@@ -290,7 +291,7 @@ export class SegmentLogStorage implements RaftStorage {
     }
     // A save that replaces stored entries waits for its lower mark first: a
     // mark recorded earlier may name an entry it removes.
-    if (this.#mark && keepBelow <= window.last) await this.#mark.write(floor);
+    if (keepBelow <= window.last) await this.#markFloor(floor, true);
     if (records.length > 0) await this.#append(records);
     // The state the records describe.
     const previousSnapshot = this.#snapshot;
@@ -317,9 +318,21 @@ export class SegmentLogStorage implements RaftStorage {
       }
     }
     // The mark covers this save before it resolves (see DenoKvStorage.save).
-    if (this.#mark) {
-      if (voted) await this.#mark.write(this.#floor());
-      else this.#mark.record(this.#floor());
+    await this.#markFloor(this.#floor(), voted);
+  }
+
+  /**
+   * Records `floor` in the mark (and waits for its sync when `sync`). A
+   * failure is the storage's: no later save may write records the mark
+   * cannot cover.
+   */
+  async #markFloor(floor: Floor, sync: boolean): Promise<void> {
+    if (!this.#mark) return;
+    try {
+      if (sync) await this.#mark.write(floor);
+      else this.#mark.record(floor);
+    } catch (err) {
+      throw this.#fail(err as Error, "writing the high-water mark failed");
     }
   }
 

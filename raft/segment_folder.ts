@@ -10,6 +10,7 @@ import {
   FORMAT,
   FORMAT_FILE,
   isZero,
+  newFolderId,
   RECORD_HEADER_BYTES,
   segmentSequence,
 } from "./segment_format.ts";
@@ -75,9 +76,11 @@ export const LOCK_FILE = "lock";
 /** The names a segment log's folder may hold. */
 const OURS = /^(lock|format\.json|mark|\d{16}\.seg|snap-\d+\.bin)(\.tmp)?$/;
 
-/** A folder opened by {@linkcode openFolder}: whether it holds records, and its lock. */
+/** A folder opened by {@linkcode openFolder}: whether it holds records, its id and its lock. */
 export interface OpenedFolder {
   holdsState: boolean;
+  /** The id its segments' chains are seeded with (undefined: a folder made before ids). */
+  id: string | undefined;
   /** Locked for as long as it is open: close it to let another storage open the folder. */
   lock: Deno.FsFile;
 }
@@ -114,7 +117,7 @@ export async function openFolder(dir: string): Promise<OpenedFolder> {
   const lock = await Deno.open(`${dir}/${LOCK_FILE}`, { read: true, write: true, create: true });
   try {
     if (!(await lock.tryLock(true))) throw new SegmentLockError(dir);
-    return { holdsState: await checkFolder(dir, names ?? []), lock };
+    return { ...await checkFolder(dir, names ?? []), lock };
   } catch (err) {
     lock.close();
     throw err;
@@ -122,7 +125,10 @@ export async function openFolder(dir: string): Promise<OpenedFolder> {
 }
 
 /** The format record checked (or written, in a new folder); whether segments hold records. */
-async function checkFolder(dir: string, names: string[]): Promise<boolean> {
+async function checkFolder(
+  dir: string,
+  names: string[],
+): Promise<{ holdsState: boolean; id: string | undefined }> {
   let holdsState = false;
   for (const name of names) {
     if (segmentSequence(name) === undefined) continue;
@@ -138,10 +144,12 @@ async function checkFolder(dir: string, names: string[]): Promise<boolean> {
     if (holdsState) {
       throw new StorageCorruptionError(dir, `its format record ${FORMAT_FILE} is missing`);
     }
-    await writeFileDurably(formatPath, new TextEncoder().encode(JSON.stringify(FORMAT) + "\n"));
-    return false;
+    const id = newFolderId();
+    const record = JSON.stringify({ ...FORMAT, id }) + "\n";
+    await writeFileDurably(formatPath, new TextEncoder().encode(record));
+    return { holdsState: false, id };
   }
-  let found: { format?: unknown; version?: unknown };
+  let found: { format?: unknown; version?: unknown; id?: unknown };
   try {
     found = JSON.parse(text);
   } catch {
@@ -153,7 +161,15 @@ async function checkFolder(dir: string, names: string[]): Promise<boolean> {
       `${FORMAT_FILE} says ${JSON.stringify(found)}, expected ${JSON.stringify(FORMAT)}`,
     );
   }
-  return holdsState;
+  if (
+    found.id !== undefined && (typeof found.id !== "string" || !/^[0-9a-f]{32}$/.test(found.id))
+  ) {
+    throw new SegmentFormatError(
+      dir,
+      `${FORMAT_FILE} has a malformed id ${JSON.stringify(found.id)}`,
+    );
+  }
+  return { holdsState, id: found.id };
 }
 
 /**

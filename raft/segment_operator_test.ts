@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { SegmentFormatError, SegmentLockError, SegmentLogStorage } from "./segment_storage.ts";
+import { StorageCorruptionError } from "../store/storage_errors.ts";
 import type { Entry } from "./types.ts";
 
 async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
@@ -72,5 +73,90 @@ Deno.test("segment storage: a folder of other files, without a format record, is
     // A file, not a folder.
     const file = await SegmentLogStorage.open(`${root}/raft.kv`).catch((e) => e);
     assert.ok(file instanceof SegmentFormatError, String(file));
+  });
+});
+
+/** A store of `count` entries of term 1 with `tag` in their commands, in 4 KiB segments; its files. */
+async function store(dir: string, count: number, tag: string): Promise<Map<string, Uint8Array>> {
+  const s = await SegmentLogStorage.open(dir, { segmentBytes: 4096 });
+  await s.load();
+  await s.save({ hardState: { term: 1, vote: "a", commit: 0 }, entries: [], resetLog: false });
+  for (let i = 1; i <= count; i++) {
+    await s.save({
+      entries: [{ index: i, term: 1, kind: "command", command: `${tag}${i}`.padEnd(120, "x") }],
+      resetLog: false,
+    });
+  }
+  await s.close();
+  const files = new Map<string, Uint8Array>();
+  for await (const e of Deno.readDir(dir)) {
+    if (e.name.endsWith(".seg")) files.set(e.name, await Deno.readFile(`${dir}/${e.name}`));
+  }
+  return files;
+}
+
+Deno.test("segment storage: a segment copied in from another node's folder is refused", async () => {
+  await withDir(async (root) => {
+    // Two nodes with logs alike in shape (same terms, votes and lengths), not in content.
+    const mine = await store(`${root}/mine`, 60, "mine");
+    const theirs = await store(`${root}/theirs`, 60, "theirs");
+    const used = [...mine.keys()].filter((n) => mine.get(n)!.some((b) => b !== 0)).sort();
+    assert.ok(used.length >= 3, `${used}`);
+    for (const name of [used[0], used[1], used.at(-1)!]) {
+      const dir = `${root}/copy`;
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+      await Deno.mkdir(dir);
+      for await (const e of Deno.readDir(`${root}/mine`)) {
+        if (e.name === "lock") continue;
+        await Deno.copyFile(`${root}/mine/${e.name}`, `${dir}/${e.name}`);
+      }
+      await Deno.writeFile(`${dir}/${name}`, theirs.get(name)!);
+      const s = await SegmentLogStorage.open(dir, { segmentBytes: 4096 });
+      const got = await s.load().then((state) => state, (err) => err);
+      await s.close();
+      assert.ok(got instanceof StorageCorruptionError, `their ${name} in my folder: ${got}`);
+    }
+    // A log of a single segment, replaced whole by theirs: only the folder tells.
+    const one = `${root}/one`;
+    const oneTheirs = `${root}/one-theirs`;
+    const [a] = [await store(one, 5, "mine"), await store(oneTheirs, 6, "theirs")];
+    const first = [...a.keys()].sort()[0];
+    await Deno.copyFile(`${oneTheirs}/${first}`, `${one}/${first}`);
+    const s = await SegmentLogStorage.open(one, { segmentBytes: 4096 });
+    const got = await s.load().then((state) => state, (err) => err);
+    await s.close();
+    assert.ok(
+      got instanceof StorageCorruptionError,
+      `their only segment in my folder: ${JSON.stringify(got).slice(0, 200)}`,
+    );
+  });
+});
+
+Deno.test("segment storage: a folder made before folder ids (no id in format.json) still loads", async () => {
+  await withDir(async (root) => {
+    const dir = `${root}/raft.log`;
+    await Deno.mkdir(dir);
+    await Deno.writeTextFile(
+      `${dir}/format.json`,
+      '{"format":"distkit-raft-segments","version":1}\n',
+    );
+    const s = await SegmentLogStorage.open(dir, { segmentBytes: 4096 });
+    await s.load();
+    await s.save({
+      hardState: { term: 1, vote: "a", commit: 0 },
+      entries: entries(1, 40, 1),
+      resetLog: false,
+    });
+    await s.close();
+    const again = await SegmentLogStorage.open(dir, { segmentBytes: 4096 });
+    assert.deepEqual((await again.load()).entries, entries(1, 40, 1));
+    await again.close();
+    // A malformed id is refused.
+    await Deno.writeTextFile(
+      `${dir}/format.json`,
+      '{"format":"distkit-raft-segments","version":1,"id":"nope"}\n',
+    );
+    const err = await SegmentLogStorage.open(dir).catch((e) => e);
+    assert.ok(err instanceof SegmentFormatError, String(err));
   });
 });

@@ -5,7 +5,9 @@
  * `fsync` (BENCHMARKS.md, "Storage: Deno KV vs an append-only log").
  *
  * The folder holds:
- * - `format.json`: what the folder is (so it is never read as another kind);
+ * - `format.json`: what the folder is (so it is never read as another kind),
+ *   and its random id, which seeds every segment's CRC chain (so a segment
+ *   copied in from another folder fails its checks);
  * - `<sequence>.seg`: segments of `segmentBytes` (64 MiB), zero-filled and
  *   synced (with the folder) ahead of need, so an append never grows a file;
  *   each starts with a base record (the state before it but the entries);
@@ -147,6 +149,8 @@ export class SegmentLogStorage implements RaftStorage {
   #mark: HighWaterMark | undefined;
   /** The folder's lock, held from open to close (one writer per folder). */
   #lock: Deno.FsFile | undefined;
+  /** The folder's id, in every segment's chain seed (undefined: a folder made before ids). */
+  #folderId: string | undefined;
   #loaded = false;
   #closed = false;
   /** A failed write or sync: every later call fails with it. */
@@ -196,8 +200,9 @@ export class SegmentLogStorage implements RaftStorage {
     options: SegmentLogStorageOptions = {},
   ): Promise<SegmentLogStorage> {
     const storage = new SegmentLogStorage(dir, options);
-    const { holdsState, lock } = await openFolder(dir);
+    const { holdsState, id, lock } = await openFolder(dir);
     storage.#lock = lock;
+    storage.#folderId = id;
     const mark = options.mark === undefined ? `${dir}/mark` : options.mark;
     if (mark !== null) {
       try {
@@ -405,7 +410,7 @@ export class SegmentLogStorage implements RaftStorage {
     const all = base ? [base, ...records] : records;
     const out = new Uint8Array(bytes + (base ? RECORD_HEADER_BYTES + base.payload.length : 0));
     let at = 0;
-    let chain = base ? segmentSeed(sequence!) : this.#chain;
+    let chain = base ? segmentSeed(sequence!, this.#folderId) : this.#chain;
     for (const r of all) {
       chain = writeRecord(out, at, { ...r, seed: chain });
       at += RECORD_HEADER_BYTES + r.payload.length;
@@ -559,7 +564,7 @@ export class SegmentLogStorage implements RaftStorage {
       baseEnd,
       spares,
       cut,
-    } = await readSegments(this.#dir, this.#codec);
+    } = await readSegments(this.#dir, this.#codec, { folder: this.#folderId });
     const corrupt = (problem: string) => new StorageCorruptionError(this.#dir, problem);
     let spare: number | undefined;
     const state: StoredState = {

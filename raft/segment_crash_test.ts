@@ -388,3 +388,97 @@ Deno.test("segment storage: a full disk at any file step fails that call and eve
     await Deno.remove(root, { recursive: true });
   }
 });
+
+async function copyDir(from: string, to: string): Promise<void> {
+  await Deno.mkdir(to, { recursive: true });
+  for await (const e of Deno.readDir(from)) {
+    if (e.isFile && e.name !== "lock") await Deno.copyFile(`${from}/${e.name}`, `${to}/${e.name}`);
+  }
+}
+
+Deno.test("segment storage: a crash while a restart repairs what an earlier crash left loads the same state", async () => {
+  const steps = scenario();
+  const root = await Deno.makeTempDir({ prefix: "distkit-segrepair-" });
+  try {
+    const counter = new Crash(0, false);
+    try {
+      await run(`${root}/count`, steps);
+    } finally {
+      counter.restore();
+    }
+    let repairs = 0;
+    // Folders left by torn writes all through the scenario.
+    for (let at = 7; at <= counter.steps; at += 6) {
+      const base = `${root}/base${at}`;
+      const crash = new Crash(at, true);
+      try {
+        await run(base, steps);
+      } finally {
+        crash.restore();
+      }
+      // What a restart without a second crash loads (on a copy).
+      await copyDir(base, `${root}/clean`);
+      const clean = await SegmentLogStorage.open(`${root}/clean`, { segmentBytes: SEGMENT });
+      const expected = await clean.load();
+      await clean.close();
+      await Deno.remove(`${root}/clean`, { recursive: true });
+      const last = (expected.snapshot?.meta.index ?? 0) + expected.entries.length;
+      const extra: StorageBatch = {
+        hardState: { term: 9, vote: "c", commit: 0 },
+        entries: entries(last + 1, last + 2, 9),
+        resetLog: false,
+      };
+      // A second crash at every step of that restart (open, load's repairs, one save).
+      for (let again = 1;; again++) {
+        const dir = `${root}/r${at}-${again}`;
+        await copyDir(base, dir);
+        const second = new Crash(again, true);
+        let saved = false;
+        try {
+          const s = await SegmentLogStorage.open(dir, { segmentBytes: SEGMENT }).catch(() =>
+            undefined
+          );
+          if (s) {
+            saved = await s.load().then(() => s.save(structuredClone(extra))).then(
+              () => true,
+              () => false,
+            );
+            await s.close().catch(() => {});
+          }
+        } finally {
+          second.restore();
+        }
+        const where = `torn at step ${at}, then a crash at step ${again} of the restart`;
+        const s = await SegmentLogStorage.open(dir, { segmentBytes: SEGMENT });
+        try {
+          const got = await s.load().catch((err) => {
+            throw new Error(`${where}: the store does not load: ${err}`, { cause: err });
+          });
+          // The state before, and of the extra save all (it resolved) or a prefix.
+          assert.deepEqual(got.snapshot, expected.snapshot, where);
+          assert.deepEqual(got.entries.slice(0, expected.entries.length), expected.entries, where);
+          const added = got.entries.slice(expected.entries.length);
+          assert.deepEqual(added, extra.entries.slice(0, added.length), where);
+          // Term and vote (the commit index is clamped to the log and raised to the snapshot).
+          const tv = (h: StoredState["hardState"]) => JSON.stringify([h.term, h.vote]);
+          const hs = tv(got.hardState);
+          const options = [expected.hardState, extra.hardState!].map(tv);
+          assert.ok(options.includes(hs), `${where}: hard state ${hs}`);
+          if (saved) {
+            assert.equal(added.length, extra.entries.length, `${where}: it resolved`);
+            assert.equal(hs, options[1], `${where}: it resolved`);
+          }
+        } finally {
+          await s.close();
+        }
+        await Deno.remove(dir, { recursive: true });
+        repairs++;
+        if (!second.crashed) break;
+      }
+      await Deno.remove(base, { recursive: true });
+    }
+    assert.ok(repairs > 50, `${repairs} restarts crashed`);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});

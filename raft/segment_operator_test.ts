@@ -160,3 +160,42 @@ Deno.test("segment storage: a folder made before folder ids (no id in format.jso
     assert.ok(err instanceof SegmentFormatError, String(err));
   });
 });
+
+/** Every file of `dir` but the lock, name and bytes. */
+async function files(dir: string): Promise<Map<string, Uint8Array>> {
+  const out = new Map<string, Uint8Array>();
+  for await (const e of Deno.readDir(dir)) {
+    if (e.name !== "lock") out.set(e.name, await Deno.readFile(`${dir}/${e.name}`));
+  }
+  return out;
+}
+
+Deno.test("segment storage: close during a save waits for it; nothing is written after close resolves", async () => {
+  await withDir(async (root) => {
+    const dir = `${root}/raft.log`;
+    const big = (i: number): Entry => ({
+      index: i,
+      term: 1,
+      kind: "command",
+      command: `${i}`.padEnd(3000, "x"),
+    });
+    const s = await SegmentLogStorage.open(dir, { segmentBytes: 4096 });
+    await s.load();
+    await s.save({
+      hardState: { term: 1, vote: "a", commit: 0 },
+      entries: [big(1)],
+      resetLog: false,
+    });
+    // This save needs the next segment, so it waits for it: close comes in meanwhile.
+    const saving = s.save({ entries: [big(2)], resetLog: false }).then(() => true, () => false);
+    await s.close();
+    const atClose = await files(dir);
+    const resolved = await saving;
+    assert.deepEqual(await files(dir), atClose, "the folder changed after close resolved");
+    // What close left is what a reopen loads: the save whole if it resolved.
+    const again = await SegmentLogStorage.open(dir, { segmentBytes: 4096 });
+    const state = await again.load();
+    await again.close();
+    assert.deepEqual(state.entries, resolved ? [big(1), big(2)] : state.entries.slice(0, 1));
+  });
+});

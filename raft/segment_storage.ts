@@ -123,7 +123,8 @@ interface Pending {
 /**
  * Raft storage in append-only segment files (see the module doc). One
  * storage may open a folder at a time: a second is refused with
- * {@linkcode SegmentLockError}.
+ * {@linkcode SegmentLockError}. `close` waits for a load or save under way,
+ * so nothing is written after it resolves (and the lock is free).
  *
  * @example
  * ```ts
@@ -176,6 +177,8 @@ export class SegmentLogStorage implements RaftStorage {
   #nextSnapshotId = 1;
   #prepared: Prepared | undefined;
   #preparing = new Set<Promise<unknown>>();
+  /** Loads and saves under way (settled: they never reject). */
+  #busy = new Set<Promise<void>>();
 
   private constructor(dir: string, options: SegmentLogStorageOptions) {
     this.#dir = dir;
@@ -219,16 +222,34 @@ export class SegmentLogStorage implements RaftStorage {
     return storage;
   }
 
-  async load(): Promise<StoredState> {
-    this.#check();
-    const state = await this.#replay();
-    this.#loaded = true;
-    return state;
+  load(): Promise<StoredState> {
+    return this.#track(async () => {
+      this.#check();
+      const state = await this.#replay();
+      this.#loaded = true;
+      return state;
+    });
   }
 
-  async save(batch: StorageBatch): Promise<void> {
+  save(batch: StorageBatch): Promise<void> {
+    return this.#track(() => this.#save(batch));
+  }
+
+  /** Runs a load or save as the work `close` waits for (nothing is written after it). */
+  #track<T>(work: () => Promise<T>): Promise<T> {
+    const running = work();
+    const settled = running.then(() => {}, () => {});
+    this.#busy.add(settled);
+    settled.finally(() => this.#busy.delete(settled));
+    return running;
+  }
+
+  async #save(batch: StorageBatch): Promise<void> {
     this.#check();
-    if (!this.#loaded) await this.load();
+    if (!this.#loaded) {
+      await this.#replay();
+      this.#loaded = true;
+    }
     const window = this.#window;
     checkBatchFollows(
       { first: window.first, count: window.items.length },
@@ -372,6 +393,8 @@ export class SegmentLogStorage implements RaftStorage {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    // A load or save under way finishes first: after close nothing is written.
+    await Promise.all([...this.#busy]);
     await Promise.allSettled([...this.#preparing, this.#spare]);
     await this.#mark?.close();
     this.#file?.close();

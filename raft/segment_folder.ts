@@ -10,6 +10,7 @@ import {
   FORMAT,
   FORMAT_FILE,
   isZero,
+  newFolderId,
   RECORD_HEADER_BYTES,
   segmentSequence,
 } from "./segment_format.ts";
@@ -43,20 +44,93 @@ export class SegmentFormatError extends Error {
 }
 
 /**
- * Creates the folder `dir` and its format record, or checks them; returns
- * whether its segments hold records.
+ * The folder is open in another process (or another storage of this one):
+ * two writers would write over each other's acknowledged records.
  *
- * @throws {SegmentFormatError} when the format record names another format or version.
+ * @example
+ * ```ts
+ * import { SegmentLockError } from "@distkit/distkit/raft";
+ *
+ * new SegmentLockError("data/raft.log").message.includes("another process"); // true
+ * ```
+ */
+export class SegmentLockError extends Error {
+  /**
+   * Creates the error.
+   *
+   * @param where The folder.
+   */
+  constructor(where: string) {
+    super(
+      `the Raft segment log ${where} is open in another process (its ${LOCK_FILE} is locked): ` +
+        `two writers would overwrite each other's records. Stop the other node using this data ` +
+        `folder, or give this one its own folder`,
+    );
+    this.name = "SegmentLockError";
+  }
+}
+
+/** The file whose lock says the folder is in use. */
+export const LOCK_FILE = "lock";
+
+/** The names a segment log's folder may hold. */
+const OURS = /^(lock|format\.json|mark|\d{16}\.seg|snap-\d+\.bin)(\.tmp)?$/;
+
+/** A folder opened by {@linkcode openFolder}: whether it holds records, its id and its lock. */
+export interface OpenedFolder {
+  holdsState: boolean;
+  /** The id its segments' chains are seeded with (undefined: a folder made before ids). */
+  id: string | undefined;
+  /** Locked for as long as it is open: close it to let another storage open the folder. */
+  lock: Deno.FsFile;
+}
+
+/**
+ * Creates the folder `dir` and its format record, or checks them, and locks
+ * it for this storage; returns whether its segments hold records.
+ *
+ * @throws {SegmentLockError} when another storage has the folder open.
+ * @throws {SegmentFormatError} when the format record names another format
+ * or version, or is missing from a folder holding other files (or `dir` is a file).
  * @throws {StorageCorruptionError} when segments hold records and the format record is missing.
  */
-export async function openFolder(dir: string): Promise<boolean> {
-  const names = await listNames(dir);
+export async function openFolder(dir: string): Promise<OpenedFolder> {
+  const names = await listNames(dir).catch((err) => {
+    if (err instanceof Deno.errors.NotADirectory) {
+      throw new SegmentFormatError(dir, "it is a file, not a folder");
+    }
+    throw err;
+  });
   if (names === undefined) {
     await Deno.mkdir(dir, { recursive: true });
     await syncFolder(parentOf(dir));
   }
+  // Files none of ours and no format record: not a segment log; refused before anything is written.
+  const foreign = (names ?? []).filter((n) => !OURS.test(n));
+  if (foreign.length > 0 && !names!.includes(FORMAT_FILE)) {
+    throw new SegmentFormatError(
+      dir,
+      `it holds files (${foreign.slice(0, 3).join(", ")}) but no ${FORMAT_FILE}`,
+    );
+  }
+  // Before anything is read or repaired: another storage may be writing.
+  const lock = await Deno.open(`${dir}/${LOCK_FILE}`, { read: true, write: true, create: true });
+  try {
+    if (!(await lock.tryLock(true))) throw new SegmentLockError(dir);
+    return { ...await checkFolder(dir, names ?? []), lock };
+  } catch (err) {
+    lock.close();
+    throw err;
+  }
+}
+
+/** The format record checked (or written, in a new folder); whether segments hold records. */
+async function checkFolder(
+  dir: string,
+  names: string[],
+): Promise<{ holdsState: boolean; id: string | undefined }> {
   let holdsState = false;
-  for (const name of names ?? []) {
+  for (const name of names) {
     if (segmentSequence(name) === undefined) continue;
     const head = await readHead(`${dir}/${name}`, RECORD_HEADER_BYTES);
     if (!isZero(head, 0, head.length)) holdsState = true;
@@ -70,10 +144,12 @@ export async function openFolder(dir: string): Promise<boolean> {
     if (holdsState) {
       throw new StorageCorruptionError(dir, `its format record ${FORMAT_FILE} is missing`);
     }
-    await writeFileDurably(formatPath, new TextEncoder().encode(JSON.stringify(FORMAT) + "\n"));
-    return false;
+    const id = newFolderId();
+    const record = JSON.stringify({ ...FORMAT, id }) + "\n";
+    await writeFileDurably(formatPath, new TextEncoder().encode(record));
+    return { holdsState: false, id };
   }
-  let found: { format?: unknown; version?: unknown };
+  let found: { format?: unknown; version?: unknown; id?: unknown };
   try {
     found = JSON.parse(text);
   } catch {
@@ -85,7 +161,15 @@ export async function openFolder(dir: string): Promise<boolean> {
       `${FORMAT_FILE} says ${JSON.stringify(found)}, expected ${JSON.stringify(FORMAT)}`,
     );
   }
-  return holdsState;
+  if (
+    found.id !== undefined && (typeof found.id !== "string" || !/^[0-9a-f]{32}$/.test(found.id))
+  ) {
+    throw new SegmentFormatError(
+      dir,
+      `${FORMAT_FILE} has a malformed id ${JSON.stringify(found.id)}`,
+    );
+  }
+  return { holdsState, id: found.id };
 }
 
 /**

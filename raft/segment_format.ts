@@ -34,7 +34,10 @@ export const KIND_HEAD = 2;
 /** One log entry; its payload is the encoded entry. */
 export const KIND_ENTRY = 3;
 
-/** The format record's content: what a segment folder holds, and its version. */
+/**
+ * The format record's content: what a segment folder holds, and its version;
+ * the record also holds the folder's `id` (see {@linkcode segmentSeed}).
+ */
 export const FORMAT = { format: "distkit-raft-segments", version: 1 } as const;
 /** The format record's file name in the folder. */
 export const FORMAT_FILE = "format.json";
@@ -86,9 +89,21 @@ export interface ReadRecord {
   length: number;
 }
 
-/** The CRC a segment's chain starts from: a segment read under another number fails. */
-export function segmentSeed(sequence: number): number {
-  return crc32(`distkit-segment:${sequence}`);
+/**
+ * The CRC a segment's chain starts from: a segment read under another number,
+ * or in another folder (`folder`: the folder's id in its format record), fails.
+ * Folders made before ids were recorded have none.
+ */
+export function segmentSeed(sequence: number, folder?: string): number {
+  return crc32(
+    folder === undefined ? `distkit-segment:${sequence}` : `distkit-segment:${folder}:${sequence}`,
+  );
+}
+
+/** A new folder's id: 128 random bits in hex. */
+export function newFolderId(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 /** The segment file name of `sequence` (fixed width, so names sort as numbers). */

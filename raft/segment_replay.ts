@@ -62,14 +62,19 @@ export interface Replayed {
 }
 
 /**
- * Reads the segments of `dir` in order, one at a time.
+ * Reads the segments of `dir` in order, one at a time; their chains are
+ * seeded with `options.folder`, the folder's id.
  *
  * @throws {StorageCorruptionError} for damage that cannot be a torn end:
  * anywhere but the end of the last segment, a missing segment, a chain or
  * base record that does not join, a record that does not apply, entries
  * no segment holds.
  */
-export async function readSegments(dir: string, codec: Codec): Promise<Replayed> {
+export async function readSegments(
+  dir: string,
+  codec: Codec,
+  options: { folder: string | undefined },
+): Promise<Replayed> {
   const names = (await listNames(dir)) ?? [];
   const sequences = names.map(segmentSequence).filter((s) => s !== undefined).sort((a, b) => a - b);
   const corrupt = (problem: string) => new StorageCorruptionError(dir, problem);
@@ -98,7 +103,7 @@ export async function readSegments(dir: string, codec: Codec): Promise<Replayed>
     if (k > 0 && sequence !== sequences[k - 1] + 1) {
       throw corrupt(`segment ${segmentName(sequences[k - 1] + 1)} is missing`);
     }
-    let seed = segmentSeed(sequence);
+    let seed = segmentSeed(sequence, options.folder);
     let at = 0;
     while (true) {
       const r = readRecord(bytes, at, seed);

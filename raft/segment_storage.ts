@@ -5,13 +5,17 @@
  * `fsync` (BENCHMARKS.md, "Storage: Deno KV vs an append-only log").
  *
  * The folder holds:
- * - `format.json`: what the folder is (so it is never read as another kind);
+ * - `format.json`: what the folder is (so it is never read as another kind),
+ *   and its random id, which seeds every segment's CRC chain (so a segment
+ *   copied in from another folder fails its checks);
  * - `<sequence>.seg`: segments of `segmentBytes` (64 MiB), zero-filled and
  *   synced (with the folder) ahead of need, so an append never grows a file;
  *   each starts with a base record (the state before it but the entries);
  * - `snap-<id>.bin`: snapshot data, written whole and synced before the
  *   record that switches to it;
- * - `mark`: the durable high-water mark (`high_water_mark.ts`).
+ * - `mark`: the durable high-water mark (`high_water_mark.ts`);
+ * - `lock`: locked (`flock`) while a storage has the folder open, so a
+ *   second one is refused (`SegmentLockError`) instead of writing over it.
  *
  * A save writes a head record (new hard state, snapshot switch, log reset,
  * truncation of a conflicting suffix) when it has any of these, then one
@@ -32,7 +36,8 @@
  * syncs one file per save. Compaction deletes whole segments whose entries
  * all lie at or below the snapshot, once its record is synced.
  *
- * A failed write or sync fails this save and every later call (fail-stop):
+ * A failed write or sync (of a segment, a snapshot's data or the mark) fails
+ * this save and every later call (fail-stop):
  * after a failed `fdatasync` Linux may drop the dirty pages and report the
  * next one clean, so nothing after it can be trusted; the node must stop and
  * be restarted (its `load` checks what is durable).
@@ -63,7 +68,7 @@ import { StorageCorruptionError, StorageLossError } from "../store/storage_error
 import type { RaftStorage, StorageBatch, StoredState } from "./storage.ts";
 import type { HardState, NodeId } from "./types.ts";
 
-export { SegmentFormatError } from "./segment_folder.ts";
+export { SegmentFormatError, SegmentLockError } from "./segment_folder.ts";
 
 /** Default bytes of one segment. */
 export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
@@ -117,7 +122,9 @@ interface Pending {
 
 /**
  * Raft storage in append-only segment files (see the module doc). One
- * process may open a folder at a time.
+ * storage may open a folder at a time: a second is refused with
+ * {@linkcode SegmentLockError}. `close` waits for a load or save under way,
+ * so nothing is written after it resolves (and the lock is free).
  *
  * @example
  * ```ts
@@ -141,6 +148,10 @@ export class SegmentLogStorage implements RaftStorage {
   readonly #codec: Codec;
   readonly #segmentBytes: number;
   #mark: HighWaterMark | undefined;
+  /** The folder's lock, held from open to close (one writer per folder). */
+  #lock: Deno.FsFile | undefined;
+  /** The folder's id, in every segment's chain seed (undefined: a folder made before ids). */
+  #folderId: string | undefined;
   #loaded = false;
   #closed = false;
   /** A failed write or sync: every later call fails with it. */
@@ -166,6 +177,8 @@ export class SegmentLogStorage implements RaftStorage {
   #nextSnapshotId = 1;
   #prepared: Prepared | undefined;
   #preparing = new Set<Promise<unknown>>();
+  /** Loads and saves under way (settled: they never reject). */
+  #busy = new Set<Promise<void>>();
 
   private constructor(dir: string, options: SegmentLogStorageOptions) {
     this.#dir = dir;
@@ -190,28 +203,53 @@ export class SegmentLogStorage implements RaftStorage {
     options: SegmentLogStorageOptions = {},
   ): Promise<SegmentLogStorage> {
     const storage = new SegmentLogStorage(dir, options);
-    const holdsState = await openFolder(dir);
+    const { holdsState, id, lock } = await openFolder(dir);
+    storage.#lock = lock;
+    storage.#folderId = id;
     const mark = options.mark === undefined ? `${dir}/mark` : options.mark;
     if (mark !== null) {
-      storage.#mark = await openMark(mark, {
-        where: dir,
-        holdsState,
-        expectState: options.expectState ?? false,
-      });
+      try {
+        storage.#mark = await openMark(mark, {
+          where: dir,
+          holdsState,
+          expectState: options.expectState ?? false,
+        });
+      } catch (err) {
+        lock.close();
+        throw err;
+      }
     }
     return storage;
   }
 
-  async load(): Promise<StoredState> {
-    this.#check();
-    const state = await this.#replay();
-    this.#loaded = true;
-    return state;
+  load(): Promise<StoredState> {
+    return this.#track(async () => {
+      this.#check();
+      const state = await this.#replay();
+      this.#loaded = true;
+      return state;
+    });
   }
 
-  async save(batch: StorageBatch): Promise<void> {
+  save(batch: StorageBatch): Promise<void> {
+    return this.#track(() => this.#save(batch));
+  }
+
+  /** Runs a load or save as the work `close` waits for (nothing is written after it). */
+  #track<T>(work: () => Promise<T>): Promise<T> {
+    const running = work();
+    const settled = running.then(() => {}, () => {});
+    this.#busy.add(settled);
+    settled.finally(() => this.#busy.delete(settled));
+    return running;
+  }
+
+  async #save(batch: StorageBatch): Promise<void> {
     this.#check();
-    if (!this.#loaded) await this.load();
+    if (!this.#loaded) {
+      await this.#replay();
+      this.#loaded = true;
+    }
     const window = this.#window;
     checkBatchFollows(
       { first: window.first, count: window.items.length },
@@ -279,7 +317,7 @@ export class SegmentLogStorage implements RaftStorage {
     }
     // A save that replaces stored entries waits for its lower mark first: a
     // mark recorded earlier may name an entry it removes.
-    if (this.#mark && keepBelow <= window.last) await this.#mark.write(floor);
+    if (keepBelow <= window.last) await this.#markFloor(floor, true);
     if (records.length > 0) await this.#append(records);
     // The state the records describe.
     const previousSnapshot = this.#snapshot;
@@ -306,9 +344,21 @@ export class SegmentLogStorage implements RaftStorage {
       }
     }
     // The mark covers this save before it resolves (see DenoKvStorage.save).
-    if (this.#mark) {
-      if (voted) await this.#mark.write(this.#floor());
-      else this.#mark.record(this.#floor());
+    await this.#markFloor(this.#floor(), voted);
+  }
+
+  /**
+   * Records `floor` in the mark (and waits for its sync when `sync`). A
+   * failure is the storage's: no later save may write records the mark
+   * cannot cover.
+   */
+  async #markFloor(floor: Floor, sync: boolean): Promise<void> {
+    if (!this.#mark) return;
+    try {
+      if (sync) await this.#mark.write(floor);
+      else this.#mark.record(floor);
+    } catch (err) {
+      throw this.#fail(err as Error, "writing the high-water mark failed");
     }
   }
 
@@ -343,10 +393,15 @@ export class SegmentLogStorage implements RaftStorage {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    // A load or save under way finishes first: after close nothing is written.
+    await Promise.all([...this.#busy]);
     await Promise.allSettled([...this.#preparing, this.#spare]);
     await this.#mark?.close();
     this.#file?.close();
     this.#file = undefined;
+    // Last: until every write above is done, no other storage may open the folder.
+    this.#lock?.close();
+    this.#lock = undefined;
   }
 
   // ---- writing ----
@@ -378,7 +433,7 @@ export class SegmentLogStorage implements RaftStorage {
     const all = base ? [base, ...records] : records;
     const out = new Uint8Array(bytes + (base ? RECORD_HEADER_BYTES + base.payload.length : 0));
     let at = 0;
-    let chain = base ? segmentSeed(sequence!) : this.#chain;
+    let chain = base ? segmentSeed(sequence!, this.#folderId) : this.#chain;
     for (const r of all) {
       chain = writeRecord(out, at, { ...r, seed: chain });
       at += RECORD_HEADER_BYTES + r.payload.length;
@@ -532,7 +587,7 @@ export class SegmentLogStorage implements RaftStorage {
       baseEnd,
       spares,
       cut,
-    } = await readSegments(this.#dir, this.#codec);
+    } = await readSegments(this.#dir, this.#codec, { folder: this.#folderId });
     const corrupt = (problem: string) => new StorageCorruptionError(this.#dir, problem);
     let spare: number | undefined;
     const state: StoredState = {

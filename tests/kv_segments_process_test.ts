@@ -6,15 +6,15 @@
  * once, the history linearizable. Damage to a killed node's acknowledged
  * records (a flipped byte inside its log, its last records zeroed as a lost
  * write would leave them) makes it refuse to start, and the others keep every
- * acknowledged put. And a folder of one log kind is refused when started as
- * the other.
+ * acknowledged put. A folder of one log kind is refused when started as
+ * the other, and a second node on a running node's folder is refused.
  */
 import assert from "node:assert/strict";
 import { checkOperations, kvModel } from "../checker/mod.ts";
 import { connectKv, startKvNode } from "../kv/mod.ts";
 import { AppendWorkload, LocalCluster } from "../cli.ts";
 import { delay } from "../net/mod.ts";
-import { StorageKindError } from "../raft/mod.ts";
+import { SegmentLockError, StorageKindError } from "../raft/mod.ts";
 import { freePorts, HOST, NodeProcess } from "./node_process.ts";
 
 const ROUNDS = Number(Deno.env.get("KV_CRASH_ROUNDS") ?? 6);
@@ -95,6 +95,48 @@ Deno.test("kv node: a folder of one Raft log kind is refused when started as the
         raftLog: first,
       });
       await again.close();
+    }
+  } finally {
+    await Deno.remove(dataDir, { recursive: true });
+  }
+});
+
+Deno.test("kv node: a second node on a running node's segment folder is refused, the first serves on", async () => {
+  const dataDir = await Deno.makeTempDir({ prefix: "distkit-kv-twice-" });
+  const ports = freePorts(2);
+  try {
+    const node = await startKvNode({
+      id: 0,
+      peers: [`${HOST}:${ports[0]}`],
+      dataDir,
+      httpOffset: null,
+      raftLog: "segments",
+    });
+    try {
+      // Another listening address, the same folder (an operator's slip).
+      await assert.rejects(
+        startKvNode({
+          id: 0,
+          peers: [`${HOST}:${ports[1]}`],
+          dataDir,
+          httpOffset: null,
+          raftLog: "segments",
+        }),
+        (err: Error) => {
+          assert.ok(err instanceof SegmentLockError, String(err));
+          assert.match(err.message, /another process/);
+          return true;
+        },
+      );
+      const { clerk, close } = connectKv([`${HOST}:${ports[0]}`]);
+      try {
+        await clerk.put("k", "still here");
+        assert.equal(await clerk.get("k"), "still here");
+      } finally {
+        await close();
+      }
+    } finally {
+      await node.close();
     }
   } finally {
     await Deno.remove(dataDir, { recursive: true });

@@ -1,0 +1,484 @@
+/**
+ * A process crash at every file-system step of a {@linkcode SegmentLogStorage}'s
+ * life: saves, segment rollovers, a prepared and an unprepared snapshot
+ * switch with the compaction after it, a truncation record, a log reset. The
+ * crash is simulated by replacing Deno's mutating file calls (open for
+ * writing, write, sync, rename, remove, mkdir, truncate) with ones that count
+ * and, at step N, stop: that call does nothing (or, for a write, lands half
+ * its bytes) and every later one fails, as when the process dies there. What
+ * it had written before stays in the files, as the page cache keeps it. The
+ * folder is then reopened with the real calls; its `load` must return a
+ * prefix of the saves that holds every save that resolved.
+ */
+import assert from "node:assert/strict";
+import { SegmentLogStorage } from "./segment_storage.ts";
+import { MemoryStorage, type StorageBatch, type StoredState } from "./storage.ts";
+import type { Entry, Snapshot } from "./types.ts";
+
+const SEGMENT = 4096;
+
+function entries(from: number, to: number, term: number, size = 100): Entry[] {
+  return Array.from({ length: to - from + 1 }, (_, k) => ({
+    index: from + k,
+    term,
+    kind: "command" as const,
+    command: `${from + k}:`.padEnd(size, "x"),
+  }));
+}
+
+function snapshotAt(index: number, term: number, bytes: number): Snapshot {
+  const data = new Uint8Array(bytes);
+  for (let i = 0; i < bytes; i++) data[i] = (i * 31 + index) & 0xff;
+  return { meta: { index, term, membership: { voters: ["a", "b"], learners: [] } }, data };
+}
+
+/** One step of the scenario: a save, or a snapshot prepared ahead of the next save. */
+type Step = { save: StorageBatch } | { prepare: Uint8Array };
+
+function scenario(): Step[] {
+  const prepared = snapshotAt(20, 1, 3000);
+  const installed = snapshotAt(60, 3, 2000);
+  return [
+    {
+      save: {
+        hardState: { term: 1, vote: "a", commit: 0 },
+        entries: entries(1, 5, 1),
+        resetLog: false,
+      },
+    },
+    // Rolls over several 4 KiB segments.
+    { save: { entries: entries(6, 40, 1), resetLog: false } },
+    { save: { hardState: { term: 1, vote: "a", commit: 30 }, entries: [], resetLog: false } },
+    // A prepared snapshot: its switch deletes the segments it covers.
+    { prepare: prepared.data },
+    { save: { entries: [], snapshot: prepared, resetLog: false } },
+    // A new leader's entries replace 35..40: a truncation record.
+    {
+      save: {
+        hardState: { term: 2, vote: "b", commit: 30 },
+        entries: entries(35, 50, 2),
+        resetLog: false,
+      },
+    },
+    // A snapshot not prepared, then an installed one that resets the log.
+    { save: { entries: [], snapshot: snapshotAt(45, 2, 1500), resetLog: false } },
+    {
+      save: {
+        hardState: { term: 3, vote: null, commit: 60 },
+        entries: entries(61, 62, 3),
+        snapshot: installed,
+        resetLog: true,
+      },
+    },
+    {
+      save: {
+        hardState: { term: 4, vote: "a", commit: 60 },
+        entries: entries(63, 100, 4),
+        resetLog: false,
+      },
+    },
+  ];
+}
+
+/** Deno's mutating file calls, replaced for a crash at step `crashAt` (0: never). */
+class Crash {
+  steps = 0;
+  crashed = false;
+  readonly crashAt: number;
+  readonly tear: boolean;
+  /** Not a crash but a full disk: the calls fail with ENOSPC and the process goes on. */
+  readonly full: boolean;
+  readonly #restore: (() => void)[] = [];
+
+  constructor(crashAt: number, tear: boolean, full = false) {
+    this.crashAt = crashAt;
+    this.tear = tear;
+    this.full = full;
+    const proto = Deno.FsFile.prototype as unknown as Record<string, unknown>;
+    const deno = Deno as unknown as Record<string, unknown>;
+    for (const name of ["rename", "remove", "mkdir", "truncate"]) this.#wrap(deno, name);
+    this.#wrapOpen(deno);
+    for (const name of ["write", "writeSync"]) this.#wrapWrite(proto, name);
+    for (const name of ["sync", "syncData", "truncate"]) this.#wrap(proto, name);
+    for (const name of ["syncSync", "syncDataSync", "writeFile"]) this.#wrap(proto, name);
+  }
+
+  /** Counts a step; true when it is the crash (or after it). */
+  #step(): boolean {
+    if (this.crashed) return true;
+    this.steps++;
+    if (this.crashAt > 0 && this.steps >= this.crashAt) this.crashed = true;
+    return this.crashed;
+  }
+
+  #dead(): Error {
+    if (this.full) return new Error("No space left on device (os error 28)");
+    return new Error(`simulated crash at step ${this.crashAt}`);
+  }
+
+  #wrap(target: Record<string, unknown>, name: string): void {
+    const original = target[name] as ((...args: unknown[]) => unknown) | undefined;
+    if (typeof original !== "function") return;
+    const step = () => this.#step();
+    const dead = () => this.#dead();
+    const sync = name.endsWith("Sync");
+    target[name] = function (this: unknown, ...args: unknown[]) {
+      if (step()) {
+        if (sync) throw dead();
+        return Promise.reject(dead());
+      }
+      return original.apply(this, args);
+    };
+    this.#restore.push(() => (target[name] = original));
+  }
+
+  #wrapOpen(deno: Record<string, unknown>): void {
+    const original = deno.open as (...args: unknown[]) => Promise<unknown>;
+    const step = () => this.#step();
+    const dead = () => this.#dead();
+    deno.open = function (path: unknown, options?: Deno.OpenOptions) {
+      const mutating = options?.write || options?.create || options?.truncate || options?.append;
+      if (mutating && step()) return Promise.reject(dead());
+      return original.call(Deno, path, options);
+    };
+    this.#restore.push(() => (deno.open = original));
+  }
+
+  #wrapWrite(proto: Record<string, unknown>, name: string): void {
+    const original = proto[name] as (this: Deno.FsFile, p: Uint8Array) => unknown;
+    const step = () => this.#step();
+    const dead = () => this.#dead();
+    const state = () => ({ crashed: this.crashed, tear: this.tear });
+    const sync = name === "writeSync";
+    proto[name] = function (this: Deno.FsFile, p: Uint8Array) {
+      const { crashed: wasCrashed, tear } = state();
+      if (step()) {
+        // The crash hit inside this write: half of it landed.
+        const half = !wasCrashed && tear && p.length > 1
+          ? original.call(this, p.subarray(0, p.length >> 1))
+          : undefined;
+        if (sync) throw dead();
+        return Promise.resolve(half).then(() => Promise.reject(dead()));
+      }
+      return original.call(this, p);
+    };
+    this.#restore.push(() => (proto[name] = original));
+  }
+
+  restore(): void {
+    for (const undo of this.#restore.reverse()) undo();
+  }
+}
+
+/** Runs the scenario until it ends or crashes; returns how many saves resolved. */
+async function run(dir: string, steps: Step[]): Promise<number> {
+  let resolved = 0;
+  let s: SegmentLogStorage | undefined;
+  try {
+    s = await SegmentLogStorage.open(dir, { segmentBytes: SEGMENT });
+    await s.load();
+    for (const step of steps) {
+      if ("prepare" in step) await s.prepareSnapshot(step.prepare);
+      else {
+        await s.save(step.save);
+        resolved++;
+      }
+    }
+  } catch {
+    // The crash.
+  } finally {
+    await s?.close().catch(() => {});
+  }
+  return resolved;
+}
+
+/**
+ * Runs the scenario until it ends or a call fails for a full disk; then
+ * frees the space, tries one more save (refused after a failed save: the
+ * storage is fail-stop) and closes. Returns how many saves resolved.
+ */
+async function runFull(dir: string, steps: Step[], crash: Crash): Promise<number> {
+  let resolved = 0;
+  let s: SegmentLogStorage;
+  try {
+    s = await SegmentLogStorage.open(dir, { segmentBytes: SEGMENT });
+    await s.load();
+  } catch {
+    crash.restore();
+    return 0;
+  }
+  let failed: "save" | "prepare" | undefined;
+  for (const step of steps) {
+    if ("prepare" in step) {
+      const ok = await s.prepareSnapshot(step.prepare).then(() => true, () => false);
+      if (!ok) failed = "prepare";
+    } else {
+      const ok = await s.save(step.save).then(() => true, () => false);
+      if (ok) resolved++;
+      else failed = "save";
+    }
+    if (failed) break;
+  }
+  crash.restore();
+  if (failed === "save") {
+    const after = await s.save({
+      hardState: { term: 8, vote: "c", commit: 0 },
+      entries: [],
+      resetLog: false,
+    }).then(() => "resolved", (err: Error) => err.message);
+    assert.match(after, /refuses all further work/, "a save after a failed one");
+  }
+  await s.close();
+  return resolved;
+}
+
+function key(e: Entry): string {
+  return JSON.stringify(e);
+}
+
+/**
+ * Whether `got` is what a crash during save `resolved + 1` may leave: the
+ * state after `resolved` saves, or a prefix of the next save (the entries
+ * it does not replace all kept).
+ */
+function check(got: StoredState, states: StoredState[], batches: StorageBatch[], resolved: number) {
+  const where = `after ${resolved} resolved saves`;
+  const plain = (s: StoredState) => ({
+    hardState: { term: s.hardState.term, vote: s.hardState.vote },
+    snapshot: s.snapshot,
+    entries: s.entries.map(key),
+  });
+  const g = plain(got);
+  // Durable stores clamp the commit index to the log and raise it to the snapshot.
+  const commit = got.hardState.commit === (got.snapshot?.meta.index ?? 0)
+    ? 0
+    : got.hardState.commit;
+  const same = JSON.stringify(g) === JSON.stringify(plain(states[resolved]));
+  if (same && commit <= states[resolved].hardState.commit) return;
+  assert.ok(resolved < batches.length, `${where}: the store holds what no save wrote`);
+  const next = plain(states[resolved + 1]);
+  const batch = batches[resolved];
+  const where2 = `${where}: not the state after them, so a prefix of save ${resolved + 1}`;
+  assert.deepEqual(g.snapshot, next.snapshot, where2);
+  assert.ok(
+    JSON.stringify(g.hardState) === JSON.stringify(next.hardState) ||
+      JSON.stringify(g.hardState) === JSON.stringify(plain(states[resolved]).hardState),
+    `${where2}: hard state ${JSON.stringify(got.hardState)}`,
+  );
+  assert.ok(commit <= states[resolved + 1].hardState.commit, `${where2}: commit ${commit}`);
+  assert.deepEqual(g.entries, next.entries.slice(0, g.entries.length), where2);
+  const keepBelow = batch.entries[0]?.index ?? Infinity;
+  const kept = states[resolved + 1].entries.filter((e) => e.index < keepBelow).length;
+  assert.ok(g.entries.length >= kept, `${where2}: entries it does not replace are kept`);
+}
+
+Deno.test("segment storage: a crash at any file step leaves a prefix of the saves holding every resolved one", async () => {
+  const steps = scenario();
+  const batches = steps.flatMap((s) => ("save" in s ? [s.save] : []));
+  const model = new MemoryStorage();
+  const states: StoredState[] = [structuredClone(await model.load())];
+  for (const b of batches) {
+    await model.save(structuredClone(b));
+    states.push(structuredClone(await model.load()));
+  }
+  const root = await Deno.makeTempDir({ prefix: "distkit-segcrash-" });
+  try {
+    // A run without a crash counts the steps.
+    const counter = new Crash(0, false);
+    let total: number;
+    try {
+      assert.equal(await run(`${root}/count`, steps), batches.length);
+      total = counter.steps;
+    } finally {
+      counter.restore();
+    }
+    assert.ok(total > 50, `the scenario takes ${total} file steps`);
+    let crashes = 0;
+    for (const tear of [false, true]) {
+      for (let at = 1; at <= total + 5; at++) {
+        const dir = `${root}/${tear ? "t" : "c"}${at}`;
+        const crash = new Crash(at, tear);
+        let resolved: number;
+        try {
+          resolved = await run(dir, steps);
+        } finally {
+          crash.restore();
+        }
+        if (!crash.crashed) continue;
+        crashes++;
+        const where = `crash at step ${at} of ${total}${tear ? " (torn write)" : ""}`;
+        const s = await SegmentLogStorage.open(dir, { segmentBytes: SEGMENT });
+        try {
+          const got = await s.load().catch((err) => {
+            throw new Error(`${where}: the store does not load: ${err}`, { cause: err });
+          });
+          try {
+            check(got, states, batches, resolved);
+          } catch (err) {
+            throw new Error(`${where}: ${(err as Error).message}`, { cause: err });
+          }
+          // It goes on: one more save, and a reopen loads it.
+          const last = (got.snapshot?.meta.index ?? 0) + got.entries.length;
+          await s.save({
+            hardState: { term: 9, vote: "c", commit: 0 },
+            entries: entries(last + 1, last + 3, 9),
+            resetLog: false,
+          });
+          const expected = await s.load();
+          await s.close();
+          const again = await SegmentLogStorage.open(dir, { segmentBytes: SEGMENT });
+          try {
+            assert.deepEqual(await again.load(), expected, `${where}: after one more save`);
+          } finally {
+            await again.close();
+          }
+        } finally {
+          await s.close();
+        }
+        await Deno.remove(dir, { recursive: true });
+      }
+    }
+    assert.ok(crashes >= 2 * total, `${crashes} crashes of ${total} steps`);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("segment storage: a full disk at any file step fails that call and every later save; a restart holds every resolved save", async () => {
+  const steps = scenario();
+  const batches = steps.flatMap((s) => ("save" in s ? [s.save] : []));
+  const model = new MemoryStorage();
+  const states: StoredState[] = [structuredClone(await model.load())];
+  for (const b of batches) {
+    await model.save(structuredClone(b));
+    states.push(structuredClone(await model.load()));
+  }
+  const root = await Deno.makeTempDir({ prefix: "distkit-segfull-" });
+  try {
+    let failures = 0;
+    for (let at = 1;; at++) {
+      const dir = `${root}/f${at}`;
+      const crash = new Crash(at, true, true);
+      let resolved: number;
+      try {
+        resolved = await runFull(dir, steps, crash);
+      } finally {
+        crash.restore();
+      }
+      if (!crash.crashed) break;
+      failures++;
+      const where = `disk full from step ${at}`;
+      const s = await SegmentLogStorage.open(dir, { segmentBytes: SEGMENT });
+      try {
+        const got = await s.load().catch((err) => {
+          throw new Error(`${where}: the store does not load: ${err}`, { cause: err });
+        });
+        try {
+          check(got, states, batches, resolved);
+        } catch (err) {
+          throw new Error(`${where}: ${(err as Error).message}`, { cause: err });
+        }
+      } finally {
+        await s.close();
+      }
+      await Deno.remove(dir, { recursive: true });
+    }
+    assert.ok(failures > 50, `${failures} steps failed in turn`);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+async function copyDir(from: string, to: string): Promise<void> {
+  await Deno.mkdir(to, { recursive: true });
+  for await (const e of Deno.readDir(from)) {
+    if (e.isFile && e.name !== "lock") await Deno.copyFile(`${from}/${e.name}`, `${to}/${e.name}`);
+  }
+}
+
+Deno.test("segment storage: a crash while a restart repairs what an earlier crash left loads the same state", async () => {
+  const steps = scenario();
+  const root = await Deno.makeTempDir({ prefix: "distkit-segrepair-" });
+  try {
+    const counter = new Crash(0, false);
+    try {
+      await run(`${root}/count`, steps);
+    } finally {
+      counter.restore();
+    }
+    let repairs = 0;
+    // Folders left by torn writes all through the scenario.
+    for (let at = 7; at <= counter.steps; at += 6) {
+      const base = `${root}/base${at}`;
+      const crash = new Crash(at, true);
+      try {
+        await run(base, steps);
+      } finally {
+        crash.restore();
+      }
+      // What a restart without a second crash loads (on a copy).
+      await copyDir(base, `${root}/clean`);
+      const clean = await SegmentLogStorage.open(`${root}/clean`, { segmentBytes: SEGMENT });
+      const expected = await clean.load();
+      await clean.close();
+      await Deno.remove(`${root}/clean`, { recursive: true });
+      const last = (expected.snapshot?.meta.index ?? 0) + expected.entries.length;
+      const extra: StorageBatch = {
+        hardState: { term: 9, vote: "c", commit: 0 },
+        entries: entries(last + 1, last + 2, 9),
+        resetLog: false,
+      };
+      // A second crash at every step of that restart (open, load's repairs, one save).
+      for (let again = 1;; again++) {
+        const dir = `${root}/r${at}-${again}`;
+        await copyDir(base, dir);
+        const second = new Crash(again, true);
+        let saved = false;
+        try {
+          const s = await SegmentLogStorage.open(dir, { segmentBytes: SEGMENT }).catch(() =>
+            undefined
+          );
+          if (s) {
+            saved = await s.load().then(() => s.save(structuredClone(extra))).then(
+              () => true,
+              () => false,
+            );
+            await s.close().catch(() => {});
+          }
+        } finally {
+          second.restore();
+        }
+        const where = `torn at step ${at}, then a crash at step ${again} of the restart`;
+        const s = await SegmentLogStorage.open(dir, { segmentBytes: SEGMENT });
+        try {
+          const got = await s.load().catch((err) => {
+            throw new Error(`${where}: the store does not load: ${err}`, { cause: err });
+          });
+          // The state before, and of the extra save all (it resolved) or a prefix.
+          assert.deepEqual(got.snapshot, expected.snapshot, where);
+          assert.deepEqual(got.entries.slice(0, expected.entries.length), expected.entries, where);
+          const added = got.entries.slice(expected.entries.length);
+          assert.deepEqual(added, extra.entries.slice(0, added.length), where);
+          // Term and vote (the commit index is clamped to the log and raised to the snapshot).
+          const tv = (h: StoredState["hardState"]) => JSON.stringify([h.term, h.vote]);
+          const hs = tv(got.hardState);
+          const options = [expected.hardState, extra.hardState!].map(tv);
+          assert.ok(options.includes(hs), `${where}: hard state ${hs}`);
+          if (saved) {
+            assert.equal(added.length, extra.entries.length, `${where}: it resolved`);
+            assert.equal(hs, options[1], `${where}: it resolved`);
+          }
+        } finally {
+          await s.close();
+        }
+        await Deno.remove(dir, { recursive: true });
+        repairs++;
+        if (!second.crashed) break;
+      }
+      await Deno.remove(base, { recursive: true });
+    }
+    assert.ok(repairs > 50, `${repairs} restarts crashed`);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});

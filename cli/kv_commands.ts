@@ -93,8 +93,8 @@ options:
                            append-only segment files (raft.log/); a folder of the other kind
                            is refused
   --state disk|memory      where the KV state is kept: disk (in --data, memory bounded) or memory
-                           (default: what the folder recorded when it was made; disk for a new
-                           one). A memory folder started with --state disk is moved to disk; a
+                           (default: what the folder recorded when it was made; memory for a
+                           new one). A memory folder started with --state disk is moved to disk; a
                            disk folder started with --state memory is refused
 ${ACCESS_HELP}`,
   async run(args) {

@@ -29,7 +29,7 @@ export interface LocalClusterOptions {
   httpOffset?: number;
   /** Snapshot threshold of each node, in bytes. Default: the node's default. */
   maxRaftState?: number;
-  /** Where each node keeps its KV state (`kv serve --state`). Default: the node's default (disk for a new folder). */
+  /** Where each node keeps its KV state (`kv serve --state`). Default: the node's default (memory for a new folder). */
   state?: "disk" | "memory";
   /** How long to wait for a node to listen after a start. Default 15,000 ms. */
   startTimeoutMs?: number;

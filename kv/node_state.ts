@@ -91,7 +91,7 @@ export class StateKindError extends Error {
 export interface OpenNodeStateOptions {
   /**
    * What the node was asked for. Default: the folder's recorded kind, and
-   * `"disk"` for a new folder.
+   * `"memory"` for a new folder.
    */
   state?: StateKind;
   /** The folder, for messages. Default `"the data folder"`. */
@@ -145,7 +145,7 @@ const decoder = new TextDecoder();
  *
  * const kv = new SimKv();
  * const state = await openNodeState(new MemoryStorage(), kv);
- * state.kind; // "disk": the default for a new folder
+ * state.kind; // "memory": the default for a new folder
  * await state.store?.close();
  * ```
  */
@@ -156,7 +156,8 @@ export async function openNodeState(
 ): Promise<NodeState> {
   const where = options.where ?? "the data folder";
   const recorded = await readKind(kv, options.raftPrefix ?? ["raft"], where);
-  const wanted = options.state ?? recorded ?? "disk";
+  // Memory for a new folder until a disk node applies puts as fast (README, "The state on disk").
+  const wanted = options.state ?? recorded ?? "memory";
   if (recorded === undefined) await writeKind(kv, wanted);
   else if (recorded === "disk" && wanted === "memory") {
     throw new StateKindError(where, { recorded, wanted });

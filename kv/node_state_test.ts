@@ -54,9 +54,17 @@ async function assertSameState(store: StateStore, machine: KvStateMachine, keys:
   assert.notEqual(await state.applied(retry), undefined);
 }
 
-Deno.test("node state: a new folder keeps its state on disk, and records it", async () => {
+Deno.test("node state: a new folder keeps its state in memory by default, and records it", async () => {
   const kv = new SimKv();
   const state = await openNodeState(new MemoryStorage(), kv);
+  assert.equal(state.kind, "memory");
+  assert.equal(state.store, undefined);
+  assert.equal(await recorded(kv), "memory");
+});
+
+Deno.test("node state: a new folder asked for disk keeps its state on disk, and records it", async () => {
+  const kv = new SimKv();
+  const state = await openNodeState(new MemoryStorage(), kv, { state: "disk" });
   assert.equal(state.kind, "disk");
   assert.equal(state.migrated, false);
   assert.ok(state.store);

@@ -1,7 +1,7 @@
 /**
  * A KV cluster whose servers keep their state differently (issue 19): some
  * in memory, some in a store, as during a rolling move to `--state disk` or
- * when a new folder (disk by default) joins a cluster of old ones. A
+ * when a new `--state disk` folder joins a cluster of memory ones. A
  * follower that fell behind the leader's compacted log takes the leader's
  * snapshot in the leader's form, in both directions, and serves the same
  * values.

@@ -131,8 +131,10 @@ export function variantsAt(
 
 /** The ports every cluster takes when `--ports` was given. */
 let portRange: PortRange | undefined;
-/** distkit's `--state` when `--state` was given (default: the node's, disk). */
+/** distkit's `--state` when `--state` was given (default: the node's, memory). */
 let distkitState: "disk" | "memory" | undefined;
+/** distkit's `--log` when `--log` was given (default: the node's, Deno KV). */
+let distkitLog: "kv" | "segments" | undefined;
 
 /** A running cluster of either kind, seen the same way. */
 interface Cluster {
@@ -207,6 +209,7 @@ async function startUntracked(system: "etcd" | "distkit", etcd: string): Promise
       ports: httpOffset === undefined ? undefined : portRange!.take(3, httpOffset),
       httpOffset,
       state: distkitState,
+      raftLog: distkitLog,
     });
     return {
       httpUrls: c.peers.map((_, i) => `http://${c.httpAddress(i)}`),
@@ -460,7 +463,7 @@ const ratio = (x: number) => Number.isFinite(x) ? `${x.toFixed(2)}×` : "–";
 const USAGE = "usage: deno run -A bench/kv_vs_etcd.ts [--seconds 5] [--runs 3] " +
   "[--clients 1,16,64] [--warmup 1] [--failover-clients 16] [--failover-runs 5] [--no-go] " +
   "[--no-failover] [--wrk] [--gets] [--wrk-only] [--get-clients 64] [--no-repeat] " +
-  "[--ports LOW-HIGH] [--quiet-wait 30] [--write-benchmarks] [--state disk|memory]";
+  "[--ports LOW-HIGH] [--quiet-wait 30] [--write-benchmarks] [--state disk|memory] [--log kv|segments]";
 
 function parseOptions() {
   return parseArgs({
@@ -483,6 +486,7 @@ function parseOptions() {
       "quiet-wait": { type: "string", default: "30" },
       "write-benchmarks": { type: "boolean", default: false },
       state: { type: "string" },
+      log: { type: "string" },
     },
   });
 }
@@ -519,6 +523,11 @@ async function main(): Promise<number> {
     return 2;
   }
   distkitState = values.state;
+  if (values.log !== undefined && values.log !== "kv" && values.log !== "segments") {
+    console.error(`kv_vs_etcd: --log takes kv or segments, got "${values.log}"\n${USAGE}`);
+    return 2;
+  }
+  distkitLog = values.log;
   const wrk = values.wrk || values.gets ? which("wrk") : undefined;
   if ((values.wrk || values.gets) && wrk === undefined) {
     console.log("(no `wrk` on PATH: the wrk rows are skipped; Debian/Ubuntu: `apt install wrk`)");

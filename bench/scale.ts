@@ -56,8 +56,10 @@ export interface ScaleOptions {
   json?: string;
   /** distkit's `--max-raft-state`, bytes; default the node's own. */
   maxRaftState?: number;
-  /** distkit's `--state` (where the KV state is kept); default the node's own (disk). */
+  /** distkit's `--state` (where the KV state is kept); default the node's own (memory). */
   state?: "disk" | "memory";
+  /** distkit's `--log` (where the Raft log is kept); default the node's own (Deno KV). */
+  raftLog?: "kv" | "segments";
 }
 
 /** A command line the benchmark cannot run: the message says what to change. */
@@ -71,7 +73,7 @@ export class ScaleUsageError extends Error {
 /** The usage line printed with a {@linkcode ScaleUsageError}. */
 export const USAGE = "usage: deno run -A bench/scale.ts [--keys 1M] [--value-bytes 64] " +
   "[--clients 64] [--split 200k] [--systems distkit,etcd] [--ports LOW-HIGH] " +
-  "[--skip-restart] [--skip-catchup] [--max-raft-state BYTES] [--state disk|memory] [--json FILE]";
+  "[--skip-restart] [--skip-catchup] [--max-raft-state BYTES] [--state disk|memory] [--log kv|segments] [--json FILE]";
 
 /** `"200000"`, `"200k"`, `"1M"`, `"1_000_000"` as a whole number, or undefined. */
 function count(text: string): number | undefined {
@@ -100,6 +102,7 @@ export function parseScaleArgs(args: string[]): ScaleOptions {
         "skip-catchup": { type: "boolean", default: false },
         "max-raft-state": { type: "string" },
         state: { type: "string" },
+        log: { type: "string" },
         json: { type: "string" },
       },
     }));
@@ -138,9 +141,14 @@ export function parseScaleArgs(args: string[]): ScaleOptions {
   if (state !== undefined && state !== "disk" && state !== "memory") {
     throw new ScaleUsageError(`--state takes disk or memory, got "${state}"`);
   }
+  const raftLog = values.log;
+  if (raftLog !== undefined && raftLog !== "kv" && raftLog !== "segments") {
+    throw new ScaleUsageError(`--log takes kv or segments, got "${raftLog}"`);
+  }
   return {
     keys,
     state,
+    raftLog,
     valueBytes: number("value-bytes", values["value-bytes"], 1, 64 * 1024),
     clients: number("clients", values.clients, 1, 4096),
     split: Math.min(keys, number("split", values.split, 1, 1e15)),
@@ -344,6 +352,7 @@ async function distkitSubject(
     httpOffset,
     maxRaftState: options.maxRaftState,
     state: options.state,
+    raftLog: options.raftLog,
     startTimeoutMs: WAIT_MS,
   });
   const urls = cluster.peers.map((_, i) => `http://${cluster.httpAddress(i)}`);

@@ -31,6 +31,8 @@ export interface LocalClusterOptions {
   maxRaftState?: number;
   /** Where each node keeps its KV state (`kv serve --state`). Default: the node's default (memory for a new folder). */
   state?: "disk" | "memory";
+  /** Where each node keeps its Raft log (`kv serve --log`). Default: the node's default (Deno KV). */
+  raftLog?: "kv" | "segments";
   /** How long to wait for a node to listen after a start. Default 15,000 ms. */
   startTimeoutMs?: number;
   /** The cluster id the nodes serve. Default `""`. */
@@ -211,6 +213,7 @@ export class LocalCluster {
         ? []
         : ["--max-raft-state", String(this.#options.maxRaftState)]),
       ...(this.#options.state === undefined ? [] : ["--state", this.#options.state]),
+      ...(this.#options.raftLog === undefined ? [] : ["--log", this.#options.raftLog]),
       ...(this.#options.cluster === undefined ? [] : ["--cluster-id", this.#options.cluster]),
       ...(this.#options.httpOffset === undefined
         ? []

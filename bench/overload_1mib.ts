@@ -23,6 +23,7 @@ import { parseArgs } from "node:util";
 import { LocalCluster } from "../cli.ts";
 import { delay } from "../net/mod.ts";
 import { DenoKvStorage } from "../raft/kv_storage.ts";
+import { openRaftStorage, type RaftLogKind } from "../raft/segment_choice.ts";
 import type { Entry } from "../raft/types.ts";
 import { residentBytes } from "../tests/proc_stats.ts";
 import {
@@ -39,7 +40,7 @@ import { PortRange } from "./ports.ts";
 
 const USAGE = "usage: deno run -A bench/overload_1mib.ts [--clients 200] [--seconds 20] " +
   "[--rounds 1] [--ports LOW-HIGH | --addresses H:P,H:P,H:P [--pids P,P,P]] " +
-  "[--max-raft-state BYTES] [--pause-ms 100] [--settle 30,120] [--baseline-seconds 5] [--no-baseline]";
+  "[--max-raft-state BYTES] [--state disk|memory] [--log kv|segments] [--pause-ms 100] [--settle 30,120] [--baseline-seconds 5] [--no-baseline]";
 
 /** The cluster under load: its HTTP addresses, node pids (when known) and /status. */
 interface Target {
@@ -96,6 +97,7 @@ async function memoryOf(address: string): Promise<Record<string, number>> {
 async function startCluster(
   ports: PortRange | undefined,
   maxRaftState: number | undefined,
+  kinds: { state?: "disk" | "memory"; raftLog?: RaftLogKind } = {},
 ): Promise<Target> {
   const dataDir = await Deno.makeTempDir({ prefix: "distkit-overload-" });
   // The HTTP ports inside the range too: half-way up it.
@@ -105,6 +107,7 @@ async function startCluster(
     maxRaftState,
     ports: ports?.take(3, httpOffset),
     httpOffset,
+    ...kinds,
   });
   return {
     http: [0, 1, 2].map((i) => cluster.httpAddress(i)),
@@ -131,18 +134,27 @@ async function leaderOf(target: Target): Promise<number> {
 }
 
 /**
- * 1 MiB entries committed per second through `stores` Deno KV stores at once
- * (each entry a save of its own, as a leader's saves under this load mostly
- * are; the store splits it into 64 KiB values), for about `seconds`.
+ * 1 MiB entries committed per second through `stores` Raft storages of
+ * `kind` at once (each entry a save of its own, as a leader's saves under
+ * this load mostly are; Deno KV splits it into 64 KiB values), for about
+ * `seconds`.
  */
-async function diskBaseline(dir: string, stores: number, seconds: number): Promise<number> {
+async function diskBaseline(
+  dir: string,
+  stores: number,
+  seconds: number,
+  kind: RaftLogKind = "kv",
+): Promise<number> {
   const value = "v".repeat(VALUE_BYTES);
   let committed = 0;
   const until = performance.now() + seconds * 1000;
   const started = performance.now();
   await Promise.all([...Array(stores).keys()].map(async (s) => {
     const path = `${dir}/baseline-${stores}-${s}.kv`;
-    const storage = await DenoKvStorage.open(path);
+    if (kind !== "kv") await Deno.mkdir(path, { recursive: true });
+    const storage = kind === "kv"
+      ? await DenoKvStorage.open(path)
+      : await openRaftStorage(path, { kind });
     try {
       for (let index = 1; performance.now() < until; index++) {
         const entry: Entry = { index, term: 1, kind: "command", command: { key: "k", value } };
@@ -398,6 +410,8 @@ async function main(): Promise<void> {
       addresses: { type: "string" },
       pids: { type: "string" },
       "max-raft-state": { type: "string" },
+      state: { type: "string" },
+      log: { type: "string" },
       settle: { type: "string", default: "30,120" },
       "pause-ms": { type: "string", default: "100" },
       "baseline-seconds": { type: "string", default: "5" },
@@ -431,15 +445,24 @@ async function main(): Promise<void> {
     `overload_1mib: commit ${commit}, ${navigator.hardwareConcurrency} cores, Deno ${Deno.version.deno}, ` +
       `max raft state ${maxRaftState ?? "node default"}`,
   );
+  const state = values.state;
+  if (state !== undefined && state !== "disk" && state !== "memory") {
+    throw new RangeError(`--state takes disk or memory, got "${state}"`);
+  }
+  const raftLog = values.log ?? "kv";
+  if (raftLog !== "kv" && raftLog !== "segments") {
+    throw new RangeError(`--log takes kv or segments, got "${raftLog}"`);
+  }
   if (!values["no-baseline"]) {
     const dir = await Deno.makeTempDir({ prefix: "distkit-disk-" });
     try {
       const s = positive(values["baseline-seconds"], "--baseline-seconds");
       const load = loadAverage();
-      const one = await diskBaseline(dir, 1, s);
-      const three = await diskBaseline(dir, 3, s);
+      const one = await diskBaseline(dir, 1, s, raftLog);
+      const three = await diskBaseline(dir, 3, s, raftLog);
+      const storageName = raftLog === "segments" ? "SegmentLogStorage" : "DenoKvStorage";
       console.log(
-        `disk baseline (DenoKvStorage, 1 MiB entries, a save each; load ${load.toFixed(2)}): ` +
+        `disk baseline (${storageName}, 1 MiB entries, a save each; load ${load.toFixed(2)}): ` +
           `one store ${one.toFixed(1)}/s, three stores at once ${three.toFixed(1)}/s in all ` +
           `(${(three / 3).toFixed(1)}/s each)`,
       );
@@ -448,14 +471,16 @@ async function main(): Promise<void> {
     }
   }
   for (let r = 1; r <= rounds; r++) {
-    const target: Target = addresses === undefined ? await startCluster(ports, maxRaftState) : {
-      http: addresses,
-      pids: addresses.map((_, i) => pids?.[i]),
-      status: (i) => statusOf(addresses[i]),
-      memory: (i) => memoryOf(addresses[i]),
-      stderr: () => "",
-      close: () => Promise.resolve(),
-    };
+    const target: Target = addresses === undefined
+      ? await startCluster(ports, maxRaftState, { state, raftLog })
+      : {
+        http: addresses,
+        pids: addresses.map((_, i) => pids?.[i]),
+        status: (i) => statusOf(addresses[i]),
+        memory: (i) => memoryOf(addresses[i]),
+        stderr: () => "",
+        close: () => Promise.resolve(),
+      };
     // Interrupted: the cluster's processes go too.
     const interrupted = () => {
       target.close().finally(() => Deno.exit(130));

@@ -22,6 +22,8 @@ export interface BatchHooks {
   read: (table: Table, key: string) => Promise<StateValue | null>;
   decodeSession: (bytes: StateValue, client: string) => unknown;
   applied: () => number;
+  /** The session row the store keeps the count of data rows in, if any: no batch writes it. */
+  countRow: () => string | undefined;
   commit: (entries: StagedEntry[]) => Promise<void>;
 }
 
@@ -104,6 +106,11 @@ export class Batch implements StateBatch {
 
   /** Stages the session row of `client` (encoded with the store's codec; null: delete it). */
   setSession(client: string, row: unknown): void {
+    if (client === this.#hooks.countRow()) {
+      throw new StateInvariantError(
+        `session row ${client} holds the store's count of rows (keepCount): the store writes it`,
+      );
+    }
     this.#stage("s", client, row === null ? null : this.#hooks.layout.codec.encode(row));
   }
 

@@ -119,16 +119,51 @@ export class CommitPlan {
       this.bytes + more.bytes <= COMMIT_BYTES && this.keyBytes + more.keyBytes <= COMMIT_KEY_BYTES;
   }
 
-  add(m: Mutation): void {
-    const cost = costOf(m);
+  /** Adds `m` (its cost given when known); returns its position. */
+  add(m: Mutation, cost: MutationCost = costOf(m)): number {
     this.mutations.push(m);
+    this.#costs.push(cost);
     this.bytes += cost.bytes;
     this.keyBytes += cost.keyBytes;
+    return this.mutations.length - 1;
+  }
+
+  /** What the mutation at `at` costs. */
+  costAt(at: number): MutationCost {
+    return this.#costs[at];
+  }
+
+  /**
+   * Replaces the mutation at `at` with `m`, of the same key: a later write
+   * of a row in the same commit, which is all the commit needs to store.
+   */
+  replace(at: number, m: Mutation, cost: MutationCost = costOf(m)): void {
+    const old = this.#costs[at];
+    invariantSameKey(this.mutations[at], m);
+    this.mutations[at] = m;
+    this.#costs[at] = cost;
+    this.bytes += cost.bytes - old.bytes;
+    this.keyBytes += cost.keyBytes - old.keyBytes;
+  }
+
+  readonly #costs: MutationCost[] = [];
+}
+
+/** What one mutation costs a commit (see {@linkcode costOf}). */
+export interface MutationCost {
+  mutations: number;
+  bytes: number;
+  keyBytes: number;
+}
+
+function invariantSameKey(a: Mutation, b: Mutation): void {
+  if (a.key.length !== b.key.length || a.key.some((part, i) => part !== b.key[i])) {
+    throw new StateInvariantError("a commit's mutation was replaced by one of another key");
   }
 }
 
 /** What a mutation costs a commit. */
-export function costOf(m: Mutation): { mutations: number; bytes: number; keyBytes: number } {
+export function costOf(m: Mutation): MutationCost {
   const key = encodeKey(m.key).length;
   const cost = mutationCost(key, m.type === "set" ? m.value.length : undefined);
   return { mutations: 1, ...cost };

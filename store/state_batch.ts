@@ -6,7 +6,7 @@
  */
 import type { StateValue } from "./state_value.ts";
 import { StateInvariantError } from "./errors.ts";
-import type { AppliedPoint, StateLayout, Table } from "./state_layout.ts";
+import { type AppliedPoint, copyPoint, type StateLayout, type Table } from "./state_layout.ts";
 
 /** One applied entry's writes, staged: table + key → value (null: delete). */
 export interface StagedEntry {
@@ -131,7 +131,7 @@ export class Batch implements StateBatch {
         `entry ${point.index} after ${last}: applied never decreases`,
       );
     }
-    this.#entries.push({ point: structuredClone(point), writes: this.#open });
+    this.#entries.push({ point: copyPoint(point), writes: this.#open });
     this.#open = new Map();
   }
 

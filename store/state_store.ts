@@ -36,6 +36,7 @@ import { ReadCache } from "./state_cache.ts";
 import {
   type AppliedPoint,
   CommitPlan,
+  copyPoint,
   costOf,
   type Current,
   plans,
@@ -165,7 +166,7 @@ export class StateStore {
 
   /** The applied point the state reflects. */
   get applied(): AppliedPoint {
-    return structuredClone(this.#applied);
+    return copyPoint(this.#applied);
   }
 
   /** The generation in use (a new one with each install). */

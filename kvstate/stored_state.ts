@@ -8,6 +8,7 @@
  * @module
  */
 import { ArgumentsError } from "../net/errors.ts";
+import { invariant } from "../raft/invariant.ts";
 import { DedupTable } from "../rsm/dedup.ts";
 import type { StoredMachine } from "../rsm/stored_machine.ts";
 import type { StateReader } from "../rsm/stored_layers.ts";
@@ -56,14 +57,12 @@ export const STORED_MAX_KEY_BYTES = 1900;
 export class StoredKvState implements StoredMachine<KvResult> {
   readonly store: StateStore;
   readonly #limits: KvLimits;
-  #size: number;
   /** Reads as applied (the replica's staged batches, then the store): see `readThrough`. */
   #reader: StateReader;
 
-  private constructor(store: StateStore, limits: KvLimits, size: number) {
+  private constructor(store: StateStore, limits: KvLimits) {
     this.store = store;
     this.#limits = limits;
-    this.#size = size;
     this.#reader = store;
   }
 
@@ -85,12 +84,16 @@ export class StoredKvState implements StoredMachine<KvResult> {
           `limit); maxKeyBytes is ${limits.maxKeyBytes}: lower it, or keep the state in memory`,
       );
     }
-    return new StoredKvState(store, limits, await countOf(store));
+    // The store counts the keys from the rows it reads to commit: a put need not read its key.
+    await store.keepCount(COUNT_ROW);
+    return new StoredKvState(store, limits);
   }
 
-  /** How many keys there are (as of the last entry applied, or the last install). */
+  /** How many keys there are (as of the last entry stored, or the last install). */
   get size(): number {
-    return this.#size;
+    const count = this.store.count;
+    invariant(count !== undefined, "the stored KV state's store must keep the key count");
+    return count;
   }
 
   /** The value of `key` as applied (staged writes included), or null when it is absent. */
@@ -128,17 +131,11 @@ export class StoredKvState implements StoredMachine<KvResult> {
     const done = row == null ? undefined : dedupAnswer(verdict(row, command, digest), command);
     if (done) return done;
     const w = command.write;
-    const current = await state.get(w.key);
-    const { result, next } = decideWrite(w, current ?? undefined, this.#limits.maxValueBytes);
+    // A put's result does not depend on the old value (the key count is the store's): not read.
+    const current = w.type === "put" ? undefined : await state.get(w.key) ?? undefined;
+    const { result, next } = decideWrite(w, current, this.#limits.maxValueBytes);
     if (next === null) state.delete(w.key);
     else if (next !== undefined) state.put(w.key, next);
-    const delta = (next === null ? 0 : next === undefined ? Number(current !== null) : 1) -
-      Number(current !== null);
-    if (delta !== 0) {
-      const count = (await state.session(COUNT_ROW) as number | null ?? 0) + delta;
-      state.setSession(COUNT_ROW, count);
-      this.#size = count;
-    }
     state.setSession(key, { seq: command.seq, digest, result } satisfies SessionRow);
     return result;
   }
@@ -155,15 +152,6 @@ export class StoredKvState implements StoredMachine<KvResult> {
   foreignSnapshot(head: Uint8Array): boolean {
     return isMemorySnapshot(head);
   }
-
-  /** The store was replaced by the leader's: its key count is read again. */
-  installed(): void {
-    countOf(this.store).then((n) => this.#size = n, () => {});
-  }
-}
-
-async function countOf(store: StateStore): Promise<number> {
-  return await store.session(COUNT_ROW) as number | null ?? 0;
 }
 
 /** The dedup verdict a stored session row gives a command. */

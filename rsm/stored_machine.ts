@@ -211,9 +211,11 @@ const MAX_STAGED = 64;
  * batches (`stored_layers.ts`: reads see the staged writes). By default an
  * entry is reported done (answered) once its batch is stored: the batch is
  * committed when the node has no more ready, or every
- * {@linkcode MAX_STAGED}. With `early` (`ReplicaOptions.answerBeforeStore`)
- * it is reported done once applied into a batch (it is in a majority's log),
- * and the batches are stored in the background, bounded and in order. A
+ * {@linkcode MAX_STAGED}. With `early` (`ReplicaOptions.answerBeforeStore`;
+ * or a function asked per entry, e.g. true while the node does not lead and
+ * no client waits for its answers) it is reported done once applied into a
+ * batch (it is in a majority's log), and the batches are stored in the
+ * background, bounded and in order. A
  * snapshot from the leader is installed once everything staged is stored.
  * Exactly-once writes are checked against session rows in the store itself
  * (`once/` + client).
@@ -229,8 +231,11 @@ export class StoredApplier<R> {
   readonly #once: ExactlyOnce<R> | undefined;
   readonly #report: { logger: Logger; node: string };
   readonly #layers: StagedLayers;
-  /** Answer entries once staged (`ReplicaOptions.answerBeforeStore`), not once stored. */
-  readonly #early: boolean;
+  /**
+   * Whether the next entry is answered once staged (`ReplicaOptions.answerBeforeStore`),
+   * not once stored: asked per entry (a follower, whose answers no client waits for, may be).
+   */
+  readonly #early: () => boolean;
   /** Entries applied and not yet reported done (answered after the store). */
   #staged: [Applied, WriteOutcome<R> | undefined][] = [];
 
@@ -240,8 +245,9 @@ export class StoredApplier<R> {
    * @param machine The stored machine.
    * @param options The replica's exactly-once log format (undefined with `exactlyOnce: false`),
    * where an `apply` that threw is reported (the logger, the node's id), the clock the batches'
-   * timers run on, their bounds, and what to call when a batch cannot be stored (the replica
-   * must stop: its store has failed).
+   * timers run on, their bounds, what to call when a batch cannot be stored (the replica
+   * must stop: its store has failed), and whether entries are answered once staged: always,
+   * never (the default), or as a function says for each entry (e.g. while not leading).
    */
   constructor(
     machine: StoredMachine<R>,
@@ -253,15 +259,17 @@ export class StoredApplier<R> {
       limits?: Partial<StagedLimits>;
       onFailure: (err: unknown) => void;
       onStored?: () => void;
-      early?: boolean;
+      early?: boolean | (() => boolean);
     },
   ) {
     this.#machine = machine;
     this.#once = options.once;
     this.#report = { logger: options.logger, node: options.node };
-    this.#early = options.early ?? false;
-    // Answered after the store: the replica commits (at `last` or MAX_STAGED), no timer seals.
-    const limits = this.#early
+    const early = options.early ?? false;
+    this.#early = typeof early === "function" ? early : () => early;
+    // Always answered after the store: the replica commits (at `last` or MAX_STAGED), no timer
+    // seals. Answered once staged (sometimes): batches are sealed by their bounds.
+    const limits = early !== false
       ? options.limits
       : { entries: Infinity, bytes: Infinity, delayMs: Infinity, ...options.limits };
     this.#layers = new StagedLayers(machine.store, { ...options, limits });
@@ -309,12 +317,15 @@ export class StoredApplier<R> {
       options.done(item, undefined);
       return;
     }
+    const early = this.#early();
+    // Entries are reported in order: those waiting for the store go before an early one.
+    if (early && this.#staged.length > 0) await this.#store(options.done);
     const batch = await this.#layers.stage();
     const outcome = item.type === "command"
       ? await this.#apply(item.command, batch, item.index)
       : undefined;
     this.#layers.endEntry({ index: item.index, term: item.term });
-    if (this.#early) return options.done(item, outcome);
+    if (early) return options.done(item, outcome);
     this.#staged.push([item, outcome]);
     if (options.last || this.#staged.length >= MAX_STAGED) await this.#store(options.done);
   }

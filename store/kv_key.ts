@@ -7,6 +7,8 @@
  * @module
  */
 
+import { utf8Length } from "../net/bytes.ts";
+
 const encoder = new TextEncoder();
 
 /**
@@ -23,6 +25,46 @@ export function encodeKey(key: Deno.KvKey): Uint8Array {
   const out: number[] = [];
   for (const part of key) encodePart(part, out);
   return Uint8Array.from(out);
+}
+
+/**
+ * The length of {@linkcode encodeKey}'s bytes, without making them (a
+ * commit measures every key it writes against Deno KV's limits).
+ *
+ * @example
+ * ```ts
+ * import { encodedKeyLength } from "./kv_key.ts";
+ *
+ * encodedKeyLength(["a", 1]); // 3 + 9
+ * ```
+ */
+export function encodedKeyLength(key: Deno.KvKey): number {
+  let n = 0;
+  for (const part of key) {
+    if (typeof part === "string") {
+      // A tag, the UTF-8 bytes (a NUL escaped as two), a terminator.
+      n += 2 + utf8Length(part) + nulCount(part);
+    } else if (typeof part === "number") n += 9;
+    else if (part instanceof Uint8Array) n += 2 + part.length + zeroBytes(part);
+    else {
+      const out: number[] = [];
+      encodePart(part, out);
+      n += out.length;
+    }
+  }
+  return n;
+}
+
+function nulCount(s: string): number {
+  let n = 0;
+  for (let at = s.indexOf("\0"); at !== -1; at = s.indexOf("\0", at + 1)) n++;
+  return n;
+}
+
+function zeroBytes(bytes: Uint8Array): number {
+  let n = 0;
+  for (const b of bytes) if (b === 0) n++;
+  return n;
 }
 
 /**

@@ -6,7 +6,7 @@
  */
 import type { StateValue } from "./state_value.ts";
 import { StateInvariantError } from "./errors.ts";
-import type { AppliedPoint, StateLayout, Table } from "./state_layout.ts";
+import { type AppliedPoint, copyPoint, type StateLayout, type Table } from "./state_layout.ts";
 
 /** One applied entry's writes, staged: table + key → value (null: delete). */
 export interface StagedEntry {
@@ -22,6 +22,8 @@ export interface BatchHooks {
   read: (table: Table, key: string) => Promise<StateValue | null>;
   decodeSession: (bytes: StateValue, client: string) => unknown;
   applied: () => number;
+  /** The session row the store keeps the count of data rows in, if any: no batch writes it. */
+  countRow: () => string | undefined;
   commit: (entries: StagedEntry[]) => Promise<void>;
 }
 
@@ -104,6 +106,11 @@ export class Batch implements StateBatch {
 
   /** Stages the session row of `client` (encoded with the store's codec; null: delete it). */
   setSession(client: string, row: unknown): void {
+    if (client === this.#hooks.countRow()) {
+      throw new StateInvariantError(
+        `session row ${client} holds the store's count of rows (keepCount): the store writes it`,
+      );
+    }
     this.#stage("s", client, row === null ? null : this.#hooks.layout.codec.encode(row));
   }
 
@@ -124,7 +131,7 @@ export class Batch implements StateBatch {
         `entry ${point.index} after ${last}: applied never decreases`,
       );
     }
-    this.#entries.push({ point: structuredClone(point), writes: this.#open });
+    this.#entries.push({ point: copyPoint(point), writes: this.#open });
     this.#open = new Map();
   }
 

@@ -25,7 +25,7 @@ import type { Codec } from "../net/codec.ts";
 import { crc32 } from "../net/bytes.ts";
 import { StorageCorruptionError } from "./storage_errors.ts";
 import type { KvLike } from "./kv_like.ts";
-import { encodeKey } from "./kv_key.ts";
+import { encodedKeyLength, encodeKey } from "./kv_key.ts";
 import {
   COMMIT_BYTES,
   COMMIT_MUTATIONS,
@@ -64,6 +64,24 @@ export interface AppliedPoint {
   membership?: unknown;
   /** The index of the entry that set the membership. */
   membershipIndex?: number;
+}
+
+/**
+ * A copy of `point` the caller cannot change: a plain copy unless it holds
+ * a membership (a `structuredClone` per entry was a measured cost).
+ *
+ * @example
+ * ```ts
+ * import { copyPoint } from "./state_layout.ts";
+ *
+ * copyPoint({ index: 3, term: 1 }); // { index: 3, term: 1 }
+ * ```
+ */
+export function copyPoint(point: AppliedPoint): AppliedPoint {
+  if (point.membership !== undefined) return structuredClone(point);
+  const copy: AppliedPoint = { index: point.index, term: point.term };
+  if (point.membershipIndex !== undefined) copy.membershipIndex = point.membershipIndex;
+  return copy;
 }
 
 /** The `current` record. */
@@ -119,17 +137,52 @@ export class CommitPlan {
       this.bytes + more.bytes <= COMMIT_BYTES && this.keyBytes + more.keyBytes <= COMMIT_KEY_BYTES;
   }
 
-  add(m: Mutation): void {
-    const cost = costOf(m);
+  /** Adds `m` (its cost given when known); returns its position. */
+  add(m: Mutation, cost: MutationCost = costOf(m)): number {
     this.mutations.push(m);
+    this.#costs.push(cost);
     this.bytes += cost.bytes;
     this.keyBytes += cost.keyBytes;
+    return this.mutations.length - 1;
+  }
+
+  /** What the mutation at `at` costs. */
+  costAt(at: number): MutationCost {
+    return this.#costs[at];
+  }
+
+  /**
+   * Replaces the mutation at `at` with `m`, of the same key: a later write
+   * of a row in the same commit, which is all the commit needs to store.
+   */
+  replace(at: number, m: Mutation, cost: MutationCost = costOf(m)): void {
+    const old = this.#costs[at];
+    invariantSameKey(this.mutations[at], m);
+    this.mutations[at] = m;
+    this.#costs[at] = cost;
+    this.bytes += cost.bytes - old.bytes;
+    this.keyBytes += cost.keyBytes - old.keyBytes;
+  }
+
+  readonly #costs: MutationCost[] = [];
+}
+
+/** What one mutation costs a commit (see {@linkcode costOf}). */
+export interface MutationCost {
+  mutations: number;
+  bytes: number;
+  keyBytes: number;
+}
+
+function invariantSameKey(a: Mutation, b: Mutation): void {
+  if (a.key.length !== b.key.length || a.key.some((part, i) => part !== b.key[i])) {
+    throw new StateInvariantError("a commit's mutation was replaced by one of another key");
   }
 }
 
 /** What a mutation costs a commit. */
-export function costOf(m: Mutation): { mutations: number; bytes: number; keyBytes: number } {
-  const key = encodeKey(m.key).length;
+export function costOf(m: Mutation): MutationCost {
+  const key = encodedKeyLength(m.key);
   const cost = mutationCost(key, m.type === "set" ? m.value.length : undefined);
   return { mutations: 1, ...cost };
 }
@@ -158,7 +211,7 @@ export class StateLayout {
   /** Refuses a key its longest stored form (a view's copy) cannot hold. */
   checkKey(table: Table, key: string): void {
     if (typeof key !== "string") throw new TypeError(`a ${tableName(table)} key must be a string`);
-    const size = this.#overhead + encodeKey([key]).length - 2;
+    const size = this.#overhead + encodedKeyLength([key]) - 2;
     if (size > MAX_WRITE_KEY_BYTES) {
       throw new StateLimitError(
         `the ${tableName(table)} key ${JSON.stringify(key.slice(0, 40))}… takes ${size} bytes ` +

@@ -36,6 +36,7 @@ import { ReadCache } from "./state_cache.ts";
 import {
   type AppliedPoint,
   CommitPlan,
+  copyPoint,
   costOf,
   type Current,
   plans,
@@ -71,6 +72,10 @@ interface Group {
   garbage: Garbage[];
   /** Rows copied for views (the view, table + key). */
   copies: [ViewState, string][];
+  /** Where the plan's mutation of each row (table + key) is: a later write replaces it. */
+  slots: Map<string, number>;
+  /** The number of data rows once committed (when the store keeps it). */
+  count?: number;
   /**
    * One entry too large for a commit: its mutations, redone from a record
    * (`[gen, "r", id, n]`) that the commit setting `applied` points to.
@@ -130,6 +135,12 @@ export class StateStore {
   readonly #appliedWaiters = new IndexWaiters();
   /** The install being written, if any (one at a time: a new one supersedes it). */
   #installing: { writer: GenerationWriter; open: boolean } | undefined;
+  /**
+   * The session row holding the number of data rows, once the service asked
+   * for it (`keepCount`), and that number as stored: each entry that changes
+   * it writes the row, computed from the rows a commit reads anyway.
+   */
+  #count: { row: string; rows: number } | undefined;
 
   private constructor(kv: KvLike, options: StateStoreOptions) {
     this.#layout = new StateLayout(kv, {
@@ -155,12 +166,39 @@ export class StateStore {
 
   /** The applied point the state reflects. */
   get applied(): AppliedPoint {
-    return structuredClone(this.#applied);
+    return copyPoint(this.#applied);
   }
 
   /** The generation in use (a new one with each install). */
   get generation(): number {
     return this.#gen;
+  }
+
+  /** The number of data rows as stored, when the store keeps it (`keepCount`). */
+  get count(): number | undefined {
+    return this.#count?.rows;
+  }
+
+  /**
+   * From now on, keeps the number of data rows in the session row `row`
+   * (encoded with the codec), written with every entry that changes it, so
+   * that a service need not read each key it writes to count them; resolves
+   * the number stored now (0 when the row is absent). A batch must not
+   * write `row` itself. Every replica of a service must ask alike.
+   *
+   * @throws {StateInvariantError} when the store keeps its count in another row.
+   * @throws {StorageCorruptionError} when the row is not a count.
+   */
+  keepCount(row: string): Promise<number> {
+    return this.#exclusive(async () => {
+      if (this.#count !== undefined && this.#count.row !== row) {
+        throw new StateInvariantError(
+          `the store keeps its count in session row ${this.#count.row}, not ${row}`,
+        );
+      }
+      this.#count = { row, rows: await this.#storedCount(row) };
+      return this.#count.rows;
+    });
   }
 
   /** Garbage items waiting (free now, and held by open views). */
@@ -209,6 +247,7 @@ export class StateStore {
       read: (table, key) => this.#read(table, key),
       decodeSession: (bytes, client) => this.#decodeSession(bytes, client),
       applied: () => this.#applied.index,
+      countRow: () => this.#count?.row,
       commit: (entries) => this.#exclusive(() => this.#commit(entries)),
     });
   }
@@ -345,6 +384,7 @@ export class StateStore {
     this.#nextPart = written.nextPart;
     this.#writes++;
     this.#cache.clear();
+    if (this.#count) this.#count.rows = await this.#storedCount(this.#count.row);
     // The old generation's part garbage goes with it.
     this.#garbage = this.#garbage.filter((g) => g.kind !== "parts" || g.gen !== old);
     this.#held = this.#held.filter((g) => g.kind !== "parts" || g.gen !== old);
@@ -529,6 +569,16 @@ export class StateStore {
     return out;
   }
 
+  /** The count held in session row `row` (0 when absent). */
+  async #storedCount(row: string): Promise<number> {
+    const bytes = await this.#read("s", row);
+    const n = bytes === null ? 0 : this.#decodeSession(bytes, row);
+    if (!Number.isSafeInteger(n) || (n as number) < 0) {
+      throw new StorageCorruptionError(this.#layout.where, `the count row ${row} is not a count`);
+    }
+    return n as number;
+  }
+
   #decodeSession(bytes: StateValue, client: string): unknown {
     if (!(bytes instanceof Uint8Array)) {
       throw new StorageCorruptionError(this.#layout.where, `session ${client} is not bytes`);
@@ -572,6 +622,7 @@ export class StateStore {
       }
       this.#applied = group.point;
       this.#nextPart = group.nextPart;
+      if (this.#count && group.count !== undefined) this.#count.rows = group.count;
       this.#writes++;
       for (const [tk, cached] of group.rows) this.#cache.set(tk, cached);
       for (const g of group.garbage) this.#addGarbage(g);
@@ -613,7 +664,12 @@ export class StateStore {
   async #plan(entries: StagedEntry[]): Promise<Group[]> {
     const layout = this.#layout;
     const gen = this.#gen;
-    const touched = [...new Set(entries.flatMap((e) => [...e.writes.keys()]))];
+    const counting = this.#count;
+    const countTk = counting && "s" + counting.row;
+    let count = counting?.rows;
+    const touched = [
+      ...new Set([...entries.flatMap((e) => [...e.writes.keys()]), ...(countTk ? [countTk] : [])]),
+    ];
     const before = await this.#rows(touched);
     const now = new Map(before);
     const groups: Group[] = [];
@@ -626,6 +682,7 @@ export class StateStore {
       rows: new Map(),
       garbage: [],
       copies: [],
+      slots: new Map(),
     });
     let group = newGroup();
     // Rows this batch copies for views: marked shadowed only once committed.
@@ -637,13 +694,33 @@ export class StateStore {
     });
     for (const entry of entries) {
       const mutations: Mutation[] = [];
+      // Each row mutation's table + key: a later entry of the group writing it replaces it.
+      const rowOf: (string | undefined)[] = [];
       // Copies go first: with a redo, a view must never see a changed row without its copy.
       const copyMutations: Mutation[] = [];
       const copies: [ViewState, string][] = [];
       const ahead: Mutation[] = [];
       const rows: Group["rows"] = new Map();
       const garbage: Garbage[] = [];
-      for (const [tk, value] of entry.writes) {
+      let writes: Iterable<[string, StateValue | null]> = entry.writes;
+      if (countTk !== undefined) {
+        // The entry's data rows created less those deleted, from the rows as stored before it.
+        let delta = 0;
+        for (const [tk, value] of entry.writes) {
+          if (tk === countTk) {
+            throw new StateInvariantError(`an entry wrote the count row ${tk.slice(1)} itself`);
+          }
+          if (tk[0] === "d") {
+            delta += Number(value !== null) - Number((now.get(tk) ?? null) !== null);
+          }
+        }
+        if (delta !== 0) {
+          count = count! + delta;
+          if (!(count! >= 0)) throw new StateInvariantError(`the count of rows went to ${count}`);
+          writes = [...entry.writes, [countTk, layout.codec.encode(count)]];
+        }
+      }
+      for (const [tk, value] of writes) {
         const table = tk[0] as Table;
         const key = tk.slice(1);
         const stored = layout.key(gen, table, key);
@@ -657,6 +734,7 @@ export class StateStore {
           row = encoded.row;
           mutations.push({ type: "set", key: stored, value: row });
         }
+        rowOf.push(tk);
         rows.set(tk, { row, value });
         const replaced = now.get(tk) ?? null;
         const parts = replaced && layout.pointer(replaced, `row ${JSON.stringify(key)}`);
@@ -668,6 +746,7 @@ export class StateStore {
             key: layout.key(gen, "g", parts.id),
             value: layout.encodeValue(count, gen, 0).row,
           });
+          rowOf.push(undefined);
           garbage.push({ kind: "parts", gen, id: parts.id, count: parts.count, next: 0 });
         }
         now.set(tk, row);
@@ -685,27 +764,48 @@ export class StateStore {
         }
       }
       mutations.unshift(...copyMutations);
-      const cost = mutations.map(costOf).reduce(
-        (a, c) => ({
-          mutations: a.mutations + 1,
-          bytes: a.bytes + c.bytes,
-          keyBytes: a.keyBytes + c.keyBytes,
-        }),
-        currentCost,
-      );
-      if (!group.plan.fits(cost) && group.plan.mutations.length > 0) {
+      rowOf.unshift(...copyMutations.map(() => undefined));
+      const costs = mutations.map(costOf);
+      // What the entry adds to `g`: a row the group writes already costs only the difference.
+      const added = (g: Group) =>
+        costs.reduce((a, c, i) => {
+          const at = rowOf[i] === undefined ? undefined : g.slots.get(rowOf[i]!);
+          const old = at === undefined ? undefined : g.plan.costAt(at);
+          return old === undefined
+            ? {
+              mutations: a.mutations + 1,
+              bytes: a.bytes + c.bytes,
+              keyBytes: a.keyBytes + c.keyBytes,
+            }
+            : {
+              mutations: a.mutations,
+              bytes: a.bytes + Math.max(0, c.bytes - old.bytes),
+              keyBytes: a.keyBytes + Math.max(0, c.keyBytes - old.keyBytes),
+            };
+        }, currentCost);
+      if (!group.plan.fits(added(group)) && group.plan.mutations.length > 0) {
         groups.push(group);
         group = newGroup();
       }
-      if (!group.plan.fits(cost)) {
+      if (!group.plan.fits(added(group))) {
         // Alone over one commit: redone from a record, in a group of its own.
         group.redo = { id: nextPart++, mutations };
       } else {
-        for (const m of mutations) group.plan.add(m);
+        // One mutation per row per commit: the entry's write of a row replaces the group's.
+        mutations.forEach((m, i) => {
+          const tk = rowOf[i];
+          const at = tk === undefined ? undefined : group.slots.get(tk);
+          if (at !== undefined) group.plan.replace(at, m, costs[i]);
+          else {
+            const placed = group.plan.add(m, costs[i]);
+            if (tk !== undefined) group.slots.set(tk, placed);
+          }
+        });
       }
       group.ahead.push(...ahead);
       group.point = entry.point;
       group.nextPart = nextPart;
+      group.count = count;
       for (const [tk, cached] of rows) group.rows.set(tk, cached);
       group.garbage.push(...garbage);
       group.copies.push(...copies);

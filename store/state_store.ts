@@ -25,8 +25,7 @@
  */
 import type { StateValue } from "./state_value.ts";
 import { defaultCodec } from "../net/codec.ts";
-import { crc32 } from "../net/bytes.ts";
-import { type Mutation, PART_BYTES } from "./kv_limits.ts";
+import type { Mutation } from "./kv_limits.ts";
 import { StorageCorruptionError } from "./storage_errors.ts";
 import { listLimit, listRows, type StateListOptions } from "./state_list.ts";
 import type { KvLike } from "./kv_like.ts";
@@ -37,51 +36,18 @@ import {
   type AppliedPoint,
   CommitPlan,
   copyPoint,
-  costOf,
   type Current,
   plans,
   STATE_FORMAT,
   StateLayout,
   type Table,
 } from "./state_layout.ts";
-import { position, type StatePage, type StateView, View, type ViewState } from "./state_view.ts";
+import { type StatePage, type StateView, View, type ViewState } from "./state_view.ts";
 import { GenerationWriter, type StateInstall } from "./state_install.ts";
 import { Batch, type StagedEntry, type StateBatch } from "./state_batch.ts";
-import { encodeMutations, finishRedo } from "./state_redo.ts";
+import { finishRedo } from "./state_redo.ts";
 import { IndexWaiters } from "./index_waiters.ts";
-
-/** Keys of garbage a batch deletes on its last commit, when it has room. */
-const GARBAGE_PER_COMMIT = 32;
-
-/**
- * Stored keys nothing reaches any more: the parts of a replaced value
- * (then its `g` row), or every key a selector lists (a view's copies, an
- * old or unfinished generation).
- */
-type Garbage =
-  | { kind: "parts"; gen: number; id: number; count: number; next: number }
-  | { kind: "range"; selector: Deno.KvListSelector };
-
-/** The commits of one cut: parts written ahead, then the rows and `applied`. */
-interface Group {
-  ahead: Mutation[];
-  plan: CommitPlan;
-  point: AppliedPoint;
-  nextPart: number;
-  rows: Map<string, { row: Uint8Array | null; value: StateValue | null }>;
-  garbage: Garbage[];
-  /** Rows copied for views (the view, table + key). */
-  copies: [ViewState, string][];
-  /** Where the plan's mutation of each row (table + key) is: a later write replaces it. */
-  slots: Map<string, number>;
-  /** The number of data rows once committed (when the store keeps it). */
-  count?: number;
-  /**
-   * One entry too large for a commit: its mutations, redone from a record
-   * (`[gen, "r", id, n]`) that the commit setting `applied` points to.
-   */
-  redo?: { id: number; mutations: Mutation[] };
-}
+import { type Garbage, type Group, planCommits } from "./state_plan.ts";
 
 /**
  * A replicated service's state in a {@linkcode KvLike} (see the module
@@ -661,189 +627,18 @@ export class StateStore {
   }
 
   /** The groups of commits for `entries`; nothing is written. */
-  async #plan(entries: StagedEntry[]): Promise<Group[]> {
-    const layout = this.#layout;
-    const gen = this.#gen;
-    const counting = this.#count;
-    const countTk = counting && "s" + counting.row;
-    let count = counting?.rows;
-    const touched = [
-      ...new Set([...entries.flatMap((e) => [...e.writes.keys()]), ...(countTk ? [countTk] : [])]),
-    ];
-    const before = await this.#rows(touched);
-    const now = new Map(before);
-    const groups: Group[] = [];
-    let nextPart = this.#nextPart;
-    const newGroup = (): Group => ({
-      ahead: [],
-      plan: new CommitPlan(),
-      point: this.#applied,
-      nextPart,
-      rows: new Map(),
-      garbage: [],
-      copies: [],
-      slots: new Map(),
-    });
-    let group = newGroup();
-    // Rows this batch copies for views: marked shadowed only once committed.
-    const copied = new Map<ViewState, Set<string>>();
-    const currentCost = costOf({
-      type: "set",
-      key: layout.key("current"),
-      value: this.#encode({ format: STATE_FORMAT, gen, applied: entries[0].point, nextPart }),
-    });
-    for (const entry of entries) {
-      const mutations: Mutation[] = [];
-      // Each row mutation's table + key: a later entry of the group writing it replaces it.
-      const rowOf: (string | undefined)[] = [];
-      // Copies go first: with a redo, a view must never see a changed row without its copy.
-      const copyMutations: Mutation[] = [];
-      const copies: [ViewState, string][] = [];
-      const ahead: Mutation[] = [];
-      const rows: Group["rows"] = new Map();
-      const garbage: Garbage[] = [];
-      let writes: Iterable<[string, StateValue | null]> = entry.writes;
-      if (countTk !== undefined) {
-        // The entry's data rows created less those deleted, from the rows as stored before it.
-        let delta = 0;
-        for (const [tk, value] of entry.writes) {
-          if (tk === countTk) {
-            throw new StateInvariantError(`an entry wrote the count row ${tk.slice(1)} itself`);
-          }
-          if (tk[0] === "d") {
-            delta += Number(value !== null) - Number((now.get(tk) ?? null) !== null);
-          }
-        }
-        if (delta !== 0) {
-          count = count! + delta;
-          if (!(count! >= 0)) throw new StateInvariantError(`the count of rows went to ${count}`);
-          writes = [...entry.writes, [countTk, layout.codec.encode(count)]];
-        }
-      }
-      for (const [tk, value] of writes) {
-        const table = tk[0] as Table;
-        const key = tk.slice(1);
-        const stored = layout.key(gen, table, key);
-        let row: Uint8Array | null = null;
-        if (value === null) {
-          mutations.push({ type: "delete", key: stored });
-        } else {
-          const encoded = layout.encodeValue(value, gen, nextPart);
-          if (encoded.parts.length > 0) nextPart++;
-          ahead.push(...encoded.parts);
-          row = encoded.row;
-          mutations.push({ type: "set", key: stored, value: row });
-        }
-        rowOf.push(tk);
-        rows.set(tk, { row, value });
-        const replaced = now.get(tk) ?? null;
-        const parts = replaced && layout.pointer(replaced, `row ${JSON.stringify(key)}`);
-        if (parts) {
-          const count = new Uint8Array(4);
-          new DataView(count.buffer).setUint32(0, parts.count);
-          mutations.push({
-            type: "set",
-            key: layout.key(gen, "g", parts.id),
-            value: layout.encodeValue(count, gen, 0).row,
-          });
-          rowOf.push(undefined);
-          garbage.push({ kind: "parts", gen, id: parts.id, count: parts.count, next: 0 });
-        }
-        now.set(tk, row);
-        // Copy-on-write: the row as the view saw it, on its first change ahead of the stream.
-        for (const view of this.#views) {
-          if (view.gen !== gen || view.shadowed.has(tk) || copied.get(view)?.has(tk)) continue;
-          if (!(position(table, key) > view.cursor)) continue;
-          copied.set(view, (copied.get(view) ?? new Set()).add(tk));
-          copies.push([view, tk]);
-          copyMutations.push({
-            type: "set",
-            key: layout.key(gen, "v", view.id, table, key),
-            value: before.get(tk) ?? layout.absentRow(),
-          });
-        }
-      }
-      mutations.unshift(...copyMutations);
-      rowOf.unshift(...copyMutations.map(() => undefined));
-      const costs = mutations.map(costOf);
-      // What the entry adds to `g`: a row the group writes already costs only the difference.
-      const added = (g: Group) =>
-        costs.reduce((a, c, i) => {
-          const at = rowOf[i] === undefined ? undefined : g.slots.get(rowOf[i]!);
-          const old = at === undefined ? undefined : g.plan.costAt(at);
-          return old === undefined
-            ? {
-              mutations: a.mutations + 1,
-              bytes: a.bytes + c.bytes,
-              keyBytes: a.keyBytes + c.keyBytes,
-            }
-            : {
-              mutations: a.mutations,
-              bytes: a.bytes + Math.max(0, c.bytes - old.bytes),
-              keyBytes: a.keyBytes + Math.max(0, c.keyBytes - old.keyBytes),
-            };
-        }, currentCost);
-      if (!group.plan.fits(added(group)) && group.plan.mutations.length > 0) {
-        groups.push(group);
-        group = newGroup();
-      }
-      if (!group.plan.fits(added(group))) {
-        // Alone over one commit: redone from a record, in a group of its own.
-        group.redo = { id: nextPart++, mutations };
-      } else {
-        // One mutation per row per commit: the entry's write of a row replaces the group's.
-        mutations.forEach((m, i) => {
-          const tk = rowOf[i];
-          const at = tk === undefined ? undefined : group.slots.get(tk);
-          if (at !== undefined) group.plan.replace(at, m, costs[i]);
-          else {
-            const placed = group.plan.add(m, costs[i]);
-            if (tk !== undefined) group.slots.set(tk, placed);
-          }
-        });
-      }
-      group.ahead.push(...ahead);
-      group.point = entry.point;
-      group.nextPart = nextPart;
-      group.count = count;
-      for (const [tk, cached] of rows) group.rows.set(tk, cached);
-      group.garbage.push(...garbage);
-      group.copies.push(...copies);
-      if (group.redo) {
-        groups.push(group);
-        group = newGroup();
-      }
-    }
-    if (group.point !== this.#applied || groups.length === 0) groups.push(group);
-    for (const g of groups) {
-      const current: Current = {
-        format: STATE_FORMAT,
-        gen,
-        applied: g.point,
-        nextPart: g.nextPart,
-      };
-      if (g.redo) {
-        const bytes = layout.codec.encode(encodeMutations(g.redo.mutations));
-        const chunks = Math.max(1, Math.ceil(bytes.length / PART_BYTES));
-        for (let n = 0; n < chunks; n++) {
-          g.ahead.push({
-            type: "set",
-            key: layout.key(gen, "r", g.redo.id, n),
-            value: bytes.subarray(n * PART_BYTES, (n + 1) * PART_BYTES),
-          });
-        }
-        current.redo = { id: g.redo.id, chunks, size: bytes.length, crc: crc32(bytes) };
-      }
-      g.plan.add({ type: "set", key: layout.key("current"), value: this.#encode(current) });
-    }
-    // Garbage rides on the last commit, as room allows.
-    const tail = groups[groups.length - 1].plan;
-    // (A part's key is short: 256 bytes each is ample.)
-    const room = { mutations: GARBAGE_PER_COMMIT, bytes: 256 * GARBAGE_PER_COMMIT, keyBytes: 0 };
-    if (tail.fits(room)) {
-      for (const m of this.#takePartDeletes(GARBAGE_PER_COMMIT)) tail.add(m);
-    }
-    return groups;
+  #plan(entries: StagedEntry[]): Promise<Group[]> {
+    return planCommits({
+      layout: this.#layout,
+      gen: this.#gen,
+      count: this.#count,
+      nextPart: this.#nextPart,
+      applied: this.#applied,
+      views: this.#views,
+      rows: (tks) => this.#rows(tks),
+      encode: (current) => this.#encode(current),
+      takePartDeletes: (limit) => this.#takePartDeletes(limit),
+    }, entries);
   }
 
   /** Up to `limit` deletes of garbage parts (then their `g` rows), taken off the garbage. */

@@ -30,6 +30,8 @@
 import { crc32 } from "../net/bytes.ts";
 import { Codec } from "../net/codec.ts";
 import type { NodeId } from "./types.ts";
+import type { StoredState } from "./storage.ts";
+import { StorageLossError } from "../store/storage_errors.ts";
 
 /** Longest a recorded floor waits for its fsync (milliseconds). */
 export const MARK_SYNC_MS = 50;
@@ -337,5 +339,54 @@ export async function writeFileDurably(path: string, bytes: Uint8Array): Promise
     await folder.sync();
   } finally {
     folder.close();
+  }
+}
+
+/**
+ * Refuses a loaded store that ends below its mark's floor: a lower term, a
+ * changed vote in the same term, or a log that lacks (or has another term
+ * for) an entry it had stored. The commit index is not checked: it need not
+ * be durable (a node learns it again). One rule for every durable storage.
+ *
+ * @param state What the storage loaded.
+ * @param first The index of `state.entries[0]`.
+ * @param floor The mark's floor.
+ * @param where The storage (its path), and the mark's path, for the error.
+ * @throws {StorageLossError} when the store ends below the floor.
+ *
+ * @example
+ * ```ts ignore
+ * checkFloor(state, first, mark.floor, { where: path, markPath: mark.path });
+ * ```
+ */
+export function checkFloor(
+  state: StoredState,
+  first: number,
+  floor: Floor,
+  where: { where: string; markPath: string },
+): void {
+  const { term, vote } = state.hardState;
+  const lost = (problem: string) => new StorageLossError(where.where, problem);
+  if (term < floor.term) {
+    throw lost(`its term is ${term}, below the term ${floor.term} it had reached`);
+  }
+  if (term === floor.term && floor.vote !== null && vote !== floor.vote) {
+    throw lost(
+      `its vote in term ${term} is ${JSON.stringify(vote)}, not ${
+        JSON.stringify(floor.vote)
+      } as it had voted`,
+    );
+  }
+  const covered = state.snapshot?.meta.index ?? 0;
+  if (floor.index <= covered) return;
+  const entry = state.entries[floor.index - first];
+  if (entry === undefined) {
+    throw lost(
+      `its log ends at ${first + state.entries.length - 1}, below entry ${floor.index} it had ` +
+        `stored (its high-water mark ${where.markPath})`,
+    );
+  }
+  if (floor.logTerm >= 0 && entry.term !== floor.logTerm) {
+    throw lost(`its entry ${floor.index} has term ${entry.term}, not ${floor.logTerm} as stored`);
   }
 }

@@ -31,7 +31,7 @@
  */
 import { type Codec, defaultCodec } from "../net/codec.ts";
 import { crc32 } from "../net/bytes.ts";
-import { type Floor, HighWaterMark } from "./high_water_mark.ts";
+import { checkFloor, type Floor, HighWaterMark } from "./high_water_mark.ts";
 import {
   COMMIT_BYTES,
   COMMIT_MUTATIONS,
@@ -264,7 +264,12 @@ export class DenoKvStorage implements RaftStorage {
     this.#term = hardState.term;
     this.#vote = hardState.vote;
     // Before anything is written: a refused store is left as it was found.
-    if (this.#mark) this.#checkMark(state, this.#mark.floor);
+    if (this.#mark) {
+      checkFloor(state, this.#meta.first, this.#mark.floor, {
+        where: this.#where,
+        markPath: this.#mark.path,
+      });
+    }
     await this.#removeLeftovers();
     this.#garbage = [];
     this.#garbageParts.clear();
@@ -274,37 +279,6 @@ export class DenoKvStorage implements RaftStorage {
     const floor = pointer?.meta.index ?? 0;
     hardState.commit = Math.max(floor, Math.min(hardState.commit, this.#meta.last));
     return state;
-  }
-
-  /**
-   * Refuses a store that ends below its mark. The commit index is not
-   * checked: it need not be durable (a node learns it again).
-   */
-  #checkMark(state: StoredState, floor: Floor): void {
-    const { term, vote } = state.hardState;
-    const lost = (problem: string) => new StorageLossError(this.#where, problem);
-    if (term < floor.term) {
-      throw lost(`its term is ${term}, below the term ${floor.term} it had reached`);
-    }
-    if (term === floor.term && floor.vote !== null && vote !== floor.vote) {
-      throw lost(
-        `its vote in term ${term} is ${JSON.stringify(vote)}, not ${
-          JSON.stringify(floor.vote)
-        } as it had voted`,
-      );
-    }
-    const covered = state.snapshot?.meta.index ?? 0;
-    if (floor.index <= covered) return;
-    const entry = state.entries[floor.index - this.#meta.first];
-    if (entry === undefined) {
-      throw lost(
-        `its log ends at ${this.#meta.last}, below entry ${floor.index} it had stored ` +
-          `(its high-water mark ${this.#mark!.path})`,
-      );
-    }
-    if (floor.logTerm >= 0 && entry.term !== floor.logTerm) {
-      throw lost(`its entry ${floor.index} has term ${entry.term}, not ${floor.logTerm} as stored`);
-    }
   }
 
   /**

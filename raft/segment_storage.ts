@@ -47,7 +47,7 @@
 import { type Codec, defaultCodec } from "../net/codec.ts";
 import { crc32 } from "../net/bytes.ts";
 import { checkBatchFollows } from "./batch_check.ts";
-import { type Floor, type HighWaterMark, writeFileDurably } from "./high_water_mark.ts";
+import { checkFloor, type Floor, type HighWaterMark, writeFileDurably } from "./high_water_mark.ts";
 import {
   type BasePayload,
   type HeadPayload,
@@ -599,8 +599,12 @@ export class SegmentLogStorage implements RaftStorage {
     }
     // Before anything is written: a refused store is left as it was found.
     try {
-      if (this.#mark) this.#checkMark(state, window.first, this.#mark.floor);
-      else if (cut?.damaged) throw corrupt(cut.damaged);
+      if (this.#mark) {
+        checkFloor(state, window.first, this.#mark.floor, {
+          where: this.#dir,
+          markPath: this.#mark.path,
+        });
+      } else if (cut?.damaged) throw corrupt(cut.damaged);
     } catch (err) {
       // What was cut was acknowledged: say what is wrong with it.
       if (cut?.damaged && err instanceof StorageLossError) throw corrupt(cut.damaged);
@@ -703,34 +707,6 @@ export class SegmentLogStorage implements RaftStorage {
   }
 
   // ---- the high-water mark ----
-
-  /** Refuses a store that ends below its mark (the commit index need not be durable). */
-  #checkMark(state: StoredState, first: number, floor: Floor): void {
-    const { term, vote } = state.hardState;
-    const lost = (problem: string) => new StorageLossError(this.#dir, problem);
-    if (term < floor.term) {
-      throw lost(`its term is ${term}, below the term ${floor.term} it had reached`);
-    }
-    if (term === floor.term && floor.vote !== null && vote !== floor.vote) {
-      throw lost(
-        `its vote in term ${term} is ${JSON.stringify(vote)}, not ${
-          JSON.stringify(floor.vote)
-        } as it had voted`,
-      );
-    }
-    const covered = state.snapshot?.meta.index ?? 0;
-    if (floor.index <= covered) return;
-    const entry = state.entries[floor.index - first];
-    if (entry === undefined) {
-      throw lost(
-        `its log ends at ${first + state.entries.length - 1}, below entry ${floor.index} it had ` +
-          `stored (its high-water mark ${this.#mark!.path})`,
-      );
-    }
-    if (floor.logTerm >= 0 && entry.term !== floor.logTerm) {
-      throw lost(`its entry ${floor.index} has term ${entry.term}, not ${floor.logTerm} as stored`);
-    }
-  }
 
   /** The floor of the stored state, limited to entries before `keepBelow`. */
   #floor(keepBelow = Infinity): Floor {

@@ -14,6 +14,7 @@ import { decideWrite, dedupAnswer } from "./write.ts";
 
 export type { KvValue } from "./value.ts";
 import type { KvCommand, KvResult, KvWrite } from "./kv_types.ts";
+import { isPair, isResult, isValue } from "./page_checks.ts";
 export type { KvCommand, KvResult, KvWrite } from "./kv_types.ts";
 
 /**
@@ -393,16 +394,4 @@ function feedDigest(h: number, v: KvValue | null | undefined): number {
  */
 function own(value: KvValue): KvValue {
   return typeof value === "string" ? value : value.slice();
-}
-
-function isPair(x: unknown): x is [string, unknown] {
-  return Array.isArray(x) && x.length === 2 && typeof x[0] === "string";
-}
-
-function isValue(x: unknown): x is KvValue {
-  return typeof x === "string" || x instanceof Uint8Array;
-}
-
-function isResult(r: unknown): r is KvResult {
-  return typeof (r as KvResult | undefined)?.ok === "boolean";
 }

@@ -42,6 +42,7 @@ import { writeDigest } from "../kvstate/state.ts";
 import { STORED_MAX_KEY_BYTES } from "../kvstate/stored_state.ts";
 import { type KvValue, valueBytes } from "../kvstate/value.ts";
 import { decideWrite, dedupAnswer } from "../kvstate/write.ts";
+import { isPair, isResult, isValue } from "../kvstate/page_checks.ts";
 import { AppliedRows, EntryWrites } from "./applied_rows.ts";
 import { keyToShard, type ShardConfig } from "./config.ts";
 import {
@@ -492,16 +493,4 @@ function invariant(condition: boolean, message: string): asserts condition {
 
 function isInt(x: unknown): x is number {
   return Number.isSafeInteger(x) && (x as number) >= 0;
-}
-
-function isPair(x: unknown): x is [string, unknown] {
-  return Array.isArray(x) && x.length === 2 && typeof x[0] === "string";
-}
-
-function isValue(x: unknown): x is KvValue {
-  return typeof x === "string" || x instanceof Uint8Array;
-}
-
-function isResult(r: unknown): r is KvResult {
-  return typeof (r as KvResult | undefined)?.ok === "boolean";
 }

@@ -529,7 +529,12 @@ Deno.test("segment storage: a failure to write fails that save and every later c
     const s = await SegmentLogStorage.open(dir, { segmentBytes: 4096 });
     await s.load();
     const first = `${dir}/${"1".padStart(16, "0")}.seg`;
-    while (!(await Deno.stat(first).then(() => true, () => false))) await delay(5);
+    // The first segment is zero-filled in the background: wait for it, bounded.
+    const until = Date.now() + 30_000;
+    while (!(await Deno.stat(first).then(() => true, () => false))) {
+      assert.ok(Date.now() < until, "the first segment was not made within 30 s");
+      await delay(5);
+    }
     // The next segment cannot be made: its temporary name is taken by a folder.
     await Deno.mkdir(`${dir}/${"2".padStart(16, "0")}.seg.tmp/blocked`, { recursive: true });
     let failure: Error | undefined;

@@ -109,6 +109,8 @@ class Inode {
   durable: Uint8Array;
   pending: Change[] = [];
   synced: Synced[] = [];
+  /** Syncs of it under way. */
+  syncing = 0;
   lockedBy: SimFile | undefined;
 
   constructor(durable: Uint8Array) {
@@ -278,20 +280,33 @@ export class SimFs implements SegmentFs {
     for (const change of changes.splice(0, count)) setOrDelete(this.#durable, change);
   }
 
+  /** Whether a file's writes are being synced now (a crash now lands inside a save). */
+  get syncing(): boolean {
+    for (const entry of this.#names.values()) {
+      if ("inode" in entry && entry.inode.syncing > 0 && entry.inode.pending.length > 0) {
+        return true;
+      }
+    }
+    return false;
+  }
+
   // ---- faults ----
 
   /**
    * What a machine restarted after a power loss at this moment finds: a new
    * disk (same options, a random stream forked from this one's) holding
    * what was durable and, of the rest, what a disk may keep (see the module
-   * doc). This disk goes on for whoever still holds it (a zombie): nothing
-   * written to it from now on reaches the copy.
+   * doc). With `powerLoss: false`, a process crash instead: everything
+   * written is kept (the page cache outlives the process). This disk goes
+   * on for whoever still holds it (a zombie): nothing written to it from
+   * now on reaches the copy.
    */
-  crash(): SimFs {
+  crash(options: { powerLoss?: boolean } = {}): SimFs {
+    const powerLoss = options.powerLoss ?? true;
     const random = this.#random.fork();
     this.stats.crashes++;
-    const names = new Map(this.#durable);
-    for (const changes of this.#changes.values()) {
+    const names = new Map(powerLoss ? this.#durable : this.#names);
+    for (const changes of powerLoss ? this.#changes.values() : []) {
       const kept = random.int(changes.length + 1);
       for (const change of changes.slice(0, kept)) setOrDelete(names, change);
       this.stats.lostFolderChanges += changes.length - kept;
@@ -311,7 +326,10 @@ export class SimFs implements SegmentFs {
     for (const [path, entry] of names) {
       if ("dir" in entry) continue;
       let copy = copies.get(entry.inode);
-      if (copy === undefined) copies.set(entry.inode, copy = this.#survivor(entry.inode, random));
+      if (copy === undefined) {
+        copy = powerLoss ? this.#survivor(entry.inode, random) : kept(entry.inode);
+        copies.set(entry.inode, copy);
+      }
       names.set(path, { inode: copy });
     }
     next.#names = names;
@@ -319,11 +337,55 @@ export class SimFs implements SegmentFs {
     return next;
   }
 
+  /**
+   * An exact copy of this disk as it is now (unsynced writes and folder
+   * changes still unsynced), to look at without touching this one: what
+   * it does is its own. Its counts start at zero.
+   */
+  copy(): SimFs {
+    const next = new SimFs({
+      clock: this.#clock,
+      random: this.#random.fork(),
+      syncMs: this.#syncMs,
+      tearChance: this.#tearChance,
+    });
+    const copies = new Map<Inode, Inode>();
+    const copyOf = (entry: Entry): Entry => {
+      if ("dir" in entry) return entry;
+      let copy = copies.get(entry.inode);
+      if (copy === undefined) {
+        copy = new Inode(entry.inode.durable.slice());
+        copy.data = entry.inode.data.slice();
+        copy.size = entry.inode.size;
+        copy.pending = entry.inode.pending.slice();
+        copy.synced = entry.inode.synced.slice();
+        copies.set(entry.inode, copy);
+      }
+      return { inode: copy };
+    };
+    const copyNames = (names: Map<string, Entry>) =>
+      new Map([...names].map(([path, entry]) => [path, copyOf(entry)]));
+    next.#names = copyNames(this.#names);
+    next.#durable = copyNames(this.#durable);
+    for (const [folder, changes] of this.#changes) {
+      next.#changes.set(
+        folder,
+        changes.map((change) =>
+          change.map(([path, entry]) =>
+            [path, entry && copyOf(entry)] as [string, Entry | undefined]
+          )
+        ),
+      );
+    }
+    return next;
+  }
+
   /** An inode's durable bytes, a prefix of its unsynced writes, maybe the next one torn. */
   #survivor(inode: Inode, random: Random): Inode {
     const pending = inode.pending;
     const kept = random.int(pending.length + 1);
-    let bytes = inode.durable;
+    // A copy: the zombie's later syncs change the old inode's bytes in place.
+    let bytes: Uint8Array = inode.durable.slice();
     const synced = inode.synced.slice();
     for (const change of pending.slice(0, kept)) {
       const applied = apply(bytes, change);
@@ -504,7 +566,12 @@ class SimFile implements SegmentFile {
     this.#check();
     const inode = this.#inode;
     const count = inode.pending.length;
-    await this.#fs.syncTime();
+    inode.syncing++;
+    try {
+      await this.#fs.syncTime();
+    } finally {
+      inode.syncing--;
+    }
     for (const change of inode.pending.splice(0, count)) {
       const applied = apply(inode.durable, change);
       inode.durable = applied.bytes;
@@ -549,6 +616,13 @@ function apply(bytes: Uint8Array, change: Change): { bytes: Uint8Array; synced?:
   }
   out.set(change.bytes, change.offset);
   return { bytes: out, synced: { offset: change.offset, before, after: change.bytes } };
+}
+
+/** An inode with everything written to it durable (a process crash keeps the page cache). */
+function kept(inode: Inode): Inode {
+  const copy = new Inode(inode.data.slice(0, inode.size));
+  copy.synced = inode.synced.slice();
+  return copy;
 }
 
 function setOrDelete(names: Map<string, Entry>, change: FolderChange): void {

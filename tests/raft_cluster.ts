@@ -10,10 +10,15 @@ import {
   type Applied,
   RaftNode,
   type RaftNodeOptions,
+  type RaftStorage,
+  SegmentLogStorage,
+  SimFs,
+  type SimFsStats,
   SimStorage,
   type SimStorageOptions,
   StorageCorruptionError,
   type StorageDamage,
+  type StoredState,
 } from "../raft/mod.ts";
 import { SimWiring } from "./sim_wiring.ts";
 
@@ -34,7 +39,18 @@ export interface ClusterOptions {
    * outside the founding membership joined it.
    */
   folders?: boolean;
+  /**
+   * Each server's storage is the real `SegmentLogStorage` on a `SimFs` (segments of
+   * `segmentBytes`), not a `SimStorage`: its crashes are power losses (unsynced writes
+   * and folder changes lost, the last write torn), its damage done to the files.
+   */
+  segments?: { segmentBytes: number };
 }
+
+/** The folder of a server's segment log, on its `SimFs`. */
+const SEGMENT_DIR = "/data/raft.log";
+/** The files beyond-contract damage may hit: segments and snapshot data (records with CRCs). */
+const DAMAGEABLE = /^(\d{16}\.seg|snap-\d+\.bin)$/;
 
 /**
  * What one incarnation of a server (one `RaftNode`, from its start to its
@@ -54,7 +70,16 @@ interface Incarnation {
 
 interface Server {
   node?: RaftNode;
+  /** Its storage when it is a `SimStorage` (the copy taken at each crash). */
   storage: SimStorage;
+  /** Its disk when its storage is the segment log (the copy taken at each crash). */
+  fs?: SimFs;
+  /** The segment log open on `fs` while it runs (and its zombie's, until it is closed). */
+  log?: SegmentLogStorage;
+  /** Its folder was opened once: a lost folder is a loss (`expectState`). */
+  opened: boolean;
+  /** What damage did to its files, for the schedule. */
+  damageDone?: string;
   /** Damage done to its storage, which its next start must find. */
   damaged?: StorageDamage;
   /** Why it refused to start (it found its storage damaged): it stays down for good. */
@@ -101,6 +126,8 @@ export class Cluster {
   /** Every (index, command) a client saw committed through `one`. */
   readonly committed = new Map<number, Command>();
   readonly random: Random;
+  /** The counts of every disk made (segment-log clusters), replaced ones too. */
+  readonly #disks: SimFsStats[] = [];
 
   constructor(sim: Simulation, n: number, options: ClusterOptions = {}) {
     this.sim = sim;
@@ -116,6 +143,8 @@ export class Cluster {
         random: this.random.fork(),
         name: String(i),
       }),
+      fs: options.segments ? this.#newDisk() : undefined,
+      opened: false,
       generation: 1,
       joins: i >= (options.initialVoters ?? n),
       busy: Promise.resolve(),
@@ -152,8 +181,76 @@ export class Cluster {
     return this.#servers[i].node !== undefined;
   }
 
-  storage(i: number): SimStorage {
-    return this.#servers[i].storage;
+  /** Server i's storage: its `SimStorage`, or its segment log while it runs. */
+  storage(i: number): RaftStorage {
+    const s = this.#servers[i];
+    if (!this.#options.segments) return s.storage;
+    assert.ok(s.log, `server ${i}'s segment log is not open (it is not running)`);
+    return s.log;
+  }
+
+  /** Whether the servers' storage is the segment log on a `SimFs`. */
+  get segments(): boolean {
+    return this.#options.segments !== undefined;
+  }
+
+  /** Server i's disk (segment-log clusters only; a new copy at each crash). */
+  disk(i: number): SimFs {
+    const fs = this.#servers[i].fs;
+    assert.ok(fs, "this cluster's servers run on SimStorage, not on a SimFs");
+    return fs;
+  }
+
+  /** What damage did to server i's files (segment-log clusters), if any. */
+  damageDone(i: number): string | undefined {
+    return this.#servers[i].damageDone;
+  }
+
+  /**
+   * What server i's restart would find in its storage, read from a copy (its
+   * own storage is left as it is). For a server that is not running.
+   */
+  async stored(i: number): Promise<StoredState> {
+    const s = this.#servers[i];
+    if (!s.fs) return await s.storage.load();
+    const log = await this.#openLog(s.fs.copy(), s.opened);
+    try {
+      return await log.load();
+    } finally {
+      await log.close();
+    }
+  }
+
+  #newDisk(): SimFs {
+    // Syncs slower than SimStorage's commits, so that more crashes land inside a save.
+    const fs = new SimFs({ clock: this.sim.clock, random: this.random.fork(), syncMs: [1, 10] });
+    this.#disks.push(fs.stats);
+    return fs;
+  }
+
+  /** What every disk of the run saw (segment-log clusters; zeros otherwise). */
+  diskStats(): SimFsStats {
+    const total: SimFsStats = {
+      crashes: 0,
+      lostWrites: 0,
+      tornWrites: 0,
+      lostFolderChanges: 0,
+      damaged: 0,
+      noSpace: 0,
+    };
+    for (const stats of this.#disks) {
+      for (const key of Object.keys(total) as (keyof SimFsStats)[]) total[key] += stats[key];
+    }
+    return total;
+  }
+
+  #openLog(fs: SimFs, expectState: boolean): Promise<SegmentLogStorage> {
+    return SegmentLogStorage.open(SEGMENT_DIR, {
+      fs,
+      clock: this.sim.clock,
+      segmentBytes: this.#options.segments!.segmentBytes,
+      expectState,
+    });
   }
 
   /** Why server i refused to start, if it did (it found its storage damaged; it stays down). */
@@ -193,19 +290,30 @@ export class Cluster {
     const incarnation: Incarnation = { log: new Map(), lastApplied: 0 };
     this.logs[i] = incarnation.log;
     let node: RaftNode;
+    let storage: RaftStorage = s.storage;
     try {
+      if (s.fs) {
+        // Its data folder's parent exists (the operator made it) and is durable.
+        await s.fs.mkdir("/data");
+        await s.fs.syncFolder("/");
+        s.log = await this.#openLog(s.fs, s.opened);
+        storage = s.log;
+        s.opened = true;
+      }
       node = await RaftNode.start({
         id,
         peers: s.joins ? [] : this.ids.slice(0, this.#options.initialVoters ?? this.n),
         ...(this.#options.folders ? { incarnation: `${id}#${s.generation}`, joined: s.joins } : {}),
         transport,
         server,
-        storage: s.storage,
+        storage,
         clock: this.sim.clock,
         random: this.random.fork(),
         ...this.#options.node,
       });
     } catch (err) {
+      await s.log?.close();
+      s.log = undefined;
       if (s.damaged === undefined || !(err instanceof StorageCorruptionError)) throw err;
       s.failed = err;
       return;
@@ -232,12 +340,21 @@ export class Cluster {
     s.node = undefined;
     if (node) {
       // The copy is taken before the old instance stops, like config.go's
-      // persister.Copy(): whatever the zombie writes later is lost.
-      s.storage = s.storage.crash();
+      // persister.Copy(): whatever the zombie writes later is lost. A
+      // disk's crash is a power loss, but before damage beyond the contract
+      // a process crash (the page cache kept): a power loss may also take
+      // back the mark's newest floors (fsynced within MARK_SYNC_MS), and
+      // damage inside that window goes unseen by design (high_water_mark.ts).
+      if (s.fs) s.fs = s.fs.crash({ powerLoss: damage === undefined });
+      else s.storage = s.storage.crash();
       await node.stop();
+      // The zombie's storage: closed once its last save is done (on the old disk).
+      await s.log?.close();
+      s.log = undefined;
     }
     if (damage) {
-      s.storage.damage(damage);
+      if (s.fs) s.damageDone = s.fs.damage(damage, SEGMENT_DIR, (name) => DAMAGEABLE.test(name));
+      else s.storage.damage(damage);
       s.damaged = damage;
     }
   }
@@ -251,12 +368,14 @@ export class Cluster {
     await this.#crash(i);
     // A new store, mark included: the whole folder is gone (identity checks
     // are above Raft; this is the log a leader must rebuild).
-    this.#servers[i].storage = new SimStorage({
+    const s = this.#servers[i];
+    s.storage = new SimStorage({
       ...this.#options.storage,
       clock: this.sim.clock,
       random: this.random.fork(),
       name: String(i),
     });
+    if (s.fs) [s.fs, s.opened] = [this.#newDisk(), false];
   }
 
   /**

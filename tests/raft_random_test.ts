@@ -21,9 +21,15 @@
  * are proposed the moment a node becomes leader, before its no-op commits
  * (the leader must refuse those until it has committed in its term).
  *
- * Every server's storage is a `SimStorage`: saves take virtual time and are
- * split into commits, so a crash keeps only a prefix of the save in progress
- * (which Raft must survive). A crash also damages the storage beyond the
+ * Every server's storage is a `SimStorage` in even seeds: saves take
+ * virtual time and are split into commits, so a crash keeps only a prefix of
+ * the save in progress (which Raft must survive). In odd seeds it is the real
+ * `SegmentLogStorage` on a `SimFs` (segments of 4, 8 or 16 KiB, from the
+ * seed): a crash is a power loss (unsynced writes and folder changes lost,
+ * the last write torn at a sector), and the damage below is done to its
+ * files (a flipped bit or a rolled-back write in a segment or a snapshot's
+ * data, the folder wiped), after a process crash (a power loss may take back
+ * the mark's newest floors, a window the mark documents). A crash also damages the storage beyond the
  * storage contract (a flipped bit, resolved saves lost, the file gone) with
  * chance DAMAGE_CHANCE, on at most one server per run: that server must
  * refuse to start (fail-stop) and stays down; the others, never fewer than
@@ -35,7 +41,7 @@
  * one term).
  *
  * Runs RAFT_SEEDS seeds (default 500) from a random base; `SEED=<n>` replays
- * one. A failure prints the seed and the schedule of faults. A second test
+ * one (its storage too). A failure prints the seed and the schedule of faults. A second test
  * runs RAFT_REPLAY_SEEDS seeds (default 4) twice each and compares their
  * trace hashes: the same seed, the same run.
  */
@@ -47,6 +53,7 @@ import {
   type MembershipChange,
   type RaftObserver,
 } from "../raft/mod.ts";
+import type { SimFsStats } from "../raft/mod.ts";
 import { Cluster } from "./raft_cluster.ts";
 import { checkReplays } from "./seeds.ts";
 
@@ -74,6 +81,12 @@ interface Activity {
   failStops: number;
   /** Servers out of the membership replaced by a fresh folder (`folders` seeds). */
   replaced: number;
+  /** Seeds run on the segment log (0 or 1 for one seed). */
+  segmentSeeds: number;
+  /** Servers of the segment log seeds crashed while syncing and restarted at once. */
+  powerCycles: number;
+  /** What the segment log's disks saw: crashes (power losses and process crashes), torn writes... */
+  disk: SimFsStats;
 }
 
 /**
@@ -112,7 +125,41 @@ async function replaceOrRebind(
 
 /** Counts of a run (or of many runs) before anything happened. */
 function noActivity(): Activity {
-  return { changes: 0, busy: 0, transfers: 0, damaged: 0, failStops: 0, replaced: 0 };
+  return {
+    changes: 0,
+    busy: 0,
+    transfers: 0,
+    damaged: 0,
+    failStops: 0,
+    replaced: 0,
+    segmentSeeds: 0,
+    powerCycles: 0,
+    disk: {
+      crashes: 0,
+      lostWrites: 0,
+      tornWrites: 0,
+      lostFolderChanges: 0,
+      damaged: 0,
+      noSpace: 0,
+    },
+  };
+}
+
+/** Adds `b`'s counts to `a`'s. */
+function addActivity(a: Activity, b: Activity): void {
+  for (const key of Object.keys(a) as (keyof Activity)[]) {
+    if (key !== "disk") a[key] += b[key];
+  }
+  for (const key of Object.keys(a.disk) as (keyof SimFsStats)[]) a.disk[key] += b.disk[key];
+}
+
+/**
+ * Whether a seed runs on the segment log on a `SimFs` (odd seeds), and its
+ * segments' size: from the seed alone, so a replay runs on the same storage.
+ */
+function storageOf(seed: number): { segmentBytes: number } | undefined {
+  if (seed % 2 === 0) return undefined;
+  return { segmentBytes: new Random((seed ^ 0x5e6f5e6f) >>> 0).pick([4096, 8192, 16384]) };
 }
 
 /** The running leader of the highest term, if any. */
@@ -234,7 +281,7 @@ async function settled(cfg: Cluster): Promise<boolean> {
       const s = cfg.node(i).status();
       tail = cfg.node(i).logEntries(s.commitIndex + 1, s.lastIndex);
     } else {
-      const stored = await cfg.storage(i).load(); // what its restart will find
+      const stored = await cfg.stored(i); // what its restart will find
       tail = stored.entries.filter((e) => e.index > stored.hardState.commit);
     }
     if (tail.some((e) => e.kind === "membership")) return false;
@@ -336,7 +383,15 @@ async function runSeed(
         },
       };
       const folders = random.chance(0.5);
+      const segments = storageOf(seed);
+      schedule.push(
+        segments
+          ? `storage: SegmentLogStorage on SimFs, ${segments.segmentBytes}-byte segments`
+          : "storage: SimStorage",
+      );
+      if (segments) activity.segmentSeeds++;
       const cfg = await Cluster.start(sim, n, {
+        segments,
         initialVoters: voters,
         unreliable: !race && random.chance(0.3),
         snapshotEvery: random.chance(0.5) ? 5 + random.int(20) : undefined,
@@ -438,15 +493,23 @@ async function runSeed(
             await cfg.startServer(i);
             cfg.connect(i);
             schedule.push(
-              `${clock.now()} crash ${i} (storage damaged: ${damage}), crash ${leader} (leader), ` +
-                `restart ${i}${cfg.failed(i) ? ": refused its storage (fail-stop)" : ""}`,
+              `${clock.now()} crash ${i} (storage damaged: ${
+                damageShown(cfg, i, damage)
+              }), crash ` +
+                `${leader} (leader), restart ${i}${
+                  cfg.failed(i) ? ": refused its storage (fail-stop)" : ""
+                }`,
             );
             if (cfg.failed(i)) activity.failStops++;
           } else {
             if (damage) [damaged, activity.damaged] = [i, activity.damaged + 1];
+            // On a disk, half the crashes wait for a save being synced: its write may tear.
+            if (cfg.segments && !damage && disks.chance(0.5)) await untilSyncing(cfg, i);
             await cfg.crash(i, damage);
             schedule.push(
-              `${clock.now()} crash ${i}${damage ? ` (storage damaged: ${damage})` : ""}`,
+              `${clock.now()} crash ${i}${
+                damage ? ` (storage damaged: ${damageShown(cfg, i, damage)})` : ""
+              }`,
             );
             reportGone(cfg, [i], { reports, schedule, now: clock.now() });
           }
@@ -484,6 +547,21 @@ async function runSeed(
           schedule.push(`${clock.now()} unreliable ${on}`);
         }
         faults++;
+        // On a disk, more crashes inside saves: a server's power is cut while
+        // it syncs a write, and it comes straight back (it must start).
+        if (cfg.segments && disks.chance(0.3)) {
+          const j = disks.int(n);
+          if (cfg.isRunning(j)) {
+            await untilSyncing(cfg, j);
+            await cfg.crash(j);
+            reportGone(cfg, [j], { reports, schedule, now: clock.now() });
+            await cfg.startServer(j);
+            cfg.connect(j);
+            schedule.push(`${clock.now()} power cycle ${j}`);
+            activity.powerCycles++;
+            faults++;
+          }
+        }
         if (violation) throw violation;
         checkSafety(cfg, leaders, ledger);
       }
@@ -523,6 +601,7 @@ async function runSeed(
         throw err;
       }
       checkSafety(cfg, leaders, ledger);
+      activity.disk = cfg.diskStats(); // before the harness stops every server
       await cfg.cleanup();
       ledger.check();
       return { commits, faults, activity, trace: sim.traceHash() };
@@ -566,20 +645,19 @@ Deno.test("raft: randomized fault schedules keep every safety property", async (
     const r = await runSeed(seed);
     commits += r.commits;
     faults += r.faults;
-    activity.changes += r.activity.changes;
-    activity.busy += r.activity.busy;
-    activity.transfers += r.activity.transfers;
-    activity.damaged += r.activity.damaged;
-    activity.failStops += r.activity.failStops;
-    activity.replaced += r.activity.replaced;
+    addActivity(activity, r.activity);
   }
+  const disk = activity.disk;
   const secs = (performance.now() - t0) / 1000;
   console.log(
     `  ${seeds.length} seeds, ${faults} faults, ${commits} proposals accepted, ` +
       `${activity.changes} membership changes committed (${activity.busy} refused as busy), ` +
       `${activity.transfers} leadership transfers, ${activity.damaged} storages damaged ` +
       `(${activity.failStops} refused to start), ${activity.replaced} servers replaced by a ` +
-      `fresh folder, ${secs.toFixed(1)} s ` +
+      `fresh folder; ${activity.segmentSeeds} seeds on the segment log (SimFs): ` +
+      `${disk.crashes} crashes (${activity.powerCycles} power cycles), ${disk.lostWrites} unsynced writes lost (${disk.tornWrites} ` +
+      `torn), ${disk.lostFolderChanges} folder changes lost, ${disk.damaged} files damaged; ` +
+      `${secs.toFixed(1)} s ` +
       `(${(secs * 1000 / seeds.length).toFixed(0)} ms a seed)`,
   );
 });
@@ -625,6 +703,19 @@ function reportGone(
     cfg.node(to).peerGone(String(alive));
     schedule.push(`${now} report to ${to}: ${alive} gone (it is not)`);
   }
+}
+
+/** Waits (at most 200 ms) until server i's disk is syncing a write, or it stops. */
+async function untilSyncing(cfg: Cluster, i: number): Promise<void> {
+  for (let waited = 0; waited < 200 && cfg.isRunning(i); waited++) {
+    if (cfg.disk(i).syncing) return;
+    await delay(1, { clock: cfg.sim.clock });
+  }
+}
+
+/** The damage done to server i's storage, as the schedule shows it. */
+function damageShown(cfg: Cluster, i: number, damage: string): string {
+  return cfg.segments ? `${damage}: ${cfg.damageDone(i) ?? "nothing to damage"}` : damage;
 }
 
 /** The command an entry carries (undefined for a no-op or membership entry). */

@@ -85,6 +85,10 @@ interface Activity {
   segmentSeeds: number;
   /** Servers of the segment log seeds crashed while syncing and restarted at once. */
   powerCycles: number;
+  /** Disks filled up for a while (segment log seeds). */
+  fullDisks: number;
+  /** Nodes whose storage failed (a full disk), restarted by their operator once it had space. */
+  storageFailures: number;
   /** What the segment log's disks saw: crashes (power losses and process crashes), torn writes... */
   disk: SimFsStats;
 }
@@ -134,6 +138,8 @@ function noActivity(): Activity {
     replaced: 0,
     segmentSeeds: 0,
     powerCycles: 0,
+    fullDisks: 0,
+    storageFailures: 0,
     disk: {
       crashes: 0,
       lostWrites: 0,
@@ -456,12 +462,17 @@ async function runSeed(
       })();
       let faults = 0;
       const disks = random.fork();
+      /** Servers whose disk is full (segment-log seeds), and until when. */
+      const full = new Map<number, number>();
+      /** Servers whose disk was full, whose node may stop for it. */
+      const filled = new Set<number>();
       // Its own stream, so that the other faults of a seed stay where they were.
       const reports = new Random((seed ^ 0x2545f491) >>> 0);
       while (clock.now() < VIRTUAL_MS) {
         // A race seed leaves each split for longer: a new leader must be
         // elected on one side before the next fault.
         await delay(race ? 300 + random.int(900) : 100 + random.int(400), { clock });
+        await freeDisks(cfg, { full, filled }, { schedule, activity, until: clock.now() });
         const roll = random.int(race ? 35 : 100);
         const i = random.int(n);
         if (roll < 20) {
@@ -548,10 +559,19 @@ async function runSeed(
         }
         faults++;
         // On a disk, more crashes inside saves: a server's power is cut while
-        // it syncs a write, and it comes straight back (it must start).
+        // it syncs a write, and it comes straight back (it must start). Or
+        // its disk fills up for a while: a save that needs space fails, and
+        // the node stops (fail-stop) until its operator restarts it.
         if (cfg.segments && disks.chance(0.3)) {
           const j = disks.int(n);
-          if (cfg.isRunning(j)) {
+          if (cfg.isRunning(j) && disks.chance(0.3)) {
+            const ms = 50 + disks.int(500);
+            cfg.disk(j).full = true;
+            full.set(j, clock.now() + ms);
+            filled.add(j);
+            schedule.push(`${clock.now()} disk of ${j} full for ${ms} ms`);
+            activity.fullDisks++;
+          } else if (cfg.isRunning(j)) {
             await untilSyncing(cfg, j);
             await cfg.crash(j);
             reportGone(cfg, [j], { reports, schedule, now: clock.now() });
@@ -566,6 +586,7 @@ async function runSeed(
         checkSafety(cfg, leaders, ledger);
       }
       // Heal everything: the cluster must make progress again.
+      await freeDisks(cfg, { full, filled }, { schedule, activity, until: Infinity });
       net.heal();
       net.setReliable(true);
       net.setLongReordering(false);
@@ -655,7 +676,8 @@ Deno.test("raft: randomized fault schedules keep every safety property", async (
       `${activity.transfers} leadership transfers, ${activity.damaged} storages damaged ` +
       `(${activity.failStops} refused to start), ${activity.replaced} servers replaced by a ` +
       `fresh folder; ${activity.segmentSeeds} seeds on the segment log (SimFs): ` +
-      `${disk.crashes} crashes (${activity.powerCycles} power cycles), ${disk.lostWrites} unsynced writes lost (${disk.tornWrites} ` +
+      `${disk.crashes} crashes (${activity.powerCycles} power cycles), ${activity.fullDisks} ` +
+      `disks full (${disk.noSpace} calls refused, ${activity.storageFailures} nodes stopped), ${disk.lostWrites} unsynced writes lost (${disk.tornWrites} ` +
       `torn), ${disk.lostFolderChanges} folder changes lost, ${disk.damaged} files damaged; ` +
       `${secs.toFixed(1)} s ` +
       `(${(secs * 1000 / seeds.length).toFixed(0)} ms a seed)`,
@@ -702,6 +724,35 @@ function reportGone(
     const [to, alive] = reports.shuffle(running);
     cfg.node(to).peerGone(String(alive));
     schedule.push(`${now} report to ${to}: ${alive} gone (it is not)`);
+  }
+}
+
+/**
+ * Frees the full disks due by `until`. A node whose disk was full stops when
+ * a save needs space (fail-stop; or later, when it needs the next segment,
+ * whose making failed): once its disk has space, its operator restarts it,
+ * and it must start.
+ */
+async function freeDisks(
+  cfg: Cluster,
+  disks: { full: Map<number, number>; filled: Set<number> },
+  log: { schedule: string[]; activity: Activity; until: number },
+): Promise<void> {
+  const now = cfg.sim.clock.now();
+  for (const [i, at] of disks.full) {
+    if (at > log.until) continue;
+    disks.full.delete(i);
+    cfg.disk(i).full = false;
+    log.schedule.push(`${now} disk of ${i} has space again`);
+  }
+  for (const i of disks.filled) {
+    if (disks.full.has(i) || !cfg.isRunning(i) || !cfg.node(i).status().stopped) continue;
+    disks.filled.delete(i);
+    log.activity.storageFailures++;
+    await cfg.crash(i);
+    await cfg.startServer(i);
+    cfg.connect(i);
+    log.schedule.push(`${now} restart ${i} (its storage failed on a full disk)`);
   }
 }
 

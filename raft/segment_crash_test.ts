@@ -13,24 +13,13 @@
 import assert from "node:assert/strict";
 import { SegmentLogStorage } from "./segment_storage.ts";
 import { MemoryStorage, type StorageBatch, type StoredState } from "./storage.ts";
-import type { Entry, Snapshot } from "./types.ts";
+import type { Entry } from "./types.ts";
+import { entries as commandEntries, snapshotAt } from "./test_util.ts";
 
 const SEGMENT = 4096;
 
-function entries(from: number, to: number, term: number, size = 100): Entry[] {
-  return Array.from({ length: to - from + 1 }, (_, k) => ({
-    index: from + k,
-    term,
-    kind: "command" as const,
-    command: `${from + k}:`.padEnd(size, "x"),
-  }));
-}
-
-function snapshotAt(index: number, term: number, bytes: number): Snapshot {
-  const data = new Uint8Array(bytes);
-  for (let i = 0; i < bytes; i++) data[i] = (i * 31 + index) & 0xff;
-  return { meta: { index, term, membership: { voters: ["a", "b"], learners: [] } }, data };
-}
+/** Entries with commands of 100 characters. */
+const entries = (from: number, to: number, term: number) => commandEntries(from, to, term, 100);
 
 /** One step of the scenario: a save, or a snapshot prepared ahead of the next save. */
 type Step = { save: StorageBatch } | { prepare: Uint8Array };

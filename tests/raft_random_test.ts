@@ -585,7 +585,12 @@ async function runSeed(
         if (violation) throw violation;
         checkSafety(cfg, leaders, ledger);
       }
-      // Heal everything: the cluster must make progress again.
+      // Heal everything: the cluster must make progress again. The operator
+      // stops first: a start that takes virtual time (the segment log's)
+      // would otherwise let it partition the network again after the heal
+      // (seed 4102189: two servers cut off for good).
+      stop = true;
+      eager = false;
       await freeDisks(cfg, { full, filled }, { schedule, activity, until: Infinity });
       net.heal();
       net.setReliable(true);
@@ -601,8 +606,6 @@ async function runSeed(
         cfg.connect(i);
       }
       schedule.push(`${clock.now()} heal all${race ? " (a membership race seed)" : ""}`);
-      stop = true;
-      eager = false;
       await client;
       await checker;
       await operator;
@@ -693,6 +696,12 @@ const FAILED_ONCE = [
   // A crashed node's queued items, handed out while its successor applied
   // the same indexes: the harness took both nodes for one.
   3752570988,
+  // On the segment log: a SimFs crash copy shared its bytes with the zombie's
+  // inode, whose later syncs then changed what the restart read (a damaged record).
+  3049,
+  // On the segment log: its start takes virtual time, during which the
+  // operator partitioned the network again after the final heal.
+  4102189,
 ];
 
 Deno.test("raft: seeds that once failed still keep every safety property", async () => {

@@ -2,16 +2,23 @@
  * A process crash at every file-system step of a {@linkcode SegmentLogStorage}'s
  * life: saves, segment rollovers, a prepared and an unprepared snapshot
  * switch with the compaction after it, a truncation record, a log reset. The
- * crash is simulated by replacing Deno's mutating file calls (open for
- * writing, write, sync, rename, remove, mkdir, truncate) with ones that count
- * and, at step N, stop: that call does nothing (or, for a write, lands half
- * its bytes) and every later one fails, as when the process dies there. What
+ * crash is simulated through the segment log's file-system seam (`fs`): its
+ * mutating calls (open for writing, write, sync, rename, remove, mkdir,
+ * folder sync) count and, at step N, stop: that call does nothing (or, for a
+ * write, lands half its bytes) and every later one fails, as when the process
+ * dies there. What
  * it had written before stays in the files, as the page cache keeps it. The
  * folder is then reopened with the real calls; its `load` must return a
  * prefix of the saves that holds every save that resolved.
  */
 import assert from "node:assert/strict";
 import { SegmentLogStorage } from "./segment_storage.ts";
+import {
+  realSegmentFs,
+  type SegmentFile,
+  type SegmentFs,
+  type SegmentOpenOptions,
+} from "./segment_fs.ts";
 import { MemoryStorage, type StorageBatch, type StoredState } from "./storage.ts";
 import type { Entry } from "./types.ts";
 import { entries as commandEntries, snapshotAt } from "./test_util.ts";
@@ -69,102 +76,138 @@ function scenario(): Step[] {
   ];
 }
 
-/** Deno's mutating file calls, replaced for a crash at step `crashAt` (0: never). */
-class Crash {
+/**
+ * The real file system through the segment log's seam, counting its
+ * mutating calls for a crash at step `crashAt` (0: never).
+ */
+class Crash implements SegmentFs {
   steps = 0;
   crashed = false;
   readonly crashAt: number;
   readonly tear: boolean;
   /** Not a crash but a full disk: the calls fail with ENOSPC and the process goes on. */
   readonly full: boolean;
-  readonly #restore: (() => void)[] = [];
+  /** After `restore`: every call goes through, uncounted (the space is back, or the test reads). */
+  #restored = false;
 
   constructor(crashAt: number, tear: boolean, full = false) {
     this.crashAt = crashAt;
     this.tear = tear;
     this.full = full;
-    const proto = Deno.FsFile.prototype as unknown as Record<string, unknown>;
-    const deno = Deno as unknown as Record<string, unknown>;
-    for (const name of ["rename", "remove", "mkdir", "truncate"]) this.#wrap(deno, name);
-    this.#wrapOpen(deno);
-    for (const name of ["write", "writeSync"]) this.#wrapWrite(proto, name);
-    for (const name of ["sync", "syncData", "truncate"]) this.#wrap(proto, name);
-    for (const name of ["syncSync", "syncDataSync", "writeFile"]) this.#wrap(proto, name);
   }
 
   /** Counts a step; true when it is the crash (or after it). */
-  #step(): boolean {
+  step(): boolean {
+    if (this.#restored) return false;
     if (this.crashed) return true;
     this.steps++;
     if (this.crashAt > 0 && this.steps >= this.crashAt) this.crashed = true;
     return this.crashed;
   }
 
-  #dead(): Error {
+  dead(): Error {
     if (this.full) return new Error("No space left on device (os error 28)");
     return new Error(`simulated crash at step ${this.crashAt}`);
   }
 
-  #wrap(target: Record<string, unknown>, name: string): void {
-    const original = target[name] as ((...args: unknown[]) => unknown) | undefined;
-    if (typeof original !== "function") return;
-    const step = () => this.#step();
-    const dead = () => this.#dead();
-    const sync = name.endsWith("Sync");
-    target[name] = function (this: unknown, ...args: unknown[]) {
-      if (step()) {
-        if (sync) throw dead();
-        return Promise.reject(dead());
-      }
-      return original.apply(this, args);
-    };
-    this.#restore.push(() => (target[name] = original));
+  /** Runs `call` unless this step is the crash (or after it). */
+  #mutate<T>(call: () => Promise<T>): Promise<T> {
+    return this.step() ? Promise.reject(this.dead()) : call();
   }
 
-  #wrapOpen(deno: Record<string, unknown>): void {
-    const original = deno.open as (...args: unknown[]) => Promise<unknown>;
-    const step = () => this.#step();
-    const dead = () => this.#dead();
-    deno.open = function (path: unknown, options?: Deno.OpenOptions) {
-      const mutating = options?.write || options?.create || options?.truncate || options?.append;
-      if (mutating && step()) return Promise.reject(dead());
-      return original.call(Deno, path, options);
-    };
-    this.#restore.push(() => (deno.open = original));
+  async open(path: string, options: SegmentOpenOptions): Promise<SegmentFile> {
+    const mutating = options.write || options.create || options.truncate;
+    if (mutating && this.step()) throw this.dead();
+    return new CrashFile(await realSegmentFs.open(path, options), this);
   }
 
-  #wrapWrite(proto: Record<string, unknown>, name: string): void {
-    const original = proto[name] as (this: Deno.FsFile, p: Uint8Array) => unknown;
-    const step = () => this.#step();
-    const dead = () => this.#dead();
-    const state = () => ({ crashed: this.crashed, tear: this.tear });
-    const sync = name === "writeSync";
-    proto[name] = function (this: Deno.FsFile, p: Uint8Array) {
-      const { crashed: wasCrashed, tear } = state();
-      if (step()) {
-        // The crash hit inside this write: half of it landed.
-        const half = !wasCrashed && tear && p.length > 1
-          ? original.call(this, p.subarray(0, p.length >> 1))
-          : undefined;
-        if (sync) throw dead();
-        return Promise.resolve(half).then(() => Promise.reject(dead()));
-      }
-      return original.call(this, p);
-    };
-    this.#restore.push(() => (proto[name] = original));
+  readFile(path: string): Promise<Uint8Array> {
+    return realSegmentFs.readFile(path);
+  }
+
+  readDir(path: string): Promise<string[]> {
+    return realSegmentFs.readDir(path);
+  }
+
+  exists(path: string): Promise<boolean> {
+    return realSegmentFs.exists(path);
+  }
+
+  mkdir(path: string): Promise<void> {
+    return this.#mutate(() => realSegmentFs.mkdir(path));
+  }
+
+  rename(from: string, to: string): Promise<void> {
+    return this.#mutate(() => realSegmentFs.rename(from, to));
+  }
+
+  remove(path: string): Promise<void> {
+    return this.#mutate(() => realSegmentFs.remove(path));
+  }
+
+  syncFolder(path: string): Promise<void> {
+    return this.#mutate(() => realSegmentFs.syncFolder(path));
   }
 
   restore(): void {
-    for (const undo of this.#restore.reverse()) undo();
+    this.#restored = true;
   }
 }
 
-/** Runs the scenario until it ends or crashes; returns how many saves resolved. */
-async function run(dir: string, steps: Step[]): Promise<number> {
+/** A real file whose writes and syncs are steps of its {@linkcode Crash}. */
+class CrashFile implements SegmentFile {
+  readonly #file: SegmentFile;
+  readonly #crash: Crash;
+
+  constructor(file: SegmentFile, crash: Crash) {
+    this.#file = file;
+    this.#crash = crash;
+  }
+
+  read(into: Uint8Array, offset: number): Promise<number> {
+    return this.#file.read(into, offset);
+  }
+
+  writeSync(bytes: Uint8Array, offset: number): void {
+    const wasCrashed = this.#crash.crashed;
+    if (this.#crash.step()) {
+      // The crash hit inside this write: half of it landed.
+      if (!wasCrashed && this.#crash.tear && bytes.length > 1) {
+        this.#file.writeSync(bytes.subarray(0, bytes.length >> 1), offset);
+      }
+      throw this.#crash.dead();
+    }
+    this.#file.writeSync(bytes, offset);
+  }
+
+  // deno-lint-ignore require-await
+  async write(bytes: Uint8Array, offset: number): Promise<void> {
+    this.writeSync(bytes, offset);
+  }
+
+  syncData(): Promise<void> {
+    return this.#crash.step() ? Promise.reject(this.#crash.dead()) : this.#file.syncData();
+  }
+
+  sync(): Promise<void> {
+    return this.#crash.step() ? Promise.reject(this.#crash.dead()) : this.#file.sync();
+  }
+
+  tryLock(): Promise<boolean> {
+    return this.#file.tryLock();
+  }
+
+  close(): void {
+    this.#file.close();
+  }
+}
+
+/** Runs the scenario on `fs` until it ends or crashes; returns how many saves resolved. */
+async function run(dir: string, steps: Step[], fs: SegmentFs): Promise<number> {
   let resolved = 0;
   let s: SegmentLogStorage | undefined;
   try {
-    s = await SegmentLogStorage.open(dir, { segmentBytes: SEGMENT });
+    s = await SegmentLogStorage.open(dir, { segmentBytes: SEGMENT, fs });
     await s.load();
     for (const step of steps) {
       if ("prepare" in step) await s.prepareSnapshot(step.prepare);
@@ -190,7 +233,7 @@ async function runFull(dir: string, steps: Step[], crash: Crash): Promise<number
   let resolved = 0;
   let s: SegmentLogStorage;
   try {
-    s = await SegmentLogStorage.open(dir, { segmentBytes: SEGMENT });
+    s = await SegmentLogStorage.open(dir, { segmentBytes: SEGMENT, fs: crash });
     await s.load();
   } catch {
     crash.restore();
@@ -276,7 +319,7 @@ Deno.test("segment storage: a crash at any file step leaves a prefix of the save
     const counter = new Crash(0, false);
     let total: number;
     try {
-      assert.equal(await run(`${root}/count`, steps), batches.length);
+      assert.equal(await run(`${root}/count`, steps, counter), batches.length);
       total = counter.steps;
     } finally {
       counter.restore();
@@ -289,7 +332,7 @@ Deno.test("segment storage: a crash at any file step leaves a prefix of the save
         const crash = new Crash(at, tear);
         let resolved: number;
         try {
-          resolved = await run(dir, steps);
+          resolved = await run(dir, steps, crash);
         } finally {
           crash.restore();
         }
@@ -391,7 +434,7 @@ Deno.test("segment storage: a crash while a restart repairs what an earlier cras
   try {
     const counter = new Crash(0, false);
     try {
-      await run(`${root}/count`, steps);
+      await run(`${root}/count`, steps, counter);
     } finally {
       counter.restore();
     }
@@ -401,7 +444,7 @@ Deno.test("segment storage: a crash while a restart repairs what an earlier cras
       const base = `${root}/base${at}`;
       const crash = new Crash(at, true);
       try {
-        await run(base, steps);
+        await run(base, steps, crash);
       } finally {
         crash.restore();
       }
@@ -424,9 +467,8 @@ Deno.test("segment storage: a crash while a restart repairs what an earlier cras
         const second = new Crash(again, true);
         let saved = false;
         try {
-          const s = await SegmentLogStorage.open(dir, { segmentBytes: SEGMENT }).catch(() =>
-            undefined
-          );
+          const s = await SegmentLogStorage.open(dir, { segmentBytes: SEGMENT, fs: second })
+            .catch(() => undefined);
           if (s) {
             saved = await s.load().then(() => s.save(structuredClone(extra))).then(
               () => true,

@@ -11,8 +11,7 @@ import {
   RaftNode,
   type RaftNodeOptions,
   type RaftStorage,
-  SegmentLogStorage,
-  SimFs,
+  type SimFs,
   type SimFsStats,
   SimStorage,
   type SimStorageOptions,
@@ -21,6 +20,7 @@ import {
   type StoredState,
 } from "../raft/mod.ts";
 import { SimWiring } from "./sim_wiring.ts";
+import { SimDisk, totalStats } from "./sim_disk.ts";
 
 /** Options of a test cluster. */
 export interface ClusterOptions {
@@ -47,11 +47,6 @@ export interface ClusterOptions {
   segments?: { segmentBytes: number };
 }
 
-/** The folder of a server's segment log, on its `SimFs`. */
-const SEGMENT_DIR = "/data/raft.log";
-/** The files beyond-contract damage may hit: segments and snapshot data (records with CRCs). */
-const DAMAGEABLE = /^(\d{16}\.seg|snap-\d+\.bin)$/;
-
 /**
  * What one incarnation of a server (one `RaftNode`, from its start to its
  * crash) has applied. A crashed incarnation's applier may still hand out
@@ -72,14 +67,8 @@ interface Server {
   node?: RaftNode;
   /** Its storage when it is a `SimStorage` (the copy taken at each crash). */
   storage: SimStorage;
-  /** Its disk when its storage is the segment log (the copy taken at each crash). */
-  fs?: SimFs;
-  /** The segment log open on `fs` while it runs (and its zombie's, until it is closed). */
-  log?: SegmentLogStorage;
-  /** Its folder was opened once: a lost folder is a loss (`expectState`). */
-  opened: boolean;
-  /** What damage did to its files, for the schedule. */
-  damageDone?: string;
+  /** Its disk when its storage is the segment log (`segments`). */
+  disk?: SimDisk;
   /** Damage done to its storage, which its next start must find. */
   damaged?: StorageDamage;
   /** Why it refused to start (it found its storage damaged): it stays down for good. */
@@ -143,8 +132,14 @@ export class Cluster {
         random: this.random.fork(),
         name: String(i),
       }),
-      fs: options.segments ? this.#newDisk() : undefined,
-      opened: false,
+      disk: options.segments
+        ? new SimDisk({
+          clock: sim.clock,
+          random: this.random.fork(),
+          segmentBytes: options.segments.segmentBytes,
+          stats: this.#disks,
+        })
+        : undefined,
       generation: 1,
       joins: i >= (options.initialVoters ?? n),
       busy: Promise.resolve(),
@@ -181,12 +176,12 @@ export class Cluster {
     return this.#servers[i].node !== undefined;
   }
 
-  /** Server i's storage: its `SimStorage`, or its segment log while it runs. */
+  /** Server i's storage: its `SimStorage`, or its segment log (closed while it is down). */
   storage(i: number): RaftStorage {
     const s = this.#servers[i];
-    if (!this.#options.segments) return s.storage;
-    assert.ok(s.log, `server ${i}'s segment log is not open (it is not running)`);
-    return s.log;
+    if (!s.disk) return s.storage;
+    assert.ok(s.disk.log, `server ${i}'s segment log was never opened`);
+    return s.disk.log;
   }
 
   /** Whether the servers' storage is the segment log on a `SimFs`. */
@@ -196,14 +191,14 @@ export class Cluster {
 
   /** Server i's disk (segment-log clusters only; a new copy at each crash). */
   disk(i: number): SimFs {
-    const fs = this.#servers[i].fs;
-    assert.ok(fs, "this cluster's servers run on SimStorage, not on a SimFs");
-    return fs;
+    const disk = this.#servers[i].disk;
+    assert.ok(disk, "this cluster's servers run on SimStorage, not on a SimFs");
+    return disk.fs;
   }
 
   /** What damage did to server i's files (segment-log clusters), if any. */
   damageDone(i: number): string | undefined {
-    return this.#servers[i].damageDone;
+    return this.#servers[i].disk?.damageDone;
   }
 
   /**
@@ -212,45 +207,12 @@ export class Cluster {
    */
   async stored(i: number): Promise<StoredState> {
     const s = this.#servers[i];
-    if (!s.fs) return await s.storage.load();
-    const log = await this.#openLog(s.fs.copy(), s.opened);
-    try {
-      return await log.load();
-    } finally {
-      await log.close();
-    }
-  }
-
-  #newDisk(): SimFs {
-    // Syncs slower than SimStorage's commits, so that more crashes land inside a save.
-    const fs = new SimFs({ clock: this.sim.clock, random: this.random.fork(), syncMs: [1, 10] });
-    this.#disks.push(fs.stats);
-    return fs;
+    return s.disk ? await s.disk.stored() : await s.storage.load();
   }
 
   /** What every disk of the run saw (segment-log clusters; zeros otherwise). */
   diskStats(): SimFsStats {
-    const total: SimFsStats = {
-      crashes: 0,
-      lostWrites: 0,
-      tornWrites: 0,
-      lostFolderChanges: 0,
-      damaged: 0,
-      noSpace: 0,
-    };
-    for (const stats of this.#disks) {
-      for (const key of Object.keys(total) as (keyof SimFsStats)[]) total[key] += stats[key];
-    }
-    return total;
-  }
-
-  #openLog(fs: SimFs, expectState: boolean): Promise<SegmentLogStorage> {
-    return SegmentLogStorage.open(SEGMENT_DIR, {
-      fs,
-      clock: this.sim.clock,
-      segmentBytes: this.#options.segments!.segmentBytes,
-      expectState,
-    });
+    return totalStats(this.#disks);
   }
 
   /** Why server i refused to start, if it did (it found its storage damaged; it stays down). */
@@ -292,14 +254,7 @@ export class Cluster {
     let node: RaftNode;
     let storage: RaftStorage = s.storage;
     try {
-      if (s.fs) {
-        // Its data folder's parent exists (the operator made it) and is durable.
-        await s.fs.mkdir("/data");
-        await s.fs.syncFolder("/");
-        s.log = await this.#openLog(s.fs, s.opened);
-        storage = s.log;
-        s.opened = true;
-      }
+      if (s.disk) storage = await s.disk.open();
       node = await RaftNode.start({
         id,
         peers: s.joins ? [] : this.ids.slice(0, this.#options.initialVoters ?? this.n),
@@ -312,8 +267,7 @@ export class Cluster {
         ...this.#options.node,
       });
     } catch (err) {
-      await s.log?.close();
-      s.log = undefined;
+      await s.disk?.closeFailed();
       if (s.damaged === undefined || !(err instanceof StorageCorruptionError)) throw err;
       s.failed = err;
       return;
@@ -340,20 +294,15 @@ export class Cluster {
     s.node = undefined;
     if (node) {
       // The copy is taken before the old instance stops, like config.go's
-      // persister.Copy(): whatever the zombie writes later is lost. A
-      // disk's crash is a power loss, but before damage beyond the contract
-      // a process crash (the page cache kept): a power loss may also take
-      // back the mark's newest floors (fsynced within MARK_SYNC_MS), and
-      // damage inside that window goes unseen by design (high_water_mark.ts).
-      if (s.fs) s.fs = s.fs.crash({ powerLoss: damage === undefined });
+      // persister.Copy(): whatever the zombie writes later is lost (a disk:
+      // see SimDisk.crash).
+      if (s.disk) s.disk.crash(damage);
       else s.storage = s.storage.crash();
       await node.stop();
-      // The zombie's storage: closed once its last save is done (on the old disk).
-      await s.log?.close();
-      s.log = undefined;
+      await s.disk?.stopped();
     }
     if (damage) {
-      if (s.fs) s.damageDone = s.fs.damage(damage, SEGMENT_DIR, (name) => DAMAGEABLE.test(name));
+      if (s.disk) s.disk.damage(damage);
       else s.storage.damage(damage);
       s.damaged = damage;
     }
@@ -375,7 +324,7 @@ export class Cluster {
       random: this.random.fork(),
       name: String(i),
     });
-    if (s.fs) [s.fs, s.opened] = [this.#newDisk(), false];
+    s.disk?.wipe(this.random.fork());
   }
 
   /**

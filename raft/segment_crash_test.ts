@@ -13,6 +13,10 @@
  */
 import assert from "node:assert/strict";
 import { SegmentLogStorage } from "./segment_storage.ts";
+import { SimFs } from "./sim_fs.ts";
+import { VirtualClock } from "../net/clock.ts";
+import { delay } from "../net/async.ts";
+import { Random } from "../net/random.ts";
 import {
   realSegmentFs,
   type SegmentFile,
@@ -307,12 +311,7 @@ function check(got: StoredState, states: StoredState[], batches: StorageBatch[],
 Deno.test("segment storage: a crash at any file step leaves a prefix of the saves holding every resolved one", async () => {
   const steps = scenario();
   const batches = steps.flatMap((s) => ("save" in s ? [s.save] : []));
-  const model = new MemoryStorage();
-  const states: StoredState[] = [structuredClone(await model.load())];
-  for (const b of batches) {
-    await model.save(structuredClone(b));
-    states.push(structuredClone(await model.load()));
-  }
+  const states = await modelStates(batches);
   const root = await Deno.makeTempDir({ prefix: "distkit-segcrash-" });
   try {
     // A run without a crash counts the steps.
@@ -379,12 +378,7 @@ Deno.test("segment storage: a crash at any file step leaves a prefix of the save
 Deno.test("segment storage: a full disk at any file step fails that call and every later save; a restart holds every resolved save", async () => {
   const steps = scenario();
   const batches = steps.flatMap((s) => ("save" in s ? [s.save] : []));
-  const model = new MemoryStorage();
-  const states: StoredState[] = [structuredClone(await model.load())];
-  for (const b of batches) {
-    await model.save(structuredClone(b));
-    states.push(structuredClone(await model.load()));
-  }
+  const states = await modelStates(batches);
   const root = await Deno.makeTempDir({ prefix: "distkit-segfull-" });
   try {
     let failures = 0;
@@ -419,6 +413,86 @@ Deno.test("segment storage: a full disk at any file step fails that call and eve
   } finally {
     await Deno.remove(root, { recursive: true });
   }
+});
+
+/** The model's state after each save of `batches` (the first: before any). */
+async function modelStates(batches: StorageBatch[]): Promise<StoredState[]> {
+  const model = new MemoryStorage();
+  const states: StoredState[] = [structuredClone(await model.load())];
+  for (const b of batches) {
+    await model.save(structuredClone(b));
+    states.push(structuredClone(await model.load()));
+  }
+  return states;
+}
+
+/** Runs the scenario on `fs` in virtual time; `resolved` counts the saves that resolved so far. */
+async function runOnSimFs(fs: SimFs, clock: VirtualClock, steps: Step[], resolved: number[]) {
+  const s = await SegmentLogStorage.open(SIM_DIR, { segmentBytes: SEGMENT, fs, clock });
+  try {
+    await s.load();
+    for (const step of steps) {
+      if ("prepare" in step) await s.prepareSnapshot(step.prepare);
+      else {
+        await s.save(step.save);
+        resolved[0]++;
+      }
+    }
+  } finally {
+    await s.close();
+  }
+}
+
+const SIM_DIR = "/data/raft.log";
+
+Deno.test("segment storage on a SimFs: a power loss at any moment leaves a prefix of the saves holding every resolved one", async () => {
+  const steps = scenario();
+  const batches = steps.flatMap((s) => ("save" in s ? [s.save] : []));
+  const states = await modelStates(batches);
+  const newDisk = async (clock: VirtualClock, seed: number) => {
+    const fs = new SimFs({ clock, random: new Random(seed) });
+    await fs.mkdir("/data");
+    await fs.syncFolder("/");
+    return fs;
+  };
+  // How long the scenario takes, without a crash.
+  const probe = new VirtualClock();
+  const total = await probe.run(async () => {
+    await runOnSimFs(await newDisk(probe, 0), probe, steps, [0]);
+    return probe.now();
+  });
+  let torn = 0;
+  let midSave = 0;
+  for (let seed = 1; seed <= 300; seed++) {
+    const clock = new VirtualClock();
+    await clock.run(async () => {
+      const fs = await newDisk(clock, seed);
+      const resolved = [0];
+      const running = runOnSimFs(fs, clock, steps, resolved).catch(() => {});
+      await delay(new Random(seed).int(total + 1), { clock });
+      const at = resolved[0];
+      const after = fs.crash();
+      torn += after.stats.tornWrites;
+      await running; // the zombie finishes on the old disk
+      if (at < batches.length) midSave++;
+      const where = `seed ${seed}: a power loss after ${at} resolved saves`;
+      const s = await SegmentLogStorage.open(SIM_DIR, { segmentBytes: SEGMENT, fs: after, clock });
+      try {
+        const got = await s.load().catch((err) => {
+          throw new Error(`${where}: the store does not load: ${err}`, { cause: err });
+        });
+        try {
+          check(got, states, batches, at);
+        } catch (err) {
+          throw new Error(`${where}: ${(err as Error).message}`, { cause: err });
+        }
+      } finally {
+        await s.close();
+      }
+    });
+  }
+  assert.ok(midSave > 200, `${midSave} of 300 power losses landed before the last save`);
+  assert.ok(torn > 0, "no power loss tore a write");
 });
 
 async function copyDir(from: string, to: string): Promise<void> {

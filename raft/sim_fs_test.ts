@@ -205,3 +205,25 @@ Deno.test("sim fs: what a crashed disk's zombie writes and syncs never reaches t
     });
   }
 });
+
+Deno.test("sim fs: a process crash keeps every write and folder change; a copy is independent", async () => {
+  for (const seed of SEEDS.slice(0, 16)) {
+    await onDisk(seed, async (fs) => {
+      const file = await syncedFile(fs, new Uint8Array(4));
+      file.writeSync(new Uint8Array([7, 7]), 2); // not synced
+      await fs.rename("/d/f", "/d/g"); // folder not synced
+      const kept = fs.crash({ powerLoss: false });
+      assert.deepEqual([...await kept.readFile("/d/g")], [0, 0, 7, 7], `seed ${seed}`);
+      assert.equal(await kept.exists("/d/f"), false);
+      // A copy holds the same, unsynced parts included, and what it does stays its own.
+      const copy = fs.copy();
+      assert.deepEqual(await copy.readFile("/d/g"), await fs.readFile("/d/g"));
+      const other = await copy.open("/d/g", { write: true });
+      await other.write(new Uint8Array([1]), 0);
+      await other.syncData();
+      await copy.remove("/d/g");
+      assert.deepEqual([...await fs.readFile("/d/g")], [0, 0, 7, 7]);
+      assert.equal(copy.stats.crashes, 0);
+    });
+  }
+});

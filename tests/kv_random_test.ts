@@ -86,10 +86,11 @@ import {
   MemberOutcomeUnknownError,
   type MemberReply,
 } from "../kv/mod.ts";
-import { Random, simulate } from "../net/mod.ts";
+import { type Random, simulate } from "../net/mod.ts";
 import type { Membership } from "../raft/mod.ts";
 import { KvCluster, MEMBER_CHANGE_MS, OpLog, text } from "./kv_cluster.ts";
 import { checkReplays, runSeeds } from "./seeds.ts";
+import { segmentLogOf } from "./sim_disk.ts";
 
 const FAULT_MS = 5_000;
 
@@ -158,17 +159,6 @@ function noActivity(): Activity {
     lostFolderChanges: 0,
     filesDamaged: 0,
   };
-}
-
-/**
- * The seed's Raft storage: the segment log on a `SimFs` when the seed's
- * second bit is set (independent of the state store's parity), with
- * segments of 4, 8 or 16 KiB; `SimStorage` otherwise. From the seed alone,
- * so a replay runs on the same storage.
- */
-function segmentsOf(seed: number): { segmentBytes: number } | undefined {
-  if (((seed >>> 1) & 1) === 0) return undefined;
-  return { segmentBytes: new Random((seed ^ 0x5e6f5e6f) >>> 0).pick([4096, 8192, 16384]) };
 }
 
 /** An operation on one key, and what the clerk answered (the exported model's types). */
@@ -550,7 +540,8 @@ async function runSeed(seed: number): Promise<SeedRun> {
       const unreliable = random.chance(0.3);
       // Odd seeds keep the state in a store (issue 19); by parity, so even seeds run as before.
       const storedState = seed % 2 !== 0;
-      const segments = segmentsOf(seed);
+      // Seeds whose second bit is set: the segment log on a SimFs (independent of the parity).
+      const segments = segmentLogOf(seed, 1);
       const cfg = await KvCluster.start(sim, servers, {
         unreliable,
         maxRaftState,

@@ -55,6 +55,8 @@ import {
 } from "../raft/mod.ts";
 import type { SimFsStats } from "../raft/mod.ts";
 import { Cluster } from "./raft_cluster.ts";
+import { DiskFaults } from "./raft_disk_faults.ts";
+import { segmentLogOf } from "./sim_disk.ts";
 import { checkReplays } from "./seeds.ts";
 
 const VIRTUAL_MS = 6_000;
@@ -157,15 +159,6 @@ function addActivity(a: Activity, b: Activity): void {
     if (key !== "disk") a[key] += b[key];
   }
   for (const key of Object.keys(a.disk) as (keyof SimFsStats)[]) a.disk[key] += b.disk[key];
-}
-
-/**
- * Whether a seed runs on the segment log on a `SimFs` (odd seeds), and its
- * segments' size: from the seed alone, so a replay runs on the same storage.
- */
-function storageOf(seed: number): { segmentBytes: number } | undefined {
-  if (seed % 2 === 0) return undefined;
-  return { segmentBytes: new Random((seed ^ 0x5e6f5e6f) >>> 0).pick([4096, 8192, 16384]) };
 }
 
 /** The running leader of the highest term, if any. */
@@ -389,7 +382,7 @@ async function runSeed(
         },
       };
       const folders = random.chance(0.5);
-      const segments = storageOf(seed);
+      const segments = segmentLogOf(seed, 0); // odd seeds: the segment log on a SimFs
       schedule.push(
         segments
           ? `storage: SegmentLogStorage on SimFs, ${segments.segmentBytes}-byte segments`
@@ -462,17 +455,14 @@ async function runSeed(
       })();
       let faults = 0;
       const disks = random.fork();
-      /** Servers whose disk is full (segment-log seeds), and until when. */
-      const full = new Map<number, number>();
-      /** Servers whose disk was full, whose node may stop for it. */
-      const filled = new Set<number>();
+      const diskFaults = segments ? new DiskFaults(cfg, disks, schedule) : undefined;
       // Its own stream, so that the other faults of a seed stay where they were.
       const reports = new Random((seed ^ 0x2545f491) >>> 0);
       while (clock.now() < VIRTUAL_MS) {
         // A race seed leaves each split for longer: a new leader must be
         // elected on one side before the next fault.
         await delay(race ? 300 + random.int(900) : 100 + random.int(400), { clock });
-        await freeDisks(cfg, { full, filled }, { schedule, activity, until: clock.now() });
+        await diskFaults?.free(clock.now());
         const roll = random.int(race ? 35 : 100);
         const i = random.int(n);
         if (roll < 20) {
@@ -515,7 +505,7 @@ async function runSeed(
           } else {
             if (damage) [damaged, activity.damaged] = [i, activity.damaged + 1];
             // On a disk, half the crashes wait for a save being synced: its write may tear.
-            if (cfg.segments && !damage && disks.chance(0.5)) await untilSyncing(cfg, i);
+            if (diskFaults && !damage && disks.chance(0.5)) await diskFaults.untilSyncing(i);
             await cfg.crash(i, damage);
             schedule.push(
               `${clock.now()} crash ${i}${
@@ -558,30 +548,10 @@ async function runSeed(
           schedule.push(`${clock.now()} unreliable ${on}`);
         }
         faults++;
-        // On a disk, more crashes inside saves: a server's power is cut while
-        // it syncs a write, and it comes straight back (it must start). Or
-        // its disk fills up for a while: a save that needs space fails, and
-        // the node stops (fail-stop) until its operator restarts it.
-        if (cfg.segments && disks.chance(0.3)) {
-          const j = disks.int(n);
-          if (cfg.isRunning(j) && disks.chance(0.3)) {
-            const ms = 50 + disks.int(500);
-            cfg.disk(j).full = true;
-            full.set(j, clock.now() + ms);
-            filled.add(j);
-            schedule.push(`${clock.now()} disk of ${j} full for ${ms} ms`);
-            activity.fullDisks++;
-          } else if (cfg.isRunning(j)) {
-            await untilSyncing(cfg, j);
-            await cfg.crash(j);
-            reportGone(cfg, [j], { reports, schedule, now: clock.now() });
-            await cfg.startServer(j);
-            cfg.connect(j);
-            schedule.push(`${clock.now()} power cycle ${j}`);
-            activity.powerCycles++;
-            faults++;
-          }
-        }
+        // On a disk: power cycles inside syncs, full disks (raft_disk_faults.ts).
+        const crashed = (j: number) =>
+          reportGone(cfg, [j], { reports, schedule, now: clock.now() });
+        if (await diskFaults?.maybe(crashed)) faults++;
         if (violation) throw violation;
         checkSafety(cfg, leaders, ledger);
       }
@@ -591,7 +561,7 @@ async function runSeed(
       // (seed 4102189: two servers cut off for good).
       stop = true;
       eager = false;
-      await freeDisks(cfg, { full, filled }, { schedule, activity, until: Infinity });
+      await diskFaults?.free(Infinity);
       net.heal();
       net.setReliable(true);
       net.setLongReordering(false);
@@ -626,6 +596,7 @@ async function runSeed(
       }
       checkSafety(cfg, leaders, ledger);
       activity.disk = cfg.diskStats(); // before the harness stops every server
+      Object.assign(activity, diskFaults?.counts);
       await cfg.cleanup();
       ledger.check();
       return { commits, faults, activity, trace: sim.traceHash() };
@@ -742,50 +713,6 @@ function reportGone(
     const [to, alive] = reports.shuffle(running);
     cfg.node(to).peerGone(String(alive));
     schedule.push(`${now} report to ${to}: ${alive} gone (it is not)`);
-  }
-}
-
-/**
- * Frees the full disks due by `until`. A node whose disk was full stops when
- * a save needs space (fail-stop; or later, when it needs the next segment,
- * whose making failed): once its disk has space, its operator restarts it,
- * and it must start. At the end (`until` Infinity) the operator restarts
- * every node whose disk was full, stopped or not yet (seed 685186859: a
- * learner stopped after the final heal, at its next segment, and never
- * took the last entry).
- */
-async function freeDisks(
-  cfg: Cluster,
-  disks: { full: Map<number, number>; filled: Set<number> },
-  log: { schedule: string[]; activity: Activity; until: number },
-): Promise<void> {
-  const now = cfg.sim.clock.now();
-  for (const [i, at] of disks.full) {
-    if (at > log.until) continue;
-    disks.full.delete(i);
-    cfg.disk(i).full = false;
-    log.schedule.push(`${now} disk of ${i} has space again`);
-  }
-  for (const i of disks.filled) {
-    if (disks.full.has(i) || !cfg.isRunning(i)) continue;
-    const stopped = cfg.node(i).status().stopped;
-    if (!stopped && log.until !== Infinity) continue;
-    disks.filled.delete(i);
-    if (stopped) log.activity.storageFailures++;
-    await cfg.crash(i);
-    await cfg.startServer(i);
-    cfg.connect(i);
-    log.schedule.push(
-      `${now} restart ${i} (${stopped ? "its storage failed" : "it met"} a full disk)`,
-    );
-  }
-}
-
-/** Waits (at most 200 ms) until server i's disk is syncing a write, or it stops. */
-async function untilSyncing(cfg: Cluster, i: number): Promise<void> {
-  for (let waited = 0; waited < 200 && cfg.isRunning(i); waited++) {
-    if (cfg.disk(i).syncing) return;
-    await delay(1, { clock: cfg.sim.clock });
   }
 }
 

@@ -7,7 +7,7 @@
  * damage inside that window goes unseen by design (high_water_mark.ts), so
  * a test would fail on a documented limit instead of a bug.
  */
-import type { Clock, Random } from "../net/mod.ts";
+import { type Clock, Random } from "../net/mod.ts";
 import {
   SegmentLogStorage,
   SimFs,
@@ -120,6 +120,16 @@ export class SimDisk {
     this.#stats.push(fs.stats);
     return fs;
   }
+}
+
+/**
+ * Whether a seed runs on the segment log (bit `bit` of the seed set), and
+ * its segments' size (4, 8 or 16 KiB): from the seed alone, so a replay runs
+ * on the same storage.
+ */
+export function segmentLogOf(seed: number, bit: number): { segmentBytes: number } | undefined {
+  if (((seed >>> bit) & 1) === 0) return undefined;
+  return { segmentBytes: new Random((seed ^ 0x5e6f5e6f) >>> 0).pick([4096, 8192, 16384]) };
 }
 
 /** The counts of `stats` added up. */

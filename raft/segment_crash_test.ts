@@ -340,14 +340,7 @@ Deno.test("segment storage: a crash at any file step leaves a prefix of the save
         const where = `crash at step ${at} of ${total}${tear ? " (torn write)" : ""}`;
         const s = await SegmentLogStorage.open(dir, { segmentBytes: SEGMENT });
         try {
-          const got = await s.load().catch((err) => {
-            throw new Error(`${where}: the store does not load: ${err}`, { cause: err });
-          });
-          try {
-            check(got, states, batches, resolved);
-          } catch (err) {
-            throw new Error(`${where}: ${(err as Error).message}`, { cause: err });
-          }
+          const got = await loadChecked(s, where, { states, batches, resolved });
           // It goes on: one more save, and a reopen loads it.
           const last = (got.snapshot?.meta.index ?? 0) + got.entries.length;
           await s.save({
@@ -396,14 +389,7 @@ Deno.test("segment storage: a full disk at any file step fails that call and eve
       const where = `disk full from step ${at}`;
       const s = await SegmentLogStorage.open(dir, { segmentBytes: SEGMENT });
       try {
-        const got = await s.load().catch((err) => {
-          throw new Error(`${where}: the store does not load: ${err}`, { cause: err });
-        });
-        try {
-          check(got, states, batches, resolved);
-        } catch (err) {
-          throw new Error(`${where}: ${(err as Error).message}`, { cause: err });
-        }
+        await loadChecked(s, where, { states, batches, resolved });
       } finally {
         await s.close();
       }
@@ -414,6 +400,23 @@ Deno.test("segment storage: a full disk at any file step fails that call and eve
     await Deno.remove(root, { recursive: true });
   }
 });
+
+/** Loads `s` and checks it with {@linkcode check}; `where` says which case failed. */
+async function loadChecked(
+  s: SegmentLogStorage,
+  where: string,
+  options: { states: StoredState[]; batches: StorageBatch[]; resolved: number },
+): Promise<StoredState> {
+  const got = await s.load().catch((err) => {
+    throw new Error(`${where}: the store does not load: ${err}`, { cause: err });
+  });
+  try {
+    check(got, options.states, options.batches, options.resolved);
+  } catch (err) {
+    throw new Error(`${where}: ${(err as Error).message}`, { cause: err });
+  }
+  return got;
+}
 
 /** The model's state after each save of `batches` (the first: before any). */
 async function modelStates(batches: StorageBatch[]): Promise<StoredState[]> {
@@ -478,14 +481,7 @@ Deno.test("segment storage on a SimFs: a power loss at any moment leaves a prefi
       const where = `seed ${seed}: a power loss after ${at} resolved saves`;
       const s = await SegmentLogStorage.open(SIM_DIR, { segmentBytes: SEGMENT, fs: after, clock });
       try {
-        const got = await s.load().catch((err) => {
-          throw new Error(`${where}: the store does not load: ${err}`, { cause: err });
-        });
-        try {
-          check(got, states, batches, at);
-        } catch (err) {
-          throw new Error(`${where}: ${(err as Error).message}`, { cause: err });
-        }
+        await loadChecked(s, where, { states, batches, resolved: at });
       } finally {
         await s.close();
       }

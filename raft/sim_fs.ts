@@ -179,7 +179,21 @@ export class SimFs implements SegmentFs {
     this.#random = options.random;
     this.#syncMs = options.syncMs ?? [1, 3];
     this.#tearChance = options.tearChance ?? 0.5;
-    this.#stats = {
+    this.#stats = SimFs.noStats();
+  }
+
+  /**
+   * Counts of nothing yet (to add disks' {@linkcode SimFs.stats} up in).
+   *
+   * @example
+   * ```ts
+   * import { SimFs } from "@distkit/distkit/raft";
+   *
+   * SimFs.noStats().tornWrites; // 0
+   * ```
+   */
+  static noStats(): SimFsStats {
+    return {
       crashes: 0,
       lostWrites: 0,
       tornWrites: 0,

@@ -52,8 +52,9 @@ import {
   MembershipBusyError,
   type MembershipChange,
   type RaftObserver,
+  SimFs,
+  type SimFsStats,
 } from "../raft/mod.ts";
-import type { SimFsStats } from "../raft/mod.ts";
 import { Cluster } from "./raft_cluster.ts";
 import { DiskFaults } from "./raft_disk_faults.ts";
 import { segmentLogOf } from "./sim_disk.ts";
@@ -142,14 +143,7 @@ function noActivity(): Activity {
     powerCycles: 0,
     fullDisks: 0,
     storageFailures: 0,
-    disk: {
-      crashes: 0,
-      lostWrites: 0,
-      tornWrites: 0,
-      lostFolderChanges: 0,
-      damaged: 0,
-      noSpace: 0,
-    },
+    disk: SimFs.noStats(),
   };
 }
 

@@ -134,14 +134,7 @@ export function segmentLogOf(seed: number, bit: number): { segmentBytes: number 
 
 /** The counts of `stats` added up. */
 export function totalStats(stats: SimFsStats[]): SimFsStats {
-  const total: SimFsStats = {
-    crashes: 0,
-    lostWrites: 0,
-    tornWrites: 0,
-    lostFolderChanges: 0,
-    damaged: 0,
-    noSpace: 0,
-  };
+  const total = SimFs.noStats();
   for (const one of stats) {
     for (const key of Object.keys(total) as (keyof SimFsStats)[]) total[key] += one[key];
   }

@@ -294,10 +294,17 @@ export class SimFs implements SegmentFs {
     for (const change of changes.splice(0, count)) setOrDelete(this.#durable, change);
   }
 
-  /** Whether a file's writes are being synced now (a crash now lands inside a save). */
-  get syncing(): boolean {
+  /**
+   * Whether a write a crash could tear (it spans more than one sector) is
+   * being synced now: a crash now lands inside a save, and may tear it.
+   */
+  get tearable(): boolean {
+    const spans = (c: Change) =>
+      "bytes" in c &&
+      Math.floor(c.offset / SECTOR_BYTES) <
+        Math.floor((c.offset + c.bytes.length - 1) / SECTOR_BYTES);
     for (const entry of this.#names.values()) {
-      if ("inode" in entry && entry.inode.syncing > 0 && entry.inode.pending.length > 0) {
+      if ("inode" in entry && entry.inode.syncing > 0 && entry.inode.pending.some(spans)) {
         return true;
       }
     }

@@ -371,6 +371,15 @@ export class Cluster {
         await node.snapshot(item.index, data).catch(() => {});
       }
     }
+    // The node stopped on its own (its storage failed): its process exits, as
+    // `kv serve`'s does (exit 3), and is gone from the network until its
+    // operator restarts it. Left there, its server would answer every call at
+    // once with an unknown service, and a leader sending it a snapshot would
+    // resend each chunk at once, for ever, in no virtual time (seed 3221).
+    if (this.#servers[i].node === node) {
+      this.disconnect(i);
+      this.sim.net.deleteServer(String(i));
+    }
   }
 
   #check(i: number, item: Applied, incarnation: Incarnation): void {

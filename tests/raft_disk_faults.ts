@@ -97,11 +97,11 @@ export class DiskFaults {
     }
   }
 
-  /** Waits (at most 200 ms) until server i's disk is syncing a write, or it stops. */
+  /** Waits (at most 200 ms) until server i's disk syncs a write a crash could tear, or it stops. */
   async untilSyncing(i: number): Promise<void> {
     const cfg = this.#cfg;
     for (let waited = 0; waited < 200 && cfg.isRunning(i); waited++) {
-      if (cfg.disk(i).syncing) return;
+      if (cfg.disk(i).tearable) return;
       await delay(1, { clock: cfg.sim.clock });
     }
   }

@@ -227,3 +227,19 @@ Deno.test("sim fs: a process crash keeps every write and folder change; a copy i
     });
   }
 });
+
+Deno.test("sim fs: tearable while a write spanning sectors is being synced", async () => {
+  await onDisk(2, async (fs) => {
+    const file = await syncedFile(fs, new Uint8Array(2 * SECTOR_BYTES));
+    file.writeSync(new Uint8Array(10), 100); // inside one sector: atomic
+    const small = file.syncData();
+    assert.equal(fs.tearable, false);
+    await small;
+    file.writeSync(new Uint8Array(10), SECTOR_BYTES - 5); // across a sector boundary
+    assert.equal(fs.tearable, false, "not before its sync starts");
+    const spanning = file.syncData();
+    assert.equal(fs.tearable, true);
+    await spanning;
+    assert.equal(fs.tearable, false);
+  });
+});

@@ -14,7 +14,7 @@
 import assert from "node:assert/strict";
 import { SegmentLogStorage } from "./segment_storage.ts";
 import { SimFs } from "./sim_fs.ts";
-import { VirtualClock } from "../net/clock.ts";
+import { type Clock, VirtualClock } from "../net/clock.ts";
 import { delay } from "../net/async.ts";
 import { Random } from "../net/random.ts";
 import {
@@ -28,6 +28,15 @@ import type { Entry } from "./types.ts";
 import { entries as commandEntries, snapshotAt } from "./test_util.ts";
 
 const SEGMENT = 4096;
+
+/**
+ * A clock whose timers never fire, for the storages whose file steps are
+ * counted: the mark's background fsync (a real 50 ms timer otherwise) then
+ * happens only where a save or `close` waits for it, so a run takes the same
+ * steps however fast the machine is (a count that depended on it made the
+ * crash at step N land elsewhere from one run to the next).
+ */
+const NO_TIMERS: Clock = { now: () => 0, setTimer: () => ({ cancel: () => {} }) };
 
 /** Entries with commands of 100 characters. */
 const entries = (from: number, to: number, term: number) => commandEntries(from, to, term, 100);
@@ -211,7 +220,7 @@ async function run(dir: string, steps: Step[], fs: SegmentFs): Promise<number> {
   let resolved = 0;
   let s: SegmentLogStorage | undefined;
   try {
-    s = await SegmentLogStorage.open(dir, { segmentBytes: SEGMENT, fs });
+    s = await SegmentLogStorage.open(dir, { segmentBytes: SEGMENT, fs, clock: NO_TIMERS });
     await s.load();
     for (const step of steps) {
       if ("prepare" in step) await s.prepareSnapshot(step.prepare);
@@ -237,7 +246,7 @@ async function runFull(dir: string, steps: Step[], crash: Crash): Promise<number
   let resolved = 0;
   let s: SegmentLogStorage;
   try {
-    s = await SegmentLogStorage.open(dir, { segmentBytes: SEGMENT, fs: crash });
+    s = await SegmentLogStorage.open(dir, { segmentBytes: SEGMENT, fs: crash, clock: NO_TIMERS });
     await s.load();
   } catch {
     crash.restore();
@@ -537,7 +546,11 @@ Deno.test("segment storage: a crash while a restart repairs what an earlier cras
         const second = new Crash(again, true);
         let saved = false;
         try {
-          const s = await SegmentLogStorage.open(dir, { segmentBytes: SEGMENT, fs: second })
+          const s = await SegmentLogStorage.open(dir, {
+            segmentBytes: SEGMENT,
+            fs: second,
+            clock: NO_TIMERS,
+          })
             .catch(() => undefined);
           if (s) {
             saved = await s.load().then(() => s.save(structuredClone(extra))).then(

@@ -29,9 +29,12 @@
  * the last write torn at a sector), and the damage below is done to its
  * files (a flipped bit or a rolled-back write in a segment or a snapshot's
  * data, the folder wiped), after a process crash (a power loss may take back
- * the mark's newest floors, a window the mark documents). A crash also damages the storage beyond the
- * storage contract (a flipped bit, resolved saves lost, the file gone) with
- * chance DAMAGE_CHANCE, on at most one server per run: that server must
+ * the mark's newest floors, a window the mark documents); those seeds also
+ * cut a server's power while it syncs a write and fill disks for a while
+ * (tests/raft_disk_faults.ts), and print their own summary line.
+ *
+ * A crash also damages the storage beyond the storage contract (a flipped
+ * bit, resolved saves lost, the file gone) with chance DAMAGE_CHANCE, on at most one server per run: that server must
  * refuse to start (fail-stop) and stays down; the others, never fewer than
  * 3 voters with at most one of them down for good, keep a majority, and the
  * run must end live. Half the damaging crashes are issue 15's amnesia: the
@@ -41,9 +44,9 @@
  * one term).
  *
  * Runs RAFT_SEEDS seeds (default 500) from a random base; `SEED=<n>` replays
- * one (its storage too). A failure prints the seed and the schedule of faults. A second test
- * runs RAFT_REPLAY_SEEDS seeds (default 4) twice each and compares their
- * trace hashes: the same seed, the same run.
+ * one (its storage too). A failure prints the seed and the schedule of
+ * faults. A second test runs RAFT_REPLAY_SEEDS seeds (default 4) twice each
+ * and compares their trace hashes: the same seed, the same run.
  */
 import { delay, Random, seedFromEnv, simulate } from "../net/mod.ts";
 import {

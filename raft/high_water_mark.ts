@@ -32,6 +32,8 @@ import { Codec } from "../net/codec.ts";
 import type { NodeId } from "./types.ts";
 import type { StoredState } from "./storage.ts";
 import { StorageLossError } from "../store/storage_errors.ts";
+import type { Clock, Timer } from "../net/clock.ts";
+import { parentOf, realSegmentFs, type SegmentFile, type SegmentFs } from "./segment_fs.ts";
 
 /** Longest a recorded floor waits for its fsync (milliseconds). */
 export const MARK_SYNC_MS = 50;
@@ -65,6 +67,26 @@ export interface Floor {
   logTerm: number;
 }
 
+/**
+ * Options of {@linkcode HighWaterMark.open}.
+ *
+ * @example
+ * ```ts
+ * import { type HighWaterMarkOptions, realSegmentFs } from "@distkit/distkit/raft";
+ *
+ * const options: HighWaterMarkOptions = { fs: realSegmentFs };
+ * ```
+ */
+export interface HighWaterMarkOptions {
+  /** The file system the mark is on. Default: the real one. */
+  fs?: SegmentFs;
+  /**
+   * The clock the background fsync waits on. Default: the real one, on a
+   * timer that does not keep the process alive.
+   */
+  clock?: Clock;
+}
+
 /** The floor of a store that holds nothing. */
 export const EMPTY_FLOOR: Floor = { term: 0, vote: null, index: 0, logTerm: -1 };
 
@@ -84,7 +106,8 @@ export const EMPTY_FLOOR: Floor = { term: 0, vote: null, index: 0, logTerm: -1 }
 export class HighWaterMark {
   /** The mark file. */
   readonly path: string;
-  #file: Deno.FsFile;
+  #file: SegmentFile;
+  readonly #clock: Clock | undefined;
   #sequence: number;
   #floor: Floor;
   /** The sequence number of the last slot written, and of the last one known synced. */
@@ -92,7 +115,7 @@ export class HighWaterMark {
   /** The fsync in progress, and the sequence it covers. */
   #syncing: { promise: Promise<void>; upTo: number } | undefined;
   /** The background fsync's timer, while one is due. */
-  #syncTimer: ReturnType<typeof setTimeout> | undefined;
+  #syncTimer: Timer | undefined;
   /** A failed write or fsync: every later record and write fails with it (the file's state is unknown). */
   #failure: Error | undefined;
   #closed = false;
@@ -101,16 +124,17 @@ export class HighWaterMark {
 
   private constructor(
     path: string,
-    file: Deno.FsFile,
+    file: SegmentFile,
     found: { sequence: number; floor: Floor },
-    created: boolean,
+    opened: { created: boolean; clock: Clock | undefined },
   ) {
     this.path = path;
     this.#file = file;
+    this.#clock = opened.clock;
     this.#sequence = found.sequence;
     this.#synced = found.sequence;
     this.#floor = found.floor;
-    this.created = created;
+    this.created = opened.created;
   }
 
   /**
@@ -119,22 +143,23 @@ export class HighWaterMark {
    *
    * @throws {MarkCorruptionError} when neither slot holds a valid mark.
    */
-  static async open(path: string): Promise<HighWaterMark> {
-    let file: Deno.FsFile;
+  static async open(path: string, options: HighWaterMarkOptions = {}): Promise<HighWaterMark> {
+    const fs = options.fs ?? realSegmentFs;
+    let file: SegmentFile;
     let created = false;
     try {
-      file = await Deno.open(path, { read: true, write: true });
+      file = await fs.open(path, { read: true, write: true });
     } catch (err) {
       if (!(err instanceof Deno.errors.NotFound)) throw err;
       // Whole or not at all: a crash while creating it must not leave an
       // empty mark, which would read as a damaged one for ever.
-      await writeFileDurably(path, encodeSlot(0, EMPTY_FLOOR));
-      file = await Deno.open(path, { read: true, write: true });
+      await writeFileDurably(path, encodeSlot(0, EMPTY_FLOOR), fs);
+      file = await fs.open(path, { read: true, write: true });
       created = true;
     }
     try {
       const found = await readSlots(file, path);
-      return new HighWaterMark(path, file, found, created);
+      return new HighWaterMark(path, file, found, { created, clock: options.clock });
     } catch (err) {
       file.close();
       throw err;
@@ -161,9 +186,7 @@ export class HighWaterMark {
     const bytes = encodeSlot(sequence, floor);
     try {
       // 512 bytes into the page cache: synchronous is cheaper than two async ops.
-      this.#file.seekSync((sequence % 2) * SLOT_BYTES, Deno.SeekMode.Start);
-      let at = 0;
-      while (at < bytes.length) at += this.#file.writeSync(bytes.subarray(at));
+      this.#file.writeSync(bytes, (sequence % 2) * SLOT_BYTES);
     } catch (err) {
       this.#failure = err as Error;
       throw err;
@@ -171,13 +194,17 @@ export class HighWaterMark {
     this.#sequence = sequence;
     this.#floor = floor;
     if (this.#syncTimer === undefined) {
-      const timer = setTimeout(() => {
+      const due = () => {
         this.#syncTimer = undefined;
         // A failure is kept and fails the next record or write.
         this.#sync().catch(() => {});
-      }, MARK_SYNC_MS);
-      Deno.unrefTimer(timer);
-      this.#syncTimer = timer;
+      };
+      if (this.#clock) this.#syncTimer = this.#clock.setTimer(MARK_SYNC_MS, due);
+      else {
+        const timer = setTimeout(due, MARK_SYNC_MS);
+        Deno.unrefTimer(timer);
+        this.#syncTimer = { cancel: () => clearTimeout(timer) };
+      }
     }
   }
 
@@ -218,7 +245,7 @@ export class HighWaterMark {
   /** Syncs what was recorded and closes the file. */
   async close(): Promise<void> {
     if (this.#closed) return;
-    clearTimeout(this.#syncTimer);
+    this.#syncTimer?.cancel();
     this.#syncTimer = undefined;
     try {
       await this.#sync().catch(() => {});
@@ -298,17 +325,11 @@ function decodeSlot(slot: Uint8Array): { sequence: number; floor: Floor } | unde
 }
 
 async function readSlots(
-  file: Deno.FsFile,
+  file: SegmentFile,
   path: string,
 ): Promise<{ sequence: number; floor: Floor }> {
-  await file.seek(0, Deno.SeekMode.Start);
   const bytes = new Uint8Array(2 * SLOT_BYTES);
-  let at = 0;
-  while (at < bytes.length) {
-    const n = await file.read(bytes.subarray(at));
-    if (n === null) break;
-    at += n;
-  }
+  const at = await file.read(bytes, 0);
   const slots = [0, 1]
     .map((k) => decodeSlot(bytes.subarray(k * SLOT_BYTES, Math.min(at, (k + 1) * SLOT_BYTES))))
     .filter((s) => s !== undefined);
@@ -319,27 +340,24 @@ async function readSlots(
 /**
  * Writes `bytes` to `path` whole or not at all, durably: a synced temporary
  * file renamed over `path`, then its folder synced (a crash leaves the old
- * file or the new one, never a part). For small files only.
+ * file or the new one, never a part), on `fs` (default the real disk). For
+ * small files only.
  */
-export async function writeFileDurably(path: string, bytes: Uint8Array): Promise<void> {
+export async function writeFileDurably(
+  path: string,
+  bytes: Uint8Array,
+  fs: SegmentFs = realSegmentFs,
+): Promise<void> {
   const tmp = `${path}.tmp`;
-  const file = await Deno.open(tmp, { write: true, create: true, truncate: true });
+  const file = await fs.open(tmp, { write: true, create: true, truncate: true });
   try {
-    let at = 0;
-    while (at < bytes.length) at += await file.write(bytes.subarray(at));
+    await file.write(bytes, 0);
     await file.sync();
   } finally {
     file.close();
   }
-  await Deno.rename(tmp, path);
-  const slash = path.lastIndexOf("/");
-  const dir = slash < 0 ? "." : slash === 0 ? "/" : path.slice(0, slash);
-  const folder = await Deno.open(dir, { read: true });
-  try {
-    await folder.sync();
-  } finally {
-    folder.close();
-  }
+  await fs.rename(tmp, path);
+  await fs.syncFolder(parentOf(path));
 }
 
 /**

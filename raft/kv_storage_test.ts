@@ -3,14 +3,10 @@ import { DenoKvStorage } from "./kv_storage.ts";
 import { StorageCorruptionError, StorageLossError } from "../store/storage_errors.ts";
 import { HighWaterMark, MarkCorruptionError, SLOT_BYTES } from "./high_water_mark.ts";
 import type { Entry, Snapshot } from "./types.ts";
+import { entries, snapshotAt, withTempDir } from "./test_util.ts";
 
-async function withStore(fn: (path: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "distkit-kv-" });
-  try {
-    await fn(`${dir}/raft.kv`);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+function withStore(fn: (dir: string) => Promise<void>): Promise<void> {
+  return withTempDir(fn, { prefix: "distkit-kv-", child: "raft.kv" });
 }
 
 /** How many keys the store at `path` holds under `prefix`. */
@@ -23,21 +19,6 @@ async function countKeys(path: string, prefix: Deno.KvKey): Promise<number> {
   } finally {
     kv.close();
   }
-}
-
-function entries(from: number, to: number, term: number, size = 10): Entry[] {
-  return Array.from({ length: to - from + 1 }, (_, k) => ({
-    index: from + k,
-    term,
-    kind: "command" as const,
-    command: `${from + k}:`.padEnd(size, "x"),
-  }));
-}
-
-function snapshotAt(index: number, term: number, bytes: number): Snapshot {
-  const data = new Uint8Array(bytes);
-  for (let i = 0; i < bytes; i++) data[i] = (i * 31 + index) & 0xff;
-  return { meta: { index, term, membership: { voters: ["a", "b"], learners: [] } }, data };
 }
 
 Deno.test("kv storage: save, close, reopen, load", async () => {

@@ -67,6 +67,12 @@ export type { LogFields, Logger, LogLevel } from "../net/logger.ts";
 export * from "./kv_storage.ts";
 export * from "./segment_storage.ts";
 export * from "./segment_choice.ts";
+export {
+  realSegmentFs,
+  type SegmentFile,
+  type SegmentFs,
+  type SegmentOpenOptions,
+} from "./segment_fs.ts";
 // The database a DenoKvStorage is in (`DenoKvStorage.database`), shared by a node's state store.
 export type { KvAtomicLike, KvLike, KvListIteratorLike } from "../store/kv_like.ts";
 export * from "../store/storage_errors.ts";
@@ -75,9 +81,17 @@ export { type StreamedChunk, UNKNOWN_SIZE } from "./snapshot_receive.ts";
 export type { SnapshotSink } from "./snapshot_install.ts";
 export { SimStorage, type SimStorageOptions, type StorageDamage } from "./sim_storage.ts";
 export {
+  SECTOR_BYTES,
+  SimFs,
+  type SimFsDamage,
+  type SimFsOptions,
+  type SimFsStats,
+} from "./sim_fs.ts";
+export {
   EMPTY_FLOOR,
   type Floor,
   HighWaterMark,
+  type HighWaterMarkOptions,
   MarkCorruptionError,
   SLOT_BYTES,
 } from "./high_water_mark.ts";

@@ -2,35 +2,44 @@
  * A process crash at every file-system step of a {@linkcode SegmentLogStorage}'s
  * life: saves, segment rollovers, a prepared and an unprepared snapshot
  * switch with the compaction after it, a truncation record, a log reset. The
- * crash is simulated by replacing Deno's mutating file calls (open for
- * writing, write, sync, rename, remove, mkdir, truncate) with ones that count
- * and, at step N, stop: that call does nothing (or, for a write, lands half
- * its bytes) and every later one fails, as when the process dies there. What
+ * crash is simulated through the segment log's file-system seam (`fs`): its
+ * mutating calls (open for writing, write, sync, rename, remove, mkdir,
+ * folder sync) count and, at step N, stop: that call does nothing (or, for a
+ * write, lands half its bytes) and every later one fails, as when the process
+ * dies there. What
  * it had written before stays in the files, as the page cache keeps it. The
  * folder is then reopened with the real calls; its `load` must return a
  * prefix of the saves that holds every save that resolved.
  */
 import assert from "node:assert/strict";
 import { SegmentLogStorage } from "./segment_storage.ts";
+import { SimFs } from "./sim_fs.ts";
+import { type Clock, VirtualClock } from "../net/clock.ts";
+import { delay } from "../net/async.ts";
+import { Random } from "../net/random.ts";
+import {
+  realSegmentFs,
+  type SegmentFile,
+  type SegmentFs,
+  type SegmentOpenOptions,
+} from "./segment_fs.ts";
 import { MemoryStorage, type StorageBatch, type StoredState } from "./storage.ts";
-import type { Entry, Snapshot } from "./types.ts";
+import type { Entry } from "./types.ts";
+import { entries as commandEntries, snapshotAt } from "./test_util.ts";
 
 const SEGMENT = 4096;
 
-function entries(from: number, to: number, term: number, size = 100): Entry[] {
-  return Array.from({ length: to - from + 1 }, (_, k) => ({
-    index: from + k,
-    term,
-    kind: "command" as const,
-    command: `${from + k}:`.padEnd(size, "x"),
-  }));
-}
+/**
+ * A clock whose timers never fire, for the storages whose file steps are
+ * counted: the mark's background fsync (a real 50 ms timer otherwise) then
+ * happens only where a save or `close` waits for it, so a run takes the same
+ * steps however fast the machine is (a count that depended on it made the
+ * crash at step N land elsewhere from one run to the next).
+ */
+const NO_TIMERS: Clock = { now: () => 0, setTimer: () => ({ cancel: () => {} }) };
 
-function snapshotAt(index: number, term: number, bytes: number): Snapshot {
-  const data = new Uint8Array(bytes);
-  for (let i = 0; i < bytes; i++) data[i] = (i * 31 + index) & 0xff;
-  return { meta: { index, term, membership: { voters: ["a", "b"], learners: [] } }, data };
-}
+/** Entries with commands of 100 characters. */
+const entries = (from: number, to: number, term: number) => commandEntries(from, to, term, 100);
 
 /** One step of the scenario: a save, or a snapshot prepared ahead of the next save. */
 type Step = { save: StorageBatch } | { prepare: Uint8Array };
@@ -80,102 +89,138 @@ function scenario(): Step[] {
   ];
 }
 
-/** Deno's mutating file calls, replaced for a crash at step `crashAt` (0: never). */
-class Crash {
+/**
+ * The real file system through the segment log's seam, counting its
+ * mutating calls for a crash at step `crashAt` (0: never).
+ */
+class Crash implements SegmentFs {
   steps = 0;
   crashed = false;
   readonly crashAt: number;
   readonly tear: boolean;
   /** Not a crash but a full disk: the calls fail with ENOSPC and the process goes on. */
   readonly full: boolean;
-  readonly #restore: (() => void)[] = [];
+  /** After `restore`: every call goes through, uncounted (the space is back, or the test reads). */
+  #restored = false;
 
   constructor(crashAt: number, tear: boolean, full = false) {
     this.crashAt = crashAt;
     this.tear = tear;
     this.full = full;
-    const proto = Deno.FsFile.prototype as unknown as Record<string, unknown>;
-    const deno = Deno as unknown as Record<string, unknown>;
-    for (const name of ["rename", "remove", "mkdir", "truncate"]) this.#wrap(deno, name);
-    this.#wrapOpen(deno);
-    for (const name of ["write", "writeSync"]) this.#wrapWrite(proto, name);
-    for (const name of ["sync", "syncData", "truncate"]) this.#wrap(proto, name);
-    for (const name of ["syncSync", "syncDataSync", "writeFile"]) this.#wrap(proto, name);
   }
 
   /** Counts a step; true when it is the crash (or after it). */
-  #step(): boolean {
+  step(): boolean {
+    if (this.#restored) return false;
     if (this.crashed) return true;
     this.steps++;
     if (this.crashAt > 0 && this.steps >= this.crashAt) this.crashed = true;
     return this.crashed;
   }
 
-  #dead(): Error {
+  dead(): Error {
     if (this.full) return new Error("No space left on device (os error 28)");
     return new Error(`simulated crash at step ${this.crashAt}`);
   }
 
-  #wrap(target: Record<string, unknown>, name: string): void {
-    const original = target[name] as ((...args: unknown[]) => unknown) | undefined;
-    if (typeof original !== "function") return;
-    const step = () => this.#step();
-    const dead = () => this.#dead();
-    const sync = name.endsWith("Sync");
-    target[name] = function (this: unknown, ...args: unknown[]) {
-      if (step()) {
-        if (sync) throw dead();
-        return Promise.reject(dead());
-      }
-      return original.apply(this, args);
-    };
-    this.#restore.push(() => (target[name] = original));
+  /** Runs `call` unless this step is the crash (or after it). */
+  #mutate<T>(call: () => Promise<T>): Promise<T> {
+    return this.step() ? Promise.reject(this.dead()) : call();
   }
 
-  #wrapOpen(deno: Record<string, unknown>): void {
-    const original = deno.open as (...args: unknown[]) => Promise<unknown>;
-    const step = () => this.#step();
-    const dead = () => this.#dead();
-    deno.open = function (path: unknown, options?: Deno.OpenOptions) {
-      const mutating = options?.write || options?.create || options?.truncate || options?.append;
-      if (mutating && step()) return Promise.reject(dead());
-      return original.call(Deno, path, options);
-    };
-    this.#restore.push(() => (deno.open = original));
+  async open(path: string, options: SegmentOpenOptions): Promise<SegmentFile> {
+    const mutating = options.write || options.create || options.truncate;
+    if (mutating && this.step()) throw this.dead();
+    return new CrashFile(await realSegmentFs.open(path, options), this);
   }
 
-  #wrapWrite(proto: Record<string, unknown>, name: string): void {
-    const original = proto[name] as (this: Deno.FsFile, p: Uint8Array) => unknown;
-    const step = () => this.#step();
-    const dead = () => this.#dead();
-    const state = () => ({ crashed: this.crashed, tear: this.tear });
-    const sync = name === "writeSync";
-    proto[name] = function (this: Deno.FsFile, p: Uint8Array) {
-      const { crashed: wasCrashed, tear } = state();
-      if (step()) {
-        // The crash hit inside this write: half of it landed.
-        const half = !wasCrashed && tear && p.length > 1
-          ? original.call(this, p.subarray(0, p.length >> 1))
-          : undefined;
-        if (sync) throw dead();
-        return Promise.resolve(half).then(() => Promise.reject(dead()));
-      }
-      return original.call(this, p);
-    };
-    this.#restore.push(() => (proto[name] = original));
+  readFile(path: string): Promise<Uint8Array> {
+    return realSegmentFs.readFile(path);
+  }
+
+  readDir(path: string): Promise<string[]> {
+    return realSegmentFs.readDir(path);
+  }
+
+  exists(path: string): Promise<boolean> {
+    return realSegmentFs.exists(path);
+  }
+
+  mkdir(path: string): Promise<void> {
+    return this.#mutate(() => realSegmentFs.mkdir(path));
+  }
+
+  rename(from: string, to: string): Promise<void> {
+    return this.#mutate(() => realSegmentFs.rename(from, to));
+  }
+
+  remove(path: string): Promise<void> {
+    return this.#mutate(() => realSegmentFs.remove(path));
+  }
+
+  syncFolder(path: string): Promise<void> {
+    return this.#mutate(() => realSegmentFs.syncFolder(path));
   }
 
   restore(): void {
-    for (const undo of this.#restore.reverse()) undo();
+    this.#restored = true;
   }
 }
 
-/** Runs the scenario until it ends or crashes; returns how many saves resolved. */
-async function run(dir: string, steps: Step[]): Promise<number> {
+/** A real file whose writes and syncs are steps of its {@linkcode Crash}. */
+class CrashFile implements SegmentFile {
+  readonly #file: SegmentFile;
+  readonly #crash: Crash;
+
+  constructor(file: SegmentFile, crash: Crash) {
+    this.#file = file;
+    this.#crash = crash;
+  }
+
+  read(into: Uint8Array, offset: number): Promise<number> {
+    return this.#file.read(into, offset);
+  }
+
+  writeSync(bytes: Uint8Array, offset: number): void {
+    const wasCrashed = this.#crash.crashed;
+    if (this.#crash.step()) {
+      // The crash hit inside this write: half of it landed.
+      if (!wasCrashed && this.#crash.tear && bytes.length > 1) {
+        this.#file.writeSync(bytes.subarray(0, bytes.length >> 1), offset);
+      }
+      throw this.#crash.dead();
+    }
+    this.#file.writeSync(bytes, offset);
+  }
+
+  // deno-lint-ignore require-await
+  async write(bytes: Uint8Array, offset: number): Promise<void> {
+    this.writeSync(bytes, offset);
+  }
+
+  syncData(): Promise<void> {
+    return this.#crash.step() ? Promise.reject(this.#crash.dead()) : this.#file.syncData();
+  }
+
+  sync(): Promise<void> {
+    return this.#crash.step() ? Promise.reject(this.#crash.dead()) : this.#file.sync();
+  }
+
+  tryLock(): Promise<boolean> {
+    return this.#file.tryLock();
+  }
+
+  close(): void {
+    this.#file.close();
+  }
+}
+
+/** Runs the scenario on `fs` until it ends or crashes; returns how many saves resolved. */
+async function run(dir: string, steps: Step[], fs: SegmentFs): Promise<number> {
   let resolved = 0;
   let s: SegmentLogStorage | undefined;
   try {
-    s = await SegmentLogStorage.open(dir, { segmentBytes: SEGMENT });
+    s = await SegmentLogStorage.open(dir, { segmentBytes: SEGMENT, fs, clock: NO_TIMERS });
     await s.load();
     for (const step of steps) {
       if ("prepare" in step) await s.prepareSnapshot(step.prepare);
@@ -201,7 +246,7 @@ async function runFull(dir: string, steps: Step[], crash: Crash): Promise<number
   let resolved = 0;
   let s: SegmentLogStorage;
   try {
-    s = await SegmentLogStorage.open(dir, { segmentBytes: SEGMENT });
+    s = await SegmentLogStorage.open(dir, { segmentBytes: SEGMENT, fs: crash, clock: NO_TIMERS });
     await s.load();
   } catch {
     crash.restore();
@@ -275,19 +320,14 @@ function check(got: StoredState, states: StoredState[], batches: StorageBatch[],
 Deno.test("segment storage: a crash at any file step leaves a prefix of the saves holding every resolved one", async () => {
   const steps = scenario();
   const batches = steps.flatMap((s) => ("save" in s ? [s.save] : []));
-  const model = new MemoryStorage();
-  const states: StoredState[] = [structuredClone(await model.load())];
-  for (const b of batches) {
-    await model.save(structuredClone(b));
-    states.push(structuredClone(await model.load()));
-  }
+  const states = await modelStates(batches);
   const root = await Deno.makeTempDir({ prefix: "distkit-segcrash-" });
   try {
     // A run without a crash counts the steps.
     const counter = new Crash(0, false);
     let total: number;
     try {
-      assert.equal(await run(`${root}/count`, steps), batches.length);
+      assert.equal(await run(`${root}/count`, steps, counter), batches.length);
       total = counter.steps;
     } finally {
       counter.restore();
@@ -300,7 +340,7 @@ Deno.test("segment storage: a crash at any file step leaves a prefix of the save
         const crash = new Crash(at, tear);
         let resolved: number;
         try {
-          resolved = await run(dir, steps);
+          resolved = await run(dir, steps, crash);
         } finally {
           crash.restore();
         }
@@ -309,14 +349,7 @@ Deno.test("segment storage: a crash at any file step leaves a prefix of the save
         const where = `crash at step ${at} of ${total}${tear ? " (torn write)" : ""}`;
         const s = await SegmentLogStorage.open(dir, { segmentBytes: SEGMENT });
         try {
-          const got = await s.load().catch((err) => {
-            throw new Error(`${where}: the store does not load: ${err}`, { cause: err });
-          });
-          try {
-            check(got, states, batches, resolved);
-          } catch (err) {
-            throw new Error(`${where}: ${(err as Error).message}`, { cause: err });
-          }
+          const got = await loadChecked(s, where, { states, batches, resolved });
           // It goes on: one more save, and a reopen loads it.
           const last = (got.snapshot?.meta.index ?? 0) + got.entries.length;
           await s.save({
@@ -347,12 +380,7 @@ Deno.test("segment storage: a crash at any file step leaves a prefix of the save
 Deno.test("segment storage: a full disk at any file step fails that call and every later save; a restart holds every resolved save", async () => {
   const steps = scenario();
   const batches = steps.flatMap((s) => ("save" in s ? [s.save] : []));
-  const model = new MemoryStorage();
-  const states: StoredState[] = [structuredClone(await model.load())];
-  for (const b of batches) {
-    await model.save(structuredClone(b));
-    states.push(structuredClone(await model.load()));
-  }
+  const states = await modelStates(batches);
   const root = await Deno.makeTempDir({ prefix: "distkit-segfull-" });
   try {
     let failures = 0;
@@ -370,14 +398,7 @@ Deno.test("segment storage: a full disk at any file step fails that call and eve
       const where = `disk full from step ${at}`;
       const s = await SegmentLogStorage.open(dir, { segmentBytes: SEGMENT });
       try {
-        const got = await s.load().catch((err) => {
-          throw new Error(`${where}: the store does not load: ${err}`, { cause: err });
-        });
-        try {
-          check(got, states, batches, resolved);
-        } catch (err) {
-          throw new Error(`${where}: ${(err as Error).message}`, { cause: err });
-        }
+        await loadChecked(s, where, { states, batches, resolved });
       } finally {
         await s.close();
       }
@@ -387,6 +408,96 @@ Deno.test("segment storage: a full disk at any file step fails that call and eve
   } finally {
     await Deno.remove(root, { recursive: true });
   }
+});
+
+/** Loads `s` and checks it with {@linkcode check}; `where` says which case failed. */
+async function loadChecked(
+  s: SegmentLogStorage,
+  where: string,
+  options: { states: StoredState[]; batches: StorageBatch[]; resolved: number },
+): Promise<StoredState> {
+  const got = await s.load().catch((err) => {
+    throw new Error(`${where}: the store does not load: ${err}`, { cause: err });
+  });
+  try {
+    check(got, options.states, options.batches, options.resolved);
+  } catch (err) {
+    throw new Error(`${where}: ${(err as Error).message}`, { cause: err });
+  }
+  return got;
+}
+
+/** The model's state after each save of `batches` (the first: before any). */
+async function modelStates(batches: StorageBatch[]): Promise<StoredState[]> {
+  const model = new MemoryStorage();
+  const states: StoredState[] = [structuredClone(await model.load())];
+  for (const b of batches) {
+    await model.save(structuredClone(b));
+    states.push(structuredClone(await model.load()));
+  }
+  return states;
+}
+
+/** Runs the scenario on `fs` in virtual time; `resolved` counts the saves that resolved so far. */
+async function runOnSimFs(fs: SimFs, clock: VirtualClock, steps: Step[], resolved: number[]) {
+  const s = await SegmentLogStorage.open(SIM_DIR, { segmentBytes: SEGMENT, fs, clock });
+  try {
+    await s.load();
+    for (const step of steps) {
+      if ("prepare" in step) await s.prepareSnapshot(step.prepare);
+      else {
+        await s.save(step.save);
+        resolved[0]++;
+      }
+    }
+  } finally {
+    await s.close();
+  }
+}
+
+const SIM_DIR = "/data/raft.log";
+
+Deno.test("segment storage on a SimFs: a power loss at any moment leaves a prefix of the saves holding every resolved one", async () => {
+  const steps = scenario();
+  const batches = steps.flatMap((s) => ("save" in s ? [s.save] : []));
+  const states = await modelStates(batches);
+  const newDisk = async (clock: VirtualClock, seed: number) => {
+    const fs = new SimFs({ clock, random: new Random(seed) });
+    await fs.mkdir("/data");
+    await fs.syncFolder("/");
+    return fs;
+  };
+  // How long the scenario takes, without a crash.
+  const probe = new VirtualClock();
+  const total = await probe.run(async () => {
+    await runOnSimFs(await newDisk(probe, 0), probe, steps, [0]);
+    return probe.now();
+  });
+  let torn = 0;
+  let midSave = 0;
+  for (let seed = 1; seed <= 300; seed++) {
+    const clock = new VirtualClock();
+    await clock.run(async () => {
+      const fs = await newDisk(clock, seed);
+      const resolved = [0];
+      const running = runOnSimFs(fs, clock, steps, resolved).catch(() => {});
+      await delay(new Random(seed).int(total + 1), { clock });
+      const at = resolved[0];
+      const after = fs.crash();
+      torn += after.stats.tornWrites;
+      await running; // the zombie finishes on the old disk
+      if (at < batches.length) midSave++;
+      const where = `seed ${seed}: a power loss after ${at} resolved saves`;
+      const s = await SegmentLogStorage.open(SIM_DIR, { segmentBytes: SEGMENT, fs: after, clock });
+      try {
+        await loadChecked(s, where, { states, batches, resolved: at });
+      } finally {
+        await s.close();
+      }
+    });
+  }
+  assert.ok(midSave > 200, `${midSave} of 300 power losses landed before the last save`);
+  assert.ok(torn > 0, "no power loss tore a write");
 });
 
 async function copyDir(from: string, to: string): Promise<void> {
@@ -402,7 +513,7 @@ Deno.test("segment storage: a crash while a restart repairs what an earlier cras
   try {
     const counter = new Crash(0, false);
     try {
-      await run(`${root}/count`, steps);
+      await run(`${root}/count`, steps, counter);
     } finally {
       counter.restore();
     }
@@ -412,7 +523,7 @@ Deno.test("segment storage: a crash while a restart repairs what an earlier cras
       const base = `${root}/base${at}`;
       const crash = new Crash(at, true);
       try {
-        await run(base, steps);
+        await run(base, steps, crash);
       } finally {
         crash.restore();
       }
@@ -435,9 +546,12 @@ Deno.test("segment storage: a crash while a restart repairs what an earlier cras
         const second = new Crash(again, true);
         let saved = false;
         try {
-          const s = await SegmentLogStorage.open(dir, { segmentBytes: SEGMENT }).catch(() =>
-            undefined
-          );
+          const s = await SegmentLogStorage.open(dir, {
+            segmentBytes: SEGMENT,
+            fs: second,
+            clock: NO_TIMERS,
+          })
+            .catch(() => undefined);
           if (s) {
             saved = await s.load().then(() => s.save(structuredClone(extra))).then(
               () => true,

@@ -11,30 +11,18 @@ import { SegmentFormatError, SegmentLogStorage } from "./segment_storage.ts";
 import { MarkCorruptionError } from "./high_water_mark.ts";
 import { StorageCorruptionError } from "../store/storage_errors.ts";
 import type { StoredState } from "./storage.ts";
-import type { Entry, Snapshot } from "./types.ts";
+import { entries as commandEntries, snapshotAt } from "./test_util.ts";
 
 const SEGMENT = 4096;
+
+/** Entries with commands of 60 characters. */
+const entries = (from: number, to: number, term: number) => commandEntries(from, to, term, 60);
 /**
  * Every byte of the first `DENSE` of each file, then one in `STRIDE` (the
  * suite runs on a busy machine); `SEGMENT_DAMAGE_STRIDE=1` flips every byte.
  */
 const DENSE = 300;
 const STRIDE = Number(Deno.env.get("SEGMENT_DAMAGE_STRIDE") ?? 11);
-
-function entries(from: number, to: number, term: number, size = 60): Entry[] {
-  return Array.from({ length: to - from + 1 }, (_, k) => ({
-    index: from + k,
-    term,
-    kind: "command" as const,
-    command: `${from + k}:`.padEnd(size, "x"),
-  }));
-}
-
-function snapshotAt(index: number, term: number, bytes: number): Snapshot {
-  const data = new Uint8Array(bytes);
-  for (let i = 0; i < bytes; i++) data[i] = (i * 31 + index) & 0xff;
-  return { meta: { index, term, membership: { voters: ["a", "b"], learners: [] } }, data };
-}
 
 async function image(dir: string): Promise<Map<string, Uint8Array>> {
   const files = new Map<string, Uint8Array>();

@@ -5,7 +5,9 @@
  *
  * @module
  */
+import type { Clock } from "../net/clock.ts";
 import { HighWaterMark, writeFileDurably } from "./high_water_mark.ts";
+import { parentOf, type SegmentFile, type SegmentFs } from "./segment_fs.ts";
 import {
   FORMAT,
   FORMAT_FILE,
@@ -82,7 +84,7 @@ export interface OpenedFolder {
   /** The id its segments' chains are seeded with (undefined: a folder made before ids). */
   id: string | undefined;
   /** Locked for as long as it is open: close it to let another storage open the folder. */
-  lock: Deno.FsFile;
+  lock: SegmentFile;
 }
 
 /**
@@ -94,16 +96,16 @@ export interface OpenedFolder {
  * or version, or is missing from a folder holding other files (or `dir` is a file).
  * @throws {StorageCorruptionError} when segments hold records and the format record is missing.
  */
-export async function openFolder(dir: string): Promise<OpenedFolder> {
-  const names = await listNames(dir).catch((err) => {
+export async function openFolder(dir: string, fs: SegmentFs): Promise<OpenedFolder> {
+  const names = await listNames(dir, fs).catch((err) => {
     if (err instanceof Deno.errors.NotADirectory) {
       throw new SegmentFormatError(dir, "it is a file, not a folder");
     }
     throw err;
   });
   if (names === undefined) {
-    await Deno.mkdir(dir, { recursive: true });
-    await syncFolder(parentOf(dir));
+    await fs.mkdir(dir);
+    await fs.syncFolder(parentOf(dir));
   }
   // Files none of ours and no format record: not a segment log; refused before anything is written.
   const foreign = (names ?? []).filter((n) => !OURS.test(n));
@@ -114,10 +116,10 @@ export async function openFolder(dir: string): Promise<OpenedFolder> {
     );
   }
   // Before anything is read or repaired: another storage may be writing.
-  const lock = await Deno.open(`${dir}/${LOCK_FILE}`, { read: true, write: true, create: true });
+  const lock = await fs.open(`${dir}/${LOCK_FILE}`, { read: true, write: true, create: true });
   try {
-    if (!(await lock.tryLock(true))) throw new SegmentLockError(dir);
-    return { ...await checkFolder(dir, names ?? []), lock };
+    if (!(await lock.tryLock())) throw new SegmentLockError(dir);
+    return { ...await checkFolder(dir, names ?? [], fs), lock };
   } catch (err) {
     lock.close();
     throw err;
@@ -128,17 +130,18 @@ export async function openFolder(dir: string): Promise<OpenedFolder> {
 async function checkFolder(
   dir: string,
   names: string[],
+  fs: SegmentFs,
 ): Promise<{ holdsState: boolean; id: string | undefined }> {
   let holdsState = false;
   for (const name of names) {
     if (segmentSequence(name) === undefined) continue;
-    const head = await readHead(`${dir}/${name}`, RECORD_HEADER_BYTES);
+    const head = await readHead(`${dir}/${name}`, RECORD_HEADER_BYTES, fs);
     if (!isZero(head, 0, head.length)) holdsState = true;
   }
   const formatPath = `${dir}/${FORMAT_FILE}`;
   let text: string;
   try {
-    text = await Deno.readTextFile(formatPath);
+    text = new TextDecoder().decode(await fs.readFile(formatPath));
   } catch (err) {
     if (!(err instanceof Deno.errors.NotFound)) throw err;
     if (holdsState) {
@@ -146,7 +149,7 @@ async function checkFolder(
     }
     const id = newFolderId();
     const record = JSON.stringify({ ...FORMAT, id }) + "\n";
-    await writeFileDurably(formatPath, new TextEncoder().encode(record));
+    await writeFileDurably(formatPath, new TextEncoder().encode(record), fs);
     return { holdsState: false, id };
   }
   let found: { format?: unknown; version?: unknown; id?: unknown };
@@ -178,12 +181,15 @@ async function checkFolder(
  */
 export async function openMark(
   path: string,
-  options: { where: string; holdsState: boolean; expectState: boolean },
+  options: {
+    where: string;
+    holdsState: boolean;
+    expectState: boolean;
+    fs: SegmentFs;
+    clock: Clock | undefined;
+  },
 ): Promise<HighWaterMark> {
-  const exists = await Deno.stat(path).then(() => true, (err) => {
-    if (err instanceof Deno.errors.NotFound) return false;
-    throw err;
-  });
+  const exists = await options.fs.exists(path);
   if (!exists && options.holdsState) {
     throw new StorageCorruptionError(
       options.where,
@@ -198,20 +204,5 @@ export async function openMark(
         `in its cluster`,
     );
   }
-  return await HighWaterMark.open(path);
-}
-
-function parentOf(path: string): string {
-  const trimmed = path.replace(/\/+$/, "");
-  const slash = trimmed.lastIndexOf("/");
-  return slash < 0 ? "." : slash === 0 ? "/" : trimmed.slice(0, slash);
-}
-
-export async function syncFolder(dir: string): Promise<void> {
-  const folder = await Deno.open(dir, { read: true });
-  try {
-    await folder.sync();
-  } finally {
-    folder.close();
-  }
+  return await HighWaterMark.open(path, { fs: options.fs, clock: options.clock });
 }

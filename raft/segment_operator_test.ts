@@ -8,23 +8,10 @@ import assert from "node:assert/strict";
 import { SegmentFormatError, SegmentLockError, SegmentLogStorage } from "./segment_storage.ts";
 import { StorageCorruptionError } from "../store/storage_errors.ts";
 import type { Entry } from "./types.ts";
+import { entries, withTempDir } from "./test_util.ts";
 
-async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "distkit-segop-" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
-function entries(from: number, to: number, term: number): Entry[] {
-  return Array.from({ length: to - from + 1 }, (_, k) => ({
-    index: from + k,
-    term,
-    kind: "command" as const,
-    command: `${from + k}`,
-  }));
+function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  return withTempDir(fn, { prefix: "distkit-segop-" });
 }
 
 async function listing(dir: string): Promise<string[]> {

@@ -8,6 +8,7 @@
  * @module
  */
 import type { Codec } from "../net/codec.ts";
+import type { SegmentFs } from "./segment_fs.ts";
 import {
   type BasePayload,
   type HeadPayload,
@@ -73,9 +74,10 @@ export interface Replayed {
 export async function readSegments(
   dir: string,
   codec: Codec,
-  options: { folder: string | undefined },
+  options: { folder: string | undefined; fs: SegmentFs },
 ): Promise<Replayed> {
-  const names = (await listNames(dir)) ?? [];
+  const fs = options.fs;
+  const names = (await listNames(dir, fs)) ?? [];
   const sequences = names.map(segmentSequence).filter((s) => s !== undefined).sort((a, b) => a - b);
   const corrupt = (problem: string) => new StorageCorruptionError(dir, problem);
   const window = new LogWindow<{ entry: Entry; size: number }>();
@@ -92,13 +94,13 @@ export async function readSegments(
   // log is read, checked and dropped in turn.
   const heads: Uint8Array[] = [];
   for (const sequence of sequences) {
-    heads.push(await readHead(`${dir}/${segmentName(sequence)}`, RECORD_HEADER_BYTES));
+    heads.push(await readHead(`${dir}/${segmentName(sequence)}`, RECORD_HEADER_BYTES, fs));
   }
   const lastUsed = heads.findLastIndex((head) => !isZero(head, 0, head.length));
   const spares = sequences.slice(lastUsed + 1);
   for (const [k, sequence] of sequences.slice(0, lastUsed + 1).entries()) {
     const isLast = k === lastUsed;
-    const bytes = await Deno.readFile(`${dir}/${segmentName(sequence)}`);
+    const bytes = await fs.readFile(`${dir}/${segmentName(sequence)}`);
     const name = segmentName(sequence);
     if (k > 0 && sequence !== sequences[k - 1] + 1) {
       throw corrupt(`segment ${segmentName(sequences[k - 1] + 1)} is missing`);
@@ -197,11 +199,9 @@ export async function readSegments(
 }
 
 /** The names in a folder, or undefined when it does not exist. */
-export async function listNames(dir: string): Promise<string[] | undefined> {
+export async function listNames(dir: string, fs: SegmentFs): Promise<string[] | undefined> {
   try {
-    const names: string[] = [];
-    for await (const e of Deno.readDir(dir)) names.push(e.name);
-    return names;
+    return await fs.readDir(dir);
   } catch (err) {
     if (err instanceof Deno.errors.NotFound) return undefined;
     throw err;
@@ -209,17 +209,11 @@ export async function listNames(dir: string): Promise<string[] | undefined> {
 }
 
 /** The first `n` bytes of a file (fewer when it is shorter). */
-export async function readHead(path: string, n: number): Promise<Uint8Array> {
-  const file = await Deno.open(path, { read: true });
+export async function readHead(path: string, n: number, fs: SegmentFs): Promise<Uint8Array> {
+  const file = await fs.open(path, { read: true });
   try {
     const out = new Uint8Array(n);
-    let at = 0;
-    while (at < n) {
-      const got = await file.read(out.subarray(at));
-      if (got === null) break;
-      at += got;
-    }
-    return out.subarray(0, at);
+    return out.subarray(0, await file.read(out, 0));
   } finally {
     file.close();
   }

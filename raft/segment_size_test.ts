@@ -9,26 +9,15 @@ import { Codec } from "../net/codec.ts";
 import { FrameTooLargeError } from "../net/errors.ts";
 import { SegmentLogStorage } from "./segment_storage.ts";
 import { MemoryStorage, type StorageBatch } from "./storage.ts";
-import type { Entry, Snapshot } from "./types.ts";
+import type { Entry } from "./types.ts";
+import { snapshotAt, withTempDir } from "./test_util.ts";
 
-async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "distkit-segsize-" });
-  try {
-    await fn(`${dir}/raft.log`);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  return withTempDir(fn, { prefix: "distkit-segsize-", child: "raft.log" });
 }
 
 function entry(index: number, term: number, size: number): Entry {
   return { index, term, kind: "command", command: `${index}:`.padEnd(size, "v") };
-}
-
-function snapshotAt(index: number, term: number, bytes: number): Snapshot {
-  return {
-    meta: { index, term, membership: { voters: ["a"], learners: [] } },
-    data: new Uint8Array(bytes).fill(index & 0xff),
-  };
 }
 
 function segmentFiles(dir: string): string[] {

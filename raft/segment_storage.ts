@@ -63,7 +63,9 @@ import {
 } from "./segment_format.ts";
 import { changedBounds, LogWindow, type WindowChange } from "./segment_window.ts";
 import { readSegments, type Segment } from "./segment_replay.ts";
-import { openFolder, openMark, syncFolder } from "./segment_folder.ts";
+import { openFolder, openMark } from "./segment_folder.ts";
+import { realSegmentFs, type SegmentFile, type SegmentFs } from "./segment_fs.ts";
+import type { Clock } from "../net/clock.ts";
 import { StorageCorruptionError, StorageLossError } from "../store/storage_errors.ts";
 import type { RaftStorage, StorageBatch, StoredState } from "./storage.ts";
 import type { HardState, NodeId } from "./types.ts";
@@ -98,6 +100,10 @@ export interface SegmentLogStorageOptions {
    * Default false.
    */
   expectState?: boolean;
+  /** The file system the folder is on. Default: the real disk ({@linkcode realSegmentFs}). */
+  fs?: SegmentFs;
+  /** The clock the mark's background fsync waits on. Default: the real one. */
+  clock?: Clock;
 }
 
 /** Per stored entry: its term (for the mark's floors) and its record's bytes. */
@@ -147,9 +153,10 @@ export class SegmentLogStorage implements RaftStorage {
   readonly #dir: string;
   readonly #codec: Codec;
   readonly #segmentBytes: number;
+  readonly #fs: SegmentFs;
   #mark: HighWaterMark | undefined;
   /** The folder's lock, held from open to close (one writer per folder). */
-  #lock: Deno.FsFile | undefined;
+  #lock: SegmentFile | undefined;
   /** The folder's id, in every segment's chain seed (undefined: a folder made before ids). */
   #folderId: string | undefined;
   #loaded = false;
@@ -165,7 +172,7 @@ export class SegmentLogStorage implements RaftStorage {
 
   /** Segments with records, oldest first; the last is the one appended to. */
   #segments: Segment[] = [];
-  #file: Deno.FsFile | undefined;
+  #file: SegmentFile | undefined;
   /** Where the next record goes in the active segment, and the CRC it chains to. */
   #offset = 0;
   #chain = 0;
@@ -183,6 +190,7 @@ export class SegmentLogStorage implements RaftStorage {
   private constructor(dir: string, options: SegmentLogStorageOptions) {
     this.#dir = dir;
     this.#codec = options.codec ?? defaultCodec;
+    this.#fs = options.fs ?? realSegmentFs;
     this.#segmentBytes = options.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
     if (!Number.isInteger(this.#segmentBytes) || this.#segmentBytes < 4096) {
       throw new RangeError(
@@ -203,7 +211,8 @@ export class SegmentLogStorage implements RaftStorage {
     options: SegmentLogStorageOptions = {},
   ): Promise<SegmentLogStorage> {
     const storage = new SegmentLogStorage(dir, options);
-    const { holdsState, id, lock } = await openFolder(dir);
+    const fs = storage.#fs;
+    const { holdsState, id, lock } = await openFolder(dir, fs);
     storage.#lock = lock;
     storage.#folderId = id;
     const mark = options.mark === undefined ? `${dir}/mark` : options.mark;
@@ -213,6 +222,8 @@ export class SegmentLogStorage implements RaftStorage {
           where: dir,
           holdsState,
           expectState: options.expectState ?? false,
+          fs,
+          clock: options.clock,
         });
       } catch (err) {
         lock.close();
@@ -440,7 +451,7 @@ export class SegmentLogStorage implements RaftStorage {
     }
     try {
       if (sequence !== undefined) {
-        const file = await Deno.open(this.#segmentPath(sequence), { read: true, write: true });
+        const file = await this.#fs.open(this.#segmentPath(sequence), { read: true, write: true });
         this.#file?.close();
         this.#file = file;
         this.#offset = 0;
@@ -452,9 +463,7 @@ export class SegmentLogStorage implements RaftStorage {
         this.#startSpare(sequence + 1);
       }
       const file = this.#file!;
-      file.seekSync(this.#offset, Deno.SeekMode.Start);
-      let written = 0;
-      while (written < out.length) written += file.writeSync(out.subarray(written));
+      file.writeSync(out, this.#offset);
       await file.syncData();
     } catch (err) {
       throw this.#fail(err as Error, "a write or sync of the log failed");
@@ -497,20 +506,15 @@ export class SegmentLogStorage implements RaftStorage {
   async #makeSpare(sequence: number): Promise<number> {
     const path = this.#segmentPath(sequence);
     const tmp = `${path}.tmp`;
-    const file = await Deno.open(tmp, { write: true, create: true, truncate: true });
+    const file = await this.#fs.open(tmp, { write: true, create: true, truncate: true });
     try {
-      const zeros = new Uint8Array(Math.min(FILL_BYTES, this.#segmentBytes));
-      for (let at = 0; at < this.#segmentBytes; at += zeros.length) {
-        const chunk = zeros.subarray(0, Math.min(zeros.length, this.#segmentBytes - at));
-        let written = 0;
-        while (written < chunk.length) written += await file.write(chunk.subarray(written));
-      }
+      await writeZeros(file, 0, this.#segmentBytes);
       await file.sync();
     } finally {
       file.close();
     }
-    await Deno.rename(tmp, path);
-    await syncFolder(this.#dir);
+    await this.#fs.rename(tmp, path);
+    await this.#fs.syncFolder(this.#dir);
     return sequence;
   }
 
@@ -531,7 +535,7 @@ export class SegmentLogStorage implements RaftStorage {
 
   async #writeSnapshotData(data: Uint8Array): Promise<Omit<SnapshotFile, "meta">> {
     const file = `snap-${this.#nextSnapshotId++}.bin`;
-    await writeFileDurably(`${this.#dir}/${file}`, data);
+    await writeFileDurably(`${this.#dir}/${file}`, data, this.#fs);
     return { file, size: data.length, crc: crc32(data) };
   }
 
@@ -555,7 +559,7 @@ export class SegmentLogStorage implements RaftStorage {
     }
     // Synced, so a crash never brings back an older segment without the ones
     // between it and the log (a gap reads as a lost segment).
-    if (removed) await syncFolder(this.#dir);
+    if (removed) await this.#fs.syncFolder(this.#dir);
   }
 
   /** Work `close` waits for; its failure only leaves a file for the next load to remove. */
@@ -565,7 +569,7 @@ export class SegmentLogStorage implements RaftStorage {
   }
 
   async #removeQuietly(name: string): Promise<void> {
-    await Deno.remove(`${this.#dir}/${name}`).catch((err) => {
+    await this.#fs.remove(`${this.#dir}/${name}`).catch((err) => {
       if (!(err instanceof Deno.errors.NotFound)) throw err;
     });
   }
@@ -587,7 +591,7 @@ export class SegmentLogStorage implements RaftStorage {
       baseEnd,
       spares,
       cut,
-    } = await readSegments(this.#dir, this.#codec, { folder: this.#folderId });
+    } = await readSegments(this.#dir, this.#codec, { folder: this.#folderId, fs: this.#fs });
     const corrupt = (problem: string) => new StorageCorruptionError(this.#dir, problem);
     let spare: number | undefined;
     const state: StoredState = {
@@ -624,7 +628,7 @@ export class SegmentLogStorage implements RaftStorage {
           await this.#removeQuietly(segmentName(sequence));
           continue;
         }
-        const bytes = await Deno.readFile(this.#segmentPath(sequence));
+        const bytes = await this.#fs.readFile(this.#segmentPath(sequence));
         const end = nonZeroEnd(bytes, 0);
         if (end > 0) await this.#zero(sequence, 0, end);
         spare = sequence;
@@ -658,7 +662,8 @@ export class SegmentLogStorage implements RaftStorage {
     this.#prepared = undefined;
     const active = segments[segments.length - 1];
     if (active) {
-      this.#file = await Deno.open(this.#segmentPath(active.sequence), { read: true, write: true });
+      const path = this.#segmentPath(active.sequence);
+      this.#file = await this.#fs.open(path, { read: true, write: true });
     }
     if (this.#spare === undefined) {
       if (spare !== undefined) this.#spare = Promise.resolve(spare);
@@ -673,7 +678,7 @@ export class SegmentLogStorage implements RaftStorage {
   async #readSnapshot(snapshot: SnapshotFile): Promise<Uint8Array> {
     let data: Uint8Array;
     try {
-      data = await Deno.readFile(`${this.#dir}/${snapshot.file}`);
+      data = await this.#fs.readFile(`${this.#dir}/${snapshot.file}`);
     } catch (err) {
       throw new StorageCorruptionError(
         this.#dir,
@@ -691,15 +696,9 @@ export class SegmentLogStorage implements RaftStorage {
 
   /** Writes zeros over [from, to) of a segment and syncs it. */
   async #zero(sequence: number, from: number, to: number): Promise<void> {
-    const file = await Deno.open(this.#segmentPath(sequence), { write: true });
+    const file = await this.#fs.open(this.#segmentPath(sequence), { write: true });
     try {
-      await file.seek(from, Deno.SeekMode.Start);
-      const zeros = new Uint8Array(Math.min(FILL_BYTES, to - from));
-      for (let at = from; at < to; at += zeros.length) {
-        const chunk = zeros.subarray(0, Math.min(zeros.length, to - at));
-        let written = 0;
-        while (written < chunk.length) written += await file.write(chunk.subarray(written));
-      }
+      await writeZeros(file, from, to);
       await file.syncData();
     } finally {
       file.close();
@@ -742,5 +741,13 @@ export class SegmentLogStorage implements RaftStorage {
     if (this.#closed) {
       throw new Error(`Raft storage ${this.#dir} is closed; open it again to use it`);
     }
+  }
+}
+
+/** Writes zeros over [from, to) of `file`, at most {@linkcode FILL_BYTES} a write. */
+async function writeZeros(file: SegmentFile, from: number, to: number): Promise<void> {
+  const zeros = new Uint8Array(Math.min(FILL_BYTES, to - from));
+  for (let at = from; at < to; at += zeros.length) {
+    await file.write(zeros.subarray(0, Math.min(zeros.length, to - at)), at);
   }
 }

@@ -6,36 +6,16 @@ import { RECORD_HEADER_BYTES } from "./segment_format.ts";
 import { MemoryStorage, type StorageBatch, type StoredState } from "./storage.ts";
 import { StorageCorruptionError, StorageLossError } from "../store/storage_errors.ts";
 import { type Floor, HighWaterMark } from "./high_water_mark.ts";
-import type { Entry, Snapshot } from "./types.ts";
+import { entries, snapshotAt, withTempDir } from "./test_util.ts";
 
 const SEGMENT = 8192;
 
-async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "distkit-seg-" });
-  try {
-    await fn(`${dir}/raft.log`);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  return withTempDir(fn, { prefix: "distkit-seg-", child: "raft.log" });
 }
 
 function open(dir: string, options: { expectState?: boolean } = {}): Promise<SegmentLogStorage> {
   return SegmentLogStorage.open(dir, { segmentBytes: SEGMENT, ...options });
-}
-
-function entries(from: number, to: number, term: number, size = 10): Entry[] {
-  return Array.from({ length: to - from + 1 }, (_, k) => ({
-    index: from + k,
-    term,
-    kind: "command" as const,
-    command: `${from + k}:`.padEnd(size, "x"),
-  }));
-}
-
-function snapshotAt(index: number, term: number, bytes: number): Snapshot {
-  const data = new Uint8Array(bytes);
-  for (let i = 0; i < bytes; i++) data[i] = (i * 31 + index) & 0xff;
-  return { meta: { index, term, membership: { voters: ["a", "b"], learners: [] } }, data };
 }
 
 /** Every file of the (flat) folder, but a spare being made (`.tmp`, renamed when done). */

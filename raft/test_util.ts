@@ -8,7 +8,7 @@ import { Random } from "../net/random.ts";
 import { RaftCore } from "./core.ts";
 import type { CoreOptions } from "./core_options.ts";
 import type { Ready } from "./ready.ts";
-import type { AppendMessage, Entry, HardState, Message, NodeId } from "./types.ts";
+import type { AppendMessage, Entry, HardState, Message, NodeId, Snapshot } from "./types.ts";
 
 /** Whether a proposal's answer is a refusal (else it was appended at an index and term). */
 export function isRefusal(r: unknown): r is { reason: string; leader: NodeId | null } {
@@ -25,6 +25,39 @@ export function run(from: number, to: number, term: number): Entry[] {
   const out: Entry[] = [];
   for (let i = from; i <= to; i++) out.push(cmd(i, term));
   return out;
+}
+
+/** Command entries `from`..`to` of `term`, each command `"<index>:"` padded to `size` characters. */
+export function entries(from: number, to: number, term: number, size = 10): Entry[] {
+  return Array.from({ length: to - from + 1 }, (_, k) => ({
+    index: from + k,
+    term,
+    kind: "command" as const,
+    command: `${from + k}:`.padEnd(size, "x"),
+  }));
+}
+
+/** A snapshot at `index` of `term` (voters a and b) with `bytes` bytes of data that depend on `index`. */
+export function snapshotAt(index: number, term: number, bytes: number): Snapshot {
+  const data = new Uint8Array(bytes);
+  for (let i = 0; i < bytes; i++) data[i] = (i * 31 + index) & 0xff;
+  return { meta: { index, term, membership: { voters: ["a", "b"], learners: [] } }, data };
+}
+
+/**
+ * Runs `fn` with a new temporary folder (or, with `child`, a path inside it
+ * that does not exist yet), removed afterwards whatever happens.
+ */
+export async function withTempDir(
+  fn: (dir: string) => Promise<void>,
+  options: { prefix?: string; child?: string } = {},
+): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: options.prefix ?? "distkit-" });
+  try {
+    await fn(options.child === undefined ? dir : `${dir}/${options.child}`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 }
 
 /** An append message; entries, commit and seq default to empty, 0 and 0. */

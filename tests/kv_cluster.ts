@@ -23,7 +23,7 @@ import {
   serveMembers,
 } from "../kv/mod.ts";
 import { type ClientEnd, delay, type Random, type Simulation } from "../net/mod.ts";
-import type { Membership, SimStorage, StorageDamage } from "../raft/mod.ts";
+import type { Membership, RaftStorage, StorageDamage } from "../raft/mod.ts";
 import { NodeClock } from "./node_clock.ts";
 import { StateStore } from "../store/mod.ts";
 import { ReplicaCluster } from "./replica_cluster.ts";
@@ -57,6 +57,8 @@ export interface KvClusterOptions {
    * not in memory; a function: for the servers it says (by position).
    */
   storedState?: boolean | ((i: number) => boolean);
+  /** Each server's Raft storage is the segment log on a `SimFs` (tests/sim_disk.ts). */
+  segments?: { segmentBytes: number };
 }
 
 /** How long a leader's `Member` change may wait (for a busy leader, then for its commit). */
@@ -129,6 +131,7 @@ export class KvCluster {
     this.group = new ReplicaCluster(sim, n, {
       initialVoters: options.initialVoters,
       identities: true,
+      segments: options.segments,
       start: async (context) => {
         const clock = this.#clocks[this.ids.indexOf(context.id)];
         const ledger = context.observer;
@@ -197,7 +200,7 @@ export class KvCluster {
   }
 
   /** What server i has persisted (replaced by a copy at each restart). */
-  storage(i: number): SimStorage {
+  storage(i: number): RaftStorage {
     return this.group.storage(i);
   }
 

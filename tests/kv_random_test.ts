@@ -19,8 +19,12 @@
  * its index on any server, and no term has two leaders. A server that stops
  * on its own (a Raft invariant broke) fails the run.
  *
- * Every server's storage is a `SimStorage` (a crash keeps a prefix of the
- * save in progress), and a crash damages it beyond the storage contract with
+ * Every server's Raft storage is a `SimStorage` (a crash keeps a prefix of
+ * the save in progress) or, in seeds whose second bit is set, the real
+ * `SegmentLogStorage` on a `SimFs` (tests/sim_disk.ts: a crash is a power
+ * loss, unsynced writes and folder changes lost, the last write torn; damage
+ * is done to its segment and snapshot files). A crash damages it beyond the
+ * storage contract with
  * chance DAMAGE_CHANCE, on at most one server per run: that server must
  * refuse to start and stays down until the operator replaces it. A server
  * that served from a shortened log would lose acknowledged writes: the
@@ -86,6 +90,7 @@ import { type Random, simulate } from "../net/mod.ts";
 import type { Membership } from "../raft/mod.ts";
 import { KvCluster, MEMBER_CHANGE_MS, OpLog, text } from "./kv_cluster.ts";
 import { checkReplays, runSeeds } from "./seeds.ts";
+import { segmentLogOf } from "./sim_disk.ts";
 
 const FAULT_MS = 5_000;
 
@@ -122,6 +127,14 @@ interface Activity {
   damaged: number;
   /** Servers that refused to start from damaged storage (fail-stop). */
   failStops: number;
+  /** Seeds whose Raft storage is the segment log on a `SimFs` (0 or 1 for one seed). */
+  segmentSeeds: number;
+  /** What those seeds' disks saw. */
+  crashes: number;
+  lostWrites: number;
+  tornWrites: number;
+  lostFolderChanges: number;
+  filesDamaged: number;
 }
 
 function noActivity(): Activity {
@@ -139,6 +152,12 @@ function noActivity(): Activity {
     drifts: 0,
     damaged: 0,
     failStops: 0,
+    segmentSeeds: 0,
+    crashes: 0,
+    lostWrites: 0,
+    tornWrites: 0,
+    lostFolderChanges: 0,
+    filesDamaged: 0,
   };
 }
 
@@ -521,11 +540,14 @@ async function runSeed(seed: number): Promise<SeedRun> {
       const unreliable = random.chance(0.3);
       // Odd seeds keep the state in a store (issue 19); by parity, so even seeds run as before.
       const storedState = seed % 2 !== 0;
+      // Seeds whose second bit is set: the segment log on a SimFs (independent of the parity).
+      const segments = segmentLogOf(seed, 1);
       const cfg = await KvCluster.start(sim, servers, {
         unreliable,
         maxRaftState,
         initialVoters: voters,
         storedState,
+        segments,
       });
       const ledger = cfg.group.ledger;
       describeServers = () =>
@@ -541,7 +563,11 @@ async function runSeed(seed: number): Promise<SeedRun> {
         }).join("\n  ");
       schedule.push(
         `${voters} voters and ${spares} spares, maxRaftState ${maxRaftState}, unreliable ${unreliable}, ` +
-          `state ${storedState ? "stored" : "in memory"}`,
+          `state ${storedState ? "stored" : "in memory"}, Raft storage ${
+            segments
+              ? `SegmentLogStorage on SimFs (${segments.segmentBytes}-byte segments)`
+              : "SimStorage"
+          }`,
       );
       const log = new OpLog<Input, Output>();
       const keys = 1 + random.int(3);
@@ -624,7 +650,9 @@ async function runSeed(seed: number): Promise<SeedRun> {
               if (damage) [damaged, activity.damaged] = [i, activity.damaged + 1];
               await cfg.shutdownServer(i, damage);
               down.add(i);
-              schedule.push(`${at}: crash ${i}${damage ? ` (storage damaged: ${damage})` : ""}`);
+              const done = cfg.group.damageDone(i);
+              const what = damage && segments ? `${damage}: ${done}` : damage;
+              schedule.push(`${at}: crash ${i}${damage ? ` (storage damaged: ${what})` : ""}`);
             }
           } else if (roll < 72) {
             for (let i = 0; i < servers; i++) await cfg.shutdownServer(i);
@@ -700,6 +728,15 @@ async function runSeed(seed: number): Promise<SeedRun> {
       }
       ledger.check();
       activity.installs = ledger.installs;
+      if (segments) {
+        const disk = cfg.group.diskStats();
+        activity.segmentSeeds = 1;
+        activity.crashes = disk.crashes;
+        activity.lostWrites = disk.lostWrites;
+        activity.tornWrites = disk.tornWrites;
+        activity.lostFolderChanges = disk.lostFolderChanges;
+        activity.filesDamaged = disk.damaged;
+      }
       if (storedState) activity.streamedInstalls = ledger.installs;
       checkNoneStopped(cfg);
       await log.check(`kv random seed ${seed}`, kvServiceModel);
@@ -760,7 +797,10 @@ Deno.test("kv: randomized faults and membership changes, every history lineariza
       `${total.bySnapshot} of them caught up by snapshot), ${total.installs} snapshots ` +
       `installed (${total.streamedInstalls} streamed into a stored state), ` +
       `${total.pauses} process pauses, ${total.drifts} clock rate changes, ` +
-      `${total.damaged} storages damaged (${total.failStops} refused to start)`,
+      `${total.damaged} storages damaged (${total.failStops} refused to start); ` +
+      `${total.segmentSeeds} seeds on the segment log (SimFs): ${total.crashes} crashes, ` +
+      `${total.lostWrites} unsynced writes lost (${total.tornWrites} torn), ` +
+      `${total.lostFolderChanges} folder changes lost, ${total.filesDamaged} files damaged`,
   );
   // Enough stored seeds replace servers and compact logs that some must install a stream.
   if (storedSeeds >= 50) {

@@ -10,12 +10,17 @@ import {
   type Applied,
   RaftNode,
   type RaftNodeOptions,
+  type RaftStorage,
+  type SimFs,
+  type SimFsStats,
   SimStorage,
   type SimStorageOptions,
   StorageCorruptionError,
   type StorageDamage,
+  type StoredState,
 } from "../raft/mod.ts";
 import { SimWiring } from "./sim_wiring.ts";
+import { SimDisk, totalStats } from "./sim_disk.ts";
 
 /** Options of a test cluster. */
 export interface ClusterOptions {
@@ -34,6 +39,12 @@ export interface ClusterOptions {
    * outside the founding membership joined it.
    */
   folders?: boolean;
+  /**
+   * Each server's storage is the real `SegmentLogStorage` on a `SimFs` (segments of
+   * `segmentBytes`), not a `SimStorage`: its crashes are power losses (unsynced writes
+   * and folder changes lost, the last write torn), its damage done to the files.
+   */
+  segments?: { segmentBytes: number };
 }
 
 /**
@@ -54,7 +65,10 @@ interface Incarnation {
 
 interface Server {
   node?: RaftNode;
+  /** Its storage when it is a `SimStorage` (the copy taken at each crash). */
   storage: SimStorage;
+  /** Its disk when its storage is the segment log (`segments`). */
+  disk?: SimDisk;
   /** Damage done to its storage, which its next start must find. */
   damaged?: StorageDamage;
   /** Why it refused to start (it found its storage damaged): it stays down for good. */
@@ -101,6 +115,8 @@ export class Cluster {
   /** Every (index, command) a client saw committed through `one`. */
   readonly committed = new Map<number, Command>();
   readonly random: Random;
+  /** The counts of every disk made (segment-log clusters), replaced ones too. */
+  readonly #disks: SimFsStats[] = [];
 
   constructor(sim: Simulation, n: number, options: ClusterOptions = {}) {
     this.sim = sim;
@@ -116,6 +132,14 @@ export class Cluster {
         random: this.random.fork(),
         name: String(i),
       }),
+      disk: options.segments
+        ? new SimDisk({
+          clock: sim.clock,
+          random: this.random.fork(),
+          segmentBytes: options.segments.segmentBytes,
+          stats: this.#disks,
+        })
+        : undefined,
       generation: 1,
       joins: i >= (options.initialVoters ?? n),
       busy: Promise.resolve(),
@@ -152,8 +176,43 @@ export class Cluster {
     return this.#servers[i].node !== undefined;
   }
 
-  storage(i: number): SimStorage {
-    return this.#servers[i].storage;
+  /** Server i's storage: its `SimStorage`, or its segment log (closed while it is down). */
+  storage(i: number): RaftStorage {
+    const s = this.#servers[i];
+    if (!s.disk) return s.storage;
+    assert.ok(s.disk.log, `server ${i}'s segment log was never opened`);
+    return s.disk.log;
+  }
+
+  /** Whether the servers' storage is the segment log on a `SimFs`. */
+  get segments(): boolean {
+    return this.#options.segments !== undefined;
+  }
+
+  /** Server i's disk (segment-log clusters only; a new copy at each crash). */
+  disk(i: number): SimFs {
+    const disk = this.#servers[i].disk;
+    assert.ok(disk, "this cluster's servers run on SimStorage, not on a SimFs");
+    return disk.fs;
+  }
+
+  /** What damage did to server i's files (segment-log clusters), if any. */
+  damageDone(i: number): string | undefined {
+    return this.#servers[i].disk?.damageDone;
+  }
+
+  /**
+   * What server i's restart would find in its storage, read from a copy (its
+   * own storage is left as it is). For a server that is not running.
+   */
+  async stored(i: number): Promise<StoredState> {
+    const s = this.#servers[i];
+    return s.disk ? await s.disk.stored() : await s.storage.load();
+  }
+
+  /** What every disk of the run saw (segment-log clusters; zeros otherwise). */
+  diskStats(): SimFsStats {
+    return totalStats(this.#disks);
   }
 
   /** Why server i refused to start, if it did (it found its storage damaged; it stays down). */
@@ -193,19 +252,22 @@ export class Cluster {
     const incarnation: Incarnation = { log: new Map(), lastApplied: 0 };
     this.logs[i] = incarnation.log;
     let node: RaftNode;
+    let storage: RaftStorage = s.storage;
     try {
+      if (s.disk) storage = await s.disk.open();
       node = await RaftNode.start({
         id,
         peers: s.joins ? [] : this.ids.slice(0, this.#options.initialVoters ?? this.n),
         ...(this.#options.folders ? { incarnation: `${id}#${s.generation}`, joined: s.joins } : {}),
         transport,
         server,
-        storage: s.storage,
+        storage,
         clock: this.sim.clock,
         random: this.random.fork(),
         ...this.#options.node,
       });
     } catch (err) {
+      await s.disk?.closeFailed();
       if (s.damaged === undefined || !(err instanceof StorageCorruptionError)) throw err;
       s.failed = err;
       return;
@@ -232,12 +294,16 @@ export class Cluster {
     s.node = undefined;
     if (node) {
       // The copy is taken before the old instance stops, like config.go's
-      // persister.Copy(): whatever the zombie writes later is lost.
-      s.storage = s.storage.crash();
+      // persister.Copy(): whatever the zombie writes later is lost (a disk:
+      // see SimDisk.crash).
+      if (s.disk) s.disk.crash(damage);
+      else s.storage = s.storage.crash();
       await node.stop();
+      await s.disk?.stopped();
     }
     if (damage) {
-      s.storage.damage(damage);
+      if (s.disk) s.disk.damage(damage);
+      else s.storage.damage(damage);
       s.damaged = damage;
     }
   }
@@ -251,12 +317,14 @@ export class Cluster {
     await this.#crash(i);
     // A new store, mark included: the whole folder is gone (identity checks
     // are above Raft; this is the log a leader must rebuild).
-    this.#servers[i].storage = new SimStorage({
+    const s = this.#servers[i];
+    s.storage = new SimStorage({
       ...this.#options.storage,
       clock: this.sim.clock,
       random: this.random.fork(),
       name: String(i),
     });
+    s.disk?.wipe(this.random.fork());
   }
 
   /**
@@ -302,6 +370,15 @@ export class Cluster {
         );
         await node.snapshot(item.index, data).catch(() => {});
       }
+    }
+    // The node stopped on its own (its storage failed): its process exits, as
+    // `kv serve`'s does (exit 3), and is gone from the network until its
+    // operator restarts it. Left there, its server would answer every call at
+    // once with an unknown service, and a leader sending it a snapshot would
+    // resend each chunk at once, for ever, in no virtual time (seed 3221).
+    if (this.#servers[i].node === node) {
+      this.disconnect(i);
+      this.sim.net.deleteServer(String(i));
     }
   }
 

@@ -15,10 +15,13 @@ import { type Clock, type Random, RpcServer, type Simulation, type Transport } f
 import {
   AppliedLedger,
   type RaftNode,
+  type RaftStorage,
+  type SimFsStats,
   SimStorage,
   StorageCorruptionError,
   type StorageDamage,
 } from "../raft/mod.ts";
+import { SimDisk, totalStats } from "./sim_disk.ts";
 import { type AppliedOptions, IdentityBook } from "../rsm/mod.ts";
 import { SimWiring } from "./sim_wiring.ts";
 import { SimKv } from "../store/mod.ts";
@@ -35,7 +38,7 @@ export interface ServerContext {
   peers: string[];
   transport: Transport;
   server: RpcServer;
-  storage: SimStorage;
+  storage: RaftStorage;
   clock: Clock;
   random: Random;
   /** The group's whole-run witness (pass it on as the Raft node's `observer`). */
@@ -69,6 +72,8 @@ export class ReplicaCluster<S extends GroupServer> {
   readonly #servers: {
     running?: S;
     storage: SimStorage;
+    /** Its disk when its storage is the segment log (`segments`). */
+    disk?: SimDisk;
     /** Its state's database (see `ServerContext.stateKv`). */
     stateKv: SimKv;
     /** Damage done to its storage, which its next start must find. */
@@ -93,6 +98,9 @@ export class ReplicaCluster<S extends GroupServer> {
   readonly #identities: boolean;
   /** Servers 0..initialVoters-1 found the cluster; the others start empty and must be added. */
   readonly #initialVoters: number;
+  readonly #segments: { segmentBytes: number } | undefined;
+  /** The counts of every disk made (`segments`), replaced ones too. */
+  readonly #disks: SimFsStats[] = [];
 
   constructor(
     sim: Simulation,
@@ -110,6 +118,11 @@ export class ReplicaCluster<S extends GroupServer> {
        * that removed the peer ({@linkcode ReplicaCluster.membershipApplied}).
        */
       identities?: boolean;
+      /**
+       * Each server's storage is the real `SegmentLogStorage` on a `SimFs`
+       * (tests/sim_disk.ts), not a `SimStorage`.
+       */
+      segments?: { segmentBytes: number };
     },
   ) {
     this.sim = sim;
@@ -123,10 +136,12 @@ export class ReplicaCluster<S extends GroupServer> {
       `initialVoters ${this.#initialVoters} must be 1..${n}`,
     );
     this.#identities = options.identities ?? false;
+    this.#segments = options.segments;
     this.#servers = Array.from({ length: n }, (_, i) => {
       const joins = i >= this.#initialVoters;
       return {
         storage: this.#emptyStorage(i),
+        disk: this.#newDisk(),
         stateKv: new SimKv({ clock: sim.clock }),
         joins,
         incarnation: 0,
@@ -224,6 +239,31 @@ export class ReplicaCluster<S extends GroupServer> {
     if (book.take()) this.wiring.refresh();
   }
 
+  #newDisk(): SimDisk | undefined {
+    if (!this.#segments) return undefined;
+    return new SimDisk({
+      clock: this.sim.clock,
+      random: this.random.fork(),
+      segmentBytes: this.#segments.segmentBytes,
+      stats: this.#disks,
+    });
+  }
+
+  /** What every disk of the run saw (`segments`; zeros otherwise). */
+  diskStats(): SimFsStats {
+    return totalStats(this.#disks);
+  }
+
+  /** Whether the servers' storage is the segment log on a `SimFs`. */
+  get segments(): boolean {
+    return this.#segments !== undefined;
+  }
+
+  /** What damage did to server i's files (`segments`), if any. */
+  damageDone(i: number): string | undefined {
+    return this.#servers[i].disk?.damageDone;
+  }
+
   #emptyStorage(i: number): SimStorage {
     return new SimStorage({
       clock: this.sim.clock,
@@ -254,9 +294,12 @@ export class ReplicaCluster<S extends GroupServer> {
     return this.#servers[i].running;
   }
 
-  /** What server i has persisted (replaced by what survived at each crash). */
-  storage(i: number): SimStorage {
-    return this.#servers[i].storage;
+  /** What server i has persisted: its `SimStorage`, or its segment log (closed while it is down). */
+  storage(i: number): RaftStorage {
+    const s = this.#servers[i];
+    if (!s.disk) return s.storage;
+    assert.ok(s.disk.log, `server ${i}'s segment log was never opened`);
+    return s.disk.log;
   }
 
   /** Why server i refused to start, if it did (its storage was damaged; it stays down). */
@@ -276,6 +319,7 @@ export class ReplicaCluster<S extends GroupServer> {
     await this.shutdownServer(i);
     const s = this.#servers[i];
     s.storage = this.#emptyStorage(i);
+    s.disk?.wipe(this.random.fork());
     s.stateKv = new SimKv({ clock: this.sim.clock });
     s.damaged = undefined;
     s.failed = undefined;
@@ -297,12 +341,13 @@ export class ReplicaCluster<S extends GroupServer> {
     if (s.failed) return;
     const server = new RpcServer();
     try {
+      const storage = s.disk ? await s.disk.open() : s.storage;
       s.running = await this.#start({
         id: this.wiring.name(i),
         peers: s.joins ? [] : this.initialVoters,
         transport: this.wiring.serverTransport(i),
         server,
-        storage: s.storage,
+        storage,
         stateKv: s.stateKv,
         clock: this.sim.clock,
         random: this.random.fork(),
@@ -316,6 +361,7 @@ export class ReplicaCluster<S extends GroupServer> {
           : {}),
       });
     } catch (err) {
+      await s.disk?.closeFailed();
       if (s.damaged === undefined || !(err instanceof StorageCorruptionError)) throw err;
       s.failed = err;
       return;
@@ -337,16 +383,20 @@ export class ReplicaCluster<S extends GroupServer> {
     const running = s.running;
     s.running = undefined;
     if (running) {
-      s.storage = s.storage.crash();
+      // A disk: see SimDisk.crash.
+      if (s.disk) s.disk.crash(damage);
+      else s.storage = s.storage.crash();
       // The state's database crashes with it. Randomness is drawn only when a
       // commit is in flight, so services that store nothing there run as before.
       const inFlight = s.stateKv.pendingCommits;
       s.stateKv.crash({ keep: inFlight > 0 ? this.random.int(inFlight + 1) : 0 });
       s.stateKv = s.stateKv.reopen();
       await running.stop();
+      await s.disk?.stopped();
     }
     if (damage) {
-      s.storage.damage(damage);
+      if (s.disk) s.disk.damage(damage);
+      else s.storage.damage(damage);
       s.damaged = damage;
     }
   }
@@ -376,18 +426,25 @@ export class ReplicaCluster<S extends GroupServer> {
 
   /** The largest persisted Raft state of any server. */
   logSize(): number {
-    return Math.max(...this.#servers.map((s) => s.storage.raftStateSize()));
+    return Math.max(...this.#servers.map((s) => this.#stored(s).raftStateSize()));
   }
 
   /** The largest persisted snapshot of any server. */
   snapshotSize(): number {
-    return Math.max(...this.#servers.map((s) => s.storage.snapshotSize()));
+    return Math.max(...this.#servers.map((s) => this.#stored(s).snapshotSize()));
   }
 
   /** Raft state and snapshot bytes persisted by all servers together. */
   persistedBytes(): number {
     let total = 0;
-    for (const s of this.#servers) total += s.storage.raftStateSize() + s.storage.snapshotSize();
+    for (const s of this.#servers) {
+      total += this.#stored(s).raftStateSize() + this.#stored(s).snapshotSize();
+    }
     return total;
+  }
+
+  /** A server's storage, for its sizes (an empty one when its segment log was never opened). */
+  #stored(s: { storage: SimStorage; disk?: SimDisk }): RaftStorage {
+    return s.disk?.log ?? s.storage;
   }
 }

@@ -1,0 +1,213 @@
+/**
+ * The file-system calls of a {@linkcode SegmentLogStorage} and its
+ * high-water mark, behind an interface: {@linkcode realSegmentFs} makes them
+ * on the real disk (`Deno.*`, the same calls and errors as before the seam),
+ * {@linkcode SimFs} in memory, in virtual time, with a crash's and a bad
+ * disk's faults. Only what the segment log uses: positioned reads and writes,
+ * `fdatasync`/`fsync`, a lock, folder listing, rename, remove, folder sync.
+ *
+ * Errors follow Deno's: a missing path is `Deno.errors.NotFound`, a path
+ * that is a file where a folder was expected `Deno.errors.NotADirectory`.
+ *
+ * @module
+ */
+
+/**
+ * How {@linkcode SegmentFs.open} opens a file (as `Deno.OpenOptions`).
+ *
+ * @example
+ * ```ts
+ * import type { SegmentOpenOptions } from "@distkit/distkit/raft";
+ *
+ * const options: SegmentOpenOptions = { read: true, write: true, create: true };
+ * ```
+ */
+export interface SegmentOpenOptions {
+  /** Open for reading. */
+  read?: boolean;
+  /** Open for writing. */
+  write?: boolean;
+  /** Create the file when missing. */
+  create?: boolean;
+  /** Empty the file first. */
+  truncate?: boolean;
+}
+
+/**
+ * An open file of a {@linkcode SegmentFs}. Reads and writes name their
+ * offset (no shared position), so two of them never race over a seek.
+ *
+ * @example
+ * ```ts
+ * import { realSegmentFs } from "@distkit/distkit/raft";
+ *
+ * const dir = await Deno.makeTempDir();
+ * const file = await realSegmentFs.open(`${dir}/f`, { read: true, write: true, create: true });
+ * await file.write(new Uint8Array([1, 2, 3]), 0);
+ * await file.syncData();
+ * file.close();
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export interface SegmentFile {
+  /** Reads into `into` from `offset`; the bytes read (fewer at the end, 0 past it). */
+  read(into: Uint8Array, offset: number): Promise<number>;
+  /** Writes all of `bytes` at `offset` now (into the page cache: durable only after a sync). */
+  writeSync(bytes: Uint8Array, offset: number): void;
+  /** Writes all of `bytes` at `offset` (durable only after a sync). */
+  write(bytes: Uint8Array, offset: number): Promise<void>;
+  /** `fdatasync`: the data written so far (and the size) is durable. */
+  syncData(): Promise<void>;
+  /** `fsync`: the data and metadata written so far are durable. */
+  sync(): Promise<void>;
+  /** Takes an exclusive lock (`flock`) without waiting; false when another holds it. */
+  tryLock(): Promise<boolean>;
+  /** Closes the file (its lock goes with it). */
+  close(): void;
+}
+
+/**
+ * The file-system calls of a segment log. A name's creation, rename or
+ * removal is durable only once its folder is synced ({@linkcode SegmentFs.syncFolder}).
+ *
+ * @example
+ * ```ts
+ * import { realSegmentFs, type SegmentFs } from "@distkit/distkit/raft";
+ *
+ * const fs: SegmentFs = realSegmentFs;
+ * const dir = await Deno.makeTempDir();
+ * (await fs.readDir(dir)).length; // 0
+ * await Deno.remove(dir);
+ * ```
+ */
+export interface SegmentFs {
+  /** Opens `path`. */
+  open(path: string, options: SegmentOpenOptions): Promise<SegmentFile>;
+  /** The whole content of the file `path`. */
+  readFile(path: string): Promise<Uint8Array>;
+  /** The names in the folder `path`. */
+  readDir(path: string): Promise<string[]>;
+  /** Creates the folder `path` and any missing parents (nothing when it exists). */
+  mkdir(path: string): Promise<void>;
+  /** Renames `from` to `to`, replacing `to`. */
+  rename(from: string, to: string): Promise<void>;
+  /** Removes the file `path`. */
+  remove(path: string): Promise<void>;
+  /** Whether `path` exists. */
+  exists(path: string): Promise<boolean>;
+  /** Makes the folder's entries (creations, renames, removals) durable. */
+  syncFolder(path: string): Promise<void>;
+}
+
+class RealSegmentFile implements SegmentFile {
+  readonly #file: Deno.FsFile;
+
+  constructor(file: Deno.FsFile) {
+    this.#file = file;
+  }
+
+  async read(into: Uint8Array, offset: number): Promise<number> {
+    await this.#file.seek(offset, Deno.SeekMode.Start);
+    let at = 0;
+    while (at < into.length) {
+      const got = await this.#file.read(into.subarray(at));
+      if (got === null) break;
+      at += got;
+    }
+    return at;
+  }
+
+  writeSync(bytes: Uint8Array, offset: number): void {
+    this.#file.seekSync(offset, Deno.SeekMode.Start);
+    let at = 0;
+    while (at < bytes.length) at += this.#file.writeSync(bytes.subarray(at));
+  }
+
+  async write(bytes: Uint8Array, offset: number): Promise<void> {
+    await this.#file.seek(offset, Deno.SeekMode.Start);
+    let at = 0;
+    while (at < bytes.length) at += await this.#file.write(bytes.subarray(at));
+  }
+
+  syncData(): Promise<void> {
+    return this.#file.syncData();
+  }
+
+  sync(): Promise<void> {
+    return this.#file.sync();
+  }
+
+  tryLock(): Promise<boolean> {
+    return this.#file.tryLock(true);
+  }
+
+  close(): void {
+    this.#file.close();
+  }
+}
+
+class RealSegmentFs implements SegmentFs {
+  async open(path: string, options: SegmentOpenOptions): Promise<SegmentFile> {
+    return new RealSegmentFile(await Deno.open(path, options));
+  }
+
+  readFile(path: string): Promise<Uint8Array> {
+    return Deno.readFile(path);
+  }
+
+  async readDir(path: string): Promise<string[]> {
+    const names: string[] = [];
+    for await (const e of Deno.readDir(path)) names.push(e.name);
+    return names;
+  }
+
+  mkdir(path: string): Promise<void> {
+    return Deno.mkdir(path, { recursive: true });
+  }
+
+  rename(from: string, to: string): Promise<void> {
+    return Deno.rename(from, to);
+  }
+
+  remove(path: string): Promise<void> {
+    return Deno.remove(path);
+  }
+
+  async exists(path: string): Promise<boolean> {
+    try {
+      await Deno.stat(path);
+      return true;
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) return false;
+      throw err;
+    }
+  }
+
+  async syncFolder(path: string): Promise<void> {
+    const folder = await Deno.open(path, { read: true });
+    try {
+      await folder.sync();
+    } finally {
+      folder.close();
+    }
+  }
+}
+
+/**
+ * The real disk, through `Deno.*`.
+ *
+ * @example
+ * ```ts
+ * import { realSegmentFs } from "@distkit/distkit/raft";
+ *
+ * await realSegmentFs.exists("/definitely/not/here"); // false
+ * ```
+ */
+export const realSegmentFs: SegmentFs = new RealSegmentFs();
+
+/** The folder holding `path` ("." for a bare name). */
+export function parentOf(path: string): string {
+  const trimmed = path.replace(/\/+$/, "");
+  const slash = trimmed.lastIndexOf("/");
+  return slash < 0 ? "." : slash === 0 ? "/" : trimmed.slice(0, slash);
+}

@@ -1,0 +1,245 @@
+import assert from "node:assert/strict";
+import { Random } from "../net/random.ts";
+import { VirtualClock } from "../net/clock.ts";
+import { SECTOR_BYTES, SimFs, type SimFsOptions } from "./sim_fs.ts";
+
+/** Runs `body` on a fresh disk of seed `seed`, in virtual time. */
+function onDisk<T>(
+  seed: number,
+  body: (fs: SimFs) => Promise<T>,
+  options: Partial<SimFsOptions> = {},
+): Promise<T> {
+  const clock = new VirtualClock();
+  return clock.run(() => body(new SimFs({ clock, random: new Random(seed), ...options })));
+}
+
+/** A synced file `/d/f` of `bytes`, its name synced too. */
+async function syncedFile(fs: SimFs, bytes: Uint8Array) {
+  await fs.mkdir("/d");
+  await fs.syncFolder("/");
+  const file = await fs.open("/d/f", { read: true, write: true, create: true });
+  await file.write(bytes, 0);
+  await file.syncData();
+  await fs.syncFolder("/d");
+  return file;
+}
+
+const SEEDS = Array.from({ length: 64 }, (_, k) => k + 1);
+
+Deno.test("sim fs: a torn write keeps a prefix of its sectors, the rest old bytes", async () => {
+  const cuts = new Set<number>();
+  for (const seed of SEEDS) {
+    const survived = await onDisk(seed, async (fs) => {
+      const file = await syncedFile(fs, new Uint8Array(4 * SECTOR_BYTES));
+      file.writeSync(new Uint8Array(4 * SECTOR_BYTES).fill(0xff), 0);
+      return await fs.crash().readFile("/d/f");
+    }, { tearChance: 1 });
+    assert.equal(survived.length, 4 * SECTOR_BYTES);
+    const landed = survived.indexOf(0);
+    const cut = landed < 0 ? survived.length : landed;
+    assert.equal(cut % SECTOR_BYTES, 0, `seed ${seed}: a cut inside a sector at ${cut}`);
+    assert.ok(survived.subarray(cut).every((b) => b === 0), `seed ${seed}: not a prefix`);
+    cuts.add(cut);
+  }
+  // All of it and a part of it both happen (none of it is a lost write, not a torn one).
+  assert.ok(cuts.has(4 * SECTOR_BYTES), `cuts seen: ${[...cuts]}`);
+  assert.ok([...cuts].some((c) => c > 0 && c < 4 * SECTOR_BYTES), `cuts seen: ${[...cuts]}`);
+});
+
+Deno.test("sim fs: unsynced writes may be lost at a crash, synced ones never are", async () => {
+  let lost = 0;
+  for (const seed of SEEDS) {
+    const [kept, synced] = await onDisk(seed, async (fs) => {
+      const file = await syncedFile(fs, new Uint8Array([1, 2, 3]));
+      file.writeSync(new Uint8Array([7]), 3);
+      file.writeSync(new Uint8Array([8]), 4);
+      const after = fs.crash();
+      return [await after.readFile("/d/f"), fs.stats];
+    });
+    assert.deepEqual([...kept.subarray(0, 3)], [1, 2, 3], `seed ${seed}: a synced write lost`);
+    // A prefix of the unsynced writes, in order.
+    assert.ok([3, 4, 5].includes(kept.length), `seed ${seed}: ${kept.length} bytes`);
+    if (kept.length === 5) assert.deepEqual([...kept.subarray(3)], [7, 8]);
+    if (kept.length < 5) lost++;
+    assert.equal(synced.crashes, 1);
+  }
+  assert.ok(lost > 0 && lost < SEEDS.length, `${lost} of ${SEEDS.length} lost writes`);
+});
+
+Deno.test("sim fs: a rename is durable only once its folder is synced", async () => {
+  let old = 0;
+  for (const seed of SEEDS) {
+    const [unsynced, synced] = await onDisk(seed, async (fs) => {
+      await syncedFile(fs, new Uint8Array([1]));
+      const tmp = await fs.open("/d/f.tmp", { write: true, create: true });
+      await tmp.write(new Uint8Array([2]), 0);
+      await tmp.sync();
+      tmp.close();
+      await fs.rename("/d/f.tmp", "/d/f");
+      const before = fs.crash();
+      await fs.syncFolder("/d");
+      const after = fs.crash();
+      return [await before.readFile("/d/f"), await after.readFile("/d/f")];
+    });
+    assert.ok(unsynced[0] === 1 || unsynced[0] === 2, `seed ${seed}: ${unsynced}`);
+    if (unsynced[0] === 1) old++;
+    assert.deepEqual([...synced], [2], `seed ${seed}: a synced rename lost`);
+  }
+  assert.ok(old > 0 && old < SEEDS.length, `the old file came back ${old} of ${SEEDS.length}`);
+});
+
+Deno.test("sim fs: a created file's name is lost with its unsynced folder", async () => {
+  let gone = 0;
+  for (const seed of SEEDS) {
+    const exists = await onDisk(seed, async (fs) => {
+      await fs.mkdir("/d/e"); // neither folder synced
+      const file = await fs.open("/d/e/f", { write: true, create: true });
+      await file.write(new Uint8Array([1]), 0);
+      await file.syncData();
+      await fs.syncFolder("/d/e");
+      return await fs.crash().exists("/d/e/f");
+    });
+    if (!exists) gone++;
+  }
+  assert.ok(gone > 0, "a file in a folder whose creation was not synced always survived");
+});
+
+Deno.test("sim fs: the same seed gives the same crash", async () => {
+  const outcome = (seed: number) =>
+    onDisk(seed, async (fs) => {
+      const file = await syncedFile(fs, new Uint8Array(8 * SECTOR_BYTES));
+      for (let k = 0; k < 8; k++) {
+        file.writeSync(new Uint8Array(SECTOR_BYTES + 100).fill(k + 1), k * 300);
+      }
+      await fs.rename("/d/f", "/d/g");
+      const after = fs.crash();
+      const name = (await after.exists("/d/g")) ? "/d/g" : "/d/f";
+      return `${name}:${[...await after.readFile(name)].join(",")}`;
+    });
+  const seen = new Set<string>();
+  for (const seed of SEEDS.slice(0, 16)) {
+    const first = await outcome(seed);
+    assert.equal(await outcome(seed), first, `seed ${seed} crashed differently`);
+    seen.add(first);
+  }
+  assert.ok(seen.size > 1, "every seed crashed the same way");
+});
+
+Deno.test("sim fs: damage flips a data bit, rolls a synced write back, wipes a folder", async () => {
+  await onDisk(5, async (fs) => {
+    const file = await syncedFile(fs, new Uint8Array([0, 0, 0, 0]));
+    await file.write(new Uint8Array([5, 6]), 1);
+    await file.syncData();
+    const flipped = fs.crash();
+    assert.ok(flipped.damage("flip", "/d")?.includes("/d/f"));
+    const bytes = await flipped.readFile("/d/f");
+    const diff = [0, 5, 6, 0].map((b, k) => b ^ bytes[k]);
+    assert.equal(diff.filter((d) => d !== 0).length, 1, `${bytes}`);
+    assert.equal(diff[3], 0, "a bit past the last non-zero byte flipped");
+
+    const rolled = fs.crash();
+    assert.ok(rolled.damage("lose", "/d")?.includes("rolled back"));
+    assert.deepEqual([...await rolled.readFile("/d/f")], [0, 0, 0, 0]);
+
+    const wiped = fs.crash();
+    wiped.damage("wipe", "/d");
+    assert.equal(await wiped.exists("/d"), false);
+    assert.equal(await wiped.crash().exists("/d/f"), false);
+    assert.equal(fs.crash().damage("flip", "/d", (name) => name.endsWith(".seg")), undefined);
+    assert.equal(fs.stats.damaged, 3);
+  });
+});
+
+Deno.test("sim fs: a full disk refuses growth and new files, not overwrites", async () => {
+  await onDisk(9, async (fs) => {
+    const file = await syncedFile(fs, new Uint8Array(16));
+    fs.full = true;
+    file.writeSync(new Uint8Array([1, 2]), 4); // within the file: no new blocks
+    assert.throws(() => file.writeSync(new Uint8Array(2), 15), /No space left on device/);
+    await assert.rejects(
+      () => fs.open("/d/new", { write: true, create: true }),
+      /No space left on device/,
+    );
+    assert.equal(fs.stats.noSpace, 2);
+    fs.full = false;
+    file.writeSync(new Uint8Array(2), 15);
+    assert.equal((await fs.readFile("/d/f")).length, 17);
+  });
+});
+
+Deno.test("sim fs: missing paths and locks behave as Deno's", async () => {
+  await onDisk(1, async (fs) => {
+    await assert.rejects(() => fs.readFile("/nope"), Deno.errors.NotFound);
+    await assert.rejects(() => fs.readDir("/nope"), Deno.errors.NotFound);
+    await assert.rejects(() => fs.open("/nope/f", { create: true }), Deno.errors.NotFound);
+    await syncedFile(fs, new Uint8Array(1));
+    await assert.rejects(() => fs.readDir("/d/f"), Deno.errors.NotADirectory);
+    const a = await fs.open("/d/f", { read: true });
+    const b = await fs.open("/d/f", { read: true });
+    assert.equal(await a.tryLock(), true);
+    assert.equal(await b.tryLock(), false);
+    a.close();
+    assert.equal(await b.tryLock(), true);
+    b.close();
+    assert.throws(() => b.close(), Deno.errors.BadResource);
+    assert.deepEqual(await fs.readDir("/d"), ["f"]);
+  });
+});
+
+Deno.test("sim fs: what a crashed disk's zombie writes and syncs never reaches the copy", async () => {
+  for (const seed of SEEDS.slice(0, 16)) {
+    await onDisk(seed, async (fs) => {
+      const file = await syncedFile(fs, new Uint8Array(SECTOR_BYTES));
+      file.writeSync(new Uint8Array([1, 2]), 0); // maybe kept by the crash
+      const after = fs.crash();
+      const found = await after.readFile("/d/f");
+      file.writeSync(new Uint8Array([9, 9, 9]), 0);
+      await file.syncData();
+      await fs.rename("/d/f", "/d/g");
+      await fs.syncFolder("/d");
+      assert.deepEqual(await after.readFile("/d/f"), found, `seed ${seed}`);
+      assert.equal(await after.exists("/d/g"), false);
+      // Nor what the zombie had written before, synced after.
+      assert.ok(found[0] === 0 || found[0] === 1, `seed ${seed}: ${found[0]}`);
+      assert.deepEqual(await after.crash().readFile("/d/f"), found);
+    });
+  }
+});
+
+Deno.test("sim fs: a process crash keeps every write and folder change; a copy is independent", async () => {
+  for (const seed of SEEDS.slice(0, 16)) {
+    await onDisk(seed, async (fs) => {
+      const file = await syncedFile(fs, new Uint8Array(4));
+      file.writeSync(new Uint8Array([7, 7]), 2); // not synced
+      await fs.rename("/d/f", "/d/g"); // folder not synced
+      const kept = fs.crash({ powerLoss: false });
+      assert.deepEqual([...await kept.readFile("/d/g")], [0, 0, 7, 7], `seed ${seed}`);
+      assert.equal(await kept.exists("/d/f"), false);
+      // A copy holds the same, unsynced parts included, and what it does stays its own.
+      const copy = fs.copy();
+      assert.deepEqual(await copy.readFile("/d/g"), await fs.readFile("/d/g"));
+      const other = await copy.open("/d/g", { write: true });
+      await other.write(new Uint8Array([1]), 0);
+      await other.syncData();
+      await copy.remove("/d/g");
+      assert.deepEqual([...await fs.readFile("/d/g")], [0, 0, 7, 7]);
+      assert.equal(copy.stats.crashes, 0);
+    });
+  }
+});
+
+Deno.test("sim fs: tearable while a write spanning sectors is being synced", async () => {
+  await onDisk(2, async (fs) => {
+    const file = await syncedFile(fs, new Uint8Array(2 * SECTOR_BYTES));
+    file.writeSync(new Uint8Array(10), 100); // inside one sector: atomic
+    const small = file.syncData();
+    assert.equal(fs.tearable, false);
+    await small;
+    file.writeSync(new Uint8Array(10), SECTOR_BYTES - 5); // across a sector boundary
+    assert.equal(fs.tearable, false, "not before its sync starts");
+    const spanning = file.syncData();
+    assert.equal(fs.tearable, true);
+    await spanning;
+    assert.equal(fs.tearable, false);
+  });
+});

@@ -212,8 +212,15 @@ export class Progress {
 
   /** A message to this peer was not delivered. */
   unreachable(type: string): void {
-    if (type === "snapshot") {
-      this.snapshotInflight = false;
+    if (type === "snapshot" && this.state === "snapshot") {
+      // Sent again as a lost chunk is, after an election timeout of heartbeat
+      // answers (as etcd pauses a probe until the peer answers): sent again
+      // at once, a chunk to a peer that fails every call at once (its node
+      // stopped, its server up) would go as fast as the calls fail, a hot
+      // loop that also starves the leader's timers, and a stream would be
+      // opened again from its first byte each time.
+      this.snapshotInflight = true;
+      this.snapshotWaits = 0;
     } else if (type === "append" && this.state === "replicate") {
       // One probe now; if that is lost too, the next waits for the peer to
       // answer a heartbeat (as in etcd): a dead peer must not cost an

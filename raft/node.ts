@@ -158,6 +158,7 @@ export class RaftNode {
     const live = () => !this.#stopped;
     this.#streamer = new SnapshotStreamer(streamHost(this.#id, source, {
       chunkBytes: options.snapshotChunkBytes,
+      windowBytes: options.snapshotWindowBytes,
       core,
       live,
       call: (m) => this.#call(m),

@@ -154,6 +154,8 @@ export function sameHardState(a: HardState, b: HardState | undefined): boolean {
 export interface StreamHostParts {
   /** The largest chunk (`snapshotChunkBytes`); default 512 KiB. */
   chunkBytes: number | undefined;
+  /** The most bytes of chunks in flight (`snapshotWindowBytes`); default four chunks. */
+  windowBytes: number | undefined;
   /** The node's core. */
   core: RaftCore;
   /** Whether the node still runs. */
@@ -182,6 +184,7 @@ export function streamHost(id: NodeId, source: SnapshotSource, parts: StreamHost
     id,
     source,
     chunkBytes: parts.chunkBytes ?? 512 * 1024,
+    ...(parts.windowBytes === undefined ? {} : { windowBytes: parts.windowBytes }),
     // Undefined too for a state outside the log's reach: a snapshot this node received and has
     // not handed its service yet is beyond it (the stream is tried again later).
     meta: (index, term) =>

@@ -160,8 +160,12 @@ export interface StreamHostParts {
   core: RaftCore;
   /** Whether the node still runs. */
   live(): boolean;
-  /** Sends a message and resolves with its parsed answers. */
-  call(m: Message): Promise<Message[]>;
+  /**
+   * Sends a message and resolves with its parsed answers; `queued`: the
+   * calls ahead of it the peer answers first (its timeout is that many
+   * times longer).
+   */
+  call(m: Message, options?: { queued: number }): Promise<Message[]>;
   /** Steps a message into the core. */
   step(m: Message): void;
   /** Has the node take what the core has ready. */
@@ -192,7 +196,7 @@ export function streamHost(id: NodeId, source: SnapshotSource, parts: StreamHost
         index >= core.snapshotIndex && index <= core.appliedIndex
         ? core.snapshotMeta(index)
         : undefined,
-    call: (m: SnapshotMessage) => parts.call(m).catch(() => []),
+    call: (m: SnapshotMessage, options) => parts.call(m, options).catch(() => []),
     step: (m) => {
       if (!live()) return;
       parts.step(m);

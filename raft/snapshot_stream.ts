@@ -84,8 +84,12 @@ export interface StreamHost {
   windowBytes?: number;
   /** The meta of a snapshot through `index`, while this node still leads in `term`; else undefined. */
   meta(index: number, term: number): SnapshotMeta | undefined;
-  /** Sends `m` and resolves with the answers (none when it was lost). */
-  call(m: SnapshotMessage): Promise<Message[]>;
+  /**
+   * Sends `m` and resolves with the answers (none when it was lost).
+   * `queued`: chunks sent before it and not answered yet, which the follower
+   * writes first (its answer may take that many times longer).
+   */
+  call(m: SnapshotMessage, options?: { queued: number }): Promise<Message[]>;
   /** Hands the core an answer it must see: the last chunk's, or a higher term's. */
   step(m: Message): void;
   /** The stream to `peer` failed: the core sends its first chunk again later. */
@@ -182,7 +186,8 @@ export class SnapshotStreamer {
         };
         offset += chunk.length;
         inflightBytes += chunk.length;
-        inflight.push({ end: offset, length: chunk.length, answers: host.call(message) });
+        const answers = host.call(message, { queued: inflight.length });
+        inflight.push({ end: offset, length: chunk.length, answers });
         return true;
       };
       // The follower answers in order: the oldest chunk's answer moves the window on.

@@ -658,6 +658,7 @@ async function measure(subject: Subject, options: ScaleOptions, log: (s: string)
     const t0 = performance.now();
     await subject.startJoined(follower);
     let target = 0;
+    let traced = 0;
     const deadline = t0 + WAIT_MS;
     while (true) {
       const [mine, theirs] = await Promise.all([
@@ -666,6 +667,12 @@ async function measure(subject: Subject, options: ScaleOptions, log: (s: string)
       ]);
       if (theirs !== undefined) target = theirs;
       if (mine !== undefined && theirs !== undefined && mine >= theirs) break;
+      // Where the time goes: the snapshot streamed, then the log after it replayed.
+      const second = Math.floor((performance.now() - t0) / 1000);
+      if (Deno.env.get("SCALE_TRACE_CATCHUP") && second > traced) {
+        traced = second;
+        log(`  ${second} s after its start: applied ${mine} of ${theirs}`);
+      }
       if (!subject.isRunning(follower)) {
         throw new Error(`${subject.system}: the new member (node ${follower}) exited`);
       }

@@ -158,9 +158,10 @@ export class RaftNode {
     const live = () => !this.#stopped;
     this.#streamer = new SnapshotStreamer(streamHost(this.#id, source, {
       chunkBytes: options.snapshotChunkBytes,
+      windowBytes: options.snapshotWindowBytes,
       core,
       live,
-      call: (m) => this.#call(m),
+      call: (m, options) => this.#call(m, options),
       kick: () => this.#kick(),
       step: (m) => this.#step(m),
     }));
@@ -668,13 +669,15 @@ export class RaftNode {
   }
 
   /** Sends `m` to its peer; resolves with the parsed answers (a malformed one is as good as lost). */
-  #call(m: Message): Promise<Message[]> {
+  #call(m: Message, options: { queued: number } = { queued: 0 }): Promise<Message[]> {
     let end = this.#ends.get(m.to);
     if (end === undefined) {
       end = this.#transport.connect(m.to);
       this.#ends.set(m.to, end);
     }
-    return end.call<unknown>("Raft.Step", m, { timeoutMs: this.#rpcTimeoutMs }).then(parseReplies);
+    // A snapshot chunk behind others is answered once they are written too.
+    const timeoutMs = this.#rpcTimeoutMs * (1 + options.queued);
+    return end.call<unknown>("Raft.Step", m, { timeoutMs }).then(parseReplies);
   }
 
   #send(m: Message): void {

@@ -154,12 +154,18 @@ export function sameHardState(a: HardState, b: HardState | undefined): boolean {
 export interface StreamHostParts {
   /** The largest chunk (`snapshotChunkBytes`); default 512 KiB. */
   chunkBytes: number | undefined;
+  /** The most bytes of chunks in flight (`snapshotWindowBytes`); default four chunks. */
+  windowBytes: number | undefined;
   /** The node's core. */
   core: RaftCore;
   /** Whether the node still runs. */
   live(): boolean;
-  /** Sends a message and resolves with its parsed answers. */
-  call(m: Message): Promise<Message[]>;
+  /**
+   * Sends a message and resolves with its parsed answers; `queued`: the
+   * calls ahead of it the peer answers first (its timeout is that many
+   * times longer).
+   */
+  call(m: Message, options?: { queued: number }): Promise<Message[]>;
   /** Steps a message into the core. */
   step(m: Message): void;
   /** Has the node take what the core has ready. */
@@ -182,6 +188,7 @@ export function streamHost(id: NodeId, source: SnapshotSource, parts: StreamHost
     id,
     source,
     chunkBytes: parts.chunkBytes ?? 512 * 1024,
+    ...(parts.windowBytes === undefined ? {} : { windowBytes: parts.windowBytes }),
     // Undefined too for a state outside the log's reach: a snapshot this node received and has
     // not handed its service yet is beyond it (the stream is tried again later).
     meta: (index, term) =>
@@ -189,7 +196,7 @@ export function streamHost(id: NodeId, source: SnapshotSource, parts: StreamHost
         index >= core.snapshotIndex && index <= core.appliedIndex
         ? core.snapshotMeta(index)
         : undefined,
-    call: (m: SnapshotMessage) => parts.call(m).catch(() => []),
+    call: (m: SnapshotMessage, options) => parts.call(m, options).catch(() => []),
     step: (m) => {
       if (!live()) return;
       parts.step(m);

@@ -123,6 +123,12 @@ export interface RaftNodeOptions extends CoreOptions {
    */
   snapshotSource?: SnapshotSource;
   /**
+   * With a `snapshotSource`: the most bytes of a stream's chunks in flight
+   * to a follower, sent and not yet answered (it answers a chunk once it is
+   * written). Default four chunks (`snapshotChunkBytes`); at least one.
+   */
+  snapshotWindowBytes?: number;
+  /**
    * For a service whose state is durable: where a follower writes a stored
    * state a leader streams to it, chunk by chunk (each written before it is
    * acknowledged), switching to it with the last; the snapshot Raft then

@@ -2,8 +2,9 @@
  * Receiving a stored state as a snapshot (the follower's half of
  * `snapshot_stream.ts`): a service whose state is durable gives the node a
  * {@linkcode SnapshotSink}, and each chunk of a leader's stream is written
- * into it before the chunk is acknowledged (the leader sends the next one
- * only then: that is the back-pressure), so neither side holds the state.
+ * into it before the chunk is acknowledged (the leader keeps no more than
+ * its window of chunks unacknowledged: that is the back-pressure), so
+ * neither side holds the state.
  * The last chunk switches the service's state, and only then does Raft
  * record the snapshot (data-less) and reset its log. A crash between the
  * two leaves a state beyond the stored log: the next start finishes the

@@ -191,6 +191,9 @@ Deno.test("snapshot install: a follower writes each chunk before answering it, s
         snapshotSource: service.source(),
         snapshotSink: service.sink(),
         snapshotChunkBytes: 5,
+        // One chunk in flight: what is sent past a stall is one chunk per attempt (the window's
+        // bound with several is checked in snapshot_stream_test.ts).
+        snapshotWindowBytes: 5,
       });
       return { id, node, service, storage, server, done: service.consume(node) };
     }));

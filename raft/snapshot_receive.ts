@@ -97,6 +97,10 @@ export class SnapshotReceiver {
     if (m.offset === 0) {
       // A new stream, or the sender started again: what was received is dropped.
       inc = this.#incoming = { meta: m.meta, size: m.size, chunks: [], received: 0 };
+      // So are the chunks of a stream it supersedes not written yet (the new stream's begin
+      // abandons what was): while the service's disk stalls, a sender that tries again adds
+      // no more than one stream's window. A stream that completed is kept: Raft has it.
+      if (this.#streamed && !this.#ops.some((op) => "last" in op && op.last)) this.#ops.length = 0;
     }
     if (
       inc === undefined || inc.meta.index !== m.meta.index || inc.meta.term !== m.meta.term ||

@@ -4,8 +4,11 @@
  * without handing Raft its bytes, and gives the node a
  * {@linkcode SnapshotSource} instead. When a follower needs the snapshot,
  * the leader opens a point-in-time read of the state and sends it page by
- * page, one chunk in flight (the follower's answer is the back-pressure),
- * so the sender never holds the whole state.
+ * page, several chunks in flight up to a byte bound (the window), reading
+ * the next page while they travel. The follower answers a chunk once it is
+ * written, and the window moves only with its answers: that is the
+ * back-pressure, so neither side ever holds more than the window of the
+ * state.
  *
  * @module
  */
@@ -74,10 +77,19 @@ export interface StreamHost {
   source: SnapshotSource;
   /** The most bytes one chunk carries. */
   chunkBytes: number;
+  /**
+   * The most bytes of chunks sent and not yet answered (at least one chunk
+   * goes out). Default: four chunks.
+   */
+  windowBytes?: number;
   /** The meta of a snapshot through `index`, while this node still leads in `term`; else undefined. */
   meta(index: number, term: number): SnapshotMeta | undefined;
-  /** Sends `m` and resolves with the answers (none when it was lost). */
-  call(m: SnapshotMessage): Promise<Message[]>;
+  /**
+   * Sends `m` and resolves with the answers (none when it was lost).
+   * `queued`: chunks sent before it and not answered yet, which the follower
+   * writes first (its answer may take that many times longer).
+   */
+  call(m: SnapshotMessage, options?: { queued: number }): Promise<Message[]>;
   /** Hands the core an answer it must see: the last chunk's, or a higher term's. */
   step(m: Message): void;
   /** The stream to `peer` failed: the core sends its first chunk again later. */
@@ -146,6 +158,10 @@ export class SnapshotStreamer {
   async #stream(first: SnapshotMessage): Promise<boolean> {
     const host = this.#host;
     const stream = await host.source.open();
+    let chunks: AsyncGenerator<{ chunk: Uint8Array; last: boolean }> | undefined;
+    let next: Promise<IteratorResult<{ chunk: Uint8Array; last: boolean }>> | undefined;
+    /** Chunks sent and not answered yet, oldest first: where each ends, and its answers. */
+    const inflight: { end: number; length: number; answers: Promise<Message[]> }[] = [];
     try {
       const meta = host.meta(stream.index, first.term);
       if (meta === undefined) return false;
@@ -153,10 +169,11 @@ export class SnapshotStreamer {
         stream.index >= first.meta.index,
         `the stored state at ${stream.index} is behind the log's compaction at ${first.meta.index}`,
       );
+      const windowBytes = Math.max(host.windowBytes ?? 4 * host.chunkBytes, host.chunkBytes);
+      let inflightBytes = 0;
       let offset = 0;
-      let held: Uint8Array | undefined;
-      const send = async (chunk: Uint8Array, size: number): Promise<"more" | "done" | "failed"> => {
-        if (this.#stopped || host.meta(stream.index, first.term) === undefined) return "failed";
+      const send = (chunk: Uint8Array, size: number): boolean => {
+        if (this.#stopped || host.meta(stream.index, first.term) === undefined) return false;
         const message: SnapshotMessage = {
           type: "snapshot",
           from: host.id,
@@ -167,7 +184,17 @@ export class SnapshotStreamer {
           size,
           chunk,
         };
-        const answers = await host.call(message);
+        offset += chunk.length;
+        inflightBytes += chunk.length;
+        const answers = host.call(message, { queued: inflight.length });
+        inflight.push({ end: offset, length: chunk.length, answers });
+        return true;
+      };
+      // The follower answers in order: the oldest chunk's answer moves the window on.
+      const settle = async (): Promise<"more" | "done" | "failed"> => {
+        const head = inflight.shift()!;
+        inflightBytes -= head.length;
+        const answers = await head.answers;
         if (this.#stopped) return "failed";
         const answer = answers.find((a) => a.type === "snapshotResp");
         for (const a of answers) if (a.term > first.term) host.step(a);
@@ -178,23 +205,56 @@ export class SnapshotStreamer {
           host.step(answer);
           return "done";
         }
-        offset += chunk.length;
-        return answer.index === meta.index && answer.offset === offset ? "more" : "failed";
+        return answer.index === meta.index && answer.offset === head.end ? "more" : "failed";
       };
-      // One chunk is held back so that the last one goes out with the true size.
-      for await (const page of stream.pages()) {
-        for (let at = 0; at < page.length; at += host.chunkBytes) {
-          if (held !== undefined) {
-            const outcome = await send(held, UNKNOWN_SIZE);
-            if (outcome !== "more") return outcome === "done";
-          }
-          held = page.subarray(at, at + host.chunkBytes);
+      chunks = chunksOf(stream.pages(), host.chunkBytes);
+      // Read ahead: the next chunk is read while those sent travel and are written.
+      next = chunks.next();
+      let sentLast = false;
+      for (;;) {
+        while (
+          !sentLast && (inflight.length === 0 || inflightBytes + host.chunkBytes <= windowBytes)
+        ) {
+          const read = await next;
+          invariant(!read.done, "a snapshot stream's chunks ended before the last one");
+          const { chunk, last } = read.value;
+          sentLast = last;
+          if (!last) next = chunks.next();
+          // Only the last chunk carries the true size (see `UNKNOWN_SIZE`).
+          if (!send(chunk, last ? offset + chunk.length : UNKNOWN_SIZE)) return false;
         }
+        invariant(inflightBytes <= windowBytes, "a snapshot stream went over its window");
+        if (inflight.length === 0) return false; // the last chunk was answered without done
+        const outcome = await settle();
+        if (outcome !== "more") return outcome === "done";
       }
-      const last = held ?? new Uint8Array();
-      return await send(last, offset + last.length) === "done";
     } finally {
+      // A read ahead that the close cuts short is of no interest any more.
+      next?.catch(() => {});
+      chunks?.return(undefined).catch(() => {});
       stream.close();
+      // The window holds across streams: the next starts once this one's chunks are answered
+      // (or lost: calls end with their timeout).
+      await Promise.all(inflight.map((c) => c.answers.catch(() => {})));
     }
   }
+}
+
+/**
+ * The pages cut into chunks of at most `chunkBytes`, each marked whether it
+ * is the last (one chunk is looked ahead for that); an empty stream is one
+ * empty last chunk.
+ */
+async function* chunksOf(
+  pages: AsyncIterable<Uint8Array>,
+  chunkBytes: number,
+): AsyncGenerator<{ chunk: Uint8Array; last: boolean }> {
+  let held: Uint8Array | undefined;
+  for await (const page of pages) {
+    for (let at = 0; at < page.length; at += chunkBytes) {
+      if (held !== undefined) yield { chunk: held, last: false };
+      held = page.subarray(at, at + chunkBytes);
+    }
+  }
+  yield { chunk: held ?? new Uint8Array(), last: true };
 }

@@ -61,22 +61,31 @@ class StoredList {
 }
 
 /** Counts the snapshot chunks sent over a transport, and the most in flight at once to one peer. */
-function countingTransport(inner: RaftTransport, counts: { chunks: number; maxInflight: number }) {
+function countingTransport(
+  inner: RaftTransport,
+  counts: { chunks: number; maxInflight: number; maxBytes: number },
+) {
   let inflight = 0;
+  let bytes = 0;
   return {
     connect(peer: string) {
       const end = inner.connect(peer);
       return {
         async call<T>(method: string, args?: unknown, options?: { timeoutMs?: number }) {
-          const isChunk = (args as Message).type === "snapshot";
-          if (isChunk) {
+          const m = args as Message;
+          const size = m.type === "snapshot" ? m.chunk.length : 0;
+          if (m.type === "snapshot") {
             counts.chunks++;
             counts.maxInflight = Math.max(counts.maxInflight, ++inflight);
+            counts.maxBytes = Math.max(counts.maxBytes, bytes += size);
           }
           try {
             return await end.call<T>(method, args, options);
           } finally {
-            if (isChunk) inflight--;
+            if (m.type === "snapshot") {
+              inflight--;
+              bytes -= size;
+            }
           }
         },
       };
@@ -117,6 +126,7 @@ async function startMember(
     service?: StoredList;
     transport?: RaftTransport;
     snapshotChunkBytes?: number;
+    snapshotWindowBytes?: number;
   } = {},
 ): Promise<Member> {
   const server = new RpcServer();
@@ -134,6 +144,7 @@ async function startMember(
     applied: service.applied,
     snapshotSource: service.source(),
     snapshotChunkBytes: options.snapshotChunkBytes,
+    snapshotWindowBytes: options.snapshotWindowBytes,
   });
   return { node, service, storage, done: service.consume(node) };
 }
@@ -152,17 +163,24 @@ async function commit(leader: RaftNode, command: string): Promise<number> {
   return index;
 }
 
-Deno.test("stored snapshots: a node compacts without bytes and streams its state to a follower, one chunk at a time", async () => {
+/**
+ * Compacts a two-node group's log without bytes, starts c empty and checks
+ * it is streamed the state with chunks of 4 bytes, never more than
+ * `windowBytes` of them in flight; returns the most that were.
+ */
+async function streamToNewMember(windowBytes: number | undefined, seed: number) {
+  let most = { inflight: 0, bytes: 0 };
   await simulate(async (sim) => {
     const { net, clock } = sim;
-    const counts = { chunks: 0, maxInflight: 0 };
+    const counts = { chunks: 0, maxInflight: 0, maxBytes: 0 };
+    const options = { snapshotChunkBytes: 4, snapshotWindowBytes: windowBytes };
     const a = await startMember("a", sim, {
       transport: countingTransport(net.transportFor("a"), counts),
-      snapshotChunkBytes: 4,
+      ...options,
     });
     const b = await startMember("b", sim, {
       transport: countingTransport(net.transportFor("b"), counts),
-      snapshotChunkBytes: 4,
+      ...options,
     });
     const leader = await leaderOf([a, b], clock);
     let last = 0;
@@ -183,7 +201,9 @@ Deno.test("stored snapshots: a node compacts without bytes and streams its state
     assert.ok(snapshots[0].index >= last);
     const size = JSON.stringify(a.service.items.slice(0, 20)).length;
     assert.ok(counts.chunks >= Math.ceil(size / 4), `${counts.chunks} chunks for ${size} bytes`);
-    assert.equal(counts.maxInflight, 1, "one chunk in flight at a time");
+    // The window: bytes in flight never over it (at least one chunk goes out).
+    assert.ok(counts.maxBytes <= Math.max(windowBytes ?? 16, 4), `${counts.maxBytes} in flight`);
+    most = { inflight: counts.maxInflight, bytes: counts.maxBytes };
     assert.equal(
       leader.service.opened,
       leader.service.closed,
@@ -191,7 +211,19 @@ Deno.test("stored snapshots: a node compacts without bytes and streams its state
     );
     await Promise.all([a, b, c].map((m) => m.node.stop()));
     await Promise.all([a, b, c].map((m) => m.done));
-  }, { seed: 19, limitMs: 600_000 });
+  }, { seed, limitMs: 600_000 });
+  return most;
+}
+
+Deno.test("stored snapshots: a node compacts without bytes and streams its state to a follower, within its window", async () => {
+  // The default window is four chunks: several travel at once, never more bytes than that.
+  // (Chunks are at most 4 bytes: a page's tail is shorter.)
+  const wide = await streamToNewMember(undefined, 19);
+  assert.ok(wide.inflight >= 4 && wide.bytes <= 16, `${JSON.stringify(wide)} in flight at most`);
+  const narrow = await streamToNewMember(4, 19);
+  assert.equal(narrow.inflight, 1, "a window of one chunk: one in flight at a time");
+  const odd = await streamToNewMember(10, 21);
+  assert.ok(odd.inflight >= 2 && odd.bytes <= 10, `${JSON.stringify(odd)} in flight at most`);
 });
 
 Deno.test("stored snapshots: a restarted node resumes after the service's durable applied index", async () => {

@@ -149,7 +149,9 @@ export function storeSource(store: StateStore, codec: Codec = defaultCodec): Sna
       return {
         index: view.point.index,
         async *pages() {
-          for await (const page of view.pages()) yield frame(codec.encode(page));
+          // As many rows a read as Deno KV lists in one batch.
+          const pages = view.pages({ rowsPerRead: 1000 });
+          for await (const page of pages) yield frame(codec.encode(page));
         },
         close: () => view.close(),
       };

@@ -103,6 +103,35 @@ export function compareKvKeys(a: Deno.KvKey, b: Deno.KvKey): number {
   return x < y ? -1 : x > y ? 1 : 0;
 }
 
+/**
+ * Compares two string key parts as Deno KV orders them (by their UTF-8
+ * bytes, that is by code point), without encoding them: a view compares
+ * every row it streams, and {@linkcode keyString} per row was its largest
+ * cost. Strings read back from Deno KV hold no lone surrogates.
+ *
+ * @example
+ * ```ts
+ * import { compareKeyStrings } from "./kv_key.ts";
+ *
+ * compareKeyStrings("\u{10000}", "\uffff") > 0; // true: by code point, not by UTF-16 unit
+ * ```
+ */
+export function compareKeyStrings(a: string, b: string): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    let x = a.charCodeAt(i);
+    let y = b.charCodeAt(i);
+    if (x === y) continue;
+    if (x >= 0xd800 && y >= 0xd800) {
+      // Surrogates (code points from U+10000) order after U+E000–U+FFFF.
+      x = x >= 0xe000 ? x - 0x800 : x + 0x2000;
+      y = y >= 0xe000 ? y - 0x800 : y + 0x2000;
+    }
+    return x - y;
+  }
+  return a.length - b.length;
+}
+
 function encodePart(part: Deno.KvKeyPart, out: number[]): void {
   if (part instanceof Uint8Array) {
     out.push(0x01);

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { Random } from "../net/random.ts";
-import { encodedKeyLength, encodeKey } from "./kv_key.ts";
+import { compareKeyStrings, compareKvKeys, encodedKeyLength, encodeKey } from "./kv_key.ts";
 
 Deno.test("kv key: encodedKeyLength is the length of encodeKey's bytes, for every kind of part", () => {
   const r = new Random(19);
@@ -24,5 +24,29 @@ Deno.test("kv key: encodedKeyLength is the length of encodeKey's bytes, for ever
   for (let i = 0; i < 2000; i++) {
     const key = Array.from({ length: r.int(5) + 1 }, part);
     assert.equal(encodedKeyLength(key), encodeKey(key).length, `key ${i}: ${String(key)}`);
+  }
+});
+
+Deno.test("kv key: compareKeyStrings orders strings as their encoded keys do", () => {
+  const r = new Random(23);
+  // No lone surrogates: Deno KV hands back none (they are stored as U+FFFD).
+  const chars = [
+    "a",
+    "\0",
+    "\x01",
+    "é",
+    "\ud7ff",
+    "\ue000",
+    "€",
+    "\uffff",
+    "😀",
+    "\u{10ffff}",
+    "z",
+  ];
+  const word = () => Array.from({ length: r.int(6) }, () => chars[r.int(chars.length)]).join("");
+  for (let i = 0; i < 5000; i++) {
+    const [a, b] = [word(), word()];
+    const want = Math.sign(compareKvKeys([a], [b]));
+    assert.equal(Math.sign(compareKeyStrings(a, b)), want, `${JSON.stringify([a, b])}`);
   }
 });

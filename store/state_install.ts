@@ -8,7 +8,7 @@
  *
  * @module
  */
-import type { Mutation } from "./kv_limits.ts";
+import { MAX_MUTATIONS, type Mutation } from "./kv_limits.ts";
 import { StateInstallError, StateInvariantError, StateLimitError } from "./errors.ts";
 import { type AppliedPoint, CommitPlan, costOf, type StateLayout } from "./state_layout.ts";
 import { digestRow, EMPTY_DIGEST, type StatePage, type StateRow } from "./state_view.ts";
@@ -66,29 +66,46 @@ export class GenerationWriter {
    */
   async write(pages: AsyncIterable<StatePage> | Iterable<StatePage>): Promise<void> {
     const layout = this.#layout;
-    let plan = new CommitPlan();
-    const add = async (m: Mutation) => {
-      if (!plan.fits(costOf(m))) {
-        await layout.commit(plan);
-        plan = new CommitPlan();
-      }
-      plan.add(m);
+    // A fresh generation's commits carry nothing else: as many mutations as Deno KV takes.
+    const newPlan = () => new CommitPlan({ mutations: MAX_MUTATIONS });
+    let plan = newPlan();
+    // One commit in flight while the next is made: the rows' work overlaps the write. Their
+    // order does not matter (nothing reads the generation before the switch); all are in
+    // before `write` resolves.
+    let committing: Promise<void> = Promise.resolve();
+    const flush = async () => {
+      const full = plan;
+      plan = newPlan();
+      await committing;
+      committing = layout.commit(full);
+      committing.catch(() => {}); // awaited by the next flush, or at the end
     };
-    for await (const page of pages) {
-      this.#check(page);
-      for (const row of page.rows) {
-        checkRow(row, page.seq, layout);
-        const [table, key, value] = row;
-        this.#count++;
-        this.#digest = digestRow(this.#digest, row);
-        const encoded = layout.encodeValue(value, this.gen, this.#nextPart);
-        if (encoded.parts.length > 0) this.#nextPart++;
-        for (const m of encoded.parts) await add(m);
-        await add({ type: "set", key: layout.key(this.gen, table, key), value: encoded.row });
+    const add = async (m: Mutation) => {
+      const cost = costOf(m);
+      if (!plan.fits(cost)) await flush();
+      plan.add(m, cost);
+    };
+    try {
+      for await (const page of pages) {
+        this.#check(page);
+        for (const row of page.rows) {
+          checkRow(row, page.seq, layout);
+          const [table, key, value] = row;
+          this.#count++;
+          this.#digest = digestRow(this.#digest, row);
+          const encoded = layout.encodeValue(value, this.gen, this.#nextPart);
+          if (encoded.parts.length > 0) this.#nextPart++;
+          for (const m of encoded.parts) await add(m);
+          await add({ type: "set", key: layout.key(this.gen, table, key), value: encoded.row });
+        }
+        if (page.last !== undefined) this.#last = page.last;
       }
-      if (page.last !== undefined) this.#last = page.last;
+      await flush();
+      await committing;
+    } finally {
+      // A failed write leaves nothing landing in the generation after it (it becomes garbage).
+      await committing.catch(() => {});
     }
-    await layout.commit(plan);
   }
 
   /**

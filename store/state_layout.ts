@@ -22,13 +22,14 @@
  */
 import type { StateValue } from "./state_value.ts";
 import type { Codec } from "../net/codec.ts";
-import { crc32 } from "../net/bytes.ts";
+import { crc32, utf8Length } from "../net/bytes.ts";
 import { StorageCorruptionError } from "./storage_errors.ts";
 import type { KvLike } from "./kv_like.ts";
 import { encodedKeyLength, encodeKey } from "./kv_key.ts";
 import {
   COMMIT_BYTES,
   COMMIT_MUTATIONS,
+  MAX_MUTATIONS,
   MAX_WRITE_KEY_BYTES,
   type Mutation,
   mutationCost,
@@ -130,10 +131,26 @@ export class CommitPlan {
   readonly mutations: Mutation[] = [];
   bytes = 0;
   keyBytes = 0;
+  /** The most mutations it holds. */
+  readonly #most: number;
+
+  /**
+   * An empty plan.
+   *
+   * @param options `mutations`: the most it holds, at most Deno KV's
+   * {@linkcode MAX_MUTATIONS} (default {@linkcode COMMIT_MUTATIONS}, which
+   * leaves room for a commit's own records).
+   */
+  constructor(options: { mutations?: number } = {}) {
+    this.#most = options.mutations ?? COMMIT_MUTATIONS;
+    if (!(this.#most >= 1 && this.#most <= MAX_MUTATIONS)) {
+      throw new StateInvariantError(`a commit plan of ${this.#most} mutations is over the limit`);
+    }
+  }
 
   /** The totals with `more` added, and whether they fit. */
   fits(more: { mutations: number; bytes: number; keyBytes: number }): boolean {
-    return this.mutations.length + more.mutations <= COMMIT_MUTATIONS &&
+    return this.mutations.length + more.mutations <= this.#most &&
       this.bytes + more.bytes <= COMMIT_BYTES && this.keyBytes + more.keyBytes <= COMMIT_KEY_BYTES;
   }
 
@@ -254,10 +271,16 @@ export class StateLayout {
    */
   encodeValue(value: StateValue, gen: number, id: number): { row: Uint8Array; parts: Mutation[] } {
     const text = typeof value === "string";
-    const bytes = text ? encoder.encode(value) : value;
-    if (bytes.length <= INLINE_MAX) {
-      return { row: withCrc(text ? INLINE_STRING : INLINE_BYTES, bytes), parts: [] };
+    const size = text ? utf8Length(value) : value.length;
+    if (size <= INLINE_MAX) {
+      // Encoded straight into the row (every row of an install goes through here).
+      const row = new Uint8Array(ROW_HEADER + size);
+      if (text) encoder.encodeInto(value, row.subarray(ROW_HEADER));
+      else row.set(value, ROW_HEADER);
+      row[4] = text ? INLINE_STRING : INLINE_BYTES;
+      return { row: sealed(row), parts: [] };
     }
+    const bytes = text ? encoder.encode(value) : value;
     const count = Math.ceil(bytes.length / PART_BYTES);
     const pointer = new Uint8Array(20);
     const view = new DataView(pointer.buffer);
@@ -399,6 +422,15 @@ function withCrc(kind: number, body: Uint8Array): Uint8Array {
   const row = new Uint8Array(ROW_HEADER + body.length);
   row[4] = kind;
   row.set(body, ROW_HEADER);
-  new DataView(row.buffer).setUint32(0, crc32(row.subarray(4)));
+  return sealed(row);
+}
+
+/** `row` with the CRC-32 of its kind and body in its first four bytes (big-endian). */
+function sealed(row: Uint8Array): Uint8Array {
+  const crc = crc32(row.subarray(4));
+  row[0] = crc >>> 24;
+  row[1] = (crc >>> 16) & 0xff;
+  row[2] = (crc >>> 8) & 0xff;
+  row[3] = crc & 0xff;
   return row;
 }

@@ -9,7 +9,7 @@
  * @module
  */
 import type { StateValue } from "./state_value.ts";
-import { keyString } from "./kv_key.ts";
+import { compareKeyStrings, keyString } from "./kv_key.ts";
 import { ABSENT, type AppliedPoint, type StateLayout, type Table, TABLES } from "./state_layout.ts";
 import { StateInvariantError } from "./errors.ts";
 
@@ -110,21 +110,35 @@ const encoder = new TextEncoder();
  */
 export function digestRow(digest: number, row: StateRow): number {
   const [table, key, value] = row;
-  const keyBytes = encoder.encode(key);
-  const valueBytes = typeof value === "string" ? encoder.encode(value) : value;
-  let h = digest;
-  const feed = (b: number) => {
-    h = Math.imul(h ^ b, 0x01000193) >>> 0;
-  };
-  const feedLength = (n: number) => {
-    for (let i = 0; i < 4; i++) feed((n >>> (8 * i)) & 0xff);
-  };
-  feed(table.charCodeAt(0));
-  feedLength(keyBytes.length);
-  for (const b of keyBytes) feed(b);
-  feed(typeof value === "string" ? 1 : 2);
-  feedLength(valueBytes.length);
-  for (const b of valueBytes) feed(b);
+  // Per row on both sides of a stream: no closures, no allocation for short strings.
+  let h = fnvByte(digest, table.charCodeAt(0));
+  let bytes = utf8(key);
+  h = fnvBytes(fnvLength(h, bytes.length), bytes);
+  h = fnvByte(h, typeof value === "string" ? 1 : 2);
+  bytes = typeof value === "string" ? utf8(value) : value;
+  return fnvBytes(fnvLength(h, bytes.length), bytes);
+}
+
+/** Reused by {@linkcode utf8} for strings up to a third of its size. */
+const scratch = new Uint8Array(16 * 1024);
+
+/** The UTF-8 bytes of `s`: a view of `scratch` (valid until the next call) when it fits. */
+function utf8(s: string): Uint8Array {
+  if (s.length * 3 > scratch.length) return encoder.encode(s);
+  return scratch.subarray(0, encoder.encodeInto(s, scratch).written);
+}
+
+function fnvByte(h: number, b: number): number {
+  return Math.imul(h ^ b, 0x01000193) >>> 0;
+}
+
+function fnvLength(h: number, n: number): number {
+  for (let i = 0; i < 4; i++) h = Math.imul(h ^ ((n >>> (8 * i)) & 0xff), 0x01000193) >>> 0;
+  return h;
+}
+
+function fnvBytes(h: number, bytes: Uint8Array): number {
+  for (let i = 0; i < bytes.length; i++) h = Math.imul(h ^ bytes[i], 0x01000193) >>> 0;
   return h;
 }
 
@@ -274,32 +288,36 @@ export class View implements StateView {
       live.push([e.key[e.key.length - 1] as string, e.value]);
     }
     const boundary = live.length < limit ? undefined : live[live.length - 1][0];
-    const end = boundary === undefined ? undefined : position(table, boundary);
+    // Keys of one table compare as strings by code point (see `compareKeyStrings`).
     const copies = new Map<string, Uint8Array>();
     for await (
       const e of layout.kv.list<Uint8Array>(selector(layout.key(gen, "v", id, table)))
     ) {
       const key = e.key[e.key.length - 1] as string;
-      if (end !== undefined && position(table, key) > end) break;
+      if (boundary !== undefined && compareKeyStrings(key, boundary) > 0) break;
       copies.set(key, e.value);
     }
-    // Merge in key order: live rows and copies each come sorted.
-    const rows: [string, Uint8Array][] = [];
-    const copied = [...copies.keys()];
-    let c = 0;
-    const takeCopy = (key: string) => {
-      const row = copies.get(key)!;
-      if (layout.kind(row, `the copy of ${JSON.stringify(key)}`) !== ABSENT) rows.push([key, row]);
-    };
-    for (const [key, row] of live) {
-      const at = position(table, key);
-      while (c < copied.length && position(table, copied[c]) < at) takeCopy(copied[c++]);
-      if (c < copied.length && copied[c] === key) takeCopy(copied[c++]);
-      else rows.push([key, row]);
+    // Merge in key order: live rows and copies each come sorted (none copied: the live rows).
+    let rows: [string, Uint8Array][] = live;
+    if (copies.size > 0) {
+      rows = [];
+      const copied = [...copies.keys()];
+      let c = 0;
+      const takeCopy = (key: string) => {
+        const row = copies.get(key)!;
+        if (layout.kind(row, `the copy of ${JSON.stringify(key)}`) !== ABSENT) {
+          rows.push([key, row]);
+        }
+      };
+      for (const [key, row] of live) {
+        while (c < copied.length && compareKeyStrings(copied[c], key) < 0) takeCopy(copied[c++]);
+        if (c < copied.length && copied[c] === key) takeCopy(copied[c++]);
+        else rows.push([key, row]);
+      }
+      while (c < copied.length) takeCopy(copied[c++]);
     }
-    while (c < copied.length) takeCopy(copied[c++]);
     for (let i = 1; i < rows.length; i++) {
-      if (!(position(table, rows[i - 1][0]) < position(table, rows[i][0]))) {
+      if (!(compareKeyStrings(rows[i - 1][0], rows[i][0]) < 0)) {
         throw new StateInvariantError(`a view's rows are out of order at ${rows[i][0]}`);
       }
     }

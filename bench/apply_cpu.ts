@@ -13,12 +13,14 @@
  * `kv/server.ts` applies it); the stored one is `StoredKvState` in a
  * `StateStore` on `Deno.openKv` in a temporary folder, through the replica's
  * `StoredApplier` (each run committed at its last entry, as a node does
- * when it has no more ready). Machines and run sizes are interleaved within
+ * when it has no more ready). `bare` is the floor under the stored one:
+ * the same Deno KV reads and commit per run with none of the store's work.
+ * Machines and run sizes are interleaved within
  * each round; each machine starts from `--prefill` keys.
  *
  * ```sh
  * deno run -A bench/apply_cpu.ts [--runs 1,8,32] [--puts 4000] [--rounds 3] \
- *   [--keys 1000000] [--prefill 0] [--clients 16] [--value-bytes 64] [--machines memory,stored]
+ *   [--keys 1000000] [--prefill 0] [--clients 16] [--value-bytes 64] [--machines memory,stored,stored-early,bare]
  * ```
  *
  * Prints one JSON line per measurement, then a table of medians (µs of CPU
@@ -43,6 +45,8 @@ import { quantile } from "./kv_load.ts";
 interface Subject {
   name: string;
   applyRun(entries: Applied[]): Promise<void>;
+  /** Resolves once everything applied is stored (the measurement's CPU includes it). */
+  settle?(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -118,8 +122,45 @@ function memorySubject(): Subject {
   };
 }
 
-async function storedSubject(dir: string): Promise<Subject> {
-  const kv = await Deno.openKv(`${dir}/state.kv`);
+/**
+ * The floor under the stored machine: the Deno KV reads and writes a run
+ * costs the store (its keys' rows read 10 at a time, then one atomic commit
+ * of a row per key, a session row per client, the key count and the
+ * applied point), with none of the store's own work.
+ */
+async function bareSubject(dir: string): Promise<Subject> {
+  const kv = await Deno.openKv(`${dir}/bare.kv`);
+  const row = new Uint8Array(64 + 5);
+  const session = new Uint8Array(40);
+  let applied = 0;
+  return {
+    name: "bare",
+    async applyRun(entries) {
+      const keys: string[] = [];
+      const clients = new Set<string>();
+      for (const e of entries) {
+        if (e.type !== "command") continue;
+        const c = e.command as { client: string; write: { key: string } };
+        keys.push(c.write.key);
+        clients.add(c.client);
+      }
+      for (let at = 0; at < keys.length; at += 10) {
+        await kv.getMany(keys.slice(at, at + 10).map((k) => ["state", 1, "d", k]));
+      }
+      const op = kv.atomic();
+      for (const k of keys) op.set(["state", 1, "d", k], row);
+      for (const c of clients) op.set(["state", 1, "s", `c/${c}`], session);
+      op.set(["state", 1, "s", "n"], session.subarray(0, 9));
+      op.set(["state", "current"], session.subarray(0, 30 + (++applied % 2)));
+      const result = await op.commit();
+      if (!result.ok) throw new Error("a bare commit failed");
+    },
+    close: () => Promise.resolve(kv.close()),
+  };
+}
+
+async function storedSubject(dir: string, early: boolean): Promise<Subject> {
+  const kv = await Deno.openKv(`${dir}/${early ? "early" : "state"}.kv`);
   const store = await StateStore.open(kv);
   const machine = await StoredKvState.open(store, { limits: DEFAULT_KV_LIMITS });
   let failed: unknown;
@@ -129,9 +170,11 @@ async function storedSubject(dir: string): Promise<Subject> {
     node: "bench",
     clock: realClock,
     onFailure: (err) => failed = err,
+    early,
   });
+  let last = 0;
   return {
-    name: "stored",
+    name: early ? "stored-early" : "stored",
     async applyRun(entries) {
       let answered = 0;
       for (let i = 0; i < entries.length; i++) {
@@ -146,10 +189,12 @@ async function storedSubject(dir: string): Promise<Subject> {
         });
       }
       if (failed !== undefined) throw failed;
+      last = entries.at(-1)?.index ?? last;
       if (answered !== entries.length) {
         throw new Error(`${answered} of ${entries.length} puts answered after the run's commit`);
       }
     },
+    settle: () => store.whenApplied(last),
     async close() {
       await applier.close();
       await store.close();
@@ -171,6 +216,7 @@ async function measure(
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   for (const entries of runs) await subject.applyRun(entries);
+  await subject.settle?.();
   const wall = performance.now() - t0;
   const cpu = process.cpuUsage(cpu0);
   return { cpuUs: (cpu.user + cpu.system) / puts, wallUs: (wall * 1000) / puts };
@@ -207,8 +253,16 @@ async function main(): Promise<void> {
     const subjects: Subject[] = [];
     const workloads = new Map<string, Workload>();
     for (const name of names) {
-      if (name !== "memory" && name !== "stored") throw new TypeError(`no machine ${name}`);
-      const subject = name === "memory" ? memorySubject() : await storedSubject(dir);
+      const subject = name === "memory"
+        ? memorySubject()
+        : name === "stored" || name === "stored-early"
+        ? await storedSubject(dir, name === "stored-early")
+        : name === "bare"
+        ? await bareSubject(dir)
+        : undefined;
+      if (subject === undefined) {
+        throw new TypeError(`no machine ${name} (memory, stored, stored-early, bare)`);
+      }
       const workload = new Workload(shape);
       // Prefill in runs of 256 (not measured): the table the puts land in.
       for (let done = 0; done < Number(values.prefill); done += 256) {

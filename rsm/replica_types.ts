@@ -180,7 +180,7 @@ export interface ReplicaOptions extends RaftNodeOptions {
    * of absent keys then wait behind the background commits in Deno KV.
    * Default: only while the replica does not lead (no client waits for a
    * follower's answers; its commits are then fewer and larger: with runs
-   * of 1–8 entries, 40–80% less CPU per put, bench/apply_cpu.ts). `false`:
+   * of 1–8 entries, 50–80% less CPU per put, bench/apply_cpu.ts). `false`:
    * never.
    */
   answerBeforeStore?: boolean;

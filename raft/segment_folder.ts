@@ -149,7 +149,7 @@ async function checkFolder(
     }
     const id = newFolderId();
     const record = JSON.stringify({ ...FORMAT, id }) + "\n";
-    await writeFileDurably(formatPath, new TextEncoder().encode(record), fs);
+    await writeFileDurably(formatPath, new TextEncoder().encode(record), { fs });
     return { holdsState: false, id };
   }
   let found: { format?: unknown; version?: unknown; id?: unknown };

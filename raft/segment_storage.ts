@@ -64,7 +64,7 @@ import {
 import { changedBounds, LogWindow, type WindowChange } from "./segment_window.ts";
 import { readSegments, type Segment } from "./segment_replay.ts";
 import { openFolder, openMark } from "./segment_folder.ts";
-import { realSegmentFs, type SegmentFile, type SegmentFs } from "./segment_fs.ts";
+import { parentOf, realSegmentFs, type SegmentFile, type SegmentFs } from "./segment_fs.ts";
 import type { Clock } from "../net/clock.ts";
 import { StorageCorruptionError, StorageLossError } from "../store/storage_errors.ts";
 import type { RaftStorage, StorageBatch, StoredState } from "./storage.ts";
@@ -535,7 +535,7 @@ export class SegmentLogStorage implements RaftStorage {
 
   async #writeSnapshotData(data: Uint8Array): Promise<Omit<SnapshotFile, "meta">> {
     const file = `snap-${this.#nextSnapshotId++}.bin`;
-    await writeFileDurably(`${this.#dir}/${file}`, data, this.#fs);
+    await writeFileDurably(`${this.#dir}/${file}`, data, { fs: this.#fs });
     return { file, size: data.length, crc: crc32(data) };
   }
 
@@ -638,6 +638,12 @@ export class SegmentLogStorage implements RaftStorage {
         const stale = name.endsWith(".tmp") || (/^snap-\d+\.bin$/.test(name) && !keep.has(name));
         if (stale) await this.#removeQuietly(name);
       }
+      try {
+        await this.#syncFound(segments, spare, snapshot);
+      } catch (err) {
+        // A failed sync may have dropped the pages it could not write: what was read is not durable.
+        throw this.#fail(err as Error, "making what the load read durable failed");
+      }
     }
     let maxId = 0;
     for (const name of names) {
@@ -673,6 +679,36 @@ export class SegmentLogStorage implements RaftStorage {
     const covered = snapshot?.meta.index ?? 0;
     state.hardState.commit = Math.max(covered, Math.min(state.hardState.commit, window.last));
     return state;
+  }
+
+  /**
+   * Makes durable everything the first load read, before Raft acts on it.
+   * After a process crash (kill -9) the page cache keeps the dead process's
+   * writes whose `fdatasync` had not returned: they read back, so Raft may
+   * re-grant the vote they hold or acknowledge the entries without a save
+   * of its own, and a power loss after that would take them away (two votes
+   * in a term, a committed entry lost). As PostgreSQL's SyncDataDirectory
+   * after a crash: every segment read, the spare, the snapshot's data, the
+   * folder and its parent (the mark syncs itself when opened).
+   */
+  async #syncFound(
+    segments: Segment[],
+    spare: number | undefined,
+    snapshot: SnapshotFile | null,
+  ): Promise<void> {
+    const paths = segments.map((s) => this.#segmentPath(s.sequence));
+    if (spare !== undefined) paths.push(this.#segmentPath(spare));
+    if (snapshot) paths.push(`${this.#dir}/${snapshot.file}`);
+    for (const path of paths) {
+      const file = await this.#fs.open(path, { read: true });
+      try {
+        await file.syncData();
+      } finally {
+        file.close();
+      }
+    }
+    await this.#fs.syncFolder(this.#dir);
+    await this.#fs.syncFolder(parentOf(this.#dir));
   }
 
   async #readSnapshot(snapshot: SnapshotFile): Promise<Uint8Array> {

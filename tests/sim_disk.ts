@@ -84,8 +84,9 @@ export class SimDisk {
 
   /** Damage beyond the contract, on a crashed disk. */
   damage(kind: StorageDamage): void {
-    this.damageDone = this.fs.damage(kind, SEGMENT_DIR, (name) => DAMAGEABLE.test(name)) ??
-      "nothing to damage";
+    this.damageDone =
+      this.fs.damage(kind, SEGMENT_DIR, { target: (name) => DAMAGEABLE.test(name) }) ??
+        "nothing to damage";
   }
 
   /** A new, empty disk (an operator replacing a dead one). */

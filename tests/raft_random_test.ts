@@ -48,6 +48,7 @@
  * faults. A second test runs RAFT_REPLAY_SEEDS seeds (default 4) twice each
  * and compares their trace hashes: the same seed, the same run.
  */
+import assert from "node:assert/strict";
 import { delay, Random, seedFromEnv, simulate } from "../net/mod.ts";
 import {
   AppliedLedger,
@@ -659,6 +660,27 @@ Deno.test("raft: randomized fault schedules keep every safety property", async (
       `refused to start), ${onDisk.fullDisks} disks full (${disk.noSpace} calls refused, ` +
       `${onDisk.storageFailures} nodes stopped and restarted)`,
   );
+  // What the run is for happened (printed above, asserted here): for the
+  // default 500 seeds the counts are in the tens to thousands; the thresholds
+  // keep the chance of a zero by bad luck negligible.
+  if (seeds.length >= 50) {
+    assert.ok(onDisk.segmentSeeds > 0, `no segment-log seed in ${seeds.length}`);
+    assert.ok(disk.crashes > 0, `no disk crash in ${onDisk.segmentSeeds} segment-log seeds`);
+    assert.ok(disk.lostWrites > 0, `no unsynced write lost in ${disk.crashes} disk crashes`);
+  }
+  if (seeds.length >= 200) {
+    assert.ok(disk.tornWrites > 0, `no torn write in ${disk.crashes} disk crashes`);
+    // A damaged store is refused at its start, at least sometimes (a flip may hit a torn tail
+    // cut off anyway, a lost write one overwritten since).
+    assert.ok(
+      activity.damaged === 0 || activity.failStops > 0,
+      `${activity.damaged} storages damaged, none refused to start`,
+    );
+    assert.ok(
+      onDisk.damaged === 0 || onDisk.failStops > 0,
+      `${onDisk.damaged} segment logs damaged, none refused to start`,
+    );
+  }
 });
 
 /**

@@ -131,3 +131,18 @@ Deno.test("segment log: a new store on a full disk is refused with the disk's er
     );
   });
 });
+
+Deno.test("segment log: a new folder's id comes from the random source given (a seed replays)", async () => {
+  const idOf = async (seed: number) => {
+    const clock = new VirtualClock();
+    return await clock.run(async () => {
+      const fs = new SimFs({ clock, random: new Random(1) });
+      const s = await SegmentLogStorage.open(DIR, { fs, clock, random: new Random(seed) });
+      await s.close();
+      return JSON.parse(new TextDecoder().decode(await fs.readFile(`${DIR}/format.json`))).id;
+    });
+  };
+  assert.equal(await idOf(7), await idOf(7));
+  assert.notEqual(await idOf(7), await idOf(8));
+  assert.match(await idOf(7), /^[0-9a-f]{32}$/);
+});

@@ -66,6 +66,7 @@ import { readSegments, type Segment } from "./segment_replay.ts";
 import { openFolder, openMark } from "./segment_folder.ts";
 import { parentOf, realSegmentFs, type SegmentFile, type SegmentFs } from "./segment_fs.ts";
 import type { Clock } from "../net/clock.ts";
+import type { Random } from "../net/random.ts";
 import { StorageCorruptionError, StorageLossError } from "../store/storage_errors.ts";
 import type { RaftStorage, StorageBatch, StoredState } from "./storage.ts";
 import type { HardState, NodeId } from "./types.ts";
@@ -104,6 +105,11 @@ export interface SegmentLogStorageOptions {
   fs?: SegmentFs;
   /** The clock the mark's background fsync waits on. Default: the real one. */
   clock?: Clock;
+  /**
+   * Where a new folder's random id comes from: a simulation's seeded source,
+   * so that a seed replays exactly. Default: the system's (`crypto`).
+   */
+  random?: Random;
 }
 
 /** Per stored entry: its term (for the mark's floors) and its record's bytes. */
@@ -212,7 +218,7 @@ export class SegmentLogStorage implements RaftStorage {
   ): Promise<SegmentLogStorage> {
     const storage = new SegmentLogStorage(dir, options);
     const fs = storage.#fs;
-    const { holdsState, id, lock } = await openFolder(dir, fs);
+    const { holdsState, id, lock } = await openFolder(dir, fs, { random: options.random });
     storage.#lock = lock;
     storage.#folderId = id;
     const mark = options.mark === undefined ? `${dir}/mark` : options.mark;

@@ -42,6 +42,8 @@ export class SimDisk {
   damageDone: string | undefined;
   /** Its folder was opened once: a lost folder is a loss (`expectState`). */
   #opened = false;
+  /** Where a new folder's id comes from (seeded: a seed replays exactly). */
+  #ids!: Random;
   readonly #clock: Clock;
   readonly #segmentBytes: number;
   readonly #stats: SimFsStats[];
@@ -112,10 +114,12 @@ export class SimDisk {
       clock: this.#clock,
       segmentBytes: this.#segmentBytes,
       expectState: this.#opened,
+      random: this.#ids,
     });
   }
 
   #newFs(random: Random): SimFs {
+    this.#ids = random.fork();
     // Syncs slower than SimStorage's commits, so that more crashes land inside a save.
     const fs = new SimFs({ clock: this.#clock, random, syncMs: [1, 10] });
     this.#stats.push(fs.stats);

@@ -2,10 +2,11 @@
  * An in-memory file system for simulations, with the faults of a real disk
  * under a power loss: {@linkcode SimFs.crash} keeps what was made durable
  * (data by `fdatasync`/`fsync`, a folder's creations, renames and removals
- * by a sync of the folder) and of the rest only what a disk may keep: a
- * prefix of each file's unsynced writes, the next one torn at a 512-byte
- * sector (a prefix of its sectors landed, the rest holds the old bytes), and
- * a prefix of each folder's unsynced changes. On request, damage beyond any
+ * by a sync of the folder) and of the rest only what a disk may keep: for
+ * each 4 KiB page of a file (pages are written back in any order), a prefix
+ * of the unsynced writes to it, the next one torn at 512-byte sectors (some
+ * of its sectors in the page landed, in any order, the rest holds the old
+ * bytes), and a prefix of each folder's unsynced changes. On request, damage beyond any
  * contract ({@linkcode SimFs.damage}: a flipped bit in data, a synced write
  * rolled back, a folder wiped) and a full disk ({@linkcode SimFs.full}).
  *
@@ -33,8 +34,10 @@ import {
   SimFile,
 } from "./sim_file.ts";
 
-/** Bytes a disk writes atomically: a torn write keeps a prefix of these. */
+/** Bytes a disk writes atomically: a torn write keeps some of these. */
 export const SECTOR_BYTES = 512;
+/** Bytes the page cache writes back at a time, in any order at a power loss. */
+const PAGE_BYTES = 4096;
 
 /**
  * Damage beyond any storage contract, for {@linkcode SimFs.damage}: a
@@ -476,8 +479,69 @@ export class SimFs implements SegmentFs {
     return next;
   }
 
-  /** An inode's durable bytes, a prefix of its unsynced writes, maybe the next one torn. */
+  /**
+   * An inode after a power loss: its durable bytes and, page by page (the
+   * page cache writes pages back in any order), a prefix of the unsynced
+   * writes to that page, the next one maybe torn (some of its sectors in
+   * the page landed, in any order). With a truncation among the unsynced
+   * changes: a prefix of all of them, in order (`#inOrder`).
+   */
   #survivor(inode: Inode, random: Random): Inode {
+    const pending = inode.pending.items;
+    if (pending.some((c) => "truncate" in c)) return this.#inOrder(inode, random);
+    const writes = pending as { offset: number; bytes: Uint8Array }[];
+    const pages = new Map<number, number[]>();
+    for (const [k, w] of writes.entries()) {
+      const last = Math.floor((w.offset + w.bytes.length - 1) / PAGE_BYTES);
+      for (let page = Math.floor(w.offset / PAGE_BYTES); page <= last; page++) {
+        const touching = pages.get(page);
+        if (touching === undefined) pages.set(page, [k]);
+        else touching.push(k);
+      }
+    }
+    // A copy: the zombie's later syncs change the old inode's bytes in place.
+    let bytes: Uint8Array = inode.durable.slice();
+    const lost = new Set<number>();
+    const torn = new Set<number>();
+    for (const [page, touching] of [...pages].sort((a, b) => a[0] - b[0])) {
+      const lo = page * PAGE_BYTES;
+      const hi = lo + PAGE_BYTES;
+      const kept = random.int(touching.length + 1);
+      for (const k of touching.slice(0, kept)) bytes = within(bytes, writes[k], [lo, hi]);
+      for (const k of touching.slice(kept)) lost.add(k);
+      const next = touching[kept];
+      if (next === undefined || !random.chance(this.#tearChance)) continue;
+      const w = writes[next];
+      const from = Math.max(lo, w.offset);
+      const to = Math.min(hi, w.offset + w.bytes.length);
+      const sectors: number[] = [];
+      for (let s = Math.floor(from / SECTOR_BYTES) * SECTOR_BYTES; s < to; s += SECTOR_BYTES) {
+        sectors.push(s);
+      }
+      const landed = sectors.filter(() => random.chance(0.5));
+      if (landed.length === 0 || landed.length === sectors.length) continue;
+      for (const s of landed) {
+        bytes = within(bytes, w, [Math.max(s, from), Math.min(s + SECTOR_BYTES, to)]);
+      }
+      torn.add(next);
+    }
+    this.stats.lostWrites += lost.size;
+    this.stats.tornWrites += torn.size;
+    const copy = new Inode(bytes);
+    // The history a lost-write damage picks from: the writes that landed whole
+    // (their bytes before them as the durable state held them: approximate
+    // when two overlap, enough for damage beyond the contract).
+    copy.synced = [
+      ...inode.synced,
+      ...writes.flatMap((w, k) =>
+        lost.has(k) ? [] : [{ offset: w.offset, before: before(inode.durable, w), after: w.bytes }]
+      ),
+    ].slice(-HISTORY);
+    return copy;
+  }
+
+  /** An inode's durable bytes, a prefix of its unsynced changes, maybe the next one torn. */
+  #inOrder(inode: Inode, random: Random): Inode {
     const pending = inode.pending.items;
     const kept = random.int(pending.length + 1);
     // A copy: the zombie's later syncs change the old inode's bytes in place.
@@ -637,6 +701,28 @@ export class SimFs implements SegmentFs {
     }
     return entry.inode;
   }
+}
+
+/** `bytes` with the part of write `w` inside [range[0], range[1]) applied. */
+function within(
+  bytes: Uint8Array,
+  w: { offset: number; bytes: Uint8Array },
+  range: [number, number],
+): Uint8Array {
+  const from = Math.max(range[0], w.offset);
+  const to = Math.min(range[1], w.offset + w.bytes.length);
+  if (to <= from) return bytes;
+  return apply(bytes, {
+    offset: from,
+    bytes: w.bytes.subarray(from - w.offset, to - w.offset),
+  }).bytes;
+}
+
+/** The bytes `durable` held where write `w` goes (zeros past its end). */
+function before(durable: Uint8Array, w: { offset: number; bytes: Uint8Array }): Uint8Array {
+  const out = new Uint8Array(w.bytes.length);
+  out.set(durable.subarray(w.offset, Math.min(durable.length, w.offset + w.bytes.length)));
+  return out;
 }
 
 function setOrDelete(names: Map<string, Entry>, change: FolderChange): void {

@@ -153,8 +153,12 @@ export class HighWaterMark {
     } catch (err) {
       if (!(err instanceof Deno.errors.NotFound)) throw err;
       // Whole or not at all: a crash while creating it must not leave an
-      // empty mark, which would read as a damaged one for ever.
-      await writeFileDurably(path, encodeSlot(0, EMPTY_FLOOR), { fs });
+      // empty mark, which would read as a damaged one for ever. Both slots
+      // (the second empty): a record never grows the file, so a full disk
+      // cannot refuse it.
+      const slots = new Uint8Array(2 * SLOT_BYTES);
+      slots.set(encodeSlot(0, EMPTY_FLOOR));
+      await writeFileDurably(path, slots, { fs });
       file = await fs.open(path, { read: true, write: true });
       created = true;
     }

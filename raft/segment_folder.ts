@@ -212,3 +212,23 @@ export async function openMark(
   }
   return await HighWaterMark.open(path, { fs: options.fs, clock: options.clock });
 }
+
+/**
+ * Makes `files` (`fdatasync`) and `folders` durable as they are: what a
+ * process killed before its syncs wrote reads back from the page cache but
+ * may not be on the disk yet.
+ */
+export async function syncAsFound(
+  fs: SegmentFs,
+  found: { files: string[]; folders: string[] },
+): Promise<void> {
+  for (const path of found.files) {
+    const file = await fs.open(path, { read: true });
+    try {
+      await file.syncData();
+    } finally {
+      file.close();
+    }
+  }
+  for (const folder of found.folders) await fs.syncFolder(folder);
+}

@@ -184,3 +184,32 @@ Deno.test("segment log: a save whose later pages reached the disk before its fir
   }
   assert.ok(holes > 0, "no seed had a later page of the save on disk without its first");
 });
+
+Deno.test("segment log: a spare segment whose making failed on a full disk is made again at the rollover, once space is back", async () => {
+  for (let seed = 1; seed <= 8; seed++) {
+    const clock = new VirtualClock();
+    await clock.run(async () => {
+      const fs = new SimFs({ clock, random: new Random(seed) });
+      await fs.mkdir("/data");
+      await fs.syncFolder("/");
+      const options = { clock, segmentBytes: 4096 };
+      const s = await SegmentLogStorage.open(DIR, { fs, ...options });
+      await s.load();
+      await delay(100, { clock }); // the first segment made ahead
+      fs.full = true;
+      await s.save({ hardState: { term: 1, vote: "a", commit: 0 }, entries: [], resetLog: false });
+      assert.ok(fs.stats.noSpace > 0, `seed ${seed}: the next segment's making was not refused`);
+      fs.full = false;
+      // Enough to need the next segment: made now, nothing stops.
+      for (let index = 1; index <= 60; index++) {
+        await s.save({ entries: entries(index, index, 1, 100), resetLog: false });
+      }
+      await s.close();
+      const names = await fs.readDir(DIR);
+      assert.ok(names.includes(`${"2".padStart(16, "0")}.seg`), `seed ${seed}: ${names}`);
+      const again = await SegmentLogStorage.open(DIR, { fs: fs.crash(), ...options });
+      assert.deepEqual((await again.load()).entries, entries(1, 60, 1, 100));
+      await again.close();
+    });
+  }
+});

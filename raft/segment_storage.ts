@@ -40,7 +40,9 @@
  * this save and every later call (fail-stop):
  * after a failed `fdatasync` Linux may drop the dirty pages and report the
  * next one clean, so nothing after it can be trusted; the node must stop and
- * be restarted (its `load` checks what is durable).
+ * be restarted (its `load` checks what is durable). A segment made ahead
+ * whose making failed (a full disk, say) is made again when it is needed:
+ * only that second failure stops the storage.
  *
  * @module
  */
@@ -63,7 +65,7 @@ import {
 } from "./segment_format.ts";
 import { changedBounds, LogWindow, type WindowChange } from "./segment_window.ts";
 import { readSegments, type Segment } from "./segment_replay.ts";
-import { openFolder, openMark } from "./segment_folder.ts";
+import { openFolder, openMark, syncAsFound } from "./segment_folder.ts";
 import { parentOf, realSegmentFs, type SegmentFile, type SegmentFs } from "./segment_fs.ts";
 import type { Clock } from "../net/clock.ts";
 import type { Random } from "../net/random.ts";
@@ -489,14 +491,21 @@ export class SegmentLogStorage implements RaftStorage {
     return this.#failure;
   }
 
-  /** The spare segment's number, made now if none is being made. */
+  /**
+   * The spare segment's number, made now if none is being made, or made
+   * again now if making it ahead failed (the disk was full then, say, and
+   * may have space again): a second failure stops the storage.
+   */
   async #takeSpare(): Promise<number> {
-    const last = this.#segments[this.#segments.length - 1]?.sequence ?? 0;
-    this.#spare ??= this.#makeSpare(last + 1);
+    const next = (this.#segments[this.#segments.length - 1]?.sequence ?? 0) + 1;
     const spare = this.#spare;
     this.#spare = undefined;
+    if (spare !== undefined) {
+      const made = await spare.then((sequence) => sequence, () => undefined);
+      if (made !== undefined) return made;
+    }
     try {
-      return await spare;
+      return await this.#makeSpare(next);
     } catch (err) {
       throw this.#fail(err as Error, "the next segment could not be made");
     }
@@ -702,19 +711,10 @@ export class SegmentLogStorage implements RaftStorage {
     spare: number | undefined,
     snapshot: SnapshotFile | null,
   ): Promise<void> {
-    const paths = segments.map((s) => this.#segmentPath(s.sequence));
-    if (spare !== undefined) paths.push(this.#segmentPath(spare));
-    if (snapshot) paths.push(`${this.#dir}/${snapshot.file}`);
-    for (const path of paths) {
-      const file = await this.#fs.open(path, { read: true });
-      try {
-        await file.syncData();
-      } finally {
-        file.close();
-      }
-    }
-    await this.#fs.syncFolder(this.#dir);
-    await this.#fs.syncFolder(parentOf(this.#dir));
+    const files = segments.map((s) => this.#segmentPath(s.sequence));
+    if (spare !== undefined) files.push(this.#segmentPath(spare));
+    if (snapshot) files.push(`${this.#dir}/${snapshot.file}`);
+    await syncAsFound(this.#fs, { files, folders: [this.#dir, parentOf(this.#dir)] });
   }
 
   async #readSnapshot(snapshot: SnapshotFile): Promise<Uint8Array> {

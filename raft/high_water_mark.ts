@@ -139,7 +139,8 @@ export class HighWaterMark {
 
   /**
    * Opens the mark at `path`, creating it (empty, synced, with its folder)
-   * when missing.
+   * when missing, or syncing it (and its folder) as found: a process killed
+   * before its sync leaves a floor readable but not yet durable.
    *
    * @throws {MarkCorruptionError} when neither slot holds a valid mark.
    */
@@ -152,13 +153,22 @@ export class HighWaterMark {
     } catch (err) {
       if (!(err instanceof Deno.errors.NotFound)) throw err;
       // Whole or not at all: a crash while creating it must not leave an
-      // empty mark, which would read as a damaged one for ever.
-      await writeFileDurably(path, encodeSlot(0, EMPTY_FLOOR), fs);
+      // empty mark, which would read as a damaged one for ever. Both slots
+      // (the second empty): a record never grows the file, so a full disk
+      // cannot refuse it.
+      const slots = new Uint8Array(2 * SLOT_BYTES);
+      slots.set(encodeSlot(0, EMPTY_FLOOR));
+      await writeFileDurably(path, slots, { fs });
       file = await fs.open(path, { read: true, write: true });
       created = true;
     }
     try {
       const found = await readSlots(file, path);
+      // What a killed process wrote may still be only in the page cache: it
+      // reads back now, and a power loss later could take it away. Synced
+      // (with its name) before the store it guards is trusted.
+      await file.syncData();
+      await fs.syncFolder(parentOf(path));
       return new HighWaterMark(path, file, found, { created, clock: options.clock });
     } catch (err) {
       file.close();
@@ -338,16 +348,35 @@ async function readSlots(
 }
 
 /**
+ * Options of {@linkcode writeFileDurably}.
+ *
+ * @example
+ * ```ts ignore
+ * const options: WriteFileDurablyOptions = { fs: realSegmentFs };
+ * ```
+ */
+export interface WriteFileDurablyOptions {
+  /** The file system to write on. Default: the real disk. */
+  fs?: SegmentFs;
+}
+
+/**
  * Writes `bytes` to `path` whole or not at all, durably: a synced temporary
  * file renamed over `path`, then its folder synced (a crash leaves the old
- * file or the new one, never a part), on `fs` (default the real disk). For
- * small files only.
+ * file or the new one, never a part), on `options.fs` (default the real
+ * disk). For small files only.
+ *
+ * @example
+ * ```ts ignore
+ * await writeFileDurably("data/node.json", new TextEncoder().encode("{}"), { fs: realSegmentFs });
+ * ```
  */
 export async function writeFileDurably(
   path: string,
   bytes: Uint8Array,
-  fs: SegmentFs = realSegmentFs,
+  options: WriteFileDurablyOptions = {},
 ): Promise<void> {
+  const fs = options.fs ?? realSegmentFs;
   const tmp = `${path}.tmp`;
   const file = await fs.open(tmp, { write: true, create: true, truncate: true });
   try {

@@ -271,6 +271,16 @@ export class DenoKvStorage implements RaftStorage {
       });
     }
     await this.#removeLeftovers();
+    // After a process crash (kill -9), WAL frames the dead process wrote but
+    // had not synced read back from the page cache; Raft acts on them (re-grants
+    // the vote, acknowledges the entries) without a save of its own, and a power
+    // loss would then take them away. A commit fsyncs the WAL file, all of it:
+    // one of the values just read, written back as it is, makes them durable.
+    const found: Mutation[] = [];
+    for (const entry of [hsEntry, metaEntry]) {
+      if (entry.value !== null) found.push({ type: "set", key: entry.key, value: entry.value });
+    }
+    await this.#layout.commit(found.slice(0, 1));
     this.#garbage = [];
     this.#garbageParts.clear();
     this.#nextSnapshotId = (pointer?.id ?? 0) + 1;

@@ -761,7 +761,7 @@ Deno.test("kv storage: the mark is created whole (a crash while creating it leav
     // What a crash part way through creating it leaves: a temporary file only.
     await Deno.writeFile(`${path}.mark.tmp`, new Uint8Array(3));
     const s = await DenoKvStorage.open(path);
-    assert.equal((await Deno.stat(`${path}.mark`)).size, SLOT_BYTES);
+    assert.equal((await Deno.stat(`${path}.mark`)).size, 2 * SLOT_BYTES); // both slots, the second empty
     await s.close();
   });
 });
@@ -786,5 +786,27 @@ Deno.test("kv storage: every save is in the mark when it resolves, before the ma
       }
     }
     await s.close();
+  });
+});
+
+Deno.test("kv storage: a load commits what it read back (its fsync makes a killed process's unsynced WAL frames durable)", async () => {
+  await withStore(async (path) => {
+    const s1 = await DenoKvStorage.open(path);
+    await s1.load();
+    await s1.save({
+      hardState: { term: 2, vote: "a", commit: 0 },
+      entries: entries(1, 2, 2),
+      resetLog: false,
+    });
+    const before = await s1.database.get(["raft", "hs"]);
+    await s1.close();
+    const s2 = await DenoKvStorage.open(path);
+    const state = await s2.load();
+    // A commit's new versionstamp: the load wrote (and so synced the WAL), the value unchanged.
+    const after = await s2.database.get(["raft", "hs"]);
+    assert.notEqual(after.versionstamp, before.versionstamp);
+    assert.deepEqual(after.value, before.value);
+    assert.deepEqual(state.hardState, { term: 2, vote: "a", commit: 0 });
+    await s2.close();
   });
 });

@@ -83,7 +83,9 @@ export { SimStorage, type SimStorageOptions, type StorageDamage } from "./sim_st
 export {
   SECTOR_BYTES,
   SimFs,
+  type SimFsCrashOptions,
   type SimFsDamage,
+  type SimFsDamageOptions,
   type SimFsOptions,
   type SimFsStats,
 } from "./sim_fs.ts";

@@ -244,12 +244,14 @@ async function run(dir: string, steps: Step[], fs: SegmentFs): Promise<number> {
  */
 async function runFull(dir: string, steps: Step[], crash: Crash): Promise<number> {
   let resolved = 0;
-  let s: SegmentLogStorage;
+  let s: SegmentLogStorage | undefined;
   try {
     s = await SegmentLogStorage.open(dir, { segmentBytes: SEGMENT, fs: crash, clock: NO_TIMERS });
     await s.load();
   } catch {
     crash.restore();
+    // Opened, and its load's syncs failed: its lock goes.
+    await s?.close();
     return 0;
   }
   let failed: "save" | "prepare" | undefined;

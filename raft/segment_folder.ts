@@ -6,6 +6,7 @@
  * @module
  */
 import type { Clock } from "../net/clock.ts";
+import type { Random } from "../net/random.ts";
 import { HighWaterMark, writeFileDurably } from "./high_water_mark.ts";
 import { parentOf, type SegmentFile, type SegmentFs } from "./segment_fs.ts";
 import {
@@ -96,7 +97,11 @@ export interface OpenedFolder {
  * or version, or is missing from a folder holding other files (or `dir` is a file).
  * @throws {StorageCorruptionError} when segments hold records and the format record is missing.
  */
-export async function openFolder(dir: string, fs: SegmentFs): Promise<OpenedFolder> {
+export async function openFolder(
+  dir: string,
+  fs: SegmentFs,
+  options: { random?: Random } = {},
+): Promise<OpenedFolder> {
   const names = await listNames(dir, fs).catch((err) => {
     if (err instanceof Deno.errors.NotADirectory) {
       throw new SegmentFormatError(dir, "it is a file, not a folder");
@@ -119,7 +124,7 @@ export async function openFolder(dir: string, fs: SegmentFs): Promise<OpenedFold
   const lock = await fs.open(`${dir}/${LOCK_FILE}`, { read: true, write: true, create: true });
   try {
     if (!(await lock.tryLock())) throw new SegmentLockError(dir);
-    return { ...await checkFolder(dir, names ?? [], fs), lock };
+    return { ...await checkFolder(dir, names ?? [], { fs, random: options.random }), lock };
   } catch (err) {
     lock.close();
     throw err;
@@ -130,8 +135,9 @@ export async function openFolder(dir: string, fs: SegmentFs): Promise<OpenedFold
 async function checkFolder(
   dir: string,
   names: string[],
-  fs: SegmentFs,
+  options: { fs: SegmentFs; random: Random | undefined },
 ): Promise<{ holdsState: boolean; id: string | undefined }> {
+  const fs = options.fs;
   let holdsState = false;
   for (const name of names) {
     if (segmentSequence(name) === undefined) continue;
@@ -147,9 +153,9 @@ async function checkFolder(
     if (holdsState) {
       throw new StorageCorruptionError(dir, `its format record ${FORMAT_FILE} is missing`);
     }
-    const id = newFolderId();
+    const id = newFolderId(options.random);
     const record = JSON.stringify({ ...FORMAT, id }) + "\n";
-    await writeFileDurably(formatPath, new TextEncoder().encode(record), fs);
+    await writeFileDurably(formatPath, new TextEncoder().encode(record), { fs });
     return { holdsState: false, id };
   }
   let found: { format?: unknown; version?: unknown; id?: unknown };
@@ -205,4 +211,24 @@ export async function openMark(
     );
   }
   return await HighWaterMark.open(path, { fs: options.fs, clock: options.clock });
+}
+
+/**
+ * Makes `files` (`fdatasync`) and `folders` durable as they are: what a
+ * process killed before its syncs wrote reads back from the page cache but
+ * may not be on the disk yet.
+ */
+export async function syncAsFound(
+  fs: SegmentFs,
+  found: { files: string[]; folders: string[] },
+): Promise<void> {
+  for (const path of found.files) {
+    const file = await fs.open(path, { read: true });
+    try {
+      await file.syncData();
+    } finally {
+      file.close();
+    }
+  }
+  for (const folder of found.folders) await fs.syncFolder(folder);
 }

@@ -22,6 +22,7 @@
  *
  * @module
  */
+import type { Random } from "../net/random.ts";
 import { crc32 } from "../net/bytes.ts";
 import type { HardState, SnapshotMeta } from "./types.ts";
 
@@ -100,9 +101,14 @@ export function segmentSeed(sequence: number, folder?: string): number {
   );
 }
 
-/** A new folder's id: 128 random bits in hex. */
-export function newFolderId(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(16));
+/**
+ * A new folder's id: 128 random bits in hex, from `random` when given (a
+ * simulation's seeded source, so a run replays), else the system's.
+ */
+export function newFolderId(random?: Random): string {
+  const bytes = new Uint8Array(16);
+  if (random === undefined) crypto.getRandomValues(bytes);
+  else for (let k = 0; k < bytes.length; k++) bytes[k] = random.int(256);
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 

@@ -35,7 +35,10 @@ export interface SegmentOpenOptions {
 
 /**
  * An open file of a {@linkcode SegmentFs}. Reads and writes name their
- * offset (no shared position), so two of them never race over a seek.
+ * offset. The real file has one position per descriptor (a seek, then the
+ * read or write): its reads and writes run one at a time, in call order, and
+ * a `writeSync` while one of them is under way is refused (it would move
+ * the position under it), not raced.
  *
  * @example
  * ```ts
@@ -101,32 +104,54 @@ export interface SegmentFs {
 
 class RealSegmentFile implements SegmentFile {
   readonly #file: Deno.FsFile;
+  /** The last positioned read or write queued (settled: it never rejects). */
+  #queue: Promise<void> = Promise.resolve();
+  /** Positioned reads and writes queued or under way (each seeks, then reads or writes). */
+  #positioned = 0;
 
   constructor(file: Deno.FsFile) {
     this.#file = file;
   }
 
-  async read(into: Uint8Array, offset: number): Promise<number> {
-    await this.#file.seek(offset, Deno.SeekMode.Start);
-    let at = 0;
-    while (at < into.length) {
-      const got = await this.#file.read(into.subarray(at));
-      if (got === null) break;
-      at += got;
-    }
-    return at;
+  /** Runs `call` after every positioned call before it: one seek-and-transfer at a time. */
+  #inTurn<T>(call: () => Promise<T>): Promise<T> {
+    this.#positioned++;
+    const run = this.#queue.then(call).finally(() => this.#positioned--);
+    this.#queue = run.then(() => {}, () => {});
+    return run;
+  }
+
+  read(into: Uint8Array, offset: number): Promise<number> {
+    return this.#inTurn(async () => {
+      await this.#file.seek(offset, Deno.SeekMode.Start);
+      let at = 0;
+      while (at < into.length) {
+        const got = await this.#file.read(into.subarray(at));
+        if (got === null) break;
+        at += got;
+      }
+      return at;
+    });
   }
 
   writeSync(bytes: Uint8Array, offset: number): void {
+    if (this.#positioned > 0) {
+      throw new Error(
+        `SegmentFile invariant: a writeSync while ${this.#positioned} read(s) or write(s) of ` +
+          `the same file are under way would move their position; await them first`,
+      );
+    }
     this.#file.seekSync(offset, Deno.SeekMode.Start);
     let at = 0;
     while (at < bytes.length) at += this.#file.writeSync(bytes.subarray(at));
   }
 
-  async write(bytes: Uint8Array, offset: number): Promise<void> {
-    await this.#file.seek(offset, Deno.SeekMode.Start);
-    let at = 0;
-    while (at < bytes.length) at += await this.#file.write(bytes.subarray(at));
+  write(bytes: Uint8Array, offset: number): Promise<void> {
+    return this.#inTurn(async () => {
+      await this.#file.seek(offset, Deno.SeekMode.Start);
+      let at = 0;
+      while (at < bytes.length) at += await this.#file.write(bytes.subarray(at));
+    });
   }
 
   syncData(): Promise<void> {

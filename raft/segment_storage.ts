@@ -40,7 +40,9 @@
  * this save and every later call (fail-stop):
  * after a failed `fdatasync` Linux may drop the dirty pages and report the
  * next one clean, so nothing after it can be trusted; the node must stop and
- * be restarted (its `load` checks what is durable).
+ * be restarted (its `load` checks what is durable). A segment made ahead
+ * whose making failed (a full disk, say) is made again when it is needed:
+ * only that second failure stops the storage.
  *
  * @module
  */
@@ -63,9 +65,10 @@ import {
 } from "./segment_format.ts";
 import { changedBounds, LogWindow, type WindowChange } from "./segment_window.ts";
 import { readSegments, type Segment } from "./segment_replay.ts";
-import { openFolder, openMark } from "./segment_folder.ts";
-import { realSegmentFs, type SegmentFile, type SegmentFs } from "./segment_fs.ts";
+import { openFolder, openMark, syncAsFound } from "./segment_folder.ts";
+import { parentOf, realSegmentFs, type SegmentFile, type SegmentFs } from "./segment_fs.ts";
 import type { Clock } from "../net/clock.ts";
+import type { Random } from "../net/random.ts";
 import { StorageCorruptionError, StorageLossError } from "../store/storage_errors.ts";
 import type { RaftStorage, StorageBatch, StoredState } from "./storage.ts";
 import type { HardState, NodeId } from "./types.ts";
@@ -104,6 +107,11 @@ export interface SegmentLogStorageOptions {
   fs?: SegmentFs;
   /** The clock the mark's background fsync waits on. Default: the real one. */
   clock?: Clock;
+  /**
+   * Where a new folder's random id comes from: a simulation's seeded source,
+   * so that a seed replays exactly. Default: the system's (`crypto`).
+   */
+  random?: Random;
 }
 
 /** Per stored entry: its term (for the mark's floors) and its record's bytes. */
@@ -212,7 +220,7 @@ export class SegmentLogStorage implements RaftStorage {
   ): Promise<SegmentLogStorage> {
     const storage = new SegmentLogStorage(dir, options);
     const fs = storage.#fs;
-    const { holdsState, id, lock } = await openFolder(dir, fs);
+    const { holdsState, id, lock } = await openFolder(dir, fs, { random: options.random });
     storage.#lock = lock;
     storage.#folderId = id;
     const mark = options.mark === undefined ? `${dir}/mark` : options.mark;
@@ -483,14 +491,21 @@ export class SegmentLogStorage implements RaftStorage {
     return this.#failure;
   }
 
-  /** The spare segment's number, made now if none is being made. */
+  /**
+   * The spare segment's number, made now if none is being made, or made
+   * again now if making it ahead failed (the disk was full then, say, and
+   * may have space again): a second failure stops the storage.
+   */
   async #takeSpare(): Promise<number> {
-    const last = this.#segments[this.#segments.length - 1]?.sequence ?? 0;
-    this.#spare ??= this.#makeSpare(last + 1);
+    const next = (this.#segments[this.#segments.length - 1]?.sequence ?? 0) + 1;
     const spare = this.#spare;
     this.#spare = undefined;
+    if (spare !== undefined) {
+      const made = await spare.then((sequence) => sequence, () => undefined);
+      if (made !== undefined) return made;
+    }
     try {
-      return await spare;
+      return await this.#makeSpare(next);
     } catch (err) {
       throw this.#fail(err as Error, "the next segment could not be made");
     }
@@ -535,7 +550,7 @@ export class SegmentLogStorage implements RaftStorage {
 
   async #writeSnapshotData(data: Uint8Array): Promise<Omit<SnapshotFile, "meta">> {
     const file = `snap-${this.#nextSnapshotId++}.bin`;
-    await writeFileDurably(`${this.#dir}/${file}`, data, this.#fs);
+    await writeFileDurably(`${this.#dir}/${file}`, data, { fs: this.#fs });
     return { file, size: data.length, crc: crc32(data) };
   }
 
@@ -638,6 +653,12 @@ export class SegmentLogStorage implements RaftStorage {
         const stale = name.endsWith(".tmp") || (/^snap-\d+\.bin$/.test(name) && !keep.has(name));
         if (stale) await this.#removeQuietly(name);
       }
+      try {
+        await this.#syncFound(segments, spare, snapshot);
+      } catch (err) {
+        // A failed sync may have dropped the pages it could not write: what was read is not durable.
+        throw this.#fail(err as Error, "making what the load read durable failed");
+      }
     }
     let maxId = 0;
     for (const name of names) {
@@ -673,6 +694,27 @@ export class SegmentLogStorage implements RaftStorage {
     const covered = snapshot?.meta.index ?? 0;
     state.hardState.commit = Math.max(covered, Math.min(state.hardState.commit, window.last));
     return state;
+  }
+
+  /**
+   * Makes durable everything the first load read, before Raft acts on it.
+   * After a process crash (kill -9) the page cache keeps the dead process's
+   * writes whose `fdatasync` had not returned: they read back, so Raft may
+   * re-grant the vote they hold or acknowledge the entries without a save
+   * of its own, and a power loss after that would take them away (two votes
+   * in a term, a committed entry lost). As PostgreSQL's SyncDataDirectory
+   * after a crash: every segment read, the spare, the snapshot's data, the
+   * folder and its parent (the mark syncs itself when opened).
+   */
+  async #syncFound(
+    segments: Segment[],
+    spare: number | undefined,
+    snapshot: SnapshotFile | null,
+  ): Promise<void> {
+    const files = segments.map((s) => this.#segmentPath(s.sequence));
+    if (spare !== undefined) files.push(this.#segmentPath(spare));
+    if (snapshot) files.push(`${this.#dir}/${snapshot.file}`);
+    await syncAsFound(this.#fs, { files, folders: [this.#dir, parentOf(this.#dir)] });
   }
 
   async #readSnapshot(snapshot: SnapshotFile): Promise<Uint8Array> {

@@ -2,10 +2,11 @@
  * An in-memory file system for simulations, with the faults of a real disk
  * under a power loss: {@linkcode SimFs.crash} keeps what was made durable
  * (data by `fdatasync`/`fsync`, a folder's creations, renames and removals
- * by a sync of the folder) and of the rest only what a disk may keep: a
- * prefix of each file's unsynced writes, the next one torn at a 512-byte
- * sector (a prefix of its sectors landed, the rest holds the old bytes), and
- * a prefix of each folder's unsynced changes. On request, damage beyond any
+ * by a sync of the folder) and of the rest only what a disk may keep: for
+ * each 4 KiB page of a file (pages are written back in any order), a prefix
+ * of the unsynced writes to it, the next one torn at 512-byte sectors (some
+ * of its sectors in the page landed, in any order, the rest holds the old
+ * bytes), and a prefix of each folder's unsynced changes. On request, damage beyond any
  * contract ({@linkcode SimFs.damage}: a flipped bit in data, a synced write
  * rolled back, a folder wiped) and a full disk ({@linkcode SimFs.full}).
  *
@@ -22,11 +23,21 @@ import {
   type SegmentFs,
   type SegmentOpenOptions,
 } from "./segment_fs.ts";
+import {
+  apply,
+  type Change,
+  type Disk,
+  HISTORY,
+  Inode,
+  Queue,
+  rebuild,
+  SimFile,
+} from "./sim_file.ts";
 
-/** Bytes a disk writes atomically: a torn write keeps a prefix of these. */
+/** Bytes a disk writes atomically: a torn write keeps some of these. */
 export const SECTOR_BYTES = 512;
-/** Synced writes a file remembers, for a lost write. */
-const HISTORY = 8;
+/** Bytes the page cache writes back at a time, in any order at a power loss. */
+const PAGE_BYTES = 4096;
 
 /**
  * Damage beyond any storage contract, for {@linkcode SimFs.damage}: a
@@ -91,33 +102,38 @@ export interface SimFsOptions {
   tearChance?: number;
 }
 
-/** A write or truncation not yet synced. */
-type Change = { offset: number; bytes: Uint8Array } | { truncate: number };
-
-/** A synced write, with the bytes it replaced (for a lost write). */
-interface Synced {
-  offset: number;
-  before: Uint8Array;
-  after: Uint8Array;
+/**
+ * Options of {@linkcode SimFs.crash}.
+ *
+ * @example
+ * ```ts
+ * import type { SimFsCrashOptions } from "@distkit/distkit/raft";
+ *
+ * const killNine: SimFsCrashOptions = { powerLoss: false };
+ * ```
+ */
+export interface SimFsCrashOptions {
+  /**
+   * A power loss (what was not synced may be lost, in part), or with
+   * `false` a process crash (all written reads back, still unsynced).
+   * Default true.
+   */
+  powerLoss?: boolean;
 }
 
-class Inode {
-  /** What reads see. */
-  data: Uint8Array;
-  size: number;
-  /** What survives a crash for sure. */
-  durable: Uint8Array;
-  pending: Change[] = [];
-  synced: Synced[] = [];
-  /** Syncs of it under way. */
-  syncing = 0;
-  lockedBy: SimFile | undefined;
-
-  constructor(durable: Uint8Array) {
-    this.durable = durable;
-    this.data = durable.slice();
-    this.size = durable.length;
-  }
+/**
+ * Options of {@linkcode SimFs.damage}.
+ *
+ * @example
+ * ```ts
+ * import type { SimFsDamageOptions } from "@distkit/distkit/raft";
+ *
+ * const options: SimFsDamageOptions = { target: (name) => name.endsWith(".seg") };
+ * ```
+ */
+export interface SimFsDamageOptions {
+  /** Which files (by name in the folder) a flip or a rollback may hit. Default: all. */
+  target?: (name: string) => boolean;
 }
 
 type Entry = { dir: true } | { inode: Inode };
@@ -164,7 +180,7 @@ export class SimFs implements SegmentFs {
   /** Names that survive a crash for sure. */
   #durable = new Map<string, Entry>([["/", { dir: true }]]);
   /** Per folder, its changes not yet synced, in order. */
-  #changes = new Map<string, FolderChange[]>();
+  #changes = new Map<string, Queue<FolderChange>>();
   #stats: SimFsStats;
   /** While true, a write that grows a file and a file's creation fail with ENOSPC. */
   full = false;
@@ -224,7 +240,7 @@ export class SimFs implements SegmentFs {
     if ("dir" in entry) {
       throw new Deno.errors.IsADirectory(`Is a directory (os error 21): open '${path}'`);
     }
-    const file = new SimFile(this, entry.inode, { path, write: !!options.write });
+    const file = new SimFile(this.#disk, entry.inode, { path, write: !!options.write });
     if (options.truncate) file.truncate();
     return file;
   }
@@ -288,15 +304,34 @@ export class SimFs implements SegmentFs {
   async syncFolder(path: string): Promise<void> {
     path = normal(path);
     this.#folder(path, "open");
-    const changes = this.#changes.get(path) ?? [];
-    const count = changes.length;
-    await this.syncTime();
-    for (const change of changes.splice(0, count)) setOrDelete(this.#durable, change);
+    const changes = this.#changes.get(path);
+    const end = changes?.end ?? 0;
+    await this.#syncTime();
+    for (const change of changes?.take(end) ?? []) setOrDelete(this.#durable, change);
   }
 
   /**
    * Whether a write a crash could tear (it spans more than one sector) is
    * being synced now: a crash now lands inside a save, and may tear it.
+   *
+   * @example
+   * ```ts
+   * import { Random, VirtualClock } from "@distkit/distkit/net";
+   * import { SECTOR_BYTES, SimFs } from "@distkit/distkit/raft";
+   * import assert from "node:assert/strict";
+   *
+   * const clock = new VirtualClock();
+   * await clock.run(async () => {
+   *   const fs = new SimFs({ clock, random: new Random(1) });
+   *   await fs.mkdir("/d");
+   *   const file = await fs.open("/d/f", { write: true, create: true });
+   *   file.writeSync(new Uint8Array(2 * SECTOR_BYTES), 0);
+   *   const syncing = file.syncData();
+   *   assert.equal(fs.tearable, true);
+   *   await syncing;
+   *   assert.equal(fs.tearable, false);
+   * });
+   * ```
    */
   get tearable(): boolean {
     const spans = (c: Change) =>
@@ -304,7 +339,7 @@ export class SimFs implements SegmentFs {
       Math.floor(c.offset / SECTOR_BYTES) <
         Math.floor((c.offset + c.bytes.length - 1) / SECTOR_BYTES);
     for (const entry of this.#names.values()) {
-      if ("inode" in entry && entry.inode.syncing > 0 && entry.inode.pending.some(spans)) {
+      if ("inode" in entry && entry.inode.syncing > 0 && entry.inode.pending.items.some(spans)) {
         return true;
       }
     }
@@ -317,38 +352,58 @@ export class SimFs implements SegmentFs {
    * What a machine restarted after a power loss at this moment finds: a new
    * disk (same options, a random stream forked from this one's) holding
    * what was durable and, of the rest, what a disk may keep (see the module
-   * doc). With `powerLoss: false`, a process crash instead: everything
-   * written is kept (the page cache outlives the process). This disk goes
-   * on for whoever still holds it (a zombie): nothing written to it from
-   * now on reaches the copy.
+   * doc). With `powerLoss: false`, a process crash (kill -9) instead: the
+   * page cache outlives the process, so everything written reads back, but
+   * what was not synced stays unsynced (a later power loss may still take
+   * it). This disk goes on for whoever still holds it (a zombie): nothing
+   * written to it from now on reaches the copy. A full disk stays full.
+   *
+   * @example A process crash keeps an unsynced write readable, not durable
+   * ```ts
+   * import { Random, VirtualClock } from "@distkit/distkit/net";
+   * import { SimFs } from "@distkit/distkit/raft";
+   * import assert from "node:assert/strict";
+   *
+   * const clock = new VirtualClock();
+   * await clock.run(async () => {
+   *   const fs = new SimFs({ clock, random: new Random(1) });
+   *   await fs.mkdir("/d");
+   *   await fs.syncFolder("/");
+   *   const file = await fs.open("/d/f", { write: true, create: true });
+   *   await file.write(new Uint8Array([1]), 0); // neither it nor its name synced
+   *   const killed = fs.crash({ powerLoss: false });
+   *   assert.equal((await killed.readFile("/d/f"))[0], 1);
+   *   const powerLost = killed.crash(); // may or may not hold /d/f
+   *   assert.equal(typeof (await powerLost.exists("/d/f")), "boolean");
+   * });
+   * ```
    */
-  crash(options: { powerLoss?: boolean } = {}): SimFs {
-    const powerLoss = options.powerLoss ?? true;
-    const random = this.#random.fork();
+  crash(options: SimFsCrashOptions = {}): SimFs {
     this.stats.crashes++;
-    const names = new Map(powerLoss ? this.#durable : this.#names);
-    for (const changes of powerLoss ? this.#changes.values() : []) {
-      const kept = random.int(changes.length + 1);
-      for (const change of changes.slice(0, kept)) setOrDelete(names, change);
-      this.stats.lostFolderChanges += changes.length - kept;
+    if (!(options.powerLoss ?? true)) {
+      const next = this.copy();
+      next.#stats = this.#stats;
+      return next;
+    }
+    const random = this.#random.fork();
+    const names = new Map(this.#durable);
+    for (const changes of this.#changes.values()) {
+      const kept = random.int(changes.items.length + 1);
+      for (const change of changes.items.slice(0, kept)) setOrDelete(names, change);
+      this.stats.lostFolderChanges += changes.items.length - kept;
     }
     // A name whose folder's creation was lost is lost with it (shortest paths first).
     for (const path of [...names.keys()].sort((a, b) => a.length - b.length)) {
       if (path !== "/" && !names.has(parentOf(path))) names.delete(path);
     }
-    const next = new SimFs({
-      clock: this.#clock,
-      random,
-      syncMs: this.#syncMs,
-      tearChance: this.#tearChance,
-    });
+    const next = this.#sibling(random);
     next.#stats = this.#stats;
     const copies = new Map<Inode, Inode>();
     for (const [path, entry] of names) {
       if ("dir" in entry) continue;
       let copy = copies.get(entry.inode);
       if (copy === undefined) {
-        copy = powerLoss ? this.#survivor(entry.inode, random) : kept(entry.inode);
+        copy = this.#survivor(entry.inode, random);
         copies.set(entry.inode, copy);
       }
       names.set(path, { inode: copy });
@@ -360,16 +415,27 @@ export class SimFs implements SegmentFs {
 
   /**
    * An exact copy of this disk as it is now (unsynced writes and folder
-   * changes still unsynced), to look at without touching this one: what
-   * it does is its own. Its counts start at zero.
+   * changes still unsynced, a full disk full), to look at without touching
+   * this one: what it does is its own. Its counts start at zero.
+   *
+   * @example
+   * ```ts
+   * import { Random, VirtualClock } from "@distkit/distkit/net";
+   * import { SimFs } from "@distkit/distkit/raft";
+   * import assert from "node:assert/strict";
+   *
+   * const clock = new VirtualClock();
+   * await clock.run(async () => {
+   *   const fs = new SimFs({ clock, random: new Random(1) });
+   *   await fs.mkdir("/d");
+   *   const copy = fs.copy();
+   *   await copy.remove("/d");
+   *   assert.equal(await fs.exists("/d"), true);
+   * });
+   * ```
    */
   copy(): SimFs {
-    const next = new SimFs({
-      clock: this.#clock,
-      random: this.#random.fork(),
-      syncMs: this.#syncMs,
-      tearChance: this.#tearChance,
-    });
+    const next = this.#sibling(this.#random.fork());
     const copies = new Map<Inode, Inode>();
     const copyOf = (entry: Entry): Entry => {
       if ("dir" in entry) return entry;
@@ -378,7 +444,7 @@ export class SimFs implements SegmentFs {
         copy = new Inode(entry.inode.durable.slice());
         copy.data = entry.inode.data.slice();
         copy.size = entry.inode.size;
-        copy.pending = entry.inode.pending.slice();
+        copy.pending = entry.inode.pending.copy();
         copy.synced = entry.inode.synced.slice();
         copies.set(entry.inode, copy);
       }
@@ -391,7 +457,7 @@ export class SimFs implements SegmentFs {
     for (const [folder, changes] of this.#changes) {
       next.#changes.set(
         folder,
-        changes.map((change) =>
+        changes.copy((change) =>
           change.map(([path, entry]) =>
             [path, entry && copyOf(entry)] as [string, Entry | undefined]
           )
@@ -401,9 +467,82 @@ export class SimFs implements SegmentFs {
     return next;
   }
 
-  /** An inode's durable bytes, a prefix of its unsynced writes, maybe the next one torn. */
+  /** An empty disk with this one's options (and fullness), on `random`. */
+  #sibling(random: Random): SimFs {
+    const next = new SimFs({
+      clock: this.#clock,
+      random,
+      syncMs: this.#syncMs,
+      tearChance: this.#tearChance,
+    });
+    next.full = this.full;
+    return next;
+  }
+
+  /**
+   * An inode after a power loss: its durable bytes and, page by page (the
+   * page cache writes pages back in any order), a prefix of the unsynced
+   * writes to that page, the next one maybe torn (some of its sectors in
+   * the page landed, in any order). With a truncation among the unsynced
+   * changes: a prefix of all of them, in order (`#inOrder`).
+   */
   #survivor(inode: Inode, random: Random): Inode {
-    const pending = inode.pending;
+    const pending = inode.pending.items;
+    if (pending.some((c) => "truncate" in c)) return this.#inOrder(inode, random);
+    const writes = pending as { offset: number; bytes: Uint8Array }[];
+    const pages = new Map<number, number[]>();
+    for (const [k, w] of writes.entries()) {
+      const last = Math.floor((w.offset + w.bytes.length - 1) / PAGE_BYTES);
+      for (let page = Math.floor(w.offset / PAGE_BYTES); page <= last; page++) {
+        const touching = pages.get(page);
+        if (touching === undefined) pages.set(page, [k]);
+        else touching.push(k);
+      }
+    }
+    // A copy: the zombie's later syncs change the old inode's bytes in place.
+    let bytes: Uint8Array = inode.durable.slice();
+    const lost = new Set<number>();
+    const torn = new Set<number>();
+    for (const [page, touching] of [...pages].sort((a, b) => a[0] - b[0])) {
+      const lo = page * PAGE_BYTES;
+      const hi = lo + PAGE_BYTES;
+      const kept = random.int(touching.length + 1);
+      for (const k of touching.slice(0, kept)) bytes = within(bytes, writes[k], [lo, hi]);
+      for (const k of touching.slice(kept)) lost.add(k);
+      const next = touching[kept];
+      if (next === undefined || !random.chance(this.#tearChance)) continue;
+      const w = writes[next];
+      const from = Math.max(lo, w.offset);
+      const to = Math.min(hi, w.offset + w.bytes.length);
+      const sectors: number[] = [];
+      for (let s = Math.floor(from / SECTOR_BYTES) * SECTOR_BYTES; s < to; s += SECTOR_BYTES) {
+        sectors.push(s);
+      }
+      const landed = sectors.filter(() => random.chance(0.5));
+      if (landed.length === 0 || landed.length === sectors.length) continue;
+      for (const s of landed) {
+        bytes = within(bytes, w, [Math.max(s, from), Math.min(s + SECTOR_BYTES, to)]);
+      }
+      torn.add(next);
+    }
+    this.stats.lostWrites += lost.size;
+    this.stats.tornWrites += torn.size;
+    const copy = new Inode(bytes);
+    // The history a lost-write damage picks from: the writes that landed whole
+    // (their bytes before them as the durable state held them: approximate
+    // when two overlap, enough for damage beyond the contract).
+    copy.synced = [
+      ...inode.synced,
+      ...writes.flatMap((w, k) =>
+        lost.has(k) ? [] : [{ offset: w.offset, before: before(inode.durable, w), after: w.bytes }]
+      ),
+    ].slice(-HISTORY);
+    return copy;
+  }
+
+  /** An inode's durable bytes, a prefix of its unsynced changes, maybe the next one torn. */
+  #inOrder(inode: Inode, random: Random): Inode {
+    const pending = inode.pending.items;
     const kept = random.int(pending.length + 1);
     // A copy: the zombie's later syncs change the old inode's bytes in place.
     let bytes: Uint8Array = inode.durable.slice();
@@ -436,18 +575,34 @@ export class SimFs implements SegmentFs {
 
   /**
    * Damage beyond any contract to what is under the folder `dir`, on a disk
-   * fresh from {@linkcode SimFs.crash} (so all of it is durable): `"flip"`
-   * flips one bit of a file's data (up to its last non-zero byte), `"lose"`
-   * rolls back one of the last synced writes to a file (its bytes become
-   * what they were before it), `"wipe"` removes the folder and all in it.
-   * Only files whose name `target` accepts are flipped or rolled back.
-   * Returns what was done, or undefined when nothing could be.
+   * fresh from {@linkcode SimFs.crash}: `"flip"` flips one bit of a file's
+   * data (up to its last non-zero byte; durable or not, the bit stays
+   * flipped), `"lose"` rolls back one of the last synced writes to a file
+   * (its bytes become what they were before it, under any later unsynced
+   * write), `"wipe"` removes the folder and all in it. Only files whose name
+   * `options.target` accepts are flipped or rolled back. Returns what was
+   * done, or undefined when nothing could be.
+   *
+   * @example
+   * ```ts
+   * import { Random, VirtualClock } from "@distkit/distkit/net";
+   * import { SimFs } from "@distkit/distkit/raft";
+   * import assert from "node:assert/strict";
+   *
+   * const clock = new VirtualClock();
+   * await clock.run(async () => {
+   *   const fs = new SimFs({ clock, random: new Random(1) });
+   *   await fs.mkdir("/d");
+   *   const file = await fs.open("/d/a.seg", { write: true, create: true });
+   *   await file.write(new Uint8Array([1, 2, 3]), 0);
+   *   await file.syncData();
+   *   const done = fs.damage("flip", "/d", { target: (name) => name.endsWith(".seg") });
+   *   assert.ok(done?.includes("/d/a.seg"));
+   * });
+   * ```
    */
-  damage(
-    kind: SimFsDamage,
-    dir: string,
-    target: (name: string) => boolean = () => true,
-  ): string | undefined {
+  damage(kind: SimFsDamage, dir: string, options: SimFsDamageOptions = {}): string | undefined {
+    const target = options.target ?? (() => true);
     dir = normal(dir);
     const files: [string, Inode][] = [];
     for (const [path, entry] of this.#names) {
@@ -467,7 +622,15 @@ export class SimFs implements SegmentFs {
       if (data.length > 0) {
         const [path, inode] = this.#random.pick(data);
         const bit = this.#random.int((lastNonZero(inode.data, inode.size) + 1) * 8);
-        for (const bytes of [inode.data, inode.durable]) bytes[bit >> 3] ^= 1 << (bit & 7);
+        const at = bit >> 3;
+        if (at < inode.durable.length) inode.durable[at] ^= 1 << (bit & 7);
+        // An unsynced write over it lands flipped too: the bit stays flipped after its sync.
+        for (const c of inode.pending.items) {
+          if ("bytes" in c && c.offset <= at && at < c.offset + c.bytes.length) {
+            c.bytes[at - c.offset] ^= 1 << (bit & 7);
+          }
+        }
+        rebuild(inode);
         done = `flipped bit ${bit & 7} of byte ${bit >> 3} of ${path}`;
       }
     } else {
@@ -477,11 +640,11 @@ export class SimFs implements SegmentFs {
       );
       if (writes.length > 0) {
         const { path, inode, w } = this.#random.pick(writes);
-        for (const bytes of [inode.data, inode.durable]) {
-          if (w.offset < bytes.length) {
-            bytes.set(w.before.subarray(0, bytes.length - w.offset), w.offset);
-          }
+        const bytes = inode.durable;
+        if (w.offset < bytes.length) {
+          bytes.set(w.before.subarray(0, bytes.length - w.offset), w.offset);
         }
+        rebuild(inode);
         done = `rolled back the write of ${w.after.length} bytes at ${w.offset} of ${path}`;
       }
     }
@@ -491,17 +654,20 @@ export class SimFs implements SegmentFs {
 
   // ---- for SimFile ----
 
+  /** What a file of this disk asks of it. */
+  readonly #disk: Disk = {
+    syncTime: () => this.#syncTime(),
+    noSpace: (path) => this.#noSpace(path),
+    full: () => this.full,
+  };
+
   /** Waits the virtual time a sync takes. */
-  syncTime(): Promise<void> {
+  #syncTime(): Promise<void> {
     const ms = this.#random.between(this.#syncMs[0], this.#syncMs[1]);
     return new Promise((resolve) => this.#clock.setTimer(ms, resolve));
   }
 
   /** Refuses a call on a full disk (counted). */
-  noSpace(path: string): Error {
-    return this.#noSpace(path);
-  }
-
   #noSpace(path: string): Error {
     this.stats.noSpace++;
     return new Error(`No space left on device (os error 28): write '${path}'`);
@@ -512,8 +678,11 @@ export class SimFs implements SegmentFs {
     setOrDelete(this.#names, change);
     const folder = parentOf(change[0][0]);
     const changes = this.#changes.get(folder);
-    if (changes === undefined) this.#changes.set(folder, [change]);
-    else changes.push(change);
+    if (changes === undefined) {
+      const queue = new Queue<FolderChange>();
+      queue.push(change);
+      this.#changes.set(folder, queue);
+    } else changes.push(change);
   }
 
   #folder(path: string, call: string): void {
@@ -534,116 +703,26 @@ export class SimFs implements SegmentFs {
   }
 }
 
-/** An open file of a {@linkcode SimFs}. */
-class SimFile implements SegmentFile {
-  readonly #fs: SimFs;
-  readonly #inode: Inode;
-  readonly #path: string;
-  readonly #write: boolean;
-  #closed = false;
-
-  constructor(fs: SimFs, inode: Inode, how: { path: string; write: boolean }) {
-    this.#fs = fs;
-    this.#inode = inode;
-    this.#path = how.path;
-    this.#write = how.write;
-  }
-
-  // deno-lint-ignore require-await
-  async read(into: Uint8Array, offset: number): Promise<number> {
-    this.#check();
-    const inode = this.#inode;
-    const n = Math.max(0, Math.min(into.length, inode.size - offset));
-    into.set(inode.data.subarray(offset, offset + n));
-    return n;
-  }
-
-  writeSync(bytes: Uint8Array, offset: number): void {
-    this.#check();
-    if (!this.#write) throw new Deno.errors.BadResource(`${this.#path} is not open for writing`);
-    const inode = this.#inode;
-    if (this.#fs.full && offset + bytes.length > inode.size) throw this.#fs.noSpace(this.#path);
-    const change = { offset, bytes: bytes.slice() };
-    const applied = apply(inode.data.subarray(0, inode.size), change).bytes;
-    inode.data = applied;
-    inode.size = applied.length;
-    inode.pending.push(change);
-  }
-
-  // deno-lint-ignore require-await
-  async write(bytes: Uint8Array, offset: number): Promise<void> {
-    this.writeSync(bytes, offset);
-  }
-
-  /** Empties the file (as opening it with `truncate`). */
-  truncate(): void {
-    const inode = this.#inode;
-    inode.size = 0;
-    inode.data = new Uint8Array(0);
-    inode.pending.push({ truncate: 0 });
-  }
-
-  async syncData(): Promise<void> {
-    this.#check();
-    const inode = this.#inode;
-    const count = inode.pending.length;
-    inode.syncing++;
-    try {
-      await this.#fs.syncTime();
-    } finally {
-      inode.syncing--;
-    }
-    for (const change of inode.pending.splice(0, count)) {
-      const applied = apply(inode.durable, change);
-      inode.durable = applied.bytes;
-      if (applied.synced) inode.synced.push(applied.synced);
-    }
-    if (inode.synced.length > HISTORY) inode.synced.splice(0, inode.synced.length - HISTORY);
-  }
-
-  sync(): Promise<void> {
-    return this.syncData();
-  }
-
-  // deno-lint-ignore require-await
-  async tryLock(): Promise<boolean> {
-    this.#check();
-    if (this.#inode.lockedBy !== undefined && this.#inode.lockedBy !== this) return false;
-    this.#inode.lockedBy = this;
-    return true;
-  }
-
-  close(): void {
-    this.#check();
-    this.#closed = true;
-    if (this.#inode.lockedBy === this) this.#inode.lockedBy = undefined;
-  }
-
-  #check(): void {
-    if (this.#closed) throw new Deno.errors.BadResource(`${this.#path} is closed`);
-  }
+/** `bytes` with the part of write `w` inside [range[0], range[1]) applied. */
+function within(
+  bytes: Uint8Array,
+  w: { offset: number; bytes: Uint8Array },
+  range: [number, number],
+): Uint8Array {
+  const from = Math.max(range[0], w.offset);
+  const to = Math.min(range[1], w.offset + w.bytes.length);
+  if (to <= from) return bytes;
+  return apply(bytes, {
+    offset: from,
+    bytes: w.bytes.subarray(from - w.offset, to - w.offset),
+  }).bytes;
 }
 
-/** `bytes` with `change` applied (a new array when it grows), and what a write replaced. */
-function apply(bytes: Uint8Array, change: Change): { bytes: Uint8Array; synced?: Synced } {
-  if ("truncate" in change) return { bytes: bytes.slice(0, change.truncate) };
-  const end = change.offset + change.bytes.length;
-  const before = new Uint8Array(change.bytes.length);
-  before.set(bytes.subarray(change.offset, Math.min(end, bytes.length)));
-  let out = bytes;
-  if (end > bytes.length) {
-    out = new Uint8Array(end);
-    out.set(bytes);
-  }
-  out.set(change.bytes, change.offset);
-  return { bytes: out, synced: { offset: change.offset, before, after: change.bytes } };
-}
-
-/** An inode with everything written to it durable (a process crash keeps the page cache). */
-function kept(inode: Inode): Inode {
-  const copy = new Inode(inode.data.slice(0, inode.size));
-  copy.synced = inode.synced.slice();
-  return copy;
+/** The bytes `durable` held where write `w` goes (zeros past its end). */
+function before(durable: Uint8Array, w: { offset: number; bytes: Uint8Array }): Uint8Array {
+  const out = new Uint8Array(w.bytes.length);
+  out.set(durable.subarray(w.offset, Math.min(durable.length, w.offset + w.bytes.length)));
+  return out;
 }
 
 function setOrDelete(names: Map<string, Entry>, change: FolderChange): void {

@@ -45,6 +45,12 @@ export interface ClusterOptions {
    * and folder changes lost, the last write torn), its damage done to the files.
    */
   segments?: { segmentBytes: number };
+  /**
+   * A node that stopped on its own (its storage failed) leaves its server on
+   * the network, answering every call at once with an unknown service,
+   * instead of taking it off (a process that exited). Default false.
+   */
+  stoppedServerStays?: boolean;
 }
 
 /**
@@ -373,10 +379,11 @@ export class Cluster {
     }
     // The node stopped on its own (its storage failed): its process exits, as
     // `kv serve`'s does (exit 3), and is gone from the network until its
-    // operator restarts it. Left there, its server would answer every call at
-    // once with an unknown service, and a leader sending it a snapshot would
-    // resend each chunk at once, for ever, in no virtual time (seed 3221).
-    if (this.#servers[i].node === node) {
+    // operator restarts it. Or (`stoppedServerStays`) its server stays and
+    // answers every call at once with an unknown service: a leader sending it
+    // a snapshot must not resend each chunk at once, for ever, in no virtual
+    // time (seed 3221 found that; raft/progress.ts waits an election timeout).
+    if (this.#servers[i].node === node && !this.#options.stoppedServerStays) {
       this.disconnect(i);
       this.sim.net.deleteServer(String(i));
     }

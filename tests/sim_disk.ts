@@ -42,6 +42,8 @@ export class SimDisk {
   damageDone: string | undefined;
   /** Its folder was opened once: a lost folder is a loss (`expectState`). */
   #opened = false;
+  /** Where a new folder's id comes from (seeded: a seed replays exactly). */
+  #ids!: Random;
   readonly #clock: Clock;
   readonly #segmentBytes: number;
   readonly #stats: SimFsStats[];
@@ -84,8 +86,9 @@ export class SimDisk {
 
   /** Damage beyond the contract, on a crashed disk. */
   damage(kind: StorageDamage): void {
-    this.damageDone = this.fs.damage(kind, SEGMENT_DIR, (name) => DAMAGEABLE.test(name)) ??
-      "nothing to damage";
+    this.damageDone =
+      this.fs.damage(kind, SEGMENT_DIR, { target: (name) => DAMAGEABLE.test(name) }) ??
+        "nothing to damage";
   }
 
   /** A new, empty disk (an operator replacing a dead one). */
@@ -111,10 +114,12 @@ export class SimDisk {
       clock: this.#clock,
       segmentBytes: this.#segmentBytes,
       expectState: this.#opened,
+      random: this.#ids,
     });
   }
 
   #newFs(random: Random): SimFs {
+    this.#ids = random.fork();
     // Syncs slower than SimStorage's commits, so that more crashes land inside a save.
     const fs = new SimFs({ clock: this.#clock, random, syncMs: [1, 10] });
     this.#stats.push(fs.stats);

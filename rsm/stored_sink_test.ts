@@ -105,19 +105,22 @@ Deno.test("store sink: a restart of the stream, a cut stream and a stalled servi
   );
   await sink.begin(meta(40));
   for (const chunk of all) await sink.write(chunk);
-  // The switch waits for the service to have stored what it was handed (index 3 here).
+  // The switch waits for the service to have stored what it was handed (index 3 here): each
+  // commit short of it is a chance to switch too early, taken and checked one by one.
   const stop = new AbortController();
   const waiting = sink.finish({ after: 3, signal: stop.signal });
   let switched = false;
   waiting.then(() => (switched = true), () => {});
-  await new Promise((resolve) => setTimeout(resolve, 0));
-  assert.equal(switched, false);
-  const batch = to.batch();
   for (let i = 1; i <= 3; i++) {
+    assert.equal(switched, false, `switched with the service's store at ${i - 1}, before 3`);
+    const batch = to.batch();
     batch.put("old", `${i}`);
     batch.endEntry({ index: i, term: 1 });
+    await batch.commit();
+    if (i === 3) break;
+    assert.equal(to.applied.index, i, `the store switched after entry ${i}, before 3`);
+    assert.equal(await to.get("old"), `${i}`, "the service's own state until the switch");
   }
-  await batch.commit();
   await waiting;
   assert.equal(to.applied.index, 40);
   assert.equal(await to.get("old"), null, "the state is the stream's");

@@ -11,7 +11,7 @@
  */
 import assert from "node:assert/strict";
 import { SegmentLogStorage } from "./segment_storage.ts";
-import { SimFs } from "./sim_fs.ts";
+import { SimFs, type SimFsOptions } from "./sim_fs.ts";
 import { VirtualClock } from "../net/clock.ts";
 import { delay } from "../net/async.ts";
 import { Random } from "../net/random.ts";
@@ -20,14 +20,24 @@ import { entries } from "./test_util.ts";
 const SEGMENT = 65536;
 const DIR = "/data/raft.log";
 
+/** A simulated disk whose `/data` folder is already durable. */
+async function disk(
+  clock: VirtualClock,
+  seed: number,
+  options: Partial<SimFsOptions> = {},
+): Promise<SimFs> {
+  const fs = new SimFs({ clock, random: new Random(seed), ...options });
+  await fs.mkdir("/data");
+  await fs.syncFolder("/");
+  return fs;
+}
+
 Deno.test("segment log: a restart after kill -9 makes what it loads durable before returning it", async () => {
   let unsyncedLoaded = 0;
   for (let seed = 1; seed <= 100; seed++) {
     const clock = new VirtualClock();
     await clock.run(async () => {
-      const fs = new SimFs({ clock, random: new Random(seed) });
-      await fs.mkdir("/data");
-      await fs.syncFolder("/");
+      const fs = await disk(clock, seed);
       const options = { clock, segmentBytes: SEGMENT };
       const s = await SegmentLogStorage.open(DIR, { fs, ...options });
       await s.load();
@@ -77,9 +87,7 @@ Deno.test("segment log: a start on a full disk loads everything acknowledged; a 
   for (let seed = 1; seed <= 20; seed++) {
     const clock = new VirtualClock();
     await clock.run(async () => {
-      const fs = new SimFs({ clock, random: new Random(seed) });
-      await fs.mkdir("/data");
-      await fs.syncFolder("/");
+      const fs = await disk(clock, seed);
       const options = { clock, segmentBytes: 4096 };
       const s = await SegmentLogStorage.open(DIR, { fs, ...options });
       await s.load();
@@ -121,9 +129,7 @@ Deno.test("segment log: a start on a full disk loads everything acknowledged; a 
 Deno.test("segment log: a new store on a full disk is refused with the disk's error", async () => {
   const clock = new VirtualClock();
   await clock.run(async () => {
-    const fs = new SimFs({ clock, random: new Random(1) });
-    await fs.mkdir("/data");
-    await fs.syncFolder("/");
+    const fs = await disk(clock, 1);
     fs.full = true;
     await assert.rejects(
       () => SegmentLogStorage.open(DIR, { fs, clock, segmentBytes: 4096 }),
@@ -152,9 +158,7 @@ Deno.test("segment log: a save whose later pages reached the disk before its fir
   for (let seed = 1; seed <= 64; seed++) {
     const clock = new VirtualClock();
     await clock.run(async () => {
-      const fs = new SimFs({ clock, random: new Random(seed), tearChance: 0 });
-      await fs.mkdir("/data");
-      await fs.syncFolder("/");
+      const fs = await disk(clock, seed, { tearChance: 0 });
       const options = { clock, segmentBytes: 65536 };
       const s = await SegmentLogStorage.open(DIR, { fs, ...options });
       await s.load();
@@ -189,9 +193,7 @@ Deno.test("segment log: a spare segment whose making failed on a full disk is ma
   for (let seed = 1; seed <= 8; seed++) {
     const clock = new VirtualClock();
     await clock.run(async () => {
-      const fs = new SimFs({ clock, random: new Random(seed) });
-      await fs.mkdir("/data");
-      await fs.syncFolder("/");
+      const fs = await disk(clock, seed);
       const options = { clock, segmentBytes: 4096 };
       const s = await SegmentLogStorage.open(DIR, { fs, ...options });
       await s.load();

@@ -675,8 +675,13 @@ export class RaftNode {
       end = this.#transport.connect(m.to);
       this.#ends.set(m.to, end);
     }
-    // A snapshot chunk behind others is answered once they are written too.
-    const timeoutMs = this.#rpcTimeoutMs * (1 + options.queued);
+    // A snapshot chunk behind others is answered once they are written too. A vote's answer counts
+    // as long as the campaign that asked is open, up to the longest election timeout: given up
+    // sooner, a granted vote is lost to both sides for the term, and with answers that take longer
+    // than the RPC deadline no campaign won for 10 s (Figure 8 (unreliable), seed 1502721797).
+    const timeoutMs = m.type === "vote"
+      ? Math.max(this.#rpcTimeoutMs, 2 * this.#electionMs)
+      : this.#rpcTimeoutMs * (1 + options.queued);
     return end.call<unknown>("Raft.Step", m, { timeoutMs }).then(parseReplies);
   }
 

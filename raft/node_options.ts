@@ -105,7 +105,11 @@ export interface RaftNodeOptions extends CoreOptions {
   random?: Random;
   /** Milliseconds per tick. Default 50 (heartbeats every 2 ticks, elections after 10–20). */
   tickMs?: number;
-  /** Deadline of one RPC to a peer. Default: one election timeout. */
+  /**
+   * Deadline of one RPC to a peer. Default: one election timeout. A vote
+   * request waits at least the longest election timeout, as long as its
+   * campaign may still count the answer.
+   */
   rpcTimeoutMs?: number;
   /** Where the node reports that it stopped on a failure. Default: silent. */
   logger?: Logger;

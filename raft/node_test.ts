@@ -318,3 +318,49 @@ Deno.test("raft node: a stopped node still hands out what it queued, once and in
     await next.stop();
   }, { seed: 1, limitMs: 120_000 });
 });
+
+Deno.test("raft node: a vote answered after the RPC deadline but within the campaign still counts", async () => {
+  // Peers that grant every vote, 150 ms later: past the 100 ms RPC deadline
+  // but within the campaigns, which stay open 100–200 ms. Given up at the
+  // RPC deadline, every granted vote was lost and no campaign was ever won
+  // (Figure 8 (unreliable), seed 1502721797: no leader for 10 s).
+  await simulate(async ({ clock, random }) => {
+    const late: RaftTransport = {
+      connect: () => ({
+        async call<T>(
+          _method: string,
+          args?: unknown,
+          options?: { timeoutMs?: number },
+        ): Promise<T> {
+          const m = args as Message;
+          if (m.type !== "vote") return [] as T;
+          const answerMs = 150;
+          if ((options?.timeoutMs ?? Infinity) < answerMs) {
+            await delay(options!.timeoutMs!, { clock });
+            throw new Error("timed out");
+          }
+          await delay(answerMs, { clock });
+          const base = { from: m.to, to: m.from, term: m.term };
+          return [{ ...base, type: "voteResp", pre: m.pre, granted: true }] as T;
+        },
+      }),
+    };
+    const node = await RaftNode.start({
+      id: "a",
+      peers: ["a", "b", "c"],
+      transport: late,
+      server: new RpcServer(),
+      storage: new MemoryStorage(),
+      tickMs: 10,
+      rpcTimeoutMs: 100,
+      clock,
+      random: random.fork(),
+    });
+    const started = clock.now();
+    while (node.status().role !== "leader" && clock.now() - started < 10_000) {
+      await delay(10, { clock });
+    }
+    assert.equal(node.status().role, "leader", "no campaign won in 10 s with answers 150 ms late");
+    await node.stop();
+  }, { seed: 7, limitMs: 60_000 });
+});

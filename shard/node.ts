@@ -19,15 +19,13 @@ import { ShardClerk, type ShardClerkOptions } from "./clerk.ts";
 import { ShardController, ShardControllerClerk } from "./controller.ts";
 import { ShardGroupServer } from "./group.ts";
 import type { Logger } from "../net/logger.ts";
-import { DEFAULT_KV_LIMITS } from "../kvstate/protocol.ts";
 import {
   type NodeState,
-  openServiceState,
   openStateDatabase,
   type StateDatabase,
   type StateKind,
 } from "../rsm/node_state.ts";
-import { memoryGroupPages } from "./stored_group_convert.ts";
+import { openGroupNodeState } from "./group_node_state.ts";
 
 /**
  * Options of {@linkcode startShardNode}.
@@ -184,18 +182,11 @@ export async function startShardNode(options: ShardNodeOptions): Promise<ShardNo
   if (role === "group") {
     try {
       db = await openStateDatabase(options.dataDir, storage);
-      state = await openServiceState(storage, db.kv, {
+      state = await openGroupNodeState(storage, db.kv, {
+        gid: options.gid!,
         state: options.state,
-        newFolder: "disk",
         where: options.dataDir,
-        service: {
-          state: "shard group state",
-          removal: `Member.Remove on the group's leader: distkit net call <leader> Member.Remove ` +
-            `'{"node": "${address}"}'`,
-        },
-        // The limits the group server starts with (`ShardGroupServer.start`: the defaults).
-        snapshotPages: (data, point) =>
-          memoryGroupPages(data, point, { gid: options.gid!, limits: DEFAULT_KV_LIMITS }),
+        address,
         log: (line) => log(`shard ${node}: ${line}`),
         readKv: db.readKv,
       });

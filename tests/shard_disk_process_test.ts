@@ -2,7 +2,8 @@
  * A shard group server as a real process keeps its state on disk
  * (`distkit shard group serve`, issue 19): killed with SIGKILL in the
  * middle of a load and restarted, it serves every acknowledged write from
- * its folder, whose store holds the applied state.
+ * its folder, whose store holds the applied state; started with
+ * `--state memory` that folder is refused (exit 3, what to do on stderr).
  */
 import assert from "node:assert/strict";
 import { delay } from "../net/mod.ts";
@@ -108,6 +109,16 @@ Deno.test("shard disk process: a group server killed with SIGKILL restarts from 
     for (const [key, value] of acknowledged) {
       assert.equal(await admin.clerk.get(key), value, `acknowledged ${key} lost`);
     }
+    // The folder keeps its state on disk: `--state memory` is refused, `--state disk` serves it.
+    await group.kill("SIGTERM");
+    const memory = new NodeProcess(server, [...group.args, "--state", "memory"]);
+    await assert.rejects(memory.start(), /keeps its shard group state on disk .*--state disk/);
+    assert.equal(await memory.exit(), 3, "a refused --state is not a usage error");
+    const disk = new NodeProcess(server, [...group.args, "--state", "disk"]);
+    nodes.push(disk);
+    await disk.start();
+    assert.match(disk.stdout, /group 100 server \(state on disk\) serving on/);
+    assert.equal(await admin.clerk.get("w0-0"), acknowledged.get("w0-0"));
     console.log(
       `  ${acknowledged.size} acknowledged puts (${atKill} before the SIGKILL, store at index ` +
         `${state.applied}), all read back after the restart`,

@@ -92,9 +92,17 @@ async function assertSameGroup(store: StateStore, machine: ShardGroupState, keys
   }
 }
 
-Deno.test("group node state: a new folder keeps its state on disk by default, and refuses memory after", async () => {
+Deno.test("group node state: a new folder keeps its state in memory by default", async () => {
   const kv = new SimKv();
   const state = await openGroupNodeState(new MemoryStorage(), kv, { gid: GID });
+  assert.equal(state.kind, "memory");
+  assert.equal(state.store, undefined);
+  assert.equal(await recorded(kv), "memory");
+});
+
+Deno.test("group node state: a new folder asked for disk keeps its state on disk, and refuses memory after", async () => {
+  const kv = new SimKv();
+  const state = await openGroupNodeState(new MemoryStorage(), kv, { gid: GID, state: "disk" });
   assert.equal(state.kind, "disk");
   assert.ok(state.store);
   await state.store.close();

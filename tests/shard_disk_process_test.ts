@@ -39,6 +39,23 @@ Deno.test("shard disk process: a group server killed with SIGKILL restarts from 
   const dir = await Deno.makeTempDir({ prefix: "distkit-shard-disk-" });
   const [ctrler, server] = freePorts(2).map((p) => `${HOST}:${p}`);
   const groupDir = `${dir}/g100`;
+  const groupArgs = [
+    "shard",
+    "group",
+    "serve",
+    "--gid",
+    "100",
+    "--ctrlers",
+    ctrler,
+    "--listen",
+    server,
+    "--peers",
+    server,
+    "--data",
+    groupDir,
+    "--max-raft-state",
+    "20000",
+  ];
   const nodes = [
     new NodeProcess(ctrler, [
       "shard",
@@ -51,24 +68,8 @@ Deno.test("shard disk process: a group server killed with SIGKILL restarts from 
       "--data",
       `${dir}/ctrler`,
     ]),
-    // No --state: a new folder keeps its state on disk.
-    new NodeProcess(server, [
-      "shard",
-      "group",
-      "serve",
-      "--gid",
-      "100",
-      "--ctrlers",
-      ctrler,
-      "--listen",
-      server,
-      "--peers",
-      server,
-      "--data",
-      groupDir,
-      "--max-raft-state",
-      "20000",
-    ]),
+    // A new folder asked for disk (the default is memory).
+    new NodeProcess(server, [...groupArgs, "--state", "disk"]),
   ];
   const group = nodes[1];
   const admin = connectShard([ctrler], { attemptTimeoutMs: 1000 });
@@ -109,12 +110,13 @@ Deno.test("shard disk process: a group server killed with SIGKILL restarts from 
     for (const [key, value] of acknowledged) {
       assert.equal(await admin.clerk.get(key), value, `acknowledged ${key} lost`);
     }
-    // The folder keeps its state on disk: `--state memory` is refused, `--state disk` serves it.
+    // The folder keeps its state on disk: `--state memory` is refused; without --state it is served
+    // as the folder records it.
     await group.kill("SIGTERM");
-    const memory = new NodeProcess(server, [...group.args, "--state", "memory"]);
+    const memory = new NodeProcess(server, [...groupArgs, "--state", "memory"]);
     await assert.rejects(memory.start(), /keeps its shard group state on disk .*--state disk/);
     assert.equal(await memory.exit(), 3, "a refused --state is not a usage error");
-    const disk = new NodeProcess(server, [...group.args, "--state", "disk"]);
+    const disk = new NodeProcess(server, groupArgs);
     nodes.push(disk);
     await disk.start();
     assert.match(disk.stdout, /group 100 server \(state on disk\) serving on/);

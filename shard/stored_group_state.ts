@@ -23,9 +23,12 @@
  * `migrationPageBytes`, 1 MiB by default); a page over one Deno KV commit is
  * written ahead and redone by the store (`StateStore`), so its size is not
  * bound by Deno KV's limits. Pages are cut in the store's key order (by
- * UTF-8 bytes), which is the in-memory state's (by UTF-16 code units) but
- * for keys mixing characters U+E000–U+FFFF with ones above U+FFFF: the pages
- * of such shards are cut at other keys, their union is the same.
+ * UTF-8 bytes, that is by code point), as the in-memory state cuts them
+ * (`KvStateMachine.page`): a shard leaving a group whose servers keep it in
+ * different forms is pulled page by page from whichever is leader, each
+ * page after the last key of the one before, so both forms must agree on
+ * what "after" means (keys mixing U+E000–U+FFFF with characters above
+ * U+FFFF order differently by UTF-16 code unit).
  *
  * @module
  */

@@ -9,7 +9,7 @@
  */
 import type { RaftStorage } from "../raft/storage.ts";
 import type { KvLike } from "../store/kv_like.ts";
-import { memoryStatePages } from "../kvstate/stored_convert.ts";
+import { anySnapshotPages } from "../kvstate/stored_convert.ts";
 import {
   type NodeState,
   openServiceState,
@@ -68,6 +68,7 @@ export function openNodeState(
   return openServiceState(storage, kv, {
     newFolder: "memory",
     ...options,
-    snapshotPages: (data, point) => memoryStatePages(data, point, {}),
+    // Either form: a memory follower keeps a stored leader's snapshot as it came.
+    snapshotPages: (data, point) => anySnapshotPages(data, point),
   });
 }

@@ -63,6 +63,12 @@ export interface StateKindService {
   state?: string;
   /** How a node is removed from its cluster. Default `"distkit kv member remove"`. */
   removal?: string;
+  /**
+   * How a node on a fresh folder is added back, given the `--state` it
+   * should start with. Default: started with that `--state`, it gets the
+   * state from the leader.
+   */
+  addBack?: (state: StateKind) => string;
 }
 
 /**
@@ -102,8 +108,10 @@ export class StateKindError extends Error {
         `(recorded when the folder was made) and cannot be opened with --state ${kinds.wanted}: ` +
         `start the node with --state ${kinds.recorded} (or without --state); to move this node ` +
         `to --state ${kinds.wanted}, stop it, remove it from the cluster (${removal}), delete ` +
-        `its folder, and add it back started with --state ${kinds.wanted} (it gets the state ` +
-        `from the leader)`,
+        `its folder, and ${
+          service.addBack?.(kinds.wanted) ??
+            `add it back started with --state ${kinds.wanted} (it gets the state from the leader)`
+        }`,
     );
     this.name = "StateKindError";
     this.recorded = kinds.recorded;

@@ -12,7 +12,7 @@ import type { RaftStorage } from "../raft/storage.ts";
 import type { KvLike } from "../store/kv_like.ts";
 import { DEFAULT_KV_LIMITS, type KvLimits } from "../kvstate/protocol.ts";
 import { type NodeState, openServiceState, type StateKind } from "../rsm/node_state.ts";
-import { memoryGroupPages } from "./stored_group_convert.ts";
+import { anyGroupPages } from "./stored_group_convert.ts";
 
 /**
  * Options of {@linkcode openGroupNodeState}.
@@ -75,8 +75,12 @@ export function openGroupNodeState(
       state: "shard group state",
       removal: `Member.Remove on the group's leader: distkit net call <leader> Member.Remove ` +
         `'{"node": "${options.address ?? "<this server>"}"}'`,
+      addBack: (state) =>
+        `start it again with --join --state ${state}, then add it on the group's leader ` +
+        `(Member.Add, and Member.Promote once it has caught up; see shard group serve --help)`,
     },
-    snapshotPages: (data, point) => memoryGroupPages(data, point, { gid: options.gid, limits }),
+    // Either form: a memory follower keeps a stored leader's snapshot as it came.
+    snapshotPages: (data, point) => anyGroupPages(data, point, { gid: options.gid, limits }),
     log: options.log,
     readKv: options.readKv,
   });

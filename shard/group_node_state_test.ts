@@ -5,7 +5,9 @@ import { MemoryStorage } from "../raft/storage.ts";
 import { STATE_KIND_KEY, StateKindError } from "../rsm/node_state.ts";
 import { StateStoreFailedError } from "../store/errors.ts";
 import { SimKv, SimKvCrashedError } from "../store/sim_kv.ts";
-import type { StateStore } from "../store/state_store.ts";
+import { StateStore } from "../store/state_store.ts";
+import { storeSource } from "../rsm/stored_machine.ts";
+import { concatBytes } from "../net/bytes.ts";
 import { initialConfig, joinGroups, keyToShard } from "./config.ts";
 import { openGroupNodeState } from "./group_node_state.ts";
 import { ShardGroupState } from "./group_state.ts";
@@ -120,6 +122,7 @@ Deno.test("group node state: a new folder asked for disk keeps its state on disk
       assert.equal(err.wanted, "memory");
       assert.match(err.message, /data\/g100-0 keeps its shard group state on disk .*--state disk/);
       assert.match(err.message, /Member\.Remove '\{"node": "127\.0\.0\.1:7101"\}'/);
+      assert.match(err.message, /start it again with --join --state memory, then add it/);
       return true;
     },
   );
@@ -186,4 +189,41 @@ Deno.test("group node state: a crash at any point of a migration leaves a memory
   }
   // The install takes several commits: crashes fell inside it, not only before the record.
   assert.ok(cut >= 3, `only ${cut} crash points before the switch`);
+});
+
+Deno.test("group node state: a memory folder whose last snapshot is a stored leader's stream moves to disk", async () => {
+  // A memory follower keeps a stored leader's snapshot as it came (a stream of the store's
+  // pages) until it snapshots on its own: moving that folder to disk reads either form.
+  const leaderStore = await StateStore.open(new SimKv());
+  const leader = await StoredShardGroupState.open(leaderStore, OPTIONS);
+  const batch = leaderStore.batch();
+  const config = joinGroups(initialConfig(), { [GID]: ["a"] });
+  await leader.apply({ kind: "config", config, sources: {} }, batch);
+  batch.endEntry({ index: 1, term: 1 });
+  const put = { type: "put", key: "x", value: "1" } as const;
+  await leader.apply({ kind: "op", command: { client: "c", seq: 1, write: put } }, batch);
+  batch.endEntry({ index: 2, term: 1 });
+  await batch.commit();
+  const stream = await storeSource(leaderStore).open();
+  const parts: Uint8Array[] = [];
+  for await (const page of stream.pages()) parts.push(page);
+  stream.close();
+  await leaderStore.close();
+  const kv = new SimKv();
+  await kv.atomic().set(["raft", "hs"], new Uint8Array([1])).commit();
+  const storage = new MemoryStorage();
+  await storage.save({
+    hardState: { term: 1, vote: "0", commit: 2 },
+    entries: [],
+    snapshot: {
+      meta: { index: 2, term: 1, membership: MEMBERS },
+      data: concatBytes(parts, parts.reduce((n, p) => n + p.length, 0)),
+    },
+    resetLog: false,
+  });
+  const state = await openGroupNodeState(storage, kv, { gid: GID, state: "disk" });
+  assert.equal(state.kind, "disk");
+  const stored = await StoredShardGroupState.open(state.store!, OPTIONS);
+  assert.equal(await stored.get("x"), "1");
+  await state.store!.close();
 });

@@ -71,8 +71,9 @@ const GROUP_STATE_HELP =
                            the Raft log; memory bounded, a restart replays only the log past the
                            stored state) or memory (rebuilt from the last snapshot and the log at
                            each start). Default: what the folder recorded when it was made;
-                           memory for a new one (disk applies puts about half as fast today). A memory folder started with --state disk is moved to
-                           disk; a disk folder started with --state memory is refused (exit 3).
+                           memory for a new one, as for kv serve (disk applies puts more slowly
+                           today). A memory folder started with --state disk is moved to disk; a
+                           disk folder started with --state memory is refused (exit 3).
                            With disk, --max-raft-state is how much the log grows between
                            compactions (nothing is encoded; the last 5000 entries are kept)
 `;

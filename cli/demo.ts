@@ -26,7 +26,7 @@ export interface ClusterDemoOptions {
   progress?: (line: string) => void;
   /** The folder for the nodes' data and the report (it must exist). Default: a new temporary folder. */
   dataDir?: string;
-  /** Where the nodes keep their KV state (`kv serve --state`). Default: the node's default (disk). */
+  /** Where the nodes keep their KV state (`kv serve --state`). Default: the node's default (memory for a new folder). */
   state?: "disk" | "memory";
 }
 

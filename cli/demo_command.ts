@@ -16,7 +16,7 @@ Starts 3 \`distkit kv serve\` processes on 127.0.0.1 with their data in a fresh
 folder, runs concurrent clients while it kills the leader with SIGKILL and
 restarts it, then prints throughput, latency percentiles, the failover gap and
 the linearizability verdict of the whole history, and writes the checker's
-HTML report. --state is the nodes' \`kv serve --state\` (default disk). Needs --allow-net=127.0.0.1 --allow-read --allow-write --allow-run.`,
+HTML report. --state is the nodes' \`kv serve --state\` (default: memory, as for a new folder). Needs --allow-net=127.0.0.1 --allow-read --allow-write --allow-run.`,
   run: async (args) => {
     let values;
     try {

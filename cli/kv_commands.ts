@@ -183,7 +183,7 @@ their data under --data (default: a new temporary folder), prints where each
 listens and runnable commands to talk to them, reports a node that exits and
 how (\`node 2 exited (SIGKILL); restart it: ...\`) with the command that
 restarts it, and stops them all on SIGINT or SIGTERM. --state is each node's
-\`kv serve --state\` (default: disk for new folders).`,
+\`kv serve --state\` (default: memory for new folders).`,
   async run(args) {
     const parsed = parse("cluster", this, args, {
       nodes: { type: "string" },

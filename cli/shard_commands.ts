@@ -66,11 +66,23 @@ const SERVE_HELP =
                            '{"node": "<this --listen>"}'), then Member.Promote once caught up
 ${ACCESS_HELP}`;
 
-/** `ctrler serve` and `group serve`: run one node until SIGINT or SIGTERM. */
+const GROUP_STATE_HELP =
+  `  --state disk|memory      where the group's keys and sessions are kept: disk (in --data beside
+                           the Raft log; memory bounded, a restart replays only the log past the
+                           stored state) or memory (rebuilt from the last snapshot and the log at
+                           each start). Default: what the folder recorded when it was made;
+                           memory for a new one, as for kv serve (disk applies puts more slowly
+                           today). A memory folder started with --state disk is moved to disk; a
+                           disk folder started with --state memory is refused (exit 3).
+                           With disk, --max-raft-state is how much the log grows between
+                           compactions (nothing is encoded; the last 5000 entries are kept)
+`;
+
+/** \`ctrler serve\` and \`group serve\`: run one node until SIGINT or SIGTERM. */
 function serveCommand(role: "ctrler" | "group"): CliCommand {
   const name = `shard ${role}`;
   const groupOptions: Record<string, { type: "string" }> = role === "group"
-    ? { gid: { type: "string" }, ctrlers: { type: "string" } }
+    ? { gid: { type: "string" }, ctrlers: { type: "string" }, state: { type: "string" } }
     : {};
   return {
     summary: role === "ctrler"
@@ -78,7 +90,9 @@ function serveCommand(role: "ctrler" | "group"): CliCommand {
       : "serve: run one server of a shard group",
     usage: `usage: distkit ${name} serve ${
       role === "group" ? "--gid <gid> --ctrlers <host:port,...> " : ""
-    }--listen <host:port> --peers <host:port,...> --data <dir>
+    }--listen <host:port> --peers <host:port,...> --data <dir>${
+      role === "group" ? "\n                              [--state disk|memory]" : ""
+    }
 
 Runs ${
       role === "ctrler" ? "a replica of the shard controller" : "a server of shard group <gid>"
@@ -90,7 +104,7 @@ ${
       role === "group"
         ? "  --gid <gid>              the group's id\n  --ctrlers <list>         the controller replicas' addresses\n"
         : ""
-    }${SERVE_HELP}`,
+    }${role === "group" ? GROUP_STATE_HELP : ""}${SERVE_HELP}`,
     async run(args) {
       if (args[0] !== "serve") return usageError(name, this, "expected `serve`");
       const parsed = parseCommandArgs(`${name} serve`, this, args.slice(1), {
@@ -112,6 +126,13 @@ ${
           } are required`,
         );
       }
+      if (v.state !== undefined && v.state !== "disk" && v.state !== "memory") {
+        return usageError(
+          `${name} serve`,
+          this,
+          `--state is disk or memory, not ${JSON.stringify(v.state)}`,
+        );
+      }
       let node;
       try {
         node = await startShardNode({
@@ -127,6 +148,7 @@ ${
           secret: secretFrom(v["secret-file"], true),
           log: (line) => console.log(line),
           join: v.join === true,
+          ...(v.state === undefined ? {} : { state: v.state }),
         });
       } catch (err) {
         if (err instanceof RangeError || err instanceof AddressError) {

@@ -95,9 +95,10 @@ export interface KvNodeOptions {
    * bounded cache: memory does not grow with the keys, a restart replays
    * only the log past the stored state) or `"memory"` (rebuilt from the
    * last snapshot and the log at each start). Default: what the folder
-   * records, and `"disk"` for a new folder. A memory folder asked for disk
-   * is migrated; a disk folder asked for memory is refused
-   * (`StateKindError`). See `node_state.ts`.
+   * records, and `"memory"` for a new folder (until a disk node applies
+   * puts as fast: README, "The state on disk"). A memory folder asked for
+   * disk is migrated; a disk folder asked for memory is refused
+   * (`StateKindError`). See `rsm/node_state.ts`.
    */
   state?: StateKind;
   /** Where to report (startup, shutdown, refused peers). Default: nowhere. */

@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
 import { MemoryStorage } from "../raft/storage.ts";
 import { SimKv, SimKvCrashedError } from "../store/sim_kv.ts";
-import type { StateStore } from "../store/state_store.ts";
+import { StateStore } from "../store/state_store.ts";
+import { storeSource } from "../rsm/stored_machine.ts";
+import { concatBytes } from "../net/bytes.ts";
 import { StateStoreFailedError } from "../store/errors.ts";
 import { KvStateMachine } from "../kvstate/state.ts";
 import { StoredKvState } from "../kvstate/stored_state.ts";
@@ -167,4 +169,36 @@ Deno.test("node state: a crash at any point of a migration leaves a memory folde
   }
   // The install takes several commits: crashes fell inside it, not only before the record.
   assert.ok(cut >= 3, `only ${cut} crash points before the switch`);
+});
+
+Deno.test("node state: a memory folder whose last snapshot is a stored leader's stream moves to disk", async () => {
+  // A memory follower keeps a stored leader's snapshot as it came (a stream of the store's
+  // pages) until it snapshots on its own: moving that folder to disk reads either form.
+  const leader = await StateStore.open(new SimKv());
+  const batch = leader.batch();
+  batch.put("x", "1");
+  batch.endEntry({ index: 40, term: 3 });
+  await batch.commit();
+  const stream = await storeSource(leader).open();
+  const parts: Uint8Array[] = [];
+  for await (const page of stream.pages()) parts.push(page);
+  stream.close();
+  await leader.close();
+  const kv = new SimKv();
+  await kv.atomic().set(["raft", "hs"], new Uint8Array([1])).commit();
+  const storage = new MemoryStorage();
+  await storage.save({
+    hardState: { term: 3, vote: "0", commit: 40 },
+    entries: [],
+    snapshot: {
+      meta: { index: 40, term: 3, membership: MEMBERS },
+      data: concatBytes(parts, parts.reduce((n, p) => n + p.length, 0)),
+    },
+    resetLog: false,
+  });
+  const state = await openNodeState(storage, kv, { state: "disk" });
+  assert.equal(state.kind, "disk");
+  assert.equal(await state.store!.get("x"), "1");
+  assert.equal(state.store!.applied.index, 40);
+  await state.store!.close();
 });

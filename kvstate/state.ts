@@ -9,6 +9,7 @@ import { utf8Length } from "../net/bytes.ts";
 import { Codec } from "../net/codec.ts";
 import { FrameTooLargeError } from "../net/errors.ts";
 import { DedupTable } from "../rsm/dedup.ts";
+import { compareKeyStrings } from "../store/kv_key.ts";
 import { type KvValue, valueBytes } from "./value.ts";
 import { decideWrite, dedupAnswer } from "./write.ts";
 
@@ -203,14 +204,18 @@ export class KvStateMachine {
 
   /**
    * A page of the state, for moving it in parts: the entries whose keys
-   * come after `after` (all, when null) in code-unit order, up to about
+   * come after `after` (all, when null) in code-point order (Deno KV's,
+   * so that a stored replica cuts the same pages: a shard's pages may come
+   * from either form, as its group's leader changes), up to about
    * `maxBytes` of keys and values (at least one entry), and the page's last
    * key when more remain (null when this page ends the state). The first
    * page (`after` null) also carries the deduplication table. Pages of an
    * unchanged state are the same on every replica.
    */
   page(after: string | null, maxBytes: number): KvPage {
-    const keys = [...this.#data.keys()].filter((k) => after === null || k > after).sort();
+    const keys = [...this.#data.keys()]
+      .filter((k) => after === null || compareKeyStrings(k, after) > 0)
+      .sort(compareKeyStrings);
     const data: [string, KvValue][] = [];
     let bytes = 0;
     for (const key of keys) {

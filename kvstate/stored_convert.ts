@@ -53,7 +53,7 @@ export function memoryStatePages(
     dedup: [string, unknown][];
   };
   const codec = options.codec ?? defaultCodec;
-  return pagesOf(rowsOf(data, dedup, codec), point);
+  return rowPages(rowsOf(data, dedup, codec), point);
 }
 
 function* rowsOf(
@@ -66,7 +66,19 @@ function* rowsOf(
   if (data.length > 0) yield ["s", COUNT_ROW, codec.encode(data.length)];
 }
 
-function* pagesOf(rows: Iterable<StateRow>, point: AppliedPoint): Generator<StatePage> {
+/**
+ * Rows cut into a stored state's pages at `point`, 1,000 rows a page, the
+ * last with the count and digest an install checks.
+ *
+ * @example
+ * ```ts
+ * import { rowPages } from "./stored_convert.ts";
+ *
+ * const pages = [...rowPages([["d", "x", "1"]], { index: 5, term: 2 })];
+ * pages[0].last?.count; // 1
+ * ```
+ */
+export function* rowPages(rows: Iterable<StateRow>, point: AppliedPoint): Generator<StatePage> {
   let seq = 0;
   let count = 0;
   let digest = EMPTY_DIGEST;

@@ -82,6 +82,7 @@ export * from "./dedup.ts";
 export * from "./checks.ts";
 export * from "./errors.ts";
 export * from "./hosting.ts";
+export * from "./node_state.ts";
 export * from "./identity.ts";
 export * from "./identity_book.ts";
 export * from "./members.ts";

@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { compareKeyStrings } from "../store/kv_key.ts";
 import type { StateBatch } from "../store/state_batch.ts";
 import type { StateStore } from "../store/state_store.ts";
 import type { StateValue } from "../store/state_value.ts";
@@ -154,12 +155,12 @@ export class AppliedRows {
       limit = Math.min(limit * 4, MAX_READ_ROWS);
       const slice = new Map(rows);
       for (const [key, value] of this.#pending(table, prefix)) {
-        const inSlice = (cursor === undefined || compareUtf8(key, cursor) > 0) &&
-          (end === undefined || compareUtf8(key, end) <= 0);
+        const inSlice = (cursor === undefined || compareKeyStrings(key, cursor) > 0) &&
+          (end === undefined || compareKeyStrings(key, end) <= 0);
         if (inSlice) slice.set(key, value);
       }
       const merged = [...slice].filter(([, value]) => value !== null)
-        .sort((a, b) => compareUtf8(a[0], b[0]));
+        .sort((a, b) => compareKeyStrings(a[0], b[0]));
       for (const [key, value] of merged) yield [key.slice(prefix.length), value];
       if (end === undefined) return;
       cursor = end;
@@ -176,29 +177,4 @@ export class AppliedRows {
     }
     return out;
   }
-}
-
-/**
- * Compares strings as their UTF-8 bytes compare (the store's order), that
- * is by code point: UTF-16 code units order surrogates below U+E000–U+FFFF.
- *
- * @example
- * ```ts
- * import { compareUtf8 } from "./applied_rows.ts";
- *
- * compareUtf8("\uE000", "\u{1F600}") < 0; // true ("\uE000" > "\u{1F600}" in JavaScript)
- * ```
- */
-export function compareUtf8(a: string, b: string): number {
-  const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) {
-    const x = a.charCodeAt(i);
-    const y = b.charCodeAt(i);
-    if (x === y) continue;
-    const sx = x >= 0xd800 && x < 0xe000;
-    const sy = y >= 0xd800 && y < 0xe000;
-    if (sx !== sy) return sx ? 1 : -1;
-    return x - y;
-  }
-  return a.length - b.length;
 }

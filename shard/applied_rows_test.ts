@@ -3,7 +3,7 @@ import type { KvLike } from "../store/kv_like.ts";
 import { SimKv } from "../store/sim_kv.ts";
 import { StateStore } from "../store/state_store.ts";
 import type { StateBatch } from "../store/state_batch.ts";
-import { AppliedRows, compareUtf8, EntryWrites } from "./applied_rows.ts";
+import { AppliedRows, EntryWrites } from "./applied_rows.ts";
 
 /** A `KvLike` whose `get` reads now but answers only once the gate opens. */
 function gated(kv: KvLike): { kv: KvLike; close: () => void; open: () => void } {
@@ -92,20 +92,4 @@ Deno.test("applied rows: a range is the stored rows merged with the writes not y
   const after: [string, unknown][] = [];
   for await (const row of t.rows.rows("d", "1/", "a")) after.push(row);
   assert.deepEqual(after, [["c", "c"]]);
-});
-
-Deno.test("applied rows: compareUtf8 orders as UTF-8 bytes do", () => {
-  const keys = ["b", "a", "\uE000", "\u{1F600}", "ab", "", "\u00E9"];
-  const bytes = (s: string) => [...new TextEncoder().encode(s)];
-  const byBytes = [...keys].sort((x, y) => {
-    const [a, b] = [bytes(x), bytes(y)];
-    for (let i = 0; i < Math.min(a.length, b.length); i++) if (a[i] !== b[i]) return a[i] - b[i];
-    return a.length - b.length;
-  });
-  assert.deepEqual([...keys].sort(compareUtf8), byBytes);
-  assert.notDeepEqual(
-    [...keys].sort(),
-    byBytes,
-    "UTF-16 order differs: the test sees a difference",
-  );
 });

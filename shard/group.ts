@@ -33,6 +33,8 @@ import {
   type ShardStatus,
 } from "./group_state.ts";
 import { StoredShardGroupState } from "./stored_group_state.ts";
+import { groupSnapshotOfPages } from "./stored_group_convert.ts";
+import { isMemorySnapshot } from "../kvstate/stored_convert.ts";
 import type { StateStore } from "../store/state_store.ts";
 
 /** The name of the groups' RPC service. */
@@ -80,9 +82,10 @@ export interface ShardGroupOptions extends ReplicaOptions {
    * it reflects, so a restart replays only the log after it, and the log is
    * compacted without encoding the state. The store is the caller's (on
    * the node's `raft.kv`, or a `SimKv` in a simulation), opened before the
-   * server and closed after it. Default: in memory. Every server of a group
-   * must make the same choice, for good (they send snapshots in different
-   * forms); groups may differ (shard transfer pages are the same).
+   * server and closed after it. Default: in memory. Servers of a group may
+   * differ (during a move to disk, one server at a time): a follower takes
+   * a snapshot in either form, converting it (`stored_group_convert.ts`);
+   * groups may differ too (shard transfer pages are the same).
    */
   stateStore?: StateStore;
 }
@@ -182,7 +185,13 @@ export class ShardGroupServer {
         apply: (entry: unknown) => state.apply(entry),
         recall: (entry: unknown) => state.recall(entry),
         snapshot: () => state.snapshot(),
-        restore: (bytes: Uint8Array) => state.restore(bytes),
+        // A stored leader's snapshot is its store's pages (servers of a group moving to disk).
+        restore: (bytes: Uint8Array) =>
+          state.restore(
+            isMemorySnapshot(bytes)
+              ? bytes
+              : groupSnapshotOfPages(bytes, { gid: options.gid, limits }),
+          ),
       },
       {
         ...options,

@@ -40,6 +40,8 @@ export * from "./group_state.ts";
 export * from "./stored_group_state.ts";
 export * from "./clerk.ts";
 export * from "./node.ts";
+// A group server's state kind (`ShardNodeOptions.state`), and its refusal.
+export { type StateKind, StateKindError } from "../rsm/mod.ts";
 // Types from the kv, net and raft layers that appear in this module's signatures.
 export type {
   KvCommand,

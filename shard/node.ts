@@ -1,7 +1,8 @@
 /**
  * Shard nodes as processes run them (`distkit shard ctrler serve`,
  * `distkit shard group serve`): a controller replica or a group server over
- * TCP, with its Raft state in a Deno KV file under its data folder. Nodes
+ * TCP, with its Raft state in a Deno KV file under its data folder (and a
+ * group server's state too, with `ShardNodeOptions.state` `"disk"`). Nodes
  * are named by their TCP address (`host:port`), which is also how the
  * controller's configurations list a group's servers, so any node or client
  * can reach any other from a configuration alone.
@@ -18,6 +19,13 @@ import { ShardClerk, type ShardClerkOptions } from "./clerk.ts";
 import { ShardController, ShardControllerClerk } from "./controller.ts";
 import { ShardGroupServer } from "./group.ts";
 import type { Logger } from "../net/logger.ts";
+import {
+  type NodeState,
+  openStateDatabase,
+  type StateDatabase,
+  type StateKind,
+} from "../rsm/node_state.ts";
+import { openGroupNodeState } from "./group_node_state.ts";
 
 /**
  * Options of {@linkcode startShardNode}.
@@ -76,6 +84,22 @@ export interface ShardNodeOptions {
    * Ignored once the folder has state. Default false.
    */
   join?: boolean;
+  /**
+   * For a group server: where the group's state (its shards' keys and
+   * sessions) is kept: `"disk"` (in the folder's `raft.kv` beside the Raft
+   * log, with a bounded cache: memory does not grow with the keys, a
+   * restart replays only the log past the stored state, compacting the log
+   * encodes nothing) or `"memory"` (rebuilt from the last snapshot and the
+   * log at each start). Default: what the folder records, and `"memory"`
+   * for a new folder (as `kv serve`: a disk group applies puts about half
+   * as fast today). A memory folder asked for disk is migrated (its last
+   * snapshot installed into the store); a disk folder asked for memory is
+   * refused (`StateKindError`). Servers of a group may differ (each takes
+   * the other's snapshots). A controller replica keeps its state in
+   * memory (a few configurations: nothing to gain) and refuses this option
+   * (`RangeError`).
+   */
+  state?: StateKind;
 }
 
 /**
@@ -93,6 +117,8 @@ export interface ShardNode {
   readonly role: "ctrler" | "group";
   /** Its TCP address (and name). */
   readonly address: string;
+  /** Where a group server keeps its state (a controller: `"memory"`). */
+  readonly state: StateKind;
   /** Resolves when the node stops: by `close`, or on its own after a failure (reported). */
   readonly finished: Promise<void>;
   /** Stops serving and closes the storage; what was acknowledged is on disk. */
@@ -103,8 +129,10 @@ export interface ShardNode {
  * Starts a controller replica or a group server.
  *
  * @throws {AddressError} (of the net module) when an address is not host:port.
- * @throws {RangeError} when the address is not in `peers`, or a group server
- * lacks its gid or the controllers.
+ * @throws {RangeError} when the address is not in `peers`, a group server
+ * lacks its gid or the controllers, or a controller is given `state`.
+ * @throws {StateKindError} (of the rsm module) when a group server's folder
+ * keeps its state on disk and `state` is `"memory"`.
  * @throws {Error} when the port is taken or the data folder cannot be opened.
  *
  * @example
@@ -132,6 +160,12 @@ export async function startShardNode(options: ShardNodeOptions): Promise<ShardNo
   if (role === "group" && (options.ctrlers ?? []).length === 0) {
     throw new RangeError("a group server needs the controllers' addresses");
   }
+  if (role === "ctrler" && options.state !== undefined) {
+    throw new RangeError(
+      "a controller replica keeps its state in memory (a few configurations): --state is for " +
+        "a group server",
+    );
+  }
   const log = options.log ?? (() => {});
   const node = role === "group" ? `group ${options.gid} ${address}` : `ctrler ${address}`;
   // The listener's, Raft's and the replica's own records go to the same log.
@@ -144,13 +178,34 @@ export async function startShardNode(options: ShardNodeOptions): Promise<ShardNo
     ...access,
     logger,
   });
+  let state: NodeState | undefined;
+  let db: StateDatabase | undefined;
+  if (role === "group") {
+    try {
+      db = await openStateDatabase(options.dataDir, storage);
+      state = await openGroupNodeState(storage, db.kv, {
+        gid: options.gid!,
+        state: options.state,
+        where: options.dataDir,
+        address,
+        log: (line) => log(`shard ${node}: ${line}`),
+        readKv: db.readKv,
+      });
+    } catch (err) {
+      db?.close();
+      await listener.close();
+      await storage.close();
+      throw err;
+    }
+  }
+  const stateStore = state?.store;
   const transport = new AddressTransport({ timeoutMs: 1000, ...access });
   const raft = {
     id: address,
     peers: options.join ? [] : options.peers,
     transport,
     server: rpc,
-    storage,
+    storage: state?.storage ?? storage,
     tickMs: options.tickMs,
     maxRaftState: options.maxRaftState ?? 4 * 1024 * 1024,
     snapshotLogRatio: options.snapshotLogRatio ?? 1,
@@ -163,10 +218,14 @@ export async function startShardNode(options: ShardNodeOptions): Promise<ShardNo
       gid: options.gid!,
       ctrlers: options.ctrlers!,
       log,
+      ...(stateStore ? { stateStore } : {}),
     });
   } catch (err) {
     await listener.close();
     await transport.close();
+    // The state store shares the Raft storage's database: closed first.
+    await stateStore?.close();
+    db?.close();
     await storage.close();
     throw err;
   }
@@ -182,7 +241,12 @@ export async function startShardNode(options: ShardNodeOptions): Promise<ShardNo
     },
   });
   const what = role === "ctrler" ? "controller" : `group ${options.gid} server`;
-  log(`shard ${what} serving on ${listener.address}`);
+  const kind = state?.kind ?? "memory";
+  log(
+    `shard ${what} (state ${
+      kind === "disk" ? "on disk" : "in memory"
+    }) serving on ${listener.address}`,
+  );
   let closing: Promise<void> | undefined;
   const running = server;
   // One full collection once the node has appended nothing for 10 s (see net/idle_gc.ts).
@@ -194,6 +258,7 @@ export async function startShardNode(options: ShardNodeOptions): Promise<ShardNo
   return {
     role,
     address,
+    state: kind,
     finished: running.finished,
     close() {
       closing ??= (async () => {
@@ -201,6 +266,8 @@ export async function startShardNode(options: ShardNodeOptions): Promise<ShardNo
         await running.stop();
         await listener.close();
         await transport.close();
+        await stateStore?.close();
+        db?.close();
         await storage.close();
         log(`shard ${what} stopped`);
       })();

@@ -23,9 +23,12 @@
  * `migrationPageBytes`, 1 MiB by default); a page over one Deno KV commit is
  * written ahead and redone by the store (`StateStore`), so its size is not
  * bound by Deno KV's limits. Pages are cut in the store's key order (by
- * UTF-8 bytes), which is the in-memory state's (by UTF-16 code units) but
- * for keys mixing characters U+E000–U+FFFF with ones above U+FFFF: the pages
- * of such shards are cut at other keys, their union is the same.
+ * UTF-8 bytes, that is by code point), as the in-memory state cuts them
+ * (`KvStateMachine.page`): a shard leaving a group whose servers keep it in
+ * different forms is pulled page by page from whichever is leader, each
+ * page after the last key of the one before, so both forms must agree on
+ * what "after" means (keys mixing U+E000–U+FFFF with characters above
+ * U+FFFF order differently by UTF-16 code unit).
  *
  * @module
  */
@@ -45,6 +48,11 @@ import { decideWrite, dedupAnswer } from "../kvstate/write.ts";
 import { isPair, isResult, isValue } from "../kvstate/page_checks.ts";
 import { AppliedRows, EntryWrites } from "./applied_rows.ts";
 import { keyToShard, type ShardConfig } from "./config.ts";
+import { META_ROW, shardPrefix } from "./stored_group_rows.ts";
+import { anyGroupPages } from "./stored_group_convert.ts";
+import { isMemorySnapshot } from "../kvstate/stored_convert.ts";
+import type { AppliedPoint } from "../store/state_layout.ts";
+import type { StatePage } from "../store/state_view.ts";
 import {
   type GroupResult,
   type PullProgress,
@@ -58,14 +66,6 @@ interface SessionRow {
   seq: number;
   digest: number;
   result: KvResult;
-}
-
-/** The session row holding the configuration and the shards' statuses. */
-const META_ROW = "meta";
-
-/** The first part of every key of `shard`'s rows. */
-function shardPrefix(shard: number): string {
-  return `${shard}/`;
 }
 
 /**
@@ -356,6 +356,19 @@ export class StoredShardGroupState implements StoredMachine<GroupResult> {
         return result;
       }
     }
+  }
+
+  /**
+   * The pages of a leader's snapshot: a stored state's stream, or the
+   * in-memory state's encoding (a leader that keeps its state in memory).
+   */
+  snapshotPages(data: Uint8Array, point: AppliedPoint): Iterable<StatePage> {
+    return anyGroupPages(data, point, this.#options);
+  }
+
+  /** The in-memory state's snapshots are another form (see `isMemorySnapshot`). */
+  foreignSnapshot(head: Uint8Array): boolean {
+    return isMemorySnapshot(head);
   }
 
   /** A client's write to a shard the group serves: as `KvStateMachine.apply`. */

@@ -142,9 +142,10 @@ export interface ShardKvOptions {
   /**
    * Keep each group server's state in a store on its folder's `SimKv`
    * (`ShardGroupOptions.stateStore`, issue 19), which crashes with the
-   * server, not in memory.
+   * server, not in memory; a function: for the servers (by position in
+   * their group) it says yes to, the others in memory.
    */
-  storedState?: boolean;
+  storedState?: boolean | ((server: number) => boolean);
 }
 
 /**
@@ -157,7 +158,7 @@ export class ShardKvCluster {
   readonly groups: ReplicaCluster<ShardGroupServer>[];
   readonly gids: number[];
   readonly maxRaftState: number;
-  /** Whether the group servers keep their state in stores. */
+  /** Whether group servers (some or all) keep their state in stores. */
   readonly storedState: boolean;
   readonly #admin: ShardControllerClerk;
   #clients = 0;
@@ -170,7 +171,8 @@ export class ShardKvCluster {
   constructor(sim: Simulation, options: ShardKvOptions = {}) {
     this.sim = sim;
     this.maxRaftState = options.maxRaftState ?? -1;
-    this.storedState = options.storedState ?? false;
+    const stored = options.storedState ?? false;
+    this.storedState = stored !== false;
     sim.net.setReliable(!options.unreliable);
     sim.net.setLongDelays(true);
     sim.net.setLatency(LATENCY_MS);
@@ -182,7 +184,11 @@ export class ShardKvCluster {
         start: async (context) =>
           ShardGroupServer.start({
             ...context,
-            ...(options.storedState ? { stateStore: await StateStore.open(context.stateKv) } : {}),
+            ...(typeof stored === "function"
+                ? stored(Number(context.id.slice(`g${gid}-`.length)))
+                : stored)
+              ? { stateStore: await StateStore.open(context.stateKv) }
+              : {},
             gid,
             ctrlers: this.ctrlers.ids,
             maxRaftState: this.maxRaftState,

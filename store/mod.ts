@@ -40,4 +40,5 @@ export {
   StateStoreFailedError,
 } from "./errors.ts";
 export type { StateValue } from "./state_value.ts";
+export type { LogLocation } from "./log_location.ts";
 export type { Codec } from "../net/codec.ts";

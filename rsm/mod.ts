@@ -64,9 +64,13 @@ export type { StateReader } from "./stored_layers.ts";
 export type {
   AppliedPoint,
   Codec,
+  EndEntryOptions,
   KvAtomicLike,
   KvLike,
   KvListIteratorLike,
+  LoggedValues,
+  LoggedWrite,
+  LogLocation,
   StateBatch,
   StateInstall,
   StateListOptions,

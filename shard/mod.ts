@@ -77,9 +77,13 @@ export type { RaftNode } from "../raft/mod.ts";
 // The storage a group's state may live in (`ShardGroupOptions.stateStore`).
 export type {
   AppliedPoint,
+  EndEntryOptions,
   KvAtomicLike,
   KvLike,
   KvListIteratorLike,
+  LoggedValues,
+  LoggedWrite,
+  LogLocation,
   StateBatch,
   StateInstall,
   StateListOptions,

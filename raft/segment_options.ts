@@ -1,6 +1,7 @@
 /**
- * The options a {@linkcode SegmentLogStorage} is opened with (in a file of
- * its own: `segment_storage.ts` is at the size the layout allows).
+ * The options a `SegmentLogStorage` is opened with, and what it reports of
+ * its segments (in a file of their own: `segment_storage.ts` is at the size
+ * the layout allows).
  *
  * @module
  */
@@ -41,4 +42,25 @@ export interface SegmentLogStorageOptions {
    * so that a seed replays exactly. Default: the system's (`crypto`).
    */
   random?: Random;
+}
+
+/**
+ * The segments a `SegmentLogStorage` holds (`SegmentLogStorage.segments`).
+ *
+ * @example
+ * ```ts
+ * import type { SegmentsKept } from "@distkit/distkit/raft";
+ *
+ * const kept: SegmentsKept = { sequences: [4, 5], keptForValues: 1, segmentBytes: 64 << 20, snapshotIndex: 90 };
+ * ```
+ */
+export interface SegmentsKept {
+  /** The segments with records, oldest first. */
+  sequences: number[];
+  /** How many of the oldest are kept only for a state's values (the snapshot covers their entries). */
+  keptForValues: number;
+  /** Bytes of a segment. */
+  segmentBytes: number;
+  /** The index the snapshot covers (0: none). */
+  snapshotIndex: number;
 }

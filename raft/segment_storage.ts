@@ -81,8 +81,8 @@ import type { RaftStorage, StorageBatch, StoredState } from "./storage.ts";
 import type { Entry, HardState } from "./types.ts";
 
 export { SegmentFormatError, SegmentLockError } from "./segment_folder.ts";
-export type { SegmentLogStorageOptions } from "./segment_options.ts";
-import type { SegmentLogStorageOptions } from "./segment_options.ts";
+export type { SegmentLogStorageOptions, SegmentsKept } from "./segment_options.ts";
+import type { SegmentLogStorageOptions, SegmentsKept } from "./segment_options.ts";
 
 /** Default bytes of one segment. */
 export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
@@ -395,14 +395,14 @@ export class SegmentLogStorage implements RaftStorage {
   }
 
   /**
-   * Where the record of stored entry `index` lies, once its save resolved
-   * (so it is synced); undefined for an entry not stored, or covered by
-   * the snapshot. Read it back with {@linkcode SegmentLogStorage.readRecord}
+   * Where the record of stored entry `index` (of `term`, when given) lies,
+   * once its save resolved (so it is synced); undefined for an entry not
+   * stored, of another term, or covered by the snapshot. Read it back with {@linkcode SegmentLogStorage.readRecord}
    * while its segment is kept (see {@linkcode SegmentLogStorage.retain}).
    */
-  locate(index: number): LogLocation | undefined {
+  locate(index: number, term?: number): LogLocation | undefined {
     const info = this.#window.at(index);
-    if (info === undefined) return undefined;
+    if (info === undefined || (term !== undefined && info.term !== term)) return undefined;
     return {
       segment: info.segment,
       offset: info.offset,
@@ -434,14 +434,12 @@ export class SegmentLogStorage implements RaftStorage {
   }
 
   /** The segments with records, oldest first; how many are kept only for a state's values. */
-  segments(): { sequences: number[]; keptForValues: number } {
+  segments(): SegmentsKept {
     const covered = this.#snapshot?.meta.index ?? 0;
-    const closed = this.#segments.slice(0, -1);
-    return {
-      sequences: this.#segments.map((s) => s.sequence),
-      keptForValues: closed.filter((s) => s.lastAtClose !== undefined && s.lastAtClose <= covered)
-        .length,
-    };
+    const kept = this.#segments.slice(0, -1).filter((s) => (s.lastAtClose ?? Infinity) <= covered);
+    const sequences = this.#segments.map((s) => s.sequence);
+    const segmentBytes = this.#segmentBytes;
+    return { sequences, keptForValues: kept.length, segmentBytes, snapshotIndex: covered };
   }
 
   async close(): Promise<void> {

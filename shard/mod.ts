@@ -58,6 +58,7 @@ export type {
   ReplicaServeOptions,
   ReplicaStats,
   ReplicaStatus,
+  ValuesInLogOptions,
   WriteOutcome,
 } from "../rsm/mod.ts";
 export type {
@@ -82,7 +83,6 @@ export type {
   KvLike,
   KvListIteratorLike,
   LoggedValues,
-  LoggedWrite,
   LogLocation,
   StateBatch,
   StateInstall,
@@ -96,6 +96,7 @@ export type {
   StateValue,
   StateView,
   StoredMachine,
+  ValueInLog,
 } from "../rsm/mod.ts";
 // What RaftNodeOptions takes from the network and for logging.
 export type { RaftPeerEnd, RaftRpcHost, RaftTransport } from "../raft/mod.ts";

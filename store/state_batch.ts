@@ -14,7 +14,7 @@ export interface StagedEntry {
   point: AppliedPoint;
   writes: Map<string, StateValue | null>;
   /** The value the entry's log record carries, and where that record lies (see `endEntry`). */
-  logged?: LoggedWrite;
+  logged?: ValueInLog;
 }
 
 /**
@@ -24,16 +24,16 @@ export interface StagedEntry {
  *
  * @example
  * ```ts
- * import type { LoggedWrite } from "@distkit/distkit/store";
+ * import type { ValueInLog } from "@distkit/distkit/store";
  *
  * const value = new Uint8Array(1 << 20);
- * const logged: LoggedWrite = {
+ * const logged: ValueInLog = {
  *   value,
  *   at: { segment: 2, offset: 4096, length: (1 << 20) + 64, seed: 9, index: 12 },
  * };
  * ```
  */
-export interface LoggedWrite {
+export interface ValueInLog {
   /** The value, as the entry's command holds it (the same object `put` is given). */
   value: StateValue;
   /** Where the entry's record lies (`SegmentLogStorage.locate`): synced, so it survives a crash. */
@@ -52,7 +52,7 @@ export interface LoggedWrite {
  */
 export interface EndEntryOptions {
   /** The entry's record in the Raft log carries this value: a row written with it points there. */
-  logged?: LoggedWrite;
+  logged?: ValueInLog;
 }
 
 /**

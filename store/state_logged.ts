@@ -28,10 +28,7 @@ import { StorageCorruptionError } from "./storage_errors.ts";
  * ```ts
  * import type { LoggedValues } from "@distkit/distkit/store";
  *
- * const values: LoggedValues = {
- *   read: () => Promise.resolve("the value"),
- *   holds: () => true,
- * };
+ * const values: LoggedValues = { read: () => Promise.resolve("the value") };
  * ```
  */
 export interface LoggedValues {
@@ -41,8 +38,6 @@ export interface LoggedValues {
    * @throws {StorageCorruptionError} when the record is gone or fails its checks.
    */
   read(at: LogLocation): Promise<StateValue>;
-  /** Whether the log still holds segment `segment`. */
-  holds(segment: number): boolean;
 }
 
 /** What a row that keeps its value in the log holds. */

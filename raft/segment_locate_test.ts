@@ -62,6 +62,8 @@ Deno.test("segment log: a saved entry is located, and read back alone, before an
       assert.deepEqual(await s.readRecord(at), entries(k + 1, k + 1, 1, 300)[0]);
     }
     assert.equal(s.locate(31), undefined);
+    assert.equal(s.locate(5, 1)?.index, 5, "of its term");
+    assert.equal(s.locate(5, 2), undefined, "another term's entry is not this one");
     await s.close();
     const again = await open(fs, clock);
     await again.load();

@@ -96,7 +96,7 @@ options:
                            (default: what the folder recorded when it was made; memory for a
                            new one). A memory folder started with --state disk is moved to disk; a
                            disk folder started with --state memory is refused
-  --values-in-log          with --state disk and --log segments: a put's value over 64 KiB is
+  --values-in-log          with --state disk and --log segments: a put's value over 60 KiB is
                            kept in its Raft log entry (written once per node), the state's row
                            pointing at it, instead of being copied into the state
 ${ACCESS_HELP}`,

@@ -39,11 +39,11 @@ import type { ExactlyOnce } from "./exactly_once.ts";
  * ```ts
  * import type { ValuesInLogOptions } from "@distkit/distkit/rsm";
  *
- * const options: ValuesInLogOptions = { threshold: 64 * 1024 + 1, budgetBytes: 256 << 20 };
+ * const options: ValuesInLogOptions = { threshold: 60 * 1024 + 1, budgetBytes: 256 << 20 };
  * ```
  */
 export interface ValuesInLogOptions {
-  /** Values of at least this many bytes (UTF-8 for text) are kept in the log. Default: over 64 KiB (`INLINE_MAX` + 1). */
+  /** Values of at least this many bytes (UTF-8 for text) are kept in the log. Default: over 60 KiB (`INLINE_MAX` + 1). */
   threshold?: number;
   /**
    * Bytes of segments the log may keep only for values (their entries all

@@ -169,8 +169,7 @@ export class LogValues {
     if (threshold === undefined) return undefined;
     const value = this.#valueIn(item.command);
     if (value === undefined) return undefined;
-    const size = typeof value === "string" ? utf8Length(value) : value.length;
-    if (size < threshold) return undefined;
+    if (!atLeast(value, threshold)) return undefined;
     const at = this.#storage.locate(item.index, item.term);
     // Persisted before applied: an entry handed out is in the log (and located, its save having
     // resolved) unless a snapshot covers it since.
@@ -228,4 +227,13 @@ export class LogValues {
     }
     return value;
   }
+}
+
+/** Whether `value` has at least `bytes` bytes (UTF-8 for text), measuring a string only when its length does not tell. */
+function atLeast(value: StateValue, bytes: number): boolean {
+  if (typeof value !== "string") return value.length >= bytes;
+  // A UTF-16 unit is 1 to 3 UTF-8 bytes (a surrogate pair, two units, is 4).
+  if (value.length >= bytes) return true;
+  if (value.length * 3 < bytes) return false;
+  return utf8Length(value) >= bytes;
 }

@@ -154,3 +154,45 @@ Deno.test("values in the log: rows pointing into a segment log refuse another ki
     await store.close();
   });
 });
+
+Deno.test("values in the log: the threshold counts a value's UTF-8 bytes", async () => {
+  const clock = new VirtualClock();
+  await clock.run(async () => {
+    const fs = new SimFs({ clock, random: new Random(5) });
+    await fs.mkdir("/data");
+    await fs.syncFolder("/");
+    const storage = await SegmentLogStorage.open(DIR, { fs, clock, segmentBytes: 4096 });
+    await storage.load();
+    const kv = new SimKv();
+    const store = await StateStore.open(kv);
+    const log = await LogValues.attach(machine(store), { storage, valuesInLog: { threshold: 10 } });
+    const values = [
+      "abcdefghij",
+      "abcdefghi",
+      "ééééé",
+      "éééé",
+      "€€€€",
+      "€€€",
+      "😀😀😀",
+      "😀😀",
+      "",
+    ];
+    await storage.save({
+      hardState: { term: 1, vote: "a", commit: 0 },
+      entries: values.map((value, k) => ({
+        index: k + 1,
+        term: 1,
+        kind: "command" as const,
+        command: { key: "k", value },
+      })),
+      resetLog: false,
+    });
+    const kept = values.filter((value, k) =>
+      log!.valueOf({ index: k + 1, term: 1, command: { key: "k", value } }) !== undefined
+    );
+    assert.deepEqual(kept, ["abcdefghij", "ééééé", "€€€€", "😀😀😀"]);
+    await log!.close();
+    await store.close();
+    await storage.close();
+  });
+});

@@ -45,7 +45,7 @@ import { PortRange } from "./ports.ts";
 
 const USAGE = "usage: deno run -A bench/overload_1mib.ts [--clients 200] [--seconds 20] " +
   "[--rounds 1] [--ports LOW-HIGH | --addresses H:P,H:P,H:P [--pids P,P,P]] " +
-  "[--max-raft-state BYTES] [--state disk|memory] [--log kv|segments] [--values-in-log] [--pause-ms 100] [--settle 30,120] [--baseline-seconds 10] [--no-baseline]";
+  "[--max-raft-state BYTES] [--state disk|memory] [--log kv|segments] [--values-in-log [--values-in-log-budget BYTES]] [--pause-ms 100] [--settle 30,120] [--baseline-seconds 10] [--no-baseline]";
 
 /** The cluster under load: its HTTP addresses, node pids (when known) and /status. */
 interface Target {
@@ -102,7 +102,12 @@ async function memoryOf(address: string): Promise<Record<string, number>> {
 async function startCluster(
   ports: PortRange | undefined,
   maxRaftState: number | undefined,
-  kinds: { state?: "disk" | "memory"; raftLog?: RaftLogKind; valuesInLog?: boolean } = {},
+  kinds: {
+    state?: "disk" | "memory";
+    raftLog?: RaftLogKind;
+    valuesInLog?: boolean;
+    valuesInLogBudget?: string;
+  } = {},
 ): Promise<Target> {
   const dataDir = await Deno.makeTempDir({ prefix: "distkit-overload-" });
   // The HTTP ports inside the range too: half-way up it.
@@ -115,7 +120,14 @@ async function startCluster(
     state: kinds.state,
     raftLog: kinds.raftLog,
     // A put's value kept in its log entry (`kv serve --values-in-log`, issue 16 §1).
-    ...(kinds.valuesInLog ? { serveArgs: ["--values-in-log"] } : {}),
+    ...(kinds.valuesInLog
+      ? {
+        serveArgs: [
+          "--values-in-log",
+          ...(kinds.valuesInLogBudget ? ["--values-in-log-budget", kinds.valuesInLogBudget] : []),
+        ],
+      }
+      : {}),
   });
   return {
     http: [0, 1, 2].map((i) => cluster.httpAddress(i)),
@@ -421,6 +433,7 @@ async function main(): Promise<void> {
       state: { type: "string" },
       log: { type: "string" },
       "values-in-log": { type: "boolean", default: false },
+      "values-in-log-budget": { type: "string" },
       settle: { type: "string", default: "30,120" },
       "pause-ms": { type: "string", default: "100" },
       "baseline-seconds": { type: "string", default: "10" },
@@ -455,7 +468,9 @@ async function main(): Promise<void> {
       `max raft state ${maxRaftState ?? "node default"}, state ${
         values.state ?? "node default"
       }, ` +
-      `log ${values.log ?? "kv"}${values["values-in-log"] ? ", values in the log" : ""}`,
+      `log ${values.log ?? "kv"}${values["values-in-log"] ? ", values in the log" : ""}${
+        values["values-in-log-budget"] ? ` (budget ${values["values-in-log-budget"]} bytes)` : ""
+      }`,
   );
   const state = values.state;
   if (state !== undefined && state !== "disk" && state !== "memory") {
@@ -477,6 +492,7 @@ async function main(): Promise<void> {
         state,
         raftLog,
         valuesInLog: values["values-in-log"],
+        valuesInLogBudget: values["values-in-log-budget"],
       })
       : {
         http: addresses,

@@ -67,7 +67,7 @@ const serve: KvCommand = {
   usage: `usage: distkit kv serve --id <n> --peers <host:port,...> --data <dir> [--join]
                        [--http-offset 1000 | --no-http] [--max-raft-state <bytes>]
                        [--snapshot-log-ratio 1] [--tick-ms 50] [--log kv|segments]
-                       [--state disk|memory] [--values-in-log]
+                       [--state disk|memory] [--values-in-log [--values-in-log-budget <bytes>]]
 
 Runs node <n> (its position in --peers, counting from 0) until SIGINT or SIGTERM,
 then shuts down gracefully (exit 0); exits 3 if it cannot start or stops after a failure. Every node and client lists the same --peers in the
@@ -99,6 +99,8 @@ options:
   --values-in-log          with --state disk and --log segments: a put's value over 60 KiB is
                            kept in its Raft log entry (written once per node), the state's row
                            pointing at it, instead of being copied into the state
+  --values-in-log-budget <bytes>  bytes of segments kept only for values before the oldest one's
+                           are copied into the state (default 268435456)
 ${ACCESS_HELP}`,
   async run(args) {
     const parsed = parse("serve", this, args, {
@@ -113,6 +115,7 @@ ${ACCESS_HELP}`,
       log: { type: "string" },
       state: { type: "string" },
       "values-in-log": { type: "boolean" },
+      "values-in-log-budget": { type: "string" },
       join: { type: "boolean" },
       "cluster-id": { type: "string" },
       "secret-file": { type: "string" },
@@ -152,7 +155,13 @@ ${ACCESS_HELP}`,
         mode: v.join ? "join" : "bootstrap",
         raftLog,
         ...(v.state === undefined ? {} : { state: v.state }),
-        ...(v["values-in-log"] ? { valuesInLog: true } : {}),
+        ...(v["values-in-log"]
+          ? {
+            valuesInLog: v["values-in-log-budget"] === undefined
+              ? true
+              : { budgetBytes: count(v["values-in-log-budget"], "--values-in-log-budget") },
+          }
+          : {}),
         log: (line) => console.log(line),
       });
     } catch (err) {
@@ -181,7 +190,7 @@ const cluster: KvCommand = {
   summary: "start a local cluster of node processes on 127.0.0.1 (for trying things out)",
   usage:
     `usage: distkit kv cluster [--nodes 3] [--data <dir>] [--cluster-id <id>] [--secret-file <f>]
-                         [--state disk|memory] [--values-in-log]
+                         [--state disk|memory]
 
 Starts <nodes> \`distkit kv serve\` processes on free ports of 127.0.0.1, with
 their data under --data (default: a new temporary folder), prints where each

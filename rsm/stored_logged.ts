@@ -22,6 +22,7 @@
  * @module
  */
 import { utf8Length } from "../net/bytes.ts";
+import { type Logger, silentLogger } from "../net/logger.ts";
 import { invariant } from "../raft/invariant.ts";
 import { SegmentLogStorage } from "../raft/segment_storage.ts";
 import type { RaftStorage } from "../raft/storage.ts";
@@ -93,14 +94,21 @@ export class LogValues {
   /** Undefined: rows already pointing into the log are read, no new ones are made. */
   readonly #threshold: number | undefined;
   readonly #budget: number;
+  readonly #logger: Logger;
   #moving: Promise<void> | undefined;
   #closed = false;
 
   private constructor(
     machine: LoggingMachine,
     storage: SegmentLogStorage,
-    options: { once: ExactlyOnce<unknown> | undefined; threshold?: number; budget: number },
+    options: {
+      once: ExactlyOnce<unknown> | undefined;
+      threshold?: number;
+      budget: number;
+      logger: Logger;
+    },
   ) {
+    this.#logger = options.logger;
     this.#machine = machine;
     this.#storage = storage;
     this.#once = options.once;
@@ -124,6 +132,8 @@ export class LogValues {
       storage: RaftStorage;
       valuesInLog?: boolean | ValuesInLogOptions;
       once?: ExactlyOnce<unknown>;
+      /** Where copies forward are reported. */
+      logger?: Logger;
     },
   ): Promise<LogValues | undefined> {
     const store = machine.store;
@@ -152,7 +162,12 @@ export class LogValues {
           `${threshold} and ${budget}`,
       );
     }
-    const log = new LogValues(machine, storage, { once: options.once, threshold, budget });
+    const log = new LogValues(machine, storage, {
+      once: options.once,
+      threshold,
+      budget,
+      logger: options.logger ?? silentLogger,
+    });
     await store.useLog({ read: (at) => log.#read(at) });
     storage.retain(() => store.lowestLoggedSegment());
     return log;
@@ -191,7 +206,13 @@ export class LogValues {
     if (this.#moving !== undefined || this.#closed || this.#overBudget() === undefined) return;
     this.#moving = (async () => {
       for (let segment; !this.#closed && (segment = this.#overBudget()) !== undefined;) {
-        if (await this.#machine.store.copyForward(segment, COPY_ROWS) === 0) break;
+        const rows = await this.#machine.store.copyForward(segment, COPY_ROWS);
+        if (rows === 0) break;
+        this.#logger.log(
+          "info",
+          `the values of ${rows} rows copied out of log segment ${segment} into the state`,
+          { segment, rows },
+        );
       }
     })().catch((err) => {
       if (!this.#closed) onFailure(err);

@@ -132,6 +132,13 @@ ${ACCESS_HELP}`,
     if (v.state !== undefined && v.state !== "disk" && v.state !== "memory") {
       return usageError("serve", this, `--state is disk or memory, not ${JSON.stringify(v.state)}`);
     }
+    if (v["values-in-log-budget"] !== undefined && !v["values-in-log"]) {
+      return usageError(
+        "serve",
+        this,
+        "--values-in-log-budget is a budget of --values-in-log: add it",
+      );
+    }
     let node;
     try {
       const secret = secretFrom(v["secret-file"], true);

@@ -388,14 +388,17 @@ export class StoredApplier<R> {
   /** The machine's apply; a throw is the answer (what it staged for the entry is dropped). */
   async #run(command: unknown, batch: StateBatch, index: number): Promise<WriteOutcome<R>> {
     const staged = new Map<string, unknown>();
-    const recording = recordingBatch(batch, staged);
+    const reads: { failed?: unknown } = {};
+    const recording = recordingBatch(batch, staged, reads);
     try {
       const result = await this.#machine.apply(command, recording);
       replay(batch, staged);
       return { result };
     } catch (err) {
-      // Not an answer: a bug, or a store that cannot be read (a damaged log under the state),
-      // which would answer differently here than on the other replicas.
+      // Not an answer: a bug, or a store that could not be read (a damaged log under the state,
+      // a failed read of a disk), whatever the machine made of it: the other replicas read it and
+      // apply the entry, so answering here would make this one differ from them for good.
+      if (reads.failed !== undefined) throw reads.failed;
       if (
         err instanceof RaftInvariantError || err instanceof StateInvariantError ||
         err instanceof StorageCorruptionError
@@ -412,9 +415,20 @@ export class StoredApplier<R> {
   }
 }
 
-/** A batch that records the writes of one entry, to stage them only if `apply` does not throw. */
-function recordingBatch(batch: StateBatch, staged: Map<string, unknown>): StateBatch {
+/**
+ * A batch that records the writes of one entry, to stage them only if
+ * `apply` does not throw, and the first of its reads that failed in `reads`.
+ */
+function recordingBatch(
+  batch: StateBatch,
+  staged: Map<string, unknown>,
+  reads: { failed?: unknown },
+): StateBatch {
   const DELETED = null;
+  const failed = (err: unknown): never => {
+    reads.failed ??= err;
+    throw err;
+  };
   return {
     put: (key, value) => {
       if (typeof value !== "string" && !(value instanceof Uint8Array)) {
@@ -430,9 +444,11 @@ function recordingBatch(batch: StateBatch, staged: Map<string, unknown>): StateB
     get: (key) =>
       staged.has(`d${key}`)
         ? Promise.resolve(staged.get(`d${key}`) as string | Uint8Array | null)
-        : batch.get(key),
+        : batch.get(key).catch(failed),
     session: (client) =>
-      staged.has(`s${client}`) ? Promise.resolve(staged.get(`s${client}`)) : batch.session(client),
+      staged.has(`s${client}`)
+        ? Promise.resolve(staged.get(`s${client}`))
+        : batch.session(client).catch(failed),
     commit: () => Promise.reject(new Error("a stored machine's apply must not commit")),
   };
 }

@@ -50,8 +50,16 @@ import {
   readLogged,
 } from "./state_logged.ts";
 
-/** The layout's version, in `current`. */
-export const STATE_FORMAT = 1;
+/**
+ * The layout's version, in `current`, as this distkit writes it. 2: rows
+ * may point into the Raft log (values in the log); a distkit that knows
+ * only 1 refuses such a state instead of opening it and compacting away
+ * the log segments its rows point into. A state in format 1 is read as
+ * ever, and written as 2 from its next commit.
+ */
+export const STATE_FORMAT = 2;
+/** Every format this distkit reads. */
+const KNOWN_FORMATS: readonly number[] = [1, 2];
 /** Key bytes one commit writes, under Deno KV's 80 KiB. */
 export const COMMIT_KEY_BYTES = 64 * 1024;
 /** The two tables of rows, in the order a view streams them. */
@@ -267,11 +275,11 @@ export class StateLayout {
     } catch {
       throw new StorageCorruptionError(this.where, "the current record cannot be decoded");
     }
-    if (c?.format !== STATE_FORMAT) {
+    if (!KNOWN_FORMATS.includes(c?.format)) {
       throw new StorageCorruptionError(
         this.where,
         `its state is in format ${c?.format}, which this distkit does not know (it knows ` +
-          `${STATE_FORMAT}); run the distkit that wrote it, or a newer one`,
+          `${KNOWN_FORMATS.join(" and ")}); run the distkit that wrote it, or a newer one`,
       );
     }
     if (

@@ -116,6 +116,7 @@ export type {
   ServerAttempt,
   Session,
   StartMode,
+  ValuesInLogOptions,
   WriteAttempts,
 } from "./rsm/mod.ts";
 // kvstate: the key/value data model (values and limits).

@@ -16,6 +16,8 @@
  *
  * ```sh
  * deno run -A bench/overload_1mib.ts --clients 200 --seconds 20 --ports 24000-24499 --rounds 3
+ * # the state on disk, the segment log, each put's value kept in its log entry (issue 16 §1):
+ * deno run -A bench/overload_1mib.ts --state disk --log segments --values-in-log
  * # against a running cluster (HTTP addresses; memory only with --pids):
  * deno run -A bench/overload_1mib.ts --addresses 127.0.0.1:8001,127.0.0.1:8002,127.0.0.1:8003
  * ```
@@ -43,7 +45,7 @@ import { PortRange } from "./ports.ts";
 
 const USAGE = "usage: deno run -A bench/overload_1mib.ts [--clients 200] [--seconds 20] " +
   "[--rounds 1] [--ports LOW-HIGH | --addresses H:P,H:P,H:P [--pids P,P,P]] " +
-  "[--max-raft-state BYTES] [--state disk|memory] [--log kv|segments] [--pause-ms 100] [--settle 30,120] [--baseline-seconds 10] [--no-baseline]";
+  "[--max-raft-state BYTES] [--state disk|memory] [--log kv|segments] [--values-in-log [--values-in-log-budget BYTES]] [--pause-ms 100] [--settle 30,120] [--baseline-seconds 10] [--no-baseline]";
 
 /** The cluster under load: its HTTP addresses, node pids (when known) and /status. */
 interface Target {
@@ -100,7 +102,12 @@ async function memoryOf(address: string): Promise<Record<string, number>> {
 async function startCluster(
   ports: PortRange | undefined,
   maxRaftState: number | undefined,
-  kinds: { state?: "disk" | "memory"; raftLog?: RaftLogKind } = {},
+  kinds: {
+    state?: "disk" | "memory";
+    raftLog?: RaftLogKind;
+    valuesInLog?: boolean;
+    valuesInLogBudget?: string;
+  } = {},
 ): Promise<Target> {
   const dataDir = await Deno.makeTempDir({ prefix: "distkit-overload-" });
   // The HTTP ports inside the range too: half-way up it.
@@ -110,7 +117,17 @@ async function startCluster(
     maxRaftState,
     ports: ports?.take(3, httpOffset),
     httpOffset,
-    ...kinds,
+    state: kinds.state,
+    raftLog: kinds.raftLog,
+    // A put's value kept in its log entry (`kv serve --values-in-log`, issue 16 §1).
+    ...(kinds.valuesInLog
+      ? {
+        serveArgs: [
+          "--values-in-log",
+          ...(kinds.valuesInLogBudget ? ["--values-in-log-budget", kinds.valuesInLogBudget] : []),
+        ],
+      }
+      : {}),
   });
   return {
     http: [0, 1, 2].map((i) => cluster.httpAddress(i)),
@@ -415,6 +432,8 @@ async function main(): Promise<void> {
       "max-raft-state": { type: "string" },
       state: { type: "string" },
       log: { type: "string" },
+      "values-in-log": { type: "boolean", default: false },
+      "values-in-log-budget": { type: "string" },
       settle: { type: "string", default: "30,120" },
       "pause-ms": { type: "string", default: "100" },
       "baseline-seconds": { type: "string", default: "10" },
@@ -446,7 +465,12 @@ async function main(): Promise<void> {
   ).trim();
   console.log(
     `overload_1mib: commit ${commit}, ${navigator.hardwareConcurrency} cores, Deno ${Deno.version.deno}, ` +
-      `max raft state ${maxRaftState ?? "node default"}`,
+      `max raft state ${maxRaftState ?? "node default"}, state ${
+        values.state ?? "node default"
+      }, ` +
+      `log ${values.log ?? "kv"}${values["values-in-log"] ? ", values in the log" : ""}${
+        values["values-in-log-budget"] ? ` (budget ${values["values-in-log-budget"]} bytes)` : ""
+      }`,
   );
   const state = values.state;
   if (state !== undefined && state !== "disk" && state !== "memory") {
@@ -464,7 +488,12 @@ async function main(): Promise<void> {
   const ratios: number[] = [];
   for (let r = 1; r <= rounds; r++) {
     const target: Target = addresses === undefined
-      ? await startCluster(ports, maxRaftState, { state, raftLog })
+      ? await startCluster(ports, maxRaftState, {
+        state,
+        raftLog,
+        valuesInLog: values["values-in-log"],
+        valuesInLogBudget: values["values-in-log-budget"],
+      })
       : {
         http: addresses,
         pids: addresses.map((_, i) => pids?.[i]),

@@ -67,7 +67,7 @@ const serve: KvCommand = {
   usage: `usage: distkit kv serve --id <n> --peers <host:port,...> --data <dir> [--join]
                        [--http-offset 1000 | --no-http] [--max-raft-state <bytes>]
                        [--snapshot-log-ratio 1] [--tick-ms 50] [--log kv|segments]
-                       [--state disk|memory]
+                       [--state disk|memory] [--values-in-log [--values-in-log-budget <bytes>]]
 
 Runs node <n> (its position in --peers, counting from 0) until SIGINT or SIGTERM,
 then shuts down gracefully (exit 0); exits 3 if it cannot start or stops after a failure. Every node and client lists the same --peers in the
@@ -96,6 +96,11 @@ options:
                            (default: what the folder recorded when it was made; memory for a
                            new one). A memory folder started with --state disk is moved to disk; a
                            disk folder started with --state memory is refused
+  --values-in-log          with --state disk and --log segments: a put's value over 60 KiB is
+                           kept in its Raft log entry (written once per node), the state's row
+                           pointing at it, instead of being copied into the state
+  --values-in-log-budget <bytes>  bytes of segments kept only for values before the oldest one's
+                           are copied into the state (default 268435456)
 ${ACCESS_HELP}`,
   async run(args) {
     const parsed = parse("serve", this, args, {
@@ -109,6 +114,8 @@ ${ACCESS_HELP}`,
       "tick-ms": { type: "string" },
       log: { type: "string" },
       state: { type: "string" },
+      "values-in-log": { type: "boolean" },
+      "values-in-log-budget": { type: "string" },
       join: { type: "boolean" },
       "cluster-id": { type: "string" },
       "secret-file": { type: "string" },
@@ -124,6 +131,13 @@ ${ACCESS_HELP}`,
     }
     if (v.state !== undefined && v.state !== "disk" && v.state !== "memory") {
       return usageError("serve", this, `--state is disk or memory, not ${JSON.stringify(v.state)}`);
+    }
+    if (v["values-in-log-budget"] !== undefined && !v["values-in-log"]) {
+      return usageError(
+        "serve",
+        this,
+        "--values-in-log-budget is a budget of --values-in-log: add it",
+      );
     }
     let node;
     try {
@@ -148,6 +162,13 @@ ${ACCESS_HELP}`,
         mode: v.join ? "join" : "bootstrap",
         raftLog,
         ...(v.state === undefined ? {} : { state: v.state }),
+        ...(v["values-in-log"]
+          ? {
+            valuesInLog: v["values-in-log-budget"] === undefined
+              ? true
+              : { budgetBytes: count(v["values-in-log-budget"], "--values-in-log-budget") },
+          }
+          : {}),
         log: (line) => console.log(line),
       });
     } catch (err) {

@@ -27,6 +27,7 @@ import {
   type StateKind,
 } from "./node_state.ts";
 import type { StateStore } from "../store/state_store.ts";
+import type { ValuesInLogOptions } from "../rsm/stored_logged.ts";
 import type { Logger } from "../net/logger.ts";
 
 /**
@@ -105,6 +106,15 @@ export interface KvNodeOptions {
   log?: (line: string) => void;
   /** Where the Raft log is kept: Deno KV (`"kv"`, the default) or segment files (`"segments"`). */
   raftLog?: RaftLogKind;
+  /**
+   * With the state on disk and the segment log: keep a put's large value in
+   * its Raft log entry instead of copying it into the state
+   * (`ReplicaOptions.valuesInLog`, README "Large values in the log").
+   * Default false.
+   *
+   * @throws {RangeError} (from `startKvNode`) with another log or the state in memory.
+   */
+  valuesInLog?: boolean | ValuesInLogOptions;
 }
 
 /**
@@ -191,6 +201,12 @@ export async function startKvNode(options: KvNodeOptions): Promise<KvNode> {
       `id ${options.id} is not a position in peers (0..${options.peers.length - 1})`,
     );
   }
+  if (options.valuesInLog && options.raftLog !== "segments") {
+    throw new RangeError(
+      "valuesInLog (--values-in-log) keeps values in the segment log's entries: it needs " +
+        'raftLog: "segments" (--log segments)',
+    );
+  }
   const log = options.log ?? (() => {});
   // The listeners' own records (their summaries of refused connections) go to the same log.
   const logger: Logger = {
@@ -264,6 +280,16 @@ export async function startKvNode(options: KvNodeOptions): Promise<KvNode> {
   }
   const { storage } = state;
   const stateStore: StateStore | undefined = state.store;
+  if (options.valuesInLog && stateStore === undefined) {
+    db.close();
+    summary.close();
+    await listener.close();
+    await host.storage.close();
+    throw new RangeError(
+      `valuesInLog (--values-in-log) keeps a stored state's values in the log, but ` +
+        `${options.dataDir} keeps its state in memory: start it with --state disk`,
+    );
+  }
   const transport = new TcpTransport({ peers, timeoutMs: 1000, ...access, member: identity });
   retired = (node) => {
     const reason = `node ${node}'s data folder was retired (it left the cluster)`;
@@ -302,6 +328,7 @@ export async function startKvNode(options: KvNodeOptions): Promise<KvNode> {
       snapshotLogRatio: options.snapshotLogRatio ?? 1,
       limits: options.limits,
       ...(stateStore ? { stateStore } : {}),
+      ...(options.valuesInLog ? { valuesInLog: options.valuesInLog } : {}),
       // A follower names the leader and the members by their TCP addresses.
       addressOf: (peer) => peers[peer],
       // Raft's and the replica's own records (a node that stops, an apply that throws).

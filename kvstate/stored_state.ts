@@ -106,6 +106,16 @@ export class StoredKvState implements StoredMachine<KvResult> {
     this.#reader = reader;
   }
 
+  /**
+   * The value a put (or a cas) carries, which `apply` puts as it is: the
+   * state may keep it in the log entry (`ReplicaOptions.valuesInLog`).
+   */
+  loggedValue(command: unknown): KvValue | undefined {
+    const w = (command as { write?: { type?: unknown; value?: unknown } } | null)?.write;
+    if (w?.type !== "put" && w?.type !== "cas") return undefined;
+    return typeof w.value === "string" || w.value instanceof Uint8Array ? w.value : undefined;
+  }
+
   /** Whether `command` was already applied, as the stored session says (a retry's answer). */
   async applied(command: KvCommand): Promise<KvResult | undefined> {
     const row = await this.#reader.session(sessionKey(command.client)) as SessionRow | null;

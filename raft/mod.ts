@@ -76,6 +76,8 @@ export {
 // The database a DenoKvStorage is in (`DenoKvStorage.database`), shared by a node's state store.
 export type { KvAtomicLike, KvLike, KvListIteratorLike } from "../store/kv_like.ts";
 export * from "../store/storage_errors.ts";
+// Where a segment log locates an entry's record (`SegmentLogStorage.locate`).
+export type { LogLocation } from "../store/log_location.ts";
 export type { SnapshotSource, SnapshotStream } from "./snapshot_stream.ts";
 export { type StreamedChunk, UNKNOWN_SIZE } from "./snapshot_receive.ts";
 export type { SnapshotSink } from "./snapshot_install.ts";

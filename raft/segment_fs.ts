@@ -236,3 +236,47 @@ export function parentOf(path: string): string {
   const slash = trimmed.lastIndexOf("/");
   return slash < 0 ? "." : slash === 0 ? "/" : trimmed.slice(0, slash);
 }
+
+/** Zeros written per write while a segment is filled ahead of need. */
+const FILL_BYTES = 1024 * 1024;
+
+/**
+ * Writes zeros over [from, to) of `file`, at most 1 MiB a write.
+ *
+ * @example
+ * ```ts ignore
+ * await writeZeros(file, 0, 64 * 1024 * 1024);
+ * ```
+ */
+export async function writeZeros(file: SegmentFile, from: number, to: number): Promise<void> {
+  const zeros = new Uint8Array(Math.min(FILL_BYTES, to - from));
+  for (let at = from; at < to; at += zeros.length) {
+    await file.write(zeros.subarray(0, Math.min(zeros.length, to - at)), at);
+  }
+}
+
+/**
+ * Makes `path` a zero-filled file of `bytes`: written under a temporary
+ * name, synced, renamed in, and its folder `dir` synced.
+ *
+ * @example
+ * ```ts ignore
+ * await makeZeroedFile(fs, `${dir}/0000000000000002.seg`, { dir, bytes: 64 << 20 });
+ * ```
+ */
+export async function makeZeroedFile(
+  fs: SegmentFs,
+  path: string,
+  options: { dir: string; bytes: number },
+): Promise<void> {
+  const tmp = `${path}.tmp`;
+  const file = await fs.open(tmp, { write: true, create: true, truncate: true });
+  try {
+    await writeZeros(file, 0, options.bytes);
+    await file.sync();
+  } finally {
+    file.close();
+  }
+  await fs.rename(tmp, path);
+  await fs.syncFolder(options.dir);
+}

@@ -44,11 +44,21 @@ export interface Cut {
   damaged?: string;
 }
 
+/** An entry read back: the entry, its record's bytes and where the record lies. */
+export interface ReplayedEntry {
+  entry: Entry;
+  size: number;
+  segment: number;
+  offset: number;
+  /** The CRC its record is chained to. */
+  seed: number;
+}
+
 /** What a folder's segments hold. */
 export interface Replayed {
   /** Every name in the folder. */
   names: string[];
-  window: LogWindow<{ entry: Entry; size: number }>;
+  window: LogWindow<ReplayedEntry>;
   hardState: HardState;
   snapshot: SnapshotFile | null;
   /** The segments with records, oldest first. */
@@ -80,7 +90,7 @@ export async function readSegments(
   const names = (await listNames(dir, fs)) ?? [];
   const sequences = names.map(segmentSequence).filter((s) => s !== undefined).sort((a, b) => a - b);
   const corrupt = (problem: string) => new StorageCorruptionError(dir, problem);
-  const window = new LogWindow<{ entry: Entry; size: number }>();
+  const window = new LogWindow<ReplayedEntry>();
   let hardState: HardState = { term: 0, vote: null, commit: 0 };
   let snapshot: SnapshotFile | null = null;
   const segments: Segment[] = [];
@@ -165,7 +175,7 @@ export async function readSegments(
               `${name}'s record at ${at} says entry ${r.index}, holds ${entry.index}`,
             );
           }
-          window.append(r.index, { entry, size: r.length });
+          window.append(r.index, { entry, size: r.length, segment: sequence, offset: at, seed });
         } else {
           throw corrupt(`${name} has a base record at offset ${at}, not at its start`);
         }

@@ -63,61 +63,44 @@ import {
   type SnapshotFile,
   writeRecord,
 } from "./segment_format.ts";
-import { changedBounds, LogWindow, type WindowChange } from "./segment_window.ts";
+import { changedBounds, LogWindow, type WindowChange, windowFloor } from "./segment_window.ts";
 import { readSegments, type Segment } from "./segment_replay.ts";
 import { openFolder, openMark, syncAsFound } from "./segment_folder.ts";
-import { parentOf, realSegmentFs, type SegmentFile, type SegmentFs } from "./segment_fs.ts";
-import type { Clock } from "../net/clock.ts";
-import type { Random } from "../net/random.ts";
+import {
+  makeZeroedFile,
+  parentOf,
+  realSegmentFs,
+  type SegmentFile,
+  type SegmentFs,
+  writeZeros,
+} from "./segment_fs.ts";
+import { readLocated, readSnapshotData } from "./segment_read.ts";
+import type { LogLocation } from "../store/log_location.ts";
 import { StorageCorruptionError, StorageLossError } from "../store/storage_errors.ts";
 import type { RaftStorage, StorageBatch, StoredState } from "./storage.ts";
-import type { HardState, NodeId } from "./types.ts";
+import type { Entry, HardState } from "./types.ts";
 
 export { SegmentFormatError, SegmentLockError } from "./segment_folder.ts";
+export type { SegmentLogStorageOptions, SegmentsKept } from "./segment_options.ts";
+import type { SegmentLogStorageOptions, SegmentsKept } from "./segment_options.ts";
 
 /** Default bytes of one segment. */
 export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
-/** Zeros written per write while a segment is filled ahead of need. */
-const FILL_BYTES = 1024 * 1024;
 
-/**
- * Options for {@linkcode SegmentLogStorage.open}.
- *
- * @example
- * ```ts
- * import type { SegmentLogStorageOptions } from "@distkit/distkit/raft";
- *
- * const options: SegmentLogStorageOptions = { segmentBytes: 16 * 1024 * 1024 };
- * ```
- */
-export interface SegmentLogStorageOptions {
-  /** Bytes of one segment file (a larger save grows its segment). Default 64 MiB. */
-  segmentBytes?: number;
-  /** Codec for entries and state. Default: the shared 64 MiB codec. */
-  codec?: Codec;
-  /** The high-water mark file; `null`: none (losses go undetected). Default `<folder>/mark`. */
-  mark?: string | null;
-  /**
-   * The caller knows the store has held state (its node has met its peers):
-   * a missing mark is then a loss even when the folder is empty too.
-   * Default false.
-   */
-  expectState?: boolean;
-  /** The file system the folder is on. Default: the real disk ({@linkcode realSegmentFs}). */
-  fs?: SegmentFs;
-  /** The clock the mark's background fsync waits on. Default: the real one. */
-  clock?: Clock;
-  /**
-   * Where a new folder's random id comes from: a simulation's seeded source,
-   * so that a seed replays exactly. Default: the system's (`crypto`).
-   */
-  random?: Random;
-}
-
-/** Per stored entry: its term (for the mark's floors) and its record's bytes. */
+/** Per stored entry: its term (for the mark's floors), its record's bytes and where it lies. */
 interface EntryInfo {
   term: number;
   size: number;
+  segment: number;
+  offset: number;
+  seed: number;
+}
+
+/** Where a record was written: its segment, offset, and the CRC it is chained to. */
+interface Placed {
+  segment: number;
+  offset: number;
+  seed: number;
 }
 
 /** Snapshot data written ahead by `prepareSnapshot`. */
@@ -171,6 +154,8 @@ export class SegmentLogStorage implements RaftStorage {
   #closed = false;
   /** A failed write or sync: every later call fails with it. */
   #failure: Error | undefined;
+  /** The lowest segment a state still points into (see `retain`). */
+  #retain: (() => number | undefined) | undefined;
 
   #hardState: HardState = { term: 0, vote: null, commit: 0 };
   #hardStateBytes = 0;
@@ -337,14 +322,14 @@ export class SegmentLogStorage implements RaftStorage {
     // A save that replaces stored entries waits for its lower mark first: a
     // mark recorded earlier may name an entry it removes.
     if (keepBelow <= window.last) await this.#markFloor(floor, true);
-    if (records.length > 0) await this.#append(records);
+    const placed = records.length > 0 ? await this.#append(records) : [];
     // The state the records describe.
     const previousSnapshot = this.#snapshot;
     for (const info of window.apply(change)) this.#entryBytes -= info?.size ?? 0;
     for (const [k, e] of batch.entries.entries()) {
-      const size = RECORD_HEADER_BYTES +
-        records[records.length - batch.entries.length + k].payload.length;
-      window.append(e.index, { term: e.term, size });
+      const at = records.length - batch.entries.length + k;
+      const size = RECORD_HEADER_BYTES + records[at].payload.length;
+      window.append(e.index, { term: e.term, size, ...placed[at] });
       this.#entryBytes += size;
     }
     if (snapshot) this.#snapshot = snapshot;
@@ -409,6 +394,54 @@ export class SegmentLogStorage implements RaftStorage {
     return this.#snapshot?.size ?? 0;
   }
 
+  /**
+   * Where the record of stored entry `index` (of `term`, when given) lies,
+   * once its save resolved (so it is synced); undefined for an entry not
+   * stored, of another term, or covered by the snapshot. Read it back with {@linkcode SegmentLogStorage.readRecord}
+   * while its segment is kept (see {@linkcode SegmentLogStorage.retain}).
+   */
+  locate(index: number, term?: number): LogLocation | undefined {
+    const info = this.#window.at(index);
+    if (info === undefined || (term !== undefined && info.term !== term)) return undefined;
+    return {
+      segment: info.segment,
+      offset: info.offset,
+      length: info.size,
+      seed: info.seed,
+      index,
+    };
+  }
+
+  /**
+   * The entry whose record lies at `at` (from {@linkcode SegmentLogStorage.locate}),
+   * read and checked alone (the CRC chained to the seed it carries, the kind,
+   * the index). Works before `load`; after `close` too (it only reads).
+   *
+   * @throws {StorageCorruptionError} when the segment is gone or the record fails a check.
+   */
+  readRecord(at: LogLocation): Promise<Entry> {
+    return readLocated(this.#dir, at, { fs: this.#fs, codec: this.#codec });
+  }
+
+  /**
+   * Keeps segments a state points into: `lowest` answers the lowest segment
+   * that still holds a value in use (undefined: none), and compaction never
+   * deletes that segment nor any after it. A load keeps whatever segments
+   * are there (they read as the start of the log, as before compaction).
+   */
+  retain(lowest: () => number | undefined): void {
+    this.#retain = lowest;
+  }
+
+  /** The segments with records, oldest first; how many are kept only for a state's values. */
+  segments(): SegmentsKept {
+    const covered = this.#snapshot?.meta.index ?? 0;
+    const kept = this.#segments.slice(0, -1).filter((s) => (s.lastAtClose ?? Infinity) <= covered);
+    const sequences = this.#segments.map((s) => s.sequence);
+    const segmentBytes = this.#segmentBytes;
+    return { sequences, keptForValues: kept.length, segmentBytes, snapshotIndex: covered };
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
@@ -425,8 +458,11 @@ export class SegmentLogStorage implements RaftStorage {
 
   // ---- writing ----
 
-  /** Appends `records` in one write and one `fdatasync`, into a new segment when they do not fit. */
-  async #append(records: Pending[]): Promise<void> {
+  /**
+   * Appends `records` in one write and one `fdatasync`, into a new segment
+   * when they do not fit; resolves where each record lies (once synced).
+   */
+  async #append(records: Pending[]): Promise<Placed[]> {
     const bytes = records.reduce((n, r) => n + RECORD_HEADER_BYTES + r.payload.length, 0);
     let base: Pending | undefined;
     let sequence: number | undefined;
@@ -453,7 +489,9 @@ export class SegmentLogStorage implements RaftStorage {
     const out = new Uint8Array(bytes + (base ? RECORD_HEADER_BYTES + base.payload.length : 0));
     let at = 0;
     let chain = base ? segmentSeed(sequence!, this.#folderId) : this.#chain;
+    const placed: Placed[] = [];
     for (const r of all) {
+      if (r !== base) placed.push({ segment: 0, offset: at, seed: chain });
       chain = writeRecord(out, at, { ...r, seed: chain });
       at += RECORD_HEADER_BYTES + r.payload.length;
     }
@@ -476,8 +514,11 @@ export class SegmentLogStorage implements RaftStorage {
     } catch (err) {
       throw this.#fail(err as Error, "a write or sync of the log failed");
     }
+    const segment = this.#segments[this.#segments.length - 1].sequence;
+    for (const p of placed) Object.assign(p, { segment, offset: this.#offset + p.offset });
     this.#offset += out.length;
     this.#chain = chain;
+    return placed;
   }
 
   /** Fail-stop: keeps the failure for every later call. */
@@ -517,19 +558,10 @@ export class SegmentLogStorage implements RaftStorage {
     this.#spare = spare;
   }
 
-  /** Zero-fills segment `sequence` under a temporary name, syncs it, renames it in and syncs the folder. */
+  /** Zero-fills segment `sequence` (see `makeZeroedFile`). */
   async #makeSpare(sequence: number): Promise<number> {
     const path = this.#segmentPath(sequence);
-    const tmp = `${path}.tmp`;
-    const file = await this.#fs.open(tmp, { write: true, create: true, truncate: true });
-    try {
-      await writeZeros(file, 0, this.#segmentBytes);
-      await file.sync();
-    } finally {
-      file.close();
-    }
-    await this.#fs.rename(tmp, path);
-    await this.#fs.syncFolder(this.#dir);
+    await makeZeroedFile(this.#fs, path, { dir: this.#dir, bytes: this.#segmentBytes });
     return sequence;
   }
 
@@ -568,6 +600,10 @@ export class SegmentLogStorage implements RaftStorage {
     while (this.#segments.length > 1) {
       const oldest = this.#segments[0];
       if (oldest.lastAtClose === undefined || oldest.lastAtClose > current.meta.index) break;
+      // A segment that still holds a value a state points at stays (and every later one, so
+      // that the segments stay a run a load reads in order).
+      const pinned = this.#retain?.();
+      if (pinned !== undefined && oldest.sequence >= pinned) break;
       await this.#removeQuietly(segmentName(oldest.sequence));
       this.#segments.shift();
       removed = true;
@@ -614,7 +650,10 @@ export class SegmentLogStorage implements RaftStorage {
       entries: window.items.map((item) => item!.entry),
     };
     if (snapshot) {
-      state.snapshot = { meta: snapshot.meta, data: await this.#readSnapshot(snapshot) };
+      state.snapshot = {
+        meta: snapshot.meta,
+        data: await readSnapshotData(this.#dir, snapshot, this.#fs),
+      };
     }
     // Before anything is written: a refused store is left as it was found.
     try {
@@ -673,7 +712,13 @@ export class SegmentLogStorage implements RaftStorage {
     this.#snapshot = snapshot;
     this.#window = new LogWindow<EntryInfo>();
     this.#window.first = window.first;
-    this.#window.items = window.items.map((item) => ({ term: item!.entry.term, size: item!.size }));
+    this.#window.items = window.items.map((item) => ({
+      term: item!.entry.term,
+      size: item!.size,
+      segment: item!.segment,
+      offset: item!.offset,
+      seed: item!.seed,
+    }));
     this.#entryBytes = this.#window.items.reduce((n, item) => n + item!.size, 0);
     this.#segments = segments;
     this.#chain = chain;
@@ -717,25 +762,6 @@ export class SegmentLogStorage implements RaftStorage {
     await syncAsFound(this.#fs, { files, folders: [this.#dir, parentOf(this.#dir)] });
   }
 
-  async #readSnapshot(snapshot: SnapshotFile): Promise<Uint8Array> {
-    let data: Uint8Array;
-    try {
-      data = await this.#fs.readFile(`${this.#dir}/${snapshot.file}`);
-    } catch (err) {
-      throw new StorageCorruptionError(
-        this.#dir,
-        `the snapshot's data ${snapshot.file} cannot be read (${(err as Error).message})`,
-      );
-    }
-    if (data.length !== snapshot.size || crc32(data) !== snapshot.crc) {
-      throw new StorageCorruptionError(
-        this.#dir,
-        `the snapshot's data ${snapshot.file} fails its checksum`,
-      );
-    }
-    return data;
-  }
-
   /** Writes zeros over [from, to) of a segment and syncs it. */
   async #zero(sequence: number, from: number, to: number): Promise<void> {
     const file = await this.#fs.open(this.#segmentPath(sequence), { write: true });
@@ -747,31 +773,13 @@ export class SegmentLogStorage implements RaftStorage {
     }
   }
 
-  // ---- the high-water mark ----
-
   /** The floor of the stored state, limited to entries before `keepBelow`. */
   #floor(keepBelow = Infinity): Floor {
-    const covered = this.#snapshot?.meta.index ?? 0;
-    let index = Math.min(this.#window.last, keepBelow - 1);
-    // An emptied log (a reset without a snapshot) holds nothing past the snapshot.
-    if (index < this.#window.first) index = Math.min(index, covered);
-    const floor: Floor = {
-      term: this.#hardState.term,
-      vote: this.#hardState.vote as NodeId | null,
-      index: 0,
-      logTerm: -1,
-    };
-    if (index <= 0) return floor;
-    floor.index = index;
-    if (index <= covered) return floor;
-    const info = this.#window.at(index);
-    if (info === undefined) {
-      throw new Error(
-        `SegmentLogStorage invariant: entry ${index} is stored but its term is unknown`,
-      );
-    }
-    floor.logTerm = info.term;
-    return floor;
+    const snapshotIndex = this.#snapshot?.meta.index ?? 0;
+    return windowFloor(
+      { hardState: this.#hardState, snapshotIndex, window: this.#window },
+      keepBelow,
+    );
   }
 
   #segmentPath(sequence: number): string {
@@ -783,13 +791,5 @@ export class SegmentLogStorage implements RaftStorage {
     if (this.#closed) {
       throw new Error(`Raft storage ${this.#dir} is closed; open it again to use it`);
     }
-  }
-}
-
-/** Writes zeros over [from, to) of `file`, at most {@linkcode FILL_BYTES} a write. */
-async function writeZeros(file: SegmentFile, from: number, to: number): Promise<void> {
-  const zeros = new Uint8Array(Math.min(FILL_BYTES, to - from));
-  for (let at = from; at < to; at += zeros.length) {
-    await file.write(zeros.subarray(0, Math.min(zeros.length, to - at)), at);
   }
 }

@@ -6,6 +6,8 @@
  *
  * @module
  */
+import type { Floor } from "./high_water_mark.ts";
+import type { HardState, NodeId } from "./types.ts";
 
 /** The non-entry part of a save that moves the log's bounds. */
 export interface WindowChange {
@@ -99,4 +101,41 @@ export class LogWindow<T> {
   at(index: number): T | undefined {
     return index < this.first ? undefined : this.items[index - this.first];
   }
+}
+
+/**
+ * The high-water mark's floor of a stored state (see `high_water_mark.ts`),
+ * limited to entries before `keepBelow`.
+ *
+ * @example
+ * ```ts ignore
+ * const floor = windowFloor({ hardState, snapshotIndex: 0, window }, Infinity);
+ * ```
+ */
+export function windowFloor(
+  state: { hardState: HardState; snapshotIndex: number; window: LogWindow<{ term: number }> },
+  keepBelow = Infinity,
+): Floor {
+  const { hardState, window } = state;
+  const covered = state.snapshotIndex;
+  let index = Math.min(window.last, keepBelow - 1);
+  // An emptied log (a reset without a snapshot) holds nothing past the snapshot.
+  if (index < window.first) index = Math.min(index, covered);
+  const floor: Floor = {
+    term: hardState.term,
+    vote: hardState.vote as NodeId | null,
+    index: 0,
+    logTerm: -1,
+  };
+  if (index <= 0) return floor;
+  floor.index = index;
+  if (index <= covered) return floor;
+  const info = window.at(index);
+  if (info === undefined) {
+    throw new Error(
+      `SegmentLogStorage invariant: entry ${index} is stored but its term is unknown`,
+    );
+  }
+  floor.logTerm = info.term;
+  return floor;
 }

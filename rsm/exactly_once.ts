@@ -200,3 +200,18 @@ function isOutcome<R>(value: unknown): value is WriteOutcome<R> {
   if (!Object.hasOwn(v, "error")) return true;
   return (v.error === "apply" || v.error === "conflict") && typeof v.message === "string";
 }
+
+/**
+ * The exactly-once table a replica keeps, by its `exactlyOnce` option:
+ * undefined with `exactlyOnce: false`.
+ *
+ * @example
+ * ```ts
+ * import { onceOf } from "./exactly_once.ts";
+ *
+ * onceOf({ exactlyOnce: false }); // undefined
+ * ```
+ */
+export function onceOf<R>(options: { exactlyOnce?: boolean }): ExactlyOnce<R> | undefined {
+  return options.exactlyOnce === false ? undefined : new ExactlyOnce<R>();
+}

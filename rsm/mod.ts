@@ -60,13 +60,22 @@ export * from "./apply_error.ts";
 export type { StampedWrite, WriteOutcome } from "./exactly_once.ts";
 export { readPages, type StoredMachine, storeSource } from "./stored_machine.ts";
 export type { StateReader } from "./stored_layers.ts";
+export {
+  DEFAULT_VALUES_IN_LOG_BUDGET,
+  type LoggingMachine,
+  LogValues,
+  type ValuesInLogOptions,
+} from "./stored_logged.ts";
 // The store's types that appear in a stored machine's signatures.
 export type {
   AppliedPoint,
   Codec,
+  EndEntryOptions,
   KvAtomicLike,
   KvLike,
   KvListIteratorLike,
+  LoggedValues,
+  LogLocation,
   StateBatch,
   StateInstall,
   StateListOptions,
@@ -77,6 +86,7 @@ export type {
   StateStoreOptions,
   StateValue,
   StateView,
+  ValueInLog,
 } from "../store/mod.ts";
 export * from "./dedup.ts";
 export * from "./checks.ts";

@@ -24,7 +24,8 @@ import { type Applied, NotLeaderError, RaftNode } from "../raft/mod.ts";
 import { invariant } from "../raft/invariant.ts";
 import { defaultClock } from "../net/env.ts";
 import { ApplyError } from "./apply_error.ts";
-import { ExactlyOnce, parseStampedWrite, type WriteOutcome } from "./exactly_once.ts";
+import { type ExactlyOnce, onceOf, parseStampedWrite, type WriteOutcome } from "./exactly_once.ts";
+import { LogValues } from "./stored_logged.ts";
 import { CompactionPolicy } from "./replica_compaction.ts";
 import * as stored from "./stored_machine.ts";
 import { applyEntry } from "./replica_apply.ts";
@@ -182,6 +183,7 @@ export class Replica<R> {
     raft: RaftNode,
     machine: ReplicaMachine<R> | stored.StoredMachine<R>,
     options: ReplicaOptions & { service?: ReplicaService<R> },
+    log?: LogValues,
   ) {
     this.#raft = raft;
     const isStored = stored.isStoredMachine(machine);
@@ -190,7 +192,7 @@ export class Replica<R> {
     this.#service = options.service?.name;
     this.#clock = options.clock ?? defaultClock("Replica");
     this.#logger = options.logger ?? silentLogger;
-    this.#once = options.exactlyOnce === false ? undefined : new ExactlyOnce<R>();
+    this.#once = onceOf<R>(options);
     const report = { logger: this.#logger, node: raft.id };
     this.#stored = isStored
       ? new stored.StoredApplier(machine, {
@@ -205,6 +207,7 @@ export class Replica<R> {
         // their bounds, not one commit per run it is handed: a commit's fixed cost is most of a
         // small run's CPU (bench/apply_cpu.ts), and every node pays it.
         early: options.answerBeforeStore ?? (() => raft.status().role !== "leader"),
+        log,
       })
       : undefined;
     this.#appliedIndex = this.#stored?.durableIndex ?? 0;
@@ -315,10 +318,13 @@ export class Replica<R> {
     machine: ReplicaMachine<R> | stored.StoredMachine<R>,
     options: ReplicaOptions & { service?: ReplicaService<R> },
   ): Promise<Replica<R>> {
-    const raft = await RaftNode.start(
-      stored.isStoredMachine(machine) ? stored.raftOptions(machine, options) : options,
-    );
-    const replica = new Replica(raft, machine, options);
+    const isStored = stored.isStoredMachine(machine);
+    // Before the node reads its log: a state pointing into a lost or damaged log is refused.
+    const log = isStored
+      ? await LogValues.attach(machine, { ...options, once: onceOf(options) })
+      : undefined;
+    const raft = await RaftNode.start(isStored ? stored.raftOptions(machine, options) : options);
+    const replica = new Replica(raft, machine, options, log);
     if (options.service) {
       options.server.addService(options.service.name, options.service.methods(replica));
     }

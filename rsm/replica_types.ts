@@ -10,6 +10,7 @@ import type { RpcServer } from "../net/rpc_server.ts";
 import type { Transport } from "../net/transport.ts";
 import type { RaftNodeOptions, RaftStatus } from "../raft/mod.ts";
 import type { WriteOutcome } from "./exactly_once.ts";
+import type { ValuesInLogOptions } from "./stored_logged.ts";
 
 /**
  * A deterministic state machine a `Replica` applies committed
@@ -184,6 +185,14 @@ export interface ReplicaOptions extends RaftNodeOptions {
    * never.
    */
   answerBeforeStore?: boolean;
+  /**
+   * For a machine whose state is stored, on a node whose Raft log is a
+   * `SegmentLogStorage`: keep a large value a command carries
+   * (`StoredMachine.loggedValue`) in its log entry instead of copying it
+   * into the state (`stored_logged.ts`); `true` for the defaults. Rows that
+   * point into the log are read whatever this says. Default false.
+   */
+  valuesInLog?: boolean | ValuesInLogOptions;
 }
 
 /**

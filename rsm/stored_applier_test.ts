@@ -63,3 +63,89 @@ Deno.test("stored applier: asked per entry whether to answer once staged, it rep
   assert.equal(await store.get("k0"), "4");
   await store.close();
 });
+
+Deno.test("stored applier: an apply that cannot read its store (StorageCorruptionError) is not answered but thrown to the replica, which stops; another throw is the write's answer", async () => {
+  const { StorageCorruptionError } = await import("../store/storage_errors.ts");
+  for (const corrupt of [true, false]) {
+    const store = await StateStore.open(new SimKv());
+    const machine: StoredMachine<number> = {
+      store,
+      apply: () => {
+        // A replica whose log lost a value the state points at reads it as damage: answering
+        // with the error would make this replica's result differ from the others'.
+        throw corrupt ? new StorageCorruptionError("log", "segment 3 is gone") : new Error("bad");
+      },
+    };
+    const applier = new StoredApplier(machine, {
+      once: undefined,
+      logger: silentLogger,
+      node: "n1",
+      clock: new VirtualClock(),
+      onFailure: () => {},
+    });
+    const answers: unknown[] = [];
+    const taking = applier.take({ type: "command", index: 1, term: 1, command: "x" }, {
+      last: true,
+      done: (_, outcome) => answers.push(outcome),
+    });
+    if (corrupt) {
+      await assert.rejects(taking, StorageCorruptionError);
+      assert.deepEqual(answers, []);
+    } else {
+      await taking;
+      assert.deepEqual(answers, [{ error: "apply", message: "bad" }]);
+    }
+    await applier.close().catch(() => {});
+    await store.close();
+  }
+});
+
+Deno.test("stored applier: a read of the store that fails during apply stops the replica, whatever the machine makes of it", async () => {
+  // A disk read that fails here (EIO, too many open files) succeeds on the other replicas: the
+  // entry must not be answered with an error on this one only, even if the machine turns the
+  // failure into an error of its own.
+  let failing = false;
+  const kv = new Proxy(new SimKv(), {
+    get(target, prop) {
+      const v = Reflect.get(target, prop, target);
+      if (typeof v !== "function") return v;
+      return (...args: unknown[]) => {
+        if (failing && (prop === "get" || prop === "getMany")) {
+          return Promise.reject(new Error("Input/output error (os error 5)"));
+        }
+        return v.apply(target, args);
+      };
+    },
+  });
+  const store = await StateStore.open(kv, { cacheBytes: 0 });
+  const machine: StoredMachine<number> = {
+    store,
+    apply: async (_command, state) => {
+      try {
+        return Number(await state.get("k") ?? "0") + 1;
+      } catch {
+        throw new Error("the value could not be read");
+      }
+    },
+  };
+  const applier = new StoredApplier(machine, {
+    once: undefined,
+    logger: silentLogger,
+    node: "n1",
+    clock: new VirtualClock(),
+    onFailure: () => {},
+  });
+  const answers: unknown[] = [];
+  failing = true;
+  await assert.rejects(
+    applier.take({ type: "command", index: 1, term: 1, command: "x" }, {
+      last: true,
+      done: (_, outcome) => answers.push(outcome),
+    }),
+    /Input\/output error/,
+  );
+  assert.deepEqual(answers, [], "the failed read was answered");
+  failing = false;
+  await applier.close().catch(() => {});
+  await store.close();
+});

@@ -23,7 +23,7 @@
  */
 import type { Clock, Timer } from "../net/clock.ts";
 import { invariant } from "../raft/invariant.ts";
-import type { StateBatch } from "../store/state_batch.ts";
+import type { EndEntryOptions, StateBatch } from "../store/state_batch.ts";
 import type { StateStore } from "../store/state_store.ts";
 import type { StateValue } from "../store/state_value.ts";
 
@@ -186,10 +186,10 @@ export class StagedLayers implements StateReader {
    * Closes the entry staged since {@linkcode StagedLayers.stage}: its reads
    * see it from now on, and it is stored with the batch.
    */
-  endEntry(point: { index: number; term: number }): void {
+  endEntry(point: { index: number; term: number }, options: EndEntryOptions = {}): void {
     const layer = this.#open;
     invariant(layer !== undefined && this.#staging, "endEntry without an entry being staged");
-    layer.batch.endEntry(point);
+    layer.batch.endEntry(point, options);
     layer.entries++;
     layer.last = point.index;
     this.#staging = false;

@@ -19,6 +19,9 @@ import { StateInvariantError } from "../store/errors.ts";
 import type { StateBatch } from "../store/state_batch.ts";
 import type { StateStore } from "../store/state_store.ts";
 import type { StatePage } from "../store/state_view.ts";
+import type { StateValue } from "../store/state_value.ts";
+import { StorageCorruptionError } from "../store/storage_errors.ts";
+import type { LogValues } from "./stored_logged.ts";
 import type { AppliedPoint } from "../store/state_layout.ts";
 import { DedupTable, digestBytes } from "./dedup.ts";
 import { FRAME_PREFIX, StoreSink } from "./stored_sink.ts";
@@ -84,6 +87,13 @@ export interface StoredMachine<R> {
    * answer) reads through `reader`, which sees the staged writes.
    */
   readThrough?(reader: StateReader): void;
+  /**
+   * Optional: the value `command` carries that its `apply` may `put` as it
+   * is (the same object), so that the state may keep it in the log entry
+   * instead of a copy (`ReplicaOptions.valuesInLog`); read back, the
+   * entry's command is decoded and asked again. Undefined: none.
+   */
+  loggedValue?(command: unknown): StateValue | undefined;
 }
 
 /**
@@ -240,6 +250,8 @@ export class StoredApplier<R> {
   readonly #early: () => boolean;
   /** Entries applied and not yet reported done (answered after the store). */
   #staged: [Applied, WriteOutcome<R> | undefined][] = [];
+  /** The values kept in the node's segment log, when it is one. */
+  readonly #log: LogValues | undefined;
 
   /**
    * Creates the applier.
@@ -262,9 +274,11 @@ export class StoredApplier<R> {
       onFailure: (err: unknown) => void;
       onStored?: () => void;
       early?: boolean | (() => boolean);
+      log?: LogValues;
     },
   ) {
     this.#machine = machine;
+    this.#log = options.log;
     this.#once = options.once;
     this.#report = { logger: options.logger, node: options.node };
     const early = options.early ?? false;
@@ -274,7 +288,11 @@ export class StoredApplier<R> {
     const limits = early !== false
       ? options.limits
       : { entries: Infinity, bytes: Infinity, delayMs: Infinity, ...options.limits };
-    this.#layers = new StagedLayers(machine.store, { ...options, limits });
+    const onStored = () => {
+      options.onStored?.();
+      this.#log?.afterStored(options.onFailure);
+    };
+    this.#layers = new StagedLayers(machine.store, { ...options, limits, onStored });
     machine.readThrough?.(this.#layers);
   }
 
@@ -326,7 +344,8 @@ export class StoredApplier<R> {
     const outcome = item.type === "command"
       ? await this.#apply(item.command, batch, item.index)
       : undefined;
-    this.#layers.endEntry({ index: item.index, term: item.term });
+    const logged = item.type === "command" ? this.#log?.valueOf(item) : undefined;
+    this.#layers.endEntry({ index: item.index, term: item.term }, logged ? { logged } : {});
     if (early) return options.done(item, outcome);
     this.#staged.push([item, outcome]);
     if (options.last || this.#staged.length >= MAX_STAGED) await this.#store(options.done);
@@ -339,8 +358,9 @@ export class StoredApplier<R> {
   }
 
   /** Stores what is staged, if it can, and stops the timers (the replica stopped). */
-  close(): Promise<void> {
-    return this.#layers.close();
+  async close(): Promise<void> {
+    await this.#log?.close();
+    await this.#layers.close();
   }
 
   async #apply(entry: unknown, batch: StateBatch, index: number): Promise<WriteOutcome<R>> {
@@ -368,13 +388,21 @@ export class StoredApplier<R> {
   /** The machine's apply; a throw is the answer (what it staged for the entry is dropped). */
   async #run(command: unknown, batch: StateBatch, index: number): Promise<WriteOutcome<R>> {
     const staged = new Map<string, unknown>();
-    const recording = recordingBatch(batch, staged);
+    const reads: { failed?: unknown } = {};
+    const recording = recordingBatch(batch, staged, reads);
     try {
       const result = await this.#machine.apply(command, recording);
       replay(batch, staged);
       return { result };
     } catch (err) {
-      if (err instanceof RaftInvariantError || err instanceof StateInvariantError) throw err;
+      // Not an answer: a bug, or a store that could not be read (a damaged log under the state,
+      // a failed read of a disk), whatever the machine made of it: the other replicas read it and
+      // apply the entry, so answering here would make this one differ from them for good.
+      if (reads.failed !== undefined) throw reads.failed;
+      if (
+        err instanceof RaftInvariantError || err instanceof StateInvariantError ||
+        err instanceof StorageCorruptionError
+      ) throw err;
       const message = err instanceof Error ? err.message : String(err);
       const { logger, node } = this.#report;
       logger.log("warn", "apply threw; the write is answered with the error", {
@@ -387,9 +415,20 @@ export class StoredApplier<R> {
   }
 }
 
-/** A batch that records the writes of one entry, to stage them only if `apply` does not throw. */
-function recordingBatch(batch: StateBatch, staged: Map<string, unknown>): StateBatch {
+/**
+ * A batch that records the writes of one entry, to stage them only if
+ * `apply` does not throw, and the first of its reads that failed in `reads`.
+ */
+function recordingBatch(
+  batch: StateBatch,
+  staged: Map<string, unknown>,
+  reads: { failed?: unknown },
+): StateBatch {
   const DELETED = null;
+  const failed = (err: unknown): never => {
+    reads.failed ??= err;
+    throw err;
+  };
   return {
     put: (key, value) => {
       if (typeof value !== "string" && !(value instanceof Uint8Array)) {
@@ -405,9 +444,11 @@ function recordingBatch(batch: StateBatch, staged: Map<string, unknown>): StateB
     get: (key) =>
       staged.has(`d${key}`)
         ? Promise.resolve(staged.get(`d${key}`) as string | Uint8Array | null)
-        : batch.get(key),
+        : batch.get(key).catch(failed),
     session: (client) =>
-      staged.has(`s${client}`) ? Promise.resolve(staged.get(`s${client}`)) : batch.session(client),
+      staged.has(`s${client}`)
+        ? Promise.resolve(staged.get(`s${client}`))
+        : batch.session(client).catch(failed),
     commit: () => Promise.reject(new Error("a stored machine's apply must not commit")),
   };
 }

@@ -60,6 +60,7 @@ export type {
   ReplicaServeOptions,
   ReplicaStats,
   ReplicaStatus,
+  ValuesInLogOptions,
   WriteOutcome,
 } from "../rsm/mod.ts";
 export type {
@@ -79,9 +80,12 @@ export type { RaftNode } from "../raft/mod.ts";
 // The storage a group's state may live in (`ShardGroupOptions.stateStore`).
 export type {
   AppliedPoint,
+  EndEntryOptions,
   KvAtomicLike,
   KvLike,
   KvListIteratorLike,
+  LoggedValues,
+  LogLocation,
   StateBatch,
   StateInstall,
   StateListOptions,
@@ -94,6 +98,7 @@ export type {
   StateValue,
   StateView,
   StoredMachine,
+  ValueInLog,
 } from "../rsm/mod.ts";
 // What RaftNodeOptions takes from the network and for logging.
 export type { RaftPeerEnd, RaftRpcHost, RaftTransport } from "../raft/mod.ts";

@@ -29,7 +29,8 @@ export type { Clock, Timer } from "../net/clock.ts";
 export { StateStore } from "./state_store.ts";
 export type { StateStoreOptions } from "./state_store_options.ts";
 export type { StateListOptions } from "./state_list.ts";
-export type { StateBatch } from "./state_batch.ts";
+export type { EndEntryOptions, StateBatch, ValueInLog } from "./state_batch.ts";
+export type { LoggedValues } from "./state_logged.ts";
 export type { StatePage, StatePagesOptions, StateRow, StateView } from "./state_view.ts";
 export type { StateInstall } from "./state_install.ts";
 export type { AppliedPoint } from "./state_layout.ts";
@@ -40,4 +41,5 @@ export {
   StateStoreFailedError,
 } from "./errors.ts";
 export type { StateValue } from "./state_value.ts";
+export type { LogLocation } from "./log_location.ts";
 export type { Codec } from "../net/codec.ts";

@@ -7,11 +7,52 @@
 import type { StateValue } from "./state_value.ts";
 import { StateInvariantError } from "./errors.ts";
 import { type AppliedPoint, copyPoint, type StateLayout, type Table } from "./state_layout.ts";
+import type { LogLocation } from "./log_location.ts";
 
 /** One applied entry's writes, staged: table + key → value (null: delete). */
 export interface StagedEntry {
   point: AppliedPoint;
   writes: Map<string, StateValue | null>;
+  /** The value the entry's log record carries, and where that record lies (see `endEntry`). */
+  logged?: ValueInLog;
+}
+
+/**
+ * A value an entry's record in the Raft log carries, and where the record
+ * lies: a data row the entry writes with this very value keeps it there
+ * (the row points at the record) instead of holding a copy.
+ *
+ * @example
+ * ```ts
+ * import type { ValueInLog } from "@distkit/distkit/store";
+ *
+ * const value = new Uint8Array(1 << 20);
+ * const logged: ValueInLog = {
+ *   value,
+ *   at: { segment: 2, offset: 4096, length: (1 << 20) + 64, seed: 9, index: 12 },
+ * };
+ * ```
+ */
+export interface ValueInLog {
+  /** The value, as the entry's command holds it (the same object `put` is given). */
+  value: StateValue;
+  /** Where the entry's record lies (`SegmentLogStorage.locate`): synced, so it survives a crash. */
+  at: LogLocation;
+}
+
+/**
+ * Options of {@linkcode StateBatch.endEntry}.
+ *
+ * @example
+ * ```ts
+ * import type { EndEntryOptions } from "@distkit/distkit/store";
+ *
+ * const options: EndEntryOptions = {};
+ * ```
+ */
+export interface EndEntryOptions {
+  /** The entry's record in the Raft log carries this value: a row written with it points there. */
+  logged?: ValueInLog;
 }
 
 /**
@@ -57,11 +98,13 @@ export interface StateBatch {
   setSession(client: string, row: unknown): void;
   /**
    * Closes the entry whose writes were staged since the last `endEntry`:
-   * they are stored together with `applied` = `point`, or not at all.
+   * they are stored together with `applied` = `point`, or not at all. With
+   * `options.logged`, a data row staged with that very value points at
+   * the entry's log record instead of holding the value.
    *
    * @throws {StateInvariantError} when `point` is not after the last one.
    */
-  endEntry(point: AppliedPoint): void;
+  endEntry(point: AppliedPoint, options?: EndEntryOptions): void;
   /** The value of `key` with the staged writes. */
   get(key: string): Promise<StateValue | null>;
   /** The session row of `client` with the staged writes. */
@@ -120,7 +163,7 @@ export class Batch implements StateBatch {
    *
    * @throws {StateInvariantError} when `point` is not after the last one.
    */
-  endEntry(point: AppliedPoint): void {
+  endEntry(point: AppliedPoint, options: EndEntryOptions = {}): void {
     this.#checkOpen();
     if (!Number.isSafeInteger(point?.index) || !Number.isSafeInteger(point.term)) {
       throw new TypeError("an applied point needs an integer index and term");
@@ -131,7 +174,11 @@ export class Batch implements StateBatch {
         `entry ${point.index} after ${last}: applied never decreases`,
       );
     }
-    this.#entries.push({ point: copyPoint(point), writes: this.#open });
+    const entry: StagedEntry = { point: copyPoint(point), writes: this.#open };
+    if (options.logged) {
+      entry.logged = { value: options.logged.value, at: { ...options.logged.at } };
+    }
+    this.#entries.push(entry);
     this.#open = new Map();
   }
 

@@ -12,10 +12,14 @@
  * - `P + [gen, "v", view, table, key]`: a row as it was when a view was
  *   opened, copied on the first change to it while the view streams;
  * - `P + [gen, "r", id, n]`: the mutations of one entry too large for one
- *   commit, written ahead; `current.redo` points at them until all are in.
+ *   commit, written ahead; `current.redo` points at them until all are in;
+ * - `P + [gen, "l", segment, key]`: the data rows that keep their value in
+ *   segment `segment` of the Raft log (`state_logged.ts`), set and deleted
+ *   in the commits that point the row there and away.
  *
  * A row is a CRC-32 of the rest, one byte of kind, then the value's bytes
- * (inline) or a pointer: part id, part count, size and CRC-32 of the value.
+ * (inline) or a pointer: part id, part count, size and CRC-32 of the value;
+ * or where a log entry's record carrying the value lies, its size and CRC-32.
  * `current` and session rows are encoded with the store's codec.
  *
  * @module
@@ -36,9 +40,26 @@ import {
   PART_BYTES,
 } from "./kv_limits.ts";
 import { StateInvariantError, StateLimitError } from "./errors.ts";
+import type { LogLocation } from "./log_location.ts";
+import {
+  decodeLogged,
+  encodeLogged,
+  LOGGED_BODY,
+  type LoggedPointer,
+  type LoggedValues,
+  readLogged,
+} from "./state_logged.ts";
 
-/** The layout's version, in `current`. */
-export const STATE_FORMAT = 1;
+/**
+ * The layout's version, in `current`, as this distkit writes it. 2: rows
+ * may point into the Raft log (values in the log); a distkit that knows
+ * only 1 refuses such a state instead of opening it and compacting away
+ * the log segments its rows point into. A state in format 1 is read as
+ * ever, and written as 2 from its next commit.
+ */
+export const STATE_FORMAT = 2;
+/** Every format this distkit reads. */
+const KNOWN_FORMATS: readonly number[] = [1, 2];
 /** Key bytes one commit writes, under Deno KV's 80 KiB. */
 export const COMMIT_KEY_BYTES = 64 * 1024;
 /** The two tables of rows, in the order a view streams them. */
@@ -106,6 +127,9 @@ const PARTED_STRING = 2;
 const PARTED_BYTES = 3;
 /** In a view's copy: the key was absent when the view was opened. */
 export const ABSENT = 4;
+/** The value is carried by a Raft log entry: the row points at its record (`state_logged.ts`). */
+const LOGGED_STRING = 5;
+const LOGGED_BYTES = 6;
 /** Bytes of a row before its body: CRC-32 and kind. */
 const ROW_HEADER = 5;
 /** Largest value stored inline in its row. */
@@ -210,6 +234,8 @@ export class StateLayout {
   readonly where: string;
   readonly prefix: Deno.KvKeyPart[];
   readonly codec: Codec;
+  /** Where rows that keep their value in the Raft log read it (`StateStore.useLog`). */
+  logValues: LoggedValues | undefined;
   /** Encoded bytes of the longest key form, less the user key. */
   readonly #overhead: number;
 
@@ -249,11 +275,11 @@ export class StateLayout {
     } catch {
       throw new StorageCorruptionError(this.where, "the current record cannot be decoded");
     }
-    if (c?.format !== STATE_FORMAT) {
+    if (!KNOWN_FORMATS.includes(c?.format)) {
       throw new StorageCorruptionError(
         this.where,
         `its state is in format ${c?.format}, which this distkit does not know (it knows ` +
-          `${STATE_FORMAT}); run the distkit that wrote it, or a newer one`,
+          `${KNOWN_FORMATS.join(" and ")}); run the distkit that wrote it, or a newer one`,
       );
     }
     if (
@@ -296,6 +322,29 @@ export class StateLayout {
     return { row: withCrc(text ? PARTED_STRING : PARTED_BYTES, pointer), parts };
   }
 
+  /** The row of `value`, kept in the log entry whose record lies at `at`. */
+  encodeLoggedRow(value: StateValue, at: LogLocation): Uint8Array {
+    return withCrc(
+      typeof value === "string" ? LOGGED_STRING : LOGGED_BYTES,
+      encodeLogged(value, at),
+    );
+  }
+
+  /** The row an `l` (logged) listing holds: nothing but its checksum. */
+  listingRow(): Uint8Array {
+    return withCrc(INLINE_BYTES, new Uint8Array());
+  }
+
+  /** Where a row keeps its value in the log, or undefined when it does not. */
+  logged(row: Uint8Array, what: string): LoggedPointer | undefined {
+    const body = this.#checked(row, what);
+    if (row[4] !== LOGGED_STRING && row[4] !== LOGGED_BYTES) return undefined;
+    if (body.length !== LOGGED_BODY) {
+      throw new StorageCorruptionError(this.where, `${what} is malformed`);
+    }
+    return decodeLogged(body, row[4] === LOGGED_STRING);
+  }
+
   /** The row that says a key was absent (in a view's copy). */
   absentRow(): Uint8Array {
     return withCrc(ABSENT, new Uint8Array());
@@ -329,6 +378,8 @@ export class StateLayout {
     if (kind === INLINE_STRING || kind === INLINE_BYTES) {
       return kind === INLINE_STRING ? this.#text(body, what) : body.slice();
     }
+    const inLog = this.logged(row, what);
+    if (inLog) return await readLogged(inLog, this.logValues, { where: this.where, what });
     const p = this.pointer(row, what);
     if (p === undefined) throw new StorageCorruptionError(this.where, `${what} has kind ${kind}`);
     const bytes = new Uint8Array(p.size);

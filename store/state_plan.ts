@@ -50,6 +50,8 @@ export interface Group {
   slots: Map<string, number>;
   /** The number of data rows once committed (when the store keeps it). */
   count?: number;
+  /** Per log segment: the change in the rows that keep their value there (`state_logged.ts`). */
+  logged: Map<number, number>;
   /**
    * One entry too large for a commit: its mutations, redone from a record
    * (`[gen, "r", id, n]`) that the commit setting `applied` points to.
@@ -102,6 +104,7 @@ export async function planCommits(ctx: PlanContext, entries: StagedEntry[]): Pro
     garbage: [],
     copies: [],
     slots: new Map(),
+    logged: new Map(),
   });
   let group = newGroup();
   // Rows this batch copies for views: marked shadowed only once committed.
@@ -121,6 +124,9 @@ export async function planCommits(ctx: PlanContext, entries: StagedEntry[]): Pro
     const ahead: Mutation[] = [];
     const rows: Group["rows"] = new Map();
     const garbage: Garbage[] = [];
+    const logged = new Map<number, number>();
+    const moveLogged = (segment: number, by: number) =>
+      logged.set(segment, (logged.get(segment) ?? 0) + by);
     let writes: Iterable<[string, StateValue | null]> = entry.writes;
     if (countTk !== undefined) {
       // The entry's data rows created less those deleted, from the rows as stored before it.
@@ -144,8 +150,15 @@ export async function planCommits(ctx: PlanContext, entries: StagedEntry[]): Pro
       const key = tk.slice(1);
       const stored = layout.key(gen, table, key);
       let row: Uint8Array | null = null;
+      const what = `row ${JSON.stringify(key)}`;
+      const inLog = table === "d" && entry.logged !== undefined && value === entry.logged.value
+        ? entry.logged.at
+        : undefined;
       if (value === null) {
         mutations.push({ type: "delete", key: stored });
+      } else if (inLog) {
+        row = layout.encodeLoggedRow(value, inLog);
+        mutations.push({ type: "set", key: stored, value: row });
       } else {
         const encoded = layout.encodeValue(value, gen, nextPart);
         if (encoded.parts.length > 0) nextPart++;
@@ -156,7 +169,23 @@ export async function planCommits(ctx: PlanContext, entries: StagedEntry[]): Pro
       rowOf.push(tk);
       rows.set(tk, { row, value });
       const replaced = now.get(tk) ?? null;
-      const parts = replaced && layout.pointer(replaced, `row ${JSON.stringify(key)}`);
+      // The `l` listing follows the row: out of the segment it pointed into, into the new one.
+      const was = replaced && layout.logged(replaced, what)?.at.segment;
+      if (typeof was === "number" && was !== inLog?.segment) {
+        mutations.push({ type: "delete", key: layout.key(gen, "l", was, key) });
+        rowOf.push(`l${was}/${key}`);
+        moveLogged(was, -1);
+      }
+      if (inLog && inLog.segment !== was) {
+        mutations.push({
+          type: "set",
+          key: layout.key(gen, "l", inLog.segment, key),
+          value: layout.listingRow(),
+        });
+        rowOf.push(`l${inLog.segment}/${key}`);
+        moveLogged(inLog.segment, 1);
+      }
+      const parts = replaced && layout.pointer(replaced, what);
       if (parts) {
         const count = new Uint8Array(4);
         new DataView(count.buffer).setUint32(0, parts.count);
@@ -228,6 +257,9 @@ export async function planCommits(ctx: PlanContext, entries: StagedEntry[]): Pro
     for (const [tk, cached] of rows) group.rows.set(tk, cached);
     group.garbage.push(...garbage);
     group.copies.push(...copies);
+    for (const [segment, by] of logged) {
+      group.logged.set(segment, (group.logged.get(segment) ?? 0) + by);
+    }
     if (group.redo) {
       groups.push(group);
       group = newGroup();

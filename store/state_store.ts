@@ -48,6 +48,8 @@ import { Batch, type StagedEntry, type StateBatch } from "./state_batch.ts";
 import { finishRedo } from "./state_redo.ts";
 import { IndexWaiters } from "./index_waiters.ts";
 import { type Garbage, type Group, planCommits } from "./state_plan.ts";
+import type { LoggedValues } from "./state_logged.ts";
+import { checkLogged, copyForward, countLogged } from "./state_logged_ops.ts";
 
 /**
  * A replicated service's state in a {@linkcode KvLike} (see the module
@@ -107,6 +109,10 @@ export class StateStore {
    * it writes the row, computed from the rows a commit reads anyway.
    */
   #count: { row: string; rows: number } | undefined;
+  /** Per Raft log segment: the data rows that keep their value there (`state_logged.ts`). */
+  #logged = new Map<number, number>();
+  /** Per open view: the lowest segment its rows may point into (kept while it streams). */
+  #viewPins = new Map<ViewState, number | undefined>();
 
   private constructor(kv: KvLike, options: StateStoreOptions) {
     this.#layout = new StateLayout(kv, {
@@ -172,6 +178,67 @@ export class StateStore {
     return this.#garbage.length + this.#held.length;
   }
 
+  /**
+   * Reads the values rows keep in the Raft log through `values` (see
+   * `state_logged.ts`), after checking that the log holds every segment the
+   * rows point into and that the first row of each reads back whole.
+   *
+   * @throws {StorageCorruptionError} when the log lost or damaged what the rows point at.
+   */
+  useLog(values: LoggedValues): Promise<void> {
+    return this.#exclusive(async () => {
+      this.#layout.logValues = values;
+      await checkLogged(this.#layout, this.#gen, this.#logged);
+    });
+  }
+
+  /**
+   * The lowest Raft log segment a row (or an open view's) keeps a value in;
+   * undefined when none: the log must keep it and every segment after it.
+   */
+  lowestLoggedSegment(): number | undefined {
+    let lowest: number | undefined;
+    const lower = (s: number | undefined) => {
+      if (s !== undefined && (lowest === undefined || s < lowest)) lowest = s;
+    };
+    for (const segment of this.#logged.keys()) lower(segment);
+    for (const pin of this.#viewPins.values()) lower(pin);
+    return lowest;
+  }
+
+  /** How many data rows keep their value in each log segment. */
+  get loggedRows(): ReadonlyMap<number, number> {
+    return new Map(this.#logged);
+  }
+
+  /**
+   * Rewrites up to `maxRows` rows that keep their value in log segment
+   * `segment` as ordinary rows (one commit, the values read from the log),
+   * so the log can let the segment go; resolves how many it rewrote (0:
+   * none is left there, or a view is open, which may read them as they are).
+   */
+  copyForward(segment: number, maxRows = 100): Promise<number> {
+    return this.#exclusive(async () => {
+      if (this.#views.size > 0 || !this.#logged.has(segment)) return 0;
+      const ctx = {
+        layout: this.#layout,
+        gen: this.#gen,
+        applied: this.#applied,
+        nextPart: this.#nextPart,
+        rows: new Map(),
+      };
+      let done = 0;
+      await this.#write(async () => {
+        done = await copyForward(ctx, segment, maxRows);
+      });
+      this.#nextPart = ctx.nextPart;
+      this.#writes++;
+      for (const [tk, cached] of ctx.rows) this.#cache.set(tk, cached);
+      this.#countLogged(new Map([[segment, -done]]));
+      return done;
+    });
+  }
+
   /** The value of `key`, or null when absent. */
   get(key: string): Promise<StateValue | null> {
     return this.#read("d", key);
@@ -233,6 +300,7 @@ export class StateStore {
         open: true,
       };
       this.#views.add(state);
+      this.#viewPins.set(state, this.lowestLoggedSegment());
       return Promise.resolve(
         new View(this.#layout, { state, onClose: (s) => this.#closeView(s) }),
       );
@@ -350,6 +418,8 @@ export class StateStore {
     this.#nextPart = written.nextPart;
     this.#writes++;
     this.#cache.clear();
+    // An install holds every value in its rows: nothing of it points into this node's log.
+    this.#logged.clear();
     if (this.#count) this.#count.rows = await this.#storedCount(this.#count.row);
     // The old generation's part garbage goes with it.
     this.#garbage = this.#garbage.filter((g) => g.kind !== "parts" || g.gen !== old);
@@ -412,6 +482,7 @@ export class StateStore {
       this.#nextPart = current.nextPart;
     }
     const gen = this.#gen;
+    this.#logged = await countLogged(layout, gen);
     // Parts written ahead of a switch a crash prevented: their ids will be used again.
     const ahead: Mutation[] = [];
     const aheadSelector = {
@@ -589,6 +660,7 @@ export class StateStore {
       this.#applied = group.point;
       this.#nextPart = group.nextPart;
       if (this.#count && group.count !== undefined) this.#count.rows = group.count;
+      this.#countLogged(group.logged);
       this.#writes++;
       for (const [tk, cached] of group.rows) this.#cache.set(tk, cached);
       for (const g of group.garbage) this.#addGarbage(g);
@@ -656,6 +728,18 @@ export class StateStore {
     return deletes;
   }
 
+  /** Moves the counts of rows kept in each log segment by `deltas`; none goes below 0. */
+  #countLogged(deltas: Map<number, number>): void {
+    for (const [segment, by] of deltas) {
+      const rows = (this.#logged.get(segment) ?? 0) + by;
+      if (!(rows >= 0)) {
+        throw new StateInvariantError(`the rows kept in log segment ${segment} went to ${rows}`);
+      }
+      if (rows === 0) this.#logged.delete(segment);
+      else this.#logged.set(segment, rows);
+    }
+  }
+
   #addGarbage(g: Garbage): void {
     if (this.#views.size > 0) this.#held.push(g);
     else this.#garbage.push(g);
@@ -663,6 +747,7 @@ export class StateStore {
 
   #closeView(view: ViewState): void {
     this.#views.delete(view);
+    this.#viewPins.delete(view);
     this.#garbage.push({
       kind: "range",
       selector: { prefix: this.#layout.key(view.gen, "v", view.id) },

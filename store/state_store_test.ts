@@ -696,3 +696,41 @@ Deno.test("state store: on a real Deno KV file, batches, a view and an install, 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("state store: a state of format 1 opens and is written as 2 from its next commit; an unknown format is refused", async () => {
+  const { StateLayout } = await import("./state_layout.ts");
+  const { StorageCorruptionError } = await import("./storage_errors.ts");
+  const kv = new SimKv();
+  const layout = new StateLayout(kv, { where: "test", prefix: ["state"], codec: defaultCodec });
+  const setFormat = async (format: number) => {
+    const current = layout.decodeCurrent((await kv.get(["state", "current"])).value);
+    await kv.atomic().set(["state", "current"], layout.encodeCurrent({ ...current, format }))
+      .commit();
+  };
+  const formatNow = async () =>
+    layout.decodeCurrent((await kv.get(["state", "current"])).value).format;
+  let store = await StateStore.open(kv);
+  let batch = store.batch();
+  batch.put("k", "v");
+  batch.endEntry({ index: 1, term: 1 });
+  await batch.commit();
+  await store.close();
+  assert.equal(await formatNow(), 2);
+  // Written by a distkit before values in the log: read as ever.
+  await setFormat(1);
+  store = await StateStore.open(kv);
+  assert.equal(await store.get("k"), "v");
+  batch = store.batch();
+  batch.put("k", "w");
+  batch.endEntry({ index: 2, term: 1 });
+  await batch.commit();
+  await store.close();
+  assert.equal(await formatNow(), 2, "a commit writes the format this distkit writes");
+  // Written by a later distkit: refused, saying what to do.
+  await setFormat(3);
+  await assert.rejects(StateStore.open(kv), (err) => {
+    assert.ok(err instanceof StorageCorruptionError);
+    assert.match(err.message, /format 3, which this distkit does not know .*1 and 2/);
+    return true;
+  });
+});

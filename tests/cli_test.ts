@@ -179,6 +179,19 @@ Deno.test("cli: a usage error is 2 in every module", async () => {
     ["pb", "kv", "get", "--endpoints", "127.0.0.1:1"], // no KEY
     ["pb", "lock", "nonsense"],
     ["raft", "serve", "--id", "a"],
+    // A budget without the option it budgets.
+    [
+      "kv",
+      "serve",
+      "--id",
+      "0",
+      "--peers",
+      "127.0.0.1:1",
+      "--data",
+      "/nonexistent/d",
+      "--values-in-log-budget",
+      "1000",
+    ],
     ["mr", "sequential", "--app", "no-such-app", "f.txt"],
     ["mr", "worker", "--app", "wc"],
     ["net", "call", "127.0.0.1:1"],

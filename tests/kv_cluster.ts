@@ -111,6 +111,8 @@ export class KvCluster {
    * becomes the leader of `term`; defer any work (`queueMicrotask`).
    */
   onLeader: ((i: number, term: number) => void) | undefined;
+  /** Each server's state store, as its last start opened it (servers with a stored state). */
+  readonly stores = new Map<number, StateStore>();
   #clients = 0;
   #admin: ClientEnd[] | undefined;
   /** Each server's machine clock, kept across its restarts (in step with the simulation's until told). */
@@ -135,11 +137,12 @@ export class KvCluster {
       start: async (context) => {
         const clock = this.#clocks[this.ids.indexOf(context.id)];
         const ledger = context.observer;
+        const i = this.ids.indexOf(context.id);
+        const stateStore = stored(i) ? await StateStore.open(context.stateKv) : undefined;
+        if (stateStore) this.stores.set(i, stateStore);
         const kv = await KvServer.start({
           ...context,
-          ...(stored(this.ids.indexOf(context.id))
-            ? { stateStore: await StateStore.open(context.stateKv) }
-            : {}),
+          ...(stateStore ? { stateStore } : {}),
           clock,
           // The group's ledger, and the test's hook on new leaders.
           observer: {

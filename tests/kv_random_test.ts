@@ -65,6 +65,12 @@
  * is replaced: a restart resumes after the stored applied index, the log is
  * compacted without encoding the state, and a server that needs a snapshot
  * is streamed the leader's stored state. Even seeds keep it in memory.
+ * Stored seeds on the segment log whose third bit is set keep every put's
+ * value in its log entry (`valuesInLog`, issue 16 §1, with a threshold of 0
+ * and a budget of two segments, so values go through pointers and are
+ * copied forward), under the same crashes, lost and torn writes, damage and
+ * wiped folders: a server whose log no longer holds what its state points
+ * at must refuse to start.
  *
  * Runs KV_SEEDS seeds (default 200) from a random base; `SEED=<n>` replays
  * one. A second test runs KV_REPLAY_SEEDS seeds (default 3) twice each and
@@ -129,6 +135,9 @@ interface Activity {
   failStops: number;
   /** Seeds whose Raft storage is the segment log on a `SimFs` (0 or 1 for one seed). */
   segmentSeeds: number;
+  /** Of those, seeds keeping values in the log; the rows pointing into it at the end. */
+  valuesInLogSeeds: number;
+  loggedRows: number;
   /** What those seeds' disks saw. */
   crashes: number;
   lostWrites: number;
@@ -153,6 +162,8 @@ function noActivity(): Activity {
     damaged: 0,
     failStops: 0,
     segmentSeeds: 0,
+    valuesInLogSeeds: 0,
+    loggedRows: 0,
     crashes: 0,
     lostWrites: 0,
     tornWrites: 0,
@@ -542,12 +553,17 @@ async function runSeed(seed: number): Promise<SeedRun> {
       const storedState = seed % 2 !== 0;
       // Seeds whose second bit is set: the segment log on a SimFs (independent of the parity).
       const segments = segmentLogOf(seed, 1);
+      // Of those with a stored state, seeds whose third bit is set keep the values in the log.
+      const valuesInLog = storedState && segments !== undefined && ((seed >>> 2) & 1) === 1;
       const cfg = await KvCluster.start(sim, servers, {
         unreliable,
         maxRaftState,
         initialVoters: voters,
         storedState,
         segments,
+        ...(valuesInLog
+          ? { server: { valuesInLog: { threshold: 0, budgetBytes: 2 * segments.segmentBytes } } }
+          : {}),
       });
       const ledger = cfg.group.ledger;
       describeServers = () =>
@@ -567,7 +583,7 @@ async function runSeed(seed: number): Promise<SeedRun> {
             segments
               ? `SegmentLogStorage on SimFs (${segments.segmentBytes}-byte segments)`
               : "SimStorage"
-          }`,
+          }${valuesInLog ? ", values in the log" : ""}`,
       );
       const log = new OpLog<Input, Output>();
       const keys = 1 + random.int(3);
@@ -737,6 +753,12 @@ async function runSeed(seed: number): Promise<SeedRun> {
         activity.lostFolderChanges = disk.lostFolderChanges;
         activity.filesDamaged = disk.damaged;
       }
+      if (valuesInLog) {
+        activity.valuesInLogSeeds = 1;
+        for (const store of cfg.stores.values()) {
+          for (const rows of store.loggedRows.values()) activity.loggedRows += rows;
+        }
+      }
       if (storedState) activity.streamedInstalls = ledger.installs;
       checkNoneStopped(cfg);
       await log.check(`kv random seed ${seed}`, kvServiceModel);
@@ -798,7 +820,9 @@ Deno.test("kv: randomized faults and membership changes, every history lineariza
       `installed (${total.streamedInstalls} streamed into a stored state), ` +
       `${total.pauses} process pauses, ${total.drifts} clock rate changes, ` +
       `${total.damaged} storages damaged (${total.failStops} refused to start); ` +
-      `${total.segmentSeeds} seeds on the segment log (SimFs): ${total.crashes} crashes, ` +
+      `${total.segmentSeeds} seeds on the segment log (SimFs), ${total.valuesInLogSeeds} of them ` +
+      `with values in the log (${total.loggedRows} rows pointing into it at the end): ` +
+      `${total.crashes} crashes, ` +
       `${total.lostWrites} unsynced writes lost (${total.tornWrites} torn), ` +
       `${total.lostFolderChanges} folder changes lost, ${total.filesDamaged} files damaged`,
   );
@@ -807,6 +831,12 @@ Deno.test("kv: randomized faults and membership changes, every history lineariza
   if (total.segmentSeeds >= 50) {
     assert.ok(total.crashes > 0, `no disk crash in ${total.segmentSeeds} segment-log seeds`);
     assert.ok(total.lostWrites > 0, `no unsynced write lost in ${total.crashes} disk crashes`);
+  }
+  if (total.valuesInLogSeeds >= 10) {
+    assert.ok(
+      total.loggedRows > 0,
+      `no row pointed into the log in ${total.valuesInLogSeeds} seeds`,
+    );
   }
   if (storedSeeds >= 50) {
     assert.ok(total.segmentSeeds > 0, `no segment-log seed in ${storedSeeds} stored seeds`);

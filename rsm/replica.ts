@@ -24,6 +24,7 @@ import { type Applied, NotLeaderError, RaftNode } from "../raft/mod.ts";
 import { invariant } from "../raft/invariant.ts";
 import { defaultClock } from "../net/env.ts";
 import { ApplyError } from "./apply_error.ts";
+import { StorageCorruptionError } from "../store/storage_errors.ts";
 import { type ExactlyOnce, onceOf, parseStampedWrite, type WriteOutcome } from "./exactly_once.ts";
 import { LogValues } from "./stored_logged.ts";
 import { CompactionPolicy } from "./replica_compaction.ts";
@@ -651,6 +652,10 @@ export class Replica<R> {
       if (err instanceof OverloadedError) {
         return { status: "overloaded", reason: err.reason, retryAfterMs: err.retryAfterMs };
       }
+      // Damage under the state (a logged value's record): stop, so an intact replica serves.
+      if (err instanceof StorageCorruptionError) {
+        void this.#fail(err, "it could not read its state");
+      }
       // Not leading, stopped (RaftStoppedError) or too slow: elsewhere, or later.
       reply = err instanceof NotLeaderError
         ? { status: "not-leader", leader: err.leader }
@@ -701,8 +706,8 @@ export class Replica<R> {
   }
 
   /** A replica that cannot apply (or store) what Raft committed must not serve. */
-  async #fail(err: unknown): Promise<void> {
-    this.#logger.log("error", "replica stopped: it could not apply what Raft committed", {
+  async #fail(err: unknown, what = "it could not apply what Raft committed"): Promise<void> {
+    this.#logger.log("error", `replica stopped: ${what}`, {
       node: this.#raft.id,
       error: (err as Error)?.message ?? String(err),
     });

@@ -126,3 +126,33 @@ Deno.test("replica: with snapshotLogRatio 1 the bytes snapshotted stay a small m
   assert.ok(old.snapshotted > 10 * old.applied, `ratio 0: ${old.snapshotted} for ${old.applied}`);
   assert.ok(old.raftState <= 8 * 8 * 1024, `ratio 0: Raft state ${old.raftState}`);
 });
+
+Deno.test("replica: a read that finds the state damaged stops the replica, so that an intact one serves", async () => {
+  await simulate(async ({ clock, net, random }) => {
+    const server = new RpcServer();
+    net.addServer("a", server);
+    const logged: string[] = [];
+    const logger: Logger = { log: (level, message) => logged.push(`${level}: ${message}`) };
+    const replica = await Replica.start(new Unsnapshottable(), {
+      id: "a",
+      peers: ["a"],
+      transport: net.transportFor("a"),
+      server,
+      storage: new MemoryStorage(),
+      clock,
+      random,
+      logger,
+    });
+    while (replica.raft.status().role !== "leader") await delay(10, { clock });
+    const { StorageCorruptionError } = await import("../store/storage_errors.ts");
+    const reply = await replica.serve("reads", () => {
+      throw new StorageCorruptionError("the Raft log", "the record of entry 7 fails its checksum");
+    });
+    assert.equal(reply.status, "retry", "the client is sent elsewhere");
+    while (!replica.raft.status().stopped) await delay(10, { clock });
+    assert.ok(
+      logged.some((l) => l.startsWith("error: replica stopped: it could not read its state")),
+    );
+    while (!replica.stopped) await delay(10, { clock }); // it no longer serves
+  }, { seed: 5, limitMs: 60_000 });
+});

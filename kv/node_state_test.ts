@@ -2,8 +2,7 @@ import assert from "node:assert/strict";
 import { MemoryStorage } from "../raft/storage.ts";
 import { SimKv, SimKvCrashedError } from "../store/sim_kv.ts";
 import { StateStore } from "../store/state_store.ts";
-import { storeSource } from "../rsm/stored_machine.ts";
-import { concatBytes } from "../net/bytes.ts";
+import { streamOf } from "../rsm/test_util.ts";
 import { StateStoreFailedError } from "../store/errors.ts";
 import { KvStateMachine } from "../kvstate/state.ts";
 import { StoredKvState } from "../kvstate/stored_state.ts";
@@ -179,10 +178,7 @@ Deno.test("node state: a memory folder whose last snapshot is a stored leader's 
   batch.put("x", "1");
   batch.endEntry({ index: 40, term: 3 });
   await batch.commit();
-  const stream = await storeSource(leader).open();
-  const parts: Uint8Array[] = [];
-  for await (const page of stream.pages()) parts.push(page);
-  stream.close();
+  const data = await streamOf(leader);
   await leader.close();
   const kv = new SimKv();
   await kv.atomic().set(["raft", "hs"], new Uint8Array([1])).commit();
@@ -192,7 +188,7 @@ Deno.test("node state: a memory folder whose last snapshot is a stored leader's 
     entries: [],
     snapshot: {
       meta: { index: 40, term: 3, membership: MEMBERS },
-      data: concatBytes(parts, parts.reduce((n, p) => n + p.length, 0)),
+      data,
     },
     resetLog: false,
   });

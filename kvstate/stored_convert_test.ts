@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
-import { concatBytes } from "../net/bytes.ts";
-import { storeSource } from "../rsm/stored_machine.ts";
+import { streamOf } from "../rsm/test_util.ts";
 import { SimKv } from "../store/sim_kv.ts";
 import { StateStore } from "../store/state_store.ts";
 import { KvStateMachine } from "./state.ts";
@@ -25,14 +24,6 @@ function memoryState(): KvStateMachine {
   }
   kv.apply({ client: "c1", seq: KEYS + 1, write: { type: "delete", key: "k3" } });
   return kv;
-}
-
-async function streamOf(store: StateStore): Promise<Uint8Array> {
-  const stream = await storeSource(store).open();
-  const parts: Uint8Array[] = [];
-  for await (const part of stream.pages()) parts.push(part);
-  stream.close();
-  return concatBytes(parts, parts.reduce((n, p) => n + p.length, 0));
 }
 
 Deno.test("stored convert: memory → stored → memory keeps keys and sessions", async () => {

@@ -10,7 +10,8 @@ import { SimKv } from "../store/sim_kv.ts";
 import { StateStore } from "../store/state_store.ts";
 import type { StateBatch } from "../store/state_batch.ts";
 import { Replica } from "./replica.ts";
-import { readPages, type StoredMachine, storeSource } from "./stored_machine.ts";
+import { readPages, type StoredMachine } from "./stored_machine.ts";
+import { streamOf } from "./test_util.ts";
 import type { WriteOutcome } from "./exactly_once.ts";
 
 /**
@@ -204,13 +205,7 @@ Deno.test("stored machine: a store streams as pages that install into another st
   batch.setSession("once/c", { seq: 1 });
   batch.endEntry({ index: 3, term: 1 });
   await batch.commit();
-  const stream = await storeSource(from).open();
-  const chunks: Uint8Array[] = [];
-  for await (const page of stream.pages()) chunks.push(page);
-  stream.close();
-  const bytes = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let at = 0;
-  for (const c of chunks) bytes.set(c, (at += c.length) - c.length);
+  const bytes = await streamOf(from);
   const to = await StateStore.open(new SimKv());
   await to.install(readPages(bytes));
   assert.equal(to.applied.index, 3);

@@ -6,8 +6,7 @@ import { STATE_KIND_KEY, StateKindError } from "../rsm/node_state.ts";
 import { StateStoreFailedError } from "../store/errors.ts";
 import { SimKv, SimKvCrashedError } from "../store/sim_kv.ts";
 import { StateStore } from "../store/state_store.ts";
-import { storeSource } from "../rsm/stored_machine.ts";
-import { concatBytes } from "../net/bytes.ts";
+import { streamOf } from "../rsm/test_util.ts";
 import { initialConfig, joinGroups, keyToShard } from "./config.ts";
 import { openGroupNodeState } from "./group_node_state.ts";
 import { ShardGroupState } from "./group_state.ts";
@@ -204,10 +203,7 @@ Deno.test("group node state: a memory folder whose last snapshot is a stored lea
   await leader.apply({ kind: "op", command: { client: "c", seq: 1, write: put } }, batch);
   batch.endEntry({ index: 2, term: 1 });
   await batch.commit();
-  const stream = await storeSource(leaderStore).open();
-  const parts: Uint8Array[] = [];
-  for await (const page of stream.pages()) parts.push(page);
-  stream.close();
+  const data = await streamOf(leaderStore);
   await leaderStore.close();
   const kv = new SimKv();
   await kv.atomic().set(["raft", "hs"], new Uint8Array([1])).commit();
@@ -217,7 +213,7 @@ Deno.test("group node state: a memory folder whose last snapshot is a stored lea
     entries: [],
     snapshot: {
       meta: { index: 2, term: 1, membership: MEMBERS },
-      data: concatBytes(parts, parts.reduce((n, p) => n + p.length, 0)),
+      data,
     },
     resetLog: false,
   });

@@ -19,8 +19,7 @@ import {
 import { type GroupResult, ShardGroupState, type ShardSource } from "./group_state.ts";
 import { StoredShardGroupState } from "./stored_group_state.ts";
 import { groupSnapshotOfPages } from "./stored_group_convert.ts";
-import { storeSource } from "../rsm/stored_machine.ts";
-import { concatBytes } from "../net/bytes.ts";
+import { streamOf } from "../rsm/test_util.ts";
 
 const GID = 100;
 const OTHERS = [101, 102];
@@ -104,11 +103,7 @@ class Pair {
     this.counts.transfers = (this.counts.transfers ?? 0) + 1;
     await this.commit();
     const options = { gid: GID, limits: DEFAULT_KV_LIMITS };
-    const stream = await storeSource(this.store).open();
-    const parts: Uint8Array[] = [];
-    for await (const part of stream.pages()) parts.push(part);
-    stream.close();
-    const bytes = concatBytes(parts, parts.reduce((n, p) => n + p.length, 0));
+    const bytes = await streamOf(this.store);
     assertSameGroup(groupSnapshotOfPages(bytes, options), this.memory.snapshot());
     const kv = new SimKv();
     const store = await StateStore.open(kv, { cacheBytes: 4096 });

@@ -89,9 +89,9 @@ options:
   --snapshot-log-ratio <r> --state memory only: 0 snapshots at --max-raft-state whatever the
                            state's size (default 1)
   --tick-ms <ms>           Raft tick (default 50: heartbeats every 100 ms, elections after 0.5-1 s)
-  --log kv|segments        where the Raft log is kept: Deno KV (raft.kv, the default) or
-                           append-only segment files (raft.log/); a folder of the other kind
-                           is refused
+  --log kv|segments        where the Raft log is kept: Deno KV (raft.kv) or append-only
+                           segment files (raft.log/) (default: what the folder holds; kv for a
+                           new one); a folder of the other kind is refused
   --state disk|memory      where the KV state is kept: disk (in --data, memory bounded) or memory
                            (default: what the folder recorded when it was made; memory for a
                            new one). A memory folder started with --state disk is moved to disk; a
@@ -125,8 +125,8 @@ ${ACCESS_HELP}`,
     if (typeof v.id !== "string" || typeof v.peers !== "string" || typeof v.data !== "string") {
       return usageError("serve", this, "--id, --peers and --data are required");
     }
-    const raftLog = v.log ?? "kv";
-    if (raftLog !== "kv" && raftLog !== "segments") {
+    const raftLog = v.log;
+    if (raftLog !== undefined && raftLog !== "kv" && raftLog !== "segments") {
       return usageError("serve", this, `--log must be kv or segments, got ${raftLog}`);
     }
     if (v.state !== undefined && v.state !== "disk" && v.state !== "memory") {
@@ -160,7 +160,7 @@ ${ACCESS_HELP}`,
         snapshotLogRatio: count(v["snapshot-log-ratio"], "--snapshot-log-ratio"),
         tickMs: count(v["tick-ms"], "--tick-ms"),
         mode: v.join ? "join" : "bootstrap",
-        raftLog,
+        ...(raftLog === undefined ? {} : { raftLog }),
         ...(v.state === undefined ? {} : { state: v.state }),
         ...(v["values-in-log"]
           ? {

@@ -27,6 +27,7 @@ import {
   type StateKind,
 } from "./node_state.ts";
 import type { StateStore } from "../store/state_store.ts";
+import { SegmentLogStorage } from "../raft/segment_storage.ts";
 import type { ValuesInLogOptions } from "../rsm/stored_logged.ts";
 import type { Logger } from "../net/logger.ts";
 
@@ -104,7 +105,11 @@ export interface KvNodeOptions {
   state?: StateKind;
   /** Where to report (startup, shutdown, refused peers). Default: nowhere. */
   log?: (line: string) => void;
-  /** Where the Raft log is kept: Deno KV (`"kv"`, the default) or segment files (`"segments"`). */
+  /**
+   * Where the Raft log is kept: Deno KV (`"kv"`) or segment files
+   * (`"segments"`). Default: the kind the data folder holds, `"kv"` for a
+   * new one; a folder of the other kind is refused (`StorageKindError`).
+   */
   raftLog?: RaftLogKind;
   /**
    * With the state on disk and the segment log: keep a put's large value in
@@ -201,12 +206,7 @@ export async function startKvNode(options: KvNodeOptions): Promise<KvNode> {
       `id ${options.id} is not a position in peers (0..${options.peers.length - 1})`,
     );
   }
-  if (options.valuesInLog && options.raftLog !== "segments") {
-    throw new RangeError(
-      "valuesInLog (--values-in-log) keeps values in the segment log's entries: it needs " +
-        'raftLog: "segments" (--log segments)',
-    );
-  }
+  if (options.valuesInLog && options.raftLog === "kv") throw valuesInLogNeedsSegments();
   const log = options.log ?? (() => {});
   // The listeners' own records (their summaries of refused connections) go to the same log.
   const logger: Logger = {
@@ -280,6 +280,14 @@ export async function startKvNode(options: KvNodeOptions): Promise<KvNode> {
   }
   const { storage } = state;
   const stateStore: StateStore | undefined = state.store;
+  // raftLog left to the folder: a new one gets the Deno KV log.
+  if (options.valuesInLog && !(host.storage instanceof SegmentLogStorage)) {
+    db.close();
+    summary.close();
+    await listener.close();
+    await host.storage.close();
+    throw valuesInLogNeedsSegments();
+  }
   if (options.valuesInLog && stateStore === undefined) {
     db.close();
     summary.close();
@@ -391,7 +399,8 @@ export async function startKvNode(options: KvNodeOptions): Promise<KvNode> {
     onPeerAddress: moved,
   });
   log(
-    `kv node ${id} (data folder incarnation ${identity.incarnation}, state on ${state.kind}) ` +
+    `kv node ${id} (data folder incarnation ${identity.incarnation}, state on ${state.kind}, ` +
+      `Raft log in ${host.storage instanceof SegmentLogStorage ? "segments" : "Deno KV"}) ` +
       `serving on ${listener.address}${http ? `, HTTP on ${http.address}` : ""}`,
   );
   const kv = server;
@@ -487,4 +496,11 @@ export function connectKv(
   });
   const clerk = new KvClerk(transport, peers, options);
   return { clerk, close: () => transport.close() };
+}
+
+function valuesInLogNeedsSegments(): RangeError {
+  return new RangeError(
+    "valuesInLog (--values-in-log) keeps values in the segment log's entries: it needs " +
+      'raftLog: "segments" (--log segments)',
+  );
 }

@@ -73,7 +73,10 @@ export class StorageKindError extends Error {
  * ```
  */
 export interface OpenRaftStorageOptions {
-  /** The kind of log to open. Default `"kv"`. */
+  /**
+   * The kind of log to open. Default: the kind the folder holds, and
+   * `"kv"` for a folder that holds neither (a new node).
+   */
   kind?: RaftLogKind;
   /** The node has met its peers: a missing store is a loss (see `DenoKvStorageOptions`). */
   expectState?: boolean;
@@ -99,7 +102,7 @@ export async function openRaftStorage(
   dataDir: string,
   options: OpenRaftStorageOptions = {},
 ): Promise<RaftStorage> {
-  const kind = options.kind ?? "kv";
+  const kind = options.kind ?? await folderLogKind(dataDir) ?? "kv";
   if (!RAFT_LOG_KINDS.includes(kind)) {
     throw new RangeError(
       `the Raft log kind must be one of ${RAFT_LOG_KINDS.join(", ")}, got ${kind}`,
@@ -113,6 +116,36 @@ export async function openRaftStorage(
   return kind === "kv"
     ? await DenoKvStorage.open(storagePath(dataDir, kind), { expectState })
     : await SegmentLogStorage.open(storagePath(dataDir, kind), { expectState });
+}
+
+/**
+ * The kind of Raft log a node's data folder holds, or undefined when it
+ * holds none (a new folder, or one whose log was lost: opening the default
+ * kind then tells a lost store from a new one, see `expectState`).
+ *
+ * @throws {Error} when it holds both (a folder no distkit makes).
+ *
+ * @example
+ * ```ts
+ * import { folderLogKind } from "@distkit/distkit/raft";
+ *
+ * const dataDir = await Deno.makeTempDir();
+ * await folderLogKind(dataDir); // undefined
+ * await Deno.remove(dataDir);
+ * ```
+ */
+export async function folderLogKind(dataDir: string): Promise<RaftLogKind | undefined> {
+  const [kv, segments] = await Promise.all(
+    RAFT_LOG_KINDS.map((kind) => exists(storagePath(dataDir, kind))),
+  );
+  if (kv && segments) {
+    throw new Error(
+      `the data folder ${dataDir} holds both a Deno KV Raft log (raft.kv) and a segment log ` +
+        `(raft.log/), which no distkit node makes: it cannot tell which is this node's; remove ` +
+        `the node from the cluster and add it back as a new member with an empty data folder`,
+    );
+  }
+  return kv ? "kv" : segments ? "segments" : undefined;
 }
 
 function storagePath(dataDir: string, kind: RaftLogKind): string {

@@ -32,7 +32,7 @@ export interface NodeHost {
   rpc: RpcServer;
   /** The TCP listener serving `rpc`. */
   listener: TcpServer;
-  /** The node's Raft storage (`DenoKvStorage` unless `raftLog` said otherwise). */
+  /** The node's Raft storage (the kind `raftLog` names, or the kind its folder holds). */
   storage: RaftStorage;
   /** The data folder's identity, which the handshake checks peers against. */
   identity: NodeIdentity;
@@ -70,7 +70,8 @@ export interface HostNodeOptions {
   /**
    * Where the Raft log is kept: `"kv"` (Deno KV, `raft.kv`) or `"segments"`
    * (append-only segment files, `raft.log/`). A folder holding the other
-   * kind is refused. Default `"kv"`.
+   * kind is refused. Default: the kind the folder holds, `"kv"` for a new
+   * one.
    */
   raftLog?: RaftLogKind;
   /** Where refusals are reported. */

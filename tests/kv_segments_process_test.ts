@@ -86,15 +86,21 @@ Deno.test("kv node: a folder of one Raft log kind is refused when started as the
           return true;
         },
       );
-      // Started as its own kind again, it serves.
-      const again = await startKvNode({
-        id: 0,
-        peers,
-        dataDir: folder,
-        httpOffset: null,
-        raftLog: first,
-      });
-      await again.close();
+      // Started as its own kind again, it serves; started without a kind, it opens the kind it
+      // holds (a restart needs no --log) and makes nothing of the other kind beside it.
+      for (const raftLog of [first, undefined]) {
+        const again = await startKvNode({
+          id: 0,
+          peers,
+          dataDir: folder,
+          httpOffset: null,
+          raftLog,
+        });
+        await again.close();
+      }
+      const names = [...Deno.readDirSync(folder)].map((e) => e.name);
+      assert.ok(names.includes(first === "kv" ? "raft.kv" : "raft.log"), names.join(", "));
+      assert.ok(!names.includes(second === "kv" ? "raft.kv" : "raft.log"), names.join(", "));
     }
   } finally {
     await Deno.remove(dataDir, { recursive: true });

@@ -40,7 +40,7 @@ Deno.test("kv node: a memory folder moves to disk with --state disk, and stays t
     await node.close();
     // Without --state, an existing folder keeps its kind.
     node = await start();
-    assert.match(lines.at(-1)!, /state on memory\) serving/);
+    assert.match(lines.at(-1)!, /state on memory, Raft log in Deno KV\) serving/);
     await node.close();
 
     node = await start("disk");
@@ -56,7 +56,7 @@ Deno.test("kv node: a memory folder moves to disk with --state disk, and stays t
 
     await assert.rejects(start("memory"), StateKindError);
     node = await start();
-    assert.match(lines.at(-1)!, /state on disk\) serving/);
+    assert.match(lines.at(-1)!, /state on disk, Raft log in Deno KV\) serving/);
     await led(node);
     kv = connectKv(peers);
     assert.equal(await kv.clerk.get("after"), "1");

@@ -63,8 +63,34 @@ Deno.test("kv: values in the log: kept in the entries, read back across crashes,
 });
 
 Deno.test("kv: values in the log need the segment log", async () => {
+  // Asked with the Deno KV log: refused before anything is opened.
   await assert.rejects(
-    startKvNode({ id: 0, peers: ["127.0.0.1:1"], dataDir: "/nonexistent", valuesInLog: true }),
+    startKvNode({
+      id: 0,
+      peers: ["127.0.0.1:1"],
+      dataDir: "/nonexistent",
+      raftLog: "kv",
+      valuesInLog: true,
+    }),
     /needs raftLog: "segments"/,
   );
+  // The kind left to the folder: a new folder gets the Deno KV log, so it is refused too, and
+  // nothing keeps the folder or its port.
+  const dataDir = await Deno.makeTempDir({ prefix: "distkit-vlog-kind-" });
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const peers = [`127.0.0.1:${listener.addr.port}`];
+  listener.close();
+  try {
+    const options = { id: 0, peers, dataDir, httpOffset: null, state: "disk" as const };
+    await assert.rejects(
+      startKvNode({ ...options, valuesInLog: true }),
+      /needs raftLog: "segments"/,
+    );
+    await Deno.remove(dataDir, { recursive: true });
+    // A segment-log folder restarted without naming its kind takes values in the log.
+    await (await startKvNode({ ...options, raftLog: "segments" })).close();
+    await (await startKvNode({ ...options, valuesInLog: true })).close();
+  } finally {
+    await Deno.remove(dataDir, { recursive: true }).catch(() => {});
+  }
 });

@@ -328,6 +328,16 @@ export class IdentityBook {
         `(members: ${[...this.#members].join(", ")}); check its --id and --peers`;
     }
     if (peer.peerIncarnation !== null && peer.peerIncarnation !== this.incarnation) {
+      // The incarnation of another member: the caller dialed that member and reached this one,
+      // its --peers list is not this cluster's (another order, another address). That says
+      // nothing about this folder: refused, and this node serves on.
+      const other = this.#memberKnownAs(peer.peerIncarnation);
+      if (other !== undefined) {
+        return `node ${peer.node} called node ${other} (incarnation ${peer.peerIncarnation}) at ` +
+          `this address, which is node ${this.node}'s: node ${peer.node}'s --peers list does ` +
+          `not match this cluster's; give every node and client the same --peers list, in the ` +
+          `same order`;
+      }
       const stale = this.#staleName(peer.peerIncarnation);
       if (stale) {
         return `node ${peer.node} still knows node ${this.node} as incarnation ` +
@@ -538,6 +548,14 @@ export class IdentityBook {
    * folder was made to join (a peer that has not applied the removal of its
    * predecessor yet still knows that one). Undefined: `theirs` is a conflict.
    */
+  /** The other member this node knows as `incarnation`, if any. */
+  #memberKnownAs(incarnation: string): string | undefined {
+    for (const [node, known] of Object.entries(this.#record.members)) {
+      if (node !== this.node && known === incarnation) return node;
+    }
+    return undefined;
+  }
+
   #staleName(theirs: string): string | undefined {
     if (this.#isRetired(this.node, theirs)) return "a predecessor removed from the cluster";
     if (this.#record.created === "join") {

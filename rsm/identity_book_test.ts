@@ -194,3 +194,20 @@ Deno.test("identity book: a binding undoes a wrong retirement of the bound folde
   assert.equal(c.known("3"), "3-y");
   assert.deepEqual(c.takeRetired(), ["3"]);
 });
+
+Deno.test("identity book: a peer that dialed another member at this address is refused, and this node serves on", () => {
+  // Node 2 started with --peers in another order: it dials node 0 at node 1's address, and says
+  // it knows the other end as node 0's incarnation. That is its mistake, not a lost folder here.
+  const b = book("1", { members: { "0": "0-a", "2": "2-a" } });
+  const reason = b.check(hello("2", "2-a", "0-a"), undefined);
+  assert.match(
+    reason!,
+    /node 2 called node 0 \(incarnation 0-a\) at this address, which is node 1's/,
+  );
+  assert.match(reason!, /same --peers list, in the same order/);
+  assert.equal(b.conflict, undefined, "a misdialed peer must not stop a healthy node");
+  assert.equal(b.check(hello("0", "0-a", "1-a"), undefined), undefined, "it serves the others");
+  assert.equal(b.check(hello("2", "2-a", "1-a"), undefined), undefined, "and node 2 dialing it");
+  // An incarnation no member is known by still means this folder was lost and made again.
+  assert.match(b.check(hello("2", "2-a", "1-old"), undefined)!, /has stopped/);
+});

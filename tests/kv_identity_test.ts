@@ -4,6 +4,9 @@
  * - a follower's data folder deleted while another node is down: the node
  *   comes back with a new incarnation, its peers refuse it, it stops, and no
  *   acknowledged put is lost;
+ * - a node restarted with its --peers in another order dials the others at
+ *   each other's addresses: they refuse it and serve on (they do not take it
+ *   for a sign that their own folders were lost);
  * - bits flipped in the WAL of a node killed with SIGKILL under load (SQLite
  *   drops the frames from the flipped one on): the node refuses to start from
  *   the shortened store, and the cluster keeps every acknowledged put.
@@ -136,6 +139,55 @@ Deno.test("kv identity: a follower whose data folder was deleted is refused and 
     }
   } finally {
     await close();
+    for (const n of nodes) await n.kill();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("kv identity: a node restarted with --peers in another order is refused; the others serve on", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "distkit-misdial-" });
+  const { peers, nodes } = cluster(dir);
+  const { clerk, close } = connectKv(peers, { attemptTimeoutMs: 1000 });
+  // Node 2 again, its --peers listing nodes 0 and 1 the other way round: it dials node 0 at node
+  // 1's address and node 1 at node 0's, saying it knows the other end by the one it meant.
+  const swapped = [peers[1], peers[0], peers[2]].join(",");
+  const misdialing = new NodeProcess(peers[2], [
+    "kv",
+    "serve",
+    "--id",
+    "2",
+    "--peers",
+    swapped,
+    "--data",
+    `${dir}/node2`,
+    "--no-http",
+  ]);
+  try {
+    await Promise.all(nodes.map((n) => n.start()));
+    await clerk.put("warm", "up");
+    for (const i of [0, 1, 2]) {
+      await until(`node ${i} knows both peers`, async () => (await known(dir, i)) === 2);
+    }
+    await nodes[2].kill("SIGTERM");
+    await misdialing.start();
+    await until(
+      "node 2 is refused at the address it misdials",
+      () =>
+        Promise.resolve(/refused the connection: node 2 called node [01] /.test(misdialing.stdout)),
+    );
+    assert.match(misdialing.stdout, /give every node and client the same --peers list/);
+    await misdialing.kill();
+    // Nodes 0 and 1 still serve: a majority, so a put is acknowledged with node 2 gone. Before
+    // the fix each took node 2's hello for proof that its own folder was lost, and stopped.
+    await clerk.put("after", "misdial", { signal: AbortSignal.timeout(20_000) });
+    assert.equal(await clerk.get("warm", { signal: AbortSignal.timeout(20_000) }), "up");
+    for (const i of [0, 1]) assert.doesNotMatch(nodes[i].stdout + nodes[i].stderr, /has stopped/);
+    // Node 2 with the right --peers rejoins as itself.
+    await nodes[2].start();
+    await clerk.put("rejoined", "yes", { signal: AbortSignal.timeout(20_000) });
+  } finally {
+    await close();
+    await misdialing.kill();
     for (const n of nodes) await n.kill();
     await Deno.remove(dir, { recursive: true });
   }

@@ -13,10 +13,13 @@
  * ```
  *
  * `member` is present when the end is a cluster member (a node, not a
- * client): `[node, incarnation, peerIncarnation]`, its node id, the
- * incarnation of its data folder, and the incarnation it knows the other end
- * by (null: none yet), so each end can tell whether the other is the one it
- * knows, and whether the other still knows it (see `rsm/identity.ts`).
+ * client): `[node, incarnation, peerIncarnation, peerNode]`, its node id,
+ * the incarnation of its data folder, the incarnation it knows the other end
+ * by (null: none yet) and the node it takes the other end for (null: none in
+ * particular; absent from older nodes, which send three fields), so each end
+ * can tell whether the other is the one it knows, whether the other still
+ * knows it, and whether it was dialled for another node (see
+ * `rsm/identity.ts`).
  *
  * Each MAC is HMAC-SHA256, keyed with the shared secret, over the transcript
  * `["distkit-handshake", version, label, cluster, clientNonce, serverNonce]`,
@@ -71,6 +74,12 @@ export interface MemberHello {
   incarnation: string;
   /** The incarnation it knows the other end by; null when it knows none yet. */
   peerIncarnation: string | null;
+  /**
+   * The node it takes the other end for: the one it dialled (a server's
+   * answer: the client's node). Null or absent: none in particular (older
+   * nodes do not send it).
+   */
+  peerNode?: string | null;
 }
 
 /** What a client says first. */
@@ -96,18 +105,21 @@ export function encodeHello(hello: Hello): Uint8Array {
 }
 
 function encodeMember(m: MemberHello): unknown[] {
-  return [m.node, m.incarnation, m.peerIncarnation];
+  return [m.node, m.incarnation, m.peerIncarnation, m.peerNode ?? null];
 }
 
 /** The member part of a hello or welcome, or undefined when it is malformed. */
 function decodeMember(raw: unknown): MemberHello | undefined {
   const id = (v: unknown) => typeof v === "string" && v.length <= MAX_MEMBER_ID_LENGTH;
-  if (!Array.isArray(raw) || raw.length !== 3) return undefined;
-  const [node, incarnation, peerIncarnation] = raw;
-  if (!id(node) || !id(incarnation) || !(peerIncarnation === null || id(peerIncarnation))) {
+  if (!Array.isArray(raw) || (raw.length !== 3 && raw.length !== 4)) return undefined;
+  const [node, incarnation, peerIncarnation, peerNode = null] = raw;
+  if (
+    !id(node) || !id(incarnation) || !(peerIncarnation === null || id(peerIncarnation)) ||
+    !(peerNode === null || id(peerNode))
+  ) {
     return undefined;
   }
-  return { node, incarnation, peerIncarnation };
+  return { node, incarnation, peerIncarnation, peerNode };
 }
 
 /**
@@ -149,7 +161,9 @@ export function decodeHello(bytes: Uint8Array): Hello {
   if (typeof hasSecret !== "boolean") throw bad("the secret flag must be a boolean");
   if (raw.length === 5) return { cluster, nonce, hasSecret };
   const member = decodeMember(rawMember);
-  if (member === undefined) throw bad("the member must be [node, incarnation, peerIncarnation]");
+  if (member === undefined) {
+    throw bad("the member must be [node, incarnation, peerIncarnation, peerNode?]");
+  }
   return { cluster, nonce, hasSecret, member };
 }
 

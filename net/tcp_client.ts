@@ -697,6 +697,7 @@ export class TcpClient implements ClientEnd {
             node: member.node,
             incarnation: member.incarnation,
             peerIncarnation: member.knownIncarnation(this.peer) ?? null,
+            peerNode: this.peer,
           },
         }),
       );

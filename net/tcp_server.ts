@@ -650,6 +650,7 @@ class TcpServerImpl implements TcpServer {
           node: member.node,
           incarnation: member.incarnation,
           peerIncarnation: client ? member.knownIncarnation(client.node) ?? null : null,
+          peerNode: client?.node ?? null,
         });
       } catch (err) {
         this.#refuse(session, `it could not check who the client is (${messageOf(err)})`);

@@ -323,20 +323,26 @@ export class IdentityBook {
       return `it is node ${JSON.stringify(peer.node)}, not node ${expected}; give every node ` +
         `and client the same --peers list, in the same order`;
     }
+    if (peer.peerNode != null && peer.peerNode !== this.node) {
+      // It dialled another member and reached this one: its --peers list is not this
+      // cluster's (another order, another address). That says nothing about this folder.
+      return `node ${peer.node} dialled node ${peer.peerNode} at this address, which is node ` +
+        `${this.node}'s: node ${peer.node}'s --peers list does not match this cluster's; give ` +
+        `every node and client the same --peers list, in the same order`;
+    }
     if (peer.node === this.node || !this.#members.has(peer.node)) {
       return `node ${JSON.stringify(peer.node)} is not another member of this cluster ` +
         `(members: ${[...this.#members].join(", ")}); check its --id and --peers`;
     }
     if (peer.peerIncarnation !== null && peer.peerIncarnation !== this.incarnation) {
-      // The incarnation of another member: the caller dialed that member and reached this one,
-      // its --peers list is not this cluster's (another order, another address). That says
-      // nothing about this folder: refused, and this node serves on.
+      // The incarnation of another member, from an older node that does not say whom it
+      // dialled: the same mistake as above.
       const other = this.#memberKnownAs(peer.peerIncarnation);
       if (other !== undefined) {
-        return `node ${peer.node} called node ${other} (incarnation ${peer.peerIncarnation}) at ` +
-          `this address, which is node ${this.node}'s: node ${peer.node}'s --peers list does ` +
-          `not match this cluster's; give every node and client the same --peers list, in the ` +
-          `same order`;
+        return `node ${peer.node} dialled node ${other} (incarnation ${peer.peerIncarnation}) ` +
+          `at this address, which is node ${this.node}'s: node ${peer.node}'s --peers list ` +
+          `does not match this cluster's; give every node and client the same --peers list, ` +
+          `in the same order`;
       }
       const stale = this.#staleName(peer.peerIncarnation);
       if (stale) {

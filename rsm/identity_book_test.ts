@@ -199,14 +199,22 @@ Deno.test("identity book: a peer that dialed another member at this address is r
   // Node 2 started with --peers in another order: it dials node 0 at node 1's address, and says
   // it knows the other end as node 0's incarnation. That is its mistake, not a lost folder here.
   const b = book("1", { members: { "0": "0-a", "2": "2-a" } });
+  // It says whom it dialled: refused on that alone, whatever incarnation it knows that node by
+  // (this one may never have met it: a spare, say).
+  for (const peerIncarnation of ["0-a", "3-a", null]) {
+    const misdial = { ...hello("2", "2-a", peerIncarnation), peerNode: "0" };
+    assert.match(b.check(misdial, undefined)!, /node 2 dialled node 0 at this address/);
+  }
+  // An older node does not say: an incarnation this node knows another member by tells it.
   const reason = b.check(hello("2", "2-a", "0-a"), undefined);
   assert.match(
     reason!,
-    /node 2 called node 0 \(incarnation 0-a\) at this address, which is node 1's/,
+    /node 2 dialled node 0 \(incarnation 0-a\) at this address, which is node 1's/,
   );
   assert.match(reason!, /same --peers list, in the same order/);
   assert.equal(b.conflict, undefined, "a misdialed peer must not stop a healthy node");
   assert.equal(b.check(hello("0", "0-a", "1-a"), undefined), undefined, "it serves the others");
+  assert.equal(b.check({ ...hello("0", "0-a", "1-a"), peerNode: "1" }, undefined), undefined);
   assert.equal(b.check(hello("2", "2-a", "1-a"), undefined), undefined, "and node 2 dialing it");
   // An incarnation no member is known by still means this folder was lost and made again.
   assert.match(b.check(hello("2", "2-a", "1-old"), undefined)!, /has stopped/);

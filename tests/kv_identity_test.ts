@@ -173,7 +173,11 @@ Deno.test("kv identity: a node restarted with --peers in another order is refuse
     await until(
       "node 2 is refused at the address it misdials",
       () =>
-        Promise.resolve(/refused the connection: node 2 called node [01] /.test(misdialing.stdout)),
+        Promise.resolve(
+          /refused the connection: node 2 dialled node [01] at this address/.test(
+            misdialing.stdout,
+          ),
+        ),
     );
     assert.match(misdialing.stdout, /give every node and client the same --peers list/);
     await misdialing.kill();

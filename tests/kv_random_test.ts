@@ -52,6 +52,12 @@
  * without the campaign rule, a lagging server that heard of the removal did
  * (seed 201517461); without sharing retirements, a server that missed a
  * replacement refused the new folder for good (seeds 1530086199, 262097905).
+ * An operator's mistake is among the faults: a server runs for a while with
+ * two peers in each other's place in its `--peers` (`SimWiring.misdial`), so
+ * it dials each at the other's address; the handshake refuses it at both
+ * ends, and the server it reached must serve on (before that rule, it took
+ * the dialer's hello for proof that its own folder was lost and stopped:
+ * seed 9501001, two of three nodes stopped in the real cluster).
  * Half the new leaders are asked for a change
  * the moment they are elected, before their no-op commits (they must hold
  * it back until they have committed in their term). Every change answered
@@ -129,6 +135,8 @@ interface Activity {
   /** Process pauses, and clock rate changes. */
   pauses: number;
   drifts: number;
+  /** Servers started with their peers in another order (an operator's mistake). */
+  misdials: number;
   /** Crashes that damaged storage beyond the contract. */
   damaged: number;
   /** Servers that refused to start from damaged storage (fail-stop). */
@@ -159,6 +167,7 @@ function noActivity(): Activity {
     streamedInstalls: 0,
     pauses: 0,
     drifts: 0,
+    misdials: 0,
     damaged: 0,
     failStops: 0,
     segmentSeeds: 0,
@@ -558,6 +567,7 @@ function eagerChange(op: Operator, i: number, term: number): void {
  * which the rest of the cluster could otherwise hide.
  */
 function checkNoneStopped(cfg: KvCluster): void {
+  if (cfg.group.misdialStops.length > 0) throw new Error(cfg.group.misdialStops[0]);
   for (let i = 0; i < cfg.n; i++) {
     const server = cfg.running(i);
     if (server?.raft.status().stopped) {
@@ -667,7 +677,7 @@ async function runSeed(seed: number): Promise<SeedRun> {
         if (op.violations.length > 0) throw op.violations[0];
         faults++;
         const at = `${cfg.now().toFixed(0)} ms`;
-        const roll = random.int(112);
+        const roll = random.int(118);
         await serial(async () => {
           if (roll < 30) {
             const side = cfg.wiring.all.map(() => random.int(2));
@@ -718,6 +728,18 @@ async function runSeed(seed: number): Promise<SeedRun> {
             const on = random.chance(0.5);
             sim.net.setReliable(!on);
             schedule.push(`${at}: unreliable ${on}`);
+          } else if (roll >= 112) {
+            // An operator's mistake: server i runs with two of its peers in each other's place in
+            // --peers (until it is restarted), so it dials each at the other's address. They
+            // refuse it and serve on; it must not stop them (ReplicaCluster.misdialStops).
+            const i = random.int(servers);
+            const others = cfg.wiring.all.filter((j) => j !== i);
+            if (others.length < 2) return;
+            const b = others.splice(random.int(others.length), 1)[0];
+            const c = others[random.int(others.length)];
+            cfg.wiring.misdial(i, new Map([[b, c], [c, b]]));
+            activity.misdials++;
+            schedule.push(`${at}: ${i} misdials ${b} and ${c} (its --peers in another order)`);
           } else if (roll >= 106) {
             // A process pause (a long GC, a stopped VM): a leader comes back
             // believing it still leads, its overdue timers firing at once.
@@ -748,6 +770,8 @@ async function runSeed(seed: number): Promise<SeedRun> {
       // Heal everything; the operator finishes what it does; every
       // operation must then complete.
       schedule.push(`${cfg.now().toFixed(0)} ms: heal all`);
+      // The operator fixes the misordered --peers (restarting with them is a restart like any).
+      for (const i of cfg.wiring.misdialing) cfg.wiring.misdial(i, undefined);
       faultsOver = true;
       sim.net.setReliable(true);
       for (let from = 0; from < servers; from++) {
@@ -862,6 +886,7 @@ Deno.test("kv: randomized faults and membership changes, every history lineariza
       `${total.bySnapshot} of them caught up by snapshot), ${total.installs} snapshots ` +
       `installed (${total.streamedInstalls} streamed into a stored state), ` +
       `${total.pauses} process pauses, ${total.drifts} clock rate changes, ` +
+      `${total.misdials} servers misdialing their peers, ` +
       `${total.damaged} storages damaged (${total.failStops} refused to start); ` +
       `${total.segmentSeeds} seeds on the segment log (SimFs), ${total.valuesInLogSeeds} of them ` +
       `with values in the log (${total.loggedRows} rows pointing into it at the end): ` +

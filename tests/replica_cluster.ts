@@ -149,7 +149,11 @@ export class ReplicaCluster<S extends GroupServer> {
       };
     });
     if (this.#identities) {
-      this.wiring.setIdentityCheck((a, b) => this.#accepts(a, b), () => this.#meet());
+      this.wiring.setIdentityCheck(
+        (a, b) => this.#accepts(a, b),
+        () => this.#meet(),
+        (a, meant, reached) => this.#misdialed(a, meant, reached),
+      );
     }
   }
 
@@ -218,8 +222,46 @@ export class ReplicaCluster<S extends GroupServer> {
       node: bookB.node,
       incarnation: bookB.incarnation,
       peerIncarnation: bookB.known(bookA.node) ?? null,
+      peerNode: bookA.node,
     };
     return bookA.check(hello, bookB.node) === undefined;
+  }
+
+  /**
+   * Servers that stopped because a peer dialed them at another's address
+   * (each a sentence): none may (the handshake must refuse the peer, not
+   * take it for a sign that this server's folder was lost).
+   */
+  readonly misdialStops: string[] = [];
+
+  /**
+   * Server a dialed server `meant` and reached server `reached` (its peers
+   * in another order, `SimWiring.misdial`): the handshake at both ends, as
+   * `NodeIdentity.check` runs it on each side of a TCP connection. Neither
+   * side may stop over it.
+   */
+  #misdialed(a: number, meant: number, reached: number): void {
+    const [bookA, bookR] = [this.#servers[a].book!, this.#servers[reached].book!];
+    const hello = (from: IdentityBook, to: string) => ({
+      node: from.node,
+      incarnation: from.incarnation,
+      peerIncarnation: from.known(to) ?? null,
+      peerNode: to,
+    });
+    const stopped = [bookA.conflict, bookR.conflict];
+    // The reached server checks the dialer (it expects no one in particular); had it accepted,
+    // the dialer would check the reached one's welcome against the node it meant.
+    const refusal = bookR.check(hello(bookA, this.wiring.name(meant)), undefined) ??
+      bookA.check(hello(bookR, bookA.node), this.wiring.name(meant));
+    assert.ok(refusal !== undefined, `server ${reached} accepted a dial meant for ${meant}`);
+    if (bookR.conflict !== stopped[1]) {
+      this.misdialStops.push(
+        `server ${reached} stopped when server ${a} dialed it for server ${meant}: ${refusal}`,
+      );
+    }
+    if (bookA.conflict !== stopped[0]) {
+      this.misdialStops.push(`server ${a} stopped when its dial for ${meant} reached ${reached}`);
+    }
   }
 
   /**
@@ -337,6 +379,8 @@ export class ReplicaCluster<S extends GroupServer> {
   async startServer(i: number): Promise<void> {
     await this.shutdownServer(i);
     this.ledger.check();
+    // Started again, it is started with the right peers (`misdial` models a wrong start).
+    if (this.wiring.misdialing.includes(i)) this.wiring.misdial(i, undefined);
     const s = this.#servers[i];
     if (s.failed) return;
     const server = new RpcServer();

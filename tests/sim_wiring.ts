@@ -37,6 +37,14 @@ export class SimWiring {
   #accepts: ((a: number, b: number) => boolean) | undefined;
   /** Called before links are checked: the servers that can talk meet (see `setIdentityCheck`). */
   #meet: (() => void) | undefined;
+  /**
+   * Where each server's dials land when an operator started it with its
+   * peers in another order: `#misdial[a].get(b)` is the server its end to b
+   * reaches (see {@linkcode SimWiring.misdial}).
+   */
+  readonly #misdial = new Map<number, Map<number, number>>();
+  /** The handshake at the server a misdial reached (see `setIdentityCheck`). */
+  #misdialed: ((a: number, meant: number, reached: number) => void) | undefined;
   readonly #clients = new Map<string, { ends: WiredEnd[]; allowed: Set<number> }>();
 
   constructor(net: SimNetwork, n: number, prefix = "") {
@@ -168,10 +176,34 @@ export class SimWiring {
    * model of the identity handshake (a node refuses a peer under another
    * incarnation than the one it knows). Links are checked again at once.
    */
-  setIdentityCheck(accepts: (a: number, b: number) => boolean, meet: () => void): void {
+  setIdentityCheck(
+    accepts: (a: number, b: number) => boolean,
+    meet: () => void,
+    misdialed?: (a: number, meant: number, reached: number) => void,
+  ): void {
     this.#accepts = accepts;
     this.#meet = meet;
+    this.#misdialed = misdialed;
     this.#update();
+  }
+
+  /**
+   * Server a dials its peers at the wrong addresses (`reaches.get(b)`: the
+   * server its end to b reaches; undefined: right again), as a node started
+   * with `--peers` in another order does. Such an end never links: the
+   * handshake refuses it at both ends (the reached server is told of it
+   * through `setIdentityCheck`'s `misdialed`). Its peers' own ends to it
+   * still link: they dial its right address.
+   */
+  misdial(a: number, reaches: Map<number, number> | undefined): void {
+    if (reaches === undefined) this.#misdial.delete(a);
+    else this.#misdial.set(a, reaches);
+    this.#update();
+  }
+
+  /** The servers that dial some peer at another's address. */
+  get misdialing(): number[] {
+    return [...this.#misdial.keys()];
   }
 
   /** Whether servers a and b can talk (same group, neither paused), identities aside. */
@@ -187,6 +219,11 @@ export class SimWiring {
 
   #linked(a: number, b: number): boolean {
     if (this.#group[a] === null || this.#paused[a] || (b !== -1 && this.#paused[b])) return false;
+    const reached = b === -1 ? undefined : this.#misdial.get(a)?.get(b);
+    if (reached !== undefined && reached !== b) {
+      if (this.reachable(a, reached)) this.#misdialed?.(a, b, reached);
+      return false;
+    }
     if (b !== -1 && this.#accepts && !(this.#accepts(a, b) && this.#accepts(b, a))) return false;
     return b === -1 || this.#group[a] === this.#group[b];
   }

@@ -89,20 +89,20 @@ async function drive(
   const running = workload.start(connections.map((c) => c.clerk));
   const history = workload.history;
 
-  let last = 0;
+  let last = { ops: 0, at: 0 };
+  // The rate over the time since the last line: a restart can take longer than a second.
   const tick = (down: string) => {
-    const now = workload.completed;
-    say(
-      `  t=${((performance.now() - t0) / 1000).toFixed(0)} s  ${now} ops  ` +
-        `(${now - last}/s)${down}`,
-    );
+    const now = { ops: workload.completed, at: performance.now() - t0 };
+    const rate = (now.ops - last.ops) / Math.max(0.001, (now.at - last.at) / 1000);
+    say(`  t=${(now.at / 1000).toFixed(0)} s  ${now.ops} ops  (${rate.toFixed(0)}/s)${down}`);
     last = now;
   };
   const killAt = seconds * 0.3;
   const restartAt = seconds * 0.6;
   let killedAt = 0;
   for (let s = 1; s <= seconds; s++) {
-    await delay(1000);
+    // Each line at its second since the start, not a second after the last (which may be late).
+    await delay(Math.max(0, s * 1000 - (performance.now() - t0)));
     if (s === Math.round(killAt)) {
       await cluster.kill(first);
       killedAt = performance.now() - t0;

@@ -37,6 +37,8 @@ import {
   valueSize,
 } from "./values.ts";
 import type { ShardClerk } from "../shard/clerk.ts";
+import type { Transport } from "../net/transport.ts";
+import { checkGroupServers, GroupServersError, probeGroupServers } from "../shard/group_probe.ts";
 import type { ShardControllerClerk } from "../shard/controller.ts";
 import { connectShard, startShardNode } from "../shard/node.ts";
 import { SUMMARIES } from "./summaries.ts";
@@ -182,7 +184,7 @@ function clientCommand(
   operands: string,
   extra: Record<string, { type: "string" | "boolean"; help: string }>,
   op: (
-    clients: { clerk: ShardClerk; admin: ShardControllerClerk },
+    clients: { clerk: ShardClerk; admin: ShardControllerClerk; transport: Transport },
     context: ShardContext,
   ) => Promise<number>,
 ): CliCommand {
@@ -239,6 +241,10 @@ ${EXIT_HELP}`,
         return await op(connection, { ...context, signal: deadline.signal });
       } catch (err) {
         if (err instanceof UsageProblem) return usageError(`shard ${name}`, this, err.message);
+        if (err instanceof GroupServersError) {
+          console.error(`distkit shard ${name}: ${err.message}`);
+          return EXIT.noAnswer;
+        }
         const { code, message } = await deadline.explain(err);
         // A request over the limits is a bad operand: a usage error, not a lack of answer.
         const exit = err instanceof RequestError ? EXIT.usage : code;
@@ -289,11 +295,23 @@ const join = clientCommand(
       type: "string",
       help: "  --servers <list>         the group's servers' TCP addresses, comma-separated",
     },
+    force: {
+      type: "boolean",
+      help:
+        "  --force                  join even if fewer than a majority of --servers answer as\n" +
+        "                           servers of --gid (by default such a join is refused, exit 3:\n" +
+        "                           the group would take shards it cannot pull, and the groups\n" +
+        "                           holding them would wait to hand them over)",
+    },
   },
-  async ({ admin }, { values, signal, format }) => {
+  async ({ admin, transport }, { values, signal, format }) => {
     const [gid] = gids(values.gid);
     if (typeof values.servers !== "string") throw new UsageProblem("--servers is required");
-    const num = await admin.join({ [gid]: list(values.servers) }, { signal });
+    const servers = list(values.servers);
+    if (values.force !== true) {
+      checkGroupServers(gid, await probeGroupServers(transport, servers, { signal }));
+    }
+    const num = await admin.join({ [gid]: servers }, { signal });
     printConfiguration("join", num, format);
     return 0;
   },

@@ -204,6 +204,9 @@ export class ShardGroupServer {
             Write: (args: unknown) => replica.serve("writes", () => ref.self!.#write(args, limits)),
             Pull: (args: unknown) => replica.serve("reads", () => ref.self!.#pull(args)),
             Delete: (args: unknown) => replica.serve("writes", () => ref.self!.#delete(args)),
+            // Who this server is, from any replica (no leader needed): `distkit shard join`
+            // asks before the controller is told of a group (shard/group_probe.ts).
+            Status: () => ({ gid: options.gid, configNum: state.config.num }),
           }),
         },
       },

@@ -36,6 +36,7 @@ export * from "./controller.ts";
 // The controller's state machine and its command parser are internal (ShardGroupServer exposes its state).
 export type { ControllerResult } from "./controller_state.ts";
 export * from "./group.ts";
+export * from "./group_probe.ts";
 export * from "./group_state.ts";
 export * from "./stored_group_state.ts";
 export * from "./clerk.ts";

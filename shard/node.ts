@@ -13,6 +13,7 @@ import { hostNode } from "../rsm/hosting.ts";
 import { parseAddress } from "../net/address.ts";
 import { serveMembers } from "../rsm/members.ts";
 import { AddressTransport } from "../net/tcp.ts";
+import type { Transport } from "../net/transport.ts";
 import { startIdleCollector } from "../net/idle_gc.ts";
 import { realClock } from "../net/clock.ts";
 import { ShardClerk, type ShardClerkOptions } from "./clerk.ts";
@@ -295,14 +296,16 @@ export interface ConnectShardOptions extends ShardClerkOptions {
 
 /**
  * A sharded-KV clerk and a controller clerk connected over TCP to the
- * cluster whose controller replicas are at `ctrlers`, and the way to close
- * their connections.
+ * cluster whose controller replicas are at `ctrlers`, the transport they
+ * share (to ask group servers directly, e.g. {@linkcode probeGroupServers}),
+ * and the way to close their connections.
  *
  * @example
  * ```ts ignore
- * import { connectShard } from "@distkit/distkit/shard";
+ * import { checkGroupServers, connectShard, probeGroupServers } from "@distkit/distkit/shard";
  *
- * const { clerk, admin, close } = connectShard(["127.0.0.1:7001"]);
+ * const { clerk, admin, transport, close } = connectShard(["127.0.0.1:7001"]);
+ * checkGroupServers(100, await probeGroupServers(transport, ["127.0.0.1:7101"]));
  * await admin.join({ 100: ["127.0.0.1:7101"] });
  * await clerk.put("x", "1");
  * await close();
@@ -311,7 +314,12 @@ export interface ConnectShardOptions extends ShardClerkOptions {
 export function connectShard(
   ctrlers: string[],
   options: ConnectShardOptions = {},
-): { clerk: ShardClerk; admin: ShardControllerClerk; close: () => Promise<void> } {
+): {
+  clerk: ShardClerk;
+  admin: ShardControllerClerk;
+  transport: Transport;
+  close: () => Promise<void>;
+} {
   for (const a of ctrlers) parseAddress(a);
   const transport = new AddressTransport({
     timeoutMs: options.attemptTimeoutMs ?? 2500,
@@ -323,5 +331,5 @@ export function connectShard(
     ...options,
     id: options.id === undefined ? undefined : `${options.id}-admin`,
   });
-  return { clerk, admin, close: () => transport.close() };
+  return { clerk, admin, transport, close: () => transport.close() };
 }

@@ -121,6 +121,49 @@ Deno.test("shard process: join, kill -9, group crash and restart, leave: no ackn
       2,
       "join without --gid is a usage error",
     );
+    // A join whose servers do not answer as that group's is refused before the controller
+    // hears of it: a mistyped address (nothing listens) or another group's servers.
+    const nowhere = freePorts(2).map(addr).join(",");
+    const typo = await cli("join", "--endpoints", list, "--gid", "102", "--servers", nowhere);
+    assert.equal(typo.code, 3, typo.stderr);
+    assert.match(typo.stderr, /fewer than a majority of group 102's servers answer/);
+    assert.match(typo.stderr, /nothing was changed/);
+    const other = await cli(
+      "join",
+      "--endpoints",
+      list,
+      "--gid",
+      "102",
+      "--servers",
+      groups[1].join(","),
+    );
+    assert.equal(other.code, 3, other.stderr);
+    assert.match(other.stderr, /serves group 101, not 102/);
+    assert.equal((await admin.query()).num, config.num, "the refused joins changed nothing");
+    // Group 101 rejoined with its own servers passes the check (a new server list is given so).
+    const again = await cli(
+      "join",
+      "--endpoints",
+      list,
+      "--gid",
+      "101",
+      "--servers",
+      groups[1].join(","),
+    );
+    assert.equal(again.code, 0, again.stderr);
+    // --force joins a group whose servers are not there yet.
+    const forced = await cli(
+      "join",
+      "--endpoints",
+      list,
+      "--gid",
+      "102",
+      "--servers",
+      nowhere,
+      "--force",
+    );
+    assert.equal(forced.code, 0, forced.stderr);
+    assert.ok((await admin.query()).groups[102] !== undefined);
   } finally {
     for (const c of connections) await c.close();
     await Promise.all(nodes.map((n) => n.kill("SIGTERM")));

@@ -1,0 +1,163 @@
+/**
+ * Asking a shard group's servers who they are before the controller is told
+ * of them: a group joined with a mistyped address takes shards it can never
+ * pull, and the groups that held them wait to hand them over for good (a
+ * later `leave` does not release them: each group moves through the
+ * configurations in order). `distkit shard join` refuses such a join unless
+ * told `--force`.
+ *
+ * @module
+ */
+import type { Transport } from "../net/transport.ts";
+import { SHARD_SERVICE } from "./group.ts";
+
+/**
+ * What `ShardKV.Status` answers: the group a server belongs to and the
+ * configuration it has reached.
+ *
+ * @example
+ * ```ts
+ * import type { ShardServerStatus } from "@distkit/distkit/shard";
+ *
+ * const line = (s: ShardServerStatus) => `group ${s.gid} at configuration ${s.configNum}`;
+ * ```
+ */
+export interface ShardServerStatus {
+  /** The group the server belongs to (its `--gid`). */
+  gid: number;
+  /** The configuration its group has reached, as this replica has applied it. */
+  configNum: number;
+}
+
+/**
+ * One server's answer to {@linkcode probeGroupServers}: its status, or why
+ * there is none.
+ *
+ * @example
+ * ```ts
+ * import type { GroupServerProbe } from "@distkit/distkit/shard";
+ *
+ * const ok = (p: GroupServerProbe) => p.status !== undefined;
+ * ```
+ */
+export interface GroupServerProbe {
+  /** The address asked. */
+  server: string;
+  /** Its answer, when it gave one. */
+  status?: ShardServerStatus;
+  /** Why it gave none (unreachable, refused, not a shard group server...). */
+  problem?: string;
+}
+
+/**
+ * Options of {@linkcode probeGroupServers}.
+ *
+ * @example
+ * ```ts
+ * import type { ProbeGroupOptions } from "@distkit/distkit/shard";
+ *
+ * const options: ProbeGroupOptions = { timeoutMs: 2000 };
+ * ```
+ */
+export interface ProbeGroupOptions {
+  /** How long to wait for each server. Default 2,000 ms. */
+  timeoutMs?: number;
+  /** Gives up early. */
+  signal?: AbortSignal;
+}
+
+/**
+ * Asks each of `servers` (at once) for its `ShardKV.Status`.
+ *
+ * @example
+ * ```ts ignore
+ * const probes = await probeGroupServers(transport, ["127.0.0.1:7101"]);
+ * ```
+ */
+export function probeGroupServers(
+  transport: Transport,
+  servers: string[],
+  options: ProbeGroupOptions = {},
+): Promise<GroupServerProbe[]> {
+  const timeoutMs = options.timeoutMs ?? 2000;
+  return Promise.all(servers.map(async (server): Promise<GroupServerProbe> => {
+    try {
+      const status = await transport.connect(server).call<ShardServerStatus>(
+        `${SHARD_SERVICE}.Status`,
+        {},
+        { timeoutMs, signal: options.signal },
+      );
+      if (!Number.isSafeInteger(status?.gid) || !Number.isSafeInteger(status?.configNum)) {
+        return { server, problem: "it answered, but not as a shard group server does" };
+      }
+      return { server, status: { gid: status.gid, configNum: status.configNum } };
+    } catch (err) {
+      if (options.signal?.aborted) throw err;
+      return { server, problem: (err as Error).message };
+    }
+  }));
+}
+
+/**
+ * Fewer than a majority of a group's servers answered as servers of that
+ * group: joining it would hand it shards it cannot take.
+ *
+ * @example
+ * ```ts
+ * import { GroupServersError } from "@distkit/distkit/shard";
+ *
+ * const err = new GroupServersError(100, [{ server: "127.0.0.1:7101", problem: "refused" }]);
+ * err.message.includes("--force"); // true
+ * ```
+ */
+export class GroupServersError extends Error {
+  /** The group asked for. */
+  readonly gid: number;
+  /** Each server's answer. */
+  readonly probes: GroupServerProbe[];
+
+  /**
+   * Creates the error.
+   *
+   * @param gid The group asked for.
+   * @param probes Each server's answer.
+   */
+  constructor(gid: number, probes: GroupServerProbe[]) {
+    const lines = probes.map((p) =>
+      `  ${p.server}: ${
+        p.status === undefined
+          ? p.problem
+          : p.status.gid === gid
+          ? `serves group ${gid}`
+          : `serves group ${p.status.gid}, not ${gid}`
+      }`
+    );
+    super(
+      `fewer than a majority of group ${gid}'s servers answer as its servers:\n${
+        lines.join("\n")
+      }\nnothing was changed. Start the group's servers (shard group serve --gid ${gid}) at ` +
+        `these addresses, or fix --servers; --force joins it anyway (its shards then wait ` +
+        `for its servers, and the groups that hold them wait to hand them over)`,
+    );
+    this.name = "GroupServersError";
+    this.gid = gid;
+    this.probes = probes;
+  }
+}
+
+/**
+ * Whether a majority of the probed servers serve group `gid`.
+ *
+ * @throws {GroupServersError} when they do not.
+ *
+ * @example
+ * ```ts
+ * import { checkGroupServers } from "@distkit/distkit/shard";
+ *
+ * checkGroupServers(100, [{ server: "a", status: { gid: 100, configNum: 0 } }]); // no throw
+ * ```
+ */
+export function checkGroupServers(gid: number, probes: GroupServerProbe[]): void {
+  const serving = probes.filter((p) => p.status?.gid === gid).length;
+  if (serving * 2 <= probes.length) throw new GroupServersError(gid, probes);
+}

@@ -120,6 +120,7 @@ export type {
   Entry,
   EntryKind,
   HardState,
+  LoadOptions,
   Membership,
   MembershipChange,
   NodeId,

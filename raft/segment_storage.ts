@@ -432,13 +432,14 @@ export class SegmentLogStorage implements RaftStorage {
     this.#retain = lowest;
   }
 
-  /** The segments with records, oldest first; how many are kept only for a state's values. */
+  /** The segments with records, oldest first, and their files' sizes; how many are kept only for a state's values. */
   segments(): SegmentsKept {
     const covered = this.#snapshot?.meta.index ?? 0;
     const kept = this.#segments.slice(0, -1).filter((s) => (s.lastAtClose ?? Infinity) <= covered);
     const sequences = this.#segments.map((s) => s.sequence);
+    const bytes = this.#segments.map((s) => s.bytes);
     const segmentBytes = this.#segmentBytes;
-    return { sequences, keptForValues: kept.length, segmentBytes, snapshotIndex: covered };
+    return { sequences, bytes, keptForValues: kept.length, segmentBytes, snapshotIndex: covered };
   }
 
   async close(): Promise<void> {
@@ -503,7 +504,7 @@ export class SegmentLogStorage implements RaftStorage {
         if (this.#segments.length > 0) {
           this.#segments[this.#segments.length - 1].lastAtClose = this.#window.last;
         }
-        this.#segments.push({ sequence, lastAtClose: undefined });
+        this.#segments.push({ sequence, lastAtClose: undefined, bytes: this.#segmentBytes });
         this.#baseEnd = RECORD_HEADER_BYTES + base!.payload.length;
         this.#startSpare(sequence + 1);
       }
@@ -513,9 +514,11 @@ export class SegmentLogStorage implements RaftStorage {
     } catch (err) {
       throw this.#fail(err as Error, "a write or sync of the log failed");
     }
-    const segment = this.#segments[this.#segments.length - 1].sequence;
+    const active = this.#segments[this.#segments.length - 1];
+    const segment = active.sequence;
     for (const p of placed) Object.assign(p, { segment, offset: this.#offset + p.offset });
     this.#offset += out.length;
+    active.bytes = Math.max(active.bytes, this.#offset); // a record larger than a segment grew it
     this.#chain = chain;
     return placed;
   }

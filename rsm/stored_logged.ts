@@ -225,13 +225,21 @@ export class LogValues {
     await this.#moving;
   }
 
-  /** The lowest segment to copy forward, when the ones kept only for values pass the budget. */
+  /**
+   * The segment to copy forward, when the ones kept only for values pass the
+   * budget (their files' real sizes: a record larger than a segment grows
+   * its file): the lowest a row points into, while it is one of them. Not a
+   * segment only an open view pins (no row points there: the view releases
+   * it when it closes), so copying goes on while snapshots stream.
+   */
   #overBudget(): number | undefined {
-    const lowest = this.#machine.store.lowestLoggedSegment();
-    if (lowest === undefined) return undefined;
-    const { sequences, keptForValues, segmentBytes } = this.#storage.segments();
-    const pinned = sequences.slice(0, keptForValues).filter((s) => s >= lowest).length;
-    return pinned * segmentBytes > this.#budget ? lowest : undefined;
+    const rows = [...this.#machine.store.loggedRows.keys()];
+    if (rows.length === 0) return undefined;
+    const lowest = Math.min(...rows);
+    const { sequences, bytes, keptForValues } = this.#storage.segments();
+    if (keptForValues === 0 || lowest > sequences[keptForValues - 1]) return undefined;
+    const kept = bytes.slice(0, keptForValues).reduce((sum, b) => sum + b, 0);
+    return kept > this.#budget ? lowest : undefined;
   }
 
   /** The value a command carries that its apply may put (unwrapped from an exactly-once entry). */

@@ -226,19 +226,20 @@ export class LogValues {
   }
 
   /**
-   * The segment to copy forward, when the ones kept only for values pass the
-   * budget (their files' real sizes: a record larger than a segment grows
-   * its file): the lowest a row points into, while it is one of them. Not a
+   * The segment to copy forward, when the ones kept only for values from the
+   * lowest a row points into on pass the budget (by their files' real sizes:
+   * a record larger than a segment grows its file): that lowest one. Not a
    * segment only an open view pins (no row points there: the view releases
-   * it when it closes), so copying goes on while snapshots stream.
+   * it when it closes, and the next compaction deletes it), so copying goes
+   * on while snapshots stream, and stops once the rest fit.
    */
   #overBudget(): number | undefined {
     const rows = [...this.#machine.store.loggedRows.keys()];
     if (rows.length === 0) return undefined;
     const lowest = Math.min(...rows);
     const { sequences, bytes, keptForValues } = this.#storage.segments();
-    if (keptForValues === 0 || lowest > sequences[keptForValues - 1]) return undefined;
-    const kept = bytes.slice(0, keptForValues).reduce((sum, b) => sum + b, 0);
+    let kept = 0;
+    for (let k = 0; k < keptForValues; k++) if (sequences[k] >= lowest) kept += bytes[k];
     return kept > this.#budget ? lowest : undefined;
   }
 

@@ -7,6 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { VirtualClock } from "../net/clock.ts";
+import { delay } from "../net/async.ts";
 import { Random } from "../net/random.ts";
 import { SegmentLogStorage } from "../raft/segment_storage.ts";
 import { segmentName } from "../raft/segment_format.ts";
@@ -217,10 +218,9 @@ Deno.test("values in the log: the budget counts the segments' real sizes, one gr
     // A value of 12 KB (its record grows a 4 KiB segment to hold it whole), then small ones.
     for (let index = 1; index <= 30; index++) {
       const size = index === 1 ? 12_000 : 200;
-      const command = {
-        key: index === 1 ? "big" : `k${index % 5}`,
-        value: `${index} `.padEnd(size),
-      };
+      // Keys written once (big, once10, once20) keep rows in the older segments.
+      const key = index === 1 ? "big" : index % 10 === 0 ? `once${index}` : `k${index % 5}`;
+      const command = { key, value: `${index} `.padEnd(size) };
       await storage.save({
         entries: [{ index, term: 1, kind: "command", command }],
         resetLog: false,
@@ -250,9 +250,18 @@ Deno.test("values in the log: the budget counts the segments' real sizes, one gr
     const log = await attach(counted);
     let failure: unknown;
     log!.afterStored((err) => failure = err);
+    await delay(1000, { clock }); // the copy runs in the background, to its end
     await log!.close();
     assert.equal(failure, undefined);
     assert.ok(!store.loggedRows.has(lowest), `segment ${lowest}'s rows copied forward`);
+    // And no more than that: the segments from the lowest a row points into on fit the budget.
+    const next = Math.min(...store.loggedRows.keys());
+    const rest = kept.sequences.slice(0, kept.keptForValues).reduce(
+      (sum, s, k) => s >= next ? sum + kept.bytes[k] : sum,
+      0,
+    );
+    assert.ok(rest <= counted, `${rest} bytes left from segment ${next} on, budget ${counted}`);
+    assert.ok(rest > 0, "rows still point into segments kept for them");
     assert.equal(store.lowestLoggedSegment(), lowest, "pinned by the view");
     view.close();
     assert.ok(store.lowestLoggedSegment()! > lowest, "released once the view closed");

@@ -77,6 +77,7 @@ export type {
   Entry,
   EntryKind,
   HardState,
+  LoadOptions,
   Membership,
   MembershipChange,
   NodeId,

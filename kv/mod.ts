@@ -90,6 +90,7 @@ export type {
   Entry,
   EntryKind,
   HardState,
+  LoadOptions,
   Membership,
   MembershipChange,
   NodeId,

@@ -50,7 +50,7 @@ import {
 } from "./kv_layout.ts";
 import { StorageCorruptionError, StorageLossError } from "../store/storage_errors.ts";
 import type { KvLike } from "../store/kv_like.ts";
-import type { RaftStorage, StorageBatch, StoredState } from "./storage.ts";
+import type { LoadOptions, RaftStorage, StorageBatch, StoredState } from "./storage.ts";
 import type { Entry, HardState, NodeId } from "./types.ts";
 
 /**
@@ -228,10 +228,11 @@ export class DenoKvStorage implements RaftStorage {
     this.#mark = await HighWaterMark.open(path);
   }
 
-  async load(): Promise<StoredState> {
+  async load(options: LoadOptions = {}): Promise<StoredState> {
     this.#check();
+    let state: StoredState;
     try {
-      return await this.#load();
+      state = await this.#load();
     } catch (err) {
       if (err instanceof StorageCorruptionError) throw err;
       // SQLite's own verdict on a damaged file ("database disk image is malformed").
@@ -240,6 +241,9 @@ export class DenoKvStorage implements RaftStorage {
         `the database cannot be read (${(err as Error).message})`,
       );
     }
+    // Nothing is written at load: the caller's checks run on what was read.
+    options.accept?.(state);
+    return state;
   }
 
   async #load(): Promise<StoredState> {

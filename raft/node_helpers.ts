@@ -14,7 +14,7 @@ import type { Entry, HardState, Message, NodeId, Snapshot, SnapshotMessage } fro
 import type { RaftNodeOptions } from "./node_options.ts";
 import type { StoredState } from "./storage.ts";
 import { parseMessage } from "./messages.ts";
-import { recordInstalled } from "./snapshot_install.ts";
+import { installedState, recordInstalled } from "./snapshot_install.ts";
 
 /**
  * The error a refusal of the core becomes for the caller.
@@ -89,7 +89,9 @@ export function checkApplied(
  * switched to recorded, see `recordInstalled`), its snapshot (a new node's
  * initial membership, stored as an empty snapshot at index 0 so that it
  * survives a restart before any entry arrives), and the service's applied
- * index, checked (see {@linkcode checkApplied}).
+ * index, checked (see {@linkcode checkApplied}). The checks run on what the
+ * storage read before it repairs anything (`LoadOptions.accept`): a store
+ * refused is left as it was found, and a second start refuses it alike.
  *
  * @example
  * ```ts ignore
@@ -101,17 +103,28 @@ export async function loadStored(
 ): Promise<{ stored: StoredState; snapshot: Snapshot; applied: number }> {
   const { storage } = options;
   const meta = options.snapshotSink?.installed();
-  const stored = await recordInstalled(storage, { stored: await storage.load(), meta });
+  const accept = (loaded: StoredState) => {
+    const state = installedState(loaded, meta);
+    const snapshot = state.snapshot ?? initialSnapshot(options.peers);
+    checkApplied(options.applied, { snapshot, entries: state.entries });
+  };
+  const stored = await recordInstalled(storage, { stored: await storage.load({ accept }), meta });
   let snapshot = stored.snapshot;
   if (snapshot === undefined) {
-    snapshot = {
-      meta: { index: 0, term: 0, membership: { voters: [...options.peers], learners: [] } },
-      data: new Uint8Array(),
-    };
+    snapshot = initialSnapshot(options.peers);
     await storage.save({ snapshot, entries: [], resetLog: false });
   }
+  // Checked again on what the node starts from (a storage wrapper may not pass `accept` on).
   const applied = checkApplied(options.applied, { snapshot, entries: stored.entries });
   return { stored, snapshot, applied };
+}
+
+/** A new node's snapshot: its initial membership at index 0, no data. */
+function initialSnapshot(peers: NodeId[]): Snapshot {
+  return {
+    meta: { index: 0, term: 0, membership: { voters: [...peers], learners: [] } },
+    data: new Uint8Array(),
+  };
 }
 
 /**

@@ -15,9 +15,11 @@ import {
   isZero,
   newFolderId,
   RECORD_HEADER_BYTES,
+  segmentName,
   segmentSequence,
+  type SnapshotFile,
 } from "./segment_format.ts";
-import { listNames, readHead } from "./segment_replay.ts";
+import { listNames, readHead, type Segment } from "./segment_replay.ts";
 import { StorageCorruptionError, StorageLossError } from "../store/storage_errors.ts";
 
 /**
@@ -231,4 +233,26 @@ export async function syncAsFound(
     }
   }
   for (const folder of found.folders) await fs.syncFolder(folder);
+}
+
+/**
+ * Makes durable everything a segment log's first load read, before Raft
+ * acts on it. After a process crash (kill -9) the page cache keeps the dead
+ * process's writes whose `fdatasync` had not returned: they read back, so
+ * Raft may re-grant the vote they hold or acknowledge the entries without a
+ * save of its own, and a power loss after that would take them away (two
+ * votes in a term, a committed entry lost). As PostgreSQL's
+ * SyncDataDirectory after a crash: every segment read, the spare, the
+ * snapshot's data, the folder and its parent (the mark syncs itself when
+ * opened).
+ */
+export async function syncLoaded(
+  fs: SegmentFs,
+  dir: string,
+  found: { segments: Segment[]; spare: number | undefined; snapshot: SnapshotFile | null },
+): Promise<void> {
+  const files = found.segments.map((s) => `${dir}/${segmentName(s.sequence)}`);
+  if (found.spare !== undefined) files.push(`${dir}/${segmentName(found.spare)}`);
+  if (found.snapshot) files.push(`${dir}/${found.snapshot.file}`);
+  await syncAsFound(fs, { files, folders: [dir, parentOf(dir)] });
 }

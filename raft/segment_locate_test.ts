@@ -149,3 +149,29 @@ Deno.test("segment log: compaction keeps the segments a state points into, and a
     });
   }
 });
+
+Deno.test("segment log: the segments' sizes are their files', a segment grown by a record larger than a segment too", async () => {
+  await onDisk(async (fs, clock) => {
+    const s = await open(fs, clock);
+    await s.load();
+    await fill(s, 5);
+    await s.save({ entries: entries(6, 6, 1, 3 * SEGMENT), resetLog: false });
+    for (let i = 7; i <= 20; i++) await s.save({ entries: entries(i, i, 1, 300), resetLog: false });
+    const sizes = async (kept: { sequences: number[] }) => {
+      const out = [];
+      for (const sequence of kept.sequences) {
+        out.push((await fs.readFile(`${DIR}/${segmentName(sequence)}`)).length);
+      }
+      return out;
+    };
+    const kept = s.segments();
+    assert.deepEqual(kept.bytes, await sizes(kept));
+    assert.ok(kept.bytes.some((b) => b > 3 * SEGMENT), `a grown segment in ${kept.bytes}`);
+    assert.ok(kept.bytes.every((b) => b >= SEGMENT));
+    await s.close();
+    const again = await open(fs, clock);
+    await again.load();
+    assert.deepEqual(again.segments().bytes, kept.bytes, "as the replay finds them");
+    await again.close();
+  });
+});

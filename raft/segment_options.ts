@@ -51,12 +51,23 @@ export interface SegmentLogStorageOptions {
  * ```ts
  * import type { SegmentsKept } from "@distkit/distkit/raft";
  *
- * const kept: SegmentsKept = { sequences: [4, 5], keptForValues: 1, segmentBytes: 64 << 20, snapshotIndex: 90 };
+ * const kept: SegmentsKept = {
+ *   sequences: [4, 5],
+ *   bytes: [64 << 20, 64 << 20],
+ *   keptForValues: 1,
+ *   segmentBytes: 64 << 20,
+ *   snapshotIndex: 90,
+ * };
  * ```
  */
 export interface SegmentsKept {
   /** The segments with records, oldest first. */
   sequences: number[];
+  /**
+   * Bytes of each one's file, as `sequences`: `segmentBytes`, or more for
+   * one a record larger than a segment grew (what the disk holds, for a budget).
+   */
+  bytes: number[];
   /** How many of the oldest are kept only for a state's values (the snapshot covers their entries). */
   keptForValues: number;
   /** Bytes of a segment. */

@@ -33,6 +33,8 @@ import type { Entry, HardState } from "./types.ts";
 export interface Segment {
   sequence: number;
   lastAtClose: number | undefined;
+  /** Bytes of its file: `segmentBytes`, or more when a record larger than a segment grew it. */
+  bytes: number;
 }
 
 /** A torn end: the segment, the bytes from `from` to `to`, and why it may be damage instead. */
@@ -194,7 +196,7 @@ export async function readSegments(
       spares.unshift(sequence);
       continue;
     }
-    segments.push({ sequence, lastAtClose: undefined });
+    segments.push({ sequence, lastAtClose: undefined, bytes: bytes.length });
     chain = seed;
     offset = at;
   }

@@ -65,10 +65,9 @@ import {
 } from "./segment_format.ts";
 import { changedBounds, LogWindow, type WindowChange, windowFloor } from "./segment_window.ts";
 import { readSegments, type Segment } from "./segment_replay.ts";
-import { openFolder, openMark, syncAsFound } from "./segment_folder.ts";
+import { openFolder, openMark, syncLoaded } from "./segment_folder.ts";
 import {
   makeZeroedFile,
-  parentOf,
   realSegmentFs,
   type SegmentFile,
   type SegmentFs,
@@ -77,7 +76,7 @@ import {
 import { readLocated, readSnapshotData } from "./segment_read.ts";
 import type { LogLocation } from "../store/log_location.ts";
 import { StorageCorruptionError, StorageLossError } from "../store/storage_errors.ts";
-import type { RaftStorage, StorageBatch, StoredState } from "./storage.ts";
+import type { LoadOptions, RaftStorage, StorageBatch, StoredState } from "./storage.ts";
 import type { Entry, HardState } from "./types.ts";
 
 export { SegmentFormatError, SegmentLockError } from "./segment_folder.ts";
@@ -226,10 +225,10 @@ export class SegmentLogStorage implements RaftStorage {
     return storage;
   }
 
-  load(): Promise<StoredState> {
+  load(options: LoadOptions = {}): Promise<StoredState> {
     return this.#track(async () => {
       this.#check();
-      const state = await this.#replay();
+      const state = await this.#replay(options.accept);
       this.#loaded = true;
       return state;
     });
@@ -433,13 +432,14 @@ export class SegmentLogStorage implements RaftStorage {
     this.#retain = lowest;
   }
 
-  /** The segments with records, oldest first; how many are kept only for a state's values. */
+  /** The segments with records, oldest first, and their files' sizes; how many are kept only for a state's values. */
   segments(): SegmentsKept {
     const covered = this.#snapshot?.meta.index ?? 0;
     const kept = this.#segments.slice(0, -1).filter((s) => (s.lastAtClose ?? Infinity) <= covered);
     const sequences = this.#segments.map((s) => s.sequence);
+    const bytes = this.#segments.map((s) => s.bytes);
     const segmentBytes = this.#segmentBytes;
-    return { sequences, keptForValues: kept.length, segmentBytes, snapshotIndex: covered };
+    return { sequences, bytes, keptForValues: kept.length, segmentBytes, snapshotIndex: covered };
   }
 
   async close(): Promise<void> {
@@ -504,7 +504,7 @@ export class SegmentLogStorage implements RaftStorage {
         if (this.#segments.length > 0) {
           this.#segments[this.#segments.length - 1].lastAtClose = this.#window.last;
         }
-        this.#segments.push({ sequence, lastAtClose: undefined });
+        this.#segments.push({ sequence, lastAtClose: undefined, bytes: this.#segmentBytes });
         this.#baseEnd = RECORD_HEADER_BYTES + base!.payload.length;
         this.#startSpare(sequence + 1);
       }
@@ -514,9 +514,11 @@ export class SegmentLogStorage implements RaftStorage {
     } catch (err) {
       throw this.#fail(err as Error, "a write or sync of the log failed");
     }
-    const segment = this.#segments[this.#segments.length - 1].sequence;
+    const active = this.#segments[this.#segments.length - 1];
+    const segment = active.sequence;
     for (const p of placed) Object.assign(p, { segment, offset: this.#offset + p.offset });
     this.#offset += out.length;
+    active.bytes = Math.max(active.bytes, this.#offset); // a record larger than a segment grew it
     this.#chain = chain;
     return placed;
   }
@@ -627,8 +629,11 @@ export class SegmentLogStorage implements RaftStorage {
 
   // ---- reading ----
 
-  /** Reads every segment back, checks it, repairs a torn end and sets the writer's state. */
-  async #replay(): Promise<StoredState> {
+  /**
+   * Reads every segment back, checks it (and has `accept` check the state),
+   * then repairs a torn end and sets the writer's state.
+   */
+  async #replay(accept?: (state: StoredState) => void): Promise<StoredState> {
     this.#file?.close();
     this.#file = undefined;
     const {
@@ -655,7 +660,11 @@ export class SegmentLogStorage implements RaftStorage {
         data: await readSnapshotData(this.#dir, snapshot, this.#fs),
       };
     }
-    // Before anything is written: a refused store is left as it was found.
+    // The commit index may have been saved ahead of entries a crash kept from being written.
+    const covered = snapshot?.meta.index ?? 0;
+    state.hardState.commit = Math.max(covered, Math.min(state.hardState.commit, window.last));
+    // Every check that can refuse, before anything is written: a refused store is left as it
+    // was found, so a second start (or an operator's tool) sees the same bytes.
     try {
       if (this.#mark) {
         checkFloor(state, window.first, this.#mark.floor, {
@@ -668,6 +677,7 @@ export class SegmentLogStorage implements RaftStorage {
       if (cut?.damaged && err instanceof StorageLossError) throw corrupt(cut.damaged);
       throw err;
     }
+    accept?.(state);
     // Repairs: zero a torn end (so a later write can never be followed by its
     // remains), remove what a crash left unreferenced.
     if (cut) await this.#zero(cut.sequence, cut.from, cut.to);
@@ -693,7 +703,7 @@ export class SegmentLogStorage implements RaftStorage {
         if (stale) await this.#removeQuietly(name);
       }
       try {
-        await this.#syncFound(segments, spare, snapshot);
+        await syncLoaded(this.#fs, this.#dir, { segments, spare, snapshot });
       } catch (err) {
         // A failed sync may have dropped the pages it could not write: what was read is not durable.
         throw this.#fail(err as Error, "making what the load read durable failed");
@@ -735,31 +745,7 @@ export class SegmentLogStorage implements RaftStorage {
       if (spare !== undefined) this.#spare = Promise.resolve(spare);
       else this.#startSpare((active?.sequence ?? 0) + 1);
     }
-    // The commit index may have been saved ahead of entries a crash kept from being written.
-    const covered = snapshot?.meta.index ?? 0;
-    state.hardState.commit = Math.max(covered, Math.min(state.hardState.commit, window.last));
     return state;
-  }
-
-  /**
-   * Makes durable everything the first load read, before Raft acts on it.
-   * After a process crash (kill -9) the page cache keeps the dead process's
-   * writes whose `fdatasync` had not returned: they read back, so Raft may
-   * re-grant the vote they hold or acknowledge the entries without a save
-   * of its own, and a power loss after that would take them away (two votes
-   * in a term, a committed entry lost). As PostgreSQL's SyncDataDirectory
-   * after a crash: every segment read, the spare, the snapshot's data, the
-   * folder and its parent (the mark syncs itself when opened).
-   */
-  async #syncFound(
-    segments: Segment[],
-    spare: number | undefined,
-    snapshot: SnapshotFile | null,
-  ): Promise<void> {
-    const files = segments.map((s) => this.#segmentPath(s.sequence));
-    if (spare !== undefined) files.push(this.#segmentPath(spare));
-    if (snapshot) files.push(`${this.#dir}/${snapshot.file}`);
-    await syncAsFound(this.#fs, { files, folders: [this.#dir, parentOf(this.#dir)] });
   }
 
   /** Writes zeros over [from, to) of a segment and syncs it. */

@@ -24,7 +24,7 @@ import { crc32 } from "../net/bytes.ts";
 import { EMPTY_FLOOR, type Floor } from "./high_water_mark.ts";
 import { StorageCorruptionError, StorageLossError } from "../store/storage_errors.ts";
 import { checkBatchFollows } from "./batch_check.ts";
-import type { RaftStorage, StorageBatch, StoredState } from "./storage.ts";
+import type { LoadOptions, RaftStorage, StorageBatch, StoredState } from "./storage.ts";
 import type { Entry, HardState, Snapshot } from "./types.ts";
 
 /** One stored value: its bytes and the CRC-32 written with them. */
@@ -292,7 +292,7 @@ export class SimStorage implements RaftStorage {
   }
 
   // deno-lint-ignore require-await
-  async load(): Promise<StoredState> {
+  async load(options: LoadOptions = {}): Promise<StoredState> {
     this.#check();
     const image = this.#image;
     const hardState = image.hardStateRec
@@ -314,6 +314,7 @@ export class SimStorage implements RaftStorage {
     // The commit index may have been saved ahead of entries a crash kept from being written.
     const last = image.first + image.entries.length - 1;
     hardState.commit = Math.max(image.snapshotIndex, Math.min(hardState.commit, last));
+    options.accept?.(state);
     return state;
   }
 

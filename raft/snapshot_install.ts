@@ -83,6 +83,33 @@ export async function feedSink(
 }
 
 /**
+ * What storage holds once {@linkcode recordInstalled} has recorded `meta`
+ * (nothing is written): `stored` itself when there is nothing to record;
+ * else the snapshot, data-less, with the log reset. Pure, so a start can
+ * check it before the storage repairs anything (`LoadOptions.accept`).
+ *
+ * @example
+ * ```ts ignore
+ * const state = installedState(stored, sink.installed());
+ * ```
+ */
+export function installedState(
+  stored: StoredState,
+  meta: SnapshotMeta | undefined,
+): StoredState {
+  const snapshotIndex = stored.snapshot?.meta.index ?? 0;
+  if (meta === undefined || meta.index <= snapshotIndex) return stored;
+  const at = stored.entries.find((e) => e.index === meta.index);
+  if (at !== undefined && at.term === meta.term) return stored; // the log holds it: nothing lost
+  invariant(
+    meta.index > stored.hardState.commit || at === undefined,
+    `the service's state is a snapshot through ${meta.index} (term ${meta.term}), but the ` +
+      `stored log committed another entry there`,
+  );
+  return { hardState: stored.hardState, snapshot: { meta, data: new Uint8Array() }, entries: [] };
+}
+
+/**
  * At start: when the service's state was switched to a snapshot that Raft
  * had not recorded yet (a crash came between the two), records it now, the
  * way an installed snapshot is (data-less, the log reset unless it holds
@@ -97,18 +124,9 @@ export async function recordInstalled(
   storage: RaftStorage,
   options: { stored: StoredState; meta: SnapshotMeta | undefined },
 ): Promise<StoredState> {
-  const { stored, meta } = options;
-  const snapshotIndex = stored.snapshot?.meta.index ?? 0;
-  if (meta === undefined || meta.index <= snapshotIndex) return stored;
-  const at = stored.entries.find((e) => e.index === meta.index);
-  if (at !== undefined && at.term === meta.term) return stored; // the log holds it: nothing lost
-  invariant(
-    meta.index > stored.hardState.commit || at === undefined,
-    `the service's state is a snapshot through ${meta.index} (term ${meta.term}), but the ` +
-      `stored log committed another entry there`,
-  );
-  const snapshot = { meta, data: new Uint8Array() };
-  const batch: StorageBatch = { snapshot, entries: [], resetLog: true };
+  const state = installedState(options.stored, options.meta);
+  if (state === options.stored) return state;
+  const batch: StorageBatch = { snapshot: state.snapshot, entries: [], resetLog: true };
   await storage.save(batch);
-  return { hardState: stored.hardState, snapshot, entries: [] };
+  return state;
 }

@@ -28,6 +28,31 @@ export interface StoredState {
 }
 
 /**
+ * Options of {@linkcode RaftStorage.load}.
+ *
+ * @example
+ * ```ts
+ * import type { LoadOptions } from "@distkit/distkit/raft";
+ *
+ * const options: LoadOptions = {
+ *   accept: (state) => {
+ *     if ((state.entries.at(-1)?.index ?? 0) < 7) throw new Error("the log ends below 7");
+ *   },
+ * };
+ * ```
+ */
+export interface LoadOptions {
+  /**
+   * Runs on the state read back, before the storage writes anything at
+   * load (a torn end zeroed, leftover files removed): throwing refuses the
+   * load, and the store is left exactly as it was found (so a second start,
+   * or an operator's tool, sees the same evidence). A node passes the checks
+   * that refuse a start here (its service's applied index against the log).
+   */
+  accept?: (state: StoredState) => void;
+}
+
+/**
  * One write: all of it is durable when `save` resolves. What a crash during
  * the `save` leaves (a prefix of its commits) is described at
  * {@linkcode RaftStorage}.
@@ -106,8 +131,11 @@ export interface StorageBatch {
  * ```
  */
 export interface RaftStorage {
-  /** Reads back everything saved. */
-  load(): Promise<StoredState>;
+  /**
+   * Reads back everything saved; `options.accept` decides whether the state
+   * read is acceptable before anything is repaired (see {@linkcode LoadOptions}).
+   */
+  load(options?: LoadOptions): Promise<StoredState>;
   /** Makes `batch` durable (see the crash rules above). Saves do not overlap. */
   save(batch: StorageBatch): Promise<void>;
   /**
@@ -178,13 +206,14 @@ export class MemoryStorage implements RaftStorage {
   }
 
   // deno-lint-ignore require-await
-  async load(): Promise<StoredState> {
+  async load(options: LoadOptions = {}): Promise<StoredState> {
     this.#check();
     const state: StoredState = {
       hardState: this.#codec.decode(this.#hardState) as HardState,
       entries: this.#entries.map((b) => this.#codec.decode(b) as Entry),
     };
     if (this.#snapshot) state.snapshot = this.#codec.decode(this.#snapshot) as Snapshot;
+    options.accept?.(state);
     return state;
   }
 

@@ -118,6 +118,7 @@ export type {
   Applied,
   CoreOptions,
   Entry,
+  LoadOptions,
   MembershipChange,
   NodeId,
   RaftStatus,

@@ -20,7 +20,7 @@
  *
  * @module
  */
-import type { RaftStorage, StoredState } from "../raft/storage.ts";
+import type { LoadOptions, RaftStorage, StoredState } from "../raft/storage.ts";
 import { DenoKvStorage } from "../raft/kv_storage.ts";
 import type { KvLike } from "../store/kv_like.ts";
 import { StateStore } from "../store/state_store.ts";
@@ -284,10 +284,17 @@ async function writeKind(kv: KvLike, kind: StateKind): Promise<void> {
 function loadedOnce(storage: RaftStorage, loaded: StoredState): RaftStorage {
   let first: StoredState | undefined = loaded;
   return {
-    load: () => {
+    load: (options: LoadOptions = {}) => {
       const state = first;
       first = undefined;
-      return state ? Promise.resolve(state) : storage.load();
+      if (state === undefined) return storage.load(options);
+      // Loaded (and repaired) already: the checks still refuse what they would have.
+      try {
+        options.accept?.(state);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+      return Promise.resolve(state);
     },
     save: (batch) => storage.save(batch),
     ...(storage.prepareSnapshot

@@ -225,13 +225,22 @@ export class LogValues {
     await this.#moving;
   }
 
-  /** The lowest segment to copy forward, when the ones kept only for values pass the budget. */
+  /**
+   * The segment to copy forward, when the ones kept only for values from the
+   * lowest a row points into on pass the budget (by their files' real sizes:
+   * a record larger than a segment grows its file): that lowest one. Not a
+   * segment only an open view pins (no row points there: the view releases
+   * it when it closes, and the next compaction deletes it), so copying goes
+   * on while snapshots stream, and stops once the rest fit.
+   */
   #overBudget(): number | undefined {
-    const lowest = this.#machine.store.lowestLoggedSegment();
-    if (lowest === undefined) return undefined;
-    const { sequences, keptForValues, segmentBytes } = this.#storage.segments();
-    const pinned = sequences.slice(0, keptForValues).filter((s) => s >= lowest).length;
-    return pinned * segmentBytes > this.#budget ? lowest : undefined;
+    const rows = [...this.#machine.store.loggedRows.keys()];
+    if (rows.length === 0) return undefined;
+    const lowest = Math.min(...rows);
+    const { sequences, bytes, keptForValues } = this.#storage.segments();
+    let kept = 0;
+    for (let k = 0; k < keptForValues; k++) if (sequences[k] >= lowest) kept += bytes[k];
+    return kept > this.#budget ? lowest : undefined;
   }
 
   /** The value a command carries that its apply may put (unwrapped from an exactly-once entry). */

@@ -7,6 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { VirtualClock } from "../net/clock.ts";
+import { delay } from "../net/async.ts";
 import { Random } from "../net/random.ts";
 import { SegmentLogStorage } from "../raft/segment_storage.ts";
 import { segmentName } from "../raft/segment_format.ts";
@@ -192,6 +193,79 @@ Deno.test("values in the log: the threshold counts a value's UTF-8 bytes", async
     );
     assert.deepEqual(kept, ["abcdefghij", "ééééé", "€€€€", "😀😀😀"]);
     await log!.close();
+    await store.close();
+    await storage.close();
+  });
+});
+
+Deno.test("values in the log: the budget counts the segments' real sizes, one grown by a large record too", async () => {
+  const clock = new VirtualClock();
+  await clock.run(async () => {
+    const fs = new SimFs({ clock, random: new Random(9) });
+    await fs.mkdir("/data");
+    await fs.syncFolder("/");
+    const storage = await SegmentLogStorage.open(DIR, { fs, clock, segmentBytes: 4096 });
+    await storage.load();
+    const store = await StateStore.open(new SimKv());
+    const attach = (budgetBytes: number) =>
+      LogValues.attach(machine(store), { storage, valuesInLog: { threshold: 0, budgetBytes } });
+    const first = await attach(1 << 30);
+    await storage.save({
+      hardState: { term: 1, vote: "a", commit: 0 },
+      entries: [],
+      resetLog: false,
+    });
+    // A value of 12 KB (its record grows a 4 KiB segment to hold it whole), then small ones.
+    for (let index = 1; index <= 30; index++) {
+      const size = index === 1 ? 12_000 : 200;
+      // Keys written once (big, once10, once20) keep rows in the older segments.
+      const key = index === 1 ? "big" : index % 10 === 0 ? `once${index}` : `k${index % 5}`;
+      const command = { key, value: `${index} `.padEnd(size) };
+      await storage.save({
+        entries: [{ index, term: 1, kind: "command", command }],
+        resetLog: false,
+      });
+      const batch = store.batch();
+      batch.put(command.key, command.value);
+      batch.endEntry({ index, term: 1 }, { logged: first!.valueOf({ index, term: 1, command }) });
+      await batch.commit();
+    }
+    // A snapshot covers every entry: the segments stay only for the values the rows point at.
+    const membership = { voters: ["a"], learners: [] };
+    await storage.save({
+      entries: [],
+      snapshot: { meta: { index: 30, term: 1, membership }, data: new Uint8Array() },
+      resetLog: false,
+    });
+    await first!.close();
+    const kept = storage.segments();
+    const lowest = store.lowestLoggedSegment()!;
+    assert.equal(kept.sequences[0], lowest, "the big value's segment, kept");
+    const counted = kept.keptForValues * kept.segmentBytes;
+    const real = kept.bytes.slice(0, kept.keptForValues).reduce((a, b) => a + b, 0);
+    assert.ok(real > counted, `${real} bytes on disk, ${counted} counted by segments`);
+    // A budget the segments pass only by their real size: the oldest one's rows move, though
+    // a view (a snapshot being streamed) is open and keeps the segment until it closes.
+    const view = await store.view();
+    const log = await attach(counted);
+    let failure: unknown;
+    log!.afterStored((err) => failure = err);
+    await delay(1000, { clock }); // the copy runs in the background, to its end
+    await log!.close();
+    assert.equal(failure, undefined);
+    assert.ok(!store.loggedRows.has(lowest), `segment ${lowest}'s rows copied forward`);
+    // And no more than that: the segments from the lowest a row points into on fit the budget.
+    const next = Math.min(...store.loggedRows.keys());
+    const rest = kept.sequences.slice(0, kept.keptForValues).reduce(
+      (sum, s, k) => s >= next ? sum + kept.bytes[k] : sum,
+      0,
+    );
+    assert.ok(rest <= counted, `${rest} bytes left from segment ${next} on, budget ${counted}`);
+    assert.ok(rest > 0, "rows still point into segments kept for them");
+    assert.equal(store.lowestLoggedSegment(), lowest, "pinned by the view");
+    view.close();
+    assert.ok(store.lowestLoggedSegment()! > lowest, "released once the view closed");
+    assert.equal(await store.get("big"), "1 ".padEnd(12_000));
     await store.close();
     await storage.close();
   });

@@ -121,6 +121,7 @@ export type {
   Entry,
   EntryKind,
   HardState,
+  LoadOptions,
   Membership,
   MembershipChange,
   NodeId,

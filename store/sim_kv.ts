@@ -134,6 +134,14 @@ class Disk {
     } else if (found) this.recs[at] = rec;
     else this.recs.splice(at, 0, rec);
   }
+  /** A copy sharing nothing mutable (records are replaced, never changed in place). */
+  copy(): Disk {
+    const disk = new Disk();
+    disk.recs = this.recs.slice();
+    disk.version = this.version;
+    disk.undo = this.undo.map((m) => new Map(m));
+    return disk;
+  }
   apply(p: Pending): Deno.KvCommitResult | Deno.KvCommitError {
     for (const c of p.checks) {
       if ((this.get(c.ks)?.versionstamp ?? null) !== c.versionstamp) return { ok: false };
@@ -243,6 +251,17 @@ export class SimKv implements KvLike {
     }
     const kv = new SimKv(this.#options);
     kv.#disk = this.#disk;
+    return kv;
+  }
+
+  /**
+   * A new database holding what this one holds now (its commits in flight
+   * aside), sharing nothing with it: to try something on the state as it
+   * is (a start, say) without touching it. This handle goes on as it was.
+   */
+  copy(): SimKv {
+    const kv = new SimKv(this.#options);
+    kv.#disk = this.#disk.copy();
     return kv;
   }
 

@@ -258,3 +258,19 @@ Deno.test("sim kv: Deno.Kv is a KvLike", async () => {
   assert.deepEqual((await kv.get(["x"])).value, Uint8Array.of(1));
   kv.close();
 });
+
+Deno.test("sim kv: a copy holds what the database holds, and the two go on apart", async () => {
+  const kv = new SimKv();
+  await kv.atomic().set(["a"], Uint8Array.of(1)).set(["b"], Uint8Array.of(2)).commit();
+  const copy = kv.copy();
+  await kv.atomic().set(["a"], Uint8Array.of(9)).delete(["b"]).commit();
+  await copy.atomic().set(["c"], Uint8Array.of(3)).commit();
+  assert.deepEqual((await copy.get(["a"])).value, Uint8Array.of(1));
+  assert.deepEqual((await copy.get(["b"])).value, Uint8Array.of(2));
+  assert.deepEqual((await kv.get(["a"])).value, Uint8Array.of(9));
+  assert.equal((await kv.get(["c"])).value, null);
+  // Crashing one leaves the other as it is.
+  kv.crash();
+  assert.deepEqual((await copy.get(["c"])).value, Uint8Array.of(3));
+  copy.close();
+});

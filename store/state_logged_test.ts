@@ -53,6 +53,12 @@ async function put(
   await batch.commit();
 }
 
+/** What the log's compaction does: every segment below the lowest the store keeps goes. */
+function compact(store: StateStore, log: FakeLog): void {
+  const lowest = store.lowestLoggedSegment() ?? Infinity;
+  for (const segment of [...log.segments]) if (segment < lowest) log.segments.delete(segment);
+}
+
 /** The file of `kv` opened again, as after a restart (the handle is closed first). */
 function reopen(kv: SimKv): SimKv {
   kv.close();
@@ -191,7 +197,6 @@ Deno.test("state logged: a view streams the values and pins their segments; an i
   // Overwritten while the view is open: the view still needs segment 1.
   await put(store, log, { key: "a", value: "new", index: 3 });
   assert.equal(store.lowestLoggedSegment(), 1, "pinned by the view");
-  assert.equal(await store.copyForward(2), 0, "no copy-forward under an open view");
   const pages = [];
   for await (const page of view.pages()) pages.push(page);
   view.close();
@@ -232,5 +237,55 @@ Deno.test("state logged: copy-forward rewrites a segment's rows as ordinary rows
   // New parts after a copy-forward do not reuse its part ids (they were stored in `current`).
   await put(again, log, { key: "k1", value: "z".repeat(100_000), index: 31 });
   assert.equal(await again.get("k3"), values.get("k3"));
+  await again.close();
+});
+
+Deno.test("state logged: copy-forward goes on under an open view, which still reads its point; the segment goes once it closes", async () => {
+  let kv = new SimKv();
+  const log = new FakeLog();
+  const store = await opened(kv, log);
+  const old = (k: string) => `${k} as the view saw it `.repeat(4000);
+  for (const [index, key] of ["a", "b", "c", "d"].entries()) {
+    await put(store, log, { key, value: old(key), index: index + 1, segment: 1 });
+  }
+  await put(store, log, { key: "e", value: old("e"), index: 5, segment: 2 });
+  const view = await store.view();
+  // After the view's point: b overwritten (the view keeps b's copy, a pointer into segment 1).
+  await put(store, log, { key: "b", value: "b, later", index: 6 });
+  const pages = view.pages({ pageBytes: 1, rowsPerRead: 1 });
+  const first = await pages.next();
+  assert.deepEqual(first.value?.rows, [["d", "a", old("a")]]);
+  // Mid-stream, with the view open: segment 1's rows move, in two commits.
+  assert.equal(await store.copyForward(1, 2), 2);
+  assert.equal(await store.copyForward(1, 2), 1);
+  assert.equal(await store.copyForward(1, 2), 0, "none is left there");
+  assert.deepEqual([...store.loggedRows], [[2, 1]]);
+  assert.equal(store.lowestLoggedSegment(), 1, "still pinned: the view's copy of b points there");
+  // A second view opened now pins only what rows point into now.
+  const second = await store.view();
+  compact(store, log);
+  assert.ok(log.segments.has(1), "kept for the first view");
+  const rows = [...first.value!.rows];
+  for await (const page of { [Symbol.asyncIterator]: () => pages }) rows.push(...page.rows);
+  assert.deepEqual(rows.filter((r) => r[0] === "d"), [
+    ["d", "a", old("a")],
+    ["d", "b", old("b")],
+    ["d", "c", old("c")],
+    ["d", "d", old("d")],
+    ["d", "e", old("e")],
+  ], "the view reads its point, moved rows and its copy alike");
+  view.close();
+  assert.equal(store.lowestLoggedSegment(), 2, "released: the second view pinned segment 2");
+  compact(store, log);
+  assert.ok(!log.segments.has(1), "segment 1 goes");
+  const streamed = [];
+  for await (const page of second.pages()) streamed.push(...page.rows.filter((r) => r[0] === "d"));
+  assert.deepEqual(streamed.map((r) => r[2]), [old("a"), "b, later", old("c"), old("d"), old("e")]);
+  second.close();
+  await store.close();
+  // Every row reads without segment 1, after a restart too.
+  const again = await opened(kv = reopen(kv), log);
+  for (const key of ["a", "c", "d", "e"]) assert.equal(await again.get(key), old(key), key);
+  assert.equal(await again.get("b"), "b, later");
   await again.close();
 });

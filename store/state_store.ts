@@ -111,7 +111,7 @@ export class StateStore {
   #count: { row: string; rows: number } | undefined;
   /** Per Raft log segment: the data rows that keep their value there (`state_logged.ts`). */
   #logged = new Map<number, number>();
-  /** Per open view: the lowest segment its rows may point into (kept while it streams). */
+  /** Per open view: the lowest segment a row pointed into when it opened (kept while it streams). */
   #viewPins = new Map<ViewState, number | undefined>();
 
   private constructor(kv: KvLike, options: StateStoreOptions) {
@@ -197,12 +197,19 @@ export class StateStore {
    * undefined when none: the log must keep it and every segment after it.
    */
   lowestLoggedSegment(): number | undefined {
+    let lowest = this.#lowestRowSegment();
+    for (const pin of this.#viewPins.values()) {
+      if (pin !== undefined && (lowest === undefined || pin < lowest)) lowest = pin;
+    }
+    return lowest;
+  }
+
+  /** The lowest segment a row of the state points into now (open views' pins aside). */
+  #lowestRowSegment(): number | undefined {
     let lowest: number | undefined;
-    const lower = (s: number | undefined) => {
-      if (s !== undefined && (lowest === undefined || s < lowest)) lowest = s;
-    };
-    for (const segment of this.#logged.keys()) lower(segment);
-    for (const pin of this.#viewPins.values()) lower(pin);
+    for (const segment of this.#logged.keys()) {
+      if (lowest === undefined || segment < lowest) lowest = segment;
+    }
     return lowest;
   }
 
@@ -215,11 +222,15 @@ export class StateStore {
    * Rewrites up to `maxRows` rows that keep their value in log segment
    * `segment` as ordinary rows (one commit, the values read from the log),
    * so the log can let the segment go; resolves how many it rewrote (0:
-   * none is left there, or a view is open, which may read them as they are).
+   * none is left there). Open views are unaffected: a row rewritten holds
+   * the same value (a view reading it reads the same), and what a view may
+   * still read through a pointer (a row as of its point, or its copy) lies
+   * at or above the segment it pinned when it opened, which the log keeps
+   * until it closes (`lowestLoggedSegment`).
    */
   copyForward(segment: number, maxRows = 100): Promise<number> {
     return this.#exclusive(async () => {
-      if (this.#views.size > 0 || !this.#logged.has(segment)) return 0;
+      if (!this.#logged.has(segment)) return 0;
       const ctx = {
         layout: this.#layout,
         gen: this.#gen,
@@ -300,7 +311,9 @@ export class StateStore {
         open: true,
       };
       this.#views.add(state);
-      this.#viewPins.set(state, this.lowestLoggedSegment());
+      // Its rows as of now point at or above this: other views' pins are theirs (a pin taken
+      // from them would never move up while views overlap, keeping every segment for ever).
+      this.#viewPins.set(state, this.#lowestRowSegment());
       return Promise.resolve(
         new View(this.#layout, { state, onClose: (s) => this.#closeView(s) }),
       );

@@ -139,13 +139,14 @@ export class KvCluster {
         const ledger = context.observer;
         const i = this.ids.indexOf(context.id);
         const stateStore = stored(i) ? await StateStore.open(context.stateKv) : undefined;
-        if (stateStore) this.stores.set(i, stateStore);
+        // A trial start (ServerContext.probe) is kept out of the test's records and hooks.
+        if (stateStore && !context.probe) this.stores.set(i, stateStore);
         const kv = await KvServer.start({
           ...context,
           ...(stateStore ? { stateStore } : {}),
           clock,
           // The group's ledger, and the test's hook on new leaders.
-          observer: {
+          observer: context.probe ? ledger : {
             applied: (node, entries) => {
               ledger.applied(node, entries);
               for (const e of entries) {

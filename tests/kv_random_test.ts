@@ -26,7 +26,12 @@
  * is done to its segment and snapshot files). A crash damages it beyond the
  * storage contract with
  * chance DAMAGE_CHANCE, on at most one server per run: that server must
- * refuse to start and stays down until the operator replaces it. A server
+ * refuse to start and stays down until the operator replaces it. A refusal
+ * counts as the damage's only when a trial start on copies of the same
+ * storage, undamaged, succeeds (`ReplicaCluster.startServer`); a refusal of
+ * a storage the run did not damage, or of one that refuses undamaged too,
+ * fails the seed (a pointer into a segment the log deleted would otherwise
+ * pass as damage). A server
  * that served from a shortened log would lose acknowledged writes: the
  * history would not be linearizable (or the ledger would fire, as it does
  * when the high-water mark's check is disabled).
@@ -76,7 +81,11 @@
  * and a budget of two segments, so values go through pointers and are
  * copied forward), under the same crashes, lost and torn writes, damage and
  * wiped folders: a server whose log no longer holds what its state points
- * at must refuse to start.
+ * at must refuse to start. Two keys of those seeds are written once before
+ * the faults and read only at the end, so rows point into the oldest
+ * segments all run long (the clients' few keys are rewritten too soon to
+ * tell a log that deleted a segment still pointed into: with retention off,
+ * no seed failed); the summary counts the copy-forwards.
  *
  * Runs KV_SEEDS seeds (default 200) from a random base; `SEED=<n>` replays
  * one. A second test runs KV_REPLAY_SEEDS seeds (default 3) twice each and
@@ -98,7 +107,7 @@ import {
   MemberOutcomeUnknownError,
   type MemberReply,
 } from "../kv/mod.ts";
-import { type Random, simulate } from "../net/mod.ts";
+import { type Logger, type Random, simulate } from "../net/mod.ts";
 import type { Membership } from "../raft/mod.ts";
 import { KvCluster, MEMBER_CHANGE_MS, OpLog, text } from "./kv_cluster.ts";
 import { checkReplays, runSeeds } from "./seeds.ts";
@@ -139,13 +148,21 @@ interface Activity {
   misdials: number;
   /** Crashes that damaged storage beyond the contract. */
   damaged: number;
-  /** Servers that refused to start from damaged storage (fail-stop). */
+  /**
+   * Servers that refused to start from damaged storage (fail-stop), each
+   * checked to be the damage's: the same storage undamaged started. A
+   * refusal the damage did not cause (or of a storage not damaged) fails
+   * the seed (`ReplicaCluster.startServer`).
+   */
   failStops: number;
   /** Seeds whose Raft storage is the segment log on a `SimFs` (0 or 1 for one seed). */
   segmentSeeds: number;
   /** Of those, seeds keeping values in the log; the rows pointing into it at the end. */
   valuesInLogSeeds: number;
   loggedRows: number;
+  /** Copy-forwards those seeds' servers made (commits), and the rows they moved. */
+  copyForwards: number;
+  copiedRows: number;
   /** What those seeds' disks saw. */
   crashes: number;
   lostWrites: number;
@@ -173,6 +190,8 @@ function noActivity(): Activity {
     segmentSeeds: 0,
     valuesInLogSeeds: 0,
     loggedRows: 0,
+    copyForwards: 0,
+    copiedRows: 0,
     crashes: 0,
     lostWrites: 0,
     tornWrites: 0,
@@ -602,6 +621,7 @@ async function runSeed(seed: number): Promise<SeedRun> {
       const segments = segmentLogOf(seed, 1);
       // Of those with a stored state, seeds whose third bit is set keep the values in the log.
       const valuesInLog = storedState && segments !== undefined && ((seed >>> 2) & 1) === 1;
+      const copied = { commits: 0, rows: 0 };
       const cfg = await KvCluster.start(sim, servers, {
         unreliable,
         maxRaftState,
@@ -609,7 +629,12 @@ async function runSeed(seed: number): Promise<SeedRun> {
         storedState,
         segments,
         ...(valuesInLog
-          ? { server: { valuesInLog: { threshold: 0, budgetBytes: 2 * segments.segmentBytes } } }
+          ? {
+            server: {
+              valuesInLog: { threshold: 0, budgetBytes: 2 * segments.segmentBytes },
+              logger: copyForwardCounter(copied),
+            },
+          }
           : {}),
       });
       const ledger = cfg.group.ledger;
@@ -635,6 +660,18 @@ async function runSeed(seed: number): Promise<SeedRun> {
       const log = new OpLog<Input, Output>();
       const keys = 1 + random.int(3);
       const clients = 2 + random.int(4);
+      // Values-in-log seeds: keys written once, before the faults, and read only at the end,
+      // so their rows point into the oldest segments all run long (unless copied forward): a
+      // log that deletes a segment a row points into is found, at a restart (refused though
+      // undamaged) or by the reads at the end. Hot keys alone are rewritten too soon to tell.
+      const cold = valuesInLog ? ["cold0", "cold1"] : [];
+      if (cold.length > 0) {
+        const writer = cfg.makeClient().clerk;
+        for (const key of cold) {
+          const value = `${key} `.repeat(40);
+          await log.record(clients + 1, { op: "put", key, value }, () => writer.put(key, value));
+        }
+      }
       let done = false;
       const loops = Array.from(
         { length: clients },
@@ -695,7 +732,6 @@ async function runSeed(seed: number): Promise<SeedRun> {
               await cfg.startServer(i);
               cfg.connectAll();
               if (cfg.failed(i)) {
-                activity.failStops++;
                 schedule.push(`${at}: restart ${i}: refused its storage (fail-stop)`);
               } else {
                 down.delete(i);
@@ -787,7 +823,6 @@ async function runSeed(seed: number): Promise<SeedRun> {
       for (let i = 0; i < servers; i++) {
         if (cfg.running(i) || cfg.failed(i)) continue;
         await cfg.startServer(i);
-        if (cfg.failed(i)) activity.failStops++;
       }
       cfg.connectAll();
       done = true;
@@ -795,8 +830,7 @@ async function runSeed(seed: number): Promise<SeedRun> {
       counts.forEach((n, id) => assert.ok(n > 0, `client ${id} completed no operation`));
       const final = cfg.makeClient().clerk;
       const lastRead = new Map<string, string | null>();
-      for (let k = 0; k < keys; k++) {
-        const key = `k${k}`;
+      for (const key of [...Array.from({ length: keys }, (_, k) => `k${k}`), ...cold]) {
         await log.record(clients, { op: "get", key }, async () => {
           const value = valueOf(await final.get(key));
           lastRead.set(key, value);
@@ -820,8 +854,11 @@ async function runSeed(seed: number): Promise<SeedRun> {
         activity.lostFolderChanges = disk.lostFolderChanges;
         activity.filesDamaged = disk.damaged;
       }
+      activity.failStops = cfg.group.refusalsChecked;
       if (valuesInLog) {
         activity.valuesInLogSeeds = 1;
+        activity.copyForwards = copied.commits;
+        activity.copiedRows = copied.rows;
         for (const store of cfg.stores.values()) {
           for (const rows of store.loggedRows.values()) activity.loggedRows += rows;
         }
@@ -839,6 +876,21 @@ async function runSeed(seed: number): Promise<SeedRun> {
     console.error(`servers at the end:\n  ${describeServers()}`);
     throw err;
   }
+}
+
+/**
+ * A server logger that counts the copy-forwards of values kept in the log
+ * (`LogValues` reports each commit with its segment and rows) and drops
+ * everything else.
+ */
+function copyForwardCounter(counts: { commits: number; rows: number }): Logger {
+  return {
+    log: (_level, message, fields) => {
+      if (typeof fields?.rows !== "number" || !/copied out of log segment/.test(message)) return;
+      counts.commits++;
+      counts.rows += fields.rows;
+    },
+  };
 }
 
 /** One admin action at a time: `run` waits its turn; `busy` says whether one runs. */
@@ -887,9 +939,11 @@ Deno.test("kv: randomized faults and membership changes, every history lineariza
       `installed (${total.streamedInstalls} streamed into a stored state), ` +
       `${total.pauses} process pauses, ${total.drifts} clock rate changes, ` +
       `${total.misdials} servers misdialing their peers, ` +
-      `${total.damaged} storages damaged (${total.failStops} refused to start); ` +
+      `${total.damaged} storages damaged (${total.failStops} refused to start, each checked to ` +
+      `be the damage's: undamaged, the same storage started); ` +
       `${total.segmentSeeds} seeds on the segment log (SimFs), ${total.valuesInLogSeeds} of them ` +
-      `with values in the log (${total.loggedRows} rows pointing into it at the end): ` +
+      `with values in the log (${total.loggedRows} rows pointing into it at the end, ` +
+      `${total.copyForwards} copy-forwards moving ${total.copiedRows} rows): ` +
       `${total.crashes} crashes, ` +
       `${total.lostWrites} unsynced writes lost (${total.tornWrites} torn), ` +
       `${total.lostFolderChanges} folder changes lost, ${total.filesDamaged} files damaged`,

@@ -11,7 +11,7 @@
  * throws its first violation whenever it starts, stops or looks for a leader.
  */
 import assert from "node:assert/strict";
-import { type Clock, type Random, RpcServer, type Simulation, type Transport } from "../net/mod.ts";
+import { type Clock, Random, RpcServer, type Simulation, type Transport } from "../net/mod.ts";
 import {
   AppliedLedger,
   type RaftNode,
@@ -58,6 +58,14 @@ export interface ServerContext {
    * flight lost but a random prefix, and emptied with its storage.
    */
   stateKv: SimKv;
+  /**
+   * A trial start on copies of the server's storage and database, as they
+   * were before damage was injected (the harness's check of what a refusal
+   * was caused by): no network, its own throwaway `observer`, stopped at
+   * once. The start function must record nothing of it (no store kept, no
+   * hook of the test called).
+   */
+  probe?: boolean;
 }
 
 /** Servers `prefix0`... `prefix{n-1}` started by `start`. */
@@ -78,6 +86,8 @@ export class ReplicaCluster<S extends GroupServer> {
     stateKv: SimKv;
     /** Damage done to its storage, which its next start must find. */
     damaged?: StorageDamage;
+    /** Its `SimStorage` as it was before that damage (a disk keeps its own: `SimDisk.openUndamaged`). */
+    undamaged?: SimStorage;
     /** Why it refused to start from its damaged storage: it stays down for good. */
     failed?: Error;
     /**
@@ -350,6 +360,13 @@ export class ReplicaCluster<S extends GroupServer> {
   }
 
   /**
+   * Refusals to start from damaged storage whose cause was checked: the
+   * same storage undamaged started (a refusal it shares throws instead, see
+   * {@linkcode ReplicaCluster.startServer}).
+   */
+  refusalsChecked = 0;
+
+  /**
    * Replaces server i's storage by an empty one, the way an operator
    * replaces a dead disk: the server is stopped (a crash), its storage and
    * any damage or refusal forgotten, and its next start is a new incarnation
@@ -364,6 +381,7 @@ export class ReplicaCluster<S extends GroupServer> {
     s.disk?.wipe(this.random.fork());
     s.stateKv = new SimKv({ clock: this.sim.clock });
     s.damaged = undefined;
+    s.undamaged = undefined;
     s.failed = undefined;
     s.joins = true;
     s.incarnation++;
@@ -373,8 +391,11 @@ export class ReplicaCluster<S extends GroupServer> {
   /**
    * Starts (or restarts) server i from what survived in its storage. A
    * server whose storage was damaged and refuses to load stays down for good
-   * (it fail-stops; see {@linkcode ReplicaCluster.failed}); any other failure
-   * to start throws.
+   * (it fail-stops; see {@linkcode ReplicaCluster.failed}), once a trial
+   * start on its storage as it was before the damage shows the damage caused
+   * the refusal; any other failure to start throws: a refusal of a storage
+   * the test did not damage (or that refuses undamaged too) is a bug, as a
+   * pointer into a segment the log deleted would be.
    */
   async startServer(i: number): Promise<void> {
     await this.shutdownServer(i);
@@ -384,34 +405,93 @@ export class ReplicaCluster<S extends GroupServer> {
     const s = this.#servers[i];
     if (s.failed) return;
     const server = new RpcServer();
+    // Before the start touches it: the database as the crash left it, for a trial start.
+    const stateKv = s.damaged === undefined ? undefined : s.stateKv.copy();
     try {
       const storage = s.disk ? await s.disk.open() : s.storage;
       s.running = await this.#start({
-        id: this.wiring.name(i),
-        peers: s.joins ? [] : this.initialVoters,
+        ...this.#context(i),
         transport: this.wiring.serverTransport(i),
         server,
         storage,
         stateKv: s.stateKv,
-        clock: this.sim.clock,
         random: this.random.fork(),
         observer: this.ledger,
-        ...(s.book
-          ? {
-            campaignAfter: () => this.#servers[i].book!.removalFloor(),
-            incarnation: s.book.incarnation,
-            joined: s.joins,
-          }
-          : {}),
       });
     } catch (err) {
       await s.disk?.closeFailed();
-      if (s.damaged === undefined || !(err instanceof StorageCorruptionError)) throw err;
+      if (!(err instanceof StorageCorruptionError)) throw err;
+      const where = `server ${i} refused to start from its storage`;
+      if (s.damaged === undefined) {
+        throw new Error(`${where}, which the test did not damage: ${err.message}`, { cause: err });
+      }
+      const undamaged = await this.#trialStart(i, stateKv!);
+      if (undamaged !== undefined) {
+        throw new Error(
+          `${where} (damaged: ${s.damaged}), but refuses it undamaged too, so the damage did ` +
+            `not cause it: ${undamaged.message}`,
+          { cause: undamaged },
+        );
+      }
+      this.refusalsChecked++;
       s.failed = err;
       return;
     }
     s.damaged = undefined; // it lost nothing that mattered
+    s.undamaged = undefined;
     this.sim.net.addServer(this.wiring.name(i), server);
+  }
+
+  /** What every start of server i is given about its folder. */
+  #context(i: number): Pick<ServerContext, "id" | "peers" | "clock"> & Partial<ServerContext> {
+    const s = this.#servers[i];
+    return {
+      id: this.wiring.name(i),
+      peers: s.joins ? [] : this.initialVoters,
+      clock: this.sim.clock,
+      ...(s.book
+        ? {
+          campaignAfter: () => this.#servers[i].book!.removalFloor(),
+          incarnation: s.book.incarnation,
+          joined: s.joins,
+        }
+        : {}),
+    };
+  }
+
+  /**
+   * A start of server i on copies of its storage as it was before the damage
+   * and of its database (`stateKv`), off the network, stopped at once;
+   * resolves why it was refused, or undefined when it started. Its
+   * randomness is its own: the run goes on as it would have.
+   */
+  async #trialStart(i: number, stateKv: SimKv): Promise<Error | undefined> {
+    const s = this.#servers[i];
+    const storage = s.disk ? await s.disk.openUndamaged() : s.undamaged!.crash();
+    try {
+      const running = await this.#start({
+        ...this.#context(i),
+        transport: {
+          connect: (peer) => ({
+            peer,
+            call: () => Promise.reject(new Error("a trial start calls no one")),
+          }),
+        },
+        server: new RpcServer(),
+        storage,
+        stateKv,
+        random: new Random(0x7e57),
+        observer: new AppliedLedger(),
+        probe: true,
+      });
+      await running.stop();
+      return undefined;
+    } catch (err) {
+      if (err instanceof StorageCorruptionError) return err;
+      throw err;
+    } finally {
+      if (s.disk) await storage.close();
+    }
   }
 
   /**
@@ -440,7 +520,10 @@ export class ReplicaCluster<S extends GroupServer> {
     }
     if (damage) {
       if (s.disk) s.disk.damage(damage);
-      else s.storage.damage(damage);
+      else {
+        s.undamaged = s.storage.crash(); // a copy (nothing is in flight now)
+        s.storage.damage(damage);
+      }
       s.damaged = damage;
     }
   }

@@ -42,6 +42,8 @@ export class SimDisk {
   damageDone: string | undefined;
   /** Its folder was opened once: a lost folder is a loss (`expectState`). */
   #opened = false;
+  /** The disk as it was before the last damage (to tell what the damage caused). */
+  #undamaged: SimFs | undefined;
   /** Where a new folder's id comes from (seeded: a seed replays exactly). */
   #ids!: Random;
   readonly #clock: Clock;
@@ -84,11 +86,28 @@ export class SimDisk {
     await this.log?.close();
   }
 
-  /** Damage beyond the contract, on a crashed disk. */
+  /** Damage beyond the contract, on a crashed disk (kept as it was before, for {@linkcode openUndamaged}). */
   damage(kind: StorageDamage): void {
+    this.#undamaged = this.fs.copy();
     this.damageDone =
       this.fs.damage(kind, SEGMENT_DIR, { target: (name) => DAMAGEABLE.test(name) }) ??
         "nothing to damage";
+  }
+
+  /**
+   * The segment log on a copy of the disk as it was before the last damage
+   * (the disk itself is left as it is; close the log when done): what a
+   * start would have found, had the damage not been done.
+   */
+  openUndamaged(): Promise<SegmentLogStorage> {
+    if (this.#undamaged === undefined) throw new Error("SimDisk: no damage was done");
+    return SegmentLogStorage.open(SEGMENT_DIR, {
+      fs: this.#undamaged.copy(),
+      clock: this.#clock,
+      segmentBytes: this.#segmentBytes,
+      expectState: this.#opened,
+      random: new Random(0x5eed),
+    });
   }
 
   /** A new, empty disk (an operator replacing a dead one). */
@@ -96,6 +115,7 @@ export class SimDisk {
     this.fs = this.#newFs(random);
     this.log = undefined;
     this.#opened = false;
+    this.#undamaged = undefined;
   }
 
   /** What a restart would load, read from a copy of the disk (this one is left as it is). */

@@ -104,6 +104,22 @@ export function encodeHello(hello: Hello): Uint8Array {
   return codec.encode(fields);
 }
 
+/**
+ * What `member` says of itself to the node `peer` at the other end (null:
+ * a client, which names no node): both ends of a handshake build it so.
+ */
+export function memberHello(
+  member: { node: string; incarnation: string; knownIncarnation(node: string): string | undefined },
+  peer: string | null,
+): MemberHello {
+  return {
+    node: member.node,
+    incarnation: member.incarnation,
+    peerIncarnation: peer === null ? null : member.knownIncarnation(peer) ?? null,
+    peerNode: peer,
+  };
+}
+
 function encodeMember(m: MemberHello): unknown[] {
   return [m.node, m.incarnation, m.peerIncarnation, m.peerNode ?? null];
 }

@@ -29,6 +29,7 @@ import {
   httpLookalike,
   importSecret,
   type MemberHello,
+  memberHello,
   proofOf,
   randomNonce,
   timingSafeEqual,
@@ -693,12 +694,7 @@ export class TcpClient implements ClientEnd {
           cluster: this.#cluster,
           nonce,
           hasSecret: secret !== undefined,
-          member: member && {
-            node: member.node,
-            incarnation: member.incarnation,
-            peerIncarnation: member.knownIncarnation(this.peer) ?? null,
-            peerNode: this.peer,
-          },
+          member: member && memberHello(member, this.peer),
         }),
       );
       await done.promise;

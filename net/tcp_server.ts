@@ -38,6 +38,7 @@ import {
   httpLookalike,
   importSecret,
   type MemberHello,
+  memberHello,
   proofOf,
   randomNonce,
   timingSafeEqual,
@@ -646,12 +647,7 @@ class TcpServerImpl implements TcpServer {
           this.#refuse(session, problem);
           return;
         }
-        this.#open(session, mac, {
-          node: member.node,
-          incarnation: member.incarnation,
-          peerIncarnation: client ? member.knownIncarnation(client.node) ?? null : null,
-          peerNode: client?.node ?? null,
-        });
+        this.#open(session, mac, memberHello(member, client?.node ?? null));
       } catch (err) {
         this.#refuse(session, `it could not check who the client is (${messageOf(err)})`);
       }

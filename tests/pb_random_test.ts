@@ -45,7 +45,8 @@
  *   backup): that server comes back empty, cannot acknowledge it, and the
  *   service waits for ever although the survivor holds every write (seed
  *   1111773038 of the first version of this test: the backup cut off from
- *   the view service, then the primary crashed). Crashing the only server
+ *   the view service, then the primary crashed; tests/pb_kv_test.ts has
+ *   it as a scenario). Crashing the only server
  *   with the data, or the primary of a view not yet acknowledged, stalls
  *   it the same way (by design: it waits rather than go on without the
  *   data), and crashing every server at once loses the data;

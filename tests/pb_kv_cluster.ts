@@ -14,7 +14,7 @@ import {
   renderHtml,
 } from "../checker/mod.ts";
 import { RequestAbortedError } from "../kv/mod.ts";
-import { delay, type Random, RpcServer, type Simulation } from "../net/mod.ts";
+import { type Clock, delay, type Random, RpcServer, type Simulation } from "../net/mod.ts";
 import {
   PB_KV_SERVICE,
   PrimaryBackupClerk,
@@ -37,6 +37,12 @@ export interface PbClusterOptions {
   unreliable?: boolean;
   /** More server options (small pages make every transfer take several). */
   server?: Partial<PrimaryBackupServerOptions>;
+  /**
+   * The machine clock of the view service (`VS`) or of a server, by name
+   * (tests/node_clock.ts: drift and process pauses). Default: the
+   * simulation's clock for all.
+   */
+  clockOf?: (node: string) => Clock;
 }
 
 /** A client operation's history, as the checker reads it. */
@@ -109,11 +115,13 @@ export class History {
   /**
    * Checks the history is linearizable; on failure writes the checker's
    * HTML report and throws naming it. A checker timeout is a failure.
+   * `quiet`: print nothing when it is linearizable.
    */
-  async check(name: string): Promise<void> {
+  async check(name: string, options: { quiet?: boolean } = {}): Promise<void> {
     assert.ok(this.operations.length > 0, `${name}: no operations were recorded`);
     const result = checkOperations(kvModel, this.operations, { timeoutMs: 30_000 });
     if (result.verdict === "linearizable") {
+      if (options.quiet) return;
       const unknown = this.operations.filter((op) => op.unknown).length;
       console.log(
         `  ${name}: ${this.operations.length} operations (${unknown} unknown) in ` +
@@ -146,7 +154,7 @@ export class PbCluster {
     this.#options = options;
     this.random = sim.random.fork();
     this.history = new History(sim);
-    this.vs = new ViewServer({ clock: sim.clock });
+    this.vs = new ViewServer({ clock: options.clockOf?.(VS) ?? sim.clock });
     const rpc = new RpcServer();
     rpc.addService("View", this.vs.methods());
     sim.net.addServer(VS, rpc);
@@ -193,7 +201,7 @@ export class PbCluster {
     const server = new PrimaryBackupServer(name, {
       transport: this.sim.net.transportFor(name),
       viewService: VS,
-      clock: this.sim.clock,
+      clock: this.#options.clockOf?.(name) ?? this.sim.clock,
       ...this.#options.server,
     });
     const rpc = new RpcServer();
@@ -263,14 +271,21 @@ export class PbCluster {
    * server now.
    */
   stable(limitMs?: number): Promise<void> {
-    return this.waitFor("a primary serving with its backup up to date", () => {
-      const view = this.view;
-      const primary = this.#running.get(view.primary)?.status();
-      const backup = view.backup === "" ? undefined : this.#running.get(view.backup)?.status();
-      return primary !== undefined && primary.ready && primary.acknowledged === view.num &&
-        primary.view.num === view.num &&
-        (view.backup === "" || (backup?.ready === true && backup.view.num === view.num));
-    }, limitMs);
+    return this.waitFor(
+      "a primary serving with its backup up to date",
+      () => this.isStable(),
+      limitMs,
+    );
+  }
+
+  /** Whether the service is stable now (see {@linkcode PbCluster.stable}). */
+  isStable(): boolean {
+    const view = this.view;
+    const primary = this.#running.get(view.primary)?.status();
+    const backup = view.backup === "" ? undefined : this.#running.get(view.backup)?.status();
+    return primary !== undefined && primary.ready && primary.acknowledged === view.num &&
+      primary.view.num === view.num &&
+      (view.backup === "" || (backup?.ready === true && backup.view.num === view.num));
   }
 
   /** Stops every server and the view service's ticker. */
@@ -284,23 +299,33 @@ export class PbCluster {
  * A client that runs random operations on `keys` until `stop()` holds or
  * it made `ops` of them: gets, puts and appends of values unique to it.
  * With `timeoutMs`, an operation is abandoned (recorded with an unknown
- * outcome) after that long. Returns how many operations it made.
+ * outcome) after that long; with `thinkMs`, the client waits up to that
+ * long before each operation. `gets` is the share of gets (default 0.4;
+ * puts and appends share the rest). Returns how many operations it made.
  */
 export async function runClient(
   cluster: PbCluster,
   keys: string[],
-  options: { stop?: () => boolean; ops?: number; timeoutMs?: number },
+  options: {
+    stop?: () => boolean;
+    ops?: number;
+    timeoutMs?: number;
+    thinkMs?: number;
+    gets?: number;
+  },
 ): Promise<number> {
-  const { stop = () => false, ops = Infinity, timeoutMs } = options;
+  const { stop = () => false, ops = Infinity, timeoutMs, thinkMs = 0, gets = 0.4 } = options;
   const { clerk, client } = cluster.clerk({ timeoutMs });
   const random = cluster.random.fork();
   let n = 0;
   while (!stop() && n < ops) {
+    if (thinkMs > 0) await cluster.sleep(random.int(thinkMs));
     const key = random.pick(keys);
     const roll = random.next();
-    if (roll < 0.4) await cluster.history.get(client, clerk, key);
-    else if (roll < 0.7) await cluster.history.put(client, clerk, key, `p ${client} ${n} `);
-    else await cluster.history.append(client, clerk, key, `x ${client} ${n} y `);
+    if (roll < gets) await cluster.history.get(client, clerk, key);
+    else if (roll < (1 + gets) / 2) {
+      await cluster.history.put(client, clerk, key, `p ${client} ${n} `);
+    } else await cluster.history.append(client, clerk, key, `x ${client} ${n} y `);
     n++;
   }
   return n;

@@ -380,3 +380,36 @@ pbTest(
     await partitionedPrimary(sim, true);
   },
 );
+
+/**
+ * The design's limit (pb/kv_server.ts, README): failures count one at a
+ * time as the view service sees them. The backup's pings stop reaching the
+ * view service; before it writes the backup off, the primary crashes. The
+ * view service, which still hears the primary, makes it the primary of a
+ * view with a fresh backup; the primary comes back empty and can never
+ * acknowledge that view, so the service waits for good, though the old
+ * backup holds every write. (tests/pb_random_test.ts injects no such pair.)
+ */
+pbTest("the backup written off just before the primary crashes: the service waits", async (sim) => {
+  const c = await PbCluster.start(sim, ["s1", "s2", "s3"]);
+  const h = c.history;
+  const ck = c.clerk();
+  await h.put(ck.client, ck.clerk, "a", "kept");
+  assert.deepEqual(c.view, { num: 2, primary: "s1", backup: "s2" });
+  sim.net.setLinkRule("s2", VS, { dropRequests: 1 });
+  // Well before s2 misses its fifth ping, well after s1's last one.
+  await c.sleep((DEAD_PINGS - 2) * PING_INTERVAL_MS);
+  c.kill("s1");
+  await c.waitFor("the view service writes s2 off", () => c.view.num === 3);
+  assert.deepEqual(c.view, { num: 3, primary: "s1", backup: "s3" });
+  c.startServer("s1");
+  sim.net.setLinkRule("s2", VS, undefined);
+  await c.sleep(10 * DEAD_MS);
+  assert.deepEqual(c.view, { num: 3, primary: "s1", backup: "s3" }, "the view service moved on");
+  assert.equal(c.server("s1").status().ready, false);
+  assert.equal(c.server("s2").data().get("a"), "kept", "the old backup holds the write");
+  const err = await ck.clerk.get("a", { timeoutMs: 1000 }).catch((e) => e);
+  assert.ok(err instanceof RequestTimeoutError, `expected a deadline error, got ${err}`);
+  await h.check("backup written off, then the primary crashed");
+  c.close();
+});

@@ -380,9 +380,37 @@ export async function changeMember(
       }
       throw new MemberOutcomeUnknownError((err as Error).message, { cause: err });
     }
-    const after = raft.status().role === "leader" ? listMembers(raft, options) : before;
+    // A leader that removed itself (or lost leadership since) has no view of its followers any
+    // more: what it listed before, with the change made.
+    const after = raft.status().role === "leader"
+      ? listMembers(raft, options)
+      : withChange(before, change, raft.status().commitIndex);
     return { changed: true, note: describeChange(change), members: after };
   }
+}
+
+/** `list` with `change` made in it, as of `commitIndex`. */
+function withChange(list: MemberList, change: MemberChange, commitIndex: number): MemberList {
+  const others = list.members.filter((m) => m.id !== change.node);
+  const was = list.members.find((m) => m.id === change.node);
+  const members = change.op === "remove" ? others : [
+    ...others,
+    change.op === "add"
+      ? {
+        id: change.node,
+        role: "learner" as const,
+        match: 0,
+        behind: commitIndex,
+        caughtUp: false,
+      }
+      : {
+        ...(was ?? { id: change.node, match: 0, behind: commitIndex, caughtUp: false }),
+        role: "voter" as const,
+      },
+  ];
+  const rank = (m: MemberInfo) => m.role === "voter" ? 0 : 1;
+  members.sort((a, b) => rank(a) - rank(b) || a.id.localeCompare(b.id, "en", { numeric: true }));
+  return { ...list, commitIndex, members };
 }
 
 /** Whether `raft`'s log holds a membership entry above its commit index. */

@@ -163,6 +163,29 @@ Deno.test("kv members: add while idle, catch up by snapshot, promote, remove ove
   }, { seed: 11 });
 });
 
+Deno.test("kv members: a leader that removes itself answers the members as they are after it", async () => {
+  await simulate(async (sim) => {
+    const nodes = await Promise.all(["a", "b", "c"].map((id) => startNode(sim, id)));
+    try {
+      const leader = await leaderOf(sim, nodes);
+      const { changed, members } = await changeMember(
+        leader.kv.raft,
+        { op: "remove", node: leader.id },
+        { clock: sim.clock },
+      );
+      assert.ok(changed);
+      // Before, it answered the list from before the change: itself still a voter.
+      assert.deepEqual(
+        members.members.map((m) => `${m.id} ${m.role}`),
+        nodes.filter((n) => n !== leader).map((n) => `${n.id} voter`),
+      );
+      assert.deepEqual(leader.kv.raft.status().membership.voters.includes(leader.id), false);
+    } finally {
+      for (const n of nodes) await n.kv.stop();
+    }
+  }, { seed: 13 });
+});
+
 Deno.test("kv members: the Member RPC service answers not-leader, refusals and outcomes", async () => {
   await simulate(async (sim) => {
     const nodes = await Promise.all(["a", "b", "c"].map((id) => startNode(sim, id)));

@@ -230,7 +230,12 @@ progress) exits 1 with the reason.`,
             `distkit kv member add --endpoints ${list} ${node}`,
         );
       }
-      if (op === "add") {
+      // An add answered "already a voter" (a retry, or the wrong id) needs no new folder: telling
+      // the operator to start one would start a second node under a voter's id.
+      const isVoter = reply.outcome.members.members.some((m) =>
+        m.id === node && m.role === "voter"
+      );
+      if (op === "add" && !isVoter) {
         // At its new address, if it moves: the list every node and client should use from now on.
         const after = peers.map((p, i) =>
           String(i) === node && typeof moveTo === "string" ? moveTo : p

@@ -137,6 +137,11 @@ Deno.test("kv member processes: a node killed for good is replaced under load; n
     await cluster.restart(victim, { join: true });
     assert.notEqual(await incarnation(cluster, victim), old, "a new folder, a new incarnation");
     await member(cluster, 0, "promote", "--wait", String(victim));
+    // Adding a voter is answered as done, with no instructions to start it on a new folder
+    // (which would start a second node under a voter's id).
+    const voter = await member(cluster, 0, "add", String(victim));
+    assert.match(voter.stdout, /already a voter/);
+    assert.doesNotMatch(voter.stdout, /new, empty folder|--join|promote it/);
     const after = await member(cluster, 0, "list");
     assert.match(after.stdout, new RegExp(`node ${victim}\\s+voter`));
     const caughtUp = sum();

@@ -18,7 +18,7 @@ import { RpcServer } from "../net/rpc_server.ts";
 import { serveTcp, TcpClient } from "../net/tcp.ts";
 import { AddressError, parseAddress } from "../net/address.ts";
 import { appIdentity, AppLoadError, loadApp } from "../mapreduce/app.ts";
-import { Coordinator, type JobProgress } from "../mapreduce/coordinator.ts";
+import { type Assignment, Coordinator, type JobProgress } from "../mapreduce/coordinator.ts";
 import { outputName, runSequential } from "../mapreduce/engine.ts";
 import { runWorker } from "../mapreduce/worker.ts";
 import { SUMMARIES } from "./summaries.ts";
@@ -52,6 +52,10 @@ function progressLine(p: JobProgress, startedMs: number, map: MapSpan): string {
   const waiting = map.from === undefined ? " (waiting for a worker)" : "";
   return `${p.phase} tasks: ${p.done}/${p.total} done, ${p.running} running, ${failed}, ` +
     `mapped at ${rate}, ${elapsed}${waiting}`;
+}
+
+function isRefusal(assignment: Assignment): boolean {
+  return assignment.kind === "exit" && assignment.refused !== undefined;
 }
 
 const coordinator: CliCommand = {
@@ -134,15 +138,20 @@ ${EXIT_HELP}`,
     const map: MapSpan = {};
     server.addService("MR", {
       ...methods,
-      Task: (taskArgs: unknown) => {
-        map.from ??= performance.now();
-        return methods.Task(taskArgs);
+      // Mapping begins when a worker that is not refused first asks.
+      Task: async (taskArgs: unknown) => {
+        const asked = performance.now();
+        const assignment = await methods.Task(taskArgs);
+        if (!isRefusal(assignment)) map.from ??= asked;
+        return assignment;
       },
       Next: async (nextArgs: unknown) => {
-        map.from ??= performance.now();
+        const asked = performance.now();
         const assignment = methods.Next(nextArgs);
         if (map.to === undefined && job.progress().phase !== "map") map.to = performance.now();
-        return await assignment;
+        const answer = await assignment;
+        if (!isRefusal(answer)) map.from ??= asked;
+        return answer;
       },
       Done: (doneArgs: unknown) => {
         methods.Done(doneArgs);

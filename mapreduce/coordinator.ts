@@ -161,10 +161,14 @@ interface TaskState {
  *
  * @example
  * ```ts ignore
- * import { Coordinator } from "@distkit/distkit/mapreduce";
+ * import { appIdentity, Coordinator } from "@distkit/distkit/mapreduce";
  * import { RpcServer, serveTcp } from "@distkit/distkit/net";
  *
- * const coordinator = await Coordinator.create({ files: ["a.txt", "b.txt"] });
+ * const coordinator = await Coordinator.create({
+ *   files: ["a.txt", "b.txt"],
+ *   appIdentity: await appIdentity("wc"), // workers of another app are refused
+ *   log: (line) => console.error(line),
+ * });
  * const server = new RpcServer();
  * server.addService("MR", coordinator.methods());
  * const listener = serveTcp(server, { hostname: "127.0.0.1", port: 0 });
@@ -223,7 +227,8 @@ export class Coordinator {
   /**
    * Checks the inputs and splits them into map tasks.
    *
-   * @throws {RangeError} for no input files or nReduce below 1.
+   * @throws {RangeError} for no input files, nReduce below 1, or an
+   *   appIdentity without an id.
    * @throws {Error} naming an input file that cannot be read.
    */
   static async create(options: CoordinatorOptions): Promise<Coordinator> {
@@ -554,7 +559,7 @@ function askerOf(args: unknown): Asker {
 /** Why a worker of app `app` (undefined: it does not say) may not work on a job of app `job`. */
 function refusalReason(app: AppIdentity | undefined, job: JobApp): string {
   const setBy = job.pinnedBy === undefined
-    ? "set by the coordinator (--app)"
+    ? "chosen with the coordinator's --app"
     : `pinned by its first worker given a task, ${job.pinnedBy}`;
   if (job.identity === undefined) {
     return `the worker runs app ${describeApp(app!)}, but this job's first worker given a ` +

@@ -309,7 +309,7 @@ Deno.test("mr coordinator: appIdentity pins from the start; a report from a refu
   assert.ok(refused.kind === "exit" && refused.refused !== undefined);
   assert.match(
     refused.refused,
-    /runs app "indexer", but this job runs app "wc" \(set by the coordinator \(--app\)\)/,
+    /runs app "indexer", but this job runs app "wc" \(chosen with the coordinator's --app\)/,
   );
   assert.equal(j.coordinator.progress().running, 0);
   // Its claim to have done map 0 (a task it was never given) changes nothing.

@@ -17,8 +17,8 @@ import {
 import { RpcServer } from "../net/rpc_server.ts";
 import { serveTcp, TcpClient } from "../net/tcp.ts";
 import { AddressError, parseAddress } from "../net/address.ts";
-import { AppLoadError, loadApp } from "../mapreduce/app.ts";
-import { Coordinator, type JobProgress } from "../mapreduce/coordinator.ts";
+import { appIdentity, AppLoadError, loadApp } from "../mapreduce/app.ts";
+import { type Assignment, Coordinator, type JobProgress } from "../mapreduce/coordinator.ts";
 import { outputName, runSequential } from "../mapreduce/engine.ts";
 import { runWorker } from "../mapreduce/worker.ts";
 import { SUMMARIES } from "./summaries.ts";
@@ -54,10 +54,15 @@ function progressLine(p: JobProgress, startedMs: number, map: MapSpan): string {
     `mapped at ${rate}, ${elapsed}${waiting}`;
 }
 
+function isRefusal(assignment: Assignment): boolean {
+  return assignment.kind === "exit" && assignment.refused !== undefined;
+}
+
 const coordinator: CliCommand = {
   summary: "run a job's coordinator: hands out tasks until every output is final",
-  usage: `usage: distkit mr coordinator [--listen 127.0.0.1:0] [--reduce 10] [--task-timeout 10s]
-                             [--chunk-mb 64] [--dir .] [--keep-intermediate] FILES...
+  usage: `usage: distkit mr coordinator [--app <wc|indexer|...|PATH>] [--listen 127.0.0.1:0]
+                             [--reduce 10] [--task-timeout 10s] [--chunk-mb 64] [--dir .]
+                             [--keep-intermediate] FILES...
 
 Splits FILES into map tasks (one per file, or per --chunk-mb MiB of a larger file, cut
 at a line end), prints the address it listens on, and hands tasks to workers
@@ -66,7 +71,14 @@ not reported within --task-timeout goes to another. Writes mr-out-0..N-1 (lines
 "<key> <value>") in --dir and exits 0 when all are final, or 3 with the reason
 when a task fails 3 times. Shows progress on a terminal.
 
+A job runs one app: a worker started with another --app is refused before it gets a
+task (it exits 2), and the coordinator prints a line for it. Give --app (the same as
+the workers': a built-in's name, or a module whose source is the same): without it,
+the first worker given a task sets the job's app.
+
 options:
+  --app <name|path|url>    the job's app, as the workers give it (recommended); a module
+                           is read, not run (see \`distkit mr worker --help\`)
   --listen <host:port>     where to listen (default 127.0.0.1:0, a free port)
   --reduce <n>             reduce tasks and output files (default 10)
   --task-timeout <time>    re-issue a task after this long without a report (default 10s)
@@ -78,6 +90,7 @@ options:
 ${EXIT_HELP}`,
   async run(args) {
     const parsed = parseCommandArgs("mr coordinator", this, args, {
+      app: { type: "string" },
       listen: { type: "string" },
       reduce: { type: "string" },
       "task-timeout": { type: "string" },
@@ -89,13 +102,20 @@ ${EXIT_HELP}`,
     const v = parsed.values;
     let job: Coordinator;
     let address: { hostname: string; port: number };
+    // Coordinator events (the app pinned by a worker, a worker refused) go to
+    // stderr with the progress; on a terminal, over the progress line.
+    const terminal = Deno.stderr.isTerminal();
+    const log = (line: string) => console.error(`${terminal ? "\r\x1b[K" : ""}${line}`);
     try {
       if (parsed.positionals.length === 0) throw new RangeError("give the input FILES");
       address = parseAddress(typeof v.listen === "string" ? v.listen : "127.0.0.1:0", {
         listen: true, // port 0: any free port, the default
       });
       const chunkMb = count(v["chunk-mb"], "--chunk-mb");
+      const app = typeof v.app === "string" ? await appIdentity(v.app) : undefined;
       job = await Coordinator.create({
+        appIdentity: app,
+        log,
         files: parsed.positionals,
         nReduce: count(v.reduce, "--reduce"),
         taskTimeoutMs: durationMs(v["task-timeout"], "--task-timeout"),
@@ -105,7 +125,7 @@ ${EXIT_HELP}`,
     } catch (err) {
       // A bad number, or an input file that is not there: the command line is wrong.
       if (
-        err instanceof RangeError || err instanceof AddressError ||
+        err instanceof RangeError || err instanceof AddressError || err instanceof AppLoadError ||
         (err as Error).cause instanceof Deno.errors.NotFound
       ) {
         return usageError("mr coordinator", this, (err as Error).message);
@@ -118,15 +138,20 @@ ${EXIT_HELP}`,
     const map: MapSpan = {};
     server.addService("MR", {
       ...methods,
-      Task: (taskArgs: unknown) => {
-        map.from ??= performance.now();
-        return methods.Task(taskArgs);
+      // Mapping begins when a worker that is not refused first asks.
+      Task: async (taskArgs: unknown) => {
+        const asked = performance.now();
+        const assignment = await methods.Task(taskArgs);
+        if (!isRefusal(assignment)) map.from ??= asked;
+        return assignment;
       },
       Next: async (nextArgs: unknown) => {
-        map.from ??= performance.now();
+        const asked = performance.now();
         const assignment = methods.Next(nextArgs);
         if (map.to === undefined && job.progress().phase !== "map") map.to = performance.now();
-        return await assignment;
+        const answer = await assignment;
+        if (!isRefusal(answer)) map.from ??= asked;
+        return answer;
       },
       Done: (doneArgs: unknown) => {
         methods.Done(doneArgs);
@@ -144,8 +169,13 @@ ${EXIT_HELP}`,
       `${job.mapTasks.length} map task${job.mapTasks.length === 1 ? "" : "s"}, then ` +
         `${nReduce} reduce task${nReduce === 1 ? "" : "s"}; output: ${outputs}`,
     );
+    const app = job.app?.identity;
+    console.log(
+      app === undefined
+        ? "app: set by the first worker given a task (give --app to choose it)"
+        : `app: ${JSON.stringify(app.name)} (${app.id}); workers with another are refused`,
+    );
     const started = performance.now();
-    const terminal = Deno.stderr.isTerminal();
     const encoder = new TextEncoder();
     let lastPhase = "";
     const show = () => {
@@ -187,8 +217,13 @@ const worker: CliCommand = {
 
 Loads the app, then runs tasks from the coordinator until it says the job is over
 or has been unreachable for 3 s (after answering; 30 s while it has not answered
-yet). Exits 0 then; 2 if the app cannot be loaded; 3 if the job failed or the
-coordinator never answered.
+yet). Exits 0 then; 2 if the app cannot be loaded, or the coordinator refuses it
+because its job runs another app (the message names both); 3 if the job failed or
+the coordinator never answered.
+
+The worker tells the coordinator which app it runs: a built-in by its name, a module
+by a SHA-256 of its file's source (so the same source anywhere is the same app; only
+that file counts, not the modules it imports), a module at a non-file URL by the URL.
 
 options:
   --coordinator <host:port>  the coordinator's address (it prints it when it starts)
@@ -215,7 +250,11 @@ ${EXIT_HELP}`,
       return usageError("mr worker", this, (err as Error).message);
     }
     let app;
+    let identity;
     try {
+      // The identity first: the source it hashes is then the one loaded,
+      // unless the file changes in between.
+      identity = await appIdentity(v.app);
       app = await loadApp(v.app);
     } catch (err) {
       if (err instanceof AppLoadError) return usageError("mr worker", this, err.message);
@@ -233,8 +272,14 @@ ${EXIT_HELP}`,
     });
     try {
       const report = await runWorker(end, app, {
+        appIdentity: identity,
         log: v.verbose ? (line) => console.error(`${new Date().toISOString()} ${line}`) : undefined,
       });
+      if (report.ended === "refused") {
+        // Its --app is wrong for this job: a usage error, like an app that cannot be loaded.
+        console.error(`distkit mr worker: refused by the coordinator: ${report.reason}`);
+        return EXIT.usage;
+      }
       console.log(
         `worker ${Deno.pid}: ${report.maps} maps, ${report.reduces} reduces, ` +
           `${report.failures} failed; ${report.ended}${report.reason ? `: ${report.reason}` : ""}`,

@@ -114,6 +114,30 @@ export class AppLoadError extends Error {
   }
 }
 
+/** Where an app spec points: a built-in, a module URL, or a module file. */
+type AppSource =
+  | { kind: "builtin"; name: string }
+  | { kind: "url"; url: string }
+  | { kind: "path"; path: string };
+
+/**
+ * What `app` names, by the one rule {@linkcode loadApp} and
+ * {@linkcode appIdentity} share: a built-in's name, else a URL (a scheme
+ * of two or more letters, so `C:\` is a path), else a path if it looks
+ * like one.
+ */
+function sourceOf(app: string): AppSource {
+  if (Object.hasOwn(BUILT_IN, app)) return { kind: "builtin", name: app };
+  if (/^[a-z][a-z0-9+.-]+:/i.test(app)) return { kind: "url", url: app };
+  if (app.includes("/") || app.includes("\\") || /\.[mc]?[jt]sx?$/.test(app)) {
+    return { kind: "path", path: app };
+  }
+  throw new AppLoadError(
+    app,
+    `no built-in app of that name (${BUILT_IN_APPS.join(", ")}); give a path to load a module`,
+  );
+}
+
 /**
  * Loads an application: a built-in by name (see {@linkcode BUILT_IN_APPS}),
  * or a module by path (relative to the working directory) or URL.
@@ -129,19 +153,15 @@ export class AppLoadError extends Error {
  * ```
  */
 export async function loadApp(app: string): Promise<MapReduceApp> {
+  const source = sourceOf(app);
   let load: () => Promise<Record<string, unknown>>;
-  if (Object.hasOwn(BUILT_IN, app)) load = BUILT_IN[app];
-  else if (/^[a-z][a-z0-9+.-]+:/i.test(app)) load = () => import(app);
-  else if (app.includes("/") || app.includes("\\") || /\.[mc]?[jt]sx?$/.test(app)) {
+  if (source.kind === "builtin") load = BUILT_IN[source.name];
+  else if (source.kind === "url") load = () => import(source.url);
+  else {
     // Relative to the working directory; `#`, `?` and `%` in names escaped.
     // node:url is loaded only here: the built-in apps' processes start
     // without it.
-    load = async () => import((await import("node:url")).pathToFileURL(app).href);
-  } else {
-    throw new AppLoadError(
-      app,
-      `no built-in app of that name (${BUILT_IN_APPS.join(", ")}); give a path to load a module`,
-    );
+    load = async () => import((await import("node:url")).pathToFileURL(source.path).href);
   }
   let module: Record<string, unknown>;
   try {
@@ -160,6 +180,71 @@ export async function loadApp(app: string): Promise<MapReduceApp> {
     }
   }
   return module as unknown as MapReduceApp;
+}
+
+/**
+ * Which app a worker runs, as it tells its coordinator: a job's workers
+ * must all run the same one, since each reads the others' intermediate
+ * files (see {@linkcode appIdentity}).
+ *
+ * @example
+ * ```ts
+ * import type { AppIdentity } from "@distkit/distkit/mapreduce";
+ *
+ * const wc: AppIdentity = { id: "builtin:wc", name: "wc" };
+ * ```
+ */
+export interface AppIdentity {
+  /**
+   * What identifies the app: `builtin:<name>` for a built-in,
+   * `sha256:<hex>` of a module file's source text, `url:<url>` for a module
+   * at a URL other than `file:`. Two specs are the same app exactly when
+   * their ids are equal.
+   */
+  id: string;
+  /** The app as it was given (a name, a path, a URL), for messages. */
+  name: string;
+}
+
+/**
+ * The identity of the app `app` names (the same specs as
+ * {@linkcode loadApp}), computed without loading it, so a coordinator can
+ * pin its job's app without running the app's code:
+ *
+ * - a built-in: `builtin:<name>`;
+ * - a module by path or `file:` URL: `sha256:<hex>` of the file's bytes,
+ *   so the same source is the same app wherever it lies (another folder,
+ *   another machine), and an edited copy is another app. Only that file
+ *   counts: a module it imports may differ unnoticed;
+ * - a module at any other URL (`https:`, `data:`...): `url:<url>`, the URL
+ *   itself; it is not fetched. Pin a versioned URL.
+ *
+ * @throws {AppLoadError} for no such built-in, or a file that cannot be read.
+ *
+ * @example
+ * ```ts
+ * import { appIdentity } from "@distkit/distkit/mapreduce";
+ *
+ * (await appIdentity("wc")).id; // "builtin:wc"
+ * ```
+ */
+export async function appIdentity(app: string): Promise<AppIdentity> {
+  const source = sourceOf(app);
+  if (source.kind === "builtin") return { id: `builtin:${source.name}`, name: app };
+  if (source.kind === "url" && !/^file:/i.test(source.url)) {
+    return { id: `url:${source.url}`, name: app };
+  }
+  let bytes: Uint8Array<ArrayBuffer>;
+  try {
+    bytes = await Deno.readFile(source.kind === "path" ? source.path : new URL(source.url));
+  } catch (err) {
+    throw new AppLoadError(app, `cannot read it: ${(err as Error).message}`, { cause: err });
+  }
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  return {
+    id: `sha256:${Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("")}`,
+    name: app,
+  };
 }
 
 /**

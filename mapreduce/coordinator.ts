@@ -9,6 +9,7 @@
  * @module
  */
 import type { Clock } from "../net/clock.ts";
+import type { AppIdentity } from "./app.ts";
 import { ArgumentsError } from "../net/errors.ts";
 import { expectShape } from "../net/rpc_server.ts";
 import { DEFAULT_CHUNK_BYTES, type MapTask, splitInputs } from "./engine.ts";
@@ -20,7 +21,9 @@ import { defaultClock } from "../net/env.ts";
  * - `map`: run map task `task`, partitioning into `nReduce` files in `dir`;
  * - `reduce`: run reduce task `r` over the files of `nMap` map tasks in `dir`;
  * - `wait`: nothing to do yet; ask again after `ms`;
- * - `exit`: the job is over (`failed` says why, if it failed).
+ * - `exit`: the job is over (`failed` says why, if it failed), or this
+ *   worker is refused (`refused` says why: it runs another app than the
+ *   job's); it gets no task.
  *
  * @example
  * ```ts
@@ -33,7 +36,7 @@ export type Assignment =
   | { kind: "map"; attempt: number; task: MapTask; nReduce: number; dir: string }
   | { kind: "reduce"; attempt: number; r: number; nMap: number; dir: string }
   | { kind: "wait"; ms: number }
-  | { kind: "exit"; failed?: string };
+  | { kind: "exit"; failed?: string; refused?: string };
 
 /**
  * Options of {@linkcode Coordinator.create}.
@@ -74,6 +77,42 @@ export interface CoordinatorOptions {
   maxTimeouts?: number;
   /** Time source. Default: the real clock (none inside `simulate`: pass `sim.clock`). */
   clock?: Clock;
+  /**
+   * The job's app (from {@linkcode appIdentity}, with the spec its workers
+   * are given): a worker that runs another, or does not say which it runs,
+   * is refused before it gets any task. Recommended. Without it, the first
+   * worker to get a task pins the job's app, and `log` says so.
+   */
+  appIdentity?: AppIdentity;
+  /** Hears when the job's app is pinned by a worker, and of each worker refused (once). */
+  log?: (line: string) => void;
+}
+
+/**
+ * The app a job runs, once it is known ({@linkcode Coordinator.app}).
+ *
+ * @example
+ * ```ts
+ * import type { JobApp } from "@distkit/distkit/mapreduce";
+ *
+ * const pinned: JobApp = { identity: { id: "builtin:wc", name: "wc" } };
+ * ```
+ */
+export interface JobApp {
+  /**
+   * The app; undefined when the first worker to get a task said nothing of
+   * its app (a worker of an older distkit): then workers that do say are
+   * refused, since the job's app cannot be checked against theirs.
+   */
+  identity?: AppIdentity;
+  /** The worker whose request pinned it; undefined when the coordinator's options set it. */
+  pinnedBy?: string;
+}
+
+/** A request's sender, as it names itself and its app. */
+interface Asker {
+  name: string;
+  app?: AppIdentity;
 }
 
 /**
@@ -122,10 +161,14 @@ interface TaskState {
  *
  * @example
  * ```ts ignore
- * import { Coordinator } from "@distkit/distkit/mapreduce";
+ * import { appIdentity, Coordinator } from "@distkit/distkit/mapreduce";
  * import { RpcServer, serveTcp } from "@distkit/distkit/net";
  *
- * const coordinator = await Coordinator.create({ files: ["a.txt", "b.txt"] });
+ * const coordinator = await Coordinator.create({
+ *   files: ["a.txt", "b.txt"],
+ *   appIdentity: await appIdentity("wc"), // workers of another app are refused
+ *   log: (line) => console.error(line),
+ * });
  * const server = new RpcServer();
  * server.addService("MR", coordinator.methods());
  * const listener = serveTcp(server, { hostname: "127.0.0.1", port: 0 });
@@ -144,6 +187,11 @@ export class Coordinator {
   readonly #maxFailures: number;
   readonly #maxTimeouts: number;
   readonly #clock: Clock;
+  readonly #log: (line: string) => void;
+  /** The job's app, set once (from the options, or by the first worker given a task), never changed. */
+  #app: JobApp | undefined;
+  /** Workers refused, by name and app, so each is logged once. */
+  readonly #refused = new Set<string>();
   /** Workers that have asked for tasks, and whether they have been told to exit. */
   readonly #workers = new Map<string, { told: boolean }>();
   #failedAttempts = 0;
@@ -162,6 +210,8 @@ export class Coordinator {
     this.#maxFailures = options.maxFailures ?? 3;
     this.#maxTimeouts = options.maxTimeouts ?? 10;
     this.#clock = options.clock ?? defaultClock("Coordinator");
+    this.#log = options.log ?? (() => {});
+    if (options.appIdentity !== undefined) this.#app = { identity: options.appIdentity };
     const fresh = (): TaskState => ({
       state: "idle",
       attempt: 0,
@@ -177,7 +227,8 @@ export class Coordinator {
   /**
    * Checks the inputs and splits them into map tasks.
    *
-   * @throws {RangeError} for no input files or nReduce below 1.
+   * @throws {RangeError} for no input files, nReduce below 1, or an
+   *   appIdentity without an id.
    * @throws {Error} naming an input file that cannot be read.
    */
   static async create(options: CoordinatorOptions): Promise<Coordinator> {
@@ -199,6 +250,12 @@ export class Coordinator {
     if (options.holdMs !== undefined && !(options.holdMs >= 0 && options.holdMs <= 4000)) {
       throw new RangeError(`holdMs must be from 0 to 4,000, got ${options.holdMs}`);
     }
+    const app = options.appIdentity;
+    if (app !== undefined && !(typeof app.id === "string" && app.id.length > 0)) {
+      throw new RangeError(
+        `appIdentity.id must be a non-empty string (from appIdentity()), got ${app.id}`,
+      );
+    }
     const dir = options.dir ?? Deno.cwd();
     await Deno.mkdir(dir, { recursive: true });
     const maps = await splitInputs(options.files, {
@@ -215,6 +272,14 @@ export class Coordinator {
   /** Resolves when every output is final; rejects with the reason when the job fails. */
   get finished(): Promise<void> {
     return this.#finished.promise;
+  }
+
+  /**
+   * The job's app: from the options, or pinned by the first worker given a
+   * task; undefined until then.
+   */
+  get app(): JobApp | undefined {
+    return this.#app;
   }
 
   /** Whether the job is over (done or failed). */
@@ -268,10 +333,13 @@ export class Coordinator {
 
   /**
    * The `MR` service's methods, for an RPC server: `Task` (the next
-   * assignment), `Done` and `Failed` (a task's end), and `Next`, which is
-   * `Done` and `Task` in one call: `{ worker, done: { kind, id, attempt } }`.
-   * A worker that has just finished a task uses `Next`, so each task costs
-   * one round trip to the coordinator, not two.
+   * assignment: `{ worker, app?, appName? }`, `app` the id of the worker's
+   * {@linkcode AppIdentity} and `appName` its name), `Done` and `Failed` (a
+   * task's end), and `Next`, which is `Done` and `Task` in one call:
+   * `{ worker, app?, appName?, done: { kind, id, attempt } }`. A worker that
+   * has just finished a task uses `Next`, so each task costs one round trip
+   * to the coordinator, not two. A worker whose app is not the job's is
+   * answered `{ kind: "exit", refused }` (and its `done`, if any, ignored).
    */
   methods(): {
     Task(args: unknown): Promise<Assignment>;
@@ -279,23 +347,21 @@ export class Coordinator {
     Done(args: unknown): void;
     Failed(args: unknown): void;
   } {
-    const task = async (args: unknown) => {
-      const { worker } = expectShape<{ worker: string }>(args, { worker: "string" });
-      const name = worker.slice(0, 200);
-      this.#workers.set(name, { told: false });
-      const assignment = await this.#assignOrHold();
-      this.#workers.set(name, { told: assignment.kind === "exit" });
+    const task = async (asker: Asker) => {
+      this.#workers.set(asker.name, { told: false });
+      const assignment = await this.#assignOrHold(asker);
+      this.#workers.set(asker.name, { told: assignment.kind === "exit" });
       return assignment;
     };
     return {
-      Task: task,
+      Task: (args: unknown) => task(askerOf(args)),
       Next: (args: unknown) => {
-        const { done } = expectShape<{ worker: string; done: unknown }>(args, {
-          worker: "string",
-          done: "object",
-        });
-        this.#report(done, undefined);
-        return task(args);
+        const asker = askerOf(args);
+        const { done } = expectShape<{ done: unknown }>(args, { done: "object" });
+        // A worker refused now was never given a task: its report is not of
+        // this job's app, so it is dropped (`task` refuses it).
+        if (this.#refusal(asker) === undefined) this.#report(done, undefined);
+        return task(asker);
       },
       Done: (args: unknown) => this.#report(args, undefined),
       Failed: (args: unknown) => {
@@ -311,11 +377,22 @@ export class Coordinator {
     return "done";
   }
 
-  /** An assignment, holding the request up to holdMs while the answer would be "wait". */
-  async #assignOrHold(): Promise<Assignment> {
+  /**
+   * An assignment, holding the request up to holdMs while the answer would
+   * be "wait". The asker's app is checked, and the job's pinned, in the
+   * same step as a task is handed out: two workers held while nothing is
+   * pinned cannot both get a task for different apps.
+   */
+  async #assignOrHold(asker: Asker): Promise<Assignment> {
     const until = this.#clock.now() + this.#holdMs;
     while (true) {
+      const refusal = this.#refusal(asker);
+      if (refusal !== undefined) return refusal;
       const assignment = this.#assign();
+      if (assignment.kind === "map" || assignment.kind === "reduce") {
+        this.#pin(asker);
+        return assignment;
+      }
       if (assignment.kind !== "wait" || this.#holdMs === 0) return assignment;
       const left = until - this.#clock.now();
       // Held long enough: the worker asks again at once (a held request
@@ -327,6 +404,49 @@ export class Coordinator {
       await Promise.race([this.#changed.promise, woken.promise]);
       timer.cancel();
     }
+  }
+
+  /** The job's app, pinned by the first worker given a task when the options did not set it. */
+  #pin(asker: Asker): void {
+    if (this.#app === undefined) {
+      this.#app = { identity: asker.app, pinnedBy: asker.name };
+      this.#log(
+        asker.app === undefined
+          ? `app unknown: the first worker given a task, ${asker.name}, does not say which app ` +
+            `it runs (an older distkit); workers that do say are refused (give the ` +
+            `coordinator --app to choose the app)`
+          : `app ${describeApp(asker.app)}, pinned by the first worker given a task, ` +
+            `${asker.name}; workers with another app are refused (give the coordinator --app ` +
+            `to choose the app)`,
+      );
+    }
+    // Invariant: a task goes only to a worker of the job's app.
+    if (this.#app.identity?.id !== asker.app?.id) {
+      throw new Error(
+        `coordinator invariant broken: a task for app ${asker.app?.id} in a job of app ` +
+          `${this.#app.identity?.id}`,
+      );
+    }
+  }
+
+  /**
+   * The exit that refuses `asker` when its app is not the job's (logged the
+   * first time); undefined when it may have tasks.
+   */
+  #refusal(asker: Asker): Assignment | undefined {
+    const job = this.#app;
+    if (job === undefined || job.identity?.id === asker.app?.id) return undefined;
+    const reason = refusalReason(asker.app, job);
+    const key = `${asker.name}\n${asker.app?.id}`;
+    if (!this.#refused.has(key)) {
+      this.#refused.add(key);
+      this.#log(`refused worker ${asker.name}: ${reason}`);
+    }
+    // `failed` too for a worker that says nothing of its app: an older
+    // worker does not know `refused`, and would take a bare exit for "done".
+    return asker.app === undefined
+      ? { kind: "exit", refused: reason, failed: `refused: ${reason}` }
+      : { kind: "exit", refused: reason };
   }
 
   /** Milliseconds until a running task of this phase may be given to another worker. */
@@ -421,4 +541,45 @@ export class Coordinator {
     this.#finished.reject(new Error(reason));
     this.#notify();
   }
+}
+
+/** The sender of a `Task` or `Next` request. */
+function askerOf(args: unknown): Asker {
+  const { worker, app, appName } = expectShape<
+    { worker: string; app?: string; appName?: string }
+  >(args, { worker: "string", app: "string?", appName: "string?" });
+  const name = worker.slice(0, 200);
+  if (app === undefined) return { name };
+  if (app.length === 0 || app.length > 1000) {
+    throw new ArgumentsError(`app must be an app identity of 1 to 1000 characters`);
+  }
+  return { name, app: { id: app, name: (appName ?? app).slice(0, 200) } };
+}
+
+/** Why a worker of app `app` (undefined: it does not say) may not work on a job of app `job`. */
+function refusalReason(app: AppIdentity | undefined, job: JobApp): string {
+  const setBy = job.pinnedBy === undefined
+    ? "chosen with the coordinator's --app"
+    : `pinned by its first worker given a task, ${job.pinnedBy}`;
+  if (job.identity === undefined) {
+    return `the worker runs app ${describeApp(app!)}, but this job's first worker given a ` +
+      `task, ${job.pinnedBy}, does not say which app it runs (an older distkit), so the two ` +
+      `cannot be checked to match: upgrade that worker, or start the coordinator with --app`;
+  }
+  const jobApp = describeApp(job.identity);
+  if (app === undefined) {
+    return `the worker does not say which app it runs (a worker of an older distkit?), and ` +
+      `this job runs app ${jobApp} (${setBy}): upgrade the worker and start it with ` +
+      `--app ${JSON.stringify(job.identity.name)}`;
+  }
+  return `the worker runs app ${describeApp(app)}, but this job runs app ${jobApp} ` +
+    `(${setBy}): start the worker with --app ${JSON.stringify(job.identity.name)} (a module ` +
+    `must have the same source), or run the other app as a job of its own`;
+}
+
+/** An app for messages: its name and, when it says more, its id. */
+function describeApp(app: AppIdentity): string {
+  return app.id === `builtin:${app.name}`
+    ? JSON.stringify(app.name)
+    : `${JSON.stringify(app.name)} (${app.id})`;
 }

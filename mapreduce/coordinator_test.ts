@@ -2,11 +2,12 @@ import assert from "node:assert/strict";
 import { BadArgumentsError } from "../net/errors.ts";
 import { RpcServer } from "../net/rpc_server.ts";
 import { VirtualClock } from "../net/clock.ts";
+import type { AppIdentity } from "./app.ts";
 import { type Assignment, Coordinator } from "./coordinator.ts";
 
 async function job(
   files = 3,
-  options: { timeoutMs?: number; nReduce?: number; holdMs?: number } = {},
+  options: { timeoutMs?: number; nReduce?: number; holdMs?: number; app?: AppIdentity } = {},
 ) {
   const dir = await Deno.makeTempDir({ prefix: "distkit-coord-" });
   const inputs: string[] = [];
@@ -15,7 +16,10 @@ async function job(
     await Deno.writeTextFile(inputs[i], `file ${i}\n`);
   }
   const clock = new VirtualClock();
+  const log: string[] = [];
   const coordinator = await Coordinator.create({
+    appIdentity: options.app,
+    log: (line) => log.push(line),
     files: inputs,
     nReduce: options.nReduce ?? 2,
     dir,
@@ -33,7 +37,15 @@ async function job(
     const id = a.kind === "map" ? a.task.id : a.r;
     return call("Done", { worker: "w", kind: a.kind, id, attempt: a.attempt });
   };
-  return { dir, clock, coordinator, call, task, done };
+  return { dir, clock, coordinator, call, task, done, log };
+}
+
+const WC: AppIdentity = { id: "builtin:wc", name: "wc" };
+const INDEXER: AppIdentity = { id: "builtin:indexer", name: "indexer" };
+
+/** A worker's `Task` arguments: its name and, unless undefined (an older worker), its app. */
+function asker(worker: string, app: AppIdentity | undefined) {
+  return app === undefined ? { worker } : { worker, app: app.id, appName: app.name };
 }
 
 Deno.test("mr coordinator: maps first, then reduces, then exit; each task once", async () => {
@@ -107,6 +119,9 @@ Deno.test("mr coordinator: malformed requests get BadArgumentsError and change n
       ["Next", { worker: "w", done: "map 0" }],
       ["Next", { worker: "w", done: { kind: "map", id: 99, attempt: 1 } }],
       ["Next", { done: { kind: "map", id: 0, attempt: 1 } }],
+      ["Task", { worker: "w", app: 7 }],
+      ["Task", { worker: "w", app: "" }],
+      ["Task", { worker: "w", app: "builtin:wc", appName: ["wc"] }],
     ] as const
   ) {
     await assert.rejects(
@@ -257,4 +272,119 @@ Deno.test("mr coordinator: cleanUp removes intermediate and temporary files, not
   for await (const e of Deno.readDir(j.dir)) if (e.name.startsWith("mr-")) left.push(e.name);
   assert.deepEqual(left.sort(), ["mr-0-x", "mr-out-0", "mr-out-1", "mr-worker-map-7"]);
   await Deno.remove(j.dir, { recursive: true });
+});
+
+Deno.test("mr coordinator: the first worker given a task pins the app; another is refused, no task", async () => {
+  const j = await job(3, { nReduce: 1 });
+  assert.equal(j.coordinator.app, undefined, "nothing pinned before a task is given");
+  const first = await j.call("Task", asker("a", WC)) as Assignment;
+  assert.equal(first.kind, "map");
+  assert.deepEqual(j.coordinator.app, { identity: WC, pinnedBy: "a" });
+  // Tasks are free, yet the indexer worker gets none, however often it asks.
+  for (let k = 0; k < 3; k++) {
+    const refused = await j.call("Task", asker("b", INDEXER)) as Assignment;
+    assert.ok(refused.kind === "exit" && refused.refused !== undefined, JSON.stringify(refused));
+    assert.equal(refused.failed, undefined, "the job has not failed");
+    assert.match(
+      refused.refused,
+      /the worker runs app "indexer", but this job runs app "wc" \(pinned by its first worker given a task, a\): start the worker with --app "wc"/,
+    );
+  }
+  assert.equal(j.coordinator.progress().running, 1, "only a's task is running");
+  // A wc worker goes on getting tasks.
+  const second = await j.call("Task", asker("c", WC)) as Assignment;
+  assert.ok(second.kind === "map" && second.task.id === 1);
+  assert.equal(j.log.length, 2, j.log.join("\n"));
+  assert.match(j.log[0], /^app "wc", pinned by the first worker given a task, a;/);
+  assert.match(j.log[1], /^refused worker b: the worker runs app "indexer", but this job runs/);
+  assert.equal(j.coordinator.untoldWorkers, 2, "a and c are working; b was told");
+  await Deno.remove(j.dir, { recursive: true });
+});
+
+Deno.test("mr coordinator: appIdentity pins from the start; a report from a refused worker is dropped", async () => {
+  const j = await job(2, { nReduce: 1, app: WC });
+  assert.deepEqual(j.coordinator.app, { identity: WC });
+  // The other app asks first: refused, though every task is free.
+  const refused = await j.call("Task", asker("b", INDEXER)) as Assignment;
+  assert.ok(refused.kind === "exit" && refused.refused !== undefined);
+  assert.match(
+    refused.refused,
+    /runs app "indexer", but this job runs app "wc" \(chosen with the coordinator's --app\)/,
+  );
+  assert.equal(j.coordinator.progress().running, 0);
+  // Its claim to have done map 0 (a task it was never given) changes nothing.
+  const next = await j.call("Next", {
+    ...asker("b", INDEXER),
+    done: { kind: "map", id: 0, attempt: 1 },
+  }) as Assignment;
+  assert.ok(next.kind === "exit" && next.refused !== undefined);
+  assert.equal(j.coordinator.progress().done, 0, "the refused worker's report was not applied");
+  // A wc worker gets map 0.
+  const a = await j.call("Task", asker("a", WC)) as Assignment;
+  assert.ok(a.kind === "map" && a.task.id === 0 && a.attempt === 1);
+  assert.deepEqual(j.log, [
+    `refused worker b: ${refused.refused}`,
+  ], "one line for b, though it asked twice; no pin line (the options set the app)");
+  await Deno.remove(j.dir, { recursive: true });
+});
+
+Deno.test("mr coordinator: a worker that does not say its app is refused by a job whose app is known", async () => {
+  const j = await job(1, { app: WC });
+  const refused = await j.call("Task", asker("old", undefined)) as Assignment;
+  assert.ok(refused.kind === "exit" && refused.refused !== undefined);
+  assert.match(
+    refused.refused,
+    /does not say which app it runs \(a worker of an older distkit\?\).*upgrade the worker and start it with --app "wc"/,
+  );
+  // An older worker knows only `failed`: it must not take the exit for "done".
+  assert.equal(refused.failed, `refused: ${refused.refused}`);
+  assert.equal(j.coordinator.progress().running, 0);
+  await Deno.remove(j.dir, { recursive: true });
+});
+
+Deno.test("mr coordinator: a job whose first worker does not say its app refuses workers that do", async () => {
+  const j = await job(3);
+  // Older workers alone: served, as before.
+  assert.equal((await j.call("Task", asker("old", undefined)) as Assignment).kind, "map");
+  assert.deepEqual(j.coordinator.app, { identity: undefined, pinnedBy: "old" });
+  assert.equal((await j.call("Task", asker("old2", undefined)) as Assignment).kind, "map");
+  // A worker that says its app cannot be checked against theirs.
+  const refused = await j.call("Task", asker("new", WC)) as Assignment;
+  assert.ok(refused.kind === "exit" && refused.refused !== undefined);
+  assert.equal(refused.failed, undefined);
+  assert.match(
+    refused.refused,
+    /this job's first worker given a task, old, does not say which app/,
+  );
+  assert.match(j.log[0], /^app unknown: the first worker given a task, old, does not say/);
+  assert.equal(j.log.length, 2);
+  assert.equal(j.coordinator.progress().running, 2);
+  await Deno.remove(j.dir, { recursive: true });
+});
+
+Deno.test("mr coordinator: another app is refused at once, not held; a held worker of the job's app is served", async () => {
+  // Pinned to wc by a worker; a wc worker's request is held while nothing is free,
+  // and the indexer worker asking then is refused at once, not held.
+  const j = await job(1, { nReduce: 1, holdMs: 1000 });
+  const m0 = await j.call("Task", asker("a", WC)) as Assignment;
+  let held: Assignment | undefined;
+  const waiting = (j.call("Task", asker("c", WC)) as Promise<Assignment>).then((a) => (held = a));
+  const refused = await j.call("Task", asker("b", INDEXER)) as Assignment;
+  assert.ok(refused.kind === "exit" && refused.refused !== undefined);
+  assert.equal(j.clock.now(), 0, "refused without being held");
+  assert.equal(held, undefined);
+  await j.done(m0);
+  await waiting;
+  assert.ok(held!.kind === "reduce", "the held wc worker got the reduce");
+  await Deno.remove(j.dir, { recursive: true });
+});
+
+Deno.test("mr coordinator: an appIdentity without an id is refused up front", async () => {
+  const dir = await Deno.makeTempDir();
+  await Deno.writeTextFile(`${dir}/in.txt`, "x\n");
+  await assert.rejects(
+    Coordinator.create({ files: [`${dir}/in.txt`], appIdentity: { id: "", name: "wc" } }),
+    /appIdentity.id must be a non-empty string/,
+  );
+  await Deno.remove(dir, { recursive: true });
 });

@@ -6,7 +6,8 @@
  *   then reduce tasks, re-issues a task whose worker failed or went silent.
  * - {@linkcode runWorker}: a worker's loop; {@linkcode loadApp} loads an
  *   application (a built-in such as `wc`, or any module exporting `map` and
- *   `reduce`, the {@linkcode MapReduceApp} shape).
+ *   `reduce`, the {@linkcode MapReduceApp} shape); {@linkcode appIdentity}
+ *   names it, so a job's coordinator refuses workers of another app.
  * - {@linkcode runSequential}: the reference runner, in one process
  *   (6.824's mrsequential).
  *

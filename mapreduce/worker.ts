@@ -10,7 +10,7 @@ import { delay } from "../net/async.ts";
 import { type Clock, realClock } from "../net/clock.ts";
 import { RpcError } from "../net/errors.ts";
 import type { ClientEnd } from "../net/transport.ts";
-import type { MapReduceApp } from "./app.ts";
+import type { AppIdentity, MapReduceApp } from "./app.ts";
 import type { Assignment } from "./coordinator.ts";
 import { runMap, runReduce } from "./engine.ts";
 
@@ -21,10 +21,22 @@ import { runMap, runReduce } from "./engine.ts";
  * ```ts
  * import type { WorkerOptions } from "@distkit/distkit/mapreduce";
  *
- * const options: WorkerOptions = { id: "w1", giveUpMs: 5000 };
+ * const options: WorkerOptions = {
+ *   id: "w1",
+ *   giveUpMs: 5000,
+ *   appIdentity: { id: "builtin:wc", name: "wc" },
+ * };
  * ```
  */
 export interface WorkerOptions {
+  /**
+   * Which app this worker runs (from {@linkcode appIdentity}, given the
+   * spec the app was loaded from), sent with every request for a task: a
+   * coordinator refuses a worker whose app is not its job's. Without it, a
+   * coordinator whose job's app is known refuses this worker (as it would
+   * a worker of an older distkit).
+   */
+  appIdentity?: AppIdentity;
   /** The worker's name, in the coordinator's view. Default: its process id and a random tag. */
   id?: string;
   /**
@@ -63,24 +75,29 @@ export interface WorkerReport {
   failures: number;
   /**
    * Why it stopped: the job is done, it failed, the coordinator went away
-   * (after answering), or it never answered.
+   * (after answering), it never answered, or it refused this worker (before
+   * giving it any task: the job runs another app).
    */
-  ended: "done" | "job failed" | "coordinator gone" | "coordinator unreachable";
-  /** For a failed job: the coordinator's reason. */
+  ended: "done" | "job failed" | "coordinator gone" | "coordinator unreachable" | "refused";
+  /** For a failed job, or a refused worker: the coordinator's reason. */
   reason?: string;
 }
 
 /**
  * Runs tasks from the coordinator at the other end of `coordinator` until
- * the job is over.
+ * the job is over, or the coordinator refuses this worker (`ended:
+ * "refused"`, with the reason: the job runs another app).
  *
  * @example
  * ```ts ignore
- * import { loadApp, runWorker } from "@distkit/distkit/mapreduce";
+ * import { appIdentity, loadApp, runWorker } from "@distkit/distkit/mapreduce";
  * import { TcpClient } from "@distkit/distkit/net";
  *
  * const end = new TcpClient("127.0.0.1:7700");
- * const report = await runWorker(end, await loadApp("wc"));
+ * const report = await runWorker(end, await loadApp("wc"), {
+ *   appIdentity: await appIdentity("wc"),
+ * });
+ * if (report.ended === "refused") console.error(report.reason);
  * await end.close();
  * ```
  */
@@ -94,6 +111,10 @@ export async function runWorker(
   const log = options.log ?? (() => {});
   const giveUpMs = options.giveUpMs ?? 3000;
   const connectMs = options.connectMs ?? 30_000;
+  // Who is asking, sent with every request for a task (an older coordinator ignores the app).
+  const asker = options.appIdentity === undefined
+    ? { worker }
+    : { worker, app: options.appIdentity.id, appName: options.appIdentity.name };
   let answered = false;
   const report: WorkerReport = { maps: 0, reduces: 0, failures: 0, ended: "done" };
   let unreachableSince: number | undefined;
@@ -127,17 +148,17 @@ export async function runWorker(
   const nextTask = async (): Promise<{ reply: unknown } | undefined> => {
     const done = unreported;
     unreported = undefined;
-    if (done === undefined) return await call("Task", { worker });
+    if (done === undefined) return await call("Task", asker);
     if (hasNext) {
       try {
-        return await call("Next", { worker, done });
+        return await call("Next", { ...asker, done });
       } catch (err) {
         if (!(err instanceof RpcError) || err.code !== "unknown_method") throw err;
         hasNext = false; // an older coordinator: report, then ask
       }
     }
     if (await call("Done", done) === undefined) return undefined;
-    return await call("Task", { worker });
+    return await call("Task", asker);
   };
   while (true) {
     const answer = await nextTask();
@@ -147,6 +168,9 @@ export async function runWorker(
     const assignment = answer.reply as Assignment;
     switch (assignment.kind) {
       case "exit":
+        if (assignment.refused !== undefined) {
+          return { ...report, ended: "refused", reason: assignment.refused };
+        }
         return assignment.failed === undefined
           ? report
           : { ...report, ended: "job failed", reason: assignment.failed };

@@ -293,3 +293,71 @@ mrTest("bad input: clear errors, never a hang", async (dir, files) => {
     /the job failed: map task \d failed 3 times; last: map exploded/,
   );
 });
+
+mrTest(
+  "a worker of another app is refused: exit 2, naming both; the job runs the pinned app",
+  async (dir, all) => {
+    const files = all.slice(0, 2);
+    // An --app that names nothing is the coordinator's usage error.
+    const bad = spawn(dir, "coordinator", "--app", "nosuchapp", ...files);
+    const [badStatus, badErr] = await Promise.all([
+      bad.status,
+      new Response(bad.stderr).text(),
+      new Response(bad.stdout).text(),
+    ]);
+    assert.equal(badStatus.code, 2, badErr);
+    assert.match(badErr, /cannot load MapReduce app "nosuchapp": no built-in app of that name/);
+
+    const coordinator = await startCoordinator(dir, files, "--app", "wc");
+    // The standalone worker's entry point, with the wrong app: refused before any task.
+    const indexer = await runWorkerProcess(dir, coordinator.address, "indexer", true);
+    assert.equal(indexer.code, 2, `${indexer.out}\n${indexer.err}`);
+    assert.match(
+      indexer.err,
+      /refused by the coordinator: the worker runs app "indexer", but this job runs app "wc" \(chosen with the coordinator's --app\): start the worker with --app "wc"/,
+    );
+    const wc = await runWorkerProcess(dir, coordinator.address, "wc");
+    assert.equal(wc.code, 0, wc.err);
+    const status = await coordinator.status;
+    assert.equal(status.code, 0, status.stderr);
+    const refusals = status.stderr.split("\n").filter((l) => l.includes("refused worker"));
+    assert.equal(refusals.length, 1, status.stderr);
+    assert.match(refusals[0], /^refused worker worker-\d+-\S+: the worker runs app "indexer"/);
+    assert.deepEqual(await outputLines(dir), await sequentialLines("wc", files));
+  },
+);
+
+mrTest(
+  "a module app is its source: a copy elsewhere works, an edited one is refused",
+  async (dir, all) => {
+    const files = all.slice(0, 2);
+    const source = `export function map(_name, text) {
+  return (text.match(/[A-Za-z]+/g) ?? []).map((w) => [w, "1"]);
+}
+export function reduce(_key, values) {
+  return String(values.length);
+}
+`;
+    await Deno.writeTextFile(`${dir}/count.js`, source);
+    await Deno.mkdir(`${dir}/copy`);
+    await Deno.writeTextFile(`${dir}/copy/count.js`, source);
+    await Deno.writeTextFile(
+      `${dir}/count_v2.js`,
+      source.replace("values.length", "-values.length"),
+    );
+    const coordinator = await startCoordinator(dir, files, "--app", "./count.js");
+    const edited = await runWorkerProcess(dir, coordinator.address, "./count_v2.js");
+    assert.equal(edited.code, 2, `${edited.out}\n${edited.err}`);
+    assert.match(
+      edited.err,
+      /the worker runs app "\.\/count_v2\.js" \(sha256:[0-9a-f]{64}\), but this job runs app "\.\/count\.js" \(sha256:[0-9a-f]{64}\)/,
+    );
+    const copy = await runWorkerProcess(dir, coordinator.address, `${dir}/copy/count.js`);
+    assert.equal(copy.code, 0, copy.err);
+    const status = await coordinator.status;
+    assert.equal(status.code, 0, status.stderr);
+    assert.match(status.stderr, /refused worker \S+: the worker runs app "\.\/count_v2\.js"/);
+    const lines = await outputLines(dir);
+    assert.ok(lines.length > 100 && lines.every((l) => /^[A-Za-z]+ [1-9]\d*$/.test(l)));
+  },
+);

@@ -207,6 +207,8 @@ export async function startKvNode(options: KvNodeOptions): Promise<KvNode> {
     );
   }
   if (options.valuesInLog && options.raftLog === "kv") throw valuesInLogNeedsSegments();
+  const clash = httpPortClash(options.peers, options.httpOffset);
+  if (clash !== undefined) throw new RangeError(clash);
   const log = options.log ?? (() => {});
   // The listeners' own records (their summaries of refused connections) go to the same log.
   const logger: Logger = {
@@ -503,4 +505,29 @@ function valuesInLogNeedsSegments(): RangeError {
     "valuesInLog (--values-in-log) keeps values in the segment log's entries: it needs " +
       'raftLog: "segments" (--log segments)',
   );
+}
+
+/**
+ * Why the nodes' HTTP ports (each TCP port + `offset`) cannot all be had:
+ * one is another node's TCP port (the node started second would fail to
+ * listen, as if it ran twice), or past 65535. Undefined when they can.
+ */
+function httpPortClash(peers: string[], offset: number | null | undefined): string | undefined {
+  const by = offset === undefined ? 1000 : offset;
+  if (by === null) return undefined;
+  const tcp = new Map(peers.map((a, i) => [a, i]));
+  for (const [i, a] of peers.entries()) {
+    const { hostname, port } = parseAddress(a);
+    if (port + by > 65535 || port + by < 1) {
+      return `node ${i}'s HTTP port would be ${port} + ${by} (--http-offset), not a port; ` +
+        `choose another --http-offset, or --no-http`;
+    }
+    const other = tcp.get(formatAddr({ hostname, port: port + by }));
+    if (other !== undefined) {
+      return `node ${i}'s HTTP address would be ${a} + ${by} (--http-offset) = node ${other}'s ` +
+        `TCP address ${peers[other]}; choose another --http-offset (or ports) so that no ` +
+        `node's HTTP port is another's TCP port`;
+    }
+  }
+  return undefined;
 }

@@ -420,6 +420,34 @@ Deno.test("cli: kv serve's snapshot policy flags take numbers >= 0", async () =>
   }
 });
 
+Deno.test("cli: kv serve refuses an --http-offset that puts a node's HTTP port on another's TCP port", async () => {
+  const data = await Deno.makeTempDir({ prefix: "distkit-cli-offset-" });
+  try {
+    const peers = "127.0.0.1:26720,127.0.0.1:27720,127.0.0.1:26722";
+    // Node 1 alone: before, it failed to listen ("is node 1 already running?") only once node 0
+    // held 27720 for its HTTP API, and started if it came first, leaving node 0 without HTTP.
+    const clash = await cli("kv", "serve", "--id", "1", "--peers", peers, "--data", `${data}/kv`);
+    assert.equal(clash.code, 2, clash.err);
+    assert.match(clash.err, /node 0's HTTP address would be 127\.0\.0\.1:26720 \+ 1000/);
+    assert.match(clash.err, /= node 1's TCP address 127\.0\.0\.1:27720/);
+    const past = await cli(
+      "kv",
+      "serve",
+      "--id",
+      "0",
+      "--peers",
+      "127.0.0.1:65000",
+      "--data",
+      `${data}/kv`,
+    );
+    assert.equal(past.code, 2, past.err);
+    assert.match(past.err, /65000 \+ 1000 \(--http-offset\), not a port/);
+    assert.deepEqual([...Deno.readDirSync(data)], [], "nothing was created");
+  } finally {
+    await Deno.remove(data, { recursive: true });
+  }
+});
+
 Deno.test("cli: a malformed address is a usage error, and port 0 is for listening only", async () => {
   const data = await Deno.makeTempDir({ prefix: "distkit-cli-address-" });
   try {

@@ -96,9 +96,10 @@ options:
                            (default: what the folder recorded when it was made; memory for a
                            new one). A memory folder started with --state disk is moved to disk; a
                            disk folder started with --state memory is refused
-  --values-in-log          with --state disk and --log segments: a put's value over 60 KiB is
-                           kept in its Raft log entry (written once per node), the state's row
-                           pointing at it, instead of being copied into the state
+  --values-in-log          with --state disk and --log segments (what a new folder gets with
+                           it): a put's value over 60 KiB is kept in its Raft log entry
+                           (written once per node), the state's row pointing at it, instead
+                           of being copied into the state
   --values-in-log-budget <bytes>  bytes of segments kept only for values before the oldest one's
                            are copied into the state (default 268435456)
 ${ACCESS_HELP}`,

@@ -28,6 +28,7 @@ import {
 } from "./node_state.ts";
 import type { StateStore } from "../store/state_store.ts";
 import { SegmentLogStorage } from "../raft/segment_storage.ts";
+import { folderLogKind } from "../raft/segment_choice.ts";
 import type { ValuesInLogOptions } from "../rsm/stored_logged.ts";
 import type { Logger } from "../net/logger.ts";
 
@@ -115,7 +116,8 @@ export interface KvNodeOptions {
    * With the state on disk and the segment log: keep a put's large value in
    * its Raft log entry instead of copying it into the state
    * (`ReplicaOptions.valuesInLog`, README "Large values in the log").
-   * Default false.
+   * Default false. A new folder whose `raftLog` and `state` are not given
+   * gets the segment log and the state on disk with it.
    *
    * @throws {RangeError} (from `startKvNode`) with another log or the state in memory.
    */
@@ -206,9 +208,16 @@ export async function startKvNode(options: KvNodeOptions): Promise<KvNode> {
       `id ${options.id} is not a position in peers (0..${options.peers.length - 1})`,
     );
   }
-  if (options.valuesInLog && options.raftLog === "kv") throw valuesInLogNeedsSegments();
   const clash = httpPortClash(options.peers, options.httpOffset);
   if (clash !== undefined) throw new RangeError(clash);
+  // Values in the log need the segment log and the state on disk: asked for without naming
+  // them, a new folder gets both, and a folder of the other log kind is refused before anything
+  // is written in it (a refusal after the start would leave a folder its next start refuses).
+  const fresh = options.valuesInLog ? await isNewFolder(options.dataDir) : false;
+  const raftLog = options.raftLog ??
+    (options.valuesInLog ? await folderLogKind(options.dataDir) ?? "segments" : undefined);
+  if (options.valuesInLog && raftLog === "kv") throw valuesInLogNeedsSegments();
+  const stateKind = options.state ?? (fresh ? "disk" : undefined);
   const log = options.log ?? (() => {});
   // The listeners' own records (their summaries of refused connections) go to the same log.
   const logger: Logger = {
@@ -243,7 +252,7 @@ export async function startKvNode(options: KvNodeOptions): Promise<KvNode> {
       ...access,
       members: Object.keys(peers),
       mode: options.mode,
-      raftLog: options.raftLog,
+      raftLog,
       log,
       logger,
       // A retired folder's connections close: its next one is checked again (and refused).
@@ -268,7 +277,7 @@ export async function startKvNode(options: KvNodeOptions): Promise<KvNode> {
   try {
     db = await openStateDatabase(options.dataDir, host.storage);
     state = await openNodeState(host.storage, db.kv, {
-      state: options.state,
+      state: stateKind,
       where: options.dataDir,
       log: (line) => log(`kv node ${id}: ${line}`),
       readKv: db.readKv,
@@ -282,14 +291,6 @@ export async function startKvNode(options: KvNodeOptions): Promise<KvNode> {
   }
   const { storage } = state;
   const stateStore: StateStore | undefined = state.store;
-  // raftLog left to the folder: a new one gets the Deno KV log.
-  if (options.valuesInLog && !(host.storage instanceof SegmentLogStorage)) {
-    db.close();
-    summary.close();
-    await listener.close();
-    await host.storage.close();
-    throw valuesInLogNeedsSegments();
-  }
   if (options.valuesInLog && stateStore === undefined) {
     db.close();
     summary.close();
@@ -498,6 +499,17 @@ export function connectKv(
   });
   const clerk = new KvClerk(transport, peers, options);
   return { clerk, close: () => transport.close() };
+}
+
+/** Whether `dataDir` holds no node yet (no `node.json`: the folder is made or taken as new). */
+async function isNewFolder(dataDir: string): Promise<boolean> {
+  try {
+    await Deno.lstat(`${dataDir}/node.json`);
+    return false;
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return true;
+    throw err;
+  }
 }
 
 function valuesInLogNeedsSegments(): RangeError {

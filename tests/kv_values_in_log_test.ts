@@ -74,22 +74,34 @@ Deno.test("kv: values in the log need the segment log", async () => {
     }),
     /needs raftLog: "segments"/,
   );
-  // The kind left to the folder: a new folder gets the Deno KV log, so it is refused too, and
-  // nothing keeps the folder or its port.
+  // The kinds left to the folder: a new one gets the segment log and the state on disk (what
+  // the values need); a folder of the Deno KV log is refused before anything is written in it.
   const dataDir = await Deno.makeTempDir({ prefix: "distkit-vlog-kind-" });
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const peers = [`127.0.0.1:${listener.addr.port}`];
   listener.close();
+  const files = (dir: string) => [...Deno.readDirSync(dir)].map((e) => e.name).sort();
   try {
-    const options = { id: 0, peers, dataDir, httpOffset: null, state: "disk" as const };
+    const fresh = `${dataDir}/fresh`;
+    await (await startKvNode({ id: 0, peers, dataDir: fresh, httpOffset: null, valuesInLog: true }))
+      .close();
+    assert.ok(
+      files(fresh).includes("raft.log") && files(fresh).includes("state.kv"),
+      files(fresh).join(),
+    );
+    // Restarted with the option and nothing else, it is the same node.
+    await (await startKvNode({ id: 0, peers, dataDir: fresh, httpOffset: null, valuesInLog: true }))
+      .close();
+    const kv = `${dataDir}/kv`;
+    await (await startKvNode({ id: 0, peers, dataDir: kv, httpOffset: null, state: "disk" }))
+      .close();
+    const before = files(kv);
     await assert.rejects(
-      startKvNode({ ...options, valuesInLog: true }),
+      startKvNode({ id: 0, peers, dataDir: kv, httpOffset: null, valuesInLog: true }),
       /needs raftLog: "segments"/,
     );
-    await Deno.remove(dataDir, { recursive: true });
-    // A segment-log folder restarted without naming its kind takes values in the log.
-    await (await startKvNode({ ...options, raftLog: "segments" })).close();
-    await (await startKvNode({ ...options, valuesInLog: true })).close();
+    assert.deepEqual(files(kv), before, "the refused folder is as it was");
+    await (await startKvNode({ id: 0, peers, dataDir: kv, httpOffset: null })).close();
   } finally {
     await Deno.remove(dataDir, { recursive: true }).catch(() => {});
   }

@@ -76,8 +76,8 @@ export interface MemberHello {
   peerIncarnation: string | null;
   /**
    * The node it takes the other end for: the one it dialled (a server's
-   * answer: the client's node). Null or absent: none in particular (older
-   * nodes do not send it).
+   * answer: the client's node). Null: none in particular. Absent: an older
+   * node's three fields, which a server answers in the same form.
    */
   peerNode?: string | null;
 }
@@ -121,21 +121,26 @@ export function memberHello(
 }
 
 function encodeMember(m: MemberHello): unknown[] {
-  return [m.node, m.incarnation, m.peerIncarnation, m.peerNode ?? null];
+  // Without peerNode, the three fields older nodes read (a server answers a client in its form).
+  return m.peerNode === undefined
+    ? [m.node, m.incarnation, m.peerIncarnation]
+    : [m.node, m.incarnation, m.peerIncarnation, m.peerNode];
 }
 
 /** The member part of a hello or welcome, or undefined when it is malformed. */
 function decodeMember(raw: unknown): MemberHello | undefined {
   const id = (v: unknown) => typeof v === "string" && v.length <= MAX_MEMBER_ID_LENGTH;
   if (!Array.isArray(raw) || (raw.length !== 3 && raw.length !== 4)) return undefined;
-  const [node, incarnation, peerIncarnation, peerNode = null] = raw;
+  const [node, incarnation, peerIncarnation, peerNode] = raw;
   if (
     !id(node) || !id(incarnation) || !(peerIncarnation === null || id(peerIncarnation)) ||
-    !(peerNode === null || id(peerNode))
+    !(raw.length === 3 || peerNode === null || id(peerNode))
   ) {
     return undefined;
   }
-  return { node, incarnation, peerIncarnation, peerNode };
+  return raw.length === 3
+    ? { node, incarnation, peerIncarnation }
+    : { node, incarnation, peerIncarnation, peerNode };
 }
 
 /**

@@ -647,7 +647,10 @@ class TcpServerImpl implements TcpServer {
           this.#refuse(session, problem);
           return;
         }
-        this.#open(session, mac, memberHello(member, client?.node ?? null));
+        const welcome = memberHello(member, client?.node ?? null);
+        // An older client (a node or a clerk) reads the three fields it sent, or none.
+        const older = client === undefined || client.peerNode === undefined;
+        this.#open(session, mac, older ? { ...welcome, peerNode: undefined } : welcome);
       } catch (err) {
         this.#refuse(session, `it could not check who the client is (${messageOf(err)})`);
       }

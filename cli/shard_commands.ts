@@ -308,8 +308,12 @@ const join = clientCommand(
     const [gid] = gids(values.gid);
     if (typeof values.servers !== "string") throw new UsageProblem("--servers is required");
     const servers = list(values.servers);
+    const twice = servers.find((s, i) => servers.indexOf(s) !== i);
+    if (twice !== undefined) throw new UsageProblem(`--servers lists ${twice} twice`);
     if (values.force !== true) {
-      checkGroupServers(gid, await probeGroupServers(transport, servers, { signal }));
+      // A group the configuration has already: its new servers must be of its Raft group.
+      const current = (await admin.query(-1, { signal })).groups[gid];
+      checkGroupServers(gid, await probeGroupServers(transport, servers, { signal }), { current });
     }
     const num = await admin.join({ [gid]: servers }, { signal });
     printConfiguration("join", num, format);

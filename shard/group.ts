@@ -206,7 +206,14 @@ export class ShardGroupServer {
             Delete: (args: unknown) => replica.serve("writes", () => ref.self!.#delete(args)),
             // Who this server is, from any replica (no leader needed): `distkit shard join`
             // asks before the controller is told of a group (shard/group_probe.ts).
-            Status: () => ({ gid: options.gid, configNum: state.config.num }),
+            Status: () => {
+              const { voters, learners } = replica.raft.status().membership;
+              return {
+                gid: options.gid,
+                configNum: state.config.num,
+                members: [...voters, ...learners],
+              };
+            },
           }),
         },
       },

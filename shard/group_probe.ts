@@ -27,6 +27,11 @@ export interface ShardServerStatus {
   gid: number;
   /** The configuration its group has reached, as this replica has applied it. */
   configNum: number;
+  /**
+   * The servers of its Raft group (voters, then learners) as it knows them:
+   * a server started alone with a group's id is a group of its own.
+   */
+  members?: string[];
 }
 
 /**
@@ -90,7 +95,14 @@ export function probeGroupServers(
       if (!Number.isSafeInteger(status?.gid) || !Number.isSafeInteger(status?.configNum)) {
         return { server, problem: "it answered, but not as a shard group server does" };
       }
-      return { server, status: { gid: status.gid, configNum: status.configNum } };
+      const members = Array.isArray(status.members) &&
+          status.members.every((m: unknown) => typeof m === "string")
+        ? status.members
+        : undefined;
+      return {
+        server,
+        status: { gid: status.gid, configNum: status.configNum, ...(members && { members }) },
+      };
     } catch (err) {
       if (options.signal?.aborted) throw err;
       return { server, problem: (err as Error).message };
@@ -121,15 +133,20 @@ export class GroupServersError extends Error {
    *
    * @param gid The group asked for.
    * @param probes Each server's answer.
+   * @param options The servers the configuration lists for the group now, if it has it.
    */
-  constructor(gid: number, probes: GroupServerProbe[]) {
+  constructor(gid: number, probes: GroupServerProbe[], options: { current?: string[] } = {}) {
     const lines = probes.map((p) =>
       `  ${p.server}: ${
         p.status === undefined
           ? p.problem
-          : p.status.gid === gid
+          : p.status.gid !== gid
+          ? `serves group ${p.status.gid}, not ${gid}`
+          : servesCurrent(p, options.current)
           ? `serves group ${gid}`
-          : `serves group ${p.status.gid}, not ${gid}`
+          : `serves a group ${gid} of its own (its Raft members: ${
+            p.status.members?.join(", ") ?? "unknown"
+          }), not the one the configuration lists (${options.current!.join(", ")})`
       }`
     );
     super(
@@ -146,7 +163,9 @@ export class GroupServersError extends Error {
 }
 
 /**
- * Whether a majority of the probed servers serve group `gid`.
+ * Whether a majority of the probed servers serve group `gid`; when the
+ * configuration has the group already (`options.current`, the servers it
+ * lists), as servers of that group, not of another started under its id.
  *
  * @throws {GroupServersError} when they do not.
  *
@@ -157,7 +176,23 @@ export class GroupServersError extends Error {
  * checkGroupServers(100, [{ server: "a", status: { gid: 100, configNum: 0 } }]); // no throw
  * ```
  */
-export function checkGroupServers(gid: number, probes: GroupServerProbe[]): void {
-  const serving = probes.filter((p) => p.status?.gid === gid).length;
-  if (serving * 2 <= probes.length) throw new GroupServersError(gid, probes);
+export function checkGroupServers(
+  gid: number,
+  probes: GroupServerProbe[],
+  options: { current?: string[] } = {},
+): void {
+  const serving = probes.filter((p) => p.status?.gid === gid && servesCurrent(p, options.current));
+  if (serving.length * 2 <= probes.length) throw new GroupServersError(gid, probes, options);
+}
+
+/**
+ * Whether a server of the group is one of the group the configuration has
+ * now (`current`, its servers; undefined: a new group): listed there, or in
+ * one Raft group with one that is. A server started alone under the group's
+ * id (a new, empty folder) is a group of its own: joined in its place, its
+ * empty store would answer for the group's keys.
+ */
+function servesCurrent(probe: GroupServerProbe, current: string[] | undefined): boolean {
+  if (current === undefined || current.includes(probe.server)) return true;
+  return probe.status?.members?.some((m) => current.includes(m)) ?? false;
 }

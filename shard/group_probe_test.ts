@@ -26,3 +26,25 @@ Deno.test("checkGroupServers: a majority of the servers must serve the group", (
     });
   }
 });
+
+Deno.test("checkGroupServers: for a group the configuration has, only servers of its Raft group count", () => {
+  const current = ["a", "b", "c"];
+  const member = (server: string, members: string[]): GroupServerProbe => ({
+    server,
+    status: { gid: 7, configNum: 3, members },
+  });
+  // A new server added to the group's Raft group, with two of the old ones: a re-join.
+  checkGroupServers(7, [member("a", current), member("d", [...current, "d"])], { current });
+  // Moved to new machines, each added to the Raft group before the re-join.
+  checkGroupServers(7, [member("d", ["a", "d", "e"]), member("e", ["a", "d", "e"])], { current });
+  // A server started alone under the group's id is a group of its own.
+  assert.throws(
+    () => checkGroupServers(7, [member("x", ["x"])], { current }),
+    /serves a group 7 of its own \(its Raft members: x\), not the one the configuration lists/,
+  );
+  assert.throws(() =>
+    checkGroupServers(7, [member("x", ["x"]), member("y", ["y"]), member("a", current)], {
+      current,
+    })
+  );
+});

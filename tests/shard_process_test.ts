@@ -151,6 +151,51 @@ Deno.test("shard process: join, kill -9, group crash and restart, leave: no ackn
       groups[1].join(","),
     );
     assert.equal(again.code, 0, again.stderr);
+    // A server started alone under group 101's id (a new, empty folder: a Raft group of its
+    // own) is not group 101: joined in its place, its empty store would answer for the group's
+    // keys ("greeting" would read as absent). Refused, the only server listed or one of three.
+    const [stray] = freePorts(1).map(addr);
+    const impostor = new NodeProcess(stray, [
+      "shard",
+      "group",
+      "serve",
+      "--gid",
+      "101",
+      "--ctrlers",
+      list,
+      "--listen",
+      stray,
+      "--peers",
+      stray,
+      "--data",
+      `${dir}/stray`,
+    ]);
+    nodes.push(impostor);
+    await impostor.start();
+    for (const servers of [[stray], [stray, groups[1][0], nowhere.split(",")[0]]]) {
+      const swap = await cli(
+        "join",
+        "--endpoints",
+        list,
+        "--gid",
+        "101",
+        "--servers",
+        servers.join(","),
+      );
+      assert.equal(swap.code, 3, swap.stderr);
+      assert.match(swap.stderr, /serves a group 101 of its own/);
+    }
+    assert.equal((await cli("get", "--endpoints", list, "greeting")).stdout.trim(), "hello, world");
+    const twice = await cli(
+      "join",
+      "--endpoints",
+      list,
+      "--gid",
+      "101",
+      "--servers",
+      `${stray},${stray}`,
+    );
+    assert.equal(twice.code, 2, twice.stderr);
     // --force joins a group whose servers are not there yet.
     const forced = await cli(
       "join",

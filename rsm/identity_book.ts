@@ -548,12 +548,6 @@ export class IdentityBook {
     this.#changed = true;
   }
 
-  /**
-   * Why a peer may know this node by `theirs` without this folder having
-   * lost anything: `theirs` is a retired predecessor of this node, or this
-   * folder was made to join (a peer that has not applied the removal of its
-   * predecessor yet still knows that one). Undefined: `theirs` is a conflict.
-   */
   /** The other member this node knows as `incarnation`, if any. */
   #memberKnownAs(incarnation: string): string | undefined {
     for (const [node, known] of Object.entries(this.#record.members)) {
@@ -562,6 +556,12 @@ export class IdentityBook {
     return undefined;
   }
 
+  /**
+   * Why a peer may know this node by `theirs` without this folder having
+   * lost anything: `theirs` is a retired predecessor of this node, or this
+   * folder was made to join (a peer that has not applied the removal of its
+   * predecessor yet still knows that one). Undefined: `theirs` is a conflict.
+   */
   #staleName(theirs: string): string | undefined {
     if (this.#isRetired(this.node, theirs)) return "a predecessor removed from the cluster";
     if (this.#record.created === "join") {

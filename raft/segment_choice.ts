@@ -9,6 +9,7 @@
 import { DenoKvStorage } from "./kv_storage.ts";
 import { SegmentLogStorage } from "./segment_storage.ts";
 import type { RaftStorage } from "./storage.ts";
+import { StorageLossError } from "../store/storage_errors.ts";
 
 /**
  * Where a node keeps its Raft log: `"kv"` in Deno KV (`raft.kv`), or
@@ -102,7 +103,18 @@ export async function openRaftStorage(
   dataDir: string,
   options: OpenRaftStorageOptions = {},
 ): Promise<RaftStorage> {
-  const kind = options.kind ?? await folderLogKind(dataDir) ?? "kv";
+  const found = options.kind === undefined ? await folderLogKind(dataDir) : undefined;
+  if (options.kind === undefined && found === undefined && options.expectState) {
+    // Made by nothing here: a node that has met its peers lost its log (or the disk that held
+    // it is not mounted). Refused before a new store of either kind is made beside the loss,
+    // which would make the folder hold both once the log is back.
+    throw new StorageLossError(
+      dataDir,
+      "neither its Deno KV log (raft.kv) nor its segment log (raft.log/) is there, though this " +
+        "node has taken part in its cluster (if its disk is not mounted, mount it and start again)",
+    );
+  }
+  const kind = options.kind ?? found ?? "kv";
   if (!RAFT_LOG_KINDS.includes(kind)) {
     throw new RangeError(
       `the Raft log kind must be one of ${RAFT_LOG_KINDS.join(", ")}, got ${kind}`,

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { folderLogKind, openRaftStorage, StorageKindError } from "./segment_choice.ts";
+import { StorageLossError } from "../store/storage_errors.ts";
 
 Deno.test("openRaftStorage: without a kind it opens what the folder holds, Deno KV for a new one", async () => {
   const dataDir = await Deno.makeTempDir({ prefix: "distkit-log-kind-" });
@@ -42,6 +43,22 @@ Deno.test("folderLogKind: a folder holding both kinds is refused, not guessed", 
     await Deno.mkdir(`${dataDir}/raft.log`);
     await assert.rejects(folderLogKind(dataDir), /holds both/);
     await assert.rejects(openRaftStorage(dataDir), /holds both/);
+  } finally {
+    await Deno.remove(dataDir, { recursive: true });
+  }
+});
+
+Deno.test("openRaftStorage: a node that has met its peers and finds no log of either kind makes none", async () => {
+  const dataDir = await Deno.makeTempDir({ prefix: "distkit-log-gone-" });
+  try {
+    // Its segment log's disk not mounted, say: refused, and no raft.kv made beside the loss
+    // (which would make the folder hold both once the log is back).
+    await assert.rejects(
+      openRaftStorage(dataDir, { expectState: true }),
+      (err: Error) =>
+        err instanceof StorageLossError && /neither its Deno KV log/.test(err.message),
+    );
+    assert.deepEqual([...Deno.readDirSync(dataDir)], []);
   } finally {
     await Deno.remove(dataDir, { recursive: true });
   }

@@ -45,8 +45,9 @@ export interface LoadOptions {
   /**
    * Runs on the state read back, before the storage writes anything at
    * load (a torn end zeroed, leftover files removed): throwing refuses the
-   * load, and the store is left exactly as it was found (so a second start,
-   * or an operator's tool, sees the same evidence). A node passes the checks
+   * load before those repairs (so a second start, or an operator's tool,
+   * sees the same evidence; a segment log is left byte for byte, while a
+   * Deno KV store's SQLite may still checkpoint its WAL when it closes). A node passes the checks
    * that refuse a start here (its service's applied index against the log).
    */
   accept?: (state: StoredState) => void;

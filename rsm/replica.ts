@@ -204,10 +204,10 @@ export class Replica<R> {
         onFailure: (err) => void this.#fail(err),
         // The log may be compacted through what is stored now.
         onStored: () => this.#compaction?.maybe(),
-        // By default a follower (no client waits for its answers) stores in batches sealed by
-        // their bounds, not one commit per run it is handed: a commit's fixed cost is most of a
-        // small run's CPU (bench/apply_cpu.ts), and every node pays it.
-        early: options.answerBeforeStore ?? (() => raft.status().role !== "leader"),
+        // By default every replica answers once staged and stores in batches sealed by their
+        // bounds, not one commit per run: a commit's fixed cost is most of a small run's CPU
+        // (bench/apply_cpu.ts), and the apply loop's reads no longer wait behind commits (readKv).
+        early: options.answerBeforeStore ?? true,
         log,
       })
       : undefined;

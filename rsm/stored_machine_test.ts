@@ -137,6 +137,8 @@ Deno.test("stored machine: writes are applied once, stored with their index; a r
       message: "boom",
     });
     const leader = members.find((m) => m.replica.raft.status().role === "leader")!;
+    // Answered once staged (the default): the store has the writes once its batch commits.
+    await leader.machine.store.whenApplied(leader.replica.appliedIndex);
     assert.equal(await leader.machine.store.get("x"), "10");
     assert.equal(await leader.machine.store.get("boom"), null);
     assert.ok(

@@ -27,7 +27,7 @@ import { ApplyError } from "./apply_error.ts";
 import { StorageCorruptionError } from "../store/storage_errors.ts";
 import { type ExactlyOnce, onceOf, parseStampedWrite, type WriteOutcome } from "./exactly_once.ts";
 import { LogValues } from "./stored_logged.ts";
-import { CompactionPolicy } from "./replica_compaction.ts";
+import { CompactionPolicy, storedHost } from "./replica_compaction.ts";
 import * as stored from "./stored_machine.ts";
 import { applyEntry } from "./replica_apply.ts";
 import {
@@ -222,7 +222,7 @@ export class Replica<R> {
       clock: this.#clock,
       logger: this.#logger,
       applied: () => this.#appliedIndex,
-      ...(this.#stored ? { durableIndex: () => this.#stored!.durableIndex } : {}),
+      ...(this.#stored ? storedHost(this.#stored) : {}),
       stopped: () => this.#stopped,
       counted: () => void this.#counts.snapshots++,
     });

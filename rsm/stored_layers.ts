@@ -217,6 +217,15 @@ export class StagedLayers implements StateReader {
   }
 
   /**
+   * Seals the open batch now, or once the entry being staged ends: its
+   * commit begins after those before it, without waiting for its bounds.
+   */
+  sealSoon(): void {
+    if (this.#staging) this.#sealWanted = true;
+    else this.#seal();
+  }
+
+  /**
    * Stores every staged entry; resolves once they are durable.
    *
    * @throws {Error} when a commit failed.

@@ -181,9 +181,10 @@ export interface ReplicaOptions extends RaftNodeOptions {
    * fewer puts/s at 16–64 clients: its reads waited behind the background
    * commits on the one Deno KV handle); since the store reads through a
    * handle of its own (`StateStoreOptions.readKv`) and a put no longer
-   * reads its key, a 3-node cluster on 2 cores answered 16–64 connections'
-   * puts with 12–40% more puts/s and less leader CPU per put
-   * (bench/http_cpu.ts, diskapply30). Default: true on every replica.
+   * reads its key, a 3-node cluster on 2 cores answered 8–42% more puts/s
+   * at 16 connections (every round; 10–28% less leader CPU per put), and
+   * more at 64 in 3 rounds of 4 (bench/http_cpu.ts, diskapply30).
+   * Default: true on every replica.
    * `false`: answer once stored.
    */
   answerBeforeStore?: boolean;

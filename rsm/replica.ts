@@ -27,7 +27,7 @@ import { ApplyError } from "./apply_error.ts";
 import { StorageCorruptionError } from "../store/storage_errors.ts";
 import { type ExactlyOnce, onceOf, parseStampedWrite, type WriteOutcome } from "./exactly_once.ts";
 import { LogValues } from "./stored_logged.ts";
-import { CompactionPolicy } from "./replica_compaction.ts";
+import { CompactionPolicy, storedHost } from "./replica_compaction.ts";
 import * as stored from "./stored_machine.ts";
 import { applyEntry } from "./replica_apply.ts";
 import {
@@ -204,10 +204,10 @@ export class Replica<R> {
         onFailure: (err) => void this.#fail(err),
         // The log may be compacted through what is stored now.
         onStored: () => this.#compaction?.maybe(),
-        // By default a follower (no client waits for its answers) stores in batches sealed by
-        // their bounds, not one commit per run it is handed: a commit's fixed cost is most of a
-        // small run's CPU (bench/apply_cpu.ts), and every node pays it.
-        early: options.answerBeforeStore ?? (() => raft.status().role !== "leader"),
+        // By default every replica answers once staged and stores in batches sealed by their
+        // bounds, not one commit per run: a commit's fixed cost is most of a small run's CPU
+        // (bench/apply_cpu.ts), and the apply loop's reads no longer wait behind commits (readKv).
+        early: options.answerBeforeStore ?? true,
         log,
       })
       : undefined;
@@ -222,7 +222,7 @@ export class Replica<R> {
       clock: this.#clock,
       logger: this.#logger,
       applied: () => this.#appliedIndex,
-      ...(this.#stored ? { durableIndex: () => this.#stored!.durableIndex } : {}),
+      ...(this.#stored ? storedHost(this.#stored) : {}),
       stopped: () => this.#stopped,
       counted: () => void this.#counts.snapshots++,
     });

@@ -13,6 +13,9 @@
  *   ({@linkcode LOG_TAIL_ENTRIES}, as etcd keeps 5,000, and at most
  *   `maxRaftState` bytes of them): the log held (in memory and on disk)
  *   stays within about 2 × `maxRaftState` whatever the state's size.
+ *   Entries not yet stored (staged in batches, or not yet applied) may hold
+ *   a compaction back: it is then tried again as they are stored, and
+ *   staged ones are stored at once rather than at their batch's bound.
  *   Followers further behind are streamed the stored state.
  *   `snapshotLogRatio` has no effect (a compaction writes no state).
  *
@@ -25,6 +28,21 @@ import type { ExactlyOnce } from "./exactly_once.ts";
 import { encodeSnapshot } from "./replica_snapshot.ts";
 import { firstSnapshotAt, nextSnapshotAfterInstall, snapshotThreshold } from "./replica_sizing.ts";
 import type { ReplicaMachine, ReplicaOptions } from "./replica_types.ts";
+
+/**
+ * The compaction host's parts for a stored machine's applier: its durable
+ * index, and storing what it staged now.
+ *
+ * @example
+ * ```ts ignore
+ * const policy = new CompactionPolicy({ ...host, ...storedHost(applier) });
+ * ```
+ */
+export function storedHost(
+  applier: { readonly durableIndex: number; storeSoon(): void },
+): Pick<CompactionHost<unknown>, "durableIndex" | "storeSoon"> {
+  return { durableIndex: () => applier.durableIndex, storeSoon: () => applier.storeSoon() };
+}
 
 /** Entries a stored replica keeps after compacting, at most (etcd's `SnapshotCatchUpEntries`). */
 export const LOG_TAIL_ENTRIES = 5000;
@@ -74,6 +92,8 @@ export interface CompactionHost<R> {
   applied: () => number;
   /** For a stored machine: the index its stored state reflects. */
   durableIndex?: () => number;
+  /** For a stored machine: store the entries applied so far now, not at their batch's bound. */
+  storeSoon?: () => void;
   /** Whether the replica stopped (a failure then is no news). */
   stopped: () => boolean;
   /** Counts a snapshot (or compaction) begun. */
@@ -130,20 +150,33 @@ export class CompactionPolicy<R> {
   #compact(): void {
     const { options, raft } = this.#host;
     const status = raft.status();
-    const index = storedCompactionIndex(
-      {
-        snapshotIndex: status.snapshotIndex,
-        lastIndex: status.lastIndex,
-        bytes: options.storage.raftStateSize(),
-      },
-      { durable: this.#host.durableIndex!(), tailBytes: snapshotThreshold(options, 0) },
-    );
+    const log = {
+      snapshotIndex: status.snapshotIndex,
+      lastIndex: status.lastIndex,
+      bytes: options.storage.raftStateSize(),
+    };
+    const tailBytes = snapshotThreshold(options, 0);
+    const durable = this.#host.durableIndex!();
+    const index = storedCompactionIndex(log, { durable, tailBytes });
+    // What is not stored yet (entries staged, or not yet applied) may hold the log back: the
+    // threshold then stays where it is, so that the log is compacted again as they are stored
+    // (which calls `maybe`), not only once it has grown by another threshold; and entries staged
+    // are stored now, not at their batch's bound (250 ms). So a log fed in a burst, or slowly,
+    // stays within its bound.
+    const heldBack =
+      (storedCompactionIndex(log, { durable: log.lastIndex, tailBytes }) ?? 0) > (index ?? 0);
+    const applied = this.#host.applied();
+    if (
+      durable < applied &&
+      (storedCompactionIndex(log, { durable: applied, tailBytes }) ?? 0) > (index ?? 0)
+    ) this.#host.storeSoon?.();
     // Nothing to drop yet (the state is being stored, or the tail is all): tried again as
     // entries are applied or stored.
     if (index === undefined) return;
+    const at = this.#at;
     this.#run(
       raft.compact(index).then(() =>
-        options.storage.raftStateSize() + snapshotThreshold(options, 0)
+        heldBack ? at : options.storage.raftStateSize() + snapshotThreshold(options, 0)
       ),
     );
   }

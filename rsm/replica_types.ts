@@ -175,14 +175,17 @@ export interface ReplicaOptions extends RaftNodeOptions {
    * applied into a batch, and store the batches in the background (see
    * `stored_layers.ts`), instead of answering once its batch is stored.
    * Safe either way (the entry is in a majority's log; reads see the
-   * staged writes; the log is kept from the stored index on). Measured on
-   * a 2-core machine (issue 19): one client's put p50 3.1 → 2.1 ms, but
-   * at 16–64 clients 19–49% fewer puts/s, because the apply loop's reads
-   * of absent keys then wait behind the background commits in Deno KV.
-   * Default: only while the replica does not lead (no client waits for a
-   * follower's answers; its commits are then fewer and larger: with runs
-   * of 1–8 entries, 50–80% less CPU per put, bench/apply_cpu.ts). `false`:
-   * never.
+   * staged writes; the log is kept from the stored index on). Commits are
+   * then fewer and larger (with runs of 1–8 entries, 40–80% less CPU per
+   * put, bench/apply_cpu.ts). First measured slower on a leader (19–49%
+   * fewer puts/s at 16–64 clients: its reads waited behind the background
+   * commits on the one Deno KV handle); since the store reads through a
+   * handle of its own (`StateStoreOptions.readKv`) and a put no longer
+   * reads its key, a 3-node cluster on 2 cores answered 8–42% more puts/s
+   * at 16 connections (every round; 10–28% less leader CPU per put), and
+   * more at 64 in 3 rounds of 4 (bench/http_cpu.ts, diskapply30).
+   * Default: true on every replica.
+   * `false`: answer once stored.
    */
   answerBeforeStore?: boolean;
   /**

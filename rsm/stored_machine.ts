@@ -357,6 +357,15 @@ export class StoredApplier<R> {
     for (const [item, outcome] of this.#staged.splice(0)) done(item, outcome);
   }
 
+  /**
+   * Stores the entries staged so far without waiting for their batch's
+   * bound (the log waits for them to be stored to be compacted); their
+   * answers are unchanged.
+   */
+  storeSoon(): void {
+    this.#layers.sealSoon();
+  }
+
   /** Stores what is staged, if it can, and stops the timers (the replica stopped). */
   async close(): Promise<void> {
     await this.#log?.close();

@@ -137,6 +137,8 @@ Deno.test("stored machine: writes are applied once, stored with their index; a r
       message: "boom",
     });
     const leader = members.find((m) => m.replica.raft.status().role === "leader")!;
+    // Answered once staged (the default): the store has the writes once its batch commits.
+    await leader.machine.store.whenApplied(leader.replica.appliedIndex);
     assert.equal(await leader.machine.store.get("x"), "10");
     assert.equal(await leader.machine.store.get("boom"), null);
     assert.ok(
@@ -351,4 +353,24 @@ Deno.test("stored machine: the leader dies mid-stream, and the next leader's str
     );
     await Promise.all(rest.map((m) => m.replica.stop()));
   }, { seed: 23, limitMs: 600_000 });
+});
+
+Deno.test("stored machine: a log fed faster than its staged batches are sealed stays within its bound (the staged entries are stored when they hold compaction back)", async () => {
+  await simulate(async (sim) => {
+    const { clock } = sim;
+    const maxRaftState = 100;
+    const members = await Promise.all(
+      ["a", "b", "c"].map((id) => startMember(id, sim, { maxRaftState })),
+    );
+    // Writes one after another, several in a batch's 250 ms: without storing them when they hold
+    // compaction back, a log would keep them until the batch is sealed (~60 bytes each).
+    for (let seq = 1; seq <= 60; seq++) {
+      await write(members, { client: "c1", seq, command: `k${seq % 3}` }, clock);
+      for (const m of members) {
+        const bytes = m.storage.raftStateSize();
+        assert.ok(bytes <= 8 * maxRaftState, `${m.id}: Raft state ${bytes} bytes after ${seq}`);
+      }
+    }
+    await Promise.all(members.map((m) => m.replica.stop()));
+  }, { seed: 30, limitMs: 600_000 });
 });

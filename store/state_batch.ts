@@ -123,6 +123,8 @@ export class Batch implements StateBatch {
   readonly #hooks: BatchHooks;
   #entries: StagedEntry[] = [];
   #open = new Map<string, StateValue | null>();
+  /** Each row's last write in the closed entries: a read finds it at once, not entry by entry. */
+  #latest = new Map<string, StateValue | null>();
   #committed = false;
 
   /**
@@ -179,6 +181,7 @@ export class Batch implements StateBatch {
       entry.logged = { value: options.logged.value, at: { ...options.logged.at } };
     }
     this.#entries.push(entry);
+    for (const [tk, value] of this.#open) this.#latest.set(tk, value);
     this.#open = new Map();
   }
 
@@ -222,10 +225,7 @@ export class Batch implements StateBatch {
 
   #staged(tk: string): StateValue | null | undefined {
     if (this.#open.has(tk)) return this.#open.get(tk);
-    for (let i = this.#entries.length - 1; i >= 0; i--) {
-      if (this.#entries[i].writes.has(tk)) return this.#entries[i].writes.get(tk);
-    }
-    return undefined;
+    return this.#latest.get(tk);
   }
 
   #checkOpen(): void {

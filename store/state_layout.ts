@@ -337,7 +337,23 @@ export class StateLayout {
 
   /** Where a row keeps its value in the log, or undefined when it does not. */
   logged(row: Uint8Array, what: string): LoggedPointer | undefined {
+    return this.#logged(row, this.#checked(row, what), what);
+  }
+
+  /**
+   * Where a row being replaced keeps its value outside itself (in the log,
+   * or in parts), its checksum checked once for both (a commit asks it of
+   * every row it replaces).
+   */
+  references(row: Uint8Array, what: string): { logged?: LoggedPointer; parts?: PartPointer } {
     const body = this.#checked(row, what);
+    const logged = this.#logged(row, body, what);
+    if (logged) return { logged };
+    const parts = this.#pointer(row, body, what);
+    return parts ? { parts } : {};
+  }
+
+  #logged(row: Uint8Array, body: Uint8Array, what: string): LoggedPointer | undefined {
     if (row[4] !== LOGGED_STRING && row[4] !== LOGGED_BYTES) return undefined;
     if (body.length !== LOGGED_BODY) {
       throw new StorageCorruptionError(this.where, `${what} is malformed`);
@@ -358,7 +374,10 @@ export class StateLayout {
 
   /** The parts a row points to, or undefined when inline. */
   pointer(row: Uint8Array, what: string): PartPointer | undefined {
-    const body = this.#checked(row, what);
+    return this.#pointer(row, this.#checked(row, what), what);
+  }
+
+  #pointer(row: Uint8Array, body: Uint8Array, what: string): PartPointer | undefined {
     if (row[4] !== PARTED_STRING && row[4] !== PARTED_BYTES) return undefined;
     if (body.length !== 20) throw new StorageCorruptionError(this.where, `${what} is malformed`);
     const view = new DataView(body.buffer, body.byteOffset, body.byteLength);

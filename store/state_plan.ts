@@ -169,8 +169,9 @@ export async function planCommits(ctx: PlanContext, entries: StagedEntry[]): Pro
       rowOf.push(tk);
       rows.set(tk, { row, value });
       const replaced = now.get(tk) ?? null;
+      const refs = replaced ? layout.references(replaced, what) : {};
       // The `l` listing follows the row: out of the segment it pointed into, into the new one.
-      const was = replaced && layout.logged(replaced, what)?.at.segment;
+      const was = refs.logged?.at.segment;
       if (typeof was === "number" && was !== inLog?.segment) {
         mutations.push({ type: "delete", key: layout.key(gen, "l", was, key) });
         rowOf.push(`l${was}/${key}`);
@@ -185,7 +186,7 @@ export async function planCommits(ctx: PlanContext, entries: StagedEntry[]): Pro
         rowOf.push(`l${inLog.segment}/${key}`);
         moveLogged(inLog.segment, 1);
       }
-      const parts = replaced && layout.pointer(replaced, what);
+      const parts = refs.parts;
       if (parts) {
         const count = new Uint8Array(4);
         new DataView(count.buffer).setUint32(0, parts.count);

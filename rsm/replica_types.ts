@@ -175,7 +175,10 @@ export interface ReplicaOptions extends RaftNodeOptions {
    * applied into a batch, and store the batches in the background (see
    * `stored_layers.ts`), instead of answering once its batch is stored.
    * Safe either way (the entry is in a majority's log; reads see the
-   * staged writes; the log is kept from the stored index on). Commits are
+   * staged writes, through the staged layers or, for a machine that reads
+   * its store itself, by each write's index until the store reaches it; the
+   * log is kept from the stored index on; a commit that fails stops the
+   * replica, and a restart replays the log from the stored index). Commits are
    * then fewer and larger (with runs of 1–8 entries, 40–80% less CPU per
    * put, bench/apply_cpu.ts). First measured slower on a leader (19–49%
    * fewer puts/s at 16–64 clients: its reads waited behind the background

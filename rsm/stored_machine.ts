@@ -61,8 +61,10 @@ export interface StoredMachine<R> {
    * for whoever proposed it. What it staged is stored with the entry's
    * index, in one commit, or not at all. As with `ReplicaMachine.apply`, a
    * throw is the write's answer on every replica (what it staged is dropped).
+   * `index` is the entry's log index (the store's applied index reaches it
+   * once its batch is stored).
    */
-  apply(command: unknown, state: StateBatch): Promise<R> | R;
+  apply(command: unknown, state: StateBatch, index: number): Promise<R> | R;
   /** Optional: refuses a command before it is proposed (see `ReplicaMachine.validate`). */
   validate?(command: unknown): void;
   /** Optional: the store was replaced by the leader's state: reload what is cached (awaited before the next entry). */
@@ -220,14 +222,13 @@ const MAX_STAGED = 64;
 
 /**
  * Applies a replica's committed items to a stored machine, through staged
- * batches (`stored_layers.ts`: reads see the staged writes). By default an
- * entry is reported done (answered) once its batch is stored: the batch is
- * committed when the node has no more ready, or every
- * {@linkcode MAX_STAGED}. With `early` (`ReplicaOptions.answerBeforeStore`;
- * or a function asked per entry, e.g. true while the node does not lead and
- * no client waits for its answers) it is reported done once applied into a
- * batch (it is in a majority's log), and the batches are stored in the
- * background, bounded and in order. A
+ * batches (`stored_layers.ts`: reads see the staged writes). With `early`
+ * (`ReplicaOptions.answerBeforeStore`, true by default; or a function asked
+ * per entry) an entry is reported done (answered) once applied into a batch
+ * (it is in a majority's log), and the batches are stored in the
+ * background, bounded and in order. Without it (the applier's own
+ * default), once its batch is stored: the batch is committed when the node
+ * has no more ready, or every {@linkcode MAX_STAGED}. A
  * snapshot from the leader is installed once everything staged is stored.
  * Exactly-once writes are checked against session rows in the store itself
  * (`once/` + client).
@@ -400,7 +401,7 @@ export class StoredApplier<R> {
     const reads: { failed?: unknown } = {};
     const recording = recordingBatch(batch, staged, reads);
     try {
-      const result = await this.#machine.apply(command, recording);
+      const result = await this.#machine.apply(command, recording, index);
       replay(batch, staged);
       return { result };
     } catch (err) {

@@ -61,79 +61,93 @@ export class EntryWrites {
 
 /**
  * The rows of a store as of the entries applied: the committed rows, with
- * the writes of the entries since the store's last commit over them.
+ * the writes of the entries not yet stored over them.
  *
- * Those writes are kept until an entry is applied after a commit (the
- * store's applied index moved): all of them are stored then, and they move
- * aside, kept one more turn for a read of the store that began before that
- * commit. A read across two such turns is read again.
+ * Each row's last write is kept with its entry's index until the store's
+ * applied index has reached it and no read that began before then is still
+ * running: a batch may be stored in several commits, each moving the
+ * applied index part of the way, while later entries are applied (and
+ * answered) into the next batch, so a write is known stored only by its
+ * index, never by how often the store has committed since.
  *
  * @example
  * ```ts ignore
  * const rows = new AppliedRows(store);
- * rows.beforeEntry(); // at each entry, before it is applied
- * rows.add(writes); // once it is
+ * rows.add(writes, 12); // once entry 12 is applied
  * await rows.row("d", "3/x");
  * ```
  */
 export class AppliedRows {
   readonly #store: StateStore;
-  /** The writes of the entries since the store's last commit. */
-  #applied = new Map<string, unknown>();
-  /** What `#applied` held before it last moved here. */
-  #previous = new Map<string, unknown>();
-  /** The store's applied index when the last entry was applied. */
-  #seen: number;
-  /** Bumped when `#applied` moves. */
-  #epoch = 0;
+  /** Each row's last write not known stored: table + key → value (null: deleted) and entry index. */
+  #pending = new Map<string, { value: unknown; index: number }>();
+  /** The store's applied index when each read in flight began (a count for each). */
+  readonly #reads = new Map<number, number>();
+  /** Bumped when the store's state is replaced (a read across it is read again). */
+  #resets = 0;
 
   /** Reads `store`. */
   constructor(store: StateStore) {
     this.#store = store;
-    this.#seen = store.applied.index;
   }
 
-  /** An entry is about to be applied: after a commit, what was applied before is stored. */
-  beforeEntry(): void {
-    if (this.#store.applied.index === this.#seen) return;
-    this.#previous = this.#applied;
-    this.#applied = new Map();
-    this.#seen = this.#store.applied.index;
-    this.#epoch++;
-  }
-
-  /** An entry was applied with these writes. */
-  add(writes: EntryWrites): void {
-    for (const [tk, value] of writes.done) this.#applied.set(tk, value);
+  /** Entry `index` was applied with these writes. */
+  add(writes: EntryWrites, index: number): void {
+    this.#prune();
+    for (const [tk, value] of writes.done) this.#pending.set(tk, { value, index });
   }
 
   /** The store's state was replaced (a snapshot installed): nothing applied is kept. */
   reset(): void {
-    this.#applied = new Map();
-    this.#previous = new Map();
-    this.#epoch += 2;
-    this.#seen = this.#store.applied.index;
+    this.#pending = new Map();
+    this.#resets++;
+  }
+
+  /**
+   * Drops the writes the store holds for every read in flight: at or below
+   * the applied index of the oldest read's start (a read sees the store as of
+   * then or later), or of now.
+   */
+  #prune(): void {
+    let stored = this.#store.applied.index;
+    for (const start of this.#reads.keys()) stored = Math.min(stored, start);
+    for (const [tk, { index }] of this.#pending) if (index <= stored) this.#pending.delete(tk);
+  }
+
+  /** Runs `read` of the store, the writes it may miss kept meanwhile; again across a reset. */
+  async #reading<T>(read: () => Promise<T>): Promise<T> {
+    for (;;) {
+      const resets = this.#resets;
+      const start = this.#store.applied.index;
+      this.#reads.set(start, (this.#reads.get(start) ?? 0) + 1);
+      let value: T;
+      try {
+        value = await read();
+      } finally {
+        const n = this.#reads.get(start)! - 1;
+        if (n === 0) this.#reads.delete(start);
+        else this.#reads.set(start, n);
+      }
+      if (this.#resets === resets) return value;
+    }
   }
 
   /** A row as of the entries applied (null when absent). */
   async row(table: Table, key: string): Promise<unknown> {
     const tk = table + key;
-    for (;;) {
-      const epoch = this.#epoch;
-      const value = table === "d" ? await this.#store.get(key) : await this.#store.session(key);
-      if (this.#epoch - epoch > 1) continue;
-      // Written by an entry since the store's last commit but one: that value is the one.
-      if (this.#applied.has(tk)) return this.#applied.get(tk);
-      if (this.#previous.has(tk)) return this.#previous.get(tk);
-      return value ?? null;
-    }
+    const value = await this.#reading(() =>
+      table === "d" ? this.#store.get(key) : this.#store.session(key)
+    );
+    // Written by an entry not known stored: that value is the one (the row's last write).
+    const pending = this.#pending.get(tk);
+    return pending !== undefined ? pending.value : value ?? null;
   }
 
   /**
    * The rows of `table` whose keys start with `prefix` (given without it),
    * after `after`, in the store's order (UTF-8), as of the entries applied:
    * the committed range, read a slice at a time, each merged with what the
-   * entries since the store's last commit but one wrote to that slice.
+   * entries not known stored wrote to that slice.
    */
   async *rows(
     table: Table,
@@ -144,17 +158,13 @@ export class AppliedRows {
     // Slices grow: a small page (or a check that a range is empty) reads few rows.
     let limit = FIRST_READ_ROWS;
     for (;;) {
-      const epoch = this.#epoch;
-      const rows = await this.#store.list(prefix, {
-        after: cursor,
-        limit,
-        sessions: table === "s",
-      });
-      if (this.#epoch - epoch > 1) continue;
+      const rows = await this.#reading(() =>
+        this.#store.list(prefix, { after: cursor, limit, sessions: table === "s" })
+      );
       const end = rows.length < limit ? undefined : rows[rows.length - 1][0];
       limit = Math.min(limit * 4, MAX_READ_ROWS);
       const slice = new Map(rows);
-      for (const [key, value] of this.#pending(table, prefix)) {
+      for (const [key, value] of this.#pendingUnder(table, prefix)) {
         const inSlice = (cursor === undefined || compareKeyStrings(key, cursor) > 0) &&
           (end === undefined || compareKeyStrings(key, end) <= 0);
         if (inSlice) slice.set(key, value);
@@ -167,13 +177,11 @@ export class AppliedRows {
     }
   }
 
-  /** What the entries since the store's last commit but one wrote to `table` under `prefix`. */
-  #pending(table: Table, prefix: string): Map<string, unknown> {
+  /** What the entries not known stored wrote to `table` under `prefix`. */
+  #pendingUnder(table: Table, prefix: string): Map<string, unknown> {
     const out = new Map<string, unknown>();
-    for (const map of [this.#previous, this.#applied]) {
-      for (const [tk, value] of map) {
-        if (tk[0] === table && tk.startsWith(prefix, 1)) out.set(tk.slice(1), value);
-      }
+    for (const [tk, { value }] of this.#pending) {
+      if (tk[0] === table && tk.startsWith(prefix, 1)) out.set(tk.slice(1), value);
     }
     return out;
   }

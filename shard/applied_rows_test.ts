@@ -37,11 +37,10 @@ async function setUp() {
     db,
     rows,
     entry(writes: [string, string | null][]) {
-      rows.beforeEntry();
       const w = new EntryWrites(batch);
       for (const [key, value] of writes) w.put("d", key, value);
-      rows.add(w);
-      batch.endEntry({ index: ++index, term: 1 });
+      rows.add(w, ++index);
+      batch.endEntry({ index, term: 1 });
     },
     async commit() {
       await batch.commit();

@@ -197,10 +197,10 @@ Deno.test("group node state: a memory folder whose last snapshot is a stored lea
   const leader = await StoredShardGroupState.open(leaderStore, OPTIONS);
   const batch = leaderStore.batch();
   const config = joinGroups(initialConfig(), { [GID]: ["a"] });
-  await leader.apply({ kind: "config", config, sources: {} }, batch);
+  await leader.apply({ kind: "config", config, sources: {} }, batch, 1);
   batch.endEntry({ index: 1, term: 1 });
   const put = { type: "put", key: "x", value: "1" } as const;
-  await leader.apply({ kind: "op", command: { client: "c", seq: 1, write: put } }, batch);
+  await leader.apply({ kind: "op", command: { client: "c", seq: 1, write: put } }, batch, 2);
   batch.endEntry({ index: 2, term: 1 });
   await batch.commit();
   const data = await streamOf(leaderStore);

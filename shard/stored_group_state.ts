@@ -252,13 +252,12 @@ export class StoredShardGroupState implements StoredMachine<GroupResult> {
   }
 
   /** Applies an entry (checked first: log entries may come from elsewhere). */
-  async apply(raw: unknown, state: StateBatch): Promise<GroupResult> {
+  async apply(raw: unknown, state: StateBatch, index: number): Promise<GroupResult> {
     if (this.#loading) await this.#loading;
-    this.#rows.beforeEntry();
     const writes = new EntryWrites(state);
     const result = await this.#apply(raw, writes);
     // Seen by reads only now, with the meta the entry left (no read ran in between).
-    this.#rows.add(writes);
+    this.#rows.add(writes, index);
     return result;
   }
 

@@ -77,7 +77,7 @@ class Pair {
 
   async #applyStored(index: number): Promise<void> {
     const { entry, result, num } = this.log[index - 1];
-    const got = await this.stored.apply(structuredClone(entry), this.batch);
+    const got = await this.stored.apply(structuredClone(entry), this.batch, index);
     this.batch.endEntry({ index, term: 1 });
     if (got.kind === "write" && got.num !== undefined) {
       assert.equal(got.num, num, "a write is applied at the configuration the group is at");
@@ -457,8 +457,8 @@ Deno.test("stored shard group state: a shard's rows are read and deleted without
   let index = 0;
   const apply = async (entry: unknown) => {
     const batch = store.batch();
-    const result = await state.apply(entry, batch);
-    batch.endEntry({ index: ++index, term: 1 });
+    const result = await state.apply(entry, batch, ++index);
+    batch.endEntry({ index, term: 1 });
     await batch.commit();
     return result;
   };

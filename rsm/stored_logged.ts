@@ -219,6 +219,11 @@ export class LogValues {
     }).finally(() => this.#moving = undefined);
   }
 
+  /** Resolves once the copy under way (if any) has run to its end. */
+  async idle(): Promise<void> {
+    await this.#moving;
+  }
+
   /** Stops copying forward; resolves once a copy under way is done. */
   async close(): Promise<void> {
     this.#closed = true;

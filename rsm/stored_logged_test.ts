@@ -7,7 +7,6 @@
  */
 import assert from "node:assert/strict";
 import { VirtualClock } from "../net/clock.ts";
-import { delay } from "../net/async.ts";
 import { Random } from "../net/random.ts";
 import { SegmentLogStorage } from "../raft/segment_storage.ts";
 import { segmentName } from "../raft/segment_format.ts";
@@ -250,7 +249,7 @@ Deno.test("values in the log: the budget counts the segments' real sizes, one gr
     const log = await attach(counted);
     let failure: unknown;
     log!.afterStored((err) => failure = err);
-    await delay(1000, { clock }); // the copy runs in the background, to its end
+    await log!.idle(); // the copy runs in the background, to its end
     await log!.close();
     assert.equal(failure, undefined);
     assert.ok(!store.loggedRows.has(lowest), `segment ${lowest}'s rows copied forward`);

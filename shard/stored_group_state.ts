@@ -101,10 +101,10 @@ export interface StoredShardGroupOptions {
  * const state = await StoredShardGroupState.open(store, { gid: 100, limits: DEFAULT_KV_LIMITS });
  * const batch = store.batch();
  * const config = joinGroups(initialConfig(), { 100: ["a"] });
- * await state.apply({ kind: "config", config, sources: {} }, batch);
+ * await state.apply({ kind: "config", config, sources: {} }, batch, 1);
  * batch.endEntry({ index: 1, term: 1 });
  * const put = { client: "c", seq: 1, write: { type: "put", key: "x", value: "1" } };
- * await state.apply({ kind: "op", command: put }, batch);
+ * await state.apply({ kind: "op", command: put }, batch, 2);
  * batch.endEntry({ index: 2, term: 1 });
  * await batch.commit();
  * await state.get("x"); // "1"

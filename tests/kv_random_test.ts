@@ -110,7 +110,7 @@ import {
 import { type Logger, type Random, simulate } from "../net/mod.ts";
 import type { Membership } from "../raft/mod.ts";
 import { KvCluster, MEMBER_CHANGE_MS, OpLog, text } from "./kv_cluster.ts";
-import { checkReplays, runSeeds } from "./seeds.ts";
+import { checkReplays, runSeeds, type SeedRun } from "./seeds.ts";
 import { segmentLogOf } from "./sim_disk.ts";
 
 const FAULT_MS = 5_000;
@@ -595,15 +595,7 @@ function checkNoneStopped(cfg: KvCluster): void {
   }
 }
 
-/** What one seed's run reports. */
-interface SeedRun {
-  ops: number;
-  faults: number;
-  activity: Activity;
-  trace: string;
-}
-
-async function runSeed(seed: number): Promise<SeedRun> {
+async function runSeed(seed: number): Promise<SeedRun<Activity>> {
   const schedule: string[] = [];
   /** Each server's state, for a failure's report. */
   let describeServers = () => "";

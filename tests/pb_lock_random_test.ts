@@ -42,7 +42,7 @@ import { lockModel } from "../checker/mod.ts";
 import { type LinkRule, simulate } from "../net/mod.ts";
 import { NodeClock } from "./node_clock.ts";
 import { BACKUP, type Client, LockCluster, PRIMARY } from "./pb_lock_cluster.ts";
-import { checkReplays, runSeeds } from "./seeds.ts";
+import { checkReplays, runSeeds, type SeedRun } from "./seeds.ts";
 
 /** Virtual time of the fault phase of one seed. */
 const FAULT_MS = 4_000;
@@ -78,15 +78,7 @@ function noActivity(): Activity {
   };
 }
 
-/** What one seed's run reports. */
-interface SeedRun {
-  ops: number;
-  faults: number;
-  activity: Activity;
-  trace: string;
-}
-
-async function runSeed(seed: number): Promise<SeedRun> {
+async function runSeed(seed: number): Promise<SeedRun<Activity>> {
   const schedule: string[] = [];
   let describe = () => "";
   try {

@@ -66,7 +66,7 @@ import assert from "node:assert/strict";
 import { type Clock, type LinkRule, simulate, type Simulation } from "../net/mod.ts";
 import { NodeClock } from "./node_clock.ts";
 import { PbCluster, runClient, VS } from "./pb_kv_cluster.ts";
-import { checkReplays, runSeeds } from "./seeds.ts";
+import { checkReplays, runSeeds, type SeedRun } from "./seeds.ts";
 
 /** Virtual time of the fault phase of one seed. */
 const FAULT_MS = 4_000;
@@ -198,15 +198,7 @@ function watchViews(c: PbCluster, servers: readonly string[], schedule: string[]
   poll();
 }
 
-/** What one seed's run reports. */
-interface SeedRun {
-  ops: number;
-  faults: number;
-  activity: Activity;
-  trace: string;
-}
-
-async function runSeed(seed: number): Promise<SeedRun> {
+async function runSeed(seed: number): Promise<SeedRun<Activity>> {
   const schedule: string[] = [];
   let describe = () => "";
   try {

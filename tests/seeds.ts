@@ -11,6 +11,12 @@ export interface SeedResult {
   faults: number;
 }
 
+/** What one seed's run reports in a test that sums what happened (`A`) and hashes its trace. */
+export interface SeedRun<A> extends SeedResult {
+  activity: A;
+  trace: string;
+}
+
 /** Runs `runSeed` over the seeds and prints the totals (a failing seed throws, naming itself). */
 export async function runSeeds(
   env: string,

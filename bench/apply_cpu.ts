@@ -39,7 +39,7 @@ import { KvStateMachine } from "../kvstate/state.ts";
 import { StoredKvState } from "../kvstate/stored_state.ts";
 import { DEFAULT_KV_LIMITS, parseWrite } from "../kvstate/protocol.ts";
 import type { KvResult } from "../kvstate/kv_types.ts";
-import { quantile } from "./kv_load.ts";
+import { quantile } from "./stats.ts";
 
 /** One machine under measurement: applies a run of entries (committed when it resolves). */
 interface Subject {

@@ -29,6 +29,7 @@
 import { parseArgs } from "node:util";
 import { waitQuiet } from "./quiet.ts";
 import { writeSection } from "./benchmarks_md.ts";
+import { median } from "./stats.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const CLI = `${ROOT}cli.ts`;
@@ -145,11 +146,6 @@ async function buildPorcupine(src: string): Promise<string> {
     }
   }
   return `${dir}/porcupine-check`;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
 async function git(...args: string[]): Promise<string> {

@@ -34,6 +34,7 @@ import {
 import { appendHistory, type KvOperation } from "../checker/test_util.ts";
 import { AppendWorkload } from "../cli/workload.ts";
 import { Random } from "../net/random.ts";
+import { median } from "./stats.ts";
 
 /**
  * Porcupine (Go) on this machine, median ms of 5 runs: the figures the issue
@@ -130,11 +131,6 @@ function peakRssMiB(): number {
     // not Linux, or no permission: fall back to the current size
   }
   return Deno.memoryUsage().rss / 2 ** 20;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[s.length >> 1];
 }
 
 function time(c: Case): { ms: number; verdicts: string[] } {

@@ -30,7 +30,8 @@
 import { parseArgs } from "node:util";
 import { resolve } from "node:path";
 import { PortRange } from "./ports.ts";
-import { cpuMs, quantile } from "./kv_load.ts";
+import { cpuMs } from "./kv_load.ts";
+import { quantile } from "./stats.ts";
 import { parseWrk } from "./wrk_load.ts";
 
 /** The leader changed during a timed run (its CPU then counts for no one put). */

@@ -21,6 +21,7 @@ import { delay } from "../net/async.ts";
 import { connectKv } from "../kv/node.ts";
 import type { KvClerk } from "../kv/clerk.ts";
 import { Http1Client } from "./http1.ts";
+import { quantile } from "./stats.ts";
 
 /** The value every put writes: 64 bytes. */
 export const VALUE = "0123456789abcdef".repeat(4);
@@ -120,13 +121,6 @@ export interface LoadResult {
   /** Failed puts (none expected). */
   errors: number;
   firstError?: string;
-}
-
-/** The value at quantile `q` of ascending `sorted` (nearest rank). */
-export function quantile(sorted: ArrayLike<number>, q: number): number {
-  if (sorted.length === 0) return NaN;
-  const rank = Math.max(1, Math.ceil(q * sorted.length));
-  return sorted[Math.min(sorted.length, rank) - 1];
 }
 
 /**

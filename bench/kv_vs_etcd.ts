@@ -58,6 +58,7 @@ import {
   type Put,
   runLoad,
 } from "./kv_load.ts";
+import { median } from "./stats.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 
@@ -446,13 +447,6 @@ async function buildGo(): Promise<{ binary: string; dir: string } | undefined> {
     return undefined;
   }
   return { binary, dir };
-}
-
-function median(xs: number[]): number {
-  const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
-  if (s.length === 0) return NaN;
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
 const int = (x: number) => Number.isFinite(x) ? Math.round(x).toLocaleString("en-US") : "–";

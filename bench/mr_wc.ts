@@ -32,6 +32,7 @@
 import { parseArgs } from "node:util";
 import { writeSection } from "./benchmarks_md.ts";
 import { waitQuiet } from "./quiet.ts";
+import { median } from "./stats.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const CLI = `${ROOT}cli.ts`;
@@ -200,11 +201,6 @@ async function commitOf(root: string): Promise<string> {
     stderr: "null",
   }).output();
   return new TextDecoder().decode(out.stdout).trim();
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
 }
 
 async function main(): Promise<number> {

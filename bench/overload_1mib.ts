@@ -34,7 +34,6 @@ import { residentBytes } from "../tests/proc_stats.ts";
 import {
   MIB,
   type NodeView,
-  quantile,
   runLoad,
   VALUE_BYTES,
   verifyOutcomes,
@@ -42,6 +41,7 @@ import {
 } from "../tests/overload_load.ts";
 import { Http1Client } from "./http1.ts";
 import { PortRange } from "./ports.ts";
+import { median, quantile } from "./stats.ts";
 
 const USAGE = "usage: deno run -A bench/overload_1mib.ts [--clients 200] [--seconds 20] " +
   "[--rounds 1] [--ports LOW-HIGH | --addresses H:P,H:P,H:P [--pids P,P,P]] " +
@@ -529,10 +529,9 @@ async function main(): Promise<void> {
     if (baseline !== undefined) ratios.push(rate / await baseline.around());
   }
   if (baseline !== undefined && ratios.length > 0) {
-    const sorted = ratios.toSorted((a, b) => a - b);
     console.log(
       `\nputs/s over the disk baseline per store (three at once), ${ratios.length} round(s): ` +
-        `median ${quantile(sorted, 0.5).toFixed(2)}, rounds ${
+        `median ${median(ratios).toFixed(2)}, rounds ${
           ratios.map((x) => x.toFixed(2)).join(", ")
         } ` +
         `(baselines ${

@@ -21,7 +21,8 @@
 import { parseArgs } from "node:util";
 import { delay } from "../net/mod.ts";
 import { residentBytes } from "../tests/proc_stats.ts";
-import { MIB, quantile, VALUE_BYTES } from "../tests/overload_load.ts";
+import { MIB, VALUE_BYTES } from "../tests/overload_load.ts";
+import { quantile } from "./stats.ts";
 import { EtcdCluster, which } from "./etcd_cluster.ts";
 import { Http1Client } from "./http1.ts";
 import { PortRange } from "./ports.ts";

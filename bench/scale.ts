@@ -28,8 +28,9 @@ import { delay } from "../net/async.ts";
 import { LocalCluster } from "../cli/local_cluster.ts";
 import { git, machine, markdownTable } from "./bench_env.ts";
 import { EtcdCluster, which } from "./etcd_cluster.ts";
-import { distkitHttpPuts, etcdPuts, type HttpPuts, type Put, quantile } from "./kv_load.ts";
+import { distkitHttpPuts, etcdPuts, type HttpPuts, type Put } from "./kv_load.ts";
 import { PortRange } from "./ports.ts";
+import { median, quantile } from "./stats.ts";
 
 const CLI = new URL("../cli.ts", import.meta.url).pathname;
 
@@ -699,13 +700,6 @@ async function measure(subject: Subject, options: ScaleOptions, log: (s: string)
 const mib = (bytes: number) => Number.isFinite(bytes) ? (bytes / 2 ** 20).toFixed(0) : "–";
 const int = (x: number) => Number.isFinite(x) ? Math.round(x).toLocaleString("en-US") : "–";
 const secs = (ms: number) => Number.isFinite(ms) ? `${(ms / 1000).toFixed(1)} s` : "–";
-
-function median(xs: number[]): number {
-  const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
-  if (s.length === 0) return NaN;
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
 
 /** One cell of the report: what it says, the number a ratio uses, the load average then. */
 interface Cell {

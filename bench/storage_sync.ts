@@ -34,7 +34,7 @@ import { parseArgs } from "node:util";
 import { DenoKvStorage } from "../raft/kv_storage.ts";
 import { HighWaterMark } from "../raft/high_water_mark.ts";
 import { DEFAULT_SEGMENT_BYTES, SegmentLogStorage } from "../raft/segment_storage.ts";
-import { quantile } from "./kv_load.ts";
+import { quantile } from "./stats.ts";
 
 const MODES = [
   "kv-storage",

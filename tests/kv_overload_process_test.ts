@@ -25,7 +25,8 @@ import assert from "node:assert/strict";
 import { LocalCluster } from "../cli.ts";
 import { delay } from "../net/mod.ts";
 import { residentBytes as rss } from "./proc_stats.ts";
-import { MIB, quantile, runLoad, VALUE_BYTES, verifyOutcomes, viewOf } from "./overload_load.ts";
+import { MIB, runLoad, VALUE_BYTES, verifyOutcomes, viewOf } from "./overload_load.ts";
+import { quantile } from "../bench/stats.ts";
 
 const CLIENTS = 48;
 const LOAD_MS = 8_000;

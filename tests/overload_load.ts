@@ -320,12 +320,6 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   };
 }
 
-/** The `q`-quantile (0..1) of sorted `values`, NaN when there are none. */
-export function quantile(sorted: number[], q: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * q))];
-}
-
 async function getValue(base: string, key: string): Promise<string | null> {
   const res = await fetch(`${base}/kv/${key}`, { signal: AbortSignal.timeout(20_000) });
   if (res.status === 404) {

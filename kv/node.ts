@@ -275,7 +275,9 @@ export async function startKvNode(options: KvNodeOptions): Promise<KvNode> {
   let state;
   let db: StateDatabase | undefined;
   try {
-    db = await openStateDatabase(options.dataDir, host.storage);
+    db = await openStateDatabase(options.dataDir, host.storage, {
+      expectState: host.expectsState,
+    });
     state = await openNodeState(host.storage, db.kv, {
       state: stateKind,
       where: options.dataDir,

@@ -36,6 +36,11 @@ export interface NodeHost {
   storage: RaftStorage;
   /** The data folder's identity, which the handshake checks peers against. */
   identity: NodeIdentity;
+  /**
+   * The node has met its peers (it may have voted and acknowledged): every
+   * store of its folder must be there, and a missing one is a loss.
+   */
+  expectsState: boolean;
 }
 
 /**
@@ -215,7 +220,7 @@ export async function hostNode(options: HostNodeOptions): Promise<NodeHost> {
       expectState: met,
     });
     ready.resolve(identity);
-    return { rpc, listener, storage, identity };
+    return { rpc, listener, storage, identity, expectsState: met };
   } catch (err) {
     ready.reject(err);
     await listener.close();

@@ -22,6 +22,7 @@
  */
 import type { LoadOptions, RaftStorage, StoredState } from "../raft/storage.ts";
 import { DenoKvStorage } from "../raft/kv_storage.ts";
+import { StorageLossError } from "../store/storage_errors.ts";
 import type { KvLike } from "../store/kv_like.ts";
 import { StateStore } from "../store/state_store.ts";
 import type { AppliedPoint } from "../store/state_layout.ts";
@@ -331,18 +332,34 @@ export interface StateDatabase {
  * the log is there, else `state.kv` in the folder (a segment log); and a
  * second connection to that file for the state's reads, so that they do not
  * wait behind the commits of the first (a Deno KV handle runs its operations
- * one at a time).
+ * one at a time). With `expectState` (the node has met its peers), a
+ * missing `state.kv` beside a segment log is a loss (`StorageLossError`),
+ * refused before a new one is made.
  *
  * @example
  * ```ts ignore
- * const db = await openStateDatabase(dataDir, host.storage);
+ * const db = await openStateDatabase(dataDir, host.storage, { expectState: host.expectsState });
  * // ... StateStore.open(db.kv, { readKv: db.readKv }) ... store.close(); db.close();
  * ```
  */
 export async function openStateDatabase(
   dataDir: string,
   storage: RaftStorage,
+  options: { expectState?: boolean } = {},
 ): Promise<StateDatabase> {
+  if (!(storage instanceof DenoKvStorage) && options.expectState) {
+    // Made at a node's first start (with its state kind, and a disk node's state): gone from a
+    // node that has taken part, its state is lost; opened anyway, it would be a new, empty one,
+    // and the node would rebuild a memory state from a log compacted past the state it held.
+    await Deno.lstat(`${dataDir}/state.kv`).catch((err) => {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+      throw new StorageLossError(
+        `${dataDir}/state.kv`,
+        "the state database beside the segment log is gone, though this node has taken part " +
+          "in its cluster",
+      );
+    });
+  }
   const own = storage instanceof DenoKvStorage
     ? undefined
     : await Deno.openKv(`${dataDir}/state.kv`);

@@ -172,7 +172,7 @@ export async function startShardNode(options: ShardNodeOptions): Promise<ShardNo
   // The listener's, Raft's and the replica's own records go to the same log.
   const logger: Logger = { log: (level, message) => log(`shard ${node}: ${level} ${message}`) };
   const access = { cluster: options.cluster, secret: options.secret };
-  const { rpc, listener, storage } = await hostNode({
+  const { rpc, listener, storage, expectsState } = await hostNode({
     address,
     id: node,
     dataDir: options.dataDir,
@@ -183,7 +183,7 @@ export async function startShardNode(options: ShardNodeOptions): Promise<ShardNo
   let db: StateDatabase | undefined;
   if (role === "group") {
     try {
-      db = await openStateDatabase(options.dataDir, storage);
+      db = await openStateDatabase(options.dataDir, storage, { expectState: expectsState });
       state = await openGroupNodeState(storage, db.kv, {
         gid: options.gid!,
         state: options.state,

@@ -248,3 +248,35 @@ Deno.test("kv processes (segment log): a killed node whose acknowledged records 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("kv processes (segment log): a node whose state.kv was deleted refuses to start; the cluster serves on", async () => {
+  const dataDir = await Deno.makeTempDir({ prefix: "distkit-kv-seg-state-" });
+  const cluster = await LocalCluster.start({
+    dataDir,
+    maxRaftState: 4096,
+    serveArgs: ["--log", "segments", "--state", "disk"],
+  });
+  const { clerk, close } = connectKv(cluster.peers);
+  try {
+    for (let i = 0; i < 100; i++) await clerk.put(`k${i}`, "v".repeat(100) + i);
+    const victim = ((await cluster.leader()) + 1) % 3;
+    await cluster.kill(victim);
+    const folder = cluster.dataDir(victim);
+    for (const e of Deno.readDirSync(folder)) {
+      if (e.name.startsWith("state.kv")) Deno.removeSync(`${folder}/${e.name}`);
+    }
+    // Before, it started as a memory node (no state record: "a new folder") from a log
+    // compacted past the state it had stored, and stopped without saying why, or served.
+    await assert.rejects(
+      cluster.restart(victim),
+      /state database beside the segment log is gone, though this node has taken part/,
+    );
+    assert.throws(() => Deno.statSync(`${folder}/state.kv`), Deno.errors.NotFound);
+    await clerk.put("after", "1");
+    assert.equal(await clerk.get("k99"), "v".repeat(100) + 99);
+  } finally {
+    await close();
+    await cluster.stop();
+    await Deno.remove(dataDir, { recursive: true });
+  }
+});

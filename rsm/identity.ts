@@ -62,6 +62,7 @@ import type { CallContext, RpcServer } from "../net/rpc_server.ts";
 import type { MemberHello, MemberOptions } from "../net/tcp.ts";
 import type { Transport } from "../net/transport.ts";
 import { writeFileDurably } from "../raft/high_water_mark.ts";
+import { StorageLossError } from "../store/storage_errors.ts";
 
 /**
  * Options of {@linkcode NodeIdentity.open}.
@@ -160,6 +161,17 @@ export class NodeIdentity implements MemberOptions {
       }
     }
     if (text === undefined) {
+      // node.json is written before any store of the folder: beside one, it was lost (with the
+      // incarnation the peers know). Made anew, the node would learn only from its peers' refusal
+      // that it lost its state, and the message would say its folder was created empty.
+      for (const store of ["raft.kv", "raft.log"]) {
+        if (await exists(`${dir}/${store}`)) {
+          throw new StorageLossError(
+            file,
+            `the folder's identity record is gone, though its Raft log (${store}) is there`,
+          );
+        }
+      }
       const mode = options.mode ?? "bootstrap";
       const record: FolderRecord = {
         id: options.id,
@@ -421,4 +433,14 @@ export function shareIdentities(
     stopped = true;
     clearTimeout(timer);
   };
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return false;
+    throw err;
+  }
 }

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { RefusedError, RpcServer, serveTcp, TcpClient } from "../net/mod.ts";
 import { NodeIdentity } from "./identity.ts";
 import type { IdentityConflictError } from "./identity_book.ts";
+import { StorageLossError } from "../store/storage_errors.ts";
 
 async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "distkit-identity-unit-" });
@@ -184,4 +185,22 @@ Deno.test("identity: a first contact and a learned incarnation arriving together
     assert.equal(node.knownIncarnation("1"), "gossiped");
     assert.match(refusal!, /node 1 presents data folder incarnation wiped/);
   });
+});
+
+Deno.test("identity: a folder whose node.json is gone beside its Raft log is refused, not made new", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "distkit-identity-lost-" });
+  try {
+    for (const store of ["raft.kv", "raft.log"]) {
+      const folder = `${dir}/${store}-folder`;
+      await Deno.mkdir(`${folder}/${store}`, { recursive: true });
+      await assert.rejects(
+        NodeIdentity.open(folder, { id: "0", members: ["0", "1", "2"] }),
+        (err: Error) =>
+          err instanceof StorageLossError && /identity record is gone/.test(err.message),
+      );
+      assert.throws(() => Deno.statSync(`${folder}/node.json`), Deno.errors.NotFound);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -217,6 +217,9 @@ export async function startKvNode(options: KvNodeOptions): Promise<KvNode> {
   const raftLog = options.raftLog ??
     (options.valuesInLog ? await folderLogKind(options.dataDir) ?? "segments" : undefined);
   if (options.valuesInLog && raftLog === "kv") throw valuesInLogNeedsSegments();
+  if (options.valuesInLog && options.state === "memory") {
+    throw valuesInLogNeedsDisk(options.dataDir);
+  }
   const stateKind = options.state ?? (fresh ? "disk" : undefined);
   const log = options.log ?? (() => {});
   // The listeners' own records (their summaries of refused connections) go to the same log.
@@ -298,10 +301,7 @@ export async function startKvNode(options: KvNodeOptions): Promise<KvNode> {
     summary.close();
     await listener.close();
     await host.storage.close();
-    throw new RangeError(
-      `valuesInLog (--values-in-log) keeps a stored state's values in the log, but ` +
-        `${options.dataDir} keeps its state in memory: start it with --state disk`,
-    );
+    throw valuesInLogNeedsDisk(options.dataDir);
   }
   const transport = new TcpTransport({ peers, timeoutMs: 1000, ...access, member: identity });
   retired = (node) => {
@@ -512,6 +512,13 @@ async function isNewFolder(dataDir: string): Promise<boolean> {
     if (err instanceof Deno.errors.NotFound) return true;
     throw err;
   }
+}
+
+function valuesInLogNeedsDisk(dataDir: string): RangeError {
+  return new RangeError(
+    `valuesInLog (--values-in-log) keeps a stored state's values in the log, but ` +
+      `${dataDir} keeps its state in memory: start it with --state disk`,
+  );
 }
 
 function valuesInLogNeedsSegments(): RangeError {

@@ -103,8 +103,8 @@ export async function openRaftStorage(
   dataDir: string,
   options: OpenRaftStorageOptions = {},
 ): Promise<RaftStorage> {
-  const found = options.kind === undefined ? await folderLogKind(dataDir) : undefined;
-  if (options.kind === undefined && found === undefined && options.expectState) {
+  const found = await folderLogKind(dataDir);
+  if (found === undefined && options.expectState) {
     // Made by nothing here: a node that has met its peers lost its log (or the disk that held
     // it is not mounted). Refused before a new store of either kind is made beside the loss,
     // which would make the folder hold both once the log is back.

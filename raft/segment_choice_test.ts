@@ -53,12 +53,14 @@ Deno.test("openRaftStorage: a node that has met its peers and finds no log of ei
   try {
     // Its segment log's disk not mounted, say: refused, and no raft.kv made beside the loss
     // (which would make the folder hold both once the log is back).
-    await assert.rejects(
-      openRaftStorage(dataDir, { expectState: true }),
-      (err: Error) =>
-        err instanceof StorageLossError && /neither its Deno KV log/.test(err.message),
-    );
-    assert.deepEqual([...Deno.readDirSync(dataDir)], []);
+    for (const kind of [undefined, "kv", "segments"] as const) {
+      await assert.rejects(
+        openRaftStorage(dataDir, { kind, expectState: true }),
+        (err: Error) =>
+          err instanceof StorageLossError && /neither its Deno KV log/.test(err.message),
+      );
+      assert.deepEqual([...Deno.readDirSync(dataDir)], [], `kind ${kind}`);
+    }
   } finally {
     await Deno.remove(dataDir, { recursive: true });
   }

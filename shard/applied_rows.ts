@@ -114,8 +114,12 @@ export class AppliedRows {
     for (const [tk, { index }] of this.#pending) if (index <= stored) this.#pending.delete(tk);
   }
 
-  /** Runs `read` of the store, the writes it may miss kept meanwhile; again across a reset. */
-  async #reading<T>(read: () => Promise<T>): Promise<T> {
+  /**
+   * Runs `read` of the store, the writes it may miss kept meanwhile; again
+   * across a reset. Also answers the store's applied index when it began:
+   * the store it read holds every write at or below it.
+   */
+  async #reading<T>(read: () => Promise<T>): Promise<{ value: T; start: number }> {
     for (;;) {
       const resets = this.#resets;
       const start = this.#store.applied.index;
@@ -128,19 +132,21 @@ export class AppliedRows {
         if (n === 0) this.#reads.delete(start);
         else this.#reads.set(start, n);
       }
-      if (this.#resets === resets) return value;
+      if (this.#resets === resets) return { value, start };
     }
   }
 
   /** A row as of the entries applied (null when absent). */
   async row(table: Table, key: string): Promise<unknown> {
     const tk = table + key;
-    const value = await this.#reading(() =>
+    const { value, start } = await this.#reading(() =>
       table === "d" ? this.#store.get(key) : this.#store.session(key)
     );
-    // Written by an entry not known stored: that value is the one (the row's last write).
+    // Written by an entry past what the store held when the read began: that value is the one
+    // (the row's last write). At or below it, the store has it, or a snapshot installed since
+    // that replaced it.
     const pending = this.#pending.get(tk);
-    return pending !== undefined ? pending.value : value ?? null;
+    return pending !== undefined && pending.index > start ? pending.value : value ?? null;
   }
 
   /**
@@ -158,13 +164,13 @@ export class AppliedRows {
     // Slices grow: a small page (or a check that a range is empty) reads few rows.
     let limit = FIRST_READ_ROWS;
     for (;;) {
-      const rows = await this.#reading(() =>
+      const { value: rows, start } = await this.#reading(() =>
         this.#store.list(prefix, { after: cursor, limit, sessions: table === "s" })
       );
       const end = rows.length < limit ? undefined : rows[rows.length - 1][0];
       limit = Math.min(limit * 4, MAX_READ_ROWS);
       const slice = new Map(rows);
-      for (const [key, value] of this.#pendingUnder(table, prefix)) {
+      for (const [key, value] of this.#pendingUnder(table, prefix, start)) {
         const inSlice = (cursor === undefined || compareKeyStrings(key, cursor) > 0) &&
           (end === undefined || compareKeyStrings(key, end) <= 0);
         if (inSlice) slice.set(key, value);
@@ -177,11 +183,11 @@ export class AppliedRows {
     }
   }
 
-  /** What the entries not known stored wrote to `table` under `prefix`. */
-  #pendingUnder(table: Table, prefix: string): Map<string, unknown> {
+  /** What the entries past `start` (not in the store read then) wrote to `table` under `prefix`. */
+  #pendingUnder(table: Table, prefix: string, start: number): Map<string, unknown> {
     const out = new Map<string, unknown>();
-    for (const [tk, { value }] of this.#pending) {
-      if (tk[0] === table && tk.startsWith(prefix, 1)) out.set(tk.slice(1), value);
+    for (const [tk, { value, index }] of this.#pending) {
+      if (index > start && tk[0] === table && tk.startsWith(prefix, 1)) out.set(tk.slice(1), value);
     }
     return out;
   }

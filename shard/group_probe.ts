@@ -165,7 +165,8 @@ export class GroupServersError extends Error {
 /**
  * Whether a majority of the probed servers serve group `gid`; when the
  * configuration has the group already (`options.current`, the servers it
- * lists), as servers of that group, not of another started under its id.
+ * lists), as servers of that group, and none of them a group of its own
+ * started under its id.
  *
  * @throws {GroupServersError} when they do not.
  *
@@ -181,8 +182,13 @@ export function checkGroupServers(
   probes: GroupServerProbe[],
   options: { current?: string[] } = {},
 ): void {
-  const serving = probes.filter((p) => p.status?.gid === gid && servesCurrent(p, options.current));
-  if (serving.length * 2 <= probes.length) throw new GroupServersError(gid, probes, options);
+  const ofGid = probes.filter((p) => p.status?.gid === gid);
+  const serving = ofGid.filter((p) => servesCurrent(p, options.current));
+  // One group of its own among them is one too many: the configuration would list it, and
+  // clients would reach its empty store for the group's keys.
+  if (serving.length * 2 <= probes.length || serving.length < ofGid.length) {
+    throw new GroupServersError(gid, probes, options);
+  }
 }
 
 /**
@@ -193,6 +199,10 @@ export function checkGroupServers(
  * empty store would answer for the group's keys.
  */
 function servesCurrent(probe: GroupServerProbe, current: string[] | undefined): boolean {
-  if (current === undefined || current.includes(probe.server)) return true;
-  return probe.status?.members?.some((m) => current.includes(m)) ?? false;
+  if (current === undefined) return true;
+  // A group of one is known by its one server; in a larger group a server must be in one Raft
+  // group with another of the group's servers (one listed now, wiped and started alone at its
+  // address, is a group of its own).
+  if (current.length === 1 && current[0] === probe.server) return true;
+  return probe.status?.members?.some((m) => m !== probe.server && current.includes(m)) ?? false;
 }

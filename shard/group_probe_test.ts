@@ -47,4 +47,16 @@ Deno.test("checkGroupServers: for a group the configuration has, only servers of
       current,
     })
   );
+  // Not even one, beside a majority of the group's own: the configuration would list it.
+  assert.throws(
+    () =>
+      checkGroupServers(7, [member("a", current), member("b", current), member("x", ["x"])], {
+        current,
+      }),
+    /serves a group 7 of its own/,
+  );
+  // A listed server wiped and started alone at its address is a group of its own too.
+  assert.throws(() => checkGroupServers(7, [member("c", ["c"])], { current }));
+  // A group of one is known by its one server.
+  checkGroupServers(7, [member("a", ["a"])], { current: ["a"] });
 });

@@ -256,7 +256,8 @@ export class StoredShardGroupState implements StoredMachine<GroupResult> {
     if (this.#loading) await this.#loading;
     const writes = new EntryWrites(state);
     const result = await this.#apply(raw, writes);
-    // Seen by reads only now, with the meta the entry left (no read ran in between).
+    // Seen by reads only now, with the meta the entry left (a config entry's own range reads,
+    // run while it applies, see the entries before it: those are stored, or kept here).
     this.#rows.add(writes, index);
     return result;
   }

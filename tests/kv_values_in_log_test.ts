@@ -74,6 +74,17 @@ Deno.test("kv: values in the log need the segment log", async () => {
     }),
     /needs raftLog: "segments"/,
   );
+  // With the state in memory named: refused before anything is made.
+  await assert.rejects(
+    startKvNode({
+      id: 0,
+      peers: ["127.0.0.1:1"],
+      dataDir: "/nonexistent",
+      state: "memory",
+      valuesInLog: true,
+    }),
+    /keeps its state in memory: start it with --state disk/,
+  );
   // The kinds left to the folder: a new one gets the segment log and the state on disk (what
   // the values need); a folder of the Deno KV log is refused before anything is written in it.
   const dataDir = await Deno.makeTempDir({ prefix: "distkit-vlog-kind-" });

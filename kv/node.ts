@@ -180,6 +180,13 @@ function retireRemoved(identity: NodeIdentity): RaftObserver {
 /** Raft ids by position: "0", "1", ... */
 function peerMap(peers: string[]): Record<string, string> {
   for (const p of peers) parseAddress(p);
+  const twice = peers.findIndex((p, i) => peers.indexOf(p) !== i);
+  if (twice >= 0) {
+    throw new RangeError(
+      `peers lists ${peers[twice]} twice (nodes ${peers.indexOf(peers[twice])} and ${twice}); ` +
+        `give every node its own address`,
+    );
+  }
   return Object.fromEntries(peers.map((address, i) => [String(i), address]));
 }
 

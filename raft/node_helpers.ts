@@ -101,6 +101,7 @@ export function checkApplied(
 export async function loadStored(
   options: RaftNodeOptions,
 ): Promise<{ stored: StoredState; snapshot: Snapshot; applied: number }> {
+  checkPeers(options.peers);
   const { storage } = options;
   const meta = options.snapshotSink?.installed();
   const accept = (loaded: StoredState) => {
@@ -258,6 +259,22 @@ export function settleIndexWaiter(w: IndexWaiter, index: number, term: number | 
         "overwritten",
         `entry ${index} was overwritten by a new leader (term ${term}); propose it again`,
       ),
+    );
+  }
+}
+
+/**
+ * Refuses initial voters that list one twice: its vote and its log would
+ * count twice (with `[a, a, b]`, `a` alone is a majority and commits what
+ * no other node has).
+ *
+ * @throws {RangeError} naming the voter listed twice.
+ */
+export function checkPeers(peers: readonly string[]): void {
+  const twice = peers.find((p, i) => peers.indexOf(p) !== i);
+  if (twice !== undefined) {
+    throw new RangeError(
+      `peers lists ${JSON.stringify(twice)} twice; each voter must be listed once`,
     );
   }
 }

@@ -91,7 +91,7 @@ export interface RaftRpcHost {
 export interface RaftNodeOptions extends CoreOptions {
   /** This node's id; must be stable across restarts. */
   id: NodeId;
-  /** The initial voters (including this node), used only when the storage is empty. Pass `[]` to join an existing cluster as a learner. */
+  /** The initial voters (including this node, each once: a duplicate is a `RangeError`), used only when the storage is empty. Pass `[]` to join an existing cluster as a learner. */
   peers: NodeId[];
   /** How to reach the other nodes by id (a `Transport` of `net`). */
   transport: RaftTransport;

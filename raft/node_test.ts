@@ -364,3 +364,22 @@ Deno.test("raft node: a vote answered after the RPC deadline but within the camp
     await node.stop();
   }, { seed: 7, limitMs: 60_000 });
 });
+
+Deno.test("raft node: initial voters listing one twice are refused (its vote would count twice)", async () => {
+  await simulate(async ({ clock, random }) => {
+    const storage = new MemoryStorage();
+    await assert.rejects(
+      RaftNode.start({
+        id: "a",
+        peers: ["a", "a", "b"],
+        transport: { connect: () => Promise.reject(new Error("unreachable")) as never },
+        server: new RpcServer(),
+        storage,
+        tickMs: 5,
+        clock,
+        random,
+      }),
+      (err: Error) => err instanceof RangeError && /peers lists "a" twice/.test(err.message),
+    );
+  }, { seed: 2 });
+});

@@ -10,6 +10,7 @@
  * @module
  */
 import { hostNode } from "../rsm/hosting.ts";
+import { checkPeers } from "../raft/node_helpers.ts";
 import { parseAddress } from "../net/address.ts";
 import { serveMembers } from "../rsm/members.ts";
 import { AddressTransport } from "../net/tcp.ts";
@@ -155,6 +156,8 @@ export async function startShardNode(options: ShardNodeOptions): Promise<ShardNo
   if (!options.peers.includes(address)) {
     throw new RangeError(`${address} is not one of --peers (${options.peers.join(", ")})`);
   }
+  // Before anything is made in the folder (Raft refuses it too: a voter listed twice counts twice).
+  checkPeers(options.peers);
   if (role === "group" && (!Number.isSafeInteger(options.gid) || options.gid! <= 0)) {
     throw new RangeError("a group server needs its gid, a positive integer");
   }

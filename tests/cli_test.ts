@@ -448,6 +448,33 @@ Deno.test("cli: kv serve refuses an --http-offset that puts a node's HTTP port o
   }
 });
 
+Deno.test("cli: --peers listing an address twice is a usage error, before anything is made", async () => {
+  const data = await Deno.makeTempDir({ prefix: "distkit-cli-twice-" });
+  try {
+    const dup = "127.0.0.1:26780,127.0.0.1:26780,127.0.0.1:26782";
+    const kv = await cli("kv", "serve", "--id", "0", "--peers", dup, "--data", `${data}/kv`);
+    assert.equal(kv.code, 2, kv.err);
+    assert.match(kv.err, /peers lists 127\.0\.0\.1:26780 twice \(nodes 0 and 1\)/);
+    // A shard replica's id is its address: listed twice, its vote would count twice.
+    const ctrler = await cli(
+      "shard",
+      "ctrler",
+      "serve",
+      "--listen",
+      "127.0.0.1:26780",
+      "--peers",
+      dup,
+      "--data",
+      `${data}/c`,
+    );
+    assert.equal(ctrler.code, 2, ctrler.err);
+    assert.match(ctrler.err, /peers lists "127\.0\.0\.1:26780" twice/);
+    assert.deepEqual([...Deno.readDirSync(data)], [], "nothing was created");
+  } finally {
+    await Deno.remove(data, { recursive: true });
+  }
+});
+
 Deno.test("cli: a malformed address is a usage error, and port 0 is for listening only", async () => {
   const data = await Deno.makeTempDir({ prefix: "distkit-cli-address-" });
   try {

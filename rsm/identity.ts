@@ -63,6 +63,7 @@ import type { MemberHello, MemberOptions } from "../net/tcp.ts";
 import type { Transport } from "../net/transport.ts";
 import { writeFileDurably } from "../raft/high_water_mark.ts";
 import { StorageLossError } from "../store/storage_errors.ts";
+import { folderLogKind } from "../raft/segment_choice.ts";
 
 /**
  * Options of {@linkcode NodeIdentity.open}.
@@ -164,13 +165,14 @@ export class NodeIdentity implements MemberOptions {
       // node.json is written before any store of the folder: beside one, it was lost (with the
       // incarnation the peers know). Made anew, the node would learn only from its peers' refusal
       // that it lost its state, and the message would say its folder was created empty.
-      for (const store of ["raft.kv", "raft.log"]) {
-        if (await exists(`${dir}/${store}`)) {
-          throw new StorageLossError(
-            file,
-            `the folder's identity record is gone, though its Raft log (${store}) is there`,
-          );
-        }
+      const log = await folderLogKind(dir);
+      if (log !== undefined) {
+        throw new StorageLossError(
+          file,
+          `the folder's identity record is gone, though its Raft log (${
+            log === "kv" ? "raft.kv" : "raft.log"
+          }) is there`,
+        );
       }
       const mode = options.mode ?? "bootstrap";
       const record: FolderRecord = {
@@ -433,14 +435,4 @@ export function shareIdentities(
     stopped = true;
     clearTimeout(timer);
   };
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return false;
-    throw err;
-  }
 }

@@ -243,7 +243,8 @@ ${EXIT_HELP}`,
         if (err instanceof UsageProblem) return usageError(`shard ${name}`, this, err.message);
         if (err instanceof GroupServersError) {
           console.error(`distkit shard ${name}: ${err.message}`);
-          return EXIT.noAnswer;
+          // Every server answered, as another group's (or a group of its own): the answer is no.
+          return err.probes.every((p) => p.status !== undefined) ? EXIT.no : EXIT.noAnswer;
         }
         const { code, message } = await deadline.explain(err);
         // A request over the limits is a bad operand: a usage error, not a lack of answer.
@@ -299,7 +300,8 @@ const join = clientCommand(
       type: "boolean",
       help:
         "  --force                  join even if fewer than a majority of --servers answer as\n" +
-        "                           servers of --gid (by default such a join is refused, exit 3:\n" +
+        "                           servers of --gid (by default such a join is refused: exit 1\n" +
+        "                           when they answer as another group's, 3 when some do not;\n" +
         "                           the group would take shards it cannot pull, and the groups\n" +
         "                           holding them would wait to hand them over)",
     },

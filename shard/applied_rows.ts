@@ -85,6 +85,8 @@ export class AppliedRows {
   readonly #reads = new Map<number, number>();
   /** Bumped when the store's state is replaced (a read across it is read again). */
   #resets = 0;
+  /** The index the last prune dropped writes through. */
+  #prunedThrough = -1;
 
   /** Reads `store`. */
   constructor(store: StateStore) {
@@ -101,6 +103,7 @@ export class AppliedRows {
   reset(): void {
     this.#pending = new Map();
     this.#resets++;
+    this.#prunedThrough = -1;
   }
 
   /**
@@ -111,6 +114,9 @@ export class AppliedRows {
   #prune(): void {
     let stored = this.#store.applied.index;
     for (const start of this.#reads.keys()) stored = Math.min(stored, start);
+    // Once per commit of the store, not per entry applied (the apply path runs this each entry).
+    if (stored <= this.#prunedThrough) return;
+    this.#prunedThrough = stored;
     for (const [tk, { index }] of this.#pending) if (index <= stored) this.#pending.delete(tk);
   }
 

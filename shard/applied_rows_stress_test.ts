@@ -4,7 +4,7 @@
  * values 8–68 KiB, written ahead in parts), reads of the store delivered late and a small read
  * cache, gets fired at random points (in flight across commits), and a leaving shard's pages read
  * slice by slice while later batches commit. `APPLIED_SEEDS` (default 4) from `APPLIED_SEED_BASE`
- * (default 1); each test names its seed. It fails when a pending write is dropped while a read
+ * (default 1), `APPLIED_CACHE_BYTES` the read cache (default 4096); each test names its seed. It fails when a pending write is dropped while a read
  * that began before its commit is in flight, or one step early.
  */
 import assert from "node:assert/strict";
@@ -43,7 +43,7 @@ for (let seed = BASE; seed < BASE + SEEDS; seed++) {
       };
       const store = await StateStore.open(kv, {
         readKv: readKv as never,
-        cacheBytes: Number(Deno.env.get("CACHE") ?? "4096"),
+        cacheBytes: Number(Deno.env.get("APPLIED_CACHE_BYTES") ?? "4096"),
       });
       const state = await StoredShardGroupState.open(store, {
         gid: 100,

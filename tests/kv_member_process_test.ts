@@ -212,7 +212,9 @@ Deno.test("kv member processes: a node that lost its folder is refused, then bro
       await member(cluster, 0, "promote", "--wait", String(lost));
 
       // A node id with no address in --peers is refused (the leader could not send it the log).
-      const tcp = new TcpClient(cluster.peers[leader], { timeoutMs: 5000 });
+      // Asked of the leader now: the promotion may have moved leadership (a CI run under load saw
+      // "not-leader" from the one found at the start).
+      const tcp = new TcpClient(cluster.peers[await cluster.leader()], { timeoutMs: 5000 });
       assert.deepEqual(await tcp.call("Member.Add", { node: "9" }), {
         status: "ok",
         refused: {

@@ -147,6 +147,8 @@ export class PbCluster {
   readonly random: Random;
   readonly #options: PbClusterOptions;
   readonly #running = new Map<string, PrimaryBackupServer>();
+  /** When (simulation time) the view service last took a ping of each server. */
+  readonly #heard = new Map<string, number>();
   #clerks = 0;
 
   constructor(sim: Simulation, options: PbClusterOptions = {}) {
@@ -156,7 +158,16 @@ export class PbCluster {
     this.history = new History(sim);
     this.vs = new ViewServer({ clock: options.clockOf?.(VS) ?? sim.clock });
     const rpc = new RpcServer();
-    rpc.addService("View", this.vs.methods());
+    const methods = this.vs.methods();
+    rpc.addService("View", {
+      ...methods,
+      Ping: (args: unknown) => {
+        const view = methods.Ping(args);
+        // Only a ping the view service took (it threw on a malformed one).
+        this.#heard.set((args as { server: string }).server, sim.clock.now());
+        return view;
+      },
+    });
     sim.net.addServer(VS, rpc);
     sim.net.setReliable(!options.unreliable);
     sim.net.setLatency(LATENCY_MS);
@@ -193,6 +204,14 @@ export class PbCluster {
   /** The view service's current view. */
   get view(): View {
     return this.vs.view;
+  }
+
+  /**
+   * When, in the simulation's time, the view service last took a ping of
+   * `server` (-Infinity: never): what it judges the server alive by.
+   */
+  heardFrom(server: string): number {
+    return this.#heard.get(server) ?? -Infinity;
   }
 
   /** Starts a fresh server (empty store, pinging 0) under `name`, replacing any. */

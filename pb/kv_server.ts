@@ -36,13 +36,13 @@
  * pings the view service but cannot be reached by the primary (the primary
  * cannot bring it up to date, so it never acknowledges that view). And
  * where it stalls for good, as the course's design does: the view service
- * writes the backup off (cut off from it, or paused) just before the
- * primary crashes, and makes a view led by that primary, which comes back
- * empty and can never acknowledge it, while the old backup, which holds
- * every write, is never promoted (two failures at once, as the view
- * service sees them; tests/pb_random_test.ts injects one at a time). The
- * deduplication table keeps one entry per client session, as the Raft
- * key/value service does; it travels with every state transfer.
+ * writes the backup off (cut off from it, paused, or its pings lost) just
+ * before the primary crashes, and makes a view led by that primary, which
+ * comes back empty and can never acknowledge it, while the old backup,
+ * which holds every write, is never promoted (two failures at once, as
+ * the view service sees them; tests/pb_random_test.ts injects one at a
+ * time). The deduplication table keeps one entry per client session, as
+ * the Raft key/value service does; it travels with every state transfer.
  *
  * @module
  */

@@ -107,14 +107,26 @@ Deno.test("cli: a client fails at once when nothing listens at any address, exit
   }
 });
 
-Deno.test("cli: a timeout says what was tried and how each node fared, exit 3", async () => {
-  // Accepts connections and never answers (not even the handshake).
-  const silent = Deno.listen({ hostname: HOST, port: 0 });
+/** An address that accepts connections and never answers (not even the handshake). */
+function silentServer(): { address: string; close: () => Promise<void> } {
+  const listener = Deno.listen({ hostname: HOST, port: 0 });
   const held: Deno.Conn[] = [];
   const accepting = (async () => {
-    for await (const conn of silent) held.push(conn);
+    for await (const conn of listener) held.push(conn);
   })();
-  const address = `${HOST}:${(silent.addr as Deno.NetAddr).port}`;
+  return {
+    address: `${HOST}:${(listener.addr as Deno.NetAddr).port}`,
+    close: async () => {
+      listener.close();
+      await accepting.catch(() => {});
+      for (const conn of held) conn.close();
+    },
+  };
+}
+
+Deno.test("cli: a timeout says what was tried and how each node fared, exit 3", async () => {
+  const silent = silentServer();
+  const address = silent.address;
   const down = nobody();
   try {
     const r = await cli(
@@ -132,9 +144,7 @@ Deno.test("cli: a timeout says what was tried and how each node fared, exit 3", 
     assert.match(r.err, new RegExp(`${address}: no answer before the call was cut off`));
     assert.match(r.err, new RegExp(`${down}: (not tried; a probe now: )?connection refused`));
   } finally {
-    silent.close();
-    await accepting.catch(() => {});
-    for (const conn of held) conn.close();
+    await silent.close();
   }
 });
 
@@ -142,12 +152,8 @@ Deno.test("cli: a shard key's operation that times out names the group that did 
   const dir = await Deno.makeTempDir({ prefix: "distkit-cli-shard-" });
   const ctrler = nobody();
   // The group's servers: one down, one that accepts connections and never answers.
-  const silent = Deno.listen({ hostname: HOST, port: 0 });
-  const held: Deno.Conn[] = [];
-  const accepting = (async () => {
-    for await (const conn of silent) held.push(conn);
-  })();
-  const quiet = `${HOST}:${(silent.addr as Deno.NetAddr).port}`;
+  const silent = silentServer();
+  const quiet = silent.address;
   const down = nobody();
   const node = await startShardNode({
     role: "ctrler",
@@ -192,9 +198,7 @@ Deno.test("cli: a shard key's operation that times out names the group that did 
   } finally {
     await connection.close();
     await node.close();
-    silent.close();
-    await accepting.catch(() => {});
-    for (const conn of held) conn.close();
+    await silent.close();
     await Deno.remove(dir, { recursive: true });
   }
 });

@@ -16,12 +16,14 @@ import {
   endpointsOf,
   EXIT,
   EXIT_HELP,
+  formatMs,
   operands,
   OUTPUT_FLAGS,
   OUTPUT_HELP,
   outputFormat,
   parseCommandArgs,
   secretFrom,
+  triedLines,
   usageError,
   UsageProblem,
   waitForSignal,
@@ -40,6 +42,7 @@ import type { ShardClerk } from "../shard/clerk.ts";
 import type { Transport } from "../net/transport.ts";
 import { checkGroupServers, GroupServersError, probeGroupServers } from "../shard/group_probe.ts";
 import type { ShardControllerClerk } from "../shard/controller.ts";
+import { ShardGroupTimeoutError } from "../shard/errors.ts";
 import { connectShard, startShardNode } from "../shard/node.ts";
 import { SUMMARIES } from "./summaries.ts";
 
@@ -173,8 +176,32 @@ interface ShardContext {
   values: Record<string, string | boolean | undefined>;
   positionals: string[];
   signal: AbortSignal;
+  /** The options of a key's operation: the clerk keeps the deadline, so its error names the group. */
+  clerkCall: () => { signal: AbortSignal; deadlineMs: number };
   format: "json" | "text";
   encoding: ValueEncoding;
+}
+
+/**
+ * What a key's operation that timed out waiting for its group says: the
+ * group, its servers and how each fared, the configuration, and what to check.
+ */
+async function groupTimeoutMessage(
+  err: ShardGroupTimeoutError,
+  command: { name: string; timeoutMs: number; ctrlers: string[] },
+): Promise<string> {
+  const endpoints = `--endpoints ${command.ctrlers.join(",")}`;
+  const lines = await triedLines(err.tried);
+  const advice = err.gid === 0
+    ? `Join a group: distkit shard join ${endpoints} --gid <gid> --servers <host:port,...>.`
+    : `Check that group ${err.gid}'s servers are up (distkit shard group serve --gid ${err.gid}) ` +
+      `and reachable at these addresses, and that configuration ${err.configNum} lists the ` +
+      `group at its servers' right addresses (distkit shard query ${endpoints}).`;
+  return `no answer within ${formatMs(command.timeoutMs)} (--timeout) from ${err.waitedFor}` +
+    (lines === "" ? "." : `; tried:\n${lines}`) + `\n${advice}` +
+    (err.mayHaveApplied
+      ? `\nThe ${command.name} may or may not have taken effect: read the key to find out.`
+      : "");
 }
 
 /** A client command: connects to --endpoints (the controller), runs `op`, maps errors to exit codes. */
@@ -216,7 +243,7 @@ ${EXIT_HELP}`,
       let timeoutMs: number;
       let connection;
       let ctrlers: string[];
-      let context: Omit<ShardContext, "signal">;
+      let context: Omit<ShardContext, "signal" | "clerkCall">;
       try {
         ctrlers = endpointsOf(parsed.values);
         timeoutMs = durationMs(parsed.values.timeout, "--timeout") ?? 10_000;
@@ -238,9 +265,25 @@ ${EXIT_HELP}`,
       }
       const deadline = new ClientDeadline(ctrlers, timeoutMs);
       try {
-        return await op(connection, { ...context, signal: deadline.signal });
+        return await op(connection, {
+          ...context,
+          signal: deadline.signal,
+          clerkCall: () => deadline.forClerk(),
+        });
       } catch (err) {
         if (err instanceof UsageProblem) return usageError(`shard ${name}`, this, err.message);
+        if (err instanceof ShardGroupTimeoutError) {
+          // The controllers answered: the group did not, which the deadline's probes of the
+          // controllers would not tell.
+          console.error(
+            `distkit shard ${name}: ${await groupTimeoutMessage(err, {
+              name,
+              timeoutMs,
+              ctrlers,
+            })}`,
+          );
+          return EXIT.noAnswer;
+        }
         if (err instanceof GroupServersError) {
           console.error(`distkit shard ${name}: ${err.message}`);
           // Every server answered, as another group's (or a group of its own): the answer is no.
@@ -380,9 +423,9 @@ const get = clientCommand(
   "print a key's value (exit 1 when absent)",
   "<key>",
   ENCODING_HELP,
-  async ({ clerk }, { positionals, signal, format, encoding }) => {
+  async ({ clerk }, { positionals, clerkCall, format, encoding }) => {
     const [key] = operands(positionals, 1, "<key>");
-    const value = await clerk.get(key, { signal });
+    const value = await clerk.get(key, clerkCall());
     if (value === null) {
       if (format === "json") console.log(JSON.stringify({ key, found: false }));
       else console.error(`no key ${JSON.stringify(key)}`);
@@ -401,10 +444,10 @@ function writeCommand(name: "put" | "append", summary: string): CliCommand {
     summary,
     "<key> <value>   (value - : read it from stdin)",
     ENCODING_HELP,
-    async ({ clerk }, { positionals, signal, format, encoding }) => {
+    async ({ clerk }, { positionals, clerkCall, format, encoding }) => {
       const [key, operand] = operands(positionals, 2, "<key> <value>");
       const value = await valueOperand(operand, { encoding, what: "the value" });
-      await clerk[name](key, value, { signal });
+      await clerk[name](key, value, clerkCall());
       if (format === "json") {
         console.log(JSON.stringify({ op: name, key, ok: true, bytes: valueSize(value) }));
       }
@@ -418,9 +461,9 @@ const del = clientCommand(
   "delete a key (says so when it was absent; exit 0 either way)",
   "<key>",
   {},
-  async ({ clerk }, { positionals, signal, format }) => {
+  async ({ clerk }, { positionals, clerkCall, format }) => {
     const [key] = operands(positionals, 1, "<key>");
-    const existed = await clerk.delete(key, { signal });
+    const existed = await clerk.delete(key, clerkCall());
     if (format === "json") console.log(JSON.stringify({ op: "del", key, deleted: existed }));
     else if (!existed) console.error(`no key ${JSON.stringify(key)}: nothing to delete`);
     return 0;

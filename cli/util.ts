@@ -10,6 +10,7 @@
  */
 import { parseArgs } from "node:util";
 import { RefusedError } from "../net/errors.ts";
+import { RequestTimeoutError } from "../rsm/errors.ts";
 
 /**
  * A mistake in a command's arguments, thrown from deep in a command and
@@ -361,6 +362,25 @@ async function probe(address: string, signal: AbortSignal): Promise<string> {
 }
 
 /**
+ * Each server a client tried, one a line (`  host:port: what happened`):
+ * what the client itself last heard from it (more than a probe can tell),
+ * and for one it never got to, what a probe finds now.
+ */
+export async function triedLines(
+  tried: readonly { server: string; error: string }[],
+): Promise<string> {
+  const probes = AbortSignal.timeout(1000);
+  const states = await Promise.all(
+    tried.map((t) =>
+      t.error === "not tried"
+        ? probe(t.server, probes).then((state) => `not tried; a probe now: ${state}`)
+        : t.error
+    ),
+  );
+  return tried.map((t, i) => `  ${t.server}: ${states[i]}`).join("\n");
+}
+
+/**
  * The deadline of a client command, which also fails fast: its signal fires
  * after `timeoutMs`, or at once (with a {@linkcode NothingListeningError})
  * when every address refuses a connection. {@linkcode ClientDeadline.explain}
@@ -368,11 +388,13 @@ async function probe(address: string, signal: AbortSignal): Promise<string> {
  */
 export class ClientDeadline {
   readonly #controller = new AbortController();
+  readonly #nothingListens = new AbortController();
   readonly #probes = new AbortController();
   readonly #timer: ReturnType<typeof setTimeout>;
   readonly #probing: Promise<void>;
   readonly #addresses: readonly string[];
   readonly #timeoutMs: number;
+  readonly #start = Date.now();
 
   /** Starts the clock and the connection probes. */
   constructor(addresses: readonly string[], timeoutMs: number) {
@@ -387,7 +409,9 @@ export class ClientDeadline {
     this.#probing = Promise.all(addresses.map((a) => probe(a, probes))).then(
       (states) => {
         if (states.length > 0 && states.every((s) => s === "connection refused")) {
-          this.#controller.abort(new NothingListeningError(addresses));
+          const reason = new NothingListeningError(addresses);
+          this.#controller.abort(reason);
+          this.#nothingListens.abort(reason);
         }
       },
     );
@@ -396,6 +420,19 @@ export class ClientDeadline {
   /** Fires on the deadline, or when nothing listens at any address. */
   get signal(): AbortSignal {
     return this.#controller.signal;
+  }
+
+  /**
+   * The options for a clerk call that keeps the deadline itself: the time
+   * left, and a signal that fires only when nothing listens. The clerk's
+   * own timeout error can say what it was waiting for (the sharded clerk's
+   * names the group), where one cut off by {@linkcode signal} cannot.
+   */
+  forClerk(): { signal: AbortSignal; deadlineMs: number } {
+    return {
+      signal: this.#nothingListens.signal,
+      deadlineMs: Math.max(0, this.#timeoutMs - (Date.now() - this.#start)),
+    };
   }
 
   /**
@@ -416,18 +453,10 @@ export class ClientDeadline {
     if (err instanceof UsageProblem || err instanceof RefusedError) {
       return { code: exitCodeOf(err), message: (err as Error).message };
     }
-    if (this.#controller.signal.aborted && tried !== undefined && tried.length > 0) {
-      // What the client itself last heard from each node (more than a probe can
-      // tell), and for a node it never got to, what a probe finds now.
-      const probes = AbortSignal.timeout(1000);
-      const states = await Promise.all(
-        tried.map((t) =>
-          t.error === "not tried"
-            ? probe(t.server, probes).then((state) => `not tried; a probe now: ${state}`)
-            : t.error
-        ),
-      );
-      const lines = tried.map((t, i) => `  ${t.server}: ${states[i]}`).join("\n");
+    // A clerk that kept the deadline itself (forClerk) may time out just before the signal fires.
+    const timedOut = this.#controller.signal.aborted || err instanceof RequestTimeoutError;
+    if (timedOut && tried !== undefined && tried.length > 0) {
+      const lines = await triedLines(tried);
       return {
         code: EXIT.noAnswer,
         message: `no answer within ${formatMs(this.#timeoutMs)} (--timeout); tried:\n${lines}\n` +
@@ -435,7 +464,7 @@ export class ClientDeadline {
           "(a majority down?) or be another kind of server.",
       };
     }
-    if (this.#controller.signal.aborted) {
+    if (timedOut) {
       const probes = AbortSignal.timeout(1000);
       const states = await Promise.all(this.#addresses.map((a) => probe(a, probes)));
       const lines = this.#addresses.map((a, i) => `  ${a}: ${states[i]}`).join("\n");

@@ -193,6 +193,17 @@ export interface RequestTimeoutErrorOptions extends RequestAbortedErrorOptions {
   deadlineMs: number;
   /** Each server tried and its last failure. */
   tried: readonly ServerAttempt[];
+  /**
+   * Whose answer the client was waiting for, when "the servers tried" is not
+   * the whole story (`group 100, which holds shard 3 in configuration 1`):
+   * the message says `no answer within N ms from <waitedFor>`.
+   */
+  waitedFor?: string;
+  /**
+   * What to check before trying again, in place of `check that the servers
+   * are up and reachable`; a write that may have applied gets it too.
+   */
+  advice?: string;
 }
 
 /**
@@ -219,26 +230,34 @@ export class RequestTimeoutError extends RequestAbortedError {
   readonly deadlineMs: number;
   /** Each server tried and its last failure. */
   readonly tried: readonly ServerAttempt[];
+  /** Whose answer the client was waiting for, when given (see {@linkcode RequestTimeoutErrorOptions}). */
+  readonly waitedFor: string | undefined;
+  /** What to check before trying again, when given. */
+  readonly advice: string | undefined;
 
   /**
    * Creates the error.
    *
    * @param service The service called.
    * @param operation The operation abandoned (`get`, `put`...).
-   * @param options The deadline, each server's last failure, whether a server may have applied it, and `cause`.
+   * @param options The deadline, each server's last failure, whether a server may have applied it, whom it waited for, what to check, and `cause`.
    */
   constructor(service: string, operation: string, options: RequestTimeoutErrorOptions) {
-    const { deadlineMs, tried, ...abortedOptions } = options;
+    const { deadlineMs, tried, waitedFor, advice, ...abortedOptions } = options;
     super(service, operation, abortedOptions);
     this.name = "RequestTimeoutError";
     this.deadlineMs = deadlineMs;
     this.tried = tried;
+    this.waitedFor = waitedFor;
+    this.advice = advice;
     const servers = tried.map((t) => `${t.server} (${t.error})`).join(", ");
     this.message = `${service}: ${operation}: no answer within ${deadlineMs} ms` +
+      (waitedFor === undefined ? "" : ` from ${waitedFor}`) +
       (servers === "" ? "" : `; tried ${servers}`) +
+      // A write that may have applied is not to be sent again blindly: no "then retry".
       (this.mayHaveApplied
-        ? MAY_HAVE_APPLIED
-        : "; check that the servers are up and reachable, then retry");
+        ? (advice === undefined ? "" : `; ${advice}`) + MAY_HAVE_APPLIED
+        : `; ${advice ?? "check that the servers are up and reachable"}, then retry`);
   }
 }
 

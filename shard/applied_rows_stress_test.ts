@@ -9,17 +9,12 @@
  */
 import assert from "node:assert/strict";
 import { VirtualClock } from "../net/clock.ts";
-import { silentLogger } from "../net/logger.ts";
-import type { Applied } from "../raft/mod.ts";
 import { SimKv } from "../store/sim_kv.ts";
-import { StateStore } from "../store/state_store.ts";
-import { StoredApplier } from "../rsm/stored_machine.ts";
-import { StoredShardGroupState } from "./stored_group_state.ts";
-import { initialConfig, joinGroups } from "./mod.ts";
-import { DEFAULT_KV_LIMITS } from "../kv/mod.ts";
+import { joinGroups } from "./mod.ts";
 import { defaultCodec } from "../net/codec.ts";
 import { keyToShard } from "./config.ts";
 import { Random } from "../net/random.ts";
+import { openStagedGroup } from "./test_util.ts";
 
 const SEEDS = Number(Deno.env.get("APPLIED_SEEDS") ?? "4");
 const BASE = Number(Deno.env.get("APPLIED_SEED_BASE") ?? "1");
@@ -41,35 +36,22 @@ for (let seed = BASE; seed < BASE + SEEDS; seed++) {
         atomic: () => kv.atomic(),
         close: () => {},
       };
-      const store = await StateStore.open(kv, {
-        readKv: readKv as never,
-        cacheBytes: Number(Deno.env.get("APPLIED_CACHE_BYTES") ?? "4096"),
-      });
-      const state = await StoredShardGroupState.open(store, {
-        gid: 100,
-        limits: DEFAULT_KV_LIMITS,
-      });
-      let failed: unknown;
-      const applier = new StoredApplier(state, {
-        once: undefined,
-        logger: silentLogger,
-        node: "a",
-        clock,
-        limits: r() < 0.5
-          ? undefined
-          : { entries: 64 + Math.floor(r() * 448), delayMs: 1 + Math.floor(r() * 50) },
-        onFailure: (err) => void (failed = err),
-        early: true,
-      });
-      let index = 0;
       let answered = 0;
-      const take = (command: unknown) =>
-        applier.take({ type: "command", index: ++index, term: 1, command } as Applied, {
-          last: r() < 0.5,
-          done: (item) => void (answered = item.index),
-        });
-      const c1 = joinGroups(initialConfig(), { 100: ["a"] });
-      await take({ kind: "config", config: c1, sources: {} });
+      const group = await openStagedGroup({
+        clock,
+        kv,
+        store: {
+          readKv: readKv as never,
+          cacheBytes: Number(Deno.env.get("APPLIED_CACHE_BYTES") ?? "4096"),
+        },
+        limits: () =>
+          r() < 0.5
+            ? undefined
+            : { entries: 64 + Math.floor(r() * 448), delayMs: 1 + Math.floor(r() * 50) },
+        last: () => r() < 0.5,
+        done: (item) => void (answered = item.index),
+      });
+      const { store, state, applier, c1 } = group;
       // History per key: [entry index, value | null].
       const hist = new Map<string, [number, string | null][]>();
       const cur = (k: string) => hist.get(k)?.at(-1)?.[1] ?? null;
@@ -112,10 +94,10 @@ for (let seed = BASE; seed < BASE + SEEDS; seed++) {
       const storeMoves = new Set<number>();
       let maxLag = 0;
       let frozen = new Map<string, string>();
-      for (let i = 0; i < ops && errors.length === 0 && failed === undefined; i++) {
+      for (let i = 0; i < ops && errors.length === 0 && group.failed === undefined; i++) {
         if (i === 2000) {
           // Shards leave, their writes staged; later reads of their pages must hold them all.
-          await take({ kind: "config", config: c2, sources: {} });
+          await group.config(c2);
           leftAt = 2;
           moved = new Set(leaving);
           frozen = new Map();
@@ -136,22 +118,22 @@ for (let seed = BASE; seed < BASE + SEEDS; seed++) {
           : roll < 0.85
           ? { type: "append", key, value: `+${i}` }
           : { type: "delete", key };
-        await take({ kind: "op", command: { client, seq, write } });
+        await group.take({ kind: "op", command: { client, seq, write } });
         const h = hist.get(key) ?? [];
         hist.set(key, h);
         const prev = cur(key);
         h.push([
-          index,
+          group.index,
           write.type === "put" ? value : write.type === "append" ? (prev ?? "") + `+${i}` : null,
         ]);
         storeMoves.add(store.applied.index);
-        maxLag = Math.max(maxLag, index - store.applied.index);
+        maxLag = Math.max(maxLag, group.index - store.applied.index);
         const nGets = Math.floor(r() * 4);
         for (let g = 0; g < nGets; g++) {
           fireGet(r() < 0.5 ? key : pool[Math.floor(r() * pool.length)]);
         }
         if (r() < 0.3) {
-          await new Promise((res) => clock.setTimer(Math.floor(r() * 4), () => res(undefined)));
+          await group.tick(Math.floor(r() * 4));
         }
         if (leftAt > 0 && r() < 0.02) {
           // Read every leaving shard's pages (small pages: several slices, cursors).
@@ -179,7 +161,7 @@ for (let seed = BASE; seed < BASE + SEEDS; seed++) {
                 errors.push(
                   `page of ${shard}: ${k} = ${String(got.get(k)).slice(0, 12)} want ${
                     v.slice(0, 12)
-                  }; store ${store.applied.index}/${index}`,
+                  }; store ${store.applied.index}/${group.index}`,
                 );
               }
             }
@@ -191,10 +173,10 @@ for (let seed = BASE; seed < BASE + SEEDS; seed++) {
       }
       await Promise.all(inflight);
       console.log(
-        `seed ${seed}: entries ${index}, store ${store.applied.index}, gets ${inflight.length}, pages ${pagesRead}, storeMoves ${storeMoves.size}, maxLag ${maxLag}`,
+        `seed ${seed}: entries ${group.index}, store ${store.applied.index}, gets ${inflight.length}, pages ${pagesRead}, storeMoves ${storeMoves.size}, maxLag ${maxLag}`,
       );
       await applier.close();
-      assert.equal(failed, undefined);
+      assert.equal(group.failed, undefined);
       assert.deepEqual(errors.slice(0, 5), []);
     });
   });

@@ -36,6 +36,7 @@ import type { KvResult, KvWrite } from "../kvstate/state.ts";
 import { type KvValue, valueAsBytes, valueAsText } from "../kvstate/value.ts";
 import { keyToShard, type ShardConfig } from "./config.ts";
 import { ShardControllerClerk } from "./controller.ts";
+import { ShardGroupTimeoutError } from "./errors.ts";
 import { SHARD_SERVICE } from "./group.ts";
 import { defaultClock, defaultId } from "../net/env.ts";
 
@@ -77,6 +78,8 @@ export interface ShardCallOptions {
   /**
    * Gives up with a `RequestTimeoutError` after this long, overriding the
    * clerk's `deadlineMs` (default 30 s); `Infinity`: only the signal ends it.
+   * It is a {@linkcode ShardGroupTimeoutError} when the controllers had named
+   * the key's group (or none) and the group did not serve the call.
    */
   deadlineMs?: number;
 }
@@ -245,28 +248,42 @@ export class ShardClerk {
     const { operation, attempts } = options;
     const deadlineMs = options.deadlineMs ?? this.#options.deadlineMs ?? DEFAULT_DEADLINE_MS;
     const deadline = new CallDeadline(deadlineMs, { clock: this.#clock, signal: options.signal });
-    let tried: ServerAttempt[] = [];
+    const shard = keyToShard(key);
+    const route: Route = { controllersAnswered: false };
     try {
-      return await this.#routeUntil<T>(key, method, args, {
+      return await this.#routeUntil<T>(shard, method, args, {
         ...options,
         signal: deadline.signal,
-        onTried: (t) => tried = t,
+        route,
       });
     } catch (err) {
       if (!deadline.expired || !(err instanceof RequestAbortedError)) throw err;
-      throw new RequestTimeoutError(SERVICE, operation, {
+      const timeout = {
         mayHaveApplied: err.mayHaveApplied || (attempts?.mayHaveApplied ?? false),
         deadlineMs,
-        tried,
+        tried: withEarlier(route.last),
         cause: err,
-      });
+      };
+      // The controllers named a group (or none, just now): say it is the group that did not
+      // answer, not leave the reader to suspect the controllers.
+      const last = route.last;
+      if (last !== undefined && (last.gid !== 0 || route.controllersAnswered)) {
+        throw new ShardGroupTimeoutError(operation, {
+          ...timeout,
+          shard,
+          gid: last.gid,
+          configNum: last.configNum,
+          controllersAnswered: route.controllersAnswered,
+        });
+      }
+      throw new RequestTimeoutError(SERVICE, operation, timeout);
     } finally {
       deadline.cancel();
     }
   }
 
   async #routeUntil<T extends object>(
-    key: string,
+    shard: number,
     method: "Get" | "Write",
     args: unknown,
     options: {
@@ -274,23 +291,30 @@ export class ShardClerk {
       write: boolean;
       signal?: AbortSignal;
       attempts?: WriteAttempts;
-      onTried: (tried: ServerAttempt[]) => void;
+      route: Route;
     },
   ): Promise<T> {
-    const { operation, attempts, signal, onTried } = options;
-    const shard = keyToShard(key);
+    const { operation, attempts, signal, route } = options;
     try {
       while (true) {
-        const config = this.#config ??= await this.#ctrler.query(-1, { signal });
+        const config = this.#config ??= await this.#latest(route, signal);
         const gid = config.shards[shard];
+        const earlier = route.last?.gid === gid ? route.last.tried : undefined;
+        const last: Route["last"] = { configNum: config.num, gid, tried: [], earlier };
+        route.last = last;
         if (gid !== 0) {
           const group = this.#groups.for(config.groups[gid]);
           const reply = await group.call<T>(
             `${SHARD_SERVICE}.${method}`,
             args,
             { operation, write: options.write, signal, attempts, rounds: 1, deadlineMs: Infinity },
-          ).finally(() => onTried(group.tried()));
+          ).finally(() => last.tried = group.tried());
           if (reply?.status === "ok") return reply;
+          if (reply?.status === "wrong-group") {
+            // The client counts it as an answer ("ok"); for this call it is a refusal.
+            const at = last.tried.find((t) => t.server === group.leader);
+            if (at) at.error = `answered wrong-group: it does not serve shard ${shard} now`;
+          }
         }
         try {
           await delay(this.#options.retryMs ?? 100, { clock: this.#clock, signal });
@@ -300,11 +324,50 @@ export class ShardClerk {
             cause: signal?.reason,
           });
         }
-        this.#config = await this.#ctrler.query(-1, { signal });
+        this.#config = await this.#latest(route, signal);
       }
     } catch (err) {
       // A failure asking the controller, after a group may have taken the write, is no refusal.
       throw ambiguousIfProposed(err as Error, { service: SERVICE, operation, attempts });
     }
   }
+
+  /** The latest configuration, from the controllers; notes in `route` that they answered. */
+  async #latest(route: Route, signal: AbortSignal | undefined): Promise<ShardConfig> {
+    const config = await this.#ctrler.query(-1, { signal });
+    route.controllersAnswered = true;
+    return config;
+  }
+}
+
+/** What one call of the clerk learned of its route: for the error it may end with. */
+interface Route {
+  /** Whether the controllers answered during the call. */
+  controllersAnswered: boolean;
+  /**
+   * The configuration the call routed by last, the group it gives the key's
+   * shard to (0: none), and what each of the group's servers last did.
+   */
+  last?: {
+    configNum: number;
+    gid: number;
+    tried: ServerAttempt[];
+    /** What the servers did in the round before, when it asked the same group. */
+    earlier?: ServerAttempt[];
+  };
+}
+
+/**
+ * The last round's outcomes, each with the round before's when it differs: a
+ * round cut off by the deadline says only `no answer before the call was cut
+ * off`, where the round before may have said `connection refused`.
+ */
+function withEarlier(last: Route["last"]): ServerAttempt[] {
+  if (last === undefined) return [];
+  return last.tried.map((t) => {
+    const earlier = last.earlier?.find((e) => e.server === t.server)?.error;
+    return earlier === undefined || earlier === t.error || earlier === "not tried"
+      ? t
+      : { server: t.server, error: `${t.error} (before that: ${earlier})` };
+  });
 }

@@ -40,9 +40,19 @@ export * from "./group_probe.ts";
 export * from "./group_state.ts";
 export * from "./stored_group_state.ts";
 export * from "./clerk.ts";
+export * from "./errors.ts";
 export * from "./node.ts";
 // A group server's state kind (`ShardNodeOptions.state`), and its refusal.
 export { type StateKind, StateKindError } from "../rsm/mod.ts";
+// The request error family ShardGroupTimeoutError belongs to.
+export {
+  RequestAbortedError,
+  type RequestAbortedErrorOptions,
+  RequestTimeoutError,
+  type RequestTimeoutErrorOptions,
+  type ServerAttempt,
+  ServiceError,
+} from "../rsm/mod.ts";
 // Types from the kv, net and raft layers that appear in this module's signatures.
 export type {
   KvCommand,

@@ -8,44 +8,21 @@
  */
 import assert from "node:assert/strict";
 import { VirtualClock } from "../net/clock.ts";
-import { silentLogger } from "../net/logger.ts";
-import type { Applied } from "../raft/mod.ts";
-import { SimKv } from "../store/sim_kv.ts";
-import { StateStore } from "../store/state_store.ts";
-import { StoredApplier } from "../rsm/stored_machine.ts";
-import { StoredShardGroupState } from "./stored_group_state.ts";
-import { initialConfig, joinGroups } from "./mod.ts";
-import { DEFAULT_KV_LIMITS } from "../kv/mod.ts";
+import { joinGroups } from "./mod.ts";
 import { defaultCodec } from "../net/codec.ts";
 import { keyToShard } from "./config.ts";
+import { openStagedGroup } from "./test_util.ts";
 
 Deno.test("stored shard group: a read sees a write staged while an earlier batch commits in two parts", async () => {
   const clock = new VirtualClock();
   await clock.run(async () => {
-    const store = await StateStore.open(new SimKv({ clock, commitMs: 5 }));
-    const state = await StoredShardGroupState.open(store, { gid: 100, limits: DEFAULT_KV_LIMITS });
-    let failed: unknown;
-    const applier = new StoredApplier(state, {
-      once: undefined,
-      logger: silentLogger,
-      node: "a",
+    const group = await openStagedGroup({
       clock,
       // Sealed only when asked (storeSoon), as the compaction hold does; answered once staged.
       limits: { entries: 100_000, bytes: 1 << 30, delayMs: 1e9 },
-      onFailure: (err) => void (failed = err),
-      early: true,
     });
-    let index = 0;
-    const answers: unknown[] = [];
-    const take = (command: unknown) =>
-      applier.take({ type: "command", index: ++index, term: 1, command } as Applied, {
-        last: true,
-        done: (_item, outcome) => answers.push(outcome),
-      });
-    const config = joinGroups(initialConfig(), { 100: ["a"] });
-    await take({ kind: "config", config, sources: {} });
-    const put = (client: string, key: string, value: string) =>
-      take({ kind: "op", command: { client, seq: 1, write: { type: "put", key, value } } });
+    const { store, state, applier } = group;
+    const put = (client: string, key: string, value: string) => group.put(client, 1, key, value);
     // Batch X: 1,000 entries, each a new key and a new session: ~2,000 rows, over one commit's 900.
     for (let i = 0; i < 1000; i++) await put(`c${i}`, `k${i}`, "x");
     applier.storeSoon();
@@ -56,17 +33,16 @@ Deno.test("stored shard group: a read sees a write staged while an earlier batch
     let stale: string | undefined;
     for (let i = 0; i < 200 && stale === undefined; i++) {
       await put(`d${i}`, `other${i}`, "y");
-      await new Promise((r) => clock.setTimer(1, () => r(undefined)));
+      await group.tick();
       stored.add(store.applied.index);
       const seen = await state.get("target");
       if (seen !== "new") {
-        stale =
-          `read ${JSON.stringify(seen)} at entry ${index}, store at ${store.applied.index}, ` +
-          `store indexes seen ${[...stored].join(",")}`;
+        stale = `read ${JSON.stringify(seen)} at entry ${group.index}, ` +
+          `store at ${store.applied.index}, store indexes seen ${[...stored].join(",")}`;
       }
     }
     await applier.close();
-    assert.equal(failed, undefined);
+    assert.equal(group.failed, undefined);
     assert.equal(stale, undefined, stale);
   });
 });
@@ -74,31 +50,8 @@ Deno.test("stored shard group: a read sees a write staged while an earlier batch
 Deno.test("stored shard group: with the replica's default batches, a write answered once staged reads back", async () => {
   const clock = new VirtualClock();
   await clock.run(async () => {
-    const store = await StateStore.open(new SimKv({ clock, commitMs: 5 }));
-    const state = await StoredShardGroupState.open(store, {
-      gid: 100,
-      limits: DEFAULT_KV_LIMITS,
-    });
-    let failed: unknown;
-    const applier = new StoredApplier(state, {
-      once: undefined,
-      logger: silentLogger,
-      node: "a",
-      clock,
-      onFailure: (err) => void (failed = err),
-      early: true,
-    });
-    let index = 0;
-    const take = (command: unknown) =>
-      applier.take({ type: "command", index: ++index, term: 1, command } as Applied, {
-        last: true,
-        done: () => {},
-      });
-    await take({
-      kind: "config",
-      config: joinGroups(initialConfig(), { 100: ["a"] }),
-      sources: {},
-    });
+    const group = await openStagedGroup({ clock });
+    const { store, state, applier } = group;
     const seqs = new Map<string, number>();
     const latest = new Map<string, string>();
     const value = "v".repeat(4096);
@@ -110,7 +63,7 @@ Deno.test("stored shard group: with the replica's default batches, a write answe
       seqs.set(client, seq);
       const key = `k${i % 3000}`;
       const v = `${i}:${value}`;
-      await take({ kind: "op", command: { client, seq, write: { type: "put", key, value: v } } });
+      await group.put(client, seq, key, v);
       latest.set(key, v);
       moves.add(store.applied.index);
       // The last few keys written: each must read as answered.
@@ -118,15 +71,15 @@ Deno.test("stored shard group: with the replica's default batches, a write answe
         const k = `k${(i - back) % 3000}`;
         const seen = await state.get(k);
         if (seen !== latest.get(k)) {
-          stale = `entry ${index}: ${k} read ${String(seen).slice(0, 12)}, answered ` +
+          stale = `entry ${group.index}: ${k} read ${String(seen).slice(0, 12)}, answered ` +
             `${latest.get(k)!.slice(0, 12)}; store at ${store.applied.index}`;
           break;
         }
       }
-      await new Promise((r) => clock.setTimer(1, () => r(undefined)));
+      await group.tick();
     }
     await applier.close();
-    assert.equal(failed, undefined);
+    assert.equal(group.failed, undefined);
     assert.equal(stale, undefined, stale);
   });
 });
@@ -134,33 +87,14 @@ Deno.test("stored shard group: with the replica's default batches, a write answe
 Deno.test("stored shard group: a leaving shard's page holds every write answered once staged", async () => {
   const clock = new VirtualClock();
   await clock.run(async () => {
-    const store = await StateStore.open(new SimKv({ clock, commitMs: 5 }));
-    const state = await StoredShardGroupState.open(store, { gid: 100, limits: DEFAULT_KV_LIMITS });
-    let failed: unknown;
-    const applier = new StoredApplier(state, {
-      once: undefined,
-      logger: silentLogger,
-      node: "a",
-      clock,
-      onFailure: (err) => void (failed = err),
-      early: true,
-    });
-    let index = 0;
     const results: unknown[] = [];
-    const take = (command: unknown) =>
-      applier.take({ type: "command", index: ++index, term: 1, command } as Applied, {
-        last: true,
-        done: (_i, outcome) => void results.push(outcome),
-      });
-    const tick = () => new Promise((r) => clock.setTimer(1, () => r(undefined)));
-    const c1 = joinGroups(initialConfig(), { 100: ["a"] });
-    await take({ kind: "config", config: c1, sources: {} });
+    const group = await openStagedGroup({
+      clock,
+      done: (_i, outcome) => void results.push(outcome),
+    });
+    const { store, state, applier, c1 } = group;
     let seq = 0;
-    const put = (key: string, value: string) =>
-      take({
-        kind: "op",
-        command: { client: "c", seq: ++seq, write: { type: "put", key, value } },
-      });
+    const put = (key: string, value: string) => group.put("c", ++seq, key, value);
     const big = "v".repeat(4096);
     // Fill: 4 KiB puts on shards that stay, until the first batch's first commit is done.
     const c2 = joinGroups(c1, { 101: ["b"] });
@@ -176,10 +110,10 @@ Deno.test("stored shard group: a leaving shard's page holds every write answered
     assert.equal(store.applied.index, start);
     // The write on shard 7, answered once staged; then shard 7 leaves (configuration 2).
     await put("9target", "answered");
-    const targetAt = index;
+    const targetAt = group.index;
     const answer = results.at(-1) as { result: { kind: string } };
     assert.equal(answer.result.kind, "write");
-    await take({ kind: "config", config: c2, sources: {} });
+    await group.config(c2);
     assert.equal(state.statuses().get(7), "leaving");
     let missing: string | undefined;
     const moves = new Set<number>([store.applied.index]);
@@ -187,17 +121,18 @@ Deno.test("stored shard group: a leaving shard's page holds every write answered
     // the page is read once that batch is stored and the target's is not.
     while (store.applied.index < 500) {
       await filler();
-      await tick();
+      await group.tick();
       moves.add(store.applied.index);
     }
     assert.ok(store.applied.index < targetAt, "the target's batch is not stored yet");
     const page = await state.leavingPage(7, 2, { after: null, maxBytes: 1 << 20 });
     const data = (defaultCodec.decode(page!.data) as { data: [string, string][] }).data;
     if (!data.some(([k, v]) => k === "9target" && v === "answered")) {
-      missing = `store at ${store.applied.index} of ${index}: the page has ${JSON.stringify(data)}`;
+      const entries = `${store.applied.index} of ${group.index}`;
+      missing = `store at ${entries}: the page has ${JSON.stringify(data)}`;
     }
     await applier.close();
-    assert.equal(failed, undefined);
+    assert.equal(group.failed, undefined);
     assert.equal(missing, undefined, missing);
   });
 });

@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { main } from "../cli.ts";
 import { delay, DISTKIT_VERSION, RpcServer, serveTcp } from "../net/mod.ts";
 import { distkitCommand, LocalCluster } from "../cli.ts";
+import { connectShard, keyToShard, startShardNode } from "../shard/mod.ts";
 import { freePorts, HOST } from "./node_process.ts";
 
 /** Runs `distkit <args>` in this process; its exit code and what it printed. */
@@ -106,14 +107,26 @@ Deno.test("cli: a client fails at once when nothing listens at any address, exit
   }
 });
 
-Deno.test("cli: a timeout says what was tried and how each node fared, exit 3", async () => {
-  // Accepts connections and never answers (not even the handshake).
-  const silent = Deno.listen({ hostname: HOST, port: 0 });
+/** An address that accepts connections and never answers (not even the handshake). */
+function silentServer(): { address: string; close: () => Promise<void> } {
+  const listener = Deno.listen({ hostname: HOST, port: 0 });
   const held: Deno.Conn[] = [];
   const accepting = (async () => {
-    for await (const conn of silent) held.push(conn);
+    for await (const conn of listener) held.push(conn);
   })();
-  const address = `${HOST}:${(silent.addr as Deno.NetAddr).port}`;
+  return {
+    address: `${HOST}:${(listener.addr as Deno.NetAddr).port}`,
+    close: async () => {
+      listener.close();
+      await accepting.catch(() => {});
+      for (const conn of held) conn.close();
+    },
+  };
+}
+
+Deno.test("cli: a timeout says what was tried and how each node fared, exit 3", async () => {
+  const silent = silentServer();
+  const address = silent.address;
   const down = nobody();
   try {
     const r = await cli(
@@ -131,9 +144,62 @@ Deno.test("cli: a timeout says what was tried and how each node fared, exit 3", 
     assert.match(r.err, new RegExp(`${address}: no answer before the call was cut off`));
     assert.match(r.err, new RegExp(`${down}: (not tried; a probe now: )?connection refused`));
   } finally {
-    silent.close();
-    await accepting.catch(() => {});
-    for (const conn of held) conn.close();
+    await silent.close();
+  }
+});
+
+Deno.test("cli: a shard key's operation that times out names the group that did not answer, not the controllers, exit 3", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "distkit-cli-shard-" });
+  const ctrler = nobody();
+  // The group's servers: one down, one that accepts connections and never answers.
+  const silent = silentServer();
+  const quiet = silent.address;
+  const down = nobody();
+  const node = await startShardNode({
+    role: "ctrler",
+    address: ctrler,
+    peers: [ctrler],
+    dataDir: `${dir}/ctrler`,
+    tickMs: 20,
+  });
+  const connection = connectShard([ctrler]);
+  const admin = connection.admin;
+  const shard = keyToShard("k");
+  try {
+    await admin.query(); // the controller leads
+    // No group yet: the configuration gives the key's shard to none.
+    let r = await cli("shard", "get", "--endpoints", ctrler, "--timeout", "500ms", "k");
+    assert.equal(r.code, 3, r.err);
+    assert.match(
+      r.err,
+      new RegExp(
+        `no answer within 500ms \\(--timeout\\) from a group for shard ${shard}: configuration ` +
+          `0 gives it to none \\(the controllers answered\\)\\.\nJoin a group: distkit shard join`,
+      ),
+    );
+    await admin.join({ 100: [down, quiet] });
+    for (const args of [["get", "k"], ["put", "k", "v"]]) {
+      r = await cli("shard", args[0], "--endpoints", ctrler, "--timeout", "1s", ...args.slice(1));
+      assert.equal(r.code, 3, r.err);
+      assert.match(
+        r.err,
+        new RegExp(
+          `^distkit shard ${args[0]}: no answer within 1s \\(--timeout\\) from group 100, which ` +
+            `holds shard ${shard} in configuration 1 \\(the controllers answered\\); tried:\n` +
+            `(  .+\n){2}Check that group 100's servers are up .* and that configuration 1 lists ` +
+            `the group at its servers' right addresses`,
+        ),
+      );
+      // What the clerk last heard from each, or what a probe finds now.
+      assert.match(r.err, new RegExp(`\n  ${down}: .*connection refused`));
+      assert.match(r.err, new RegExp(`\n  ${quiet}: .*(cut off|accepts connections)`));
+      assert.doesNotMatch(r.err, /The nodes now/);
+    }
+  } finally {
+    await connection.close();
+    await node.close();
+    await silent.close();
+    await Deno.remove(dir, { recursive: true });
   }
 });
 

@@ -160,9 +160,14 @@ export async function planCommits(ctx: PlanContext, entries: StagedEntry[]): Pro
         row = layout.encodeLoggedRow(value, inLog);
         mutations.push({ type: "set", key: stored, value: row });
       } else {
-        const encoded = layout.encodeValue(value, gen, nextPart);
+        const encoded = layout.encodeValue(value, gen, nextPart, stored);
         if (encoded.parts.length > 0) nextPart++;
-        ahead.push(...encoded.parts);
+        if (encoded.ahead) ahead.push(...encoded.parts);
+        else {
+          // A cut value's parts share the row's commit.
+          mutations.push(...encoded.parts);
+          rowOf.push(...encoded.parts.map(() => undefined));
+        }
         row = encoded.row;
         mutations.push({ type: "set", key: stored, value: row });
       }
@@ -187,13 +192,20 @@ export async function planCommits(ctx: PlanContext, entries: StagedEntry[]): Pro
         moveLogged(inLog.segment, 1);
       }
       const parts = refs.parts;
-      if (parts) {
+      if (parts && layout.isCut(parts) && ctx.views.size === 0 && replaced === before.get(tk)) {
+        // A cut value's parts, committed before this batch and read by no view: deleted with the
+        // row that pointed to them (garbage kept for later would grow with every overwrite).
+        for (let n = 0; n < parts.count; n++) {
+          mutations.push({ type: "delete", key: layout.key(gen, "p", parts.id, n) });
+          rowOf.push(undefined);
+        }
+      } else if (parts) {
         const count = new Uint8Array(4);
         new DataView(count.buffer).setUint32(0, parts.count);
         mutations.push({
           type: "set",
           key: layout.key(gen, "g", parts.id),
-          value: layout.encodeValue(count, gen, 0).row,
+          value: layout.encodeValue(count, gen, 0, layout.key(gen, "g", parts.id)).row,
         });
         rowOf.push(undefined);
         garbage.push({ kind: "parts", gen, id: parts.id, count: parts.count, next: 0 });

@@ -593,11 +593,24 @@ export class StateStore {
         if (writes === this.#writes) this.#cache.set(tk, { row, value });
         return value;
       } catch (err) {
-        // Its parts were deleted under it: the row changed meanwhile; read it again.
-        if (err instanceof StorageCorruptionError && writes !== this.#writes) continue;
+        // Its parts were deleted under it: the row changed meanwhile; read it again. (A commit
+        // deletes a cut value's parts with the row, so the read may fail before `#writes` moves.)
+        if (
+          err instanceof StorageCorruptionError &&
+          (writes !== this.#writes || !(await this.#stillStored(gen, tk, row)))
+        ) continue;
         throw err;
       }
     }
+  }
+
+  /** Whether generation `gen` still stores `row` under `tk` (table + key). */
+  async #stillStored(gen: number, tk: string, row: Uint8Array | null): Promise<boolean> {
+    if (gen !== this.#gen) return false;
+    const now = (await this.#reads.get<Uint8Array>(this.#layout.key(gen, tk[0], tk.slice(1))))
+      .value;
+    return now !== null && row !== null && now.length === row.length &&
+      now.every((b, i) => b === row[i]);
   }
 
   /** The stored rows of `tks` (table + key), from the cache or the database. */

@@ -25,6 +25,13 @@ function bigValue(r: Random, kind: number): StateValue {
   return Uint8Array.from({ length: size }, (_, i) => (i * 31 + kind) & 0xff);
 }
 
+/** A value whose row would spill out of its SQLite cell: stored cut into cell-sized parts. */
+function cutValue(r: Random): StateValue {
+  const size = r.between(900, 4 * 1024);
+  if (r.chance(0.5)) return "ü".repeat(size / 2);
+  return Uint8Array.from({ length: size }, () => r.int(256));
+}
+
 /** A commit's rejection, from the store or from the database, says the database crashed. */
 function crashed(err: unknown): boolean {
   return err instanceof SimKvCrashedError || (err as Error)?.cause instanceof SimKvCrashedError;
@@ -40,6 +47,7 @@ function randomEntries(r: Random, from: number, n: number, width = 6, keys = 40)
       const roll = r.int(10);
       if (roll === 0) data.push([key, null]);
       else if (key.startsWith("big")) data.push([key, bigValue(r, r.int(3))]);
+      else if (roll === 1) data.push([key, cutValue(r)]);
       else if (roll < 4) data.push([key, Uint8Array.of(r.int(256), 0, r.int(256))]);
       else data.push([key, `v${from + k}-${r.int(1000)}`]);
     }

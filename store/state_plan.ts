@@ -24,8 +24,14 @@ import { position, type ViewState } from "./state_view.ts";
 import type { StagedEntry } from "./state_batch.ts";
 import { encodeMutations } from "./state_redo.ts";
 
-/** Keys of garbage a batch deletes on its last commit, when it has room. */
-export const GARBAGE_PER_COMMIT = 32;
+/**
+ * Keys of garbage a batch deletes on its last commit, as room allows: the
+ * store's only collection while it serves (nothing else calls
+ * `collectGarbage`), so it must outpace what batches make (a cut value's
+ * parts go with the row that replaces them; this is for larger values,
+ * views' copies, redo records and replaced generations).
+ */
+export const GARBAGE_PER_COMMIT = 256;
 
 /**
  * Stored keys nothing reaches any more: the parts of a replaced value
@@ -71,7 +77,12 @@ export interface PlanContext {
   /** The stored rows of table + keys, from the cache or the database. */
   rows(tks: string[]): Promise<Map<string, Uint8Array | null>>;
   encode(current: Current): Uint8Array;
-  takePartDeletes(limit: number): Mutation[];
+  /**
+   * Deletes of garbage, oldest first, each offered to `take` (which adds it
+   * to the commit, or refuses it for want of room); up to `limit` taken.
+   * Only what is taken leaves the garbage.
+   */
+  takeDeletes(limit: number, take: (m: Mutation) => boolean): Promise<void>;
 }
 
 /**
@@ -302,10 +313,11 @@ export async function planCommits(ctx: PlanContext, entries: StagedEntry[]): Pro
   }
   // Garbage rides on the last commit, as room allows.
   const tail = groups[groups.length - 1].plan;
-  // (A part's key is short: 256 bytes each is ample.)
-  const room = { mutations: GARBAGE_PER_COMMIT, bytes: 256 * GARBAGE_PER_COMMIT, keyBytes: 0 };
-  if (tail.fits(room)) {
-    for (const m of ctx.takePartDeletes(GARBAGE_PER_COMMIT)) tail.add(m);
-  }
+  await ctx.takeDeletes(GARBAGE_PER_COMMIT, (m) => {
+    const cost = costOf(m);
+    if (!tail.fits(cost)) return false;
+    tail.add(m, cost);
+    return true;
+  });
   return groups;
 }

@@ -93,10 +93,11 @@ export class GenerationWriter {
           const [table, key, value] = row;
           this.#count++;
           this.#digest = digestRow(this.#digest, row);
-          const encoded = layout.encodeValue(value, this.gen, this.#nextPart);
+          const stored = layout.key(this.gen, table, key);
+          const encoded = layout.encodeValue(value, this.gen, this.#nextPart, stored);
           if (encoded.parts.length > 0) this.#nextPart++;
           for (const m of encoded.parts) await add(m);
-          await add({ type: "set", key: layout.key(this.gen, table, key), value: encoded.row });
+          await add({ type: "set", key: stored, value: encoded.row });
         }
         if (page.last !== undefined) this.#last = page.last;
       }

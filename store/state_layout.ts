@@ -132,8 +132,25 @@ const LOGGED_STRING = 5;
 const LOGGED_BYTES = 6;
 /** Bytes of a row before its body: CRC-32 and kind. */
 const ROW_HEADER = 5;
+/** Bytes of a parted row's body: part id, part count, size and CRC-32 of the value. */
+const POINTER_BYTES = 20;
 /** Largest value stored inline in its row. */
 export const INLINE_MAX = PART_BYTES;
+/**
+ * Bytes of a row's key and value that SQLite keeps in its b-tree page: Deno
+ * KV's table is keyed by the key (an index b-tree), whose cells hold at most
+ * 1,002 bytes of payload at its 4 KiB pages, less the record's header and
+ * Deno KV's other columns (32 here, with room to spare). A row over it spills
+ * the rest into an overflow page of its own: a 1 KiB value cost 4.7 KiB of
+ * file (measured), where cut into two rows it costs 1.4 KiB.
+ */
+export const CELL_BYTES = 1002 - 32;
+/**
+ * Largest value cut into cell-sized parts when its row would spill. Above
+ * it, SQLite fills most of each overflow page (a value of 5 KiB spills into
+ * one full page), so the value stays inline, one row to write and read.
+ */
+export const CELL_CUT_MAX = 4 * 1024;
 
 /** What a parted row points to. */
 export interface PartPointer {
@@ -238,6 +255,8 @@ export class StateLayout {
   logValues: LoggedValues | undefined;
   /** Encoded bytes of the longest key form, less the user key. */
   readonly #overhead: number;
+  /** Encoded bytes of a part's key. */
+  readonly #partBytes: number;
 
   constructor(kv: KvLike, options: { where: string; prefix: Deno.KvKeyPart[]; codec: Codec }) {
     this.kv = kv;
@@ -245,6 +264,7 @@ export class StateLayout {
     this.where = options.where;
     this.prefix = options.prefix;
     this.#overhead = encodeKey([...this.prefix, 2 ** 40, "v", 2 ** 40, "d", ""]).length;
+    this.#partBytes = encodeKey([...this.prefix, 2 ** 40, "p", 2 ** 40, 2 ** 40]).length;
   }
 
   key(...parts: Deno.KvKeyPart[]): Deno.KvKey {
@@ -292,23 +312,38 @@ export class StateLayout {
   }
 
   /**
-   * The row for `value`, and the mutations of its parts when it is too big
-   * to be inline (under part id `id`, to write before the row).
+   * The row for `value` stored under `key`, and the mutations of its parts
+   * (under part id `id`) when it is not inline: a value over one Deno KV
+   * value, written before the row (`ahead`), or a value whose row would
+   * spill out of its SQLite cell, cut into cell-sized parts that may share
+   * the row's commit ({@linkcode CELL_BYTES}).
    */
-  encodeValue(value: StateValue, gen: number, id: number): { row: Uint8Array; parts: Mutation[] } {
+  encodeValue(
+    value: StateValue,
+    gen: number,
+    id: number,
+    key: Deno.KvKey,
+  ): { row: Uint8Array; parts: Mutation[]; ahead: boolean } {
     const text = typeof value === "string";
     const size = text ? utf8Length(value) : value.length;
-    if (size <= INLINE_MAX) {
+    // Cut only where it helps: the row would spill, and a pointer beside its key would not.
+    const keyBytes = size <= CELL_CUT_MAX ? encodedKeyLength(key) : 0;
+    const cut = size <= CELL_CUT_MAX && keyBytes + ROW_HEADER + size > CELL_BYTES &&
+      keyBytes + ROW_HEADER + POINTER_BYTES <= CELL_BYTES && this.#partBytes * 2 <= CELL_BYTES;
+    if (size <= INLINE_MAX && !cut) {
       // Encoded straight into the row (every row of an install goes through here).
       const row = new Uint8Array(ROW_HEADER + size);
       if (text) encoder.encodeInto(value, row.subarray(ROW_HEADER));
       else row.set(value, ROW_HEADER);
       row[4] = text ? INLINE_STRING : INLINE_BYTES;
-      return { row: sealed(row), parts: [] };
+      return { row: sealed(row), parts: [], ahead: false };
     }
     const bytes = text ? encoder.encode(value) : value;
-    const count = Math.ceil(bytes.length / PART_BYTES);
-    const pointer = new Uint8Array(20);
+    // Cut evenly: parts of a cut value each fit a cell beside their key.
+    const most = cut ? CELL_BYTES - this.#partBytes : PART_BYTES;
+    const count = Math.ceil(bytes.length / most);
+    const each = cut ? Math.ceil(bytes.length / count) : PART_BYTES;
+    const pointer = new Uint8Array(POINTER_BYTES);
     const view = new DataView(pointer.buffer);
     view.setFloat64(0, id);
     view.setUint32(8, count);
@@ -317,9 +352,14 @@ export class StateLayout {
     const parts: Mutation[] = Array.from({ length: count }, (_, n) => ({
       type: "set",
       key: this.key(gen, "p", id, n),
-      value: bytes.subarray(n * PART_BYTES, (n + 1) * PART_BYTES),
+      value: bytes.subarray(n * each, (n + 1) * each),
     }));
-    return { row: withCrc(text ? PARTED_STRING : PARTED_BYTES, pointer), parts };
+    return { row: withCrc(text ? PARTED_STRING : PARTED_BYTES, pointer), parts, ahead: !cut };
+  }
+
+  /** Whether the parts `p` points to are a cut value's (cell-sized, few). */
+  isCut(p: PartPointer): boolean {
+    return p.size <= CELL_CUT_MAX;
   }
 
   /** The row of `value`, kept in the log entry whose record lies at `at`. */
@@ -379,7 +419,9 @@ export class StateLayout {
 
   #pointer(row: Uint8Array, body: Uint8Array, what: string): PartPointer | undefined {
     if (row[4] !== PARTED_STRING && row[4] !== PARTED_BYTES) return undefined;
-    if (body.length !== 20) throw new StorageCorruptionError(this.where, `${what} is malformed`);
+    if (body.length !== POINTER_BYTES) {
+      throw new StorageCorruptionError(this.where, `${what} is malformed`);
+    }
     const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
     return {
       id: view.getFloat64(0),

@@ -125,8 +125,9 @@ export async function copyForward(
       );
     }
     const value = await layout.decodeValue(row!, gen, what);
-    const encoded = layout.encodeValue(value, gen, nextPart);
-    const set: Mutation = { type: "set", key: layout.key(gen, "d", key), value: encoded.row };
+    const stored = layout.key(gen, "d", key);
+    const encoded = layout.encodeValue(value, gen, nextPart, stored);
+    const set: Mutation = { type: "set", key: stored, value: encoded.row };
     const unlist: Mutation = { type: "delete", key: e.key };
     const cost = [set, unlist].map(costOf).reduce((a, c) => ({
       mutations: a.mutations + c.mutations,

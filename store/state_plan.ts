@@ -24,8 +24,14 @@ import { position, type ViewState } from "./state_view.ts";
 import type { StagedEntry } from "./state_batch.ts";
 import { encodeMutations } from "./state_redo.ts";
 
-/** Keys of garbage a batch deletes on its last commit, when it has room. */
-export const GARBAGE_PER_COMMIT = 32;
+/**
+ * Keys of garbage a batch deletes on its last commit, as room allows: the
+ * store's only collection while it serves (nothing else calls
+ * `collectGarbage`), so it must outpace what batches make (a cut value's
+ * parts go with the row that replaces them; this is for larger values,
+ * views' copies, redo records and replaced generations).
+ */
+export const GARBAGE_PER_COMMIT = 256;
 
 /**
  * Stored keys nothing reaches any more: the parts of a replaced value
@@ -71,7 +77,12 @@ export interface PlanContext {
   /** The stored rows of table + keys, from the cache or the database. */
   rows(tks: string[]): Promise<Map<string, Uint8Array | null>>;
   encode(current: Current): Uint8Array;
-  takePartDeletes(limit: number): Mutation[];
+  /**
+   * Deletes of garbage, oldest first, each offered to `take` (which adds it
+   * to the commit, or refuses it for want of room); up to `limit` taken.
+   * Only what is taken leaves the garbage.
+   */
+  takeDeletes(limit: number, take: (m: Mutation) => boolean): Promise<void>;
 }
 
 /**
@@ -160,9 +171,14 @@ export async function planCommits(ctx: PlanContext, entries: StagedEntry[]): Pro
         row = layout.encodeLoggedRow(value, inLog);
         mutations.push({ type: "set", key: stored, value: row });
       } else {
-        const encoded = layout.encodeValue(value, gen, nextPart);
+        const encoded = layout.encodeValue(value, gen, nextPart, stored);
         if (encoded.parts.length > 0) nextPart++;
-        ahead.push(...encoded.parts);
+        if (encoded.ahead) ahead.push(...encoded.parts);
+        else {
+          // A cut value's parts share the row's commit.
+          mutations.push(...encoded.parts);
+          rowOf.push(...encoded.parts.map(() => undefined));
+        }
         row = encoded.row;
         mutations.push({ type: "set", key: stored, value: row });
       }
@@ -187,13 +203,20 @@ export async function planCommits(ctx: PlanContext, entries: StagedEntry[]): Pro
         moveLogged(inLog.segment, 1);
       }
       const parts = refs.parts;
-      if (parts) {
+      if (parts && layout.isCut(parts) && ctx.views.size === 0 && replaced === before.get(tk)) {
+        // A cut value's parts, committed before this batch and read by no view: deleted with the
+        // row that pointed to them (garbage kept for later would grow with every overwrite).
+        for (let n = 0; n < parts.count; n++) {
+          mutations.push({ type: "delete", key: layout.key(gen, "p", parts.id, n) });
+          rowOf.push(undefined);
+        }
+      } else if (parts) {
         const count = new Uint8Array(4);
         new DataView(count.buffer).setUint32(0, parts.count);
         mutations.push({
           type: "set",
           key: layout.key(gen, "g", parts.id),
-          value: layout.encodeValue(count, gen, 0).row,
+          value: layout.encodeValue(count, gen, 0, layout.key(gen, "g", parts.id)).row,
         });
         rowOf.push(undefined);
         garbage.push({ kind: "parts", gen, id: parts.id, count: parts.count, next: 0 });
@@ -290,10 +313,11 @@ export async function planCommits(ctx: PlanContext, entries: StagedEntry[]): Pro
   }
   // Garbage rides on the last commit, as room allows.
   const tail = groups[groups.length - 1].plan;
-  // (A part's key is short: 256 bytes each is ample.)
-  const room = { mutations: GARBAGE_PER_COMMIT, bytes: 256 * GARBAGE_PER_COMMIT, keyBytes: 0 };
-  if (tail.fits(room)) {
-    for (const m of ctx.takePartDeletes(GARBAGE_PER_COMMIT)) tail.add(m);
-  }
+  await ctx.takeDeletes(GARBAGE_PER_COMMIT, (m) => {
+    const cost = costOf(m);
+    if (!tail.fits(cost)) return false;
+    tail.add(m, cost);
+    return true;
+  });
   return groups;
 }

@@ -14,10 +14,11 @@
  * - A view streams the state at one point while writes go on
  *   (copy-on-write, see `state_view.ts`); `install` writes a stream into a
  *   fresh generation and switches to it with one commit of `current`.
- * - Garbage (parts no row points to, views' copies, old generations) is
- *   deleted a slice at a time: some rides on each batch's last commit, the
- *   rest goes with {@linkcode StateStore.collectGarbage}. A crash forgets
- *   none of it: `open` finds it again.
+ * - Garbage (parts no row points to, views' copies, redo records, old
+ *   generations) is deleted a slice at a time on each batch's last commit,
+ *   as room allows (`GARBAGE_PER_COMMIT` keys): a serving store needs
+ *   nothing else. {@linkcode StateStore.collectGarbage} deletes more at
+ *   once. A crash forgets none of it: `open` finds it again.
  *
  * The layout is in `state_layout.ts`.
  *
@@ -450,18 +451,8 @@ export class StateStore {
       let deleted = 0;
       while (deleted < maxKeys && this.#garbage.length > 0) {
         const g = this.#garbage[0];
-        let deletes: Mutation[];
-        if (g.kind === "parts") {
-          deletes = this.#takePartDeletes(maxKeys - deleted);
-        } else {
-          const keys: Mutation[] = [];
-          const limit = Math.min(maxKeys - deleted, 1000);
-          for await (const e of this.#layout.kv.list(g.selector, { limit, batchSize: limit })) {
-            keys.push({ type: "delete", key: e.key });
-          }
-          if (keys.length < limit) this.#garbage.shift();
-          deletes = keys;
-        }
+        const deletes: Mutation[] = [];
+        await this.#takeDeletes(Math.min(maxKeys - deleted, 1000), (m) => deletes.push(m) > 0);
         await this.#write(() => this.#layout.commitAll(deletes));
         deleted += deletes.length;
       }
@@ -593,11 +584,24 @@ export class StateStore {
         if (writes === this.#writes) this.#cache.set(tk, { row, value });
         return value;
       } catch (err) {
-        // Its parts were deleted under it: the row changed meanwhile; read it again.
-        if (err instanceof StorageCorruptionError && writes !== this.#writes) continue;
+        // Its parts were deleted under it: the row changed meanwhile; read it again. (A commit
+        // deletes a cut value's parts with the row, so the read may fail before `#writes` moves.)
+        if (
+          err instanceof StorageCorruptionError &&
+          (writes !== this.#writes || !(await this.#stillStored(gen, tk, row)))
+        ) continue;
         throw err;
       }
     }
+  }
+
+  /** Whether generation `gen` still stores `row` under `tk` (table + key). */
+  async #stillStored(gen: number, tk: string, row: Uint8Array | null): Promise<boolean> {
+    if (gen !== this.#gen) return false;
+    const now = (await this.#reads.get<Uint8Array>(this.#layout.key(gen, tk[0], tk.slice(1))))
+      .value;
+    return now !== null && row !== null && now.length === row.length &&
+      now.every((b, i) => b === row[i]);
   }
 
   /** The stored rows of `tks` (table + key), from the cache or the database. */
@@ -722,23 +726,39 @@ export class StateStore {
       views: this.#views,
       rows: (tks) => this.#rows(tks),
       encode: (current) => this.#encode(current),
-      takePartDeletes: (limit) => this.#takePartDeletes(limit),
+      takeDeletes: (limit, take) => this.#takeDeletes(limit, take),
     }, entries);
   }
 
-  /** Up to `limit` deletes of garbage parts (then their `g` rows), taken off the garbage. */
-  #takePartDeletes(limit: number): Mutation[] {
-    const deletes: Mutation[] = [];
-    while (deletes.length < limit && this.#garbage[0]?.kind === "parts") {
+  /**
+   * Offers up to `limit` deletes of garbage to `take`, oldest first (parts,
+   * then their `g` row; every key a range lists); what `take` refuses stays.
+   */
+  async #takeDeletes(limit: number, take: (m: Mutation) => boolean): Promise<void> {
+    let taken = 0;
+    while (taken < limit && this.#garbage.length > 0) {
       const g = this.#garbage[0];
-      if (g.next < g.count) {
-        deletes.push({ type: "delete", key: this.#layout.key(g.gen, "p", g.id, g.next++) });
-      } else {
-        deletes.push({ type: "delete", key: this.#layout.key(g.gen, "g", g.id) });
-        this.#garbage.shift();
+      if (g.kind === "parts") {
+        const last = g.next === g.count;
+        const key = last
+          ? this.#layout.key(g.gen, "g", g.id)
+          : this.#layout.key(g.gen, "p", g.id, g.next);
+        if (!take({ type: "delete", key })) return;
+        taken++;
+        if (last) this.#garbage.shift();
+        else g.next++;
+        continue;
       }
+      const asked = limit - taken;
+      let listed = 0;
+      for await (const e of this.#layout.kv.list(g.selector, { limit: asked, batchSize: asked })) {
+        listed++;
+        if (!take({ type: "delete", key: e.key })) return;
+        taken++;
+      }
+      // A range listed whole is gone with this commit.
+      if (listed < asked) this.#garbage.shift();
     }
-    return deletes;
   }
 
   /** Moves the counts of rows kept in each log segment by `deltas`; none goes below 0. */

@@ -25,6 +25,13 @@ function bigValue(r: Random, kind: number): StateValue {
   return Uint8Array.from({ length: size }, (_, i) => (i * 31 + kind) & 0xff);
 }
 
+/** A value whose row would spill out of its SQLite cell: stored cut into cell-sized parts. */
+function cutValue(r: Random): StateValue {
+  const size = r.between(900, 4 * 1024);
+  if (r.chance(0.5)) return "ü".repeat(size / 2);
+  return Uint8Array.from({ length: size }, () => r.int(256));
+}
+
 /** A commit's rejection, from the store or from the database, says the database crashed. */
 function crashed(err: unknown): boolean {
   return err instanceof SimKvCrashedError || (err as Error)?.cause instanceof SimKvCrashedError;
@@ -40,6 +47,7 @@ function randomEntries(r: Random, from: number, n: number, width = 6, keys = 40)
       const roll = r.int(10);
       if (roll === 0) data.push([key, null]);
       else if (key.startsWith("big")) data.push([key, bigValue(r, r.int(3))]);
+      else if (roll === 1) data.push([key, cutValue(r)]);
       else if (roll < 4) data.push([key, Uint8Array.of(r.int(256), 0, r.int(256))]);
       else data.push([key, `v${from + k}-${r.int(1000)}`]);
     }
@@ -355,8 +363,13 @@ Deno.test("state store: a crash at every commit point of garbage collection lose
       await batch.commit();
     };
     // A generation replaced by an install, then in the new one replaced large values
-    // (parts) and a view's copies.
+    // (parts) and a view's copies. The old generation has more keys than the batches after
+    // the install delete on their way (GARBAGE_PER_COMMIT each), so collection has work left.
     for (let i = 0; i < 3; i++) await write(randomEntries(r, index, 10, 8, 200));
+    for (let i = 0; i < 4; i++) {
+      const data = Array.from({ length: 800 }, (_, k): [string, StateValue] => [`w${i}-${k}`, "x"]);
+      await write([{ point: { index, term: 1 }, data, sessions: [] }]);
+    }
     await store.install(pages);
     model.clear();
     for (const [k, v] of installed) model.set(k, v);
@@ -377,14 +390,14 @@ Deno.test("state store: a crash at every commit point of garbage collection lose
   };
   const { kv: clean, store: cleanStore, model } = await setup();
   const start = clean.commits;
-  while (await cleanStore.collectGarbage(25) > 0) { /* in slices */ }
+  while (await cleanStore.collectGarbage(300) > 0) { /* in slices */ }
   const total = clean.commits - start;
   assert.ok(total >= 5, `garbage collection takes ${total} commits`);
   for (let n = 0; n <= total; n++) {
     const { kv, store } = await setup();
     kv.crashAfter(n);
     const result = await (async () => {
-      while (await store.collectGarbage(25) > 0) { /* until the crash */ }
+      while (await store.collectGarbage(300) > 0) { /* until the crash */ }
     })().then(() => "ok", (err) => err);
     if (n < total) assert.ok(crashed(result), `crash ${n}: ${result}`);
     kv.crash();
@@ -733,4 +746,42 @@ Deno.test("state store: a state of format 1 opens and is written as 2 from its n
     assert.match(err.message, /format 3, which this distkit does not know .*1 and 2/);
     return true;
   });
+});
+
+Deno.test("state store: batches alone delete a replaced generation and views' copies, a slice at a time", async () => {
+  const kv = new SimKv();
+  const store = await StateStore.open(kv);
+  let index = 1;
+  const put = async (keys: string[]) => {
+    const batch = store.batch();
+    for (const key of keys) {
+      batch.put(key, `v${index}`);
+      batch.endEntry({ index: index++, term: 1 });
+    }
+    await batch.commit();
+  };
+  for (let b = 0; b < 5; b++) await put(Array.from({ length: 300 }, (_, i) => `old${b}-${i}`));
+  const source = await StateStore.open(new SimKv());
+  const sourceBatch = source.batch();
+  sourceBatch.put("new", "1");
+  sourceBatch.endEntry({ index: 5000, term: 2 });
+  await sourceBatch.commit();
+  await store.install((await dump(source)).pages);
+  index = 5001;
+  const view = await store.view();
+  await put(Array.from({ length: 100 }, (_, i) => `copied${i}`));
+  view.close();
+  const gen = store.generation;
+  // Nothing calls collectGarbage while a service runs: its batches must do it.
+  let batches = 0;
+  while (store.pendingGarbage > 0) {
+    assert.ok(++batches <= 20, `garbage left after ${batches} batches: ${store.pendingGarbage}`);
+    await put([`k${batches}`]);
+  }
+  const stray = (await allKeys(kv)).filter((k) =>
+    !(k.length === 2 && k[1] === "current") && !(k[1] === gen && (k[2] === "d" || k[2] === "s"))
+  );
+  assert.deepEqual(stray, []);
+  assert.equal(await store.get("new"), "1");
+  assert.equal(await store.get("old0-1"), null);
 });

@@ -450,7 +450,6 @@ export class StateStore {
     return this.#exclusive(async () => {
       let deleted = 0;
       while (deleted < maxKeys && this.#garbage.length > 0) {
-        const g = this.#garbage[0];
         const deletes: Mutation[] = [];
         await this.#takeDeletes(Math.min(maxKeys - deleted, 1000), (m) => deletes.push(m) > 0);
         await this.#write(() => this.#layout.commitAll(deletes));

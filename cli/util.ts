@@ -10,7 +10,6 @@
  */
 import { parseArgs } from "node:util";
 import { RefusedError } from "../net/errors.ts";
-import { RequestTimeoutError } from "../rsm/errors.ts";
 
 /**
  * A mistake in a command's arguments, thrown from deep in a command and
@@ -454,7 +453,10 @@ export class ClientDeadline {
       return { code: exitCodeOf(err), message: (err as Error).message };
     }
     // A clerk that kept the deadline itself (forClerk) may time out just before the signal fires.
-    const timedOut = this.#controller.signal.aborted || err instanceof RequestTimeoutError;
+    // (Told by its deadline, not by `instanceof`: importing rsm/errors.ts here would load it at
+    // every command's start-up, MapReduce's too: cli/lazy_test.ts.)
+    const timedOut = this.#controller.signal.aborted ||
+      (err instanceof Error && typeof (err as { deadlineMs?: unknown }).deadlineMs === "number");
     if (timedOut && tried !== undefined && tried.length > 0) {
       const lines = await triedLines(tried);
       return {

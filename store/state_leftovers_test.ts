@@ -1,5 +1,6 @@
-// Review31: reproductions of findings in the cut-parts (ab23f65) and tail-garbage (3cacc8a)
-// commits. Each test fails on cell31 as committed and says which finding it proves.
+// What a store leaves behind (redo records, views' copies) and where it reads cut values:
+// the reproductions of a stranger's review (review31 F1–F4) of the cut-parts and batch-garbage
+// changes, each of which failed before its fix.
 import assert from "node:assert/strict";
 import { SimKv, SimKvCrashedError } from "./sim_kv.ts";
 import type { KvLike } from "./kv_like.ts";
@@ -28,7 +29,7 @@ async function keys(kv: KvLike, ...prefix: Deno.KvKeyPart[]): Promise<Deno.KvKey
   return out;
 }
 
-Deno.test("review31 F1: a redo record a crash left ahead is not deleted by the commit that points at its successor", async () => {
+Deno.test("state leftovers: a redo record a crash left ahead goes at open, not in the commit that points at its successor (F1)", async () => {
   // 1. The entry's record is written ahead, then the process dies before the commit that
   //    points `current.redo` at it: the record stays, under the id the next attempt uses.
   const kv = new SimKv();
@@ -55,7 +56,7 @@ Deno.test("review31 F1: a redo record a crash left ahead is not deleted by the c
   assert.equal(await reopened.get("wide7"), "v1-7");
 });
 
-Deno.test("review31 F1b: a stale redo record longer than its successor (a view was open the first time) is not read as the successor's", async () => {
+Deno.test("state leftovers: a stale redo record longer than its successor (a view was open the first time) is never read as the successor's (F1b)", async () => {
   // Before either commit under review: the first attempt's record held copies for an open view
   // (and no in-commit part deletes), so it is longer than the record of the same entry applied
   // again after a restart, with no view. Here the redone entry is not the batch's last, so the
@@ -102,7 +103,7 @@ function listHooked(kv: KvLike, onList: { fn?: (s: Deno.KvListSelector) => void 
   };
 }
 
-Deno.test("review31 F2: a view closed while a batch lists garbage keeps the copies that batch writes for it", async () => {
+Deno.test("state leftovers: a view closed while a batch lists garbage: the copies that batch writes for it are collected too (F2)", async () => {
   const hook: { fn?: (s: Deno.KvListSelector) => void } = {};
   const kv = new SimKv();
   const store = await StateStore.open(listHooked(kv, hook));
@@ -131,7 +132,7 @@ Deno.test("review31 F2: a view closed while a batch lists garbage keeps the copi
   assert.deepEqual(await keys(kv, store.generation, "v"), [], "the view's copy is deleted");
 });
 
-Deno.test("review31 F3: a cut value is read through the read connection, not behind the committing one's commits", async () => {
+Deno.test("state leftovers: a cut value is read through the read connection, not behind the committing one's commits (F3)", async () => {
   // `readKv` exists because a Deno KV handle runs its operations one at a time: a read on the
   // committing handle waits behind each commit's fsync. A row's parts are listed on the
   // committing handle (`layout.kv`), so every 1–4 KiB value (cut since ab23f65) now waits there.
@@ -157,7 +158,7 @@ Deno.test("review31 F3: a cut value is read through the read connection, not beh
   assert.equal(listedOnWriter, 0, "the parts were listed on the committing connection");
 });
 
-Deno.test("review31 F4: with catch-up views open most of the time, garbage made outpaces the 256 keys a batch deletes", async () => {
+Deno.test("state leftovers: with catch-up views open most of the time, batches delete garbage as fast as they make it (F4)", async () => {
   // Nothing calls collectGarbage in production (3cacc8a): batches alone must keep up. A view
   // (here one that has not streamed yet: the most copies) open across five batches of 600
   // distinct keys, then one batch with none, ten times over.

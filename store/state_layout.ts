@@ -7,7 +7,9 @@
  * - `P + [gen, "d", key]`: a data row (a value, or a pointer to its parts);
  * - `P + [gen, "s", client]`: a session (dedup) row, the same way;
  * - `P + [gen, "p", id, n]`: part n of a value over one Deno KV value,
- *   written ahead of the commit that points a row at it;
+ *   written ahead of the commit that points a row at it; or of a value of
+ *   up to 4 KiB whose row would spill out of its SQLite cell, cut into
+ *   cell-sized parts written in that commit (`CELL_BYTES`);
  * - `P + [gen, "g", id]`: parts no row points to any more, to delete;
  * - `P + [gen, "v", view, table, key]`: a row as it was when a view was
  *   opened, copied on the first change to it while the view streams;
@@ -432,8 +434,17 @@ export class StateLayout {
     };
   }
 
-  /** The value a row holds, reading its parts from generation `gen` if it has some. */
-  async decodeValue(row: Uint8Array, gen: number, what: string): Promise<StateValue> {
+  /**
+   * The value a row holds, reading its parts from generation `gen` if it has
+   * some, through `kv` (default the store's; a reader passes its own
+   * connection, so as not to wait behind commits: review31 F3).
+   */
+  async decodeValue(
+    row: Uint8Array,
+    gen: number,
+    what: string,
+    kv: KvLike = this.kv,
+  ): Promise<StateValue> {
     const body = this.#checked(row, what);
     const kind = row[4];
     if (kind === INLINE_STRING || kind === INLINE_BYTES) {
@@ -446,7 +457,7 @@ export class StateLayout {
     const bytes = new Uint8Array(p.size);
     let at = 0;
     let n = 0;
-    const parts = this.kv.list<Uint8Array>(
+    const parts = kv.list<Uint8Array>(
       { prefix: this.key(gen, "p", p.id) },
       { batchSize: Math.min(p.count, 10) },
     );

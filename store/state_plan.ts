@@ -9,7 +9,7 @@
  */
 import type { StateValue } from "./state_value.ts";
 import { crc32 } from "../net/bytes.ts";
-import { type Mutation, PART_BYTES } from "./kv_limits.ts";
+import { MAX_LIST_BATCH, type Mutation, PART_BYTES } from "./kv_limits.ts";
 import { StateInvariantError } from "./errors.ts";
 import {
   type AppliedPoint,
@@ -25,11 +25,11 @@ import type { StagedEntry } from "./state_batch.ts";
 import { encodeMutations } from "./state_redo.ts";
 
 /**
- * Keys of garbage a batch deletes on its last commit, as room allows: the
- * store's only collection while it serves (nothing else calls
- * `collectGarbage`), so it must outpace what batches make (a cut value's
- * parts go with the row that replaces them; this is for larger values,
- * views' copies, redo records and replaced generations).
+ * Keys of garbage a batch deletes beyond one per key it writes: the store's
+ * only collection while it serves (nothing else calls `collectGarbage`), so
+ * it must outpace what batches make (a cut value's parts go with the row
+ * that replaces them; this is for larger values, views' copies, redo
+ * records and replaced generations).
  */
 export const GARBAGE_PER_COMMIT = 256;
 
@@ -54,6 +54,8 @@ export interface Group {
   copies: [ViewState, string][];
   /** Where the plan's mutation of each row (table + key) is: a later write replaces it. */
   slots: Map<string, number>;
+  /** Deletes of garbage the last commit had no room for: committed after it. */
+  after?: Mutation[];
   /** The number of data rows once committed (when the store keeps it). */
   count?: number;
   /** Per log segment: the change in the rows that keep their value there (`state_logged.ts`). */
@@ -311,13 +313,59 @@ export async function planCommits(ctx: PlanContext, entries: StagedEntry[]): Pro
     }
     g.plan.add({ type: "set", key: layout.key("current"), value: ctx.encode(current) });
   }
-  // Garbage rides on the last commit, as room allows.
-  const tail = groups[groups.length - 1].plan;
-  await ctx.takeDeletes(GARBAGE_PER_COMMIT, (m) => {
+  // Garbage rides on the last commit as room allows, the rest in commits after it: as many
+  // keys as the batch writes and GARBAGE_PER_COMMIT more, so garbage never outgrows the writes
+  // that make it (views' copies, open most of the time, did: review31 F4).
+  const last = groups[groups.length - 1];
+  const written = groups.reduce((n, g) => n + g.plan.mutations.length + g.ahead.length, 0);
+  const after: Mutation[] = [];
+  await ctx.takeDeletes(GARBAGE_PER_COMMIT + written, (m) => {
     const cost = costOf(m);
-    if (!tail.fits(cost)) return false;
-    tail.add(m, cost);
+    if (after.length === 0 && last.plan.fits(cost)) last.plan.add(m, cost);
+    else after.push(m);
     return true;
   });
+  if (after.length > 0) last.after = after;
   return groups;
+}
+
+/**
+ * Offers up to `options.limit` deletes of `garbage` to `options.take`,
+ * oldest first (parts, then their `g` row; every key a range lists), taking
+ * each off the garbage as it is taken; what `take` refuses stays.
+ *
+ * @example
+ * ```ts ignore
+ * await takeDeletes(garbage, layout, { limit: 256, take: (m) => deletes.push(m) > 0 });
+ * ```
+ */
+export async function takeDeletes(
+  garbage: Garbage[],
+  layout: StateLayout,
+  options: { limit: number; take: (m: Mutation) => boolean },
+): Promise<void> {
+  const { limit, take } = options;
+  let taken = 0;
+  while (taken < limit && garbage.length > 0) {
+    const g = garbage[0];
+    if (g.kind === "parts") {
+      const last = g.next === g.count;
+      const key = last ? layout.key(g.gen, "g", g.id) : layout.key(g.gen, "p", g.id, g.next);
+      if (!take({ type: "delete", key })) return;
+      taken++;
+      if (last) garbage.shift();
+      else g.next++;
+      continue;
+    }
+    const asked = limit - taken;
+    let listed = 0;
+    const batchSize = Math.min(asked, MAX_LIST_BATCH);
+    for await (const e of layout.kv.list(g.selector, { limit: asked, batchSize })) {
+      listed++;
+      if (!take({ type: "delete", key: e.key })) return;
+      taken++;
+    }
+    // A range listed whole is gone with these deletes.
+    if (listed < asked) garbage.shift();
+  }
 }

@@ -15,9 +15,9 @@
  *   (copy-on-write, see `state_view.ts`); `install` writes a stream into a
  *   fresh generation and switches to it with one commit of `current`.
  * - Garbage (parts no row points to, views' copies, redo records, old
- *   generations) is deleted a slice at a time on each batch's last commit,
- *   as room allows (`GARBAGE_PER_COMMIT` keys): a serving store needs
- *   nothing else. {@linkcode StateStore.collectGarbage} deletes more at
+ *   generations) is deleted a slice at a time after each batch, as many
+ *   keys as it writes and `GARBAGE_PER_COMMIT` more (on its last commit as
+ *   room allows): a serving store needs nothing else. {@linkcode StateStore.collectGarbage} deletes more at
  *   once. A crash forgets none of it: `open` finds it again.
  *
  * The layout is in `state_layout.ts`.
@@ -48,7 +48,7 @@ import { GenerationWriter, type StateInstall } from "./state_install.ts";
 import { Batch, type StagedEntry, type StateBatch } from "./state_batch.ts";
 import { finishRedo } from "./state_redo.ts";
 import { IndexWaiters } from "./index_waiters.ts";
-import { type Garbage, type Group, planCommits } from "./state_plan.ts";
+import { type Garbage, type Group, planCommits, takeDeletes } from "./state_plan.ts";
 import type { LoggedValues } from "./state_logged.ts";
 import { checkLogged, copyForward, countLogged } from "./state_logged_ops.ts";
 
@@ -451,7 +451,10 @@ export class StateStore {
       let deleted = 0;
       while (deleted < maxKeys && this.#garbage.length > 0) {
         const deletes: Mutation[] = [];
-        await this.#takeDeletes(Math.min(maxKeys - deleted, 1000), (m) => deletes.push(m) > 0);
+        await takeDeletes(this.#garbage, this.#layout, {
+          limit: Math.min(maxKeys - deleted, 1000),
+          take: (m) => deletes.push(m) > 0,
+        });
         await this.#write(() => this.#layout.commitAll(deletes));
         deleted += deletes.length;
       }
@@ -486,17 +489,22 @@ export class StateStore {
     }
     const gen = this.#gen;
     this.#logged = await countLogged(layout, gen);
-    // Parts written ahead of a switch a crash prevented: their ids will be used again.
+    // Parts and redo records written ahead of a commit a crash prevented: their ids will be
+    // used again, so they go now (as garbage, one could be deleted under its successor, or
+    // read as part of it: review31 F1, F1b).
     const ahead: Mutation[] = [];
-    const aheadSelector = {
-      prefix: layout.key(gen, "p"),
-      start: layout.key(gen, "p", this.#nextPart),
-    };
-    for await (const e of kv.list(aheadSelector)) ahead.push({ type: "delete", key: e.key });
+    for (const table of ["p", "r"]) {
+      const selector = {
+        prefix: layout.key(gen, table),
+        start: layout.key(gen, table, this.#nextPart),
+      };
+      for await (const e of kv.list(selector)) ahead.push({ type: "delete", key: e.key });
+    }
     await layout.commitAll(ahead);
     // Redo records (none is in use now) and garbage a crash made the store forget.
-    for await (const _ of kv.list({ prefix: layout.key(gen, "r") }, { limit: 1 })) {
-      this.#garbage.push({ kind: "range", selector: { prefix: layout.key(gen, "r") } });
+    const redone = { start: layout.key(gen, "r"), end: layout.key(gen, "r", this.#nextPart) };
+    for await (const _ of kv.list(redone, { limit: 1 })) {
+      this.#garbage.push({ kind: "range", selector: redone });
     }
     for await (const e of kv.list<Uint8Array>({ prefix: layout.key(gen, "g") })) {
       const id = e.key[e.key.length - 1] as number;
@@ -579,7 +587,7 @@ export class StateStore {
       try {
         const value = row === null
           ? null
-          : await this.#layout.decodeValue(row, gen, `row ${JSON.stringify(key)}`);
+          : await this.#layout.decodeValue(row, gen, `row ${JSON.stringify(key)}`, this.#reads);
         if (writes === this.#writes) this.#cache.set(tk, { row, value });
         return value;
       } catch (err) {
@@ -669,6 +677,7 @@ export class StateStore {
         for (const plan of plans(group.ahead)) await this.#layout.commit(plan);
         await this.#layout.commit(group.plan);
         if (group.redo) await this.#redo(group);
+        for (const plan of plans(group.after ?? [])) await this.#layout.commit(plan);
       });
       if (!(group.point.index > this.#applied.index)) {
         throw new StateInvariantError("applied never decreases");
@@ -725,39 +734,8 @@ export class StateStore {
       views: this.#views,
       rows: (tks) => this.#rows(tks),
       encode: (current) => this.#encode(current),
-      takeDeletes: (limit, take) => this.#takeDeletes(limit, take),
+      takeDeletes: (limit, take) => takeDeletes(this.#garbage, this.#layout, { limit, take }),
     }, entries);
-  }
-
-  /**
-   * Offers up to `limit` deletes of garbage to `take`, oldest first (parts,
-   * then their `g` row; every key a range lists); what `take` refuses stays.
-   */
-  async #takeDeletes(limit: number, take: (m: Mutation) => boolean): Promise<void> {
-    let taken = 0;
-    while (taken < limit && this.#garbage.length > 0) {
-      const g = this.#garbage[0];
-      if (g.kind === "parts") {
-        const last = g.next === g.count;
-        const key = last
-          ? this.#layout.key(g.gen, "g", g.id)
-          : this.#layout.key(g.gen, "p", g.id, g.next);
-        if (!take({ type: "delete", key })) return;
-        taken++;
-        if (last) this.#garbage.shift();
-        else g.next++;
-        continue;
-      }
-      const asked = limit - taken;
-      let listed = 0;
-      for await (const e of this.#layout.kv.list(g.selector, { limit: asked, batchSize: asked })) {
-        listed++;
-        if (!take({ type: "delete", key: e.key })) return;
-        taken++;
-      }
-      // A range listed whole is gone with this commit.
-      if (listed < asked) this.#garbage.shift();
-    }
   }
 
   /** Moves the counts of rows kept in each log segment by `deltas`; none goes below 0. */
@@ -780,13 +758,17 @@ export class StateStore {
   #closeView(view: ViewState): void {
     this.#views.delete(view);
     this.#viewPins.delete(view);
-    this.#garbage.push({
-      kind: "range",
-      selector: { prefix: this.#layout.key(view.gen, "v", view.id) },
+    // Its copies are garbage once the work in progress is done: a batch planned while it was
+    // open may still write some, after listing the range empty (review31 F2).
+    this.#queue = this.#queue.then(() => {
+      this.#garbage.push({
+        kind: "range",
+        selector: { prefix: this.#layout.key(view.gen, "v", view.id) },
+      });
+      if (this.#views.size === 0) {
+        this.#garbage.push(...this.#held);
+        this.#held = [];
+      }
     });
-    if (this.#views.size === 0) {
-      this.#garbage.push(...this.#held);
-      this.#held = [];
-    }
   }
 }

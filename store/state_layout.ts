@@ -35,7 +35,9 @@ import { encodedKeyLength, encodeKey } from "./kv_key.ts";
 import {
   COMMIT_BYTES,
   COMMIT_MUTATIONS,
+  MAX_LIST_BATCH,
   MAX_MUTATIONS,
+  MAX_READ_RANGES,
   MAX_WRITE_KEY_BYTES,
   type Mutation,
   mutationCost,
@@ -432,6 +434,96 @@ export class StateLayout {
       crc: view.getUint32(16),
       text: row[4] === PARTED_STRING,
     };
+  }
+
+  /**
+   * The values of `rows` (each with what it is, for errors), as
+   * {@linkcode StateLayout.decodeValue} reads them one by one, but reading
+   * the parts of cut values ten keys to a read: a stream of 200k rows of
+   * 1 KiB values listed each value's parts apart, and a new member's
+   * catch-up took 52 s instead of 7.
+   */
+  async decodeValues(rows: [row: Uint8Array, what: string][], gen: number): Promise<StateValue[]> {
+    const out: StateValue[] = new Array(rows.length);
+    const wanted: { at: number; p: PartPointer; what: string }[] = [];
+    for (const [at, [row, what]] of rows.entries()) {
+      const parted = row[4] === PARTED_STRING || row[4] === PARTED_BYTES;
+      const p = parted ? this.pointer(row, what) : undefined;
+      if (p !== undefined && this.isCut(p) && p.count <= MAX_READ_RANGES) {
+        wanted.push({ at, p, what });
+      } else out[at] = await this.decodeValue(row, gen, what);
+    }
+    const parts = await this.#readParts(wanted.map(({ p }) => p), gen);
+    for (const { at, p, what } of wanted) {
+      out[at] = this.#assemble(p, parts.get(p.id) ?? [], what);
+    }
+    return out;
+  }
+
+  /**
+   * The parts of the values `pointers` point to, by id: ids close together
+   * (values written in the order they are read, as a load in key order
+   * writes them) in one list each, a few keys read apiece; the rest by
+   * `getMany`, ten keys to a read (a list reads a key in ~4 µs, a `getMany`
+   * in 15–90, measured).
+   */
+  async #readParts(pointers: PartPointer[], gen: number): Promise<Map<number, unknown[]>> {
+    const out = new Map<number, unknown[]>();
+    const sorted = [...pointers].sort((a, b) => a.id - b.id);
+    const single: Deno.KvKey[] = [];
+    for (let i = 0; i < sorted.length;) {
+      // A run: ids whose span is at most four times their number.
+      let j = i + 1;
+      while (j < sorted.length && sorted[j].id - sorted[i].id < 4 * (j - i + 1)) j++;
+      const run = sorted.slice(i, j);
+      i = j;
+      if (run.length < 4) {
+        for (const p of run) {
+          out.set(p.id, []);
+          for (let n = 0; n < p.count; n++) single.push(this.key(gen, "p", p.id, n));
+        }
+        continue;
+      }
+      const ids = new Set(run.map((p) => p.id));
+      for (const p of run) out.set(p.id, []);
+      const selector = {
+        start: this.key(gen, "p", run[0].id),
+        end: this.key(gen, "p", run[run.length - 1].id + 1),
+      };
+      for await (const e of this.kv.list(selector, { batchSize: MAX_LIST_BATCH })) {
+        const id = e.key[e.key.length - 2] as number;
+        if (ids.has(id)) out.get(id)!.push(e.value);
+      }
+    }
+    for (let at = 0; at < single.length; at += MAX_READ_RANGES) {
+      const keys = single.slice(at, at + MAX_READ_RANGES);
+      const read = await this.kv.getMany(keys);
+      read.forEach((e, k) => out.get(keys[k][keys[k].length - 2] as number)!.push(e.value));
+    }
+    return out;
+  }
+
+  /** A parted value from its parts, in order, checked against its pointer. */
+  #assemble(p: PartPointer, parts: unknown[], what: string): StateValue {
+    const bytes = new Uint8Array(p.size);
+    let at = 0;
+    for (const [n, value] of parts.entries()) {
+      if (!(value instanceof Uint8Array)) {
+        throw new StorageCorruptionError(this.where, `${what} is missing part ${n}`);
+      }
+      if (at + value.length > p.size) {
+        throw new StorageCorruptionError(this.where, `${what} has parts beyond its size`);
+      }
+      bytes.set(value, at);
+      at += value.length;
+    }
+    if (parts.length !== p.count || at !== p.size || crc32(bytes) !== p.crc) {
+      throw new StorageCorruptionError(
+        this.where,
+        `${what} has ${parts.length} of ${p.count} parts, ${at} of ${p.size} bytes, or fails its checksum`,
+      );
+    }
+    return p.text ? this.#text(bytes, what) : bytes;
   }
 
   /**

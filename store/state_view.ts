@@ -234,12 +234,15 @@ export class View implements StateView {
       for (;;) {
         this.#checkOpen();
         const read = await this.#read(table, after, perRead);
-        for (const [key, row] of read.rows) {
-          const value = await this.#layout.decodeValue(
+        const values = await this.#layout.decodeValues(
+          read.rows.map(([key, row]) => [
             row,
-            this.#state.gen,
             `${table === "d" ? "data" : "session"} row ${JSON.stringify(key)}`,
-          );
+          ]),
+          this.#state.gen,
+        );
+        for (const [i, [key]] of read.rows.entries()) {
+          const value = values[i];
           const out: StateRow = [table, key, value];
           rows.push(out);
           count++;

@@ -1,16 +1,16 @@
 /**
- * Review of notsent31: a resend of a write in the caller's own session
- * (`KvWriteOptions.session`, "a resend of a write repeats its number, so it
- * is applied at most once") whose attempts were never sent fails with
- * `mayHaveApplied` false, though the write that session number names was
- * applied by the earlier, ambiguous call. Expected to FAIL on notsent31.
+ * A resend of a write in the caller's own session (`KvWriteOptions.session`:
+ * "a resend of a write repeats its number, so it is applied at most once")
+ * whose attempts were never sent must still say it may have applied: the
+ * write that session number names was applied by the earlier, ambiguous
+ * call (a stranger's review, review31b, found it said "not applied").
  */
 import assert from "node:assert/strict";
 import { KvClerk, mayHaveApplied } from "../kv/mod.ts";
 import { simulate } from "../net/mod.ts";
 import { KvCluster, text } from "./kv_cluster.ts";
 
-Deno.test("review31b: a resend in the caller's session, never sent, must not say 'not applied'", async () => {
+Deno.test("kv session resend: a resend in the caller's session, never sent, does not say 'not applied'", async () => {
   await simulate(async (sim) => {
     const cfg = await KvCluster.start(sim, 3);
     const clerk = new KvClerk(cfg.wiring.clientTransport("web", cfg.wiring.all), cfg.ids, {

@@ -89,7 +89,10 @@ export interface KvWriteOptions extends KvCallOptions {
    * proxy relaying its clients' numbering (the HTTP API's `X-Distkit-Client`
    * and `X-Distkit-Seq`). The id must be unique to that caller (no clerk's
    * own); its writes go one at a time with rising numbers, and a resend of
-   * a write repeats its number, so it is applied at most once.
+   * a write repeats its number, so it is applied at most once. A write in a
+   * session given here that fails says it may have applied
+   * (`mayHaveApplied` true) even when this call sent nothing: an earlier
+   * send of the same number may have.
    */
   session?: Session;
 }
@@ -312,7 +315,13 @@ export class KvClerk {
       reply = await this.#call(
         "Write",
         { client: session.id, seq: session.seq, write: clean },
-        { signal: options.signal, deadlineMs: options.deadlineMs, operation: write.type },
+        {
+          signal: options.signal,
+          deadlineMs: options.deadlineMs,
+          operation: write.type,
+          // The caller's number may be a resend's, of a write an earlier call may have applied.
+          resend: given !== undefined,
+        },
       );
     } catch (err) {
       // Its next write settles this one: it goes first in line.
@@ -326,10 +335,10 @@ export class KvClerk {
   async #call(
     method: "Get" | "Write",
     args: unknown,
-    options: KvCallOptions & { operation: string },
+    options: KvCallOptions & { operation: string; resend?: boolean },
   ): Promise<KvReply & { status: "ok" }> {
     const write = method === "Write";
-    const attempts = { mayHaveApplied: false };
+    const attempts = { mayHaveApplied: options.resend === true };
     const reply = await this.#client.call<{ value?: KvValue | null; result?: KvResult }>(
       `KV.${method}`,
       args,

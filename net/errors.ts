@@ -46,7 +46,32 @@ export type RpcErrorCode =
   | "refused";
 
 /**
+ * Options of an {@linkcode RpcError}: the standard `cause`, and whether the
+ * request certainly never left the caller.
+ *
+ * @example
+ * ```ts
+ * import { type RpcErrorOptions, UnreachableError } from "@distkit/distkit/net";
+ *
+ * const options: RpcErrorOptions = { notSent: true };
+ * new UnreachableError("kv-2", "connection refused", options).notSent; // true
+ * ```
+ */
+export interface RpcErrorOptions extends ErrorOptions {
+  /**
+   * True only when it is certain that the request was never handed to a
+   * connection (see {@linkcode RpcError.notSent}). Default false.
+   */
+  notSent?: boolean;
+}
+
+/**
  * Base class of every failure the net layer reports.
+ *
+ * {@linkcode RpcError.notSent} tells a failure that certainly never reached
+ * the server (the call failed while the client was connecting, backing off
+ * or closed) from one that may have: a write whose every attempt failed
+ * unsent certainly did not apply.
  *
  * @example Branch on the kind of failure
  * ```ts
@@ -63,25 +88,54 @@ export type RpcErrorCode =
 export class RpcError extends Error {
   /** The machine-readable kind of failure. */
   readonly code: RpcErrorCode;
+  /**
+   * True when the request was certainly never sent: the call failed before
+   * its request was handed to a connection (no connection could be opened,
+   * the client was waiting to reconnect, the end was closed), so no server
+   * can have run it. False means it may have been sent, or that nobody knows
+   * (the handler may or may not have run, unless `code` says otherwise).
+   * A request the network lost on the way counts as sent.
+   */
+  readonly notSent: boolean;
 
   /**
    * Creates an RPC failure.
    *
    * @param code The machine-readable kind of failure.
    * @param message What went wrong and what to do about it.
-   * @param options Standard error options (`cause`).
+   * @param options Standard error options (`cause`), and `notSent`.
    */
-  constructor(code: RpcErrorCode, message: string, options?: ErrorOptions) {
-    super(message, options);
+  constructor(code: RpcErrorCode, message: string, options?: RpcErrorOptions) {
+    const { notSent = false, ...errorOptions } = options ?? {};
+    super(message, errorOptions);
     this.name = "RpcError";
     this.code = code;
+    this.notSent = notSent;
   }
+}
+
+/**
+ * Whether `err` is an {@linkcode RpcError} whose request was certainly never
+ * sent ({@linkcode RpcError.notSent}): the call it ended did not run anywhere.
+ *
+ * @example
+ * ```ts
+ * import { neverSent, TimeoutError } from "@distkit/distkit/net";
+ *
+ * neverSent(new TimeoutError("KV.Put", 100, { notSent: true })); // true: timed out while connecting
+ * neverSent(new TimeoutError("KV.Put", 100)); // false: it may have run
+ * neverSent(new Error("boom")); // false
+ * ```
+ */
+export function neverSent(err: unknown): boolean {
+  return err instanceof RpcError && err.notSent;
 }
 
 /**
  * The request could not be delivered (no route, peer down, end disabled,
  * partitioned, dropped) or its reply was lost. The handler may or may not have
- * run: a retry must be safe to repeat.
+ * run (a retry must be safe to repeat), unless {@linkcode RpcError.notSent}
+ * says the request never left: no connection could be opened.
  *
  * @example
  * ```ts
@@ -100,9 +154,9 @@ export class UnreachableError extends RpcError {
    *
    * @param peer The peer that could not be reached.
    * @param reason Why, in a few words.
-   * @param options Standard error options (`cause`).
+   * @param options Standard error options (`cause`), and `notSent`.
    */
-  constructor(peer: string, reason: string, options?: ErrorOptions) {
+  constructor(peer: string, reason: string, options?: RpcErrorOptions) {
     super("unreachable", `${peer} is unreachable: ${reason}`, options);
     this.name = "UnreachableError";
     this.peer = peer;
@@ -158,14 +212,15 @@ export class RefusedError extends RpcError {
    * @param address The server's address.
    * @param reason Why the connection was refused, and what to do about it.
    * @param refusedBy Which end refused. Default `"server"`.
-   * @param options Standard error options (`cause`).
+   * @param options Standard error options (`cause`); `notSent` defaults to
+   * true here, since no call runs on a refused connection.
    */
   constructor(
     peer: string,
     address: string,
     reason: string,
     refusedBy: RefusingSide = "server",
-    options?: ErrorOptions,
+    options?: RpcErrorOptions,
   ) {
     const who = peer === address ? address : `${peer} (${address})`;
     super(
@@ -173,7 +228,7 @@ export class RefusedError extends RpcError {
       refusedBy === "server"
         ? `${who} refused the connection: ${reason}`
         : `this client refused the connection to ${who}: ${reason}`,
-      options,
+      { notSent: true, ...options },
     );
     this.name = "RefusedError";
     this.peer = peer;
@@ -184,7 +239,9 @@ export class RefusedError extends RpcError {
 }
 
 /**
- * The call's deadline passed before a reply arrived. The handler may still run.
+ * The call's deadline passed before a reply arrived. The handler may still
+ * run, unless {@linkcode RpcError.notSent} says the request was never sent
+ * (the deadline passed while the client was connecting).
  *
  * @example
  * ```ts
@@ -203,11 +260,15 @@ export class TimeoutError extends RpcError {
    *
    * @param method The method that timed out.
    * @param timeoutMs The deadline that passed, in milliseconds.
+   * @param options `notSent`: the request was never sent (it timed out while connecting).
    */
-  constructor(method: string, timeoutMs: number) {
+  constructor(method: string, timeoutMs: number, options?: RpcErrorOptions) {
     super(
       "timeout",
-      `${method} timed out after ${timeoutMs} ms; raise timeoutMs or check that the peer is up`,
+      `${method} timed out after ${timeoutMs} ms` +
+        (options?.notSent ? " before the request could be sent" : "") +
+        "; raise timeoutMs or check that the peer is up",
+      options,
     );
     this.name = "TimeoutError";
     this.timeoutMs = timeoutMs;
@@ -215,7 +276,9 @@ export class TimeoutError extends RpcError {
 }
 
 /**
- * The caller's `AbortSignal` fired before a reply arrived.
+ * The caller's `AbortSignal` fired before a reply arrived. The handler may
+ * still run, unless {@linkcode RpcError.notSent} says the request was never
+ * sent.
  *
  * @example
  * ```ts
@@ -230,9 +293,15 @@ export class AbortedError extends RpcError {
    *
    * @param method The method whose call was aborted.
    * @param options Standard error options; `cause` holds the signal's reason.
+   * `notSent`: the request was never sent.
    */
-  constructor(method: string, options?: ErrorOptions) {
-    super("aborted", `${method} was aborted by the caller`, options);
+  constructor(method: string, options?: RpcErrorOptions) {
+    super(
+      "aborted",
+      `${method} was aborted by the caller` +
+        (options?.notSent ? " before the request was sent" : ""),
+      options,
+    );
     this.name = "AbortedError";
   }
 }
@@ -252,9 +321,10 @@ export class ClosedError extends RpcError {
    * Creates the error.
    *
    * @param what The thing that was closed.
+   * @param options `notSent`: the call's request was never sent.
    */
-  constructor(what: string) {
-    super("closed", `${what} is closed; create a new one to make further calls`);
+  constructor(what: string, options?: RpcErrorOptions) {
+    super("closed", `${what} is closed; create a new one to make further calls`, options);
     this.name = "ClosedError";
   }
 }

@@ -21,6 +21,7 @@
  * @module
  */
 export {
+  type BackoffOptions,
   type ClusterOptions,
   DEFAULT_HANDSHAKE_TIMEOUT_MS,
   DEFAULT_TCP_TIMEOUT_MS,
@@ -37,5 +38,5 @@ export {
   type TcpServerStats,
 } from "./tcp_limits.ts";
 export { serveTcp, type ServeTcpOptions, type TcpServer } from "./tcp_server.ts";
-export { type BackoffOptions, TcpClient, type TcpClientOptions } from "./tcp_client.ts";
+export { TcpClient, type TcpClientOptions } from "./tcp_client.ts";
 export { AddressTransport, TcpTransport, type TcpTransportOptions } from "./tcp_transport.ts";

@@ -37,6 +37,7 @@ import {
 import type { Random } from "./random.ts";
 import type { CallOptions, ClientEnd } from "./transport.ts";
 import {
+  type BackoffOptions,
   checkMaxFrameBytes,
   checkTimeout,
   type ClusterOptions,
@@ -48,33 +49,8 @@ import { parseAddress } from "./address.ts";
 
 /** Largest request id; ids wrap around to 1 after it (0 is reserved). */
 const MAX_ID = 0xffff_ffff;
-/**
- * How long a {@linkcode TcpClient} waits before reconnecting after a failed
- * connection attempt: `baseMs` after the first failure, doubling with each
- * further failure up to `maxMs`. With a `random`, each wait is drawn from
- * [wait/2, wait].
- *
- * @example
- * ```ts
- * import type { BackoffOptions } from "@distkit/distkit/net";
- *
- * const backoff: BackoffOptions = { baseMs: 20, maxMs: 1000 };
- * ```
- */
-export interface BackoffOptions {
-  /** The wait after the first failure, in milliseconds. Default 50. */
-  baseMs?: number;
-  /** The longest wait, in milliseconds. Default 2,000. */
-  maxMs?: number;
-  /**
-   * Calls made while the client waits fail at once with
-   * {@linkcode UnreachableError} instead of waiting for the next attempt:
-   * for a caller with other servers to try (a KV clerk), which should not be
-   * held up by one that is down. Default false.
-   */
-  failFast?: boolean;
-}
-
+/** The failure of a call whose request was never handed to a connection. */
+const UNSENT = { notSent: true } as const;
 /**
  * Options for {@linkcode TcpClient}.
  *
@@ -152,14 +128,17 @@ interface CallState {
  * - {@linkcode CodecError} or {@linkcode ProtocolError} when the server sends
  *   something that is not a valid answer; the connection is then closed.
  *
+ * A call that fails before its request was handed to a connection (while
+ * connecting or backing off, refused, closed) has `notSent` true: no server
+ * ran it. Once handed over, `notSent` is false: it may have run.
+ *
  * After a failed connection attempt, the client waits `backoff.baseMs`
  * before the next one, doubling up to `backoff.maxMs`; a call made in that
  * window waits for it to end and then tries once, or fails at once with
- * {@linkcode UnreachableError} when its deadline would pass first (or
- * always, with `backoff.failFast`). A
- * successful connection resets the backoff. A connection attempt lasts at
- * most the client's `timeoutMs`, and {@linkcode TcpClient.close} ends one in
- * progress at once.
+ * {@linkcode UnreachableError} when its deadline would pass first (or always,
+ * with `backoff.failFast`). A successful connection resets the backoff. A
+ * connection attempt lasts at most the client's `timeoutMs`, and
+ * {@linkcode TcpClient.close} ends one in progress at once.
  *
  * Every connection starts with the handshake, and calls go out only once it
  * has succeeded. A refusal is not retried in a loop: for `backoff.maxMs`
@@ -307,7 +286,7 @@ export class TcpClient implements ClientEnd {
    * @param options A deadline overriding the client's, and an abort signal.
    */
   call<T = unknown>(method: string, args?: unknown, options: CallOptions = {}): Promise<T> {
-    if (this.#closed) return Promise.reject(new ClosedError(this.#what()));
+    if (this.#closed) return Promise.reject(new ClosedError(this.#what(), UNSENT));
     if (typeof method !== "string") {
       return Promise.reject(
         new TypeError(`method must be a "Service.Method" string, got ${typeof method}`),
@@ -320,7 +299,9 @@ export class TcpClient implements ClientEnd {
       return Promise.reject(err);
     }
     const { signal } = options;
-    if (signal?.aborted) return Promise.reject(new AbortedError(method, { cause: signal.reason }));
+    if (signal?.aborted) {
+      return Promise.reject(new AbortedError(method, { cause: signal.reason, notSent: true }));
+    }
     const id = this.#allocateId();
     let payload: Uint8Array;
     try {
@@ -348,13 +329,14 @@ export class TcpClient implements ClientEnd {
       timeoutMs: Number.isFinite(timeoutMs) ? timeoutMs : undefined,
       signal,
       clock: this.#clock,
+      // Not yet handed to a connection (state.link is set just before): it never left.
       onTimeout: () => {
-        const err = new TimeoutError(method, timeoutMs);
+        const err = new TimeoutError(method, timeoutMs, { notSent: state.link === undefined });
         this.#reject(state, err);
         return err;
       },
       onAbort: (reason) => {
-        const err = new AbortedError(method, { cause: reason });
+        const err = new AbortedError(method, { cause: reason, notSent: state.link === undefined });
         this.#reject(state, err);
         return err;
       },
@@ -370,7 +352,8 @@ export class TcpClient implements ClientEnd {
     if (this.#closing) return this.#closing;
     this.#closed = true;
     const err = new ClosedError(this.#what());
-    for (const state of [...this.#calls]) this.#reject(state, err);
+    const unsent = new ClosedError(this.#what(), UNSENT);
+    for (const state of [...this.#calls]) this.#reject(state, state.link ? err : unsent);
     const connecting = this.#connecting;
     // A connection attempt to a host that does not answer can hang for minutes.
     this.#connectAbort?.abort(err);
@@ -401,6 +384,7 @@ export class TcpClient implements ClientEnd {
         throw new UnreachableError(
           this.peer,
           `the connection to ${this.#address} was lost before the request was sent; try again`,
+          UNSENT,
         );
       }
       state.link = link;
@@ -414,7 +398,7 @@ export class TcpClient implements ClientEnd {
   async #linkFor(state: CallState, deadlineAt: number): Promise<Link> {
     let waited = false;
     while (true) {
-      if (this.#closed) throw new ClosedError(this.#what());
+      if (this.#closed) throw new ClosedError(this.#what(), UNSENT);
       if (this.#link) return this.#link;
       if (this.#connecting) return await this.#connecting;
       const wait = this.#retryAt - this.#clock.now();
@@ -431,16 +415,14 @@ export class TcpClient implements ClientEnd {
           throw new UnreachableError(
             this.peer,
             `${why}; the client is backing off, try again later`,
-            {
-              cause: this.#lastConnectError,
-            },
+            { cause: this.#lastConnectError, notSent: true },
           );
         }
         if (deadlineAt - this.#clock.now() < wait) {
           throw new UnreachableError(
             this.peer,
             `${why}; the next attempt is in ${Math.ceil(wait)} ms, after this call's deadline`,
-            { cause: this.#lastConnectError },
+            { cause: this.#lastConnectError, notSent: true },
           );
         }
         state.controller ??= new AbortController();
@@ -473,7 +455,7 @@ export class TcpClient implements ClientEnd {
             signal: abort.signal,
           });
         } catch (caught) {
-          if (this.#closed) throw new ClosedError(this.#what());
+          if (this.#closed) throw new ClosedError(this.#what(), UNSENT);
           const err = abort.signal.aborted ? abort.signal.reason : caught;
           if (err instanceof ServerMovedError) throw this.#moved(err);
           const wait = this.#failed(err);
@@ -481,18 +463,18 @@ export class TcpClient implements ClientEnd {
             this.peer,
             `cannot connect to ${this.#address} (${messageOf(err)}); check that the server is ` +
               `running there; the next attempt waits ${Math.ceil(wait)} ms`,
-            { cause: err },
+            { cause: err, notSent: true },
           );
         }
         if (this.#closed) {
           conn.close();
-          throw new ClosedError(this.#what());
+          throw new ClosedError(this.#what(), UNSENT);
         }
         let link: Link;
         try {
           link = await this.#handshake(conn, abort.signal);
         } catch (caught) {
-          if (this.#closed) throw new ClosedError(this.#what());
+          if (this.#closed) throw new ClosedError(this.#what(), UNSENT);
           if (caught instanceof RefusedError) {
             // Retrying at once would be refused again: wait as long as the
             // backoff ever does.
@@ -510,7 +492,7 @@ export class TcpClient implements ClientEnd {
             this.peer,
             `the handshake with ${this.#address} failed (${messageOf(err)}); check that a ` +
               `distkit server is running there; the next attempt waits ${Math.ceil(wait)} ms`,
-            { cause: err },
+            { cause: err, notSent: true },
           );
         }
         this.#failures = 0;
@@ -533,7 +515,7 @@ export class TcpClient implements ClientEnd {
     return new UnreachableError(
       this.peer,
       `${err.message} while a connection was being opened; the next call connects there`,
-      { cause: err },
+      { cause: err, notSent: true },
     );
   }
 
@@ -718,9 +700,7 @@ export class TcpClient implements ClientEnd {
         err instanceof CodecError
           ? new CodecError(
             `the answer from ${this.#address} cannot be decoded (${err.message}); ${end}`,
-            {
-              cause: err,
-            },
+            { cause: err },
           )
           : err instanceof ProtocolError
           ? new ProtocolError(
@@ -764,7 +744,7 @@ export class TcpClient implements ClientEnd {
   #onClose(link: Link, reason: unknown): void {
     if (this.#link === link) this.#link = undefined;
     if (link.pending.size === 0) return;
-    const err = reason instanceof RpcError ? reason : new UnreachableError(
+    const err = reason instanceof RpcError && !reason.notSent ? reason : new UnreachableError(
       this.peer,
       `connection lost (${messageOf(reason)}); the call may or may not have run, ` +
         `and the next call reconnects`,

@@ -1,6 +1,6 @@
 /**
  * What the TCP server and client share: addresses, the cluster options, the
- * default deadlines, and the checks of their options.
+ * default deadlines, and the checks of their options; and the client's backoff.
  *
  * @module
  */
@@ -8,6 +8,33 @@ import { DEFAULT_MAX_MESSAGE_BYTES } from "./codec.ts";
 import type { MemberHello } from "./handshake.ts";
 
 export type { MemberHello } from "./handshake.ts";
+
+/**
+ * How long a {@linkcode TcpClient} waits before reconnecting after a failed
+ * connection attempt: `baseMs` after the first failure, doubling with each
+ * further failure up to `maxMs`. With a `random`, each wait is drawn from
+ * [wait/2, wait].
+ *
+ * @example
+ * ```ts
+ * import type { BackoffOptions } from "@distkit/distkit/net";
+ *
+ * const backoff: BackoffOptions = { baseMs: 20, maxMs: 1000 };
+ * ```
+ */
+export interface BackoffOptions {
+  /** The wait after the first failure, in milliseconds. Default 50. */
+  baseMs?: number;
+  /** The longest wait, in milliseconds. Default 2,000. */
+  maxMs?: number;
+  /**
+   * Calls made while the client waits fail at once with
+   * {@linkcode UnreachableError} instead of waiting for the next attempt:
+   * for a caller with other servers to try (a KV clerk), which should not be
+   * held up by one that is down. Default false.
+   */
+  failFast?: boolean;
+}
 
 /**
  * The default deadline of a TCP call, in milliseconds (see

@@ -13,6 +13,7 @@ import {
   AbortedError,
   BadArgumentsError,
   isRetryable,
+  neverSent,
   ProtocolError,
   TimeoutError,
 } from "../net/errors.ts";
@@ -348,12 +349,14 @@ export class PrimaryBackupClerk {
           problemAt = view.primary;
         }
       } catch (err) {
-        // A refusal of the request itself is checked before anything is applied.
-        if (primaryCall && !(err instanceof BadArgumentsError)) attempts.mayHaveApplied = true;
+        // A refusal of the request itself is checked before anything is applied,
+        // and a request never sent (no connection to the primary) applied nothing.
+        const reached = primaryCall && !neverSent(err);
+        if (reached && !(err instanceof BadArgumentsError)) attempts.mayHaveApplied = true;
         if (err instanceof AbortedError) {
           throw settle(
             new RequestAbortedError(SERVICE, operation, {
-              mayHaveApplied: write && primaryCall,
+              mayHaveApplied: write && reached,
               cause: signal?.reason,
             }),
           );

@@ -594,14 +594,18 @@ Deno.test("PrimaryBackupClerk: gives up at its deadline or signal, saying why", 
     );
     assert.ok(clock.now() - start >= 800 && clock.now() - start < 900);
 
-    // The primary dies with no backup: a write sent to it may have applied.
+    // The primary dies with no backup while a write is on its way to it (the
+    // network's latency is 1-3 ms): it may have applied.
     s.start("s1");
     await s.ready("s1", "primary");
     await clerk.put("a", "1");
-    s.kill("s1");
+    clock.setTimer(0.5, () => s.kill("s1"));
     const put = await clerk.put("a", "2", { timeoutMs: 500 }).catch((e) => e);
     assert.ok(put instanceof RequestTimeoutError && put.mayHaveApplied, `got ${put}`);
     assert.match(put.message, /s1 is unreachable/);
+    // A write made once it is gone is never sent: certainly not applied.
+    const unsent = await clerk.put("a", "3", { timeoutMs: 500 }).catch((e) => e);
+    assert.ok(unsent instanceof RequestTimeoutError && !unsent.mayHaveApplied, `got ${unsent}`);
 
     const controller = new AbortController();
     clock.setTimer(300, () => controller.abort(new Error("user gave up")));

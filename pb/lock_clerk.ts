@@ -13,6 +13,7 @@ import {
   AbortedError,
   BadArgumentsError,
   isRetryable,
+  neverSent,
   ProtocolError,
   RefusedError,
 } from "../net/errors.ts";
@@ -280,7 +281,7 @@ export class LockClerk {
         this.#lastErrors[server] = (err as Error).message;
         if (err instanceof AbortedError) {
           throw new RequestAbortedError(SERVICE, what, {
-            mayHaveApplied: true,
+            mayHaveApplied: mayHaveApplied || !err.notSent,
             cause: signal?.reason,
           });
         }
@@ -293,8 +294,8 @@ export class LockClerk {
           refusedBy.add(server);
           if (refusedBy.size === 2) throw settle(err);
         } else {
-          // Lost, timed out, or failed in the handler: it may have run.
-          mayHaveApplied = true;
+          // Lost, timed out, or failed in the handler: it may have run (unless never sent).
+          if (!neverSent(err)) mayHaveApplied = true;
           if (!isRetryable(err)) throw settle(err as Error);
         }
       }

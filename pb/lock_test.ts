@@ -807,18 +807,27 @@ Deno.test("lock clerk: two clerks with one id get a RequestError, not a wrong an
 
 Deno.test("lock clerk: the signal gives up with RequestAbortedError, saying whether it was sent", async () => {
   await simulate(async (sim) => {
-    // No server at all: every attempt fails, and the clerk keeps trying.
+    // No server at all: every attempt fails unsent, and the clerk keeps trying.
     const clerk = clerkOf(sim, "c1");
     const controller = new AbortController();
     sim.clock.setTimer(500, () => controller.abort(new Error("enough")));
     const err = await clerk.lock("a", { signal: controller.signal }).catch((e) => e);
     assert.ok(err instanceof RequestAbortedError, String(err));
-    assert.equal(err.mayHaveApplied, true);
+    assert.equal(err.mayHaveApplied, false, "nothing was ever sent");
     assert.match(err.message, /lock of "a" abandoned/);
     assert.equal(sim.clock.now(), 500);
     const before = await clerk.unlock("a", { signal: AbortSignal.abort() }).catch((e) => e);
     assert.ok(before instanceof RequestAbortedError);
     assert.equal(before.mayHaveApplied, false);
+    // A primary that takes the request and does not answer: it may have run.
+    const rpc = new RpcServer();
+    rpc.addService("Lock", { Lock: () => new Promise(() => {}) });
+    sim.net.addServer("p", rpc);
+    const sent = new AbortController();
+    sim.clock.setTimer(500, () => sent.abort(new Error("enough")));
+    const maybe = await clerk.lock("a", { signal: sent.signal }).catch((e) => e);
+    assert.ok(maybe instanceof RequestAbortedError, String(maybe));
+    assert.equal(maybe.mayHaveApplied, true);
   }, { seed: 13 });
 });
 

@@ -13,6 +13,7 @@ import {
   AbortedError,
   BadArgumentsError,
   isRetryable,
+  neverSent,
   RefusedError,
   RpcError,
 } from "../net/errors.ts";
@@ -517,16 +518,13 @@ export class ReplicaClient {
           signal,
         });
       } catch (err) {
-        this.#lastErrors.set(
-          this.#servers[server],
-          err instanceof AbortedError ? "no answer before the call was cut off" : describe(err),
-        );
+        this.#lastErrors.set(this.#servers[server], describe(err));
         if (err instanceof AbortedError) {
-          // Cut off in flight: the server may have it.
-          if (write) attempts.mayHaveApplied = true;
+          // Cut off in flight: the server may have it (not when it was never sent).
+          if (write && !err.notSent) attempts.mayHaveApplied = true;
           throw settle(
             new RequestAbortedError(service, operation, {
-              mayHaveApplied: write,
+              mayHaveApplied: write && !err.notSent,
               cause: signal?.reason,
             }),
           );
@@ -616,6 +614,9 @@ export class ReplicaClient {
 
 /** A failed attempt in a few words: `connection refused`, `timed out after 2500 ms`... */
 function describe(err: unknown): string {
+  if (err instanceof AbortedError) {
+    return err.notSent ? "cut off before it was sent" : "no answer before the call was cut off";
+  }
   if (err instanceof RpcError) {
     const refused = /connection refused/i.test(err.message);
     return refused ? "connection refused" : err.message;
@@ -624,13 +625,13 @@ function describe(err: unknown): string {
 }
 
 /**
- * Whether a failed call certainly never reached a handler: nothing served
- * that service or method there. Any other failure (lost, timed out, a
- * garbled reply, a failing handler) may have run it.
+ * Whether a failed call certainly never reached a handler: it was never sent
+ * (`RpcError.notSent`), or nothing served that service or method there. Any
+ * other failure (lost, timed out, a garbled reply, a failing handler) may have run it.
  */
 function neverRan(err: unknown): boolean {
-  return err instanceof RpcError &&
-    (err.code === "unknown_service" || err.code === "unknown_method");
+  return neverSent(err) || err instanceof RpcError &&
+      (err.code === "unknown_service" || err.code === "unknown_method");
 }
 
 /**

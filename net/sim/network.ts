@@ -193,7 +193,9 @@ function untilTripped<T>(
  * clients make ends with {@linkcode SimNetwork.makeEnd}, connect them to a
  * server and enable them. An end starts disabled; calls through a disabled or
  * unconnected end, to a removed server, or across a partition are never
- * delivered and fail after a delay.
+ * delivered and fail after a delay, with `notSent` true (`RpcError.notSent`);
+ * a request dropped on the way does not say so, since a real client cannot
+ * tell that from a lost reply.
  *
  * Fault model (labrpc): in unreliable mode each request waits 0–26 ms, then
  * 10 % are dropped; after the handler ran, 10 % of replies are dropped. With
@@ -462,9 +464,17 @@ export class SimNetwork {
     }
   }
 
-  /** @internal Used by {@linkcode SimEnd.call}. */
-  async deliver(endName: string, method: string, args: unknown): Promise<unknown> {
-    if (this.#closed) throw new ClosedError("the simulated network");
+  /**
+   * @internal Used by {@linkcode SimEnd.call}; sets `call.routed` once the
+   * request may reach a handler (a request without a route never does).
+   */
+  async deliver(
+    endName: string,
+    method: string,
+    args: unknown,
+    call: { routed: boolean } = { routed: false },
+  ): Promise<unknown> {
+    if (this.#closed) throw new ClosedError("the simulated network", { notSent: true });
     const end = this.#end(endName);
     const request = encodeEnvelope(this.#codec, { kind: "request", id: 0, method, args });
     this.#totalCalls++;
@@ -477,6 +487,9 @@ export class SimNetwork {
     if (entry === undefined || !end.enabled || !this.#sameSide(end.owner, entry.name)) {
       return await this.#fail(end, method, this.#noRoute(end, entry));
     }
+    // From here on it may be delivered, even after the caller gave up (or
+    // dropped on the way, which its caller can never tell from a lost reply).
+    call.routed = true;
     const rule = this.#rule(end.owner, entry.name);
     if (this.#latency) {
       const [min, max] = this.#latency;
@@ -554,11 +567,12 @@ export class SimNetwork {
       `partition() them onto one side`;
   }
 
+  /** Fails a call that had no route: it was certainly never delivered. */
   async #fail(end: EndState, method: string, reason: string): Promise<never> {
     const ms = this.#random.int(this.#longDelays ? 7000 : 100);
     await delay(ms, { clock: this.#clock });
     this.#record("fail", end, method, end.server);
-    throw new UnreachableError(end.server ?? end.name, reason);
+    throw new UnreachableError(end.server ?? end.name, reason, { notSent: true });
   }
 
   /** @internal The clock calls are timed on. */
@@ -603,18 +617,26 @@ export class SimEnd implements ClientEnd {
     return this.#net.targetOf(this.name);
   }
 
-  /** Calls `method` on the server this end is connected to. */
+  /**
+   * Calls `method` on the server this end is connected to. A failure has
+   * `notSent` true only when the call had no route when it was made (see
+   * {@linkcode SimNetwork}), or the end's network or the caller's signal had
+   * already ended it: such a call never reaches a handler.
+   */
   call<T = unknown>(method: string, args?: unknown, options: CallOptions = {}): Promise<T> {
     if (options.signal?.aborted) {
-      return Promise.reject(new AbortedError(method, { cause: options.signal.reason }));
+      return Promise.reject(
+        new AbortedError(method, { cause: options.signal.reason, notSent: true }),
+      );
     }
-    const work = this.#net.deliver(this.name, method, args) as Promise<T>;
+    const call = { routed: false };
+    const work = this.#net.deliver(this.name, method, args, call) as Promise<T>;
     return deadline(work, {
       clock: this.#net.clock,
       timeoutMs: options.timeoutMs,
       signal: options.signal,
-      onTimeout: () => new TimeoutError(method, options.timeoutMs!),
-      onAbort: (reason) => new AbortedError(method, { cause: reason }),
+      onTimeout: () => new TimeoutError(method, options.timeoutMs!, { notSent: !call.routed }),
+      onAbort: (reason) => new AbortedError(method, { cause: reason, notSent: !call.routed }),
     });
   }
 }

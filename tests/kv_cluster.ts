@@ -59,6 +59,8 @@ export interface KvClusterOptions {
   storedState?: boolean | ((i: number) => boolean);
   /** Each server's Raft storage is the segment log on a `SimFs` (tests/sim_disk.ts). */
   segments?: { segmentBytes: number };
+  /** Called with each server's state store as a (non-trial) start opens it, before the server starts. */
+  onStore?: (i: number, store: StateStore) => void;
 }
 
 /** How long a leader's `Member` change may wait (for a busy leader, then for its commit). */
@@ -140,7 +142,10 @@ export class KvCluster {
         const i = this.ids.indexOf(context.id);
         const stateStore = stored(i) ? await StateStore.open(context.stateKv) : undefined;
         // A trial start (ServerContext.probe) is kept out of the test's records and hooks.
-        if (stateStore && !context.probe) this.stores.set(i, stateStore);
+        if (stateStore && !context.probe) {
+          this.stores.set(i, stateStore);
+          options.onStore?.(i, stateStore);
+        }
         const kv = await KvServer.start({
           ...context,
           ...(stateStore ? { stateStore } : {}),

@@ -109,6 +109,7 @@ import {
 } from "../kv/mod.ts";
 import { type Logger, type Random, simulate } from "../net/mod.ts";
 import type { Membership } from "../raft/mod.ts";
+import type { StateStore } from "../store/mod.ts";
 import { KvCluster, MEMBER_CHANGE_MS, OpLog, text } from "./kv_cluster.ts";
 import { checkReplays, runSeeds, type SeedRun } from "./seeds.ts";
 import { segmentLogOf } from "./sim_disk.ts";
@@ -163,6 +164,14 @@ interface Activity {
   /** Copy-forwards those seeds' servers made (commits), and the rows they moved. */
   copyForwards: number;
   copiedRows: number;
+  /**
+   * Catch-up views (snapshot streams) those seeds' leaders opened on their stores; the
+   * copy-forward commits made on a store while one of its views was open; and of those, the
+   * ones that emptied a segment an open view pinned (the log keeps it for the view alone).
+   */
+  views: number;
+  copyForwardsUnderView: number;
+  pinnedOnly: number;
   /** What those seeds' disks saw. */
   crashes: number;
   lostWrites: number;
@@ -192,6 +201,9 @@ function noActivity(): Activity {
     loggedRows: 0,
     copyForwards: 0,
     copiedRows: 0,
+    views: 0,
+    copyForwardsUnderView: 0,
+    pinnedOnly: 0,
     crashes: 0,
     lostWrites: 0,
     tornWrites: 0,
@@ -622,6 +634,7 @@ async function runSeed(seed: number): Promise<SeedRun<Activity>> {
       // Of those with a stored state, seeds whose third bit is set keep the values in the log.
       const valuesInLog = storedState && segments !== undefined && ((seed >>> 2) & 1) === 1;
       const copied = { commits: 0, rows: 0 };
+      const watched = { views: 0, copyForwardsUnderView: 0, pinnedOnly: 0 };
       const cfg = await KvCluster.start(sim, servers, {
         unreliable,
         maxRaftState,
@@ -634,6 +647,7 @@ async function runSeed(seed: number): Promise<SeedRun<Activity>> {
               valuesInLog: { threshold: 0, budgetBytes: 2 * segments.segmentBytes },
               logger: copyForwardCounter(copied),
             },
+            onStore: (_i: number, store: StateStore) => watchStore(store, watched),
           }
           : {}),
       });
@@ -859,6 +873,7 @@ async function runSeed(seed: number): Promise<SeedRun<Activity>> {
         activity.valuesInLogSeeds = 1;
         activity.copyForwards = copied.commits;
         activity.copiedRows = copied.rows;
+        Object.assign(activity, watched);
         for (const store of cfg.stores.values()) {
           for (const rows of store.loggedRows.values()) activity.loggedRows += rows;
         }
@@ -890,6 +905,50 @@ function copyForwardCounter(counts: { commits: number; rows: number }): Logger {
       counts.commits++;
       counts.rows += fields.rows;
     },
+  };
+}
+
+/**
+ * Watches a store's views and copy-forwards (wrapping its methods; the store is unchanged) to
+ * count the copy-forwards made while a view streams, and those that leave a segment an open
+ * view pinned with no row pointing into it.
+ */
+function watchStore(
+  store: StateStore,
+  counts: Pick<Activity, "views" | "copyForwardsUnderView" | "pinnedOnly">,
+): void {
+  /** Each open view's pin: the lowest segment a row pointed into when it opened. */
+  const pins = new Set<{ pin: number | undefined }>();
+  const lowest = () => {
+    const rows = [...store.loggedRows.keys()];
+    return rows.length === 0 ? undefined : Math.min(...rows);
+  };
+  const view = store.view.bind(store);
+  store.view = async () => {
+    const opened = await view();
+    counts.views++;
+    const pin = { pin: lowest() };
+    pins.add(pin);
+    const close = opened.close.bind(opened);
+    opened.close = () => {
+      pins.delete(pin);
+      close();
+    };
+    return opened;
+  };
+  const copyForward = store.copyForward.bind(store);
+  store.copyForward = async (segment, maxRows) => {
+    const during = pins.size > 0;
+    const rows = await copyForward(segment, maxRows);
+    if (rows > 0 && (during || pins.size > 0)) {
+      counts.copyForwardsUnderView++;
+      const left = lowest();
+      const only = [...pins].some(({ pin }) =>
+        pin !== undefined && pin <= segment && (left === undefined || left > pin)
+      );
+      if (only) counts.pinnedOnly++;
+    }
+    return rows;
   };
 }
 
@@ -943,7 +1002,9 @@ Deno.test("kv: randomized faults and membership changes, every history lineariza
       `be the damage's: undamaged, the same storage started); ` +
       `${total.segmentSeeds} seeds on the segment log (SimFs), ${total.valuesInLogSeeds} of them ` +
       `with values in the log (${total.loggedRows} rows pointing into it at the end, ` +
-      `${total.copyForwards} copy-forwards moving ${total.copiedRows} rows): ` +
+      `${total.copyForwards} copy-forwards moving ${total.copiedRows} rows; ${total.views} ` +
+      `catch-up views opened, ${total.copyForwardsUnderView} copy-forwards while one was open, ` +
+      `${total.pinnedOnly} leaving a segment to its pin alone): ` +
       `${total.crashes} crashes, ` +
       `${total.lostWrites} unsynced writes lost (${total.tornWrites} torn), ` +
       `${total.lostFolderChanges} folder changes lost, ${total.filesDamaged} files damaged`,

@@ -107,7 +107,7 @@ import {
   MemberOutcomeUnknownError,
   type MemberReply,
 } from "../kv/mod.ts";
-import { type Logger, type Random, simulate } from "../net/mod.ts";
+import { type Clock, delay, type Logger, Random, simulate } from "../net/mod.ts";
 import type { Membership } from "../raft/mod.ts";
 import type { StateStore } from "../store/mod.ts";
 import { KvCluster, MEMBER_CHANGE_MS, OpLog, text } from "./kv_cluster.ts";
@@ -625,7 +625,7 @@ async function runSeed(seed: number): Promise<SeedRun<Activity>> {
       const voters = random.chance(0.5) ? 3 : 5;
       const spares = 1 + random.int(2);
       const servers = voters + spares;
-      const maxRaftState = random.chance(0.5) ? -1 : 300 + random.int(1700);
+      const drawnMaxRaftState = random.chance(0.5) ? -1 : 300 + random.int(1700);
       const unreliable = random.chance(0.3);
       // Odd seeds keep the state in a store (issue 19); by parity, so even seeds run as before.
       const storedState = seed % 2 !== 0;
@@ -635,6 +635,10 @@ async function runSeed(seed: number): Promise<SeedRun<Activity>> {
       const valuesInLog = storedState && segments !== undefined && ((seed >>> 2) & 1) === 1;
       const copied = { commits: 0, rows: 0 };
       const watched = { views: 0, copyForwardsUnderView: 0, pinnedOnly: 0 };
+      const knobs = valuesInLog ? catchUpKnobs(seed, segments.segmentBytes) : undefined;
+      const maxRaftState = drawnMaxRaftState < 0 && knobs ? knobs.maxRaftState : drawnMaxRaftState;
+      const viewFailures: Error[] = [];
+      let live: (store: StateStore) => boolean = () => false;
       const cfg = await KvCluster.start(sim, servers, {
         unreliable,
         maxRaftState,
@@ -644,14 +648,29 @@ async function runSeed(seed: number): Promise<SeedRun<Activity>> {
         ...(valuesInLog
           ? {
             server: {
-              valuesInLog: { threshold: 0, budgetBytes: 2 * segments.segmentBytes },
+              valuesInLog: { threshold: 0, budgetBytes: knobs!.budgetBytes },
               logger: copyForwardCounter(copied),
+              ...(knobs!.paged
+                ? {
+                  snapshotChunkBytes: knobs!.paged.chunkBytes,
+                  snapshotWindowBytes: knobs!.paged.chunkBytes,
+                }
+                : {}),
             },
-            onStore: (_i: number, store: StateStore) => watchStore(store, watched),
+            onStore: (_i: number, store: StateStore) =>
+              watchStore(store, {
+                counts: watched,
+                knobs: knobs!,
+                clock: sim.clock,
+                live: (s) => live(s),
+                failures: viewFailures,
+              }),
           }
           : {}),
       });
       const ledger = cfg.group.ledger;
+      live = (store) =>
+        [...cfg.stores].some(([i, s]) => s === store && cfg.running(i) !== undefined);
       describeServers = () =>
         cfg.ids.map((id, i) => {
           const raft = cfg.running(i)?.raft.status();
@@ -669,7 +688,7 @@ async function runSeed(seed: number): Promise<SeedRun<Activity>> {
             segments
               ? `SegmentLogStorage on SimFs (${segments.segmentBytes}-byte segments)`
               : "SimStorage"
-          }${valuesInLog ? ", values in the log" : ""}`,
+          }${valuesInLog ? `, values in the log (${describeKnobs(knobs!)})` : ""}`,
       );
       const log = new OpLog<Input, Output>();
       const keys = 1 + random.int(3);
@@ -691,6 +710,25 @@ async function runSeed(seed: number): Promise<SeedRun<Activity>> {
         { length: clients },
         (_, id) => clientLoop(cfg, cfg.makeClient().clerk, { id, keys, log, done: () => done }),
       );
+      // And warm keys, rewritten every second or so: long enough for their rows to lie in
+      // segments a compaction covers, so values are copied forward all run long (the cold keys
+      // are copied once), while catch-up views stream.
+      const warm = knobs ? ["warm0", "warm1", "warm2", "warm3", "warm4"] : [];
+      if (knobs) {
+        const id = clients + 2;
+        const ck = cfg.makeClient().clerk;
+        const r = knobs.random.fork();
+        loops.push((async () => {
+          let n = 0;
+          while (!done) {
+            await cfg.sleep(100 + r.int(500));
+            const key = r.pick(warm);
+            const value = `${key}.${n++} `.repeat(8);
+            await log.record(id, { op: "put", key, value }, () => ck.put(key, value));
+          }
+          return n;
+        })());
+      }
       for (const loop of loops) loop.catch(() => {}); // awaited below
 
       const down = new Set<number>();
@@ -726,6 +764,7 @@ async function runSeed(seed: number): Promise<SeedRun<Activity>> {
         ledger.check();
         checkNoneStopped(cfg);
         if (op.violations.length > 0) throw op.violations[0];
+        if (viewFailures.length > 0) throw viewFailures[0];
         faults++;
         const at = `${cfg.now().toFixed(0)} ms`;
         const roll = random.int(118);
@@ -844,7 +883,7 @@ async function runSeed(seed: number): Promise<SeedRun<Activity>> {
       counts.forEach((n, id) => assert.ok(n > 0, `client ${id} completed no operation`));
       const final = cfg.makeClient().clerk;
       const lastRead = new Map<string, string | null>();
-      for (const key of [...Array.from({ length: keys }, (_, k) => `k${k}`), ...cold]) {
+      for (const key of [...Array.from({ length: keys }, (_, k) => `k${k}`), ...cold, ...warm]) {
         await log.record(clients, { op: "get", key }, async () => {
           const value = valueOf(await final.get(key));
           lastRead.set(key, value);
@@ -852,6 +891,7 @@ async function runSeed(seed: number): Promise<SeedRun<Activity>> {
         });
       }
       if (valuesInLog) await checkEveryStore(cfg, servers, lastRead);
+      if (viewFailures.length > 0) throw viewFailures[0];
       if (maxRaftState > 0) {
         await cfg.sleep(1000);
         const size = cfg.logSize();
@@ -909,14 +949,80 @@ function copyForwardCounter(counts: { commits: number; rows: number }): Logger {
 }
 
 /**
+ * How a values-in-log seed streams its catch-up views and copies forward, from a generator of
+ * its own (the run's draws, and so every other seed's schedule, are unchanged). In the harness a
+ * state is a few rows: a view would read it whole before its first chunk is sent, in no virtual
+ * time, so no write, copy-forward or compaction could come between a view's point and its reads.
+ * Most of these seeds page it as a state of many pages is paged: a row or a few per read and per
+ * page, chunks of a few hundred bytes, one in flight (the window), and followers slow to write
+ * each (a slow disk): a view then reads its rows over many round trips while the leader applies,
+ * copies forward and compacts, as a catch-up of a large state does.
+ */
+interface CatchUpKnobs {
+  /** The maxRaftState of a seed that drew none (-1): values are copied forward only from a compacted log. */
+  maxRaftState: number;
+  /** Bytes of segments kept only for values before copying forward (0: copy at once). */
+  budgetBytes: number;
+  /** Where the seed's own draws come from (the warm writer, each install's hold). */
+  random: Random;
+  /** Streams paged small (else as the library pages them). */
+  paged?: {
+    pageBytes: number;
+    rowsPerRead: number;
+    chunkBytes: number;
+    /** The most a follower's write of one chunk is held back (ms of virtual time). */
+    slowMs: number;
+  };
+}
+
+function catchUpKnobs(seed: number, segmentBytes: number): CatchUpKnobs {
+  const random = new Random((seed ^ 0x0c0f_5eed) >>> 0);
+  const maxRaftState = random.chance(0.25) ? -1 : 300 + random.int(1700);
+  const budgetBytes = random.chance(0.5) ? 0 : 2 * segmentBytes;
+  if (random.chance(0.25)) return { maxRaftState, budgetBytes, random };
+  return {
+    maxRaftState,
+    budgetBytes,
+    random,
+    paged: {
+      pageBytes: 1 + random.int(400),
+      rowsPerRead: 1 + random.int(3),
+      chunkBytes: 64 + random.int(512),
+      slowMs: random.int(400),
+    },
+  };
+}
+
+function describeKnobs(knobs: CatchUpKnobs): string {
+  const paged = knobs.paged;
+  return `budget ${knobs.budgetBytes} bytes, ` +
+    (paged
+      ? `streams paged by ${paged.pageBytes} bytes and ${paged.rowsPerRead} rows a read in ` +
+        `${paged.chunkBytes}-byte chunks, writes held up to ${paged.slowMs} ms`
+      : "streams paged as the library pages them");
+}
+
+/** What {@linkcode watchStore} counts and reports, over the servers of one seed. */
+interface StoreWatch {
+  counts: Pick<Activity, "views" | "copyForwardsUnderView" | "pinnedOnly">;
+  knobs: CatchUpKnobs;
+  clock: Clock;
+  /** Whether `store` is the store of a server running now (not crashed or stopped). */
+  live: (store: StateStore) => boolean;
+  /** Views that failed to read a live store (a bug: it must read its point whole). */
+  failures: Error[];
+}
+
+/**
  * Watches a store's views and copy-forwards (wrapping its methods; the store is unchanged) to
  * count the copy-forwards made while a view streams, and those that leave a segment an open
- * view pinned with no row pointing into it.
+ * view pinned with no row pointing into it; pages its views and slows its installs as the
+ * knobs say; and records a view that fails to read while its server runs: a view reads the
+ * state at its point whatever is written, copied forward or compacted meanwhile (the streamer
+ * would only retry it, so the failure would pass unseen).
  */
-function watchStore(
-  store: StateStore,
-  counts: Pick<Activity, "views" | "copyForwardsUnderView" | "pinnedOnly">,
-): void {
+function watchStore(store: StateStore, watch: StoreWatch): void {
+  const { counts, knobs } = watch;
   /** Each open view's pin: the lowest segment a row pointed into when it opened. */
   const pins = new Set<{ pin: number | undefined }>();
   const lowest = () => {
@@ -934,6 +1040,23 @@ function watchStore(
       pins.delete(pin);
       close();
     };
+    const pages = opened.pages.bind(opened);
+    opened.pages = async function* (options) {
+      const paged = knobs.paged;
+      const asked = paged ? { pageBytes: paged.pageBytes, rowsPerRead: paged.rowsPerRead } : {};
+      try {
+        yield* pages({ ...options, ...asked });
+      } catch (err) {
+        if (watch.live(store) && pins.has(pin)) {
+          watch.failures.push(
+            new Error(`a catch-up view (pinned at segment ${pin.pin}) failed to read`, {
+              cause: err,
+            }),
+          );
+        }
+        throw err;
+      }
+    };
     return opened;
   };
   const copyForward = store.copyForward.bind(store);
@@ -949,6 +1072,18 @@ function watchStore(
       if (only) counts.pinnedOnly++;
     }
     return rows;
+  };
+  const paged = knobs.paged;
+  if (paged === undefined || paged.slowMs === 0) return;
+  const beginInstall = store.beginInstall.bind(store);
+  store.beginInstall = async (options) => {
+    const install = await beginInstall(options);
+    const write = install.write.bind(install);
+    install.write = async (chunkPages) => {
+      await delay(knobs.random.int(paged.slowMs + 1), { clock: watch.clock });
+      return write(chunkPages);
+    };
+    return install;
   };
 }
 

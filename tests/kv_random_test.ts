@@ -109,7 +109,7 @@ import {
 } from "../kv/mod.ts";
 import { type Clock, delay, type Logger, Random, simulate } from "../net/mod.ts";
 import type { Membership } from "../raft/mod.ts";
-import type { StateStore } from "../store/mod.ts";
+import type { SimKv, StateStore } from "../store/mod.ts";
 import { KvCluster, MEMBER_CHANGE_MS, OpLog, text } from "./kv_cluster.ts";
 import { checkReplays, runSeeds, type SeedRun } from "./seeds.ts";
 import { segmentLogOf } from "./sim_disk.ts";
@@ -657,8 +657,8 @@ async function runSeed(seed: number): Promise<SeedRun<Activity>> {
                 }
                 : {}),
             },
-            onStore: (_i: number, store: StateStore) =>
-              watchStore(store, {
+            onStore: (_i: number, store: StateStore, kv: SimKv) =>
+              watchStore(store, kv, {
                 counts: watched,
                 knobs: knobs!,
                 clock: sim.clock,
@@ -972,6 +972,12 @@ interface CatchUpKnobs {
     chunkBytes: number;
     /** The most a follower's write of one chunk is held back (ms of virtual time). */
     slowMs: number;
+    /**
+     * The most each entry a list reads from the state's database is held back, the entry read
+     * when asked (a slow disk): a view's rows are read, then their values in the log, while the
+     * leader applies, copies forward and compacts.
+     */
+    listMs: number;
   };
 }
 
@@ -985,10 +991,11 @@ function catchUpKnobs(seed: number, segmentBytes: number): CatchUpKnobs {
     budgetBytes,
     random,
     paged: {
-      pageBytes: 1 + random.int(400),
+      pageBytes: 1 + random.int(64),
       rowsPerRead: 1 + random.int(3),
-      chunkBytes: 64 + random.int(512),
-      slowMs: random.int(400),
+      chunkBytes: 32 + random.int(224),
+      slowMs: random.int(300),
+      listMs: random.int(40),
     },
   };
 }
@@ -998,7 +1005,8 @@ function describeKnobs(knobs: CatchUpKnobs): string {
   return `budget ${knobs.budgetBytes} bytes, ` +
     (paged
       ? `streams paged by ${paged.pageBytes} bytes and ${paged.rowsPerRead} rows a read in ` +
-        `${paged.chunkBytes}-byte chunks, writes held up to ${paged.slowMs} ms`
+        `${paged.chunkBytes}-byte chunks, writes held up to ${paged.slowMs} ms, list reads up to ` +
+        `${paged.listMs} ms an entry`
       : "streams paged as the library pages them");
 }
 
@@ -1021,7 +1029,7 @@ interface StoreWatch {
  * state at its point whatever is written, copied forward or compacted meanwhile (the streamer
  * would only retry it, so the failure would pass unseen).
  */
-function watchStore(store: StateStore, watch: StoreWatch): void {
+function watchStore(store: StateStore, kv: SimKv, watch: StoreWatch): void {
   const { counts, knobs } = watch;
   /** Each open view's pin: the lowest segment a row pointed into when it opened. */
   const pins = new Set<{ pin: number | undefined }>();
@@ -1074,7 +1082,21 @@ function watchStore(store: StateStore, watch: StoreWatch): void {
     return rows;
   };
   const paged = knobs.paged;
-  if (paged === undefined || paged.slowMs === 0) return;
+  if (paged === undefined) return;
+  if (paged.listMs > 0) {
+    const list = kv.list.bind(kv);
+    kv.list = <T>(selector: Deno.KvListSelector, options?: Deno.KvListOptions) => {
+      const entries = list<T>(selector, options);
+      const next = entries.next.bind(entries);
+      entries.next = async () => {
+        const entry = await next();
+        await delay(knobs.random.int(paged.listMs + 1), { clock: watch.clock });
+        return entry;
+      };
+      return entries;
+    };
+  }
+  if (paged.slowMs === 0) return;
   const beginInstall = store.beginInstall.bind(store);
   store.beginInstall = async (options) => {
     const install = await beginInstall(options);

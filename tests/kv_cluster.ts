@@ -25,7 +25,7 @@ import {
 import { type ClientEnd, delay, type Random, type Simulation } from "../net/mod.ts";
 import type { Membership, RaftStorage, StorageDamage } from "../raft/mod.ts";
 import { NodeClock } from "./node_clock.ts";
-import { StateStore } from "../store/mod.ts";
+import { type SimKv, StateStore } from "../store/mod.ts";
 import { ReplicaCluster } from "./replica_cluster.ts";
 import type { SimWiring } from "./sim_wiring.ts";
 
@@ -59,6 +59,8 @@ export interface KvClusterOptions {
   storedState?: boolean | ((i: number) => boolean);
   /** Each server's Raft storage is the segment log on a `SimFs` (tests/sim_disk.ts). */
   segments?: { segmentBytes: number };
+  /** Called with each server's state store as a (non-trial) start opens it, before the server starts. */
+  onStore?: (i: number, store: StateStore, kv: SimKv) => void;
 }
 
 /** How long a leader's `Member` change may wait (for a busy leader, then for its commit). */
@@ -140,7 +142,10 @@ export class KvCluster {
         const i = this.ids.indexOf(context.id);
         const stateStore = stored(i) ? await StateStore.open(context.stateKv) : undefined;
         // A trial start (ServerContext.probe) is kept out of the test's records and hooks.
-        if (stateStore && !context.probe) this.stores.set(i, stateStore);
+        if (stateStore && !context.probe) {
+          this.stores.set(i, stateStore);
+          options.onStore?.(i, stateStore, context.stateKv);
+        }
         const kv = await KvServer.start({
           ...context,
           ...(stateStore ? { stateStore } : {}),

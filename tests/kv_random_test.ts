@@ -85,7 +85,17 @@
  * the faults and read only at the end, so rows point into the oldest
  * segments all run long (the clients' few keys are rewritten too soon to
  * tell a log that deleted a segment still pointed into: with retention off,
- * no seed failed); the summary counts the copy-forwards.
+ * no seed failed); the summary counts the copy-forwards. Those seeds also
+ * draw knobs of their own (`catchUpKnobs`, from a generator apart, so no
+ * other seed's schedule moves): a compacting log, copy-forward at once or
+ * at two segments, warm keys rewritten every few hundred ms (copied forward
+ * all run long), and mostly catch-up streams paged a row or a few at a time
+ * in small chunks, one in flight, to followers slow to write them, from a
+ * state database slow to list: a leader's view then reads its point while
+ * the leader applies, copies forward and compacts. A view that fails to
+ * read while its server runs fails the seed (the streamer would only retry
+ * it); the summary counts the copy-forwards made under an open view. With
+ * a view that pins no segment, seed 2039 fails so (main's test: never).
  *
  * Runs KV_SEEDS seeds (default 200) from a random base; `SEED=<n>` replays
  * one. A second test runs KV_REPLAY_SEEDS seeds (default 3) twice each and
@@ -107,8 +117,9 @@ import {
   MemberOutcomeUnknownError,
   type MemberReply,
 } from "../kv/mod.ts";
-import { type Logger, type Random, simulate } from "../net/mod.ts";
+import { type Clock, delay, type Logger, Random, simulate } from "../net/mod.ts";
 import type { Membership } from "../raft/mod.ts";
+import type { SimKv, StateStore } from "../store/mod.ts";
 import { KvCluster, MEMBER_CHANGE_MS, OpLog, text } from "./kv_cluster.ts";
 import { checkReplays, runSeeds, type SeedRun } from "./seeds.ts";
 import { segmentLogOf } from "./sim_disk.ts";
@@ -163,6 +174,14 @@ interface Activity {
   /** Copy-forwards those seeds' servers made (commits), and the rows they moved. */
   copyForwards: number;
   copiedRows: number;
+  /**
+   * Catch-up views (snapshot streams) those seeds' leaders opened on their stores; the
+   * copy-forward commits made on a store while one of its views was open; and of those, the
+   * ones that emptied a segment an open view pinned (the log keeps it for the view alone).
+   */
+  views: number;
+  copyForwardsUnderView: number;
+  pinnedOnly: number;
   /** What those seeds' disks saw. */
   crashes: number;
   lostWrites: number;
@@ -192,6 +211,9 @@ function noActivity(): Activity {
     loggedRows: 0,
     copyForwards: 0,
     copiedRows: 0,
+    views: 0,
+    copyForwardsUnderView: 0,
+    pinnedOnly: 0,
     crashes: 0,
     lostWrites: 0,
     tornWrites: 0,
@@ -247,23 +269,23 @@ function valueOf(v: KvValue | null): string | null {
 
 /**
  * Every 16th value of a client made 1–3 KiB long (with no draw of its own, so seeds keep their
- * schedules): values whose rows a stored state cuts into cell-sized parts.
+ * schedules), when `pad`: values whose rows a stored state cuts into cell-sized parts.
  */
-function padded(value: string, n: number): string {
-  return n % 16 === 7 ? value + "~".repeat(1000 + (n * 37) % 2000) + " " : value;
+function padded(value: string, n: number, pad: boolean): string {
+  return pad && n % 16 === 7 ? value + "~".repeat(1000 + (n * 37) % 2000) + " " : value;
 }
 
 async function clientLoop(
   cfg: KvCluster,
   ck: KvClerk,
-  me: { id: number; keys: number; log: OpLog<Input, Output>; done: () => boolean },
+  me: { id: number; keys: number; log: OpLog<Input, Output>; done: () => boolean; pad: boolean },
 ): Promise<number> {
   let n = 0;
   const { random } = cfg;
   while (!me.done()) {
     await cfg.sleep(random.int(10));
     const key = `k${random.int(me.keys)}`;
-    const value = padded(`${me.id}.${n} `, n);
+    const value = padded(`${me.id}.${n} `, n, me.pad);
     const roll = random.int(100);
     if (roll < 40) {
       await me.log.record(me.id, { op: "get", key }, async () => valueOf(await ck.get(key)));
@@ -613,7 +635,7 @@ async function runSeed(seed: number): Promise<SeedRun<Activity>> {
       const voters = random.chance(0.5) ? 3 : 5;
       const spares = 1 + random.int(2);
       const servers = voters + spares;
-      const maxRaftState = random.chance(0.5) ? -1 : 300 + random.int(1700);
+      const drawnMaxRaftState = random.chance(0.5) ? -1 : 300 + random.int(1700);
       const unreliable = random.chance(0.3);
       // Odd seeds keep the state in a store (issue 19); by parity, so even seeds run as before.
       const storedState = seed % 2 !== 0;
@@ -622,6 +644,11 @@ async function runSeed(seed: number): Promise<SeedRun<Activity>> {
       // Of those with a stored state, seeds whose third bit is set keep the values in the log.
       const valuesInLog = storedState && segments !== undefined && ((seed >>> 2) & 1) === 1;
       const copied = { commits: 0, rows: 0 };
+      const watched = { views: 0, copyForwardsUnderView: 0, pinnedOnly: 0 };
+      const knobs = valuesInLog ? catchUpKnobs(seed, segments.segmentBytes) : undefined;
+      const maxRaftState = drawnMaxRaftState < 0 && knobs ? knobs.maxRaftState : drawnMaxRaftState;
+      const viewFailures: Error[] = [];
+      let live: (store: StateStore) => boolean = () => false;
       const cfg = await KvCluster.start(sim, servers, {
         unreliable,
         maxRaftState,
@@ -631,13 +658,29 @@ async function runSeed(seed: number): Promise<SeedRun<Activity>> {
         ...(valuesInLog
           ? {
             server: {
-              valuesInLog: { threshold: 0, budgetBytes: 2 * segments.segmentBytes },
+              valuesInLog: { threshold: 0, budgetBytes: knobs!.budgetBytes },
               logger: copyForwardCounter(copied),
+              ...(knobs!.paged
+                ? {
+                  snapshotChunkBytes: knobs!.paged.chunkBytes,
+                  snapshotWindowBytes: knobs!.paged.chunkBytes,
+                }
+                : {}),
             },
+            onStore: (_i: number, store: StateStore, kv: SimKv) =>
+              watchStore(store, kv, {
+                counts: watched,
+                knobs: knobs!,
+                clock: sim.clock,
+                live: (s) => live(s),
+                failures: viewFailures,
+              }),
           }
           : {}),
       });
       const ledger = cfg.group.ledger;
+      live = (store) =>
+        [...cfg.stores].some(([i, s]) => s === store && cfg.running(i) !== undefined);
       describeServers = () =>
         cfg.ids.map((id, i) => {
           const raft = cfg.running(i)?.raft.status();
@@ -655,7 +698,7 @@ async function runSeed(seed: number): Promise<SeedRun<Activity>> {
             segments
               ? `SegmentLogStorage on SimFs (${segments.segmentBytes}-byte segments)`
               : "SimStorage"
-          }${valuesInLog ? ", values in the log" : ""}`,
+          }${valuesInLog ? `, values in the log (${describeKnobs(knobs!)})` : ""}`,
       );
       const log = new OpLog<Input, Output>();
       const keys = 1 + random.int(3);
@@ -675,8 +718,37 @@ async function runSeed(seed: number): Promise<SeedRun<Activity>> {
       let done = false;
       const loops = Array.from(
         { length: clients },
-        (_, id) => clientLoop(cfg, cfg.makeClient().clerk, { id, keys, log, done: () => done }),
+        // Long values only where the log is not trimmed: the check that it stays within
+        // 8 × maxRaftState (300–2,000 bytes) assumes entries smaller than that, and a removed
+        // server keeps the entries it never committed (seeds 1066, 2805, 5565 failed it).
+        (_, id) =>
+          clientLoop(cfg, cfg.makeClient().clerk, {
+            id,
+            keys,
+            log,
+            done: () => done,
+            pad: maxRaftState < 0,
+          }),
       );
+      // And warm keys, rewritten every second or so: long enough for their rows to lie in
+      // segments a compaction covers, so values are copied forward all run long (the cold keys
+      // are copied once), while catch-up views stream.
+      const warm = knobs ? ["warm0", "warm1", "warm2", "warm3", "warm4"] : [];
+      if (knobs) {
+        const id = clients + 2;
+        const ck = cfg.makeClient().clerk;
+        const r = knobs.random.fork();
+        loops.push((async () => {
+          let n = 0;
+          while (!done) {
+            await cfg.sleep(100 + r.int(500));
+            const key = r.pick(warm);
+            const value = `${key}.${n++} `.repeat(8);
+            await log.record(id, { op: "put", key, value }, () => ck.put(key, value));
+          }
+          return n;
+        })());
+      }
       for (const loop of loops) loop.catch(() => {}); // awaited below
 
       const down = new Set<number>();
@@ -712,6 +784,7 @@ async function runSeed(seed: number): Promise<SeedRun<Activity>> {
         ledger.check();
         checkNoneStopped(cfg);
         if (op.violations.length > 0) throw op.violations[0];
+        if (viewFailures.length > 0) throw viewFailures[0];
         faults++;
         const at = `${cfg.now().toFixed(0)} ms`;
         const roll = random.int(118);
@@ -830,7 +903,7 @@ async function runSeed(seed: number): Promise<SeedRun<Activity>> {
       counts.forEach((n, id) => assert.ok(n > 0, `client ${id} completed no operation`));
       const final = cfg.makeClient().clerk;
       const lastRead = new Map<string, string | null>();
-      for (const key of [...Array.from({ length: keys }, (_, k) => `k${k}`), ...cold]) {
+      for (const key of [...Array.from({ length: keys }, (_, k) => `k${k}`), ...cold, ...warm]) {
         await log.record(clients, { op: "get", key }, async () => {
           const value = valueOf(await final.get(key));
           lastRead.set(key, value);
@@ -838,6 +911,7 @@ async function runSeed(seed: number): Promise<SeedRun<Activity>> {
         });
       }
       if (valuesInLog) await checkEveryStore(cfg, servers, lastRead);
+      if (viewFailures.length > 0) throw viewFailures[0];
       if (maxRaftState > 0) {
         await cfg.sleep(1000);
         const size = cfg.logSize();
@@ -859,6 +933,7 @@ async function runSeed(seed: number): Promise<SeedRun<Activity>> {
         activity.valuesInLogSeeds = 1;
         activity.copyForwards = copied.commits;
         activity.copiedRows = copied.rows;
+        Object.assign(activity, watched);
         for (const store of cfg.stores.values()) {
           for (const rows of store.loggedRows.values()) activity.loggedRows += rows;
         }
@@ -890,6 +965,167 @@ function copyForwardCounter(counts: { commits: number; rows: number }): Logger {
       counts.commits++;
       counts.rows += fields.rows;
     },
+  };
+}
+
+/**
+ * How a values-in-log seed streams its catch-up views and copies forward, from a generator of
+ * its own (the run's draws, and so every other seed's schedule, are unchanged). In the harness a
+ * state is a few rows: a view would read it whole before its first chunk is sent, in no virtual
+ * time, so no write, copy-forward or compaction could come between a view's point and its reads.
+ * Most of these seeds page it as a state of many pages is paged: a row or a few per read and per
+ * page, chunks of a few hundred bytes, one in flight (the window), and followers slow to write
+ * each (a slow disk): a view then reads its rows over many round trips while the leader applies,
+ * copies forward and compacts, as a catch-up of a large state does.
+ */
+interface CatchUpKnobs {
+  /** The maxRaftState of a seed that drew none (-1): values are copied forward only from a compacted log. */
+  maxRaftState: number;
+  /** Bytes of segments kept only for values before copying forward (0: copy at once). */
+  budgetBytes: number;
+  /** Where the seed's own draws come from (the warm writer, each install's hold). */
+  random: Random;
+  /** Streams paged small (else as the library pages them). */
+  paged?: {
+    pageBytes: number;
+    rowsPerRead: number;
+    chunkBytes: number;
+    /** The most a follower's write of one chunk is held back (ms of virtual time). */
+    slowMs: number;
+    /**
+     * The most each entry a list reads from the state's database is held back, the entry read
+     * when asked (a slow disk): a view's rows are read, then their values in the log, while the
+     * leader applies, copies forward and compacts.
+     */
+    listMs: number;
+  };
+}
+
+function catchUpKnobs(seed: number, segmentBytes: number): CatchUpKnobs {
+  const random = new Random((seed ^ 0x0c0f_5eed) >>> 0);
+  const maxRaftState = random.chance(0.25) ? -1 : 300 + random.int(1700);
+  const budgetBytes = random.chance(0.5) ? 0 : 2 * segmentBytes;
+  if (random.chance(0.25)) return { maxRaftState, budgetBytes, random };
+  return {
+    maxRaftState,
+    budgetBytes,
+    random,
+    paged: {
+      pageBytes: 1 + random.int(64),
+      rowsPerRead: 1 + random.int(3),
+      chunkBytes: 32 + random.int(224),
+      slowMs: random.int(300),
+      listMs: random.int(40),
+    },
+  };
+}
+
+function describeKnobs(knobs: CatchUpKnobs): string {
+  const paged = knobs.paged;
+  return `budget ${knobs.budgetBytes} bytes, ` +
+    (paged
+      ? `streams paged by ${paged.pageBytes} bytes and ${paged.rowsPerRead} rows a read in ` +
+        `${paged.chunkBytes}-byte chunks, writes held up to ${paged.slowMs} ms, list reads up to ` +
+        `${paged.listMs} ms an entry`
+      : "streams paged as the library pages them");
+}
+
+/** What {@linkcode watchStore} counts and reports, over the servers of one seed. */
+interface StoreWatch {
+  counts: Pick<Activity, "views" | "copyForwardsUnderView" | "pinnedOnly">;
+  knobs: CatchUpKnobs;
+  clock: Clock;
+  /** Whether `store` is the store of a server running now (not crashed or stopped). */
+  live: (store: StateStore) => boolean;
+  /** Views that failed to read a live store (a bug: it must read its point whole). */
+  failures: Error[];
+}
+
+/**
+ * Watches a store's views and copy-forwards (wrapping its methods; the store is unchanged) to
+ * count the copy-forwards made while a view streams, and those that leave a segment an open
+ * view pinned with no row pointing into it; pages its views and slows its installs as the
+ * knobs say; and records a view that fails to read while its server runs: a view reads the
+ * state at its point whatever is written, copied forward or compacted meanwhile (the streamer
+ * would only retry it, so the failure would pass unseen).
+ */
+function watchStore(store: StateStore, kv: SimKv, watch: StoreWatch): void {
+  const { counts, knobs } = watch;
+  /** Each open view's pin: the lowest segment a row pointed into when it opened. */
+  const pins = new Set<{ pin: number | undefined }>();
+  const lowest = () => {
+    const rows = [...store.loggedRows.keys()];
+    return rows.length === 0 ? undefined : Math.min(...rows);
+  };
+  const view = store.view.bind(store);
+  store.view = async () => {
+    const opened = await view();
+    counts.views++;
+    const pin = { pin: lowest() };
+    pins.add(pin);
+    const close = opened.close.bind(opened);
+    opened.close = () => {
+      pins.delete(pin);
+      close();
+    };
+    const pages = opened.pages.bind(opened);
+    opened.pages = async function* (options) {
+      const paged = knobs.paged;
+      const asked = paged ? { pageBytes: paged.pageBytes, rowsPerRead: paged.rowsPerRead } : {};
+      try {
+        yield* pages({ ...options, ...asked });
+      } catch (err) {
+        if (watch.live(store) && pins.has(pin)) {
+          watch.failures.push(
+            new Error(`a catch-up view (pinned at segment ${pin.pin}) failed to read`, {
+              cause: err,
+            }),
+          );
+        }
+        throw err;
+      }
+    };
+    return opened;
+  };
+  const copyForward = store.copyForward.bind(store);
+  store.copyForward = async (segment, maxRows) => {
+    const during = pins.size > 0;
+    const rows = await copyForward(segment, maxRows);
+    if (rows > 0 && (during || pins.size > 0)) {
+      counts.copyForwardsUnderView++;
+      const left = lowest();
+      const only = [...pins].some(({ pin }) =>
+        pin !== undefined && pin <= segment && (left === undefined || left > pin)
+      );
+      if (only) counts.pinnedOnly++;
+    }
+    return rows;
+  };
+  const paged = knobs.paged;
+  if (paged === undefined) return;
+  if (paged.listMs > 0) {
+    const list = kv.list.bind(kv);
+    kv.list = <T>(selector: Deno.KvListSelector, options?: Deno.KvListOptions) => {
+      const entries = list<T>(selector, options);
+      const next = entries.next.bind(entries);
+      entries.next = async () => {
+        const entry = await next();
+        await delay(knobs.random.int(paged.listMs + 1), { clock: watch.clock });
+        return entry;
+      };
+      return entries;
+    };
+  }
+  if (paged.slowMs === 0) return;
+  const beginInstall = store.beginInstall.bind(store);
+  store.beginInstall = async (options) => {
+    const install = await beginInstall(options);
+    const write = install.write.bind(install);
+    install.write = async (chunkPages) => {
+      await delay(knobs.random.int(paged.slowMs + 1), { clock: watch.clock });
+      return write(chunkPages);
+    };
+    return install;
   };
 }
 
@@ -943,7 +1179,9 @@ Deno.test("kv: randomized faults and membership changes, every history lineariza
       `be the damage's: undamaged, the same storage started); ` +
       `${total.segmentSeeds} seeds on the segment log (SimFs), ${total.valuesInLogSeeds} of them ` +
       `with values in the log (${total.loggedRows} rows pointing into it at the end, ` +
-      `${total.copyForwards} copy-forwards moving ${total.copiedRows} rows): ` +
+      `${total.copyForwards} copy-forwards moving ${total.copiedRows} rows; ${total.views} ` +
+      `catch-up views opened, ${total.copyForwardsUnderView} copy-forwards while one was open, ` +
+      `${total.pinnedOnly} leaving a segment to its pin alone): ` +
       `${total.crashes} crashes, ` +
       `${total.lostWrites} unsynced writes lost (${total.tornWrites} torn), ` +
       `${total.lostFolderChanges} folder changes lost, ${total.filesDamaged} files damaged`,
@@ -958,6 +1196,12 @@ Deno.test("kv: randomized faults and membership changes, every history lineariza
     assert.ok(
       total.loggedRows > 0,
       `no row pointed into the log in ${total.valuesInLogSeeds} seeds`,
+    );
+  }
+  if (total.valuesInLogSeeds >= 30) {
+    assert.ok(
+      total.copyForwardsUnderView > 0,
+      `no copy-forward under an open view in ${total.valuesInLogSeeds} values-in-log seeds`,
     );
   }
   if (storedSeeds >= 50) {

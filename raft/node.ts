@@ -155,12 +155,12 @@ export class RaftNode {
     this.#sink = options.snapshotSink;
     const source = options.snapshotSource;
     if (source === undefined) return;
-    const live = () => !this.#stopped;
     this.#streamer = new SnapshotStreamer(streamHost(this.#id, source, {
       chunkBytes: options.snapshotChunkBytes,
       windowBytes: options.snapshotWindowBytes,
       core,
-      live,
+      live: () => !this.#stopped,
+      logger: this.#logger,
       call: (m, options) => this.#call(m, options),
       kick: () => this.#kick(),
       step: (m) => this.#step(m),

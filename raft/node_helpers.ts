@@ -5,6 +5,7 @@
  *
  * @module
  */
+import type { Logger } from "../net/logger.ts";
 import { ArgumentsError } from "../net/errors.ts";
 import type { RaftCore } from "./core.ts";
 import { MembershipBusyError, NotLeaderError, RaftRequestError, type Refusal } from "./errors.ts";
@@ -184,6 +185,8 @@ export interface StreamHostParts {
   step(m: Message): void;
   /** Has the node take what the core has ready. */
   kick(): void;
+  /** Where a stream that fails reading this node's state is told (default: nowhere). */
+  logger?: Logger;
 }
 
 /**
@@ -216,8 +219,20 @@ export function streamHost(id: NodeId, source: SnapshotSource, parts: StreamHost
       parts.step(m);
       parts.kick();
     },
-    failed: (peer) => {
+    failed: (peer, err) => {
       if (!live()) return;
+      // Not only a peer gone: a state this node cannot read (corrupt storage) is retried for good,
+      // so it is said each time (cfsim31 found it silent).
+      if (err !== undefined) {
+        parts.logger?.log(
+          "error",
+          `Raft node ${id}: the snapshot stream to ${peer} failed: ${
+            (err as Error)?.message ?? err
+          }; ` +
+            "it starts again later",
+          { node: id, peer },
+        );
+      }
       core.reportUnreachable(peer, "snapshot");
       parts.kick();
     },

@@ -92,8 +92,11 @@ export interface StreamHost {
   call(m: SnapshotMessage, options?: { queued: number }): Promise<Message[]>;
   /** Hands the core an answer it must see: the last chunk's, or a higher term's. */
   step(m: Message): void;
-  /** The stream to `peer` failed: the core sends its first chunk again later. */
-  failed(peer: NodeId): void;
+  /**
+   * The stream to `peer` failed (`err`: why, when this node could not read
+   * or send its own state): the core sends its first chunk again later.
+   */
+  failed(peer: NodeId, err?: unknown): void;
 }
 
 /**
@@ -140,8 +143,8 @@ export class SnapshotStreamer {
    */
   offer(first: SnapshotMessage): void {
     if (this.#stopped || this.#running.has(first.to)) return;
-    const fail = () => {
-      if (!this.#stopped) this.#host.failed(first.to);
+    const fail = (err?: unknown) => {
+      if (!this.#stopped) this.#host.failed(first.to, err);
     };
     const run = this.#stream(first).then((ok) => ok ? undefined : fail(), fail)
       .finally(() => this.#running.delete(first.to));

@@ -12,6 +12,8 @@ import type { SnapshotSource } from "./snapshot_stream.ts";
 import { MemoryStorage } from "./storage.ts";
 import { StorageLossError } from "../store/storage_errors.ts";
 import type { Message } from "./types.ts";
+import type { Logger } from "../net/logger.ts";
+import { StorageCorruptionError } from "../store/storage_errors.ts";
 
 /**
  * A toy service whose state (the commands applied, in order) counts as
@@ -127,6 +129,7 @@ async function startMember(
     transport?: RaftTransport;
     snapshotChunkBytes?: number;
     snapshotWindowBytes?: number;
+    logger?: Logger;
   } = {},
 ): Promise<Member> {
   const server = new RpcServer();
@@ -145,6 +148,7 @@ async function startMember(
     snapshotSource: service.source(),
     snapshotChunkBytes: options.snapshotChunkBytes,
     snapshotWindowBytes: options.snapshotWindowBytes,
+    logger: options.logger,
   });
   return { node, service, storage, done: service.consume(node) };
 }
@@ -353,4 +357,48 @@ Deno.test("stored snapshots: a stream cut midway starts again from a new read, a
     await Promise.all([a, b, c].map((m) => m.node.stop()));
     await Promise.all([a, b, c].map((m) => m.done));
   }, { seed: 23, limitMs: 600_000 });
+});
+
+Deno.test("stored snapshots: a stream that cannot read the leader's own state says so in its log, each time, and starts again", async () => {
+  await simulate(async (sim) => {
+    const { clock } = sim;
+    // Every service's first two reads of its state fail as a damaged store would.
+    const lines: { level: string; message: string }[] = [];
+    const logger: Logger = { log: (level, message) => lines.push({ level, message }) };
+    const members: Member[] = [];
+    for (const id of ["a", "b"]) {
+      const service = new StoredList(8);
+      const source = service.source();
+      let reads = 0;
+      service.source = () => ({
+        open: async () => {
+          const stream = await source.open();
+          if (++reads > 2) return stream;
+          return {
+            ...stream,
+            async *pages() {
+              yield* [];
+              throw new StorageCorruptionError("test", 'row "k" fails its checksum');
+            },
+          };
+        },
+      });
+      members.push(await startMember(id, sim, { service, logger, snapshotChunkBytes: 8 }));
+    }
+    const leader = await leaderOf(members, clock);
+    let last = 0;
+    for (let i = 1; i <= 10; i++) last = await commit(leader.node, `v${i}`);
+    while (members.some((m) => m.service.applied < last)) await delay(10, { clock });
+    await Promise.all(members.map((m) => m.node.compact(last)));
+    const c = await startMember("c", sim);
+    const after = await commit(leader.node, "after");
+    while (c.service.applied < after) await delay(10, { clock });
+    assert.deepEqual(c.service.items, leader.service.items);
+    const said = lines.filter((l) =>
+      l.level === "error" && /snapshot stream to c failed: .*fails its checksum/.test(l.message)
+    );
+    assert.equal(said.length, 2, JSON.stringify(lines));
+    await Promise.all([...members, c].map((m) => m.node.stop()));
+    await Promise.all([...members, c].map((m) => m.done));
+  }, { seed: 31, limitMs: 600_000 });
 });

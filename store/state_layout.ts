@@ -546,31 +546,18 @@ export class StateLayout {
     if (inLog) return await readLogged(inLog, this.logValues, { where: this.where, what });
     const p = this.pointer(row, what);
     if (p === undefined) throw new StorageCorruptionError(this.where, `${what} has kind ${kind}`);
-    const bytes = new Uint8Array(p.size);
-    let at = 0;
-    let n = 0;
-    const parts = kv.list<Uint8Array>(
+    const parts: unknown[] = [];
+    const listed = kv.list<Uint8Array>(
       { prefix: this.key(gen, "p", p.id) },
       { batchSize: Math.min(p.count, 10) },
     );
-    for await (const { key, value } of parts) {
-      if (key[key.length - 1] !== n || !(value instanceof Uint8Array)) {
-        throw new StorageCorruptionError(this.where, `${what} is missing part ${n}`);
+    for await (const { key, value } of listed) {
+      if (key[key.length - 1] !== parts.length) {
+        throw new StorageCorruptionError(this.where, `${what} is missing part ${parts.length}`);
       }
-      if (at + value.length > p.size) {
-        throw new StorageCorruptionError(this.where, `${what} has parts beyond its size`);
-      }
-      bytes.set(value, at);
-      at += value.length;
-      n++;
+      parts.push(value);
     }
-    if (n !== p.count || at !== p.size || crc32(bytes) !== p.crc) {
-      throw new StorageCorruptionError(
-        this.where,
-        `${what} has ${n} of ${p.count} parts, ${at} of ${p.size} bytes, or fails its checksum`,
-      );
-    }
-    return p.text ? this.#text(bytes, what) : bytes;
+    return this.#assemble(p, parts, what);
   }
 
   /** Commits a plan, checking it is within the limits first. */

@@ -79,12 +79,8 @@ export interface PlanContext {
   /** The stored rows of table + keys, from the cache or the database. */
   rows(tks: string[]): Promise<Map<string, Uint8Array | null>>;
   encode(current: Current): Uint8Array;
-  /**
-   * Deletes of garbage, oldest first, each offered to `take` (which adds it
-   * to the commit, or refuses it for want of room); up to `limit` taken.
-   * Only what is taken leaves the garbage.
-   */
-  takeDeletes(limit: number, take: (m: Mutation) => boolean): Promise<void>;
+  /** Up to `limit` deletes of garbage, oldest first, taken off the garbage. */
+  takeDeletes(limit: number): Promise<Mutation[]>;
 }
 
 /**
@@ -319,53 +315,50 @@ export async function planCommits(ctx: PlanContext, entries: StagedEntry[]): Pro
   const last = groups[groups.length - 1];
   const written = groups.reduce((n, g) => n + g.plan.mutations.length + g.ahead.length, 0);
   const after: Mutation[] = [];
-  await ctx.takeDeletes(GARBAGE_PER_COMMIT + written, (m) => {
+  for (const m of await ctx.takeDeletes(GARBAGE_PER_COMMIT + written)) {
     const cost = costOf(m);
     if (after.length === 0 && last.plan.fits(cost)) last.plan.add(m, cost);
     else after.push(m);
-    return true;
-  });
+  }
   if (after.length > 0) last.after = after;
   return groups;
 }
 
 /**
- * Offers up to `options.limit` deletes of `garbage` to `options.take`,
- * oldest first (parts, then their `g` row; every key a range lists), taking
- * each off the garbage as it is taken; what `take` refuses stays.
+ * Up to `options.limit` deletes of `garbage`, oldest first (parts, then
+ * their `g` row; every key a range lists), each taken off the garbage.
  *
  * @example
  * ```ts ignore
- * await takeDeletes(garbage, layout, { limit: 256, take: (m) => deletes.push(m) > 0 });
+ * const deletes = await takeDeletes(garbage, layout, { limit: 256 });
  * ```
  */
 export async function takeDeletes(
   garbage: Garbage[],
   layout: StateLayout,
-  options: { limit: number; take: (m: Mutation) => boolean },
-): Promise<void> {
-  const { limit, take } = options;
-  let taken = 0;
-  while (taken < limit && garbage.length > 0) {
+  options: { limit: number },
+): Promise<Mutation[]> {
+  const { limit } = options;
+  const deletes: Mutation[] = [];
+  while (deletes.length < limit && garbage.length > 0) {
     const g = garbage[0];
     if (g.kind === "parts") {
       const last = g.next === g.count;
       const key = last ? layout.key(g.gen, "g", g.id) : layout.key(g.gen, "p", g.id, g.next);
-      if (!take({ type: "delete", key })) return;
-      taken++;
+      deletes.push({ type: "delete", key });
       if (last) garbage.shift();
       else g.next++;
       continue;
     }
-    const asked = limit - taken;
+    const asked = limit - deletes.length;
     let listed = 0;
     const batchSize = Math.min(asked, MAX_LIST_BATCH);
     for await (const e of layout.kv.list(g.selector, { limit: asked, batchSize })) {
       listed++;
-      if (!take({ type: "delete", key: e.key })) return;
-      taken++;
+      deletes.push({ type: "delete", key: e.key });
     }
     // A range listed whole is gone with these deletes.
     if (listed < asked) garbage.shift();
   }
+  return deletes;
 }

@@ -450,10 +450,8 @@ export class StateStore {
     return this.#exclusive(async () => {
       let deleted = 0;
       while (deleted < maxKeys && this.#garbage.length > 0) {
-        const deletes: Mutation[] = [];
-        await takeDeletes(this.#garbage, this.#layout, {
+        const deletes = await takeDeletes(this.#garbage, this.#layout, {
           limit: Math.min(maxKeys - deleted, 1000),
-          take: (m) => deletes.push(m) > 0,
         });
         await this.#write(() => this.#layout.commitAll(deletes));
         deleted += deletes.length;
@@ -734,7 +732,7 @@ export class StateStore {
       views: this.#views,
       rows: (tks) => this.#rows(tks),
       encode: (current) => this.#encode(current),
-      takeDeletes: (limit, take) => takeDeletes(this.#garbage, this.#layout, { limit, take }),
+      takeDeletes: (limit) => takeDeletes(this.#garbage, this.#layout, { limit }),
     }, entries);
   }
 

@@ -15,6 +15,7 @@ import {
   ProtocolError,
   RpcError,
   type RpcErrorCode,
+  unsentRequestError,
   type WireFailure,
 } from "./errors.ts";
 import type { CallContext, RpcServer } from "./rpc_server.ts";
@@ -60,6 +61,22 @@ export function encodeEnvelope(codec: Codec, envelope: Envelope): Uint8Array {
       const f = envelope.failure;
       return codec.encode([2, envelope.id, f.code, f.remoteName, f.message]);
     }
+  }
+}
+
+/**
+ * Encodes a client's request. A failure (a value MessagePack cannot carry, a
+ * frame over the limit) happens before anything is sent, and says so
+ * (`notSent`, see {@linkcode unsentRequestError}).
+ *
+ * @throws {CodecError} when the arguments cannot be encoded.
+ * @throws {FrameTooLargeError} when the request is over the codec's limit.
+ */
+export function encodeRequest(codec: Codec, request: RequestEnvelope): Uint8Array {
+  try {
+    return encodeEnvelope(codec, request);
+  } catch (err) {
+    throw unsentRequestError(request.method, err);
   }
 }
 

@@ -503,7 +503,9 @@ export class ArgumentsError extends Error {
 
 /**
  * Bytes could not be decoded (malformed, truncated, trailing bytes, forbidden
- * keys such as `__proto__`), or a value could not be encoded.
+ * keys such as `__proto__`), or a value could not be encoded. A call whose
+ * request could not be encoded fails with one that has
+ * {@linkcode RpcError.notSent} true: nothing was sent.
  *
  * @example
  * ```ts
@@ -517,16 +519,37 @@ export class CodecError extends RpcError {
    * Creates the error.
    *
    * @param problem What was wrong.
-   * @param options Standard error options (`cause`).
+   * @param options Standard error options (`cause`), and `notSent`.
    */
-  constructor(problem: string, options?: ErrorOptions) {
+  constructor(problem: string, options?: RpcErrorOptions) {
     super("codec", `malformed message: ${problem}`, options);
     this.name = "CodecError";
   }
 }
 
 /**
- * A frame was larger than the configured limit.
+ * Options of a {@linkcode FrameTooLargeError}.
+ *
+ * @example
+ * ```ts
+ * import { FrameTooLargeError, type FrameTooLargeErrorOptions } from "@distkit/distkit/net";
+ *
+ * const options: FrameTooLargeErrorOptions = { request: "KV.Write" };
+ * new FrameTooLargeError(70_000, 65_536, options).notSent; // true
+ * ```
+ */
+export interface FrameTooLargeErrorOptions extends RpcErrorOptions {
+  /**
+   * The method of a request this end refused to send because its frame was
+   * over the limit: the message names it, and `notSent` defaults to true.
+   */
+  request?: string;
+}
+
+/**
+ * A frame was larger than the configured limit. A call whose own request is
+ * over the limit fails with one before anything is sent
+ * ({@linkcode RpcError.notSent} true).
  *
  * @example
  * ```ts
@@ -546,17 +569,55 @@ export class FrameTooLargeError extends RpcError {
    *
    * @param size The size of the offending frame in bytes.
    * @param limit The limit in bytes.
+   * @param options `request`: the method of a request refused before it was
+   * sent; `notSent`; and `cause`.
    */
-  constructor(size: number, limit: number) {
+  constructor(size: number, limit: number, options: FrameTooLargeErrorOptions = {}) {
+    const { request, ...rpcOptions } = options;
+    const advice = "send smaller values or raise maxFrameBytes on both ends";
     super(
       "frame_too_large",
-      `frame of ${size} bytes exceeds the limit of ${limit} bytes; ` +
-        `send smaller values or raise maxFrameBytes on both ends`,
+      request === undefined
+        ? `frame of ${size} bytes exceeds the limit of ${limit} bytes; ${advice}`
+        : `the request for ${request} is ${size} bytes, over the frame limit of ${limit} ` +
+          `bytes, and was not sent; ${advice}`,
+      { notSent: request !== undefined, ...rpcOptions },
     );
     this.name = "FrameTooLargeError";
     this.size = size;
     this.limit = limit;
   }
+}
+
+/**
+ * The failure of a call whose request could not be encoded (`err`, what the
+ * codec threw): a {@linkcode CodecError} or {@linkcode FrameTooLargeError}
+ * that names the method and has {@linkcode RpcError.notSent} true, since
+ * not one byte of it was sent. Anything else is returned as it is.
+ *
+ * @example
+ * ```ts
+ * import { CodecError, unsentRequestError } from "@distkit/distkit/net";
+ *
+ * const err = unsentRequestError("KV.Write", new CodecError("cannot encode value: a function"));
+ * err instanceof CodecError && err.notSent; // true
+ * ```
+ */
+export function unsentRequestError(method: string, err: unknown): unknown {
+  if (err instanceof FrameTooLargeError) {
+    return new FrameTooLargeError(err.size, err.limit, { request: method, cause: err });
+  }
+  if (err instanceof CodecError) {
+    const problem = err.message.replace(/^malformed message: /, "");
+    return new CodecError(
+      `the request for ${method} cannot be encoded and was not sent: ${problem}`,
+      {
+        cause: err,
+        notSent: true,
+      },
+    );
+  }
+  return err;
 }
 
 /**

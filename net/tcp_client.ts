@@ -7,7 +7,7 @@
 import { type Clock, realClock } from "./clock.ts";
 import { Codec } from "./codec.ts";
 import { deadline, delay } from "./async.ts";
-import { decodeEnvelope, encodeEnvelope, type Envelope, settle } from "./envelope.ts";
+import { decodeEnvelope, encodeRequest, type Envelope, settle } from "./envelope.ts";
 import {
   AbortedError,
   ClosedError,
@@ -123,12 +123,15 @@ interface CallState {
  * - {@linkcode TimeoutError} when the deadline passes (a late answer is
  *   ignored), {@linkcode AbortedError} when the call's signal fires;
  * - {@linkcode ClosedError} once {@linkcode TcpClient.close} was called;
+ * - {@linkcode FrameTooLargeError} or {@linkcode CodecError} with `notSent`
+ *   true when the request is over `maxFrameBytes` or cannot be encoded;
  * - the typed failure the server reported (`RemoteError`,
  *   `UnknownServiceError`, `BadArgumentsError`, ...);
  * - {@linkcode CodecError} or {@linkcode ProtocolError} when the server sends
  *   something that is not a valid answer; the connection is then closed.
  *
- * A call that fails before its request was handed to a connection (while
+ * A call that fails before its request was handed to a connection (its
+ * arguments could not be encoded or are over `maxFrameBytes`; while
  * connecting or backing off, refused, closed) has `notSent` true: no server
  * ran it. Once handed over, `notSent` is false: it may have run.
  *
@@ -305,9 +308,9 @@ export class TcpClient implements ClientEnd {
     const id = this.#allocateId();
     let payload: Uint8Array;
     try {
-      payload = encodeEnvelope(this.#codec, { kind: "request", id, method, args });
+      payload = encodeRequest(this.#codec, { kind: "request", id, method, args });
     } catch (err) {
-      return Promise.reject(err); // CodecError or FrameTooLargeError
+      return Promise.reject(err); // CodecError or FrameTooLargeError, notSent: no byte left
     }
     const state: CallState = {
       id,

@@ -10,7 +10,7 @@ import { deadline, delay } from "../async.ts";
 import type { Clock } from "../clock.ts";
 import { type Codec, defaultCodec } from "../codec.ts";
 import { AbortedError, ClosedError, TimeoutError, UnreachableError } from "../errors.ts";
-import { answer, decodeEnvelope, encodeAnswer, encodeEnvelope, settle } from "../envelope.ts";
+import { answer, decodeEnvelope, encodeAnswer, encodeRequest, settle } from "../envelope.ts";
 import type { Random } from "../random.ts";
 import type { RpcServer } from "../rpc_server.ts";
 import type { CallOptions, ClientEnd, Transport } from "../transport.ts";
@@ -195,7 +195,9 @@ function untilTripped<T>(
  * unconnected end, to a removed server, or across a partition are never
  * delivered and fail after a delay, with `notSent` true (`RpcError.notSent`);
  * a request dropped on the way does not say so, since a real client cannot
- * tell that from a lost reply.
+ * tell that from a lost reply. A request that cannot be encoded (over the
+ * codec's limit, a value MessagePack cannot carry) fails at once with a
+ * `FrameTooLargeError` or `CodecError` that has `notSent` true.
  *
  * Fault model (labrpc): in unreliable mode each request waits 0–26 ms, then
  * 10 % are dropped; after the handler ran, 10 % of replies are dropped. With
@@ -476,7 +478,8 @@ export class SimNetwork {
   ): Promise<unknown> {
     if (this.#closed) throw new ClosedError("the simulated network", { notSent: true });
     const end = this.#end(endName);
-    const request = encodeEnvelope(this.#codec, { kind: "request", id: 0, method, args });
+    // Fails (notSent) before anything is counted or routed, as a real client would.
+    const request = encodeRequest(this.#codec, { kind: "request", id: 0, method, args });
     this.#totalCalls++;
     this.#totalBytes += request.length;
     this.#record("send", end, method, end.server, request);
@@ -620,8 +623,9 @@ export class SimEnd implements ClientEnd {
   /**
    * Calls `method` on the server this end is connected to. A failure has
    * `notSent` true only when the call had no route when it was made (see
-   * {@linkcode SimNetwork}), or the end's network or the caller's signal had
-   * already ended it: such a call never reaches a handler.
+   * {@linkcode SimNetwork}), its request could not be encoded, or the end's
+   * network or the caller's signal had already ended it: such a call never
+   * reaches a handler.
    */
   call<T = unknown>(method: string, args?: unknown, options: CallOptions = {}): Promise<T> {
     if (options.signal?.aborted) {

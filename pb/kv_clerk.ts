@@ -25,6 +25,7 @@ import {
   RequestTimeoutError,
 } from "../rsm/errors.ts";
 import { ambiguousIfProposed, DEFAULT_DEADLINE_MS, Sessions } from "../rsm/replica_client.ts";
+import { unsendableRequest } from "../rsm/call_attempts.ts";
 import { utf8Length } from "../net/bytes.ts";
 import {
   parsePbGet,
@@ -364,6 +365,9 @@ export class PrimaryBackupClerk {
         if (err instanceof BadArgumentsError) {
           throw settle(new RequestError(SERVICE, err.remoteMessage));
         }
+        // Too large to send, or not encodable: no server can take it.
+        const unsendable = unsendableRequest(SERVICE, err);
+        if (unsendable !== undefined) throw settle(unsendable);
         if (!isRetryable(err)) throw settle(err as Error);
         // An attempt cut short by the deadline says less than the one before.
         const cutShort = err instanceof TimeoutError && left < this.#attemptTimeoutMs;

@@ -20,6 +20,7 @@ import {
 import type { Random } from "../net/random.ts";
 import type { ClientEnd, Transport } from "../net/transport.ts";
 import { CallDeadline, DEFAULT_DEADLINE_MS, Sessions } from "../rsm/replica_client.ts";
+import { AttemptLog, unsendableRequest } from "../rsm/call_attempts.ts";
 import {
   OutcomeUnknownError,
   RequestAbortedError,
@@ -145,7 +146,6 @@ export class LockClerk {
   readonly #baseMs: number;
   readonly #maxMs: number;
   readonly #deadlineMs: number;
-  readonly #lastErrors: [string, string] = ["not tried", "not tried"];
   /** The server that answered last: 0 the primary, 1 the backup. */
   #current = 0;
 
@@ -235,14 +235,16 @@ export class LockClerk {
   async #call(op: LockOpKind, request: LockRequest, options: LockCallOptions): Promise<boolean> {
     const deadlineMs = options.deadlineMs ?? this.#deadlineMs;
     const deadline = new CallDeadline(deadlineMs, { clock: this.#clock, signal: options.signal });
+    // This call's own: its error must not blame a server for what an earlier call heard.
+    const log = new AttemptLog();
     try {
-      return await this.#attempt(op, request, deadline.signal);
+      return await this.#attempt(op, request, deadline.signal, log);
     } catch (err) {
       if (!deadline.expired || !(err instanceof RequestAbortedError)) throw err;
       throw new RequestTimeoutError(SERVICE, describe(op, request.name), {
         mayHaveApplied: err.mayHaveApplied,
         deadlineMs,
-        tried: this.#servers.map((server, i) => ({ server, error: this.#lastErrors[i] })),
+        tried: log.list(this.#servers),
         cause: err,
       });
     } finally {
@@ -254,6 +256,7 @@ export class LockClerk {
     op: LockOpKind,
     request: LockRequest,
     signal: AbortSignal | undefined,
+    log: AttemptLog,
   ): Promise<boolean> {
     const method = `${LOCK_SERVICE}.${op === "lock" ? "Lock" : "Unlock"}`;
     const what = describe(op, request.name);
@@ -278,7 +281,7 @@ export class LockClerk {
           signal,
         });
       } catch (err) {
-        this.#lastErrors[server] = (err as Error).message;
+        log.note(this.#servers[server], (err as Error).message);
         if (err instanceof AbortedError) {
           throw new RequestAbortedError(SERVICE, what, {
             mayHaveApplied: mayHaveApplied || !err.notSent,
@@ -288,6 +291,9 @@ export class LockClerk {
         if (err instanceof BadArgumentsError) {
           throw settle(new RequestError(SERVICE, err.remoteMessage));
         }
+        // Too large to send, or not encodable: no server can take it.
+        const unsendable = unsendableRequest(SERVICE, err);
+        if (unsendable !== undefined) throw settle(unsendable);
         // One server refusing us (another cluster, a secret we lack) may be
         // misconfigured: try the other; when both refuse, say why.
         if (err instanceof RefusedError) {
@@ -314,7 +320,7 @@ export class LockClerk {
         return reply.result;
       }
       if (reply?.status === "refused") throw settle(new RequestError(SERVICE, reply.reason));
-      if (reply !== undefined) this.#lastErrors[server] = reply.status;
+      if (reply !== undefined) log.note(this.#servers[server], reply.status);
       // "not-primary" may come after the server ran it and could not get it to the backup.
       if (reply !== undefined) mayHaveApplied = true;
       // No answer, or "not-primary": the other server.

@@ -9,14 +9,7 @@
  */
 import { delay } from "../net/async.ts";
 import type { Clock } from "../net/clock.ts";
-import {
-  AbortedError,
-  BadArgumentsError,
-  isRetryable,
-  neverSent,
-  RefusedError,
-  RpcError,
-} from "../net/errors.ts";
+import { AbortedError, BadArgumentsError, isRetryable, RefusedError } from "../net/errors.ts";
 import type { Random } from "../net/random.ts";
 import type { ClientEnd, Transport } from "../net/transport.ts";
 import {
@@ -33,6 +26,7 @@ import type { ReplicaReply } from "./replica.ts";
 import { defaultClock, defaultId, defaultRandom } from "../net/env.ts";
 import { ApplyError, SessionConflictError } from "./apply_error.ts";
 import type { StampedWrite, WriteOutcome } from "./exactly_once.ts";
+import { AttemptLog, describeAttempt, neverRan, unsendableRequest } from "./call_attempts.ts";
 
 /**
  * Options of a {@linkcode ReplicaClient}.
@@ -232,6 +226,11 @@ export interface ReplicaCallOptions {
   attempts?: WriteAttempts;
   /** This call's deadline, overriding the client's `deadlineMs`; `Infinity`: none. */
   deadlineMs?: number;
+  /**
+   * Where this call records each server's outcome, for a caller that reports
+   * them (the sharded clerk). Default: a fresh one.
+   */
+  log?: AttemptLog;
 }
 
 /**
@@ -300,7 +299,8 @@ export class ReplicaClient {
   readonly #transport: Transport;
   readonly #ends: ClientEnd[];
   readonly #servers: string[];
-  readonly #lastErrors = new Map<string, string>();
+  /** What the attempts of the latest call to end did (see {@linkcode ReplicaClient.tried}). */
+  #lastLog = new AttemptLog();
   readonly #deadlineMs: number;
   readonly #clock: Clock;
   readonly #random: Random;
@@ -414,12 +414,13 @@ export class ReplicaClient {
     return this.#servers[this.#leader];
   }
 
-  /** Each server and its last outcome: `not tried`, `ok`, or the error in a few words. */
+  /**
+   * Each server and its outcome in the latest call to end: `not tried` (that
+   * call did not get to it), `ok`, or its last error in a few words. Never
+   * what an earlier call heard: a call's own errors list its own attempts.
+   */
   tried(): ServerAttempt[] {
-    return this.#servers.map((server) => ({
-      server,
-      error: this.#lastErrors.get(server) ?? "not tried",
-    }));
+    return this.#lastLog.list(this.#servers);
   }
 
   /** Adds the members a server named that this client did not know. */
@@ -443,9 +444,12 @@ export class ReplicaClient {
    * Every failure of a write says whether it may have been applied: a
    * {@linkcode RequestAbortedError} or {@linkcode OutcomeUnknownError} with
    * `mayHaveApplied` true once an attempt may have been proposed; any other
-   * error only when none was.
+   * error only when none was. An attempt that failed before its request was
+   * sent (`RpcError.notSent`) cannot have been proposed.
    *
-   * @throws {RequestError} when a server says the request is malformed.
+   * @throws {RequestError} when a server says the request is malformed, or
+   * the request could not be sent at all (over the transport's frame limit,
+   * or not encodable; its `cause` says which): it was not applied.
    * @throws {RequestAbortedError} when the signal fires first.
    * @throws {WrongLeaderError} when a server does not lead and `followLeader` is false.
    * @throws {RefusedError} when every server refuses the connection.
@@ -462,32 +466,35 @@ export class ReplicaClient {
     });
     const attempts = options.attempts ?? { mayHaveApplied: false };
     const service = this.#service ?? method.split(".")[0];
+    const log = options.log ?? new AttemptLog();
     try {
       return await this.#call<T>(method, args, {
         ...options,
         attempts,
         signal: deadline.signal,
         service,
+        log,
       });
     } catch (err) {
       if (!deadline.expired || !(err instanceof RequestAbortedError)) throw err;
       throw new RequestTimeoutError(service, options.operation, {
         mayHaveApplied: err.mayHaveApplied,
         deadlineMs: options.deadlineMs ?? this.#deadlineMs,
-        tried: this.tried(),
+        tried: log.list(this.#servers),
         cause: err,
       });
     } finally {
       deadline.cancel();
+      this.#lastLog = log;
     }
   }
 
   async #call<T extends object>(
     method: string,
     args: unknown,
-    options: ReplicaCallOptions & { service: string },
+    options: ReplicaCallOptions & { service: string; log: AttemptLog },
   ): Promise<FinalReply<T> | undefined> {
-    const { signal, operation, write, service } = options;
+    const { signal, operation, write, service, log } = options;
     const rounds = options.rounds ?? Infinity;
     const attempts = options.attempts ?? { mayHaveApplied: false };
     // Ends the call: a write that may have been proposed cannot be refused as if it was not.
@@ -518,7 +525,7 @@ export class ReplicaClient {
           signal,
         });
       } catch (err) {
-        this.#lastErrors.set(this.#servers[server], describe(err));
+        log.note(this.#servers[server], describeAttempt(err));
         if (err instanceof AbortedError) {
           // Cut off in flight: the server may have it (not when it was never sent).
           if (write && !err.notSent) attempts.mayHaveApplied = true;
@@ -532,6 +539,9 @@ export class ReplicaClient {
         if (err instanceof BadArgumentsError) {
           throw settle(new RequestError(service, err.remoteMessage));
         }
+        // Too large to send, or not encodable: no server can take it.
+        const unsendable = unsendableRequest(service, err);
+        if (unsendable !== undefined) throw settle(unsendable);
         // A server that refuses us (another cluster, a secret we lack) may be one
         // misconfigured node: try the others; when every one refuses, say why.
         if (err instanceof RefusedError) {
@@ -544,14 +554,14 @@ export class ReplicaClient {
       }
       const r = reply as ReplicaReply<T> | undefined;
       if (r?.status === "ok" || r?.status === "wrong-group") {
-        this.#lastErrors.set(this.#servers[server], "ok");
+        log.note(this.#servers[server], "ok");
         this.#leader = server;
         return r as FinalReply<T>;
       }
-      if (r?.status === "retry") this.#lastErrors.set(this.#servers[server], r.reason);
+      if (r?.status === "retry") log.note(this.#servers[server], r.reason);
       if (r?.status === "not-leader") {
         const named = r.leaderAddress ?? r.leader;
-        this.#lastErrors.set(
+        log.note(
           this.#servers[server],
           named === null ? "not the leader; no leader known" : `not the leader (${named} is)`,
         );
@@ -610,28 +620,6 @@ export class ReplicaClient {
   #pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
     return delay(ms / 2 + this.#random.next() * (ms / 2), { clock: this.#clock, signal });
   }
-}
-
-/** A failed attempt in a few words: `connection refused`, `timed out after 2500 ms`... */
-function describe(err: unknown): string {
-  if (err instanceof AbortedError) {
-    return err.notSent ? "cut off before it was sent" : "no answer before the call was cut off";
-  }
-  if (err instanceof RpcError) {
-    const refused = /connection refused/i.test(err.message);
-    return refused ? "connection refused" : err.message;
-  }
-  return (err as Error)?.message ?? String(err);
-}
-
-/**
- * Whether a failed call certainly never reached a handler: it was never sent
- * (`RpcError.notSent`), or nothing served that service or method there. Any
- * other failure (lost, timed out, a garbled reply, a failing handler) may have run it.
- */
-function neverRan(err: unknown): boolean {
-  return neverSent(err) || err instanceof RpcError &&
-      (err.code === "unknown_service" || err.code === "unknown_method");
 }
 
 /**

@@ -32,6 +32,7 @@ import {
   Sessions,
   type WriteAttempts,
 } from "../rsm/replica_client.ts";
+import { AttemptLog } from "../rsm/call_attempts.ts";
 import type { KvResult, KvWrite } from "../kvstate/state.ts";
 import { type KvValue, valueAsBytes, valueAsText } from "../kvstate/value.ts";
 import { keyToShard, type ShardConfig } from "./config.ts";
@@ -304,11 +305,21 @@ export class ShardClerk {
         route.last = last;
         if (gid !== 0) {
           const group = this.#groups.for(config.groups[gid]);
+          // This call's own outcomes: the group's client may serve other calls at once.
+          const log = new AttemptLog();
           const reply = await group.call<T>(
             `${SHARD_SERVICE}.${method}`,
             args,
-            { operation, write: options.write, signal, attempts, rounds: 1, deadlineMs: Infinity },
-          ).finally(() => last.tried = group.tried());
+            {
+              operation,
+              write: options.write,
+              signal,
+              attempts,
+              rounds: 1,
+              deadlineMs: Infinity,
+              log,
+            },
+          ).finally(() => last.tried = log.list(group.servers));
           if (reply?.status === "ok") return reply;
           if (reply?.status === "wrong-group") {
             // The client counts it as an answer ("ok"); for this call it is a refusal.

@@ -47,7 +47,11 @@ function countingServer(services: string[]) {
   return { rpc, calls: () => calls };
 }
 
-function assertUnsent(err: unknown, type: typeof CodecError | typeof FrameTooLargeError, what: string) {
+function assertUnsent(
+  err: unknown,
+  type: typeof CodecError | typeof FrameTooLargeError,
+  what: string,
+) {
   assert.ok(err instanceof type, `${what}: expected a ${type.name}, got ${err}`);
   assert.ok(err instanceof RpcError);
   assert.equal(err.notSent, true, `${what}: notSent of ${err.name}: ${err.message}`);

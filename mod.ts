@@ -92,6 +92,7 @@ export type {
 } from "./raft/mod.ts";
 // rsm: the replicated-state-machine toolkit every service is built on.
 export {
+  AttemptLog,
   hostNode,
   IdentityConflictError,
   mayHaveApplied,

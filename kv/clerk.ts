@@ -177,8 +177,9 @@ export class KvClerk {
 
   /**
    * Every server the clerk knows (those given, then those the servers named)
-   * and what each last failed with (`not tried` when never called, or
-   * `ok` since), for saying what was tried when a call fails.
+   * and how it fared in the clerk's latest call to end: `not tried` (that
+   * call did not get to it), `ok`, or its last error; for saying what was
+   * tried when a call fails. Never what an earlier call heard.
    *
    * @example
    * ```ts
@@ -252,7 +253,8 @@ export class KvClerk {
   /**
    * Sets `key` to `value`.
    *
-   * @throws {RequestError} when the key or value is over the limits.
+   * @throws {RequestError} when the key or value is over the limits, or the
+   * request over the transport's frame limit (then it was not sent).
    * @throws {RequestAbortedError} when the signal fires first.
    * @throws {OutcomeUnknownError} when it ends without an answer after it may have been proposed.
    */
@@ -263,8 +265,9 @@ export class KvClerk {
   /**
    * Appends `value` to the value of `key` (a missing key starts empty).
    *
-   * @throws {RequestError} when the key or value is over the limits, or the
-   * value would outgrow the value limit.
+   * @throws {RequestError} when the key or value is over the limits, the
+   * value would outgrow the value limit, or the request is over the
+   * transport's frame limit (then it was not sent).
    * @throws {RequestAbortedError} when the signal fires first.
    * @throws {OutcomeUnknownError} when it ends without an answer after it may have been proposed.
    */
@@ -289,7 +292,8 @@ export class KvClerk {
    * Sets `key` to `change.value` only if its value equals `change.expected`
    * (null: the key must be absent).
    *
-   * @throws {RequestError} when the key or a value is over the limits.
+   * @throws {RequestError} when the key or a value is over the limits, or the
+   * request over the transport's frame limit (then it was not sent).
    * @throws {RequestAbortedError} when the signal fires first.
    * @throws {OutcomeUnknownError} when it ends without an answer after it may have been proposed.
    */

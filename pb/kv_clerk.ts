@@ -240,7 +240,8 @@ export class PrimaryBackupClerk {
   /**
    * Sets `key` to `value`.
    *
-   * @throws {RequestError} when the key or value is over the limits.
+   * @throws {RequestError} when the key or value is over the limits, or the
+   * request over the transport's frame limit (then it was not sent).
    * @throws {RequestAbortedError} when the signal fires first.
    * @throws {RequestTimeoutError} when the deadline passes first.
    */
@@ -251,8 +252,9 @@ export class PrimaryBackupClerk {
   /**
    * Appends `value` to the value of `key` (a missing key starts from "").
    *
-   * @throws {RequestError} when the key or value is over the limits, or the
-   * value would outgrow the value limit.
+   * @throws {RequestError} when the key or value is over the limits, the
+   * value would outgrow the value limit, or the request is over the
+   * transport's frame limit (then it was not sent).
    * @throws {RequestAbortedError} when the signal fires first.
    * @throws {RequestTimeoutError} when the deadline passes first.
    */

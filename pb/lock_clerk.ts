@@ -192,7 +192,8 @@ export class LockClerk {
    * it was held.
    *
    * @throws {RequestError} when the name is empty, too long or not
-   * valid Unicode, or a server refuses the request for good.
+   * valid Unicode, the transport cannot send it (over its frame limit), or a
+   * server refuses the request for good.
    * @throws {RequestAbortedError} when the signal fires first.
    * @throws {RefusedError} when both servers refuse the connection.
    * @throws {OutcomeUnknownError} for any other failure after an attempt that may have applied.
@@ -206,7 +207,8 @@ export class LockClerk {
    * if it was not held.
    *
    * @throws {RequestError} when the name is empty, too long or not
-   * valid Unicode, or a server refuses the request for good.
+   * valid Unicode, the transport cannot send it (over its frame limit), or a
+   * server refuses the request for good.
    * @throws {RequestAbortedError} when the signal fires first.
    * @throws {RefusedError} when both servers refuse the connection.
    * @throws {OutcomeUnknownError} for any other failure after an attempt that may have applied.

@@ -68,9 +68,11 @@ export class ServiceError extends Error {
 
 /**
  * The request itself is wrong (a key or value over the limits, a value of
- * the wrong type, an empty lock name), or a server refused it for good (a
- * group already joined, two clerks sharing an id): it was not applied, and
- * retrying it will not help.
+ * the wrong type, an empty lock name), the transport could not send it (over
+ * its frame limit, or not encodable: the `cause` is its `FrameTooLargeError`
+ * or `CodecError`, see `unsendableRequest`), or a server refused it for good
+ * (a group already joined, two clerks sharing an id): it was not applied,
+ * and retrying it will not help.
  *
  * @example
  * ```ts

@@ -43,17 +43,7 @@ export class AttemptLog {
   }
 }
 
-/**
- * A failed attempt in a few words: `connection refused`, `timed out after 2500 ms`...
- *
- * @example
- * ```ts
- * import { describeAttempt } from "@distkit/distkit/rsm";
- * import { AbortedError } from "@distkit/distkit/net";
- *
- * describeAttempt(new AbortedError("KV.Get", { notSent: true })); // "cut off before it was sent"
- * ```
- */
+/** A failed attempt in a few words: `connection refused`, `timed out after 2500 ms`... */
 export function describeAttempt(err: unknown): string {
   if (err instanceof AbortedError) {
     return err.notSent ? "cut off before it was sent" : "no answer before the call was cut off";
@@ -69,15 +59,6 @@ export function describeAttempt(err: unknown): string {
  * Whether a failed call certainly never reached a handler: it was never sent
  * (`RpcError.notSent`), or nothing served that service or method there. Any
  * other failure (lost, timed out, a garbled reply, a failing handler) may have run it.
- *
- * @example
- * ```ts
- * import { neverRan } from "@distkit/distkit/rsm";
- * import { TimeoutError, UnknownMethodError } from "@distkit/distkit/net";
- *
- * neverRan(new UnknownMethodError("KV.Nope")); // true
- * neverRan(new TimeoutError("KV.Write", 100)); // false: it may be running
- * ```
  */
 export function neverRan(err: unknown): boolean {
   return neverSent(err) || err instanceof RpcError &&

@@ -56,7 +56,7 @@
  */
 export * from "./replica.ts";
 export * from "./replica_client.ts";
-export * from "./call_attempts.ts";
+export { AttemptLog, unsendableRequest } from "./call_attempts.ts";
 export * from "./apply_error.ts";
 export type { StampedWrite, WriteOutcome } from "./exactly_once.ts";
 export { readPages, type StoredMachine, storeSource } from "./stored_machine.ts";

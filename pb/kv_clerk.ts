@@ -368,7 +368,9 @@ export class PrimaryBackupClerk {
           throw settle(new RequestError(SERVICE, err.remoteMessage));
         }
         // Too large to send, or not encodable: no server can take it.
-        const unsendable = unsendableRequest(SERVICE, err);
+        const unsendable = unsendableRequest(SERVICE, err, {
+          earlierMayHaveApplied: write && attempts.mayHaveApplied,
+        });
         if (unsendable !== undefined) throw settle(unsendable);
         if (!isRetryable(err)) throw settle(err as Error);
         // An attempt cut short by the deadline says less than the one before.

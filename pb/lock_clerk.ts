@@ -294,7 +294,9 @@ export class LockClerk {
           throw settle(new RequestError(SERVICE, err.remoteMessage));
         }
         // Too large to send, or not encodable: no server can take it.
-        const unsendable = unsendableRequest(SERVICE, err);
+        const unsendable = unsendableRequest(SERVICE, err, {
+          earlierMayHaveApplied: mayHaveApplied,
+        });
         if (unsendable !== undefined) throw settle(unsendable);
         // One server refusing us (another cluster, a secret we lack) may be
         // misconfigured: try the other; when both refuse, say why.

@@ -71,6 +71,10 @@ export function neverRan(err: unknown): boolean {
  * carry): nothing was sent, so it was not applied, and resending it cannot
  * help. Its `cause` is the transport's `FrameTooLargeError` or `CodecError`.
  * Undefined for any other failure, and for one that may have been sent.
+ * When an earlier attempt of the same call was sent (`earlierMayHaveApplied`),
+ * the message says so instead: only this retry was not sent, and the caller
+ * answers "may have applied" (the size of a request can grow between
+ * attempts, with its request id).
  *
  * @example
  * ```ts
@@ -82,9 +86,15 @@ export function neverRan(err: unknown): boolean {
  * // "kv: request refused: the request is 70000 bytes, over the frame limit of 65536 bytes: it was not sent, so it was not applied; send a smaller value, or raise maxFrameBytes on the servers and the client"
  * ```
  */
-export function unsendableRequest(service: string, err: unknown): RequestError | undefined {
+export function unsendableRequest(
+  service: string,
+  err: unknown,
+  options: { earlierMayHaveApplied?: boolean } = {},
+): RequestError | undefined {
   if (!neverSent(err)) return undefined;
-  const unsent = "it was not sent, so it was not applied";
+  const unsent = options.earlierMayHaveApplied
+    ? "this retry was not sent, but an earlier attempt was and may have applied"
+    : "it was not sent, so it was not applied";
   if (err instanceof FrameTooLargeError) {
     return new RequestError(
       service,

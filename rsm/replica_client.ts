@@ -540,7 +540,9 @@ export class ReplicaClient {
           throw settle(new RequestError(service, err.remoteMessage));
         }
         // Too large to send, or not encodable: no server can take it.
-        const unsendable = unsendableRequest(service, err);
+        const unsendable = unsendableRequest(service, err, {
+          earlierMayHaveApplied: write && attempts.mayHaveApplied,
+        });
         if (unsendable !== undefined) throw settle(unsendable);
         // A server that refuses us (another cluster, a secret we lack) may be one
         // misconfigured node: try the others; when every one refuses, say why.

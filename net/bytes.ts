@@ -88,6 +88,36 @@ export function utf8Length(s: string): number {
   return n;
 }
 
+const LOOSE_UTF8 = new TextDecoder();
+const STRICT_UTF8 = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * `bytes` decoded as UTF-8 text, or undefined when they are not valid
+ * UTF-8 (what `new TextDecoder("utf-8", { fatal: true })` accepts, with the
+ * same result). Decoded leniently first: Deno's strict decoder took 0.87 ms
+ * per MiB against 0.09 ms, on every text value a node received (issue 16).
+ * Invalid input is decoded with U+FFFD in its place, so only text holding
+ * U+FFFD is decoded again strictly, to tell the two apart; a one-byte
+ * string cannot hold it, so the check costs nothing for ASCII.
+ *
+ * @example
+ * ```ts
+ * import { decodeUtf8 } from "@distkit/distkit/net";
+ *
+ * decodeUtf8(new Uint8Array([104, 105])); // "hi"
+ * decodeUtf8(new Uint8Array([0xff])); // undefined
+ * ```
+ */
+export function decodeUtf8(bytes: Uint8Array): string | undefined {
+  const text = LOOSE_UTF8.decode(bytes);
+  if (!text.includes("\uFFFD")) return text;
+  try {
+    return STRICT_UTF8.decode(bytes);
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * About how many bytes an entry holds: its strings and byte arrays (and 8
  * per other leaf), walked through arrays and plain objects. What

@@ -89,6 +89,8 @@ export function utf8Length(s: string): number {
 }
 
 const LOOSE_UTF8 = new TextDecoder();
+/** The most bytes Deno's lenient decoder takes (measured: it throws "buffer exceeds maximum length" past it). */
+const LOOSE_MAX_BYTES = 2 ** 29 - 24;
 const STRICT_UTF8 = new TextDecoder("utf-8", { fatal: true });
 
 /**
@@ -102,15 +104,16 @@ const STRICT_UTF8 = new TextDecoder("utf-8", { fatal: true });
  *
  * @example
  * ```ts
- * import { decodeUtf8 } from "@distkit/distkit/net";
+ * import { decodeUtf8 } from "./bytes.ts";
  *
  * decodeUtf8(new Uint8Array([104, 105])); // "hi"
  * decodeUtf8(new Uint8Array([0xff])); // undefined
  * ```
  */
 export function decodeUtf8(bytes: Uint8Array): string | undefined {
-  const text = LOOSE_UTF8.decode(bytes);
-  if (!text.includes("\uFFFD")) return text;
+  // Deno's lenient decoder refuses input over 2^29 - 24 bytes that the strict one decodes.
+  const text = bytes.length <= LOOSE_MAX_BYTES ? LOOSE_UTF8.decode(bytes) : undefined;
+  if (text !== undefined && !text.includes("\uFFFD")) return text;
   try {
     return STRICT_UTF8.decode(bytes);
   } catch {

@@ -62,4 +62,4 @@ export {
 } from "./http_light.ts";
 export * from "./version.ts";
 export * from "./logger.ts";
-export { decodeUtf8, utf8Length } from "./bytes.ts";
+export { utf8Length } from "./bytes.ts";

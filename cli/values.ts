@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { decodeUtf8 } from "../net/bytes.ts";
 import { UsageProblem } from "./util.ts";
 import type { KvValue } from "../kvstate/value.ts";
 
@@ -22,11 +23,7 @@ export function encodingOf(values: Record<string, unknown>): ValueEncoding {
 
 /** Text when `bytes` are valid UTF-8 (what a reader expects back), else the bytes. */
 function textIfUtf8(bytes: Uint8Array): KvValue {
-  try {
-    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
-  } catch {
-    return bytes;
-  }
+  return decodeUtf8(bytes) ?? bytes;
 }
 
 /** Bytes from hex (`78 01 ff 79` or `7801ff79`). */

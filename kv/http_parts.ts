@@ -8,7 +8,7 @@
  * @module
  */
 import { deadline } from "../net/async.ts";
-import { concatBytes } from "../net/bytes.ts";
+import { concatBytes, decodeUtf8 } from "../net/bytes.ts";
 import type { LightRequest, LightResponse } from "../net/http_light.ts";
 import { OverloadedError, RequestAbortedError, RequestError } from "../rsm/errors.ts";
 import type { KvValue } from "../kvstate/value.ts";
@@ -195,18 +195,13 @@ export class BodyTooLarge extends Error {
  */
 export function valueFrom(req: LightRequest, body: Uint8Array): KvValue {
   if (req.header("content-type")?.startsWith("application/octet-stream")) return body;
-  try {
-    return strictUtf8.decode(body);
-  } catch {
-    throw new RequestError(
-      "kv",
-      "the body is not valid UTF-8 text; send bytes with content-type application/octet-stream",
-    );
-  }
+  const text = decodeUtf8(body);
+  if (text !== undefined) return text;
+  throw new RequestError(
+    "kv",
+    "the body is not valid UTF-8 text; send bytes with content-type application/octet-stream",
+  );
 }
-
-/** Refuses bytes that are not UTF-8 (one decoder for all: it keeps no state between calls). */
-const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
 
 /**
  * The answer to a get of `value`: 200, as text or bytes.

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { utf8Length } from "../net/bytes.ts";
+import { decodeUtf8, utf8Length } from "../net/bytes.ts";
 
 /**
  * A value: a string or bytes.
@@ -60,8 +60,6 @@ export function sameValue(a: KvValue | null, b: KvValue | null): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
-const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
-
 /**
  * A value as text: a string as it is, bytes decoded as UTF-8.
  *
@@ -79,14 +77,12 @@ const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
  */
 export function valueAsText(value: KvValue, key?: string): string {
   if (typeof value === "string") return value;
-  try {
-    return strictUtf8.decode(value);
-  } catch {
-    const what = key === undefined ? "the value" : `the value of ${JSON.stringify(key)}`;
-    throw new TypeError(
-      `${what} is ${value.length} bytes that are not valid UTF-8 text; read it as bytes (getBytes)`,
-    );
-  }
+  const text = decodeUtf8(value);
+  if (text !== undefined) return text;
+  const what = key === undefined ? "the value" : `the value of ${JSON.stringify(key)}`;
+  throw new TypeError(
+    `${what} is ${value.length} bytes that are not valid UTF-8 text; read it as bytes (getBytes)`,
+  );
 }
 
 /**

@@ -88,6 +88,39 @@ export function utf8Length(s: string): number {
   return n;
 }
 
+const LOOSE_UTF8 = new TextDecoder();
+/** The most bytes Deno's lenient decoder takes (measured: it throws "buffer exceeds maximum length" past it). */
+const LOOSE_MAX_BYTES = 2 ** 29 - 24;
+const STRICT_UTF8 = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * `bytes` decoded as UTF-8 text, or undefined when they are not valid
+ * UTF-8 (what `new TextDecoder("utf-8", { fatal: true })` accepts, with the
+ * same result). Decoded leniently first: Deno's strict decoder took 0.87 ms
+ * per MiB against 0.09 ms, on every text value a node received (issue 16).
+ * Invalid input is decoded with U+FFFD in its place, so only text holding
+ * U+FFFD is decoded again strictly, to tell the two apart; a one-byte
+ * string cannot hold it, so the check costs nothing for ASCII.
+ *
+ * @example
+ * ```ts
+ * import { decodeUtf8 } from "./bytes.ts";
+ *
+ * decodeUtf8(new Uint8Array([104, 105])); // "hi"
+ * decodeUtf8(new Uint8Array([0xff])); // undefined
+ * ```
+ */
+export function decodeUtf8(bytes: Uint8Array): string | undefined {
+  // Deno's lenient decoder refuses input over 2^29 - 24 bytes that the strict one decodes.
+  const text = bytes.length <= LOOSE_MAX_BYTES ? LOOSE_UTF8.decode(bytes) : undefined;
+  if (text !== undefined && !text.includes("\uFFFD")) return text;
+  try {
+    return STRICT_UTF8.decode(bytes);
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * About how many bytes an entry holds: its strings and byte arrays (and 8
  * per other leaf), walked through arrays and plain objects. What

@@ -28,7 +28,7 @@
  */
 import type { StateValue } from "./state_value.ts";
 import type { Codec } from "../net/codec.ts";
-import { crc32, utf8Length } from "../net/bytes.ts";
+import { crc32, decodeUtf8, utf8Length } from "../net/bytes.ts";
 import { StorageCorruptionError } from "./storage_errors.ts";
 import type { KvLike } from "./kv_like.ts";
 import { encodedKeyLength, encodeKey } from "./kv_key.ts";
@@ -166,7 +166,6 @@ export interface PartPointer {
 }
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder("utf-8", { fatal: true });
 
 /**
  * Mutations gathered for one commit, with their totals, so no commit goes
@@ -583,11 +582,11 @@ export class StateLayout {
   }
 
   #text(bytes: Uint8Array, what: string): string {
-    try {
-      return decoder.decode(bytes);
-    } catch {
+    const text = decodeUtf8(bytes);
+    if (text === undefined) {
       throw new StorageCorruptionError(this.where, `${what} is not valid UTF-8`);
     }
+    return text;
   }
 
   #checked(row: unknown, what: string): Uint8Array {

@@ -214,6 +214,15 @@ export function streamHost(id: NodeId, source: SnapshotSource, parts: StreamHost
         ? core.snapshotMeta(index)
         : undefined,
     call: (m: SnapshotMessage, options) => parts.call(m, options).catch(() => []),
+    log: {
+      get snapshotIndex() {
+        return core.snapshotIndex;
+      },
+      get lastIndex() {
+        return core.lastIndex;
+      },
+      match: (peer) => core.role === "leader" ? core.matchIndexes().get(peer) : undefined,
+    },
     step: (m) => {
       if (!live()) return;
       parts.step(m);

@@ -159,6 +159,7 @@ export class RaftNode {
       windowBytes: options.snapshotWindowBytes,
       core,
       live: () => !this.#stopped,
+      fail: (err) => this.#fail(err),
       logger: this.#logger,
       call: (m, options) => this.#call(m, options),
       kick: () => this.#kick(),

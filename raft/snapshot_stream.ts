@@ -230,8 +230,16 @@ export class SnapshotStreamer {
         return answer.index === meta.index && answer.offset === head.end ? "more" : "failed";
       };
       chunks = chunksOf(stream.pages(), host.chunkBytes);
-      // Read ahead: the next chunk is read while those sent travel and are written.
-      next = chunks.next();
+      const pending = chunks;
+      // Read ahead: the next chunk is read while those sent travel and are written. A read that
+      // fails while an answer is awaited is seen when it is awaited, or not at all (the stream
+      // ended first): it is no unhandled rejection meanwhile, which stops the process.
+      const readAhead = () => {
+        const read = pending.next();
+        read.catch(() => {});
+        return read;
+      };
+      next = readAhead();
       let sentLast = false;
       for (;;) {
         while (
@@ -241,7 +249,7 @@ export class SnapshotStreamer {
           invariant(!read.done, "a snapshot stream's chunks ended before the last one");
           const { chunk, last } = read.value;
           sentLast = last;
-          if (!last) next = chunks.next();
+          if (!last) next = readAhead();
           // Only the last chunk carries the true size (see `UNKNOWN_SIZE`).
           if (!send(chunk, last ? offset + chunk.length : UNKNOWN_SIZE)) return false;
         }
@@ -252,7 +260,6 @@ export class SnapshotStreamer {
       }
     } finally {
       // A read ahead that the close cuts short is of no interest any more.
-      next?.catch(() => {});
       chunks?.return(undefined).catch(() => {});
       stream.close();
       // The window holds across streams: the next starts once this one's chunks are answered

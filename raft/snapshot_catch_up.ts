@@ -67,18 +67,20 @@ export class CatchUps {
   /**
    * The lowest index the log must keep for a follower catching up, or
    * undefined when none is. Drops those that caught up, that the log no
-   * longer serves (a compaction passed them: they need a new stream), and
-   * any once this node no longer leads.
+   * longer serves (a compaction passed them: they need a new stream), that
+   * are no longer members (removed while streamed: nothing waits for them),
+   * and any once this node no longer leads.
    */
   floor(log: CatchUpLog): number | undefined {
     let floor: number | undefined;
     for (const [peer, { point, until }] of this.#peers) {
-      const at = until === undefined ? point : log.match(peer);
+      const match = log.match(peer);
+      const at = until === undefined ? point : match;
       if (
-        at === undefined || at < log.snapshotIndex ||
+        match === undefined || at === undefined || at < log.snapshotIndex ||
         (until !== undefined && at >= Math.min(until, log.lastIndex))
       ) {
-        if (until !== undefined) this.#peers.delete(peer);
+        this.#peers.delete(peer);
         continue;
       }
       floor = Math.min(floor ?? at, at);

@@ -15,12 +15,12 @@ Deno.test("catch-ups: a stream holds its index, then the follower's match until 
   assert.equal(catchUps.floor(log(30, 60, { c: 0, d: 0 })), 40);
   // c installed at 40 while the log grew to 90: it needs 41..90 next.
   catchUps.installed("c", 90);
-  assert.equal(catchUps.floor(log(30, 95, { c: 40 })), 40);
-  assert.equal(catchUps.floor(log(30, 95, { c: 44 })), 44); // d's stream at 45 is above
-  assert.equal(catchUps.floor(log(30, 95, { c: 70 })), 45);
+  assert.equal(catchUps.floor(log(30, 95, { c: 40, d: 0 })), 40);
+  assert.equal(catchUps.floor(log(30, 95, { c: 44, d: 0 })), 44); // d's stream at 45 is above
+  assert.equal(catchUps.floor(log(30, 95, { c: 70, d: 0 })), 45);
   // c has 90: caught up, nothing held for it any more (not even if it falls back later).
-  assert.equal(catchUps.floor(log(30, 95, { c: 90 })), 45);
-  assert.equal(catchUps.floor(log(30, 95, { c: 50 })), 45);
+  assert.equal(catchUps.floor(log(30, 95, { c: 90, d: 0 })), 45);
+  assert.equal(catchUps.floor(log(30, 95, { c: 50, d: 0 })), 45);
   catchUps.failed("d");
   assert.equal(catchUps.floor(log(30, 95)), undefined);
 });
@@ -42,4 +42,14 @@ Deno.test("catch-ups: nothing is held for a follower the log no longer serves, n
   // No match known: this node no longer leads (or c was removed).
   assert.equal(catchUps.floor(log(60, 99)), undefined);
   assert.equal(catchUps.floor(log(60, 99, { c: 70 })), undefined);
+});
+
+Deno.test("catch-ups: a follower removed while it is streamed is held no longer (review32s)", () => {
+  const catchUps = new CatchUps();
+  catchUps.opened("c", 40);
+  assert.equal(catchUps.floor(log(30, 60, { c: 0 })), 40);
+  // c left the membership: the leader knows no match for it, and holds nothing for its stream.
+  assert.equal(catchUps.floor(log(30, 60)), undefined);
+  // Nor when it comes back with the same name: a new stream opens for it.
+  assert.equal(catchUps.floor(log(30, 60, { c: 0 })), undefined);
 });

@@ -153,13 +153,13 @@ export class RaftNode {
     this.#rpcTimeoutMs = options.rpcTimeoutMs ?? this.#electionMs;
     this.#appliedIndex = appliedIndex;
     this.#sink = options.snapshotSink;
-    const source = options.snapshotSource;
-    if (source === undefined) return;
-    this.#streamer = new SnapshotStreamer(streamHost(this.#id, source, {
+    if (options.snapshotSource === undefined) return;
+    this.#streamer = new SnapshotStreamer(streamHost(this.#id, options.snapshotSource, {
       chunkBytes: options.snapshotChunkBytes,
       windowBytes: options.snapshotWindowBytes,
       core,
       live: () => !this.#stopped,
+      fail: (err) => this.#fail(err),
       logger: this.#logger,
       call: (m, options) => this.#call(m, options),
       kick: () => this.#kick(),
@@ -228,6 +228,7 @@ export class RaftNode {
       appliedIndex: this.#appliedIndex,
       lastIndex: this.#core.lastIndex,
       snapshotIndex: this.#core.snapshotIndex,
+      catchUpIndex: this.#streamer?.catchUpIndex(),
       membership: this.#core.membership,
       stopped: this.#stopped,
     };
@@ -606,8 +607,7 @@ export class RaftNode {
   }
 
   #changesTermOrVote(rd: Ready): boolean {
-    const saved = this.#savedHardState;
-    const hs = rd.hardState;
+    const [saved, hs] = [this.#savedHardState, rd.hardState];
     return hs !== undefined &&
       (saved === undefined || hs.term !== saved.term || hs.vote !== saved.vote);
   }

@@ -10,7 +10,7 @@ import { ArgumentsError } from "../net/errors.ts";
 import type { RaftCore } from "./core.ts";
 import { MembershipBusyError, NotLeaderError, RaftRequestError, type Refusal } from "./errors.ts";
 import type { SnapshotSource, StreamHost } from "./snapshot_stream.ts";
-import { StorageLossError } from "../store/storage_errors.ts";
+import { StorageCorruptionError, StorageLossError } from "../store/storage_errors.ts";
 import type { Entry, HardState, Message, NodeId, Snapshot, SnapshotMessage } from "./types.ts";
 import type { RaftNodeOptions } from "./node_options.ts";
 import type { StoredState } from "./storage.ts";
@@ -187,6 +187,8 @@ export interface StreamHostParts {
   kick(): void;
   /** Where a stream that fails reading this node's state is told (default: nowhere). */
   logger?: Logger;
+  /** Stops the node for `err` (its own state is damaged); default: the stream is only retried. */
+  fail?(err: Error): void;
 }
 
 /**
@@ -214,6 +216,15 @@ export function streamHost(id: NodeId, source: SnapshotSource, parts: StreamHost
         ? core.snapshotMeta(index)
         : undefined,
     call: (m: SnapshotMessage, options) => parts.call(m, options).catch(() => []),
+    log: {
+      get snapshotIndex() {
+        return core.snapshotIndex;
+      },
+      get lastIndex() {
+        return core.lastIndex;
+      },
+      match: (peer) => core.role === "leader" ? core.matchIndexes().get(peer) : undefined,
+    },
     step: (m) => {
       if (!live()) return;
       parts.step(m);
@@ -221,8 +232,19 @@ export function streamHost(id: NodeId, source: SnapshotSource, parts: StreamHost
     },
     failed: (peer, err) => {
       if (!live()) return;
-      // Not only a peer gone: a state this node cannot read (corrupt storage) is retried for good,
-      // so it is said each time (cfsim31 found it silent).
+      // A damaged store is not read again and again while this node leads on it: the node stops,
+      // as it does when an apply meets damage, so that a member with an intact state leads.
+      if (err instanceof StorageCorruptionError && parts.fail) {
+        parts.logger?.log(
+          "error",
+          `Raft node ${id}: the snapshot stream to ${peer} could not read this node's state`,
+          { node: id, peer },
+        );
+        parts.fail(err);
+        return;
+      }
+      // Not only a peer gone: a state this node cannot read is retried for good, so it is said
+      // each time (cfsim31 found it silent).
       if (err !== undefined) {
         parts.logger?.log(
           "error",

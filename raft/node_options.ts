@@ -200,6 +200,13 @@ export interface RaftStatus {
   lastIndex: number;
   /** Index the log starts after. */
   snapshotIndex: number;
+  /**
+   * Leader with a `snapshotSource`: the lowest index its log must keep for
+   * a follower catching up from a streamed state (the stream's index, then
+   * the follower's match until it has the entries written meanwhile); a
+   * compaction past it starts that follower's stream again. Undefined: none.
+   */
+  catchUpIndex?: number;
   /** Latest membership. */
   membership: Membership;
   /** Whether the node is stopped. */

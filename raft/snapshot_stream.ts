@@ -13,6 +13,7 @@
  * @module
  */
 import { invariant } from "./invariant.ts";
+import { type CatchUpLog, CatchUps } from "./snapshot_catch_up.ts";
 import { UNKNOWN_SIZE } from "./snapshot_receive.ts";
 import type { Message, NodeId, SnapshotMessage, SnapshotMeta } from "./types.ts";
 
@@ -97,6 +98,11 @@ export interface StreamHost {
    * or send its own state): the core sends its first chunk again later.
    */
   failed(peer: NodeId, err?: unknown): void;
+  /**
+   * The leader's log, for what it must keep for followers catching up (see
+   * {@linkcode SnapshotStreamer.catchUpIndex}). Default: nothing is kept.
+   */
+  log?: CatchUpLog;
 }
 
 /**
@@ -121,6 +127,7 @@ export interface StreamHost {
 export class SnapshotStreamer {
   readonly #host: StreamHost;
   readonly #running = new Map<NodeId, Promise<void>>();
+  readonly #catchUps = new CatchUps();
   #stopped = false;
 
   /**
@@ -138,12 +145,21 @@ export class SnapshotStreamer {
   }
 
   /**
+   * The lowest index this leader's log must keep for a follower catching
+   * up from a stream (see `snapshot_catch_up.ts`), or undefined.
+   */
+  catchUpIndex(): number | undefined {
+    return this.#host.log === undefined ? undefined : this.#catchUps.floor(this.#host.log);
+  }
+
+  /**
    * The core wants to send the first chunk (or a chunk again) of its
    * data-less snapshot to `first.to`: starts a stream unless one runs.
    */
   offer(first: SnapshotMessage): void {
     if (this.#stopped || this.#running.has(first.to)) return;
     const fail = (err?: unknown) => {
+      this.#catchUps.failed(first.to);
       if (!this.#stopped) this.#host.failed(first.to, err);
     };
     const run = this.#stream(first).then((ok) => ok ? undefined : fail(), fail)
@@ -172,6 +188,7 @@ export class SnapshotStreamer {
         stream.index >= first.meta.index,
         `the stored state at ${stream.index} is behind the log's compaction at ${first.meta.index}`,
       );
+      this.#catchUps.opened(first.to, stream.index);
       const windowBytes = Math.max(host.windowBytes ?? 4 * host.chunkBytes, host.chunkBytes);
       let inflightBytes = 0;
       let offset = 0;
@@ -206,13 +223,23 @@ export class SnapshotStreamer {
         }
         if (answer.done) {
           host.step(answer);
+          // It has the state through the stream's index: the log keeps what it needs next.
+          if (host.log) this.#catchUps.installed(first.to, host.log.lastIndex);
           return "done";
         }
         return answer.index === meta.index && answer.offset === head.end ? "more" : "failed";
       };
       chunks = chunksOf(stream.pages(), host.chunkBytes);
-      // Read ahead: the next chunk is read while those sent travel and are written.
-      next = chunks.next();
+      const pending = chunks;
+      // Read ahead: the next chunk is read while those sent travel and are written. A read that
+      // fails while an answer is awaited is seen when it is awaited, or not at all (the stream
+      // ended first): it is no unhandled rejection meanwhile, which stops the process.
+      const readAhead = () => {
+        const read = pending.next();
+        read.catch(() => {});
+        return read;
+      };
+      next = readAhead();
       let sentLast = false;
       for (;;) {
         while (
@@ -222,7 +249,7 @@ export class SnapshotStreamer {
           invariant(!read.done, "a snapshot stream's chunks ended before the last one");
           const { chunk, last } = read.value;
           sentLast = last;
-          if (!last) next = chunks.next();
+          if (!last) next = readAhead();
           // Only the last chunk carries the true size (see `UNKNOWN_SIZE`).
           if (!send(chunk, last ? offset + chunk.length : UNKNOWN_SIZE)) return false;
         }
@@ -233,7 +260,6 @@ export class SnapshotStreamer {
       }
     } finally {
       // A read ahead that the close cuts short is of no interest any more.
-      next?.catch(() => {});
       chunks?.return(undefined).catch(() => {});
       stream.close();
       // The window holds across streams: the next starts once this one's chunks are answered

@@ -359,30 +359,36 @@ Deno.test("stored snapshots: a stream cut midway starts again from a new read, a
   }, { seed: 23, limitMs: 600_000 });
 });
 
-Deno.test("stored snapshots: a stream that cannot read the leader's own state says so in its log, each time, and starts again", async () => {
+/** Has reads of `service`'s state fail with what `failure` gives for the nth (undefined: none). */
+function failingReads(service: StoredList, failure: (nth: number) => Error | undefined): void {
+  const source = service.source();
+  let reads = 0;
+  service.source = () => ({
+    open: async () => {
+      const stream = await source.open();
+      const err = failure(++reads);
+      if (err === undefined) return stream;
+      return {
+        ...stream,
+        async *pages() {
+          yield* [];
+          throw err;
+        },
+      };
+    },
+  });
+}
+
+Deno.test("stored snapshots: a stream that fails reading the leader's own state (not damage) says so in its log, each time, and starts again", async () => {
   await simulate(async (sim) => {
     const { clock } = sim;
-    // Every service's first two reads of its state fail as a damaged store would.
+    // Every service's first two reads of its state fail (a busy disk, say).
     const lines: { level: string; message: string }[] = [];
     const logger: Logger = { log: (level, message) => lines.push({ level, message }) };
     const members: Member[] = [];
     for (const id of ["a", "b"]) {
       const service = new StoredList(8);
-      const source = service.source();
-      let reads = 0;
-      service.source = () => ({
-        open: async () => {
-          const stream = await source.open();
-          if (++reads > 2) return stream;
-          return {
-            ...stream,
-            async *pages() {
-              yield* [];
-              throw new StorageCorruptionError("test", 'row "k" fails its checksum');
-            },
-          };
-        },
-      });
+      failingReads(service, (nth) => nth <= 2 ? new Error("the disk is busy") : undefined);
       members.push(await startMember(id, sim, { service, logger, snapshotChunkBytes: 8 }));
     }
     const leader = await leaderOf(members, clock);
@@ -395,10 +401,60 @@ Deno.test("stored snapshots: a stream that cannot read the leader's own state sa
     while (c.service.applied < after) await delay(10, { clock });
     assert.deepEqual(c.service.items, leader.service.items);
     const said = lines.filter((l) =>
-      l.level === "error" && /snapshot stream to c failed: .*fails its checksum/.test(l.message)
+      l.level === "error" && /snapshot stream to c failed: the disk is busy/.test(l.message)
     );
     assert.equal(said.length, 2, JSON.stringify(lines));
+    assert.ok(!leader.node.status().stopped);
     await Promise.all([...members, c].map((m) => m.node.stop()));
+    await Promise.all([...members, c].map((m) => m.done));
+  }, { seed: 31, limitMs: 600_000 });
+});
+
+Deno.test("stored snapshots: a leader whose own state is damaged stops when its stream finds it, and another member leads and streams", async () => {
+  await simulate(async (sim) => {
+    const { clock } = sim;
+    const lines: { level: string; message: string }[] = [];
+    const logger: Logger = { log: (level, message) => lines.push({ level, message }) };
+    const damaged = new Set<string>();
+    const members: Member[] = [];
+    for (const id of ["a", "b"]) {
+      const service = new StoredList(8);
+      failingReads(
+        service,
+        () =>
+          damaged.has(id)
+            ? new StorageCorruptionError("test", 'row "k" fails its checksum')
+            : undefined,
+      );
+      members.push(await startMember(id, sim, { service, logger, snapshotChunkBytes: 8 }));
+    }
+    const leader = await leaderOf(members, clock);
+    let last = 0;
+    for (let i = 1; i <= 10; i++) last = await commit(leader.node, `v${i}`);
+    while (members.some((m) => m.service.applied < last)) await delay(10, { clock });
+    await Promise.all(members.map((m) => m.node.compact(last)));
+    // The leader's store is damaged under rows only a whole read meets.
+    damaged.add(leader.node.id);
+    const c = await startMember("c", sim);
+    while (!leader.node.status().stopped) await delay(10, { clock });
+    assert.throws(
+      () => leader.node.propose("x"),
+      (err: Error) => err.cause instanceof StorageCorruptionError,
+    );
+    // The other two elect a leader, which streams its intact state to c.
+    const rest = members.filter((m) => m !== leader);
+    const next = await leaderOf([...rest, c], clock);
+    assert.notEqual(next, c, "c had no log to lead with");
+    const after = await commit(next.node, "after");
+    while (c.service.applied < after) await delay(10, { clock });
+    assert.deepEqual(c.service.items, next.service.items);
+    const said = lines.filter((l) =>
+      l.level === "error" && l.message.includes(`Raft node ${leader.node.id}`)
+    ).map((l) => l.message);
+    assert.equal(said.length, 2, JSON.stringify(said));
+    assert.match(said[0], /the snapshot stream to c could not read this node's state/);
+    assert.match(said[1], /stopped: .*fails its checksum/);
+    await Promise.all([...rest, c].map((m) => m.node.stop()));
     await Promise.all([...members, c].map((m) => m.done));
   }, { seed: 31, limitMs: 600_000 });
 });

@@ -96,3 +96,53 @@ Deno.test("snapshot window: an empty state is one empty last chunk", async () =>
   assert.deepEqual(got, []);
   assert.deepEqual(calls.map((c) => [c.offset, c.size, c.queued]), [[0, 0, 0]]);
 });
+
+Deno.test("snapshot window: a read ahead that fails while an answer is awaited fails the stream, and is no unhandled rejection", async () => {
+  const answers: (() => void)[] = [];
+  let failed: unknown;
+  const streamer = new SnapshotStreamer({
+    id: "a",
+    source: {
+      open: () =>
+        Promise.resolve({
+          index: 7,
+          async *pages() {
+            yield new Uint8Array(8);
+            throw new Error("the database crashed");
+          },
+          close: () => {},
+        }),
+    },
+    chunkBytes: 4,
+    windowBytes: 4,
+    meta: () => meta,
+    // The first chunk is answered only once the read ahead (after the second) has failed.
+    call: (m) =>
+      new Promise<Message[]>((resolve) =>
+        answers.push(() =>
+          resolve([{
+            type: "snapshotResp",
+            from: "b",
+            to: "a",
+            term: 2,
+            index: 7,
+            offset: m.offset + m.chunk.length,
+            done: false,
+          }])
+        )
+      ),
+    step: () => {},
+    failed: (_peer, err) => void (failed = err ?? "no cause"),
+  });
+  streamer.offer(first);
+  while (answers.length === 0) await new Promise((resolve) => setTimeout(resolve, 0));
+  // Turns of the event loop with the read ahead failed and the answer still awaited.
+  for (let i = 0; i < 5; i++) await new Promise((resolve) => setTimeout(resolve, 0));
+  answers.shift()!();
+  while (failed === undefined) {
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    answers.shift()?.();
+  }
+  assert.match(String((failed as Error).message), /the database crashed/);
+  await streamer.stop();
+});

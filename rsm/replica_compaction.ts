@@ -18,6 +18,13 @@
  *   staged ones are stored at once rather than at their batch's bound.
  *   Followers further behind are streamed the stored state.
  *   `snapshotLogRatio` has no effect (a compaction writes no state).
+ * - Stored, while a follower catches up from a stream (the leader's
+ *   `RaftStatus.catchUpIndex`): the log is not compacted past what it needs
+ *   (the stream's index, then the entries after it), else it would be
+ *   streamed a newer state, and under steady writes with a state that takes
+ *   long to stream, for ever. Bounded: held so, the log may grow to
+ *   {@linkcode CATCH_UP_LOG_FACTOR} × `maxRaftState`; past that it is
+ *   compacted as usual (logged), and the follower's stream starts again.
  *
  * @module
  */
@@ -78,6 +85,43 @@ export function storedCompactionIndex(
   );
   const index = Math.min(options.durable, log.lastIndex - tail);
   return index > log.snapshotIndex ? index : undefined;
+}
+
+/**
+ * How many times `maxRaftState` of log a leader may hold for a follower
+ * catching up from a stream (twice what it holds otherwise, at most).
+ */
+export const CATCH_UP_LOG_FACTOR = 4;
+
+/**
+ * Where a stored replica compacts, given the index its log must keep for a
+ * follower catching up from a stream (`catchUp.index`, from
+ * `RaftStatus.catchUpIndex`): not past it while the log holds at most
+ * `catchUp.maxBytes`; past that, where it would otherwise (`passes`: the
+ * follower's stream starts again from a newer state).
+ *
+ * @param index Where it would compact otherwise ({@linkcode storedCompactionIndex}).
+ * @param log The log's start (`snapshotIndex`) and its persisted bytes.
+ * @param catchUp The index kept for catch-up, if any, and the log's bound while it is kept.
+ *
+ * @example
+ * ```ts
+ * import { catchUpCompactionIndex } from "./replica_compaction.ts";
+ *
+ * const log = { snapshotIndex: 100, bytes: 9_000 };
+ * catchUpCompactionIndex(500, log, { index: 300, maxBytes: 16_000 }); // { index: 300, passes: false }
+ * catchUpCompactionIndex(500, log, { index: 300, maxBytes: 8_000 }); // { index: 500, passes: true }
+ * ```
+ */
+export function catchUpCompactionIndex(
+  index: number | undefined,
+  log: { snapshotIndex: number; bytes: number },
+  catchUp: { index: number | undefined; maxBytes: number },
+): { index: number | undefined; passes: boolean } {
+  const kept = catchUp.index;
+  if (index === undefined || kept === undefined || index <= kept) return { index, passes: false };
+  if (log.bytes > catchUp.maxBytes) return { index, passes: true };
+  return { index: kept > log.snapshotIndex ? kept : undefined, passes: false };
 }
 
 /** What the policy needs of its replica. */
@@ -157,19 +201,36 @@ export class CompactionPolicy<R> {
     };
     const tailBytes = snapshotThreshold(options, 0);
     const durable = this.#host.durableIndex!();
-    const index = storedCompactionIndex(log, { durable, tailBytes });
-    // What is not stored yet (entries staged, or not yet applied) may hold the log back: the
-    // threshold then stays where it is, so that the log is compacted again as they are stored
-    // (which calls `maybe`), not only once it has grown by another threshold; and entries staged
-    // are stored now, not at their batch's bound (250 ms). So a log fed in a burst, or slowly,
-    // stays within its bound.
+    const catchUp = { index: status.catchUpIndex, maxBytes: CATCH_UP_LOG_FACTOR * tailBytes };
+    /** Where it compacts were the state stored through `stored`. */
+    const through = (stored: number) =>
+      catchUpCompactionIndex(
+        storedCompactionIndex(log, { durable: stored, tailBytes }),
+        log,
+        catchUp,
+      );
+    const { index, passes } = through(durable);
+    if (passes) {
+      this.#host.logger.log(
+        "warn",
+        `compaction passes the index ${catchUp.index} a follower catching up from a stream ` +
+          `needs: the log holds ${log.bytes} bytes, over ${CATCH_UP_LOG_FACTOR} × maxRaftState; ` +
+          "its stream starts again from a newer state",
+        { node: raft.id },
+      );
+    }
+    // What is not stored yet (entries staged, or not yet applied), or a follower catching up, may
+    // hold the log back: the threshold then stays where it is, so that the log is compacted again
+    // as they are stored (which calls `maybe`) or as it catches up (asked at each entry applied),
+    // not only once it has grown by another threshold. Entries staged are stored now, not at their
+    // batch's bound (250 ms), when that lets the log be compacted further. So a log fed in a burst,
+    // or slowly, stays within its bound.
     const heldBack =
       (storedCompactionIndex(log, { durable: log.lastIndex, tailBytes }) ?? 0) > (index ?? 0);
     const applied = this.#host.applied();
-    if (
-      durable < applied &&
-      (storedCompactionIndex(log, { durable: applied, tailBytes }) ?? 0) > (index ?? 0)
-    ) this.#host.storeSoon?.();
+    if (durable < applied && (through(applied).index ?? 0) > (index ?? 0)) {
+      this.#host.storeSoon?.();
+    }
     // Nothing to drop yet (the state is being stored, or the tail is all): tried again as
     // entries are applied or stored.
     if (index === undefined) return;

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { delay, simulate } from "../net/mod.ts";
 import { SimKv, StateStore } from "../store/mod.ts";
 import { StagedLayers } from "./stored_layers.ts";
-import { storedCompactionIndex } from "./replica_compaction.ts";
+import { catchUpCompactionIndex, storedCompactionIndex } from "./replica_compaction.ts";
 
 Deno.test("staged layers: an entry is readable once staged, stored within the delay", async () => {
   await simulate(async ({ clock }) => {
@@ -107,4 +107,30 @@ Deno.test("stored compaction: through the durable index, keeping a bounded tail"
     }),
     undefined,
   );
+});
+
+Deno.test("stored compaction: not past what a follower catching up needs, while the log is within its bound", () => {
+  const log = { snapshotIndex: 100, bytes: 5_000 };
+  const held = { index: 300, maxBytes: 8_000 };
+  assert.deepEqual(catchUpCompactionIndex(500, log, held), { index: 300, passes: false });
+  // Nothing held, or held above where it compacts: as otherwise.
+  assert.deepEqual(catchUpCompactionIndex(500, log, { index: undefined, maxBytes: 8_000 }), {
+    index: 500,
+    passes: false,
+  });
+  assert.deepEqual(catchUpCompactionIndex(250, log, held), { index: 250, passes: false });
+  assert.deepEqual(catchUpCompactionIndex(undefined, log, held), {
+    index: undefined,
+    passes: false,
+  });
+  // Held at the log's start: nothing to drop.
+  assert.deepEqual(catchUpCompactionIndex(500, { snapshotIndex: 300, bytes: 5_000 }, held), {
+    index: undefined,
+    passes: false,
+  });
+  // Over the bound: compacted as otherwise, and said to pass the follower.
+  assert.deepEqual(catchUpCompactionIndex(500, { snapshotIndex: 100, bytes: 8_001 }, held), {
+    index: 500,
+    passes: true,
+  });
 });

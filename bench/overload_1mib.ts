@@ -29,6 +29,7 @@ import { LocalCluster } from "../cli.ts";
 import { delay } from "../net/mod.ts";
 import { DenoKvStorage } from "../raft/kv_storage.ts";
 import { openRaftStorage, type RaftLogKind } from "../raft/segment_choice.ts";
+import { DEFAULT_MAX_PENDING_WRITE_BYTES } from "../rsm/replica_sizing.ts";
 import type { Entry } from "../raft/types.ts";
 import { residentBytes } from "../tests/proc_stats.ts";
 import {
@@ -245,7 +246,7 @@ interface Round {
 
 /** The node's defaults the memory bound is stated from (kv/http.ts, rsm/replica.ts, raft). */
 const BODIES_HELD = 16 * MIB;
-const WRITES_ADMITTED = 4 * MIB;
+const WRITES_ADMITTED = DEFAULT_MAX_PENDING_WRITE_BYTES;
 const IN_FLIGHT_PER_FOLLOWER = 4 * MIB;
 
 /**

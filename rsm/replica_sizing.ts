@@ -9,7 +9,7 @@ import type { ReplicaOptions } from "./replica_types.ts";
 /** Default of {@linkcode ReplicaOptions.maxPendingWrites}. */
 export const DEFAULT_MAX_PENDING_WRITES = 1024;
 /** Default of {@linkcode ReplicaOptions.maxPendingWriteBytes}. */
-export const DEFAULT_MAX_PENDING_WRITE_BYTES = 4 * 1024 * 1024;
+export const DEFAULT_MAX_PENDING_WRITE_BYTES = 8 * 1024 * 1024;
 /**
  * Entries applied in a row before the applier yields to the event loop, so
  * a long backlog (a follower catching up) does not hold up heartbeats,

@@ -156,10 +156,13 @@ export interface ReplicaOptions extends RaftNodeOptions {
    * with `maxPendingWrites`. One write is always admitted when none is
    * pending, whatever its size. A write over 64 KiB may take all of it but
    * an eighth, kept for smaller writes, so that they get in while large ones
-   * fill it. Default 4 MiB: what a busy disk commits in
-   * a fraction of `requestTimeoutMs`, and what a leader encodes and sends
-   * in one turn without holding up its heartbeats (8 MiB cost elections on
-   * a loaded 2-core machine).
+   * fill it. Default 8 MiB: what a busy disk commits in a fraction of
+   * `requestTimeoutMs`. With 4 MiB only three 1 MiB writes were in
+   * progress at once, and 200 clients of 1 MiB values got 0.43 of the
+   * disk's rate (issue 16, BENCHMARKS "Tenth round"); 8 MiB gave 0.53 with
+   * no leader change, on a quiet and on a loaded 2-core machine (where an
+   * earlier version of the node lost its leader at 8 MiB); 16 MiB left a
+   * follower behind and doubled the leader's memory for 0.03 more.
    */
   maxPendingWriteBytes?: number;
   /**

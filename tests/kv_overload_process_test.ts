@@ -5,7 +5,7 @@
  * and a get every 100 ms. Scaled down from the issue's 200 clients for 20 s
  * to 48 clients for 8 s, so that it fits a shared 2-core CI machine in about
  * 20 s; 48 MiB of bodies at once is three times the node's 16 MiB limit of
- * bodies held (and twelve times its 4 MiB of writes admitted), so the
+ * bodies held (and six times its 8 MiB of writes admitted), so the
  * admission limits are reached.
  *
  * What is asserted (correctness and bounds, not speed):
@@ -27,12 +27,13 @@ import { delay } from "../net/mod.ts";
 import { residentBytes as rss } from "./proc_stats.ts";
 import { MIB, runLoad, VALUE_BYTES, verifyOutcomes, viewOf } from "./overload_load.ts";
 import { quantile } from "../bench/stats.ts";
+import { DEFAULT_MAX_PENDING_WRITE_BYTES } from "../rsm/replica_sizing.ts";
 
 const CLIENTS = 48;
 const LOAD_MS = 8_000;
 /** The node's defaults this test relies on (kv/http.ts, rsm/replica.ts). */
 const BODY_BUDGET = 16 * MIB;
-const PENDING_BUDGET = 4 * MIB;
+const PENDING_BUDGET = DEFAULT_MAX_PENDING_WRITE_BYTES;
 const INFLIGHT_BUDGET = 4 * MIB;
 const MAX_RAFT_STATE = 32 * MIB;
 

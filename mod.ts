@@ -133,6 +133,7 @@ export type {
   KvNode,
   KvNodeOptions,
   KvServerStats,
+  KvServeWriteOptions,
   KvWriteOptions,
   StateKind,
 } from "./kv/mod.ts";

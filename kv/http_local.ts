@@ -182,7 +182,12 @@ export class LocalKv {
     try {
       reply = await this.#call(
         { client: session.id, seq: session.seq, write },
-        { deadline: options.deadline, operation: write.type, write: true },
+        {
+          deadline: options.deadline,
+          operation: write.type,
+          write: true,
+          ownSession: given === undefined,
+        },
       );
     } catch (err) {
       // Its next write settles this one: it goes first in line.
@@ -196,9 +201,14 @@ export class LocalKv {
   /** Asks the replica until it answers `ok`, or the answer ends the request. */
   async #call(
     request: unknown,
-    options: { deadline: RequestDeadline; operation: string; write?: boolean },
+    options: {
+      deadline: RequestDeadline;
+      operation: string;
+      write?: boolean;
+      ownSession?: boolean;
+    },
   ): Promise<KvReply & { status: "ok" }> {
-    const { deadline, operation } = options;
+    const { deadline, operation, ownSession = false } = options;
     const write = options.write ?? false;
     // Whether an attempt may have been proposed: then no failure may say "not applied".
     const attempts = { mayHaveApplied: false };
@@ -221,7 +231,13 @@ export class LocalKv {
       // A stopped replica proposes nothing: ask again until the deadline
       // (the clerk met a service no longer registered, and did the same).
       if (!this.#kv.stopped) {
-        const reply = await this.#attempt(request, { deadline, write, attempts, settle });
+        const reply = await this.#attempt(request, {
+          deadline,
+          write,
+          ownSession,
+          attempts,
+          settle,
+        });
         if (reply.status === "ok") return reply;
         if (deadline.signal.aborted) {
           // Cut off while the replica had it: it may have been proposed.
@@ -271,15 +287,17 @@ export class LocalKv {
     options: {
       deadline: RequestDeadline;
       write: boolean;
+      /** The session is the handler's own (see `KvServeWriteOptions.ownSession`). */
+      ownSession: boolean;
       attempts: { mayHaveApplied: boolean };
       settle: (err: Error) => Error;
     },
   ): Promise<KvReply> {
-    const { deadline, write, attempts, settle } = options;
+    const { deadline, write, ownSession, attempts, settle } = options;
     const signal = deadline.beginAttempt();
     try {
       return write
-        ? await this.#kv.serveWrite(request, { signal })
+        ? await this.#kv.serveWrite(request, { signal, ownSession })
         : await this.#kv.serveGet(request, { signal });
     } catch (err) {
       // Checked before anything was proposed: the clerk's own refusal of it.

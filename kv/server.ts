@@ -28,7 +28,9 @@ import {
   type ReplicaStats,
 } from "../rsm/replica.ts";
 import { type KvCommand, type KvResult, KvStateMachine, writeDigest } from "../kvstate/state.ts";
+import { localWriteDigest } from "../kvstate/local_digest.ts";
 import type { KvValue } from "../kvstate/value.ts";
+import type { KvWrite } from "../kvstate/kv_types.ts";
 import { StoredKvState } from "../kvstate/stored_state.ts";
 import { isMemorySnapshot, memorySnapshotOfPages } from "../kvstate/stored_convert.ts";
 import type { StateStore } from "../store/state_store.ts";
@@ -133,6 +135,27 @@ export interface KvServerStats extends ReplicaStats {
 }
 
 /**
+ * Options of {@linkcode KvServer.serveWrite}.
+ *
+ * @example
+ * ```ts
+ * import type { KvServeWriteOptions } from "@distkit/distkit/kv";
+ *
+ * const options: KvServeWriteOptions = { signal: AbortSignal.timeout(1000), ownSession: true };
+ * ```
+ */
+export interface KvServeWriteOptions extends ReplicaServeOptions {
+  /**
+   * The request's session is this process's own: named by it alone (ids
+   * made at its start) and never resent from elsewhere, so its digest may
+   * be one only this process computes (a native CRC-32 instead of FNV-1a:
+   * 0.09 against 2.2 ms per MiB of value). Default false: a client's
+   * session, whose resend may reach another node of another version.
+   */
+  ownSession?: boolean;
+}
+
+/**
  * A replica of the KV service. It registers a `KV` service (`Get`, `Write`)
  * on the RPC server, next to the Raft node's own.
  *
@@ -195,7 +218,10 @@ export class KvServer {
             ),
           Write: async (args: unknown) =>
             withMembers(
-              await replica.serve("writes", () => write(replica, state, args, limits)),
+              await replica.serve(
+                "writes",
+                () => write(replica, state, args, { limits, digest: writeDigest }),
+              ),
               replica,
               addressOf,
             ),
@@ -275,12 +301,14 @@ export class KvServer {
    *
    * @throws {ArgumentsError} when the request is malformed or over the limits (nothing was proposed).
    */
-  serveWrite(request: unknown, options: ReplicaServeOptions = {}): Promise<KvReply> {
+  serveWrite(request: unknown, options: KvServeWriteOptions = {}): Promise<KvReply> {
     const replica = this.#replica;
+    const { ownSession = false, ...serve } = options;
+    const digest = ownSession ? localWriteDigest : writeDigest;
     return replica.serve(
       "writes",
-      () => write(replica, this.#state, request, this.#limits),
-      options,
+      () => write(replica, this.#state, request, { limits: this.#limits, digest }),
+      serve,
     );
   }
 
@@ -355,11 +383,11 @@ async function write(
   replica: Replica<KvResult>,
   state: KvState,
   args: unknown,
-  limits: KvLimits,
+  options: { limits: KvLimits; digest: (w: KvWrite) => number },
 ): Promise<KvReply> {
-  const command = parseWrite(args, limits);
+  const command = parseWrite(args, options.limits);
   // Computed here, once: the log entry carries it to every replica. A client's own is not trusted.
-  command.digest = writeDigest(command.write);
+  command.digest = options.digest(command.write);
   // A retry of a write already applied is answered from the table.
   const result = await state.applied(command) ?? await replica.submit(command);
   if (result === null) {

@@ -163,6 +163,8 @@ export interface KvHttpOptions {
   /**
    * The id the handler's own client sessions are named after (writes sent without
    * `X-Distkit-Client` go in them). Default: a random UUID (none inside `simulate`: pass `sim.newId()`).
+   * Unique to this run of this process: only it ever sends in those sessions, so
+   * their writes' digests are its own (`KvServeWriteOptions.ownSession`).
    */
   clerkId?: string;
 }

@@ -28,7 +28,7 @@ import { invariant } from "./invariant.ts";
  * byte before it fails: the follower is unreachable or stalled, not merely
  * missing a chunk (a new stream is tried later, as the core decides).
  */
-export const MAX_STALLS = 8;
+export const MAX_STALLS = 4;
 
 /**
  * A chunk as sent: where it starts and ends, and what the sender knew then.
@@ -110,6 +110,8 @@ export class Resender {
   #round = 0;
   /** Times the stream went back since the follower last took a byte. */
   #stalls = 0;
+  /** Chunks whose answers were lost since the follower last took a byte. */
+  #lost = 0;
 
   /**
    * Creates the resender of one stream.
@@ -118,6 +120,16 @@ export class Resender {
    */
   constructor(windowBytes: number) {
     this.#windowBytes = windowBytes;
+  }
+
+  /**
+   * Chunks whose answers were lost since the follower last took a byte:
+   * they may still be ahead of the next one at the follower (its disk
+   * stalls), so a chunk sent now may wait for them too; and a follower that
+   * answers nothing is sent a chunk again less and less often.
+   */
+  get lost(): number {
+    return this.#lost;
   }
 
   /** Bytes read and not acknowledged (at most the window). */
@@ -178,7 +190,8 @@ export class Resender {
    * caller sees first.
    */
   answered(sent: SentChunk, offset: number | undefined): "more" | "failed" {
-    if (offset !== undefined) {
+    if (offset === undefined) this.#lost++;
+    else {
       if (offset < sent.known) return "failed";
       if (offset > this.#acked && !this.#starts(offset)) return "failed";
       if (offset > this.#acked) this.#acknowledge(offset);
@@ -202,6 +215,7 @@ export class Resender {
   #acknowledge(offset: number): void {
     this.#acked = offset;
     this.#stalls = 0;
+    this.#lost = 0;
     while (this.#held.length > 0) {
       const h = this.#held[0];
       if (h.last || h.offset + h.chunk.length > offset) break;

@@ -92,7 +92,8 @@ export interface StreamHost {
   /**
    * Sends `m` and resolves with the answers (none when it was lost).
    * `queued`: chunks sent before it and not answered yet, which the follower
-   * writes first (its answer may take that many times longer).
+   * writes first (its answer may take that many times longer), and those
+   * whose answers were lost since it last took one (they may be ahead too).
    */
   call(m: SnapshotMessage, options?: { queued: number }): Promise<Message[]>;
   /** Hands the core an answer it must see: the last chunk's, or a higher term's. */
@@ -215,7 +216,7 @@ export class SnapshotStreamer {
           stream: id,
         };
         inflightBytes += chunk.chunk.length;
-        const answers = host.call(message, { queued: inflight.length });
+        const answers = host.call(message, { queued: inflight.length + resender.lost });
         inflight.push({ sent: resender.sent(chunk), length: chunk.chunk.length, answers });
         return true;
       };

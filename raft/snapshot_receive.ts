@@ -130,7 +130,12 @@ export class SnapshotReceiver {
       inc === undefined || !sameSnapshot(inc.meta, m.meta) || inc.stream !== m.stream ||
       (m.stream !== undefined && inc.term !== m.term) || m.offset !== inc.received
     ) {
-      const offset = inc?.meta.index === m.meta.index ? inc.received : 0;
+      // A chunk of a newer stream (or another leader's) is told to begin at 0: what the stream
+      // being received got is no progress of its (review32g: taken for it, the sender freed a
+      // chunk it then could not send again, and the stream failed).
+      const newer = m.stream !== undefined &&
+        (inc?.term !== m.term || (inc?.stream ?? 0) < m.stream);
+      const offset = inc?.meta.index === m.meta.index && !newer ? inc.received : 0;
       return { answer: { index: m.meta.index, offset, done: false } };
     }
     if (!this.#streamed) inc.chunks.push(m.chunk);

@@ -4,9 +4,9 @@ import type { Clock } from "../net/clock.ts";
 import type { Random } from "../net/random.ts";
 import { simulate } from "../net/sim/simulate.ts";
 import { type HeldChunk, MAX_STALLS, Resender } from "./snapshot_resend.ts";
-import { SnapshotReceiver, type StreamedChunk } from "./snapshot_receive.ts";
+import { SnapshotReceiver } from "./snapshot_receive.ts";
 import { SnapshotStreamer } from "./snapshot_stream.ts";
-import type { Message, SnapshotMessage } from "./types.ts";
+import { FIRST_CHUNK, STREAM_META, StreamFollower } from "./test_util.ts";
 
 /** Sends what the resender says, reading chunks of 4 bytes from a state of `chunks` of them. */
 function sendNext(resender: Resender, chunks: number, read = { n: 0 }): HeldChunk {
@@ -102,42 +102,6 @@ Deno.test("snapshot receive: a chunk sent again or arriving twice, late or early
   assert.deepEqual(offsets(), [0, 2]);
 });
 
-const meta = { index: 7, term: 2, membership: { voters: ["a", "b"], learners: [] } };
-const first: SnapshotMessage = {
-  type: "snapshot",
-  from: "a",
-  to: "b",
-  term: 2,
-  meta,
-  offset: 0,
-  size: 0,
-  chunk: new Uint8Array(),
-};
-
-/** A follower's side: its receiver, and what it wrote into its store (checked as it goes). */
-class Follower {
-  receiver = new SnapshotReceiver({ streamed: true });
-  written: number[] = [];
-  installed: number[] | undefined;
-
-  /** Answers `m` as the core does, once the chunks it took are written. */
-  receive(m: SnapshotMessage): Message {
-    const base = { type: "snapshotResp", from: "b", to: "a", term: 2 } as const;
-    if (this.installed !== undefined) return { ...base, index: 7, offset: 0, done: true };
-    const { answer } = this.receiver.receive(m);
-    for (const op of this.receiver.take()) this.#write(op);
-    return { ...base, ...answer };
-  }
-
-  #write(op: StreamedChunk): void {
-    if ("abandon" in op) return void (this.written = []);
-    if (op.offset === 0) this.written = []; // a stream begins
-    assert.equal(op.offset, this.written.length, "written in order, each byte once");
-    this.written.push(...op.chunk);
-    if (op.last) this.installed = this.written;
-  }
-}
-
 /**
  * Streams a state of `bytes` in chunks of 16, 4 in flight, over calls that
  * take 1–3 ms, each lost (the request or its answer) or delivered twice
@@ -149,12 +113,12 @@ function chaos(
     bytes: number;
     lose: number;
     twice: number;
-    follower?: (nth: number) => Follower | undefined;
+    follower?: (nth: number) => StreamFollower | undefined;
   },
 ) {
   const { clock, random } = sim;
   const state = Uint8Array.from({ length: options.bytes }, (_, i) => i % 251);
-  let follower = new Follower();
+  let follower = new StreamFollower();
   let calls = 0;
   let reads = 0;
   let failures = 0;
@@ -173,7 +137,7 @@ function chaos(
       },
     },
     chunkBytes: 16,
-    meta: () => meta,
+    meta: () => STREAM_META,
     call: async (m) => {
       follower = options.follower?.(++calls) ?? follower;
       await delay(random.between(1, 3), { clock });
@@ -189,7 +153,7 @@ function chaos(
     // Bounded: a stream that never ends fails the test, not the run.
     for (const until = clock.now() + 60_000; follower.installed === undefined;) {
       assert.ok(clock.now() < until, `not installed in 60 s: ${reads} reads, ${failures} failed`);
-      if (streamer.streaming === 0) streamer.offer(first);
+      if (streamer.streaming === 0) streamer.offer(FIRST_CHUNK);
       await delay(10, { clock });
     }
     await streamer.stop();
@@ -217,7 +181,7 @@ Deno.test("snapshot resend: a follower that lost what it was receiving is stream
       bytes: 2_000,
       lose: 0,
       twice: 0,
-      follower: (nth) => nth === 40 ? new Follower() : undefined,
+      follower: (nth) => nth === 40 ? new StreamFollower() : undefined,
     });
     assert.equal(reads, 2);
     assert.equal(failures, 1);

@@ -8,49 +8,14 @@ import { delay } from "../net/async.ts";
 import type { Clock } from "../net/clock.ts";
 import type { Random } from "../net/random.ts";
 import { simulate } from "../net/sim/simulate.ts";
-import { SnapshotReceiver, type StreamedChunk } from "./snapshot_receive.ts";
+import { SnapshotReceiver } from "./snapshot_receive.ts";
 import { SnapshotStreamer } from "./snapshot_stream.ts";
-import type { Message, SnapshotMessage } from "./types.ts";
-
-const meta = { index: 7, term: 2, membership: { voters: ["a", "b"], learners: [] } };
-const first: SnapshotMessage = {
-  type: "snapshot",
-  from: "a",
-  to: "b",
-  term: 2,
-  meta,
-  offset: 0,
-  size: 0,
-  chunk: new Uint8Array(),
-};
-
-/** The follower: its receiver and what it wrote (checked as it goes). */
-class Follower {
-  receiver = new SnapshotReceiver({ streamed: true });
-  written: number[] = [];
-  installed: number[] | undefined;
-
-  receive(m: SnapshotMessage): Message {
-    const base = { type: "snapshotResp", from: "b", to: "a", term: 2 } as const;
-    if (this.installed !== undefined) return { ...base, index: 7, offset: 0, done: true };
-    const { answer } = this.receiver.receive(m);
-    for (const op of this.receiver.take()) this.#write(op);
-    return { ...base, ...answer };
-  }
-
-  #write(op: StreamedChunk): void {
-    if ("abandon" in op) return void (this.written = []);
-    if (op.offset === 0) this.written = [];
-    assert.equal(op.offset, this.written.length, "written in order, each byte once");
-    this.written.push(...op.chunk);
-    if (op.last) this.installed = this.written;
-  }
-}
+import { FIRST_CHUNK, STREAM_META, StreamFollower } from "./test_util.ts";
 
 Deno.test("snapshot resume: a stream whose first chunk is overtaken, after a stream that failed midway, is not failed by the old stream's offset", async () => {
   await simulate(async ({ clock }) => {
     const state = Uint8Array.from({ length: 160 }, (_, i) => i);
-    const follower = new Follower();
+    const follower = new StreamFollower();
     let reads = 0;
     let failures = 0;
     const streamer = new SnapshotStreamer({
@@ -68,7 +33,7 @@ Deno.test("snapshot resume: a stream whose first chunk is overtaken, after a str
         },
       },
       chunkBytes: 16,
-      meta: () => meta,
+      meta: () => STREAM_META,
       call: async (m) => {
         // Stream 1: the follower takes 32 bytes, then is cut off (every later call lost) until
         // the stream fails. Stream 2: its first chunk arrives after the next (reordered).
@@ -84,7 +49,7 @@ Deno.test("snapshot resume: a stream whose first chunk is overtaken, after a str
     });
     for (const until = clock.now() + 10_000; follower.installed === undefined;) {
       assert.ok(clock.now() < until, `not installed: ${reads} reads, ${failures} failed`);
-      if (streamer.streaming === 0) streamer.offer(first);
+      if (streamer.streaming === 0) streamer.offer(FIRST_CHUNK);
       await delay(10, { clock });
     }
     await streamer.stop();
@@ -101,7 +66,7 @@ Deno.test("snapshot resume: a chunk of another leader's stream with the same id 
     from: term === 2 ? "a" : "c",
     to: "b",
     term,
-    meta,
+    meta: STREAM_META,
     offset,
     size: Number.MAX_SAFE_INTEGER,
     chunk: new Uint8Array([term, offset]),
@@ -122,7 +87,7 @@ Deno.test("snapshot resume: a new leader's first stream begins even when the old
     from: term === 2 ? "a" : "c",
     to: "b",
     term,
-    meta,
+    meta: STREAM_META,
     offset,
     size: Number.MAX_SAFE_INTEGER,
     chunk: new Uint8Array(2),
@@ -143,7 +108,7 @@ Deno.test("snapshot resume: late duplicates (of old streams too) and cut-offs ne
   for (const seed of seeds) {
     await simulate(async ({ clock, random }: { clock: Clock; random: Random }) => {
       const state = Uint8Array.from({ length: 1_000 }, (_, i) => i % 251);
-      const follower = new Follower();
+      const follower = new StreamFollower();
       let reads = 0;
       let failures = 0;
       let cutUntil = 0;
@@ -162,7 +127,7 @@ Deno.test("snapshot resume: late duplicates (of old streams too) and cut-offs ne
           },
         },
         chunkBytes: 16,
-        meta: () => meta,
+        meta: () => STREAM_META,
         call: async (m, options) => {
           // Now and then the follower is cut off for a while (streams fail midway).
           if (random.chance(0.01)) cutUntil = clock.now() + 300;
@@ -183,7 +148,7 @@ Deno.test("snapshot resume: late duplicates (of old streams too) and cut-offs ne
       });
       for (const until = clock.now() + 600_000; follower.installed === undefined;) {
         assert.ok(clock.now() < until, `not installed: ${reads} reads, ${failures} failed`);
-        if (streamer.streaming === 0) streamer.offer(first);
+        if (streamer.streaming === 0) streamer.offer(FIRST_CHUNK);
         await delay(10, { clock });
       }
       await streamer.stop();

@@ -180,6 +180,7 @@ export function parseMessage(value: unknown): Message {
         offset,
         size,
         chunk: m.chunk,
+        ...(m.stream === undefined ? {} : { stream: index(m.stream, "stream") }),
       };
     }
     case "snapshotResp":

@@ -227,3 +227,11 @@ Deno.test("messages: a folder's incarnation and a membership's bindings are chec
   rejects(withField(7, "meta", meta({ a: "" })), /bindings\["a"\] must be a non-empty string/);
   rejects(withField(7, "meta", meta(["a#1"])), /bindings is not an object/);
 });
+
+Deno.test("messages: a snapshot chunk's stream id is kept when it is a non-negative integer, else refused", () => {
+  const at = WELL_FORMED.findIndex((m) => m.type === "snapshot");
+  const parsed = parseMessage(withField(at, "stream", 3));
+  assert.ok(parsed.type === "snapshot");
+  assert.equal(parsed.stream, 3);
+  for (const bad of ["3", -1, 1.5, null]) rejects(withField(at, "stream", bad), /stream/);
+});

@@ -37,6 +37,17 @@ export type StreamedChunk =
   | { meta: SnapshotMeta; offset: number; chunk: Uint8Array; last: boolean }
   | { abandon: true };
 
+/** The snapshot being received: whose stream (see `SnapshotMessage.stream`), and how far. */
+interface Incoming {
+  meta: Snapshot["meta"];
+  /** The leader's term and stream (undefined: a snapshot without streams). */
+  term: number;
+  stream: number | undefined;
+  size: number;
+  chunks: Uint8Array[];
+  received: number;
+}
+
 /**
  * The chunks of the snapshot a follower is receiving.
  *
@@ -55,9 +66,7 @@ export type StreamedChunk =
 export class SnapshotReceiver {
   /** Chunks are handed out (`take`) instead of gathered. */
   readonly #streamed: boolean;
-  #incoming:
-    | { meta: Snapshot["meta"]; size: number; chunks: Uint8Array[]; received: number }
-    | undefined;
+  #incoming: Incoming | undefined;
   #ops: StreamedChunk[] = [];
 
   /**
@@ -94,19 +103,39 @@ export class SnapshotReceiver {
    */
   receive(m: SnapshotMessage): { answer: ChunkAnswer; snapshot?: Snapshot } {
     let inc = this.#incoming;
-    if (m.offset === 0) {
+    // A chunk of a stream with an id (chunks sent again: `snapshot_resend.ts`) at offset 0 is a
+    // new stream only when it is not the one being received (then it was sent again, or arrived
+    // twice) nor an older one of the same leader (it arrived late): it is never written twice.
+    const again = m.stream !== undefined && inc?.stream !== undefined && inc.term === m.term &&
+      (m.stream < inc.stream ||
+        (m.stream === inc.stream && sameSnapshot(inc.meta, m.meta)));
+    if (m.offset === 0 && !again) {
       // A new stream, or the sender started again: what was received is dropped.
-      inc = this.#incoming = { meta: m.meta, size: m.size, chunks: [], received: 0 };
+      inc = this.#incoming = {
+        meta: m.meta,
+        term: m.term,
+        stream: m.stream,
+        size: m.size,
+        chunks: [],
+        received: 0,
+      };
       // So are the chunks of a stream it supersedes not written yet (the new stream's begin
       // abandons what was): while the service's disk stalls, a sender that tries again adds
       // no more than one stream's window. A stream that completed is kept: Raft has it.
       if (this.#streamed && !this.#ops.some((op) => "last" in op && op.last)) this.#ops.length = 0;
     }
+    // Taken: the next chunk of the stream being received. Any other (ahead of it, a duplicate, of
+    // another stream) is answered with the offset wanted, and neither written nor kept.
     if (
-      inc === undefined || inc.meta.index !== m.meta.index || inc.meta.term !== m.meta.term ||
-      m.offset !== inc.received
+      inc === undefined || !sameSnapshot(inc.meta, m.meta) || inc.stream !== m.stream ||
+      (m.stream !== undefined && inc.term !== m.term) || m.offset !== inc.received
     ) {
-      const offset = inc?.meta.index === m.meta.index ? inc.received : 0;
+      // A chunk of a newer stream (or another leader's) is told to begin at 0: what the stream
+      // being received got is no progress of its (review32g: taken for it, the sender freed a
+      // chunk it then could not send again, and the stream failed).
+      const newer = m.stream !== undefined &&
+        (inc?.term !== m.term || (inc?.stream ?? 0) < m.stream);
+      const offset = inc?.meta.index === m.meta.index && !newer ? inc.received : 0;
       return { answer: { index: m.meta.index, offset, done: false } };
     }
     if (!this.#streamed) inc.chunks.push(m.chunk);
@@ -125,6 +154,11 @@ export class SnapshotReceiver {
       snapshot: { meta: inc.meta, data },
     };
   }
+}
+
+/** Whether two snapshots are the same: through the same entry. */
+function sameSnapshot(a: Snapshot["meta"], b: Snapshot["meta"]): boolean {
+  return a.index === b.index && a.term === b.term;
 }
 
 /** The chunks as one array (the one chunk itself when there is only one). */

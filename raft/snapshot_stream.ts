@@ -8,13 +8,17 @@
  * the next page while they travel. The follower answers a chunk once it is
  * written, and the window moves only with its answers: that is the
  * back-pressure, so neither side ever holds more than the window of the
- * state.
+ * state. A chunk the follower did not take (lost, or overtaken by a later
+ * one) is sent again from where the follower is, from the bytes the
+ * leader holds (`snapshot_resend.ts`): the stream starts over from a new
+ * read only when the follower wants what it no longer holds.
  *
  * @module
  */
 import { invariant } from "./invariant.ts";
 import { type CatchUpLog, CatchUps } from "./snapshot_catch_up.ts";
 import { UNKNOWN_SIZE } from "./snapshot_receive.ts";
+import { type HeldChunk, Resender, type SentChunk } from "./snapshot_resend.ts";
 import type { Message, NodeId, SnapshotMessage, SnapshotMeta } from "./types.ts";
 
 /**
@@ -88,7 +92,8 @@ export interface StreamHost {
   /**
    * Sends `m` and resolves with the answers (none when it was lost).
    * `queued`: chunks sent before it and not answered yet, which the follower
-   * writes first (its answer may take that many times longer).
+   * writes first (its answer may take that many times longer), and those
+   * whose answers were lost since it last took one (they may be ahead too).
    */
   call(m: SnapshotMessage, options?: { queued: number }): Promise<Message[]>;
   /** Hands the core an answer it must see: the last chunk's, or a higher term's. */
@@ -128,6 +133,8 @@ export class SnapshotStreamer {
   readonly #host: StreamHost;
   readonly #running = new Map<NodeId, Promise<void>>();
   readonly #catchUps = new CatchUps();
+  /** The streams begun: each one's id (`SnapshotMessage.stream`), in order. */
+  #streams = 0;
   #stopped = false;
 
   /**
@@ -179,8 +186,8 @@ export class SnapshotStreamer {
     const stream = await host.source.open();
     let chunks: AsyncGenerator<{ chunk: Uint8Array; last: boolean }> | undefined;
     let next: Promise<IteratorResult<{ chunk: Uint8Array; last: boolean }>> | undefined;
-    /** Chunks sent and not answered yet, oldest first: where each ends, and its answers. */
-    const inflight: { end: number; length: number; answers: Promise<Message[]> }[] = [];
+    /** Chunks sent and not answered yet, oldest first: each one as sent, and its answers. */
+    const inflight: { sent: SentChunk; length: number; answers: Promise<Message[]> }[] = [];
     try {
       const meta = host.meta(stream.index, first.term);
       if (meta === undefined) return false;
@@ -190,9 +197,11 @@ export class SnapshotStreamer {
       );
       this.#catchUps.opened(first.to, stream.index);
       const windowBytes = Math.max(host.windowBytes ?? 4 * host.chunkBytes, host.chunkBytes);
+      // What a chunk not taken is sent again from (`snapshot_resend.ts`): the state is read once.
+      const resender = new Resender(windowBytes);
+      const id = ++this.#streams;
       let inflightBytes = 0;
-      let offset = 0;
-      const send = (chunk: Uint8Array, size: number): boolean => {
+      const send = (chunk: HeldChunk): boolean => {
         if (this.#stopped || host.meta(stream.index, first.term) === undefined) return false;
         const message: SnapshotMessage = {
           type: "snapshot",
@@ -200,17 +209,18 @@ export class SnapshotStreamer {
           to: first.to,
           term: first.term,
           meta,
-          offset,
-          size,
-          chunk,
+          offset: chunk.offset,
+          // Only the last chunk carries the true size (see `UNKNOWN_SIZE`).
+          size: chunk.last ? chunk.offset + chunk.chunk.length : UNKNOWN_SIZE,
+          chunk: chunk.chunk,
+          stream: id,
         };
-        offset += chunk.length;
-        inflightBytes += chunk.length;
-        const answers = host.call(message, { queued: inflight.length });
-        inflight.push({ end: offset, length: chunk.length, answers });
+        inflightBytes += chunk.chunk.length;
+        const answers = host.call(message, { queued: inflight.length + resender.lost });
+        inflight.push({ sent: resender.sent(chunk), length: chunk.chunk.length, answers });
         return true;
       };
-      // The follower answers in order: the oldest chunk's answer moves the window on.
+      // Answers are taken in the order the chunks were sent: the oldest one's moves the window on.
       const settle = async (): Promise<"more" | "done" | "failed"> => {
         const head = inflight.shift()!;
         inflightBytes -= head.length;
@@ -218,16 +228,21 @@ export class SnapshotStreamer {
         if (this.#stopped) return "failed";
         const answer = answers.find((a) => a.type === "snapshotResp");
         for (const a of answers) if (a.term > first.term) host.step(a);
-        if (answer === undefined || answer.type !== "snapshotResp" || answer.term !== first.term) {
+        if (
+          answer !== undefined && (answer.type !== "snapshotResp" || answer.term !== first.term)
+        ) {
           return "failed";
         }
-        if (answer.done) {
+        if (answer?.done) {
           host.step(answer);
           // It has the state through the stream's index: the log keeps what it needs next.
           if (host.log) this.#catchUps.installed(first.to, host.log.lastIndex);
           return "done";
         }
-        return answer.index === meta.index && answer.offset === head.end ? "more" : "failed";
+        // The follower is receiving another snapshot: this stream cannot go on.
+        if (answer !== undefined && answer.index !== meta.index) return "failed";
+        // No answer is a chunk lost (or its answer): it is sent again, as one not taken.
+        return resender.answered(head.sent, answer?.offset);
       };
       chunks = chunksOf(stream.pages(), host.chunkBytes);
       const pending = chunks;
@@ -240,21 +255,24 @@ export class SnapshotStreamer {
         return read;
       };
       next = readAhead();
-      let sentLast = false;
       for (;;) {
-        while (
-          !sentLast && (inflight.length === 0 || inflightBytes + host.chunkBytes <= windowBytes)
+        for (
+          let chunk = resender.next();
+          chunk !== undefined &&
+          (inflight.length === 0 || inflightBytes + host.chunkBytes <= windowBytes);
+          chunk = resender.next()
         ) {
-          const read = await next;
-          invariant(!read.done, "a snapshot stream's chunks ended before the last one");
-          const { chunk, last } = read.value;
-          sentLast = last;
-          if (!last) next = readAhead();
-          // Only the last chunk carries the true size (see `UNKNOWN_SIZE`).
-          if (!send(chunk, last ? offset + chunk.length : UNKNOWN_SIZE)) return false;
+          if (chunk === "read") {
+            const read = await next;
+            invariant(!read.done, "a snapshot stream's chunks ended before the last one");
+            if (!read.value.last) next = readAhead();
+            resender.read(read.value.chunk, read.value.last);
+            continue;
+          }
+          if (!send(chunk)) return false;
         }
         invariant(inflightBytes <= windowBytes, "a snapshot stream went over its window");
-        if (inflight.length === 0) return false; // the last chunk was answered without done
+        if (inflight.length === 0) return false; // the follower has every byte, yet not done
         const outcome = await settle();
         if (outcome !== "more") return outcome === "done";
       }

@@ -1,19 +1,8 @@
 import assert from "node:assert/strict";
 import { SnapshotStreamer } from "./snapshot_stream.ts";
 import { UNKNOWN_SIZE } from "./snapshot_receive.ts";
-import type { Message, SnapshotMessage } from "./types.ts";
-
-const meta = { index: 7, term: 2, membership: { voters: ["a", "b"], learners: [] } };
-const first: SnapshotMessage = {
-  type: "snapshot",
-  from: "a",
-  to: "b",
-  term: 2,
-  meta,
-  offset: 0,
-  size: 0,
-  chunk: new Uint8Array(),
-};
+import type { Message } from "./types.ts";
+import { FIRST_CHUNK, STREAM_META } from "./test_util.ts";
 
 /**
  * Streams pages of the given sizes (bytes numbered from 0) with chunks of 4
@@ -42,7 +31,7 @@ async function stream(pageSizes: number[]) {
     },
     chunkBytes: 4,
     windowBytes: 10,
-    meta: () => meta,
+    meta: () => STREAM_META,
     call: (m, options) => {
       inflight += m.chunk.length;
       calls.push({ offset: m.offset, size: m.size, queued: options?.queued ?? -1, inflight });
@@ -67,7 +56,7 @@ async function stream(pageSizes: number[]) {
     step: (m) => void (done ||= m.type === "snapshotResp" && m.done),
     failed: () => assert.fail("the stream failed"),
   });
-  streamer.offer(first);
+  streamer.offer(FIRST_CHUNK);
   // The follower answers the oldest chunk once the sender has filled its window.
   while (!done) {
     await new Promise((resolve) => setTimeout(resolve, 0));
@@ -115,7 +104,7 @@ Deno.test("snapshot window: a read ahead that fails while an answer is awaited f
     },
     chunkBytes: 4,
     windowBytes: 4,
-    meta: () => meta,
+    meta: () => STREAM_META,
     // The first chunk is answered only once the read ahead (after the second) has failed.
     call: (m) =>
       new Promise<Message[]>((resolve) =>
@@ -134,7 +123,7 @@ Deno.test("snapshot window: a read ahead that fails while an answer is awaited f
     step: () => {},
     failed: (_peer, err) => void (failed = err ?? "no cause"),
   });
-  streamer.offer(first);
+  streamer.offer(FIRST_CHUNK);
   while (answers.length === 0) await new Promise((resolve) => setTimeout(resolve, 0));
   // Turns of the event loop with the read ahead failed and the answer still awaited.
   for (let i = 0; i < 5; i++) await new Promise((resolve) => setTimeout(resolve, 0));

@@ -8,7 +8,16 @@ import { Random } from "../net/random.ts";
 import { RaftCore } from "./core.ts";
 import type { CoreOptions } from "./core_options.ts";
 import type { Ready } from "./ready.ts";
-import type { AppendMessage, Entry, HardState, Message, NodeId, Snapshot } from "./types.ts";
+import { SnapshotReceiver, type StreamedChunk } from "./snapshot_receive.ts";
+import type {
+  AppendMessage,
+  Entry,
+  HardState,
+  Message,
+  NodeId,
+  Snapshot,
+  SnapshotMessage,
+} from "./types.ts";
 
 /** Whether a proposal's answer is a refusal (else it was appended at an index and term). */
 export function isRefusal(r: unknown): r is { reason: string; leader: NodeId | null } {
@@ -231,5 +240,44 @@ export class Net {
   tickAll(): void {
     for (const core of this.cores.values()) core.tick();
     this.settle();
+  }
+}
+
+/** The snapshot the stream tests send: index 7 of term 2, voters a and b. */
+export const STREAM_META = { index: 7, term: 2, membership: { voters: ["a", "b"], learners: [] } };
+
+/** The chunk that offers a stream of {@linkcode STREAM_META} from a to b. */
+export const FIRST_CHUNK: SnapshotMessage = {
+  type: "snapshot",
+  from: "a",
+  to: "b",
+  term: 2,
+  meta: STREAM_META,
+  offset: 0,
+  size: 0,
+  chunk: new Uint8Array(),
+};
+
+/** A follower's side of a stream: its receiver, and what it wrote into its store (checked as it goes). */
+export class StreamFollower {
+  receiver = new SnapshotReceiver({ streamed: true });
+  written: number[] = [];
+  installed: number[] | undefined;
+
+  /** Answers `m` as the core does, once the chunks it took are written. */
+  receive(m: SnapshotMessage): Message {
+    const base = { type: "snapshotResp", from: "b", to: "a", term: 2 } as const;
+    if (this.installed !== undefined) return { ...base, index: 7, offset: 0, done: true };
+    const { answer } = this.receiver.receive(m);
+    for (const op of this.receiver.take()) this.#write(op);
+    return { ...base, ...answer };
+  }
+
+  #write(op: StreamedChunk): void {
+    if ("abandon" in op) return void (this.written = []);
+    if (op.offset === 0) this.written = []; // a stream begins
+    assert.equal(op.offset, this.written.length, "written in order, each byte once");
+    this.written.push(...op.chunk);
+    if (op.last) this.installed = this.written;
   }
 }

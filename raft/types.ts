@@ -362,6 +362,14 @@ export interface SnapshotMessage extends MessageBase {
   size: number;
   /** The bytes of this chunk. */
   chunk: Uint8Array;
+  /**
+   * Which of its leader's streams (in its term) the chunk belongs to, for a
+   * stored state streamed with chunks sent again (`snapshot_resend.ts`): a
+   * chunk at offset 0 of the stream being received is one sent again, not a
+   * new stream, and a chunk of an older stream is not taken. Absent: every
+   * chunk at offset 0 begins the snapshot again.
+   */
+  stream?: number;
 }
 
 /**

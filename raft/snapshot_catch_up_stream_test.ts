@@ -11,41 +11,9 @@ import { RpcServer } from "../net/rpc_server.ts";
 import type { Random } from "../net/random.ts";
 import { RaftNode } from "./node.ts";
 import type { RaftTransport } from "./node_options.ts";
-import type { SnapshotSource } from "./snapshot_stream.ts";
 import { MemoryStorage } from "./storage.ts";
 import type { Message } from "./types.ts";
-
-/** The commands applied, as a state counted durable, streamed as JSON in pages of 8 bytes. */
-class StoredList {
-  items: string[] = [];
-  applied = 0;
-
-  consume(node: RaftNode): Promise<void> {
-    return (async () => {
-      for await (const item of node.applied()) {
-        if (item.type === "snapshot") {
-          this.items = JSON.parse(new TextDecoder().decode(item.data));
-        } else if (item.type === "command") this.items.push(item.command as string);
-        this.applied = item.index;
-      }
-    })();
-  }
-
-  source(): SnapshotSource {
-    return {
-      open: () => {
-        const bytes = new TextEncoder().encode(JSON.stringify(this.items));
-        return Promise.resolve({
-          index: this.applied,
-          async *pages() {
-            for (let at = 0; at < bytes.length; at += 8) yield bytes.slice(at, at + 8);
-          },
-          close: () => {},
-        });
-      },
-    };
-  }
-}
+import { StreamedList } from "./test_util.ts";
 
 /** Counts the snapshot chunks sent to each peer. */
 function counting(inner: RaftTransport, chunks: Map<string, number>): RaftTransport {
@@ -64,7 +32,7 @@ function counting(inner: RaftTransport, chunks: Map<string, number>): RaftTransp
 
 interface Member {
   node: RaftNode;
-  service: StoredList;
+  service: StreamedList;
   server: RpcServer;
   done: Promise<void>;
 }
@@ -76,7 +44,7 @@ async function startMember(
 ): Promise<Member> {
   const server = new RpcServer();
   sim.net.addServer(id, server);
-  const service = new StoredList();
+  const service = new StreamedList(8);
   const node = await RaftNode.start({
     id,
     peers: ["a", "b", "c"],

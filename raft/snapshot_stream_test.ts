@@ -7,60 +7,13 @@ import type { SimNetwork } from "../net/sim/network.ts";
 import { RpcServer } from "../net/rpc_server.ts";
 import type { Random } from "../net/random.ts";
 import { RaftNode } from "./node.ts";
-import type { Applied, RaftTransport } from "./node_options.ts";
-import type { SnapshotSource } from "./snapshot_stream.ts";
+import type { RaftTransport } from "./node_options.ts";
 import { MemoryStorage } from "./storage.ts";
 import { StorageLossError } from "../store/storage_errors.ts";
 import type { Message } from "./types.ts";
+import { StreamedList } from "./test_util.ts";
 import type { Logger } from "../net/logger.ts";
 import { StorageCorruptionError } from "../store/storage_errors.ts";
-
-/**
- * A toy service whose state (the commands applied, in order) counts as
- * durable: what a stored state machine is to Raft. It streams its state as
- * JSON cut into pages of `pageBytes`.
- */
-class StoredList {
-  items: string[] = [];
-  applied = 0;
-  /** Every item the node handed out, in order. */
-  seen: Applied[] = [];
-  opened = 0;
-  closed = 0;
-
-  constructor(readonly pageBytes = 10) {}
-
-  consume(node: RaftNode): Promise<void> {
-    return (async () => {
-      for await (const item of node.applied()) {
-        this.seen.push(item);
-        if (item.type === "snapshot") {
-          this.items = JSON.parse(new TextDecoder().decode(item.data));
-        } else if (item.type === "command") this.items.push(item.command as string);
-        this.applied = item.index;
-      }
-    })();
-  }
-
-  source(): SnapshotSource {
-    return {
-      open: () => {
-        this.opened++;
-        const bytes = new TextEncoder().encode(JSON.stringify(this.items));
-        const pageBytes = this.pageBytes;
-        return Promise.resolve({
-          index: this.applied,
-          async *pages() {
-            for (let at = 0; at < bytes.length; at += pageBytes) {
-              yield bytes.slice(at, at + pageBytes);
-            }
-          },
-          close: () => void this.closed++,
-        });
-      },
-    };
-  }
-}
 
 /** Counts the snapshot chunks sent over a transport, and the most in flight at once to one peer. */
 function countingTransport(
@@ -115,7 +68,7 @@ function failingTransport(inner: RaftTransport, nth: number): RaftTransport {
 
 interface Member {
   node: RaftNode;
-  service: StoredList;
+  service: StreamedList;
   storage: MemoryStorage;
   done: Promise<void>;
 }
@@ -125,7 +78,7 @@ async function startMember(
   sim: { net: SimNetwork; clock: Clock; random: Random },
   options: {
     storage?: MemoryStorage;
-    service?: StoredList;
+    service?: StreamedList;
     transport?: RaftTransport;
     snapshotChunkBytes?: number;
     snapshotWindowBytes?: number;
@@ -135,7 +88,7 @@ async function startMember(
   const server = new RpcServer();
   sim.net.addServer(id, server);
   const storage = options.storage ?? new MemoryStorage();
-  const service = options.service ?? new StoredList();
+  const service = options.service ?? new StreamedList();
   const node = await RaftNode.start({
     id,
     peers: ["a", "b", "c"],
@@ -243,7 +196,7 @@ Deno.test("stored snapshots: a restarted node resumes after the service's durabl
     sim.net.deleteServer(follower.node.id);
     await follower.node.stop();
     await follower.done;
-    const service = new StoredList();
+    const service = new StreamedList();
     service.items = [...follower.service.items];
     service.applied = follower.service.applied;
     const restarted = await startMember(follower.node.id, sim, {
@@ -358,7 +311,7 @@ Deno.test("stored snapshots: a stream cut midway goes on from where the follower
 });
 
 /** Has reads of `service`'s state fail with what `failure` gives for the nth (undefined: none). */
-function failingReads(service: StoredList, failure: (nth: number) => Error | undefined): void {
+function failingReads(service: StreamedList, failure: (nth: number) => Error | undefined): void {
   const source = service.source();
   let reads = 0;
   service.source = () => ({
@@ -385,7 +338,7 @@ Deno.test("stored snapshots: a stream that fails reading the leader's own state 
     const logger: Logger = { log: (level, message) => lines.push({ level, message }) };
     const members: Member[] = [];
     for (const id of ["a", "b"]) {
-      const service = new StoredList(8);
+      const service = new StreamedList(8);
       failingReads(service, (nth) => nth <= 2 ? new Error("the disk is busy") : undefined);
       members.push(await startMember(id, sim, { service, logger, snapshotChunkBytes: 8 }));
     }
@@ -416,7 +369,7 @@ Deno.test("stored snapshots: a leader whose own state is damaged stops when its 
     const damaged = new Set<string>();
     const members: Member[] = [];
     for (const id of ["a", "b"]) {
-      const service = new StoredList(8);
+      const service = new StreamedList(8);
       failingReads(
         service,
         () =>

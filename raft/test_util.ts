@@ -8,6 +8,9 @@ import { Random } from "../net/random.ts";
 import { RaftCore } from "./core.ts";
 import type { CoreOptions } from "./core_options.ts";
 import type { Ready } from "./ready.ts";
+import type { RaftNode } from "./node.ts";
+import type { Applied } from "./node_options.ts";
+import type { SnapshotSource } from "./snapshot_stream.ts";
 import { SnapshotReceiver, type StreamedChunk } from "./snapshot_receive.ts";
 import type {
   AppendMessage,
@@ -279,5 +282,52 @@ export class StreamFollower {
     assert.equal(op.offset, this.written.length, "written in order, each byte once");
     this.written.push(...op.chunk);
     if (op.last) this.installed = this.written;
+  }
+}
+
+/**
+ * A toy service whose state (the commands applied, in order) counts as
+ * durable: what a stored state machine is to Raft. It streams its state as
+ * JSON cut into pages of `pageBytes`.
+ */
+export class StreamedList {
+  items: string[] = [];
+  applied = 0;
+  /** Every item the node handed out, in order. */
+  seen: Applied[] = [];
+  opened = 0;
+  closed = 0;
+
+  constructor(readonly pageBytes = 10) {}
+
+  consume(node: RaftNode): Promise<void> {
+    return (async () => {
+      for await (const item of node.applied()) {
+        this.seen.push(item);
+        if (item.type === "snapshot") {
+          this.items = JSON.parse(new TextDecoder().decode(item.data));
+        } else if (item.type === "command") this.items.push(item.command as string);
+        this.applied = item.index;
+      }
+    })();
+  }
+
+  source(): SnapshotSource {
+    return {
+      open: () => {
+        this.opened++;
+        const bytes = new TextEncoder().encode(JSON.stringify(this.items));
+        const pageBytes = this.pageBytes;
+        return Promise.resolve({
+          index: this.applied,
+          async *pages() {
+            for (let at = 0; at < bytes.length; at += pageBytes) {
+              yield bytes.slice(at, at + pageBytes);
+            }
+          },
+          close: () => void this.closed++,
+        });
+      },
+    };
   }
 }
